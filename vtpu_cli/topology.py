@@ -34,9 +34,10 @@ Coordinates of a twisted torus are read modulo a lattice rather than dimension b
 **and** ``k`` further along every long dimension (mod ``2k``); stepping ``-1`` from position ``0`` does the
 reverse. ``k x k x 2k`` therefore twists both short wraparounds by ``k`` along the long dimension and
 ``k x 2k x 2k`` twists the short wraparound by ``(k, k)`` diagonally across the two long ones. The paper
-describes the twisted tori only as ``k x k x 2k`` and ``k x 2k x 2k`` shapes whose wraparound links are
-rewired by the OCSes with an offset (its Figure 5 draws a 2-D ``4 x 8`` example); offsetting by half the
-long dimension is Camara et al.'s rule, the one that makes the mixed-radix torus edge-symmetric again. The
+offers twisted tori for ``k x k x 2k`` and ``k x 2k x 2k`` shapes, the OCSes rewiring the wraparound
+links to land offset along the longer dimension(s); offsetting by half the long dimension is Camara et
+al.'s rule, the one that makes the mixed-radix torus edge-symmetric again (and, of the placements
+compared in ``docs/topo.md``, the one with the smallest diameter and average distance). The
 figures in ``docs/tpu-v4-mapping.md`` (diameter 8 -> 6 and bisection 32 -> 64 links for ``4x4x8``) follow
 from exactly this rule.
 

@@ -1,0 +1,261 @@
+"""`vtpu run`: load inputs, pick the engine, run, and report outputs, stats, traces and faults."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from . import coords
+from .errors import Exit, VtpuError
+from .interp import STATUS_OK, Interpreter, RunResult, chrome_trace, load_memory
+from .memory import MemFault, Memory
+from .program import Program
+
+
+def load_inputs(mem: Memory, paths: list[Path]) -> None:
+    """Preload scrolls from .safetensors (keys are coordinates) and .phext documents (text scrolls)."""
+    for path in paths:
+        if path.suffix == ".phext":
+            from .phextdoc import read_phext
+
+            try:
+                scrolls = read_phext(str(path))
+            except FileNotFoundError:
+                raise VtpuError(f"no such file: {path}") from None
+            for c, text in scrolls.items():
+                raw = np.frombuffer(text.encode(), np.uint8).copy()
+                _add(mem, coords.pack(c), raw, "u8", (raw.size,), path)
+            continue
+        from .tensorfile import read_safetensors
+
+        for name, (dtype, shape, raw) in read_safetensors(str(path)).items():
+            try:
+                c = coords.parse_packed(name)
+            except coords.CoordError as e:
+                raise VtpuError(f"{path}: tensor name {name!r} is not a coordinate: {e.message}",
+                                hint="name tensors by phext coordinate, e.g. 1.1.1/1.1.1/1.1.1") from None
+            _add(mem, c, np.frombuffer(raw, np.uint8).copy(), dtype, shape, path)
+
+
+def _add(mem: Memory, c: int, buf: np.ndarray, dtype: str, shape, path: Path) -> None:
+    if c in mem.table:
+        mem.table.pop(c)
+        mem._order.remove((coords.morton_key_packed(c), c))
+    try:
+        mem.add(c, buf, dtype=dtype, shape=tuple(shape))
+    except MemFault as e:  # pragma: no cover - guarded above
+        raise VtpuError(f"{path}: {e}") from None
+
+
+def _jsonable(x):
+    if isinstance(x, float):
+        if math.isnan(x):
+            return "nan"
+        if math.isinf(x):
+            return "inf" if x > 0 else "-inf"
+        return x
+    if isinstance(x, list):
+        return [_jsonable(v) for v in x]
+    return x
+
+
+def reg_value(s, reg, dtype: str):
+    from .semantics import scalar_to_lane
+
+    if reg.cls == "r":
+        v = s.R[reg.idx]
+        if dtype in ("f32", "bf16"):
+            return float(np.float32(scalar_to_lane(v, "f32"))) if dtype == "f32" else float(
+                np.array([v & 0xFFFF], "<u2").astype("<u4").__lshift__(16).view("<f4")[0])
+        return int(scalar_to_lane(v, dtype)) if dtype != "i64" else int(v)
+    from .tensorfile import as_array
+
+    return as_array(dtype, (64 // _size(dtype) if dtype != "t2" else 256,), s.V[reg.idx].tobytes()).tolist()
+
+
+def _size(dtype: str) -> int:
+    from .isa import type_size
+
+    return type_size(dtype)
+
+
+def collect_outputs(program: Program, result: RunResult) -> list[dict]:
+    from .tensorfile import as_array
+
+    outs = []
+    for o in program.outputs:
+        if o.kind == "reg":
+            for s in result.sentrons:
+                outs.append({"kind": "reg", "sentron": s.id, "name": f"{o.reg}", "dtype": o.dtype,
+                             "value": reg_value(s, o.reg, o.dtype)})
+        else:
+            sc = result.memory.table.get(o.coord)
+            name = next((k for k, v in program.coord_names.items() if v == o.coord), coords.format_packed(o.coord))
+            if sc is None:
+                outs.append({"kind": "scroll", "name": name, "coord": coords.format_packed(o.coord),
+                             "dtype": o.dtype, "value": None, "missing": True})
+                continue
+            shape = sc.shape if sc.dtype == o.dtype else (-1,)
+            raw = sc.buf.tobytes()
+            if o.dtype != "t2" and len(raw) % _size(o.dtype):
+                raw = raw[: len(raw) - len(raw) % _size(o.dtype)]
+            arr = as_array(o.dtype, tuple(shape) if shape != (-1,) else (len(raw) // max(_size(o.dtype), 1),), raw)
+            outs.append({"kind": "scroll", "name": name, "coord": coords.format_packed(o.coord), "dtype": o.dtype,
+                         "shape": list(arr.shape), "value": arr.tolist()})
+    return outs
+
+
+def stats_dict(result: RunResult, program: Program) -> dict:
+    ops = result.ops
+    t = result.memory.stats
+    fl = result.fleet.stats
+    return {
+        "siws": result.siws,
+        "ops": ops,
+        "ops_by_pipe": result.ops_by_pipe,
+        "ops_per_siw": ops / result.siws if result.siws else 0.0,
+        "rounds": result.rounds,
+        "sentrons": len(result.sentrons),
+        "wall_s": result.wall_s,
+        "ops_per_s": ops / result.wall_s if result.wall_s > 0 else 0.0,
+        "ppt": {"translations": t.translations, "hits": t.hits, "misses": t.misses, "hit_rate": t.hit_rate,
+                "prefetches": t.prefetches, "flushes": t.flushes, "flushed_bytes": t.flushed_bytes,
+                "evictions": t.evictions, "tier_bytes": result.memory.tier_bytes(),
+                "sets": result.memory.sets, "ways": result.memory.ways},
+        "fleet": {"messages": fl.messages, "bytes": fl.bytes, "routed": fl.routed, "hops": fl.hops,
+                  "barriers": fl.barriers, "collectives": fl.collectives, "wait_rounds": fl.wait_rounds},
+    }
+
+
+def _fmt(v) -> str:
+    if isinstance(v, list):
+        if len(v) > 64:
+            return "[" + ", ".join(_fmt(x) for x in v[:64]) + f", ... ({len(v)} values)]"
+        return "[" + ", ".join(_fmt(x) for x in v) + "]"
+    if isinstance(v, float):
+        return repr(v) if not v.is_integer() or abs(v) >= 1e16 else f"{v:.1f}"
+    return str(v)
+
+
+def print_outputs(outs: list[dict]) -> None:
+    for o in outs:
+        if o["kind"] == "reg":
+            print(f"sentron {o['sentron']}: {o['name']}.{o['dtype']} = {_fmt(o['value'])}")
+        elif o.get("missing"):
+            print(f"{o['name']} ({o['coord']}): <no such scroll>")
+        else:
+            print(f"{o['name']} ({o['coord']}) {o['dtype']}{o['shape']} = {_fmt(o['value'])}")
+
+
+def print_stats(st: dict, console) -> None:
+    from rich.table import Table
+
+    tab = Table(title="run statistics", show_header=True)
+    tab.add_column("metric")
+    tab.add_column("value", justify="right")
+    p = st["ops_by_pipe"]
+    rows = [
+        ("SIWs executed", f"{st['siws']:,}"),
+        ("non-NOP ops (D / S / C)", f"{st['ops']:,} ({p['D']:,} / {p['S']:,} / {p['C']:,})"),
+        ("non-NOP ops per SIW", f"{st['ops_per_siw']:.3f}"),
+        ("sentrons / rounds", f"{st['sentrons']} / {st['rounds']:,}"),
+        ("wall time", f"{st['wall_s'] * 1e3:.2f} ms"),
+        ("ops per second", f"{st['ops_per_s']:,.0f}"),
+        ("PPT translations", f"{st['ppt']['translations']:,}"),
+        ("PPT hits / misses", f"{st['ppt']['hits']:,} / {st['ppt']['misses']:,}"),
+        ("PPT hit rate", f"{st['ppt']['hit_rate'] * 100:.2f}%"),
+        ("PPT cache", f"{st['ppt']['sets']} sets x {st['ppt']['ways']} ways"),
+        ("bytes hot / warm / cold", " / ".join(f"{st['ppt']['tier_bytes'][k]:,}" for k in ("hot", "warm", "cold"))),
+        ("prefetches / flushes", f"{st['ppt']['prefetches']:,} / {st['ppt']['flushes']:,}"),
+        ("messages / bytes", f"{st['fleet']['messages']:,} / {st['fleet']['bytes']:,}"),
+        ("routed messages / hops", f"{st['fleet']['routed']:,} / {st['fleet']['hops']:,}"),
+        ("barriers / collectives", f"{st['fleet']['barriers']:,} / {st['fleet']['collectives']:,}"),
+    ]
+    for what, n in sorted(st["fleet"]["wait_rounds"].items()):
+        rows.append((f"rounds waiting in {what}", f"{n:,}"))
+    for r in rows:
+        tab.add_row(*r)
+    console.print(tab)
+
+
+def dump_state(result: RunResult) -> None:
+    for s in result.sentrons:
+        print(f"== sentron {s.id}  pc={s.pc}  halted={s.halted}  flags={s.flags:#x}")
+        print("  " + "  ".join(f"r{i}={v}" for i, v in enumerate(s.R)))
+        print("  " + "  ".join(f"p{i}={coords.format_packed(v)}" for i, v in enumerate(s.P)))
+        for i, m in enumerate(s.M):
+            if m:
+                print(f"  m{i}={m.hex()}")
+        for i in range(s.V.shape[0]):
+            if s.V[i].any():
+                print(f"  v{i}={s.V[i].tobytes().hex()}")
+
+
+def run_command(path: Path, engine: str, sentrons: int, topology: str, max_steps, stats: bool, dump: bool,
+                trace: Path | None, json_out: bool, mem_paths: list[Path], out: Path | None, out_all: bool,
+                ppt_sets: int, ppt_ways: int, hot_bytes: int) -> int:
+    from rich.console import Console
+
+    from .cli import load_program
+
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    program = load_program(path)
+    if engine == "jit":
+        raise VtpuError("the jit engine is not available in this build", exit_code=Exit.ERROR,
+                        hint="run with --engine interp")
+    if ppt_sets & (ppt_sets - 1):
+        raise VtpuError(f"--ppt-sets must be a power of two, got {ppt_sets}")
+    from .topology import parse_topology
+
+    topo = parse_topology(topology, sentrons)
+    if topo.n != sentrons:
+        raise VtpuError(f"topology {topology} has {topo.n} nodes but the run has {sentrons} sentrons",
+                        hint=f"use --sentrons {topo.n} or a topology of {sentrons} nodes")
+    mem = Memory(sets=ppt_sets, ways=ppt_ways, hot_bytes=hot_bytes)
+    load_memory(program, mem)
+    load_inputs(mem, mem_paths)
+    interp = Interpreter(program, sentrons, max_steps=max_steps, trace=trace is not None, topology=topo, memory=mem)
+    try:
+        result = interp.run()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return int(Exit.INTERRUPTED)
+    try:
+        outs = collect_outputs(program, result)
+        st = stats_dict(result, program)
+        if trace is not None:
+            from .siwfile import write_atomic
+
+            write_atomic(str(trace), json.dumps(chrome_trace(result, program, str(path))).encode())
+        if out is not None:
+            from .tensorfile import write_safetensors
+
+            chosen = result.memory.table.values() if out_all else [
+                result.memory.table[o.coord] for o in program.outputs
+                if o.kind == "scroll" and o.coord in result.memory.table]
+            write_safetensors(str(out), {coords.format_packed(sc.coord): (sc.dtype, sc.shape, sc.buf.tobytes())
+                                         for sc in chosen})
+        if json_out:
+            doc = {"status": result.status, "fault": result.fault.as_dict() if result.fault else None,
+                   "engine": engine, "outputs": [dict(o, value=_jsonable(o["value"])) for o in outs]}
+            if stats:
+                doc["stats"] = st
+            print(json.dumps(doc, indent=2))
+        else:
+            print_outputs(outs)
+            if dump:
+                dump_state(result)
+            if stats:
+                print_stats(st, Console(highlight=False))
+        if result.status != STATUS_OK:
+            from rich.markup import escape
+
+            err.print(f"[bold red]{result.status}:[/bold red] "
+                      f"{escape(result.fault.render(program.source_file) if result.fault else '')}")
+            return int(Exit.FAULT)
+        return int(Exit.OK)
+    finally:
+        result.memory.close()
