@@ -377,6 +377,9 @@ class Assembler:
 
     def _operands(self, op: Op, mod, t, t2, toks: list[Tok], lineno: int, col: int, mlen: int) -> dict:
         specs = op.operands
+        count_tok = None
+        if op.mem_len and len(toks) == len(specs) + 1:
+            count_tok = toks.pop()
         need = sum(1 for s in specs if not s.optional)
         if not need <= len(toks) <= len(specs):
             shape = ", ".join(s.kind + ("?" if s.optional else "") for s in specs) or "no operands"
@@ -462,6 +465,16 @@ class Assembler:
                 if v <= 0 or v & (v - 1):
                     raise _LineError(f"operand {idx + 1} of {op.name} must be a power of two, found {v}",
                                      toks[idx].col, toks[idx].length)
+        if count_tok is not None:
+            mi = next(i for i, sp in enumerate(specs) if sp.kind == "mem")
+            m = args[mi]
+            if form != "v" or m.mode != MEM_CONTIG:
+                raise _LineError("a byte count is only allowed on a contiguous vector access", count_tok.col,
+                                 count_tok.length)
+            nb = typed_imm(count_tok, "i64", self.consts) if count_tok.kind == "num" else None
+            if nb is None or not 1 <= nb <= 64:
+                raise _LineError("the byte count must be an integer in 1..64", count_tok.col, count_tok.length)
+            args[mi] = Mem(m.base, m.off, MEM_CONTIG, Imm(nb))
         if op.vector_only and form == "r":
             raise _LineError(f"{op.name} has only a vector form", col, mlen)
         if op.name == "DMOV" and form == "v" and isinstance(args[1], Reg) and args[1].cls == "s":

@@ -95,6 +95,7 @@ class Op:
     vector_only: bool = False
     imm_range: tuple[tuple[int, int, int], ...] = ()  # (operand index, lo, hi) for plain immediates
     pow2: tuple[int, ...] = ()  # operand indexes whose immediate must be a power of two
+    mem_len: bool = False  # takes an optional trailing byte count (1..64) for a contiguous vector access
 
     @property
     def is_nop(self) -> bool:
@@ -204,13 +205,13 @@ OPS: tuple[Op, ...] = (
     # ------------------------------------------------------------------ S pipe: phext memory
     _op("SNOP", 0x40, "S", summary="no operation in the S pipe",
         semantics="Does nothing. An omitted S slot encodes as SNOP."),
-    _op("SGATHER", 0x41, "S", "w:rv r:mem", types=ALL_LANE, latency=4,
+    _op("SGATHER", 0x41, "S", "w:rv r:mem", types=ALL_LANE, latency=4, mem_len=True,
         summary="load from a scroll: contiguous, strided or indexed",
         semantics="Scalar form: loads one element (sign-extended; f32/bf16 bit pattern zero-extended). Vector "
                   "form: `[p + off]` loads 64 bytes (or the optional byte count 1..64; other lanes are zeroed); "
                   "`[p + off : stride]` loads lane i from byte off + i*stride; `[p + off + vI]` loads lane i from "
                   "byte off + vI.i32[i]*size. Every byte accessed is bounds-checked."),
-    _op("SSCATTR", 0x42, "S", "r:mem r:rv", types=ALL_LANE, latency=1,
+    _op("SSCATTR", 0x42, "S", "r:mem r:rv", types=ALL_LANE, latency=1, mem_len=True,
         summary="store to a scroll: contiguous, strided or indexed",
         semantics="The mirror of SGATHER. Indexed stores to the same element are applied in lane order, so "
                   "the highest lane wins."),
