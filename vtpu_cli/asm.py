@@ -258,7 +258,8 @@ class Assembler:
             except UnexpectedToken as e:
                 tok = e.token
                 if tok.type == "$END":
-                    self.error(lineno, len(raw.rstrip()) + 1, "unexpected end of line")
+                    self.error(lineno, len(raw.rstrip()) + 1, "unexpected end of line",
+                               hint=_expect_hint(e.expected))
                 else:
                     self.error(lineno, tok.column, f"unexpected `{tok}`", len(str(tok)),
                                hint=_expect_hint(e.expected))
@@ -417,16 +418,13 @@ class Assembler:
             elif kind == "ri":
                 if reg is not None and reg.cls == "r":
                     args.append(reg)
+                elif op.name == "CRECV" and tok.kind == "word" and tok.text == "any":
+                    args.append(Imm(ANY_SENDER))
                 elif reg is None and tok.kind in ("num", "word"):
                     imm_t = t if op.name == "DBCAST" else "i64"
                     if tok.kind == "word" and tok.text not in self.consts and tok.text.lower() not in ("inf", "nan"):
                         raise _LineError(f"`{tok.text}` is not a register, constant or number", tok.col, tok.length)
-                    if op.name == "CRECV" and tok.kind == "word" and tok.text == "any":
-                        args.append(Imm(ANY_SENDER))
-                        continue
                     args.append(Imm(typed_imm(tok, imm_t, self.consts)))
-                elif op.name == "CRECV" and tok.text == "any":
-                    args.append(Imm(ANY_SENDER))
                 else:
                     raise _LineError(f"operand {i + 1} of {op.name} must be a scalar register or immediate, found "
                                      f"`{tok.text}`", tok.col, tok.length)
@@ -777,9 +775,8 @@ class Assembler:
                     for idx, tok in ent["labels"]:
                         if tok.text not in self.labels:
                             close = difflib.get_close_matches(tok.text, self.labels, n=1)
-                            self.diags.append(Diagnostic(
-                                f"undefined label `{tok.text}`", self.filename, ent.get("line", 0), tok.col,
-                                None, f"did you mean `{close[0]}`?" if close else None, tok.length))
+                            self.error(ent["line"], tok.col, f"undefined label `{tok.text}`", tok.length,
+                                       f"did you mean `{close[0]}`?" if close else "define it with `NAME:`")
                             args[idx] = Imm(0)
                         else:
                             args[idx] = Imm(self.labels[tok.text])

@@ -6,7 +6,7 @@ import numpy as np
 
 from . import coords
 from .isa import ANY_SENDER, HOME_COORD, TYPES
-from .numerics import CANON_NAN32, bits_bf16, bits_f32
+from .numerics import bits_bf16, bits_f32
 from .program import MEM_CONTIG, MEM_INDEXED, MEM_STRIDED, Imm, Instr, Mem, Program, Reg
 
 
@@ -73,8 +73,7 @@ class Disassembler:
             if arg.mode == MEM_STRIDED:
                 return f"[p{arg.base}{off} : {arg.extra if isinstance(arg.extra, Reg) else arg.extra.value}]"
             assert arg.mode == MEM_CONTIG
-            tail = f", {arg.extra.value}" if isinstance(arg.extra, Imm) else ""
-            return f"[p{arg.base}{off}]{tail}"
+            return f"[p{arg.base}{off}]"
         v = arg.value
         if kind == "label":
             return self.label(v)
@@ -90,11 +89,15 @@ class Disassembler:
 
     def instr(self, ins: Instr) -> str:
         parts = []
+        count = None
         for spec, arg in zip(ins.op.operands, ins.args, strict=False):
             if arg is None:
                 continue
             parts.append(self.operand(ins, spec.kind, arg))
-        # a contiguous memory operand's byte count prints as a trailing operand
+            if isinstance(arg, Mem) and arg.mode == MEM_CONTIG and isinstance(arg.extra, Imm):
+                count = arg.extra.value
+        if count is not None:  # a contiguous access's byte count is written as a trailing operand
+            parts.append(str(count))
         text = ins.mnemonic()
         if ins.op.name == "DMOV" and ins.type is None:
             text = "DMOV"

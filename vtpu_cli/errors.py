@@ -85,7 +85,7 @@ def render_diagnostics(diags: list[Diagnostic], console=None) -> None:
     from rich.console import Console
     from rich.markup import escape
 
-    console = console or Console(stderr=True, highlight=False)
+    console = console or Console(stderr=True, highlight=False, soft_wrap=True)
     for d in diags:
         colour = "red" if d.severity == "error" else "yellow"
         loc = d.file + (f":{d.line}:{d.col}" if d.line else "")

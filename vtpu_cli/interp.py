@@ -18,7 +18,7 @@ from .fleet import Fleet
 from .isa import PIPES, REG_COUNTS, SPECIAL_REGS, TYPES, VEC_BYTES
 from .memory import Memory
 from .program import Program
-from .semantics import SEM, NP, OpFault
+from .semantics import NP, SEM, OpFault
 
 STATUS_OK, STATUS_FAULT, STATUS_DEADLOCK, STATUS_LIMIT = "ok", "fault", "deadlock", "step-limit"
 
@@ -283,7 +283,7 @@ class Interpreter:
                          f"waits in {what}, for sentron(s) {who}")
         halted = [s.id for s in self.states if s.halted]
         tail = f"\n  halted: {', '.join(map(str, halted))}" if halted else ""
-        return Fault("deadlock", "deadlock: every live sentron is blocked\n" + "\n".join(lines) + tail,
+        return Fault("deadlock", "every live sentron is blocked\n" + "\n".join(lines) + tail,
                      waits=waits)
 
     # ------------------------------------------------------------------ tracing

@@ -21,11 +21,10 @@ from .numerics import (
     bf16_array_to_f32,
     bits_f32,
     f32_array_to_bf16,
-    f32_bits,
     fma_f32,
     sext,
 )
-from .program import MEM_CONTIG, MEM_INDEXED, MEM_STRIDED, Imm, Instr, Mem, Reg
+from .program import MEM_CONTIG, MEM_STRIDED, Imm, Instr, Mem, Reg
 
 SEM: dict[str, Callable] = {}
 NP = {t: np.dtype(v[2]) for t, v in TYPES.items()}

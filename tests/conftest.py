@@ -1,0 +1,32 @@
+"""Shared test helpers."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, settings
+
+ROOT = Path(__file__).resolve().parent.parent
+PROGRAMS = ROOT / "programs"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+settings.register_profile("default", max_examples=60, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.register_profile("slow", max_examples=2000, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+settings.load_profile(os.environ.get("VTPU_HYPOTHESIS_PROFILE", "default"))
+
+
+@pytest.fixture
+def run_src():
+    """Assemble text and run it on the interpreter."""
+    from vtpu_cli.asm import assemble
+    from vtpu_cli.interp import Interpreter
+
+    def _run(text: str, sentrons: int = 1, **kw):
+        return Interpreter(assemble(text, "t.vasm"), sentrons, **kw).run()
+
+    return _run

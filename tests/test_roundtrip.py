@@ -1,0 +1,38 @@
+"""assemble -> encode -> decode -> disassemble -> assemble is the identity (property-based)."""
+
+from conftest import PROGRAMS
+from hypothesis import given
+from progen import program
+
+from vtpu_cli import siwfile
+from vtpu_cli.asm import assemble
+from vtpu_cli.disasm import disassemble
+
+
+@given(program())
+def test_generated_programs_round_trip(prog):
+    blob = siwfile.encode(prog)
+    decoded = siwfile.decode(blob)
+    assert siwfile.encode(decoded) == blob
+    text = disassemble(decoded)
+    again = assemble(text, "roundtrip.vasm")
+    assert siwfile.encode(again) == blob, text
+
+
+def test_example_programs_round_trip():
+    files = sorted(PROGRAMS.glob("*.vasm"))
+    assert len(files) >= 3
+    for f in files:
+        prog = assemble(f.read_text(), str(f))
+        blob = siwfile.encode(prog)
+        text = disassemble(siwfile.decode(blob))
+        assert siwfile.encode(assemble(text, "x.vasm")) == blob, f
+
+
+def test_no_line_map_round_trips():
+    prog = assemble((PROGRAMS / "dot.vasm").read_text(), "dot.vasm", debug_lines=False)
+    assert prog.lines == []
+    blob = siwfile.encode(prog)
+    text = disassemble(siwfile.decode(blob))
+    assert ".lines off" in text
+    assert siwfile.encode(assemble(text, "x.vasm")) == blob
