@@ -44,11 +44,11 @@ from .program import (
 
 @lru_cache(maxsize=1)
 def _parser():
-    from importlib.resources import files
-
     from lark import Lark
 
-    text = (files("vtpu_cli.grammar") / "vasm.lark").read_text()
+    from .resources import grammar_text
+
+    text = grammar_text("vasm.lark")
     return Lark(text, parser="lalr", lexer="contextual", propagate_positions=False, maybe_placeholders=True)
 
 
