@@ -1,9 +1,9 @@
 """Phext memory: scrolls named by coordinates, the phext page table (PPT) and the memory tiers.
 
 * The full table maps a packed coordinate to a :class:`Scroll`.
-* In front of it sits a set-associative translation cache (``sets`` x ``ways``, LRU within a set,
-  indexed by the low bits of the coordinate's Morton key) with hit/miss counters; S-pipe accesses go
-  through :meth:`Memory.translate`.
+* In front of it sits a set-associative translation cache (``sets`` x ``ways``, LRU within a set) with
+  hit/miss counters; S-pipe accesses go through :meth:`Memory.translate`. The set of a coordinate is
+  :func:`ppt_set`: a Fibonacci hash of its Morton key, so coordinate neighbours land in different sets.
 * Scrolls are placed in Z-order (Morton order) of their coordinates in a virtual address space, so
   coordinate neighbours are memory neighbours (``Scroll.address``).
 * Tiers: ``hot`` (a fixed-size arena that SPREFCH fills, LRU eviction), ``warm`` (RAM, the default)
@@ -20,6 +20,19 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import coords
+
+
+GOLDEN64 = 0x9E3779B97F4A7C15
+MASK64 = (1 << 64) - 1
+
+
+def ppt_set(coord: int, sets: int) -> int:
+    """Translation-cache set of a packed coordinate: fold the 90-bit Morton key to 64 bits (xor of the
+    low 64 bits and the bits above), multiply by 2^64/phi modulo 2^64, and keep the top log2(sets) bits."""
+    key = coords.morton_key_packed(coord)
+    k64 = (key ^ (key >> 64)) & MASK64
+    shift = 64 - (sets.bit_length() - 1)
+    return ((k64 * GOLDEN64) & MASK64) >> shift if sets > 1 else 0
 
 
 class MemFault(Exception):
@@ -76,7 +89,6 @@ class Memory:
         if self.sets <= 0 or self.sets & (self.sets - 1) or self.ways <= 0:
             raise ValueError("PPT sets must be a power of two and ways positive")
         self._cache: list[list[int]] = [[] for _ in range(self.sets)]  # per set: coords, MRU last
-        self._mask = self.sets - 1
         self._order: list[tuple[int, int]] = []  # (morton key, coord) sorted: Z-order placement
         self._hot_lru: list[int] = []
         self._cold = None
@@ -86,8 +98,7 @@ class Memory:
     # ------------------------------------------------------------------ translation
     def translate(self, coord: int) -> Scroll:
         """Coordinate -> scroll through the translation cache; faults if there is no such scroll."""
-        key = coords.morton_key_packed(coord)
-        ways = self._cache[key & self._mask]
+        ways = self._cache[ppt_set(coord, self.sets)]
         if coord in ways:
             self.stats.hits += 1
             if ways[-1] != coord:
@@ -104,7 +115,7 @@ class Memory:
         return sc
 
     def _invalidate(self, coord: int) -> None:
-        ways = self._cache[coords.morton_key_packed(coord) & self._mask]
+        ways = self._cache[ppt_set(coord, self.sets)]
         if coord in ways:
             ways.remove(coord)
 

@@ -750,7 +750,7 @@ def _sindex(ins: Instr, s, env):
             else:
                 P[d.idx] = coords.advance_packed(P[a.idx], dm, dv, {"add": "fault"}.get(mode, mode))
         except coords.CoordError as e:
-            raise OpFault(ins, f"coordinate arithmetic on {coords.format_packed(P[a.idx])}: {e.message}") from None
+            raise OpFault(ins, e.message) from None
 
     return sindex
 

@@ -1,0 +1,58 @@
+"""End-to-end CLI behaviour: outputs, JSON, stats, traces, disassembly, version."""
+
+from __future__ import annotations
+
+import json
+
+from conftest import PROGRAMS
+from test_errors import vtpu
+
+
+def test_run_prints_designated_outputs():
+    r = vtpu("run", str(PROGRAMS / "ternary_dot.vasm"))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "sentron 0: r1.i64 = 795"
+
+
+def test_run_json_with_stats():
+    r = vtpu("run", str(PROGRAMS / "dot.vasm"), "--json", "--stats")
+    doc = json.loads(r.stdout)
+    assert doc["status"] == "ok" and doc["fault"] is None
+    assert doc["outputs"] == [{"kind": "reg", "sentron": 0, "name": "r5", "dtype": "f32", "value": -77.0}]
+    st = doc["stats"]
+    assert st["siws"] == 3 + 4 * 5 + 1
+    assert st["ops_by_pipe"]["S"] == 2 + 8
+    assert st["ops"] == sum(st["ops_by_pipe"].values())
+    assert abs(st["ops_per_siw"] - st["ops"] / st["siws"]) < 1e-12
+
+
+def test_asm_then_run_and_disasm(tmp_path):
+    out = tmp_path / "v.siw"
+    r = vtpu("asm", str(PROGRAMS / "vadd.vasm"), "-o", str(out))
+    assert r.returncode == 0 and out.exists()
+    r = vtpu("run", str(out))
+    assert "C (1.1.1/1.1.1/1.1.3) f32[32] = [1.5, 2.5" in r.stdout
+    text = vtpu("disasm", str(out)).stdout
+    (tmp_path / "again.vasm").write_text(text)
+    vtpu("asm", str(tmp_path / "again.vasm"), "-o", str(tmp_path / "again.siw"))
+    assert (tmp_path / "again.siw").read_bytes() == out.read_bytes()
+
+
+def test_trace_is_chrome_json_with_pipe_tracks(tmp_path):
+    trace = tmp_path / "t.json"
+    r = vtpu("run", str(PROGRAMS / "dot.vasm"), "--trace", str(trace))
+    assert r.returncode == 0
+    doc = json.loads(trace.read_text())
+    ev = doc["traceEvents"]
+    names = {e["args"]["name"] for e in ev if e["ph"] == "M" and e["name"] == "thread_name"}
+    assert {"D pipe", "S pipe", "C pipe", "waits"} <= names
+    spans = [e for e in ev if e["ph"] == "X"]
+    assert sum(1 for e in spans if e["name"] == "DFMA.f32") == 4
+    assert all(e["dur"] >= 1 for e in spans)
+
+
+def test_version_and_help_and_isa():
+    assert "svISA v1" in vtpu("--version").stdout
+    h = vtpu("--help")
+    assert h.returncode == 0 and "asm" in h.stdout and "run" in h.stdout
+    assert "DTERNARY" in vtpu("isa").stdout
