@@ -64,7 +64,9 @@ class Fleet:
         self.colls: dict[tuple[int, int], _Coll] = {}
         self.stats = FleetStats()
         self.topology = topology
-        self.clock = [[0] * n for _ in range(n)]  # vector clock per sentron
+        # vector clock per sentron; own entry starts at 1 so an unsynchronised peer (which knows 0) is behind
+        self.clock = [[1 if i == j else 0 for j in range(n)] for i in range(n)]
+        self.changes = 0  # arrivals at collectives: state changes that are not SIW progress
         self.race_check = race_check and n > 1
         self.homes: dict[int, int] = {}
 
@@ -233,11 +235,13 @@ class Fleet:
                 raise OpFault(ins, f"collective mismatch on group {gid}: sentron {s.id} is in {kind} while "
                                    f"another member is in {c.kind}")
             if s.id not in c.contrib:
+                self.changes += 1
                 c.contrib[s.id] = contribution()
                 c.clocks.append(self._release(s.id))
             if len(c.contrib) < len(c.members):
                 missing = [x for x in c.members if x not in c.contrib]
-                return self._wait(s, f"{kind} on group {gid}", missing)
+                gname = "all" if gid == 0 else self.groups[gid - 1][0]
+                return self._wait(s, f"{kind} on group {gname}", missing)
             return True
 
         def finish():

@@ -217,9 +217,11 @@ class Interpreter:
         rounds = 0
         trace = self.trace
         wait_open: dict[int, list] = {}
+        fleet = self.fleet
         while True:
             progress = False
             live = False
+            changes = fleet.changes
             for s in states:
                 if s.halted:
                     continue
@@ -253,7 +255,7 @@ class Interpreter:
             if not live:
                 break
             rounds += 1
-            if not progress:
+            if not progress and fleet.changes == changes:
                 if all(s.halted or s.wait is not None for s in states) and any(not s.halted for s in states):
                     return STATUS_DEADLOCK, self._deadlock(), rounds
                 if all(s.halted for s in states):
