@@ -1,0 +1,994 @@
+"""JIT lowering of every svISA op to LLVM IR (llvmlite): one hook per op name, next to ``semantics.py``.
+
+Each op name registers one lowering hook with :func:`lower` (the twin of ``semantics.sem``). A hook
+receives the :class:`Lowerer` (builder, register access, faults, callbacks) and the decoded
+instruction, and emits IR into the current basic block. Registers live in allocas that mem2reg turns
+into SSA values; control flow is real control flow (see ``jit.py`` for the module driver).
+
+Bit-exactness rules mirrored from the golden model (``semantics.py``): no fast-math; f32 FMA is
+``llvm.fma``; every f32 result that is NaN becomes 0x7FC00000 wherever the interpreter canonicalises;
+shift counts are clamped (LLVM shifts by >= width are poison); integer division checks for zero and
+MIN / -1; f32 -> int conversions guard out-of-range values (``fptosi`` would be poison).
+
+Ops whose semantics need the Python runtime (scroll allocation, tiers, SDEDUP, SINDEX.carry and the
+blocking C-pipe ops) are lowered to a callback into ``jit.py``, which runs the interpreter's own
+semantics hook on the sentron's state, so the two engines cannot drift apart on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from llvmlite import ir
+
+from .isa import FLAG_CMP, HOME_COORD, VEC_BYTES, lanes, type_size
+from .numerics import CANON_NAN32, sext
+from .program import MEM_CONTIG, MEM_STRIDED, Imm, Instr, Reg
+
+LOWER: dict[str, Callable] = {}
+
+I1, I8, I16, I32, I64, I128 = (ir.IntType(n) for n in (1, 8, 16, 32, 64, 128))
+F32, F64 = ir.FloatType(), ir.DoubleType()
+PTR = ir.PointerType()
+VB = ir.VectorType(I8, VEC_BYTES)  # a vector register as raw bytes
+
+# ------------------------------------------------------------------ the context block (shared with jit.py)
+OFF_R, OFF_P, OFF_FLAGS, OFF_SID, OFF_SCOUNT = 0, 128, 256, 264, 272
+OFF_STATUS, OFF_PC, OFF_SLOT, OFF_COUNTED, OFF_FASTHITS = 280, 288, 296, 304, 312
+OFF_MAXSTEPS, OFF_STEPS_PTR, OFF_ABORT_PTR, OFF_COUNTS_PTR = 320, 328, 336, 344
+OFF_TRCB, OFF_SLOWCB, OFF_READYCB, OFF_TRPTR, OFF_TRSIZE = 352, 360, 368, 376, 384
+OFF_TSC0, OFF_TSC1, OFF_HOME = 392, 400, 416
+OFF_MLEN, OFF_V, OFF_M = 448, 512, 2560
+CTX_SIZE = 2816
+
+# exit status codes written to ctx[OFF_STATUS]
+ST_OK, ST_FAULT, ST_PYFAULT, ST_LIMIT, ST_DEADLOCK, ST_ABORT, ST_ERROR = 0, 1, 2, 3, 4, 5, 6
+
+ELEM = {"f32": F32, "i32": I32, "i16": I16, "i8": I8, "bf16": I16, "i64": I64}
+INTW = {1: I8, 2: I16, 4: I32, 8: I64}
+
+
+class Unsupported(Exception):
+    """The JIT cannot lower this instruction (the engine falls back to the interpreter, saying why)."""
+
+
+def lower(*names: str):
+    def deco(fn):
+        for n in names:
+            LOWER[n] = fn
+        return fn
+
+    return deco
+
+
+def ity(t: str) -> ir.IntType:
+    return INTW[type_size(t)]
+
+
+def vty(t: str) -> ir.VectorType:
+    return ir.VectorType(ELEM[t], lanes(t))
+
+
+def ivty(t: str) -> ir.VectorType:
+    return ir.VectorType(ity(t), lanes(t))
+
+
+def splat(c, ty: ir.VectorType) -> ir.Constant:
+    return ir.Constant(ty, [ir.Constant(ty.element, c)] * ty.count)
+
+
+# =================================================================== the lowerer
+class Lowerer:
+    """Per-function lowering state: builder, register allocas, fault exits and callbacks."""
+
+    def __init__(self, fn: ir.Function, module: ir.Module, ctx, *, portable: bool, features: set[str],
+                 ppt_sets: int):
+        self.fn, self.module, self.ctx = fn, module, ctx
+        self.portable = portable
+        self.features = features
+        self.ppt_bits = ppt_sets.bit_length() - 1
+        self.b: ir.IRBuilder = None  # type: ignore[assignment]
+        self.pc = 0
+        self.slot = 0
+        self.exit_block: ir.Block = None  # type: ignore[assignment]
+        self.branch = None  # (cond or None, target) set by branch hooks
+        self.halt = False
+        self._intr: dict[str, ir.Function] = {}
+
+    # ------------------------------------------------------------------ ctx access
+    def cptr(self, off: int):
+        return self.b.gep(self.ctx, [ir.Constant(I64, off)], inbounds=True)
+
+    def cload(self, off: int, ty):
+        return self.b.load(self.cptr(off), typ=ty, align=1)
+
+    def cstore(self, val, off: int):
+        self.b.store(val, self.cptr(off), align=1)
+
+    def make_allocas(self, entry_b: ir.IRBuilder, nblocks: int) -> None:
+        a = entry_b.alloca
+        self.R = [a(I64, name=f"r{i}") for i in range(16)]
+        self.P = [a(I128, name=f"p{i}") for i in range(8)]
+        self.V = [a(VB, name=f"v{i}") for i in range(32)]
+        self.M = [a(VB, name=f"m{i}") for i in range(4)]
+        self.ML = [a(I64, name=f"ml{i}") for i in range(4)]
+        self.FL = a(I64, name="flags")
+        self.MRU = [a(I1, name=f"mru{i}") for i in range(8)]
+        self.TPTR = [a(PTR, name=f"tptr{i}") for i in range(8)]
+        self.TSIZE = [a(I64, name=f"tsize{i}") for i in range(8)]
+        self.FASTHITS = a(I64, name="fasthits")
+        self.STEPS = a(I64, name="steps")
+        self.COUNTS = [a(I64, name=f"cnt{i}") for i in range(nblocks)]
+
+    def load_state(self) -> None:
+        """ctx -> allocas (at entry and after a callback)."""
+        b = self.b
+        for i in range(16):
+            b.store(self.cload(OFF_R + 8 * i, I64), self.R[i])
+        for i in range(8):
+            b.store(self.cload(OFF_P + 16 * i, I128), self.P[i])
+            b.store(ir.Constant(I1, 0), self.MRU[i])
+        for i in range(32):
+            b.store(self.cload(OFF_V + 64 * i, VB), self.V[i])
+        for i in range(4):
+            b.store(self.cload(OFF_M + 64 * i, VB), self.M[i])
+            b.store(self.cload(OFF_MLEN + 8 * i, I64), self.ML[i])
+        b.store(self.cload(OFF_FLAGS, I64), self.FL)
+
+    def spill_state(self) -> None:
+        """allocas -> ctx (before a callback and at exit)."""
+        b = self.b
+        for i in range(16):
+            self.cstore(b.load(self.R[i]), OFF_R + 8 * i)
+        for i in range(8):
+            self.cstore(b.load(self.P[i]), OFF_P + 16 * i)
+        for i in range(32):
+            self.cstore(b.load(self.V[i]), OFF_V + 64 * i)
+        for i in range(4):
+            self.cstore(b.load(self.M[i]), OFF_M + 64 * i)
+            self.cstore(b.load(self.ML[i]), OFF_MLEN + 8 * i)
+        self.cstore(b.load(self.FL), OFF_FLAGS)
+
+    # ------------------------------------------------------------------ registers
+    def rget(self, i: int):
+        return self.b.load(self.R[i])
+
+    def rset(self, i: int, v) -> None:
+        self.b.store(v, self.R[i])
+
+    def vraw(self, i: int):
+        return self.b.load(self.V[i])
+
+    def vget(self, i: int, t: str):
+        return self.b.bitcast(self.b.load(self.V[i]), vty(t))
+
+    def vgeti(self, i: int, t: str):
+        """Vector register as integer lanes of t's width (bf16/f32 as raw bits)."""
+        return self.b.bitcast(self.b.load(self.V[i]), ivty(t))
+
+    def vset(self, i: int, val) -> None:
+        self.b.store(self.b.bitcast(val, VB), self.V[i])
+
+    def pget(self, i: int):
+        return self.b.load(self.P[i])
+
+    def pset(self, i: int, v) -> None:
+        self.b.store(v, self.P[i])
+        self.b.store(ir.Constant(I1, 0), self.MRU[i])
+
+    def sid(self):
+        return self.cload(OFF_SID, I64)
+
+    def scount(self):
+        return self.cload(OFF_SCOUNT, I64)
+
+    def home(self):
+        return self.cload(OFF_HOME, I128)
+
+    # ------------------------------------------------------------------ typed scalar views
+    def s_in(self, arg, t: str):
+        """A scalar operand (register or immediate) as one element of type t (f32 as float)."""
+        raw = ir.Constant(I64, arg.value) if isinstance(arg, Imm) else self.rget(arg.idx)
+        x = self.b.trunc(raw, ity(t)) if t != "i64" else raw
+        return self.b.bitcast(x, F32) if t == "f32" else x
+
+    def s_out(self, x, t: str):
+        """One element of type t -> canonical scalar register value (ints sign-extend, floats zero-extend)."""
+        b = self.b
+        if t == "f32":
+            return b.zext(b.bitcast(self.canon(x), I32), I64)
+        if t == "bf16":
+            return b.zext(x, I64)
+        return b.sext(x, I64) if t != "i64" else x
+
+    def v_in(self, arg, t: str):
+        """A vector source: register lanes of type t, or an immediate broadcast (bits for floats)."""
+        if isinstance(arg, Imm):
+            return imm_vec(arg.value, t)
+        return self.vget(arg.idx, t)
+
+    # ------------------------------------------------------------------ numerics helpers
+    def intrinsic(self, name: str, ret, args) -> ir.Function:
+        key = name
+        f = self._intr.get(key)
+        if f is None:
+            f = self.module.globals.get(name)
+            if f is None:
+                f = ir.Function(self.module, ir.FunctionType(ret, args), name=name)
+            self._intr[key] = f
+        return f
+
+    def call(self, name: str, ret, args: list):
+        return self.b.call(self.intrinsic(name, ret, [a.type for a in args]), args)
+
+    def canon(self, x):
+        """Replace NaN by the canonical quiet NaN 0x7FC00000 (scalar float or float vector)."""
+        b = self.b
+        nan = b.fcmp_unordered("uno", x, x)
+        if isinstance(x.type, ir.VectorType):
+            c = b.bitcast(splat(CANON_NAN32, ir.VectorType(I32, x.type.count)), x.type)
+        else:
+            c = b.bitcast(ir.Constant(I32, CANON_NAN32), F32)
+        return b.select(nan, c, x)
+
+    def any_true(self, m):
+        if isinstance(m.type, ir.VectorType):
+            return self.call(f"llvm.vector.reduce.or.v{m.type.count}i1", I1, [m])
+        return m
+
+    # ------------------------------------------------------------------ faults and exits
+    def new_block(self, name: str) -> ir.Block:
+        return self.fn.append_basic_block(name)
+
+    def exit_with(self, status: int, pc: int | None = None, counted: int = 1) -> None:
+        """Terminate the current block: record status/pc/slot and jump to the common exit."""
+        self.cstore(ir.Constant(I64, status), OFF_STATUS)
+        self.cstore(ir.Constant(I64, self.pc if pc is None else pc), OFF_PC)
+        self.cstore(ir.Constant(I64, self.slot), OFF_SLOT)
+        self.cstore(ir.Constant(I64, counted), OFF_COUNTED)
+        self.b.branch(self.exit_block)
+
+    def fault_if(self, cond, status: int = ST_FAULT) -> None:
+        """Exit with a fault (the Python side re-runs the golden hook to produce the exact message)."""
+        bad = self.new_block(f"fault_{self.pc}_{self.slot}")
+        ok = self.new_block(f"ok_{self.pc}_{self.slot}")
+        self.b.cbranch(cond, bad, ok)
+        self.b.position_at_end(bad)
+        self.exit_with(status)
+        self.b.position_at_end(ok)
+
+    def fault_now(self) -> None:
+        self.fault_if(ir.Constant(I1, 1))
+
+    # ------------------------------------------------------------------ callbacks into Python
+    def _cb(self, off: int, extra: list):
+        """Call a runtime callback whose address sits at ctx[off]: i64 cb(ctx, extra...)."""
+        fty = ir.FunctionType(I64, [PTR] + [a.type for a in extra])
+        return self.b.call(_FnPtr(self.cload(off, PTR), fty), [self.ctx, *extra])
+
+    def slow_call(self, ready: bool = False) -> None:
+        """Spill, call the Python runtime for (pc, slot), reload; exit on a non-zero status."""
+        self.spill_state()
+        if ready:
+            st = self._cb(OFF_READYCB, [ir.Constant(I64, self.pc)])
+        else:
+            st = self._cb(OFF_SLOWCB, [ir.Constant(I64, self.pc), ir.Constant(I64, self.slot)])
+        bad = self.new_block(f"cbfail_{self.pc}_{self.slot}")
+        ok = self.new_block(f"cbok_{self.pc}_{self.slot}")
+        self.b.cbranch(self.b.icmp_unsigned("!=", st, ir.Constant(I64, 0)), bad, ok)
+        self.b.position_at_end(bad)
+        # the callback wrote status/pc/slot itself
+        self.cstore(ir.Constant(I64, 1), OFF_COUNTED)
+        self.b.branch(self.exit_block)
+        self.b.position_at_end(ok)
+        self.load_state()
+
+    # ------------------------------------------------------------------ the PPT translation
+    def ppt_set(self, coord):
+        """Low bits of the coordinate's Morton key (the PPT set index), as i64."""
+        b = self.b
+        acc = ir.Constant(I128, 0)
+        for k in range(self.ppt_bits):
+            bit = 10 * (k % 9) + k // 9
+            x = b.and_(b.lshr(coord, ir.Constant(I128, bit)), ir.Constant(I128, 1))
+            acc = b.or_(acc, b.shl(x, ir.Constant(I128, k)))
+        return b.trunc(acc, I64)
+
+    def translate(self, pidx: int):
+        """(ptr, size) of the scroll at p[pidx]; counts the PPT access exactly like Memory.translate.
+
+        Fast path: the coordinate is known (in SSA) to be the MRU entry of its set, so the access is a
+        hit that changes nothing but the hit counter. Otherwise Python's Memory.translate runs.
+        """
+        b = self.b
+        coord = self.pget(pidx)
+        mru = b.load(self.MRU[pidx])
+        fast = self.new_block(f"trfast_{self.pc}_{self.slot}")
+        slow = self.new_block(f"trslow_{self.pc}_{self.slot}")
+        done = self.new_block(f"trdone_{self.pc}_{self.slot}")
+        b.cbranch(mru, fast, slow)
+        b.position_at_end(fast)
+        b.store(b.add(b.load(self.FASTHITS), ir.Constant(I64, 1)), self.FASTHITS)
+        b.branch(done)
+        b.position_at_end(slow)
+        lo = b.trunc(coord, I64)
+        hi = b.trunc(b.lshr(coord, ir.Constant(I128, 64)), I64)
+        st = self._cb(OFF_TRCB, [lo, hi])
+        missing = self.new_block(f"trmiss_{self.pc}_{self.slot}")
+        found = self.new_block(f"trfound_{self.pc}_{self.slot}")
+        b.cbranch(b.icmp_unsigned("!=", st, ir.Constant(I64, 0)), missing, found)
+        b.position_at_end(missing)
+        self.exit_with(ST_FAULT)
+        b.position_at_end(found)
+        b.store(self.cload(OFF_TRPTR, PTR), self.TPTR[pidx])
+        b.store(self.cload(OFF_TRSIZE, I64), self.TSIZE[pidx])
+        # the accessed coordinate is now the MRU of its set; others in that set no longer are
+        myset = self.ppt_set(coord)
+        for k in range(8):
+            if k == pidx:
+                continue
+            ck = self.pget(k)
+            keep = b.or_(b.icmp_unsigned("!=", self.ppt_set(ck), myset), b.icmp_unsigned("==", ck, coord))
+            b.store(b.and_(b.load(self.MRU[k]), keep), self.MRU[k])
+        b.store(ir.Constant(I1, 1), self.MRU[pidx])
+        b.branch(done)
+        b.position_at_end(done)
+        return b.load(self.TPTR[pidx]), b.load(self.TSIZE[pidx])
+
+
+class _FnPtr:
+    """Adapter so IRBuilder.call can call through a loaded (opaque) function pointer."""
+
+    def __init__(self, ptr, fty: ir.FunctionType):
+        self._ptr = ptr
+        self.function_type = fty
+        self.type = fty.as_pointer()
+
+    def get_reference(self):
+        return self._ptr.get_reference()
+
+    def __str__(self):
+        return str(self._ptr)
+
+
+def imm_vec(value: int, t: str) -> ir.Constant:
+    """semantics.imm_lanes as an IR constant (floats arrive as bit patterns)."""
+    n = lanes(t)
+    if t == "f32":
+        return _fbits_vec(value & 0xFFFFFFFF, n)
+    if t == "bf16":
+        return splat(value & 0xFFFF, ir.VectorType(I16, n))
+    bits = type_size(t) * 8
+    return splat(sext(value, bits), ir.VectorType(ity(t), n))
+
+
+def _fbits_vec(bits: int, n: int):
+    """A <n x float> constant with exact bits (NaN payloads included) via a constant bitcast."""
+    return ir.Constant(ir.VectorType(I32, n), [ir.Constant(I32, bits)] * n).bitcast(ir.VectorType(F32, n))
+
+
+# =================================================================== D pipe: arithmetic
+def _fminmax(lw: Lowerer, name: str, x, y):
+    """semantics._fminmax: NaN if either is NaN; on equality min ORs the bits (-0 wins), max ANDs them."""
+    b = lw.b
+    vec = isinstance(x.type, ir.VectorType)
+    ity_ = ir.VectorType(I32, x.type.count) if vec else I32
+    xb, yb = b.bitcast(x, ity_), b.bitcast(y, ity_)
+    if name == "DMIN":
+        r = b.select(b.fcmp_ordered("<", x, y), x, y)
+        rb = b.select(b.fcmp_ordered("==", x, y), b.or_(xb, yb), b.bitcast(r, ity_))
+    else:
+        r = b.select(b.fcmp_ordered(">", x, y), x, y)
+        rb = b.select(b.fcmp_ordered("==", x, y), b.and_(xb, yb), b.bitcast(r, ity_))
+    out = b.bitcast(rb, x.type)
+    nan = b.or_(b.fcmp_unordered("uno", x, x), b.fcmp_unordered("uno", y, y))
+    cn = b.bitcast(splat(CANON_NAN32, ity_) if vec else ir.Constant(I32, CANON_NAN32), x.type)
+    return b.select(nan, cn, out)
+
+
+def _const_like(v, c: int):
+    t = v.type
+    if isinstance(t, ir.VectorType):
+        return splat(c, t)
+    return ir.Constant(t, c)
+
+
+def _int_binop(lw: Lowerer, name: str, x, y, bits: int):
+    """Integer lanes (scalar or vector of iN): wrapping ops, clamped shifts; DDIV handled by caller."""
+    b = lw.b
+    if name == "DADD":
+        return b.add(x, y)
+    if name == "DSUB":
+        return b.sub(x, y)
+    if name == "DMUL":
+        return b.mul(x, y)
+    if name == "DAND":
+        return b.and_(x, y)
+    if name == "DOR":
+        return b.or_(x, y)
+    if name == "DXOR":
+        return b.xor(x, y)
+    if name == "DMIN":
+        return b.select(b.icmp_signed("<", x, y), x, y)
+    if name == "DMAX":
+        return b.select(b.icmp_signed(">", x, y), x, y)
+    if name in ("DSHL", "DSHR", "DSAR"):
+        big = b.icmp_unsigned(">=", y, _const_like(y, bits))
+        cnt = b.select(big, _const_like(y, bits - 1), y)
+        if name == "DSHL":
+            return b.select(big, _const_like(x, 0), b.shl(x, cnt))
+        if name == "DSHR":
+            return b.select(big, _const_like(x, 0), b.lshr(x, cnt))
+        return b.ashr(x, cnt)
+    if name == "DDIV":
+        # caller guarantees y != 0; MIN / -1 wraps to MIN (sdiv would be UB)
+        m1 = b.icmp_signed("==", y, _const_like(y, -1))
+        safe = b.select(m1, _const_like(y, 1), y)
+        return b.select(m1, b.sub(_const_like(x, 0), x), b.sdiv(x, safe))
+    raise AssertionError(name)  # pragma: no cover
+
+
+def _f32_binop(lw: Lowerer, name: str, x, y):
+    b = lw.b
+    if name in ("DMIN", "DMAX"):
+        return _fminmax(lw, name, x, y)
+    r = {"DADD": b.fadd, "DSUB": b.fsub, "DMUL": b.fmul, "DDIV": b.fdiv}[name](x, y)
+    return lw.canon(r)
+
+
+@lower("DADD", "DSUB", "DMUL", "DDIV", "DMIN", "DMAX", "DAND", "DOR", "DXOR", "DSHL", "DSHR", "DSAR")
+def _binary(lw: Lowerer, ins: Instr):
+    d, a, bb = ins.args
+    t, name = ins.type, ins.op.name
+    if d.cls == "v":
+        x, y = lw.v_in(a, t), lw.v_in(bb, t)
+    else:
+        x, y = lw.s_in(a, t), lw.s_in(bb, t)
+    if t == "f32":
+        r = _f32_binop(lw, name, x, y)
+    else:
+        if name == "DDIV":
+            lw.fault_if(lw.any_true(lw.b.icmp_signed("==", y, _const_like(y, 0))))
+        r = _int_binop(lw, name, x, y, type_size(t) * 8)
+    if d.cls == "v":
+        lw.vset(d.idx, r)
+    else:
+        lw.rset(d.idx, lw.s_out(r, t))
+
+
+@lower("DFMA")
+def _fma(lw: Lowerer, ins: Instr):
+    d, a, bb, c = ins.args
+    t = ins.type
+    b = lw.b
+    if d.cls == "v":
+        x, y, z = lw.vget(a.idx, t), lw.vget(bb.idx, t), lw.v_in(c, t)
+    else:
+        x, y, z = lw.s_in(a, t), lw.s_in(bb, t), lw.s_in(c, t)
+    if t == "f32":
+        suffix = f"v{x.type.count}f32" if d.cls == "v" else "f32"
+        r = lw.canon(lw.call(f"llvm.fma.{suffix}", x.type, [x, y, z]))
+    else:
+        r = b.add(b.mul(x, y), z)
+    if d.cls == "v":
+        lw.vset(d.idx, r)
+    else:
+        lw.rset(d.idx, lw.s_out(r, t))
+
+
+_ICC = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+
+
+@lower("DCMP")
+def _cmp(lw: Lowerer, ins: Instr):
+    d, a, bb = ins.args
+    t, cc = ins.type, ins.mod
+    b = lw.b
+    if d.cls == "v":
+        x, y = lw.vget(a.idx, t), lw.v_in(bb, t)
+    else:
+        x, y = lw.s_in(a, t), lw.s_in(bb, t)
+    if t == "f32":
+        m = b.fcmp_unordered("!=", x, y) if cc == "ne" else b.fcmp_ordered(_ICC[cc], x, y)
+    else:
+        m = b.icmp_signed(_ICC[cc], x, y)
+    if d.cls == "v":
+        lw.vset(d.idx, b.sext(m, ivty(t)))
+        return
+    r = b.zext(m, I64)
+    lw.rset(d.idx, r)
+    fl = b.load(lw.FL)
+    fl = b.or_(b.and_(fl, ir.Constant(I64, ~FLAG_CMP)), r)
+    b.store(fl, lw.FL)
+
+
+def _shuffle(b: ir.IRBuilder, x, idx: list[int]):
+    return b.shuffle_vector(x, x, ir.Constant(ir.VectorType(I32, len(idx)), idx))
+
+
+@lower("DRED")
+def _red(lw: Lowerer, ins: Instr):
+    d, a = ins.args
+    t, op = ins.type, ins.mod
+    b = lw.b
+    x = lw.vget(a.idx, t)
+    n = lanes(t)
+    bits = type_size(t) * 8
+    while n > 1:
+        n //= 2
+        lo = _shuffle(b, x, list(range(n)))
+        hi = _shuffle(b, x, list(range(n, 2 * n)))
+        if t == "f32":
+            x = b.fadd(lo, hi) if op == "add" else _fminmax(lw, "DMIN" if op == "min" else "DMAX", lo, hi)
+        else:
+            x = _int_binop(lw, {"add": "DADD", "min": "DMIN", "max": "DMAX"}[op], lo, hi, bits)
+    r = b.extract_element(x, ir.Constant(I32, 0))
+    lw.rset(d.idx, lw.s_out(r, t))
+
+
+@lower("DSEL")
+def _sel(lw: Lowerer, ins: Instr):
+    d, m, a, bb = ins.args
+    t = ins.type
+    b = lw.b
+    if d.cls == "v":
+        vm, va = lw.vgeti(m.idx, t), lw.vgeti(a.idx, t)
+        vb = b.bitcast(imm_vec(bb.value, t), ivty(t)) if isinstance(bb, Imm) else lw.vgeti(bb.idx, t)
+        lw.vset(d.idx, b.select(b.icmp_unsigned("!=", vm, splat(0, ivty(t))), va, vb))
+        return
+    mv = b.trunc(lw.rget(m.idx), ity(t)) if t != "i64" else lw.rget(m.idx)
+    bv = ir.Constant(I64, bb.value) if isinstance(bb, Imm) else lw.rget(bb.idx)
+    lw.rset(d.idx, b.select(b.icmp_unsigned("!=", mv, ir.Constant(mv.type, 0)), lw.rget(a.idx), bv))
+
+
+@lower("DMOV")
+def _mov(lw: Lowerer, ins: Instr):
+    d, a = ins.args
+    if d.cls == "v":
+        lw.b.store(lw.vraw(a.idx), lw.V[d.idx])
+        return
+    if isinstance(a, Imm):
+        v = a.value if ins.type != "f32" else a.value & 0xFFFFFFFF
+        lw.rset(d.idx, ir.Constant(I64, v))
+    elif a.cls == "s":
+        lw.rset(d.idx, (lw.sid, lw.scount, lambda: lw.b.load(lw.FL))[a.idx]())
+    else:
+        lw.rset(d.idx, lw.rget(a.idx))
+
+
+@lower("DSQRT")
+def _sqrt(lw: Lowerer, ins: Instr):
+    d, a = ins.args
+    if d.cls == "v":
+        x = lw.vget(a.idx, "f32")
+        lw.vset(d.idx, lw.canon(lw.call("llvm.sqrt.v16f32", x.type, [x])))
+    else:
+        x = lw.s_in(a, "f32")
+        lw.rset(d.idx, lw.s_out(lw.call("llvm.sqrt.f32", F32, [x]), "f32"))
+
+
+# ------------------------------------------------------------------ conversions
+def _vt(n: int, ty):
+    return ir.VectorType(ty, n)
+
+
+def _f32_to_bf16(lw: Lowerer, f):
+    """numerics.f32_array_to_bf16 on a <n x float>: RNE; NaN -> sign | 0x7FC0."""
+    b = lw.b
+    n = f.type.count
+    u = b.bitcast(f, _vt(n, I32))
+    u64 = b.zext(u, _vt(n, I64))
+    lsb = b.and_(b.lshr(u64, splat(16, _vt(n, I64))), splat(1, _vt(n, I64)))
+    r = b.trunc(b.lshr(b.add(b.add(u64, splat(0x7FFF, _vt(n, I64))), lsb), splat(16, _vt(n, I64))), _vt(n, I16))
+    isnan = b.and_(b.icmp_unsigned("==", b.and_(u, splat(0x7F800000, _vt(n, I32))), splat(0x7F800000, _vt(n, I32))),
+                   b.icmp_unsigned("!=", b.and_(u, splat(0x7FFFFF, _vt(n, I32))), splat(0, _vt(n, I32))))
+    nanv = b.trunc(b.or_(b.and_(b.lshr(u, splat(16, _vt(n, I32))), splat(0x8000, _vt(n, I32))),
+                         splat(0x7FC0, _vt(n, I32))), _vt(n, I16))
+    return b.select(isnan, nanv, r)
+
+
+def convert(lw: Lowerer, x, src: str, dst: str):
+    """semantics.convert on a vector of n lanes (scalars use 1-lane vectors)."""
+    b = lw.b
+    n = x.type.count
+    if src == dst:
+        return x
+    if src == "bf16":
+        f = b.bitcast(b.shl(b.zext(x, _vt(n, I32)), splat(16, _vt(n, I32))), _vt(n, F32))
+        return convert(lw, f, "f32", dst)
+    if dst == "bf16":
+        f = x if src == "f32" else b.sitofp(x, _vt(n, F32))
+        return _f32_to_bf16(lw, f)
+    if dst == "f32":
+        return b.sitofp(x, _vt(n, F32))
+    dty = _vt(n, ELEM[dst])
+    bits = type_size(dst) * 8
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    if src == "f32":
+        dd = b.fpext(x, _vt(n, F64))
+        r = lw.call(f"llvm.roundeven.v{n}f64", dd.type, [dd])
+        bad = b.fcmp_unordered("uno", r, r)
+        bad = b.or_(bad, b.fcmp_ordered("<", r, splat(float(lo), dd.type)))
+        if bits == 64:
+            bad = b.or_(bad, b.fcmp_ordered(">=", r, splat(float(2**63), dd.type)))
+        else:
+            bad = b.or_(bad, b.fcmp_ordered(">", r, splat(float(hi), dd.type)))
+        safe = b.select(bad, splat(0.0, dd.type), r)
+        return b.select(bad, splat(lo, dty), b.fptosi(safe, dty))
+    # int -> int: widen by sign extension, narrow with saturation
+    sbits = type_size(src) * 8
+    if bits > sbits:
+        return b.sext(x, dty)
+    c = b.select(b.icmp_signed("<", x, splat(lo, x.type)), splat(lo, x.type), x)
+    c = b.select(b.icmp_signed(">", c, splat(hi, x.type)), splat(hi, x.type), c)
+    return b.trunc(c, dty)
+
+
+@lower("DCVT")
+def _cvt(lw: Lowerer, ins: Instr):
+    d, a, part = ins.args
+    dt, st = ins.type, ins.type2
+    p = part.value if part is not None else 0
+    b = lw.b
+    if d.cls == "r":
+        x = b.trunc(lw.rget(a.idx), ity(st)) if st != "i64" else lw.rget(a.idx)
+        if st == "f32":
+            x = b.bitcast(x, F32)
+        xv = b.insert_element(ir.Constant(_vt(1, x.type), None), x, ir.Constant(I32, 0))
+        r = b.extract_element(convert(lw, xv, st, dt), ir.Constant(I32, 0))
+        lw.rset(d.idx, lw.s_out(r, dt))
+        return
+    ds, ss = type_size(dt), type_size(st)
+    n = VEC_BYTES // max(ds, ss)
+    if ds != ss and (p + 1) * n > VEC_BYTES // min(ds, ss):
+        lw.fault_now()  # semantics raises "DCVT part p out of range" (see report: at build time)
+        return
+    va = lw.vget(a.idx, st)
+    if ds > ss:
+        src = _shuffle(b, va, list(range(p * n, p * n + n)))
+        lw.vset(d.idx, convert(lw, src, st, dt))
+    elif ds < ss:
+        conv = convert(lw, va, st, dt)  # n lanes of dt
+        old = lw.vget(d.idx, dt)
+        total = lanes(dt)
+        wide = b.shuffle_vector(conv, conv, ir.Constant(_vt(total, I32), [i % n for i in range(total)]))
+        mask = [total + i if p * n <= i < p * n + n else i for i in range(total)]
+        lw.vset(d.idx, b.shuffle_vector(old, wide, ir.Constant(_vt(total, I32), mask)))
+    else:
+        lw.vset(d.idx, convert(lw, va, st, dt))
+
+
+@lower("DBCAST")
+def _bcast(lw: Lowerer, ins: Instr):
+    d, a = ins.args
+    t = ins.type
+    b = lw.b
+    if isinstance(a, Imm):
+        lw.vset(d.idx, imm_vec(a.value, t))
+        return
+    x = lw.s_in(a, t)
+    n = lanes(t)
+    v = b.insert_element(ir.Constant(_vt(n, x.type), None), x, ir.Constant(I32, 0))
+    lw.vset(d.idx, _shuffle(b, v, [0] * n))
+
+
+@lower("DSHUF")
+def _shuf(lw: Lowerer, ins: Instr):
+    d, a, idx = ins.args
+    t = ins.type
+    b = lw.b
+    n = lanes(t)
+    va, vi = lw.vgeti(a.idx, t), lw.vgeti(idx.idx, t)
+    masked = b.and_(vi, splat(n - 1, vi.type))
+    out = ir.Constant(va.type, None)
+    for i in range(n):
+        k = b.extract_element(masked, ir.Constant(I32, i))
+        out = b.insert_element(out, b.extract_element(va, k), ir.Constant(I32, i))
+    lw.vset(d.idx, out)
+
+
+def _group4_sum(lw: Lowerer, prod):
+    """<64 x i32> -> <16 x i32>: lane j = sum of lanes 4j..4j+3 (wrapping)."""
+    b = lw.b
+    parts = [_shuffle(b, prod, [4 * j + t for j in range(16)]) for t in range(4)]
+    return b.add(b.add(parts[0], parts[1]), b.add(parts[2], parts[3]))
+
+
+def _vnni(lw: Lowerer) -> bool:
+    return not lw.portable and {"avx512vnni", "avx512bw", "avx512f"} <= lw.features
+
+
+def _dpbusd(lw: Lowerer, acc, u8, s8):
+    """vpdpbusd: acc.i32[j] += sum_t u8[4j+t] * s8[4j+t] (wrapping)."""
+    v16 = _vt(16, I32)
+    return lw.call("llvm.x86.avx512.vpdpbusd.512", v16, [acc, lw.b.bitcast(u8, v16), lw.b.bitcast(s8, v16)])
+
+
+@lower("DTERNARY")
+def _ternary(lw: Lowerer, ins: Instr):
+    d, a, w, q = ins.args
+    qi = q.value if q is not None else 0
+    b = lw.b
+    v16 = _vt(16, I32)
+    acc = lw.vget(d.idx, "i32")
+    act = lw.vget(a.idx, "i8")
+    wb = lw.vraw(w.idx)
+    # byte j of the quarter holds the 4 codes of group j: spread them into the 4 bytes of i32 lane j
+    x = b.zext(_shuffle(b, wb, list(range(qi * 16, qi * 16 + 16))), v16)
+    y = b.or_(b.or_(x, b.shl(x, splat(6, v16))), b.or_(b.shl(x, splat(12, v16)), b.shl(x, splat(18, v16))))
+    codes = b.bitcast(b.and_(y, splat(0x03030303, v16)), _vt(64, I8))  # code k in byte k (0..3)
+    if _vnni(lw):
+        # sum (c - 1) * a = sum c * a - sum a   (codes unsigned, activations signed)
+        r = _dpbusd(lw, acc, codes, act)
+        corr = _dpbusd(lw, splat(0, v16), splat(1, _vt(64, I8)), act)
+        lw.vset(d.idx, b.sub(r, corr))
+        return
+    wv = b.sub(b.zext(codes, _vt(64, I32)), splat(1, _vt(64, I32)))
+    prod = b.mul(b.sext(act, _vt(64, I32)), wv)
+    lw.vset(d.idx, b.add(acc, _group4_sum(lw, prod)))
+
+
+@lower("DDOT")
+def _ddot(lw: Lowerer, ins: Instr):
+    d, a, bb = ins.args
+    b = lw.b
+    if ins.type == "i8":
+        acc = lw.vget(d.idx, "i32")
+        x, y = lw.vget(a.idx, "i8"), lw.vget(bb.idx, "i8")
+        v16 = _vt(16, I32)
+        if _vnni(lw):
+            # a*b = (a ^ 0x80) * b - 128 * b   with (a ^ 0x80) read unsigned
+            ux = b.xor(x, splat(0x80 - 256, x.type))
+            r = _dpbusd(lw, acc, ux, y)
+            sb = _dpbusd(lw, splat(0, v16), splat(1, _vt(64, I8)), y)
+            lw.vset(d.idx, b.sub(r, b.shl(sb, splat(7, v16))))
+            return
+        prod = b.mul(b.sext(x, _vt(64, I32)), b.sext(y, _vt(64, I32)))
+        lw.vset(d.idx, b.add(acc, _group4_sum(lw, prod)))
+        return
+    acc = lw.vget(d.idx, "f32")
+    fa = convert(lw, lw.vgeti(a.idx, "bf16"), "bf16", "f32")
+    fb = convert(lw, lw.vgeti(bb.idx, "bf16"), "bf16", "f32")
+    even, odd = list(range(0, 32, 2)), list(range(1, 32, 2))
+    p0 = b.fmul(_shuffle(b, fa, even), _shuffle(b, fb, even))
+    p1 = b.fmul(_shuffle(b, fa, odd), _shuffle(b, fb, odd))
+    lw.vset(d.idx, lw.canon(b.fadd(b.fadd(acc, p0), p1)))
+
+
+# =================================================================== D pipe: control flow
+@lower("DNOP", "SNOP", "CNOP")
+def _nop(lw: Lowerer, ins: Instr):  # pragma: no cover - NOPs are skipped by the driver
+    return None
+
+
+@lower("DJMP")
+def _jmp(lw: Lowerer, ins: Instr):
+    lw.branch = (None, ins.args[0].value)
+
+
+@lower("DBRT", "DBRF")
+def _br(lw: Lowerer, ins: Instr):
+    b = lw.b
+    set_ = b.icmp_unsigned("!=", b.and_(b.load(lw.FL), ir.Constant(I64, FLAG_CMP)), ir.Constant(I64, 0))
+    lw.branch = (set_ if ins.op.name == "DBRT" else b.not_(set_), ins.args[0].value)
+
+
+@lower("DLOOP")
+def _loop(lw: Lowerer, ins: Instr):
+    r, label = ins.args
+    b = lw.b
+    v = b.sub(lw.rget(r.idx), ir.Constant(I64, 1))
+    lw.rset(r.idx, v)
+    lw.branch = (b.icmp_unsigned("!=", v, ir.Constant(I64, 0)), label.value)
+
+
+@lower("DHALT")
+def _halt(lw: Lowerer, ins: Instr):
+    lw.halt = True
+
+
+# =================================================================== S pipe
+def _mem_off(lw: Lowerer, m):
+    return lw.rget(m.off.idx) if isinstance(m.off, Reg) else ir.Constant(I64, m.off.value)
+
+
+def _check_range(lw: Lowerer, off, n: int, size):
+    """Fault unless 0 <= off and off + n <= size (no overflow: size - n is small)."""
+    b = lw.b
+    bad = b.or_(b.icmp_signed("<", off, ir.Constant(I64, 0)),
+                b.icmp_signed(">", off, b.sub(size, ir.Constant(I64, n))))
+    lw.fault_if(bad)
+
+
+def _addr(lw: Lowerer, ptr, off):
+    return lw.b.gep(ptr, [off], source_etype=I8)
+
+
+@lower("SGATHER", "SSCATTR")
+def _gather_scatter(lw: Lowerer, ins: Instr):
+    store = ins.op.name == "SSCATTR"
+    m, reg = (ins.args[0], ins.args[1]) if store else (ins.args[1], ins.args[0])
+    t = ins.type
+    size = type_size(t)
+    b = lw.b
+    if reg.cls == "r":
+        if m.mode != MEM_CONTIG or m.extra is not None:
+            lw.fault_now()
+            return
+        off = _mem_off(lw, m)
+        ptr, ssize = lw.translate(m.base)
+        _check_range(lw, off, size, ssize)
+        addr = _addr(lw, ptr, off)
+        if store:
+            x = lw.rget(reg.idx)
+            b.store(b.trunc(x, ity(t)) if t != "i64" else x, addr, align=1)
+        else:
+            x = b.load(addr, typ=ity(t), align=1)
+            if t in ("f32", "bf16"):
+                lw.rset(reg.idx, b.zext(x, I64))
+            else:
+                lw.rset(reg.idx, b.sext(x, I64) if t != "i64" else x)
+        return
+    n_lanes = lanes(t)
+    if m.mode == MEM_CONTIG:
+        nb = m.extra.value if m.extra is not None else VEC_BYTES
+        if not 1 <= nb <= VEC_BYTES:
+            lw.fault_now()
+            return
+        off = _mem_off(lw, m)
+        ptr, ssize = lw.translate(m.base)
+        _check_range(lw, off, nb, ssize)
+        addr = _addr(lw, ptr, off)
+        if nb == VEC_BYTES:
+            if store:
+                b.store(lw.vraw(reg.idx), addr, align=1)
+            else:
+                lw.b.store(b.load(addr, typ=VB, align=1), lw.V[reg.idx])
+            return
+        mask = ir.Constant(_vt(64, I1), [1 if i < nb else 0 for i in range(64)])
+        if store:
+            lw.call("llvm.masked.store.v64i8.p0", ir.VoidType(),
+                    [lw.vraw(reg.idx), addr, ir.Constant(I32, 1), mask])
+        else:
+            v = lw.call("llvm.masked.load.v64i8.p0", VB, [addr, ir.Constant(I32, 1), mask, splat(0, VB)])
+            lw.b.store(v, lw.V[reg.idx])
+        return
+    if m.mode != MEM_STRIDED and n_lanes > 16:
+        raise Unsupported(f"indexed {ins.mnemonic()} with {n_lanes} lanes: the golden model reads only 16 "
+                          f"i32 indexes (see docs/jit.md)")
+    off = _mem_off(lw, m)
+    li = _vt(n_lanes, I64)
+    if m.mode == MEM_STRIDED:
+        stride = lw.rget(m.extra.idx) if isinstance(m.extra, Reg) else ir.Constant(I64, m.extra.value)
+        lim = ir.Constant(I64, 1 << 40)
+        # huge strides/offsets always leave the scroll (size <= 2**31): fault before anything can wrap
+        guard = b.or_(b.icmp_signed(">", stride, lim), b.icmp_signed("<", stride, ir.Constant(I64, -(1 << 40))))
+        sv = b.insert_element(ir.Constant(li, None), stride, ir.Constant(I32, 0))
+        sv = _shuffle(b, sv, [0] * n_lanes)
+        rel = b.mul(sv, ir.Constant(li, list(range(n_lanes))))
+    else:
+        idx = _shuffle(b, lw.vget(m.extra.idx, "i32"), list(range(n_lanes)))
+        rel = b.mul(b.sext(idx, li), splat(size, li))
+        guard = ir.Constant(I1, 0)
+    lim62 = ir.Constant(I64, 1 << 62)
+    guard = b.or_(guard, b.or_(b.icmp_signed(">", off, lim62), b.icmp_signed("<", off, ir.Constant(I64, -(1 << 62)))))
+    ptr, ssize = lw.translate(m.base)
+    ov = _shuffle(b, b.insert_element(ir.Constant(li, None), off, ir.Constant(I32, 0)), [0] * n_lanes)
+    offs = b.add(ov, rel)
+    hi = _shuffle(b, b.insert_element(ir.Constant(li, None), b.sub(ssize, ir.Constant(I64, size)),
+                                      ir.Constant(I32, 0)), [0] * n_lanes)
+    bad = b.or_(b.icmp_signed("<", offs, splat(0, li)), b.icmp_signed(">", offs, hi))
+    lw.fault_if(b.or_(guard, lw.any_true(bad)))
+    et = ity(t)
+    if store:
+        src = lw.vgeti(reg.idx, t)
+        for i in range(n_lanes):  # lane order: the highest lane wins on overlap
+            o = b.extract_element(offs, ir.Constant(I32, i))
+            b.store(b.extract_element(src, ir.Constant(I32, i)), _addr(lw, ptr, o), align=1)
+        return
+    out = ir.Constant(_vt(n_lanes, et), None)
+    for i in range(n_lanes):
+        o = b.extract_element(offs, ir.Constant(I32, i))
+        out = b.insert_element(out, b.load(_addr(lw, ptr, o), typ=et, align=1), ir.Constant(I32, i))
+    lw.vset(reg.idx, out)
+
+
+_SHIFT = tuple((8 - i) * 10 for i in range(9))
+
+
+@lower("SINDEX")
+def _sindex(lw: Lowerer, ins: Instr):
+    d, a, dim, delta = ins.args
+    mode = ins.mod
+    if mode == "carry":
+        lw.slow_call()
+        return
+    b = lw.b
+    sh = _SHIFT[dim.value]
+    p = lw.pget(a.idx)
+    dv = lw.rget(delta.idx) if isinstance(delta, Reg) else ir.Constant(I64, delta.value)
+    fmask = ir.Constant(I128, 1023 << sh)
+    if mode == "set":
+        bad = b.or_(b.icmp_signed("<", dv, ir.Constant(I64, 1)), b.icmp_signed(">", dv, ir.Constant(I64, 999)))
+        lw.fault_if(bad)
+        nv = b.or_(b.and_(p, b.not_(fmask)),
+                   b.shl(b.zext(b.sub(dv, ir.Constant(I64, 1)), I128), ir.Constant(I128, sh)))
+        lw.pset(d.idx, nv)
+        return
+    f = b.trunc(b.and_(b.lshr(p, ir.Constant(I128, sh)), ir.Constant(I128, 1023)), I64)
+    # in range iff -f <= delta < 999 - f  (no overflow: f is 0..998)
+    inr = b.and_(b.icmp_signed(">=", dv, b.sub(ir.Constant(I64, 0), f)),
+                 b.icmp_signed("<", dv, b.sub(ir.Constant(I64, 999), f)))
+    if mode == "add":
+        lw.fault_if(b.not_(inr))
+        lw.pset(d.idx, b.add(p, b.shl(b.sext(dv, I128), ir.Constant(I128, sh))))
+        return
+    # wrap: (f + delta) mod 999 in 1..999 (floor modulo), computed without overflow
+    r = b.add(f, b.srem(dv, ir.Constant(I64, 999)))
+    r = b.select(b.icmp_signed("<", r, ir.Constant(I64, 0)), b.add(r, ir.Constant(I64, 999)), r)
+    r = b.select(b.icmp_signed(">=", r, ir.Constant(I64, 999)), b.sub(r, ir.Constant(I64, 999)), r)
+    lw.pset(d.idx, b.add(p, b.shl(b.sext(b.sub(r, f), I128), ir.Constant(I128, sh))))
+
+
+@lower("SDEDUP", "SPREFCH", "SFLUSH", "SALLOC", "SFREE")
+def _s_slow(lw: Lowerer, ins: Instr):
+    lw.slow_call()
+
+
+@lower("SCOORD")
+def _scoord(lw: Lowerer, ins: Instr):
+    d, c = ins.args
+    lw.pset(d.idx, lw.home() if c.value == HOME_COORD else ir.Constant(I128, c.value))
+
+
+@lower("SPART")
+def _spart(lw: Lowerer, ins: Instr):
+    d, p, dim = ins.args
+    b = lw.b
+    f = b.and_(b.lshr(lw.pget(p.idx), ir.Constant(I128, _SHIFT[dim.value])), ir.Constant(I128, 1023))
+    lw.rset(d.idx, b.add(b.trunc(f, I64), ir.Constant(I64, 1)))
+
+
+# =================================================================== C pipe
+@lower("CPACK")
+def _cpack(lw: Lowerer, ins: Instr):
+    m, src = ins.args
+    t = ins.type
+    b = lw.b
+    if src.cls == "v":
+        b.store(lw.vraw(src.idx), lw.M[m.idx])
+        b.store(ir.Constant(I64, VEC_BYTES), lw.ML[m.idx])
+        return
+    size = type_size(t)
+    x = lw.rget(src.idx)
+    v = b.bitcast(b.insert_element(ir.Constant(_vt(8, I64), [0] * 8), x, ir.Constant(I32, 0)), VB)
+    keep = ir.Constant(VB, [0xFF if i < size else 0 for i in range(64)])
+    b.store(b.and_(v, keep), lw.M[m.idx])
+    b.store(ir.Constant(I64, size), lw.ML[m.idx])
+
+
+@lower("CUNPACK")
+def _cunpack(lw: Lowerer, ins: Instr):
+    d, m = ins.args
+    t = ins.type
+    b = lw.b
+    raw = b.load(lw.M[m.idx])  # bytes beyond the payload length are kept zero
+    if d.cls == "v":
+        b.store(raw, lw.V[d.idx])
+        return
+    x = b.extract_element(b.bitcast(raw, _vt(64 // type_size(t), ity(t))), ir.Constant(I32, 0))
+    if t in ("f32", "bf16"):
+        lw.rset(d.idx, b.zext(x, I64))
+    else:
+        lw.rset(d.idx, b.sext(x, I64) if t != "i64" else x)
+
+
+@lower("CFENCE")
+def _cfence(lw: Lowerer, ins: Instr):
+    lw.b.fence("seq_cst")
+
+
+@lower("CSEND", "CRECV", "CBAR", "CREDUCE", "CCAST", "CROUTE")
+def _c_blocking(lw: Lowerer, ins: Instr):
+    """Blocking C-pipe ops: the ready phase ran before the SIW (driver); this is the run phase."""
+    lw.slow_call()
