@@ -7,7 +7,18 @@ from hypothesis import strategies as st
 from vtpu_cli import coords
 from vtpu_cli.isa import ANY_SENDER, HOME_COORD, OPS, PIPES, REG_COUNTS, lanes
 from vtpu_cli.numerics import bf16_bits, f32_bits
-from vtpu_cli.program import MEM_CONTIG, MEM_INDEXED, MEM_STRIDED, DataScroll, Imm, Instr, Mem, Output, Program, Reg
+from vtpu_cli.program import (
+    MEM_CONTIG,
+    MEM_INDEXED,
+    MEM_STRIDED,
+    DataScroll,
+    Imm,
+    Instr,
+    Mem,
+    Output,
+    Program,
+    Reg,
+)
 
 REAL_OPS = [op for op in OPS if not op.is_nop]
 COORD_POOL = [coords.pack(coords.Coord((1, 1, 1, 1, 1, 1, 1, 1, k))) for k in (1, 2, 3, 999)]
@@ -85,7 +96,8 @@ def instr(draw, op=None, ncode: int = 8, ngroups: int = 1):
         elif k == "group":
             args.append(Imm(draw(st.integers(0, ngroups))))
         elif k == "mem":
-            mode = draw(st.sampled_from([MEM_CONTIG, MEM_STRIDED, MEM_INDEXED])) if form == "v" else MEM_CONTIG
+            modes = [MEM_CONTIG, MEM_STRIDED] + ([MEM_INDEXED] if t in ("f32", "i32", "i64") else [])
+            mode = draw(st.sampled_from(modes)) if form == "v" else MEM_CONTIG
             off = draw(st.one_of(reg("r"), st.integers(-(2**31), 2**31 - 1).map(Imm)))
             if mode == MEM_CONTIG:
                 extra = draw(st.one_of(st.none(), st.integers(1, 64).map(Imm))) if form == "v" else None

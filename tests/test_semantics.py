@@ -19,7 +19,7 @@ F32_MAX = float(np.finfo(np.float32).max)
 def run_vec(inputs: dict[int, np.ndarray], body: str, sentrons: int = 1):
     """Load each input array (64 bytes) into v<k>, run `body`, return sentron 0's state."""
     lines = []
-    for k, (vreg, arr) in enumerate(sorted(inputs.items())):
+    for k, (_vreg, arr) in enumerate(sorted(inputs.items())):
         raw = np.ascontiguousarray(arr).tobytes()
         assert len(raw) == 64, raw
         lines.append(f".data 1.1.1/1.1.1/1.1.{k + 1} u8 hex \"{raw.hex()}\"")

@@ -23,6 +23,7 @@ from .isa import (
     TYPES,
     Op,
     default_type,
+    mem_form_error,
     split_mnemonic,
     type_size,
 )
@@ -463,6 +464,11 @@ class Assembler:
                 if v <= 0 or v & (v - 1):
                     raise _LineError(f"operand {idx + 1} of {op.name} must be a power of two, found {v}",
                                      toks[idx].col, toks[idx].length)
+        for i, a in enumerate(args):
+            if isinstance(a, Mem):
+                err = mem_form_error(t, a.mode)
+                if err:
+                    raise _LineError(err, toks[i].col, toks[i].length)
         if count_tok is not None:
             mi = next(i for i, sp in enumerate(specs) if sp.kind == "mem")
             m = args[mi]

@@ -209,8 +209,9 @@ OPS: tuple[Op, ...] = (
         summary="load from a scroll: contiguous, strided or indexed",
         semantics="Scalar form: loads one element (sign-extended; f32/bf16 bit pattern zero-extended). Vector "
                   "form: `[p + off]` loads 64 bytes (or the optional byte count 1..64; other lanes are zeroed); "
-                  "`[p + off : stride]` loads lane i from byte off + i*stride; `[p + off + vI]` loads lane i from "
-                  "byte off + vI.i32[i]*size. Every byte accessed is bounds-checked."),
+                  "`[p + off : stride]` loads lane i from byte off + i*stride; `[p + off + vI]` (32- and 64-bit "
+                  "elements only) loads lane i from byte off + vI.i32[i]*size. Every byte accessed is "
+                  "bounds-checked."),
     _op("SSCATTR", 0x42, "S", "r:mem r:rv", types=ALL_LANE, latency=1, mem_len=True,
         summary="store to a scroll: contiguous, strided or indexed",
         semantics="The mirror of SGATHER. Indexed stores to the same element are applied in lane order, so "
@@ -310,6 +311,13 @@ def split_mnemonic(op: Op, suffixes: list[str]) -> tuple[str | None, str | None,
     if op.types2 and t2 is None:
         return None, None, None, f"{op.name} needs .dst.src types, e.g. {op.name}.f32.i32"
     return mod, t, t2, None
+
+
+def mem_form_error(t: str | None, mode: int) -> str | None:
+    """Indexed gathers/scatters (mode 2) take i32 indexes, so their elements are 32 or 64 bits wide."""
+    if mode == 2 and t is not None and TYPES[t][1] < 4:
+        return f"indexed memory operands need 32- or 64-bit elements (f32, i32, i64), not {t}"
+    return None
 
 
 def default_type(op: Op) -> str | None:

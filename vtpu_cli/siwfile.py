@@ -21,7 +21,18 @@ import struct
 
 from . import coords
 from .errors import FormatError
-from .isa import BY_CODE, HOME_COORD, PIPES, REG_CLASS_CODE, REG_COUNTS, SPECIAL_REGS, TYPE_BY_CODE, TYPES, Op
+from .isa import (
+    BY_CODE,
+    HOME_COORD,
+    PIPES,
+    REG_CLASS_CODE,
+    REG_COUNTS,
+    SPECIAL_REGS,
+    TYPE_BY_CODE,
+    TYPES,
+    Op,
+    mem_form_error,
+)
 from .program import MEM_CONTIG, MEM_INDEXED, MEM_STRIDED, DataScroll, Imm, Instr, Mem, Output, Program, Reg
 
 MAGIC = b"VTPUSIW\0"
@@ -281,6 +292,9 @@ def _decode_slot(raw: bytes, pipe: str, siw_index: int, pools: tuple[list[int], 
             extra = field_value(fields[pos + 2], extra_allowed)
             if mode != MEM_CONTIG and extra is None:
                 raise FormatError(f"corrupt .siw: memory operand lacks its stride/index in {where}")
+            err = mem_form_error(t, mode)
+            if err:
+                raise FormatError(f"corrupt .siw: {err} ({where})")
             args.append(Mem(base.idx, off, mode, extra))
             pos += 3
             continue
