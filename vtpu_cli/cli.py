@@ -194,6 +194,31 @@ def run(
     raise typer.Exit(code)
 
 
+# ----------------------------------------------------------------------------- bench
+@app.command()
+@guard
+def bench(
+    names: Annotated[list[str] | None, typer.Argument(metavar="[NAME]...", help="Benchmarks to run (default: all).")] = None,
+    gate: Annotated[str | None, typer.Option("--gate", help="Judge a gate: phase0, phase1 or phase2.")] = None,
+    quick: Annotated[bool, typer.Option("--quick", help="Small sizes (CI smoke runs).")] = False,
+    engine: Annotated[Engine, typer.Option("--engine", help="Execution engine.")] = Engine.jit,
+    sentrons: Annotated[int | None, typer.Option("--sentrons", "-n", min=1, help="Sentrons for fleet benchmarks.")] = None,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write the results as JSON (schema: docs/bench.md).")] = None,
+    list_only: Annotated[bool, typer.Option("--list", help="List the suite and exit.")] = False,
+    repeats: Annotated[int | None, typer.Option("--repeats", min=1, help="Runs per benchmark (median reported).")] = None,
+    price: Annotated[float | None, typer.Option("--price", help="Hardware price in $ for SOPDW.")] = None,
+) -> None:
+    """Run the vBench suite, verify every result and judge a phase gate."""
+    import os
+
+    # the numpy/OpenBLAS baseline is single-threaded, like one sentron (set before numpy loads)
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ.setdefault(var, "1")
+    from .bench import bench_command
+
+    raise typer.Exit(bench_command(names or [], gate, quick, engine.value, sentrons, json_out, list_only, repeats, price))
+
+
 # ----------------------------------------------------------------------------- isa
 @app.command()
 @guard

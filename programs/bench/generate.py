@@ -99,8 +99,9 @@ def f32_gemm() -> str:
         ".coord B = 1.2.7/1.1.2/1.1.1",
         ".coord C0 = 1.2.7/1.1.3/1.1.1",
         ".output C0",
+        "    DMOV r9, REPS               | SCOORD p1, B      ; the whole product is computed REPS times",
+        "rep:",
         "    DMOV r1, BLOCKS             | SCOORD p0, A0",
-        "                                | SCOORD p1, B",
         "                                | SCOORD p2, C0",
         "block:",
         "                                | SINDEX.carry p3, p0, 8, 1",
@@ -136,6 +137,7 @@ def f32_gemm() -> str:
     L += [
         "                                | SINDEX.carry p0, p0, 8, 4",
         "    DLOOP r1, block             | SINDEX.carry p2, p2, 8, 4",
+        "    DLOOP r9, rep",
     ]
     return "\n".join(L) + "\n"
 
