@@ -12,7 +12,7 @@ from test_errors import vtpu
 from vtpu_cli import coords
 from vtpu_cli.asm import assemble
 from vtpu_cli.interp import Interpreter
-from vtpu_cli.memory import Memory, MemFault, ppt_set
+from vtpu_cli.memory import MemFault, Memory, ppt_set
 from vtpu_cli.tensorfile import read_safetensors, write_safetensors
 
 C1 = "1.1.1/1.1.1/1.1.1"

@@ -21,7 +21,6 @@ import numpy as np
 
 from . import coords
 
-
 GOLDEN64 = 0x9E3779B97F4A7C15
 MASK64 = (1 << 64) - 1
 
