@@ -56,3 +56,12 @@ def test_version_and_help_and_isa():
     h = vtpu("--help")
     assert h.returncode == 0 and "asm" in h.stdout and "run" in h.stdout
     assert "DTERNARY" in vtpu("isa").stdout
+
+
+def test_topo_subcommand_is_mounted_with_clean_errors():
+    r = vtpu("topo", "show", "4x4x8", "--twisted", "--json")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    assert doc["diameter"] == 6 and doc["bisection_links"] == 64
+    bad = vtpu("topo", "show", "4x4x9", "--twisted")
+    assert bad.returncode == 2 and "cannot be twisted" in bad.stderr and "Traceback" not in bad.stderr
