@@ -65,3 +65,20 @@ def test_topo_subcommand_is_mounted_with_clean_errors():
     assert doc["diameter"] == 6 and doc["bisection_links"] == 64
     bad = vtpu("topo", "show", "4x4x9", "--twisted")
     assert bad.returncode == 2 and "cannot be twisted" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_bundle_syntax_and_dump(tmp_path):
+    src = tmp_path / "b.vasm"
+    src.write_text("""; a bundle spreads one SIW over several lines
+    DMOV r1, 5
+{
+    DADD r2, r1, 1
+    SCOORD p1, 1.1.1/1.1.1/1.1.7
+    CPACK.i64 m0, r1
+}
+""")
+    r = vtpu("run", str(src), "--dump", "--stats", "--json")
+    doc = json.loads(r.stdout)
+    assert doc["stats"]["siws"] == 2 and doc["stats"]["ops_by_pipe"] == {"D": 2, "S": 1, "C": 1}
+    r = vtpu("run", str(src), "--dump")
+    assert "r2=6" in r.stdout and "p1=1.1.1/1.1.1/1.1.7" in r.stdout and "m0=0500000000000000" in r.stdout
