@@ -350,12 +350,11 @@ def sopdw(price: float | None, gops: float | None) -> dict:
 def bench_command(names: list[str], gate: str | None, quick: bool, engine_name: str, sentrons: int | None,
                   json_path: Path | None, list_only: bool, repeats: int | None, price: float | None) -> int:
     import json
+    import shutil
 
     from rich.console import Console
     from rich.progress import Progress
     from rich.table import Table
-
-    import shutil
 
     con = Console(highlight=False, width=max(shutil.get_terminal_size((160, 40)).columns, 150))
     manifests = load_manifests()
