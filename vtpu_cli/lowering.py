@@ -81,8 +81,9 @@ def splat(c, ty: ir.VectorType) -> ir.Constant:
 class Lowerer:
     """Per-function lowering state: builder, register allocas, fault exits and callbacks."""
 
-    def __init__(self, fn: ir.Function, module: ir.Module, ctx, *, portable: bool, features: set[str],
-                 ppt_sets: int):
+    def __init__(
+        self, fn: ir.Function, module: ir.Module, ctx, *, portable: bool, features: set[str], ppt_sets: int
+    ):
         self.fn, self.module, self.ctx = fn, module, ctx
         self.portable = portable
         self.features = features
@@ -97,7 +98,7 @@ class Lowerer:
 
     # ------------------------------------------------------------------ ctx access
     def cptr(self, off: int):
-        return self.b.gep(self.ctx, [ir.Constant(I64, off)], inbounds=True)
+        return self.b.gep(self.ctx, [ir.Constant(I64, off)], inbounds=True, source_etype=I8)
 
     def cload(self, off: int, ty):
         return self.b.load(self.cptr(off), typ=ty, align=1)
@@ -120,33 +121,38 @@ class Lowerer:
         self.STEPS = a(I64, name="steps")
         self.COUNTS = [a(I64, name=f"cnt{i}") for i in range(nblocks)]
 
+    def set_usage(self, used: set, written: set) -> None:
+        """Registers the program touches: only those are loaded, and only written ones are spilled."""
+        self.used = used
+        self.written = written
+        self.used_p = sorted(i for c, i in used if c == "p")
+
+    def _regs(self, which: set):
+        for cls, i in sorted(which):
+            if cls == "r":
+                yield self.R[i], OFF_R + 8 * i
+            elif cls == "p":
+                yield self.P[i], OFF_P + 16 * i
+            elif cls == "v":
+                yield self.V[i], OFF_V + 64 * i
+            elif cls == "m":
+                yield self.M[i], OFF_M + 64 * i
+                yield self.ML[i], OFF_MLEN + 8 * i
+
     def load_state(self) -> None:
-        """ctx -> allocas (at entry and after a callback)."""
+        """ctx -> allocas (at entry and after a callback); only registers the program uses."""
         b = self.b
-        for i in range(16):
-            b.store(self.cload(OFF_R + 8 * i, I64), self.R[i])
-        for i in range(8):
-            b.store(self.cload(OFF_P + 16 * i, I128), self.P[i])
+        for slot, off in self._regs(self.used):
+            b.store(self.cload(off, slot.allocated_type), slot)
+        for i in self.used_p:
             b.store(ir.Constant(I1, 0), self.MRU[i])
-        for i in range(32):
-            b.store(self.cload(OFF_V + 64 * i, VB), self.V[i])
-        for i in range(4):
-            b.store(self.cload(OFF_M + 64 * i, VB), self.M[i])
-            b.store(self.cload(OFF_MLEN + 8 * i, I64), self.ML[i])
         b.store(self.cload(OFF_FLAGS, I64), self.FL)
 
     def spill_state(self) -> None:
-        """allocas -> ctx (before a callback and at exit)."""
+        """allocas -> ctx (before a callback and at exit); registers never written are still in ctx."""
         b = self.b
-        for i in range(16):
-            self.cstore(b.load(self.R[i]), OFF_R + 8 * i)
-        for i in range(8):
-            self.cstore(b.load(self.P[i]), OFF_P + 16 * i)
-        for i in range(32):
-            self.cstore(b.load(self.V[i]), OFF_V + 64 * i)
-        for i in range(4):
-            self.cstore(b.load(self.M[i]), OFF_M + 64 * i)
-            self.cstore(b.load(self.ML[i]), OFF_MLEN + 8 * i)
+        for slot, off in self._regs(self.written):
+            self.cstore(b.load(slot), off)
         self.cstore(b.load(self.FL), OFF_FLAGS)
 
     # ------------------------------------------------------------------ registers
@@ -204,7 +210,7 @@ class Lowerer:
     def v_in(self, arg, t: str):
         """A vector source: register lanes of type t, or an immediate broadcast (bits for floats)."""
         if isinstance(arg, Imm):
-            return imm_vec(arg.value, t)
+            return imm_vec(self, arg.value, t)
         return self.vget(arg.idx, t)
 
     # ------------------------------------------------------------------ numerics helpers
@@ -222,14 +228,18 @@ class Lowerer:
         return self.b.call(self.intrinsic(name, ret, [a.type for a in args]), args)
 
     def canon(self, x):
-        """Replace NaN by the canonical quiet NaN 0x7FC00000 (scalar float or float vector)."""
+        """Replace NaN by the canonical quiet NaN 0x7FC00000 (scalar float or float vector).
+
+        Done on the integer bits: LLVM treats NaN payloads of float results as unspecified, so a float
+        ``select(isnan(x), qnan, x)`` may legally be folded to ``x``.
+        """
         b = self.b
-        nan = b.fcmp_unordered("uno", x, x)
-        if isinstance(x.type, ir.VectorType):
-            c = b.bitcast(splat(CANON_NAN32, ir.VectorType(I32, x.type.count)), x.type)
-        else:
-            c = b.bitcast(ir.Constant(I32, CANON_NAN32), F32)
-        return b.select(nan, c, x)
+        it = ir.VectorType(I32, x.type.count) if isinstance(x.type, ir.VectorType) else I32
+        bits = b.bitcast(x, it)
+        isnan = b.icmp_unsigned(
+            ">", b.and_(bits, _const_like(bits, 0x7FFFFFFF)), _const_like(bits, 0x7F800000)
+        )
+        return b.bitcast(b.select(isnan, _const_like(bits, CANON_NAN32), bits), x.type)
 
     def any_true(self, m):
         if isinstance(m.type, ir.VectorType):
@@ -324,7 +334,7 @@ class Lowerer:
         b.store(self.cload(OFF_TRSIZE, I64), self.TSIZE[pidx])
         # the accessed coordinate is now the MRU of its set; others in that set no longer are
         myset = self.ppt_set(coord)
-        for k in range(8):
+        for k in self.used_p:
             if k == pidx:
                 continue
             ck = self.pget(k)
@@ -351,20 +361,15 @@ class _FnPtr:
         return str(self._ptr)
 
 
-def imm_vec(value: int, t: str) -> ir.Constant:
-    """semantics.imm_lanes as an IR constant (floats arrive as bit patterns)."""
+def imm_vec(lw: Lowerer, value: int, t: str):
+    """semantics.imm_lanes as IR: floats arrive as bit patterns (NaN payloads kept: built from i32 bits)."""
     n = lanes(t)
     if t == "f32":
-        return _fbits_vec(value & 0xFFFFFFFF, n)
+        return lw.b.bitcast(splat(value & 0xFFFFFFFF, ir.VectorType(I32, n)), ir.VectorType(F32, n))
     if t == "bf16":
         return splat(value & 0xFFFF, ir.VectorType(I16, n))
     bits = type_size(t) * 8
     return splat(sext(value, bits), ir.VectorType(ity(t), n))
-
-
-def _fbits_vec(bits: int, n: int):
-    """A <n x float> constant with exact bits (NaN payloads included) via a constant bitcast."""
-    return ir.Constant(ir.VectorType(I32, n), [ir.Constant(I32, bits)] * n).bitcast(ir.VectorType(F32, n))
 
 
 # =================================================================== D pipe: arithmetic
@@ -380,10 +385,9 @@ def _fminmax(lw: Lowerer, name: str, x, y):
     else:
         r = b.select(b.fcmp_ordered(">", x, y), x, y)
         rb = b.select(b.fcmp_ordered("==", x, y), b.and_(xb, yb), b.bitcast(r, ity_))
-    out = b.bitcast(rb, x.type)
     nan = b.or_(b.fcmp_unordered("uno", x, x), b.fcmp_unordered("uno", y, y))
-    cn = b.bitcast(splat(CANON_NAN32, ity_) if vec else ir.Constant(I32, CANON_NAN32), x.type)
-    return b.select(nan, cn, out)
+    cn = splat(CANON_NAN32, ity_) if vec else ir.Constant(I32, CANON_NAN32)
+    return b.bitcast(b.select(nan, cn, rb), x.type)
 
 
 def _const_like(v, c: int):
@@ -533,7 +537,7 @@ def _sel(lw: Lowerer, ins: Instr):
     b = lw.b
     if d.cls == "v":
         vm, va = lw.vgeti(m.idx, t), lw.vgeti(a.idx, t)
-        vb = b.bitcast(imm_vec(bb.value, t), ivty(t)) if isinstance(bb, Imm) else lw.vgeti(bb.idx, t)
+        vb = b.bitcast(imm_vec(lw, bb.value, t), ivty(t)) if isinstance(bb, Imm) else lw.vgeti(bb.idx, t)
         lw.vset(d.idx, b.select(b.icmp_unsigned("!=", vm, splat(0, ivty(t))), va, vb))
         return
     mv = b.trunc(lw.rget(m.idx), ity(t)) if t != "i64" else lw.rget(m.idx)
@@ -579,11 +583,19 @@ def _f32_to_bf16(lw: Lowerer, f):
     u = b.bitcast(f, _vt(n, I32))
     u64 = b.zext(u, _vt(n, I64))
     lsb = b.and_(b.lshr(u64, splat(16, _vt(n, I64))), splat(1, _vt(n, I64)))
-    r = b.trunc(b.lshr(b.add(b.add(u64, splat(0x7FFF, _vt(n, I64))), lsb), splat(16, _vt(n, I64))), _vt(n, I16))
-    isnan = b.and_(b.icmp_unsigned("==", b.and_(u, splat(0x7F800000, _vt(n, I32))), splat(0x7F800000, _vt(n, I32))),
-                   b.icmp_unsigned("!=", b.and_(u, splat(0x7FFFFF, _vt(n, I32))), splat(0, _vt(n, I32))))
-    nanv = b.trunc(b.or_(b.and_(b.lshr(u, splat(16, _vt(n, I32))), splat(0x8000, _vt(n, I32))),
-                         splat(0x7FC0, _vt(n, I32))), _vt(n, I16))
+    r = b.trunc(
+        b.lshr(b.add(b.add(u64, splat(0x7FFF, _vt(n, I64))), lsb), splat(16, _vt(n, I64))), _vt(n, I16)
+    )
+    isnan = b.and_(
+        b.icmp_unsigned("==", b.and_(u, splat(0x7F800000, _vt(n, I32))), splat(0x7F800000, _vt(n, I32))),
+        b.icmp_unsigned("!=", b.and_(u, splat(0x7FFFFF, _vt(n, I32))), splat(0, _vt(n, I32))),
+    )
+    nanv = b.trunc(
+        b.or_(
+            b.and_(b.lshr(u, splat(16, _vt(n, I32))), splat(0x8000, _vt(n, I32))), splat(0x7FC0, _vt(n, I32))
+        ),
+        _vt(n, I16),
+    )
     return b.select(isnan, nanv, r)
 
 
@@ -664,7 +676,7 @@ def _bcast(lw: Lowerer, ins: Instr):
     t = ins.type
     b = lw.b
     if isinstance(a, Imm):
-        lw.vset(d.idx, imm_vec(a.value, t))
+        lw.vset(d.idx, imm_vec(lw, a.value, t))
         return
     x = lw.s_in(a, t)
     n = lanes(t)
@@ -795,8 +807,10 @@ def _mem_off(lw: Lowerer, m):
 def _check_range(lw: Lowerer, off, n: int, size):
     """Fault unless 0 <= off and off + n <= size (no overflow: size - n is small)."""
     b = lw.b
-    bad = b.or_(b.icmp_signed("<", off, ir.Constant(I64, 0)),
-                b.icmp_signed(">", off, b.sub(size, ir.Constant(I64, n))))
+    bad = b.or_(
+        b.icmp_signed("<", off, ir.Constant(I64, 0)),
+        b.icmp_signed(">", off, b.sub(size, ir.Constant(I64, n))),
+    )
     lw.fault_if(bad)
 
 
@@ -847,22 +861,29 @@ def _gather_scatter(lw: Lowerer, ins: Instr):
             return
         mask = ir.Constant(_vt(64, I1), [1 if i < nb else 0 for i in range(64)])
         if store:
-            lw.call("llvm.masked.store.v64i8.p0", ir.VoidType(),
-                    [lw.vraw(reg.idx), addr, ir.Constant(I32, 1), mask])
+            lw.call(
+                "llvm.masked.store.v64i8.p0",
+                ir.VoidType(),
+                [lw.vraw(reg.idx), addr, ir.Constant(I32, 1), mask],
+            )
         else:
             v = lw.call("llvm.masked.load.v64i8.p0", VB, [addr, ir.Constant(I32, 1), mask, splat(0, VB)])
             lw.b.store(v, lw.V[reg.idx])
         return
     if m.mode != MEM_STRIDED and n_lanes > 16:
-        raise Unsupported(f"indexed {ins.mnemonic()} with {n_lanes} lanes: the golden model reads only 16 "
-                          f"i32 indexes (see docs/jit.md)")
+        raise Unsupported(
+            f"indexed {ins.mnemonic()} with {n_lanes} lanes: the golden model reads only 16 "
+            f"i32 indexes (see docs/jit.md)"
+        )
     off = _mem_off(lw, m)
     li = _vt(n_lanes, I64)
     if m.mode == MEM_STRIDED:
         stride = lw.rget(m.extra.idx) if isinstance(m.extra, Reg) else ir.Constant(I64, m.extra.value)
         lim = ir.Constant(I64, 1 << 40)
         # huge strides/offsets always leave the scroll (size <= 2**31): fault before anything can wrap
-        guard = b.or_(b.icmp_signed(">", stride, lim), b.icmp_signed("<", stride, ir.Constant(I64, -(1 << 40))))
+        guard = b.or_(
+            b.icmp_signed(">", stride, lim), b.icmp_signed("<", stride, ir.Constant(I64, -(1 << 40)))
+        )
         sv = b.insert_element(ir.Constant(li, None), stride, ir.Constant(I32, 0))
         sv = _shuffle(b, sv, [0] * n_lanes)
         rel = b.mul(sv, ir.Constant(li, list(range(n_lanes))))
@@ -871,12 +892,17 @@ def _gather_scatter(lw: Lowerer, ins: Instr):
         rel = b.mul(b.sext(idx, li), splat(size, li))
         guard = ir.Constant(I1, 0)
     lim62 = ir.Constant(I64, 1 << 62)
-    guard = b.or_(guard, b.or_(b.icmp_signed(">", off, lim62), b.icmp_signed("<", off, ir.Constant(I64, -(1 << 62)))))
+    guard = b.or_(
+        guard, b.or_(b.icmp_signed(">", off, lim62), b.icmp_signed("<", off, ir.Constant(I64, -(1 << 62))))
+    )
     ptr, ssize = lw.translate(m.base)
     ov = _shuffle(b, b.insert_element(ir.Constant(li, None), off, ir.Constant(I32, 0)), [0] * n_lanes)
     offs = b.add(ov, rel)
-    hi = _shuffle(b, b.insert_element(ir.Constant(li, None), b.sub(ssize, ir.Constant(I64, size)),
-                                      ir.Constant(I32, 0)), [0] * n_lanes)
+    hi = _shuffle(
+        b,
+        b.insert_element(ir.Constant(li, None), b.sub(ssize, ir.Constant(I64, size)), ir.Constant(I32, 0)),
+        [0] * n_lanes,
+    )
     bad = b.or_(b.icmp_signed("<", offs, splat(0, li)), b.icmp_signed(">", offs, hi))
     lw.fault_if(b.or_(guard, lw.any_true(bad)))
     et = ity(t)
@@ -909,16 +935,22 @@ def _sindex(lw: Lowerer, ins: Instr):
     dv = lw.rget(delta.idx) if isinstance(delta, Reg) else ir.Constant(I64, delta.value)
     fmask = ir.Constant(I128, 1023 << sh)
     if mode == "set":
-        bad = b.or_(b.icmp_signed("<", dv, ir.Constant(I64, 1)), b.icmp_signed(">", dv, ir.Constant(I64, 999)))
+        bad = b.or_(
+            b.icmp_signed("<", dv, ir.Constant(I64, 1)), b.icmp_signed(">", dv, ir.Constant(I64, 999))
+        )
         lw.fault_if(bad)
-        nv = b.or_(b.and_(p, b.not_(fmask)),
-                   b.shl(b.zext(b.sub(dv, ir.Constant(I64, 1)), I128), ir.Constant(I128, sh)))
+        nv = b.or_(
+            b.and_(p, b.not_(fmask)),
+            b.shl(b.zext(b.sub(dv, ir.Constant(I64, 1)), I128), ir.Constant(I128, sh)),
+        )
         lw.pset(d.idx, nv)
         return
     f = b.trunc(b.and_(b.lshr(p, ir.Constant(I128, sh)), ir.Constant(I128, 1023)), I64)
     # in range iff -f <= delta < 999 - f  (no overflow: f is 0..998)
-    inr = b.and_(b.icmp_signed(">=", dv, b.sub(ir.Constant(I64, 0), f)),
-                 b.icmp_signed("<", dv, b.sub(ir.Constant(I64, 999), f)))
+    inr = b.and_(
+        b.icmp_signed(">=", dv, b.sub(ir.Constant(I64, 0), f)),
+        b.icmp_signed("<", dv, b.sub(ir.Constant(I64, 999), f)),
+    )
     if mode == "add":
         lw.fault_if(b.not_(inr))
         lw.pset(d.idx, b.add(p, b.shl(b.sext(dv, I128), ir.Constant(I128, sh))))

@@ -64,7 +64,7 @@ def bench_stream():
     a = rng.standard_normal(1024 // 4 + 16, np.float32) * 0.01
 
     def mem():
-        return mem_of(A=np.concatenate([a, a[:16]])[:256 + 16], B=np.zeros(128, np.float32))
+        return mem_of(A=np.concatenate([a, a[:16]])[: 256 + 16], B=np.zeros(128, np.float32))
 
     small = assemble(stream_program(200))
     ref = Interpreter(small, memory=mem()).run()
@@ -78,9 +78,15 @@ def bench_stream():
     jit_small = run_timed(small, memory_factory=mem, repeat=5, verify=True)
     per_siw_interp = interp_s / ref.siws
     per_siw_jit = out["seconds"] / out["result"].siws
-    return {"ops_per_cycle": out["ops_per_cycle"], "ops": out["ops"], "cycles": out["cycles"],
-            "verified_small_vs_interp": jit_small["verified"], "interp_s_per_siw": per_siw_interp,
-            "jit_s_per_siw": per_siw_jit, "speedup_vs_interp": per_siw_interp / per_siw_jit}
+    return {
+        "ops_per_cycle": out["ops_per_cycle"],
+        "ops": out["ops"],
+        "cycles": out["cycles"],
+        "verified_small_vs_interp": jit_small["verified"],
+        "interp_s_per_siw": per_siw_interp,
+        "jit_s_per_siw": per_siw_jit,
+        "speedup_vs_interp": per_siw_interp / per_siw_jit,
+    }
 
 
 # ------------------------------------------------------------------ 2. ternary GEMV
@@ -138,7 +144,9 @@ def gemv_data(rows: int, k: int, seed: int = 0):
     codes = rng.integers(0, 3, (rows, k), dtype=np.uint8)  # w + 1
     x = rng.integers(-128, 128, k, dtype=np.int8)
     # interleave: line (g, c) = 64 bytes; quarter q holds row 4g+q, weights c*64 .. c*64+63 (16 bytes)
-    packed = (codes[:, 0::4] | (codes[:, 1::4] << 2) | (codes[:, 2::4] << 4) | (codes[:, 3::4] << 6)).astype(np.uint8)
+    packed = (codes[:, 0::4] | (codes[:, 1::4] << 2) | (codes[:, 2::4] << 4) | (codes[:, 3::4] << 6)).astype(
+        np.uint8
+    )
     g = rows // 4
     lines = packed.reshape(g, 4, k // 64, 16).transpose(0, 2, 1, 3).reshape(-1)
     y = (codes.astype(np.int64) - 1) @ x.astype(np.int64)
@@ -169,9 +177,15 @@ def bench_gemv(rows: int = 4096, k: int = 16384):
     out = run_timed(prog, memory_factory=mem, repeat=3, verify=False)
     ok = np.array_equal(ys_out[-1].table[C].buf.view("<i4"), y)
     weights = rows * k
-    return {"weights": weights, "weight_bytes": lines.nbytes, "G_weights_per_s": weights / out["seconds"] / 1e9,
-            "cycles": out["cycles"], "verified_vs_numpy": ok, "small_verified_vs_interp": True,
-            "ops_per_cycle": out["ops_per_cycle"]}
+    return {
+        "weights": weights,
+        "weight_bytes": lines.nbytes,
+        "G_weights_per_s": weights / out["seconds"] / 1e9,
+        "cycles": out["cycles"],
+        "verified_vs_numpy": ok,
+        "small_verified_vs_interp": True,
+        "ops_per_cycle": out["ops_per_cycle"],
+    }
 
 
 # ------------------------------------------------------------------ 3. f32 matmul tile
@@ -233,8 +247,13 @@ def bench_matmul(m: int = 64, k: int = 256, n: int = 64):
     got = out["result"].memory.table[C].buf.view("<f4").reshape(m, n)
     ref = np.zeros((m, n), np.float32)
     for kk in range(k):  # the program's order: fused multiply-add per k, rounded once each step
-        ref = np.asarray(np.fma(a[:, kk:kk + 1].astype(np.float64), b[kk].astype(np.float64), ref), np.float32) \
-            if hasattr(np, "fma") else ref
+        ref = (
+            np.asarray(
+                np.fma(a[:, kk : kk + 1].astype(np.float64), b[kk].astype(np.float64), ref), np.float32
+            )
+            if hasattr(np, "fma")
+            else ref
+        )
     flops = 2 * m * k * n
     t = []
     for _ in range(50):
@@ -243,8 +262,13 @@ def bench_matmul(m: int = 64, k: int = 256, n: int = 64):
         t.append(time.perf_counter() - t0)
     np_s = min(t)
     close = np.allclose(got, a @ b, rtol=1e-3, atol=1e-3)
-    return {"GFLOPs": flops / out["seconds"] / 1e9, "numpy_GFLOPs": flops / np_s / 1e9,
-            "ratio_vs_numpy": np_s / out["seconds"], "verified_vs_interp": out["verified"], "close_to_numpy": close}
+    return {
+        "GFLOPs": flops / out["seconds"] / 1e9,
+        "numpy_GFLOPs": flops / np_s / 1e9,
+        "ratio_vs_numpy": np_s / out["seconds"],
+        "verified_vs_interp": out["verified"],
+        "close_to_numpy": close,
+    }
 
 
 # ------------------------------------------------------------------ 4. compile time and cached start-up
@@ -255,7 +279,9 @@ def bench_compile(nsiw: int = 1000):
         a, b, d = rng.integers(0, 16, 3)
         kind = i % 4
         if kind == 0:
-            lines.append(f"DFMA.f32 v{d}, v{a}, v{b}, v{d} | SGATHER.f32 v{16 + a}, [p0 + {int(rng.integers(0, 192))}]")
+            lines.append(
+                f"DFMA.f32 v{d}, v{a}, v{b}, v{d} | SGATHER.f32 v{16 + a}, [p0 + {int(rng.integers(0, 192))}]"
+            )
         elif kind == 1:
             lines.append(f"DADD.i32 v{d}, v{a}, v{b}")
         elif kind == 2:
@@ -271,25 +297,36 @@ def bench_compile(nsiw: int = 1000):
     from vtpu_cli import jit
 
     with tempfile.TemporaryDirectory() as d:
+        jit._loaded.clear()
         compile_program(prog, cache_dir=d)
         jit._loaded.clear()
         t0 = time.perf_counter()
         c = compile_program(prog, cache_dir=d)
         warm = time.perf_counter() - t0
         assert c.cache_hit == "disk"
-    return {"siws": len(prog.code), "compile_s_per_1000_siws": cold * 1000 / len(prog.code),
-            "cached_load_s": warm}
+    return {
+        "siws": len(prog.code),
+        "compile_s_per_1000_siws": cold * 1000 / len(prog.code),
+        "cached_load_s": warm,
+    }
 
 
 def main():
     hz, src = tsc_hz()
     print(f"TSC {hz / 1e9:.3f} GHz ({src})")
-    for name, fn in [("compile", bench_compile), ("stream", bench_stream), ("matmul", bench_matmul),
-                     ("gemv", bench_gemv)]:
+    for name, fn in [
+        ("compile", bench_compile),
+        ("stream", bench_stream),
+        ("matmul", bench_matmul),
+        ("gemv", bench_gemv),
+    ]:
         t0 = time.perf_counter()
         r = fn()
-        print(name, {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()},
-              f"({time.perf_counter() - t0:.1f}s)")
+        print(
+            name,
+            {k: (round(v, 4) if isinstance(v, float) else v) for k, v in r.items()},
+            f"({time.perf_counter() - t0:.1f}s)",
+        )
         sys.stdout.flush()
 
 

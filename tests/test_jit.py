@@ -1,0 +1,599 @@
+"""The JIT engine: differential tests against the interpreter (the golden model), ABI and cache tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
+
+from vtpu_cli import coords
+from vtpu_cli.asm import assemble
+from vtpu_cli.interp import Interpreter
+from vtpu_cli.isa import BY_NAME, OPS
+from vtpu_cli.memory import Memory
+from vtpu_cli.program import (
+    MEM_CONTIG,
+    MEM_INDEXED,
+    MEM_STRIDED,
+    DataScroll,
+    Imm,
+    Instr,
+    Mem,
+    Program,
+    Reg,
+    nop,
+)
+from vtpu_cli.semantics import OpFault
+
+jit = pytest.importorskip("vtpu_cli.jit")
+OK, WHY = jit.jit_available()
+pytestmark = pytest.mark.skipif(not OK, reason=f"JIT unavailable: {WHY}")
+
+A = coords.pack(coords.Coord((1, 1, 1, 1, 1, 1, 1, 1, 1)))
+B = coords.pack(coords.Coord((1, 1, 1, 1, 1, 1, 1, 1, 2)))
+Z = coords.pack(coords.Coord((1, 1, 1, 1, 1, 1, 1, 1, 3)))  # zero-length scroll
+MISSING = coords.pack(coords.Coord((1, 1, 1, 1, 1, 1, 1, 1, 9)))
+
+
+@pytest.fixture(scope="module")
+def cache(tmp_path_factory):
+    return tmp_path_factory.mktemp("jitcache")
+
+
+_CACHE_DIR = None
+
+
+def _cache_dir():
+    global _CACHE_DIR
+    if _CACHE_DIR is None:
+        import tempfile
+
+        _CACHE_DIR = tempfile.mkdtemp(prefix="vtpu-jit-test-")
+    return _CACHE_DIR
+
+
+def both(program: Program, sentrons: int = 1, *, max_steps=None, portable=False, states=True, **kw):
+    """Run both engines; return (interp result, jit result, differences)."""
+    ref = Interpreter(program, sentrons, max_steps=max_steps).run()
+    res = jit.JitEngine(
+        program, sentrons, max_steps=max_steps, portable=portable, cache_dir=_cache_dir(), **kw
+    ).run()
+    assert res.engine == "jit", res.fallback
+    return ref, res, jit.same_result(ref, res, states=states)
+
+
+def check(program: Program, sentrons: int = 1, **kw):
+    ref, res, diffs = both(program, sentrons, **kw)
+    assert diffs == [], diffs
+    assert res.siws == ref.siws and res.ops_by_pipe == ref.ops_by_pipe
+    if sentrons == 1:
+        assert (res.memory.stats.hits, res.memory.stats.misses) == (
+            ref.memory.stats.hits,
+            ref.memory.stats.misses,
+        )
+    return ref, res
+
+
+# =================================================================== a generator of runnable programs
+D_OPS = [op for op in OPS if op.pipe == "D" and not op.branch and op.name not in ("DNOP", "DHALT")]
+
+
+def _siw(*instrs: Instr):
+    slots = {p: nop(p) for p in "DSC"}
+    for i in instrs:
+        slots[i.op.pipe] = i
+    return (slots["D"], slots["S"], slots["C"])
+
+
+def _ins(name, *args, t=None, mod=None, t2=None):
+    op = BY_NAME[name]
+    return Instr(op, mod if mod is not None else (op.mods[0] if op.mods else None), t, t2, tuple(args))
+
+
+r = lambda i: Reg("r", i)  # noqa: E731
+v = lambda i: Reg("v", i)  # noqa: E731
+p = lambda i: Reg("p", i)  # noqa: E731
+
+
+@st.composite
+def d_instr(draw):
+    """A random D-pipe compute op (any type/form) on registers that the preamble initialised."""
+    from progen import instr
+
+    ins = draw(instr(op=draw(st.sampled_from(D_OPS))))
+    if ins.op.name == "DCVT" and ins.args[0].cls == "v" and ins.args[2] is not None:
+        ds, ss = (jit.L.type_size(ins.type), jit.L.type_size(ins.type2))
+        n = 64 // max(ds, ss)
+        assume(ds == ss or (ins.args[2].value + 1) * n <= 64 // min(ds, ss))
+    return ins
+
+
+@st.composite
+def s_instr(draw, scroll_size: int):
+    """Memory ops near the bounds of scroll A (p0), B (p1) or the zero-length scroll (p2)."""
+    kind = draw(st.sampled_from(["scalar", "contig", "strided", "indexed", "sindex", "spart", "missing"]))
+    store = draw(st.booleans())
+    name = "SSCATTR" if store else "SGATHER"
+    base = draw(st.sampled_from([0, 0, 1, 2]))
+    near = st.one_of(
+        st.integers(-4, scroll_size + 4),
+        st.integers(0, scroll_size - 1),
+        st.sampled_from([scroll_size - 64, scroll_size - 8, -(2**40)]),
+    )
+    if kind == "scalar":
+        t = draw(st.sampled_from(["f32", "i64", "i32", "i16", "i8", "bf16"]))
+        m = Mem(base, Imm(draw(near)))
+        reg = r(draw(st.integers(0, 7)))
+    elif kind == "contig":
+        t = draw(st.sampled_from(["f32", "i32", "i8", "bf16", "i64"]))
+        nb = draw(st.one_of(st.none(), st.integers(1, 64)))
+        m = Mem(base, Imm(draw(near)), MEM_CONTIG, None if nb is None else Imm(nb))
+        reg = v(draw(st.integers(0, 7)))
+    elif kind == "strided":
+        t = draw(st.sampled_from(["f32", "i32", "i16", "i8", "i64", "bf16"]))
+        stride = draw(st.one_of(st.integers(-8, 16), st.just(1 << 41)))
+        if draw(st.booleans()):
+            m = Mem(base, Imm(draw(near)), MEM_STRIDED, Imm(stride))
+        else:
+            m = Mem(base, r(8), MEM_STRIDED, r(9))
+        reg = v(draw(st.integers(0, 7)))
+    elif kind == "indexed":
+        t = draw(st.sampled_from(["f32", "i32", "i64"]))
+        m = Mem(base, Imm(draw(st.integers(-4, 64))), MEM_INDEXED, v(10))
+        reg = v(draw(st.integers(0, 7)))
+    elif kind == "sindex":
+        mode = draw(st.sampled_from(["add", "wrap", "set"]))
+        delta = draw(st.one_of(st.integers(-1000, 1000), st.integers(-3, 3)))
+        dim = draw(st.integers(0, 8))
+        return _ins(
+            "SINDEX",
+            p(draw(st.integers(3, 5))),
+            p(draw(st.sampled_from([0, 3]))),
+            Imm(dim),
+            Imm(delta),
+            mod=mode,
+        )
+    elif kind == "spart":
+        return _ins(
+            "SPART", r(draw(st.integers(0, 7))), p(draw(st.integers(0, 5))), Imm(draw(st.integers(0, 8)))
+        )
+    else:
+        return _ins("SGATHER", v(0), Mem(6, Imm(0)), t="i8")
+    args = (m, reg) if store else (reg, m)
+    return _ins(name, *args, t=t)
+
+
+@st.composite
+def programs(draw, max_body: int = 8):
+    size = 256
+    data_a = draw(st.binary(min_size=size, max_size=size))
+    data_b = draw(st.binary(min_size=128, max_size=128))
+    pre = [
+        _siw(_ins("SCOORD", p(0), Imm(A))),
+        _siw(_ins("SCOORD", p(1), Imm(B))),
+        _siw(_ins("SCOORD", p(2), Imm(Z))),
+        _siw(_ins("SCOORD", p(6), Imm(MISSING))),
+    ]
+    for i in range(8):
+        pre.append(_siw(_ins("SGATHER", v(i), Mem(0, Imm(draw(st.integers(0, size - 64)))), t="i8")))
+    for i in range(8):
+        pre.append(
+            _siw(
+                _ins(
+                    "DMOV",
+                    r(i),
+                    Imm(
+                        draw(
+                            st.one_of(
+                                st.integers(-3, 3),
+                                st.integers(-(2**63), 2**63 - 1),
+                                st.integers(0, 2**32 - 1),
+                            )
+                        )
+                    ),
+                    t="i64",
+                )
+            )
+        )
+    pre.append(_siw(_ins("DMOV", r(8), Imm(draw(st.integers(-2, 200))), t="i64")))
+    pre.append(_siw(_ins("DMOV", r(9), Imm(draw(st.integers(-4, 12))), t="i64")))
+    pre.append(_siw(_ins("DBCAST", v(10), Imm(draw(st.integers(-1, 40))), t="i32")))
+    body = []
+    for _ in range(draw(st.integers(1, max_body))):
+        what = draw(st.sampled_from(["d", "d", "d", "s", "ds", "c"]))
+        if what == "d":
+            body.append(_siw(draw(d_instr())))
+        elif what == "s":
+            body.append(_siw(draw(s_instr(size))))
+        elif what == "c":
+            src = draw(st.sampled_from([r(draw(st.integers(0, 7))), v(draw(st.integers(0, 7)))]))
+            t = draw(st.sampled_from(["f32", "i64", "i32", "i16", "i8", "bf16"]))
+            m = Reg("m", draw(st.integers(0, 3)))
+            body.append(_siw(_ins("CPACK", m, src, t=t)))
+            dst = r(draw(st.integers(0, 7))) if draw(st.booleans()) else v(draw(st.integers(0, 7)))
+            body.append(_siw(_ins("CUNPACK", dst, m, t=draw(st.sampled_from(["f32", "i64", "i16", "i8"])))))
+        else:
+            dd, ss = draw(d_instr()), draw(s_instr(size))
+            from progen import _conflict
+
+            body.append(_siw(dd, ss) if not _conflict(dd, ss) else _siw(dd))
+    code = list(pre)
+    if draw(st.booleans()):  # wrap the body in a counted loop (r15) with a conditional skip inside
+        code.append(_siw(_ins("DMOV", r(15), Imm(draw(st.integers(1, 3))), t="i64")))
+        head = len(code)
+        code.append(
+            _siw(
+                _ins(
+                    "DCMP",
+                    r(14),
+                    r(draw(st.integers(0, 7))),
+                    Imm(0),
+                    t="i64",
+                    mod=draw(st.sampled_from(["lt", "eq", "ne"])),
+                )
+            )
+        )
+        code.append(_siw(_ins("DBRT", Imm(head + 3))))
+        code.append(_siw(_ins("DADD", r(13), r(13), Imm(1), t="i64")))
+        body = [
+            s
+            for s in body
+            if not any(
+                isinstance(a, Reg) and a.cls == "r" and a.idx in (13, 14, 15) for i in s for a in i.args
+            )
+        ]
+        code.extend(body)
+        code.append(_siw(_ins("DLOOP", r(15), Imm(head))))
+    else:
+        code.extend(body)
+    if draw(st.booleans()):
+        code.append(_siw(_ins("DHALT")))
+        code.append(_siw(_ins("DMOV", r(0), Imm(12345), t="i64")))
+    data = [
+        DataScroll(A, "u8", (size,), data_a),
+        DataScroll(B, "u8", (128,), data_b),
+        DataScroll(Z, "u8", (0,), b"", zero=True, nbytes=0),
+    ]
+    return Program(code=code, data=data, lines=list(range(1, len(code) + 1)))
+
+
+def _interp_ok(prog: Program, **kw) -> bool:
+    """False when the interpreter itself crashes on the program (known golden-model issues, see report)."""
+    try:
+        Interpreter(prog, **kw).run()
+    except OpFault:
+        return False
+    except (ValueError, IndexError):
+        return False
+    return True
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck))
+@given(programs())
+def test_differential_random_programs(prog):
+    assume(_interp_ok(prog))
+    check(prog)
+
+
+@pytest.mark.slow
+@settings(max_examples=1500, deadline=None, suppress_health_check=list(HealthCheck))
+@given(programs(max_body=16))
+def test_differential_random_programs_slow(prog):
+    assume(_interp_ok(prog))
+    check(prog)
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@given(programs(max_body=5))
+def test_differential_portable_lowering(prog):
+    assume(_interp_ok(prog))
+    check(prog, portable=True)
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.data())
+def test_differential_arbitrary_op_table_programs(data):
+    """Any op from the table with any operands (progen), step-limited: faults, limits and all."""
+    from progen import program
+
+    prog = data.draw(program(max_siws=6))
+    assume(_interp_ok(prog, max_steps=40))
+    check(prog, max_steps=40)
+
+
+# =================================================================== hand-written cases
+def test_minimal_loop_gather_scatter():
+    prog = assemble("""
+.coord A = 1.1.1/1.1.1/1.1.1
+.data A i32 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16
+    SCOORD p0, A
+    DMOV r1, 10
+loop:
+    DADD r2, r2, 3  | SGATHER.i32 v0, [p0]
+    DADD.i32 v1, v1, v0
+    DLOOP r1, loop | SSCATTR.i32 [p0], v1
+""")
+    ref, res = check(prog)
+    assert res.sentrons[0].R[2] == 30
+    assert np.array_equal(res.memory.table[A].buf, ref.memory.table[A].buf)
+    assert res.ppt_fast_hits > 0
+
+
+@pytest.mark.parametrize("name", ["ternary_dot.vasm", "vadd.vasm", "dot.vasm"])
+def test_example_programs(name):
+    from pathlib import Path
+
+    prog = assemble((Path(__file__).parent.parent / "programs" / name).read_text(), name)
+    ref, res = check(prog)
+    if name == "ternary_dot.vasm":
+        assert res.sentrons[0].R[1] == 795
+
+
+@pytest.mark.parametrize("portable", [False, True])
+def test_ternary_and_ddot_lowerings(portable):
+    rng = np.random.default_rng(1)
+    a = rng.integers(-128, 128, 64, dtype=np.int8).tobytes()
+    w = rng.integers(0, 256, 64, dtype=np.uint8).tobytes()  # includes the reserved code 3
+    b = rng.integers(-128, 128, 64, dtype=np.int8).tobytes()
+    code = [
+        _siw(_ins("SCOORD", p(0), Imm(A))),
+        _siw(_ins("SGATHER", v(0), Mem(0, Imm(0)), t="i8")),
+        _siw(_ins("SGATHER", v(1), Mem(0, Imm(64)), t="i8")),
+        _siw(_ins("SGATHER", v(2), Mem(0, Imm(128)), t="i8")),
+        _siw(_ins("DBCAST", v(3), Imm(7), t="i32")),
+        _siw(_ins("DTERNARY", v(3), v(0), v(1), Imm(0))),
+        _siw(_ins("DTERNARY", v(3), v(0), v(1), Imm(3))),
+        _siw(_ins("DDOT", v(4), v(0), v(2), t="i8")),
+        _siw(_ins("DDOT", v(5), v(0), v(2), t="bf16")),
+    ]
+    prog = Program(code=code, data=[DataScroll(A, "u8", (192,), a + w + b)])
+    ref, res = check(prog, portable=portable)
+    assert res.sentrons[0].view("i32")[4].tolist() == ref.sentrons[0].view("i32")[4].tolist()
+    assert any(res.sentrons[0].view("i32")[3])
+
+
+def test_f32_edge_values_bit_exact():
+    specials = np.array(
+        [
+            0.0,
+            -0.0,
+            np.inf,
+            -np.inf,
+            np.nan,
+            1e-45,
+            -1e-45,
+            3.4e38,
+            -3.4e38,
+            1.0,
+            -1.5,
+            2.5,
+            0.5,
+            1e10,
+            -7.0,
+            16777217.0,
+        ],
+        np.float32,
+    )
+    raw = specials.tobytes() + specials[::-1].tobytes() + np.array([-np.nan] * 16, np.float32).tobytes()
+    code = [
+        _siw(_ins("SCOORD", p(0), Imm(A))),
+        _siw(_ins("SGATHER", v(0), Mem(0, Imm(0)), t="f32")),
+        _siw(_ins("SGATHER", v(1), Mem(0, Imm(64)), t="f32")),
+        _siw(_ins("SGATHER", v(2), Mem(0, Imm(128)), t="f32")),
+    ]
+    k = 3
+    for name in ("DADD", "DSUB", "DMUL", "DDIV", "DMIN", "DMAX"):
+        code.append(_siw(_ins(name, v(k), v(0), v(1), t="f32")))
+        k += 1
+    code.append(_siw(_ins("DFMA", v(k), v(0), v(1), v(2), t="f32")))
+    code.append(_siw(_ins("DSQRT", v(k + 1), v(0), t="f32")))
+    for i, (dt, st_) in enumerate(
+        [("i32", "f32"), ("i8", "f32"), ("bf16", "f32"), ("i64", "f32"), ("f32", "bf16")]
+    ):
+        code.append(_siw(_ins("DCVT", v(k + 2 + i), v(0), None, t=dt, t2=st_)))
+    for i, op in enumerate(("add", "min", "max")):
+        code.append(_siw(_ins("DRED", r(i), v(0), t="f32", mod=op)))
+    for i, cc in enumerate(("eq", "ne", "lt", "ge")):
+        code.append(_siw(_ins("DCMP", v(20 + i), v(0), v(1), t="f32", mod=cc)))
+    prog = Program(code=code, data=[DataScroll(A, "u8", (len(raw),), raw)])
+    check(prog)
+
+
+def test_integer_division_and_shift_edges():
+    prog = assemble("""
+    DMOV r1, 0x8000000000000000
+    DMOV r2, -1
+    DDIV r3, r1, r2
+    DMOV r4, 70
+    DSHL r5, r2, r4
+    DSAR r6, r1, r4
+    DSHR.i8 r7, r2, 9
+    DDIV.i8 r8, r2, 0
+""")
+    ref, res = check(prog)
+    assert res.status == "fault" and res.fault.message == "integer division by zero"
+    assert res.sentrons[0].R[3] == -(2**63) and res.sentrons[0].R[5] == 0 and res.sentrons[0].R[6] == -1
+
+
+def test_out_of_bounds_fault_is_identical():
+    prog = assemble("""
+.coord A = 1.1.1/1.1.1/1.1.1
+.data A i8[8] 1, 2, 3, 4, 5, 6, 7, 8
+    SCOORD p0, A
+    DMOV r1, 4
+    SGATHER.i32 r2, [p0 + r1]
+    SGATHER.i64 r3, [p0 + r1]
+""")
+    ref, res = check(prog)
+    assert res.status == "fault" and "out-of-bounds load of 8 byte(s)" in res.fault.message
+    assert (res.fault.siw, res.fault.pipe, res.fault.op) == (3, "S", "SGATHER.i64")
+
+
+def test_zero_length_scroll_and_missing_scroll():
+    code = [_siw(_ins("SCOORD", p(0), Imm(Z))), _siw(_ins("SGATHER", r(1), Mem(0, Imm(0)), t="i8"))]
+    prog = Program(code=code, data=[DataScroll(Z, "u8", (0,), b"", zero=True, nbytes=0)])
+    ref, res = check(prog)
+    assert "scroll size 0" in res.fault.message
+    code = [_siw(_ins("SCOORD", p(0), Imm(MISSING))), _siw(_ins("SSCATTR", Mem(0, Imm(3)), r(1), t="i8"))]
+    ref, res = check(Program(code=code))
+    assert res.fault.message.startswith("no scroll at")
+
+
+def test_unaligned_numpy_buffers():
+    """Scroll buffers that are not 64-byte aligned (numpy gives no such promise)."""
+    raw = np.zeros(64 * 4 + 1, np.uint8)
+    buf = raw[1 : 65 * 3 + 1]  # misaligned view
+    assert buf.ctypes.data % 64 != 0
+    buf[:] = np.arange(buf.size, dtype=np.uint8)
+    prog = assemble("""
+.coord A = 1.1.1/1.1.1/1.1.1
+    SCOORD p0, A
+    SGATHER.f32 v0, [p0 + 3]
+    DADD.i32 v1, v0, 1
+    SSCATTR.i32 [p0 + 7], v1
+    SGATHER.i16 v2, [p0 + 1 : 3]
+""")
+
+    def mem():
+        m = Memory()
+        m.add(A, buf.copy() if False else raw[1 : 65 * 3 + 1].copy())
+        return m
+
+    ref = Interpreter(prog, memory=mem()).run()
+    m = Memory()
+    m.add(A, buf)
+    res = jit.JitEngine(prog, memory=m, cache_dir=_cache_dir()).run()
+    assert jit.same_result(ref, res) == []
+    assert res.memory.table[A].buf.ctypes.data % 64 != 0
+
+
+def test_step_limit_matches():
+    prog = assemble("""
+    DMOV r1, 1
+loop:
+    DADD r2, r2, r1
+    DJMP loop
+""")
+    ref, res = check(prog, max_steps=101)
+    assert res.status == "step-limit" and res.sentrons[0].R[2] == ref.sentrons[0].R[2] == 50
+
+
+def test_slow_ops_salloc_sfree_sdedup_prefetch_flush():
+    prog = assemble("""
+.coord N = 2.1.1/1.1.1/1.1.1
+    SCOORD p1, N
+    DMOV r1, 100
+    SALLOC p1, r1
+    DBCAST.i32 v0, 5
+    SSCATTR.i32 [p1 + 4], v0
+    SPREFCH p1
+    SFLUSH p1
+    SGATHER.i32 v1, [p1]
+    SDEDUP v2, v3, r4, v1
+    SINDEX.carry p2, p1, 8, 1500
+    SFREE p1
+    SGATHER.i32 v5, [p1]
+""")
+    ref, res = check(prog)
+    assert res.status == "fault" and res.fault.message.startswith("no scroll")
+    assert res.sentrons[0].R[4] == 2
+
+
+def test_single_sentron_collectives_and_self_messages():
+    prog = assemble("""
+    DMOV r1, 41
+    CPACK m0, r1
+    CSEND m0, 0
+    CRECV m1, -1, r2
+    CUNPACK r3, m1
+    CREDUCE.add.i64 r4, r3, 0
+    CBAR 0
+    CCAST r5, r4, 0, 0
+    CRECV m2, 0
+""")
+    ref, res = check(prog)
+    assert res.status == "deadlock" and res.sentrons[0].R[5] == 41
+
+
+# =================================================================== several sentrons
+def test_multi_sentron_ring_and_collectives():
+    prog = assemble("""
+    DMOV r1, sid             ; r1 = id
+    DMOV r2, scount
+    DADD r3, r1, 1
+    DCMP.eq r9, r3, r2
+    DBRF nowrap
+    DMOV r3, 0
+nowrap:
+    CPACK m0, r1
+    DMOV r8, 20
+loop:
+    CSEND m0, r3
+    CRECV m1, -1, r4
+    DADD r5, r5, r4
+    DLOOP r8, loop
+    DMUL.f32 r6, r1, r1
+    DCVT.f32.i64 r6, r1
+    CREDUCE.add.f32 r7, r6, 0
+    CBAR 0
+    CCAST r10, r5, 0, 0
+""")
+    for n in (1, 2, 16):
+        ref, res, diffs = both(prog, n)
+        assert diffs == [], diffs
+        assert res.siws == ref.siws
+
+
+def test_multi_sentron_deadlock_is_reported():
+    prog = assemble("""
+    CRECV m0, 0
+""")
+    ref, res, diffs = both(prog, 3)
+    assert res.status == "deadlock" and diffs == [], diffs
+    assert "every live sentron is blocked" in res.fault.message
+
+
+def test_multi_sentron_fault():
+    prog = assemble("""
+    DMOV r1, sid
+    DDIV r2, r1, r1
+""")
+    ref, res = jit.JitEngine(prog, 4, cache_dir=_cache_dir()).run(), Interpreter(prog, 4).run()
+    assert ref.status == res.status == "fault"
+    assert ref.fault.message == res.fault.message == "integer division by zero"
+    assert ref.fault.sentron == 0
+
+
+def test_multi_sentron_salloc_falls_back_with_reason():
+    prog = assemble("""
+    SALLOC p0, 64
+""")
+    res = jit.JitEngine(prog, 2, cache_dir=_cache_dir()).run()
+    assert res.engine == "interp" and "SALLOC" in res.fallback
+
+
+# =================================================================== cache
+def test_disk_cache_roundtrip(tmp_path):
+    prog = assemble("DMOV r1, 77\nDADD r2, r1, r1\n")
+    key_dir = tmp_path / "c"
+    jit._loaded.clear()
+    e1 = jit.JitEngine(prog, cache_dir=key_dir)
+    r1 = e1.run()
+    assert r1.cache_hit == "" and list(key_dir.glob("jit-*.o"))
+    jit._loaded.clear()
+    r2 = jit.JitEngine(prog, cache_dir=key_dir).run()
+    assert r2.cache_hit == "disk" and r2.sentrons[0].R[2] == 154
+    r3 = jit.JitEngine(prog, cache_dir=key_dir).run()
+    assert r3.cache_hit == "memory"
+    r4 = jit.JitEngine(prog, cache_dir=key_dir, no_cache=True).run()
+    assert r4.cache_hit == "" and r4.sentrons[0].R[2] == 154
+    assert r1.cycles > 0 and r1.tsc_hz > 1e8
+
+
+def test_portable_env_var(monkeypatch):
+    monkeypatch.setenv("VTPU_JIT_PORTABLE", "1")
+    assert jit.host_target(jit._portable_env()) == ("x86-64", "")
+    prog = assemble("DMOV r1, 5\nDMUL r2, r1, r1\n")
+    res = jit.JitEngine(prog, cache_dir=_cache_dir()).run()
+    assert res.sentrons[0].R[2] == 25 and res.engine == "jit"
