@@ -18,6 +18,7 @@ from vtpu_cli.program import (
     Output,
     Program,
     Reg,
+    check_instr,
 )
 
 REAL_OPS = [op for op in OPS if not op.is_nop]
@@ -108,6 +109,8 @@ def instr(draw, op=None, ncode: int = 8, ngroups: int = 1):
             args.append(Mem(draw(st.integers(0, 7)), off, mode, extra))
     if op.name == "DMOV" and isinstance(args[1], Imm):
         t = t or "i64"
+    if op.name == "DCVT" and args[2] is not None and check_instr(Instr(op, mod, t, t2, tuple(args))):
+        args[2] = None  # a part is only valid between vector types of different widths
     return Instr(op, mod, t, t2, tuple(args))
 
 

@@ -82,3 +82,34 @@ def test_bundle_syntax_and_dump(tmp_path):
     assert doc["stats"]["siws"] == 2 and doc["stats"]["ops_by_pipe"] == {"D": 2, "S": 1, "C": 1}
     r = vtpu("run", str(src), "--dump")
     assert "r2=6" in r.stdout and "p1=1.1.1/1.1.1/1.1.7" in r.stdout and "m0=0500000000000000" in r.stdout
+
+
+def test_cc_compiles_and_the_result_runs_on_both_engines(tmp_path):
+    import numpy as np
+
+    from vtpu_cli.tensorfile import write_safetensors
+
+    out = tmp_path / "dot.siw"
+    r = vtpu("cc", str(PROGRAMS / "phx" / "dot.phx"), "-o", str(out), "-O3", "--report", "--json")
+    assert r.returncode == 0, r.stderr
+    rep = json.loads(r.stdout)
+    assert rep and out.exists()
+    x = np.arange(64, dtype=np.float32)
+    y = np.full(64, 0.5, np.float32)
+    mem = tmp_path / "in.safetensors"
+    write_safetensors(str(mem), {"1.1.1/1.1.1/1.1.1": ("f32", (64,), x.tobytes()),
+                                 "1.1.1/1.1.1/1.1.2": ("f32", (64,), y.tobytes())})
+    vals = []
+    for engine in ("interp", "jit"):
+        r = vtpu("run", str(out), "--mem", str(mem), "--engine", engine, "--json")
+        assert r.returncode == 0, r.stderr
+        doc = json.loads(r.stdout)
+        vals.append(doc["outputs"][0]["value"])
+    assert vals[0] == vals[1] and vals[0][0] == float(np.dot(x, y))
+
+
+def test_cc_diagnostics_exit_2(tmp_path):
+    bad = tmp_path / "bad.phx"
+    bad.write_text("input x: f32[4] @ 1.1.1/1.1.1/1.1.1\ny = relu(z)\n")
+    r = vtpu("cc", str(bad), "-o", str(tmp_path / "b.siw"))
+    assert r.returncode == 2 and "bad.phx:2:" in r.stderr and "Traceback" not in r.stderr

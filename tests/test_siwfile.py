@@ -83,3 +83,22 @@ def test_write_atomic_leaves_no_partial_file(tmp_path):
     siwfile.write_atomic(str(target), BLOB)
     assert target.read_bytes() == BLOB
     assert [p.name for p in tmp_path.iterdir()] == ["out.siw"]
+
+
+def test_write_atomic_never_replaces_a_device(tmp_path):
+    import os
+    import stat
+
+    siwfile.write_atomic("/dev/null", BLOB)
+    assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
+    target = tmp_path / "new.siw"
+    siwfile.write_atomic(str(target), BLOB)
+    assert stat.S_IMODE(os.stat(target).st_mode) == 0o666 & ~_umask()
+
+
+def _umask() -> int:
+    import os
+
+    m = os.umask(0)
+    os.umask(m)
+    return m

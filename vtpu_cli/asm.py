@@ -39,6 +39,7 @@ from .program import (
     Output,
     Program,
     Reg,
+    check_instr,
     siw_from_instrs,
 )
 
@@ -86,6 +87,9 @@ def _tok(tree_or_token) -> Tok:
             return Tok("punct", sym, 0)
         tok = _tok(t.children[0])
         return tok
+    if t.data == "negword":  # -inf / -nan / -CONST
+        neg, word = t.children
+        return Tok("word", str(word), neg.column, neg=True)
     if t.data == "number":
         neg, num = t.children
         return Tok("num", str(num), (neg or num).column, neg=neg is not None)
@@ -161,10 +165,8 @@ def int_in_type(v: int, t: str, tok: Tok) -> int:
 
 def typed_imm(tok: Tok, t: str | None, consts: dict[str, int]) -> int:
     if tok.kind == "word" and tok.text in consts:
-        v = consts[tok.text]
-        tok = Tok("num", str(v), tok.col, neg=False)
-        if v < 0:
-            tok = Tok("num", str(-v), tok.col, neg=True)
+        v = -consts[tok.text] if tok.neg else consts[tok.text]
+        tok = Tok("num", str(abs(v)), tok.col, neg=v < 0)
     if t in ("f32", "bf16"):
         if tok.kind not in ("num", "word"):
             raise _LineError("expected a number", tok.col, tok.length)
@@ -467,7 +469,7 @@ class Assembler:
         for i, a in enumerate(args):
             if isinstance(a, Mem):
                 err = mem_form_error(t, a.mode)
-                if err:
+                if err:  # reported at the operand (check_instr below repeats the rule for the loader)
                     raise _LineError(err, toks[i].col, toks[i].length)
         if count_tok is not None:
             mi = next(i for i, sp in enumerate(specs) if sp.kind == "mem")
@@ -493,6 +495,9 @@ class Assembler:
         if op.name == "DMOV" and isinstance(args[1], Imm) and t is None:
             t = "i64"
         ins = Instr(op, mod, t, t2, tuple(args) + (None,) * (len(specs) - len(args)))
+        err = check_instr(ins)
+        if err:
+            raise _LineError(err, col, mlen)
         return {"op": op, "instr": ins, "labels": label_toks, "regs": ins.regs(), "line": lineno}
 
     def _coord_operand(self, tok: Tok) -> int:

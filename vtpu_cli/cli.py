@@ -171,7 +171,7 @@ def disasm(
 @guard
 def run(
     program_path: Annotated[Path, typer.Argument(metavar="PROGRAM", help="A .siw binary or .vasm source.")],
-    engine: Annotated[Engine, typer.Option("--engine", help="Execution engine.")] = Engine.interp,
+    engine: Annotated[Engine, typer.Option("--engine", help="Execution engine (jit falls back to interp, saying why).")] = Engine.jit,
     sentrons: Annotated[int, typer.Option("--sentrons", "-n", min=1, max=4096, help="Number of sentrons (SPMD).")] = 1,
     topology: Annotated[str, typer.Option("--topology", help="Sentron topology: ring, torus:4x4, twisted:4x4x8...")] = "ring",
     max_steps: Annotated[int | None, typer.Option("--max-steps", min=0, help="Stop after this many SIWs (all sentrons).")] = None,
@@ -185,13 +185,35 @@ def run(
     ppt_sets: Annotated[int, typer.Option("--ppt-sets", min=1, help="PPT translation-cache sets (power of two).")] = 64,
     ppt_ways: Annotated[int, typer.Option("--ppt-ways", min=1, help="PPT translation-cache ways.")] = 4,
     hot_bytes: Annotated[int, typer.Option("--hot-bytes", min=0, help="Size of the hot-tier arena in bytes.")] = 1 << 20,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="JIT: compile afresh, do not read or write the cache.")] = False,
+    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="JIT: compiled-code cache (default $VTPU_CACHE_DIR or ~/.cache/vtpu).")] = None,
 ) -> None:
     """Run a program and print its designated outputs."""
-    from .runner import run_command
+    from .runner import RunOptions, run_command
 
-    code = run_command(program_path, engine.value, sentrons, topology, max_steps, stats, dump, trace, json_out,
-                       mem or [], out, out_all, ppt_sets, ppt_ways, hot_bytes)
-    raise typer.Exit(code)
+    opts = RunOptions(engine=engine.value, sentrons=sentrons, topology=topology, max_steps=max_steps, stats=stats,
+                      dump=dump, trace=trace, json_out=json_out, mem_paths=mem or [], out=out, out_all=out_all,
+                      ppt_sets=ppt_sets, ppt_ways=ppt_ways, hot_bytes=hot_bytes, no_cache=no_cache,
+                      cache_dir=cache_dir)
+    raise typer.Exit(run_command(program_path, opts))
+
+
+# ----------------------------------------------------------------------------- cc
+@app.command()
+@guard
+def cc(
+    source: Annotated[Path, typer.Argument(help="A .phx program.")],
+    output: Annotated[Path | None, typer.Option("-o", "--output", help="Output file (default: SOURCE with .siw / .vasm / .ir).")] = None,
+    opt: Annotated[int, typer.Option("-O", "--opt-level", min=0, max=3, help="Optimisation level 0..3 (-O0 .. -O3).")] = 2,
+    emit: Annotated[str, typer.Option("--emit", help="What to write: siw, vasm or ir.")] = "siw",
+    sentrons: Annotated[int, typer.Option("--sentrons", "-n", min=1, max=4096, help="Sentrons for sharded ops and collectives.")] = 1,
+    report: Annotated[bool, typer.Option("--report", help="Per kernel: SIWs, ops per SIW, spills, pipelined loops, critical path.")] = False,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the report (or diagnostics) as JSON.")] = False,
+) -> None:
+    """Compile a .phx program into packed SIWs (phextcc)."""
+    from .phx.driver import cc_command
+
+    raise typer.Exit(cc_command(source, output, opt, emit, sentrons, report, json_out))
 
 
 # ----------------------------------------------------------------------------- bench

@@ -110,6 +110,13 @@ class _Env:
         self.fence = fleet.fence
 
 
+def _raiser(e: OpFault):
+    def fault():
+        raise e
+
+    return fault
+
+
 def load_memory(program: Program, mem: Memory) -> None:
     for d in program.data:
         buf = np.zeros(d.size, np.uint8) if d.zero else np.frombuffer(d.data, np.uint8).copy()
@@ -144,7 +151,10 @@ class Interpreter:
             for ins in siw:
                 if ins.is_nop:
                     continue
-                built = SEM[ins.op.name](ins, s, self.env)
+                try:
+                    built = SEM[ins.op.name](ins, s, self.env)
+                except OpFault as e:  # defensive: the loader's check_instr rejects these
+                    built = _raiser(e)
                 if isinstance(built, tuple):
                     ready, run = built
                     fns.append(run)

@@ -87,6 +87,33 @@ class Instr:
         return reads, writes
 
 
+def check_instr(ins: Instr) -> str | None:
+    """Operand rules beyond the op table's kinds, shared by the assembler and the .siw loader, so an
+    engine never sees an instruction it cannot run (returns the error message, or None)."""
+    from .isa import VEC_BYTES, mem_form_error, type_size
+
+    form = next((a.cls for a in ins.args if isinstance(a, Reg) and a.cls in ("r", "v")), None)
+    for a in ins.args:
+        if isinstance(a, Mem):
+            err = mem_form_error(ins.type, a.mode)
+            if err:
+                return err
+            if form == "r" and (a.mode != MEM_CONTIG or a.extra is not None):
+                return "a scalar load or store takes a plain [p + off] operand (no stride, index or byte count)"
+            if a.mode == MEM_CONTIG and isinstance(a.extra, Imm) and not 1 <= a.extra.value <= VEC_BYTES:
+                return f"the byte count must be in 1..{VEC_BYTES}, not {a.extra.value}"
+    if ins.op.name == "DCVT":
+        part = ins.args[2].value if len(ins.args) > 2 and isinstance(ins.args[2], Imm) else 0
+        ds, ss = type_size(ins.type), type_size(ins.type2)
+        if form == "r" or ds == ss:
+            if part:
+                return "DCVT takes a part only in the vector form between types of different widths"
+        elif (part + 1) * (VEC_BYTES // max(ds, ss)) > VEC_BYTES // min(ds, ss):
+            most = VEC_BYTES // min(ds, ss) // (VEC_BYTES // max(ds, ss)) - 1
+            return f"DCVT.{ins.type}.{ins.type2} part {part} is out of range (0..{most})"
+    return None
+
+
 def nop(pipe: str) -> Instr:
     return Instr(NOP_FOR_PIPE[pipe])
 

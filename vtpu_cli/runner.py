@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -174,6 +175,12 @@ def print_stats(st: dict, console) -> None:
         ("routed messages / hops", f"{st['fleet']['routed']:,} / {st['fleet']['hops']:,}"),
         ("barriers / collectives", f"{st['fleet']['barriers']:,} / {st['fleet']['collectives']:,}"),
     ]
+    rows.insert(0, ("engine", st.get("engine", "interp")))
+    j = st.get("jit")
+    if j:
+        rows += [("JIT compile time", f"{j['compile_s'] * 1e3:.1f} ms ({j['cache'] or 'compiled'})"),
+                 ("native cycles", f"{j['cycles']:,} ({j['cycle_source']})"),
+                 ("non-NOP ops per cycle", f"{j['ops_per_cycle']:.3f}" if j["ops_per_cycle"] else "-")]
     for what, n in sorted(st["fleet"]["wait_rounds"].items()):
         rows.append((f"rounds waiting in {what}", f"{n:,}"))
     for r in rows:
@@ -194,61 +201,105 @@ def dump_state(result: RunResult) -> None:
                 print(f"  v{i}={s.V[i].tobytes().hex()}")
 
 
-def run_command(path: Path, engine: str, sentrons: int, topology: str, max_steps, stats: bool, dump: bool,
-                trace: Path | None, json_out: bool, mem_paths: list[Path], out: Path | None, out_all: bool,
-                ppt_sets: int, ppt_ways: int, hot_bytes: int) -> int:
+@dataclass
+class RunOptions:
+    engine: str = "jit"
+    sentrons: int = 1
+    topology: str = "ring"
+    max_steps: int | None = None
+    stats: bool = False
+    dump: bool = False
+    trace: Path | None = None
+    json_out: bool = False
+    mem_paths: list = field(default_factory=list)
+    out: Path | None = None
+    out_all: bool = False
+    ppt_sets: int = 64
+    ppt_ways: int = 4
+    hot_bytes: int = 1 << 20
+    no_cache: bool = False
+    cache_dir: Path | None = None
+
+
+def _engine_for(program: Program, o: RunOptions, topo, mem):
+    """The engine object to run, and why the interpreter runs when the JIT was asked for (or None)."""
+    if o.engine == "jit" and o.trace is not None:
+        return Interpreter(program, o.sentrons, max_steps=o.max_steps, trace=True, topology=topo, memory=mem), \
+            "--trace records the interpreter's lockstep schedule"
+    if o.engine == "jit":
+        try:
+            from .jit import JitEngine
+        except ImportError as e:  # pragma: no cover - llvmlite missing
+            why = f"the JIT cannot load ({e})"
+        else:
+            eng = JitEngine(program, o.sentrons, max_steps=o.max_steps, topology=topo, memory=mem,
+                            cache_dir=o.cache_dir, no_cache=o.no_cache)
+            return eng, eng.fallback_reason
+        return Interpreter(program, o.sentrons, max_steps=o.max_steps, topology=topo, memory=mem), why
+    return Interpreter(program, o.sentrons, max_steps=o.max_steps, trace=o.trace is not None, topology=topo,
+                       memory=mem), None
+
+
+def run_command(path: Path, o: RunOptions) -> int:
     from rich.console import Console
 
     from .cli import load_program
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
     program = load_program(path)
-    if engine == "jit":
-        raise VtpuError("the jit engine is not available in this build", exit_code=Exit.ERROR,
-                        hint="run with --engine interp")
-    if ppt_sets & (ppt_sets - 1):
-        raise VtpuError(f"--ppt-sets must be a power of two, got {ppt_sets}")
+    if o.ppt_sets & (o.ppt_sets - 1):
+        raise VtpuError(f"--ppt-sets must be a power of two, got {o.ppt_sets}")
     from .topology import parse_topology
 
-    topo = parse_topology(topology, sentrons)
-    if topo.n != sentrons:
-        raise VtpuError(f"topology {topology} has {topo.n} nodes but the run has {sentrons} sentrons",
-                        hint=f"use --sentrons {topo.n} or a topology of {sentrons} nodes")
-    mem = Memory(sets=ppt_sets, ways=ppt_ways, hot_bytes=hot_bytes)
+    topo = parse_topology(o.topology, o.sentrons)
+    if topo.n != o.sentrons:
+        raise VtpuError(f"topology {o.topology} has {topo.n} nodes but the run has {o.sentrons} sentrons",
+                        hint=f"use --sentrons {topo.n} or a topology of {o.sentrons} nodes")
+    mem = Memory(sets=o.ppt_sets, ways=o.ppt_ways, hot_bytes=o.hot_bytes)
     load_memory(program, mem)
-    load_inputs(mem, mem_paths)
-    interp = Interpreter(program, sentrons, max_steps=max_steps, trace=trace is not None, topology=topo, memory=mem)
+    load_inputs(mem, o.mem_paths)
+    engine, fallback = _engine_for(program, o, topo, mem)
+    if fallback:
+        err.print(f"[yellow]note:[/yellow] running on the interpreter: {fallback}")
     try:
-        result = interp.run()
+        result = engine.run()
     except KeyboardInterrupt:
         err.print("interrupted")
         return int(Exit.INTERRUPTED)
+    fallback = getattr(result, "fallback", None) or fallback
+    engine_name = "jit" if getattr(result, "engine", "interp") == "jit" and not fallback else "interp"
     try:
         outs = collect_outputs(program, result)
         st = stats_dict(result, program)
-        if trace is not None:
+        st["engine"] = engine_name
+        if engine_name == "jit":
+            st["jit"] = {"compile_s": result.compile_s, "cache": result.cache_hit, "cycles": result.cycles,
+                         "tsc_hz": result.tsc_hz, "cycle_source": result.tsc_source,
+                         "ops_per_cycle": result.ops / result.cycles if result.cycles else None}
+        if o.trace is not None:
             from .siwfile import write_atomic
 
-            write_atomic(str(trace), json.dumps(chrome_trace(result, program, str(path))).encode())
-        if out is not None:
+            write_atomic(str(o.trace), json.dumps(chrome_trace(result, program, str(path))).encode())
+        if o.out is not None:
             from .tensorfile import write_safetensors
 
-            chosen = result.memory.table.values() if out_all else [
-                result.memory.table[o.coord] for o in program.outputs
-                if o.kind == "scroll" and o.coord in result.memory.table]
-            write_safetensors(str(out), {coords.format_packed(sc.coord): (sc.dtype, sc.shape, sc.buf.tobytes())
-                                         for sc in chosen})
-        if json_out:
+            chosen = result.memory.table.values() if o.out_all else [
+                result.memory.table[x.coord] for x in program.outputs
+                if x.kind == "scroll" and x.coord in result.memory.table]
+            write_safetensors(str(o.out), {coords.format_packed(sc.coord): (sc.dtype, sc.shape, sc.buf.tobytes())
+                                           for sc in chosen})
+        if o.json_out:
             doc = {"status": result.status, "fault": result.fault.as_dict() if result.fault else None,
-                   "engine": engine, "outputs": [dict(o, value=_jsonable(o["value"])) for o in outs]}
-            if stats:
+                   "engine": engine_name, "fallback": fallback,
+                   "outputs": [dict(x, value=_jsonable(x["value"])) for x in outs]}
+            if o.stats:
                 doc["stats"] = st
             print(json.dumps(doc, indent=2))
         else:
             print_outputs(outs)
-            if dump:
+            if o.dump:
                 dump_state(result)
-            if stats:
+            if o.stats:
                 print_stats(st, Console(highlight=False))
         if result.status != STATUS_OK:
             from rich.markup import escape

@@ -33,7 +33,19 @@ from .isa import (
     Op,
     mem_form_error,
 )
-from .program import MEM_CONTIG, MEM_INDEXED, MEM_STRIDED, DataScroll, Imm, Instr, Mem, Output, Program, Reg
+from .program import (
+    MEM_CONTIG,
+    MEM_INDEXED,
+    MEM_STRIDED,
+    DataScroll,
+    Imm,
+    Instr,
+    Mem,
+    Output,
+    Program,
+    Reg,
+    check_instr,
+)
 
 MAGIC = b"VTPUSIW\0"
 FORMAT_VERSION = 1
@@ -305,7 +317,11 @@ def _decode_slot(raw: bytes, pipe: str, siw_index: int, pools: tuple[list[int], 
         pos += 1
     if any(fields[pos:]):
         raise FormatError(f"corrupt .siw: stray operand bytes in {where}")
-    return Instr(op, m, t, t2, tuple(args))
+    ins = Instr(op, m, t, t2, tuple(args))
+    err = check_instr(ins)
+    if err:
+        raise FormatError(f"corrupt .siw: {err} ({where})")
+    return ins
 
 
 def decode(blob: bytes, name: str = "<input>") -> Program:
@@ -436,15 +452,35 @@ def read(path: str) -> Program:
 
 
 def write_atomic(path: str, blob: bytes) -> None:
-    """Write via a temporary file in the same directory and rename, so no partial file is left."""
+    """Write via a temporary file in the same directory and rename, so no partial file is left.
+
+    Targets that are not regular files (``/dev/null``, a pipe, a terminal) are written directly: renaming
+    over them would replace the device. A new file gets the usual permissions (0666 minus the umask)."""
     import os
+    import stat
     import tempfile
 
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        st = None
+    except OSError as e:
+        raise FormatError(f"cannot write {path}: {e.strerror}") from None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        with open(path, "wb") as f:
+            f.write(blob)
+        return
     d = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".vtpu-", suffix=".tmp", dir=d)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".vtpu-", suffix=".tmp", dir=d)
+    except OSError as e:
+        raise FormatError(f"cannot write {path}: {e.strerror}") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(blob)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, (st.st_mode & 0o7777) if st is not None else (0o666 & ~umask))
         os.replace(tmp, path)
     except BaseException:
         try:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from .. import coords
 from ..isa import BY_NAME, Op
-from ..program import MEM_CONTIG, Imm, Reg
+from ..program import MEM_CONTIG, Imm
 
 
 class VReg:
@@ -187,8 +187,15 @@ class Builder:
         self.code.append(lab)
 
     # ---------------------------------------------------------------- emission
-    def emit(self, name: str, *args, type: str | None = None, mod: str | None = None, type2: str | None = None,
-             mem: MemInfo | None = None) -> VI:
+    def emit(
+        self,
+        name: str,
+        *args,
+        type: str | None = None,
+        mod: str | None = None,
+        type2: str | None = None,
+        mem: MemInfo | None = None,
+    ) -> VI:
         op = BY_NAME[name]
         if op.mods and mod is None:
             mod = op.mods[0]
@@ -204,7 +211,7 @@ class Builder:
 
     def end_region(self) -> None:
         if self._region_defs:
-            self.code[self._region_start:self._region_start] = self._region_defs
+            self.code[self._region_start : self._region_start] = self._region_defs
         self._pcache = {}
         self._region_defs = []
         self._region_start = len(self.code)
@@ -229,11 +236,14 @@ class Builder:
         return p
 
     # ---------------------------------------------------------------- memory helpers
-    def load(self, t: str, dst: VReg, scroll: str, off: int, nbytes: int | None = None,
-             rel: VReg | None = None) -> VReg:
+    def load(
+        self, t: str, dst: VReg, scroll: str, off: int, nbytes: int | None = None, rel: VReg | None = None
+    ) -> VReg:
         """Contiguous load of ``nbytes`` (default: one element / 64 bytes) at ``off`` (+ ``rel``)."""
         from ..isa import type_size
 
+        if isinstance(off, VReg):
+            off, rel = 0, off
         p = self.base(scroll)
         full = 64 if dst.cls == "v" else type_size(t)
         n = full if nbytes is None else nbytes
@@ -242,30 +252,48 @@ class Builder:
         mem = VMem(p, o, MEM_CONTIG, extra)
         if rel is not None and off:
             raise CompileError("register offset plus displacement is not an svISA address mode")
-        self.emit("SGATHER", dst, mem, type=t, mem=MemInfo(scroll, False, 0 if rel is not None else off,
-                                                           (0 if rel is not None else off) + n, rel))
+        self.emit(
+            "SGATHER",
+            dst,
+            mem,
+            type=t,
+            mem=MemInfo(
+                scroll, False, 0 if rel is not None else off, (0 if rel is not None else off) + n, rel
+            ),
+        )
         return dst
 
-    def store(self, t: str, src: VReg, scroll: str, off: int, nbytes: int | None = None,
-              rel: VReg | None = None) -> None:
+    def store(
+        self, t: str, src: VReg, scroll: str, off: int, nbytes: int | None = None, rel: VReg | None = None
+    ) -> None:
         from ..isa import type_size
 
+        if isinstance(off, VReg):
+            off, rel = 0, off
         p = self.base(scroll)
         full = 64 if src.cls == "v" else type_size(t)
         n = full if nbytes is None else nbytes
         extra = None if (src.cls == "r" or n == 64) else n
         o = rel if rel is not None else off
         mem = VMem(p, o, MEM_CONTIG, extra)
-        self.emit("SSCATTR", mem, src, type=t, mem=MemInfo(scroll, True, 0 if rel is not None else off,
-                                                           (0 if rel is not None else off) + n, rel))
+        self.emit(
+            "SSCATTR",
+            mem,
+            src,
+            type=t,
+            mem=MemInfo(
+                scroll, True, 0 if rel is not None else off, (0 if rel is not None else off) + n, rel
+            ),
+        )
 
     def bcast_load(self, t: str, dst: VReg, scroll: str, off: int) -> VReg:
         """Broadcast one element into every lane with a stride-0 gather (S pipe only)."""
         from ..isa import type_size
 
         p = self.base(scroll)
-        self.emit("SGATHER", dst, VMem(p, off, 1, 0), type=t,
-                  mem=MemInfo(scroll, False, off, off + type_size(t)))
+        self.emit(
+            "SGATHER", dst, VMem(p, off, 1, 0), type=t, mem=MemInfo(scroll, False, off, off + type_size(t))
+        )
         return dst
 
     # ---------------------------------------------------------------- loops

@@ -38,7 +38,6 @@ class Allocated:
 
 def _blocks(code: list):
     """Split into basic blocks: list of (instr indexes, successor block ids)."""
-    starts = []
     label_block: dict[str, int] = {}
     cur: list[int] = []
     blocks: list[list[int]] = []
@@ -78,7 +77,6 @@ def _blocks(code: list):
         elif b + 1 < len(blocks):
             s.append(b + 1)
         succs.append(s)
-    del starts
     return instrs, blocks, succs
 
 
@@ -88,25 +86,21 @@ def _intervals(instrs: list[VI], blocks, succs):
     defs = [set() for _ in range(nb)]
     start: dict[VReg, int] = {}
     end: dict[VReg, int] = {}
-    rw_cache = []
     for b, idxs in enumerate(blocks):
         u, d = use[b], defs[b]
         for i in idxs:
             r, w = instrs[i].regs()
-            rw_cache.append((r, w))
             for v in r:
                 if v not in d:
                     u.add(v)
-                if start.get(v, i + 1) > i:
-                    start[v] = min(start.get(v, i), i)
-                if end.get(v, -1) < i:
-                    end[v] = i
+                if v not in start:
+                    start[v] = i
+                end[v] = i
             for v in w:
                 d.add(v)
-                if v not in start or start[v] > i:
+                if v not in start:
                     start[v] = i
-                if end.get(v, -1) < i:
-                    end[v] = i
+                end[v] = i
     live_in = [set() for _ in range(nb)]
     live_out = [set() for _ in range(nb)]
     changed = True
@@ -162,7 +156,7 @@ def _scan(start, end, reserve: bool):
             # spill the interval ending last (never a nospill one)
             cands = [a for a in active if not a.nospill]
             victim = max(cands, key=lambda a: end[a]) if cands else None
-            if victim is not None and end[victim] > end[v] and (v.nospill or True):
+            if victim is not None and end[victim] > end[v]:
                 assign[v] = assign.pop(victim)
                 spilled.add(victim)
                 active.remove(victim)
@@ -208,10 +202,14 @@ def allocate(code: list) -> Allocated:
         tmap: dict[VReg, Reg] = {}
         pre, post = [], []
         reads, writes = it.regs()
-        for v in reads + writes:
+        for v in reads:
             if v in spilled and v not in tmap:
                 t = (temps_r if v.cls == "r" else temps_v).pop(0)
                 tmap[v] = Reg(v.cls, t)
+        for v in writes:
+            if v in spilled and v not in tmap:
+                # written after every read of the op: the first temporary may be shared with a source
+                tmap[v] = Reg(v.cls, TEMPS[v.cls][0])
         for v in dict.fromkeys(reads):
             if v in spilled:
                 pre.append(_spill_access(False, v, tmap[v], slots[v], it.line))
@@ -220,7 +218,7 @@ def allocate(code: list) -> Allocated:
                 post.append(_spill_access(True, v, tmap[v], slots[v], it.line))
         spill_ops += len(pre) + len(post)
 
-        def conv(a):
+        def conv(a, tmap=tmap):
             if isinstance(a, VReg):
                 return tmap[a] if a in tmap else phys(a)
             if isinstance(a, VMem):

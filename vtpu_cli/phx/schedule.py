@@ -66,8 +66,8 @@ def build_dag(block: list):
     last_w: dict = {}
     readers: dict = {}
     version: dict = {}
-    mem_loads: dict[str, list] = {}
-    mem_stores: dict[str, list] = {}
+    mem_loads: dict[str, dict] = {}
+    mem_stores: dict[str, dict] = {}
     since_barrier: list[int] = []
     last_barrier = -1
     edges: set = set()
@@ -110,17 +110,12 @@ def build_dag(block: list):
                 edge(last_barrier, i, 1)
             since_barrier.append(i)
             rel = (mem.rel, version.get(mem.rel, 0)) if mem.rel is not None else None
-            acc = (i, mem.lo, mem.hi, rel)
-            scrolls = [mem.scroll] if mem.scroll != "*" else list(set(mem_loads) | set(mem_stores))
-            for sc in scrolls + (["*"] if mem.scroll != "*" else []):
-                for j, lo, hi, r in mem_stores.get(sc, ()):
-                    if _alias(mem, lo, hi, r, rel, sc):
-                        edge(j, i, 1)
-                if mem.write:
-                    for j, lo, hi, r in mem_loads.get(sc, ()):
-                        if _alias(mem, lo, hi, r, rel, sc):
-                            edge(j, i, 1)
-            (mem_stores if mem.write else mem_loads).setdefault(mem.scroll, []).append(acc)
+            for j in _mem_conflicts(mem_stores, mem, rel):
+                edge(j, i, 1)
+            if mem.write:
+                for j in _mem_conflicts(mem_loads, mem, rel):
+                    edge(j, i, 1)
+            _mem_record(mem_stores if mem.write else mem_loads, mem, rel, i)
         for k in writes:
             for r in readers.get(k, ()):
                 edge(r, i, 1)
@@ -152,14 +147,46 @@ class _AnyWrite:
 _ANY_WRITE = _AnyWrite()
 
 
-def _alias(mem, lo, hi, r, rel, sc) -> bool:
-    if sc == "*" or mem.scroll == "*":
-        return True
-    if mem.lo is None or lo is None:
-        return True
-    if r != rel:
-        return True
-    return mem.lo < hi and lo < mem.hi
+_BUCKET = 64
+
+
+def _mem_record(table: dict, mem, rel, i: int) -> None:
+    """Index an access: table[scroll] = {rel: {bucket: [(i, lo, hi)]}, "unknown": [i], "all": [i]}."""
+    ent = table.setdefault(mem.scroll, {"rels": {}, "unknown": [], "all": []})
+    ent["all"].append(i)
+    if mem.lo is None:
+        ent["unknown"].append(i)
+        return
+    buckets = ent["rels"].setdefault(rel, {})
+    for bk in range(mem.lo // _BUCKET, (mem.hi - 1) // _BUCKET + 1):
+        buckets.setdefault(bk, []).append((i, mem.lo, mem.hi))
+
+
+def _mem_conflicts(table: dict, mem, rel):
+    """Earlier accesses in ``table`` that may alias ``mem``: same scroll and overlapping bytes; ranges
+    relative to different offset-register values, unknown ranges and the '*' scroll always alias."""
+    if mem.scroll == "*":
+        for ent in table.values():
+            yield from ent["all"]
+        return
+    for sc in (mem.scroll, "*"):
+        ent = table.get(sc)
+        if ent is None:
+            continue
+        if sc == "*" or mem.lo is None:
+            yield from ent["all"]
+            continue
+        yield from ent["unknown"]
+        for r, buckets in ent["rels"].items():
+            if r != rel:
+                for lst in buckets.values():
+                    for j, _lo, _hi in lst:
+                        yield j
+                continue
+            for bk in range(mem.lo // _BUCKET, (mem.hi - 1) // _BUCKET + 1):
+                for j, lo, hi in buckets.get(bk, ()):
+                    if mem.lo < hi and lo < mem.hi:
+                        yield j
 
 
 def schedule_block(block: list, reorder: bool = True):
@@ -278,3 +305,121 @@ def check_hazards(code: list) -> list[str]:
 
 
 __all__ = ["schedule", "schedule_block", "build_dag", "check_hazards", "to_siws", "Scheduled", "Instr"]
+
+
+# ---------------------------------------------------------------------- pre-pass on virtual registers
+class _VAdapter:
+    """Lets build_dag see an IR instruction (virtual registers as keys)."""
+
+    __slots__ = ("op", "_r", "_w", "vi")
+
+    def __init__(self, vi):
+        self.vi = vi
+        self.op = vi.op
+        r, w = vi.regs()
+        self._r, self._w = set(r), set(w)
+
+    def regs(self):
+        return self._r, self._w
+
+
+def prepass(code: list, vlimit: int = 22) -> list:  # noqa: C901
+    """Reorder each block of the virtual-register IR by list scheduling, so independent tiles
+    interleave before registers are assigned; a new vector value is not started while ``vlimit``
+    vector values are live (keeps the allocator from spilling)."""
+    out: list = []
+    cur: list = []
+
+    def flush():
+        if cur:
+            out.extend(_prepass_block(cur, vlimit))
+            cur.clear()
+
+    for it in code:
+        if isinstance(it, Label):
+            flush()
+            out.append(it)
+            continue
+        cur.append(it)
+        if it.op.branch:
+            flush()
+    flush()
+    return out
+
+
+def _prepass_block(block: list, vlimit: int) -> list:
+    if len(block) < 3:
+        return list(block)
+    term = block[-1] if block[-1].op.branch else None
+    items = [(_VAdapter(vi), vi.mem, vi.line) for vi in block]
+    succs, npred, prio = build_dag(items)
+    body_n = len(block) - (1 if term is not None else 0)
+    uses: dict = {}
+    for a, _m, _l in items[:body_n]:
+        for v in a._r:
+            uses[v] = uses.get(v, 0) + 1
+    live = {"v": 0, "p": 0, "r": 0}
+    limit = {"v": vlimit, "p": 6, "r": 10}
+
+    def starts_new(a) -> bool:
+        """Would this op push a register class over its pressure limit (new values minus last uses)?"""
+        delta = {}
+        for v in a._w:
+            if v.cls in live and v not in a._r and uses.get(v, 0) > 0:
+                delta[v.cls] = delta.get(v.cls, 0) + 1
+        if not delta:
+            return False
+        for v in a._r:
+            if v.cls in delta and uses.get(v, 0) == 1:
+                delta[v.cls] -= 1
+        return any(d > 0 and live[c] + d > limit[c] for c, d in delta.items())
+
+    npred = list(npred)
+    avail: list[list] = [[], [], []]
+    for i in range(body_n):
+        if npred[i] == 0:
+            heapq.heappush(avail[PIPE_INDEX[block[i].op.pipe]], (-prio[i], i))
+    order: list[int] = []
+    while len(order) < body_n:
+        chosen = []
+        for p in range(3):
+            h = avail[p]
+            if not h:
+                continue
+            pick = None
+            # prefer an op that does not start a new value of a class at its pressure limit
+            skipped = []
+            while h and len(skipped) < 6:
+                cand = heapq.heappop(h)
+                if not starts_new(items[cand[1]][0]):
+                    pick = cand
+                    break
+                skipped.append(cand)
+            for s in skipped:
+                heapq.heappush(h, s)
+            if pick is not None:
+                chosen.append(pick[1])
+        if not chosen:
+            # everything ready starts a new value: take the best one anyway
+            p = max(range(3), key=lambda q: -avail[q][0][0] if avail[q] else -1)
+            chosen.append(heapq.heappop(avail[p])[1])
+        for i in chosen:
+            order.append(i)
+            a = items[i][0]
+            for v in a._r:
+                if v.cls in live:
+                    uses[v] -= 1
+                    if uses[v] == 0:
+                        live[v.cls] -= 1
+            for v in a._w:
+                if v.cls in live and v not in a._r and uses.get(v, 0) > 0:
+                    live[v.cls] += 1
+        for i in chosen:
+            for j, _lat in succs[i]:
+                npred[j] -= 1
+                if npred[j] == 0 and j < body_n:
+                    heapq.heappush(avail[PIPE_INDEX[block[j].op.pipe]], (-prio[j], j))
+    res = [block[i] for i in order]
+    if term is not None:
+        res.append(term)
+    return res
