@@ -31,8 +31,9 @@ def reg(cls: str):
 
 def typed_imm(t: str | None):
     if t == "f32":
-        return st.one_of(st.floats(width=32, allow_nan=False).map(f32_bits), st.just(0x7FC00000),
-                         st.integers(0, 2**32 - 1))
+        return st.one_of(
+            st.floats(width=32, allow_nan=False).map(f32_bits), st.just(0x7FC00000), st.integers(0, 2**32 - 1)
+        )
     if t == "bf16":
         return st.floats(width=32, allow_nan=False).map(bf16_bits)
     bits = {"i8": 8, "i16": 16, "i32": 32}.get(t or "i64", 64)
@@ -137,12 +138,24 @@ def program(draw, max_siws: int = 8):
                 ins = Instr(OPS[[o.name for o in OPS].index(p + "NOP")])
             slots.append(ins)
         code.append(tuple(slots))
-    data = [DataScroll(COORD_POOL[0], "f32", (2,), bytes(8)), DataScroll(COORD_POOL[1], "t2", (5,), b"\x19\x02"),
-            DataScroll(COORD_POOL[2], "i8", (0,), b"", zero=True, nbytes=0)]
-    return Program(code=code, labels={"start": 0, "end": n}, coord_names={"X": COORD_POOL[0]}, groups=groups,
-                   data=data, outputs=[Output("reg", reg=Reg("r", 1), dtype="i64"),
-                                       Output("scroll", coord=COORD_POOL[0], dtype="f32")],
-                   source_file="gen.vasm", lines=list(range(1, n + 1)))
+    data = [
+        DataScroll(COORD_POOL[0], "f32", (2,), bytes(8)),
+        DataScroll(COORD_POOL[1], "t2", (5,), b"\x19\x02"),
+        DataScroll(COORD_POOL[2], "i8", (0,), b"", zero=True, nbytes=0),
+    ]
+    return Program(
+        code=code,
+        labels={"start": 0, "end": n},
+        coord_names={"X": COORD_POOL[0]},
+        groups=groups,
+        data=data,
+        outputs=[
+            Output("reg", reg=Reg("r", 1), dtype="i64"),
+            Output("scroll", coord=COORD_POOL[0], dtype="f32"),
+        ],
+        source_file="gen.vasm",
+        lines=list(range(1, n + 1)),
+    )
 
 
 __all__ = ["instr", "program", "lanes"]

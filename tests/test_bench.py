@@ -17,8 +17,16 @@ HOST = {"cores": 2, "tsc_ghz": 2.6, "cycle_source": {"source": "tsc"}}
 
 
 def prog(name, opc=3.0, verified=True, phases=("phase0",), **kw):
-    d = {"name": name, "phases": list(phases), "verified": verified, "ops_per_cycle": opc, "error": None,
-         "sentrons": 1, "gops": 1.0, "ppt_hit_rate": None}
+    d = {
+        "name": name,
+        "phases": list(phases),
+        "verified": verified,
+        "ops_per_cycle": opc,
+        "error": None,
+        "sentrons": 1,
+        "gops": 1.0,
+        "ppt_hit_rate": None,
+    }
     d.update(kw)
     return d
 
@@ -41,9 +49,11 @@ def test_unverified_program_cannot_pass_a_gate():
 
 
 def test_phase1_hit_rate_and_normalised_throughput():
-    ps = [prog("walk", phases=("phase1",), structured=True, ppt_hit_rate=0.97),
-          prog("gemv", phases=("phase1",), structured=True, ppt_hit_rate=0.99),
-          prog("bal", phases=("phase0",), throughput=True, sentrons=2, gops=12.0)]
+    ps = [
+        prog("walk", phases=("phase1",), structured=True, ppt_hit_rate=0.97),
+        prog("gemv", phases=("phase1",), structured=True, ppt_hit_rate=0.99),
+        prog("bal", phases=("phase0",), throughput=True, sentrons=2, gops=12.0),
+    ]
     crit = evaluate_gate("phase1", ps, HOST, "jit")
     assert crit[0]["value"] == 0.97 and crit[0]["passed"]
     assert abs(crit[1]["threshold"] - 60 / 32 * 2 * 2.6) < 1e-9 and crit[1]["passed"]
@@ -62,8 +72,19 @@ def test_phase2_reports_the_missing_capability():
 
 def test_every_manifest_loads_and_quick_run_verifies():
     ms = {m.name: m for m in load_manifests()}
-    assert {"d_heavy", "s_heavy", "c_heavy", "balanced", "double_buffer", "ternary_gemv", "f32_gemm",
-            "embedding", "ring_allreduce", "pingpong", "row_walk"} <= set(ms)
+    assert {
+        "d_heavy",
+        "s_heavy",
+        "c_heavy",
+        "balanced",
+        "double_buffer",
+        "ternary_gemv",
+        "f32_gemm",
+        "embedding",
+        "ring_allreduce",
+        "pingpong",
+        "row_walk",
+    } <= set(ms)
     for name in ("double_buffer", "ternary_gemv", "f32_gemm", "ring_allreduce"):
         r = run_benchmark(ms[name], "interp", "quick", 1)
         assert r["verified"], (name, r["error"])
@@ -71,8 +92,9 @@ def test_every_manifest_loads_and_quick_run_verifies():
 
 
 def vtpu(*args, env=None):
-    return subprocess.run([sys.executable, "-m", "vtpu_cli.cli", *args], capture_output=True, text=True,
-                          timeout=300, env=env)
+    return subprocess.run(
+        [sys.executable, "-m", "vtpu_cli.cli", *args], capture_output=True, text=True, timeout=300, env=env
+    )
 
 
 def test_json_schema(tmp_path):
@@ -92,10 +114,14 @@ def test_json_schema(tmp_path):
 def test_a_wrong_program_is_unverified_and_fails(tmp_path):
     d = tmp_path / "bench"
     d.mkdir()
-    src = (PROGRAMS / "bench" / "d_heavy.vasm").read_text().replace("DBCAST.f32 v0, 0.0", "DBCAST.f32 v0, 1.0")
+    src = (
+        (PROGRAMS / "bench" / "d_heavy.vasm").read_text().replace("DBCAST.f32 v0, 0.0", "DBCAST.f32 v0, 1.0")
+    )
     (d / "wrong.vasm").write_text(src)
-    (d / "wrong.toml").write_text('name = "wrong"\nprogram = "wrong.vasm"\nphases = ["phase0"]\n'
-                                  'reference = "d_heavy"\n[params.quick]\nITERS = 10\n')
+    (d / "wrong.toml").write_text(
+        'name = "wrong"\nprogram = "wrong.vasm"\nphases = ["phase0"]\n'
+        'reference = "d_heavy"\n[params.quick]\nITERS = 10\n'
+    )
     env = dict(os.environ, VTPU_BENCH_DIR=str(d))
     r = vtpu("bench", "--engine", "interp", "--quick", "--json", str(tmp_path / "w.json"), env=env)
     doc = json.loads((tmp_path / "w.json").read_text())

@@ -97,8 +97,10 @@ def test_cc_compiles_and_the_result_runs_on_both_engines(tmp_path):
     x = np.arange(64, dtype=np.float32)
     y = np.full(64, 0.5, np.float32)
     mem = tmp_path / "in.safetensors"
-    write_safetensors(str(mem), {"1.1.1/1.1.1/1.1.1": ("f32", (64,), x.tobytes()),
-                                 "1.1.1/1.1.1/1.1.2": ("f32", (64,), y.tobytes())})
+    write_safetensors(
+        str(mem),
+        {"1.1.1/1.1.1/1.1.1": ("f32", (64,), x.tobytes()), "1.1.1/1.1.1/1.1.2": ("f32", (64,), y.tobytes())},
+    )
     vals = []
     for engine in ("interp", "jit"):
         r = vtpu("run", str(out), "--mem", str(mem), "--engine", engine, "--json")

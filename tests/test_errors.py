@@ -18,8 +18,9 @@ ERR = PROGRAMS / "errors"
 
 
 def vtpu(*args: str, stdin: str | None = None):
-    return subprocess.run([sys.executable, "-m", "vtpu_cli.cli", *args], capture_output=True, text=True,
-                          input=stdin, timeout=60)
+    return subprocess.run(
+        [sys.executable, "-m", "vtpu_cli.cli", *args], capture_output=True, text=True, input=stdin, timeout=60
+    )
 
 
 ASM_CASES = [
@@ -78,11 +79,17 @@ def test_asm_json_diagnostics():
     assert doc["diagnostics"][2]["line"] == 4
 
 
-@pytest.mark.parametrize("name,needle", [
-    ("out_of_bounds.vasm", "fault in sentron 0, SIW 2, S pipe, SGATHER.f32: out-of-bounds load of 64 byte(s) at "
-                           "1.1.1/1.1.1/1.1.1 + 8; scroll size 64"),
-    ("div_zero.vasm", "fault in sentron 0, SIW 2, D pipe, DDIV.i64: integer division by zero"),
-])
+@pytest.mark.parametrize(
+    "name,needle",
+    [
+        (
+            "out_of_bounds.vasm",
+            "fault in sentron 0, SIW 2, S pipe, SGATHER.f32: out-of-bounds load of 64 byte(s) at "
+            "1.1.1/1.1.1/1.1.1 + 8; scroll size 64",
+        ),
+        ("div_zero.vasm", "fault in sentron 0, SIW 2, D pipe, DDIV.i64: integer division by zero"),
+    ],
+)
 def test_runtime_faults_exit_1_with_location(name, needle):
     r = vtpu("run", str(ERR / name))
     assert r.returncode == 1
@@ -123,10 +130,43 @@ def test_jit_engine_reports_missing_capability():
 
 
 printable = st.text(alphabet=st.characters(min_codepoint=9, max_codepoint=0x17F), max_size=200)
-asmish = st.lists(st.sampled_from(["DADD.f32", "SGATHER", "v1", "r2", ",", "[", "]", "p0", "+", "|", "{", "}",
-                                   ".data", ".coord", "X", "=", "1.1.1/1.1.1/1.1.1", "1.5", "-3", "0x1f",
-                                   ":", "\n", " ", "loop", ";", "f32", "1..3", '"s"', "DLOOP", "DTERNARY"]),
-                  max_size=40).map(" ".join)
+asmish = st.lists(
+    st.sampled_from(
+        [
+            "DADD.f32",
+            "SGATHER",
+            "v1",
+            "r2",
+            ",",
+            "[",
+            "]",
+            "p0",
+            "+",
+            "|",
+            "{",
+            "}",
+            ".data",
+            ".coord",
+            "X",
+            "=",
+            "1.1.1/1.1.1/1.1.1",
+            "1.5",
+            "-3",
+            "0x1f",
+            ":",
+            "\n",
+            " ",
+            "loop",
+            ";",
+            "f32",
+            "1..3",
+            '"s"',
+            "DLOOP",
+            "DTERNARY",
+        ]
+    ),
+    max_size=40,
+).map(" ".join)
 
 
 @given(st.one_of(printable, asmish))

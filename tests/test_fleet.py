@@ -25,7 +25,9 @@ def per_sentron_data(values: np.ndarray, t: str) -> str:
     """One 64-byte scroll per sentron at its home coordinate."""
     lines = []
     for i, row in enumerate(values):
-        lines.append(f'.data {coords.format_packed(coords.home_packed(i))} u8 hex "{row.astype(NP[t]).tobytes().hex()}"')
+        lines.append(
+            f'.data {coords.format_packed(coords.home_packed(i))} u8 hex "{row.astype(NP[t]).tobytes().hex()}"'
+        )
     return "\n".join(lines)
 
 
@@ -47,13 +49,16 @@ def test_creduce_equals_numpy_for_every_type_and_op(n):
             info = np.iinfo(NP[t])
             vals = rng.integers(info.min, info.max, (n, lanes), dtype=NP[t])  # sums overflow: must wrap
         for op in ("add", "min", "max"):
-            src = per_sentron_data(vals, t) + f"""
+            src = (
+                per_sentron_data(vals, t)
+                + f"""
     SCOORD p0, home
     SGATHER.{t} v0, [p0]
     SGATHER.{t} r1, [p0 + 8]
                                   |                    | CREDUCE.{op}.{t} v1, v0, all
                                   |                    | CREDUCE.{op}.{t} r2, r1, all
 """
+            )
             res = run(src, n)
             assert res.status == "ok", res.fault
             want = reference(vals, op, t)
@@ -62,7 +67,8 @@ def test_creduce_equals_numpy_for_every_type_and_op(n):
                 assert s.view(t)[1].tobytes() == want.tobytes(), (t, op, s.id)
                 got = np.array([s.R[2] & ((1 << (8 * np.dtype(NP[t]).itemsize)) - 1)], np.uint64)
                 assert got.astype(f"<u{np.dtype(NP[t]).itemsize}").view(NP[t])[0] == want[scalar_idx] or (
-                    t == "f32" and np.isnan(want[scalar_idx]))
+                    t == "f32" and np.isnan(want[scalar_idx])
+                )
 
 
 @pytest.mark.parametrize("n", [1, 2, 3, 7, 16])
@@ -130,7 +136,9 @@ def test_deadlocks_are_reported_never_hang(prog, n):
     assert res.status == "deadlock"
     waits = {w["sentron"]: w for w in res.fault.waits}
     assert waits[0]["waits_in"] == "CRECV from any"
-    assert all(waits[i]["waits_for"] == [0] and waits[i]["waits_in"] == "CBAR on group all" for i in range(1, n))
+    assert all(
+        waits[i]["waits_for"] == [0] and waits[i]["waits_in"] == "CBAR on group all" for i in range(1, n)
+    )
 
 
 def test_data_race_detected_and_synchronised_version_runs():
@@ -155,8 +163,15 @@ def test_runs_are_identical_across_repetitions():
     outs = []
     for _ in range(3):
         res = Interpreter(assemble(text, "mm"), 16, trace=True).run()
-        outs.append((res.rounds, res.siws, [s.R[:] for s in res.sentrons], len(res.trace),
-                     bytes(res.memory.table[coords.parse_packed("1.1.4/1.1.1/1.1.3")].buf)))
+        outs.append(
+            (
+                res.rounds,
+                res.siws,
+                [s.R[:] for s in res.sentrons],
+                len(res.trace),
+                bytes(res.memory.table[coords.parse_packed("1.1.4/1.1.1/1.1.3")].buf),
+            )
+        )
     assert outs[0] == outs[1] == outs[2]
 
 

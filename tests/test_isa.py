@@ -33,7 +33,9 @@ def test_operand_fields_fit_the_slot_encoding():
 def test_opcodes_unique_and_grouped_by_pipe():
     assert len(BY_CODE) == len(OPS)
     for op in OPS:
-        assert {"D": 0x00, "S": 0x40, "C": 0x80}[op.pipe] <= op.code < {"D": 0x40, "S": 0x80, "C": 0xC0}[op.pipe]
+        assert (
+            {"D": 0x00, "S": 0x40, "C": 0x80}[op.pipe] <= op.code < {"D": 0x40, "S": 0x80, "C": 0xC0}[op.pipe]
+        )
 
 
 def test_committed_isa_reference_is_fresh():

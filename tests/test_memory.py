@@ -67,8 +67,10 @@ def test_strided_indexed_and_partial_accesses(run_src):
 
 
 def test_indexed_gather_out_of_bounds_names_the_lane(run_src):
-    res = run_src(f".zero {C1} i32 16\n.data {C2} i32[16] 0,1,2,3,4,5,6,7,8,9,10,11,12,13,16,0\n"
-                  f"    SCOORD p0, {C1}\n    SCOORD p1, {C2}\n    SGATHER.i32 v1, [p1]\n    SGATHER.i32 v2, [p0 + v1]")
+    res = run_src(
+        f".zero {C1} i32 16\n.data {C2} i32[16] 0,1,2,3,4,5,6,7,8,9,10,11,12,13,16,0\n"
+        f"    SCOORD p0, {C1}\n    SCOORD p1, {C2}\n    SGATHER.i32 v1, [p1]\n    SGATHER.i32 v2, [p0 + v1]"
+    )
     assert "lane 14" in res.fault.message and "+ 64" in res.fault.message
 
 

@@ -39,8 +39,10 @@ def test_no_line_map_round_trips():
 
 
 def test_special_float_immediates_round_trip():
-    text = ".const K = 5\n    DBCAST.f32 v0, -inf\n    DSEL.f32 v1, v2, v3, inf\n    DMOV r1, -K\n" \
-           "    DBCAST.f32 v4, -0.0\n    DBCAST.f32 v5, 0x7fc00001\n    DBCAST.bf16 v6, -inf\n"
+    text = (
+        ".const K = 5\n    DBCAST.f32 v0, -inf\n    DSEL.f32 v1, v2, v3, inf\n    DMOV r1, -K\n"
+        "    DBCAST.f32 v4, -0.0\n    DBCAST.f32 v5, 0x7fc00001\n    DBCAST.bf16 v6, -inf\n"
+    )
     blob = siwfile.encode(assemble(text, "s.vasm"))
     again = disassemble(siwfile.decode(blob))
     assert "-inf" in again and "-0.0" in again and "0x7fc00001" in again

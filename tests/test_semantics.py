@@ -22,7 +22,7 @@ def run_vec(inputs: dict[int, np.ndarray], body: str, sentrons: int = 1):
     for k, (_vreg, arr) in enumerate(sorted(inputs.items())):
         raw = np.ascontiguousarray(arr).tobytes()
         assert len(raw) == 64, raw
-        lines.append(f".data 1.1.1/1.1.1/1.1.{k + 1} u8 hex \"{raw.hex()}\"")
+        lines.append(f'.data 1.1.1/1.1.1/1.1.{k + 1} u8 hex "{raw.hex()}"')
     for k, (vreg, _) in enumerate(sorted(inputs.items())):
         lines.append(f"    SCOORD p0, 1.1.1/1.1.1/1.1.{k + 1}")
         lines.append(f"    SGATHER.i8 v{vreg}, [p0]")
@@ -99,7 +99,10 @@ def test_f32_nan_results_are_canonical():
     a = f32x16(0.0, np.inf, 1.0)
     b = f32x16(np.inf, -np.inf, 2.0)
     nan_payload = np.array([0x7FA00001] * 16, "<u4").view("<f4")
-    s = run_vec({0: a, 1: b, 2: nan_payload}, "    DMUL.f32 v3, v0, v1\n    DADD.f32 v4, v0, v1\n    DADD.f32 v5, v2, v0")
+    s = run_vec(
+        {0: a, 1: b, 2: nan_payload},
+        "    DMUL.f32 v3, v0, v1\n    DADD.f32 v4, v0, v1\n    DADD.f32 v5, v2, v0",
+    )
     bits3 = s.view("i32")[3].view("<u4")
     assert bits3[0] == CANON_NAN32  # 0 * inf
     assert s.view("i32")[4].view("<u4")[1] == CANON_NAN32  # inf + -inf
@@ -182,7 +185,7 @@ def test_reduction_order_is_the_documented_tree(run_src):
     n = 16
     while n > 1:
         n //= 2
-        x[:n] = x[:n] + x[n:2 * n]
+        x[:n] = x[:n] + x[n : 2 * n]
     assert bits_f32(s.R[1]) == float(x[0])
     assert float(np.float32(np.sum(vals, dtype=np.float64))) != float(x[0]) or True  # order documented
     assert bits_f32(s.R[2]) == 1e8
@@ -196,7 +199,9 @@ def test_conversions():
     assert list(s.view("i32")[1][:9]) == [2, 4, -2, -(2**31), -(2**31), -(2**31), 0, 128, 0]
     bf = s.view("bf16")[2][:16]
     assert bf[3] == 0x7FC0  # NaN
-    assert s.view("f32")[3][0] == 2.5 and s.view("f32")[3][7] == 127.5  # 127.6 -> bf16 (8 significant bits) = 127.5
+    assert (
+        s.view("f32")[3][0] == 2.5 and s.view("f32")[3][7] == 127.5
+    )  # 127.6 -> bf16 (8 significant bits) = 127.5
 
 
 def test_narrowing_saturates_and_widening_selects_part():
@@ -241,12 +246,15 @@ def test_compare_select_shuffle_broadcast():
     a = f32x16(1, 2, np.nan, 4)
     b = f32x16(1, 3, 1, 0)
     idx = np.arange(16, dtype=np.int32)[::-1].copy()
-    s = run_vec({0: a, 1: b, 2: idx}, """
+    s = run_vec(
+        {0: a, 1: b, 2: idx},
+        """
     DCMP.lt.f32 v3, v0, v1
     DCMP.ne.f32 v4, v0, v1
     DSEL.f32 v5, v3, v0, v1
     DSHUF.f32 v6, v0, v2
-    DBCAST.f32 v7, -1.5""")
+    DBCAST.f32 v7, -1.5""",
+    )
     assert list(s.view("i32")[3][:4]) == [0, -1, 0, 0]
     assert list(s.view("i32")[4][:4]) == [0, -1, -1, -1]  # NaN != x is true
     assert list(s.view("f32")[5][:2]) == [1.0, 2.0]

@@ -78,12 +78,26 @@ def _tok(tree_or_token) -> Tok:
     from lark import Token, Tree
 
     if isinstance(tree_or_token, Token):
-        kind = {"WORD": "word", "COORD": "coord", "STRING": "string", "NUMBER": "num"}.get(tree_or_token.type, "punct")
+        kind = {"WORD": "word", "COORD": "coord", "STRING": "string", "NUMBER": "num"}.get(
+            tree_or_token.type, "punct"
+        )
         return Tok(kind, str(tree_or_token), tree_or_token.column)
     t: Tree = tree_or_token
-    if t.data in ("word", "coord", "string", "punct", "punct_eq", "punct_lb", "punct_rb", "punct_colon", "comma"):
+    if t.data in (
+        "word",
+        "coord",
+        "string",
+        "punct",
+        "punct_eq",
+        "punct_lb",
+        "punct_rb",
+        "punct_colon",
+        "comma",
+    ):
         if not t.children:
-            sym = {"punct_eq": "=", "punct_lb": "[", "punct_rb": "]", "punct_colon": ":", "comma": ","}[t.data]
+            sym = {"punct_eq": "=", "punct_lb": "[", "punct_rb": "]", "punct_colon": ":", "comma": ","}[
+                t.data
+            ]
             return Tok("punct", sym, 0)
         tok = _tok(t.children[0])
         return tok
@@ -170,7 +184,11 @@ def typed_imm(tok: Tok, t: str | None, consts: dict[str, int]) -> int:
     if t in ("f32", "bf16"):
         if tok.kind not in ("num", "word"):
             raise _LineError("expected a number", tok.col, tok.length)
-        if tok.kind == "num" and not _is_float_text(tok.text) and not tok.text.lower().startswith(("0x", "0b")):
+        if (
+            tok.kind == "num"
+            and not _is_float_text(tok.text)
+            and not tok.text.lower().startswith(("0x", "0b"))
+        ):
             v = parse_int(tok)
             return f32_bits(float(v)) if t == "f32" else bf16_bits(float(v))
         return parse_float_bits(tok, t)
@@ -178,7 +196,9 @@ def typed_imm(tok: Tok, t: str | None, consts: dict[str, int]) -> int:
         raise _LineError(f"expected an integer literal, found `{tok.text}`", tok.col, tok.length)
     if _is_float_text(tok.text):
         raise _LineError(
-            f"float literal `{tok.text}` in an integer context", tok.col, tok.length,
+            f"float literal `{tok.text}` in an integer context",
+            tok.col,
+            tok.length,
             hint="use a .f32 op (or an integer literal)",
         )
     return int_in_type(parse_int(tok), t or "i64", tok)
@@ -199,14 +219,20 @@ def parse_reg(tok: Tok) -> Reg | None:
     cls, idx = m.group(1), int(m.group(2))
     if idx >= REG_COUNTS[cls]:
         raise _LineError(
-            f"register {tok.text} does not exist", tok.col, tok.length,
+            f"register {tok.text} does not exist",
+            tok.col,
+            tok.length,
             hint=f"{cls} registers are {cls}0..{cls}{REG_COUNTS[cls] - 1}",
         )
     return Reg(cls, idx)
 
 
-_CLASS_WORD = {"r": "a scalar register (r0..r15)", "v": "a vector register (v0..v31)",
-               "p": "a coordinate register (p0..p7)", "m": "a message register (m0..m3)"}
+_CLASS_WORD = {
+    "r": "a scalar register (r0..r15)",
+    "v": "a vector register (v0..v31)",
+    "p": "a coordinate register (p0..p7)",
+    "m": "a message register (m0..m3)",
+}
 
 
 # ----------------------------------------------------------------------------- assembler
@@ -261,11 +287,17 @@ class Assembler:
             except UnexpectedToken as e:
                 tok = e.token
                 if tok.type == "$END":
-                    self.error(lineno, len(raw.rstrip()) + 1, "unexpected end of line",
-                               hint=_expect_hint(e.expected))
+                    self.error(
+                        lineno, len(raw.rstrip()) + 1, "unexpected end of line", hint=_expect_hint(e.expected)
+                    )
                 else:
-                    self.error(lineno, tok.column, f"unexpected `{tok}`", len(str(tok)),
-                               hint=_expect_hint(e.expected))
+                    self.error(
+                        lineno,
+                        tok.column,
+                        f"unexpected `{tok}`",
+                        len(str(tok)),
+                        hint=_expect_hint(e.expected),
+                    )
                 continue
             except (UnexpectedEOF, UnexpectedInput) as e:  # pragma: no cover - defensive
                 self.error(lineno, getattr(e, "column", 1) or 1, "syntax error")
@@ -328,8 +360,13 @@ class Assembler:
             pipe = ins["op"].pipe
             if pipe in by_pipe:
                 prev = by_pipe[pipe][0]["op"].name
-                self.error(line, col, f"two {pipe}-pipe ops in one SIW ({prev} and {ins['op'].name})",
-                           len(ins["op"].name), hint="each SIW has exactly one slot per pipe; split the line")
+                self.error(
+                    line,
+                    col,
+                    f"two {pipe}-pipe ops in one SIW ({prev} and {ins['op'].name})",
+                    len(ins["op"].name),
+                    hint="each SIW has exactly one slot per pipe; split the line",
+                )
                 ok = False
                 continue
             by_pipe[pipe] = (ins, line, col)
@@ -339,15 +376,18 @@ class Assembler:
         entries = list(by_pipe.values())
         for i, (a, _, _) in enumerate(entries):
             ra, wa = a["regs"]
-            for b, line, col in entries[i + 1:]:
+            for b, line, col in entries[i + 1 :]:
                 rb, wb = b["regs"]
                 clash = (wa & (rb | wb)) | (wb & ra)
                 if clash:
                     reg = "".join(map(str, sorted(clash)[0]))
-                    self.error(line, col,
-                               f"intra-SIW hazard on {reg}: {a['op'].name} and {b['op'].name} in one SIW",
-                               len(b["op"].name),
-                               hint="the three slots of an SIW are independent; move one op to the next SIW")
+                    self.error(
+                        line,
+                        col,
+                        f"intra-SIW hazard on {reg}: {a['op'].name} and {b['op'].name} in one SIW",
+                        len(b["op"].name),
+                        hint="the three slots of an SIW are independent; move one op to the next SIW",
+                    )
                     return
         self.siws.append([e[0] for e in entries])
         line = self.loc if self.loc is not None else lineno
@@ -364,8 +404,13 @@ class Assembler:
         op = BY_NAME.get(name.upper())
         if op is None:
             close = difflib.get_close_matches(name.upper(), BY_NAME, n=1)
-            self.error(lineno, col, f"unknown op `{name}`", len(name),
-                       hint=f"did you mean {close[0]}?" if close else "see docs/isa.md for the op list")
+            self.error(
+                lineno,
+                col,
+                f"unknown op `{name}`",
+                len(name),
+                hint=f"did you mean {close[0]}?" if close else "see docs/isa.md for the op list",
+            )
             return None
         mod, t, t2, err = split_mnemonic(op, [s.lower() for s in suffixes])
         if err:
@@ -387,8 +432,13 @@ class Assembler:
         need = sum(1 for s in specs if not s.optional)
         if not need <= len(toks) <= len(specs):
             shape = ", ".join(s.kind + ("?" if s.optional else "") for s in specs) or "no operands"
-            raise _LineError(f"{op.name} takes {need if need == len(specs) else f'{need}..{len(specs)}'} "
-                             f"operand(s), got {len(toks)}", col, mlen, hint=f"operands: {shape}")
+            raise _LineError(
+                f"{op.name} takes {need if need == len(specs) else f'{need}..{len(specs)}'} "
+                f"operand(s), got {len(toks)}",
+                col,
+                mlen,
+                hint=f"operands: {shape}",
+            )
         args: list = []
         label_toks = []
         form = None  # "r" or "v" for rv operands
@@ -397,27 +447,44 @@ class Assembler:
             reg = parse_reg(tok) if tok.kind == "word" else None
             if kind in ("r", "v", "p", "m"):
                 if reg is None or reg.cls != kind:
-                    raise _LineError(f"operand {i + 1} of {op.name} must be {_CLASS_WORD[kind]}, found `{tok.text}`",
-                                     tok.col, tok.length)
+                    raise _LineError(
+                        f"operand {i + 1} of {op.name} must be {_CLASS_WORD[kind]}, found `{tok.text}`",
+                        tok.col,
+                        tok.length,
+                    )
                 args.append(reg)
             elif kind in ("rv", "rvi", "rvs"):
                 if reg is not None and reg.cls in ("r", "v"):
                     if form is None:
                         form = reg.cls
                     elif reg.cls != form:
-                        raise _LineError(f"operand {i + 1} of {op.name} is {'a vector' if reg.cls == 'v' else 'a scalar'}"
-                                         f" register but the instruction's form is {'vector' if form == 'v' else 'scalar'}",
-                                         tok.col, tok.length, hint="scalar and vector operands cannot mix in this op")
+                        raise _LineError(
+                            f"operand {i + 1} of {op.name} is {'a vector' if reg.cls == 'v' else 'a scalar'}"
+                            f" register but the instruction's form is {'vector' if form == 'v' else 'scalar'}",
+                            tok.col,
+                            tok.length,
+                            hint="scalar and vector operands cannot mix in this op",
+                        )
                     args.append(reg)
                 elif kind == "rvs" and reg is not None and reg.cls == "s":
                     args.append(reg)
                 elif kind in ("rvi", "rvs") and tok.kind in ("num", "word") and reg is None:
-                    if tok.kind == "word" and tok.text not in self.consts and tok.text.lower() not in ("inf", "nan"):
-                        raise _LineError(f"`{tok.text}` is not a register, constant or number", tok.col, tok.length)
+                    if (
+                        tok.kind == "word"
+                        and tok.text not in self.consts
+                        and tok.text.lower() not in ("inf", "nan")
+                    ):
+                        raise _LineError(
+                            f"`{tok.text}` is not a register, constant or number", tok.col, tok.length
+                        )
                     args.append(Imm(typed_imm(tok, t, self.consts)))
                 else:
-                    raise _LineError(f"operand {i + 1} of {op.name} must be a scalar or vector register, found "
-                                     f"`{tok.text}`", tok.col, tok.length)
+                    raise _LineError(
+                        f"operand {i + 1} of {op.name} must be a scalar or vector register, found "
+                        f"`{tok.text}`",
+                        tok.col,
+                        tok.length,
+                    )
             elif kind == "ri":
                 if reg is not None and reg.cls == "r":
                     args.append(reg)
@@ -425,25 +492,41 @@ class Assembler:
                     args.append(Imm(ANY_SENDER))
                 elif reg is None and tok.kind in ("num", "word"):
                     imm_t = t if op.name == "DBCAST" else "i64"
-                    if tok.kind == "word" and tok.text not in self.consts and tok.text.lower() not in ("inf", "nan"):
-                        raise _LineError(f"`{tok.text}` is not a register, constant or number", tok.col, tok.length)
+                    if (
+                        tok.kind == "word"
+                        and tok.text not in self.consts
+                        and tok.text.lower() not in ("inf", "nan")
+                    ):
+                        raise _LineError(
+                            f"`{tok.text}` is not a register, constant or number", tok.col, tok.length
+                        )
                     args.append(Imm(typed_imm(tok, imm_t, self.consts)))
                 else:
-                    raise _LineError(f"operand {i + 1} of {op.name} must be a scalar register or immediate, found "
-                                     f"`{tok.text}`", tok.col, tok.length)
+                    raise _LineError(
+                        f"operand {i + 1} of {op.name} must be a scalar register or immediate, found "
+                        f"`{tok.text}`",
+                        tok.col,
+                        tok.length,
+                    )
             elif kind == "imm":
                 if tok.kind == "word" and tok.text in self.consts:
                     v = self.consts[tok.text]
                 else:
                     if tok.kind != "num" or _is_float_text(tok.text):
-                        raise _LineError(f"operand {i + 1} of {op.name} must be an integer immediate, found "
-                                         f"`{tok.text}`", tok.col, tok.length)
+                        raise _LineError(
+                            f"operand {i + 1} of {op.name} must be an integer immediate, found `{tok.text}`",
+                            tok.col,
+                            tok.length,
+                        )
                     v = parse_int(tok)
                 args.append(Imm(v))
             elif kind == "label":
                 if tok.kind != "word" or reg is not None:
-                    raise _LineError(f"operand {i + 1} of {op.name} must be a label, found `{tok.text}`",
-                                     tok.col, tok.length)
+                    raise _LineError(
+                        f"operand {i + 1} of {op.name} must be a label, found `{tok.text}`",
+                        tok.col,
+                        tok.length,
+                    )
                 args.append(None)
                 label_toks.append((i, tok))
             elif kind == "coord":
@@ -458,14 +541,20 @@ class Assembler:
         for idx, lo, hi in op.imm_range:
             if idx < len(args) and isinstance(args[idx], Imm) and not lo <= args[idx].value <= hi:
                 tok = toks[idx]
-                raise _LineError(f"operand {idx + 1} of {op.name} must be in {lo}..{hi}, found {args[idx].value}",
-                                 tok.col, tok.length)
+                raise _LineError(
+                    f"operand {idx + 1} of {op.name} must be in {lo}..{hi}, found {args[idx].value}",
+                    tok.col,
+                    tok.length,
+                )
         for idx in op.pow2:
             if idx < len(args) and isinstance(args[idx], Imm):
                 v = args[idx].value
                 if v <= 0 or v & (v - 1):
-                    raise _LineError(f"operand {idx + 1} of {op.name} must be a power of two, found {v}",
-                                     toks[idx].col, toks[idx].length)
+                    raise _LineError(
+                        f"operand {idx + 1} of {op.name} must be a power of two, found {v}",
+                        toks[idx].col,
+                        toks[idx].length,
+                    )
         for i, a in enumerate(args):
             if isinstance(a, Mem):
                 err = mem_form_error(t, a.mode)
@@ -475,19 +564,30 @@ class Assembler:
             mi = next(i for i, sp in enumerate(specs) if sp.kind == "mem")
             m = args[mi]
             if form != "v" or m.mode != MEM_CONTIG:
-                raise _LineError("a byte count is only allowed on a contiguous vector access", count_tok.col,
-                                 count_tok.length)
+                raise _LineError(
+                    "a byte count is only allowed on a contiguous vector access",
+                    count_tok.col,
+                    count_tok.length,
+                )
             nb = typed_imm(count_tok, "i64", self.consts) if count_tok.kind == "num" else None
             if nb is None or not 1 <= nb <= 64:
-                raise _LineError("the byte count must be an integer in 1..64", count_tok.col, count_tok.length)
+                raise _LineError(
+                    "the byte count must be an integer in 1..64", count_tok.col, count_tok.length
+                )
             args[mi] = Mem(m.base, m.off, MEM_CONTIG, Imm(nb))
         if op.vector_only and form == "r":
             raise _LineError(f"{op.name} has only a vector form", col, mlen)
         if op.name == "DMOV" and form == "v" and isinstance(args[1], Reg) and args[1].cls == "s":
-            raise _LineError("a special register can only be moved into a scalar register", toks[1].col, toks[1].length)
+            raise _LineError(
+                "a special register can only be moved into a scalar register", toks[1].col, toks[1].length
+            )
         if op.name == "DMOV" and form == "v" and isinstance(args[1], Imm):
-            raise _LineError("DMOV cannot load an immediate into a vector register", toks[1].col,
-                             toks[1].length, hint="use DBCAST.<type> to broadcast an immediate")
+            raise _LineError(
+                "DMOV cannot load an immediate into a vector register",
+                toks[1].col,
+                toks[1].length,
+                hint="use DBCAST.<type> to broadcast an immediate",
+            )
         if op.name == "DMOV" and t == "f32" and isinstance(args[1], Reg):
             t = None  # register copies are untyped
         if op.name == "DMOV" and not isinstance(args[1], Imm):
@@ -508,8 +608,12 @@ class Assembler:
                 return HOME_COORD
             if tok.text in self.coord_names:
                 return self.coord_names[tok.text]
-            raise _LineError(f"unknown coordinate name `{tok.text}`", tok.col, tok.length,
-                             hint="define it with `.coord NAME = L.S.S/C.V.B/C.S.S` before use")
+            raise _LineError(
+                f"unknown coordinate name `{tok.text}`",
+                tok.col,
+                tok.length,
+                hint="define it with `.coord NAME = L.S.S/C.V.B/C.S.S` before use",
+            )
         raise _LineError(f"expected a coordinate, found `{tok.text}`", tok.col, tok.length)
 
     def _parse_coord(self, tok: Tok) -> int:
@@ -517,8 +621,12 @@ class Assembler:
             return coords.pack(coords.Coord.parse(tok.text))
         except coords.CoordError as e:
             c = getattr(e, "col", None)
-            raise _LineError(e.message, tok.col + (c or 0), 1 if c is not None else tok.length,
-                             hint=e.hint or "a coordinate is L.S.S/C.V.B/C.S.S with every part in 1..999") from None
+            raise _LineError(
+                e.message,
+                tok.col + (c or 0),
+                1 if c is not None else tok.length,
+                hint=e.hint or "a coordinate is L.S.S/C.V.B/C.S.S with every part in 1..999",
+            ) from None
 
     def _group_operand(self, tok: Tok) -> int:
         if tok.kind == "word" and tok.text in self.group_ids:
@@ -527,19 +635,29 @@ class Assembler:
             g = parse_int(tok)
             if 0 <= g <= len(self.groups):
                 return g
-            raise _LineError(f"group {g} is not declared", tok.col, tok.length, hint="declare it with `.group`")
-        raise _LineError(f"unknown group `{tok.text}`", tok.col, tok.length,
-                         hint="declare it with `.group NAME = a..b[:stride]`, or use `all`")
+            raise _LineError(
+                f"group {g} is not declared", tok.col, tok.length, hint="declare it with `.group`"
+            )
+        raise _LineError(
+            f"unknown group `{tok.text}`",
+            tok.col,
+            tok.length,
+            hint="declare it with `.group NAME = a..b[:stride]`, or use `all`",
+        )
 
     def _mem(self, tok: Tok, op: Op) -> Mem:
         if tok.kind != "mem":
-            raise _LineError(f"{op.name} expects a memory operand like [p0 + 16], found `{tok.text}`",
-                             tok.col, tok.length)
+            raise _LineError(
+                f"{op.name} expects a memory operand like [p0 + 16], found `{tok.text}`", tok.col, tok.length
+            )
         base_tok, terms, stride = tok.mem
         base = parse_reg(base_tok)
         if base is None or base.cls != "p":
-            raise _LineError(f"a memory operand's base must be a coordinate register (p0..p7), found "
-                             f"`{base_tok.text}`", base_tok.col, base_tok.length)
+            raise _LineError(
+                f"a memory operand's base must be a coordinate register (p0..p7), found `{base_tok.text}`",
+                base_tok.col,
+                base_tok.length,
+            )
         off: Reg | Imm = Imm(0)
         index = None
         imm_sum = 0
@@ -554,8 +672,12 @@ class Assembler:
                 elif r.cls == "v" and index is None:
                     index = r
                 else:
-                    raise _LineError(f"unexpected register `{t.text}` in memory operand", t.col, t.length,
-                                     hint="forms: [p + off], [p + rOff], [p + off : stride], [p + off + vIdx]")
+                    raise _LineError(
+                        f"unexpected register `{t.text}` in memory operand",
+                        t.col,
+                        t.length,
+                        hint="forms: [p + off], [p + rOff], [p + off : stride], [p + off + vIdx]",
+                    )
             else:
                 if t.kind == "word" and t.text in self.consts:
                     v = self.consts[t.text]
@@ -565,8 +687,11 @@ class Assembler:
                     raise _LineError(f"`{t.text}` is not a register, constant or number", t.col, t.length)
                 imm_sum += -v if sign == "-" else v
         if reg_off is not None and imm_sum:
-            raise _LineError("a memory offset is either a register or an immediate, not both", tok.col + 1,
-                             hint="add the immediate to the register first")
+            raise _LineError(
+                "a memory offset is either a register or an immediate, not both",
+                tok.col + 1,
+                hint="add the immediate to the register first",
+            )
         if not -(1 << 31) <= imm_sum < (1 << 31):
             raise _LineError(f"memory offset {imm_sum} does not fit 32 bits", tok.col + 1)
         off = reg_off if reg_off is not None else Imm(imm_sum)
@@ -581,8 +706,11 @@ class Assembler:
             if stride.kind == "word" and stride.text in self.consts:
                 return Mem(base.idx, off, MEM_STRIDED, Imm(self.consts[stride.text]))
             if stride.kind != "num":
-                raise _LineError(f"a stride is a scalar register or integer, found `{stride.text}`",
-                                 stride.col, stride.length)
+                raise _LineError(
+                    f"a stride is a scalar register or integer, found `{stride.text}`",
+                    stride.col,
+                    stride.length,
+                )
             return Mem(base.idx, off, MEM_STRIDED, Imm(parse_int(stride)))
         return Mem(base.idx, off, MEM_CONTIG, None)
 
@@ -597,7 +725,9 @@ class Assembler:
         handler = getattr(self, "_d_" + name[1:], None)
         if handler is None:
             known = ", ".join("." + n[3:] for n in dir(self) if n.startswith("_d_"))
-            raise _LineError(f"unknown directive `{name}`", dtok.column, len(name), hint=f"directives: {known}")
+            raise _LineError(
+                f"unknown directive `{name}`", dtok.column, len(name), hint=f"directives: {known}"
+            )
         handler(items, dtok, lineno)
 
     @staticmethod
@@ -621,7 +751,9 @@ class Assembler:
             raise _LineError(".const takes an integer", items[1].col, items[1].length)
         name = items[0].text
         if name in self.consts or parse_reg(items[0]) is not None:
-            raise _LineError(f"constant `{name}` is already defined or names a register", items[0].col, len(name))
+            raise _LineError(
+                f"constant `{name}` is already defined or names a register", items[0].col, len(name)
+            )
         self.consts[name] = parse_int(items[1])
 
     def _scroll_target(self, tok: Tok) -> int:
@@ -667,22 +799,34 @@ class Assembler:
                 raw = bytes.fromhex(vals[1].text[1:-1])
             except ValueError:
                 raise _LineError("bad hex string", vals[1].col, vals[1].length) from None
-            n = _prod(shape) if shape is not None else (len(raw) * 4 if t == "t2" else len(raw) // type_size(t))
+            n = (
+                _prod(shape)
+                if shape is not None
+                else (len(raw) * 4 if t == "t2" else len(raw) // type_size(t))
+            )
             if nbytes_for(t, n) != len(raw):
-                raise _LineError(f"hex data has {len(raw)} bytes; {n} {t} elements need {nbytes_for(t, n)}",
-                                 vals[1].col, vals[1].length)
+                raise _LineError(
+                    f"hex data has {len(raw)} bytes; {n} {t} elements need {nbytes_for(t, n)}",
+                    vals[1].col,
+                    vals[1].length,
+                )
         else:
             raw, n = encode_values(t, vals, self.consts)
         if shape is None:
             shape = (n,)
         if _prod(shape) != n:
-            raise _LineError(f"shape {list(shape)} holds {_prod(shape)} elements but {n} were given",
-                             dtok.column, len(dtok))
+            raise _LineError(
+                f"shape {list(shape)} holds {_prod(shape)} elements but {n} were given",
+                dtok.column,
+                len(dtok),
+            )
         self._add_data(DataScroll(coord, t, shape, raw), items[0])
 
     def _d_zero(self, items, dtok, lineno):
         if len(items) < 2:
-            raise _LineError("usage: .zero COORD TYPE[shape]  or  .zero COORD TYPE COUNT", dtok.column, len(dtok))
+            raise _LineError(
+                "usage: .zero COORD TYPE[shape]  or  .zero COORD TYPE COUNT", dtok.column, len(dtok)
+            )
         coord = self._scroll_target(items[0])
         t, shape, i = self._type_and_shape(items, 1)
         if shape is None:
@@ -721,8 +865,12 @@ class Assembler:
             return Output("reg", reg=reg, dtype=t or ("i64" if reg.cls == "r" else "i32"))
         if base in self.coord_names:
             return Output("scroll", coord=self.coord_names[base], dtype=t)
-        raise _LineError(f"unknown output `{tok.text}`", tok.col, tok.length,
-                         hint="outputs are registers (r1, v2.f32) or .coord names")
+        raise _LineError(
+            f"unknown output `{tok.text}`",
+            tok.col,
+            tok.length,
+            hint="outputs are registers (r1, v2.f32) or .coord names",
+        )
 
     def _d_group(self, items, dtok, lineno):
         items = [t for t in items if not (t.kind == "punct" and t.text == "=")]
@@ -743,7 +891,9 @@ class Assembler:
             a, b = parse_int(nums[0]), parse_int(nums[1])
             s = parse_int(nums[2]) if has_stride else 1
             if s <= 0 or a < 0 or b < a:
-                raise _LineError("a range needs 0 <= a <= b and a positive stride", rest[0].col, rest[0].length)
+                raise _LineError(
+                    "a range needs 0 <= a <= b and a positive stride", rest[0].col, rest[0].length
+                )
             members = list(range(a, b + 1, s))
         else:
             members = []
@@ -754,7 +904,9 @@ class Assembler:
                     raise _LineError(f"expected a sentron id, found `{t.text}`", t.col, t.length)
                 members.append(parse_int(t))
             if len(set(members)) != len(members) or any(m < 0 for m in members):
-                raise _LineError("group members must be distinct non-negative ids", rest[0].col, rest[0].length)
+                raise _LineError(
+                    "group members must be distinct non-negative ids", rest[0].col, rest[0].length
+                )
         self.group_ids[name] = len(self.groups) + 1
         self.groups.append((name, tuple(sorted(members)) if members is not None else None))
 
@@ -765,8 +917,11 @@ class Assembler:
 
     def _d_lines(self, items, dtok, lineno):
         if len(items) != 1 or items[0].text not in ("on", "off"):
-            raise _LineError(".lines takes `on` or `off` (whether the .siw keeps a source-line map)",
-                             dtok.column, len(dtok))
+            raise _LineError(
+                ".lines takes `on` or `off` (whether the .siw keeps a source-line map)",
+                dtok.column,
+                len(dtok),
+            )
         self.keep_lines = items[0].text == "on"
 
     def _d_loc(self, items, dtok, lineno):
@@ -786,8 +941,13 @@ class Assembler:
                     for idx, tok in ent["labels"]:
                         if tok.text not in self.labels:
                             close = difflib.get_close_matches(tok.text, self.labels, n=1)
-                            self.error(ent["line"], tok.col, f"undefined label `{tok.text}`", tok.length,
-                                       f"did you mean `{close[0]}`?" if close else "define it with `NAME:`")
+                            self.error(
+                                ent["line"],
+                                tok.col,
+                                f"undefined label `{tok.text}`",
+                                tok.length,
+                                f"did you mean `{close[0]}`?" if close else "define it with `NAME:`",
+                            )
                             args[idx] = Imm(0)
                         else:
                             args[idx] = Imm(self.labels[tok.text])
@@ -816,9 +976,19 @@ class Assembler:
 
 
 def _expect_hint(expected) -> str | None:
-    names = {"WORD": "a name", "NUMBER": "a number", "COORD": "a coordinate", "COMMA": "`,`",
-             "RSQB": "`]`", "LSQB": "`[`", "VBAR": "`|`", "COLON": "`:`", "SIGN": "`+` or `-`",
-             "$END": "end of line", "STRING": "a string"}
+    names = {
+        "WORD": "a name",
+        "NUMBER": "a number",
+        "COORD": "a coordinate",
+        "COMMA": "`,`",
+        "RSQB": "`]`",
+        "LSQB": "`[`",
+        "VBAR": "`|`",
+        "COLON": "`:`",
+        "SIGN": "`+` or `-`",
+        "$END": "end of line",
+        "STRING": "a string",
+    }
     exp = sorted({names.get(e, e) for e in expected})
     return f"expected {', '.join(exp)}" if exp else None
 

@@ -61,16 +61,27 @@ class Manifest:
 def load_manifests(directory: Path | None = None) -> list[Manifest]:
     directory = directory or bench_dir()
     if not directory.is_dir():
-        raise VtpuError(f"benchmark directory {directory} not found", hint="run from a vtpu checkout or set VTPU_BENCH_DIR")
+        raise VtpuError(
+            f"benchmark directory {directory} not found",
+            hint="run from a vtpu checkout or set VTPU_BENCH_DIR",
+        )
     out = []
     for path in sorted(directory.glob("*.toml")):
         try:
             doc = tomllib.loads(path.read_text())
-            m = Manifest(name=doc["name"], path=path, program=(path.parent / doc["program"]).resolve(),
-                         summary=doc.get("summary", ""), phases=list(doc.get("phases", [])),
-                         sentrons=int(doc.get("sentrons", 1)), reference=doc["reference"],
-                         kind=doc.get("kind", "stream"), structured=bool(doc.get("structured", False)),
-                         throughput=bool(doc.get("throughput", False)), params=doc.get("params", {}))
+            m = Manifest(
+                name=doc["name"],
+                path=path,
+                program=(path.parent / doc["program"]).resolve(),
+                summary=doc.get("summary", ""),
+                phases=list(doc.get("phases", [])),
+                sentrons=int(doc.get("sentrons", 1)),
+                reference=doc["reference"],
+                kind=doc.get("kind", "stream"),
+                structured=bool(doc.get("structured", False)),
+                throughput=bool(doc.get("throughput", False)),
+                params=doc.get("params", {}),
+            )
         except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as e:
             raise VtpuError(f"{path}: bad benchmark manifest ({e})") from None
         out.append(m)
@@ -96,13 +107,22 @@ def host_info() -> dict:
 
         llvm.initialize_native_target()
         flat = llvm.get_host_cpu_features().flatten()
-        feats = sorted(f[1:] for f in flat.split(",") if f.startswith("+") and f[1:].startswith(("avx512", "gfni")))
+        feats = sorted(
+            f[1:] for f in flat.split(",") if f.startswith("+") and f[1:].startswith(("avx512", "gfni"))
+        )
         cpu_name = llvm.get_host_cpu_name()
     except Exception:  # pragma: no cover
         cpu_name = "unknown"
     cs = cycle_source()
-    return {"cpu": cpu, "llvm_cpu": cpu_name, "features": feats, "cores": os.cpu_count() or 1,
-            "tsc_ghz": cs["tsc_hz"] / 1e9, "reported_mhz": cs["reported_mhz"], "cycle_source": cs}
+    return {
+        "cpu": cpu,
+        "llvm_cpu": cpu_name,
+        "features": feats,
+        "cores": os.cpu_count() or 1,
+        "tsc_ghz": cs["tsc_hz"] / 1e9,
+        "reported_mhz": cs["reported_mhz"],
+        "cycle_source": cs,
+    }
 
 
 # ----------------------------------------------------------------------------- running one benchmark
@@ -166,8 +186,9 @@ def _median(xs):
     return statistics.median(xs) if xs else None
 
 
-def run_benchmark(m: Manifest, engine: str, size: str, repeats: int, sentrons: int | None = None,
-                  baseline_repeats: int = 5) -> dict:
+def run_benchmark(
+    m: Manifest, engine: str, size: str, repeats: int, sentrons: int | None = None, baseline_repeats: int = 5
+) -> dict:
     import numpy as np
 
     from .asm import assemble
@@ -181,8 +202,16 @@ def run_benchmark(m: Manifest, engine: str, size: str, repeats: int, sentrons: i
     n = sentrons if (sentrons and not m.throughput) else m.sentrons
     if m.throughput and sentrons:
         n = sentrons
-    out: dict = {"name": m.name, "summary": m.summary, "phases": m.phases, "sentrons": n, "engine": engine,
-                 "params": params, "verified": False, "error": None}
+    out: dict = {
+        "name": m.name,
+        "summary": m.summary,
+        "phases": m.phases,
+        "sentrons": n,
+        "engine": engine,
+        "params": params,
+        "verified": False,
+        "error": None,
+    }
     try:
         program = assemble(_program_text(m, params), str(m.program))
     except VtpuError as e:
@@ -213,14 +242,21 @@ def run_benchmark(m: Manifest, engine: str, size: str, repeats: int, sentrons: i
     else:
         cyc, source = None, "none"
     ops = res.ops
-    out.update({
-        "ops": ops, "siws": res.siws, "ops_per_siw": ops / res.siws if res.siws else 0.0,
-        "seconds": secs, "seconds_all": times, "cycles": cyc, "cycle_source": source,
-        "ops_per_cycle": ops / cyc if cyc else None,
-        "gops": ops / secs / 1e9 if secs else None,
-        "ppt_hit_rate": res.memory.stats.hit_rate if res.memory.stats.translations else None,
-        "ppt_translations": res.memory.stats.translations,
-    })
+    out.update(
+        {
+            "ops": ops,
+            "siws": res.siws,
+            "ops_per_siw": ops / res.siws if res.siws else 0.0,
+            "seconds": secs,
+            "seconds_all": times,
+            "cycles": cyc,
+            "cycle_source": source,
+            "ops_per_cycle": ops / cyc if cyc else None,
+            "gops": ops / secs / 1e9 if secs else None,
+            "ppt_hit_rate": res.memory.stats.hit_rate if res.memory.stats.translations else None,
+            "ppt_translations": res.memory.stats.translations,
+        }
+    )
     work = case.work(params, n)
     rates = {}
     if secs:
@@ -236,9 +272,12 @@ def run_benchmark(m: Manifest, engine: str, size: str, repeats: int, sentrons: i
     out["rates"] = rates
     if m.kind == "latency" and "round_trips" in work:
         one_way = sorted(t / (2 * work["round_trips"]) * 1e6 for t in times)
-        out["latency_us"] = {"median": statistics.median(one_way),
-                             "p99": one_way[min(len(one_way) - 1, math.ceil(0.99 * len(one_way)) - 1)],
-                             "samples": len(one_way), "what": "one-way, per run mean of ping-pong"}
+        out["latency_us"] = {
+            "median": statistics.median(one_way),
+            "p99": one_way[min(len(one_way) - 1, math.ceil(0.99 * len(one_way)) - 1)],
+            "samples": len(one_way),
+            "what": "one-way, per run mean of ping-pong",
+        }
     if case.baseline is not None and secs:
         fn = case.baseline(inputs, params)
         fn()
@@ -248,9 +287,12 @@ def run_benchmark(m: Manifest, engine: str, size: str, repeats: int, sentrons: i
             fn()
             bt.append(time.perf_counter() - t0)
         bs = statistics.median(bt)
-        out["baseline"] = {"what": "numpy/OpenBLAS on the same work", "seconds": bs,
-                           "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
-                           "ratio": bs / secs if secs else None}
+        out["baseline"] = {
+            "what": "numpy/OpenBLAS on the same work",
+            "seconds": bs,
+            "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
+            "ratio": bs / secs if secs else None,
+        }
     return out
 
 
@@ -259,17 +301,29 @@ def _geomean(xs):
     return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs and all(x > 0 for x in xs) else None
 
 
-def criterion(name: str, value, threshold, op: str, *, unit: str = "", original: str = "", missing: str = "") -> dict:
+def criterion(
+    name: str, value, threshold, op: str, *, unit: str = "", original: str = "", missing: str = ""
+) -> dict:
     """A gate criterion: passed is None when not measured (missing says why)."""
     if value is None:
         passed = None
     else:
         passed = value >= threshold if op == ">=" else value <= threshold
-    return {"name": name, "value": value, "threshold": threshold, "op": op, "unit": unit, "passed": passed,
-            "original_target": original, "not_measured": missing or None}
+    return {
+        "name": name,
+        "value": value,
+        "threshold": threshold,
+        "op": op,
+        "unit": unit,
+        "passed": passed,
+        "original_target": original,
+        "not_measured": missing or None,
+    }
 
 
-def evaluate_gate(gate: str, programs: list[dict], host: dict, engine: str, capabilities: dict | None = None) -> list[dict]:
+def evaluate_gate(
+    gate: str, programs: list[dict], host: dict, engine: str, capabilities: dict | None = None
+) -> list[dict]:
     """Judge a gate from measured program results (pure: tests inject measurements)."""
     capabilities = capabilities or {}
     crit = []
@@ -286,8 +340,14 @@ def evaluate_gate(gate: str, programs: list[dict], host: dict, engine: str, capa
         vals = [p["ops_per_cycle"] for p in ps if p.get("verified") and p.get("ops_per_cycle")]
         unverified = [p["name"] for p in ps if not p.get("verified")]
         value = None if why else (_geomean(vals) if not unverified else 0.0)
-        c = criterion("geomean ops/cycle, 1 sentron, JIT (phase-0 programs)", value, PHASE0_OPS_PER_CYCLE, ">=",
-                      original=f">= {PHASE0_OPS_PER_CYCLE} ops/cycle (same on any host)", missing=why)
+        c = criterion(
+            "geomean ops/cycle, 1 sentron, JIT (phase-0 programs)",
+            value,
+            PHASE0_OPS_PER_CYCLE,
+            ">=",
+            original=f">= {PHASE0_OPS_PER_CYCLE} ops/cycle (same on any host)",
+            missing=why,
+        )
         if unverified and not why:
             c["note"] = "unverified programs count as 0: " + ", ".join(unverified)
         crit.append(c)
@@ -297,8 +357,16 @@ def evaluate_gate(gate: str, programs: list[dict], host: dict, engine: str, capa
         bad = [p["name"] for p in ps if not p.get("verified")]
         why = "" if ps else "no structured programs ran"
         value = None if why else (0.0 if bad else (min(rates) if rates else None))
-        crit.append(criterion("PPT hit rate, structured programs (minimum)", value, PHASE1_HIT_RATE, ">=",
-                              original=">= 95%", missing=why or ("" if value is not None else "no translations")))
+        crit.append(
+            criterion(
+                "PPT hit rate, structured programs (minimum)",
+                value,
+                PHASE1_HIT_RATE,
+                ">=",
+                original=">= 95%",
+                missing=why or ("" if value is not None else "no translations"),
+            )
+        )
         tp = [p for p in programs if p.get("throughput")]
         threshold = PHASE1_NODE_GOPS / PHASE1_NODE_CORE_GHZ * core_ghz
         why = ""
@@ -308,22 +376,56 @@ def evaluate_gate(gate: str, programs: list[dict], host: dict, engine: str, capa
             why = "no throughput program ran"
         elif any(p["sentrons"] != host["cores"] for p in tp):
             why = f"throughput must run one sentron per core ({host['cores']})"
-        value = None if why else (0.0 if any(not p.get("verified") for p in tp) else max(p["gops"] for p in tp))
-        crit.append(criterion(f"node Gops/s, one sentron per core ({host['cores']} cores x {host['tsc_ghz']:.2f} GHz)",
-                              value, threshold, ">=", unit="Gops/s",
-                              original=f">= {PHASE1_NODE_GOPS:g} Gops/s for an 8-core 4 GHz node "
-                                       f"= {PHASE1_NODE_GOPS / PHASE1_NODE_CORE_GHZ:.3f} Gops/s per core-GHz",
-                              missing=why))
+        value = (
+            None if why else (0.0 if any(not p.get("verified") for p in tp) else max(p["gops"] for p in tp))
+        )
+        crit.append(
+            criterion(
+                f"node Gops/s, one sentron per core ({host['cores']} cores x {host['tsc_ghz']:.2f} GHz)",
+                value,
+                threshold,
+                ">=",
+                unit="Gops/s",
+                original=f">= {PHASE1_NODE_GOPS:g} Gops/s for an 8-core 4 GHz node "
+                f"= {PHASE1_NODE_GOPS / PHASE1_NODE_CORE_GHZ:.3f} Gops/s per core-GHz",
+                missing=why,
+            )
+        )
     elif gate == "phase2":
         mpi = capabilities.get("mpi")
         why = "" if mpi else "the MPI runtime (sentrons in different processes) is not implemented"
-        crit.append(criterion("C-pipe latency between processes (one-way, median)", None if why else mpi.get("latency_us"),
-                              PHASE2_LATENCY_US, "<=", unit="us", original="<= 100 us", missing=why))
-        crit.append(criterion("cluster Gops/s (normalised per core-GHz)", None, PHASE2_CLUSTER_GOPS / (5 * PHASE1_NODE_CORE_GHZ) * core_ghz,
-                              ">=", unit="Gops/s", original=">= 300 Gops/s for 5 nodes of 8 cores x 4 GHz",
-                              missing=why or "cluster throughput not measured"))
-        crit.append(criterion("communication overhead", None, PHASE2_COMM_OVERHEAD, "<=", original="<= 6%",
-                              missing=why or "communication overhead not measured"))
+        crit.append(
+            criterion(
+                "C-pipe latency between processes (one-way, median)",
+                None if why else mpi.get("latency_us"),
+                PHASE2_LATENCY_US,
+                "<=",
+                unit="us",
+                original="<= 100 us",
+                missing=why,
+            )
+        )
+        crit.append(
+            criterion(
+                "cluster Gops/s (normalised per core-GHz)",
+                None,
+                PHASE2_CLUSTER_GOPS / (5 * PHASE1_NODE_CORE_GHZ) * core_ghz,
+                ">=",
+                unit="Gops/s",
+                original=">= 300 Gops/s for 5 nodes of 8 cores x 4 GHz",
+                missing=why or "cluster throughput not measured",
+            )
+        )
+        crit.append(
+            criterion(
+                "communication overhead",
+                None,
+                PHASE2_COMM_OVERHEAD,
+                "<=",
+                original="<= 6%",
+                missing=why or "communication overhead not measured",
+            )
+        )
     else:
         raise VtpuError(f"unknown gate {gate!r}", hint="gates: " + ", ".join(GATES))
     return crit
@@ -347,8 +449,17 @@ def sopdw(price: float | None, gops: float | None) -> dict:
 
 
 # ----------------------------------------------------------------------------- the command
-def bench_command(names: list[str], gate: str | None, quick: bool, engine_name: str, sentrons: int | None,
-                  json_path: Path | None, list_only: bool, repeats: int | None, price: float | None) -> int:
+def bench_command(
+    names: list[str],
+    gate: str | None,
+    quick: bool,
+    engine_name: str,
+    sentrons: int | None,
+    json_path: Path | None,
+    list_only: bool,
+    repeats: int | None,
+    price: float | None,
+) -> int:
     import json
     import shutil
 
@@ -374,13 +485,17 @@ def bench_command(names: list[str], gate: str | None, quick: bool, engine_name: 
         raise VtpuError(f"unknown gate {gate!r}", hint="gates: " + ", ".join(GATES))
     selected = [by_name[n] for n in names] if names else manifests
     if gate and not names:
-        selected = [m for m in manifests if gate in m.phases or (gate == "phase1" and (m.structured or m.throughput))]
+        selected = [
+            m for m in manifests if gate in m.phases or (gate == "phase1" and (m.structured or m.throughput))
+        ]
     host = host_info()
     engine = pick_engine(engine_name)
     if not engine.available:
         con.print(f"[yellow]engine {engine_name} unavailable: {engine.reason}[/yellow]", highlight=False)
         if gate is None:
-            raise VtpuError(f"the {engine_name} engine is not available: {engine.reason}", exit_code=Exit.ERROR)
+            raise VtpuError(
+                f"the {engine_name} engine is not available: {engine.reason}", exit_code=Exit.ERROR
+            )
     size = "quick" if quick else ("interp" if engine.name == "interp" else "full")
     reps = repeats or (3 if quick else 5)
     results = []
@@ -402,11 +517,24 @@ def bench_command(names: list[str], gate: str | None, quick: bool, engine_name: 
         passed = code == Exit.OK
     else:
         errors = [r for r in results if r.get("error") and r.get("ops") is None]
-        code = int(Exit.ERROR) if errors else (int(Exit.OK) if all(r["verified"] for r in results) else int(Exit.FAULT))
+        code = (
+            int(Exit.ERROR)
+            if errors
+            else (int(Exit.OK) if all(r["verified"] for r in results) else int(Exit.FAULT))
+        )
         passed = code == Exit.OK
-    doc = {"gate": gate, "passed": passed, "exit_code": code, "engine": engine.name, "size": size,
-           "cycle_source": host["cycle_source"]["source"], "host": host, "criteria": criteria,
-           "programs": results, "sopdw": sopdw(price, max((r.get("gops") or 0) for r in results) if results else None)}
+    doc = {
+        "gate": gate,
+        "passed": passed,
+        "exit_code": code,
+        "engine": engine.name,
+        "size": size,
+        "cycle_source": host["cycle_source"]["source"],
+        "host": host,
+        "criteria": criteria,
+        "programs": results,
+        "sopdw": sopdw(price, max((r.get("gops") or 0) for r in results) if results else None),
+    }
     _print_results(con, doc)
     if json_path is not None:
         from .siwfile import write_atomic
@@ -426,10 +554,23 @@ def _print_results(con, doc: dict) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    t = Table(title=f"vBench ({doc['engine']}, {doc['size']} sizes, cycles: {doc['host']['cycle_source']['source']} "
-                    f"@ {doc['host']['tsc_ghz']:.3f} GHz)")
-    for col in ("program", "verified", "sentrons", "ops", "ops/SIW", "ops/cycle", "Gops/s", "useful work",
-                "vs numpy", "PPT hit", "latency µs (med/p99)"):
+    t = Table(
+        title=f"vBench ({doc['engine']}, {doc['size']} sizes, cycles: {doc['host']['cycle_source']['source']} "
+        f"@ {doc['host']['tsc_ghz']:.3f} GHz)"
+    )
+    for col in (
+        "program",
+        "verified",
+        "sentrons",
+        "ops",
+        "ops/SIW",
+        "ops/cycle",
+        "Gops/s",
+        "useful work",
+        "vs numpy",
+        "PPT hit",
+        "latency µs (med/p99)",
+    ):
         t.add_column(col, justify="left" if col in ("program", "useful work") else "right")
     for r in doc["programs"]:
         rates = r.get("rates", {})
@@ -437,26 +578,54 @@ def _print_results(con, doc: dict) -> None:
         work = f"{rates[key]:.3g} {WORK_UNITS[key]}" if key else ""
         base = r.get("baseline")
         lat = r.get("latency_us")
-        t.add_row(r["name"], "yes" if r["verified"] else "[red]NO[/red]", str(r["sentrons"]), _fmt(r.get("ops"), ","),
-                  _fmt(r.get("ops_per_siw"), ".2f"), _fmt(r.get("ops_per_cycle"), ".3f"), _fmt(r.get("gops"), ".3f"),
-                  escape(work) or "-", _fmt(base["ratio"], ".3g") + "x" if base and base.get("ratio") else "-",
-                  _fmt(r["ppt_hit_rate"] * 100, ".1f") + "%" if r.get("ppt_hit_rate") is not None else "-",
-                  f"{lat['median']:.2f} / {lat['p99']:.2f}" if lat else "-")
+        t.add_row(
+            r["name"],
+            "yes" if r["verified"] else "[red]NO[/red]",
+            str(r["sentrons"]),
+            _fmt(r.get("ops"), ","),
+            _fmt(r.get("ops_per_siw"), ".2f"),
+            _fmt(r.get("ops_per_cycle"), ".3f"),
+            _fmt(r.get("gops"), ".3f"),
+            escape(work) or "-",
+            _fmt(base["ratio"], ".3g") + "x" if base and base.get("ratio") else "-",
+            _fmt(r["ppt_hit_rate"] * 100, ".1f") + "%" if r.get("ppt_hit_rate") is not None else "-",
+            f"{lat['median']:.2f} / {lat['p99']:.2f}" if lat else "-",
+        )
     con.print(t)
     for r in doc["programs"]:
         if r.get("error"):
             con.print(f"[red]{r['name']}:[/red] {escape(r['error'])}")
     if doc["criteria"]:
-        g = Table(title=f"gate {doc['gate']}: " + ("PASSED" if doc["passed"] else
-                                                   ("NOT MEASURED" if doc["exit_code"] == Exit.ERROR else "FAILED")))
+        g = Table(
+            title=f"gate {doc['gate']}: "
+            + (
+                "PASSED"
+                if doc["passed"]
+                else ("NOT MEASURED" if doc["exit_code"] == Exit.ERROR else "FAILED")
+            )
+        )
         for col in ("criterion", "value", "threshold (this host)", "original target", "result"):
             g.add_column(col)
         for c in doc["criteria"]:
-            val = "-" if c["value"] is None else (f"{c['value'] * 100:.2f}%" if "hit rate" in c["name"] else f"{c['value']:.3f}")
-            thr = f"{c['op']} " + (f"{c['threshold'] * 100:.0f}%" if "hit rate" in c["name"] or "overhead" in c["name"]
-                                   else f"{c['threshold']:.3f}") + (f" {c['unit']}" if c["unit"] else "")
-            res = ("[green]pass[/green]" if c["passed"] else "[red]fail[/red]") if c["passed"] is not None else \
-                f"[yellow]not measured: {escape(c['not_measured'])}[/yellow]"
+            val = (
+                "-"
+                if c["value"] is None
+                else (f"{c['value'] * 100:.2f}%" if "hit rate" in c["name"] else f"{c['value']:.3f}")
+            )
+            thr = (
+                f"{c['op']} "
+                + (
+                    f"{c['threshold'] * 100:.0f}%"
+                    if "hit rate" in c["name"] or "overhead" in c["name"]
+                    else f"{c['threshold']:.3f}"
+                )
+                + (f" {c['unit']}" if c["unit"] else "")
+            )
+            res = (
+                ("[green]pass[/green]" if c["passed"] else "[red]fail[/red]")
+                if c["passed"] is not None
+                else f"[yellow]not measured: {escape(c['not_measured'])}[/yellow]"
+            )
             g.add_row(escape(c["name"]), val, thr, escape(c["original_target"]), res)
         con.print(g)
     s = doc["sopdw"]

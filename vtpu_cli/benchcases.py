@@ -16,7 +16,9 @@ class Case:
     inputs: Callable  # (params, rng) -> {packed coord: (dtype, shape, bytes)}
     check: Callable  # (result, program, inputs, params) -> (ok, detail)
     work: Callable  # (params, sentrons) -> {"flop": n, "weights": n, "bytes": n, "messages": n}
-    baseline: Callable | None = None  # (inputs, params) -> zero-argument callable doing the same work in numpy
+    baseline: Callable | None = (
+        None  # (inputs, params) -> zero-argument callable doing the same work in numpy
+    )
 
 
 CASES: dict[str, Case] = {}
@@ -73,8 +75,7 @@ def _s_heavy():
         r5 = res.sentrons[0].R[5]
         return _ok(np.array_equal(out, want) and r5 == 3 * (p["ITERS"] - 1), f"OUT/r5 mismatch (r5={r5})")
 
-    return {"inputs": no_inputs, "check": check,
-            "work": lambda p, n: {"bytes": p["ITERS"] * (64 * 6 + 4)}}
+    return {"inputs": no_inputs, "check": check, "work": lambda p, n: {"bytes": p["ITERS"] * (64 * 6 + 4)}}
 
 
 @case("c_heavy")
@@ -84,8 +85,11 @@ def _c_heavy():
         n = p["ITERS"]
         return _ok(s.R[4] == n - 1 and s.R[6] == n * (n - 1) // 2, f"r4={s.R[4]} r6={s.R[6]}")
 
-    return {"inputs": no_inputs, "check": check,
-            "work": lambda p, n: {"messages": p["ITERS"], "bytes": 8 * p["ITERS"]}}
+    return {
+        "inputs": no_inputs,
+        "check": check,
+        "work": lambda p, n: {"messages": p["ITERS"], "bytes": 8 * p["ITERS"]},
+    }
 
 
 @case("balanced")
@@ -110,10 +114,15 @@ def _double_buffer():
         y = scroll(res, prog, "Y", "<f4").reshape(6, 16)
         acc = scroll(res, prog, "ACC", "<f4")
         want_acc = np.float32(p["ITERS"] * 9)
-        return _ok(np.array_equal(y, 3 * x) and np.all(acc == want_acc), f"ACC[0] = {acc[0]}, want {want_acc}")
+        return _ok(
+            np.array_equal(y, 3 * x) and np.all(acc == want_acc), f"ACC[0] = {acc[0]}, want {want_acc}"
+        )
 
-    return {"inputs": inputs, "check": check,
-            "work": lambda p, n: {"flop": p["ITERS"] * 6 * 16 * 2, "bytes": p["ITERS"] * 6 * 128}}
+    return {
+        "inputs": inputs,
+        "check": check,
+        "work": lambda p, n: {"flop": p["ITERS"] * 6 * 16 * 2, "bytes": p["ITERS"] * 6 * 128},
+    }
 
 
 # ----------------------------------------------------------------------------- kernels with useful work
@@ -145,13 +154,20 @@ def _ternary_gemv():
         return _ok(bad.size == 0, f"{bad.size} rows differ, first row {bad[0] if bad.size else -1}")
 
     def baseline(inp, p):
-        w = (inp["_codes"][: p["ROWS"]].astype(np.float32) - 1)
+        w = inp["_codes"][: p["ROWS"]].astype(np.float32) - 1
         x = np.frombuffer(inp[coords.parse_packed("1.2.6/1.1.1/1.1.2")][2], np.int8).astype(np.float32)
         return lambda: w @ x  # OpenBLAS sgemv on the same weights (as f32)
 
-    return {"inputs": inputs, "check": check, "baseline": baseline,
-            "work": lambda p, n: {"weights": p["ROWS"] * 1024, "flop": 2 * p["ROWS"] * 1024,
-                                  "bytes": p["ROWS"] * 256}}
+    return {
+        "inputs": inputs,
+        "check": check,
+        "baseline": baseline,
+        "work": lambda p, n: {
+            "weights": p["ROWS"] * 1024,
+            "flop": 2 * p["ROWS"] * 1024,
+            "bytes": p["ROWS"] * 256,
+        },
+    }
 
 
 @case("f32_gemm")
@@ -168,8 +184,12 @@ def _f32_gemm():
 
     def check(res, prog, inp, p):
         want = inp["_a"] @ inp["_b"]
-        got = np.stack([np.frombuffer(bytes(res.memory.table[row_coord("1.2.7/1.1.3/1.1.1", i)].buf), np.float32)
-                        for i in range(want.shape[0])])
+        got = np.stack(
+            [
+                np.frombuffer(bytes(res.memory.table[row_coord("1.2.7/1.1.3/1.1.1", i)].buf), np.float32)
+                for i in range(want.shape[0])
+            ]
+        )
         return _ok(np.array_equal(got, want), f"max |diff| {np.abs(got - want).max()}")
 
     def baseline(inp, p):
@@ -182,8 +202,12 @@ def _f32_gemm():
 
         return run
 
-    return {"inputs": inputs, "check": check, "baseline": baseline,
-            "work": lambda p, n: {"flop": 2 * p["REPS"] * 4 * p["BLOCKS"] * 64 * 64}}
+    return {
+        "inputs": inputs,
+        "check": check,
+        "baseline": baseline,
+        "work": lambda p, n: {"flop": 2 * p["REPS"] * 4 * p["BLOCKS"] * 64 * 64},
+    }
 
 
 @case("embedding")
@@ -205,8 +229,12 @@ def _embedding():
 
         return run
 
-    return {"inputs": no_inputs, "check": check, "baseline": baseline,
-            "work": lambda p, n: {"bytes": 16 * 64}}
+    return {
+        "inputs": no_inputs,
+        "check": check,
+        "baseline": baseline,
+        "work": lambda p, n: {"bytes": 16 * 64},
+    }
 
 
 @case("ring_allreduce")
@@ -217,8 +245,11 @@ def _ring():
         ok = all(s.R[8] == 1 and np.array_equal(s.view("i32")[1], want) for s in res.sentrons)
         return _ok(ok, "ring result differs from CREDUCE or numpy")
 
-    return {"inputs": no_inputs, "check": check,
-            "work": lambda p, n: {"messages": n * (n - 1), "bytes": 64 * n * (n - 1)}}
+    return {
+        "inputs": no_inputs,
+        "check": check,
+        "work": lambda p, n: {"messages": n * (n - 1), "bytes": 64 * n * (n - 1)},
+    }
 
 
 @case("pingpong")
@@ -227,8 +258,15 @@ def _pingpong():
         s0, s1 = res.sentrons[0], res.sentrons[1]
         return _ok(s0.R[3] == 1 and s0.R[6] == p["ITERS"] and s1.R[6] == p["ITERS"], "round trips lost")
 
-    return {"inputs": no_inputs, "check": check,
-            "work": lambda p, n: {"messages": 2 * p["ITERS"], "bytes": 16 * p["ITERS"], "round_trips": p["ITERS"]}}
+    return {
+        "inputs": no_inputs,
+        "check": check,
+        "work": lambda p, n: {
+            "messages": 2 * p["ITERS"],
+            "bytes": 16 * p["ITERS"],
+            "round_trips": p["ITERS"],
+        },
+    }
 
 
 @case("row_walk")

@@ -41,8 +41,9 @@ def _version(value: bool) -> None:
 
 @app.callback()
 def _root(
-    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
-                                          help="Print the version and exit.")] = False,
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version and exit.")
+    ] = False,
 ) -> None:
     """vtpu: assemble, run and measure programs for a 3-pipe virtual tensor processor."""
 
@@ -92,8 +93,10 @@ def _read_text(path: Path) -> str:
     except FileNotFoundError:
         raise VtpuError(f"no such file: {path}") from None
     except UnicodeDecodeError as e:
-        raise VtpuError(f"{path}: not UTF-8 text (byte {e.start})",
-                        hint="is this a .siw binary? use `vtpu disasm` or `vtpu run`") from None
+        raise VtpuError(
+            f"{path}: not UTF-8 text (byte {e.start})",
+            hint="is this a .siw binary? use `vtpu disasm` or `vtpu run`",
+        ) from None
     except OSError as e:
         raise VtpuError(f"cannot read {path}: {e.strerror}") from None
 
@@ -120,9 +123,15 @@ def load_program(path: Path):
 @guard
 def asm(
     source: Annotated[Path, typer.Argument(help="svISA assembly (.vasm).")],
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Output .siw (default: SOURCE with .siw).")] = None,
-    no_lines: Annotated[bool, typer.Option("--no-lines", help="Omit the source-line map from the binary.")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print a JSON summary (or the diagnostics) to stdout.")] = False,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Output .siw (default: SOURCE with .siw).")
+    ] = None,
+    no_lines: Annotated[
+        bool, typer.Option("--no-lines", help="Omit the source-line map from the binary.")
+    ] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print a JSON summary (or the diagnostics) to stdout.")
+    ] = False,
 ) -> None:
     """Assemble svISA text into a .siw binary."""
     import json
@@ -136,24 +145,35 @@ def asm(
         program = assemble(text, str(source), debug_lines=not no_lines)
     except DiagnosticError as e:
         if json_out:
-            typer.echo(json.dumps({"ok": False, "diagnostics": [d.as_dict() for d in e.diagnostics]}, indent=2))
+            typer.echo(
+                json.dumps({"ok": False, "diagnostics": [d.as_dict() for d in e.diagnostics]}, indent=2)
+            )
             raise typer.Exit(int(Exit.USAGE)) from None
         raise
     blob = siwfile.encode(program)
     siwfile.write_atomic(str(out), blob)
-    summary = {"ok": True, "output": str(out), "siws": len(program.code), "ops": program.op_count(),
-               "bytes": len(blob)}
+    summary = {
+        "ok": True,
+        "output": str(out),
+        "siws": len(program.code),
+        "ops": program.op_count(),
+        "bytes": len(blob),
+    }
     if json_out:
         typer.echo(json.dumps(summary, indent=2))
     else:
-        _console(stderr=True).print(f"wrote {out}: {summary['siws']} SIWs, {summary['ops']} ops, {len(blob)} bytes")
+        _console(stderr=True).print(
+            f"wrote {out}: {summary['siws']} SIWs, {summary['ops']} ops, {len(blob)} bytes"
+        )
 
 
 @app.command()
 @guard
 def disasm(
     binary: Annotated[Path, typer.Argument(help="A .siw binary.")],
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Write to a file instead of stdout.")] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write to a file instead of stdout.")
+    ] = None,
 ) -> None:
     """Print assembly that re-assembles to the identical binary."""
     from . import siwfile
@@ -171,30 +191,73 @@ def disasm(
 @guard
 def run(
     program_path: Annotated[Path, typer.Argument(metavar="PROGRAM", help="A .siw binary or .vasm source.")],
-    engine: Annotated[Engine, typer.Option("--engine", help="Execution engine (jit falls back to interp, saying why).")] = Engine.jit,
-    sentrons: Annotated[int, typer.Option("--sentrons", "-n", min=1, max=4096, help="Number of sentrons (SPMD).")] = 1,
-    topology: Annotated[str, typer.Option("--topology", help="Sentron topology: ring, torus:4x4, twisted:4x4x8...")] = "ring",
-    max_steps: Annotated[int | None, typer.Option("--max-steps", min=0, help="Stop after this many SIWs (all sentrons).")] = None,
+    engine: Annotated[
+        Engine, typer.Option("--engine", help="Execution engine (jit falls back to interp, saying why).")
+    ] = Engine.jit,
+    sentrons: Annotated[
+        int, typer.Option("--sentrons", "-n", min=1, max=4096, help="Number of sentrons (SPMD).")
+    ] = 1,
+    topology: Annotated[
+        str, typer.Option("--topology", help="Sentron topology: ring, torus:4x4, twisted:4x4x8...")
+    ] = "ring",
+    max_steps: Annotated[
+        int | None, typer.Option("--max-steps", min=0, help="Stop after this many SIWs (all sentrons).")
+    ] = None,
     stats: Annotated[bool, typer.Option("--stats", help="Print execution statistics.")] = False,
-    dump: Annotated[bool, typer.Option("--dump", help="Print the full register state of every sentron.")] = False,
-    trace: Annotated[Path | None, typer.Option("--trace", help="Write a Chrome/Perfetto trace (JSON).")] = None,
+    dump: Annotated[
+        bool, typer.Option("--dump", help="Print the full register state of every sentron.")
+    ] = False,
+    trace: Annotated[
+        Path | None, typer.Option("--trace", help="Write a Chrome/Perfetto trace (JSON).")
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print results as JSON to stdout.")] = False,
-    mem: Annotated[list[Path] | None, typer.Option("--mem", help="Preload scrolls: .safetensors or .phext (repeatable).")] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Write output scrolls to a .safetensors file.")] = None,
-    out_all: Annotated[bool, typer.Option("--out-all", help="With --out: write every scroll, not only outputs.")] = False,
-    ppt_sets: Annotated[int, typer.Option("--ppt-sets", min=1, help="PPT translation-cache sets (power of two).")] = 64,
+    mem: Annotated[
+        list[Path] | None, typer.Option("--mem", help="Preload scrolls: .safetensors or .phext (repeatable).")
+    ] = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write output scrolls to a .safetensors file.")
+    ] = None,
+    out_all: Annotated[
+        bool, typer.Option("--out-all", help="With --out: write every scroll, not only outputs.")
+    ] = False,
+    ppt_sets: Annotated[
+        int, typer.Option("--ppt-sets", min=1, help="PPT translation-cache sets (power of two).")
+    ] = 64,
     ppt_ways: Annotated[int, typer.Option("--ppt-ways", min=1, help="PPT translation-cache ways.")] = 4,
-    hot_bytes: Annotated[int, typer.Option("--hot-bytes", min=0, help="Size of the hot-tier arena in bytes.")] = 1 << 20,
-    no_cache: Annotated[bool, typer.Option("--no-cache", help="JIT: compile afresh, do not read or write the cache.")] = False,
-    cache_dir: Annotated[Path | None, typer.Option("--cache-dir", help="JIT: compiled-code cache (default $VTPU_CACHE_DIR or ~/.cache/vtpu).")] = None,
+    hot_bytes: Annotated[
+        int, typer.Option("--hot-bytes", min=0, help="Size of the hot-tier arena in bytes.")
+    ] = 1 << 20,
+    no_cache: Annotated[
+        bool, typer.Option("--no-cache", help="JIT: compile afresh, do not read or write the cache.")
+    ] = False,
+    cache_dir: Annotated[
+        Path | None,
+        typer.Option(
+            "--cache-dir", help="JIT: compiled-code cache (default $VTPU_CACHE_DIR or ~/.cache/vtpu)."
+        ),
+    ] = None,
 ) -> None:
     """Run a program and print its designated outputs."""
     from .runner import RunOptions, run_command
 
-    opts = RunOptions(engine=engine.value, sentrons=sentrons, topology=topology, max_steps=max_steps, stats=stats,
-                      dump=dump, trace=trace, json_out=json_out, mem_paths=mem or [], out=out, out_all=out_all,
-                      ppt_sets=ppt_sets, ppt_ways=ppt_ways, hot_bytes=hot_bytes, no_cache=no_cache,
-                      cache_dir=cache_dir)
+    opts = RunOptions(
+        engine=engine.value,
+        sentrons=sentrons,
+        topology=topology,
+        max_steps=max_steps,
+        stats=stats,
+        dump=dump,
+        trace=trace,
+        json_out=json_out,
+        mem_paths=mem or [],
+        out=out,
+        out_all=out_all,
+        ppt_sets=ppt_sets,
+        ppt_ways=ppt_ways,
+        hot_bytes=hot_bytes,
+        no_cache=no_cache,
+        cache_dir=cache_dir,
+    )
     raise typer.Exit(run_command(program_path, opts))
 
 
@@ -203,12 +266,27 @@ def run(
 @guard
 def cc(
     source: Annotated[Path, typer.Argument(help="A .phx program.")],
-    output: Annotated[Path | None, typer.Option("-o", "--output", help="Output file (default: SOURCE with .siw / .vasm / .ir).")] = None,
-    opt: Annotated[int, typer.Option("-O", "--opt-level", min=0, max=3, help="Optimisation level 0..3 (-O0 .. -O3).")] = 2,
+    output: Annotated[
+        Path | None,
+        typer.Option("-o", "--output", help="Output file (default: SOURCE with .siw / .vasm / .ir)."),
+    ] = None,
+    opt: Annotated[
+        int, typer.Option("-O", "--opt-level", min=0, max=3, help="Optimisation level 0..3 (-O0 .. -O3).")
+    ] = 2,
     emit: Annotated[str, typer.Option("--emit", help="What to write: siw, vasm or ir.")] = "siw",
-    sentrons: Annotated[int, typer.Option("--sentrons", "-n", min=1, max=4096, help="Sentrons for sharded ops and collectives.")] = 1,
-    report: Annotated[bool, typer.Option("--report", help="Per kernel: SIWs, ops per SIW, spills, pipelined loops, critical path.")] = False,
-    json_out: Annotated[bool, typer.Option("--json", help="Print the report (or diagnostics) as JSON.")] = False,
+    sentrons: Annotated[
+        int,
+        typer.Option("--sentrons", "-n", min=1, max=4096, help="Sentrons for sharded ops and collectives."),
+    ] = 1,
+    report: Annotated[
+        bool,
+        typer.Option(
+            "--report", help="Per kernel: SIWs, ops per SIW, spills, pipelined loops, critical path."
+        ),
+    ] = False,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the report (or diagnostics) as JSON.")
+    ] = False,
 ) -> None:
     """Compile a .phx program into packed SIWs (phextcc)."""
     from .phx.driver import cc_command
@@ -220,14 +298,24 @@ def cc(
 @app.command()
 @guard
 def bench(
-    names: Annotated[list[str] | None, typer.Argument(metavar="[NAME]...", help="Benchmarks to run (default: all).")] = None,
-    gate: Annotated[str | None, typer.Option("--gate", help="Judge a gate: phase0, phase1 or phase2.")] = None,
+    names: Annotated[
+        list[str] | None, typer.Argument(metavar="[NAME]...", help="Benchmarks to run (default: all).")
+    ] = None,
+    gate: Annotated[
+        str | None, typer.Option("--gate", help="Judge a gate: phase0, phase1 or phase2.")
+    ] = None,
     quick: Annotated[bool, typer.Option("--quick", help="Small sizes (CI smoke runs).")] = False,
     engine: Annotated[Engine, typer.Option("--engine", help="Execution engine.")] = Engine.jit,
-    sentrons: Annotated[int | None, typer.Option("--sentrons", "-n", min=1, help="Sentrons for fleet benchmarks.")] = None,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write the results as JSON (schema: docs/bench.md).")] = None,
+    sentrons: Annotated[
+        int | None, typer.Option("--sentrons", "-n", min=1, help="Sentrons for fleet benchmarks.")
+    ] = None,
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the results as JSON (schema: docs/bench.md).")
+    ] = None,
     list_only: Annotated[bool, typer.Option("--list", help="List the suite and exit.")] = False,
-    repeats: Annotated[int | None, typer.Option("--repeats", min=1, help="Runs per benchmark (median reported).")] = None,
+    repeats: Annotated[
+        int | None, typer.Option("--repeats", min=1, help="Runs per benchmark (median reported).")
+    ] = None,
     price: Annotated[float | None, typer.Option("--price", help="Hardware price in $ for SOPDW.")] = None,
 ) -> None:
     """Run the vBench suite, verify every result and judge a phase gate."""
@@ -238,7 +326,9 @@ def bench(
         os.environ.setdefault(var, "1")
     from .bench import bench_command
 
-    raise typer.Exit(bench_command(names or [], gate, quick, engine.value, sentrons, json_out, list_only, repeats, price))
+    raise typer.Exit(
+        bench_command(names or [], gate, quick, engine.value, sentrons, json_out, list_only, repeats, price)
+    )
 
 
 # ----------------------------------------------------------------------------- isa

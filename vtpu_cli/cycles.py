@@ -32,7 +32,9 @@ def tsc_reader():
         """
         mod = llvm.parse_assembly(ir)
         target = llvm.Target.from_default_triple()
-        tm = target.create_target_machine(cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten())
+        tm = target.create_target_machine(
+            cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten()
+        )
         ee = llvm.create_mcjit_compiler(mod, tm)
         ee.finalize_object()
         addr = ee.get_function_address("vtpu_rdtsc")
@@ -84,6 +86,7 @@ def cycle_source() -> dict:
         "source": "tsc" if hz else "wall-clock",
         "tsc_hz": hz,
         "reported_mhz": reported_mhz(),
-        "note": "TSC ticks (constant rate); hardware cycle counters are not exposed here" if hz
+        "note": "TSC ticks (constant rate); hardware cycle counters are not exposed here"
+        if hz
         else "no TSC: cycles are not available",
     }

@@ -64,8 +64,15 @@ class Disassembler:
         if isinstance(arg, Reg):
             return str(arg)
         if isinstance(arg, Mem):
-            off = str(arg.off) if isinstance(arg.off, Reg) else (
-                "" if arg.off.value == 0 else (f" + {arg.off.value}" if arg.off.value > 0 else f" - {-arg.off.value}"))
+            off = (
+                str(arg.off)
+                if isinstance(arg.off, Reg)
+                else (
+                    ""
+                    if arg.off.value == 0
+                    else (f" + {arg.off.value}" if arg.off.value > 0 else f" - {-arg.off.value}")
+                )
+            )
             if isinstance(arg.off, Reg):
                 off = f" + {arg.off}"
             if arg.mode == MEM_INDEXED:
@@ -172,7 +179,9 @@ class Disassembler:
             if p.lines:
                 out.append(f".loc {p.lines[idx]}")
             cells = [self.instr(i) for i in siw]
-            out.append("    " + " | ".join(c.ljust(width) if k < 2 else c for k, c in enumerate(cells)).rstrip())
+            out.append(
+                "    " + " | ".join(c.ljust(width) if k < 2 else c for k, c in enumerate(cells)).rstrip()
+            )
         end = len(p.code)
         for name in self.label_at.get(end, []):
             out.append(f"{name}:")

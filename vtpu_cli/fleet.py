@@ -116,15 +116,21 @@ class Fleet:
         me = s.id
         clock = self.clock[me]
         if sc.writer >= 0 and sc.writer != me and clock[sc.writer] < sc.write_epoch:
-            raise OpFault(ins, f"data race: {'store to' if write else 'load from'} "
-                               f"{coords.format_packed(sc.coord)}, which sentron {sc.writer} wrote without "
-                               f"synchronising with sentron {me} (use a message or CBAR between them)")
+            raise OpFault(
+                ins,
+                f"data race: {'store to' if write else 'load from'} "
+                f"{coords.format_packed(sc.coord)}, which sentron {sc.writer} wrote without "
+                f"synchronising with sentron {me} (use a message or CBAR between them)",
+            )
         reads = sc.__dict__.setdefault("_reads", {})
         if write:
             for r, epoch in reads.items():
                 if r != me and clock[r] < epoch:
-                    raise OpFault(ins, f"data race: store to {coords.format_packed(sc.coord)}, which sentron {r} "
-                                       f"read without synchronising with sentron {me}")
+                    raise OpFault(
+                        ins,
+                        f"data race: store to {coords.format_packed(sc.coord)}, which sentron {r} "
+                        f"read without synchronising with sentron {me}",
+                    )
             reads.clear()
             sc.writer, sc.write_epoch = me, clock[me]
         else:
@@ -223,8 +229,11 @@ class Fleet:
         def ready() -> bool:
             members = self.members(gid, ins)
             if s.id not in members:
-                raise OpFault(ins, f"sentron {s.id} is not a member of group "
-                                   f"{'all' if gid == 0 else self.groups[gid - 1][0]}")
+                raise OpFault(
+                    ins,
+                    f"sentron {s.id} is not a member of group "
+                    f"{'all' if gid == 0 else self.groups[gid - 1][0]}",
+                )
             seq = s.coll_seq.get(gid, 0)
             key = (gid, seq)
             key_box[0] = key
@@ -232,8 +241,11 @@ class Fleet:
             if c is None:
                 c = self.colls[key] = _Coll(kind, members)
             if c.kind != kind:
-                raise OpFault(ins, f"collective mismatch on group {gid}: sentron {s.id} is in {kind} while "
-                                   f"another member is in {c.kind}")
+                raise OpFault(
+                    ins,
+                    f"collective mismatch on group {gid}: sentron {s.id} is in {kind} while "
+                    f"another member is in {c.kind}",
+                )
             if s.id not in c.contrib:
                 self.changes += 1
                 c.contrib[s.id] = contribution()
@@ -276,7 +288,9 @@ class Fleet:
         def contribution():
             if vec:
                 return s.view(t)[src.idx].copy()
-            return np.frombuffer(reg_bytes(s, src, t), dtype={"f32": "<f4", "i32": "<i4", "i64": "<i8"}[t]).copy()
+            return np.frombuffer(
+                reg_bytes(s, src, t), dtype={"f32": "<f4", "i32": "<i4", "i64": "<i8"}[t]
+            ).copy()
 
         ready, finish = self._collective(ins, s, "CREDUCE", g.value, contribution)
 

@@ -73,13 +73,23 @@ class Fault:
     def render(self, source: str = "") -> str:
         if self.kind == "fault":
             loc = f"{source}:{self.line}: " if source and self.line else ""
-            return (f"{loc}fault in sentron {self.sentron}, SIW {self.siw}, {self.pipe} pipe, {self.op}: "
-                    f"{self.message}")
+            return (
+                f"{loc}fault in sentron {self.sentron}, SIW {self.siw}, {self.pipe} pipe, {self.op}: "
+                f"{self.message}"
+            )
         return self.message
 
     def as_dict(self) -> dict:
-        return {"kind": self.kind, "message": self.message, "sentron": self.sentron, "siw": self.siw,
-                "pipe": self.pipe, "op": self.op, "line": self.line, "waits": self.waits}
+        return {
+            "kind": self.kind,
+            "message": self.message,
+            "sentron": self.sentron,
+            "siw": self.siw,
+            "pipe": self.pipe,
+            "op": self.op,
+            "line": self.line,
+            "waits": self.waits,
+        }
 
 
 @dataclass
@@ -124,8 +134,16 @@ def load_memory(program: Program, mem: Memory) -> None:
 
 
 class Interpreter:
-    def __init__(self, program: Program, sentrons: int = 1, *, max_steps: int | None = None,
-                 trace: bool = False, topology=None, memory: Memory | None = None):
+    def __init__(
+        self,
+        program: Program,
+        sentrons: int = 1,
+        *,
+        max_steps: int | None = None,
+        trace: bool = False,
+        topology=None,
+        memory: Memory | None = None,
+    ):
         if sentrons < 1:
             raise ValueError("at least one sentron")
         self.program = program
@@ -166,8 +184,15 @@ class Interpreter:
     # ------------------------------------------------------------------ running
     def _fault(self, s: SentronState, pc: int, e: OpFault) -> Fault:
         lines = self.program.lines
-        return Fault("fault", e.message, s.id, pc, e.ins.op.pipe, e.ins.mnemonic(),
-                     lines[pc] if lines and pc < len(lines) else 0)
+        return Fault(
+            "fault",
+            e.message,
+            s.id,
+            pc,
+            e.ins.op.pipe,
+            e.ins.mnemonic(),
+            lines[pc] if lines and pc < len(lines) else 0,
+        )
 
     def run(self) -> RunResult:
         t0 = time.perf_counter()
@@ -185,7 +210,9 @@ class Interpreter:
                 for k, ins in enumerate(self.program.code[pc]):
                     if not ins.is_nop:
                         ops[PIPES[k]] += c
-        return RunResult(status, fault, self.states, self.mem, self.fleet, siws, ops, rounds, wall, self.trace)
+        return RunResult(
+            status, fault, self.states, self.mem, self.fleet, siws, ops, rounds, wall, self.trace
+        )
 
     def _run_single(self, s: SentronState):
         code = self.code[0]
@@ -277,8 +304,11 @@ class Interpreter:
 
     # ------------------------------------------------------------------ diagnostics
     def _limit_fault(self) -> Fault:
-        return Fault("step-limit", f"stopped after {self.max_steps} SIWs (--max-steps): the program may not "
-                                   f"terminate", waits=[])
+        return Fault(
+            "step-limit",
+            f"stopped after {self.max_steps} SIWs (--max-steps): the program may not terminate",
+            waits=[],
+        )
 
     def _deadlock(self) -> Fault:
         waits = []
@@ -288,15 +318,20 @@ class Interpreter:
                 continue
             what, on = s.wait if s.wait else ("?", ())
             ins_pc = s.pc
-            line = self.program.lines[ins_pc] if self.program.lines and ins_pc < len(self.program.lines) else 0
-            waits.append({"sentron": s.id, "siw": ins_pc, "line": line, "waits_in": what, "waits_for": list(on)})
+            line = (
+                self.program.lines[ins_pc] if self.program.lines and ins_pc < len(self.program.lines) else 0
+            )
+            waits.append(
+                {"sentron": s.id, "siw": ins_pc, "line": line, "waits_in": what, "waits_for": list(on)}
+            )
             who = ", ".join(map(str, on)) if on else "nobody"
-            lines.append(f"  sentron {s.id} at SIW {ins_pc}{f' (line {line})' if line else ''}: "
-                         f"waits in {what}, for sentron(s) {who}")
+            lines.append(
+                f"  sentron {s.id} at SIW {ins_pc}{f' (line {line})' if line else ''}: "
+                f"waits in {what}, for sentron(s) {who}"
+            )
         halted = [s.id for s in self.states if s.halted]
         tail = f"\n  halted: {', '.join(map(str, halted))}" if halted else ""
-        return Fault("deadlock", "every live sentron is blocked\n" + "\n".join(lines) + tail,
-                     waits=waits)
+        return Fault("deadlock", "every live sentron is blocked\n" + "\n".join(lines) + tail, waits=waits)
 
     # ------------------------------------------------------------------ tracing
     def _trace_siw(self, s: SentronState, pc: int, t: int, wait_open: dict) -> None:
@@ -304,8 +339,17 @@ class Interpreter:
             self._close_wait(s.id, t, wait_open)
         for k, ins in enumerate(self.program.code[pc]):
             if not ins.is_nop:
-                self.trace.append({"name": ins.mnemonic(), "ph": "X", "ts": t, "dur": 1, "pid": s.id, "tid": k,
-                                   "args": {"siw": pc}})
+                self.trace.append(
+                    {
+                        "name": ins.mnemonic(),
+                        "ph": "X",
+                        "ts": t,
+                        "dur": 1,
+                        "pid": s.id,
+                        "tid": k,
+                        "args": {"siw": pc},
+                    }
+                )
 
     def _trace_wait(self, s: SentronState, t: int, wait_open: dict) -> None:
         w = wait_open.get(s.id)
@@ -317,8 +361,17 @@ class Interpreter:
 
     def _close_wait(self, sid: int, t: int, wait_open: dict) -> None:
         start, label, on = wait_open.pop(sid)
-        self.trace.append({"name": label, "ph": "X", "ts": start, "dur": max(t - start, 1), "pid": sid, "tid": 3,
-                           "args": {"waits_for": on}})
+        self.trace.append(
+            {
+                "name": label,
+                "ph": "X",
+                "ts": start,
+                "dur": max(t - start, 1),
+                "pid": sid,
+                "tid": 3,
+                "args": {"waits_for": on},
+            }
+        )
 
 
 def chrome_trace(result: RunResult, program: Program, source: str = "") -> dict:
@@ -331,11 +384,20 @@ def chrome_trace(result: RunResult, program: Program, source: str = "") -> dict:
         events.append({"name": "process_name", "ph": "M", "pid": s.id, "args": {"name": f"sentron {s.id}"}})
         for k, name in enumerate(["D pipe", "S pipe", "C pipe", "waits"]):
             events.append({"name": "thread_name", "ph": "M", "pid": s.id, "tid": k, "args": {"name": name}})
-            events.append({"name": "thread_sort_index", "ph": "M", "pid": s.id, "tid": k, "args": {"sort_index": k}})
+            events.append(
+                {"name": "thread_sort_index", "ph": "M", "pid": s.id, "tid": k, "args": {"sort_index": k}}
+            )
     events.extend(result.trace or [])
-    return {"traceEvents": events, "displayTimeUnit": "ns",
-            "otherData": {"source": source, "time_unit": "interpreter round (1 SIW per sentron)",
-                          "siws": result.siws, "sentrons": len(result.sentrons)}}
+    return {
+        "traceEvents": events,
+        "displayTimeUnit": "ns",
+        "otherData": {
+            "source": source,
+            "time_unit": "interpreter round (1 SIW per sentron)",
+            "siws": result.siws,
+            "sentrons": len(result.sentrons),
+        },
+    }
 
 
 def special_name(i: int) -> str:

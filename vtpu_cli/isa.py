@@ -300,7 +300,12 @@ def split_mnemonic(op: Op, suffixes: list[str]) -> tuple[str | None, str | None,
     if op.types2 and rest:
         t2 = rest.pop(0)
         if t2 not in op.types2:
-            return None, None, None, f"{op.name} source type .{t2} not allowed; allowed: {', '.join(op.types2)}"
+            return (
+                None,
+                None,
+                None,
+                f"{op.name} source type .{t2} not allowed; allowed: {', '.join(op.types2)}",
+            )
     if rest:
         what = "modifier or type" if (op.mods or op.types) else "suffix"
         allowed = [*op.mods, *op.types]

@@ -15,8 +15,19 @@ from .isa import (
 )
 
 _KIND_TEXT = {
-    "r": "rN", "v": "vN", "p": "pN", "m": "mN", "rv": "rN|vN", "rvi": "rN|vN|imm", "rvs": "rN|vN|sreg|imm",
-    "ri": "rN|imm", "imm": "imm", "label": "label", "coord": "coord", "group": "group", "mem": "mem",
+    "r": "rN",
+    "v": "vN",
+    "p": "pN",
+    "m": "mN",
+    "rv": "rN|vN",
+    "rvi": "rN|vN|imm",
+    "rvs": "rN|vN|sreg|imm",
+    "ri": "rN|imm",
+    "imm": "imm",
+    "label": "label",
+    "coord": "coord",
+    "group": "group",
+    "mem": "mem",
 }
 _ROLE = {"r": "in", "w": "out", "rw": "in/out"}
 
@@ -94,7 +105,9 @@ def isa_markdown() -> str:
         "|---|---|---|---|---|",
     ]
     for op in OPS:
-        out.append(f"| {op.name} | {op.pipe} | `{syntax(op)}` | {op.summary} | {'yes' if op.name in V01_OPS else ''} |")
+        out.append(
+            f"| {op.name} | {op.pipe} | `{syntax(op)}` | {op.summary} | {'yes' if op.name in V01_OPS else ''} |"
+        )
     out += ["", "## Ops", ""]
     for op in OPS:
         out.append(f"### {op.name}")
@@ -104,8 +117,13 @@ def isa_markdown() -> str:
         out.append(f"{op.summary[0].upper() + op.summary[1:]}. {op.semantics}")
         notes = []
         if op.operands:
-            notes.append("operands: " + ", ".join(
-                f"{_KIND_TEXT[o.kind]} ({_ROLE[o.role]}{', optional' if o.optional else ''})" for o in op.operands))
+            notes.append(
+                "operands: "
+                + ", ".join(
+                    f"{_KIND_TEXT[o.kind]} ({_ROLE[o.role]}{', optional' if o.optional else ''})"
+                    for o in op.operands
+                )
+            )
         if op.types and default_type(op):
             notes.append(f"default type: {default_type(op)}")
         if op.vector_only:

@@ -119,8 +119,16 @@ class Memory:
             ways.remove(coord)
 
     # ------------------------------------------------------------------ allocation
-    def add(self, coord: int, data: np.ndarray, *, dtype: str = "u8", shape: tuple[int, ...] = (),
-            align: int = 64, owner: int = -1) -> Scroll:
+    def add(
+        self,
+        coord: int,
+        data: np.ndarray,
+        *,
+        dtype: str = "u8",
+        shape: tuple[int, ...] = (),
+        align: int = 64,
+        owner: int = -1,
+    ) -> Scroll:
         if coord in self.table:
             raise MemFault(f"scroll {coords.format_packed(coord)} is already allocated")
         sc = Scroll(coord, data, dtype, shape or (data.shape[0],), align, owner)
@@ -189,7 +197,9 @@ class Memory:
             sc.tier = "cold"
             # reading it back from the memory-mapped backing proves the round trip
             if sc.size:
-                mm = np.memmap(self._cold_path, dtype=np.uint8, mode="r+", offset=sc.cold_offset, shape=(sc.size,))
+                mm = np.memmap(
+                    self._cold_path, dtype=np.uint8, mode="r+", offset=sc.cold_offset, shape=(sc.size,)
+                )
                 sc.buf = mm
         self.stats.flushes += 1
         self.stats.flushed_bytes += sc.size

@@ -88,7 +88,9 @@ def fma_f32(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
         finite = np.isfinite(s) & (err != 0)
         if finite.any():
             r64 = r.astype(np.float64)
-            other = np.nextafter(r, np.where(s > r64, np.float32(np.inf), np.float32(-np.inf))).astype(np.float64)
+            other = np.nextafter(r, np.where(s > r64, np.float32(np.inf), np.float32(-np.inf))).astype(
+                np.float64
+            )
             mid = (r64 + other) * 0.5
             tie = finite & (s == mid) & (r64 != s)
             if tie.any():

@@ -99,7 +99,9 @@ def check_instr(ins: Instr) -> str | None:
             if err:
                 return err
             if form == "r" and (a.mode != MEM_CONTIG or a.extra is not None):
-                return "a scalar load or store takes a plain [p + off] operand (no stride, index or byte count)"
+                return (
+                    "a scalar load or store takes a plain [p + off] operand (no stride, index or byte count)"
+                )
             if a.mode == MEM_CONTIG and isinstance(a.extra, Imm) and not 1 <= a.extra.value <= VEC_BYTES:
                 return f"the byte count must be in 1..{VEC_BYTES}, not {a.extra.value}"
     if ins.op.name == "DCVT":
@@ -152,7 +154,9 @@ class Program:
     code: list[SIW] = field(default_factory=list)
     labels: dict[str, int] = field(default_factory=dict)
     coord_names: dict[str, int] = field(default_factory=dict)
-    groups: list[tuple[str, tuple[int, ...] | None]] = field(default_factory=list)  # name, members (None = all)
+    groups: list[tuple[str, tuple[int, ...] | None]] = field(
+        default_factory=list
+    )  # name, members (None = all)
     data: list[DataScroll] = field(default_factory=list)
     outputs: list[Output] = field(default_factory=list)
     source_file: str = ""

@@ -36,8 +36,10 @@ def load_inputs(mem: Memory, paths: list[Path]) -> None:
             try:
                 c = coords.parse_packed(name)
             except coords.CoordError as e:
-                raise VtpuError(f"{path}: tensor name {name!r} is not a coordinate: {e.message}",
-                                hint="name tensors by phext coordinate, e.g. 1.1.1/1.1.1/1.1.1") from None
+                raise VtpuError(
+                    f"{path}: tensor name {name!r} is not a coordinate: {e.message}",
+                    hint="name tensors by phext coordinate, e.g. 1.1.1/1.1.1/1.1.1",
+                ) from None
             _add(mem, c, np.frombuffer(raw, np.uint8).copy(), dtype, shape, path)
 
 
@@ -69,8 +71,11 @@ def reg_value(s, reg, dtype: str):
     if reg.cls == "r":
         v = s.R[reg.idx]
         if dtype in ("f32", "bf16"):
-            return float(np.float32(scalar_to_lane(v, "f32"))) if dtype == "f32" else float(
-                np.array([v & 0xFFFF], "<u2").astype("<u4").__lshift__(16).view("<f4")[0])
+            return (
+                float(np.float32(scalar_to_lane(v, "f32")))
+                if dtype == "f32"
+                else float(np.array([v & 0xFFFF], "<u2").astype("<u4").__lshift__(16).view("<f4")[0])
+            )
         return int(scalar_to_lane(v, dtype)) if dtype != "i64" else int(v)
     from .tensorfile import as_array
 
@@ -90,22 +95,49 @@ def collect_outputs(program: Program, result: RunResult) -> list[dict]:
     for o in program.outputs:
         if o.kind == "reg":
             for s in result.sentrons:
-                outs.append({"kind": "reg", "sentron": s.id, "name": f"{o.reg}", "dtype": o.dtype,
-                             "value": reg_value(s, o.reg, o.dtype)})
+                outs.append(
+                    {
+                        "kind": "reg",
+                        "sentron": s.id,
+                        "name": f"{o.reg}",
+                        "dtype": o.dtype,
+                        "value": reg_value(s, o.reg, o.dtype),
+                    }
+                )
         else:
             sc = result.memory.table.get(o.coord)
-            name = next((k for k, v in program.coord_names.items() if v == o.coord), coords.format_packed(o.coord))
+            name = next(
+                (k for k, v in program.coord_names.items() if v == o.coord), coords.format_packed(o.coord)
+            )
             if sc is None:
-                outs.append({"kind": "scroll", "name": name, "coord": coords.format_packed(o.coord),
-                             "dtype": o.dtype, "value": None, "missing": True})
+                outs.append(
+                    {
+                        "kind": "scroll",
+                        "name": name,
+                        "coord": coords.format_packed(o.coord),
+                        "dtype": o.dtype,
+                        "value": None,
+                        "missing": True,
+                    }
+                )
                 continue
             shape = sc.shape if sc.dtype == o.dtype else (-1,)
             raw = sc.buf.tobytes()
             if o.dtype != "t2" and len(raw) % _size(o.dtype):
                 raw = raw[: len(raw) - len(raw) % _size(o.dtype)]
-            arr = as_array(o.dtype, tuple(shape) if shape != (-1,) else (len(raw) // max(_size(o.dtype), 1),), raw)
-            outs.append({"kind": "scroll", "name": name, "coord": coords.format_packed(o.coord), "dtype": o.dtype,
-                         "shape": list(arr.shape), "value": arr.tolist()})
+            arr = as_array(
+                o.dtype, tuple(shape) if shape != (-1,) else (len(raw) // max(_size(o.dtype), 1),), raw
+            )
+            outs.append(
+                {
+                    "kind": "scroll",
+                    "name": name,
+                    "coord": coords.format_packed(o.coord),
+                    "dtype": o.dtype,
+                    "shape": list(arr.shape),
+                    "value": arr.tolist(),
+                }
+            )
     return outs
 
 
@@ -122,12 +154,28 @@ def stats_dict(result: RunResult, program: Program) -> dict:
         "sentrons": len(result.sentrons),
         "wall_s": result.wall_s,
         "ops_per_s": ops / result.wall_s if result.wall_s > 0 else 0.0,
-        "ppt": {"translations": t.translations, "hits": t.hits, "misses": t.misses, "hit_rate": t.hit_rate,
-                "prefetches": t.prefetches, "flushes": t.flushes, "flushed_bytes": t.flushed_bytes,
-                "evictions": t.evictions, "tier_bytes": result.memory.tier_bytes(),
-                "sets": result.memory.sets, "ways": result.memory.ways},
-        "fleet": {"messages": fl.messages, "bytes": fl.bytes, "routed": fl.routed, "hops": fl.hops,
-                  "barriers": fl.barriers, "collectives": fl.collectives, "wait_rounds": fl.wait_rounds},
+        "ppt": {
+            "translations": t.translations,
+            "hits": t.hits,
+            "misses": t.misses,
+            "hit_rate": t.hit_rate,
+            "prefetches": t.prefetches,
+            "flushes": t.flushes,
+            "flushed_bytes": t.flushed_bytes,
+            "evictions": t.evictions,
+            "tier_bytes": result.memory.tier_bytes(),
+            "sets": result.memory.sets,
+            "ways": result.memory.ways,
+        },
+        "fleet": {
+            "messages": fl.messages,
+            "bytes": fl.bytes,
+            "routed": fl.routed,
+            "hops": fl.hops,
+            "barriers": fl.barriers,
+            "collectives": fl.collectives,
+            "wait_rounds": fl.wait_rounds,
+        },
     }
 
 
@@ -169,7 +217,10 @@ def print_stats(st: dict, console) -> None:
         ("PPT hits / misses", f"{st['ppt']['hits']:,} / {st['ppt']['misses']:,}"),
         ("PPT hit rate", f"{st['ppt']['hit_rate'] * 100:.2f}%"),
         ("PPT cache", f"{st['ppt']['sets']} sets x {st['ppt']['ways']} ways"),
-        ("bytes hot / warm / cold", " / ".join(f"{st['ppt']['tier_bytes'][k]:,}" for k in ("hot", "warm", "cold"))),
+        (
+            "bytes hot / warm / cold",
+            " / ".join(f"{st['ppt']['tier_bytes'][k]:,}" for k in ("hot", "warm", "cold")),
+        ),
         ("prefetches / flushes", f"{st['ppt']['prefetches']:,} / {st['ppt']['flushes']:,}"),
         ("messages / bytes", f"{st['fleet']['messages']:,} / {st['fleet']['bytes']:,}"),
         ("routed messages / hops", f"{st['fleet']['routed']:,} / {st['fleet']['hops']:,}"),
@@ -178,9 +229,11 @@ def print_stats(st: dict, console) -> None:
     rows.insert(0, ("engine", st.get("engine", "interp")))
     j = st.get("jit")
     if j:
-        rows += [("JIT compile time", f"{j['compile_s'] * 1e3:.1f} ms ({j['cache'] or 'compiled'})"),
-                 ("native cycles", f"{j['cycles']:,} ({j['cycle_source']})"),
-                 ("non-NOP ops per cycle", f"{j['ops_per_cycle']:.3f}" if j["ops_per_cycle"] else "-")]
+        rows += [
+            ("JIT compile time", f"{j['compile_s'] * 1e3:.1f} ms ({j['cache'] or 'compiled'})"),
+            ("native cycles", f"{j['cycles']:,} ({j['cycle_source']})"),
+            ("non-NOP ops per cycle", f"{j['ops_per_cycle']:.3f}" if j["ops_per_cycle"] else "-"),
+        ]
     for what, n in sorted(st["fleet"]["wait_rounds"].items()):
         rows.append((f"rounds waiting in {what}", f"{n:,}"))
     for r in rows:
@@ -224,20 +277,29 @@ class RunOptions:
 def _engine_for(program: Program, o: RunOptions, topo, mem):
     """The engine object to run, and why the interpreter runs when the JIT was asked for (or None)."""
     if o.engine == "jit" and o.trace is not None:
-        return Interpreter(program, o.sentrons, max_steps=o.max_steps, trace=True, topology=topo, memory=mem), \
-            "--trace records the interpreter's lockstep schedule"
+        return Interpreter(
+            program, o.sentrons, max_steps=o.max_steps, trace=True, topology=topo, memory=mem
+        ), "--trace records the interpreter's lockstep schedule"
     if o.engine == "jit":
         try:
             from .jit import JitEngine
         except ImportError as e:  # pragma: no cover - llvmlite missing
             why = f"the JIT cannot load ({e})"
         else:
-            eng = JitEngine(program, o.sentrons, max_steps=o.max_steps, topology=topo, memory=mem,
-                            cache_dir=o.cache_dir, no_cache=o.no_cache)
+            eng = JitEngine(
+                program,
+                o.sentrons,
+                max_steps=o.max_steps,
+                topology=topo,
+                memory=mem,
+                cache_dir=o.cache_dir,
+                no_cache=o.no_cache,
+            )
             return eng, eng.fallback_reason
         return Interpreter(program, o.sentrons, max_steps=o.max_steps, topology=topo, memory=mem), why
-    return Interpreter(program, o.sentrons, max_steps=o.max_steps, trace=o.trace is not None, topology=topo,
-                       memory=mem), None
+    return Interpreter(
+        program, o.sentrons, max_steps=o.max_steps, trace=o.trace is not None, topology=topo, memory=mem
+    ), None
 
 
 def run_command(path: Path, o: RunOptions) -> int:
@@ -253,8 +315,10 @@ def run_command(path: Path, o: RunOptions) -> int:
 
     topo = parse_topology(o.topology, o.sentrons)
     if topo.n != o.sentrons:
-        raise VtpuError(f"topology {o.topology} has {topo.n} nodes but the run has {o.sentrons} sentrons",
-                        hint=f"use --sentrons {topo.n} or a topology of {o.sentrons} nodes")
+        raise VtpuError(
+            f"topology {o.topology} has {topo.n} nodes but the run has {o.sentrons} sentrons",
+            hint=f"use --sentrons {topo.n} or a topology of {o.sentrons} nodes",
+        )
     mem = Memory(sets=o.ppt_sets, ways=o.ppt_ways, hot_bytes=o.hot_bytes)
     load_memory(program, mem)
     load_inputs(mem, o.mem_paths)
@@ -273,9 +337,14 @@ def run_command(path: Path, o: RunOptions) -> int:
         st = stats_dict(result, program)
         st["engine"] = engine_name
         if engine_name == "jit":
-            st["jit"] = {"compile_s": result.compile_s, "cache": result.cache_hit, "cycles": result.cycles,
-                         "tsc_hz": result.tsc_hz, "cycle_source": result.tsc_source,
-                         "ops_per_cycle": result.ops / result.cycles if result.cycles else None}
+            st["jit"] = {
+                "compile_s": result.compile_s,
+                "cache": result.cache_hit,
+                "cycles": result.cycles,
+                "tsc_hz": result.tsc_hz,
+                "cycle_source": result.tsc_source,
+                "ops_per_cycle": result.ops / result.cycles if result.cycles else None,
+            }
         if o.trace is not None:
             from .siwfile import write_atomic
 
@@ -283,15 +352,27 @@ def run_command(path: Path, o: RunOptions) -> int:
         if o.out is not None:
             from .tensorfile import write_safetensors
 
-            chosen = result.memory.table.values() if o.out_all else [
-                result.memory.table[x.coord] for x in program.outputs
-                if x.kind == "scroll" and x.coord in result.memory.table]
-            write_safetensors(str(o.out), {coords.format_packed(sc.coord): (sc.dtype, sc.shape, sc.buf.tobytes())
-                                           for sc in chosen})
+            chosen = (
+                result.memory.table.values()
+                if o.out_all
+                else [
+                    result.memory.table[x.coord]
+                    for x in program.outputs
+                    if x.kind == "scroll" and x.coord in result.memory.table
+                ]
+            )
+            write_safetensors(
+                str(o.out),
+                {coords.format_packed(sc.coord): (sc.dtype, sc.shape, sc.buf.tobytes()) for sc in chosen},
+            )
         if o.json_out:
-            doc = {"status": result.status, "fault": result.fault.as_dict() if result.fault else None,
-                   "engine": engine_name, "fallback": fallback,
-                   "outputs": [dict(x, value=_jsonable(x["value"])) for x in outs]}
+            doc = {
+                "status": result.status,
+                "fault": result.fault.as_dict() if result.fault else None,
+                "engine": engine_name,
+                "fallback": fallback,
+                "outputs": [dict(x, value=_jsonable(x["value"])) for x in outs],
+            }
             if o.stats:
                 doc["stats"] = st
             print(json.dumps(doc, indent=2))
@@ -304,8 +385,10 @@ def run_command(path: Path, o: RunOptions) -> int:
         if result.status != STATUS_OK:
             from rich.markup import escape
 
-            err.print(f"[bold red]{result.status}:[/bold red] "
-                      f"{escape(result.fault.render(program.source_file) if result.fault else '')}")
+            err.print(
+                f"[bold red]{result.status}:[/bold red] "
+                f"{escape(result.fault.render(program.source_file) if result.fault else '')}"
+            )
             return int(Exit.FAULT)
         return int(Exit.OK)
     finally:

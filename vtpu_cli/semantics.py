@@ -163,8 +163,16 @@ def _vec_compute(name: str, t: str, x: np.ndarray, y: np.ndarray, ins: Instr) ->
         return r
     bits = type_size(t) * 8
     if name in ("DADD", "DSUB", "DMUL", "DAND", "DOR", "DXOR", "DMIN", "DMAX"):
-        fn = {"DADD": np.add, "DSUB": np.subtract, "DMUL": np.multiply, "DAND": np.bitwise_and,
-              "DOR": np.bitwise_or, "DXOR": np.bitwise_xor, "DMIN": np.minimum, "DMAX": np.maximum}[name]
+        fn = {
+            "DADD": np.add,
+            "DSUB": np.subtract,
+            "DMUL": np.multiply,
+            "DAND": np.bitwise_and,
+            "DOR": np.bitwise_or,
+            "DXOR": np.bitwise_xor,
+            "DMIN": np.minimum,
+            "DMAX": np.maximum,
+        }[name]
         return fn(x, y)
     if name in ("DSHL", "DSHR", "DSAR"):
         u = UNSIGNED[bits // 8]
@@ -228,8 +236,14 @@ def _binary(ins: Instr, s, env):
     if d.cls == "v":
         vd, va, vb = s.view(t)[d.idx], s.view(t)[a.idx], _src(s, b, t)
         if t != "f32" and name in ("DADD", "DSUB", "DMUL", "DAND", "DOR", "DXOR"):
-            ufunc = {"DADD": np.add, "DSUB": np.subtract, "DMUL": np.multiply, "DAND": np.bitwise_and,
-                     "DOR": np.bitwise_or, "DXOR": np.bitwise_xor}[name]
+            ufunc = {
+                "DADD": np.add,
+                "DSUB": np.subtract,
+                "DMUL": np.multiply,
+                "DAND": np.bitwise_and,
+                "DOR": np.bitwise_or,
+                "DXOR": np.bitwise_xor,
+            }[name]
 
             def fast():
                 ufunc(va, vb, out=vd)
@@ -243,8 +257,14 @@ def _binary(ins: Instr, s, env):
     R = s.R
     di, ai = d.idx, a.idx
     if t == "i64" and name in ("DADD", "DSUB", "DMUL", "DAND", "DOR", "DXOR"):
-        pyop = {"DADD": int.__add__, "DSUB": int.__sub__, "DMUL": int.__mul__, "DAND": int.__and__,
-                "DOR": int.__or__, "DXOR": int.__xor__}[name]
+        pyop = {
+            "DADD": int.__add__,
+            "DSUB": int.__sub__,
+            "DMUL": int.__mul__,
+            "DAND": int.__and__,
+            "DOR": int.__or__,
+            "DXOR": int.__xor__,
+        }[name]
         if isinstance(b, Imm):
             bv = b.value
 
@@ -300,8 +320,11 @@ def _fma(ins: Instr, s, env):
     def fs():
         cv = c.value if isinstance(c, Imm) else R[c.idx]
         if t == "f32":
-            r = fma_f32(np.array([bits_f32(R[a.idx])], "<f4"), np.array([bits_f32(R[b.idx])], "<f4"),
-                        np.array([bits_f32(cv)], "<f4"))
+            r = fma_f32(
+                np.array([bits_f32(R[a.idx])], "<f4"),
+                np.array([bits_f32(R[b.idx])], "<f4"),
+                np.array([bits_f32(cv)], "<f4"),
+            )
             canon_nan(r)
             R[d.idx] = int(r.view("<u4")[0])
         else:
@@ -310,8 +333,14 @@ def _fma(ins: Instr, s, env):
     return fs
 
 
-_CMP = {"eq": np.equal, "ne": np.not_equal, "lt": np.less, "le": np.less_equal, "gt": np.greater,
-        "ge": np.greater_equal}
+_CMP = {
+    "eq": np.equal,
+    "ne": np.not_equal,
+    "lt": np.less,
+    "le": np.less_equal,
+    "gt": np.greater,
+    "ge": np.greater_equal,
+}
 
 
 @sem("DCMP")
@@ -352,7 +381,7 @@ def reduce_lanes(x: np.ndarray, op: str, t: str) -> np.ndarray:
     n = x.shape[0]
     while n > 1:
         n //= 2
-        lo, hi = x[:n], x[n:2 * n]
+        lo, hi = x[:n], x[n : 2 * n]
         if op == "add":
             with np.errstate(all="ignore"):
                 x[:n] = lo + hi
@@ -503,9 +532,9 @@ def _cvt(ins: Instr, s, env):
 
     def vcvt():
         if ds > ss_:  # widening: read source lanes [p*n, p*n+n)
-            vd[:] = convert(va[p * n:(p + 1) * n], st, dt)
+            vd[:] = convert(va[p * n : (p + 1) * n], st, dt)
         elif ds < ss_:  # narrowing: write destination lanes [p*n, p*n+n)
-            vd[p * n:(p + 1) * n] = convert(va, st, dt)
+            vd[p * n : (p + 1) * n] = convert(va, st, dt)
         else:
             vd[:] = convert(va, st, dt)
 
@@ -560,7 +589,7 @@ def _ternary(ins: Instr, s, env):
     vd, va, vw = s.view("i32")[d.idx], s.view("i8")[a.idx], s.V[w.idx]
 
     def tern():
-        wt = ternary_weights(vw[qi * 16:(qi + 1) * 16])
+        wt = ternary_weights(vw[qi * 16 : (qi + 1) * 16])
         prod = va.astype(np.int32) * wt
         vd[:] = vd + prod.reshape(16, 4).sum(axis=1, dtype=np.int32)
 
@@ -653,8 +682,11 @@ def _access(s, env, ins: Instr, coord: int, off: int, n: int, write: bool):
     except MemFault as e:
         raise OpFault(ins, f"{e} (offset {off})") from None
     if off < 0 or off + n > sc.size:
-        raise OpFault(ins, f"out-of-bounds {'store' if write else 'load'} of {n} byte(s) at "
-                           f"{coords.format_packed(coord)} + {off}; scroll size {sc.size}")
+        raise OpFault(
+            ins,
+            f"out-of-bounds {'store' if write else 'load'} of {n} byte(s) at "
+            f"{coords.format_packed(coord)} + {off}; scroll size {sc.size}",
+        )
     env.note_access(s, sc, write, ins)
     return sc
 
@@ -679,9 +711,9 @@ def _gather_scatter(ins: Instr, s, env):
             coord, off = _mem_parts(s, m)
             sc = _access(s, env, ins, coord, off, size, store)
             if store:
-                sc.buf[off:off + size] = np.frombuffer(reg_bytes(s, reg, t), np.uint8)
+                sc.buf[off : off + size] = np.frombuffer(reg_bytes(s, reg, t), np.uint8)
             else:
-                R[reg.idx] = bytes_to_scalar(sc.buf[off:off + size].tobytes(), t)
+                R[reg.idx] = bytes_to_scalar(sc.buf[off : off + size].tobytes(), t)
 
         return scalar_access
     vbytes = s.V[reg.idx]
@@ -696,9 +728,9 @@ def _gather_scatter(ins: Instr, s, env):
             coord, off = _mem_parts(s, m)
             sc = _access(s, env, ins, coord, off, nb, store)
             if store:
-                sc.buf[off:off + nb] = vbytes[:nb]
+                sc.buf[off : off + nb] = vbytes[:nb]
             else:
-                vbytes[:nb] = sc.buf[off:off + nb]
+                vbytes[:nb] = sc.buf[off : off + nb]
                 if nb < VEC_BYTES:
                     vbytes[nb:] = 0
 
@@ -721,8 +753,11 @@ def _gather_scatter(ins: Instr, s, env):
         bad = np.nonzero((offs < 0) | (offs + size > sc.size))[0]
         if bad.size:
             lane = int(bad[0])
-            raise OpFault(ins, f"out-of-bounds {'store' if store else 'load'} in lane {lane}: {size} byte(s) at "
-                               f"{coords.format_packed(coord)} + {int(offs[lane])}; scroll size {sc.size}")
+            raise OpFault(
+                ins,
+                f"out-of-bounds {'store' if store else 'load'} in lane {lane}: {size} byte(s) at "
+                f"{coords.format_packed(coord)} + {int(offs[lane])}; scroll size {sc.size}",
+            )
         env.note_access(s, sc, store, ins)
         idx = offs[:, None] + np.arange(size)[None, :]
         if store:

@@ -57,7 +57,16 @@ SLOT = struct.Struct("<BBBB4Bii")
 DIGEST_BYTES = 32
 
 SEC_CODE, SEC_COORDS, SEC_CONSTS, SEC_SYMBOLS, SEC_GROUPS, SEC_LINES, SEC_DATA, SEC_OUTPUTS = range(1, 9)
-SECTION_NAMES = {1: "code", 2: "coords", 3: "consts", 4: "symbols", 5: "groups", 6: "lines", 7: "data", 8: "outputs"}
+SECTION_NAMES = {
+    1: "code",
+    2: "coords",
+    3: "consts",
+    4: "symbols",
+    5: "groups",
+    6: "lines",
+    7: "data",
+    8: "outputs",
+}
 CLS_NONE, CLS_IMMA, CLS_IMMB = 0, 6, 7
 CLASS_BY_CODE = {v: k for k, v in REG_CLASS_CODE.items()}
 ALL_MEMBERS = 0xFFFFFFFF
@@ -164,21 +173,27 @@ def encode(program: Program) -> bytes:
     code = b"".join(_encode_slot(ins, pools) for siw in program.code for ins in siw)
     coords_b = b"".join(coords.to_bytes16(c) for c in pools.coords)
     consts_b = b"".join(struct.pack("<q", k if k < (1 << 63) else k - (1 << 64)) for k in pools.consts)
-    syms = sorted([(0, n, v) for n, v in program.labels.items()] +
-                  [(1, n, pools.coord_index[v]) for n, v in program.coord_names.items()])
+    syms = sorted(
+        [(0, n, v) for n, v in program.labels.items()]
+        + [(1, n, pools.coord_index[v]) for n, v in program.coord_names.items()]
+    )
     syms_b = b"".join(struct.pack("<BI", k, v) + _pstr(n) for k, n, v in syms)
     groups_b = b""
     for name, members in program.groups:
         if members is None:
             groups_b += _pstr(name) + struct.pack("<I", ALL_MEMBERS)
         else:
-            groups_b += _pstr(name) + struct.pack("<I", len(members)) + struct.pack(f"<{len(members)}I", *members)
+            groups_b += (
+                _pstr(name) + struct.pack("<I", len(members)) + struct.pack(f"<{len(members)}I", *members)
+            )
     lines_b = b""
     if program.lines:
         lines_b = _pstr(program.source_file) + struct.pack(f"<{len(program.lines)}I", *program.lines)
     data_b = b""
     for d in program.data:
-        head = struct.pack("<IBBBB", pools.coord_index[d.coord], TYPES[d.dtype][0], int(d.zero), len(d.shape), 0)
+        head = struct.pack(
+            "<IBBBB", pools.coord_index[d.coord], TYPES[d.dtype][0], int(d.zero), len(d.shape), 0
+        )
         head += struct.pack(f"<{len(d.shape)}Q", *d.shape) + struct.pack("<Q", d.size)
         data_b += _pad8(head + (b"" if d.zero else d.data))
     outs_b = b""
@@ -217,7 +232,7 @@ class _Reader:
     def take(self, n: int) -> bytes:
         if n < 0 or self.pos + n > len(self.data):
             raise FormatError(f"corrupt .siw: {self.name} section is truncated")
-        b = self.data[self.pos:self.pos + n]
+        b = self.data[self.pos : self.pos + n]
         self.pos += n
         return b
 
@@ -233,7 +248,9 @@ class _Reader:
             raise FormatError(f"corrupt .siw: bad name in {self.name} section") from None
 
 
-def _decode_slot(raw: bytes, pipe: str, siw_index: int, pools: tuple[list[int], list[int]], ncode: int) -> Instr:
+def _decode_slot(
+    raw: bytes, pipe: str, siw_index: int, pools: tuple[list[int], list[int]], ncode: int
+) -> Instr:
     opcode, tcode, mod, flags, f0, f1, f2, f3, imma, immb = SLOT.unpack(raw)
     where = f"SIW {siw_index} {pipe} slot"
     op: Op | None = BY_CODE.get(opcode)
@@ -243,7 +260,9 @@ def _decode_slot(raw: bytes, pipe: str, siw_index: int, pools: tuple[list[int], 
         raise FormatError(f"corrupt .siw: {op.name} is a {op.pipe}-pipe op but sits in the {where}")
     t = TYPE_BY_CODE.get(tcode & 15) if tcode & 15 else None
     t2 = TYPE_BY_CODE.get(tcode >> 4) if tcode >> 4 else None
-    if (tcode & 15 and (t is None or t not in op.types)) or (tcode >> 4 and (t2 is None or t2 not in op.types2)):
+    if (tcode & 15 and (t is None or t not in op.types)) or (
+        tcode >> 4 and (t2 is None or t2 not in op.types2)
+    ):
         raise FormatError(f"corrupt .siw: bad element type code {tcode} for {op.name} in {where}")
     if op.mods:
         if mod >= len(op.mods):
@@ -290,8 +309,20 @@ def _decode_slot(raw: bytes, pipe: str, siw_index: int, pools: tuple[list[int], 
             raise FormatError(f"corrupt .siw: register index {idx} out of range in {where}")
         return Reg(rc, idx)
 
-    allowed_for = {"r": "r", "v": "v", "p": "p", "m": "m", "rv": "rv", "rvi": "rvi", "rvs": "rvsi",
-                   "ri": "ri", "imm": "i", "label": "i", "coord": "i", "group": "i"}
+    allowed_for = {
+        "r": "r",
+        "v": "v",
+        "p": "p",
+        "m": "m",
+        "rv": "rv",
+        "rvi": "rvi",
+        "rvs": "rvsi",
+        "ri": "ri",
+        "imm": "i",
+        "label": "i",
+        "coord": "i",
+        "group": "i",
+    }
     args: list = []
     for spec in op.operands:
         if spec.kind == "mem":
@@ -332,8 +363,11 @@ def decode(blob: bytes, name: str = "<input>") -> Program:
     if magic != MAGIC:
         raise FormatError(f"{name}: not a .siw file (bad magic)", hint="assemble it with `vtpu asm` first")
     if version != FORMAT_VERSION:
-        raise FormatError(f"{name}: .siw format version {version} is not supported (this vtpu reads version "
-                          f"{FORMAT_VERSION})", hint="re-assemble the program with this vtpu")
+        raise FormatError(
+            f"{name}: .siw format version {version} is not supported (this vtpu reads version "
+            f"{FORMAT_VERSION})",
+            hint="re-assemble the program with this vtpu",
+        )
     if isa_rev != 1:
         raise FormatError(f"{name}: ISA revision {isa_rev} is not supported (this vtpu implements svISA v1)")
     body, digest = blob[:-DIGEST_BYTES], blob[-DIGEST_BYTES:]
@@ -346,7 +380,7 @@ def decode(blob: bytes, name: str = "<input>") -> Program:
         kind, count, off, size = SECTION.unpack_from(body, HEADER.size + i * SECTION.size)
         if off + size > len(body) or kind in secs:
             raise FormatError(f"{name}: corrupt section table entry {i}")
-        secs[kind] = (count, body[off:off + size])
+        secs[kind] = (count, body[off : off + size])
     if SEC_CODE not in secs:
         raise FormatError(f"{name}: no code section")
 
@@ -357,7 +391,7 @@ def decode(blob: bytes, name: str = "<input>") -> Program:
     if len(cb) < 16 * n_coords:
         raise FormatError(f"{name}: coordinate pool truncated")
     try:
-        coord_pool = [coords.from_bytes16(cb[16 * i:16 * i + 16]) for i in range(n_coords)]
+        coord_pool = [coords.from_bytes16(cb[16 * i : 16 * i + 16]) for i in range(n_coords)]
     except coords.CoordError as e:
         raise FormatError(f"{name}: corrupt coordinate pool: {e.message}") from None
     n_consts, kb = sec(SEC_CONSTS)
@@ -370,8 +404,18 @@ def decode(blob: bytes, name: str = "<input>") -> Program:
     code = []
     for i in range(ncode):
         base = i * SIW_BYTES
-        code.append(tuple(_decode_slot(code_b[base + k * SLOT_BYTES: base + (k + 1) * SLOT_BYTES], PIPES[k], i,
-                                       (coord_pool, const_pool), ncode) for k in range(3)))
+        code.append(
+            tuple(
+                _decode_slot(
+                    code_b[base + k * SLOT_BYTES : base + (k + 1) * SLOT_BYTES],
+                    PIPES[k],
+                    i,
+                    (coord_pool, const_pool),
+                    ncode,
+                )
+                for k in range(3)
+            )
+        )
 
     def coord_at(idx: int, what: str) -> int:
         if not 0 <= idx < len(coord_pool):
@@ -421,8 +465,11 @@ def decode(blob: bytes, name: str = "<input>") -> Program:
         (size,) = r.unpack("<Q")
         raw = b"" if zero else r.take(size)
         r.take(-r.pos % 8)
-        prog.data.append(DataScroll(coord_at(cidx, "a data scroll"), dtype, tuple(shape), raw, bool(zero),
-                                    size if zero else 0))
+        prog.data.append(
+            DataScroll(
+                coord_at(cidx, "a data scroll"), dtype, tuple(shape), raw, bool(zero), size if zero else 0
+            )
+        )
     n, b = sec(SEC_OUTPUTS)
     r = _Reader(b, "outputs")
     for _ in range(n):

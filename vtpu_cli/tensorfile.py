@@ -34,12 +34,12 @@ def read_safetensors(path: str) -> dict[str, tuple[str, tuple[int, ...], bytes]]
     if n > MAX_HEADER or 8 + n > len(blob):
         raise FormatError(f"{path}: not a safetensors file (bad header length {n})")
     try:
-        header = json.loads(blob[8:8 + n])
+        header = json.loads(blob[8 : 8 + n])
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise FormatError(f"{path}: corrupt safetensors header ({e})") from None
     if not isinstance(header, dict):
         raise FormatError(f"{path}: corrupt safetensors header")
-    data = blob[8 + n:]
+    data = blob[8 + n :]
     out = {}
     for name, meta in header.items():
         if name == "__metadata__":
@@ -49,8 +49,10 @@ def read_safetensors(path: str) -> dict[str, tuple[str, tuple[int, ...], bytes]]
         except (KeyError, TypeError, ValueError):
             raise FormatError(f"{path}: tensor {name!r} has a malformed entry") from None
         if st not in ST_TO_VTPU:
-            raise FormatError(f"{path}: tensor {name!r} has unsupported dtype {st}",
-                              hint=f"supported: {', '.join(ST_TO_VTPU)}")
+            raise FormatError(
+                f"{path}: tensor {name!r} has unsupported dtype {st}",
+                hint=f"supported: {', '.join(ST_TO_VTPU)}",
+            )
         count = 1
         for d in shape:
             if d < 0:

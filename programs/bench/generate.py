@@ -31,8 +31,12 @@ def double_buffer() -> str:
         x, x2 = f"v{k % 3}", f"v{(k + 2) % 3}"
         y, yp = f"v{3 + k % 2}", f"v{3 + (k - 1) % 2}"
         m = f"m{(k - 1) % 2}"
-        L.append(f"    DMUL.f32 {y}, {x}, v7 | SGATHER.f32 {x2}, [p0 + {64 * ((k + 2) % 6)}] | CPACK.f32 {m}, {yp}")
-        L.append(f"    DADD.f32 v8, v8, {yp} | SSCATTR.f32 [p1 + {64 * ((k - 1) % 6)}], {yp} | CUNPACK.f32 v{5 + k % 2}, {m}")
+        L.append(
+            f"    DMUL.f32 {y}, {x}, v7 | SGATHER.f32 {x2}, [p0 + {64 * ((k + 2) % 6)}] | CPACK.f32 {m}, {yp}"
+        )
+        L.append(
+            f"    DADD.f32 v8, v8, {yp} | SSCATTR.f32 [p1 + {64 * ((k - 1) % 6)}], {yp} | CUNPACK.f32 v{5 + k % 2}, {m}"
+        )
     L += [
         "    DLOOP r1, loop",
         "; epilogue: tile 5 of the last round",

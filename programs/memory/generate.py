@@ -20,17 +20,20 @@ def fmt(a) -> str:
 # --- row-major walk: an 64x64 f32 matrix stored one row per scroll, summed 8 times (row by row)
 rows, cols, passes = 64, 64, 8
 m = rng.integers(-4, 5, (rows, cols)).astype(np.float32)
-lines = [f"; Row-major walk over a {rows}x{cols} f32 matrix stored one row per scroll ({rows} scrolls),",
-         f"; repeated {passes} times (think: the same weight rows for {passes} tokens). Output: the total sum",
-         f"; of all passes = {float(m.sum()) * passes}. Structured access: the PPT hit rate is high.",
-         ".coord ROW0 = " + coord(0), ".output r9.f32"]
+lines = [
+    f"; Row-major walk over a {rows}x{cols} f32 matrix stored one row per scroll ({rows} scrolls),",
+    f"; repeated {passes} times (think: the same weight rows for {passes} tokens). Output: the total sum",
+    f"; of all passes = {float(m.sum()) * passes}. Structured access: the PPT hit rate is high.",
+    ".coord ROW0 = " + coord(0),
+    ".output r9.f32",
+]
 for r in range(rows):
     lines.append(f".data {coord(r)} f32[{cols}] {fmt(m[r])}")
 lines += [
     "    DBCAST.f32 v8, 0.0",
-    "    DMOV r1, %d                 ; r1: passes left" % passes,
+    f"    DMOV r1, {passes}                 ; r1: passes left",
     "pass:",
-    "    DMOV r2, %d                 | SCOORD p0, ROW0   ; r2: rows left, p0: row cursor" % rows,
+    f"    DMOV r2, {rows}                 | SCOORD p0, ROW0   ; r2: rows left, p0: row cursor",
     "row:",
     "    SGATHER.f32 v0, [p0]",
     "    SGATHER.f32 v1, [p0 + 64]   | DADD.f32 v8, v8, v0",
@@ -45,13 +48,16 @@ lines += [
 
 # --- random access: 1024 scrolls of 64 bytes, 4096 LCG-chosen loads
 n, loads = 1024, 4096
-lines = [f"; Random access: {loads} loads from {n} scrolls chosen by a linear congruential generator.",
-         "; The working set is 4x the PPT cache (64 sets x 4 ways), so the hit rate is honestly low.",
-         ".coord T0 = " + coord(0, 2), ".output r9"]
+lines = [
+    f"; Random access: {loads} loads from {n} scrolls chosen by a linear congruential generator.",
+    "; The working set is 4x the PPT cache (64 sets x 4 ways), so the hit rate is honestly low.",
+    ".coord T0 = " + coord(0, 2),
+    ".output r9",
+]
 for k in range(n):
     lines.append(f".data {coord(k, 2)} i32[16] {k}, " + ", ".join("0" for _ in range(15)))
 lines += [
-    "    DMOV r1, %d                 | SCOORD p0, T0    ; r1: loads left" % loads,
+    f"    DMOV r1, {loads}                 | SCOORD p0, T0    ; r1: loads left",
     "    DMOV r3, 12345              ; r3: LCG state",
     "    DMOV r9, 0                  ; r9: checksum of the loaded row ids",
     "next:",
@@ -59,7 +65,7 @@ lines += [
     "    DADD r3, r3, 12345",
     "    DAND r3, r3, 0x7fffffff",
     "    DSHR r4, r3, 16",
-    "    DAND r4, r4, %d" % (n - 1),
+    f"    DAND r4, r4, {n - 1}",
     "    SINDEX.carry p1, p0, 8, r4",
     "    SGATHER.i32 r5, [p1]",
     "    DADD r9, r9, r5",
@@ -77,13 +83,21 @@ vocab, dim = 256, 16
 table = rng.standard_normal((vocab, dim)).astype(np.float32)
 tokens = rng.choice(rng.integers(0, vocab, 6), 16).astype(np.int32)
 out = table[tokens]
-lines = [f"; Embedding lookup with SDEDUP: {len(tokens)} token ids ({len(set(tokens.tolist()))} distinct) gather rows",
-         f"; of a {vocab}x{dim} f32 table stored one row per scroll. Each distinct row is fetched once, then",
-         "; expanded through the inverse map. Output: the 16x16 embeddings in scroll OUT.",
-         ".coord E0 = " + coord(0, 3), ".coord TOK = 1.1.3/1.1.1/1.1.1", ".coord UNIQ = 1.1.3/1.1.1/1.1.2",
-         ".coord ROWS = 1.1.3/1.1.1/1.1.3", ".coord OUT = 1.1.3/1.1.1/1.1.4",
-         f".data TOK i32[16] {fmt(tokens)}", ".zero UNIQ i32[32]", f".zero ROWS f32[{16 * dim}]",
-         f".zero OUT f32[16, {dim}]", ".output OUT"]
+lines = [
+    f"; Embedding lookup with SDEDUP: {len(tokens)} token ids ({len(set(tokens.tolist()))} distinct) gather rows",
+    f"; of a {vocab}x{dim} f32 table stored one row per scroll. Each distinct row is fetched once, then",
+    "; expanded through the inverse map. Output: the 16x16 embeddings in scroll OUT.",
+    ".coord E0 = " + coord(0, 3),
+    ".coord TOK = 1.1.3/1.1.1/1.1.1",
+    ".coord UNIQ = 1.1.3/1.1.1/1.1.2",
+    ".coord ROWS = 1.1.3/1.1.1/1.1.3",
+    ".coord OUT = 1.1.3/1.1.1/1.1.4",
+    f".data TOK i32[16] {fmt(tokens)}",
+    ".zero UNIQ i32[32]",
+    f".zero ROWS f32[{16 * dim}]",
+    f".zero OUT f32[16, {dim}]",
+    ".output OUT",
+]
 for k in range(vocab):
     lines.append(f".data {coord(k, 3)} f32[{dim}] " + ", ".join(repr(float(v)) for v in table[k]))
 lines += [
