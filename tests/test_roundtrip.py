@@ -47,3 +47,15 @@ def test_special_float_immediates_round_trip():
     again = disassemble(siwfile.decode(blob))
     assert "-inf" in again and "-0.0" in again and "0x7fc00001" in again
     assert siwfile.encode(assemble(again, "s2.vasm")) == blob
+
+
+@given(program(max_siws=10))
+def test_generated_programs_run_without_crashing(prog):
+    """Any valid program either finishes or stops with a fault/deadlock/step limit: never an exception."""
+    from vtpu_cli.interp import Interpreter
+
+    for n in (1, 3):
+        res = Interpreter(prog, n, max_steps=300).run()
+        assert res.status in ("ok", "fault", "deadlock", "step-limit")
+        if res.status != "ok":
+            assert res.fault is not None and res.fault.message

@@ -142,7 +142,11 @@ class Memory:
             raise MemFault(f"SALLOC size {size} is negative")
         if size > (1 << 31):
             raise MemFault(f"SALLOC size {size} exceeds the 2 GiB scroll limit")
-        return self.add(coord, np.zeros(size, np.uint8), align=align, owner=owner)
+        try:
+            buf = np.zeros(size, np.uint8)
+        except MemoryError:
+            raise MemFault(f"out of host memory allocating {size} bytes") from None
+        return self.add(coord, buf, align=align, owner=owner)
 
     def free(self, coord: int) -> None:
         sc = self.table.pop(coord, None)
