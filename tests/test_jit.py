@@ -143,8 +143,15 @@ def s_instr(draw, scroll_size: int):
         m = Mem(base, Imm(draw(st.integers(-4, 64))), MEM_INDEXED, v(10))
         reg = v(draw(st.integers(0, 7)))
     elif kind == "sindex":
-        mode = draw(st.sampled_from(["add", "wrap", "set"]))
-        delta = draw(st.one_of(st.integers(-1000, 1000), st.integers(-3, 3)))
+        mode = draw(st.sampled_from(["add", "wrap", "set", "carry"]))
+        delta = draw(
+            st.one_of(
+                st.integers(-1000, 1000),
+                st.integers(-3, 3),
+                st.integers(-(2**63), 2**63 - 1),
+                st.integers(-(999**3), 999**3),
+            )
+        )
         dim = draw(st.integers(0, 8))
         return _ins(
             "SINDEX",

@@ -60,7 +60,10 @@ except Exception as _e:  # pragma: no cover - exercised only on broken installs
 else:
     _IMPORT_ERROR = ""
 
-SLOW_S_MULTI = ("SALLOC", "SFREE", "SFLUSH")  # change scroll pointers: single-sentron only (see docs)
+SLOW_S_MULTI = ("SALLOC", "SFREE", "SFLUSH")
+# a faulting fast-variant run of at most this many SIWs is replayed in the interpreter; longer ones
+# natively with the precise variant
+REPLAY_INTERP_STEPS = 200_000  # change scroll pointers: single-sentron only (see docs)
 _CB3 = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
 _CB2 = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64)
 _ENTRY = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p)
@@ -165,6 +168,8 @@ class _Variant:
     ppt_sets: int
     cpu: str
     features: str
+    ppt_ways: int = 4
+    precise: bool = False  # registers written back at fault exits (else: faults are replayed)
 
 
 def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
@@ -176,7 +181,16 @@ def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
     ctx = fn.args[0]
     ctx.name = "ctx"
     feats = {f[1:] for f in v.features.split(",") if f.startswith("+")}
-    lw = L.Lowerer(fn, mod, ctx, portable=v.portable, features=feats, ppt_sets=v.ppt_sets)
+    lw = L.Lowerer(
+        fn,
+        mod,
+        ctx,
+        portable=v.portable,
+        features=feats,
+        ppt_sets=v.ppt_sets,
+        ppt_ways=v.ppt_ways,
+        precise=v.precise,
+    )
     code = program.code
     n = len(code)
     leaders = _leaders(program)
@@ -201,6 +215,8 @@ def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
             used |= rd | wr
             written |= wr
     lw.set_usage(used, written)
+    if not v.precise:
+        lw.raw_regs = {r for siw in code for ins in siw if (r := L.raw_f32_dest(ins)) is not None}
     lw.load_state()
     zero = ir.Constant(L.I64, 0)
     for c in lw.COUNTS:
@@ -210,6 +226,7 @@ def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
     for i in range(8):
         b.store(ir.Constant(L.PTR, None), lw.TPTR[i])
         b.store(zero, lw.TSIZE[i])
+        b.store(zero, lw.TSET[i])
     limit = lw.cload(L.OFF_MAXSTEPS, L.I64)
     abort_ptr = lw.cload(L.OFF_ABORT_PTR, L.PTR)
     steps_ptr = lw.cload(L.OFF_STEPS_PTR, L.PTR)
@@ -226,14 +243,20 @@ def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
             if b.block.terminator is None:
                 b.branch(blocks[pc])
             b.position_at_end(blocks[pc])
+            lw.block_start()
             if pc in targets:  # loop heads: honour Ctrl-C and other sentrons' faults
                 lw.slot = 0
                 flag = b.load_atomic(abort_ptr, "monotonic", 4, typ=L.I32)
                 go = fn.append_basic_block(f"go{pc}")
-                stop = fn.append_basic_block(f"stop{pc}")
-                b.cbranch(b.icmp_unsigned("!=", flag, ir.Constant(L.I32, 0)), stop, go)
-                b.position_at_end(stop)
-                lw.exit_with(L.ST_ABORT, counted=0)
+                stop_cond = b.icmp_unsigned("!=", flag, ir.Constant(L.I32, 0))
+                if v.precise:
+                    stop = fn.append_basic_block(f"stop{pc}")
+                    b.cbranch(stop_cond, stop, go).set_weights([1, 1 << 20])
+                    b.position_at_end(stop)
+                    lw.exit_with(L.ST_ABORT, counted=0)
+                else:  # the run is replayed or abandoned: nothing to write back
+                    b.cbranch(stop_cond, lw.get_fault_block(), go).set_weights([1, 1 << 20])
+                    lw.fault_phi.add_incoming(ir.Constant(L.I64, L.ST_ABORT | (pc << 16)), b.block)
                 b.position_at_end(go)
             cnt = lw.COUNTS[block_of[pc]]
             b.store(b.add(b.load(cnt), ir.Constant(L.I64, 1)), cnt)
@@ -258,6 +281,8 @@ def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
             L.LOWER[ins.op.name](lw, ins)
         lw.slot = 0
         nxt = target_block(pc + 1) if (pc + 1 in blocks or pc + 1 >= n) else None
+        if lw.halt or lw.branch is not None or nxt is not None:
+            lw.block_end()  # only registers in raw_regs may cross a block boundary un-canonicalised
         if lw.halt:
             lw.exit_with(L.ST_OK, pc=pc + 1)
         elif lw.branch is not None:
@@ -271,6 +296,7 @@ def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
     if n and b.block.terminator is None:
         b.branch(end)
     b.position_at_end(end)
+    lw.block_start()
     lw.pc = n
     lw.exit_with(L.ST_OK, pc=n)
     b.position_at_end(lw.exit_block)
@@ -281,6 +307,21 @@ def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
     lw.cstore(b.load(lw.FASTHITS), L.OFF_FASTHITS)
     lw.cstore(lw.call("llvm.readcyclecounter", L.I64, []), L.OFF_TSC1)
     b.ret(lw.cload(L.OFF_STATUS, L.I64))
+    if lw.fault_block is not None:
+        # the shared fault exit: (status, slot, pc) come from the phi; block counts are stored (they
+        # say how far the run got, for the replay); no register is written back
+        b.position_at_end(lw.fault_block)
+        code = lw.fault_phi
+        counts_ptr = lw.cload(L.OFF_COUNTS_PTR, L.PTR)
+        st = b.and_(code, ir.Constant(L.I64, 0xFF))
+        lw.cstore(st, L.OFF_STATUS)
+        lw.cstore(b.lshr(code, ir.Constant(L.I64, 16)), L.OFF_PC)
+        lw.cstore(b.and_(b.lshr(code, ir.Constant(L.I64, 8)), ir.Constant(L.I64, 0xFF)), L.OFF_SLOT)
+        lw.cstore(b.zext(b.icmp_unsigned("!=", st, ir.Constant(L.I64, L.ST_ABORT)), L.I64), L.OFF_COUNTED)
+        for i, c in enumerate(lw.COUNTS):
+            b.store(b.load(c), b.gep(counts_ptr, [ir.Constant(L.I64, i)], source_etype=L.I64), align=8)
+        lw.cstore(lw.call("llvm.readcyclecounter", L.I64, []), L.OFF_TSC1)
+        b.ret(st)
     return str(mod), leaders
 
 
@@ -302,6 +343,22 @@ def _compile_object(ir_text: str, v: _Variant, opt: int) -> bytes:
     if opt:
         _optimise(mod, tm, opt)
     return tm.emit_object(mod)
+
+
+def emit_assembly(program: Program, *, precise: bool = False, portable: bool = False, opt: int = 3,
+                  ppt_sets: int = 64) -> str:
+    """The optimised x86 assembly of a program's native function (for inspecting the lowering)."""
+    _init()
+    cpu, features = host_target(portable or _portable_env())
+    v = _Variant("none", portable, ppt_sets, cpu, features, 4, precise)
+    text, _ = build_module(program, v)
+    tm = _target_machine(cpu, features, opt=min(opt, 3))
+    mod = llvm.parse_assembly(text)
+    mod.triple = tm.triple
+    mod.data_layout = str(tm.target_data)
+    if opt:
+        _optimise(mod, tm, opt)
+    return tm.emit_assembly(mod)
 
 
 def _load_object(obj: bytes, v: _Variant):
@@ -337,13 +394,19 @@ def compile_program(
     no_cache: bool = False,
     portable: bool = False,
     opt: int = 3,
+    ppt_ways: int = 4,
+    precise: bool = False,
 ) -> Compiled:
-    """Compile (or fetch from the caches) the native function for a program and engine variant."""
+    """Compile (or fetch from the caches) the native function for a program and engine variant.
+
+    ``precise=False`` (the fast variant): fault exits write no registers back; the engine replays a
+    faulting run (see ``JitEngine.run``). A step limit always uses the precise variant."""
     _init()
     portable = portable or _portable_env()
     cpu, features = host_target(portable)
     limit = "none" if max_steps is None else ("local" if sentrons == 1 else "shared")
-    v = _Variant(limit, portable, ppt_sets, cpu, features)
+    precise = precise or limit != "none"
+    v = _Variant(limit, portable, ppt_sets, cpu, features, ppt_ways, precise)
     h = hashlib.sha256()
     for part in (repr(program.code), repr(v), str(opt), __version__, llvmlite.__version__, _source_hash()):
         h.update(part.encode())
@@ -455,7 +518,8 @@ class _Sentron:
         s._views = {t: V.view(NP[t]) for t in NP if t not in ("t2", "u8")}
         s._views["u8"] = V
         self.s = s
-        self.counts = np.zeros(max(len(eng.compiled.leaders), 1), np.int64)
+        self.counts = np.zeros(max(len(eng._comp_now.leaders), 1), np.int64)
+        self.ppt = np.zeros(eng.mem.sets * (1 + 4 * eng.mem.ways), np.uint64)  # the native LRU state
         self.closures: dict[tuple[int, int], object] = {}
         self.fault: Fault | None = None
         self.error: BaseException | None = None
@@ -473,7 +537,7 @@ class _Sentron:
         u[L.OFF_STEPS_PTR // 8] = hub.steps.ctypes.data
         u[L.OFF_ABORT_PTR // 8] = hub.abort.ctypes.data
         u[L.OFF_COUNTS_PTR // 8] = self.counts.ctypes.data
-        u[L.OFF_TRCB // 8] = _CB_ADDR["tr"]
+        u[L.OFF_PPT // 8] = self.ppt.ctypes.data
         u[L.OFF_SLOWCB // 8] = _CB_ADDR["slow"]
         u[L.OFF_READYCB // 8] = _CB_ADDR["ready"]
         u[L.OFF_HOME // 8] = s.home & 0xFFFFFFFFFFFFFFFF
@@ -529,21 +593,41 @@ class _Sentron:
             lines[pc] if lines and pc < len(lines) else 0,
         )
 
-    # ------------------------------------------------------------------ callbacks (GIL held)
-    def cb_translate(self, coord: int) -> int:
-        mem = self.eng.mem
-        try:
-            sc = mem.translate(coord)
-        except MemFault:
-            return 1
-        buf = sc.buf
-        if not (buf.flags.c_contiguous and buf.flags.writeable):
-            sc.buf = buf = np.array(buf, np.uint8)
-        q = self.u64
-        q[L.OFF_TRPTR // 8] = buf.ctypes.data
-        q[L.OFF_TRSIZE // 8] = buf.shape[0]
-        return 0
+    # ------------------------------------------------------------------ the native PPT <-> Memory
+    def ppt_to_native(self) -> None:
+        """Memory's translation cache -> this sentron's native LRU block; counters zeroed."""
+        mem, eng = self.eng.mem, self.eng
+        sets, ways = mem.sets, mem.ways
+        a = self.ppt
+        a[:] = 0
+        ents = a[sets:].reshape(sets, ways, 4)
+        for si, lst in enumerate(mem._cache):
+            a[si] = len(lst)
+            for k, c in enumerate(lst):
+                ptr, size = eng.scroll_ptrs[c]
+                ents[si, k] = (c & 0xFFFFFFFFFFFFFFFF, c >> 64, ptr, size)
+        u = self.u64
+        u[L.OFF_TAB // 8] = eng.tab.ctypes.data
+        u[L.OFF_TABMASK // 8] = eng.tab.shape[0] - 1
+        u[L.OFF_PPTHITS // 8] = 0
+        u[L.OFF_PPTMISSES // 8] = 0
 
+    def ppt_from_native(self) -> None:
+        """This sentron's native LRU block and counters -> Memory (counters added, then zeroed)."""
+        mem = self.eng.mem
+        sets, ways = mem.sets, mem.ways
+        a = self.ppt
+        ents = a[sets:].reshape(sets, ways, 4)
+        for si in range(sets):
+            n = int(a[si])
+            mem._cache[si] = [int(ents[si, k, 0]) | (int(ents[si, k, 1]) << 64) for k in range(n)]
+        u = self.u64
+        mem.stats.hits += int(u[L.OFF_PPTHITS // 8])
+        mem.stats.misses += int(u[L.OFF_PPTMISSES // 8])
+        u[L.OFF_PPTHITS // 8] = 0
+        u[L.OFF_PPTMISSES // 8] = 0
+
+    # ------------------------------------------------------------------ callbacks (GIL held)
     def cb_slow(self, pc: int, slot: int) -> int:
         self.from_ctx()
         hub = self.eng.hub
@@ -555,6 +639,14 @@ class _Sentron:
                     run()
                     hub.gen += 1
                     hub.cond.notify_all()
+                elif slot == 1:  # S-pipe runtime ops may translate, allocate or move scrolls
+                    self.ppt_from_native()
+                    try:
+                        self.closure(pc, slot)()
+                    finally:
+                        if ins.op.name in ("SALLOC", "SFREE", "SFLUSH"):
+                            self.eng.build_table()
+                        self.ppt_to_native()
                 else:
                     self.closure(pc, slot)()
         except OpFault as e:
@@ -594,7 +686,7 @@ class _Sentron:
     # ------------------------------------------------------------------ the thread body
     def run(self) -> None:
         try:
-            self.status = int(_ENTRY(self.eng.compiled.entry)(self.addr))
+            self.status = int(_ENTRY(self.eng._comp_now.entry)(self.addr))
         except BaseException as e:  # pragma: no cover - native code never raises
             self.error = e
             self.status = L.ST_ERROR
@@ -628,12 +720,7 @@ def _wrap(fn):
     return cb
 
 
-def _tr(sen, lo, hi):
-    return sen.cb_translate((lo & 0xFFFFFFFFFFFFFFFF) | ((hi & 0xFFFFFFFFFFFFFFFF) << 64))
-
-
 _CALLBACKS = {
-    "tr": _CB3(_wrap(_tr)),
     "slow": _CB3(_wrap(lambda sen, pc, slot: sen.cb_slow(pc, slot))),
     "ready": _CB2(_wrap(lambda sen, pc: sen.cb_ready(pc))),
 }
@@ -651,6 +738,8 @@ class JitRunResult(RunResult):
     tsc_hz: float = 0.0
     tsc_source: str = ""
     ppt_fast_hits: int = 0
+    run_s: float = 0.0  # seconds of native execution (cycles / TSC frequency)
+    replay: str = ""  # "" | "interp" | "precise": how a native fault was replayed for the report
 
     @property
     def counts(self) -> list[int]:
@@ -689,6 +778,7 @@ class JitEngine:
         self.portable = portable or _portable_env()
         self.opt = opt
         self.compiled: Compiled | None = None
+        self.replay_interp_steps = REPLAY_INTERP_STEPS
         self.fallback_reason = self._check()
 
     def _check(self) -> str | None:
@@ -705,22 +795,50 @@ class JitEngine:
                 )
         return None
 
-    def compile(self) -> Compiled | None:
-        if self.fallback_reason is None and self.compiled is None:
+    def compile(self, precise: bool = False) -> Compiled | None:
+        if self.fallback_reason is None and (self.compiled is None or precise):
             try:
-                self.compiled = compile_program(
+                comp = compile_program(
                     self.program,
                     sentrons=self.n,
                     max_steps=self.max_steps,
                     ppt_sets=self.mem.sets,
+                    ppt_ways=self.mem.ways,
                     cache_dir=self.cache_dir,
                     no_cache=self.no_cache,
                     portable=self.portable,
                     opt=self.opt,
+                    precise=precise,
                 )
             except L.Unsupported as e:
                 self.fallback_reason = str(e)
+                return None
+            if precise:
+                return comp
+            self.compiled = comp
         return self.compiled
+
+    def build_table(self) -> None:
+        """The native scroll table (coordinate -> pointer, size), rebuilt when scrolls change."""
+        ptrs = {}
+        for c, sc in self.mem.table.items():
+            buf = sc.buf
+            if not (buf.flags.c_contiguous and buf.flags.writeable and buf.dtype == np.uint8 and buf.ndim == 1):
+                sc.buf = buf = np.array(buf, np.uint8).reshape(-1)
+            ptrs[c] = (buf.ctypes.data, buf.shape[0])
+        cap = 16
+        while cap < 2 * len(ptrs):
+            cap *= 2
+        tab = np.zeros((cap, 4), np.uint64)
+        tab[:, 1] = L.TAB_EMPTY
+        for c, (ptr, size) in ptrs.items():
+            lo, hi = c & 0xFFFFFFFFFFFFFFFF, c >> 64
+            h = L.table_slot(lo, hi, cap - 1)
+            while tab[h, 1] != L.TAB_EMPTY:
+                h = (h + 1) & (cap - 1)
+            tab[h] = (lo, hi, ptr, size)
+        self.tab = tab
+        self.scroll_ptrs = ptrs
 
     def _interp(self) -> JitRunResult:
         it = Interpreter(
@@ -749,14 +867,44 @@ class JitEngine:
         if self.fallback_reason is not None:
             return self._interp()
         comp = self.compiled
+        snap = None if comp.variant.precise else _snapshot(self.mem)
+        sens, wall = self._run_native(comp)
+        st = [int(x.i64[L.OFF_STATUS // 8]) for x in sens]
+        if snap is None or L.ST_FAULT not in st or any(x.error is not None for x in sens):
+            return self._finish(sens, comp, wall)
+        # A native fault in the fast variant: no registers were written back. Replay the run from the
+        # saved memory: in the interpreter (the golden model) when it is short, else natively with the
+        # precise variant, whose fault exits write the state back.
+        cycles = max(int(x.u64[L.OFF_TSC1 // 8]) for x in sens) - min(int(x.u64[L.OFF_TSC0 // 8]) for x in sens)
+        steps = sum(int(c) * (e - b) for x in sens for b, e, c in zip(
+            comp.leaders, comp.leaders[1:] + [len(self.program.code)], x.counts, strict=False))
+        _restore(self.mem, snap)
+        if steps <= self.replay_interp_steps:
+            out = self._interp()
+            out.engine, out.fallback, out.replay = "jit", None, "interp"
+        else:
+            pcomp = self.compile(precise=True)
+            sens, wall2 = self._run_native(pcomp)
+            out = self._finish(sens, pcomp, wall + wall2)
+            out.replay = "precise"
+        out.compile_s, out.cache_hit = comp.compile_s, comp.cache_hit
+        hz, src = tsc_hz()
+        out.cycles, out.tsc_hz, out.tsc_source = cycles, hz, src
+        out.run_s = cycles / hz if hz else 0.0
+        return out
+
+    def _run_native(self, comp: Compiled):
         program = self.program
+        self._comp_now = comp
         self.fleet = Fleet(self.n, program.groups, self.topology, race_check=False)
         self.env = _Env(self.mem, self.fleet)
         self.hub = _Hub(self.n)
+        self.build_table()
         sens = [_Sentron(self, i) for i in range(self.n)]
         self.fleet.homes = {x.s.home: x.sid for x in sens}
         for x in sens:
             x.init_ctx(self.hub)
+            x.ppt_to_native()
             _REGISTRY[x.addr] = x
         threads = [threading.Thread(target=x.run, name=f"vtpu-sentron-{x.sid}", daemon=True) for x in sens]
         t0 = time.perf_counter()
@@ -777,7 +925,7 @@ class JitEngine:
             for x in sens:
                 _REGISTRY.pop(x.addr, None)
         wall = time.perf_counter() - t0
-        return self._finish(sens, comp, wall)
+        return sens, wall
 
     # ------------------------------------------------------------------ results
     def _finish(self, sens: list[_Sentron], comp: Compiled, wall: float) -> JitRunResult:
@@ -789,6 +937,11 @@ class JitEngine:
         for x in sens:
             if x.error is not None:
                 raise JitError(f"sentron {x.sid}: JIT runtime error: {x.error!r}") from x.error
+        fast = 0
+        for x in sens:
+            x.ppt_from_native()
+            fast += int(x.i64[L.OFF_FASTHITS // 8])
+        self.mem.stats.hits += fast
         status, fault = STATUS_OK, None
         for x in sens:
             x.from_ctx()
@@ -826,8 +979,6 @@ class JitEngine:
                 STATUS_DEADLOCK,
                 Interpreter._deadlock(_DeadlockView(program, [x.s for x in sens])),
             )
-        fast = sum(int(x.i64[L.OFF_FASTHITS // 8]) for x in sens)
-        self.mem.stats.hits += fast
         ops = {p: 0 for p in PIPES}
         siws = 0
         for pc, c in enumerate(counts):
@@ -870,6 +1021,7 @@ class JitEngine:
             tsc_source=src,
             ppt_fast_hits=fast,
         )
+        out.run_s = out.cycles / hz if hz else 0.0
         out._counts = counts
         return out
 
@@ -892,6 +1044,34 @@ class JitEngine:
             f"JIT and interpreter disagree: native code faulted at SIW {pc} ({ins.mnemonic()}) but the "
             f"golden model does not"
         )
+
+
+def _snapshot(mem: Memory):
+    """What a replay needs to restart a run: every scroll's bytes and fields, the PPT and tier state."""
+    scrolls = {c: (sc, sc.buf.copy(), dict(sc.__dict__)) for c, sc in mem.table.items()}
+    return (
+        scrolls,
+        [list(w) for w in mem._cache],
+        copy.copy(mem.stats),
+        list(mem._order),
+        list(mem._hot_lru),
+        mem._cold_end,
+    )
+
+
+def _restore(mem: Memory, snap) -> None:
+    scrolls, cache, stats, order, hot, cold_end = snap
+    mem.table.clear()
+    for c, (sc, buf, fields) in scrolls.items():
+        sc.__dict__.clear()
+        sc.__dict__.update(fields)
+        sc.buf = buf
+        mem.table[c] = sc
+    mem._cache[:] = [list(w) for w in cache]
+    mem.stats = copy.copy(stats)
+    mem._order[:] = order
+    mem._hot_lru[:] = hot
+    mem._cold_end = cold_end
 
 
 class _DeadlockView:

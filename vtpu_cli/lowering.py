@@ -36,13 +36,27 @@ VB = ir.VectorType(I8, VEC_BYTES)  # a vector register as raw bytes
 OFF_R, OFF_P, OFF_FLAGS, OFF_SID, OFF_SCOUNT = 0, 128, 256, 264, 272
 OFF_STATUS, OFF_PC, OFF_SLOT, OFF_COUNTED, OFF_FASTHITS = 280, 288, 296, 304, 312
 OFF_MAXSTEPS, OFF_STEPS_PTR, OFF_ABORT_PTR, OFF_COUNTS_PTR = 320, 328, 336, 344
-OFF_TRCB, OFF_SLOWCB, OFF_READYCB, OFF_TRPTR, OFF_TRSIZE = 352, 360, 368, 376, 384
-OFF_TSC0, OFF_TSC1, OFF_HOME = 392, 400, 416
-OFF_MLEN, OFF_V, OFF_M = 448, 512, 2560
+OFF_PPT, OFF_SLOWCB, OFF_READYCB, OFF_TRPTR, OFF_TRSIZE = 352, 360, 368, 376, 384
+OFF_TSC0, OFF_TSC1, OFF_HOME, OFF_TRSET, OFF_TAB = 392, 400, 416, 432, 440
+OFF_MLEN, OFF_TABMASK, OFF_PPTHITS, OFF_PPTMISSES = 448, 480, 488, 496
+OFF_V, OFF_M = 512, 2560
 CTX_SIZE = 2816
 
 # exit status codes written to ctx[OFF_STATUS]
 ST_OK, ST_FAULT, ST_PYFAULT, ST_LIMIT, ST_DEADLOCK, ST_ABORT, ST_ERROR = 0, 1, 2, 3, 4, 5, 6
+
+# The native PPT (see ``emit_ppt_translate``): a u64 block at ctx[OFF_PPT] holding ``sets`` way counts
+# followed by ``sets * ways`` entries of (coord lo, coord hi, scroll pointer, scroll size), LRU first;
+# and the scroll table at ctx[OFF_TAB]: ``mask + 1`` entries of the same shape, open addressing with
+# linear probing (``table_slot``), an empty entry has hi == TAB_EMPTY.
+TAB_EMPTY = (1 << 64) - 1
+GOLDEN64 = 0x9E3779B97F4A7C15
+
+
+def table_slot(lo: int, hi: int, mask: int) -> int:
+    """First probe of a coordinate in the native scroll table (the IR computes the same)."""
+    m64 = (1 << 64) - 1
+    return ((((lo ^ (hi << 32)) & m64) * GOLDEN64) & m64) >> 40 & mask
 
 ELEM = {"f32": F32, "i32": I32, "i16": I16, "i8": I8, "bf16": I16, "i64": I64}
 INTW = {1: I8, 2: I16, 4: I32, 8: I64}
@@ -82,12 +96,31 @@ class Lowerer:
     """Per-function lowering state: builder, register allocas, fault exits and callbacks."""
 
     def __init__(
-        self, fn: ir.Function, module: ir.Module, ctx, *, portable: bool, features: set[str], ppt_sets: int
+        self,
+        fn: ir.Function,
+        module: ir.Module,
+        ctx,
+        *,
+        portable: bool,
+        features: set[str],
+        ppt_sets: int,
+        ppt_ways: int = 4,
+        precise: bool = True,
     ):
         self.fn, self.module, self.ctx = fn, module, ctx
         self.portable = portable
         self.features = features
-        self.ppt_bits = ppt_sets.bit_length() - 1
+        self.ppt_sets, self.ppt_ways = ppt_sets, ppt_ways
+        # precise: every exit writes the registers back (faults are then reported from that state);
+        # fast: a fault exit only records (pc, slot) and the engine replays the run (see jit.py)
+        self.precise = precise
+        self.fault_block: ir.Block = None  # type: ignore[assignment]  # fast mode: the shared fault exit
+        self.fault_phi = None
+        self._ppt_fn = None
+        self.pending: set[int] = set()  # v registers holding a not yet canonicalised f32 result
+        # v registers that may stay raw across block boundaries (fast mode: the destinations of raw
+        # f32 producers; set by the driver); every other register is canonical at block boundaries
+        self.raw_regs: set[int] = set()
         self.b: ir.IRBuilder = None  # type: ignore[assignment]
         self.pc = 0
         self.slot = 0
@@ -114,9 +147,12 @@ class Lowerer:
         self.M = [a(VB, name=f"m{i}") for i in range(4)]
         self.ML = [a(I64, name=f"ml{i}") for i in range(4)]
         self.FL = a(I64, name="flags")
+        # per p register: "valid" (its coordinate is the MRU entry of its PPT set, so an access is a
+        # hit that changes no LRU state) and the translation it then has (pointer, size, set)
         self.MRU = [a(I1, name=f"mru{i}") for i in range(8)]
         self.TPTR = [a(PTR, name=f"tptr{i}") for i in range(8)]
         self.TSIZE = [a(I64, name=f"tsize{i}") for i in range(8)]
+        self.TSET = [a(I64, name=f"tset{i}") for i in range(8)]
         self.FASTHITS = a(I64, name="fasthits")
         self.STEPS = a(I64, name="steps")
         self.COUNTS = [a(I64, name=f"cnt{i}") for i in range(nblocks)]
@@ -150,6 +186,7 @@ class Lowerer:
 
     def spill_state(self) -> None:
         """allocas -> ctx (before a callback and at exit); registers never written are still in ctx."""
+        self.flush_all()
         b = self.b
         for slot, off in self._regs(self.written):
             self.cstore(b.load(slot), off)
@@ -162,18 +199,56 @@ class Lowerer:
     def rset(self, i: int, v) -> None:
         self.b.store(v, self.R[i])
 
+    # Deferred NaN canonicalisation (fast mode): an f32 result may stay "pending" (its NaN lanes not yet
+    # 0x7FC00000) while only f32 arithmetic reads it -- whether an f32 op's result is NaN does not
+    # depend on its inputs' NaN payloads, and every such result is canonicalised in turn. Anything that
+    # observes the bits (stores, integer ops, moves, conversions to bf16 -- which keep the NaN's
+    # sign --, callbacks, the end of the basic block) canonicalises first (``_flush``).
+    def _flush(self, i: int) -> None:
+        if i in self.pending:
+            self.pending.discard(i)
+            b = self.b
+            b.store(b.bitcast(self.canon(b.bitcast(b.load(self.V[i]), vty("f32"))), VB), self.V[i])
+
+    def flush_all(self) -> None:
+        for i in sorted(self.pending):
+            self._flush(i)
+
+    def block_start(self) -> None:
+        """At a basic block's start, a register of ``raw_regs`` may hold a raw f32 result."""
+        self.pending = set(self.raw_regs)
+
+    def block_end(self) -> None:
+        """Before a block's terminator: only registers of ``raw_regs`` may stay raw across the edge."""
+        for i in sorted(self.pending - self.raw_regs):
+            self._flush(i)
+
     def vraw(self, i: int):
+        self._flush(i)
         return self.b.load(self.V[i])
 
-    def vget(self, i: int, t: str):
+    def vget(self, i: int, t: str, raw_ok: bool = False):
+        """Vector register as lanes of t; ``raw_ok``: an f32 reader that ignores NaN payloads."""
+        if not (raw_ok and t == "f32"):
+            self._flush(i)
         return self.b.bitcast(self.b.load(self.V[i]), vty(t))
 
     def vgeti(self, i: int, t: str):
         """Vector register as integer lanes of t's width (bf16/f32 as raw bits)."""
+        self._flush(i)
         return self.b.bitcast(self.b.load(self.V[i]), ivty(t))
 
     def vset(self, i: int, val) -> None:
+        self.pending.discard(i)
         self.b.store(self.b.bitcast(val, VB), self.V[i])
+
+    def vset_f32(self, i: int, val) -> None:
+        """An f32 arithmetic result (not yet canonicalised) -> v[i]; canonicalised now or deferred."""
+        if self.precise:
+            self.vset(i, self.canon(val))
+            return
+        self.b.store(self.b.bitcast(val, VB), self.V[i])
+        self.pending.add(i)
 
     def pget(self, i: int):
         return self.b.load(self.P[i])
@@ -207,11 +282,11 @@ class Lowerer:
             return b.zext(x, I64)
         return b.sext(x, I64) if t != "i64" else x
 
-    def v_in(self, arg, t: str):
+    def v_in(self, arg, t: str, raw_ok: bool = False):
         """A vector source: register lanes of type t, or an immediate broadcast (bits for floats)."""
         if isinstance(arg, Imm):
             return imm_vec(self, arg.value, t)
-        return self.vget(arg.idx, t)
+        return self.vget(arg.idx, t, raw_ok)
 
     # ------------------------------------------------------------------ numerics helpers
     def intrinsic(self, name: str, ret, args) -> ir.Function:
@@ -252,6 +327,7 @@ class Lowerer:
 
     def exit_with(self, status: int, pc: int | None = None, counted: int = 1) -> None:
         """Terminate the current block: record status/pc/slot and jump to the common exit."""
+        self.flush_all()
         self.cstore(ir.Constant(I64, status), OFF_STATUS)
         self.cstore(ir.Constant(I64, self.pc if pc is None else pc), OFF_PC)
         self.cstore(ir.Constant(I64, self.slot), OFF_SLOT)
@@ -259,13 +335,34 @@ class Lowerer:
         self.b.branch(self.exit_block)
 
     def fault_if(self, cond, status: int = ST_FAULT) -> None:
-        """Exit with a fault (the Python side re-runs the golden hook to produce the exact message)."""
-        bad = self.new_block(f"fault_{self.pc}_{self.slot}")
+        """Exit with a fault (the Python side re-runs the golden hook to produce the exact message).
+
+        Fast mode: an unlikely edge to the shared fault block, which records (status, pc, slot) from a
+        phi and writes no registers back (the engine replays the run to report the fault)."""
         ok = self.new_block(f"ok_{self.pc}_{self.slot}")
-        self.b.cbranch(cond, bad, ok)
+        if not self.precise:
+            if isinstance(cond, ir.Constant) and cond.constant == 0:
+                self.b.branch(ok)
+            else:
+                br = self.b.cbranch(cond, self.get_fault_block(), ok)
+                br.set_weights([1, 1 << 20])
+                code = status | (self.slot << 8) | (self.pc << 16)
+                self.fault_phi.add_incoming(ir.Constant(I64, code), self.b.block)
+            self.b.position_at_end(ok)
+            return
+        bad = self.new_block(f"fault_{self.pc}_{self.slot}")
+        br = self.b.cbranch(cond, bad, ok)
+        br.set_weights([1, 1 << 20])
         self.b.position_at_end(bad)
         self.exit_with(status)
         self.b.position_at_end(ok)
+
+    def get_fault_block(self) -> ir.Block:
+        """Fast mode: the shared fault exit block (created on first use), whose phi is the exit code."""
+        if self.fault_block is None:
+            self.fault_block = self.new_block("fault")
+            self.fault_phi = ir.IRBuilder(self.fault_block).phi(I64, name="fault_code")
+        return self.fault_block
 
     def fault_now(self) -> None:
         self.fault_if(ir.Constant(I1, 1))
@@ -292,58 +389,203 @@ class Lowerer:
         self.b.branch(self.exit_block)
         self.b.position_at_end(ok)
         self.load_state()
+        self.pending = set(self.raw_regs)
 
     # ------------------------------------------------------------------ the PPT translation
-    def ppt_set(self, coord):
-        """Low bits of the coordinate's Morton key (the PPT set index), as i64."""
-        b = self.b
-        acc = ir.Constant(I128, 0)
-        for k in range(self.ppt_bits):
-            bit = 10 * (k % 9) + k // 9
-            x = b.and_(b.lshr(coord, ir.Constant(I128, bit)), ir.Constant(I128, 1))
-            acc = b.or_(acc, b.shl(x, ir.Constant(I128, k)))
-        return b.trunc(acc, I64)
-
     def translate(self, pidx: int):
         """(ptr, size) of the scroll at p[pidx]; counts the PPT access exactly like Memory.translate.
 
         Fast path: the coordinate is known (in SSA) to be the MRU entry of its set, so the access is a
-        hit that changes nothing but the hit counter. Otherwise Python's Memory.translate runs.
+        hit that changes nothing but the hit counter. Otherwise the native LRU simulation
+        (``vtpu_ppt_translate``) runs; afterwards this coordinate is its set's MRU and every other p
+        register in the same set (with a different coordinate) no longer is.
         """
         b = self.b
-        coord = self.pget(pidx)
+        tag = f"{self.pc}_{self.slot}"
         mru = b.load(self.MRU[pidx])
-        fast = self.new_block(f"trfast_{self.pc}_{self.slot}")
-        slow = self.new_block(f"trslow_{self.pc}_{self.slot}")
-        done = self.new_block(f"trdone_{self.pc}_{self.slot}")
-        b.cbranch(mru, fast, slow)
+        cur = b.block
+        slow = self.new_block(f"trslow_{tag}")
+        done = self.new_block(f"trdone_{tag}")
+        fast = self.new_block(f"trfast_{tag}")
+        br = b.cbranch(mru, fast, slow)
+        br.set_weights([1 << 20, 1])
         b.position_at_end(fast)
         b.store(b.add(b.load(self.FASTHITS), ir.Constant(I64, 1)), self.FASTHITS)
         b.branch(done)
         b.position_at_end(slow)
+        coord = self.pget(pidx)
         lo = b.trunc(coord, I64)
         hi = b.trunc(b.lshr(coord, ir.Constant(I128, 64)), I64)
-        st = self._cb(OFF_TRCB, [lo, hi])
-        missing = self.new_block(f"trmiss_{self.pc}_{self.slot}")
-        found = self.new_block(f"trfound_{self.pc}_{self.slot}")
-        b.cbranch(b.icmp_unsigned("!=", st, ir.Constant(I64, 0)), missing, found)
-        b.position_at_end(missing)
-        self.exit_with(ST_FAULT)
-        b.position_at_end(found)
+        st = b.call(self.ppt_fn(), [self.ctx, lo, hi])
+        self.fault_if(b.icmp_unsigned("!=", st, ir.Constant(I64, 0)))
         b.store(self.cload(OFF_TRPTR, PTR), self.TPTR[pidx])
         b.store(self.cload(OFF_TRSIZE, I64), self.TSIZE[pidx])
-        # the accessed coordinate is now the MRU of its set; others in that set no longer are
-        myset = self.ppt_set(coord)
+        myset = self.cload(OFF_TRSET, I64)
+        b.store(myset, self.TSET[pidx])
         for k in self.used_p:
             if k == pidx:
                 continue
-            ck = self.pget(k)
-            keep = b.or_(b.icmp_unsigned("!=", self.ppt_set(ck), myset), b.icmp_unsigned("==", ck, coord))
+            keep = b.or_(
+                b.icmp_unsigned("!=", b.load(self.TSET[k]), myset), b.icmp_unsigned("==", self.pget(k), coord)
+            )
             b.store(b.and_(b.load(self.MRU[k]), keep), self.MRU[k])
         b.store(ir.Constant(I1, 1), self.MRU[pidx])
         b.branch(done)
         b.position_at_end(done)
+        del cur
         return b.load(self.TPTR[pidx]), b.load(self.TSIZE[pidx])
+
+    def ppt_fn(self) -> ir.Function:
+        if self._ppt_fn is None:
+            self._ppt_fn = emit_ppt_translate(self.module, self.ppt_sets, self.ppt_ways)
+        return self._ppt_fn
+
+
+def _spread_global(module: ir.Module):
+    """coords._SPREAD as an LLVM constant table: bit b of a 10-bit field -> bit 9*b."""
+    from .coords import _SPREAD
+
+    ty = ir.ArrayType(I128, len(_SPREAD))
+    g = ir.GlobalVariable(module, ty, name="vtpu_spread")
+    g.initializer = ir.Constant(ty, [ir.Constant(I128, x) for x in _SPREAD])
+    g.global_constant = True
+    g.linkage = "internal"
+    return g
+
+
+def emit_ppt_translate(module: ir.Module, sets: int, ways: int) -> ir.Function:
+    """``i64 vtpu_ppt_translate(ctx, lo, hi)``: Memory.translate natively (same set hash, LRU, counters).
+
+    Writes the scroll's pointer, size and PPT set to ctx[OFF_TRPTR/OFF_TRSIZE/OFF_TRSET]; returns 0, or
+    1 when no scroll has the coordinate (a miss is counted first, like the interpreter does).
+    """
+    fn = ir.Function(module, ir.FunctionType(I64, [PTR, I64, I64]), name="vtpu_ppt_translate")
+    fn.linkage = "internal"
+    fn.attributes.add("noinline")
+    fn.attributes.add("nounwind")
+    fn.attributes.add("cold")
+    ctx, lo, hi = fn.args
+    spread = _spread_global(module)
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    c64 = lambda x: ir.Constant(I64, x)  # noqa: E731
+
+    def cp(off):
+        return b.gep(ctx, [c64(off)], inbounds=True, source_etype=I8)
+
+    def u64p(base, idx):
+        return b.gep(base, [idx], source_etype=I64)
+
+    coord = b.or_(b.shl(b.zext(hi, I128), ir.Constant(I128, 64)), b.zext(lo, I128))
+    key = ir.Constant(I128, 0)
+    for i in range(9):
+        f = b.trunc(b.and_(b.lshr(coord, ir.Constant(I128, 10 * (8 - i))), ir.Constant(I128, 1023)), I64)
+        sp = b.load(b.gep(spread, [c64(0), f], inbounds=True, source_etype=spread.value_type), typ=I128)
+        key = b.or_(key, b.shl(sp, ir.Constant(I128, 8 - i)))
+    k64 = b.xor(b.trunc(key, I64), b.trunc(b.lshr(key, ir.Constant(I128, 64)), I64))
+    bits = sets.bit_length() - 1
+    setv = b.lshr(b.mul(k64, c64(GOLDEN64 - (1 << 64))), c64(64 - bits)) if sets > 1 else c64(0)
+    b.store(setv, cp(OFF_TRSET), align=1)
+    ppt = b.load(cp(OFF_PPT), typ=PTR, align=1)
+    cntp = u64p(ppt, setv)
+    n = b.load(cntp, typ=I64)
+    base = b.add(c64(sets), b.mul(setv, c64(ways * 4)))  # u64 index of the set's first entry
+
+    def ent(i, field):
+        return u64p(ppt, b.add(base, b.add(b.mul(i, c64(4)), c64(field))))
+
+    # search the ways (LRU first)
+    search = fn.append_basic_block("search")
+    body = fn.append_basic_block("body")
+    hit = fn.append_basic_block("hit")
+    miss = fn.append_basic_block("miss")
+    place = fn.append_basic_block("place")
+    entry_blk = b.block
+    b.branch(search)
+    b.position_at_end(search)
+    i = b.phi(I64)
+    i.add_incoming(c64(0), entry_blk)
+    b.cbranch(b.icmp_unsigned("<", i, n), body, miss)
+    b.position_at_end(body)
+    same = b.and_(
+        b.icmp_unsigned("==", b.load(ent(i, 0), typ=I64), lo), b.icmp_unsigned("==", b.load(ent(i, 1), typ=I64), hi)
+    )
+    nxt = b.add(i, c64(1))
+    i.add_incoming(nxt, body)
+    b.cbranch(same, hit, search)
+    # hit: counted; moves to the MRU end
+    b.position_at_end(hit)
+    hp = cp(OFF_PPTHITS)
+    b.store(b.add(b.load(hp, typ=I64, align=1), c64(1)), hp, align=1)
+    hptr = b.load(ent(i, 2), typ=I64)
+    hsize = b.load(ent(i, 3), typ=I64)
+    hlast = b.sub(n, c64(1))
+    b.branch(place)
+    # miss: counted; look the scroll table up
+    b.position_at_end(miss)
+    mp = cp(OFF_PPTMISSES)
+    b.store(b.add(b.load(mp, typ=I64, align=1), c64(1)), mp, align=1)
+    tab = b.load(cp(OFF_TAB), typ=PTR, align=1)
+    mask = b.load(cp(OFF_TABMASK), typ=I64, align=1)
+    h0 = b.and_(b.lshr(b.mul(b.xor(lo, b.shl(hi, c64(32))), c64(GOLDEN64 - (1 << 64))), c64(40)), mask)
+    probe = fn.append_basic_block("probe")
+    pnext = fn.append_basic_block("probe_next")
+    found = fn.append_basic_block("found")
+    absent = fn.append_basic_block("absent")
+    b.branch(probe)
+    b.position_at_end(probe)
+    h = b.phi(I64)
+    h.add_incoming(h0, miss)
+    thi = b.load(u64p(tab, b.add(b.mul(h, c64(4)), c64(1))), typ=I64)
+    tlo = b.load(u64p(tab, b.mul(h, c64(4))), typ=I64)
+    b.cbranch(b.and_(b.icmp_unsigned("==", thi, hi), b.icmp_unsigned("==", tlo, lo)), found, pnext)
+    b.position_at_end(pnext)
+    h.add_incoming(b.and_(b.add(h, c64(1)), mask), pnext)
+    b.cbranch(b.icmp_unsigned("==", thi, c64(TAB_EMPTY)), absent, probe)
+    b.position_at_end(absent)
+    b.ret(c64(1))
+    b.position_at_end(found)
+    fptr = b.load(u64p(tab, b.add(b.mul(h, c64(4)), c64(2))), typ=I64)
+    fsize = b.load(u64p(tab, b.add(b.mul(h, c64(4)), c64(3))), typ=I64)
+    full = b.icmp_unsigned(">=", n, c64(ways))
+    mstart = b.select(full, c64(0), n)
+    mlast = b.select(full, c64(ways - 1), n)
+    b.store(b.select(full, c64(ways), b.add(n, c64(1))), cntp)
+    b.branch(place)
+    # place: entries start+1..last move down one; the coordinate goes to `last` (the MRU end)
+    b.position_at_end(place)
+    start = b.phi(I64)
+    start.add_incoming(i, hit)
+    start.add_incoming(mstart, found)
+    last = b.phi(I64)
+    last.add_incoming(hlast, hit)
+    last.add_incoming(mlast, found)
+    sptr = b.phi(I64)
+    sptr.add_incoming(hptr, hit)
+    sptr.add_incoming(fptr, found)
+    ssize = b.phi(I64)
+    ssize.add_incoming(hsize, hit)
+    ssize.add_incoming(fsize, found)
+    mv = fn.append_basic_block("move")
+    mvb = fn.append_basic_block("move_body")
+    fin = fn.append_basic_block("fin")
+    b.branch(mv)
+    b.position_at_end(mv)
+    j = b.phi(I64)
+    j.add_incoming(start, place)
+    b.cbranch(b.icmp_unsigned("<", j, last), mvb, fin)
+    b.position_at_end(mvb)
+    j1 = b.add(j, c64(1))
+    for fld in range(4):
+        b.store(b.load(ent(j1, fld), typ=I64), ent(j, fld))
+    j.add_incoming(j1, mvb)
+    b.branch(mv)
+    b.position_at_end(fin)
+    for fld, val in enumerate((lo, hi, sptr, ssize)):
+        b.store(val, ent(last, fld))
+    b.store(b.inttoptr(sptr, PTR), cp(OFF_TRPTR), align=1)
+    b.store(ssize, cp(OFF_TRSIZE), align=1)
+    b.ret(c64(0))
+    return fn
 
 
 class _FnPtr:
@@ -370,6 +612,16 @@ def imm_vec(lw: Lowerer, value: int, t: str):
         return splat(value & 0xFFFF, ir.VectorType(I16, n))
     bits = type_size(t) * 8
     return splat(sext(value, bits), ir.VectorType(ity(t), n))
+
+
+RAW_F32_OPS = ("DADD", "DSUB", "DMUL", "DDIV", "DFMA", "DSQRT")
+
+
+def raw_f32_dest(ins: Instr) -> int | None:
+    """The v register an op writes with ``vset_f32`` (a possibly raw f32 result), else None."""
+    if ins.op.name in RAW_F32_OPS and ins.type == "f32" and ins.args and getattr(ins.args[0], "cls", "") == "v":
+        return ins.args[0].idx
+    return None
 
 
 # =================================================================== D pipe: arithmetic
@@ -432,12 +684,12 @@ def _int_binop(lw: Lowerer, name: str, x, y, bits: int):
     raise AssertionError(name)  # pragma: no cover
 
 
-def _f32_binop(lw: Lowerer, name: str, x, y):
+def _f32_binop(lw: Lowerer, name: str, x, y, canon: bool = True):
     b = lw.b
     if name in ("DMIN", "DMAX"):
         return _fminmax(lw, name, x, y)
     r = {"DADD": b.fadd, "DSUB": b.fsub, "DMUL": b.fmul, "DDIV": b.fdiv}[name](x, y)
-    return lw.canon(r)
+    return lw.canon(r) if canon else r
 
 
 @lower("DADD", "DSUB", "DMUL", "DDIV", "DMIN", "DMAX", "DAND", "DOR", "DXOR", "DSHL", "DSHR", "DSAR")
@@ -445,9 +697,12 @@ def _binary(lw: Lowerer, ins: Instr):
     d, a, bb = ins.args
     t, name = ins.type, ins.op.name
     if d.cls == "v":
-        x, y = lw.v_in(a, t), lw.v_in(bb, t)
+        x, y = lw.v_in(a, t, raw_ok=True), lw.v_in(bb, t, raw_ok=True)
     else:
         x, y = lw.s_in(a, t), lw.s_in(bb, t)
+    if t == "f32" and d.cls == "v" and name not in ("DMIN", "DMAX"):
+        lw.vset_f32(d.idx, _f32_binop(lw, name, x, y, canon=False))
+        return
     if t == "f32":
         r = _f32_binop(lw, name, x, y)
     else:
@@ -466,9 +721,12 @@ def _fma(lw: Lowerer, ins: Instr):
     t = ins.type
     b = lw.b
     if d.cls == "v":
-        x, y, z = lw.vget(a.idx, t), lw.vget(bb.idx, t), lw.v_in(c, t)
+        x, y, z = lw.vget(a.idx, t, True), lw.vget(bb.idx, t, True), lw.v_in(c, t, True)
     else:
         x, y, z = lw.s_in(a, t), lw.s_in(bb, t), lw.s_in(c, t)
+    if t == "f32" and d.cls == "v":
+        lw.vset_f32(d.idx, lw.call(f"llvm.fma.v{x.type.count}f32", x.type, [x, y, z]))
+        return
     if t == "f32":
         suffix = f"v{x.type.count}f32" if d.cls == "v" else "f32"
         r = lw.canon(lw.call(f"llvm.fma.{suffix}", x.type, [x, y, z]))
@@ -489,7 +747,7 @@ def _cmp(lw: Lowerer, ins: Instr):
     t, cc = ins.type, ins.mod
     b = lw.b
     if d.cls == "v":
-        x, y = lw.vget(a.idx, t), lw.v_in(bb, t)
+        x, y = lw.vget(a.idx, t, True), lw.v_in(bb, t, True)
     else:
         x, y = lw.s_in(a, t), lw.s_in(bb, t)
     if t == "f32":
@@ -515,7 +773,7 @@ def _red(lw: Lowerer, ins: Instr):
     d, a = ins.args
     t, op = ins.type, ins.mod
     b = lw.b
-    x = lw.vget(a.idx, t)
+    x = lw.vget(a.idx, t, True)
     n = lanes(t)
     bits = type_size(t) * 8
     while n > 1:
@@ -549,7 +807,7 @@ def _sel(lw: Lowerer, ins: Instr):
 def _mov(lw: Lowerer, ins: Instr):
     d, a = ins.args
     if d.cls == "v":
-        lw.b.store(lw.vraw(a.idx), lw.V[d.idx])
+        lw.vset(d.idx, lw.vraw(a.idx))
         return
     if isinstance(a, Imm):
         v = a.value if ins.type != "f32" else a.value & 0xFFFFFFFF
@@ -564,8 +822,8 @@ def _mov(lw: Lowerer, ins: Instr):
 def _sqrt(lw: Lowerer, ins: Instr):
     d, a = ins.args
     if d.cls == "v":
-        x = lw.vget(a.idx, "f32")
-        lw.vset(d.idx, lw.canon(lw.call("llvm.sqrt.v16f32", x.type, [x])))
+        x = lw.vget(a.idx, "f32", True)
+        lw.vset_f32(d.idx, lw.call("llvm.sqrt.v16f32", x.type, [x]))
     else:
         x = lw.s_in(a, "f32")
         lw.rset(d.idx, lw.s_out(lw.call("llvm.sqrt.f32", F32, [x]), "f32"))
@@ -857,7 +1115,7 @@ def _gather_scatter(lw: Lowerer, ins: Instr):
             if store:
                 b.store(lw.vraw(reg.idx), addr, align=1)
             else:
-                lw.b.store(b.load(addr, typ=VB, align=1), lw.V[reg.idx])
+                lw.vset(reg.idx, b.load(addr, typ=VB, align=1))
             return
         mask = ir.Constant(_vt(64, I1), [1 if i < nb else 0 for i in range(64)])
         if store:
@@ -868,7 +1126,7 @@ def _gather_scatter(lw: Lowerer, ins: Instr):
             )
         else:
             v = lw.call("llvm.masked.load.v64i8.p0", VB, [addr, ir.Constant(I32, 1), mask, splat(0, VB)])
-            lw.b.store(v, lw.V[reg.idx])
+            lw.vset(reg.idx, v)
         return
     if m.mode != MEM_STRIDED and n_lanes > 16:
         raise Unsupported(
@@ -926,10 +1184,10 @@ _SHIFT = tuple((8 - i) * 10 for i in range(9))
 def _sindex(lw: Lowerer, ins: Instr):
     d, a, dim, delta = ins.args
     mode = ins.mod
-    if mode == "carry":
-        lw.slow_call()
-        return
     b = lw.b
+    if mode == "carry":
+        _sindex_carry(lw, ins)
+        return
     sh = _SHIFT[dim.value]
     p = lw.pget(a.idx)
     dv = lw.rget(delta.idx) if isinstance(delta, Reg) else ir.Constant(I64, delta.value)
@@ -960,6 +1218,60 @@ def _sindex(lw: Lowerer, ins: Instr):
     r = b.select(b.icmp_signed("<", r, ir.Constant(I64, 0)), b.add(r, ir.Constant(I64, 999)), r)
     r = b.select(b.icmp_signed(">=", r, ir.Constant(I64, 999)), b.sub(r, ir.Constant(I64, 999)), r)
     lw.pset(d.idx, b.add(p, b.shl(b.sext(b.sub(r, f), I128), ir.Constant(I128, sh))))
+
+
+def _floordivmod999(b: ir.IRBuilder, x):
+    """Python's divmod(x, 999) on an i64 (no overflow: |x| < 2**63 and 999 > 1)."""
+    k = ir.Constant(I64, 999)
+    q, r = b.sdiv(x, k), b.srem(x, k)
+    neg = b.icmp_signed("<", r, ir.Constant(I64, 0))
+    return b.sub(q, b.zext(neg, I64)), b.select(neg, b.add(r, k), r)
+
+
+def _sindex_carry(lw: Lowerer, ins: Instr):
+    """coords.advance_packed(mode="carry"): a base-999 odometer over parts 0..dim; faults when the
+    library over/underflows. The common case (no carry) is one add."""
+    d, a, dim, delta = ins.args
+    b = lw.b
+    dm = dim.value
+    p = lw.pget(a.idx)
+    dv = lw.rget(delta.idx) if isinstance(delta, Reg) else ir.Constant(I64, delta.value)
+
+    def field(v, k):
+        return b.trunc(b.and_(b.lshr(v, ir.Constant(I128, _SHIFT[k])), ir.Constant(I128, 1023)), I64)
+
+    def with_field(v, k, old, new):
+        return b.add(v, b.shl(b.sext(b.sub(new, old), I128), ir.Constant(I128, _SHIFT[k])))
+
+    f = field(p, dm)
+    inr = b.and_(
+        b.icmp_signed(">=", dv, b.sub(ir.Constant(I64, 0), f)),
+        b.icmp_signed("<", dv, b.sub(ir.Constant(I64, 999), f)),
+    )
+    fast_v = b.add(p, b.shl(b.sext(dv, I128), ir.Constant(I128, _SHIFT[dm])))
+    pre = b.block
+    slow = lw.new_block(f"carry_{lw.pc}")
+    join = lw.new_block(f"carried_{lw.pc}")
+    b.cbranch(inr, join, slow).set_weights([1 << 20, 1])
+    b.position_at_end(slow)
+    q, r = _floordivmod999(b, dv)
+    n = b.add(f, r)  # 0 .. 1996
+    over = b.icmp_signed(">=", n, ir.Constant(I64, 999))
+    n = b.select(over, b.sub(n, ir.Constant(I64, 999)), n)
+    carry = b.add(q, b.zext(over, I64))
+    out = with_field(p, dm, f, n)
+    for k in range(dm - 1, -1, -1):
+        fk = field(out, k)
+        carry, nk = _floordivmod999(b, b.add(fk, carry))
+        out = with_field(out, k, fk, nk)
+    lw.fault_if(b.icmp_unsigned("!=", carry, ir.Constant(I64, 0)))
+    slow_end = b.block
+    b.branch(join)
+    b.position_at_end(join)
+    res = b.phi(I128)
+    res.add_incoming(fast_v, pre)
+    res.add_incoming(out, slow_end)
+    lw.pset(d.idx, res)
 
 
 @lower("SDEDUP", "SPREFCH", "SFLUSH", "SALLOC", "SFREE")
@@ -1006,7 +1318,7 @@ def _cunpack(lw: Lowerer, ins: Instr):
     b = lw.b
     raw = b.load(lw.M[m.idx])  # bytes beyond the payload length are kept zero
     if d.cls == "v":
-        b.store(raw, lw.V[d.idx])
+        lw.vset(d.idx, raw)
         return
     x = b.extract_element(b.bitcast(raw, _vt(64 // type_size(t), ity(t))), ir.Constant(I32, 0))
     if t in ("f32", "bf16"):
