@@ -53,12 +53,20 @@ def _cache_dir():
     return _CACHE_DIR
 
 
-def both(program: Program, sentrons: int = 1, *, max_steps=None, portable=False, states=True, **kw):
-    """Run both engines; return (interp result, jit result, differences)."""
+def both(
+    program: Program, sentrons: int = 1, *, max_steps=None, portable=False, states=True, replay=None, **kw
+):
+    """Run both engines; return (interp result, jit result, differences).
+
+    ``replay="precise"`` makes a faulting fast-variant run replay natively with the precise variant
+    (by default short runs replay in the interpreter)."""
     ref = Interpreter(program, sentrons, max_steps=max_steps).run()
-    res = jit.JitEngine(
+    eng = jit.JitEngine(
         program, sentrons, max_steps=max_steps, portable=portable, cache_dir=_cache_dir(), **kw
-    ).run()
+    )
+    if replay == "precise":
+        eng.replay_interp_steps = -1
+    res = eng.run()
     assert res.engine == "jit", res.fallback
     return ref, res, jit.same_result(ref, res, states=states)
 
@@ -309,7 +317,135 @@ def test_differential_arbitrary_op_table_programs(data):
     check(prog, max_steps=40)
 
 
+@settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
+@given(programs())
+def test_differential_precise_replay(prog):
+    """A native fault replayed natively (precise variant: registers written back at the fault)."""
+    ref, res = check(prog, replay="precise")
+    if ref.status == "fault":
+        assert res.replay == "precise"
+
+
 # =================================================================== hand-written cases
+def test_fault_replay_in_interpreter_and_natively():
+    prog = assemble("""
+.coord A = 1.1.1/1.1.1/1.1.1
+.zero A f32[32]
+    SCOORD p0, A
+    DMOV r1, 40
+    DMOV r2, 0
+loop:
+    DFMA.f32 v0, v2, v2, v0 | SGATHER.f32 v1, [p0 + r2]
+    DADD r2, r2, 4
+    DADD.i32 v3, v3, v1
+    DMOV v2, v1
+    DLOOP r1, loop
+""")
+    for replay in (None, "precise"):
+        ref, res = check(prog, replay=replay)
+        assert res.status == "fault" and "out-of-bounds load" in res.fault.message
+        assert res.replay == (replay or "interp") and res.cycles > 0
+
+
+def test_sindex_carry_native():
+    prog = assemble("""
+.coord A = 1.1.1/1.1.998/999.999.998
+    SCOORD p0, A
+    SINDEX.carry p1, p0, 8, 1
+    SINDEX.carry p2, p0, 8, 3
+    SINDEX.carry p3, p0, 7, -999000
+    SINDEX.carry p4, p0, 8, -2000
+    DMOV r1, 9223372036854775807
+    SINDEX.carry p5, p0, 8, r1
+""")
+    ref, res = check(prog)
+    assert res.status == "ok" and res.sentrons[0].P[2] == coords.parse_packed("1.1.1/1.1.999/1.1.2")
+    over = assemble("""
+.coord A = 999.999.999/999.999.999/999.999.998
+    SCOORD p0, A
+    SINDEX.carry p1, p0, 8, 1
+    SINDEX.carry p2, p0, 8, 2
+""")
+    ref, res = check(over)
+    assert res.status == "fault" and "overflows the library" in res.fault.message
+
+
+def test_deferred_nan_canonicalisation_is_exact():
+    """f32 results that may be raw NaNs (0*inf gives x86's negative default NaN) cross loop edges;
+    every bit-level reader sees the canonical 0x7FC00000 (stores, integer ops, bf16, messages)."""
+    prog = assemble("""
+.coord A = 1.1.1/1.1.1/1.1.1
+.coord B = 1.1.1/1.1.1/1.1.2
+.data A f32[16] 0.0, 1.0, -2.5, 3.0, 0.0, 1.0, 2.0, 3.0, 0.0, 1.0, 2.0, 3.0, 0.0, 1.0, 2.0, 3.0
+.zero B u8[512]
+    SCOORD p0, A
+    SCOORD p1, B
+    DMOV r1, 3
+    DBCAST.f32 v1, 0x7F800000         ; +inf
+    SGATHER.f32 v2, [p0]
+loop:
+    DFMA.f32 v0, v1, v2, v0           ; inf * 0 -> NaN in lanes 0, 4, 8, 12
+    DMUL.f32 v4, v1, v2
+    DSUB.f32 v5, v4, v4
+    DSQRT.f32 v6, v5
+    DCMP.lt.f32 v7, v0, v2
+    DLOOP r1, loop
+    DADD.i32 v8, v0, 0                | SSCATTR.f32 [p1], v0
+    DCVT.bf16.f32 v9, v4, 0           | SSCATTR.f32 [p1 + 64], v5
+    DRED.add.f32 r2, v6               | SSCATTR.f32 [p1 + 128], v6
+    DMOV v10, v5                      | SSCATTR.f32 [p1 + 192], v8 | CPACK.f32 m0, v4
+""")
+    ref, res = check(prog)
+    bits = res.memory.table[B].buf[:64].view("<u4")
+    assert bits[0] == 0x7FC00000
+
+
+def test_native_ppt_lru_with_set_conflicts():
+    """More scrolls than ways in one PPT set (2 sets): hits, misses and LRU order match exactly."""
+    lines = []
+    for i in range(12):
+        lines.append(f".coord S{i} = 1.1.1/1.1.1/1.1.{i + 1}\n.zero S{i} i32[16]")
+    body = [f"    SCOORD p{i % 8}, S{i}" for i in range(8)]
+    prog_text = (
+        "\n".join(lines)
+        + "\n"
+        + "\n".join(body)
+        + """
+    DMOV r1, 5
+loop:
+    SGATHER.i32 v0, [p0]
+    SGATHER.i32 v1, [p1]
+    SGATHER.i32 v2, [p2]
+    SGATHER.i32 v3, [p0]
+    SGATHER.i32 v4, [p3]
+    SGATHER.i32 v5, [p4]
+    SGATHER.i32 v6, [p5]
+    SGATHER.i32 v7, [p6]
+    SGATHER.i32 v8, [p7]
+    SGATHER.i32 v9, [p7]
+    DLOOP r1, loop
+"""
+    )
+    prog = assemble(prog_text)
+    for sets in (1, 2, 64):
+        ref = Interpreter(prog, memory=_mem_sets(prog, sets)).run()
+        res = jit.JitEngine(prog, memory=_mem_sets(prog, sets), cache_dir=_cache_dir()).run()
+        assert jit.same_result(ref, res) == []
+        assert (res.memory.stats.hits, res.memory.stats.misses) == (
+            ref.memory.stats.hits,
+            ref.memory.stats.misses,
+        )
+        assert res.memory._cache == ref.memory._cache
+
+
+def _mem_sets(prog, sets):
+    from vtpu_cli.interp import load_memory
+
+    m = Memory(sets=sets)
+    load_memory(prog, m)
+    return m
+
+
 def test_minimal_loop_gather_scatter():
     prog = assemble("""
 .coord A = 1.1.1/1.1.1/1.1.1

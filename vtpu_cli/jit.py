@@ -44,7 +44,7 @@ from .interp import (
     load_memory,
 )
 from .isa import PIPES, REG_COUNTS
-from .memory import MemFault, Memory
+from .memory import Memory
 from .program import Program
 from .semantics import NP, SEM, OpFault
 

@@ -983,10 +983,19 @@ def _ternary(lw: Lowerer, ins: Instr):
     acc = lw.vget(d.idx, "i32")
     act = lw.vget(a.idx, "i8")
     wb = lw.vraw(w.idx)
-    # byte j of the quarter holds the 4 codes of group j: spread them into the 4 bytes of i32 lane j
-    x = b.zext(_shuffle(b, wb, list(range(qi * 16, qi * 16 + 16))), v16)
-    y = b.or_(b.or_(x, b.shl(x, splat(6, v16))), b.or_(b.shl(x, splat(12, v16)), b.shl(x, splat(18, v16))))
-    codes = b.bitcast(b.and_(y, splat(0x03030303, v16)), _vt(64, I8))  # code k in byte k (0..3)
+    if _vnni(lw) and "avx512vbmi" in lw.features:
+        # 16-bit word i of the quarter (codes 8i..8i+7) -> the low bits of qword i (one vpermb; the
+        # other bytes are don't-care: only bits 0..15 survive the mask below); vpmultishiftqb then
+        # puts bits 2k.. of each qword into its byte k, so code k lands in byte k
+        x = _shuffle(b, wb, [qi * 16 + 2 * (k // 8) + (k & 1) for k in range(64)])
+        ctrl = ir.Constant(_vt(64, I8), [2 * (k % 8) for k in range(64)])
+        ms = lw.call("llvm.x86.avx512.pmultishift.qb.512", _vt(64, I8), [ctrl, x])
+        codes = b.and_(ms, splat(3, _vt(64, I8)))
+    else:
+        # byte j of the quarter holds the 4 codes of group j: spread them into the 4 bytes of i32 lane j
+        x = b.zext(_shuffle(b, wb, list(range(qi * 16, qi * 16 + 16))), v16)
+        y = b.or_(b.or_(x, b.shl(x, splat(6, v16))), b.or_(b.shl(x, splat(12, v16)), b.shl(x, splat(18, v16))))
+        codes = b.bitcast(b.and_(y, splat(0x03030303, v16)), _vt(64, I8))  # code k in byte k (0..3)
     if _vnni(lw):
         # sum (c - 1) * a = sum c * a - sum a   (codes unsigned, activations signed)
         r = _dpbusd(lw, acc, codes, act)

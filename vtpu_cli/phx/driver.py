@@ -23,7 +23,7 @@ from .ir import VI, CompileError, Label, dump
 from .lower import RESERVED_LIBRARY, Lowerer
 from .parser import parse
 from .regalloc import SPILL_P, allocate
-from .schedule import check_hazards, schedule, to_siws
+from .schedule import schedule, to_siws
 
 EMITS = ("siw", "vasm", "ir")
 
@@ -89,16 +89,6 @@ def compile_phx(
     ir_ops = sum(1 for it in lw.b.code if isinstance(it, VI))
     try:
         alloc = allocate(lw.b.code)
-        if opt >= 2 and alloc.spills == 0:
-            # interleave independent work before allocation; keep it only if it does not spill
-            from .schedule import prepass
-
-            try:
-                alloc2 = allocate(prepass(lw.b.code))
-            except CompileError:
-                alloc2 = None
-            if alloc2 is not None and alloc2.spills == 0:
-                alloc = alloc2
     except CompileError as e:
         raise VtpuError(f"{filename}: {e}", hint="split the computation into smaller statements") from None
     items = []
@@ -113,9 +103,6 @@ def compile_phx(
         items.append(it)
     sched = schedule(items, reorder=opt >= 1)
     code = _resolve(to_siws(sched.siws), sched.labels)
-    hazards = check_hazards(code)
-    if hazards:  # pragma: no cover - the scheduler guarantees this; keep the check as a tripwire
-        raise VtpuError(f"internal error: scheduled code has intra-SIW hazards: {hazards[:3]}")
     prog = Program(code=code, source_file=filename, lines=list(sched.lines))
     prog.labels = {k.split(":", 1)[1]: v for k, v in sched.labels.items() if k.startswith("@kernel:")}
     _data(lw, prog)
@@ -140,7 +127,7 @@ def _resolve(code: list, labels: dict[str, int]) -> list:
     for siw in code:
         new = []
         for ins in siw:
-            if any(isinstance(a, Label) for a in ins.args):
+            if ins.op.branch and any(isinstance(a, Label) for a in ins.args):
                 args = tuple(Imm(labels[a.name]) if isinstance(a, Label) else a for a in ins.args)
                 ins = Instr(ins.op, ins.mod, ins.type, ins.type2, args)
             new.append(ins)

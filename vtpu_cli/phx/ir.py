@@ -77,9 +77,17 @@ class VI:
     args: list
     mem: MemInfo | None = None
     line: int = 0
+    _rw: tuple | None = field(default=None, repr=False, compare=False)
 
     def regs(self) -> tuple[list[VReg], list[VReg]]:
-        """(read, written) virtual registers."""
+        """(read, written) virtual registers (computed once: ``args`` is never mutated after
+        construction -- transformations build new instructions)."""
+        rw = self._rw
+        if rw is None:
+            rw = self._rw = self._regs()
+        return rw
+
+    def _regs(self) -> tuple[list[VReg], list[VReg]]:
         reads: list[VReg] = []
         writes: list[VReg] = []
         for spec, arg in zip(self.op.operands, self.args, strict=False):

@@ -13,6 +13,7 @@ write an SSCATTR right after. Reserved when spilling: p7 (the spill scroll), r13
 
 from __future__ import annotations
 
+from bisect import insort
 from collections import deque
 from dataclasses import dataclass, field
 
@@ -126,7 +127,10 @@ def _intervals(instrs: list[VI], blocks, succs):
 
 
 def _scan(start, end, reserve: bool):
-    """Linear scan per class. Returns (assignment vreg -> idx, spilled set)."""
+    """Linear scan per class. Returns (assignment vreg -> idx, spilled set).
+
+    ``active`` is kept sorted by (end, id) with ``bisect``; expired intervals leave from the front
+    (in end order, so freed registers queue up least-recently-freed first)."""
     assign: dict[VReg, int] = {}
     spilled: set[VReg] = set()
     by_cls: dict[str, list[VReg]] = {}
@@ -138,30 +142,34 @@ def _scan(start, end, reserve: bool):
             avail = [i for i in avail if i not in TEMPS[cls] and not (cls == "p" and i == SPILL_P)]
         free = deque(avail)
         vs.sort(key=lambda v: (start[v], v.id))
-        active: list[VReg] = []  # sorted by end
+        active: list = []  # (end, id, vreg), sorted
         for v in vs:
             s = start[v]
-            keep = []
+            n_exp = 0
             for a in active:
-                if end[a] < s:
-                    free.append(assign[a])
+                if a[0] < s:
+                    free.append(assign[a[2]])
+                    n_exp += 1
                 else:
-                    keep.append(a)
-            active = keep
+                    break
+            if n_exp:
+                del active[:n_exp]
+            ev = end[v]
             if free:
                 assign[v] = free.popleft()
-                active.append(v)
-                active.sort(key=lambda a: end[a])
+                insort(active, (ev, v.id, v))
                 continue
             # spill the interval ending last (never a nospill one)
-            cands = [a for a in active if not a.nospill]
-            victim = max(cands, key=lambda a: end[a]) if cands else None
-            if victim is not None and end[victim] > end[v]:
-                assign[v] = assign.pop(victim)
-                spilled.add(victim)
-                active.remove(victim)
-                active.append(v)
-                active.sort(key=lambda a: end[a])
+            victim = None
+            for k in range(len(active) - 1, -1, -1):
+                if not active[k][2].nospill:
+                    victim = k
+                    break
+            if victim is not None and active[victim][0] > ev:
+                vv = active.pop(victim)[2]
+                assign[v] = assign.pop(vv)
+                spilled.add(vv)
+                insort(active, (ev, v.id, v))
             elif not v.nospill:
                 spilled.add(v)
             else:
@@ -172,13 +180,36 @@ def _scan(start, end, reserve: bool):
     return assign, spilled
 
 
-def allocate(code: list) -> Allocated:
+def max_pressure(code: list) -> dict[str, int]:
+    """Most simultaneously live intervals per register class (what linear scan needs to not spill)."""
+    instrs, blocks, succs = _blocks(code)
+    start, end = _intervals(instrs, blocks, succs)
+    ev: dict[str, list] = {}
+    for v, s in start.items():
+        lst = ev.setdefault(v.cls, [])
+        lst.append((s, 1))
+        lst.append((end[v] + 0.5, -1))
+    out = {}
+    for cls, lst in ev.items():
+        lst.sort()
+        cur = best = 0
+        for _, d in lst:
+            cur += d
+            best = max(best, cur)
+        out[cls] = best
+    return out
+
+
+def allocate(code: list, allow_spill: bool = True) -> Allocated | None:
+    """Allocate ``code``; with ``allow_spill=False`` returns None instead of spilling."""
     instrs, blocks, succs = _blocks(code)
     if not instrs:
         return Allocated([i for i in code if isinstance(i, Label)])
     start, end = _intervals(instrs, blocks, succs)
     assign, spilled = _scan(start, end, reserve=False)
     if spilled:
+        if not allow_spill:
+            return None
         assign, spilled = _scan(start, end, reserve=True)
     slots: dict[VReg, int] = {}
     nbytes = 0
@@ -187,61 +218,100 @@ def allocate(code: list) -> Allocated:
         nbytes += 64 if v.cls == "v" else 8
     out: list = []
     spill_ops = 0
-    used: dict[str, set] = {}
+    preg: dict[VReg, Reg] = {v: Reg(v.cls, i) for v, i in assign.items()}
+    pkey: dict[VReg, tuple] = {v: (v.cls, i) for v, i in assign.items()}
+    mcache: dict = {}
 
-    def phys(v: VReg) -> Reg:
-        used.setdefault(v.cls, set()).add(assign[v])
-        return Reg(v.cls, assign[v])
+    def conv_mem(a: VMem, m: dict):
+        off = a.off
+        off = m[off] if isinstance(off, VReg) else Imm(off)
+        extra = a.extra
+        if isinstance(extra, VReg):
+            extra = m[extra]
+        elif isinstance(extra, int):
+            extra = Imm(extra)
+        return Mem(m[a.base].idx, off, a.mode, extra)
 
     for it in code:
         if isinstance(it, Label):
             out.append(it)
             continue
-        temps_r = list(TEMPS["r"])
-        temps_v = list(TEMPS["v"])
-        tmap: dict[VReg, Reg] = {}
-        pre, post = [], []
         reads, writes = it.regs()
-        for v in reads:
-            if v in spilled and v not in tmap:
-                t = (temps_r if v.cls == "r" else temps_v).pop(0)
-                tmap[v] = Reg(v.cls, t)
-        for v in writes:
-            if v in spilled and v not in tmap:
-                # written after every read of the op: the first temporary may be shared with a source
-                tmap[v] = Reg(v.cls, TEMPS[v.cls][0])
-        for v in dict.fromkeys(reads):
-            if v in spilled:
-                pre.append(_spill_access(False, v, tmap[v], slots[v], it.line))
-        for v in dict.fromkeys(writes):
-            if v in spilled:
-                post.append(_spill_access(True, v, tmap[v], slots[v], it.line))
-        spill_ops += len(pre) + len(post)
-
-        def conv(a, tmap=tmap):
+        if spilled and (any(v in spilled for v in reads) or any(v in spilled for v in writes)):
+            out.extend(_rewrite_spilled(it, reads, writes, spilled, slots, preg, conv_mem))
+            continue
+        args = []
+        for a in it.args:
             if isinstance(a, VReg):
-                return tmap[a] if a in tmap else phys(a)
-            if isinstance(a, VMem):
-                off = conv(a.off) if isinstance(a.off, VReg) else Imm(a.off)
-                extra = a.extra
-                if isinstance(extra, VReg):
-                    extra = conv(extra)
-                elif isinstance(extra, int):
-                    extra = Imm(extra)
-                return Mem(conv(a.base).idx, off, a.mode, extra)
-            return a
-
-        args = tuple(conv(a) for a in it.args)
+                a = preg[a]
+            elif isinstance(a, VMem):
+                c = mcache.get(a)
+                if c is None:
+                    c = mcache[a] = conv_mem(a, preg)
+                a = c
+            args.append(a)
         mem = it.mem
         if mem is not None and isinstance(mem.rel, VReg):
-            r = conv(mem.rel)
-            mem = MemInfo(mem.scroll, mem.write, mem.lo, mem.hi, (r.cls, r.idx))
-        out.extend(pre)
-        out.append((Instr(it.op, it.mod, it.type, it.type2, args), mem, it.line))
-        out.extend(post)
+            mem = MemInfo(mem.scroll, mem.write, mem.lo, mem.hi, pkey[mem.rel])
+        rk = {pkey[v] for v in reads}
+        wk = {pkey[v] for v in writes}
+        out.append((Instr(it.op, it.mod, it.type, it.type2, tuple(args)), mem, it.line, (rk, wk)))
+    if spilled:
+        spill_ops = sum(1 for it in out if it.__class__ is tuple and it[1] is not None and it[1].scroll == SPILL_SCROLL)
+    used: dict[str, set] = {}
+    for v, i in assign.items():
+        used.setdefault(v.cls, set()).add(i)
     if spilled:
         out = [_spill_setup(nbytes)] + out
     return Allocated(out, len(spilled), spill_ops, nbytes, {k: len(v) for k, v in used.items()})
+
+
+def _rewrite_spilled(it, reads, writes, spilled, slots, preg, conv_mem):
+    """An instruction touching spilled registers: loads into reserved temporaries before it, stores
+    after it."""
+    temps_r = list(TEMPS["r"])
+    temps_v = list(TEMPS["v"])
+    tmap: dict[VReg, Reg] = {}
+    pre, post = [], []
+    for v in reads:
+        if v in spilled and v not in tmap:
+            t = (temps_r if v.cls == "r" else temps_v).pop(0)
+            tmap[v] = Reg(v.cls, t)
+    for v in writes:
+        if v in spilled and v not in tmap:
+            # written after every read of the op: the first temporary may be shared with a source
+            tmap[v] = Reg(v.cls, TEMPS[v.cls][0])
+    for v in dict.fromkeys(reads):
+        if v in spilled:
+            pre.append(_spill_access(False, v, tmap[v], slots[v], it.line))
+    for v in dict.fromkeys(writes):
+        if v in spilled:
+            post.append(_spill_access(True, v, tmap[v], slots[v], it.line))
+    m = _Both(tmap, preg)
+    args = []
+    for a in it.args:
+        if isinstance(a, VReg):
+            a = m[a]
+        elif isinstance(a, VMem):
+            a = conv_mem(a, m)
+        args.append(a)
+    mem = it.mem
+    if mem is not None and isinstance(mem.rel, VReg):
+        r = m[mem.rel]
+        mem = MemInfo(mem.scroll, mem.write, mem.lo, mem.hi, (r.cls, r.idx))
+    ins = Instr(it.op, it.mod, it.type, it.type2, tuple(args))
+    return pre + [(ins, mem, it.line)] + post
+
+
+class _Both:
+    __slots__ = ("a", "b")
+
+    def __init__(self, a, b):
+        self.a, self.b = a, b
+
+    def __getitem__(self, k):
+        r = self.a.get(k)
+        return r if r is not None else self.b[k]
 
 
 def _spill_access(store: bool, v: VReg, reg: Reg, slot: int, line: int):

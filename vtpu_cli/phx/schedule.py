@@ -58,8 +58,14 @@ def _split(items: list):
     return blocks
 
 
+_FLAG = ("f", 0)
+
+
 def build_dag(block: list):
-    """Edges of one block: succs[i] = [(j, latency)], preds count; priority = critical path."""
+    """Edges of one block: succs[i] = [(j, latency)], preds count; priority = critical path.
+
+    ``block`` items are (instr, MemInfo, line[, (reads, writes)]); the optional fourth element gives
+    the register keys (the allocator supplies them, so they are not recomputed from operands)."""
     n = len(block)
     succs: list[list[tuple[int, int]]] = [[] for _ in range(n)]
     npred = [0] * n
@@ -70,64 +76,67 @@ def build_dag(block: list):
     mem_stores: dict[str, dict] = {}
     since_barrier: list[int] = []
     last_barrier = -1
-    edges: set = set()
+    lat_of = [it[0].op.latency for it in block]
 
-    def edge(a: int, b: int, lat: int) -> None:
-        if a == b:
-            return
-        key = (a, b)
-        if key in edges:
-            return
-        edges.add(key)
-        succs[a].append((b, lat))
-        npred[b] += 1
-
-    for i, (ins, mem, _line) in enumerate(block):
+    for i, it in enumerate(block):
+        ins, mem = it[0], it[1]
         op = ins.op
-        reads, writes = ins.regs()
+        reads, writes = it[3] if len(it) > 3 else ins.regs()
         if op.writes_flags:
-            writes = writes | {("f", 0)}
+            writes = [*writes, _FLAG]
         if op.reads_flags:
-            reads = reads | {("f", 0)}
+            reads = [*reads, _FLAG]
+        preds: dict[int, int] = {}  # j -> latency of the first edge j -> i
         for k in reads:
             w = last_w.get(k)
-            if w is not None:
-                edge(w, i, block[w][0].op.latency)
-            readers.setdefault(k, []).append(i)
+            if w is not None and w not in preds:
+                preds[w] = lat_of[w]
+            lst = readers.get(k)
+            if lst is None:
+                readers[k] = [i]
+            else:
+                lst.append(i)
         # memory (before bumping versions: the address uses the values read now)
         is_barrier = op.pipe == "C" and (op.blocking or op.name == "CFENCE")
         if op.pipe == "S" and mem is None and op.name not in _PURE_S:
             mem = _ANY_WRITE
         if is_barrier:
             for j in since_barrier:
-                edge(j, i, 1)
+                preds.setdefault(j, 1)
             if last_barrier >= 0:
-                edge(last_barrier, i, 1)
+                preds.setdefault(last_barrier, 1)
             last_barrier = i
             since_barrier = []
         elif mem is not None:
             if last_barrier >= 0:
-                edge(last_barrier, i, 1)
+                preds.setdefault(last_barrier, 1)
             since_barrier.append(i)
             rel = (mem.rel, version.get(mem.rel, 0)) if mem.rel is not None else None
             for j in _mem_conflicts(mem_stores, mem, rel):
-                edge(j, i, 1)
+                preds.setdefault(j, 1)
             if mem.write:
                 for j in _mem_conflicts(mem_loads, mem, rel):
-                    edge(j, i, 1)
+                    preds.setdefault(j, 1)
             _mem_record(mem_stores if mem.write else mem_loads, mem, rel, i)
         for k in writes:
-            for r in readers.get(k, ()):
-                edge(r, i, 1)
+            rl = readers.get(k)
+            if rl:
+                for r in rl:
+                    preds.setdefault(r, 1)
+                readers[k] = []
             w = last_w.get(k)
             if w is not None:
-                edge(w, i, 1)
+                preds.setdefault(w, 1)
             last_w[k] = i
-            readers[k] = []
             version[k] = version.get(k, 0) + 1
+        preds.pop(i, None)
+        if preds:
+            npred[i] = len(preds)
+            for j, lat in preds.items():
+                succs[j].append((i, lat))
     prio = [0] * n
     for i in range(n - 1, -1, -1):
-        best = block[i][0].op.latency
+        best = lat_of[i]
         for j, lat in succs[i]:
             v = lat + prio[j]
             if v > best:
@@ -195,7 +204,8 @@ def schedule_block(block: list, reorder: bool = True):
         return [], [], 0
     if not reorder:
         siws = []
-        for ins, _m, _l in block:
+        for it in block:
+            ins = it[0]
             slots = [None, None, None]
             slots[PIPE_INDEX[ins.op.pipe]] = ins
             siws.append(slots)
@@ -235,6 +245,8 @@ def schedule_block(block: list, reorder: bool = True):
             chosen.append(i)
         if not chosen:  # pragma: no cover - a DAG always has a ready op
             raise AssertionError("scheduler found no ready op")
+        if len(chosen) > 1 and _siw_hazard([block[i] for i in chosen]):  # pragma: no cover
+            raise AssertionError("scheduler produced an intra-SIW hazard")
         siws.append(slots)
         lines.append(min(block[i][2] for i in chosen))
         for i in chosen:
@@ -284,10 +296,23 @@ def schedule(items: list, reorder: bool = True) -> Scheduled:
 
 def to_siws(siws: list) -> list:
     """[D, S, C] lists -> SIW tuples with NOPs in empty slots."""
-    out = []
-    for d, s, c in siws:
-        out.append((d or nop("D"), s or nop("S"), c or nop("C")))
-    return out
+    nd, ns, nc = nop("D"), nop("S"), nop("C")  # immutable: shared by every empty slot
+    return [(d or nd, s or ns, c or nc) for d, s, c in siws]
+
+
+def _siw_hazard(items: list) -> bool:
+    """The intra-SIW rule on scheduler items (a tripwire: the DAG already forbids it)."""
+    rws = []
+    for it in items:
+        r, w = it[3] if len(it) > 3 else it[0].regs()
+        rws.append((set(r), set(w)))
+    for a in range(len(rws)):
+        ra, wa = rws[a]
+        for b in range(a + 1, len(rws)):
+            rb, wb = rws[b]
+            if (wa & (rb | wb)) or (wb & ra):
+                return True
+    return False
 
 
 def check_hazards(code: list) -> list[str]:
@@ -305,121 +330,3 @@ def check_hazards(code: list) -> list[str]:
 
 
 __all__ = ["schedule", "schedule_block", "build_dag", "check_hazards", "to_siws", "Scheduled", "Instr"]
-
-
-# ---------------------------------------------------------------------- pre-pass on virtual registers
-class _VAdapter:
-    """Lets build_dag see an IR instruction (virtual registers as keys)."""
-
-    __slots__ = ("op", "_r", "_w", "vi")
-
-    def __init__(self, vi):
-        self.vi = vi
-        self.op = vi.op
-        r, w = vi.regs()
-        self._r, self._w = set(r), set(w)
-
-    def regs(self):
-        return self._r, self._w
-
-
-def prepass(code: list, vlimit: int = 22) -> list:  # noqa: C901
-    """Reorder each block of the virtual-register IR by list scheduling, so independent tiles
-    interleave before registers are assigned; a new vector value is not started while ``vlimit``
-    vector values are live (keeps the allocator from spilling)."""
-    out: list = []
-    cur: list = []
-
-    def flush():
-        if cur:
-            out.extend(_prepass_block(cur, vlimit))
-            cur.clear()
-
-    for it in code:
-        if isinstance(it, Label):
-            flush()
-            out.append(it)
-            continue
-        cur.append(it)
-        if it.op.branch:
-            flush()
-    flush()
-    return out
-
-
-def _prepass_block(block: list, vlimit: int) -> list:
-    if len(block) < 3:
-        return list(block)
-    term = block[-1] if block[-1].op.branch else None
-    items = [(_VAdapter(vi), vi.mem, vi.line) for vi in block]
-    succs, npred, prio = build_dag(items)
-    body_n = len(block) - (1 if term is not None else 0)
-    uses: dict = {}
-    for a, _m, _l in items[:body_n]:
-        for v in a._r:
-            uses[v] = uses.get(v, 0) + 1
-    live = {"v": 0, "p": 0, "r": 0}
-    limit = {"v": vlimit, "p": 6, "r": 10}
-
-    def starts_new(a) -> bool:
-        """Would this op push a register class over its pressure limit (new values minus last uses)?"""
-        delta = {}
-        for v in a._w:
-            if v.cls in live and v not in a._r and uses.get(v, 0) > 0:
-                delta[v.cls] = delta.get(v.cls, 0) + 1
-        if not delta:
-            return False
-        for v in a._r:
-            if v.cls in delta and uses.get(v, 0) == 1:
-                delta[v.cls] -= 1
-        return any(d > 0 and live[c] + d > limit[c] for c, d in delta.items())
-
-    npred = list(npred)
-    avail: list[list] = [[], [], []]
-    for i in range(body_n):
-        if npred[i] == 0:
-            heapq.heappush(avail[PIPE_INDEX[block[i].op.pipe]], (-prio[i], i))
-    order: list[int] = []
-    while len(order) < body_n:
-        chosen = []
-        for p in range(3):
-            h = avail[p]
-            if not h:
-                continue
-            pick = None
-            # prefer an op that does not start a new value of a class at its pressure limit
-            skipped = []
-            while h and len(skipped) < 6:
-                cand = heapq.heappop(h)
-                if not starts_new(items[cand[1]][0]):
-                    pick = cand
-                    break
-                skipped.append(cand)
-            for s in skipped:
-                heapq.heappush(h, s)
-            if pick is not None:
-                chosen.append(pick[1])
-        if not chosen:
-            # everything ready starts a new value: take the best one anyway
-            p = max(range(3), key=lambda q: -avail[q][0][0] if avail[q] else -1)
-            chosen.append(heapq.heappop(avail[p])[1])
-        for i in chosen:
-            order.append(i)
-            a = items[i][0]
-            for v in a._r:
-                if v.cls in live:
-                    uses[v] -= 1
-                    if uses[v] == 0:
-                        live[v.cls] -= 1
-            for v in a._w:
-                if v.cls in live and v not in a._r and uses.get(v, 0) > 0:
-                    live[v.cls] += 1
-        for i in chosen:
-            for j, _lat in succs[i]:
-                npred[j] -= 1
-                if npred[j] == 0 and j < body_n:
-                    heapq.heappush(avail[PIPE_INDEX[block[j].op.pipe]], (-prio[j], j))
-    res = [block[i] for i in order]
-    if term is not None:
-        res.append(term)
-    return res

@@ -36,13 +36,20 @@ class Ix:
     (unrolled) or as a register (loop mode: one loop-carried register per stride)."""
 
     def __init__(
-        self, b: Builder, const: int | None = None, shared: dict | None = None, add: int = 0, mult: int = 1
+        self,
+        b: Builder,
+        const: int | None = None,
+        shared: dict | None = None,
+        add: int = 0,
+        mult: int = 1,
+        record: list | None = None,
     ):
         self.b = b
         self.const = const
         self.regs = shared if shared is not None else {}
         self.add = add
         self.mult = mult
+        self.record = record  # software pipelining: [(DADD, disp, stride)], immediates patched per stage
 
     def off(self, disp: int, stride: int):
         if self.const is not None:
@@ -55,16 +62,18 @@ class Ix:
             self.regs[stride] = r
         # register holds (add + mult*trip) * stride; displacement added into a temporary
         total = disp + self.add * stride
-        if total == 0:
+        if total == 0 and self.record is None:
             return r
         t = self.b.new("r", "addr")
-        self.b.emit("DADD", t, r, Imm(total), type="i64")
+        ins = self.b.emit("DADD", t, r, Imm(total), type="i64")
+        if self.record is not None:
+            self.record.append((ins, disp, stride))
         return t
 
 
 def rows(lw: Lowerer, count: int, est: int, body, pipelinable: bool = False) -> None:
-    """Run ``body(ix)`` for ix in 0..count-1: unrolled when small at -O2+, else a DLOOP loop
-    (at -O3, a pipelinable loop is unrolled by two so fetch(k+1) overlaps compute(k)/send(k-1))."""
+    """Run ``body(ix)`` for ix in 0..count-1: unrolled when small at -O2+, else a DLOOP loop; at -O3
+    a pipelinable loop is software pipelined (:func:`_pipelined`), falling back to unroll-by-two."""
     b = lw.b
     if count <= 0:
         return
@@ -73,6 +82,8 @@ def rows(lw: Lowerer, count: int, est: int, body, pipelinable: bool = False) -> 
             b.unrolled += 1
         for k in range(count):
             body(Ix(b, const=k))
+        return
+    if lw.opt >= 3 and pipelinable and count >= 3 and _pipelined(lw, count, body):
         return
     u = 2 if (lw.opt >= 3 and pipelinable and count >= 4) else 1
     shared: dict = {}
@@ -90,13 +101,220 @@ def rows(lw: Lowerer, count: int, est: int, body, pipelinable: bool = False) -> 
         b.pipelined += 1
     for j in range(rem):
         body(Ix(b, shared=shared, add=j, mult=u))
-    inits = []
+    _init_offsets(b, at, shared)
+
+
+def _init_offsets(b: Builder, at: int, shared: dict) -> None:
     from ..isa import BY_NAME
     from .ir import VI
 
-    for _stride, r in shared.items():
-        inits.append(VI(BY_NAME["DMOV"], None, None, None, [r, Imm(0)], None, b.line))
+    inits = [VI(BY_NAME["DMOV"], None, None, None, [r, Imm(0)], None, b.line) for r in shared.values()]
     b.code[at:at] = inits
+
+
+def _stages(seg: list, fresh: int) -> list[int] | None:
+    """Stage of each op of one iteration's code: 0 = fetch (S-pipe loads and the address arithmetic
+    that feeds only them), 1 = everything else. None when the iteration cannot be split safely: a
+    fetch would write a register that is not private to the iteration (id <= ``fresh``), or a
+    fetched scroll is also written by the iteration (a fetch moved above an earlier iteration's
+    store could then read stale data)."""
+    cand = [False] * len(seg)
+    later_def: dict = {}
+    for vi in seg:
+        for v in vi.regs()[1]:
+            later_def[v] = later_def.get(v, 0) + 1
+    prod: dict = {}  # vreg -> index of its (single) defining op in the segment
+    for i, vi in enumerate(seg):
+        r, w = vi.regs()
+        ok = vi.op.name == "SGATHER" or (vi.op.name == "DADD" and vi.type == "i64")
+        if ok:
+            for v in r:
+                j = prod.get(v)
+                if j is None:
+                    if later_def.get(v):  # loop-carried or redefined inside the iteration
+                        ok = False
+                        break
+                elif not cand[j]:
+                    ok = False
+                    break
+        if ok:
+            for v in w:
+                if v.id <= fresh or later_def.get(v, 0) != 1:
+                    ok = False
+        cand[i] = ok
+        for v in w:
+            prod[v] = i
+    # register budget: the fetched values of iteration k+1 stay live during the compute of k, so only
+    # the first loads (in program order: what the compute needs first) are fetched ahead
+    budget = {"v": max(0, min(8, (28 - _peak_v(seg)) // 2)), "r": 2}
+    early = set()
+    for i, vi in enumerate(seg):
+        if cand[i] and vi.op.name == "SGATHER":
+            cls = vi.args[0].cls
+            if budget.get(cls, 0) > 0:
+                budget[cls] -= 1
+                early.add(i)
+    stage = [1] * len(seg)
+    need = set()
+    for i in range(len(seg) - 1, -1, -1):
+        vi = seg[i]
+        if i in early or (cand[i] and i in need):
+            stage[i] = 0
+            for v in vi.regs()[0]:
+                j = prod.get(v)
+                if j is not None:
+                    need.add(j)
+    fetched = {seg[i].mem.scroll if seg[i].mem is not None else "*" for i in range(len(seg)) if stage[i] == 0
+               and seg[i].op.name == "SGATHER"}
+    if not fetched:
+        return None
+    for vi in seg:
+        if vi.op.pipe == "S" and vi.op.name != "SGATHER" and vi.op.name not in ("SCOORD", "SINDEX"):
+            sc = vi.mem.scroll if vi.mem is not None else "*"
+            if sc == "*" or sc in fetched or "*" in fetched:
+                return None
+        if vi.op.pipe == "C" and vi.op.name in ("CBAR", "CFENCE"):
+            return None
+    return stage
+
+
+def _rename(x, ren: dict):
+    if isinstance(x, VReg):
+        return ren.get(x, x)
+    if isinstance(x, VMem):
+        return VMem(
+            ren.get(x.base, x.base),
+            ren.get(x.off, x.off) if isinstance(x.off, VReg) else x.off,
+            x.mode,
+            ren.get(x.extra, x.extra) if isinstance(x.extra, VReg) else x.extra,
+        )
+    return x
+
+
+def _peak_v(seg: list) -> int:
+    """Most vector values of one iteration live at once (straight-line, program order)."""
+    last: dict = {}
+    for i, vi in enumerate(seg):
+        for v in vi.regs()[0]:
+            last[v] = i
+    live = peak = 0
+    born: set = set()
+    for i, vi in enumerate(seg):
+        for v in vi.regs()[1]:
+            if v.cls == "v" and v not in born and last.get(v, -1) > i:
+                born.add(v)
+                live += 1
+        peak = max(peak, live)
+        for v in set(vi.regs()[0]):
+            if v.cls == "v" and last.get(v) == i and v in born:
+                live -= 1
+    return peak
+
+
+def _pipelined(lw: Lowerer, count: int, body) -> bool:
+    """Software pipelining of a tiling loop by a two-stage modulo schedule with modulo variable
+    expansion by two (the engines have no rotating registers):
+
+        prologue:  fetch(0)
+        kernel:    compute+store(2t)   fetch(2t+1)  compute+store(2t+1)  fetch(2t+2)   (t < T)
+        epilogue:  compute+store(2T) [fetch(2T+1) compute+store(2T+1)]
+
+    Iteration i uses register copy i % 2, so the values a fetch writes in trip t are read by the
+    compute of the next half-trip or the next trip across the back edge, never overwritten first.
+    Each fetch is emitted *after* the previous iteration's compute, so the list scheduler of the
+    kernel block sees fetch(k+1) and compute(k) as independent work and interleaves them; address
+    immediates are rewritten for the iteration each copy of a stage works on (offset register =
+    2t * stride during trip t). Returns False (nothing emitted) when the body cannot be split."""
+    from .ir import VI
+
+    b = lw.b
+    shared: dict = {}
+    copies = []
+    at = len(b.code)
+    for c in range(2):
+        fresh = b.nregs
+        rec: list = []
+        start = len(b.code)
+        body(Ix(b, shared=shared, add=c, mult=2, record=rec))
+        seg = b.code[start:]
+        del b.code[start:]
+        stage = _stages(seg, fresh)
+        if stage is None or any(not isinstance(x, VI) for x in seg):
+            # not splittable: emit nothing, the caller falls back (vregs created here stay unused)
+            for k in list(shared):
+                del shared[k]
+            return False
+        copies.append((seg, stage, {id(ins): (disp, stride) for ins, disp, stride in rec}))
+
+    # values a fetch hands to the compute: the same virtual registers in prologue, kernel and
+    # epilogue (they flow across the loop entry and the back edge); everything else outside the
+    # kernel is renamed, so each register's live range stays within one region
+    crossing = []
+    for seg, stage, _rec in copies:
+        d0 = {v for vi, st in zip(seg, stage, strict=True) if st == 0 for v in vi.regs()[1]}
+        crossing.append({v for vi, st in zip(seg, stage, strict=True) if st == 1 for v in vi.regs()[0]} & d0)
+
+    def emit(c: int, st: int, a: int, ren: dict | None = None) -> None:
+        """Stage ``st`` of the iteration 2t + a (copy c = a % 2); ``ren``: rename its definitions."""
+        seg, stage, rec = copies[c]
+        if ren is None:
+            ren_k: dict = {}
+        for vi, s in zip(seg, stage, strict=True):
+            if s != st:
+                continue
+            args = vi.args
+            pr = rec.get(id(vi))
+            if pr is not None:
+                disp, stride = pr
+                if disp + a * stride == 0 and args[0] not in crossing[c]:
+                    # the address is the offset register itself: use it, emit nothing
+                    (ren if ren is not None else ren_k)[args[0]] = args[1]
+                    continue
+                args = [args[0], args[1], Imm(disp + a * stride)]
+            if ren is None and ren_k:
+                if any(v in ren_k for v in vi.regs()[0]):
+                    args = [_rename(x, ren_k) for x in args]
+                    mem = vi.mem
+                    if mem is not None and mem.rel in ren_k:
+                        mem = MemInfo(mem.scroll, mem.write, mem.lo, mem.hi, ren_k[mem.rel])
+                    b.code.append(VI(vi.op, vi.mod, vi.type, vi.type2, args, mem, vi.line))
+                    continue
+            if ren is not None:
+                args = [_rename(x, ren) for x in args]
+                for v in vi.regs()[1]:
+                    if v not in ren and v not in crossing[c]:
+                        ren[v] = b.new(v.cls, v.hint)
+                args = [_rename(x, ren) for x in args]
+                mem = vi.mem
+                if mem is not None and isinstance(mem.rel, VReg) and mem.rel in ren:
+                    mem = MemInfo(mem.scroll, mem.write, mem.lo, mem.hi, ren[mem.rel])
+                b.code.append(VI(vi.op, vi.mod, vi.type, vi.type2, args, mem, vi.line))
+            elif pr is not None:
+                b.code.append(VI(vi.op, vi.mod, vi.type, vi.type2, args, vi.mem, vi.line))
+            else:
+                b.code.append(VI(vi.op, vi.mod, vi.type, vi.type2, args, vi.mem, vi.line, vi._rw))
+
+    trips = (count - 1) // 2
+    emit(0, 0, 0, {})
+
+    def kernel():
+        emit(0, 1, 0)
+        emit(1, 0, 1)
+        emit(1, 1, 1)
+        emit(0, 0, 2)
+        for stride, r in shared.items():
+            b.emit("DADD", r, r, Imm(stride * 2), type="i64")
+
+    b.counted_loop(trips, kernel, "swp")
+    emit(0, 1, 0, {})
+    if count - 2 * trips == 2:
+        crossing[1] = set()  # copy 1's fetch and compute are both in the epilogue: rename all
+        ren1: dict = {}
+        emit(1, 0, 1, ren1)
+        emit(1, 1, 1, ren1)
+    b.pipelined += 1
+    _init_offsets(b, at, shared)
+    return True
 
 
 def chunks(n: int, esize: int) -> list[tuple[int, int]]:

@@ -20,10 +20,13 @@ from pathlib import Path
 CANDIDATES = ((1, 1), (1, 2), (2, 1), (2, 2), (1, 4), (4, 1), (2, 4), (4, 2), (3, 3), (4, 4))
 
 
-def fallback(kind: str, m: int, k: int, n: int) -> tuple[int, int]:
+def fallback(kind: str, m: int, k: int, n: int, opt: int = 2) -> tuple[int, int]:
     """Deterministic choice from the pipe-balance model: a k step of an rr x cc tile issues rr*cc
     D-pipe FMAs and rr + cc S-pipe loads; minimise max(D, S) SIWs over the whole matmul, with at most
-    24 vector registers live (rr*cc accumulators + rr + cc operands)."""
+    24 vector registers live (rr*cc accumulators + rr + cc operands). When the row blocks stay a
+    DLOOP loop (too big to unroll), every activation load and output store needs an address DADD
+    (svISA has no register + displacement mode), which the D count includes."""
+    from .tensors import UNROLL_LIMIT
     nt = (n + 15) // 16
     if kind == "tmatmul":
         return 1, min(2, nt)
@@ -36,6 +39,10 @@ def fallback(kind: str, m: int, k: int, n: int) -> tuple[int, int]:
             blocks = -(-m // rr)
             d = m * k * nt
             s = k * (m * groups + blocks * nt)
+            full = m // rr
+            est = k * (nt * rr + rr + nt) + 4
+            if not (opt >= 2 and (full * est <= UNROLL_LIMIT or full <= 2)) and full > 1:
+                d += k * m * groups + m * nt  # address arithmetic of the loop body
             key = (max(d, s), rr * cc + rr + cc)
             if best is None or key < best[0]:
                 best = (key, (rr, cc))
@@ -83,7 +90,7 @@ def tile_for(lw, kind: str, m: int, k: int, n: int) -> tuple[int, int]:
     if lw.forced_tile is not None:
         return lw.forced_tile
     if not lw.tune or kind != "matmul":
-        choice = fallback(kind, m, k, n)
+        choice = fallback(kind, m, k, n, lw.opt)
         lw.tile_choices[key] = {"tile": list(choice), "source": "fallback"}
         return choice
     cache = _load()
@@ -114,4 +121,4 @@ def tune(kind: str, m: int, k: int, n: int, opt: int) -> tuple[int, int]:
         score = (len(prog.code), rep["total"]["spills"])
         if best is None or score < best[0]:
             best = (score, (rr, cc))
-    return best[1] if best else fallback(kind, m, k, n)
+    return best[1] if best else fallback(kind, m, k, n, opt)
