@@ -180,26 +180,6 @@ def _scan(start, end, reserve: bool):
     return assign, spilled
 
 
-def max_pressure(code: list) -> dict[str, int]:
-    """Most simultaneously live intervals per register class (what linear scan needs to not spill)."""
-    instrs, blocks, succs = _blocks(code)
-    start, end = _intervals(instrs, blocks, succs)
-    ev: dict[str, list] = {}
-    for v, s in start.items():
-        lst = ev.setdefault(v.cls, [])
-        lst.append((s, 1))
-        lst.append((end[v] + 0.5, -1))
-    out = {}
-    for cls, lst in ev.items():
-        lst.sort()
-        cur = best = 0
-        for _, d in lst:
-            cur += d
-            best = max(best, cur)
-        out[cls] = best
-    return out
-
-
 def allocate(code: list, allow_spill: bool = True) -> Allocated | None:
     """Allocate ``code``; with ``allow_spill=False`` returns None instead of spilling."""
     instrs, blocks, succs = _blocks(code)
@@ -257,7 +237,9 @@ def allocate(code: list, allow_spill: bool = True) -> Allocated | None:
         wk = {pkey[v] for v in writes}
         out.append((Instr(it.op, it.mod, it.type, it.type2, tuple(args)), mem, it.line, (rk, wk)))
     if spilled:
-        spill_ops = sum(1 for it in out if it.__class__ is tuple and it[1] is not None and it[1].scroll == SPILL_SCROLL)
+        spill_ops = sum(
+            1 for it in out if it.__class__ is tuple and it[1] is not None and it[1].scroll == SPILL_SCROLL
+        )
     used: dict[str, set] = {}
     for v, i in assign.items():
         used.setdefault(v.cls, set()).add(i)

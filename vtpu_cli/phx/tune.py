@@ -27,6 +27,7 @@ def fallback(kind: str, m: int, k: int, n: int, opt: int = 2) -> tuple[int, int]
     DLOOP loop (too big to unroll), every activation load and output store needs an address DADD
     (svISA has no register + displacement mode), which the D count includes."""
     from .tensors import UNROLL_LIMIT
+
     nt = (n + 15) // 16
     if kind == "tmatmul":
         return 1, min(2, nt)
