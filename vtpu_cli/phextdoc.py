@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 
@@ -186,29 +185,6 @@ def write_phext(path: str | os.PathLike[str], scrolls: Mapping[Coord | str, str]
     The document is formatted (and validated) before anything touches the disk; on any failure the
     destination is left as it was and the temporary file is removed.
     """
-    text = format_phext(scrolls)
-    p = Path(path)
-    directory = p.parent
-    try:
-        mode = os.stat(p).st_mode & 0o7777
-    except OSError:
-        mode = 0o644
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=directory)
-    except OSError as e:
-        raise VtpuError(f"{p}: cannot write: {e.strerror or e}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, mode)
-        os.replace(tmp, p)
-    except BaseException as e:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        if isinstance(e, OSError):
-            raise VtpuError(f"{p}: cannot write: {e.strerror or e}") from None
-        raise
+    from .fileio import write_atomic
+
+    write_atomic(path, format_phext(scrolls).encode("utf-8"))

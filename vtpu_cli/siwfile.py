@@ -498,40 +498,4 @@ def read(path: str) -> Program:
     return decode(blob, path)
 
 
-def write_atomic(path: str, blob: bytes) -> None:
-    """Write via a temporary file in the same directory and rename, so no partial file is left.
-
-    Targets that are not regular files (``/dev/null``, a pipe, a terminal) are written directly: renaming
-    over them would replace the device. A new file gets the usual permissions (0666 minus the umask)."""
-    import os
-    import stat
-    import tempfile
-
-    try:
-        st = os.stat(path)
-    except FileNotFoundError:
-        st = None
-    except OSError as e:
-        raise FormatError(f"cannot write {path}: {e.strerror}") from None
-    if st is not None and not stat.S_ISREG(st.st_mode):
-        with open(path, "wb") as f:
-            f.write(blob)
-        return
-    d = os.path.dirname(os.path.abspath(path))
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=".vtpu-", suffix=".tmp", dir=d)
-    except OSError as e:
-        raise FormatError(f"cannot write {path}: {e.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(blob)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, (st.st_mode & 0o7777) if st is not None else (0o666 & ~umask))
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+from .fileio import write_atomic  # noqa: E402,F401  (re-exported: callers write .siw files with it)

@@ -8,8 +8,6 @@ Every command prints a rich table, or the same figures as JSON with ``--json``. 
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from pathlib import Path
 
 import typer
@@ -74,20 +72,13 @@ def _topology(shape: str, twisted: bool):
 
 
 def atomic_write(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically: a temp file in the same directory, then ``os.replace``."""
-    path = Path(path)
-    directory = path.parent if str(path.parent) else Path(".")
+    """Write ``data`` to ``path`` atomically (see :func:`vtpu_cli.fileio.write_atomic`)."""
+    from .fileio import write_atomic
+
+    directory = Path(path).parent if str(Path(path).parent) else Path(".")
     if not directory.is_dir():
         raise VtpuError(f"cannot write {path}: directory {directory} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, data)
 
 
 # ---------------------------------------------------------------------------------------------- coords

@@ -76,13 +76,14 @@ def _load() -> dict:
 
 
 def _save(data: dict) -> None:
+    from ..errors import VtpuError
+    from ..fileio import write_atomic
+
     path = cache_path()
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(data, indent=1, sort_keys=True), encoding="utf-8")
-        os.replace(tmp, path)
-    except OSError:
+        write_atomic(path, json.dumps(data, indent=1, sort_keys=True).encode("utf-8"))
+    except (OSError, VtpuError):
         pass  # a read-only cache is not an error: the result is just not remembered
 
 
