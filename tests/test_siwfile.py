@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from vtpu_cli import siwfile
 from vtpu_cli.asm import assemble
 from vtpu_cli.errors import FormatError
+from vtpu_cli.fileio import write_atomic
 
 BLOB = siwfile.encode(assemble((PROGRAMS / "vadd.vasm").read_text(), "vadd.vasm"))
 
@@ -80,7 +81,7 @@ def test_fuzz_resealed_mutations_never_crash(pos, x):
 
 def test_write_atomic_leaves_no_partial_file(tmp_path):
     target = tmp_path / "out.siw"
-    siwfile.write_atomic(str(target), BLOB)
+    write_atomic(str(target), BLOB)
     assert target.read_bytes() == BLOB
     assert [p.name for p in tmp_path.iterdir()] == ["out.siw"]
 
@@ -89,10 +90,10 @@ def test_write_atomic_never_replaces_a_device(tmp_path):
     import os
     import stat
 
-    siwfile.write_atomic("/dev/null", BLOB)
+    write_atomic("/dev/null", BLOB)
     assert stat.S_ISCHR(os.stat("/dev/null").st_mode)
     target = tmp_path / "new.siw"
-    siwfile.write_atomic(str(target), BLOB)
+    write_atomic(str(target), BLOB)
     assert stat.S_IMODE(os.stat(target).st_mode) == 0o666 & ~_umask()
 
 

@@ -537,7 +537,7 @@ def bench_command(
     }
     _print_results(con, doc)
     if json_path is not None:
-        from .siwfile import write_atomic
+        from .fileio import write_atomic
 
         write_atomic(str(json_path), json.dumps(doc, indent=2, default=float).encode())
     return code

@@ -138,6 +138,7 @@ def asm(
 
     from . import siwfile
     from .asm import assemble
+    from .fileio import write_atomic
 
     text = _read_text(source)
     out = output or source.with_suffix(".siw")
@@ -151,7 +152,7 @@ def asm(
             raise typer.Exit(int(Exit.USAGE)) from None
         raise
     blob = siwfile.encode(program)
-    siwfile.write_atomic(str(out), blob)
+    write_atomic(out, blob)
     summary = {
         "ok": True,
         "output": str(out),
@@ -178,10 +179,11 @@ def disasm(
     """Print assembly that re-assembles to the identical binary."""
     from . import siwfile
     from .disasm import disassemble
+    from .fileio import write_atomic
 
     text = disassemble(siwfile.read(str(binary)))
     if output:
-        siwfile.write_atomic(str(output), text.encode())
+        write_atomic(output, text.encode())
     else:
         sys.stdout.write(text)
 

@@ -346,7 +346,7 @@ def run_command(path: Path, o: RunOptions) -> int:
                 "ops_per_cycle": result.ops / result.cycles if result.cycles else None,
             }
         if o.trace is not None:
-            from .siwfile import write_atomic
+            from .fileio import write_atomic
 
             write_atomic(str(o.trace), json.dumps(chrome_trace(result, program, str(path))).encode())
         if o.out is not None:

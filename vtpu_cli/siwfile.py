@@ -496,6 +496,3 @@ def read(path: str) -> Program:
     except OSError as e:
         raise FormatError(f"cannot read {path}: {e.strerror}") from None
     return decode(blob, path)
-
-
-from .fileio import write_atomic  # noqa: E402,F401  (re-exported: callers write .siw files with it)

@@ -66,7 +66,7 @@ def read_safetensors(path: str) -> dict[str, tuple[str, tuple[int, ...], bytes]]
 
 def write_safetensors(path: str, tensors: dict[str, tuple[str, tuple[int, ...], bytes]]) -> None:
     """Write atomically (temporary file + rename); names sorted for reproducible files."""
-    from .siwfile import write_atomic
+    from .fileio import write_atomic
 
     header: dict = {}
     offset = 0

@@ -264,7 +264,8 @@ def cc_command(
     import os
 
     from ..disasm import disassemble
-    from ..siwfile import encode, write_atomic
+    from ..fileio import write_atomic
+    from ..siwfile import encode
 
     source = Path(source)
     if emit not in EMITS:
@@ -292,7 +293,7 @@ def cc_command(
         if output is None:
             print(text_out, end="")
         else:
-            from ..siwfile import write_atomic as _wa
+            from ..fileio import write_atomic as _wa
 
             _wa(str(output), text_out.encode())
     if report and rep is not None:
