@@ -18,8 +18,7 @@ CASES = [
     ("memory/row_walk.vasm", 1), ("memory/random_access.vasm", 1), ("memory/embedding_dedup.vasm", 1),
     ("fleet/ring_allreduce.vasm", 5), ("fleet/tree_broadcast.vasm", 7), ("fleet/pipeline.vasm", 2),
     ("fleet/route.vasm", 4),
-    pytest.param("fleet/barrier_deadlock.vasm", 3, marks=pytest.mark.xfail(
-        strict=True, reason="the JIT's deadlock report keeps a wait list from a sentron's arrival time")),
+    ("fleet/barrier_deadlock.vasm", 3),
     ("fleet/matmul_scatter.vasm", 16),
     ("errors/out_of_bounds.vasm", 1), ("errors/div_zero.vasm", 1), ("errors/deadlock.vasm", 2),
 ]

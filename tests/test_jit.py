@@ -740,3 +740,76 @@ def test_portable_env_var(monkeypatch):
     prog = assemble("DMOV r1, 5\nDMUL r2, r1, r1\n")
     res = jit.JitEngine(prog, cache_dir=_cache_dir()).run()
     assert res.sentrons[0].R[2] == 25 and res.engine == "jit"
+
+
+# =================================================================== native C pipe and strided gathers
+@pytest.mark.parametrize("stride,t,off", [(0, "i32", 8), (4, "i32", 0), (8, "i32", 4), (12, "i32", 0),
+                                          (2, "i8", 1), (8, "i32", 8), (0, "i8", 255)])
+def test_constant_stride_gathers(stride, t, off):
+    """Span loads + shuffle (stride 0: a broadcast); the last case per stride leaves the scroll."""
+    prog = assemble(f"""
+.coord X = 1.2.2/1.1.1/1.1.1
+.data X i32[64] {", ".join(str(i * 7 - 100) for i in range(64))}
+    SCOORD p0, X
+    SGATHER.{t} v1, [p0 + {off} : {stride}]
+    SGATHER.{t} v2, [p0 + 64 : {stride}]
+""")
+    check(prog)
+
+
+def test_native_c_pipe_queue_capacity_and_collectives():
+    """A full queue (17 sends without a receive) deadlocks in both engines with the same report;
+    CREDUCE min/max/add over f32/i32/i64 and CCAST from a register root match for 1, 2 and 16 sentrons."""
+    sends = "\n".join(["    CSEND m0, 0"] * 17)
+    ref, res, diffs = both(assemble(f"    CPACK m0, r1\n{sends}\n"), 1)
+    assert res.status == "deadlock" and diffs == [], diffs
+    prog = assemble("""
+    DMOV r1, sid
+    DCVT.f32.i64 r2, r1
+    DBCAST.i32 v1, r1
+    DCVT.f32.i32 v2, v1
+    CREDUCE.max.f32 r3, r2, 0
+    CREDUCE.min.i64 r4, r1, 0
+    CREDUCE.add.f32 v3, v2, 0
+    CREDUCE.max.i32 v4, v1, 0
+    DMOV r9, 1
+    DMOD r9, r9, scount
+    CCAST v5, v2, r9, 0
+    CBAR 0
+    CCAST.i32 r6, r1, r9, 0
+""") if "DMOD" in BY_NAME else assemble("""
+    DMOV r1, sid
+    DCVT.f32.i64 r2, r1
+    DBCAST.i32 v1, r1
+    DCVT.f32.i32 v2, v1
+    CREDUCE.max.f32 r3, r2, 0
+    CREDUCE.min.i64 r4, r1, 0
+    CREDUCE.add.f32 v3, v2, 0
+    CREDUCE.max.i32 v4, v1, 0
+    DMOV r9, 0
+    CCAST v5, v2, r9, 0
+    CBAR 0
+    CCAST.i32 r6, r1, r9, 0
+""")
+    for n in (1, 2, 16):
+        ref, res, diffs = both(prog, n)
+        assert diffs == [], (n, diffs)
+        assert res.engine == "jit" and res.replay == "", res.replay
+        assert res.fleet.stats.collectives == ref.fleet.stats.collectives
+
+
+def test_multi_sentron_deadlock_report_identical_16():
+    """16 sentrons: a barrier that sentron 0 skips (it waits for a message): the watchdog aborts the
+    native run and the interpreter replay gives the golden report, wait graph included."""
+    prog = assemble("""
+    DMOV r1, sid
+    DCMP.eq r9, r1, 0
+    DBRT zero
+    CBAR 0
+    DHALT
+zero:
+    CRECV m0, -1
+""")
+    ref, res, diffs = both(prog, 16)
+    assert res.status == "deadlock" and diffs == [], diffs
+    assert res.fault.as_dict() == ref.fault.as_dict() and res.replay == "interp"

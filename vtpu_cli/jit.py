@@ -6,11 +6,10 @@ SIW branches as real control flow) -> the new pass manager at O3 -> an object fi
 -> MCJIT loads the object -> every sentron is an OS thread calling the function through ctypes
 (the GIL is released while native code runs).
 
-The native code calls back into Python for the ops that need the runtime (see ``lowering.py``):
-PPT translations that are not known MRU hits, scroll allocation/tiers, SDEDUP, SINDEX.carry and the
-C-pipe's blocking ops, which run the interpreter's own semantics hooks on a shadow
-:class:`interp.SentronState` under one lock (a condition variable does the blocking and the deadlock
-detection). Faults detected natively are re-run through the golden hook to produce the identical
+The native code calls back into Python only for scroll allocation/tiers and SDEDUP, which run the
+interpreter's own semantics hooks on a shadow :class:`interp.SentronState` under one lock. The C pipe is
+native (``jit_comm.py``); this module's main thread runs its deadlock watchdog, and deadlocks are
+replayed in the interpreter for the golden report. Faults detected natively are re-run through the golden hook to produce the identical
 message. See ``docs/jit.md`` for what is exact, what is timing dependent and what falls back.
 """
 
@@ -53,6 +52,7 @@ try:  # llvmlite is a hard dependency, but the engine must degrade to a clear re
     import llvmlite.binding as llvm
     from llvmlite import ir
 
+    from . import jit_comm
     from . import lowering as L
 except Exception as _e:  # pragma: no cover - exercised only on broken installs
     llvm = None
@@ -134,7 +134,7 @@ def _source_hash() -> str:
     global _SRC_HASH
     if _SRC_HASH is None:
         h = hashlib.sha256()
-        for name in ("lowering.py", "jit.py"):
+        for name in ("lowering.py", "jit.py", "jit_comm.py"):
             h.update((Path(__file__).parent / name).read_bytes())
         _SRC_HASH = h.hexdigest()[:16]
     return _SRC_HASH
@@ -170,6 +170,7 @@ class _Variant:
     features: str
     ppt_ways: int = 4
     precise: bool = False  # registers written back at fault exits (else: faults are replayed)
+    single: bool = True  # one sentron: the C pipe is a ring in the stack frame (see jit_comm.py)
 
 
 def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
@@ -208,6 +209,7 @@ def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
     b = ir.IRBuilder(entry)
     lw.b = b
     lw.make_allocas(b, len(leaders))
+    jit_comm.setup(lw, program, v.single)
     used, written = set(), set()
     for siw in code:
         for ins in siw:
@@ -271,7 +273,7 @@ def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
         c_ins = siw[2]
         if c_ins.op.blocking:
             lw.slot = 2
-            lw.slow_call(ready=True)
+            jit_comm.ready(lw, c_ins)
         lw.branch = None
         lw.halt = False
         for slot, ins in enumerate(siw):
@@ -305,6 +307,7 @@ def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
     for i, c in enumerate(lw.COUNTS):
         b.store(b.load(c), b.gep(counts_ptr, [ir.Constant(L.I64, i)], source_etype=L.I64), align=8)
     lw.cstore(b.load(lw.FASTHITS), L.OFF_FASTHITS)
+    jit_comm.store_stats(lw)
     lw.cstore(lw.call("llvm.readcyclecounter", L.I64, []), L.OFF_TSC1)
     b.ret(lw.cload(L.OFF_STATUS, L.I64))
     if lw.fault_block is not None:
@@ -350,7 +353,7 @@ def emit_assembly(program: Program, *, precise: bool = False, portable: bool = F
     """The optimised x86 assembly of a program's native function (for inspecting the lowering)."""
     _init()
     cpu, features = host_target(portable or _portable_env())
-    v = _Variant("none", portable, ppt_sets, cpu, features, 4, precise)
+    v = _Variant("none", portable, ppt_sets, cpu, features, 4, precise, True)
     text, _ = build_module(program, v)
     tm = _target_machine(cpu, features, opt=min(opt, 3))
     mod = llvm.parse_assembly(text)
@@ -406,7 +409,7 @@ def compile_program(
     cpu, features = host_target(portable)
     limit = "none" if max_steps is None else ("local" if sentrons == 1 else "shared")
     precise = precise or limit != "none"
-    v = _Variant(limit, portable, ppt_sets, cpu, features, ppt_ways, precise)
+    v = _Variant(limit, portable, ppt_sets, cpu, features, ppt_ways, precise, sentrons == 1)
     h = hashlib.sha256()
     for part in (repr(program.code), repr(v), str(opt), __version__, llvmlite.__version__, _source_hash()):
         h.update(part.encode())
@@ -498,6 +501,28 @@ class _Hub:
         self.steps = np.zeros(1, np.int64)
         self.events: list[tuple[str, int]] = []  # (kind, sid) in order of occurrence
         self.deadlock = False
+        self.fleet_raw = self.fleet_blk = None
+        self.fleet_addr = 0
+
+    def watch(self, sens) -> None:
+        """The deadlock watchdog (native C pipe, several sentrons): every live sentron is blocked and
+        failed its readiness check after the last state change (the epoch it read is the current one)."""
+        if self.fleet_blk is None or self.deadlock or self.abort[0]:
+            return
+        ep = self.fleet_blk[:8].view(np.int64)
+        e0 = int(ep[0])
+        with self.cond:
+            live = list(self.live)
+            if not live:
+                return
+            for sid in live:
+                x = sens[sid].ext
+                if x[(L.OFF_BLOCKED - L.OFF_FLEET) // 8] != 1 or x[(L.OFF_SEEN - L.OFF_FLEET) // 8] != e0:
+                    return
+            if int(ep[0]) != e0 or self.abort[0]:
+                return
+            self.deadlock = True
+            self.set_abort()
 
     def set_abort(self) -> None:
         self.abort[0] = 1
@@ -526,6 +551,7 @@ class _Sentron:
         self.status = -1
         self.i64 = self.ctx[: L.OFF_V].view(np.int64)
         self.u64 = self.ctx[: L.OFF_V].view(np.uint64)
+        self.ext = self.ctx[L.OFF_FLEET : L.CTX_SIZE].view(np.int64)  # C-pipe words (see jit_comm)
 
     # ------------------------------------------------------------------ ctx <-> shadow state
     def init_ctx(self, hub: _Hub) -> None:
@@ -540,6 +566,10 @@ class _Sentron:
         u[L.OFF_PPT // 8] = self.ppt.ctypes.data
         u[L.OFF_SLOWCB // 8] = _CB_ADDR["slow"]
         u[L.OFF_READYCB // 8] = _CB_ADDR["ready"]
+        e = self.ext
+        e[:] = 0
+        e[(L.OFF_FLEET - L.OFF_FLEET) // 8] = hub.fleet_addr
+        e[(L.OFF_YIELD - L.OFF_FLEET) // 8] = _YIELD_ADDR
         u[L.OFF_HOME // 8] = s.home & 0xFFFFFFFFFFFFFFFF
         u[L.OFF_HOME // 8 + 1] = s.home >> 64
         self.to_ctx()
@@ -702,6 +732,16 @@ class _Sentron:
 
 
 _REGISTRY: dict[int, _Sentron] = {}
+
+
+def _yield_addr() -> int:
+    try:
+        return ctypes.cast(ctypes.CDLL(None).sched_yield, ctypes.c_void_p).value or 0
+    except (OSError, AttributeError):  # pragma: no cover - no libc symbol: blocked sentrons only pause
+        return 0
+
+
+_YIELD_ADDR = _yield_addr()
 
 
 def _wrap(fn):
@@ -867,10 +907,13 @@ class JitEngine:
         if self.fallback_reason is not None:
             return self._interp()
         comp = self.compiled
-        snap = None if comp.variant.precise else _snapshot(self.mem)
+        blocking = any(ins.op.blocking for siw in self.program.code for ins in siw)
+        snap = None if comp.variant.precise and not blocking else _snapshot(self.mem)
         sens, wall = self._run_native(comp)
         st = [int(x.i64[L.OFF_STATUS // 8]) for x in sens]
-        if snap is None or L.ST_FAULT not in st or any(x.error is not None for x in sens):
+        errors = any(x.error is not None for x in sens)
+        stuck = self.hub.deadlock or L.ST_DEADLOCK in st or L.ST_REPLAY in st
+        if errors or not (stuck or (L.ST_FAULT in st and not comp.variant.precise)):
             return self._finish(sens, comp, wall)
         # A native fault in the fast variant: no registers were written back. Replay the run from the
         # saved memory: in the interpreter (the golden model) when it is short, else natively with the
@@ -879,7 +922,9 @@ class JitEngine:
         steps = sum(int(c) * (e - b) for x in sens for b, e, c in zip(
             comp.leaders, comp.leaders[1:] + [len(self.program.code)], x.counts, strict=False))
         _restore(self.mem, snap)
-        if steps <= self.replay_interp_steps:
+        if stuck or steps <= self.replay_interp_steps:
+            # a deadlock (or a condition the native C pipe does not report) is always replayed in the
+            # interpreter: its report, wait graph included, is the golden one
             out = self._interp()
             out.engine, out.fallback, out.replay = "jit", None, "interp"
         else:
@@ -899,6 +944,10 @@ class JitEngine:
         self.fleet = Fleet(self.n, program.groups, self.topology, race_check=False)
         self.env = _Env(self.mem, self.fleet)
         self.hub = _Hub(self.n)
+        if self.n > 1:
+            hub = self.hub
+            hub.fleet_raw, hub.fleet_blk = jit_comm.build_fleet_block(self.n, program.groups, self.topology)
+            hub.fleet_addr = hub.fleet_blk.ctypes.data
         self.build_table()
         sens = [_Sentron(self, i) for i in range(self.n)]
         self.fleet.homes = {x.s.home: x.sid for x in sens}
@@ -914,7 +963,9 @@ class JitEngine:
             try:
                 for t in threads:
                     while t.is_alive():
-                        t.join(0.1)
+                        t.join(0.005 if self.n > 1 else 0.1)
+                        if self.n > 1:
+                            self.hub.watch(sens)
             except KeyboardInterrupt:
                 with self.hub.cond:
                     self.hub.set_abort()
@@ -938,9 +989,13 @@ class JitEngine:
             if x.error is not None:
                 raise JitError(f"sentron {x.sid}: JIT runtime error: {x.error!r}") from x.error
         fast = 0
+        fs = self.fleet.stats
         for x in sens:
             x.ppt_from_native()
             fast += int(x.i64[L.OFF_FASTHITS // 8])
+            cst = x.ext[(L.OFF_CSTAT - L.OFF_FLEET) // 8 :][: len(jit_comm.STAT_NAMES)]
+            for name, val in zip(jit_comm.STAT_NAMES, cst, strict=True):
+                setattr(fs, name, getattr(fs, name) + int(val))
         self.mem.stats.hits += fast
         status, fault = STATUS_OK, None
         for x in sens:
@@ -952,6 +1007,10 @@ class JitEngine:
             s = x.s
             s.pc = pc
             s.halted = st == L.ST_OK
+            if st == L.ST_FAULT and 0 < slot and pc < n:  # DHALT ran in the D slot before the fault
+                siw = program.code[pc]
+                ready_fault = slot == 2 and siw[2].op.blocking  # C ready phase: before any slot
+                s.halted = siw[0].op.name == "DHALT" and not ready_fault
             for bi, c in enumerate(x.counts[: len(leaders)]):
                 if c:
                     for k in range(leaders[bi], ends[bi]):
@@ -1033,9 +1092,11 @@ class JitEngine:
         s = x.s
         try:
             f = SEM[ins.op.name](ins, s, self.env)
-            if isinstance(f, tuple):
-                f = f[1]
-            f()
+            if isinstance(f, tuple):  # a blocking C op: the native checks are its ready phase's
+                if f[0]():
+                    f[1]()
+            else:
+                f()
         except OpFault as e:
             return x.make_fault(pc, e)
         finally:
