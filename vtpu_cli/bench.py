@@ -199,9 +199,7 @@ def run_benchmark(
     if case is None:
         raise VtpuError(f"{m.path}: unknown reference case {m.reference!r}")
     params = m.params_for(size)
-    n = sentrons if (sentrons and not m.throughput) else m.sentrons
-    if m.throughput and sentrons:
-        n = sentrons
+    n = sentrons or m.sentrons
     out: dict = {
         "name": m.name,
         "summary": m.summary,

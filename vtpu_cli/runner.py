@@ -66,17 +66,16 @@ def _jsonable(x):
 
 
 def reg_value(s, reg, dtype: str):
-    from .semantics import scalar_to_lane
+    """A register's value as the .output directive types it (vectors as lists of lanes)."""
+    from .numerics import bits_bf16, bits_f32, sext
 
     if reg.cls == "r":
         v = s.R[reg.idx]
-        if dtype in ("f32", "bf16"):
-            return (
-                float(np.float32(scalar_to_lane(v, "f32")))
-                if dtype == "f32"
-                else float(np.array([v & 0xFFFF], "<u2").astype("<u4").__lshift__(16).view("<f4")[0])
-            )
-        return int(scalar_to_lane(v, dtype)) if dtype != "i64" else int(v)
+        if dtype == "f32":
+            return bits_f32(v)
+        if dtype == "bf16":
+            return bits_bf16(v)
+        return sext(v, 8 * _size(dtype))
     from .tensorfile import as_array
 
     return as_array(dtype, (64 // _size(dtype) if dtype != "t2" else 256,), s.V[reg.idx].tobytes()).tolist()
@@ -275,31 +274,29 @@ class RunOptions:
 
 
 def _engine_for(program: Program, o: RunOptions, topo, mem):
-    """The engine object to run, and why the interpreter runs when the JIT was asked for (or None)."""
-    if o.engine == "jit" and o.trace is not None:
-        return Interpreter(
-            program, o.sentrons, max_steps=o.max_steps, trace=True, topology=topo, memory=mem
-        ), "--trace records the interpreter's lockstep schedule"
-    if o.engine == "jit":
-        try:
-            from .jit import JitEngine
-        except ImportError as e:  # pragma: no cover - llvmlite missing
-            why = f"the JIT cannot load ({e})"
-        else:
-            eng = JitEngine(
-                program,
-                o.sentrons,
-                max_steps=o.max_steps,
-                topology=topo,
-                memory=mem,
-                cache_dir=o.cache_dir,
-                no_cache=o.no_cache,
-            )
-            return eng, eng.fallback_reason
-        return Interpreter(program, o.sentrons, max_steps=o.max_steps, topology=topo, memory=mem), why
-    return Interpreter(
-        program, o.sentrons, max_steps=o.max_steps, trace=o.trace is not None, topology=topo, memory=mem
-    ), None
+    """The engine to run, and why the interpreter runs when the JIT was asked for (None if it does not)."""
+
+    def interp(trace: bool = False):
+        return Interpreter(program, o.sentrons, max_steps=o.max_steps, trace=trace, topology=topo, memory=mem)
+
+    if o.engine != "jit":
+        return interp(o.trace is not None), None
+    if o.trace is not None:
+        return interp(True), "--trace records the interpreter's lockstep schedule"
+    try:
+        from .jit import JitEngine
+    except ImportError as e:  # pragma: no cover - llvmlite missing
+        return interp(), f"the JIT cannot load ({e})"
+    eng = JitEngine(
+        program,
+        o.sentrons,
+        max_steps=o.max_steps,
+        topology=topo,
+        memory=mem,
+        cache_dir=o.cache_dir,
+        no_cache=o.no_cache,
+    )
+    return eng, eng.fallback_reason
 
 
 def run_command(path: Path, o: RunOptions) -> int:
