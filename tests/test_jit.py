@@ -813,3 +813,111 @@ zero:
     ref, res, diffs = both(prog, 16)
     assert res.status == "deadlock" and diffs == [], diffs
     assert res.fault.as_dict() == ref.fault.as_dict() and res.replay == "interp"
+
+
+_IDX_PROG = """
+.coord X = 1.2.2/1.1.1/1.1.1
+.coord Y = 1.2.2/1.1.1/1.1.2
+.data X i32[64] {data}
+.zero Y i32[32]
+    SCOORD p0, X                      | DMOV r2, {stride}
+    SCOORD p1, Y                      | DMOV r1, 2
+    SGATHER.i32 v7, [p0 + {ioff}]     ; 16 indexes (elements) from X
+loop:
+    SGATHER.i32 v1, [p0 + {off} + v7]
+    SGATHER.i64 v2, [p0 + {off} + v7]
+    SGATHER.f32 v3, [p0 + {off} : r2]
+    DADD.i32 v4, v1, 1                | SSCATTR.i32 [p1 + 0 + v7], v1
+    SSCATTR.i64 [p1 + 0 + v7], v2
+    SSCATTR.f32 [p1 + 4 : r2], v3
+    DLOOP r1, loop
+"""
+
+
+@pytest.mark.parametrize("mode", ["", "masked", "x86"])
+@pytest.mark.parametrize("ioff,off,stride", [
+    (0, 0, 4),        # indexes 0..15 (in range)
+    (128, 0, 0),      # indexes 32..47: lanes beyond the 128-byte Y scroll -> scatter faults
+    (192, 8, -4),     # negative stride: lane 15 below 0 -> fault
+    (64, 4, 8),       # overlapping scatter indexes below (duplicates)
+    (64, 2, 8),       # a byte offset that is not a multiple of 4 (no permute gather)
+])
+def test_indexed_and_strided_gather_scatter(monkeypatch, mode, ioff, off, stride):
+    """Per-lane and AVX-512 (vpgatherdd/vpscatterdd, llvm.masked.*) lowerings, in- and out-of-bounds
+    lanes, duplicate scatter indexes (the highest lane wins), against the interpreter."""
+    from vtpu_cli import lowering
+
+    monkeypatch.setattr(lowering, "VGATHER", mode)
+    data = [i * 37 % 11 if 16 <= i < 32 else (i * 3) % 29 for i in range(64)]  # X[16..31]: duplicates 0..10
+    prog = assemble(_IDX_PROG.format(data=", ".join(map(str, data)), ioff=ioff, off=off, stride=stride))
+    ref, res, diffs = both(prog, no_cache=True)
+    assert diffs == [], diffs
+    assert res.status == ref.status
+
+
+def test_duplicate_scatter_indexes_highest_lane_wins(monkeypatch):
+    """Sixteen lanes scattered to one element: the last lane's value stays (lane order)."""
+    from vtpu_cli import lowering
+
+    for mode in ("", "masked", "x86"):
+        monkeypatch.setattr(lowering, "VGATHER", mode)
+        prog = assemble("""
+.coord X = 1.2.2/1.1.1/1.1.1
+.coord L = 1.2.2/1.1.1/1.1.2
+.data L i32[16] 100, 101, 102, 103, 104, 105, 106, 107, 108, 109, 110, 111, 112, 113, 114, 115
+.zero X i32[16]
+    SCOORD p0, X
+    SCOORD p1, L
+    DBCAST.i32 v1, 3                  | SGATHER.i32 v2, [p1]
+    SSCATTR.i32 [p0 + 0 + v1], v2
+""")
+        ref, res, diffs = both(prog, no_cache=True)
+        assert diffs == [], (mode, diffs)
+        assert res.memory.table[coords.pack(coords.Coord((1, 2, 2, 1, 1, 1, 1, 1, 1)))].buf.view("<i4")[3] == 115
+
+
+def test_nan_payloads_canonical_at_stores_and_messages():
+    """Raw NaNs of every payload (x86's 0xFFC00000 from sqrt(-x) / inf-inf, signalling and negative
+    NaNs loaded from memory and run through f32 ops) are 0x7FC00000 wherever the bits are observed."""
+    prog = assemble("""
+.coord A = 1.1.1/1.1.1/1.1.1
+.coord B = 1.1.1/1.1.1/1.1.2
+.data A i32[16] 0x81000000, 0x7F800001, 0xFFFFFFFF, 0xFFC00001, 0x7FBFFFFF, 0x80000000, 0x3F800000, 0xBF800000, 0x7F800000, 0xFF800000, 0, 1, 0x80000001, 0x7FC00000, 0xFFC00000, 0x40000000
+.zero B u8[512]
+    SCOORD p0, A
+    SCOORD p1, B
+    SGATHER.f32 v0, [p0]
+    DSQRT.f32 v1, v0
+    DADD.f32 v2, v0, v0
+    DMUL.f32 v3, v0, 0x7F800000
+    DFMA.f32 v4, v0, v3, v2
+    DSUB.f32 v5, v3, v3               | SSCATTR.f32 [p1], v1
+    DDIV.f32 v6, v0, v5               | SSCATTR.f32 [p1 + 64], v2
+                                      | SSCATTR.f32 [p1 + 128], v4
+                                      | SSCATTR.f32 [p1 + 192], v6 | CPACK.f32 m0, v5
+    DRED.max.f32 r3, v1               | SSCATTR.f32 [p1 + 256 : 4], v3 | CUNPACK.f32 v7, m0
+""")
+    ref, res = check(prog)
+    bits = res.memory.table[B].buf[:320].view("<u4")
+    nans = bits[(bits & 0x7FFFFFFF) > 0x7F800000]
+    assert len(nans) and set(nans.tolist()) == {0x7FC00000}
+
+
+@pytest.mark.parametrize("nbytes,off", [(256, 0), (256, 156), (257, 0), (300, 200), (300, 160), (256, 160),
+                                         (100, 0), (100, 36), (64, 0), (4, 0), (1024, 2)])
+def test_window_permute_gather(nbytes, off):
+    """16 x 32-bit gathers whose lanes all lie in a scroll's first 256 bytes use four loads + vpermi2d;
+    lanes at the window's last dword, lanes past it, scrolls under 256 bytes, unaligned offsets, faults."""
+    idx = [(i * 7) % 25 for i in range(16)]
+    prog = assemble(f"""
+.coord X = 1.2.2/1.1.1/1.1.1
+.coord I = 1.2.2/1.1.1/1.1.2
+.data X u8[{nbytes}] {", ".join(str((i * 13 + 5) % 256) for i in range(nbytes))}
+.data I i32[16] {", ".join(map(str, idx))}
+    SCOORD p0, X
+    SCOORD p1, I
+    SGATHER.i32 v1, [p1]
+    SGATHER.i32 v2, [p0 + {off} + v1]
+    SGATHER.f32 v3, [p0 + 0 + v1]
+""")
+    check(prog)

@@ -371,8 +371,11 @@ def _ready_single(lw, ins: Instr) -> None:
 
             home = coords.home_packed(0)
             lw.fault_if(b.icmp_unsigned("!=", lw.pget(ins.args[1].idx), ir.Constant(I128, home)))
-        full = b.icmp_unsigned(">=", b.sub(_ring_ld(lw, lw.TAIL), _ring_ld(lw, lw.HEAD)), _c(QUEUE_CAPACITY))
+        tail = _ring_ld(lw, lw.TAIL)
+        full = b.icmp_unsigned(">=", b.sub(tail, _ring_ld(lw, lw.HEAD)), _c(QUEUE_CAPACITY))
         lw.fault_if(full, ST_DEADLOCK)
+        # one thread owns both ends: the run phase stores at the tail read here (no second load)
+        lw.cstate = _CState(tail=tail)
     elif name == "CRECV":
         src = ins.args[1]
         if isinstance(src, Imm):
@@ -381,8 +384,10 @@ def _ready_single(lw, ins: Instr) -> None:
         else:
             w = lw.rget(src.idx)
             lw.fault_if(b.and_(b.icmp_unsigned("!=", w, _c(0)), b.icmp_signed("!=", w, _c(ANY_SENDER))))
-        empty = b.icmp_unsigned("==", _ring_ld(lw, lw.TAIL), _ring_ld(lw, lw.HEAD))
+        head = _ring_ld(lw, lw.HEAD)
+        empty = b.icmp_unsigned("==", _ring_ld(lw, lw.TAIL), head)
         lw.fault_if(empty, ST_DEADLOCK)
+        lw.cstate = _CState(head=head)
     else:
         gid = ins.args[-1].value
         if _group_members_static(lw, gid, 1) is None:
@@ -409,7 +414,7 @@ def _run_single(lw, ins: Instr) -> None:
     st = lw.STATS
     if name in ("CSEND", "CROUTE"):
         vec, ln = _payload_in(lw, ins.args[0])
-        tail = _ring_ld(lw, lw.TAIL)
+        tail = lw.cstate.tail if lw.cstate is not None else _ring_ld(lw, lw.TAIL)
         slot = b.and_(tail, _c(QUEUE_CAPACITY - 1))
         b.store(vec, b.gep(lw.RING, [ir.Constant(I32, 0), slot], inbounds=True), align=64)
         b.store(ln, b.gep(lw.RLEN, [ir.Constant(I32, 0), slot], inbounds=True))
@@ -420,7 +425,7 @@ def _run_single(lw, ins: Instr) -> None:
             _bump(lw, st[2], _c(1))
     elif name == "CRECV":
         m, _, rs = ins.args
-        head = _ring_ld(lw, lw.HEAD)
+        head = lw.cstate.head if lw.cstate is not None else _ring_ld(lw, lw.HEAD)
         slot = b.and_(head, _c(QUEUE_CAPACITY - 1))
         vec = b.load(b.gep(lw.RING, [ir.Constant(I32, 0), slot], inbounds=True), align=64)
         ln = b.load(b.gep(lw.RLEN, [ir.Constant(I32, 0), slot], inbounds=True))

@@ -156,7 +156,11 @@ class Lowerer:
         self.TPTR = [a(PTR, name=f"tptr{i}") for i in range(8)]
         self.TSIZE = [a(I64, name=f"tsize{i}") for i in range(8)]
         self.TSET = [a(I64, name=f"tset{i}") for i in range(8)]
+        # PPT accesses through a p register and how many of them took the slow path; fast hits are
+        # the difference (an unconditional add per access folds into one add per block; a fast-path-only
+        # increment would stay one add per access)
         self.FASTHITS = a(I64, name="fasthits")
+        self.TRSLOW = a(I64, name="trslow")
         self.STEPS = a(I64, name="steps")
         self.COUNTS = [a(I64, name=f"cnt{i}") for i in range(nblocks)]
 
@@ -314,10 +318,19 @@ class Lowerer:
         b = self.b
         it = ir.VectorType(I32, x.type.count) if isinstance(x.type, ir.VectorType) else I32
         bits = b.bitcast(x, it)
-        isnan = b.icmp_unsigned(
-            ">", b.and_(bits, _const_like(bits, 0x7FFFFFFF)), _const_like(bits, 0x7F800000)
-        )
+        if self._avx512_cmp(x):
+            # one vcmpunordps + one masked move. Not an IR ``fcmp uno``: InstCombine would see that the
+            # select picks a NaN exactly when x is NaN and fold it to x (payloads are unspecified).
+            kt = ir.VectorType(I1, 16)
+            isnan = self.call("llvm.x86.avx512.mask.cmp.ps.512", kt,
+                              [x, x, ir.Constant(I32, 3), ir.Constant(kt, [1] * 16), ir.Constant(I32, 4)])
+        else:
+            isnan = b.icmp_unsigned(">", b.and_(bits, _const_like(bits, 0x7FFFFFFF)), _const_like(bits, 0x7F800000))
         return b.bitcast(b.select(isnan, _const_like(bits, CANON_NAN32), bits), x.type)
+
+    def _avx512_cmp(self, x) -> bool:
+        return (not self.portable and "avx512f" in self.features and isinstance(x.type, ir.VectorType)
+                and x.type.count == 16)
 
     def any_true(self, m):
         if isinstance(m.type, ir.VectorType):
@@ -410,12 +423,13 @@ class Lowerer:
         slow = self.new_block(f"trslow_{tag}")
         done = self.new_block(f"trdone_{tag}")
         fast = self.new_block(f"trfast_{tag}")
+        b.store(b.add(b.load(self.FASTHITS), ir.Constant(I64, 1)), self.FASTHITS)
         br = b.cbranch(mru, fast, slow)
         br.set_weights([1 << 20, 1])
         b.position_at_end(fast)
-        b.store(b.add(b.load(self.FASTHITS), ir.Constant(I64, 1)), self.FASTHITS)
         b.branch(done)
         b.position_at_end(slow)
+        b.store(b.add(b.load(self.TRSLOW), ir.Constant(I64, 1)), self.TRSLOW)
         coord = self.pget(pidx)
         lo = b.trunc(coord, I64)
         hi = b.trunc(b.lshr(coord, ir.Constant(I128, 64)), I64)
@@ -1181,6 +1195,12 @@ def _gather_scatter(lw: Lowerer, ins: Instr):
     bad = b.or_(b.icmp_signed("<", offs, splat(0, li)), b.icmp_signed(">", offs, hi))
     lw.fault_if(b.or_(guard, lw.any_true(bad)))
     et = ity(t)
+    if _vector_gather(lw, n_lanes, size):
+        _gather_scatter_native(lw, ins, reg, m, off, ptr, n_lanes, size, store)
+        return
+    small = None
+    if not store and n_lanes == 16 and size == 4 and _vnni_free_avx512(lw):
+        small, out_small, join = _gather_window(lw, ptr, ssize, off, offs)
     if store:
         src = lw.vgeti(reg.idx, t)
         for i in range(n_lanes):  # lane order: the highest lane wins on overlap
@@ -1202,11 +1222,111 @@ def _gather_scatter(lw: Lowerer, ins: Instr):
     for i in range(n_lanes):
         o = b.extract_element(offs, ir.Constant(I32, i))
         out = b.insert_element(out, b.load(_addr(lw, ptr, o), typ=et, align=1), ir.Constant(I32, i))
+    if small is not None:
+        lanes_end = b.block
+        b.branch(join)
+        b.position_at_end(join)
+        phi = b.phi(out.type)
+        phi.add_incoming(out_small, small)
+        phi.add_incoming(out, lanes_end)
+        out = phi
     lw.vset(reg.idx, out)
 
 
 # per-lane scalar loads measured faster than vpgatherqd (two per 16 lanes) on Zen 4 (docs/jit.md)
 GATHER_INTRINSIC = False
+# AVX-512 gathers/scatters with 32-bit offsets (one vpgatherdd / vpscatterdd per access): "masked"
+# (llvm.masked.gather/scatter), "x86" (the llvm.x86.avx512 intrinsics) or "" (per-lane accesses)
+VGATHER = ""
+
+
+def _vnni_free_avx512(lw: Lowerer) -> bool:
+    return not lw.portable and "avx512f" in lw.features
+
+
+# indexed/strided 32-bit gathers whose lanes all lie in the first WINDOW bytes of a scroll of at least
+# WINDOW bytes: four 64-byte loads of the window + two vpermi2d + one blend instead of 16 scalar loads
+# (_gather_window)
+WINDOW = 256
+
+
+def _gather_window(lw: Lowerer, ptr, ssize, off, offs):
+    """Emit ``if off % 4 == 0 and every lane offset < 256 <= scroll size`` around a permute-based
+    16 x 32-bit gather (the caller emits the per-lane gather on the else edge and joins). Every lane was
+    bounds-checked (0 <= o <= size - 4), so lane i is dword o/4 < 64 of the window, which lies inside
+    the scroll. Returns (block the permuted value comes from, the value, join block)."""
+    b = lw.b
+    tag = f"{lw.pc}_{lw.slot}"
+    fast = lw.new_block(f"gwin_{tag}")
+    slow = lw.new_block(f"glanes_{tag}")
+    join = lw.new_block(f"gjoin_{tag}")
+    inside = b.icmp_signed("<", offs, splat(WINDOW, offs.type))
+    cond = b.and_(
+        b.and_(b.icmp_signed(">=", ssize, ir.Constant(I64, WINDOW)),
+               b.icmp_unsigned("==", b.and_(off, ir.Constant(I64, 3)), ir.Constant(I64, 0))),
+        lw.call("llvm.vector.reduce.and.v16i1", I1, [inside]),
+    )
+    b.cbranch(cond, fast, slow)
+    b.position_at_end(fast)
+    v16 = _vt(16, I32)
+    parts = [b.bitcast(b.load(_addr(lw, ptr, ir.Constant(I64, 64 * k)), typ=VB, align=1), v16) for k in range(4)]
+    dw = b.trunc(b.ashr(offs, splat(2, offs.type)), v16)  # dword index 0..63
+    lo = lw.call("llvm.x86.avx512.vpermi2var.d.512", v16, [parts[0], dw, parts[1]])
+    hi = lw.call("llvm.x86.avx512.vpermi2var.d.512", v16, [parts[2], dw, parts[3]])
+    sel = b.icmp_unsigned("!=", b.and_(dw, splat(32, v16)), splat(0, v16))
+    out = b.select(sel, hi, lo)
+    fast_end = b.block
+    b.branch(join)
+    b.position_at_end(slow)
+    return fast_end, out, join
+
+
+def _vector_gather(lw: Lowerer, n_lanes: int, size: int) -> bool:
+    return bool(VGATHER) and not lw.portable and "avx512f" in lw.features and (n_lanes, size) in ((16, 4), (8, 8))
+
+
+def _gather_scatter_native(lw: Lowerer, ins: Instr, reg, m, off, ptr, n_lanes: int, size: int, store: bool):
+    """A strided/indexed access as one AVX-512 gather or scatter with 32-bit byte offsets. Called after
+    every lane passed the bounds check (0 <= offset <= scroll size - size, and scrolls are at most 2**31
+    bytes), so each lane's offset fits in an i32 and equals the i32-wrapped computation below. On overlap
+    the highest lane's store wins (vpscatterdd and llvm.masked.scatter write lanes in ascending order)."""
+    b = lw.b
+    i32v = _vt(n_lanes, I32)
+    off32 = b.trunc(off, I32)
+    ov = _shuffle(b, b.insert_element(ir.Constant(i32v, None), off32, ir.Constant(I32, 0)), [0] * n_lanes)
+    if m.mode == MEM_STRIDED:
+        stride = lw.rget(m.extra.idx) if isinstance(m.extra, Reg) else ir.Constant(I64, m.extra.value)
+        sv = b.insert_element(ir.Constant(i32v, None), b.trunc(stride, I32), ir.Constant(I32, 0))
+        rel = b.mul(_shuffle(b, sv, [0] * n_lanes), ir.Constant(i32v, list(range(n_lanes))))
+    else:
+        idx = _shuffle(b, lw.vget(m.extra.idx, "i32"), list(range(n_lanes)))
+        rel = b.mul(idx, splat(size, i32v))
+    offs = b.add(ov, rel)
+    et = ity(ins.type)
+    vt_ = _vt(n_lanes, et)
+    mask = ir.Constant(_vt(n_lanes, I1), [1] * n_lanes)
+    if VGATHER == "x86":
+        sfx = {16: "dpi.512", 8: "dpq.512"}[n_lanes]
+        kt = _vt(n_lanes, I1)
+        if store:
+            src = lw.vgeti(reg.idx, ins.type)
+            lw.call(f"llvm.x86.avx512.mask.scatter.{sfx}", ir.VoidType(),
+                    [ptr, ir.Constant(kt, [1] * n_lanes), offs, src, ir.Constant(I32, 1)])
+        else:
+            out = lw.call(f"llvm.x86.avx512.mask.gather.{sfx}", vt_,
+                          [ir.Constant(vt_, None), ptr, offs, ir.Constant(kt, [1] * n_lanes), ir.Constant(I32, 1)])
+            lw.vset(reg.idx, out)
+        return
+    ptrs = b.gep(ptr, [b.sext(offs, _vt(n_lanes, I64))], source_etype=I8)
+    ptrs.type = ir.VectorType(PTR, n_lanes)  # llvmlite types a gep by its pointer operand
+    if store:
+        src = lw.vgeti(reg.idx, ins.type)
+        lw.call(f"llvm.masked.scatter.v{n_lanes}i{et.width}.v{n_lanes}p0", ir.VoidType(),
+                [src, ptrs, ir.Constant(I32, 1), mask])
+        return
+    out = lw.call(f"llvm.masked.gather.v{n_lanes}i{et.width}.v{n_lanes}p0", vt_,
+                  [ptrs, ir.Constant(I32, 1), mask, ir.Constant(vt_, None)])
+    lw.vset(reg.idx, out)
 # strided gathers covering at most this many bytes use span loads + a shuffle (_gather_span)
 SPAN_LIMIT = 128
 
