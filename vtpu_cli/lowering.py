@@ -1199,24 +1199,13 @@ def _gather_scatter(lw: Lowerer, ins: Instr):
         _gather_scatter_native(lw, ins, reg, m, off, ptr, n_lanes, size, store)
         return
     small = None
-    if not store and n_lanes == 16 and size == 4 and _vnni_free_avx512(lw):
+    if not store and n_lanes == 16 and size == 4 and _avx512(lw):
         small, out_small, join = _gather_window(lw, ptr, ssize, off, offs)
     if store:
         src = lw.vgeti(reg.idx, t)
         for i in range(n_lanes):  # lane order: the highest lane wins on overlap
             o = b.extract_element(offs, ir.Constant(I32, i))
             b.store(b.extract_element(src, ir.Constant(I32, i)), _addr(lw, ptr, o), align=1)
-        return
-    if GATHER_INTRINSIC:
-        # one llvm.masked.gather (every lane's offset was bounds-checked above)
-        base = _shuffle(b, b.insert_element(ir.Constant(li, None), b.ptrtoint(ptr, I64), ir.Constant(I32, 0)),
-                        [0] * n_lanes)
-        ptrs = b.inttoptr(b.add(base, offs), ir.VectorType(PTR, n_lanes))
-        vt_ = _vt(n_lanes, et)
-        ones = ir.Constant(_vt(n_lanes, I1), [1] * n_lanes)
-        out = lw.call(f"llvm.masked.gather.v{n_lanes}i{et.width}.v{n_lanes}p0", vt_,
-                      [ptrs, ir.Constant(I32, 1), ones, ir.Constant(vt_, None)])
-        lw.vset(reg.idx, out)
         return
     out = ir.Constant(_vt(n_lanes, et), None)
     for i in range(n_lanes):
@@ -1233,14 +1222,13 @@ def _gather_scatter(lw: Lowerer, ins: Instr):
     lw.vset(reg.idx, out)
 
 
-# per-lane scalar loads measured faster than vpgatherqd (two per 16 lanes) on Zen 4 (docs/jit.md)
-GATHER_INTRINSIC = False
 # AVX-512 gathers/scatters with 32-bit offsets (one vpgatherdd / vpscatterdd per access): "masked"
-# (llvm.masked.gather/scatter), "x86" (the llvm.x86.avx512 intrinsics) or "" (per-lane accesses)
+# (llvm.masked.gather/scatter), "x86" (the llvm.x86.avx512 intrinsics) or "" (per-lane accesses, the
+# default: on Zen 4 every gather/scatter form measured slower than lane by lane, see docs/jit.md)
 VGATHER = ""
 
 
-def _vnni_free_avx512(lw: Lowerer) -> bool:
+def _avx512(lw: Lowerer) -> bool:
     return not lw.portable and "avx512f" in lw.features
 
 
