@@ -151,10 +151,9 @@ def _program_text(m: Manifest, params: dict) -> str:
 
 
 def _memory(program, inputs: dict):
-    import numpy as np
 
     from .interp import load_memory
-    from .memory import Memory
+    from .memory import Memory, scroll_buffer
 
     mem = Memory()
     load_memory(program, mem)
@@ -164,7 +163,7 @@ def _memory(program, inputs: dict):
         dtype, shape, raw = val
         if c in mem.table:
             mem.free(c)
-        mem.add(c, np.frombuffer(raw, np.uint8).copy(), dtype=dtype, shape=tuple(shape))
+        mem.add(c, scroll_buffer(len(raw), raw), dtype=dtype, shape=tuple(shape))
     return mem
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from . import coords
 from .fleet import Fleet
 from .isa import PIPES, REG_COUNTS, SPECIAL_REGS, TYPES, VEC_BYTES
-from .memory import Memory
+from .memory import Memory, scroll_buffer
 from .program import Program
 from .semantics import NP, SEM, OpFault
 
@@ -129,7 +129,7 @@ def _raiser(e: OpFault):
 
 def load_memory(program: Program, mem: Memory) -> None:
     for d in program.data:
-        buf = np.zeros(d.size, np.uint8) if d.zero else np.frombuffer(d.data, np.uint8).copy()
+        buf = scroll_buffer(d.size, None if d.zero else d.data)
         mem.add(d.coord, buf, dtype=d.dtype, shape=d.shape)
 
 

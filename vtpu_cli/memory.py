@@ -34,6 +34,19 @@ def ppt_set(coord: int, sets: int) -> int:
     return ((k64 * GOLDEN64) & MASK64) >> shift if sets > 1 else 0
 
 
+SCROLL_ALIGN = 64  # scroll buffers start on a cache line: a 64-byte vector access never splits two lines
+
+
+def scroll_buffer(size: int, data: bytes | None = None) -> np.ndarray:
+    """A zeroed (or `data`-filled) uint8 buffer of `size` bytes whose address is 64-byte aligned."""
+    raw = np.zeros(size + SCROLL_ALIGN, np.uint8)
+    off = (-raw.ctypes.data) % SCROLL_ALIGN
+    buf = raw[off:off + size]
+    if data is not None:
+        buf[:] = np.frombuffer(data, np.uint8)
+    return buf
+
+
 class MemFault(Exception):
     """A memory error; the engine adds sentron, SIW, pipe and op to the message."""
 
@@ -143,7 +156,7 @@ class Memory:
         if size > (1 << 31):
             raise MemFault(f"SALLOC size {size} exceeds the 2 GiB scroll limit")
         try:
-            buf = np.zeros(size, np.uint8)
+            buf = scroll_buffer(size)
         except MemoryError:
             raise MemFault(f"out of host memory allocating {size} bytes") from None
         return self.add(coord, buf, align=align, owner=owner)

@@ -12,7 +12,7 @@ import numpy as np
 from . import coords
 from .errors import Exit, VtpuError
 from .interp import STATUS_OK, Interpreter, RunResult, chrome_trace, load_memory
-from .memory import MemFault, Memory
+from .memory import MemFault, Memory, scroll_buffer
 from .program import Program
 
 
@@ -27,7 +27,7 @@ def load_inputs(mem: Memory, paths: list[Path]) -> None:
             except FileNotFoundError:
                 raise VtpuError(f"no such file: {path}") from None
             for c, text in scrolls.items():
-                raw = np.frombuffer(text.encode(), np.uint8).copy()
+                raw = scroll_buffer(len(text.encode()), text.encode())
                 _add(mem, coords.pack(c), raw, "u8", (raw.size,), path)
             continue
         from .tensorfile import read_safetensors
@@ -40,7 +40,7 @@ def load_inputs(mem: Memory, paths: list[Path]) -> None:
                     f"{path}: tensor name {name!r} is not a coordinate: {e.message}",
                     hint="name tensors by phext coordinate, e.g. 1.1.1/1.1.1/1.1.1",
                 ) from None
-            _add(mem, c, np.frombuffer(raw, np.uint8).copy(), dtype, shape, path)
+            _add(mem, c, scroll_buffer(len(raw), raw), dtype, shape, path)
 
 
 def _add(mem: Memory, c: int, buf: np.ndarray, dtype: str, shape, path: Path) -> None:
