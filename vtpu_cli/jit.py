@@ -460,44 +460,11 @@ def compile_program(
 
 
 # =================================================================== TSC
-_tsc_fn = None
-_tsc_hz: float | None = None
-_tsc_engine = None
-
-
-def read_tsc() -> int:
-    """The time-stamp counter (``llvm.readcyclecounter``, i.e. rdtsc on x86-64)."""
-    global _tsc_fn, _tsc_engine
-    if _tsc_fn is None:
-        _init()
-        mod = ir.Module(name="tsc")
-        f = ir.Function(mod, ir.FunctionType(L.I64, []), name="vtpu_tsc")
-        bld = ir.IRBuilder(f.append_basic_block())
-        rc = ir.Function(mod, ir.FunctionType(L.I64, []), name="llvm.readcyclecounter")
-        bld.ret(bld.call(rc, []))
-        tm = _target_machine(*host_target(False))
-        m = llvm.parse_assembly(str(mod))
-        _tsc_engine = llvm.create_mcjit_compiler(m, tm)
-        _tsc_engine.finalize_object()
-        _tsc_fn = ctypes.CFUNCTYPE(ctypes.c_uint64)(_tsc_engine.get_function_address("vtpu_tsc"))
-    return int(_tsc_fn())
-
-
 def tsc_hz() -> tuple[float, str]:
-    """TSC ticks per second, calibrated once against time.perf_counter (busy-waiting 50 ms)."""
-    global _tsc_hz
-    if _tsc_hz is None:
-        read_tsc()
-        best = None
-        for _ in range(3):
-            t0, c0 = time.perf_counter(), read_tsc()
-            while time.perf_counter() - t0 < 0.05:
-                pass
-            t1, c1 = time.perf_counter(), read_tsc()
-            hz = (c1 - c0) / (t1 - t0)
-            best = hz if best is None else max(best, hz)
-        _tsc_hz = best
-    return _tsc_hz, "TSC (rdtsc) calibrated against time.perf_counter over 50 ms"
+    """TSC ticks per second and how they were obtained (one calibration for the whole project: cycles.py)."""
+    from .cycles import tsc_hz as calibrated
+
+    return calibrated(), "TSC (rdtsc) calibrated against the monotonic clock (median of 5 windows)"
 
 
 # =================================================================== runtime
