@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from conftest import PROGRAMS
 from test_errors import vtpu
 
@@ -115,3 +116,32 @@ def test_cc_diagnostics_exit_2(tmp_path):
     bad.write_text("input x: f32[4] @ 1.1.1/1.1.1/1.1.1\ny = relu(z)\n")
     r = vtpu("cc", str(bad), "-o", str(tmp_path / "b.siw"))
     assert r.returncode == 2 and "bad.phx:2:" in r.stderr and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("extra", [["-n", "4"], ["--engine", "interp"]])
+def test_ctrl_c_stops_a_runaway_program_cleanly(extra):
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "vtpu_cli.cli",
+            "run",
+            str(PROGRAMS / "errors" / "infinite_loop.vasm"),
+            *extra,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(1.5)
+    p.send_signal(signal.SIGINT)
+    try:
+        _, err = p.communicate(timeout=20)
+    finally:
+        p.kill()
+    assert p.returncode == 130 and "interrupted" in err and "Traceback" not in err
