@@ -921,3 +921,13 @@ def test_window_permute_gather(nbytes, off):
     SGATHER.f32 v3, [p0 + 0 + v1]
 """)
     check(prog)
+
+
+def test_cache_is_pruned_to_its_size(tmp_path, monkeypatch):
+    from vtpu_cli import jit as J
+
+    monkeypatch.setattr(J, "CACHE_ENTRIES", 2)
+    for k in range(4):
+        prog = assemble(f"    DMOV r1, {k + 1}\n    DADD r1, r1, {k}")
+        J.JitEngine(prog, cache_dir=tmp_path).run()
+    assert len(list(tmp_path.glob("jit-*.o"))) == 2

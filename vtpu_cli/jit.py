@@ -20,7 +20,6 @@ import ctypes
 import hashlib
 import os
 import platform
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -29,6 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from . import __version__
+from .errors import VtpuError
+from .fileio import write_atomic
 from .fleet import Fleet
 from .interp import (
     STATUS_DEADLOCK,
@@ -393,6 +394,15 @@ class Compiled:
 LARGE_PROGRAM_SIWS = 512
 
 
+CACHE_ENTRIES = 256  # compiled objects kept per cache directory (least recently written go first)
+
+
+def _prune_cache(path: Path) -> None:
+    files = sorted(path.glob("jit-*.o"), key=lambda f: f.stat().st_mtime)
+    for f in files[:-CACHE_ENTRIES]:
+        f.unlink(missing_ok=True)
+
+
 def auto_opt(program: Program) -> int:
     """The default optimisation level for a program: O3, or O2 for large (generated, unrolled) ones."""
     return 3 if len(program.code) <= LARGE_PROGRAM_SIWS else 2
@@ -448,11 +458,9 @@ def compile_program(
         if not no_cache:
             try:
                 path.mkdir(parents=True, exist_ok=True)
-                fd, tmp = tempfile.mkstemp(dir=path, prefix=".jit-", suffix=".tmp")
-                with os.fdopen(fd, "wb") as f:
-                    f.write(obj)
-                os.replace(tmp, fpath)
-            except OSError:
+                write_atomic(fpath, obj)
+                _prune_cache(path)
+            except (OSError, VtpuError):
                 pass  # an unwritable cache only costs the next run a compile
     engine, addr = _load_object(obj, v)
     _loaded[key] = (engine, addr)
