@@ -743,8 +743,18 @@ def test_portable_env_var(monkeypatch):
 
 
 # =================================================================== native C pipe and strided gathers
-@pytest.mark.parametrize("stride,t,off", [(0, "i32", 8), (4, "i32", 0), (8, "i32", 4), (12, "i32", 0),
-                                          (2, "i8", 1), (8, "i32", 8), (0, "i8", 255)])
+@pytest.mark.parametrize(
+    "stride,t,off",
+    [
+        (0, "i32", 8),
+        (4, "i32", 0),
+        (8, "i32", 4),
+        (12, "i32", 0),
+        (2, "i8", 1),
+        (8, "i32", 8),
+        (0, "i8", 255),
+    ],
+)
 def test_constant_stride_gathers(stride, t, off):
     """Span loads + shuffle (stride 0: a broadcast); the last case per stride leaves the scroll."""
     prog = assemble(f"""
@@ -763,7 +773,8 @@ def test_native_c_pipe_queue_capacity_and_collectives():
     sends = "\n".join(["    CSEND m0, 0"] * 17)
     ref, res, diffs = both(assemble(f"    CPACK m0, r1\n{sends}\n"), 1)
     assert res.status == "deadlock" and diffs == [], diffs
-    prog = assemble("""
+    prog = (
+        assemble("""
     DMOV r1, sid
     DCVT.f32.i64 r2, r1
     DBCAST.i32 v1, r1
@@ -777,7 +788,9 @@ def test_native_c_pipe_queue_capacity_and_collectives():
     CCAST v5, v2, r9, 0
     CBAR 0
     CCAST.i32 r6, r1, r9, 0
-""") if "DMOD" in BY_NAME else assemble("""
+""")
+        if "DMOD" in BY_NAME
+        else assemble("""
     DMOV r1, sid
     DCVT.f32.i64 r2, r1
     DBCAST.i32 v1, r1
@@ -791,6 +804,7 @@ def test_native_c_pipe_queue_capacity_and_collectives():
     CBAR 0
     CCAST.i32 r6, r1, r9, 0
 """)
+    )
     for n in (1, 2, 16):
         ref, res, diffs = both(prog, n)
         assert diffs == [], (n, diffs)
@@ -835,13 +849,16 @@ loop:
 
 
 @pytest.mark.parametrize("mode", ["", "masked", "x86"])
-@pytest.mark.parametrize("ioff,off,stride", [
-    (0, 0, 4),        # indexes 0..15 (in range)
-    (128, 0, 0),      # indexes 32..47: lanes beyond the 128-byte Y scroll -> scatter faults
-    (192, 8, -4),     # negative stride: lane 15 below 0 -> fault
-    (64, 4, 8),       # overlapping scatter indexes below (duplicates)
-    (64, 2, 8),       # a byte offset that is not a multiple of 4 (no permute gather)
-])
+@pytest.mark.parametrize(
+    "ioff,off,stride",
+    [
+        (0, 0, 4),  # indexes 0..15 (in range)
+        (128, 0, 0),  # indexes 32..47: lanes beyond the 128-byte Y scroll -> scatter faults
+        (192, 8, -4),  # negative stride: lane 15 below 0 -> fault
+        (64, 4, 8),  # overlapping scatter indexes below (duplicates)
+        (64, 2, 8),  # a byte offset that is not a multiple of 4 (no permute gather)
+    ],
+)
 def test_indexed_and_strided_gather_scatter(monkeypatch, mode, ioff, off, stride):
     """Per-lane and AVX-512 (vpgatherdd/vpscatterdd, llvm.masked.*) lowerings, in- and out-of-bounds
     lanes, duplicate scatter indexes (the highest lane wins), against the interpreter."""
@@ -873,7 +890,9 @@ def test_duplicate_scatter_indexes_highest_lane_wins(monkeypatch):
 """)
         ref, res, diffs = both(prog, no_cache=True)
         assert diffs == [], (mode, diffs)
-        assert res.memory.table[coords.pack(coords.Coord((1, 2, 2, 1, 1, 1, 1, 1, 1)))].buf.view("<i4")[3] == 115
+        assert (
+            res.memory.table[coords.pack(coords.Coord((1, 2, 2, 1, 1, 1, 1, 1, 1)))].buf.view("<i4")[3] == 115
+        )
 
 
 def test_nan_payloads_canonical_at_stores_and_messages():
@@ -903,8 +922,22 @@ def test_nan_payloads_canonical_at_stores_and_messages():
     assert len(nans) and set(nans.tolist()) == {0x7FC00000}
 
 
-@pytest.mark.parametrize("nbytes,off", [(256, 0), (256, 156), (257, 0), (300, 200), (300, 160), (256, 160),
-                                         (100, 0), (100, 36), (64, 0), (4, 0), (1024, 2)])
+@pytest.mark.parametrize(
+    "nbytes,off",
+    [
+        (256, 0),
+        (256, 156),
+        (257, 0),
+        (300, 200),
+        (300, 160),
+        (256, 160),
+        (100, 0),
+        (100, 36),
+        (64, 0),
+        (4, 0),
+        (1024, 2),
+    ],
+)
 def test_window_permute_gather(nbytes, off):
     """16 x 32-bit gathers whose lanes all lie in a scroll's first 256 bytes use four loads + vpermi2d;
     lanes at the window's last dword, lanes past it, scrolls under 256 bytes, unaligned offsets, faults."""

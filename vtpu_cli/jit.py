@@ -350,8 +350,9 @@ def _compile_object(ir_text: str, v: _Variant, opt: int) -> bytes:
     return tm.emit_object(mod)
 
 
-def emit_assembly(program: Program, *, precise: bool = False, portable: bool = False, opt: int = 3,
-                  ppt_sets: int = 64) -> str:
+def emit_assembly(
+    program: Program, *, precise: bool = False, portable: bool = False, opt: int = 3, ppt_sets: int = 64
+) -> str:
     """The optimised x86 assembly of a program's native function (for inspecting the lowering)."""
     _init()
     cpu, features = host_target(portable or _portable_env())
@@ -850,7 +851,9 @@ class JitEngine:
         ptrs = {}
         for c, sc in self.mem.table.items():
             buf = sc.buf
-            if not (buf.flags.c_contiguous and buf.flags.writeable and buf.dtype == np.uint8 and buf.ndim == 1):
+            if not (
+                buf.flags.c_contiguous and buf.flags.writeable and buf.dtype == np.uint8 and buf.ndim == 1
+            ):
                 sc.buf = buf = np.array(buf, np.uint8).reshape(-1)
             ptrs[c] = (buf.ctypes.data, buf.shape[0])
         cap = 16
@@ -905,9 +908,16 @@ class JitEngine:
         # A native fault in the fast variant: no registers were written back. Replay the run from the
         # saved memory: in the interpreter (the golden model) when it is short, else natively with the
         # precise variant, whose fault exits write the state back.
-        cycles = max(int(x.u64[L.OFF_TSC1 // 8]) for x in sens) - min(int(x.u64[L.OFF_TSC0 // 8]) for x in sens)
-        steps = sum(int(c) * (e - b) for x in sens for b, e, c in zip(
-            comp.leaders, comp.leaders[1:] + [len(self.program.code)], x.counts, strict=False))
+        cycles = max(int(x.u64[L.OFF_TSC1 // 8]) for x in sens) - min(
+            int(x.u64[L.OFF_TSC0 // 8]) for x in sens
+        )
+        steps = sum(
+            int(c) * (e - b)
+            for x in sens
+            for b, e, c in zip(
+                comp.leaders, comp.leaders[1:] + [len(self.program.code)], x.counts, strict=False
+            )
+        )
         _restore(self.mem, snap)
         if stuck or steps <= self.replay_interp_steps:
             # a deadlock (or a condition the native C pipe does not report) is always replayed in the
