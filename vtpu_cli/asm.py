@@ -27,7 +27,7 @@ from .isa import (
     split_mnemonic,
     type_size,
 )
-from .numerics import bf16_bits, f32_bits, f32_to_bf16_bits, sext
+from .numerics import bf16_bits, f32_bits, sext
 from .program import (
     MEM_CONTIG,
     MEM_INDEXED,
@@ -1047,4 +1047,4 @@ def assemble(text: str, filename: str = "<input>", debug_lines: bool = True) -> 
     return Assembler(text, filename).run(debug_lines)
 
 
-__all__ = ["assemble", "Assembler", "pack_ternary", "encode_values", "f32_to_bf16_bits"]
+__all__ = ["assemble", "Assembler", "pack_ternary", "encode_values"]

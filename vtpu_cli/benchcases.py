@@ -24,7 +24,7 @@ class Case:
 CASES: dict[str, Case] = {}
 
 
-def case(name: str, **kw):
+def case(name: str):
     def deco(fn):
         CASES[name] = Case(**fn())
         return fn
@@ -96,7 +96,9 @@ def _c_heavy():
 def _balanced():
     def check(res, prog, inp, p):
         want = np.float32(0.5 * p["ITERS"])
-        accs = [np.frombuffer(bytes(res.memory.table[coords.home_packed(s.id)].buf), "<f4") for s in res.sentrons]
+        accs = [
+            np.frombuffer(bytes(res.memory.table[coords.home_packed(s.id)].buf), "<f4") for s in res.sentrons
+        ]
         good = all(s.R[4] == p["ITERS"] - 1 for s in res.sentrons)
         return _ok(all(np.all(a == want) for a in accs) and good, f"ACC[0] = {accs[0][0]}, want {want}")
 

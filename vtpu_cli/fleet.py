@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from . import coords
-from .isa import ANY_SENDER, type_size
-from .program import Imm, Instr, Reg
+from .isa import ANY_SENDER
+from .program import Instr, Reg
 from .semantics import OpFault, _fminmax, bytes_to_scalar, canon_nan, reg_bytes
 
 QUEUE_CAPACITY = 16
@@ -352,8 +352,4 @@ class Fleet:
         return ready, run
 
 
-def type_bytes(t: str) -> int:
-    return type_size(t)
-
-
-__all__ = ["Fleet", "QUEUE_CAPACITY", "Imm"]
+__all__ = ["Fleet", "QUEUE_CAPACITY"]

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import coords
 from .fleet import Fleet
-from .isa import PIPES, REG_COUNTS, SPECIAL_REGS, TYPES, VEC_BYTES
+from .isa import PIPES, REG_COUNTS, TYPES, VEC_BYTES
 from .memory import Memory, scroll_buffer
 from .program import Program
 from .semantics import NP, SEM, OpFault
@@ -398,7 +398,3 @@ def chrome_trace(result: RunResult, program: Program, source: str = "") -> dict:
             "sentrons": len(result.sentrons),
         },
     }
-
-
-def special_name(i: int) -> str:
-    return SPECIAL_REGS[i]

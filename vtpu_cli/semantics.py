@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 
 from . import coords
-from .isa import ANY_SENDER, FLAG_CMP, HOME_COORD, TYPES, VEC_BYTES, lanes, type_size
+from .isa import FLAG_CMP, HOME_COORD, TYPES, VEC_BYTES, lanes, type_size
 from .memory import MemFault
 from .numerics import (
     CANON_NAN32,
@@ -110,16 +110,6 @@ def bytes_to_scalar(raw: bytes, t: str) -> int:
 
 
 # ----------------------------------------------------------------------------- scalar arithmetic
-def _f32_binary(name: str):
-    f = {
-        "DADD": lambda a, b: a + b,
-        "DSUB": lambda a, b: a - b,
-        "DMUL": lambda a, b: a * b,
-        "DDIV": lambda a, b: a / b,
-    }[name]
-    return f
-
-
 def _int_div(a: int, b: int, bits: int, ins: Instr) -> int:
     if b == 0:
         raise OpFault(ins, "integer division by zero")
@@ -906,6 +896,3 @@ def _cfence(ins: Instr, s, env):
 def _comm(ins: Instr, s, env):
     """Blocking C-pipe ops are implemented by the fleet (see fleet.py): a (ready, run) pair."""
     return env.fleet.build(ins, s)
-
-
-ANY = ANY_SENDER
