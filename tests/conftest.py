@@ -31,8 +31,8 @@ settings.load_profile(os.environ.get("VTPU_HYPOTHESIS_PROFILE", "default"))
 @pytest.fixture
 def run_src():
     """Assemble text and run it on the interpreter."""
-    from vtpu_cli.asm import assemble
-    from vtpu_cli.interp import Interpreter
+    from vtpu_cli.asm.assembler import assemble
+    from vtpu_cli.engines.interp.interpreter import Interpreter
 
     def _run(text: str, sentrons: int = 1, **kw):
         return Interpreter(assemble(text, "t.vasm"), sentrons, **kw).run()

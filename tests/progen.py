@@ -4,10 +4,7 @@ from __future__ import annotations
 
 from hypothesis import strategies as st
 
-from vtpu_cli import coords
-from vtpu_cli.isa import ANY_SENDER, HOME_COORD, OPS, PIPES, REG_COUNTS, lanes
-from vtpu_cli.numerics import bf16_bits, f32_bits
-from vtpu_cli.program import (
+from vtpu_cli.binary.program import (
     MEM_CONTIG,
     MEM_INDEXED,
     MEM_STRIDED,
@@ -20,6 +17,9 @@ from vtpu_cli.program import (
     Reg,
     check_instr,
 )
+from vtpu_cli.core import coords
+from vtpu_cli.core.numerics import bf16_bits, f32_bits
+from vtpu_cli.isa.table import ANY_SENDER, HOME_COORD, OPS, PIPES, REG_COUNTS, lanes
 
 REAL_OPS = [op for op in OPS if not op.is_nop]
 COORD_POOL = [coords.pack(coords.Coord((1, 1, 1, 1, 1, 1, 1, 1, k))) for k in (1, 2, 3, 999)]

@@ -9,7 +9,7 @@ import sys
 
 from conftest import PROGRAMS
 
-from vtpu_cli.bench import evaluate_gate, gate_exit, load_manifests, run_benchmark
+from vtpu_cli.bench.suite import evaluate_gate, gate_exit, load_manifests, run_benchmark
 
 HOST = {"cores": 2, "tsc_ghz": 2.6, "cycle_source": {"source": "tsc"}}
 
@@ -91,7 +91,7 @@ def test_every_manifest_loads_and_quick_run_verifies():
 
 def vtpu(*args, env=None):
     return subprocess.run(
-        [sys.executable, "-m", "vtpu_cli.cli", *args], capture_output=True, text=True, timeout=300, env=env
+        [sys.executable, "-m", "vtpu_cli.cli.main", *args], capture_output=True, text=True, timeout=300, env=env
     )
 
 

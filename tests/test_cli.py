@@ -88,7 +88,7 @@ def test_bundle_syntax_and_dump(tmp_path):
 def test_cc_compiles_and_the_result_runs_on_both_engines(tmp_path):
     import numpy as np
 
-    from vtpu_cli.tensorfile import write_safetensors
+    from vtpu_cli.machine.tensorfile import write_safetensors
 
     out = tmp_path / "dot.siw"
     r = vtpu("cc", str(PROGRAMS / "phx" / "dot.phx"), "-o", str(out), "-O3", "--report", "--json")
@@ -129,7 +129,7 @@ def test_ctrl_c_stops_a_runaway_program_cleanly(extra):
         [
             sys.executable,
             "-m",
-            "vtpu_cli.cli",
+            "vtpu_cli.cli.main",
             "run",
             str(PROGRAMS / "errors" / "infinite_loop.vasm"),
             *extra,

@@ -1,4 +1,4 @@
-"""Tests for vtpu_cli.coords: text format, packing, Morton keys and per-dimension arithmetic."""
+"""Tests for vtpu_cli.core.coords: text format, packing, Morton keys and per-dimension arithmetic."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
-from vtpu_cli.coords import (
+from vtpu_cli.core.coords import (
     DIMS,
     ORIGIN,
     PART_MAX,
@@ -36,7 +36,7 @@ from vtpu_cli.coords import (
     to_bytes16,
     unpack,
 )
-from vtpu_cli.errors import VtpuError
+from vtpu_cli.core.errors import VtpuError
 
 part = st.integers(PART_MIN, PART_MAX)
 # Bias towards the edges, where off-by-one mistakes live.

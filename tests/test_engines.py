@@ -6,10 +6,10 @@ import numpy as np
 import pytest
 from conftest import PROGRAMS
 
-from vtpu_cli.asm import assemble
-from vtpu_cli.interp import Interpreter
+from vtpu_cli.asm.assembler import assemble
+from vtpu_cli.engines.interp.interpreter import Interpreter
 
-jit = pytest.importorskip("vtpu_cli.jit")
+jit = pytest.importorskip("vtpu_cli.engines.jit.engine")
 ok, why = jit.jit_available()
 pytestmark = pytest.mark.skipif(not ok, reason=f"JIT unavailable: {why}")
 

@@ -11,15 +11,15 @@ from conftest import PROGRAMS
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vtpu_cli.asm import assemble
-from vtpu_cli.errors import DiagnosticError
+from vtpu_cli.asm.assembler import assemble
+from vtpu_cli.core.errors import DiagnosticError
 
 ERR = PROGRAMS / "errors"
 
 
 def vtpu(*args: str, stdin: str | None = None):
     return subprocess.run(
-        [sys.executable, "-m", "vtpu_cli.cli", *args], capture_output=True, text=True, input=stdin, timeout=60
+        [sys.executable, "-m", "vtpu_cli.cli.main", *args], capture_output=True, text=True, input=stdin, timeout=60
     )
 
 

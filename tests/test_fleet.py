@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 from conftest import PROGRAMS
 
-from vtpu_cli import coords
-from vtpu_cli.asm import assemble
-from vtpu_cli.interp import Interpreter
-from vtpu_cli.topology import parse_topology
+from vtpu_cli.asm.assembler import assemble
+from vtpu_cli.core import coords
+from vtpu_cli.engines.interp.interpreter import Interpreter
+from vtpu_cli.fleet.topology import parse_topology
 
 FLEET = PROGRAMS / "fleet"
 NP = {"f32": np.float32, "i32": np.int32, "i64": np.int64}

@@ -2,9 +2,9 @@
 
 from conftest import ROOT
 
-from vtpu_cli.isa import BY_CODE, NOP_NAMES, OPS, V01_OPS
-from vtpu_cli.isadoc import isa_markdown
-from vtpu_cli.semantics import SEM
+from vtpu_cli.isa.doc import isa_markdown
+from vtpu_cli.isa.table import BY_CODE, NOP_NAMES, OPS, V01_OPS
+from vtpu_cli.machine.semantics import SEM
 
 
 def test_all_v01_ops_and_nops_present():

@@ -7,12 +7,8 @@ import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from vtpu_cli import coords
-from vtpu_cli.asm import assemble
-from vtpu_cli.interp import Interpreter
-from vtpu_cli.isa import BY_NAME, OPS
-from vtpu_cli.memory import Memory
-from vtpu_cli.program import (
+from vtpu_cli.asm.assembler import assemble
+from vtpu_cli.binary.program import (
     MEM_CONTIG,
     MEM_INDEXED,
     MEM_STRIDED,
@@ -24,9 +20,13 @@ from vtpu_cli.program import (
     Reg,
     nop,
 )
-from vtpu_cli.semantics import OpFault
+from vtpu_cli.core import coords
+from vtpu_cli.engines.interp.interpreter import Interpreter
+from vtpu_cli.isa.table import BY_NAME, OPS
+from vtpu_cli.machine.memory import Memory
+from vtpu_cli.machine.semantics import OpFault
 
-jit = pytest.importorskip("vtpu_cli.jit")
+jit = pytest.importorskip("vtpu_cli.engines.jit.engine")
 OK, WHY = jit.jit_available()
 pytestmark = pytest.mark.skipif(not OK, reason=f"JIT unavailable: {WHY}")
 
@@ -439,7 +439,7 @@ loop:
 
 
 def _mem_sets(prog, sets):
-    from vtpu_cli.interp import load_memory
+    from vtpu_cli.engines.interp.interpreter import load_memory
 
     m = Memory(sets=sets)
     load_memory(prog, m)
@@ -862,7 +862,7 @@ loop:
 def test_indexed_and_strided_gather_scatter(monkeypatch, mode, ioff, off, stride):
     """Per-lane and AVX-512 (vpgatherdd/vpscatterdd, llvm.masked.*) lowerings, in- and out-of-bounds
     lanes, duplicate scatter indexes (the highest lane wins), against the interpreter."""
-    from vtpu_cli import lowering
+    from vtpu_cli.engines.jit import lowering
 
     monkeypatch.setattr(lowering, "VGATHER", mode)
     data = [i * 37 % 11 if 16 <= i < 32 else (i * 3) % 29 for i in range(64)]  # X[16..31]: duplicates 0..10
@@ -874,7 +874,7 @@ def test_indexed_and_strided_gather_scatter(monkeypatch, mode, ioff, off, stride
 
 def test_duplicate_scatter_indexes_highest_lane_wins(monkeypatch):
     """Sixteen lanes scattered to one element: the last lane's value stays (lane order)."""
-    from vtpu_cli import lowering
+    from vtpu_cli.engines.jit import lowering
 
     for mode in ("", "masked", "x86"):
         monkeypatch.setattr(lowering, "VGATHER", mode)
@@ -957,7 +957,7 @@ def test_window_permute_gather(nbytes, off):
 
 
 def test_cache_is_pruned_to_its_size(tmp_path, monkeypatch):
-    from vtpu_cli import jit as J
+    from vtpu_cli.engines.jit import engine as J
 
     monkeypatch.setattr(J, "CACHE_ENTRIES", 2)
     for k in range(4):

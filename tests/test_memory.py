@@ -9,11 +9,11 @@ import pytest
 from conftest import PROGRAMS
 from test_errors import vtpu
 
-from vtpu_cli import coords
-from vtpu_cli.asm import assemble
-from vtpu_cli.interp import Interpreter
-from vtpu_cli.memory import MemFault, Memory, ppt_set
-from vtpu_cli.tensorfile import read_safetensors, write_safetensors
+from vtpu_cli.asm.assembler import assemble
+from vtpu_cli.core import coords
+from vtpu_cli.engines.interp.interpreter import Interpreter
+from vtpu_cli.machine.memory import MemFault, Memory, ppt_set
+from vtpu_cli.machine.tensorfile import read_safetensors, write_safetensors
 
 C1 = "1.1.1/1.1.1/1.1.1"
 C2 = "1.1.1/1.1.1/1.1.2"
@@ -204,7 +204,7 @@ def test_tensorfile_round_trip_and_bad_names(tmp_path):
 
 
 def test_phext_document_loads_as_text_scrolls(tmp_path, run_src):
-    from vtpu_cli.phextdoc import write_phext
+    from vtpu_cli.machine.phextdoc import write_phext
 
     doc = tmp_path / "notes.phext"
     write_phext(str(doc), {coords.Coord.parse(C1): "hello", coords.Coord.parse(C2): "world!"})

@@ -1,4 +1,4 @@
-"""Tests for vtpu_cli.phextdoc: .phext document parsing/formatting, file I/O, agreement with PyPI phext."""
+"""Tests for vtpu_cli.machine.phextdoc: .phext document parsing/formatting, file I/O, agreement with PyPI phext."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vtpu_cli.coords import Coord
-from vtpu_cli.errors import FormatError, VtpuError
-from vtpu_cli.phextdoc import (
+from vtpu_cli.core.coords import Coord
+from vtpu_cli.core.errors import FormatError, VtpuError
+from vtpu_cli.machine.phextdoc import (
     BREAK_DIM,
     DELIMITERS,
     format_phext,

@@ -10,12 +10,12 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vtpu_cli.asm import assemble
-from vtpu_cli.disasm import disassemble
-from vtpu_cli.errors import DiagnosticError
-from vtpu_cli.interp import Interpreter
-from vtpu_cli.phx import bind_inputs, compile_phx, read_output
-from vtpu_cli.phx.schedule import check_hazards
+from vtpu_cli.asm.assembler import assemble
+from vtpu_cli.asm.disassembler import disassemble
+from vtpu_cli.compiler import bind_inputs, compile_phx, read_output
+from vtpu_cli.compiler.schedule import check_hazards
+from vtpu_cli.core.errors import DiagnosticError
+from vtpu_cli.engines.interp.interpreter import Interpreter
 
 FEW = settings(max_examples=4, deadline=None)
 F32 = np.float32
@@ -302,7 +302,7 @@ def test_software_pipelined_loop(chunks, op, seed):
 
 
 def test_pipelined_kernel_interleaves_fetch_and_compute():
-    from vtpu_cli.phx import compile_ir
+    from vtpu_cli.compiler import compile_ir
 
     src = "input a: f32[32000]\ninput b: f32[32000]\noutput y: f32[32000]\ny = add(a, b)\n"
     ir = compile_ir(src, "t.phx", opt=3)
@@ -409,8 +409,8 @@ let a: i32 = 2.5
 
 # ------------------------------------------------------------------ the cc command and examples
 def test_cc_command(tmp_path, capsys):
-    from vtpu_cli.phx.driver import cc_command
-    from vtpu_cli.siwfile import read
+    from vtpu_cli.binary.siwfile import read
+    from vtpu_cli.compiler.driver import cc_command
 
     src = tmp_path / "m.phx"
     src.write_text(
@@ -440,7 +440,7 @@ def test_examples_compile():
 
 
 def test_tile_cache(tmp_path, monkeypatch):
-    from vtpu_cli.phx import tune
+    from vtpu_cli.compiler import tune
 
     monkeypatch.setenv("VTPU_CACHE_DIR", str(tmp_path))
     src = "input x: f32[3, 8]\nweight w: f32[8, 40]\noutput y: f32[3, 40]\ny = matmul(x, w)\n"

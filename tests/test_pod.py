@@ -13,10 +13,10 @@ from hypothesis import strategies as st
 from scipy.stats import binom
 from typer.testing import CliRunner
 
-from vtpu_cli import pod
-from vtpu_cli.errors import Exit, VtpuError
-from vtpu_cli.topo_cli import app
-from vtpu_cli.topology import Topology
+from vtpu_cli.cli.topo import app
+from vtpu_cli.core.errors import Exit, VtpuError
+from vtpu_cli.fleet.topology import Topology
+from vtpu_cli.pod import planner as pod
 
 C = 50.0
 
@@ -171,7 +171,7 @@ def test_bad_coordinates(bad):
     data=st.data(),
 )
 def test_ocs_wiring_reproduces_topology(shape, twisted, data):
-    from vtpu_cli.topology import twist_parameters
+    from vtpu_cli.fleet.topology import twist_parameters
 
     if twisted and twist_parameters(shape) is None:
         twisted = False

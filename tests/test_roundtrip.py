@@ -4,9 +4,9 @@ from conftest import PROGRAMS
 from hypothesis import given
 from progen import program
 
-from vtpu_cli import siwfile
-from vtpu_cli.asm import assemble
-from vtpu_cli.disasm import disassemble
+from vtpu_cli.asm.assembler import assemble
+from vtpu_cli.asm.disassembler import disassemble
+from vtpu_cli.binary import siwfile
 
 
 @given(program())
@@ -52,7 +52,7 @@ def test_special_float_immediates_round_trip():
 @given(program(max_siws=10))
 def test_generated_programs_run_without_crashing(prog):
     """Any valid program either finishes or stops with a fault/deadlock/step limit: never an exception."""
-    from vtpu_cli.interp import Interpreter
+    from vtpu_cli.engines.interp.interpreter import Interpreter
 
     for n in (1, 3):
         res = Interpreter(prog, n, max_steps=300).run()

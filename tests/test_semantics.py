@@ -9,9 +9,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vtpu_cli.asm import assemble
-from vtpu_cli.interp import Interpreter
-from vtpu_cli.numerics import CANON_NAN32, bits_f32, f32_bits, fma_f32
+from vtpu_cli.asm.assembler import assemble
+from vtpu_cli.core.numerics import CANON_NAN32, bits_f32, f32_bits, fma_f32
+from vtpu_cli.engines.interp.interpreter import Interpreter
 
 F32_MAX = float(np.finfo(np.float32).max)
 
@@ -236,7 +236,7 @@ def test_int8_and_bf16_dot():
     assert (s.view("i32")[2] == (a.astype(np.int32) * b).reshape(16, 4).sum(1)).all()
     fa = rng.standard_normal(32).astype(np.float32)
     fb = rng.standard_normal(32).astype(np.float32)
-    from vtpu_cli.numerics import bf16_array_to_f32, f32_array_to_bf16
+    from vtpu_cli.core.numerics import bf16_array_to_f32, f32_array_to_bf16
 
     ba, bb = f32_array_to_bf16(fa), f32_array_to_bf16(fb)
     s = run_vec({0: ba, 1: bb}, "    DBCAST.f32 v2, 1.0\n    DDOT.bf16 v2, v0, v1")

@@ -10,10 +10,10 @@ from conftest import PROGRAMS
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vtpu_cli import siwfile
-from vtpu_cli.asm import assemble
-from vtpu_cli.errors import FormatError
-from vtpu_cli.fileio import write_atomic
+from vtpu_cli.asm.assembler import assemble
+from vtpu_cli.binary import siwfile
+from vtpu_cli.core.errors import FormatError
+from vtpu_cli.core.fileio import write_atomic
 
 BLOB = siwfile.encode(assemble((PROGRAMS / "vadd.vasm").read_text(), "vadd.vasm"))
 

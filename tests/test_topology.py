@@ -1,4 +1,4 @@
-"""Graph invariants, routing and spec parsing of vtpu_cli.topology."""
+"""Graph invariants, routing and spec parsing of vtpu_cli.fleet.topology."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vtpu_cli.errors import VtpuError
-from vtpu_cli.topology import Topology, default_topology, parse_shape, parse_topology, twist_parameters
+from vtpu_cli.core.errors import VtpuError
+from vtpu_cli.fleet.topology import Topology, default_topology, parse_shape, parse_topology, twist_parameters
 
 
 def bfs_distances(topo: Topology, src: int) -> list[int]:

@@ -1,0 +1,629 @@
+"""vBench: run the suite in programs/bench/, verify every result, measure honestly, judge the gates.
+
+A benchmark is a program plus a TOML manifest (programs/bench/NAME.toml); its numpy side (inputs,
+reference check, work, baseline) lives in benchcases.py. Nothing counts unless verified; a gate
+criterion that could not be measured makes the gate an error (exit 3), never a pass.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import statistics
+import time
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from vtpu_cli.core.errors import Exit, VtpuError
+
+# The seed's targets (absolute, for an 8-core 4 GHz node / 5 such nodes) and how they are normalised.
+PHASE0_OPS_PER_CYCLE = 2.5
+PHASE1_HIT_RATE = 0.95
+PHASE1_NODE_GOPS = 60.0  # for 8 cores x 4 GHz
+PHASE1_NODE_CORE_GHZ = 8 * 4.0
+PHASE2_LATENCY_US = 100.0
+PHASE2_CLUSTER_GOPS = 300.0  # for 5 such nodes
+PHASE2_COMM_OVERHEAD = 0.06
+GATES = ("phase0", "phase1", "phase2")
+
+
+def bench_dir() -> Path:
+    """programs/bench of the source tree (the suite is data, not part of the wheel)."""
+    env = os.environ.get("VTPU_BENCH_DIR")
+    if env:
+        return Path(env)
+    here = Path(__file__).resolve().parents[2] / "programs" / "bench"
+    if here.is_dir():
+        return here
+    return Path.cwd() / "programs" / "bench"
+
+
+@dataclass
+class Manifest:
+    name: str
+    path: Path
+    program: Path
+    summary: str
+    phases: list[str]
+    sentrons: int
+    reference: str
+    kind: str = "stream"
+    structured: bool = False
+    throughput: bool = False
+    params: dict = field(default_factory=dict)
+
+    def params_for(self, size: str) -> dict:
+        p = self.params.get(size) or self.params.get("quick") or {}
+        return dict(p)
+
+
+def load_manifests(directory: Path | None = None) -> list[Manifest]:
+    directory = directory or bench_dir()
+    if not directory.is_dir():
+        raise VtpuError(
+            f"benchmark directory {directory} not found",
+            hint="run from a vtpu checkout or set VTPU_BENCH_DIR",
+        )
+    out = []
+    for path in sorted(directory.glob("*.toml")):
+        try:
+            doc = tomllib.loads(path.read_text())
+            m = Manifest(
+                name=doc["name"],
+                path=path,
+                program=(path.parent / doc["program"]).resolve(),
+                summary=doc.get("summary", ""),
+                phases=list(doc.get("phases", [])),
+                sentrons=int(doc.get("sentrons", 1)),
+                reference=doc["reference"],
+                kind=doc.get("kind", "stream"),
+                structured=bool(doc.get("structured", False)),
+                throughput=bool(doc.get("throughput", False)),
+                params=doc.get("params", {}),
+            )
+        except (tomllib.TOMLDecodeError, KeyError, TypeError, ValueError) as e:
+            raise VtpuError(f"{path}: bad benchmark manifest ({e})") from None
+        out.append(m)
+    return out
+
+
+# ----------------------------------------------------------------------------- host
+def host_info() -> dict:
+    from vtpu_cli.core.cycles import cycle_source
+
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    feats: list[str] = []
+    try:
+        import llvmlite.binding as llvm
+
+        llvm.initialize_native_target()
+        flat = llvm.get_host_cpu_features().flatten()
+        feats = sorted(
+            f[1:] for f in flat.split(",") if f.startswith("+") and f[1:].startswith(("avx512", "gfni"))
+        )
+        cpu_name = llvm.get_host_cpu_name()
+    except Exception:  # pragma: no cover
+        cpu_name = "unknown"
+    cs = cycle_source()
+    return {
+        "cpu": cpu,
+        "llvm_cpu": cpu_name,
+        "features": feats,
+        "cores": os.cpu_count() or 1,
+        "tsc_ghz": cs["tsc_hz"] / 1e9,
+        "reported_mhz": cs["reported_mhz"],
+        "cycle_source": cs,
+    }
+
+
+# ----------------------------------------------------------------------------- running one benchmark
+@dataclass
+class Engine:
+    name: str
+    available: bool
+    reason: str = ""
+
+
+def pick_engine(name: str) -> Engine:
+    if name == "interp":
+        return Engine("interp", True)
+    try:
+        from vtpu_cli.engines.jit.engine import jit_available
+
+        ok, why = jit_available()
+    except ImportError as e:
+        ok, why = False, f"the jit engine is not built ({e})"
+    return Engine("jit", ok, why)
+
+
+def _program_text(m: Manifest, params: dict) -> str:
+    consts = "".join(f".const {k} = {int(v)}\n" for k, v in params.items())
+    return consts + m.program.read_text()
+
+
+def _memory(program, inputs: dict):
+
+    from vtpu_cli.engines.interp.interpreter import load_memory
+    from vtpu_cli.machine.memory import Memory, scroll_buffer
+
+    mem = Memory()
+    load_memory(program, mem)
+    for c, val in inputs.items():
+        if isinstance(c, str):
+            continue
+        dtype, shape, raw = val
+        if c in mem.table:
+            mem.free(c)
+        mem.add(c, scroll_buffer(len(raw), raw), dtype=dtype, shape=tuple(shape))
+    return mem
+
+
+def _execute(engine: str, program, sentrons: int, mem):
+    """One run; returns (result, seconds, cycles or None)."""
+    if engine == "interp":
+        from vtpu_cli.engines.interp.interpreter import Interpreter
+
+        res = Interpreter(program, sentrons, memory=mem).run()
+        return res, res.wall_s, None
+    from vtpu_cli.engines.jit.engine import JitEngine
+
+    res = JitEngine(program, sentrons, memory=mem).run()
+    secs = getattr(res, "run_s", None) or res.wall_s
+    return res, secs, getattr(res, "cycles", None)
+
+
+def _median(xs):
+    return statistics.median(xs) if xs else None
+
+
+def run_benchmark(
+    m: Manifest, engine: str, size: str, repeats: int, sentrons: int | None = None, baseline_repeats: int = 5
+) -> dict:
+    import numpy as np
+
+    from vtpu_cli.asm.assembler import assemble
+    from vtpu_cli.bench.cases import CASES
+    from vtpu_cli.core.cycles import tsc_hz
+
+    case = CASES.get(m.reference)
+    if case is None:
+        raise VtpuError(f"{m.path}: unknown reference case {m.reference!r}")
+    params = m.params_for(size)
+    n = sentrons or m.sentrons
+    out: dict = {
+        "name": m.name,
+        "summary": m.summary,
+        "phases": m.phases,
+        "sentrons": n,
+        "engine": engine,
+        "params": params,
+        "verified": False,
+        "error": None,
+    }
+    try:
+        program = assemble(_program_text(m, params), str(m.program))
+    except VtpuError as e:
+        out["error"] = f"does not assemble: {e.message}"
+        return out
+    rng = np.random.default_rng(12345)
+    inputs = case.inputs(params, rng)
+    times, cycles, res = [], [], None
+    for _ in range(max(repeats, 1)):
+        mem = _memory(program, inputs)
+        res, secs, cyc = _execute(engine, program, n, mem)
+        if res.status != "ok":
+            out["error"] = f"run {res.status}: {res.fault.render() if res.fault else ''}"
+            return out
+        times.append(secs)
+        if cyc is not None:
+            cycles.append(cyc)
+    ok, detail = case.check(res, program, inputs, params)
+    out["verified"] = ok
+    if not ok:
+        out["error"] = f"output does not match the reference: {detail}"
+    secs = _median(times)
+    hz = tsc_hz()
+    if cycles:
+        cyc, source = _median(cycles), "tsc (rdtsc around the native run)"
+    elif hz:
+        cyc, source = secs * hz, "tsc-derived (wall time x calibrated TSC frequency)"
+    else:
+        cyc, source = None, "none"
+    ops = res.ops
+    out.update(
+        {
+            "ops": ops,
+            "siws": res.siws,
+            "ops_per_siw": ops / res.siws if res.siws else 0.0,
+            "seconds": secs,
+            "seconds_all": times,
+            "cycles": cyc,
+            "cycle_source": source,
+            "ops_per_cycle": ops / cyc if cyc else None,
+            "gops": ops / secs / 1e9 if secs else None,
+            "ppt_hit_rate": res.memory.stats.hit_rate if res.memory.stats.translations else None,
+            "ppt_translations": res.memory.stats.translations,
+        }
+    )
+    work = case.work(params, n)
+    rates = {}
+    if secs:
+        if "flop" in work:
+            rates["gflops"] = work["flop"] / secs / 1e9
+        if "weights" in work:
+            rates["gweights"] = work["weights"] / secs / 1e9
+        if "bytes" in work:
+            rates["gbytes"] = work["bytes"] / secs / 1e9
+        if "messages" in work:
+            rates["messages_per_s"] = work["messages"] / secs
+    out["work"] = work
+    out["rates"] = rates
+    if m.kind == "latency" and "round_trips" in work:
+        one_way = sorted(t / (2 * work["round_trips"]) * 1e6 for t in times)
+        out["latency_us"] = {
+            "median": statistics.median(one_way),
+            "p99": one_way[min(len(one_way) - 1, math.ceil(0.99 * len(one_way)) - 1)],
+            "samples": len(one_way),
+            "what": "one-way, per run mean of ping-pong",
+        }
+    if case.baseline is not None and secs:
+        fn = case.baseline(inputs, params)
+        fn()
+        bt = []
+        for _ in range(baseline_repeats):
+            t0 = time.perf_counter()
+            fn()
+            bt.append(time.perf_counter() - t0)
+        bs = statistics.median(bt)
+        out["baseline"] = {
+            "what": "numpy/OpenBLAS on the same work",
+            "seconds": bs,
+            "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
+            "ratio": bs / secs if secs else None,
+        }
+    return out
+
+
+# ----------------------------------------------------------------------------- gates
+def _geomean(xs):
+    return math.exp(sum(math.log(x) for x in xs) / len(xs)) if xs and all(x > 0 for x in xs) else None
+
+
+def criterion(
+    name: str, value, threshold, op: str, *, unit: str = "", original: str = "", missing: str = ""
+) -> dict:
+    """A gate criterion: passed is None when not measured (missing says why)."""
+    if value is None:
+        passed = None
+    else:
+        passed = value >= threshold if op == ">=" else value <= threshold
+    return {
+        "name": name,
+        "value": value,
+        "threshold": threshold,
+        "op": op,
+        "unit": unit,
+        "passed": passed,
+        "original_target": original,
+        "not_measured": missing or None,
+    }
+
+
+def evaluate_gate(
+    gate: str, programs: list[dict], host: dict, engine: str, capabilities: dict | None = None
+) -> list[dict]:
+    """Judge a gate from measured program results (pure: tests inject measurements)."""
+    capabilities = capabilities or {}
+    crit = []
+    core_ghz = host["cores"] * host["tsc_ghz"]
+    if gate == "phase0":
+        ps = [p for p in programs if "phase0" in p["phases"]]
+        why = ""
+        if engine != "jit":
+            why = "phase 0 is defined on the JIT engine; this run used " + engine
+        elif not ps:
+            why = "no phase-0 programs ran"
+        elif any(p.get("error") and not p.get("verified") and p.get("ops_per_cycle") is None for p in ps):
+            why = "a phase-0 program could not be measured: " + next(p["error"] for p in ps if p.get("error"))
+        vals = [p["ops_per_cycle"] for p in ps if p.get("verified") and p.get("ops_per_cycle")]
+        unverified = [p["name"] for p in ps if not p.get("verified")]
+        value = None if why else (_geomean(vals) if not unverified else 0.0)
+        c = criterion(
+            "geomean ops/cycle, 1 sentron, JIT (phase-0 programs)",
+            value,
+            PHASE0_OPS_PER_CYCLE,
+            ">=",
+            original=f">= {PHASE0_OPS_PER_CYCLE} ops/cycle (same on any host)",
+            missing=why,
+        )
+        if unverified and not why:
+            c["note"] = "unverified programs count as 0: " + ", ".join(unverified)
+        crit.append(c)
+    elif gate == "phase1":
+        ps = [p for p in programs if p.get("structured")]
+        rates = [p["ppt_hit_rate"] for p in ps if p.get("verified") and p.get("ppt_hit_rate") is not None]
+        bad = [p["name"] for p in ps if not p.get("verified")]
+        why = "" if ps else "no structured programs ran"
+        value = None if why else (0.0 if bad else (min(rates) if rates else None))
+        crit.append(
+            criterion(
+                "PPT hit rate, structured programs (minimum)",
+                value,
+                PHASE1_HIT_RATE,
+                ">=",
+                original=">= 95%",
+                missing=why or ("" if value is not None else "no translations"),
+            )
+        )
+        tp = [p for p in programs if p.get("throughput")]
+        threshold = PHASE1_NODE_GOPS / PHASE1_NODE_CORE_GHZ * core_ghz
+        why = ""
+        if engine != "jit":
+            why = "node throughput is defined on the JIT engine; this run used " + engine
+        elif not tp:
+            why = "no throughput program ran"
+        elif any(p["sentrons"] != host["cores"] for p in tp):
+            why = f"throughput must run one sentron per core ({host['cores']})"
+        value = (
+            None if why else (0.0 if any(not p.get("verified") for p in tp) else max(p["gops"] for p in tp))
+        )
+        crit.append(
+            criterion(
+                f"node Gops/s, one sentron per core ({host['cores']} cores x {host['tsc_ghz']:.2f} GHz)",
+                value,
+                threshold,
+                ">=",
+                unit="Gops/s",
+                original=f">= {PHASE1_NODE_GOPS:g} Gops/s for an 8-core 4 GHz node "
+                f"= {PHASE1_NODE_GOPS / PHASE1_NODE_CORE_GHZ:.3f} Gops/s per core-GHz",
+                missing=why,
+            )
+        )
+    elif gate == "phase2":
+        mpi = capabilities.get("mpi")
+        why = "" if mpi else "the MPI runtime (sentrons in different processes) is not implemented"
+        crit.append(
+            criterion(
+                "C-pipe latency between processes (one-way, median)",
+                None if why else mpi.get("latency_us"),
+                PHASE2_LATENCY_US,
+                "<=",
+                unit="us",
+                original="<= 100 us",
+                missing=why,
+            )
+        )
+        crit.append(
+            criterion(
+                "cluster Gops/s (normalised per core-GHz)",
+                None,
+                PHASE2_CLUSTER_GOPS / (5 * PHASE1_NODE_CORE_GHZ) * core_ghz,
+                ">=",
+                unit="Gops/s",
+                original=">= 300 Gops/s for 5 nodes of 8 cores x 4 GHz",
+                missing=why or "cluster throughput not measured",
+            )
+        )
+        crit.append(
+            criterion(
+                "communication overhead",
+                None,
+                PHASE2_COMM_OVERHEAD,
+                "<=",
+                original="<= 6%",
+                missing=why or "communication overhead not measured",
+            )
+        )
+    else:
+        raise VtpuError(f"unknown gate {gate!r}", hint="gates: " + ", ".join(GATES))
+    return crit
+
+
+def gate_exit(criteria: list[dict]) -> int:
+    if any(c["passed"] is None for c in criteria):
+        return int(Exit.ERROR)
+    return int(Exit.OK) if all(c["passed"] for c in criteria) else int(Exit.FAULT)
+
+
+def sopdw(price: float | None, gops: float | None) -> dict:
+    """Ops/s per W per $: needs an energy counter (RAPL via powercap) and a price."""
+    rapl = Path("/sys/class/powercap")
+    readable = rapl.is_dir() and any(p.name.startswith("intel-rapl") for p in rapl.iterdir())
+    if not readable:
+        return {"value": None, "not_measured": "no readable energy counter (RAPL/powercap) on this host"}
+    if price is None:
+        return {"value": None, "not_measured": "no --price given"}
+    return {"value": None, "not_measured": "energy sampling around runs is not implemented yet"}
+
+
+# ----------------------------------------------------------------------------- the command
+def bench_command(
+    names: list[str],
+    gate: str | None,
+    quick: bool,
+    engine_name: str,
+    sentrons: int | None,
+    json_path: Path | None,
+    list_only: bool,
+    repeats: int | None,
+    price: float | None,
+) -> int:
+    import json
+    import shutil
+
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+
+    con = Console(highlight=False, width=max(shutil.get_terminal_size((160, 40)).columns, 150))
+    manifests = load_manifests()
+    if list_only:
+        t = Table(title=f"vBench suite ({len(manifests)} programs)")
+        for col in ("name", "phases", "sentrons", "summary"):
+            t.add_column(col)
+        for m in manifests:
+            t.add_row(m.name, ", ".join(m.phases), str(m.sentrons), m.summary)
+        con.print(t)
+        return int(Exit.OK)
+    by_name = {m.name: m for m in manifests}
+    unknown = [n for n in names if n not in by_name]
+    if unknown:
+        raise VtpuError(f"unknown benchmark(s): {', '.join(unknown)}", hint="see `vtpu bench --list`")
+    if gate is not None and gate not in GATES:
+        raise VtpuError(f"unknown gate {gate!r}", hint="gates: " + ", ".join(GATES))
+    selected = [by_name[n] for n in names] if names else manifests
+    if gate and not names:
+        selected = [
+            m for m in manifests if gate in m.phases or (gate == "phase1" and (m.structured or m.throughput))
+        ]
+    host = host_info()
+    engine = pick_engine(engine_name)
+    if not engine.available:
+        con.print(f"[yellow]engine {engine_name} unavailable: {engine.reason}[/yellow]", highlight=False)
+        if gate is None:
+            raise VtpuError(
+                f"the {engine_name} engine is not available: {engine.reason}", exit_code=Exit.ERROR
+            )
+    size = "quick" if quick else ("interp" if engine.name == "interp" else "full")
+    reps = repeats or (3 if quick else 5)
+    results = []
+    if engine.available:
+        with Progress(console=Console(stderr=True), transient=True) as prog:
+            task = prog.add_task("benchmarks", total=len(selected))
+            for m in selected:
+                prog.update(task, description=f"{m.name}")
+                n = sentrons
+                if m.throughput and gate == "phase1":
+                    n = host["cores"]
+                r = run_benchmark(m, engine.name, size, reps if m.kind != "latency" else max(reps, 20), n)
+                r["structured"], r["throughput"] = m.structured, m.throughput
+                results.append(r)
+                prog.advance(task)
+    criteria = evaluate_gate(gate, results, host, engine.name if engine.available else "none") if gate else []
+    if gate:
+        code = gate_exit(criteria)
+        passed = code == Exit.OK
+    else:
+        errors = [r for r in results if r.get("error") and r.get("ops") is None]
+        code = (
+            int(Exit.ERROR)
+            if errors
+            else (int(Exit.OK) if all(r["verified"] for r in results) else int(Exit.FAULT))
+        )
+        passed = code == Exit.OK
+    doc = {
+        "gate": gate,
+        "passed": passed,
+        "exit_code": code,
+        "engine": engine.name,
+        "size": size,
+        "cycle_source": host["cycle_source"]["source"],
+        "host": host,
+        "criteria": criteria,
+        "programs": results,
+        "sopdw": sopdw(price, max((r.get("gops") or 0) for r in results) if results else None),
+    }
+    _print_results(con, doc)
+    if json_path is not None:
+        from vtpu_cli.core.fileio import write_atomic
+
+        write_atomic(str(json_path), json.dumps(doc, indent=2, default=float).encode())
+    return code
+
+
+WORK_UNITS = {"gweights": "G weights/s", "gflops": "GFLOP/s", "gbytes": "GB/s", "messages_per_s": "msg/s"}
+
+
+def _fmt(x, spec: str = ".3g") -> str:
+    return "-" if x is None else format(x, spec)
+
+
+def _print_results(con, doc: dict) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    t = Table(
+        title=f"vBench ({doc['engine']}, {doc['size']} sizes, cycles: {doc['host']['cycle_source']['source']} "
+        f"@ {doc['host']['tsc_ghz']:.3f} GHz)"
+    )
+    for col in (
+        "program",
+        "verified",
+        "sentrons",
+        "ops",
+        "ops/SIW",
+        "ops/cycle",
+        "Gops/s",
+        "useful work",
+        "vs numpy",
+        "PPT hit",
+        "latency µs (med/p99)",
+    ):
+        t.add_column(col, justify="left" if col in ("program", "useful work") else "right")
+    for r in doc["programs"]:
+        rates = r.get("rates", {})
+        key = next((k for k in ("gweights", "gflops", "gbytes", "messages_per_s") if k in rates), None)
+        work = f"{rates[key]:.3g} {WORK_UNITS[key]}" if key else ""
+        base = r.get("baseline")
+        lat = r.get("latency_us")
+        t.add_row(
+            r["name"],
+            "yes" if r["verified"] else "[red]NO[/red]",
+            str(r["sentrons"]),
+            _fmt(r.get("ops"), ","),
+            _fmt(r.get("ops_per_siw"), ".2f"),
+            _fmt(r.get("ops_per_cycle"), ".3f"),
+            _fmt(r.get("gops"), ".3f"),
+            escape(work) or "-",
+            _fmt(base["ratio"], ".3g") + "x" if base and base.get("ratio") else "-",
+            _fmt(r["ppt_hit_rate"] * 100, ".1f") + "%" if r.get("ppt_hit_rate") is not None else "-",
+            f"{lat['median']:.2f} / {lat['p99']:.2f}" if lat else "-",
+        )
+    con.print(t)
+    for r in doc["programs"]:
+        if r.get("error"):
+            con.print(f"[red]{r['name']}:[/red] {escape(r['error'])}")
+    if doc["criteria"]:
+        g = Table(
+            title=f"gate {doc['gate']}: "
+            + (
+                "PASSED"
+                if doc["passed"]
+                else ("NOT MEASURED" if doc["exit_code"] == Exit.ERROR else "FAILED")
+            )
+        )
+        for col in ("criterion", "value", "threshold (this host)", "original target", "result"):
+            g.add_column(col)
+        for c in doc["criteria"]:
+            val = (
+                "-"
+                if c["value"] is None
+                else (f"{c['value'] * 100:.2f}%" if "hit rate" in c["name"] else f"{c['value']:.3f}")
+            )
+            thr = (
+                f"{c['op']} "
+                + (
+                    f"{c['threshold'] * 100:.0f}%"
+                    if "hit rate" in c["name"] or "overhead" in c["name"]
+                    else f"{c['threshold']:.3f}"
+                )
+                + (f" {c['unit']}" if c["unit"] else "")
+            )
+            res = (
+                ("[green]pass[/green]" if c["passed"] else "[red]fail[/red]")
+                if c["passed"] is not None
+                else f"[yellow]not measured: {escape(c['not_measured'])}[/yellow]"
+            )
+            g.add_row(escape(c["name"]), val, thr, escape(c["original_target"]), res)
+        con.print(g)
+    s = doc["sopdw"]
+    con.print(f"SOPDW: {'not measured (' + s['not_measured'] + ')' if s['value'] is None else s['value']}")

@@ -1,0 +1,174 @@
+"""The in-memory program: what the assembler produces, the .siw codec stores and the engines run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from vtpu_cli.isa.table import NOP_FOR_PIPE, PIPES, Op
+
+
+@dataclass(frozen=True)
+class Reg:
+    cls: str  # "r" | "v" | "p" | "m" | "s" (special: 0 sid, 1 scount, 2 flags)
+    idx: int
+
+    def __str__(self) -> str:
+        if self.cls == "s":
+            from vtpu_cli.isa.table import SPECIAL_REGS
+
+            return SPECIAL_REGS[self.idx]
+        return f"{self.cls}{self.idx}"
+
+
+@dataclass(frozen=True)
+class Imm:
+    """An immediate: integers as values, floats as their bit pattern, labels as SIW indexes,
+    coordinates as packed 128-bit values (or HOME_COORD), groups as group ids."""
+
+    value: int
+
+
+MEM_CONTIG, MEM_STRIDED, MEM_INDEXED = 0, 1, 2
+
+
+@dataclass(frozen=True)
+class Mem:
+    base: int  # p register index
+    off: Reg | Imm  # r register or immediate byte offset
+    mode: int = MEM_CONTIG
+    extra: Reg | Imm | None = None  # contiguous: byte count (Imm); strided: stride; indexed: v register
+
+
+Arg = Reg | Imm | Mem | None
+
+
+@dataclass(frozen=True)
+class Instr:
+    op: Op
+    mod: str | None = None
+    type: str | None = None
+    type2: str | None = None
+    args: tuple[Arg, ...] = ()
+
+    @property
+    def is_nop(self) -> bool:
+        return self.op.is_nop
+
+    def mnemonic(self) -> str:
+        parts = [self.op.name]
+        if self.mod is not None and (len(self.op.mods) > 1 or self.mod != self.op.mods[0]):
+            parts.append(self.mod)
+        if self.type is not None:
+            parts.append(self.type)
+        if self.type2 is not None:
+            parts.append(self.type2)
+        return ".".join(parts)
+
+    def regs(self) -> tuple[set, set]:
+        """(read, written) register keys like ("r", 3); used for hazard checks and scheduling."""
+        reads: set = set()
+        writes: set = set()
+        for spec, arg in zip(self.op.operands, self.args, strict=False):
+            if arg is None:
+                continue
+            if isinstance(arg, Mem):
+                reads.add(("p", arg.base))
+                for sub in (arg.off, arg.extra):
+                    if isinstance(sub, Reg):
+                        reads.add((sub.cls, sub.idx))
+                continue
+            if not isinstance(arg, Reg) or arg.cls == "s":
+                continue
+            key = (arg.cls, arg.idx)
+            if "r" in spec.role:
+                reads.add(key)
+            if "w" in spec.role:
+                writes.add(key)
+        return reads, writes
+
+
+def check_instr(ins: Instr) -> str | None:
+    """Operand rules beyond the op table's kinds, shared by the assembler and the .siw loader, so an
+    engine never sees an instruction it cannot run (returns the error message, or None)."""
+    from vtpu_cli.isa.table import VEC_BYTES, mem_form_error, type_size
+
+    form = next((a.cls for a in ins.args if isinstance(a, Reg) and a.cls in ("r", "v")), None)
+    for a in ins.args:
+        if isinstance(a, Mem):
+            err = mem_form_error(ins.type, a.mode)
+            if err:
+                return err
+            if form == "r" and (a.mode != MEM_CONTIG or a.extra is not None):
+                return (
+                    "a scalar load or store takes a plain [p + off] operand (no stride, index or byte count)"
+                )
+            if a.mode == MEM_CONTIG and isinstance(a.extra, Imm) and not 1 <= a.extra.value <= VEC_BYTES:
+                return f"the byte count must be in 1..{VEC_BYTES}, not {a.extra.value}"
+    if ins.op.name == "DCVT":
+        part = ins.args[2].value if len(ins.args) > 2 and isinstance(ins.args[2], Imm) else 0
+        ds, ss = type_size(ins.type), type_size(ins.type2)
+        if form == "r" or ds == ss:
+            if part:
+                return "DCVT takes a part only in the vector form between types of different widths"
+        elif (part + 1) * (VEC_BYTES // max(ds, ss)) > VEC_BYTES // min(ds, ss):
+            most = VEC_BYTES // min(ds, ss) // (VEC_BYTES // max(ds, ss)) - 1
+            return f"DCVT.{ins.type}.{ins.type2} part {part} is out of range (0..{most})"
+    return None
+
+
+def nop(pipe: str) -> Instr:
+    return Instr(NOP_FOR_PIPE[pipe])
+
+
+SIW = tuple[Instr, Instr, Instr]
+
+
+@dataclass
+class DataScroll:
+    """A preloaded scroll (from .data/.zero): coordinate, element type, shape and bytes."""
+
+    coord: int  # packed coordinate
+    dtype: str
+    shape: tuple[int, ...]
+    data: bytes
+    zero: bool = False  # zero-filled (.zero): data holds no bytes, size is nbytes
+    nbytes: int = 0
+
+    @property
+    def size(self) -> int:
+        return self.nbytes if self.zero else len(self.data)
+
+
+@dataclass(frozen=True)
+class Output:
+    """A designated result: a register (kind "reg") or a scroll (kind "scroll")."""
+
+    kind: str
+    reg: Reg | None = None
+    coord: int = 0
+    dtype: str = "i64"
+
+
+@dataclass
+class Program:
+    code: list[SIW] = field(default_factory=list)
+    labels: dict[str, int] = field(default_factory=dict)
+    coord_names: dict[str, int] = field(default_factory=dict)
+    groups: list[tuple[str, tuple[int, ...] | None]] = field(
+        default_factory=list
+    )  # name, members (None = all)
+    data: list[DataScroll] = field(default_factory=list)
+    outputs: list[Output] = field(default_factory=list)
+    source_file: str = ""
+    lines: list[int] = field(default_factory=list)  # source line per SIW (empty = no line map)
+    features: int = 0
+
+    def op_count(self) -> int:
+        return sum(1 for siw in self.code for i in siw if not i.is_nop)
+
+
+def siw_from_instrs(instrs: list[Instr]) -> SIW:
+    slots = {p: nop(p) for p in PIPES}
+    for ins in instrs:
+        slots[ins.op.pipe] = ins
+    return (slots["D"], slots["S"], slots["C"])

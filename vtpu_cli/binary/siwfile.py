@@ -1,0 +1,498 @@
+"""The portable ``.siw`` binary: encode a :class:`Program` to bytes and decode it back.
+
+Layout (little-endian; full description in docs/siw-format.md):
+
+    header   32 B   magic "VTPUSIW\\0", u16 format version, u16 ISA revision, u32 flags,
+                    u64 required CPU features, u32 section count, u32 reserved
+    table    24 B per section: u32 kind, u32 item count, u64 offset, u64 size
+    sections CODE, COORDS, CONSTS, SYMBOLS, GROUPS, LINES, DATA, OUTPUTS (8-byte aligned)
+    trailer  32 B   SHA-256 of everything before it
+
+A code section holds fixed-width SIWs of 48 bytes: three 16-byte slots (D, S, C). A slot is
+u8 opcode, u8 type | type2 << 4, u8 modifier index, u8 flags (bit 0: immA is a constant-pool index,
+bit 1: immB likewise, bits 2-3: memory mode), four operand bytes (class << 5 | index; classes
+0 none, 1 r, 2 v, 3 p, 4 m, 5 special, 6 immA, 7 immB), i32 immA, i32 immB.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import struct
+
+from vtpu_cli.binary.program import (
+    MEM_CONTIG,
+    MEM_INDEXED,
+    MEM_STRIDED,
+    DataScroll,
+    Imm,
+    Instr,
+    Mem,
+    Output,
+    Program,
+    Reg,
+    check_instr,
+)
+from vtpu_cli.core import coords
+from vtpu_cli.core.errors import FormatError
+from vtpu_cli.isa.table import (
+    BY_CODE,
+    HOME_COORD,
+    PIPES,
+    REG_CLASS_CODE,
+    REG_COUNTS,
+    SPECIAL_REGS,
+    TYPE_BY_CODE,
+    TYPES,
+    Op,
+    mem_form_error,
+)
+
+MAGIC = b"VTPUSIW\0"
+FORMAT_VERSION = 1
+SLOT_BYTES = 16
+SIW_BYTES = 3 * SLOT_BYTES
+HEADER = struct.Struct("<8sHHIQII")
+SECTION = struct.Struct("<IIQQ")
+SLOT = struct.Struct("<BBBB4Bii")
+DIGEST_BYTES = 32
+
+SEC_CODE, SEC_COORDS, SEC_CONSTS, SEC_SYMBOLS, SEC_GROUPS, SEC_LINES, SEC_DATA, SEC_OUTPUTS = range(1, 9)
+SECTION_NAMES = {
+    1: "code",
+    2: "coords",
+    3: "consts",
+    4: "symbols",
+    5: "groups",
+    6: "lines",
+    7: "data",
+    8: "outputs",
+}
+CLS_NONE, CLS_IMMA, CLS_IMMB = 0, 6, 7
+CLASS_BY_CODE = {v: k for k, v in REG_CLASS_CODE.items()}
+ALL_MEMBERS = 0xFFFFFFFF
+FEATURE_BITS = ("avx512f", "avx512bw", "avx512vl", "avx512vnni", "avx512bf16")
+
+
+def _fields_per_operand(kind: str) -> int:
+    return 3 if kind == "mem" else 1
+
+
+def _imm_kind_is_coord(kind: str) -> bool:
+    return kind == "coord"
+
+
+# ----------------------------------------------------------------------------- encoding
+class _Pools:
+    def __init__(self, program: Program):
+        cs: set[int] = set()
+        ks: set[int] = set()
+        for siw in program.code:
+            for ins in siw:
+                for spec, arg in zip(ins.op.operands, ins.args, strict=False):
+                    if isinstance(arg, Imm):
+                        if spec.kind == "coord":
+                            if arg.value != HOME_COORD:
+                                cs.add(arg.value)
+                        elif not _fits_i32(arg.value):
+                            ks.add(arg.value)
+                    elif isinstance(arg, Mem):
+                        for sub in (arg.off, arg.extra):
+                            if isinstance(sub, Imm) and not _fits_i32(sub.value):
+                                ks.add(sub.value)
+        cs.update(program.coord_names.values())
+        cs.update(d.coord for d in program.data)
+        cs.update(o.coord for o in program.outputs if o.kind == "scroll")
+        self.coords = sorted(cs)
+        self.consts = sorted(ks)
+        self.coord_index = {c: i for i, c in enumerate(self.coords)}
+        self.const_index = {k: i for i, k in enumerate(self.consts)}
+
+
+def _fits_i32(v: int) -> bool:
+    return -(1 << 31) <= v < (1 << 31)
+
+
+def _encode_slot(ins: Instr, pools: _Pools) -> bytes:
+    op = ins.op
+    fields: list[int] = []
+    imms: list[int] = []
+    flags = 0
+
+    def put_imm(value: int, coord: bool = False) -> int:
+        nonlocal flags
+        slot = len(imms)
+        if slot >= 2:  # pragma: no cover - guarded by the op table
+            raise AssertionError(f"{op.name}: more than two immediates")
+        if coord and value != HOME_COORD:
+            value = pools.coord_index[value]
+        elif not coord and not _fits_i32(value):
+            value = pools.const_index[value]
+            flags |= 1 << slot
+        imms.append(value)
+        return CLS_IMMA if slot == 0 else CLS_IMMB
+
+    def reg_byte(r: Reg) -> int:
+        return REG_CLASS_CODE[r.cls] << 5 | r.idx
+
+    for spec, arg in zip(op.operands, ins.args, strict=False):
+        if arg is None:
+            fields.extend([0] * _fields_per_operand(spec.kind))
+        elif isinstance(arg, Reg):
+            fields.append(reg_byte(arg))
+        elif isinstance(arg, Imm):
+            fields.append(put_imm(arg.value, spec.kind == "coord") << 5)
+        elif isinstance(arg, Mem):
+            flags |= arg.mode << 2
+            fields.append(REG_CLASS_CODE["p"] << 5 | arg.base)
+            for sub in (arg.off, arg.extra):
+                if sub is None:
+                    fields.append(0)
+                elif isinstance(sub, Reg):
+                    fields.append(reg_byte(sub))
+                else:
+                    fields.append(put_imm(sub.value) << 5)
+    fields.extend([0] * (4 - len(fields)))
+    imms.extend([0] * (2 - len(imms)))
+    tcode = (TYPES[ins.type][0] if ins.type else 0) | ((TYPES[ins.type2][0] if ins.type2 else 0) << 4)
+    mod = op.mods.index(ins.mod) if ins.mod is not None else 0
+    return SLOT.pack(op.code, tcode, mod, flags, *fields, *imms)
+
+
+def _pstr(s: str) -> bytes:
+    b = s.encode()
+    return struct.pack("<H", len(b)) + b
+
+
+def _pad8(b: bytes) -> bytes:
+    return b + b"\0" * (-len(b) % 8)
+
+
+def encode(program: Program) -> bytes:
+    """Serialise a program. Pools and tables are canonical (sorted), so equal programs encode equally."""
+    pools = _Pools(program)
+    code = b"".join(_encode_slot(ins, pools) for siw in program.code for ins in siw)
+    coords_b = b"".join(coords.to_bytes16(c) for c in pools.coords)
+    consts_b = b"".join(struct.pack("<q", k if k < (1 << 63) else k - (1 << 64)) for k in pools.consts)
+    syms = sorted(
+        [(0, n, v) for n, v in program.labels.items()]
+        + [(1, n, pools.coord_index[v]) for n, v in program.coord_names.items()]
+    )
+    syms_b = b"".join(struct.pack("<BI", k, v) + _pstr(n) for k, n, v in syms)
+    groups_b = b""
+    for name, members in program.groups:
+        if members is None:
+            groups_b += _pstr(name) + struct.pack("<I", ALL_MEMBERS)
+        else:
+            groups_b += (
+                _pstr(name) + struct.pack("<I", len(members)) + struct.pack(f"<{len(members)}I", *members)
+            )
+    lines_b = b""
+    if program.lines:
+        lines_b = _pstr(program.source_file) + struct.pack(f"<{len(program.lines)}I", *program.lines)
+    data_b = b""
+    for d in program.data:
+        head = struct.pack(
+            "<IBBBB", pools.coord_index[d.coord], TYPES[d.dtype][0], int(d.zero), len(d.shape), 0
+        )
+        head += struct.pack(f"<{len(d.shape)}Q", *d.shape) + struct.pack("<Q", d.size)
+        data_b += _pad8(head + (b"" if d.zero else d.data))
+    outs_b = b""
+    for o in program.outputs:
+        if o.kind == "reg":
+            outs_b += struct.pack("<BBBBI", 0, TYPES[o.dtype][0], REG_CLASS_CODE[o.reg.cls], o.reg.idx, 0)
+        else:
+            outs_b += struct.pack("<BBBBI", 1, TYPES[o.dtype][0], 0, 0, pools.coord_index[o.coord])
+    sections = [
+        (SEC_CODE, len(program.code), code),
+        (SEC_COORDS, len(pools.coords), coords_b),
+        (SEC_CONSTS, len(pools.consts), consts_b),
+        (SEC_SYMBOLS, len(syms), syms_b),
+        (SEC_GROUPS, len(program.groups), groups_b),
+        (SEC_LINES, len(program.lines), lines_b),
+        (SEC_DATA, len(program.data), data_b),
+        (SEC_OUTPUTS, len(program.outputs), outs_b),
+    ]
+    offset = HEADER.size + SECTION.size * len(sections)
+    table = b""
+    body = b""
+    for kind, count, blob in sections:
+        blob = _pad8(blob)
+        table += SECTION.pack(kind, count, offset + len(body), len(blob))
+        body += blob
+    header = HEADER.pack(MAGIC, FORMAT_VERSION, 1, 0, program.features, len(sections), 0)
+    out = header + table + body
+    return out + hashlib.sha256(out).digest()
+
+
+# ----------------------------------------------------------------------------- decoding
+class _Reader:
+    def __init__(self, data: bytes, name: str):
+        self.data, self.pos, self.name = data, 0, name
+
+    def take(self, n: int) -> bytes:
+        if n < 0 or self.pos + n > len(self.data):
+            raise FormatError(f"corrupt .siw: {self.name} section is truncated")
+        b = self.data[self.pos : self.pos + n]
+        self.pos += n
+        return b
+
+    def unpack(self, fmt: str):
+        s = struct.Struct(fmt)
+        return s.unpack(self.take(s.size))
+
+    def pstr(self) -> str:
+        (n,) = self.unpack("<H")
+        try:
+            return self.take(n).decode()
+        except UnicodeDecodeError:
+            raise FormatError(f"corrupt .siw: bad name in {self.name} section") from None
+
+
+def _decode_slot(
+    raw: bytes, pipe: str, siw_index: int, pools: tuple[list[int], list[int]], ncode: int
+) -> Instr:
+    opcode, tcode, mod, flags, f0, f1, f2, f3, imma, immb = SLOT.unpack(raw)
+    where = f"SIW {siw_index} {pipe} slot"
+    op: Op | None = BY_CODE.get(opcode)
+    if op is None:
+        raise FormatError(f"corrupt .siw: unknown opcode 0x{opcode:02x} in {where}")
+    if op.pipe != pipe:
+        raise FormatError(f"corrupt .siw: {op.name} is a {op.pipe}-pipe op but sits in the {where}")
+    t = TYPE_BY_CODE.get(tcode & 15) if tcode & 15 else None
+    t2 = TYPE_BY_CODE.get(tcode >> 4) if tcode >> 4 else None
+    if (tcode & 15 and (t is None or t not in op.types)) or (
+        tcode >> 4 and (t2 is None or t2 not in op.types2)
+    ):
+        raise FormatError(f"corrupt .siw: bad element type code {tcode} for {op.name} in {where}")
+    if op.mods:
+        if mod >= len(op.mods):
+            raise FormatError(f"corrupt .siw: bad modifier {mod} for {op.name} in {where}")
+        m = op.mods[mod]
+    elif mod:
+        raise FormatError(f"corrupt .siw: {op.name} takes no modifier ({where})")
+    else:
+        m = None
+    fields = [f0, f1, f2, f3]
+    imms = [imma, immb]
+    coord_pool, const_pool = pools
+    pos = 0
+
+    def field_value(b: int, allowed: str, coord: bool = False, label: bool = False) -> Reg | Imm | None:
+        cls, idx = b >> 5, b & 31
+        if cls == CLS_NONE:
+            if idx:
+                raise FormatError(f"corrupt .siw: bad operand byte 0x{b:02x} in {where}")
+            return None
+        if cls in (CLS_IMMA, CLS_IMMB):
+            if "i" not in allowed or idx:
+                raise FormatError(f"corrupt .siw: unexpected immediate for {op.name} in {where}")
+            slot = cls - CLS_IMMA
+            v = imms[slot]
+            if coord:
+                if v == HOME_COORD:
+                    return Imm(v)
+                if not 0 <= v < len(coord_pool):
+                    raise FormatError(f"corrupt .siw: coordinate index {v} out of range in {where}")
+                return Imm(coord_pool[v])
+            if flags >> slot & 1:
+                if not 0 <= v < len(const_pool):
+                    raise FormatError(f"corrupt .siw: constant index {v} out of range in {where}")
+                v = const_pool[v]
+            if label and not 0 <= v <= ncode:
+                raise FormatError(f"corrupt .siw: branch target {v} outside the code ({where})")
+            return Imm(v)
+        rc = CLASS_BY_CODE.get(cls)
+        if rc is None or rc not in allowed:
+            raise FormatError(f"corrupt .siw: operand class {cls} not allowed for {op.name} in {where}")
+        limit = len(SPECIAL_REGS) if rc == "s" else REG_COUNTS[rc]
+        if idx >= limit:
+            raise FormatError(f"corrupt .siw: register index {idx} out of range in {where}")
+        return Reg(rc, idx)
+
+    allowed_for = {
+        "r": "r",
+        "v": "v",
+        "p": "p",
+        "m": "m",
+        "rv": "rv",
+        "rvi": "rvi",
+        "rvs": "rvsi",
+        "ri": "ri",
+        "imm": "i",
+        "label": "i",
+        "coord": "i",
+        "group": "i",
+    }
+    args: list = []
+    for spec in op.operands:
+        if spec.kind == "mem":
+            mode = (flags >> 2) & 3
+            base = field_value(fields[pos], "p")
+            off = field_value(fields[pos + 1], "ri")
+            extra_allowed = {MEM_CONTIG: "i", MEM_STRIDED: "ri", MEM_INDEXED: "v"}.get(mode)
+            if base is None or off is None or extra_allowed is None:
+                raise FormatError(f"corrupt .siw: bad memory operand in {where}")
+            extra = field_value(fields[pos + 2], extra_allowed)
+            if mode != MEM_CONTIG and extra is None:
+                raise FormatError(f"corrupt .siw: memory operand lacks its stride/index in {where}")
+            err = mem_form_error(t, mode)
+            if err:
+                raise FormatError(f"corrupt .siw: {err} ({where})")
+            args.append(Mem(base.idx, off, mode, extra))
+            pos += 3
+            continue
+        v = field_value(fields[pos], allowed_for[spec.kind], spec.kind == "coord", spec.kind == "label")
+        if v is None and not spec.optional:
+            raise FormatError(f"corrupt .siw: {op.name} is missing an operand in {where}")
+        args.append(v)
+        pos += 1
+    if any(fields[pos:]):
+        raise FormatError(f"corrupt .siw: stray operand bytes in {where}")
+    ins = Instr(op, m, t, t2, tuple(args))
+    err = check_instr(ins)
+    if err:
+        raise FormatError(f"corrupt .siw: {err} ({where})")
+    return ins
+
+
+def decode(blob: bytes, name: str = "<input>") -> Program:
+    """Parse and validate a .siw image; every inconsistency is a :class:`FormatError`."""
+    if len(blob) < HEADER.size + DIGEST_BYTES:
+        raise FormatError(f"{name}: not a .siw file (only {len(blob)} bytes)")
+    magic, version, isa_rev, _flags, features, nsec, _ = HEADER.unpack_from(blob, 0)
+    if magic != MAGIC:
+        raise FormatError(f"{name}: not a .siw file (bad magic)", hint="assemble it with `vtpu asm` first")
+    if version != FORMAT_VERSION:
+        raise FormatError(
+            f"{name}: .siw format version {version} is not supported (this vtpu reads version "
+            f"{FORMAT_VERSION})",
+            hint="re-assemble the program with this vtpu",
+        )
+    if isa_rev != 1:
+        raise FormatError(f"{name}: ISA revision {isa_rev} is not supported (this vtpu implements svISA v1)")
+    body, digest = blob[:-DIGEST_BYTES], blob[-DIGEST_BYTES:]
+    if hashlib.sha256(body).digest() != digest:
+        raise FormatError(f"{name}: checksum mismatch: the file is corrupted or truncated")
+    if nsec > 64 or HEADER.size + nsec * SECTION.size > len(body):
+        raise FormatError(f"{name}: corrupt section table")
+    secs: dict[int, tuple[int, bytes]] = {}
+    for i in range(nsec):
+        kind, count, off, size = SECTION.unpack_from(body, HEADER.size + i * SECTION.size)
+        if off + size > len(body) or kind in secs:
+            raise FormatError(f"{name}: corrupt section table entry {i}")
+        secs[kind] = (count, body[off : off + size])
+    if SEC_CODE not in secs:
+        raise FormatError(f"{name}: no code section")
+
+    def sec(kind):
+        return secs.get(kind, (0, b""))
+
+    n_coords, cb = sec(SEC_COORDS)
+    if len(cb) < 16 * n_coords:
+        raise FormatError(f"{name}: coordinate pool truncated")
+    try:
+        coord_pool = [coords.from_bytes16(cb[16 * i : 16 * i + 16]) for i in range(n_coords)]
+    except coords.CoordError as e:
+        raise FormatError(f"{name}: corrupt coordinate pool: {e.message}") from None
+    n_consts, kb = sec(SEC_CONSTS)
+    if len(kb) < 8 * n_consts:
+        raise FormatError(f"{name}: constant pool truncated")
+    const_pool = list(struct.unpack_from(f"<{n_consts}q", kb)) if n_consts else []
+    ncode, code_b = secs[SEC_CODE]
+    if len(code_b) < ncode * SIW_BYTES:
+        raise FormatError(f"{name}: code section truncated")
+    code = []
+    for i in range(ncode):
+        base = i * SIW_BYTES
+        code.append(
+            tuple(
+                _decode_slot(
+                    code_b[base + k * SLOT_BYTES : base + (k + 1) * SLOT_BYTES],
+                    PIPES[k],
+                    i,
+                    (coord_pool, const_pool),
+                    ncode,
+                )
+                for k in range(3)
+            )
+        )
+
+    def coord_at(idx: int, what: str) -> int:
+        if not 0 <= idx < len(coord_pool):
+            raise FormatError(f"{name}: {what} refers to coordinate {idx}, outside the pool")
+        return coord_pool[idx]
+
+    prog = Program(code=code, features=features)
+    n, b = sec(SEC_SYMBOLS)
+    r = _Reader(b, "symbols")
+    for _ in range(n):
+        kind, value = r.unpack("<BI")
+        sname = r.pstr()
+        if kind == 0:
+            if value > ncode:
+                raise FormatError(f"{name}: label {sname} points outside the code")
+            prog.labels[sname] = value
+        elif kind == 1:
+            prog.coord_names[sname] = coord_at(value, f"symbol {sname}")
+        else:
+            raise FormatError(f"{name}: unknown symbol kind {kind}")
+    n, b = sec(SEC_GROUPS)
+    r = _Reader(b, "groups")
+    for _ in range(n):
+        gname = r.pstr()
+        (cnt,) = r.unpack("<I")
+        if cnt == ALL_MEMBERS:
+            prog.groups.append((gname, None))
+        else:
+            if cnt > 1 << 20:
+                raise FormatError(f"{name}: group {gname} is implausibly large")
+            prog.groups.append((gname, tuple(r.unpack(f"<{cnt}I"))))
+    n, b = sec(SEC_LINES)
+    if n:
+        r = _Reader(b, "lines")
+        prog.source_file = r.pstr()
+        if n != ncode:
+            raise FormatError(f"{name}: line map has {n} entries for {ncode} SIWs")
+        prog.lines = list(r.unpack(f"<{n}I"))
+    n, b = sec(SEC_DATA)
+    r = _Reader(b, "data")
+    for _ in range(n):
+        cidx, tcode, zero, ndim, _ = r.unpack("<IBBBB")
+        dtype = TYPE_BY_CODE.get(tcode)
+        if dtype is None or ndim > 8:
+            raise FormatError(f"{name}: corrupt data entry")
+        shape = r.unpack(f"<{ndim}Q")
+        (size,) = r.unpack("<Q")
+        raw = b"" if zero else r.take(size)
+        r.take(-r.pos % 8)
+        prog.data.append(
+            DataScroll(
+                coord_at(cidx, "a data scroll"), dtype, tuple(shape), raw, bool(zero), size if zero else 0
+            )
+        )
+    n, b = sec(SEC_OUTPUTS)
+    r = _Reader(b, "outputs")
+    for _ in range(n):
+        kind, tcode, rcls, ridx, cidx = r.unpack("<BBBBI")
+        dtype = TYPE_BY_CODE.get(tcode)
+        if dtype is None:
+            raise FormatError(f"{name}: corrupt output entry")
+        if kind == 0:
+            rc = CLASS_BY_CODE.get(rcls)
+            if rc not in ("r", "v") or ridx >= REG_COUNTS[rc]:
+                raise FormatError(f"{name}: corrupt output register")
+            prog.outputs.append(Output("reg", reg=Reg(rc, ridx), dtype=dtype))
+        elif kind == 1:
+            prog.outputs.append(Output("scroll", coord=coord_at(cidx, "an output"), dtype=dtype))
+        else:
+            raise FormatError(f"{name}: corrupt output entry")
+    return prog
+
+
+def read(path: str) -> Program:
+    try:
+        with open(path, "rb") as f:
+            blob = f.read()
+    except OSError as e:
+        raise FormatError(f"cannot read {path}: {e.strerror}") from None
+    return decode(blob, path)

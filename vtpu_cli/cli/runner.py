@@ -1,0 +1,392 @@
+"""`vtpu run`: load inputs, pick the engine, run, and report outputs, stats, traces and faults."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from vtpu_cli.binary.program import Program
+from vtpu_cli.core import coords
+from vtpu_cli.core.errors import Exit, VtpuError
+from vtpu_cli.engines.interp.interpreter import STATUS_OK, Interpreter, RunResult, chrome_trace, load_memory
+from vtpu_cli.machine.memory import MemFault, Memory, scroll_buffer
+
+
+def load_inputs(mem: Memory, paths: list[Path]) -> None:
+    """Preload scrolls from .safetensors (keys are coordinates) and .phext documents (text scrolls)."""
+    for path in paths:
+        if path.suffix == ".phext":
+            from vtpu_cli.machine.phextdoc import read_phext
+
+            try:
+                scrolls = read_phext(str(path))
+            except FileNotFoundError:
+                raise VtpuError(f"no such file: {path}") from None
+            for c, text in scrolls.items():
+                raw = scroll_buffer(len(text.encode()), text.encode())
+                _add(mem, coords.pack(c), raw, "u8", (raw.size,), path)
+            continue
+        from vtpu_cli.machine.tensorfile import read_safetensors
+
+        for name, (dtype, shape, raw) in read_safetensors(str(path)).items():
+            try:
+                c = coords.parse_packed(name)
+            except coords.CoordError as e:
+                raise VtpuError(
+                    f"{path}: tensor name {name!r} is not a coordinate: {e.message}",
+                    hint="name tensors by phext coordinate, e.g. 1.1.1/1.1.1/1.1.1",
+                ) from None
+            _add(mem, c, scroll_buffer(len(raw), raw), dtype, shape, path)
+
+
+def _add(mem: Memory, c: int, buf: np.ndarray, dtype: str, shape, path: Path) -> None:
+    if c in mem.table:
+        mem.table.pop(c)
+        mem._order.remove((coords.morton_key_packed(c), c))
+    try:
+        mem.add(c, buf, dtype=dtype, shape=tuple(shape))
+    except MemFault as e:  # pragma: no cover - guarded above
+        raise VtpuError(f"{path}: {e}") from None
+
+
+def _jsonable(x):
+    if isinstance(x, float):
+        if math.isnan(x):
+            return "nan"
+        if math.isinf(x):
+            return "inf" if x > 0 else "-inf"
+        return x
+    if isinstance(x, list):
+        return [_jsonable(v) for v in x]
+    return x
+
+
+def reg_value(s, reg, dtype: str):
+    """A register's value as the .output directive types it (vectors as lists of lanes)."""
+    from vtpu_cli.core.numerics import bits_bf16, bits_f32, sext
+
+    if reg.cls == "r":
+        v = s.R[reg.idx]
+        if dtype == "f32":
+            return bits_f32(v)
+        if dtype == "bf16":
+            return bits_bf16(v)
+        return sext(v, 8 * _size(dtype))
+    from vtpu_cli.machine.tensorfile import as_array
+
+    return as_array(dtype, (64 // _size(dtype) if dtype != "t2" else 256,), s.V[reg.idx].tobytes()).tolist()
+
+
+def _size(dtype: str) -> int:
+    from vtpu_cli.isa.table import type_size
+
+    return type_size(dtype)
+
+
+def collect_outputs(program: Program, result: RunResult) -> list[dict]:
+    from vtpu_cli.machine.tensorfile import as_array
+
+    outs = []
+    for o in program.outputs:
+        if o.kind == "reg":
+            for s in result.sentrons:
+                outs.append(
+                    {
+                        "kind": "reg",
+                        "sentron": s.id,
+                        "name": f"{o.reg}",
+                        "dtype": o.dtype,
+                        "value": reg_value(s, o.reg, o.dtype),
+                    }
+                )
+        else:
+            sc = result.memory.table.get(o.coord)
+            name = next(
+                (k for k, v in program.coord_names.items() if v == o.coord), coords.format_packed(o.coord)
+            )
+            if sc is None:
+                outs.append(
+                    {
+                        "kind": "scroll",
+                        "name": name,
+                        "coord": coords.format_packed(o.coord),
+                        "dtype": o.dtype,
+                        "value": None,
+                        "missing": True,
+                    }
+                )
+                continue
+            shape = sc.shape if sc.dtype == o.dtype else (-1,)
+            raw = sc.buf.tobytes()
+            if o.dtype != "t2" and len(raw) % _size(o.dtype):
+                raw = raw[: len(raw) - len(raw) % _size(o.dtype)]
+            arr = as_array(
+                o.dtype, tuple(shape) if shape != (-1,) else (len(raw) // max(_size(o.dtype), 1),), raw
+            )
+            outs.append(
+                {
+                    "kind": "scroll",
+                    "name": name,
+                    "coord": coords.format_packed(o.coord),
+                    "dtype": o.dtype,
+                    "shape": list(arr.shape),
+                    "value": arr.tolist(),
+                }
+            )
+    return outs
+
+
+def stats_dict(result: RunResult, program: Program) -> dict:
+    ops = result.ops
+    t = result.memory.stats
+    fl = result.fleet.stats
+    return {
+        "siws": result.siws,
+        "ops": ops,
+        "ops_by_pipe": result.ops_by_pipe,
+        "ops_per_siw": ops / result.siws if result.siws else 0.0,
+        "rounds": result.rounds,
+        "sentrons": len(result.sentrons),
+        "wall_s": result.wall_s,
+        "ops_per_s": ops / result.wall_s if result.wall_s > 0 else 0.0,
+        "ppt": {
+            "translations": t.translations,
+            "hits": t.hits,
+            "misses": t.misses,
+            "hit_rate": t.hit_rate,
+            "prefetches": t.prefetches,
+            "flushes": t.flushes,
+            "flushed_bytes": t.flushed_bytes,
+            "evictions": t.evictions,
+            "tier_bytes": result.memory.tier_bytes(),
+            "sets": result.memory.sets,
+            "ways": result.memory.ways,
+        },
+        "fleet": {
+            "messages": fl.messages,
+            "bytes": fl.bytes,
+            "routed": fl.routed,
+            "hops": fl.hops,
+            "barriers": fl.barriers,
+            "collectives": fl.collectives,
+            "wait_rounds": fl.wait_rounds,
+        },
+    }
+
+
+def _fmt(v) -> str:
+    if isinstance(v, list):
+        if len(v) > 64:
+            return "[" + ", ".join(_fmt(x) for x in v[:64]) + f", ... ({len(v)} values)]"
+        return "[" + ", ".join(_fmt(x) for x in v) + "]"
+    if isinstance(v, float):
+        return repr(v) if not v.is_integer() or abs(v) >= 1e16 else f"{v:.1f}"
+    return str(v)
+
+
+def print_outputs(outs: list[dict]) -> None:
+    for o in outs:
+        if o["kind"] == "reg":
+            print(f"sentron {o['sentron']}: {o['name']}.{o['dtype']} = {_fmt(o['value'])}")
+        elif o.get("missing"):
+            print(f"{o['name']} ({o['coord']}): <no such scroll>")
+        else:
+            print(f"{o['name']} ({o['coord']}) {o['dtype']}{o['shape']} = {_fmt(o['value'])}")
+
+
+def print_stats(st: dict, console) -> None:
+    from rich.table import Table
+
+    tab = Table(title="run statistics", show_header=True)
+    tab.add_column("metric")
+    tab.add_column("value", justify="right")
+    p = st["ops_by_pipe"]
+    rows = [
+        ("SIWs executed", f"{st['siws']:,}"),
+        ("non-NOP ops (D / S / C)", f"{st['ops']:,} ({p['D']:,} / {p['S']:,} / {p['C']:,})"),
+        ("non-NOP ops per SIW", f"{st['ops_per_siw']:.3f}"),
+        ("sentrons / rounds", f"{st['sentrons']} / {st['rounds']:,}"),
+        ("wall time", f"{st['wall_s'] * 1e3:.2f} ms"),
+        ("ops per second", f"{st['ops_per_s']:,.0f}"),
+        ("PPT translations", f"{st['ppt']['translations']:,}"),
+        ("PPT hits / misses", f"{st['ppt']['hits']:,} / {st['ppt']['misses']:,}"),
+        ("PPT hit rate", f"{st['ppt']['hit_rate'] * 100:.2f}%"),
+        ("PPT cache", f"{st['ppt']['sets']} sets x {st['ppt']['ways']} ways"),
+        (
+            "bytes hot / warm / cold",
+            " / ".join(f"{st['ppt']['tier_bytes'][k]:,}" for k in ("hot", "warm", "cold")),
+        ),
+        ("prefetches / flushes", f"{st['ppt']['prefetches']:,} / {st['ppt']['flushes']:,}"),
+        ("messages / bytes", f"{st['fleet']['messages']:,} / {st['fleet']['bytes']:,}"),
+        ("routed messages / hops", f"{st['fleet']['routed']:,} / {st['fleet']['hops']:,}"),
+        ("barriers / collectives", f"{st['fleet']['barriers']:,} / {st['fleet']['collectives']:,}"),
+    ]
+    rows.insert(0, ("engine", st.get("engine", "interp")))
+    j = st.get("jit")
+    if j:
+        rows += [
+            ("JIT compile time", f"{j['compile_s'] * 1e3:.1f} ms ({j['cache'] or 'compiled'})"),
+            ("native cycles", f"{j['cycles']:,} ({j['cycle_source']})"),
+            ("non-NOP ops per cycle", f"{j['ops_per_cycle']:.3f}" if j["ops_per_cycle"] else "-"),
+        ]
+    for what, n in sorted(st["fleet"]["wait_rounds"].items()):
+        rows.append((f"rounds waiting in {what}", f"{n:,}"))
+    for r in rows:
+        tab.add_row(*r)
+    console.print(tab)
+
+
+def dump_state(result: RunResult) -> None:
+    for s in result.sentrons:
+        print(f"== sentron {s.id}  pc={s.pc}  halted={s.halted}  flags={s.flags:#x}")
+        print("  " + "  ".join(f"r{i}={v}" for i, v in enumerate(s.R)))
+        print("  " + "  ".join(f"p{i}={coords.format_packed(v)}" for i, v in enumerate(s.P)))
+        for i, m in enumerate(s.M):
+            if m:
+                print(f"  m{i}={m.hex()}")
+        for i in range(s.V.shape[0]):
+            if s.V[i].any():
+                print(f"  v{i}={s.V[i].tobytes().hex()}")
+
+
+@dataclass
+class RunOptions:
+    engine: str = "jit"
+    sentrons: int = 1
+    topology: str = "ring"
+    max_steps: int | None = None
+    stats: bool = False
+    dump: bool = False
+    trace: Path | None = None
+    json_out: bool = False
+    mem_paths: list = field(default_factory=list)
+    out: Path | None = None
+    out_all: bool = False
+    ppt_sets: int = 64
+    ppt_ways: int = 4
+    hot_bytes: int = 1 << 20
+    no_cache: bool = False
+    cache_dir: Path | None = None
+
+
+def _engine_for(program: Program, o: RunOptions, topo, mem):
+    """The engine to run, and why the interpreter runs when the JIT was asked for (None if it does not)."""
+
+    def interp(trace: bool = False):
+        return Interpreter(program, o.sentrons, max_steps=o.max_steps, trace=trace, topology=topo, memory=mem)
+
+    if o.engine != "jit":
+        return interp(o.trace is not None), None
+    if o.trace is not None:
+        return interp(True), "--trace records the interpreter's lockstep schedule"
+    try:
+        from vtpu_cli.engines.jit.engine import JitEngine
+    except ImportError as e:  # pragma: no cover - llvmlite missing
+        return interp(), f"the JIT cannot load ({e})"
+    eng = JitEngine(
+        program,
+        o.sentrons,
+        max_steps=o.max_steps,
+        topology=topo,
+        memory=mem,
+        cache_dir=o.cache_dir,
+        no_cache=o.no_cache,
+    )
+    return eng, eng.fallback_reason
+
+
+def run_command(path: Path, o: RunOptions) -> int:
+    from rich.console import Console
+
+    from vtpu_cli.asm.loader import load_program
+
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    program = load_program(path)
+    if o.ppt_sets & (o.ppt_sets - 1):
+        raise VtpuError(f"--ppt-sets must be a power of two, got {o.ppt_sets}")
+    from vtpu_cli.fleet.topology import parse_topology
+
+    topo = parse_topology(o.topology, o.sentrons)
+    if topo.n != o.sentrons:
+        raise VtpuError(
+            f"topology {o.topology} has {topo.n} nodes but the run has {o.sentrons} sentrons",
+            hint=f"use --sentrons {topo.n} or a topology of {o.sentrons} nodes",
+        )
+    mem = Memory(sets=o.ppt_sets, ways=o.ppt_ways, hot_bytes=o.hot_bytes)
+    load_memory(program, mem)
+    load_inputs(mem, o.mem_paths)
+    engine, fallback = _engine_for(program, o, topo, mem)
+    if fallback:
+        err.print(f"[yellow]note:[/yellow] running on the interpreter: {fallback}")
+    try:
+        result = engine.run()
+    except KeyboardInterrupt:
+        err.print("interrupted")
+        return int(Exit.INTERRUPTED)
+    fallback = getattr(result, "fallback", None) or fallback
+    engine_name = "jit" if getattr(result, "engine", "interp") == "jit" and not fallback else "interp"
+    try:
+        outs = collect_outputs(program, result)
+        st = stats_dict(result, program)
+        st["engine"] = engine_name
+        if engine_name == "jit":
+            st["jit"] = {
+                "compile_s": result.compile_s,
+                "cache": result.cache_hit,
+                "cycles": result.cycles,
+                "tsc_hz": result.tsc_hz,
+                "cycle_source": result.tsc_source,
+                "ops_per_cycle": result.ops / result.cycles if result.cycles else None,
+            }
+        if o.trace is not None:
+            from vtpu_cli.core.fileio import write_atomic
+
+            write_atomic(str(o.trace), json.dumps(chrome_trace(result, program, str(path))).encode())
+        if o.out is not None:
+            from vtpu_cli.machine.tensorfile import write_safetensors
+
+            chosen = (
+                result.memory.table.values()
+                if o.out_all
+                else [
+                    result.memory.table[x.coord]
+                    for x in program.outputs
+                    if x.kind == "scroll" and x.coord in result.memory.table
+                ]
+            )
+            write_safetensors(
+                str(o.out),
+                {coords.format_packed(sc.coord): (sc.dtype, sc.shape, sc.buf.tobytes()) for sc in chosen},
+            )
+        if o.json_out:
+            doc = {
+                "status": result.status,
+                "fault": result.fault.as_dict() if result.fault else None,
+                "engine": engine_name,
+                "fallback": fallback,
+                "outputs": [dict(x, value=_jsonable(x["value"])) for x in outs],
+            }
+            if o.stats:
+                doc["stats"] = st
+            print(json.dumps(doc, indent=2))
+        else:
+            print_outputs(outs)
+            if o.dump:
+                dump_state(result)
+            if o.stats:
+                print_stats(st, Console(highlight=False))
+        if result.status != STATUS_OK:
+            from rich.markup import escape
+
+            err.print(
+                f"[bold red]{result.status}:[/bold red] "
+                f"{escape(result.fault.render(program.source_file) if result.fault else '')}"
+            )
+            return int(Exit.FAULT)
+        return int(Exit.OK)
+    finally:
+        result.memory.close()

@@ -1,0 +1,363 @@
+"""phextcc driver: ``.phx`` text -> Program (+ report), and the ``vtpu cc`` command body.
+
+Pipeline: parse (Lark) -> check + lower to level-1 IR (level-2 ops tiled) -> register allocation with
+spilling -> dependency analysis + list scheduling into SIWs -> Program. Optimisation levels:
+
+* ``-O0``: one op per SIW in program order, loops stay loops (the reference schedule);
+* ``-O1``: list scheduling, loops stay loops;
+* ``-O2``: + full unrolling of small loops (static offsets, exact alias analysis);
+* ``-O3``: + software pipelining of the loops that remain, and matmul tile autotuning (``vtpu cc``).
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+from vtpu_cli.binary.program import DataScroll, Imm, Instr, Output, Program
+from vtpu_cli.compiler.ir import VI, CompileError, Label, dump
+from vtpu_cli.compiler.lower import RESERVED_LIBRARY, Lowerer
+from vtpu_cli.compiler.parser import parse
+from vtpu_cli.compiler.regalloc import SPILL_P, allocate
+from vtpu_cli.compiler.schedule import schedule, to_siws
+from vtpu_cli.core import coords
+from vtpu_cli.core.errors import Diagnostic, DiagnosticError, VtpuError
+from vtpu_cli.isa.table import BY_NAME
+
+EMITS = ("siw", "vasm", "ir")
+
+
+def _front(text: str, filename: str, opt: int, sentrons: int, tune: bool, tile=None) -> Lowerer:
+    if sentrons < 1:
+        raise VtpuError("--sentrons must be at least 1")
+    if opt not in (0, 1, 2, 3):
+        raise VtpuError(f"unknown optimisation level -O{opt}", hint="use -O0, -O1, -O2 or -O3")
+    tree, diags = parse(text, filename)
+    if diags:
+        raise DiagnosticError(diagnostics=diags)
+    lw = Lowerer(text, filename, opt, sentrons, tune)
+    lw.compile_phx = compile_phx
+    lw.forced_tile = tile
+    lw.run(tree)
+    if not lw.diags:
+        from vtpu_cli.compiler.tensors import publish_outputs
+
+        publish_outputs(lw)
+    if lw.diags:
+        lw.diags.sort(key=lambda d: (d.line, d.col))
+        raise DiagnosticError(diagnostics=lw.diags)
+    _prologue(lw)
+    return lw
+
+
+def _prologue(lw: Lowerer) -> None:
+    """Multi-sentron programs allocate their private scratch scrolls at start (home-relative)."""
+    pro = []
+    b = lw.b
+    for sc in b.scrolls.values():
+        if sc.private is None:
+            continue
+        p = b.new("p")
+        lib, shelf = sc.private
+        pro += [
+            VI(BY_NAME["SCOORD"], None, None, None, [p, Imm(-1)]),
+            VI(BY_NAME["SINDEX"], "set", None, None, [p, p, Imm(0), Imm(lib)]),
+            VI(BY_NAME["SINDEX"], "set", None, None, [p, p, Imm(1), Imm(shelf)]),
+            VI(BY_NAME["SALLOC"], None, None, None, [p, Imm(max(sc.nbytes, 1)), None]),
+        ]
+    b.code[0:0] = pro
+
+
+def compile_ir(
+    text: str, filename: str = "<input>", opt: int = 2, sentrons: int = 1, tune: bool = False
+) -> str:
+    """The level-1 IR (after lowering, before register allocation) as text."""
+    return dump(_front(text, filename, opt, sentrons, tune).b.code)
+
+
+def compile_phx(
+    text: str,
+    filename: str = "<input>",
+    opt: int = 2,
+    sentrons: int = 1,
+    tune: bool = False,
+    tile: tuple[int, int] | None = None,
+):
+    """Compile ``.phx`` text; returns (Program, report dict). Raises DiagnosticError on user errors."""
+    t0 = time.perf_counter()
+    lw = _front(text, filename, opt, sentrons, tune, tile)
+    ir_ops = sum(1 for it in lw.b.code if isinstance(it, VI))
+    try:
+        alloc = allocate(lw.b.code)
+    except CompileError as e:
+        raise VtpuError(f"{filename}: {e}", hint="split the computation into smaller statements") from None
+    items = []
+    spill_ids: set[int] = set()
+    for it in alloc.items:
+        if isinstance(it, tuple) and it[0] == "spill-setup":
+            for ins in _spill_setup(it[1]):
+                items.append((ins, None, 0))
+            continue
+        if isinstance(it, tuple) and it[1] is not None and it[1].scroll == "$spill":
+            spill_ids.add(id(it[0]))
+        items.append(it)
+    sched = schedule(items, reorder=opt >= 1)
+    code = _resolve(to_siws(sched.siws), sched.labels)
+    prog = Program(code=code, source_file=filename, lines=list(sched.lines))
+    prog.labels = {k.split(":", 1)[1]: v for k, v in sched.labels.items() if k.startswith("@kernel:")}
+    _data(lw, prog)
+    elapsed = time.perf_counter() - t0
+    report = _report(lw, prog, sched, alloc, spill_ids, ir_ops, elapsed, opt, sentrons)
+    return prog, report
+
+
+def _spill_setup(nbytes: int) -> list[Instr]:
+    from vtpu_cli.binary.program import Reg
+
+    p = Reg("p", SPILL_P)
+    return [
+        Instr(BY_NAME["SCOORD"], None, None, None, (p, Imm(-1))),
+        Instr(BY_NAME["SINDEX"], "set", None, None, (p, p, Imm(0), Imm(RESERVED_LIBRARY + 9))),
+        Instr(BY_NAME["SALLOC"], None, None, None, (p, Imm(nbytes), None)),
+    ]
+
+
+def _resolve(code: list, labels: dict[str, int]) -> list:
+    out = []
+    for siw in code:
+        new = []
+        for ins in siw:
+            if ins.op.branch and any(isinstance(a, Label) for a in ins.args):
+                args = tuple(Imm(labels[a.name]) if isinstance(a, Label) else a for a in ins.args)
+                ins = Instr(ins.op, ins.mod, ins.type, ins.type2, args)
+            new.append(ins)
+        out.append(tuple(new))
+    return out
+
+
+def _data(lw: Lowerer, prog: Program) -> None:
+    data = []
+    for sc in lw.b.scrolls.values():
+        if sc.private is not None or sc.coord is None:
+            continue
+        shape = sc.shape if sc.role != "scratch" else (sc.nbytes,)
+        dtype = sc.dtype if sc.role != "scratch" else "u8"
+        if dtype == "t2":
+            shape = (sc.nbytes * 4,)  # stored in phextcc's tile layout; see docs/phx.md
+        if sc.data is not None:
+            data.append(DataScroll(sc.coord, dtype, shape, sc.data))
+        else:
+            data.append(DataScroll(sc.coord, dtype, shape, b"", zero=True, nbytes=sc.nbytes))
+    prog.data = sorted(data, key=lambda d: d.coord)
+    for t in lw.tensors.values():
+        if t.role in ("input", "weight", "output"):
+            prog.coord_names[t.name] = lw.b.scrolls[t.name].coord
+        if t.role == "output":
+            prog.outputs.append(Output("scroll", coord=lw.b.scrolls[t.name].coord, dtype=t.dtype))
+
+
+def _report(lw, prog, sched, alloc, spill_ids, ir_ops, elapsed, opt, sentrons) -> dict:
+    bounds = []
+    for name, stats, _ in lw.kernels:
+        if name == "main":
+            continue
+        s = sched.labels.get(f"@kernel:{name}", 0)
+        e = sched.labels.get(f"@end:{name}", len(prog.code))
+        bounds.append((name, s, e, stats))
+    funcs = []
+    in_kernel = set()
+    for name, s, e, stats in bounds:
+        in_kernel.update(range(s, e))
+        funcs.append(_fstats(name, prog.code, range(s, e), spill_ids, stats))
+    main_idx = [i for i in range(len(prog.code)) if i not in in_kernel]
+    kstats = [b[3] for b in bounds]
+    mstats = (
+        lw.b.loops - sum(k[0] for k in kstats),
+        lw.b.pipelined - sum(k[1] for k in kstats),
+        lw.b.unrolled - sum(k[2] for k in kstats),
+    )
+    funcs.insert(0, _fstats("main", prog.code, main_idx, spill_ids, mstats))
+    ops = prog.op_count()
+    total = {
+        "siws": len(prog.code),
+        "ops": ops,
+        "density": round(ops / len(prog.code), 3) if prog.code else 0.0,
+        "spills": alloc.spills,
+        "spill_ops": alloc.spill_ops,
+        "pipelined_loops": lw.b.pipelined,
+        "loops": lw.b.loops,
+        "critical_path": sched.critical_path,
+        "ir_ops": ir_ops,
+        "compile_s": round(elapsed, 6),
+        "ops_per_s": round(ir_ops / elapsed) if elapsed > 0 else 0,
+    }
+    return {
+        "file": lw.filename,
+        "opt": opt,
+        "sentrons": sentrons,
+        "functions": funcs,
+        "total": total,
+        "tiles": lw.tile_choices,
+    }
+
+
+def _fstats(name, code, idxs, spill_ids, stats) -> dict:
+    idxs = list(idxs)
+    ops = sum(1 for i in idxs for ins in code[i] if not ins.is_nop)
+    spills = sum(1 for i in idxs for ins in code[i] if id(ins) in spill_ids)
+    return {
+        "name": name,
+        "siws": len(idxs),
+        "ops": ops,
+        "density": round(ops / len(idxs), 3) if idxs else 0.0,
+        "spill_ops": spills,
+        "loops": stats[0],
+        "pipelined_loops": stats[1],
+        "unrolled_loops": stats[2],
+    }
+
+
+# ---------------------------------------------------------------------- binding inputs
+def bind_inputs(program: Program, arrays: dict) -> Program:
+    """Put numpy arrays into the program's input/weight scrolls (by tensor name); t2 weights are
+    given as -1/0/1 matrices and packed into phextcc's tile layout."""
+    import numpy as np
+
+    from vtpu_cli.compiler.tensors import pack_ternary_tiles
+
+    by_coord = {d.coord: i for i, d in enumerate(program.data)}
+    for name, arr in arrays.items():
+        c = program.coord_names.get(name)
+        if c is None or c not in by_coord:
+            raise VtpuError(f"no input tensor named `{name}`")
+        ds = program.data[by_coord[c]]
+        if ds.dtype == "t2":
+            raw = pack_ternary_tiles(arr)
+        else:
+            np_t = {"f32": "<f4", "i32": "<i4", "i8": "i1"}[ds.dtype]
+            a = np.asarray(arr, dtype=np_t)
+            if a.shape != tuple(ds.shape):
+                raise VtpuError(f"`{name}` has shape {list(ds.shape)}, got {list(a.shape)}")
+            raw = a.tobytes()
+        if len(raw) != ds.size:
+            raise VtpuError(f"`{name}`: {len(raw)} bytes for a {ds.size}-byte scroll")
+        program.data[by_coord[c]] = DataScroll(ds.coord, ds.dtype, ds.shape, raw)
+    return program
+
+
+def read_output(program: Program, result, name: str):
+    """An output tensor of a finished run as a numpy array."""
+    import numpy as np
+
+    c = program.coord_names[name]
+    ds = next(d for d in program.data if d.coord == c)
+    np_t = {"f32": "<f4", "i32": "<i4", "i8": "i1"}[ds.dtype]
+    buf = result.memory.table[c].buf
+    return np.frombuffer(buf.tobytes(), np_t).reshape(ds.shape).copy()
+
+
+# ---------------------------------------------------------------------- CLI body
+def cc_command(
+    source: Path, output: Path | None, opt: int, emit: str, sentrons: int, report: bool, json_out: bool
+) -> int:
+    """``vtpu cc``: compile a .phx file to .siw / .vasm / IR text; optional per-function report."""
+    import os
+
+    from vtpu_cli.asm.disassembler import disassemble
+    from vtpu_cli.binary.siwfile import encode
+    from vtpu_cli.core.fileio import write_atomic
+
+    source = Path(source)
+    if emit not in EMITS:
+        raise VtpuError(f"unknown --emit {emit!r}", hint="use siw, vasm or ir")
+    try:
+        text = source.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise VtpuError(f"no such file: {source}") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise VtpuError(f"cannot read {source}: {e}") from None
+    tune = opt >= 3 and os.environ.get("VTPU_PHX_TUNE", "1") != "0"
+    name = str(source)
+    if emit == "ir":
+        text_out = compile_ir(text, name, opt, sentrons, tune)
+        rep = None
+        if report:
+            _, rep = compile_phx(text, name, opt, sentrons, tune)
+    else:
+        prog, rep = compile_phx(text, name, opt, sentrons, tune)
+        text_out = disassemble(prog) if emit == "vasm" else None
+        if emit == "siw":
+            out = output or source.with_suffix(".siw")
+            write_atomic(str(out), encode(prog))
+    if text_out is not None:
+        if output is None:
+            print(text_out, end="")
+        else:
+            from vtpu_cli.core.fileio import write_atomic as _wa
+
+            _wa(str(output), text_out.encode())
+    if report and rep is not None:
+        print_report(rep, json_out)
+    return 0
+
+
+def print_report(rep: dict, json_out: bool = False) -> None:
+    if json_out:
+        print(json.dumps(rep, indent=2))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    tab = Table(title=f"phextcc -O{rep['opt']} {rep['file']} (sentrons {rep['sentrons']})")
+    for col in ("function", "SIWs", "ops", "ops/SIW", "spill ops", "loops", "pipelined", "unrolled"):
+        tab.add_column(col, justify="right" if col != "function" else "left")
+    for f in rep["functions"]:
+        tab.add_row(
+            f["name"],
+            str(f["siws"]),
+            str(f["ops"]),
+            f"{f['density']:.2f}",
+            str(f["spill_ops"]),
+            str(f["loops"]),
+            str(f["pipelined_loops"]),
+            str(f["unrolled_loops"]),
+        )
+    t = rep["total"]
+    tab.add_row(
+        "[bold]total[/bold]",
+        str(t["siws"]),
+        str(t["ops"]),
+        f"{t['density']:.2f}",
+        str(t["spill_ops"]),
+        str(t["loops"]),
+        str(t["pipelined_loops"]),
+        "",
+    )
+    con = Console()
+    con.print(tab)
+    con.print(
+        f"critical path {t['critical_path']} latency units; {t['spills']} spilled registers; "
+        f"{t['ir_ops']} IR ops compiled in {t['compile_s'] * 1e3:.1f} ms ({t['ops_per_s']:,} ops/s)"
+    )
+
+
+def diagnostics_for(text: str, filename: str = "<input>", sentrons: int = 1) -> list[Diagnostic]:
+    """All diagnostics of a file (empty when it compiles)."""
+    try:
+        compile_phx(text, filename, 0, sentrons)
+    except DiagnosticError as e:
+        return e.diagnostics
+    return []
+
+
+__all__ = [
+    "compile_phx",
+    "compile_ir",
+    "cc_command",
+    "bind_inputs",
+    "read_output",
+    "print_report",
+    "diagnostics_for",
+    "coords",
+]

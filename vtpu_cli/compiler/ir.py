@@ -1,0 +1,333 @@
+"""phextcc level-1 IR: svISA ops on unlimited virtual registers, linear code with labels.
+
+Both front-end levels lower into this IR through :class:`Builder`: level-1 statements directly, level-2
+tensor ops through the tiling code in ``tensors.py``. Virtual registers are not SSA: a register may be
+written several times (loop counters, accumulators), so the allocator computes liveness on the CFG.
+
+Memory accesses carry a :class:`MemInfo` (which scroll, which byte range, relative to which offset
+register) so that the scheduler can prove that two accesses do not alias.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from vtpu_cli.binary.program import MEM_CONTIG, Imm
+from vtpu_cli.core import coords
+from vtpu_cli.isa.table import BY_NAME, Op
+
+
+class VReg:
+    """A virtual register of class r (scalar), v (vector), p (coordinate) or m (message)."""
+
+    __slots__ = ("cls", "id", "nospill", "hint")
+
+    def __init__(self, cls: str, id: int, hint: str = "", nospill: bool = False):
+        self.cls = cls
+        self.id = id
+        self.hint = hint
+        self.nospill = nospill
+
+    def __repr__(self) -> str:
+        return f"%{self.cls}{self.id}" + (f"<{self.hint}>" if self.hint else "")
+
+    __str__ = __repr__
+
+
+class Label:
+    __slots__ = ("name",)
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+@dataclass(frozen=True)
+class VMem:
+    """``[base + off]``, ``[base + off : stride]`` or ``[base + off + vI]`` on virtual registers."""
+
+    base: VReg
+    off: VReg | int
+    mode: int = MEM_CONTIG
+    extra: VReg | int | None = None  # contiguous: byte count; strided: stride; indexed: index vector
+
+
+@dataclass
+class MemInfo:
+    """What an S-pipe access touches: scroll key, write?, byte range [lo, hi) relative to ``rel``.
+
+    ``lo is None`` means "anywhere in the scroll"; ``scroll == '*'`` means "any scroll" (and also
+    orders against fences and collectives)."""
+
+    scroll: str
+    write: bool
+    lo: int | None = None
+    hi: int | None = None
+    rel: object = None  # offset register (VReg before allocation, ("r", n) after), None = absolute
+
+
+@dataclass
+class VI:
+    op: Op
+    mod: str | None
+    type: str | None
+    type2: str | None
+    args: list
+    mem: MemInfo | None = None
+    line: int = 0
+    _rw: tuple | None = field(default=None, repr=False, compare=False)
+
+    def regs(self) -> tuple[list[VReg], list[VReg]]:
+        """(read, written) virtual registers (computed once: ``args`` is never mutated after
+        construction -- transformations build new instructions)."""
+        rw = self._rw
+        if rw is None:
+            rw = self._rw = self._regs()
+        return rw
+
+    def _regs(self) -> tuple[list[VReg], list[VReg]]:
+        reads: list[VReg] = []
+        writes: list[VReg] = []
+        for spec, arg in zip(self.op.operands, self.args, strict=False):
+            if arg is None:
+                continue
+            if isinstance(arg, VMem):
+                reads.append(arg.base)
+                for sub in (arg.off, arg.extra):
+                    if isinstance(sub, VReg):
+                        reads.append(sub)
+                continue
+            if not isinstance(arg, VReg):
+                continue
+            if "r" in spec.role:
+                reads.append(arg)
+            if "w" in spec.role:
+                writes.append(arg)
+        return reads, writes
+
+    def __str__(self) -> str:
+        name = self.op.name
+        if self.mod is not None and (len(self.op.mods) > 1 or self.mod != self.op.mods[0]):
+            name += "." + self.mod
+        if self.type:
+            name += "." + self.type
+        if self.type2:
+            name += "." + self.type2
+        parts = []
+        for spec, a in zip(self.op.operands, self.args, strict=False):
+            if a is None:
+                continue
+            parts.append(_fmt_arg(spec.kind, a))
+        text = f"{name} {', '.join(parts)}" if parts else name
+        if self.mem is not None:
+            m = self.mem
+            rng = "*" if m.lo is None else f"{m.lo}..{m.hi}"
+            text += f"    ; {'st' if m.write else 'ld'} {m.scroll}[{rng}{'+' + str(m.rel) if m.rel else ''}]"
+        return text
+
+
+def _fmt_arg(kind: str, a) -> str:
+    if isinstance(a, VMem):
+        s = f"[{a.base} + {a.off}"
+        if a.mode == 1:
+            s += f" : {a.extra}"
+        elif a.mode == 2:
+            s += f" + {a.extra}"
+        s += "]"
+        if a.mode == 0 and a.extra is not None:
+            s += f", {a.extra}"
+        return s
+    if isinstance(a, Imm):
+        if kind == "coord":
+            return "home" if a.value == -1 else coords.format_packed(a.value)
+        return str(a.value)
+    return str(a)
+
+
+@dataclass
+class Scroll:
+    """A tensor's storage: a fixed coordinate (shared) or a private per-sentron scratch scroll."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    nbytes: int
+    coord: int | None = None  # packed, for shared scrolls
+    private: tuple[int, int] | None = None  # (library, shelf) relative to the sentron's home
+    role: str = "tensor"
+    data: bytes | None = None
+
+
+class CompileError(Exception):
+    """An internal limit reached while compiling (reported as a diagnostic by the driver)."""
+
+
+@dataclass
+class Builder:
+    """Emits level-1 IR. One builder per compilation; ``region`` scopes coordinate registers."""
+
+    opt: int = 2
+    sentrons: int = 1
+    code: list = field(default_factory=list)
+    nregs: int = 0
+    nlabels: int = 0
+    line: int = 0
+    scrolls: dict[str, Scroll] = field(default_factory=dict)
+    _pcache: dict = field(default_factory=dict)
+    _region_start: int = 0
+    _region_defs: list = field(default_factory=list)
+    loops: int = 0
+    pipelined: int = 0
+    unrolled: int = 0
+
+    # ---------------------------------------------------------------- registers and labels
+    def new(self, cls: str, hint: str = "", nospill: bool = False) -> VReg:
+        self.nregs += 1
+        return VReg(cls, self.nregs, hint, nospill)
+
+    def label(self, hint: str = "L") -> Label:
+        self.nlabels += 1
+        return Label(f".{hint}{self.nlabels}")
+
+    def place(self, lab: Label) -> None:
+        self.code.append(lab)
+
+    # ---------------------------------------------------------------- emission
+    def emit(
+        self,
+        name: str,
+        *args,
+        type: str | None = None,
+        mod: str | None = None,
+        type2: str | None = None,
+        mem: MemInfo | None = None,
+    ) -> VI:
+        op = BY_NAME[name]
+        if op.mods and mod is None:
+            mod = op.mods[0]
+        ins = VI(op, mod, type, type2, list(args), mem, self.line)
+        self.code.append(ins)
+        return ins
+
+    # ---------------------------------------------------------------- regions and coordinates
+    def begin_region(self) -> None:
+        self._pcache = {}
+        self._region_start = len(self.code)
+        self._region_defs = []
+
+    def end_region(self) -> None:
+        if self._region_defs:
+            self.code[self._region_start : self._region_start] = self._region_defs
+        self._pcache = {}
+        self._region_defs = []
+        self._region_start = len(self.code)
+
+    def base(self, scroll: str) -> VReg:
+        """A p register holding the coordinate of ``scroll``, defined at the start of the region."""
+        p = self._pcache.get(scroll)
+        if p is not None:
+            return p
+        sc = self.scrolls[scroll]
+        p = self.new("p", scroll)
+        defs = []
+        if sc.private is None:
+            defs.append(VI(BY_NAME["SCOORD"], None, None, None, [p, Imm(sc.coord)], None, self.line))
+        else:
+            lib, shelf = sc.private
+            defs.append(VI(BY_NAME["SCOORD"], None, None, None, [p, Imm(-1)], None, self.line))
+            defs.append(VI(BY_NAME["SINDEX"], "set", None, None, [p, p, Imm(0), Imm(lib)], None, self.line))
+            defs.append(VI(BY_NAME["SINDEX"], "set", None, None, [p, p, Imm(1), Imm(shelf)], None, self.line))
+        self._region_defs.extend(defs)
+        self._pcache[scroll] = p
+        return p
+
+    # ---------------------------------------------------------------- memory helpers
+    def load(
+        self, t: str, dst: VReg, scroll: str, off: int, nbytes: int | None = None, rel: VReg | None = None
+    ) -> VReg:
+        """Contiguous load of ``nbytes`` (default: one element / 64 bytes) at ``off`` (+ ``rel``)."""
+        from vtpu_cli.isa.table import type_size
+
+        if isinstance(off, VReg):
+            off, rel = 0, off
+        p = self.base(scroll)
+        full = 64 if dst.cls == "v" else type_size(t)
+        n = full if nbytes is None else nbytes
+        extra = None if (dst.cls == "r" or n == 64) else n
+        o = rel if rel is not None else off
+        mem = VMem(p, o, MEM_CONTIG, extra)
+        if rel is not None and off:
+            raise CompileError("register offset plus displacement is not an svISA address mode")
+        self.emit(
+            "SGATHER",
+            dst,
+            mem,
+            type=t,
+            mem=MemInfo(
+                scroll, False, 0 if rel is not None else off, (0 if rel is not None else off) + n, rel
+            ),
+        )
+        return dst
+
+    def store(
+        self, t: str, src: VReg, scroll: str, off: int, nbytes: int | None = None, rel: VReg | None = None
+    ) -> None:
+        from vtpu_cli.isa.table import type_size
+
+        if isinstance(off, VReg):
+            off, rel = 0, off
+        p = self.base(scroll)
+        full = 64 if src.cls == "v" else type_size(t)
+        n = full if nbytes is None else nbytes
+        extra = None if (src.cls == "r" or n == 64) else n
+        o = rel if rel is not None else off
+        mem = VMem(p, o, MEM_CONTIG, extra)
+        self.emit(
+            "SSCATTR",
+            mem,
+            src,
+            type=t,
+            mem=MemInfo(
+                scroll, True, 0 if rel is not None else off, (0 if rel is not None else off) + n, rel
+            ),
+        )
+
+    def bcast_load(self, t: str, dst: VReg, scroll: str, off: int) -> VReg:
+        """Broadcast one element into every lane with a stride-0 gather (S pipe only)."""
+        from vtpu_cli.isa.table import type_size
+
+        p = self.base(scroll)
+        self.emit(
+            "SGATHER", dst, VMem(p, off, 1, 0), type=t, mem=MemInfo(scroll, False, off, off + type_size(t))
+        )
+        return dst
+
+    # ---------------------------------------------------------------- loops
+    def counted_loop(self, count: int | VReg, body, hint: str = "loop") -> None:
+        """``body()`` executed ``count`` times (count >= 1) with DLOOP; a register count is consumed."""
+        if isinstance(count, int):
+            if count <= 0:
+                return
+            cnt = self.new("r", "count", nospill=True)
+            self.emit("DMOV", cnt, Imm(count))
+        else:
+            cnt = count
+            cnt.nospill = True
+        top = self.label(hint)
+        self.place(top)
+        self.loops += 1
+        body()
+        self.emit("DLOOP", cnt, top)
+
+
+def dump(code: list) -> str:
+    """The IR as text (``--emit ir``)."""
+    out = []
+    for it in code:
+        if isinstance(it, Label):
+            out.append(f"{it.name}:")
+        else:
+            out.append(f"    {it}")
+    return "\n".join(out) + "\n"

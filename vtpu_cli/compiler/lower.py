@@ -1,0 +1,927 @@
+"""Front end: checks a parsed ``.phx`` file and lowers it into level-1 IR.
+
+Declarations are processed first (so statements may use names declared later in the file), then
+statements in order. Level-1 statements lower directly through the :class:`~.ir.Builder`; level-2
+tensor statements (``y = matmul(x, w)``) go to :mod:`.tensors`. Every error is collected as a
+:class:`~vtpu_cli.core.errors.Diagnostic` and lowering continues, so one run reports all errors of a file.
+"""
+
+from __future__ import annotations
+
+import difflib
+import math
+from dataclasses import dataclass
+
+from vtpu_cli.binary.program import Imm, Reg
+from vtpu_cli.compiler.ir import Builder, Scroll
+from vtpu_cli.core import coords
+from vtpu_cli.core.errors import Diagnostic
+from vtpu_cli.core.numerics import f32_bits
+
+SCALARS = ("i64", "i32", "i16", "i8", "f32")
+VECTORS = {"f32x16": "f32", "i32x16": "i32", "i16x32": "i16", "i8x64": "i8", "i64x8": "i64"}
+TENSOR_DTYPES = ("f32", "i32", "i8", "t2")
+ELEM_BYTES = {"f32": 4, "i32": 4, "i8": 1, "i16": 2, "i64": 8}
+RESERVED_LIBRARY = 990  # libraries 990..999 are the compiler's (scratch, spill, constants)
+AUTO_LIBRARY = 2  # tensors declared without @ get coordinates 2.1.1/1.1.1/1.1.k
+
+
+class Bad(Exception):
+    """Raised to abandon the current statement after a diagnostic."""
+
+
+@dataclass
+class Tensor:
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    role: str
+    scroll: str
+    scale: float = 1.0
+    line: int = 0
+
+    @property
+    def numel(self) -> int:
+        return math.prod(self.shape)
+
+
+@dataclass
+class Var:
+    type: str
+    reg: object  # VReg, or a python number for a constant
+    const: bool = False
+    readonly: bool = False
+
+
+def elem_type(t: str) -> str:
+    return VECTORS.get(t, t)
+
+
+def is_vec(t: str) -> bool:
+    return t in VECTORS
+
+
+def vec_of(t: str) -> str:
+    return {"f32": "f32x16", "i32": "i32x16", "i16": "i16x32", "i8": "i8x64", "i64": "i64x8"}[t]
+
+
+def imm_for(t: str, value) -> Imm:
+    """A python number as an immediate of lane type t (f32: bit pattern)."""
+    e = elem_type(t)
+    if e == "f32":
+        return Imm(f32_bits(float(value)))
+    return Imm(int(value))
+
+
+class Lowerer:
+    def __init__(self, text: str, filename: str, opt: int = 2, sentrons: int = 1, tune: bool = False):
+        self.text = text
+        self.filename = filename
+        self.lines = text.splitlines()
+        self.diags: list[Diagnostic] = []
+        self.b = Builder(opt=opt, sentrons=sentrons)
+        self.opt = opt
+        self.sentrons = sentrons
+        self.tune = tune
+        self.compile_phx = None  # set by the driver: the autotuner compiles candidate tiles
+        self.tensors: dict[str, Tensor] = {}
+        self.coord_names: dict[str, int] = {}
+        self.consts: dict[str, object] = {}
+        self.scopes: list[dict[str, Var]] = [{}]
+        self.kernels: list[tuple] = []  # (name, (loops, pipelined, unrolled), 0)
+        self.private_count = 0
+        self.auto_count = 0
+        self.used_coords: dict[int, str] = {}
+        self.tile_choices: dict = {}
+        self.forced_tile: tuple[int, int] | None = None
+
+    # ------------------------------------------------------------------ diagnostics
+    def error(self, node, message: str, hint: str | None = None, length: int | None = None) -> None:
+        line, col, n = _pos(node)
+        src = self.lines[line - 1] if 0 < line <= len(self.lines) else None
+        self.diags.append(Diagnostic(message, self.filename, line, col, src, hint, length or n))
+
+    def fail(self, node, message: str, hint: str | None = None, length: int | None = None):
+        self.error(node, message, hint, length)
+        raise Bad()
+
+    # ------------------------------------------------------------------ driver
+    def run(self, tree) -> None:
+        items = list(tree.children)
+        for it in items:
+            if getattr(it, "data", None) in ("coord_decl",):
+                self._guard(self.coord_decl, it)
+        for it in items:
+            if getattr(it, "data", None) == "const_decl":
+                self._guard(self.const_decl, it)
+        for it in items:
+            if getattr(it, "data", None) == "tensor_decl":
+                self._guard(self.tensor_decl, it)
+        self.kernels.append(("main", 0, 0))
+        main_start = len(self.b.code)
+        for it in items:
+            d = getattr(it, "data", None)
+            if d in ("coord_decl", "const_decl", "tensor_decl") or d is None:
+                continue
+            if d == "kernel":
+                name = str(it.children[0])
+                if any(k[0] == name for k in self.kernels):
+                    self.error(it.children[0], f"kernel `{name}` is defined twice")
+                from vtpu_cli.compiler.ir import Label
+
+                self.b.place(Label(f"@kernel:{name}"))
+                stats0 = (self.b.loops, self.b.pipelined, self.b.unrolled)
+                self.block(it.children[1])
+                self.b.place(Label(f"@end:{name}"))
+                stats1 = (self.b.loops, self.b.pipelined, self.b.unrolled)
+                self.kernels.append((name, tuple(b - a for a, b in zip(stats0, stats1, strict=True)), 0))
+                continue
+            self.top_stmt(it)
+        del main_start
+
+    def _guard(self, fn, node) -> None:
+        try:
+            fn(node)
+        except Bad:
+            pass
+
+    def top_stmt(self, node) -> None:
+        self.b.begin_region()
+        self.b.line = _pos(node)[0]
+        try:
+            self.stmt(node)
+        except Bad:
+            pass
+        self.b.end_region()
+
+    # ------------------------------------------------------------------ declarations
+    def coord_decl(self, node) -> None:
+        name_tok, ctok = node.children
+        name = str(name_tok)
+        packed = self.parse_coord(ctok)
+        if name in self.coord_names:
+            self.fail(name_tok, f"coordinate `{name}` is defined twice")
+        self.coord_names[name] = packed
+
+    def parse_coord(self, tok) -> int:
+        try:
+            c = coords.Coord.parse(str(tok))
+        except coords.CoordError as e:
+            col = getattr(e, "col", None)
+            line, c0, _ = _pos(tok)
+            src = self.lines[line - 1] if 0 < line <= len(self.lines) else None
+            self.diags.append(
+                Diagnostic(
+                    f"bad coordinate: {e.message}",
+                    self.filename,
+                    line,
+                    c0 + (col or 0),
+                    src,
+                    e.hint,
+                    1 if col is not None else len(str(tok)),
+                )
+            )
+            raise Bad() from None
+        if c.library >= RESERVED_LIBRARY:
+            self.fail(
+                tok,
+                f"coordinate {c} is in a reserved library ({RESERVED_LIBRARY}..999)",
+                hint="phextcc keeps libraries 990..999 for scratch, spill and constant scrolls",
+            )
+        return c.pack()
+
+    def const_decl(self, node) -> None:
+        name_tok, expr = node.children
+        name = str(name_tok)
+        v = self.const_eval(expr)
+        if name in self.consts:
+            self.fail(name_tok, f"constant `{name}` is defined twice")
+        self.consts[name] = v
+
+    def const_eval(self, node):
+        d = node.data
+        if d == "int_lit":
+            return _int(node.children[0])
+        if d == "float_lit":
+            return float(str(node.children[0]))
+        if d == "name":
+            n = str(node.children[0])
+            if n in self.consts:
+                return self.consts[n]
+            for sc in reversed(self.scopes):
+                if n in sc and sc[n].const:
+                    return sc[n].reg
+            self.fail(node, f"`{n}` is not a compile-time constant")
+        if d == "neg":
+            return -self.const_eval(node.children[0])
+        if d in _FOLD:
+            a, b = self.const_eval(node.children[0]), self.const_eval(node.children[1])
+            try:
+                return _FOLD[d](a, b)
+            except (ZeroDivisionError, TypeError):
+                self.fail(node, "invalid constant expression")
+        self.fail(node, "expected a compile-time constant")
+
+    def tensor_decl(self, node) -> None:
+        role_t, name_tok, dtype_tok, shape_t, place_t, scale_t = node.children
+        role = str(role_t.children[0])
+        name = str(name_tok)
+        dtype = str(dtype_tok)
+        if name in self.tensors or name in self.coord_names:
+            self.fail(name_tok, f"`{name}` is declared twice")
+        if dtype not in TENSOR_DTYPES:
+            self.fail(
+                dtype_tok,
+                f"unsupported tensor dtype `{dtype}`",
+                hint=f"tensor dtypes: {', '.join(TENSOR_DTYPES)}",
+            )
+        if shape_t is None:
+            self.fail(name_tok, f"tensor `{name}` needs a shape, e.g. {dtype}[4, 16]")
+        shape = tuple(_int(d.children[0]) for d in shape_t.children)
+        for d, dn in zip(shape_t.children, shape, strict=True):
+            if dn <= 0:
+                self.fail(d, "tensor dimensions must be positive")
+        if len(shape) > 2:
+            self.fail(shape_t, "tensors have one or two dimensions")
+        if dtype == "t2" and (len(shape) != 2 or role != "weight"):
+            self.fail(dtype_tok, "t2 (ternary) tensors are 2-D weights: weight w: t2[K, N]")
+        scale = 1.0
+        if scale_t is not None:
+            if dtype != "t2":
+                self.fail(scale_t, "`scale` applies to t2 (ternary) weights only")
+            scale = float(self.const_eval(scale_t.children[0]))
+        nbytes = tensor_nbytes(dtype, shape)
+        line = _pos(node)[0]
+        if role == "tensor":
+            if place_t is not None:
+                self.fail(
+                    place_t,
+                    "a `tensor` is compiler-placed scratch; use input/weight/output to bind a coordinate",
+                )
+            self.new_private(name, dtype, shape, line)
+            return
+        if place_t is None:
+            self.auto_count += 1
+            packed = coords.pack_parts((AUTO_LIBRARY, 1, 1, 1, 1, 1, 1, 1, self.auto_count))
+        else:
+            ref = place_t.children[0]
+            if ref.type == "COORD":
+                packed = self.parse_coord(ref)
+            elif str(ref) in self.coord_names:
+                packed = self.coord_names[str(ref)]
+            else:
+                self.fail(ref, f"undefined coordinate `{ref}`", hint=self.suggest(str(ref), self.coord_names))
+        if packed in self.used_coords:
+            self.fail(
+                place_t or name_tok,
+                f"`{name}` and `{self.used_coords[packed]}` are bound to the same "
+                f"coordinate {coords.format_packed(packed)}",
+            )
+        self.used_coords[packed] = name
+        key = name
+        self.b.scrolls[key] = Scroll(key, dtype, shape, nbytes, coord=packed, role=role)
+        t = Tensor(name, dtype, shape, role, key, scale, line)
+        if role == "output" and self.sentrons > 1:
+            # every sentron computes into a private copy; sentron 0 publishes it at the end
+            wkey = "$work." + name
+            self.private_count += 1
+            self.b.scrolls[wkey] = Scroll(
+                wkey, dtype, shape, nbytes, private=(RESERVED_LIBRARY + 8, self.private_count)
+            )
+            t.scroll = wkey
+        self.tensors[name] = t
+
+    def new_private(self, name: str, dtype: str, shape: tuple[int, ...], line: int = 0) -> Tensor:
+        self.private_count += 1
+        key = f"$t{self.private_count}.{name}"
+        nbytes = tensor_nbytes(dtype, shape)
+        if self.sentrons > 1:
+            sc = Scroll(key, dtype, shape, nbytes, private=(RESERVED_LIBRARY + 8, self.private_count))
+        else:
+            sc = Scroll(
+                key,
+                dtype,
+                shape,
+                nbytes,
+                coord=coords.pack_parts((RESERVED_LIBRARY + 8, self.private_count, 1, 1, 1, 1, 1, 1, 1)),
+            )
+        sc.role = "scratch"
+        self.b.scrolls[key] = sc
+        t = Tensor(name, dtype, shape, "tensor", key, 1.0, line)
+        self.tensors[name] = t
+        return t
+
+    def scratch(self, hint: str, nbytes: int) -> str:
+        """An anonymous private scratch scroll (returns its key)."""
+        t = self.new_private("$" + hint, "i8", (max(nbytes, 1),))
+        del self.tensors[t.name]
+        return t.scroll
+
+    def suggest(self, name: str, names) -> str | None:
+        close = difflib.get_close_matches(name, list(names), n=1)
+        return f"did you mean `{close[0]}`?" if close else None
+
+    # ------------------------------------------------------------------ statements
+    def block(self, node) -> None:
+        self.scopes.append({})
+        try:
+            for st in node.children:
+                if st is None or not hasattr(st, "data"):
+                    continue
+                if len(self.scopes) == 2:  # top level of a kernel: one region per statement
+                    self.top_stmt(st)
+                else:
+                    self.b.line = _pos(st)[0]
+                    try:
+                        self.stmt(st)
+                    except Bad:
+                        pass
+        finally:
+            self.scopes.pop()
+
+    def lookup(self, name: str) -> Var | None:
+        for sc in reversed(self.scopes):
+            if name in sc:
+                return sc[name]
+        return None
+
+    def stmt(self, node) -> None:
+        d = node.data
+        if d == "let_stmt":
+            return self.let_stmt(node)
+        if d == "assign":
+            return self.assign(node)
+        if d == "multi_assign":
+            return self.multi_assign(node)
+        if d == "for_stmt":
+            return self.for_stmt(node)
+        if d == "if_stmt":
+            return self.if_stmt(node)
+        if d == "call_stmt":
+            return self.call_stmt(node.children[0])
+        self.fail(node, f"unexpected statement {d}")
+
+    def let_stmt(self, node) -> None:
+        name_tok, type_tok, expr = node.children
+        name = str(name_tok)
+        if name in self.tensors:
+            self.fail(name_tok, f"`{name}` is a tensor; a `let` declares a register variable")
+        t = None
+        if type_tok is not None:
+            t = str(type_tok)
+            if t not in SCALARS and t not in VECTORS:
+                self.fail(
+                    type_tok,
+                    f"unknown type `{t}`",
+                    hint=f"register types: {', '.join(SCALARS)}, {', '.join(VECTORS)}",
+                )
+        if t is None:
+            t = self.infer(expr)
+        reg = self.b.new("v" if is_vec(t) else "r", name)
+        self.into(expr, t, reg)
+        self.scopes[-1][name] = Var(t, reg)
+
+    def infer(self, expr) -> str:
+        ty, _ = self.value(expr, None)
+        if ty is None:
+            return "f32" if expr.data == "float_lit" or isinstance(_try_const(self, expr), float) else "i64"
+        return ty
+
+    def assign(self, node) -> None:
+        name_tok, expr = node.children
+        name = str(name_tok)
+        if name in self.tensors or (self.lookup(name) is None and _is_tensor_op(expr)):
+            return self.tensor_stmt([name_tok], expr)
+        var = self.lookup(name)
+        if var is None:
+            self.fail(
+                name_tok,
+                f"undefined name `{name}`",
+                hint=self.suggest(name, [k for s in self.scopes for k in s] + list(self.tensors))
+                or "declare it with `let`",
+            )
+        if var.const or var.readonly:
+            self.fail(name_tok, f"`{name}` is read-only")
+        self.into(expr, var.type, var.reg)
+
+    def multi_assign(self, node) -> None:
+        *names, expr = node.children
+        if not _is_tensor_op(expr):
+            self.fail(node, "multiple assignment needs a tensor op that returns several tensors (topk)")
+        self.tensor_stmt(names, expr)
+
+    def for_stmt(self, node) -> None:
+        name_tok, lo_e, hi_e, step_e, body = node.children
+        name = str(name_tok)
+        lo, hi = self.const_eval(lo_e), self.const_eval(hi_e)
+        step = self.const_eval(step_e) if step_e is not None else 1
+        if not all(isinstance(v, int) for v in (lo, hi, step)):
+            self.fail(lo_e, "loop bounds and step must be integer constants")
+        if step <= 0:
+            self.fail(step_e, "loop step must be positive")
+        trip = max(0, (hi - lo + step - 1) // step)
+        if trip == 0:
+            return
+        unroll = self.opt >= 2 and trip <= 16
+        if unroll:
+            self.b.unrolled += 1
+            for k in range(trip):
+                self.scopes.append({name: Var("i64", lo + k * step, const=True)})
+                try:
+                    self.block(body)
+                finally:
+                    self.scopes.pop()
+            return
+        iv = self.b.new("r", name, nospill=True)
+        self.b.emit("DMOV", iv, Imm(lo))
+        self.scopes.append({name: Var("i64", iv, readonly=True)})
+
+        def body_fn():
+            self.block(body)
+            self.b.emit("DADD", iv, iv, Imm(step), type="i64")
+
+        try:
+            self.b.counted_loop(trip, body_fn)
+        finally:
+            self.scopes.pop()
+
+    def if_stmt(self, node) -> None:
+        a_e, op_tok, b_e, then_b, else_t = node.children
+        op = {"==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}[str(op_tok)]
+        ca, cb = _try_const(self, a_e), _try_const(self, b_e)
+        if ca is not None and cb is not None:  # resolved at compile time
+            taken = {
+                "eq": ca == cb,
+                "ne": ca != cb,
+                "lt": ca < cb,
+                "le": ca <= cb,
+                "gt": ca > cb,
+                "ge": ca >= cb,
+            }[op]
+            if taken:
+                self.block(then_b)
+            elif else_t is not None:
+                self._else(else_t)
+            return
+        ta, _ = self.value(a_e, None)
+        tb, _ = self.value(b_e, None)
+        t = ta or tb or "i64"
+        if is_vec(t):
+            self.fail(a_e, "`if` compares scalars; vector compares are per lane")
+        if ta and tb and ta != tb:
+            self.fail(b_e, f"type mismatch in comparison: {ta} vs {tb}")
+        ra = self.reg_of(a_e, t)
+        bb = self.operand(b_e, t)
+        flag = self.b.new("r", "cmp")
+        self.b.emit("DCMP", flag, ra, bb, type=t, mod=op)
+        else_l, end_l = self.b.label("else"), self.b.label("endif")
+        self.b.emit("DBRF", else_l if else_t is not None else end_l)
+        self.block(then_b)
+        if else_t is not None:
+            self.b.emit("DJMP", end_l)
+            self.b.place(else_l)
+            self._else(else_t)
+        self.b.place(end_l)
+
+    def _else(self, else_t) -> None:
+        if else_t.data == "block":
+            self.block(else_t)
+        else:
+            self.scopes.append({})
+            try:
+                self.if_stmt(else_t.children[0])
+            finally:
+                self.scopes.pop()
+
+    def call_stmt(self, call) -> None:
+        fname = str(call.children[0])
+        args = [a for a in call.children[1:] if a is not None]
+        if fname == "store":
+            if len(args) != 3:
+                self.fail(call, "store(tensor, byte_offset, value) takes 3 arguments")
+            t = self.tensor_arg(args[0])
+            off = self.const_or_reg(args[1])
+            ty, _ = self.value(args[2], None)
+            if ty is None:
+                self.fail(args[2], "store needs a typed value (a variable or an expression with one)")
+            if t.dtype != "t2" and elem_type(ty) != t.dtype and t.dtype != "i8":
+                self.fail(args[2], f"type mismatch: storing {ty} into {t.dtype} tensor `{t.name}`")
+            reg = self.reg_of(args[2], ty)
+            self.mem_access(True, elem_type(ty), reg, t, off, args[1])
+            return
+        if fname == "barrier":
+            self.b.emit("CBAR", Imm(0))
+            return
+        self.fail(
+            call,
+            f"`{fname}(...)` is not a statement",
+            hint="statements: let, assignment, for, if, store(...), barrier()",
+        )
+
+    def mem_access(self, store: bool, t: str, reg, tensor: Tensor, off, node) -> None:
+        size = 64 if reg.cls == "v" else ELEM_BYTES[t]
+        sc = self.b.scrolls[tensor.scroll]
+        if isinstance(off, int):
+            if off < 0 or off + size > sc.nbytes:
+                self.fail(
+                    node, f"offset {off} (+{size} bytes) is outside `{tensor.name}` ({sc.nbytes} bytes)"
+                )
+            if store:
+                self.b.store(t, reg, tensor.scroll, off)
+            else:
+                self.b.load(t, reg, tensor.scroll, off)
+        else:
+            if store:
+                self.b.store(t, reg, tensor.scroll, 0, rel=off)
+            else:
+                self.b.load(t, reg, tensor.scroll, 0, rel=off)
+
+    def tensor_arg(self, node):
+        if node.data != "name":
+            self.fail(node, "expected a tensor name")
+        n = str(node.children[0])
+        t = self.tensors.get(n)
+        if t is None:
+            self.fail(node, f"undefined tensor `{n}`", hint=self.suggest(n, self.tensors))
+        return t
+
+    def const_or_reg(self, node):
+        c = _try_const(self, node)
+        if c is not None:
+            if not isinstance(c, int):
+                self.fail(node, "byte offsets are integers")
+            return c
+        t, _ = self.value(node, "i64")
+        if t not in ("i64", "i32"):
+            self.fail(node, f"byte offsets are integers, found {t}")
+        return self.reg_of(node, t)
+
+    # ------------------------------------------------------------------ expressions
+    def value(self, node, want: str | None):
+        """Type of an expression without emitting code: (type or None for an untyped literal, const)."""
+        d = node.data
+        if d in ("int_lit", "float_lit"):
+            return None, None
+        if d == "name":
+            n = str(node.children[0])
+            v = self.lookup(n)
+            if v is not None:
+                return (None if v.const else v.type), None
+            if n in self.consts:
+                return None, None
+            if n in self.tensors:
+                self.fail(
+                    node, f"tensor `{n}` used as a value", hint="read it with load(tensor, byte_offset)"
+                )
+            self.fail(
+                node,
+                f"undefined name `{n}`",
+                hint=self.suggest(n, [k for s in self.scopes for k in s] + list(self.consts)),
+            )
+        if d == "neg":
+            return self.value(node.children[0], want)
+        if d in _FOLD:
+            ta, _ = self.value(node.children[0], want)
+            tb, _ = self.value(node.children[1], want)
+            if ta and tb and ta != tb:
+                if is_vec(ta) and tb == elem_type(ta) or is_vec(tb) and ta == elem_type(tb):
+                    self.fail(
+                        node, f"type mismatch: {ta} and {tb}", hint="broadcast the scalar with bcast(x)"
+                    )
+                self.fail(node, f"type mismatch: {ta} and {tb}")
+            return ta or tb, None
+        if d == "call":
+            return self.call_type(node, want), None
+        self.fail(node, "unsupported expression")
+
+    def call_type(self, node, want):
+        fname = str(node.children[0])
+        args = [a for a in node.children[1:] if a is not None]
+        if fname in ("fma", "min", "max"):
+            ts = [self.value(a, want)[0] for a in args]
+            ts = [t for t in ts if t]
+            if ts and any(t != ts[0] for t in ts):
+                self.fail(node, f"type mismatch in {fname}: {', '.join(ts)}")
+            return ts[0] if ts else want
+        if fname == "sqrt":
+            return self.value(args[0], want)[0] if args else want
+        if fname in ("sum", "rmax", "rmin"):
+            t = self.value(args[0], None)[0] if args else None
+            return elem_type(t) if t else None
+        if fname == "bcast":
+            t = self.value(args[0], None)[0] if args else None
+            if t is None:
+                return want
+            return vec_of(t) if not is_vec(t) else t
+        if fname == "load":
+            if want is not None:
+                return want
+            if args and args[0].data == "name" and str(args[0].children[0]) in self.tensors:
+                dt = self.tensors[str(args[0].children[0])].dtype
+                return vec_of(dt if dt != "t2" else "i8")
+            return None
+        if fname in ("sid", "scount"):
+            return "i64"
+        if fname in SCALARS or fname in VECTORS:
+            return fname
+        if _TENSOR_OPS.__contains__(fname):
+            self.fail(node, f"tensor op `{fname}` must be assigned to a tensor: y = {fname}(...)")
+        self.fail(
+            node, f"unknown function `{fname}`", hint=self.suggest(fname, list(_L1_FUNCS) + list(_TENSOR_OPS))
+        )
+
+    def operand(self, node, t: str):
+        """A register or an immediate of type t."""
+        c = _try_const(self, node)
+        if c is not None:
+            self.check_literal(node, c, t)
+            return imm_for(t, c)
+        return self.reg_of(node, t)
+
+    def check_literal(self, node, c, t: str) -> None:
+        e = elem_type(t)
+        if e != "f32" and isinstance(c, float):
+            self.fail(node, f"float literal in an integer ({t}) context")
+
+    def reg_of(self, node, t: str):
+        """Evaluate into a register of type t (reusing a variable's register when possible)."""
+        if node.data == "name":
+            v = self.lookup(str(node.children[0]))
+            if v is not None and not v.const:
+                if v.type != t:
+                    self.fail(node, f"type mismatch: `{node.children[0]}` is {v.type}, expected {t}")
+                return v.reg
+        reg = self.b.new("v" if is_vec(t) else "r")
+        self.into(node, t, reg)
+        return reg
+
+    def into(self, node, t: str, dst) -> None:
+        """Evaluate ``node`` as type t into register ``dst``."""
+        b = self.b
+        c = _try_const(self, node)
+        if c is not None:
+            self.check_literal(node, c, t)
+            if is_vec(t):
+                b.emit("DBCAST", dst, imm_for(t, c), type=elem_type(t))
+            else:
+                b.emit("DMOV", dst, imm_for(t, c), type="f32" if t == "f32" else None)
+            return
+        d = node.data
+        if d == "name":
+            src = self.reg_of(node, t)
+            if src is not dst:
+                b.emit("DMOV", dst, src)
+            return
+        if d == "neg":
+            inner = node.children[0]
+            if elem_type(t) == "f32":
+                src = self.reg_of(inner, t)
+                it = "i32" if is_vec(t) else "i64"
+                b.emit("DXOR", dst, src, Imm(0x80000000 if is_vec(t) else 0x80000000), type=it)
+            else:
+                src = self.reg_of(inner, t)
+                b.emit("DMUL", dst, src, Imm(-1), type=elem_type(t))
+            return
+        if d in _FOLD:
+            ty, _ = self.value(node, t)
+            if ty is not None and ty != t:
+                self.fail(node, f"type mismatch: expression is {ty}, expected {t}")
+            return self.binop(node, t, dst)
+        if d == "call":
+            return self.call(node, t, dst)
+        self.fail(node, "unsupported expression")
+
+    def binop(self, node, t: str, dst) -> None:
+        b = self.b
+        d = node.data
+        a_e, b_e = node.children
+        e = elem_type(t)
+        opname = _BINOPS[d]
+        if e == "f32" and d in ("mod", "shl", "shr", "band", "bor", "bxor"):
+            self.fail(node, f"operator `{_SYM[d]}` needs an integer type, found {t}")
+        ca = _try_const(self, a_e)
+        if ca is not None and d in ("add", "mul", "band", "bor", "bxor"):
+            a_e, b_e = b_e, a_e
+        ra = self.reg_of(a_e, t)
+        rb = self.operand(b_e, t)
+        if d == "mod":
+            q = b.new(dst.cls)
+            b.emit("DDIV", q, ra, rb, type=e)
+            b.emit("DMUL", q, q, rb, type=e)
+            b.emit("DSUB", dst, ra, q, type=e)
+            return
+        b.emit(opname, dst, ra, rb, type=e)
+
+    def call(self, node, t: str, dst) -> None:
+        b = self.b
+        fname = str(node.children[0])
+        args = [a for a in node.children[1:] if a is not None]
+        e = elem_type(t)
+
+        def need(n):
+            if len(args) != n:
+                self.fail(node, f"{fname}() takes {n} argument{'s' if n != 1 else ''}, got {len(args)}")
+
+        if fname == "fma":
+            need(3)
+            b.emit(
+                "DFMA",
+                dst,
+                self.reg_of(args[0], t),
+                self.reg_of(args[1], t),
+                self.operand(args[2], t),
+                type=e,
+            )
+        elif fname in ("min", "max"):
+            need(2)
+            b.emit(
+                "DMIN" if fname == "min" else "DMAX",
+                dst,
+                self.reg_of(args[0], t),
+                self.operand(args[1], t),
+                type=e,
+            )
+        elif fname == "sqrt":
+            need(1)
+            if e != "f32":
+                self.fail(node, f"sqrt needs f32, found {t}")
+            b.emit("DSQRT", dst, self.reg_of(args[0], t), type="f32")
+        elif fname in ("sum", "rmax", "rmin"):
+            need(1)
+            vt = self.value(args[0], None)[0]
+            if vt is None or not is_vec(vt):
+                self.fail(args[0], f"{fname}() reduces a vector")
+            if elem_type(vt) != t:
+                self.fail(node, f"type mismatch: {fname} of {vt} is {elem_type(vt)}, expected {t}")
+            b.emit(
+                "DRED",
+                dst,
+                self.reg_of(args[0], vt),
+                type=t,
+                mod={"sum": "add", "rmax": "max", "rmin": "min"}[fname],
+            )
+        elif fname == "bcast":
+            need(1)
+            if not is_vec(t):
+                self.fail(node, f"bcast() makes a vector, expected {t}")
+            c = _try_const(self, args[0])
+            if c is not None:
+                b.emit("DBCAST", dst, imm_for(t, c), type=e)
+            else:
+                b.emit("DBCAST", dst, self.reg_of(args[0], e), type=e)
+        elif fname == "load":
+            need(2)
+            tensor = self.tensor_arg(args[0])
+            off = self.const_or_reg(args[1])
+            self.mem_access(False, e, dst, tensor, off, args[1])
+        elif fname in ("sid", "scount"):
+            need(0)
+            if t != "i64":
+                self.fail(node, f"{fname}() is i64")
+            b.emit("DMOV", dst, Reg("s", 0 if fname == "sid" else 1))
+        elif fname in SCALARS or fname in VECTORS:
+            need(1)
+            if fname != t:
+                self.fail(node, f"type mismatch: {fname}(...) is {fname}, expected {t}")
+            st = self.value(args[0], None)[0]
+            if st is None:
+                return self.into(args[0], t, dst)
+            if is_vec(st) != is_vec(t) or (
+                is_vec(t) and 64 // ELEM_BYTES[elem_type(st)] != 64 // ELEM_BYTES[e]
+            ):
+                self.fail(node, f"cannot convert {st} to {t} (same lane count only)")
+            src = self.reg_of(args[0], st)
+            if st == t:
+                b.emit("DMOV", dst, src)
+            else:
+                b.emit("DCVT", dst, src, None, type=e, type2=elem_type(st))
+        else:
+            self.call_type(node, t)
+            self.fail(node, f"`{fname}` cannot be used here")
+
+    # ------------------------------------------------------------------ level 2
+    def tensor_stmt(self, name_toks, expr) -> None:
+        from vtpu_cli.compiler import tensors
+
+        if expr.data != "call":
+            self.fail(expr, "a tensor is assigned from a tensor op, e.g. y = matmul(x, w)")
+        fname = str(expr.children[0])
+        if fname not in _TENSOR_OPS:
+            self.fail(expr, f"unknown tensor op `{fname}`", hint=self.suggest(fname, _TENSOR_OPS))
+        tensors.lower_op(self, fname, name_toks, expr)
+
+
+# ---------------------------------------------------------------------- helpers
+_FOLD = {
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "mul": lambda a, b: a * b,
+    "div": lambda a, b: _idiv(a, b) if isinstance(a, int) and isinstance(b, int) else a / b,
+    "mod": lambda a, b: a % b,
+    "shl": lambda a, b: a << b,
+    "shr": lambda a, b: a >> b,
+    "band": lambda a, b: a & b,
+    "bor": lambda a, b: a | b,
+    "bxor": lambda a, b: a ^ b,
+}
+_BINOPS = {
+    "add": "DADD",
+    "sub": "DSUB",
+    "mul": "DMUL",
+    "div": "DDIV",
+    "mod": "DDIV",
+    "shl": "DSHL",
+    "shr": "DSAR",
+    "band": "DAND",
+    "bor": "DOR",
+    "bxor": "DXOR",
+}
+_SYM = {"mod": "%", "shl": "<<", "shr": ">>", "band": "&", "bor": "|", "bxor": "^"}
+_L1_FUNCS = (
+    ("fma", "min", "max", "sqrt", "sum", "rmax", "rmin", "bcast", "load", "store", "sid", "scount", "barrier")
+    + SCALARS
+    + tuple(VECTORS)
+)
+_TENSOR_OPS = (
+    "matmul",
+    "tmatmul",
+    "add",
+    "sub",
+    "mul",
+    "relu",
+    "relu2",
+    "silu",
+    "rmsnorm",
+    "softmax",
+    "embed",
+    "argmax",
+    "topk",
+    "allreduce",
+    "broadcast",
+    "copy",
+    "exp",
+)
+
+
+def _idiv(a: int, b: int) -> int:
+    """Integer division truncating toward zero (like DDIV)."""
+    q = abs(a) // abs(b)
+    return q if (a < 0) == (b < 0) else -q
+
+
+def _is_tensor_op(expr) -> bool:
+    return getattr(expr, "data", None) == "call" and str(expr.children[0]) in _TENSOR_OPS
+
+
+def _try_const(lw: Lowerer, node):
+    d = node.data
+    if d == "int_lit":
+        return _int(node.children[0])
+    if d == "float_lit":
+        return float(str(node.children[0]))
+    if d == "name":
+        n = str(node.children[0])
+        v = lw.lookup(n)
+        if v is not None:
+            return v.reg if v.const else None
+        return lw.consts.get(n)
+    if d == "neg":
+        c = _try_const(lw, node.children[0])
+        return -c if c is not None else None
+    if d in _FOLD:
+        a = _try_const(lw, node.children[0])
+        if a is None:
+            return None
+        b = _try_const(lw, node.children[1])
+        if b is None:
+            return None
+        try:
+            return _FOLD[d](a, b)
+        except (ZeroDivisionError, TypeError):
+            return None
+    return None
+
+
+def _int(tok) -> int:
+    s = str(tok).replace("_", "")
+    return int(s, 0) if s[:2].lower() in ("0x", "0b") else int(s)
+
+
+def _pos(node) -> tuple[int, int, int]:
+    """(line, col, length) of a token or tree."""
+    from lark import Token
+
+    if isinstance(node, Token):
+        return node.line or 0, node.column or 0, max(len(str(node)), 1)
+    meta = getattr(node, "meta", None)
+    if meta is None or getattr(meta, "empty", True):
+        return 0, 0, 1
+    n = meta.end_pos - meta.start_pos if meta.end_line == meta.line else 1
+    return meta.line, meta.column, max(n, 1)
+
+
+def tensor_nbytes(dtype: str, shape: tuple[int, ...]) -> int:
+    if dtype == "t2":
+        k, n = shape
+        return ((n + 15) // 16) * ((k + 15) // 16) * 64
+    return math.prod(shape) * ELEM_BYTES[dtype]

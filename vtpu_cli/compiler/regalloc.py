@@ -1,0 +1,310 @@
+"""Register allocation: virtual registers -> r0-r15 / v0-v31 / p0-p7 / m0-m3, with spilling.
+
+Liveness is computed on the CFG of the linear IR (blocks split at labels and after branches), each
+virtual register gets the hull of the positions where it is live, and a linear scan assigns registers
+per class. Free registers are reused least-recently-freed first, which keeps false (WAR/WAW)
+dependencies between unrelated values rare, so the post-allocation scheduler can still pack SIWs.
+
+When a class runs out of registers the interval that ends last is spilled to the *spill scroll*
+(a private scroll at library 999 of the sentron's home coordinate, allocated at program start): every
+read of a spilled register becomes an SGATHER into a reserved temporary right before the use and every
+write an SSCATTR right after. Reserved when spilling: p7 (the spill scroll), r13-r15, v29-v31.
+"""
+
+from __future__ import annotations
+
+from bisect import insort
+from collections import deque
+from dataclasses import dataclass, field
+
+from vtpu_cli.binary.program import Imm, Instr, Mem, Reg
+from vtpu_cli.compiler.ir import VI, CompileError, Label, MemInfo, VMem, VReg
+from vtpu_cli.isa.table import BY_NAME, REG_COUNTS
+
+SPILL_SCROLL = "$spill"
+SPILL_P = 7
+TEMPS = {"r": (13, 14, 15), "v": (29, 30, 31), "p": (), "m": ()}
+
+
+@dataclass
+class Allocated:
+    """Physical code: Labels and (Instr, MemInfo | None, line) triples (labels still symbolic)."""
+
+    items: list
+    spills: int = 0  # spilled virtual registers
+    spill_ops: int = 0  # inserted spill loads and stores
+    spill_bytes: int = 0
+    regs_used: dict = field(default_factory=dict)
+
+
+def _blocks(code: list):
+    """Split into basic blocks: list of (instr indexes, successor block ids)."""
+    label_block: dict[str, int] = {}
+    cur: list[int] = []
+    blocks: list[list[int]] = []
+    pending_labels: list[str] = []
+    instrs: list[VI] = []
+    for it in code:
+        if isinstance(it, Label):
+            if cur:
+                blocks.append(cur)
+                cur = []
+            pending_labels.append(it.name)
+            continue
+        if not cur:
+            for name in pending_labels:
+                label_block[name] = len(blocks)
+            pending_labels = []
+        cur.append(len(instrs))
+        instrs.append(it)
+        if it.op.branch:
+            blocks.append(cur)
+            cur = []
+    if cur:
+        blocks.append(cur)
+    for name in pending_labels:
+        label_block[name] = len(blocks)  # label at the very end: falls off the program
+    succs: list[list[int]] = []
+    for b, idxs in enumerate(blocks):
+        last = instrs[idxs[-1]]
+        s = []
+        if last.op.branch:
+            target = next(a for a in last.args if isinstance(a, Label))
+            tb = label_block.get(target.name)
+            if tb is not None and tb < len(blocks):
+                s.append(tb)
+            if last.op.name != "DJMP" and b + 1 < len(blocks):
+                s.append(b + 1)
+        elif b + 1 < len(blocks):
+            s.append(b + 1)
+        succs.append(s)
+    return instrs, blocks, succs
+
+
+def _intervals(instrs: list[VI], blocks, succs):
+    nb = len(blocks)
+    use = [set() for _ in range(nb)]
+    defs = [set() for _ in range(nb)]
+    start: dict[VReg, int] = {}
+    end: dict[VReg, int] = {}
+    for b, idxs in enumerate(blocks):
+        u, d = use[b], defs[b]
+        for i in idxs:
+            r, w = instrs[i].regs()
+            for v in r:
+                if v not in d:
+                    u.add(v)
+                if v not in start:
+                    start[v] = i
+                end[v] = i
+            for v in w:
+                d.add(v)
+                if v not in start:
+                    start[v] = i
+                end[v] = i
+    live_in = [set() for _ in range(nb)]
+    live_out = [set() for _ in range(nb)]
+    changed = True
+    while changed:
+        changed = False
+        for b in range(nb - 1, -1, -1):
+            out = set()
+            for s in succs[b]:
+                out |= live_in[s]
+            inn = use[b] | (out - defs[b])
+            if out != live_out[b] or inn != live_in[b]:
+                live_out[b], live_in[b] = out, inn
+                changed = True
+    for b, idxs in enumerate(blocks):
+        first, last = idxs[0], idxs[-1]
+        for v in live_in[b]:
+            if start.get(v, first + 1) > first:
+                start[v] = first
+        for v in live_out[b]:
+            if end.get(v, -1) < last:
+                end[v] = last
+    return start, end
+
+
+def _scan(start, end, reserve: bool):
+    """Linear scan per class. Returns (assignment vreg -> idx, spilled set).
+
+    ``active`` is kept sorted by (end, id) with ``bisect``; expired intervals leave from the front
+    (in end order, so freed registers queue up least-recently-freed first)."""
+    assign: dict[VReg, int] = {}
+    spilled: set[VReg] = set()
+    by_cls: dict[str, list[VReg]] = {}
+    for v in start:
+        by_cls.setdefault(v.cls, []).append(v)
+    for cls, vs in by_cls.items():
+        avail = [i for i in range(REG_COUNTS[cls])]
+        if reserve:
+            avail = [i for i in avail if i not in TEMPS[cls] and not (cls == "p" and i == SPILL_P)]
+        free = deque(avail)
+        vs.sort(key=lambda v: (start[v], v.id))
+        active: list = []  # (end, id, vreg), sorted
+        for v in vs:
+            s = start[v]
+            n_exp = 0
+            for a in active:
+                if a[0] < s:
+                    free.append(assign[a[2]])
+                    n_exp += 1
+                else:
+                    break
+            if n_exp:
+                del active[:n_exp]
+            ev = end[v]
+            if free:
+                assign[v] = free.popleft()
+                insort(active, (ev, v.id, v))
+                continue
+            # spill the interval ending last (never a nospill one)
+            victim = None
+            for k in range(len(active) - 1, -1, -1):
+                if not active[k][2].nospill:
+                    victim = k
+                    break
+            if victim is not None and active[victim][0] > ev:
+                vv = active.pop(victim)[2]
+                assign[v] = assign.pop(vv)
+                spilled.add(vv)
+                insort(active, (ev, v.id, v))
+            elif not v.nospill:
+                spilled.add(v)
+            else:
+                raise CompileError(f"too many live {cls} registers that cannot be spilled")
+    for v in spilled:
+        if v.cls not in ("r", "v"):
+            raise CompileError(f"out of {v.cls} registers ({REG_COUNTS[v.cls]}); split the computation")
+    return assign, spilled
+
+
+def allocate(code: list, allow_spill: bool = True) -> Allocated | None:
+    """Allocate ``code``; with ``allow_spill=False`` returns None instead of spilling."""
+    instrs, blocks, succs = _blocks(code)
+    if not instrs:
+        return Allocated([i for i in code if isinstance(i, Label)])
+    start, end = _intervals(instrs, blocks, succs)
+    assign, spilled = _scan(start, end, reserve=False)
+    if spilled:
+        if not allow_spill:
+            return None
+        assign, spilled = _scan(start, end, reserve=True)
+    slots: dict[VReg, int] = {}
+    nbytes = 0
+    for v in sorted(spilled, key=lambda v: v.id):
+        slots[v] = nbytes
+        nbytes += 64 if v.cls == "v" else 8
+    out: list = []
+    spill_ops = 0
+    preg: dict[VReg, Reg] = {v: Reg(v.cls, i) for v, i in assign.items()}
+    pkey: dict[VReg, tuple] = {v: (v.cls, i) for v, i in assign.items()}
+    mcache: dict = {}
+
+    def conv_mem(a: VMem, m: dict):
+        off = a.off
+        off = m[off] if isinstance(off, VReg) else Imm(off)
+        extra = a.extra
+        if isinstance(extra, VReg):
+            extra = m[extra]
+        elif isinstance(extra, int):
+            extra = Imm(extra)
+        return Mem(m[a.base].idx, off, a.mode, extra)
+
+    for it in code:
+        if isinstance(it, Label):
+            out.append(it)
+            continue
+        reads, writes = it.regs()
+        if spilled and (any(v in spilled for v in reads) or any(v in spilled for v in writes)):
+            out.extend(_rewrite_spilled(it, reads, writes, spilled, slots, preg, conv_mem))
+            continue
+        args = []
+        for a in it.args:
+            if isinstance(a, VReg):
+                a = preg[a]
+            elif isinstance(a, VMem):
+                c = mcache.get(a)
+                if c is None:
+                    c = mcache[a] = conv_mem(a, preg)
+                a = c
+            args.append(a)
+        mem = it.mem
+        if mem is not None and isinstance(mem.rel, VReg):
+            mem = MemInfo(mem.scroll, mem.write, mem.lo, mem.hi, pkey[mem.rel])
+        rk = {pkey[v] for v in reads}
+        wk = {pkey[v] for v in writes}
+        out.append((Instr(it.op, it.mod, it.type, it.type2, tuple(args)), mem, it.line, (rk, wk)))
+    if spilled:
+        spill_ops = sum(
+            1 for it in out if it.__class__ is tuple and it[1] is not None and it[1].scroll == SPILL_SCROLL
+        )
+    used: dict[str, set] = {}
+    for v, i in assign.items():
+        used.setdefault(v.cls, set()).add(i)
+    if spilled:
+        out = [_spill_setup(nbytes)] + out
+    return Allocated(out, len(spilled), spill_ops, nbytes, {k: len(v) for k, v in used.items()})
+
+
+def _rewrite_spilled(it, reads, writes, spilled, slots, preg, conv_mem):
+    """An instruction touching spilled registers: loads into reserved temporaries before it, stores
+    after it."""
+    temps_r = list(TEMPS["r"])
+    temps_v = list(TEMPS["v"])
+    tmap: dict[VReg, Reg] = {}
+    pre, post = [], []
+    for v in reads:
+        if v in spilled and v not in tmap:
+            t = (temps_r if v.cls == "r" else temps_v).pop(0)
+            tmap[v] = Reg(v.cls, t)
+    for v in writes:
+        if v in spilled and v not in tmap:
+            # written after every read of the op: the first temporary may be shared with a source
+            tmap[v] = Reg(v.cls, TEMPS[v.cls][0])
+    for v in dict.fromkeys(reads):
+        if v in spilled:
+            pre.append(_spill_access(False, v, tmap[v], slots[v], it.line))
+    for v in dict.fromkeys(writes):
+        if v in spilled:
+            post.append(_spill_access(True, v, tmap[v], slots[v], it.line))
+    m = _Both(tmap, preg)
+    args = []
+    for a in it.args:
+        if isinstance(a, VReg):
+            a = m[a]
+        elif isinstance(a, VMem):
+            a = conv_mem(a, m)
+        args.append(a)
+    mem = it.mem
+    if mem is not None and isinstance(mem.rel, VReg):
+        r = m[mem.rel]
+        mem = MemInfo(mem.scroll, mem.write, mem.lo, mem.hi, (r.cls, r.idx))
+    ins = Instr(it.op, it.mod, it.type, it.type2, tuple(args))
+    return pre + [(ins, mem, it.line)] + post
+
+
+class _Both:
+    __slots__ = ("a", "b")
+
+    def __init__(self, a, b):
+        self.a, self.b = a, b
+
+    def __getitem__(self, k):
+        r = self.a.get(k)
+        return r if r is not None else self.b[k]
+
+
+def _spill_access(store: bool, v: VReg, reg: Reg, slot: int, line: int):
+    t = "i64" if v.cls == "r" else "i32"
+    mem = Mem(SPILL_P, Imm(slot), 0, None)
+    info = MemInfo(SPILL_SCROLL, store, slot, slot + (8 if v.cls == "r" else 64))
+    if store:
+        return (Instr(BY_NAME["SSCATTR"], None, t, None, (mem, reg)), info, line)
+    return (Instr(BY_NAME["SGATHER"], None, t, None, (reg, mem)), info, line)
+
+
+def _spill_setup(nbytes: int):
+    """Marker replaced by the driver with the spill-scroll setup (needs the sentron count)."""
+    return ("spill-setup", nbytes)

@@ -1,0 +1,1219 @@
+"""Level 2 -> level 1: tiling of tensor ops into svISA ops on virtual registers.
+
+Tensors are dense row-major scrolls. Vector work goes in 64-byte chunks (16 f32 lanes); a row whose
+length is not a multiple of 16 ends with a partial chunk (byte-counted SGATHER/SSCATTR, other lanes
+zero). Loops over rows/chunks are fully unrolled at -O2 and above when small (static offsets: exact
+alias analysis, no address arithmetic); otherwise they become DLOOP loops whose offsets live in one
+register per stride (see :class:`Ix`). Numerics of every op are documented in docs/phx.md.
+"""
+
+from __future__ import annotations
+
+import math
+
+from vtpu_cli.binary.program import Imm, Reg
+from vtpu_cli.compiler.ir import Builder, MemInfo, VMem, VReg
+from vtpu_cli.compiler.lower import Bad, Lowerer, Tensor, _pos, _try_const
+from vtpu_cli.core.numerics import f32_bits
+
+UNROLL_LIMIT = 6000  # estimated IR ops below which a tiling loop is fully unrolled (-O2+)
+NEG_INF = 0xFF800000
+LOG2E = 1.4426950408889634
+LN2_HI = 0.693359375  # Cody-Waite split of ln 2 (exact in f32 with trailing zeros)
+LN2_LO = -2.12194440e-4
+EXP_LO, EXP_HI = -87.0, 88.0
+EXP_COEFFS = [1.0, 1.0, 1 / 2, 1 / 6, 1 / 24, 1 / 120, 1 / 720, 1 / 5040]  # Taylor, degree 7
+CONST_SCROLL = "$const"
+
+
+def F(x: float) -> Imm:
+    return Imm(f32_bits(x))
+
+
+# ---------------------------------------------------------------------- loop indexes
+class Ix:
+    """Iteration index of a tiling loop: ``off(disp, stride)`` = disp + k*stride as an immediate
+    (unrolled) or as a register (loop mode: one loop-carried register per stride)."""
+
+    def __init__(
+        self,
+        b: Builder,
+        const: int | None = None,
+        shared: dict | None = None,
+        add: int = 0,
+        mult: int = 1,
+        record: list | None = None,
+    ):
+        self.b = b
+        self.const = const
+        self.regs = shared if shared is not None else {}
+        self.add = add
+        self.mult = mult
+        self.record = record  # software pipelining: [(DADD, disp, stride)], immediates patched per stage
+
+    def off(self, disp: int, stride: int):
+        if self.const is not None:
+            return disp + self.const * stride
+        if stride == 0:
+            return disp
+        r = self.regs.get(stride)
+        if r is None:
+            r = self.b.new("r", "off", nospill=True)
+            self.regs[stride] = r
+        # register holds (add + mult*trip) * stride; displacement added into a temporary
+        total = disp + self.add * stride
+        if total == 0 and self.record is None:
+            return r
+        t = self.b.new("r", "addr")
+        ins = self.b.emit("DADD", t, r, Imm(total), type="i64")
+        if self.record is not None:
+            self.record.append((ins, disp, stride))
+        return t
+
+
+def rows(lw: Lowerer, count: int, est: int, body, pipelinable: bool = False) -> None:
+    """Run ``body(ix)`` for ix in 0..count-1: unrolled when small at -O2+, else a DLOOP loop; at -O3
+    a pipelinable loop is software pipelined (:func:`_pipelined`), falling back to unroll-by-two."""
+    b = lw.b
+    if count <= 0:
+        return
+    if count == 1 or (lw.opt >= 2 and count * est <= UNROLL_LIMIT) or lw.opt >= 2 and count <= 2:
+        if count > 1:
+            b.unrolled += 1
+        for k in range(count):
+            body(Ix(b, const=k))
+        return
+    if lw.opt >= 3 and pipelinable and count >= 3 and _pipelined(lw, count, body):
+        return
+    u = 2 if (lw.opt >= 3 and pipelinable and count >= 4) else 1
+    shared: dict = {}
+    at = len(b.code)
+    trips, rem = divmod(count, u)
+
+    def loop_body():
+        for j in range(u):
+            body(Ix(b, shared=shared, add=j, mult=u))
+        for stride, r in shared.items():
+            b.emit("DADD", r, r, Imm(stride * u), type="i64")
+
+    b.counted_loop(trips, loop_body, "tile")
+    if u > 1:
+        b.pipelined += 1
+    for j in range(rem):
+        body(Ix(b, shared=shared, add=j, mult=u))
+    _init_offsets(b, at, shared)
+
+
+def _init_offsets(b: Builder, at: int, shared: dict) -> None:
+    from vtpu_cli.compiler.ir import VI
+    from vtpu_cli.isa.table import BY_NAME
+
+    inits = [VI(BY_NAME["DMOV"], None, None, None, [r, Imm(0)], None, b.line) for r in shared.values()]
+    b.code[at:at] = inits
+
+
+def _stages(seg: list, fresh: int) -> list[int] | None:
+    """Stage of each op of one iteration's code: 0 = fetch (S-pipe loads and the address arithmetic
+    that feeds only them), 1 = everything else. None when the iteration cannot be split safely: a
+    fetch would write a register that is not private to the iteration (id <= ``fresh``), or a
+    fetched scroll is also written by the iteration (a fetch moved above an earlier iteration's
+    store could then read stale data)."""
+    cand = [False] * len(seg)
+    later_def: dict = {}
+    for vi in seg:
+        for v in vi.regs()[1]:
+            later_def[v] = later_def.get(v, 0) + 1
+    prod: dict = {}  # vreg -> index of its (single) defining op in the segment
+    for i, vi in enumerate(seg):
+        r, w = vi.regs()
+        ok = vi.op.name == "SGATHER" or (vi.op.name == "DADD" and vi.type == "i64")
+        if ok:
+            for v in r:
+                j = prod.get(v)
+                if j is None:
+                    if later_def.get(v):  # loop-carried or redefined inside the iteration
+                        ok = False
+                        break
+                elif not cand[j]:
+                    ok = False
+                    break
+        if ok:
+            for v in w:
+                if v.id <= fresh or later_def.get(v, 0) != 1:
+                    ok = False
+        cand[i] = ok
+        for v in w:
+            prod[v] = i
+    # register budget: the fetched values of iteration k+1 stay live during the compute of k, so only
+    # the first loads (in program order: what the compute needs first) are fetched ahead
+    budget = {"v": max(0, min(8, (28 - _peak_v(seg)) // 2)), "r": 2}
+    early = set()
+    for i, vi in enumerate(seg):
+        if cand[i] and vi.op.name == "SGATHER":
+            cls = vi.args[0].cls
+            if budget.get(cls, 0) > 0:
+                budget[cls] -= 1
+                early.add(i)
+    stage = [1] * len(seg)
+    need = set()
+    for i in range(len(seg) - 1, -1, -1):
+        vi = seg[i]
+        if i in early or (cand[i] and i in need):
+            stage[i] = 0
+            for v in vi.regs()[0]:
+                j = prod.get(v)
+                if j is not None:
+                    need.add(j)
+    fetched = {
+        seg[i].mem.scroll if seg[i].mem is not None else "*"
+        for i in range(len(seg))
+        if stage[i] == 0 and seg[i].op.name == "SGATHER"
+    }
+    if not fetched:
+        return None
+    for vi in seg:
+        if vi.op.pipe == "S" and vi.op.name != "SGATHER" and vi.op.name not in ("SCOORD", "SINDEX"):
+            sc = vi.mem.scroll if vi.mem is not None else "*"
+            if sc == "*" or sc in fetched or "*" in fetched:
+                return None
+        if vi.op.pipe == "C" and vi.op.name in ("CBAR", "CFENCE"):
+            return None
+    return stage
+
+
+def _rename(x, ren: dict):
+    if isinstance(x, VReg):
+        return ren.get(x, x)
+    if isinstance(x, VMem):
+        return VMem(
+            ren.get(x.base, x.base),
+            ren.get(x.off, x.off) if isinstance(x.off, VReg) else x.off,
+            x.mode,
+            ren.get(x.extra, x.extra) if isinstance(x.extra, VReg) else x.extra,
+        )
+    return x
+
+
+def _peak_v(seg: list) -> int:
+    """Most vector values of one iteration live at once (straight-line, program order)."""
+    last: dict = {}
+    for i, vi in enumerate(seg):
+        for v in vi.regs()[0]:
+            last[v] = i
+    live = peak = 0
+    born: set = set()
+    for i, vi in enumerate(seg):
+        for v in vi.regs()[1]:
+            if v.cls == "v" and v not in born and last.get(v, -1) > i:
+                born.add(v)
+                live += 1
+        peak = max(peak, live)
+        for v in set(vi.regs()[0]):
+            if v.cls == "v" and last.get(v) == i and v in born:
+                live -= 1
+    return peak
+
+
+def _pipelined(lw: Lowerer, count: int, body) -> bool:
+    """Software pipelining of a tiling loop by a two-stage modulo schedule with modulo variable
+    expansion by two (the engines have no rotating registers):
+
+        prologue:  fetch(0)
+        kernel:    compute+store(2t)   fetch(2t+1)  compute+store(2t+1)  fetch(2t+2)   (t < T)
+        epilogue:  compute+store(2T) [fetch(2T+1) compute+store(2T+1)]
+
+    Iteration i uses register copy i % 2, so the values a fetch writes in trip t are read by the
+    compute of the next half-trip or the next trip across the back edge, never overwritten first.
+    Each fetch is emitted *after* the previous iteration's compute, so the list scheduler of the
+    kernel block sees fetch(k+1) and compute(k) as independent work and interleaves them; address
+    immediates are rewritten for the iteration each copy of a stage works on (offset register =
+    2t * stride during trip t). Returns False (nothing emitted) when the body cannot be split."""
+    from vtpu_cli.compiler.ir import VI
+
+    b = lw.b
+    shared: dict = {}
+    copies = []
+    at = len(b.code)
+    for c in range(2):
+        fresh = b.nregs
+        rec: list = []
+        start = len(b.code)
+        body(Ix(b, shared=shared, add=c, mult=2, record=rec))
+        seg = b.code[start:]
+        del b.code[start:]
+        stage = _stages(seg, fresh)
+        if stage is None or any(not isinstance(x, VI) for x in seg):
+            # not splittable: emit nothing, the caller falls back (vregs created here stay unused)
+            shared.clear()
+            return False
+        copies.append((seg, stage, {id(ins): (disp, stride) for ins, disp, stride in rec}))
+    nd = sum(1 for vi in copies[0][0] if vi.op.pipe == "D")
+    ns = sum(1 for vi in copies[0][0] if vi.op.pipe == "S")
+    if nd > ns:
+        # D-bound body: every SIW of the trip already carries a D op, so overlapping fetches cannot
+        # shorten it (measured: 0-2% longer from the prologue/epilogue); unroll by two instead
+        shared.clear()
+        return False
+
+    # values a fetch hands to the compute: the same virtual registers in prologue, kernel and
+    # epilogue (they flow across the loop entry and the back edge); everything else outside the
+    # kernel is renamed, so each register's live range stays within one region
+    crossing = []
+    for seg, stage, _rec in copies:
+        d0 = {v for vi, st in zip(seg, stage, strict=True) if st == 0 for v in vi.regs()[1]}
+        crossing.append({v for vi, st in zip(seg, stage, strict=True) if st == 1 for v in vi.regs()[0]} & d0)
+
+    def emit(c: int, st: int, a: int, ren: dict | None = None) -> None:
+        """Stage ``st`` of the iteration 2t + a (copy c = a % 2); ``ren``: rename its definitions."""
+        seg, stage, rec = copies[c]
+        if ren is None:
+            ren_k: dict = {}
+        for vi, s in zip(seg, stage, strict=True):
+            if s != st:
+                continue
+            args = vi.args
+            pr = rec.get(id(vi))
+            if pr is not None:
+                disp, stride = pr
+                if disp + a * stride == 0 and args[0] not in crossing[c]:
+                    # the address is the offset register itself: use it, emit nothing
+                    (ren if ren is not None else ren_k)[args[0]] = args[1]
+                    continue
+                args = [args[0], args[1], Imm(disp + a * stride)]
+            if ren is None and ren_k:
+                if any(v in ren_k for v in vi.regs()[0]):
+                    args = [_rename(x, ren_k) for x in args]
+                    mem = vi.mem
+                    if mem is not None and mem.rel in ren_k:
+                        mem = MemInfo(mem.scroll, mem.write, mem.lo, mem.hi, ren_k[mem.rel])
+                    b.code.append(VI(vi.op, vi.mod, vi.type, vi.type2, args, mem, vi.line))
+                    continue
+            if ren is not None:
+                args = [_rename(x, ren) for x in args]
+                for v in vi.regs()[1]:
+                    if v not in ren and v not in crossing[c]:
+                        ren[v] = b.new(v.cls, v.hint)
+                args = [_rename(x, ren) for x in args]
+                mem = vi.mem
+                if mem is not None and isinstance(mem.rel, VReg) and mem.rel in ren:
+                    mem = MemInfo(mem.scroll, mem.write, mem.lo, mem.hi, ren[mem.rel])
+                b.code.append(VI(vi.op, vi.mod, vi.type, vi.type2, args, mem, vi.line))
+            elif pr is not None:
+                b.code.append(VI(vi.op, vi.mod, vi.type, vi.type2, args, vi.mem, vi.line))
+            else:
+                b.code.append(VI(vi.op, vi.mod, vi.type, vi.type2, args, vi.mem, vi.line, vi._rw))
+
+    trips = (count - 1) // 2
+    emit(0, 0, 0, {})
+
+    def kernel():
+        emit(0, 1, 0)
+        emit(1, 0, 1)
+        emit(1, 1, 1)
+        emit(0, 0, 2)
+        for stride, r in shared.items():
+            b.emit("DADD", r, r, Imm(stride * 2), type="i64")
+
+    b.counted_loop(trips, kernel, "swp")
+    emit(0, 1, 0, {})
+    if count - 2 * trips == 2:
+        crossing[1] = set()  # copy 1's fetch and compute are both in the epilogue: rename all
+        ren1: dict = {}
+        emit(1, 0, 1, ren1)
+        emit(1, 1, 1, ren1)
+    b.pipelined += 1
+    _init_offsets(b, at, shared)
+    return True
+
+
+def chunks(n: int, esize: int) -> list[tuple[int, int]]:
+    """(byte offset, byte count) of the 64-byte pieces of a run of n elements."""
+    total = n * esize
+    return [(o, min(64, total - o)) for o in range(0, total, 64)]
+
+
+# ---------------------------------------------------------------------- dispatch
+def lower_op(lw: Lowerer, fname: str, name_toks, call) -> None:
+    args = [a for a in call.children[1:] if a is not None]
+    pos = [a for a in args if a.data != "kwarg"]
+    kw = {str(a.children[0]): a.children[1] for a in args if a.data == "kwarg"}
+    fn = OPS[fname]
+    fn(lw, name_toks, call, pos, kw)
+
+
+def _nargs(lw, call, pos, lo, hi=None):
+    hi = lo if hi is None else hi
+    if not lo <= len(pos) <= hi:
+        fname = str(call.children[0])
+        want = str(lo) if lo == hi else f"{lo}..{hi}"
+        lw.fail(call, f"{fname}() takes {want} tensor argument(s), got {len(pos)}")
+
+
+def _kw(lw, kw, allowed, call):
+    for k, v in kw.items():
+        if k not in allowed:
+            lw.fail(v, f"unknown keyword argument `{k}`", hint=f"allowed: {', '.join(allowed) or 'none'}")
+
+
+def _dtype_ok(lw, node, t: Tensor, allowed, op: str):
+    if t.dtype not in allowed:
+        lw.fail(
+            node,
+            f"{op} does not support dtype {t.dtype} (tensor `{t.name}`)",
+            hint=f"{op} takes {', '.join(allowed)}",
+        )
+
+
+def _result(lw: Lowerer, tok, dtype: str, shape: tuple[int, ...]) -> Tensor:
+    """The tensor a statement assigns: declared (checked) or a new private scratch tensor."""
+    name = str(tok)
+    t = lw.tensors.get(name)
+    if t is None:
+        if lw.lookup(name) is not None:
+            lw.fail(tok, f"`{name}` is a register variable, not a tensor")
+        return lw.new_private(name, dtype, shape, _pos(tok)[0])
+    if t.role in ("input", "weight"):
+        lw.fail(tok, f"cannot assign to {t.role} tensor `{name}`")
+    if t.dtype != dtype:
+        lw.fail(tok, f"type mismatch: `{name}` is {t.dtype} but the op produces {dtype}")
+    if tuple(t.shape) != tuple(shape):
+        lw.fail(tok, f"shape mismatch: `{name}` is {list(t.shape)} but the op produces {list(shape)}")
+    return t
+
+
+def _scalar_arg(lw: Lowerer, node, t: str = "f32"):
+    """A scalar operand: a constant (immediate) or a level-1 variable (register)."""
+    c = _try_const(lw, node)
+    if c is not None:
+        return c
+    ty, _ = lw.value(node, t)
+    if ty != t:
+        lw.fail(node, f"expected an {t} scalar, found {ty}")
+    return lw.reg_of(node, t)
+
+
+def _rows2(t: Tensor) -> tuple[int, int]:
+    if len(t.shape) == 1:
+        return 1, t.shape[0]
+    return t.shape[0], t.shape[1]
+
+
+# ---------------------------------------------------------------------- constants pool
+def const_iota(lw: Lowerer) -> str:
+    """A shared read-only scroll holding i32 0..15 (used for lane masks and indices)."""
+    import numpy as np
+
+    from vtpu_cli.compiler.ir import Scroll
+    from vtpu_cli.core import coords
+
+    if CONST_SCROLL not in lw.b.scrolls:
+        data = np.arange(16, dtype="<i4").tobytes() + np.full(16, NEG_INF, "<u4").tobytes()
+        lw.b.scrolls[CONST_SCROLL] = Scroll(
+            CONST_SCROLL,
+            "i32",
+            (32,),
+            128,
+            coord=coords.pack_parts((997, 1, 1, 1, 1, 1, 1, 1, 1)),
+            role="const",
+            data=data,
+        )
+    return CONST_SCROLL
+
+
+# ---------------------------------------------------------------------- elementwise
+def _binary(lw: Lowerer, name_toks, call, pos, kw, opname: str):
+    _nargs(lw, call, pos, 2)
+    _kw(lw, kw, (), call)
+    a = lw.tensor_arg(pos[0])
+    _dtype_ok(lw, pos[0], a, ("f32", "i32"), opname.lower())
+    bt = None
+    bs = None
+    if pos[1].data == "name" and str(pos[1].children[0]) in lw.tensors:
+        bt = lw.tensor_arg(pos[1])
+        if bt.dtype != a.dtype:
+            lw.fail(pos[1], f"type mismatch: {a.dtype} and {bt.dtype}")
+        if bt.shape != a.shape:
+            lw.fail(pos[1], f"shape mismatch: {list(a.shape)} and {list(bt.shape)}")
+    else:
+        bs = _scalar_arg(lw, pos[1], a.dtype)
+    y = _result(lw, name_toks[0], a.dtype, a.shape)
+    t = a.dtype
+    b = lw.b
+    vb = None
+    if bs is not None:
+        vb = b.new("v", "scalar")
+        if isinstance(bs, VReg):
+            b.emit("DBCAST", vb, bs, type=t)
+        else:
+            if t != "f32" and isinstance(bs, float):
+                lw.fail(pos[1], f"float literal in an integer ({t}) context")
+            b.emit("DBCAST", vb, F(bs) if t == "f32" else Imm(int(bs)), type=t)
+    ch = chunks(a.numel, 4)
+    full = [c for c in ch if c[1] == 64]
+    tail = [c for c in ch if c[1] < 64]
+
+    def one(off, nb):
+        x = b.load(t, b.new("v"), a.scroll, off, nb)
+        o = b.load(t, b.new("v"), bt.scroll, off, nb) if bt is not None else vb
+        r = b.new("v")
+        b.emit(opname, r, x, o, type=t)
+        b.store(t, r, y.scroll, off, nb)
+
+    rows(lw, len(full), 4, lambda ix: one(ix.off(0, 64), 64), pipelinable=True)
+    for off, nb in tail:
+        one(off, nb)
+
+
+def _unary(lw: Lowerer, name_toks, call, pos, kw, kind: str):
+    _nargs(lw, call, pos, 1)
+    _kw(lw, kw, (), call)
+    a = lw.tensor_arg(pos[0])
+    allowed = ("f32", "i32") if kind == "copy" else ("f32",)
+    _dtype_ok(lw, pos[0], a, allowed, kind)
+    y = _result(lw, name_toks[0], a.dtype, a.shape)
+    b = lw.b
+    t = a.dtype
+    ch = chunks(a.numel, 4)
+    full = [c for c in ch if c[1] == 64]
+    tail = [c for c in ch if c[1] < 64]
+
+    def one(off, nb):
+        x = b.load(t, b.new("v"), a.scroll, off, nb)
+        r = unary_vec(b, kind, x)
+        b.store(t, r, y.scroll, off, nb)
+
+    est = {"silu": 30, "exp": 28}.get(kind, 4)
+    rows(lw, len(full), est, lambda ix: one(ix.off(0, 64), 64), pipelinable=True)
+    for off, nb in tail:
+        one(off, nb)
+
+
+def unary_vec(b: Builder, kind: str, x: VReg) -> VReg:
+    if kind == "copy":
+        return x
+    r = b.new("v")
+    if kind == "relu":
+        b.emit("DMAX", r, x, F(0.0), type="f32")
+    elif kind == "relu2":
+        b.emit("DMAX", r, x, F(0.0), type="f32")
+        r2 = b.new("v")
+        b.emit("DMUL", r2, r, r, type="f32")
+        return r2
+    elif kind == "exp":
+        return exp_vec(b, x)
+    elif kind == "silu":
+        nx = b.new("v")
+        b.emit("DXOR", nx, x, Imm(0x80000000), type="i32")
+        e = exp_vec(b, nx)
+        d = b.new("v")
+        b.emit("DADD", d, e, F(1.0), type="f32")
+        b.emit("DDIV", r, x, d, type="f32")
+    else:  # pragma: no cover
+        raise AssertionError(kind)
+    return r
+
+
+def exp_vec(b: Builder, x: VReg) -> VReg:
+    """exp(x) in f32 by range reduction x = n ln2 + r (|r| <= ln2/2, Cody-Waite) and a degree-7
+    Taylor polynomial in Horner form with fused multiply-adds; 2^n is built in the exponent bits.
+    Inputs are clamped to [-87, 88] (no overflow to inf, no subnormal results)."""
+    t = b.new("v")
+    b.emit("DMAX", t, x, F(EXP_LO), type="f32")
+    b.emit("DMIN", t, t, F(EXP_HI), type="f32")
+    k = b.new("v")
+    b.emit("DMUL", k, t, F(LOG2E), type="f32")
+    n = b.new("v")
+    b.emit("DCVT", n, k, None, type="i32", type2="f32")
+    nf = b.new("v")
+    b.emit("DCVT", nf, n, None, type="f32", type2="i32")
+    nneg_hi = b.new("v")
+    b.emit("DMUL", nneg_hi, nf, F(-LN2_HI), type="f32")  # exact: LN2_HI has 9 significant bits
+    r = b.new("v")
+    b.emit("DADD", r, t, nneg_hi, type="f32")
+    r2 = b.new("v")
+    b.emit("DFMA", r2, nf, b_const(b, -LN2_LO), r, type="f32")
+    p = b.new("v")
+    b.emit("DBCAST", p, F(EXP_COEFFS[7]), type="f32")
+    for c in reversed(EXP_COEFFS[:7]):
+        p2 = b.new("v")
+        b.emit("DFMA", p2, p, r2, F(c), type="f32")
+        p = p2
+    e = b.new("v")
+    b.emit("DADD", e, n, Imm(127), type="i32")
+    b.emit("DSHL", e, e, Imm(23), type="i32")
+    out = b.new("v")
+    b.emit("DMUL", out, p, e, type="f32")
+    return out
+
+
+def b_const(b: Builder, value: float) -> VReg:
+    v = b.new("v", "k")
+    b.emit("DBCAST", v, F(value), type="f32")
+    return v
+
+
+# ---------------------------------------------------------------------- matmul
+def _matmul(lw: Lowerer, name_toks, call, pos, kw):
+    _nargs(lw, call, pos, 2)
+    _kw(lw, kw, ("shard",), call)
+    x, w = lw.tensor_arg(pos[0]), lw.tensor_arg(pos[1])
+    _dtype_ok(lw, pos[0], x, ("f32",), "matmul")
+    if w.dtype == "t2":
+        lw.fail(pos[1], "matmul takes f32 weights; use tmatmul for ternary (t2) weights")
+    _dtype_ok(lw, pos[1], w, ("f32",), "matmul")
+    if len(x.shape) != 2 or len(w.shape) != 2:
+        lw.fail(call, "matmul takes 2-D tensors: x[M, K] and w[K, N]")
+    (m, k), (k2, n) = x.shape, w.shape
+    if k != k2:
+        lw.fail(
+            pos[1],
+            f"shape mismatch: matmul inner dimensions differ: x is {list(x.shape)}, w is {list(w.shape)}",
+        )
+    shard = None
+    if "shard" in kw:
+        node = kw["shard"]
+        shard = str(node.children[0]) if node.data == "name" else None
+        if shard not in ("cols", "k"):
+            lw.fail(node, "shard is `cols` (split N over the sentrons) or `k` (split K, then all-reduce)")
+    y = _result(lw, name_toks[0], "f32", (m, n))
+    from vtpu_cli.compiler.tune import tile_for
+
+    rr, cc = tile_for(lw, "matmul", m, k, n)
+    nt = (n + 15) // 16
+    if shard is None or lw.sentrons == 1:
+        matmul_tiles(lw, x, w, y, rr, cc, range(nt), range(k))
+        return
+    b = lw.b
+    ns = lw.sentrons
+    if shard == "cols":
+        per = (nt + ns - 1) // ns
+        owner = [min(j // per, ns - 1) for j in range(nt)]
+        _per_sentron(
+            lw, lambda s: matmul_tiles(lw, x, w, y, rr, cc, [j for j in range(nt) if owner[j] == s], range(k))
+        )
+        # all-gather: every column tile is broadcast from its owner
+        for i in range(m):
+            for j in range(nt):
+                off, nb = i * n * 4 + j * 64, min(64, (n - j * 16) * 4)
+                v = b.load("f32", b.new("v"), y.scroll, off, nb)
+                r = b.new("v")
+                b.emit("CCAST", r, v, Imm(owner[j]), Imm(0), type="f32")
+                b.store("f32", r, y.scroll, off, nb)
+    else:
+        per = (k + ns - 1) // ns
+        _per_sentron(
+            lw,
+            lambda s: matmul_tiles(
+                lw, x, w, y, rr, cc, range(nt), range(s * per, min(k, (s + 1) * per)), zero_if_empty=True
+            ),
+        )
+        for i in range(m):
+            for j in range(nt):
+                off, nb = i * n * 4 + j * 64, min(64, (n - j * 16) * 4)
+                v = b.load("f32", b.new("v"), y.scroll, off, nb)
+                r = b.new("v")
+                b.emit("CREDUCE", r, v, Imm(0), type="f32", mod="add")
+                b.store("f32", r, y.scroll, off, nb)
+
+
+def _per_sentron(lw: Lowerer, gen) -> None:
+    """Specialised static code per sentron id: if sid == s { gen(s) } for each s."""
+    b = lw.b
+    me = b.new("r", "sid")
+    b.emit("DMOV", me, Reg("s", 0))
+    end = b.label("shard_end")
+    for s in range(lw.sentrons):
+        nxt = b.label("shard")
+        flag = b.new("r")
+        b.emit("DCMP", flag, me, Imm(s), type="i64", mod="eq")
+        b.emit("DBRF", nxt)
+        gen(s)
+        b.emit("DJMP", end)
+        b.place(nxt)
+    b.place(end)
+
+
+def matmul_tiles(
+    lw: Lowerer, x: Tensor, w: Tensor, y: Tensor, rr: int, cc: int, tiles, ks, zero_if_empty: bool = False
+) -> None:
+    """y[:, tiles] = x[:, ks] @ w[ks, tiles]: register tile of rr rows x cc 16-column tiles; each
+    output element accumulates sequentially over k with DFMA (first product: DMUL)."""
+    b = lw.b
+    m, k = x.shape
+    n = w.shape[1]
+    tiles = list(tiles)
+    ks = list(ks)
+    groups = [tiles[i : i + cc] for i in range(0, len(tiles), cc)]
+
+    def block(ix: Ix, r0_const: int | None, nrows: int):
+        for grp in groups:
+            acc = [[None] * len(grp) for _ in range(nrows)]
+            for kk in ks:
+                wv = []
+                for c, j in enumerate(grp):
+                    nb = min(64, (n - j * 16) * 4)
+                    wv.append(b.load("f32", b.new("v", "w"), w.scroll, kk * n * 4 + j * 64, nb))
+                    del c
+                for r in range(nrows):
+                    xo = ix.off(r * k * 4 + kk * 4, rr * k * 4)
+                    xb = b.new("v", "x")
+                    if isinstance(xo, int):
+                        b.bcast_load("f32", xb, x.scroll, xo)
+                    else:
+                        p = b.base(x.scroll)
+                        b.emit(
+                            "SGATHER",
+                            xb,
+                            VMem(p, xo, 1, 0),
+                            type="f32",
+                            mem=MemInfo(x.scroll, False, 0, 4, xo),
+                        )
+                    for c in range(len(grp)):
+                        a = b.new("v", "acc")
+                        if acc[r][c] is None:
+                            b.emit("DMUL", a, xb, wv[c], type="f32")
+                        else:
+                            b.emit("DFMA", a, xb, wv[c], acc[r][c], type="f32")
+                        acc[r][c] = a
+            for r in range(nrows):
+                for c, j in enumerate(grp):
+                    nb = min(64, (n - j * 16) * 4)
+                    a = acc[r][c]
+                    if a is None:
+                        a = b.new("v")
+                        b.emit("DBCAST", a, F(0.0), type="f32")
+                    yo = ix.off(r * n * 4 + j * 64, rr * n * 4)
+                    if isinstance(yo, int):
+                        b.store("f32", a, y.scroll, yo, nb)
+                    else:
+                        b.store("f32", a, y.scroll, 0, nb, rel=yo)
+
+    full = m // rr
+    est = len(ks) * (len(tiles) * rr + rr + len(tiles)) + 4
+    rows(lw, full, est, lambda ix: block(ix, None, rr), pipelinable=True)
+    if m % rr:
+        block(Ix(b, const=full), None, m % rr)
+
+
+# ---------------------------------------------------------------------- ternary matmul
+def _tmatmul(lw: Lowerer, name_toks, call, pos, kw):
+    _nargs(lw, call, pos, 2)
+    _kw(lw, kw, (), call)
+    x, w = lw.tensor_arg(pos[0]), lw.tensor_arg(pos[1])
+    _dtype_ok(lw, pos[0], x, ("f32",), "tmatmul")
+    _dtype_ok(lw, pos[1], w, ("t2",), "tmatmul (weights)")
+    if len(x.shape) != 2:
+        lw.fail(pos[0], "tmatmul takes x[M, K]")
+    (m, k), (k2, n) = x.shape, w.shape
+    if k != k2:
+        lw.fail(
+            pos[1],
+            f"shape mismatch: tmatmul inner dimensions differ: x is {list(x.shape)}, w is {list(w.shape)}",
+        )
+    y = _result(lw, name_toks[0], "f32", (m, n))
+    b = lw.b
+    k16 = (k + 15) // 16 * 16
+    nt = (n + 15) // 16
+    qbuf = lw.scratch("q", m * k16)
+    scales = lw.scratch("qs", m * 4)
+    ch = chunks(k, 4)
+    one = b.new("r", "c127")
+    b.emit("DMOV", one, F(127.0), type="f32")
+    from vtpu_cli.compiler.tune import tile_for
+
+    _rr, cc = tile_for(lw, "tmatmul", m, k, n)
+    for i in range(m):
+        # 1. per-row absmax -> inverse scale and dequant scale
+        mx = None
+        xs = []
+        for off, nb in ch:
+            v = b.load("f32", b.new("v"), x.scroll, i * k * 4 + off, nb)
+            xs.append(v)
+            a = b.new("v")
+            b.emit("DAND", a, v, Imm(0x7FFFFFFF), type="i32")
+            if mx is None:
+                mx = a
+            else:
+                m2 = b.new("v")
+                b.emit("DMAX", m2, mx, a, type="f32")
+                mx = m2
+        am = b.new("r")
+        b.emit("DRED", am, mx, type="f32", mod="max")
+        b.emit("DMAX", am, am, F(1e-30), type="f32")
+        inv = b.new("r")
+        b.emit("DDIV", inv, one, am, type="f32")
+        sc = b.new("r")
+        b.emit("DDIV", sc, am, F(127.0), type="f32")
+        b.emit("DMUL", sc, sc, F(w.scale), type="f32")
+        b.store("f32", sc, scales, i * 4)
+        vinv = b.new("v")
+        b.emit("DBCAST", vinv, inv, type="f32")
+        # 2. quantise to int8 (round to nearest even), four 16-lane parts per 64-byte vector
+        for g in range(0, len(ch), 4):
+            q = b.new("v", "q")
+            if len(ch) - g < 4:
+                b.emit("DBCAST", q, Imm(0), type="i8")
+            for part in range(min(4, len(ch) - g)):
+                s = b.new("v")
+                b.emit("DMUL", s, xs[g + part], vinv, type="f32")
+                b.emit("DCVT", q, s, Imm(part), type="i8", type2="f32")
+            b.store("i8", q, qbuf, i * k16 + g * 16, min(64, k16 - g * 16))
+    # 3. ternary dot-accumulate: 16 output columns per DTERNARY lane group
+    kb = k16 // 4
+    for i in range(m):
+        csc = b.new("r")
+        b.load("f32", csc, scales, i * 4)
+        vsc = b.new("v")
+        b.emit("DBCAST", vsc, csc, type="f32")
+        for j0 in range(0, nt, cc):
+            grp = list(range(j0, min(nt, j0 + cc)))
+            acc = {}
+            for kg in range(k16 // 16):
+                wv = {}
+                for j in grp:
+                    wv[j] = b.load("i8", b.new("v", "w"), w.scroll, (j * kb + kg * 4) * 16)
+                for q in range(4):
+                    if kg * 16 + q * 4 >= k:
+                        break
+                    xb = b.new("v", "xq")
+                    b.bcast_load("i32", xb, qbuf, i * k16 + kg * 16 + q * 4)
+                    for j in grp:
+                        if j not in acc:
+                            a0 = b.new("v", "acc")
+                            b.emit("DBCAST", a0, Imm(0), type="i32")
+                            acc[j] = a0
+                        b.emit("DTERNARY", acc[j], xb, wv[j], Imm(q))
+            for j in grp:
+                f = b.new("v")
+                b.emit("DCVT", f, acc[j], None, type="f32", type2="i32")
+                o = b.new("v")
+                b.emit("DMUL", o, f, vsc, type="f32")
+                b.store("f32", o, y.scroll, i * n * 4 + j * 64, min(64, (n - j * 16) * 4))
+
+
+def pack_ternary_tiles(wmat) -> bytes:
+    """A ternary matrix w[K, N] in {-1, 0, 1} -> phextcc's t2 layout (see docs/phx.md):
+    blocks of 4 k x 16 n = 16 bytes; block (kb, nb) at byte (nb * K16/4 + kb) * 16; inside a block
+    byte n%16 holds the codes (w+1) of k = 4kb..4kb+3 at bits 2*(k%4). Padding codes are 1 (weight 0)."""
+    import numpy as np
+
+    w = np.asarray(wmat, dtype=np.int64)
+    k, n = w.shape
+    k16 = (k + 15) // 16 * 16
+    n16 = (n + 15) // 16 * 16
+    codes = np.ones((k16, n16), np.uint8)
+    codes[:k, :n] = (w + 1).astype(np.uint8)
+    # [nb, kb, n%16, k%4]
+    c = codes.reshape(k16 // 4, 4, n16 // 16, 16).transpose(2, 0, 3, 1)
+    packed = (c[..., 0] | (c[..., 1] << 2) | (c[..., 2] << 4) | (c[..., 3] << 6)).astype(np.uint8)
+    return packed.tobytes()
+
+
+# ---------------------------------------------------------------------- row ops
+def _row_chunks(n: int):
+    return chunks(n, 4)
+
+
+def neg_inf(lw: Lowerer) -> VReg:
+    """A vector of -inf (loaded from the constant scroll: the disassembler prints an -inf
+    immediate as `-inf`, which the assembler does not read back)."""
+    b = lw.b
+    return b.load("f32", b.new("v", "ninf"), const_iota(lw), 64)
+
+
+def _tail_mask(lw: Lowerer, nvalid: int) -> VReg:
+    b = lw.b
+    iota = b.load("i32", b.new("v", "iota"), const_iota(lw), 0)
+    m = b.new("v", "mask")
+    b.emit("DCMP", m, iota, Imm(nvalid), type="i32", mod="lt")
+    return m
+
+
+def _rmsnorm(lw: Lowerer, name_toks, call, pos, kw):
+    _nargs(lw, call, pos, 2)
+    _kw(lw, kw, ("eps",), call)
+    x, g = lw.tensor_arg(pos[0]), lw.tensor_arg(pos[1])
+    _dtype_ok(lw, pos[0], x, ("f32",), "rmsnorm")
+    _dtype_ok(lw, pos[1], g, ("f32",), "rmsnorm (gain)")
+    m, d = _rows2(x)
+    if g.shape != (d,):
+        lw.fail(pos[1], f"shape mismatch: rmsnorm gain must be [{d}], found {list(g.shape)}")
+    eps = float(lw.const_eval(kw["eps"])) if "eps" in kw else 1e-5
+    y = _result(lw, name_toks[0], "f32", x.shape)
+    b = lw.b
+    ch = _row_chunks(d)
+    one = b.new("r")
+    b.emit("DMOV", one, F(1.0), type="f32")
+    gv = [b.load("f32", b.new("v", "g"), g.scroll, off, nb) for off, nb in ch] if len(ch) <= 8 else None
+
+    def row(ix: Ix):
+        xs = []
+        acc = None
+        for off, nb in ch:
+            v = _ld(b, x.scroll, ix.off(off, d * 4), nb)
+            xs.append(v)
+            a = b.new("v")
+            if acc is None:
+                b.emit("DMUL", a, v, v, type="f32")
+            else:
+                b.emit("DFMA", a, v, v, acc, type="f32")
+            acc = a
+        ss = b.new("r")
+        b.emit("DRED", ss, acc, type="f32", mod="add")
+        b.emit("DDIV", ss, ss, F(float(d)), type="f32")
+        b.emit("DADD", ss, ss, F(eps), type="f32")
+        b.emit("DSQRT", ss, ss, type="f32")
+        inv = b.new("r")
+        b.emit("DDIV", inv, one, ss, type="f32")
+        vinv = b.new("v")
+        b.emit("DBCAST", vinv, inv, type="f32")
+        for c, (off, nb) in enumerate(ch):
+            t1 = b.new("v")
+            b.emit("DMUL", t1, xs[c], vinv, type="f32")
+            gg = gv[c] if gv is not None else b.load("f32", b.new("v"), g.scroll, off, nb)
+            t2 = b.new("v")
+            b.emit("DMUL", t2, t1, gg, type="f32")
+            _st(b, t2, y.scroll, ix.off(off, d * 4), nb)
+
+    rows(lw, m, 4 * len(ch) + 8, row, pipelinable=True)
+
+
+def _ld(b: Builder, scroll: str, off, nb: int) -> VReg:
+    v = b.new("v")
+    if isinstance(off, int):
+        return b.load("f32", v, scroll, off, nb)
+    return b.load("f32", v, scroll, 0, nb, rel=off)
+
+
+def _st(b: Builder, v: VReg, scroll: str, off, nb: int) -> None:
+    if isinstance(off, int):
+        b.store("f32", v, scroll, off, nb)
+    else:
+        b.store("f32", v, scroll, 0, nb, rel=off)
+
+
+def _softmax(lw: Lowerer, name_toks, call, pos, kw):
+    _nargs(lw, call, pos, 1)
+    _kw(lw, kw, (), call)
+    x = lw.tensor_arg(pos[0])
+    _dtype_ok(lw, pos[0], x, ("f32",), "softmax")
+    m, d = _rows2(x)
+    y = _result(lw, name_toks[0], "f32", x.shape)
+    b = lw.b
+    ch = _row_chunks(d)
+    tail = ch[-1][1] < 64
+    mask = _tail_mask(lw, (d % 16)) if tail else None
+    ninf = neg_inf(lw) if tail else None
+    one = b.new("r")
+    b.emit("DMOV", one, F(1.0), type="f32")
+
+    def row(ix: Ix):
+        xs = []
+        mx = None
+        for c, (off, nb) in enumerate(ch):
+            v = _ld(b, x.scroll, ix.off(off, d * 4), nb)
+            if tail and c == len(ch) - 1:
+                v2 = b.new("v")
+                b.emit("DSEL", v2, mask, v, ninf, type="f32")
+                v = v2
+            xs.append(v)
+            if mx is None:
+                mx = v
+            else:
+                m2 = b.new("v")
+                b.emit("DMAX", m2, mx, v, type="f32")
+                mx = m2
+        rmax = b.new("r")
+        b.emit("DRED", rmax, mx, type="f32", mod="max")
+        vmax = b.new("v")
+        b.emit("DBCAST", vmax, rmax, type="f32")
+        es = []
+        acc = None
+        for c in range(len(ch)):
+            t = b.new("v")
+            b.emit("DSUB", t, xs[c], vmax, type="f32")
+            e = exp_vec(b, t)
+            if tail and c == len(ch) - 1:
+                e2 = b.new("v")
+                b.emit("DSEL", e2, mask, e, F(0.0), type="f32")
+                e = e2
+            es.append(e)
+            if acc is None:
+                acc = e
+            else:
+                a2 = b.new("v")
+                b.emit("DADD", a2, acc, e, type="f32")
+                acc = a2
+        s = b.new("r")
+        b.emit("DRED", s, acc, type="f32", mod="add")
+        inv = b.new("r")
+        b.emit("DDIV", inv, one, s, type="f32")
+        vinv = b.new("v")
+        b.emit("DBCAST", vinv, inv, type="f32")
+        for c, (off, nb) in enumerate(ch):
+            o = b.new("v")
+            b.emit("DMUL", o, es[c], vinv, type="f32")
+            _st(b, o, y.scroll, ix.off(off, d * 4), nb)
+
+    if len(ch) > 8:
+        lw.fail(call, "softmax rows are limited to 128 elements (8 vectors held in registers)")
+    rows(lw, m, 30 * len(ch) + 10, row, pipelinable=True)
+
+
+def _argmax_row(lw: Lowerer, b: Builder, xs: list, ivs: list, vbig) -> VReg:
+    """(index register) of the first maximum of the row held in registers xs."""
+    mx = xs[0]
+    for v in xs[1:]:
+        m2 = b.new("v")
+        b.emit("DMAX", m2, mx, v, type="f32")
+        mx = m2
+    rmax = b.new("r")
+    b.emit("DRED", rmax, mx, type="f32", mod="max")
+    vmax = b.new("v")
+    b.emit("DBCAST", vmax, rmax, type="f32")
+    best = None
+    for c, v in enumerate(xs):
+        eq = b.new("v")
+        b.emit("DCMP", eq, v, vmax, type="f32", mod="eq")
+        cand = b.new("v")
+        b.emit("DSEL", cand, eq, ivs[c], Imm(0x7FFFFFFF), type="i32")
+        if best is None:
+            best = cand
+        else:
+            b2 = b.new("v")
+            b.emit("DMIN", b2, best, cand, type="i32")
+            best = b2
+    idx = b.new("r", "idx")
+    b.emit("DRED", idx, best, type="i32", mod="min")
+    return idx, rmax
+
+
+def _load_row_masked(lw, b, x: Tensor, i: int, d: int, mask, ninf):
+    ch = _row_chunks(d)
+    xs = []
+    for off, nb in ch:
+        v = b.load("f32", b.new("v"), x.scroll, i * d * 4 + off, nb)
+        if nb < 64:
+            v2 = b.new("v")
+            b.emit("DSEL", v2, mask, v, ninf, type="f32")
+            v = v2
+        xs.append(v)
+    return xs
+
+
+def _iotas(lw, b, nch: int):
+    iota = b.load("i32", b.new("v", "iota"), const_iota(lw), 0)
+    ivs = [iota]
+    for c in range(1, nch):
+        v = b.new("v")
+        b.emit("DADD", v, iota, Imm(16 * c), type="i32")
+        ivs.append(v)
+    return ivs
+
+
+def _argmax(lw: Lowerer, name_toks, call, pos, kw):
+    _nargs(lw, call, pos, 1)
+    _kw(lw, kw, (), call)
+    x = lw.tensor_arg(pos[0])
+    _dtype_ok(lw, pos[0], x, ("f32",), "argmax")
+    m, d = _rows2(x)
+    y = _result(lw, name_toks[0], "i32", (m,))
+    b = lw.b
+    nch = len(_row_chunks(d))
+    if nch > 8:
+        lw.fail(call, "argmax rows are limited to 128 elements")
+    mask = _tail_mask(lw, d % 16) if d % 16 else None
+    ninf = neg_inf(lw)
+    ivs = _iotas(lw, b, nch)
+    for i in range(m):
+        xs = _load_row_masked(lw, b, x, i, d, mask, ninf)
+        idx, _ = _argmax_row(lw, b, xs, ivs, None)
+        b.store("i32", idx, y.scroll, i * 4)
+
+
+def _topk(lw: Lowerer, name_toks, call, pos, kw):
+    _nargs(lw, call, pos, 2)
+    _kw(lw, kw, (), call)
+    x = lw.tensor_arg(pos[0])
+    _dtype_ok(lw, pos[0], x, ("f32",), "topk")
+    kk = lw.const_eval(pos[1])
+    m, d = _rows2(x)
+    if not isinstance(kk, int) or not 1 <= kk <= d:
+        lw.fail(pos[1], f"k must be an integer constant in 1..{d}")
+    if len(name_toks) > 2:
+        lw.fail(name_toks[2], "topk returns (indices) or (values, indices)")
+    idx_t = _result(lw, name_toks[-1], "i32", (m, kk))
+    val_t = _result(lw, name_toks[0], "f32", (m, kk)) if len(name_toks) == 2 else None
+    b = lw.b
+    nch = len(_row_chunks(d))
+    if nch > 8:
+        lw.fail(call, "topk rows are limited to 128 elements")
+    mask = _tail_mask(lw, d % 16) if d % 16 else None
+    ninf = neg_inf(lw)
+    ivs = _iotas(lw, b, nch)
+    for i in range(m):
+        xs = _load_row_masked(lw, b, x, i, d, mask, ninf)
+        for j in range(kk):
+            idx, rmax = _argmax_row(lw, b, xs, ivs, None)
+            b.store("i32", idx, idx_t.scroll, (i * kk + j) * 4)
+            if val_t is not None:
+                b.store("f32", rmax, val_t.scroll, (i * kk + j) * 4)
+            if j + 1 < kk:
+                vi = b.new("v")
+                b.emit("DBCAST", vi, idx, type="i32")
+                nxs = []
+                for c, v in enumerate(xs):
+                    ne = b.new("v")
+                    b.emit("DCMP", ne, ivs[c], vi, type="i32", mod="ne")
+                    v2 = b.new("v")
+                    b.emit("DSEL", v2, ne, v, ninf, type="f32")
+                    nxs.append(v2)
+                xs = nxs
+
+
+# ---------------------------------------------------------------------- embedding
+def _embed(lw: Lowerer, name_toks, call, pos, kw):
+    _nargs(lw, call, pos, 2)
+    _kw(lw, kw, (), call)
+    table, ids = lw.tensor_arg(pos[0]), lw.tensor_arg(pos[1])
+    _dtype_ok(lw, pos[0], table, ("f32",), "embed (table)")
+    _dtype_ok(lw, pos[1], ids, ("i32",), "embed (ids)")
+    if len(table.shape) != 2 or len(ids.shape) != 1:
+        lw.fail(call, "embed takes table[V, D] and ids[n]")
+    _vocab, d = table.shape
+    n = ids.shape[0]
+    y = _result(lw, name_toks[0], "f32", (n, d))
+    b = lw.b
+    rowb = d * 4
+    ch = _row_chunks(d)
+    uniq = lw.scratch("uniq", 16 * rowb)
+    meta = lw.scratch("dedup", 128)
+    for g in range(0, n, 16):
+        cnt = min(16, n - g)
+        a = b.load("i32", b.new("v", "ids"), ids.scroll, g * 4, cnt * 4)
+        u, inv, count = b.new("v", "u"), b.new("v", "inv"), b.new("r", "count")
+        b.emit("SDEDUP", u, inv, count, a, type="i32")
+        b.store("i32", u, meta, 0)
+        b.store("i32", inv, meta, 64)
+        # fetch each distinct row once: for j < count (dynamic): uniq[j] = table[u[j]]
+        uo = b.new("r", "uoff", nospill=True)
+        b.emit("DMOV", uo, Imm(0))
+        dst = b.new("r", "dst", nospill=True)
+        b.emit("DMOV", dst, Imm(0))
+
+        def fetch(uo=uo, dst=dst):
+            idx = b.new("r")
+            b.load("i32", idx, meta, 0, rel=uo)
+            src = b.new("r")
+            b.emit("DMUL", src, idx, Imm(rowb), type="i64")
+            for off, nb in ch:
+                s_off = src
+                d_off = dst
+                if off:
+                    s_off = b.new("r")
+                    b.emit("DADD", s_off, src, Imm(off), type="i64")
+                    d_off = b.new("r")
+                    b.emit("DADD", d_off, dst, Imm(off), type="i64")
+                v = b.new("v")
+                b.load("f32", v, table.scroll, 0, nb, rel=s_off)
+                b.store("f32", v, uniq, 0, nb, rel=d_off)
+            b.emit("DADD", uo, uo, Imm(4), type="i64")
+            b.emit("DADD", dst, dst, Imm(rowb), type="i64")
+
+        b.counted_loop(count, fetch, "dedup")
+        # expand: y[g + i] = uniq[inv[i]]
+        for i in range(cnt):
+            iv = b.new("r")
+            b.load("i32", iv, meta, 64 + 4 * i)
+            src = b.new("r")
+            b.emit("DMUL", src, iv, Imm(rowb), type="i64")
+            for off, nb in ch:
+                s_off = src
+                if off:
+                    s_off = b.new("r")
+                    b.emit("DADD", s_off, src, Imm(off), type="i64")
+                v = b.new("v")
+                b.load("f32", v, uniq, 0, nb, rel=s_off)
+                b.store("f32", v, y.scroll, (g + i) * rowb + off, nb)
+
+
+# ---------------------------------------------------------------------- collectives
+def _collective(lw: Lowerer, name_toks, call, pos, kw, kind: str):
+    _nargs(lw, call, pos, 1, 2 if kind == "broadcast" else 1)
+    _kw(lw, kw, ("op",) if kind == "allreduce" else ("root",), call)
+    x = lw.tensor_arg(pos[0])
+    _dtype_ok(lw, pos[0], x, ("f32", "i32"), kind)
+    red = "add"
+    root = 0
+    if kind == "allreduce" and "op" in kw:
+        red = str(kw["op"].children[0]) if kw["op"].data == "name" else ""
+        if red not in ("add", "min", "max"):
+            lw.fail(kw["op"], "op is add, min or max")
+    if kind == "broadcast":
+        rnode = kw.get("root", pos[1] if len(pos) > 1 else None)
+        if rnode is not None:
+            root = lw.const_eval(rnode)
+            if not isinstance(root, int) or not 0 <= root < lw.sentrons:
+                lw.fail(
+                    rnode,
+                    f"root must be a sentron id 0..{lw.sentrons - 1} (compiled for --sentrons {lw.sentrons})",
+                )
+    y = _result(lw, name_toks[0], x.dtype, x.shape)
+    b = lw.b
+    for off, nb in chunks(x.numel, 4):
+        v = b.load(x.dtype, b.new("v"), x.scroll, off, nb)
+        r = b.new("v")
+        if kind == "allreduce":
+            b.emit("CREDUCE", r, v, Imm(0), type=x.dtype, mod=red)
+        else:
+            b.emit("CCAST", r, v, Imm(root), Imm(0), type=x.dtype)
+        b.store(x.dtype, r, y.scroll, off, nb)
+
+
+def publish_outputs(lw: Lowerer) -> None:
+    """Multi-sentron programs: sentron 0 copies each output's private working copy to its coordinate."""
+    b = lw.b
+    outs = [t for t in lw.tensors.values() if t.role == "output" and t.scroll != t.name]
+    if not outs:
+        return
+    b.begin_region()
+    b.emit("CBAR", Imm(0))
+    me = b.new("r")
+    b.emit("DMOV", me, Reg("s", 0))
+    flag = b.new("r")
+    b.emit("DCMP", flag, me, Imm(0), type="i64", mod="eq")
+    end = b.label("publish")
+    b.emit("DBRF", end)
+    for t in outs:
+        for off, nb in chunks(b.scrolls[t.name].nbytes, 1):
+            v = b.load("i8", b.new("v"), t.scroll, off, nb)
+            b.store("i8", v, t.name, off, nb)
+    b.place(end)
+    b.end_region()
+
+
+def _unsupported(lw, name_toks, call, pos, kw):  # pragma: no cover
+    raise Bad()
+
+
+OPS = {
+    "matmul": _matmul,
+    "tmatmul": _tmatmul,
+    "add": lambda lw, n, c, p, k: _binary(lw, n, c, p, k, "DADD"),
+    "sub": lambda lw, n, c, p, k: _binary(lw, n, c, p, k, "DSUB"),
+    "mul": lambda lw, n, c, p, k: _binary(lw, n, c, p, k, "DMUL"),
+    "relu": lambda lw, n, c, p, k: _unary(lw, n, c, p, k, "relu"),
+    "relu2": lambda lw, n, c, p, k: _unary(lw, n, c, p, k, "relu2"),
+    "silu": lambda lw, n, c, p, k: _unary(lw, n, c, p, k, "silu"),
+    "exp": lambda lw, n, c, p, k: _unary(lw, n, c, p, k, "exp"),
+    "copy": lambda lw, n, c, p, k: _unary(lw, n, c, p, k, "copy"),
+    "rmsnorm": _rmsnorm,
+    "softmax": _softmax,
+    "embed": _embed,
+    "argmax": _argmax,
+    "topk": _topk,
+    "allreduce": lambda lw, n, c, p, k: _collective(lw, n, c, p, k, "allreduce"),
+    "broadcast": lambda lw, n, c, p, k: _collective(lw, n, c, p, k, "broadcast"),
+}
+
+__all__ = ["lower_op", "pack_ternary_tiles", "exp_vec", "OPS", "math"]

@@ -1,0 +1,45 @@
+"""Writing output files atomically: a temporary file in the same directory, then a rename."""
+
+from __future__ import annotations
+
+from vtpu_cli.core.errors import VtpuError
+
+
+def write_atomic(path, blob: bytes) -> None:
+    """Write via a temporary file in the same directory and rename, so no partial file is left.
+
+    Targets that are not regular files (``/dev/null``, a pipe, a terminal) are written directly: renaming
+    over them would replace the device. A new file gets the usual permissions (0666 minus the umask)."""
+    import os
+    import stat
+    import tempfile
+
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        st = None
+    except OSError as e:
+        raise VtpuError(f"cannot write {path}: {e.strerror}") from None
+    if st is not None and not stat.S_ISREG(st.st_mode):
+        with open(path, "wb") as f:
+            f.write(blob)
+        return
+    path = os.fspath(path)
+    d = os.path.dirname(os.path.abspath(path))
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".vtpu-", suffix=".tmp", dir=d)
+    except OSError as e:
+        raise VtpuError(f"cannot write {path}: {e.strerror}") from None
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(blob)
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, (st.st_mode & 0o7777) if st is not None else (0o666 & ~umask))
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise

@@ -1,0 +1,816 @@
+"""The JIT's native C pipe: message rings, barriers and collectives in LLVM IR (no Python per op).
+
+Semantics are the interpreter's ``Fleet`` (``fleet.py``): one FIFO queue of capacity
+:data:`fleet.QUEUE_CAPACITY` per (sender, receiver) pair, CSEND blocks while it is full and CRECV while
+it is empty; the n-th collective a member executes on a group matches every other member's n-th, and
+values are combined in ascending sentron id, so collectives produce the interpreter's bits.
+
+*One sentron* (compile-time variant ``single``): the only queue (0 -> 0) is a 16-slot ring in the
+native function's own stack frame (head and tail are SSA values), collectives complete at once; a
+CSEND to a full queue or a CRECV from an empty one cannot ever proceed, so it exits with
+``ST_DEADLOCK`` and the engine replays the run in the interpreter for the exact report.
+
+*Several sentrons*: a shared *fleet block* (built by :func:`build_fleet_block`, pointer in the context)
+holds one single-producer/single-consumer ring per ordered pair (tail written only by the sender, head
+only by the receiver, release/acquire), two collective slots per group (the n-th collective uses slot
+n & 1; a monotonic arrival counter per slot, so no reset is needed: collective n is complete when the
+counter reaches (n // 2 + 1) * members), and tables (group membership, sentron homes, hop counts).
+A blocked sentron spins (``pause``) and then yields (``sched_yield``) so 16 sentrons on 2 cores still
+progress. Every state change (send, receive, arrival) increments a global *epoch* after it is
+published; a sentron whose readiness check fails records the epoch it read before the check and sets
+its *blocked* flag. The engine's watchdog (``jit.py``) declares a deadlock when every live sentron is
+blocked having checked after the last state change -- the interpreter's own criterion -- and aborts
+the run; the run is then replayed in the interpreter, whose report (wait graph included) is the golden
+one. Conditions native code does not report (a collective kind mismatch, CCAST members that disagree
+on the root) exit with ``ST_REPLAY``, which is replayed the same way; faults are replayed as usual.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from llvmlite import ir
+
+from vtpu_cli.binary.program import Imm, Instr, Reg
+from vtpu_cli.core import coords
+from vtpu_cli.engines.jit.irbase import (
+    I1,
+    I8,
+    I32,
+    I64,
+    I128,
+    OFF_CSTAT,
+    OFF_FLEET,
+    OFF_SID,
+    PTR,
+    ST_DEADLOCK,
+    ST_REPLAY,
+    VB,
+    Unsupported,
+    _fminmax,
+    _vt,
+    ity,
+)
+from vtpu_cli.fleet.cpipe import QUEUE_CAPACITY
+from vtpu_cli.isa.table import ANY_SENDER, type_size
+
+# --------------------------------------------------------------- the fleet block (byte offsets)
+H_EPOCH, H_N, H_GINFO, H_HOMES, H_HOPS, H_GROUPS = 0, 64, 72, 80, 88, 96
+H_SLOTB, H_CONTRIB, H_ROOTS, H_GINFOB = 104, 112, 120, 128
+RINGS_OFF = 256
+R_TAIL, R_HEAD, R_LEN, R_DATA = 0, 64, 128, 256
+RING_BYTES = R_DATA + 64 * QUEUE_CAPACITY
+G_COUNT, G_MIN, G_BAD, G_MEMB = 0, 8, 16, 32
+S_ARRIVE, S_KINDS = 0, 64
+SPIN_PAUSES = 64  # pause iterations before a blocked sentron starts yielding its core
+KIND = {"CBAR": 1, "CREDUCE": 2, "CCAST": 3}
+assert QUEUE_CAPACITY & (QUEUE_CAPACITY - 1) == 0
+
+
+def _r64(x: int) -> int:
+    return (x + 63) // 64 * 64
+
+
+def fleet_layout(n: int, ngroups: int) -> dict:
+    slot_roots = S_KINDS + 8 * n
+    slot_contrib = _r64(slot_roots + 8 * n)
+    slot_bytes = _r64(slot_contrib + 64 * n)
+    ginfo_bytes = _r64(G_MEMB + n)
+    groups = RINGS_OFF + n * n * RING_BYTES
+    ginfo = groups + 2 * slot_bytes * ngroups
+    homes = ginfo + ginfo_bytes * ngroups
+    hops = _r64(homes + 16 * n)
+    total = _r64(hops + 8 * n * n)
+    return dict(
+        slot_roots=slot_roots,
+        slot_contrib=slot_contrib,
+        slot_bytes=slot_bytes,
+        ginfo_bytes=ginfo_bytes,
+        groups=groups,
+        ginfo=ginfo,
+        homes=homes,
+        hops=hops,
+        total=total,
+    )
+
+
+def build_fleet_block(n: int, groups: list, topology=None):
+    """(raw buffer, 64-byte aligned u8 view) of a fresh fleet block for ``n`` sentrons."""
+    ng = len(groups) + 1
+    lay = fleet_layout(n, ng)
+    raw = np.zeros(lay["total"] + 64, np.uint8)
+    off = (-raw.ctypes.data) % 64
+    blk = raw[off : off + lay["total"]]
+    q = blk.view(np.uint64)
+    q[H_N // 8] = n
+    q[H_GROUPS // 8] = lay["groups"]
+    q[H_GINFO // 8] = lay["ginfo"]
+    q[H_HOMES // 8] = lay["homes"]
+    q[H_HOPS // 8] = lay["hops"]
+    q[H_SLOTB // 8] = lay["slot_bytes"]
+    q[H_CONTRIB // 8] = lay["slot_contrib"]
+    q[H_ROOTS // 8] = lay["slot_roots"]
+    q[H_GINFOB // 8] = lay["ginfo_bytes"]
+    for g in range(ng):
+        base = lay["ginfo"] + g * lay["ginfo_bytes"]
+        members = None if g == 0 else groups[g - 1][1]
+        if members is None:
+            members = tuple(range(n))
+        bad = any(m >= n for m in members)
+        ok = [m for m in members if m < n]
+        q[(base + G_COUNT) // 8] = len(members)
+        q[(base + G_MIN) // 8] = min(ok) if ok else 0
+        q[(base + G_BAD) // 8] = int(bad)
+        for m in ok:
+            blk[base + G_MEMB + m] = 1
+    for s in range(n):
+        h = coords.home_packed(s)
+        q[(lay["homes"] + 16 * s) // 8] = h & 0xFFFFFFFFFFFFFFFF
+        q[(lay["homes"] + 16 * s) // 8 + 1] = h >> 64
+    if topology is not None:
+        for s in range(n):
+            for d in range(n):
+                if s != d:
+                    q[(lay["hops"] + 8 * (s * n + d)) // 8] = len(topology.route(s, d)) - 1
+    return raw, blk
+
+
+# --------------------------------------------------------------- IR helpers
+def _c(x: int):
+
+    return ir.Constant(I64, x)
+
+
+def _gep(lw, base, off):
+
+    if isinstance(off, int):
+        off = _c(off)
+    return lw.b.gep(base, [off], source_etype=I8)
+
+
+def _ld(lw, base, off, ty=None, order=None):
+
+    ty = ty or I64
+    p = _gep(lw, base, off)
+    if order:
+        return lw.b.load_atomic(p, order, 8, typ=ty)
+    return lw.b.load(p, typ=ty, align=8)
+
+
+def _store_atomic(lw, val, ptr, order, align):
+    """IRBuilder.store_atomic without its typed-pointer check (opaque pointers on LLVM 22)."""
+    from llvmlite.ir import instructions
+
+    lw.b._insert(instructions.StoreAtomicInstr(lw.b.block, val, ptr, order, align))
+
+
+def _st(lw, val, base, off, order=None, align=8):
+    p = _gep(lw, base, off)
+    if order:
+        _store_atomic(lw, val, p, order, 8)
+    else:
+        lw.b.store(val, p, align=align)
+
+
+def _operand(lw, arg):
+
+    return ir.Constant(I64, arg.value) if isinstance(arg, Imm) else lw.rget(arg.idx)
+
+
+def _bump(lw, slot, by) -> None:
+    b = lw.b
+    b.store(b.add(b.load(slot), by), slot)
+
+
+class _CState:
+    """What the ready phase computed for the run phase of the same SIW (values dominate the C slot)."""
+
+    def __init__(self, **kw):
+        self.__dict__.update(kw)
+
+
+# --------------------------------------------------------------- setup (allocas) and exit
+STAT_NAMES = ("messages", "bytes", "routed", "hops", "barriers", "collectives")
+OFF_ESCAPE = 3040  # three free context words after the C-pipe statistics (2944 + 6*8 = 2992 .. 3072)
+
+
+def setup(lw, program, single: bool) -> None:
+    """Allocas for the C pipe (called in the entry block, after ``make_allocas``)."""
+
+    b = lw.b
+    lw.single = single
+    lw.groups = program.groups
+    lw.cstate = None
+    lw.STATS = [b.alloca(I64, name=f"cstat_{k}") for k in STAT_NAMES]
+    for s in lw.STATS:
+        b.store(_c(0), s)
+    lw.CSEQ = {}
+    ngroups = len(program.groups) + 1
+    for g in range(ngroups):
+        a = b.alloca(I64, name=f"cseq{g}")
+        b.store(_c(0), a)
+        lw.CSEQ[g] = a
+    lw.CHOSEN = b.alloca(I64, name="cchosen")
+    lw.SPIN = b.alloca(I64, name="cspin")
+    if single:
+        lw.RING = b.alloca(ir.ArrayType(VB, QUEUE_CAPACITY), name="ring")
+        lw.RING.align = 64
+        lw.RLEN = b.alloca(ir.ArrayType(I64, QUEUE_CAPACITY), name="ringlen")
+        lw.HEAD = b.alloca(I64, name="rhead")
+        lw.TAIL = b.alloca(I64, name="rtail")
+        b.store(_c(0), lw.HEAD)
+        b.store(_c(0), lw.TAIL)
+        # Publish the ring's address in the context (an otherwise unused slot): the ring escapes, so LLVM
+        # keeps the queue's loads and stores instead of forwarding a private ring through registers.
+        for k, slot in enumerate((lw.RING, lw.HEAD, lw.TAIL)):
+            lw.cstore(slot, OFF_ESCAPE + 8 * k)
+
+
+def store_stats(lw) -> None:
+    """At the normal exit: the C-pipe statistics -> ctx."""
+
+    for k, s in enumerate(lw.STATS):
+        lw.cstore(lw.b.load(s), OFF_CSTAT + 8 * k)
+
+
+# --------------------------------------------------------------- blocking (several sentrons)
+def _wait_until(lw, check) -> None:
+    """Emit: until ``check()`` (an i1 computed in the current block) holds, spin then yield; record
+    the epoch seen and the blocked flag for the watchdog; leave on abort."""
+    from vtpu_cli.engines.jit.irbase import (
+        I32,
+        I64,
+        OFF_ABORT_PTR,
+        OFF_BLOCKED,
+        OFF_SEEN,
+        OFF_YIELD,
+        PTR,
+        ST_ABORT,
+        _FnPtr,
+    )
+
+    b = lw.b
+    tag = f"{lw.pc}"
+    ready = lw.new_block(f"cready_{tag}")
+    first = check()
+    slow = lw.new_block(f"cwait_{tag}")
+    b.cbranch(first, ready, slow).set_weights([1 << 10, 1])
+    b.position_at_end(slow)
+    b.store(_c(0), lw.SPIN)
+    loop = lw.new_block(f"cwloop_{tag}")
+    b.branch(loop)
+    b.position_at_end(loop)
+    fb = lw.cload(lw_off_fleet(), PTR)
+    epoch = _ld(lw, fb, H_EPOCH, order="acquire")
+    ok = check()
+    failed = lw.new_block(f"cwfail_{tag}")
+    unblock = lw.new_block(f"cwunblock_{tag}")
+    b.cbranch(ok, unblock, failed)
+    b.position_at_end(failed)
+    _store_atomic(lw, epoch, lw.cptr(OFF_SEEN), "release", 8)
+    _store_atomic(lw, _c(1), lw.cptr(OFF_BLOCKED), "release", 8)
+    abort_ptr = lw.cload(OFF_ABORT_PTR, PTR)
+    flag = b.load_atomic(abort_ptr, "monotonic", 4, typ=I32)
+    spin = lw.new_block(f"cwspin_{tag}")
+    stop_cond = b.icmp_unsigned("!=", flag, ir.Constant(I32, 0))
+    if lw.precise:
+        stop = lw.new_block(f"cwstop_{tag}")
+        b.cbranch(stop_cond, stop, spin)
+        b.position_at_end(stop)
+        _store_atomic(lw, _c(0), lw.cptr(OFF_BLOCKED), "release", 8)
+        lw.exit_with(ST_ABORT)
+    else:
+        b.cbranch(stop_cond, lw.get_fault_block(), spin)
+        lw.fault_phi.add_incoming(_c(ST_ABORT | (lw.slot << 8) | (lw.pc << 16)), b.block)
+    b.position_at_end(spin)
+    n = b.load(lw.SPIN)
+    b.store(b.add(n, _c(1)), lw.SPIN)
+    pause = lw.new_block(f"cwpause_{tag}")
+    yld = lw.new_block(f"cwyield_{tag}")
+    yptr = lw.cload(OFF_YIELD, PTR)
+    few = b.icmp_unsigned("<", n, _c(SPIN_PAUSES))
+    nul = b.icmp_unsigned("==", b.ptrtoint(yptr, I64), _c(0))
+    b.cbranch(b.or_(few, nul), pause, yld)
+    b.position_at_end(pause)
+    lw.call("llvm.x86.sse2.pause", ir.VoidType(), [])
+    b.branch(loop)
+    b.position_at_end(yld)
+    b.call(_FnPtr(yptr, ir.FunctionType(I32, [])), [])
+    b.branch(loop)
+    b.position_at_end(unblock)
+    _store_atomic(lw, _c(0), lw.cptr(OFF_BLOCKED), "release", 8)
+    b.branch(ready)
+    b.position_at_end(ready)
+
+
+def lw_off_fleet() -> int:
+
+    return OFF_FLEET
+
+
+def _fleet(lw):
+
+    return lw.cload(lw_off_fleet(), PTR)
+
+
+def _epoch_bump(lw, fb) -> None:
+    lw.b.atomic_rmw("add", _gep(lw, fb, H_EPOCH), _c(1), "seq_cst")
+
+
+def _ring(lw, fb, n, src, dst):
+    b = lw.b
+    idx = b.add(b.mul(src, n), dst)
+    return _gep(lw, fb, b.add(_c(RINGS_OFF), b.mul(idx, _c(RING_BYTES))))
+
+
+def _nonempty(lw, ring):
+    b = lw.b
+    tail = _ld(lw, ring, R_TAIL, order="acquire")
+    head = _ld(lw, ring, R_HEAD)
+    return b.icmp_unsigned("!=", tail, head)
+
+
+# --------------------------------------------------------------- ready phase (before the SIW's slots)
+def ready(lw, ins: Instr) -> None:
+    name = ins.op.name
+    lw.cstate = None
+    if lw.single:
+        _ready_single(lw, ins)
+        return
+    {
+        "CSEND": _ready_send,
+        "CROUTE": _ready_send,
+        "CRECV": _ready_recv,
+        "CBAR": _ready_coll,
+        "CREDUCE": _ready_coll,
+        "CCAST": _ready_coll,
+    }[name](lw, ins)
+
+
+def run(lw, ins: Instr) -> None:
+    name = ins.op.name
+    if lw.single:
+        _run_single(lw, ins)
+    else:
+        {
+            "CSEND": _run_send,
+            "CROUTE": _run_send,
+            "CRECV": _run_recv,
+            "CBAR": _run_coll,
+            "CREDUCE": _run_coll,
+            "CCAST": _run_coll,
+        }[name](lw, ins)
+    lw.cstate = None
+
+
+def _group_members_static(lw, gid: int, n: int):
+    """Members of a group for ``n`` sentrons, or None when the group names a sentron >= n."""
+    if gid == 0:
+        return tuple(range(n))
+    members = lw.groups[gid - 1][1]
+    if members is None:
+        return tuple(range(n))
+    if any(m >= n for m in members):
+        return None
+    return members
+
+
+def _check_mixed(ins: Instr) -> None:
+
+    if ins.op.name in ("CREDUCE", "CCAST"):
+        d, src = ins.args[0], ins.args[1]
+        if isinstance(src, Reg) and d.cls != src.cls:
+            raise Unsupported(f"{ins.mnemonic()}: mixed scalar/vector operands are not lowered natively")
+
+
+# ---- one sentron
+def _ring_ld(lw, ptr):
+    """Head/tail of the one-sentron ring are accessed atomically (monotonic): LLVM then keeps the ring in
+    memory instead of promoting it to registers and deleting it, so a self-send costs what a queue costs
+    and benchmarks of the C pipe measure message traffic, not the optimiser."""
+
+    return lw.b.load_atomic(ptr, "monotonic", 8, typ=I64)
+
+
+def _ready_single(lw, ins: Instr) -> None:
+
+    b = lw.b
+    name = ins.op.name
+    _check_mixed(ins)
+    if name in ("CSEND", "CROUTE"):
+        if name == "CSEND":
+            dst = ins.args[1]
+            if isinstance(dst, Imm):
+                if dst.value != 0:
+                    lw.fault_now()
+            else:
+                lw.fault_if(b.icmp_unsigned("!=", lw.rget(dst.idx), _c(0)))
+        else:
+            home = coords.home_packed(0)
+            lw.fault_if(b.icmp_unsigned("!=", lw.pget(ins.args[1].idx), ir.Constant(I128, home)))
+        tail = _ring_ld(lw, lw.TAIL)
+        full = b.icmp_unsigned(">=", b.sub(tail, _ring_ld(lw, lw.HEAD)), _c(QUEUE_CAPACITY))
+        lw.fault_if(full, ST_DEADLOCK)
+        # one thread owns both ends: the run phase stores at the tail read here (no second load)
+        lw.cstate = _CState(tail=tail)
+    elif name == "CRECV":
+        src = ins.args[1]
+        if isinstance(src, Imm):
+            if src.value not in (0, ANY_SENDER):
+                lw.fault_now()
+        else:
+            w = lw.rget(src.idx)
+            lw.fault_if(b.and_(b.icmp_unsigned("!=", w, _c(0)), b.icmp_signed("!=", w, _c(ANY_SENDER))))
+        head = _ring_ld(lw, lw.HEAD)
+        empty = b.icmp_unsigned("==", _ring_ld(lw, lw.TAIL), head)
+        lw.fault_if(empty, ST_DEADLOCK)
+        lw.cstate = _CState(head=head)
+    else:
+        gid = ins.args[-1].value
+        if _group_members_static(lw, gid, 1) is None:
+            lw.fault_now()
+        if name == "CCAST":
+            root = ins.args[2]
+            if isinstance(root, Imm):
+                if root.value != 0:
+                    lw.fault_now()
+            else:
+                lw.fault_if(b.icmp_unsigned("!=", lw.rget(root.idx), _c(0)))
+
+
+def _payload_in(lw, m):
+    b = lw.b
+    return b.load(lw.M[m.idx]), b.load(lw.ML[m.idx])
+
+
+def _run_single(lw, ins: Instr) -> None:
+
+    b = lw.b
+    name = ins.op.name
+    st = lw.STATS
+    if name in ("CSEND", "CROUTE"):
+        vec, ln = _payload_in(lw, ins.args[0])
+        tail = lw.cstate.tail if lw.cstate is not None else _ring_ld(lw, lw.TAIL)
+        slot = b.and_(tail, _c(QUEUE_CAPACITY - 1))
+        b.store(vec, b.gep(lw.RING, [ir.Constant(I32, 0), slot], inbounds=True), align=64)
+        b.store(ln, b.gep(lw.RLEN, [ir.Constant(I32, 0), slot], inbounds=True))
+        _store_atomic(lw, b.add(tail, _c(1)), lw.TAIL, "monotonic", 8)
+        _bump(lw, st[0], _c(1))
+        _bump(lw, st[1], ln)
+        if name == "CROUTE":
+            _bump(lw, st[2], _c(1))
+    elif name == "CRECV":
+        m, _, rs = ins.args
+        head = lw.cstate.head if lw.cstate is not None else _ring_ld(lw, lw.HEAD)
+        slot = b.and_(head, _c(QUEUE_CAPACITY - 1))
+        vec = b.load(b.gep(lw.RING, [ir.Constant(I32, 0), slot], inbounds=True), align=64)
+        ln = b.load(b.gep(lw.RLEN, [ir.Constant(I32, 0), slot], inbounds=True))
+        b.store(vec, lw.M[m.idx])
+        b.store(ln, lw.ML[m.idx])
+        _store_atomic(lw, b.add(head, _c(1)), lw.HEAD, "monotonic", 8)
+        if rs is not None:
+            lw.rset(rs.idx, _c(0))
+    elif name == "CBAR":
+        _bump(lw, st[4], _c(1))
+    else:
+        d, src = ins.args[0], ins.args[1]
+        t = ins.type
+        contrib = _contribution(lw, ins, src, t)
+        if name == "CREDUCE" and t == "f32":
+            contrib = _canon_bytes(lw, contrib)
+        _deliver(lw, ins, d, contrib, t)
+        _bump(lw, st[5], _c(1))
+
+
+def _contribution(lw, ins, src, t):
+    """A collective's contribution as 64 bytes (scalars: the low type-size bytes, zero above)."""
+
+    b = lw.b
+    if isinstance(src, Reg) and src.cls == "v":
+        return lw.vraw(src.idx)
+
+    x = _operand(lw, src)
+    size = type_size(t)
+    if size < 8:
+        x = b.and_(x, _c((1 << (8 * size)) - 1))
+    v = b.insert_element(ir.Constant(_vt(8, I64), [0] * 8), x, ir.Constant(ir.IntType(32), 0))
+    return b.bitcast(v, VB)
+
+
+def _canon_bytes(lw, v):
+
+    b = lw.b
+    f = b.bitcast(v, _vt(16, ir.FloatType()))
+    return b.bitcast(lw.canon(f), VB)
+
+
+def _deliver(lw, ins, d, vec, t) -> None:
+    """A collective's 64-byte result -> the destination register (scalars as the interpreter reads them)."""
+
+    b = lw.b
+    if d.cls == "v":
+        lw.vset(d.idx, vec)
+        return
+    size = type_size(t)
+    x = b.extract_element(b.bitcast(vec, _vt(64 // size, ity(t))), ir.Constant(ir.IntType(32), 0))
+    if t in ("f32", "bf16"):
+        lw.rset(d.idx, b.zext(x, I64))
+    else:
+        lw.rset(d.idx, b.sext(x, I64) if t != "i64" else x)
+
+
+# ---- several sentrons: messages
+def _ready_send(lw, ins: Instr) -> None:
+
+    b = lw.b
+    fb = _fleet(lw)
+    n = _ld(lw, fb, H_N)
+    sid = lw.cload(OFF_SID, I64)
+    if ins.op.name == "CSEND":
+        d = _operand(lw, ins.args[1])
+        lw.fault_if(b.icmp_unsigned(">=", d, n))
+    else:  # CROUTE: the sentron whose home is p
+        coord = lw.pget(ins.args[1].idx)
+        lo = b.trunc(coord, I64)
+        hi = b.trunc(b.lshr(coord, ir.Constant(coord.type, 64)), I64)
+        homes = _gep(lw, fb, _ld(lw, fb, H_HOMES))
+        pre = b.block
+        loop = lw.new_block(f"croute_{lw.pc}")
+        body = lw.new_block(f"croute_b_{lw.pc}")
+        done = lw.new_block(f"croute_d_{lw.pc}")
+        b.branch(loop)
+        b.position_at_end(loop)
+        k = b.phi(I64)
+        k.add_incoming(_c(0), pre)
+        b.cbranch(b.icmp_unsigned("<", k, n), body, done)
+        b.position_at_end(body)
+        e = _gep(lw, homes, b.mul(k, _c(16)))
+        same = b.and_(b.icmp_unsigned("==", _ld(lw, e, 0), lo), b.icmp_unsigned("==", _ld(lw, e, 8), hi))
+        k1 = b.add(k, _c(1))
+        k.add_incoming(k1, body)
+        b.cbranch(same, done, loop)
+        b.position_at_end(done)
+        d = k
+        lw.fault_if(b.icmp_unsigned(">=", d, n))
+    ring = _ring(lw, fb, n, sid, d)
+
+    def check():
+        tail = _ld(lw, ring, R_TAIL)
+        head = _ld(lw, ring, R_HEAD, order="acquire")
+        return b.icmp_unsigned("<", b.sub(tail, head), _c(QUEUE_CAPACITY))
+
+    _wait_until(lw, check)
+    lw.cstate = _CState(fb=fb, ring=ring, n=n, sid=sid, d=d)
+
+
+def _run_send(lw, ins: Instr) -> None:
+    b = lw.b
+    cs = lw.cstate
+    st = lw.STATS
+    vec, ln = _payload_in(lw, ins.args[0])
+    ring = cs.ring
+    tail = _ld(lw, ring, R_TAIL)
+    slot = b.and_(tail, _c(QUEUE_CAPACITY - 1))
+    _st(lw, vec, ring, b.add(_c(R_DATA), b.mul(slot, _c(64))), align=64)
+    _st(lw, ln, ring, b.add(_c(R_LEN), b.mul(slot, _c(8))))
+    _st(lw, b.add(tail, _c(1)), ring, R_TAIL, order="release")
+    _epoch_bump(lw, cs.fb)
+    _bump(lw, st[0], _c(1))
+    _bump(lw, st[1], ln)
+    if ins.op.name == "CROUTE":
+        _bump(lw, st[2], _c(1))
+        hops = _gep(lw, cs.fb, _ld(lw, cs.fb, H_HOPS))
+        _bump(lw, st[3], _ld(lw, hops, b.mul(b.add(b.mul(cs.sid, cs.n), cs.d), _c(8))))
+
+
+def _ready_recv(lw, ins: Instr) -> None:
+
+    b = lw.b
+    fb = _fleet(lw)
+    n = _ld(lw, fb, H_N)
+    sid = lw.cload(OFF_SID, I64)
+    src = ins.args[1]
+    want = _operand(lw, src)
+    static_any = isinstance(src, Imm) and src.value == ANY_SENDER
+    if not static_any:
+        isany = b.icmp_signed("==", want, _c(ANY_SENDER))
+        lw.fault_if(b.and_(b.not_(isany), b.icmp_unsigned(">=", want, n)))
+
+    def scan():
+        pre = b.block
+        loop = lw.new_block(f"crany_{lw.pc}")
+        body = lw.new_block(f"crany_b_{lw.pc}")
+        done = lw.new_block(f"crany_d_{lw.pc}")
+        b.branch(loop)
+        b.position_at_end(loop)
+        k = b.phi(I64)
+        k.add_incoming(_c(0), pre)
+        b.cbranch(b.icmp_unsigned("<", k, n), body, done)
+        b.position_at_end(body)
+        ne = _nonempty(lw, _ring(lw, fb, n, k, sid))
+        k1 = b.add(k, _c(1))
+        k.add_incoming(k1, body)
+        b.cbranch(ne, done, loop)
+        b.position_at_end(done)
+        b.store(k, lw.CHOSEN)
+        return b.icmp_unsigned("<", k, n)
+
+    def check():
+        if static_any:
+            return scan()
+        pre = b.block
+        one = lw.new_block(f"crone_{lw.pc}")
+        anyb = lw.new_block(f"crany0_{lw.pc}")
+        join = lw.new_block(f"crjoin_{lw.pc}")
+        b.cbranch(isany, anyb, one)
+        b.position_at_end(one)
+        b.store(want, lw.CHOSEN)
+        ok1 = _nonempty(lw, _ring(lw, fb, n, want, sid))
+        one_end = b.block
+        b.branch(join)
+        b.position_at_end(anyb)
+        ok2 = scan()
+        any_end = b.block
+        b.branch(join)
+        b.position_at_end(join)
+        ph = b.phi(ir.IntType(1))
+        ph.add_incoming(ok1, one_end)
+        ph.add_incoming(ok2, any_end)
+        del pre
+        return ph
+
+    _wait_until(lw, check)
+    lw.cstate = _CState(fb=fb, n=n, sid=sid)
+
+
+def _run_recv(lw, ins: Instr) -> None:
+
+    b = lw.b
+    cs = lw.cstate
+    m, _, rs = ins.args
+    k = b.load(lw.CHOSEN)
+    ring = _ring(lw, cs.fb, cs.n, k, cs.sid)
+    head = _ld(lw, ring, R_HEAD)
+    slot = b.and_(head, _c(QUEUE_CAPACITY - 1))
+    vec = b.load(_gep(lw, ring, b.add(_c(R_DATA), b.mul(slot, _c(64)))), typ=VB, align=64)
+    ln = _ld(lw, ring, b.add(_c(R_LEN), b.mul(slot, _c(8))))
+    b.store(vec, lw.M[m.idx])
+    b.store(ln, lw.ML[m.idx])
+    _st(lw, b.add(head, _c(1)), ring, R_HEAD, order="release")
+    _epoch_bump(lw, cs.fb)
+    if rs is not None:
+        lw.rset(rs.idx, k)
+
+
+# ---- several sentrons: collectives
+def _ready_coll(lw, ins: Instr) -> None:
+
+    _check_mixed(ins)
+    b = lw.b
+    name = ins.op.name
+    gid = ins.args[-1].value
+    fb = _fleet(lw)
+    n = _ld(lw, fb, H_N)
+    sid = lw.cload(OFF_SID, I64)
+    gi = _gep(lw, fb, b.add(_ld(lw, fb, H_GINFO), b.mul(_c(gid), _ld(lw, fb, H_GINFOB))))
+    lw.fault_if(b.icmp_unsigned("!=", _ld(lw, gi, G_BAD), _c(0)))
+
+    def member(k):
+        return b.icmp_unsigned("!=", b.load(_gep(lw, gi, b.add(_c(G_MEMB), k)), typ=I8), ir.Constant(I8, 0))
+
+    root = None
+    if name == "CCAST":
+        root = _operand(lw, ins.args[2])
+        inr = b.icmp_unsigned("<", root, n)
+        safe = b.select(inr, root, _c(0))
+        lw.fault_if(b.or_(b.not_(inr), b.not_(member(safe))))
+    lw.fault_if(b.not_(member(sid)))
+    count = _ld(lw, gi, G_COUNT)
+    seq = b.load(lw.CSEQ[gid])
+    slotb = _ld(lw, fb, H_SLOTB)
+    grp = b.add(_ld(lw, fb, H_GROUPS), b.mul(_c(gid * 2), slotb))
+    slot = _gep(lw, fb, b.add(grp, b.mul(b.and_(seq, _c(1)), slotb)))
+    _st(lw, _c(KIND[name]), slot, b.add(_c(S_KINDS), b.mul(sid, _c(8))))
+    roots_off = _ld(lw, fb, H_ROOTS)
+    contrib_off = _ld(lw, fb, H_CONTRIB)
+    if name == "CCAST":
+        _st(lw, root, slot, b.add(roots_off, b.mul(sid, _c(8))))
+    if name != "CBAR":
+        vec = _contribution(lw, ins, ins.args[1], ins.type)
+        _st(lw, vec, slot, b.add(contrib_off, b.mul(sid, _c(64))), align=64)
+    b.atomic_rmw("add", _gep(lw, slot, S_ARRIVE), _c(1), "acq_rel")
+    _epoch_bump(lw, fb)
+    target = b.mul(b.add(b.lshr(seq, _c(1)), _c(1)), count)
+
+    def check():
+        return b.icmp_unsigned(">=", _ld(lw, slot, S_ARRIVE, order="acquire"), target)
+
+    _wait_until(lw, check)
+    lw.cstate = _CState(
+        fb=fb,
+        n=n,
+        sid=sid,
+        gi=gi,
+        slot=slot,
+        seq=seq,
+        root=root,
+        roots_off=roots_off,
+        contrib_off=contrib_off,
+        member=member,
+    )
+
+
+def _members_loop(lw, n, member, body_fn, init):
+    """for k in 0..n-1 with member(k): acc = body_fn(k, acc, first); returns acc (init when no member)."""
+
+    b = lw.b
+    pre = b.block
+    head = lw.new_block(f"cml_{lw.pc}")
+    test = lw.new_block(f"cmlt_{lw.pc}")
+    body = lw.new_block(f"cmlb_{lw.pc}")
+    nxt = lw.new_block(f"cmln_{lw.pc}")
+    done = lw.new_block(f"cmld_{lw.pc}")
+    b.branch(head)
+    b.position_at_end(head)
+    k = b.phi(I64)
+    acc = b.phi(init.type)
+    first = b.phi(I1)
+    k.add_incoming(_c(0), pre)
+    acc.add_incoming(init, pre)
+    first.add_incoming(ir.Constant(I1, 1), pre)
+    b.cbranch(b.icmp_unsigned("<", k, n), test, done)
+    b.position_at_end(test)
+    b.cbranch(member(k), body, nxt)
+    b.position_at_end(body)
+    acc2 = body_fn(k, acc, first)
+    body_end = b.block
+    b.branch(nxt)
+    b.position_at_end(nxt)
+    accn = b.phi(init.type)
+    accn.add_incoming(acc, test)
+    accn.add_incoming(acc2, body_end)
+    firstn = b.phi(I1)
+    firstn.add_incoming(first, test)
+    firstn.add_incoming(ir.Constant(I1, 0), body_end)
+    k1 = b.add(k, _c(1))
+    k.add_incoming(k1, nxt)
+    acc.add_incoming(accn, nxt)
+    first.add_incoming(firstn, nxt)
+    b.branch(head)
+    b.position_at_end(done)
+    return acc
+
+
+def _run_coll(lw, ins: Instr) -> None:
+
+    b = lw.b
+    cs = lw.cstate
+    name = ins.op.name
+    gid = ins.args[-1].value
+    mykind = _c(KIND[name])
+    slot = cs.slot
+
+    # every member entered the same kind of collective (and CCAST: names the same root)
+    def agree(k, acc, first):
+        ok = b.icmp_unsigned("==", _ld(lw, slot, b.add(_c(S_KINDS), b.mul(k, _c(8)))), mykind)
+        if name == "CCAST":
+            ok = b.and_(
+                ok, b.icmp_unsigned("==", _ld(lw, slot, b.add(cs.roots_off, b.mul(k, _c(8)))), cs.root)
+            )
+        return b.and_(acc, ok)
+
+    same = _members_loop(lw, cs.n, cs.member, agree, ir.Constant(I1, 1))
+    lw.fault_if(b.not_(same), ST_REPLAY)
+    if name == "CREDUCE":
+        d = ins.args[0]
+        t, op = ins.type, ins.mod
+        lanes_t = {"f32": ir.FloatType(), "i32": ir.IntType(32), "i64": I64}[t]
+        cnt = 64 // type_size(t)
+        vt = _vt(cnt, lanes_t)
+
+        def combine(k, acc, first):
+            x = b.bitcast(
+                b.load(_gep(lw, slot, b.add(cs.contrib_off, b.mul(k, _c(64)))), typ=VB, align=64), vt
+            )
+            if op == "add":
+                r = b.fadd(acc, x) if t == "f32" else b.add(acc, x)
+            elif t == "f32":
+                r = _fminmax(lw, "DMIN" if op == "min" else "DMAX", acc, x)
+            else:
+                lt = b.icmp_signed("<" if op == "min" else ">", acc, x)
+                r = b.select(lt, acc, x)
+            return b.select(first, x, r)
+
+        init = b.bitcast(ir.Constant(VB, [0] * 64), vt)
+        res = _members_loop(lw, cs.n, cs.member, combine, init)
+        out = b.bitcast(res, VB)
+        if t == "f32":
+            out = _canon_bytes(lw, out)
+        _deliver(lw, ins, d, out, t)
+    elif name == "CCAST":
+        d = ins.args[0]
+        vec = b.load(_gep(lw, slot, b.add(cs.contrib_off, b.mul(cs.root, _c(64)))), typ=VB, align=64)
+        _deliver(lw, ins, d, vec, ins.type)
+    b.store(b.add(cs.seq, _c(1)), lw.CSEQ[gid])
+    lowest = b.icmp_unsigned("==", _ld(lw, cs.gi, G_MIN), cs.sid)
+    k = 4 if name == "CBAR" else 5
+    _bump(lw, lw.STATS[k], b.zext(lowest, I64))

@@ -1,0 +1,1208 @@
+"""The llvmlite JIT engine: a whole program becomes one native function, bit-exact with the interpreter.
+
+Pipeline: ``lowering.py`` emits one LLVM function per program (registers in allocas promoted to SSA,
+SIW branches as real control flow) -> the new pass manager at O3 -> an object file for the host CPU
+(exact CPU name and feature string; ``portable=True`` targets baseline x86-64) -> the on-disk cache
+-> MCJIT loads the object -> every sentron is an OS thread calling the function through ctypes
+(the GIL is released while native code runs).
+
+The native code calls back into Python only for scroll allocation/tiers and SDEDUP, which run the
+interpreter's own semantics hooks on a shadow :class:`interp.SentronState` under one lock. The C pipe is
+native (``jit_comm.py``); this module's main thread runs its deadlock watchdog, and deadlocks are
+replayed in the interpreter for the golden report. Faults detected natively are re-run through the golden hook to produce the identical
+message. See ``docs/jit.md`` for what is exact, what is timing dependent and what falls back.
+"""
+
+from __future__ import annotations
+
+import copy
+import ctypes
+import hashlib
+import os
+import platform
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vtpu_cli import __version__
+from vtpu_cli.binary.program import Program
+from vtpu_cli.core.errors import VtpuError
+from vtpu_cli.core.fileio import write_atomic
+from vtpu_cli.engines.interp.interpreter import (
+    STATUS_DEADLOCK,
+    STATUS_FAULT,
+    STATUS_LIMIT,
+    STATUS_OK,
+    Fault,
+    Interpreter,
+    RunResult,
+    SentronState,
+    _Env,
+    load_memory,
+)
+from vtpu_cli.fleet.cpipe import Fleet
+from vtpu_cli.isa.table import PIPES, REG_COUNTS
+from vtpu_cli.machine.memory import Memory
+from vtpu_cli.machine.semantics import NP, SEM, OpFault
+
+try:  # llvmlite is a hard dependency, but the engine must degrade to a clear reason without it
+    import llvmlite
+    import llvmlite.binding as llvm
+    from llvmlite import ir
+
+    from vtpu_cli.engines.jit import comm as jit_comm
+    from vtpu_cli.engines.jit import lowering as L
+except Exception as _e:  # pragma: no cover - exercised only on broken installs
+    llvm = None
+    _IMPORT_ERROR = f"llvmlite is not importable: {_e}"
+else:
+    _IMPORT_ERROR = ""
+
+SLOW_S_MULTI = ("SALLOC", "SFREE", "SFLUSH")
+# a faulting fast-variant run of at most this many SIWs is replayed in the interpreter; longer ones
+# natively with the precise variant
+REPLAY_INTERP_STEPS = 200_000  # change scroll pointers: single-sentron only (see docs)
+_CB3 = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
+_CB2 = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64)
+_ENTRY = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p)
+
+_init_lock = threading.Lock()
+_initialised = False
+_loaded: dict[str, tuple] = {}  # key -> (engine, entry address): compiled programs stay loaded
+
+
+class JitError(Exception):
+    """An internal JIT failure (never a program fault: those are reported like the interpreter's)."""
+
+
+# =================================================================== availability and target
+def _init() -> None:
+    global _initialised
+    with _init_lock:
+        if not _initialised:
+            # llvmlite >= 0.48 (LLVM 22): llvm.initialize() raises; initialise only the native target
+            llvm.initialize_native_target()
+            llvm.initialize_native_asmprinter()
+            _initialised = True
+
+
+def jit_available() -> tuple[bool, str]:
+    """(True, "") when the JIT can run here, else (False, reason)."""
+    if _IMPORT_ERROR:
+        return False, _IMPORT_ERROR
+    if platform.machine().lower() not in ("x86_64", "amd64"):
+        return False, f"the JIT targets x86-64; this machine is {platform.machine()}"
+    try:
+        _init()
+        llvm.Target.from_default_triple()
+    except Exception as e:  # pragma: no cover
+        return False, f"LLVM native target unavailable: {e}"
+    return True, ""
+
+
+def host_target(portable: bool = False) -> tuple[str, str]:
+    """(cpu name, feature string) the object code is built for."""
+    _init()
+    if portable:
+        return "x86-64", ""
+    return llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
+
+
+def _portable_env() -> bool:
+    return os.environ.get("VTPU_JIT_PORTABLE", "") not in ("", "0")
+
+
+def _target_machine(cpu: str, features: str, opt: int = 3):
+    target = llvm.Target.from_default_triple()
+    return target.create_target_machine(
+        cpu=cpu, features=features, opt=opt, reloc="pic", codemodel="jitdefault"
+    )
+
+
+def default_cache_dir() -> Path:
+    env = os.environ.get("VTPU_CACHE_DIR")
+    return Path(env) if env else Path.home() / ".cache" / "vtpu"
+
+
+_SRC_HASH = None
+
+
+def _source_hash() -> str:
+    """Hash of the lowering and driver sources: a change to either invalidates cached objects."""
+    global _SRC_HASH
+    if _SRC_HASH is None:
+        h = hashlib.sha256()
+        for name in ("lowering.py", "engine.py", "comm.py"):
+            h.update((Path(__file__).parent / name).read_bytes())
+        _SRC_HASH = h.hexdigest()[:16]
+    return _SRC_HASH
+
+
+# =================================================================== module building
+def _leaders(program: Program) -> list[int]:
+    code = program.code
+    n = len(code)
+    lead = {0} if n else set()
+    for pc, siw in enumerate(code):
+        d = siw[0]
+        if d.op.branch:
+            t = d.args[-1].value
+            if 0 <= t <= n:
+                lead.add(t)
+            lead.add(pc + 1)
+        elif d.op.name == "DHALT":
+            lead.add(pc + 1)
+    return sorted(x for x in lead if x < n)
+
+
+def _branch_targets(program: Program) -> set[int]:
+    return {siw[0].args[-1].value for siw in program.code if siw[0].op.branch}
+
+
+@dataclass
+class _Variant:
+    limit: str  # "none" | "local" | "shared"
+    portable: bool
+    ppt_sets: int
+    cpu: str
+    features: str
+    ppt_ways: int = 4
+    precise: bool = False  # registers written back at fault exits (else: faults are replayed)
+    single: bool = True  # one sentron: the C pipe is a ring in the stack frame (see jit_comm.py)
+
+
+def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
+    """LLVM IR text of the program's function ``vtpu_entry(ctx)`` and the block leaders."""
+    mod = ir.Module(name="vtpu")
+    mod.triple = llvm.get_process_triple()
+    fn = ir.Function(mod, ir.FunctionType(L.I64, [L.PTR]), name="vtpu_entry")
+    fn.attributes.add("nounwind")
+    ctx = fn.args[0]
+    ctx.name = "ctx"
+    feats = {f[1:] for f in v.features.split(",") if f.startswith("+")}
+    lw = L.Lowerer(
+        fn,
+        mod,
+        ctx,
+        portable=v.portable,
+        features=feats,
+        ppt_sets=v.ppt_sets,
+        ppt_ways=v.ppt_ways,
+        precise=v.precise,
+    )
+    code = program.code
+    n = len(code)
+    leaders = _leaders(program)
+    targets = _branch_targets(program)
+    block_of = {}
+    bi = -1
+    for pc in range(n):
+        if bi + 1 < len(leaders) and leaders[bi + 1] == pc:
+            bi += 1
+        block_of[pc] = bi
+    entry = fn.append_basic_block("entry")
+    blocks = {pc: fn.append_basic_block(f"siw{pc}") for pc in leaders}
+    end = fn.append_basic_block("end")
+    lw.exit_block = fn.append_basic_block("exit")
+    b = ir.IRBuilder(entry)
+    lw.b = b
+    lw.make_allocas(b, len(leaders))
+    jit_comm.setup(lw, program, v.single)
+    used, written = set(), set()
+    for siw in code:
+        for ins in siw:
+            rd, wr = ins.regs()
+            used |= rd | wr
+            written |= wr
+    lw.set_usage(used, written)
+    if not v.precise:
+        lw.raw_regs = {r for siw in code for ins in siw if (r := L.raw_f32_dest(ins)) is not None}
+    lw.load_state()
+    zero = ir.Constant(L.I64, 0)
+    for c in lw.COUNTS:
+        b.store(zero, c)
+    b.store(zero, lw.FASTHITS)
+    b.store(zero, lw.TRSLOW)
+    b.store(zero, lw.STEPS)
+    for i in range(8):
+        b.store(ir.Constant(L.PTR, None), lw.TPTR[i])
+        b.store(zero, lw.TSIZE[i])
+        b.store(zero, lw.TSET[i])
+    limit = lw.cload(L.OFF_MAXSTEPS, L.I64)
+    abort_ptr = lw.cload(L.OFF_ABORT_PTR, L.PTR)
+    steps_ptr = lw.cload(L.OFF_STEPS_PTR, L.PTR)
+    lw.cstore(lw.call("llvm.readcyclecounter", L.I64, []), L.OFF_TSC0)
+    b.branch(blocks[0] if n else end)
+
+    def target_block(t: int):
+        return blocks[t] if t < n else end
+
+    for pc in range(n):
+        siw = code[pc]
+        lw.pc = pc
+        if pc in blocks:
+            if b.block.terminator is None:
+                b.branch(blocks[pc])
+            b.position_at_end(blocks[pc])
+            lw.block_start()
+            if pc in targets:  # loop heads: honour Ctrl-C and other sentrons' faults
+                lw.slot = 0
+                flag = b.load_atomic(abort_ptr, "monotonic", 4, typ=L.I32)
+                go = fn.append_basic_block(f"go{pc}")
+                stop_cond = b.icmp_unsigned("!=", flag, ir.Constant(L.I32, 0))
+                if v.precise:
+                    stop = fn.append_basic_block(f"stop{pc}")
+                    b.cbranch(stop_cond, stop, go).set_weights([1, 1 << 20])
+                    b.position_at_end(stop)
+                    lw.exit_with(L.ST_ABORT, counted=0)
+                else:  # the run is replayed or abandoned: nothing to write back
+                    b.cbranch(stop_cond, lw.get_fault_block(), go).set_weights([1, 1 << 20])
+                    lw.fault_phi.add_incoming(ir.Constant(L.I64, L.ST_ABORT | (pc << 16)), b.block)
+                b.position_at_end(go)
+            cnt = lw.COUNTS[block_of[pc]]
+            b.store(b.add(b.load(cnt), ir.Constant(L.I64, 1)), cnt)
+        lw.slot = 0
+        if v.limit == "local":
+            st = b.load(lw.STEPS)
+            lw.fault_if(b.icmp_signed("==", st, limit), L.ST_LIMIT)
+            b.store(b.add(st, ir.Constant(L.I64, 1)), lw.STEPS)
+        elif v.limit == "shared":
+            old = b.atomic_rmw("add", steps_ptr, ir.Constant(L.I64, 1), "monotonic")
+            lw.fault_if(b.icmp_signed(">=", old, limit), L.ST_LIMIT)
+        c_ins = siw[2]
+        if c_ins.op.blocking:
+            lw.slot = 2
+            jit_comm.ready(lw, c_ins)
+        lw.branch = None
+        lw.halt = False
+        for slot, ins in enumerate(siw):
+            if ins.is_nop:
+                continue
+            lw.slot = slot
+            L.LOWER[ins.op.name](lw, ins)
+        lw.slot = 0
+        nxt = target_block(pc + 1) if (pc + 1 in blocks or pc + 1 >= n) else None
+        if lw.halt or lw.branch is not None or nxt is not None:
+            lw.block_end()  # only registers in raw_regs may cross a block boundary un-canonicalised
+        if lw.halt:
+            lw.exit_with(L.ST_OK, pc=pc + 1)
+        elif lw.branch is not None:
+            cond, t = lw.branch
+            if cond is None:
+                b.branch(target_block(t))
+            else:
+                b.cbranch(cond, target_block(t), nxt)
+        elif pc + 1 in blocks or pc + 1 == n:
+            b.branch(nxt)
+    if n and b.block.terminator is None:
+        b.branch(end)
+    b.position_at_end(end)
+    lw.block_start()
+    lw.pc = n
+    lw.exit_with(L.ST_OK, pc=n)
+    b.position_at_end(lw.exit_block)
+    lw.spill_state()
+    counts_ptr = lw.cload(L.OFF_COUNTS_PTR, L.PTR)
+    for i, c in enumerate(lw.COUNTS):
+        b.store(b.load(c), b.gep(counts_ptr, [ir.Constant(L.I64, i)], source_etype=L.I64), align=8)
+    lw.cstore(b.sub(b.load(lw.FASTHITS), b.load(lw.TRSLOW)), L.OFF_FASTHITS)
+    jit_comm.store_stats(lw)
+    lw.cstore(lw.call("llvm.readcyclecounter", L.I64, []), L.OFF_TSC1)
+    b.ret(lw.cload(L.OFF_STATUS, L.I64))
+    if lw.fault_block is not None:
+        # the shared fault exit: (status, slot, pc) come from the phi; block counts are stored (they
+        # say how far the run got, for the replay); no register is written back
+        b.position_at_end(lw.fault_block)
+        code = lw.fault_phi
+        counts_ptr = lw.cload(L.OFF_COUNTS_PTR, L.PTR)
+        st = b.and_(code, ir.Constant(L.I64, 0xFF))
+        lw.cstore(st, L.OFF_STATUS)
+        lw.cstore(b.lshr(code, ir.Constant(L.I64, 16)), L.OFF_PC)
+        lw.cstore(b.and_(b.lshr(code, ir.Constant(L.I64, 8)), ir.Constant(L.I64, 0xFF)), L.OFF_SLOT)
+        lw.cstore(b.zext(b.icmp_unsigned("!=", st, ir.Constant(L.I64, L.ST_ABORT)), L.I64), L.OFF_COUNTED)
+        for i, c in enumerate(lw.COUNTS):
+            b.store(b.load(c), b.gep(counts_ptr, [ir.Constant(L.I64, i)], source_etype=L.I64), align=8)
+        lw.cstore(lw.call("llvm.readcyclecounter", L.I64, []), L.OFF_TSC1)
+        b.ret(st)
+    return str(mod), leaders
+
+
+def _optimise(mod, tm, level: int = 3) -> None:
+    pto = llvm.create_pipeline_tuning_options(speed_level=level)
+    pto.loop_vectorization = level >= 2
+    pto.slp_vectorization = level >= 2
+    pb = llvm.create_pass_builder(tm, pto)
+    mpm = pb.getModulePassManager()
+    mpm.run(mod, pb)
+
+
+def _compile_object(ir_text: str, v: _Variant, opt: int) -> bytes:
+    tm = _target_machine(v.cpu, v.features, opt=min(opt, 3))
+    mod = llvm.parse_assembly(ir_text)
+    mod.triple = tm.triple
+    mod.data_layout = str(tm.target_data)
+    mod.verify()
+    if opt:
+        _optimise(mod, tm, opt)
+    return tm.emit_object(mod)
+
+
+def emit_assembly(
+    program: Program, *, precise: bool = False, portable: bool = False, opt: int = 3, ppt_sets: int = 64
+) -> str:
+    """The optimised x86 assembly of a program's native function (for inspecting the lowering)."""
+    _init()
+    cpu, features = host_target(portable or _portable_env())
+    v = _Variant("none", portable, ppt_sets, cpu, features, 4, precise, True)
+    text, _ = build_module(program, v)
+    tm = _target_machine(cpu, features, opt=min(opt, 3))
+    mod = llvm.parse_assembly(text)
+    mod.triple = tm.triple
+    mod.data_layout = str(tm.target_data)
+    if opt:
+        _optimise(mod, tm, opt)
+    return tm.emit_assembly(mod)
+
+
+def _load_object(obj: bytes, v: _Variant):
+    tm = _target_machine(v.cpu, v.features)
+    backing = llvm.parse_assembly("")
+    backing.triple = tm.triple
+    engine = llvm.create_mcjit_compiler(backing, tm)
+    engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
+    engine.finalize_object()
+    addr = engine.get_function_address("vtpu_entry")
+    if not addr:
+        raise JitError("compiled object has no vtpu_entry")
+    return engine, addr
+
+
+@dataclass
+class Compiled:
+    key: str
+    entry: int
+    leaders: list[int]
+    compile_s: float
+    cache_hit: str  # "memory" | "disk" | "" (compiled now)
+    variant: _Variant
+
+
+# Programs with more SIWs than this compile at O2 (no measurable run-time change on f32_gemm and
+# ternary_gemv, about 10 % less compile time; O1 halves the pass time but runs 25-30 % slower).
+LARGE_PROGRAM_SIWS = 512
+
+
+CACHE_ENTRIES = 256  # compiled objects kept per cache directory (least recently written go first)
+
+
+def _prune_cache(path: Path) -> None:
+    files = sorted(path.glob("jit-*.o"), key=lambda f: f.stat().st_mtime)
+    for f in files[:-CACHE_ENTRIES]:
+        f.unlink(missing_ok=True)
+
+
+def auto_opt(program: Program) -> int:
+    """The default optimisation level for a program: O3, or O2 for large (generated, unrolled) ones."""
+    return 3 if len(program.code) <= LARGE_PROGRAM_SIWS else 2
+
+
+def compile_program(
+    program: Program,
+    *,
+    sentrons: int = 1,
+    max_steps: int | None = None,
+    ppt_sets: int = 64,
+    cache_dir: str | os.PathLike | None = None,
+    no_cache: bool = False,
+    portable: bool = False,
+    opt: int | None = None,
+    ppt_ways: int = 4,
+    precise: bool = False,
+) -> Compiled:
+    """Compile (or fetch from the caches) the native function for a program and engine variant.
+
+    ``precise=False`` (the fast variant): fault exits write no registers back; the engine replays a
+    faulting run (see ``JitEngine.run``). A step limit always uses the precise variant."""
+    _init()
+    opt = auto_opt(program) if opt is None else opt
+    portable = portable or _portable_env()
+    cpu, features = host_target(portable)
+    limit = "none" if max_steps is None else ("local" if sentrons == 1 else "shared")
+    precise = precise or limit != "none"
+    v = _Variant(limit, portable, ppt_sets, cpu, features, ppt_ways, precise, sentrons == 1)
+    h = hashlib.sha256()
+    for part in (repr(program.code), repr(v), str(opt), __version__, llvmlite.__version__, _source_hash()):
+        h.update(part.encode())
+        h.update(b"\0")
+    key = h.hexdigest()
+    t0 = time.perf_counter()
+    leaders = _leaders(program)
+    if not no_cache and key in _loaded:
+        engine, addr = _loaded[key]
+        return Compiled(key, addr, leaders, time.perf_counter() - t0, "memory", v)
+    obj = None
+    path = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    fpath = path / f"jit-{key[:40]}.o"
+    hit = ""
+    if not no_cache and fpath.is_file():
+        try:
+            obj = fpath.read_bytes()
+            hit = "disk"
+        except OSError:
+            obj = None
+    if obj is None:
+        text, leaders = build_module(program, v)
+        obj = _compile_object(text, v, opt)
+        if not no_cache:
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+                write_atomic(fpath, obj)
+                _prune_cache(path)
+            except (OSError, VtpuError):
+                pass  # an unwritable cache only costs the next run a compile
+    engine, addr = _load_object(obj, v)
+    _loaded[key] = (engine, addr)
+    return Compiled(key, addr, leaders, time.perf_counter() - t0, hit, v)
+
+
+# =================================================================== TSC
+def tsc_hz() -> tuple[float, str]:
+    """TSC ticks per second and how they were obtained (one calibration for the whole project: cycles.py)."""
+    from vtpu_cli.core.cycles import tsc_hz as calibrated
+
+    return calibrated(), "TSC (rdtsc) calibrated against the monotonic clock (median of 5 windows)"
+
+
+# =================================================================== runtime
+class _Hub:
+    """Shared run state: the lock/condition the C-pipe callbacks use, abort flag, deadlock bookkeeping."""
+
+    def __init__(self, n: int):
+        self.cond = threading.Condition()
+        self.gen = 0
+        self.checked: dict[int, int] = {}
+        self.live = set(range(n))
+        self.abort = np.zeros(1, np.int32)
+        self.steps = np.zeros(1, np.int64)
+        self.events: list[tuple[str, int]] = []  # (kind, sid) in order of occurrence
+        self.deadlock = False
+        self.fleet_raw = self.fleet_blk = None
+        self.fleet_addr = 0
+
+    def watch(self, sens) -> None:
+        """The deadlock watchdog (native C pipe, several sentrons): every live sentron is blocked and
+        failed its readiness check after the last state change (the epoch it read is the current one)."""
+        if self.fleet_blk is None or self.deadlock or self.abort[0]:
+            return
+        ep = self.fleet_blk[:8].view(np.int64)
+        e0 = int(ep[0])
+        with self.cond:
+            live = list(self.live)
+            if not live:
+                return
+            for sid in live:
+                x = sens[sid].ext
+                if x[(L.OFF_BLOCKED - L.OFF_FLEET) // 8] != 1 or x[(L.OFF_SEEN - L.OFF_FLEET) // 8] != e0:
+                    return
+            if int(ep[0]) != e0 or self.abort[0]:
+                return
+            self.deadlock = True
+            self.set_abort()
+
+    def set_abort(self) -> None:
+        self.abort[0] = 1
+        self.cond.notify_all()
+
+
+class _Sentron:
+    def __init__(self, eng: JitEngine, sid: int):
+        self.eng = eng
+        self.sid = sid
+        raw = np.zeros(L.CTX_SIZE + 64, np.uint8)
+        off = (-raw.ctypes.data) % 64
+        self.ctx = raw[off : off + L.CTX_SIZE]
+        self.addr = self.ctx.ctypes.data
+        s = SentronState(sid, eng.n)
+        V = self.ctx[L.OFF_V : L.OFF_V + 32 * 64].reshape(32, 64)
+        s.V = V
+        s._views = {t: V.view(NP[t]) for t in NP if t not in ("t2", "u8")}
+        s._views["u8"] = V
+        self.s = s
+        self.counts = np.zeros(max(len(eng._comp_now.leaders), 1), np.int64)
+        self.ppt = np.zeros(eng.mem.sets * (1 + 4 * eng.mem.ways), np.uint64)  # the native LRU state
+        self.closures: dict[tuple[int, int], object] = {}
+        self.fault: Fault | None = None
+        self.error: BaseException | None = None
+        self.status = -1
+        self.i64 = self.ctx[: L.OFF_V].view(np.int64)
+        self.u64 = self.ctx[: L.OFF_V].view(np.uint64)
+        self.ext = self.ctx[L.OFF_FLEET : L.CTX_SIZE].view(np.int64)  # C-pipe words (see jit_comm)
+
+    # ------------------------------------------------------------------ ctx <-> shadow state
+    def init_ctx(self, hub: _Hub) -> None:
+        s, q = self.s, self.i64
+        q[L.OFF_SID // 8] = s.id
+        q[L.OFF_SCOUNT // 8] = s.n
+        q[L.OFF_MAXSTEPS // 8] = self.eng.max_steps if self.eng.max_steps is not None else -1
+        u = self.u64
+        u[L.OFF_STEPS_PTR // 8] = hub.steps.ctypes.data
+        u[L.OFF_ABORT_PTR // 8] = hub.abort.ctypes.data
+        u[L.OFF_COUNTS_PTR // 8] = self.counts.ctypes.data
+        u[L.OFF_PPT // 8] = self.ppt.ctypes.data
+        u[L.OFF_SLOWCB // 8] = _CB_ADDR["slow"]
+        u[L.OFF_READYCB // 8] = _CB_ADDR["ready"]
+        e = self.ext
+        e[:] = 0
+        e[(L.OFF_FLEET - L.OFF_FLEET) // 8] = hub.fleet_addr
+        e[(L.OFF_YIELD - L.OFF_FLEET) // 8] = _YIELD_ADDR
+        u[L.OFF_HOME // 8] = s.home & 0xFFFFFFFFFFFFFFFF
+        u[L.OFF_HOME // 8 + 1] = s.home >> 64
+        self.to_ctx()
+
+    def to_ctx(self) -> None:
+        s, q, u = self.s, self.i64, self.u64
+        q[0:16] = s.R
+        for i, p in enumerate(s.P):
+            u[L.OFF_P // 8 + 2 * i] = p & 0xFFFFFFFFFFFFFFFF
+            u[L.OFF_P // 8 + 2 * i + 1] = p >> 64
+        q[L.OFF_FLAGS // 8] = s.flags
+        for i, m in enumerate(s.M):
+            self.ctx[L.OFF_M + 64 * i : L.OFF_M + 64 * i + 64] = np.frombuffer(
+                m[:64].ljust(64, b"\0"), np.uint8
+            )
+            q[L.OFF_MLEN // 8 + i] = len(m)
+
+    def from_ctx(self) -> None:
+        s, q, u = self.s, self.i64, self.u64
+        s.R[:] = [int(x) for x in q[0:16]]
+        s.P[:] = [int(u[L.OFF_P // 8 + 2 * i]) | (int(u[L.OFF_P // 8 + 2 * i + 1]) << 64) for i in range(8)]
+        s.flags = int(q[L.OFF_FLAGS // 8])
+        for i in range(4):
+            ln = int(q[L.OFF_MLEN // 8 + i])
+            s.M[i] = self.ctx[L.OFF_M + 64 * i : L.OFF_M + 64 * i + ln].tobytes()
+
+    def set_exit(self, status: int, pc: int, slot: int) -> int:
+        q = self.i64
+        q[L.OFF_STATUS // 8] = status
+        q[L.OFF_PC // 8] = pc
+        q[L.OFF_SLOT // 8] = slot
+        return status
+
+    def closure(self, pc: int, slot: int):
+        key = (pc, slot)
+        c = self.closures.get(key)
+        if c is None:
+            ins = self.eng.program.code[pc][slot]
+            c = self.closures[key] = SEM[ins.op.name](ins, self.s, self.eng.env)
+        return c
+
+    def make_fault(self, pc: int, e: OpFault) -> Fault:
+        lines = self.eng.program.lines
+        return Fault(
+            "fault",
+            e.message,
+            self.sid,
+            pc,
+            e.ins.op.pipe,
+            e.ins.mnemonic(),
+            lines[pc] if lines and pc < len(lines) else 0,
+        )
+
+    # ------------------------------------------------------------------ the native PPT <-> Memory
+    def ppt_to_native(self) -> None:
+        """Memory's translation cache -> this sentron's native LRU block; counters zeroed."""
+        mem, eng = self.eng.mem, self.eng
+        sets, ways = mem.sets, mem.ways
+        a = self.ppt
+        a[:] = 0
+        ents = a[sets:].reshape(sets, ways, 4)
+        for si, lst in enumerate(mem._cache):
+            a[si] = len(lst)
+            for k, c in enumerate(lst):
+                ptr, size = eng.scroll_ptrs[c]
+                ents[si, k] = (c & 0xFFFFFFFFFFFFFFFF, c >> 64, ptr, size)
+        u = self.u64
+        u[L.OFF_TAB // 8] = eng.tab.ctypes.data
+        u[L.OFF_TABMASK // 8] = eng.tab.shape[0] - 1
+        u[L.OFF_PPTHITS // 8] = 0
+        u[L.OFF_PPTMISSES // 8] = 0
+
+    def ppt_from_native(self) -> None:
+        """This sentron's native LRU block and counters -> Memory (counters added, then zeroed)."""
+        mem = self.eng.mem
+        sets, ways = mem.sets, mem.ways
+        a = self.ppt
+        ents = a[sets:].reshape(sets, ways, 4)
+        for si in range(sets):
+            n = int(a[si])
+            mem._cache[si] = [int(ents[si, k, 0]) | (int(ents[si, k, 1]) << 64) for k in range(n)]
+        u = self.u64
+        mem.stats.hits += int(u[L.OFF_PPTHITS // 8])
+        mem.stats.misses += int(u[L.OFF_PPTMISSES // 8])
+        u[L.OFF_PPTHITS // 8] = 0
+        u[L.OFF_PPTMISSES // 8] = 0
+
+    # ------------------------------------------------------------------ callbacks (GIL held)
+    def cb_slow(self, pc: int, slot: int) -> int:
+        self.from_ctx()
+        hub = self.eng.hub
+        ins = self.eng.program.code[pc][slot]
+        try:
+            with hub.cond:
+                if ins.op.blocking:
+                    _, run = self.closure(pc, slot)
+                    run()
+                    hub.gen += 1
+                    hub.cond.notify_all()
+                elif slot == 1:  # S-pipe runtime ops may translate, allocate or move scrolls
+                    self.ppt_from_native()
+                    try:
+                        self.closure(pc, slot)()
+                    finally:
+                        if ins.op.name in ("SALLOC", "SFREE", "SFLUSH"):
+                            self.eng.build_table()
+                        self.ppt_to_native()
+                else:
+                    self.closure(pc, slot)()
+        except OpFault as e:
+            self.fault = self.make_fault(pc, e)
+            self.s.pc = pc
+            return self.set_exit(L.ST_PYFAULT, pc, slot)
+        self.to_ctx()
+        return 0
+
+    def cb_ready(self, pc: int) -> int:
+        self.from_ctx()
+        hub = self.eng.hub
+        s = self.s
+        with hub.cond:
+            while True:
+                if hub.abort[0]:
+                    return self.set_exit(L.ST_ABORT, pc, 2)
+                try:
+                    ready, _ = self.closure(pc, 2)
+                    ok = ready()
+                except OpFault as e:
+                    self.fault = self.make_fault(pc, e)
+                    s.pc = pc
+                    return self.set_exit(L.ST_PYFAULT, pc, 2)
+                if ok:
+                    s.wait = None
+                    hub.checked.pop(self.sid, None)
+                    return 0
+                s.pc = pc
+                hub.checked[self.sid] = hub.gen
+                if all(hub.checked.get(x) == hub.gen for x in hub.live):
+                    hub.deadlock = True
+                    hub.set_abort()
+                    return self.set_exit(L.ST_DEADLOCK, pc, 2)
+                hub.cond.wait(0.05)
+
+    # ------------------------------------------------------------------ the thread body
+    def run(self) -> None:
+        try:
+            self.status = int(_ENTRY(self.eng._comp_now.entry)(self.addr))
+        except BaseException as e:  # pragma: no cover - native code never raises
+            self.error = e
+            self.status = L.ST_ERROR
+        hub = self.eng.hub
+        with hub.cond:
+            hub.live.discard(self.sid)
+            hub.checked.pop(self.sid, None)
+            hub.gen += 1
+            if self.status not in (L.ST_OK, L.ST_ABORT):
+                hub.events.append((self.status, self.sid))
+                hub.set_abort()
+            hub.cond.notify_all()
+
+
+_REGISTRY: dict[int, _Sentron] = {}
+
+
+def _yield_addr() -> int:
+    try:
+        return ctypes.cast(ctypes.CDLL(None).sched_yield, ctypes.c_void_p).value or 0
+    except (OSError, AttributeError):  # pragma: no cover - no libc symbol: blocked sentrons only pause
+        return 0
+
+
+_YIELD_ADDR = _yield_addr()
+
+
+def _wrap(fn):
+    def cb(ctx, *args):
+        sen = _REGISTRY.get(ctx)
+        try:
+            return fn(sen, *args)
+        except BaseException as e:  # never let an exception unwind into native code
+            if sen is None:
+                return L.ST_ERROR
+            sen.error = e
+            q = sen.i64
+            q[L.OFF_STATUS // 8] = L.ST_ERROR
+            return L.ST_ERROR
+
+    return cb
+
+
+_CALLBACKS = {
+    "slow": _CB3(_wrap(lambda sen, pc, slot: sen.cb_slow(pc, slot))),
+    "ready": _CB2(_wrap(lambda sen, pc: sen.cb_ready(pc))),
+}
+_CB_ADDR = {k: ctypes.cast(v, ctypes.c_void_p).value for k, v in _CALLBACKS.items()}
+
+
+# =================================================================== the engine
+@dataclass
+class JitRunResult(RunResult):
+    engine: str = "jit"
+    fallback: str | None = None  # why the interpreter ran instead (None: native code ran)
+    compile_s: float = 0.0
+    cache_hit: str = ""
+    cycles: int = 0  # TSC ticks of the native run (first entry to last exit over all sentrons)
+    tsc_hz: float = 0.0
+    tsc_source: str = ""
+    ppt_fast_hits: int = 0
+    run_s: float = 0.0  # seconds of native execution (cycles / TSC frequency)
+    replay: str = ""  # "" | "interp" | "precise": how a native fault was replayed for the report
+
+    @property
+    def counts(self) -> list[int]:
+        return self._counts
+
+    _counts: list = None  # type: ignore[assignment]
+
+
+class JitEngine:
+    """Run a program natively; ``run()`` returns a :class:`JitRunResult` (a ``RunResult``)."""
+
+    def __init__(
+        self,
+        program: Program,
+        sentrons: int = 1,
+        *,
+        max_steps: int | None = None,
+        topology=None,
+        memory: Memory | None = None,
+        cache_dir: str | os.PathLike | None = None,
+        no_cache: bool = False,
+        portable: bool = False,
+        opt: int | None = None,
+    ):
+        if sentrons < 1:
+            raise ValueError("at least one sentron")
+        self.program = program
+        self.n = sentrons
+        self.max_steps = max_steps
+        self.topology = topology
+        self.mem = memory if memory is not None else Memory()
+        if memory is None:
+            load_memory(program, self.mem)
+        self.cache_dir = cache_dir
+        self.no_cache = no_cache
+        self.portable = portable or _portable_env()
+        self.opt = opt
+        self.compiled: Compiled | None = None
+        self.replay_interp_steps = REPLAY_INTERP_STEPS
+        self.fallback_reason = self._check()
+
+    def _check(self) -> str | None:
+        ok, why = jit_available()
+        if not ok:
+            return why
+        if self.n > 1:
+            used = {ins.op.name for siw in self.program.code for ins in siw}
+            bad = sorted(used & set(SLOW_S_MULTI))
+            if bad:
+                return (
+                    f"{', '.join(bad)} with {self.n} sentrons: scroll-table changes are not thread-safe in "
+                    f"the JIT yet"
+                )
+        return None
+
+    def compile(self, precise: bool = False) -> Compiled | None:
+        if self.fallback_reason is None and (self.compiled is None or precise):
+            try:
+                comp = compile_program(
+                    self.program,
+                    sentrons=self.n,
+                    max_steps=self.max_steps,
+                    ppt_sets=self.mem.sets,
+                    ppt_ways=self.mem.ways,
+                    cache_dir=self.cache_dir,
+                    no_cache=self.no_cache,
+                    portable=self.portable,
+                    opt=self.opt,
+                    precise=precise,
+                )
+            except L.Unsupported as e:
+                self.fallback_reason = str(e)
+                return None
+            if precise:
+                return comp
+            self.compiled = comp
+        return self.compiled
+
+    def build_table(self) -> None:
+        """The native scroll table (coordinate -> pointer, size), rebuilt when scrolls change."""
+        ptrs = {}
+        for c, sc in self.mem.table.items():
+            buf = sc.buf
+            if not (
+                buf.flags.c_contiguous and buf.flags.writeable and buf.dtype == np.uint8 and buf.ndim == 1
+            ):
+                sc.buf = buf = np.array(buf, np.uint8).reshape(-1)
+            ptrs[c] = (buf.ctypes.data, buf.shape[0])
+        cap = 16
+        while cap < 2 * len(ptrs):
+            cap *= 2
+        tab = np.zeros((cap, 4), np.uint64)
+        tab[:, 1] = L.TAB_EMPTY
+        for c, (ptr, size) in ptrs.items():
+            lo, hi = c & 0xFFFFFFFFFFFFFFFF, c >> 64
+            h = L.table_slot(lo, hi, cap - 1)
+            while tab[h, 1] != L.TAB_EMPTY:
+                h = (h + 1) & (cap - 1)
+            tab[h] = (lo, hi, ptr, size)
+        self.tab = tab
+        self.scroll_ptrs = ptrs
+
+    def _interp(self) -> JitRunResult:
+        it = Interpreter(
+            self.program, self.n, max_steps=self.max_steps, topology=self.topology, memory=self.mem
+        )
+        r = it.run()
+        out = JitRunResult(
+            r.status,
+            r.fault,
+            r.sentrons,
+            r.memory,
+            r.fleet,
+            r.siws,
+            r.ops_by_pipe,
+            r.rounds,
+            r.wall_s,
+            r.trace,
+            engine="interp",
+            fallback=self.fallback_reason,
+        )
+        out._counts = list(it.counts)
+        return out
+
+    def run(self) -> JitRunResult:
+        self.compile()
+        if self.fallback_reason is not None:
+            return self._interp()
+        comp = self.compiled
+        blocking = any(ins.op.blocking for siw in self.program.code for ins in siw)
+        snap = None if comp.variant.precise and not blocking else _snapshot(self.mem)
+        sens, wall = self._run_native(comp)
+        st = [int(x.i64[L.OFF_STATUS // 8]) for x in sens]
+        errors = any(x.error is not None for x in sens)
+        stuck = self.hub.deadlock or L.ST_DEADLOCK in st or L.ST_REPLAY in st
+        if errors or not (stuck or (L.ST_FAULT in st and not comp.variant.precise)):
+            return self._finish(sens, comp, wall)
+        # A native fault in the fast variant: no registers were written back. Replay the run from the
+        # saved memory: in the interpreter (the golden model) when it is short, else natively with the
+        # precise variant, whose fault exits write the state back.
+        cycles = max(int(x.u64[L.OFF_TSC1 // 8]) for x in sens) - min(
+            int(x.u64[L.OFF_TSC0 // 8]) for x in sens
+        )
+        steps = sum(
+            int(c) * (e - b)
+            for x in sens
+            for b, e, c in zip(
+                comp.leaders, comp.leaders[1:] + [len(self.program.code)], x.counts, strict=False
+            )
+        )
+        _restore(self.mem, snap)
+        if stuck or steps <= self.replay_interp_steps:
+            # a deadlock (or a condition the native C pipe does not report) is always replayed in the
+            # interpreter: its report, wait graph included, is the golden one
+            out = self._interp()
+            out.engine, out.fallback, out.replay = "jit", None, "interp"
+        else:
+            pcomp = self.compile(precise=True)
+            sens, wall2 = self._run_native(pcomp)
+            out = self._finish(sens, pcomp, wall + wall2)
+            out.replay = "precise"
+        out.compile_s, out.cache_hit = comp.compile_s, comp.cache_hit
+        hz, src = tsc_hz()
+        out.cycles, out.tsc_hz, out.tsc_source = cycles, hz, src
+        out.run_s = cycles / hz if hz else 0.0
+        return out
+
+    def _run_native(self, comp: Compiled):
+        program = self.program
+        self._comp_now = comp
+        self.fleet = Fleet(self.n, program.groups, self.topology, race_check=False)
+        self.env = _Env(self.mem, self.fleet)
+        self.hub = _Hub(self.n)
+        if self.n > 1:
+            hub = self.hub
+            hub.fleet_raw, hub.fleet_blk = jit_comm.build_fleet_block(self.n, program.groups, self.topology)
+            hub.fleet_addr = hub.fleet_blk.ctypes.data
+        self.build_table()
+        sens = [_Sentron(self, i) for i in range(self.n)]
+        self.fleet.homes = {x.s.home: x.sid for x in sens}
+        for x in sens:
+            x.init_ctx(self.hub)
+            x.ppt_to_native()
+            _REGISTRY[x.addr] = x
+        threads = [threading.Thread(target=x.run, name=f"vtpu-sentron-{x.sid}", daemon=True) for x in sens]
+        t0 = time.perf_counter()
+        try:
+            for t in threads:
+                t.start()
+            try:
+                for t in threads:
+                    while t.is_alive():
+                        t.join(0.005 if self.n > 1 else 0.1)
+                        if self.n > 1:
+                            self.hub.watch(sens)
+            except KeyboardInterrupt:
+                with self.hub.cond:
+                    self.hub.set_abort()
+                for t in threads:
+                    t.join()
+                raise
+        finally:
+            for x in sens:
+                _REGISTRY.pop(x.addr, None)
+        wall = time.perf_counter() - t0
+        return sens, wall
+
+    # ------------------------------------------------------------------ results
+    def _finish(self, sens: list[_Sentron], comp: Compiled, wall: float) -> JitRunResult:
+        program = self.program
+        n = len(program.code)
+        leaders = comp.leaders
+        ends = leaders[1:] + [n]
+        counts = [0] * n
+        for x in sens:
+            if x.error is not None:
+                raise JitError(f"sentron {x.sid}: JIT runtime error: {x.error!r}") from x.error
+        fast = 0
+        fs = self.fleet.stats
+        for x in sens:
+            x.ppt_from_native()
+            fast += int(x.i64[L.OFF_FASTHITS // 8])
+            cst = x.ext[(L.OFF_CSTAT - L.OFF_FLEET) // 8 :][: len(jit_comm.STAT_NAMES)]
+            for name, val in zip(jit_comm.STAT_NAMES, cst, strict=True):
+                setattr(fs, name, getattr(fs, name) + int(val))
+        self.mem.stats.hits += fast
+        status, fault = STATUS_OK, None
+        for x in sens:
+            x.from_ctx()
+            q = x.i64
+            st, pc, slot, counted = (
+                int(q[o // 8]) for o in (L.OFF_STATUS, L.OFF_PC, L.OFF_SLOT, L.OFF_COUNTED)
+            )
+            s = x.s
+            s.pc = pc
+            s.halted = st == L.ST_OK
+            if st == L.ST_FAULT and 0 < slot and pc < n:  # DHALT ran in the D slot before the fault
+                siw = program.code[pc]
+                ready_fault = slot == 2 and siw[2].op.blocking  # C ready phase: before any slot
+                s.halted = siw[0].op.name == "DHALT" and not ready_fault
+            for bi, c in enumerate(x.counts[: len(leaders)]):
+                if c:
+                    for k in range(leaders[bi], ends[bi]):
+                        counts[k] += int(c)
+            if st != L.ST_OK and counted and pc < n:
+                bi = max(i for i, ld in enumerate(leaders) if ld <= pc)
+                for k in range(pc, ends[bi]):
+                    counts[k] -= 1
+            if st == L.ST_FAULT:
+                x.fault = self._regen_fault(x, pc, slot)
+            if st == L.ST_DEADLOCK or (st == L.ST_ABORT and self.hub.deadlock):
+                s.pc = pc
+        events = self.hub.events
+        order = [sid for _, sid in events]
+        first = {}
+        for st, sid in events:
+            first.setdefault(st, sid)
+        fault_sids = [sid for sid in order if sens[sid].fault is not None]
+        if fault_sids:
+            status, fault = STATUS_FAULT, sens[fault_sids[0]].fault
+        elif L.ST_LIMIT in first:
+            status, fault = STATUS_LIMIT, Interpreter._limit_fault(self)  # type: ignore[arg-type]
+        elif self.hub.deadlock:
+            status, fault = (
+                STATUS_DEADLOCK,
+                Interpreter._deadlock(_DeadlockView(program, [x.s for x in sens])),
+            )
+        ops = {p: 0 for p in PIPES}
+        siws = 0
+        for pc, c in enumerate(counts):
+            if c:
+                siws += c
+                for k, ins in enumerate(program.code[pc]):
+                    if not ins.is_nop:
+                        ops[PIPES[k]] += c
+        states = []
+        for x in sens:
+            s = x.s
+            V = np.array(s.V)
+            s.V = V
+            s._views = {t: V.view(NP[t]) for t in NP if t not in ("t2", "u8")}
+            s._views["u8"] = V
+            states.append(s)
+        t0s = [int(x.u64[L.OFF_TSC0 // 8]) for x in sens]
+        t1s = [int(x.u64[L.OFF_TSC1 // 8]) for x in sens]
+        hz, src = tsc_hz()
+        per_sentron = [
+            sum(int(c) * (ends[i] - leaders[i]) for i, c in enumerate(x.counts[: len(leaders)])) for x in sens
+        ]
+        out = JitRunResult(
+            status,
+            fault,
+            states,
+            self.mem,
+            self.fleet,
+            siws,
+            ops,
+            max(per_sentron, default=0),
+            wall,
+            None,
+            engine="jit",
+            fallback=None,
+            compile_s=comp.compile_s,
+            cache_hit=comp.cache_hit,
+            cycles=max(t1s) - min(t0s),
+            tsc_hz=hz,
+            tsc_source=src,
+            ppt_fast_hits=fast,
+        )
+        out.run_s = out.cycles / hz if hz else 0.0
+        out._counts = counts
+        return out
+
+    def _regen_fault(self, x: _Sentron, pc: int, slot: int) -> Fault:
+        """Re-run the faulting op through the golden hook (PPT state saved and restored) for the message."""
+        ins = self.program.code[pc][slot]
+        mem = self.mem
+        saved = (copy.copy(mem.stats), [list(w) for w in mem._cache])
+        s = x.s
+        try:
+            f = SEM[ins.op.name](ins, s, self.env)
+            if isinstance(f, tuple):  # a blocking C op: the native checks are its ready phase's
+                if f[0]():
+                    f[1]()
+            else:
+                f()
+        except OpFault as e:
+            return x.make_fault(pc, e)
+        finally:
+            mem.stats, mem._cache = saved[0], saved[1]
+        raise JitError(
+            f"JIT and interpreter disagree: native code faulted at SIW {pc} ({ins.mnemonic()}) but the "
+            f"golden model does not"
+        )
+
+
+def _snapshot(mem: Memory):
+    """What a replay needs to restart a run: every scroll's bytes and fields, the PPT and tier state."""
+    scrolls = {c: (sc, sc.buf.copy(), dict(sc.__dict__)) for c, sc in mem.table.items()}
+    return (
+        scrolls,
+        [list(w) for w in mem._cache],
+        copy.copy(mem.stats),
+        list(mem._order),
+        list(mem._hot_lru),
+        mem._cold_end,
+    )
+
+
+def _restore(mem: Memory, snap) -> None:
+    scrolls, cache, stats, order, hot, cold_end = snap
+    mem.table.clear()
+    for c, (sc, buf, fields) in scrolls.items():
+        sc.__dict__.clear()
+        sc.__dict__.update(fields)
+        sc.buf = buf
+        mem.table[c] = sc
+    mem._cache[:] = [list(w) for w in cache]
+    mem.stats = copy.copy(stats)
+    mem._order[:] = order
+    mem._hot_lru[:] = hot
+    mem._cold_end = cold_end
+
+
+class _DeadlockView:
+    def __init__(self, program, states):
+        self.program = program
+        self.states = states
+
+
+# =================================================================== benchmarks
+def run_timed(
+    program: Program, sentrons: int = 1, *, repeat: int = 3, verify: bool = True, memory_factory=None, **kw
+) -> dict:
+    """Run a program natively ``repeat`` times (best TSC cycles kept) and verify it against the interpreter.
+
+    ``memory_factory()`` builds a fresh Memory per run (default: the program's own data). Returns a
+    dict: cycles, seconds, ops (non-NOP ops executed), ops_per_cycle, compile_s, cache_hit, verified,
+    result (the last JitRunResult).
+    """
+    best = None
+    res = None
+    compile_s = None
+    cache_hit = None
+    for _ in range(max(repeat, 1)):
+        mem = memory_factory() if memory_factory else None
+        eng = JitEngine(program, sentrons, memory=mem, **kw)
+        res = eng.run()
+        if res.engine != "jit":
+            raise JitError(f"program did not run natively: {res.fallback}")
+        if compile_s is None:
+            compile_s, cache_hit = res.compile_s, res.cache_hit
+        best = res.cycles if best is None else min(best, res.cycles)
+    verified = None
+    if verify:
+        mem = memory_factory() if memory_factory else None
+        ref = Interpreter(program, sentrons, memory=mem).run()
+        verified = same_result(ref, res) == []
+    hz = res.tsc_hz
+    return {
+        "cycles": best,
+        "seconds": best / hz if hz else 0.0,
+        "ops": res.ops,
+        "siws": res.siws,
+        "ops_per_cycle": res.ops / best if best else 0.0,
+        "compile_s": compile_s,
+        "cache_hit": cache_hit,
+        "verified": verified,
+        "tsc_hz": hz,
+        "tsc_source": res.tsc_source,
+        "result": res,
+    }
+
+
+def same_result(a: RunResult, b: RunResult, *, states: bool = True) -> list[str]:
+    """Differences between two runs: status, fault, registers, flags, pc and every scroll's bytes."""
+    diffs = []
+    if a.status != b.status:
+        diffs.append(f"status {a.status} != {b.status}")
+    fa = a.fault.as_dict() if a.fault else None
+    fb = b.fault.as_dict() if b.fault else None
+    if fa != fb:
+        diffs.append(f"fault {fa} != {fb}")
+    if states:
+        for sa, sb in zip(a.sentrons, b.sentrons, strict=True):
+            for name in ("R", "P", "M", "flags", "pc", "halted"):
+                if getattr(sa, name) != getattr(sb, name):
+                    diffs.append(f"sentron {sa.id} {name}: {getattr(sa, name)} != {getattr(sb, name)}")
+            if not np.array_equal(sa.V, sb.V):
+                rows = [i for i in range(REG_COUNTS["v"]) if not np.array_equal(sa.V[i], sb.V[i])]
+                diffs.append(f"sentron {sa.id} V differs in v{rows}")
+    ta, tb = a.memory.table, b.memory.table
+    if set(ta) != set(tb):
+        diffs.append(f"scroll sets differ: {sorted(set(ta) ^ set(tb))}")
+    for c in set(ta) & set(tb):
+        if not np.array_equal(np.asarray(ta[c].buf), np.asarray(tb[c].buf)):
+            diffs.append(f"scroll {c:#x} bytes differ")
+    return diffs

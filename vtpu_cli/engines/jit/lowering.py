@@ -1,0 +1,1538 @@
+"""JIT lowering of every svISA op to LLVM IR (llvmlite): one hook per op name, next to ``semantics.py``.
+
+Each op name registers one lowering hook with :func:`lower` (the twin of ``semantics.sem``). A hook
+receives the :class:`Lowerer` (builder, register access, faults, callbacks) and the decoded
+instruction, and emits IR into the current basic block. Registers live in allocas that mem2reg turns
+into SSA values; control flow is real control flow (see ``jit.py`` for the module driver).
+
+Bit-exactness rules mirrored from the golden model (``semantics.py``): no fast-math; f32 FMA is
+``llvm.fma``; every f32 result that is NaN becomes 0x7FC00000 wherever the interpreter canonicalises;
+shift counts are clamped (LLVM shifts by >= width are poison); integer division checks for zero and
+MIN / -1; f32 -> int conversions guard out-of-range values (``fptosi`` would be poison).
+
+Ops whose semantics need the Python runtime (scroll allocation, tiers, SDEDUP, SINDEX.carry and the
+blocking C-pipe ops) are lowered to a callback into ``jit.py``, which runs the interpreter's own
+semantics hook on the sentron's state, so the two engines cannot drift apart on them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from llvmlite import ir
+
+from vtpu_cli.binary.program import MEM_CONTIG, MEM_STRIDED, Imm, Instr, Reg
+from vtpu_cli.core.numerics import CANON_NAN32, sext
+from vtpu_cli.engines.jit import comm as jit_comm
+from vtpu_cli.engines.jit.irbase import (  # noqa: F401  (re-exported for the lowering hooks)
+    CTX_SIZE,
+    ELEM,
+    F32,
+    F64,
+    GOLDEN64,
+    I1,
+    I8,
+    I16,
+    I32,
+    I64,
+    I128,
+    INTW,
+    OFF_ABORT_PTR,
+    OFF_BLOCKED,
+    OFF_COUNTED,
+    OFF_COUNTS_PTR,
+    OFF_CSTAT,
+    OFF_FASTHITS,
+    OFF_FLAGS,
+    OFF_FLEET,
+    OFF_HOME,
+    OFF_M,
+    OFF_MAXSTEPS,
+    OFF_MLEN,
+    OFF_P,
+    OFF_PC,
+    OFF_PPT,
+    OFF_PPTHITS,
+    OFF_PPTMISSES,
+    OFF_R,
+    OFF_READYCB,
+    OFF_SCOUNT,
+    OFF_SEEN,
+    OFF_SID,
+    OFF_SLOT,
+    OFF_SLOWCB,
+    OFF_STATUS,
+    OFF_STEPS_PTR,
+    OFF_TAB,
+    OFF_TABMASK,
+    OFF_TRPTR,
+    OFF_TRSET,
+    OFF_TRSIZE,
+    OFF_TSC0,
+    OFF_TSC1,
+    OFF_V,
+    OFF_YIELD,
+    PTR,
+    ST_ABORT,
+    ST_DEADLOCK,
+    ST_ERROR,
+    ST_FAULT,
+    ST_LIMIT,
+    ST_OK,
+    ST_PYFAULT,
+    ST_REPLAY,
+    TAB_EMPTY,
+    VB,
+    Unsupported,
+    _fminmax,
+    _FnPtr,
+    _vt,
+    ity,
+    ivty,
+    splat,
+    table_slot,
+    vty,
+)
+from vtpu_cli.isa.table import FLAG_CMP, HOME_COORD, VEC_BYTES, lanes, type_size
+
+LOWER: dict[str, Callable] = {}
+
+
+def lower(*names: str):
+    def deco(fn):
+        for n in names:
+            LOWER[n] = fn
+        return fn
+
+    return deco
+
+
+# =================================================================== the lowerer
+class Lowerer:
+    """Per-function lowering state: builder, register allocas, fault exits and callbacks."""
+
+    def __init__(
+        self,
+        fn: ir.Function,
+        module: ir.Module,
+        ctx,
+        *,
+        portable: bool,
+        features: set[str],
+        ppt_sets: int,
+        ppt_ways: int = 4,
+        precise: bool = True,
+    ):
+        self.fn, self.module, self.ctx = fn, module, ctx
+        self.portable = portable
+        self.features = features
+        self.ppt_sets, self.ppt_ways = ppt_sets, ppt_ways
+        # precise: every exit writes the registers back (faults are then reported from that state);
+        # fast: a fault exit only records (pc, slot) and the engine replays the run (see jit.py)
+        self.precise = precise
+        self.fault_block: ir.Block = None  # type: ignore[assignment]  # fast mode: the shared fault exit
+        self.fault_phi = None
+        self._ppt_fn = None
+        self.pending: set[int] = set()  # v registers holding a not yet canonicalised f32 result
+        # v registers that may stay raw across block boundaries (fast mode: the destinations of raw
+        # f32 producers; set by the driver); every other register is canonical at block boundaries
+        self.raw_regs: set[int] = set()
+        self.b: ir.IRBuilder = None  # type: ignore[assignment]
+        self.pc = 0
+        self.slot = 0
+        self.exit_block: ir.Block = None  # type: ignore[assignment]
+        self.branch = None  # (cond or None, target) set by branch hooks
+        self.halt = False
+        self._intr: dict[str, ir.Function] = {}
+
+    # ------------------------------------------------------------------ ctx access
+    def cptr(self, off: int):
+        return self.b.gep(self.ctx, [ir.Constant(I64, off)], inbounds=True, source_etype=I8)
+
+    def cload(self, off: int, ty):
+        return self.b.load(self.cptr(off), typ=ty, align=1)
+
+    def cstore(self, val, off: int):
+        self.b.store(val, self.cptr(off), align=1)
+
+    def make_allocas(self, entry_b: ir.IRBuilder, nblocks: int) -> None:
+        a = entry_b.alloca
+        self.R = [a(I64, name=f"r{i}") for i in range(16)]
+        self.P = [a(I128, name=f"p{i}") for i in range(8)]
+        self.V = [a(VB, name=f"v{i}") for i in range(32)]
+        self.M = [a(VB, name=f"m{i}") for i in range(4)]
+        self.ML = [a(I64, name=f"ml{i}") for i in range(4)]
+        self.FL = a(I64, name="flags")
+        # per p register: "valid" (its coordinate is the MRU entry of its PPT set, so an access is a
+        # hit that changes no LRU state) and the translation it then has (pointer, size, set)
+        self.MRU = [a(I1, name=f"mru{i}") for i in range(8)]
+        self.TPTR = [a(PTR, name=f"tptr{i}") for i in range(8)]
+        self.TSIZE = [a(I64, name=f"tsize{i}") for i in range(8)]
+        self.TSET = [a(I64, name=f"tset{i}") for i in range(8)]
+        # PPT accesses through a p register and how many of them took the slow path; fast hits are
+        # the difference (an unconditional add per access folds into one add per block; a fast-path-only
+        # increment would stay one add per access)
+        self.FASTHITS = a(I64, name="fasthits")
+        self.TRSLOW = a(I64, name="trslow")
+        self.STEPS = a(I64, name="steps")
+        self.COUNTS = [a(I64, name=f"cnt{i}") for i in range(nblocks)]
+
+    def set_usage(self, used: set, written: set) -> None:
+        """Registers the program touches: only those are loaded, and only written ones are spilled."""
+        self.used = used
+        self.written = written
+        self.used_p = sorted(i for c, i in used if c == "p")
+
+    def _regs(self, which: set):
+        for cls, i in sorted(which):
+            if cls == "r":
+                yield self.R[i], OFF_R + 8 * i
+            elif cls == "p":
+                yield self.P[i], OFF_P + 16 * i
+            elif cls == "v":
+                yield self.V[i], OFF_V + 64 * i
+            elif cls == "m":
+                yield self.M[i], OFF_M + 64 * i
+                yield self.ML[i], OFF_MLEN + 8 * i
+
+    def load_state(self) -> None:
+        """ctx -> allocas (at entry and after a callback); only registers the program uses."""
+        b = self.b
+        for slot, off in self._regs(self.used):
+            b.store(self.cload(off, slot.allocated_type), slot)
+        for i in self.used_p:
+            b.store(ir.Constant(I1, 0), self.MRU[i])
+        b.store(self.cload(OFF_FLAGS, I64), self.FL)
+
+    def spill_state(self) -> None:
+        """allocas -> ctx (before a callback and at exit); registers never written are still in ctx."""
+        self.flush_all()
+        b = self.b
+        for slot, off in self._regs(self.written):
+            self.cstore(b.load(slot), off)
+        self.cstore(b.load(self.FL), OFF_FLAGS)
+
+    # ------------------------------------------------------------------ registers
+    def rget(self, i: int):
+        return self.b.load(self.R[i])
+
+    def rset(self, i: int, v) -> None:
+        self.b.store(v, self.R[i])
+
+    # Deferred NaN canonicalisation (fast mode): an f32 result may stay "pending" (its NaN lanes not yet
+    # 0x7FC00000) while only f32 arithmetic reads it -- whether an f32 op's result is NaN does not
+    # depend on its inputs' NaN payloads, and every such result is canonicalised in turn. Anything that
+    # observes the bits (stores, integer ops, moves, conversions to bf16 -- which keep the NaN's
+    # sign --, callbacks, the end of the basic block) canonicalises first (``_flush``).
+    def _flush(self, i: int) -> None:
+        if i in self.pending:
+            self.pending.discard(i)
+            b = self.b
+            b.store(b.bitcast(self.canon(b.bitcast(b.load(self.V[i]), vty("f32"))), VB), self.V[i])
+
+    def flush_all(self) -> None:
+        for i in sorted(self.pending):
+            self._flush(i)
+
+    def block_start(self) -> None:
+        """At a basic block's start, a register of ``raw_regs`` may hold a raw f32 result."""
+        self.pending = set(self.raw_regs)
+
+    def block_end(self) -> None:
+        """Before a block's terminator: only registers of ``raw_regs`` may stay raw across the edge."""
+        for i in sorted(self.pending - self.raw_regs):
+            self._flush(i)
+
+    def vraw(self, i: int):
+        self._flush(i)
+        return self.b.load(self.V[i])
+
+    def vget(self, i: int, t: str, raw_ok: bool = False):
+        """Vector register as lanes of t; ``raw_ok``: an f32 reader that ignores NaN payloads."""
+        if not (raw_ok and t == "f32"):
+            self._flush(i)
+        return self.b.bitcast(self.b.load(self.V[i]), vty(t))
+
+    def vgeti(self, i: int, t: str):
+        """Vector register as integer lanes of t's width (bf16/f32 as raw bits)."""
+        self._flush(i)
+        return self.b.bitcast(self.b.load(self.V[i]), ivty(t))
+
+    def vset(self, i: int, val) -> None:
+        self.pending.discard(i)
+        self.b.store(self.b.bitcast(val, VB), self.V[i])
+
+    def vset_f32(self, i: int, val) -> None:
+        """An f32 arithmetic result (not yet canonicalised) -> v[i]; canonicalised now or deferred."""
+        if self.precise:
+            self.vset(i, self.canon(val))
+            return
+        self.b.store(self.b.bitcast(val, VB), self.V[i])
+        self.pending.add(i)
+
+    def pget(self, i: int):
+        return self.b.load(self.P[i])
+
+    def pset(self, i: int, v) -> None:
+        self.b.store(v, self.P[i])
+        self.b.store(ir.Constant(I1, 0), self.MRU[i])
+
+    def sid(self):
+        return self.cload(OFF_SID, I64)
+
+    def scount(self):
+        return self.cload(OFF_SCOUNT, I64)
+
+    def home(self):
+        return self.cload(OFF_HOME, I128)
+
+    # ------------------------------------------------------------------ typed scalar views
+    def s_in(self, arg, t: str):
+        """A scalar operand (register or immediate) as one element of type t (f32 as float)."""
+        raw = ir.Constant(I64, arg.value) if isinstance(arg, Imm) else self.rget(arg.idx)
+        x = self.b.trunc(raw, ity(t)) if t != "i64" else raw
+        return self.b.bitcast(x, F32) if t == "f32" else x
+
+    def s_out(self, x, t: str):
+        """One element of type t -> canonical scalar register value (ints sign-extend, floats zero-extend)."""
+        b = self.b
+        if t == "f32":
+            return b.zext(b.bitcast(self.canon(x), I32), I64)
+        if t == "bf16":
+            return b.zext(x, I64)
+        return b.sext(x, I64) if t != "i64" else x
+
+    def v_in(self, arg, t: str, raw_ok: bool = False):
+        """A vector source: register lanes of type t, or an immediate broadcast (bits for floats)."""
+        if isinstance(arg, Imm):
+            return imm_vec(self, arg.value, t)
+        return self.vget(arg.idx, t, raw_ok)
+
+    # ------------------------------------------------------------------ numerics helpers
+    def intrinsic(self, name: str, ret, args) -> ir.Function:
+        key = name
+        f = self._intr.get(key)
+        if f is None:
+            f = self.module.globals.get(name)
+            if f is None:
+                f = ir.Function(self.module, ir.FunctionType(ret, args), name=name)
+            self._intr[key] = f
+        return f
+
+    def call(self, name: str, ret, args: list):
+        return self.b.call(self.intrinsic(name, ret, [a.type for a in args]), args)
+
+    def canon(self, x):
+        """Replace NaN by the canonical quiet NaN 0x7FC00000 (scalar float or float vector).
+
+        Done on the integer bits: LLVM treats NaN payloads of float results as unspecified, so a float
+        ``select(isnan(x), qnan, x)`` may legally be folded to ``x``.
+        """
+        b = self.b
+        it = ir.VectorType(I32, x.type.count) if isinstance(x.type, ir.VectorType) else I32
+        bits = b.bitcast(x, it)
+        if self._avx512_cmp(x):
+            # one vcmpunordps + one masked move. Not an IR ``fcmp uno``: InstCombine would see that the
+            # select picks a NaN exactly when x is NaN and fold it to x (payloads are unspecified).
+            kt = ir.VectorType(I1, 16)
+            isnan = self.call(
+                "llvm.x86.avx512.mask.cmp.ps.512",
+                kt,
+                [x, x, ir.Constant(I32, 3), ir.Constant(kt, [1] * 16), ir.Constant(I32, 4)],
+            )
+        else:
+            isnan = b.icmp_unsigned(
+                ">", b.and_(bits, _const_like(bits, 0x7FFFFFFF)), _const_like(bits, 0x7F800000)
+            )
+        return b.bitcast(b.select(isnan, _const_like(bits, CANON_NAN32), bits), x.type)
+
+    def _avx512_cmp(self, x) -> bool:
+        return (
+            not self.portable
+            and "avx512f" in self.features
+            and isinstance(x.type, ir.VectorType)
+            and x.type.count == 16
+        )
+
+    def any_true(self, m):
+        if isinstance(m.type, ir.VectorType):
+            return self.call(f"llvm.vector.reduce.or.v{m.type.count}i1", I1, [m])
+        return m
+
+    # ------------------------------------------------------------------ faults and exits
+    def new_block(self, name: str) -> ir.Block:
+        return self.fn.append_basic_block(name)
+
+    def exit_with(self, status: int, pc: int | None = None, counted: int = 1) -> None:
+        """Terminate the current block: record status/pc/slot and jump to the common exit."""
+        self.flush_all()
+        self.cstore(ir.Constant(I64, status), OFF_STATUS)
+        self.cstore(ir.Constant(I64, self.pc if pc is None else pc), OFF_PC)
+        self.cstore(ir.Constant(I64, self.slot), OFF_SLOT)
+        self.cstore(ir.Constant(I64, counted), OFF_COUNTED)
+        self.b.branch(self.exit_block)
+
+    def fault_if(self, cond, status: int = ST_FAULT) -> None:
+        """Exit with a fault (the Python side re-runs the golden hook to produce the exact message).
+
+        Fast mode: an unlikely edge to the shared fault block, which records (status, pc, slot) from a
+        phi and writes no registers back (the engine replays the run to report the fault)."""
+        ok = self.new_block(f"ok_{self.pc}_{self.slot}")
+        if not self.precise:
+            if isinstance(cond, ir.Constant) and cond.constant == 0:
+                self.b.branch(ok)
+            else:
+                br = self.b.cbranch(cond, self.get_fault_block(), ok)
+                br.set_weights([1, 1 << 20])
+                code = status | (self.slot << 8) | (self.pc << 16)
+                self.fault_phi.add_incoming(ir.Constant(I64, code), self.b.block)
+            self.b.position_at_end(ok)
+            return
+        bad = self.new_block(f"fault_{self.pc}_{self.slot}")
+        br = self.b.cbranch(cond, bad, ok)
+        br.set_weights([1, 1 << 20])
+        self.b.position_at_end(bad)
+        self.exit_with(status)
+        self.b.position_at_end(ok)
+
+    def get_fault_block(self) -> ir.Block:
+        """Fast mode: the shared fault exit block (created on first use), whose phi is the exit code."""
+        if self.fault_block is None:
+            self.fault_block = self.new_block("fault")
+            self.fault_phi = ir.IRBuilder(self.fault_block).phi(I64, name="fault_code")
+        return self.fault_block
+
+    def fault_now(self) -> None:
+        self.fault_if(ir.Constant(I1, 1))
+
+    # ------------------------------------------------------------------ callbacks into Python
+    def _cb(self, off: int, extra: list):
+        """Call a runtime callback whose address sits at ctx[off]: i64 cb(ctx, extra...)."""
+        fty = ir.FunctionType(I64, [PTR] + [a.type for a in extra])
+        return self.b.call(_FnPtr(self.cload(off, PTR), fty), [self.ctx, *extra])
+
+    def slow_call(self, ready: bool = False) -> None:
+        """Spill, call the Python runtime for (pc, slot), reload; exit on a non-zero status."""
+        self.spill_state()
+        if ready:
+            st = self._cb(OFF_READYCB, [ir.Constant(I64, self.pc)])
+        else:
+            st = self._cb(OFF_SLOWCB, [ir.Constant(I64, self.pc), ir.Constant(I64, self.slot)])
+        bad = self.new_block(f"cbfail_{self.pc}_{self.slot}")
+        ok = self.new_block(f"cbok_{self.pc}_{self.slot}")
+        self.b.cbranch(self.b.icmp_unsigned("!=", st, ir.Constant(I64, 0)), bad, ok)
+        self.b.position_at_end(bad)
+        # the callback wrote status/pc/slot itself
+        self.cstore(ir.Constant(I64, 1), OFF_COUNTED)
+        self.b.branch(self.exit_block)
+        self.b.position_at_end(ok)
+        self.load_state()
+        self.pending = set(self.raw_regs)
+
+    # ------------------------------------------------------------------ the PPT translation
+    def translate(self, pidx: int):
+        """(ptr, size) of the scroll at p[pidx]; counts the PPT access exactly like Memory.translate.
+
+        Fast path: the coordinate is known (in SSA) to be the MRU entry of its set, so the access is a
+        hit that changes nothing but the hit counter. Otherwise the native LRU simulation
+        (``vtpu_ppt_translate``) runs; afterwards this coordinate is its set's MRU and every other p
+        register in the same set (with a different coordinate) no longer is.
+        """
+        b = self.b
+        tag = f"{self.pc}_{self.slot}"
+        mru = b.load(self.MRU[pidx])
+        cur = b.block
+        slow = self.new_block(f"trslow_{tag}")
+        done = self.new_block(f"trdone_{tag}")
+        fast = self.new_block(f"trfast_{tag}")
+        b.store(b.add(b.load(self.FASTHITS), ir.Constant(I64, 1)), self.FASTHITS)
+        br = b.cbranch(mru, fast, slow)
+        br.set_weights([1 << 20, 1])
+        b.position_at_end(fast)
+        b.branch(done)
+        b.position_at_end(slow)
+        b.store(b.add(b.load(self.TRSLOW), ir.Constant(I64, 1)), self.TRSLOW)
+        coord = self.pget(pidx)
+        lo = b.trunc(coord, I64)
+        hi = b.trunc(b.lshr(coord, ir.Constant(I128, 64)), I64)
+        st = b.call(self.ppt_fn(), [self.ctx, lo, hi])
+        self.fault_if(b.icmp_unsigned("!=", st, ir.Constant(I64, 0)))
+        b.store(self.cload(OFF_TRPTR, PTR), self.TPTR[pidx])
+        b.store(self.cload(OFF_TRSIZE, I64), self.TSIZE[pidx])
+        myset = self.cload(OFF_TRSET, I64)
+        b.store(myset, self.TSET[pidx])
+        for k in self.used_p:
+            if k == pidx:
+                continue
+            keep = b.or_(
+                b.icmp_unsigned("!=", b.load(self.TSET[k]), myset), b.icmp_unsigned("==", self.pget(k), coord)
+            )
+            b.store(b.and_(b.load(self.MRU[k]), keep), self.MRU[k])
+        b.store(ir.Constant(I1, 1), self.MRU[pidx])
+        b.branch(done)
+        b.position_at_end(done)
+        del cur
+        return b.load(self.TPTR[pidx]), b.load(self.TSIZE[pidx])
+
+    def ppt_fn(self) -> ir.Function:
+        if self._ppt_fn is None:
+            self._ppt_fn = emit_ppt_translate(self.module, self.ppt_sets, self.ppt_ways)
+        return self._ppt_fn
+
+
+def _spread_global(module: ir.Module):
+    """coords._SPREAD as an LLVM constant table: bit b of a 10-bit field -> bit 9*b."""
+    from vtpu_cli.core.coords import _SPREAD
+
+    ty = ir.ArrayType(I128, len(_SPREAD))
+    g = ir.GlobalVariable(module, ty, name="vtpu_spread")
+    g.initializer = ir.Constant(ty, [ir.Constant(I128, x) for x in _SPREAD])
+    g.global_constant = True
+    g.linkage = "internal"
+    return g
+
+
+def emit_ppt_translate(module: ir.Module, sets: int, ways: int) -> ir.Function:
+    """``i64 vtpu_ppt_translate(ctx, lo, hi)``: Memory.translate natively (same set hash, LRU, counters).
+
+    Writes the scroll's pointer, size and PPT set to ctx[OFF_TRPTR/OFF_TRSIZE/OFF_TRSET]; returns 0, or
+    1 when no scroll has the coordinate (a miss is counted first, like the interpreter does).
+    """
+    fn = ir.Function(module, ir.FunctionType(I64, [PTR, I64, I64]), name="vtpu_ppt_translate")
+    fn.linkage = "internal"
+    fn.attributes.add("noinline")
+    fn.attributes.add("nounwind")
+    fn.attributes.add("cold")
+    ctx, lo, hi = fn.args
+    spread = _spread_global(module)
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    c64 = lambda x: ir.Constant(I64, x)  # noqa: E731
+
+    def cp(off):
+        return b.gep(ctx, [c64(off)], inbounds=True, source_etype=I8)
+
+    def u64p(base, idx):
+        return b.gep(base, [idx], source_etype=I64)
+
+    coord = b.or_(b.shl(b.zext(hi, I128), ir.Constant(I128, 64)), b.zext(lo, I128))
+    key = ir.Constant(I128, 0)
+    for i in range(9):
+        f = b.trunc(b.and_(b.lshr(coord, ir.Constant(I128, 10 * (8 - i))), ir.Constant(I128, 1023)), I64)
+        sp = b.load(b.gep(spread, [c64(0), f], inbounds=True, source_etype=spread.value_type), typ=I128)
+        key = b.or_(key, b.shl(sp, ir.Constant(I128, 8 - i)))
+    k64 = b.xor(b.trunc(key, I64), b.trunc(b.lshr(key, ir.Constant(I128, 64)), I64))
+    bits = sets.bit_length() - 1
+    setv = b.lshr(b.mul(k64, c64(GOLDEN64 - (1 << 64))), c64(64 - bits)) if sets > 1 else c64(0)
+    b.store(setv, cp(OFF_TRSET), align=1)
+    ppt = b.load(cp(OFF_PPT), typ=PTR, align=1)
+    cntp = u64p(ppt, setv)
+    n = b.load(cntp, typ=I64)
+    base = b.add(c64(sets), b.mul(setv, c64(ways * 4)))  # u64 index of the set's first entry
+
+    def ent(i, field):
+        return u64p(ppt, b.add(base, b.add(b.mul(i, c64(4)), c64(field))))
+
+    # search the ways (LRU first)
+    search = fn.append_basic_block("search")
+    body = fn.append_basic_block("body")
+    hit = fn.append_basic_block("hit")
+    miss = fn.append_basic_block("miss")
+    place = fn.append_basic_block("place")
+    entry_blk = b.block
+    b.branch(search)
+    b.position_at_end(search)
+    i = b.phi(I64)
+    i.add_incoming(c64(0), entry_blk)
+    b.cbranch(b.icmp_unsigned("<", i, n), body, miss)
+    b.position_at_end(body)
+    same = b.and_(
+        b.icmp_unsigned("==", b.load(ent(i, 0), typ=I64), lo),
+        b.icmp_unsigned("==", b.load(ent(i, 1), typ=I64), hi),
+    )
+    nxt = b.add(i, c64(1))
+    i.add_incoming(nxt, body)
+    b.cbranch(same, hit, search)
+    # hit: counted; moves to the MRU end
+    b.position_at_end(hit)
+    hp = cp(OFF_PPTHITS)
+    b.store(b.add(b.load(hp, typ=I64, align=1), c64(1)), hp, align=1)
+    hptr = b.load(ent(i, 2), typ=I64)
+    hsize = b.load(ent(i, 3), typ=I64)
+    hlast = b.sub(n, c64(1))
+    b.branch(place)
+    # miss: counted; look the scroll table up
+    b.position_at_end(miss)
+    mp = cp(OFF_PPTMISSES)
+    b.store(b.add(b.load(mp, typ=I64, align=1), c64(1)), mp, align=1)
+    tab = b.load(cp(OFF_TAB), typ=PTR, align=1)
+    mask = b.load(cp(OFF_TABMASK), typ=I64, align=1)
+    h0 = b.and_(b.lshr(b.mul(b.xor(lo, b.shl(hi, c64(32))), c64(GOLDEN64 - (1 << 64))), c64(40)), mask)
+    probe = fn.append_basic_block("probe")
+    pnext = fn.append_basic_block("probe_next")
+    found = fn.append_basic_block("found")
+    absent = fn.append_basic_block("absent")
+    b.branch(probe)
+    b.position_at_end(probe)
+    h = b.phi(I64)
+    h.add_incoming(h0, miss)
+    thi = b.load(u64p(tab, b.add(b.mul(h, c64(4)), c64(1))), typ=I64)
+    tlo = b.load(u64p(tab, b.mul(h, c64(4))), typ=I64)
+    b.cbranch(b.and_(b.icmp_unsigned("==", thi, hi), b.icmp_unsigned("==", tlo, lo)), found, pnext)
+    b.position_at_end(pnext)
+    h.add_incoming(b.and_(b.add(h, c64(1)), mask), pnext)
+    b.cbranch(b.icmp_unsigned("==", thi, c64(TAB_EMPTY)), absent, probe)
+    b.position_at_end(absent)
+    b.ret(c64(1))
+    b.position_at_end(found)
+    fptr = b.load(u64p(tab, b.add(b.mul(h, c64(4)), c64(2))), typ=I64)
+    fsize = b.load(u64p(tab, b.add(b.mul(h, c64(4)), c64(3))), typ=I64)
+    full = b.icmp_unsigned(">=", n, c64(ways))
+    mstart = b.select(full, c64(0), n)
+    mlast = b.select(full, c64(ways - 1), n)
+    b.store(b.select(full, c64(ways), b.add(n, c64(1))), cntp)
+    b.branch(place)
+    # place: entries start+1..last move down one; the coordinate goes to `last` (the MRU end)
+    b.position_at_end(place)
+    start = b.phi(I64)
+    start.add_incoming(i, hit)
+    start.add_incoming(mstart, found)
+    last = b.phi(I64)
+    last.add_incoming(hlast, hit)
+    last.add_incoming(mlast, found)
+    sptr = b.phi(I64)
+    sptr.add_incoming(hptr, hit)
+    sptr.add_incoming(fptr, found)
+    ssize = b.phi(I64)
+    ssize.add_incoming(hsize, hit)
+    ssize.add_incoming(fsize, found)
+    mv = fn.append_basic_block("move")
+    mvb = fn.append_basic_block("move_body")
+    fin = fn.append_basic_block("fin")
+    b.branch(mv)
+    b.position_at_end(mv)
+    j = b.phi(I64)
+    j.add_incoming(start, place)
+    b.cbranch(b.icmp_unsigned("<", j, last), mvb, fin)
+    b.position_at_end(mvb)
+    j1 = b.add(j, c64(1))
+    for fld in range(4):
+        b.store(b.load(ent(j1, fld), typ=I64), ent(j, fld))
+    j.add_incoming(j1, mvb)
+    b.branch(mv)
+    b.position_at_end(fin)
+    for fld, val in enumerate((lo, hi, sptr, ssize)):
+        b.store(val, ent(last, fld))
+    b.store(b.inttoptr(sptr, PTR), cp(OFF_TRPTR), align=1)
+    b.store(ssize, cp(OFF_TRSIZE), align=1)
+    b.ret(c64(0))
+    return fn
+
+
+def imm_vec(lw: Lowerer, value: int, t: str):
+    """semantics.imm_lanes as IR: floats arrive as bit patterns (NaN payloads kept: built from i32 bits)."""
+    n = lanes(t)
+    if t == "f32":
+        return lw.b.bitcast(splat(value & 0xFFFFFFFF, ir.VectorType(I32, n)), ir.VectorType(F32, n))
+    if t == "bf16":
+        return splat(value & 0xFFFF, ir.VectorType(I16, n))
+    bits = type_size(t) * 8
+    return splat(sext(value, bits), ir.VectorType(ity(t), n))
+
+
+RAW_F32_OPS = ("DADD", "DSUB", "DMUL", "DDIV", "DFMA", "DSQRT")
+
+
+def raw_f32_dest(ins: Instr) -> int | None:
+    """The v register an op writes with ``vset_f32`` (a possibly raw f32 result), else None."""
+    if (
+        ins.op.name in RAW_F32_OPS
+        and ins.type == "f32"
+        and ins.args
+        and getattr(ins.args[0], "cls", "") == "v"
+    ):
+        return ins.args[0].idx
+    return None
+
+
+# =================================================================== D pipe: arithmetic
+def _const_like(v, c: int):
+    t = v.type
+    if isinstance(t, ir.VectorType):
+        return splat(c, t)
+    return ir.Constant(t, c)
+
+
+def _int_binop(lw: Lowerer, name: str, x, y, bits: int):
+    """Integer lanes (scalar or vector of iN): wrapping ops, clamped shifts; DDIV handled by caller."""
+    b = lw.b
+    if name == "DADD":
+        return b.add(x, y)
+    if name == "DSUB":
+        return b.sub(x, y)
+    if name == "DMUL":
+        return b.mul(x, y)
+    if name == "DAND":
+        return b.and_(x, y)
+    if name == "DOR":
+        return b.or_(x, y)
+    if name == "DXOR":
+        return b.xor(x, y)
+    if name == "DMIN":
+        return b.select(b.icmp_signed("<", x, y), x, y)
+    if name == "DMAX":
+        return b.select(b.icmp_signed(">", x, y), x, y)
+    if name in ("DSHL", "DSHR", "DSAR"):
+        big = b.icmp_unsigned(">=", y, _const_like(y, bits))
+        cnt = b.select(big, _const_like(y, bits - 1), y)
+        if name == "DSHL":
+            return b.select(big, _const_like(x, 0), b.shl(x, cnt))
+        if name == "DSHR":
+            return b.select(big, _const_like(x, 0), b.lshr(x, cnt))
+        return b.ashr(x, cnt)
+    if name == "DDIV":
+        # caller guarantees y != 0; MIN / -1 wraps to MIN (sdiv would be UB)
+        m1 = b.icmp_signed("==", y, _const_like(y, -1))
+        safe = b.select(m1, _const_like(y, 1), y)
+        return b.select(m1, b.sub(_const_like(x, 0), x), b.sdiv(x, safe))
+    raise AssertionError(name)  # pragma: no cover
+
+
+def _f32_binop(lw: Lowerer, name: str, x, y, canon: bool = True):
+    b = lw.b
+    if name in ("DMIN", "DMAX"):
+        return _fminmax(lw, name, x, y)
+    r = {"DADD": b.fadd, "DSUB": b.fsub, "DMUL": b.fmul, "DDIV": b.fdiv}[name](x, y)
+    return lw.canon(r) if canon else r
+
+
+@lower("DADD", "DSUB", "DMUL", "DDIV", "DMIN", "DMAX", "DAND", "DOR", "DXOR", "DSHL", "DSHR", "DSAR")
+def _binary(lw: Lowerer, ins: Instr):
+    d, a, bb = ins.args
+    t, name = ins.type, ins.op.name
+    if d.cls == "v":
+        x, y = lw.v_in(a, t, raw_ok=True), lw.v_in(bb, t, raw_ok=True)
+    else:
+        x, y = lw.s_in(a, t), lw.s_in(bb, t)
+    if t == "f32" and d.cls == "v" and name not in ("DMIN", "DMAX"):
+        lw.vset_f32(d.idx, _f32_binop(lw, name, x, y, canon=False))
+        return
+    if t == "f32":
+        r = _f32_binop(lw, name, x, y)
+    else:
+        if name == "DDIV":
+            lw.fault_if(lw.any_true(lw.b.icmp_signed("==", y, _const_like(y, 0))))
+        r = _int_binop(lw, name, x, y, type_size(t) * 8)
+    if d.cls == "v":
+        lw.vset(d.idx, r)
+    else:
+        lw.rset(d.idx, lw.s_out(r, t))
+
+
+@lower("DFMA")
+def _fma(lw: Lowerer, ins: Instr):
+    d, a, bb, c = ins.args
+    t = ins.type
+    b = lw.b
+    if d.cls == "v":
+        x, y, z = lw.vget(a.idx, t, True), lw.vget(bb.idx, t, True), lw.v_in(c, t, True)
+    else:
+        x, y, z = lw.s_in(a, t), lw.s_in(bb, t), lw.s_in(c, t)
+    if t == "f32" and d.cls == "v":
+        lw.vset_f32(d.idx, lw.call(f"llvm.fma.v{x.type.count}f32", x.type, [x, y, z]))
+        return
+    if t == "f32":
+        suffix = f"v{x.type.count}f32" if d.cls == "v" else "f32"
+        r = lw.canon(lw.call(f"llvm.fma.{suffix}", x.type, [x, y, z]))
+    else:
+        r = b.add(b.mul(x, y), z)
+    if d.cls == "v":
+        lw.vset(d.idx, r)
+    else:
+        lw.rset(d.idx, lw.s_out(r, t))
+
+
+_ICC = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
+
+
+@lower("DCMP")
+def _cmp(lw: Lowerer, ins: Instr):
+    d, a, bb = ins.args
+    t, cc = ins.type, ins.mod
+    b = lw.b
+    if d.cls == "v":
+        x, y = lw.vget(a.idx, t, True), lw.v_in(bb, t, True)
+    else:
+        x, y = lw.s_in(a, t), lw.s_in(bb, t)
+    if t == "f32":
+        m = b.fcmp_unordered("!=", x, y) if cc == "ne" else b.fcmp_ordered(_ICC[cc], x, y)
+    else:
+        m = b.icmp_signed(_ICC[cc], x, y)
+    if d.cls == "v":
+        lw.vset(d.idx, b.sext(m, ivty(t)))
+        return
+    r = b.zext(m, I64)
+    lw.rset(d.idx, r)
+    fl = b.load(lw.FL)
+    fl = b.or_(b.and_(fl, ir.Constant(I64, ~FLAG_CMP)), r)
+    b.store(fl, lw.FL)
+
+
+def _shuffle(b: ir.IRBuilder, x, idx: list[int]):
+    return b.shuffle_vector(x, x, ir.Constant(ir.VectorType(I32, len(idx)), idx))
+
+
+@lower("DRED")
+def _red(lw: Lowerer, ins: Instr):
+    d, a = ins.args
+    t, op = ins.type, ins.mod
+    b = lw.b
+    x = lw.vget(a.idx, t, True)
+    n = lanes(t)
+    bits = type_size(t) * 8
+    while n > 1:
+        n //= 2
+        lo = _shuffle(b, x, list(range(n)))
+        hi = _shuffle(b, x, list(range(n, 2 * n)))
+        if t == "f32":
+            x = b.fadd(lo, hi) if op == "add" else _fminmax(lw, "DMIN" if op == "min" else "DMAX", lo, hi)
+        else:
+            x = _int_binop(lw, {"add": "DADD", "min": "DMIN", "max": "DMAX"}[op], lo, hi, bits)
+    r = b.extract_element(x, ir.Constant(I32, 0))
+    lw.rset(d.idx, lw.s_out(r, t))
+
+
+@lower("DSEL")
+def _sel(lw: Lowerer, ins: Instr):
+    d, m, a, bb = ins.args
+    t = ins.type
+    b = lw.b
+    if d.cls == "v":
+        vm, va = lw.vgeti(m.idx, t), lw.vgeti(a.idx, t)
+        vb = b.bitcast(imm_vec(lw, bb.value, t), ivty(t)) if isinstance(bb, Imm) else lw.vgeti(bb.idx, t)
+        lw.vset(d.idx, b.select(b.icmp_unsigned("!=", vm, splat(0, ivty(t))), va, vb))
+        return
+    mv = b.trunc(lw.rget(m.idx), ity(t)) if t != "i64" else lw.rget(m.idx)
+    bv = ir.Constant(I64, bb.value) if isinstance(bb, Imm) else lw.rget(bb.idx)
+    lw.rset(d.idx, b.select(b.icmp_unsigned("!=", mv, ir.Constant(mv.type, 0)), lw.rget(a.idx), bv))
+
+
+@lower("DMOV")
+def _mov(lw: Lowerer, ins: Instr):
+    d, a = ins.args
+    if d.cls == "v":
+        lw.vset(d.idx, lw.vraw(a.idx))
+        return
+    if isinstance(a, Imm):
+        v = a.value if ins.type != "f32" else a.value & 0xFFFFFFFF
+        lw.rset(d.idx, ir.Constant(I64, v))
+    elif a.cls == "s":
+        lw.rset(d.idx, (lw.sid, lw.scount, lambda: lw.b.load(lw.FL))[a.idx]())
+    else:
+        lw.rset(d.idx, lw.rget(a.idx))
+
+
+@lower("DSQRT")
+def _sqrt(lw: Lowerer, ins: Instr):
+    d, a = ins.args
+    if d.cls == "v":
+        x = lw.vget(a.idx, "f32", True)
+        lw.vset_f32(d.idx, lw.call("llvm.sqrt.v16f32", x.type, [x]))
+    else:
+        x = lw.s_in(a, "f32")
+        lw.rset(d.idx, lw.s_out(lw.call("llvm.sqrt.f32", F32, [x]), "f32"))
+
+
+# ------------------------------------------------------------------ conversions
+def _f32_to_bf16(lw: Lowerer, f):
+    """numerics.f32_array_to_bf16 on a <n x float>: RNE; NaN -> sign | 0x7FC0."""
+    b = lw.b
+    n = f.type.count
+    u = b.bitcast(f, _vt(n, I32))
+    u64 = b.zext(u, _vt(n, I64))
+    lsb = b.and_(b.lshr(u64, splat(16, _vt(n, I64))), splat(1, _vt(n, I64)))
+    r = b.trunc(
+        b.lshr(b.add(b.add(u64, splat(0x7FFF, _vt(n, I64))), lsb), splat(16, _vt(n, I64))), _vt(n, I16)
+    )
+    isnan = b.and_(
+        b.icmp_unsigned("==", b.and_(u, splat(0x7F800000, _vt(n, I32))), splat(0x7F800000, _vt(n, I32))),
+        b.icmp_unsigned("!=", b.and_(u, splat(0x7FFFFF, _vt(n, I32))), splat(0, _vt(n, I32))),
+    )
+    nanv = b.trunc(
+        b.or_(
+            b.and_(b.lshr(u, splat(16, _vt(n, I32))), splat(0x8000, _vt(n, I32))), splat(0x7FC0, _vt(n, I32))
+        ),
+        _vt(n, I16),
+    )
+    return b.select(isnan, nanv, r)
+
+
+def convert(lw: Lowerer, x, src: str, dst: str):
+    """semantics.convert on a vector of n lanes (scalars use 1-lane vectors)."""
+    b = lw.b
+    n = x.type.count
+    if src == dst:
+        return x
+    if src == "bf16":
+        f = b.bitcast(b.shl(b.zext(x, _vt(n, I32)), splat(16, _vt(n, I32))), _vt(n, F32))
+        return convert(lw, f, "f32", dst)
+    if dst == "bf16":
+        f = x if src == "f32" else b.sitofp(x, _vt(n, F32))
+        return _f32_to_bf16(lw, f)
+    if dst == "f32":
+        return b.sitofp(x, _vt(n, F32))
+    dty = _vt(n, ELEM[dst])
+    bits = type_size(dst) * 8
+    lo, hi = -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+    if src == "f32":
+        dd = b.fpext(x, _vt(n, F64))
+        r = lw.call(f"llvm.roundeven.v{n}f64", dd.type, [dd])
+        bad = b.fcmp_unordered("uno", r, r)
+        bad = b.or_(bad, b.fcmp_ordered("<", r, splat(float(lo), dd.type)))
+        if bits == 64:
+            bad = b.or_(bad, b.fcmp_ordered(">=", r, splat(float(2**63), dd.type)))
+        else:
+            bad = b.or_(bad, b.fcmp_ordered(">", r, splat(float(hi), dd.type)))
+        safe = b.select(bad, splat(0.0, dd.type), r)
+        return b.select(bad, splat(lo, dty), b.fptosi(safe, dty))
+    # int -> int: widen by sign extension, narrow with saturation
+    sbits = type_size(src) * 8
+    if bits > sbits:
+        return b.sext(x, dty)
+    c = b.select(b.icmp_signed("<", x, splat(lo, x.type)), splat(lo, x.type), x)
+    c = b.select(b.icmp_signed(">", c, splat(hi, x.type)), splat(hi, x.type), c)
+    return b.trunc(c, dty)
+
+
+@lower("DCVT")
+def _cvt(lw: Lowerer, ins: Instr):
+    d, a, part = ins.args
+    dt, st = ins.type, ins.type2
+    p = part.value if part is not None else 0
+    b = lw.b
+    if d.cls == "r":
+        x = b.trunc(lw.rget(a.idx), ity(st)) if st != "i64" else lw.rget(a.idx)
+        if st == "f32":
+            x = b.bitcast(x, F32)
+        xv = b.insert_element(ir.Constant(_vt(1, x.type), None), x, ir.Constant(I32, 0))
+        r = b.extract_element(convert(lw, xv, st, dt), ir.Constant(I32, 0))
+        lw.rset(d.idx, lw.s_out(r, dt))
+        return
+    ds, ss = type_size(dt), type_size(st)
+    n = VEC_BYTES // max(ds, ss)
+    if ds != ss and (p + 1) * n > VEC_BYTES // min(ds, ss):
+        lw.fault_now()  # semantics raises "DCVT part p out of range" (see report: at build time)
+        return
+    va = lw.vget(a.idx, st)
+    if ds > ss:
+        src = _shuffle(b, va, list(range(p * n, p * n + n)))
+        lw.vset(d.idx, convert(lw, src, st, dt))
+    elif ds < ss:
+        conv = convert(lw, va, st, dt)  # n lanes of dt
+        old = lw.vget(d.idx, dt)
+        total = lanes(dt)
+        wide = b.shuffle_vector(conv, conv, ir.Constant(_vt(total, I32), [i % n for i in range(total)]))
+        mask = [total + i if p * n <= i < p * n + n else i for i in range(total)]
+        lw.vset(d.idx, b.shuffle_vector(old, wide, ir.Constant(_vt(total, I32), mask)))
+    else:
+        lw.vset(d.idx, convert(lw, va, st, dt))
+
+
+@lower("DBCAST")
+def _bcast(lw: Lowerer, ins: Instr):
+    d, a = ins.args
+    t = ins.type
+    b = lw.b
+    if isinstance(a, Imm):
+        lw.vset(d.idx, imm_vec(lw, a.value, t))
+        return
+    x = lw.s_in(a, t)
+    n = lanes(t)
+    v = b.insert_element(ir.Constant(_vt(n, x.type), None), x, ir.Constant(I32, 0))
+    lw.vset(d.idx, _shuffle(b, v, [0] * n))
+
+
+@lower("DSHUF")
+def _shuf(lw: Lowerer, ins: Instr):
+    d, a, idx = ins.args
+    t = ins.type
+    b = lw.b
+    n = lanes(t)
+    va, vi = lw.vgeti(a.idx, t), lw.vgeti(idx.idx, t)
+    masked = b.and_(vi, splat(n - 1, vi.type))
+    out = ir.Constant(va.type, None)
+    for i in range(n):
+        k = b.extract_element(masked, ir.Constant(I32, i))
+        out = b.insert_element(out, b.extract_element(va, k), ir.Constant(I32, i))
+    lw.vset(d.idx, out)
+
+
+def _group4_sum(lw: Lowerer, prod):
+    """<64 x i32> -> <16 x i32>: lane j = sum of lanes 4j..4j+3 (wrapping)."""
+    b = lw.b
+    parts = [_shuffle(b, prod, [4 * j + t for j in range(16)]) for t in range(4)]
+    return b.add(b.add(parts[0], parts[1]), b.add(parts[2], parts[3]))
+
+
+def _vnni(lw: Lowerer) -> bool:
+    return not lw.portable and {"avx512vnni", "avx512bw", "avx512f"} <= lw.features
+
+
+def _dpbusd(lw: Lowerer, acc, u8, s8):
+    """vpdpbusd: acc.i32[j] += sum_t u8[4j+t] * s8[4j+t] (wrapping)."""
+    v16 = _vt(16, I32)
+    return lw.call("llvm.x86.avx512.vpdpbusd.512", v16, [acc, lw.b.bitcast(u8, v16), lw.b.bitcast(s8, v16)])
+
+
+@lower("DTERNARY")
+def _ternary(lw: Lowerer, ins: Instr):
+    d, a, w, q = ins.args
+    qi = q.value if q is not None else 0
+    b = lw.b
+    v16 = _vt(16, I32)
+    acc = lw.vget(d.idx, "i32")
+    act = lw.vget(a.idx, "i8")
+    wb = lw.vraw(w.idx)
+    if _vnni(lw) and "avx512vbmi" in lw.features:
+        # 16-bit word i of the quarter (codes 8i..8i+7) -> the low bits of qword i (one vpermb; the
+        # other bytes are don't-care: only bits 0..15 survive the mask below); vpmultishiftqb then
+        # puts bits 2k.. of each qword into its byte k, so code k lands in byte k
+        x = _shuffle(b, wb, [qi * 16 + 2 * (k // 8) + (k & 1) for k in range(64)])
+        ctrl = ir.Constant(_vt(64, I8), [2 * (k % 8) for k in range(64)])
+        ms = lw.call("llvm.x86.avx512.pmultishift.qb.512", _vt(64, I8), [ctrl, x])
+        codes = b.and_(ms, splat(3, _vt(64, I8)))
+    else:
+        # byte j of the quarter holds the 4 codes of group j: spread them into the 4 bytes of i32 lane j
+        x = b.zext(_shuffle(b, wb, list(range(qi * 16, qi * 16 + 16))), v16)
+        y = b.or_(
+            b.or_(x, b.shl(x, splat(6, v16))), b.or_(b.shl(x, splat(12, v16)), b.shl(x, splat(18, v16)))
+        )
+        codes = b.bitcast(b.and_(y, splat(0x03030303, v16)), _vt(64, I8))  # code k in byte k (0..3)
+    if _vnni(lw):
+        # sum (c - 1) * a = sum c * a - sum a   (codes unsigned, activations signed)
+        r = _dpbusd(lw, acc, codes, act)
+        corr = _dpbusd(lw, splat(0, v16), splat(1, _vt(64, I8)), act)
+        lw.vset(d.idx, b.sub(r, corr))
+        return
+    wv = b.sub(b.zext(codes, _vt(64, I32)), splat(1, _vt(64, I32)))
+    prod = b.mul(b.sext(act, _vt(64, I32)), wv)
+    lw.vset(d.idx, b.add(acc, _group4_sum(lw, prod)))
+
+
+@lower("DDOT")
+def _ddot(lw: Lowerer, ins: Instr):
+    d, a, bb = ins.args
+    b = lw.b
+    if ins.type == "i8":
+        acc = lw.vget(d.idx, "i32")
+        x, y = lw.vget(a.idx, "i8"), lw.vget(bb.idx, "i8")
+        v16 = _vt(16, I32)
+        if _vnni(lw):
+            # a*b = (a ^ 0x80) * b - 128 * b   with (a ^ 0x80) read unsigned
+            ux = b.xor(x, splat(0x80 - 256, x.type))
+            r = _dpbusd(lw, acc, ux, y)
+            sb = _dpbusd(lw, splat(0, v16), splat(1, _vt(64, I8)), y)
+            lw.vset(d.idx, b.sub(r, b.shl(sb, splat(7, v16))))
+            return
+        prod = b.mul(b.sext(x, _vt(64, I32)), b.sext(y, _vt(64, I32)))
+        lw.vset(d.idx, b.add(acc, _group4_sum(lw, prod)))
+        return
+    acc = lw.vget(d.idx, "f32")
+    fa = convert(lw, lw.vgeti(a.idx, "bf16"), "bf16", "f32")
+    fb = convert(lw, lw.vgeti(bb.idx, "bf16"), "bf16", "f32")
+    even, odd = list(range(0, 32, 2)), list(range(1, 32, 2))
+    p0 = b.fmul(_shuffle(b, fa, even), _shuffle(b, fb, even))
+    p1 = b.fmul(_shuffle(b, fa, odd), _shuffle(b, fb, odd))
+    lw.vset(d.idx, lw.canon(b.fadd(b.fadd(acc, p0), p1)))
+
+
+# =================================================================== D pipe: control flow
+@lower("DNOP", "SNOP", "CNOP")
+def _nop(lw: Lowerer, ins: Instr):  # pragma: no cover - NOPs are skipped by the driver
+    return None
+
+
+@lower("DJMP")
+def _jmp(lw: Lowerer, ins: Instr):
+    lw.branch = (None, ins.args[0].value)
+
+
+@lower("DBRT", "DBRF")
+def _br(lw: Lowerer, ins: Instr):
+    b = lw.b
+    set_ = b.icmp_unsigned("!=", b.and_(b.load(lw.FL), ir.Constant(I64, FLAG_CMP)), ir.Constant(I64, 0))
+    lw.branch = (set_ if ins.op.name == "DBRT" else b.not_(set_), ins.args[0].value)
+
+
+@lower("DLOOP")
+def _loop(lw: Lowerer, ins: Instr):
+    r, label = ins.args
+    b = lw.b
+    v = b.sub(lw.rget(r.idx), ir.Constant(I64, 1))
+    lw.rset(r.idx, v)
+    lw.branch = (b.icmp_unsigned("!=", v, ir.Constant(I64, 0)), label.value)
+
+
+@lower("DHALT")
+def _halt(lw: Lowerer, ins: Instr):
+    lw.halt = True
+
+
+# =================================================================== S pipe
+def _mem_off(lw: Lowerer, m):
+    return lw.rget(m.off.idx) if isinstance(m.off, Reg) else ir.Constant(I64, m.off.value)
+
+
+def _check_range(lw: Lowerer, off, n: int, size):
+    """Fault unless 0 <= off and off + n <= size (no overflow: size - n is small)."""
+    b = lw.b
+    bad = b.or_(
+        b.icmp_signed("<", off, ir.Constant(I64, 0)),
+        b.icmp_signed(">", off, b.sub(size, ir.Constant(I64, n))),
+    )
+    lw.fault_if(bad)
+
+
+def _addr(lw: Lowerer, ptr, off):
+    return lw.b.gep(ptr, [off], source_etype=I8)
+
+
+@lower("SGATHER", "SSCATTR")
+def _gather_scatter(lw: Lowerer, ins: Instr):
+    store = ins.op.name == "SSCATTR"
+    m, reg = (ins.args[0], ins.args[1]) if store else (ins.args[1], ins.args[0])
+    t = ins.type
+    size = type_size(t)
+    b = lw.b
+    if reg.cls == "r":
+        if m.mode != MEM_CONTIG or m.extra is not None:
+            lw.fault_now()
+            return
+        off = _mem_off(lw, m)
+        ptr, ssize = lw.translate(m.base)
+        _check_range(lw, off, size, ssize)
+        addr = _addr(lw, ptr, off)
+        if store:
+            x = lw.rget(reg.idx)
+            b.store(b.trunc(x, ity(t)) if t != "i64" else x, addr, align=1)
+        else:
+            x = b.load(addr, typ=ity(t), align=1)
+            if t in ("f32", "bf16"):
+                lw.rset(reg.idx, b.zext(x, I64))
+            else:
+                lw.rset(reg.idx, b.sext(x, I64) if t != "i64" else x)
+        return
+    n_lanes = lanes(t)
+    if m.mode == MEM_CONTIG:
+        nb = m.extra.value if m.extra is not None else VEC_BYTES
+        if not 1 <= nb <= VEC_BYTES:
+            lw.fault_now()
+            return
+        off = _mem_off(lw, m)
+        ptr, ssize = lw.translate(m.base)
+        _check_range(lw, off, nb, ssize)
+        addr = _addr(lw, ptr, off)
+        if nb == VEC_BYTES:
+            if store:
+                b.store(lw.vraw(reg.idx), addr, align=1)
+            else:
+                lw.vset(reg.idx, b.load(addr, typ=VB, align=1))
+            return
+        mask = ir.Constant(_vt(64, I1), [1 if i < nb else 0 for i in range(64)])
+        if store:
+            lw.call(
+                "llvm.masked.store.v64i8.p0",
+                ir.VoidType(),
+                [lw.vraw(reg.idx), addr, ir.Constant(I32, 1), mask],
+            )
+        else:
+            v = lw.call("llvm.masked.load.v64i8.p0", VB, [addr, ir.Constant(I32, 1), mask, splat(0, VB)])
+            lw.vset(reg.idx, v)
+        return
+    if m.mode != MEM_STRIDED and n_lanes > 16:
+        raise Unsupported(
+            f"indexed {ins.mnemonic()} with {n_lanes} lanes: the golden model reads only 16 "
+            f"i32 indexes (see docs/jit.md)"
+        )
+    off = _mem_off(lw, m)
+    li = _vt(n_lanes, I64)
+    if not store and m.mode == MEM_STRIDED and isinstance(m.extra, Imm) and 0 <= m.extra.value:
+        span = (n_lanes - 1) * m.extra.value + size
+        if span <= SPAN_LIMIT:
+            _gather_span(lw, ins, reg, m, off, m.extra.value, size, n_lanes, span)
+            return
+    if m.mode == MEM_STRIDED:
+        stride = lw.rget(m.extra.idx) if isinstance(m.extra, Reg) else ir.Constant(I64, m.extra.value)
+        lim = ir.Constant(I64, 1 << 40)
+        # huge strides/offsets always leave the scroll (size <= 2**31): fault before anything can wrap
+        guard = b.or_(
+            b.icmp_signed(">", stride, lim), b.icmp_signed("<", stride, ir.Constant(I64, -(1 << 40)))
+        )
+        sv = b.insert_element(ir.Constant(li, None), stride, ir.Constant(I32, 0))
+        sv = _shuffle(b, sv, [0] * n_lanes)
+        rel = b.mul(sv, ir.Constant(li, list(range(n_lanes))))
+    else:
+        idx = _shuffle(b, lw.vget(m.extra.idx, "i32"), list(range(n_lanes)))
+        rel = b.mul(b.sext(idx, li), splat(size, li))
+        guard = ir.Constant(I1, 0)
+    lim62 = ir.Constant(I64, 1 << 62)
+    guard = b.or_(
+        guard, b.or_(b.icmp_signed(">", off, lim62), b.icmp_signed("<", off, ir.Constant(I64, -(1 << 62))))
+    )
+    ptr, ssize = lw.translate(m.base)
+    ov = _shuffle(b, b.insert_element(ir.Constant(li, None), off, ir.Constant(I32, 0)), [0] * n_lanes)
+    offs = b.add(ov, rel)
+    hi = _shuffle(
+        b,
+        b.insert_element(ir.Constant(li, None), b.sub(ssize, ir.Constant(I64, size)), ir.Constant(I32, 0)),
+        [0] * n_lanes,
+    )
+    bad = b.or_(b.icmp_signed("<", offs, splat(0, li)), b.icmp_signed(">", offs, hi))
+    lw.fault_if(b.or_(guard, lw.any_true(bad)))
+    et = ity(t)
+    if _vector_gather(lw, n_lanes, size):
+        _gather_scatter_native(lw, ins, reg, m, off, ptr, n_lanes, size, store)
+        return
+    small = None
+    if not store and n_lanes == 16 and size == 4 and _avx512(lw):
+        small, out_small, join = _gather_window(lw, ptr, ssize, off, offs)
+    if store:
+        src = lw.vgeti(reg.idx, t)
+        for i in range(n_lanes):  # lane order: the highest lane wins on overlap
+            o = b.extract_element(offs, ir.Constant(I32, i))
+            b.store(b.extract_element(src, ir.Constant(I32, i)), _addr(lw, ptr, o), align=1)
+        return
+    out = ir.Constant(_vt(n_lanes, et), None)
+    for i in range(n_lanes):
+        o = b.extract_element(offs, ir.Constant(I32, i))
+        out = b.insert_element(out, b.load(_addr(lw, ptr, o), typ=et, align=1), ir.Constant(I32, i))
+    if small is not None:
+        lanes_end = b.block
+        b.branch(join)
+        b.position_at_end(join)
+        phi = b.phi(out.type)
+        phi.add_incoming(out_small, small)
+        phi.add_incoming(out, lanes_end)
+        out = phi
+    lw.vset(reg.idx, out)
+
+
+# AVX-512 gathers/scatters with 32-bit offsets (one vpgatherdd / vpscatterdd per access): "masked"
+# (llvm.masked.gather/scatter), "x86" (the llvm.x86.avx512 intrinsics) or "" (per-lane accesses, the
+# default: on Zen 4 every gather/scatter form measured slower than lane by lane, see docs/jit.md)
+VGATHER = ""
+
+
+def _avx512(lw: Lowerer) -> bool:
+    return not lw.portable and "avx512f" in lw.features
+
+
+# indexed/strided 32-bit gathers whose lanes all lie in the first WINDOW bytes of a scroll of at least
+# WINDOW bytes: four 64-byte loads of the window + two vpermi2d + one blend instead of 16 scalar loads
+# (_gather_window)
+WINDOW = 256
+
+
+def _gather_window(lw: Lowerer, ptr, ssize, off, offs):
+    """Emit ``if off % 4 == 0 and every lane offset < 256 <= scroll size`` around a permute-based
+    16 x 32-bit gather (the caller emits the per-lane gather on the else edge and joins). Every lane was
+    bounds-checked (0 <= o <= size - 4), so lane i is dword o/4 < 64 of the window, which lies inside
+    the scroll. Returns (block the permuted value comes from, the value, join block)."""
+    b = lw.b
+    tag = f"{lw.pc}_{lw.slot}"
+    fast = lw.new_block(f"gwin_{tag}")
+    slow = lw.new_block(f"glanes_{tag}")
+    join = lw.new_block(f"gjoin_{tag}")
+    inside = b.icmp_signed("<", offs, splat(WINDOW, offs.type))
+    cond = b.and_(
+        b.and_(
+            b.icmp_signed(">=", ssize, ir.Constant(I64, WINDOW)),
+            b.icmp_unsigned("==", b.and_(off, ir.Constant(I64, 3)), ir.Constant(I64, 0)),
+        ),
+        lw.call("llvm.vector.reduce.and.v16i1", I1, [inside]),
+    )
+    b.cbranch(cond, fast, slow)
+    b.position_at_end(fast)
+    v16 = _vt(16, I32)
+    parts = [
+        b.bitcast(b.load(_addr(lw, ptr, ir.Constant(I64, 64 * k)), typ=VB, align=1), v16) for k in range(4)
+    ]
+    dw = b.trunc(b.ashr(offs, splat(2, offs.type)), v16)  # dword index 0..63
+    lo = lw.call("llvm.x86.avx512.vpermi2var.d.512", v16, [parts[0], dw, parts[1]])
+    hi = lw.call("llvm.x86.avx512.vpermi2var.d.512", v16, [parts[2], dw, parts[3]])
+    sel = b.icmp_unsigned("!=", b.and_(dw, splat(32, v16)), splat(0, v16))
+    out = b.select(sel, hi, lo)
+    fast_end = b.block
+    b.branch(join)
+    b.position_at_end(slow)
+    return fast_end, out, join
+
+
+def _vector_gather(lw: Lowerer, n_lanes: int, size: int) -> bool:
+    return (
+        bool(VGATHER)
+        and not lw.portable
+        and "avx512f" in lw.features
+        and (n_lanes, size) in ((16, 4), (8, 8))
+    )
+
+
+def _gather_scatter_native(lw: Lowerer, ins: Instr, reg, m, off, ptr, n_lanes: int, size: int, store: bool):
+    """A strided/indexed access as one AVX-512 gather or scatter with 32-bit byte offsets. Called after
+    every lane passed the bounds check (0 <= offset <= scroll size - size, and scrolls are at most 2**31
+    bytes), so each lane's offset fits in an i32 and equals the i32-wrapped computation below. On overlap
+    the highest lane's store wins (vpscatterdd and llvm.masked.scatter write lanes in ascending order)."""
+    b = lw.b
+    i32v = _vt(n_lanes, I32)
+    off32 = b.trunc(off, I32)
+    ov = _shuffle(b, b.insert_element(ir.Constant(i32v, None), off32, ir.Constant(I32, 0)), [0] * n_lanes)
+    if m.mode == MEM_STRIDED:
+        stride = lw.rget(m.extra.idx) if isinstance(m.extra, Reg) else ir.Constant(I64, m.extra.value)
+        sv = b.insert_element(ir.Constant(i32v, None), b.trunc(stride, I32), ir.Constant(I32, 0))
+        rel = b.mul(_shuffle(b, sv, [0] * n_lanes), ir.Constant(i32v, list(range(n_lanes))))
+    else:
+        idx = _shuffle(b, lw.vget(m.extra.idx, "i32"), list(range(n_lanes)))
+        rel = b.mul(idx, splat(size, i32v))
+    offs = b.add(ov, rel)
+    et = ity(ins.type)
+    vt_ = _vt(n_lanes, et)
+    mask = ir.Constant(_vt(n_lanes, I1), [1] * n_lanes)
+    if VGATHER == "x86":
+        sfx = {16: "dpi.512", 8: "dpq.512"}[n_lanes]
+        kt = _vt(n_lanes, I1)
+        if store:
+            src = lw.vgeti(reg.idx, ins.type)
+            lw.call(
+                f"llvm.x86.avx512.mask.scatter.{sfx}",
+                ir.VoidType(),
+                [ptr, ir.Constant(kt, [1] * n_lanes), offs, src, ir.Constant(I32, 1)],
+            )
+        else:
+            out = lw.call(
+                f"llvm.x86.avx512.mask.gather.{sfx}",
+                vt_,
+                [ir.Constant(vt_, None), ptr, offs, ir.Constant(kt, [1] * n_lanes), ir.Constant(I32, 1)],
+            )
+            lw.vset(reg.idx, out)
+        return
+    ptrs = b.gep(ptr, [b.sext(offs, _vt(n_lanes, I64))], source_etype=I8)
+    ptrs.type = ir.VectorType(PTR, n_lanes)  # llvmlite types a gep by its pointer operand
+    if store:
+        src = lw.vgeti(reg.idx, ins.type)
+        lw.call(
+            f"llvm.masked.scatter.v{n_lanes}i{et.width}.v{n_lanes}p0",
+            ir.VoidType(),
+            [src, ptrs, ir.Constant(I32, 1), mask],
+        )
+        return
+    out = lw.call(
+        f"llvm.masked.gather.v{n_lanes}i{et.width}.v{n_lanes}p0",
+        vt_,
+        [ptrs, ir.Constant(I32, 1), mask, ir.Constant(vt_, None)],
+    )
+    lw.vset(reg.idx, out)
+
+
+# strided gathers covering at most this many bytes use span loads + a shuffle (_gather_span)
+SPAN_LIMIT = 128
+
+
+def _gather_span(lw: Lowerer, ins: Instr, reg, m, off, stride: int, size: int, n_lanes: int, span: int):
+    """A strided gather with a constant stride >= 0 whose lanes lie within 128 bytes: one or two
+    (masked) vector loads of the covering span and a byte shuffle. The bounds check is the per-lane
+    one: lane 0 >= 0 and the last lane ends inside the scroll (the offsets are monotonic)."""
+    b = lw.b
+    ptr, ssize = lw.translate(m.base)
+    lim62 = ir.Constant(I64, 1 << 62)
+    guard = b.or_(b.icmp_signed(">", off, lim62), b.icmp_signed("<", off, ir.Constant(I64, -(1 << 62))))
+    bad = b.or_(
+        b.icmp_signed("<", off, ir.Constant(I64, 0)),
+        b.icmp_signed(">", b.add(off, ir.Constant(I64, span - size)), b.sub(ssize, ir.Constant(I64, size))),
+    )
+    lw.fault_if(b.or_(guard, bad))
+    addr = _addr(lw, ptr, off)
+    if stride == 0:  # a broadcast: one scalar load
+        x = b.load(addr, typ=ity(ins.type), align=1)
+        lw.vset(
+            reg.idx,
+            _shuffle(
+                b, b.insert_element(ir.Constant(ivty(ins.type), None), x, ir.Constant(I32, 0)), [0] * n_lanes
+            ),
+        )
+        return
+
+    def part(base, nbytes):
+        if nbytes >= VEC_BYTES:
+            return b.load(base, typ=VB, align=1)
+        mask = ir.Constant(_vt(64, I1), [1 if i < nbytes else 0 for i in range(64)])
+        return lw.call("llvm.masked.load.v64i8.p0", VB, [base, ir.Constant(I32, 1), mask, splat(0, VB)])
+
+    lo = part(addr, span)
+    idx = [i * stride + k for i in range(n_lanes) for k in range(size)]
+    if span > VEC_BYTES:
+        hi = part(_addr(lw, addr, ir.Constant(I64, VEC_BYTES)), span - VEC_BYTES)
+        v = b.shuffle_vector(lo, hi, ir.Constant(_vt(64, I32), idx))
+    else:
+        v = b.shuffle_vector(lo, ir.Constant(VB, None), ir.Constant(_vt(64, I32), idx))
+    lw.vset(reg.idx, v)
+
+
+_SHIFT = tuple((8 - i) * 10 for i in range(9))
+
+
+@lower("SINDEX")
+def _sindex(lw: Lowerer, ins: Instr):
+    d, a, dim, delta = ins.args
+    mode = ins.mod
+    b = lw.b
+    if mode == "carry":
+        _sindex_carry(lw, ins)
+        return
+    sh = _SHIFT[dim.value]
+    p = lw.pget(a.idx)
+    dv = lw.rget(delta.idx) if isinstance(delta, Reg) else ir.Constant(I64, delta.value)
+    fmask = ir.Constant(I128, 1023 << sh)
+    if mode == "set":
+        bad = b.or_(
+            b.icmp_signed("<", dv, ir.Constant(I64, 1)), b.icmp_signed(">", dv, ir.Constant(I64, 999))
+        )
+        lw.fault_if(bad)
+        nv = b.or_(
+            b.and_(p, b.not_(fmask)),
+            b.shl(b.zext(b.sub(dv, ir.Constant(I64, 1)), I128), ir.Constant(I128, sh)),
+        )
+        lw.pset(d.idx, nv)
+        return
+    f = b.trunc(b.and_(b.lshr(p, ir.Constant(I128, sh)), ir.Constant(I128, 1023)), I64)
+    # in range iff -f <= delta < 999 - f  (no overflow: f is 0..998)
+    inr = b.and_(
+        b.icmp_signed(">=", dv, b.sub(ir.Constant(I64, 0), f)),
+        b.icmp_signed("<", dv, b.sub(ir.Constant(I64, 999), f)),
+    )
+    if mode == "add":
+        lw.fault_if(b.not_(inr))
+        lw.pset(d.idx, b.add(p, b.shl(b.sext(dv, I128), ir.Constant(I128, sh))))
+        return
+    # wrap: (f + delta) mod 999 in 1..999 (floor modulo), computed without overflow
+    r = b.add(f, b.srem(dv, ir.Constant(I64, 999)))
+    r = b.select(b.icmp_signed("<", r, ir.Constant(I64, 0)), b.add(r, ir.Constant(I64, 999)), r)
+    r = b.select(b.icmp_signed(">=", r, ir.Constant(I64, 999)), b.sub(r, ir.Constant(I64, 999)), r)
+    lw.pset(d.idx, b.add(p, b.shl(b.sext(b.sub(r, f), I128), ir.Constant(I128, sh))))
+
+
+def _floordivmod999(b: ir.IRBuilder, x):
+    """Python's divmod(x, 999) on an i64 (no overflow: |x| < 2**63 and 999 > 1)."""
+    k = ir.Constant(I64, 999)
+    q, r = b.sdiv(x, k), b.srem(x, k)
+    neg = b.icmp_signed("<", r, ir.Constant(I64, 0))
+    return b.sub(q, b.zext(neg, I64)), b.select(neg, b.add(r, k), r)
+
+
+def _sindex_carry(lw: Lowerer, ins: Instr):
+    """coords.advance_packed(mode="carry"): a base-999 odometer over parts 0..dim; faults when the
+    library over/underflows. The common case (no carry) is one add."""
+    d, a, dim, delta = ins.args
+    b = lw.b
+    dm = dim.value
+    p = lw.pget(a.idx)
+    dv = lw.rget(delta.idx) if isinstance(delta, Reg) else ir.Constant(I64, delta.value)
+
+    def field(v, k):
+        return b.trunc(b.and_(b.lshr(v, ir.Constant(I128, _SHIFT[k])), ir.Constant(I128, 1023)), I64)
+
+    def with_field(v, k, old, new):
+        return b.add(v, b.shl(b.sext(b.sub(new, old), I128), ir.Constant(I128, _SHIFT[k])))
+
+    f = field(p, dm)
+    inr = b.and_(
+        b.icmp_signed(">=", dv, b.sub(ir.Constant(I64, 0), f)),
+        b.icmp_signed("<", dv, b.sub(ir.Constant(I64, 999), f)),
+    )
+    fast_v = b.add(p, b.shl(b.sext(dv, I128), ir.Constant(I128, _SHIFT[dm])))
+    pre = b.block
+    slow = lw.new_block(f"carry_{lw.pc}")
+    join = lw.new_block(f"carried_{lw.pc}")
+    b.cbranch(inr, join, slow).set_weights([1 << 20, 1])
+    b.position_at_end(slow)
+    q, r = _floordivmod999(b, dv)
+    n = b.add(f, r)  # 0 .. 1996
+    over = b.icmp_signed(">=", n, ir.Constant(I64, 999))
+    n = b.select(over, b.sub(n, ir.Constant(I64, 999)), n)
+    carry = b.add(q, b.zext(over, I64))
+    out = with_field(p, dm, f, n)
+    for k in range(dm - 1, -1, -1):
+        fk = field(out, k)
+        carry, nk = _floordivmod999(b, b.add(fk, carry))
+        out = with_field(out, k, fk, nk)
+    lw.fault_if(b.icmp_unsigned("!=", carry, ir.Constant(I64, 0)))
+    slow_end = b.block
+    b.branch(join)
+    b.position_at_end(join)
+    res = b.phi(I128)
+    res.add_incoming(fast_v, pre)
+    res.add_incoming(out, slow_end)
+    lw.pset(d.idx, res)
+
+
+@lower("SDEDUP", "SPREFCH", "SFLUSH", "SALLOC", "SFREE")
+def _s_slow(lw: Lowerer, ins: Instr):
+    lw.slow_call()
+
+
+@lower("SCOORD")
+def _scoord(lw: Lowerer, ins: Instr):
+    d, c = ins.args
+    lw.pset(d.idx, lw.home() if c.value == HOME_COORD else ir.Constant(I128, c.value))
+
+
+@lower("SPART")
+def _spart(lw: Lowerer, ins: Instr):
+    d, p, dim = ins.args
+    b = lw.b
+    f = b.and_(b.lshr(lw.pget(p.idx), ir.Constant(I128, _SHIFT[dim.value])), ir.Constant(I128, 1023))
+    lw.rset(d.idx, b.add(b.trunc(f, I64), ir.Constant(I64, 1)))
+
+
+# =================================================================== C pipe
+@lower("CPACK")
+def _cpack(lw: Lowerer, ins: Instr):
+    m, src = ins.args
+    t = ins.type
+    b = lw.b
+    if src.cls == "v":
+        b.store(lw.vraw(src.idx), lw.M[m.idx])
+        b.store(ir.Constant(I64, VEC_BYTES), lw.ML[m.idx])
+        return
+    size = type_size(t)
+    x = lw.rget(src.idx)
+    v = b.bitcast(b.insert_element(ir.Constant(_vt(8, I64), [0] * 8), x, ir.Constant(I32, 0)), VB)
+    keep = ir.Constant(VB, [0xFF if i < size else 0 for i in range(64)])
+    b.store(b.and_(v, keep), lw.M[m.idx])
+    b.store(ir.Constant(I64, size), lw.ML[m.idx])
+
+
+@lower("CUNPACK")
+def _cunpack(lw: Lowerer, ins: Instr):
+    d, m = ins.args
+    t = ins.type
+    b = lw.b
+    raw = b.load(lw.M[m.idx])  # bytes beyond the payload length are kept zero
+    if d.cls == "v":
+        lw.vset(d.idx, raw)
+        return
+    x = b.extract_element(b.bitcast(raw, _vt(64 // type_size(t), ity(t))), ir.Constant(I32, 0))
+    if t in ("f32", "bf16"):
+        lw.rset(d.idx, b.zext(x, I64))
+    else:
+        lw.rset(d.idx, b.sext(x, I64) if t != "i64" else x)
+
+
+@lower("CFENCE")
+def _cfence(lw: Lowerer, ins: Instr):
+    lw.b.fence("seq_cst")
+
+
+@lower("CSEND", "CRECV", "CBAR", "CREDUCE", "CCAST", "CROUTE")
+def _c_blocking(lw: Lowerer, ins: Instr):
+    """Blocking C-pipe ops, native (``jit_comm.py``): the ready phase ran before the SIW's slots
+    (``jit_comm.ready``, emitted by the driver); this is the run phase."""
+    jit_comm.run(lw, ins)

@@ -1,0 +1,240 @@
+"""Phext memory: scrolls named by coordinates, the phext page table (PPT) and the memory tiers.
+
+* The full table maps a packed coordinate to a :class:`Scroll`.
+* In front of it sits a set-associative translation cache (``sets`` x ``ways``, LRU within a set) with
+  hit/miss counters; S-pipe accesses go through :meth:`Memory.translate`. The set of a coordinate is
+  :func:`ppt_set`: a Fibonacci hash of its Morton key, so coordinate neighbours land in different sets.
+* Scrolls are placed in Z-order (Morton order) of their coordinates in a virtual address space, so
+  coordinate neighbours are memory neighbours (``Scroll.address``).
+* Tiers: ``hot`` (a fixed-size arena that SPREFCH fills, LRU eviction), ``warm`` (RAM, the default)
+  and ``cold`` (a memory-mapped backing file that SFLUSH writes back to). Byte counts per tier are kept.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import tempfile
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vtpu_cli.core import coords
+
+GOLDEN64 = 0x9E3779B97F4A7C15
+MASK64 = (1 << 64) - 1
+
+
+def ppt_set(coord: int, sets: int) -> int:
+    """Translation-cache set of a packed coordinate: fold the 90-bit Morton key to 64 bits (xor of the
+    low 64 bits and the bits above), multiply by 2^64/phi modulo 2^64, and keep the top log2(sets) bits."""
+    key = coords.morton_key_packed(coord)
+    k64 = (key ^ (key >> 64)) & MASK64
+    shift = 64 - (sets.bit_length() - 1)
+    return ((k64 * GOLDEN64) & MASK64) >> shift if sets > 1 else 0
+
+
+SCROLL_ALIGN = 64  # scroll buffers start on a cache line: a 64-byte vector access never splits two lines
+
+
+def scroll_buffer(size: int, data: bytes | None = None) -> np.ndarray:
+    """A zeroed (or `data`-filled) uint8 buffer of `size` bytes whose address is 64-byte aligned."""
+    raw = np.zeros(size + SCROLL_ALIGN, np.uint8)
+    off = (-raw.ctypes.data) % SCROLL_ALIGN
+    buf = raw[off : off + size]
+    if data is not None:
+        buf[:] = np.frombuffer(data, np.uint8)
+    return buf
+
+
+class MemFault(Exception):
+    """A memory error; the engine adds sentron, SIW, pipe and op to the message."""
+
+
+@dataclass
+class Scroll:
+    coord: int
+    buf: np.ndarray  # uint8
+    dtype: str = "u8"
+    shape: tuple[int, ...] = ()
+    align: int = 64
+    owner: int = -1  # allocating sentron; -1 = preloaded (shared)
+    tier: str = "warm"
+    address: int = 0
+    cold_offset: int = -1  # where SFLUSH wrote it in the backing file
+    dirty: bool = True
+    writer: int = -1  # last writing sentron (race detection)
+    write_epoch: int = -1
+
+    @property
+    def size(self) -> int:
+        return int(self.buf.shape[0])
+
+
+@dataclass
+class PPTStats:
+    hits: int = 0
+    misses: int = 0
+    prefetches: int = 0
+    flushes: int = 0
+    flushed_bytes: int = 0
+    evictions: int = 0
+
+    @property
+    def translations(self) -> int:
+        return self.hits + self.misses
+
+    @property
+    def hit_rate(self) -> float:
+        return self.hits / self.translations if self.translations else 0.0
+
+
+@dataclass
+class Memory:
+    sets: int = 64
+    ways: int = 4
+    hot_bytes: int = 1 << 20
+    table: dict[int, Scroll] = field(default_factory=dict)
+    stats: PPTStats = field(default_factory=PPTStats)
+
+    def __post_init__(self) -> None:
+        if self.sets <= 0 or self.sets & (self.sets - 1) or self.ways <= 0:
+            raise ValueError("PPT sets must be a power of two and ways positive")
+        self._cache: list[list[int]] = [[] for _ in range(self.sets)]  # per set: coords, MRU last
+        self._order: list[tuple[int, int]] = []  # (morton key, coord) sorted: Z-order placement
+        self._hot_lru: list[int] = []
+        self._cold = None
+        self._cold_path = None
+        self._cold_end = 0
+
+    # ------------------------------------------------------------------ translation
+    def translate(self, coord: int) -> Scroll:
+        """Coordinate -> scroll through the translation cache; faults if there is no such scroll."""
+        ways = self._cache[ppt_set(coord, self.sets)]
+        if coord in ways:
+            self.stats.hits += 1
+            if ways[-1] != coord:
+                ways.remove(coord)
+                ways.append(coord)
+            return self.table[coord]
+        self.stats.misses += 1
+        sc = self.table.get(coord)
+        if sc is None:
+            raise MemFault(f"no scroll at {coords.format_packed(coord)}")
+        ways.append(coord)
+        if len(ways) > self.ways:
+            del ways[0]
+        return sc
+
+    def _invalidate(self, coord: int) -> None:
+        ways = self._cache[ppt_set(coord, self.sets)]
+        if coord in ways:
+            ways.remove(coord)
+
+    # ------------------------------------------------------------------ allocation
+    def add(
+        self,
+        coord: int,
+        data: np.ndarray,
+        *,
+        dtype: str = "u8",
+        shape: tuple[int, ...] = (),
+        align: int = 64,
+        owner: int = -1,
+    ) -> Scroll:
+        if coord in self.table:
+            raise MemFault(f"scroll {coords.format_packed(coord)} is already allocated")
+        sc = Scroll(coord, data, dtype, shape or (data.shape[0],), align, owner)
+        self.table[coord] = sc
+        bisect.insort(self._order, (coords.morton_key_packed(coord), coord))
+        self._place()
+        return sc
+
+    def alloc(self, coord: int, size: int, align: int, owner: int) -> Scroll:
+        if size < 0:
+            raise MemFault(f"SALLOC size {size} is negative")
+        if size > (1 << 31):
+            raise MemFault(f"SALLOC size {size} exceeds the 2 GiB scroll limit")
+        try:
+            buf = scroll_buffer(size)
+        except MemoryError:
+            raise MemFault(f"out of host memory allocating {size} bytes") from None
+        return self.add(coord, buf, align=align, owner=owner)
+
+    def free(self, coord: int) -> None:
+        sc = self.table.pop(coord, None)
+        if sc is None:
+            raise MemFault(f"SFREE of {coords.format_packed(coord)}, which is not allocated")
+        self._invalidate(coord)
+        self._order.remove((coords.morton_key_packed(coord), coord))
+        if coord in self._hot_lru:
+            self._hot_lru.remove(coord)
+        self._place()
+
+    def _place(self) -> None:
+        """Assign virtual addresses in Z-order, each scroll aligned to its alignment."""
+        addr = 0
+        for _, c in self._order:
+            sc = self.table[c]
+            addr = (addr + sc.align - 1) // sc.align * sc.align
+            sc.address = addr
+            addr += sc.size
+
+    # ------------------------------------------------------------------ tiers
+    def prefetch(self, coord: int) -> None:
+        sc = self.translate(coord)
+        self.stats.prefetches += 1
+        if sc.tier == "hot":
+            self._hot_lru.remove(coord)
+            self._hot_lru.append(coord)
+            return
+        if sc.size > self.hot_bytes:
+            return  # larger than the arena: stays where it is (still counted as a prefetch)
+        while self.tier_bytes()["hot"] + sc.size > self.hot_bytes and self._hot_lru:
+            victim = self.table[self._hot_lru.pop(0)]
+            victim.tier = "warm"
+            self.stats.evictions += 1
+        sc.tier = "hot"
+        self._hot_lru.append(coord)
+
+    def flush(self, coord: int) -> None:
+        sc = self.translate(coord)
+        if self._cold is None:
+            fd, self._cold_path = tempfile.mkstemp(prefix="vtpu-cold-", suffix=".bin")
+            self._cold = os.fdopen(fd, "r+b")
+        if sc.cold_offset < 0 or sc.size > getattr(sc, "_cold_cap", 0):
+            sc.cold_offset = self._cold_end
+            sc._cold_cap = sc.size  # type: ignore[attr-defined]
+            self._cold_end += max(sc.size, 1)
+        self._cold.seek(sc.cold_offset)
+        self._cold.write(sc.buf.tobytes())
+        self._cold.flush()
+        sc.dirty = False
+        if sc.tier != "hot":
+            sc.tier = "cold"
+            # reading it back from the memory-mapped backing proves the round trip
+            if sc.size:
+                mm = np.memmap(
+                    self._cold_path, dtype=np.uint8, mode="r+", offset=sc.cold_offset, shape=(sc.size,)
+                )
+                sc.buf = mm
+        self.stats.flushes += 1
+        self.stats.flushed_bytes += sc.size
+
+    def tier_bytes(self) -> dict[str, int]:
+        out = {"hot": 0, "warm": 0, "cold": 0}
+        for sc in self.table.values():
+            out[sc.tier] += sc.size
+        return out
+
+    def close(self) -> None:
+        if self._cold is not None:
+            for sc in self.table.values():
+                if isinstance(sc.buf, np.memmap):
+                    sc.buf = np.array(sc.buf)
+            self._cold.close()
+            try:
+                os.unlink(self._cold_path)
+            except OSError:
+                pass
+            self._cold = None
