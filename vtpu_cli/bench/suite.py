@@ -169,14 +169,11 @@ def _memory(program, inputs: dict):
 
 def _execute(engine: str, program, sentrons: int, mem):
     """One run; returns (result, seconds, cycles or None)."""
-    if engine == "interp":
-        from vtpu_cli.engines.interp.interpreter import Interpreter
+    from vtpu_cli.engines.select import EngineOptions, run_program
 
-        res = Interpreter(program, sentrons, memory=mem).run()
+    res = run_program(program, mem, EngineOptions(engine=engine, sentrons=sentrons))
+    if res.engine == "interp":
         return res, res.wall_s, None
-    from vtpu_cli.engines.jit.engine import JitEngine
-
-    res = JitEngine(program, sentrons, memory=mem).run()
     secs = getattr(res, "run_s", None) or res.wall_s
     return res, secs, getattr(res, "cycles", None)
 
