@@ -7,7 +7,10 @@ import pytest
 from conftest import PROGRAMS
 
 from vtpu_cli.asm.assembler import assemble
+from vtpu_cli.engines.base import load_memory
 from vtpu_cli.engines.interp.interpreter import Interpreter
+from vtpu_cli.engines.select import EngineOptions, fallback_reason, open_engine
+from vtpu_cli.machine.memory import Memory
 
 jit = pytest.importorskip("vtpu_cli.engines.jit.engine")
 ok, why = jit.jit_available()
@@ -35,10 +38,12 @@ def state(res):
 def test_example_program_same_on_both_engines(name, n, tmp_path):
     prog = assemble((PROGRAMS / name).read_text(), name)
     a = Interpreter(prog, n).run()
-    eng = jit.JitEngine(prog, n, cache_dir=tmp_path)
+    mem = Memory()
+    load_memory(prog, mem)
+    eng = open_engine(prog, mem, EngineOptions(sentrons=n, cache_dir=tmp_path))
     b = eng.run()
     sa, sb = state(a), state(b)
-    assert sa[0] == sb[0] and sa[1] == sb[1], (eng.fallback_reason, sa[1], sb[1])
+    assert sa[0] == sb[0] and sa[1] == sb[1], (fallback_reason(eng), sa[1], sb[1])
     if name.startswith("errors/deadlock") or "deadlock" in name:
         return  # the blocked states differ in timing only; the report is compared above
     assert sa[2] == sb[2]

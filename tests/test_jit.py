@@ -712,7 +712,13 @@ def test_multi_sentron_salloc_falls_back_with_reason():
     prog = assemble("""
     SALLOC p0, 64
 """)
-    res = jit.JitEngine(prog, 2, cache_dir=_cache_dir()).run()
+    from vtpu_cli.engines.base import load_memory
+    from vtpu_cli.engines.select import EngineOptions, run_program
+    from vtpu_cli.machine.memory import Memory
+
+    mem = Memory()
+    load_memory(prog, mem)
+    res = run_program(prog, mem, EngineOptions(sentrons=2, cache_dir=_cache_dir()))
     assert res.engine == "interp" and "SALLOC" in res.fallback
 
 

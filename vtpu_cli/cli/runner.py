@@ -12,7 +12,8 @@ import numpy as np
 from vtpu_cli.binary.program import Program
 from vtpu_cli.core import coords
 from vtpu_cli.core.errors import Exit, VtpuError
-from vtpu_cli.engines.interp.interpreter import STATUS_OK, Interpreter, RunResult, chrome_trace, load_memory
+from vtpu_cli.engines.base import STATUS_OK, RunResult, load_memory
+from vtpu_cli.engines.interp.interpreter import chrome_trace
 from vtpu_cli.machine.memory import MemFault, Memory, scroll_buffer
 
 
@@ -273,32 +274,6 @@ class RunOptions:
     cache_dir: Path | None = None
 
 
-def _engine_for(program: Program, o: RunOptions, topo, mem):
-    """The engine to run, and why the interpreter runs when the JIT was asked for (None if it does not)."""
-
-    def interp(trace: bool = False):
-        return Interpreter(program, o.sentrons, max_steps=o.max_steps, trace=trace, topology=topo, memory=mem)
-
-    if o.engine != "jit":
-        return interp(o.trace is not None), None
-    if o.trace is not None:
-        return interp(True), "--trace records the interpreter's lockstep schedule"
-    try:
-        from vtpu_cli.engines.jit.engine import JitEngine
-    except ImportError as e:  # pragma: no cover - llvmlite missing
-        return interp(), f"the JIT cannot load ({e})"
-    eng = JitEngine(
-        program,
-        o.sentrons,
-        max_steps=o.max_steps,
-        topology=topo,
-        memory=mem,
-        cache_dir=o.cache_dir,
-        no_cache=o.no_cache,
-    )
-    return eng, eng.fallback_reason
-
-
 def run_command(path: Path, o: RunOptions) -> int:
     from rich.console import Console
 
@@ -319,7 +294,22 @@ def run_command(path: Path, o: RunOptions) -> int:
     mem = Memory(sets=o.ppt_sets, ways=o.ppt_ways, hot_bytes=o.hot_bytes)
     load_memory(program, mem)
     load_inputs(mem, o.mem_paths)
-    engine, fallback = _engine_for(program, o, topo, mem)
+    from vtpu_cli.engines.select import EngineOptions, fallback_reason, open_engine
+
+    engine = open_engine(
+        program,
+        mem,
+        EngineOptions(
+            engine=o.engine,
+            sentrons=o.sentrons,
+            max_steps=o.max_steps,
+            topology=topo,
+            trace=o.trace is not None,
+            cache_dir=o.cache_dir,
+            no_cache=o.no_cache,
+        ),
+    )
+    fallback = fallback_reason(engine)
     if fallback:
         err.print(f"[yellow]note:[/yellow] running on the interpreter: {fallback}")
     try:
@@ -327,8 +317,7 @@ def run_command(path: Path, o: RunOptions) -> int:
     except KeyboardInterrupt:
         err.print("interrupted")
         return int(Exit.INTERRUPTED)
-    fallback = getattr(result, "fallback", None) or fallback
-    engine_name = "jit" if getattr(result, "engine", "interp") == "jit" and not fallback else "interp"
+    engine_name = result.engine
     try:
         outs = collect_outputs(program, result)
         st = stats_dict(result, program)

@@ -9,115 +9,25 @@ independent by construction, so the order only matters for what a fault leaves b
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 
 from vtpu_cli.binary.program import Program
-from vtpu_cli.core import coords
+from vtpu_cli.engines.base import (  # noqa: F401  (STATUS_* and load_memory are re-exported)
+    STATUS_DEADLOCK,
+    STATUS_FAULT,
+    STATUS_LIMIT,
+    STATUS_OK,
+    Fault,
+    RunResult,
+    SemanticsEnv,
+    SentronState,
+    load_memory,
+)
 from vtpu_cli.fleet.cpipe import Fleet
-from vtpu_cli.isa.table import PIPES, REG_COUNTS, TYPES, VEC_BYTES
-from vtpu_cli.machine.memory import Memory, scroll_buffer
-from vtpu_cli.machine.semantics import NP, SEM, OpFault
-
-STATUS_OK, STATUS_FAULT, STATUS_DEADLOCK, STATUS_LIMIT = "ok", "fault", "deadlock", "step-limit"
-
-
-class SentronState:
-    """Architectural state of one sentron."""
-
-    def __init__(self, sid: int, n: int):
-        self.id = sid
-        self.n = n
-        self.R = [0] * REG_COUNTS["r"]
-        self.V = np.zeros((REG_COUNTS["v"], VEC_BYTES), np.uint8)
-        self._views = {t: self.V.view(NP[t]) for t in TYPES if t not in ("t2", "u8")}
-        self._views["u8"] = self.V
-        self.P = [0] * REG_COUNTS["p"]
-        self.M = [b""] * REG_COUNTS["m"]
-        self.flags = 0
-        self.pc = 0
-        self.halted = False
-        self.wait = None
-        self.coll_seq: dict[int, int] = {}
-        self.home = coords.home_packed(sid)
-        self.P = [self.home] * REG_COUNTS["p"]
-        self.steps = 0
-
-    def view(self, t: str) -> np.ndarray:
-        return self._views[t]
-
-    def snapshot(self) -> dict:
-        return {
-            "r": list(self.R),
-            "v": self.V.copy(),
-            "p": list(self.P),
-            "m": list(self.M),
-            "flags": self.flags,
-            "pc": self.pc,
-            "halted": self.halted,
-        }
-
-
-@dataclass
-class Fault:
-    kind: str  # "fault" | "deadlock" | "step-limit"
-    message: str
-    sentron: int = -1
-    siw: int = -1
-    pipe: str = ""
-    op: str = ""
-    line: int = 0
-    waits: list = field(default_factory=list)
-
-    def render(self, source: str = "") -> str:
-        if self.kind == "fault":
-            loc = f"{source}:{self.line}: " if source and self.line else ""
-            return (
-                f"{loc}fault in sentron {self.sentron}, SIW {self.siw}, {self.pipe} pipe, {self.op}: "
-                f"{self.message}"
-            )
-        return self.message
-
-    def as_dict(self) -> dict:
-        return {
-            "kind": self.kind,
-            "message": self.message,
-            "sentron": self.sentron,
-            "siw": self.siw,
-            "pipe": self.pipe,
-            "op": self.op,
-            "line": self.line,
-            "waits": self.waits,
-        }
-
-
-@dataclass
-class RunResult:
-    status: str
-    fault: Fault | None
-    sentrons: list[SentronState]
-    memory: Memory
-    fleet: Fleet
-    siws: int
-    ops_by_pipe: dict[str, int]
-    rounds: int
-    wall_s: float
-    trace: list | None = None
-
-    @property
-    def ops(self) -> int:
-        return sum(self.ops_by_pipe.values())
-
-
-class _Env:
-    """What semantics builders see: memory, fleet, access notes."""
-
-    def __init__(self, mem: Memory, fleet: Fleet):
-        self.mem = mem
-        self.fleet = fleet
-        self.note_access = fleet.note_access
-        self.fence = fleet.fence
+from vtpu_cli.isa.table import PIPES
+from vtpu_cli.machine.memory import Memory
+from vtpu_cli.machine.semantics import SEM, OpFault
 
 
 def _raiser(e: OpFault):
@@ -125,12 +35,6 @@ def _raiser(e: OpFault):
         raise e
 
     return fault
-
-
-def load_memory(program: Program, mem: Memory) -> None:
-    for d in program.data:
-        buf = scroll_buffer(d.size, None if d.zero else d.data)
-        mem.add(d.coord, buf, dtype=d.dtype, shape=d.shape)
 
 
 class Interpreter:
@@ -154,7 +58,7 @@ class Interpreter:
         if memory is None:
             load_memory(program, self.mem)
         self.fleet = Fleet(sentrons, program.groups, topology)
-        self.env = _Env(self.mem, self.fleet)
+        self.env = SemanticsEnv(self.mem, self.fleet)
         self.states = [SentronState(i, sentrons) for i in range(sentrons)]
         self.fleet.homes = {s.home: s.id for s in self.states}
         self.counts = [0] * len(program.code)

@@ -31,18 +31,18 @@ from vtpu_cli import __version__
 from vtpu_cli.binary.program import Program
 from vtpu_cli.core.errors import VtpuError
 from vtpu_cli.core.fileio import write_atomic
-from vtpu_cli.engines.interp.interpreter import (
+from vtpu_cli.engines.base import (
     STATUS_DEADLOCK,
     STATUS_FAULT,
     STATUS_LIMIT,
     STATUS_OK,
     Fault,
-    Interpreter,
     RunResult,
+    SemanticsEnv,
     SentronState,
-    _Env,
     load_memory,
 )
+from vtpu_cli.engines.interp.interpreter import Interpreter
 from vtpu_cli.fleet.cpipe import Fleet
 from vtpu_cli.isa.table import PIPES, REG_COUNTS
 from vtpu_cli.machine.memory import Memory
@@ -758,8 +758,6 @@ _CB_ADDR = {k: ctypes.cast(v, ctypes.c_void_p).value for k, v in _CALLBACKS.item
 # =================================================================== the engine
 @dataclass
 class JitRunResult(RunResult):
-    engine: str = "jit"
-    fallback: str | None = None  # why the interpreter ran instead (None: native code ran)
     compile_s: float = 0.0
     cache_hit: str = ""
     cycles: int = 0  # TSC ticks of the native run (first entry to last exit over all sentrons)
@@ -887,15 +885,16 @@ class JitEngine:
             r.wall_s,
             r.trace,
             engine="interp",
-            fallback=self.fallback_reason,
         )
         out._counts = list(it.counts)
         return out
 
     def run(self) -> JitRunResult:
+        """Run natively. A program the JIT cannot run raises :class:`JitError`: choosing the interpreter
+        instead is :func:`vtpu_cli.engines.select.open_engine`'s job, not this engine's."""
         self.compile()
         if self.fallback_reason is not None:
-            return self._interp()
+            raise JitError(f"the JIT cannot run this program: {self.fallback_reason}")
         comp = self.compiled
         blocking = any(ins.op.blocking for siw in self.program.code for ins in siw)
         snap = None if comp.variant.precise and not blocking else _snapshot(self.mem)
@@ -939,7 +938,7 @@ class JitEngine:
         program = self.program
         self._comp_now = comp
         self.fleet = Fleet(self.n, program.groups, self.topology, race_check=False)
-        self.env = _Env(self.mem, self.fleet)
+        self.env = SemanticsEnv(self.mem, self.fleet)
         self.hub = _Hub(self.n)
         if self.n > 1:
             hub = self.hub
@@ -1165,7 +1164,7 @@ def run_timed(
     if verify:
         mem = memory_factory() if memory_factory else None
         ref = Interpreter(program, sentrons, memory=mem).run()
-        verified = same_result(ref, res) == []
+        verified = res.status == STATUS_OK and same_result(ref, res) == []
     hz = res.tsc_hz
     return {
         "cycles": best,

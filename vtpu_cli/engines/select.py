@@ -1,0 +1,93 @@
+"""Choosing an engine: the one place that decides between the JIT and the interpreter, and says why.
+
+Rule: ``engine="interp"`` runs the interpreter. ``engine="jit"`` runs native code unless the JIT
+cannot run this program (llvmlite missing, an op or a sentron count it does not support, or a trace
+was asked for: traces record the interpreter's lockstep schedule); then the interpreter runs and the
+result's ``fallback`` carries the reason. Callers never special-case engines.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+from vtpu_cli.binary.program import Program
+from vtpu_cli.engines.base import Engine, RunResult
+from vtpu_cli.machine.memory import Memory
+
+ENGINES = ("jit", "interp")
+
+
+@dataclass
+class EngineOptions:
+    """Everything an engine needs besides the program and its memory."""
+
+    engine: str = "jit"
+    sentrons: int = 1
+    max_steps: int | None = None
+    topology: object = None  # a fleet.topology.Topology, or None for the default ring
+    trace: bool = False
+    cache_dir: str | os.PathLike | None = None
+    no_cache: bool = False
+    portable: bool = False
+    opt: int | None = None
+
+
+class _Fallback:
+    """The interpreter standing in for the JIT: its result records the reason."""
+
+    def __init__(self, inner: Engine, reason: str):
+        self.inner, self.reason = inner, reason
+        self.program, self.n, self.mem = inner.program, inner.n, inner.mem
+
+    def run(self) -> RunResult:
+        res = self.inner.run()
+        res.engine, res.fallback = "interp", self.reason
+        return res
+
+
+def open_engine(program: Program, memory: Memory, o: EngineOptions) -> Engine:
+    """The engine that will run ``program``; ``fallback_reason(engine)`` says why it is not the JIT."""
+    from vtpu_cli.engines.interp.interpreter import Interpreter
+
+    if o.engine not in ENGINES:
+        raise ValueError(f"unknown engine {o.engine!r} (choose from {', '.join(ENGINES)})")
+
+    def interp() -> Engine:
+        return Interpreter(
+            program, o.sentrons, max_steps=o.max_steps, trace=o.trace, topology=o.topology, memory=memory
+        )
+
+    if o.engine == "interp":
+        return interp()
+    if o.trace:
+        return _Fallback(interp(), "--trace records the interpreter's lockstep schedule")
+    try:
+        from vtpu_cli.engines.jit.engine import JitEngine
+    except ImportError as e:  # pragma: no cover - llvmlite missing
+        return _Fallback(interp(), f"the JIT cannot load ({e})")
+    eng = JitEngine(
+        program,
+        o.sentrons,
+        max_steps=o.max_steps,
+        topology=o.topology,
+        memory=memory,
+        cache_dir=o.cache_dir,
+        no_cache=o.no_cache,
+        portable=o.portable,
+        opt=o.opt,
+    )
+    eng.compile()
+    if eng.fallback_reason is not None:
+        return _Fallback(interp(), eng.fallback_reason)
+    return eng
+
+
+def fallback_reason(engine: Engine) -> str | None:
+    """Why the interpreter stands in for the JIT (None when the engine is the one asked for)."""
+    return engine.reason if isinstance(engine, _Fallback) else None
+
+
+def run_program(program: Program, memory: Memory, o: EngineOptions) -> RunResult:
+    """Open the engine and run it: the one call the runner, the bench and the API make."""
+    return open_engine(program, memory, o).run()
