@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from vtpu_cli.models.errors import ModelError
 
 HF_ARCHITECTURES = ("BitNetForCausalLM", "BitnetForCausalLM")
@@ -100,7 +102,8 @@ class ModelConfig:
             head_dim=int(cfg.get("head_dim") or hidden // heads),
             vocab=need("vocab_size"),
             rope_theta=float(cfg.get("rope_theta", 10000.0)),
-            rms_eps=float(cfg.get("rms_norm_eps", 1e-6)),
+            # HF adds eps to a float32 variance and GGUF stores it as float32: keep the float32 value.
+            rms_eps=float(np.float32(cfg.get("rms_norm_eps", 1e-6))),
             tied_embeddings=bool(cfg.get("tie_word_embeddings", False)),
             max_ctx=int(cfg.get("max_position_embeddings", 2048)),
             bos_id=cfg.get("bos_token_id"),

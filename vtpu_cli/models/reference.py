@@ -1,0 +1,173 @@
+"""An independent numpy float64 reference forward pass of BitNet b1.58 (the correctness oracle).
+
+It follows the Hugging Face BitNet model, written from the architecture, not from the compiled path:
+
+* h = embedding[token]; per block: h += o_proj(attn_sub_norm(attention(input_norm(h))));
+  h += down_proj(ffn_sub_norm(relu(gate_proj(x))**2 * up_proj(x))) with x = post_attention_norm(h);
+  logits = final_norm(h) @ embedding^T (tied) or @ lm_head^T.
+* RMSNorm: x / sqrt(mean(x**2) + eps) * weight.
+* Every ternary projection ("BitLinear") quantises its input per token to int8 by absmax:
+  m = max(max|x|, 1e-5); x_q = clip(round(x * 127 / m), -128, 127) with round-half-to-even (what
+  torch.round and numpy.rint do); y = (W_ternary @ x_q) * (m / 127) * scale. The integer products are
+  exact in float64. Per-token absmax is what the model was trained with, so vtpu uses it for every
+  format (llama.cpp's TQ kernels quantise activations per 256-block instead).
+* RoPE, rotate-half (NEOX / HF) convention: for head vectors of size d, element i < d/2 pairs with
+  i + d/2; angle = pos * theta**(-2i/d); x'[i] = x[i]cos - x[i+d/2]sin, x'[i+d/2] = x[i+d/2]cos + x[i]sin.
+* Grouped-query attention: query head h reads KV head h // (heads / kv_heads); scores scaled by
+  1/sqrt(d), causal (a query at position p sees keys 0..p), softmax in float64; KV cache per layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from vtpu_cli.models.errors import ModelError
+from vtpu_cli.models.sampling import Sampler
+from vtpu_cli.models.ternary import TernaryMatrix
+from vtpu_cli.models.weights import BitNetModel
+
+ACT_QMAX = 127.0
+ACT_EPS = 1e-5
+# Ternary matrices of models up to this many weights are unpacked once (float64) to speed the reference.
+CACHE_WEIGHTS = 1 << 24
+HEAD_CHUNK_ROWS = 8192
+
+
+def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    return x / np.sqrt(np.mean(x * x, axis=-1, keepdims=True) + eps) * np.asarray(weight, dtype=np.float64)
+
+
+def quantize_activations(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-token int8 absmax: (x_q as float64 integers [T, n], m / 127 per token [T, 1])."""
+    x = np.asarray(x, dtype=np.float64)
+    m = np.maximum(np.max(np.abs(x), axis=-1, keepdims=True), ACT_EPS)
+    xq = np.clip(np.rint(x * (ACT_QMAX / m)), -128, 127)
+    return xq, m / ACT_QMAX
+
+
+def rope(x: np.ndarray, positions: np.ndarray, theta: float) -> np.ndarray:
+    """Rotate-half RoPE on x [T, heads, d] at integer `positions` [T]."""
+    d = x.shape[-1]
+    half = d // 2
+    inv_freq = theta ** (-np.arange(half, dtype=np.float64) * 2.0 / d)
+    ang = positions.astype(np.float64)[:, None] * inv_freq[None, :]
+    cos, sin = np.cos(ang)[:, None, :], np.sin(ang)[:, None, :]
+    x1, x2 = x[..., :half], x[..., half:]
+    return np.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
+
+
+class Reference:
+    """Float64 forward pass with a KV cache; `forward` appends tokens, `generate` samples on top."""
+
+    def __init__(self, model: BitNetModel, ctx: int | None = None) -> None:
+        self.model = model
+        self.cfg = model.config
+        self.ctx = ctx or self.cfg.max_ctx
+        total = sum(m.rows * m.cols for m in model.ternary_matrices())
+        self._dense: dict[int, np.ndarray] | None = {} if total <= CACHE_WEIGHTS else None
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget the KV cache (start a new sequence)."""
+        c = self.cfg
+        self.pos = 0
+        self.k_cache = [np.zeros((self.ctx, c.kv_heads, c.head_dim)) for _ in range(c.layers)]
+        self.v_cache = [np.zeros((self.ctx, c.kv_heads, c.head_dim)) for _ in range(c.layers)]
+
+    def _int_matmul(self, w: TernaryMatrix, xq: np.ndarray) -> np.ndarray:
+        if self._dense is None:
+            return w.int_matmul(xq)
+        dense = self._dense.get(id(w))
+        if dense is None:
+            dense = self._dense[id(w)] = w.ternary().astype(np.float64)
+        return xq @ dense.T
+
+    def bitlinear(self, x: np.ndarray, w: TernaryMatrix) -> np.ndarray:
+        xq, s = quantize_activations(x)
+        return self._int_matmul(w, xq) * s * w.scale
+
+    def forward(self, ids: Sequence[int]) -> np.ndarray:
+        """Run tokens `ids` at the next positions; returns logits [len(ids), vocab] in float64."""
+        c = self.cfg
+        n = len(ids)
+        if n == 0:
+            return np.zeros((0, c.vocab))
+        if self.pos + n > self.ctx:
+            raise ModelError(f"context of {self.ctx} tokens exceeded ({self.pos} + {n})")
+        positions = np.arange(self.pos, self.pos + n)
+        h = self.model.embedding.take(ids).astype(np.float64)
+        rep = c.heads // c.kv_heads
+        scale = 1.0 / np.sqrt(c.head_dim)
+        end = self.pos + n
+        mask = positions[:, None] >= np.arange(end)[None, :]  # [n, end]
+        for li, layer in enumerate(self.model.layers):
+            x = rms_norm(h, layer.attn_norm, c.rms_eps)
+            q = self.bitlinear(x, layer.wq).reshape(n, c.heads, c.head_dim)
+            k = self.bitlinear(x, layer.wk).reshape(n, c.kv_heads, c.head_dim)
+            v = self.bitlinear(x, layer.wv).reshape(n, c.kv_heads, c.head_dim)
+            q = rope(q, positions, c.rope_theta)
+            k = rope(k, positions, c.rope_theta)
+            self.k_cache[li][self.pos : end] = k
+            self.v_cache[li][self.pos : end] = v
+            keys = np.repeat(self.k_cache[li][:end], rep, axis=1)  # [end, heads, d]
+            vals = np.repeat(self.v_cache[li][:end], rep, axis=1)
+            scores = np.einsum("thd,shd->hts", q, keys) * scale
+            scores = np.where(mask[None], scores, -np.inf)
+            scores -= scores.max(axis=-1, keepdims=True)
+            p = np.exp(scores)
+            p /= p.sum(axis=-1, keepdims=True)
+            attn = np.einsum("hts,shd->thd", p, vals).reshape(n, c.q_dim)
+            h = h + self.bitlinear(rms_norm(attn, layer.attn_sub_norm, c.rms_eps), layer.wo)
+            x = rms_norm(h, layer.ffn_norm, c.rms_eps)
+            gate = np.maximum(self.bitlinear(x, layer.w_gate), 0.0)
+            g = gate * gate * self.bitlinear(x, layer.w_up)
+            h = h + self.bitlinear(rms_norm(g, layer.ffn_sub_norm, c.rms_eps), layer.w_down)
+        self.pos = end
+        return self.logits(rms_norm(h, self.model.output_norm, c.rms_eps))
+
+    def logits(self, h: np.ndarray) -> np.ndarray:
+        """LM head in row chunks, so a bf16/q8_0 table is never decoded whole."""
+        head = self.model.lm_head
+        out = np.empty((h.shape[0], head.rows))
+        for r0 in range(0, head.rows, HEAD_CHUNK_ROWS):
+            r1 = min(head.rows, r0 + HEAD_CHUNK_ROWS)
+            out[:, r0:r1] = h @ head.row_range(r0, r1).astype(np.float64).T
+        return out
+
+    def generate(
+        self,
+        prompt_ids: Sequence[int],
+        n: int,
+        sampler: Sampler | None = None,
+        *,
+        stop_at_eos: bool = False,
+    ) -> list[int]:
+        """Reset, prefill `prompt_ids`, then sample up to `n` tokens (greedy by default).
+
+        Stops early at the context limit, or at EOS when `stop_at_eos`; a prompt that does not fit the
+        context raises ModelError.
+        """
+        if not prompt_ids:
+            raise ModelError("empty prompt: at least one token (e.g. BOS) is needed")
+        if len(prompt_ids) > self.ctx:
+            raise ModelError(f"prompt of {len(prompt_ids)} tokens is longer than the context of {self.ctx}")
+        sampler = sampler or Sampler()
+        self.reset()
+        logits = self.forward(list(prompt_ids))[-1]
+        out: list[int] = []
+        eos = set(self.cfg.eos_ids)
+        for _ in range(n):
+            tok = sampler(logits)
+            out.append(tok)
+            if (stop_at_eos and tok in eos) or self.pos >= self.ctx:
+                break
+            logits = self.forward([tok])[-1]
+        return out
+
+
+def generate(model: BitNetModel, prompt_ids: Sequence[int], n: int, sampler: Sampler | None = None) -> list[int]:
+    """Convenience: a fresh Reference over `model`, then `Reference.generate`."""
+    return Reference(model).generate(prompt_ids, n, sampler)

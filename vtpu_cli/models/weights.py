@@ -1,0 +1,159 @@
+"""In-memory form of a loaded BitNet model: vtpu ternary matrices, dense tensors kept memory-mapped."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from vtpu_cli.models.config import ModelConfig
+from vtpu_cli.models.errors import ModelError
+from vtpu_cli.models.formats import q8_0_decode_rows
+from vtpu_cli.models.ternary import TernaryMatrix
+
+if TYPE_CHECKING:
+    from vtpu_cli.models.tokenizer import Tokenizer
+
+DENSE_KINDS = ("f32", "f16", "bf16", "q8_0")
+
+
+def bf16_to_f32(raw: np.ndarray) -> np.ndarray:
+    """bfloat16 bit patterns (uint16) to float32: the high half of a float32."""
+    return (np.asarray(raw, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
+
+
+@dataclass(frozen=True, eq=False)
+class DenseTensor:
+    """A float matrix [rows, cols] left in its file encoding (memory-mapped); rows decode on demand.
+
+    The embedding and an untied LM head are the only large dense tensors; keeping them encoded means a
+    loaded model holds no float32 copy of them (a bf16 or q8_0 table is decoded a chunk at a time).
+    `raw` is [rows, cols] float32/float16, [rows, cols] uint16 for bf16, or [rows, cols/32*34] for q8_0.
+    """
+
+    name: str
+    rows: int
+    cols: int
+    kind: str
+    raw: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.kind not in DENSE_KINDS:
+            raise ModelError(f"tensor {self.name}: unsupported dense encoding {self.kind}")
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.rows, self.cols)
+
+    def _decode(self, raw: np.ndarray) -> np.ndarray:
+        if self.kind == "bf16":
+            return bf16_to_f32(raw)
+        if self.kind == "q8_0":
+            return q8_0_decode_rows(raw, self.cols)
+        return np.asarray(raw, dtype=np.float32)
+
+    def take(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
+        """Rows `ids` as float32 [len(ids), cols] (embedding lookup)."""
+        ids = np.asarray(ids, dtype=np.int64)
+        if ids.size and (ids.min() < 0 or ids.max() >= self.rows):
+            raise ModelError(f"tensor {self.name}: token id out of range 0..{self.rows - 1}")
+        return self._decode(self.raw[ids])
+
+    def row_range(self, r0: int, r1: int) -> np.ndarray:
+        """Rows [r0, r1) as float32."""
+        return self._decode(self.raw[r0:r1])
+
+    def to_f32(self) -> np.ndarray:
+        """The whole matrix as float32 (tests and small models)."""
+        return self.row_range(0, self.rows)
+
+
+@dataclass(eq=False)
+class LayerWeights:
+    """One decoder block: pre-norms, ternary projections and the BitNet sub-norms."""
+
+    attn_norm: np.ndarray
+    wq: TernaryMatrix
+    wk: TernaryMatrix
+    wv: TernaryMatrix
+    wo: TernaryMatrix
+    attn_sub_norm: np.ndarray
+    ffn_norm: np.ndarray
+    w_gate: TernaryMatrix
+    w_up: TernaryMatrix
+    w_down: TernaryMatrix
+    ffn_sub_norm: np.ndarray
+
+    def ternary(self) -> dict[str, TernaryMatrix]:
+        """The seven ternary matrices by role."""
+        names = ("wq", "wk", "wv", "wo", "w_gate", "w_up", "w_down")
+        return {n: getattr(self, n) for n in names}
+
+    def norms(self) -> dict[str, np.ndarray]:
+        names = ("attn_norm", "attn_sub_norm", "ffn_norm", "ffn_sub_norm")
+        return {n: getattr(self, n) for n in names}
+
+
+@dataclass(eq=False)
+class BitNetModel:
+    """A loaded model in the vtpu layout, whatever file format it came from."""
+
+    config: ModelConfig
+    embedding: DenseTensor
+    layers: list[LayerWeights]
+    output_norm: np.ndarray
+    lm_head: DenseTensor
+    source: Path
+    fmt: str
+    tokenizer: Tokenizer | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def ternary_matrices(self) -> Iterator[TernaryMatrix]:
+        for layer in self.layers:
+            yield from layer.ternary().values()
+
+    @property
+    def ternary_bytes(self) -> int:
+        """Bytes of all packed ternary weights (the memory budget's unit)."""
+        return sum(m.nbytes for m in self.ternary_matrices())
+
+
+def expect_shape(source: str, name: str, got: Sequence[int], want: Sequence[int]) -> None:
+    """Raise a ModelError naming the tensor when its shape disagrees with the config."""
+    if tuple(got) != tuple(want):
+        raise ModelError(f"{source}: tensor {name} has shape {tuple(got)}, config implies {tuple(want)}")
+
+
+def layer_shapes(cfg: ModelConfig) -> dict[str, tuple[int, int]]:
+    """[out, in] of each ternary role, from the config."""
+    h = cfg.hidden
+    return {
+        "wq": (cfg.q_dim, h),
+        "wk": (cfg.kv_dim, h),
+        "wv": (cfg.kv_dim, h),
+        "wo": (h, cfg.q_dim),
+        "w_gate": (cfg.ffn, h),
+        "w_up": (cfg.ffn, h),
+        "w_down": (h, cfg.ffn),
+    }
+
+
+def norm_sizes(cfg: ModelConfig) -> dict[str, int]:
+    return {"attn_norm": cfg.hidden, "attn_sub_norm": cfg.hidden, "ffn_norm": cfg.hidden, "ffn_sub_norm": cfg.ffn}
+
+
+def ternarize_dense(values: np.ndarray, name: str, source: str) -> tuple[np.ndarray, float]:
+    """Codes (w+1) and the scale of a float tensor that already holds ternary * scale values.
+
+    Some converters store BitNet weights as F32/F16 copies of sign * scale; anything else is rejected.
+    """
+    v = np.asarray(values, dtype=np.float64)
+    nz = np.abs(v[v != 0])
+    scale = float(nz.max()) if nz.size else 0.0
+    if nz.size and np.any(nz != scale):
+        raise ModelError(f"{source}: tensor {name} is a float tensor that is not ternary (values beyond +-scale)")
+    codes = (np.sign(v) + 1).astype(np.uint8)
+    return codes, scale
