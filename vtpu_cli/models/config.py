@@ -78,7 +78,10 @@ class ModelConfig:
         if act != "relu2":
             raise ModelError(f"{source}: hidden_act {act!r} is not supported (BitNet uses 'relu2')")
         rope = cfg.get("rope_scaling")
-        if rope and not (rope.get("rope_type", rope.get("type")) in ("linear", "default") and rope.get("factor", 1.0) == 1.0):
+        if rope and not (
+            rope.get("rope_type", rope.get("type")) in ("linear", "default")
+            and rope.get("factor", 1.0) == 1.0
+        ):
             raise ModelError(f"{source}: rope_scaling {rope} is not supported")
 
         def need(key: str) -> int:
@@ -144,7 +147,9 @@ class ModelConfig:
         head_dim = int(get("attention.key_length", hidden // heads))
         rot = get("rope.dimension_count")
         if rot is not None and int(rot) != head_dim:
-            raise ModelError(f"{source}: {arch}.rope.dimension_count {rot} != head dim {head_dim} (partial RoPE)")
+            raise ModelError(
+                f"{source}: {arch}.rope.dimension_count {rot} != head dim {head_dim} (partial RoPE)"
+            )
         tokens = meta.get("tokenizer.ggml.tokens")
         vocab = get("vocab_size") or (len(tokens) if tokens is not None else vocab_hint)
         if not vocab:

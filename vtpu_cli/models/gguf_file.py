@@ -25,7 +25,15 @@ DEFAULT_ALIGNMENT = 32
 
 # ggml tensor types this layer understands.
 F32, F16, Q8_0, BF16, TQ1_0, TQ2_0, I2_S = 0, 1, 8, 30, 34, 35, 36
-TYPE_NAMES = {F32: "F32", F16: "F16", Q8_0: "Q8_0", BF16: "BF16", TQ1_0: "TQ1_0", TQ2_0: "TQ2_0", I2_S: "I2_S"}
+TYPE_NAMES = {
+    F32: "F32",
+    F16: "F16",
+    Q8_0: "Q8_0",
+    BF16: "BF16",
+    TQ1_0: "TQ1_0",
+    TQ2_0: "TQ2_0",
+    I2_S: "I2_S",
+}
 
 # GGUF metadata value types.
 (V_U8, V_I8, V_U16, V_I16, V_U32, V_I32, V_F32, V_BOOL, V_STR, V_ARR, V_U64, V_I64, V_F64) = range(13)
@@ -241,13 +249,11 @@ def write_gguf(
         else:
             out += _pack_value(value, vtype)
     offset = 0
-    offsets = []
     for name, dims, type_id, payload in tensors:
-        offsets.append(offset)
         out += _pack_value(name, V_STR) + struct.pack("<I", len(dims))
         out += struct.pack(f"<{len(dims)}Q", *dims) + struct.pack("<IQ", type_id, offset)
         offset += -(-len(payload) // alignment) * alignment
     out += bytes(-len(out) % alignment)
-    for (_, _, _, payload), off in zip(tensors, offsets, strict=True):
+    for _, _, _, payload in tensors:
         out += payload + bytes(-len(payload) % alignment)
     Path(path).write_bytes(bytes(out))

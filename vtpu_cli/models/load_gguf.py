@@ -93,13 +93,17 @@ def _dense(f: GGUFFile, t: GGUFTensor, rows: int, cols: int) -> DenseTensor:
         return DenseTensor(t.name, rows, cols, kind, _float_view(t, (rows, cols)))
     if t.type_id == Q8_0:
         return DenseTensor(t.name, rows, cols, "q8_0", t.data.reshape(rows, -1))
-    raise ModelError(f"{f.path}: tensor {t.name} has type {type_name(t.type_id)}; expected F32, F16, BF16 or Q8_0")
+    raise ModelError(
+        f"{f.path}: tensor {t.name} has type {type_name(t.type_id)}; expected F32, F16, BF16 or Q8_0"
+    )
 
 
 def _norm(f: GGUFFile, t: GGUFTensor, size: int) -> np.ndarray:
     expect_shape(str(f.path), t.name, t.shape, (size,))
     if t.type_id not in _FLOAT_NP:
-        raise ModelError(f"{f.path}: tensor {t.name} has type {type_name(t.type_id)}; norms must be F32/F16/BF16")
+        raise ModelError(
+            f"{f.path}: tensor {t.name} has type {type_name(t.type_id)}; norms must be F32/F16/BF16"
+        )
     v = _float_view(t, (size,))
     return (bf16_to_f32(v) if t.type_id == BF16 else np.asarray(v, dtype=np.float32)).copy()
 
@@ -142,7 +146,13 @@ def load_gguf(path: str | Path, *, tokenizer: bool = True) -> BitNetModel:
         layers.append(LayerWeights(**norms, **tern))
     embedding = _dense(f, embd, cfg.vocab, cfg.hidden)
     lm_head = embedding if tied else _dense(f, get("output.weight"), cfg.vocab, cfg.hidden)
-    kinds = sorted({type_name(get(f"blk.{i}.{b}.weight").type_id) for i in range(cfg.layers) for b in _ROLE_NAMES.values()})
+    kinds = sorted(
+        {
+            type_name(get(f"blk.{i}.{b}.weight").type_id)
+            for i in range(cfg.layers)
+            for b in _ROLE_NAMES.values()
+        }
+    )
     model = BitNetModel(
         config=cfg,
         embedding=embedding,

@@ -37,7 +37,14 @@ from vtpu_cli.models.weights import (
     norm_sizes,
 )
 
-_ST_DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16, "U8": np.uint8, "I8": np.int8, "F64": np.float64}
+_ST_DTYPES = {
+    "F32": np.float32,
+    "F16": np.float16,
+    "BF16": np.uint16,
+    "U8": np.uint8,
+    "I8": np.int8,
+    "F64": np.float64,
+}
 _ST_KIND = {"F32": "f32", "F16": "f16", "BF16": "bf16"}
 
 _ROLE_NAMES = {
@@ -145,7 +152,9 @@ def scale_mode(cfg: dict[str, Any], source: str) -> str:
     if linear == "autobitlinear" and mode == "online":
         return "online"
     if mode != "offline" or linear not in ("bitlinear", "autobitlinear"):
-        raise ModelError(f"{source}: quantization_config linear_class={linear!r} mode={mode!r} is not supported")
+        raise ModelError(
+            f"{source}: quantization_config linear_class={linear!r} mode={mode!r} is not supported"
+        )
     return "multiply" if linear == "autobitlinear" else "divide"
 
 
@@ -157,7 +166,9 @@ def _absmean_ternarize(t: STTensor, source: str) -> TernaryMatrix:
 
     def chunk(r0: int, r1: int) -> np.ndarray:
         part = t.data[r0:r1]
-        return (bf16_to_f32(part) if t.dtype == "BF16" else np.asarray(part, dtype=np.float32)).astype(np.float64)
+        return (bf16_to_f32(part) if t.dtype == "BF16" else np.asarray(part, dtype=np.float32)).astype(
+            np.float64
+        )
 
     total = sum(float(np.abs(chunk(r0, r1)).sum()) for r0, r1 in row_chunks(rows, cols))
     scale = max(total / (rows * cols), 1e-5)
@@ -191,7 +202,9 @@ def load_hf(folder: str | Path, *, tokenizer: bool = True) -> BitNetModel:
             expect_shape(src, w.name, w.shape, (rows, cols))
             return _absmean_ternarize(w, src)
         if w.dtype != "U8":
-            raise ModelError(f"{src}: tensor {w.name} has dtype {w.dtype}; offline BitNet weights are packed U8")
+            raise ModelError(
+                f"{src}: tensor {w.name} has dtype {w.dtype}; offline BitNet weights are packed U8"
+            )
         expect_shape(src, w.name, w.shape, (rows // 4, cols))
         s = get(prefix + ".weight_scale")
         if s.data.size != 1:

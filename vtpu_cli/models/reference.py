@@ -168,6 +168,8 @@ class Reference:
         return out
 
 
-def generate(model: BitNetModel, prompt_ids: Sequence[int], n: int, sampler: Sampler | None = None) -> list[int]:
+def generate(
+    model: BitNetModel, prompt_ids: Sequence[int], n: int, sampler: Sampler | None = None
+) -> list[int]:
     """Convenience: a fresh Reference over `model`, then `Reference.generate`."""
     return Reference(model).generate(prompt_ids, n, sampler)

@@ -13,7 +13,9 @@ class Sampler:
     """Pick the next token. `temperature <= 0` is greedy (argmax, lowest id on ties); `top_k <= 0` and
     `top_p >= 1` disable those filters. Filters apply in the order temperature, top-k, top-p."""
 
-    def __init__(self, temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0, seed: int | None = 0) -> None:
+    def __init__(
+        self, temperature: float = 0.0, top_k: int = 0, top_p: float = 1.0, seed: int | None = 0
+    ) -> None:
         if not 0.0 < top_p <= 1.0:
             raise ValueError(f"top_p must be in (0, 1], got {top_p}")
         self.temperature = float(temperature)

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from vtpu_cli.models.formats import hf_pack, i2_s_encode, q8_0_encode, tq1_0_encode, tq2_0_encode
-from vtpu_cli.models.gguf_file import BF16, F16, F32, I2_S, V_ARR, V_BOOL, V_F32, V_I32, V_STR, V_U32, write_gguf
+from vtpu_cli.models.gguf_file import F16, F32, I2_S, V_ARR, V_BOOL, V_F32, V_I32, V_STR, V_U32, write_gguf
 from vtpu_cli.models.tokenizer import gguf_vocab_from_tokenizer_json
 
 BOS, EOS = "<|begin_of_text|>", "<|end_of_text|>"
@@ -116,14 +116,21 @@ def random_weights(spec: SynthSpec, vocab: int) -> SynthWeights:
         "w_up": (spec.ffn, spec.hidden),
         "w_down": (spec.hidden, spec.ffn),
     }
-    sizes = {"attn_norm": spec.hidden, "attn_sub_norm": spec.hidden, "ffn_norm": spec.hidden, "ffn_sub_norm": spec.ffn}
+    sizes = {
+        "attn_norm": spec.hidden,
+        "attn_sub_norm": spec.hidden,
+        "ffn_norm": spec.hidden,
+        "ffn_sub_norm": spec.ffn,
+    }
     w = SynthWeights(spec, vocab)
     for _ in range(spec.layers):
         w.ternary.append({r: rng.integers(-1, 2, size=s).astype(np.int8) for r, s in shapes.items()})
         # Block outputs a few times the embedding size keep greedy decoding from echoing the last token;
         # k/256 is exact in every float format.
         w.scales.append({r: float(rng.integers(48, 112)) / 256 for r in shapes})
-        w.norms.append({n: (1 + rng.integers(-16, 17, size=s) / 64).astype(np.float32) for n, s in sizes.items()})
+        w.norms.append(
+            {n: (1 + rng.integers(-16, 17, size=s) / 64).astype(np.float32) for n, s in sizes.items()}
+        )
     w.embedding = (rng.integers(-48, 49, size=(vocab, spec.hidden)) / 64).astype(np.float32)
     w.output_norm = (1 + rng.integers(-16, 17, size=spec.hidden) / 64).astype(np.float32)
     return w
@@ -167,9 +174,15 @@ def write_hf(folder: str | Path, w: SynthWeights, tokenizer: object, scale_mode:
         for role, name in HF_ROLES.items():
             tensors[p + name + ".weight"] = ("U8", hf_pack(w.ternary[i][role]))
             if scale_mode == "multiply":
-                tensors[p + name + ".weight_scale"] = ("BF16", _f32_to_bf16_bits(np.array([w.scales[i][role]])))
+                tensors[p + name + ".weight_scale"] = (
+                    "BF16",
+                    _f32_to_bf16_bits(np.array([w.scales[i][role]])),
+                )
             else:
-                tensors[p + name + ".weight_scale"] = ("F32", np.array([1.0 / w.scales[i][role]], dtype=np.float32))
+                tensors[p + name + ".weight_scale"] = (
+                    "F32",
+                    np.array([1.0 / w.scales[i][role]], dtype=np.float32),
+                )
         for role, name in HF_NORMS.items():
             tensors[p + name + ".weight"] = ("BF16", _f32_to_bf16_bits(w.norms[i][role]))
     _save_safetensors(folder / "model.safetensors", tensors)
@@ -218,7 +231,12 @@ def _vocab_meta(tokenizer_json: Path, tokenizer: object) -> dict[str, object]:
 
 
 def write_gguf_tq(
-    path: str | Path, w: SynthWeights, tokenizer_json: Path, tokenizer: object, qtype: str = "TQ2_0", embed: str = "f16"
+    path: str | Path,
+    w: SynthWeights,
+    tokenizer_json: Path,
+    tokenizer: object,
+    qtype: str = "TQ2_0",
+    embed: str = "f16",
 ) -> Path:
     """A llama.cpp-style `bitnet` GGUF through gguf.GGUFWriter: TQ1_0 or TQ2_0 weights, f16/f32/q8_0 embedding."""
     import gguf
@@ -256,7 +274,9 @@ def write_gguf_tq(
     wr.add_tensor("output_norm.weight", w.output_norm)
     for i in range(s.layers):
         for role, name in GGUF_ROLES.items():
-            wr.add_tensor(f"blk.{i}.{name}.weight", encode(w.ternary[i][role], w.scales[i][role]), raw_dtype=qt)
+            wr.add_tensor(
+                f"blk.{i}.{name}.weight", encode(w.ternary[i][role], w.scales[i][role]), raw_dtype=qt
+            )
         for role, arr in w.norms[i].items():
             wr.add_tensor(f"blk.{i}.{role}.weight", arr)
     wr.write_header_to_file()
@@ -325,6 +345,3 @@ def write_all(out_dir: str | Path, spec: SynthSpec | None = None) -> dict[str, P
         "tq1_0": write_gguf_tq(out / "model-tq1_0.gguf", w, tj, tok, "TQ1_0"),
         "i2_s": write_gguf_i2s(out / "model-i2_s.gguf", w, tj, tok),
     }
-
-
-__all__ = ["BF16", "SynthSpec", "SynthWeights", "random_weights", "train_tokenizer", "write_all", "write_gguf_i2s", "write_gguf_tq", "write_hf"]

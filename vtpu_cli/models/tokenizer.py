@@ -116,17 +116,23 @@ def tokenizer_from_gguf(meta: Mapping[str, Any], source: str) -> Tokenizer:
     kind = meta.get("tokenizer.ggml.model")
     tokens = meta.get("tokenizer.ggml.tokens")
     if kind is None or tokens is None:
-        raise ModelError(f"{source}: no embedded tokenizer (tokenizer.ggml.model / tokenizer.ggml.tokens missing)")
+        raise ModelError(
+            f"{source}: no embedded tokenizer (tokenizer.ggml.model / tokenizer.ggml.tokens missing)"
+        )
     types = list(meta.get("tokenizer.ggml.token_type") or [TT_NORMAL] * len(tokens))
     if len(types) != len(tokens):
-        raise ModelError(f"{source}: tokenizer.ggml.token_type has {len(types)} entries for {len(tokens)} tokens")
+        raise ModelError(
+            f"{source}: tokenizer.ggml.token_type has {len(types)} entries for {len(tokens)} tokens"
+        )
     notes: list[str] = []
     if kind == "gpt2":
         hf = _bpe_from_gguf(meta, tokens, source, notes)
     elif kind == "llama":
         hf = _unigram_from_gguf(meta, tokens, types, source)
     else:
-        raise ModelError(f"{source}: tokenizer.ggml.model {kind!r} is not supported (expected 'gpt2' or 'llama')")
+        raise ModelError(
+            f"{source}: tokenizer.ggml.model {kind!r} is not supported (expected 'gpt2' or 'llama')"
+        )
     _add_special(hf, tokens, types)
     bos = meta.get("tokenizer.ggml.bos_token_id")
     eos = meta.get("tokenizer.ggml.eos_token_id")
@@ -182,17 +188,23 @@ def _bpe_from_gguf(meta: Mapping[str, Any], tokens: Sequence[str], source: str, 
     return hf
 
 
-def _unigram_from_gguf(meta: Mapping[str, Any], tokens: Sequence[str], types: Sequence[int], source: str) -> Any:
+def _unigram_from_gguf(
+    meta: Mapping[str, Any], tokens: Sequence[str], types: Sequence[int], source: str
+) -> Any:
     from tokenizers import Tokenizer as HFTokenizer
     from tokenizers import decoders, models, normalizers
 
     scores = list(meta.get("tokenizer.ggml.scores") or [0.0] * len(tokens))
     if len(scores) != len(tokens):
-        raise ModelError(f"{source}: tokenizer.ggml.scores has {len(scores)} entries for {len(tokens)} tokens")
+        raise ModelError(
+            f"{source}: tokenizer.ggml.scores has {len(scores)} entries for {len(tokens)} tokens"
+        )
     normal = [s for s, t in zip(scores, types, strict=True) if t == TT_NORMAL]
     floor = (min(normal) if normal else 0.0) - 100.0
     # Byte, control and unused pieces never win a segmentation; they are fallbacks and specials.
-    vocab = [(tok, float(s) if t == TT_NORMAL else floor) for tok, s, t in zip(tokens, scores, types, strict=True)]
+    vocab = [
+        (tok, float(s) if t == TT_NORMAL else floor) for tok, s, t in zip(tokens, scores, types, strict=True)
+    ]
     unk = meta.get("tokenizer.ggml.unknown_token_id")
     if unk is None:
         unk = next((i for i, t in enumerate(types) if t == TT_UNKNOWN), None)

@@ -142,7 +142,12 @@ def layer_shapes(cfg: ModelConfig) -> dict[str, tuple[int, int]]:
 
 
 def norm_sizes(cfg: ModelConfig) -> dict[str, int]:
-    return {"attn_norm": cfg.hidden, "attn_sub_norm": cfg.hidden, "ffn_norm": cfg.hidden, "ffn_sub_norm": cfg.ffn}
+    return {
+        "attn_norm": cfg.hidden,
+        "attn_sub_norm": cfg.hidden,
+        "ffn_norm": cfg.hidden,
+        "ffn_sub_norm": cfg.ffn,
+    }
 
 
 def ternarize_dense(values: np.ndarray, name: str, source: str) -> tuple[np.ndarray, float]:
@@ -154,6 +159,8 @@ def ternarize_dense(values: np.ndarray, name: str, source: str) -> tuple[np.ndar
     nz = np.abs(v[v != 0])
     scale = float(nz.max()) if nz.size else 0.0
     if nz.size and np.any(nz != scale):
-        raise ModelError(f"{source}: tensor {name} is a float tensor that is not ternary (values beyond +-scale)")
+        raise ModelError(
+            f"{source}: tensor {name} is a float tensor that is not ternary (values beyond +-scale)"
+        )
     codes = (np.sign(v) + 1).astype(np.uint8)
     return codes, scale
