@@ -18,7 +18,7 @@ from pathlib import Path
 from vtpu_cli.binary.program import DataScroll, Imm, Instr, Output, Program
 from vtpu_cli.compiler.ir import VI, CompileError, Label, dump
 from vtpu_cli.compiler.lower import RESERVED_LIBRARY, Lowerer
-from vtpu_cli.compiler.parser import parse
+from vtpu_cli.compiler.parser import MAX_DEPTH, parse
 from vtpu_cli.compiler.regalloc import SPILL_P, allocate
 from vtpu_cli.compiler.schedule import schedule, to_siws
 from vtpu_cli.core import coords
@@ -39,22 +39,46 @@ def _front(text: str, filename: str, opt: int, sentrons: int, tune: bool, tile=N
     lw = Lowerer(text, filename, opt, sentrons, tune)
     lw.compile_phx = compile_phx
     lw.forced_tile = tile
-    lw.run(tree)
+    import sys
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 20 * MAX_DEPTH))  # the checker recurses once per nesting level
+    try:
+        lw.run(tree)
+    finally:
+        sys.setrecursionlimit(limit)
     if not lw.diags:
         from vtpu_cli.compiler.tensors import publish_outputs
 
         publish_outputs(lw)
     if lw.diags:
-        lw.diags.sort(key=lambda d: (d.line, d.col))
-        raise DiagnosticError(diagnostics=lw.diags)
+        # one diagnostic per (place, message): an error inside an unrolled loop is reported once
+        uniq = {(d.line, d.col, d.message): d for d in reversed(lw.diags)}
+        raise DiagnosticError(diagnostics=sorted(uniq.values(), key=lambda d: (d.line, d.col)))
     _prologue(lw)
     return lw
 
 
+SENTRON_GROUP = "phx_sentrons"  # members 0..N-1: the sentron count a program was compiled for
+
+
 def _prologue(lw: Lowerer) -> None:
-    """Multi-sentron programs allocate their private scratch scrolls at start (home-relative)."""
+    """Multi-sentron programs allocate their private scratch scrolls at start (home-relative), after
+    a guard: run with another sentron count, a CBAR on the group ``phx_sentrons`` (members 0..N-1)
+    faults, naming the group (a sentron outside it, or a member the fleet does not have)."""
     pro = []
     b = lw.b
+    if lw.sentrons > 1:
+        from vtpu_cli.binary.program import Reg
+
+        cnt, flag, ok = b.new("r", "scount"), b.new("r"), b.label("count_ok")
+        pro += [
+            VI(BY_NAME["DMOV"], None, None, None, [cnt, Reg("s", 1)]),
+            VI(BY_NAME["DCMP"], "ne", "i64", None, [flag, cnt, Imm(lw.sentrons)]),
+            VI(BY_NAME["DBRF"], None, None, None, [ok]),
+            VI(BY_NAME["CBAR"], None, None, None, [Imm(1)]),
+            ok,
+        ]
     for sc in b.scrolls.values():
         if sc.private is None:
             continue
@@ -91,7 +115,12 @@ def compile_phx(
     try:
         alloc = allocate(lw.b.code)
     except CompileError as e:
-        raise VtpuError(f"{filename}: {e}", hint="split the computation into smaller statements") from None
+        hint = "split the computation into smaller statements"
+        if e.line:
+            src = lw.lines[e.line - 1] if 0 < e.line <= len(lw.lines) else None
+            d = Diagnostic(str(e), filename, e.line, 1, src, hint, max(1, len(src or "")))
+            raise DiagnosticError(diagnostics=[d]) from None
+        raise VtpuError(f"{filename}: {e}", hint=hint) from None
     items = []
     spill_ids: set[int] = set()
     for it in alloc.items:
@@ -106,6 +135,8 @@ def compile_phx(
     code = _resolve(to_siws(sched.siws), sched.labels)
     prog = Program(code=code, source_file=filename, lines=list(sched.lines))
     prog.labels = {k.split(":", 1)[1]: v for k, v in sched.labels.items() if k.startswith("@kernel:")}
+    if sentrons > 1:
+        prog.groups = [(SENTRON_GROUP, tuple(range(sentrons)))]
     _data(lw, prog)
     elapsed = time.perf_counter() - t0
     report = _report(lw, prog, sched, alloc, spill_ids, ir_ops, elapsed, opt, sentrons)

@@ -161,7 +161,13 @@ class Scroll:
 
 
 class CompileError(Exception):
-    """An internal limit reached while compiling (reported as a diagnostic by the driver)."""
+    """An internal limit reached while compiling (reported as a diagnostic by the driver, at ``line``
+    when known: the source line of the first instruction involved)."""
+
+    def __init__(self, message: str, line: int = 0, vreg: VReg | None = None):
+        super().__init__(message)
+        self.line = line
+        self.vreg = vreg
 
 
 @dataclass
@@ -216,6 +222,18 @@ class Builder:
         self._pcache = {}
         self._region_start = len(self.code)
         self._region_defs = []
+
+    def push_region(self) -> tuple:
+        """Open a nested region (a tensor statement inside a branch or loop): its coordinate registers
+        are defined at its own start, so they are not all live across the enclosing statement."""
+        saved = (self._pcache, self._region_start, self._region_defs)
+        self.begin_region()
+        return saved
+
+    def pop_region(self, saved: tuple) -> None:
+        self.end_region()
+        self._pcache, start, self._region_defs = saved
+        self._region_start = start
 
     def end_region(self) -> None:
         if self._region_defs:

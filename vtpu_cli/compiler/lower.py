@@ -23,6 +23,7 @@ VECTORS = {"f32x16": "f32", "i32x16": "i32", "i16x32": "i16", "i8x64": "i8", "i6
 TENSOR_DTYPES = ("f32", "i32", "i8", "t2")
 ELEM_BYTES = {"f32": 4, "i32": 4, "i8": 1, "i16": 2, "i64": 8}
 RESERVED_LIBRARY = 990  # libraries 990..999 are the compiler's (scratch, spill, constants)
+MAX_TENSOR_BYTES = 1 << 32  # one scroll per tensor; documented in docs/phx.md
 AUTO_LIBRARY = 2  # tensors declared without @ get coordinates 2.1.1/1.1.1/1.1.k
 
 
@@ -94,6 +95,7 @@ class Lowerer:
         self.used_coords: dict[int, str] = {}
         self.tile_choices: dict = {}
         self.forced_tile: tuple[int, int] | None = None
+        self.kernel_depth = 0
 
     # ------------------------------------------------------------------ diagnostics
     def error(self, node, message: str, hint: str | None = None, length: int | None = None) -> None:
@@ -131,7 +133,11 @@ class Lowerer:
 
                 self.b.place(Label(f"@kernel:{name}"))
                 stats0 = (self.b.loops, self.b.pipelined, self.b.unrolled)
-                self.block(it.children[1])
+                self.kernel_depth += 1
+                try:
+                    self.block(it.children[1])
+                finally:
+                    self.kernel_depth -= 1
                 self.b.place(Label(f"@end:{name}"))
                 stats1 = (self.b.loops, self.b.pipelined, self.b.unrolled)
                 self.kernels.append((name, tuple(b - a for a, b in zip(stats0, stats1, strict=True)), 0))
@@ -237,7 +243,7 @@ class Lowerer:
             )
         if shape_t is None:
             self.fail(name_tok, f"tensor `{name}` needs a shape, e.g. {dtype}[4, 16]")
-        shape = tuple(_int(d.children[0]) for d in shape_t.children)
+        shape = tuple(self.dim_value(d.children[0]) for d in shape_t.children)
         for d, dn in zip(shape_t.children, shape, strict=True):
             if dn <= 0:
                 self.fail(d, "tensor dimensions must be positive")
@@ -251,6 +257,12 @@ class Lowerer:
                 self.fail(scale_t, "`scale` applies to t2 (ternary) weights only")
             scale = float(self.const_eval(scale_t.children[0]))
         nbytes = tensor_nbytes(dtype, shape)
+        if nbytes > MAX_TENSOR_BYTES:
+            self.fail(
+                shape_t,
+                f"tensor `{name}` is {nbytes:,} bytes; the limit is {MAX_TENSOR_BYTES:,} (4 GiB) per tensor",
+                hint="split it into several tensors (e.g. one per layer)",
+            )
         line = _pos(node)[0]
         if role == "tensor":
             if place_t is not None:
@@ -290,6 +302,17 @@ class Lowerer:
             )
             t.scroll = wkey
         self.tensors[name] = t
+
+    def dim_value(self, tok) -> int:
+        """A shape dimension: an integer literal or the name of an integer `const`."""
+        if tok.type == "INT":
+            return _int(tok)
+        v = self.consts.get(str(tok))
+        if v is None:
+            self.fail(tok, f"`{tok}` is not a constant", hint=self.suggest(str(tok), self.consts))
+        if not isinstance(v, int):
+            self.fail(tok, f"tensor dimensions are integers; `{tok}` is {v!r}")
+        return v
 
     def new_private(self, name: str, dtype: str, shape: tuple[int, ...], line: int = 0) -> Tensor:
         self.private_count += 1
@@ -378,8 +401,11 @@ class Lowerer:
         if t is None:
             t = self.infer(expr)
         reg = self.b.new("v" if is_vec(t) else "r", name)
-        self.into(expr, t, reg)
-        self.scopes[-1][name] = Var(t, reg)
+        try:
+            self.into(expr, t, reg)
+        finally:
+            # defined even when its initialiser failed: later uses must not cascade into more errors
+            self.scopes[-1][name] = Var(t, reg)
 
     def infer(self, expr) -> str:
         ty, _ = self.value(expr, None)
@@ -446,7 +472,8 @@ class Lowerer:
             self.scopes.pop()
 
     def if_stmt(self, node) -> None:
-        a_e, op_tok, b_e, then_b, else_t = node.children
+        a_e, op_tok, b_e, then_b, *rest = node.children
+        else_t = rest[0] if rest else None
         op = {"==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}[str(op_tok)]
         ca, cb = _try_const(self, a_e), _try_const(self, b_e)
         if ca is not None and cb is not None:  # resolved at compile time
@@ -573,6 +600,8 @@ class Lowerer:
                 self.fail(
                     node, f"tensor `{n}` used as a value", hint="read it with load(tensor, byte_offset)"
                 )
+            if n in _L1_FUNCS or n in _TENSOR_OPS:
+                self.fail(node, f"`{n}` is a function, not a value", hint=f"call it: {n}(...)")
             self.fail(
                 node,
                 f"undefined name `{n}`",
@@ -668,6 +697,10 @@ class Lowerer:
             return
         d = node.data
         if d == "name":
+            v = self.lookup(str(node.children[0]))
+            if v is None:
+                self.value(node, t)  # reports the undefined name / tensor used as a value
+                self.fail(node, f"`{node.children[0]}` is not a value")
             src = self.reg_of(node, t)
             if src is not dst:
                 b.emit("DMOV", dst, src)
@@ -808,7 +841,13 @@ class Lowerer:
         fname = str(expr.children[0])
         if fname not in _TENSOR_OPS:
             self.fail(expr, f"unknown tensor op `{fname}`", hint=self.suggest(fname, _TENSOR_OPS))
-        tensors.lower_op(self, fname, name_toks, expr)
+        nested = len(self.scopes) > (2 if self.kernel_depth else 1)
+        saved = self.b.push_region() if nested else None
+        try:
+            tensors.lower_op(self, fname, name_toks, expr)
+        finally:
+            if saved is not None:
+                self.b.pop_region(saved)
 
 
 # ---------------------------------------------------------------------- helpers

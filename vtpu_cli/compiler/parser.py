@@ -93,7 +93,42 @@ def parse(text: str, filename: str):
         return None, diags
     if diags:
         return None, diags
-    return tree, diags
+    _check_depth(tree, diag)
+    return (None if diags else tree), diags
+
+
+MAX_DEPTH = 200  # expression nesting limit (documented in docs/phx.md): the checker recurses on it
+
+
+def _check_depth(tree, diag) -> None:
+    """Reject expressions nested more than MAX_DEPTH levels (long ``1+1+...`` chains, ``----x``) with
+    a located error instead of letting the recursive checker overflow the Python stack."""
+    from lark import Tree
+
+    for item in tree.children:
+        if isinstance(item, Tree):
+            _check_item(item, diag)
+
+
+def _check_item(item, diag) -> None:
+    from lark import Tree
+
+    stack = [(item, 0)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > MAX_DEPTH:
+            line = getattr(node.meta, "line", 1) if not node.meta.empty else 1
+            col = getattr(node.meta, "column", 1) if not node.meta.empty else 1
+            diag(
+                line,
+                col,
+                f"expression nested too deeply (more than {MAX_DEPTH} levels)",
+                hint="split it into several `let` statements",
+            )
+            return
+        for ch in node.children:
+            if isinstance(ch, Tree):
+                stack.append((ch, depth + 1))
 
 
 def _hint(expected) -> str | None:

@@ -173,10 +173,10 @@ def _scan(start, end, reserve: bool):
             elif not v.nospill:
                 spilled.add(v)
             else:
-                raise CompileError(f"too many live {cls} registers that cannot be spilled")
+                raise CompileError(f"too many live {cls} registers that cannot be spilled", vreg=v)
     for v in spilled:
         if v.cls not in ("r", "v"):
-            raise CompileError(f"out of {v.cls} registers ({REG_COUNTS[v.cls]}); split the computation")
+            raise CompileError(f"out of {v.cls} registers ({REG_COUNTS[v.cls]})", vreg=v)
     return assign, spilled
 
 
@@ -186,11 +186,16 @@ def allocate(code: list, allow_spill: bool = True) -> Allocated | None:
     if not instrs:
         return Allocated([i for i in code if isinstance(i, Label)])
     start, end = _intervals(instrs, blocks, succs)
-    assign, spilled = _scan(start, end, reserve=False)
-    if spilled:
-        if not allow_spill:
-            return None
-        assign, spilled = _scan(start, end, reserve=True)
+    try:
+        assign, spilled = _scan(start, end, reserve=False)
+        if spilled:
+            if not allow_spill:
+                return None
+            assign, spilled = _scan(start, end, reserve=True)
+    except CompileError as e:
+        if e.vreg is not None and e.vreg in start:
+            e.line = instrs[start[e.vreg]].line
+        raise
     slots: dict[VReg, int] = {}
     nbytes = 0
     for v in sorted(spilled, key=lambda v: v.id):
