@@ -14,25 +14,16 @@ Semantics (documented in docs/fleet.md):
 
 from __future__ import annotations
 
-from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from vtpu_cli.binary.program import Instr, Reg
 from vtpu_cli.core import coords
+from vtpu_cli.fleet.collectives import reduce_in_order
+from vtpu_cli.fleet.transport import QUEUE_CAPACITY, InProcessTransport, Message, Transport
 from vtpu_cli.isa.table import ANY_SENDER
-from vtpu_cli.machine.semantics import OpFault, _fminmax, bytes_to_scalar, canon_nan, reg_bytes
-
-QUEUE_CAPACITY = 16
-
-
-@dataclass
-class Message:
-    src: int
-    payload: bytes
-    clock: list[int]
-    hops: int = 0
+from vtpu_cli.machine.semantics import OpFault, bytes_to_scalar, reg_bytes
 
 
 @dataclass
@@ -46,22 +37,16 @@ class FleetStats:
     wait_rounds: dict[str, int] = field(default_factory=dict)
 
 
-@dataclass
-class _Coll:
-    kind: str
-    members: tuple[int, ...]
-    contrib: dict[int, object] = field(default_factory=dict)
-    clocks: list[list[int]] = field(default_factory=list)
-    result: object = None
-    done: set = field(default_factory=set)
-
-
 class Fleet:
-    def __init__(self, n: int, groups: list, topology=None, race_check: bool = True):
+    """C-pipe semantics (blocking rules, vector clocks, statistics) over a :class:`Transport` that moves
+    the messages and holds collective rendezvous; in-process by default."""
+
+    def __init__(
+        self, n: int, groups: list, topology=None, race_check: bool = True, transport: Transport | None = None
+    ):
         self.n = n
         self.groups = groups
-        self.queues: dict[tuple[int, int], deque] = {}
-        self.colls: dict[tuple[int, int], _Coll] = {}
+        self.transport = transport if transport is not None else InProcessTransport(n)
         self.stats = FleetStats()
         self.topology = topology
         # vector clock per sentron; own entry starts at 1 so an unsynchronised peer (which knows 0) is behind
@@ -81,12 +66,6 @@ class Fleet:
         if bad:
             raise OpFault(ins, f"group {name} names sentron {bad[0]} but the fleet has {self.n} sentron(s)")
         return members
-
-    def _queue(self, src: int, dst: int) -> deque:
-        q = self.queues.get((src, dst))
-        if q is None:
-            q = self.queues[(src, dst)] = deque()
-        return q
 
     def _release(self, sid: int) -> list[int]:
         c = self.clock[sid]
@@ -153,14 +132,14 @@ class Fleet:
         def ready() -> bool:
             d = target()
             self._check_dest(ins, d)
-            if len(self._queue(s.id, d)) >= QUEUE_CAPACITY:
+            if not self.transport.can_send(s.id, d):
                 return self._wait(s, f"CSEND to {d} (queue full)", [d])
             return True
 
         def run() -> None:
             d = target()
             payload = s.M[m.idx]
-            self._queue(s.id, d).append(Message(s.id, payload, self._release(s.id)))
+            self.transport.send(s.id, d, Message(s.id, payload, self._release(s.id)))
             self.stats.messages += 1
             self.stats.bytes += len(payload)
 
@@ -174,19 +153,18 @@ class Fleet:
             want = s.R[src.idx] if isinstance(src, Reg) else src.value
             if want == ANY_SENDER:
                 for k in range(self.n):
-                    q = self.queues.get((k, s.id))
-                    if q:
+                    if self.transport.pending(k, s.id):
                         chosen[0] = k
                         return True
                 return self._wait(s, "CRECV from any", [k for k in range(self.n) if k != s.id] or [s.id])
             self._check_dest(ins, want)
-            if self.queues.get((want, s.id)):
+            if self.transport.pending(want, s.id):
                 chosen[0] = want
                 return True
             return self._wait(s, f"CRECV from {want}", [want])
 
         def run() -> None:
-            msg: Message = self.queues[(chosen[0], s.id)].popleft()
+            msg: Message = self.transport.recv(chosen[0], s.id)
             s.M[m.idx] = msg.payload
             self._acquire(s.id, msg.clock)
             if rs is not None:
@@ -206,7 +184,7 @@ class Fleet:
 
         def ready() -> bool:
             d = dest()
-            if len(self._queue(s.id, d)) >= QUEUE_CAPACITY:
+            if not self.transport.can_send(s.id, d):
                 return self._wait(s, f"CROUTE to {d} (queue full)", [d])
             return True
 
@@ -214,7 +192,7 @@ class Fleet:
             d = dest()
             hops = len(self.topology.route(s.id, d)) - 1 if self.topology is not None and d != s.id else 0
             payload = s.M[m.idx]
-            self._queue(s.id, d).append(Message(s.id, payload, self._release(s.id), hops))
+            self.transport.send(s.id, d, Message(s.id, payload, self._release(s.id), hops))
             self.stats.messages += 1
             self.stats.routed += 1
             self.stats.bytes += len(payload)
@@ -237,9 +215,7 @@ class Fleet:
             seq = s.coll_seq.get(gid, 0)
             key = (gid, seq)
             key_box[0] = key
-            c = self.colls.get(key)
-            if c is None:
-                c = self.colls[key] = _Coll(kind, members)
+            c = self.transport.rendezvous(key, kind, members)
             if c.kind != kind:
                 raise OpFault(
                     ins,
@@ -258,7 +234,7 @@ class Fleet:
 
         def finish():
             key = key_box[0]
-            c = self.colls[key]
+            c = self.transport.rendezvous(key, kind, ())
             if not c.done:
                 for clk in c.clocks:  # a completed collective synchronises every member
                     for mbr in c.members:
@@ -270,7 +246,7 @@ class Fleet:
             c.done.add(s.id)
             s.coll_seq[gid] = key[1] + 1
             if len(c.done) == len(c.members):
-                del self.colls[key]
+                self.transport.retire(key)
             return c
 
         return ready, finish
@@ -297,21 +273,7 @@ class Fleet:
         def run():
             c = finish()
             if c.result is None:
-                acc = None
-                for mbr in sorted(c.contrib):
-                    x = c.contrib[mbr]
-                    if acc is None:
-                        acc = x.copy()
-                    elif op == "add":
-                        with np.errstate(all="ignore"):
-                            acc = acc + x
-                    elif t == "f32":
-                        acc = _fminmax("DMIN" if op == "min" else "DMAX", acc, x)
-                    else:
-                        acc = np.minimum(acc, x) if op == "min" else np.maximum(acc, x)
-                if t == "f32":
-                    canon_nan(acc)
-                c.result = acc
+                c.result = reduce_in_order(c.contrib, op, t)
             if vec:
                 s.view(t)[d.idx][:] = c.result
             else:
@@ -352,4 +314,4 @@ class Fleet:
         return ready, run
 
 
-__all__ = ["Fleet", "QUEUE_CAPACITY"]
+__all__ = ["Fleet", "QUEUE_CAPACITY", "Message", "Transport"]

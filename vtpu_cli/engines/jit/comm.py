@@ -50,7 +50,7 @@ from vtpu_cli.engines.jit.irbase import (
     _vt,
     ity,
 )
-from vtpu_cli.fleet.cpipe import QUEUE_CAPACITY
+from vtpu_cli.fleet.transport import QUEUE_CAPACITY
 from vtpu_cli.isa.table import ANY_SENDER, type_size
 
 # --------------------------------------------------------------- the fleet block (byte offsets)
