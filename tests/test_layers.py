@@ -27,7 +27,10 @@ RANK = {
 
 
 # lazy dispatch edges being untangled while the compiler is rewritten for model scale
-PENDING = {("vtpu_cli.compiler.lower", "vtpu_cli.compiler.tensors")}
+PENDING = {
+    ("vtpu_cli.compiler.lower", "vtpu_cli.compiler.tensors"),
+    ("vtpu_cli.compiler.tune", "vtpu_cli.compiler.tensors"),
+}
 
 
 def _imports(path: Path) -> list[tuple[str, int]]:
