@@ -87,24 +87,66 @@ class Instr:
         return reads, writes
 
 
+def _fits_i32(v: int) -> bool:
+    return -(1 << 31) <= v < (1 << 31)
+
+
 def check_instr(ins: Instr) -> str | None:
-    """Operand rules beyond the op table's kinds, shared by the assembler and the .siw loader, so an
-    engine never sees an instruction it cannot run (returns the error message, or None)."""
+    """Operand rules beyond the op table's operand kinds, shared by the assembler and the .siw loader so
+    that there is one rule, not two, and an engine never sees an instruction it cannot run: immediate
+    ranges and powers of two from the op table, one scalar/vector form per instruction, vector-only ops,
+    memory operand forms and byte counts, DCVT parts. Returns the error message, or None."""
     from vtpu_cli.isa.table import VEC_BYTES, mem_form_error, type_size
 
-    form = next((a.cls for a in ins.args if isinstance(a, Reg) and a.cls in ("r", "v")), None)
+    op = ins.op
+    if len(ins.args) != len(op.operands):
+        return f"{op.name} takes {len(op.operands)} operand field(s), not {len(ins.args)}"
+    if op.types2 and (ins.type is None or ins.type2 is None):
+        return f"{op.name} needs .dst.src element types"
+    if op.types and ins.type is None and op.name != "DMOV":
+        return f"{op.name} needs an element type"
+    form = None
+    for spec, a in zip(op.operands, ins.args, strict=True):
+        if spec.kind in ("rv", "rvi", "rvs") and isinstance(a, Reg) and a.cls in ("r", "v"):
+            if form is None:
+                form = a.cls
+            elif a.cls != form:
+                return (
+                    f"{op.name} mixes scalar and vector operands ({a} in a "
+                    f"{'vector' if form == 'v' else 'scalar'} instruction)"
+                )
+        if isinstance(a, Imm) and spec.kind != "coord" and not -(1 << 63) <= a.value < (1 << 64):
+            return f"immediate {a.value} of {op.name} does not fit 64 bits"
+    for idx, lo, hi in op.imm_range:
+        a = ins.args[idx] if idx < len(ins.args) else None
+        if isinstance(a, Imm) and not lo <= a.value <= hi:
+            return f"operand {idx + 1} of {op.name} must be in {lo}..{hi}, found {a.value}"
+    for idx in op.pow2:
+        a = ins.args[idx] if idx < len(ins.args) else None
+        if isinstance(a, Imm) and (a.value <= 0 or a.value & (a.value - 1)):
+            return f"operand {idx + 1} of {op.name} must be a power of two, found {a.value}"
+    if op.vector_only and form == "r":
+        return f"{op.name} has only a vector form"
+    if op.name == "DMOV" and form == "v" and isinstance(ins.args[1], Reg) and ins.args[1].cls == "s":
+        return "a special register can only be moved into a scalar register"
+    if op.name == "DMOV" and form == "v" and isinstance(ins.args[1], Imm):
+        return "DMOV cannot load an immediate into a vector register"
     for a in ins.args:
         if isinstance(a, Mem):
             err = mem_form_error(ins.type, a.mode)
             if err:
                 return err
+            if isinstance(a.off, Imm) and not _fits_i32(a.off.value):
+                return f"memory offset {a.off.value} does not fit 32 bits"
+            if isinstance(a.extra, Imm) and not -(1 << 63) <= a.extra.value < (1 << 64):
+                return f"stride {a.extra.value} does not fit 64 bits"
             if form == "r" and (a.mode != MEM_CONTIG or a.extra is not None):
                 return (
                     "a scalar load or store takes a plain [p + off] operand (no stride, index or byte count)"
                 )
             if a.mode == MEM_CONTIG and isinstance(a.extra, Imm) and not 1 <= a.extra.value <= VEC_BYTES:
                 return f"the byte count must be in 1..{VEC_BYTES}, not {a.extra.value}"
-    if ins.op.name == "DCVT":
+    if op.name == "DCVT":
         part = ins.args[2].value if len(ins.args) > 2 and isinstance(ins.args[2], Imm) else 0
         ds, ss = type_size(ins.type), type_size(ins.type2)
         if form == "r" or ds == ss:
@@ -113,6 +155,20 @@ def check_instr(ins: Instr) -> str | None:
         elif (part + 1) * (VEC_BYTES // max(ds, ss)) > VEC_BYTES // min(ds, ss):
             most = VEC_BYTES // min(ds, ss) // (VEC_BYTES // max(ds, ss)) - 1
             return f"DCVT.{ins.type}.{ins.type2} part {part} is out of range (0..{most})"
+    return None
+
+
+def siw_hazard(instrs: list[Instr] | tuple[Instr, ...]) -> tuple[tuple[str, int], Instr, Instr] | None:
+    """The first intra-SIW hazard: a register one slot writes that another slot reads or writes.
+    Returns (register key, first op, second op), or None. Shared by the assembler and the loader."""
+    regs = [ins.regs() for ins in instrs]
+    for i, a in enumerate(instrs):
+        ra, wa = regs[i]
+        for j in range(i + 1, len(instrs)):
+            rb, wb = regs[j]
+            clash = (wa & (rb | wb)) | (wb & ra)
+            if clash:
+                return sorted(clash)[0], a, instrs[j]
     return None
 
 

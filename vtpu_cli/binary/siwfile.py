@@ -17,8 +17,10 @@ bit 1: immB likewise, bits 2-3: memory mode), four operand bytes (class << 5 | i
 from __future__ import annotations
 
 import hashlib
+import os
 import struct
 
+from vtpu_cli.binary import limits
 from vtpu_cli.binary.program import (
     MEM_CONTIG,
     MEM_INDEXED,
@@ -32,6 +34,7 @@ from vtpu_cli.binary.program import (
     Reg,
     check_instr,
 )
+from vtpu_cli.binary.validate import program_error
 from vtpu_cli.core import coords
 from vtpu_cli.core.errors import FormatError
 from vtpu_cli.isa.table import (
@@ -355,8 +358,15 @@ def _decode_slot(
     return ins
 
 
-def decode(blob: bytes, name: str = "<input>") -> Program:
-    """Parse and validate a .siw image; every inconsistency is a :class:`FormatError`."""
+def decode(blob: bytes, name: str = "<input>", *, max_data: int | None = None) -> Program:
+    """Parse and validate a .siw image; every inconsistency is a :class:`FormatError`.
+
+    Validation covers every rule the assembler applies (docs/siw-format.md, "Validation"); sizes are
+    checked against the file length and the limits of docs/limits.md before anything is allocated.
+    `max_data` caps the total bytes of .data/.zero scrolls (default: the memory budget).
+    """
+    if len(blob) > limits.MAX_SIW_FILE_BYTES:
+        raise FormatError(f"{name}: file of {limits.format_size(len(blob))} is over the .siw size limit")
     if len(blob) < HEADER.size + DIGEST_BYTES:
         raise FormatError(f"{name}: not a .siw file (only {len(blob)} bytes)")
     magic, version, isa_rev, _flags, features, nsec, _ = HEADER.unpack_from(blob, 0)
@@ -373,7 +383,7 @@ def decode(blob: bytes, name: str = "<input>") -> Program:
     body, digest = blob[:-DIGEST_BYTES], blob[-DIGEST_BYTES:]
     if hashlib.sha256(body).digest() != digest:
         raise FormatError(f"{name}: checksum mismatch: the file is corrupted or truncated")
-    if nsec > 64 or HEADER.size + nsec * SECTION.size > len(body):
+    if nsec > limits.MAX_SECTIONS or HEADER.size + nsec * SECTION.size > len(body):
         raise FormatError(f"{name}: corrupt section table")
     secs: dict[int, tuple[int, bytes]] = {}
     for i in range(nsec):
@@ -431,8 +441,12 @@ def decode(blob: bytes, name: str = "<input>") -> Program:
         if kind == 0:
             if value > ncode:
                 raise FormatError(f"{name}: label {sname} points outside the code")
+            if sname in prog.labels:
+                raise FormatError(f"{name}: label {sname} is defined twice")
             prog.labels[sname] = value
         elif kind == 1:
+            if sname in prog.coord_names:
+                raise FormatError(f"{name}: coordinate name {sname} is defined twice")
             prog.coord_names[sname] = coord_at(value, f"symbol {sname}")
         else:
             raise FormatError(f"{name}: unknown symbol kind {kind}")
@@ -444,8 +458,10 @@ def decode(blob: bytes, name: str = "<input>") -> Program:
         if cnt == ALL_MEMBERS:
             prog.groups.append((gname, None))
         else:
-            if cnt > 1 << 20:
-                raise FormatError(f"{name}: group {gname} is implausibly large")
+            if cnt > limits.MAX_GROUP_MEMBERS:
+                raise FormatError(
+                    f"{name}: group {gname} lists {cnt} members (limit {limits.MAX_GROUP_MEMBERS})"
+                )
             prog.groups.append((gname, tuple(r.unpack(f"<{cnt}I"))))
     n, b = sec(SEC_LINES)
     if n:
@@ -463,6 +479,18 @@ def decode(blob: bytes, name: str = "<input>") -> Program:
             raise FormatError(f"{name}: corrupt data entry")
         shape = r.unpack(f"<{ndim}Q")
         (size,) = r.unpack("<Q")
+        if zero > 1:
+            raise FormatError(f"{name}: corrupt data entry")
+        if size > limits.MAX_SCROLL_BYTES:  # checked before anything is allocated
+            raise FormatError(
+                f"{name}: a data scroll declares {limits.format_size(size)}, over the "
+                f"{limits.format_size(limits.MAX_SCROLL_BYTES)} scroll limit (docs/limits.md)"
+            )
+        if not zero and size > len(b) - r.pos:
+            raise FormatError(
+                f"{name}: a data scroll declares {size} bytes but the data section holds "
+                f"{len(b) - r.pos} more"
+            )
         raw = b"" if zero else r.take(size)
         r.take(-r.pos % 8)
         prog.data.append(
@@ -486,13 +514,42 @@ def decode(blob: bytes, name: str = "<input>") -> Program:
             prog.outputs.append(Output("scroll", coord=coord_at(cidx, "an output"), dtype=dtype))
         else:
             raise FormatError(f"{name}: corrupt output entry")
+    if features & ~((1 << len(FEATURE_BITS)) - 1):
+        raise FormatError(f"{name}: requires unknown CPU features (mask 0x{features:x})")
+    err = program_error(prog, max_data=max_data)
+    if err:
+        raise FormatError(f"{name}: invalid program: {err}")
+    _check_canonical(prog, blob, name)
     return prog
 
 
-def read(path: str) -> Program:
+def _check_canonical(prog: Program, blob: bytes, name: str) -> None:
+    """The one encoding of a program is the only accepted one: re-encode and compare. This rejects what
+    no field check names -- reserved bytes, padding, unused or unsorted pool entries, section order --
+    so that every accepted file is exactly what `vtpu asm` would write for its program."""
+    again = encode(prog)
+    if again == blob:
+        return
+    pos = next(
+        (i for i, (a, b) in enumerate(zip(again, blob, strict=False)) if a != b), min(len(again), len(blob))
+    )
+    raise FormatError(
+        f"{name}: non-canonical encoding (first difference at byte {pos} of {len(blob)})",
+        hint="re-assemble the program with `vtpu asm`",
+    )
+
+
+def read(path: str, *, max_data: int | None = None) -> Program:
+    """Load a .siw file; the size is checked before the file is read."""
     try:
         with open(path, "rb") as f:
-            blob = f.read()
+            size = os.fstat(f.fileno()).st_size
+            if size > limits.MAX_SIW_FILE_BYTES:
+                raise FormatError(
+                    f"{path}: file of {limits.format_size(size)} is over the "
+                    f"{limits.format_size(limits.MAX_SIW_FILE_BYTES)} .siw size limit"
+                )
+            blob = f.read(limits.MAX_SIW_FILE_BYTES + 1)
     except OSError as e:
         raise FormatError(f"cannot read {path}: {e.strerror}") from None
-    return decode(blob, path)
+    return decode(blob, path, max_data=max_data)

@@ -8,18 +8,25 @@
   coordinate neighbours are memory neighbours (``Scroll.address``).
 * Tiers: ``hot`` (a fixed-size arena that SPREFCH fills, LRU eviction), ``warm`` (RAM, the default)
   and ``cold`` (a memory-mapped backing file that SFLUSH writes back to). Byte counts per tier are kept.
+  The backing file is an anonymous temporary file (unlinked as it is created), so no exit path -- normal
+  exit, a fault, Ctrl-C, SIGTERM, even SIGKILL -- can leave a ``vtpu-cold-*.bin`` behind.
+* A per-run budget (``mem_limit``, default half of physical memory or ``$VTPU_MEM_LIMIT``; the CLI
+  flag is ``--mem-limit``) caps the bytes of all live scrolls together; every path that adds a scroll
+  (preload, ``--mem``, SALLOC on either engine) goes through :meth:`Memory.add` and is checked before
+  the scroll is allocated. See docs/limits.md.
 """
 
 from __future__ import annotations
 
 import bisect
-import os
 import tempfile
 from dataclasses import dataclass, field
 
 import numpy as np
 
+from vtpu_cli.binary import limits
 from vtpu_cli.core import coords
+from vtpu_cli.core.errors import VtpuError
 
 GOLDEN64 = 0x9E3779B97F4A7C15
 MASK64 = (1 << 64) - 1
@@ -49,6 +56,18 @@ def scroll_buffer(size: int, data: bytes | None = None) -> np.ndarray:
 
 class MemFault(Exception):
     """A memory error; the engine adds sentron, SIW, pipe and op to the message."""
+
+
+class MemoryLimitError(MemFault, VtpuError):
+    """The run's memory budget would be exceeded. Inside a run (SALLOC) it is a fault like any MemFault;
+    while inputs are loaded it is a clean user error (exit 2) telling how to raise the budget."""
+
+    def __init__(self, message: str):
+        VtpuError.__init__(
+            self,
+            message,
+            hint=f"raise the budget with --mem-limit SIZE or ${limits.MEM_LIMIT_ENV}=SIZE (docs/limits.md)",
+        )
 
 
 @dataclass
@@ -96,10 +115,18 @@ class Memory:
     hot_bytes: int = 1 << 20
     table: dict[int, Scroll] = field(default_factory=dict)
     stats: PPTStats = field(default_factory=PPTStats)
+    mem_limit: int | None = None  # bytes of live scrolls allowed; None = limits.default_memory_budget()
 
     def __post_init__(self) -> None:
         if self.sets <= 0 or self.sets & (self.sets - 1) or self.ways <= 0:
             raise ValueError("PPT sets must be a power of two and ways positive")
+        if self.mem_limit is None:
+            self.mem_limit = limits.default_memory_budget()
+        if self.mem_limit <= 0:
+            raise VtpuError(f"the memory limit must be positive, not {self.mem_limit}")
+        self._sizes: dict[int, int] = {}  # coord -> bytes charged to the budget
+        self._used = 0
+        self.peak_bytes = 0  # the most bytes live at once (reported by tests and the fuzz harness)
         self._cache: list[list[int]] = [[] for _ in range(self.sets)]  # per set: coords, MRU last
         self._order: list[tuple[int, int]] = []  # (morton key, coord) sorted: Z-order placement
         self._hot_lru: list[int] = []
@@ -131,6 +158,30 @@ class Memory:
         if coord in ways:
             ways.remove(coord)
 
+    # ------------------------------------------------------------------ the budget
+    @property
+    def used_bytes(self) -> int:
+        """Bytes of live scrolls charged to the budget."""
+        self._reconcile()
+        return self._used
+
+    def _reconcile(self) -> None:
+        """Re-derive the charge when a caller edited ``table`` directly (the runner replaces preloaded
+        scrolls, the JIT restores snapshots): cheap check, full recount only on a mismatch."""
+        if len(self._sizes) != len(self.table):
+            self._sizes = {c: sc.size for c, sc in self.table.items()}
+            self._used = sum(self._sizes.values())
+
+    def check_budget(self, size: int, what: str) -> None:
+        """Raise :class:`MemoryLimitError` if `size` more bytes would exceed the budget."""
+        self._reconcile()
+        assert self.mem_limit is not None
+        if self._used + size > self.mem_limit:
+            raise MemoryLimitError(
+                f"{what} of {limits.format_size(size)} would exceed the memory budget of "
+                f"{limits.format_size(self.mem_limit)} ({limits.format_size(self._used)} in use)"
+            )
+
     # ------------------------------------------------------------------ allocation
     def add(
         self,
@@ -144,8 +195,13 @@ class Memory:
     ) -> Scroll:
         if coord in self.table:
             raise MemFault(f"scroll {coords.format_packed(coord)} is already allocated")
-        sc = Scroll(coord, data, dtype, shape or (data.shape[0],), align, owner)
+        size = int(data.shape[0])
+        self.check_budget(size, f"scroll {coords.format_packed(coord)}")
+        sc = Scroll(coord, data, dtype, shape or (size,), align, owner)
         self.table[coord] = sc
+        self._sizes[coord] = size
+        self._used += size
+        self.peak_bytes = max(self.peak_bytes, self._used)
         bisect.insort(self._order, (coords.morton_key_packed(coord), coord))
         self._place()
         return sc
@@ -153,8 +209,11 @@ class Memory:
     def alloc(self, coord: int, size: int, align: int, owner: int) -> Scroll:
         if size < 0:
             raise MemFault(f"SALLOC size {size} is negative")
-        if size > (1 << 31):
+        if size > limits.MAX_SCROLL_BYTES:
             raise MemFault(f"SALLOC size {size} exceeds the 2 GiB scroll limit")
+        if coord in self.table:
+            raise MemFault(f"scroll {coords.format_packed(coord)} is already allocated")
+        self.check_budget(size, "SALLOC")  # before the buffer exists
         try:
             buf = scroll_buffer(size)
         except MemoryError:
@@ -165,6 +224,8 @@ class Memory:
         sc = self.table.pop(coord, None)
         if sc is None:
             raise MemFault(f"SFREE of {coords.format_packed(coord)}, which is not allocated")
+        self._reconcile()
+        self._used -= self._sizes.pop(coord, 0)
         self._invalidate(coord)
         self._order.remove((coords.morton_key_packed(coord), coord))
         if coord in self._hot_lru:
@@ -200,8 +261,9 @@ class Memory:
     def flush(self, coord: int) -> None:
         sc = self.translate(coord)
         if self._cold is None:
-            fd, self._cold_path = tempfile.mkstemp(prefix="vtpu-cold-", suffix=".bin")
-            self._cold = os.fdopen(fd, "r+b")
+            # anonymous (unlinked on creation): nothing to clean up on any exit path
+            self._cold = tempfile.TemporaryFile(prefix="vtpu-cold-", suffix=".bin")
+            self._cold_path = None
         if sc.cold_offset < 0 or sc.size > getattr(sc, "_cold_cap", 0):
             sc.cold_offset = self._cold_end
             sc._cold_cap = sc.size  # type: ignore[attr-defined]
@@ -214,9 +276,7 @@ class Memory:
             sc.tier = "cold"
             # reading it back from the memory-mapped backing proves the round trip
             if sc.size:
-                mm = np.memmap(
-                    self._cold_path, dtype=np.uint8, mode="r+", offset=sc.cold_offset, shape=(sc.size,)
-                )
+                mm = np.memmap(self._cold, dtype=np.uint8, mode="r+", offset=sc.cold_offset, shape=(sc.size,))
                 sc.buf = mm
         self.stats.flushes += 1
         self.stats.flushed_bytes += sc.size
@@ -233,8 +293,4 @@ class Memory:
                 if isinstance(sc.buf, np.memmap):
                     sc.buf = np.array(sc.buf)
             self._cold.close()
-            try:
-                os.unlink(self._cold_path)
-            except OSError:
-                pass
             self._cold = None
