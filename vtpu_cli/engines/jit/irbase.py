@@ -12,21 +12,53 @@ F32, F64 = ir.FloatType(), ir.DoubleType()
 PTR = ir.PointerType()
 VB = ir.VectorType(I8, VEC_BYTES)  # a vector register as raw bytes
 
-# ------------------------------------------------------------------ the context block (shared with jit.py)
-OFF_R, OFF_P, OFF_FLAGS, OFF_SID, OFF_SCOUNT = 0, 128, 256, 264, 272
-OFF_STATUS, OFF_PC, OFF_SLOT, OFF_COUNTED, OFF_FASTHITS = 280, 288, 296, 304, 312
-OFF_MAXSTEPS, OFF_STEPS_PTR, OFF_ABORT_PTR, OFF_COUNTS_PTR = 320, 328, 336, 344
-OFF_PPT, OFF_SLOWCB, OFF_READYCB, OFF_TRPTR, OFF_TRSIZE = 352, 360, 368, 376, 384
-OFF_TSC0, OFF_TSC1, OFF_HOME, OFF_TRSET, OFF_TAB = 392, 400, 416, 432, 440
-OFF_MLEN, OFF_TABMASK, OFF_PPTHITS, OFF_PPTMISSES = 448, 480, 488, 496
-OFF_V, OFF_M = 512, 2560
-# the native C pipe (jit_comm.py): fleet block pointer, sched_yield pointer, watchdog words, statistics
-OFF_FLEET, OFF_YIELD, OFF_BLOCKED, OFF_SEEN, OFF_CSTAT = 2816, 2824, 2880, 2888, 2944
-CTX_SIZE = 3072
-
-# exit status codes written to ctx[OFF_STATUS]
-ST_OK, ST_FAULT, ST_PYFAULT, ST_LIMIT, ST_DEADLOCK, ST_ABORT, ST_ERROR = 0, 1, 2, 3, 4, 5, 6
-ST_REPLAY = 7  # native code cannot report this condition exactly: the engine replays in the interpreter
+# the context block and exit codes: declared once in abi.py
+from vtpu_cli.engines.jit.abi import (  # noqa: E402,F401  (re-exported)
+    CTX_SIZE,
+    OFF_ABORT_PTR,
+    OFF_BLOCKED,
+    OFF_COUNTED,
+    OFF_COUNTS_PTR,
+    OFF_CSTAT,
+    OFF_FASTHITS,
+    OFF_FLAGS,
+    OFF_FLEET,
+    OFF_HOME,
+    OFF_M,
+    OFF_MAXSTEPS,
+    OFF_MLEN,
+    OFF_P,
+    OFF_PC,
+    OFF_PPT,
+    OFF_PPTHITS,
+    OFF_PPTMISSES,
+    OFF_R,
+    OFF_READYCB,
+    OFF_SCOUNT,
+    OFF_SEEN,
+    OFF_SID,
+    OFF_SLOT,
+    OFF_SLOWCB,
+    OFF_STATUS,
+    OFF_STEPS_PTR,
+    OFF_TAB,
+    OFF_TABMASK,
+    OFF_TRPTR,
+    OFF_TRSET,
+    OFF_TRSIZE,
+    OFF_TSC0,
+    OFF_TSC1,
+    OFF_V,
+    OFF_YIELD,
+    ST_ABORT,
+    ST_DEADLOCK,
+    ST_ERROR,
+    ST_FAULT,
+    ST_LIMIT,
+    ST_OK,
+    ST_PYFAULT,
+    ST_REPLAY,
+)
 
 # The native PPT (see ``emit_ppt_translate``): a u64 block at ctx[OFF_PPT] holding ``sets`` way counts
 # followed by ``sets * ways`` entries of (coord lo, coord hi, scroll pointer, scroll size), LRU first;
