@@ -165,7 +165,28 @@ def parse_float_bits(tok: Tok, t: str) -> int:
         val = float(tok.text.replace("_", ""))
         if tok.neg:
             val = -val
-    return f32_bits(val) if t == "f32" else bf16_bits(val)
+    return _finite_bits(val, t, tok)
+
+
+def _finite_bits(val: float, t: str, tok: Tok) -> int:
+    """f32/bf16 bits of a literal; a finite literal beyond the type's range is an error, not inf."""
+    import math
+
+    bits = f32_bits(val) if t == "f32" else bf16_bits(val)
+    if not math.isinf(val) and (bits & 0x7FFFFFFF if t == "f32" else bits & 0x7FFF) == (
+        0x7F800000 if t == "f32" else 0x7F80
+    ):
+        raise _LineError(
+            f"`{'-' if tok.neg else ''}{_clip(tok.text)}` is out of range for {t}",
+            tok.col,
+            tok.length,
+            hint=f"the largest finite {t} is about {'3.4e38' if t == 'f32' else '3.39e38'}; write inf for infinity",
+        )
+    return bits
+
+
+def _clip(text: str, n: int = 24) -> str:
+    return text if len(text) <= n else text[: n - 3] + "..."
 
 
 def int_in_type(v: int, t: str, tok: Tok) -> int:
@@ -190,7 +211,11 @@ def typed_imm(tok: Tok, t: str | None, consts: dict[str, int]) -> int:
             and not tok.text.lower().startswith(("0x", "0b"))
         ):
             v = parse_int(tok)
-            return f32_bits(float(v)) if t == "f32" else bf16_bits(float(v))
+            try:
+                fv = float(v)
+            except OverflowError:  # beyond any float: certainly beyond f32/bf16
+                fv = 1e300
+            return _finite_bits(fv, t, tok)
         return parse_float_bits(tok, t)
     if tok.kind != "num":
         raise _LineError(f"expected an integer literal, found `{tok.text}`", tok.col, tok.length)
@@ -227,6 +252,22 @@ def parse_reg(tok: Tok) -> Reg | None:
     return Reg(cls, idx)
 
 
+_KIND_WORDS = {
+    "r": "rN",
+    "v": "vN",
+    "p": "pN",
+    "m": "mN",
+    "rv": "rN|vN",
+    "rvi": "rN|vN|imm",
+    "rvs": "rN|vN|special",
+    "ri": "rN|imm",
+    "imm": "imm",
+    "label": "label",
+    "coord": "coord",
+    "mem": "[pN+off]",
+    "group": "group",
+}
+
 _CLASS_WORD = {
     "r": "a scalar register (r0..r15)",
     "v": "a vector register (v0..v31)",
@@ -243,12 +284,49 @@ class _PendingInstr:
     line: int
 
 
+MAX_INCLUDE_DEPTH = 16
+LOC_MAX = (1 << 32) - 1  # the .siw line map stores u32 line numbers
+NAME_MAX = 4096  # bytes in a symbol, group or file name (the .siw stores u16-prefixed strings)
+_INCLUDE_RE = re.compile(r'^\s*\.include\s+"((?:[^"\\]|\\.)*)"\s*(?:(?:;|#|//).*)?$')
+_LABEL_RE = re.compile(r"^\s*(\.L[A-Za-z0-9_]+|[A-Za-z_][A-Za-z0-9_.]*)\s*:")
+_DEF_NAME_RE = re.compile(r"^\s*\.(?:const|coord|group)\s+([A-Za-z_][A-Za-z0-9_]*)")
+_KNOCK_ON_RE = re.compile(
+    r"^(?:undefined label|unknown coordinate name|unknown output|unknown group|no group named)?[^`]*`([^`.]+)"
+)
+_WORD_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@dataclass
+class _Line:
+    """One line of the expanded source: its text and where it came from (``.include`` keeps both)."""
+
+    text: str
+    file: str
+    line: int
+
+
 class Assembler:
-    def __init__(self, text: str, filename: str = "<input>"):
+    def __init__(
+        self,
+        text: str,
+        filename: str = "<input>",
+        defines: dict[str, str] | None = None,
+        base_dir: str | None = None,
+        max_errors: int = 0,
+    ):
         self.text = text
         self.filename = filename
-        self.lines = text.splitlines()
         self.diags: list[Diagnostic] = []
+        self._diag_order: list[tuple[int, int]] = []
+        self.warnings: list[Diagnostic] = []
+        self.max_errors = max_errors  # 0 = no limit
+        self.defined_by_flag: set[str] = set()
+        self.poisoned: set[str] = set()  # names whose defining line had an error (no knock-on errors)
+        self.used_names: set[str] = set()
+        self.name_lines: dict[str, int] = {}
+        self.src: list[_Line] = []
+        self._expand(text, filename, base_dir, 0, [], 0)
+        self.lines = [ln.text for ln in self.src]
         self.consts: dict[str, int] = {}
         self.coord_names: dict[str, int] = {}
         self.coord_name_line: dict[str, int] = {}
@@ -263,11 +341,107 @@ class Assembler:
         self.loc: int | None = None
         self.source_file: str | None = None
         self.keep_lines = True
+        for name, value in (defines or {}).items():
+            self._define(name, value)
+
+    # -- preprocessing
+    def _expand(
+        self, text: str, filename: str, base_dir: str | None, depth: int, stack: list, at: int
+    ) -> None:
+        """Split into lines, splicing in ``.include "file"`` (relative to the including file)."""
+        import os
+
+        if text.startswith("\ufeff"):  # a UTF-8 byte-order mark is not part of the program
+            text = text[1:]
+        for n, raw in enumerate(text.splitlines(), 1):
+            m = _INCLUDE_RE.match(raw) if ".include" in raw else None
+            if m is None:
+                self.src.append(_Line(raw, filename, n))
+                continue
+            self.src.append(_Line("", filename, n))  # keeps the include line addressable for errors
+            here = len(self.src)
+            target = _unescape(m.group(1))
+            col = raw.index('"') + 1
+            if base_dir is None:
+                base_dir = os.path.dirname(filename) if filename not in ("<input>", "<stdin>", "-") else "."
+            path = os.path.normpath(os.path.join(base_dir or ".", target))
+            if depth >= MAX_INCLUDE_DEPTH or os.path.abspath(path) in stack:
+                why = (
+                    "includes itself"
+                    if os.path.abspath(path) in stack
+                    else f"nests deeper than {MAX_INCLUDE_DEPTH}"
+                )
+                self._error_src(here, raw, col, f"`.include` {why}", len(m.group(1)) + 2)
+                continue
+            try:
+                with open(path, encoding="utf-8") as f:
+                    body = f.read()
+            except (OSError, UnicodeDecodeError) as e:
+                why = "no such file" if isinstance(e, FileNotFoundError) else "cannot read it"
+                self._error_src(here, raw, col, f"cannot include `{target}`: {why}", len(m.group(1)) + 2)
+                continue
+            self._expand(body, path, os.path.dirname(path), depth + 1, [*stack, os.path.abspath(path)], here)
+
+    def _error_src(self, idx: int, raw: str, col: int, message: str, length: int) -> None:
+        ln = self.src[idx - 1]
+        self.diags.append(Diagnostic(message, ln.file, ln.line, col, raw, None, length))
+        self._diag_order.append((idx, col))
+
+    def _define(self, name: str, value: str) -> None:
+        """``-D NAME=VALUE``: an integer becomes a ``.const``, a coordinate a ``.coord``; the source's own
+        definition of NAME is then a default that the flag overrides."""
+        from vtpu_cli.core.errors import VtpuError
+
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name) or parse_reg(Tok("word", name, 1)) is not None:
+            raise VtpuError(f"-D {name}: not a valid constant name", hint="names are like ITERS or N_ROWS")
+        text = value.strip()
+        if "/" in text:
+            try:
+                self.coord_names[name] = coords.parse_packed(text)
+            except coords.CoordError as e:
+                raise VtpuError(f"-D {name}={value}: {e.message}") from None
+        else:
+            neg = text.startswith("-")
+            try:
+                self.consts[name] = parse_int(Tok("num", text[1:] if neg else text, 1, neg=neg))
+            except _LineError:
+                raise VtpuError(
+                    f"-D {name}={value}: expected an integer or a coordinate", hint="e.g. -D ITERS=1000"
+                ) from None
+        self.defined_by_flag.add(name)
 
     # -- diagnostics
     def error(self, line: int, col: int, message: str, length: int = 1, hint: str | None = None) -> None:
-        src = self.lines[line - 1] if 0 < line <= len(self.lines) else None
-        self.diags.append(Diagnostic(message, self.filename, line, col, src, hint, length))
+        """Record an error at logical line ``line`` (an index into the expanded source)."""
+        if 0 < line <= len(self.src):
+            ln = self.src[line - 1]
+            self.diags.append(Diagnostic(message, ln.file, ln.line, col, ln.text, hint, length))
+        else:
+            self.diags.append(Diagnostic(message, self.filename, 0, 0, None, hint, length))
+        self._diag_order.append((line, col))
+
+    def warn(self, line: int, col: int, message: str, length: int = 1, hint: str | None = None) -> None:
+        ln = self.src[line - 1] if 0 < line <= len(self.src) else None
+        self.warnings.append(
+            Diagnostic(
+                message,
+                ln.file if ln else self.filename,
+                ln.line if ln else 0,
+                col if ln else 0,
+                ln.text if ln else None,
+                hint,
+                length,
+                severity="warning",
+            )
+        )
+
+    def _poison(self, raw: str) -> None:
+        """A line that failed to parse may still define a label or name: remember it so that its uses
+        are not reported as knock-on `undefined` errors."""
+        for rx in (_LABEL_RE, _DEF_NAME_RE):
+            m = rx.match(raw)
+            if m:
+                self.poisoned.add(m.group(1))
 
     # -- driver
     def run(self, debug_lines: bool = True) -> Program:
@@ -279,12 +453,16 @@ class Assembler:
         for lineno, raw in enumerate(self.lines, 1):
             if not raw.strip():
                 continue
+            if self.max_errors and len(self.diags) >= self.max_errors:
+                break
             try:
                 tree = parser.parse(raw)
             except UnexpectedCharacters as e:
+                self._poison(raw)
                 self.error(lineno, e.column, f"unexpected character {raw[e.pos_in_stream]!r}")
                 continue
             except UnexpectedToken as e:
+                self._poison(raw)
                 tok = e.token
                 if tok.type == "$END":
                     self.error(
@@ -300,6 +478,7 @@ class Assembler:
                     )
                 continue
             except (UnexpectedEOF, UnexpectedInput) as e:  # pragma: no cover - defensive
+                self._poison(raw)
                 self.error(lineno, getattr(e, "column", 1) or 1, "syntax error")
                 continue
             label_tree, stmt = tree.children
@@ -308,6 +487,8 @@ class Assembler:
                 name = str(name_tok)
                 if bundle is not None:
                     self.error(lineno, name_tok.column, "a label cannot appear inside a bundle", len(name))
+                elif len(name) > NAME_MAX:
+                    self.error(lineno, name_tok.column, f"a label is at most {NAME_MAX} characters", 80)
                 elif name in self.labels:
                     self.error(lineno, name_tok.column, f"label `{name}` is defined twice", len(name))
                 else:
@@ -333,6 +514,7 @@ class Assembler:
                 try:
                     self._directive(stmt, lineno)
                 except _LineError as e:
+                    self._poison(raw)
                     self.error(lineno, e.col, e.message, e.length, e.hint)
                 continue
             instrs = []
@@ -348,10 +530,47 @@ class Assembler:
         if bundle is not None:
             self.error(bundle_line, 1, "bundle `{` is never closed", hint="add a line with `}`")
         program = self._finish(debug_lines)
+        self._drop_knock_on()
         if self.diags:
-            self.diags.sort(key=lambda d: (d.line, d.col))
-            raise DiagnosticError(diagnostics=self.diags)
+            order = sorted(range(len(self.diags)), key=lambda i: self._diag_order[i])
+            diags = [self.diags[i] for i in order]
+            if self.max_errors and len(diags) > self.max_errors:
+                diags = diags[: self.max_errors]
+            raise DiagnosticError(diagnostics=diags)
+        self._lint(program)
         return program
+
+    def _drop_knock_on(self) -> None:
+        """Errors about a name whose own definition failed are consequences, not new mistakes."""
+        if not self.poisoned:
+            return
+        keep = [
+            i
+            for i, d in enumerate(self.diags)
+            if not ((m := _KNOCK_ON_RE.match(d.message)) and m.group(1) in self.poisoned)
+        ]
+        self.diags = [self.diags[i] for i in keep]
+        self._diag_order = [self._diag_order[i] for i in keep]
+
+    def _lint(self, program: Program) -> None:
+        """Warnings: constructs that assemble but are almost certainly mistakes."""
+        if not program.outputs:
+            self.warnings.append(
+                Diagnostic(
+                    "the program has no `.output`: a run prints nothing",
+                    self.filename,
+                    severity="warning",
+                    hint="mark results with `.output r1, NAME, ...`",
+                )
+            )
+        words: dict[str, int] = {}
+        for text in self.lines:
+            for w in _WORD_RE.findall(text):
+                words[w] = words.get(w, 0) + 1
+        for name, line in sorted(self.name_lines.items(), key=lambda kv: kv[1]):
+            if words.get(name, 0) <= 1 and name not in self.defined_by_flag:
+                col = self.lines[line - 1].find(name) + 1
+                self.warn(line, max(col, 1), f"`{name}` is defined but never used", len(name))
 
     def _add_siw(self, instrs: list, lineno: int) -> None:
         by_pipe: dict[str, tuple] = {}
@@ -390,7 +609,7 @@ class Assembler:
                     )
                     return
         self.siws.append([e[0] for e in entries])
-        line = self.loc if self.loc is not None else lineno
+        line = self.loc if self.loc is not None else self.src[lineno - 1].line
         self.siw_lines.append(line)
         self.loc = None
 
@@ -431,13 +650,16 @@ class Assembler:
             count_tok = toks.pop()
         need = sum(1 for s in specs if not s.optional)
         if not need <= len(toks) <= len(specs):
-            shape = ", ".join(s.kind + ("?" if s.optional else "") for s in specs) or "no operands"
+            shape = ", ".join(
+                _KIND_WORDS.get(s.kind, s.kind) + (" (optional)" if s.optional else "") for s in specs
+            )
+            shape = shape or "no operands"
             raise _LineError(
                 f"{op.name} takes {need if need == len(specs) else f'{need}..{len(specs)}'} "
                 f"operand(s), got {len(toks)}",
                 col,
                 mlen,
-                hint=f"operands: {shape}",
+                hint=f"{op.name} {shape} (see `vtpu isa {op.name}`)",
             )
         args: list = []
         label_toks = []
@@ -739,6 +961,9 @@ class Assembler:
         if len(items) != 2 or items[0].kind != "word" or items[1].kind != "coord":
             raise _LineError("usage: .coord NAME = L.S.S/C.V.B/C.S.S", dtok.column, len(dtok))
         name = items[0].text
+        if name in self.defined_by_flag:
+            return
+        self.name_lines[name] = lineno
         if name in self.coord_names or name == "home":
             raise _LineError(f"coordinate name `{name}` is already defined", items[0].col, len(name))
         self.coord_names[name] = self._parse_coord(items[1])
@@ -750,6 +975,9 @@ class Assembler:
         if _is_float_text(items[1].text):
             raise _LineError(".const takes an integer", items[1].col, items[1].length)
         name = items[0].text
+        if name in self.defined_by_flag:
+            return
+        self.name_lines[name] = lineno
         if name in self.consts or parse_reg(items[0]) is not None:
             raise _LineError(
                 f"constant `{name}` is already defined or names a register", items[0].col, len(name)
@@ -913,7 +1141,12 @@ class Assembler:
     def _d_file(self, items, dtok, lineno):
         if len(items) != 1 or items[0].kind != "string":
             raise _LineError('usage: .file "name"', dtok.column, len(dtok))
-        self.source_file = _unescape(items[0].text[1:-1])
+        name = _unescape(items[0].text[1:-1])
+        if len(name.encode("utf-8", "surrogatepass")) > NAME_MAX:
+            raise _LineError(
+                f"a file name is at most {NAME_MAX} bytes", items[0].col, min(items[0].length, 80)
+            )
+        self.source_file = name
 
     def _d_lines(self, items, dtok, lineno):
         if len(items) != 1 or items[0].text not in ("on", "off"):
@@ -927,7 +1160,13 @@ class Assembler:
     def _d_loc(self, items, dtok, lineno):
         if len(items) != 1 or items[0].kind != "num":
             raise _LineError(".loc takes a line number", dtok.column, len(dtok))
-        self.loc = parse_int(items[0])
+        v = parse_int(items[0])
+        if not 0 <= v <= LOC_MAX:
+            raise _LineError(f".loc line {v} is out of range (0..{LOC_MAX})", items[0].col, items[0].length)
+        self.loc = v
+
+    def _d_include(self, items, dtok, lineno):
+        raise _LineError('usage: .include "file.vasm"', dtok.column, len(dtok))
 
     # -- second pass
     def _finish(self, debug_lines: bool) -> Program:
@@ -988,9 +1227,18 @@ def _expect_hint(expected) -> str | None:
         "SIGN": "`+` or `-`",
         "$END": "end of line",
         "STRING": "a string",
+        "NEG": "`-`",
+        "DIRECTIVE": "a directive",
+        "LBRACE": "`{`",
+        "RBRACE": "`}`",
+        "EQUAL": "`=`",
+        "DOTS": "`..`",
     }
-    exp = sorted({names.get(e, e) for e in expected})
-    return f"expected {', '.join(exp)}" if exp else None
+    # Lark's internal token names (e.g. __ANON_0) mean nothing to a user: say only what the docs name
+    exp = sorted({names[e] for e in expected if e in names})
+    if not exp:
+        return None
+    return "expected " + (", ".join(exp[:-1]) + " or " + exp[-1] if len(exp) > 1 else exp[0])
 
 
 def _unescape(s: str) -> str:
@@ -1042,9 +1290,26 @@ def pack_ternary(codes) -> bytes:
     return bytes(out)
 
 
-def assemble(text: str, filename: str = "<input>", debug_lines: bool = True) -> Program:
-    """Assemble svISA text into a :class:`Program` (raises :class:`DiagnosticError`)."""
-    return Assembler(text, filename).run(debug_lines)
+def assemble(
+    text: str,
+    filename: str = "<input>",
+    debug_lines: bool = True,
+    *,
+    defines: dict[str, str] | None = None,
+    base_dir: str | None = None,
+    warnings: list[Diagnostic] | None = None,
+    max_errors: int = 0,
+) -> Program:
+    """Assemble svISA text into a :class:`Program` (raises :class:`DiagnosticError`).
+
+    ``defines`` are ``-D NAME=VALUE`` pairs (they override the source's ``.const``/``.coord`` of the same
+    name); ``.include`` paths resolve against ``base_dir`` (default: the file's folder); warnings are
+    appended to ``warnings`` when given; ``max_errors`` > 0 stops after that many errors."""
+    asm = Assembler(text, filename, defines=defines, base_dir=base_dir, max_errors=max_errors)
+    program = asm.run(debug_lines)
+    if warnings is not None:
+        warnings.extend(asm.warnings)
+    return program
 
 
 __all__ = ["assemble", "Assembler", "pack_ternary", "encode_values"]

@@ -7,6 +7,7 @@ traceback ever reaches a user.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import IntEnum
 
@@ -79,25 +80,88 @@ class DiagnosticError(VtpuError):
         first = self.diagnostics[0].header() if n else "error"
         VtpuError.__init__(self, first if n == 1 else f"{n} errors; first: {first}")
 
+    def __str__(self) -> str:
+        return render_text(self.diagnostics)
 
-def render_diagnostics(diags: list[Diagnostic], console=None) -> None:
-    """Print diagnostics rustc-style: header, source line with a caret, hint."""
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+
+
+def printable(name: str) -> str:
+    """Text from a file, safe to print: control bytes (ESC, OSC, BEL...) become ``\\xNN`` escapes so a
+    crafted ``.siw`` or source cannot drive the terminal."""
+    return _CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", name)
+
+
+LINE_WINDOW = 100  # characters of a long source line shown around the caret
+MESSAGE_MAX = 160  # characters of a message or hint (names from files can be huge)
+
+
+def _clip(text: str, limit: int = MESSAGE_MAX) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def excerpt(line: str, col: int, length: int) -> tuple[str, int, int]:
+    """The part of ``line`` to show and the caret's column and length in it: a long line is cut to a
+    window around the caret (marked with ``...``) so one diagnostic never prints kilobytes."""
+    line = line.rstrip().expandtabs(1)
+    length = max(1, min(length, LINE_WINDOW // 2))
+    if len(line) <= LINE_WINDOW:
+        return printable(line), col, length
+    start = max(0, col - 1 - LINE_WINDOW // 2)
+    end = min(len(line), start + LINE_WINDOW)
+    start = max(0, end - LINE_WINDOW)
+    head = "..." if start > 0 else ""
+    tail = "..." if end < len(line) else ""
+    return head + printable(line[start:end]) + tail, col - start + len(head), length
+
+
+def _lines(d: Diagnostic) -> list[tuple[str, str]]:
+    """(style, text) pieces of one diagnostic, shared by the terminal and the plain-text renderings."""
+    loc = printable(d.file) + (f":{d.line}:{d.col}" if d.line else "")
+    out = [("header", f"{loc}: {d.severity}: {_clip(printable(d.message))}")]
+    if d.source_line is not None and d.line:
+        text, col, length = excerpt(d.source_line, d.col, d.length)
+        gutter = str(d.line)
+        pad = " " * len(gutter)
+        out += [("gutter", f"{pad} |"), ("source", f"{gutter} | {text}")]
+        out.append(("caret", f"{pad} | " + " " * max(col - 1, 0) + "^" * length))
+    if d.hint:
+        out.append(("hint", f"  = hint: {_clip(printable(d.hint))}"))
+    return out
+
+
+def render_text(diags: list[Diagnostic]) -> str:
+    """Diagnostics as plain text (what ``str(DiagnosticError)`` shows in a notebook)."""
+    return "\n".join(text for d in diags for _, text in _lines(d))
+
+
+def render_diagnostics(diags: list[Diagnostic], console=None, limit: int = 0) -> None:
+    """Print diagnostics rustc-style (header, source excerpt with a caret, hint); at most ``limit``
+    (0 = all) are printed, then a count of the rest."""
     from rich.console import Console
     from rich.markup import escape
 
     console = console or Console(stderr=True, highlight=False, soft_wrap=True)
-    for d in diags:
+    shown = diags[:limit] if limit > 0 else diags
+    for d in shown:
         colour = "red" if d.severity == "error" else "yellow"
-        loc = d.file + (f":{d.line}:{d.col}" if d.line else "")
-        console.print(f"[bold]{escape(loc)}:[/bold] [bold {colour}]{d.severity}:[/] {escape(d.message)}")
-        if d.source_line is not None and d.line:
-            gutter = str(d.line)
-            pad = " " * len(gutter)
-            console.print(f"[blue]{pad} |[/blue]")
-            console.print(f"[blue]{gutter} |[/blue] {escape(d.source_line.rstrip())}")
-            caret = " " * max(d.col - 1, 0) + "^" * max(d.length, 1)
-            console.print(f"[blue]{pad} |[/blue] [bold {colour}]{caret}[/]")
-        if d.hint:
-            console.print(f"  [cyan]= hint:[/cyan] {escape(d.hint)}")
-    if len(diags) > 1:
-        console.print(f"[bold red]{len(diags)} errors[/bold red]")
+        for style, text in _lines(d):
+            if style == "header":
+                loc, _, rest = text.partition(f": {d.severity}: ")
+                console.print(f"[bold]{escape(loc)}:[/bold] [bold {colour}]{d.severity}:[/] {escape(rest)}")
+            elif style == "gutter":
+                console.print(f"[blue]{escape(text)}[/blue]")
+            elif style == "source":
+                gutter, _, src = text.partition(" | ")
+                console.print(f"[blue]{gutter} |[/blue] {escape(src)}")
+            elif style == "caret":
+                pad, _, caret = text.partition(" | ")
+                console.print(f"[blue]{pad} |[/blue] [bold {colour}]{caret}[/]")
+            else:
+                console.print(f"  [cyan]= hint:[/cyan] {escape(text.removeprefix('  = hint: '))}")
+    errors = sum(1 for d in diags if d.severity == "error")
+    if len(shown) < len(diags):
+        console.print(f"[bold red]... {len(diags) - len(shown)} more not shown (--error-limit)[/bold red]")
+    if errors > 1:
+        console.print(f"[bold red]{errors} errors[/bold red]")
