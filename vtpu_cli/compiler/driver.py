@@ -28,7 +28,9 @@ from vtpu_cli.isa.table import BY_NAME
 EMITS = ("siw", "vasm", "ir")
 
 
-def _front(text: str, filename: str, opt: int, sentrons: int, tune: bool, tile=None) -> Lowerer:
+def _front(
+    text: str, filename: str, opt: int, sentrons: int, tune: bool, tile=None, force_loops: bool = False
+) -> Lowerer:
     if sentrons < 1:
         raise VtpuError("--sentrons must be at least 1")
     if opt not in (0, 1, 2, 3):
@@ -39,6 +41,7 @@ def _front(text: str, filename: str, opt: int, sentrons: int, tune: bool, tile=N
     lw = Lowerer(text, filename, opt, sentrons, tune)
     lw.compile_phx = compile_phx
     lw.forced_tile = tile
+    lw.force_loops = force_loops
     import sys
 
     limit = sys.getrecursionlimit()
@@ -107,10 +110,12 @@ def compile_phx(
     sentrons: int = 1,
     tune: bool = False,
     tile: tuple[int, int] | None = None,
+    force_loops: bool = False,
 ):
-    """Compile ``.phx`` text; returns (Program, report dict). Raises DiagnosticError on user errors."""
+    """Compile ``.phx`` text; returns (Program, report dict). Raises DiagnosticError on user errors.
+    ``force_loops`` lowers every tensor op that has a loop form to loops, whatever its size."""
     t0 = time.perf_counter()
-    lw = _front(text, filename, opt, sentrons, tune, tile)
+    lw = _front(text, filename, opt, sentrons, tune, tile, force_loops)
     ir_ops = sum(1 for it in lw.b.code if isinstance(it, VI))
     try:
         alloc = allocate(lw.b.code)

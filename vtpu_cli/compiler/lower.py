@@ -38,7 +38,7 @@ class Tensor:
     shape: tuple[int, ...]
     role: str
     scroll: str
-    scale: float = 1.0
+    scale: float | str = 1.0  # t2 weights: a literal or the name of an f32[1] tensor
     line: int = 0
 
     @property
@@ -96,6 +96,7 @@ class Lowerer:
         self.tile_choices: dict = {}
         self.forced_tile: tuple[int, int] | None = None
         self.kernel_depth = 0
+        self.force_loops = False  # lower every tensor op to loops (tests compare both lowerings)
 
     # ------------------------------------------------------------------ diagnostics
     def error(self, node, message: str, hint: str | None = None, length: int | None = None) -> None:
@@ -255,7 +256,11 @@ class Lowerer:
         if scale_t is not None:
             if dtype != "t2":
                 self.fail(scale_t, "`scale` applies to t2 (ternary) weights only")
-            scale = float(self.const_eval(scale_t.children[0]))
+            se = scale_t.children[0]
+            if se.data == "name" and str(se.children[0]) not in self.consts:
+                scale = str(se.children[0])  # a one-element f32 tensor read at run time
+            else:
+                scale = float(self.const_eval(se))
         nbytes = tensor_nbytes(dtype, shape)
         if nbytes > MAX_TENSOR_BYTES:
             self.fail(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import math
 
 from vtpu_cli.binary.program import Imm, Reg
+from vtpu_cli.compiler import kernels
 from vtpu_cli.compiler.ir import Builder, MemInfo, VMem, VReg
 from vtpu_cli.compiler.lower import Bad, Lowerer, Tensor, _pos, _try_const
 from vtpu_cli.core.numerics import f32_bits
@@ -576,10 +577,18 @@ def _matmul(lw: Lowerer, name_toks, call, pos, kw):
         if shard not in ("cols", "k"):
             lw.fail(node, "shard is `cols` (split N over the sentrons) or `k` (split K, then all-reduce)")
     y = _result(lw, name_toks[0], "f32", (m, n))
+    nt = (n + 15) // 16
+    if use_loops(lw, k * nt * min(m, 4)) and shard != "k":
+        if shard is None or lw.sentrons == 1:
+            kernels.matmul_loop(lw, x, w, y, 0, nt)
+            return
+        ranges = _col_ranges(nt, lw.sentrons)
+        _per_sentron(lw, lambda s: kernels.matmul_loop(lw, x, w, y, *ranges[s]))
+        kernels.gather_tiles_loop(lw, y, m, n, ranges)
+        return
     from vtpu_cli.compiler.tune import tile_for
 
     rr, cc = tile_for(lw, "matmul", m, k, n)
-    nt = (n + 15) // 16
     if shard is None or lw.sentrons == 1:
         matmul_tiles(lw, x, w, y, rr, cc, range(nt), range(k))
         return
@@ -614,6 +623,18 @@ def _matmul(lw: Lowerer, name_toks, call, pos, kw):
                 r = b.new("v")
                 b.emit("CREDUCE", r, v, Imm(0), type="f32", mod="add")
                 b.store("f32", r, y.scroll, off, nb)
+
+
+def use_loops(lw: Lowerer, unrolled_ops: int) -> bool:
+    """Lower an op to loop nests (:mod:`.kernels`) when its unrolled form would be large, or always
+    when ``lw.force_loops`` (tests compare both lowerings bit for bit)."""
+    return lw.force_loops or unrolled_ops > kernels.LOOP_OPS
+
+
+def _col_ranges(nt: int, ns: int) -> list[tuple[int, int]]:
+    """Contiguous 16-column tile range [lo, hi) of each sentron (the same split as the unrolled path)."""
+    per = (nt + ns - 1) // ns
+    return [(min(nt, s * per), min(nt, (s + 1) * per)) for s in range(ns)]
 
 
 def _per_sentron(lw: Lowerer, gen) -> None:
@@ -696,9 +717,27 @@ def matmul_tiles(
 
 
 # ---------------------------------------------------------------------- ternary matmul
+def _weight_scale(lw: Lowerer, w: Tensor, node):
+    """The weight scale: a literal (immediate) or, with ``scale NAME``, an f32 scalar read from the
+    one-element tensor NAME at run time (weight scales as data)."""
+    if not isinstance(w.scale, str):
+        return w.scale
+    t = lw.tensors.get(w.scale)
+    if t is None:
+        lw.fail(node, f"weight `{w.name}`: undefined scale tensor `{w.scale}`")
+    if t.dtype != "f32" or t.numel != 1:
+        lw.fail(
+            node,
+            f"weight `{w.name}`: scale tensor `{w.scale}` must be f32[1], found {t.dtype}{list(t.shape)}",
+        )
+    r = lw.b.new("r", "wscale")
+    lw.b.load("f32", r, t.scroll, 0)
+    return r
+
+
 def _tmatmul(lw: Lowerer, name_toks, call, pos, kw):
     _nargs(lw, call, pos, 2)
-    _kw(lw, kw, (), call)
+    _kw(lw, kw, ("shard",), call)
     x, w = lw.tensor_arg(pos[0]), lw.tensor_arg(pos[1])
     _dtype_ok(lw, pos[0], x, ("f32",), "tmatmul")
     _dtype_ok(lw, pos[1], w, ("t2",), "tmatmul (weights)")
@@ -710,10 +749,25 @@ def _tmatmul(lw: Lowerer, name_toks, call, pos, kw):
             pos[1],
             f"shape mismatch: tmatmul inner dimensions differ: x is {list(x.shape)}, w is {list(w.shape)}",
         )
+    shard = None
+    if "shard" in kw:
+        node = kw["shard"]
+        shard = str(node.children[0]) if node.data == "name" else None
+        if shard != "cols":
+            lw.fail(node, "tmatmul shards by columns: shard=cols (each sentron computes a range of N)")
     y = _result(lw, name_toks[0], "f32", (m, n))
     b = lw.b
     k16 = (k + 15) // 16 * 16
     nt = (n + 15) // 16
+    wscale = _weight_scale(lw, w, pos[1])
+    if use_loops(lw, m * (k16 // 4) * nt) or (shard and lw.sentrons > 1):
+        if shard is None or lw.sentrons == 1:
+            kernels.tmatmul_loop(lw, x, w, y, 0, nt, wscale)
+            return
+        ranges = _col_ranges(nt, lw.sentrons)
+        _per_sentron(lw, lambda s: kernels.tmatmul_loop(lw, x, w, y, *ranges[s], wscale))
+        kernels.gather_tiles_loop(lw, y, m, n, ranges)
+        return
     qbuf = lw.scratch("q", m * k16)
     scales = lw.scratch("qs", m * 4)
     ch = chunks(k, 4)
@@ -744,7 +798,7 @@ def _tmatmul(lw: Lowerer, name_toks, call, pos, kw):
         b.emit("DDIV", inv, one, am, type="f32")
         sc = b.new("r")
         b.emit("DDIV", sc, am, F(127.0), type="f32")
-        b.emit("DMUL", sc, sc, F(w.scale), type="f32")
+        b.emit("DMUL", sc, sc, wscale if isinstance(wscale, VReg) else F(wscale), type="f32")
         b.store("f32", sc, scales, i * 4)
         vinv = b.new("v")
         b.emit("DBCAST", vinv, inv, type="f32")
@@ -842,6 +896,9 @@ def _rmsnorm(lw: Lowerer, name_toks, call, pos, kw):
     y = _result(lw, name_toks[0], "f32", x.shape)
     b = lw.b
     ch = _row_chunks(d)
+    if len(ch) > 8 or use_loops(lw, 0):
+        kernels.rmsnorm_loop(lw, x, g, y, m, d, eps)
+        return
     one = b.new("r")
     b.emit("DMOV", one, F(1.0), type="f32")
     gv = [b.load("f32", b.new("v", "g"), g.scroll, off, nb) for off, nb in ch] if len(ch) <= 8 else None
@@ -904,6 +961,9 @@ def _softmax(lw: Lowerer, name_toks, call, pos, kw):
     tail = ch[-1][1] < 64
     mask = _tail_mask(lw, (d % 16)) if tail else None
     ninf = neg_inf(lw) if tail else None
+    if len(ch) > 8 or use_loops(lw, 0):
+        kernels.softmax_loop(lw, x, y, m, d, mask, ninf)
+        return
     one = b.new("r")
     b.emit("DMOV", one, F(1.0), type="f32")
 
@@ -955,8 +1015,6 @@ def _softmax(lw: Lowerer, name_toks, call, pos, kw):
             b.emit("DMUL", o, es[c], vinv, type="f32")
             _st(b, o, y.scroll, ix.off(off, d * 4), nb)
 
-    if len(ch) > 8:
-        lw.fail(call, "softmax rows are limited to 128 elements (8 vectors held in registers)")
     rows(lw, m, 30 * len(ch) + 10, row, pipelinable=True)
 
 
@@ -1020,10 +1078,12 @@ def _argmax(lw: Lowerer, name_toks, call, pos, kw):
     y = _result(lw, name_toks[0], "i32", (m,))
     b = lw.b
     nch = len(_row_chunks(d))
-    if nch > 8:
-        lw.fail(call, "argmax rows are limited to 128 elements")
     mask = _tail_mask(lw, d % 16) if d % 16 else None
     ninf = neg_inf(lw)
+    if nch > 8 or use_loops(lw, m * nch * 8):
+        iota = b.load("i32", b.new("v", "iota"), const_iota(lw), 0)
+        kernels.argmax_loop(lw, x, y, m, d, mask, ninf, iota)
+        return
     ivs = _iotas(lw, b, nch)
     for i in range(m):
         xs = _load_row_masked(lw, b, x, i, d, mask, ninf)

@@ -1,0 +1,488 @@
+"""Loop-based lowering of tensor ops whose unrolled code would grow with the tensor (model scale).
+
+The unrolled lowering in :mod:`.tensors` emits straight-line code proportional to the number of
+weights; above a size threshold each op is instead lowered here into ``DLOOP`` nests whose bodies are
+fixed tiles, so the program size depends on the op mix, not on the hidden size. Addresses are byte
+offsets in loop-carried *pointer registers* (svISA has ``[p + r]`` but no ``[p + r + imm]``, so every
+displacement inside a tile costs one ``DADD``). Tails (a partial 16-lane chunk, a remainder row block
+or column group) get one static copy of the tile, so code size is bounded by a constant per op.
+
+Numerics are identical to the unrolled lowering, element for element: the same ops are applied in
+the same order (matmul accumulates over k sequentially, first term a ``DMUL``; row sums accumulate
+chunk by chunk in index order, then one ``DRED``), so a program gives the same bits whichever way an
+op is lowered (tested by forcing loop mode on small shapes).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from vtpu_cli.binary.program import Imm
+from vtpu_cli.compiler.ir import Builder, MemInfo, VMem, VReg
+from vtpu_cli.core.numerics import f32_bits
+
+# An op whose unrolled form would exceed this many IR ops is lowered to loops. Small ops stay
+# unrolled (static offsets, exact alias analysis, no loop overhead).
+LOOP_OPS = 1536
+
+
+def F(x: float) -> Imm:
+    return Imm(f32_bits(x))
+
+
+# ---------------------------------------------------------------------- pointer registers
+def ptr(b: Builder, init, hint: str = "ptr") -> VReg:
+    """A fresh loop-carried byte-offset register initialised to an int or a copy of a register."""
+    r = b.new("r", hint, nospill=True)
+    b.emit("DMOV", r, init if isinstance(init, VReg) else Imm(int(init)))
+    return r
+
+
+def at(b: Builder, r: VReg, disp: int) -> VReg:
+    """``r + disp`` in a register (``r`` itself when disp is 0)."""
+    if disp == 0:
+        return r
+    t = b.new("r", "addr")
+    b.emit("DADD", t, r, Imm(disp), type="i64")
+    return t
+
+
+def bump(b: Builder, r: VReg, delta: int) -> None:
+    if delta:
+        b.emit("DADD", r, r, Imm(delta), type="i64")
+
+
+def loop(b: Builder, count, body: Callable[[], None], hint: str = "k") -> None:
+    """``body()`` ``count`` times: inline for 1, a DLOOP for more; a register count may be 0 at run
+    time (guarded by a branch around the loop)."""
+    if isinstance(count, int):
+        if count <= 0:
+            return
+        if count == 1:
+            body()
+            return
+        b.counted_loop(count, body, hint)
+        return
+    cnt = b.new("r", "count", nospill=True)
+    b.emit("DMOV", cnt, count)
+    flag = b.new("r")
+    skip = b.label("skip")
+    b.emit("DCMP", flag, cnt, Imm(0), type="i64", mod="gt")
+    b.emit("DBRF", skip)
+    b.counted_loop(cnt, body, hint)
+    b.place(skip)
+
+
+def ld(b: Builder, t: str, scroll: str, off: VReg, nb: int = 64, cls: str = "v") -> VReg:
+    dst = b.new(cls)
+    return b.load(t, dst, scroll, 0, nb if cls == "v" else None, rel=off)
+
+
+def st(b: Builder, t: str, v: VReg, scroll: str, off: VReg, nb: int = 64) -> None:
+    b.store(t, v, scroll, 0, nb if v.cls == "v" else None, rel=off)
+
+
+def bcast_ld(b: Builder, t: str, scroll: str, off: VReg) -> VReg:
+    """One element at a register offset broadcast to every lane (stride-0 gather)."""
+    from vtpu_cli.isa.table import type_size
+
+    dst = b.new("v", "x")
+    p = b.base(scroll)
+    b.emit("SGATHER", dst, VMem(p, off, 1, 0), type=t, mem=MemInfo(scroll, False, 0, type_size(t), off))
+    return dst
+
+
+def chunk_loop(b: Builder, n: int, esize: int, off0: VReg, each: Callable[[VReg, int, bool], None]) -> None:
+    """Visit the 64-byte chunks of a run of ``n`` elements starting at byte offset ``off0``, in order:
+    ``each(offset_register, nbytes, first)``; full chunks in a loop (the first one peeled, so a
+    reduction can start with a plain op), then the partial tail chunk."""
+    total = n * esize
+    nfull, tail = divmod(total, 64)
+    p = ptr(b, off0)
+    if nfull:
+        each(p, 64, True)
+        bump(b, p, 64)
+
+        def body():
+            each(p, 64, False)
+            bump(b, p, 64)
+
+        loop(b, nfull - 1, body, "chunk")
+    if tail:
+        each(p, tail, nfull == 0)
+
+
+def rows_loop(b: Builder, m: int, ptrs: list[tuple[VReg, int]], body: Callable[[], None]) -> None:
+    """``body()`` for each of ``m`` rows; after each row every (pointer, stride) advances."""
+
+    def one():
+        body()
+        for r, s in ptrs:
+            bump(b, r, s)
+
+    loop(b, m, one, "row")
+
+
+# ---------------------------------------------------------------------- f32 matmul
+def matmul_loop(lw, x, w, y, t_lo: int, t_hi: int) -> None:
+    """y[:, tiles t_lo..t_hi) = x @ w[:, tiles] with an rr x cc register tile: loops over row blocks,
+    column groups and k (k = 0 peeled: its product is a DMUL, then DFMA in k order)."""
+    b = lw.b
+    m, k = x.shape
+    n = w.shape[1]
+    nbs = [min(64, (n - j * 16) * 4) for j in range(t_lo, t_hi)]
+    nfull = sum(1 for v in nbs if v == 64)
+    rr = min(4, m)
+    cc = max(1, min(8 if rr == 1 else 4, nfull))
+    groups, rem_n = divmod(nfull, cc)
+    rem = nbs[groups * cc :]
+    xrow, yrow = ptr(b, 0, "xrow"), ptr(b, 0, "yrow")
+
+    def kblock(nrows: int, tnb: list[int], col: VReg) -> None:
+        xp, wp = ptr(b, xrow, "xp"), ptr(b, col, "wp")
+        acc = [[b.new("v", "acc") for _ in tnb] for _ in range(nrows)]
+
+        def step(first: bool) -> None:
+            wv = [ld(b, "f32", w.scroll, at(b, wp, c * 64), nb) for c, nb in enumerate(tnb)]
+            for r in range(nrows):
+                xb = bcast_ld(b, "f32", x.scroll, at(b, xp, r * k * 4))
+                for c in range(len(tnb)):
+                    if first:
+                        b.emit("DMUL", acc[r][c], xb, wv[c], type="f32")
+                    else:
+                        b.emit("DFMA", acc[r][c], xb, wv[c], acc[r][c], type="f32")
+            bump(b, xp, 4)
+            bump(b, wp, n * 4)
+
+        step(True)
+        loop(b, k - 1, lambda: step(False))
+        yb = b.new("r", "yb")
+        b.emit("DADD", yb, yrow, col, type="i64")
+        for r in range(nrows):
+            for c, nb in enumerate(tnb):
+                st(b, "f32", acc[r][c], y.scroll, at(b, yb, r * n * 4 + c * 64), nb)
+
+    def section(nrows: int) -> None:
+        col = ptr(b, t_lo * 64, "col")
+
+        def grp():
+            kblock(nrows, [64] * cc, col)
+            bump(b, col, cc * 64)
+
+        loop(b, groups, grp, "cols")
+        if rem:
+            kblock(nrows, rem, col)
+
+    rows_loop(b, m // rr, [(xrow, rr * k * 4), (yrow, rr * n * 4)], lambda: section(rr))
+    if m % rr:
+        section(m % rr)
+    del rem_n
+
+
+# ---------------------------------------------------------------------- ternary matmul
+def tmatmul_loop(lw, x, w, y, t_lo: int, t_hi: int, wscale) -> None:
+    """Per row: absmax (loop over chunks), quantise to int8 in 64-element groups (loop), then the
+    ternary dot over column groups (loop) and k groups of 16 (loop); see docs/phx.md for numerics.
+    ``wscale`` is a python float (immediate) or an f32 scalar register."""
+    b = lw.b
+    m, k = x.shape
+    n = w.shape[1]
+    k16 = (k + 15) // 16 * 16
+    qbuf = lw.scratch("q", m * k16)
+    one = b.new("r", "c127")
+    b.emit("DMOV", one, F(127.0), type="f32")
+    nbs = [min(64, (n - j * 16) * 4) for j in range(t_lo, t_hi)]
+    nfull = sum(1 for v in nbs if v == 64)
+    cc = max(1, min(4, nfull))
+    groups = nfull // cc
+    rem = nbs[groups * cc :]
+    xrow, qrow, yrow = ptr(b, 0, "xrow"), ptr(b, 0, "qrow"), ptr(b, 0, "yrow")
+
+    def row():
+        # 1. absmax over the row
+        mx = b.new("v", "amax")
+
+        def amax(p, nb, first):
+            v = ld(b, "f32", x.scroll, p, nb)
+            if first:
+                b.emit("DAND", mx, v, Imm(0x7FFFFFFF), type="i32")
+            else:
+                a = b.new("v")
+                b.emit("DAND", a, v, Imm(0x7FFFFFFF), type="i32")
+                b.emit("DMAX", mx, mx, a, type="f32")
+
+        chunk_loop(b, k, 4, xrow, amax)
+        am = b.new("r")
+        b.emit("DRED", am, mx, type="f32", mod="max")
+        b.emit("DMAX", am, am, F(1e-30), type="f32")
+        inv = b.new("r")
+        b.emit("DDIV", inv, one, am, type="f32")
+        sc = b.new("r")
+        b.emit("DDIV", sc, am, F(127.0), type="f32")
+        b.emit("DMUL", sc, sc, wscale if isinstance(wscale, VReg) else F(wscale), type="f32")
+        vinv = b.new("v")
+        b.emit("DBCAST", vinv, inv, type="f32")
+        vsc = b.new("v")
+        b.emit("DBCAST", vsc, sc, type="f32")
+        # 2. quantise: four 16-lane parts per 64-byte i8 vector (round to nearest even)
+        xp, qp = ptr(b, xrow, "xp"), ptr(b, qrow, "qp")
+
+        def quant(parts: list[int]) -> None:
+            q = b.new("v", "q")
+            if len(parts) < 4:
+                b.emit("DBCAST", q, Imm(0), type="i8")
+            for part, nb in enumerate(parts):
+                v = ld(b, "f32", x.scroll, at(b, xp, part * 64), nb)
+                s = b.new("v")
+                b.emit("DMUL", s, v, vinv, type="f32")
+                b.emit("DCVT", q, s, Imm(part), type="i8", type2="f32")
+            return q
+
+        def qgroup():
+            q = quant([64] * 4)
+            st(b, "i8", q, qbuf, qp, 64)
+            bump(b, xp, 256)
+            bump(b, qp, 64)
+
+        loop(b, k // 64, qgroup, "quant")
+        if k % 64:
+            left = (k % 64) * 4
+            parts = [min(64, left - o) for o in range(0, left, 64)]
+            q = quant(parts)
+            st(b, "i8", q, qbuf, qp, k16 - (k // 64) * 64)
+        # 3. ternary dot: per column group, loop over k in 16s
+        wp, yp = ptr(b, t_lo * k16 * 4, "wp"), ptr(b, yrow, "yp")
+        if t_lo:
+            bump(b, yp, t_lo * 64)
+
+        def cgroup(tnb: list[int]) -> None:
+            qq = ptr(b, qrow, "qq")
+            acc = []
+            for _ in tnb:
+                a0 = b.new("v", "acc")
+                b.emit("DBCAST", a0, Imm(0), type="i32")
+                acc.append(a0)
+
+            def kstep():
+                wv = [ld(b, "i8", w.scroll, at(b, wp, c * k16 * 4)) for c in range(len(tnb))]
+                for q in range(4):
+                    xb = bcast_ld(b, "i32", qbuf, at(b, qq, q * 4))
+                    for c in range(len(tnb)):
+                        b.emit("DTERNARY", acc[c], xb, wv[c], Imm(q))
+                bump(b, wp, 64)
+                bump(b, qq, 16)
+
+            loop(b, k16 // 16, kstep, "kq")
+            bump(b, wp, (len(tnb) - 1) * k16 * 4)
+            for c, nb in enumerate(tnb):
+                f = b.new("v")
+                b.emit("DCVT", f, acc[c], None, type="f32", type2="i32")
+                o = b.new("v")
+                b.emit("DMUL", o, f, vsc, type="f32")
+                st(b, "f32", o, y.scroll, at(b, yp, c * 64), nb)
+            bump(b, yp, len(tnb) * 64)
+
+        loop(b, groups, lambda: cgroup([64] * cc), "cols")
+        if rem:
+            cgroup(rem)
+
+    rows_loop(b, m, [(xrow, k * 4), (qrow, k16), (yrow, n * 4)], row)
+
+
+# ---------------------------------------------------------------------- all-gather of column tiles
+def gather_tiles_loop(lw, y, m: int, n: int, owner_ranges: list[tuple[int, int]]) -> None:
+    """Every sentron gets every 16-column tile of y[m, n] from its owner (CCAST, exact); all sentrons
+    run the same sequence of collectives (owner by owner, row by row, tile by tile)."""
+    b = lw.b
+    for s, (lo, hi) in enumerate(owner_ranges):
+        if hi <= lo:
+            continue
+        nbs = [min(64, (n - j * 16) * 4) for j in range(lo, hi)]
+        nfull = sum(1 for v in nbs if v == 64)
+        yrow = ptr(b, lo * 64, "yrow")
+
+        def row(s=s, nbs=nbs, nfull=nfull, yrow=yrow):
+            p = ptr(b, yrow, "yp")
+
+            def one(nb):
+                v = ld(b, "f32", y.scroll, p, nb)
+                r = b.new("v")
+                b.emit("CCAST", r, v, Imm(s), Imm(0), type="f32")
+                st(b, "f32", r, y.scroll, p, nb)
+                bump(b, p, 64)
+
+            loop(b, nfull, lambda: one(64), "bcast")
+            for nb in nbs[nfull:]:
+                one(nb)
+
+        rows_loop(b, m, [(yrow, n * 4)], row)
+
+
+# ---------------------------------------------------------------------- row ops
+def rmsnorm_loop(lw, x, g, y, m: int, d: int, eps: float) -> None:
+    """Two passes per row (sum of squares, then scale): nothing of the row is kept in registers."""
+    b = lw.b
+    one = b.new("r")
+    b.emit("DMOV", one, F(1.0), type="f32")
+    xrow = ptr(b, 0, "xrow")
+
+    def row():
+        acc = b.new("v", "ss")
+
+        def sq(p, nb, first):
+            v = ld(b, "f32", x.scroll, p, nb)
+            if first:
+                b.emit("DMUL", acc, v, v, type="f32")
+            else:
+                b.emit("DFMA", acc, v, v, acc, type="f32")
+
+        chunk_loop(b, d, 4, xrow, sq)
+        ss = b.new("r")
+        b.emit("DRED", ss, acc, type="f32", mod="add")
+        b.emit("DDIV", ss, ss, F(float(d)), type="f32")
+        b.emit("DADD", ss, ss, F(eps), type="f32")
+        b.emit("DSQRT", ss, ss, type="f32")
+        inv = b.new("r")
+        b.emit("DDIV", inv, one, ss, type="f32")
+        vinv = b.new("v")
+        b.emit("DBCAST", vinv, inv, type="f32")
+        gp = ptr(b, 0, "gp")
+
+        def scale(p, nb, first):
+            v = ld(b, "f32", x.scroll, p, nb)
+            t1 = b.new("v")
+            b.emit("DMUL", t1, v, vinv, type="f32")
+            gg = ld(b, "f32", g.scroll, gp, nb)
+            t2 = b.new("v")
+            b.emit("DMUL", t2, t1, gg, type="f32")
+            st(b, "f32", t2, y.scroll, p, nb)
+            bump(b, gp, 64)
+
+        chunk_loop(b, d, 4, xrow, scale)
+
+    rows_loop(b, m, [(xrow, d * 4)], row)
+
+
+def row_max(lw, x, xrow: VReg, d: int, mask, ninf) -> VReg:
+    """Scalar register: max of one row (the tail chunk's missing lanes read as -inf)."""
+    b = lw.b
+    mx = b.new("v", "max")
+
+    def visit(p, nb, first):
+        v = ld(b, "f32", x.scroll, p, nb)
+        if nb < 64:
+            v2 = b.new("v")
+            b.emit("DSEL", v2, mask, v, ninf, type="f32")
+            v = v2
+        if first:
+            b.emit("DMOV", mx, v)
+        else:
+            b.emit("DMAX", mx, mx, v, type="f32")
+
+    chunk_loop(b, d, 4, xrow, visit)
+    r = b.new("r")
+    b.emit("DRED", r, mx, type="f32", mod="max")
+    return r
+
+
+def softmax_loop(lw, x, y, m: int, d: int, mask, ninf) -> None:
+    """Three passes per row (any length): max; e = exp(x - max) stored into y while summing (vector
+    accumulator, chunks in order); y *= 1/sum."""
+    from vtpu_cli.compiler.tensors import exp_vec
+
+    b = lw.b
+    one = b.new("r")
+    b.emit("DMOV", one, F(1.0), type="f32")
+    xrow = ptr(b, 0, "xrow")
+
+    def row():
+        rmax = row_max(lw, x, xrow, d, mask, ninf)
+        vmax = b.new("v")
+        b.emit("DBCAST", vmax, rmax, type="f32")
+        acc = b.new("v", "sum")
+
+        def ex(p, nb, first):
+            v = ld(b, "f32", x.scroll, p, nb)
+            t = b.new("v")
+            b.emit("DSUB", t, v, vmax, type="f32")
+            e = exp_vec(b, t)
+            if nb < 64:
+                e2 = b.new("v")
+                b.emit("DSEL", e2, mask, e, F(0.0), type="f32")
+                e = e2
+            st(b, "f32", e, y.scroll, p, nb)
+            if first:
+                b.emit("DMOV", acc, e)
+            else:
+                b.emit("DADD", acc, acc, e, type="f32")
+
+        chunk_loop(b, d, 4, xrow, ex)
+        s = b.new("r")
+        b.emit("DRED", s, acc, type="f32", mod="add")
+        inv = b.new("r")
+        b.emit("DDIV", inv, one, s, type="f32")
+        vinv = b.new("v")
+        b.emit("DBCAST", vinv, inv, type="f32")
+
+        def sc(p, nb, first):
+            v = ld(b, "f32", y.scroll, p, nb)
+            o = b.new("v")
+            b.emit("DMUL", o, v, vinv, type="f32")
+            st(b, "f32", o, y.scroll, p, nb)
+
+        chunk_loop(b, d, 4, xrow, sc)
+
+    rows_loop(b, m, [(xrow, d * 4)], row)
+
+
+def argmax_loop(lw, x, y, m: int, d: int, mask, ninf, iota: VReg) -> None:
+    """Two passes per row: the max, then the lowest index whose value equals it."""
+    b = lw.b
+    xrow, yp = ptr(b, 0, "xrow"), ptr(b, 0, "yp")
+
+    def row():
+        rmax = row_max(lw, x, xrow, d, mask, ninf)
+        vmax = b.new("v")
+        b.emit("DBCAST", vmax, rmax, type="f32")
+        idx = b.new("v", "idx")
+        b.emit("DMOV", idx, iota)
+        best = b.new("v", "best")
+
+        def visit(p, nb, first):
+            v = ld(b, "f32", x.scroll, p, nb)
+            if nb < 64:
+                v2 = b.new("v")
+                b.emit("DSEL", v2, mask, v, ninf, type="f32")
+                v = v2
+            eq = b.new("v")
+            b.emit("DCMP", eq, v, vmax, type="f32", mod="eq")
+            cand = b.new("v")
+            b.emit("DSEL", cand, eq, idx, Imm(0x7FFFFFFF), type="i32")
+            if first:
+                b.emit("DMOV", best, cand)
+            else:
+                b.emit("DMIN", best, best, cand, type="i32")
+            b.emit("DADD", idx, idx, Imm(16), type="i32")
+
+        chunk_loop(b, d, 4, xrow, visit)
+        r = b.new("r", "arg")
+        b.emit("DRED", r, best, type="i32", mod="min")
+        st(b, "i32", r, y.scroll, yp)
+
+    rows_loop(b, m, [(xrow, d * 4), (yp, 4)], row)
+
+
+def copy_row_loop(b: Builder, src: str, soff: VReg, dst: str, doff: VReg, nbytes: int) -> None:
+    """Copy ``nbytes`` from src[soff..] to dst[doff..] in 64-byte pieces (a loop plus a tail)."""
+    s, d = ptr(b, soff, "sp"), ptr(b, doff, "dp")
+    nfull, tail = divmod(nbytes, 64)
+
+    def one(nb):
+        v = ld(b, "i8", src, s, nb)
+        st(b, "i8", v, dst, d, nb)
+        bump(b, s, 64)
+        bump(b, d, 64)
+
+    loop(b, nfull, lambda: one(64), "copy")
+    if tail:
+        one(tail)
