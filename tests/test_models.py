@@ -457,3 +457,14 @@ def test_bad_hf_directories(tmp_path: Path, files: dict[str, Path]) -> None:
     junk.write_bytes(b"hello")
     with pytest.raises(ModelError, match="junk.bin: not a model directory or a GGUF file"):
         load_model(junk)
+
+
+def test_make_models_script(tmp_path: Path) -> None:
+    import runpy
+
+    script = Path(__file__).resolve().parent.parent / "programs" / "models" / "make_models.py"
+    main = runpy.run_path(str(script))["main"]
+    assert main([str(tmp_path), "--layers", "1", "--vocab", "280", "--seed", "7"]) == 0
+    a, b = load_model(tmp_path / "hf"), load_model(tmp_path / "model-i2_s.gguf")
+    assert a.config.layers == 1 and a.config == b.config
+    assert np.array_equal(a.layers[0].wv.packed, b.layers[0].wv.packed)

@@ -15,6 +15,7 @@ Scale convention (read from `quantization_config`):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import struct
 from dataclasses import dataclass
@@ -189,6 +190,11 @@ def load_hf(folder: str | Path, *, tokenizer: bool = True) -> BitNetModel:
     cfg = ModelConfig.from_hf_dict(raw_cfg, str(cfg_path))
     mode = scale_mode(raw_cfg, str(cfg_path))
     tensors = _read_all_shards(folder)
+    notes = [f"weight_scale applied by {mode}"]
+    if not cfg.tied_embeddings and "lm_head.weight" not in tensors and "tie_word_embeddings" not in raw_cfg:
+        # transformers' BitNetConfig default is untied, but a checkpoint without lm_head can only be tied.
+        cfg = dataclasses.replace(cfg, tied_embeddings=True)
+        notes.append("no lm_head.weight: embeddings tied")
 
     def get(name: str) -> STTensor:
         if name not in tensors:
@@ -245,7 +251,7 @@ def load_hf(folder: str | Path, *, tokenizer: bool = True) -> BitNetModel:
         lm_head=lm_head,
         source=folder,
         fmt="hf",
-        notes=[f"weight_scale applied by {mode}"],
+        notes=notes,
     )
     if tokenizer:
         from vtpu_cli.models.tokenizer import load_hf_tokenizer
