@@ -29,14 +29,12 @@ GATES = ("phase0", "phase1", "phase2")
 
 
 def bench_dir() -> Path:
-    """programs/bench of the source tree (the suite is data, not part of the wheel)."""
+    """The suite: ``$VTPU_BENCH_DIR`` if set, else the programs shipped inside the package (package data,
+    so ``vtpu bench`` works from any directory after ``pip install``)."""
     env = os.environ.get("VTPU_BENCH_DIR")
     if env:
         return Path(env)
-    here = Path(__file__).resolve().parents[2] / "programs" / "bench"
-    if here.is_dir():
-        return here
-    return Path.cwd() / "programs" / "bench"
+    return Path(__file__).resolve().parent / "programs"
 
 
 @dataclass
@@ -63,7 +61,7 @@ def load_manifests(directory: Path | None = None) -> list[Manifest]:
     if not directory.is_dir():
         raise VtpuError(
             f"benchmark directory {directory} not found",
-            hint="run from a vtpu checkout or set VTPU_BENCH_DIR",
+            hint="VTPU_BENCH_DIR must name a directory of benchmark manifests (unset it to use the built-in suite)",
         )
     out = []
     for path in sorted(directory.glob("*.toml")):
@@ -212,7 +210,7 @@ def run_benchmark(
         out["error"] = f"does not assemble: {e.message}"
         return out
     rng = np.random.default_rng(12345)
-    inputs = case.inputs(params, rng)
+    inputs = case.inputs(params, rng, n)
     times, cycles, res = [], [], None
     for _ in range(max(repeats, 1)):
         mem = _memory(program, inputs)
