@@ -1,0 +1,345 @@
+"""The scheduler: continuous batching of many requests over one `Backend`, on one engine thread.
+
+Design (chosen over a one-at-a-time queue because decode is bound by streaming the weights, so one
+step over B sequences costs far less than B steps):
+* Up to `max_concurrent` sequences are *active* (each holds a KV state: this bounds memory); further
+  requests wait in FIFO order and are admitted as slots free up.
+* Each scheduler iteration runs at most one prefill chunk (`prefill_chunk` tokens of one prompt), then
+  one batched decode `step` over every active sequence that is past its prompt. Chunking bounds how
+  long a long prompt can stall the others; chunk boundaries depend only on the prompt, so a request's
+  computation is identical alone and under load.
+* Sampling, detokenisation and stop strings are handled here, per sequence, with a per-request RNG
+  (seeded by `seed` when given), so concurrent requests never share random state.
+* Results go to the request's asyncio queue through `loop.call_soon_threadsafe`; cancelling a request
+  (client gone) frees its slot at the start of the next iteration.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import queue
+import threading
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from vtpu_cli.serve.backend import Backend
+
+
+@dataclass(frozen=True)
+class SamplingParams:
+    """How to pick tokens; temperature 0 is greedy (argmax, ties to the lowest id)."""
+
+    max_tokens: int
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 0
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class Event:
+    """A piece of one request's answer: new text, and on the last event why it finished."""
+
+    text: str
+    finish_reason: str | None = None  # "stop" | "length" | "cancelled" | "error"
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    error: str | None = None
+
+
+class EngineBusy(Exception):
+    """The wait queue is full (the HTTP layer answers 429)."""
+
+
+class EngineStopped(Exception):
+    """The engine is shutting down and takes no new requests (HTTP 503)."""
+
+
+def sample(logits: np.ndarray, params: SamplingParams, rng: np.random.Generator) -> int:
+    """One token id from next-token logits under temperature, top-k and nucleus (top-p) filtering."""
+    if params.temperature <= 0.0:
+        return int(np.argmax(logits))
+    z = np.asarray(logits, dtype=np.float64) / params.temperature
+    if 0 < params.top_k < z.size:
+        kth = np.partition(z, -params.top_k)[-params.top_k]
+        z = np.where(z >= kth, z, -np.inf)
+    z -= z.max()
+    p = np.exp(z)
+    p /= p.sum()
+    if params.top_p < 1.0:
+        order = np.argsort(-p, kind="stable")
+        cum = np.cumsum(p[order])
+        keep = order[: int(np.searchsorted(cum, params.top_p)) + 1]  # smallest set reaching top_p
+        q = np.zeros_like(p)
+        q[keep] = p[keep]
+        p = q / q.sum()
+    return int(rng.choice(p.size, p=p))
+
+
+_ids = itertools.count()
+
+
+@dataclass(eq=False)
+class Request:
+    """One generation: its inputs, its results queue, and (on the engine thread) its progress."""
+
+    prompt: list[int]
+    params: SamplingParams
+    loop: asyncio.AbstractEventLoop
+    events: asyncio.Queue[Event] = field(default_factory=asyncio.Queue)
+    rid: int = field(default_factory=lambda: next(_ids))
+    submitted: float = field(default_factory=time.perf_counter)
+    first_token_at: float | None = None
+    cancelled: bool = False
+    done: bool = False
+    # engine-thread state
+    state: Any = None
+    pos: int = 0  # prompt tokens already prefilled
+    generated: list[int] = field(default_factory=list)
+    emitted: int = 0  # characters of decoded text already sent
+    rng: np.random.Generator | None = None
+
+    def cancel(self) -> None:
+        """Called from the event loop when the client has gone: the engine drops it next iteration."""
+        self.cancelled = True
+
+    async def stream(self) -> AsyncIterator[Event]:
+        """Events until (and including) the one with a finish_reason."""
+        while True:
+            ev = await self.events.get()
+            yield ev
+            if ev.finish_reason is not None:
+                return
+
+
+@dataclass
+class EngineStats:
+    """Counters for /health and the load report."""
+
+    active: int = 0
+    waiting: int = 0
+    completed: int = 0
+    cancelled: int = 0
+    generated_tokens: int = 0
+    prompt_tokens: int = 0
+    steps: int = 0
+    step_seqs: int = 0  # sum of batch sizes over decode steps (mean batch = step_seqs / steps)
+
+
+class Engine:
+    """Runs a Backend on a dedicated thread; `submit` and `cancel` are safe from any thread."""
+
+    def __init__(
+        self, backend: Backend, *, max_concurrent: int = 4, max_waiting: int = 256, prefill_chunk: int = 128
+    ) -> None:
+        if max_concurrent < 1:
+            raise ValueError("max_concurrent must be at least 1")
+        self.backend = backend
+        self.max_concurrent = max_concurrent
+        self.max_waiting = max_waiting
+        self.prefill_chunk = max(1, prefill_chunk)
+        self.stats = EngineStats()
+        self._inbox: queue.SimpleQueue[Request | None] = queue.SimpleQueue()
+        self._waiting: deque[Request] = deque()
+        self._active: list[Request] = []
+        self._pending = 0  # submitted but not yet finished (guards max_waiting from any thread)
+        self._lock = threading.Lock()
+        self._stopping = False
+        self._thread: threading.Thread | None = None
+        self.failure: BaseException | None = None
+
+    # ---------------------------------------------------------------- public (any thread)
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="vtpu-serve-engine", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Finish: requests still in flight are cancelled (the HTTP server has drained them already)."""
+        self._stopping = True
+        self._inbox.put(None)
+        if self._thread is not None:
+            self._thread.join(timeout)
+
+    def submit(
+        self, prompt: Sequence[int], params: SamplingParams, loop: asyncio.AbstractEventLoop
+    ) -> Request:
+        """Queue a generation; its events arrive on `request.events` in `loop`."""
+        with self._lock:
+            if self._stopping or self.failure is not None:
+                raise EngineStopped("the server is shutting down")
+            if self._pending >= self.max_concurrent + self.max_waiting:
+                raise EngineBusy(
+                    f"{self._pending} requests are in progress or waiting (limit "
+                    f"{self.max_concurrent} running + {self.max_waiting} waiting); retry later"
+                )
+            self._pending += 1
+        req = Request(list(prompt), params, loop)
+        self._inbox.put(req)
+        return req
+
+    def wake(self) -> None:
+        """Make the engine notice a cancellation now even if it is idle-waiting."""
+        self._inbox.put(None)
+
+    # ---------------------------------------------------------------- engine thread
+
+    def _run(self) -> None:
+        try:
+            while True:
+                idle = not self._active and not self._waiting
+                if not self._intake(block=idle):
+                    break
+                self._reap()
+                self._admit()
+                self._prefill_one()
+                self._decode()
+        except BaseException as exc:  # a model failure must not leave clients hanging
+            self.failure = exc
+            for req in [*self._active, *self._waiting]:
+                self._finish(req, "error", error=f"generation failed: {type(exc).__name__}: {exc}")
+            self._active.clear()
+            self._waiting.clear()
+        finally:
+            self._drain_inbox_on_exit()
+
+    def _intake(self, block: bool) -> bool:
+        """Move new requests to the wait queue; False once `stop` was called (in-flight work is cancelled)."""
+        try:
+            item = self._inbox.get(timeout=0.5) if block else self._inbox.get_nowait()
+        except queue.Empty:
+            return not self._stopping
+        while True:
+            if item is not None:
+                self._waiting.append(item)
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+        return not self._stopping
+
+    def _drain_inbox_on_exit(self) -> None:
+        pending = [*self._active, *self._waiting]
+        while True:
+            try:
+                item = self._inbox.get_nowait()
+            except queue.Empty:
+                break
+            if item is not None:
+                pending.append(item)
+        for req in pending:
+            if not req.done:
+                self._finish(req, "cancelled", error="the server shut down")
+
+    def _reap(self) -> None:
+        """Drop cancelled requests, freeing their slots and KV memory at once."""
+        for req in [r for r in self._active if r.cancelled]:
+            self._active.remove(req)
+            self._finish(req, "cancelled")
+        if any(r.cancelled for r in self._waiting):
+            for req in [r for r in self._waiting if r.cancelled]:
+                self._finish(req, "cancelled")
+            self._waiting = deque(r for r in self._waiting if not r.cancelled)
+
+    def _admit(self) -> None:
+        while self._waiting and len(self._active) < self.max_concurrent:
+            req = self._waiting.popleft()
+            req.state = self.backend.new_state()
+            seed = req.params.seed
+            req.rng = np.random.default_rng(seed)
+            self._active.append(req)
+        self.stats.active = len(self._active)
+        self.stats.waiting = len(self._waiting)
+
+    def _prefill_one(self) -> None:
+        """One chunk of the oldest prompt still being read; its first token when the prompt is done."""
+        req = next((r for r in self._active if r.pos < len(r.prompt)), None)
+        if req is None:
+            return
+        chunk = req.prompt[req.pos : req.pos + self.prefill_chunk]
+        logits = self.backend.prefill(req.state, chunk)
+        req.pos += len(chunk)
+        if req.pos == len(req.prompt):
+            self.stats.prompt_tokens += len(req.prompt)
+            self._accept(req, logits)
+
+    def _decode(self) -> None:
+        batch = [r for r in self._active if r.pos == len(r.prompt) and not r.done]
+        if not batch:
+            return
+        logits = self.backend.step([r.state for r in batch], [r.generated[-1] for r in batch])
+        self.stats.steps += 1
+        self.stats.step_seqs += len(batch)
+        for req, row in zip(batch, logits, strict=True):
+            self._accept(req, row)
+
+    def _accept(self, req: Request, logits: np.ndarray) -> None:
+        """Sample the next token of `req`, send its new text, and finish it when it is done."""
+        assert req.rng is not None
+        tok = sample(logits, req.params, req.rng)
+        req.generated.append(tok)
+        self.stats.generated_tokens += 1
+        if req.first_token_at is None:
+            req.first_token_at = time.perf_counter()
+        if tok in self.backend.eos_ids:
+            self._finish_active(req, "stop", self.backend.decode(req.generated[:-1]))
+            return
+        text = self.backend.decode(req.generated)
+        stops = req.params.stop
+        if stops:
+            start = max(0, req.emitted - max(map(len, stops)))
+            hits = [i for i in (text.find(s, start) for s in stops) if i >= 0]
+            if hits:
+                self._finish_active(req, "stop", text[: min(hits)])
+                return
+        full = (
+            len(req.generated) >= req.params.max_tokens
+            or len(req.prompt) + len(req.generated) >= self.backend.ctx
+        )
+        if full:
+            self._finish_active(req, "length", text)
+            return
+        safe = len(text)
+        while safe > req.emitted and text[safe - 1] == "\ufffd":  # an incomplete UTF-8 sequence so far
+            safe -= 1
+        for s in stops:  # hold back a tail that may turn out to start a stop string
+            for k in range(min(len(s) - 1, safe - req.emitted), 0, -1):
+                if text.endswith(s[:k], 0, safe):
+                    safe -= k
+                    break
+        if safe > req.emitted:
+            self._send(req, Event(text[req.emitted : safe]))
+            req.emitted = safe
+
+    def _finish_active(self, req: Request, reason: str, text: str) -> None:
+        self._active.remove(req)
+        self._finish(req, reason, tail=text[req.emitted :])
+
+    def _finish(self, req: Request, reason: str, tail: str = "", error: str | None = None) -> None:
+        if req.done:
+            return
+        req.done = True
+        if req.state is not None:
+            self.backend.release(req.state)
+            req.state = None
+        with self._lock:
+            self._pending -= 1
+        if reason == "cancelled":
+            self.stats.cancelled += 1
+        else:
+            self.stats.completed += 1
+        self.stats.active = len(self._active)
+        self._send(req, Event(tail, reason, len(req.prompt), len(req.generated), error))
+
+    def _send(self, req: Request, ev: Event) -> None:
+        try:
+            req.loop.call_soon_threadsafe(req.events.put_nowait, ev)
+        except RuntimeError:  # the event loop has closed: nobody is listening any more
+            pass

@@ -1,0 +1,174 @@
+"""`Backend` over the models package: its loader, tokenizer and float64 numpy reference forward pass.
+
+Prefill runs `models.Reference.forward` with the sequence's own KV cache swapped in. Decode has its
+own batched step: the token rows of all sequences go through every ternary projection together (the
+weights are unpacked and streamed once per step, not once per sequence) while attention runs per
+sequence over its own cache; it is `Reference.forward` for one token, applied to a batch. The ternary
+products are exact integers, so batching changes only the BLAS rounding of the LM head (last bits of
+the logits); the tests check that greedy answers are token-identical to `Reference.generate`.
+
+The compiled (JIT) model path will implement the same `Backend` protocol and replace this one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vtpu_cli.models import Reference, load_model
+from vtpu_cli.models.reference import rms_norm, rope
+from vtpu_cli.models.weights import BitNetModel
+from vtpu_cli.serve.backend import render_simple_chat, render_template
+
+FIRST_CAPACITY = 64  # KV positions allocated at first; caches double as a sequence grows, up to ctx
+
+
+@dataclass(eq=False)
+class SeqState:
+    """One sequence's KV cache: per layer [capacity, kv_heads, head_dim] float64, `pos` positions used."""
+
+    k: list[np.ndarray]
+    v: list[np.ndarray]
+    pos: int = 0
+
+    @property
+    def nbytes(self) -> int:
+        return sum(a.nbytes for a in self.k) + sum(a.nbytes for a in self.v)
+
+
+class ReferenceBackend:
+    """Serve a BitNet checkpoint (HF directory or GGUF file) through the numpy reference."""
+
+    def __init__(self, model: BitNetModel, *, ctx: int | None = None, model_id: str | None = None) -> None:
+        if model.tokenizer is None:
+            raise ValueError(f"{model.source}: the model has no tokenizer; the server needs one")
+        self.model = model
+        self.cfg = model.config
+        self.ctx = ctx or self.cfg.max_ctx
+        if not 1 < self.ctx <= self.cfg.max_ctx:
+            raise ValueError(
+                f"context {self.ctx} must be between 2 and the model's {self.cfg.max_ctx} positions"
+            )
+        self.ref = Reference(model, ctx=self.ctx)
+        self.tok = model.tokenizer
+        self.model_id = model_id or _default_id(Path(model.source))
+        eos = set(self.cfg.eos_ids)
+        if self.tok.eos_id is not None:
+            eos.add(self.tok.eos_id)
+        self.eos_ids = frozenset(eos)
+        self.vocab_size = self.cfg.vocab
+        self.ref.k_cache = self.ref.v_cache = []  # the Reference's own full-context cache is never used
+
+    @classmethod
+    def load(cls, path: str | Path, *, ctx: int | None = None) -> ReferenceBackend:
+        """Load a checkpoint (raises models.ModelError on bad input)."""
+        return cls(load_model(path), ctx=ctx)
+
+    # ---------------------------------------------------------------- text
+
+    def encode(self, text: str) -> list[int]:
+        return self.tok.encode(text)
+
+    def encode_chat(self, messages: Sequence[Mapping[str, str]]) -> list[int]:
+        template = self.tok.chat_template
+        if not template:
+            return self.tok.encode(render_simple_chat(messages))
+
+        def name(i: int | None) -> str:
+            return (self.tok.token(i) or "") if i is not None else ""
+
+        text = render_template(
+            template, messages, bos_token=name(self.tok.bos_id), eos_token=name(self.tok.eos_id)
+        )
+        # Templates write BOS themselves (as transformers' apply_chat_template assumes).
+        return self.tok.encode(text, add_bos=False)
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.tok.decode(ids)
+
+    # ---------------------------------------------------------------- KV states
+
+    def new_state(self) -> SeqState:
+        c = self.cfg
+        cap = min(FIRST_CAPACITY, self.ctx)
+        return SeqState(
+            [np.zeros((cap, c.kv_heads, c.head_dim)) for _ in range(c.layers)],
+            [np.zeros((cap, c.kv_heads, c.head_dim)) for _ in range(c.layers)],
+        )
+
+    def release(self, state: SeqState) -> None:
+        state.k.clear()
+        state.v.clear()
+
+    def state_bytes(self) -> int:
+        c = self.cfg
+        return 2 * c.layers * self.ctx * c.kv_heads * c.head_dim * 8
+
+    def _reserve(self, s: SeqState, end: int) -> None:
+        cap = s.k[0].shape[0]
+        if end <= cap:
+            return
+        while cap < end:
+            cap = min(2 * cap, self.ctx)
+        for arrays in (s.k, s.v):
+            for i, a in enumerate(arrays):
+                grown = np.zeros((cap, *a.shape[1:]))
+                grown[: s.pos] = a[: s.pos]
+                arrays[i] = grown
+
+    # ---------------------------------------------------------------- compute
+
+    def prefill(self, state: SeqState, tokens: Sequence[int]) -> np.ndarray:
+        self._reserve(state, state.pos + len(tokens))
+        ref = self.ref
+        ref.pos, ref.k_cache, ref.v_cache = state.pos, state.k, state.v
+        try:
+            logits = ref.forward(list(tokens))[-1]
+        finally:
+            state.pos = ref.pos
+            ref.k_cache = ref.v_cache = []
+        return logits
+
+    def step(self, states: Sequence[SeqState], tokens: Sequence[int]) -> np.ndarray:
+        c = self.cfg
+        ref = self.ref
+        b = len(states)
+        for s in states:
+            self._reserve(s, s.pos + 1)
+        positions = np.array([s.pos for s in states])
+        rep = c.heads // c.kv_heads
+        scale = 1.0 / np.sqrt(c.head_dim)
+        h = self.model.embedding.take(list(tokens)).astype(np.float64)
+        attn = np.empty((b, c.q_dim))
+        for li, layer in enumerate(self.model.layers):
+            x = rms_norm(h, layer.attn_norm, c.rms_eps)
+            q = rope(ref.bitlinear(x, layer.wq).reshape(b, c.heads, c.head_dim), positions, c.rope_theta)
+            k = rope(ref.bitlinear(x, layer.wk).reshape(b, c.kv_heads, c.head_dim), positions, c.rope_theta)
+            v = ref.bitlinear(x, layer.wv).reshape(b, c.kv_heads, c.head_dim)
+            for i, s in enumerate(states):
+                end = s.pos + 1
+                s.k[li][s.pos] = k[i]
+                s.v[li][s.pos] = v[i]
+                keys = np.repeat(s.k[li][:end], rep, axis=1)  # [end, heads, d]
+                vals = np.repeat(s.v[li][:end], rep, axis=1)
+                scores = np.einsum("thd,shd->hts", q[i : i + 1], keys) * scale
+                scores -= scores.max(axis=-1, keepdims=True)
+                p = np.exp(scores)
+                p /= p.sum(axis=-1, keepdims=True)
+                attn[i] = np.einsum("hts,shd->thd", p, vals).reshape(c.q_dim)
+            h = h + ref.bitlinear(rms_norm(attn, layer.attn_sub_norm, c.rms_eps), layer.wo)
+            x = rms_norm(h, layer.ffn_norm, c.rms_eps)
+            gate = np.maximum(ref.bitlinear(x, layer.w_gate), 0.0)
+            g = gate * gate * ref.bitlinear(x, layer.w_up)
+            h = h + ref.bitlinear(rms_norm(g, layer.ffn_sub_norm, c.rms_eps), layer.w_down)
+        for s in states:
+            s.pos += 1
+        return ref.logits(rms_norm(h, self.model.output_norm, c.rms_eps))
+
+
+def _default_id(path: Path) -> str:
+    """The model's name for clients: the file's stem, or the directory's name."""
+    return path.stem if path.suffix.lower() == ".gguf" else path.name
