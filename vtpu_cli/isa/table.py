@@ -96,6 +96,9 @@ class Op:
     imm_range: tuple[tuple[int, int, int], ...] = ()  # (operand index, lo, hi) for plain immediates
     pow2: tuple[int, ...] = ()  # operand indexes whose immediate must be a power of two
     mem_len: bool = False  # takes an optional trailing byte count (1..64) for a contiguous vector access
+    defers_nan: bool = False  # f32 vector result may stay raw (NaN payload) until observed: JIT defers
+    edits_scrolls: bool = False  # changes the scroll table (allocation, freeing, tier moves)
+    no_memory: bool = False  # an S-pipe op that reads and writes registers only (no scroll access)
 
     @property
     def is_nop(self) -> bool:
@@ -114,14 +117,14 @@ OPS: tuple[Op, ...] = (
     # ------------------------------------------------------------------ D pipe: dense compute
     _op("DNOP", 0x00, "D", summary="no operation in the D pipe",
         semantics="Does nothing. An omitted D slot encodes as DNOP."),
-    _op("DFMA", 0x01, "D", "w:rv r:rv r:rv r:rvi", types=ARITH, latency=4,
+    _op("DFMA", 0x01, "D", "w:rv r:rv r:rv r:rvi", types=ARITH, defers_nan=True, latency=4,
         summary="fused multiply-add d = a*b + c",
         semantics="f32: computed exactly and rounded once (round-to-nearest-even). Integers: wrapping."),
-    _op("DADD", 0x02, "D", "w:rv r:rv r:rvi", types=ARITH, latency=1,
+    _op("DADD", 0x02, "D", "w:rv r:rv r:rvi", types=ARITH, defers_nan=True, latency=1,
         summary="d = a + b", semantics="f32: IEEE-754 binary32, round-to-nearest-even. Integers wrap."),
-    _op("DSUB", 0x03, "D", "w:rv r:rv r:rvi", types=ARITH, latency=1,
+    _op("DSUB", 0x03, "D", "w:rv r:rv r:rvi", types=ARITH, defers_nan=True, latency=1,
         summary="d = a - b", semantics="f32: IEEE-754, round-to-nearest-even. Integers wrap."),
-    _op("DMUL", 0x04, "D", "w:rv r:rv r:rvi", types=ARITH, latency=3,
+    _op("DMUL", 0x04, "D", "w:rv r:rv r:rvi", types=ARITH, defers_nan=True, latency=3,
         summary="d = a * b", semantics="f32: IEEE-754, round-to-nearest-even. Integers: low bits, wrap."),
     _op("DCMP", 0x05, "D", "w:rv r:rv r:rvi", types=ARITH, mods=CMP_CONDS, latency=1, writes_flags=True,
         summary="compare: d = (a <cc> b)",
@@ -146,11 +149,11 @@ OPS: tuple[Op, ...] = (
         summary="d = min(a, b)", semantics="f32: NaN if either is NaN; -0.0 is less than +0.0."),
     _op("DMAX", 0x0A, "D", "w:rv r:rv r:rvi", types=ARITH, latency=1,
         summary="d = max(a, b)", semantics="f32: NaN if either is NaN; +0.0 is greater than -0.0."),
-    _op("DDIV", 0x0B, "D", "w:rv r:rv r:rvi", types=ARITH, latency=10,
+    _op("DDIV", 0x0B, "D", "w:rv r:rv r:rvi", types=ARITH, defers_nan=True, latency=10,
         summary="d = a / b",
         semantics="f32: IEEE-754 division, round-to-nearest-even. Integers: truncate toward zero; "
                   "division by zero faults; MIN / -1 wraps to MIN."),
-    _op("DSQRT", 0x0C, "D", "w:rv r:rv", types=("f32",), latency=10,
+    _op("DSQRT", 0x0C, "D", "w:rv r:rv", types=("f32",), defers_nan=True, latency=10,
         summary="d = sqrt(a)", semantics="IEEE-754 square root, correctly rounded; sqrt(-x) = NaN, sqrt(-0) = -0."),
     _op("DAND", 0x0D, "D", "w:rv r:rv r:rvi", types=INT_TYPES, latency=1, summary="bitwise and",
         semantics="d = a & b"),
@@ -216,27 +219,27 @@ OPS: tuple[Op, ...] = (
         summary="store to a scroll: contiguous, strided or indexed",
         semantics="The mirror of SGATHER. Indexed stores to the same element are applied in lane order, so "
                   "the highest lane wins."),
-    _op("SINDEX", 0x43, "S", "w:p r:p r:imm r:ri", mods=INDEX_MODES, latency=1, imm_range=((2, 0, 8),),
+    _op("SINDEX", 0x43, "S", "w:p r:p r:imm r:ri", mods=INDEX_MODES, no_memory=True, latency=1, imm_range=((2, 0, 8),),
         summary="coordinate arithmetic along one dimension: SINDEX.mode pd, ps, dim, delta",
         semantics="dim 0..8 (library..scroll). add: part += delta, fault outside 1..999. wrap: modulo within "
                   "1..999. carry: odometer carry into the more significant parts. set: part = delta."),
-    _op("SDEDUP", 0x44, "S", "w:v w:v w:r r:v", types=("i32",), latency=6, vector_only=True,
+    _op("SDEDUP", 0x44, "S", "w:v w:v w:r r:v", types=("i32",), no_memory=True, latency=6, vector_only=True,
         summary="unique indices + inverse map: SDEDUP u, inv, count, a",
         semantics="u holds the distinct lanes of a in order of first occurrence (remaining lanes 0), "
                   "inv[i] is the position of a[i] in u, count is the number of distinct values."),
     _op("SPREFCH", 0x45, "S", "r:p", latency=1,
         summary="move a scroll to the hot tier", semantics="Counts a prefetch; faults if the scroll does not exist."),
-    _op("SFLUSH", 0x46, "S", "r:p", latency=1,
+    _op("SFLUSH", 0x46, "S", "r:p", edits_scrolls=True, latency=1,
         summary="write a scroll back to its cold backing",
         semantics="Counts a flush and the bytes written back; faults if the scroll does not exist."),
-    _op("SALLOC", 0x47, "S", "r:p r:ri r:imm?", latency=1, imm_range=((1, 0, 2**31 - 1), (2, 1, 4096)), pow2=(2,),
+    _op("SALLOC", 0x47, "S", "r:p r:ri r:imm?", edits_scrolls=True, latency=1, imm_range=((1, 0, 2**31 - 1), (2, 1, 4096)), pow2=(2,),
         summary="allocate a zeroed scroll: SALLOC p, size[, align]",
         semantics="align is a power of two 1..4096 (default 64). Allocating at a live coordinate faults."),
-    _op("SFREE", 0x48, "S", "r:p", latency=1, summary="free a scroll",
+    _op("SFREE", 0x48, "S", "r:p", edits_scrolls=True, latency=1, summary="free a scroll",
         semantics="Freeing a scroll that is not allocated faults; later use of it faults."),
-    _op("SCOORD", 0x49, "S", "w:p r:coord", latency=1, summary="load a coordinate constant into a p register",
+    _op("SCOORD", 0x49, "S", "w:p r:coord", no_memory=True, latency=1, summary="load a coordinate constant into a p register",
         semantics="`home` loads this sentron's home coordinate."),
-    _op("SPART", 0x4A, "S", "w:r r:p r:imm", latency=1, imm_range=((2, 0, 8),), summary="read one part (dim 0..8) of a coordinate",
+    _op("SPART", 0x4A, "S", "w:r r:p r:imm", no_memory=True, latency=1, imm_range=((2, 0, 8),), summary="read one part (dim 0..8) of a coordinate",
         semantics="r = part (1..999)."),
     # ------------------------------------------------------------------ C pipe: coordination
     _op("CNOP", 0x80, "C", summary="no operation in the C pipe",

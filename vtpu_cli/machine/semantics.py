@@ -23,7 +23,9 @@ from vtpu_cli.core.numerics import (
     fma_f32,
     sext,
 )
+from vtpu_cli.isa.families import BINARY, COMPARE, RING_OPS
 from vtpu_cli.isa.table import FLAG_CMP, HOME_COORD, TYPES, VEC_BYTES, lanes, type_size
+from vtpu_cli.isa.ternary import unpack_weights
 from vtpu_cli.machine.memory import MemFault
 
 SEM: dict[str, Callable] = {}
@@ -144,43 +146,28 @@ def _fminmax(name: str, x: np.ndarray, y: np.ndarray) -> np.ndarray:
 
 def _vec_compute(name: str, t: str, x: np.ndarray, y: np.ndarray, ins: Instr) -> np.ndarray:
     """Elementwise binary op on typed lane arrays (returns a new array of the lane type)."""
+    rule = BINARY[name]
     if t == "f32":
         with np.errstate(all="ignore"):
-            if name in ("DMIN", "DMAX"):
+            if rule.family == "minmax":
                 return _fminmax(name, x, y)
-            r = {"DADD": np.add, "DSUB": np.subtract, "DMUL": np.multiply, "DDIV": np.divide}[name](x, y)
+            r = getattr(np, rule.np_f32)(x, y)
         canon_nan(r)
         return r
     bits = type_size(t) * 8
-    if name in ("DADD", "DSUB", "DMUL", "DAND", "DOR", "DXOR", "DMIN", "DMAX"):
-        fn = {
-            "DADD": np.add,
-            "DSUB": np.subtract,
-            "DMUL": np.multiply,
-            "DAND": np.bitwise_and,
-            "DOR": np.bitwise_or,
-            "DXOR": np.bitwise_xor,
-            "DMIN": np.minimum,
-            "DMAX": np.maximum,
-        }[name]
-        return fn(x, y)
-    if name in ("DSHL", "DSHR", "DSAR"):
+    if rule.family in ("wrap", "bitwise", "minmax"):
+        return getattr(np, rule.np_int)(x, y)
+    if rule.family == "shift":
         u = UNSIGNED[bits // 8]
         c = y.view(u).astype(np.uint64)
         big = c >= bits
         cc = np.minimum(c, bits - 1).astype(u)
-        if name == "DSHL":
-            r = np.left_shift(x.view(u), cc).view(x.dtype)
-            r[big] = 0
-        elif name == "DSHR":
-            r = np.right_shift(x.view(u), cc).view(x.dtype)
-            r[big] = 0
-        else:
-            r = np.right_shift(x, cc.view(x.dtype))
+        if name == "DSAR":
+            return np.right_shift(x, cc.view(x.dtype))
+        r = getattr(np, rule.np_int)(x.view(u), cc).view(x.dtype)
+        r[big] = 0
         return r
-    if name == "DDIV":
-        return np.array([_int_div(int(a), int(b), bits, ins) for a, b in zip(x, y, strict=True)], x.dtype)
-    raise AssertionError(name)  # pragma: no cover
+    return np.array([_int_div(int(a), int(b), bits, ins) for a, b in zip(x, y, strict=True)], x.dtype)
 
 
 def _scalar_compute(name: str, t: str, a: int, b: int, ins: Instr) -> int:
@@ -191,23 +178,10 @@ def _scalar_compute(name: str, t: str, a: int, b: int, ins: Instr) -> int:
         return int(r.view("<u4")[0])
     bits = type_size(t) * 8
     x, y = sext(a, bits), sext(b, bits)
-    if name == "DADD":
-        return sext(x + y, bits)
-    if name == "DSUB":
-        return sext(x - y, bits)
-    if name == "DMUL":
-        return sext(x * y, bits)
-    if name == "DAND":
-        return sext(x & y, bits)
-    if name == "DOR":
-        return sext(x | y, bits)
-    if name == "DXOR":
-        return sext(x ^ y, bits)
-    if name == "DMIN":
-        return min(x, y)
-    if name == "DMAX":
-        return max(x, y)
-    if name == "DDIV":
+    rule = BINARY[name]
+    if rule.py_int is not None:
+        return sext(rule.py_int(x, y), bits)
+    if rule.family == "div":
         return _int_div(x, y, bits, ins)
     return _shift(name, x, y, bits)
 
@@ -219,21 +193,15 @@ def _src(s, arg, t: str):
     return s.view(t)[arg.idx]
 
 
-@sem("DADD", "DSUB", "DMUL", "DDIV", "DMIN", "DMAX", "DAND", "DOR", "DXOR", "DSHL", "DSHR", "DSAR")
+@sem(*BINARY)
 def _binary(ins: Instr, s, env):
     d, a, b = ins.args
     t, name = ins.type, ins.op.name
+    rule = BINARY[name]
     if d.cls == "v":
         vd, va, vb = s.view(t)[d.idx], s.view(t)[a.idx], _src(s, b, t)
-        if t != "f32" and name in ("DADD", "DSUB", "DMUL", "DAND", "DOR", "DXOR"):
-            ufunc = {
-                "DADD": np.add,
-                "DSUB": np.subtract,
-                "DMUL": np.multiply,
-                "DAND": np.bitwise_and,
-                "DOR": np.bitwise_or,
-                "DXOR": np.bitwise_xor,
-            }[name]
+        if t != "f32" and name in RING_OPS:
+            ufunc = getattr(np, rule.np_int)
 
             def fast():
                 ufunc(va, vb, out=vd)
@@ -246,15 +214,8 @@ def _binary(ins: Instr, s, env):
         return vec
     R = s.R
     di, ai = d.idx, a.idx
-    if t == "i64" and name in ("DADD", "DSUB", "DMUL", "DAND", "DOR", "DXOR"):
-        pyop = {
-            "DADD": int.__add__,
-            "DSUB": int.__sub__,
-            "DMUL": int.__mul__,
-            "DAND": int.__and__,
-            "DOR": int.__or__,
-            "DXOR": int.__xor__,
-        }[name]
+    if t == "i64" and name in RING_OPS:
+        pyop = rule.py_int
         if isinstance(b, Imm):
             bv = b.value
 
@@ -323,21 +284,11 @@ def _fma(ins: Instr, s, env):
     return fs
 
 
-_CMP = {
-    "eq": np.equal,
-    "ne": np.not_equal,
-    "lt": np.less,
-    "le": np.less_equal,
-    "gt": np.greater,
-    "ge": np.greater_equal,
-}
-
-
 @sem("DCMP")
 def _cmp(ins: Instr, s, env):
     d, a, b = ins.args
     t, cc = ins.type, ins.mod
-    fn = _CMP[cc]
+    fn = getattr(np, COMPARE[cc].np_fn)
     if d.cls == "v":
         va, vb = s.view(t)[a.idx], _src(s, b, t)
         out = s.view(_int_name(t))[d.idx]
@@ -567,9 +518,8 @@ def _shuf(ins: Instr, s, env):
 
 
 def ternary_weights(wbytes: np.ndarray) -> np.ndarray:
-    """16 packed bytes -> 64 weights (code - 1) as int32: code k at bits 2*(k%4) of byte k//4."""
-    codes = (wbytes[:, None] >> np.array([0, 2, 4, 6], np.uint8)) & 3
-    return codes.reshape(64).astype(np.int32) - 1
+    """16 packed bytes -> 64 weights (code - 1) as int32 (packing: ``isa/ternary.py``)."""
+    return unpack_weights(wbytes, 64, np.int32)
 
 
 @sem("DTERNARY")

@@ -61,7 +61,6 @@ except Exception as _e:  # pragma: no cover - exercised only on broken installs
 else:
     _IMPORT_ERROR = ""
 
-SLOW_S_MULTI = ("SALLOC", "SFREE", "SFLUSH")
 # a faulting fast-variant run of at most this many SIWs is replayed in the interpreter; longer ones
 # natively with the precise variant
 REPLAY_INTERP_STEPS = 200_000  # change scroll pointers: single-sentron only (see docs)
@@ -812,8 +811,7 @@ class JitEngine:
         if not ok:
             return why
         if self.n > 1:
-            used = {ins.op.name for siw in self.program.code for ins in siw}
-            bad = sorted(used & set(SLOW_S_MULTI))
+            bad = sorted({ins.op.name for siw in self.program.code for ins in siw if ins.op.edits_scrolls})
             if bad:
                 return (
                     f"{', '.join(bad)} with {self.n} sentrons: scroll-table changes are not thread-safe in "

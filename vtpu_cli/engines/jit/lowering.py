@@ -93,6 +93,7 @@ from vtpu_cli.engines.jit.irbase import (  # noqa: F401  (re-exported for the lo
     table_slot,
     vty,
 )
+from vtpu_cli.isa.families import BINARY, COMPARE
 from vtpu_cli.isa.table import FLAG_CMP, HOME_COORD, VEC_BYTES, lanes, type_size
 
 LOWER: dict[str, Callable] = {}
@@ -639,17 +640,9 @@ def imm_vec(lw: Lowerer, value: int, t: str):
     return splat(sext(value, bits), ir.VectorType(ity(t), n))
 
 
-RAW_F32_OPS = ("DADD", "DSUB", "DMUL", "DDIV", "DFMA", "DSQRT")
-
-
 def raw_f32_dest(ins: Instr) -> int | None:
     """The v register an op writes with ``vset_f32`` (a possibly raw f32 result), else None."""
-    if (
-        ins.op.name in RAW_F32_OPS
-        and ins.type == "f32"
-        and ins.args
-        and getattr(ins.args[0], "cls", "") == "v"
-    ):
+    if ins.op.defers_nan and ins.type == "f32" and ins.args and getattr(ins.args[0], "cls", "") == "v":
         return ins.args[0].idx
     return None
 
@@ -663,49 +656,34 @@ def _const_like(v, c: int):
 
 
 def _int_binop(lw: Lowerer, name: str, x, y, bits: int):
-    """Integer lanes (scalar or vector of iN): wrapping ops, clamped shifts; DDIV handled by caller."""
+    """Integer lanes (scalar or vector of iN), by the op's row in ``isa/families.py``; the caller
+    checks DDIV's zero divisor."""
     b = lw.b
-    if name == "DADD":
-        return b.add(x, y)
-    if name == "DSUB":
-        return b.sub(x, y)
-    if name == "DMUL":
-        return b.mul(x, y)
-    if name == "DAND":
-        return b.and_(x, y)
-    if name == "DOR":
-        return b.or_(x, y)
-    if name == "DXOR":
-        return b.xor(x, y)
-    if name == "DMIN":
-        return b.select(b.icmp_signed("<", x, y), x, y)
-    if name == "DMAX":
-        return b.select(b.icmp_signed(">", x, y), x, y)
-    if name in ("DSHL", "DSHR", "DSAR"):
+    rule = BINARY[name]
+    if rule.family in ("wrap", "bitwise"):
+        return getattr(b, rule.ir_int)(x, y)
+    if rule.family == "minmax":
+        return b.select(b.icmp_signed(rule.ir_int, x, y), x, y)
+    if rule.family == "shift":
         big = b.icmp_unsigned(">=", y, _const_like(y, bits))
         cnt = b.select(big, _const_like(y, bits - 1), y)
-        if name == "DSHL":
-            return b.select(big, _const_like(x, 0), b.shl(x, cnt))
-        if name == "DSHR":
-            return b.select(big, _const_like(x, 0), b.lshr(x, cnt))
-        return b.ashr(x, cnt)
-    if name == "DDIV":
-        # caller guarantees y != 0; MIN / -1 wraps to MIN (sdiv would be UB)
-        m1 = b.icmp_signed("==", y, _const_like(y, -1))
-        safe = b.select(m1, _const_like(y, 1), y)
-        return b.select(m1, b.sub(_const_like(x, 0), x), b.sdiv(x, safe))
-    raise AssertionError(name)  # pragma: no cover
+        r = getattr(b, rule.ir_int)(x, cnt)
+        return r if name == "DSAR" else b.select(big, _const_like(x, 0), r)
+    # div: MIN / -1 wraps to MIN (sdiv would be UB)
+    m1 = b.icmp_signed("==", y, _const_like(y, -1))
+    safe = b.select(m1, _const_like(y, 1), y)
+    return b.select(m1, b.sub(_const_like(x, 0), x), b.sdiv(x, safe))
 
 
 def _f32_binop(lw: Lowerer, name: str, x, y, canon: bool = True):
-    b = lw.b
-    if name in ("DMIN", "DMAX"):
+    rule = BINARY[name]
+    if rule.family == "minmax":
         return _fminmax(lw, name, x, y)
-    r = {"DADD": b.fadd, "DSUB": b.fsub, "DMUL": b.fmul, "DDIV": b.fdiv}[name](x, y)
+    r = getattr(lw.b, rule.ir_f32)(x, y)
     return lw.canon(r) if canon else r
 
 
-@lower("DADD", "DSUB", "DMUL", "DDIV", "DMIN", "DMAX", "DAND", "DOR", "DXOR", "DSHL", "DSHR", "DSAR")
+@lower(*BINARY)
 def _binary(lw: Lowerer, ins: Instr):
     d, a, bb = ins.args
     t, name = ins.type, ins.op.name
@@ -713,7 +691,7 @@ def _binary(lw: Lowerer, ins: Instr):
         x, y = lw.v_in(a, t, raw_ok=True), lw.v_in(bb, t, raw_ok=True)
     else:
         x, y = lw.s_in(a, t), lw.s_in(bb, t)
-    if t == "f32" and d.cls == "v" and name not in ("DMIN", "DMAX"):
+    if t == "f32" and d.cls == "v" and BINARY[name].family != "minmax":
         lw.vset_f32(d.idx, _f32_binop(lw, name, x, y, canon=False))
         return
     if t == "f32":
@@ -751,9 +729,6 @@ def _fma(lw: Lowerer, ins: Instr):
         lw.rset(d.idx, lw.s_out(r, t))
 
 
-_ICC = {"eq": "==", "ne": "!=", "lt": "<", "le": "<=", "gt": ">", "ge": ">="}
-
-
 @lower("DCMP")
 def _cmp(lw: Lowerer, ins: Instr):
     d, a, bb = ins.args
@@ -763,10 +738,12 @@ def _cmp(lw: Lowerer, ins: Instr):
         x, y = lw.vget(a.idx, t, True), lw.v_in(bb, t, True)
     else:
         x, y = lw.s_in(a, t), lw.s_in(bb, t)
+    rule = COMPARE[cc]
     if t == "f32":
-        m = b.fcmp_unordered("!=", x, y) if cc == "ne" else b.fcmp_ordered(_ICC[cc], x, y)
+        fcmp = b.fcmp_ordered if rule.f32_ordered else b.fcmp_unordered
+        m = fcmp(rule.pred, x, y)
     else:
-        m = b.icmp_signed(_ICC[cc], x, y)
+        m = b.icmp_signed(rule.pred, x, y)
     if d.cls == "v":
         lw.vset(d.idx, b.sext(m, ivty(t)))
         return
