@@ -468,3 +468,24 @@ def test_make_models_script(tmp_path: Path) -> None:
     a, b = load_model(tmp_path / "hf"), load_model(tmp_path / "model-i2_s.gguf")
     assert a.config.layers == 1 and a.config == b.config
     assert np.array_equal(a.layers[0].wv.packed, b.layers[0].wv.packed)
+
+
+def test_loading_makes_no_float_copies(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tracemalloc
+
+    import vtpu_cli.models.ternary as ternary_mod
+
+    spec = SynthSpec(hidden=1024, ffn=2048, layers=1, heads=8, kv_heads=2, vocab=280)
+    paths = write_all(tmp_path, spec)
+    monkeypatch.setattr(ternary_mod, "CHUNK_WEIGHTS", 1 << 16)
+    f32_matrix = 2048 * 1024 * 4  # one float32 copy of a single FFN matrix: 8 MiB
+    for name, path in paths.items():
+        load_model(path, tokenizer=False)  # warm imports and caches
+        tracemalloc.start()
+        try:
+            m = load_model(path, tokenizer=False)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+        assert m.ternary_bytes == (2 * 1024 * 1024 + 2 * 256 * 1024 + 3 * 2048 * 1024) // 4
+        assert peak - m.ternary_bytes < f32_matrix // 2, (name, peak)

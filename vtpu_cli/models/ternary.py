@@ -42,8 +42,11 @@ def pack_codes(codes: np.ndarray) -> np.ndarray:
     pad = packed_cols(cols) * CODES_PER_BYTE - cols
     if pad:
         codes = np.concatenate([codes, np.ones((rows, pad), dtype=np.uint8)], axis=1)
-    fields = codes.reshape(rows, -1, CODES_PER_BYTE) << _SHIFTS
-    return np.bitwise_or.reduce(fields, axis=2).astype(np.uint8)
+    c = codes.reshape(rows, -1, CODES_PER_BYTE)
+    out = c[..., 0] | (c[..., 1] << 2)  # explicit ORs: several times faster than a reduce
+    out |= c[..., 2] << 4
+    out |= c[..., 3] << 6
+    return out
 
 
 def unpack_codes(packed: np.ndarray, cols: int) -> np.ndarray:
