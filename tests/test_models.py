@@ -489,3 +489,53 @@ def test_loading_makes_no_float_copies(tmp_path: Path, monkeypatch: pytest.Monke
             tracemalloc.stop()
         assert m.ternary_bytes == (2 * 1024 * 1024 + 2 * 256 * 1024 + 3 * 2048 * 1024) // 4
         assert peak - m.ternary_bytes < f32_matrix // 2, (name, peak)
+
+
+def test_config_values_are_checked() -> None:
+    from vtpu_cli.models import ModelConfig
+
+    cfg = {
+        "architectures": ["BitNetForCausalLM"],
+        "hidden_size": 2560,
+        "intermediate_size": 6912,
+        "num_hidden_layers": 30,
+        "num_attention_heads": 20,
+        "num_key_value_heads": 5,
+        "vocab_size": 128256,
+        "rope_theta": 500000.0,
+        "rms_norm_eps": 1e-05,
+        "tie_word_embeddings": True,
+        "max_position_embeddings": 4096,
+        "bos_token_id": 128000,
+        "eos_token_id": 128001,
+        "hidden_act": "relu2",
+    }
+    c = ModelConfig.from_hf_dict(cfg)
+    assert (c.head_dim, c.kv_dim, c.rope_theta, c.eos_id) == (128, 640, 500000.0, 128001)
+    assert c.rms_eps == float(np.float32(1e-5))
+    with pytest.raises(ModelError, match="config.json: bad value in config"):
+        ModelConfig.from_hf_dict(cfg | {"rope_theta": "fast"})
+    with pytest.raises(ModelError, match="missing key 'vocab_size'"):
+        ModelConfig.from_hf_dict({k: v for k, v in cfg.items() if k != "vocab_size"})
+    with pytest.raises(ModelError, match="hidden_act 'silu' is not supported"):
+        ModelConfig.from_hf_dict(cfg | {"hidden_act": "silu"})
+    with pytest.raises(ModelError, match="20 heads are not a multiple of 3 KV heads"):
+        ModelConfig.from_hf_dict(cfg | {"num_key_value_heads": 3})
+    meta = {
+        "general.architecture": "bitnet",
+        "bitnet.embedding_length": 2560,
+        "bitnet.feed_forward_length": 6912,
+        "bitnet.block_count": 30,
+        "bitnet.attention.head_count": 20,
+        "bitnet.attention.head_count_kv": 5,
+        "bitnet.rope.freq_base": 500000.0,
+        "bitnet.vocab_size": 128256,
+    }
+    g = ModelConfig.from_gguf_metadata(meta, "m.gguf", tied=True)
+    assert (g.hidden, g.ffn, g.layers, g.kv_heads, g.head_dim, g.vocab) == (2560, 6912, 30, 5, 128, 128256)
+    with pytest.raises(ModelError, match="m.gguf: missing metadata key 'bitnet.block_count'"):
+        ModelConfig.from_gguf_metadata(
+            {k: v for k, v in meta.items() if "block" not in k}, "m.gguf", tied=True
+        )
+    with pytest.raises(ModelError, match="m.gguf: bad metadata value"):
+        ModelConfig.from_gguf_metadata(meta | {"bitnet.block_count": "x"}, "m.gguf", tied=True)

@@ -71,6 +71,13 @@ class ModelConfig:
     @classmethod
     def from_hf_dict(cls, cfg: Mapping[str, Any], source: str = "config.json") -> ModelConfig:
         """Build from a parsed HF `config.json` of architecture BitNetForCausalLM."""
+        try:
+            return cls._from_hf_dict(cfg, source)
+        except (TypeError, ValueError, AttributeError) as exc:
+            raise ModelError(f"{source}: bad value in config: {exc}") from None
+
+    @classmethod
+    def _from_hf_dict(cls, cfg: Mapping[str, Any], source: str) -> ModelConfig:
         archs = cfg.get("architectures") or []
         if not any(a in HF_ARCHITECTURES for a in archs):
             raise ModelError(f"{source}: architectures {archs} is not BitNetForCausalLM")
@@ -130,6 +137,15 @@ class ModelConfig:
         `tied` says whether the file lacks an `output.weight` tensor; `vocab_hint` (the embedding's
         row count) is used when neither `{arch}.vocab_size` nor a token list is present.
         """
+        try:
+            return cls._from_gguf_metadata(meta, source, tied, vocab_hint)
+        except (TypeError, ValueError) as exc:
+            raise ModelError(f"{source}: bad metadata value: {exc}") from None
+
+    @classmethod
+    def _from_gguf_metadata(
+        cls, meta: Mapping[str, Any], source: str, tied: bool, vocab_hint: int | None
+    ) -> ModelConfig:
         arch = meta.get("general.architecture")
         if arch not in GGUF_ARCHITECTURES:
             raise ModelError(f"{source}: general.architecture {arch!r} is not a BitNet architecture")
