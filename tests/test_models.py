@@ -539,3 +539,19 @@ def test_config_values_are_checked() -> None:
         )
     with pytest.raises(ModelError, match="m.gguf: bad metadata value"):
         ModelConfig.from_gguf_metadata(meta | {"bitnet.block_count": "x"}, "m.gguf", tied=True)
+
+
+def test_untied_lm_head(tmp_path: Path, files: dict[str, Path], models: dict) -> None:
+    spec = SynthSpec()
+    tok = train_tokenizer(spec.vocab)
+    w = random_weights(spec, tok.get_vocab_size())
+    head = w.embedding * 0.5  # a power-of-two multiple: every logit is exactly half the tied one
+    hf = load_model(write_hf(tmp_path / "untied", w, tok, lm_head=head))
+    tq = load_model(
+        write_gguf_tq(tmp_path / "untied.gguf", w, files["hf"] / "tokenizer.json", tok, lm_head=head)
+    )
+    ids = models["hf"].tokenizer.encode(PROMPT)
+    tied = Reference(models["hf"]).forward(ids)
+    for m in (hf, tq):
+        assert not m.config.tied_embeddings and m.lm_head is not m.embedding
+        assert np.array_equal(Reference(m).forward(ids), 0.5 * tied)

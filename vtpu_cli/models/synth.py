@@ -156,11 +156,17 @@ def _save_safetensors(path: Path, tensors: dict[str, tuple[str, np.ndarray]]) ->
     path.write_bytes(len(head).to_bytes(8, "little") + head + b"".join(blobs))
 
 
-def write_hf(folder: str | Path, w: SynthWeights, tokenizer: object, scale_mode: str = "multiply") -> Path:
+def write_hf(
+    folder: str | Path,
+    w: SynthWeights,
+    tokenizer: object,
+    scale_mode: str = "multiply",
+    lm_head: np.ndarray | None = None,
+) -> Path:
     """An HF BitNetForCausalLM directory: config.json, model.safetensors, tokenizer files.
 
     `scale_mode` "multiply" writes autobitlinear/offline (weight_scale = scale, bf16); "divide" writes
-    the bitlinear class (weight_scale = 1/scale, float32).
+    the bitlinear class (weight_scale = 1/scale, float32). An `lm_head` [vocab, hidden] unties the head.
     """
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -169,6 +175,8 @@ def write_hf(folder: str | Path, w: SynthWeights, tokenizer: object, scale_mode:
         "model.embed_tokens.weight": ("BF16", _f32_to_bf16_bits(w.embedding)),
         "model.norm.weight": ("BF16", _f32_to_bf16_bits(w.output_norm)),
     }
+    if lm_head is not None:
+        tensors["lm_head.weight"] = ("BF16", _f32_to_bf16_bits(lm_head))
     for i in range(s.layers):
         p = f"model.layers.{i}."
         for role, name in HF_ROLES.items():
@@ -205,7 +213,7 @@ def write_hf(folder: str | Path, w: SynthWeights, tokenizer: object, scale_mode:
         "rope_theta": s.rope_theta,
         "rms_norm_eps": s.rms_eps,
         "max_position_embeddings": s.max_ctx,
-        "tie_word_embeddings": True,
+        "tie_word_embeddings": lm_head is None,
         "bos_token_id": tok_id(BOS),
         "eos_token_id": tok_id(EOS),
         "torch_dtype": "bfloat16",
@@ -237,8 +245,10 @@ def write_gguf_tq(
     tokenizer: object,
     qtype: str = "TQ2_0",
     embed: str = "f16",
+    lm_head: np.ndarray | None = None,
 ) -> Path:
-    """A llama.cpp-style `bitnet` GGUF through gguf.GGUFWriter: TQ1_0 or TQ2_0 weights, f16/f32/q8_0 embedding."""
+    """A llama.cpp-style `bitnet` GGUF through gguf.GGUFWriter: TQ1_0 or TQ2_0 weights, f16/f32/q8_0
+    embedding, and an f16 `output.weight` head when `lm_head` is given."""
     import gguf
 
     path = Path(path)
@@ -272,6 +282,8 @@ def write_gguf_tq(
     else:
         wr.add_tensor("token_embd.weight", w.embedding.astype(np.float16 if embed == "f16" else np.float32))
     wr.add_tensor("output_norm.weight", w.output_norm)
+    if lm_head is not None:
+        wr.add_tensor("output.weight", lm_head.astype(np.float16))
     for i in range(s.layers):
         for role, name in GGUF_ROLES.items():
             wr.add_tensor(
