@@ -17,7 +17,7 @@ pytest.importorskip("tokenizers")
 
 import gguf  # noqa: E402
 
-from vtpu_cli.models import ModelError, Reference, Sampler, load_model  # noqa: E402
+from vtpu_cli.models import BitNetModel, ModelError, Reference, Sampler, TernaryMatrix, load_model  # noqa: E402
 from vtpu_cli.models.formats import (  # noqa: E402
     hf_decode,
     hf_pack,
@@ -555,3 +555,56 @@ def test_untied_lm_head(tmp_path: Path, files: dict[str, Path], models: dict) ->
     for m in (hf, tq):
         assert not m.config.tied_embeddings and m.lm_head is not m.embedding
         assert np.array_equal(Reference(m).forward(ids), 0.5 * tied)
+
+
+def _naive_logits(m: BitNetModel, ids: list[int]) -> np.ndarray:
+    """Token-by-token, head-by-head re-derivation of the forward pass from dequantised weights."""
+    c = m.config
+    dense = {id(t): t.dequantize() for t in m.ternary_matrices()}
+
+    def norm(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+        return x / np.sqrt((x**2).mean() + c.rms_eps) * w
+
+    def lin(x: np.ndarray, t: TernaryMatrix) -> np.ndarray:
+        s = max(np.abs(x).max(), 1e-5) / 127
+        return dense[id(t)] @ (np.clip(np.round(x / s), -128, 127) * s)
+
+    def rot(v: np.ndarray, pos: int) -> np.ndarray:
+        d = v.size // 2
+        out = np.empty_like(v)
+        for i in range(d):
+            a = pos / c.rope_theta ** (2 * i / v.size)
+            out[i] = v[i] * np.cos(a) - v[i + d] * np.sin(a)
+            out[i + d] = v[i + d] * np.cos(a) + v[i] * np.sin(a)
+        return out
+
+    hd = c.head_dim
+    keys = [[] for _ in m.layers]
+    vals = [[] for _ in m.layers]
+    logits = []
+    for pos, tok in enumerate(ids):
+        h = m.embedding.to_f32()[tok].astype(np.float64)
+        for li, L in enumerate(m.layers):
+            x = norm(h, L.attn_norm)
+            q, k, v = lin(x, L.wq), lin(x, L.wk), lin(x, L.wv)
+            keys[li].append([rot(k[j * hd : (j + 1) * hd], pos) for j in range(c.kv_heads)])
+            vals[li].append([v[j * hd : (j + 1) * hd] for j in range(c.kv_heads)])
+            heads = []
+            for hh in range(c.heads):
+                j = hh // (c.heads // c.kv_heads)
+                qh = rot(q[hh * hd : (hh + 1) * hd], pos)
+                sc = np.array([qh @ keys[li][t][j] for t in range(pos + 1)]) / np.sqrt(hd)
+                p = np.exp(sc - sc.max())
+                heads.append(sum(p[t] * vals[li][t][j] for t in range(pos + 1)) / p.sum())
+            h = h + lin(norm(np.concatenate(heads), L.attn_sub_norm), L.wo)
+            x = norm(h, L.ffn_norm)
+            g = np.maximum(lin(x, L.w_gate), 0) ** 2 * lin(x, L.w_up)
+            h = h + lin(norm(g, L.ffn_sub_norm), L.w_down)
+        logits.append(m.lm_head.to_f32().astype(np.float64) @ norm(h, m.output_norm))
+    return np.array(logits)
+
+
+def test_reference_matches_a_naive_derivation(models: dict) -> None:
+    m = models["tq2_0"]
+    ids = m.tokenizer.encode("The fox")
+    assert np.allclose(Reference(m).forward(ids), _naive_logits(m, ids), rtol=1e-9, atol=1e-9)
