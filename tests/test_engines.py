@@ -13,17 +13,27 @@ from vtpu_cli.engines.select import EngineOptions, fallback_reason, open_engine
 from vtpu_cli.machine.memory import Memory
 
 jit = pytest.importorskip("vtpu_cli.engines.jit.engine")
-ok, why = jit.jit_available()
+jc = pytest.importorskip("vtpu_cli.engines.jit.compile")
+ok, why = jc.jit_available()
 pytestmark = pytest.mark.skipif(not ok, reason=f"JIT unavailable: {why}")
 
 CASES = [
-    ("vadd.vasm", 1), ("dot.vasm", 1), ("ternary_dot.vasm", 1), ("loop_mix.vasm", 1),
-    ("memory/row_walk.vasm", 1), ("memory/random_access.vasm", 1), ("memory/embedding_dedup.vasm", 1),
-    ("fleet/ring_allreduce.vasm", 5), ("fleet/tree_broadcast.vasm", 7), ("fleet/pipeline.vasm", 2),
+    ("vadd.vasm", 1),
+    ("dot.vasm", 1),
+    ("ternary_dot.vasm", 1),
+    ("loop_mix.vasm", 1),
+    ("memory/row_walk.vasm", 1),
+    ("memory/random_access.vasm", 1),
+    ("memory/embedding_dedup.vasm", 1),
+    ("fleet/ring_allreduce.vasm", 5),
+    ("fleet/tree_broadcast.vasm", 7),
+    ("fleet/pipeline.vasm", 2),
     ("fleet/route.vasm", 4),
     ("fleet/barrier_deadlock.vasm", 3),
     ("fleet/matmul_scatter.vasm", 16),
-    ("errors/out_of_bounds.vasm", 1), ("errors/div_zero.vasm", 1), ("errors/deadlock.vasm", 2),
+    ("errors/out_of_bounds.vasm", 1),
+    ("errors/div_zero.vasm", 1),
+    ("errors/deadlock.vasm", 2),
 ]
 
 

@@ -21,13 +21,15 @@ from vtpu_cli.binary.program import (
     nop,
 )
 from vtpu_cli.core import coords
+from vtpu_cli.engines.compare import same_result
 from vtpu_cli.engines.interp.interpreter import Interpreter
-from vtpu_cli.isa.table import BY_NAME, OPS
+from vtpu_cli.isa.table import BY_NAME, OPS, type_size
 from vtpu_cli.machine.memory import Memory
 from vtpu_cli.machine.semantics import OpFault
 
 jit = pytest.importorskip("vtpu_cli.engines.jit.engine")
-OK, WHY = jit.jit_available()
+jc = pytest.importorskip("vtpu_cli.engines.jit.compile")
+OK, WHY = jc.jit_available()
 pytestmark = pytest.mark.skipif(not OK, reason=f"JIT unavailable: {WHY}")
 
 A = coords.pack(coords.Coord((1, 1, 1, 1, 1, 1, 1, 1, 1)))
@@ -68,7 +70,7 @@ def both(
         eng.replay_interp_steps = -1
     res = eng.run()
     assert res.engine == "jit", res.fallback
-    return ref, res, jit.same_result(ref, res, states=states)
+    return ref, res, same_result(ref, res, states=states)
 
 
 def check(program: Program, sentrons: int = 1, **kw):
@@ -111,7 +113,7 @@ def d_instr(draw):
 
     ins = draw(instr(op=draw(st.sampled_from(D_OPS))))
     if ins.op.name == "DCVT" and ins.args[0].cls == "v" and ins.args[2] is not None:
-        ds, ss = (jit.L.type_size(ins.type), jit.L.type_size(ins.type2))
+        ds, ss = (type_size(ins.type), type_size(ins.type2))
         n = 64 // max(ds, ss)
         assume(ds == ss or (ins.args[2].value + 1) * n <= 64 // min(ds, ss))
     return ins
@@ -430,7 +432,7 @@ loop:
     for sets in (1, 2, 64):
         ref = Interpreter(prog, memory=_mem_sets(prog, sets)).run()
         res = jit.JitEngine(prog, memory=_mem_sets(prog, sets), cache_dir=_cache_dir()).run()
-        assert jit.same_result(ref, res) == []
+        assert same_result(ref, res) == []
         assert (res.memory.stats.hits, res.memory.stats.misses) == (
             ref.memory.stats.hits,
             ref.memory.stats.misses,
@@ -607,7 +609,7 @@ def test_unaligned_numpy_buffers():
     m = Memory()
     m.add(A, buf)
     res = jit.JitEngine(prog, memory=m, cache_dir=_cache_dir()).run()
-    assert jit.same_result(ref, res) == []
+    assert same_result(ref, res) == []
     assert res.memory.table[A].buf.ctypes.data % 64 != 0
 
 
@@ -726,11 +728,11 @@ def test_multi_sentron_salloc_falls_back_with_reason():
 def test_disk_cache_roundtrip(tmp_path):
     prog = assemble("DMOV r1, 77\nDADD r2, r1, r1\n")
     key_dir = tmp_path / "c"
-    jit._loaded.clear()
+    jc._loaded.clear()
     e1 = jit.JitEngine(prog, cache_dir=key_dir)
     r1 = e1.run()
     assert r1.cache_hit == "" and list(key_dir.glob("jit-*.o"))
-    jit._loaded.clear()
+    jc._loaded.clear()
     r2 = jit.JitEngine(prog, cache_dir=key_dir).run()
     assert r2.cache_hit == "disk" and r2.sentrons[0].R[2] == 154
     r3 = jit.JitEngine(prog, cache_dir=key_dir).run()
@@ -742,7 +744,7 @@ def test_disk_cache_roundtrip(tmp_path):
 
 def test_portable_env_var(monkeypatch):
     monkeypatch.setenv("VTPU_JIT_PORTABLE", "1")
-    assert jit.host_target(jit._portable_env()) == ("x86-64", "")
+    assert jc.host_target(jc._portable_env()) == ("x86-64", "")
     prog = assemble("DMOV r1, 5\nDMUL r2, r1, r1\n")
     res = jit.JitEngine(prog, cache_dir=_cache_dir()).run()
     assert res.sentrons[0].R[2] == 25 and res.engine == "jit"
@@ -963,9 +965,10 @@ def test_window_permute_gather(nbytes, off):
 
 
 def test_cache_is_pruned_to_its_size(tmp_path, monkeypatch):
+    from vtpu_cli.engines.jit import compile as JC
     from vtpu_cli.engines.jit import engine as J
 
-    monkeypatch.setattr(J, "CACHE_ENTRIES", 2)
+    monkeypatch.setattr(JC, "CACHE_ENTRIES", 2)
     for k in range(4):
         prog = assemble(f"    DMOV r1, {k + 1}\n    DADD r1, r1, {k}")
         J.JitEngine(prog, cache_dir=tmp_path).run()

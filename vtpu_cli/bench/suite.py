@@ -135,7 +135,7 @@ def pick_engine(name: str) -> Engine:
     if name == "interp":
         return Engine("interp", True)
     try:
-        from vtpu_cli.engines.jit.engine import jit_available
+        from vtpu_cli.engines.jit.compile import jit_available
 
         ok, why = jit_available()
     except ImportError as e:

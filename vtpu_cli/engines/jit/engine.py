@@ -1,36 +1,25 @@
-"""The llvmlite JIT engine: a whole program becomes one native function, bit-exact with the interpreter.
+"""The llvmlite JIT engine's runtime: every sentron an OS thread running the compiled native function.
 
-Pipeline: ``lowering.py`` emits one LLVM function per program (registers in allocas promoted to SSA,
-SIW branches as real control flow) -> the new pass manager at O3 -> an object file for the host CPU
-(exact CPU name and feature string; ``portable=True`` targets baseline x86-64) -> the on-disk cache
--> MCJIT loads the object -> every sentron is an OS thread calling the function through ctypes
-(the GIL is released while native code runs).
-
-The native code calls back into Python only for scroll allocation/tiers and SDEDUP, which run the
-interpreter's own semantics hooks on a shadow :class:`interp.SentronState` under one lock. The C pipe is
-native (``jit_comm.py``); this module's main thread runs its deadlock watchdog, and deadlocks are
-replayed in the interpreter for the golden report. Faults detected natively are re-run through the golden hook to produce the identical
-message. See ``docs/jit.md`` for what is exact, what is timing dependent and what falls back.
+``compile.py`` turns the program into a cached native object (``lowering.py`` emits the IR); this
+module runs it: per-sentron context blocks (``abi.py``), threads calling native code through ctypes
+with the GIL released, host callbacks for scroll allocation/tiers and SDEDUP (the interpreter's own
+semantics hooks on a shadow :class:`SentronState`, under one lock), the native C pipe's deadlock
+watchdog (``comm.py``), and the replay of native faults and deadlocks in the interpreter for the
+golden report. See ``docs/jit.md`` for what is exact, what is timing dependent and what falls back.
 """
 
 from __future__ import annotations
 
 import copy
 import ctypes
-import hashlib
 import os
-import platform
 import threading
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from vtpu_cli import __version__
 from vtpu_cli.binary.program import Program
-from vtpu_cli.core.errors import VtpuError
-from vtpu_cli.core.fileio import write_atomic
 from vtpu_cli.engines.base import (
     STATUS_DEADLOCK,
     STATUS_FAULT,
@@ -42,16 +31,23 @@ from vtpu_cli.engines.base import (
     SentronState,
     load_memory,
 )
+from vtpu_cli.engines.compare import same_result
 from vtpu_cli.engines.interp.interpreter import Interpreter
+from vtpu_cli.engines.jit.compile import (
+    Compiled,
+    JitError,
+    _portable_env,
+    compile_program,
+    jit_available,
+    tsc_hz,
+)
 from vtpu_cli.fleet.cpipe import Fleet
-from vtpu_cli.isa.table import PIPES, REG_COUNTS
+from vtpu_cli.isa.table import PIPES
 from vtpu_cli.machine.memory import Memory
 from vtpu_cli.machine.semantics import NP, SEM, OpFault
 
 try:  # llvmlite is a hard dependency, but the engine must degrade to a clear reason without it
-    import llvmlite
     import llvmlite.binding as llvm
-    from llvmlite import ir
 
     from vtpu_cli.engines.jit import comm as jit_comm
     from vtpu_cli.engines.jit import lowering as L
@@ -68,414 +64,7 @@ _CB3 = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.
 _CB2 = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64)
 _ENTRY = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p)
 
-_init_lock = threading.Lock()
-_initialised = False
-_loaded: dict[str, tuple] = {}  # key -> (engine, entry address): compiled programs stay loaded
 
-
-class JitError(Exception):
-    """An internal JIT failure (never a program fault: those are reported like the interpreter's)."""
-
-
-# =================================================================== availability and target
-def _init() -> None:
-    global _initialised
-    with _init_lock:
-        if not _initialised:
-            # llvmlite >= 0.48 (LLVM 22): llvm.initialize() raises; initialise only the native target
-            llvm.initialize_native_target()
-            llvm.initialize_native_asmprinter()
-            _initialised = True
-
-
-def jit_available() -> tuple[bool, str]:
-    """(True, "") when the JIT can run here, else (False, reason)."""
-    if _IMPORT_ERROR:
-        return False, _IMPORT_ERROR
-    if platform.machine().lower() not in ("x86_64", "amd64"):
-        return False, f"the JIT targets x86-64; this machine is {platform.machine()}"
-    try:
-        _init()
-        llvm.Target.from_default_triple()
-    except Exception as e:  # pragma: no cover
-        return False, f"LLVM native target unavailable: {e}"
-    return True, ""
-
-
-def host_target(portable: bool = False) -> tuple[str, str]:
-    """(cpu name, feature string) the object code is built for."""
-    _init()
-    if portable:
-        return "x86-64", ""
-    return llvm.get_host_cpu_name(), llvm.get_host_cpu_features().flatten()
-
-
-def _portable_env() -> bool:
-    return os.environ.get("VTPU_JIT_PORTABLE", "") not in ("", "0")
-
-
-def _target_machine(cpu: str, features: str, opt: int = 3):
-    target = llvm.Target.from_default_triple()
-    return target.create_target_machine(
-        cpu=cpu, features=features, opt=opt, reloc="pic", codemodel="jitdefault"
-    )
-
-
-def default_cache_dir() -> Path:
-    env = os.environ.get("VTPU_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "vtpu"
-
-
-_SRC_HASH = None
-
-
-def _source_hash() -> str:
-    """Hash of the lowering and driver sources: a change to either invalidates cached objects."""
-    global _SRC_HASH
-    if _SRC_HASH is None:
-        h = hashlib.sha256()
-        for name in ("lowering.py", "engine.py", "comm.py"):
-            h.update((Path(__file__).parent / name).read_bytes())
-        _SRC_HASH = h.hexdigest()[:16]
-    return _SRC_HASH
-
-
-# =================================================================== module building
-def _leaders(program: Program) -> list[int]:
-    code = program.code
-    n = len(code)
-    lead = {0} if n else set()
-    for pc, siw in enumerate(code):
-        d = siw[0]
-        if d.op.branch:
-            t = d.args[-1].value
-            if 0 <= t <= n:
-                lead.add(t)
-            lead.add(pc + 1)
-        elif d.op.name == "DHALT":
-            lead.add(pc + 1)
-    return sorted(x for x in lead if x < n)
-
-
-def _branch_targets(program: Program) -> set[int]:
-    return {siw[0].args[-1].value for siw in program.code if siw[0].op.branch}
-
-
-@dataclass
-class _Variant:
-    limit: str  # "none" | "local" | "shared"
-    portable: bool
-    ppt_sets: int
-    cpu: str
-    features: str
-    ppt_ways: int = 4
-    precise: bool = False  # registers written back at fault exits (else: faults are replayed)
-    single: bool = True  # one sentron: the C pipe is a ring in the stack frame (see jit_comm.py)
-
-
-def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
-    """LLVM IR text of the program's function ``vtpu_entry(ctx)`` and the block leaders."""
-    mod = ir.Module(name="vtpu")
-    mod.triple = llvm.get_process_triple()
-    fn = ir.Function(mod, ir.FunctionType(L.I64, [L.PTR]), name="vtpu_entry")
-    fn.attributes.add("nounwind")
-    ctx = fn.args[0]
-    ctx.name = "ctx"
-    feats = {f[1:] for f in v.features.split(",") if f.startswith("+")}
-    lw = L.Lowerer(
-        fn,
-        mod,
-        ctx,
-        portable=v.portable,
-        features=feats,
-        ppt_sets=v.ppt_sets,
-        ppt_ways=v.ppt_ways,
-        precise=v.precise,
-    )
-    code = program.code
-    n = len(code)
-    leaders = _leaders(program)
-    targets = _branch_targets(program)
-    block_of = {}
-    bi = -1
-    for pc in range(n):
-        if bi + 1 < len(leaders) and leaders[bi + 1] == pc:
-            bi += 1
-        block_of[pc] = bi
-    entry = fn.append_basic_block("entry")
-    blocks = {pc: fn.append_basic_block(f"siw{pc}") for pc in leaders}
-    end = fn.append_basic_block("end")
-    lw.exit_block = fn.append_basic_block("exit")
-    b = ir.IRBuilder(entry)
-    lw.b = b
-    lw.make_allocas(b, len(leaders))
-    jit_comm.setup(lw, program, v.single)
-    used, written = set(), set()
-    for siw in code:
-        for ins in siw:
-            rd, wr = ins.regs()
-            used |= rd | wr
-            written |= wr
-    lw.set_usage(used, written)
-    if not v.precise:
-        lw.raw_regs = {r for siw in code for ins in siw if (r := L.raw_f32_dest(ins)) is not None}
-    lw.load_state()
-    zero = ir.Constant(L.I64, 0)
-    for c in lw.COUNTS:
-        b.store(zero, c)
-    b.store(zero, lw.FASTHITS)
-    b.store(zero, lw.TRSLOW)
-    b.store(zero, lw.STEPS)
-    for i in range(8):
-        b.store(ir.Constant(L.PTR, None), lw.TPTR[i])
-        b.store(zero, lw.TSIZE[i])
-        b.store(zero, lw.TSET[i])
-    limit = lw.cload(L.OFF_MAXSTEPS, L.I64)
-    abort_ptr = lw.cload(L.OFF_ABORT_PTR, L.PTR)
-    steps_ptr = lw.cload(L.OFF_STEPS_PTR, L.PTR)
-    lw.cstore(lw.call("llvm.readcyclecounter", L.I64, []), L.OFF_TSC0)
-    b.branch(blocks[0] if n else end)
-
-    def target_block(t: int):
-        return blocks[t] if t < n else end
-
-    for pc in range(n):
-        siw = code[pc]
-        lw.pc = pc
-        if pc in blocks:
-            if b.block.terminator is None:
-                b.branch(blocks[pc])
-            b.position_at_end(blocks[pc])
-            lw.block_start()
-            if pc in targets:  # loop heads: honour Ctrl-C and other sentrons' faults
-                lw.slot = 0
-                flag = b.load_atomic(abort_ptr, "monotonic", 4, typ=L.I32)
-                go = fn.append_basic_block(f"go{pc}")
-                stop_cond = b.icmp_unsigned("!=", flag, ir.Constant(L.I32, 0))
-                if v.precise:
-                    stop = fn.append_basic_block(f"stop{pc}")
-                    b.cbranch(stop_cond, stop, go).set_weights([1, 1 << 20])
-                    b.position_at_end(stop)
-                    lw.exit_with(L.ST_ABORT, counted=0)
-                else:  # the run is replayed or abandoned: nothing to write back
-                    b.cbranch(stop_cond, lw.get_fault_block(), go).set_weights([1, 1 << 20])
-                    lw.fault_phi.add_incoming(ir.Constant(L.I64, L.ST_ABORT | (pc << 16)), b.block)
-                b.position_at_end(go)
-            cnt = lw.COUNTS[block_of[pc]]
-            b.store(b.add(b.load(cnt), ir.Constant(L.I64, 1)), cnt)
-        lw.slot = 0
-        if v.limit == "local":
-            st = b.load(lw.STEPS)
-            lw.fault_if(b.icmp_signed("==", st, limit), L.ST_LIMIT)
-            b.store(b.add(st, ir.Constant(L.I64, 1)), lw.STEPS)
-        elif v.limit == "shared":
-            old = b.atomic_rmw("add", steps_ptr, ir.Constant(L.I64, 1), "monotonic")
-            lw.fault_if(b.icmp_signed(">=", old, limit), L.ST_LIMIT)
-        c_ins = siw[2]
-        if c_ins.op.blocking:
-            lw.slot = 2
-            jit_comm.ready(lw, c_ins)
-        lw.branch = None
-        lw.halt = False
-        for slot, ins in enumerate(siw):
-            if ins.is_nop:
-                continue
-            lw.slot = slot
-            L.LOWER[ins.op.name](lw, ins)
-        lw.slot = 0
-        nxt = target_block(pc + 1) if (pc + 1 in blocks or pc + 1 >= n) else None
-        if lw.halt or lw.branch is not None or nxt is not None:
-            lw.block_end()  # only registers in raw_regs may cross a block boundary un-canonicalised
-        if lw.halt:
-            lw.exit_with(L.ST_OK, pc=pc + 1)
-        elif lw.branch is not None:
-            cond, t = lw.branch
-            if cond is None:
-                b.branch(target_block(t))
-            else:
-                b.cbranch(cond, target_block(t), nxt)
-        elif pc + 1 in blocks or pc + 1 == n:
-            b.branch(nxt)
-    if n and b.block.terminator is None:
-        b.branch(end)
-    b.position_at_end(end)
-    lw.block_start()
-    lw.pc = n
-    lw.exit_with(L.ST_OK, pc=n)
-    b.position_at_end(lw.exit_block)
-    lw.spill_state()
-    counts_ptr = lw.cload(L.OFF_COUNTS_PTR, L.PTR)
-    for i, c in enumerate(lw.COUNTS):
-        b.store(b.load(c), b.gep(counts_ptr, [ir.Constant(L.I64, i)], source_etype=L.I64), align=8)
-    lw.cstore(b.sub(b.load(lw.FASTHITS), b.load(lw.TRSLOW)), L.OFF_FASTHITS)
-    jit_comm.store_stats(lw)
-    lw.cstore(lw.call("llvm.readcyclecounter", L.I64, []), L.OFF_TSC1)
-    b.ret(lw.cload(L.OFF_STATUS, L.I64))
-    if lw.fault_block is not None:
-        # the shared fault exit: (status, slot, pc) come from the phi; block counts are stored (they
-        # say how far the run got, for the replay); no register is written back
-        b.position_at_end(lw.fault_block)
-        code = lw.fault_phi
-        counts_ptr = lw.cload(L.OFF_COUNTS_PTR, L.PTR)
-        st = b.and_(code, ir.Constant(L.I64, 0xFF))
-        lw.cstore(st, L.OFF_STATUS)
-        lw.cstore(b.lshr(code, ir.Constant(L.I64, 16)), L.OFF_PC)
-        lw.cstore(b.and_(b.lshr(code, ir.Constant(L.I64, 8)), ir.Constant(L.I64, 0xFF)), L.OFF_SLOT)
-        lw.cstore(b.zext(b.icmp_unsigned("!=", st, ir.Constant(L.I64, L.ST_ABORT)), L.I64), L.OFF_COUNTED)
-        for i, c in enumerate(lw.COUNTS):
-            b.store(b.load(c), b.gep(counts_ptr, [ir.Constant(L.I64, i)], source_etype=L.I64), align=8)
-        lw.cstore(lw.call("llvm.readcyclecounter", L.I64, []), L.OFF_TSC1)
-        b.ret(st)
-    return str(mod), leaders
-
-
-def _optimise(mod, tm, level: int = 3) -> None:
-    pto = llvm.create_pipeline_tuning_options(speed_level=level)
-    pto.loop_vectorization = level >= 2
-    pto.slp_vectorization = level >= 2
-    pb = llvm.create_pass_builder(tm, pto)
-    mpm = pb.getModulePassManager()
-    mpm.run(mod, pb)
-
-
-def _compile_object(ir_text: str, v: _Variant, opt: int) -> bytes:
-    tm = _target_machine(v.cpu, v.features, opt=min(opt, 3))
-    mod = llvm.parse_assembly(ir_text)
-    mod.triple = tm.triple
-    mod.data_layout = str(tm.target_data)
-    mod.verify()
-    if opt:
-        _optimise(mod, tm, opt)
-    return tm.emit_object(mod)
-
-
-def emit_assembly(
-    program: Program, *, precise: bool = False, portable: bool = False, opt: int = 3, ppt_sets: int = 64
-) -> str:
-    """The optimised x86 assembly of a program's native function (for inspecting the lowering)."""
-    _init()
-    cpu, features = host_target(portable or _portable_env())
-    v = _Variant("none", portable, ppt_sets, cpu, features, 4, precise, True)
-    text, _ = build_module(program, v)
-    tm = _target_machine(cpu, features, opt=min(opt, 3))
-    mod = llvm.parse_assembly(text)
-    mod.triple = tm.triple
-    mod.data_layout = str(tm.target_data)
-    if opt:
-        _optimise(mod, tm, opt)
-    return tm.emit_assembly(mod)
-
-
-def _load_object(obj: bytes, v: _Variant):
-    tm = _target_machine(v.cpu, v.features)
-    backing = llvm.parse_assembly("")
-    backing.triple = tm.triple
-    engine = llvm.create_mcjit_compiler(backing, tm)
-    engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
-    engine.finalize_object()
-    addr = engine.get_function_address("vtpu_entry")
-    if not addr:
-        raise JitError("compiled object has no vtpu_entry")
-    return engine, addr
-
-
-@dataclass
-class Compiled:
-    key: str
-    entry: int
-    leaders: list[int]
-    compile_s: float
-    cache_hit: str  # "memory" | "disk" | "" (compiled now)
-    variant: _Variant
-
-
-# Programs with more SIWs than this compile at O2 (no measurable run-time change on f32_gemm and
-# ternary_gemv, about 10 % less compile time; O1 halves the pass time but runs 25-30 % slower).
-LARGE_PROGRAM_SIWS = 512
-
-
-CACHE_ENTRIES = 256  # compiled objects kept per cache directory (least recently written go first)
-
-
-def _prune_cache(path: Path) -> None:
-    files = sorted(path.glob("jit-*.o"), key=lambda f: f.stat().st_mtime)
-    for f in files[:-CACHE_ENTRIES]:
-        f.unlink(missing_ok=True)
-
-
-def auto_opt(program: Program) -> int:
-    """The default optimisation level for a program: O3, or O2 for large (generated, unrolled) ones."""
-    return 3 if len(program.code) <= LARGE_PROGRAM_SIWS else 2
-
-
-def compile_program(
-    program: Program,
-    *,
-    sentrons: int = 1,
-    max_steps: int | None = None,
-    ppt_sets: int = 64,
-    cache_dir: str | os.PathLike | None = None,
-    no_cache: bool = False,
-    portable: bool = False,
-    opt: int | None = None,
-    ppt_ways: int = 4,
-    precise: bool = False,
-) -> Compiled:
-    """Compile (or fetch from the caches) the native function for a program and engine variant.
-
-    ``precise=False`` (the fast variant): fault exits write no registers back; the engine replays a
-    faulting run (see ``JitEngine.run``). A step limit always uses the precise variant."""
-    _init()
-    opt = auto_opt(program) if opt is None else opt
-    portable = portable or _portable_env()
-    cpu, features = host_target(portable)
-    limit = "none" if max_steps is None else ("local" if sentrons == 1 else "shared")
-    precise = precise or limit != "none"
-    v = _Variant(limit, portable, ppt_sets, cpu, features, ppt_ways, precise, sentrons == 1)
-    h = hashlib.sha256()
-    for part in (repr(program.code), repr(v), str(opt), __version__, llvmlite.__version__, _source_hash()):
-        h.update(part.encode())
-        h.update(b"\0")
-    key = h.hexdigest()
-    t0 = time.perf_counter()
-    leaders = _leaders(program)
-    if not no_cache and key in _loaded:
-        engine, addr = _loaded[key]
-        return Compiled(key, addr, leaders, time.perf_counter() - t0, "memory", v)
-    obj = None
-    path = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    fpath = path / f"jit-{key[:40]}.o"
-    hit = ""
-    if not no_cache and fpath.is_file():
-        try:
-            obj = fpath.read_bytes()
-            hit = "disk"
-        except OSError:
-            obj = None
-    if obj is None:
-        text, leaders = build_module(program, v)
-        obj = _compile_object(text, v, opt)
-        if not no_cache:
-            try:
-                path.mkdir(parents=True, exist_ok=True)
-                write_atomic(fpath, obj)
-                _prune_cache(path)
-            except (OSError, VtpuError):
-                pass  # an unwritable cache only costs the next run a compile
-    engine, addr = _load_object(obj, v)
-    _loaded[key] = (engine, addr)
-    return Compiled(key, addr, leaders, time.perf_counter() - t0, hit, v)
-
-
-# =================================================================== TSC
-def tsc_hz() -> tuple[float, str]:
-    """TSC ticks per second and how they were obtained (one calibration for the whole project: cycles.py)."""
-    from vtpu_cli.core.cycles import tsc_hz as calibrated
-
-    return calibrated(), "TSC (rdtsc) calibrated against the monotonic clock (median of 5 windows)"
-
-
-# =================================================================== runtime
 class _Hub:
     """Shared run state: the lock/condition the C-pipe callbacks use, abort flag, deadlock bookkeeping."""
 
@@ -1177,29 +766,3 @@ def run_timed(
         "tsc_source": res.tsc_source,
         "result": res,
     }
-
-
-def same_result(a: RunResult, b: RunResult, *, states: bool = True) -> list[str]:
-    """Differences between two runs: status, fault, registers, flags, pc and every scroll's bytes."""
-    diffs = []
-    if a.status != b.status:
-        diffs.append(f"status {a.status} != {b.status}")
-    fa = a.fault.as_dict() if a.fault else None
-    fb = b.fault.as_dict() if b.fault else None
-    if fa != fb:
-        diffs.append(f"fault {fa} != {fb}")
-    if states:
-        for sa, sb in zip(a.sentrons, b.sentrons, strict=True):
-            for name in ("R", "P", "M", "flags", "pc", "halted"):
-                if getattr(sa, name) != getattr(sb, name):
-                    diffs.append(f"sentron {sa.id} {name}: {getattr(sa, name)} != {getattr(sb, name)}")
-            if not np.array_equal(sa.V, sb.V):
-                rows = [i for i in range(REG_COUNTS["v"]) if not np.array_equal(sa.V[i], sb.V[i])]
-                diffs.append(f"sentron {sa.id} V differs in v{rows}")
-    ta, tb = a.memory.table, b.memory.table
-    if set(ta) != set(tb):
-        diffs.append(f"scroll sets differ: {sorted(set(ta) ^ set(tb))}")
-    for c in set(ta) & set(tb):
-        if not np.array_equal(np.asarray(ta[c].buf), np.asarray(tb[c].buf)):
-            diffs.append(f"scroll {c:#x} bytes differ")
-    return diffs
