@@ -153,8 +153,14 @@ def _s_heavy():
             checks += [
                 (np.array_equal(out_array(res, 0, s, "<i4").reshape(v, 16), y_want), f"sentron {s}: Y"),
                 (np.array_equal(out_array(res, 1, s, "<i4").reshape(v, 16), w_want), f"sentron {s}: W"),
-                (np.array_equal(out_array(res, 2, s, "<i4").reshape(v, 16)[:, perm], x0.reshape(v, 16)), f"sentron {s}: Z"),
-                (res.sentrons[s].R[7] == r7_want, f"sentron {s}: r7 = {res.sentrons[s].R[7]}, want {r7_want}"),
+                (
+                    np.array_equal(out_array(res, 2, s, "<i4").reshape(v, 16)[:, perm], x0.reshape(v, 16)),
+                    f"sentron {s}: Z",
+                ),
+                (
+                    res.sentrons[s].R[7] == r7_want,
+                    f"sentron {s}: r7 = {res.sentrons[s].R[7]}, want {r7_want}",
+                ),
             ]
         return _first_bad(checks)
 
@@ -176,11 +182,16 @@ def _c_heavy():
         halves = 2 * p["ITERS"]
         c = visits(p).astype(np.int64)
         x0 = inp["_x0"]
-        acc_want = (c @ x0.astype(np.int64).reshape(-1, 16)).astype(np.int32)  # i32 lanes wrap like the program
+        acc_want = (c @ x0.astype(np.int64).reshape(-1, 16)).astype(
+            np.int32
+        )  # i32 lanes wrap like the program
         checks = []
         for s, st in enumerate(res.sentrons):
             checks += [
-                (st.R[4] == halves - 1 and st.R[6] == halves * (halves - 1) // 2, f"r4={st.R[4]} r6={st.R[6]}"),
+                (
+                    st.R[4] == halves - 1 and st.R[6] == halves * (halves - 1) // 2,
+                    f"r4={st.R[4]} r6={st.R[6]}",
+                ),
                 (np.array_equal(out_array(res, 0, s, "<i4"), x0), f"sentron {s}: Y"),
                 (np.array_equal(out_array(res, 1, s, "<i4"), acc_want), f"sentron {s}: ACC"),
             ]
@@ -236,7 +247,9 @@ def _double_buffer():
         checks = []
         for s in range(len(res.sentrons)):
             acc = out_array(res, 1, s, "<f4")
-            checks.append((np.array_equal(acc, want_acc), f"sentron {s}: ACC[0] = {acc[0]}, want {want_acc[0]}"))
+            checks.append(
+                (np.array_equal(acc, want_acc), f"sentron {s}: ACC[0] = {acc[0]}, want {want_acc[0]}")
+            )
             checks.append((np.array_equal(out_array(res, 0, s, "<f4"), want_y), f"sentron {s}: Y"))
         return _first_bad(checks)
 

@@ -1,0 +1,116 @@
+"""Every bench program's hot loop, read in the JIT's native code, still does the work the bench counts.
+
+Per source loop trip the native loop must keep at least the vector FMAs and dot instructions, the memory
+reads (SGATHER, CRECV) and the memory writes (SSCATTR, CSEND) of the source loop (bench/native.py). A
+lowering or LLVM change that deletes or hoists counted work fails here.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from vtpu_cli.asm.assembler import assemble
+from vtpu_cli.bench.native import hot_loop, missing_work, source_counts, source_loop
+from vtpu_cli.bench.suite import _program_text, load_manifests
+
+jit = pytest.importorskip("llvmlite")
+
+MANIFESTS = {m.name: m for m in load_manifests()}
+# its loop runs a constant 6 trips (the distinct tokens of its fixed input): LLVM unrolls it completely
+NO_LOOP = {"embedding"}
+SLOW = {"f32_gemm"}  # 1,000-SIW unrolled kernel: ~10 s of LLVM
+
+
+def _program(name: str):
+    m = MANIFESTS[name]
+    return assemble(_program_text(m, m.params_for("full")), str(m.program))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.slow) if n in SLOW else n
+        for n in sorted(MANIFESTS)
+        if n not in NO_LOOP
+    ],
+)
+def test_native_loop_keeps_the_counted_work(name):
+    src, nat, lost = missing_work(_program(name))
+    assert src["ops"] > 0
+    assert lost == [], f"{name}: the native hot loop lost counted work: {lost}"
+
+
+def test_fully_unrolled_programs_have_no_native_loop():
+    from vtpu_cli.bench.native import native_counts
+
+    for name in NO_LOOP:
+        prog = _program(name)
+        assert source_loop(prog)
+        with pytest.raises(ValueError, match="no loop"):
+            native_counts(prog)
+
+
+HOISTABLE = """
+.coord X = 1.2.4/1.1.1/1.1.1
+.data X f32[32] 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2
+.output v2
+    DMOV r1, 1000              | SCOORD p0, X
+    DBCAST.f32 v2, 0.0
+loop:
+    DFMA.f32 v2, v3, v4, v2    | SGATHER.f32 v5, [p0]
+    DLOOP r1, loop             | SGATHER.f32 v6, [p0 + 64]
+"""
+
+
+def test_a_loop_whose_loads_are_hoisted_fails_the_check():
+    """The old balanced/d_heavy pattern: loads of fixed addresses leave the native loop."""
+    prog = assemble(HOISTABLE, "hoistable.vasm")
+    src, nat, lost = missing_work(prog)
+    assert src["reads"] == 2 and nat["reads"] == 0
+    assert any(x.startswith("reads") for x in lost)
+
+
+def test_source_counts_of_balanced():
+    c = source_counts(_program("balanced"))
+    assert c == {
+        "fma": 11,
+        "dot": 0,
+        "reads": 16,  # 12 SGATHER + 4 CRECV
+        "writes": 8,  # 4 SSCATTR + 4 CSEND
+        "vector_reads": 16,
+        "vector_writes": 8,
+        "ops": 48,
+    }
+
+
+ASM = """
+vtpu_entry:
+	movq	336(%rdi), %r15
+	movq	%r15, 64(%rsp)
+.LBB0_1:
+	movq	64(%rsp), %rax
+	movl	(%rax), %eax
+	testl	%eax, %eax
+	jne	.LBB0_9
+	vfmadd231ps	(%rcx,%r14), %zmm1, %zmm2
+	vmovups	%zmm2, (%rdx,%r14)
+	vmovaps	%zmm3, 128(%rsp)
+	vmovaps	192(%rsp,%rax), %zmm4
+	movl	(%r15), %r11d
+	testl	%r11d, %r11d
+	jne	.LBB0_9
+	vpdpbusd	%zmm5, %zmm6, %zmm7
+	cmpq	%r10, %r8
+	jne	.LBB0_1
+.LBB0_9:
+	retq
+.Lfunc_end0:
+"""
+
+
+def test_asm_counting_rules():
+    """Two abort checks (a spilled and a register-held pointer) = two source trips per machine trip;
+    a folded load counts as a read, a plain stack slot (spill) does not, an indexed one (the C ring) does."""
+    c = hot_loop(ASM, 336)
+    assert c.trips == 2
+    assert (c.fma, c.dot, c.reads, c.writes, c.vector_reads, c.vector_writes) == (1, 1, 2, 1, 2, 1)

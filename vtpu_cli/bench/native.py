@@ -1,0 +1,280 @@
+"""Read the JIT's native code for a benchmark's hot loop and count the work it really does.
+
+A benchmark counts svISA ops; the numbers mean something only if the native loop still executes them.
+This module takes the optimised x86 assembly of a program (``engines.jit.engine.emit_assembly``, the same
+pipeline and variant as a one-sentron ``vtpu bench`` run), finds the hot loop and counts, per *source*
+loop trip, vector FMAs, dot-product instructions (vpdpbusd/vpdpwssd), memory reads and memory writes.
+
+Source trips per machine trip: the JIT checks the abort flag (a 32-bit atomic load through the pointer
+at ctx + OFF_ABORT_PTR) once at every loop head, and LLVM never merges or hoists atomic loads; so the
+number of such loads in the machine loop is the unroll factor. Memory accesses to stack slots (``N(%rsp)``
+or ``N(%rbp)`` without an index register: spills, reloads, the engine's own bookkeeping) are not counted;
+indexed stack accesses are (the one-sentron C-pipe ring lives in the stack frame: CSEND writes it,
+CRECV reads it).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+FMA_RE = re.compile(r"^v(f|fn)m(add|sub)(132|213|231)p[sd]$")
+DOT_OPS = ("vpdpbusd", "vpdpbusds", "vpdpwssd", "vpdpwssds", "vdpbf16ps")
+MEM_RE = re.compile(r"(?:^|[\s,])(-?[\w.@+$-]*)\((%\w+)?(?:,(%\w+))?(?:,\d)?\)")
+VREG_RE = re.compile(r"%[xyz]mm\d+")
+NO_ACCESS = ("lea", "prefetch", "nop", "clflush")
+
+
+@dataclass
+class Insn:
+    line: int
+    op: str
+    operands: list[str]
+    text: str
+
+
+@dataclass
+class LoopCounts:
+    """Counted work of one machine loop, and per source loop trip (``per_trip``)."""
+
+    first_line: int
+    last_line: int
+    trips: int  # source loop trips per machine loop trip (abort checks in the loop)
+    fma: int = 0
+    dot: int = 0
+    reads: int = 0
+    writes: int = 0
+    vector_reads: int = 0
+    vector_writes: int = 0
+    instructions: int = 0
+    notes: list[str] = field(default_factory=list)
+
+    def per_trip(self) -> dict[str, float]:
+        t = max(self.trips, 1)
+        return {
+            "fma": self.fma / t,
+            "dot": self.dot / t,
+            "reads": self.reads / t,
+            "writes": self.writes / t,
+            "vector_reads": self.vector_reads / t,
+            "vector_writes": self.vector_writes / t,
+            "instructions": self.instructions / t,
+        }
+
+
+def _split_operands(s: str) -> list[str]:
+    out, depth, cur = [], 0, ""
+    for ch in s:
+        if ch == "(":
+            depth += 1
+        elif ch == ")":
+            depth -= 1
+        if ch == "," and depth == 0:
+            out.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    if cur.strip():
+        out.append(cur.strip())
+    return out
+
+
+def function_body(asm: str, name: str = "vtpu_entry") -> tuple[list[Insn], dict[str, int]]:
+    """The instructions of one function and the index of each label in that list."""
+    insns: list[Insn] = []
+    labels: dict[str, int] = {}
+    inside = False
+    for no, raw in enumerate(asm.splitlines()):
+        line = raw.split("#", 1)[0].rstrip()
+        if not inside:
+            inside = line.strip() == f"{name}:"
+            continue
+        s = line.strip()
+        if not s:
+            continue
+        if s.startswith(".Lfunc_end"):
+            break
+        if s.endswith(":"):
+            labels[s[:-1]] = len(insns)
+            continue
+        if s.startswith("."):
+            continue  # a directive
+        parts = s.split(None, 1)
+        insns.append(Insn(no, parts[0], _split_operands(parts[1]) if len(parts) > 1 else [], s))
+    if not insns:
+        raise ValueError(f"function {name} not found in the assembly")
+    return insns, labels
+
+
+def _mem_operand(op: str) -> tuple[str, str | None, str | None] | None:
+    m = re.fullmatch(r"(-?[\w.@+$-]*)\((%\w+)?(?:,(%\w+))?(?:,\d)?\)", op.strip())
+    if not m:
+        return None
+    return m.group(1), m.group(2), m.group(3)
+
+
+def _stack_slot(mem: tuple[str, str | None, str | None]) -> bool:
+    _, base, index = mem
+    return base in ("%rsp", "%rbp") and index is None
+
+
+_R32 = {"eax": "rax", "ebx": "rbx", "ecx": "rcx", "edx": "rdx", "esi": "rsi", "edi": "rdi", "ebp": "rbp"}
+
+
+def _reg64(op: str) -> str:
+    """%eax -> %rax, %r8d -> %r8 (the register family an operand writes)."""
+    if not op.startswith("%"):
+        return op
+    r = op[1:]
+    if r in _R32:
+        return "%" + _R32[r]
+    m = re.fullmatch(r"(r\d+)[dwb]", r)
+    return "%" + m.group(1) if m else op
+
+
+def abort_checks(insns: list[Insn], abort_offset: int) -> set[int]:
+    """Indexes of the 32-bit loads of the abort flag: through a register that holds the pointer read
+    from ``abort_offset(%rdi)`` (ctx is the first argument) or from a stack slot it was spilled to."""
+    holders: set[str] = {f"{abort_offset}(%rdi)"}
+    found: set[int] = set()
+    for i, ins in enumerate(insns):
+        ops = ins.operands
+        if ins.op in ("movq", "movl") and len(ops) == 2:
+            src, dst = ops
+            if ins.op == "movl" and src.startswith("(") and src[1:-1] in holders:
+                found.add(i)
+            if ins.op == "movq" and src in holders:
+                holders.add(dst)
+                continue
+        elif ins.op in ("cmpl",) and len(ops) == 2 and ops[1].startswith("(") and ops[1][1:-1] in holders:
+            found.add(i)
+        # any other write to a register or slot that held the pointer ends that holding
+        if ops and not ins.op.startswith(("cmp", "test", "j")) and not ops[-1].endswith(")"):
+            dst = _reg64(ops[-1])
+            if dst in holders and not (ins.op == "movq" and ops[0] in holders):
+                holders.discard(dst)
+    return found
+
+
+def count_range(insns: list[Insn], lo: int, hi: int, checks: set[int]) -> LoopCounts:
+    c = LoopCounts(insns[lo].line, insns[hi].line, sum(1 for i in checks if lo <= i <= hi))
+    for i in range(lo, hi + 1):
+        ins = insns[i]
+        op = ins.op
+        c.instructions += 1
+        if FMA_RE.match(op):
+            c.fma += 1
+        if op in DOT_OPS:
+            c.dot += 1
+        if i in checks or op.startswith(NO_ACCESS) or op.startswith("j") or op.startswith("call"):
+            continue
+        mems = [(k, m) for k, o in enumerate(ins.operands) if (m := _mem_operand(o)) is not None]
+        if not mems:
+            continue
+        vector = bool(VREG_RE.search(ins.text))
+        last = len(ins.operands) - 1
+        for k, m in mems:
+            if _stack_slot(m):
+                continue
+            is_dest = k == last and len(ins.operands) > 1 or op.startswith(("push", "pop"))
+            rmw = is_dest and not op.startswith(("mov", "vmov", "set", "vpscatter", "vscatter", "vextract"))
+            if is_dest:
+                c.writes += 1
+                c.vector_writes += vector
+            if not is_dest or rmw:
+                c.reads += 1
+                c.vector_reads += vector
+    return c
+
+
+def hot_loop(asm: str, abort_offset: int, name: str = "vtpu_entry") -> LoopCounts:
+    """The innermost machine loop (a label and a later backward jump to it) that holds the most counted
+    work. Raises ValueError when the function has no loop with an abort check."""
+    insns, labels = function_body(asm, name)
+    checks = abort_checks(insns, abort_offset)
+    ranges = []
+    for i, ins in enumerate(insns):
+        if ins.op.startswith("j") and ins.operands and ins.operands[0] in labels:
+            lo = labels[ins.operands[0]]
+            if lo <= i:
+                ranges.append((lo, i))
+    ranges = [(lo, hi) for lo, hi in ranges if any(lo <= k <= hi for k in checks)]
+    inner = [r for r in ranges if not any(o != r and r[0] <= o[0] and o[1] <= r[1] for o in ranges)]
+    if not inner:
+        raise ValueError("no loop with an abort check (loop head) in the native code")
+    counted = [count_range(insns, lo, hi, checks) for lo, hi in inner]
+    return max(counted, key=lambda c: (c.fma + c.dot + c.reads + c.writes) / max(c.trips, 1))
+
+
+def program_asm(program) -> str:
+    """The optimised assembly the JIT runs for one sentron (same variant and optimisation level)."""
+    try:
+        from vtpu_cli.engines.jit.compile import auto_opt, emit_assembly
+    except ImportError:  # before the JIT compiler had its own module
+        from vtpu_cli.engines.jit.compile import auto_opt, emit_assembly
+
+    return emit_assembly(program, opt=auto_opt(program))
+
+
+def native_counts(program) -> LoopCounts:
+    from vtpu_cli.engines.jit.irbase import OFF_ABORT_PTR
+
+    return hot_loop(program_asm(program), OFF_ABORT_PTR)
+
+
+def source_loop(program) -> tuple[int, int]:
+    """(first, last) SIW of the innermost source loop holding the most ops: a branch target and the
+    last backward branch to it."""
+    code = program.code
+    loops = []
+    for pc, siw in enumerate(code):
+        d = siw[0]
+        if d.op.branch:
+            t = d.args[-1].value
+            if 0 <= t <= pc:
+                loops.append((t, pc))
+    inner = [r for r in loops if not any(o != r and r[0] <= o[0] and o[1] <= r[1] for o in loops)]
+    if not inner:
+        raise ValueError("the program has no loop")
+
+    def n_ops(r):
+        return sum(1 for siw in code[r[0] : r[1] + 1] for ins in siw if not ins.is_nop)
+
+    return max(inner, key=n_ops)
+
+
+def source_counts(program) -> dict[str, int]:
+    """Counted work of one trip of the hot source loop: the least the native loop must keep per trip.
+    A vector DFMA is one FMA; DTERNARY and DDOT.i8 one dot instruction each; every SGATHER and CRECV
+    at least one memory read, every SSCATTR and CSEND at least one write (vector ones vector)."""
+    lo, hi = source_loop(program)
+    c = {"fma": 0, "dot": 0, "reads": 0, "writes": 0, "vector_reads": 0, "vector_writes": 0, "ops": 0}
+    for siw in program.code[lo : hi + 1]:
+        for ins in siw:
+            if ins.is_nop:
+                continue
+            c["ops"] += 1
+            name = ins.op.name
+            vec = any(getattr(a, "cls", None) == "v" for a in ins.args)
+            if name == "DFMA" and vec and ins.type == "f32":
+                c["fma"] += 1
+            elif name == "DTERNARY" or (name == "DDOT" and ins.type == "i8"):
+                c["dot"] += 1
+            elif name in ("SGATHER", "CRECV"):
+                c["reads"] += 1
+                c["vector_reads"] += vec or name == "CRECV"
+            elif name in ("SSCATTR", "CSEND"):
+                c["writes"] += 1
+                c["vector_writes"] += vec or name == "CSEND"
+    return c
+
+
+CHECKED = ("fma", "dot", "reads", "writes", "vector_reads", "vector_writes")
+
+
+def missing_work(program) -> tuple[dict, dict, list[str]]:
+    """(source counts, native counts per trip, what the native loop lacks); empty list: nothing lost."""
+    src = source_counts(program)
+    nat = native_counts(program).per_trip()
+    lost = [f"{k}: native {nat[k]:g} < source {src[k]}" for k in CHECKED if nat[k] < src[k]]
+    return src, nat, lost
