@@ -91,6 +91,23 @@ def _fits_i32(v: int) -> bool:
     return -(1 << 31) <= v < (1 << 31)
 
 
+def imm_range_for(op_name: str, kind: str, t: str | None) -> tuple[int, int] | None:
+    """The canonical range of a typed immediate, as the assembler writes it: integers wrapped to the
+    signed range of the element type, f32/bf16 as unsigned bit patterns; None for other operand kinds
+    (their ranges, if any, come from the op table's imm_range)."""
+    from vtpu_cli.isa.table import type_size
+
+    if kind not in ("rvi", "rvs", "ri"):
+        return None
+    if kind == "ri" and op_name != "DBCAST":
+        t = "i64"
+    t = t or "i64"
+    if t in ("f32", "bf16"):
+        return 0, (1 << (32 if t == "f32" else 16)) - 1
+    bits = 8 * type_size(t)
+    return -(1 << (bits - 1)), (1 << (bits - 1)) - 1
+
+
 def check_instr(ins: Instr) -> str | None:
     """Operand rules beyond the op table's operand kinds, shared by the assembler and the .siw loader so
     that there is one rule, not two, and an engine never sees an instruction it cannot run: immediate
@@ -117,6 +134,10 @@ def check_instr(ins: Instr) -> str | None:
                 )
         if isinstance(a, Imm) and spec.kind != "coord" and not -(1 << 63) <= a.value < (1 << 64):
             return f"immediate {a.value} of {op.name} does not fit 64 bits"
+        rng = imm_range_for(op.name, spec.kind, ins.type) if isinstance(a, Imm) else None
+        if rng is not None and not rng[0] <= a.value <= rng[1]:
+            what = f"{ins.type} bit pattern" if ins.type in ("f32", "bf16") else "immediate"
+            return f"{what} {a.value} of {op.name} is outside {rng[0]}..{rng[1]}"
     for idx, lo, hi in op.imm_range:
         a = ins.args[idx] if idx < len(ins.args) else None
         if isinstance(a, Imm) and not lo <= a.value <= hi:

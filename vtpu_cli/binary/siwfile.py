@@ -156,7 +156,10 @@ def _encode_slot(ins: Instr, pools: _Pools) -> bytes:
                     fields.append(put_imm(sub.value) << 5)
     fields.extend([0] * (4 - len(fields)))
     imms.extend([0] * (2 - len(imms)))
-    tcode = (TYPES[ins.type][0] if ins.type else 0) | ((TYPES[ins.type2][0] if ins.type2 else 0) << 4)
+    t = ins.type
+    if op.name == "DMOV":  # canonical: an immediate load is typed (i64 by default), a register copy is not
+        t = (t or "i64") if isinstance(ins.args[1], Imm) else None
+    tcode = (TYPES[t][0] if t else 0) | ((TYPES[ins.type2][0] if ins.type2 else 0) << 4)
     mod = op.mods.index(ins.mod) if ins.mod is not None else 0
     return SLOT.pack(op.code, tcode, mod, flags, *fields, *imms)
 
