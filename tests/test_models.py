@@ -608,3 +608,16 @@ def test_reference_matches_a_naive_derivation(models: dict) -> None:
     m = models["tq2_0"]
     ids = m.tokenizer.encode("The fox")
     assert np.allclose(Reference(m).forward(ids), _naive_logits(m, ids), rtol=1e-9, atol=1e-9)
+
+
+def test_sharded_hf_checkpoint(tmp_path: Path, files: dict[str, Path], models: dict) -> None:
+    hf = tmp_path / "sharded"
+    shutil.copytree(files["hf"], hf)
+    shard = "model-00001-of-00001.safetensors"
+    (hf / "model.safetensors").rename(hf / shard)
+    raw = (hf / shard).read_bytes()
+    header = json.loads(raw[8 : 8 + int.from_bytes(raw[:8], "little")])
+    names = [n for n in header if n != "__metadata__"]
+    (hf / "model.safetensors.index.json").write_text(json.dumps({"weight_map": dict.fromkeys(names, shard)}))
+    m = load_model(hf)
+    assert np.array_equal(m.layers[1].wo.packed, models["hf"].layers[1].wo.packed)
