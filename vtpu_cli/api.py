@@ -340,29 +340,19 @@ def _vtpu_type(arr: np.ndarray) -> str:
 
 def make_engine(program, sentrons, engine, max_steps, topo, mem, cache_dir=None, no_cache=False, trace=False):
     """The engine to run and why the interpreter runs when the JIT was asked for (None if not)."""
-    from vtpu_cli.engines.interp.interpreter import Interpreter
+    from vtpu_cli.engines.select import EngineOptions, fallback_reason, open_engine
 
-    def interp():
-        return Interpreter(program, sentrons, max_steps=max_steps, trace=trace, topology=topo, memory=mem)
-
-    if engine != "jit":
-        return interp(), None
-    if trace:
-        return interp(), "tracing records the interpreter's lockstep schedule"
-    try:
-        from vtpu_cli.engines.jit.engine import JitEngine
-    except ImportError as e:  # pragma: no cover - llvmlite missing
-        return interp(), f"the JIT cannot load ({e})"
-    eng = JitEngine(
-        program,
-        sentrons,
+    opts = EngineOptions(
+        engine=engine,
+        sentrons=sentrons,
         max_steps=max_steps,
         topology=topo,
-        memory=mem,
+        trace=trace,
         cache_dir=cache_dir,
         no_cache=no_cache,
     )
-    return eng, eng.fallback_reason
+    eng = open_engine(program, mem, opts)
+    return eng, fallback_reason(eng)
 
 
 def collect_arrays(program: _Program, result) -> tuple[dict[str, np.ndarray], list[str]]:

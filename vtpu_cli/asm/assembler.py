@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import re
+import struct
 from dataclasses import dataclass
 from functools import lru_cache
 
@@ -28,7 +29,7 @@ from vtpu_cli.binary.program import (
 )
 from vtpu_cli.core import coords
 from vtpu_cli.core.errors import Diagnostic, DiagnosticError
-from vtpu_cli.core.numerics import bf16_bits, f32_bits, sext
+from vtpu_cli.core.resources import grammar_cache_path
 from vtpu_cli.isa.table import (
     ANY_SENDER,
     BY_NAME,
@@ -43,6 +44,40 @@ from vtpu_cli.isa.table import (
     type_size,
 )
 
+# Float literals -> bits without numpy (``vtpu asm`` never loads it): the same rounding as
+# ``core.numerics.f32_bits``/``bf16_bits`` (nearest even, overflow to inf, NaN canonical); a test checks
+# they agree bit for bit.
+_F32 = struct.Struct("<f")
+_U32 = struct.Struct("<I")
+CANON_NAN32 = 0x7FC00000
+CANON_NAN16 = 0x7FC0
+
+
+def f32_bits(x: float) -> int:
+    if x != x:
+        return CANON_NAN32
+    try:
+        return _U32.unpack(_F32.pack(x))[0]
+    except OverflowError:  # rounds beyond the largest finite f32
+        return 0xFF800000 if x < 0 else 0x7F800000
+
+
+def bf16_bits(x: float) -> int:
+    bits = f32_bits(x)
+    if (bits & 0x7F800000) == 0x7F800000 and (bits & 0x7FFFFF):
+        return (bits >> 16) & 0x8000 | CANON_NAN16
+    lsb = (bits >> 16) & 1
+    return ((bits + 0x7FFF + lsb) >> 16) & 0xFFFF
+
+
+def sext(v: int, bits: int) -> int:
+    """Two's-complement wrap of v to a signed ``bits``-bit value."""
+    v &= (1 << bits) - 1
+    return v - (1 << bits) if v >> (bits - 1) else v
+
+
+_PACK = {"<i8": "q", "<i4": "i", "<i2": "h", "i1": "b"}
+
 
 @lru_cache(maxsize=1)
 def _parser():
@@ -51,7 +86,14 @@ def _parser():
     from vtpu_cli.core.resources import grammar_text
 
     text = grammar_text("vasm.lark")
-    return Lark(text, parser="lalr", lexer="contextual", propagate_positions=False, maybe_placeholders=True)
+    opts = dict(parser="lalr", lexer="contextual", propagate_positions=False, maybe_placeholders=True)
+    cache = grammar_cache_path("vasm", text)
+    if cache is not None:
+        try:
+            return Lark(text, cache=cache, **opts)
+        except Exception:  # noqa: BLE001 - an unreadable or stale cache only costs the rebuild
+            pass
+    return Lark(text, **opts)
 
 
 class _LineError(Exception):
@@ -1259,8 +1301,6 @@ def _prod(shape) -> int:
 
 def encode_values(t: str, vals: list[Tok], consts: dict[str, int]) -> tuple[bytes, int]:
     """Typed literal values -> little-endian bytes (t2: four 2-bit codes per byte)."""
-    import numpy as np
-
     if t == "t2":
         codes = []
         for v in vals:
@@ -1277,9 +1317,9 @@ def encode_values(t: str, vals: list[Tok], consts: dict[str, int]) -> tuple[byte
         return bytes(out), len(out)
     if t in ("f32", "bf16"):
         bits = [typed_imm(v, t, consts) for v in vals]
-        return np.array(bits, dtype="<u4" if t == "f32" else "<u2").tobytes(), len(bits)
+        return struct.pack(f"<{len(bits)}{'I' if t == 'f32' else 'H'}", *bits), len(bits)
     ints = [typed_imm(v, t, consts) for v in vals]
-    return np.array(ints, dtype=TYPES[t][2]).tobytes(), len(ints)
+    return struct.pack(f"<{len(ints)}{_PACK[TYPES[t][2]]}", *ints), len(ints)
 
 
 def pack_ternary(codes) -> bytes:

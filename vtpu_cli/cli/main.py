@@ -514,10 +514,10 @@ def cmd_cc(a: argparse.Namespace) -> int:
         raise VtpuError("--json and -o - both want stdout", hint="write the output to a file with -o FILE")
     if out == "-" and a.emit == "siw" and sys.stdout.isatty():
         raise VtpuError("refusing to write a binary to a terminal", hint="give -o FILE (or redirect stdout)")
-    check_output(out, a.source)
     text = api.read_text(a.source)
     name = "<stdin>" if a.source == "-" else a.source
     _wrong_language(name, text, "phx")
+    check_output(out, a.source)
     text = _phx_defines(text, a.defines)
     tune = a.opt >= 3 and os.environ.get("VTPU_PHX_TUNE", "1") != "0"
     report = None

@@ -14,3 +14,27 @@ def grammar_text(name: str) -> str:
         return (files("vtpu_cli.grammar") / name).read_text(encoding="utf-8")
     except (ModuleNotFoundError, FileNotFoundError):
         return (Path(__file__).resolve().parents[2] / "grammar" / name).read_text(encoding="utf-8")
+
+
+def grammar_cache_path(name: str, text: str) -> str | None:
+    """Where Lark keeps the parse tables built from a grammar (Lark's own ``cache=`` file), so a
+    process does not rebuild them (~0.3 s): ``$VTPU_CACHE_DIR`` or ``~/.cache/vtpu``, in a folder
+    private to the user (the file is a pickle: never load one that others could have written). The
+    name carries a hash of the grammar and Lark's version, so an edit or an upgrade starts afresh.
+    None when no private cache folder can be had (then the tables are built every time)."""
+    import hashlib
+    import os
+    import stat
+
+    try:
+        import lark
+
+        base = Path(os.environ.get("VTPU_CACHE_DIR") or Path.home() / ".cache" / "vtpu") / "grammar"
+        base.mkdir(parents=True, exist_ok=True, mode=0o700)
+        st = base.stat()
+        if st.st_uid != os.getuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            return None
+        digest = hashlib.sha256(f"{lark.__version__}\0{text}".encode()).hexdigest()[:16]
+        return str(base / f"{name}-{digest}.lark")
+    except (OSError, RuntimeError, AttributeError):
+        return None
