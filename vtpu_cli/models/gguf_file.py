@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from vtpu_cli.models.errors import ModelError
-from vtpu_cli.models.formats import I2_S_TAIL, Q8_0_BLOCK, QK8_0, QK_TQ, TQ1_0_BLOCK, TQ2_0_BLOCK
+from vtpu_cli.models.formats import Q8_0_BLOCK, QK8_0, QK_TQ, TQ1_0_BLOCK, TQ2_0_BLOCK, i2_s_nbytes
 
 GGUF_MAGIC = b"GGUF"
 DEFAULT_ALIGNMENT = 32
@@ -58,7 +58,7 @@ def type_name(type_id: int) -> str:
 def tensor_nbytes(type_id: int, n: int) -> int | None:
     """Payload bytes of a tensor of `n` elements, or None for a type this layer does not know."""
     sizes = {F32: 4 * n, F16: 2 * n, BF16: 2 * n, Q8_0: n // QK8_0 * Q8_0_BLOCK}
-    sizes |= {TQ1_0: n // QK_TQ * TQ1_0_BLOCK, TQ2_0: n // QK_TQ * TQ2_0_BLOCK, I2_S: n // 4 + I2_S_TAIL}
+    sizes |= {TQ1_0: n // QK_TQ * TQ1_0_BLOCK, TQ2_0: n // QK_TQ * TQ2_0_BLOCK, I2_S: i2_s_nbytes(n)}
     return sizes.get(type_id)
 
 
