@@ -102,7 +102,8 @@ class Api:
         except EngineStopped as exc:
             return error_response(ApiError(str(exc), status=503, code="shutting_down", kind="server_error"))
         rid = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
-        meta = {"id": rid, "created": int(time.time()), "model": self.backend.model_id}
+        # "object" is filled in per response; listed here so that keys come in the OpenAI order.
+        meta = {"id": rid, "object": "", "created": int(time.time()), "model": self.backend.model_id}
         echo = prompt_text if req.echo else ""
         if req.stream:
             chunks = self._sse(gen, request, meta, chat, req.include_usage, echo)

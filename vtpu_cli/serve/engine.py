@@ -8,8 +8,9 @@ step over B sequences costs far less than B steps):
   one batched decode `step` over every active sequence that is past its prompt. Chunking bounds how
   long a long prompt can stall the others; chunk boundaries depend only on the prompt, so a request's
   computation is identical alone and under load.
-* Sampling, detokenisation and stop strings are handled here, per sequence, with a per-request RNG
-  (seeded by `seed` when given), so concurrent requests never share random state.
+* Sampling (the models package's `Sampler`, so a seeded request draws exactly what `vtpu generate` with
+  the same seed would), detokenisation and stop strings are handled here, per sequence, each request
+  with its own RNG (seeded by `seed`, else from the OS), so concurrent requests never share random state.
 * Results go to the request's asyncio queue through `loop.call_soon_threadsafe`; cancelling a request
   (client gone) frees its slot at the start of the next iteration.
 """
@@ -28,12 +29,13 @@ from typing import Any
 
 import numpy as np
 
+from vtpu_cli.models.sampling import Sampler
 from vtpu_cli.serve.backend import Backend
 
 
 @dataclass(frozen=True)
 class SamplingParams:
-    """How to pick tokens; temperature 0 is greedy (argmax, ties to the lowest id)."""
+    """How to pick tokens; temperature 0 (or top_p 0) is greedy (argmax, ties to the lowest id)."""
 
     max_tokens: int
     temperature: float = 1.0
@@ -62,27 +64,6 @@ class EngineStopped(Exception):
     """The engine is shutting down and takes no new requests (HTTP 503)."""
 
 
-def sample(logits: np.ndarray, params: SamplingParams, rng: np.random.Generator) -> int:
-    """One token id from next-token logits under temperature, top-k and nucleus (top-p) filtering."""
-    if params.temperature <= 0.0:
-        return int(np.argmax(logits))
-    z = np.asarray(logits, dtype=np.float64) / params.temperature
-    if 0 < params.top_k < z.size:
-        kth = np.partition(z, -params.top_k)[-params.top_k]
-        z = np.where(z >= kth, z, -np.inf)
-    z -= z.max()
-    p = np.exp(z)
-    p /= p.sum()
-    if params.top_p < 1.0:
-        order = np.argsort(-p, kind="stable")
-        cum = np.cumsum(p[order])
-        keep = order[: int(np.searchsorted(cum, params.top_p)) + 1]  # smallest set reaching top_p
-        q = np.zeros_like(p)
-        q[keep] = p[keep]
-        p = q / q.sum()
-    return int(rng.choice(p.size, p=p))
-
-
 _ids = itertools.count()
 
 
@@ -104,7 +85,8 @@ class Request:
     pos: int = 0  # prompt tokens already prefilled
     generated: list[int] = field(default_factory=list)
     emitted: int = 0  # characters of decoded text already sent
-    rng: np.random.Generator | None = None
+    utf8_wait: int = 0  # tokens for which a trailing U+FFFD has been held back
+    sampler: Sampler | None = None
 
     def cancel(self) -> None:
         """Called from the event loop when the client has gone: the engine drops it next iteration."""
@@ -252,8 +234,12 @@ class Engine:
         while self._waiting and len(self._active) < self.max_concurrent:
             req = self._waiting.popleft()
             req.state = self.backend.new_state()
-            seed = req.params.seed
-            req.rng = np.random.default_rng(seed)
+            p = req.params
+            # top_p 0 keeps only the most likely token: greedy.
+            greedy = p.temperature <= 0 or p.top_p <= 0
+            req.sampler = Sampler(
+                0.0 if greedy else p.temperature, p.top_k, p.top_p if p.top_p > 0 else 1.0, p.seed
+            )
             self._active.append(req)
         self.stats.active = len(self._active)
         self.stats.waiting = len(self._waiting)
@@ -282,8 +268,8 @@ class Engine:
 
     def _accept(self, req: Request, logits: np.ndarray) -> None:
         """Sample the next token of `req`, send its new text, and finish it when it is done."""
-        assert req.rng is not None
-        tok = sample(logits, req.params, req.rng)
+        assert req.sampler is not None
+        tok = req.sampler(logits)
         req.generated.append(tok)
         self.stats.generated_tokens += 1
         if req.first_token_at is None:
@@ -307,8 +293,14 @@ class Engine:
             self._finish_active(req, "length", text)
             return
         safe = len(text)
-        while safe > req.emitted and text[safe - 1] == "\ufffd":  # an incomplete UTF-8 sequence so far
+        # A trailing U+FFFD may be a multi-byte character whose remaining bytes are still to come: wait for
+        # up to 3 more tokens (a UTF-8 character has at most 4 bytes), never longer, so that text that is
+        # really invalid still streams.
+        if safe > req.emitted and text[-1] == "\ufffd" and req.utf8_wait < 3:
             safe -= 1
+            req.utf8_wait += 1
+        else:
+            req.utf8_wait = 0
         for s in stops:  # hold back a tail that may turn out to start a stop string
             for k in range(min(len(s) - 1, safe - req.emitted), 0, -1):
                 if text.endswith(s[:k], 0, safe):

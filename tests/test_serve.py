@@ -1,0 +1,482 @@
+"""`vtpu serve`: the real server (a subprocess on a free loopback port) on a tiny synthetic BitNet model,
+spoken to with the `openai` client and raw HTTP; answers are checked against the models package's
+reference `generate` run alone. Plus unit tests of the engine's text handling and request validation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+pytest.importorskip("starlette")
+pytest.importorskip("uvicorn")
+openai = pytest.importorskip("openai")
+httpx = pytest.importorskip("httpx")
+
+from vtpu_cli.models import Reference, Sampler, load_model  # noqa: E402
+from vtpu_cli.models.synth import SynthSpec, random_weights, train_tokenizer, write_hf  # noqa: E402
+from vtpu_cli.serve.engine import Engine, SamplingParams  # noqa: E402
+from vtpu_cli.serve.protocol import ApiError, parse_chat, parse_completion  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL_ID = "tiny"
+CTX = 1024
+
+
+# ------------------------------------------------------------------ fixtures
+
+
+@pytest.fixture(scope="module")
+def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    spec = SynthSpec(max_ctx=CTX)
+    tok = train_tokenizer(spec.vocab)
+    return write_hf(
+        tmp_path_factory.mktemp("serve") / MODEL_ID, random_weights(spec, tok.get_vocab_size()), tok
+    )
+
+
+@pytest.fixture(scope="module")
+def model(model_dir: Path) -> Any:
+    return load_model(model_dir)
+
+
+class Server:
+    """`python -m vtpu_cli.serve` in a subprocess; `url` once it listens."""
+
+    def __init__(self, model: Path, *args: str) -> None:
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        cmd = [sys.executable, "-m", "vtpu_cli.serve", str(model), "--port", "0", *args]
+        self.proc = subprocess.Popen(
+            cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        self.lines: list[str] = []
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            line = self.proc.stdout.readline()  # type: ignore[union-attr]
+            if not line:
+                raise RuntimeError(f"server exited: {self.proc.wait()} {self.proc.stderr.read()}")  # type: ignore[union-attr]
+            self.lines.append(line)
+            m = re.search(r"listening on (http://\S+)", line)
+            if m:
+                self.url = m.group(1)
+                return
+        raise RuntimeError("server did not start")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> tuple[int, str, str]:
+        self.proc.send_signal(sig)
+        out, err = self.proc.communicate(timeout=timeout)
+        return self.proc.returncode, "".join(self.lines) + out, err
+
+
+@pytest.fixture(scope="module")
+def server(model_dir: Path) -> Iterator[Server]:
+    srv = Server(model_dir, "--max-concurrent", "4")
+    yield srv
+    rc, out, err = srv.stop()
+    assert rc == 0, err
+    assert "stopped" in out and "Traceback" not in err
+
+
+@pytest.fixture
+def client(server: Server) -> Any:
+    return openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=60)
+
+
+def reference(model: Any, ids: Sequence[int], n: int, sampler: Sampler | None = None) -> tuple[str, int, str]:
+    """(text, completion tokens, finish_reason) of the models package's generate, run alone."""
+    out = Reference(model, ctx=CTX).generate(list(ids), n, sampler, stop_at_eos=True)
+    eos = set(model.config.eos_ids)
+    if out and out[-1] in eos:
+        return model.tokenizer.decode(out[:-1]), len(out), "stop"
+    return model.tokenizer.decode(out), len(out), "length"
+
+
+def chat_ids(model: Any, messages: list[dict[str, str]]) -> list[int]:
+    from vtpu_cli.serve.refbackend import ReferenceBackend
+
+    return ReferenceBackend(model, ctx=CTX).encode_chat(messages)
+
+
+# ------------------------------------------------------------------ the real server
+
+
+def test_health_and_models(server: Server, client: Any) -> None:
+    health = httpx.get(server.url + "/health").json()
+    assert health["status"] == "ok" and health["model"] == MODEL_ID and health["max_concurrent"] == 4
+    models = client.models.list()
+    assert [m.id for m in models.data] == [MODEL_ID]
+    assert models.data[0].object == "model"
+    assert server.url.startswith("http://127.0.0.1:")  # loopback by default
+
+
+def test_completion_matches_reference(client: Any, model: Any) -> None:
+    prompt = "The quick brown fox"
+    want, n, finish = reference(model, model.tokenizer.encode(prompt), 12)
+    r = client.completions.create(model=MODEL_ID, prompt=prompt, max_tokens=12, temperature=0)
+    assert r.object == "text_completion" and r.id.startswith("cmpl-") and r.created > 0
+    assert r.choices[0].text == want and r.choices[0].finish_reason == finish
+    assert r.usage.prompt_tokens == len(model.tokenizer.encode(prompt))
+    assert r.usage.completion_tokens == n and r.usage.total_tokens == n + r.usage.prompt_tokens
+    # the same request streamed: the pieces add up to the same text
+    chunks = list(
+        client.completions.create(model=MODEL_ID, prompt=prompt, max_tokens=12, temperature=0, stream=True)
+    )
+    assert "".join(c.choices[0].text for c in chunks) == want
+    assert chunks[-1].choices[0].finish_reason == finish
+    assert all(c.choices[0].finish_reason is None for c in chunks[:-1])
+    # token-id prompts and echo
+    ids = model.tokenizer.encode(prompt)
+    r2 = client.completions.create(model=MODEL_ID, prompt=ids, max_tokens=12, temperature=0, echo=True)
+    assert r2.choices[0].text == model.tokenizer.decode(ids) + want
+
+
+def test_chat_streaming_and_not(client: Any, model: Any) -> None:
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hello world!"}]
+    ids = chat_ids(model, messages)
+    assert model.tokenizer.decode(ids, skip_special=False).startswith("<|begin_of_text|>system: Be brief.\n")
+    want, n, finish = reference(model, ids, 10)
+    r = client.chat.completions.create(model=MODEL_ID, messages=messages, max_tokens=10, temperature=0)
+    assert r.object == "chat.completion" and r.id.startswith("chatcmpl-")
+    assert r.choices[0].message.role == "assistant" and r.choices[0].message.content == want
+    assert r.choices[0].finish_reason == finish
+    assert (r.usage.prompt_tokens, r.usage.completion_tokens) == (len(ids), n)
+    stream = client.chat.completions.create(
+        model=MODEL_ID,
+        messages=messages,
+        max_tokens=10,
+        temperature=0,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    assert chunks[0].choices[0].delta.role == "assistant"
+    assert all(c.object == "chat.completion.chunk" and c.id == chunks[0].id for c in chunks)
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == want
+    assert chunks[-2].choices[0].finish_reason == finish
+    assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == n
+
+
+def test_sse_wire_format(server: Server) -> None:
+    body = {"model": MODEL_ID, "prompt": "Hello", "max_tokens": 3, "temperature": 0, "stream": True}
+    with httpx.stream("POST", server.url + "/v1/completions", json=body) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/event-stream")
+        raw = r.read().decode()
+    events = [e for e in raw.split("\n\n") if e]
+    assert all(e.startswith("data: ") for e in events)
+    assert events[-1] == "data: [DONE]"
+    assert json.loads(events[-2][6:])["choices"][0]["finish_reason"] == "length"
+
+
+def test_stop_strings_and_seed(client: Any, model: Any) -> None:
+    prompt = "Hello again, world."
+    full, _, _ = reference(model, model.tokenizer.encode(prompt), 40)
+    # a printable two-character stop string from the middle of the greedy answer
+    start = next(i for i in range(3, len(full) - 2) if full[i : i + 2].isalnum())
+    stop = full[start : start + 2]
+    want = full[: full.find(stop)]
+    for stream in (False, True):
+        r = client.completions.create(
+            model=MODEL_ID, prompt=prompt, max_tokens=40, temperature=0, stop=[stop], stream=stream
+        )
+        if stream:
+            chunks = list(r)
+            text, finish = "".join(c.choices[0].text for c in chunks), chunks[-1].choices[0].finish_reason
+        else:
+            text, finish = r.choices[0].text, r.choices[0].finish_reason
+        assert (text, finish) == (want, "stop")
+    # a seeded sampled answer is what the models package's sampler draws with that seed
+    ids = model.tokenizer.encode(prompt)
+    want_s, _, _ = reference(model, ids, 16, Sampler(0.9, 0, 0.95, seed=7))
+    r = client.completions.create(
+        model=MODEL_ID, prompt=prompt, max_tokens=16, temperature=0.9, top_p=0.95, seed=7
+    )
+    assert r.choices[0].text == want_s
+
+
+BAD_REQUESTS = [
+    ("/v1/completions", b'{"model": "tiny", "prompt": ', "invalid_json"),
+    ("/v1/completions", b"[1, 2]", "invalid_json"),
+    ("/v1/completions", {"model": "tiny", "prompt": "x", "temprature": 0.5}, "unknown_field"),
+    ("/v1/completions", {"model": "gpt-4", "prompt": "x"}, "model_not_found"),
+    ("/v1/completions", {"model": "tiny", "prompt": "x", "max_tokens": -5}, None),
+    ("/v1/completions", {"model": "tiny", "prompt": "x", "max_tokens": "8"}, None),
+    ("/v1/completions", {"model": "tiny", "prompt": [5] * CTX}, "context_length_exceeded"),
+    ("/v1/completions", {"model": "tiny", "prompt": "x", "max_tokens": CTX}, "context_length_exceeded"),
+    ("/v1/completions", {"model": "tiny", "prompt": [10**6]}, None),
+    ("/v1/completions", {"model": "tiny", "prompt": "x", "n": 2}, None),
+    ("/v1/completions", {"model": "tiny", "prompt": "x", "temperature": 3}, None),
+    ("/v1/completions", {"model": "tiny", "prompt": "x", "stop": ["a", "b", "c", "d", "e"]}, None),
+    ("/v1/completions", {"model": "tiny"}, None),
+    ("/v1/chat/completions", {"model": "tiny", "messages": []}, None),
+    ("/v1/chat/completions", {"model": "tiny", "messages": [{"role": "robot", "content": "x"}]}, None),
+    (
+        "/v1/chat/completions",
+        {"model": "tiny", "messages": [{"role": "user", "content": "x" * 2000}]},
+        "context_length_exceeded",
+    ),
+]
+
+
+@pytest.mark.parametrize(("path", "body", "code"), BAD_REQUESTS)
+def test_bad_requests_are_400(server: Server, path: str, body: Any, code: str | None) -> None:
+    raw = body if isinstance(body, bytes) else json.dumps(body).encode()
+    r = httpx.post(server.url + path, content=raw, headers={"content-type": "application/json"})
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert isinstance(err["message"], str) and err["message"] and err["type"] == "invalid_request_error"
+    if code:
+        assert err["code"] == code
+    # and the server keeps serving
+    ok = httpx.post(server.url + "/v1/completions", json={"model": MODEL_ID, "prompt": "Hi", "max_tokens": 2})
+    assert ok.status_code == 200
+
+
+def test_openai_client_sees_bad_request(client: Any) -> None:
+    with pytest.raises(openai.BadRequestError) as info:
+        client.completions.create(model=MODEL_ID, prompt="x", max_tokens=-1)
+    assert "max_tokens" in str(info.value)
+    with pytest.raises(openai.NotFoundError):
+        client.get("/nope", cast_to=object)
+
+
+def _health(server: Server) -> dict[str, Any]:
+    return httpx.get(server.url + "/health").json()
+
+
+def test_disconnect_frees_slot(server: Server) -> None:
+    before = _health(server)["cancelled"]
+    # greedy from this prompt runs for 950 tokens before EOS: several seconds on the reference
+    body = {"model": MODEL_ID, "prompt": "cache", "max_tokens": 900, "temperature": 0, "stream": True}
+    with httpx.stream("POST", server.url + "/v1/completions", json=body) as r:
+        lines = r.iter_lines()  # (kept: dropping the iterator would close the connection)
+        assert next(lines).startswith("data: ")  # the first event has arrived: the sequence holds a slot
+        assert _health(server)["active"] >= 1
+    # the connection is closed mid-stream: the slot is freed long before the answer could have finished
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and (h := _health(server))["cancelled"] == before:
+        time.sleep(0.02)
+    assert h["cancelled"] == before + 1 and h["active"] == 0
+
+
+def test_load_no_request_lost_or_mixed(server: Server, model: Any) -> None:
+    """200 requests from 8 concurrent clients (the server decodes 4 at a time, the rest queue): every
+    answer equals the same request run alone through the reference."""
+    words = ["fox", "dog", "sun", "forest", "tensor", "ternary", "cache", "rope", "norm", "world"]
+    prompts = [f"{words[i % 10]} {words[(i * 3) % 10]} {i}" for i in range(40)]
+    lengths = [4 + (i * 7) % 13 for i in range(40)]
+    expected = {
+        i: reference(model, model.tokenizer.encode(p), n)
+        for i, (p, n) in enumerate(zip(prompts, lengths, strict=True))
+    }
+    jobs = [(k, k % 40, k % 3 == 0) for k in range(200)]
+
+    async def run() -> dict[int, tuple[str, int, str]]:
+        aclient = openai.AsyncOpenAI(base_url=server.url + "/v1", api_key="x", max_retries=0, timeout=60)
+        results: dict[int, tuple[str, int, str]] = {}
+        queue: asyncio.Queue[tuple[int, int, bool]] = asyncio.Queue()
+        for job in jobs:
+            queue.put_nowait(job)
+
+        async def worker() -> None:
+            while not queue.empty():
+                k, i, stream = queue.get_nowait()
+                kw = {"model": MODEL_ID, "prompt": prompts[i], "max_tokens": lengths[i], "temperature": 0}
+                if stream:
+                    r = await aclient.completions.create(
+                        **kw, stream=True, stream_options={"include_usage": True}
+                    )
+                    chunks = [c async for c in r]
+                    text = "".join(c.choices[0].text for c in chunks if c.choices)
+                    results[k] = (
+                        text,
+                        chunks[-1].usage.completion_tokens,
+                        chunks[-2].choices[0].finish_reason,
+                    )
+                else:
+                    r = await aclient.completions.create(**kw)
+                    results[k] = (r.choices[0].text, r.usage.completion_tokens, r.choices[0].finish_reason)
+
+        await asyncio.gather(*(worker() for _ in range(8)))
+        await aclient.close()
+        return results
+
+    results = asyncio.run(asyncio.wait_for(run(), 120))
+    assert sorted(results) == list(range(200))
+    wrong = [k for k, i, _ in jobs if results[k] != expected[i]]
+    assert not wrong, f"{len(wrong)} answers differ, e.g. request {wrong[0]}"
+    assert _health(server)["active"] == 0
+
+
+def test_sigterm_drains_then_exits(model_dir: Path, model: Any) -> None:
+    srv = Server(model_dir)
+    prompt = "Numbers such as 12"
+    want, _, _ = reference(model, model.tokenizer.encode(prompt), 60)
+    result: dict[str, Any] = {}
+
+    def ask() -> None:
+        body = {"model": MODEL_ID, "prompt": prompt, "max_tokens": 60, "temperature": 0}
+        result["r"] = httpx.post(srv.url + "/v1/completions", json=body, timeout=30)
+
+    t = threading.Thread(target=ask)
+    t.start()
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and httpx.get(srv.url + "/health").json()["active"] == 0:
+        time.sleep(0.01)
+    rc, out, err = srv.stop(signal.SIGTERM)
+    t.join(30)
+    assert rc == 0 and "stopped" in out and "Traceback" not in err
+    assert result["r"].status_code == 200 and result["r"].json()["choices"][0]["text"] == want
+    with pytest.raises(httpx.ConnectError):
+        httpx.get(srv.url + "/health")
+
+
+def test_ctrl_c_exit_code(model_dir: Path) -> None:
+    srv = Server(model_dir, "--ctx", "64")
+    assert "context 64" in "".join(srv.lines)
+    rc, _, err = srv.stop(signal.SIGINT)
+    assert rc == 130 and "Traceback" not in err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["does-not-exist"], "does-not-exist"),
+        (["MODEL", "--max-concurrent", "0"], "--max-concurrent"),
+        (["MODEL", "--ctx", "100000"], "context"),
+        (["MODEL", "--port", "70000"], "--port"),
+    ],
+)
+def test_bad_command_line_exit_2(model_dir: Path, args: list[str], message: str) -> None:
+    args = [str(model_dir) if a == "MODEL" else a for a in args]
+    p = subprocess.run(
+        [sys.executable, "-m", "vtpu_cli.serve", *args], cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert p.returncode == 2 and message in p.stderr and "Traceback" not in p.stderr
+
+
+# ------------------------------------------------------------------ engine units (a stub backend)
+
+
+class ByteBackend:
+    """A test double: token t < 256 is byte t; the 'model' always predicts the scripted next token."""
+
+    model_id = "stub"
+    ctx = 64
+    vocab_size = 257
+    eos_ids = frozenset({256})
+
+    def __init__(self, script: Sequence[int]) -> None:
+        self.script = list(script)
+
+    def encode(self, text: str) -> list[int]:
+        return list(text.encode())
+
+    def encode_chat(self, messages: Sequence[Mapping[str, str]]) -> list[int]:
+        return self.encode("".join(m["content"] for m in messages))
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return bytes(i for i in ids if i < 256).decode("utf-8", errors="replace")
+
+    def new_state(self) -> list[int]:
+        return [0]
+
+    def _logits(self, n: int) -> np.ndarray:
+        out = np.zeros(self.vocab_size)
+        out[self.script[min(n, len(self.script) - 1)]] = 1.0
+        return out
+
+    def prefill(self, state: list[int], tokens: Sequence[int]) -> np.ndarray:
+        return self._logits(0)
+
+    def step(self, states: Sequence[list[int]], tokens: Sequence[int]) -> np.ndarray:
+        for s in states:
+            s[0] += 1
+        return np.stack([self._logits(s[0]) for s in states])
+
+    def release(self, state: list[int]) -> None:
+        pass
+
+    def state_bytes(self) -> int:
+        return 8
+
+
+def run_engine(script: Sequence[int], params: SamplingParams) -> list[Any]:
+    engine = Engine(ByteBackend(script), max_concurrent=2)
+    engine.start()
+
+    async def go() -> list[Any]:
+        req = engine.submit([65], params, asyncio.get_running_loop())
+        return [ev async for ev in req.stream()]
+
+    try:
+        return asyncio.run(asyncio.wait_for(go(), 10))
+    finally:
+        engine.stop()
+
+
+def test_engine_holds_back_partial_utf8_and_stop_prefixes() -> None:
+    euro = list("€".encode())  # three bytes: no piece may be sent before the last one arrives
+    script = [*euro, ord("a"), ord("S"), ord("T"), ord("b"), 256]
+    events = run_engine(script, SamplingParams(max_tokens=20, temperature=0, stop=("STOP",)))
+    assert [e.text for e in events if e.text] == ["€", "a", "STb"]  # "ST" waited: it might have begun "STOP"
+    assert events[-1].finish_reason == "stop" and events[-1].completion_tokens == len(script)
+    events = run_engine(script, SamplingParams(max_tokens=20, temperature=0, stop=("Tb",)))
+    assert "".join(e.text for e in events) == "€aS" and events[-1].finish_reason == "stop"
+    events = run_engine(script, SamplingParams(max_tokens=4, temperature=0))
+    assert "".join(e.text for e in events) == "€a" and events[-1].finish_reason == "length"
+
+
+# ------------------------------------------------------------------ request validation
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers(-3, 300) | st.floats(allow_nan=True) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
+FIELDS = st.sampled_from(
+    [
+        "model",
+        "prompt",
+        "messages",
+        "max_tokens",
+        "temperature",
+        "top_p",
+        "stop",
+        "seed",
+        "stream",
+        "n",
+        "echo",
+        "stream_options",
+        "logprobs",
+        "top_k",
+        "user",
+    ]
+)
+
+
+@given(st.dictionaries(FIELDS, JSON, max_size=6), st.booleans())
+def test_parsers_accept_or_reject_cleanly(body: dict[str, Any], chat: bool) -> None:
+    body.setdefault("model", "m")
+    try:
+        req = (parse_chat if chat else parse_completion)(body, "m")
+    except ApiError as err:
+        assert err.status == 400 and err.body()["error"]["message"]
+        return
+    assert req.model == "m" and (req.max_tokens is None or req.max_tokens >= 1)
+    assert 0 <= req.temperature <= 2 and 0 <= req.top_p <= 1 and len(req.stop) <= 4
