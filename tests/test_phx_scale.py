@@ -286,3 +286,70 @@ def test_program_for_two_sentrons_refuses_one():
     np.testing.assert_array_equal(read_output(prog, res, "y"), matmul_ref(x, w))
     one, _ = compile_phx(src, "t.phx", sentrons=1)
     assert one.groups == []
+
+
+# ------------------------------------------------------------------ per-layer weights, runtime extents
+LAYERS = """const L = 3
+input x: f32[1, 64]
+input nl: i32[1]
+weight w: t2[64, 48] @ 1.1.1/1.1.1/1.1.5 scale 0.5 layers L
+weight wf: f32[64, 64] layers L
+output y: f32[1, 48]
+output z: f32[1, 64]
+tensor h: f32[1, 64]
+h = copy(x)
+let c: i32 = load(nl, 0)
+let n: i64 = i64(c)
+for l in 0..n {
+  h = matmul(h, wf[l])
+}
+z = copy(h)
+let two: i64 = n - 1
+y = tmatmul(x, w[two])
+"""
+
+
+@pytest.mark.parametrize("layers", [1, 3])
+def test_layer_loop_selects_weights_by_coordinate(layers):
+    x = rnd(1, 1, 64)
+    w = np.random.default_rng(1).integers(-1, 2, (3, 64, 48)).astype(np.int8)
+    wf = rnd(2, 3, 64, 64) * F32(0.2)
+    inputs = {"x": x, "w": w, "wf": wf, "nl": np.array([layers], np.int32)}
+    for opt in (0, 3):
+        for force in (False, True):
+            (y, z), _ = run(LAYERS, inputs, ["y", "z"], opt=opt, force_loops=force)
+            h = x
+            for layer in range(layers):
+                h = matmul_ref(h, wf[layer])
+            np.testing.assert_array_equal(z, h)
+            np.testing.assert_array_equal(y, tmatmul_ref(x, w[layers - 1], 0.5))
+
+
+def test_runtime_loop_bounds():
+    src = """input nn: i32[2]
+output y: i32[2]
+let a: i32 = load(nn, 0)
+let b: i32 = load(nn, 4)
+let n: i64 = i64(a)
+let m: i64 = i64(b)
+let acc: i64 = 0
+for i in 2..n step 3 { acc = acc + i }
+let z: i64 = 0
+for j in m..n { z = z + 1 }
+store(y, 0, i32(acc))
+store(y, 4, i32(z))
+"""
+    progs = [compile_phx(src, "t.phx", opt=opt)[0] for opt in (0, 3)]
+    for n, m in [(0, 0), (2, 5), (3, 1), (20, 7), (21, 21)]:
+        for prog in progs:
+            bind_inputs(prog, {"nn": np.array([n, m], np.int32)})
+            res = Interpreter(prog, 1).run()
+            y = read_output(prog, res, "y")
+            assert y[0] == sum(range(2, n, 3)) and y[1] == max(0, n - m)
+
+
+def test_layer_index_errors():
+    d = diags(
+        "weight w: f32[4, 4] layers 2\ninput x: f32[1, 4]\noutput y: f32[1, 4]\ny = matmul(x, w)\ny = matmul(x, w[2])\n"
+    )
+    assert "select one: w[layer]" in d[0].message and "outside 0..1" in d[1].message

@@ -175,16 +175,19 @@ def _resolve(code: list, labels: dict[str, int]) -> list:
 def _data(lw: Lowerer, prog: Program) -> None:
     data = []
     for sc in lw.b.scrolls.values():
-        if sc.private is not None or sc.coord is None:
+        if sc.private is not None or sc.coord is None or sc.alias is not None:
             continue
         shape = sc.shape if sc.role != "scratch" else (sc.nbytes,)
         dtype = sc.dtype if sc.role != "scratch" else "u8"
         if dtype == "t2":
             shape = (sc.nbytes * 4,)  # stored in phextcc's tile layout; see docs/phx.md
-        if sc.data is not None:
-            data.append(DataScroll(sc.coord, dtype, shape, sc.data))
-        else:
-            data.append(DataScroll(sc.coord, dtype, shape, b"", zero=True, nbytes=sc.nbytes))
+        for layer in range(sc.layers):
+            if sc.data is not None:
+                data.append(DataScroll(sc.coord + layer, dtype, shape, sc.data))
+            else:
+                data.append(DataScroll(sc.coord + layer, dtype, shape, b"", zero=True, nbytes=sc.nbytes))
+            if layer:
+                prog.coord_names[f"{sc.name}_{layer}"] = sc.coord + layer
     prog.data = sorted(data, key=lambda d: d.coord)
     for t in lw.tensors.values():
         if t.role in ("input", "weight", "output"):
@@ -263,7 +266,15 @@ def bind_inputs(program: Program, arrays: dict) -> Program:
     from vtpu_cli.compiler.tensors import pack_ternary_tiles
 
     by_coord = {d.coord: i for i, d in enumerate(program.data)}
+    stacked = {}
     for name, arr in arrays.items():
+        if f"{name}_1" in program.coord_names and name in program.coord_names:
+            # a tensor declared with `layers L`: one array per layer, or a stack [L, ...]
+            for layer, a in enumerate(arr):
+                stacked[name if layer == 0 else f"{name}_{layer}"] = a
+            continue
+        stacked[name] = arr
+    for name, arr in stacked.items():
         c = program.coord_names.get(name)
         if c is None or c not in by_coord:
             raise VtpuError(f"no input tensor named `{name}`")

@@ -158,6 +158,9 @@ class Scroll:
     private: tuple[int, int] | None = None  # (library, shelf) relative to the sentron's home
     role: str = "tensor"
     data: bytes | None = None
+    layers: int = 1  # a stack of per-layer scrolls: layer l at coord with the scroll part + l
+    layer: object = None  # a view of one layer: int or the VReg holding the layer index
+    alias: str | None = None  # a view: the key of the scroll it views (for alias analysis)
 
 
 class CompileError(Exception):
@@ -213,6 +216,10 @@ class Builder:
         op = BY_NAME[name]
         if op.mods and mod is None:
             mod = op.mods[0]
+        if mem is not None:
+            sc = self.scrolls.get(mem.scroll)
+            if sc is not None and sc.alias is not None:  # views alias their base tensor
+                mem = MemInfo(sc.alias, mem.write, mem.lo, mem.hi, mem.rel)
         ins = VI(op, mod, type, type2, list(args), mem, self.line)
         self.code.append(ins)
         return ins
@@ -250,14 +257,20 @@ class Builder:
         sc = self.scrolls[scroll]
         p = self.new("p", scroll)
         defs = []
-        if sc.private is None:
+        if isinstance(sc.layer, VReg):  # coordinate arithmetic: the layer index moves the scroll part
+            defs.append(VI(BY_NAME["SCOORD"], None, None, None, [p, Imm(sc.coord)], None, self.line))
+            defs.append(VI(BY_NAME["SINDEX"], "add", None, None, [p, p, Imm(8), sc.layer], None, self.line))
+        elif sc.private is None:
             defs.append(VI(BY_NAME["SCOORD"], None, None, None, [p, Imm(sc.coord)], None, self.line))
         else:
             lib, shelf = sc.private
             defs.append(VI(BY_NAME["SCOORD"], None, None, None, [p, Imm(-1)], None, self.line))
             defs.append(VI(BY_NAME["SINDEX"], "set", None, None, [p, p, Imm(0), Imm(lib)], None, self.line))
             defs.append(VI(BY_NAME["SINDEX"], "set", None, None, [p, p, Imm(1), Imm(shelf)], None, self.line))
-        self._region_defs.extend(defs)
+        if isinstance(sc.layer, VReg):
+            self.code.extend(defs)  # at the use site: the index is computed by the statement itself
+        else:
+            self._region_defs.extend(defs)
         self._pcache[scroll] = p
         return p
 

@@ -96,6 +96,7 @@ class Lowerer:
         self.tile_choices: dict = {}
         self.forced_tile: tuple[int, int] | None = None
         self.kernel_depth = 0
+        self.view_count = 0
         self.force_loops = False  # lower every tensor op to loops (tests compare both lowerings)
 
     # ------------------------------------------------------------------ diagnostics
@@ -230,7 +231,7 @@ class Lowerer:
         self.fail(node, "expected a compile-time constant")
 
     def tensor_decl(self, node) -> None:
-        role_t, name_tok, dtype_tok, shape_t, place_t, scale_t = node.children
+        role_t, name_tok, dtype_tok, shape_t, place_t, scale_t, layers_t = node.children
         role = str(role_t.children[0])
         name = str(name_tok)
         dtype = str(dtype_tok)
@@ -288,15 +289,29 @@ class Lowerer:
                 packed = self.coord_names[str(ref)]
             else:
                 self.fail(ref, f"undefined coordinate `{ref}`", hint=self.suggest(str(ref), self.coord_names))
-        if packed in self.used_coords:
-            self.fail(
-                place_t or name_tok,
-                f"`{name}` and `{self.used_coords[packed]}` are bound to the same "
-                f"coordinate {coords.format_packed(packed)}",
-            )
-        self.used_coords[packed] = name
+        layers = 1
+        if layers_t is not None:
+            layers = self.const_eval(layers_t.children[0])
+            if not isinstance(layers, int) or layers < 1:
+                self.fail(layers_t, "`layers` is a positive integer constant")
+            if role not in ("input", "weight"):
+                self.fail(layers_t, "`layers` stacks input or weight tensors (one scroll per layer)")
+            if place_t is None:
+                self.auto_count += layers - 1  # the stack takes the next auto-placed scroll parts
+            last = coords.get_part_packed(packed, 8)
+            if last + layers - 1 > 999:
+                self.fail(layers_t, f"{layers} layers from scroll part {last} run past 999")
+        for layer in range(layers):
+            pk = packed + layer  # the scroll part is the lowest field of a packed coordinate
+            if pk in self.used_coords:
+                self.fail(
+                    place_t or name_tok,
+                    f"`{name}` and `{self.used_coords[pk]}` are bound to the same "
+                    f"coordinate {coords.format_packed(pk)}",
+                )
+            self.used_coords[pk] = name
         key = name
-        self.b.scrolls[key] = Scroll(key, dtype, shape, nbytes, coord=packed, role=role)
+        self.b.scrolls[key] = Scroll(key, dtype, shape, nbytes, coord=packed, role=role, layers=layers)
         t = Tensor(name, dtype, shape, role, key, scale, line)
         if role == "output" and self.sentrons > 1:
             # every sentron computes into a private copy; sentron 0 publishes it at the end
@@ -444,12 +459,15 @@ class Lowerer:
     def for_stmt(self, node) -> None:
         name_tok, lo_e, hi_e, step_e, body = node.children
         name = str(name_tok)
-        lo, hi = self.const_eval(lo_e), self.const_eval(hi_e)
         step = self.const_eval(step_e) if step_e is not None else 1
-        if not all(isinstance(v, int) for v in (lo, hi, step)):
-            self.fail(lo_e, "loop bounds and step must be integer constants")
-        if step <= 0:
-            self.fail(step_e, "loop step must be positive")
+        if not isinstance(step, int) or step <= 0:
+            self.fail(step_e, "loop step must be a positive integer constant")
+        clo, chi = _try_const(self, lo_e), _try_const(self, hi_e)
+        if clo is None or chi is None:
+            return self.runtime_for(name, lo_e, hi_e, step, body)
+        lo, hi = clo, chi
+        if not all(isinstance(v, int) for v in (lo, hi)):
+            self.fail(lo_e, "loop bounds must be integers")
         trip = max(0, (hi - lo + step - 1) // step)
         if trip == 0:
             return
@@ -475,6 +493,50 @@ class Lowerer:
             self.b.counted_loop(trip, body_fn)
         finally:
             self.scopes.pop()
+
+    def runtime_for(self, name: str, lo_e, hi_e, step: int, body) -> None:
+        """``for i in lo..hi`` with bounds from runtime scalars: trips = max(0, ceil((hi - lo) / step))
+        computed at run time; the loop is skipped when it is zero (DLOOP needs at least one trip)."""
+        b = self.b
+        regs = []
+        for e in (lo_e, hi_e):
+            t, _ = self.value(e, "i64")
+            if t not in (None, "i64"):
+                self.fail(e, f"loop bounds are i64 scalars, found {t}")
+            c = _try_const(self, e)
+            if c is not None and not isinstance(c, int):
+                self.fail(e, "loop bounds must be integers")
+            regs.append(None if c is not None else self.reg_of(e, "i64"))
+        iv = b.new("r", name, nospill=True)
+        if regs[0] is None:
+            b.emit("DMOV", iv, Imm(_try_const(self, lo_e)))
+        else:
+            b.emit("DMOV", iv, regs[0])
+        trips = b.new("r", "trips", nospill=True)
+        hi_op = regs[1] if regs[1] is not None else Imm(_try_const(self, hi_e))
+        if regs[1] is None:
+            b.emit("DMOV", trips, hi_op)
+            b.emit("DSUB", trips, trips, iv, type="i64")
+        else:
+            b.emit("DSUB", trips, hi_op, iv, type="i64")
+        if step > 1:
+            b.emit("DADD", trips, trips, Imm(step - 1), type="i64")
+            b.emit("DDIV", trips, trips, Imm(step), type="i64")
+        flag = b.new("r")
+        skip = b.label("skip")
+        b.emit("DCMP", flag, trips, Imm(0), type="i64", mod="gt")
+        b.emit("DBRF", skip)
+        self.scopes.append({name: Var("i64", iv, readonly=True)})
+
+        def body_fn():
+            self.block(body)
+            b.emit("DADD", iv, iv, Imm(step), type="i64")
+
+        try:
+            b.counted_loop(trips, body_fn)
+        finally:
+            self.scopes.pop()
+        b.place(skip)
 
     def if_stmt(self, node) -> None:
         a_e, op_tok, b_e, then_b, *rest = node.children
@@ -569,13 +631,48 @@ class Lowerer:
                 self.b.load(t, reg, tensor.scroll, 0, rel=off)
 
     def tensor_arg(self, node):
+        if node.data == "index":
+            return self.layer_view(node)
         if node.data != "name":
             self.fail(node, "expected a tensor name")
         n = str(node.children[0])
         t = self.tensors.get(n)
         if t is None:
             self.fail(node, f"undefined tensor `{n}`", hint=self.suggest(n, self.tensors))
+        sc = self.b.scrolls.get(t.scroll)
+        if sc is not None and sc.layers > 1:
+            self.fail(node, f"`{n}` has {sc.layers} layers; select one: {n}[layer]")
         return t
+
+    def layer_view(self, node) -> Tensor:
+        """``w[l]``: layer l of a tensor declared with ``layers L`` -- the scroll whose coordinate is
+        the base coordinate with its scroll part advanced by l (SINDEX.add on a runtime l)."""
+        name_tok, idx = node.children
+        n = str(name_tok)
+        t = self.tensors.get(n)
+        if t is None:
+            self.fail(name_tok, f"undefined tensor `{n}`", hint=self.suggest(n, self.tensors))
+        base = self.b.scrolls[t.scroll]
+        if base.layers <= 1:
+            self.fail(node, f"`{n}` is not a stack of layers (declare it with `layers L`)")
+        c = _try_const(self, idx)
+        self.view_count += 1
+        key = f"{n}@{self.view_count}"
+        if c is not None:
+            if not isinstance(c, int) or not 0 <= c < base.layers:
+                self.fail(idx, f"layer index {c!r} is outside 0..{base.layers - 1}")
+            sc = Scroll(key, t.dtype, t.shape, base.nbytes, coord=base.coord + c, role=t.role, alias=t.scroll)
+            self.b.scrolls[key] = sc
+        else:
+            ty, _ = self.value(idx, "i64")
+            if ty != "i64":
+                self.fail(idx, f"a layer index is an i64 scalar, found {ty}")
+            reg = self.reg_of(idx, "i64")
+            sc = Scroll(key, t.dtype, t.shape, base.nbytes, coord=base.coord, role=t.role, alias=t.scroll)
+            sc.layer = reg
+            self.b.scrolls[key] = sc
+            self.b.base(key)
+        return Tensor(f"{n}[{'l' if c is None else c}]", t.dtype, t.shape, t.role, key, t.scale, t.line)
 
     def const_or_reg(self, node):
         c = _try_const(self, node)

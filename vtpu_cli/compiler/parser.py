@@ -21,6 +21,7 @@ KEYWORDS = {
     "output",
     "tensor",
     "scale",
+    "layers",
 }
 
 

@@ -429,7 +429,7 @@ def _binary(lw: Lowerer, name_toks, call, pos, kw, opname: str):
     _dtype_ok(lw, pos[0], a, ("f32", "i32"), opname.lower())
     bt = None
     bs = None
-    if pos[1].data == "name" and str(pos[1].children[0]) in lw.tensors:
+    if pos[1].data == "index" or (pos[1].data == "name" and str(pos[1].children[0]) in lw.tensors):
         bt = lw.tensor_arg(pos[1])
         if bt.dtype != a.dtype:
             lw.fail(pos[1], f"type mismatch: {a.dtype} and {bt.dtype}")
@@ -554,6 +554,22 @@ def b_const(b: Builder, value: float) -> VReg:
 
 
 # ---------------------------------------------------------------------- matmul
+def _in_place(lw: Lowerer, y: Tensor, srcs: list[Tensor], emit) -> None:
+    """``emit(target)``; when y is also an operand (``h = matmul(h, w)``), into a scratch tensor that
+    is then copied to y (the tiled code reads operands after it has started writing y)."""
+    keys = {lw.b.scrolls[t.scroll].alias or t.scroll for t in srcs}
+    if y.scroll not in keys:
+        emit(y)
+        return
+    tmp = lw.new_private(f"$inplace{lw.private_count}", y.dtype, y.shape)
+    del lw.tensors[tmp.name]
+    emit(tmp)
+    b = lw.b
+    z = b.new("r", nospill=True)
+    b.emit("DMOV", z, Imm(0))
+    kernels.copy_row_loop(b, tmp.scroll, z, y.scroll, z, b.scrolls[y.scroll].nbytes)
+
+
 def _matmul(lw: Lowerer, name_toks, call, pos, kw):
     _nargs(lw, call, pos, 2)
     _kw(lw, kw, ("shard",), call)
@@ -576,7 +592,11 @@ def _matmul(lw: Lowerer, name_toks, call, pos, kw):
         shard = str(node.children[0]) if node.data == "name" else None
         if shard not in ("cols", "k"):
             lw.fail(node, "shard is `cols` (split N over the sentrons) or `k` (split K, then all-reduce)")
-    y = _result(lw, name_toks[0], "f32", (m, n))
+    y0 = _result(lw, name_toks[0], "f32", (m, n))
+    _in_place(lw, y0, [x, w], lambda y: _matmul_into(lw, x, w, y, m, k, n, shard))
+
+
+def _matmul_into(lw: Lowerer, x: Tensor, w: Tensor, y: Tensor, m: int, k: int, n: int, shard) -> None:
     nt = (n + 15) // 16
     if use_loops(lw, k * nt * min(m, 4)) and shard != "k":
         if shard is None or lw.sentrons == 1:
@@ -755,11 +775,15 @@ def _tmatmul(lw: Lowerer, name_toks, call, pos, kw):
         shard = str(node.children[0]) if node.data == "name" else None
         if shard != "cols":
             lw.fail(node, "tmatmul shards by columns: shard=cols (each sentron computes a range of N)")
-    y = _result(lw, name_toks[0], "f32", (m, n))
+    y0 = _result(lw, name_toks[0], "f32", (m, n))
+    wscale = _weight_scale(lw, w, pos[1])
+    _in_place(lw, y0, [x], lambda y: _tmatmul_into(lw, x, w, y, m, k, n, shard, wscale))
+
+
+def _tmatmul_into(lw: Lowerer, x: Tensor, w: Tensor, y: Tensor, m: int, k: int, n: int, shard, wscale):
     b = lw.b
     k16 = (k + 15) // 16 * 16
     nt = (n + 15) // 16
-    wscale = _weight_scale(lw, w, pos[1])
     if use_loops(lw, m * (k16 // 4) * nt) or (shard and lw.sentrons > 1):
         if shard is None or lw.sentrons == 1:
             kernels.tmatmul_loop(lw, x, w, y, 0, nt, wscale)
