@@ -88,7 +88,7 @@ def load_manifests(directory: Path | None = None) -> list[Manifest]:
 
 # ----------------------------------------------------------------------------- host
 def host_info() -> dict:
-    from vtpu_cli.core.cycles import cycle_source
+    from vtpu_cli.core.cycles import core_clock, cycle_source
 
     cpu = "unknown"
     try:
@@ -112,12 +112,15 @@ def host_info() -> dict:
     except Exception:  # pragma: no cover
         cpu_name = "unknown"
     cs = cycle_source()
+    clock = core_clock()
     return {
         "cpu": cpu,
         "llvm_cpu": cpu_name,
         "features": feats,
         "cores": os.cpu_count() or 1,
         "tsc_ghz": cs["tsc_hz"] / 1e9,
+        "core_ghz": clock["core_hz"] / 1e9 if clock["core_hz"] else None,
+        "core_clock_method": clock["method"],
         "reported_mhz": cs["reported_mhz"],
         "cycle_source": cs,
     }
@@ -180,30 +183,61 @@ def _median(xs):
     return statistics.median(xs) if xs else None
 
 
+# Every program entry of the JSON has exactly these keys (None where a value does not apply or was not
+# measured); tests/test_bench.py validates it.
+PROGRAM_KEYS = (
+    "name", "summary", "phases", "structured", "throughput", "sentrons", "engine", "native", "fallback",
+    "params", "verified", "error", "ops", "siws", "ops_per_siw", "seconds", "seconds_all", "tsc_ticks",
+    "cycle_source", "core_per_tsc", "core_ghz", "cycles", "ops_per_tsc", "ops_per_cycle", "gops",
+    "ppt_hit_rate", "ppt_translations", "work", "rates", "baseline", "roofline", "latency_us",
+)  # fmt: skip
+
+
+def empty_entry(m: Manifest, engine: str, n: int, params: dict) -> dict:
+    out: dict = dict.fromkeys(PROGRAM_KEYS)
+    out.update(
+        name=m.name,
+        summary=m.summary,
+        phases=m.phases,
+        structured=m.structured,
+        throughput=m.throughput,
+        sentrons=n,
+        engine=engine,
+        native=False,
+        params=params,
+        verified=False,
+        work={},
+        rates={},
+    )
+    return out
+
+
+def _time_best(fn, repeats: int) -> float:
+    fn()
+    ts = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return statistics.median(ts)
+
+
 def run_benchmark(
     m: Manifest, engine: str, size: str, repeats: int, sentrons: int | None = None, baseline_repeats: int = 5
 ) -> dict:
+    """Run, verify and measure one benchmark; never raises for a program that fails (``error`` says)."""
     import numpy as np
 
     from vtpu_cli.asm.assembler import assemble
     from vtpu_cli.bench.cases import CASES
-    from vtpu_cli.core.cycles import tsc_hz
+    from vtpu_cli.core.cycles import core_clock, tsc_hz
 
     case = CASES.get(m.reference)
     if case is None:
         raise VtpuError(f"{m.path}: unknown reference case {m.reference!r}")
     params = m.params_for(size)
     n = sentrons or m.sentrons
-    out: dict = {
-        "name": m.name,
-        "summary": m.summary,
-        "phases": m.phases,
-        "sentrons": n,
-        "engine": engine,
-        "params": params,
-        "verified": False,
-        "error": None,
-    }
+    out = empty_entry(m, engine, n, params)
     try:
         program = assemble(_program_text(m, params), str(m.program))
     except VtpuError as e:
@@ -211,28 +245,40 @@ def run_benchmark(
         return out
     rng = np.random.default_rng(12345)
     inputs = case.inputs(params, rng, n)
-    times, cycles, res = [], [], None
+    clock0 = core_clock()
+    times, ticks, res = [], [], None
     for _ in range(max(repeats, 1)):
         mem = _memory(program, inputs)
         res, secs, cyc = _execute(engine, program, n, mem)
+        used = getattr(res, "engine", engine)
+        out["engine"] = used
+        out["fallback"] = getattr(res, "fallback", None)
+        out["native"] = engine == "jit" and used == "jit" and not getattr(res, "replay", "")
         if res.status != "ok":
             out["error"] = f"run {res.status}: {res.fault.render() if res.fault else ''}"
             return out
+        if engine == "jit" and not out["native"]:
+            why = out["fallback"] or f"a native fault was replayed ({getattr(res, 'replay', '')})"
+            out["error"] = f"did not run natively: {why}"
         times.append(secs)
         if cyc is not None:
-            cycles.append(cyc)
+            ticks.append(cyc)
     ok, detail = case.check(res, program, inputs, params)
-    out["verified"] = ok
+    out["verified"] = bool(ok)
     if not ok:
         out["error"] = f"output does not match the reference: {detail}"
+    clock1 = core_clock()
     secs = _median(times)
     hz = tsc_hz()
-    if cycles:
-        cyc, source = _median(cycles), "tsc (rdtsc around the native run)"
+    if ticks:
+        tk, source = _median(ticks), "tsc (rdtsc around the native run)"
     elif hz:
-        cyc, source = secs * hz, "tsc-derived (wall time x calibrated TSC frequency)"
+        tk, source = secs * hz, "tsc-derived (wall time x calibrated TSC frequency)"
     else:
-        cyc, source = None, "none"
+        tk, source = None, "none"
+    ratios = [c["core_per_tsc"] for c in (clock0, clock1) if c["core_per_tsc"]]
+    core_per_tsc = max(ratios) if ratios else None
+    cycles = tk * core_per_tsc if tk and core_per_tsc else None
     ops = res.ops
     out.update(
         {
@@ -241,9 +287,13 @@ def run_benchmark(
             "ops_per_siw": ops / res.siws if res.siws else 0.0,
             "seconds": secs,
             "seconds_all": times,
-            "cycles": cyc,
+            "tsc_ticks": tk,
             "cycle_source": source,
-            "ops_per_cycle": ops / cyc if cyc else None,
+            "core_per_tsc": core_per_tsc,
+            "core_ghz": core_per_tsc * hz / 1e9 if core_per_tsc and hz else None,
+            "cycles": cycles,
+            "ops_per_tsc": ops / tk if tk else None,
+            "ops_per_cycle": ops / cycles if cycles else None,
             "gops": ops / secs / 1e9 if secs else None,
             "ppt_hit_rate": res.memory.stats.hit_rate if res.memory.stats.translations else None,
             "ppt_translations": res.memory.stats.translations,
@@ -271,19 +321,23 @@ def run_benchmark(
             "what": "one-way, per run mean of ping-pong",
         }
     if case.baseline is not None and secs:
-        fn = case.baseline(inputs, params)
-        fn()
-        bt = []
-        for _ in range(baseline_repeats):
-            t0 = time.perf_counter()
-            fn()
-            bt.append(time.perf_counter() - t0)
-        bs = statistics.median(bt)
+        bs = _time_best(case.baseline(inputs, params), baseline_repeats)
         out["baseline"] = {
-            "what": "numpy/OpenBLAS on the same work",
+            "what": case.baseline_what or "numpy/OpenBLAS on the same work",
             "seconds": bs,
             "blas_threads": os.environ.get("OPENBLAS_NUM_THREADS", "default"),
             "ratio": bs / secs if secs else None,
+        }
+    if case.roofline is not None and secs and "bytes" in work:
+        fn, nbytes = case.roofline(inputs, params)
+        rs = _time_best(fn, baseline_repeats)
+        stream = nbytes / rs
+        out["roofline"] = {
+            "what": "numpy streaming read of the same bytes (the memory-bandwidth roofline, this run)",
+            "bytes": nbytes,
+            "stream_gbytes": stream / 1e9,
+            "gbytes": work["bytes"] / secs / 1e9,
+            "fraction": work["bytes"] / secs / stream,
         }
     return out
 
@@ -313,13 +367,26 @@ def criterion(
     }
 
 
+def _why_bad(p: dict) -> str:
+    """Why a program's measurement cannot count towards a JIT gate ('' when it can)."""
+    if p.get("error") and not p.get("verified"):
+        return f"{p['name']}: {p['error']}"
+    if not p.get("verified"):
+        return f"{p['name']}: not verified"
+    if not p.get("native"):
+        return f"{p['name']}: did not run natively ({p.get('fallback') or p.get('error') or 'engine ' + str(p.get('engine'))})"
+    if not p.get("ops_per_cycle"):
+        return f"{p['name']}: no cycle count"
+    return ""
+
+
 def evaluate_gate(
     gate: str, programs: list[dict], host: dict, engine: str, capabilities: dict | None = None
 ) -> list[dict]:
     """Judge a gate from measured program results (pure: tests inject measurements)."""
     capabilities = capabilities or {}
     crit = []
-    core_ghz = host["cores"] * host["tsc_ghz"]
+    core_ghz = host["cores"] * (host.get("core_ghz") or host["tsc_ghz"])
     if gate == "phase0":
         ps = [p for p in programs if "phase0" in p["phases"]]
         why = ""
@@ -327,21 +394,23 @@ def evaluate_gate(
             why = "phase 0 is defined on the JIT engine; this run used " + engine
         elif not ps:
             why = "no phase-0 programs ran"
-        elif any(p.get("error") and not p.get("verified") and p.get("ops_per_cycle") is None for p in ps):
-            why = "a phase-0 program could not be measured: " + next(p["error"] for p in ps if p.get("error"))
-        vals = [p["ops_per_cycle"] for p in ps if p.get("verified") and p.get("ops_per_cycle")]
-        unverified = [p["name"] for p in ps if not p.get("verified")]
-        value = None if why else (_geomean(vals) if not unverified else 0.0)
+        bad = [_why_bad(p) for p in ps if _why_bad(p)]
+        vals = [p["ops_per_cycle"] for p in ps if not _why_bad(p)]
+        value = None if why else (_geomean(vals) if not bad else 0.0)
         c = criterion(
-            "geomean ops/cycle, 1 sentron, JIT (phase-0 programs)",
+            "geomean ops per core cycle, 1 sentron, JIT (phase-0 programs)",
             value,
             PHASE0_OPS_PER_CYCLE,
             ">=",
             original=f">= {PHASE0_OPS_PER_CYCLE} ops/cycle (same on any host)",
             missing=why,
         )
-        if unverified and not why:
-            c["note"] = "unverified programs count as 0: " + ", ".join(unverified)
+        tsc = [p.get("ops_per_tsc") for p in ps if not _why_bad(p)]
+        c["per_tsc_tick"] = None if why or bad or not all(tsc) else _geomean(tsc)
+        if bad and not why:
+            c["note"] = "a program that faulted, did not run natively or was not verified counts as 0: " + (
+                "; ".join(bad)
+            )
         crit.append(c)
     elif gate == "phase1":
         ps = [p for p in programs if p.get("structured")]
@@ -360,6 +429,8 @@ def evaluate_gate(
             )
         )
         tp = [p for p in programs if p.get("throughput")]
+        ghz = max((p["core_ghz"] for p in tp if p.get("core_ghz")), default=None) or host["tsc_ghz"]
+        core_ghz = host["cores"] * ghz
         threshold = PHASE1_NODE_GOPS / PHASE1_NODE_CORE_GHZ * core_ghz
         why = ""
         if engine != "jit":
@@ -368,12 +439,10 @@ def evaluate_gate(
             why = "no throughput program ran"
         elif any(p["sentrons"] != host["cores"] for p in tp):
             why = f"throughput must run one sentron per core ({host['cores']})"
-        value = (
-            None if why else (0.0 if any(not p.get("verified") for p in tp) else max(p["gops"] for p in tp))
-        )
+        value = None if why else (0.0 if any(_why_bad(p) for p in tp) else max(p["gops"] for p in tp))
         crit.append(
             criterion(
-                f"node Gops/s, one sentron per core ({host['cores']} cores x {host['tsc_ghz']:.2f} GHz)",
+                f"node Gops/s, one sentron per core ({host['cores']} cores x {ghz:.2f} GHz core clock)",
                 value,
                 threshold,
                 ">=",
@@ -459,7 +528,12 @@ def bench_command(
     from rich.progress import Progress
     from rich.table import Table
 
-    con = Console(highlight=False, width=max(shutil.get_terminal_size((160, 40)).columns, 150))
+    to_stdout = json_path is not None and str(json_path) == "-"
+    con = Console(
+        highlight=False, width=max(shutil.get_terminal_size((160, 40)).columns, 150), stderr=to_stdout
+    )
+    if json_path is not None and not to_stdout:
+        check_writable(Path(json_path))
     manifests = load_manifests()
     if list_only:
         t = Table(title=f"vBench suite ({len(manifests)} programs)")
@@ -528,11 +602,30 @@ def bench_command(
         "sopdw": sopdw(price, max((r.get("gops") or 0) for r in results) if results else None),
     }
     _print_results(con, doc)
-    if json_path is not None:
+    text = json.dumps(doc, indent=2, default=float)
+    if to_stdout:
+        import sys
+
+        sys.stdout.write(text + "\n")
+        sys.stdout.flush()
+    elif json_path is not None:
         from vtpu_cli.core.fileio import write_atomic
 
-        write_atomic(str(json_path), json.dumps(doc, indent=2, default=float).encode())
+        write_atomic(str(json_path), text.encode())
     return code
+
+
+def check_writable(path: Path) -> None:
+    """Refuse, before anything runs, an output path that cannot be written (the run takes minutes)."""
+    parent = path.parent if str(path.parent) else Path(".")
+    if path.is_dir():
+        raise VtpuError(f"cannot write {path}: it is a directory")
+    if not parent.is_dir():
+        raise VtpuError(f"cannot write {path}: directory {parent} does not exist")
+    if path.exists() and not os.access(path, os.W_OK):
+        raise VtpuError(f"cannot write {path}: permission denied")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise VtpuError(f"cannot write {path}: directory {parent} is not writable")
 
 
 WORK_UNITS = {"gweights": "G weights/s", "gflops": "GFLOP/s", "gbytes": "GB/s", "messages_per_s": "msg/s"}
@@ -542,44 +635,60 @@ def _fmt(x, spec: str = ".3g") -> str:
     return "-" if x is None else format(x, spec)
 
 
+def _down(x, digits: int = 3) -> str:
+    """A measured value shown truncated (never rounded up) to ``digits`` decimals."""
+    return "-" if x is None else f"{math.floor(x * 10**digits) / 10**digits:.{digits}f}"
+
+
 def _print_results(con, doc: dict) -> None:
     from rich.markup import escape
     from rich.table import Table
 
     t = Table(
-        title=f"vBench ({doc['engine']}, {doc['size']} sizes, cycles: {doc['host']['cycle_source']['source']} "
-        f"@ {doc['host']['tsc_ghz']:.3f} GHz)"
+        title=f"vBench ({doc['engine']}, {doc['size']} sizes; TSC {doc['host']['tsc_ghz']:.3f} GHz, core clock "
+        + (f"{doc['host']['core_ghz']:.3f} GHz" if doc["host"].get("core_ghz") else "not measured")
+        + " (add chain; per program in the JSON))"
     )
     for col in (
         "program",
+        "engine",
         "verified",
         "sentrons",
         "ops",
         "ops/SIW",
-        "ops/cycle",
+        "ops/core cycle",
+        "ops/TSC tick",
         "Gops/s",
         "useful work",
         "vs numpy",
+        "roofline",
         "PPT hit",
         "latency µs (med/p99)",
     ):
-        t.add_column(col, justify="left" if col in ("program", "useful work") else "right")
+        t.add_column(col, justify="left" if col in ("program", "useful work", "engine") else "right")
     for r in doc["programs"]:
         rates = r.get("rates", {})
         key = next((k for k in ("gweights", "gflops", "gbytes", "messages_per_s") if k in rates), None)
         work = f"{rates[key]:.3g} {WORK_UNITS[key]}" if key else ""
         base = r.get("baseline")
         lat = r.get("latency_us")
+        roof = r.get("roofline")
+        eng = r.get("engine") or "-"
+        if r.get("engine") == "jit" and not r.get("native"):
+            eng = "[red]jit (not native)[/red]"
         t.add_row(
             r["name"],
+            eng,
             "yes" if r["verified"] else "[red]NO[/red]",
             str(r["sentrons"]),
             _fmt(r.get("ops"), ","),
             _fmt(r.get("ops_per_siw"), ".2f"),
-            _fmt(r.get("ops_per_cycle"), ".3f"),
+            _down(r.get("ops_per_cycle")),
+            _down(r.get("ops_per_tsc")),
             _fmt(r.get("gops"), ".3f"),
             escape(work) or "-",
             _fmt(base["ratio"], ".3g") + "x" if base and base.get("ratio") else "-",
+            f"{roof['fraction'] * 100:.1f}% of {roof['stream_gbytes']:.3g} GB/s" if roof else "-",
             _fmt(r["ppt_hit_rate"] * 100, ".1f") + "%" if r.get("ppt_hit_rate") is not None else "-",
             f"{lat['median']:.2f} / {lat['p99']:.2f}" if lat else "-",
         )
@@ -602,7 +711,7 @@ def _print_results(con, doc: dict) -> None:
             val = (
                 "-"
                 if c["value"] is None
-                else (f"{c['value'] * 100:.2f}%" if "hit rate" in c["name"] else f"{c['value']:.3f}")
+                else (f"{_down(c['value'] * 100, 2)}%" if "hit rate" in c["name"] else _down(c["value"]))
             )
             thr = (
                 f"{c['op']} "
@@ -620,5 +729,12 @@ def _print_results(con, doc: dict) -> None:
             )
             g.add_row(escape(c["name"]), val, thr, escape(c["original_target"]), res)
         con.print(g)
+        for c in doc["criteria"]:
+            if c.get("per_tsc_tick") is not None:
+                con.print(
+                    f"{escape(c['name'])}: per TSC tick instead of per core cycle: {_down(c['per_tsc_tick'])}"
+                )
+            if c.get("note"):
+                con.print(f"[yellow]{escape(c['note'])}[/yellow]")
     s = doc["sopdw"]
     con.print(f"SOPDW: {'not measured (' + s['not_measured'] + ')' if s['value'] is None else s['value']}")

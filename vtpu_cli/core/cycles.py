@@ -1,9 +1,12 @@
-"""CPU cycle measurement: the time-stamp counter (TSC) and its frequency.
+"""CPU cycle measurement: the time-stamp counter (TSC), its frequency, and the core clock.
 
-Hardware cycle counters (perf) are not exposed on the VMs this project runs on, so cycles are TSC
-ticks: read with ``rdtsc`` through a three-instruction function compiled once with llvmlite, and
-converted with the TSC frequency, calibrated against ``time.perf_counter_ns`` (and compared with the
-kernel's reported ``cpu MHz``). Every report says which source it used.
+Hardware cycle counters (perf) are not exposed on the VMs this project runs on, so time is read as TSC
+ticks: ``rdtsc`` through a three-instruction function compiled once with llvmlite, converted with the
+TSC frequency, calibrated against ``time.perf_counter_ns`` (and compared with the kernel's reported
+``cpu MHz``). The TSC runs at a constant rate that is not the core clock (turbo, power states), so
+``core_clock`` measures the core clock in the same run: a chain of dependent register-register 64-bit
+adds (latency one core cycle on x86-64 cores) runs for a known number of cycles while the TSC counts
+ticks; the ratio is core cycles per TSC tick. Every report says which source it used.
 """
 
 from __future__ import annotations
@@ -66,6 +69,74 @@ def tsc_hz(calibrate_s: float = 0.05) -> float:
         rates.append((c1 - c0) / ((t1 - t0) * 1e-9))
     rates.sort()
     return rates[len(rates) // 2]
+
+
+ADDS_PER_TRIP = 64
+
+
+@functools.lru_cache(maxsize=1)
+def _add_chain():
+    """A ctypes function running ``n`` trips of 64 dependent ``addq %rdx, %rax`` (plus a decrement and
+    branch that run in parallel with the chain), or None when it cannot be built on this host. The
+    addend is a register: recent Intel cores (Golden Cove) fold chains of *immediate* adds at rename,
+    which would make the chain run faster than one add per cycle."""
+    try:
+        import llvmlite.binding as llvm
+
+        llvm.initialize_native_target()
+        llvm.initialize_native_asmprinter()
+        llvm.initialize_native_asmparser()  # inline asm needs the parser (else LLVM aborts the process)
+        body = (
+            "xorl %eax, %eax\\0Amovl $$1, %edx\\0A1:\\0A"
+            + "addq %rdx, %rax\\0A" * ADDS_PER_TRIP
+            + "decq %rcx\\0Ajnz 1b"
+        )
+        ir = f"""
+        define i64 @vtpu_add_chain(i64 %n) {{
+          %r = call {{i64, i64}} asm sideeffect "{body}", "=&{{rax}},={{rcx}},1,~{{rdx}},~{{flags}}"(i64 %n)
+          %a = extractvalue {{i64, i64}} %r, 0
+          ret i64 %a
+        }}
+        """
+        mod = llvm.parse_assembly(ir)
+        target = llvm.Target.from_default_triple()
+        tm = target.create_target_machine(cpu=llvm.get_host_cpu_name())
+        ee = llvm.create_mcjit_compiler(mod, tm)
+        ee.finalize_object()
+        addr = ee.get_function_address("vtpu_add_chain")
+        _KEEP.append((ee, mod))
+        return ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_uint64)(addr)
+    except Exception:  # pragma: no cover - non-x86 hosts
+        return None
+
+
+def core_clock(window_s: float = 0.001, windows: int = 21) -> dict:
+    """Core cycles per TSC tick, measured now: the highest of ``windows`` add-chain runs of ~``window_s``.
+
+    The highest, not the median: a window in which the thread was preempted (the TSC keeps counting) or
+    interrupted can only read low, and on a shared 2-core VM a 10 ms window is preempted half the time.
+    Returns {"core_per_tsc", "core_hz", "method"}; core_per_tsc is None when it cannot be measured."""
+    chain, tsc = _add_chain(), tsc_reader()
+    hz = tsc_hz()
+    if chain is None or tsc is None or not hz:
+        return {"core_per_tsc": None, "core_hz": None, "method": "not measured (no TSC or no x86 JIT)"}
+    trips = max(1000, int(window_s * hz / ADDS_PER_TRIP))  # ~window_s if the core ran at the TSC rate
+    chain(1000)  # warm up (page in, wake the core)
+    ratios = []
+    for _ in range(windows):
+        t0 = tsc()
+        n = chain(trips)
+        t1 = tsc()
+        if n != trips * ADDS_PER_TRIP:  # pragma: no cover - the chain did not run as written
+            return {"core_per_tsc": None, "core_hz": None, "method": "add chain returned a wrong sum"}
+        ratios.append(trips * ADDS_PER_TRIP / (t1 - t0))
+    r = max(ratios)
+    return {
+        "core_per_tsc": r,
+        "core_hz": r * hz,
+        "method": f"{ADDS_PER_TRIP} dependent 64-bit adds per trip (1 core cycle each) timed with rdtsc, "
+        f"highest of {windows} windows of {window_s * 1e3:g} ms",
+    }
 
 
 def reported_mhz() -> float:
