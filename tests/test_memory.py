@@ -213,3 +213,201 @@ def test_phext_document_loads_as_text_scrolls(tmp_path, run_src):
     r = vtpu("run", str(src), "--mem", str(doc), "--json")
     doc_out = json.loads(r.stdout)
     assert bytes(doc_out["outputs"][0]["value"]) == b"world!"
+
+
+# ----------------------------------------------------------------------------- hostile --mem headers
+def _st_file(tmp_path, header, data: bytes = b"", raw_header: bytes | None = None):
+    import struct
+
+    hb = raw_header if raw_header is not None else json.dumps(header).encode()
+    p = tmp_path / "h.safetensors"
+    p.write_bytes(struct.pack("<Q", len(hb)) + hb + data)
+    return p
+
+
+@pytest.mark.parametrize(
+    ("header", "message"),
+    [
+        ({C1: {"dtype": "F32", "shape": [1], "data_offsets": ["0", "4"]}}, "malformed entry"),
+        ({C1: {"dtype": "F32", "shape": "4", "data_offsets": [0, 4]}}, "malformed entry"),
+        ({C1: {"dtype": "F32", "shape": [1.0], "data_offsets": [0, 4]}}, "malformed entry"),
+        ({C1: {"dtype": "F32", "shape": [True], "data_offsets": [0, 4]}}, "malformed entry"),
+        ({C1: {"dtype": "F32", "shape": [1], "data_offsets": [0, 4, 8]}}, "malformed entry"),
+        ({C1: {"dtype": 5, "shape": [1], "data_offsets": [0, 4]}}, "malformed entry"),
+        ({C1: [1, 2]}, "malformed entry"),
+        ({C1: {"dtype": "F32", "shape": [1 << 40, 1 << 40], "data_offsets": [0, 4]}}, "over the 2.0 GiB"),
+        (
+            {C1: {"dtype": "F32", "shape": [1 << 28], "data_offsets": [0, 1 << 30]}},
+            "inconsistent data offsets",
+        ),
+        ({C1: {"dtype": "F32", "shape": [-1], "data_offsets": [0, 4]}}, "bad shape"),
+        ({C1: {"dtype": "F64", "shape": [1], "data_offsets": [0, 8]}}, "unsupported dtype F64"),
+        (
+            {
+                C1: {"dtype": "F32", "shape": [2], "data_offsets": [0, 8]},
+                C2: {"dtype": "F32", "shape": [1], "data_offsets": [4, 8]},
+            },
+            "overlap",
+        ),
+        ([1, 2, 3], "not a JSON object"),
+        ({"__metadata__": 7}, "__metadata__"),
+    ],
+)
+def test_malformed_safetensors_headers_are_clean_errors(tmp_path, header, message):
+    from vtpu_cli.core.errors import FormatError
+
+    p = _st_file(tmp_path, header, bytes(8))
+    with pytest.raises(FormatError, match=message):
+        read_safetensors(str(p))
+
+
+def test_deep_json_huge_header_and_duplicates_in_safetensors(tmp_path):
+    from vtpu_cli.core.errors import FormatError
+
+    deep = b"[" * 200_000 + b"]" * 200_000
+    with pytest.raises(FormatError, match="nested too deeply|corrupt"):
+        read_safetensors(str(_st_file(tmp_path, None, raw_header=deep)))
+    dup = b'{"a": 1, "a": 2}'
+    with pytest.raises(FormatError, match="appears twice"):
+        read_safetensors(str(_st_file(tmp_path, None, raw_header=dup)))
+    p = tmp_path / "huge.safetensors"
+    p.write_bytes((1 << 62).to_bytes(8, "little") + b"{}")
+    with pytest.raises(FormatError, match="header length"):
+        read_safetensors(str(p))
+    ok = _st_file(tmp_path, {C1: {"dtype": "F32", "shape": [4], "data_offsets": [0, 16]}}, bytes(16))
+    with pytest.raises(FormatError, match="exceed the memory budget"):
+        read_safetensors(str(ok), max_bytes=8)
+    assert read_safetensors(str(ok))[C1] == ("f32", (4,), bytes(16))
+
+
+def test_hostile_mem_file_through_the_cli_is_exit_2_without_traceback(tmp_path):
+    p = _st_file(tmp_path, {C1: {"dtype": "F32", "shape": [1], "data_offsets": ["0", "4"]}}, bytes(4))
+    r = vtpu("run", str(PROGRAMS / "dot.vasm"), "--mem", str(p))
+    assert r.returncode == 2 and "malformed entry" in r.stderr and "Traceback" not in r.stderr
+    deep = _st_file(tmp_path, None, raw_header=b"{" * 100_000)
+    r = vtpu("run", str(PROGRAMS / "dot.vasm"), "--mem", str(deep))
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+# ----------------------------------------------------------------------------- the memory budget
+def _run_env(*args: str, env: dict[str, str]):
+    """`vtpu ARGS` in a subprocess with extra environment variables."""
+    import os
+    import subprocess
+    import sys
+
+    return subprocess.run(
+        [sys.executable, "-m", "vtpu_cli.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=dict(os.environ, **env),
+    )
+
+
+def test_memory_budget_is_enforced_before_allocation():
+    from vtpu_cli.machine.memory import MemoryLimitError
+
+    mem = Memory(mem_limit=1000)
+    mem.alloc(coords.parse_packed(C1), 600, 64, 0)
+    with pytest.raises(MemoryLimitError, match="would exceed the memory budget of 1000 B"):
+        mem.alloc(coords.parse_packed(C2), 600, 64, 0)
+    assert coords.parse_packed(C2) not in mem.table
+    mem.free(coords.parse_packed(C1))
+    assert mem.used_bytes == 0
+    mem.alloc(coords.parse_packed(C2), 1000, 64, 0)  # freed bytes return to the budget
+    assert mem.used_bytes == 1000 and mem.peak_bytes == 1000
+    # a scroll replaced behind Memory's back (as the runner does for --mem) is re-counted
+    mem.table.pop(coords.parse_packed(C2))
+    mem._order.clear()
+    mem.add(coords.parse_packed(C1), np.zeros(900, np.uint8))
+    assert mem.used_bytes == 900
+
+
+def test_salloc_over_the_budget_faults_on_both_engines(tmp_path):
+    src = tmp_path / "big.vasm"
+    src.write_text(f"""    SCOORD p0, {C1}
+    SALLOC p0, 0x100000
+    SCOORD p1, {C2}
+    SALLOC p1, 0x100000
+""")
+    for engine in ("interp", "jit"):
+        r = _run_env("run", str(src), "--engine", engine, env={"VTPU_MEM_LIMIT": "1.5M"})
+        assert r.returncode == 1, (engine, r.stderr)
+        assert "SALLOC of 1.0 MiB would exceed the memory budget of 1.5 MiB" in r.stderr
+        r = _run_env("run", str(src), "--engine", engine, env={"VTPU_MEM_LIMIT": "3M"})
+        assert r.returncode == 0, (engine, r.stderr)
+
+
+def test_memory_limit_setting_is_parsed_and_bad_values_are_usage_errors(tmp_path, monkeypatch):
+    from vtpu_cli.binary import limits
+    from vtpu_cli.core.errors import VtpuError
+
+    assert limits.parse_size("512M") == 512 << 20
+    assert limits.parse_size("4GiB") == 4 << 30
+    assert limits.parse_size("1.5k") == 1536
+    assert limits.parse_size("4096") == 4096
+    for bad in ("", "-1G", "lots", "0"):
+        with pytest.raises(ValueError):
+            limits.parse_size(bad)
+    monkeypatch.delenv(limits.MEM_LIMIT_ENV, raising=False)
+    assert limits.default_memory_budget() == int(limits.physical_memory() * limits.MEM_LIMIT_FRACTION)
+    assert Memory().mem_limit == limits.default_memory_budget()
+    monkeypatch.setenv(limits.MEM_LIMIT_ENV, "nonsense")
+    with pytest.raises(VtpuError, match="VTPU_MEM_LIMIT"):
+        Memory()
+    r = _run_env("run", str(PROGRAMS / "dot.vasm"), env={"VTPU_MEM_LIMIT": "nonsense"})
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+
+
+def test_program_data_over_the_budget_is_refused_at_load(tmp_path):
+    src = tmp_path / "z.vasm"
+    src.write_text(f".zero {C1} u8 3000000\n    DHALT\n")
+    r = _run_env("run", str(src), env={"VTPU_MEM_LIMIT": "1M"})
+    assert r.returncode == 2 and "memory budget" in r.stderr and "Traceback" not in r.stderr
+
+
+# ----------------------------------------------------------------------------- the cold-tier file
+def _cold_files(tmpdir) -> list:
+    return sorted(p.name for p in tmpdir.iterdir() if p.name.startswith("vtpu-cold-"))
+
+
+def test_cold_tier_file_never_has_a_name(tmp_path, monkeypatch):
+    import tempfile
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    mem = Memory()
+    c = coords.parse_packed(C1)
+    mem.add(c, np.arange(64, dtype=np.uint8))
+    mem.flush(c)
+    assert mem.table[c].tier == "cold" and bytes(mem.table[c].buf) == bytes(range(64))
+    assert _cold_files(tmp_path) == []  # unlinked as it was created: nothing to leave behind
+    mem.close()
+
+
+@pytest.mark.parametrize("how", ["exit", "sigterm", "sigint", "sigkill"])
+def test_cold_tier_file_is_gone_on_every_exit_path(tmp_path, how):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    src = tmp_path / "flush.vasm"
+    src.write_text(f"""    SCOORD p0, {C1}
+    SALLOC p0, 4096
+    SFLUSH p0
+    DMOV r1, {1 if how == "exit" else 0}
+spin:
+    DCMP.eq.i64 r2, r1, 0
+    DBRT spin
+""")
+    env = dict(os.environ, TMPDIR=str(tmp_path))
+    cmd = [sys.executable, "-m", "vtpu_cli.cli.main", "run", str(src), "--engine", "interp"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    if how != "exit":
+        time.sleep(3)
+        assert proc.poll() is None, proc.stderr.read()
+        proc.send_signal({"sigterm": signal.SIGTERM, "sigint": signal.SIGINT, "sigkill": signal.SIGKILL}[how])
+    proc.wait(timeout=60)
+    assert _cold_files(tmp_path) == []
