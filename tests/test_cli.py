@@ -145,3 +145,188 @@ def test_ctrl_c_stops_a_runaway_program_cleanly(extra):
     finally:
         p.kill()
     assert p.returncode == 130 and "interrupted" in err and "Traceback" not in err
+
+
+# ---------------------------------------------------------------------------------------------- issue 16
+VADD = PROGRAMS / "vadd.vasm"
+DOT_PHX = PROGRAMS / "phx" / "dot.phx"
+
+
+def _json(r) -> dict:
+    """The one JSON document a --json command prints, whatever the outcome."""
+    assert r.stdout.count("\n{") == 0 and r.stdout.lstrip().startswith("{"), r.stdout + r.stderr
+    return json.loads(r.stdout)
+
+
+def test_json_is_one_document_for_every_outcome(tmp_path):
+    """Defect 1: cc/run/asm with --json print one JSON document for success and for bad input."""
+    bad_phx = tmp_path / "bad.phx"
+    bad_phx.write_text("let x = \n")
+    r = vtpu("cc", str(bad_phx), "--json")
+    doc = _json(r)
+    assert r.returncode == 2 and doc["ok"] is False and doc["diagnostics"][0]["line"] == 1
+    r = vtpu("cc", str(DOT_PHX), "--json", "-o", str(tmp_path / "x.siw"))
+    doc = _json(r)
+    assert r.returncode == 0 and doc["ok"] and doc["output"].endswith("x.siw") and doc["report"]["functions"]
+    for args in (("run", str(tmp_path / "missing.vasm"), "--json"), ("run", str(bad_phx), "--json")):
+        r = vtpu(*args)
+        doc = _json(r)
+        assert r.returncode == 2 and doc["status"] == "error" and doc["error"]
+    r = vtpu("run", str(VADD), "--json", "--sentrons", "0")
+    assert r.returncode == 2 and _json(r)["status"] == "error"  # a usage error too
+
+
+def test_closed_pipe_and_full_disk_end_cleanly(tmp_path):
+    """Defect 2: /dev/full is a clean error; a closed pipe ends quietly (no traceback)."""
+    import subprocess
+    import sys
+
+    siw = tmp_path / "v.siw"
+    assert vtpu("asm", str(VADD), "-o", str(siw)).returncode == 0
+    cmd = [sys.executable, "-m", "vtpu_cli.cli.main"]
+    for args in (["disasm", str(siw)], ["run", str(siw), "--json", "--engine", "interp"]):
+        with open("/dev/full", "w") as full:
+            r = subprocess.run(cmd + args, stdout=full, stderr=subprocess.PIPE, text=True, timeout=60)
+        assert r.returncode == 2 and "cannot write to standard output" in r.stderr, r.stderr
+        assert "Traceback" not in r.stderr
+    p = subprocess.Popen(cmd + ["isa", "--markdown"], stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    p.stdout.readline()
+    p.stdout.close()  # the reader goes away after one line, like `| head -1`
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) in (0, 141) and err == ""
+
+
+def test_output_that_is_the_input_is_refused(tmp_path):
+    """Defect 3."""
+    src = tmp_path / "x.vasm"
+    src.write_text(VADD.read_text())
+    r = vtpu("asm", str(src), "-o", str(src))
+    assert r.returncode == 2 and "is the input file" in r.stderr and src.read_text() == VADD.read_text()
+    phx = tmp_path / "x.phx"
+    phx.write_text(DOT_PHX.read_text())
+    r = vtpu("cc", str(phx), "-o", str(phx))
+    assert r.returncode == 2 and phx.read_text() == DOT_PHX.read_text()
+
+
+def test_cc_emit_writes_the_file_its_help_names(tmp_path):
+    """Defect 4: --emit vasm writes SOURCE.vasm (help says so); -o - writes stdout."""
+    phx = tmp_path / "m.phx"
+    phx.write_text(DOT_PHX.read_text())
+    r = vtpu("cc", str(phx), "--emit", "vasm")
+    assert r.returncode == 0 and r.stdout == "" and (tmp_path / "m.vasm").read_text().startswith("; svISA")
+    assert f"wrote {tmp_path / 'm.vasm'}" in r.stderr
+    r = vtpu("cc", str(phx), "--emit", "vasm", "-o", "-")
+    assert r.stdout == (tmp_path / "m.vasm").read_text()
+    assert "SOURCE with .siw, .vasm or .ir" in " ".join(vtpu("cc", "-h").stdout.split())
+
+
+def test_cc_on_a_directory_a_binary_or_assembly_is_a_clean_error(tmp_path):
+    """Defects 5 and 6."""
+    siw = tmp_path / "v.siw"
+    vtpu("asm", str(VADD), "-o", str(siw))
+    for path, needle in (
+        (tmp_path, "is a directory"),
+        (siw, "not UTF-8 text"),
+        (VADD, "svISA assembly, not the .phx language"),
+    ):
+        r = vtpu("cc", str(path))
+        assert r.returncode == 2 and needle in r.stderr and "Traceback" not in r.stderr, r.stderr
+    r = vtpu("run", str(DOT_PHX), "--engine", "interp")  # run compiles .phx on the fly
+    assert r.returncode == 0 and r.stdout.startswith("r (1.1.1/1.1.1/1.1.3) f32[16]"), r.stderr
+
+
+def test_help_and_usage_errors_speak_plainly():
+    """Defect 9: -h works, metavars are plain, choices listed, no framework wording."""
+    h = vtpu("run", "-h")
+    assert h.returncode == 0 and "PROGRAM" in h.stdout
+    for leak in ("{PROGRAM}", "list[Path]", "<str>", "[[NAME]...]"):
+        assert leak not in h.stdout
+    assert "phase0,phase1,phase2" in vtpu("bench", "-h").stdout.replace(" ", "")
+    assert "{siw,vasm,ir}" in vtpu("cc", "-h").stdout
+    r = vtpu("run", str(VADD), "-n", "0")
+    assert r.returncode == 2 and "must be at least 1, got 0" in r.stderr and "Input should" not in r.stderr
+    r = vtpu("run", str(VADD), "--engine", "gpu")
+    assert r.returncode == 2 and "invalid choice: 'gpu'" in r.stderr and "Value error" not in r.stderr
+    r = vtpu("run", str(VADD), "--bogus")
+    assert r.returncode == 2 and "unknown option --bogus" in r.stderr and "did you mean" not in r.stderr
+    r = vtpu("run", str(VADD), "--sentron", "2")
+    assert "did you mean --sentrons?" in r.stderr
+
+
+def test_out_all_without_out_and_bom(tmp_path):
+    """Defect 10 (the parts in main.py and the assembler): --out-all needs --out; a BOM is not an error;
+    every command says what it wrote."""
+    r = vtpu("run", str(VADD), "--out-all")
+    assert r.returncode == 2 and "--out-all needs --out" in r.stderr
+    bom = tmp_path / "bom.vasm"
+    bom.write_bytes(b"\xef\xbb\xbf" + VADD.read_bytes())
+    r = vtpu("run", str(bom), "--engine", "interp", "--out", str(tmp_path / "o.safetensors"))
+    assert r.returncode == 0 and "C (1.1.1/1.1.1/1.1.3)" in r.stdout
+    assert f"wrote {tmp_path / 'o.safetensors'}" in r.stderr
+    r = vtpu("disasm", str(tmp_path / "none.siw"))
+    assert r.returncode == 2
+
+
+def test_conventions_quiet_color_stdin_defines_isa_op(tmp_path):
+    src = tmp_path / "d.vasm"
+    src.write_text(".const N = 5\n.output r1\n    DMOV r1, N\n    DHALT\n")
+    r = vtpu("-q", "asm", str(src))
+    assert r.returncode == 0 and r.stderr == ""
+    r = vtpu("asm", "-", "-o", str(tmp_path / "s.siw"), stdin=src.read_text())
+    assert r.returncode == 0 and (tmp_path / "s.siw").exists()
+    r = vtpu("run", "-", "--engine", "interp", "-D", "N=42", stdin=src.read_text())
+    assert r.stdout.strip() == "sentron 0: r1.i64 = 42", r.stderr
+    r = vtpu("run", str(src), "--engine", "interp", "-D", "N=0x10")
+    assert r.stdout.strip() == "sentron 0: r1.i64 = 16"
+    r = vtpu("--color", "always", "asm", str(tmp_path / "missing.vasm"))
+    assert "\x1b[" in r.stderr
+    r = vtpu("asm", str(tmp_path / "missing.vasm"), "--color", "never")
+    assert "\x1b[" not in r.stderr and "no such file" in r.stderr
+    r = vtpu("isa", "dfma")
+    assert r.returncode == 0 and r.stdout.startswith("DFMA") and "fused multiply-add" in r.stdout
+    r = vtpu("isa", "DFMAX")
+    assert r.returncode == 2 and "did you mean" in r.stderr
+
+
+def test_warnings_and_werror(tmp_path):
+    src = tmp_path / "w.vasm"
+    src.write_text(".const UNUSED = 3\n    DMOV r1, 1\n    DHALT\n")
+    r = vtpu("asm", str(src))
+    assert r.returncode == 0 and "warning: `UNUSED` is defined but never used" in r.stderr
+    assert "no `.output`" in r.stderr
+    (tmp_path / "w.siw").unlink()
+    r = vtpu("asm", str(src), "-W", "error")
+    assert r.returncode == 2 and "error: `UNUSED`" in r.stderr and not (tmp_path / "w.siw").exists()
+
+
+def test_include_and_error_limit(tmp_path):
+    (tmp_path / "lib").mkdir()
+    (tmp_path / "lib" / "consts.vasm").write_text(".const N = 7\n")
+    main = tmp_path / "main.vasm"
+    main.write_text('.include "lib/consts.vasm"\n.output r1\n    DMOV r1, N\n    DHALT\n')
+    r = vtpu("run", str(main), "--engine", "interp")
+    assert r.stdout.strip() == "sentron 0: r1.i64 = 7", r.stderr
+    bad = tmp_path / "bad.vasm"
+    bad.write_text("FOO\n" * 50 + '.include "nowhere.vasm"\n')
+    r = vtpu("asm", str(bad), "--error-limit", "3")
+    assert r.returncode == 2 and r.stderr.count("error: unknown op") == 3
+
+
+def test_completion_script_and_candidates(tmp_path):
+    r = vtpu("--show-completion", "bash")
+    assert r.returncode == 0 and "complete -o default -F _vtpu_complete vtpu" in r.stdout
+    assert vtpu("__complete", "1", "vtpu", "r").stdout.split() == ["run"]
+    assert "--sentrons" in vtpu("__complete", "2", "vtpu", "run", "--sen").stdout.split()
+    assert vtpu("__complete", "3", "vtpu", "run", "--engine", "").stdout.split() == ["jit", "interp"]
+    import os
+    import subprocess
+    import sys
+
+    env = dict(os.environ, HOME=str(tmp_path), SHELL="/bin/bash", XDG_DATA_HOME=str(tmp_path / "share"))
+    r = subprocess.run(
+        [sys.executable, "-m", "vtpu_cli.cli.main", "--install-completion"],
+        env=env,
+        capture_output=True,
+        text=True,
+    )
+    assert r.returncode == 0 and (tmp_path / "share/bash-completion/completions/vtpu").exists()

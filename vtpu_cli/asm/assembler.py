@@ -495,8 +495,12 @@ class Assembler:
         for lineno, raw in enumerate(self.lines, 1):
             if not raw.strip():
                 continue
-            if self.max_errors and len(self.diags) >= self.max_errors:
-                break
+            if (
+                self.max_errors
+                and len(self.diags) >= self.max_errors
+                and sum(1 for ln, _ in self._diag_order if ln <= lineno) >= self.max_errors
+            ):
+                break  # enough errors before this line: the rest of the file cannot change what is shown
             try:
                 tree = parser.parse(raw)
             except UnexpectedCharacters as e:
