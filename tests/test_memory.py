@@ -411,3 +411,14 @@ spin:
         proc.send_signal({"sigterm": signal.SIGTERM, "sigint": signal.SIGINT, "sigkill": signal.SIGKILL}[how])
     proc.wait(timeout=60)
     assert _cold_files(tmp_path) == []
+
+
+def test_phext_document_over_the_budget_is_refused_before_reading(tmp_path):
+    from vtpu_cli.core.errors import FormatError
+    from vtpu_cli.machine.phextdoc import read_phext
+
+    doc = tmp_path / "big.phext"
+    doc.write_text("x" * 5000 + "\x17" + "y")
+    with pytest.raises(FormatError, match="exceeds the memory budget of 4.0 KiB"):
+        read_phext(str(doc), max_bytes=4096)
+    assert len(read_phext(str(doc))) == 2

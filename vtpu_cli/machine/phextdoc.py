@@ -159,11 +159,25 @@ def format_phext(scrolls: Mapping[Coord | str, str]) -> str:
     return "".join(out)
 
 
-def read_phext(path: str | os.PathLike[str]) -> dict[Coord, str]:
-    """Read and parse a UTF-8 ``.phext`` file (no newline translation)."""
+def read_phext(path: str | os.PathLike[str], *, max_bytes: int | None = None) -> dict[Coord, str]:
+    """Read and parse a UTF-8 ``.phext`` file (no newline translation).
+
+    The file's size is checked against `max_bytes` (default: the memory budget, docs/limits.md) before
+    it is read: its scrolls become memory.
+    """
+    from vtpu_cli.binary import limits
+
     p = Path(path)
+    budget = limits.default_memory_budget() if max_bytes is None else max_bytes
     try:
         with open(p, encoding="utf-8", newline="") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            if size > budget:
+                raise FormatError(
+                    f"{p}: a document of {limits.format_size(size)} exceeds the memory budget of "
+                    f"{limits.format_size(budget)}",
+                    hint=f"raise it with --mem-limit SIZE or ${limits.MEM_LIMIT_ENV}=SIZE (docs/limits.md)",
+                )
             text = fh.read()
     except FileNotFoundError:
         raise VtpuError(f"{p}: no such file", hint="check the path of the .phext document") from None
