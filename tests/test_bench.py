@@ -6,10 +6,18 @@ import json
 import os
 import subprocess
 import sys
+from pathlib import Path
 
-from conftest import PROGRAMS
+import pytest
 
-from vtpu_cli.bench.suite import evaluate_gate, gate_exit, load_manifests, run_benchmark
+from vtpu_cli.bench.suite import (
+    PROGRAM_KEYS,
+    bench_dir,
+    evaluate_gate,
+    gate_exit,
+    load_manifests,
+    run_benchmark,
+)
 
 HOST = {"cores": 2, "tsc_ghz": 2.6, "cycle_source": {"source": "tsc"}}
 
@@ -20,6 +28,9 @@ def prog(name, opc=3.0, verified=True, phases=("phase0",), **kw):
         "phases": list(phases),
         "verified": verified,
         "ops_per_cycle": opc,
+        "ops_per_tsc": opc * 1.2 if opc else None,
+        "native": True,
+        "engine": "jit",
         "error": None,
         "sentrons": 1,
         "gops": 1.0,
@@ -44,6 +55,22 @@ def test_phase0_pass_fail_and_unmeasured():
 def test_unverified_program_cannot_pass_a_gate():
     crit = evaluate_gate("phase0", [prog("a", 9.0), prog("bad", 9.0, verified=False)], HOST, "jit")
     assert crit[0]["passed"] is False and crit[0]["value"] == 0.0 and "bad" in crit[0]["note"]
+
+
+def test_a_program_that_did_not_run_natively_or_faulted_fails_the_gate():
+    interp = prog("b", 9.0, native=False, engine="interp", fallback="unsupported op")
+    crit = evaluate_gate("phase0", [prog("a", 3.0), interp], HOST, "jit")
+    assert crit[0]["passed"] is False and gate_exit(crit) == 1 and "natively" in crit[0]["note"]
+    faulted = prog("c", None, verified=False, error="run fault: ...")
+    crit = evaluate_gate("phase0", [prog("a", 3.0), faulted], HOST, "jit")
+    assert crit[0]["passed"] is False and gate_exit(crit) == 1 and "fault" in crit[0]["note"]
+    tp = [prog("bal", phases=("phase0",), throughput=True, sentrons=2, gops=99.0, native=False)]
+    assert gate_exit(evaluate_gate("phase1", tp, HOST, "jit")[1:]) == 1
+
+
+def test_gate_uses_core_cycles_and_reports_tsc_ticks():
+    crit = evaluate_gate("phase0", [prog("a", 2.0), prog("b", 2.0)], HOST, "jit")
+    assert crit[0]["value"] == 2.0 and abs(crit[0]["per_tsc_tick"] - 2.4) < 1e-12
 
 
 def test_phase1_hit_rate_and_normalised_throughput():
@@ -87,38 +114,97 @@ def test_every_manifest_loads_and_quick_run_verifies():
         r = run_benchmark(ms[name], "interp", "quick", 1)
         assert r["verified"], (name, r["error"])
         assert r["ops"] > 0 and r["cycles"] > 0 and r["ops_per_cycle"] > 0
+        assert set(r) == set(PROGRAM_KEYS) and r["engine"] == "interp" and r["native"] is False
+
+
+@pytest.mark.parametrize("name", ["balanced", "d_heavy", "s_heavy", "c_heavy", "double_buffer"])
+@pytest.mark.parametrize("engine", ["interp", "jit"])
+def test_phase0_streams_verify_on_both_engines(name, engine):
+    """The rewritten streams: outputs checked exactly against numpy; on the JIT they run natively."""
+    m = {m.name: m for m in load_manifests()}[name]
+    r = run_benchmark(m, engine, "quick", 1)
+    assert r["verified"] and r["error"] is None, r["error"]
+    assert r["native"] is (engine == "jit")
+    assert r["ops_per_tsc"] > 0 and (r["core_per_tsc"] is None or r["core_per_tsc"] > 0)
+
+
+def test_a_stream_that_skips_work_is_not_verified(tmp_path):
+    """The check reads what the program computed: an FMA fed the wrong operand fails it."""
+    import dataclasses
+
+    m = {m.name: m for m in load_manifests()}["d_heavy"]
+    src = m.program.read_text().replace("DFMA.f32 v3, v13, v15, v3", "DFMA.f32 v3, v13, v14, v3", 1)
+    assert src != m.program.read_text()
+    (tmp_path / "d.vasm").write_text(src)
+    r = run_benchmark(dataclasses.replace(m, program=tmp_path / "d.vasm"), "interp", "quick", 1)
+    assert not r["verified"] and "ACC[3]" in r["error"]
 
 
 def vtpu(*args, env=None):
     return subprocess.run(
-        [sys.executable, "-m", "vtpu_cli.cli.main", *args], capture_output=True, text=True, timeout=300, env=env
+        [sys.executable, "-m", "vtpu_cli.cli.main", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=env,
     )
 
 
 def test_json_schema(tmp_path):
+    """One schema: every program entry has the same keys (those docs/bench.md lists)."""
     out = tmp_path / "b.json"
-    r = vtpu("bench", "--engine", "interp", "--quick", "--gate", "phase1", "row_walk", "--json", str(out))
+    r = vtpu(
+        "bench", "--engine", "interp", "--quick", "--gate", "phase1", "row_walk", "ring_allreduce",
+        "ternary_gemv", "--json", str(out),
+    )  # fmt: skip
     doc = json.loads(out.read_text())
     assert {"gate", "passed", "cycle_source", "host", "criteria", "programs"} <= set(doc)
-    assert {"cpu", "features", "cores", "tsc_ghz"} <= set(doc["host"])
+    assert {"cpu", "features", "cores", "tsc_ghz", "core_ghz"} <= set(doc["host"])
     for c in doc["criteria"]:
         assert {"name", "value", "threshold", "passed"} <= set(c)
-    p = doc["programs"][0]
-    assert {"name", "verified", "ops_per_cycle", "seconds", "rates", "ppt_hit_rate"} <= set(p)
-    assert p["name"] == "row_walk" and p["verified"] is True
+    assert [p["name"] for p in doc["programs"]] == ["row_walk", "ring_allreduce", "ternary_gemv"]
+    for p in doc["programs"]:
+        assert set(p) == set(PROGRAM_KEYS), set(p) ^ set(PROGRAM_KEYS)
+        assert p["verified"] is True and p["engine"] == "interp"
+    gemv = doc["programs"][2]
+    assert gemv["roofline"]["fraction"] > 0 and gemv["baseline"]["ratio"] > 0
+    assert "same 2-bit bytes" in gemv["baseline"]["what"]
+    documented = (Path(__file__).parents[1] / "docs" / "bench.md").read_text()
+    for key in PROGRAM_KEYS:
+        assert f'"{key}"' in documented, f"docs/bench.md does not document {key}"
     assert r.returncode == 3  # node throughput is not measurable on the interpreter
+
+
+def test_json_to_stdout_and_unwritable_paths_fail_before_running(tmp_path):
+    r = vtpu("bench", "--engine", "interp", "--quick", "row_walk", "--json", "-")
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)  # stdout is the JSON document alone (the table goes to stderr)
+    assert doc["programs"][0]["name"] == "row_walk" and "vBench" in r.stderr
+    assert not (Path.cwd() / "-").exists()
+    for bad in (tmp_path / "missing" / "b.json", tmp_path):
+        r = vtpu("bench", "--engine", "interp", "--quick", "row_walk", "--json", str(bad))
+        assert r.returncode == 2 and "cannot write" in r.stderr and "vBench" not in r.stderr + r.stdout
+
+
+def test_suite_runs_from_any_directory(tmp_path):
+    """The suite ships inside the package: no checkout, no VTPU_BENCH_DIR needed."""
+    assert (bench_dir() / "balanced.toml").is_file() and "site-packages" not in str(tmp_path)
+    env = {k: v for k, v in os.environ.items() if k != "VTPU_BENCH_DIR"}
+    r = subprocess.run(
+        [sys.executable, "-m", "vtpu_cli.cli.main", "bench", "--list"],
+        capture_output=True, text=True, timeout=120, cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert r.returncode == 0 and "balanced" in r.stdout
 
 
 def test_a_wrong_program_is_unverified_and_fails(tmp_path):
     d = tmp_path / "bench"
     d.mkdir()
-    src = (
-        (PROGRAMS / "bench" / "d_heavy.vasm").read_text().replace("DBCAST.f32 v0, 0.0", "DBCAST.f32 v0, 1.0")
-    )
+    src = (bench_dir() / "d_heavy.vasm").read_text().replace("DBCAST.f32 v0, 0.0", "DBCAST.f32 v0, 1.0")
     (d / "wrong.vasm").write_text(src)
     (d / "wrong.toml").write_text(
         'name = "wrong"\nprogram = "wrong.vasm"\nphases = ["phase0"]\n'
-        'reference = "d_heavy"\n[params.quick]\nITERS = 10\n'
+        'reference = "d_heavy"\n[params.quick]\nITERS = 40\nSEG = 1024\n'
     )
     env = dict(os.environ, VTPU_BENCH_DIR=str(d))
     r = vtpu("bench", "--engine", "interp", "--quick", "--json", str(tmp_path / "w.json"), env=env)

@@ -294,7 +294,9 @@ def _ternary_gemv():
         f32 (1 MiB, cache-resident) and multiply with OpenBLAS sgemv; the weights never exist as a whole
         in a wider type."""
         rows = p["ROWS"]
-        packed = np.frombuffer(inp[coords.parse_packed("1.2.6/1.1.1/1.1.1")][2], np.uint8).reshape(-1, 256)
+        packed = np.frombuffer(inp[coords.parse_packed("1.2.6/1.1.1/1.1.1")][2], np.uint8).reshape(-1, 256)[
+            :rows
+        ]
         x = np.frombuffer(inp[coords.parse_packed("1.2.6/1.1.1/1.1.2")][2], np.int8).astype(np.float32)
         lut = ((np.arange(256)[:, None] >> (2 * np.arange(4))) & 3).astype(np.float32) - 1
         block = 256
