@@ -973,3 +973,59 @@ def test_cache_is_pruned_to_its_size(tmp_path, monkeypatch):
         prog = assemble(f"    DMOV r1, {k + 1}\n    DADD r1, r1, {k}")
         J.JitEngine(prog, cache_dir=tmp_path).run()
     assert len(list(tmp_path.glob("jit-*.o"))) == 2
+
+
+def test_cache_key_covers_the_whole_program_not_just_the_code(tmp_path):
+    """#11 bug 4: same code, different .group membership -> different objects (the one-sentron lowering
+    bakes group membership in); before, the second program silently reused the first one's object."""
+    body = "    CBAR g\n    DMOV r1, 5\n"
+    ok = assemble(".group g = 0..0\n" + body)
+    bad = assemble(".group g = 1..1\n" + body)
+    assert ok.code == bad.code and ok.groups != bad.groups
+    jc._loaded.clear()
+    for prog in (ok, bad, ok):
+        ref = Interpreter(prog).run()
+        res = jit.JitEngine(prog, cache_dir=tmp_path).run()
+        assert res.status == ref.status and same_result(ref, res) == []
+    assert Interpreter(bad).run().status != "ok"
+    assert len(list(tmp_path.glob("jit-*.o"))) == 2
+
+
+def test_cache_loads_only_private_sealed_objects(tmp_path):
+    """#11 bug 7: objects are loaded only from a directory owned by the user and not group/world
+    writable, and only when the digest recorded with the object matches."""
+    import os
+
+    prog = assemble("DMOV r1, 21\nDADD r2, r1, r1\n")
+    d = tmp_path / "c"
+    jc._loaded.clear()
+    assert jit.JitEngine(prog, cache_dir=d).run().cache_hit == ""
+    assert oct(os.stat(d).st_mode & 0o777) == "0o700"
+    (obj,) = d.glob("jit-*.o")
+    jc._loaded.clear()
+    assert jit.JitEngine(prog, cache_dir=d).run().cache_hit == "disk"
+    # a corrupted object (the seal no longer matches) is recompiled, not loaded
+    blob = bytearray(obj.read_bytes())
+    blob[len(blob) // 2] ^= 0xFF
+    obj.write_bytes(bytes(blob))
+    jc._loaded.clear()
+    r = jit.JitEngine(prog, cache_dir=d).run()
+    assert r.cache_hit == "" and r.sentrons[0].R[2] == 42
+    # an object copied from another key's slot fails the seal too
+    other = assemble("DMOV r1, 1\nDADD r2, r1, r1\n")
+    jc._loaded.clear()
+    jit.JitEngine(other, cache_dir=d).run()
+    objs = sorted(d.glob("jit-*.o"), key=lambda f: f.stat().st_mtime)
+    objs[0].write_bytes(objs[1].read_bytes())
+    jc._loaded.clear()
+    assert jit.JitEngine(prog, cache_dir=d).run().sentrons[0].R[2] == 42
+    # a group-writable directory is not trusted (nothing loaded from it, nothing written to it)
+    os.chmod(d, 0o770)
+    jc._loaded.clear()
+    r = jit.JitEngine(prog, cache_dir=d).run()
+    assert r.cache_hit == "" and r.sentrons[0].R[2] == 42
+    os.chmod(d, 0o700)
+    os.chmod(objs[0], 0o666)  # a world-writable object is not trusted either
+    jc._loaded.clear()
+    jit.JitEngine(prog, cache_dir=d).run()
+    assert jit.JitEngine(prog, cache_dir=d).run().sentrons[0].R[2] == 42

@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import os
 import platform
+import stat
 import threading
 import time
 from dataclasses import dataclass
@@ -365,6 +366,77 @@ LARGE_PROGRAM_SIWS = 512
 CACHE_ENTRIES = 256  # compiled objects kept per cache directory (least recently written go first)
 
 
+def program_key(program: Program, v, opt: int) -> str:
+    """The cache key: the whole program (its canonical .siw encoding: code, groups, data, outputs -- the
+    lowering bakes groups and scroll layout in), the variant, the optimisation level and the versions of
+    vtpu, llvmlite and the JIT's own sources."""
+    from vtpu_cli.binary.siwfile import encode
+
+    h = hashlib.sha256()
+    for part in (
+        encode(program),
+        repr(v).encode(),
+        str(opt).encode(),
+        __version__.encode(),
+        llvmlite.__version__.encode(),
+        _source_hash().encode(),
+    ):
+        h.update(hashlib.sha256(part).digest())
+    return h.hexdigest()
+
+
+SEAL_BYTES = 32
+
+
+def _seal(key: str, obj: bytes) -> bytes:
+    """The trailer stored after a cached object: SHA-256 of its key and bytes. A truncated, corrupted or
+    substituted object (one written for another key) fails the check and is recompiled."""
+    return hashlib.sha256(key.encode() + b"\0" + obj).digest()
+
+
+def _private_dir(path: Path) -> bool:
+    """Only a directory owned by this user and not writable by group or others may feed native code
+    into this process (a shared or world-writable cache could hand us anyone's machine code)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return False
+    if not stat.S_ISDIR(st.st_mode):
+        return False
+    if hasattr(os, "getuid") and st.st_uid != os.getuid():
+        return False
+    return not st.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def _read_cached(path: Path, fpath: Path, key: str) -> bytes | None:
+    """A cached object, or None: the directory must be private, the file ours, not a link, not group- or
+    world-writable, and its seal must match."""
+    if not _private_dir(path):
+        return None
+    try:
+        fd = os.open(fpath, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError:
+        return None
+    try:
+        st = os.fstat(fd)
+        if hasattr(os, "getuid") and st.st_uid != os.getuid():
+            return None
+        if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) or not stat.S_ISREG(st.st_mode):
+            return None
+        with os.fdopen(fd, "rb") as f:
+            fd = -1
+            blob = f.read()
+    except OSError:
+        return None
+    finally:
+        if fd >= 0:
+            os.close(fd)
+    obj, seal = blob[:-SEAL_BYTES], blob[-SEAL_BYTES:]
+    if len(blob) <= SEAL_BYTES or _seal(key, obj) != seal:
+        return None
+    return obj
+
+
 def _prune_cache(path: Path) -> None:
     files = sorted(path.glob("jit-*.o"), key=lambda f: f.stat().st_mtime)
     for f in files[:-CACHE_ENTRIES]:
@@ -400,11 +472,7 @@ def compile_program(
     limit = "none" if max_steps is None else ("local" if sentrons == 1 else "shared")
     precise = precise or limit != "none"
     v = _Variant(limit, portable, ppt_sets, cpu, features, ppt_ways, precise, sentrons == 1)
-    h = hashlib.sha256()
-    for part in (repr(program.code), repr(v), str(opt), __version__, llvmlite.__version__, _source_hash()):
-        h.update(part.encode())
-        h.update(b"\0")
-    key = h.hexdigest()
+    key = program_key(program, v, opt)
     t0 = time.perf_counter()
     leaders = _leaders(program)
     if not no_cache and key in _loaded:
@@ -414,20 +482,18 @@ def compile_program(
     path = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     fpath = path / f"jit-{key[:40]}.o"
     hit = ""
-    if not no_cache and fpath.is_file():
-        try:
-            obj = fpath.read_bytes()
-            hit = "disk"
-        except OSError:
-            obj = None
+    if not no_cache:
+        obj = _read_cached(path, fpath, key)
+        hit = "disk" if obj is not None else ""
     if obj is None:
         text, leaders = build_module(program, v)
         obj = _compile_object(text, v, opt)
         if not no_cache:
             try:
-                path.mkdir(parents=True, exist_ok=True)
-                write_atomic(fpath, obj)
-                _prune_cache(path)
+                path.mkdir(mode=0o700, parents=True, exist_ok=True)
+                if _private_dir(path):
+                    write_atomic(fpath, obj + _seal(key, obj))
+                    _prune_cache(path)
             except (OSError, VtpuError):
                 pass  # an unwritable cache only costs the next run a compile
     engine, addr = _load_object(obj, v)
