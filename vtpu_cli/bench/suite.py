@@ -1,6 +1,6 @@
-"""vBench: run the suite in programs/bench/, verify every result, measure honestly, judge the gates.
+"""vBench: run the suite in vtpu_cli/bench/programs/, verify every result, measure honestly, judge the gates.
 
-A benchmark is a program plus a TOML manifest (programs/bench/NAME.toml); its numpy side (inputs,
+A benchmark is a program plus a TOML manifest (vtpu_cli/bench/programs/NAME.toml); its numpy side (inputs,
 reference check, work, baseline) lives in benchcases.py. Nothing counts unless verified; a gate
 criterion that could not be measured makes the gate an error (exit 3), never a pass.
 """
