@@ -353,3 +353,89 @@ def test_layer_index_errors():
         "weight w: f32[4, 4] layers 2\ninput x: f32[1, 4]\noutput y: f32[1, 4]\ny = matmul(x, w)\ny = matmul(x, w[2])\n"
     )
     assert "select one: w[layer]" in d[0].message and "outside 0..1" in d[1].message
+
+
+# ------------------------------------------------------------------ transformer ops
+def rope_ref(x, cs, pos, heads):
+    hd = x.size // heads
+    h = x.reshape(heads, hd)
+    half = hd // 2
+    c, s = cs[pos, :half], cs[pos, half:]
+    x1, x2 = h[:, :half], h[:, half:]
+    y1 = ((x1 * c).astype(F32) - (x2 * s).astype(F32)).astype(F32)
+    y2 = ((x2 * c).astype(F32) + (x1 * s).astype(F32)).astype(F32)
+    return np.concatenate([y1, y2], 1).reshape(x.shape)
+
+
+def attend_ref(q, kc, vc, n, heads, kvh):
+    hd = q.size // heads
+    out = np.zeros(q.size)
+    for h in range(heads):
+        g = h // (heads // kvh)
+        qh = q.reshape(heads, hd)[h].astype(np.float64)
+        k = kc[:n, g * hd : (g + 1) * hd].astype(np.float64)
+        v = vc[:n, g * hd : (g + 1) * hd].astype(np.float64)
+        s = k @ qh / np.sqrt(hd)
+        p = np.exp(s - s.max())
+        out[h * hd : (h + 1) * hd] = (p @ v) / p.sum()
+    return out.reshape(q.shape)
+
+
+ROPE_ATTEND = """const T = 40
+const H = 4
+const G = 2
+const HD = 32
+input x: f32[1, 128]
+input kin: f32[1, 64]
+input vin: f32[1, 64]
+input cs: f32[T, HD]
+input posv: i32[1]
+output q: f32[1, 128]
+output kc: f32[T, 64]
+output vc: f32[T, 64]
+output o: f32[1, 128]
+let p32: i32 = load(posv, 0)
+let pos: i64 = i64(p32)
+q = rope(x, cs, pos, heads=H)
+tensor kr: f32[1, 64]
+kr = rope(kin, cs, pos, heads=G)
+kc[pos] = kr
+vc[pos] = vin
+let n: i64 = pos + 1
+o = attend(q, kc, vc, n, heads=H, kv_heads=G)
+"""
+
+
+@pytest.mark.parametrize("pos", [0, 5, 39])
+def test_rope_kv_append_gqa_attention(pos, tmp_path):
+    rng = np.random.default_rng(pos)
+    x, kin, vin = rnd(pos, 1, 128), rnd(pos + 1, 1, 64), rnd(pos + 2, 1, 64)
+    ang = np.arange(40)[:, None] * (10000.0 ** (-np.arange(16) / 16))[None, :]
+    cs = np.concatenate([np.cos(ang), np.sin(ang)], 1).astype(F32)
+    kc0 = rng.standard_normal((40, 64)).astype(F32)
+    vc0 = rng.standard_normal((40, 64)).astype(F32)
+    # the caches are outputs preloaded with earlier tokens' rows (bound like inputs)
+    inputs = {
+        "x": x,
+        "kin": kin,
+        "vin": vin,
+        "cs": cs,
+        "posv": np.array([pos], np.int32),
+        "kc": kc0,
+        "vc": vc0,
+    }
+    results = [
+        run(ROPE_ATTEND, inputs, ["q", "kc", "vc", "o"], opt=opt, engine=engine, tmp=str(tmp_path))[0]
+        for opt, engine in ((0, "interp"), (3, "interp"), (3, "jit"))
+    ]
+    for other in results[1:]:
+        for a, b in zip(results[0], other, strict=True):
+            assert a.tobytes() == b.tobytes()
+    q, kc, vc, o = results[0]
+    np.testing.assert_array_equal(q, rope_ref(x, cs, pos, 4))
+    want_kc, want_vc = kc0.copy(), vc0.copy()
+    want_kc[pos] = rope_ref(kin, cs, pos, 2)[0]
+    want_vc[pos] = vin[0]
+    np.testing.assert_array_equal(kc, want_kc)
+    np.testing.assert_array_equal(vc, want_vc)
+    np.testing.assert_allclose(o, attend_ref(q, kc, vc, pos + 1, 4, 2), rtol=2e-5, atol=2e-6)

@@ -486,3 +486,184 @@ def copy_row_loop(b: Builder, src: str, soff: VReg, dst: str, doff: VReg, nbytes
     loop(b, nfull, lambda: one(64), "copy")
     if tail:
         one(tail)
+
+
+# ---------------------------------------------------------------------- transformer ops
+def half_chunks(half: int) -> list[tuple[int, int]]:
+    """(byte offset, byte count) of the 64-byte pieces of one half of a head (f32)."""
+    return [(o, min(64, half * 4 - o)) for o in range(0, half * 4, 64)]
+
+
+def rope_loop(lw, x, cs, y, heads: int, hd: int, pos) -> None:
+    """Rotary embedding of one token, half-split convention: for each head, with c = cs[pos, :hd/2],
+    s = cs[pos, hd/2:]: y1 = x1*c - x2*s, y2 = x2*c + x1*s (each product rounded, then the sum)."""
+    b = lw.b
+    half = hd // 2
+    row = ptr(b, 0, "cs")
+    if isinstance(pos, VReg):
+        b.emit("DMUL", row, pos, Imm(hd * 4), type="i64")
+    else:
+        b.emit("DMOV", row, Imm(int(pos) * hd * 4))
+    pieces = half_chunks(half)
+    cvec, svec = [], []
+    for off, nb in pieces:
+        cvec.append(ld(b, "f32", cs.scroll, at(b, row, off), nb))
+        svec.append(ld(b, "f32", cs.scroll, at(b, row, half * 4 + off), nb))
+    hp = ptr(b, 0, "head")
+
+    def head():
+        for (off, nb), c, s in zip(pieces, cvec, svec, strict=True):
+            p1, p2 = at(b, hp, off), at(b, hp, half * 4 + off)
+            x1 = ld(b, "f32", x.scroll, p1, nb)
+            x2 = ld(b, "f32", x.scroll, p2, nb)
+            a, bb, y1 = b.new("v"), b.new("v"), b.new("v")
+            b.emit("DMUL", a, x1, c, type="f32")
+            b.emit("DMUL", bb, x2, s, type="f32")
+            b.emit("DSUB", y1, a, bb, type="f32")
+            a2, b2, y2 = b.new("v"), b.new("v"), b.new("v")
+            b.emit("DMUL", a2, x2, c, type="f32")
+            b.emit("DMUL", b2, x1, s, type="f32")
+            b.emit("DADD", y2, a2, b2, type="f32")
+            st(b, "f32", y1, y.scroll, p1, nb)
+            st(b, "f32", y2, y.scroll, p2, nb)
+        bump(b, hp, hd * 4)
+
+    loop(b, heads, head, "head")
+
+
+def attend_loop(lw, q, kc, vc, o, heads: int, kv_heads: int, hd: int, length) -> None:
+    """Grouped-query attention of one token over the first ``length`` rows of a KV cache:
+    per head h (kv group g = h // (heads / kv_heads)): s_t = (q_h . k_t,g) * (1/sqrt(hd)) for t < length;
+    p = exp(s - max s) (masked lanes contribute 0); o_h = (sum_t p_t v_t,g) * (1 / sum_t p_t)."""
+    from vtpu_cli.compiler.tensors import const_iota, exp_vec, neg_inf
+
+    b = lw.b
+    t_max = kc.shape[0]
+    t16 = (t_max + 15) // 16 * 16
+    scores = lw.scratch("scores", t16 * 4)
+    row_kv = kc.shape[1] * 4
+    nch = hd // 16
+    group = heads // kv_heads
+    inv_sqrt = 1.0 / (hd**0.5)
+    one = b.new("r")
+    b.emit("DMOV", one, F(1.0), type="f32")
+    n = b.new("r", "len", nospill=True)
+    b.emit("DMOV", n, length if isinstance(length, VReg) else Imm(int(length)))
+    vlen = b.new("v", "vlen")
+    b.emit("DBCAST", vlen, n, type="i32")
+    iota = b.load("i32", b.new("v", "iota"), const_iota(lw), 0)
+    ninf = neg_inf(lw)
+    nchunks = b.new("r", "nch", nospill=True)
+    b.emit("DADD", nchunks, n, Imm(15), type="i64")
+    b.emit("DSHR", nchunks, nchunks, Imm(4), type="i64")
+    qp, kvp = ptr(b, 0, "qh"), ptr(b, 0, "kvh")
+    hcount = ptr(b, 0, "hcount")
+
+    def head():
+        qv = [ld(b, "f32", q.scroll, at(b, qp, c * 64)) for c in range(nch)]
+        # scores and their running max
+        kp, sp = ptr(b, kvp, "kp"), ptr(b, 0, "sp")
+
+        def score():
+            acc = b.new("v")
+            for c in range(nch):
+                kv = ld(b, "f32", kc.scroll, at(b, kp, c * 64))
+                if c == 0:
+                    b.emit("DMUL", acc, qv[c], kv, type="f32")
+                else:
+                    b.emit("DFMA", acc, qv[c], kv, acc, type="f32")
+            sv = b.new("r")
+            b.emit("DRED", sv, acc, type="f32", mod="add")
+            b.emit("DMUL", sv, sv, F(inv_sqrt), type="f32")
+            st(b, "f32", sv, scores, sp)
+            bump(b, kp, row_kv)
+            bump(b, sp, 4)
+
+        loop(b, n, score, "score")
+
+        def masked(chunk_idx: VReg, sp: VReg, fill):
+            v = ld(b, "f32", scores, sp)
+            m = b.new("v")
+            b.emit("DCMP", m, chunk_idx, vlen, type="i32", mod="lt")
+            r = b.new("v")
+            b.emit("DSEL", r, m, v, fill, type="f32")
+            return r
+
+        mx = b.new("v", "mx")
+        b.emit("DMOV", mx, ninf)
+        ci, sp2 = b.new("v", "ci"), ptr(b, 0, "sp2")
+        b.emit("DMOV", ci, iota)
+
+        def cmax():
+            v = masked(ci, sp2, ninf)
+            b.emit("DMAX", mx, mx, v, type="f32")
+            b.emit("DADD", ci, ci, Imm(16), type="i32")
+            bump(b, sp2, 64)
+
+        loop(b, nchunks, cmax, "max")
+        rmax = b.new("r")
+        b.emit("DRED", rmax, mx, type="f32", mod="max")
+        vmax = b.new("v")
+        b.emit("DBCAST", vmax, rmax, type="f32")
+        tot = b.new("v", "sum")
+        b.emit("DBCAST", tot, F(0.0), type="f32")
+        ci3, sp3 = b.new("v", "ci"), ptr(b, 0, "sp3")
+        b.emit("DMOV", ci3, iota)
+
+        def cexp():
+            v = masked(ci3, sp3, vmax)
+            t = b.new("v")
+            b.emit("DSUB", t, v, vmax, type="f32")
+            e = exp_vec(b, t)
+            m = b.new("v")
+            b.emit("DCMP", m, ci3, vlen, type="i32", mod="lt")
+            e2 = b.new("v")
+            b.emit("DSEL", e2, m, e, F(0.0), type="f32")
+            st(b, "f32", e2, scores, sp3)
+            b.emit("DADD", tot, tot, e2, type="f32")
+            b.emit("DADD", ci3, ci3, Imm(16), type="i32")
+            bump(b, sp3, 64)
+
+        loop(b, nchunks, cexp, "exp")
+        s = b.new("r")
+        b.emit("DRED", s, tot, type="f32", mod="add")
+        inv = b.new("r")
+        b.emit("DDIV", inv, one, s, type="f32")
+        vinv = b.new("v")
+        b.emit("DBCAST", vinv, inv, type="f32")
+        # weighted sum of values
+        acc = []
+        for _ in range(nch):
+            a = b.new("v", "o")
+            b.emit("DBCAST", a, F(0.0), type="f32")
+            acc.append(a)
+        vp, sp4 = ptr(b, kvp, "vp"), ptr(b, 0, "sp4")
+
+        def wsum():
+            pv = bcast_ld(b, "f32", scores, sp4)
+            for c in range(nch):
+                vv = ld(b, "f32", vc.scroll, at(b, vp, c * 64))
+                b.emit("DFMA", acc[c], pv, vv, acc[c], type="f32")
+            bump(b, vp, row_kv)
+            bump(b, sp4, 4)
+
+        loop(b, n, wsum, "wsum")
+        for c in range(nch):
+            r = b.new("v")
+            b.emit("DMUL", r, acc[c], vinv, type="f32")
+            st(b, "f32", r, o.scroll, at(b, qp, c * 64))
+        # next head; the kv group advances every `group` heads
+        bump(b, qp, hd * 4)
+        b.emit("DADD", hcount, hcount, Imm(1), type="i64")
+        if group > 1:
+            flag = b.new("r")
+            same = b.label("same_group")
+            b.emit("DCMP", flag, hcount, Imm(group), type="i64", mod="eq")
+            b.emit("DBRF", same)
+            b.emit("DMOV", hcount, Imm(0))
+            bump(b, kvp, hd * 4)
+            b.place(same)
+        else:
+            bump(b, kvp, hd * 4)
+
+    loop(b, heads, head, "head")

@@ -402,6 +402,8 @@ class Lowerer:
             return self.if_stmt(node)
         if d == "call_stmt":
             return self.call_stmt(node.children[0])
+        if d == "index_assign":
+            return self.index_assign(node)
         self.fail(node, f"unexpected statement {d}")
 
     def let_stmt(self, node) -> None:
@@ -449,6 +451,18 @@ class Lowerer:
         if var.const or var.readonly:
             self.fail(name_tok, f"`{name}` is read-only")
         self.into(expr, var.type, var.reg)
+
+    def index_assign(self, node) -> None:
+        from vtpu_cli.compiler import tensors
+
+        name_tok, idx, expr = node.children
+        nested = len(self.scopes) > (2 if self.kernel_depth else 1)
+        saved = self.b.push_region() if nested else None
+        try:
+            tensors.write_row(self, name_tok, idx, expr)
+        finally:
+            if saved is not None:
+                self.b.pop_region(saved)
 
     def multi_assign(self, node) -> None:
         *names, expr = node.children
@@ -1001,6 +1015,8 @@ _TENSOR_OPS = (
     "broadcast",
     "copy",
     "exp",
+    "rope",
+    "attend",
 )
 
 

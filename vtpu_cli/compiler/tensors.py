@@ -18,6 +18,7 @@ from vtpu_cli.compiler.lower import Bad, Lowerer, Tensor, _pos, _try_const
 from vtpu_cli.core.numerics import f32_bits
 
 UNROLL_LIMIT = 6000  # estimated IR ops below which a tiling loop is fully unrolled (-O2+)
+ELEMWISE_UNROLL = 256  # elementwise ops: unrolled up to 64 vectors, a loop beyond (model-scale rows)
 NEG_INF = 0xFF800000
 LOG2E = 1.4426950408889634
 LN2_HI = 0.693359375  # Cody-Waite split of ln 2 (exact in f32 with trailing zeros)
@@ -72,13 +73,15 @@ class Ix:
         return t
 
 
-def rows(lw: Lowerer, count: int, est: int, body, pipelinable: bool = False) -> None:
+def rows(
+    lw: Lowerer, count: int, est: int, body, pipelinable: bool = False, limit: int = UNROLL_LIMIT
+) -> None:
     """Run ``body(ix)`` for ix in 0..count-1: unrolled when small at -O2+, else a DLOOP loop; at -O3
     a pipelinable loop is software pipelined (:func:`_pipelined`), falling back to unroll-by-two."""
     b = lw.b
     if count <= 0:
         return
-    if count == 1 or (lw.opt >= 2 and count * est <= UNROLL_LIMIT) or lw.opt >= 2 and count <= 2:
+    if count == 1 or (lw.opt >= 2 and count * est <= limit) or lw.opt >= 2 and count <= 2:
         if count > 1:
             b.unrolled += 1
         for k in range(count):
@@ -460,7 +463,7 @@ def _binary(lw: Lowerer, name_toks, call, pos, kw, opname: str):
         b.emit(opname, r, x, o, type=t)
         b.store(t, r, y.scroll, off, nb)
 
-    rows(lw, len(full), 4, lambda ix: one(ix.off(0, 64), 64), pipelinable=True)
+    rows(lw, len(full), 4, lambda ix: one(ix.off(0, 64), 64), pipelinable=True, limit=ELEMWISE_UNROLL)
     for off, nb in tail:
         one(off, nb)
 
@@ -484,7 +487,7 @@ def _unary(lw: Lowerer, name_toks, call, pos, kw, kind: str):
         b.store(t, r, y.scroll, off, nb)
 
     est = {"silu": 30, "exp": 28}.get(kind, 4)
-    rows(lw, len(full), est, lambda ix: one(ix.off(0, 64), 64), pipelinable=True)
+    rows(lw, len(full), est, lambda ix: one(ix.off(0, 64), 64), pipelinable=True, limit=ELEMWISE_UNROLL)
     for off, nb in tail:
         one(off, nb)
 
@@ -1276,6 +1279,79 @@ def publish_outputs(lw: Lowerer) -> None:
     b.end_region()
 
 
+def _rope(lw: Lowerer, name_toks, call, pos, kw):
+    _nargs(lw, call, pos, 3)
+    _kw(lw, kw, ("heads",), call)
+    x, cs = lw.tensor_arg(pos[0]), lw.tensor_arg(pos[1])
+    _dtype_ok(lw, pos[0], x, ("f32",), "rope")
+    _dtype_ok(lw, pos[1], cs, ("f32",), "rope (cos/sin table)")
+    heads = lw.const_eval(kw["heads"]) if "heads" in kw else 1
+    if not isinstance(heads, int) or heads < 1 or x.numel % heads:
+        lw.fail(call, f"heads must be a positive integer dividing {x.numel}")
+    hd = x.numel // heads
+    if len(x.shape) == 2 and x.shape[0] != 1:
+        lw.fail(pos[0], "rope rotates one token: x is [heads * head_dim] or [1, heads * head_dim]")
+    if hd % 2 or len(cs.shape) != 2 or cs.shape[1] != hd:
+        lw.fail(pos[1], f"rope needs an even head_dim and a table cs[T, {hd}] (row p: cos | sin)")
+    p = _scalar_arg(lw, pos[2], "i64")
+    y = _result(lw, name_toks[0], "f32", x.shape)
+    kernels.rope_loop(lw, x, cs, y, heads, hd, p)
+
+
+def _attend(lw: Lowerer, name_toks, call, pos, kw):
+    _nargs(lw, call, pos, 4)
+    _kw(lw, kw, ("heads", "kv_heads"), call)
+    q, kc, vc = (lw.tensor_arg(a) for a in pos[:3])
+    for node, t in zip(pos[:3], (q, kc, vc), strict=True):
+        _dtype_ok(lw, node, t, ("f32",), "attend")
+    heads = lw.const_eval(kw["heads"]) if "heads" in kw else 1
+    kvh = lw.const_eval(kw["kv_heads"]) if "kv_heads" in kw else heads
+    if not all(isinstance(v, int) and v >= 1 for v in (heads, kvh)) or heads % kvh or q.numel % heads:
+        lw.fail(call, "heads and kv_heads are positive integers; kv_heads divides heads")
+    hd = q.numel // heads
+    if hd % 16:
+        lw.fail(pos[0], f"attend needs a head_dim that is a multiple of 16, found {hd}")
+    if len(kc.shape) != 2 or kc.shape != vc.shape or kc.shape[1] != kvh * hd:
+        lw.fail(pos[1], f"the KV caches are [T, {kvh * hd}] (kv_heads * head_dim), found {list(kc.shape)}")
+    n = _scalar_arg(lw, pos[3], "i64")
+    if isinstance(n, int) and not 1 <= n <= kc.shape[0]:
+        lw.fail(pos[3], f"attention length {n} is outside 1..{kc.shape[0]}")
+    o = _result(lw, name_toks[0], "f32", q.shape)
+    kernels.attend_loop(lw, q, kc, vc, o, heads, kvh, hd, n)
+
+
+def write_row(lw: Lowerer, target_tok, idx, expr) -> None:
+    """``t[i] = src``: copy the 1-row tensor ``src`` into row i (a runtime scalar) of the 2-D tensor t
+    (a KV-cache append at ``pos``); rows outside t fault at run time (bounds-checked accesses)."""
+    name = str(target_tok)
+    t = lw.tensors.get(name)
+    if t is None:
+        lw.fail(target_tok, f"undefined tensor `{name}`", hint=lw.suggest(name, lw.tensors))
+    if t.role in ("input", "weight"):
+        lw.fail(target_tok, f"cannot assign to {t.role} tensor `{name}`")
+    if len(t.shape) != 2 or t.dtype == "t2":
+        lw.fail(target_tok, f"`{name}[i] = ...` writes a row of a 2-D tensor; `{name}` is {list(t.shape)}")
+    src = lw.tensor_arg(expr)
+    if src.dtype != t.dtype or src.numel != t.shape[1]:
+        lw.fail(expr, f"a row of `{name}` is {t.dtype}[{t.shape[1]}], found {src.dtype}{list(src.shape)}")
+    b = lw.b
+    row = t.shape[1] * ELEM[t.dtype]
+    i = _scalar_arg(lw, idx, "i64")
+    if isinstance(i, int) and not 0 <= i < t.shape[0]:
+        lw.fail(idx, f"row {i} is outside 0..{t.shape[0] - 1}")
+    dst = b.new("r", "row", nospill=True)
+    if isinstance(i, int):
+        b.emit("DMOV", dst, Imm(i * row))
+    else:
+        b.emit("DMUL", dst, i, Imm(row), type="i64")
+    z = b.new("r", nospill=True)
+    b.emit("DMOV", z, Imm(0))
+    kernels.copy_row_loop(b, src.scroll, z, t.scroll, dst, row)
+
+
+ELEM = {"f32": 4, "i32": 4, "i8": 1}
+
+
 def _unsupported(lw, name_toks, call, pos, kw):  # pragma: no cover
     raise Bad()
 
@@ -1294,6 +1370,8 @@ OPS = {
     "rmsnorm": _rmsnorm,
     "softmax": _softmax,
     "embed": _embed,
+    "rope": _rope,
+    "attend": _attend,
     "argmax": _argmax,
     "topk": _topk,
     "allreduce": lambda lw, n, c, p, k: _collective(lw, n, c, p, k, "allreduce"),
