@@ -1029,3 +1029,25 @@ def test_cache_loads_only_private_sealed_objects(tmp_path):
     jc._loaded.clear()
     jit.JitEngine(prog, cache_dir=d).run()
     assert jit.JitEngine(prog, cache_dir=d).run().sentrons[0].R[2] == 42
+
+
+@pytest.mark.parametrize("stride", [1, 2, 3, 5, 6, 9, 10, 13, 14, 15])
+@pytest.mark.parametrize("reg_stride", [False, True])
+def test_strided_gathers_with_unaligned_strides(stride, reg_stride):
+    """#11 bug 1: 32-bit strided gathers whose stride is not a multiple of 4 took the 256-byte window
+    fast path and returned wrong lanes on the JIT."""
+    nbytes = 256
+    s = "r2" if reg_stride else str(stride)
+    prog = assemble(f"""
+.coord X = 1.2.2/1.1.1/1.1.1
+.data X u8[{nbytes}] {", ".join(str((i * 29 + 7) % 256) for i in range(nbytes))}
+    SCOORD p0, X | DMOV r2, {stride}
+    SGATHER.i32 v1, [p0 + 0 : {s}]
+    SGATHER.f32 v2, [p0 + 4 : {s}]
+    SGATHER.i32 v3, [p0 + 1 : {s}]
+""")
+    ref, res, diffs = both(prog)
+    assert diffs == [], diffs
+    raw = bytes((i * 29 + 7) % 256 for i in range(nbytes))
+    want = [int.from_bytes(raw[i * stride : i * stride + 4], "little", signed=True) for i in range(16)]
+    assert [int(x) for x in res.sentrons[0].V[1].view(np.int32)] == want

@@ -1210,7 +1210,7 @@ WINDOW = 256
 
 
 def _gather_window(lw: Lowerer, ptr, ssize, off, offs):
-    """Emit ``if off % 4 == 0 and every lane offset < 256 <= scroll size`` around a permute-based
+    """Emit ``if every lane offset is a multiple of 4 and < 256 <= scroll size`` around a permute-based
     16 x 32-bit gather (the caller emits the per-lane gather on the else edge and joins). Every lane was
     bounds-checked (0 <= o <= size - 4), so lane i is dword o/4 < 64 of the window, which lies inside
     the scroll. Returns (block the permuted value comes from, the value, join block)."""
@@ -1219,12 +1219,14 @@ def _gather_window(lw: Lowerer, ptr, ssize, off, offs):
     fast = lw.new_block(f"gwin_{tag}")
     slow = lw.new_block(f"glanes_{tag}")
     join = lw.new_block(f"gjoin_{tag}")
-    inside = b.icmp_signed("<", offs, splat(WINDOW, offs.type))
+    # every lane (not just the base offset) must be dword-aligned: a stride that is not a multiple of 4
+    # puts lanes between dwords, which the permute cannot express (#11 bug 1)
+    inside = b.and_(
+        b.icmp_signed("<", offs, splat(WINDOW, offs.type)),
+        b.icmp_unsigned("==", b.and_(offs, splat(3, offs.type)), splat(0, offs.type)),
+    )
     cond = b.and_(
-        b.and_(
-            b.icmp_signed(">=", ssize, ir.Constant(I64, WINDOW)),
-            b.icmp_unsigned("==", b.and_(off, ir.Constant(I64, 3)), ir.Constant(I64, 0)),
-        ),
+        b.icmp_signed(">=", ssize, ir.Constant(I64, WINDOW)),
         lw.call("llvm.vector.reduce.and.v16i1", I1, [inside]),
     )
     b.cbranch(cond, fast, slow)
