@@ -8,6 +8,7 @@ is collected and reported together as :class:`DiagnosticError`.
 from __future__ import annotations
 
 import difflib
+import math
 import re
 import struct
 from dataclasses import dataclass
@@ -205,6 +206,8 @@ def parse_float_bits(tok: Tok, t: str) -> int:
         return bits
     else:
         val = float(tok.text.replace("_", ""))
+        if math.isinf(val):  # a finite literal too large for any float (1e400)
+            val = 1e300
         if tok.neg:
             val = -val
     return _finite_bits(val, t, tok)
@@ -212,8 +215,6 @@ def parse_float_bits(tok: Tok, t: str) -> int:
 
 def _finite_bits(val: float, t: str, tok: Tok) -> int:
     """f32/bf16 bits of a literal; a finite literal beyond the type's range is an error, not inf."""
-    import math
-
     bits = f32_bits(val) if t == "f32" else bf16_bits(val)
     if not math.isinf(val) and (bits & 0x7FFFFFFF if t == "f32" else bits & 0x7FFF) == (
         0x7F800000 if t == "f32" else 0x7F80
@@ -327,6 +328,7 @@ class _PendingInstr:
 
 
 MAX_INCLUDE_DEPTH = 16
+MAX_INCLUDE_BYTES = 16 << 20  # an included file is source text, not data
 LOC_MAX = (1 << 32) - 1  # the .siw line map stores u32 line numbers
 NAME_MAX = 4096  # bytes in a symbol, group or file name (the .siw stores u16-prefixed strings)
 _INCLUDE_RE = re.compile(r'^\s*\.include\s+"((?:[^"\\]|\\.)*)"\s*(?:(?:;|#|//).*)?$')
@@ -392,6 +394,7 @@ class Assembler:
     ) -> None:
         """Split into lines, splicing in ``.include "file"`` (relative to the including file)."""
         import os
+        import stat
 
         if text.startswith("\ufeff"):  # a UTF-8 byte-order mark is not part of the program
             text = text[1:]
@@ -416,10 +419,21 @@ class Assembler:
                 self._error_src(here, raw, col, f"`.include` {why}", len(m.group(1)) + 2)
                 continue
             try:
+                st = os.stat(path)
+                if not stat.S_ISREG(st.st_mode):
+                    raise IsADirectoryError(path)
+                if st.st_size > MAX_INCLUDE_BYTES:
+                    raise OSError(f"larger than {MAX_INCLUDE_BYTES >> 20} MiB")
                 with open(path, encoding="utf-8") as f:
-                    body = f.read()
+                    body = f.read(MAX_INCLUDE_BYTES + 1)
             except (OSError, UnicodeDecodeError) as e:
-                why = "no such file" if isinstance(e, FileNotFoundError) else "cannot read it"
+                why = (
+                    "no such file"
+                    if isinstance(e, FileNotFoundError)
+                    else "not a regular file"
+                    if isinstance(e, IsADirectoryError)
+                    else "cannot read it"
+                )
                 self._error_src(here, raw, col, f"cannot include `{target}`: {why}", len(m.group(1)) + 2)
                 continue
             self._expand(body, path, os.path.dirname(path), depth + 1, [*stack, os.path.abspath(path)], here)
@@ -579,10 +593,7 @@ class Assembler:
         self._drop_knock_on()
         if self.diags:
             order = sorted(range(len(self.diags)), key=lambda i: self._diag_order[i])
-            diags = [self.diags[i] for i in order]
-            if self.max_errors and len(diags) > self.max_errors:
-                diags = diags[: self.max_errors]
-            raise DiagnosticError(diagnostics=diags)
+            raise DiagnosticError(diagnostics=[self.diags[i] for i in order])
         self._lint(program)
         return program
 
@@ -1188,6 +1199,10 @@ class Assembler:
         if len(items) != 1 or items[0].kind != "string":
             raise _LineError('usage: .file "name"', dtok.column, len(dtok))
         name = _unescape(items[0].text[1:-1])
+        if any(ord(c) < 32 or 127 <= ord(c) < 160 for c in name):
+            raise _LineError(
+                "a file name cannot contain control characters", items[0].col, min(items[0].length, 80)
+            )
         if len(name.encode("utf-8", "surrogatepass")) > NAME_MAX:
             raise _LineError(
                 f"a file name is at most {NAME_MAX} bytes", items[0].col, min(items[0].length, 80)
