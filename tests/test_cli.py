@@ -330,3 +330,26 @@ def test_completion_script_and_candidates(tmp_path):
         text=True,
     )
     assert r.returncode == 0 and (tmp_path / "share/bash-completion/completions/vtpu").exists()
+
+
+def test_topo_alltoall_without_scipy_is_a_clean_exit_3(tmp_path):
+    """scipy lives in the vtpu[pod] extra: without it, a clear message and exit 3 (not a traceback)."""
+    import os
+    import subprocess
+    import sys
+
+    (tmp_path / "sitecustomize.py").write_text(
+        "import sys\nclass _NoScipy:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'scipy' or name.startswith('scipy.'):\n"
+        "            raise ModuleNotFoundError(name)\n"
+        "sys.meta_path.insert(0, _NoScipy())\n"
+    )
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(tmp_path), os.environ.get("PYTHONPATH", "")]))
+    r = subprocess.run(
+        [sys.executable, "-m", "vtpu_cli.cli.main", "topo", "alltoall", "4x4x4"],
+        capture_output=True, text=True, env=env, timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 3, r.stderr
+    assert "pip install 'vtpu[pod]'" in r.stderr and "Traceback" not in r.stderr
+    assert vtpu("topo", "show", "4x4x4").returncode == 0

@@ -27,6 +27,18 @@ TWISTED_OPT = typer.Option(False, "--twisted", help="Use the twisted torus (k x 
 # ---------------------------------------------------------------------------------------------- helpers
 
 
+def require_scipy(what: str) -> None:
+    """The LP solver is an extra (``vtpu[pod]``) so the default install stays light: say how to get it."""
+    try:
+        import scipy.optimize  # noqa: F401
+    except ImportError:
+        raise VtpuError(
+            f"{what} needs SciPy's LP solver, which is not installed",
+            hint="pip install 'vtpu[pod]'",
+            exit_code=Exit.ERROR,
+        ) from None
+
+
 def _emit_json(obj) -> None:
     typer.echo(json.dumps(obj, indent=2, sort_keys=False))
 
@@ -176,6 +188,7 @@ def alltoall(
     topo = _topology(shape, twisted)
     if topo.kind == "ring":
         raise VtpuError("alltoall takes a torus shape", hint=f"use {topo.n} (a 1-D torus is a ring)")
+    require_scipy("vtpu topo alltoall")
     r = pod.alltoall_report(topo.shape, twisted=topo.kind == "twisted", link_gbps=link_gbps)
     if as_json:
         _emit_json(r)
