@@ -1051,3 +1051,45 @@ def test_strided_gathers_with_unaligned_strides(stride, reg_stride):
     raw = bytes((i * 29 + 7) % 256 for i in range(nbytes))
     want = [int.from_bytes(raw[i * stride : i * stride + 4], "little", signed=True) for i in range(16)]
     assert [int(x) for x in res.sentrons[0].V[1].view(np.int32)] == want
+
+
+@pytest.mark.parametrize("via_label", [False, True])
+def test_nan_payloads_loaded_from_memory_survive_block_boundaries(via_label):
+    """#11 bug 2: a NaN payload loaded by SGATHER and stored after a label was canonicalised on the
+    JIT's fast variant (0x7fc00000) while the interpreter keeps it (0x7fc00001); the fast and precise
+    variants must agree with the interpreter."""
+    words = [0x7FC00001, 0xFFC00123, 0x7F800001, 0x3F800000] * 4
+    hexdata = b"".join(w.to_bytes(4, "little") for w in words).hex() + "00" * 64
+    jump = "    DJMP next\nnext:\n" if via_label else ""
+    prog = assemble(f"""
+.coord X = 1.2.2/1.1.1/1.1.1
+.data X u8[128] hex "{hexdata}"
+.output X
+    SCOORD p0, X
+    SGATHER.f32 v1, [p0]
+{jump}    SSCATTR.f32 [p0 + 64], v1
+    DHALT
+    DADD.f32 v1, v1, v1
+""")
+    for replay in (None, "precise"):
+        ref, res, diffs = both(prog, replay=replay)
+        assert diffs == [], diffs
+        out = bytes(res.memory.table[prog.coord_names["X"]].buf[64:128])
+        assert [int.from_bytes(out[i : i + 4], "little") for i in range(0, 64, 4)] == words
+
+
+def test_raw_registers_across_blocks():
+    """Only registers whose every writer is an f32 producer (or a payload-free broadcast) stay raw across
+    blocks: accumulators initialised with DBCAST 0.0 keep the fast path, loaded registers do not."""
+    prog = assemble("""
+    DBCAST.f32 v1, 0.0
+    DBCAST.i32 v2, 0x7fc00001
+    DXOR.i32 v3, v4, v4
+    SGATHER.f32 v5, [p0]
+    DADD.f32 v1, v1, v1
+    DADD.f32 v2, v2, v2
+    DADD.f32 v3, v3, v3
+    DADD.f32 v5, v5, v5
+    DMUL.f32 v6, v6, v6
+""")
+    assert jc._raw_across_blocks(prog.code) == {1, 3, 6}
