@@ -125,16 +125,19 @@ def _d_heavy():
         x = [_vecs(inp[f"_x{i}"]) for i in range(4)]
         checks = []
         for s in range(len(res.sentrons)):
-            acc = out_array(res, 0, s, "<f4").reshape(8, 16)
+            acc = out_array(res, 0, s, "<f4").reshape(len(D_HEAVY_FMAS), 16)
             for k, (a, b) in enumerate(D_HEAVY_FMAS):
                 want = c @ (x[a] * x[b])
                 checks.append((np.array_equal(acc[k], want), f"sentron {s} ACC[{k}] = {acc[k][:4]}..."))
         return _first_bad(checks)
 
     return {
-        "inputs": lambda p, rng, n=1: stream_inputs(p, rng, n, 4, [512]),
+        "inputs": lambda p, rng, n=1: stream_inputs(p, rng, n, 4, [64 * len(D_HEAVY_FMAS)]),
         "check": check,
-        "work": lambda p, n: {"flop": n * p["ITERS"] * 2 * 8 * 16 * 2, "bytes": n * p["ITERS"] * 2 * 256},
+        "work": lambda p, n: {
+            "flop": n * p["ITERS"] * 2 * len(D_HEAVY_FMAS) * 16 * 2,
+            "bytes": n * p["ITERS"] * 2 * 256,
+        },
     }
 
 
