@@ -353,3 +353,16 @@ def test_topo_alltoall_without_scipy_is_a_clean_exit_3(tmp_path):
     assert r.returncode == 3, r.stderr
     assert "pip install 'vtpu[pod]'" in r.stderr and "Traceback" not in r.stderr
     assert vtpu("topo", "show", "4x4x4").returncode == 0
+
+
+def test_json_dump_and_missing_output_scroll(tmp_path):
+    """Defect 10: --json --dump carries the registers; an .output scroll that does not exist fails."""
+    r = vtpu("run", str(PROGRAMS / "ternary_dot.vasm"), "--json", "--dump", "--engine", "interp")
+    doc = _json(r)
+    assert r.returncode == 0 and doc["registers"][0]["r"][1] == 795 and doc["registers"][0]["halted"]
+    src = tmp_path / "m.vasm"
+    src.write_text(".coord X = 1.1.1/1.1.1/1.1.9\n.output X\n    DHALT\n")
+    r = vtpu("run", str(src), "--engine", "interp")
+    assert r.returncode == 1 and "`.output X`: no scroll at 1.1.1/1.1.1/1.1.9" in r.stderr
+    r = vtpu("run", str(src), "--json")
+    assert r.returncode == 1 and _json(r)["status"] == "missing-output"

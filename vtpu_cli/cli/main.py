@@ -575,6 +575,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         hot_bytes=a.hot_bytes,
         no_cache=a.no_cache,
         cache_dir=Path(a.cache_dir) if a.cache_dir else None,
+        quiet=STATE.quiet,
     )
     try:
         code = run_command(path, opts)

@@ -241,6 +241,20 @@ def print_stats(st: dict, console) -> None:
     console.print(tab)
 
 
+def state_dict(s) -> dict:
+    """One sentron's registers for ``--json --dump`` (vectors and messages as hex, coordinates as text)."""
+    return {
+        "sentron": s.id,
+        "pc": s.pc,
+        "halted": s.halted,
+        "flags": s.flags,
+        "r": list(s.R),
+        "p": [coords.format_packed(v) for v in s.P],
+        "m": [m.hex() for m in s.M],
+        "v": {f"v{i}": s.V[i].tobytes().hex() for i in range(s.V.shape[0]) if s.V[i].any()},
+    }
+
+
 def dump_state(result: RunResult) -> None:
     for s in result.sentrons:
         print(f"== sentron {s.id}  pc={s.pc}  halted={s.halted}  flags={s.flags:#x}")
@@ -272,10 +286,12 @@ class RunOptions:
     hot_bytes: int = 1 << 20
     no_cache: bool = False
     cache_dir: Path | None = None
+    quiet: bool = False  # -q: no notes on stderr (results and errors only)
 
 
 def run_command(path: Path, o: RunOptions) -> int:
     from rich.console import Console
+    from rich.markup import escape
 
     from vtpu_cli.asm.loader import load_program
 
@@ -294,24 +310,21 @@ def run_command(path: Path, o: RunOptions) -> int:
     mem = Memory(sets=o.ppt_sets, ways=o.ppt_ways, hot_bytes=o.hot_bytes)
     load_memory(program, mem)
     load_inputs(mem, o.mem_paths)
-    from vtpu_cli.engines.select import EngineOptions, fallback_reason, open_engine
+    from vtpu_cli.api import make_engine
 
-    engine = open_engine(
+    engine, fallback = make_engine(
         program,
+        o.sentrons,
+        o.engine,
+        o.max_steps,
+        topo,
         mem,
-        EngineOptions(
-            engine=o.engine,
-            sentrons=o.sentrons,
-            max_steps=o.max_steps,
-            topology=topo,
-            trace=o.trace is not None,
-            cache_dir=o.cache_dir,
-            no_cache=o.no_cache,
-        ),
+        cache_dir=o.cache_dir,
+        no_cache=o.no_cache,
+        trace=o.trace is not None,
     )
-    fallback = fallback_reason(engine)
-    if fallback:
-        err.print(f"[yellow]note:[/yellow] running on the interpreter: {fallback}")
+    if fallback and not o.quiet:
+        err.print(f"[yellow]note:[/yellow] running on the interpreter: {escape(fallback)}")
     try:
         result = engine.run()
     except KeyboardInterrupt:
@@ -361,6 +374,11 @@ def run_command(path: Path, o: RunOptions) -> int:
             }
             if o.stats:
                 doc["stats"] = st
+            if o.dump:
+                doc["registers"] = [state_dict(s) for s in result.sentrons]
+            missing = [x for x in outs if x.get("missing")]
+            if missing and result.status == STATUS_OK:
+                doc["status"] = "missing-output"
             print(json.dumps(doc, indent=2))
         else:
             print_outputs(outs)
@@ -368,9 +386,15 @@ def run_command(path: Path, o: RunOptions) -> int:
                 dump_state(result)
             if o.stats:
                 print_stats(st, Console(highlight=False))
+        missing = [x for x in outs if x.get("missing")]
+        if missing and result.status == STATUS_OK:
+            for x in missing:
+                err.print(
+                    f"[bold red]error:[/bold red] `.output {escape(x['name'])}`: no scroll at {x['coord']} "
+                    "when the program ended"
+                )
+            return int(Exit.FAULT)
         if result.status != STATUS_OK:
-            from rich.markup import escape
-
             err.print(
                 f"[bold red]{result.status}:[/bold red] "
                 f"{escape(result.fault.render(program.source_file) if result.fault else '')}"
