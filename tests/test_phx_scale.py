@@ -439,3 +439,89 @@ def test_rope_kv_append_gqa_attention(pos, tmp_path):
     np.testing.assert_array_equal(kc, want_kc)
     np.testing.assert_array_equal(vc, want_vc)
     np.testing.assert_allclose(o, attend_ref(q, kc, vc, pos + 1, 4, 2), rtol=2e-5, atol=2e-6)
+
+
+# ------------------------------------------------------------------ the BitNet layer example
+def _bitnet_src(**consts) -> str:
+    import re
+    from pathlib import Path
+
+    text = (Path(__file__).parent.parent / "programs" / "phx" / "bitnet_layer.phx").read_text()
+    for k, v in consts.items():
+        text = re.sub(rf"^const {k} = \d+", f"const {k} = {v}", text, flags=re.M)
+    return text
+
+
+def test_bitnet_layer_full_size_is_a_few_thousand_siws():
+    _, rep = compile_phx(_bitnet_src(), "bitnet_layer.phx", opt=3)
+    assert rep["total"]["siws"] < 3000
+    _, small = compile_phx(_bitnet_src(D=256, F=704, H=4, G=2, HD=64, KV=128, T=64), "b.phx", opt=3)
+    assert rep["total"]["siws"] <= small["total"]["siws"] + 64
+
+
+def bitnet_ref(i, pos, heads, kvh):
+    """float64 reference of one decoder layer (int8 absmax activations, ternary weights)."""
+
+    def bitlinear(x, w, s):
+        am = max(np.abs(x).max(), 1e-30)
+        q = np.rint(x * (127 / am))
+        return (q @ w) * (am / 127) * s
+
+    def rms(x, g):
+        return x / np.sqrt((x * x).mean() + 1e-5) * g
+
+    def rope(v, nh):
+        hd = v.size // nh
+        h = v.reshape(nh, hd)
+        c, s = i["rope_cs"][pos, : hd // 2], i["rope_cs"][pos, hd // 2 :]
+        x1, x2 = h[:, : hd // 2], h[:, hd // 2 :]
+        return np.concatenate([x1 * c - x2 * s, x2 * c + x1 * s], 1).ravel()
+
+    x = i["x"][0].astype(np.float64)
+    h = rms(x, i["attn_norm"])
+    q = rope(bitlinear(h, i["wq"], i["s_q"][0]), heads)
+    k = rope(bitlinear(h, i["wk"], i["s_k"][0]), kvh)
+    v = bitlinear(h, i["wv"], i["s_v"][0])
+    kc, vc = i["kc"].astype(np.float64), i["vc"].astype(np.float64)
+    kc[pos], vc[pos] = k, v
+    a = attend_ref(q, kc, vc, pos + 1, heads, kvh)
+    x1 = x + bitlinear(rms(a, i["attn_sub_norm"]), i["wo"], i["s_o"][0])
+    h2 = rms(x1, i["ffn_norm"])
+    g = np.maximum(bitlinear(h2, i["wg"], i["s_g"][0]), 0) ** 2
+    gu = g * bitlinear(h2, i["wu"], i["s_u"][0])
+    return x1 + bitlinear(rms(gu, i["ffn_sub_norm"]), i["wd"], i["s_d"][0])
+
+
+def test_bitnet_layer_small_against_numpy(tmp_path):
+    d, f, heads, kvh, hd, t, pos = 64, 96, 4, 2, 16, 8, 5
+    src = _bitnet_src(D=d, F=f, H=heads, G=kvh, HD=hd, KV=kvh * hd, T=t)
+    rng = np.random.default_rng(0)
+    tern = lambda *s: rng.integers(-1, 2, s).astype(np.int8)  # noqa: E731
+    ang = np.arange(t)[:, None] * (10000.0 ** (-np.arange(hd // 2) / (hd // 2)))[None, :]
+    i = {
+        "x": rnd(1, 1, d),
+        "pos_in": np.array([pos], np.int32),
+        "rope_cs": np.concatenate([np.cos(ang), np.sin(ang)], 1).astype(F32),
+        "attn_norm": (1 + 0.1 * rnd(2, d)).astype(F32),
+        "attn_sub_norm": (1 + 0.1 * rnd(3, d)).astype(F32),
+        "ffn_norm": (1 + 0.1 * rnd(4, d)).astype(F32),
+        "ffn_sub_norm": (1 + 0.1 * rnd(5, f)).astype(F32),
+        "kc": rnd(6, t, kvh * hd),
+        "vc": rnd(7, t, kvh * hd),
+        **{f"s_{n}": np.array([0.05 + 0.01 * j], F32) for j, n in enumerate("qkvogud")},
+        "wq": tern(d, d),
+        "wk": tern(d, kvh * hd),
+        "wv": tern(d, kvh * hd),
+        "wo": tern(d, d),
+        "wg": tern(d, f),
+        "wu": tern(d, f),
+        "wd": tern(f, d),
+    }
+    outs = []
+    for opt, engine in ((0, "interp"), (3, "interp"), (3, "jit")):
+        (y,), _ = run(src, i, ["y"], opt=opt, engine=engine, tmp=str(tmp_path))
+        outs.append(y)
+    assert outs[0].tobytes() == outs[1].tobytes() == outs[2].tobytes()
+    want = bitnet_ref(i, pos, heads, kvh)
+    # float64 reference: an int8 activation could round one step away; measured max error 7e-8
+    np.testing.assert_allclose(outs[0][0], want, rtol=0, atol=1e-4 * np.abs(want).max())

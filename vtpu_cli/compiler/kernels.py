@@ -531,8 +531,9 @@ def rope_loop(lw, x, cs, y, heads: int, hd: int, pos) -> None:
     loop(b, heads, head, "head")
 
 
-def attend_loop(lw, q, kc, vc, o, heads: int, kv_heads: int, hd: int, length) -> None:
-    """Grouped-query attention of one token over the first ``length`` rows of a KV cache:
+def attend_loop(lw, q, kc, vc, o, heads: int, kv_heads: int, hd: int, length, start=0) -> None:
+    """Grouped-query attention of one token over ``length`` rows of a KV cache from row ``start``
+    (several layers' caches can share one tensor):
     per head h (kv group g = h // (heads / kv_heads)): s_t = (q_h . k_t,g) * (1/sqrt(hd)) for t < length;
     p = exp(s - max s) (masked lanes contribute 0); o_h = (sum_t p_t v_t,g) * (1 / sum_t p_t)."""
     from vtpu_cli.compiler.tensors import const_iota, exp_vec, neg_inf
@@ -557,6 +558,10 @@ def attend_loop(lw, q, kc, vc, o, heads: int, kv_heads: int, hd: int, length) ->
     b.emit("DADD", nchunks, n, Imm(15), type="i64")
     b.emit("DSHR", nchunks, nchunks, Imm(4), type="i64")
     qp, kvp = ptr(b, 0, "qh"), ptr(b, 0, "kvh")
+    if isinstance(start, VReg):
+        b.emit("DMUL", kvp, start, Imm(row_kv), type="i64")
+    elif start:
+        b.emit("DMOV", kvp, Imm(int(start) * row_kv))
     hcount = ptr(b, 0, "hcount")
 
     def head():

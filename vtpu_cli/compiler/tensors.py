@@ -1193,6 +1193,11 @@ def _embed(lw: Lowerer, name_toks, call, pos, kw):
             b.load("i32", idx, meta, 0, rel=uo)
             src = b.new("r")
             b.emit("DMUL", src, idx, Imm(rowb), type="i64")
+            if len(ch) > 8:  # long rows: a copy loop (program size independent of D)
+                kernels.copy_row_loop(b, table.scroll, src, uniq, dst, rowb)
+                b.emit("DADD", uo, uo, Imm(4), type="i64")
+                b.emit("DADD", dst, dst, Imm(rowb), type="i64")
+                return
             for off, nb in ch:
                 s_off = src
                 d_off = dst
@@ -1214,6 +1219,11 @@ def _embed(lw: Lowerer, name_toks, call, pos, kw):
             b.load("i32", iv, meta, 64 + 4 * i)
             src = b.new("r")
             b.emit("DMUL", src, iv, Imm(rowb), type="i64")
+            if len(ch) > 8:
+                d0 = b.new("r", nospill=True)
+                b.emit("DMOV", d0, Imm((g + i) * rowb))
+                kernels.copy_row_loop(b, uniq, src, y.scroll, d0, rowb)
+                continue
             for off, nb in ch:
                 s_off = src
                 if off:
@@ -1300,7 +1310,7 @@ def _rope(lw: Lowerer, name_toks, call, pos, kw):
 
 def _attend(lw: Lowerer, name_toks, call, pos, kw):
     _nargs(lw, call, pos, 4)
-    _kw(lw, kw, ("heads", "kv_heads"), call)
+    _kw(lw, kw, ("heads", "kv_heads", "start"), call)
     q, kc, vc = (lw.tensor_arg(a) for a in pos[:3])
     for node, t in zip(pos[:3], (q, kc, vc), strict=True):
         _dtype_ok(lw, node, t, ("f32",), "attend")
@@ -1316,8 +1326,9 @@ def _attend(lw: Lowerer, name_toks, call, pos, kw):
     n = _scalar_arg(lw, pos[3], "i64")
     if isinstance(n, int) and not 1 <= n <= kc.shape[0]:
         lw.fail(pos[3], f"attention length {n} is outside 1..{kc.shape[0]}")
+    start = _scalar_arg(lw, kw["start"], "i64") if "start" in kw else 0
     o = _result(lw, name_toks[0], "f32", q.shape)
-    kernels.attend_loop(lw, q, kc, vc, o, heads, kvh, hd, n)
+    kernels.attend_loop(lw, q, kc, vc, o, heads, kvh, hd, n, start)
 
 
 def write_row(lw: Lowerer, target_tok, idx, expr) -> None:
