@@ -1,0 +1,1 @@
+"""Scale-out over MPI: one ``vtpu run`` spread over the ranks of ``mpiexec`` (see docs/cluster.md)."""

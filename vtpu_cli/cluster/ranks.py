@@ -1,0 +1,481 @@
+"""`mpiexec -n R vtpu run prog --sentrons N`: the sentrons spread over the ranks, one report on rank 0.
+
+Each rank runs the sentrons :func:`~vtpu_cli.fleet.mpi.block_range` gives it on the reference
+interpreter (same per-sentron semantics as one process), over an :class:`~vtpu_cli.fleet.mpi.MpiTransport`.
+Three things make the distributed run report what one process would:
+
+* **Memory coherence** (release consistency at scroll granularity): every rank starts with the full
+  memory image; scrolls a rank's sentrons write (or allocate, or free) are shipped to every other
+  rank before the next C-pipe item that leaves the rank (a release), and items are applied causally.
+  A conforming program (the memory model in docs/interpreter.md) therefore reads what it would in one
+  process; at the end every rank's unshipped writes go to rank 0.
+* **Termination and deadlock** (distributed watchdog): rank 0 runs probe waves; when two consecutive
+  waves find every rank idle, with every data item sent also received and no counter moved, the run is
+  over: finished if every sentron halted, otherwise a deadlock, reported with the full wait graph.
+* **Faults**: a rank whose sentron faults tells rank 0, which stops every rank; the report is the
+  fault of the lowest sentron id among those that faulted before the stop.
+
+Rank 0 then rebuilds one :class:`RunResult` (all sentrons' registers, the merged memory, summed
+statistics), so the runner prints it exactly as a single-process run; the other ranks exit with the
+same exit code.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sys
+import time
+from typing import Any
+
+import numpy as np
+
+from vtpu_cli.binary.program import Program
+from vtpu_cli.core.errors import Exit, VtpuError
+from vtpu_cli.engines.base import (
+    STATUS_DEADLOCK,
+    STATUS_FAULT,
+    STATUS_LIMIT,
+    STATUS_OK,
+    Fault,
+    RunResult,
+    SemanticsEnv,
+    SentronState,
+)
+from vtpu_cli.engines.interp.interpreter import Interpreter
+from vtpu_cli.engines.select import EngineOptions, _Fallback
+from vtpu_cli.fleet.cpipe import Fleet
+from vtpu_cli.fleet.mpi import MpiTransport
+from vtpu_cli.isa.table import PIPES
+from vtpu_cli.machine.memory import MemFault, Memory, scroll_buffer
+from vtpu_cli.machine.semantics import OpFault
+
+SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS")
+INSTALL_HINT = "install the cluster extra: pip install 'vtpu[cluster]' (mpi4py and the mpich wheel)"
+WAVE_INTERVAL_S = 0.002  # rank 0's pause between termination waves
+IDLE_SLEEP_MAX_S = 0.0005  # an idle rank's longest nap between polls (oversubscribed cores)
+
+
+def world_size_from_env() -> int:
+    """The rank count mpiexec announced to this process (1 when not started by mpiexec)."""
+    for var in SIZE_VARS:
+        v = os.environ.get(var)
+        if v and v.isdigit():
+            return int(v)
+    return 1
+
+
+def under_mpi() -> bool:
+    """True when this process is one of several ranks started by mpiexec (checked without MPI_Init)."""
+    return world_size_from_env() > 1
+
+
+def sentrons(given: int, argv: list[str] | None = None) -> int:
+    """``--sentrons`` under mpiexec: as given, or the rank count when the command line did not name it."""
+    args = sys.argv[1:] if argv is None else argv
+    named = any(a in ("-n", "--sentrons") or a.startswith("--sentrons=") for a in args)
+    return given if named else max(given, world_size_from_env())
+
+
+def init_mpi() -> Any:
+    """MPI_Init with MPI_THREAD_MULTIPLE (needed for sentron threads per rank); exit 3 when missing."""
+    try:
+        import mpi4py
+
+        mpi4py.rc.thread_level = "multiple"
+        from mpi4py import MPI
+    except ImportError as e:
+        raise VtpuError(
+            f"running under mpiexec needs mpi4py ({e})", hint=INSTALL_HINT, exit_code=Exit.ERROR
+        ) from None
+    provided = MPI.Query_thread()
+    if provided < MPI.THREAD_MULTIPLE:
+        names = {
+            MPI.THREAD_SINGLE: "SINGLE",
+            MPI.THREAD_FUNNELED: "FUNNELED",
+            MPI.THREAD_SERIALIZED: "SERIALIZED",
+        }
+        raise VtpuError(
+            f"the MPI library provides MPI_THREAD_{names.get(provided, provided)}, "
+            "but vtpu needs MPI_THREAD_MULTIPLE (sentrons of a rank run as threads)",
+            hint="use an MPI built with thread support, e.g. " + INSTALL_HINT,
+            exit_code=Exit.ERROR,
+        )
+    return MPI.COMM_WORLD
+
+
+def _name_on_signal(rank: int) -> None:
+    """A rank stopped by a signal says which rank it was before it goes (mpiexec names only the pid)."""
+
+    def handler(sig: int, _frame) -> None:
+        os.write(
+            2,
+            f"vtpu: rank {rank} (pid {os.getpid()} on {socket.gethostname()}) stopped by signal {sig}\n".encode(),
+        )
+        os._exit(128 + sig)
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, handler)
+
+
+def make_engine(
+    program: Program,
+    sentrons: int,
+    engine: str,
+    max_steps,
+    topo,
+    mem: Memory,
+    cache_dir=None,
+    no_cache=False,
+    trace=False,
+) -> tuple[ClusterEngine, str | None]:
+    """This rank's engine and, on rank 0, why it is not the JIT (the signature of ``api.make_engine``)."""
+    eng = open_engine(
+        program,
+        mem,
+        EngineOptions(engine=engine, sentrons=sentrons, max_steps=max_steps, topology=topo, trace=trace),
+    )
+    return eng, eng.reason
+
+
+def open_engine(program: Program, memory: Memory, o: EngineOptions) -> ClusterEngine:
+    """The engine for this rank (same signature as :func:`vtpu_cli.engines.select.open_engine`)."""
+    if o.trace:
+        raise VtpuError(
+            "--trace is not available under mpiexec: traces record one process's lockstep schedule",
+            hint="trace a single-process run (without mpiexec)",
+            exit_code=Exit.ERROR,
+        )
+    comm = init_mpi()
+    _name_on_signal(comm.Get_rank())
+    reason = None
+    if o.engine == "jit" and comm.Get_rank() == 0:
+        reason = (
+            f"under mpiexec ({comm.Get_size()} ranks) every rank runs its sentrons on the interpreter: "
+            "the JIT's native C pipe does not span processes yet"
+        )
+    return ClusterEngine(program, memory, o, comm, reason)
+
+
+class ClusterEngine(_Fallback):
+    """This rank's share of the run. ``run`` returns the whole run's result on rank 0; on the other ranks
+    it ends the process with the run's exit code (they have nothing to report)."""
+
+    def __init__(self, program: Program, memory: Memory, o: EngineOptions, comm: Any, reason: str | None):
+        self.program, self.n, self.mem = program, o.sentrons, memory
+        self.reason = reason
+        self.comm = comm
+        self.inner = RankInterpreter(
+            program, o.sentrons, comm, max_steps=o.max_steps, topology=o.topology, memory=memory
+        )
+
+    def run(self) -> RunResult:
+        res = self.inner.run()
+        if self.comm.Get_rank() != 0:
+            sys.stdout.flush()
+            raise SystemExit(int(Exit.OK if res.status == STATUS_OK else Exit.FAULT))
+        res.engine, res.fallback = "interp", self.reason
+        return res
+
+
+class RankInterpreter(Interpreter):
+    """The interpreter loop over this rank's sentrons, plus the watchdog and the final exchange."""
+
+    def __init__(
+        self, program: Program, n: int, comm: Any, *, max_steps: int | None, topology, memory: Memory
+    ):
+        if n < 1:
+            raise ValueError("at least one sentron")
+        self.program = program
+        self.n = n
+        self.max_steps = max_steps
+        self.tracing = False
+        self.trace = None
+        self.mem = memory
+        self.comm = comm
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+        self.transport = tr = MpiTransport(comm, n)
+        self.fleet = Fleet(n, program.groups, topology, transport=tr)
+        self.env = SemanticsEnv(memory, self.fleet)
+        self.env.note_access = self._note_access
+        self.states = [SentronState(i, n) for i in range(n)]
+        self.fleet.homes = {s.home: s.id for s in self.states}
+        self.counts = [0] * len(program.code)
+        self.mine = [self.states[i] for i in tr.local]
+        self.code = [self._compile(s) if s.id in tr.local else None for s in self.states]
+        self.dirty: dict[int, None] = {}  # scrolls written here since the last release, in order
+        self._alloc, self._free = memory.alloc, memory.free
+        memory.alloc = self._tracked_alloc  # type: ignore[method-assign]
+        memory.free = self._tracked_free  # type: ignore[method-assign]
+        tr.before_remote = self._take_dirty
+        tr.apply_update = self._apply_update
+        tr.on_control = self._control
+        self.stop: str | None = None
+        self.reports: list[tuple[str, dict | None]] = []  # rank 0: halts reported by the ranks
+        self.wave = 0
+        self.replies: dict[int, tuple] = {}
+        self.prev_snapshot: tuple | None = None
+        self.last_wave = 0.0
+        self.idle = False
+        self.total = 0
+
+    # ------------------------------------------------------------------ memory coherence
+    def _note_access(self, s, sc, write: bool, ins) -> None:
+        self.fleet.note_access(s, sc, write, ins)
+        if write:
+            self.dirty[sc.coord] = None
+
+    def _tracked_alloc(self, coord: int, size: int, align: int, owner: int):
+        sc = self._alloc(coord, size, align, owner)
+        self.dirty[coord] = None
+        return sc
+
+    def _tracked_free(self, coord: int) -> None:
+        self._free(coord)
+        self.dirty[coord] = None
+
+    def _take_dirty(self) -> list:
+        out = []
+        for coord in self.dirty:
+            sc = self.mem.table.get(coord)
+            if sc is None:
+                out.append((coord, None))
+            else:
+                meta = (sc.dtype, tuple(sc.shape), sc.align, sc.owner, sc.writer, sc.write_epoch)
+                out.append((coord, meta, sc.buf.tobytes()))
+        self.dirty.clear()
+        return out
+
+    def _apply_update(self, entries: list) -> None:
+        mem = self.mem
+        for e in entries:
+            coord = e[0]
+            if e[1] is None:
+                if coord in mem.table:
+                    self._free(coord)
+                continue
+            (dtype, shape, align, owner, writer, epoch), raw = e[1], e[2]
+            sc = mem.table.get(coord)
+            if sc is not None and sc.size != len(raw):
+                self._free(coord)
+                sc = None
+            if sc is None:
+                try:
+                    sc = mem.add(
+                        coord,
+                        scroll_buffer(len(raw), raw),
+                        dtype=dtype,
+                        shape=shape,
+                        align=align,
+                        owner=owner,
+                    )
+                except MemFault:  # over this rank's budget: the owner's run faults on its own terms
+                    continue
+            else:
+                sc.buf[:] = np.frombuffer(raw, np.uint8)
+            sc.writer, sc.write_epoch = writer, epoch
+
+    # ------------------------------------------------------------------ control plane
+    def _control(self, src: int, obj: tuple) -> None:
+        kind = obj[0]
+        if kind == "probe":
+            self.transport.send_control(("reply", obj[1], self._snapshot()), 0)
+        elif kind == "reply":
+            if obj[1] == self.wave:
+                self.replies[src] = obj[2]
+        elif kind == "halt":
+            self.reports.append((obj[1], obj[2]))
+        elif kind == "stop":
+            self.stop = obj[1]
+
+    def _snapshot(self) -> tuple:
+        tr = self.transport
+        halted = all(s.halted for s in self.mine)
+        return (self.idle, tr.sent, tr.received, self.total + self.fleet.changes + tr.changes, halted)
+
+    def _halt(self, status: str, fault: Fault | None) -> None:
+        """This rank cannot go on (fault, step limit): rank 0 stops everyone."""
+        fd = fault.as_dict() if fault else None
+        if self.rank == 0:
+            self.reports.append((status, fd))
+        else:
+            self.transport.send_control(("halt", status, fd), 0)
+
+    def _coordinate(self) -> None:
+        """Rank 0: turn halt reports into a stop; run termination waves while idle."""
+        if self.stop is not None:
+            return
+        if self.reports:
+            return self._broadcast_stop(self.reports[0][0])
+        now = time.perf_counter()
+        if self.replies and len(self.replies) == self.size:
+            snap = tuple(self.replies[r] for r in range(self.size))
+            self.replies = {}
+            quiet = all(x[0] for x in snap) and sum(x[1] for x in snap) == sum(x[2] for x in snap)
+            if quiet and snap == self.prev_snapshot:
+                return self._broadcast_stop(STATUS_OK if all(x[4] for x in snap) else STATUS_DEADLOCK)
+            self.prev_snapshot = snap if quiet else None
+            self.last_wave = now
+            return
+        if self.replies or not self.idle or now - self.last_wave < WAVE_INTERVAL_S:
+            return
+        self.wave += 1
+        self.replies = {0: self._snapshot()}
+        for r in range(1, self.size):
+            self.transport.send_control(("probe", self.wave), r)
+
+    def _broadcast_stop(self, status: str) -> None:
+        self.stop = status
+        for r in range(1, self.size):
+            self.transport.send_control(("stop", status), r)
+
+    # ------------------------------------------------------------------ running
+    def run(self) -> RunResult:
+        t0 = time.perf_counter()
+        with np.errstate(all="ignore"):
+            rounds, local_fault = self._loop()
+        status, fault = self._exchange(local_fault, rounds, time.perf_counter() - t0)
+        wall = time.perf_counter() - t0
+        ops = {p: 0 for p in PIPES}
+        siws = 0
+        for pc, c in enumerate(self.counts):
+            if c:
+                siws += c
+                for k, ins in enumerate(self.program.code[pc]):
+                    if not ins.is_nop:
+                        ops[PIPES[k]] += c
+        return RunResult(status, fault, self.states, self.mem, self.fleet, siws, ops, self.rounds, wall)
+
+    def _loop(self) -> tuple[int, Fault | None]:
+        code, counts, fleet, tr = self.code, self.counts, self.fleet, self.transport
+        ncode = len(self.program.code)
+        mine = self.mine
+        budget = None
+        if self.max_steps is not None:
+            budget = self.max_steps * len(mine) // self.n
+        rounds = 0
+        nap = 0.0
+        local_fault: Fault | None = None
+        halted_reported = False
+        while self.stop is None:
+            progress = False
+            changes = fleet.changes
+            if local_fault is None:
+                for s in mine:
+                    if s.halted:
+                        continue
+                    pc = s.pc
+                    if pc >= ncode:
+                        s.halted = True
+                        continue
+                    if budget is not None and self.total >= budget:
+                        local_fault = self._limit_fault()
+                        self._halt(STATUS_LIMIT, local_fault)
+                        break
+                    fns, ready = code[s.id][pc]
+                    try:
+                        if ready is not None and not ready():
+                            continue
+                        s.wait = None
+                        s.pc = pc + 1
+                        for f in fns:
+                            f()
+                    except OpFault as e:
+                        s.pc = pc
+                        local_fault = self._fault(s, pc, e)
+                        self._halt(STATUS_FAULT, local_fault)
+                        break
+                    counts[pc] += 1
+                    self.total += 1
+                    progress = True
+                    if s.pc >= ncode:
+                        s.halted = True
+                if any(not s.halted for s in mine) or not halted_reported:
+                    rounds += 1
+                    halted_reported = all(s.halted for s in mine)
+            changed = tr.poll()
+            self.idle = local_fault is not None or not (progress or changed or fleet.changes != changes)
+            if self.rank == 0:
+                self._coordinate()
+            if self.idle:
+                if nap:
+                    time.sleep(nap)
+                nap = min(IDLE_SLEEP_MAX_S, nap * 2 or 1e-5)
+            else:
+                nap = 0.0
+        self.rounds = rounds
+        return rounds, local_fault
+
+    def _exchange(self, local_fault: Fault | None, rounds: int, wall: float) -> tuple[str, Fault | None]:
+        """Every rank sends its sentrons, unshipped writes and counters to rank 0, which merges them."""
+        tr, fl = self.transport, self.fleet
+        deadline = time.perf_counter() + 2.0
+        while not tr.quiet() and time.perf_counter() < deadline:
+            tr.poll()
+        mine = {s.id: (s.snapshot(), s.wait, dict(s.coll_seq)) for s in self.mine}
+        st = fl.stats
+        payload = {
+            "states": mine,
+            "counts": np.array(self.counts, np.int64),
+            "fault": local_fault.as_dict() if local_fault else None,
+            "dirty": self._take_dirty() if self.rank else [],
+            "fleet": (st.messages, st.bytes, st.hops, st.routed, dict(st.wait_rounds)),
+            "instances": dict(tr.instances),
+            "ppt": vars(self.mem.stats).copy(),
+            "rounds": rounds,
+        }
+        got = self.comm.gather(payload, root=0)
+        status = self.stop or STATUS_OK
+        if self.rank != 0:
+            return status, local_fault
+        self._merge(got)
+        faults = [Fault(**p["fault"]) for p in got if p["fault"]]
+        fault = None
+        if status == STATUS_DEADLOCK:
+            fault = self._deadlock()
+        elif faults:
+            fault = min(faults, key=lambda f: f.sentron)
+            status = STATUS_FAULT if fault.kind == "fault" else STATUS_LIMIT
+        return status, fault
+
+    def _merge(self, got: list[dict]) -> None:
+        total = np.zeros(len(self.counts), np.int64)
+        st = self.fleet.stats
+        st.messages = st.bytes = st.hops = st.routed = 0
+        st.wait_rounds = {}
+        inst: dict[str, int] = {}
+        ppt = self.mem.stats
+        for k in vars(ppt):
+            setattr(ppt, k, 0)
+        self.rounds = 0
+        for r, p in enumerate(got):
+            total += p["counts"]
+            if r:
+                self._apply_update(p["dirty"])
+                for sid, (snap, wait, seq) in p["states"].items():
+                    s = self.states[sid]
+                    s.R, s.P, s.M = snap["r"], snap["p"], snap["m"]
+                    s.V[:] = snap["v"]
+                    s.flags, s.pc, s.halted, s.wait, s.coll_seq = (
+                        snap["flags"],
+                        snap["pc"],
+                        snap["halted"],
+                        wait,
+                        seq,
+                    )
+            msgs, nbytes, hops, routed, waits = p["fleet"]
+            st.messages += msgs
+            st.bytes += nbytes
+            st.hops += hops
+            st.routed += routed
+            for k, v in waits.items():
+                st.wait_rounds[k] = st.wait_rounds.get(k, 0) + v
+            for k, v in p["instances"].items():
+                inst[k] = inst.get(k, 0) + v
+            for k, v in p["ppt"].items():
+                setattr(ppt, k, getattr(ppt, k) + v)
+            self.rounds = max(self.rounds, p["rounds"])
+        self.counts = [int(x) for x in total]
+        st.barriers = inst.get("CBAR", 0)
+        st.collectives = sum(v for k, v in inst.items() if k != "CBAR")

@@ -1,0 +1,248 @@
+"""The MPI transport: the C-pipe :class:`~vtpu_cli.fleet.transport.Transport` across ranks.
+
+Sentrons are spread over the ranks of a communicator by **block distribution** (:func:`block_range`:
+rank r holds a contiguous run of ids, the first ``N mod R`` ranks one more). Each rank keeps the
+queues whose *receiver* it holds; a message to a sentron elsewhere goes out with ``isend`` and lands in
+the receiver's queue. Queue capacity is kept with credits: the sender counts its messages in flight per
+(sender, receiver) pair and the receiver returns a credit when a message is taken, so a full queue
+blocks the sender exactly as in one process (conservatively while a credit is still in flight).
+
+A collective instance (group, sequence) has one :class:`Rendezvous` record on every rank that holds a
+member. Local arrivals are broadcast to the other member ranks by :meth:`MpiTransport.poll`; remote
+ones are filed into the record, so every rank sees every contribution and folds them itself in the
+order :mod:`vtpu_cli.fleet.collectives` defines: the bits do not depend on which rank computes them.
+
+Everything on the data tag from one rank is processed in send order (MPI's non-overtaking rule) and
+*causally*: each item carries the sender's count of memory-update batches applied per rank, and is
+held until the receiver has applied as many (see :meth:`MpiTransport.broadcast_update`, used by the
+cluster layer to keep scrolls coherent at every release). Control traffic (termination waves, stop,
+final gather) uses its own tag and is handed to a callback.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from typing import Any
+
+from vtpu_cli.fleet.transport import QUEUE_CAPACITY, Message, Rendezvous
+
+TAG_DATA = 11
+TAG_CTRL = 12
+
+
+def block_range(rank: int, n: int, ranks: int) -> range:
+    """The sentron ids rank ``rank`` holds when ``n`` sentrons are block-distributed over ``ranks``."""
+    base, extra = divmod(n, ranks)
+    start = rank * base + min(rank, extra)
+    return range(start, start + base + (1 if rank < extra else 0))
+
+
+def rank_table(n: int, ranks: int) -> list[int]:
+    """Sentron id -> rank under :func:`block_range`."""
+    out = [0] * n
+    for r in range(ranks):
+        for sid in block_range(r, n, ranks):
+            out[sid] = r
+    return out
+
+
+class MpiTransport:
+    """C-pipe storage for the sentrons of one rank, exchanging with the other ranks over ``comm``.
+
+    The interpreter loop on each rank calls :meth:`poll` between rounds (it never blocks); counters
+    ``sent``/``received`` (data items) feed the cluster layer's termination detection."""
+
+    def __init__(self, comm: Any, n: int, capacity: int = QUEUE_CAPACITY):
+        from mpi4py import MPI  # the cluster extra; imported only once a transport is built
+
+        self._status = MPI.Status()
+        self._any_source, self._any_tag = MPI.ANY_SOURCE, MPI.ANY_TAG
+        self.comm = comm
+        self.n = n
+        self.rank = comm.Get_rank()
+        self.size = comm.Get_size()
+        self.capacity = capacity
+        self.owner = rank_table(n, self.size)
+        self.local = block_range(self.rank, n, self.size)
+        self.queues: dict[tuple[int, int], deque] = {}
+        self.in_flight: dict[tuple[int, int], int] = {}  # remote-bound messages not yet credited
+        self.colls: dict[tuple[int, int], Rendezvous] = {}
+        self._bcast: dict[tuple[int, int], set[int]] = {}  # contributions already broadcast per record
+        self.applied = [0] * self.size  # memory-update batches applied, per originating rank
+        self.held: list[deque] = [deque() for _ in range(self.size)]
+        self.sent = 0
+        self.received = 0
+        self.changes = 0  # state changes from the network (the loop's "something happened")
+        self.remote_messages = 0
+        self.remote_bytes = 0
+        self.update_bytes = 0
+        self.instances: dict[str, int] = {}  # collective instances this rank accounts for, by kind
+        self._reqs: list = []
+        self.before_remote: Callable[[], list | None] | None = None  # dirty scrolls to ship first
+        self.apply_update: Callable[[list], None] | None = None
+        self.on_control: Callable[[int, Any], None] | None = None
+
+    # ------------------------------------------------------------------ sending
+    def _isend(self, obj: Any, dest: int, tag: int = TAG_DATA) -> None:
+        self._reqs.append(self.comm.isend(obj, dest=dest, tag=tag))
+        if len(self._reqs) > 64:
+            self._reqs = [r for r in self._reqs if not r.Test()]
+
+    def _data(self, obj: tuple, dest: int) -> None:
+        self.sent += 1
+        self._isend(obj + (list(self.applied),), dest)
+
+    def _release_memory(self) -> None:
+        """Ship the scrolls written here since the last release before anything that may order them."""
+        if self.before_remote is None:
+            return
+        entries = self.before_remote()
+        if entries:
+            self.broadcast_update(entries)
+
+    def broadcast_update(self, entries: list) -> None:
+        """Send one memory-update batch to every other rank (applied there before later items)."""
+        for r in range(self.size):
+            if r != self.rank:
+                self._data(("u", entries), r)
+        self.applied[self.rank] += 1
+        self.update_bytes += sum(len(e[-1] or b"") for e in entries) * (self.size - 1)
+
+    def send_control(self, obj: Any, dest: int) -> None:
+        self._isend(obj, dest, TAG_CTRL)
+
+    # ------------------------------------------------------------------ Transport protocol
+    def _queue(self, src: int, dst: int) -> deque:
+        q = self.queues.get((src, dst))
+        if q is None:
+            q = self.queues[(src, dst)] = deque()
+        return q
+
+    def can_send(self, src: int, dst: int) -> bool:
+        if self.owner[dst] == self.rank:
+            return len(self._queue(src, dst)) < self.capacity
+        return self.in_flight.get((src, dst), 0) < self.capacity
+
+    def send(self, src: int, dst: int, msg: Message) -> None:
+        r = self.owner[dst]
+        if r == self.rank:
+            self._queue(src, dst).append(msg)
+            return
+        self._release_memory()
+        self.in_flight[(src, dst)] = self.in_flight.get((src, dst), 0) + 1
+        self.remote_messages += 1
+        self.remote_bytes += len(msg.payload)
+        self._data(("m", src, dst, msg.payload, msg.clock, msg.hops), r)
+
+    def pending(self, src: int, dst: int) -> bool:
+        return bool(self.queues.get((src, dst)))
+
+    def recv(self, src: int, dst: int) -> Message:
+        msg = self.queues[(src, dst)].popleft()
+        r = self.owner[src]
+        if r != self.rank:
+            self._data(("c", src, dst), r)
+        return msg
+
+    def rendezvous(self, key: tuple[int, int], kind: str, members: tuple[int, ...]) -> Rendezvous:
+        c = self.colls.get(key)
+        if c is None:
+            c = self.colls[key] = Rendezvous(kind, members)
+        elif not c.members and members:
+            c.members = members
+        return c
+
+    def retire(self, key: tuple[int, int]) -> None:
+        c = self.colls.pop(key, None)
+        self._bcast.pop(key, None)
+        if c is not None:
+            self._account(c)
+
+    def _account(self, c: Rendezvous) -> None:
+        """Count each collective instance once in the whole run: on the rank of its lowest member."""
+        if c.members and self.owner[min(c.members)] == self.rank:
+            self.instances[c.kind] = self.instances.get(c.kind, 0) + 1
+
+    # ------------------------------------------------------------------ progress
+    def poll(self) -> bool:
+        """Broadcast new local arrivals at collectives, retire finished records, take in what arrived.
+
+        Returns True when anything changed that may let a blocked sentron proceed."""
+        before = self.changes
+        self._push_collectives()
+        st = self._status
+        comm = self.comm
+        while comm.Iprobe(source=self._any_source, tag=self._any_tag, status=st):
+            src, tag = st.Get_source(), st.Get_tag()
+            obj = comm.recv(source=src, tag=tag)
+            if tag == TAG_CTRL:
+                if self.on_control is not None:
+                    self.on_control(src, obj)
+                continue
+            self.received += 1
+            self.held[src].append(obj)
+        for r in range(self.size):
+            self._drain(r)
+        return self.changes != before
+
+    def _drain(self, r: int) -> None:
+        q = self.held[r]
+        applied = self.applied
+        while q:
+            obj = q[0]
+            deps = obj[-1]
+            if any(applied[k] < deps[k] for k in range(self.size) if k != r):
+                return
+            q.popleft()
+            self._deliver(r, obj)
+
+    def _deliver(self, r: int, obj: tuple) -> None:
+        kind = obj[0]
+        self.changes += 1
+        if kind == "m":
+            _, src, dst, payload, clock, hops, _deps = obj
+            self._queue(src, dst).append(Message(src, payload, clock, hops))
+        elif kind == "c":
+            _, src, dst, _deps = obj
+            self.in_flight[(src, dst)] -= 1
+        elif kind == "k":
+            _, key, kind_, members, sid, value, clock, _deps = obj
+            c = self.colls.get(key)
+            if c is None:
+                c = self.colls[key] = Rendezvous(kind_, members)
+            elif c.kind != kind_:
+                c.kind = kind_  # the local members' next ready() reports the mismatch
+            if sid not in c.contrib:
+                c.contrib[sid] = value
+                c.clocks.append(clock)
+            self._bcast.setdefault(key, set()).add(sid)
+        elif kind == "u":
+            _, entries, _deps = obj
+            if self.apply_update is not None:
+                self.apply_update(entries)
+            self.applied[r] += 1
+
+    def _push_collectives(self) -> None:
+        for key, c in list(self.colls.items()):
+            sent = self._bcast.setdefault(key, set())
+            fresh = [sid for sid in c.contrib if sid not in sent and self.owner[sid] == self.rank]
+            if fresh:
+                dests = sorted({self.owner[m] for m in c.members} - {self.rank})
+                if dests:
+                    self._release_memory()
+                sids = list(c.contrib)
+                for sid in fresh:
+                    clock = c.clocks[sids.index(sid)]
+                    for r in dests:
+                        self._data(("k", key, c.kind, c.members, sid, c.contrib[sid], clock), r)
+                    sent.add(sid)
+            if c.members and len(c.contrib) == len(c.members):
+                mine = [m for m in c.members if self.owner[m] == self.rank]
+                if all(m in c.done for m in mine):
+                    self.retire(key)
+
+    def quiet(self) -> bool:
+        """No send of this rank is still incomplete (used before the final exchange)."""
+        self._reqs = [r for r in self._reqs if not r.Test()]
+        return not self._reqs
