@@ -372,6 +372,9 @@ def test_bad_command_line_exit_2(model_dir: Path, args: list[str], message: str)
 # ------------------------------------------------------------------ engine units (a stub backend)
 
 
+FAIL = 7  # a prompt starting with this token makes the stub model raise
+
+
 class ByteBackend:
     """A test double: token t < 256 is byte t; the 'model' always predicts the scripted next token."""
 
@@ -400,13 +403,12 @@ class ByteBackend:
         out[self.script[min(n, len(self.script) - 1)]] = 1.0
         return out
 
-    def prefill(self, state: list[int], tokens: Sequence[int]) -> np.ndarray:
-        return self._logits(0)
-
-    def step(self, states: Sequence[list[int]], tokens: Sequence[int]) -> np.ndarray:
-        for s in states:
+    def forward(self, states: Sequence[list[int]], tokens: Sequence[Sequence[int]]) -> np.ndarray:
+        if any(t[0] == FAIL for t in tokens):
+            raise RuntimeError("stub failure")
+        for s in states:  # s[0]: passes so far; pass k (the prompt is one chunk) predicts script[k]
             s[0] += 1
-        return np.stack([self._logits(s[0]) for s in states])
+        return np.stack([self._logits(s[0] - 1) for s in states])
 
     def release(self, state: list[int]) -> None:
         pass
@@ -415,16 +417,19 @@ class ByteBackend:
         return 8
 
 
-def run_engine(script: Sequence[int], params: SamplingParams) -> list[Any]:
+def run_engine(script: Sequence[int], params: SamplingParams, prompts: Sequence[int] = (65,)) -> list[Any]:
+    """Events of one request per prompt token (submitted together) on a stub-backed engine."""
     engine = Engine(ByteBackend(script), max_concurrent=2)
     engine.start()
 
     async def go() -> list[Any]:
-        req = engine.submit([65], params, asyncio.get_running_loop())
-        return [ev async for ev in req.stream()]
+        loop = asyncio.get_running_loop()
+        reqs = [engine.submit([p], params, loop) for p in prompts]
+        return [[ev async for ev in req.stream()] for req in reqs]
 
     try:
-        return asyncio.run(asyncio.wait_for(go(), 10))
+        out = asyncio.run(asyncio.wait_for(go(), 10))
+        return out[0] if len(prompts) == 1 else out
     finally:
         engine.stop()
 
@@ -480,3 +485,14 @@ def test_parsers_accept_or_reject_cleanly(body: dict[str, Any], chat: bool) -> N
         return
     assert req.model == "m" and (req.max_tokens is None or req.max_tokens >= 1)
     assert 0 <= req.temperature <= 2 and 0 <= req.top_p <= 1 and len(req.stop) <= 4
+
+
+def test_engine_model_error_fails_only_that_pass() -> None:
+    bad, good = run_engine(
+        [ord("o"), ord("k"), 256], SamplingParams(max_tokens=5, temperature=0), prompts=[FAIL, 65]
+    )
+    # both shared the failing pass; each gets an error event, and the engine goes on serving
+    assert bad[-1].finish_reason == "error" and "stub failure" in bad[-1].error
+    assert good[-1].finish_reason == "error"
+    ok = run_engine([ord("o"), ord("k"), 256], SamplingParams(max_tokens=5, temperature=0))
+    assert "".join(e.text for e in ok) == "ok" and ok[-1].finish_reason == "stop"

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import os
 import time
 import uuid
 from collections.abc import AsyncIterator
@@ -54,6 +55,11 @@ class Api:
             "completed": s.completed,
             "cancelled": s.cancelled,
             "generated_tokens": s.generated_tokens,
+            "prompt_tokens": s.prompt_tokens,
+            "decode_steps": s.steps,
+            "mean_batch": round(s.step_seqs / s.steps, 3) if s.steps else 0.0,
+            "kv_bytes_per_sequence": self.backend.state_bytes(),
+            "rss_bytes": _rss_bytes(),
         }
         return JSONResponse(body, status_code=200 if ok else 503)
 
@@ -255,6 +261,15 @@ class Api:
         finally:
             watcher.cancel()
             gen.cancel()  # no-op when finished; frees the slot when the client went away mid-stream
+
+
+def _rss_bytes() -> int | None:
+    """Resident memory of this process now (Linux /proc; None elsewhere)."""
+    try:
+        with open("/proc/self/statm") as fh:
+            return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return None
 
 
 def _usage(ev: Event) -> dict[str, int]:

@@ -1,13 +1,13 @@
 """The generation-engine interface the server drives, and the chat prompt rendering it needs.
 
 The scheduler (`engine.py`) sees a model only through `Backend`: text <-> ids, a fresh per-sequence KV
-state, `prefill` (append prompt tokens to one sequence) and `step` (append one token to each of several
-sequences at once and return their next-token logits). Keeping the interface this small lets the
-compiled (JIT) model path replace the numpy reference later without touching the server.
+state, and one `forward` that appends tokens to several sequences in a single pass (prompt chunks and
+single decode tokens together) and returns each one's next-token logits. Keeping the interface this
+small lets the compiled (JIT) model path replace the numpy reference later without touching the server.
 
 Contract every backend keeps, because the server's correctness rests on it:
-* `step` is batch-invariant: the logits of a sequence do not depend on which other sequences share the
-  step (so a request's greedy answer is the same under load as alone);
+* `forward` is batch-invariant up to floating-point rounding: a sequence's logits do not depend on which
+  other sequences share the pass (so a request's greedy answer is the same under load as alone);
 * states are independent: releasing one never affects another.
 """
 
@@ -58,12 +58,9 @@ class Backend(Protocol):
         """A fresh, empty KV state for one sequence."""
         ...
 
-    def prefill(self, state: Any, tokens: Sequence[int]) -> np.ndarray:
-        """Append `tokens` to `state`; the next-token logits after the last one, float [vocab]."""
-        ...
-
-    def step(self, states: Sequence[Any], tokens: Sequence[int]) -> np.ndarray:
-        """Append `tokens[i]` to `states[i]` for all i at once; logits [len(states), vocab]."""
+    def forward(self, states: Sequence[Any], tokens: Sequence[Sequence[int]]) -> np.ndarray:
+        """Append `tokens[i]` (a prompt chunk, or one generated token) to `states[i]` for every i in one
+        pass; the next-token logits after each sequence's last new token, float [len(states), vocab]."""
         ...
 
     def release(self, state: Any) -> None:

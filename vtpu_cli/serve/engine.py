@@ -4,10 +4,12 @@ Design (chosen over a one-at-a-time queue because decode is bound by streaming t
 step over B sequences costs far less than B steps):
 * Up to `max_concurrent` sequences are *active* (each holds a KV state: this bounds memory); further
   requests wait in FIFO order and are admitted as slots free up.
-* Each scheduler iteration runs at most one prefill chunk (`prefill_chunk` tokens of one prompt), then
-  one batched decode `step` over every active sequence that is past its prompt. Chunking bounds how
-  long a long prompt can stall the others; chunk boundaries depend only on the prompt, so a request's
-  computation is identical alone and under load.
+* Each scheduler iteration is one `Backend.forward` pass over every active sequence: the next prompt
+  chunk (`prefill_chunk` tokens) of each sequence still reading its prompt, while the pass holds at
+  most `max_pass_tokens` tokens, and the last sampled token of each sequence that is generating. So a
+  new prompt rides along with the running decodes (the weights are streamed once for both) instead of
+  stalling them for a separate prefill, and a long prompt is read in bounded pieces. Chunk boundaries
+  depend only on the prompt, never on the load.
 * Sampling (the models package's `Sampler`, so a seeded request draws exactly what `vtpu generate` with
   the same seed would), detokenisation and stop strings are handled here, per sequence, each request
   with its own RNG (seeded by `seed`, else from the OS), so concurrent requests never share random state.
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import queue
 import threading
 import time
@@ -31,6 +34,8 @@ import numpy as np
 
 from vtpu_cli.models.sampling import Sampler
 from vtpu_cli.serve.backend import Backend
+
+log = logging.getLogger("vtpu.serve")
 
 
 @dataclass(frozen=True)
@@ -119,7 +124,13 @@ class Engine:
     """Runs a Backend on a dedicated thread; `submit` and `cancel` are safe from any thread."""
 
     def __init__(
-        self, backend: Backend, *, max_concurrent: int = 4, max_waiting: int = 256, prefill_chunk: int = 128
+        self,
+        backend: Backend,
+        *,
+        max_concurrent: int = 4,
+        max_waiting: int = 256,
+        prefill_chunk: int = 128,
+        max_pass_tokens: int = 512,
     ) -> None:
         if max_concurrent < 1:
             raise ValueError("max_concurrent must be at least 1")
@@ -127,6 +138,7 @@ class Engine:
         self.max_concurrent = max_concurrent
         self.max_waiting = max_waiting
         self.prefill_chunk = max(1, prefill_chunk)
+        self.max_pass_tokens = max(1, max_pass_tokens)
         self.stats = EngineStats()
         self._inbox: queue.SimpleQueue[Request | None] = queue.SimpleQueue()
         self._waiting: deque[Request] = deque()
@@ -181,9 +193,9 @@ class Engine:
                     break
                 self._reap()
                 self._admit()
-                self._prefill_one()
-                self._decode()
-        except BaseException as exc:  # a model failure must not leave clients hanging
+                self._pass()
+        except BaseException as exc:  # an engine bug must not leave clients hanging
+            log.critical("the engine stopped", exc_info=exc)
             self.failure = exc
             for req in [*self._active, *self._waiting]:
                 self._finish(req, "error", error=f"generation failed: {type(exc).__name__}: {exc}")
@@ -244,27 +256,43 @@ class Engine:
         self.stats.active = len(self._active)
         self.stats.waiting = len(self._waiting)
 
-    def _prefill_one(self) -> None:
-        """One chunk of the oldest prompt still being read; its first token when the prompt is done."""
-        req = next((r for r in self._active if r.pos < len(r.prompt)), None)
-        if req is None:
+    def _pass(self) -> None:
+        """One model pass: a prompt chunk of every sequence still reading its prompt (within the token
+        budget) and the last token of every sequence that is generating."""
+        work: list[tuple[Request, list[int]]] = []
+        budget = self.max_pass_tokens
+        for r in self._active:
+            if r.pos < len(r.prompt) and (budget > 0 or not work):
+                # chunk boundaries depend on the prompt only, never on the load
+                chunk = r.prompt[r.pos : r.pos + self.prefill_chunk]
+                work.append((r, chunk))
+                budget -= len(chunk)
+        decoding = [(r, [r.generated[-1]]) for r in self._active if r.pos == len(r.prompt) and not r.done]
+        work += decoding
+        if not work:
             return
-        chunk = req.prompt[req.pos : req.pos + self.prefill_chunk]
-        logits = self.backend.prefill(req.state, chunk)
-        req.pos += len(chunk)
-        if req.pos == len(req.prompt):
-            self.stats.prompt_tokens += len(req.prompt)
-            self._accept(req, logits)
+        try:
+            logits = self.backend.forward([r.state for r, _ in work], [t for _, t in work])
+            if decoding:
+                self.stats.steps += 1
+                self.stats.step_seqs += len(decoding)
+            for (req, toks), row in zip(work, logits, strict=True):
+                if req.pos < len(req.prompt):
+                    req.pos += len(toks)
+                    if req.pos < len(req.prompt):
+                        continue
+                    self.stats.prompt_tokens += len(req.prompt)
+                self._accept(req, row)
+        except Exception as exc:
+            self._fail([r for r, _ in work if not r.done], exc)
 
-    def _decode(self) -> None:
-        batch = [r for r in self._active if r.pos == len(r.prompt) and not r.done]
-        if not batch:
-            return
-        logits = self.backend.step([r.state for r in batch], [r.generated[-1] for r in batch])
-        self.stats.steps += 1
-        self.stats.step_seqs += len(batch)
-        for req, row in zip(batch, logits, strict=True):
-            self._accept(req, row)
+    def _fail(self, reqs: list[Request], exc: Exception) -> None:
+        """A model error ends the requests it touched (HTTP 500 / an error event); the server goes on."""
+        log.error("generation failed for %d request(s)", len(reqs), exc_info=exc)
+        for req in reqs:
+            if req in self._active:
+                self._active.remove(req)
+            self._finish(req, "error", error=f"generation failed: {type(exc).__name__}: {exc}")
 
     def _accept(self, req: Request, logits: np.ndarray) -> None:
         """Sample the next token of `req`, send its new text, and finish it when it is done."""

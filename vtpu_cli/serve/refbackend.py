@@ -1,11 +1,11 @@
 """`Backend` over the models package: its loader, tokenizer and float64 numpy reference forward pass.
 
-Prefill runs `models.Reference.forward` with the sequence's own KV cache swapped in. Decode has its
-own batched step: the token rows of all sequences go through every ternary projection together (the
-weights are unpacked and streamed once per step, not once per sequence) while attention runs per
-sequence over its own cache; it is `Reference.forward` for one token, applied to a batch. The ternary
-products are exact integers, so batching changes only the BLAS rounding of the LM head (last bits of
-the logits); the tests check that greedy answers are token-identical to `Reference.generate`.
+`forward` is `models.Reference.forward` applied to a batch: the new token rows of all sequences (prompt
+chunks and single decode tokens alike) go through every ternary projection together, so the weights are
+unpacked and streamed once per pass rather than once per sequence, while attention runs per sequence
+over its own KV cache. The ternary products are exact integers and the norms are row-wise, so batching
+changes at most the BLAS rounding of attention and the LM head (the last bits of the logits); the tests
+check that greedy answers are token-identical to `Reference.generate` run alone.
 
 The compiled (JIT) model path will implement the same `Backend` protocol and replace this one.
 """
@@ -60,7 +60,7 @@ class ReferenceBackend:
             eos.add(self.tok.eos_id)
         self.eos_ids = frozenset(eos)
         self.vocab_size = self.cfg.vocab
-        self.ref.k_cache = self.ref.v_cache = []  # the Reference's own full-context cache is never used
+        self.ref.k_cache = self.ref.v_cache = []  # its single-sequence cache is unused: states hold KV
 
     @classmethod
     def load(cls, path: str | Path, *, ctx: int | None = None) -> ReferenceBackend:
@@ -121,52 +121,50 @@ class ReferenceBackend:
 
     # ---------------------------------------------------------------- compute
 
-    def prefill(self, state: SeqState, tokens: Sequence[int]) -> np.ndarray:
-        self._reserve(state, state.pos + len(tokens))
-        ref = self.ref
-        ref.pos, ref.k_cache, ref.v_cache = state.pos, state.k, state.v
-        try:
-            logits = ref.forward(list(tokens))[-1]
-        finally:
-            state.pos = ref.pos
-            ref.k_cache = ref.v_cache = []
-        return logits
-
-    def step(self, states: Sequence[SeqState], tokens: Sequence[int]) -> np.ndarray:
+    def forward(self, states: Sequence[SeqState], tokens: Sequence[Sequence[int]]) -> np.ndarray:
         c = self.cfg
         ref = self.ref
-        b = len(states)
-        for s in states:
-            self._reserve(s, s.pos + 1)
-        positions = np.array([s.pos for s in states])
+        lens = [len(t) for t in tokens]
+        offs = np.concatenate([[0], np.cumsum(lens)]).astype(int)
+        for s, n in zip(states, lens, strict=True):
+            self._reserve(s, s.pos + n)
+        positions = np.concatenate([np.arange(s.pos, s.pos + n) for s, n in zip(states, lens, strict=True)])
+        rows = int(offs[-1])
         rep = c.heads // c.kv_heads
         scale = 1.0 / np.sqrt(c.head_dim)
-        h = self.model.embedding.take(list(tokens)).astype(np.float64)
-        attn = np.empty((b, c.q_dim))
+        h = self.model.embedding.take([t for ts in tokens for t in ts]).astype(np.float64)
+        attn = np.empty((rows, c.q_dim))
         for li, layer in enumerate(self.model.layers):
             x = rms_norm(h, layer.attn_norm, c.rms_eps)
-            q = rope(ref.bitlinear(x, layer.wq).reshape(b, c.heads, c.head_dim), positions, c.rope_theta)
-            k = rope(ref.bitlinear(x, layer.wk).reshape(b, c.kv_heads, c.head_dim), positions, c.rope_theta)
-            v = ref.bitlinear(x, layer.wv).reshape(b, c.kv_heads, c.head_dim)
-            for i, s in enumerate(states):
-                end = s.pos + 1
-                s.k[li][s.pos] = k[i]
-                s.v[li][s.pos] = v[i]
+            q = rope(ref.bitlinear(x, layer.wq).reshape(rows, c.heads, c.head_dim), positions, c.rope_theta)
+            k = rope(
+                ref.bitlinear(x, layer.wk).reshape(rows, c.kv_heads, c.head_dim), positions, c.rope_theta
+            )
+            v = ref.bitlinear(x, layer.wv).reshape(rows, c.kv_heads, c.head_dim)
+            for i, s in enumerate(states):  # attention: per sequence, over its own cache
+                a, b = offs[i], offs[i + 1]
+                end = s.pos + (b - a)
+                s.k[li][s.pos : end] = k[a:b]
+                s.v[li][s.pos : end] = v[a:b]
                 keys = np.repeat(s.k[li][:end], rep, axis=1)  # [end, heads, d]
                 vals = np.repeat(s.v[li][:end], rep, axis=1)
-                scores = np.einsum("thd,shd->hts", q[i : i + 1], keys) * scale
+                scores = np.einsum("thd,shd->hts", q[a:b], keys) * scale
+                if b - a > 1:  # causal within the new chunk
+                    mask = positions[a:b, None] >= np.arange(end)[None, :]
+                    scores = np.where(mask[None], scores, -np.inf)
                 scores -= scores.max(axis=-1, keepdims=True)
                 p = np.exp(scores)
                 p /= p.sum(axis=-1, keepdims=True)
-                attn[i] = np.einsum("hts,shd->thd", p, vals).reshape(c.q_dim)
+                attn[a:b] = np.einsum("hts,shd->thd", p, vals).reshape(b - a, c.q_dim)
             h = h + ref.bitlinear(rms_norm(attn, layer.attn_sub_norm, c.rms_eps), layer.wo)
             x = rms_norm(h, layer.ffn_norm, c.rms_eps)
             gate = np.maximum(ref.bitlinear(x, layer.w_gate), 0.0)
             g = gate * gate * ref.bitlinear(x, layer.w_up)
             h = h + ref.bitlinear(rms_norm(g, layer.ffn_sub_norm, c.rms_eps), layer.w_down)
-        for s in states:
-            s.pos += 1
-        return ref.logits(rms_norm(h, self.model.output_norm, c.rms_eps))
+        for s, n in zip(states, lens, strict=True):
+            s.pos += n
+        last = offs[1:] - 1  # the LM head only for the rows whose next token is wanted
+        return ref.logits(rms_norm(h[last], self.model.output_norm, c.rms_eps))
 
 
 def _default_id(path: Path) -> str:

@@ -35,8 +35,24 @@ def serve_command(
 
     `ctx` 0 means the model's own context length. `port` 0 picks a free port (printed on stdout).
     Bad input (missing or corrupt model, bad numbers, address in use) prints one line and returns 2;
-    a missing `vtpu[serve]` dependency returns 3.
+    a missing `vtpu[serve]` dependency returns 3. `ready(port)` is called once the socket listens.
     """
+    try:
+        return _serve(model, host, port, sentrons, max_concurrent, ctx, max_waiting, ready)
+    except KeyboardInterrupt:  # Ctrl-C while the model loads
+        return EXIT_INTERRUPTED
+
+
+def _serve(
+    model: Path,
+    host: str,
+    port: int,
+    sentrons: int,
+    max_concurrent: int,
+    ctx: int,
+    max_waiting: int,
+    ready: Any,
+) -> int:
     for name, value, lo in (
         ("--sentrons", sentrons, 1),
         ("--max-concurrent", max_concurrent, 1),
@@ -82,6 +98,13 @@ def serve_command(
         app, log_level="warning", access_log=False, timeout_graceful_shutdown=DRAIN_SECONDS, lifespan="on"
     )
     server = _make_server(config)
+
+    # From here on a signal asks for a clean stop, even one that comes before uvicorn installs its handlers.
+    def early_stop(sig: int, frame: Any) -> None:
+        server.signals.append(sig)
+        server.should_exit = True
+
+    early = _on_signals(early_stop)
     bound_host, bound_port = sock.getsockname()[:2]
     shown = f"[{bound_host}]" if ":" in bound_host else bound_host
     kv = backend.state_bytes()
@@ -106,8 +129,21 @@ def serve_command(
         return EXIT_INTERRUPTED
     finally:
         sock.close()
+        _restore(early)
     print("vtpu serve: stopped", flush=True)
     return EXIT_INTERRUPTED if signal.SIGINT in server.signals else EXIT_OK
+
+
+def _on_signals(handler: Any) -> dict[int, Any]:
+    """Route SIGINT and SIGTERM to `handler` (main thread only); the previous handlers, for `_restore`."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+
+
+def _restore(previous: dict[int, Any]) -> None:
+    for s, h in previous.items():
+        signal.signal(s, h)
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -138,20 +174,15 @@ def _make_server(config: Any) -> Any:
 
         @contextlib.contextmanager
         def capture_signals(self) -> Generator[None, None, None]:
-            if threading.current_thread() is not threading.main_thread():
-                yield  # only the main thread may install handlers (in-process tests)
-                return
-
             def handler(sig: int, frame: Any) -> None:
                 self.signals.append(sig)
                 self.handle_exit(sig, frame)
 
-            previous = {s: signal.signal(s, handler) for s in (signal.SIGINT, signal.SIGTERM)}
+            previous = _on_signals(handler)
             try:
                 yield
             finally:
-                for s, h in previous.items():
-                    signal.signal(s, h)
+                _restore(previous)
 
     server = Server(config)
     server.signals = []
