@@ -366,3 +366,22 @@ def test_json_dump_and_missing_output_scroll(tmp_path):
     assert r.returncode == 1 and "`.output X`: no scroll at 1.1.1/1.1.1/1.1.9" in r.stderr
     r = vtpu("run", str(src), "--json")
     assert r.returncode == 1 and _json(r)["status"] == "missing-output"
+
+
+def test_run_reuses_the_assembled_program_and_rebuilds_a_damaged_entry(tmp_path, monkeypatch):
+    """`vtpu run x.vasm` keeps the assembled .siw (start-up): same source -> same program without the
+    assembler; an edited source or a damaged entry -> assembled afresh."""
+    from vtpu_cli.asm import loader
+
+    monkeypatch.setenv("VTPU_CACHE_DIR", str(tmp_path / "cache"))
+    src = tmp_path / "p.vasm"
+    src.write_text(".output r1\n    DMOV r1, 5\n    DHALT\n")
+    first = loader.load_program(src)
+    entries = list((tmp_path / "cache" / "asm").glob("*.siw"))
+    assert len(entries) == 1 and oct(entries[0].parent.stat().st_mode & 0o777) == "0o700"
+    again = loader.load_program(src)
+    assert again.code == first.code and again.outputs == first.outputs and again.source_file == str(src)
+    entries[0].write_bytes(b"damaged")
+    assert loader.load_program(src).code == first.code
+    src.write_text(".output r1\n    DMOV r1, 6\n    DHALT\n")
+    assert loader.load_program(src).code != first.code

@@ -75,6 +75,67 @@ def load_program(path: Path):
         raise VtpuError(f"cannot read {path}: {e.strerror}") from None
     if head == siwfile.MAGIC or path.suffix == ".siw":
         return load_binary(path)
+    text = read_source(path)
+    if ".include" in text:  # an included file may change without this one changing: no cache
+        from vtpu_cli.asm.assembler import assemble
+
+        return assemble(text, str(path))
+    return assemble_cached(text, str(path))
+
+
+ASM_CACHE_MAX = 256  # assembled programs kept (oldest dropped first)
+
+
+def _assembler_digest() -> str:
+    """A digest of everything that decides what the assembler produces: its source, the grammar, the op
+    table and the .siw encoder. Any edit or upgrade gives new keys."""
+    import hashlib
+
+    from vtpu_cli import __version__
+
+    h = hashlib.sha256(__version__.encode())
+    root = Path(__file__).resolve().parents[1]
+    for rel in ("asm/assembler.py", "isa/table.py", "binary/program.py", "binary/siwfile.py"):
+        try:
+            h.update((root / rel).read_bytes())
+        except OSError:
+            h.update(rel.encode())
+    from vtpu_cli.core.resources import grammar_text
+
+    h.update(grammar_text("vasm.lark").encode())
+    return h.hexdigest()
+
+
+def assemble_cached(text: str, filename: str):
+    """``vtpu run prog.vasm`` without loading the assembler (Lark, ~0.1-0.2 s) when this exact source was
+    assembled before: the ``.siw`` is kept in a private cache folder and read back through the
+    validating decoder, so a damaged entry is an error caught here and simply rebuilt."""
+    import hashlib
+    import os
+
+    from vtpu_cli.binary import siwfile
+    from vtpu_cli.core.errors import FormatError
+    from vtpu_cli.core.resources import private_cache_dir
+
+    base = private_cache_dir("asm")
+    key = hashlib.sha256(f"{_assembler_digest()}\0{filename}\0{text}".encode()).hexdigest()[:32]
+    entry = base / f"{key}.siw" if base is not None else None
+    if entry is not None and entry.is_file():
+        try:
+            return sanitize_names(siwfile.decode(entry.read_bytes(), filename))
+        except (FormatError, OSError):
+            pass
     from vtpu_cli.asm.assembler import assemble
 
-    return assemble(read_source(path), str(path))
+    program = assemble(text, filename)
+    if entry is not None:
+        try:
+            from vtpu_cli.core.fileio import write_atomic
+
+            write_atomic(str(entry), siwfile.encode(program))
+            old = sorted(base.glob("*.siw"), key=lambda p: p.stat().st_mtime)
+            for p in old[: max(0, len(old) - ASM_CACHE_MAX)]:
+                os.unlink(p)
+        except OSError:
+            pass
+    return program

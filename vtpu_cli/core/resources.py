@@ -23,18 +23,31 @@ def grammar_cache_path(name: str, text: str) -> str | None:
     name carries a hash of the grammar and Lark's version, so an edit or an upgrade starts afresh.
     None when no private cache folder can be had (then the tables are built every time)."""
     import hashlib
-    import os
-    import stat
 
     try:
         import lark
 
-        base = Path(os.environ.get("VTPU_CACHE_DIR") or Path.home() / ".cache" / "vtpu") / "grammar"
-        base.mkdir(parents=True, exist_ok=True, mode=0o700)
-        st = base.stat()
-        if st.st_uid != os.getuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        base = private_cache_dir("grammar")
+        if base is None:
             return None
         digest = hashlib.sha256(f"{lark.__version__}\0{text}".encode()).hexdigest()[:16]
         return str(base / f"{name}-{digest}.lark")
     except (OSError, RuntimeError, AttributeError):
+        return None
+
+
+def private_cache_dir(kind: str) -> Path | None:
+    """``$VTPU_CACHE_DIR/<kind>`` (default ``~/.cache/vtpu/<kind>``), created 0700; None unless it is
+    owned by this user and not writable by others (what is read back from it must be ours)."""
+    import os
+    import stat
+
+    try:
+        base = Path(os.environ.get("VTPU_CACHE_DIR") or Path.home() / ".cache" / "vtpu") / kind
+        base.mkdir(parents=True, exist_ok=True, mode=0o700)
+        st = base.stat()
+        if st.st_uid != os.getuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            return None
+        return base
+    except (OSError, RuntimeError):
         return None
