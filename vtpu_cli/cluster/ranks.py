@@ -165,14 +165,17 @@ class ClusterEngine(_Fallback):
     def __init__(self, program: Program, memory: Memory, o: EngineOptions, comm: Any, reason: str | None):
         self.program, self.n, self.mem = program, o.sentrons, memory
         self.reason = reason
-        self.comm = comm
+        self.comm = comm = comm.Dup()  # a run's own context: nothing of an earlier run can leak in
         self.inner = RankInterpreter(
             program, o.sentrons, comm, max_steps=o.max_steps, topology=o.topology, memory=memory
         )
 
     def run(self) -> RunResult:
-        res = self.inner.run()
-        if self.comm.Get_rank() != 0:
+        try:
+            res = self.inner.run()
+        finally:
+            self.comm.Free()
+        if self.inner.rank != 0:
             sys.stdout.flush()
             raise SystemExit(int(Exit.OK if res.status == STATUS_OK else Exit.FAULT))
         res.engine, res.fallback = "interp", self.reason
