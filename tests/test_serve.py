@@ -246,6 +246,12 @@ def test_bad_requests_are_400(server: Server, path: str, body: Any, code: str | 
     assert ok.status_code == 200
 
 
+def test_oversized_body_is_413(server: Server) -> None:
+    body = json.dumps({"model": MODEL_ID, "prompt": "x" * (9 << 20)}).encode()
+    r = httpx.post(server.url + "/v1/completions", content=body, headers={"content-type": "application/json"})
+    assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
+
+
 def test_openai_client_sees_bad_request(client: Any) -> None:
     with pytest.raises(openai.BadRequestError) as info:
         client.completions.create(model=MODEL_ID, prompt="x", max_tokens=-1)

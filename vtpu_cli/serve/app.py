@@ -26,6 +26,7 @@ from vtpu_cli.serve.protocol import ApiError, GenerationRequest, parse_chat, par
 
 log = logging.getLogger("vtpu.serve")
 COMPLETIONS_DEFAULT_MAX_TOKENS = 16  # the OpenAI default for /v1/completions
+MAX_BODY_BYTES = 8 << 20  # far above any prompt that fits a context
 SSE_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
 
 
@@ -95,7 +96,7 @@ class Api:
 
     async def _generate(self, request: Request, *, chat: bool) -> Response:
         try:
-            body = parse_json(await request.body())
+            body = parse_json(await _read_body(request))
             parse = parse_chat if chat else parse_completion
             req = parse(body, self.backend.model_id)
             prompt_ids, prompt_text = await run_in_threadpool(self._tokenize, req)
@@ -261,6 +262,24 @@ class Api:
         finally:
             watcher.cancel()
             gen.cancel()  # no-op when finished; frees the slot when the client went away mid-stream
+
+
+async def _read_body(request: Request) -> bytes:
+    """The request body, refusing (413) more than MAX_BODY_BYTES before reading it all into memory."""
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise ApiError(
+            f"the request body is larger than {MAX_BODY_BYTES} bytes", status=413, code="body_too_large"
+        )
+    parts, size = [], 0
+    async for piece in request.stream():
+        size += len(piece)
+        if size > MAX_BODY_BYTES:
+            raise ApiError(
+                f"the request body is larger than {MAX_BODY_BYTES} bytes", status=413, code="body_too_large"
+            )
+        parts.append(piece)
+    return b"".join(parts)
 
 
 def _rss_bytes() -> int | None:
