@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -70,6 +72,11 @@ def both(
         eng.replay_interp_steps = -1
     res = eng.run()
     assert res.engine == "jit", res.fallback
+    if res.replay:  # the native run faulted, at the place the replay reports (checked by the engine too)
+        assert res.native_faults and ref.fault is not None and ref.fault.kind == "fault"
+        if sentrons == 1:
+            (sid, pc, slot), f = res.native_faults[0], ref.fault
+            assert (sid, pc, "DSC"[slot]) == (f.sentron, f.siw, f.pipe)
     return ref, res, same_result(ref, res, states=states)
 
 
@@ -1093,3 +1100,33 @@ def test_raw_registers_across_blocks():
     DMUL.f32 v6, v6, v6
 """)
     assert jc._raw_across_blocks(prog.code) == {1, 3, 6}
+
+
+def test_native_fault_location_is_checked_against_the_replay(monkeypatch):
+    """#11: a native fault's report may come from a replay only if the native run faulted at the same
+    sentron, SIW and slot; a disagreement is an engine error, never the program's fault."""
+    prog = assemble("""
+.coord X = 1.2.2/1.1.1/1.1.1
+.data X i32[4] 1, 2, 3, 4
+    SCOORD p0, X | DMOV r1, 3
+loop:
+    DLOOP r1, loop
+    SGATHER.i32 r2, [p0 + 64]
+""")
+    ref, res, diffs = both(prog)
+    assert diffs == [] and res.replay == "interp" and res.native_faults == ((0, 2, 1),)
+    eng = jit.JitEngine(prog, cache_dir=_cache_dir())
+    eng.replay_interp_steps = -1
+    res = eng.run()
+    assert res.replay == "precise" and res.native_faults == ((0, 2, 1),) and same_result(ref, res) == []
+    from types import SimpleNamespace
+
+    from vtpu_cli.engines.jit import engine as E
+
+    bad = SimpleNamespace(
+        status=ref.status, fault=dataclasses.replace(ref.fault, siw=1), sentrons=ref.sentrons
+    )
+    with pytest.raises(jc.JitError, match="faulted natively at SIW 2 slot 1"):
+        E._check_replay(((0, 2, 1),), bad)
+    with pytest.raises(jc.JitError, match="replay ended with status ok"):
+        E._check_replay(((0, 2, 1),), SimpleNamespace(status="ok", fault=None, sentrons=ref.sentrons))

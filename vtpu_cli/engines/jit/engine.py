@@ -344,6 +344,28 @@ _CB_ADDR = {k: ctypes.cast(v, ctypes.c_void_p).value for k, v in _CALLBACKS.item
 
 
 # =================================================================== the engine
+def _check_replay(native: tuple, out) -> None:
+    """A replayed fault report is used only when the native run faulted at the same place: the replay's
+    faulting sentron faulted natively, at the same SIW and slot. (With several sentrons the native run
+    stops the others at the first fault, so another sentron's later fault may be absent natively.)
+    A disagreement is an engine bug, never reported as the program's fault."""
+    f = out.fault
+    if not native:
+        return
+    if f is None or f.kind != "fault":
+        raise JitError(f"native fault at {native} but the replay ended with status {out.status}")
+    at = {sid: (pc, slot) for sid, pc, slot in native}
+    if f.sentron in at:
+        pc, slot = at[f.sentron]
+        if (pc, PIPES[slot] if 0 <= slot < len(PIPES) else "?") != (f.siw, f.pipe):
+            raise JitError(
+                f"sentron {f.sentron} faulted natively at SIW {pc} slot {slot} but the replay reports "
+                f"SIW {f.siw} {f.pipe} pipe ({f.message})"
+            )
+    elif len(at) == len(out.sentrons) or len(out.sentrons) == 1:
+        raise JitError(f"native faults {native} but the replay reports sentron {f.sentron}")
+
+
 @dataclass
 class JitRunResult(RunResult):
     compile_s: float = 0.0
@@ -354,6 +376,8 @@ class JitRunResult(RunResult):
     ppt_fast_hits: int = 0
     run_s: float = 0.0  # seconds of native execution (cycles / TSC frequency)
     replay: str = ""  # "" | "interp" | "precise": how a native fault was replayed for the report
+    # (sentron, SIW, slot) of every sentron whose fast native run faulted; a replay's report must agree
+    native_faults: tuple = ()
 
     @property
     def counts(self) -> list[int]:
@@ -504,6 +528,11 @@ class JitEngine:
                 comp.leaders, comp.leaders[1:] + [len(self.program.code)], x.counts, strict=False
             )
         )
+        native = tuple(
+            (x.sid, int(x.i64[L.OFF_PC // 8]), int(x.i64[L.OFF_SLOT // 8]))
+            for x, code in zip(sens, st, strict=True)
+            if code == L.ST_FAULT
+        )
         _restore(self.mem, snap)
         if stuck or steps <= self.replay_interp_steps:
             # a deadlock (or a condition the native C pipe does not report) is always replayed in the
@@ -515,6 +544,9 @@ class JitEngine:
             sens, wall2 = self._run_native(pcomp)
             out = self._finish(sens, pcomp, wall + wall2)
             out.replay = "precise"
+        out.native_faults = native
+        if not stuck:
+            _check_replay(native, out)
         out.compile_s, out.cache_hit = comp.compile_s, comp.cache_hit
         hz, src = tsc_hz()
         out.cycles, out.tsc_hz, out.tsc_source = cycles, hz, src
