@@ -277,6 +277,13 @@ def test_disconnect_frees_slot(server: Server) -> None:
     while time.monotonic() < deadline and (h := _health(server))["cancelled"] == before:
         time.sleep(0.02)
     assert h["cancelled"] == before + 1 and h["active"] == 0
+    # a client that gives up waiting for a non-streamed answer frees its slot too
+    with pytest.raises(httpx.ReadTimeout):
+        httpx.post(server.url + "/v1/completions", json={**body, "stream": False}, timeout=0.5)
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline and (h := _health(server))["cancelled"] == before + 1:
+        time.sleep(0.02)
+    assert h["cancelled"] == before + 2 and h["active"] == 0
 
 
 def test_load_no_request_lost_or_mixed(server: Server, model: Any) -> None:
