@@ -121,6 +121,7 @@ def host_info() -> dict:
         "tsc_ghz": cs["tsc_hz"] / 1e9,
         "core_ghz": clock["core_hz"] / 1e9 if clock["core_hz"] else None,
         "core_clock_method": clock["method"],
+        "load_average": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
         "reported_mhz": cs["reported_mhz"],
         "cycle_source": cs,
     }
@@ -188,7 +189,8 @@ def _median(xs):
 PROGRAM_KEYS = (
     "name", "summary", "phases", "structured", "throughput", "sentrons", "engine", "native", "fallback",
     "params", "verified", "error", "ops", "siws", "ops_per_siw", "seconds", "seconds_all", "tsc_ticks",
-    "cycle_source", "core_per_tsc", "core_ghz", "cycles", "ops_per_tsc", "ops_per_cycle", "gops",
+    "cycle_source", "core_per_tsc", "core_ghz", "cycles", "ops_per_tsc", "ops_per_cycle", "cpu_seconds",
+    "ops_per_cpu_cycle", "gops",
     "ppt_hit_rate", "ppt_translations", "work", "rates", "baseline", "roofline", "latency_us",
 )  # fmt: skip
 
@@ -246,10 +248,12 @@ def run_benchmark(
     rng = np.random.default_rng(12345)
     inputs = case.inputs(params, rng, n)
     clock0 = core_clock()
-    times, ticks, res = [], [], None
+    times, ticks, cpu, res = [], [], [], None
     for _ in range(max(repeats, 1)):
         mem = _memory(program, inputs)
+        c0 = time.process_time()
         res, secs, cyc = _execute(engine, program, n, mem)
+        cpu.append(time.process_time() - c0)
         used = getattr(res, "engine", engine)
         out["engine"] = used
         out["fallback"] = getattr(res, "fallback", None)
@@ -294,6 +298,10 @@ def run_benchmark(
             "cycles": cycles,
             "ops_per_tsc": ops / tk if tk else None,
             "ops_per_cycle": ops / cycles if cycles else None,
+            "cpu_seconds": _median(cpu),
+            "ops_per_cpu_cycle": ops / (_median(cpu) * core_per_tsc * hz)
+            if core_per_tsc and hz and _median(cpu)
+            else None,
             "gops": ops / secs / 1e9 if secs else None,
             "ppt_hit_rate": res.memory.stats.hit_rate if res.memory.stats.translations else None,
             "ppt_translations": res.memory.stats.translations,
@@ -647,7 +655,9 @@ def _print_results(con, doc: dict) -> None:
     t = Table(
         title=f"vBench ({doc['engine']}, {doc['size']} sizes; TSC {doc['host']['tsc_ghz']:.3f} GHz, core clock "
         + (f"{doc['host']['core_ghz']:.3f} GHz" if doc["host"].get("core_ghz") else "not measured")
-        + " (add chain; per program in the JSON))"
+        + " (add chain; per program in the JSON)"
+        + (f"; load average {doc['host']['load_average']:.1f}" if doc["host"].get("load_average") else "")
+        + ")"
     )
     for col in (
         "program",
