@@ -1,0 +1,411 @@
+"""`mpiexec -n R vtpu run`: results bit for bit as in one process, faults, deadlocks and dead ranks.
+
+The MPI runs go through one ``mpiexec`` launch per rank count: this file doubles as the driver that
+each rank executes (``python tests/test_cluster.py --driver JOBS OUT``), running every job's
+``vtpu run`` in turn, so the suite pays the MPI start-up once per rank count, not once per program.
+Ranks are oversubscribed on this host (mpich's hydra places them all on localhost).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+ROOT = Path(__file__).resolve().parent.parent
+FLEET = ROOT / "programs" / "fleet"
+
+
+def _mpiexec() -> str | None:
+    from vtpu_cli.cluster.latency import find_mpiexec
+
+    return find_mpiexec()
+
+
+def _mpi_missing() -> str | None:
+    if _mpiexec() is None:
+        return "mpiexec is not installed (pip install 'vtpu[cluster]')"
+    try:
+        import mpi4py  # noqa: F401
+    except ImportError:
+        return "mpi4py is not installed (pip install 'vtpu[cluster]')"
+    return None
+
+
+needs_mpi = pytest.mark.skipif(_mpi_missing() is not None, reason=str(_mpi_missing()))
+
+COLLECTIVES = """\
+; f32 CREDUCE whose sum depends on the combining order (1e8 + 1 rounds back to 1e8), min/max over -0.0
+; and 0.0, a subset group, CCAST from root 5, CFENCE, CRECV from any with the sender's id.
+.coord V = 1.1.1/1.1.1/1.1.1
+.data V f32[8] 100000000.0, 1.0, -100000000.0, 1.0, 3.0, -0.0, 0.0, 0.25
+.group low = 0, 1, 2
+.output r5.f32, r6.f32, r7.f32, v3.f32, v4.f32, r10.f32, r11, r12
+    DMOV r1, sid                 | SCOORD p0, V
+    DMUL r2, r1, 4               |                          | CFENCE
+                                 | SGATHER.f32 r3, [p0 + r2]
+                                 |                          | CREDUCE.add.f32 r5, r3, all
+                                 |                          | CREDUCE.min.f32 r6, r3, all
+                                 |                          | CREDUCE.max.f32 r7, r3, all
+    DBCAST.f32 v1, r3
+                                 |                          | CREDUCE.add.f32 v3, v1, all
+                                 |                          | CCAST.f32 v4, v1, 5, all
+    DCMP.lt r9, r1, 3
+    DBRF skip
+                                 |                          | CREDUCE.add.f32 r10, r3, low
+skip:
+    DMOV r11, 0
+    DMOV r12, 0
+    DCMP.eq r9, r1, 0
+    DBRT collect
+                                 |                          | CPACK.i64 m0, r1
+                                 |                          | CSEND m0, 0
+    DHALT
+collect:
+    DMOV r4, scount
+    DSUB r4, r4, 1
+again:
+                                 |                          | CRECV m1, -1, r13
+                                 |                          | CUNPACK.i64 r14, m1
+    DADD r11, r11, r14
+    DADD r12, r12, r13
+    DLOOP r4, again
+"""
+
+FAULT = """\
+; sentron 3 loads past the end of a scroll while the others wait in a barrier
+.coord S = 1.1.1/1.1.1/1.1.1
+.zero S i64 1
+.output r4
+    DMOV r1, sid                 | SCOORD p0, S
+    DCMP.eq r9, r1, 3
+    DBRF wait
+    DMOV r2, 64
+                                 | SGATHER.i64 r4, [p0 + r2]
+wait:
+                                 |                          | CBAR all
+"""
+
+SPIN = """\
+; runs until it is killed
+top:
+    DJMP top
+"""
+
+# the C-pipe and memory counters a distributed run must reproduce exactly
+SAME_STATS = ("siws", "ops", "ops_by_pipe")
+SAME_FLEET = ("messages", "bytes", "routed", "hops", "barriers", "collectives")
+
+
+def _jobs(tmp: Path) -> list[list[str]]:
+    (tmp / "collectives.vasm").write_text(COLLECTIVES)
+    (tmp / "fault.vasm").write_text(FAULT)
+    f = str(FLEET)
+    return [
+        ["run", f"{f}/ring_allreduce.vasm", "-n", "4", "--json", "--stats"],
+        ["run", f"{f}/ring_allreduce.vasm", "-n", "5", "--json", "--stats"],
+        ["run", f"{f}/pipeline.vasm", "-n", "2", "--json", "--stats"],
+        ["run", f"{f}/tree_broadcast.vasm", "-n", "8", "--json", "--stats"],
+        [
+            "run",
+            f"{f}/matmul_scatter.vasm",
+            "-n",
+            "16",
+            "--json",
+            "--stats",
+            "--out",
+            str(tmp / "C.safetensors"),
+        ],
+        ["run", f"{f}/route.vasm", "-n", "8", "--topology", "torus:2x4", "--json", "--stats"],
+        ["run", f"{f}/barrier_deadlock.vasm", "-n", "4", "--json"],
+        ["run", f"{f}/race_fixed.vasm", "-n", "2", "--json"],
+        ["run", str(tmp / "collectives.vasm"), "-n", "8", "--json", "--stats"],
+        ["run", str(tmp / "fault.vasm"), "-n", "4", "--json"],
+        ["run", f"{f}/matmul_scatter.vasm", "-n", "16"],  # the text report
+        ["run", f"{f}/ring_allreduce.vasm", "-n", "4", "--max-steps", "40", "--json"],
+    ]
+
+
+def _in_process(argv: list[str]) -> tuple[int, str]:
+    from vtpu_cli.cli.main import cli
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        rc = cli(argv + ["--engine", "interp"])
+    return rc, out.getvalue()
+
+
+def driver(jobs_path: str, out_path: str) -> None:
+    """Each rank runs every job; rank 0 records exit codes and stdout."""
+    from mpi4py import MPI
+
+    from vtpu_cli.cli.main import cli
+
+    rank = MPI.COMM_WORLD.Get_rank()
+    results = []
+    for argv in json.loads(Path(jobs_path).read_text()):
+        sys.argv = ["vtpu", *argv]
+        out, err = io.StringIO(), io.StringIO()
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                rc = cli(argv)
+        except SystemExit as e:
+            rc = e.code
+        results.append({"argv": argv, "rc": rc, "stdout": out.getvalue(), "stderr": err.getvalue()})
+    if rank == 0:
+        Path(out_path).write_text(json.dumps(results))
+
+
+def _mpirun(ranks: int, args: list[str], timeout: float = 120, env: dict | None = None, **kw):
+    cmd = [_mpiexec(), "-n", str(ranks), sys.executable, *args]
+    return subprocess.run(
+        cmd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        cwd=ROOT,
+        env={**os.environ, **(env or {})},
+        **kw,
+    )
+
+
+def _vtpu(*args: str) -> list[str]:
+    return ["-m", "vtpu_cli.cli.main", *args]
+
+
+# --------------------------------------------------------------------------- placement (no MPI needed)
+@given(st.integers(1, 300), st.integers(1, 40))
+def test_block_distribution_partitions_the_sentrons(n: int, ranks: int) -> None:
+    from vtpu_cli.fleet.mpi import block_range, rank_table
+
+    blocks = [block_range(r, n, ranks) for r in range(ranks)]
+    assert [i for b in blocks for i in b] == list(range(n))  # contiguous, in rank order, each once
+    sizes = [len(b) for b in blocks]
+    assert max(sizes) - min(sizes) <= 1 and sizes == sorted(sizes, reverse=True)
+    table = rank_table(n, ranks)
+    assert all(table[i] == r for r, b in enumerate(blocks) for i in b)
+
+
+def test_documented_example_placement() -> None:
+    from vtpu_cli.fleet.mpi import block_range
+
+    assert [list(block_range(r, 10, 4)) for r in range(4)] == [[0, 1, 2], [3, 4, 5], [6, 7], [8, 9]]
+
+
+def test_sentrons_default_to_the_rank_count(monkeypatch) -> None:
+    from vtpu_cli.cluster import ranks
+
+    monkeypatch.setenv("PMI_SIZE", "4")
+    assert ranks.under_mpi()
+    assert ranks.sentrons(1, ["run", "p.siw"]) == 4
+    assert ranks.sentrons(1, ["run", "p.siw", "-n", "1"]) == 1
+    assert ranks.sentrons(16, ["run", "p.siw", "--sentrons=16"]) == 16
+    monkeypatch.setenv("PMI_SIZE", "1")
+    assert not ranks.under_mpi()
+
+
+def test_missing_mpi4py_is_exit_3_with_the_extra_named(tmp_path: Path) -> None:
+    """Under an mpiexec environment without mpi4py: a clear error, never a traceback."""
+    fake = tmp_path / "fake"
+    (fake / "mpi4py").mkdir(parents=True)
+    (fake / "mpi4py" / "__init__.py").write_text("raise ImportError('mpi4py is not here')\n")
+    env = {**os.environ, "PMI_SIZE": "2", "PYTHONPATH": f"{fake}{os.pathsep}{ROOT}"}
+    p = subprocess.run(
+        [sys.executable, *_vtpu("run", str(FLEET / "ring_allreduce.vasm"))],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+    )
+    assert p.returncode == 3, p.stderr
+    assert "vtpu[cluster]" in p.stderr and "Traceback" not in p.stderr
+
+
+# --------------------------------------------------------------------------- bit-exact runs
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict:
+    if _mpi_missing():
+        pytest.skip(_mpi_missing())
+    tmp = tmp_path_factory.mktemp("cluster")
+    jobs = _jobs(tmp)
+    (tmp / "jobs.json").write_text(json.dumps(jobs))
+    got = {}
+    for ranks in (2, 4):
+        out = tmp / f"out{ranks}.json"
+        p = _mpirun(ranks, [__file__, "--driver", str(tmp / "jobs.json"), str(out)], timeout=180)
+        assert p.returncode in (0, 1), p.stderr[-3000:]
+        got[ranks] = json.loads(out.read_text())
+        if (tmp / "C.safetensors").exists():
+            (tmp / "C.safetensors").rename(tmp / f"C{ranks}.safetensors")
+    ref = []
+    for argv in jobs:
+        ref.append(_in_process(argv))
+    return {"jobs": jobs, "got": got, "ref": ref, "tmp": tmp}
+
+
+@needs_mpi
+@pytest.mark.parametrize("ranks", [2, 4])
+def test_outputs_status_and_faults_match_one_process(runs: dict, ranks: int) -> None:
+    for argv, (rc, out), got in zip(runs["jobs"], runs["ref"], runs["got"][ranks], strict=True):
+        name = " ".join(Path(a).name for a in argv[1:])
+        assert got["rc"] == rc, (name, got["stderr"])
+        if "--json" not in argv:
+            assert got["stdout"] == out, name  # the text report, byte for byte
+            continue
+        a, b = json.loads(out), json.loads(got["stdout"])
+        assert (b["status"], b["fault"]) == (a["status"], a["fault"]), name
+        if "--max-steps" not in argv:  # where a step limit stops each rank is not lockstep (docs/cluster.md)
+            assert b["outputs"] == a["outputs"], name
+        if "--stats" in argv:
+            for k in SAME_STATS:
+                assert b["stats"][k] == a["stats"][k], (name, k)
+            for k in SAME_FLEET:
+                assert b["stats"]["fleet"][k] == a["stats"]["fleet"][k], (name, k)
+        assert b["engine"] == "interp" and f"{ranks} ranks" in b["fallback"]
+
+
+@needs_mpi
+def test_what_the_jobs_cover(runs: dict) -> None:
+    """Guard the comparison above: the jobs really fault, deadlock (with the wait graph) and compute."""
+    by = {
+        " ".join(Path(a).name for a in j[1:3]): json.loads(r[1])
+        for j, r in zip(runs["jobs"], runs["ref"], strict=True)
+        if "--json" in j
+    }
+    assert by["fault.vasm -n"]["fault"]["sentron"] == 3
+    assert "out-of-bounds" in by["fault.vasm -n"]["fault"]["message"]
+    dl = by["barrier_deadlock.vasm -n"]
+    assert dl["status"] == "deadlock" and "waits in CRECV from any" in dl["fault"]["message"]
+    assert [w["sentron"] for w in dl["fault"]["waits"]] == [0, 1, 2, 3]
+    col = {o["name"]: o["value"] for o in by["collectives.vasm -n"]["outputs"] if o["sentron"] == 0}
+    assert col["r5"] == 4.25  # (((1e8 + 1) - 1e8) + 1 + 3 ...: 4.25 in id order, 5.25 if the 1e8s met first
+    assert col["r6"] == -100000000.0 and col["r7"] == 100000000.0
+    assert col["r11"] == col["r12"] == sum(range(1, 8))
+
+
+@needs_mpi
+def test_out_file_is_identical(runs: dict, tmp_path: Path) -> None:
+    from vtpu_cli.cli.main import cli
+
+    ref = tmp_path / "C.safetensors"
+    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+        assert cli(["run", str(FLEET / "matmul_scatter.vasm"), "-n", "16", "--out", str(ref)]) == 0
+    for ranks in (2, 4):
+        assert (runs["tmp"] / f"C{ranks}.safetensors").read_bytes() == ref.read_bytes()
+
+
+# --------------------------------------------------------------------------- the launcher itself
+@needs_mpi
+def test_mpiexec_vtpu_run_prints_once_with_sentrons_defaulting_to_ranks() -> None:
+    p = _mpirun(2, _vtpu("run", str(FLEET / "ring_allreduce.vasm")), timeout=60)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.splitlines()
+    assert lines == [
+        "sentron 0: v1.i32 = [3, 6, 9, 12, 15, 18, 21, 24, 27, 30, 33, 36, 39, 42, 45, 48]",
+        "sentron 1: v1.i32 = [3, 6, 9, 12, 15, 18, 21, 24, 27, 30, 33, 36, 39, 42, 45, 48]",
+        "sentron 0: r8.i64 = 1",
+        "sentron 1: r8.i64 = 1",
+    ]
+    assert "2 ranks" in p.stderr
+
+
+@needs_mpi
+def test_thread_multiple_missing_is_exit_3() -> None:
+    p = _mpirun(
+        2,
+        _vtpu("run", str(FLEET / "ring_allreduce.vasm")),
+        timeout=60,
+        env={"MPI4PY_RC_THREAD_LEVEL": "serialized"},
+    )
+    assert p.returncode == 3, (p.returncode, p.stderr)
+    assert "MPI_THREAD_MULTIPLE" in p.stderr and "Traceback" not in p.stderr
+
+
+def _wait_until_running(pid: int, timeout: float = 30) -> None:
+    """Until the rank has initialised MPI (its signal handler is installed right after), plus a margin."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if b"libmpi" in Path(f"/proc/{pid}/maps").read_bytes():
+            time.sleep(0.5)
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"rank pid {pid} never initialised MPI")
+
+
+@needs_mpi
+@pytest.mark.skipif(not Path("/proc/self/environ").exists(), reason="needs /proc to find the ranks")
+@pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGTERM])
+def test_a_dead_rank_stops_the_run_within_seconds(tmp_path: Path, sig: int) -> None:
+    prog = tmp_path / "spin.vasm"
+    prog.write_text(SPIN)
+    tag = str(time.time_ns())
+    env = {**os.environ, "VTPU_TEST_RUN": tag}
+    cmd = [_mpiexec(), "-n", "2", sys.executable, *_vtpu("run", str(prog), "-n", "4")]
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    try:
+        pids = _rank_pids(tag, 2)
+        _wait_until_running(pids[1])
+        os.kill(pids[1], sig)
+        t0 = time.monotonic()
+        out, err = p.communicate(timeout=20)
+        took = time.monotonic() - t0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.communicate()
+    assert p.returncode != 0
+    assert took < 15
+    said = out + err  # hydra reports a killed process on stdout
+    if sig == signal.SIGTERM:
+        assert f"vtpu: rank 1 (pid {pids[1]}" in said, said
+    else:
+        assert f"PID {pids[1]} " in said and "signal 9" in said, said  # hydra names the killed process
+
+
+def _rank_pids(tag: str, want: int, timeout: float = 30) -> dict[int, int]:
+    """Rank -> pid of the processes of the launch tagged ``tag`` (their environment names both)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = {}
+        for d in Path("/proc").iterdir():
+            if not d.name.isdigit():
+                continue
+            try:
+                env = (d / "environ").read_bytes().split(b"\0")
+                cmd = (d / "cmdline").read_bytes()
+            except OSError:
+                continue
+            if b"vtpu_cli.cli.main" not in cmd:
+                continue
+            vals = dict(e.split(b"=", 1) for e in env if b"=" in e)
+            if vals.get(b"VTPU_TEST_RUN") == tag.encode() and b"PMI_RANK" in vals:
+                found[int(vals[b"PMI_RANK"])] = int(d.name)
+        if len(found) == want:
+            return found
+        time.sleep(0.1)
+    raise AssertionError(f"the {want} ranks of launch {tag} were not found")
+
+
+@needs_mpi
+def test_measure_latency_reports_both_sides() -> None:
+    from vtpu_cli.cluster.latency import measure_latency
+
+    r = measure_latency(samples=200, warmup=20)
+    for side in ("cross_rank", "in_process"):
+        assert r[side]["samples"] == 200
+        assert 0 < r[side]["median_us"] <= r[side]["p99_us"]
+    assert r["ratio"] == pytest.approx(r["cross_rank"]["median_us"] / r["in_process"]["median_us"])
+
+
+if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "--driver":
+    driver(sys.argv[2], sys.argv[3])
