@@ -17,6 +17,7 @@ RANK = {
     "fleet": 5,
     "engines": 6,
     "compiler": 7,
+    "cluster": 7,
     "bench": 8,
     "pod": 8,
     "models": 9,
