@@ -34,14 +34,18 @@ def commands(tmp: str) -> dict[str, list[str]]:
     }
 
 
-def time_cmd(argv: list[str], env: dict, runs: int) -> float:
-    subprocess.run(argv, env=env, capture_output=True, check=False)  # warm caches, untimed
-    ts = []
+def time_sides(argv_env: dict[str, tuple[list[str], dict]], runs: int) -> dict[str, float]:
+    """Median wall ms per side; the sides alternate run by run so both see the same machine load."""
+    for argv, env in argv_env.values():
+        # warm caches, untimed; the cwd is neutral so `python -m` cannot pick up the wrong checkout
+        subprocess.run(argv, env=env, capture_output=True, check=False, cwd=env["VTPU_BENCH_CWD"])
+    ts: dict[str, list[float]] = {side: [] for side in argv_env}
     for _ in range(runs):
-        t0 = time.perf_counter()
-        subprocess.run(argv, env=env, capture_output=True, check=False)
-        ts.append(time.perf_counter() - t0)
-    return statistics.median(ts) * 1e3
+        for side, (argv, env) in argv_env.items():
+            t0 = time.perf_counter()
+            subprocess.run(argv, env=env, capture_output=True, check=False, cwd=env["VTPU_BENCH_CWD"])
+            ts[side].append(time.perf_counter() - t0)
+    return {side: statistics.median(v) * 1e3 for side, v in ts.items()}
 
 
 def main() -> None:
@@ -56,10 +60,20 @@ def main() -> None:
         sides["baseline"] = str(Path(a.baseline).resolve())
     results: dict[str, dict[str, float]] = {}
     for name, argv in commands(tmp).items():
-        for side, root in sides.items():
-            env = dict(os.environ, PYTHONPATH=root, VTPU_CACHE_DIR=os.path.join(tmp, f"cache-{side}"))
-            full = argv if argv[0] == sys.executable else [sys.executable, "-m", "vtpu_cli.cli.main", *argv]
-            results.setdefault(name, {})[side] = time_cmd(full, env, a.runs)
+        full = argv if argv[0] == sys.executable else [sys.executable, "-m", "vtpu_cli.cli.main", *argv]
+        per_side = {
+            side: (
+                full,
+                dict(
+                    os.environ,
+                    PYTHONPATH=root,
+                    VTPU_CACHE_DIR=os.path.join(tmp, f"cache-{side}"),
+                    VTPU_BENCH_CWD=tmp,
+                ),
+            )
+            for side, root in sides.items()
+        }
+        results[name] = time_sides(per_side, a.runs)
     if a.json:
         print(json.dumps({"runs": a.runs, "median_ms": results}, indent=2))
         return
