@@ -107,7 +107,7 @@ class Api:
         except EngineBusy as exc:
             return error_response(ApiError(str(exc), status=429, code="server_busy", kind="server_error"))
         except EngineStopped as exc:
-            return error_response(ApiError(str(exc), status=503, code="shutting_down", kind="server_error"))
+            return error_response(ApiError(str(exc), status=503, code="unavailable", kind="server_error"))
         rid = f"{'chatcmpl' if chat else 'cmpl'}-{uuid.uuid4().hex[:24]}"
         # "object" is filled in per response; listed here so that keys come in the OpenAI order.
         meta = {"id": rid, "object": "", "created": int(time.time()), "model": self.backend.model_id}

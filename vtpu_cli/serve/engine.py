@@ -167,7 +167,11 @@ class Engine:
     ) -> Request:
         """Queue a generation; its events arrive on `request.events` in `loop`."""
         with self._lock:
-            if self._stopping or self.failure is not None:
+            if self.failure is not None:
+                raise EngineStopped(
+                    f"the generation engine has stopped ({self.failure!r}); restart the server"
+                )
+            if self._stopping:
                 raise EngineStopped("the server is shutting down")
             if self._pending >= self.max_concurrent + self.max_waiting:
                 raise EngineBusy(
@@ -178,10 +182,6 @@ class Engine:
         req = Request(list(prompt), params, loop)
         self._inbox.put(req)
         return req
-
-    def wake(self) -> None:
-        """Make the engine notice a cancellation now even if it is idle-waiting."""
-        self._inbox.put(None)
 
     # ---------------------------------------------------------------- engine thread
 
