@@ -676,6 +676,7 @@ class Lowerer:
             if not isinstance(c, int) or not 0 <= c < base.layers:
                 self.fail(idx, f"layer index {c!r} is outside 0..{base.layers - 1}")
             sc = Scroll(key, t.dtype, t.shape, base.nbytes, coord=base.coord + c, role=t.role, alias=t.scroll)
+            sc.layer = c
             self.b.scrolls[key] = sc
         else:
             ty, _ = self.value(idx, "i64")

@@ -748,13 +748,23 @@ def _weight_scale(lw: Lowerer, w: Tensor, node):
     t = lw.tensors.get(w.scale)
     if t is None:
         lw.fail(node, f"weight `{w.name}`: undefined scale tensor `{w.scale}`")
-    if t.dtype != "f32" or t.numel != 1:
+    wsc = lw.b.scrolls[w.scroll]
+    layers = lw.b.scrolls[wsc.alias].layers if wsc.alias else 1
+    if t.dtype != "f32" or t.numel not in (1, layers):
+        want = "f32[1]" + (f" or f32[{layers}] (one per layer)" if layers > 1 else "")
         lw.fail(
             node,
-            f"weight `{w.name}`: scale tensor `{w.scale}` must be f32[1], found {t.dtype}{list(t.shape)}",
+            f"weight `{w.name}`: scale tensor `{w.scale}` must be {want}, found {t.dtype}{list(t.shape)}",
         )
     r = lw.b.new("r", "wscale")
-    lw.b.load("f32", r, t.scroll, 0)
+    if t.numel == 1:
+        lw.b.load("f32", r, t.scroll, 0)
+    elif isinstance(wsc.layer, VReg):  # per-layer scales: element l of the scale tensor
+        off = lw.b.new("r")
+        lw.b.emit("DMUL", off, wsc.layer, Imm(4), type="i64")
+        lw.b.load("f32", r, t.scroll, 0, rel=off)
+    else:
+        lw.b.load("f32", r, t.scroll, 4 * int(wsc.layer))
     return r
 
 
