@@ -358,6 +358,24 @@ def test_sigterm_drains_then_exits(model_dir: Path, model: Any) -> None:
         httpx.get(srv.url + "/health")
 
 
+def test_gguf_model(tmp_path: Path, model: Any) -> None:
+    """A TQ2_0 GGUF of the same weights serves the same greedy answer; its id is the file's stem."""
+    from vtpu_cli.models.synth import write_all
+
+    gguf = write_all(tmp_path, SynthSpec(max_ctx=CTX))["tq2_0"]
+    srv = Server(gguf)
+    try:
+        prompt = "The lazy dog"
+        want, _, _ = reference(model, model.tokenizer.encode(prompt), 10)
+        r = httpx.post(
+            srv.url + "/v1/completions",
+            json={"model": "model-tq2_0", "prompt": prompt, "max_tokens": 10, "temperature": 0},
+        )
+        assert r.status_code == 200 and r.json()["choices"][0]["text"] == want
+    finally:
+        assert srv.stop()[0] == 0
+
+
 def test_ctrl_c_exit_code(model_dir: Path) -> None:
     srv = Server(model_dir, "--ctx", "64")
     assert "context 64" in "".join(srv.lines)
