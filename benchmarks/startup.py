@@ -69,6 +69,10 @@ def main() -> None:
                     PYTHONPATH=root,
                     VTPU_CACHE_DIR=os.path.join(tmp, f"cache-{side}"),
                     VTPU_BENCH_CWD=tmp,
+                    # byte-code as an installed package has it (pip compiles it at install time), kept
+                    # out of the checkout; PYTHONDONTWRITEBYTECODE in the caller's environment is lifted
+                    PYTHONPYCACHEPREFIX=os.path.join(tmp, f"pyc-{side}"),
+                    PYTHONDONTWRITEBYTECODE="",
                 ),
             )
             for side, root in sides.items()

@@ -313,10 +313,10 @@ def _console(stderr: bool = True):
 
 def note(message: str) -> None:
     """A progress line on stderr (what was written, timings); silenced by -q."""
-    if not STATE.quiet:
-        from rich.markup import escape
+    if not STATE.quiet:  # plain text: no need to load rich for one uncoloured line
+        from vtpu_cli.core.errors import printable
 
-        _console().print(escape(message))
+        print(printable(message), file=sys.stderr)
 
 
 def emit_json(doc: dict) -> None:
