@@ -132,7 +132,9 @@ _NEUTRAL: dict[str, tuple[Callable[[Any], bool], str]] = {
     "suffix": (lambda v: v is None or v == "", "(insertion)"),
     "tools": (lambda v: v is None or v == [], "(tool calls)"),
     "tool_choice": (lambda v: v is None or v == "none", "(tool calls)"),
-    "parallel_tool_calls": (lambda v: True, ""),
+    "parallel_tool_calls": (lambda v: True, ""),  # meaningless without tools
+    "store": (lambda v: v is None or v is False, "(stored completions)"),
+    "metadata": (lambda v: v is None or isinstance(v, dict), "other than an object"),  # accepted, ignored
     "response_format": (
         lambda v: v is None or (isinstance(v, dict) and v.get("type") == "text" and len(v) == 1),
         "other than {'type': 'text'}",
@@ -175,6 +177,8 @@ CHAT_FIELDS = _COMMON | {
     "tool_choice",
     "parallel_tool_calls",
     "response_format",
+    "store",
+    "metadata",
 }
 
 
