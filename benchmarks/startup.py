@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -34,18 +35,28 @@ def commands(tmp: str) -> dict[str, list[str]]:
     }
 
 
+def _child_cpu() -> float:
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def time_sides(argv_env: dict[str, tuple[list[str], dict]], runs: int) -> dict[str, float]:
-    """Median wall ms per side; the sides alternate run by run so both see the same machine load."""
+    """Median wall ms (and CPU ms, ``<side>_cpu``: user + system of the process, which a loaded machine
+    inflates less than wall time) per side; the sides alternate run by run so both see the same load."""
     for argv, env in argv_env.values():
         # warm caches, untimed; the cwd is neutral so `python -m` cannot pick up the wrong checkout
         subprocess.run(argv, env=env, capture_output=True, check=False, cwd=env["VTPU_BENCH_CWD"])
     ts: dict[str, list[float]] = {side: [] for side in argv_env}
+    cpu: dict[str, list[float]] = {side: [] for side in argv_env}
     for _ in range(runs):
         for side, (argv, env) in argv_env.items():
-            t0 = time.perf_counter()
+            c0, t0 = _child_cpu(), time.perf_counter()
             subprocess.run(argv, env=env, capture_output=True, check=False, cwd=env["VTPU_BENCH_CWD"])
             ts[side].append(time.perf_counter() - t0)
-    return {side: statistics.median(v) * 1e3 for side, v in ts.items()}
+            cpu[side].append(_child_cpu() - c0)
+    out = {side: statistics.median(v) * 1e3 for side, v in ts.items()}
+    out.update({f"{side}_cpu": statistics.median(v) * 1e3 for side, v in cpu.items()})
+    return out
 
 
 def main() -> None:
@@ -81,12 +92,14 @@ def main() -> None:
     if a.json:
         print(json.dumps({"runs": a.runs, "median_ms": results}, indent=2))
         return
-    head = f"{'command':32} {'current ms':>11}" + (f" {'baseline ms':>12} {'ratio':>7}" if a.baseline else "")
-    print(f"median of {a.runs} runs each\n" + head)
+    head = f"{'command':30} {'wall ms':>8} {'cpu ms':>7}"
+    if a.baseline:
+        head += f" {'base wall':>10} {'base cpu':>9} {'wall ratio':>10}"
+    print(f"median of {a.runs} runs each (load average {os.getloadavg()[0]:.1f})\n" + head)
     for name, r in results.items():
-        line = f"{name:32} {r['current']:11.1f}"
+        line = f"{name:30} {r['current']:8.1f} {r['current_cpu']:7.1f}"
         if a.baseline:
-            line += f" {r['baseline']:12.1f} {r['baseline'] / r['current']:6.2f}x"
+            line += f" {r['baseline']:10.1f} {r['baseline_cpu']:9.1f} {r['baseline'] / r['current']:9.2f}x"
         print(line)
 
 
