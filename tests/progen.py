@@ -159,3 +159,167 @@ def program(draw, max_siws: int = 8):
 
 
 __all__ = ["instr", "program", "lanes"]
+
+
+# ----------------------------------------------------------------------------- richer generators (#11)
+# Source-level generators for the differential campaign: nested counted loops with many trips, every S
+# op (SALLOC/SFREE/SDEDUP/SPREFCH/SFLUSH included), strided accesses with any stride, indexed accesses,
+# and multi-sentron CSEND/CRECV/CBAR/CREDUCE/CCAST patterns on 2..16 sentrons. They produce assembly
+# text, so labels and loops stay readable in a failure report.
+
+_DTYPES = ("i64", "i32", "i16", "i8", "f32")
+
+
+def _d_line(draw, regs=range(0, 8), vregs=range(0, 8)) -> str:
+    """One D-pipe op on scalar or vector registers (no control flow)."""
+    op = draw(
+        st.sampled_from(["DADD", "DSUB", "DMUL", "DMIN", "DMAX", "DAND", "DXOR", "DSHL", "DFMA", "DCMP"])
+    )
+    t = draw(st.sampled_from(("i32", "i16", "i8", "i64") if op in ("DAND", "DXOR", "DSHL") else _DTYPES))
+    vec = draw(st.booleans())
+    pool = [f"v{i}" for i in vregs] if vec else [f"r{i}" for i in regs]
+    d, a, b = (draw(st.sampled_from(pool)) for _ in range(3))
+    if draw(st.booleans()) and op != "DFMA":
+        b = str(draw(st.integers(-3, 9)))
+    mod = ".lt" if op == "DCMP" else ""
+    if op == "DFMA":
+        return f"    DFMA.{t} {d}, {a}, {b}, {draw(st.sampled_from(pool))}"
+    return f"    {op}{mod}.{t} {d}, {a}, {b}"
+
+
+@st.composite
+def memory_source(draw) -> str:
+    """One sentron: nested loops over every S op, strided (any stride) and indexed accesses."""
+    size = draw(st.sampled_from([64, 128, 256, 300, 1024]))
+    data = ", ".join(str((i * 37 + 11) % 256) for i in range(size))
+    idx = ", ".join(str(draw(st.integers(0, size // 4 - 1))) for _ in range(16))
+    outer, inner = draw(st.integers(1, 12)), draw(st.integers(1, 9))
+    lines = [
+        ".coord A = 1.2.2/1.1.1/1.1.1",
+        ".coord I = 1.2.2/1.1.1/1.1.2",
+        ".coord D = 1.2.2/1.1.1/1.1.9",
+        f".data A u8[{size}] {data}",
+        f".data I i32[16] {idx}",
+        ".output r0, r1, r2, r3, v0.i32, v1.i32, v2.f32",
+        "    SCOORD p0, A",
+        "    SCOORD p1, I",
+        "    SCOORD p2, D",
+        "    SGATHER.i32 v7, [p1]",
+        f"    DMOV r12, {outer}",
+        "outer:",
+        f"    DMOV r13, {inner}",
+        "inner:",
+    ]
+    for _ in range(draw(st.integers(1, 8))):
+        kind = draw(st.sampled_from(["d", "strided", "indexed", "contig", "alloc", "dedup", "tier", "store"]))
+        if kind == "d":
+            lines.append(_d_line(draw))
+        elif kind == "strided":
+            stride = draw(st.one_of(st.integers(-8, 20), st.sampled_from([0, 1, 2, 3, 9, 10, 17, 64, 140])))
+            t = draw(st.sampled_from(["i32", "f32", "i8", "i16", "i64"]))
+            lines.append(
+                f"    SGATHER.{t} v{draw(st.integers(0, 5))}, [p0 + {draw(st.integers(0, 16))} : {stride}]"
+            )
+        elif kind == "indexed":
+            t = draw(st.sampled_from(["i32", "f32", "i64"]))
+            lines.append(
+                f"    SGATHER.{t} v{draw(st.integers(0, 5))}, [p0 + {4 * draw(st.integers(0, 4))} + v7]"
+            )
+        elif kind == "contig":
+            n = draw(st.integers(1, 64))
+            lines.append(f"    SGATHER.i8 v{draw(st.integers(0, 5))}, [p0 + r13], {n}")
+        elif kind == "alloc":
+            n = draw(st.integers(0, 512))
+            lines += [
+                f"    SALLOC p2, {n}",
+                f"    SSCATTR.i8 [p2 + 0], r{draw(st.integers(0, 3))}" if n else "    SNOP",
+                "    SFREE p2",
+            ]
+        elif kind == "dedup":
+            lines.append(
+                f"    SDEDUP.i32 v{draw(st.integers(0, 2))}, v{draw(st.integers(3, 5))}, r{draw(st.integers(0, 3))}, v7"
+            )
+        elif kind == "tier":
+            lines.append(
+                draw(st.sampled_from(["    SPREFCH p0", "    SFLUSH p0", "    SPREFCH p1", "    SFLUSH p1"]))
+            )
+        else:
+            lines.append(
+                f"    SSCATTR.i32 [p0 + {4 * draw(st.integers(0, size // 4 - 1))}], r{draw(st.integers(0, 3))}"
+            )
+    lines += ["    DLOOP r13, inner", "    DADD.i64 r0, r0, 1", "    DLOOP r12, outer"]
+    return "\n".join(lines) + "\n"
+
+
+@st.composite
+def fleet_source(draw) -> tuple[str, int]:
+    """2..16 sentrons running the same loop of ring messages and collectives (race-free by construction:
+    no sentron writes memory another reads)."""
+    n = draw(st.sampled_from([2, 3, 4, 5, 8, 16]))
+    trips = draw(st.integers(1, 20))
+    lines = [
+        ".output r0, r1, r2, r3, r4, r5, v0.i32, v1.f32",
+        "    DMOV r8, sid",
+        "    DMOV r9, scount",
+        "    DADD.i64 r10, r8, 1",  # right neighbour
+        "    DCMP.eq.i64 r11, r10, r9",
+        "    DBRF right_ok",
+        "    DMOV r10, 0",
+        "right_ok:",
+        "    DSUB.i64 r11, r8, 1",  # left neighbour
+        "    DCMP.lt.i64 r12, r11, 0",
+        "    DBRF left_ok",
+        "    DSUB.i64 r11, r9, 1",
+        "left_ok:",
+        "    DMUL.i64 r0, r8, 7",
+        "    DBCAST.i32 v0, r8",
+        "    DCVT.f32.i32 v1, v0",
+        f"    DMOV r13, {trips}",
+        "loop:",
+    ]
+    for _ in range(draw(st.integers(1, 6))):
+        kind = draw(st.sampled_from(["d", "ring", "ring_v", "bar", "reduce", "reduce_v", "cast", "any"]))
+        if kind == "d":
+            lines.append(_d_line(draw, regs=range(0, 6), vregs=range(0, 4)))
+        elif kind in ("ring", "ring_v"):
+            src = f"r{draw(st.integers(0, 5))}" if kind == "ring" else f"v{draw(st.integers(0, 3))}"
+            dst = f"r{draw(st.integers(0, 5))}" if kind == "ring" else f"v{draw(st.integers(0, 3))}"
+            t = draw(st.sampled_from(["i64", "i32", "f32"]))
+            lines += [
+                f"    CPACK.{t} m0, {src}",
+                "    CSEND m0, r10",
+                "    CRECV m1, r11",
+                f"    CUNPACK.{t} {dst}, m1",
+            ]
+        elif kind == "any":  # everyone sends right, then receives from whoever sent (only the left one)
+            lines += [
+                f"    CPACK.i64 m2, r{draw(st.integers(0, 5))}",
+                "    CSEND m2, r10",
+                "    CRECV m3, -1, r14",
+                f"    CUNPACK.i64 r{draw(st.integers(0, 5))}, m3",
+            ]
+        elif kind == "bar":
+            lines.append("    CBAR 0")
+        elif kind in ("reduce", "reduce_v"):
+            op = draw(st.sampled_from(["add", "min", "max"]))
+            t = draw(st.sampled_from(["i64", "i32", "f32"]))
+            if kind == "reduce":
+                lines.append(
+                    f"    CREDUCE.{op}.{t} r{draw(st.integers(0, 5))}, r{draw(st.integers(0, 5))}, 0"
+                )
+            else:
+                lines.append(
+                    f"    CREDUCE.{op}.{t} v{draw(st.integers(0, 3))}, v{draw(st.integers(0, 3))}, 0"
+                )
+        else:
+            root = draw(st.integers(0, n - 1))
+            t = draw(st.sampled_from(["i64", "i32", "f32"]))
+            lines += [
+                f"    DMOV r15, {root}",
+                f"    CCAST.{t} r{draw(st.integers(0, 5))}, r{draw(st.integers(0, 5))}, r15, 0",
+            ]
+    lines.append("    DLOOP r13, loop")
+    return "\n".join(lines) + "\n", n
+
+
+__all__ += ["fleet_source", "memory_source"]

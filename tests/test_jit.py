@@ -1130,3 +1130,72 @@ loop:
         E._check_replay(((0, 2, 1),), bad)
     with pytest.raises(jc.JitError, match="replay ended with status ok"):
         E._check_replay(((0, 2, 1),), SimpleNamespace(status="ok", fault=None, sentrons=ref.sentrons))
+
+
+# =================================================================== the richer differential generators (#11)
+def _diff_source(src: str, sentrons: int = 1, replay=None) -> None:
+    prog = assemble(src, "gen.vasm")
+    ref, res, diffs = both(prog, sentrons, replay=replay)
+    assert diffs == [], (diffs, src)
+    assert res.siws == ref.siws and res.ops_by_pipe == ref.ops_by_pipe, src
+
+
+@settings(max_examples=8, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.data())
+def test_differential_nested_loops_every_s_op(data):
+    """Nested loops with many trips, SALLOC/SFREE/SDEDUP/SPREFCH/SFLUSH, strided accesses of any stride and
+    indexed accesses, on both variants (fast: faults replayed; precise)."""
+    from progen import memory_source
+
+    src = data.draw(memory_source())
+    _diff_source(src, replay=data.draw(st.sampled_from([None, "precise"])))
+
+
+@settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.data())
+def test_differential_multi_sentron_patterns(data):
+    """CSEND/CRECV rings (also from any sender), CBAR, CREDUCE and CCAST in loops on 2..16 sentrons."""
+    from progen import fleet_source
+
+    src, n = data.draw(fleet_source())
+    _diff_source(src, n)
+
+
+@pytest.mark.slow
+def test_differential_campaign():
+    """The slow campaign: VTPU_DIFF_PROGRAMS programs (default 10,000) over the three generators."""
+    import os
+
+    from hypothesis import find  # noqa: F401 - hypothesis drives the generators below
+    from progen import fleet_source, memory_source
+
+    total = int(os.environ.get("VTPU_DIFF_PROGRAMS", "10000"))
+    per = {"memory": total * 4 // 10, "fleet": total * 3 // 10}
+    per["random"] = total - per["memory"] - per["fleet"]
+
+    @settings(
+        max_examples=per["memory"], deadline=None, suppress_health_check=list(HealthCheck), database=None
+    )
+    @given(st.data())
+    def memory(data):
+        _diff_source(data.draw(memory_source()), replay=data.draw(st.sampled_from([None, "precise"])))
+
+    @settings(
+        max_examples=per["fleet"], deadline=None, suppress_health_check=list(HealthCheck), database=None
+    )
+    @given(st.data())
+    def fleet(data):
+        src, n = data.draw(fleet_source())
+        _diff_source(src, n)
+
+    @settings(
+        max_examples=per["random"], deadline=None, suppress_health_check=list(HealthCheck), database=None
+    )
+    @given(programs(max_body=16))
+    def random_programs(prog):
+        assume(_interp_ok(prog))
+        check(prog)
+
+    memory()
+    fleet()
+    random_programs()
