@@ -27,11 +27,14 @@ import signal
 import socket
 import sys
 import time
+from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from vtpu_cli.binary.program import Program
+from vtpu_cli.cluster import checkpoint
 from vtpu_cli.core.errors import Exit, VtpuError
 from vtpu_cli.engines.base import (
     STATUS_DEADLOCK,
@@ -47,6 +50,7 @@ from vtpu_cli.engines.interp.interpreter import Interpreter
 from vtpu_cli.engines.select import EngineOptions, _Fallback
 from vtpu_cli.fleet.cpipe import Fleet
 from vtpu_cli.fleet.mpi import MpiTransport
+from vtpu_cli.fleet.transport import Message
 from vtpu_cli.isa.table import PIPES
 from vtpu_cli.machine.memory import MemFault, Memory, scroll_buffer
 from vtpu_cli.machine.semantics import OpFault
@@ -120,6 +124,75 @@ def _name_on_signal(rank: int) -> None:
         signal.signal(sig, handler)
 
 
+@dataclass
+class Checkpointing:
+    """Checkpoint/restart settings: the ``RunOptions`` fields ``checkpoint``, ``checkpoint_every`` and
+    ``resume`` when the CLI has them, else ``$VTPU_CHECKPOINT``, ``$VTPU_CHECKPOINT_EVERY``, ``$VTPU_RESUME``."""
+
+    directory: str | None = None
+    every: int = 1
+    resume: str | None = None
+
+    @classmethod
+    def from_options(cls, o: Any) -> Checkpointing:
+        env = os.environ
+        every = getattr(o, "checkpoint_every", None) or env.get("VTPU_CHECKPOINT_EVERY") or 1
+        try:
+            every = int(every)
+        except ValueError:
+            raise VtpuError(
+                f"the checkpoint interval must be a whole number of barriers, not {every!r}"
+            ) from None
+        if every < 1:
+            raise VtpuError(f"the checkpoint interval must be at least 1 barrier, not {every}")
+        ck = getattr(o, "checkpoint", None) or env.get("VTPU_CHECKPOINT") or None
+        rs = getattr(o, "resume", None) or env.get("VTPU_RESUME") or None
+        return cls(str(ck) if ck else None, every, str(rs) if rs else None)
+
+    @property
+    def wanted(self) -> bool:
+        return bool(self.directory or self.resume)
+
+
+_settings = Checkpointing()
+
+
+def configure(o: Any) -> bool:
+    """The runner's hook: True when this run goes through the cluster engine (under mpiexec, or with
+    checkpointing or a resume asked for). Under mpiexec ``--sentrons`` defaults to the rank count."""
+    global _settings
+    _settings = Checkpointing.from_options(o)
+    if under_mpi():
+        o.sentrons = sentrons(o.sentrons)
+        return True
+    return _settings.wanted
+
+
+class LocalComm:
+    """A one-rank stand-in for an MPI communicator: checkpointing in one process needs no MPI."""
+
+    def Get_rank(self) -> int:  # noqa: N802 - the mpi4py names
+        return 0
+
+    def Get_size(self) -> int:  # noqa: N802
+        return 1
+
+    def Dup(self) -> LocalComm:  # noqa: N802
+        return self
+
+    def Free(self) -> None:  # noqa: N802
+        pass
+
+    def Iprobe(self, **_kw) -> bool:  # noqa: N802
+        return False
+
+    def gather(self, obj: Any, root: int = 0) -> list:
+        return [obj]
+
+    def isend(self, obj: Any, dest: int, tag: int):  # pragma: no cover - nothing is remote
+        raise AssertionError("a one-rank run has no other rank")
+
+
 def make_engine(
     program: Program,
     sentrons: int,
@@ -144,31 +217,43 @@ def open_engine(program: Program, memory: Memory, o: EngineOptions) -> ClusterEn
     """The engine for this rank (same signature as :func:`vtpu_cli.engines.select.open_engine`)."""
     if o.trace:
         raise VtpuError(
-            "--trace is not available under mpiexec: traces record one process's lockstep schedule",
-            hint="trace a single-process run (without mpiexec)",
+            "--trace is not available under mpiexec or with checkpointing: traces record the "
+            "single-process interpreter's lockstep schedule",
+            hint="trace a plain single-process run",
             exit_code=Exit.ERROR,
         )
-    comm = init_mpi()
-    _name_on_signal(comm.Get_rank())
-    reason = None
-    if o.engine == "jit" and comm.Get_rank() == 0:
-        reason = (
+    if under_mpi():
+        comm = init_mpi()
+        _name_on_signal(comm.Get_rank())
+        why = (
             f"under mpiexec ({comm.Get_size()} ranks) every rank runs its sentrons on the interpreter: "
             "the JIT's native C pipe does not span processes yet"
         )
-    return ClusterEngine(program, memory, o, comm, reason)
+    else:
+        comm = LocalComm()
+        why = "checkpoint/restart runs on the interpreter: the JIT cannot stop at a barrier for a checkpoint yet"
+    reason = why if o.engine == "jit" and comm.Get_rank() == 0 else None
+    return ClusterEngine(program, memory, o, comm, reason, _settings)
 
 
 class ClusterEngine(_Fallback):
     """This rank's share of the run. ``run`` returns the whole run's result on rank 0; on the other ranks
     it ends the process with the run's exit code (they have nothing to report)."""
 
-    def __init__(self, program: Program, memory: Memory, o: EngineOptions, comm: Any, reason: str | None):
+    def __init__(
+        self,
+        program: Program,
+        memory: Memory,
+        o: EngineOptions,
+        comm: Any,
+        reason: str | None,
+        ckpt: Checkpointing | None = None,
+    ):
         self.program, self.n, self.mem = program, o.sentrons, memory
         self.reason = reason
         self.comm = comm = comm.Dup()  # a run's own context: nothing of an earlier run can leak in
         self.inner = RankInterpreter(
-            program, o.sentrons, comm, max_steps=o.max_steps, topology=o.topology, memory=memory
+            program, o.sentrons, comm, max_steps=o.max_steps, topology=o.topology, memory=memory, ckpt=ckpt
         )
 
     def run(self) -> RunResult:
@@ -187,7 +272,15 @@ class RankInterpreter(Interpreter):
     """The interpreter loop over this rank's sentrons, plus the watchdog and the final exchange."""
 
     def __init__(
-        self, program: Program, n: int, comm: Any, *, max_steps: int | None, topology, memory: Memory
+        self,
+        program: Program,
+        n: int,
+        comm: Any,
+        *,
+        max_steps: int | None,
+        topology,
+        memory: Memory,
+        ckpt: Checkpointing | None = None,
     ):
         if n < 1:
             raise ValueError("at least one sentron")
@@ -223,6 +316,19 @@ class RankInterpreter(Interpreter):
         self.last_wave = 0.0
         self.idle = False
         self.total = 0
+        # checkpoint/restart: every K-th CBAR on group all parks the sentron until the cut is written
+        self.ckpt = ckpt or Checkpointing()
+        self.cbar_pcs = frozenset(
+            pc
+            for pc, siw in enumerate(program.code)
+            if any(i.op.name == "CBAR" and i.args[0].value == 0 for i in siw if not i.is_nop)
+        )
+        self.cbars = [0] * n
+        self.parked: set[int] = set()
+        self.ckpt_due = False
+        self.ckpt_log: list[tuple[int, float]] = []  # (bytes, seconds) per checkpoint written
+        if self.ckpt.resume:
+            self._restore(checkpoint.load(self.ckpt.resume, program, n))
 
     # ------------------------------------------------------------------ memory coherence
     def _note_access(self, s, sc, write: bool, ins) -> None:
@@ -240,6 +346,12 @@ class RankInterpreter(Interpreter):
         self.dirty[coord] = None
 
     def _take_dirty(self) -> list:
+        """The scrolls written here since the last release, as update entries; the record starts afresh."""
+        out = self._dirty_entries()
+        self.dirty.clear()
+        return out
+
+    def _dirty_entries(self) -> list:
         out = []
         for coord in self.dirty:
             sc = self.mem.table.get(coord)
@@ -248,7 +360,6 @@ class RankInterpreter(Interpreter):
             else:
                 meta = (sc.dtype, tuple(sc.shape), sc.align, sc.owner, sc.writer, sc.write_epoch)
                 out.append((coord, meta, sc.buf.tobytes()))
-        self.dirty.clear()
         return out
 
     def _apply_update(self, entries: list) -> None:
@@ -292,11 +403,15 @@ class RankInterpreter(Interpreter):
             self.reports.append((obj[1], obj[2]))
         elif kind == "stop":
             self.stop = obj[1]
+        elif kind == "ckpt":
+            self.ckpt_due = True
 
     def _snapshot(self) -> tuple:
         tr = self.transport
         halted = all(s.halted for s in self.mine)
-        return (self.idle, tr.sent, tr.received, self.total + self.fleet.changes + tr.changes, halted)
+        unparked = sum(1 for s in self.mine if not s.halted and s.id not in self.parked)
+        activity = self.total + self.fleet.changes + tr.changes
+        return (self.idle, tr.sent, tr.received, activity, halted, unparked, len(self.parked))
 
     def _halt(self, status: str, fault: Fault | None) -> None:
         """This rank cannot go on (fault, step limit): rank 0 stops everyone."""
@@ -318,6 +433,12 @@ class RankInterpreter(Interpreter):
             self.replies = {}
             quiet = all(x[0] for x in snap) and sum(x[1] for x in snap) == sum(x[2] for x in snap)
             if quiet and snap == self.prev_snapshot:
+                if any(x[6] for x in snap) and not any(x[5] for x in snap):  # every live sentron parked
+                    self.prev_snapshot = None
+                    self.ckpt_due = True
+                    for r in range(1, self.size):
+                        self.transport.send_control(("ckpt",), r)
+                    return
                 return self._broadcast_stop(STATUS_OK if all(x[4] for x in snap) else STATUS_DEADLOCK)
             self.prev_snapshot = snap if quiet else None
             self.last_wave = now
@@ -333,6 +454,126 @@ class RankInterpreter(Interpreter):
         self.stop = status
         for r in range(1, self.size):
             self.transport.send_control(("stop", status), r)
+
+    # ------------------------------------------------------------------ checkpoint/restart
+    def _write_checkpoint(self) -> None:
+        """Every rank sends its part of the cut (all its sentrons are parked, nothing is in flight) to
+        rank 0, which writes one file; then the sentrons go on."""
+        t0 = time.perf_counter()
+        self.ckpt_due = False
+        tr, fl = self.transport, self.fleet
+        part = {
+            "states": {s.id: _state_record(s, self.cbars[s.id]) for s in self.mine},
+            "vregs": {s.id: s.V.copy() for s in self.mine},
+            "clocks": {s.id: list(fl.clock[s.id]) for s in self.mine},
+            "queues": [
+                (src, dst, [(m.payload.hex(), list(m.clock), m.hops) for m in q])
+                for (src, dst), q in sorted(tr.queues.items())
+                if q
+            ],
+            "dirty": self._dirty_entries() if self.rank else [],
+            "counts": list(self.counts),
+            "fleet": (fl.stats.messages, fl.stats.bytes, fl.stats.hops, fl.stats.routed, dict(tr.instances)),
+        }
+        got = self.comm.gather(part, root=0)
+        if self.rank == 0:
+            states: dict = {}
+            vregs = np.zeros((self.n,) + self.states[0].V.shape, np.uint8)
+            clocks: list = [None] * self.n
+            queues: list = []
+            counts = np.zeros(len(self.counts), np.int64)
+            fleet = {"messages": 0, "bytes": 0, "hops": 0, "routed": 0, "instances": {}}
+            for p in got:
+                self._apply_update(p["dirty"])
+                states.update(p["states"])
+                for sid, v in p["vregs"].items():
+                    vregs[sid] = v
+                for sid, c in p["clocks"].items():
+                    clocks[sid] = c
+                queues += p["queues"]
+                counts += np.asarray(p["counts"], np.int64)
+                for k, v in zip(("messages", "bytes", "hops", "routed"), p["fleet"][:4], strict=True):
+                    fleet[k] += v
+                for k, v in p["fleet"][4].items():
+                    fleet["instances"][k] = fleet["instances"].get(k, 0) + v
+            scrolls = [
+                (
+                    {
+                        "coord": str(sc.coord),
+                        "dtype": sc.dtype,
+                        "shape": list(sc.shape),
+                        "align": sc.align,
+                        "owner": sc.owner,
+                        "writer": sc.writer,
+                        "write_epoch": sc.write_epoch,
+                    },
+                    np.frombuffer(sc.buf.tobytes(), np.uint8),
+                )
+                for sc in self.mem.table.values()
+            ]
+            ck = checkpoint.Checkpoint(
+                checkpoint.program_digest(self.program),
+                self.n,
+                max(st["cbars"] for st in states.values()),
+                [states[i] for i in range(self.n)],
+                vregs,
+                clocks,
+                sorted(queues),
+                [int(x) for x in counts],
+                fleet,
+                scrolls,
+            )
+            size = checkpoint.save(self.ckpt.directory, ck)
+            took = time.perf_counter() - t0
+            self.ckpt_log.append((size, took))
+            sys.stderr.write(
+                f"vtpu: checkpoint after barrier {ck.barriers} -> {self.ckpt.directory} "
+                f"({size:,} bytes, {took * 1e3:.1f} ms)\n"
+            )
+            self.wave += 1  # replies to an earlier probe are stale
+            self.replies = {}
+        self.parked.clear()
+        self.prev_snapshot = None
+
+    def _restore(self, ck: checkpoint.Checkpoint) -> None:
+        """Continue from ``ck``: any rank count (or one process) can resume any checkpoint."""
+        for sid, st in enumerate(ck.states):
+            s = self.states[sid]
+            # in place: the compiled SIWs hold these very lists
+            s.R[:] = [int(x) for x in st["r"]]
+            s.P[:] = [int(x) for x in st["p"]]
+            s.M[:] = [bytes.fromhex(x) for x in st["m"]]
+            s.flags, s.pc, s.halted = st["flags"], st["pc"], st["halted"]
+            s.coll_seq.clear()
+            s.coll_seq.update({int(k): v for k, v in st["coll_seq"].items()})
+            s.V[:] = ck.vregs[sid]
+            self.cbars[sid] = st["cbars"]
+        self.fleet.clock = [list(c) for c in ck.clocks]
+        tr = self.transport
+        for src, dst, msgs in ck.queues:
+            if tr.owner[dst] == self.rank:
+                tr.queues[(src, dst)] = deque(Message(src, bytes.fromhex(p), list(c), h) for p, c, h in msgs)
+            elif tr.owner[src] == self.rank:
+                tr.in_flight[(src, dst)] = len(msgs)
+        mem = self.mem
+        for coord in list(mem.table):
+            self._free(coord)
+        for meta, raw in ck.scrolls:
+            sc = mem.add(
+                int(meta["coord"]),
+                scroll_buffer(raw.size, raw.tobytes()),
+                dtype=meta["dtype"],
+                shape=tuple(meta["shape"]),
+                align=meta["align"],
+                owner=meta["owner"],
+            )
+            sc.writer, sc.write_epoch = meta["writer"], meta["write_epoch"]
+        if self.rank == 0:
+            self.counts = list(ck.counts)
+            st = self.fleet.stats
+            f = ck.fleet
+            st.messages, st.bytes, st.hops, st.routed = f["messages"], f["bytes"], f["hops"], f["routed"]
+            tr.instances = dict(f["instances"])
 
     # ------------------------------------------------------------------ running
     def run(self) -> RunResult:
@@ -361,13 +602,15 @@ class RankInterpreter(Interpreter):
         rounds = 0
         nap = 0.0
         local_fault: Fault | None = None
+        parked, cbar_pcs = self.parked, self.cbar_pcs
+        every = self.ckpt.every if self.ckpt.directory else 0
         halted_reported = False
         while self.stop is None:
             progress = False
             changes = fleet.changes
             if local_fault is None:
                 for s in mine:
-                    if s.halted:
+                    if s.halted or s.id in parked:
                         continue
                     pc = s.pc
                     if pc >= ncode:
@@ -393,6 +636,10 @@ class RankInterpreter(Interpreter):
                     counts[pc] += 1
                     self.total += 1
                     progress = True
+                    if pc in cbar_pcs:
+                        self.cbars[s.id] += 1
+                        if every and self.cbars[s.id] % every == 0:
+                            parked.add(s.id)
                     if s.pc >= ncode:
                         s.halted = True
                 if any(not s.halted for s in mine) or not halted_reported:
@@ -402,6 +649,9 @@ class RankInterpreter(Interpreter):
             self.idle = local_fault is not None or not (progress or changed or fleet.changes != changes)
             if self.rank == 0:
                 self._coordinate()
+            if self.ckpt_due and self.stop is None:
+                self._write_checkpoint()
+                continue
             if self.idle:
                 if nap:
                     time.sleep(nap)
@@ -483,3 +733,17 @@ class RankInterpreter(Interpreter):
         self.counts = [int(x) for x in total]
         st.barriers = inst.get("CBAR", 0)
         st.collectives = sum(v for k, v in inst.items() if k != "CBAR")
+
+
+def _state_record(s: SentronState, cbars: int) -> dict:
+    """A sentron's scalar state for a checkpoint manifest (vector registers travel as an array)."""
+    return {
+        "r": [str(x) for x in s.R],
+        "p": [str(x) for x in s.P],
+        "m": [x.hex() for x in s.M],
+        "flags": s.flags,
+        "pc": s.pc,
+        "halted": s.halted,
+        "coll_seq": {str(k): v for k, v in s.coll_seq.items()},
+        "cbars": cbars,
+    }
