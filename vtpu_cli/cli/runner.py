@@ -296,11 +296,10 @@ def run_command(path: Path, o: RunOptions) -> int:
     from vtpu_cli.asm.loader import load_program
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    # --- cluster hook (owned by vtpu_cli/cluster): under mpiexec the sentrons spread over the ranks
+    # --- cluster hook (owned by vtpu_cli/cluster): sentrons spread over mpiexec's ranks; checkpoint/restart
     from vtpu_cli.cluster import ranks as cluster
 
-    if cluster.under_mpi():
-        o.sentrons = cluster.sentrons(o.sentrons)  # --sentrons defaults to the rank count
+    clustered = cluster.configure(o)  # under mpiexec, --sentrons defaults to the rank count
     # --- end cluster hook
     program = load_program(path)
     if o.ppt_sets & (o.ppt_sets - 1):
@@ -318,7 +317,7 @@ def run_command(path: Path, o: RunOptions) -> int:
     load_inputs(mem, o.mem_paths)
     from vtpu_cli.api import make_engine
 
-    if cluster.under_mpi():  # cluster hook: this rank's engine; only rank 0 returns from run()
+    if clustered:  # cluster hook: this rank's engine; only rank 0 returns from run()
         make_engine = cluster.make_engine  # noqa: F811
 
     engine, fallback = make_engine(
