@@ -102,6 +102,45 @@ top:
     DJMP top
 """
 
+ITER = """\
+; 10 iterations: fold my id into r6, pass it right around the ring, accumulate what comes from the left,
+; barrier; sentron 0 stores the running total into a scroll between two barriers.
+.coord ACC = 1.1.1/1.1.1/1.1.1
+.zero ACC i64 1
+.output r6, r7, ACC
+    DMOV r1, sid                 | SCOORD p0, ACC
+    DMOV r4, scount
+    DADD r2, r1, 1
+    DCMP.eq r9, r2, r4
+    DBRF ok
+    DMOV r2, 0
+ok:
+    DADD r3, r1, r4
+    DSUB r3, r3, 1
+    DCMP.ge r9, r3, r4
+    DBRF ok2
+    DSUB r3, r3, r4
+ok2:
+    DMOV r5, 10
+    DMOV r6, 0
+    DMOV r7, 0
+iter:
+    DADD r6, r6, r1
+    DMUL r6, r6, 3
+                                 |                          | CPACK.i64 m0, r6
+                                 |                          | CSEND m0, r2
+                                 |                          | CRECV m1, r3
+                                 |                          | CUNPACK.i64 r8, m1
+    DADD r7, r7, r8
+                                 |                          | CBAR all
+    DCMP.eq r9, r1, 0
+    DBRF skip
+                                 | SSCATTR.i64 [p0], r7
+skip:
+                                 |                          | CBAR all
+    DLOOP r5, iter
+"""
+
 # the C-pipe and memory counters a distributed run must reproduce exactly
 SAME_STATS = ("siws", "ops", "ops_by_pipe")
 SAME_FLEET = ("messages", "bytes", "routed", "hops", "barriers", "collectives")
@@ -302,6 +341,95 @@ def test_out_file_is_identical(runs: dict, tmp_path: Path) -> None:
         assert cli(["run", str(FLEET / "matmul_scatter.vasm"), "-n", "16", "--out", str(ref)]) == 0
     for ranks in (2, 4):
         assert (runs["tmp"] / f"C{ranks}.safetensors").read_bytes() == ref.read_bytes()
+
+
+# --------------------------------------------------------------------------- checkpoint/restart
+def _cli_json(argv: list[str], env: dict[str, str], monkeypatch) -> tuple[int, dict | None, str]:
+    from vtpu_cli.cli.main import cli
+
+    for k in ("VTPU_CHECKPOINT", "VTPU_CHECKPOINT_EVERY", "VTPU_RESUME"):
+        monkeypatch.delenv(k, raising=False)
+    for k, v in env.items():
+        monkeypatch.setenv(k, v)
+    out, err = io.StringIO(), io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        rc = cli(argv)
+    text = out.getvalue()
+    return rc, (json.loads(text) if text.startswith("{") else None), err.getvalue()
+
+
+@pytest.fixture
+def iter_prog(tmp_path: Path) -> Path:
+    p = tmp_path / "iter.vasm"
+    p.write_text(ITER)
+    return p
+
+
+def test_checkpoint_and_resume_in_one_process(iter_prog: Path, tmp_path: Path, monkeypatch) -> None:
+    run = ["run", str(iter_prog), "-n", "4", "--json", "--stats"]
+    rc, ref, _ = _cli_json(run + ["--engine", "interp"], {}, monkeypatch)
+    assert rc == 0 and ref["status"] == "ok"
+    ck = tmp_path / "ck"
+    # a run cut short after its second checkpoint (barriers 4 and 8 of 20) ...
+    rc, cut, err = _cli_json(
+        run + ["--max-steps", "250"], {"VTPU_CHECKPOINT": str(ck), "VTPU_CHECKPOINT_EVERY": "4"}, monkeypatch
+    )
+    assert rc == 1 and cut["status"] == "step-limit"
+    assert "checkpoint after barrier 8" in err and (ck / "checkpoint.npz").exists()
+    # ... continues from barrier 8 to the same end, counters included
+    rc, res, _ = _cli_json(run, {"VTPU_RESUME": str(ck)}, monkeypatch)
+    assert rc == 0 and res["outputs"] == ref["outputs"]
+    for k in ("siws", "ops"):
+        assert res["stats"][k] == ref["stats"][k]
+    for k in SAME_FLEET:
+        assert res["stats"]["fleet"][k] == ref["stats"]["fleet"][k], k
+    # an uninterrupted run with checkpoints on gives the same outputs too
+    rc, whole, err = _cli_json(run, {"VTPU_CHECKPOINT": str(tmp_path / "ck2")}, monkeypatch)
+    assert rc == 0 and whole["outputs"] == ref["outputs"] and err.count("checkpoint after barrier") == 20
+
+
+def test_resume_refuses_what_it_cannot_continue(iter_prog: Path, tmp_path: Path, monkeypatch) -> None:
+    ck = tmp_path / "ck"
+    run = ["run", str(iter_prog), "-n", "4", "--json"]
+    assert _cli_json(run, {"VTPU_CHECKPOINT": str(ck), "VTPU_CHECKPOINT_EVERY": "7"}, monkeypatch)[0] == 0
+    rc, _, err = _cli_json(["run", str(iter_prog), "-n", "2"], {"VTPU_RESUME": str(ck)}, monkeypatch)
+    assert rc == 2 and "4 sentrons" in err
+    other = tmp_path / "other.vasm"
+    other.write_text(ITER.replace("DMOV r5, 10", "DMOV r5, 11"))
+    rc, _, err = _cli_json(["run", str(other), "-n", "4"], {"VTPU_RESUME": str(ck)}, monkeypatch)
+    assert rc == 2 and "another program" in err
+    text = run[:-1]  # errors in the text form, on stderr
+    rc, _, err = _cli_json(text, {"VTPU_RESUME": str(tmp_path / "none")}, monkeypatch)
+    assert rc == 2 and "no checkpoint" in err
+    (ck / "checkpoint.npz").write_bytes(b"PK\x03\x04 not really a zip")
+    rc, _, err = _cli_json(text, {"VTPU_RESUME": str(ck)}, monkeypatch)
+    assert rc == 2 and "corrupt checkpoint" in err and "Traceback" not in err
+    rc, _, err = _cli_json(text, {"VTPU_CHECKPOINT": str(ck), "VTPU_CHECKPOINT_EVERY": "0"}, monkeypatch)
+    assert rc == 2 and "at least 1" in err
+
+
+@needs_mpi
+def test_checkpoint_on_2_ranks_resumes_on_4_ranks_and_in_one_process(
+    iter_prog: Path, tmp_path: Path, monkeypatch
+) -> None:
+    rc, ref, _ = _cli_json(
+        ["run", str(iter_prog), "-n", "4", "--json", "--engine", "interp"], {}, monkeypatch
+    )
+    ck = tmp_path / "ck"
+    p = _mpirun(
+        2,
+        _vtpu("run", str(iter_prog), "-n", "4", "--json", "--max-steps", "250"),
+        env={"VTPU_CHECKPOINT": str(ck), "VTPU_CHECKPOINT_EVERY": "4"},
+    )
+    assert p.returncode == 1 and json.loads(p.stdout)["status"] == "step-limit", p.stderr
+    assert "checkpoint after barrier" in p.stderr
+    p = _mpirun(4, _vtpu("run", str(iter_prog), "-n", "4", "--json"), env={"VTPU_RESUME": str(ck)})
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["outputs"] == ref["outputs"]
+    rc, res, _ = _cli_json(
+        ["run", str(iter_prog), "-n", "4", "--json"], {"VTPU_RESUME": str(ck)}, monkeypatch
+    )
+    assert rc == 0 and res["outputs"] == ref["outputs"]
 
 
 # --------------------------------------------------------------------------- the launcher itself
