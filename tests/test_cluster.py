@@ -535,5 +535,17 @@ def test_measure_latency_reports_both_sides() -> None:
     assert r["ratio"] == pytest.approx(r["cross_rank"]["median_us"] / r["in_process"]["median_us"])
 
 
+@needs_mpi
+def test_measure_scaling_checks_results_across_rank_counts() -> None:
+    from vtpu_cli.cluster.scaling import measure_scaling
+
+    r = measure_scaling(FLEET / "ring_allreduce.vasm", sentrons=4, ranks=(1, 2), repeats=1)
+    one, two = r["ranks"][1], r["ranks"][2]
+    assert one["status"] == two["status"] == "ok" and two["same_result"]
+    assert one["ops"] == two["ops"] > 0
+    assert one["remote_messages"] == 0 and two["remote_messages"] > 0  # the ring crosses the rank boundary
+    assert 0.0 <= two["overhead"] <= 1.0
+
+
 if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "--driver":
     driver(sys.argv[2], sys.argv[3])

@@ -327,6 +327,8 @@ class RankInterpreter(Interpreter):
         self.parked: set[int] = set()
         self.ckpt_due = False
         self.ckpt_log: list[tuple[int, float]] = []  # (bytes, seconds) per checkpoint written
+        self.exec_s = 0.0  # time in rounds where a sentron of this rank executed an SIW
+        self.per_rank: list[dict] = []  # rank 0, after the run: each rank's timing and traffic
         if self.ckpt.resume:
             self._restore(checkpoint.load(self.ckpt.resume, program, n))
 
@@ -609,6 +611,7 @@ class RankInterpreter(Interpreter):
             progress = False
             changes = fleet.changes
             if local_fault is None:
+                t_round = time.perf_counter()
                 for s in mine:
                     if s.halted or s.id in parked:
                         continue
@@ -642,6 +645,8 @@ class RankInterpreter(Interpreter):
                             parked.add(s.id)
                     if s.pc >= ncode:
                         s.halted = True
+                if progress:
+                    self.exec_s += time.perf_counter() - t_round
                 if any(not s.halted for s in mine) or not halted_reported:
                     rounds += 1
                     halted_reported = all(s.halted for s in mine)
@@ -678,6 +683,15 @@ class RankInterpreter(Interpreter):
             "instances": dict(tr.instances),
             "ppt": vars(self.mem.stats).copy(),
             "rounds": rounds,
+            "timing": {
+                "rank": self.rank,
+                "sentrons": len(self.mine),
+                "wall_s": wall,
+                "exec_s": self.exec_s,
+                "remote_messages": tr.remote_messages,
+                "remote_bytes": tr.remote_bytes,
+                "update_bytes": tr.update_bytes,
+            },
         }
         got = self.comm.gather(payload, root=0)
         status = self.stop or STATUS_OK
@@ -731,6 +745,7 @@ class RankInterpreter(Interpreter):
                 setattr(ppt, k, getattr(ppt, k) + v)
             self.rounds = max(self.rounds, p["rounds"])
         self.counts = [int(x) for x in total]
+        self.per_rank = [p["timing"] for p in got]
         st.barriers = inst.get("CBAR", 0)
         st.collectives = sum(v for k, v in inst.items() if k != "CBAR")
 
