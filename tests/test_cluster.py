@@ -525,6 +525,28 @@ def _rank_pids(tag: str, want: int, timeout: float = 30) -> dict[int, int]:
 
 
 @needs_mpi
+def test_an_internal_error_on_one_rank_stops_every_rank(tmp_path: Path) -> None:
+    script = tmp_path / "boom.py"
+    script.write_text(
+        "import sys\n"
+        "from vtpu_cli.cluster import ranks\n"
+        "loop = ranks.RankInterpreter._loop\n"
+        "def broken(self):\n"
+        "    if self.rank == 1:\n"
+        "        raise RuntimeError('injected')\n"
+        "    return loop(self)\n"
+        "ranks.RankInterpreter._loop = broken\n"
+        "from vtpu_cli.cli.main import main\n"
+        f"sys.argv = ['vtpu', 'run', {str(FLEET / 'ring_allreduce.vasm')!r}, '-n', '4']\n"
+        "main()\n"
+    )
+    t0 = time.monotonic()
+    p = _mpirun(2, [str(script)], timeout=60)
+    assert p.returncode == 3 and time.monotonic() - t0 < 30
+    assert "vtpu: rank 1: RuntimeError: injected; stopping every rank" in p.stderr
+
+
+@needs_mpi
 def test_measure_latency_reports_both_sides() -> None:
     from vtpu_cli.cluster.latency import measure_latency
 

@@ -259,6 +259,13 @@ class ClusterEngine(_Fallback):
     def run(self) -> RunResult:
         try:
             res = self.inner.run()
+        except BaseException as e:  # a rank that cannot go on takes the others down rather than hang them
+            if self.inner.size > 1:
+                what = "interrupted" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}"
+                sys.stderr.write(f"vtpu: rank {self.inner.rank}: {what}; stopping every rank\n")
+                sys.stderr.flush()
+                self.comm.Abort(int(Exit.INTERRUPTED if isinstance(e, KeyboardInterrupt) else Exit.ERROR))
+            raise
         finally:
             self.comm.Free()
         if self.inner.rank != 0:
