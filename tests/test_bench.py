@@ -220,3 +220,21 @@ def test_list_and_unknown_names():
     assert r.returncode == 2 and "unknown benchmark" in r.stderr
     r = vtpu("bench", "--gate", "phase9")
     assert r.returncode == 2
+
+
+def test_generated_kernels_match_the_generator():
+    """The shipped .vasm files are exactly what `python -m vtpu_cli.bench.generate` writes."""
+    from vtpu_cli.bench.generate import GENERATED
+
+    for name, fn in GENERATED.items():
+        assert (bench_dir() / name).read_text() == fn(), f"{name}: rerun python -m vtpu_cli.bench.generate"
+
+
+def test_core_clock_is_measured_against_the_tsc():
+    """The add chain runs and yields a ratio (a sanity range, not a performance assertion)."""
+    from vtpu_cli.core.cycles import core_clock
+
+    c = core_clock(window_s=0.0005, windows=3)
+    if c["core_per_tsc"] is None:
+        pytest.skip(c["method"])
+    assert 0.05 < c["core_per_tsc"] < 20 and c["core_hz"] > 0 and "dependent" in c["method"]
