@@ -18,6 +18,9 @@ app = typer.Typer(
     help="Topologies (ring, torus, twisted torus) and the TPU v4 pod simulator: coordinates, "
     "all-to-all, all-reduce, goodput and OCS reconfiguration.",
     no_args_is_help=True,
+    add_completion=False,  # `vtpu --install-completion` covers every command
+    context_settings={"help_option_names": ["-h", "--help"]},
+    pretty_exceptions_enable=False,
 )
 
 JSON_OPT = typer.Option(False, "--json", help="Print the figures as JSON on stdout instead of a table.")
@@ -152,7 +155,7 @@ def coords(
 @app.command()
 def show(
     shape: str = typer.Argument(
-        ..., help="Shape like 4x4x8 (a torus), or a spec like ring:8 or twisted:4x4x8."
+        ..., metavar="SHAPE", help="Shape like 4x4x8 (a torus), or a spec like ring:8 or twisted:4x4x8."
     ),
     twisted: bool = TWISTED_OPT,
     link_gbps: float = typer.Option(50.0, "--link-gbps", help="Bandwidth per link per direction, GB/s."),
@@ -175,7 +178,7 @@ def show(
 
 @app.command()
 def alltoall(
-    shape: str = typer.Argument(..., help="Torus shape like 4x4x8."),
+    shape: str = typer.Argument(..., metavar="SHAPE", help="Torus shape like 4x4x8."),
     twisted: bool = TWISTED_OPT,
     link_gbps: float = typer.Option(50.0, "--link-gbps", help="Bandwidth per link per direction, GB/s."),
     as_json: bool = JSON_OPT,
@@ -223,7 +226,7 @@ def alltoall(
 
 @app.command()
 def allreduce(
-    shape: str = typer.Argument(..., help="Torus shape like 4x4x8."),
+    shape: str = typer.Argument(..., metavar="SHAPE", help="Torus shape like 4x4x8."),
     nbytes: int = typer.Option(..., "--bytes", help="Bytes each chip contributes (and receives reduced)."),
     twisted: bool = TWISTED_OPT,
     link_gbps: float = typer.Option(50.0, "--link-gbps", help="Bandwidth per link per direction, GB/s."),
