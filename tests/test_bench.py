@@ -238,3 +238,21 @@ def test_core_clock_is_measured_against_the_tsc():
     if c["core_per_tsc"] is None:
         pytest.skip(c["method"])
     assert 0.05 < c["core_per_tsc"] < 20 and c["core_hz"] > 0 and "dependent" in c["method"]
+
+
+@pytest.mark.parametrize("engine", ["interp", "jit"])
+def test_a_faulting_program_is_never_verified(tmp_path, engine):
+    """A run that faults is reported with its fault and counts as unverified (and fails a gate)."""
+    (tmp_path / "f.vasm").write_text(
+        ".coord PARAMS = 1.2.4/1.1.9/1.1.1\n.data PARAMS i64[2] ITERS, SEG\n"
+        "    DMOV r1, 1 | SCOORD p0, PARAMS\n    | SGATHER.i64 r2, [p0 + 4096]\n"
+    )
+    (tmp_path / "f.toml").write_text(
+        'name = "f"\nprogram = "f.vasm"\nphases = ["phase0"]\nreference = "d_heavy"\n'
+        "[params.quick]\nITERS = 40\nSEG = 1024\n"
+    )
+    (m,) = load_manifests(tmp_path)
+    r = run_benchmark(m, engine, "quick", 1)
+    assert r["verified"] is False and r["error"].startswith("run fault")
+    crit = evaluate_gate("phase0", [r], HOST, "jit")
+    assert crit[0]["passed"] is False and gate_exit(crit) == 1

@@ -252,7 +252,11 @@ def run_benchmark(
     for _ in range(max(repeats, 1)):
         mem = _memory(program, inputs)
         c0 = time.process_time()
-        res, secs, cyc = _execute(engine, program, n, mem)
+        try:
+            res, secs, cyc = _execute(engine, program, n, mem)
+        except Exception as e:  # an engine error is this program's failure, not the whole run's
+            out["error"] = f"engine error: {type(e).__name__}: {e}"
+            return out
         cpu.append(time.process_time() - c0)
         used = getattr(res, "engine", engine)
         out["engine"] = used
