@@ -22,7 +22,7 @@ RANK = {
     "pod": 8,
     "models": 9,
     "serve": 10,
-    "cli": 11,
+    "cli": 12,
     "api": 11,
 }
 
