@@ -35,6 +35,7 @@ import numpy as np
 
 from vtpu_cli.binary.program import Program
 from vtpu_cli.cluster import checkpoint
+from vtpu_cli.cluster.router import ACQUIRES, Router
 from vtpu_cli.core.errors import Exit, VtpuError
 from vtpu_cli.engines.base import (
     STATUS_DEADLOCK,
@@ -59,6 +60,19 @@ SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS")
 INSTALL_HINT = "install the cluster extra: pip install 'vtpu[cluster]' (mpi4py and the mpich wheel)"
 WAVE_INTERVAL_S = 0.002  # rank 0's pause between termination waves
 IDLE_SLEEP_MAX_S = 0.0005  # an idle rank's longest nap between polls (oversubscribed cores)
+
+
+MEMORY_MODES = ("replicated", "homed")
+
+
+def memory_mode() -> str:
+    """How scrolls are kept across ranks (docs/cluster.md): ``$VTPU_CLUSTER_MEMORY``, default replicated."""
+    mode = os.environ.get("VTPU_CLUSTER_MEMORY", "replicated")
+    if mode not in MEMORY_MODES:
+        raise VtpuError(
+            f"VTPU_CLUSTER_MEMORY={mode!r} is not a memory mode", hint="choose " + " or ".join(MEMORY_MODES)
+        )
+    return mode
 
 
 def world_size_from_env() -> int:
@@ -189,6 +203,12 @@ class LocalComm:
     def gather(self, obj: Any, root: int = 0) -> list:
         return [obj]
 
+    def Ibarrier(self) -> Any:  # noqa: N802
+        return self
+
+    def Test(self) -> bool:  # noqa: N802 - the completed request Ibarrier returns
+        return True
+
     def isend(self, obj: Any, dest: int, tag: int):  # pragma: no cover - nothing is remote
         raise AssertionError("a one-rank run has no other rank")
 
@@ -310,9 +330,12 @@ class RankInterpreter(Interpreter):
         self.code = [self._compile(s) if s.id in tr.local else None for s in self.states]
         self.dirty: dict[int, None] = {}  # scrolls written here since the last release, in order
         self._alloc, self._free = memory.alloc, memory.free
-        memory.alloc = self._tracked_alloc  # type: ignore[method-assign]
-        memory.free = self._tracked_free  # type: ignore[method-assign]
-        tr.before_remote = self._take_dirty
+        self.memory_mode = memory_mode()
+        self.router: Router | None = None
+        if self.memory_mode == "replicated":
+            memory.alloc = self._tracked_alloc  # type: ignore[method-assign]
+            memory.free = self._tracked_free  # type: ignore[method-assign]
+            tr.before_remote = self._take_dirty
         tr.apply_update = self._apply_update
         tr.on_control = self._control
         self.stop: str | None = None
@@ -338,12 +361,23 @@ class RankInterpreter(Interpreter):
         self.per_rank: list[dict] = []  # rank 0, after the run: each rank's timing and traffic
         if self.ckpt.resume:
             self._restore(checkpoint.load(self.ckpt.resume, program, n))
+        self.acquire_pcs = frozenset(
+            pc
+            for pc, siw in enumerate(program.code)
+            if any(i.op.name in ACQUIRES for i in siw if not i.is_nop)
+        )
+        if self.memory_mode == "homed":
+            self.router = Router(memory, tr, n)
+            self.router.drop_foreign()
 
     # ------------------------------------------------------------------ memory coherence
     def _note_access(self, s, sc, write: bool, ins) -> None:
         self.fleet.note_access(s, sc, write, ins)
         if write:
-            self.dirty[sc.coord] = None
+            if self.router is not None:
+                self.router.note_write(sc.coord)
+            else:
+                self.dirty[sc.coord] = None
 
     def _tracked_alloc(self, coord: int, size: int, align: int, owner: int):
         sc = self._alloc(coord, size, align, owner)
@@ -359,6 +393,13 @@ class RankInterpreter(Interpreter):
         out = self._dirty_entries()
         self.dirty.clear()
         return out
+
+    def _final_entries(self, clear: bool) -> list:
+        """What rank 0 needs from this rank for the whole image: the scrolls homed here (homed memory)
+        or the writes not yet shipped (replicated memory)."""
+        if self.router is not None:
+            return self.router.home_entries()
+        return self._take_dirty() if clear else self._dirty_entries()
 
     def _dirty_entries(self) -> list:
         out = []
@@ -420,7 +461,8 @@ class RankInterpreter(Interpreter):
         halted = all(s.halted for s in self.mine)
         unparked = sum(1 for s in self.mine if not s.halted and s.id not in self.parked)
         activity = self.total + self.fleet.changes + tr.changes
-        return (self.idle, tr.sent, tr.received, activity, halted, unparked, len(self.parked))
+        idle = self.idle and not tr.in_request
+        return (idle, tr.sent, tr.received, activity, halted, unparked, len(self.parked))
 
     def _halt(self, status: str, fault: Fault | None) -> None:
         """This rank cannot go on (fault, step limit): rank 0 stops everyone."""
@@ -480,7 +522,7 @@ class RankInterpreter(Interpreter):
                 for (src, dst), q in sorted(tr.queues.items())
                 if q
             ],
-            "dirty": self._dirty_entries() if self.rank else [],
+            "dirty": self._final_entries(clear=False) if self.rank else [],
             "counts": list(self.counts),
             "fleet": (fl.stats.messages, fl.stats.bytes, fl.stats.hops, fl.stats.routed, dict(tr.instances)),
         }
@@ -541,6 +583,8 @@ class RankInterpreter(Interpreter):
             )
             self.wave += 1  # replies to an earlier probe are stale
             self.replies = {}
+            if self.router is not None:
+                self.router.drop_foreign()
         self.parked.clear()
         self.prev_snapshot = None
 
@@ -590,6 +634,8 @@ class RankInterpreter(Interpreter):
         with np.errstate(all="ignore"):
             rounds, local_fault = self._loop()
         status, fault = self._exchange(local_fault, rounds, time.perf_counter() - t0)
+        if self.router is not None:
+            self.router.uninstall()
         wall = time.perf_counter() - t0
         ops = {p: 0 for p in PIPES}
         siws = 0
@@ -612,6 +658,7 @@ class RankInterpreter(Interpreter):
         nap = 0.0
         local_fault: Fault | None = None
         parked, cbar_pcs = self.parked, self.cbar_pcs
+        router = self.router
         every = self.ckpt.every if self.ckpt.directory else 0
         halted_reported = False
         while self.stop is None:
@@ -638,6 +685,8 @@ class RankInterpreter(Interpreter):
                         s.pc = pc + 1
                         for f in fns:
                             f()
+                        if router is not None:
+                            self._router_step(pc)
                     except OpFault as e:
                         s.pc = pc
                         local_fault = self._fault(s, pc, e)
@@ -673,9 +722,24 @@ class RankInterpreter(Interpreter):
         self.rounds = rounds
         return rounds, local_fault
 
+    def _router_step(self, pc: int) -> None:
+        """Write remote stores through (a failure is the SIW's fault) and drop the cache after an acquire."""
+        assert self.router is not None
+        try:
+            self.router.after_step(pc in self.acquire_pcs)
+        except MemFault as e:
+            ops = [i for i in self.program.code[pc] if not i.is_nop]
+            ins = next((i for i in ops if i.op.pipe == "S"), ops[0])
+            raise OpFault(ins, str(e)) from None
+
     def _exchange(self, local_fault: Fault | None, rounds: int, wall: float) -> tuple[str, Fault | None]:
         """Every rank sends its sentrons, unshipped writes and counters to rank 0, which merges them."""
         tr, fl = self.transport, self.fleet
+        # every rank has left its loop once this barrier completes; until then keep serving remote scroll
+        # requests (a rank may be waiting on one of ours) and taking in what is still arriving
+        done = self.comm.Ibarrier()
+        while not done.Test():
+            tr.poll()
         deadline = time.perf_counter() + 2.0
         while not tr.quiet() and time.perf_counter() < deadline:
             tr.poll()
@@ -685,7 +749,7 @@ class RankInterpreter(Interpreter):
             "states": mine,
             "counts": np.array(self.counts, np.int64),
             "fault": local_fault.as_dict() if local_fault else None,
-            "dirty": self._take_dirty() if self.rank else [],
+            "dirty": self._final_entries(clear=True) if self.rank else [],
             "fleet": (st.messages, st.bytes, st.hops, st.routed, dict(st.wait_rounds)),
             "instances": dict(tr.instances),
             "ppt": vars(self.mem.stats).copy(),
@@ -698,6 +762,8 @@ class RankInterpreter(Interpreter):
                 "remote_messages": tr.remote_messages,
                 "remote_bytes": tr.remote_bytes,
                 "update_bytes": tr.update_bytes,
+                "scroll_bytes": self.router.bytes_in + self.router.bytes_out if self.router else 0,
+                "remote_accesses": self.router.remote_accesses if self.router else 0,
             },
         }
         got = self.comm.gather(payload, root=0)

@@ -29,6 +29,7 @@ from vtpu_cli.fleet.transport import QUEUE_CAPACITY, Message, Rendezvous
 
 TAG_DATA = 11
 TAG_CTRL = 12
+TAG_RMA = 13  # remote scroll access (the substrate router): requests are served as soon as they arrive
 
 
 def block_range(rank: int, n: int, ranks: int) -> range:
@@ -85,6 +86,10 @@ class MpiTransport:
         self.before_remote: Callable[[], list | None] | None = None  # dirty scrolls to ship first
         self.apply_update: Callable[[list], None] | None = None
         self.on_control: Callable[[int, Any], None] | None = None
+        self.on_request: Callable[[int, Any], Any] | None = None  # serves remote scroll access
+        self._answers: dict[int, Any] = {}
+        self._next_request = 0
+        self.in_request = 0  # > 0 while a sentron of this rank waits for a remote scroll access
 
     # ------------------------------------------------------------------ sending
     def _isend(self, obj: Any, dest: int, tag: int = TAG_DATA) -> None:
@@ -184,6 +189,9 @@ class MpiTransport:
                     self.on_control(src, obj)
                 continue
             self.received += 1
+            if tag == TAG_RMA:
+                self._rma(src, obj)
+                continue
             self.held[src].append(obj)
         for r in range(self.size):
             self._drain(r)
@@ -244,6 +252,29 @@ class MpiTransport:
                 mine = [m for m in c.members if self.owner[m] == self.rank]
                 if all(m in c.done for m in mine):
                     self.retire(key)
+
+    def request(self, dest: int, obj: Any) -> Any:
+        """A blocking round trip to rank ``dest`` (remote scroll access). Waiting, this rank keeps serving
+        others' requests and taking in C-pipe traffic, so two ranks asking each other cannot deadlock."""
+        self._next_request += 1
+        rid = self._next_request
+        self.sent += 1
+        self._isend(("q", rid, obj), dest, TAG_RMA)
+        self.in_request += 1
+        try:
+            while rid not in self._answers:
+                self.poll()
+        finally:
+            self.in_request -= 1
+        return self._answers.pop(rid)
+
+    def _rma(self, src: int, obj: tuple) -> None:
+        if obj[0] == "a":
+            self._answers[obj[1]] = obj[2]
+            return
+        answer = self.on_request(src, obj[2]) if self.on_request is not None else None
+        self.sent += 1
+        self._isend(("a", obj[1], answer), src, TAG_RMA)
 
     def quiet(self) -> bool:
         """No send of this rank is still incomplete (used before the final exchange)."""
