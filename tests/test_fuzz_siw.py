@@ -142,6 +142,7 @@ def test_fuzz_campaign():
         if report:
             with open(report + ".progress", "w") as f:
                 f.write(f"{done} inputs, {len(findings)} findings, {secs:.0f} s\n")
+                f.writelines(f"{kind}: {what}\n" for kind, what in findings)
 
     r = fz.campaign(1000 + shard, total // nshards, progress=progress)
     if report:
