@@ -585,3 +585,37 @@ def test_bitnet_model_layer_loop_against_numpy(tmp_path, engines):
     xn = x[0] / np.sqrt((x[0] ** 2).mean() + 1e-5) * i["final_norm"]
     logits = xn @ i["lm"]
     assert outs[0][0][0] == logits.argmax()
+
+
+@settings(max_examples=4, deadline=None)
+@given(
+    st.sampled_from([(1, 1), (2, 1), (4, 2), (3, 3)]),
+    st.sampled_from([16, 32, 48]),
+    st.integers(1, 20),
+    st.integers(0, 99),
+)
+def test_rope_attend_random_shapes(hk, hd, n, seed):
+    heads, kvh = hk
+    t = 20
+    q, kc, vc = rnd(seed, heads * hd), rnd(seed + 1, t, kvh * hd), rnd(seed + 2, t, kvh * hd)
+    ang = np.arange(t)[:, None] * (500.0 ** (-np.arange(hd // 2) / (hd // 2)))[None, :]
+    cs = np.concatenate([np.cos(ang), np.sin(ang)], 1).astype(F32)
+    src = f"""input q: f32[{heads * hd}]
+input cs: f32[{t}, {hd}]
+input kc: f32[{t}, {kvh * hd}]
+input vc: f32[{t}, {kvh * hd}]
+input nn: i32[1]
+output r: f32[{heads * hd}]
+output o: f32[{heads * hd}]
+let c: i32 = load(nn, 0)
+let n: i64 = i64(c)
+let p: i64 = n - 1
+r = rope(q, cs, p, heads={heads})
+o = attend(q, kc, vc, n, heads={heads}, kv_heads={kvh})
+"""
+    inputs = {"q": q, "cs": cs, "kc": kc, "vc": vc, "nn": np.array([n], np.int32)}
+    (r0, o0), _ = run(src, inputs, ["r", "o"], opt=0)
+    (r, o), _ = run(src, inputs, ["r", "o"], opt=3)
+    assert r0.tobytes() == r.tobytes() and o0.tobytes() == o.tobytes()
+    np.testing.assert_array_equal(r, rope_ref(q, cs, n - 1, heads))
+    np.testing.assert_allclose(o, attend_ref(q, kc, vc, n, heads, kvh), rtol=2e-5, atol=2e-6)

@@ -193,7 +193,9 @@ def tmatmul_loop(lw, x, w, y, t_lo: int, t_hi: int, wscale) -> None:
     b.emit("DMOV", one, F(127.0), type="f32")
     nbs = [min(64, (n - j * 16) * 4) for j in range(t_lo, t_hi)]
     nfull = sum(1 for v in nbs if v == 64)
-    cc = max(1, min(4, nfull))
+    # 8 column tiles per group: the 4 activation broadcasts of a k step feed 32 DTERNARYs (the
+    # address DADDs of the weight loads and broadcasts are the fixed cost per k step)
+    cc = max(1, min(8, nfull))
     groups = nfull // cc
     rem = nbs[groups * cc :]
     xrow, qrow, yrow = ptr(b, 0, "xrow"), ptr(b, 0, "qrow"), ptr(b, 0, "yrow")
