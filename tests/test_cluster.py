@@ -96,6 +96,39 @@ wait:
                                  |                          | CBAR all
 """
 
+REMOTE = """\
+; sentron 3 allocates a scroll at sentron 0's home coordinate (homed on sentron 0's rank) and stores into
+; it; after a barrier sentron 0 reads it and frees it; sentron 2 then loads from the freed scroll.
+.coord H0 = 1.1.1/1.1.1/1.1.1
+.coord W = 1.1.2/1.1.1/1.1.7
+.data W i64[4] 10, 20, 30, 40
+.output r5, r6
+    DMOV r1, sid                 | SCOORD p0, H0
+    DMOV r3, 64                  | SCOORD p1, W
+    DMOV r4, 8
+    DMUL r4, r4, r1
+                                 | SGATHER.i64 r6, [p1 + r4]
+    DCMP.eq r9, r1, 3
+    DBRF wait
+    DMOV r2, 7
+                                 | SALLOC p0, r3
+                                 | SSCATTR.i64 [p0 + 8], r2
+wait:
+                                 |                          | CBAR all
+    DCMP.eq r9, r1, 0
+    DBRF later
+                                 | SGATHER.i64 r5, [p0 + 8]
+                                 | SSCATTR.i64 [p1], r5
+                                 | SFREE p0
+later:
+                                 |                          | CBAR all
+    DCMP.eq r9, r1, 2
+    DBRF end
+                                 | SGATHER.i64 r7, [p1]
+                                 | SGATHER.i64 r6, [p0]
+end:
+"""
+
 SPIN = """\
 ; runs until it is killed
 top:
@@ -149,6 +182,7 @@ SAME_FLEET = ("messages", "bytes", "routed", "hops", "barriers", "collectives")
 def _jobs(tmp: Path) -> list[list[str]]:
     (tmp / "collectives.vasm").write_text(COLLECTIVES)
     (tmp / "fault.vasm").write_text(FAULT)
+    (tmp / "remote.vasm").write_text(REMOTE)
     f = str(FLEET)
     return [
         ["run", f"{f}/ring_allreduce.vasm", "-n", "4", "--json", "--stats"],
@@ -170,6 +204,7 @@ def _jobs(tmp: Path) -> list[list[str]]:
         ["run", f"{f}/race_fixed.vasm", "-n", "2", "--json"],
         ["run", str(tmp / "collectives.vasm"), "-n", "8", "--json", "--stats"],
         ["run", str(tmp / "fault.vasm"), "-n", "4", "--json"],
+        ["run", str(tmp / "remote.vasm"), "-n", "4", "--json", "--stats"],
         ["run", f"{f}/matmul_scatter.vasm", "-n", "16"],  # the text report
         ["run", f"{f}/ring_allreduce.vasm", "-n", "4", "--max-steps", "40", "--json"],
     ]
@@ -235,6 +270,16 @@ def test_block_distribution_partitions_the_sentrons(n: int, ranks: int) -> None:
     assert all(table[i] == r for r, b in enumerate(blocks) for i in b)
 
 
+@given(st.integers(1, 200), st.integers(0, 10**6))
+def test_home_rank_rule(n: int, sid: int) -> None:
+    from vtpu_cli.cluster.router import home_sentron
+    from vtpu_cli.core import coords
+
+    assert home_sentron(coords.home_packed(sid), n) == sid % n  # a sentron's home coordinate is homed with it
+    assert home_sentron(coords.parse_packed("1.1.1/1.1.1/1.1.1"), n) == 0
+    assert home_sentron(coords.parse_packed("1.1.1/1.1.1/1.2.1"), n) == 999 % n
+
+
 def test_documented_example_placement() -> None:
     from vtpu_cli.fleet.mpi import block_range
 
@@ -279,23 +324,33 @@ def runs(tmp_path_factory) -> dict:
     jobs = _jobs(tmp)
     (tmp / "jobs.json").write_text(json.dumps(jobs))
     got = {}
-    for ranks in (2, 4):
-        out = tmp / f"out{ranks}.json"
-        p = _mpirun(ranks, [__file__, "--driver", str(tmp / "jobs.json"), str(out)], timeout=180)
-        assert p.returncode in (0, 1), p.stderr[-3000:]
-        got[ranks] = json.loads(out.read_text())
-        if (tmp / "C.safetensors").exists():
-            (tmp / "C.safetensors").rename(tmp / f"C{ranks}.safetensors")
+    for mode in MODES:
+        for ranks in (2, 4):
+            out = tmp / f"out{ranks}{mode}.json"
+            p = _mpirun(
+                ranks,
+                [__file__, "--driver", str(tmp / "jobs.json"), str(out)],
+                timeout=180,
+                env={"VTPU_CLUSTER_MEMORY": mode},
+            )
+            assert p.returncode in (0, 1), p.stderr[-3000:]
+            got[ranks, mode] = json.loads(out.read_text())
+            if (tmp / "C.safetensors").exists():
+                (tmp / "C.safetensors").rename(tmp / f"C{ranks}{mode}.safetensors")
     ref = []
     for argv in jobs:
         ref.append(_in_process(argv))
     return {"jobs": jobs, "got": got, "ref": ref, "tmp": tmp}
 
 
+MODES = ("homed", "replicated")
+
+
 @needs_mpi
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("ranks", [2, 4])
-def test_outputs_status_and_faults_match_one_process(runs: dict, ranks: int) -> None:
-    for argv, (rc, out), got in zip(runs["jobs"], runs["ref"], runs["got"][ranks], strict=True):
+def test_outputs_status_and_faults_match_one_process(runs: dict, ranks: int, mode: str) -> None:
+    for argv, (rc, out), got in zip(runs["jobs"], runs["ref"], runs["got"][ranks, mode], strict=True):
         name = " ".join(Path(a).name for a in argv[1:])
         assert got["rc"] == rc, (name, got["stderr"])
         if "--json" not in argv:
@@ -305,7 +360,7 @@ def test_outputs_status_and_faults_match_one_process(runs: dict, ranks: int) -> 
         assert (b["status"], b["fault"]) == (a["status"], a["fault"]), name
         if "--max-steps" not in argv:  # where a step limit stops each rank is not lockstep (docs/cluster.md)
             assert b["outputs"] == a["outputs"], name
-        if "--stats" in argv:
+        if "--stats" in argv and a["status"] == "ok":  # a fault stops the other ranks wherever they are
             for k in SAME_STATS:
                 assert b["stats"][k] == a["stats"][k], (name, k)
             for k in SAME_FLEET:
@@ -330,6 +385,11 @@ def test_what_the_jobs_cover(runs: dict) -> None:
     assert col["r5"] == 4.25  # (((1e8 + 1) - 1e8) + 1 + 3 ...: 4.25 in id order, 5.25 if the 1e8s met first
     assert col["r6"] == -100000000.0 and col["r7"] == 100000000.0
     assert col["r11"] == col["r12"] == sum(range(1, 8))
+    rem = by["remote.vasm -n"]
+    assert rem["status"] == "fault" and rem["fault"]["sentron"] == 2
+    assert rem["fault"]["message"].startswith("no scroll at 1.1.1/1.1.1/1.1.1")
+    r5 = {o["sentron"]: o["value"] for o in rem["outputs"] if o["name"] == "r5"}
+    assert r5[0] == 7
 
 
 @needs_mpi
@@ -340,7 +400,8 @@ def test_out_file_is_identical(runs: dict, tmp_path: Path) -> None:
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         assert cli(["run", str(FLEET / "matmul_scatter.vasm"), "-n", "16", "--out", str(ref)]) == 0
     for ranks in (2, 4):
-        assert (runs["tmp"] / f"C{ranks}.safetensors").read_bytes() == ref.read_bytes()
+        for mode in MODES:
+            assert (runs["tmp"] / f"C{ranks}{mode}.safetensors").read_bytes() == ref.read_bytes()
 
 
 # --------------------------------------------------------------------------- checkpoint/restart

@@ -66,8 +66,8 @@ MEMORY_MODES = ("replicated", "homed")
 
 
 def memory_mode() -> str:
-    """How scrolls are kept across ranks (docs/cluster.md): ``$VTPU_CLUSTER_MEMORY``, default replicated."""
-    mode = os.environ.get("VTPU_CLUSTER_MEMORY", "replicated")
+    """How scrolls are kept across ranks (docs/cluster.md): ``$VTPU_CLUSTER_MEMORY``, default homed."""
+    mode = os.environ.get("VTPU_CLUSTER_MEMORY", "homed")
     if mode not in MEMORY_MODES:
         raise VtpuError(
             f"VTPU_CLUSTER_MEMORY={mode!r} is not a memory mode", hint="choose " + " or ".join(MEMORY_MODES)

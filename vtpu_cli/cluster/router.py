@@ -7,8 +7,13 @@ Sentron s's own home coordinate (``1.1.1/1.1.1/1.1.(s+1)`` for s < 999) is there
 and so is anything ``CROUTE`` would deliver there: the coordinate is the route. The scroll's *home rank*
 is the rank holding its home sentron (block placement).
 
-**Access.** A rank keeps only the scrolls it is home to (a distributed PPT: each rank translates what
-it owns). An S-pipe access to a scroll homed elsewhere asks the home rank (MPI point-to-point relay,
+**Replicas.** Every rank loaded the program's data and the ``--mem`` inputs. Those scrolls stay on every
+rank as read-only *replicas* until something first writes (or frees) one: the first write goes through
+the home rank, which drops every other rank's replica, waiting for each to acknowledge, before the write
+proceeds. Weights and other read-only inputs therefore cost no traffic at all.
+
+**Access.** Otherwise a rank keeps only the scrolls it is home to (a distributed PPT: each rank
+translates what it owns). An S-pipe access to a scroll homed elsewhere asks the home rank (MPI point-to-point relay,
 served as soon as it arrives): the first access fetches the whole scroll into a per-rank cache, with
 its size, type and race-detection metadata, so bounds checks and fault messages are the local ones;
 a store writes the cached copy and, at the end of the SIW, writes it through to the home rank and
@@ -53,6 +58,8 @@ class Router:
         self.bytes_in = 0
         self.bytes_out = 0
         self.remote_accesses = 0
+        self.replicas = {c for c in mem.table if not self.is_local(c)}  # foreign scrolls held read-only
+        self.shared = {c for c in mem.table if self.is_local(c)}  # homed here, replicated elsewhere
         for name in METHODS:
             setattr(mem, name, getattr(self, name))
         tr.on_request = self.serve
@@ -68,10 +75,33 @@ class Router:
         return self.home_rank(coord) == self.tr.rank
 
     def drop_foreign(self) -> None:
-        """Forget the scrolls homed elsewhere (every rank loaded the whole program image)."""
+        """Forget the copies of scrolls homed elsewhere that are not replicas (rank 0 holds some after a
+        checkpoint's gather)."""
         free = self.orig["free"]
-        for coord in [c for c in self.mem.table if not self.is_local(c)]:
+        for coord in [c for c in self.mem.table if not self.is_local(c) and c not in self.replicas]:
             free(coord)
+
+    def _drop_replica(self, coord: int) -> None:
+        if coord in self.replicas:
+            self.replicas.discard(coord)
+            if coord in self.mem.table:
+                self.orig["free"](coord)
+
+    def _claim(self, coord: int) -> None:
+        """Before the first write to a replica: the home drops every other copy, then ours becomes the
+        cached copy of a remote scroll."""
+        sc = self.mem.table[coord]
+        self._ask(coord, "claim", coord)
+        self.replicas.discard(coord)
+        self.orig["free"](coord)
+        self.cache[coord] = sc  # the semantics hold this object: the write lands here and is put home
+
+    def _invalidate(self, coord: int, except_rank: int) -> None:
+        """Home rank: every other rank drops its replica of ``coord``, and says so, before we go on."""
+        self.shared.discard(coord)
+        for r in range(self.tr.size):
+            if r not in (self.tr.rank, except_rank):
+                self.tr.request(r, ("drop", coord))
 
     def home_entries(self) -> list:
         """Every scroll homed here, as memory-update entries (for rank 0's final image)."""
@@ -91,7 +121,7 @@ class Router:
         return answer
 
     def translate(self, coord: int) -> Scroll:
-        if self.is_local(coord):
+        if self.is_local(coord) or coord in self.replicas:
             return self.orig["translate"](coord)
         sc = self.cache.get(coord)
         if sc is None:
@@ -104,6 +134,10 @@ class Router:
         return sc
 
     def note_write(self, coord: int) -> None:
+        if coord in self.replicas:
+            self._claim(coord)
+        elif coord in self.shared:
+            self._invalidate(coord, except_rank=self.tr.rank)
         if not self.is_local(coord):
             self.written[coord] = None
 
@@ -126,24 +160,26 @@ class Router:
         return self.translate(coord)
 
     def free(self, coord: int) -> None:
+        if coord in self.replicas or coord in self.shared:
+            self.note_write(coord)  # no rank may keep a copy of what is freed
+        self.written.pop(coord, None)
+        self.cache.pop(coord, None)
         if self.is_local(coord):
             return self.orig["free"](coord)
-        self.cache.pop(coord, None)
-        self.written.pop(coord, None)
         self._ask(coord, "free", coord)
 
     def prefetch(self, coord: int) -> None:
-        if self.is_local(coord):
+        if self.is_local(coord) or coord in self.replicas:
             return self.orig["prefetch"](coord)
         self._ask(coord, "prefetch", coord)
 
     def flush(self, coord: int) -> None:
-        if self.is_local(coord):
+        if self.is_local(coord) or coord in self.replicas:
             return self.orig["flush"](coord)
         self._ask(coord, "flush", coord)
 
     # ------------------------------------------------------------------ serving the other ranks
-    def serve(self, _src: int, req: tuple) -> Any:
+    def serve(self, src: int, req: tuple) -> Any:
         """One request for a scroll homed here: the answer, or the fault message as a string."""
         kind, coord = req[0], req[1]
         try:
@@ -163,6 +199,12 @@ class Router:
                 return None
             if kind == "alloc":
                 self.orig["alloc"](coord, *req[2:])
+                return None
+            if kind == "claim":
+                self._invalidate(coord, except_rank=src)
+                return None
+            if kind == "drop":
+                self._drop_replica(coord)
                 return None
             if kind in ("free", "prefetch", "flush"):
                 self.orig[kind](coord)
