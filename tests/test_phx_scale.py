@@ -72,28 +72,34 @@ output t: f32[{m},{n}]
 output r: f32[{m},{k}]
 output s: f32[{m},{k}]
 output a: i32[{m}]
+output tv: f32[{m},2]
+output ti: i32[{m},2]
 y = matmul(x, w)
 t = tmatmul(x, wt)
 r = rmsnorm(x, g)
 s = softmax(x)
 a = argmax(x)
+tv, ti = topk(x, 2)
 """
 
 
 @settings(max_examples=5, deadline=None)
-@given(st.integers(1, 6), st.integers(1, 70), st.integers(1, 70), st.integers(0, 99))
+@given(st.integers(1, 6), st.integers(2, 70), st.integers(1, 70), st.integers(0, 99))
 def test_loop_lowering_is_bit_identical_to_unrolled(m, k, n, seed):
-    x, w, g = rnd(seed, m, k), rnd(seed + 1, k, n), rnd(seed + 2, k)
+    x, w, g = np.round(rnd(seed, m, k) * 4) / 4, rnd(seed + 1, k, n), rnd(seed + 2, k)  # with ties
     wt = np.random.default_rng(seed).integers(-1, 2, (k, n)).astype(np.int8)
     src = KERNELS.format(m=m, k=k, n=n)
     inputs = {"x": x, "w": w, "wt": wt, "g": g}
-    names = ["y", "t", "r", "s", "a"]
+    names = ["y", "t", "r", "s", "a", "tv", "ti"]
     ref, _ = run(src, inputs, names, opt=0)
     for opt in (0, 3):
         got, _ = run(src, inputs, names, opt=opt, force_loops=True)
         for a, b in zip(ref, got, strict=True):
             assert a.tobytes() == b.tobytes()
-    y, t, r, s, a = got
+    y, t, r, s, a, tv, ti = got
+    order = np.argsort(-x, axis=1, kind="stable")[:, :2]
+    np.testing.assert_array_equal(ti, order)
+    np.testing.assert_array_equal(tv, np.take_along_axis(x, order, 1))
     np.testing.assert_array_equal(y, matmul_ref(x, w))
     np.testing.assert_array_equal(t, tmatmul_ref(x, wt, 0.125))
     np.testing.assert_allclose(r, rms_ref(x, g), rtol=2e-5, atol=1e-6)
@@ -146,6 +152,16 @@ def test_program_size_does_not_grow_with_hidden_size():
         sizes[h] = rep["total"]["siws"]
     assert sizes[2560] <= sizes[256] + 32
     assert max(sizes.values()) < 600
+
+
+def test_topk_over_a_long_row():
+    d = 2000
+    x = np.round(rnd(9, 2, d) * 8) / 8  # many ties: the lower index wins
+    src = f"input x: f32[2,{d}]\noutput v: f32[2,7]\noutput i: i32[2,7]\nv, i = topk(x, 7)\n"
+    (v, i), _ = run(src, {"x": x}, ["v", "i"], opt=3)
+    order = np.argsort(-x, axis=1, kind="stable")[:, :7]
+    np.testing.assert_array_equal(i, order)
+    np.testing.assert_array_equal(v, np.take_along_axis(x, order, 1))
 
 
 def test_long_rows_softmax_argmax():

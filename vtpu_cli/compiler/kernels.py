@@ -366,12 +366,14 @@ def rmsnorm_loop(lw, x, g, y, m: int, d: int, eps: float) -> None:
 
 
 def row_max(lw, x, xrow: VReg, d: int, mask, ninf) -> VReg:
-    """Scalar register: max of one row (the tail chunk's missing lanes read as -inf)."""
+    """Scalar register: max of one row (the tail chunk's missing lanes read as -inf); ``x`` is a
+    tensor or a scroll key."""
     b = lw.b
     mx = b.new("v", "max")
+    scroll = x if isinstance(x, str) else x.scroll
 
     def visit(p, nb, first):
-        v = ld(b, "f32", x.scroll, p, nb)
+        v = ld(b, "f32", scroll, p, nb)
         if nb < 64:
             v2 = b.new("v")
             b.emit("DSEL", v2, mask, v, ninf, type="f32")
@@ -437,38 +439,75 @@ def softmax_loop(lw, x, y, m: int, d: int, mask, ninf) -> None:
     rows_loop(b, m, [(xrow, d * 4)], row)
 
 
+def first_max(lw, scroll: str, xrow: VReg, d: int, mask, ninf, iota: VReg) -> tuple[VReg, VReg]:
+    """(index, value) registers: the lowest index of the maximum of one row (two passes)."""
+    b = lw.b
+    rmax = row_max(lw, scroll, xrow, d, mask, ninf)
+    vmax = b.new("v")
+    b.emit("DBCAST", vmax, rmax, type="f32")
+    idx = b.new("v", "idx")
+    b.emit("DMOV", idx, iota)
+    best = b.new("v", "best")
+
+    def visit(p, nb, first):
+        v = ld(b, "f32", scroll, p, nb)
+        if nb < 64:
+            v2 = b.new("v")
+            b.emit("DSEL", v2, mask, v, ninf, type="f32")
+            v = v2
+        eq = b.new("v")
+        b.emit("DCMP", eq, v, vmax, type="f32", mod="eq")
+        cand = b.new("v")
+        b.emit("DSEL", cand, eq, idx, Imm(0x7FFFFFFF), type="i32")
+        if first:
+            b.emit("DMOV", best, cand)
+        else:
+            b.emit("DMIN", best, best, cand, type="i32")
+        b.emit("DADD", idx, idx, Imm(16), type="i32")
+
+    chunk_loop(b, d, 4, xrow, visit)
+    r = b.new("r", "arg")
+    b.emit("DRED", r, best, type="i32", mod="min")
+    return r, rmax
+
+
+def topk_loop(lw, x, idx_t, val_t, m: int, d: int, kk: int, mask, ninf, iota: VReg) -> None:
+    """Rows of any length: copy the row to a scratch, then k times: (lowest index of the max, max),
+    and overwrite that element with -inf -- the same selection as the register version."""
+    from vtpu_cli.compiler.tensors import const_iota
+
+    b = lw.b
+    work = lw.scratch("topk", d * 4)
+    ninf_s = b.new("r", "ninf")
+    b.load("f32", ninf_s, const_iota(lw), 64)
+    xrow, orow, zero = ptr(b, 0, "xrow"), ptr(b, 0, "orow"), ptr(b, 0, "zero")
+
+    def row():
+        copy_row_loop(b, x.scroll, xrow, work, zero, d * 4)
+        op = ptr(b, orow, "op")
+
+        def pick():
+            i, v = first_max(lw, work, zero, d, mask, ninf, iota)
+            st(b, "i32", i, idx_t.scroll, op)
+            if val_t is not None:
+                st(b, "f32", v, val_t.scroll, op)
+            off = b.new("r")
+            b.emit("DMUL", off, i, Imm(4), type="i64")
+            st(b, "f32", ninf_s, work, off)
+            bump(b, op, 4)
+
+        loop(b, kk, pick, "pick")
+
+    rows_loop(b, m, [(xrow, d * 4), (orow, kk * 4)], row)
+
+
 def argmax_loop(lw, x, y, m: int, d: int, mask, ninf, iota: VReg) -> None:
     """Two passes per row: the max, then the lowest index whose value equals it."""
     b = lw.b
     xrow, yp = ptr(b, 0, "xrow"), ptr(b, 0, "yp")
 
     def row():
-        rmax = row_max(lw, x, xrow, d, mask, ninf)
-        vmax = b.new("v")
-        b.emit("DBCAST", vmax, rmax, type="f32")
-        idx = b.new("v", "idx")
-        b.emit("DMOV", idx, iota)
-        best = b.new("v", "best")
-
-        def visit(p, nb, first):
-            v = ld(b, "f32", x.scroll, p, nb)
-            if nb < 64:
-                v2 = b.new("v")
-                b.emit("DSEL", v2, mask, v, ninf, type="f32")
-                v = v2
-            eq = b.new("v")
-            b.emit("DCMP", eq, v, vmax, type="f32", mod="eq")
-            cand = b.new("v")
-            b.emit("DSEL", cand, eq, idx, Imm(0x7FFFFFFF), type="i32")
-            if first:
-                b.emit("DMOV", best, cand)
-            else:
-                b.emit("DMIN", best, best, cand, type="i32")
-            b.emit("DADD", idx, idx, Imm(16), type="i32")
-
-        chunk_loop(b, d, 4, xrow, visit)
-        r = b.new("r", "arg")
-        b.emit("DRED", r, best, type="i32", mod="min")
+        r, _ = first_max(lw, x.scroll, xrow, d, mask, ninf, iota)
         st(b, "i32", r, y.scroll, yp)
 
     rows_loop(b, m, [(xrow, d * 4), (yp, 4)], row)

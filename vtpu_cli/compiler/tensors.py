@@ -1143,10 +1143,12 @@ def _topk(lw: Lowerer, name_toks, call, pos, kw):
     val_t = _result(lw, name_toks[0], "f32", (m, kk)) if len(name_toks) == 2 else None
     b = lw.b
     nch = len(_row_chunks(d))
-    if nch > 8:
-        lw.fail(call, "topk rows are limited to 128 elements")
     mask = _tail_mask(lw, d % 16) if d % 16 else None
     ninf = neg_inf(lw)
+    if nch > 8 or use_loops(lw, m * kk * nch * 8):
+        iota = b.load("i32", b.new("v", "iota"), const_iota(lw), 0)
+        kernels.topk_loop(lw, x, idx_t, val_t, m, d, kk, mask, ninf, iota)
+        return
     ivs = _iotas(lw, b, nch)
     for i in range(m):
         xs = _load_row_masked(lw, b, x, i, d, mask, ninf)
