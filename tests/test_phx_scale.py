@@ -635,3 +635,12 @@ o = attend(q, kc, vc, n, heads={heads}, kv_heads={kvh})
     assert r0.tobytes() == r.tobytes() and o0.tobytes() == o.tobytes()
     np.testing.assert_array_equal(r, rope_ref(q, cs, n - 1, heads))
     np.testing.assert_allclose(o, attend_ref(q, kc, vc, n, heads, kvh), rtol=2e-5, atol=2e-6)
+
+
+def test_statement_over_many_tensors_does_not_run_out_of_p_registers():
+    names = [f"t{i}" for i in range(11)]
+    src = "".join(f"input {n}: f32[16]\n" for n in names) + "output y: f32[16]\n"
+    src += "let a: f32x16 = " + " + ".join(f"load({n}, 0)" for n in names) + "\nstore(y, 0, a)\n"
+    xs = {n: np.full(16, i, F32) for i, n in enumerate(names)}
+    (y,), _ = run(src, xs, ["y"], opt=3)
+    assert (y == sum(range(11))).all()

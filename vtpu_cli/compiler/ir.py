@@ -163,6 +163,9 @@ class Scroll:
     alias: str | None = None  # a view: the key of the scroll it views (for alias analysis)
 
 
+P_HOISTED = 5  # coordinate registers hoisted to a region's start; further scrolls are defined at use
+
+
 class CompileError(Exception):
     """An internal limit reached while compiling (reported as a diagnostic by the driver, at ``line``
     when known: the source line of the first instruction involved)."""
@@ -269,6 +272,11 @@ class Builder:
             defs.append(VI(BY_NAME["SINDEX"], "set", None, None, [p, p, Imm(1), Imm(shelf)], None, self.line))
         if isinstance(sc.layer, VReg):
             self.code.extend(defs)  # at the use site: the index is computed by the statement itself
+        elif len(self._pcache) >= P_HOISTED:
+            # a statement touching many scrolls: define this one at its use, uncached (p0..p7 would
+            # not hold every coordinate live across the whole statement)
+            self.code.extend(defs)
+            return p
         else:
             self._region_defs.extend(defs)
         self._pcache[scroll] = p
