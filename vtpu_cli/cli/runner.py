@@ -289,13 +289,29 @@ class RunOptions:
     quiet: bool = False  # -q: no notes on stderr (results and errors only)
 
 
+class _LazyConsole:
+    def __init__(self) -> None:
+        self._con = None
+
+    def print(self, *args, **kwargs) -> None:
+        if self._con is None:
+            from rich.console import Console
+
+            self._con = Console(stderr=True, highlight=False, soft_wrap=True)
+        self._con.print(*args, **kwargs)
+
+
+def escape(text: str) -> str:
+    from rich.markup import escape as _escape
+
+    return _escape(text)
+
+
 def run_command(path: Path, o: RunOptions) -> int:
-    from rich.console import Console
-    from rich.markup import escape
 
     from vtpu_cli.asm.loader import load_program
 
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    err = _LazyConsole()  # rich loads only when something is printed on stderr (start-up)
     # --- cluster hook (owned by vtpu_cli/cluster): sentrons spread over mpiexec's ranks; checkpoint/restart
     from vtpu_cli.cluster import ranks as cluster
 
@@ -393,6 +409,8 @@ def run_command(path: Path, o: RunOptions) -> int:
             if o.dump:
                 dump_state(result)
             if o.stats:
+                from rich.console import Console
+
                 print_stats(st, Console(highlight=False))
         missing = [x for x in outs if x.get("missing")]
         if missing and result.status == STATUS_OK:
