@@ -4,11 +4,11 @@ Each rank runs the sentrons :func:`~vtpu_cli.fleet.mpi.block_range` gives it on 
 interpreter (same per-sentron semantics as one process), over an :class:`~vtpu_cli.fleet.mpi.MpiTransport`.
 Three things make the distributed run report what one process would:
 
-* **Memory coherence** (release consistency at scroll granularity): every rank starts with the full
-  memory image; scrolls a rank's sentrons write (or allocate, or free) are shipped to every other
-  rank before the next C-pipe item that leaves the rank (a release), and items are applied causally.
-  A conforming program (the memory model in docs/interpreter.md) therefore reads what it would in one
-  process; at the end every rank's unshipped writes go to rank 0.
+* **Memory** (docs/cluster.md, "the substrate router"): in the default *homed* mode each scroll lives on
+  the rank its coordinate names (:mod:`vtpu_cli.cluster.router`) and other ranks reach it through that
+  rank; in *replicated* mode every rank keeps the whole image and ships the scrolls it wrote to every
+  other rank before the next C-pipe item leaves it (a release), items being applied causally. Either
+  way a conforming program reads what it would in one process, and rank 0 ends with the whole image.
 * **Termination and deadlock** (distributed watchdog): rank 0 runs probe waves; when two consecutive
   waves find every rank idle, with every data item sent also received and no counter moved, the run is
   over: finished if every sentron halted, otherwise a deadlock, reported with the full wait graph.
@@ -292,7 +292,23 @@ class ClusterEngine(_Fallback):
             sys.stdout.flush()
             raise SystemExit(int(Exit.OK if res.status == STATUS_OK else Exit.FAULT))
         res.engine, res.fallback = "interp", self.reason
+        res.cluster = self.report()  # type: ignore[attr-defined]  # for reports that know about ranks
         return res
+
+    def report(self) -> dict:
+        """Rank 0, after the run: ranks, memory mode, per-rank timing and traffic, checkpoints written."""
+        inner = self.inner
+        per = inner.per_rank
+        return {
+            "ranks": inner.size,
+            "memory": inner.memory_mode,
+            "remote_messages": sum(p["remote_messages"] for p in per),
+            "remote_scroll_bytes": sum(p["scroll_bytes"] for p in per),
+            "remote_scroll_accesses": sum(p["remote_accesses"] for p in per),
+            "update_bytes": sum(p["update_bytes"] for p in per),
+            "per_rank": per,
+            "checkpoints": [{"bytes": b, "seconds": t} for b, t in inner.ckpt_log],
+        }
 
 
 class RankInterpreter(Interpreter):
