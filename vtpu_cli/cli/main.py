@@ -557,6 +557,7 @@ def cmd_run(a: argparse.Namespace) -> int:
         check_output(path, a.program, flag)
     if a.ppt_sets & (a.ppt_sets - 1):
         raise VtpuError(f"--ppt-sets must be a power of two, got {a.ppt_sets}")
+    elapsed = _timer()
     path, cleanup = _runnable(a)
     opts = RunOptions(
         engine=a.engine,
@@ -585,6 +586,8 @@ def cmd_run(a: argparse.Namespace) -> int:
     for what, p in (("output scrolls", a.out), ("trace", a.trace)):
         if p and Path(p).exists():
             note(f"wrote {p}: {what}")
+    if STATE.verbose:
+        note(f"vtpu run: {elapsed():.1f} ms from start to finish (exit {code})")
     return code
 
 
