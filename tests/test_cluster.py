@@ -618,6 +618,13 @@ def test_measure_latency_reports_both_sides() -> None:
     assert r["ratio"] == pytest.approx(r["cross_rank"]["median_us"] / r["in_process"]["median_us"])
 
 
+def test_mpi_capability_is_none_without_mpiexec(monkeypatch) -> None:
+    from vtpu_cli.cluster import latency
+
+    monkeypatch.setattr(latency, "find_mpiexec", lambda: None)
+    assert latency.mpi_capability(samples=10) is None
+
+
 @needs_mpi
 def test_measure_scaling_checks_results_across_rank_counts() -> None:
     from vtpu_cli.cluster.scaling import measure_scaling

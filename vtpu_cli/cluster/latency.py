@@ -69,6 +69,20 @@ def measure_latency(samples: int = 2000, warmup: int = 200, ranks: int = 2, time
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
+def mpi_capability(samples: int = 2000) -> dict | None:
+    """What the phase-2 gate needs from the MPI runtime: ``{"latency_us": median one-way across ranks,
+    "latency_p99_us", "in_process_us"}``, or None when mpiexec or mpi4py is not installed."""
+    try:
+        r = measure_latency(samples=samples, warmup=max(samples // 10, 10))
+    except VtpuError:
+        return None
+    return {
+        "latency_us": r["cross_rank"]["median_us"],
+        "latency_p99_us": r["cross_rank"]["p99_us"],
+        "in_process_us": r["in_process"]["median_us"],
+    }
+
+
 def _summary(one_way_s: list[float]) -> dict:
     a = np.asarray(one_way_s) * 1e6
     return {"median_us": float(np.median(a)), "p99_us": float(np.percentile(a, 99)), "samples": int(a.size)}
