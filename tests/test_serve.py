@@ -97,9 +97,22 @@ def client(server: Server) -> Any:
     return openai.OpenAI(base_url=server.url + "/v1", api_key="unused", max_retries=0, timeout=60)
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _one_blas_thread() -> Iterator[None]:
+    """The in-process reference runs with one BLAS thread, as the server does (much faster here)."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1, user_api="blas"):
+        yield
+
+
+_REFERENCES: dict[int, Any] = {}
+
+
 def reference(model: Any, ids: Sequence[int], n: int, sampler: Sampler | None = None) -> tuple[str, int, str]:
     """(text, completion tokens, finish_reason) of the models package's generate, run alone."""
-    out = Reference(model, ctx=CTX).generate(list(ids), n, sampler, stop_at_eos=True)
+    ref = _REFERENCES.setdefault(id(model), Reference(model, ctx=CTX))  # generate() starts afresh
+    out = ref.generate(list(ids), n, sampler, stop_at_eos=True)
     eos = set(model.config.eos_ids)
     if out and out[-1] in eos:
         return model.tokenizer.decode(out[:-1]), len(out), "stop"
