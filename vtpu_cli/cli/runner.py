@@ -403,6 +403,7 @@ def run_command(path: Path, o: RunOptions) -> int:
             missing = [x for x in outs if x.get("missing")]
             if missing and result.status == STATUS_OK:
                 doc["status"] = "missing-output"
+            doc = {"ok": doc["status"] == STATUS_OK, **doc}
             print(json.dumps(doc, indent=2))
         else:
             print_outputs(outs)
