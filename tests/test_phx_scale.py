@@ -565,7 +565,6 @@ def test_bitnet_model_layer_loop_against_numpy(tmp_path, engines):
         "pos_in": np.array([pos], np.int32),
         "rope_cs": np.concatenate([np.cos(ang), np.sin(ang)], 1).astype(F32),
         "emb": rnd(2, vocab, d),
-        "lm": rnd(3, d, vocab),
         "final_norm": (1 + 0.1 * rnd(4, d)).astype(F32),
         "kc": rnd(5, nl * t, kvh * hd),
         "vc": rnd(6, nl * t, kvh * hd),
@@ -599,7 +598,7 @@ def test_bitnet_model_layer_loop_against_numpy(tmp_path, engines):
         li["kc"], li["vc"] = kc[layer * t : (layer + 1) * t], vc[layer * t : (layer + 1) * t]
         x = bitnet_ref(li, pos, heads, kvh)[None, :]
     xn = x[0] / np.sqrt((x[0] ** 2).mean() + 1e-5) * i["final_norm"]
-    logits = xn @ i["lm"]
+    logits = i["emb"].astype(np.float64) @ xn
     assert outs[0][0][0] == logits.argmax()
 
 
@@ -644,3 +643,22 @@ def test_statement_over_many_tensors_does_not_run_out_of_p_registers():
     xs = {n: np.full(16, i, F32) for i, n in enumerate(names)}
     (y,), _ = run(src, xs, ["y"], opt=3)
     assert (y == sum(range(11))).all()
+
+
+@settings(max_examples=4, deadline=None)
+@given(st.integers(1, 3), st.integers(1, 70), st.integers(1, 11), st.integers(0, 99))
+def test_matmul_transposed_operand(m, k, n, seed):
+    x, w = rnd(seed, m, k), rnd(seed + 1, n, k)
+    src = f"input x: f32[{m},{k}]\nweight w: f32[{n},{k}]\noutput y: f32[{m},{n}]\ny = matmul_nt(x, w)\n"
+    (a,), _ = run(src, {"x": x, "w": w}, ["y"], opt=0)
+    (b,), _ = run(src, {"x": x, "w": w}, ["y"], opt=3)
+    assert a.tobytes() == b.tobytes()
+    # lane partial sums in chunk order, then a reduction of 16 lanes (its order is the engine's)
+    pad = (-k) % 16
+    xp = np.pad(x, ((0, 0), (0, pad))).reshape(m, -1, 16)
+    wp = np.pad(w, ((0, 0), (0, pad))).reshape(n, -1, 16)
+    lanes = np.zeros((m, n, 16), F32)
+    for c in range(xp.shape[1]):
+        prod = xp[:, None, c, :].astype(np.float64) * wp[None, :, c, :]
+        lanes = (prod + lanes).astype(F32) if c else prod.astype(F32)
+    np.testing.assert_allclose(b, lanes.astype(np.float64).sum(2), rtol=1e-5, atol=1e-5)

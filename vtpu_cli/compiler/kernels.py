@@ -713,3 +713,55 @@ def attend_loop(lw, q, kc, vc, o, heads: int, kv_heads: int, hd: int, length, st
             bump(b, kvp, hd * 4)
 
     loop(b, heads, head, "head")
+
+
+def matmul_nt_loop(lw, x, w, y) -> None:
+    """y[M, N] = x[M, K] @ w[N, K]^T (the weight used transposed, e.g. a tied embedding as the LM head):
+    each output is a dot product of two contiguous rows: 16 lane partial sums (DMUL for the first
+    16-element chunk, then DFMA chunk by chunk; a partial last chunk reads zeros), then DRED.add.
+    Four rows of w share each x chunk load."""
+    b = lw.b
+    m, k = x.shape
+    n = w.shape[0]
+    rb = 4
+    xrow, yrow = ptr(b, 0, "xrow"), ptr(b, 0, "yrow")
+
+    def block(nrows: int, wrow: VReg, yp: VReg) -> None:
+        acc = [b.new("v", "acc") for _ in range(nrows)]
+        xp, wp = ptr(b, xrow, "xp"), ptr(b, wrow, "wp")
+
+        def visit(nb: int, first: bool) -> None:
+            xv = ld(b, "f32", x.scroll, xp, nb)
+            for r in range(nrows):
+                wv = ld(b, "f32", w.scroll, at(b, wp, r * k * 4), nb)
+                if first:
+                    b.emit("DMUL", acc[r], xv, wv, type="f32")
+                else:
+                    b.emit("DFMA", acc[r], xv, wv, acc[r], type="f32")
+            bump(b, xp, 64)
+            bump(b, wp, 64)
+
+        nfull, tail = divmod(k * 4, 64)
+        if nfull:
+            visit(64, True)
+            loop(b, nfull - 1, lambda: visit(64, False), "k")
+        if tail:
+            visit(tail, nfull == 0)
+        for r in range(nrows):
+            s = b.new("r")
+            b.emit("DRED", s, acc[r], type="f32", mod="add")
+            st(b, "f32", s, y.scroll, at(b, yp, r * 4))
+
+    def row() -> None:
+        wrow, yp = ptr(b, 0, "wrow"), ptr(b, yrow, "yp")
+
+        def blk() -> None:
+            block(rb, wrow, yp)
+            bump(b, wrow, rb * k * 4)
+            bump(b, yp, rb * 4)
+
+        loop(b, n // rb, blk, "nblk")
+        if n % rb:
+            block(n % rb, wrow, yp)
+
+    rows_loop(b, m, [(xrow, k * 4), (yrow, n * 4)], row)

@@ -1018,6 +1018,7 @@ _TENSOR_OPS = (
     "exp",
     "rope",
     "attend",
+    "matmul_nt",
 )
 
 

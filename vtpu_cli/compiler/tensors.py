@@ -1301,6 +1301,21 @@ def publish_outputs(lw: Lowerer) -> None:
     b.end_region()
 
 
+def _matmul_nt(lw: Lowerer, name_toks, call, pos, kw):
+    _nargs(lw, call, pos, 2)
+    _kw(lw, kw, (), call)
+    x, w = lw.tensor_arg(pos[0]), lw.tensor_arg(pos[1])
+    _dtype_ok(lw, pos[0], x, ("f32",), "matmul_nt")
+    _dtype_ok(lw, pos[1], w, ("f32",), "matmul_nt")
+    if len(x.shape) != 2 or len(w.shape) != 2:
+        lw.fail(call, "matmul_nt takes 2-D tensors: x[M, K] and w[N, K] (used transposed)")
+    (m, k), (n, k2) = x.shape, w.shape
+    if k != k2:
+        lw.fail(pos[1], f"shape mismatch: matmul_nt needs w[N, {k}], found {list(w.shape)}")
+    y0 = _result(lw, name_toks[0], "f32", (m, n))
+    _in_place(lw, y0, [x, w], lambda y: kernels.matmul_nt_loop(lw, x, w, y))
+
+
 def _rope(lw: Lowerer, name_toks, call, pos, kw):
     _nargs(lw, call, pos, 3)
     _kw(lw, kw, ("heads",), call)
@@ -1394,6 +1409,7 @@ OPS = {
     "softmax": _softmax,
     "embed": _embed,
     "rope": _rope,
+    "matmul_nt": _matmul_nt,
     "attend": _attend,
     "argmax": _argmax,
     "topk": _topk,
