@@ -72,8 +72,8 @@ def both(
         eng.replay_interp_steps = -1
     res = eng.run()
     assert res.engine == "jit", res.fallback
-    if res.replay:  # the native run faulted, at the place the replay reports (checked by the engine too)
-        assert res.native_faults and ref.fault is not None and ref.fault.kind == "fault"
+    if res.native_faults:  # the native run faulted, where the replay reports (checked by the engine too)
+        assert res.replay and ref.fault is not None and ref.fault.kind == "fault"
         if sentrons == 1:
             (sid, pc, slot), f = res.native_faults[0], ref.fault
             assert (sid, pc, "DSC"[slot]) == (f.sentron, f.siw, f.pipe)
@@ -1199,3 +1199,17 @@ def test_differential_campaign():
     memory()
     fleet()
     random_programs()
+
+
+def test_halt_then_python_callback_fault_in_one_siw():
+    """DHALT in the D slot, then a fault in a Python-run S op (SALLOC at a live coordinate) of the same
+    SIW: the sentron is halted on both engines, as with native faults (found by the op-table generator)."""
+    prog = assemble("""
+.coord X = 1.1.1/1.1.1/1.1.1
+.data X f32[2] 0, 0
+    SCOORD p0, X
+    DHALT | SALLOC p0, r0
+""")
+    for max_steps in (None, 40):
+        ref, res, diffs = both(prog, max_steps=max_steps)
+        assert diffs == [] and res.status == "fault" and res.sentrons[0].halted

@@ -622,7 +622,7 @@ class JitEngine:
             s = x.s
             s.pc = pc
             s.halted = st == L.ST_OK
-            if st == L.ST_FAULT and 0 < slot and pc < n:  # DHALT ran in the D slot before the fault
+            if st in (L.ST_FAULT, L.ST_PYFAULT) and 0 < slot and pc < n:  # DHALT ran before the fault
                 siw = program.code[pc]
                 ready_fault = slot == 2 and siw[2].op.blocking  # C ready phase: before any slot
                 s.halted = siw[0].op.name == "DHALT" and not ready_fault
