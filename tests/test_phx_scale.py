@@ -662,3 +662,54 @@ def test_matmul_transposed_operand(m, k, n, seed):
         prod = xp[:, None, c, :].astype(np.float64) * wp[None, :, c, :]
         lanes = (prod + lanes).astype(F32) if c else prod.astype(F32)
     np.testing.assert_allclose(b, lanes.astype(np.float64).sum(2), rtol=1e-5, atol=1e-5)
+
+
+def test_prefill_rope_append_causal_attention():
+    """Batched prefill: M tokens at positions pos..pos+M-1, appended together; token i attends to
+    positions 0..pos+i."""
+    mm, heads, kvh, hd, t, pos = 3, 4, 2, 16, 12, 4
+    src = f"""input x: f32[{mm}, {heads * hd}]
+input kin: f32[{mm}, {kvh * hd}]
+input vin: f32[{mm}, {kvh * hd}]
+input cs: f32[{t}, {hd}]
+input posv: i32[1]
+output q: f32[{mm}, {heads * hd}]
+output kc: f32[{t}, {kvh * hd}]
+output vc: f32[{t}, {kvh * hd}]
+output o: f32[{mm}, {heads * hd}]
+let p32: i32 = load(posv, 0)
+let pos: i64 = i64(p32)
+q = rope(x, cs, pos, heads={heads})
+kr = rope(kin, cs, pos, heads={kvh})
+kc[pos] = kr
+vc[pos] = vin
+let n: i64 = pos + {mm}
+o = attend(q, kc, vc, n, heads={heads}, kv_heads={kvh})
+"""
+    x, kin, vin = rnd(1, mm, heads * hd), rnd(2, mm, kvh * hd), rnd(3, mm, kvh * hd)
+    ang = np.arange(t)[:, None] * (10000.0 ** (-np.arange(hd // 2) / (hd // 2)))[None, :]
+    cs = np.concatenate([np.cos(ang), np.sin(ang)], 1).astype(F32)
+    kc0, vc0 = rnd(4, t, kvh * hd), rnd(5, t, kvh * hd)
+    inputs = {
+        "x": x,
+        "kin": kin,
+        "vin": vin,
+        "cs": cs,
+        "posv": np.array([pos], np.int32),
+        "kc": kc0,
+        "vc": vc0,
+    }
+    (q0, kc_0, vc_0, o0), _ = run(src, inputs, ["q", "kc", "vc", "o"], opt=0)
+    (q, kc, vc, o), _ = run(src, inputs, ["q", "kc", "vc", "o"], opt=3)
+    assert o0.tobytes() == o.tobytes() and kc_0.tobytes() == kc.tobytes()
+    want_kc, want_vc = kc0.copy(), vc0.copy()
+    for i in range(mm):
+        np.testing.assert_array_equal(q[i], rope_ref(x[i], cs, pos + i, heads))
+        want_kc[pos + i] = rope_ref(kin[i], cs, pos + i, kvh)
+        want_vc[pos + i] = vin[i]
+    np.testing.assert_array_equal(kc, want_kc)
+    np.testing.assert_array_equal(vc, want_vc)
+    for i in range(mm):
+        np.testing.assert_allclose(
+            o[i], attend_ref(q[i], kc, vc, pos + 1 + i, heads, kvh), rtol=2e-5, atol=2e-6
+        )

@@ -535,9 +535,10 @@ def half_chunks(half: int) -> list[tuple[int, int]]:
     return [(o, min(64, half * 4 - o)) for o in range(0, half * 4, 64)]
 
 
-def rope_loop(lw, x, cs, y, heads: int, hd: int, pos) -> None:
-    """Rotary embedding of one token, half-split convention: for each head, with c = cs[pos, :hd/2],
-    s = cs[pos, hd/2:]: y1 = x1*c - x2*s, y2 = x2*c + x1*s (each product rounded, then the sum)."""
+def rope_loop(lw, x, cs, y, heads: int, hd: int, pos, rows: int = 1) -> None:
+    """Rotary embedding of ``rows`` tokens at positions pos, pos+1, ..., half-split convention: for
+    each head, with c = cs[p, :hd/2], s = cs[p, hd/2:]: y1 = x1*c - x2*s, y2 = x2*c + x1*s (each
+    product rounded, then the sum)."""
     b = lw.b
     half = hd // 2
     row = ptr(b, 0, "cs")
@@ -546,11 +547,15 @@ def rope_loop(lw, x, cs, y, heads: int, hd: int, pos) -> None:
     else:
         b.emit("DMOV", row, Imm(int(pos) * hd * 4))
     pieces = half_chunks(half)
-    cvec, svec = [], []
-    for off, nb in pieces:
-        cvec.append(ld(b, "f32", cs.scroll, at(b, row, off), nb))
-        svec.append(ld(b, "f32", cs.scroll, at(b, row, half * 4 + off), nb))
     hp = ptr(b, 0, "head")
+    cvec: list = []
+    svec: list = []
+
+    def token():
+        cvec[:] = [ld(b, "f32", cs.scroll, at(b, row, off), nb) for off, nb in pieces]
+        svec[:] = [ld(b, "f32", cs.scroll, at(b, row, half * 4 + off), nb) for off, nb in pieces]
+        loop(b, heads, head, "head")
+        bump(b, row, hd * 4)
 
     def head():
         for (off, nb), c, s in zip(pieces, cvec, svec, strict=True):
@@ -569,12 +574,12 @@ def rope_loop(lw, x, cs, y, heads: int, hd: int, pos) -> None:
             st(b, "f32", y2, y.scroll, p2, nb)
         bump(b, hp, hd * 4)
 
-    loop(b, heads, head, "head")
+    loop(b, rows, token, "token")
 
 
-def attend_loop(lw, q, kc, vc, o, heads: int, kv_heads: int, hd: int, length, start=0) -> None:
-    """Grouped-query attention of one token over ``length`` rows of a KV cache from row ``start``
-    (several layers' caches can share one tensor):
+def attend_loop(lw, q, kc, vc, o, heads: int, kv_heads: int, hd: int, length, start=0, rows: int = 1) -> None:
+    """Grouped-query attention of ``rows`` tokens over a KV cache from row ``start`` (several layers'
+    caches can share one tensor), causal: token i of M attends to ``length - M + 1 + i`` rows;
     per head h (kv group g = h // (heads / kv_heads)): s_t = (q_h . k_t,g) * (1/sqrt(hd)) for t < length;
     p = exp(s - max s) (masked lanes contribute 0); o_h = (sum_t p_t v_t,g) * (1 / sum_t p_t)."""
     from vtpu_cli.compiler.tensors import const_iota, exp_vec, neg_inf
@@ -591,19 +596,27 @@ def attend_loop(lw, q, kc, vc, o, heads: int, kv_heads: int, hd: int, length, st
     b.emit("DMOV", one, F(1.0), type="f32")
     n = b.new("r", "len", nospill=True)
     b.emit("DMOV", n, length if isinstance(length, VReg) else Imm(int(length)))
+    if rows > 1:
+        b.emit("DSUB", n, n, Imm(rows - 1), type="i64")
     vlen = b.new("v", "vlen")
-    b.emit("DBCAST", vlen, n, type="i32")
     iota = b.load("i32", b.new("v", "iota"), const_iota(lw), 0)
     ninf = neg_inf(lw)
     nchunks = b.new("r", "nch", nospill=True)
-    b.emit("DADD", nchunks, n, Imm(15), type="i64")
-    b.emit("DSHR", nchunks, nchunks, Imm(4), type="i64")
-    qp, kvp = ptr(b, 0, "qh"), ptr(b, 0, "kvh")
+    qp, kvbase = ptr(b, 0, "qh"), ptr(b, 0, "kvbase")
     if isinstance(start, VReg):
-        b.emit("DMUL", kvp, start, Imm(row_kv), type="i64")
+        b.emit("DMUL", kvbase, start, Imm(row_kv), type="i64")
     elif start:
-        b.emit("DMOV", kvp, Imm(int(start) * row_kv))
-    hcount = ptr(b, 0, "hcount")
+        b.emit("DMOV", kvbase, Imm(int(start) * row_kv))
+    kvp, hcount = ptr(b, kvbase, "kvh"), ptr(b, 0, "hcount")
+
+    def token():
+        b.emit("DMOV", kvp, kvbase)
+        b.emit("DMOV", hcount, Imm(0))
+        b.emit("DBCAST", vlen, n, type="i32")
+        b.emit("DADD", nchunks, n, Imm(15), type="i64")
+        b.emit("DSHR", nchunks, nchunks, Imm(4), type="i64")
+        loop(b, heads, head, "head")
+        bump(b, n, 1)
 
     def head():
         qv = [ld(b, "f32", q.scroll, at(b, qp, c * 64)) for c in range(nch)]
@@ -712,7 +725,7 @@ def attend_loop(lw, q, kc, vc, o, heads: int, kv_heads: int, hd: int, length, st
         else:
             bump(b, kvp, hd * 4)
 
-    loop(b, heads, head, "head")
+    loop(b, rows, token, "token")
 
 
 def matmul_nt_loop(lw, x, w, y) -> None:

@@ -1323,16 +1323,15 @@ def _rope(lw: Lowerer, name_toks, call, pos, kw):
     _dtype_ok(lw, pos[0], x, ("f32",), "rope")
     _dtype_ok(lw, pos[1], cs, ("f32",), "rope (cos/sin table)")
     heads = lw.const_eval(kw["heads"]) if "heads" in kw else 1
-    if not isinstance(heads, int) or heads < 1 or x.numel % heads:
-        lw.fail(call, f"heads must be a positive integer dividing {x.numel}")
-    hd = x.numel // heads
-    if len(x.shape) == 2 and x.shape[0] != 1:
-        lw.fail(pos[0], "rope rotates one token: x is [heads * head_dim] or [1, heads * head_dim]")
+    rows, width = _rows2(x)
+    if not isinstance(heads, int) or heads < 1 or width % heads:
+        lw.fail(call, f"heads must be a positive integer dividing {width}")
+    hd = width // heads
     if hd % 2 or len(cs.shape) != 2 or cs.shape[1] != hd:
         lw.fail(pos[1], f"rope needs an even head_dim and a table cs[T, {hd}] (row p: cos | sin)")
     p = _scalar_arg(lw, pos[2], "i64")
     y = _result(lw, name_toks[0], "f32", x.shape)
-    kernels.rope_loop(lw, x, cs, y, heads, hd, p)
+    kernels.rope_loop(lw, x, cs, y, heads, hd, p, rows)
 
 
 def _attend(lw: Lowerer, name_toks, call, pos, kw):
@@ -1343,19 +1342,20 @@ def _attend(lw: Lowerer, name_toks, call, pos, kw):
         _dtype_ok(lw, node, t, ("f32",), "attend")
     heads = lw.const_eval(kw["heads"]) if "heads" in kw else 1
     kvh = lw.const_eval(kw["kv_heads"]) if "kv_heads" in kw else heads
-    if not all(isinstance(v, int) and v >= 1 for v in (heads, kvh)) or heads % kvh or q.numel % heads:
+    if not all(isinstance(v, int) and v >= 1 for v in (heads, kvh)) or heads % kvh:
         lw.fail(call, "heads and kv_heads are positive integers; kv_heads divides heads")
-    hd = q.numel // heads
-    if hd % 16:
+    rows, width = _rows2(q)
+    hd = width // heads
+    if width % heads or hd % 16:
         lw.fail(pos[0], f"attend needs a head_dim that is a multiple of 16, found {hd}")
     if len(kc.shape) != 2 or kc.shape != vc.shape or kc.shape[1] != kvh * hd:
         lw.fail(pos[1], f"the KV caches are [T, {kvh * hd}] (kv_heads * head_dim), found {list(kc.shape)}")
     n = _scalar_arg(lw, pos[3], "i64")
-    if isinstance(n, int) and not 1 <= n <= kc.shape[0]:
-        lw.fail(pos[3], f"attention length {n} is outside 1..{kc.shape[0]}")
+    if isinstance(n, int) and not rows <= n <= kc.shape[0]:
+        lw.fail(pos[3], f"attention length {n} is outside {rows}..{kc.shape[0]}")
     start = _scalar_arg(lw, kw["start"], "i64") if "start" in kw else 0
     o = _result(lw, name_toks[0], "f32", q.shape)
-    kernels.attend_loop(lw, q, kc, vc, o, heads, kvh, hd, n, start)
+    kernels.attend_loop(lw, q, kc, vc, o, heads, kvh, hd, n, start, rows)
 
 
 def write_row(lw: Lowerer, target_tok, idx, expr) -> None:
@@ -1370,13 +1370,14 @@ def write_row(lw: Lowerer, target_tok, idx, expr) -> None:
     if len(t.shape) != 2 or t.dtype == "t2":
         lw.fail(target_tok, f"`{name}[i] = ...` writes a row of a 2-D tensor; `{name}` is {list(t.shape)}")
     src = lw.tensor_arg(expr)
-    if src.dtype != t.dtype or src.numel != t.shape[1]:
-        lw.fail(expr, f"a row of `{name}` is {t.dtype}[{t.shape[1]}], found {src.dtype}{list(src.shape)}")
+    if src.dtype != t.dtype or src.numel % t.shape[1] or src.numel > t.numel:
+        lw.fail(expr, f"rows of `{name}` are {t.dtype}[{t.shape[1]}], found {src.dtype}{list(src.shape)}")
     b = lw.b
     row = t.shape[1] * ELEM[t.dtype]
+    nrows = src.numel // t.shape[1]
     i = _scalar_arg(lw, idx, "i64")
-    if isinstance(i, int) and not 0 <= i < t.shape[0]:
-        lw.fail(idx, f"row {i} is outside 0..{t.shape[0] - 1}")
+    if isinstance(i, int) and not 0 <= i <= t.shape[0] - nrows:
+        lw.fail(idx, f"row {i} is outside 0..{t.shape[0] - nrows}")
     dst = b.new("r", "row", nospill=True)
     if isinstance(i, int):
         b.emit("DMOV", dst, Imm(i * row))
@@ -1384,7 +1385,7 @@ def write_row(lw: Lowerer, target_tok, idx, expr) -> None:
         b.emit("DMUL", dst, i, Imm(row), type="i64")
     z = b.new("r", nospill=True)
     b.emit("DMOV", z, Imm(0))
-    kernels.copy_row_loop(b, src.scroll, z, t.scroll, dst, row)
+    kernels.copy_row_loop(b, src.scroll, z, t.scroll, dst, row * nrows)
 
 
 ELEM = {"f32": 4, "i32": 4, "i8": 1}
