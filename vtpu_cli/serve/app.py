@@ -100,6 +100,8 @@ class Api:
             parse = parse_chat if chat else parse_completion
             req = parse(body, self.backend.model_id)
             prompt_ids, prompt_text = await run_in_threadpool(self._tokenize, req)
+            if not prompt_ids:  # possible for a model that adds no BOS
+                raise ApiError("the prompt is empty: nothing to continue from", param="prompt")
             max_tokens = self._budget(req, len(prompt_ids), chat)
             gen = self.engine.submit(prompt_ids, req.sampling(max_tokens), asyncio.get_running_loop())
         except ApiError as err:
