@@ -166,6 +166,8 @@ class Engine:
         self, prompt: Sequence[int], params: SamplingParams, loop: asyncio.AbstractEventLoop
     ) -> Request:
         """Queue a generation; its events arrive on `request.events` in `loop`."""
+        if not prompt:
+            raise ValueError("a generation needs at least one prompt token")
         with self._lock:
             if self.failure is not None:
                 raise EngineStopped(
