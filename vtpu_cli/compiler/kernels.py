@@ -16,10 +16,14 @@ op is lowered (tested by forcing loop mode on small shapes).
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from vtpu_cli.binary.program import Imm
 from vtpu_cli.compiler.ir import Builder, MemInfo, VMem, VReg
 from vtpu_cli.core.numerics import f32_bits
+
+if TYPE_CHECKING:
+    from vtpu_cli.compiler.lower import Lowerer
 
 # An op whose unrolled form would exceed this many IR ops is lowered to loops. Small ops stay
 # unrolled (static offsets, exact alias analysis, no loop overhead).
@@ -124,7 +128,7 @@ def rows_loop(b: Builder, m: int, ptrs: list[tuple[VReg, int]], body: Callable[[
 
 
 # ---------------------------------------------------------------------- f32 matmul
-def matmul_loop(lw, x, w, y, t_lo: int, t_hi: int) -> None:
+def matmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int) -> None:
     """y[:, tiles t_lo..t_hi) = x @ w[:, tiles] with an rr x cc register tile: loops over row blocks,
     column groups and k (k = 0 peeled: its product is a DMUL, then DFMA in k order)."""
     b = lw.b
@@ -134,7 +138,7 @@ def matmul_loop(lw, x, w, y, t_lo: int, t_hi: int) -> None:
     nfull = sum(1 for v in nbs if v == 64)
     rr = min(4, m)
     cc = max(1, min(8 if rr == 1 else 4, nfull))
-    groups, rem_n = divmod(nfull, cc)
+    groups = nfull // cc
     rem = nbs[groups * cc :]
     xrow, yrow = ptr(b, 0, "xrow"), ptr(b, 0, "yrow")
 
@@ -176,11 +180,10 @@ def matmul_loop(lw, x, w, y, t_lo: int, t_hi: int) -> None:
     rows_loop(b, m // rr, [(xrow, rr * k * 4), (yrow, rr * n * 4)], lambda: section(rr))
     if m % rr:
         section(m % rr)
-    del rem_n
 
 
 # ---------------------------------------------------------------------- ternary matmul
-def tmatmul_loop(lw, x, w, y, t_lo: int, t_hi: int, wscale) -> None:
+def tmatmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int, wscale) -> None:
     """Per row: absmax (loop over chunks), quantise to int8 in 64-element groups (loop), then the
     ternary dot over column groups (loop) and k groups of 16 (loop); see docs/phx.md for numerics.
     ``wscale`` is a python float (immediate) or an f32 scalar register."""
@@ -292,7 +295,7 @@ def tmatmul_loop(lw, x, w, y, t_lo: int, t_hi: int, wscale) -> None:
 
 
 # ---------------------------------------------------------------------- all-gather of column tiles
-def gather_tiles_loop(lw, y, m: int, n: int, owner_ranges: list[tuple[int, int]]) -> None:
+def gather_tiles_loop(lw: Lowerer, y, m: int, n: int, owner_ranges: list[tuple[int, int]]) -> None:
     """Every sentron gets every 16-column tile of y[m, n] from its owner (CCAST, exact); all sentrons
     run the same sequence of collectives (owner by owner, row by row, tile by tile)."""
     b = lw.b
@@ -321,7 +324,7 @@ def gather_tiles_loop(lw, y, m: int, n: int, owner_ranges: list[tuple[int, int]]
 
 
 # ---------------------------------------------------------------------- row ops
-def rmsnorm_loop(lw, x, g, y, m: int, d: int, eps: float) -> None:
+def rmsnorm_loop(lw: Lowerer, x, g, y, m: int, d: int, eps: float) -> None:
     """Two passes per row (sum of squares, then scale): nothing of the row is kept in registers."""
     b = lw.b
     one = b.new("r")
@@ -365,7 +368,7 @@ def rmsnorm_loop(lw, x, g, y, m: int, d: int, eps: float) -> None:
     rows_loop(b, m, [(xrow, d * 4)], row)
 
 
-def row_max(lw, x, xrow: VReg, d: int, mask, ninf) -> VReg:
+def row_max(lw: Lowerer, x, xrow: VReg, d: int, mask, ninf) -> VReg:
     """Scalar register: max of one row (the tail chunk's missing lanes read as -inf); ``x`` is a
     tensor or a scroll key."""
     b = lw.b
@@ -389,7 +392,7 @@ def row_max(lw, x, xrow: VReg, d: int, mask, ninf) -> VReg:
     return r
 
 
-def softmax_loop(lw, x, y, m: int, d: int, mask, ninf) -> None:
+def softmax_loop(lw: Lowerer, x, y, m: int, d: int, mask, ninf) -> None:
     """Three passes per row (any length): max; e = exp(x - max) stored into y while summing (vector
     accumulator, chunks in order); y *= 1/sum."""
     from vtpu_cli.compiler.tensors import exp_vec
@@ -439,7 +442,7 @@ def softmax_loop(lw, x, y, m: int, d: int, mask, ninf) -> None:
     rows_loop(b, m, [(xrow, d * 4)], row)
 
 
-def first_max(lw, scroll: str, xrow: VReg, d: int, mask, ninf, iota: VReg) -> tuple[VReg, VReg]:
+def first_max(lw: Lowerer, scroll: str, xrow: VReg, d: int, mask, ninf, iota: VReg) -> tuple[VReg, VReg]:
     """(index, value) registers: the lowest index of the maximum of one row (two passes)."""
     b = lw.b
     rmax = row_max(lw, scroll, xrow, d, mask, ninf)
@@ -471,7 +474,7 @@ def first_max(lw, scroll: str, xrow: VReg, d: int, mask, ninf, iota: VReg) -> tu
     return r, rmax
 
 
-def topk_loop(lw, x, idx_t, val_t, m: int, d: int, kk: int, mask, ninf, iota: VReg) -> None:
+def topk_loop(lw: Lowerer, x, idx_t, val_t, m: int, d: int, kk: int, mask, ninf, iota: VReg) -> None:
     """Rows of any length: copy the row to a scratch, then k times: (lowest index of the max, max),
     and overwrite that element with -inf -- the same selection as the register version."""
     from vtpu_cli.compiler.tensors import const_iota
@@ -501,7 +504,7 @@ def topk_loop(lw, x, idx_t, val_t, m: int, d: int, kk: int, mask, ninf, iota: VR
     rows_loop(b, m, [(xrow, d * 4), (orow, kk * 4)], row)
 
 
-def argmax_loop(lw, x, y, m: int, d: int, mask, ninf, iota: VReg) -> None:
+def argmax_loop(lw: Lowerer, x, y, m: int, d: int, mask, ninf, iota: VReg) -> None:
     """Two passes per row: the max, then the lowest index whose value equals it."""
     b = lw.b
     xrow, yp = ptr(b, 0, "xrow"), ptr(b, 0, "yp")
@@ -535,7 +538,7 @@ def half_chunks(half: int) -> list[tuple[int, int]]:
     return [(o, min(64, half * 4 - o)) for o in range(0, half * 4, 64)]
 
 
-def rope_loop(lw, x, cs, y, heads: int, hd: int, pos, rows: int = 1) -> None:
+def rope_loop(lw: Lowerer, x, cs, y, heads: int, hd: int, pos, rows: int = 1) -> None:
     """Rotary embedding of ``rows`` tokens at positions pos, pos+1, ..., half-split convention: for
     each head, with c = cs[p, :hd/2], s = cs[p, hd/2:]: y1 = x1*c - x2*s, y2 = x2*c + x1*s (each
     product rounded, then the sum)."""
@@ -577,7 +580,9 @@ def rope_loop(lw, x, cs, y, heads: int, hd: int, pos, rows: int = 1) -> None:
     loop(b, rows, token, "token")
 
 
-def attend_loop(lw, q, kc, vc, o, heads: int, kv_heads: int, hd: int, length, start=0, rows: int = 1) -> None:
+def attend_loop(
+    lw: Lowerer, q, kc, vc, o, heads: int, kv_heads: int, hd: int, length, start=0, rows: int = 1
+) -> None:
     """Grouped-query attention of ``rows`` tokens over a KV cache from row ``start`` (several layers'
     caches can share one tensor), causal: token i of M attends to ``length - M + 1 + i`` rows;
     per head h (kv group g = h // (heads / kv_heads)): s_t = (q_h . k_t,g) * (1/sqrt(hd)) for t < length;
@@ -728,7 +733,7 @@ def attend_loop(lw, q, kc, vc, o, heads: int, kv_heads: int, hd: int, length, st
     loop(b, rows, token, "token")
 
 
-def matmul_nt_loop(lw, x, w, y) -> None:
+def matmul_nt_loop(lw: Lowerer, x, w, y) -> None:
     """y[M, N] = x[M, K] @ w[N, K]^T (the weight used transposed, e.g. a tied embedding as the LM head):
     each output is a dot product of two contiguous rows: 16 lane partial sums (DMUL for the first
     16-element chunk, then DFMA chunk by chunk; a partial last chunk reads zeros), then DRED.add.
