@@ -539,7 +539,7 @@ def cmd_cc(a: argparse.Namespace) -> int:
     if a.json:
         doc = {"ok": True, "output": out, "emit": a.emit, "bytes": len(data)}
         if report is not None:
-            doc.update(siws=sum(f["siws"] for f in report.get("functions", [])) or None, report=report)
+            doc.update(siws=report.get("total", {}).get("siws"), report=report)
         emit_json(doc)
     elif a.report and report is not None:
         from vtpu_cli.compiler.driver import print_report
