@@ -133,6 +133,7 @@ def test_fixed_fuzz_sample_has_no_findings():
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(0)  # a campaign runs for as long as it takes (hours at low priority)
 def test_fuzz_campaign():
     total = int(os.environ.get("VTPU_FUZZ_INPUTS", "100000"))
     shard, nshards = (int(x) for x in os.environ.get("VTPU_FUZZ_SHARD", "0/1").split("/"))

@@ -1162,6 +1162,7 @@ def test_differential_multi_sentron_patterns(data):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(0)  # a campaign runs for as long as it takes (hours at low priority)
 def test_differential_campaign():
     """The slow campaign: VTPU_DIFF_PROGRAMS programs (default 10,000) over the three generators."""
     import os
