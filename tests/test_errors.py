@@ -19,7 +19,11 @@ ERR = PROGRAMS / "errors"
 
 def vtpu(*args: str, stdin: str | None = None):
     return subprocess.run(
-        [sys.executable, "-m", "vtpu_cli.cli.main", *args], capture_output=True, text=True, input=stdin, timeout=60
+        [sys.executable, "-m", "vtpu_cli.cli.main", *args],
+        capture_output=True,
+        text=True,
+        input=stdin,
+        timeout=60,
     )
 
 
