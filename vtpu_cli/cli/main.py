@@ -922,10 +922,11 @@ def main(argv: list[str] | None = None) -> None:
         _silence_stdout()
         code = 141
     except OSError as e:
-        if e.errno is None or getattr(e, "filename", None) is not None:
-            raise
-        _silence_stdout()
-        print(f"error: cannot write to standard output: {e.strerror}", file=sys.stderr)
+        if getattr(e, "filename", None) is not None:  # a file error no command turned into a message
+            print(f"error: {e.filename}: {e.strerror or e}", file=sys.stderr)
+        else:
+            _silence_stdout()
+            print(f"error: cannot write to standard output: {e.strerror or e}", file=sys.stderr)
         code = int(Exit.USAGE)
     sys.exit(code)
 
