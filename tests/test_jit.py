@@ -1171,6 +1171,15 @@ def test_differential_campaign():
     from progen import fleet_source, memory_source
 
     total = int(os.environ.get("VTPU_DIFF_PROGRAMS", "10000"))
+    report = os.environ.get("VTPU_DIFF_REPORT")
+    done = {"memory": 0, "fleet": 0, "random": 0}
+
+    def tick(kind: str) -> None:
+        done[kind] += 1
+        if report and sum(done.values()) % 100 == 0:
+            with open(report, "w") as f:
+                f.write(f"{done}\n")
+
     per = {"memory": total * 4 // 10, "fleet": total * 3 // 10}
     per["random"] = total - per["memory"] - per["fleet"]
 
@@ -1180,6 +1189,7 @@ def test_differential_campaign():
     @given(st.data())
     def memory(data):
         _diff_source(data.draw(memory_source()), replay=data.draw(st.sampled_from([None, "precise"])))
+        tick("memory")
 
     @settings(
         max_examples=per["fleet"], deadline=None, suppress_health_check=list(HealthCheck), database=None
@@ -1196,10 +1206,14 @@ def test_differential_campaign():
     def random_programs(prog):
         assume(_interp_ok(prog))
         check(prog)
+        tick("random")
 
-    memory()
     fleet()
+    memory()
     random_programs()
+    if report:
+        with open(report, "w") as f:
+            f.write(f"{done} (finished)\n")
 
 
 def test_halt_then_python_callback_fault_in_one_siw():
