@@ -490,6 +490,33 @@ def test_engine_holds_back_partial_utf8_and_stop_prefixes() -> None:
     assert "".join(e.text for e in events) == "€a" and events[-1].finish_reason == "length"
 
 
+PIECES = [*b"abSTOP", 0xE2, 0x82, 0xAC, 0xF0, 0x9F, 0x98, 0x80, 0xFF, 256]  # letters, UTF-8 parts, junk, EOS
+
+
+@given(
+    st.lists(st.sampled_from(PIECES), min_size=1, max_size=24),
+    st.lists(st.text(alphabet="abSTOP", min_size=1, max_size=3), max_size=2),
+    st.integers(1, 24),
+)
+def test_engine_stream_is_the_answer_cut_at_the_first_stop(
+    script: list[int], stops: list[str], limit: int
+) -> None:
+    """Whatever bytes the model emits, the streamed pieces add up to the decoded answer cut before the first
+    stop string (or at EOS / max_tokens), with the right finish_reason."""
+    limit = min(limit, len(script))
+    gen = script[:limit]
+    eos = 256 in gen
+    if eos:
+        gen = gen[: gen.index(256)]
+    text = bytes(gen).decode("utf-8", errors="replace")
+    hits = [i for i in (text.find(s) for s in stops) if i >= 0]
+    want, reason = (text[: min(hits)], "stop") if hits else (text, "stop" if eos else "length")
+    events = run_engine(script, SamplingParams(max_tokens=limit, temperature=0, stop=tuple(stops)))
+    assert "".join(e.text for e in events) == want
+    assert events[-1].finish_reason == reason
+    assert all(e.finish_reason is None for e in events[:-1])
+
+
 # ------------------------------------------------------------------ request validation
 
 

@@ -90,7 +90,8 @@ class Request:
     pos: int = 0  # prompt tokens already prefilled
     generated: list[int] = field(default_factory=list)
     emitted: int = 0  # characters of decoded text already sent
-    utf8_wait: int = 0  # tokens for which a trailing U+FFFD has been held back
+    utf8_at: int = -1  # position of the trailing U+FFFD being held back
+    utf8_wait: int = 0  # tokens for which it has been held
     sampler: Sampler | None = None
 
     def cancel(self) -> None:
@@ -323,14 +324,15 @@ class Engine:
             self._finish_active(req, "length", text)
             return
         safe = len(text)
-        # A trailing U+FFFD may be a multi-byte character whose remaining bytes are still to come: wait for
-        # up to 3 more tokens (a UTF-8 character has at most 4 bytes), never longer, so that text that is
-        # really invalid still streams.
-        if safe > req.emitted and text[-1] == "\ufffd" and req.utf8_wait < 3:
-            safe -= 1
-            req.utf8_wait += 1
-        else:
-            req.utf8_wait = 0
+        # A trailing U+FFFD may be a multi-byte character whose remaining bytes are still to come: hold it
+        # for up to 3 tokens (a UTF-8 character has at most 4 bytes), never longer, so that text that is
+        # really invalid still streams. A U+FFFD at a new position starts a new wait.
+        if safe > req.emitted and text[-1] == "\ufffd":
+            if safe - 1 != req.utf8_at:
+                req.utf8_at, req.utf8_wait = safe - 1, 0
+            if req.utf8_wait < 3:
+                req.utf8_wait += 1
+                safe -= 1
         for s in stops:  # hold back a tail that may turn out to start a stop string
             for k in range(min(len(s) - 1, safe - req.emitted), 0, -1):
                 if text.endswith(s[:k], 0, safe):
