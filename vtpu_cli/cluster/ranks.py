@@ -652,6 +652,8 @@ class RankInterpreter(Interpreter):
         status, fault = self._exchange(local_fault, rounds, time.perf_counter() - t0)
         if self.router is not None:
             self.router.uninstall()
+        for name in ("alloc", "free"):  # the replicated mode's write tracking
+            self.mem.__dict__.pop(name, None)
         wall = time.perf_counter() - t0
         ops = {p: 0 for p in PIPES}
         siws = 0
