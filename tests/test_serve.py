@@ -371,6 +371,29 @@ def test_sigterm_drains_then_exits(model_dir: Path, model: Any) -> None:
         httpx.get(srv.url + "/health")
 
 
+def test_long_prompts_read_in_chunks_alongside_decodes(server: Server, model: Any) -> None:
+    """Prompts of several 128-token chunks, arriving while others decode, still give the answers of the
+    reference run alone (chunked prefill in shared passes changes nothing)."""
+    prompts = [[(7 * i + k) % 250 + 2 for i in range(n)] for k, n in enumerate((300, 5, 520, 129, 3))]
+    want = [reference(model, p, 8) for p in prompts]
+
+    async def run() -> list[tuple[str, int, str]]:
+        async with httpx.AsyncClient(timeout=60) as c:
+
+            async def one(p: list[int]) -> tuple[str, int, str]:
+                body = {"model": MODEL_ID, "prompt": p, "max_tokens": 8, "temperature": 0}
+                r = (await c.post(server.url + "/v1/completions", json=body)).json()
+                return (
+                    r["choices"][0]["text"],
+                    r["usage"]["completion_tokens"],
+                    r["choices"][0]["finish_reason"],
+                )
+
+            return list(await asyncio.gather(*(one(p) for p in prompts)))
+
+    assert asyncio.run(run()) == want
+
+
 def test_gguf_model(tmp_path: Path, model: Any) -> None:
     """A TQ2_0 GGUF of the same weights serves the same greedy answer; its id is the file's stem."""
     from vtpu_cli.models.synth import write_all

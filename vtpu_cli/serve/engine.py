@@ -265,9 +265,12 @@ class Engine:
         work: list[tuple[Request, list[int]]] = []
         budget = self.max_pass_tokens
         for r in self._active:
-            if r.pos < len(r.prompt) and (budget > 0 or not work):
-                # chunk boundaries depend on the prompt only, never on the load
+            if r.pos < len(r.prompt):
+                # chunk boundaries depend on the prompt only, never on the load; a chunk that does not fit
+                # the budget waits for the next pass (the first one always goes)
                 chunk = r.prompt[r.pos : r.pos + self.prefill_chunk]
+                if work and len(chunk) > budget:
+                    continue
                 work.append((r, chunk))
                 budget -= len(chunk)
         decoding = [(r, [r.generated[-1]]) for r in self._active if r.pos == len(r.prompt) and not r.done]
