@@ -608,6 +608,34 @@ def test_an_internal_error_on_one_rank_stops_every_rank(tmp_path: Path) -> None:
 
 
 @needs_mpi
+def test_library_runs_return_on_every_rank(tmp_path: Path) -> None:
+    """A caller that runs several programs in a row (a decode loop) keeps every rank alive."""
+    script = tmp_path / "loop.py"
+    script.write_text(
+        "from vtpu_cli.asm.loader import load_program\n"
+        "from vtpu_cli.cluster.ranks import open_engine\n"
+        "from vtpu_cli.engines.base import load_memory\n"
+        "from vtpu_cli.engines.select import EngineOptions\n"
+        "from vtpu_cli.fleet.topology import parse_topology\n"
+        "from vtpu_cli.machine.memory import Memory\n"
+        "from pathlib import Path\n"
+        f"prog = load_program(Path({str(FLEET / 'ring_allreduce.vasm')!r}))\n"
+        "for step in range(3):\n"
+        "    mem = Memory()\n"
+        "    load_memory(prog, mem)\n"
+        "    o = EngineOptions(engine='interp', sentrons=4, topology=parse_topology('ring', 4))\n"
+        "    res = open_engine(prog, mem, o, exit_workers=False).run()\n"
+        "    mine = [s.R[8] for s in res.sentrons if s.halted]\n"
+        "    print(step, res.status, mine, flush=True)\n"
+    )
+    p = _mpirun(2, [str(script)], timeout=60)
+    assert p.returncode == 0, p.stderr
+    lines = sorted(p.stdout.splitlines())
+    # rank 0 sees all four sentrons halted with r8 = 1; rank 1 sees its own two
+    assert lines == sorted([f"{i} ok [1, 1, 1, 1]" for i in range(3)] + [f"{i} ok [1, 1]" for i in range(3)])
+
+
+@needs_mpi
 def test_measure_latency_reports_both_sides() -> None:
     from vtpu_cli.cluster.latency import measure_latency
 

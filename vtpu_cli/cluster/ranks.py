@@ -233,8 +233,14 @@ def make_engine(
     return eng, eng.reason
 
 
-def open_engine(program: Program, memory: Memory, o: EngineOptions) -> ClusterEngine:
-    """The engine for this rank (same signature as :func:`vtpu_cli.engines.select.open_engine`)."""
+def open_engine(
+    program: Program, memory: Memory, o: EngineOptions, *, exit_workers: bool = True
+) -> ClusterEngine:
+    """The engine for this rank (the signature of :func:`vtpu_cli.engines.select.open_engine`).
+
+    With ``exit_workers`` (the CLI) ranks other than 0 end the process after the run; without it (a
+    library running several programs, such as a decode loop) they return their own part of the result:
+    their sentrons' registers, their memory, and the run's status (the fault and outputs are rank 0's)."""
     if o.trace:
         raise VtpuError(
             "--trace is not available under mpiexec or with checkpointing: traces record the "
@@ -253,7 +259,7 @@ def open_engine(program: Program, memory: Memory, o: EngineOptions) -> ClusterEn
         comm = LocalComm()
         why = "checkpoint/restart runs on the interpreter: the JIT cannot stop at a barrier for a checkpoint yet"
     reason = why if o.engine == "jit" and comm.Get_rank() == 0 else None
-    return ClusterEngine(program, memory, o, comm, reason, _settings)
+    return ClusterEngine(program, memory, o, comm, reason, _settings, exit_workers=exit_workers)
 
 
 class ClusterEngine(_Fallback):
@@ -268,9 +274,12 @@ class ClusterEngine(_Fallback):
         comm: Any,
         reason: str | None,
         ckpt: Checkpointing | None = None,
+        *,
+        exit_workers: bool = True,
     ):
         self.program, self.n, self.mem = program, o.sentrons, memory
         self.reason = reason
+        self.exit_workers = exit_workers
         self.comm = comm = comm.Dup()  # a run's own context: nothing of an earlier run can leak in
         self.inner = RankInterpreter(
             program, o.sentrons, comm, max_steps=o.max_steps, topology=o.topology, memory=memory, ckpt=ckpt
@@ -288,9 +297,11 @@ class ClusterEngine(_Fallback):
             raise
         finally:
             self.comm.Free()
-        if self.inner.rank != 0:
+        if self.inner.rank != 0 and self.exit_workers:
             sys.stdout.flush()
             raise SystemExit(int(Exit.OK if res.status == STATUS_OK else Exit.FAULT))
+        if self.inner.rank != 0:
+            return res
         res.engine, res.fallback = "interp", self.reason
         res.cluster = self.report()  # type: ignore[attr-defined]  # for reports that know about ranks
         return res
