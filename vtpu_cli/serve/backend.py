@@ -18,13 +18,6 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-# Used when a model has no chat template: the plain "Role: text" turns BitNet b1.58 2B-4T was tuned on,
-# which need no special tokens and so work with any vocabulary.
-SIMPLE_TEMPLATE_DOC = (
-    "System: {system}\\n\\n (if any), then for each turn 'User: {text}\\n\\n' or 'Assistant: {text}\\n\\n', "
-    "then 'Assistant:' (no trailing space)"
-)
-
 
 @runtime_checkable
 class Backend(Protocol):
@@ -73,7 +66,8 @@ class Backend(Protocol):
 
 
 def render_simple_chat(messages: Sequence[Mapping[str, str]]) -> str:
-    """The documented fallback chat format (see SIMPLE_TEMPLATE_DOC)."""
+    """The chat format for models without a template: plain "Role: text" turns, as BitNet b1.58 2B-4T was
+    tuned on, needing no special tokens so that any vocabulary can encode it (docs/serve.md shows it)."""
     parts = []
     for m in messages:
         role = {"system": "System", "developer": "System", "assistant": "Assistant"}.get(m["role"], "User")
