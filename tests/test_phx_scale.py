@@ -206,6 +206,24 @@ y = tmatmul(x, wt, shard=cols)
     assert one.tobytes() == two.tobytes()
 
 
+def test_multi_sentron_program_runs_natively_on_the_jit(tmp_path):
+    """Private scratch scrolls are preloaded per sentron (no SALLOC), so the JIT runs the sharded
+    program on two threads instead of falling back to the interpreter."""
+    m, k, n = 2, 40, 70
+    x = rnd(14, m, k)
+    wt = np.random.default_rng(14).integers(-1, 2, (k, n)).astype(np.int8)
+    src = f"""input x: f32[{m},{k}]
+weight wt: t2[{k},{n}] scale 0.5
+output y: f32[{m},{n}]
+h = tmatmul(x, wt, shard=cols)
+y = relu(h)
+"""
+    prog, _ = compile_phx(src, "t.phx", opt=3, sentrons=2)
+    assert not any(ins.op.name == "SALLOC" for siw in prog.code for ins in siw)
+    (y,), _ = run(src, {"x": x, "wt": wt}, ["y"], opt=3, sentrons=2, engine="jit", tmp=str(tmp_path))
+    np.testing.assert_array_equal(y, np.maximum(tmatmul_ref(x, wt, 0.5), 0))
+
+
 def test_const_in_shapes():
     src = "const D = 24\nconst M = 2\ninput x: f32[M, D]\noutput y: f32[M, D]\ny = relu(x)\n"
     x = rnd(1, 2, 24)

@@ -65,10 +65,20 @@ def _front(
 SENTRON_GROUP = "phx_sentrons"  # members 0..N-1: the sentron count a program was compiled for
 
 
+def private_coord(sentron: int, library: int, shelf: int) -> int:
+    """Where sentron ``sentron``'s private scroll (library, shelf) lives: its home coordinate with
+    the library and shelf parts set (what SCOORD home + SINDEX.set compute at run time)."""
+    parts = list(coords.unpack(coords.home_packed(sentron)).parts)
+    parts[0], parts[1] = library, shelf
+    return coords.pack_parts(parts)
+
+
 def _prologue(lw: Lowerer) -> None:
-    """Multi-sentron programs allocate their private scratch scrolls at start (home-relative), after
-    a guard: run with another sentron count, a CBAR on the group ``phx_sentrons`` (members 0..N-1)
-    faults, naming the group (a sentron outside it, or a member the fleet does not have)."""
+    """Multi-sentron programs start with a guard: run with another sentron count, a CBAR on the
+    group ``phx_sentrons`` (members 0..N-1) faults, naming the group (a sentron outside it, or a
+    member the fleet does not have). Their private scratch scrolls are preloaded zero scrolls, one
+    per sentron at its home-relative coordinate (:func:`private_coord`), not SALLOCs: the program
+    never changes the scroll table, so the JIT can run it on several threads."""
     pro = []
     b = lw.b
     if lw.sentrons > 1:
@@ -81,17 +91,6 @@ def _prologue(lw: Lowerer) -> None:
             VI(BY_NAME["DBRF"], None, None, None, [ok]),
             VI(BY_NAME["CBAR"], None, None, None, [Imm(1)]),
             ok,
-        ]
-    for sc in b.scrolls.values():
-        if sc.private is None:
-            continue
-        p = b.new("p")
-        lib, shelf = sc.private
-        pro += [
-            VI(BY_NAME["SCOORD"], None, None, None, [p, Imm(-1)]),
-            VI(BY_NAME["SINDEX"], "set", None, None, [p, p, Imm(0), Imm(lib)]),
-            VI(BY_NAME["SINDEX"], "set", None, None, [p, p, Imm(1), Imm(shelf)]),
-            VI(BY_NAME["SALLOC"], None, None, None, [p, Imm(max(sc.nbytes, 1)), None]),
         ]
     b.code[0:0] = pro
 
@@ -128,10 +127,12 @@ def compile_phx(
         raise VtpuError(f"{filename}: {e}", hint=hint) from None
     items = []
     spill_ids: set[int] = set()
+    spill_bytes = 0
     for it in alloc.items:
         if isinstance(it, tuple) and it[0] == "spill-setup":
-            for ins in _spill_setup(it[1]):
+            for ins in _spill_setup(it[1], sentrons):
                 items.append((ins, None, 0))
+            spill_bytes = it[1]
             continue
         if isinstance(it, tuple) and it[1] is not None and it[1].scroll == "$spill":
             spill_ids.add(id(it[0]))
@@ -142,21 +143,24 @@ def compile_phx(
     prog.labels = {k.split(":", 1)[1]: v for k, v in sched.labels.items() if k.startswith("@kernel:")}
     if sentrons > 1:
         prog.groups = [(SENTRON_GROUP, tuple(range(sentrons)))]
-    _data(lw, prog)
+    _data(lw, prog, spill_bytes)
     elapsed = time.perf_counter() - t0
     report = _report(lw, prog, sched, alloc, spill_ids, ir_ops, elapsed, opt, sentrons)
     return prog, report
 
 
-def _spill_setup(nbytes: int) -> list[Instr]:
+def _spill_setup(nbytes: int, sentrons: int = 1) -> list[Instr]:
+    """p7 = the spill scroll (home, library 999): SALLOC'd with one sentron, preloaded with several."""
     from vtpu_cli.binary.program import Reg
 
     p = Reg("p", SPILL_P)
-    return [
+    setup = [
         Instr(BY_NAME["SCOORD"], None, None, None, (p, Imm(-1))),
         Instr(BY_NAME["SINDEX"], "set", None, None, (p, p, Imm(0), Imm(RESERVED_LIBRARY + 9))),
-        Instr(BY_NAME["SALLOC"], None, None, None, (p, Imm(nbytes), None)),
     ]
+    if sentrons == 1:
+        setup.append(Instr(BY_NAME["SALLOC"], None, None, None, (p, Imm(nbytes), None)))
+    return setup
 
 
 def _resolve(code: list, labels: dict[str, int]) -> list:
@@ -172,8 +176,16 @@ def _resolve(code: list, labels: dict[str, int]) -> list:
     return out
 
 
-def _data(lw: Lowerer, prog: Program) -> None:
+def _data(lw: Lowerer, prog: Program, spill_bytes: int = 0) -> None:
     data = []
+    if lw.sentrons > 1:
+        private = [(sc.private, sc.nbytes) for sc in lw.b.scrolls.values() if sc.private is not None]
+        if spill_bytes:
+            private.append(((RESERVED_LIBRARY + 9, 1), spill_bytes))
+        for (lib, shelf), nbytes in private:
+            for s in range(lw.sentrons):
+                n = max(nbytes, 1)
+                data.append(DataScroll(private_coord(s, lib, shelf), "u8", (n,), b"", zero=True, nbytes=n))
     for sc in lw.b.scrolls.values():
         if sc.private is not None or sc.coord is None or sc.alias is not None:
             continue
