@@ -590,3 +590,16 @@ def test_engine_model_error_fails_only_that_pass() -> None:
     assert good[-1].finish_reason == "error"
     ok = run_engine([ord("o"), ord("k"), 256], SamplingParams(max_tokens=5, temperature=0))
     assert "".join(e.text for e in ok) == "ok" and ok[-1].finish_reason == "stop"
+
+
+def test_chat_rendering() -> None:
+    from vtpu_cli.serve.backend import ChatTemplateError, render_simple_chat, render_template
+
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Hi"}]
+    assert render_simple_chat(messages) == "System: Be brief.\n\nUser: Hi\n\nAssistant:"
+    tpl = "{% for m in messages %}<{{ m.role }}>{{ m.content }}{% endfor %}{% if add_generation_prompt %}<a>{% endif %}"
+    assert render_template(tpl, messages, bos_token="<s>") == "<system>Be brief.<user>Hi<a>"
+    with pytest.raises(ChatTemplateError, match="roles must alternate"):
+        render_template("{{ raise_exception('roles must alternate') }}", messages)
+    with pytest.raises(ChatTemplateError):  # the sandbox refuses attribute tricks
+        render_template("{{ messages.__class__.__mro__ }}{{ ''.__class__.__subclasses__() }}", messages)
