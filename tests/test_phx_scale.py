@@ -731,3 +731,18 @@ o = attend(q, kc, vc, n, heads={heads}, kv_heads={kvh})
         np.testing.assert_allclose(
             o[i], attend_ref(q[i], kc, vc, pos + 1 + i, heads, kvh), rtol=2e-5, atol=2e-6
         )
+
+
+def test_spilling_with_two_sentrons(tmp_path):
+    """The spill scroll of a multi-sentron program is one preloaded scroll per sentron."""
+    lets = "\n".join(f"let v{i}: f32x16 = load(x, {i * 64})" for i in range(40))
+    sums = " + ".join(f"v{i}" for i in range(40))
+    src = f"input x: f32[640]\noutput y: f32[16]\n{lets}\nlet s: f32x16 = {sums}\nstore(y, 0, s)\n"
+    x = rnd(3, 640)
+    ref = x[:16].copy()
+    for i in range(1, 40):
+        ref = (ref + x[16 * i : 16 * i + 16]).astype(F32)
+    for engine in ("interp", "jit"):
+        (y,), rep = run(src, {"x": x}, ["y"], opt=1, sentrons=2, engine=engine, tmp=str(tmp_path))
+        assert rep["total"]["spills"] > 0
+        np.testing.assert_array_equal(y, ref)
