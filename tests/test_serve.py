@@ -603,3 +603,33 @@ def test_chat_rendering() -> None:
         render_template("{{ raise_exception('roles must alternate') }}", messages)
     with pytest.raises(ChatTemplateError):  # the sandbox refuses attribute tricks
         render_template("{{ messages.__class__.__mro__ }}{{ ''.__class__.__subclasses__() }}", messages)
+
+
+def test_engine_cancel_frees_waiting_and_active_requests() -> None:
+    class Slow(ByteBackend):
+        def forward(self, states: Sequence[list[int]], tokens: Sequence[Sequence[int]]) -> np.ndarray:
+            time.sleep(0.005)
+            return super().forward(states, tokens)
+
+    engine = Engine(Slow([ord("a")] * 60), max_concurrent=1)
+    engine.start()
+
+    async def go() -> tuple[list[Any], list[Any]]:
+        loop = asyncio.get_running_loop()
+        params = SamplingParams(max_tokens=60, temperature=0)
+        running, queued = engine.submit([65], params, loop), engine.submit([66], params, loop)
+        first = await running.events.get()  # `running` holds the only slot; `queued` waits
+        queued.cancel()
+        q_events = [ev async for ev in queued.stream()]
+        assert engine.stats.active == 1
+        running.cancel()
+        r_events = [first, *[ev async for ev in running.stream()]]
+        return q_events, r_events
+
+    try:
+        q_events, r_events = asyncio.run(asyncio.wait_for(go(), 10))
+    finally:
+        engine.stop()
+    assert [e.finish_reason for e in q_events] == ["cancelled"] and q_events[0].completion_tokens == 0
+    assert r_events[-1].finish_reason == "cancelled" and r_events[-1].completion_tokens < 60
+    assert engine.stats.cancelled == 2 and engine.stats.active == 0 and engine._pending == 0
