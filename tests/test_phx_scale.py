@@ -746,3 +746,45 @@ def test_spilling_with_two_sentrons(tmp_path):
         (y,), rep = run(src, {"x": x}, ["y"], opt=1, sentrons=2, engine=engine, tmp=str(tmp_path))
         assert rep["total"]["spills"] > 0
         np.testing.assert_array_equal(y, ref)
+
+
+FN = """const L = 3
+input x: f32[1, 64]
+weight wf: f32[64, 64] layers L
+input g: f32[64]
+input nl: i32[1]
+output z: f32[1, 64]
+tensor h: f32[1, 64]
+
+fn layer(w, s) {
+  t = matmul(h, w)
+  t = mul(t, s)
+  h = rmsnorm(t, g)
+}
+
+h = copy(x)
+let c: i32 = load(nl, 0)
+let n: i64 = i64(c)
+for l in 0..n {
+  let s: f32 = 0.5
+  layer(wf[l], s)
+}
+layer(wf[0], 2.0)
+z = copy(h)
+"""
+
+
+def test_functions_called_in_a_runtime_loop():
+    x, g, wf = rnd(1, 1, 64), (1 + 0.1 * rnd(2, 64)).astype(F32), rnd(3, 3, 64, 64) * F32(0.3)
+    inputs = {"x": x, "g": g, "wf": wf, "nl": np.array([3], np.int32)}
+    (z0,), _ = run(FN, inputs, ["z"], opt=0)
+    (z,), _ = run(FN, inputs, ["z"], opt=3)
+    assert z0.tobytes() == z.tobytes()
+    h = x.astype(np.float64)
+    for w, s in [(wf[0], 0.5), (wf[1], 0.5), (wf[2], 0.5), (wf[0], 2.0)]:
+        h = rms_ref(((h @ w) * s).astype(F32), g).astype(np.float64)
+    np.testing.assert_allclose(z, h, rtol=1e-4, atol=1e-5)
+    d = diags("fn f(a) { f(a) }\ninput x: f32[4]\nf(x)\n")
+    assert "calls itself" in d[0].message
+    d = diags("fn f(a, b) { }\ninput x: f32[4]\nf(x)\n")
+    assert "takes 2 argument(s), got 1" in d[0].message

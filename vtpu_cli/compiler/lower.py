@@ -97,6 +97,8 @@ class Lowerer:
         self.forced_tile: tuple[int, int] | None = None
         self.kernel_depth = 0
         self.view_count = 0
+        self.functions: dict[str, tuple[list[str], object]] = {}
+        self.call_stack: list[str] = []
         self.force_loops = False  # lower every tensor op to loops (tests compare both lowerings)
 
     # ------------------------------------------------------------------ diagnostics
@@ -121,11 +123,14 @@ class Lowerer:
         for it in items:
             if getattr(it, "data", None) == "tensor_decl":
                 self._guard(self.tensor_decl, it)
+        for it in items:
+            if getattr(it, "data", None) == "fn_def":
+                self._guard(self.fn_def, it)
         self.kernels.append(("main", 0, 0))
         main_start = len(self.b.code)
         for it in items:
             d = getattr(it, "data", None)
-            if d in ("coord_decl", "const_decl", "tensor_decl") or d is None:
+            if d in ("coord_decl", "const_decl", "tensor_decl", "fn_def") or d is None:
                 continue
             if d == "kernel":
                 name = str(it.children[0])
@@ -601,9 +606,62 @@ class Lowerer:
             finally:
                 self.scopes.pop()
 
+    def fn_def(self, node) -> None:
+        name_tok, *params, body = node.children
+        name = str(name_tok)
+        params = [p for p in params if p is not None]
+        if name in self.functions or name in _L1_FUNCS or name in _TENSOR_OPS:
+            self.fail(name_tok, f"function `{name}` is defined twice or shadows a builtin")
+        if len({str(p) for p in params}) != len(params):
+            self.fail(name_tok, f"function `{name}` has two parameters with the same name")
+        self.functions[name] = ([str(p) for p in params], body)
+
+    def call_fn(self, call, fname: str, args) -> None:
+        """Inline a function body at the call (one copy per call site, so it may be called in a loop
+        with a runtime loop variable). Tensor arguments bind the parameter names to the caller's
+        tensors (``w[l]`` included); other arguments are evaluated once into scalar variables.
+        Tensors the body assigns without declaring are shared by every call of the function."""
+        params, body = self.functions[fname]
+        if fname in self.call_stack:
+            self.fail(call, f"function `{fname}` calls itself (functions are inlined, so no recursion)")
+        if len(args) != len(params):
+            self.fail(call, f"{fname}() takes {len(params)} argument(s), got {len(args)}")
+        saved_t: dict = {}
+        scope: dict = {}
+        for p, a in zip(params, args, strict=True):
+            is_tensor = a.data == "index" or (a.data == "name" and str(a.children[0]) in self.tensors)
+            if is_tensor:
+                saved_t[p] = self.tensors.get(p)
+                self.tensors[p] = self.tensor_arg(a)
+                continue
+            c = _try_const(self, a)
+            if c is not None:
+                scope[p] = Var("i64" if isinstance(c, int) else "f32", c, const=True)
+                continue
+            t, _ = self.value(a, None)
+            if t is None:
+                t = self.infer(a)
+            reg = self.b.new("v" if is_vec(t) else "r", p)
+            self.into(a, t, reg)
+            scope[p] = Var(t, reg, readonly=True)
+        self.call_stack.append(fname)
+        self.scopes.append(scope)
+        try:
+            self.block(body)
+        finally:
+            self.scopes.pop()
+            self.call_stack.pop()
+            for p, t in saved_t.items():
+                if t is None:
+                    self.tensors.pop(p, None)
+                else:
+                    self.tensors[p] = t
+
     def call_stmt(self, call) -> None:
         fname = str(call.children[0])
         args = [a for a in call.children[1:] if a is not None]
+        if fname in self.functions:
+            return self.call_fn(call, fname, args)
         if fname == "store":
             if len(args) != 3:
                 self.fail(call, "store(tensor, byte_offset, value) takes 3 arguments")

@@ -22,6 +22,7 @@ KEYWORDS = {
     "tensor",
     "scale",
     "layers",
+    "fn",
 }
 
 
