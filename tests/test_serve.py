@@ -633,3 +633,11 @@ def test_engine_cancel_frees_waiting_and_active_requests() -> None:
     assert [e.finish_reason for e in q_events] == ["cancelled"] and q_events[0].completion_tokens == 0
     assert r_events[-1].finish_reason == "cancelled" and r_events[-1].completion_tokens < 60
     assert engine.stats.cancelled == 2 and engine.stats.active == 0 and engine._pending == 0
+
+
+def test_backends_implement_the_protocol(model: Any) -> None:
+    from vtpu_cli.serve.backend import Backend
+    from vtpu_cli.serve.refbackend import ReferenceBackend
+
+    assert isinstance(ReferenceBackend(model, ctx=CTX), Backend)
+    assert isinstance(ByteBackend([256]), Backend)  # the test double keeps the same contract
