@@ -129,6 +129,34 @@ later:
 end:
 """
 
+CAPACITY = """\
+; queue capacity across ranks: sentron 0 sends 20 messages to sentron 3 and then waits at a barrier that
+; sentron 3 reaches before receiving: the 17th CSEND finds the queue full and the fleet deadlocks.
+; With LIMIT=16 everything fits and the run completes.
+.const LIMIT = 20
+.output r6
+    DMOV r1, sid
+    DMOV r6, 0
+    DCMP.eq r9, r1, 0
+    DBRF other
+    DMOV r2, LIMIT
+send:
+                                 |                          | CPACK.i64 m0, r2
+                                 |                          | CSEND m0, 3
+    DLOOP r2, send
+other:
+                                 |                          | CBAR all
+    DCMP.eq r9, r1, 3
+    DBRF end
+    DMOV r2, LIMIT
+take:
+                                 |                          | CRECV m1, 0
+                                 |                          | CUNPACK.i64 r7, m1
+    DADD r6, r6, r7
+    DLOOP r2, take
+end:
+"""
+
 SPIN = """\
 ; runs until it is killed
 top:
@@ -183,6 +211,8 @@ def _jobs(tmp: Path) -> list[list[str]]:
     (tmp / "collectives.vasm").write_text(COLLECTIVES)
     (tmp / "fault.vasm").write_text(FAULT)
     (tmp / "remote.vasm").write_text(REMOTE)
+    (tmp / "capacity.vasm").write_text(CAPACITY)
+    (tmp / "capacity16.vasm").write_text(CAPACITY.replace("LIMIT = 20", "LIMIT = 16"))
     f = str(FLEET)
     return [
         ["run", f"{f}/ring_allreduce.vasm", "-n", "4", "--json", "--stats"],
@@ -205,6 +235,8 @@ def _jobs(tmp: Path) -> list[list[str]]:
         ["run", str(tmp / "collectives.vasm"), "-n", "8", "--json", "--stats"],
         ["run", str(tmp / "fault.vasm"), "-n", "4", "--json"],
         ["run", str(tmp / "remote.vasm"), "-n", "4", "--json", "--stats"],
+        ["run", str(tmp / "capacity.vasm"), "-n", "4", "--json"],
+        ["run", str(tmp / "capacity16.vasm"), "-n", "4", "--json", "--stats"],
         ["run", f"{f}/matmul_scatter.vasm", "-n", "16"],  # the text report
         ["run", f"{f}/ring_allreduce.vasm", "-n", "4", "--max-steps", "40", "--json"],
     ]
@@ -385,6 +417,9 @@ def test_what_the_jobs_cover(runs: dict) -> None:
     assert col["r5"] == 4.25  # (((1e8 + 1) - 1e8) + 1 + 3 ...: 4.25 in id order, 5.25 if the 1e8s met first
     assert col["r6"] == -100000000.0 and col["r7"] == 100000000.0
     assert col["r11"] == col["r12"] == sum(range(1, 8))
+    cap = by["capacity.vasm -n"]
+    assert cap["status"] == "deadlock" and "CSEND to 3 (queue full)" in cap["fault"]["message"]
+    assert by["capacity16.vasm -n"]["status"] == "ok"
     rem = by["remote.vasm -n"]
     assert rem["status"] == "fault" and rem["fault"]["sentron"] == 2
     assert rem["fault"]["message"].startswith("no scroll at 1.1.1/1.1.1/1.1.1")

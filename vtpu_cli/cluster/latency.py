@@ -3,8 +3,9 @@
 :func:`measure_latency` starts ``mpiexec -n 2 python -m vtpu_cli.cluster.latency`` (the phase-2 gate
 calls it). Sentron 0 lives on rank 0 and sentron 1 on rank 1; they play ping-pong through the C-pipe
 transport (the same ``send``/``pending``/``recv`` calls CSEND and CRECV make, credits included), and
-each round trip's time halved is one one-way sample. The baseline is the same ping-pong through
-:class:`~vtpu_cli.fleet.transport.InProcessTransport` in rank 0's process. Both are reported as median
+each round trip's time halved is one one-way sample. The baselines are the same ping-pong through
+:class:`~vtpu_cli.fleet.transport.InProcessTransport` in rank 0's process, and as plain
+``MPI_Send``/``MPI_Recv`` of the same bytes between the two ranks (the floor MPI sets on this host). Both are reported as median
 and 99th percentile in microseconds, with the ratio of the medians.
 """
 
@@ -36,7 +37,8 @@ def find_mpiexec() -> str | None:
 
 def measure_latency(samples: int = 2000, warmup: int = 200, ranks: int = 2, timeout_s: float = 120.0) -> dict:
     """One-way C-pipe latency across ranks vs in one process: ``{"cross_rank": {...}, "in_process": {...},
-    "ratio": float, ...}`` with ``median_us`` and ``p99_us`` each. Raises :class:`VtpuError` with exit
+    "raw_mpi": {...}, "ratio": float, ...}`` with ``median_us`` and ``p99_us`` each (``raw_mpi``: plain
+    MPI_Send/MPI_Recv of the same 64 bytes, the floor under the transport on this host). Raises :class:`VtpuError` with exit
     code 3 when MPI is not installed."""
     mpiexec = find_mpiexec()
     if mpiexec is None:
@@ -140,16 +142,41 @@ def _cross_rank(samples: int, warmup: int) -> list[float] | None:
     return out if me == 0 else None
 
 
+def _raw_mpi(samples: int, warmup: int) -> list[float] | None:
+    """The floor under the transport: the same ping-pong as plain MPI_Send/MPI_Recv of 64 bytes."""
+    from mpi4py import MPI
+
+    comm = MPI.COMM_WORLD
+    me = comm.Get_rank()
+    buf = bytearray(PAYLOAD)
+    out = []
+    comm.Barrier()
+    for i in range(samples + warmup):
+        if me == 0:
+            t0 = time.perf_counter()
+            comm.Send(buf, dest=1, tag=7)
+            comm.Recv(buf, source=1, tag=7)
+            if i >= warmup:
+                out.append((time.perf_counter() - t0) / 2)
+        elif me == 1:
+            comm.Recv(buf, source=0, tag=7)
+            comm.Send(buf, dest=0, tag=7)
+    comm.Barrier()
+    return out if me == 0 else None
+
+
 def main(argv: list[str]) -> int:
     samples = int(argv[0]) if argv else 2000
     warmup = int(argv[1]) if len(argv) > 1 else 200
     cross = _cross_rank(samples, warmup)
-    if cross is not None:
+    raw = _raw_mpi(samples, warmup)
+    if cross is not None and raw is not None:
         base = _in_process(samples, warmup)
         c, b = _summary(cross), _summary(base)
         doc = {
             "cross_rank": c,
             "in_process": b,
+            "raw_mpi": _summary(raw),
             "ratio": c["median_us"] / b["median_us"] if b["median_us"] else None,
             "payload_bytes": len(PAYLOAD),
             "what": "one-way = half a ping-pong round trip through the C-pipe transport (send/pending/recv)",

@@ -21,6 +21,7 @@ final gather) uses its own tag and is handed to a callback.
 
 from __future__ import annotations
 
+import pickle
 from collections import deque
 from collections.abc import Callable
 from typing import Any
@@ -58,10 +59,11 @@ class MpiTransport:
         try:  # the cluster extra; a one-rank stand-in communicator (checkpointing in one process) needs none
             from mpi4py import MPI
 
+            self._mpi: Any = MPI
             self._status: Any = MPI.Status()
             self._any_source, self._any_tag = MPI.ANY_SOURCE, MPI.ANY_TAG
         except ImportError:
-            self._status, self._any_source, self._any_tag = None, -2, -1
+            self._mpi, self._status, self._any_source, self._any_tag = None, None, -2, -1
         self.comm = comm
         self.n = n
         self.rank = comm.Get_rank()
@@ -83,6 +85,8 @@ class MpiTransport:
         self.update_bytes = 0
         self.instances: dict[str, int] = {}  # collective instances this rank accounts for, by kind
         self._reqs: list = []
+        self._owed: dict[tuple[int, int], int] = {}  # credits for messages taken, not yet returned
+        self._bufs: list[bytes] = []  # what each pending Isend sends: alive until it completes
         self.before_remote: Callable[[], list | None] | None = None  # dirty scrolls to ship first
         self.apply_update: Callable[[list], None] | None = None
         self.on_control: Callable[[int, Any], None] | None = None
@@ -93,13 +97,24 @@ class MpiTransport:
 
     # ------------------------------------------------------------------ sending
     def _isend(self, obj: Any, dest: int, tag: int = TAG_DATA) -> None:
-        self._reqs.append(self.comm.isend(obj, dest=dest, tag=tag))
+        """Pickle once and send without blocking; the buffer lives until the send completes."""
+        if self._mpi is None:  # pragma: no cover - a one-rank communicator sends nothing
+            raise AssertionError("a one-rank run has no other rank")
+        data = pickle.dumps(obj, pickle.HIGHEST_PROTOCOL)
+        self._reqs.append(self.comm.Isend([data, self._mpi.BYTE], dest=dest, tag=tag))
+        self._bufs.append(data)
         if len(self._reqs) > 64:
-            self._reqs = [r for r in self._reqs if not r.Test()]
+            self._settle()
+
+    def _settle(self) -> None:
+        keep = [(r, b) for r, b in zip(self._reqs, self._bufs, strict=True) if not r.Test()]
+        self._reqs = [r for r, _ in keep]
+        self._bufs = [b for _, b in keep]
 
     def _data(self, obj: tuple, dest: int) -> None:
         self.sent += 1
-        self._isend(obj + (list(self.applied),), dest)
+        # the causal dependencies; None while no memory update was ever applied (the common case)
+        self._isend(obj + (list(self.applied) if any(self.applied) else None,), dest)
 
     def _release_memory(self) -> None:
         """Ship the scrolls written here since the last release before anything that may order them."""
@@ -148,9 +163,8 @@ class MpiTransport:
 
     def recv(self, src: int, dst: int) -> Message:
         msg = self.queues[(src, dst)].popleft()
-        r = self.owner[src]
-        if r != self.rank:
-            self._data(("c", src, dst), r)
+        if self.owner[src] != self.rank:  # the credit goes back at the next poll, off the critical path
+            self._owed[(src, dst)] = self._owed.get((src, dst), 0) + 1
         return msg
 
     def rendezvous(self, key: tuple[int, int], kind: str, members: tuple[int, ...]) -> Rendezvous:
@@ -178,12 +192,18 @@ class MpiTransport:
 
         Returns True when anything changed that may let a blocked sentron proceed."""
         before = self.changes
+        if self._owed:
+            for (src, dst), k in self._owed.items():
+                self._data(("c", src, dst, k), self.owner[src])
+            self._owed.clear()
         self._push_collectives()
         st = self._status
         comm = self.comm
         while comm.Iprobe(source=self._any_source, tag=self._any_tag, status=st):
             src, tag = st.Get_source(), st.Get_tag()
-            obj = comm.recv(source=src, tag=tag)
+            buf = bytearray(st.Get_count(self._mpi.BYTE))
+            comm.Recv([buf, self._mpi.BYTE], source=src, tag=tag)
+            obj = pickle.loads(buf)
             if tag == TAG_CTRL:
                 if self.on_control is not None:
                     self.on_control(src, obj)
@@ -193,8 +213,9 @@ class MpiTransport:
                 self._rma(src, obj)
                 continue
             self.held[src].append(obj)
-        for r in range(self.size):
-            self._drain(r)
+        for r, q in enumerate(self.held):
+            if q:
+                self._drain(r)
         return self.changes != before
 
     def _drain(self, r: int) -> None:
@@ -203,7 +224,7 @@ class MpiTransport:
         while q:
             obj = q[0]
             deps = obj[-1]
-            if any(applied[k] < deps[k] for k in range(self.size) if k != r):
+            if deps is not None and any(applied[k] < deps[k] for k in range(self.size) if k != r):
                 return
             q.popleft()
             self._deliver(r, obj)
@@ -215,8 +236,8 @@ class MpiTransport:
             _, src, dst, payload, clock, hops, _deps = obj
             self._queue(src, dst).append(Message(src, payload, clock, hops))
         elif kind == "c":
-            _, src, dst, _deps = obj
-            self.in_flight[(src, dst)] -= 1
+            _, src, dst, k, _deps = obj
+            self.in_flight[(src, dst)] -= k
         elif kind == "k":
             _, key, kind_, members, sid, value, clock, _deps = obj
             c = self.colls.get(key)
@@ -278,5 +299,5 @@ class MpiTransport:
 
     def quiet(self) -> bool:
         """No send of this rank is still incomplete (used before the final exchange)."""
-        self._reqs = [r for r in self._reqs if not r.Test()]
+        self._settle()
         return not self._reqs
