@@ -788,3 +788,35 @@ def test_functions_called_in_a_runtime_loop():
     assert "calls itself" in d[0].message
     d = diags("fn f(a, b) { }\ninput x: f32[4]\nf(x)\n")
     assert "takes 2 argument(s), got 1" in d[0].message
+
+
+@settings(max_examples=4, deadline=None)
+@given(st.integers(1, 4), st.integers(1, 9), st.integers(1, 40), st.integers(0, 99))
+def test_quant_op_and_shared_quantisation(m, k16s, n, seed):
+    k = 16 * k16s
+    x = rnd(seed, m, k) * F32(3)
+    wa = np.random.default_rng(seed).integers(-1, 2, (k, n)).astype(np.int8)
+    wb = np.random.default_rng(seed + 1).integers(-1, 2, (k, n)).astype(np.int8)
+    src = f"""input x: f32[{m},{k}]
+weight wa: t2[{k},{n}] scale 0.25
+weight wb: t2[{k},{n}] scale 0.5
+output q: i8[{m},{k}]
+output s: f32[{m}]
+output ya: f32[{m},{n}]
+output yb: f32[{m},{n}]
+output yc: f32[{m},{n}]
+q, s = quant(x)
+ya = tmatmul(q, wa, s)
+yb = tmatmul(q, wb, s)
+yc = tmatmul(x, wa)
+"""
+    outs = [run(src, {"x": x, "wa": wa, "wb": wb}, ["q", "s", "ya", "yb", "yc"], opt=o)[0] for o in (0, 3)]
+    for a, b in zip(*outs, strict=True):
+        assert a.tobytes() == b.tobytes()
+    q, s, ya, yb, yc = outs[1]
+    am = np.maximum(np.abs(x).max(1), F32(1e-30)).astype(F32)
+    np.testing.assert_array_equal(q, np.rint((x * (F32(127) / am)[:, None]).astype(F32)).astype(np.int8))
+    np.testing.assert_array_equal(s, (am / F32(127)).astype(F32))
+    np.testing.assert_array_equal(ya, tmatmul_ref(x, wa, 0.25))
+    np.testing.assert_array_equal(yb, tmatmul_ref(x, wb, 0.5))
+    assert ya.tobytes() == yc.tobytes()  # the same bits as quantising inside tmatmul

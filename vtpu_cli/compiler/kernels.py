@@ -183,15 +183,88 @@ def matmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int) -> None:
 
 
 # ---------------------------------------------------------------------- ternary matmul
-def tmatmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int, wscale) -> None:
+def quantise_row(
+    lw: Lowerer, x, xrow: VReg, k: int, qscroll: str, qrow: VReg, tail_bytes: int, one: VReg
+) -> VReg:
+    """One row of per-token int8 absmax quantisation: am = max(max |x|, 1e-30), q = DCVT.i8(x * (127 /
+    am)) (round to nearest even) stored at ``qscroll[qrow..]`` (the last group stores ``tail_bytes``);
+    returns the register holding am / 127 (the dequantisation scale)."""
+    b = lw.b
+    mx = b.new("v", "amax")
+
+    def amax(p, nb, first):
+        v = ld(b, "f32", x.scroll, p, nb)
+        if first:
+            b.emit("DAND", mx, v, Imm(0x7FFFFFFF), type="i32")
+        else:
+            a = b.new("v")
+            b.emit("DAND", a, v, Imm(0x7FFFFFFF), type="i32")
+            b.emit("DMAX", mx, mx, a, type="f32")
+
+    chunk_loop(b, k, 4, xrow, amax)
+    am = b.new("r")
+    b.emit("DRED", am, mx, type="f32", mod="max")
+    b.emit("DMAX", am, am, F(1e-30), type="f32")
+    inv = b.new("r")
+    b.emit("DDIV", inv, one, am, type="f32")
+    s127 = b.new("r")
+    b.emit("DDIV", s127, am, F(127.0), type="f32")
+    vinv = b.new("v")
+    b.emit("DBCAST", vinv, inv, type="f32")
+    # four 16-lane parts per 64-byte i8 vector
+    xp, qp = ptr(b, xrow, "xp"), ptr(b, qrow, "qp")
+
+    def quant(parts: list[int]) -> VReg:
+        q = b.new("v", "q")
+        if len(parts) < 4:
+            b.emit("DBCAST", q, Imm(0), type="i8")
+        for part, nb in enumerate(parts):
+            v = ld(b, "f32", x.scroll, at(b, xp, part * 64), nb)
+            sv = b.new("v")
+            b.emit("DMUL", sv, v, vinv, type="f32")
+            b.emit("DCVT", q, sv, Imm(part), type="i8", type2="f32")
+        return q
+
+    def qgroup():
+        q = quant([64] * 4)
+        st(b, "i8", q, qscroll, qp, 64)
+        bump(b, xp, 256)
+        bump(b, qp, 64)
+
+    loop(b, k // 64, qgroup, "quant")
+    if k % 64:
+        left = (k % 64) * 4
+        parts = [min(64, left - o) for o in range(0, left, 64)]
+        q = quant(parts)
+        st(b, "i8", q, qscroll, qp, tail_bytes)
+    return s127
+
+
+def quant_loop(lw: Lowerer, x, q8, qs) -> None:
+    """``q8, qs = quant(x)``: every row quantised (see :func:`quantise_row`), qs[i] = am_i / 127."""
+    b = lw.b
+    m, k = x.shape if len(x.shape) == 2 else (1, x.shape[0])
+    one = b.new("r", "c127")
+    b.emit("DMOV", one, F(127.0), type="f32")
+    xrow, qrow, srow = ptr(b, 0, "xrow"), ptr(b, 0, "qrow"), ptr(b, 0, "srow")
+
+    def row():
+        s127 = quantise_row(lw, x, xrow, k, q8.scroll, qrow, k - (k // 64) * 64, one)
+        st(b, "f32", s127, qs.scroll, srow)
+
+    rows_loop(b, m, [(xrow, k * 4), (qrow, k), (srow, 4)], row)
+
+
+def tmatmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int, wscale, pre=None) -> None:
     """Per row: absmax (loop over chunks), quantise to int8 in 64-element groups (loop), then the
     ternary dot over column groups (loop) and k groups of 16 (loop); see docs/phx.md for numerics.
-    ``wscale`` is a python float (immediate) or an f32 scalar register."""
+    ``wscale`` is a python float (immediate) or an f32 scalar register. ``pre = (q8, qs)``: x is
+    already quantised (``quant``; K a multiple of 16), so the row's quantisation is skipped."""
     b = lw.b
     m, k = x.shape
     n = w.shape[1]
     k16 = (k + 15) // 16 * 16
-    qbuf = lw.scratch("q", m * k16)
+    qbuf = lw.scratch("q", m * k16) if pre is None else pre[0].scroll
     one = b.new("r", "c127")
     b.emit("DMOV", one, F(127.0), type="f32")
     nbs = [min(64, (n - j * 16) * 4) for j in range(t_lo, t_hi)]
@@ -202,59 +275,17 @@ def tmatmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int, wscale) -> None:
     groups = nfull // cc
     rem = nbs[groups * cc :]
     xrow, qrow, yrow = ptr(b, 0, "xrow"), ptr(b, 0, "qrow"), ptr(b, 0, "yrow")
+    srow = ptr(b, 0, "srow")
 
     def row():
-        # 1. absmax over the row
-        mx = b.new("v", "amax")
-
-        def amax(p, nb, first):
-            v = ld(b, "f32", x.scroll, p, nb)
-            if first:
-                b.emit("DAND", mx, v, Imm(0x7FFFFFFF), type="i32")
-            else:
-                a = b.new("v")
-                b.emit("DAND", a, v, Imm(0x7FFFFFFF), type="i32")
-                b.emit("DMAX", mx, mx, a, type="f32")
-
-        chunk_loop(b, k, 4, xrow, amax)
-        am = b.new("r")
-        b.emit("DRED", am, mx, type="f32", mod="max")
-        b.emit("DMAX", am, am, F(1e-30), type="f32")
-        inv = b.new("r")
-        b.emit("DDIV", inv, one, am, type="f32")
+        if pre is None:
+            s127 = quantise_row(lw, x, xrow, k, qbuf, qrow, k16 - (k // 64) * 64, one)
+        else:
+            s127 = ld(b, "f32", pre[1].scroll, srow, cls="r")
         sc = b.new("r")
-        b.emit("DDIV", sc, am, F(127.0), type="f32")
-        b.emit("DMUL", sc, sc, wscale if isinstance(wscale, VReg) else F(wscale), type="f32")
-        vinv = b.new("v")
-        b.emit("DBCAST", vinv, inv, type="f32")
+        b.emit("DMUL", sc, s127, wscale if isinstance(wscale, VReg) else F(wscale), type="f32")
         vsc = b.new("v")
         b.emit("DBCAST", vsc, sc, type="f32")
-        # 2. quantise: four 16-lane parts per 64-byte i8 vector (round to nearest even)
-        xp, qp = ptr(b, xrow, "xp"), ptr(b, qrow, "qp")
-
-        def quant(parts: list[int]) -> None:
-            q = b.new("v", "q")
-            if len(parts) < 4:
-                b.emit("DBCAST", q, Imm(0), type="i8")
-            for part, nb in enumerate(parts):
-                v = ld(b, "f32", x.scroll, at(b, xp, part * 64), nb)
-                s = b.new("v")
-                b.emit("DMUL", s, v, vinv, type="f32")
-                b.emit("DCVT", q, s, Imm(part), type="i8", type2="f32")
-            return q
-
-        def qgroup():
-            q = quant([64] * 4)
-            st(b, "i8", q, qbuf, qp, 64)
-            bump(b, xp, 256)
-            bump(b, qp, 64)
-
-        loop(b, k // 64, qgroup, "quant")
-        if k % 64:
-            left = (k % 64) * 4
-            parts = [min(64, left - o) for o in range(0, left, 64)]
-            q = quant(parts)
-            st(b, "i8", q, qbuf, qp, k16 - (k // 64) * 64)
         # 3. ternary dot: per column group, loop over k in 16s
         wp, yp = ptr(b, t_lo * k16 * 4, "wp"), ptr(b, yrow, "yp")
         if t_lo:
@@ -291,7 +322,7 @@ def tmatmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int, wscale) -> None:
         if rem:
             cgroup(rem)
 
-    rows_loop(b, m, [(xrow, k * 4), (qrow, k16), (yrow, n * 4)], row)
+    rows_loop(b, m, [(xrow, k * 4), (qrow, k16), (yrow, n * 4), (srow, 4)], row)
 
 
 # ---------------------------------------------------------------------- all-gather of column tiles

@@ -472,7 +472,9 @@ class Lowerer:
     def multi_assign(self, node) -> None:
         *names, expr = node.children
         if not _is_tensor_op(expr):
-            self.fail(node, "multiple assignment needs a tensor op that returns several tensors (topk)")
+            self.fail(
+                node, "multiple assignment needs a tensor op that returns several tensors (topk, quant)"
+            )
         self.tensor_stmt(names, expr)
 
     def for_stmt(self, node) -> None:
@@ -1077,6 +1079,7 @@ _TENSOR_OPS = (
     "rope",
     "attend",
     "matmul_nt",
+    "quant",
 )
 
 

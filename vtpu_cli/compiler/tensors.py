@@ -769,10 +769,21 @@ def _weight_scale(lw: Lowerer, w: Tensor, node):
 
 
 def _tmatmul(lw: Lowerer, name_toks, call, pos, kw):
-    _nargs(lw, call, pos, 2)
+    _nargs(lw, call, pos, 2, 3)
     _kw(lw, kw, ("shard",), call)
     x, w = lw.tensor_arg(pos[0]), lw.tensor_arg(pos[1])
-    _dtype_ok(lw, pos[0], x, ("f32",), "tmatmul")
+    pre = None
+    if len(pos) == 3:  # tmatmul(q8, w, qs): x already quantised by quant()
+        qs = lw.tensor_arg(pos[2])
+        _dtype_ok(lw, pos[0], x, ("i8",), "tmatmul with a scale tensor (quantised input)")
+        _dtype_ok(lw, pos[2], qs, ("f32",), "tmatmul (activation scales)")
+        if len(x.shape) == 2 and x.shape[1] % 16:
+            lw.fail(pos[0], f"a quantised tmatmul input needs K a multiple of 16, found {x.shape[1]}")
+        if len(x.shape) == 2 and qs.numel != x.shape[0]:
+            lw.fail(pos[2], f"activation scales must be f32[{x.shape[0]}] (one per row)")
+        pre = (x, qs)
+    else:
+        _dtype_ok(lw, pos[0], x, ("f32",), "tmatmul")
     _dtype_ok(lw, pos[1], w, ("t2",), "tmatmul (weights)")
     if len(x.shape) != 2:
         lw.fail(pos[0], "tmatmul takes x[M, K]")
@@ -790,19 +801,22 @@ def _tmatmul(lw: Lowerer, name_toks, call, pos, kw):
             lw.fail(node, "tmatmul shards by columns: shard=cols (each sentron computes a range of N)")
     y0 = _result(lw, name_toks[0], "f32", (m, n))
     wscale = _weight_scale(lw, w, pos[1])
-    _in_place(lw, y0, [x], lambda y: _tmatmul_into(lw, x, w, y, m, k, n, shard, wscale))
+    srcs = [x] if pre is None else [x, pre[1]]
+    _in_place(lw, y0, srcs, lambda y: _tmatmul_into(lw, x, w, y, m, k, n, shard, wscale, pre))
 
 
-def _tmatmul_into(lw: Lowerer, x: Tensor, w: Tensor, y: Tensor, m: int, k: int, n: int, shard, wscale):
+def _tmatmul_into(
+    lw: Lowerer, x: Tensor, w: Tensor, y: Tensor, m: int, k: int, n: int, shard, wscale, pre=None
+):
     b = lw.b
     k16 = (k + 15) // 16 * 16
     nt = (n + 15) // 16
-    if use_loops(lw, m * (k16 // 4) * nt) or (shard and lw.sentrons > 1):
+    if use_loops(lw, m * (k16 // 4) * nt) or (shard and lw.sentrons > 1) or pre is not None:
         if shard is None or lw.sentrons == 1:
-            kernels.tmatmul_loop(lw, x, w, y, 0, nt, wscale)
+            kernels.tmatmul_loop(lw, x, w, y, 0, nt, wscale, pre)
             return
         ranges = _col_ranges(nt, lw.sentrons)
-        _per_sentron(lw, lambda s: kernels.tmatmul_loop(lw, x, w, y, *ranges[s], wscale))
+        _per_sentron(lw, lambda s: kernels.tmatmul_loop(lw, x, w, y, *ranges[s], wscale, pre))
         kernels.gather_tiles_loop(lw, y, m, n, ranges)
         return
     qbuf = lw.scratch("q", m * k16)
@@ -1316,6 +1330,19 @@ def _matmul_nt(lw: Lowerer, name_toks, call, pos, kw):
     _in_place(lw, y0, [x, w], lambda y: kernels.matmul_nt_loop(lw, x, w, y))
 
 
+def _quant(lw: Lowerer, name_toks, call, pos, kw):
+    _nargs(lw, call, pos, 1)
+    _kw(lw, kw, (), call)
+    x = lw.tensor_arg(pos[0])
+    _dtype_ok(lw, pos[0], x, ("f32",), "quant")
+    if len(name_toks) != 2:
+        lw.fail(call, "quant returns (int8 values, scales): q, s = quant(x)")
+    m, k = _rows2(x)
+    q8 = _result(lw, name_toks[0], "i8", x.shape)
+    qs = _result(lw, name_toks[1], "f32", (m,))
+    kernels.quant_loop(lw, x, q8, qs)
+
+
 def _rope(lw: Lowerer, name_toks, call, pos, kw):
     _nargs(lw, call, pos, 3)
     _kw(lw, kw, ("heads",), call)
@@ -1411,6 +1438,7 @@ OPS = {
     "embed": _embed,
     "rope": _rope,
     "matmul_nt": _matmul_nt,
+    "quant": _quant,
     "attend": _attend,
     "argmax": _argmax,
     "topk": _topk,
