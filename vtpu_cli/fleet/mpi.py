@@ -4,8 +4,8 @@ Sentrons are spread over the ranks of a communicator by **block distribution** (
 rank r holds a contiguous run of ids, the first ``N mod R`` ranks one more). Each rank keeps the
 queues whose *receiver* it holds; a message to a sentron elsewhere goes out with ``isend`` and lands in
 the receiver's queue. Queue capacity is kept with credits: the sender counts its messages in flight per
-(sender, receiver) pair and the receiver returns a credit when a message is taken, so a full queue
-blocks the sender exactly as in one process (conservatively while a credit is still in flight).
+(sender, receiver) pair and the receiver returns the credits for the messages taken at its next poll,
+so a full queue blocks the sender as in one process (conservatively while credits are on their way).
 
 A collective instance (group, sequence) has one :class:`Rendezvous` record on every rank that holds a
 member. Local arrivals are broadcast to the other member ranks by :meth:`MpiTransport.poll`; remote
