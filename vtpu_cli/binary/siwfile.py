@@ -415,20 +415,18 @@ def decode(blob: bytes, name: str = "<input>", *, max_data: int | None = None) -
     if len(code_b) < ncode * SIW_BYTES:
         raise FormatError(f"{name}: code section truncated")
     code = []
+    seen: dict[tuple[bytes, int], Instr] = {}  # identical slots decode identically (Instr is immutable)
     for i in range(ncode):
         base = i * SIW_BYTES
-        code.append(
-            tuple(
-                _decode_slot(
-                    code_b[base + k * SLOT_BYTES : base + (k + 1) * SLOT_BYTES],
-                    PIPES[k],
-                    i,
-                    (coord_pool, const_pool),
-                    ncode,
-                )
-                for k in range(3)
-            )
-        )
+        siw = []
+        for k in range(3):
+            raw = code_b[base + k * SLOT_BYTES : base + (k + 1) * SLOT_BYTES]
+            ins = seen.get((raw, k))
+            if ins is None:
+                ins = _decode_slot(raw, PIPES[k], i, (coord_pool, const_pool), ncode)
+                seen[(raw, k)] = ins
+            siw.append(ins)
+        code.append(tuple(siw))
 
     def coord_at(idx: int, what: str) -> int:
         if not 0 <= idx < len(coord_pool):
@@ -519,7 +517,7 @@ def decode(blob: bytes, name: str = "<input>", *, max_data: int | None = None) -
             raise FormatError(f"{name}: corrupt output entry")
     if features & ~((1 << len(FEATURE_BITS)) - 1):
         raise FormatError(f"{name}: requires unknown CPU features (mask 0x{features:x})")
-    err = program_error(prog, max_data=max_data)
+    err = program_error(prog, max_data=max_data, instrs_checked=True)
     if err:
         raise FormatError(f"{name}: invalid program: {err}")
     _check_canonical(prog, blob, name)

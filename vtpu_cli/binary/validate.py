@@ -35,18 +35,27 @@ def _has_control(s: str) -> bool:
     return any(ord(ch) < 0x20 or 0x7F <= ord(ch) < 0xA0 for ch in s)
 
 
-def program_error(prog: Program, *, max_data: int | None = None) -> str | None:
+def program_error(prog: Program, *, max_data: int | None = None, instrs_checked: bool = False) -> str | None:
     """The first rule `prog` breaks, or None.
 
     `max_data` caps the total bytes of the program's .data/.zero scrolls (default: the per-run memory
     budget, docs/limits.md), so a file that merely *declares* a huge zero-filled scroll is refused before
-    anything is allocated.
+    anything is allocated. `instrs_checked`: every instruction already passed :func:`check_instr` (the
+    loader checks each slot as it decodes it).
     """
     ngroups = len(prog.groups)
     ncode = len(prog.code)
+    checked: set[int] = set()  # ids of instructions already checked (programs repeat slots)
     for i, siw in enumerate(prog.code):
+        real = []
         for ins in siw:
-            err = check_instr(ins)
+            if ins.is_nop:
+                continue
+            real.append(ins)
+            if id(ins) in checked:
+                continue
+            checked.add(id(ins))
+            err = None if instrs_checked else check_instr(ins)
             if err:
                 return f"{err} (SIW {i} {ins.op.pipe} slot)"
             for spec, a in zip(ins.op.operands, ins.args, strict=False):
@@ -59,7 +68,7 @@ def program_error(prog: Program, *, max_data: int | None = None) -> str | None:
                     )
                 if spec.kind == "label" and not 0 <= a.value <= ncode:
                     return f"branch target {a.value} outside the code (SIW {i} {ins.op.pipe} slot)"
-        hz = siw_hazard([ins for ins in siw if not ins.is_nop])
+        hz = siw_hazard(real) if len(real) > 1 else None
         if hz:
             (cls, idx), a, b = hz
             return f"intra-SIW hazard on {cls}{idx}: {a.op.name} and {b.op.name} in SIW {i}"
