@@ -252,3 +252,22 @@ def test_assembler_float_bits_match_the_numerics_module():
     for v in (0, 1, -1, 2**63, 2**64 - 1, -(2**63)):
         for b in (8, 16, 32, 64):
             assert a.sext(v, b) == n.sext(v, b)
+
+
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (".zero 1.1.1/1.1.1/1.1.1 f32[-1]", "a dimension is 0.."),
+        (".zero 1.1.1/1.1.1/1.1.1 f32[99999999999999999999]", "a dimension is 0.."),
+        (".zero 1.1.1/1.1.1/1.1.1 f32 -5", "not negative"),
+        (".data 1.1.1/1.1.1/1.1.1 f32[1,1,1,1,1,1,1,1,1] 1", "at most 8 dimensions"),
+        (".group g = 0..1000000000000", "sentron ids 0..1048575"),
+        (".group g = 1, 2, 99999999", "sentron ids 0..1048575"),
+    ],
+)
+def test_shapes_and_groups_beyond_the_format_limits_are_diagnostics(text, message):
+    """Found by the campaign: a negative dimension reached the encoder (struct.error); a huge group
+    range would build a list of 10^12 ids."""
+    with pytest.raises(DiagnosticError, match=message):
+        assemble(text + "\n    DHALT\n")
+    assert check_one(".zero 1.1.1/1.1.1/1.1.1 f32[0]\n    DHALT\n") == "ok"

@@ -14,6 +14,7 @@ import struct
 from dataclasses import dataclass
 from functools import lru_cache
 
+from vtpu_cli.binary.limits import MAX_DATA_DIMS, MAX_GROUP_MEMBERS, MAX_SCROLL_BYTES, MAX_SENTRON_ID
 from vtpu_cli.binary.program import (
     MEM_CONTIG,
     MEM_INDEXED,
@@ -1060,7 +1061,14 @@ class Assembler:
             i += 1
             while i < len(items) and not (items[i].kind == "punct" and items[i].text == "]"):
                 if items[i].kind == "num":
-                    dims.append(parse_int(items[i]))
+                    d = parse_int(items[i])
+                    if d < 0 or d > MAX_SCROLL_BYTES:
+                        raise _LineError(
+                            f"a dimension is 0..{MAX_SCROLL_BYTES}, found {d}", items[i].col, items[i].length
+                        )
+                    dims.append(d)
+                    if len(dims) > MAX_DATA_DIMS:
+                        raise _LineError(f"a shape has at most {MAX_DATA_DIMS} dimensions", items[i].col)
                 elif not (items[i].kind == "punct" and items[i].text == ","):
                     raise _LineError("a shape is [d0, d1, ...]", items[i].col, items[i].length)
                 i += 1
@@ -1099,6 +1107,8 @@ class Assembler:
             raw, n = encode_values(t, vals, self.consts)
         if shape is None:
             shape = (n,)
+        if nbytes_for(t, _prod(shape)) > MAX_SCROLL_BYTES:
+            raise _LineError(f"scroll larger than {MAX_SCROLL_BYTES} bytes", dtok.column, len(dtok))
         if _prod(shape) != n:
             raise _LineError(
                 f"shape {list(shape)} holds {_prod(shape)} elements but {n} were given",
@@ -1117,9 +1127,14 @@ class Assembler:
         if shape is None:
             if i >= len(items) or items[i].kind != "num":
                 raise _LineError(".zero needs a shape or an element count", dtok.column, len(dtok))
-            shape = (parse_int(items[i]),)
+            count = parse_int(items[i])
+            if count < 0:
+                raise _LineError(
+                    f"an element count is not negative, found {count}", items[i].col, items[i].length
+                )
+            shape = (count,)
         nbytes = nbytes_for(t, _prod(shape))
-        if nbytes > (1 << 31):
+        if nbytes > MAX_SCROLL_BYTES:
             raise _LineError(f"scroll of {nbytes} bytes is too large (max 2 GiB)", dtok.column, len(dtok))
         self._add_data(DataScroll(coord, t, shape, b"", zero=True, nbytes=nbytes), items[0])
 
@@ -1179,6 +1194,10 @@ class Assembler:
                 raise _LineError(
                     "a range needs 0 <= a <= b and a positive stride", rest[0].col, rest[0].length
                 )
+            if b > MAX_SENTRON_ID or (b - a) // s + 1 > MAX_GROUP_MEMBERS:
+                raise _LineError(
+                    f"group members are sentron ids 0..{MAX_SENTRON_ID}", rest[0].col, rest[0].length
+                )
             members = list(range(a, b + 1, s))
         else:
             members = []
@@ -1188,6 +1207,10 @@ class Assembler:
                 if t.kind != "num":
                     raise _LineError(f"expected a sentron id, found `{t.text}`", t.col, t.length)
                 members.append(parse_int(t))
+            if any(m > MAX_SENTRON_ID for m in members) or len(members) > MAX_GROUP_MEMBERS:
+                raise _LineError(
+                    f"group members are sentron ids 0..{MAX_SENTRON_ID}", rest[0].col, rest[0].length
+                )
             if len(set(members)) != len(members) or any(m < 0 for m in members):
                 raise _LineError(
                     "group members must be distinct non-negative ids", rest[0].col, rest[0].length
