@@ -819,10 +819,9 @@ def install_completion(shell: str, show: bool) -> int:
 
 
 # ----------------------------------------------------------------------------- entry points
-def _usage_error(e: UsageError, argv: list[str], parser: argparse.ArgumentParser) -> int:
+def _usage_error(e: UsageError) -> int:
+    """Bad usage: one line naming the command, a pointer to its help, exit 2 (JSON under --json)."""
     message = e.message
-    if message.startswith("unrecognized arguments:") or message.startswith("the following arguments"):
-        pass
     if STATE.json_doc:
         emit_json(
             {"ok": False, "status": "error", "exit_code": 2, "error": f"{e.prog}: {message}", "hint": None}
@@ -834,6 +833,7 @@ def _usage_error(e: UsageError, argv: list[str], parser: argparse.ArgumentParser
 
 
 def _unknown_options(extra: list[str], prog: str, parser: argparse.ArgumentParser) -> UsageError:
+    """argparse's leftovers as one message; a close option name is suggested only when one is close."""
     import difflib
 
     opts = [o for act in parser._actions for o in act.option_strings]
@@ -886,7 +886,7 @@ def cli(argv: list[str] | None = None) -> int:
                 sub = parser._subparsers._group_actions[0].choices.get(a.command) if a.command else None  # type: ignore[union-attr]
                 raise _unknown_options(extra, sub.prog if sub else "vtpu", sub or parser)
     except UsageError as e:
-        return _usage_error(e, argv, parser)
+        return _usage_error(e)
     _configure(a)
     if a.version:
         from vtpu_cli import __version__
