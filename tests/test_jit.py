@@ -1228,3 +1228,20 @@ def test_halt_then_python_callback_fault_in_one_siw():
     for max_steps in (None, 40):
         ref, res, diffs = both(prog, max_steps=max_steps)
         assert diffs == [] and res.status == "fault" and res.sentrons[0].halted
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck))
+@given(st.data())
+def test_differential_arbitrary_op_table_programs_fast_variant(data):
+    """Any op from the table with any operands, on the fast variant (no step limit, so only programs
+    whose branches all go forward: they terminate); faults are replayed and their location checked."""
+    from progen import program
+
+    prog = data.draw(program(max_siws=6))
+    for pc, siw in enumerate(prog.code):
+        for ins in siw:
+            if ins.op.branch and ins.args and isinstance(ins.args[-1], Imm):
+                assume(ins.args[-1].value > pc)
+    assume(_interp_ok(prog))
+    ref, res, diffs = both(prog)
+    assert diffs == [], diffs
