@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 from vtpu_cli.binary.program import DataScroll, Imm, Instr, Output, Program
+from vtpu_cli.compiler import tensors
 from vtpu_cli.compiler.ir import VI, CompileError, Label, dump
 from vtpu_cli.compiler.lower import RESERVED_LIBRARY, Lowerer
 from vtpu_cli.compiler.parser import MAX_DEPTH, parse
@@ -40,6 +41,7 @@ def _front(
         raise DiagnosticError(diagnostics=diags)
     lw = Lowerer(text, filename, opt, sentrons, tune)
     lw.compile_phx = compile_phx
+    lw.tensor_lowering = tensors
     lw.forced_tile = tile
     lw.force_loops = force_loops
     import sys

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from vtpu_cli.binary.program import Imm
 from vtpu_cli.compiler.ir import Builder, MemInfo, VMem, VReg
+from vtpu_cli.compiler.vecmath import const_iota, exp_vec, neg_inf
 from vtpu_cli.core.numerics import f32_bits
 
 if TYPE_CHECKING:
@@ -426,7 +427,6 @@ def row_max(lw: Lowerer, x, xrow: VReg, d: int, mask, ninf) -> VReg:
 def softmax_loop(lw: Lowerer, x, y, m: int, d: int, mask, ninf) -> None:
     """Three passes per row (any length): max; e = exp(x - max) stored into y while summing (vector
     accumulator, chunks in order); y *= 1/sum."""
-    from vtpu_cli.compiler.tensors import exp_vec
 
     b = lw.b
     one = b.new("r")
@@ -508,7 +508,6 @@ def first_max(lw: Lowerer, scroll: str, xrow: VReg, d: int, mask, ninf, iota: VR
 def topk_loop(lw: Lowerer, x, idx_t, val_t, m: int, d: int, kk: int, mask, ninf, iota: VReg) -> None:
     """Rows of any length: copy the row to a scratch, then k times: (lowest index of the max, max),
     and overwrite that element with -inf -- the same selection as the register version."""
-    from vtpu_cli.compiler.tensors import const_iota
 
     b = lw.b
     work = lw.scratch("topk", d * 4)
@@ -618,7 +617,6 @@ def attend_loop(
     caches can share one tensor), causal: token i of M attends to ``length - M + 1 + i`` rows;
     per head h (kv group g = h // (heads / kv_heads)): s_t = (q_h . k_t,g) * (1/sqrt(hd)) for t < length;
     p = exp(s - max s) (masked lanes contribute 0); o_h = (sum_t p_t v_t,g) * (1 / sum_t p_t)."""
-    from vtpu_cli.compiler.tensors import const_iota, exp_vec, neg_inf
 
     b = lw.b
     t_max = kc.shape[0]

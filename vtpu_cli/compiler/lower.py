@@ -85,6 +85,7 @@ class Lowerer:
         self.sentrons = sentrons
         self.tune = tune
         self.compile_phx = None  # set by the driver: the autotuner compiles candidate tiles
+        self.tensor_lowering = None  # set by the driver: the tensors module (level-2 statements)
         self.tensors: dict[str, Tensor] = {}
         self.coord_names: dict[str, int] = {}
         self.consts: dict[str, object] = {}
@@ -458,13 +459,11 @@ class Lowerer:
         self.into(expr, var.type, var.reg)
 
     def index_assign(self, node) -> None:
-        from vtpu_cli.compiler import tensors
-
         name_tok, idx, expr = node.children
         nested = len(self.scopes) > (2 if self.kernel_depth else 1)
         saved = self.b.push_region() if nested else None
         try:
-            tensors.write_row(self, name_tok, idx, expr)
+            self.tensor_lowering.write_row(self, name_tok, idx, expr)
         finally:
             if saved is not None:
                 self.b.pop_region(saved)
@@ -1011,8 +1010,6 @@ class Lowerer:
 
     # ------------------------------------------------------------------ level 2
     def tensor_stmt(self, name_toks, expr) -> None:
-        from vtpu_cli.compiler import tensors
-
         if expr.data != "call":
             self.fail(expr, "a tensor is assigned from a tensor op, e.g. y = matmul(x, w)")
         fname = str(expr.children[0])
@@ -1021,7 +1018,7 @@ class Lowerer:
         nested = len(self.scopes) > (2 if self.kernel_depth else 1)
         saved = self.b.push_region() if nested else None
         try:
-            tensors.lower_op(self, fname, name_toks, expr)
+            self.tensor_lowering.lower_op(self, fname, name_toks, expr)
         finally:
             if saved is not None:
                 self.b.pop_region(saved)

@@ -17,6 +17,8 @@ import os
 import platform
 from pathlib import Path
 
+UNROLL_LIMIT = 6000  # estimated IR ops below which a tiling loop is fully unrolled (-O2+)
+
 CANDIDATES = ((1, 1), (1, 2), (2, 1), (2, 2), (1, 4), (4, 1), (2, 4), (4, 2), (3, 3), (4, 4))
 
 
@@ -26,8 +28,6 @@ def fallback(kind: str, m: int, k: int, n: int, opt: int = 2) -> tuple[int, int]
     24 vector registers live (rr*cc accumulators + rr + cc operands). When the row blocks stay a
     DLOOP loop (too big to unroll), every activation load and output store needs an address DADD
     (svISA has no register + displacement mode), which the D count includes."""
-    from vtpu_cli.compiler.tensors import UNROLL_LIMIT
-
     nt = (n + 15) // 16
     if kind == "tmatmul":
         return 1, min(2, nt)
