@@ -239,6 +239,15 @@ def _jobs(tmp: Path) -> list[list[str]]:
         ["run", str(tmp / "capacity16.vasm"), "-n", "4", "--json", "--stats"],
         ["run", f"{f}/matmul_scatter.vasm", "-n", "16"],  # the text report
         ["run", f"{f}/ring_allreduce.vasm", "-n", "4", "--max-steps", "40", "--json"],
+    ] + [  # single-sentron examples, SPMD over 3 sentrons: uneven blocks, and a rank without sentrons at 4
+        ["run", str(ROOT / "programs" / p), "-n", "3", "--json", "--stats"]
+        for p in (
+            "dot.vasm",
+            "loop_mix.vasm",
+            "ternary_dot.vasm",
+            "memory/random_access.vasm",
+            "memory/row_walk.vasm",
+        )
     ]
 
 
@@ -356,19 +365,18 @@ def runs(tmp_path_factory) -> dict:
     jobs = _jobs(tmp)
     (tmp / "jobs.json").write_text(json.dumps(jobs))
     got = {}
-    for mode in MODES:
-        for ranks in (2, 4):
-            out = tmp / f"out{ranks}{mode}.json"
-            p = _mpirun(
-                ranks,
-                [__file__, "--driver", str(tmp / "jobs.json"), str(out)],
-                timeout=180,
-                env={"VTPU_CLUSTER_MEMORY": mode},
-            )
-            assert p.returncode in (0, 1), p.stderr[-3000:]
-            got[ranks, mode] = json.loads(out.read_text())
-            if (tmp / "C.safetensors").exists():
-                (tmp / "C.safetensors").rename(tmp / f"C{ranks}{mode}.safetensors")
+    for ranks, mode in CONFIGS:
+        out = tmp / f"out{ranks}{mode}.json"
+        p = _mpirun(
+            ranks,
+            [__file__, "--driver", str(tmp / "jobs.json"), str(out)],
+            timeout=180,
+            env={"VTPU_CLUSTER_MEMORY": mode},
+        )
+        assert p.returncode in (0, 1), p.stderr[-3000:]
+        got[ranks, mode] = json.loads(out.read_text())
+        if (tmp / "C.safetensors").exists():
+            (tmp / "C.safetensors").rename(tmp / f"C{ranks}{mode}.safetensors")
     ref = []
     for argv in jobs:
         ref.append(_in_process(argv))
@@ -376,11 +384,11 @@ def runs(tmp_path_factory) -> dict:
 
 
 MODES = ("homed", "replicated")
+CONFIGS = [(2, "homed"), (4, "homed"), (4, "replicated")]  # (ranks, memory mode): one mpiexec launch each
 
 
 @needs_mpi
-@pytest.mark.parametrize("mode", MODES)
-@pytest.mark.parametrize("ranks", [2, 4])
+@pytest.mark.parametrize(("ranks", "mode"), CONFIGS)
 def test_outputs_status_and_faults_match_one_process(runs: dict, ranks: int, mode: str) -> None:
     for argv, (rc, out), got in zip(runs["jobs"], runs["ref"], runs["got"][ranks, mode], strict=True):
         name = " ".join(Path(a).name for a in argv[1:])
@@ -434,9 +442,8 @@ def test_out_file_is_identical(runs: dict, tmp_path: Path) -> None:
     ref = tmp_path / "C.safetensors"
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
         assert cli(["run", str(FLEET / "matmul_scatter.vasm"), "-n", "16", "--out", str(ref)]) == 0
-    for ranks in (2, 4):
-        for mode in MODES:
-            assert (runs["tmp"] / f"C{ranks}{mode}.safetensors").read_bytes() == ref.read_bytes()
+    for ranks, mode in CONFIGS:
+        assert (runs["tmp"] / f"C{ranks}{mode}.safetensors").read_bytes() == ref.read_bytes()
 
 
 # --------------------------------------------------------------------------- checkpoint/restart
