@@ -335,6 +335,7 @@ def test_sentrons_default_to_the_rank_count(monkeypatch) -> None:
     assert ranks.sentrons(1, ["run", "p.siw"]) == 4
     assert ranks.sentrons(1, ["run", "p.siw", "-n", "1"]) == 1
     assert ranks.sentrons(16, ["run", "p.siw", "--sentrons=16"]) == 16
+    assert ranks.sentrons(2, ["run", "-n2", "p.siw"]) == 2
     monkeypatch.setenv("PMI_SIZE", "1")
     assert not ranks.under_mpi()
 

@@ -92,7 +92,10 @@ def under_mpi() -> bool:
 def sentrons(given: int, argv: list[str] | None = None) -> int:
     """``--sentrons`` under mpiexec: as given, or the rank count when the command line did not name it."""
     args = sys.argv[1:] if argv is None else argv
-    named = any(a in ("-n", "--sentrons") or a.startswith("--sentrons=") for a in args)
+    named = any(
+        a in ("-n", "--sentrons") or a.startswith("--sentrons=") or (a.startswith("-n") and a[2:].isdigit())
+        for a in args
+    )
     return given if named else max(given, world_size_from_env())
 
 
