@@ -157,6 +157,31 @@ take:
 end:
 """
 
+HANDOFF = """\
+; sentron 0 stores twice into a scroll homed with sentron 3, then messages sentron 2, which loads it:
+; the store must be home before the message can be received.
+.coord Y = 1.1.1/1.1.1/1.1.4
+.zero Y i64 2
+.output r5
+    DMOV r1, sid                 | SCOORD p0, Y
+    DMOV r5, 0
+    DCMP.eq r9, r1, 0
+    DBRF recv
+    DMOV r2, 41
+                                 | SSCATTR.i64 [p0 + 8], r2
+    DADD r2, r2, 1
+                                 | SSCATTR.i64 [p0 + 8], r2
+                                 |                          | CPACK.i64 m0, r2
+                                 |                          | CSEND m0, 2
+    DHALT
+recv:
+    DCMP.eq r9, r1, 2
+    DBRF end
+                                 |                          | CRECV m1, 0
+                                 | SGATHER.i64 r5, [p0 + 8]
+end:
+"""
+
 SPIN = """\
 ; runs until it is killed
 top:
@@ -212,6 +237,7 @@ def _jobs(tmp: Path) -> list[list[str]]:
     (tmp / "fault.vasm").write_text(FAULT)
     (tmp / "remote.vasm").write_text(REMOTE)
     (tmp / "capacity.vasm").write_text(CAPACITY)
+    (tmp / "handoff.vasm").write_text(HANDOFF)
     (tmp / "capacity16.vasm").write_text(CAPACITY.replace("LIMIT = 20", "LIMIT = 16"))
     f = str(FLEET)
     return [
@@ -236,6 +262,7 @@ def _jobs(tmp: Path) -> list[list[str]]:
         ["run", str(tmp / "fault.vasm"), "-n", "4", "--json"],
         ["run", str(tmp / "remote.vasm"), "-n", "4", "--json", "--stats"],
         ["run", str(tmp / "capacity.vasm"), "-n", "4", "--json"],
+        ["run", str(tmp / "handoff.vasm"), "-n", "4", "--json"],
         ["run", str(tmp / "capacity16.vasm"), "-n", "4", "--json", "--stats"],
         ["run", f"{f}/matmul_scatter.vasm", "-n", "16"],  # the text report
         ["run", f"{f}/ring_allreduce.vasm", "-n", "4", "--max-steps", "40", "--json"],
@@ -426,6 +453,8 @@ def test_what_the_jobs_cover(runs: dict) -> None:
     assert col["r5"] == 4.25  # (((1e8 + 1) - 1e8) + 1 + 3 ...: 4.25 in id order, 5.25 if the 1e8s met first
     assert col["r6"] == -100000000.0 and col["r7"] == 100000000.0
     assert col["r11"] == col["r12"] == sum(range(1, 8))
+    hand = {o["sentron"]: o["value"] for o in by["handoff.vasm -n"]["outputs"]}
+    assert hand[2] == 42
     cap = by["capacity.vasm -n"]
     assert cap["status"] == "deadlock" and "CSEND to 3 (queue full)" in cap["fault"]["message"]
     assert by["capacity16.vasm -n"]["status"] == "ok"

@@ -399,6 +399,7 @@ class RankInterpreter(Interpreter):
         if self.memory_mode == "homed":
             self.router = Router(memory, tr, n)
             self.router.drop_foreign()
+            tr.before_remote = self._homed_release
 
     # ------------------------------------------------------------------ memory coherence
     def _note_access(self, s, sc, write: bool, ins) -> None:
@@ -754,8 +755,13 @@ class RankInterpreter(Interpreter):
         self.rounds = rounds
         return rounds, local_fault
 
+    def _homed_release(self) -> None:
+        """Before a C-pipe item leaves the rank: stores to remote scrolls go home first."""
+        assert self.router is not None
+        self.router.write_back()
+
     def _router_step(self, pc: int) -> None:
-        """Write remote stores through (a failure is the SIW's fault) and drop the cache after an acquire."""
+        """After an acquire, write back and drop the cache; a refused write-back is this SIW's fault."""
         assert self.router is not None
         try:
             self.router.after_step(pc in self.acquire_pcs)
@@ -769,6 +775,8 @@ class RankInterpreter(Interpreter):
         tr, fl = self.transport, self.fleet
         # every rank has left its loop once this barrier completes; until then keep serving remote scroll
         # requests (a rank may be waiting on one of ours) and taking in what is still arriving
+        if self.router is not None:
+            self.router.write_back()  # the homes gather the final image
         done = self.comm.Ibarrier()
         while not done.Test():
             tr.poll()

@@ -16,8 +16,8 @@ proceeds. Weights and other read-only inputs therefore cost no traffic at all.
 translates what it owns). An S-pipe access to a scroll homed elsewhere asks the home rank (MPI point-to-point relay,
 served as soon as it arrives): the first access fetches the whole scroll into a per-rank cache, with
 its size, type and race-detection metadata, so bounds checks and fault messages are the local ones;
-a store writes the cached copy and, at the end of the SIW, writes it through to the home rank and
-waits for the acknowledgement. The cache is dropped whenever a sentron of the rank *acquires*
+a store writes the cached copy, which goes back to the home rank (acknowledged) before anything next
+leaves the rank (a *release*: a message or a collective arrival) and before the cache is dropped. The cache is dropped whenever a sentron of the rank *acquires*
 (completes a ``CRECV``, ``CBAR``, ``CREDUCE`` or ``CCAST``): under the memory model a conforming
 program cannot legally observe another sentron's write without such an acquire in between, so reads
 in between may use the cache. ``SALLOC``, ``SFREE``, ``SPREFCH`` and ``SFLUSH`` of a remote scroll are
@@ -58,6 +58,7 @@ class Router:
         self.bytes_in = 0
         self.bytes_out = 0
         self.remote_accesses = 0
+        self.failed: MemFault | None = None  # a write-back the home refused, raised at the next SIW's end
         self.replicas = {c for c in mem.table if not self.is_local(c)}  # foreign scrolls held read-only
         self.shared = {c for c in mem.table if self.is_local(c)}  # homed here, replicated elsewhere
         for name in METHODS:
@@ -142,15 +143,29 @@ class Router:
             self.written[coord] = None
 
     def after_step(self, acquired: bool) -> None:
-        """End of an SIW: write stores to remote scrolls through; drop the cache after an acquire."""
-        for coord in self.written:
-            sc = self.cache[coord]
-            raw = sc.buf.tobytes()
-            self._ask(coord, "put", coord, raw, sc.writer, sc.write_epoch)
-            self.bytes_out += len(raw)
-        self.written.clear()
+        """End of an SIW: after an acquire, write back and drop the cache; report a failed write-back."""
         if acquired:
+            self.write_back()
             self.cache.clear()
+        if self.failed is not None:
+            failed, self.failed = self.failed, None
+            raise failed
+
+    def write_back(self) -> None:
+        """Send the remote scrolls stored to since the last write-back home, each acknowledged: called
+        before anything leaves this rank (a release), so whoever acquires from it finds them there."""
+        while self.written:  # taken off first: waiting for the home polls, which may release again
+            coord = next(iter(self.written))
+            del self.written[coord]
+            sc = self.cache.get(coord)
+            if sc is None:
+                continue
+            raw = sc.buf.tobytes()
+            try:
+                self._ask(coord, "put", coord, raw, sc.writer, sc.write_epoch)
+            except MemFault as e:  # a racing SFREE/SALLOC at the home: the writer's next SIW faults
+                self.failed = self.failed or e
+            self.bytes_out += len(raw)
 
     def alloc(self, coord: int, size: int, align: int, owner: int) -> Scroll:
         if self.is_local(coord):

@@ -196,7 +196,8 @@ class MpiTransport:
             for (src, dst), k in self._owed.items():
                 self._data(("c", src, dst, k), self.owner[src])
             self._owed.clear()
-        self._push_collectives()
+        if not self.in_request:  # a release waits until the write-backs it must follow are acknowledged
+            self._push_collectives()
         st = self._status
         comm = self.comm
         while comm.Iprobe(source=self._any_source, tag=self._any_tag, status=st):
