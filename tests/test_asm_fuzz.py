@@ -263,11 +263,12 @@ def test_assembler_float_bits_match_the_numerics_module():
         (".data 1.1.1/1.1.1/1.1.1 f32[1,1,1,1,1,1,1,1,1] 1", "at most 8 dimensions"),
         (".group g = 0..1000000000000", "sentron ids 0..1048575"),
         (".group g = 1, 2, 99999999", "sentron ids 0..1048575"),
+        (".zero 1.1.1/1.1.1/1.1.1 f32[]", "at least one dimension"),
     ],
 )
 def test_shapes_and_groups_beyond_the_format_limits_are_diagnostics(text, message):
-    """Found by the campaign: a negative dimension reached the encoder (struct.error); a huge group
-    range would build a list of 10^12 ids."""
+    """Found by the campaign: a negative dimension reached the encoder (struct.error), an empty shape
+    assembled into a .siw the loader refuses; a huge group range would build a list of 10^12 ids."""
     with pytest.raises(DiagnosticError, match=message):
         assemble(text + "\n    DHALT\n")
     assert check_one(".zero 1.1.1/1.1.1/1.1.1 f32[0]\n    DHALT\n") == "ok"

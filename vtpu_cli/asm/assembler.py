@@ -592,6 +592,15 @@ class Assembler:
             self.error(bundle_line, 1, "bundle `{` is never closed", hint="add a line with `}`")
         program = self._finish(debug_lines)
         self._drop_knock_on()
+        if not self.diags:
+            # the loader's whole-program rules: whatever assembles also loads (a rule missed above is
+            # still reported, as a diagnostic without a line)
+            from vtpu_cli.binary.validate import program_error
+
+            err = program_error(program)
+            if err is not None:
+                self.diags.append(Diagnostic(f"invalid program: {err}", self.filename))
+                self._diag_order.append((0, 0))
         if self.diags:
             order = sorted(range(len(self.diags)), key=lambda i: self._diag_order[i])
             raise DiagnosticError(diagnostics=[self.diags[i] for i in order])
@@ -1073,6 +1082,8 @@ class Assembler:
                     raise _LineError("a shape is [d0, d1, ...]", items[i].col, items[i].length)
                 i += 1
             i += 1
+            if not dims:
+                raise _LineError("a shape needs at least one dimension", items[i - 1].col)
             shape = tuple(dims)
         return t, shape, i
 
