@@ -1,0 +1,323 @@
+"""BitNet b1.58 executed through the toolchain: ``phx/bitnet.phx`` compiled by phextcc, run by an engine.
+
+One decoder step over T tokens (all layers, RoPE, attention over the KV cache, LM head, argmax) is a
+single ``.phx`` program. It is compiled once per shape (T, context, logit rows) and kept, and every
+tensor lives in a scroll whose coordinate is computed from (role, layer): role R has the base
+coordinate ``4.1.1/1.1.R/1.1.1`` and layer l is that coordinate with the scroll part + l (the
+compiler's ``layers L`` stacks), so the layer loop inside the program reaches its weights by
+coordinate arithmetic. Weight scrolls are the converted-layout buffers themselves (memory-mapped from
+the layout cache when one is used): they are shared by every program variant and never copied.
+
+What runs on the host (numpy), and why -- everything else is compiled code:
+
+* the embedding row lookup (the table stays in its file encoding, f16/bf16/q8_0, which the compiler
+  has no dtype for), copied into the ``x`` input scroll;
+* the RoPE cos/sin tables (computed once per model, like a weight: inputs, not per-token glue);
+* sampling with temperature/top-k/top-p on the logits the program writes (greedy uses the program's
+  own ``argmax``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from importlib import resources
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from vtpu_cli.models.errors import ModelError
+
+if TYPE_CHECKING:
+    from vtpu_cli.binary.program import Program
+    from vtpu_cli.machine.memory import Memory
+    from vtpu_cli.models.ternary import TernaryMatrix
+    from vtpu_cli.models.weights import BitNetModel
+
+# role -> (phx tensor name, base coordinate). Ternary roles first, in the order of the scale table.
+TERNARY_ROLES = ("wq", "wk", "wv", "wo", "w_gate", "w_up", "w_down")
+PHX_TERNARY = {"wq": "wq", "wk": "wk", "wv": "wv", "wo": "wo", "w_gate": "wg", "w_up": "wu", "w_down": "wd"}
+NORM_ROLES = {"attn_norm": "attn_norm", "attn_sub_norm": "attn_sub", "ffn_norm": "ffn_norm", "ffn_sub_norm": "ffn_sub"}
+ROLE_INDEX = {
+    "wq": 1,
+    "wk": 2,
+    "wv": 3,
+    "wo": 4,
+    "wg": 5,
+    "wu": 6,
+    "wd": 7,
+    "attn_norm": 8,
+    "attn_sub": 9,
+    "ffn_norm": 10,
+    "ffn_sub": 11,
+    "onorm": 12,
+    "head": 13,
+}
+IO_INDEX = {"x": 1, "pos": 2, "cs": 3, "wsc": 4}
+OUT_INDEX = {"kc": 1, "vc": 2, "hout": 3, "logits": 4, "tok": 5}
+SCALES_PER_LAYER = 8  # q k v o gate up down + one pad slot: 32 bytes per layer
+NO_STEP_LIMIT = 1 << 62  # a (never reached) step limit selects the JIT's precise variant, which does
+# not snapshot every scroll before a run (with weights as scrolls that copy would cost more than the run)
+
+
+def weight_coord(role: str, layer: int = 0) -> str:
+    """The coordinate of layer ``layer`` of a weight role: the coordinate is the route."""
+    return f"4.1.1/1.1.{ROLE_INDEX[role]}/1.1.{1 + layer}"
+
+
+def io_coord(name: str) -> str:
+    if name in OUT_INDEX:
+        return f"3.1.1/1.1.1/1.1.{OUT_INDEX[name]}"
+    return f"1.1.1/1.1.1/1.1.{IO_INDEX[name]}"
+
+
+def phx_source() -> str:
+    """The shipped decoder-step program (without its shape header)."""
+    return resources.files("vtpu_cli.models").joinpath("phx/bitnet.phx").read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class StepShape:
+    """Everything a compiled step depends on besides the weights' values."""
+
+    hidden: int
+    ffn: int
+    heads: int
+    kv_heads: int
+    head_dim: int
+    layers: int
+    vocab: int
+    ctx: int
+    eps: float
+
+    def header(self) -> str:
+        """``const`` and ``coord`` declarations that instantiate the shipped program for this shape
+        (appended after it, so diagnostics keep the shipped file's line numbers)."""
+        c = {
+            "D": self.hidden,
+            "F": self.ffn,
+            "QD": self.heads * self.head_dim,
+            "KVD": self.kv_heads * self.head_dim,
+            "H": self.heads,
+            "KVH": self.kv_heads,
+            "HD": self.head_dim,
+            "L": self.layers,
+            "CTX": self.ctx,
+            "LCTX": self.layers * self.ctx,
+            "LW": self.layers * SCALES_PER_LAYER,
+            "V": self.vocab,
+        }
+        lines = ["", "# ---- shape header (vtpu_cli/models/compiled.py)"]
+        lines += [f"const {k} = {v}" for k, v in c.items()]
+        lines.append(f"const EPS = {_float_literal(self.eps)}")
+        for role in ROLE_INDEX:
+            lines.append(f"coord C_{role.upper()} = {weight_coord(role)}")
+        for name in (*IO_INDEX, *OUT_INDEX):
+            lines.append(f"coord C_{name.upper()} = {io_coord(name)}")
+        return "\n".join(lines) + "\n"
+
+    def text(self) -> str:
+        return phx_source() + self.header()
+
+
+def _float_literal(x: float) -> str:
+    """A .phx float literal (digits '.' digits, optional exponent)."""
+    m, e = f"{x:.9e}".split("e")
+    return f"{m}e{int(e)}"
+
+
+def check_supported(model: BitNetModel) -> None:
+    """Shapes the compiled step handles (vector-granular heads and rows); else a ModelError."""
+    c = model.config
+    if c.head_dim % 32:
+        raise ModelError(f"{model.source}: head size {c.head_dim} is not a multiple of 32 (compiled RoPE)")
+    if c.hidden % 16 or c.ffn % 16:
+        raise ModelError(f"{model.source}: hidden {c.hidden} and ffn {c.ffn} must be multiples of 16")
+
+
+def tile_layout(m: TernaryMatrix) -> np.ndarray:
+    """vtpu layout [out, in/4] -> phextcc's t2 tile layout of the [in, out] operand, as uint8 bytes.
+
+    Both put the codes of 4 consecutive inputs in one byte, least significant first, so the tile layout
+    is a pure byte transpose: block (kb, nb) = bytes packed[16 nb .. 16 nb + 15, kb] (docs/phx.md)."""
+    rows, cols = m.rows, m.cols
+    k16 = (cols + 15) // 16 * 16
+    n16 = (rows + 15) // 16 * 16
+    packed = np.asarray(m.packed, np.uint8)
+    if packed.shape != (n16, k16 // 4):
+        full = np.full((n16, k16 // 4), 0x55, np.uint8)  # code 1 (weight 0) in every field
+        full[:rows, : packed.shape[1]] = packed
+        packed = full
+    return np.ascontiguousarray(packed.reshape(n16 // 16, 16, k16 // 4).transpose(0, 2, 1)).reshape(-1)
+
+
+def rope_tables(ctx: int, head_dim: int, theta: float) -> tuple[np.ndarray, np.ndarray]:
+    half = head_dim // 2
+    inv = theta ** (-np.arange(half, dtype=np.float64) * 2.0 / head_dim)
+    ang = np.arange(ctx, dtype=np.float64)[:, None] * inv[None, :]
+    return np.cos(ang).astype(np.float32), np.sin(ang).astype(np.float32)
+
+
+def _u8(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a).view(np.uint8).reshape(-1)
+
+
+def head_matrix(model: BitNetModel, chunk: int = 8192) -> np.ndarray:
+    """The LM head as f32 [hidden, vocab] bytes (the compiler's matmul operand), built a row chunk at a
+    time from the file encoding."""
+    head = model.lm_head
+    out = np.empty((head.cols, head.rows), np.float32)
+    for r0 in range(0, head.rows, chunk):
+        r1 = min(head.rows, r0 + chunk)
+        out[:, r0:r1] = head.row_range(r0, r1).T
+    return out
+
+
+def convert_weights(model: BitNetModel) -> dict[str, np.ndarray]:
+    """Every weight scroll of the step program as uint8 bytes, keyed by coordinate text."""
+    out: dict[str, np.ndarray] = {}
+    scales = np.zeros(model.config.layers * SCALES_PER_LAYER, np.float32)
+    for li, layer in enumerate(model.layers):
+        for j, role in enumerate(TERNARY_ROLES):
+            m = getattr(layer, role)
+            out[weight_coord(PHX_TERNARY[role], li)] = tile_layout(m)
+            scales[li * SCALES_PER_LAYER + j] = m.scale
+        for role, name in NORM_ROLES.items():
+            out[weight_coord(name, li)] = _u8(np.asarray(getattr(layer, role), np.float32))
+    out[weight_coord("onorm")] = _u8(np.asarray(model.output_norm, np.float32))
+    out[weight_coord("head")] = _u8(head_matrix(model))
+    out[io_coord("wsc")] = _u8(scales)
+    return out
+
+
+_PROGRAMS: dict[StepShape, tuple[Program, dict]] = {}
+
+
+def compile_step(shape: StepShape, opt: int = 2) -> tuple[Program, dict]:
+    """The step program for ``shape`` (compiled once per process and shape)."""
+    from vtpu_cli.compiler import compile_phx
+
+    hit = _PROGRAMS.get(shape)
+    if hit is None:
+        hit = _PROGRAMS[shape] = compile_phx(shape.text(), "bitnet.phx", opt=opt)
+    return hit
+
+
+class StepRunner:
+    """The compiled step with its memory: weight and KV-cache scrolls are the shared buffers (added by
+    reference, never copied), the rest (IO, scratch) belongs to this runner."""
+
+    def __init__(self, shape: StepShape, shared: dict[int, np.ndarray], engine: str, sentrons: int = 1):
+        from vtpu_cli.core import coords
+        from vtpu_cli.engines.select import EngineOptions
+        from vtpu_cli.machine.memory import Memory, scroll_buffer
+
+        self.shape = shape
+        self.program, self.report = compile_step(shape)
+        self.engine_name = engine
+        self.mem: Memory = Memory(mem_limit=1 << 46)
+        for d in self.program.data:
+            buf = shared.get(d.coord)
+            if buf is None:
+                buf = scroll_buffer(d.size, None if d.zero else d.data)
+            elif buf.shape[0] != d.size:
+                raise ModelError(
+                    f"scroll {coords.format_packed(d.coord)}: {buf.shape[0]} bytes for a {d.size}-byte tensor"
+                )
+            self.mem.add(d.coord, buf, dtype=d.dtype, shape=d.shape)
+        names = self.program.coord_names
+        self.bufs = {n: self.mem.table[names[n]].buf for n in ("x", "pos", "hout", "logits", "tok")}
+        self.opts = EngineOptions(engine=engine, sentrons=sentrons, max_steps=None)
+        self._engine = None
+        self.last = None
+        self.runs = 0
+        self.run_s = 0.0
+
+    def run(self, x: np.ndarray, pos: int) -> None:
+        """One token: ``x`` its embedding row, ``pos`` its position."""
+        from vtpu_cli.engines.select import open_engine
+
+        self.bufs["x"][:] = _u8(np.asarray(x, np.float32).reshape(self.shape.hidden))
+        self.bufs["pos"][:] = _u8(np.array([pos, self.shape.layers], np.int32))
+        if self._engine is None:
+            eng = open_engine(self.program, self.mem, self.opts)
+            if self.engine_name == "jit" and getattr(eng, "reason", None) is None:
+                self._engine = eng  # the JIT keeps its native code between runs
+        else:
+            eng = self._engine
+        res = eng.run()
+        if res.status != "ok":
+            raise ModelError(f"the compiled step failed: {res.fault.render() if res.fault else res.status}")
+        self.last = res
+        self.runs += 1
+        self.run_s += getattr(res, "run_s", 0.0) or 0.0
+
+    def logits(self) -> np.ndarray:
+        return self.bufs["logits"].view(np.float32)
+
+    def token(self) -> int:
+        return int(self.bufs["tok"].view(np.int32)[0])
+
+
+class CompiledModel:
+    """A loaded model run through the toolchain, with a KV cache. Same shape of interface as
+    ``Reference``: ``forward(ids)`` appends tokens and returns logits."""
+
+    def __init__(
+        self,
+        model: BitNetModel,
+        ctx: int | None = None,
+        engine: str = "jit",
+        weights: dict[str, np.ndarray] | None = None,
+    ) -> None:
+        from vtpu_cli.core import coords
+        from vtpu_cli.machine.memory import scroll_buffer
+
+        check_supported(model)
+        self.model = model
+        self.cfg = c = model.config
+        self.ctx = min(ctx or c.max_ctx, c.max_ctx)
+        self.engine = engine
+        conv = weights if weights is not None else convert_weights(model)
+        shared = {coords.parse_packed(k): v for k, v in conv.items()}
+        cos, sin = rope_tables(self.ctx, c.head_dim, c.rope_theta)
+        shared[coords.parse_packed(io_coord("cs"))] = _u8(np.concatenate([cos, sin], axis=1))
+        kv_bytes = c.layers * self.ctx * c.kv_dim * 4
+        self.kc, self.vc = scroll_buffer(kv_bytes), scroll_buffer(kv_bytes)
+        shared[coords.parse_packed(io_coord("kc"))] = self.kc
+        shared[coords.parse_packed(io_coord("vc"))] = self.vc
+        self.shared = shared
+        self.runner = StepRunner(self.shape(), shared, engine)
+        self.pos = 0
+        self.engines_used: set[str] = set()
+
+    def shape(self) -> StepShape:
+        c = self.cfg
+        return StepShape(
+            c.hidden, c.ffn, c.heads, c.kv_heads, c.head_dim, c.layers, c.vocab, self.ctx, float(np.float32(c.rms_eps))
+        )
+
+    def reset(self) -> None:
+        """Start a new sequence (cache rows beyond ``pos`` are never read, so nothing is cleared)."""
+        self.pos = 0
+
+    def step(self, token: int) -> StepRunner:
+        """Run one token at the next position; the runner then holds its logits and argmax."""
+        if self.pos >= self.ctx:
+            raise ModelError(f"context of {self.ctx} tokens exceeded")
+        self.runner.run(self.model.embedding.take([token])[0], self.pos)
+        if self.runner.last is not None:
+            self.engines_used.add(self.runner.last.engine)
+        self.pos += 1
+        return self.runner
+
+    def forward(self, ids: list[int], all_logits: bool = False) -> np.ndarray:
+        """Append ``ids``; float32 logits [1, vocab] of the last token, or [len(ids), vocab]."""
+        if self.pos + len(ids) > self.ctx:
+            raise ModelError(f"context of {self.ctx} tokens exceeded ({self.pos} + {len(ids)})")
+        outs = []
+        for i, t in enumerate(ids):
+            r = self.step(int(t))
+            if all_logits or i == len(ids) - 1:
+                outs.append(r.logits().copy())
+        return np.stack(outs) if outs else np.zeros((0, self.cfg.vocab), np.float32)
