@@ -19,7 +19,6 @@ What runs on the host (numpy), and why -- everything else is compiled code:
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING
@@ -37,7 +36,12 @@ if TYPE_CHECKING:
 # role -> (phx tensor name, base coordinate). Ternary roles first, in the order of the scale table.
 TERNARY_ROLES = ("wq", "wk", "wv", "wo", "w_gate", "w_up", "w_down")
 PHX_TERNARY = {"wq": "wq", "wk": "wk", "wv": "wv", "wo": "wo", "w_gate": "wg", "w_up": "wu", "w_down": "wd"}
-NORM_ROLES = {"attn_norm": "attn_norm", "attn_sub_norm": "attn_sub", "ffn_norm": "ffn_norm", "ffn_sub_norm": "ffn_sub"}
+NORM_ROLES = {
+    "attn_norm": "attn_norm",
+    "attn_sub_norm": "attn_sub",
+    "ffn_norm": "ffn_norm",
+    "ffn_sub_norm": "ffn_sub",
+}
 ROLE_INDEX = {
     "wq": 1,
     "wk": 2,
@@ -294,7 +298,15 @@ class CompiledModel:
     def shape(self) -> StepShape:
         c = self.cfg
         return StepShape(
-            c.hidden, c.ffn, c.heads, c.kv_heads, c.head_dim, c.layers, c.vocab, self.ctx, float(np.float32(c.rms_eps))
+            c.hidden,
+            c.ffn,
+            c.heads,
+            c.kv_heads,
+            c.head_dim,
+            c.layers,
+            c.vocab,
+            self.ctx,
+            float(np.float32(c.rms_eps)),
         )
 
     def reset(self) -> None:
