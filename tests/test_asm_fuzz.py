@@ -264,6 +264,7 @@ def test_assembler_float_bits_match_the_numerics_module():
         (".group g = 0..1000000000000", "sentron ids 0..1048575"),
         (".group g = 1, 2, 99999999", "sentron ids 0..1048575"),
         (".zero 1.1.1/1.1.1/1.1.1 f32[]", "at least one dimension"),
+        (".zero 1.1.1/1.1.1/1.1.1 f32[", "at least one dimension"),
     ],
 )
 def test_shapes_and_groups_beyond_the_format_limits_are_diagnostics(text, message):

@@ -1083,7 +1083,7 @@ class Assembler:
                 i += 1
             i += 1
             if not dims:
-                raise _LineError("a shape needs at least one dimension", items[i - 1].col)
+                raise _LineError("a shape needs at least one dimension", items[min(i, len(items)) - 1].col)
             shape = tuple(dims)
         return t, shape, i
 
