@@ -106,6 +106,7 @@ class StepShape:
             "KVH": self.kv_heads,
             "HD": self.head_dim,
             "L": self.layers,
+            "LS": max(self.layers, 2),
             "CTX": self.ctx,
             "LCTX": self.layers * self.ctx,
             "LW": self.layers * SCALES_PER_LAYER,
@@ -231,6 +232,7 @@ class StepRunner:
             self.mem.add(d.coord, buf, dtype=d.dtype, shape=d.shape)
         names = self.program.coord_names
         self.bufs = {n: self.mem.table[names[n]].buf for n in ("x", "pos", "hout", "logits", "tok")}
+        self.preloaded = set(self.mem.table)
         self.opts = EngineOptions(engine=engine, sentrons=sentrons, max_steps=None)
         self._engine = None
         self.last = None
@@ -243,6 +245,8 @@ class StepRunner:
 
         self.bufs["x"][:] = _u8(np.asarray(x, np.float32).reshape(self.shape.hidden))
         self.bufs["pos"][:] = _u8(np.array([pos, self.shape.layers], np.int32))
+        for c in [c for c in self.mem.table if c not in self.preloaded]:
+            self.mem.free(c)  # scrolls the last run SALLOC'd (the spill scroll): each run starts afresh
         if self._engine is None:
             eng = open_engine(self.program, self.mem, self.opts)
             if self.engine_name == "jit" and getattr(eng, "reason", None) is None:
