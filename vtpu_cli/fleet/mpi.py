@@ -15,8 +15,9 @@ order :mod:`vtpu_cli.fleet.collectives` defines: the bits do not depend on which
 Everything on the data tag from one rank is processed in send order (MPI's non-overtaking rule) and
 *causally*: each item carries the sender's count of memory-update batches applied per rank, and is
 held until the receiver has applied as many (see :meth:`MpiTransport.broadcast_update`, used by the
-cluster layer to keep scrolls coherent at every release). Control traffic (termination waves, stop,
-final gather) uses its own tag and is handed to a callback.
+cluster layer to keep scrolls coherent at every release). Remote scroll access
+(:meth:`MpiTransport.request`, the substrate router's relay) and control traffic (termination waves,
+stop, checkpoints) use tags of their own and are handed to callbacks as soon as they arrive.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from vtpu_cli.fleet.transport import QUEUE_CAPACITY, Message, Rendezvous
 
 TAG_DATA = 11
 TAG_CTRL = 12
-TAG_RMA = 13  # remote scroll access (the substrate router): requests are served as soon as they arrive
+TAG_SCROLL = 13  # remote scroll access (the substrate router): requests are served as soon as they arrive
 
 
 def block_range(rank: int, n: int, ranks: int) -> range:
@@ -210,8 +211,8 @@ class MpiTransport:
                     self.on_control(src, obj)
                 continue
             self.received += 1
-            if tag == TAG_RMA:
-                self._rma(src, obj)
+            if tag == TAG_SCROLL:
+                self._scroll_access(src, obj)
                 continue
             self.held[src].append(obj)
         for r, q in enumerate(self.held):
@@ -281,7 +282,7 @@ class MpiTransport:
         self._next_request += 1
         rid = self._next_request
         self.sent += 1
-        self._isend(("q", rid, obj), dest, TAG_RMA)
+        self._isend(("q", rid, obj), dest, TAG_SCROLL)
         self.in_request += 1
         try:
             while rid not in self._answers:
@@ -290,13 +291,13 @@ class MpiTransport:
             self.in_request -= 1
         return self._answers.pop(rid)
 
-    def _rma(self, src: int, obj: tuple) -> None:
+    def _scroll_access(self, src: int, obj: tuple) -> None:
         if obj[0] == "a":
             self._answers[obj[1]] = obj[2]
             return
         answer = self.on_request(src, obj[2]) if self.on_request is not None else None
         self.sent += 1
-        self._isend(("a", obj[1], answer), src, TAG_RMA)
+        self._isend(("a", obj[1], answer), src, TAG_SCROLL)
 
     def quiet(self) -> bool:
         """No send of this rank is still incomplete (used before the final exchange)."""
