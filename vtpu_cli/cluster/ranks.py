@@ -48,7 +48,7 @@ from vtpu_cli.engines.base import (
     SentronState,
 )
 from vtpu_cli.engines.interp.interpreter import Interpreter
-from vtpu_cli.engines.select import EngineOptions, _Fallback
+from vtpu_cli.engines.select import EngineOptions, Fallback
 from vtpu_cli.fleet.cpipe import Fleet
 from vtpu_cli.fleet.mpi import MpiTransport
 from vtpu_cli.fleet.transport import Message
@@ -265,7 +265,7 @@ def open_engine(
     return ClusterEngine(program, memory, o, comm, reason, _settings, exit_workers=exit_workers)
 
 
-class ClusterEngine(_Fallback):
+class ClusterEngine(Fallback):
     """This rank's share of the run. ``run`` returns the whole run's result on rank 0; on the other ranks
     it ends the process with the run's exit code (they have nothing to report)."""
 

@@ -33,7 +33,7 @@ class EngineOptions:
     opt: int | None = None
 
 
-class _Fallback:
+class Fallback:
     """The interpreter standing in for the JIT: its result records the reason."""
 
     def __init__(self, inner: Engine, reason: str):
@@ -61,11 +61,11 @@ def open_engine(program: Program, memory: Memory, o: EngineOptions) -> Engine:
     if o.engine == "interp":
         return interp()
     if o.trace:
-        return _Fallback(interp(), "--trace records the interpreter's lockstep schedule")
+        return Fallback(interp(), "--trace records the interpreter's lockstep schedule")
     try:
         from vtpu_cli.engines.jit.engine import JitEngine
     except ImportError as e:  # pragma: no cover - llvmlite missing
-        return _Fallback(interp(), f"the JIT cannot load ({e})")
+        return Fallback(interp(), f"the JIT cannot load ({e})")
     eng = JitEngine(
         program,
         o.sentrons,
@@ -79,13 +79,13 @@ def open_engine(program: Program, memory: Memory, o: EngineOptions) -> Engine:
     )
     eng.compile()
     if eng.fallback_reason is not None:
-        return _Fallback(interp(), eng.fallback_reason)
+        return Fallback(interp(), eng.fallback_reason)
     return eng
 
 
 def fallback_reason(engine: Engine) -> str | None:
     """Why the interpreter stands in for the JIT (None when the engine is the one asked for)."""
-    return engine.reason if isinstance(engine, _Fallback) else None
+    return engine.reason if isinstance(engine, Fallback) else None
 
 
 def run_program(program: Program, memory: Memory, o: EngineOptions) -> RunResult:
