@@ -1198,6 +1198,7 @@ def test_differential_campaign():
     def fleet(data):
         src, n = data.draw(fleet_source())
         _diff_source(src, n)
+        tick("fleet")
 
     @settings(
         max_examples=per["random"], deadline=None, suppress_health_check=list(HealthCheck), database=None
