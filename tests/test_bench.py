@@ -256,3 +256,14 @@ def test_a_faulting_program_is_never_verified(tmp_path, engine):
     assert r["verified"] is False and r["error"].startswith("run fault")
     crit = evaluate_gate("phase0", [r], HOST, "jit")
     assert crit[0]["passed"] is False and gate_exit(crit) == 1
+
+
+def test_phase2_judges_measured_mpi_figures():
+    mpi = {"latency_us": 9.0, "gops": 0.5, "overhead": 0.02}
+    crit = {c["name"]: c for c in evaluate_gate("phase2", [], HOST, "jit", {"mpi": mpi})}
+    lat = crit["C-pipe latency between processes (one-way, median)"]
+    assert lat["value"] == 9.0 and lat["passed"] is True
+    gops = crit["cluster Gops/s (normalised per core-GHz)"]
+    assert gops["value"] == 0.5 and gops["passed"] is False
+    over = crit["communication overhead"]
+    assert over["value"] == 0.02 and over["passed"] is True
