@@ -34,6 +34,12 @@ def paths(tmp_path_factory):
     return write_all(tmp_path_factory.mktemp("bitnet"), SynthSpec())
 
 
+@pytest.fixture
+def own_cache(tmp_path, monkeypatch):
+    """The commands write the converted-layout cache: keep it out of the user's cache folder."""
+    monkeypatch.setenv("VTPU_CACHE_DIR", str(tmp_path / "cache"))
+
+
 def test_tile_layout_is_the_compilers_packing():
     from vtpu_cli.compiler.tensors import pack_ternary_tiles
 
@@ -53,6 +59,19 @@ def test_every_format_gives_the_same_scrolls(paths):
         assert c.keys() == first.keys(), name
         for coord, buf in c.items():
             assert buf.tobytes() == first[coord].tobytes(), (name, coord)
+
+
+def test_layout_cache_round_trip(paths, tmp_path):
+    from vtpu_cli.models.cache import cached_weights
+
+    model = load_model(paths["tq1_0"])
+    first, hit1 = cached_weights(model, tmp_path)
+    second, hit2 = cached_weights(model, tmp_path)
+    assert (hit1, hit2) == (False, True)
+    want = convert_weights(model)
+    assert second.keys() == want.keys()
+    assert all(second[c].tobytes() == want[c].tobytes() for c in want)
+    assert isinstance(second[next(iter(want))], np.memmap)
 
 
 def _greedy_compare(model, engine: str, steps: int) -> tuple[list[int], list[float], set[str]]:
@@ -87,7 +106,7 @@ def test_jit_greedy_32_steps_every_format(paths, fmt):
     assert max(diffs[:24]) < TOL
 
 
-def test_generate_command_greedy_matches_reference(paths, capsys):
+def test_generate_command_greedy_matches_reference(own_cache, paths, capsys):
     model = load_model(paths["hf"])
     want = Reference(model, ctx=CTX).generate(model.tokenizer.encode(PROMPT), 4)
     rc = generate_command(paths["hf"], prompt=PROMPT, n=4, temp=0.0, ctx=CTX, engine="interp", json_out=True)
@@ -98,7 +117,7 @@ def test_generate_command_greedy_matches_reference(paths, capsys):
     assert out["stats"]["engine"] == "interp" and out["stats"]["peak_rss_bytes"] > 0
 
 
-def test_generate_errors_exit_2(paths, tmp_path, capsys):
+def test_generate_errors_exit_2(own_cache, paths, tmp_path, capsys):
     assert generate_command(tmp_path / "missing.gguf", prompt="x", n=1, engine="interp") == 2
     assert "missing.gguf" in capsys.readouterr().err
     long = "the " * 200
@@ -107,7 +126,7 @@ def test_generate_errors_exit_2(paths, tmp_path, capsys):
     assert generate_command(paths["hf"], prompt="x", n=1, sentrons=2, engine="interp") == 2
 
 
-def test_perplexity_command(paths, tmp_path, capsys):
+def test_perplexity_command(own_cache, paths, tmp_path, capsys):
     text = tmp_path / "t.txt"
     text.write_text("The cat", encoding="utf-8")
     model = load_model(paths["hf"])

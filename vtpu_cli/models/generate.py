@@ -28,7 +28,8 @@ class GenStats:
     engine: str = ""
     prompt_tokens: int = 0
     generated_tokens: int = 0
-    load_s: float = 0.0
+    load_s: float = 0.0  # reading the checkpoint and the converted-layout cache (or converting)
+    layout_cache_hit: bool = False
     compile_s: float = 0.0  # phextcc + engine start (JIT code generation or its cache hit)
     prefill_s: float = 0.0
     decode_s: float = 0.0
@@ -99,8 +100,11 @@ def _open(model: Path, ctx: int, engine: str, sentrons: int, stats: GenStats):
     m = load_model(model)
     if m.tokenizer is None:
         raise ModelError(f"{model}: no tokenizer")
+    from vtpu_cli.models.cache import cached_weights
+
+    weights, stats.layout_cache_hit = cached_weights(m)
     t1 = time.perf_counter()
-    cm = CompiledModel(m, ctx=ctx or None, engine=engine)
+    cm = CompiledModel(m, ctx=ctx or None, engine=engine, weights=weights)
     t2 = time.perf_counter()
     stats.load_s = t1 - t0
     stats.compile_s = t2 - t1
@@ -197,7 +201,8 @@ def generate_command(
         print(
             f"engine {stats.engine}: prompt {stats.prompt_tokens} tokens at {stats.prompt_tps:.1f} tok/s, "
             f"generated {stats.generated_tokens} at {stats.decode_tps:.1f} tok/s, time to first token "
-            f"{stats.ttft_s * 1e3:.0f} ms, load {stats.load_s:.2f} s, compile {stats.compile_s:.2f} s, "
+            f"{stats.ttft_s * 1e3:.0f} ms, load {stats.load_s:.2f} s"
+            f"{' (layout cache hit)' if stats.layout_cache_hit else ''}, compile {stats.compile_s:.2f} s, "
             f"peak RSS {stats.peak_rss_bytes / 2**20:.0f} MiB, stop: {stats.stop}",
             file=sys.stderr,
         )
