@@ -87,7 +87,7 @@ def main() -> None:
     cm.step(int(ids[0]))
     first = time.perf_counter() - first  # includes the engine start (JIT compile or cache load)
     ref = None if a.no_reference else Reference(m, ctx=a.ctx)
-    rtimes = []
+    rtimes, scale = [], []
     if ref is not None:
         ref.forward([int(ids[0])])
     for t in ids[1:]:
@@ -100,6 +100,7 @@ def main() -> None:
             lr = ref.forward([int(t)])[-1]
             rtimes.append(time.perf_counter() - s)
             diffs.append(float(np.abs(lc - lr).max()))
+            scale.append(float(np.abs(lr).max()))
     med = statistics.median(times)
     out = {
         "shape": vars(a),
@@ -119,6 +120,8 @@ def main() -> None:
             "reference_decode_tok_s": 1 / rmed,
             "speedup_vs_reference": rmed / med,
             "max_abs_logit_diff": max(diffs),
+            "logit_diffs": diffs,
+            "max_abs_logit": max(scale),
         }
     print(json.dumps(out, indent=1))
 

@@ -197,12 +197,15 @@ _PROGRAMS: dict[StepShape, tuple[Program, dict]] = {}
 
 
 def compile_step(shape: StepShape, opt: int = 2) -> tuple[Program, dict]:
-    """The step program for ``shape`` (compiled once per process and shape)."""
+    """The step program for ``shape`` (compiled once per process and shape). Every tensor op is
+    lowered to its loop form whatever its size: same numerics, a program ~2.5x smaller for small
+    models, and the JIT's native code generation time grows steeply with program size (measured on
+    the test model: 4888 SIWs unrolled took 9-15 minutes to generate, see docs/models.md)."""
     from vtpu_cli.compiler import compile_phx
 
     hit = _PROGRAMS.get(shape)
     if hit is None:
-        hit = _PROGRAMS[shape] = compile_phx(shape.text(), "bitnet.phx", opt=opt)
+        hit = _PROGRAMS[shape] = compile_phx(shape.text(), "bitnet.phx", opt=opt, force_loops=True)
     return hit
 
 
