@@ -36,7 +36,7 @@ def build(hidden: int, ffn: int, layers: int, heads: int, kv_heads: int, vocab: 
                 f"l{li}.{role}", r, c, pack_ternary(w), float(rng.integers(48, 112)) / 256
             )
         norms = {
-            n: (1 + rng.integers(-16, 17, size=s) / 64).astype(np.float32)
+            n: (1 + 0.15 * rng.standard_normal(s)).astype(np.float32)
             for n, s in (
                 ("attn_norm", hidden),
                 ("attn_sub_norm", hidden),
@@ -50,9 +50,9 @@ def build(hidden: int, ffn: int, layers: int, heads: int, kv_heads: int, vocab: 
         vocab,
         hidden,
         "f16",
-        (rng.integers(-48, 49, size=(vocab, hidden)) / 64).astype(np.float16),
+        (0.4 * rng.standard_normal((vocab, hidden))).astype(np.float16),
     )
-    onorm = (1 + rng.integers(-16, 17, size=hidden) / 64).astype(np.float32)
+    onorm = (1 + 0.15 * rng.standard_normal(hidden)).astype(np.float32)
     return BitNetModel(cfg, emb, layers_w, onorm, emb, Path("<synthetic>"), "synthetic")
 
 
