@@ -402,3 +402,14 @@ def test_every_package_ships_in_the_wheel():
     }
     assert found <= listed, sorted(found - listed)
     assert "vtpu_cli.grammar" in listed
+
+
+def test_generate_and_perplexity_are_wired(tmp_path):
+    """The model commands are thin: parse, call models.generate (tested there against the reference)."""
+    assert "--prompt-file" in vtpu("generate", "-h").stdout
+    r = vtpu("generate", str(tmp_path / "none.gguf"), "-p", "hi", "--engine", "interp")
+    assert r.returncode == 2 and "no such file" in r.stderr and "Traceback" not in r.stderr
+    r = vtpu("perplexity", str(tmp_path / "none.gguf"), str(tmp_path / "t.txt"), "--json")
+    assert r.returncode == 2 and json.loads(r.stdout)["status"] == "error"
+    r = vtpu("generate", str(tmp_path / "none.gguf"), "--temp", "hot")
+    assert r.returncode == 2 and "invalid float value: 'hot'" in r.stderr

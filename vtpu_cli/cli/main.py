@@ -24,6 +24,8 @@ COMMANDS = {
     "cc": "compile the .phx language into packed SIWs (phextcc)",
     "bench": "run the vBench suite, verify every result and judge a phase gate",
     "isa": "show the svISA op table, or one op",
+    "generate": "generate text with a BitNet b1.58 model (HF folder or .gguf)",
+    "perplexity": "perplexity of a BitNet b1.58 model over a text file",
     "topo": "TPU v4 pod topology simulator (planning at pod scale)",
 }
 SHELLS = ("bash", "zsh", "fish")
@@ -292,6 +294,47 @@ def build_parser() -> argparse.ArgumentParser:
     p = cmd("isa", "Show the svISA op table (the single source of truth), or one op with `vtpu isa DFMA`.")
     p.add_argument("op", nargs="?", metavar="OP", help="one op to describe, e.g. DFMA")
     p.add_argument("--markdown", action="store_true", help="print the generated docs/isa.md")
+
+    p = cmd(
+        "generate",
+        "Generate text with a BitNet b1.58 model (a Hugging Face folder or a .gguf file) through the compiled "
+        "decoder step; statistics on stderr (docs/models.md).",
+    )
+    p.add_argument("model", metavar="MODEL", help="a Hugging Face checkpoint folder or a .gguf file")
+    p.add_argument("-p", "--prompt", help="the prompt text")
+    p.add_argument("--prompt-file", metavar="FILE", help="read the prompt from FILE")
+    p.add_argument(
+        "-n",
+        "--tokens",
+        dest="n",
+        type=_int_in(0),
+        default=64,
+        metavar="N",
+        help="tokens to generate (default 64)",
+    )
+    p.add_argument("--temp", type=float, default=0.8, help="sampling temperature; 0 is greedy (default 0.8)")
+    p.add_argument("--top-k", type=_int_in(0), default=40, metavar="K", help="top-k sampling (default 40)")
+    p.add_argument("--top-p", type=float, default=0.95, metavar="P", help="nucleus sampling (default 0.95)")
+    p.add_argument("--seed", type=_int_in(), default=0, help="sampling seed (default 0)")
+    p.add_argument(
+        "--ctx", type=_int_in(0), default=0, metavar="N", help="context length (default: the model's)"
+    )
+    p.add_argument("--sentrons", type=_int_in(1, 4096), default=1, metavar="N", help="sentrons (default 1)")
+    p.add_argument(
+        "--engine", choices=("jit", "interp"), default="jit", help="execution engine (default jit)"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object (text, tokens, stats)")
+
+    p = cmd("perplexity", "Perplexity of a BitNet b1.58 model over a text file (docs/models.md).")
+    p.add_argument("model", metavar="MODEL", help="a Hugging Face checkpoint folder or a .gguf file")
+    p.add_argument("text_file", metavar="TEXT", help="a UTF-8 text file")
+    p.add_argument(
+        "--ctx", type=_int_in(0), default=0, metavar="N", help="context length (default: the model's)"
+    )
+    p.add_argument(
+        "--engine", choices=("jit", "interp"), default="jit", help="execution engine (default jit)"
+    )
+    p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = cmd("topo", "TPU v4 pod topology simulator; `vtpu topo --help` lists its commands.")
     p.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
@@ -695,6 +738,31 @@ def _isa_one(name: str) -> int:
     return 0
 
 
+def cmd_generate(a: argparse.Namespace) -> int:
+    from vtpu_cli.models.generate import generate_command
+
+    return generate_command(
+        Path(a.model),
+        prompt=a.prompt,
+        prompt_file=Path(a.prompt_file) if a.prompt_file else None,
+        n=a.n,
+        temp=a.temp,
+        top_k=a.top_k,
+        top_p=a.top_p,
+        seed=a.seed,
+        ctx=a.ctx,
+        sentrons=a.sentrons,
+        engine=a.engine,
+        json_out=a.json,
+    )
+
+
+def cmd_perplexity(a: argparse.Namespace) -> int:
+    from vtpu_cli.models.generate import perplexity_command
+
+    return perplexity_command(Path(a.model), Path(a.text_file), ctx=a.ctx, engine=a.engine, json_out=a.json)
+
+
 def cmd_topo(a: argparse.Namespace) -> int:
     from vtpu_cli.cli.topo import app as topo_app
 
@@ -733,6 +801,8 @@ HANDLERS = {
     "cc": cmd_cc,
     "bench": cmd_bench,
     "isa": cmd_isa,
+    "generate": cmd_generate,
+    "perplexity": cmd_perplexity,
     "topo": cmd_topo,
 }
 
@@ -874,7 +944,7 @@ def cli(argv: list[str] | None = None) -> int:
         return 0
     parser = build_parser()
     first = next((w for w in argv if not w.startswith("-")), None)
-    STATE.json_doc = first in ("asm", "run", "cc") and "--json" in argv
+    STATE.json_doc = first in ("asm", "run", "cc", "generate", "perplexity") and "--json" in argv
     try:
         if first == "topo":  # everything after `topo` belongs to the topo sub-app
             i = argv.index("topo")
