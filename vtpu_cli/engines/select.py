@@ -31,6 +31,7 @@ class EngineOptions:
     no_cache: bool = False
     portable: bool = False
     opt: int | None = None
+    rerunnable: bool = False  # JIT: the program may be re-run after a failed run (no pre-run snapshot)
 
 
 class Fallback:
@@ -76,6 +77,7 @@ def open_engine(program: Program, memory: Memory, o: EngineOptions) -> Engine:
         no_cache=o.no_cache,
         portable=o.portable,
         opt=o.opt,
+        rerunnable=o.rerunnable,
     )
     eng.compile()
     if eng.fallback_reason is not None:

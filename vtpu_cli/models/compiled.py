@@ -234,7 +234,7 @@ class StepRunner:
         names = self.program.coord_names
         self.bufs = {n: self.mem.table[names[n]].buf for n in ("x", "pos", "hout", "logits", "tok")}
         self.preloaded = set(self.mem.table)
-        self.opts = EngineOptions(engine=engine, sentrons=sentrons, max_steps=None)
+        self.opts = EngineOptions(engine=engine, sentrons=sentrons, max_steps=None, rerunnable=True)
         self._engine = None
         self.last = None
         self.runs = 0
@@ -254,23 +254,12 @@ class StepRunner:
                 self._engine = eng  # the JIT keeps its native code between runs
         else:
             eng = self._engine
-        res = self._run_jit(eng) if eng is self._engine else eng.run()
+        res = eng.run()
         if res.status != "ok":
             raise ModelError(f"the compiled step failed: {res.fault.render() if res.fault else res.status}")
         self.last = res
         self.runs += 1
         self.run_s += getattr(res, "run_s", 0.0) or 0.0
-
-    @staticmethod
-    def _run_jit(eng):
-        """The JIT's native run without its pre-run snapshot of every scroll (kept so that a faulting
-        run can be replayed): with the weights as scrolls that copy costs more than the step. A run
-        that does not end ``ok`` is run again through ``run()`` for the engine's golden fault report;
-        the step is idempotent (it rewrites only row ``pos`` of the caches and its outputs)."""
-        comp = eng.compile()
-        sens, wall = eng._run_native(comp)
-        res = eng._finish(sens, comp, wall)
-        return res if res.status == "ok" else eng.run()
 
     def logits(self) -> np.ndarray:
         return self.bufs["logits"].view(np.float32)

@@ -401,9 +401,15 @@ class JitEngine:
         no_cache: bool = False,
         portable: bool = False,
         opt: int | None = None,
+        rerunnable: bool = False,
     ):
+        """``rerunnable=True``: the caller promises that running the program again from the memory a
+        failed run leaves behind gives the same result (e.g. a model step that rewrites only its own
+        outputs). The engine then skips the pre-run copy of every scroll that makes a fault's replay
+        exact, and a run that does not end ok is simply run again with that copy."""
         if sentrons < 1:
             raise ValueError("at least one sentron")
+        self.rerunnable = rerunnable
         self.program = program
         self.n = sentrons
         self.max_steps = max_steps
@@ -507,6 +513,11 @@ class JitEngine:
         if self.fallback_reason is not None:
             raise JitError(f"the JIT cannot run this program: {self.fallback_reason}")
         comp = self.compiled
+        if self.rerunnable:
+            sens, wall = self._run_native(comp)
+            res = self._finish(sens, comp, wall)
+            if res.status == STATUS_OK:
+                return res
         blocking = any(ins.op.blocking for siw in self.program.code for ins in siw)
         snap = None if comp.variant.precise and not blocking else _snapshot(self.mem)
         sens, wall = self._run_native(comp)
