@@ -739,3 +739,17 @@ def test_measure_scaling_checks_results_across_rank_counts() -> None:
 
 if __name__ == "__main__" and len(sys.argv) == 4 and sys.argv[1] == "--driver":
     driver(sys.argv[2], sys.argv[3])
+
+
+def test_checkpoint_flags_match_the_environment_settings(
+    iter_prog: Path, tmp_path: Path, monkeypatch
+) -> None:
+    run = ["run", str(iter_prog), "-n", "4", "--json"]
+    rc, ref, _ = _cli_json(run + ["--engine", "interp"], {}, monkeypatch)
+    ck = tmp_path / "ck"
+    rc, cut, err = _cli_json(
+        run + ["--max-steps", "250", "--checkpoint", str(ck), "--checkpoint-every", "4"], {}, monkeypatch
+    )
+    assert rc == 1 and "checkpoint after barrier 8" in err and (ck / "checkpoint.npz").exists()
+    rc, res, _ = _cli_json(run + ["--resume", str(ck)], {}, monkeypatch)
+    assert rc == 0 and res["outputs"] == ref["outputs"]

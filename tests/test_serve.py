@@ -641,3 +641,15 @@ def test_backends_implement_the_protocol(model: Any) -> None:
 
     assert isinstance(ReferenceBackend(model, ctx=CTX), Backend)
     assert isinstance(ByteBackend([256]), Backend)  # the test double keeps the same contract
+
+
+def test_vtpu_serve_is_a_cli_command(tmp_path):
+    import contextlib
+    import io
+
+    from vtpu_cli.cli.main import cli
+
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        rc = cli(["serve", str(tmp_path / "no-such-model"), "--port", "0"])
+    assert rc == 2 and "no-such-model" in err.getvalue()

@@ -26,6 +26,7 @@ COMMANDS = {
     "isa": "show the svISA op table, or one op",
     "generate": "generate text with a BitNet b1.58 model (HF folder or .gguf)",
     "perplexity": "perplexity of a BitNet b1.58 model over a text file",
+    "serve": "serve a BitNet b1.58 model over an OpenAI-compatible HTTP API",
     "topo": "TPU v4 pod topology simulator (planning at pod scale)",
 }
 SHELLS = ("bash", "zsh", "fish")
@@ -235,6 +236,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--cache-dir", metavar="DIR", help="JIT cache (default $VTPU_CACHE_DIR or ~/.cache/vtpu)")
     p.add_argument(
+        "--checkpoint",
+        metavar="DIR",
+        help="write all sentron state and scrolls to DIR/checkpoint.npz at barriers (docs/cluster.md)",
+    )
+    p.add_argument(
+        "--checkpoint-every",
+        type=_int_in(1),
+        default=None,
+        metavar="K",
+        help="checkpoint at every K-th CBAR on group all (default 1)",
+    )
+    p.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR/checkpoint.npz")
+    p.add_argument(
         "-D", dest="defines", action="append", type=_define, default=[], metavar="NAME=VALUE",
         help="for .vasm: define or override a .const/.coord; for .phx: override a const",
     )  # fmt: skip
@@ -335,6 +349,34 @@ def build_parser() -> argparse.ArgumentParser:
         "--engine", choices=("jit", "interp"), default="jit", help="execution engine (default jit)"
     )
     p.add_argument("--json", action="store_true", help="print one JSON object")
+
+    p = cmd(
+        "serve",
+        "Serve a BitNet b1.58 model over an OpenAI-compatible HTTP API (needs `pip install 'vtpu[serve]'`; "
+        "docs/serve.md). SIGTERM or Ctrl-C drains the requests in flight and stops.",
+    )
+    p.add_argument("model", metavar="MODEL", help="a Hugging Face checkpoint folder or a .gguf file")
+    p.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1: loopback only)")
+    p.add_argument(
+        "--port", type=_int_in(0, 65535), default=8080, help="TCP port (default 8080; 0 picks one)"
+    )
+    p.add_argument(
+        "--sentrons", type=_int_in(1, 4096), default=1, metavar="N", help="compute threads (default 1)"
+    )
+    p.add_argument(
+        "--max-concurrent",
+        type=_int_in(1),
+        default=4,
+        metavar="K",
+        help="sequences decoded together; bounds KV-cache memory (default 4)",
+    )
+    p.add_argument(
+        "--ctx",
+        type=_int_in(0),
+        default=0,
+        metavar="N",
+        help="context length per sequence (default: the model's)",
+    )
 
     p = cmd("topo", "TPU v4 pod topology simulator; `vtpu topo --help` lists its commands.")
     p.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
@@ -620,6 +662,9 @@ def cmd_run(a: argparse.Namespace) -> int:
         no_cache=a.no_cache,
         cache_dir=Path(a.cache_dir) if a.cache_dir else None,
         quiet=STATE.quiet,
+        checkpoint=Path(a.checkpoint) if a.checkpoint else None,
+        checkpoint_every=a.checkpoint_every,
+        resume=Path(a.resume) if a.resume else None,
     )
     try:
         code = run_command(path, opts)
@@ -763,6 +808,12 @@ def cmd_perplexity(a: argparse.Namespace) -> int:
     return perplexity_command(Path(a.model), Path(a.text_file), ctx=a.ctx, engine=a.engine, json_out=a.json)
 
 
+def cmd_serve(a: argparse.Namespace) -> int:
+    from vtpu_cli.serve import serve_command
+
+    return serve_command(Path(a.model), a.host, a.port, a.sentrons, a.max_concurrent, a.ctx)
+
+
 def cmd_topo(a: argparse.Namespace) -> int:
     from vtpu_cli.cli.topo import app as topo_app
 
@@ -803,6 +854,7 @@ HANDLERS = {
     "isa": cmd_isa,
     "generate": cmd_generate,
     "perplexity": cmd_perplexity,
+    "serve": cmd_serve,
     "topo": cmd_topo,
 }
 

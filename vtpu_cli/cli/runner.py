@@ -287,6 +287,9 @@ class RunOptions:
     no_cache: bool = False
     cache_dir: Path | None = None
     quiet: bool = False  # -q: no notes on stderr (results and errors only)
+    checkpoint: Path | None = None  # --checkpoint DIR (cluster/checkpoint.py)
+    checkpoint_every: int | None = None  # --checkpoint-every K barriers
+    resume: Path | None = None  # --resume DIR
 
 
 class _LazyConsole:
