@@ -138,3 +138,22 @@ def test_perplexity_command(own_cache, paths, tmp_path, capsys):
     out = json.loads(capsys.readouterr().out)
     assert out["tokens"] == len(ids) - 1
     assert abs(out["perplexity"] - want) < 1e-3 * want
+
+
+def test_python_model_api_matches_the_reference(paths, own_cache):
+    import vtpu
+
+    m = vtpu.Model.load(paths["tq2_0"], ctx=CTX, engine="interp")
+    ids = m.tokenizer.encode(PROMPT)
+    got = m.generate_ids(ids, 6, stop_at_eos=False)
+    ref = Reference(load_model(paths["tq2_0"]), ctx=CTX)
+    logits = ref.forward(ids)[-1]
+    want = []
+    for _ in range(6):
+        want.append(int(np.argmax(logits)))
+        logits = ref.forward([want[-1]])[-1]
+    assert got == want
+    assert m.generate_ids(ids, 6, stop_at_eos=False) == got  # a new sequence each call
+    assert isinstance(m.generate(PROMPT, 4), str)
+    with pytest.raises(vtpu.ModelLoadError, match="no-such"):
+        vtpu.Model.load(paths["tq2_0"].parent / "no-such.gguf")

@@ -12,6 +12,8 @@ from vtpu_cli import __version__
 from vtpu_cli.api import (
     Diagnostic,
     DiagnosticError,
+    Model,
+    ModelLoadError,
     Program,
     Result,
     RunFault,
@@ -25,6 +27,8 @@ from vtpu_cli.api import (
 __all__ = [
     "Diagnostic",
     "DiagnosticError",
+    "Model",
+    "ModelLoadError",
     "Program",
     "Result",
     "RunFault",

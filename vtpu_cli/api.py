@@ -24,6 +24,8 @@ if TYPE_CHECKING:  # pragma: no cover
 __all__ = [
     "Diagnostic",
     "DiagnosticError",
+    "Model",
+    "ModelLoadError",
     "Program",
     "Result",
     "RunFault",
@@ -429,3 +431,86 @@ def stats_of(result, engine: str) -> dict:
             "cycles": getattr(result, "cycles", None),
         }
     return st
+
+
+class ModelLoadError(VtpuError):
+    """A model file or directory cannot be used (the message names the file and the key or tensor)."""
+
+
+class Model:
+    """A BitNet b1.58 checkpoint (HF folder or ``.gguf``) run through the compiled model: the decoder step
+    is a ``.phx`` program compiled by phextcc and executed by the engine (docs/models.md).
+
+    >>> m = vtpu.Model.load("model.gguf")                     # doctest: +SKIP
+    >>> m.generate("The capital of France is", max_tokens=16)  # doctest: +SKIP
+    """
+
+    def __init__(self, weights, compiled) -> None:
+        self.weights, self.compiled = weights, compiled
+
+    @classmethod
+    def load(cls, path: str | Path, *, ctx: int | None = None, engine: str = "jit") -> Model:
+        from vtpu_cli.models.cache import cached_weights
+        from vtpu_cli.models.compiled import CompiledModel
+        from vtpu_cli.models.errors import ModelError
+        from vtpu_cli.models.loader import load_model
+
+        if engine not in ENGINES:
+            raise VtpuError(f"unknown engine {engine!r} (choose from {', '.join(ENGINES)})")
+        try:
+            m = load_model(Path(path))
+            weights, _ = cached_weights(m)
+            return cls(m, CompiledModel(m, ctx=ctx, engine=engine, weights=weights))
+        except ModelError as e:
+            raise ModelLoadError(str(e)) from None
+
+    @property
+    def config(self):
+        return self.weights.config
+
+    @property
+    def tokenizer(self):
+        return self.weights.tokenizer
+
+    def generate_ids(
+        self,
+        ids: list[int],
+        max_tokens: int = 64,
+        *,
+        temperature: float = 0.0,
+        top_k: int = 0,
+        top_p: float = 1.0,
+        seed: int = 0,
+        stop_at_eos: bool = True,
+    ) -> list[int]:
+        """Continue the token ids ``ids`` (a new sequence) by up to ``max_tokens`` tokens; greedy when
+        ``temperature`` is 0 (the program's own argmax)."""
+        import numpy as np
+
+        from vtpu_cli.models.errors import ModelError
+        from vtpu_cli.models.sampling import Sampler
+
+        sampler = Sampler(temperature=temperature, top_k=top_k, top_p=top_p, seed=seed)
+        cm = self.compiled
+        cm.reset()
+        eos = set(self.config.eos_ids) if stop_at_eos else set()
+        out: list[int] = []
+        try:
+            logits = cm.forward(list(ids))[-1]
+            while len(out) < max_tokens:
+                tok = cm.runner.token() if sampler.greedy else sampler(logits.astype(np.float64))
+                out.append(tok)
+                if tok in eos or len(out) == max_tokens or cm.pos >= cm.ctx:
+                    break
+                logits = cm.forward([tok])[-1]
+        except ModelError as e:
+            raise ModelLoadError(str(e)) from None
+        return out
+
+    def generate(self, prompt: str, max_tokens: int = 64, **sampling) -> str:
+        """The text generated after ``prompt`` (sampling options as :meth:`generate_ids`)."""
+        if self.tokenizer is None:
+            raise ModelLoadError("this model has no tokenizer: use generate_ids")
+        ids = self.generate_ids(self.tokenizer.encode(prompt), max_tokens, **sampling)
+        eos = set(self.config.eos_ids)
+        return self.tokenizer.decode([t for t in ids if t not in eos])
