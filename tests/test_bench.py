@@ -224,10 +224,19 @@ def test_list_and_unknown_names():
 
 def test_generated_kernels_match_the_generator():
     """The shipped .vasm files are exactly what `python -m vtpu_cli.bench.generate` writes."""
-    from vtpu_cli.bench.generate import GENERATED
+    from vtpu_cli.bench.generate import GENERATED, with_defaults
 
     for name, fn in GENERATED.items():
-        assert (bench_dir() / name).read_text() == fn(), f"{name}: rerun python -m vtpu_cli.bench.generate"
+        want = with_defaults(name, fn())
+        assert (bench_dir() / name).read_text() == want, f"{name}: rerun python -m vtpu_cli.bench.generate"
+
+
+def test_every_bench_program_assembles_on_its_own():
+    """Each program carries its quick-size parameters as `.const` defaults (the suite overrides them)."""
+    from vtpu_cli.asm.assembler import assemble
+
+    for path in sorted(bench_dir().glob("*.vasm")):
+        assert assemble(path.read_text(), str(path)).code, path.name
 
 
 def test_core_clock_is_measured_against_the_tsc():

@@ -11,7 +11,7 @@ import pytest
 
 from vtpu_cli.asm.assembler import assemble
 from vtpu_cli.bench.native import hot_loop, missing_work, source_counts, source_loop
-from vtpu_cli.bench.suite import _program_text, load_manifests
+from vtpu_cli.bench.suite import assemble_program, load_manifests
 
 jit = pytest.importorskip("llvmlite")
 
@@ -25,7 +25,7 @@ SLOW = {"f32_gemm"}  # 1,000-SIW unrolled kernel: ~10 s of LLVM
 
 def _program(name: str):
     m = MANIFESTS[name]
-    return assemble(_program_text(m, m.params_for("full")), str(m.program))
+    return assemble_program(m, m.params_for("full"))
 
 
 @pytest.mark.parametrize(

@@ -384,6 +384,35 @@ GENERATED = {
     "f32_gemm.vasm": f32_gemm,
 }
 
+
+def default_params(program: str) -> dict[str, int]:
+    """The quick-size parameters of the manifest that runs ``program`` (the one named like it first), so
+    that every bench program assembles on its own; the suite overrides them with ``-D``-style defines."""
+    import tomllib
+
+    stem = program.removesuffix(".vasm")
+    found = []
+    for path in sorted(HERE.glob("*.toml")):
+        m = tomllib.loads(path.read_text())
+        if m.get("program") == program:
+            found.append((m.get("name") != stem, m))
+    if not found:
+        return {}
+    params = min(found, key=lambda x: x[0])[1].get("params", {})
+    return {k: int(v) for k, v in (params.get("quick") or next(iter(params.values()), {})).items()}
+
+
+def with_defaults(program: str, text: str) -> str:
+    """``text`` with a ``.const NAME = value`` line per default parameter after its leading comments."""
+    lines = text.splitlines(keepends=True)
+    at = next((i for i, line in enumerate(lines) if not line.startswith(";")), len(lines))
+    consts = [
+        f".const {k} = {v}           ; default (quick size); the suite overrides it\n"
+        for k, v in default_params(program).items()
+    ]
+    return "".join(lines[:at] + consts + lines[at:])
+
+
 if __name__ == "__main__":
     for name, fn in GENERATED.items():
-        (HERE / name).write_text(fn())
+        (HERE / name).write_text(with_defaults(name, fn()))

@@ -147,9 +147,14 @@ def pick_engine(name: str) -> Engine:
     return Engine("jit", ok, why)
 
 
-def _program_text(m: Manifest, params: dict) -> str:
-    consts = "".join(f".const {k} = {int(v)}\n" for k, v in params.items())
-    return consts + m.program.read_text()
+def assemble_program(m: Manifest, params: dict):
+    """The bench program with its parameters as defines (each program's own ``.const`` lines hold the
+    quick-size defaults, so it also assembles on its own)."""
+    from vtpu_cli.asm.assembler import assemble
+
+    return assemble(
+        m.program.read_text(), str(m.program), defines={k: str(int(v)) for k, v in params.items()}
+    )
 
 
 def _memory(program, inputs: dict):
@@ -230,7 +235,6 @@ def run_benchmark(
     """Run, verify and measure one benchmark; never raises for a program that fails (``error`` says)."""
     import numpy as np
 
-    from vtpu_cli.asm.assembler import assemble
     from vtpu_cli.bench.cases import CASES
     from vtpu_cli.core.cycles import core_clock, tsc_hz
 
@@ -241,7 +245,7 @@ def run_benchmark(
     n = sentrons or m.sentrons
     out = empty_entry(m, engine, n, params)
     try:
-        program = assemble(_program_text(m, params), str(m.program))
+        program = assemble_program(m, params)
     except VtpuError as e:
         out["error"] = f"does not assemble: {e.message}"
         return out
