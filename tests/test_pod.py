@@ -2,18 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import xml.etree.ElementTree as ET
+from dataclasses import dataclass
 
 import pytest
-import typer
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy.stats import binom
-from typer.testing import CliRunner
 
-from vtpu_cli.cli.topo import app
+from vtpu_cli.cli.topo import run
 from vtpu_cli.core.errors import Exit, VtpuError
 from vtpu_cli.fleet.topology import Topology
 from vtpu_cli.pod import planner as pod
@@ -204,11 +205,28 @@ def test_reconfigure_picks_healthy_spare():
 
 # ---------------------------------------------------------------------------------------------- CLI
 
-runner = CliRunner()
+
+@dataclass
+class Invoked:
+    """What a topo command did: exit code, stdout, stdout + stderr, and the exception it raised."""
+
+    exit_code: int
+    stdout: str
+    output: str
+    exception: BaseException | None
 
 
-def invoke(*args):
-    return runner.invoke(app, list(args))
+def invoke(*args) -> Invoked:
+    out, err = io.StringIO(), io.StringIO()
+    exc = None
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = run(list(args))
+        except SystemExit as e:  # argparse: --help (0) and usage errors (2)
+            code = e.code if isinstance(e.code, int) else 0
+        except VtpuError as e:
+            code, exc = int(e.exit_code), e
+    return Invoked(code, out.getvalue(), out.getvalue() + err.getvalue(), exc)
 
 
 def test_cli_show_json():
@@ -292,8 +310,20 @@ def test_cli_reconfigure_table_and_json():
     assert full.exit_code == int(Exit.FAULT)
 
 
-def test_sub_app_mounts():
-    parent = typer.Typer()
-    parent.add_typer(app, name="topo")
-    r = runner.invoke(parent, ["topo", "show", "4x4x4", "--json"])
-    assert r.exit_code == 0 and json.loads(r.stdout)["diameter"] == 6
+def test_mounted_under_vtpu():
+    from vtpu_cli.cli.main import cli
+
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        rc = cli(["topo", "show", "4x4x4", "--json"])
+    assert rc == 0 and json.loads(out.getvalue())["diameter"] == 6
+
+
+def test_topo_help_lists_every_command():
+    r = invoke("-h")
+    assert r.exit_code == 0 and "goodput-sweep" in r.output and "reconfigure" in r.output
+    for name in ("coords", "show", "alltoall", "allreduce", "goodput", "goodput-sweep", "reconfigure"):
+        h = invoke(name, "-h")
+        assert h.exit_code == 0 and "--json" in h.output, name
+    assert invoke().exit_code == 0  # no command: the help
+    assert invoke("show").exit_code == 2  # a missing SHAPE is a usage error

@@ -815,34 +815,9 @@ def cmd_serve(a: argparse.Namespace) -> int:
 
 
 def cmd_topo(a: argparse.Namespace) -> int:
-    from vtpu_cli.cli.topo import app as topo_app
+    from vtpu_cli.cli.topo import run as topo_run
 
-    for info in topo_app.registered_commands:
-        if not getattr(info.callback, "_vtpu_guarded", False):
-            info.callback = _guard(info.callback)
-    args = list(a.args)
-    if args[:1] == ["-h"]:
-        args[0] = "--help"
-    try:
-        topo_app(args=args, prog_name="vtpu topo", standalone_mode=True)
-    except SystemExit as e:
-        return e.code if isinstance(e.code, int) else (0 if e.code is None else 2)
-    return 0
-
-
-def _guard(fn):
-    """Typer sub-commands (topo): VtpuError becomes a clean message and its exit code."""
-    import functools
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except VtpuError as e:
-            raise SystemExit(report_error(e)) from None
-
-    wrapper._vtpu_guarded = True  # type: ignore[attr-defined]
-    return wrapper
+    return topo_run(list(a.args))
 
 
 HANDLERS = {

@@ -7,24 +7,96 @@ Every command prints a rich table, or the same figures as JSON with ``--json``. 
 
 from __future__ import annotations
 
+import argparse
+import inspect
 import json
+import sys
 from pathlib import Path
-
-import typer
 
 from vtpu_cli.core.errors import Exit, VtpuError
 
-app = typer.Typer(
-    help="Topologies (ring, torus, twisted torus) and the TPU v4 pod simulator: coordinates, "
-    "all-to-all, all-reduce, goodput and OCS reconfiguration.",
-    no_args_is_help=True,
-    add_completion=False,  # `vtpu --install-completion` covers every command
-    context_settings={"help_option_names": ["-h", "--help"]},
-    pretty_exceptions_enable=False,
+REQUIRED = ...
+
+
+class Opt:
+    """A ``--flag`` of a topo command, declared as the parameter's default (the argparse parser is built
+    from the signatures, so each command's options sit next to its code)."""
+
+    def __init__(self, default, *flags: str, help: str = "", metavar: str | None = None):
+        self.default, self.flags, self.help, self.metavar = default, flags, help, metavar
+
+
+class Arg(Opt):
+    """A positional argument of a topo command."""
+
+    def __init__(self, default, *, help: str = "", metavar: str | None = None):
+        super().__init__(default, help=help, metavar=metavar)
+
+
+class Commands:
+    """The topo sub-commands, registered with :meth:`command`."""
+
+    def __init__(self, help: str):
+        self.help = help
+        self.registered: dict[str, object] = {}
+
+    def command(self, name: str | None = None):
+        def deco(fn):
+            self.registered[name or fn.__name__] = fn
+            return fn
+
+        return deco
+
+
+app = Commands(
+    "Topologies (ring, torus, twisted torus) and the TPU v4 pod simulator: coordinates, "
+    "all-to-all, all-reduce, goodput and OCS reconfiguration."
 )
 
-JSON_OPT = typer.Option(False, "--json", help="Print the figures as JSON on stdout instead of a table.")
-TWISTED_OPT = typer.Option(False, "--twisted", help="Use the twisted torus (k x k x 2k or k x 2k x 2k).")
+JSON_OPT = Opt(False, "--json", help="Print the figures as JSON on stdout instead of a table.")
+TWISTED_OPT = Opt(False, "--twisted", help="Use the twisted torus (k x k x 2k or k x 2k x 2k).")
+_TYPES = {"int": int, "float": float, "str": str, "Path": Path}
+
+
+def build_parser(prog: str = "vtpu topo") -> argparse.ArgumentParser:
+    """``vtpu topo``'s parser, one sub-parser per registered command, options read from signatures."""
+    parser = argparse.ArgumentParser(prog=prog, description=app.help)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for name, fn in app.registered.items():
+        doc = inspect.getdoc(fn) or ""
+        first = doc.splitlines()[0].replace("%", "%%") if doc else ""  # argparse %-formats help text
+        sp = sub.add_parser(name, help=first, description=doc)
+        for pname, param in inspect.signature(fn).parameters.items():
+            spec = param.default
+            spec.help = spec.help.replace("%", "%%") if "%%" not in spec.help else spec.help
+            kind = _TYPES.get(str(param.annotation).split("|")[0].strip())
+            if isinstance(spec, Arg):
+                sp.add_argument(pname, type=kind, metavar=spec.metavar or pname.upper(), help=spec.help)
+            elif param.annotation in ("bool", bool):
+                sp.add_argument(*spec.flags, dest=pname, action="store_true", help=spec.help)
+            else:
+                required = spec.default is REQUIRED
+                sp.add_argument(
+                    *spec.flags,
+                    dest=pname,
+                    type=kind,
+                    default=None if required else spec.default,
+                    required=required,
+                    metavar=spec.metavar or spec.flags[-1].lstrip("-").upper().replace("-", "_"),
+                    help=spec.help,
+                )
+    return parser
+
+
+def run(argv: list[str]) -> int:
+    """Parse and run one topo command; its exit code (usage errors exit 2 through argparse, bad
+    figures raise :class:`VtpuError`)."""
+    if not argv:
+        argv = ["--help"]
+    ns = vars(build_parser().parse_args(argv))
+    fn = app.registered[ns.pop("command")]
+    code = fn(**ns)
+    return int(code or 0)
 
 
 # ---------------------------------------------------------------------------------------------- helpers
@@ -43,7 +115,7 @@ def require_scipy(what: str) -> None:
 
 
 def _emit_json(obj) -> None:
-    typer.echo(json.dumps(obj, indent=2, sort_keys=False))
+    sys.stdout.write(json.dumps(obj, indent=2, sort_keys=False) + "\n")
 
 
 def _console():
@@ -101,11 +173,11 @@ def atomic_write(path: Path, data: bytes) -> None:
 
 @app.command()
 def coords(
-    chip: int = typer.Option(None, "--chip", help="Show one chip (0..4095)."),
-    block: int = typer.Option(None, "--block", help="Show the 64 chips of one block/rack (0..63)."),
-    host: int = typer.Option(None, "--host", help="Show the 4 chips of one host (0..1023)."),
-    lookup: str = typer.Option(None, "--lookup", help="Find the chip at a phext coordinate."),
-    all_chips: bool = typer.Option(False, "--all", help="Show all 4096 chips."),
+    chip: int = Opt(None, "--chip", help="Show one chip (0..4095)."),
+    block: int = Opt(None, "--block", help="Show the 64 chips of one block/rack (0..63)."),
+    host: int = Opt(None, "--host", help="Show the 4 chips of one host (0..1023)."),
+    lookup: str = Opt(None, "--lookup", help="Find the chip at a phext coordinate."),
+    all_chips: bool = Opt(False, "--all", help="Show all 4096 chips."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Chip <-> phext coordinate <-> block/rack/host table (default: block 0)."""
@@ -154,11 +226,11 @@ def coords(
 
 @app.command()
 def show(
-    shape: str = typer.Argument(
-        ..., metavar="SHAPE", help="Shape like 4x4x8 (a torus), or a spec like ring:8 or twisted:4x4x8."
+    shape: str = Arg(
+        REQUIRED, metavar="SHAPE", help="Shape like 4x4x8 (a torus), or a spec like ring:8 or twisted:4x4x8."
     ),
     twisted: bool = TWISTED_OPT,
-    link_gbps: float = typer.Option(50.0, "--link-gbps", help="Bandwidth per link per direction, GB/s."),
+    link_gbps: float = Opt(50.0, "--link-gbps", help="Bandwidth per link per direction, GB/s."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Diameter, average hops and bisection of a topology."""
@@ -178,9 +250,9 @@ def show(
 
 @app.command()
 def alltoall(
-    shape: str = typer.Argument(..., metavar="SHAPE", help="Torus shape like 4x4x8."),
+    shape: str = Arg(REQUIRED, metavar="SHAPE", help="Torus shape like 4x4x8."),
     twisted: bool = TWISTED_OPT,
-    link_gbps: float = typer.Option(50.0, "--link-gbps", help="Bandwidth per link per direction, GB/s."),
+    link_gbps: float = Opt(50.0, "--link-gbps", help="Bandwidth per link per direction, GB/s."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """All-to-all throughput per chip: best minimal-path routing (LP, HiGHS) versus dimension order."""
@@ -226,10 +298,10 @@ def alltoall(
 
 @app.command()
 def allreduce(
-    shape: str = typer.Argument(..., metavar="SHAPE", help="Torus shape like 4x4x8."),
-    nbytes: int = typer.Option(..., "--bytes", help="Bytes each chip contributes (and receives reduced)."),
+    shape: str = Arg(REQUIRED, metavar="SHAPE", help="Torus shape like 4x4x8."),
+    nbytes: int = Opt(REQUIRED, "--bytes", help="Bytes each chip contributes (and receives reduced)."),
     twisted: bool = TWISTED_OPT,
-    link_gbps: float = typer.Option(50.0, "--link-gbps", help="Bandwidth per link per direction, GB/s."),
+    link_gbps: float = Opt(50.0, "--link-gbps", help="Bandwidth per link per direction, GB/s."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """All-reduce time under ring, bidirectional-ring and per-dimension-ring models."""
@@ -265,19 +337,15 @@ def allreduce(
 
 @app.command()
 def goodput(
-    slice_chips: int = typer.Option(
-        ..., "--slice", help="Slice size in chips: 4, 8, 16, 32 or a multiple of 64."
+    slice_chips: int = Opt(
+        REQUIRED, "--slice", help="Slice size in chips: 4, 8, 16, 32 or a multiple of 64."
     ),
-    availability: float = typer.Option(
-        ..., "--host-availability", help="Probability each host is up, in (0, 1], e.g. 0.995."
+    availability: float = Opt(
+        REQUIRED, "--host-availability", help="Probability each host is up, in (0, 1], e.g. 0.995."
     ),
-    static: bool = typer.Option(
-        False, "--static", help="A static machine (fixed block groups) instead of OCS."
-    ),
-    trials: int = typer.Option(
-        0, "--monte-carlo", help="Also estimate by Monte Carlo with this many trials."
-    ),
-    seed: int = typer.Option(0, "--seed", help="Seed of the Monte Carlo RNG."),
+    static: bool = Opt(False, "--static", help="A static machine (fixed block groups) instead of OCS."),
+    trials: int = Opt(0, "--monte-carlo", help="Also estimate by Monte Carlo with this many trials."),
+    seed: int = Opt(0, "--seed", help="Seed of the Monte Carlo RNG."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Expected goodput of a pod serving slices of one size (exact binomial, optional Monte Carlo)."""
@@ -307,12 +375,10 @@ def goodput(
 
 @app.command("goodput-sweep")
 def goodput_sweep(
-    slice_chips: int = typer.Option(
-        ..., "--slice", help="Slice size in chips: 4, 8, 16, 32 or a multiple of 64."
+    slice_chips: int = Opt(
+        REQUIRED, "--slice", help="Slice size in chips: 4, 8, 16, 32 or a multiple of 64."
     ),
-    plot: Path = typer.Option(
-        None, "--plot", help="Also write a plot: FILE.svg (always) or FILE.png (matplotlib)."
-    ),
+    plot: Path = Opt(None, "--plot", help="Also write a plot: FILE.svg (always) or FILE.png (matplotlib)."),
     as_json: bool = JSON_OPT,
 ) -> None:
     """Goodput with OCS versus a static machine for host availability 99.0% .. 99.9%."""
@@ -433,12 +499,12 @@ def write_plot(path: Path, slice_chips: int, rows: list[dict]) -> None:
 
 @app.command()
 def reconfigure(
-    fail_host: int = typer.Option(None, "--fail-host", help="Host that fails (0..1023)."),
-    fail_block: int = typer.Option(None, "--fail-block", help="Block (rack) that fails (0..63)."),
-    shape: str = typer.Option("12x16x16", "--shape", help="Running slice, 4i x 4j x 4k chips."),
+    fail_host: int = Opt(None, "--fail-host", help="Host that fails (0..1023)."),
+    fail_block: int = Opt(None, "--fail-block", help="Block (rack) that fails (0..63)."),
+    shape: str = Opt("12x16x16", "--shape", help="Running slice, 4i x 4j x 4k chips."),
     twisted: bool = TWISTED_OPT,
     as_json: bool = JSON_OPT,
-) -> None:
+) -> int | None:
     """Fail a host or block under a running slice: the spare block and the OCS entries that change."""
     from vtpu_cli.pod import planner as pod
 
@@ -477,4 +543,4 @@ def reconfigure(
                 )
             )
     if not r["restored"]:
-        raise typer.Exit(int(Exit.FAULT))
+        return int(Exit.FAULT)
