@@ -1376,11 +1376,11 @@ def encode_values(t: str, vals: list[Tok], consts: dict[str, int]) -> tuple[byte
 
 
 def pack_ternary(codes) -> bytes:
-    """2-bit codes (0,1,2 = -1,0,+1) -> bytes: code k at bits 2*(k%4) of byte k//4."""
-    out = bytearray((len(codes) + 3) // 4)
-    for k, c in enumerate(codes):
-        out[k >> 2] |= (c & 3) << (2 * (k & 3))
-    return bytes(out)
+    """2-bit codes (0,1,2 = -1,0,+1) -> bytes in the one packing (``isa/ternary.py``); a partial last byte
+    is zero-filled, as the .siw format has always stored it."""
+    from vtpu_cli.isa.ternary import pack_codes  # numpy only for programs with t2 data
+
+    return pack_codes([int(c) & 3 for c in codes], pad=0).tobytes()
 
 
 def assemble(

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vtpu_cli.core import coords
+from vtpu_cli.isa.ternary import pack_codes
 
 
 @dataclass
@@ -260,12 +261,6 @@ def _double_buffer():
 
 
 # ----------------------------------------------------------------------------- kernels with useful work
-def pack_codes(codes: np.ndarray) -> np.ndarray:
-    """Ternary codes (0, 1, 2) -> packed bytes, code k at bits 2*(k%4) of byte k//4, row by row."""
-    c = codes.reshape(codes.shape[0], -1, 4).astype(np.uint8)
-    return (c[..., 0] | (c[..., 1] << 2) | (c[..., 2] << 4) | (c[..., 3] << 6)).astype(np.uint8)
-
-
 @case("ternary_gemv")
 def _ternary_gemv():
     def inputs(p, rng, n=1):

@@ -841,6 +841,8 @@ def pack_ternary_tiles(wmat) -> bytes:
     byte n%16 holds the codes (w+1) of k = 4kb..4kb+3 at bits 2*(k%4). Padding codes are 1 (weight 0)."""
     import numpy as np
 
+    from vtpu_cli.isa.ternary import pack_codes
+
     w = np.asarray(wmat, dtype=np.int64)
     k, n = w.shape
     k16 = (k + 15) // 16 * 16
@@ -848,9 +850,8 @@ def pack_ternary_tiles(wmat) -> bytes:
     codes = np.ones((k16, n16), np.uint8)
     codes[:k, :n] = (w + 1).astype(np.uint8)
     # [nb, kb, n%16, k%4]
-    c = codes.reshape(k16 // 4, 4, n16 // 16, 16).transpose(2, 0, 3, 1)
-    packed = (c[..., 0] | (c[..., 1] << 2) | (c[..., 2] << 4) | (c[..., 3] << 6)).astype(np.uint8)
-    return packed.tobytes()
+    c = codes.reshape(k16 // 4, 4, n16 // 16, 16).transpose(2, 0, 3, 1)  # [nb, kb, n%16, k%4]
+    return pack_codes(np.ascontiguousarray(c).reshape(-1, 4)).tobytes()
 
 
 # ---------------------------------------------------------------------- row ops

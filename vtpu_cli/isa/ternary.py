@@ -10,15 +10,19 @@ import numpy as np
 _SHIFTS = np.array([0, 2, 4, 6], np.uint8)
 
 
-def pack_codes(codes) -> np.ndarray:
-    """codes[..., n] in 0..3 -> uint8[..., ceil(n / 4)] (padding codes are 0)."""
+def pack_codes(codes, pad: int = 1) -> np.ndarray:
+    """codes[..., n] in 0..2 -> uint8[..., ceil(n / 4)]. A partial last byte is filled with ``pad``
+    codes (1, weight 0, by default: padding never changes a dot product)."""
     c = np.asarray(codes, dtype=np.uint8)
     n = c.shape[-1]
-    pad = (-n) % 4
-    if pad:
-        c = np.concatenate([c, np.zeros(c.shape[:-1] + (pad,), np.uint8)], axis=-1)
-    c = c.reshape(c.shape[:-1] + (-1, 4)) & 3
-    return (c[..., 0] | (c[..., 1] << 2) | (c[..., 2] << 4) | (c[..., 3] << 6)).astype(np.uint8)
+    extra = (-n) % 4
+    if extra:
+        c = np.concatenate([c, np.full(c.shape[:-1] + (extra,), pad, np.uint8)], axis=-1)
+    c = c.reshape(c.shape[:-1] + (-1, 4))
+    out = c[..., 0] | (c[..., 1] << 2)  # explicit ORs: several times faster than a reduction
+    out |= c[..., 2] << 4
+    out |= c[..., 3] << 6
+    return out
 
 
 def unpack_codes(packed, n: int | None = None) -> np.ndarray:
