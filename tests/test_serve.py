@@ -60,7 +60,10 @@ class Server:
 
     def __init__(self, model: Path, *args: str) -> None:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        cmd = [sys.executable, "-m", "vtpu_cli.serve", str(model), "--port", "0", *args]
+        engine = (
+            [] if "--engine" in args else ["--engine", "reference"]
+        )  # the batched reference: fast to start
+        cmd = [sys.executable, "-m", "vtpu_cli.serve", str(model), "--port", "0", *engine, *args]
         self.proc = subprocess.Popen(
             cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
@@ -653,3 +656,45 @@ def test_vtpu_serve_is_a_cli_command(tmp_path):
     with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
         rc = cli(["serve", str(tmp_path / "no-such-model"), "--port", "0"])
     assert rc == 2 and "no-such-model" in err.getvalue()
+
+
+# ------------------------------------------------------------------ the compiled model behind the server
+def test_compiled_backend_matches_the_compiled_model_alone(model: Any, tmp_path, monkeypatch) -> None:
+    """States are independent and pooled: interleaved sequences give what each gives alone."""
+    from vtpu_cli.models.compiled import CompiledModel
+    from vtpu_cli.serve.backend import Backend
+    from vtpu_cli.serve.compiledbackend import CompiledBackend
+
+    monkeypatch.setenv("VTPU_CACHE_DIR", str(tmp_path / "cache"))
+    be = CompiledBackend(model, ctx=CTX, engine="interp")
+    assert isinstance(be, Backend)
+    a, b = be.new_state(), be.new_state()
+    pa, pb = be.encode("hello"), be.encode("the cat")
+    la, lb = be.forward([a, b], [pa, pb])
+    ta, tb = [int(np.argmax(la))], [int(np.argmax(lb))]
+    for _ in range(3):
+        la, lb = be.forward([a, b], [[ta[-1]], [tb[-1]]])
+        ta.append(int(np.argmax(la)))
+        tb.append(int(np.argmax(lb)))
+    alone = CompiledModel(model, ctx=CTX, engine="interp", weights=be.weights)
+    want = [int(np.argmax(alone.forward(pa)[-1]))]
+    for _ in range(3):
+        want.append(int(np.argmax(alone.forward([want[-1]])[-1])))
+    assert ta == want
+    be.release(a)
+    assert be.new_state() is a and a.pos == 0  # a released state is reset and reused
+
+
+def test_server_on_the_compiled_model(model_dir: Path, tmp_path) -> None:
+    """The real server with the compiled step on the interpreter: a streamed and a plain completion."""
+    os.environ.setdefault("VTPU_CACHE_DIR", str(tmp_path / "cache"))
+    srv = Server(model_dir, "--engine", "interp", "--max-concurrent", "2")
+    try:
+        c = openai.OpenAI(base_url=srv.url + "/v1", api_key="unused", max_retries=0, timeout=120)
+        r = c.completions.create(model=MODEL_ID, prompt="hello", max_tokens=4, temperature=0)
+        assert r.usage.completion_tokens >= 1 and r.choices[0].finish_reason in ("length", "stop")
+        parts = c.completions.create(model=MODEL_ID, prompt="hello", max_tokens=4, temperature=0, stream=True)
+        assert "".join(p.choices[0].text for p in parts) == r.choices[0].text
+    finally:
+        rc, out, err = srv.stop()
+    assert rc == 0 and "interp engine, compiled step" in out, err

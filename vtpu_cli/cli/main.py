@@ -377,6 +377,12 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="context length per sequence (default: the model's)",
     )
+    p.add_argument(
+        "--engine",
+        choices=("jit", "interp", "reference"),
+        default="jit",
+        help="jit/interp: the compiled model (default jit); reference: the batched float64 numpy reference",
+    )
 
     p = cmd("topo", "TPU v4 pod topology simulator; `vtpu topo --help` lists its commands.")
     p.add_argument("args", nargs=argparse.REMAINDER, help=argparse.SUPPRESS)
@@ -811,7 +817,7 @@ def cmd_perplexity(a: argparse.Namespace) -> int:
 def cmd_serve(a: argparse.Namespace) -> int:
     from vtpu_cli.serve import serve_command
 
-    return serve_command(Path(a.model), a.host, a.port, a.sentrons, a.max_concurrent, a.ctx)
+    return serve_command(Path(a.model), a.host, a.port, a.sentrons, a.max_concurrent, a.ctx, engine=a.engine)
 
 
 def cmd_topo(a: argparse.Namespace) -> int:

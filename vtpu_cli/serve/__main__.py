@@ -23,8 +23,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--ctx", type=int, default=0, help="context length per sequence (default: the model's)"
     )
+    parser.add_argument(
+        "--engine",
+        choices=("jit", "interp", "reference"),
+        default="jit",
+        help="jit/interp: the compiled model (default jit); reference: the batched numpy reference",
+    )
     args = parser.parse_args(argv)
-    return serve_command(args.model, args.host, args.port, args.sentrons, args.max_concurrent, args.ctx)
+    return serve_command(
+        args.model, args.host, args.port, args.sentrons, args.max_concurrent, args.ctx, engine=args.engine
+    )
 
 
 if __name__ == "__main__":

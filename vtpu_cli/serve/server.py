@@ -20,6 +20,9 @@ def _err(message: str) -> None:
     print(f"vtpu serve: error: {message}", file=sys.stderr)
 
 
+ENGINES = ("jit", "interp", "reference")
+
+
 def serve_command(
     model: Path,
     host: str = "127.0.0.1",
@@ -28,17 +31,19 @@ def serve_command(
     max_concurrent: int = 4,
     ctx: int = 0,
     *,
+    engine: str = "jit",
     max_waiting: int = 256,
     ready: Any = None,
 ) -> int:
     """Run the server until SIGTERM or Ctrl-C; returns the exit code (0, or 130 after Ctrl-C).
 
-    `ctx` 0 means the model's own context length. `port` 0 picks a free port (printed on stdout).
+    `engine`: "jit" or "interp" run the compiled model (the toolchain's path); "reference" the batched
+    float64 numpy reference. `ctx` 0 means the model's own context length. `port` 0 picks a free port (printed on stdout).
     Bad input (missing or corrupt model, bad numbers, address in use) prints one line and returns 2;
     a missing `vtpu[serve]` dependency returns 3. `ready(port)` is called once the socket listens.
     """
     try:
-        return _serve(model, host, port, sentrons, max_concurrent, ctx, max_waiting, ready)
+        return _serve(model, host, port, sentrons, max_concurrent, ctx, max_waiting, ready, engine)
     except KeyboardInterrupt:  # Ctrl-C while the model loads
         return EXIT_INTERRUPTED
 
@@ -52,7 +57,11 @@ def _serve(
     ctx: int,
     max_waiting: int,
     ready: Any,
+    engine_name: str = "jit",
 ) -> int:
+    if engine_name not in ENGINES:
+        _err(f"unknown engine {engine_name!r} (choose from {', '.join(ENGINES)})")
+        return EXIT_BAD_INPUT
     for name, value, lo in (
         ("--sentrons", sentrons, 1),
         ("--max-concurrent", max_concurrent, 1),
@@ -82,7 +91,17 @@ def _serve(
     # (a thread per core, spinning) makes small batched steps ten times slower on a busy machine.
     threadpool_limits(sentrons, user_api="blas")
     try:
-        backend = ReferenceBackend.load(model, ctx=ctx or None)
+        if engine_name == "reference":
+            backend = ReferenceBackend.load(model, ctx=ctx or None)
+        else:
+            from vtpu_cli.serve.compiledbackend import CompiledBackend
+
+            print(
+                f"vtpu serve: compiling the model step for the {engine_name} engine",
+                file=sys.stderr,
+                flush=True,
+            )
+            backend = CompiledBackend.load(model, ctx=ctx or None, engine=engine_name)
     except (ModelError, ValueError, OSError) as exc:
         _err(str(exc))
         return EXIT_BAD_INPUT
@@ -112,7 +131,8 @@ def _serve(
         f"vtpu serve: model '{backend.model_id}' ({backend.model.fmt}, {backend.cfg.layers} layers, "
         f"hidden {backend.cfg.hidden}, vocab {backend.vocab_size}), context {backend.ctx}, "
         f"{max_concurrent} concurrent sequences (KV cache up to {kv / 2**20:.1f} MiB each, "
-        f"{kv * max_concurrent / 2**20:.1f} MiB in all), batched decode",
+        f"{kv * max_concurrent / 2**20:.1f} MiB in all), "
+        f"{'batched decode on the numpy reference' if engine_name == 'reference' else engine_name + ' engine, compiled step'}",
         flush=True,
     )
     if host not in LOOPBACK:
