@@ -54,9 +54,47 @@ def read_tsc() -> int:
     return fn()
 
 
+def _boot_key() -> str | None:
+    """What a TSC calibration stays valid for: this boot of this CPU (the TSC rate is fixed per boot)."""
+    try:
+        boot = open("/proc/sys/kernel/random/boot_id").read().strip()
+    except OSError:
+        return None
+    import platform
+
+    return f"{boot} {platform.machine()} {platform.processor()}"
+
+
 @functools.lru_cache(maxsize=1)
 def tsc_hz(calibrate_s: float = 0.05) -> float:
-    """TSC ticks per second, calibrated against the monotonic clock (median of 5 windows)."""
+    """TSC ticks per second, calibrated against the monotonic clock (median of 5 windows), once per boot:
+    the result is kept in the private cache folder (``tsc.json``), so a short run does not spend 50 ms
+    calibrating."""
+    import json
+
+    from vtpu_cli.core.resources import private_cache_dir
+
+    key = _boot_key()
+    folder = private_cache_dir("clock") if key else None
+    if folder is not None:
+        try:
+            saved = json.loads((folder / "tsc.json").read_text())
+            if saved.get("key") == key and saved.get("hz", 0) > 0:
+                return float(saved["hz"])
+        except (OSError, ValueError, AttributeError):
+            pass
+    hz = _calibrate(calibrate_s)
+    if folder is not None and hz > 0:
+        from vtpu_cli.core.fileio import write_atomic
+
+        try:
+            write_atomic(folder / "tsc.json", json.dumps({"key": key, "hz": hz}).encode())
+        except Exception:  # noqa: BLE001 - an unwritable cache only costs the next run a calibration
+            pass
+    return hz
+
+
+def _calibrate(calibrate_s: float) -> float:
     fn = tsc_reader()
     if fn is None:
         return 0.0
