@@ -413,3 +413,14 @@ def test_generate_and_perplexity_are_wired(tmp_path):
     assert r.returncode == 2 and json.loads(r.stdout)["status"] == "error"
     r = vtpu("generate", str(tmp_path / "none.gguf"), "--temp", "hot")
     assert r.returncode == 2 and "invalid float value: 'hot'" in r.stderr
+
+
+def test_mem_limit_bounds_what_a_run_may_allocate(tmp_path):
+    src = tmp_path / "big.vasm"
+    src.write_text(".output r1\n    SCOORD p0, 1.1.1/1.1.1/1.1.9\n    SALLOC p0, 100000000\n    DMOV r1, 7\n")
+    small = vtpu("run", str(src), "--engine", "interp", "--mem-limit", "64M")
+    assert small.returncode == 1 and "would exceed the memory budget of 64.0 MiB" in small.stderr
+    big = vtpu("run", str(src), "--engine", "interp", "--mem-limit", "1G")
+    assert big.returncode == 0 and "r1.i64 = 7" in big.stdout
+    bad = vtpu("run", str(src), "--mem-limit", "lots")
+    assert bad.returncode == 2 and "--mem-limit" in bad.stderr

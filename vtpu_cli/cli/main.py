@@ -249,6 +249,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--resume", metavar="DIR", help="continue the run saved in DIR/checkpoint.npz")
     p.add_argument(
+        "--mem-limit",
+        metavar="SIZE",
+        help="memory budget for all scrolls, e.g. 512M or 8G (default half of physical memory, or "
+        "$VTPU_MEM_LIMIT; docs/limits.md)",
+    )
+    p.add_argument(
         "-D", dest="defines", action="append", type=_define, default=[], metavar="NAME=VALUE",
         help="for .vasm: define or override a .const/.coord; for .phx: override a const",
     )  # fmt: skip
@@ -648,6 +654,14 @@ def cmd_run(a: argparse.Namespace) -> int:
         check_output(path, a.program, flag)
     if a.ppt_sets & (a.ppt_sets - 1):
         raise VtpuError(f"--ppt-sets must be a power of two, got {a.ppt_sets}")
+    if a.mem_limit is not None:
+        from vtpu_cli.binary.limits import MEM_LIMIT_ENV, parse_size
+
+        try:
+            # one budget for everything the run loads: the program's data, --mem files, SALLOC
+            os.environ[MEM_LIMIT_ENV] = str(parse_size(a.mem_limit))
+        except ValueError as e:
+            raise VtpuError(f"--mem-limit: {e}") from None
     elapsed = _timer()
     path, cleanup = _runnable(a)
     opts = RunOptions(
