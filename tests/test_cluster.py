@@ -698,7 +698,9 @@ def test_library_runs_return_on_every_rank(tmp_path: Path) -> None:
         "    o = EngineOptions(engine='interp', sentrons=4, topology=parse_topology('ring', 4))\n"
         "    res = open_engine(prog, mem, o, exit_workers=False).run()\n"
         "    mine = [s.R[8] for s in res.sentrons if s.halted]\n"
-        "    print(step, res.status, mine, flush=True)\n"
+        "    import sys\n"
+        "    sys.stdout.write(f'{step} {res.status} {mine}\\n')  # one write: ranks share the pipe\n"
+        "    sys.stdout.flush()\n"
     )
     p = _mpirun(2, [str(script)], timeout=60)
     assert p.returncode == 0, p.stderr
