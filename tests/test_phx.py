@@ -449,3 +449,19 @@ def test_tile_cache(tmp_path, monkeypatch):
     assert tune.cache_path().exists()
     _, rep = compile_phx(src, "t.phx", opt=3, tune=True)
     assert list(rep["tiles"].values())[0]["source"] == "cache"
+
+
+def test_a_failed_declaration_does_not_cascade():
+    src = (
+        "input x: f32[1, D] @ 1.1.1/1.1.1/1.1.1\n"
+        "output y: f32[1, 16] @ 1.1.1/1.1.1/1.1.2\n"
+        "y = relu(x)\n"
+        "let a: f32 = load(x, 0)\n"
+        "let b: f32 = load(q, 0)\n"
+    )
+    with pytest.raises(DiagnosticError) as ei:
+        compile_phx(src, "c.phx")
+    msgs = [(d.line, d.message) for d in ei.value.diagnostics]
+    assert msgs[0] == (1, "`D` is not a constant")
+    assert all("`x`" not in m for _, m in msgs)  # uses of the failed tensor stay silent
+    assert any(line == 5 and "`q`" in m for line, m in msgs)  # a genuinely undefined name still reports

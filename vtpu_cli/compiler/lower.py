@@ -86,6 +86,7 @@ class Lowerer:
         self.tune = tune
         self.compile_phx = None  # set by the driver: the autotuner compiles candidate tiles
         self.tensor_lowering = None  # set by the driver: the tensors module (level-2 statements)
+        self.broken: set[str] = set()  # tensors whose declaration failed (their uses are not re-reported)
         self.tensors: dict[str, Tensor] = {}
         self.coord_names: dict[str, int] = {}
         self.consts: dict[str, object] = {}
@@ -237,6 +238,20 @@ class Lowerer:
         self.fail(node, "expected a compile-time constant")
 
     def tensor_decl(self, node) -> None:
+        """A declaration that fails still reserves its name, so later uses of it stay silent instead of
+        each reporting a knock-on `undefined tensor`."""
+        try:
+            self._tensor_decl(node)
+        except Bad:
+            self.broken.add(str(node.children[1]))
+            raise
+
+    def known_broken(self, name: str) -> None:
+        """Abandon the statement without a diagnostic when ``name`` failed to declare (already reported)."""
+        if name in self.broken:
+            raise Bad
+
+    def _tensor_decl(self, node) -> None:
         role_t, name_tok, dtype_tok, shape_t, place_t, scale_t, layers_t = node.children
         role = str(role_t.children[0])
         name = str(name_tok)
@@ -448,6 +463,7 @@ class Lowerer:
             return self.tensor_stmt([name_tok], expr)
         var = self.lookup(name)
         if var is None:
+            self.known_broken(name)
             self.fail(
                 name_tok,
                 f"undefined name `{name}`",
@@ -711,6 +727,7 @@ class Lowerer:
         n = str(node.children[0])
         t = self.tensors.get(n)
         if t is None:
+            self.known_broken(n)
             self.fail(node, f"undefined tensor `{n}`", hint=self.suggest(n, self.tensors))
         sc = self.b.scrolls.get(t.scroll)
         if sc is not None and sc.layers > 1:
@@ -724,6 +741,7 @@ class Lowerer:
         n = str(name_tok)
         t = self.tensors.get(n)
         if t is None:
+            self.known_broken(n)
             self.fail(name_tok, f"undefined tensor `{n}`", hint=self.suggest(n, self.tensors))
         base = self.b.scrolls[t.scroll]
         if base.layers <= 1:
@@ -778,6 +796,7 @@ class Lowerer:
                 )
             if n in _L1_FUNCS or n in _TENSOR_OPS:
                 self.fail(node, f"`{n}` is a function, not a value", hint=f"call it: {n}(...)")
+            self.known_broken(n)
             self.fail(
                 node,
                 f"undefined name `{n}`",

@@ -24,7 +24,6 @@ from vtpu_cli.binary.program import Instr, nop
 from vtpu_cli.compiler.ir import Label
 
 PIPE_INDEX = {"D": 0, "S": 1, "C": 2}
-_PURE_S = {"SCOORD", "SINDEX", "SPART", "SDEDUP"}
 
 
 @dataclass
@@ -98,7 +97,7 @@ def build_dag(block: list):
                 lst.append(i)
         # memory (before bumping versions: the address uses the values read now)
         is_barrier = op.pipe == "C" and (op.blocking or op.name == "CFENCE")
-        if op.pipe == "S" and mem is None and op.name not in _PURE_S:
+        if op.pipe == "S" and mem is None and not op.no_memory:
             mem = _ANY_WRITE
         if is_barrier:
             for j in since_barrier:

@@ -1324,6 +1324,7 @@ def write_row(lw: Lowerer, target_tok, idx, expr) -> None:
     name = str(target_tok)
     t = lw.tensors.get(name)
     if t is None:
+        lw.known_broken(name)
         lw.fail(target_tok, f"undefined tensor `{name}`", hint=lw.suggest(name, lw.tensors))
     if t.role in ("input", "weight"):
         lw.fail(target_tok, f"cannot assign to {t.role} tensor `{name}`")
