@@ -74,3 +74,16 @@ def test_example_program_same_on_both_engines(name, n, tmp_path):
     assert sa[2] == sb[2]
     assert sa[3] == sb[3]
     assert sa[4:] == sb[4:]
+
+
+def test_programs_beyond_the_jit_size_limit_run_on_the_interpreter(monkeypatch):
+    from vtpu_cli.asm.assembler import assemble
+
+    prog = assemble(".output r1\n" + "    DADD r1, r1, 1\n" * 50)
+    monkeypatch.setenv("VTPU_JIT_MAX_SIWS", "40")
+    mem = Memory()
+    load_memory(prog, mem)
+    eng = open_engine(prog, mem, EngineOptions())
+    assert "50 SIWs" in fallback_reason(eng) and "VTPU_JIT_MAX_SIWS" in fallback_reason(eng)
+    res = eng.run()
+    assert res.engine == "interp" and res.sentrons[0].R[1] == 50

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vtpu_cli.binary.program import Program
+from vtpu_cli.core.errors import VtpuError
 from vtpu_cli.engines.base import (
     STATUS_DEADLOCK,
     STATUS_FAULT,
@@ -386,6 +387,18 @@ class JitRunResult(RunResult):
     _counts: list = None  # type: ignore[assignment]
 
 
+MAX_JIT_SIWS = 20_000  # larger programs run on the interpreter, with a note (docs/limits.md)
+MAX_JIT_SIWS_ENV = "VTPU_JIT_MAX_SIWS"
+
+
+def max_jit_siws() -> int:
+    """The largest program the JIT compiles: ``$VTPU_JIT_MAX_SIWS`` or :data:`MAX_JIT_SIWS`."""
+    try:
+        return max(1, int(os.environ.get(MAX_JIT_SIWS_ENV, MAX_JIT_SIWS)))
+    except ValueError:
+        raise VtpuError(f"${MAX_JIT_SIWS_ENV} must be a whole number of SIWs") from None
+
+
 class JitEngine:
     """Run a program natively; ``run()`` returns a :class:`JitRunResult` (a ``RunResult``)."""
 
@@ -429,6 +442,12 @@ class JitEngine:
         ok, why = jit_available()
         if not ok:
             return why
+        limit = max_jit_siws()
+        if len(self.program.code) > limit:
+            return (
+                f"the program has {len(self.program.code):,} SIWs; the JIT compiles at most {limit:,} "
+                f"(LLVM's time and memory grow faster than the program; raise it with ${MAX_JIT_SIWS_ENV})"
+            )
         if self.n > 1:
             bad = sorted({ins.op.name for siw in self.program.code for ins in siw if ins.op.edits_scrolls})
             if bad:
