@@ -87,3 +87,27 @@ def test_programs_beyond_the_jit_size_limit_run_on_the_interpreter(monkeypatch):
     assert "50 SIWs" in fallback_reason(eng) and "VTPU_JIT_MAX_SIWS" in fallback_reason(eng)
     res = eng.run()
     assert res.engine == "interp" and res.sentrons[0].R[1] == 50
+
+
+def test_large_memory_runs_without_copying_every_scroll(monkeypatch):
+    """Above SNAPSHOT_BYTES the JIT runs the precise variant instead of snapshotting memory; results and
+    fault reports stay the interpreter's."""
+    from vtpu_cli.asm.assembler import assemble
+    from vtpu_cli.engines.compare import same_result
+    from vtpu_cli.engines.interp.interpreter import Interpreter
+    from vtpu_cli.engines.jit import engine as J
+
+    src = (
+        ".coord BIG = 1.1.1/1.1.1/1.1.7\n.zero BIG u8[80000000]\n.output r2\n"
+        "    SCOORD p0, BIG\n    DMOV r1, 79999992\n    SGATHER.i64 r2, [p0 + 79999992]\n"
+        "    DADD r2, r2, 5\n    SGATHER.i64 r3, [p0 + {off}]\n"
+    )
+    monkeypatch.setattr(J, "SNAPSHOT_BYTES", 1 << 20)
+    monkeypatch.setattr(J, "_snapshot", lambda mem: pytest.fail("every scroll was copied"))
+    for off, status in ((0, "ok"), (80000000, "fault")):
+        prog = assemble(src.format(off=off))
+        mem = Memory()
+        load_memory(prog, mem)
+        res = open_engine(prog, mem, EngineOptions()).run()
+        assert res.engine == "jit" and res.status == status
+        assert same_result(Interpreter(prog).run(), res) == []

@@ -387,6 +387,7 @@ class JitRunResult(RunResult):
     _counts: list = None  # type: ignore[assignment]
 
 
+SNAPSHOT_BYTES = 64 << 20  # scrolls beyond this are not copied before a run (see JitEngine.run)
 MAX_JIT_SIWS = 20_000  # larger programs run on the interpreter, with a note (docs/limits.md)
 MAX_JIT_SIWS_ENV = "VTPU_JIT_MAX_SIWS"
 
@@ -538,6 +539,10 @@ class JitEngine:
             if res.status == STATUS_OK:
                 return res
         blocking = any(ins.op.blocking for siw in self.program.code for ins in siw)
+        if not blocking and not comp.variant.precise and self.mem.used_bytes > SNAPSHOT_BYTES:
+            # copying every scroll so that a fault could be replayed would double the memory: the
+            # precise variant's fault exits write the state back, so it needs no copy at all
+            comp = self.compile(precise=True)
         snap = None if comp.variant.precise and not blocking else _snapshot(self.mem)
         sens, wall = self._run_native(comp)
         st = [int(x.i64[L.OFF_STATUS // 8]) for x in sens]
