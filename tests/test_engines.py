@@ -111,3 +111,16 @@ def test_large_memory_runs_without_copying_every_scroll(monkeypatch):
         res = open_engine(prog, mem, EngineOptions()).run()
         assert res.engine == "jit" and res.status == status
         assert same_result(Interpreter(prog).run(), res) == []
+
+
+def test_fleets_beyond_the_jit_thread_limit_run_on_the_interpreter(monkeypatch):
+    from vtpu_cli.asm.assembler import assemble
+
+    prog = assemble(".output r1\n    DMOV r1, sid\n    DADD r1, r1, 1\n")
+    monkeypatch.setenv("VTPU_JIT_MAX_SENTRONS", "8")
+    mem = Memory()
+    load_memory(prog, mem)
+    eng = open_engine(prog, mem, EngineOptions(sentrons=12))
+    assert "12 sentrons" in fallback_reason(eng) and "VTPU_JIT_MAX_SENTRONS" in fallback_reason(eng)
+    res = eng.run()
+    assert res.engine == "interp" and [s.R[1] for s in res.sentrons] == list(range(1, 13))

@@ -392,12 +392,20 @@ MAX_JIT_SIWS = 20_000  # larger programs run on the interpreter, with a note (do
 MAX_JIT_SIWS_ENV = "VTPU_JIT_MAX_SIWS"
 
 
+MAX_JIT_SENTRONS = 64  # larger fleets run on the interpreter, with a note (docs/limits.md)
+MAX_JIT_SENTRONS_ENV = "VTPU_JIT_MAX_SENTRONS"
+
+
+def _env_int(name: str, default: int) -> int:
+    try:
+        return max(1, int(os.environ.get(name, default)))
+    except ValueError:
+        raise VtpuError(f"${name} must be a whole number") from None
+
+
 def max_jit_siws() -> int:
     """The largest program the JIT compiles: ``$VTPU_JIT_MAX_SIWS`` or :data:`MAX_JIT_SIWS`."""
-    try:
-        return max(1, int(os.environ.get(MAX_JIT_SIWS_ENV, MAX_JIT_SIWS)))
-    except ValueError:
-        raise VtpuError(f"${MAX_JIT_SIWS_ENV} must be a whole number of SIWs") from None
+    return _env_int(MAX_JIT_SIWS_ENV, MAX_JIT_SIWS)
 
 
 class JitEngine:
@@ -443,6 +451,12 @@ class JitEngine:
         ok, why = jit_available()
         if not ok:
             return why
+        most = _env_int(MAX_JIT_SENTRONS_ENV, MAX_JIT_SENTRONS)
+        if self.n > most:
+            return (
+                f"{self.n} sentrons: the JIT runs at most {most} (one OS thread each; many more threads "
+                f"than cores cost more than they give; raise it with ${MAX_JIT_SENTRONS_ENV})"
+            )
         limit = max_jit_siws()
         if len(self.program.code) > limit:
             return (
