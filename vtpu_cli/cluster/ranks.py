@@ -46,13 +46,13 @@ from vtpu_cli.engines.base import (
     RunResult,
     SemanticsEnv,
     SentronState,
+    count_ops,
 )
 from vtpu_cli.engines.interp.interpreter import Interpreter
 from vtpu_cli.engines.select import EngineOptions, Fallback
 from vtpu_cli.fleet.cpipe import Fleet
 from vtpu_cli.fleet.mpi import MpiTransport
 from vtpu_cli.fleet.transport import Message
-from vtpu_cli.isa.table import PIPES
 from vtpu_cli.machine.memory import MemFault, Memory, scroll_buffer
 from vtpu_cli.machine.semantics import OpFault
 
@@ -670,14 +670,7 @@ class RankInterpreter(Interpreter):
         for name in ("alloc", "free"):  # the replicated mode's write tracking
             self.mem.__dict__.pop(name, None)
         wall = time.perf_counter() - t0
-        ops = {p: 0 for p in PIPES}
-        siws = 0
-        for pc, c in enumerate(self.counts):
-            if c:
-                siws += c
-                for k, ins in enumerate(self.program.code[pc]):
-                    if not ins.is_nop:
-                        ops[PIPES[k]] += c
+        siws, ops = count_ops(self.program, self.counts)
         return RunResult(status, fault, self.states, self.mem, self.fleet, siws, ops, self.rounds, wall)
 
     def _loop(self) -> tuple[int, Fault | None]:

@@ -14,9 +14,9 @@ import numpy as np
 from vtpu_cli.binary.program import Program
 from vtpu_cli.core import coords
 from vtpu_cli.fleet.cpipe import Fleet
-from vtpu_cli.isa.table import REG_COUNTS, TYPES, VEC_BYTES
+from vtpu_cli.isa.table import PIPES, REG_COUNTS, TYPES, VEC_BYTES
 from vtpu_cli.machine.memory import Memory, scroll_buffer
-from vtpu_cli.machine.semantics import NP
+from vtpu_cli.machine.semantics import NP, OpFault
 
 STATUS_OK, STATUS_FAULT, STATUS_DEADLOCK, STATUS_LIMIT = "ok", "fault", "deadlock", "step-limit"
 
@@ -68,6 +68,20 @@ class Fault:
     line: int = 0
     waits: list = field(default_factory=list)
 
+    @classmethod
+    def from_op(cls, program: Program, sid: int, pc: int, e: OpFault) -> Fault:
+        """The report of op ``e.ins`` faulting in sentron ``sid`` at SIW ``pc`` (same on every engine)."""
+        lines = program.lines
+        return cls(
+            "fault",
+            e.message,
+            sid,
+            pc,
+            e.ins.op.pipe,
+            e.ins.mnemonic(),
+            lines[pc] if lines and pc < len(lines) else 0,
+        )
+
     def render(self, source: str = "") -> str:
         if self.kind == "fault":
             loc = f"{source}:{self.line}: " if source and self.line else ""
@@ -118,6 +132,19 @@ class SemanticsEnv:
         self.fleet = fleet
         self.note_access = fleet.note_access
         self.fence = fleet.fence
+
+
+def count_ops(program: Program, counts) -> tuple[int, dict[str, int]]:
+    """SIWs executed and non-NOP ops per pipe, from per-SIW execution counts."""
+    ops = {p: 0 for p in PIPES}
+    siws = 0
+    for pc, c in enumerate(counts):
+        if c:
+            siws += c
+            for k, ins in enumerate(program.code[pc]):
+                if not ins.is_nop:
+                    ops[PIPES[k]] += c
+    return siws, ops
 
 
 def load_memory(program: Program, mem: Memory) -> None:

@@ -22,10 +22,10 @@ from vtpu_cli.engines.base import (  # noqa: F401  (STATUS_* and load_memory are
     RunResult,
     SemanticsEnv,
     SentronState,
+    count_ops,
     load_memory,
 )
 from vtpu_cli.fleet.cpipe import Fleet
-from vtpu_cli.isa.table import PIPES
 from vtpu_cli.machine.memory import Memory
 from vtpu_cli.machine.semantics import SEM, OpFault
 
@@ -87,16 +87,7 @@ class Interpreter:
 
     # ------------------------------------------------------------------ running
     def _fault(self, s: SentronState, pc: int, e: OpFault) -> Fault:
-        lines = self.program.lines
-        return Fault(
-            "fault",
-            e.message,
-            s.id,
-            pc,
-            e.ins.op.pipe,
-            e.ins.mnemonic(),
-            lines[pc] if lines and pc < len(lines) else 0,
-        )
+        return Fault.from_op(self.program, s.id, pc, e)
 
     def run(self) -> RunResult:
         t0 = time.perf_counter()
@@ -106,14 +97,7 @@ class Interpreter:
             else:
                 status, fault, rounds = self._run_fleet()
         wall = time.perf_counter() - t0
-        ops = {p: 0 for p in PIPES}
-        siws = 0
-        for pc, c in enumerate(self.counts):
-            if c:
-                siws += c
-                for k, ins in enumerate(self.program.code[pc]):
-                    if not ins.is_nop:
-                        ops[PIPES[k]] += c
+        siws, ops = count_ops(self.program, self.counts)
         return RunResult(
             status, fault, self.states, self.mem, self.fleet, siws, ops, rounds, wall, self.trace
         )

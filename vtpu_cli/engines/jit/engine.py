@@ -30,6 +30,7 @@ from vtpu_cli.engines.base import (
     RunResult,
     SemanticsEnv,
     SentronState,
+    count_ops,
     load_memory,
 )
 from vtpu_cli.engines.compare import same_result
@@ -189,16 +190,7 @@ class _Sentron:
         return c
 
     def make_fault(self, pc: int, e: OpFault) -> Fault:
-        lines = self.eng.program.lines
-        return Fault(
-            "fault",
-            e.message,
-            self.sid,
-            pc,
-            e.ins.op.pipe,
-            e.ins.mnemonic(),
-            lines[pc] if lines and pc < len(lines) else 0,
-        )
+        return Fault.from_op(self.eng.program, self.sid, pc, e)
 
     # ------------------------------------------------------------------ the native PPT <-> Memory
     def ppt_to_native(self) -> None:
@@ -702,14 +694,7 @@ class JitEngine:
                 STATUS_DEADLOCK,
                 Interpreter._deadlock(_DeadlockView(program, [x.s for x in sens])),
             )
-        ops = {p: 0 for p in PIPES}
-        siws = 0
-        for pc, c in enumerate(counts):
-            if c:
-                siws += c
-                for k, ins in enumerate(program.code[pc]):
-                    if not ins.is_nop:
-                        ops[PIPES[k]] += c
+        siws, ops = count_ops(program, counts)
         states = []
         for x in sens:
             s = x.s
