@@ -316,9 +316,13 @@ def run_command(path: Path, o: RunOptions) -> int:
 
     err = _LazyConsole()  # rich loads only when something is printed on stderr (start-up)
     # --- cluster hook (owned by vtpu_cli/cluster): sentrons spread over mpiexec's ranks; checkpoint/restart
-    from vtpu_cli.cluster import ranks as cluster
+    from vtpu_cli.cluster.env import cluster_wanted
 
-    clustered = cluster.configure(o)  # under mpiexec, --sentrons defaults to the rank count
+    clustered = False
+    if cluster_wanted(o):  # the MPI machinery is imported only when the run needs it
+        from vtpu_cli.cluster import ranks as cluster
+
+        clustered = cluster.configure(o)  # under mpiexec, --sentrons defaults to the rank count
     # --- end cluster hook
     program = load_program(path)
     if o.ppt_sets & (o.ppt_sets - 1):

@@ -35,6 +35,7 @@ import numpy as np
 
 from vtpu_cli.binary.program import Program
 from vtpu_cli.cluster import checkpoint
+from vtpu_cli.cluster.env import SIZE_VARS, under_mpi, world_size_from_env  # noqa: F401  (re-exported)
 from vtpu_cli.cluster.router import ACQUIRES, Router
 from vtpu_cli.core.errors import Exit, VtpuError
 from vtpu_cli.engines.base import (
@@ -56,7 +57,6 @@ from vtpu_cli.fleet.transport import Message
 from vtpu_cli.machine.memory import MemFault, Memory, scroll_buffer
 from vtpu_cli.machine.semantics import OpFault
 
-SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS")
 INSTALL_HINT = "install the cluster extra: pip install 'vtpu[cluster]' (mpi4py and the mpich wheel)"
 WAVE_INTERVAL_S = 0.002  # rank 0's pause between termination waves
 IDLE_SLEEP_MAX_S = 0.0005  # an idle rank's longest nap between polls (oversubscribed cores)
@@ -73,20 +73,6 @@ def memory_mode() -> str:
             f"VTPU_CLUSTER_MEMORY={mode!r} is not a memory mode", hint="choose " + " or ".join(MEMORY_MODES)
         )
     return mode
-
-
-def world_size_from_env() -> int:
-    """The rank count mpiexec announced to this process (1 when not started by mpiexec)."""
-    for var in SIZE_VARS:
-        v = os.environ.get(var)
-        if v and v.isdigit():
-            return int(v)
-    return 1
-
-
-def under_mpi() -> bool:
-    """True when this process is one of several ranks started by mpiexec (checked without MPI_Init)."""
-    return world_size_from_env() > 1
 
 
 def sentrons(given: int, argv: list[str] | None = None) -> int:
