@@ -592,15 +592,24 @@ def test_thread_multiple_missing_is_exit_3() -> None:
     assert "MPI_THREAD_MULTIPLE" in p.stderr and "Traceback" not in p.stderr
 
 
-def _wait_until_running(pid: int, timeout: float = 30) -> None:
-    """Until the rank has initialised MPI (its signal handler is installed right after), plus a margin."""
+def _catches(pid: int, sig: int) -> bool:
+    """Whether process ``pid`` has a handler installed for ``sig`` (its SigCgt mask in /proc)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (sig - 1) & 1)
+    return False
+
+
+def _wait_until_running(pid: int, sig: int = signal.SIGTERM, timeout: float = 30) -> None:
+    """Until the rank has initialised MPI and installed its handler for ``sig`` (read from /proc, not
+    guessed with a delay: a slow start on a loaded machine must not kill the rank before it listens)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        if b"libmpi" in Path(f"/proc/{pid}/maps").read_bytes():
+        if b"libmpi" in Path(f"/proc/{pid}/maps").read_bytes() and _catches(pid, signal.SIGTERM):
             time.sleep(0.5)
             return
-        time.sleep(0.1)
-    raise AssertionError(f"rank pid {pid} never initialised MPI")
+        time.sleep(0.05)
+    raise AssertionError(f"rank pid {pid} never initialised MPI and its signal handlers")
 
 
 @needs_mpi

@@ -125,6 +125,23 @@ def _name_on_signal(rank: int) -> None:
 
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, handler)
+    # The Python-level handler runs only when the main thread returns to Python, which a rank blocked in
+    # an MPI call may not do for a long time; the C-level handler also writes the signal number to the
+    # wake-up pipe at once, and a thread of our own acts on it.
+    import threading
+
+    r, w = os.pipe()
+    os.set_blocking(w, False)
+    signal.set_wakeup_fd(w, warn_on_full_buffer=False)
+
+    def watch() -> None:
+        while True:
+            got = os.read(r, 64)
+            for sig in got:
+                if sig in (signal.SIGTERM, signal.SIGHUP):
+                    handler(sig, None)
+
+    threading.Thread(target=watch, name="vtpu-signals", daemon=True).start()
 
 
 @dataclass
