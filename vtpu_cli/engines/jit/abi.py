@@ -63,6 +63,13 @@ FIELDS: tuple[Field, ...] = (
     Field("blocked", "<i8", align=64, doc="watchdog: 1 while blocked in the C pipe"),
     Field("seen", "<i8", doc="watchdog: progress epoch"),
     Field("cstat", "<i8", 16, align=64, doc="C-pipe statistics (comm.STAT_NAMES)"),
+    Field(
+        "race",
+        "<u8",
+        4,
+        align=64,
+        doc="race detector (several sentrons): -> own clock row, own read row, writer words, read rows",
+    ),
 )
 
 
@@ -102,6 +109,7 @@ OFF_PPTHITS, OFF_PPTMISSES = OFFSETS["ppthits"], OFFSETS["pptmisses"]
 OFF_V, OFF_M = OFFSETS["v"], OFFSETS["m"]
 OFF_FLEET, OFF_YIELD = OFFSETS["fleet"], OFFSETS["yield"]
 OFF_BLOCKED, OFF_SEEN, OFF_CSTAT = OFFSETS["blocked"], OFFSETS["seen"], OFFSETS["cstat"]
+OFF_RACE = OFFSETS["race"]
 
 # exit status codes written to the ``status`` field
 ST_OK, ST_FAULT, ST_PYFAULT, ST_LIMIT, ST_DEADLOCK, ST_ABORT, ST_ERROR = 0, 1, 2, 3, 4, 5, 6

@@ -40,6 +40,7 @@ from vtpu_cli.engines.jit.irbase import (
     I128,
     OFF_CSTAT,
     OFF_FLEET,
+    OFF_SCOUNT,
     OFF_SID,
     PTR,
     ST_DEADLOCK,
@@ -56,6 +57,7 @@ from vtpu_cli.isa.table import ANY_SENDER, type_size
 # --------------------------------------------------------------- the fleet block (byte offsets)
 H_EPOCH, H_N, H_GINFO, H_HOMES, H_HOPS, H_GROUPS = 0, 64, 72, 80, 88, 96
 H_SLOTB, H_CONTRIB, H_ROOTS, H_GINFOB = 104, 112, 120, 128
+H_RMSG, H_RCOLL, H_RROW = 136, 144, 152  # race detector: message clocks, collective clocks, row bytes
 RINGS_OFF = 256
 R_TAIL, R_HEAD, R_LEN, R_DATA = 0, 64, 128, 256
 RING_BYTES = R_DATA + 64 * QUEUE_CAPACITY
@@ -70,7 +72,9 @@ def _r64(x: int) -> int:
     return (x + 63) // 64 * 64
 
 
-def fleet_layout(n: int, ngroups: int) -> dict:
+def fleet_layout(n: int, ngroups: int, cap: int = 16) -> dict:
+    """Byte offsets of the fleet block's parts for ``n`` sentrons, ``ngroups`` groups (``all``
+    included) and a scroll table of ``cap`` slots (the race detector keeps one entry per slot)."""
     slot_roots = S_KINDS + 8 * n
     slot_contrib = _r64(slot_roots + 8 * n)
     slot_bytes = _r64(slot_contrib + 64 * n)
@@ -79,7 +83,16 @@ def fleet_layout(n: int, ngroups: int) -> dict:
     ginfo = groups + 2 * slot_bytes * ngroups
     homes = ginfo + ginfo_bytes * ngroups
     hops = _r64(homes + 16 * n)
-    total = _r64(hops + 8 * n * n)
+    # race detector (docs/jit.md "Race detector"): a vector clock row per sentron, one per message slot
+    # of every ring and one per member of each group's two collective slots; a writer word per scroll
+    # (own cache line: readers poll it) and a row of read epochs per sentron (written only by its owner)
+    row = _r64(8 * n)
+    clocks = _r64(hops + 8 * n * n)
+    msgclk = clocks + n * row
+    collclk = msgclk + n * n * QUEUE_CAPACITY * row
+    writer = collclk + ngroups * 2 * n * row
+    reads = writer + 64 * cap
+    total = _r64(reads + n * 8 * cap)
     return dict(
         slot_roots=slot_roots,
         slot_contrib=slot_contrib,
@@ -89,18 +102,40 @@ def fleet_layout(n: int, ngroups: int) -> dict:
         ginfo=ginfo,
         homes=homes,
         hops=hops,
+        row=row,
+        clocks=clocks,
+        msgclk=msgclk,
+        collclk=collclk,
+        writer=writer,
+        reads=reads,
+        cap=cap,
         total=total,
     )
 
 
-def build_fleet_block(n: int, groups: list, topology=None):
-    """(raw buffer, 64-byte aligned u8 view) of a fresh fleet block for ``n`` sentrons."""
+def race_words(lay: dict, base: int, sid: int) -> tuple[int, int, int, int]:
+    """The context's four race-detector pointers for sentron ``sid`` of a fleet block at ``base``."""
+    return (
+        base + lay["clocks"] + sid * lay["row"],
+        base + lay["reads"] + sid * 8 * lay["cap"],
+        base + lay["writer"],
+        base + lay["reads"],
+    )
+
+
+def build_fleet_block(n: int, groups: list, topology=None, cap: int = 16):
+    """(raw buffer, 64-byte aligned u8 view, layout) of a fresh fleet block for ``n`` sentrons."""
     ng = len(groups) + 1
-    lay = fleet_layout(n, ng)
+    lay = fleet_layout(n, ng, cap)
     raw = np.zeros(lay["total"] + 64, np.uint8)
     off = (-raw.ctypes.data) % 64
     blk = raw[off : off + lay["total"]]
     q = blk.view(np.uint64)
+    q[H_RMSG // 8] = lay["msgclk"]
+    q[H_RCOLL // 8] = lay["collclk"]
+    q[H_RROW // 8] = lay["row"]
+    for s in range(n):  # own clock entries start at 1: a peer that knows 0 has not synchronised
+        q[(lay["clocks"] + s * lay["row"]) // 8 + s] = 1
     q[H_N // 8] = n
     q[H_GROUPS // 8] = lay["groups"]
     q[H_GINFO // 8] = lay["ginfo"]
@@ -131,7 +166,7 @@ def build_fleet_block(n: int, groups: list, topology=None):
             for d in range(n):
                 if s != d:
                     q[(lay["hops"] + 8 * (s * n + d)) // 8] = len(topology.route(s, d)) - 1
-    return raw, blk
+    return raw, blk, lay
 
 
 # --------------------------------------------------------------- IR helpers
@@ -198,6 +233,8 @@ def setup(lw, program, single: bool) -> None:
 
     b = lw.b
     lw.single = single
+    # the race detector: several sentrons and at least one S-pipe load or store
+    lw.race = not single and any(ins.op.name in ("SGATHER", "SSCATTR") for siw in program.code for ins in siw)
     lw.groups = program.groups
     lw.cstate = None
     lw.STATS = [b.alloca(I64, name=f"cstat_{k}") for k in STAT_NAMES]
@@ -572,6 +609,8 @@ def _run_send(lw, ins: Instr) -> None:
     slot = b.and_(tail, _c(QUEUE_CAPACITY - 1))
     _st(lw, vec, ring, b.add(_c(R_DATA), b.mul(slot, _c(64))), align=64)
     _st(lw, ln, ring, b.add(_c(R_LEN), b.mul(slot, _c(8))))
+    if lw.race:
+        race_release(lw, msg_clock(lw, cs.fb, cs.n, cs.sid, cs.d, slot), cs.n, cs.sid)
     _st(lw, b.add(tail, _c(1)), ring, R_TAIL, order="release")
     _epoch_bump(lw, cs.fb)
     _bump(lw, st[0], _c(1))
@@ -655,6 +694,8 @@ def _run_recv(lw, ins: Instr) -> None:
     ln = _ld(lw, ring, b.add(_c(R_LEN), b.mul(slot, _c(8))))
     b.store(vec, lw.M[m.idx])
     b.store(ln, lw.ML[m.idx])
+    if lw.race:
+        race_acquire(lw, msg_clock(lw, cs.fb, cs.n, k, cs.sid, slot), cs.n)
     _st(lw, b.add(head, _c(1)), ring, R_HEAD, order="release")
     _epoch_bump(lw, cs.fb)
     if rs is not None:
@@ -697,6 +738,8 @@ def _ready_coll(lw, ins: Instr) -> None:
     if name != "CBAR":
         vec = _contribution(lw, ins, ins.args[1], ins.type)
         _st(lw, vec, slot, b.add(contrib_off, b.mul(sid, _c(64))), align=64)
+    if lw.race:
+        race_release(lw, coll_clock(lw, fb, n, gid, seq, sid), n, sid)
     b.atomic_rmw("add", _gep(lw, slot, S_ARRIVE), _c(1), "acq_rel")
     _epoch_bump(lw, fb)
     target = b.mul(b.add(b.lshr(seq, _c(1)), _c(1)), count)
@@ -780,6 +823,8 @@ def _run_coll(lw, ins: Instr) -> None:
 
     same = _members_loop(lw, cs.n, cs.member, agree, ir.Constant(I1, 1))
     lw.fault_if(b.not_(same), ST_REPLAY)
+    if lw.race:  # a completed collective synchronises every member
+        _for(lw, cs.n, lambda k: race_acquire(lw, coll_clock(lw, cs.fb, cs.n, gid, cs.seq, k), cs.n))
     if name == "CREDUCE":
         d = ins.args[0]
         t, op = ins.type, ins.mod
@@ -814,3 +859,207 @@ def _run_coll(lw, ins: Instr) -> None:
     lowest = b.icmp_unsigned("==", _ld(lw, cs.gi, G_MIN), cs.sid)
     k = 4 if name == "CBAR" else 5
     _bump(lw, lw.STATS[k], b.zext(lowest, I64))
+
+
+# --------------------------------------------------------------- race detector (several sentrons)
+# The interpreter's rule (``Fleet.note_access``) at scroll granularity, natively: every sentron keeps a
+# vector clock (its own row of the fleet block, written only by itself); CSEND/CROUTE and the arrival at
+# a collective publish a copy of it (with the message / in the collective slot) and then advance the
+# sender's own entry; CRECV and the end of a collective merge the published copies (element-wise max);
+# CFENCE advances the own entry. Per scroll (scroll-table slot) there is a *writer word*,
+# ``epoch << 7 | (sid + 1)``, and per sentron and scroll the epoch of its last read. An access whose
+# record is already current (a read at the epoch already recorded, a write by the recorded writer at
+# its current epoch) changes nothing and needs no check: whoever races with it later sees the record.
+# Otherwise a cold function records the access with a sequentially consistent exchange/store and then
+# reads the other side's records (writers: the writer word and every read epoch; readers: the writer
+# word), so of two concurrent racing accesses at least one sees the other (store -> load ordering).
+# Unlike the interpreter, read epochs are never cleared at a write: an older read epoch r of sentron
+# k is covered by every later writer w that passed its writer check (w synchronised with the writer
+# that checked r, so clock_w[k] >= r), so keeping it cannot flag a race-free program.
+# A race exits with ST_REPLAY: the engine replays the run in the interpreter, whose report is golden.
+# The only intended difference: the end of a collective merges clocks in each member's own C slot,
+# after its S slot of the same SIW, where the interpreter merges for every member when the first one
+# finishes; an S op bundled with a collective may so be flagged natively and then found race-free by
+# the replay (the replay's result is used: exit codes never differ, the run is only slower).
+RACE_OWN_CLOCK, RACE_OWN_READS, RACE_WRITERS, RACE_READS = 0, 8, 16, 24
+WRITER_SHIFT = 7  # sid + 1 < 128 (the JIT runs at most 64 sentrons)
+
+
+def _race_ptr(lw, k: int, b=None, ctx=None):
+    from vtpu_cli.engines.jit.irbase import OFF_RACE
+
+    b = b or lw.b
+    ctx = ctx if ctx is not None else lw.ctx
+    return b.load(b.gep(ctx, [_c(OFF_RACE + k)], inbounds=True, source_etype=I8), typ=PTR, align=8)
+
+
+def _for(lw, n, body_fn) -> None:
+    """for k in 0..n-1: body_fn(k) (the body may contain loops of its own)."""
+    b = lw.b
+    pre = b.block
+    head = lw.new_block(f"for_{lw.pc}")
+    body = lw.new_block(f"forb_{lw.pc}")
+    done = lw.new_block(f"ford_{lw.pc}")
+    b.branch(head)
+    b.position_at_end(head)
+    k = b.phi(I64)
+    k.add_incoming(_c(0), pre)
+    b.cbranch(b.icmp_unsigned("<", k, n), body, done)
+    b.position_at_end(body)
+    body_fn(k)
+    k.add_incoming(b.add(k, _c(1)), b.block)
+    b.branch(head)
+    b.position_at_end(done)
+
+
+def _clock_loop(lw, dst, src, n, merge: bool) -> None:
+    """dst[k] = src[k] (copy) or dst[k] = max(dst[k], src[k]) (merge) for k < n (u64 clock rows)."""
+    b = lw.b
+
+    def body(k):
+        off = b.mul(k, _c(8))
+        x = _ld(lw, src, off)
+        if merge:
+            y = _ld(lw, dst, off)
+            x = b.select(b.icmp_unsigned(">", x, y), x, y)
+        _st(lw, x, dst, off)
+
+    _for(lw, n, body)
+
+
+def _tick(lw, sid) -> None:
+    """Advance this sentron's own clock entry (after a release, or at CFENCE)."""
+    b = lw.b
+    own = _race_ptr(lw, RACE_OWN_CLOCK)
+    off = b.mul(sid, _c(8))
+    _st(lw, b.add(_ld(lw, own, off), _c(1)), own, off)
+
+
+def race_release(lw, dst, n, sid) -> None:
+    """Publish a copy of this sentron's clock at ``dst`` (before the message / arrival is published),
+    then advance its own entry (the interpreter's ``Fleet._release``)."""
+    _clock_loop(lw, dst, _race_ptr(lw, RACE_OWN_CLOCK), n, merge=False)
+    _tick(lw, sid)
+
+
+def race_acquire(lw, src, n) -> None:
+    """Merge a published clock into this sentron's (``Fleet._acquire``)."""
+    _clock_loop(lw, _race_ptr(lw, RACE_OWN_CLOCK), src, n, merge=True)
+
+
+def msg_clock(lw, fb, n, src, dst, slot):
+    """Where the clock of ring (src -> dst)'s message slot ``slot`` lives."""
+    b = lw.b
+    idx = b.add(b.mul(b.add(b.mul(src, n), dst), _c(QUEUE_CAPACITY)), slot)
+    return _gep(lw, fb, b.add(_ld(lw, fb, H_RMSG), b.mul(idx, _ld(lw, fb, H_RROW))))
+
+
+def coll_clock(lw, fb, n, gid: int, seq, member):
+    """Where ``member``'s clock for the collective ``seq`` on group ``gid`` lives."""
+    b = lw.b
+    idx = b.add(b.mul(b.add(_c(2 * gid), b.and_(seq, _c(1))), n), member)
+    return _gep(lw, fb, b.add(_ld(lw, fb, H_RCOLL), b.mul(idx, _ld(lw, fb, H_RROW))))
+
+
+def cfence(lw) -> None:
+    """CFENCE: with several sentrons it also advances the own clock entry (``Fleet.fence``)."""
+    lw.b.fence("seq_cst")
+    if lw.race:
+        _tick(lw, lw.cload(OFF_SID, I64))
+
+
+def _race_fns(lw):
+    """The two cold out-of-line checks (emitted once per module): i64 f(ctx, slot, epoch_or_word)."""
+    fns = getattr(lw, "_race_fn_cache", None)
+    if fns is not None:
+        return fns
+    from vtpu_cli.engines.jit.irbase import OFF_TABMASK
+
+    out = []
+    for name in ("vtpu_race_read", "vtpu_race_write"):
+        fn = ir.Function(lw.module, ir.FunctionType(I64, [PTR, I64, I64]), name=name)
+        fn.linkage = "internal"
+        for a in ("noinline", "nounwind", "cold"):
+            fn.attributes.add(a)
+        ctx, idx, val = fn.args
+        b = ir.IRBuilder(fn.append_basic_block("entry"))
+
+        def gep(base, off, b=b):
+            return b.gep(base, [off], source_etype=I8)
+
+        own = _race_ptr(lw, RACE_OWN_CLOCK, b, ctx)
+        sid = b.load(b.gep(ctx, [_c(OFF_SID)], inbounds=True, source_etype=I8), typ=I64, align=8)
+        wptr = gep(_race_ptr(lw, RACE_WRITERS, b, ctx), b.mul(idx, _c(64)))
+        if name == "vtpu_race_read":
+            mine = gep(_race_ptr(lw, RACE_OWN_READS, b, ctx), b.mul(idx, _c(8)))
+            b._insert(ir.instructions.StoreAtomicInstr(b.block, val, mine, "seq_cst", 8))
+            w = b.load_atomic(wptr, "seq_cst", 8, typ=I64)
+        else:
+            w = b.atomic_rmw("xchg", wptr, val, "seq_cst")
+        wid = b.sub(b.and_(w, _c((1 << WRITER_SHIFT) - 1)), _c(1))
+        other = b.and_(b.icmp_unsigned("!=", w, _c(0)), b.icmp_unsigned("!=", wid, sid))
+        known = b.load(gep(own, b.mul(b.select(other, wid, sid), _c(8))), typ=I64, align=8)
+        bad = b.and_(other, b.icmp_unsigned("<", known, b.lshr(w, _c(WRITER_SHIFT))))
+        if name == "vtpu_race_read":
+            b.ret(b.zext(bad, I64))
+        else:
+            race = fn.append_basic_block("race")
+            scan = fn.append_basic_block("scan")
+            b.cbranch(bad, race, scan)
+            b.position_at_end(race)
+            b.ret(_c(1))
+            b.position_at_end(scan)
+            n = b.load(b.gep(ctx, [_c(OFF_SCOUNT)], inbounds=True, source_etype=I8), typ=I64, align=8)
+            cap = b.add(
+                b.load(b.gep(ctx, [_c(OFF_TABMASK)], inbounds=True, source_etype=I8), typ=I64, align=8), _c(1)
+            )
+            reads = _race_ptr(lw, RACE_READS, b, ctx)
+            head = fn.append_basic_block("head")
+            body = fn.append_basic_block("body")
+            ok = fn.append_basic_block("ok")
+            b.branch(head)
+            b.position_at_end(head)
+            k = b.phi(I64)
+            k.add_incoming(_c(0), scan)
+            b.cbranch(b.icmp_unsigned("<", k, n), body, ok)
+            b.position_at_end(body)
+            r = b.load_atomic(gep(reads, b.mul(b.add(b.mul(k, cap), idx), _c(8))), "seq_cst", 8, typ=I64)
+            kb = b.load(gep(own, b.mul(k, _c(8))), typ=I64, align=8)
+            hit = b.and_(b.icmp_unsigned("!=", k, sid), b.icmp_unsigned("<", kb, r))
+            k.add_incoming(b.add(k, _c(1)), body)
+            b.cbranch(hit, race, head)
+            b.position_at_end(ok)
+            b.ret(_c(0))
+        out.append(fn)
+    lw._race_fn_cache = tuple(out)
+    return lw._race_fn_cache
+
+
+def note_access(lw, pidx: int, store: bool) -> None:
+    """The race check of one S-pipe access through p[pidx] (after its bounds check), several sentrons
+    only: a current record costs two loads and a compare; anything else calls the cold check, and a
+    race exits with ST_REPLAY."""
+    if not lw.race:
+        return
+    b = lw.b
+    idx = b.load(lw.TIDX[pidx])
+    sid = lw.cload(OFF_SID, I64)
+    own = _race_ptr(lw, RACE_OWN_CLOCK)
+    epoch = _ld(lw, own, b.mul(sid, _c(8)))
+    rd, wr = _race_fns(lw)
+    if store:
+        want = b.or_(b.shl(epoch, _c(WRITER_SHIFT)), b.add(sid, _c(1)))
+        cur = b.load_atomic(
+            _gep(lw, _race_ptr(lw, RACE_WRITERS), b.mul(idx, _c(64))), "unordered", 8, typ=I64
+        )
+        val, fn = want, wr
+    else:
+        cur = _ld(lw, _race_ptr(lw, RACE_OWN_READS), b.mul(idx, _c(8)))
+        val, fn = epoch, rd
+    slow = lw.new_block(f"race_{lw.pc}_{lw.slot}")
+    done = lw.new_block(f"raced_{lw.pc}_{lw.slot}")
+    b.cbranch(b.icmp_unsigned("!=", cur, val), slow, done).set_weights([1, 1 << 10])
+    b.position_at_end(slow)
+    lw.fault_if(b.icmp_unsigned("!=", b.call(fn, [lw.ctx, idx, val]), _c(0)), ST_REPLAY)
+    b.branch(done)
+    b.position_at_end(done)

@@ -239,6 +239,7 @@ def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
         b.store(ir.Constant(L.PTR, None), lw.TPTR[i])
         b.store(zero, lw.TSIZE[i])
         b.store(zero, lw.TSET[i])
+        b.store(zero, lw.TIDX[i])
     limit = lw.cload(L.OFF_MAXSTEPS, L.I64)
     abort_ptr = lw.cload(L.OFF_ABORT_PTR, L.PTR)
     steps_ptr = lw.cload(L.OFF_STEPS_PTR, L.PTR)

@@ -148,6 +148,9 @@ class _Sentron:
         e[:] = 0
         e[(L.OFF_FLEET - L.OFF_FLEET) // 8] = hub.fleet_addr
         e[(L.OFF_YIELD - L.OFF_FLEET) // 8] = _YIELD_ADDR
+        if hub.fleet_addr:
+            race = self.ctx[L.OFF_RACE : L.OFF_RACE + 32].view(np.uint64)
+            race[:] = jit_comm.race_words(hub.fleet_lay, hub.fleet_addr, s.id)
         u[L.OFF_HOME // 8] = s.home & 0xFFFFFFFFFFFFFFFF
         u[L.OFF_HOME // 8 + 1] = s.home >> 64
         self.to_ctx()
@@ -549,7 +552,8 @@ class JitEngine:
             # copying every scroll so that a fault could be replayed would double the memory: the
             # precise variant's fault exits write the state back, so it needs no copy at all
             comp = self.compile(precise=True)
-        snap = None if comp.variant.precise and not blocking else _snapshot(self.mem)
+        # several sentrons: a data race found natively is replayed in the interpreter (needs the copy)
+        snap = None if comp.variant.precise and not blocking and self.n == 1 else _snapshot(self.mem)
         sens, wall = self._run_native(comp)
         st = [int(x.i64[L.OFF_STATUS // 8]) for x in sens]
         errors = any(x.error is not None for x in sens)
@@ -575,7 +579,8 @@ class JitEngine:
             if code == L.ST_FAULT
         )
         _restore(self.mem, snap)
-        if stuck or steps <= self.replay_interp_steps:
+        if stuck or steps <= self.replay_interp_steps or self.n > 1:
+            # (several sentrons: a precise native replay could meet a race the fast run did not reach)
             # a deadlock (or a condition the native C pipe does not report) is always replayed in the
             # interpreter: its report, wait graph included, is the golden one
             out = self._interp()
@@ -600,11 +605,13 @@ class JitEngine:
         self.fleet = Fleet(self.n, program.groups, self.topology, race_check=False)
         self.env = SemanticsEnv(self.mem, self.fleet)
         self.hub = _Hub(self.n)
+        self.build_table()
         if self.n > 1:
             hub = self.hub
-            hub.fleet_raw, hub.fleet_blk = jit_comm.build_fleet_block(self.n, program.groups, self.topology)
+            hub.fleet_raw, hub.fleet_blk, hub.fleet_lay = jit_comm.build_fleet_block(
+                self.n, program.groups, self.topology, cap=self.tab.shape[0]
+            )
             hub.fleet_addr = hub.fleet_blk.ctypes.data
-        self.build_table()
         sens = [_Sentron(self, i) for i in range(self.n)]
         self.fleet.homes = {x.s.home: x.sid for x in sens}
         for x in sens:

@@ -33,6 +33,7 @@ from vtpu_cli.engines.jit.abi import (  # noqa: E402,F401  (re-exported)
     OFF_PPTHITS,
     OFF_PPTMISSES,
     OFF_R,
+    OFF_RACE,
     OFF_READYCB,
     OFF_SCOUNT,
     OFF_SEEN,

@@ -55,6 +55,7 @@ from vtpu_cli.engines.jit.irbase import (  # noqa: F401  (re-exported for the lo
     OFF_PPTHITS,
     OFF_PPTMISSES,
     OFF_R,
+    OFF_RACE,
     OFF_READYCB,
     OFF_SCOUNT,
     OFF_SEEN,
@@ -170,6 +171,8 @@ class Lowerer:
         self.TPTR = [a(PTR, name=f"tptr{i}") for i in range(8)]
         self.TSIZE = [a(I64, name=f"tsize{i}") for i in range(8)]
         self.TSET = [a(I64, name=f"tset{i}") for i in range(8)]
+        # several sentrons: the scroll-table slot of the translation (the race detector's scroll index)
+        self.TIDX = [a(I64, name=f"tidx{i}") for i in range(8)]
         # PPT accesses through a p register and how many of them took the slow path; fast hits are
         # the difference (an unconditional add per access folds into one add per block; a fast-path-only
         # increment would stay one add per access)
@@ -462,6 +465,8 @@ class Lowerer:
         b.store(self.cload(OFF_TRSIZE, I64), self.TSIZE[pidx])
         myset = self.cload(OFF_TRSET, I64)
         b.store(myset, self.TSET[pidx])
+        if getattr(self, "race", False):
+            b.store(b.call(self.slot_fn(), [self.ctx, lo, hi]), self.TIDX[pidx])
         for k in self.used_p:
             if k == pidx:
                 continue
@@ -479,6 +484,47 @@ class Lowerer:
         if self._ppt_fn is None:
             self._ppt_fn = emit_ppt_translate(self.module, self.ppt_sets, self.ppt_ways)
         return self._ppt_fn
+
+    def slot_fn(self) -> ir.Function:
+        if getattr(self, "_slot_fn", None) is None:
+            self._slot_fn = emit_scroll_slot(self.module)
+        return self._slot_fn
+
+
+def emit_scroll_slot(module: ir.Module) -> ir.Function:
+    """``i64 vtpu_scroll_slot(ctx, lo, hi)``: the scroll table slot of an existing coordinate (the race
+    detector's per-scroll index; the table does not change while several sentrons run)."""
+    fn = ir.Function(module, ir.FunctionType(I64, [PTR, I64, I64]), name="vtpu_scroll_slot")
+    fn.linkage = "internal"
+    for a in ("noinline", "nounwind", "cold"):
+        fn.attributes.add(a)
+    ctx, lo, hi = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    c64 = lambda x: ir.Constant(I64, x)  # noqa: E731
+
+    def cp(off):
+        return b.gep(ctx, [c64(off)], inbounds=True, source_etype=I8)
+
+    tab = b.load(cp(OFF_TAB), typ=PTR, align=1)
+    mask = b.load(cp(OFF_TABMASK), typ=I64, align=1)
+    h0 = b.and_(b.lshr(b.mul(b.xor(lo, b.shl(hi, c64(32))), c64(GOLDEN64 - (1 << 64))), c64(40)), mask)
+    entry = b.block
+    probe = fn.append_basic_block("probe")
+    nxt = fn.append_basic_block("next")
+    found = fn.append_basic_block("found")
+    b.branch(probe)
+    b.position_at_end(probe)
+    h = b.phi(I64)
+    h.add_incoming(h0, entry)
+    tlo = b.load(b.gep(tab, [b.mul(h, c64(4))], source_etype=I64), typ=I64)
+    thi = b.load(b.gep(tab, [b.add(b.mul(h, c64(4)), c64(1))], source_etype=I64), typ=I64)
+    b.cbranch(b.and_(b.icmp_unsigned("==", thi, hi), b.icmp_unsigned("==", tlo, lo)), found, nxt)
+    b.position_at_end(nxt)
+    h.add_incoming(b.and_(b.add(h, c64(1)), mask), nxt)
+    b.branch(probe)
+    b.position_at_end(found)
+    b.ret(h)
+    return fn
 
 
 def _spread_global(module: ir.Module):
@@ -1087,6 +1133,7 @@ def _gather_scatter(lw: Lowerer, ins: Instr):
         off = _mem_off(lw, m)
         ptr, ssize = lw.translate(m.base)
         _check_range(lw, off, size, ssize)
+        jit_comm.note_access(lw, m.base, store)
         addr = _addr(lw, ptr, off)
         if store:
             x = lw.rget(reg.idx)
@@ -1107,6 +1154,7 @@ def _gather_scatter(lw: Lowerer, ins: Instr):
         off = _mem_off(lw, m)
         ptr, ssize = lw.translate(m.base)
         _check_range(lw, off, nb, ssize)
+        jit_comm.note_access(lw, m.base, store)
         addr = _addr(lw, ptr, off)
         if nb == VEC_BYTES:
             if store:
@@ -1165,6 +1213,7 @@ def _gather_scatter(lw: Lowerer, ins: Instr):
     )
     bad = b.or_(b.icmp_signed("<", offs, splat(0, li)), b.icmp_signed(">", offs, hi))
     lw.fault_if(b.or_(guard, lw.any_true(bad)))
+    jit_comm.note_access(lw, m.base, store)
     et = ity(t)
     if _vector_gather(lw, n_lanes, size):
         _gather_scatter_native(lw, ins, reg, m, off, ptr, n_lanes, size, store)
@@ -1328,6 +1377,7 @@ def _gather_span(lw: Lowerer, ins: Instr, reg, m, off, stride: int, size: int, n
         b.icmp_signed(">", b.add(off, ir.Constant(I64, span - size)), b.sub(ssize, ir.Constant(I64, size))),
     )
     lw.fault_if(b.or_(guard, bad))
+    jit_comm.note_access(lw, m.base, False)
     addr = _addr(lw, ptr, off)
     if stride == 0:  # a broadcast: one scalar load
         x = b.load(addr, typ=ity(ins.type), align=1)
@@ -1507,7 +1557,7 @@ def _cunpack(lw: Lowerer, ins: Instr):
 
 @lower("CFENCE")
 def _cfence(lw: Lowerer, ins: Instr):
-    lw.b.fence("seq_cst")
+    jit_comm.cfence(lw)
 
 
 @lower("CSEND", "CRECV", "CBAR", "CREDUCE", "CCAST", "CROUTE")
