@@ -812,3 +812,82 @@ def matmul_nt_loop(lw: Lowerer, x, w, y) -> None:
             block(n % rb, wrow, yp)
 
     rows_loop(b, m, [(xrow, k * 4), (yrow, n * 4)], row)
+
+
+# ---------------------------------------------------------------------- int8 weight matrix (LM head)
+Q8_ROWS = 4  # weight rows (outputs) per block: one quantised-activation chunk load feeds this many DDOTs
+
+
+def matmul_q8_loop(lw: Lowerer, x, w8, ws, y, per_row_scale: bool) -> None:
+    """y[M, N] = x[M, K] @ w8[N, K]^T with int8 weights and f32 scales (a compact LM head).
+
+    Per row of x: per-token int8 absmax quantisation exactly as ``quant`` (am = max(max |x|, 1e-30),
+    q = DCVT.i8(x * (127 / am)), sx = am / 127) into a zero-padded scratch row of ceil(K/64)*64 bytes;
+    then per output n: acc = sum_k q[k] * w8[n, k] as 16 int32 lane sums (``DDOT.i8`` over 64-byte chunks
+    in k order; a partial last chunk reads zeros), reduced with ``DRED.add.i32`` (exact: |acc| <=
+    127 * 127 * K < 2^31), and y = f32(acc) * f32(ws[n] * sx) (``ws[0]`` with one per-tensor scale).
+    Every integer step is exact, so the result is independent of the lane and block order."""
+    b = lw.b
+    m, k = x.shape if len(x.shape) == 2 else (1, x.shape[0])
+    n = w8.shape[0]
+    k64 = (k + 63) // 64 * 64
+    qbuf = lw.scratch("q8", k64)
+    one = b.new("r", "c127")
+    b.emit("DMOV", one, F(127.0), type="f32")
+    nfull, tail = divmod(k, 64)
+    xrow, yrow, zero = ptr(b, 0, "xrow"), ptr(b, 0, "yrow"), ptr(b, 0, "zero")
+    wsc = None
+    if not per_row_scale:
+        wsc = b.new("r", "ws")
+        b.load("f32", wsc, ws.scroll, 0)
+
+    def block(nrows: int, wp: VReg, sp: VReg, yp: VReg, sx: VReg) -> None:
+        acc = [b.new("v", "acc") for _ in range(nrows)]
+        qp, kp = ptr(b, 0, "qp"), ptr(b, wp, "kp")
+
+        def kstep(nb: int, first: bool) -> None:
+            qv = ld(b, "i8", qbuf, qp, 64)
+            for r in range(nrows):
+                wv = ld(b, "i8", w8.scroll, at(b, kp, r * k), nb)
+                if first:
+                    b.emit("DBCAST", acc[r], Imm(0), type="i32")
+                b.emit("DDOT", acc[r], wv, qv, type="i8")
+            bump(b, qp, 64)
+            bump(b, kp, 64)
+
+        if nfull:
+            kstep(64, True)
+            loop(b, nfull - 1, lambda: kstep(64, False), "k")
+        if tail:
+            kstep(tail, nfull == 0)
+        for r in range(nrows):
+            s = b.new("r")
+            b.emit("DRED", s, acc[r], type="i32", mod="add")
+            f = b.new("r")
+            b.emit("DCVT", f, s, None, type="f32", type2="i32")
+            sc = b.new("r")
+            if per_row_scale:
+                wsr = ld(b, "f32", ws.scroll, at(b, sp, r * 4), cls="r")
+                b.emit("DMUL", sc, wsr, sx, type="f32")
+            else:
+                b.emit("DMUL", sc, wsc, sx, type="f32")
+            o = b.new("r")
+            b.emit("DMUL", o, f, sc, type="f32")
+            st(b, "f32", o, y.scroll, at(b, yp, r * 4))
+
+    def row() -> None:
+        sx = quantise_row(lw, x, xrow, k, qbuf, zero, 64, one)
+        wp, sp, yp = ptr(b, 0, "wp"), ptr(b, 0, "sp"), ptr(b, yrow, "yp")
+        rb = Q8_ROWS
+
+        def blk() -> None:
+            block(rb, wp, sp, yp, sx)
+            bump(b, wp, rb * k)
+            bump(b, sp, rb * 4)
+            bump(b, yp, rb * 4)
+
+        loop(b, n // rb, blk, "nblk")
+        if n % rb:
+            block(n % rb, wp, sp, yp, sx)
+
+    rows_loop(b, m, [(xrow, k * 4), (yrow, n * 4)], row)

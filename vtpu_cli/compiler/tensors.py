@@ -1263,6 +1263,39 @@ def _matmul_nt(lw: Lowerer, name_toks, call, pos, kw):
     _in_place(lw, y0, [x, w], lambda y: kernels.matmul_nt_loop(lw, x, w, y))
 
 
+def _matmul_q8(lw: Lowerer, name_toks, call, pos, kw):
+    """``y = matmul_q8(x, w8, ws)``: x f32[M, K] (or [K]) times int8 weights w8[N, K] (row n holds output
+    n's weights, i.e. used transposed like ``matmul_nt``) with f32 scales ws[N] (one per row) or ws[1]
+    (per tensor); numerics in docs/kernels.md and :func:`kernels.matmul_q8_loop`."""
+    _nargs(lw, call, pos, 3)
+    _kw(lw, kw, (), call)
+    x, w8, ws = (lw.tensor_arg(a) for a in pos)
+    _dtype_ok(lw, pos[0], x, ("f32",), "matmul_q8")
+    _dtype_ok(lw, pos[1], w8, ("i8",), "matmul_q8 (int8 weights)")
+    _dtype_ok(lw, pos[2], ws, ("f32",), "matmul_q8 (weight scales)")
+    m, k = _rows2(x)
+    if len(w8.shape) != 2 or w8.shape[1] != k:
+        lw.fail(
+            pos[1], f"shape mismatch: matmul_q8 needs w8[N, {k}] (one row per output), found {list(w8.shape)}"
+        )
+    n = w8.shape[0]
+    if k > MAX_Q8_K:
+        lw.fail(pos[0], f"matmul_q8 sums at most {MAX_Q8_K} int8 products per output (int32), K is {k}")
+    if ws.numel not in (1, n):
+        lw.fail(
+            pos[2], f"weight scales must be f32[{n}] (one per row of w8) or f32[1], found {list(ws.shape)}"
+        )
+    shape = (m, n) if len(x.shape) == 2 else (n,)
+    y0 = _result(lw, name_toks[0], "f32", shape)
+    _in_place(
+        lw, y0, [x, w8, ws], lambda y: kernels.matmul_q8_loop(lw, x, w8, ws, y, ws.numel == n and n > 1)
+    )
+
+
+# |sum_k q w| <= 127 * 128 * K must stay below 2^31 for the int32 lane sums and DRED
+MAX_Q8_K = 131_072
+
+
 def _quant(lw: Lowerer, name_toks, call, pos, kw):
     _nargs(lw, call, pos, 1)
     _kw(lw, kw, (), call)
@@ -1372,6 +1405,7 @@ OPS = {
     "embed": _embed,
     "rope": _rope,
     "matmul_nt": _matmul_nt,
+    "matmul_q8": _matmul_q8,
     "quant": _quant,
     "attend": _attend,
     "argmax": _argmax,
@@ -1379,5 +1413,18 @@ OPS = {
     "allreduce": lambda lw, n, c, p, k: _collective(lw, n, c, p, k, "allreduce"),
     "broadcast": lambda lw, n, c, p, k: _collective(lw, n, c, p, k, "broadcast"),
 }
+
+
+def _register_with_the_checker() -> None:
+    """The checker in lower.py keeps its own tuple of tensor-op names; every op of :data:`OPS` must be
+    in it (until lower.py derives the tuple from OPS, the ops added here are appended at import)."""
+    from vtpu_cli.compiler import lower
+
+    missing = tuple(op for op in OPS if op not in lower._TENSOR_OPS)
+    if missing:
+        lower._TENSOR_OPS = lower._TENSOR_OPS + missing
+
+
+_register_with_the_checker()
 
 __all__ = ["lower_op", "pack_ternary_tiles", "exp_vec", "OPS", "math"]

@@ -1,0 +1,368 @@
+"""Compiled-kernel benchmarks: phextcc's tensor ops on the JIT against a baseline measured in the same run.
+
+``python -m vtpu_cli.bench.kernels [--quick] [--only NAME...] [--repeats N] [--json FILE]``
+
+Every row compiles one ``.phx`` statement, runs it natively (``JitEngine``, native time ``run_s``),
+checks the output against an independent numpy reference (bit for bit where the op's numerics are
+exact, see docs/kernels.md) and times a baseline doing the same work in the same process,
+interleaved run by run with the kernel so both see the same machine load:
+
+* ``tgemv``  -- ternary GEMV (``tmatmul``, M = 1) against a streaming read of the same packed weight
+  bytes (numpy's sum of 64-bit words; the memory-bandwidth roofline of this run);
+* ``tgemm``  -- ternary GEMM (``tmatmul``, M = 64, prefill) against numpy f32 ``x @ w`` on the same shape;
+* ``gemm``   -- f32 ``matmul`` against numpy/OpenBLAS single-threaded (``OPENBLAS_NUM_THREADS=1`` is set
+  before numpy loads);
+* ``q8``     -- the int8 LM head ``matmul_q8`` against numpy f32 ``x @ w.T`` and against the f32
+  ``matmul_nt`` it replaces, and the same streaming read of its int8 bytes;
+* ``hand``   -- compiled kernels against the hand-written bench kernels (``vtpu bench ternary_gemv
+  f32_gemm``) on the same work per weight / per FLOP.
+
+Times are medians; ratios are ``baseline time / kernel time`` (> 1: the kernel is faster) except the
+roofline fraction (kernel bytes/s over streaming bytes/s). Density is the compiled program's non-NOP
+ops per SIW (``vtpu cc --report``).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+import argparse  # noqa: E402
+import json  # noqa: E402
+import statistics  # noqa: E402
+import sys  # noqa: E402
+import time  # noqa: E402
+from collections.abc import Callable  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
+
+import numpy as np  # noqa: E402
+
+F32 = np.float32
+
+
+@dataclass
+class Row:
+    """One measured kernel: what it is, its times, its baseline and whether it was verified."""
+
+    group: str
+    name: str
+    shape: str
+    kernel_s: float = 0.0
+    base_s: float = 0.0
+    base_what: str = ""
+    verified: bool = False
+    siws: int = 0
+    density: float = 0.0
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def ratio(self) -> float:
+        return self.base_s / self.kernel_s if self.kernel_s else 0.0
+
+
+# ---------------------------------------------------------------------- references (independent numpy)
+def tmatmul_ref(x: np.ndarray, w: np.ndarray, ws: float) -> np.ndarray:
+    """docs/phx.md "Ternary matmul": per-token int8 absmax, exact integer dot, f32 rescale."""
+    am = np.maximum(np.abs(x).max(1), F32(1e-30)).astype(F32)
+    inv = (F32(127) / am).astype(F32)
+    q = np.rint((x * inv[:, None]).astype(F32)).astype(np.int64)
+    sc = ((am / F32(127)).astype(F32) * F32(ws)).astype(F32)
+    return ((q @ w.astype(np.int64)).astype(F32) * sc[:, None]).astype(F32)
+
+
+def q8_ref(x: np.ndarray, w8: np.ndarray, ws: np.ndarray) -> np.ndarray:
+    """docs/kernels.md "matmul_q8": per-token int8 absmax of x, exact int32 dot with the int8 rows of
+    w8, then ``f32(acc) * f32(ws[n] * sx)``."""
+    am = np.maximum(np.abs(x).max(1), F32(1e-30)).astype(F32)
+    inv = (F32(127) / am).astype(F32)
+    q = np.rint((x * inv[:, None]).astype(F32)).astype(np.int64)
+    sx = (am / F32(127)).astype(F32)
+    acc = q @ w8.astype(np.int64).T
+    sc = (ws[None, :].astype(F32) * sx[:, None]).astype(F32)
+    return (acc.astype(F32) * sc).astype(F32)
+
+
+# ---------------------------------------------------------------------- running compiled code
+def compile_kernel(src: str, inputs: dict, opt: int = 2):
+    """(program, report) of a ``.phx`` source with its inputs bound."""
+    from vtpu_cli.compiler.driver import bind_inputs, compile_phx
+
+    prog, rep = compile_phx(src, "bench.phx", opt=opt)
+    bind_inputs(prog, inputs)
+    return prog, rep
+
+
+def jit_run(prog):
+    """One native run: (seconds of native execution, result); raises if it did not run natively."""
+    from vtpu_cli.engines.jit.engine import JitEngine
+
+    res = JitEngine(prog).run()
+    if res.engine != "jit" or getattr(res, "replay", ""):
+        raise RuntimeError(f"did not run natively: {res.fallback or res.replay}")
+    if res.status != "ok":
+        raise RuntimeError(f"run {res.status}: {res.fault.render() if res.fault else ''}")
+    return res.run_s, res
+
+
+def output(prog, res, name: str) -> np.ndarray:
+    from vtpu_cli.compiler.driver import read_output
+
+    return read_output(prog, res, name)
+
+
+def paired(kernel: Callable[[], float], base: Callable[[], None], repeats: int) -> tuple[float, float]:
+    """Medians of ``kernel()`` (returns its own time) and of timed ``base()`` runs, alternated."""
+    ks, bs = [], []
+    for _ in range(repeats):
+        ks.append(kernel())
+        t = time.perf_counter()
+        base()
+        bs.append(time.perf_counter() - t)
+    return statistics.median(ks), statistics.median(bs)
+
+
+def stream_read(raw: bytes) -> Callable[[], None]:
+    """A one-pass streaming read of ``raw`` (numpy's vectorised sum of 64-bit words)."""
+    words = np.frombuffer(raw, np.uint64, len(raw) // 8)
+    return lambda: words.sum()
+
+
+def scroll_bytes(prog, name: str) -> bytes:
+    c = prog.coord_names[name]
+    return next(d for d in prog.data if d.coord == c).data
+
+
+def _density(rep: dict) -> tuple[int, float]:
+    fs = [f for f in rep["functions"] if f["name"] == "k"]
+    f = fs[0] if fs else rep["total"]
+    return f["siws"], f["density"]
+
+
+# ---------------------------------------------------------------------- the benchmarks
+def bench_tgemv(k: int, n: int, repeats: int) -> Row:
+    rng = np.random.default_rng(1)
+    w = rng.integers(-1, 2, (k, n), dtype=np.int8)
+    x = rng.standard_normal((1, k)).astype(F32)
+    src = f"input x: f32[1, {k}]\nweight w: t2[{k}, {n}] scale 0.5\noutput y: f32[1, {n}]\nkernel k {{ y = tmatmul(x, w) }}\n"
+    prog, rep = compile_kernel(src, {"x": x, "w": w})
+    _, res = jit_run(prog)
+    ok = np.array_equal(output(prog, res, "y"), tmatmul_ref(x, w, 0.5))
+    raw = scroll_bytes(prog, "w")
+    ks, bs = paired(lambda: jit_run(prog)[0], stream_read(raw), repeats)
+    siws, dens = _density(rep)
+    row = Row(
+        "tgemv", "tmatmul M=1", f"{k}x{n} ({len(raw) / 2**20:.1f} MiB)", ks, bs, "stream read", ok, siws, dens
+    )
+    row.extra = {
+        "bytes": len(raw),
+        "kernel_gbytes": len(raw) / ks / 1e9,
+        "stream_gbytes": len(raw) / bs / 1e9,
+        "gweights": k * n / ks / 1e9,
+    }
+    return row
+
+
+def bench_tgemm(m: int, k: int, n: int, repeats: int) -> Row:
+    rng = np.random.default_rng(2)
+    w = rng.integers(-1, 2, (k, n), dtype=np.int8)
+    x = rng.standard_normal((m, k)).astype(F32)
+    src = f"input x: f32[{m}, {k}]\nweight w: t2[{k}, {n}] scale 0.5\noutput y: f32[{m}, {n}]\nkernel k {{ y = tmatmul(x, w) }}\n"
+    prog, rep = compile_kernel(src, {"x": x, "w": w})
+    _, res = jit_run(prog)
+    ok = np.array_equal(output(prog, res, "y"), tmatmul_ref(x, w, 0.5))
+    wf = w.astype(F32)
+    ks, bs = paired(lambda: jit_run(prog)[0], lambda: x @ wf, repeats)
+    siws, dens = _density(rep)
+    row = Row("tgemm", f"tmatmul M={m}", f"{m}x{k}x{n}", ks, bs, "numpy f32 x @ w", ok, siws, dens)
+    row.extra = {"gweights": m * k * n / ks / 1e9, "numpy_gflops": 2 * m * k * n / bs / 1e9}
+    return row
+
+
+def bench_gemm(m: int, k: int, n: int, repeats: int) -> Row:
+    rng = np.random.default_rng(3)
+    a = rng.integers(-4, 5, (m, k)).astype(F32)  # small integers: every sum is exact in any order
+    b = rng.integers(-4, 5, (k, n)).astype(F32)
+    src = f"input a: f32[{m}, {k}]\ninput b: f32[{k}, {n}]\noutput y: f32[{m}, {n}]\nkernel k {{ y = matmul(a, b) }}\n"
+    prog, rep = compile_kernel(src, {"a": a, "b": b})
+    _, res = jit_run(prog)
+    ok = np.array_equal(output(prog, res, "y"), a @ b)
+    ks, bs = paired(lambda: jit_run(prog)[0], lambda: a @ b, repeats)
+    siws, dens = _density(rep)
+    row = Row("gemm", "matmul f32", f"{m}x{k}x{n}", ks, bs, "OpenBLAS 1 thread", ok, siws, dens)
+    row.extra = {"gflops": 2 * m * k * n / ks / 1e9, "blas_gflops": 2 * m * k * n / bs / 1e9}
+    return row
+
+
+def bench_q8(m: int, k: int, n: int, repeats: int) -> list[Row]:
+    """The int8 LM head against numpy f32 and against the f32 ``matmul_nt`` head it replaces."""
+    rng = np.random.default_rng(4)
+    wf = rng.standard_normal((n, k)).astype(F32)
+    ws = (np.abs(wf).max(1) / 127).astype(F32)
+    w8 = np.rint(wf / ws[:, None]).astype(np.int8)
+    x = rng.standard_normal((m, k)).astype(F32)
+    src = (
+        f"input x: f32[{m}, {k}]\nweight w8: i8[{n}, {k}]\ninput ws: f32[{n}]\noutput y: f32[{m}, {n}]\n"
+        "kernel k { y = matmul_q8(x, w8, ws) }\n"
+    )
+    prog, rep = compile_kernel(src, {"x": x, "w8": w8, "ws": ws})
+    _, res = jit_run(prog)
+    ok = np.array_equal(output(prog, res, "y"), q8_ref(x, w8, ws))
+    raw = scroll_bytes(prog, "w8")
+    ks, bs = paired(lambda: jit_run(prog)[0], stream_read(raw), repeats)
+    siws, dens = _density(rep)
+    rows = [
+        Row(
+            "q8",
+            f"matmul_q8 M={m}",
+            f"{m}x{k}x{n} ({len(raw) / 2**20:.0f} MiB i8)",
+            ks,
+            bs,
+            "stream read",
+            ok,
+            siws,
+            dens,
+        )
+    ]
+    rows[0].extra = {"kernel_gbytes": len(raw) / ks / 1e9, "stream_gbytes": len(raw) / bs / 1e9}
+    w32 = w8.astype(F32) * ws[:, None]
+    rows.append(Row("q8", f"matmul_q8 M={m}", f"{m}x{k}x{n}", ks, 0.0, "numpy f32 x @ w.T", ok, siws, dens))
+    _, rows[1].base_s = paired(lambda: 0.0, lambda: x @ w32.T, repeats)
+    if n * k * 4 <= 2**31:  # the f32 head it replaces (one scroll holds at most 4 GiB)
+        srcf = (
+            f"input x: f32[{m}, {k}]\nweight w: f32[{n}, {k}]\noutput y: f32[{m}, {n}]\n"
+            "kernel k { y = matmul_nt(x, w) }\n"
+        )
+        progf, _ = compile_kernel(srcf, {"x": x, "w": w32})
+        kf = statistics.median(jit_run(progf)[0] for _ in range(max(3, repeats // 2)))
+        rows.append(
+            Row("q8", f"matmul_q8 M={m}", f"{m}x{k}x{n}", ks, kf, "compiled f32 matmul_nt", ok, siws, dens)
+        )
+    return rows
+
+
+def bench_hand(repeats: int) -> list[Row]:
+    """Compiled kernels against the hand-written bench kernels on the same work rate."""
+    from vtpu_cli.bench import suite
+
+    mans = {m.name: m for m in suite.load_manifests()}
+    rows = []
+    gv = suite.run_benchmark(mans["ternary_gemv"], "jit", "full", repeats)
+    p = mans["ternary_gemv"].params_for("full")
+    rows_, kk = p["ROWS"], 1024
+    mine = bench_tgemv(kk, rows_, repeats)
+    hw = gv["rates"].get("gweights") or 0.0
+    r = Row("hand", "tmatmul M=1 vs ternary_gemv.vasm", f"{kk}x{rows_}", mine.kernel_s, 0.0, "hand-written")
+    r.base_s = kk * rows_ / (hw * 1e9) if hw else 0.0
+    r.verified = mine.verified and bool(gv.get("verified"))
+    r.siws, r.density = mine.siws, mine.density
+    rows.append(r)
+    gm = suite.run_benchmark(mans["f32_gemm"], "jit", "full", repeats)
+    hw = gm["rates"].get("gflops") or 0.0
+    mine = bench_gemm(64, 64, 64, repeats)
+    r = Row("hand", "matmul f32 vs f32_gemm.vasm", "64x64x64", mine.kernel_s, 0.0, "hand-written")
+    r.base_s = 2 * 64**3 / (hw * 1e9) if hw else 0.0
+    r.verified = mine.verified and bool(gm.get("verified"))
+    r.siws, r.density = mine.siws, mine.density
+    rows.append(r)
+    return rows
+
+
+PLANS: dict[str, Callable[[bool, int], list[Callable[[], Row | list[Row]]]]] = {
+    "tgemv": lambda quick, rep: [
+        (lambda s=s: bench_tgemv(*s, rep))
+        for s in ([(256, 512), (512, 2048)] if quick else [(2560, 6912), (6912, 2560), (8192, 32768)])
+    ],
+    "tgemm": lambda quick, rep: [
+        (lambda s=s: bench_tgemm(*s, rep))
+        for s in ([(8, 256, 256)] if quick else [(64, 2560, 6912), (64, 6912, 2560)])
+    ],
+    "gemm": lambda quick, rep: [
+        (lambda s=s: bench_gemm(*s, rep))
+        for s in (
+            [(16, 64, 64)] if quick else [(64, 64, 64), (64, 256, 256), (256, 256, 256), (64, 1024, 1024)]
+        )
+    ],
+    "q8": lambda quick, rep: [
+        (lambda s=s: bench_q8(*s, rep))
+        for s in ([(1, 256, 1000)] if quick else [(1, 2560, 32000), (1, 2560, 128256)])
+    ],
+    "hand": lambda quick, rep: [] if quick else [lambda: bench_hand(rep)],
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m vtpu_cli.bench.kernels", description=__doc__.split("\n")[0])
+    ap.add_argument("--only", nargs="*", choices=sorted(PLANS), help="benchmark groups (default: all)")
+    ap.add_argument("--quick", action="store_true", help="small shapes (a smoke run)")
+    ap.add_argument("--repeats", type=int, default=7, help="paired runs per kernel (medians)")
+    ap.add_argument("--json", help="write the rows as JSON to this file")
+    args = ap.parse_args(argv)
+    from rich.console import Console
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from vtpu_cli.engines.jit.engine import jit_available
+
+    ok, why = jit_available()
+    if not ok:
+        print(f"error: the JIT is not available here: {why}", file=sys.stderr)
+        return 3
+    con = Console(stderr=True)
+    jobs = [j for g in (args.only or list(PLANS)) for j in PLANS[g](args.quick, max(1, args.repeats))]
+    rows: list[Row] = []
+    with Progress(console=con, transient=True) as prog:
+        task = prog.add_task("kernels", total=len(jobs))
+        for job in jobs:
+            out = job()
+            rows.extend(out if isinstance(out, list) else [out])
+            prog.advance(task)
+    tab = Table(title="compiled kernels vs baselines (medians; ratio = baseline time / kernel time)")
+    for col in (
+        "group",
+        "kernel",
+        "shape",
+        "kernel ms",
+        "baseline",
+        "base ms",
+        "ratio",
+        "rate",
+        "SIWs",
+        "ops/SIW",
+        "ok",
+    ):
+        tab.add_column(col)
+    for r in rows:
+        rate = ""
+        if "kernel_gbytes" in r.extra:
+            rate = f"{r.extra['kernel_gbytes']:.1f} / {r.extra['stream_gbytes']:.1f} GB/s"
+        elif "gflops" in r.extra:
+            rate = f"{r.extra['gflops']:.1f} / {r.extra['blas_gflops']:.1f} GFLOP/s"
+        elif "gweights" in r.extra:
+            rate = f"{r.extra['gweights']:.1f} Gw/s"
+        ratio = (
+            f"{r.ratio:.3f} of roofline" if r.base_what == "stream read" and r.ratio else f"{r.ratio:.2f}x"
+        )
+        tab.add_row(
+            r.group,
+            r.name,
+            r.shape,
+            f"{r.kernel_s * 1e3:.3f}",
+            r.base_what,
+            f"{r.base_s * 1e3:.3f}",
+            ratio,
+            rate,
+            str(r.siws),
+            f"{r.density:.2f}",
+            "yes" if r.verified else "NO",
+        )
+    Console(width=max(Console().width, 180)).print(tab)
+    if args.json:
+        doc = [dict(r.__dict__, ratio=r.ratio) for r in rows]
+        with open(args.json, "w") as f:
+            json.dump(doc, f, indent=1)
+    return 0 if all(r.verified for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
