@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from vtpu_cli.binary.program import DataScroll, Imm, Instr, Output, Program
-from vtpu_cli.compiler import tensors
+from vtpu_cli.compiler import tensors, views
 from vtpu_cli.compiler.ir import VI, CompileError, Label, dump
 from vtpu_cli.compiler.lower import RESERVED_LIBRARY, Lowerer
 from vtpu_cli.compiler.parser import MAX_DEPTH, parse
@@ -42,6 +42,7 @@ def _front(
     lw = Lowerer(text, filename, opt, sentrons, tune)
     lw.compile_phx = compile_phx
     lw.tensor_lowering = tensors
+    lw.view_lowering = views
     lw.forced_tile = tile
     lw.force_loops = force_loops
     import sys

@@ -161,6 +161,8 @@ class Scroll:
     layers: int = 1  # a stack of per-layer scrolls: layer l at coord with the scroll part + l
     layer: object = None  # a view of one layer: int or the VReg holding the layer index
     alias: str | None = None  # a view: the key of the scroll it views (for alias analysis)
+    view_of: str | None = None  # an offset view (slice/reshape): the scroll whose coordinate it uses
+    offset: int | VReg | None = None  # ... and its first byte there (a constant or a runtime register)
 
 
 P_HOISTED = 5  # coordinate registers hoisted to a region's start; further scrolls are defined at use
@@ -222,10 +224,48 @@ class Builder:
         if mem is not None:
             sc = self.scrolls.get(mem.scroll)
             if sc is not None and sc.alias is not None:  # views alias their base tensor
+                if sc.offset is not None:
+                    args, mem = self._shift(sc.offset, args, mem)
                 mem = MemInfo(sc.alias, mem.write, mem.lo, mem.hi, mem.rel)
         ins = VI(op, mod, type, type2, list(args), mem, self.line)
         self.code.append(ins)
         return ins
+
+    def _shift(self, o: int | VReg, args: tuple, mem: MemInfo) -> tuple[tuple, MemInfo]:
+        """Move an access of an offset view (slice, reshape) to its base scroll: the view's first byte
+        ``o`` is added to the address (an immediate when both are constants, else one ``DADD``), and the
+        alias range is kept exact where it can be (relative to the same register)."""
+        if isinstance(o, int) and o == 0:
+            return args, mem
+        i = next(k for k, a in enumerate(args) if isinstance(a, VMem))
+        vm = args[i]
+        lo, hi, rel = mem.lo, mem.hi, mem.rel
+        if isinstance(o, int):
+            if isinstance(vm.off, int):
+                off = vm.off + o
+            else:
+                off = self.new("r", "addr")
+                self.emit("DADD", off, vm.off, Imm(o), type="i64")
+            if lo is not None:
+                lo, hi = lo + o, hi + o
+        elif isinstance(vm.off, int):  # a runtime view start: ranges relative to it
+            if vm.off == 0:
+                off = o
+            else:
+                off = self.new("r", "addr")
+                self.emit("DADD", off, o, Imm(vm.off), type="i64")
+            if rel is None:
+                rel = o
+            else:  # pragma: no cover - an immediate offset never carries a relative register
+                lo = hi = rel = None
+        else:
+            off = self.new("r", "addr")
+            self.emit("DADD", off, vm.off, o, type="i64")
+            rel = off if rel is vm.off else None
+            if rel is None:
+                lo = hi = None
+        args = (*args[:i], VMem(vm.base, off, vm.mode, vm.extra), *args[i + 1 :])
+        return args, MemInfo(mem.scroll, mem.write, lo, hi, rel)
 
     # ---------------------------------------------------------------- regions and coordinates
     def begin_region(self) -> None:
@@ -258,6 +298,8 @@ class Builder:
         if p is not None:
             return p
         sc = self.scrolls[scroll]
+        if sc.view_of is not None:  # an offset view addresses its base scroll's coordinate
+            return self.base(sc.view_of)
         p = self.new("p", scroll)
         defs = []
         if isinstance(sc.layer, VReg):  # coordinate arithmetic: the layer index moves the scroll part

@@ -40,6 +40,8 @@ class Tensor:
     scroll: str
     scale: float | str = 1.0  # t2 weights: a literal or the name of an f32[1] tensor
     line: int = 0
+    base_role: str = ""  # a view (role "view"): the role of the tensor it views (input/weight: read-only)
+    base_name: str = ""  # ... and that tensor's name
 
     @property
     def numel(self) -> int:
@@ -86,6 +88,7 @@ class Lowerer:
         self.tune = tune
         self.compile_phx = None  # set by the driver: the autotuner compiles candidate tiles
         self.tensor_lowering = None  # set by the driver: the tensors module (level-2 statements)
+        self.view_lowering = None  # set by the driver: the views module (slice, reshape, transpose, concat)
         self.broken: set[str] = set()  # tensors whose declaration failed (their uses are not re-reported)
         self.tensors: dict[str, Tensor] = {}
         self.coord_names: dict[str, int] = {}
@@ -476,6 +479,7 @@ class Lowerer:
 
     def index_assign(self, node) -> None:
         name_tok, idx, expr = node.children
+        self.check_writable(name_tok)
         nested = len(self.scopes) > (2 if self.kernel_depth else 1)
         saved = self.b.push_region() if nested else None
         try:
@@ -646,7 +650,11 @@ class Lowerer:
         saved_t: dict = {}
         scope: dict = {}
         for p, a in zip(params, args, strict=True):
-            is_tensor = a.data == "index" or (a.data == "name" and str(a.children[0]) in self.tensors)
+            is_tensor = (
+                a.data == "index"
+                or (a.data == "name" and str(a.children[0]) in self.tensors)
+                or (a.data == "call" and str(a.children[0]) in VIEW_OPS)
+            )
             if is_tensor:
                 saved_t[p] = self.tensors.get(p)
                 self.tensors[p] = self.tensor_arg(a)
@@ -722,6 +730,8 @@ class Lowerer:
     def tensor_arg(self, node):
         if node.data == "index":
             return self.layer_view(node)
+        if node.data == "call" and str(node.children[0]) in VIEW_OPS:
+            return self.view_lowering.operand(self, node)
         if node.data != "name":
             self.fail(node, "expected a tensor name")
         n = str(node.children[0])
@@ -1034,13 +1044,31 @@ class Lowerer:
         fname = str(expr.children[0])
         if fname not in _TENSOR_OPS:
             self.fail(expr, f"unknown tensor op `{fname}`", hint=self.suggest(fname, _TENSOR_OPS))
+        if fname not in VIEW_OPS:  # `v = slice(...)` rebinds a view name; anything else writes through it
+            for tok in name_toks:
+                self.check_writable(tok)
+        views = self.view_lowering
         nested = len(self.scopes) > (2 if self.kernel_depth else 1)
         saved = self.b.push_region() if nested else None
+        temps: list[str] = []
         try:
-            self.tensor_lowering.lower_op(self, fname, name_toks, expr)
+            if fname in VIEW_OPS:
+                views.assign(self, name_toks, expr)
+            else:
+                fname, expr = views.resolve_args(self, fname, expr, temps)
+                views.check_overlap(self, name_toks, fname, expr)
+                self.tensor_lowering.lower_op(self, fname, name_toks, expr)
         finally:
+            for t in temps:
+                self.tensors.pop(t, None)
             if saved is not None:
                 self.b.pop_region(saved)
+
+    def check_writable(self, tok) -> None:
+        """A view of an input or weight tensor is read-only, like the tensor itself."""
+        t = self.tensors.get(str(tok))
+        if t is not None and t.role == "view" and t.base_role in ("input", "weight"):
+            self.fail(tok, f"cannot assign to `{tok}`: it is a view of {t.base_role} tensor `{t.base_name}`")
 
 
 # ---------------------------------------------------------------------- helpers
@@ -1096,7 +1124,12 @@ _TENSOR_OPS = (
     "attend",
     "matmul_nt",
     "quant",
+    "slice",
+    "reshape",
+    "transpose",
+    "concat",
 )
+VIEW_OPS = ("slice", "reshape", "transpose", "concat")  # tensor views: vtpu_cli/compiler/views.py
 
 
 def _idiv(a: int, b: int) -> int:

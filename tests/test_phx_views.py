@@ -1,0 +1,260 @@
+"""Tensor views in .phx: slice, reshape (copy-free, constant or runtime start), transpose and concat
+(materialised), writes through views, matmul(x, transpose(w)) read in place -- each against numpy
+for hypothesis-drawn shapes on the interpreter (-O0 and -O3, bit-identical) and the JIT."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from vtpu_cli.compiler import bind_inputs, compile_ir, compile_phx, read_output
+from vtpu_cli.compiler.schedule import check_hazards
+from vtpu_cli.core.errors import DiagnosticError
+from vtpu_cli.engines.interp.interpreter import Interpreter
+
+F32 = np.float32
+ENGINES = [(0, "interp"), (3, "interp"), (3, "jit")]
+
+
+def run(src, inputs, outs, opt, engine, tmp):
+    prog, _ = compile_phx(src, "t.phx", opt=opt)
+    assert not check_hazards(prog.code)
+    bind_inputs(prog, inputs)
+    if engine == "jit":
+        from vtpu_cli.engines.jit.engine import JitEngine
+
+        res = JitEngine(prog, 1, cache_dir=tmp).run()
+        assert res.engine == "jit", res.fallback
+    else:
+        res = Interpreter(prog, 1).run()
+    assert res.status == "ok", res.fault.render() if res.fault else res.status
+    return {o: read_output(prog, res, o) for o in outs}
+
+
+def all_engines(src, inputs, outs, tmp, engines=ENGINES):
+    got = [run(src, inputs, outs, opt, eng, tmp) for opt, eng in engines]
+    for g in got[1:]:
+        for o in outs:
+            np.testing.assert_array_equal(g[o], got[0][o])  # -O0 == -O3 == JIT, bit for bit
+    return got[0]
+
+
+def rnd(seed, *shape):
+    return np.random.default_rng(seed).standard_normal(shape).astype(F32)
+
+
+SETTINGS = settings(
+    max_examples=6, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@st.composite
+def view_case(draw):
+    r = draw(st.integers(1, 40))
+    c = draw(st.integers(1, 40))
+    s0 = draw(st.integers(0, r - 1))
+    n0 = draw(st.integers(1, r - s0))
+    s1 = draw(st.integers(0, c - 1))
+    n1 = draw(st.integers(1, c - s1))
+    pos = draw(st.integers(0, r - 1))
+    r2 = draw(st.integers(1, 20))
+    seed = draw(st.integers(0, 2**16))
+    return r, c, s0, n0, s1, n1, pos, r2, seed
+
+
+VIEWS = """input x: f32[{r}, {c}]
+input z: f32[{r2}, {c}]
+input zc: f32[{r}, {r2}]
+input p: i32[1]
+output a: f32[{n0}, {c}]
+output b: f32[{r}, {n1}]
+output t: f32[{c}, {r}]
+output k0: f32[{rr}, {c}]
+output k1: f32[{r}, {cc}]
+output m: f32[{c}, {r}]
+output q: f32[1, {c}]
+output w: f32[{r}, {c}]
+a = add(slice(x, {s0}, {n0}), 1.0)
+b = slice(x, {s1}, {n1}, axis=1)
+t = transpose(x)
+k0 = concat(x, z)
+k1 = concat(x, zc, axis=1)
+m = reshape(x, {c}, {r})
+let p32: i32 = load(p, 0)
+let pos: i64 = i64(p32)
+q = mul(slice(x, pos, 1), 2.0)
+w = copy(x)
+v = slice(w, pos, 1)
+v = sub(v, v)
+"""
+
+
+@pytest.mark.parametrize("engines", [ENGINES[:2], pytest.param(ENGINES[1:], id="jit")])
+@SETTINGS
+@given(case=view_case())
+def test_views_against_numpy(tmp_path, engines, case):
+    r, c, s0, n0, s1, n1, pos, r2, seed = case
+    src = VIEWS.format(r=r, c=c, s0=s0, n0=n0, s1=s1, n1=n1, r2=r2, rr=r + r2, cc=c + r2)
+    x, z, zc = rnd(seed, r, c), rnd(seed + 1, r2, c), rnd(seed + 2, r, r2)
+    got = all_engines(
+        src,
+        {"x": x, "z": z, "zc": zc, "p": np.array([pos], np.int32)},
+        ["a", "b", "t", "k0", "k1", "m", "q", "w"],
+        str(tmp_path),
+        engines,
+    )
+    np.testing.assert_array_equal(got["a"], x[s0 : s0 + n0] + F32(1))
+    np.testing.assert_array_equal(got["b"], x[:, s1 : s1 + n1])
+    np.testing.assert_array_equal(got["t"], x.T)
+    np.testing.assert_array_equal(got["k0"], np.concatenate([x, z]))
+    np.testing.assert_array_equal(got["k1"], np.concatenate([x, zc], axis=1))
+    np.testing.assert_array_equal(got["m"], x.reshape(c, r))
+    np.testing.assert_array_equal(got["q"], x[pos : pos + 1] * F32(2))
+    want_w = x.copy()
+    want_w[pos] = 0
+    np.testing.assert_array_equal(got["w"], want_w)
+
+
+@SETTINGS
+@given(m=st.integers(1, 5), k=st.integers(1, 40), n=st.integers(1, 40), seed=st.integers(0, 2**16))
+def test_matmul_transposed_operand_is_read_in_place(tmp_path, m, k, n, seed):
+    src = f"""input x: f32[{m}, {k}]
+input w: f32[{n}, {k}]
+input v: f32[{n}, {k}]
+output y: f32[{m}, {n}]
+output y2: f32[{m}, {k}]
+y = matmul(x, transpose(w))
+y2 = matmul_nt(slice(y, 0, {m}), transpose(v))
+"""
+    x, w, v = rnd(seed, m, k), rnd(seed + 1, n, k), rnd(seed + 2, n, k)
+    got = all_engines(src, {"x": x, "w": w, "v": v}, ["y", "y2"], str(tmp_path))
+    want = np.zeros((m, n), F32)
+    for i in range(m):  # matmul_nt numerics: 16 lane partial sums, then a reduction; compare loosely
+        want[i] = (x[i].astype(np.float64) @ w.T.astype(np.float64)).astype(F32)
+    np.testing.assert_allclose(got["y"], want, rtol=2e-5, atol=2e-5)
+    np.testing.assert_allclose(got["y2"], got["y"].astype(np.float64) @ v, rtol=2e-4, atol=2e-4)
+    # no copy: the same code as matmul_nt on the untransposed weight
+    a = compile_phx(src.replace("matmul(x, transpose(w))", "matmul_nt(x, w)"), "t.phx")[0]
+    b = compile_phx(src, "t.phx")[0]
+    assert len(a.code) == len(b.code)
+
+
+def _mem_ops(ir: str) -> int:
+    return sum(1 for line in ir.splitlines() if line.strip().startswith(("SGATHER", "SSCATTR")))
+
+
+def test_slice_and_reshape_are_copy_free():
+    plain = "input x: f32[8, 48]\ninput x2: f32[3, 48]\noutput y: f32[3, 48]\ny = relu(x2)\n"
+    const = "input x: f32[8, 48]\noutput y: f32[3, 48]\ny = relu(slice(x, 2, 3))\n"
+    rt = (
+        "input x: f32[8, 48]\ninput p: i32[1]\noutput y: f32[3, 48]\nlet p32: i32 = load(p, 0)\n"
+        "let s: i64 = i64(p32)\ny = relu(slice(x, s, 3))\n"
+    )
+    resh = "input x: f32[9, 16]\noutput y: f32[3, 48]\ny = relu(reshape(x, 3, -1))\n"
+    n = _mem_ops(compile_ir(plain))
+    assert _mem_ops(compile_ir(const)) == n
+    assert _mem_ops(compile_ir(rt)) == n + 1  # + the load of p
+    assert _mem_ops(compile_ir(resh)) == n
+    # a constant start folds into the displacement: exactly the plain program's length
+    assert len(compile_phx(const)[0].code) == len(compile_phx(plain)[0].code)
+
+
+def test_kv_append_through_a_view_in_a_runtime_loop(tmp_path):
+    src = """input x: f32[5, 24]
+input p: i32[1]
+output kc: f32[16, 24]
+let p32: i32 = load(p, 0)
+let n: i64 = i64(p32)
+for i in 0..n {
+  row = slice(kc, i + 3, 1)
+  row = mul(slice(x, i, 1), 3.0)
+}
+"""
+    x = rnd(5, 5, 24)
+    for n in (0, 1, 5):
+        got = all_engines(src, {"x": x, "p": np.array([n], np.int32)}, ["kc"], str(tmp_path))
+        want = np.zeros((16, 24), F32)
+        want[3 : 3 + n] = x[:n] * F32(3)
+        np.testing.assert_array_equal(got["kc"], want)
+
+
+def test_large_transpose_and_concat_are_loops():
+    src = """input x: f32[300, 70]
+input z: f32[300, 10]
+output t: f32[70, 300]
+output k: f32[300, 80]
+t = transpose(x)
+k = concat(x, z, axis=1)
+"""
+    prog, _ = compile_phx(src, "t.phx")
+    assert len(prog.code) < 200
+    x, z = rnd(1, 300, 70), rnd(2, 300, 10)
+    bind_inputs(prog, {"x": x, "z": z})
+    res = Interpreter(prog, 1).run()
+    assert res.status == "ok"
+    np.testing.assert_array_equal(read_output(prog, res, "t"), x.T)
+    np.testing.assert_array_equal(read_output(prog, res, "k"), np.concatenate([x, z], axis=1))
+
+
+def test_view_names_rebind_and_tensors_receive_copies():
+    src = """input x: f32[4, 16]
+output y: f32[1, 16]
+output c: f32[1, 16]
+v = slice(x, 0, 1)
+v = slice(x, 3, 1)
+y = copy(v)
+c = slice(x, 2, 1)
+"""
+    prog, _ = compile_phx(src, "t.phx", opt=3)
+    x = rnd(3, 4, 16)
+    bind_inputs(prog, {"x": x})
+    res = Interpreter(prog, 1).run()
+    np.testing.assert_array_equal(read_output(prog, res, "y"), x[3:4])
+    np.testing.assert_array_equal(read_output(prog, res, "c"), x[2:3])
+
+
+def diag(src):
+    with pytest.raises(DiagnosticError) as e:
+        compile_phx(src, "t.phx")
+    return e.value.diagnostics
+
+
+@pytest.mark.parametrize(
+    "line, message",
+    [
+        ("y = copy(slice(x, 3, 4))", "slice 3..7 is outside dimension 0 of `x` [4, 8]"),
+        ("y = copy(slice(x, 0, 9, axis=1))", "slice length 9 is outside 1..8"),
+        ("y = copy(reshape(x, 5, 7))", "reshape of `x` [4, 8] (32 elements) to [5, 7] (35 elements)"),
+        ("y = add(slice(x, 0, 2), x)", "shape mismatch: [2, 8] and [4, 8]"),
+        ("y = concat(x, g)", "shape mismatch: concat along axis 0 of [4, 8] and [3]"),
+        ("y = transpose(g)", "transpose takes a 2-D tensor"),
+        ("y = slice(x, 0, 2)", "shape mismatch: `y` is [4, 8] but slice(...) makes [2, 8]"),
+        ("v = slice(x, 0, 1)\nv = copy(g)", "cannot assign to `v`: it is a view of input tensor `x`"),
+        ("y = copy(x)\nv = slice(y, 1, 2)\nv = add(slice(y, 0, 2), 1.0)", "overlapping view"),
+        ("y = copy(slice(x, 0.5, 1))", "a slice start is an integer"),
+        ("y = copy(slice(w, 0, 1))", "t2 (ternary) weight"),
+        ("y = copy(slice(x, 0, 2, axis=2))", "axis 2 is outside 0..1"),
+    ],
+)
+def test_view_errors_have_locations(line, message):
+    src = "input x: f32[4, 8]\ninput g: f32[3]\nweight w: t2[16, 16]\noutput y: f32[4, 8]\n" + line + "\n"
+    ds = diag(src)
+    assert any(message in d.message for d in ds), [d.message for d in ds]
+    d = next(d for d in ds if message in d.message)
+    assert d.line >= 5 and d.col >= 1
+
+
+def test_cli_view_error_exits_2(tmp_path):
+    p = tmp_path / "bad.phx"
+    p.write_text("input x: f32[4, 8]\noutput y: f32[4, 8]\ny = copy(slice(x, 2, 4))\n")
+    r = subprocess.run(
+        [sys.executable, "-m", "vtpu_cli.cli.main", "cc", str(p)], capture_output=True, text=True
+    )
+    assert r.returncode == 2
+    assert "bad.phx:3:" in r.stderr and "outside dimension 0" in r.stderr
+    assert "Traceback" not in r.stderr

@@ -1,0 +1,499 @@
+"""Tensor views: ``slice``, ``reshape``, ``transpose`` and ``concat`` (docs/phx.md, "Tensor views").
+
+Every tensor is a dense row-major byte range, so a slice along the leading dimension and a reshape
+are *views*: a scroll entry (``ir.Scroll`` with ``view_of``/``offset``) that shares its base tensor's
+coordinate register and adds the view's first byte to every address (an immediate for a constant
+start, one ``DADD`` per access for a runtime start). Nothing is copied and a write through a view
+lands in the base tensor. A column slice of a multi-row tensor, a transpose and a concat are not
+contiguous in their base tensors, so they are *materialised* (copied into a tensor of their own) --
+except ``matmul(x, transpose(w))``, which reads ``w`` in place as ``matmul_nt(x, w)`` (and the other
+way round).
+
+Binding rules (``v = slice(...)``): a name that is new or already names a view is (re)bound to the
+view; a name that is a tensor (declared or assigned before) receives a copy, like ``y = copy(x)``.
+"""
+
+from __future__ import annotations
+
+from lark import Token, Tree
+
+from vtpu_cli.binary.program import Imm
+from vtpu_cli.compiler import kernels
+from vtpu_cli.compiler.ir import MemInfo, Scroll, VMem, VReg
+from vtpu_cli.compiler.lower import ELEM_BYTES, Lowerer, Tensor, _pos, _try_const, tensor_nbytes
+
+ELEMENTWISE = ("add", "sub", "mul", "relu", "relu2", "silu", "exp", "copy")
+UNROLL_BYTES = 512  # contiguous copies up to 8 vectors are unrolled (static offsets, exact aliasing)
+
+
+# ---------------------------------------------------------------------- entry points (lower.py)
+def operand(lw: Lowerer, node) -> Tensor:
+    """A view op used as an operand (``matmul(slice(x, 0, 4), w)``): a view, or a materialised
+    anonymous tensor for transpose/concat/column slices."""
+    return build(lw, node)
+
+
+def resolve_args(lw: Lowerer, fname: str, call, temps: list[str]) -> tuple[str, object]:
+    """Replace view calls among the positional arguments of a tensor op by the names of the tensors
+    they make (registered in ``lw.tensors`` under names listed in ``temps``, removed after the
+    statement), so every op takes them like named tensors. ``matmul(x, transpose(w))`` becomes
+    ``matmul_nt(x, w)`` (w read in place) and ``matmul_nt(x, transpose(w))`` becomes ``matmul(x, w)``."""
+    args = list(call.children[1:])
+    pos = [i for i, a in enumerate(args) if a is not None and a.data != "kwarg"]
+    has_kw = any(a is not None and a.data == "kwarg" for a in args)
+    if fname in ("matmul", "matmul_nt") and len(pos) == 2 and not has_kw:
+        a = args[pos[1]]
+        if _is_call(a, "transpose") and len(a.children) == 2 and a.children[1].data != "kwarg":
+            fname = "matmul_nt" if fname == "matmul" else "matmul"
+            args[pos[1]] = a.children[1]
+    changed = False
+    for i in pos:
+        a = args[i]
+        if a.data == "call" and str(a.children[0]) in VIEW_NAMES:
+            t = build(lw, a)
+            key = f"$view{len(temps)}.{lw.view_count}"
+            lw.tensors[key] = t
+            temps.append(key)
+            line, col, _ = _pos(a)
+            args[i] = Tree("name", [Token("NAME", key, line=line, column=col)], meta=a.meta)
+            changed = True
+    if not changed and fname == str(call.children[0]):
+        return fname, call
+    head = Token("NAME", fname, line=call.children[0].line, column=call.children[0].column)
+    return fname, Tree("call", [head, *args], meta=call.meta)
+
+
+def check_overlap(lw: Lowerer, name_toks, fname: str, call) -> None:
+    """Refuse a statement that writes part of a tensor while reading another, overlapping part of
+    it through a view: the tiled code reads and writes in chunk order, so the result would depend on
+    the tiling. Reading exactly the elements written (``v = add(v, 1)``) is fine."""
+    target = lw.tensors.get(str(name_toks[0]))
+    if target is None:
+        return
+    troot, toff = _root(lw, target)
+    for a in call.children[1:]:
+        if a is None or a.data != "name":
+            continue
+        src = lw.tensors.get(str(a.children[0]))
+        if src is None:
+            continue
+        sroot, soff = _root(lw, src)
+        if sroot != troot or (target.role != "view" and src.role != "view"):
+            continue
+        same = (toff is soff or (isinstance(toff, int) and toff == soff)) and src.shape == target.shape
+        if fname in ELEMENTWISE and same:
+            continue
+        if target.role != "view" and fname in ("matmul", "matmul_nt", "tmatmul"):
+            continue  # computed into a scratch tensor first (tensors._in_place)
+        lw.fail(
+            a,
+            f"`{name_toks[0]} = {fname}(...)` writes `{target.name}` while reading an overlapping view "
+            f"of the same tensor",
+            hint="compute into a new tensor, then copy it",
+        )
+
+
+def assign(lw: Lowerer, name_toks, call) -> None:
+    """``v = slice(...)`` etc.: bind a new name (or a view name) to the view, copy into a tensor."""
+    if len(name_toks) != 1:
+        lw.fail(call, f"{call.children[0]}() returns one tensor")
+    tok = name_toks[0]
+    name = str(tok)
+    existing = lw.tensors.get(name)
+    if existing is None and lw.lookup(name) is not None:
+        lw.fail(tok, f"`{name}` is a register variable, not a tensor")
+    if existing is None or existing.role == "view":
+        t = build(lw, call, bind=name)
+        if t.role == "view":
+            t.name = name
+            t.line = _pos(tok)[0]
+            lw.tensors[name] = t
+        return
+    if existing.role in ("input", "weight"):
+        lw.fail(tok, f"cannot assign to {existing.role} tensor `{name}`")
+    build(lw, call, dest=existing, dest_tok=tok)
+
+
+# ---------------------------------------------------------------------- building views
+VIEW_NAMES = ("slice", "reshape", "transpose", "concat")
+
+
+def _is_call(node, name: str) -> bool:
+    return getattr(node, "data", None) == "call" and str(node.children[0]) == name
+
+
+def build(lw: Lowerer, call, dest: Tensor | None = None, bind: str | None = None, dest_tok=None) -> Tensor:
+    """The tensor a view op makes. ``dest``: a tensor to copy/materialise the result into (shape
+    checked); ``bind``: the name a materialised result gets (else it is anonymous)."""
+    fname = str(call.children[0])
+    args = [a for a in call.children[1:] if a is not None]
+    pos = [a for a in args if a.data != "kwarg"]
+    kw = {str(a.children[0]): a.children[1] for a in args if a.data == "kwarg"}
+    allowed = {"slice": ("axis",), "concat": ("axis",)}.get(fname, ())
+    for k, v in kw.items():
+        if k not in allowed:
+            lw.fail(v, f"unknown keyword argument `{k}`", hint=f"allowed: {', '.join(allowed) or 'none'}")
+    if fname == "slice":
+        return _slice(lw, call, pos, kw, dest, bind, dest_tok)
+    if fname == "reshape":
+        return _reshape(lw, call, pos, dest, dest_tok)
+    if fname == "transpose":
+        return _transpose(lw, call, pos, dest, bind, dest_tok)
+    return _concat(lw, call, pos, kw, dest, bind, dest_tok)
+
+
+def _root(lw: Lowerer, t: Tensor) -> tuple[str, int | VReg]:
+    """(alias key of the storage, first byte of t there)."""
+    sc = lw.b.scrolls[t.scroll]
+    off = sc.offset if sc.view_of is not None else 0
+    return sc.alias or t.scroll, off
+
+
+def _src(lw: Lowerer, node) -> Tensor:
+    t = lw.tensor_arg(node)
+    if t.dtype == "t2":
+        lw.fail(node, f"`{t.name}` is a t2 (ternary) weight stored in tiles; it has no views")
+    return t
+
+
+def _const_int(lw: Lowerer, node, what: str) -> int:
+    c = _try_const(lw, node)
+    if not isinstance(c, int):
+        lw.fail(node, f"{what} is an integer constant")
+    return c
+
+
+def _axis(lw: Lowerer, kw, t: Tensor) -> int:
+    if "axis" not in kw:
+        return 0
+    ax = _const_int(lw, kw["axis"], "axis")
+    if ax not in range(len(t.shape)):
+        lw.fail(kw["axis"], f"axis {ax} is outside 0..{len(t.shape) - 1} for `{t.name}` {list(t.shape)}")
+    return ax
+
+
+def _start(lw: Lowerer, node) -> int | VReg:
+    """A slice start: an integer constant or a runtime i64 scalar."""
+    c = _try_const(lw, node)
+    if c is not None:
+        if not isinstance(c, int):
+            lw.fail(node, f"a slice start is an integer, found {c!r}")
+        return c
+    ty, _ = lw.value(node, "i64")
+    if ty != "i64":
+        lw.fail(node, f"a slice start is an i64 scalar, found {ty}")
+    return lw.reg_of(node, "i64")
+
+
+def _scaled(lw: Lowerer, start: int | VReg, nbytes: int) -> int | VReg:
+    if isinstance(start, int):
+        return start * nbytes
+    r = lw.b.new("r", "view")
+    lw.b.emit("DMUL", r, start, Imm(nbytes), type="i64")
+    return r
+
+
+def _plus(lw: Lowerer, a: int | VReg, c: int | VReg) -> int | VReg:
+    if isinstance(a, int) and isinstance(c, int):
+        return a + c
+    if isinstance(a, int) and a == 0:
+        return c
+    if isinstance(c, int) and c == 0:
+        return a
+    r = lw.b.new("r", "view")
+    if isinstance(a, int):
+        a, c = c, a
+    lw.b.emit("DADD", r, a, c if isinstance(c, VReg) else Imm(c), type="i64")
+    return r
+
+
+def view_of(lw: Lowerer, t: Tensor, delta: int | VReg, shape: tuple[int, ...], label: str) -> Tensor:
+    """A copy-free view of ``t``: ``shape`` starting ``delta`` bytes into it."""
+    b = lw.b
+    sc = b.scrolls[t.scroll]
+    if sc.view_of is not None:
+        parent, total = sc.view_of, _plus(lw, sc.offset, delta)
+    else:
+        parent, total = t.scroll, delta
+    lw.view_count += 1
+    key = f"{t.scroll}@v{lw.view_count}"
+    psc = b.scrolls[parent]
+    nbytes = tensor_nbytes(t.dtype, shape)
+    b.scrolls[key] = Scroll(
+        key, t.dtype, shape, nbytes, role="view", alias=psc.alias or parent, view_of=parent, offset=total
+    )
+    base_role, base_name = (t.base_role, t.base_name) if t.role == "view" else (t.role, t.name)
+    return Tensor(label, t.dtype, shape, "view", key, t.scale, t.line, base_role, base_name)
+
+
+def _deliver(lw: Lowerer, view: Tensor, dest: Tensor | None, dest_tok, call) -> Tensor:
+    """A view as the op's result: itself, or copied into ``dest``."""
+    if dest is None:
+        return view
+    _check_dest(lw, dest, dest_tok, view.dtype, view.shape, call)
+    copy_bytes(lw, view.scroll, 0, dest.scroll, 0, lw.b.scrolls[dest.scroll].nbytes)
+    return dest
+
+
+def _check_dest(lw: Lowerer, dest: Tensor, tok, dtype: str, shape: tuple[int, ...], call) -> None:
+    fname = str(call.children[0])
+    if dest.dtype != dtype:
+        lw.fail(tok, f"type mismatch: `{dest.name}` is {dest.dtype} but {fname}(...) makes {dtype}")
+    if tuple(dest.shape) != tuple(shape):
+        lw.fail(
+            tok, f"shape mismatch: `{dest.name}` is {list(dest.shape)} but {fname}(...) makes {list(shape)}"
+        )
+
+
+def _target(lw: Lowerer, dest, bind, dest_tok, call, dtype: str, shape: tuple[int, ...], srcs) -> tuple:
+    """Where a materialising op writes: (tensor written, tensor to copy it into afterwards or None)."""
+    if dest is not None:
+        _check_dest(lw, dest, dest_tok, dtype, shape, call)
+        droot = _root(lw, dest)[0]
+        if any(_root(lw, s)[0] == droot for s in srcs):  # reads its own destination: via a scratch
+            return _anon(lw, dtype, shape), dest
+        return dest, None
+    if bind is not None:
+        return lw.new_private(bind, dtype, shape, _pos(call)[0]), None
+    return _anon(lw, dtype, shape), None
+
+
+def _anon(lw: Lowerer, dtype: str, shape: tuple[int, ...]) -> Tensor:
+    t = lw.new_private(f"$mat{lw.private_count}", dtype, shape)
+    del lw.tensors[t.name]
+    return t
+
+
+def _finish(lw: Lowerer, out: Tensor, then: Tensor | None) -> Tensor:
+    if then is None:
+        return out
+    copy_bytes(lw, out.scroll, 0, then.scroll, 0, lw.b.scrolls[then.scroll].nbytes)
+    return then
+
+
+# ---------------------------------------------------------------------- slice and reshape
+def _slice(lw: Lowerer, call, pos, kw, dest, bind, dest_tok) -> Tensor:
+    if len(pos) != 3:
+        lw.fail(call, f"slice(x, start, n[, axis=0|1]) takes 3 arguments, got {len(pos)}")
+    x = _src(lw, pos[0])
+    axis = _axis(lw, kw, x)
+    n = _const_int(lw, pos[2], "a slice length")
+    dim = x.shape[axis]
+    if not 1 <= n <= dim:
+        lw.fail(pos[2], f"slice length {n} is outside 1..{dim} (dimension {axis} of `{x.name}`)")
+    start = _start(lw, pos[1])
+    if isinstance(start, int) and not 0 <= start <= dim - n:
+        lw.fail(
+            pos[1],
+            f"slice {start}..{start + n} is outside dimension {axis} of `{x.name}` {list(x.shape)}",
+            hint=f"the start of {n} elements is 0..{dim - n}",
+        )
+    es = ELEM_BYTES[x.dtype]
+    shape = tuple(n if i == axis else d for i, d in enumerate(x.shape))
+    label = f"slice({x.name})"
+    if axis == 0 or x.shape[0] == 1:  # contiguous: a view
+        inner = x.shape[1] * es if (axis == 0 and len(x.shape) == 2) else es
+        v = view_of(lw, x, _scaled(lw, start, inner), shape, label)
+        return _deliver(lw, v, dest, dest_tok, call)
+    # a column slice of several rows: one contiguous run per row, copied
+    out, then = _target(lw, dest, bind, dest_tok, call, x.dtype, shape, [x])
+    rows, cols = x.shape
+    src_row, dst_row = cols * es, n * es
+    s0 = _scaled(lw, start, es)
+    b = lw.b
+    if isinstance(s0, int) and rows * dst_row <= 4 * UNROLL_BYTES:
+        for i in range(rows):
+            copy_bytes(lw, x.scroll, s0 + i * src_row, out.scroll, i * dst_row, dst_row)
+        return _finish(lw, out, then)
+    sp, dp = kernels.ptr(b, s0, "sp"), kernels.ptr(b, 0, "dp")
+    kernels.rows_loop(
+        b,
+        rows,
+        [(sp, src_row), (dp, dst_row)],
+        lambda: kernels.copy_row_loop(b, x.scroll, sp, out.scroll, dp, dst_row),
+    )
+    return _finish(lw, out, then)
+
+
+def _reshape(lw: Lowerer, call, pos, dest, dest_tok) -> Tensor:
+    if len(pos) not in (2, 3):
+        lw.fail(call, f"reshape(x, d0[, d1]) takes 2 or 3 arguments, got {len(pos)}")
+    x = _src(lw, pos[0])
+    dims = [_const_int(lw, d, "a dimension") for d in pos[1:]]
+    if dims.count(-1) > 1:
+        lw.fail(call, "at most one dimension of a reshape may be -1")
+    if any(d == 0 or d < -1 for d in dims):
+        lw.fail(call, f"reshape dimensions are positive (one may be -1), found {dims}")
+    known = 1
+    for d in dims:
+        known *= d if d != -1 else 1
+    if -1 in dims:
+        if x.numel % known:
+            lw.fail(call, f"reshape of `{x.name}` {list(x.shape)} ({x.numel} elements) to {dims}: no fit")
+        dims[dims.index(-1)] = x.numel // known
+    shape = tuple(dims)
+    if _numel(shape) != x.numel:
+        lw.fail(
+            call,
+            f"reshape of `{x.name}` {list(x.shape)} ({x.numel} elements) to {list(shape)} "
+            f"({_numel(shape)} elements)",
+            hint="a reshape keeps the number of elements",
+        )
+    return _deliver(lw, view_of(lw, x, 0, shape, f"reshape({x.name})"), dest, dest_tok, call)
+
+
+def _numel(shape) -> int:
+    n = 1
+    for d in shape:
+        n *= d
+    return n
+
+
+# ---------------------------------------------------------------------- transpose and concat
+def _transpose(lw: Lowerer, call, pos, dest, bind, dest_tok) -> Tensor:
+    if len(pos) != 1:
+        lw.fail(call, f"transpose(x) takes 1 argument, got {len(pos)}")
+    x = _src(lw, pos[0])
+    if len(x.shape) != 2:
+        lw.fail(pos[0], f"transpose takes a 2-D tensor; `{x.name}` is {list(x.shape)}")
+    if x.dtype not in ("f32", "i32"):
+        lw.fail(pos[0], f"transpose supports f32 and i32 tensors; `{x.name}` is {x.dtype}")
+    rows, cols = x.shape
+    out, then = _target(lw, dest, bind, dest_tok, call, x.dtype, (cols, rows), [x])
+    transpose_into(lw, x, out)
+    return _finish(lw, out, then)
+
+
+def transpose_into(lw: Lowerer, x: Tensor, y: Tensor) -> None:
+    """y[j, i] = x[i, j]: per output row j, 16 source rows at a time by a strided gather (lane i from
+    byte (i*C + j)*4, stride C*4) and one contiguous store; a partial last group re-gathers the last
+    16 rows (overlapping, same values). Fewer than 16 rows: element by element."""
+    b = lw.b
+    t = x.dtype
+    rows, cols = x.shape
+    stride = cols * 4
+    starts = list(range(0, rows - 15, 16))
+    if rows >= 16 and rows % 16:
+        starts.append(rows - 16)
+
+    def col_group(so, do) -> None:
+        v = b.new("v", "col")
+        p = b.base(x.scroll)
+        span = 15 * stride + 4
+        mem = (
+            MemInfo(x.scroll, False, so, so + span)
+            if isinstance(so, int)
+            else MemInfo(x.scroll, False, 0, span, so)
+        )
+        b.emit("SGATHER", v, VMem(p, so, 1, stride), type=t, mem=mem)
+        b.store(t, v, y.scroll, do)
+
+    def element(so, do) -> None:
+        r = b.new("r", "el")
+        b.load(t, r, x.scroll, so)
+        b.store(t, r, y.scroll, do)
+
+    if rows < 16:
+        if rows * cols <= 128:
+            for j in range(cols):
+                for i in range(rows):
+                    element((i * cols + j) * 4, (j * rows + i) * 4)
+            return
+        sj, dj = kernels.ptr(b, 0, "sj"), kernels.ptr(b, 0, "dj")
+
+        def row_j() -> None:
+            for i in range(rows):
+                element(kernels.at(b, sj, i * stride), kernels.at(b, dj, i * 4))
+
+        kernels.rows_loop(b, cols, [(sj, 4), (dj, rows * 4)], row_j)
+        return
+    if cols * len(starts) <= 32:
+        for j in range(cols):
+            for i0 in starts:
+                col_group((i0 * cols + j) * 4, (j * rows + i0) * 4)
+        return
+    sj, dj = kernels.ptr(b, 0, "sj"), kernels.ptr(b, 0, "dj")
+
+    def out_row() -> None:
+        if len(starts) <= 8:
+            for i0 in starts:
+                col_group(kernels.at(b, sj, i0 * stride), kernels.at(b, dj, i0 * 4))
+            return
+        sp, dp = kernels.ptr(b, sj, "sp"), kernels.ptr(b, dj, "dp")
+
+        def group() -> None:
+            col_group(sp, dp)
+            kernels.bump(b, sp, 16 * stride)
+            kernels.bump(b, dp, 64)
+
+        kernels.loop(b, rows // 16, group, "tcol")
+        if rows % 16:
+            col_group(kernels.at(b, sj, (rows - 16) * stride), kernels.at(b, dj, (rows - 16) * 4))
+
+    kernels.rows_loop(b, cols, [(sj, 4), (dj, rows * 4)], out_row)
+
+
+def _concat(lw: Lowerer, call, pos, kw, dest, bind, dest_tok) -> Tensor:
+    if len(pos) < 2:
+        lw.fail(call, f"concat(a, b, ...[, axis=0|1]) takes at least 2 tensors, got {len(pos)}")
+    parts = [_src(lw, a) for a in pos]
+    first = parts[0]
+    axis = _axis(lw, kw, first)
+    for node, t in zip(pos[1:], parts[1:], strict=True):
+        if t.dtype != first.dtype:
+            lw.fail(node, f"type mismatch: concat of {first.dtype} `{first.name}` and {t.dtype} `{t.name}`")
+        same = len(t.shape) == len(first.shape) and all(
+            a == c for i, (a, c) in enumerate(zip(t.shape, first.shape, strict=True)) if i != axis
+        )
+        if not same:
+            lw.fail(
+                node,
+                f"shape mismatch: concat along axis {axis} of {list(first.shape)} and {list(t.shape)}",
+                hint="all dimensions but the concatenated one must agree",
+            )
+    total = sum(t.shape[axis] for t in parts)
+    shape = tuple(total if i == axis else d for i, d in enumerate(first.shape))
+    out, then = _target(lw, dest, bind, dest_tok, call, first.dtype, shape, parts)
+    es = ELEM_BYTES[first.dtype]
+    b = lw.b
+    if axis == 0 or shape[0] == 1:  # each part one contiguous run
+        at = 0
+        for t in parts:
+            nb = lw.b.scrolls[t.scroll].nbytes
+            copy_bytes(lw, t.scroll, 0, out.scroll, at, nb)
+            at += nb
+        return _finish(lw, out, then)
+    rows = shape[0]
+    widths = [t.shape[1] * es for t in parts]
+    out_row = shape[1] * es
+    if rows * out_row <= 4 * UNROLL_BYTES:
+        for i in range(rows):
+            col = 0
+            for t, w in zip(parts, widths, strict=True):
+                copy_bytes(lw, t.scroll, i * w, out.scroll, i * out_row + col, w)
+                col += w
+        return _finish(lw, out, then)
+    sps = [kernels.ptr(b, 0, "sp") for _ in parts]
+    dp = kernels.ptr(b, 0, "dp")
+
+    def row() -> None:
+        col = 0
+        for t, w, sp in zip(parts, widths, sps, strict=True):
+            kernels.copy_row_loop(b, t.scroll, sp, out.scroll, kernels.at(b, dp, col), w)
+            col += w
+
+    kernels.rows_loop(b, rows, [*zip(sps, widths, strict=True), (dp, out_row)], row)
+    return _finish(lw, out, then)
+
+
+# ---------------------------------------------------------------------- copies
+def copy_bytes(lw: Lowerer, src: str, soff: int | VReg, dst: str, doff: int | VReg, nbytes: int) -> None:
+    """Copy ``nbytes`` contiguous bytes: unrolled with static offsets when small, else a loop."""
+    b = lw.b
+    if isinstance(soff, int) and isinstance(doff, int) and nbytes <= UNROLL_BYTES:
+        for o in range(0, nbytes, 64):
+            nb = min(64, nbytes - o)
+            v = b.load("i8", b.new("v"), src, soff + o, nb)
+            b.store("i8", v, dst, doff + o, nb)
+        return
+    kernels.copy_row_loop(b, src, soff, dst, doff, nbytes)
