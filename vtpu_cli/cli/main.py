@@ -310,6 +310,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--list", action="store_true", help="list the suite and exit")
     p.add_argument("--repeats", type=_int_in(1), metavar="N", help="runs per benchmark (median reported)")
     p.add_argument("--price", type=float, metavar="DOLLARS", help="hardware price in $ for SOPDW")
+    p.add_argument(
+        "--lm",
+        metavar="MODEL",
+        help="language-model benchmark instead of the suite: a BitNet model (HF folder "
+        "or .gguf) or synthetic[:tiny|100m|2b4t[,KEY=N...]] (prefill/decode tok/s, time to first token, peak "
+        "RSS, roofline fraction; docs/models.md)",
+    )
+    p.add_argument(
+        "--lm-prompt", type=_int_in(1), default=64, metavar="N", help="--lm: prompt tokens (default 64)"
+    )
+    p.add_argument(
+        "--lm-tokens", type=_int_in(2), default=32, metavar="N", help="--lm: decoded tokens (default 32)"
+    )
+    p.add_argument(
+        "--lm-ctx",
+        type=_int_in(0),
+        default=0,
+        metavar="N",
+        help="--lm: context (default max(256, prompt + tokens))",
+    )
 
     p = cmd("isa", "Show the svISA op table (the single source of truth), or one op with `vtpu isa DFMA`.")
     p.add_argument("op", nargs="?", metavar="OP", help="one op to describe, e.g. DFMA")
@@ -746,9 +766,13 @@ def cmd_bench(a: argparse.Namespace) -> int:
     # the numpy/OpenBLAS baseline is single-threaded, like one sentron (set before numpy loads)
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         os.environ.setdefault(var, "1")
+    json_path = Path(a.json_path) if a.json_path else None
+    if a.lm:
+        from vtpu_cli.models.bench_lm import bench_lm_command
+
+        return bench_lm_command(a.lm, a.lm_prompt, a.lm_tokens, a.lm_ctx, a.engine, a.repeats or 3, json_path)
     from vtpu_cli.bench.suite import bench_command
 
-    json_path = Path(a.json_path) if a.json_path else None
     return bench_command(
         a.names, a.gate, a.quick, a.engine, a.sentrons, json_path, a.list, a.repeats, a.price
     )

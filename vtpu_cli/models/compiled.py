@@ -91,12 +91,15 @@ class StepShape:
     vocab: int
     ctx: int
     eps: float
+    tokens: int = 1  # T: tokens per run (1: the decode step; more: a batched prefill chunk)
 
     def header(self) -> str:
         """``const`` and ``coord`` declarations that instantiate the shipped program for this shape
         (appended after it, so diagnostics keep the shipped file's line numbers)."""
         c = {
+            "T": self.tokens,
             "D": self.hidden,
+            "DV": self.hidden // 16,
             "F": self.ffn,
             "QD": self.heads * self.head_dim,
             "KVD": self.kv_heads * self.head_dim,
@@ -240,12 +243,16 @@ class StepRunner:
         self.runs = 0
         self.run_s = 0.0
 
-    def run(self, x: np.ndarray, pos: int) -> None:
-        """One token: ``x`` its embedding row, ``pos`` its position."""
+    def run(self, x: np.ndarray, pos: int, head_row: int | None = None, head: bool = True) -> None:
+        """T tokens: ``x`` their embedding rows [T, hidden], row 0 at position ``pos``. ``head_row`` (default
+        the last) is the row whose hidden state, logits and argmax the run writes; ``head=False`` skips
+        the LM head (a prompt chunk whose logits nobody reads)."""
         from vtpu_cli.engines.select import open_engine
 
-        self.bufs["x"][:] = _u8(np.asarray(x, np.float32).reshape(self.shape.hidden))
-        self.bufs["pos"][:] = _u8(np.array([pos, self.shape.layers], np.int32))
+        t = self.shape.tokens
+        self.bufs["x"][:] = _u8(np.asarray(x, np.float32).reshape(t * self.shape.hidden))
+        row = t - 1 if head_row is None else head_row
+        self.bufs["pos"][:] = _u8(np.array([pos, self.shape.layers, row, int(head)], np.int32))
         for c in [c for c in self.mem.table if c not in self.preloaded]:
             self.mem.free(c)  # scrolls the last run SALLOC'd (the spill scroll): each run starts afresh
         if self._engine is None:
@@ -270,7 +277,14 @@ class StepRunner:
 
 class CompiledModel:
     """A loaded model run through the toolchain, with a KV cache. Same shape of interface as
-    ``Reference``: ``forward(ids)`` appends tokens and returns logits."""
+    ``Reference``: ``forward(ids)`` appends tokens and returns logits.
+
+    Two compiled variants share the weights and the KV-cache scrolls: the decode step (T = 1) and, made
+    on the first prompt longer than one token, the prefill step (T = ``prefill`` tokens per run). A
+    prompt runs as full T-token chunks; the remainder is one more chunk padded with copies of its last
+    token when it fits in the context (padding rows sit after every real row, so the causal attention
+    of the real rows never sees them, and decode overwrites their cache rows before reading them), else
+    token by token. Only the prompt's last token runs the LM head."""
 
     def __init__(
         self,
@@ -278,15 +292,19 @@ class CompiledModel:
         ctx: int | None = None,
         engine: str = "jit",
         weights: dict[str, np.ndarray] | None = None,
+        prefill: int = 16,
     ) -> None:
         from vtpu_cli.core import coords
         from vtpu_cli.machine.memory import scroll_buffer
 
         check_supported(model)
+        if prefill < 1:
+            raise ModelError(f"prefill chunk must be at least 1 token, got {prefill}")
         self.model = model
         self.cfg = c = model.config
         self.ctx = min(ctx or c.max_ctx, c.max_ctx)
         self.engine = engine
+        self.prefill_tokens = min(prefill, self.ctx)
         conv = weights if weights is not None else convert_weights(model)
         shared = {coords.parse_packed(k): v for k, v in conv.items()}
         cos, sin = rope_tables(self.ctx, c.head_dim, c.rope_theta)
@@ -296,11 +314,12 @@ class CompiledModel:
         shared[coords.parse_packed(io_coord("kc"))] = self.kc
         shared[coords.parse_packed(io_coord("vc"))] = self.vc
         self.shared = shared
-        self.runner = StepRunner(self.shape(), shared, engine)
+        self.runners: dict[int, StepRunner] = {1: StepRunner(self.shape(1), shared, engine)}
+        self.runner = self.runners[1]  # the runner of the last run: its logits and argmax are current
         self.pos = 0
         self.engines_used: set[str] = set()
 
-    def shape(self) -> StepShape:
+    def shape(self, tokens: int = 1) -> StepShape:
         c = self.cfg
         return StepShape(
             c.hidden,
@@ -312,29 +331,64 @@ class CompiledModel:
             c.vocab,
             self.ctx,
             float(np.float32(c.rms_eps)),
+            tokens,
         )
+
+    def runner_for(self, tokens: int) -> StepRunner:
+        """The compiled variant that takes ``tokens`` tokens per run (compiled on first use)."""
+        r = self.runners.get(tokens)
+        if r is None:
+            r = self.runners[tokens] = StepRunner(self.shape(tokens), self.shared, self.engine)
+        return r
 
     def reset(self) -> None:
         """Start a new sequence (cache rows beyond ``pos`` are never read, so nothing is cleared)."""
         self.pos = 0
 
-    def step(self, token: int) -> StepRunner:
+    def _run(self, runner: StepRunner, ids: list[int], n_real: int, head: bool) -> StepRunner:
+        runner.run(self.model.embedding.take(ids), self.pos, head_row=n_real - 1, head=head)
+        if runner.last is not None:
+            self.engines_used.add(runner.last.engine)
+        self.runner = runner
+        self.pos += n_real
+        return runner
+
+    def step(self, token: int, head: bool = True) -> StepRunner:
         """Run one token at the next position; the runner then holds its logits and argmax."""
         if self.pos >= self.ctx:
             raise ModelError(f"context of {self.ctx} tokens exceeded")
-        self.runner.run(self.model.embedding.take([token])[0], self.pos)
-        if self.runner.last is not None:
-            self.engines_used.add(self.runner.last.engine)
-        self.pos += 1
-        return self.runner
+        return self._run(self.runners[1], [int(token)], 1, head)
 
-    def forward(self, ids: list[int], all_logits: bool = False) -> np.ndarray:
-        """Append ``ids``; float32 logits [1, vocab] of the last token, or [len(ids), vocab]."""
+    def prefill(self, ids: list[int]) -> StepRunner:
+        """Append ``ids`` in T-token chunks (see the class docstring); the runner then holds the last
+        token's logits and argmax."""
+        if not ids:
+            raise ModelError("prefill needs at least one token")
         if self.pos + len(ids) > self.ctx:
             raise ModelError(f"context of {self.ctx} tokens exceeded ({self.pos} + {len(ids)})")
-        outs = []
-        for i, t in enumerate(ids):
-            r = self.step(int(t))
-            if all_logits or i == len(ids) - 1:
-                outs.append(r.logits().copy())
-        return np.stack(outs) if outs else np.zeros((0, self.cfg.vocab), np.float32)
+        t = self.prefill_tokens
+        i = 0
+        r = self.runner
+        while i < len(ids):
+            left = len(ids) - i
+            if t > 1 and left > 1 and self.pos + t <= self.ctx:
+                n = min(t, left)
+                chunk = [int(x) for x in ids[i : i + n]]
+                chunk += [chunk[-1]] * (t - n)
+                r = self._run(self.runner_for(t), chunk, n, head=i + n == len(ids))
+                i += n
+            else:
+                r = self.step(int(ids[i]), head=left == 1)
+                i += 1
+        return r
+
+    def forward(self, ids: list[int], all_logits: bool = False) -> np.ndarray:
+        """Append ``ids``; float32 logits [1, vocab] of the last token (batched prefill), or
+        [len(ids), vocab] with ``all_logits`` (token by token)."""
+        if self.pos + len(ids) > self.ctx:
+            raise ModelError(f"context of {self.ctx} tokens exceeded ({self.pos} + {len(ids)})")
+        if not ids:
+            return np.zeros((0, self.cfg.vocab), np.float32)
+        if not all_logits:
+            return self.prefill(list(ids)).logits().copy()[None, :]
+        return np.stack([self.step(int(t)).logits().copy() for t in ids])

@@ -1,0 +1,268 @@
+"""``vtpu bench --lm MODEL|synthetic[:SHAPE]``: language-model benchmarks of the compiled BitNet step.
+
+Measures, in one process: batched prefill tokens/s and time to first token (a fresh sequence per
+repeat), decode tokens/s (median per-token time over greedy steps), peak RSS, first-run and warm
+start-up, and the roofline fraction: bytes the step reads per decoded token (ternary weights, norms,
+the LM head; the KV cache is ignored) times decode tokens/s, over a single-thread streaming-read
+bandwidth measured in the same run (numpy sum of a 256 MiB float64 array, median of 5 passes) -- the
+memory-bound ceiling of one sentron on this machine. For models whose reference forward pass is cheap
+(ternary weights under 16 MiB) the decoded tokens are checked against the float64 reference
+(``verified``); token ids are random (the benchmark needs no tokenizer).
+
+Synthetic models (weights built in memory, no file): ``synthetic`` or ``synthetic:SHAPE`` where SHAPE
+is a preset (``tiny``, ``100m``, ``2b4t``) optionally followed by overrides, e.g.
+``synthetic:2b4t,layers=2,vocab=1000``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from vtpu_cli.models.errors import ModelError
+
+VERIFY_MAX_TERNARY_BYTES = 16 << 20
+
+
+def parse_synthetic(spec: str):
+    """``synthetic[:preset[,key=value...]]`` -> LargeSpec; a bad spec is a ModelError."""
+    from vtpu_cli.models.synth_large import PRESETS
+
+    rest = spec.split(":", 1)[1] if ":" in spec else "tiny"
+    parts = [p for p in rest.split(",") if p]
+    name = parts[0] if parts and "=" not in parts[0] else "tiny"
+    if name not in PRESETS:
+        raise ModelError(f"{spec}: unknown synthetic shape {name!r} (presets: {', '.join(sorted(PRESETS))})")
+    shape = PRESETS[name]
+    fields = {f.name for f in dataclasses.fields(shape)}
+    over: dict[str, int] = {}
+    for p in parts[1 if parts and "=" not in parts[0] else 0 :]:
+        k, _, v = p.partition("=")
+        k = k.strip().replace("-", "_")
+        if k not in fields or not v.strip().isdigit():
+            raise ModelError(
+                f"{spec}: bad override {p!r} (KEY=INT with KEY one of {', '.join(sorted(fields))})"
+            )
+        over[k] = int(v)
+    shape = dataclasses.replace(shape, **over)
+    if shape.hidden % shape.heads or (shape.hidden // shape.heads) % 32:
+        raise ModelError(f"{spec}: hidden / heads must be a multiple of 32")
+    if shape.heads % shape.kv_heads:
+        raise ModelError(f"{spec}: heads must be a multiple of kv_heads")
+    return name, shape
+
+
+def synthetic_model(shape, ctx: int):
+    """A random model of ``shape`` built in memory (the vtpu layout directly; f16 embedding)."""
+    from vtpu_cli.models.bench_generate import build
+
+    return build(
+        shape.hidden, shape.ffn, shape.layers, shape.heads, shape.kv_heads, shape.vocab, ctx, shape.seed
+    )
+
+
+def stream_bandwidth(nbytes: int = 256 << 20, passes: int = 5) -> float:
+    """Single-thread streaming-read bandwidth in bytes/s (median of ``passes`` sums of a float64 array
+    larger than the last-level cache)."""
+    a = np.ones(nbytes // 8, np.float64)
+    a.sum()  # fault the pages in
+    times = []
+    for _ in range(passes):
+        t = time.perf_counter()
+        a.sum()
+        times.append(time.perf_counter() - t)
+    return nbytes / statistics.median(times)
+
+
+def bytes_per_token(cm) -> int:
+    """Bytes the decode step reads per token: every weight scroll (ternary tiles, norms, scales, head)."""
+    from vtpu_cli.core import coords
+    from vtpu_cli.models.compiled import io_coord
+
+    skip = {coords.parse_packed(io_coord(n)) for n in ("kc", "vc", "cs")}
+    return int(sum(b.nbytes for c, b in cm.shared.items() if c not in skip))
+
+
+def run_lm_bench(
+    target: str,
+    prompt: int = 64,
+    tokens: int = 32,
+    ctx: int = 0,
+    engine: str = "jit",
+    repeats: int = 3,
+    prefill_chunk: int = 16,
+    verify: bool | None = None,
+    log=None,
+) -> dict:
+    """Benchmark ``target`` (a model path or ``synthetic[:SHAPE]``); returns the result object."""
+    from vtpu_cli.models.compiled import CompiledModel
+    from vtpu_cli.models.generate import peak_rss
+
+    say = log or (lambda s: None)
+    ctx = ctx or max(256, prompt + tokens)
+    if prompt < 1 or tokens < 2:
+        raise ModelError("--lm-prompt must be at least 1 and --lm-tokens at least 2")
+    out: dict = {"model": target, "engine": engine, "prompt_tokens": prompt, "decode_tokens": tokens}
+    t0 = time.perf_counter()
+    if target == "synthetic" or target.startswith("synthetic:"):
+        name, shape = parse_synthetic(target)
+        out["shape"] = dataclasses.asdict(shape) | {"preset": name}
+        model = synthetic_model(shape, max(ctx, 256))
+        weights, hit = None, None
+    else:
+        from vtpu_cli.models.cache import cached_weights
+        from vtpu_cli.models.loader import load_model
+
+        model = load_model(Path(target))
+        weights, hit = cached_weights(model)
+    c = model.config
+    if prompt + tokens > min(ctx, c.max_ctx):
+        raise ModelError(f"prompt {prompt} + {tokens} tokens exceed the context {min(ctx, c.max_ctx)}")
+    t1 = time.perf_counter()
+    cm = CompiledModel(model, ctx=ctx, engine=engine, weights=weights, prefill=prefill_chunk)
+    t2 = time.perf_counter()
+    out |= {
+        "config": {k: getattr(c, k) for k in ("hidden", "ffn", "layers", "heads", "kv_heads", "vocab")},
+        "ternary_weight_bytes": model.ternary_bytes,
+        "load_s": t1 - t0,
+        "layout_cache_hit": hit,
+        "compile_s": t2 - t1,
+        "prefill_chunk": cm.prefill_tokens,
+    }
+    rng = np.random.default_rng(5)
+    ids = [int(x) for x in rng.integers(2, c.vocab, size=prompt)]
+    # first run: engine start of both variants (JIT code generation or its disk cache) + one prefill
+    say("first run (engine start)...")
+    s = time.perf_counter()
+    cm.forward(ids)
+    out["first_prefill_s_incl_engine_start"] = time.perf_counter() - s
+    out["startup_s"] = out["load_s"] + out["compile_s"] + out["first_prefill_s_incl_engine_start"]
+    pre = []
+    for _ in range(repeats):
+        cm.reset()
+        s = time.perf_counter()
+        cm.forward(ids)
+        pre.append(time.perf_counter() - s)
+        say(f"prefill {prompt} tokens: {pre[-1] * 1e3:.0f} ms")
+    ttft = statistics.median(pre)
+    tok = cm.runner.token()
+    gen, step_s = [tok], []
+    cm.step(tok)  # the first decode step may start the T = 1 engine
+    for _ in range(tokens - 1):
+        tok = cm.runner.token()
+        gen.append(tok)
+        s = time.perf_counter()
+        cm.step(tok)
+        step_s.append(time.perf_counter() - s)
+    gen.append(cm.runner.token())
+    dec = statistics.median(step_s)
+    out |= {
+        "ttft_s": ttft,
+        "prefill_tok_s": prompt / ttft,
+        "prefill_s_runs": pre,
+        "decode_tok_s": 1 / dec,
+        "decode_step_ms_median": dec * 1e3,
+        "engines_used": sorted(cm.engines_used),
+        "peak_rss_bytes": peak_rss(),
+    }
+    say(f"decode: {out['decode_tok_s']:.1f} tok/s; measuring memory bandwidth...")
+    bw = stream_bandwidth()
+    bpt = bytes_per_token(cm)
+    out |= {
+        "weight_bytes_per_token": bpt,
+        "stream_read_bytes_s": bw,
+        "roofline_tok_s": bw / bpt,
+        "roofline_fraction": bpt * out["decode_tok_s"] / bw,
+    }
+    if verify is None:
+        verify = model.ternary_bytes <= VERIFY_MAX_TERNARY_BYTES
+    out["verified"] = None
+    if verify:
+        from vtpu_cli.models.reference import Reference
+
+        ref = Reference(model, ctx=ctx)
+        logits = ref.forward(ids)[-1]
+        want = []
+        for _ in range(len(gen)):
+            want.append(int(np.argmax(logits)))
+            logits = ref.forward([want[-1]])[-1]
+        out["verified"] = want == gen
+        if not out["verified"]:
+            first = next(i for i, (a, b) in enumerate(zip(want, gen, strict=True)) if a != b)
+            out["verify_first_mismatch"] = first
+    return out
+
+
+def _fmt(r: dict) -> str:
+    c = r["config"]
+    lines = [
+        f"model {r['model']}: hidden {c['hidden']}, ffn {c['ffn']}, {c['layers']} layers, "
+        f"{c['heads']}/{c['kv_heads']} heads, vocab {c['vocab']}; engine {','.join(r['engines_used'])}",
+        f"  prefill  {r['prefill_tok_s']:9.1f} tok/s  ({r['prompt_tokens']} tokens, chunks of "
+        f"{r['prefill_chunk']}; time to first token {r['ttft_s'] * 1e3:.0f} ms)",
+        f"  decode   {r['decode_tok_s']:9.1f} tok/s  ({r['decode_step_ms_median']:.1f} ms/token, median of "
+        f"{r['decode_tokens'] - 1})",
+        f"  roofline {r['roofline_fraction'] * 100:8.1f} %     ({r['weight_bytes_per_token'] / 2**20:.1f} MiB/token "
+        f"at {r['stream_read_bytes_s'] / 1e9:.1f} GB/s streaming read: ceiling {r['roofline_tok_s']:.1f} tok/s)",
+        f"  start-up {r['startup_s']:9.2f} s      (load {r['load_s']:.2f} s, compile {r['compile_s']:.2f} s, "
+        f"first prefill incl. engine start {r['first_prefill_s_incl_engine_start']:.2f} s"
+        f"{'; layout cache hit' if r['layout_cache_hit'] else ''})",
+        f"  peak RSS {r['peak_rss_bytes'] / 2**20:9.0f} MiB",
+    ]
+    v = r["verified"]
+    lines.append(
+        "  decode tokens equal the float64 reference"
+        if v
+        else "  not verified (reference too slow at this size)"
+        if v is None
+        else f"  MISMATCH with the reference at decode token {r.get('verify_first_mismatch')}"
+    )
+    return "\n".join(lines)
+
+
+def bench_lm_command(
+    target: str,
+    prompt: int = 64,
+    tokens: int = 32,
+    ctx: int = 0,
+    engine: str = "jit",
+    repeats: int = 3,
+    json_path: Path | None = None,
+    quiet: bool = False,
+) -> int:
+    """CLI entry: exit 0, 1 when the decode tokens disagree with the reference, 2 on bad input, 130 on
+    Ctrl-C. ``json_path`` ``-`` prints the JSON object on stdout instead of the table."""
+    try:
+        r = run_lm_bench(
+            target,
+            prompt,
+            tokens,
+            ctx,
+            engine,
+            repeats,
+            log=None if quiet else (lambda s: print(s, file=sys.stderr)),
+        )
+    except ModelError as e:
+        if json_path is not None and str(json_path) == "-":
+            print(json.dumps({"status": "error", "error": str(e)}))
+        else:
+            print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130
+    r["status"] = "ok" if r["verified"] is not False else "mismatch"
+    if json_path is not None and str(json_path) == "-":
+        print(json.dumps(r))
+    else:
+        print(_fmt(r))
+        if json_path is not None:
+            Path(json_path).write_text(json.dumps(r, indent=1) + "\n", encoding="utf-8")
+            print(f"wrote {json_path}", file=sys.stderr)
+    return 0 if r["verified"] is not False else 1
