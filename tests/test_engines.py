@@ -36,6 +36,10 @@ CASES = [
     ("errors/deadlock.vasm", 2),
 ]
 
+# programs that receive from any sender: this scalar register holds the last message received, whose
+# sender depends on timing on the JIT (documented in docs/jit.md); the sum the program outputs does not
+ANY_ORDER = {"fleet/route.vasm": 7}
+
 # programs the JIT declines, with the reason it must give (a change of reason or a fix shows up here)
 KNOWN_FALLBACK = {"fleet/matmul_scatter.vasm": "scroll-table changes are not thread-safe"}
 
@@ -71,6 +75,10 @@ def test_example_program_same_on_both_engines(name, n, tmp_path):
     assert sa[0] == sb[0] and sa[1] == sb[1], (fallback_reason(eng), sa[1], sb[1])
     if name.startswith("errors/deadlock") or "deadlock" in name:
         return  # the blocked states differ in timing only; the report is compared above
+    if name in ANY_ORDER:  # CRECV from any: which message arrives last is timing dependent
+        for s in (sa, sb):
+            for regs in s[2]:
+                regs[0][ANY_ORDER[name]] = None
     assert sa[2] == sb[2]
     assert sa[3] == sb[3]
     assert sa[4:] == sb[4:]

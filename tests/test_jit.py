@@ -1246,3 +1246,57 @@ def test_differential_arbitrary_op_table_programs_fast_variant(data):
     assume(_interp_ok(prog))
     ref, res, diffs = both(prog)
     assert diffs == [], diffs
+
+
+def test_fast_loop_clone_keeps_ppt_state_and_counts():
+    """Inner loops run as a fast clone once their p registers are MRU (compile._fast_loops); an outer
+    loop that moves a p register between inner loops leaves and re-enters the clone. Results, PPT
+    counters and LRU state equal the interpreter's for every cache geometry."""
+    from vtpu_cli.engines.jit.compile import _fast_loops, _leaders
+
+    def data(k: int) -> str:
+        return ", ".join(str(k * 100 + i) for i in range(64))
+
+    src = f"""
+.coord A = 1.1.1/1.1.1/1.1.1
+.coord B = 1.1.1/1.1.1/1.1.2
+.coord C = 1.1.1/1.1.2/1.1.1
+.data A i32 {data(1)}
+.data B i32 {data(2)}
+.data C i32 {data(3)}
+.coord D = 1.1.1/1.1.2/1.1.2
+.zero D i32[64]
+.output D, r6
+    SCOORD p0, A
+    SCOORD p1, B
+    SCOORD p2, D
+    DMOV r5, 3
+outer:
+    DMOV r1, 4
+    DMOV r2, 0
+inner:
+    SGATHER.i32 v0, [p0 + r2]
+    SGATHER.i32 v1, [p1 + r2]
+    DADD.i32 v2, v0, v1
+    SSCATTR.i32 [p2 + r2], v2
+    SGATHER.i64 r3, [p1 + 8]
+    DADD r6, r6, r3
+    DADD r2, r2, 64
+    DLOOP r1, inner
+    SCOORD p1, C
+    SGATHER.i32 v3, [p1]
+    DLOOP r5, outer
+"""
+    prog = assemble(src)
+    loops = _fast_loops(prog, _leaders(prog))
+    assert [pregs for _, pregs in loops.values()] == [(0, 1, 2)]  # only the inner loop
+    for sets in (1, 2, 64):
+        ref = Interpreter(prog, memory=_mem_sets(prog, sets)).run()
+        res = jit.JitEngine(prog, memory=_mem_sets(prog, sets), cache_dir=_cache_dir()).run()
+        assert res.engine == "jit" and same_result(ref, res) == []
+        assert res.siws == ref.siws
+        assert (res.memory.stats.hits, res.memory.stats.misses) == (
+            ref.memory.stats.hits,
+            ref.memory.stats.misses,
+        )
+        assert res.memory._cache == ref.memory._cache

@@ -170,6 +170,57 @@ def _branch_targets(program: Program) -> set[int]:
     return {siw[0].args[-1].value for siw in program.code if siw[0].op.branch}
 
 
+# loops of at most this many SIWs get a fast clone (code size: the loop is emitted twice)
+FAST_LOOP_SIWS = 256
+
+
+def _fast_loops(program: Program, leaders: list[int]) -> dict[int, tuple[int, tuple[int, ...]]]:
+    """Innermost loops that get a *fast clone*: head -> (last SIW, p registers the loop accesses).
+
+    In a loop that writes no p register and calls no S-pipe runtime op (SALLOC, SFREE, SFLUSH,
+    SPREFCH, SDEDUP: they reload every register and reset the translation state), a p register's
+    translation changes only on its own slow path. So once every p register the loop uses for an S
+    access is the MRU entry of its PPT set (the general code's translation flags, tested at the back
+    edge), every access of every later trip is a hit that changes nothing, and the loop can run as a
+    clone whose translations are loop-invariant (pointer and size hoisted, no flag tests, no slow
+    path): the same PPT counters and LRU state, with the ~7-instruction check per S op reduced to one
+    bounds compare against a hoisted limit.
+    """
+    code = program.code
+    out: dict[int, tuple[int, tuple[int, ...]]] = {}
+    heads = {}
+    for pc, siw in enumerate(code):
+        d = siw[0]
+        if d.op.branch:
+            t = d.args[-1].value
+            if 0 <= t <= pc:
+                heads.setdefault(t, pc)
+                heads[t] = max(heads[t], pc)
+    for t, last in heads.items():
+        if last - t + 1 > FAST_LOOP_SIWS:
+            continue
+        if any(t < t2 <= last2 <= last and (t2, last2) != (t, last) for t2, last2 in heads.items()):
+            continue  # not innermost
+        pregs: set[int] = set()
+        ok = True
+        for siw in code[t : last + 1]:
+            for ins in siw:
+                if ins.is_nop:
+                    continue
+                name = ins.op.name
+                if name in ("SDEDUP", "SPREFCH", "SFLUSH", "SALLOC", "SFREE"):
+                    ok = False
+                _, wr = ins.regs()
+                if any(c == "p" for c, _ in wr):
+                    ok = False
+                if name in ("SGATHER", "SSCATTR"):
+                    m = ins.args[0] if name == "SSCATTR" else ins.args[1]
+                    pregs.add(m.base)
+        if ok and pregs:
+            out[t] = (last, tuple(sorted(pregs)))
+    return out
+
+
 @dataclass
 class _Variant:
     limit: str  # "none" | "local" | "shared"
@@ -246,66 +297,100 @@ def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
     lw.cstore(lw.call("llvm.readcyclecounter", L.I64, []), L.OFF_TSC0)
     b.branch(blocks[0] if n else end)
 
-    def target_block(t: int):
-        return blocks[t] if t < n else end
+    fast_loops = _fast_loops(program, leaders)
+    # back edge -> (dispatch block, clone blocks): see _fast_loops
+    dispatch = {t: fn.append_basic_block(f"dispatch{t}") for t in fast_loops}
+    clones = {
+        t: {pc: fn.append_basic_block(f"fsiw{pc}") for pc in leaders if t <= pc <= last}
+        for t, (last, _) in fast_loops.items()
+    }
 
-    for pc in range(n):
-        siw = code[pc]
-        lw.pc = pc
-        if pc in blocks:
-            if b.block.terminator is None:
-                b.branch(blocks[pc])
-            b.position_at_end(blocks[pc])
-            lw.block_start()
-            if pc in targets:  # loop heads: honour Ctrl-C and other sentrons' faults
-                lw.slot = 0
-                flag = b.load_atomic(abort_ptr, "monotonic", 4, typ=L.I32)
-                go = fn.append_basic_block(f"go{pc}")
-                stop_cond = b.icmp_unsigned("!=", flag, ir.Constant(L.I32, 0))
-                if v.precise:
-                    stop = fn.append_basic_block(f"stop{pc}")
-                    b.cbranch(stop_cond, stop, go).set_weights([1, 1 << 20])
-                    b.position_at_end(stop)
-                    lw.exit_with(L.ST_ABORT, counted=0)
-                else:  # the run is replayed or abandoned: nothing to write back
-                    b.cbranch(stop_cond, lw.get_fault_block(), go).set_weights([1, 1 << 20])
-                    lw.fault_phi.add_incoming(ir.Constant(L.I64, L.ST_ABORT | (pc << 16)), b.block)
-                b.position_at_end(go)
-            cnt = lw.COUNTS[block_of[pc]]
-            b.store(b.add(b.load(cnt), ir.Constant(L.I64, 1)), cnt)
-        lw.slot = 0
-        if v.limit == "local":
-            st = b.load(lw.STEPS)
-            lw.fault_if(b.icmp_signed("==", st, limit), L.ST_LIMIT)
-            b.store(b.add(st, ir.Constant(L.I64, 1)), lw.STEPS)
-        elif v.limit == "shared":
-            old = b.atomic_rmw("add", steps_ptr, ir.Constant(L.I64, 1), "monotonic")
-            lw.fault_if(b.icmp_signed(">=", old, limit), L.ST_LIMIT)
-        c_ins = siw[2]
-        if c_ins.op.blocking:
-            lw.slot = 2
-            jit_comm.ready(lw, c_ins)
-        lw.branch = None
-        lw.halt = False
-        for slot, ins in enumerate(siw):
-            if ins.is_nop:
-                continue
-            lw.slot = slot
-            L.LOWER[ins.op.name](lw, ins)
-        lw.slot = 0
-        nxt = target_block(pc + 1) if (pc + 1 in blocks or pc + 1 >= n) else None
-        if lw.halt or lw.branch is not None or nxt is not None:
-            lw.block_end()  # only registers in raw_regs may cross a block boundary un-canonicalised
-        if lw.halt:
-            lw.exit_with(L.ST_OK, pc=pc + 1)
-        elif lw.branch is not None:
-            cond, t = lw.branch
-            if cond is None:
-                b.branch(target_block(t))
-            else:
-                b.cbranch(cond, target_block(t), nxt)
-        elif pc + 1 in blocks or pc + 1 == n:
-            b.branch(nxt)
+    def emit(pcs, bmap: dict, loop: int | None) -> None:
+        """Lower the SIWs ``pcs`` into the blocks ``bmap`` (leader -> block); ``loop``: the head of the
+        fast clone being emitted (its back edge stays in the clone), or None for the general code."""
+
+        def target_block(t: int):
+            if loop is None and t in dispatch:
+                return dispatch[t]
+            if t in bmap:
+                return bmap[t]
+            return blocks[t] if t < n else end
+
+        for pc in pcs:
+            siw = code[pc]
+            lw.pc = pc
+            if pc in bmap:
+                if b.block.terminator is None:
+                    b.branch(bmap[pc])
+                b.position_at_end(bmap[pc])
+                lw.block_start()
+                if pc in targets:  # loop heads: honour Ctrl-C and other sentrons' faults
+                    lw.slot = 0
+                    flag = b.load_atomic(abort_ptr, "monotonic", 4, typ=L.I32)
+                    go = fn.append_basic_block(f"go{pc}")
+                    stop_cond = b.icmp_unsigned("!=", flag, ir.Constant(L.I32, 0))
+                    if v.precise:
+                        stop = fn.append_basic_block(f"stop{pc}")
+                        b.cbranch(stop_cond, stop, go).set_weights([1, 1 << 20])
+                        b.position_at_end(stop)
+                        lw.exit_with(L.ST_ABORT, counted=0)
+                    else:  # the run is replayed or abandoned: nothing to write back
+                        b.cbranch(stop_cond, lw.get_fault_block(), go).set_weights([1, 1 << 20])
+                        lw.fault_phi.add_incoming(ir.Constant(L.I64, L.ST_ABORT | (pc << 16)), b.block)
+                    b.position_at_end(go)
+                cnt = lw.COUNTS[block_of[pc]]
+                b.store(b.add(b.load(cnt), ir.Constant(L.I64, 1)), cnt)
+            lw.slot = 0
+            if v.limit == "local":
+                st = b.load(lw.STEPS)
+                lw.fault_if(b.icmp_signed("==", st, limit), L.ST_LIMIT)
+                b.store(b.add(st, ir.Constant(L.I64, 1)), lw.STEPS)
+            elif v.limit == "shared":
+                old = b.atomic_rmw("add", steps_ptr, ir.Constant(L.I64, 1), "monotonic")
+                lw.fault_if(b.icmp_signed(">=", old, limit), L.ST_LIMIT)
+            c_ins = siw[2]
+            if c_ins.op.blocking:
+                lw.slot = 2
+                jit_comm.ready(lw, c_ins)
+            lw.branch = None
+            lw.halt = False
+            for slot, ins in enumerate(siw):
+                if ins.is_nop:
+                    continue
+                lw.slot = slot
+                L.LOWER[ins.op.name](lw, ins)
+            lw.slot = 0
+            nxt = target_block(pc + 1) if (pc + 1 in blocks or pc + 1 >= n) else None
+            if lw.halt or lw.branch is not None or nxt is not None:
+                lw.block_end()  # only registers in raw_regs may cross a block boundary un-canonicalised
+            if lw.halt:
+                lw.exit_with(L.ST_OK, pc=pc + 1)
+            elif lw.branch is not None:
+                cond, t = lw.branch
+                if cond is None:
+                    b.branch(target_block(t))
+                else:
+                    b.cbranch(cond, target_block(t), nxt)
+            elif pc + 1 in blocks or pc + 1 == n:
+                b.branch(nxt)
+
+    emit(range(n), blocks, None)
+    for t, (last, pregs) in fast_loops.items():
+        # dispatch: every p register the loop accesses is its PPT set's MRU entry -> the fast clone
+        if b.block.terminator is None:
+            b.branch(end)
+        b.position_at_end(dispatch[t])
+        ok = ir.Constant(L.I1, 1)
+        for i in pregs:
+            ok = b.and_(ok, b.load(lw.MRU[i]))
+        b.cbranch(ok, clones[t][t], blocks[t])
+        lw.known_mru = True
+        try:
+            emit(range(t, last + 1), clones[t], t)
+        finally:
+            lw.known_mru = False
+        if b.block.terminator is None:
+            b.branch(blocks[last + 1] if last + 1 < n else end)
     if n and b.block.terminator is None:
         b.branch(end)
     b.position_at_end(end)

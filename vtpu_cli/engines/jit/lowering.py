@@ -146,6 +146,8 @@ class Lowerer:
         self.branch = None  # (cond or None, target) set by branch hooks
         self.halt = False
         self._intr: dict[str, ir.Function] = {}
+        # inside a fast loop clone every p register the loop accesses is known to be its set's MRU entry
+        self.known_mru = False
 
     # ------------------------------------------------------------------ ctx access
     def cptr(self, off: int):
@@ -443,6 +445,9 @@ class Lowerer:
         register in the same set (with a different coordinate) no longer is.
         """
         b = self.b
+        if self.known_mru:  # a fast loop clone (compile._fast_loops): a hit that changes nothing
+            b.store(b.add(b.load(self.FASTHITS), ir.Constant(I64, 1)), self.FASTHITS)
+            return b.load(self.TPTR[pidx]), b.load(self.TSIZE[pidx])
         tag = f"{self.pc}_{self.slot}"
         mru = b.load(self.MRU[pidx])
         cur = b.block
