@@ -256,74 +256,92 @@ def quant_loop(lw: Lowerer, x, q8, qs) -> None:
     rows_loop(b, m, [(xrow, k * 4), (qrow, k), (srow, 4)], row)
 
 
+# Register tiles of the ternary matmul: rows x 16-column tiles per DTERNARY block. Rows of a block share
+# each weight vector, so the engine decodes a weight quarter once for all of them (the JIT's DTERNARY
+# unpack is CSE'd within a block): M = 1 takes 8 tiles, a prefill 4 rows x 4 tiles.
+TM_TILES_1 = 8
+TM_ROWS, TM_TILES = 4, 4
+
+
+def tm_tile(m: int) -> tuple[int, int]:
+    """(rows, column tiles) of the tmatmul register tile for M rows."""
+    return (1, TM_TILES_1) if m == 1 else (min(TM_ROWS, m), TM_TILES)
+
+
 def tmatmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int, wscale, pre=None) -> None:
-    """Per row: absmax (loop over chunks), quantise to int8 in 64-element groups (loop), then the
-    ternary dot over column groups (loop) and k groups of 16 (loop); see docs/phx.md for numerics.
+    """All rows quantised first (absmax loop over chunks, int8 in 64-element groups), then the ternary
+    dot over row blocks x column groups x k groups of 16 (loops); see docs/phx.md for numerics.
     ``wscale`` is a python float (immediate) or an f32 scalar register. ``pre = (q8, qs)``: x is
-    already quantised (``quant``; K a multiple of 16), so the row's quantisation is skipped."""
+    already quantised (``quant``; K a multiple of 16), so the quantisation is skipped."""
     b = lw.b
     m, k = x.shape
     n = w.shape[1]
     k16 = (k + 15) // 16 * 16
-    qbuf = lw.scratch("q", m * k16) if pre is None else pre[0].scroll
-    one = b.new("r", "c127")
-    b.emit("DMOV", one, F(127.0), type="f32")
+    if pre is None:
+        qbuf, sbuf = lw.scratch("q", m * k16), lw.scratch("qs", m * 4)
+        one = b.new("r", "c127")
+        b.emit("DMOV", one, F(127.0), type="f32")
+        xrow, qrow, srow = ptr(b, 0, "xrow"), ptr(b, 0, "qrow"), ptr(b, 0, "srow")
+
+        def qrow_():
+            s127 = quantise_row(lw, x, xrow, k, qbuf, qrow, k16 - (k // 64) * 64, one)
+            st(b, "f32", s127, sbuf, srow)
+
+        rows_loop(b, m, [(xrow, k * 4), (qrow, k16), (srow, 4)], qrow_)
+    else:
+        qbuf, sbuf = pre[0].scroll, pre[1].scroll
     nbs = [min(64, (n - j * 16) * 4) for j in range(t_lo, t_hi)]
     nfull = sum(1 for v in nbs if v == 64)
-    # 8 column tiles per group: the 4 activation broadcasts of a k step feed 32 DTERNARYs (the
-    # address DADDs of the weight loads and broadcasts are the fixed cost per k step)
-    cc = max(1, min(8, nfull))
+    rr, cc = tm_tile(m)
+    cc = max(1, min(cc, nfull))
     groups = nfull // cc
     rem = nbs[groups * cc :]
-    xrow, qrow, yrow = ptr(b, 0, "xrow"), ptr(b, 0, "qrow"), ptr(b, 0, "yrow")
-    srow = ptr(b, 0, "srow")
+    qblk, yblk, sblk = ptr(b, 0, "qblk"), ptr(b, t_lo * 64, "yblk"), ptr(b, 0, "sblk")
+    ws = wscale if isinstance(wscale, VReg) else F(wscale)
 
-    def row():
-        if pre is None:
-            s127 = quantise_row(lw, x, xrow, k, qbuf, qrow, k16 - (k // 64) * 64, one)
-        else:
-            s127 = ld(b, "f32", pre[1].scroll, srow, cls="r")
-        sc = b.new("r")
-        b.emit("DMUL", sc, s127, wscale if isinstance(wscale, VReg) else F(wscale), type="f32")
-        vsc = b.new("v")
-        b.emit("DBCAST", vsc, sc, type="f32")
-        # 3. ternary dot: per column group, loop over k in 16s
-        wp, yp = ptr(b, t_lo * k16 * 4, "wp"), ptr(b, yrow, "yp")
-        if t_lo:
-            bump(b, yp, t_lo * 64)
+    def block(nrows: int) -> None:
+        wp, yp = ptr(b, t_lo * k16 * 4, "wp"), ptr(b, yblk, "yp")
 
         def cgroup(tnb: list[int]) -> None:
-            qq = ptr(b, qrow, "qq")
-            acc = []
-            for _ in tnb:
-                a0 = b.new("v", "acc")
-                b.emit("DBCAST", a0, Imm(0), type="i32")
-                acc.append(a0)
+            qq = ptr(b, qblk, "qq")
+            acc = [[b.new("v", "acc") for _ in tnb] for _ in range(nrows)]
+            for row_acc in acc:
+                for a0 in row_acc:
+                    b.emit("DBCAST", a0, Imm(0), type="i32")
 
             def kstep():
                 wv = [ld(b, "i8", w.scroll, at(b, wp, c * k16 * 4)) for c in range(len(tnb))]
                 for q in range(4):
-                    xb = bcast_ld(b, "i32", qbuf, at(b, qq, q * 4))
-                    for c in range(len(tnb)):
-                        b.emit("DTERNARY", acc[c], xb, wv[c], Imm(q))
+                    for r in range(nrows):
+                        xb = bcast_ld(b, "i32", qbuf, at(b, qq, r * k16 + q * 4))
+                        for c in range(len(tnb)):
+                            b.emit("DTERNARY", acc[r][c], xb, wv[c], Imm(q))
                 bump(b, wp, 64)
                 bump(b, qq, 16)
 
             loop(b, k16 // 16, kstep, "kq")
             bump(b, wp, (len(tnb) - 1) * k16 * 4)
-            for c, nb in enumerate(tnb):
-                f = b.new("v")
-                b.emit("DCVT", f, acc[c], None, type="f32", type2="i32")
-                o = b.new("v")
-                b.emit("DMUL", o, f, vsc, type="f32")
-                st(b, "f32", o, y.scroll, at(b, yp, c * 64), nb)
+            for r in range(nrows):
+                s127 = ld(b, "f32", sbuf, at(b, sblk, r * 4), cls="r")
+                sc = b.new("r")
+                b.emit("DMUL", sc, s127, ws, type="f32")
+                vsc = b.new("v")
+                b.emit("DBCAST", vsc, sc, type="f32")
+                for c, nb in enumerate(tnb):
+                    f = b.new("v")
+                    b.emit("DCVT", f, acc[r][c], None, type="f32", type2="i32")
+                    o = b.new("v")
+                    b.emit("DMUL", o, f, vsc, type="f32")
+                    st(b, "f32", o, y.scroll, at(b, yp, r * n * 4 + c * 64), nb)
             bump(b, yp, len(tnb) * 64)
 
         loop(b, groups, lambda: cgroup([64] * cc), "cols")
         if rem:
             cgroup(rem)
 
-    rows_loop(b, m, [(xrow, k * 4), (qrow, k16), (yrow, n * 4), (srow, 4)], row)
+    rows_loop(b, m // rr, [(qblk, rr * k16), (yblk, rr * n * 4), (sblk, rr * 4)], lambda: block(rr))
+    if m % rr:
+        block(m % rr)
 
 
 # ---------------------------------------------------------------------- all-gather of column tiles
