@@ -153,3 +153,23 @@ def test_kernel_bench_quick_smoke(capsys):
 
     row = kb.bench_q8(1, 64, 40, 1)[0]
     assert row.verified and row.kernel_s > 0 and row.base_s > 0
+
+
+@pytest.mark.parametrize("m,k,n", [(9, 37, 260), (8, 8, 256), (16, 20, 512), (1, 33, 300)])
+def test_matmul_packed_strip_bit_identical(m, k, n):
+    """Loop-form f32 matmul (column groups outside, row blocks inside; the w strip packed when several
+    row blocks read it) gives the unrolled form's bits and -O0's."""
+    rng = np.random.default_rng(m * 1000 + n)
+    x = rng.standard_normal((m, k)).astype(F32)
+    w = rng.standard_normal((k, n)).astype(F32)
+    src = f"input x: f32[{m},{k}]\ninput w: f32[{k},{n}]\noutput y: f32[{m},{n}]\ny = matmul(x, w)\n"
+    outs = [
+        run(src, {"x": x, "w": w}, ["y"], opt=o, force_loops=f)[0]
+        for o, f in ((0, True), (3, True), (2, False))
+    ]
+    np.testing.assert_array_equal(outs[0], outs[1])
+    np.testing.assert_array_equal(outs[0], outs[2])
+    xi = rng.integers(-4, 5, (m, k)).astype(F32)
+    wi = rng.integers(-4, 5, (k, n)).astype(F32)
+    (yi,) = run(src, {"x": xi, "w": wi}, ["y"], opt=3, force_loops=True)
+    np.testing.assert_array_equal(yi, xi @ wi)

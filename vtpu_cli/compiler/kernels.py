@@ -129,26 +129,34 @@ def rows_loop(b: Builder, m: int, ptrs: list[tuple[VReg, int]], body: Callable[[
 
 
 # ---------------------------------------------------------------------- f32 matmul
+MM_ROWS, MM_TILES, MM_TILES_1 = 4, 4, 8  # f32 matmul register tile: rows x 16-column tiles (M = 1: 1 x 8)
+
+
 def matmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int) -> None:
-    """y[:, tiles t_lo..t_hi) = x @ w[:, tiles] with an rr x cc register tile: loops over row blocks,
-    column groups and k (k = 0 peeled: its product is a DMUL, then DFMA in k order)."""
+    """y[:, tiles t_lo..t_hi) = x @ w[:, tiles] with an rr x cc register tile: loops over column groups,
+    row blocks inside (the group's strip of w, K x cc*16 floats, stays in cache while every row block
+    reads it) and k (k = 0 peeled: its product is a DMUL, then DFMA in k order)."""
     b = lw.b
     m, k = x.shape
     n = w.shape[1]
     nbs = [min(64, (n - j * 16) * 4) for j in range(t_lo, t_hi)]
     nfull = sum(1 for v in nbs if v == 64)
-    rr = min(4, m)
-    cc = max(1, min(8 if rr == 1 else 4, nfull))
+    rr = min(MM_ROWS, m)
+    cc = max(1, min(MM_TILES_1 if rr == 1 else MM_TILES, nfull))
     groups = nfull // cc
     rem = nbs[groups * cc :]
-    xrow, yrow = ptr(b, 0, "xrow"), ptr(b, 0, "yrow")
+    col = ptr(b, t_lo * 64, "col")
+    # Pack the group's strip of w (K rows of cc*64 bytes, n*4 bytes apart) contiguously when several row
+    # blocks will read it: a 4 KiB row stride maps every k onto the same few cache sets and pages.
+    pack = lw.scratch("mmpack", k * cc * 64) if m >= 2 * rr and groups and n * 4 >= 1024 else None
+    strip = {"scroll": w.scroll, "stride": n * 4, "base": col}
 
-    def kblock(nrows: int, tnb: list[int], col: VReg) -> None:
-        xp, wp = ptr(b, xrow, "xp"), ptr(b, col, "wp")
+    def kblock(nrows: int, tnb: list[int], xrow: VReg, yrow: VReg) -> None:
+        xp, wp = ptr(b, xrow, "xp"), ptr(b, strip["base"], "wp")
         acc = [[b.new("v", "acc") for _ in tnb] for _ in range(nrows)]
 
         def step(first: bool) -> None:
-            wv = [ld(b, "f32", w.scroll, at(b, wp, c * 64), nb) for c, nb in enumerate(tnb)]
+            wv = [ld(b, "f32", strip["scroll"], at(b, wp, c * 64), nb) for c, nb in enumerate(tnb)]
             for r in range(nrows):
                 xb = bcast_ld(b, "f32", x.scroll, at(b, xp, r * k * 4))
                 for c in range(len(tnb)):
@@ -157,7 +165,7 @@ def matmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int) -> None:
                     else:
                         b.emit("DFMA", acc[r][c], xb, wv[c], acc[r][c], type="f32")
             bump(b, xp, 4)
-            bump(b, wp, n * 4)
+            bump(b, wp, strip["stride"])
 
         step(True)
         loop(b, k - 1, lambda: step(False))
@@ -167,20 +175,33 @@ def matmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int) -> None:
             for c, nb in enumerate(tnb):
                 st(b, "f32", acc[r][c], y.scroll, at(b, yb, r * n * 4 + c * 64), nb)
 
-    def section(nrows: int) -> None:
-        col = ptr(b, t_lo * 64, "col")
+    def section(tnb: list[int]) -> None:
+        xrow, yrow = ptr(b, 0, "xrow"), ptr(b, 0, "yrow")
+        rows_loop(b, m // rr, [(xrow, rr * k * 4), (yrow, rr * n * 4)], lambda: kblock(rr, tnb, xrow, yrow))
+        if m % rr:
+            kblock(m % rr, tnb, xrow, yrow)
 
-        def grp():
-            kblock(nrows, [64] * cc, col)
-            bump(b, col, cc * 64)
+    def grp() -> None:
+        if pack is not None:
+            sp, dp = ptr(b, col, "sp"), ptr(b, 0, "dp")
 
-        loop(b, groups, grp, "cols")
-        if rem:
-            kblock(nrows, rem, col)
+            def copy_k() -> None:
+                for c in range(cc):
+                    v = ld(b, "f32", w.scroll, at(b, sp, c * 64))
+                    st(b, "f32", v, pack, at(b, dp, c * 64))
+                bump(b, sp, n * 4)
+                bump(b, dp, cc * 64)
 
-    rows_loop(b, m // rr, [(xrow, rr * k * 4), (yrow, rr * n * 4)], lambda: section(rr))
-    if m % rr:
-        section(m % rr)
+            loop(b, k, copy_k, "pack")
+            strip.update(scroll=pack, stride=cc * 64, base=zero)
+        section([64] * cc)
+        strip.update(scroll=w.scroll, stride=n * 4, base=col)
+        bump(b, col, cc * 64)
+
+    zero = ptr(b, 0, "zero") if pack is not None else None
+    loop(b, groups, grp, "cols")
+    if rem:
+        section(rem)
 
 
 # ---------------------------------------------------------------------- ternary matmul
