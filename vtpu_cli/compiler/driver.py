@@ -29,8 +29,96 @@ from vtpu_cli.isa.table import BY_NAME
 EMITS = ("siw", "vasm", "ir")
 
 
+PROGRESS_DELAY_S = 2.0  # a compile running longer than this shows a progress bar (stderr on a terminal)
+# phase -> (start, end) percent of the bar (measured shares of a model-scale compile)
+_PHASES = {
+    "parse": (0, 10),
+    "lower": (10, 35),
+    "allocate": (35, 65),
+    "schedule": (65, 97),
+    "encode": (97, 100),
+}
+
+
+class CompileProgress:
+    """A transient rich progress bar on stderr for long compiles: it appears only when a compile has
+    run ``delay`` seconds (a timer thread; short compiles print nothing) and only when stderr is a
+    terminal. Nested compiles (the tile autotuner compiles candidates) share the outer bar."""
+
+    _active = False
+
+    def __init__(self, filename: str, enabled: bool | None = None, delay: float | None = None):
+        import sys
+        import threading
+
+        if enabled is None:
+            enabled = sys.stderr.isatty()
+        self.enabled = enabled and not CompileProgress._active
+        self.filename = filename
+        self.phase = "parse"
+        self.pct = 0.0
+        self.bar = None
+        self.closed = False
+        self.lock = threading.Lock()
+        self.timer = None
+        if self.enabled:
+            CompileProgress._active = True
+            self.timer = threading.Timer(PROGRESS_DELAY_S if delay is None else delay, self._show)
+            self.timer.daemon = True
+            self.timer.start()
+
+    def _show(self) -> None:
+        from rich.console import Console
+        from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+        with self.lock:
+            if self.closed:
+                return
+            self.bar = Progress(
+                TextColumn("phextcc {task.description}"),
+                BarColumn(),
+                TextColumn("{task.percentage:>3.0f}%"),
+                TimeElapsedColumn(),
+                console=Console(stderr=True),
+                transient=True,
+            )
+            self.task = self.bar.add_task(self._text(), total=100, completed=self.pct)
+            self.bar.start()
+
+    def _text(self) -> str:
+        return f"{self.filename}: {self.phase}"
+
+    def __call__(self, phase: str, frac: float = 0.0) -> None:
+        """Entering ``phase`` (or ``frac`` of the way through it)."""
+        if not self.enabled:
+            return
+        lo, hi = _PHASES[phase]
+        self.phase, self.pct = phase, lo + (hi - lo) * min(max(frac, 0.0), 1.0)
+        with self.lock:
+            if self.bar is not None:
+                self.bar.update(self.task, description=self._text(), completed=self.pct)
+
+    def close(self) -> None:
+        if not self.enabled:
+            return
+        with self.lock:
+            self.closed = True
+            if self.timer is not None:
+                self.timer.cancel()
+            if self.bar is not None:
+                self.bar.stop()
+        CompileProgress._active = False
+
+
 def _front(
-    text: str, filename: str, opt: int, sentrons: int, tune: bool, tile=None, force_loops: bool = False
+    text: str,
+    filename: str,
+    opt: int,
+    sentrons: int,
+    tune: bool,
+    tile=None,
+    force_loops: bool = False,
+    progress: CompileProgress | None = None,
 ) -> Lowerer:
     if sentrons < 1:
         raise VtpuError("--sentrons must be at least 1")
@@ -39,6 +127,8 @@ def _front(
     tree, diags = parse(text, filename)
     if diags:
         raise DiagnosticError(diagnostics=diags)
+    if progress is not None:
+        progress("lower")
     lw = Lowerer(text, filename, opt, sentrons, tune)
     lw.compile_phx = compile_phx
     lw.tensor_lowering = tensors
@@ -113,12 +203,24 @@ def compile_phx(
     tune: bool = False,
     tile: tuple[int, int] | None = None,
     force_loops: bool = False,
+    progress: bool | None = None,
 ):
     """Compile ``.phx`` text; returns (Program, report dict). Raises DiagnosticError on user errors.
-    ``force_loops`` lowers every tensor op that has a loop form to loops, whatever its size."""
+    ``force_loops`` lowers every tensor op that has a loop form to loops, whatever its size.
+    ``progress``: show a progress bar on stderr when the compile takes over ``PROGRESS_DELAY_S``
+    (None: only when stderr is a terminal)."""
+    bar = CompileProgress(filename, progress)
+    try:
+        return _compile(text, filename, opt, sentrons, tune, tile, force_loops, bar)
+    finally:
+        bar.close()
+
+
+def _compile(text, filename, opt, sentrons, tune, tile, force_loops, bar: CompileProgress):
     t0 = time.perf_counter()
-    lw = _front(text, filename, opt, sentrons, tune, tile, force_loops)
-    ir_ops = sum(1 for it in lw.b.code if isinstance(it, VI))
+    lw = _front(text, filename, opt, sentrons, tune, tile, force_loops, bar)
+    ir_ops = sum(1 for it in lw.b.code if it.__class__ is VI)
+    bar("allocate")
     try:
         alloc = allocate(lw.b.code)
     except CompileError as e:
@@ -140,7 +242,9 @@ def compile_phx(
         if isinstance(it, tuple) and it[1] is not None and it[1].scroll == "$spill":
             spill_ids.add(id(it[0]))
         items.append(it)
-    sched = schedule(items, reorder=opt >= 1)
+    bar("schedule")
+    sched = schedule(items, reorder=opt >= 1, on_block=lambda f: bar("schedule", f) if bar.enabled else None)
+    bar("encode")
     code = _resolve(to_siws(sched.siws), sched.labels)
     prog = Program(code=code, source_file=filename, lines=list(sched.lines))
     prog.labels = {k.split(":", 1)[1]: v for k, v in sched.labels.items() if k.startswith("@kernel:")}
@@ -212,31 +316,48 @@ def _data(lw: Lowerer, prog: Program, spill_bytes: int = 0) -> None:
 
 
 def _report(lw, prog, sched, alloc, spill_ids, ir_ops, elapsed, opt, sentrons) -> dict:
+    """Per-kernel and total statistics, counted in one pass over the SIWs."""
+    code = prog.code
     bounds = []
     for name, stats, _ in lw.kernels:
         if name == "main":
             continue
         s = sched.labels.get(f"@kernel:{name}", 0)
-        e = sched.labels.get(f"@end:{name}", len(prog.code))
+        e = sched.labels.get(f"@end:{name}", len(code))
         bounds.append((name, s, e, stats))
-    funcs = []
-    in_kernel = set()
-    for name, s, e, stats in bounds:
-        in_kernel.update(range(s, e))
-        funcs.append(_fstats(name, prog.code, range(s, e), spill_ids, stats))
-    main_idx = [i for i in range(len(prog.code)) if i not in in_kernel]
+    owner = [0] * len(code)  # 0: main, k: bounds[k - 1]
+    for k, (_, s, e, _) in enumerate(bounds, 1):
+        owner[s:e] = [k] * max(0, min(e, len(code)) - s)
+    nk = len(bounds) + 1
+    siws, ops, spills = [0] * nk, [0] * nk, [0] * nk
+    nop_ids = {id(ins.op) for siw in code[:1] for ins in siw if ins.is_nop}
+    for o, siw in zip(owner, code, strict=True):
+        siws[o] += 1
+        for ins in siw:
+            oid = id(ins.op)
+            if oid in nop_ids:
+                continue
+            if ins.op.is_nop:
+                nop_ids.add(oid)
+                continue
+            ops[o] += 1
+            if id(ins) in spill_ids:
+                spills[o] += 1
     kstats = [b[3] for b in bounds]
     mstats = (
         lw.b.loops - sum(k[0] for k in kstats),
         lw.b.pipelined - sum(k[1] for k in kstats),
         lw.b.unrolled - sum(k[2] for k in kstats),
     )
-    funcs.insert(0, _fstats("main", prog.code, main_idx, spill_ids, mstats))
-    ops = prog.op_count()
+    names = ["main", *(b[0] for b in bounds)]
+    funcs = [
+        _fstats(names[k], siws[k], ops[k], spills[k], mstats if k == 0 else kstats[k - 1]) for k in range(nk)
+    ]
+    nops = sum(ops)
     total = {
-        "siws": len(prog.code),
-        "ops": ops,
-        "density": round(ops / len(prog.code), 3) if prog.code else 0.0,
+        "siws": len(code),
+        "ops": nops,
+        "density": round(nops / len(code), 3) if code else 0.0,
         "spills": alloc.spills,
         "spill_ops": alloc.spill_ops,
         "pipelined_loops": lw.b.pipelined,
@@ -256,15 +377,12 @@ def _report(lw, prog, sched, alloc, spill_ids, ir_ops, elapsed, opt, sentrons) -
     }
 
 
-def _fstats(name, code, idxs, spill_ids, stats) -> dict:
-    idxs = list(idxs)
-    ops = sum(1 for i in idxs for ins in code[i] if not ins.is_nop)
-    spills = sum(1 for i in idxs for ins in code[i] if id(ins) in spill_ids)
+def _fstats(name, siws, ops, spills, stats) -> dict:
     return {
         "name": name,
-        "siws": len(idxs),
+        "siws": siws,
         "ops": ops,
-        "density": round(ops / len(idxs), 3) if idxs else 0.0,
+        "density": round(ops / siws, 3) if siws else 0.0,
         "spill_ops": spills,
         "loops": stats[0],
         "pipelined_loops": stats[1],

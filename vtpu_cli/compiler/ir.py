@@ -68,16 +68,43 @@ class MemInfo:
     rel: object = None  # offset register (VReg before allocation, ("r", n) after), None = absolute
 
 
-@dataclass
+_ROLES: dict[str, tuple[tuple[bool, bool], ...]] = {}  # op name -> (reads, writes) per operand
+
+
+def _roles(op: Op) -> tuple[tuple[bool, bool], ...]:
+    r = _ROLES.get(op.name)
+    if r is None:
+        r = _ROLES[op.name] = tuple(("r" in spec.role, "w" in spec.role) for spec in op.operands)
+    return r
+
+
 class VI:
-    op: Op
-    mod: str | None
-    type: str | None
-    type2: str | None
-    args: list
-    mem: MemInfo | None = None
-    line: int = 0
-    _rw: tuple | None = field(default=None, repr=False, compare=False)
+    """One IR instruction (a plain ``__slots__`` class: millions are built at model scale)."""
+
+    __slots__ = ("op", "mod", "type", "type2", "args", "mem", "line", "_rw")
+
+    def __init__(
+        self,
+        op: Op,
+        mod: str | None,
+        type: str | None,
+        type2: str | None,
+        args: list,
+        mem: MemInfo | None = None,
+        line: int = 0,
+        _rw: tuple | None = None,
+    ):
+        self.op = op
+        self.mod = mod
+        self.type = type
+        self.type2 = type2
+        self.args = args
+        self.mem = mem
+        self.line = line
+        self._rw = _rw
+
+    def __repr__(self) -> str:
+        return f"VI({self})"
 
     def regs(self) -> tuple[list[VReg], list[VReg]]:
         """(read, written) virtual registers (computed once: ``args`` is never mutated after
@@ -90,21 +117,20 @@ class VI:
     def _regs(self) -> tuple[list[VReg], list[VReg]]:
         reads: list[VReg] = []
         writes: list[VReg] = []
-        for spec, arg in zip(self.op.operands, self.args, strict=False):
-            if arg is None:
-                continue
-            if isinstance(arg, VMem):
+        roles = _ROLES.get(self.op.name) or _roles(self.op)
+        for (rd, wr), arg in zip(roles, self.args, strict=False):
+            cls = arg.__class__
+            if cls is VReg:
+                if rd:
+                    reads.append(arg)
+                if wr:
+                    writes.append(arg)
+            elif cls is VMem:
                 reads.append(arg.base)
-                for sub in (arg.off, arg.extra):
-                    if isinstance(sub, VReg):
-                        reads.append(sub)
-                continue
-            if not isinstance(arg, VReg):
-                continue
-            if "r" in spec.role:
-                reads.append(arg)
-            if "w" in spec.role:
-                writes.append(arg)
+                if arg.off.__class__ is VReg:
+                    reads.append(arg.off)
+                if arg.extra.__class__ is VReg:
+                    reads.append(arg.extra)
         return reads, writes
 
     def __str__(self) -> str:

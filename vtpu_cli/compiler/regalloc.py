@@ -217,9 +217,10 @@ def allocate(code: list, allow_spill: bool = True) -> Allocated | None:
             extra = Imm(extra)
         return Mem(m[a.base].idx, off, a.mode, extra)
 
+    append = out.append
     for it in code:
-        if isinstance(it, Label):
-            out.append(it)
+        if it.__class__ is Label:
+            append(it)
             continue
         reads, writes = it.regs()
         if spilled and (any(v in spilled for v in reads) or any(v in spilled for v in writes)):
@@ -227,20 +228,21 @@ def allocate(code: list, allow_spill: bool = True) -> Allocated | None:
             continue
         args = []
         for a in it.args:
-            if isinstance(a, VReg):
+            cls = a.__class__
+            if cls is VReg:
                 a = preg[a]
-            elif isinstance(a, VMem):
-                c = mcache.get(a)
+            elif cls is VMem:
+                c = mcache.get(id(a))  # by identity: VMem's dataclass hash is slow, objects are shared
                 if c is None:
-                    c = mcache[a] = conv_mem(a, preg)
+                    c = mcache[id(a)] = conv_mem(a, preg)
                 a = c
             args.append(a)
         mem = it.mem
-        if mem is not None and isinstance(mem.rel, VReg):
+        if mem is not None and mem.rel.__class__ is VReg:
             mem = MemInfo(mem.scroll, mem.write, mem.lo, mem.hi, pkey[mem.rel])
         rk = {pkey[v] for v in reads}
         wk = {pkey[v] for v in writes}
-        out.append((Instr(it.op, it.mod, it.type, it.type2, tuple(args)), mem, it.line, (rk, wk)))
+        append((Instr(it.op, it.mod, it.type, it.type2, tuple(args)), mem, it.line, (rk, wk)))
     if spilled:
         spill_ops = sum(
             1 for it in out if it.__class__ is tuple and it[1] is not None and it[1].scroll == SPILL_SCROLL

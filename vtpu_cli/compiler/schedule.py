@@ -76,6 +76,8 @@ def build_dag(block: list):
     since_barrier: list[int] = []
     last_barrier = -1
     lat_of = [it[0].op.latency for it in block]
+    last_w_get = last_w.get
+    readers_get = readers.get
 
     for i, it in enumerate(block):
         ins, mem = it[0], it[1]
@@ -87,10 +89,10 @@ def build_dag(block: list):
             reads = [*reads, _FLAG]
         preds: dict[int, int] = {}  # j -> latency of the first edge j -> i
         for k in reads:
-            w = last_w.get(k)
+            w = last_w_get(k)
             if w is not None and w not in preds:
                 preds[w] = lat_of[w]
-            lst = readers.get(k)
+            lst = readers_get(k)
             if lst is None:
                 readers[k] = [i]
             else:
@@ -118,14 +120,15 @@ def build_dag(block: list):
                     preds.setdefault(j, 1)
             _mem_record(mem_stores if mem.write else mem_loads, mem, rel, i)
         for k in writes:
-            rl = readers.get(k)
+            rl = readers_get(k)
             if rl:
                 for r in rl:
-                    preds.setdefault(r, 1)
+                    if r not in preds:
+                        preds[r] = 1
                 readers[k] = []
-            w = last_w.get(k)
-            if w is not None:
-                preds.setdefault(w, 1)
+            w = last_w_get(k)
+            if w is not None and w not in preds:
+                preds[w] = 1
             last_w[k] = i
             version[k] = version.get(k, 0) + 1
         preds.pop(i, None)
@@ -218,9 +221,11 @@ def schedule_block(block: list, reorder: bool = True):
     placed = [-1] * len(block)
     avail: list[list] = [[], [], []]
     pending: list[list] = [[], [], []]
+    pipe_of = [PIPE_INDEX[it[0].op.pipe] for it in block]
+    heappush, heappop = heapq.heappush, heapq.heappop
     for i in range(body_n):
         if npred[i] == 0:
-            heapq.heappush(avail[PIPE_INDEX[block[i][0].op.pipe]], (-prio[i], i))
+            heappush(avail[pipe_of[i]], (-prio[i], i))
     siws: list[list] = []
     lines: list[int] = []
     done = 0
@@ -229,37 +234,42 @@ def schedule_block(block: list, reorder: bool = True):
         for p in range(3):
             pend = pending[p]
             while pend and pend[0][0] <= t:
-                _, negp, i = heapq.heappop(pend)
-                heapq.heappush(avail[p], (negp, i))
+                _, negp, i = heappop(pend)
+                heappush(avail[p], (negp, i))
         slots = [None, None, None]
         chosen = []
+        line = None
         for p in range(3):
             if avail[p]:
-                _, i = heapq.heappop(avail[p])
+                i = heappop(avail[p])[1]
             elif pending[p]:
-                _, _, i = heapq.heappop(pending[p])
+                i = heappop(pending[p])[2]
             else:
                 continue
-            slots[p] = block[i][0]
+            it = block[i]
+            slots[p] = it[0]
             chosen.append(i)
+            if line is None or it[2] < line:
+                line = it[2]
         if not chosen:  # pragma: no cover - a DAG always has a ready op
             raise AssertionError("scheduler found no ready op")
         if len(chosen) > 1 and _siw_hazard([block[i] for i in chosen]):  # pragma: no cover
             raise AssertionError("scheduler produced an intra-SIW hazard")
         siws.append(slots)
-        lines.append(min(block[i][2] for i in chosen))
+        lines.append(line)
+        done += len(chosen)
+        t1 = t + 1
         for i in chosen:
             placed[i] = t
-            done += 1
-        for i in chosen:
             for j, lat in succs[i]:
-                if t + lat > earliest[j]:
-                    earliest[j] = t + lat
+                e = t + lat
+                if e > earliest[j]:
+                    earliest[j] = e
                 npred[j] -= 1
                 if npred[j] == 0 and j < body_n:
-                    e = max(earliest[j], t + 1)
-                    heapq.heappush(pending[PIPE_INDEX[block[j][0].op.pipe]], (e, -prio[j], j))
-        t += 1
+                    e = earliest[j]
+                    heappush(pending[pipe_of[j]], (e if e > t1 else t1, -prio[j], j))
+        t = t1
     if term is not None:
         ti = len(block) - 1
         need = 0
@@ -277,13 +287,16 @@ def schedule_block(block: list, reorder: bool = True):
     return siws, lines, crit
 
 
-def schedule(items: list, reorder: bool = True) -> Scheduled:
+def schedule(items: list, reorder: bool = True, on_block=None) -> Scheduled:
+    """Schedule every block; ``on_block(fraction done)`` is called every 256 blocks (progress)."""
     siws: list = []
     lines: list[int] = []
     labels: dict[str, int] = {}
     crit = 0
     blocks = _split(items)
-    for labs, block in blocks:
+    for k, (labs, block) in enumerate(blocks):
+        if on_block is not None and k % 256 == 255:
+            on_block(k / len(blocks))
         for name in labs:
             labels[name] = len(siws)
         s, ln, c = schedule_block(block, reorder)
@@ -304,7 +317,7 @@ def _siw_hazard(items: list) -> bool:
     rws = []
     for it in items:
         r, w = it[3] if len(it) > 3 else it[0].regs()
-        rws.append((set(r), set(w)))
+        rws.append((r if r.__class__ is set else set(r), w if w.__class__ is set else set(w)))
     for a in range(len(rws)):
         ra, wa = rws[a]
         for b in range(a + 1, len(rws)):
