@@ -317,52 +317,60 @@ def tmatmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int, wscale, pre=None) -
     cc = max(1, min(cc, nfull))
     groups = nfull // cc
     rem = nbs[groups * cc :]
-    qblk, yblk, sblk = ptr(b, 0, "qblk"), ptr(b, t_lo * 64, "yblk"), ptr(b, 0, "sblk")
     ws = wscale if isinstance(wscale, VReg) else F(wscale)
+    # column groups outside, row blocks inside: the group's weights (cc tiles x K/4 bytes) stay in cache
+    # while every row block reads them
+    wcol, ycol = ptr(b, t_lo * k16 * 4, "wcol"), ptr(b, t_lo * 64, "ycol")
 
-    def block(nrows: int) -> None:
-        wp, yp = ptr(b, t_lo * k16 * 4, "wp"), ptr(b, yblk, "yp")
+    def block(nrows: int, tnb: list[int], qblk: VReg, yblk: VReg, sblk: VReg) -> None:
+        wp, qq = ptr(b, wcol, "wp"), ptr(b, qblk, "qq")
+        acc = [[b.new("v", "acc") for _ in tnb] for _ in range(nrows)]
+        for row_acc in acc:
+            for a0 in row_acc:
+                b.emit("DBCAST", a0, Imm(0), type="i32")
 
-        def cgroup(tnb: list[int]) -> None:
-            qq = ptr(b, qblk, "qq")
-            acc = [[b.new("v", "acc") for _ in tnb] for _ in range(nrows)]
-            for row_acc in acc:
-                for a0 in row_acc:
-                    b.emit("DBCAST", a0, Imm(0), type="i32")
+        def kstep():
+            wv = [ld(b, "i8", w.scroll, at(b, wp, c * k16 * 4)) for c in range(len(tnb))]
+            for q in range(4):
+                for r in range(nrows):
+                    xb = bcast_ld(b, "i32", qbuf, at(b, qq, r * k16 + q * 4))
+                    for c in range(len(tnb)):
+                        b.emit("DTERNARY", acc[r][c], xb, wv[c], Imm(q))
+            bump(b, wp, 64)
+            bump(b, qq, 16)
 
-            def kstep():
-                wv = [ld(b, "i8", w.scroll, at(b, wp, c * k16 * 4)) for c in range(len(tnb))]
-                for q in range(4):
-                    for r in range(nrows):
-                        xb = bcast_ld(b, "i32", qbuf, at(b, qq, r * k16 + q * 4))
-                        for c in range(len(tnb)):
-                            b.emit("DTERNARY", acc[r][c], xb, wv[c], Imm(q))
-                bump(b, wp, 64)
-                bump(b, qq, 16)
+        loop(b, k16 // 16, kstep, "kq")
+        yp = b.new("r", "yp")
+        b.emit("DADD", yp, yblk, ycol, type="i64")
+        for r in range(nrows):
+            s127 = ld(b, "f32", sbuf, at(b, sblk, r * 4), cls="r")
+            sc = b.new("r")
+            b.emit("DMUL", sc, s127, ws, type="f32")
+            vsc = b.new("v")
+            b.emit("DBCAST", vsc, sc, type="f32")
+            for c, nb in enumerate(tnb):
+                f = b.new("v")
+                b.emit("DCVT", f, acc[r][c], None, type="f32", type2="i32")
+                o = b.new("v")
+                b.emit("DMUL", o, f, vsc, type="f32")
+                st(b, "f32", o, y.scroll, at(b, yp, r * n * 4 + c * 64), nb)
 
-            loop(b, k16 // 16, kstep, "kq")
-            bump(b, wp, (len(tnb) - 1) * k16 * 4)
-            for r in range(nrows):
-                s127 = ld(b, "f32", sbuf, at(b, sblk, r * 4), cls="r")
-                sc = b.new("r")
-                b.emit("DMUL", sc, s127, ws, type="f32")
-                vsc = b.new("v")
-                b.emit("DBCAST", vsc, sc, type="f32")
-                for c, nb in enumerate(tnb):
-                    f = b.new("v")
-                    b.emit("DCVT", f, acc[r][c], None, type="f32", type2="i32")
-                    o = b.new("v")
-                    b.emit("DMUL", o, f, vsc, type="f32")
-                    st(b, "f32", o, y.scroll, at(b, yp, r * n * 4 + c * 64), nb)
-            bump(b, yp, len(tnb) * 64)
+    def cgroup(tnb: list[int]) -> None:
+        qblk, yblk, sblk = ptr(b, 0, "qblk"), ptr(b, 0, "yblk"), ptr(b, 0, "sblk")
+        rows_loop(
+            b,
+            m // rr,
+            [(qblk, rr * k16), (yblk, rr * n * 4), (sblk, rr * 4)],
+            lambda: block(rr, tnb, qblk, yblk, sblk),
+        )
+        if m % rr:
+            block(m % rr, tnb, qblk, yblk, sblk)
+        bump(b, wcol, len(tnb) * k16 * 4)
+        bump(b, ycol, len(tnb) * 64)
 
-        loop(b, groups, lambda: cgroup([64] * cc), "cols")
-        if rem:
-            cgroup(rem)
-
-    rows_loop(b, m // rr, [(qblk, rr * k16), (yblk, rr * n * 4), (sblk, rr * 4)], lambda: block(rr))
-    if m % rr:
-        block(m % rr)
+    loop(b, groups, lambda: cgroup([64] * cc), "cols")
+    if rem:
+        cgroup(rem)
 
 
 # ---------------------------------------------------------------------- all-gather of column tiles
