@@ -1289,7 +1289,7 @@ inner:
 """
     prog = assemble(src)
     loops = _fast_loops(prog, _leaders(prog))
-    assert [pregs for _, pregs in loops.values()] == [(0, 1, 2)]  # only the inner loop
+    assert [lp[1] for lp in loops.values()] == [(0, 1, 2)]  # only the inner loop
     for sets in (1, 2, 64):
         ref = Interpreter(prog, memory=_mem_sets(prog, sets)).run()
         res = jit.JitEngine(prog, memory=_mem_sets(prog, sets), cache_dir=_cache_dir()).run()

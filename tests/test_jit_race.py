@@ -264,3 +264,23 @@ def test_differential_phased_programs(case):
         _race_free(a, b)
     elif a.status == "ok":
         assert b.replay == ""  # the interpreter found no race: native code must not flag one either
+
+
+@pytest.mark.parametrize("messages", [True, False])
+def test_ring_and_private_stream_are_race_free(messages):
+    """The detector's cost benchmark (racecost): private scrolls, a shared read-only table, a message
+    ring or a loop that keeps its epoch (the fast loop clone with no race checks at all)."""
+    from vtpu_cli.engines.jit.racecost import ring_source
+
+    _race_free(*_both(ring_source(300, seg=1024, messages=messages), 3))
+
+
+def test_racy_stores_inside_a_loop_without_messages():
+    """Every sentron stores into the shared table inside a loop that keeps its epoch: a race."""
+    from vtpu_cli.engines.jit.racecost import ring_source
+
+    src = ring_source(300, seg=1024, messages=False).replace("SSCATTR.i32 [p1 + r2]", "SSCATTR.i32 [p2 + r2]")
+    a, b = _both(src, 3)
+    assert a.status == "fault" and "data race" in a.fault.message
+    _same_outcome(a, b)
+    assert b.replay == "interp"

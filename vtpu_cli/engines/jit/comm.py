@@ -228,13 +228,23 @@ STAT_NAMES = ("messages", "bytes", "routed", "hops", "barriers", "collectives")
 OFF_ESCAPE = 3040  # three free context words after the C-pipe statistics (2944 + 6*8 = 2992 .. 3072)
 
 
-def setup(lw, program, single: bool) -> None:
+# The native race detector (several sentrons). Switching it off makes racy programs exit 0 on the JIT
+# while the interpreter faults: it exists only so that ``python -m vtpu_cli.engines.jit.racecost`` can
+# measure what the detector costs in the same run.
+RACE_CHECK = True
+
+
+def setup(lw, program, single: bool, race: bool = True) -> None:
     """Allocas for the C pipe (called in the entry block, after ``make_allocas``)."""
 
     b = lw.b
     lw.single = single
     # the race detector: several sentrons and at least one S-pipe load or store
-    lw.race = not single and any(ins.op.name in ("SGATHER", "SSCATTR") for siw in program.code for ins in siw)
+    lw.race = (
+        race
+        and not single
+        and any(ins.op.name in ("SGATHER", "SSCATTR") for siw in program.code for ins in siw)
+    )
     lw.groups = program.groups
     lw.cstate = None
     lw.STATS = [b.alloca(I64, name=f"cstat_{k}") for k in STAT_NAMES]
@@ -928,8 +938,10 @@ def _clock_loop(lw, dst, src, n, merge: bool) -> None:
 
 
 def _tick(lw, sid) -> None:
-    """Advance this sentron's own clock entry (after a release, or at CFENCE)."""
+    """Advance this sentron's own clock entry (after a release, or at CFENCE): every access record of
+    the old epoch is stale, so the next access through any p register checks again."""
     b = lw.b
+    lw.forget_races()
     own = _race_ptr(lw, RACE_OWN_CLOCK)
     off = b.mul(sid, _c(8))
     _st(lw, b.add(_ld(lw, own, off), _c(1)), own, off)
@@ -1039,9 +1051,16 @@ def note_access(lw, pidx: int, store: bool) -> None:
     """The race check of one S-pipe access through p[pidx] (after its bounds check), several sentrons
     only: a current record costs two loads and a compare; anything else calls the cold check, and a
     race exits with ST_REPLAY."""
-    if not lw.race:
+    if not lw.race or lw.known_race:  # known_race: a fast loop clone whose records are all current
         return
     b = lw.b
+    current = lw.b.load(lw.WREC[pidx])
+    if not store:  # this sentron's own write at this epoch covers its reads (see the comment above)
+        current = b.or_(current, b.load(lw.RREC[pidx]))
+    check = lw.new_block(f"racechk_{lw.pc}_{lw.slot}")
+    skip = lw.new_block(f"raceok_{lw.pc}_{lw.slot}")
+    b.cbranch(current, skip, check).set_weights([1 << 10, 1])
+    b.position_at_end(check)
     idx = b.load(lw.TIDX[pidx])
     sid = lw.cload(OFF_SID, I64)
     own = _race_ptr(lw, RACE_OWN_CLOCK)
@@ -1063,3 +1082,6 @@ def note_access(lw, pidx: int, store: bool) -> None:
     lw.fault_if(b.icmp_unsigned("!=", b.call(fn, [lw.ctx, idx, val]), _c(0)), ST_REPLAY)
     b.branch(done)
     b.position_at_end(done)
+    b.store(ir.Constant(I1, 1), (lw.WREC if store else lw.RREC)[pidx])
+    b.branch(skip)
+    b.position_at_end(skip)

@@ -174,7 +174,9 @@ def _branch_targets(program: Program) -> set[int]:
 FAST_LOOP_SIWS = 256
 
 
-def _fast_loops(program: Program, leaders: list[int]) -> dict[int, tuple[int, tuple[int, ...]]]:
+def _fast_loops(
+    program: Program, leaders: list[int]
+) -> dict[int, tuple[int, tuple[int, ...], tuple[int, ...], bool]]:
     """Innermost loops that get a *fast clone*: head -> (last SIW, p registers the loop accesses).
 
     In a loop that writes no p register and calls no S-pipe runtime op (SALLOC, SFREE, SFLUSH,
@@ -185,9 +187,15 @@ def _fast_loops(program: Program, leaders: list[int]) -> dict[int, tuple[int, tu
     clone whose translations are loop-invariant (pointer and size hoisted, no flag tests, no slow
     path): the same PPT counters and LRU state, with the ~7-instruction check per S op reduced to one
     bounds compare against a hoisted limit.
+
+    With several sentrons the race detector's records work the same way: in a loop with no op that
+    advances the sentron's epoch (CSEND, CROUTE, collectives, CFENCE), once every p register's
+    read (or, for those the loop stores through, write) is recorded at the current epoch, no later
+    trip needs a check. Returns head -> (last SIW, p registers accessed, p registers stored through,
+    whether the loop advances the epoch).
     """
     code = program.code
-    out: dict[int, tuple[int, tuple[int, ...]]] = {}
+    out: dict[int, tuple[int, tuple[int, ...], tuple[int, ...], bool]] = {}
     heads = {}
     for pc, siw in enumerate(code):
         d = siw[0]
@@ -202,7 +210,9 @@ def _fast_loops(program: Program, leaders: list[int]) -> dict[int, tuple[int, tu
         if any(t < t2 <= last2 <= last and (t2, last2) != (t, last) for t2, last2 in heads.items()):
             continue  # not innermost
         pregs: set[int] = set()
+        stores: set[int] = set()
         ok = True
+        releases = False
         for siw in code[t : last + 1]:
             for ins in siw:
                 if ins.is_nop:
@@ -210,14 +220,18 @@ def _fast_loops(program: Program, leaders: list[int]) -> dict[int, tuple[int, tu
                 name = ins.op.name
                 if name in ("SDEDUP", "SPREFCH", "SFLUSH", "SALLOC", "SFREE"):
                     ok = False
+                if name in ("CSEND", "CROUTE", "CBAR", "CREDUCE", "CCAST", "CFENCE"):
+                    releases = True
                 _, wr = ins.regs()
                 if any(c == "p" for c, _ in wr):
                     ok = False
                 if name in ("SGATHER", "SSCATTR"):
                     m = ins.args[0] if name == "SSCATTR" else ins.args[1]
                     pregs.add(m.base)
+                    if name == "SSCATTR":
+                        stores.add(m.base)
         if ok and pregs:
-            out[t] = (last, tuple(sorted(pregs)))
+            out[t] = (last, tuple(sorted(pregs)), tuple(sorted(stores)), releases)
     return out
 
 
@@ -231,6 +245,7 @@ class _Variant:
     ppt_ways: int = 4
     precise: bool = False  # registers written back at fault exits (else: faults are replayed)
     single: bool = True  # one sentron: the C pipe is a ring in the stack frame (see jit_comm.py)
+    race: bool = True  # several sentrons: the native race detector (off only to measure its cost)
 
 
 def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
@@ -269,7 +284,7 @@ def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
     b = ir.IRBuilder(entry)
     lw.b = b
     lw.make_allocas(b, len(leaders))
-    jit_comm.setup(lw, program, v.single)
+    jit_comm.setup(lw, program, v.single, race=v.race)
     used, written = set(), set()
     for siw in code:
         for ins in siw:
@@ -302,7 +317,7 @@ def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
     dispatch = {t: fn.append_basic_block(f"dispatch{t}") for t in fast_loops}
     clones = {
         t: {pc: fn.append_basic_block(f"fsiw{pc}") for pc in leaders if t <= pc <= last}
-        for t, (last, _) in fast_loops.items()
+        for t, (last, *_) in fast_loops.items()
     }
 
     def emit(pcs, bmap: dict, loop: int | None) -> None:
@@ -375,20 +390,27 @@ def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
                 b.branch(nxt)
 
     emit(range(n), blocks, None)
-    for t, (last, pregs) in fast_loops.items():
-        # dispatch: every p register the loop accesses is its PPT set's MRU entry -> the fast clone
+    for t, (last, pregs, stores, releases) in fast_loops.items():
+        # dispatch: every p register the loop accesses is its PPT set's MRU entry (and, several
+        # sentrons in a loop that keeps its epoch, has its read/write recorded) -> the fast clone
         if b.block.terminator is None:
             b.branch(end)
         b.position_at_end(dispatch[t])
         ok = ir.Constant(L.I1, 1)
+        known_race = lw.race and not releases
         for i in pregs:
             ok = b.and_(ok, b.load(lw.MRU[i]))
+            if known_race:
+                rec = b.load(lw.WREC[i])
+                if i not in stores:
+                    rec = b.or_(rec, b.load(lw.RREC[i]))
+                ok = b.and_(ok, rec)
         b.cbranch(ok, clones[t][t], blocks[t])
-        lw.known_mru = True
+        lw.known_mru, lw.known_race = True, known_race
         try:
             emit(range(t, last + 1), clones[t], t)
         finally:
-            lw.known_mru = False
+            lw.known_mru, lw.known_race = False, False
         if b.block.terminator is None:
             b.branch(blocks[last + 1] if last + 1 < n else end)
     if n and b.block.terminator is None:
@@ -608,7 +630,9 @@ def compile_program(
     cpu, features = host_target(portable)
     limit = "none" if max_steps is None else ("local" if sentrons == 1 else "shared")
     precise = precise or limit != "none"
-    v = _Variant(limit, portable, ppt_sets, cpu, features, ppt_ways, precise, sentrons == 1)
+    v = _Variant(
+        limit, portable, ppt_sets, cpu, features, ppt_ways, precise, sentrons == 1, jit_comm.RACE_CHECK
+    )
     key = program_key(program, v, opt)
     t0 = time.perf_counter()
     leaders = _leaders(program)

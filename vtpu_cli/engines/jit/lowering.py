@@ -148,6 +148,9 @@ class Lowerer:
         self._intr: dict[str, ir.Function] = {}
         # inside a fast loop clone every p register the loop accesses is known to be its set's MRU entry
         self.known_mru = False
+        # ... and (race detector) every read/write record it needs is current: no checks at all
+        self.known_race = False
+        self.race = False
 
     # ------------------------------------------------------------------ ctx access
     def cptr(self, off: int):
@@ -175,6 +178,10 @@ class Lowerer:
         self.TSET = [a(I64, name=f"tset{i}") for i in range(8)]
         # several sentrons: the scroll-table slot of the translation (the race detector's scroll index)
         self.TIDX = [a(I64, name=f"tidx{i}") for i in range(8)]
+        # ... and whether this sentron's read / write of that scroll is already recorded at its current
+        # epoch (the race detector's check can then be skipped; cleared at every epoch change)
+        self.RREC = [a(I1, name=f"rrec{i}") for i in range(8)]
+        self.WREC = [a(I1, name=f"wrec{i}") for i in range(8)]
         # PPT accesses through a p register and how many of them took the slow path; fast hits are
         # the difference (an unconditional add per access folds into one add per block; a fast-path-only
         # increment would stay one add per access)
@@ -208,7 +215,14 @@ class Lowerer:
             b.store(self.cload(off, slot.allocated_type), slot)
         for i in self.used_p:
             b.store(ir.Constant(I1, 0), self.MRU[i])
+        self.forget_races()
         b.store(self.cload(OFF_FLAGS, I64), self.FL)
+
+    def forget_races(self) -> None:
+        """The race detector's access records are stale (epoch change, new registers)."""
+        for i in self.used_p:
+            self.b.store(ir.Constant(I1, 0), self.RREC[i])
+            self.b.store(ir.Constant(I1, 0), self.WREC[i])
 
     def spill_state(self) -> None:
         """allocas -> ctx (before a callback and at exit); registers never written are still in ctx."""
@@ -282,6 +296,8 @@ class Lowerer:
     def pset(self, i: int, v) -> None:
         self.b.store(v, self.P[i])
         self.b.store(ir.Constant(I1, 0), self.MRU[i])
+        self.b.store(ir.Constant(I1, 0), self.RREC[i])
+        self.b.store(ir.Constant(I1, 0), self.WREC[i])
 
     def sid(self):
         return self.cload(OFF_SID, I64)
@@ -470,7 +486,9 @@ class Lowerer:
         b.store(self.cload(OFF_TRSIZE, I64), self.TSIZE[pidx])
         myset = self.cload(OFF_TRSET, I64)
         b.store(myset, self.TSET[pidx])
-        if getattr(self, "race", False):
+        if self.race:
+            # the same coordinate keeps its slot (the table is fixed with several sentrons), so the
+            # access records stay valid; a new coordinate cleared them in pset
             b.store(b.call(self.slot_fn(), [self.ctx, lo, hi]), self.TIDX[pidx])
         for k in self.used_p:
             if k == pidx:
