@@ -258,3 +258,32 @@ def test_cli_view_error_exits_2(tmp_path):
     assert r.returncode == 2
     assert "bad.phx:3:" in r.stderr and "outside dimension 0" in r.stderr
     assert "Traceback" not in r.stderr
+
+
+def test_nested_views_and_layer_views(tmp_path):
+    src = """input x: f32[10, 12]
+input st: f32[3, 4, 8] layers 3
+input p: i32[1]
+output a: f32[2, 12]
+output b: f32[3, 8]
+output c: f32[3, 2, 8]
+let p32: i32 = load(p, 0)
+let pos: i64 = i64(p32)
+a = copy(slice(slice(x, pos, 4), 1, 2))
+b = relu(slice(reshape(slice(x, 2, 8), 12, 8), pos, 3))
+for l in 0..3 {
+  r = slice(c, l, 1)
+  r = copy(reshape(slice(st[l], 1, 2), 1, 2, 8))
+}
+"""
+    # 3-D shapes are refused: tensors have one or two dimensions
+    assert any("one or two dimensions" in d.message for d in diag(src))
+    src = src.replace("input st: f32[3, 4, 8] layers 3", "input st: f32[4, 8] layers 3")
+    src = src.replace("output c: f32[3, 2, 8]", "output c: f32[3, 16]")
+    src = src.replace("reshape(slice(st[l], 1, 2), 1, 2, 8)", "reshape(slice(st[l], 1, 2), 1, 16)")
+    x = rnd(1, 10, 12)
+    st = rnd(2, 3, 4, 8)
+    got = all_engines(src, {"x": x, "st": st, "p": np.array([3], np.int32)}, ["a", "b", "c"], str(tmp_path))
+    np.testing.assert_array_equal(got["a"], x[4:6])
+    np.testing.assert_array_equal(got["b"], np.maximum(x[2:10].reshape(12, 8)[3:6], 0))
+    np.testing.assert_array_equal(got["c"], st[:, 1:3].reshape(3, 16))
