@@ -60,6 +60,21 @@ def programs() -> list[tuple[str, str, dict]]:
     for d in SHAPES:
         out.append((f"layer D={d}", layer_src(d), {"opt": 3}))
         out.append((f"model30 D={d}", model_src(d), {"opt": 2, "force_loops": True}))
+    out += [(n, s, kw) for n, s, kw in straight_line() if n.startswith("matmul")]
+    return out
+
+
+def straight_line() -> list[tuple[str, str, dict]]:
+    """Unrolled (straight-line) programs, where per-op costs dominate, and the shipped examples."""
+    mm = "input x: f32[{m}, {k}]\nweight w: f32[{k}, {n}]\noutput y: f32[{m}, {n}]\ny = matmul(x, w)\n"
+    out = [
+        ("matmul 16x64x64 (unrolled)", mm.format(m=16, k=64, n=64), {"opt": 2}),
+        ("matmul 8x32x48 (unrolled)", mm.format(m=8, k=32, n=48), {"opt": 2}),
+    ]
+    for p in ("mlp", "lm_head", "ternary_mlp"):
+        out.append(
+            (f"programs/phx/{p}.phx", (ROOT / "programs" / "phx" / f"{p}.phx").read_text(), {"opt": 2})
+        )
     return out
 
 
@@ -117,6 +132,16 @@ def main() -> int:
         print(
             f"| {d} | {lay['siws']:,} | {lay['ir_ops']:,} | {lay['s']:.3f} s | {lay['ops_s'] / 1e3:.0f}k "
             f"| {mod['siws']:,} | {mod['ir_ops']:,} | {mod['s']:.3f} s | {mod['ops_s'] / 1e3:.0f}k |",
+            flush=True,
+        )
+    print()
+    print("| program | SIWs | IR ops | compile | IR ops/s |")
+    print("|---|---|---|---|---|")
+    for name, src, kw in straight_line():
+        r = measure(src, a.repeat, **kw)
+        rows[name] = r
+        print(
+            f"| {name} | {r['siws']:,} | {r['ir_ops']:,} | {r['s'] * 1e3:.0f} ms | {r['ops_s'] / 1e3:.0f}k |",
             flush=True,
         )
     if a.json:
