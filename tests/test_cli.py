@@ -424,3 +424,56 @@ def test_mem_limit_bounds_what_a_run_may_allocate(tmp_path):
     assert big.returncode == 0 and "r1.i64 = 7" in big.stdout
     bad = vtpu("run", str(src), "--mem-limit", "lots")
     assert bad.returncode == 2 and "--mem-limit" in bad.stderr
+
+
+def _peak_rss_mb(*args: str) -> tuple[float, str]:
+    """Run `vtpu ARGS` in a fresh child and return (its peak RSS in MB, its stdout)."""
+    import subprocess
+    import sys
+
+    probe = (
+        "import resource, subprocess, sys\n"
+        "r = subprocess.run([sys.executable, '-m', 'vtpu_cli.cli.main', *sys.argv[1:]], capture_output=True)\n"
+        "sys.stderr.write(str(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss))\n"
+        "sys.stdout.buffer.write(r.stdout)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", probe, *args], capture_output=True, timeout=120)
+    return int(p.stderr.decode().strip().splitlines()[-1]) / 1024, p.stdout.decode()
+
+
+def test_huge_output_scrolls_are_streamed_not_copied(tmp_path):
+    """A 64 MiB `.output` scroll is printed, written to --out and (at 8 MiB) to --json without Python
+    lists or byte copies of it: peak RSS was 758 MB (text), 876 MB (--out) and ~2.3 GB (--json, 64 MiB)."""
+    import numpy as np
+
+    from vtpu_cli.machine.tensorfile import read_safetensors, write_safetensors
+
+    big = tmp_path / "big.vasm"
+    big.write_text(
+        ".coord C = 1.1.1/1.1.1/1.1.3\n.zero C f32[16777216]\n.output C\n"
+        "    SCOORD p2, C\n    DADD.f32 v4, v4, v4\n    SSCATTR.f32 [p2], v4\n"
+    )
+    mb, out = _peak_rss_mb("run", str(big), "--engine", "interp")
+    assert out.startswith("C (1.1.1/1.1.1/1.1.3) f32[16777216] = [0.0, 0.0,") and "(16777216 values)]" in out
+    assert mb < 200, mb
+    st = tmp_path / "o.safetensors"
+    mb, _ = _peak_rss_mb("run", str(big), "--engine", "interp", "--out", str(st))
+    assert mb < 200, mb
+    (dtype, shape, raw) = read_safetensors(str(st))["1.1.1/1.1.1/1.1.3"]
+    assert (dtype, tuple(shape), len(raw)) == ("f32", (16777216,), 64 << 20)
+    # --json: every value, in order, with non-finite values spelled as strings and rows nested
+    vals = np.arange(2 * 1048576, dtype=np.float32).reshape(2, 1048576)
+    vals[1, 5], vals[1, 6], vals[0, 7] = np.inf, -np.inf, np.nan
+    mem = tmp_path / "in.safetensors"
+    write_safetensors(str(mem), {"1.1.1/1.1.1/1.1.3": ("f32", vals.shape, vals.tobytes())})
+    two = tmp_path / "two.vasm"
+    two.write_text(
+        ".coord C = 1.1.1/1.1.1/1.1.3\n.zero C f32[2, 1048576]\n.output C\n    DADD.f32 v4, v4, v4\n"
+    )
+    mb, out = _peak_rss_mb("run", str(two), "--engine", "interp", "--mem", str(mem), "--json")
+    doc = json.loads(out)
+    v = doc["outputs"][0]["value"]
+    assert doc["outputs"][0]["shape"] == [2, 1048576] and len(v) == 2 and len(v[0]) == 1048576
+    assert v[0][:3] == [0.0, 1.0, 2.0] and v[0][7] == "nan" and v[1][5:7] == ["inf", "-inf"]
+    assert v[1][-1] == float(2 * 1048576 - 1)
+    assert mb < 150, mb  # was ~290 MB (16 M Python floats per 64 MiB)

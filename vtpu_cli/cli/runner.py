@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +56,8 @@ def _add(mem: Memory, c: int, buf: np.ndarray, dtype: str, shape, path: Path) ->
 
 
 def _jsonable(x):
+    if isinstance(x, np.ndarray):
+        return _LazyList(x)
     if isinstance(x, float):
         if math.isnan(x):
             return "nan"
@@ -64,6 +67,50 @@ def _jsonable(x):
     if isinstance(x, list):
         return [_jsonable(v) for v in x]
     return x
+
+
+def _dump_json(doc: dict) -> None:
+    """Print ``doc`` as indented JSON, streamed: output arrays are encoded and written in batches."""
+    parts: list[str] = []
+    for part in json.JSONEncoder(indent=2).iterencode(doc):  # the pure-Python encoder: honours _LazyList
+        parts.append(part)
+        if len(parts) >= 1 << 16:
+            sys.stdout.write("".join(parts))
+            parts.clear()
+    parts.append("\n")
+    sys.stdout.write("".join(parts))
+
+
+class _LazyList(list):
+    """A numpy array that ``json.dump`` writes as a (nested) list a chunk at a time.
+
+    ``JSONEncoder.iterencode`` uses the pure-Python encoder, which only asks a list for ``len`` and
+    iteration; so a 64 MiB output scroll is written without building 16 M Python floats at once."""
+
+    CHUNK = 1 << 16
+
+    def __init__(self, arr: np.ndarray):
+        super().__init__()
+        self.arr = arr
+
+    def __len__(self) -> int:
+        return len(self.arr)
+
+    def __bool__(self) -> bool:
+        return len(self.arr) > 0
+
+    def __iter__(self):
+        a = self.arr
+        if a.ndim > 1:
+            for row in a:
+                yield _LazyList(row)
+            return
+        for i in range(0, len(a), self.CHUNK):
+            chunk = a[i : i + self.CHUNK]
+            if chunk.dtype.kind != "f" or np.isfinite(chunk).all():
+                yield from chunk.tolist()
+            else:
+                yield from (_jsonable(v) for v in chunk.tolist())
 
 
 def reg_value(s, reg, dtype: str):
@@ -122,7 +169,7 @@ def collect_outputs(program: Program, result: RunResult) -> list[dict]:
                 )
                 continue
             shape = sc.shape if sc.dtype == o.dtype else (-1,)
-            raw = sc.buf.tobytes()
+            raw = memoryview(sc.buf).cast("B")  # a view: a huge scroll is never copied to print it
             if o.dtype != "t2" and len(raw) % _size(o.dtype):
                 raw = raw[: len(raw) - len(raw) % _size(o.dtype)]
             arr = as_array(
@@ -135,7 +182,7 @@ def collect_outputs(program: Program, result: RunResult) -> list[dict]:
                     "coord": coords.format_packed(o.coord),
                     "dtype": o.dtype,
                     "shape": list(arr.shape),
-                    "value": arr.tolist(),
+                    "value": arr,
                 }
             )
     return outs
@@ -180,6 +227,12 @@ def stats_dict(result: RunResult, program: Program) -> dict:
 
 
 def _fmt(v) -> str:
+    if isinstance(v, np.ndarray):  # format only what is shown: 64 entries per axis
+        if v.ndim == 0:
+            return _fmt(v.item())
+        head = [_fmt(x) for x in (v[:64] if v.ndim > 1 else v[:64].tolist())]
+        more = f", ... ({len(v)} values)" if len(v) > 64 else ""
+        return "[" + ", ".join(head) + more + "]"
     if isinstance(v, list):
         if len(v) > 64:
             return "[" + ", ".join(_fmt(x) for x in v[:64]) + f", ... ({len(v)} values)]"
@@ -393,7 +446,10 @@ def run_command(path: Path, o: RunOptions) -> int:
             )
             write_safetensors(
                 str(o.out),
-                {coords.format_packed(sc.coord): (sc.dtype, sc.shape, sc.buf.tobytes()) for sc in chosen},
+                {
+                    coords.format_packed(sc.coord): (sc.dtype, sc.shape, memoryview(sc.buf).cast("B"))
+                    for sc in chosen
+                },
             )
         if o.json_out:
             doc = {
@@ -411,7 +467,7 @@ def run_command(path: Path, o: RunOptions) -> int:
             if missing and result.status == STATUS_OK:
                 doc["status"] = "missing-output"
             doc = {"ok": doc["status"] == STATUS_OK, **doc}
-            print(json.dumps(doc, indent=2))
+            _dump_json(doc)
         else:
             print_outputs(outs)
             if o.dump:

@@ -130,8 +130,9 @@ def _read(f, size: int, path: str, max_bytes: int) -> dict[str, tuple[str, tuple
     return {name: (dt, shape, data[a:b]) for a, b, name, dt, shape in sorted(entries, key=lambda e: e[2])}
 
 
-def write_safetensors(path: str, tensors: dict[str, tuple[str, tuple[int, ...], bytes]]) -> None:
-    """Write atomically (temporary file + rename); names sorted for reproducible files."""
+def write_safetensors(path: str, tensors: dict[str, tuple[str, tuple[int, ...], bytes | memoryview]]) -> None:
+    """Write atomically (temporary file + rename); names sorted for reproducible files. Tensor data is
+    written from the given buffers one after the other, never joined into one copy."""
     from vtpu_cli.core.fileio import write_atomic
 
     header: dict = {}
@@ -147,7 +148,7 @@ def write_safetensors(path: str, tensors: dict[str, tuple[str, tuple[int, ...], 
         blobs.append(raw)
     hb = json.dumps(header, separators=(",", ":")).encode()
     hb += b" " * (-len(hb) % 8)
-    write_atomic(path, struct.pack("<Q", len(hb)) + hb + b"".join(blobs))
+    write_atomic(path, [struct.pack("<Q", len(hb)) + hb, *blobs])
 
 
 def as_array(dtype: str, shape: tuple[int, ...], raw: bytes) -> np.ndarray:
