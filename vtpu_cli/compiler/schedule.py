@@ -83,9 +83,12 @@ def build_dag(block: list):
         ins, mem = it[0], it[1]
         op = ins.op
         reads, writes = it[3] if len(it) > 3 else ins.regs()
-        if op.writes_flags:
+        kind = _KIND.get(op.name)
+        if kind is None:
+            kind = _kind(op)
+        if kind & 1:
             writes = [*writes, _FLAG]
-        if op.reads_flags:
+        if kind & 2:
             reads = [*reads, _FLAG]
         preds: dict[int, int] = {}  # j -> latency of the first edge j -> i
         for k in reads:
@@ -98,10 +101,9 @@ def build_dag(block: list):
             else:
                 lst.append(i)
         # memory (before bumping versions: the address uses the values read now)
-        is_barrier = op.pipe == "C" and (op.blocking or op.name == "CFENCE")
-        if op.pipe == "S" and mem is None and not op.no_memory:
+        if kind & 8 and mem is None:
             mem = _ANY_WRITE
-        if is_barrier:
+        if kind & 4:  # a blocking C op or a fence
             for j in since_barrier:
                 preds.setdefault(j, 1)
             if last_barrier >= 0:
@@ -145,6 +147,19 @@ def build_dag(block: list):
                 best = v
         prio[i] = best
     return succs, npred, prio
+
+
+_KIND: dict[str, int] = {}  # op name -> bits: 1 writes flags, 2 reads flags, 4 barrier, 8 S-pipe memory
+
+
+def _kind(op) -> int:
+    k = (1 if op.writes_flags else 0) | (2 if op.reads_flags else 0)
+    if op.pipe == "C" and (op.blocking or op.name == "CFENCE"):
+        k |= 4
+    if op.pipe == "S" and not op.no_memory:
+        k |= 8
+    _KIND[op.name] = k
+    return k
 
 
 class _AnyWrite:
