@@ -121,7 +121,8 @@ def _kv_rows(cm, n: int) -> np.ndarray:
     ("chunk", "ctx"),
     [
         (4, CTX),  # full chunks and one padded chunk (11 tokens = 4 + 4 + 3 and a pad row)
-        (8, 14),  # a padded chunk would pass the context: the remainder runs token by token
+        # a remainder of 3 < T/2 (and a padded chunk would pass the context): token by token
+        pytest.param(8, 14, marks=pytest.mark.slow),
     ],
 )
 def test_batched_prefill_interp_equals_token_by_token_and_reference(paths, chunk, ctx):
@@ -145,6 +146,18 @@ def test_batched_prefill_interp_equals_token_by_token_and_reference(paths, chunk
         lb, lr = batched.forward([tok])[-1], ref.forward([tok])[-1]
         assert float(np.abs(lb - lr).max()) < TOL
         assert batched.runner.token() == int(lr.argmax())
+
+
+def test_prefill_plan(paths):
+    model = load_model(paths["tq2_0"])
+    cm = CompiledModel(model, ctx=40, engine="interp", prefill=16)
+    assert cm.plan(1) == [1]
+    assert cm.plan(7) == [1] * 7  # below T/2: token by token, the prefill variant is never compiled
+    assert cm.plan(8) == [8]  # one chunk padded to 16
+    assert cm.plan(37) == [16, 16, 1, 1, 1, 1, 1]
+    assert cm.plan(30, pos=10) == [16, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]  # 26 + 16 > 40
+    assert CompiledModel(model, ctx=40, engine="interp", prefill=1).plan(5) == [1] * 5
+    assert sorted(cm.runners) == [1]
 
 
 def test_prefill_rejects_overflow(paths):

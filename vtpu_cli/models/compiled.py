@@ -243,25 +243,35 @@ class StepRunner:
         self.runs = 0
         self.run_s = 0.0
 
+    def engine(self):
+        """The engine for the next run. The JIT is opened (native code generated or loaded from its disk
+        cache) once and kept; the interpreter is opened afresh per run."""
+        from vtpu_cli.engines.select import open_engine
+
+        if self._engine is not None:
+            return self._engine
+        eng = open_engine(self.program, self.mem, self.opts)
+        if self.engine_name == "jit" and getattr(eng, "reason", None) is None:
+            self._engine = eng  # the JIT keeps its native code between runs
+        return eng
+
+    def start(self) -> None:
+        """Start the engine now (JIT code generation) rather than in the first run, so that timings of
+        the first token exclude it."""
+        if self.engine_name == "jit":
+            self.engine()
+
     def run(self, x: np.ndarray, pos: int, head_row: int | None = None, head: bool = True) -> None:
         """T tokens: ``x`` their embedding rows [T, hidden], row 0 at position ``pos``. ``head_row`` (default
         the last) is the row whose hidden state, logits and argmax the run writes; ``head=False`` skips
         the LM head (a prompt chunk whose logits nobody reads)."""
-        from vtpu_cli.engines.select import open_engine
-
         t = self.shape.tokens
         self.bufs["x"][:] = _u8(np.asarray(x, np.float32).reshape(t * self.shape.hidden))
         row = t - 1 if head_row is None else head_row
         self.bufs["pos"][:] = _u8(np.array([pos, self.shape.layers, row, int(head)], np.int32))
         for c in [c for c in self.mem.table if c not in self.preloaded]:
             self.mem.free(c)  # scrolls the last run SALLOC'd (the spill scroll): each run starts afresh
-        if self._engine is None:
-            eng = open_engine(self.program, self.mem, self.opts)
-            if self.engine_name == "jit" and getattr(eng, "reason", None) is None:
-                self._engine = eng  # the JIT keeps its native code between runs
-        else:
-            eng = self._engine
-        res = eng.run()
+        res = self.engine().run()
         if res.status != "ok":
             raise ModelError(f"the compiled step failed: {res.fault.render() if res.fault else res.status}")
         self.last = res
@@ -280,11 +290,11 @@ class CompiledModel:
     ``Reference``: ``forward(ids)`` appends tokens and returns logits.
 
     Two compiled variants share the weights and the KV-cache scrolls: the decode step (T = 1) and, made
-    on the first prompt longer than one token, the prefill step (T = ``prefill`` tokens per run). A
-    prompt runs as full T-token chunks; the remainder is one more chunk padded with copies of its last
-    token when it fits in the context (padding rows sit after every real row, so the causal attention
-    of the real rows never sees them, and decode overwrites their cache rows before reading them), else
-    token by token. Only the prompt's last token runs the LM head."""
+    on the first prompt of at least T/2 tokens, the prefill step (T = ``prefill`` tokens per run). A
+    prompt runs as full T-token chunks; a remainder of at least T/2 is one more chunk padded with copies
+    of its last token when it fits in the context (padding rows sit after every real row, so the causal
+    attention of the real rows never sees them, and decode overwrites their cache rows before reading
+    them), else token by token (:meth:`plan`). Only the prompt's last token runs the LM head."""
 
     def __init__(
         self,
@@ -341,6 +351,12 @@ class CompiledModel:
             r = self.runners[tokens] = StepRunner(self.shape(tokens), self.shared, self.engine)
         return r
 
+    def start(self, prefill: bool = True) -> None:
+        """Start the engines of the decode step and (``prefill``) of the prefill step now."""
+        self.runners[1].start()
+        if prefill and self.prefill_tokens > 1:
+            self.runner_for(self.prefill_tokens).start()
+
     def reset(self) -> None:
         """Start a new sequence (cache rows beyond ``pos`` are never read, so nothing is cleared)."""
         self.pos = 0
@@ -359,27 +375,38 @@ class CompiledModel:
             raise ModelError(f"context of {self.ctx} tokens exceeded")
         return self._run(self.runners[1], [int(token)], 1, head)
 
+    def plan(self, n: int, pos: int | None = None) -> list[int]:
+        """How ``n`` tokens appended at ``pos`` (default: the current position) are run: the number of
+        real tokens of each run, T-token chunks first. A remainder of at least T/2 tokens is one more
+        chunk padded to T when it fits in the context; a smaller one (or one that does not fit) runs
+        token by token (a padded chunk computes T rows, so it only pays off for a large remainder)."""
+        pos = self.pos if pos is None else pos
+        t, runs, i = self.prefill_tokens, [], 0
+        while i < n:
+            left = n - i
+            if t > 1 and left >= max(2, (t + 1) // 2) and pos + i + t <= self.ctx:
+                runs.append(min(t, left))
+            else:
+                runs.append(1)
+            i += runs[-1]
+        return runs
+
     def prefill(self, ids: list[int]) -> StepRunner:
-        """Append ``ids`` in T-token chunks (see the class docstring); the runner then holds the last
-        token's logits and argmax."""
+        """Append ``ids`` as :meth:`plan` says (only the last token runs the LM head); the runner then
+        holds the last token's logits and argmax."""
         if not ids:
             raise ModelError("prefill needs at least one token")
         if self.pos + len(ids) > self.ctx:
             raise ModelError(f"context of {self.ctx} tokens exceeded ({self.pos} + {len(ids)})")
-        t = self.prefill_tokens
-        i = 0
-        r = self.runner
-        while i < len(ids):
-            left = len(ids) - i
-            if t > 1 and left > 1 and self.pos + t <= self.ctx:
-                n = min(t, left)
-                chunk = [int(x) for x in ids[i : i + n]]
-                chunk += [chunk[-1]] * (t - n)
-                r = self._run(self.runner_for(t), chunk, n, head=i + n == len(ids))
-                i += n
+        t, i, r = self.prefill_tokens, 0, self.runner
+        for n in self.plan(len(ids)):
+            chunk = [int(x) for x in ids[i : i + n]]
+            last = i + n == len(ids)
+            if n == 1:
+                r = self.step(chunk[0], head=last)
             else:
-                r = self.step(int(ids[i]), head=left == 1)
-                i += 1
+                r = self._run(self.runner_for(t), chunk + [chunk[-1]] * (t - n), n, head=last)
+            i += n
         return r
 
     def forward(self, ids: list[int], all_logits: bool = False) -> np.ndarray:

@@ -1,0 +1,70 @@
+"""`vtpu bench --lm`: the language-model benchmark (shape parsing, the measured fields, decode tokens
+checked against the float64 reference, errors). Timings are reported, never asserted."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("gguf")
+pytest.importorskip("tokenizers")
+
+from vtpu_cli.models import ModelError  # noqa: E402
+from vtpu_cli.models.bench_lm import parse_synthetic, run_lm_bench, stream_bandwidth  # noqa: E402
+from vtpu_cli.models.synth_large import PRESETS  # noqa: E402
+
+
+def test_parse_synthetic_presets_and_overrides():
+    assert parse_synthetic("synthetic") == ("tiny", PRESETS["tiny"])
+    name, s = parse_synthetic("synthetic:2b4t,layers=2,vocab=1000")
+    assert name == "2b4t"
+    assert (s.hidden, s.ffn, s.layers, s.heads, s.kv_heads, s.vocab) == (2560, 6912, 2, 20, 5, 1000)
+    assert parse_synthetic("synthetic:layers=3")[1].layers == 3  # overrides of the default preset
+    for bad, msg in (
+        ("synthetic:huge", "unknown synthetic shape"),
+        ("synthetic:tiny,layers=x", "bad override"),
+        ("synthetic:tiny,colour=3", "bad override"),
+        ("synthetic:tiny,heads=3", "multiple of 32"),
+        ("synthetic:tiny,kv_heads=3", "multiple of kv_heads"),
+    ):
+        with pytest.raises(ModelError, match=msg):
+            parse_synthetic(bad)
+
+
+def test_presets_have_the_documented_sizes():
+    assert round(PRESETS["2b4t"].params / 1e9, 2) == 2.41  # 2.08 G ternary + 0.33 G embedding
+    assert round(PRESETS["100m"].params / 1e6) == 100
+
+
+def test_stream_bandwidth_is_positive():
+    bw, how = stream_bandwidth(8 << 20, passes=1)
+    assert bw > 1e8 and how
+
+
+def test_lm_bench_interp_tiny_verifies_decode_tokens():
+    r = run_lm_bench("synthetic:tiny", prompt=6, tokens=3, engine="interp", repeats=1, prefill_chunk=4)
+    assert r["verified"] is True
+    assert r["engines_used"] == ["interp"]
+    assert r["prefill_chunk"] == 4 and r["prompt_tokens"] == 6
+    for k in ("prefill_tok_s", "decode_tok_s", "ttft_s", "roofline_fraction", "stream_read_bytes_s"):
+        assert r[k] > 0, k
+    # bytes per token: the ternary tiles (= the packed weights) plus norms, scales and the f32 head
+    c = r["config"]
+    assert r["weight_bytes_per_token"] >= r["ternary_weight_bytes"] + c["hidden"] * c["vocab"] * 4
+    assert r["peak_rss_bytes"] > 0
+
+
+def test_lm_bench_cli_json_and_errors(capsys, tmp_path):
+    from vtpu_cli.cli.main import cli
+
+    args = ["bench", "--lm", "synthetic:tiny", "--lm-prompt", "1", "--lm-tokens", "2", "--engine", "interp"]
+    assert cli([*args, "--repeats", "1", "--json", "-"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["status"] == "ok" and out["verified"] is True
+    assert cli(["bench", "--lm", "synthetic:nope", "--json", "-"]) == 2
+    assert "unknown synthetic shape" in json.loads(capsys.readouterr().out)["error"]
+    assert cli(["bench", "--lm", str(tmp_path / "missing.gguf")]) == 2
+    assert "missing.gguf" in capsys.readouterr().err
+    assert cli(["bench", "--lm", "synthetic:tiny", "--lm-prompt", "300", "--lm-ctx", "256"]) == 2
+    assert "exceed the context" in capsys.readouterr().err
