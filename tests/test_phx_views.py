@@ -287,3 +287,38 @@ for l in 0..3 {
     np.testing.assert_array_equal(got["a"], x[4:6])
     np.testing.assert_array_equal(got["b"], np.maximum(x[2:10].reshape(12, 8)[3:6], 0))
     np.testing.assert_array_equal(got["c"], st[:, 1:3].reshape(3, 16))
+
+
+def test_views_in_a_two_sentron_program(tmp_path):
+    """Views of private working copies (outputs of a sharded program), a runtime-offset write, and a
+    transpose: the same bits on 1 and 2 sentrons, on the interpreter and natively on the JIT."""
+    from vtpu_cli.engines.jit.engine import JitEngine
+
+    src = """input x: f32[8, 32]
+weight w: f32[32, 32]
+input p: i32[1]
+output y: f32[8, 32]
+output z: f32[32, 8]
+let p32: i32 = load(p, 0)
+let pos: i64 = i64(p32)
+h = matmul(slice(x, 0, 4), w, shard=cols)
+r = slice(y, pos, 4)
+r = copy(h)
+z = transpose(y)
+"""
+    inputs = {"x": rnd(0, 8, 32), "w": rnd(1, 32, 32), "p": np.array([3], np.int32)}
+    outs = []
+    for n, engine in ((1, "interp"), (2, "interp"), (2, "jit")):
+        prog, _ = compile_phx(src, "t.phx", opt=3, sentrons=n)
+        bind_inputs(prog, inputs)
+        if engine == "jit":
+            res = JitEngine(prog, n, cache_dir=str(tmp_path)).run()
+            assert res.engine == "jit", res.fallback
+        else:
+            res = Interpreter(prog, n).run()
+        assert res.status == "ok"
+        outs.append((read_output(prog, res, "y"), read_output(prog, res, "z")))
+    for y, z in outs:
+        np.testing.assert_array_equal(y, outs[0][0])
+        np.testing.assert_array_equal(z, y.T)
+    assert not outs[0][0][:3].any() and not outs[0][0][7:].any() and outs[0][0][3:7].any()
