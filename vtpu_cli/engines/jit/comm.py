@@ -622,8 +622,12 @@ def _run_send(lw, ins: Instr) -> None:
     slot = b.and_(tail, _c(QUEUE_CAPACITY - 1))
     _st(lw, vec, ring, b.add(_c(R_DATA), b.mul(slot, _c(64))), align=64)
     _st(lw, ln, ring, b.add(_c(R_LEN), b.mul(slot, _c(8))))
-    if lw.race:
-        race_release(lw, msg_clock(lw, cs.fb, cs.n, cs.sid, cs.d, slot), cs.n, cs.sid)
+    if lw.race:  # a message to oneself synchronises with nobody: no release, the epoch stays
+        _if(
+            lw,
+            b.icmp_unsigned("!=", cs.d, cs.sid),
+            lambda: race_release(lw, msg_clock(lw, cs.fb, cs.n, cs.sid, cs.d, slot), cs.n, cs.sid),
+        )
     _st(lw, b.add(tail, _c(1)), ring, R_TAIL, order="release")
     _epoch_bump(lw, cs.fb)
     _bump(lw, st[0], _c(1))
@@ -708,7 +712,11 @@ def _run_recv(lw, ins: Instr) -> None:
     b.store(vec, lw.M[m.idx])
     b.store(ln, lw.ML[m.idx])
     if lw.race:
-        race_acquire(lw, msg_clock(lw, cs.fb, cs.n, k, cs.sid, slot), cs.n)
+        _if(
+            lw,
+            b.icmp_unsigned("!=", k, cs.sid),
+            lambda: race_acquire(lw, msg_clock(lw, cs.fb, cs.n, k, cs.sid, slot), cs.n),
+        )
     _st(lw, b.add(head, _c(1)), ring, R_HEAD, order="release")
     _epoch_bump(lw, cs.fb)
     if rs is not None:
@@ -904,6 +912,19 @@ def _race_ptr(lw, k: int, b=None, ctx=None):
     b = b or lw.b
     ctx = ctx if ctx is not None else lw.ctx
     return b.load(b.gep(ctx, [_c(OFF_RACE + k)], inbounds=True, source_etype=I8), typ=PTR, align=8)
+
+
+def _if(lw, cond, body_fn) -> None:
+    """if cond: body_fn() (the body may contain loops; it must not change the LLVM-level registers
+    that later code reads through phis: it only touches memory)."""
+    b = lw.b
+    then = lw.new_block(f"if_{lw.pc}")
+    done = lw.new_block(f"fi_{lw.pc}")
+    b.cbranch(cond, then, done)
+    b.position_at_end(then)
+    body_fn()
+    b.branch(done)
+    b.position_at_end(done)
 
 
 def _for(lw, n, body_fn) -> None:
