@@ -4,7 +4,7 @@ Runs a ring all-reduce with S-pipe traffic (each trip: a load of the sentron's o
 a table every sentron reads, CSEND to the right neighbour, CRECV from the left, a store to the
 sentron's own output scroll) on 2 and 4 sentrons, with the race detector compiled in and out, in
 alternating order in one process (the cache key includes the switch). Prints ops per core cycle
-(TSC ticks x the core clock measured by the add chain in the same run), the best of ``--rounds``.
+(TSC ticks x the core clock measured by the add chain in the same run), medians of ``--rounds``.
 Every run must end ok with no native race flag (``replay == ""``).
 """
 
@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import statistics
 
 from vtpu_cli.asm.assembler import assemble
 from vtpu_cli.core.cycles import core_clock
@@ -111,16 +112,15 @@ def main(argv: list[str] | None = None) -> int:
         (False, 20 * a.trips, "private stream"),
     ):
         for n in (2, 4):
-            best = {True: None, False: None}
+            rates: dict[bool, list[float]] = {True: [], False: []}
             for _ in range(a.rounds):
                 for race in (False, True):
                     ops, ticks = measure(n, race, trips, messages)
-                    rate = ops / (ticks * core_per_tsc)
-                    best[race] = rate if best[race] is None else max(best[race], rate)
-            off, on = best[False], best[True]
+                    rates[race].append(ops / (ticks * core_per_tsc))
+            off, on = statistics.median(rates[False]), statistics.median(rates[True])
             print(
-                f"{what}, {n} sentrons: {off:.3f} ops/core cycle without the detector, {on:.3f} with "
-                f"(best of {a.rounds}; {on / off:.2f}x)"
+                f"{what}, {n} sentrons: {off:.4f} ops/core cycle without the detector, {on:.4f} with "
+                f"(medians of {a.rounds}: {on / off:.2f}x; best {max(rates[False]):.4f} / {max(rates[True]):.4f})"
             )
     return 0
 
