@@ -94,10 +94,21 @@ v = sub(v, v)
 """
 
 
-@pytest.mark.parametrize("engines", [ENGINES[:2], pytest.param(ENGINES[1:], id="jit")])
+@pytest.mark.parametrize(
+    "engines", [ENGINES[:2], pytest.param(ENGINES[1:], id="jit", marks=pytest.mark.slow)]
+)
 @SETTINGS
 @given(case=view_case())
 def test_views_against_numpy(tmp_path, engines, case):
+    check_views(tmp_path, engines, case)
+
+
+def test_views_on_the_jit(tmp_path):
+    """One fixed case on the JIT in the default suite (the property test runs it drawn with -m slow)."""
+    check_views(tmp_path, ENGINES[1:], (19, 21, 3, 7, 5, 9, 11, 4, 7))
+
+
+def check_views(tmp_path, engines, case):
     r, c, s0, n0, s1, n1, pos, r2, seed = case
     src = VIEWS.format(r=r, c=c, s0=s0, n0=n0, s1=s1, n1=n1, r2=r2, rr=r + r2, cc=c + r2)
     x, z, zc = rnd(seed, r, c), rnd(seed + 1, r2, c), rnd(seed + 2, r, r2)
@@ -120,9 +131,12 @@ def test_views_against_numpy(tmp_path, engines, case):
     np.testing.assert_array_equal(got["w"], want_w)
 
 
+@pytest.mark.parametrize(
+    "engines", [ENGINES[:2], pytest.param(ENGINES[1:], id="jit", marks=pytest.mark.slow)]
+)
 @SETTINGS
 @given(m=st.integers(1, 5), k=st.integers(1, 40), n=st.integers(1, 40), seed=st.integers(0, 2**16))
-def test_matmul_transposed_operand_is_read_in_place(tmp_path, m, k, n, seed):
+def test_matmul_transposed_operand_is_read_in_place(tmp_path, engines, m, k, n, seed):
     src = f"""input x: f32[{m}, {k}]
 input w: f32[{n}, {k}]
 input v: f32[{n}, {k}]
@@ -132,7 +146,7 @@ y = matmul(x, transpose(w))
 y2 = matmul_nt(slice(y, 0, {m}), transpose(v))
 """
     x, w, v = rnd(seed, m, k), rnd(seed + 1, n, k), rnd(seed + 2, n, k)
-    got = all_engines(src, {"x": x, "w": w, "v": v}, ["y", "y2"], str(tmp_path))
+    got = all_engines(src, {"x": x, "w": w, "v": v}, ["y", "y2"], str(tmp_path), engines)
     want = np.zeros((m, n), F32)
     for i in range(m):  # matmul_nt numerics: 16 lane partial sums, then a reduction; compare loosely
         want[i] = (x[i].astype(np.float64) @ w.T.astype(np.float64)).astype(F32)
@@ -289,6 +303,7 @@ for l in 0..3 {
     np.testing.assert_array_equal(got["c"], st[:, 1:3].reshape(3, 16))
 
 
+@pytest.mark.slow
 def test_views_in_a_two_sentron_program(tmp_path):
     """Views of private working copies (outputs of a sharded program), a runtime-offset write, and a
     transpose: the same bits on 1 and 2 sentrons, on the interpreter and natively on the JIT."""
