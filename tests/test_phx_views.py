@@ -172,7 +172,7 @@ def test_slice_and_reshape_are_copy_free():
     resh = "input x: f32[9, 16]\noutput y: f32[3, 48]\ny = relu(reshape(x, 3, -1))\n"
     n = _mem_ops(compile_ir(plain))
     assert _mem_ops(compile_ir(const)) == n
-    assert _mem_ops(compile_ir(rt)) == n + 1  # + the load of p
+    assert _mem_ops(compile_ir(rt)) == n + 2  # + the load of p, + the out-of-range trap read
     assert _mem_ops(compile_ir(resh)) == n
     # a constant start folds into the displacement: exactly the plain program's length
     assert len(compile_phx(const)[0].code) == len(compile_phx(plain)[0].code)
@@ -337,3 +337,32 @@ z = transpose(y)
         np.testing.assert_array_equal(y, outs[0][0])
         np.testing.assert_array_equal(z, y.T)
     assert not outs[0][0][:3].any() and not outs[0][0][7:].any() and outs[0][0][3:7].any()
+
+
+@pytest.mark.parametrize("engine", ["interp", "jit"])
+def test_runtime_slice_start_out_of_range_faults(tmp_path, engine):
+    src = """input x: f32[8, 16]
+input p: i32[1]
+output kc: f32[8, 16]
+let p32: i32 = load(p, 0)
+let pos: i64 = i64(p32)
+row = slice(kc, pos, 2)
+row = copy(slice(x, 0, 2))
+"""
+    prog, _ = compile_phx(src, "t.phx", opt=3)
+    x = rnd(4, 8, 16)
+    for pos, ok in ((0, True), (6, True), (7, False), (-1, False), (1 << 20, False)):
+        bind_inputs(prog, {"x": x, "p": np.array([pos], np.int32)})
+        if engine == "jit":
+            from vtpu_cli.engines.jit.engine import JitEngine
+
+            res = JitEngine(prog, 1, cache_dir=str(tmp_path)).run()
+        else:
+            res = Interpreter(prog, 1).run()
+        assert (res.status == "ok") == ok, (pos, res.status)
+        if ok:
+            want = np.zeros((8, 16), F32)
+            want[pos : pos + 2] = x[:2]
+            np.testing.assert_array_equal(read_output(prog, res, "kc"), want)
+        else:
+            assert res.fault is not None and prog.lines[res.fault.siw] == 6

@@ -283,7 +283,10 @@ def schedule_block(block: list, reorder: bool = True):
                 npred[j] -= 1
                 if npred[j] == 0 and j < body_n:
                     e = earliest[j]
-                    heappush(pending[pipe_of[j]], (e if e > t1 else t1, -prio[j], j))
+                    if e <= t1:  # ready in the next SIW: straight to the ready heap (same order)
+                        heappush(avail[pipe_of[j]], (-prio[j], j))
+                    else:
+                        heappush(pending[pipe_of[j]], (e, -prio[j], j))
         t = t1
     if term is not None:
         ti = len(block) - 1

@@ -288,6 +288,8 @@ def _slice(lw: Lowerer, call, pos, kw, dest, bind, dest_tok) -> Tensor:
             f"slice {start}..{start + n} is outside dimension {axis} of `{x.name}` {list(x.shape)}",
             hint=f"the start of {n} elements is 0..{dim - n}",
         )
+    if isinstance(start, VReg):
+        guard_start(lw, x, start, dim - n)
     es = ELEM_BYTES[x.dtype]
     shape = tuple(n if i == axis else d for i, d in enumerate(x.shape))
     label = f"slice({x.name})"
@@ -313,6 +315,25 @@ def _slice(lw: Lowerer, call, pos, kw, dest, bind, dest_tok) -> Tensor:
         lambda: kernels.copy_row_loop(b, x.scroll, sp, out.scroll, dp, dst_row),
     )
     return _finish(lw, out, then)
+
+
+def guard_start(lw: Lowerer, x: Tensor, start: VReg, hi: int) -> None:
+    """A runtime slice start outside 0..hi faults when the view is made, at the slice's source line:
+    svISA has no trap op, so the out-of-range path reads one byte just past the end of ``x``'s
+    storage scroll (every access is bounds-checked) -- instead of letting the view read or write
+    the base tensor's other elements."""
+    b = lw.b
+    flag = b.new("r")
+    bad, ok = b.label("slice_oob"), b.label("slice_ok")
+    b.emit("DCMP", flag, start, Imm(0), type="i64", mod="lt")
+    b.emit("DBRT", bad)
+    b.emit("DCMP", flag, start, Imm(hi), type="i64", mod="gt")
+    b.emit("DBRF", ok)
+    b.place(bad)
+    sc = b.scrolls[x.scroll]
+    store = sc.view_of if sc.view_of is not None else x.scroll
+    b.load("i8", b.new("r", "oob"), store, b.scrolls[store].nbytes)
+    b.place(ok)
 
 
 def _reshape(lw: Lowerer, call, pos, dest, dest_tok) -> Tensor:
