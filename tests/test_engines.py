@@ -121,6 +121,48 @@ def test_large_memory_runs_without_copying_every_scroll(monkeypatch):
         assert same_result(Interpreter(prog).run(), res) == []
 
 
+_RSS_CHILD = """
+import resource, sys
+from vtpu_cli.asm.assembler import assemble
+from vtpu_cli.engines.base import load_memory
+from vtpu_cli.engines.jit.engine import JitEngine
+from vtpu_cli.machine.memory import Memory
+
+prog = assemble(sys.stdin.read())
+mem = Memory()
+load_memory(prog, mem)
+res = JitEngine(prog, memory=mem, no_cache=True).run()
+print(res.engine, res.status, res.replay, res.sentrons[0].R[2], resource.getrusage(resource.RUSAGE_SELF).ru_maxrss)
+"""
+
+
+@pytest.mark.parametrize("deadlock", [False, True])
+def test_huge_untouched_scroll_is_not_copied_for_a_program_with_messages(deadlock):
+    """Issue #18: a program with C-pipe ops is snapshotted for a possible replay; a 1 GiB scroll it never
+    touches must not become 1 GiB of resident memory (only non-zero chunks of huge scrolls are copied).
+    The deadlocking variant replays in the interpreter from that snapshot."""
+    import subprocess
+    import sys
+
+    from vtpu_cli.engines.jit.engine import jit_available
+
+    if not jit_available()[0]:
+        pytest.skip("needs the JIT")
+    src = (
+        ".coord BIG = 1.1.1/1.1.1/1.1.7\n.zero BIG u8[1073741824]\n.output r2\n"
+        "    SCOORD p0, BIG\n    DMOV r1, 7\n    SSCATTR.i64 [p0 + 4096], r1\n"
+        "    CPACK.i64 m0, r1\n    CSEND m0, 0\n    CRECV m1, 0\n    CUNPACK.i64 r2, m1\n"
+        + ("    CRECV m1, 0\n" if deadlock else "")
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", _RSS_CHILD], input=src, capture_output=True, text=True, timeout=300, check=True
+    ).stdout.split()
+    engine, status, *rest = out
+    assert engine == "jit" and status == ("deadlock" if deadlock else "ok")
+    assert int(rest[-2]) == 7  # the message arrived
+    assert int(rest[-1]) < 400 * 1024, f"peak RSS {int(rest[-1]) // 1024} MiB"  # ru_maxrss is in KiB
+
+
 def test_fleets_beyond_the_jit_thread_limit_run_on_the_interpreter(monkeypatch):
     from vtpu_cli.asm.assembler import assemble
 
