@@ -49,9 +49,11 @@ def test_lm_bench_interp_tiny_verifies_decode_tokens():
     assert r["prefill_chunk"] == 4 and r["prompt_tokens"] == 6
     for k in ("prefill_tok_s", "decode_tok_s", "ttft_s", "roofline_fraction", "stream_read_bytes_s"):
         assert r[k] > 0, k
-    # bytes per token: the ternary tiles (= the packed weights) plus norms, scales and the f32 head
+    # bytes per token: the ternary tiles (= the packed weights) plus norms, scales and the int8 head with its row scales
     c = r["config"]
-    assert r["weight_bytes_per_token"] >= r["ternary_weight_bytes"] + c["hidden"] * c["vocab"] * 4
+    assert (
+        r["weight_bytes_per_token"] >= r["ternary_weight_bytes"] + c["hidden"] * c["vocab"] + c["vocab"] * 4
+    )
     assert r["peak_rss_bytes"] > 0
 
 

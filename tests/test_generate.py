@@ -76,7 +76,7 @@ def test_layout_cache_round_trip(paths, tmp_path):
 
 def _greedy_compare(model, engine: str, steps: int) -> tuple[list[int], list[float], set[str]]:
     cm = CompiledModel(model, ctx=CTX, engine=engine)
-    ref = Reference(model, ctx=CTX)
+    ref = Reference(model, ctx=CTX, head="q8")
     ids = model.tokenizer.encode(PROMPT)
     lc, lr = cm.forward(ids)[-1], ref.forward(ids)[-1]
     toks, diffs = [], []
@@ -137,7 +137,7 @@ def test_batched_prefill_interp_equals_token_by_token_and_reference(paths, chunk
     assert batched.pos == single.pos == len(ids)
     assert np.array_equal(lb, ls)
     assert np.array_equal(_kv_rows(batched, len(ids)), _kv_rows(single, len(ids)))
-    ref = Reference(model, ctx=ctx)
+    ref = Reference(model, ctx=ctx, head="q8")
     lr = ref.forward(ids)[-1]
     assert float(np.abs(lb - lr).max()) < TOL
     assert batched.runner.token() == int(lr.argmax())
@@ -180,7 +180,7 @@ def test_jit_batched_prefill_greedy_32_steps(paths, fmt):
     ids = model.tokenizer.encode(LONG_PROMPT)[:11]
     cm = CompiledModel(model, ctx=CTX, engine="jit", prefill=16)
     one = CompiledModel(model, ctx=CTX, engine="jit", prefill=1)
-    ref = Reference(model, ctx=CTX)
+    ref = Reference(model, ctx=CTX, head="q8")
     lc, l1, lr = cm.forward(ids)[-1], one.forward(ids)[-1], ref.forward(ids)[-1]
     assert cm.engines_used == {"jit"} and sorted(cm.runners) == [1, 16]
     for i in range(32):
@@ -196,7 +196,7 @@ def test_jit_batched_prefill_greedy_32_steps(paths, fmt):
 
 def test_generate_command_greedy_matches_reference(own_cache, paths, capsys):
     model = load_model(paths["hf"])
-    want = Reference(model, ctx=CTX).generate(model.tokenizer.encode(PROMPT), 4)
+    want = Reference(model, ctx=CTX, head="q8").generate(model.tokenizer.encode(PROMPT), 4)
     rc = generate_command(paths["hf"], prompt=PROMPT, n=4, temp=0.0, ctx=CTX, engine="interp", json_out=True)
     assert rc == 0
     out = json.loads(capsys.readouterr().out)
@@ -219,7 +219,7 @@ def test_perplexity_command(own_cache, paths, tmp_path, capsys):
     text.write_text("The cat", encoding="utf-8")
     model = load_model(paths["hf"])
     ids = model.tokenizer.encode("The cat")
-    logits = Reference(model, ctx=CTX).forward(ids)
+    logits = Reference(model, ctx=CTX, head="q8").forward(ids)
     lse = np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1)) + logits.max(1)
     want = float(np.exp(np.mean(lse[:-1] - logits[np.arange(len(ids) - 1), ids[1:]])))
     assert perplexity_command(paths["hf"], text, ctx=CTX, engine="interp", json_out=True) == 0
@@ -234,7 +234,7 @@ def test_python_model_api_matches_the_reference(paths, own_cache):
     m = vtpu.Model.load(paths["tq2_0"], ctx=CTX, engine="interp")
     ids = m.tokenizer.encode(PROMPT)
     got = m.generate_ids(ids, 6, stop_at_eos=False)
-    ref = Reference(load_model(paths["tq2_0"]), ctx=CTX)
+    ref = Reference(load_model(paths["tq2_0"]), ctx=CTX, head="q8")
     logits = ref.forward(ids)[-1]
     want = []
     for _ in range(6):

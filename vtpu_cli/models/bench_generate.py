@@ -86,7 +86,7 @@ def main() -> None:
     first = time.perf_counter()
     cm.step(int(ids[0]))
     first = time.perf_counter() - first  # includes the engine start (JIT compile or cache load)
-    ref = None if a.no_reference else Reference(m, ctx=a.ctx)
+    ref = None if a.no_reference else Reference(m, ctx=a.ctx, head="q8")
     rtimes, scale = [], []
     if ref is not None:
         ref.forward([int(ids[0])])

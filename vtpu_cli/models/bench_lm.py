@@ -256,7 +256,7 @@ def run_lm_bench(
     if verify:
         from vtpu_cli.models.reference import Reference
 
-        ref = Reference(model, ctx=ctx)
+        ref = Reference(model, ctx=ctx, head="q8")
         logits = ref.forward(ids)[-1]
         want = []
         for _ in range(len(gen)):

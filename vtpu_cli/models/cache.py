@@ -23,7 +23,7 @@ from vtpu_cli.models.errors import ModelError
 if TYPE_CHECKING:
     from vtpu_cli.models.weights import BitNetModel
 
-LAYOUT_VERSION = 1
+LAYOUT_VERSION = 2  # 2: int8 LM head + per-row scales (was f32 [hidden, vocab])
 ALIGN = 64
 
 

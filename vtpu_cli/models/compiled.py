@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from vtpu_cli.models.errors import ModelError
+from vtpu_cli.models.head import quantize_head_q8
 
 if TYPE_CHECKING:
     from vtpu_cli.binary.program import Program
@@ -56,6 +57,7 @@ ROLE_INDEX = {
     "ffn_sub": 11,
     "onorm": 12,
     "head": 13,
+    "hsc": 14,
 }
 IO_INDEX = {"x": 1, "pos": 2, "cs": 3, "wsc": 4}
 OUT_INDEX = {"kc": 1, "vc": 2, "hout": 3, "logits": 4, "tok": 5}
@@ -168,17 +170,6 @@ def _u8(a: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(a).view(np.uint8).reshape(-1)
 
 
-def head_matrix(model: BitNetModel, chunk: int = 8192) -> np.ndarray:
-    """The LM head as f32 [hidden, vocab] bytes (the compiler's matmul operand), built a row chunk at a
-    time from the file encoding."""
-    head = model.lm_head
-    out = np.empty((head.cols, head.rows), np.float32)
-    for r0 in range(0, head.rows, chunk):
-        r1 = min(head.rows, r0 + chunk)
-        out[:, r0:r1] = head.row_range(r0, r1).T
-    return out
-
-
 def convert_weights(model: BitNetModel) -> dict[str, np.ndarray]:
     """Every weight scroll of the step program as uint8 bytes, keyed by coordinate text."""
     out: dict[str, np.ndarray] = {}
@@ -191,7 +182,9 @@ def convert_weights(model: BitNetModel) -> dict[str, np.ndarray]:
         for role, name in NORM_ROLES.items():
             out[weight_coord(name, li)] = _u8(np.asarray(getattr(layer, role), np.float32))
     out[weight_coord("onorm")] = _u8(np.asarray(model.output_norm, np.float32))
-    out[weight_coord("head")] = _u8(head_matrix(model))
+    w8, ws = quantize_head_q8(model.lm_head)
+    out[weight_coord("head")] = _u8(w8)
+    out[weight_coord("hsc")] = _u8(ws)
     out[io_coord("wsc")] = _u8(scales)
     return out
 

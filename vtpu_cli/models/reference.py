@@ -62,7 +62,14 @@ def rope(x: np.ndarray, positions: np.ndarray, theta: float) -> np.ndarray:
 class Reference:
     """Float64 forward pass with a KV cache; `forward` appends tokens, `generate` samples on top."""
 
-    def __init__(self, model: BitNetModel, ctx: int | None = None) -> None:
+    def __init__(self, model: BitNetModel, ctx: int | None = None, head: str = "f32") -> None:
+        """``head="q8"`` computes the LM head as the compiled step does: int8 weights per row
+        (``head.quantize_head_q8``) times the per-token int8 quantised hidden state; ``"f32"`` (the
+        model as trained) uses the head in its file encoding."""
+        if head not in ("f32", "q8"):
+            raise ValueError(f"head must be 'f32' or 'q8', not {head!r}")
+        self.head = head
+        self._q8: tuple[np.ndarray, np.ndarray] | None = None
         self.model = model
         self.cfg = model.config
         self.ctx = ctx or self.cfg.max_ctx
@@ -131,6 +138,18 @@ class Reference:
     def logits(self, h: np.ndarray) -> np.ndarray:
         """LM head in row chunks, so a bf16/q8_0 table is never decoded whole."""
         head = self.model.lm_head
+        if self.head == "q8":
+            if self._q8 is None:
+                from vtpu_cli.models.head import quantize_head_q8
+
+                self._q8 = quantize_head_q8(head)
+            w8, ws = self._q8
+            xq, s = quantize_activations(h)
+            out = np.empty((h.shape[0], head.rows))
+            for r0 in range(0, head.rows, HEAD_CHUNK_ROWS):
+                r1 = min(head.rows, r0 + HEAD_CHUNK_ROWS)
+                out[:, r0:r1] = (xq @ w8[r0:r1].astype(np.float64).T) * ws[r0:r1].astype(np.float64) * s
+            return out
         out = np.empty((h.shape[0], head.rows))
         for r0 in range(0, head.rows, HEAD_CHUNK_ROWS):
             r1 = min(head.rows, r0 + HEAD_CHUNK_ROWS)
