@@ -207,14 +207,38 @@ other:
     _same_outcome(a, b)
 
 
+def _sync(kind: str, k: int) -> list[str]:
+    """Lines that synchronise every pair of sentrons: a barrier, a reduction, or all-to-all messages."""
+    if kind == "bar":
+        return ["    CBAR 0"]
+    if kind == "reduce":
+        return ["    CREDUCE.add.i64 r7, r1, 0"]
+    lines = ["    CPACK.i64 m0, r1"]
+    for what, op in (("snd", "CSEND m0, r12"), ("rcv", "CRECV m1, r12")):
+        lines += [
+            "    DMOV r12, 0",
+            f"{what}{k}:",
+            "    DCMP.eq r9, r12, r1",
+            f"    DBRT {what}n{k}",
+            f"    {op}",
+            f"{what}n{k}:",
+            "    DADD r12, r12, 1",
+            "    DCMP.lt r9, r12, r2",
+            f"    DBRT {what}{k}",
+        ]
+    return lines
+
+
 @st.composite
 def phased_source(draw) -> tuple[str, int, bool]:
     """2..6 sentrons, a loop of phases; in each phase one sentron writes one scroll and the others read
-    the other scrolls, phases separated by CBAR (or, when ``racy``, one CBAR left out)."""
+    the other scrolls, phases separated by a barrier, a reduction or all-to-all messages (or, when
+    ``racy``, one separation left out)."""
     n = draw(st.integers(2, 6))
     phases = draw(st.integers(1, 4))
     racy = draw(st.booleans())
     drop = draw(st.integers(0, phases - 1)) if racy else -1
+    sync = draw(st.sampled_from(["bar", "reduce", "a2a"]))
     lines = [
         ".coord A = 1.1.1/1.1.1/1.1.1",
         ".coord B = 1.1.1/1.1.1/1.1.2",
@@ -224,7 +248,7 @@ def phased_source(draw) -> tuple[str, int, bool]:
         ".data C i64 5 6",
         ".output r5, r6",
         "    DMOV r1, sid                 | SCOORD p0, A",
-        "    SCOORD p1, B",
+        "    DMOV r2, scount              | SCOORD p1, B",
         "    SCOORD p2, C",
         f"    DMOV r13, {draw(st.integers(1, 5))}",
         "loop:",
@@ -246,7 +270,7 @@ def phased_source(draw) -> tuple[str, int, bool]:
                 lines.append(f"    SGATHER.i64 r{5 + y % 2}, [p{y} + {8 * draw(st.integers(0, 1))}]")
         lines.append(f"sync{k}:")
         if k != drop:
-            lines.append("    CBAR 0")
+            lines += _sync(sync, k)
         if draw(st.booleans()):
             lines.append("    CFENCE")
     lines.append("    DLOOP r13, loop")
