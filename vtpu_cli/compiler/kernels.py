@@ -130,6 +130,9 @@ def rows_loop(b: Builder, m: int, ptrs: list[tuple[VReg, int]], body: Callable[[
 
 # ---------------------------------------------------------------------- f32 matmul
 MM_ROWS, MM_TILES, MM_TILES_1 = 4, 4, 8  # f32 matmul register tile: rows x 16-column tiles (M = 1: 1 x 8)
+MM_PACK_STRIDE = (
+    4096  # pack the w strip when its row stride (bytes) is at least this (1 KiB: measured slower)
+)
 
 
 def matmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int) -> None:
@@ -148,7 +151,7 @@ def matmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int) -> None:
     col = ptr(b, t_lo * 64, "col")
     # Pack the group's strip of w (K rows of cc*64 bytes, n*4 bytes apart) contiguously when several row
     # blocks will read it: a 4 KiB row stride maps every k onto the same few cache sets and pages.
-    pack = lw.scratch("mmpack", k * cc * 64) if m >= 2 * rr and groups and n * 4 >= 1024 else None
+    pack = lw.scratch("mmpack", k * cc * 64) if m >= 2 * rr and groups and n * 4 >= MM_PACK_STRIDE else None
     strip = {"scroll": w.scroll, "stride": n * 4, "base": col}
 
     def kblock(nrows: int, tnb: list[int], xrow: VReg, yrow: VReg) -> None:
