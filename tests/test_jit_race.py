@@ -277,10 +277,7 @@ def phased_source(draw) -> tuple[str, int, bool]:
     return "\n".join(lines) + "\n", n, racy
 
 
-@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck))
-@given(phased_source())
-def test_differential_phased_programs(case):
-    """Random phase programs: same outcome on both engines; race-free ones never flagged natively."""
+def _check_phased(case) -> None:
     src, n, racy = case
     a, b = _both(src, n)
     _same_outcome(a, b)
@@ -288,6 +285,32 @@ def test_differential_phased_programs(case):
         _race_free(a, b)
     elif a.status == "ok":
         assert b.replay == ""  # the interpreter found no race: native code must not flag one either
+
+
+@settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
+@given(phased_source())
+def test_differential_phased_programs(case):
+    """Random phase programs: same outcome on both engines; race-free ones never flagged natively."""
+    _check_phased(case)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(0)
+def test_race_campaign():
+    """The slow campaign: VTPU_RACE_PROGRAMS phase programs (default 2,000)."""
+    import os
+
+    @settings(
+        max_examples=int(os.environ.get("VTPU_RACE_PROGRAMS", "2000")),
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+        database=None,
+    )
+    @given(phased_source())
+    def run(case):
+        _check_phased(case)
+
+    run()
 
 
 @pytest.mark.parametrize("messages", [True, False])
