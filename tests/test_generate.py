@@ -228,6 +228,39 @@ def test_perplexity_command(own_cache, paths, tmp_path, capsys):
     assert abs(out["perplexity"] - want) < 1e-3 * want
 
 
+@pytest.mark.slow  # ~45 s on the interpreter
+def test_perplexity_second_half_is_llama_perplexitys_method(own_cache, paths, tmp_path, capsys):
+    """--scoring second-half: chunks of ctx tokens (BOS replaces each chunk's first token), logits at
+    positions ctx/2 .. ctx-2 scored; checked against the reference doing exactly that by hand."""
+    ctx = 8
+    text = tmp_path / "t.txt"
+    text.write_text(LONG_PROMPT, encoding="utf-8")
+    model = load_model(paths["tq2_0"])
+    ids = model.tokenizer.encode(LONG_PROMPT)
+    assert ids[0] == model.config.bos_id and len(ids) >= 2 * ctx
+    ref = Reference(model, ctx=ctx, head="q8")
+    nll = []
+    for c0 in range(0, len(ids) // ctx * ctx, ctx):
+        chunk = [model.config.bos_id, *ids[c0 + 1 : c0 + ctx]]
+        ref.reset()
+        logits = ref.forward(chunk)
+        lse = np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1)) + logits.max(1)
+        nll += [lse[j] - logits[j, chunk[j + 1]] for j in range(ctx // 2, ctx - 1)]
+    want = float(np.exp(np.mean(nll)))
+    rc = perplexity_command(
+        paths["tq2_0"], text, ctx=ctx, engine="interp", json_out=True, scoring="second-half"
+    )
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["tokens"] == len(nll) == len(ids) // ctx * 3
+    assert out["scoring"] == "second-half"
+    assert abs(out["perplexity"] - want) < 1e-4 * want
+    short = tmp_path / "s.txt"
+    short.write_text("The cat", encoding="utf-8")
+    assert perplexity_command(paths["tq2_0"], short, ctx=ctx, engine="interp", scoring="second-half") == 2
+    assert "at least 2 x the context" in capsys.readouterr().err
+
+
 def test_python_model_api_matches_the_reference(paths, own_cache):
     import vtpu
 

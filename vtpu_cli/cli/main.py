@@ -374,6 +374,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--engine", choices=("jit", "interp"), default="jit", help="execution engine (default jit)"
     )
+    p.add_argument(
+        "--scoring",
+        choices=("all", "second-half"),
+        default="all",
+        help="all: every token, in non-overlapping context windows (default); second-half: llama-perplexity's "
+        "method (chunks of --ctx tokens starting with BOS, the second half of each scored)",
+    )
     p.add_argument("--json", action="store_true", help="print one JSON object")
 
     p = cmd(
@@ -849,7 +856,9 @@ def cmd_generate(a: argparse.Namespace) -> int:
 def cmd_perplexity(a: argparse.Namespace) -> int:
     from vtpu_cli.models.generate import perplexity_command
 
-    return perplexity_command(Path(a.model), Path(a.text_file), ctx=a.ctx, engine=a.engine, json_out=a.json)
+    return perplexity_command(
+        Path(a.model), Path(a.text_file), ctx=a.ctx, engine=a.engine, json_out=a.json, scoring=a.scoring
+    )
 
 
 def cmd_serve(a: argparse.Namespace) -> int:

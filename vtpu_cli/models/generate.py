@@ -237,10 +237,36 @@ def perplexity(cm, ids: list[int], progress=None) -> tuple[float, int]:
             break
         cm.reset()
         for i in range(len(window) - 1):
-            logits = cm.forward([window[i]])[-1].astype(np.float64)
-            mx = logits.max()
-            lse = mx + math.log(np.exp(logits - mx).sum())
-            nll += lse - logits[window[i + 1]]
+            nll += _nll(cm.forward([window[i]])[-1], window[i + 1])
+            count += 1
+            if progress is not None:
+                progress(count)
+    return (math.exp(nll / count) if count else float("nan")), count
+
+
+def _nll(logits: np.ndarray, target: int) -> float:
+    x = logits.astype(np.float64)
+    mx = x.max()
+    return mx + math.log(np.exp(x - mx).sum()) - x[target]
+
+
+def perplexity_second_half(cm, ids: list[int], bos: int | None, progress=None) -> tuple[float, int]:
+    """llama-perplexity's method, for a like-for-like comparison: the text (tokenised with BOS) is cut
+    into ``len // ctx`` chunks of ``ctx`` tokens (a partial tail is dropped); each chunk is a fresh
+    sequence whose first token is replaced by BOS (when the model adds one); only the second half is
+    scored: the logits at positions ctx/2 .. ctx-2 against the next token. The first half runs as a
+    batched prefill."""
+    n = cm.ctx
+    first = n // 2
+    nll, count = 0.0, 0
+    for c0 in range(0, len(ids) // n * n, n):
+        chunk = list(ids[c0 : c0 + n])
+        if bos is not None:
+            chunk[0] = bos
+        cm.reset()
+        cm.forward(chunk[:first])
+        for j in range(first, n - 1):
+            nll += _nll(cm.forward([chunk[j]])[-1], chunk[j + 1])
             count += 1
             if progress is not None:
                 progress(count)
@@ -248,11 +274,19 @@ def perplexity(cm, ids: list[int], progress=None) -> tuple[float, int]:
 
 
 def perplexity_command(
-    model: Path, text_file: Path, ctx: int = 0, engine: str = "jit", json_out: bool = False
+    model: Path,
+    text_file: Path,
+    ctx: int = 0,
+    engine: str = "jit",
+    json_out: bool = False,
+    scoring: str = "all",
 ) -> int:
-    """Perplexity of ``model`` over a text file, with progress on stderr."""
+    """Perplexity of ``model`` over a text file, with progress on stderr. ``scoring``: ``all`` (every
+    token, in non-overlapping windows of the context) or ``second-half`` (llama-perplexity's chunks)."""
     stats = GenStats()
     try:
+        if scoring not in ("all", "second-half"):
+            raise ModelError(f"unknown scoring {scoring!r} (choose all or second-half)")
         try:
             text = Path(text_file).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
@@ -262,9 +296,19 @@ def perplexity_command(
         ids = m.tokenizer.encode(text)
         if len(ids) < 2:
             raise ModelError(f"{text_file}: needs at least 2 tokens, found {len(ids)}")
+        if scoring == "second-half":
+            if len(ids) < 2 * cm.ctx:
+                raise ModelError(
+                    f"{text_file}: {len(ids)} tokens; --scoring second-half needs at least 2 x the context "
+                    f"({2 * cm.ctx}), as llama-perplexity does"
+                )
+            _start(cm, stats, prefill=max(cm.plan(cm.ctx // 2, pos=0)) > 1)
     except ModelError as e:
         return _fail(e, json_out)
-    total = len(ids) - 1
+    if scoring == "second-half":
+        total = len(ids) // cm.ctx * (cm.ctx - 1 - cm.ctx // 2)
+    else:
+        total = len(ids) - 1
     t0 = time.perf_counter()
 
     def progress(done: int) -> None:
@@ -273,7 +317,11 @@ def perplexity_command(
             print(f"\rperplexity: {done}/{total} tokens, {done / el:.1f} tok/s", end="", file=sys.stderr)
 
     try:
-        ppl, count = perplexity(cm, ids, progress)
+        if scoring == "second-half":
+            bos = m.config.bos_id if ids and ids[0] == m.config.bos_id else None
+            ppl, count = perplexity_second_half(cm, ids, bos, progress)
+        else:
+            ppl, count = perplexity(cm, ids, progress)
     except KeyboardInterrupt:
         print("\ninterrupted", file=sys.stderr)
         return 130
@@ -283,7 +331,11 @@ def perplexity_command(
     print("", file=sys.stderr)
     if json_out:
         res = {"status": "ok", "perplexity": ppl, "tokens": count, "seconds": el, "ctx": cm.ctx}
+        res["scoring"] = scoring
         print(json.dumps(res))
     else:
-        print(f"perplexity {ppl:.4f} over {count} tokens (context {cm.ctx}, {count / el:.1f} tok/s)")
+        print(
+            f"perplexity {ppl:.4f} over {count} tokens (context {cm.ctx}, scoring {scoring}, "
+            f"{count / el:.1f} tok/s)"
+        )
     return 0
