@@ -331,3 +331,36 @@ def test_racy_stores_inside_a_loop_without_messages():
     assert a.status == "fault" and "data race" in a.fault.message
     _same_outcome(a, b)
     assert b.replay == "interp"
+
+
+@pytest.mark.parametrize("replay", ["interp", "precise"])
+def test_fault_after_an_unflagged_race_reports_the_race(replay):
+    """Natively sentron 1 may read before sentron 0 writes and then fault (out of bounds) first; the
+    interpreter's schedule meets the race first. The report is the interpreter's either way, also when a
+    long run would replay natively with the precise variant (which then defers to the interpreter)."""
+    src = (
+        HEADER
+        + """
+    DCMP.eq r9, r1, 0
+    DBRF reader
+    SSCATTR.i64 [p0], r1
+    DHALT
+reader:
+    DMOV r3, 1
+    DMOV r3, 2
+    SGATHER.i64 r5, [p0]
+    SGATHER.i64 r6, [p0 + 4096]
+"""
+    )
+    prog = assemble(src, "race.vasm")
+    a = Interpreter(prog, 2).run()
+    assert a.status == "fault" and "data race" in a.fault.message
+    for _ in range(5):  # the native interleaving varies from run to run
+        mem = Memory()
+        load_memory(prog, mem)
+        eng = JitEngine(prog, 2, memory=mem, no_cache=True)
+        if replay == "precise":
+            eng.replay_interp_steps = -1
+        b = eng.run()
+        assert b.engine == "jit"
+        _same_outcome(a, b)
