@@ -888,7 +888,7 @@ def _run_coll(lw, ins: Instr) -> None:
 # a collective publish a copy of it (with the message / in the collective slot) and then advance the
 # sender's own entry; CRECV and the end of a collective merge the published copies (element-wise max);
 # CFENCE advances the own entry. Per scroll (scroll-table slot) there is a *writer word*,
-# ``epoch << 7 | (sid + 1)``, and per sentron and scroll the epoch of its last read. An access whose
+# ``epoch << 16 | (sid + 1)``, and per sentron and scroll the epoch of its last read. An access whose
 # record is already current (a read at the epoch already recorded, a write by the recorded writer at
 # its current epoch) changes nothing and needs no check: whoever races with it later sees the record.
 # Otherwise a cold function records the access with a sequentially consistent exchange/store and then
@@ -903,7 +903,7 @@ def _run_coll(lw, ins: Instr) -> None:
 # finishes; an S op bundled with a collective may so be flagged natively and then found race-free by
 # the replay (the replay's result is used: exit codes never differ, the run is only slower).
 RACE_OWN_CLOCK, RACE_OWN_READS, RACE_WRITERS, RACE_READS = 0, 8, 16, 24
-WRITER_SHIFT = 7  # sid + 1 < 128 (the JIT runs at most 64 sentrons)
+WRITER_SHIFT = 16  # sid + 1 < 65536 (VTPU_JIT_MAX_SENTRONS may raise the default 64)
 
 
 def _race_ptr(lw, k: int, b=None, ctx=None):
