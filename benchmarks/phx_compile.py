@@ -61,6 +61,11 @@ def programs() -> list[tuple[str, str, dict]]:
         out.append((f"layer D={d}", layer_src(d), {"opt": 3}))
         out.append((f"model30 D={d}", model_src(d), {"opt": 2, "force_loops": True}))
     out += [(n, s, kw) for n, s, kw in straight_line() if n.startswith("matmul")]
+    lets = "\n".join(f"let v{i}: f32x16 = load(x, {i * 64})" for i in range(40))  # 40 live vectors: spills
+    spill = f"input x: f32[640]\noutput y: f32[16]\n{lets}\nlet s: f32x16 = {' + '.join(f'v{i}' for i in range(40))}\n"
+    spill += "store(y, 0, s)\n"
+    for n in (1, 2):
+        out.append((f"spilling, {n} sentron(s)", spill, {"opt": 2, "sentrons": n}))
     return out
 
 

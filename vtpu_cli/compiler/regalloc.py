@@ -22,6 +22,8 @@ from vtpu_cli.compiler.ir import VI, CompileError, Label, MemInfo, VMem, VReg
 from vtpu_cli.isa.table import BY_NAME, REG_COUNTS
 
 SPILL_SCROLL = "$spill"
+# physical register -> the int the scheduler keys dependencies by (ints hash faster than ("r", 3))
+REG_KEY = {"r": 0, "v": 64, "p": 128, "m": 192}
 SPILL_P = 7
 TEMPS = {"r": (13, 14, 15), "v": (29, 30, 31), "p": (), "m": ()}
 
@@ -204,7 +206,7 @@ def allocate(code: list, allow_spill: bool = True) -> Allocated | None:
     out: list = []
     spill_ops = 0
     preg: dict[VReg, Reg] = {v: Reg(v.cls, i) for v, i in assign.items()}
-    pkey: dict[VReg, tuple] = {v: (v.cls, i) for v, i in assign.items()}
+    pkey: dict[VReg, int] = {v: REG_KEY[v.cls] + i for v, i in assign.items()}
     mcache: dict = {}
 
     def conv_mem(a: VMem, m: dict):
@@ -287,7 +289,7 @@ def _rewrite_spilled(it, reads, writes, spilled, slots, preg, conv_mem):
     mem = it.mem
     if mem is not None and isinstance(mem.rel, VReg):
         r = m[mem.rel]
-        mem = MemInfo(mem.scroll, mem.write, mem.lo, mem.hi, (r.cls, r.idx))
+        mem = MemInfo(mem.scroll, mem.write, mem.lo, mem.hi, REG_KEY[r.cls] + r.idx)
     ins = Instr(it.op, it.mod, it.type, it.type2, tuple(args))
     return pre + [(ins, mem, it.line)] + post
 

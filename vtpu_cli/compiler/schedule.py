@@ -57,7 +57,15 @@ def _split(items: list):
     return blocks
 
 
-_FLAG = ("f", 0)
+_FLAG = 256  # the flags register, beside the physical register keys (regalloc.REG_KEY: 0..255)
+_KEY = {"r": 0, "v": 64, "p": 128, "m": 192}
+
+
+def int_keys(ins) -> tuple[set, set]:
+    """(reads, writes) of an allocated instruction as scheduler keys (an item without the
+    allocator's precomputed keys: spill code, the spill-scroll setup)."""
+    r, w = ins.regs()
+    return {_KEY[c] + i for c, i in r}, {_KEY[c] + i for c, i in w}
 
 
 def build_dag(block: list):
@@ -82,7 +90,7 @@ def build_dag(block: list):
     for i, it in enumerate(block):
         ins, mem = it[0], it[1]
         op = ins.op
-        reads, writes = it[3] if len(it) > 3 else ins.regs()
+        reads, writes = it[3] if len(it) > 3 else int_keys(ins)
         kind = _KIND.get(op.name)
         if kind is None:
             kind = _kind(op)
@@ -334,7 +342,7 @@ def _siw_hazard(items: list) -> bool:
     """The intra-SIW rule on scheduler items (a tripwire: the DAG already forbids it)."""
     rws = []
     for it in items:
-        r, w = it[3] if len(it) > 3 else it[0].regs()
+        r, w = it[3] if len(it) > 3 else int_keys(it[0])
         rws.append((r if r.__class__ is set else set(r), w if w.__class__ is set else set(w)))
     for a in range(len(rws)):
         ra, wa = rws[a]
