@@ -366,3 +366,18 @@ row = copy(slice(x, 0, 2))
             np.testing.assert_array_equal(read_output(prog, res, "kc"), want)
         else:
             assert res.fault is not None and prog.lines[res.fault.siw] == 6
+
+
+def test_views_as_function_arguments():
+    src = """input x: f32[6, 16]
+output y: f32[6, 16]
+fn twice(a, b) {
+  b = add(a, a)
+}
+for l in 0..6 {
+  twice(slice(x, l, 1), slice(y, l, 1))
+}
+"""
+    x = rnd(8, 6, 16)
+    got = all_engines(src, {"x": x}, ["y"], None, ENGINES[:2])
+    np.testing.assert_array_equal(got["y"], x + x)
