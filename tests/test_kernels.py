@@ -173,3 +173,26 @@ def test_matmul_packed_strip_bit_identical(m, k, n):
     wi = rng.integers(-4, 5, (k, n)).astype(F32)
     (yi,) = run(src, {"x": xi, "w": wi}, ["y"], opt=3, force_loops=True)
     np.testing.assert_array_equal(yi, xi @ wi)
+
+
+@pytest.mark.parametrize("heads,kvh,hd,rows", [(8, 2, 32, 1), (6, 3, 16, 3), (4, 4, 48, 1), (12, 1, 16, 2)])
+def test_attend_head_batches_bit_identical(monkeypatch, heads, kvh, hd, rows):
+    """Attention takes several query heads of one KV group per pass over the cache rows; the bits must
+    be those of one head per pass (and of -O0)."""
+    from vtpu_cli.compiler import kernels
+
+    t, n = 40, 23
+    rng = np.random.default_rng(heads * 100 + hd)
+    q = rng.standard_normal((rows, heads * hd)).astype(F32)
+    kc = rng.standard_normal((t, kvh * hd)).astype(F32)
+    vc = rng.standard_normal((t, kvh * hd)).astype(F32)
+    src = (
+        f"input q: f32[{rows}, {heads * hd}]\ninput kc: f32[{t}, {kvh * hd}]\ninput vc: f32[{t}, {kvh * hd}]\n"
+        f"output o: f32[{rows}, {heads * hd}]\no = attend(q, kc, vc, {n}, heads={heads}, kv_heads={kvh})\n"
+    )
+    outs = []
+    for hb, opt in ((1, 0), (1, 3), (4, 3), (8, 2)):
+        monkeypatch.setattr(kernels, "ATT_HEADS", hb)
+        outs.append(run(src, {"q": q, "kc": kc, "vc": vc}, ["o"], opt=opt)[0])
+    for other in outs[1:]:
+        np.testing.assert_array_equal(outs[0], other)

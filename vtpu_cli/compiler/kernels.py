@@ -660,21 +660,30 @@ def rope_loop(lw: Lowerer, x, cs, y, heads: int, hd: int, pos, rows: int = 1) ->
     loop(b, rows, token, "token")
 
 
+ATT_HEADS = 4  # query heads of one KV group per pass over the cache rows (each K/V row load feeds them all)
+ATT_ACC = 16  # accumulators of the weighted-sum pass (heads x 16-lane chunks)
+
+
 def attend_loop(
     lw: Lowerer, q, kc, vc, o, heads: int, kv_heads: int, hd: int, length, start=0, rows: int = 1
 ) -> None:
     """Grouped-query attention of ``rows`` tokens over a KV cache from row ``start`` (several layers'
     caches can share one tensor), causal: token i of M attends to ``length - M + 1 + i`` rows;
     per head h (kv group g = h // (heads / kv_heads)): s_t = (q_h . k_t,g) * (1/sqrt(hd)) for t < length;
-    p = exp(s - max s) (masked lanes contribute 0); o_h = (sum_t p_t v_t,g) * (1 / sum_t p_t)."""
+    p = exp(s - max s) (masked lanes contribute 0); o_h = (sum_t p_t v_t,g) * (1 / sum_t p_t).
+
+    Heads are taken ``hb`` at a time (consecutive heads of one KV group): each pass over the cache rows
+    loads a K (V) row chunk once for all of them. Per head the ops and their order are those of one
+    head alone, so the result does not depend on ``hb``."""
 
     b = lw.b
     t_max = kc.shape[0]
     t16 = (t_max + 15) // 16 * 16
-    scores = lw.scratch("scores", t16 * 4)
+    group = heads // kv_heads
+    hb = max(d for d in range(1, min(ATT_HEADS, group) + 1) if group % d == 0)
+    scores = lw.scratch("scores", hb * t16 * 4)
     row_kv = kc.shape[1] * 4
     nch = hd // 16
-    group = heads // kv_heads
     inv_sqrt = 1.0 / (hd**0.5)
     one = b.new("r")
     b.emit("DMOV", one, F(1.0), type="f32")
@@ -699,42 +708,22 @@ def attend_loop(
         b.emit("DBCAST", vlen, n, type="i32")
         b.emit("DADD", nchunks, n, Imm(15), type="i64")
         b.emit("DSHR", nchunks, nchunks, Imm(4), type="i64")
-        loop(b, heads, head, "head")
+        loop(b, heads // hb, batch, "heads")
         bump(b, n, 1)
 
-    def head():
-        qv = [ld(b, "f32", q.scroll, at(b, qp, c * 64)) for c in range(nch)]
-        # scores and their running max
-        kp, sp = ptr(b, kvp, "kp"), ptr(b, 0, "sp")
+    def masked(chunk_idx: VReg, sp: VReg, fill):
+        v = ld(b, "f32", scores, sp)
+        m = b.new("v")
+        b.emit("DCMP", m, chunk_idx, vlen, type="i32", mod="lt")
+        r = b.new("v")
+        b.emit("DSEL", r, m, v, fill, type="f32")
+        return r
 
-        def score():
-            acc = b.new("v")
-            for c in range(nch):
-                kv = ld(b, "f32", kc.scroll, at(b, kp, c * 64))
-                if c == 0:
-                    b.emit("DMUL", acc, qv[c], kv, type="f32")
-                else:
-                    b.emit("DFMA", acc, qv[c], kv, acc, type="f32")
-            sv = b.new("r")
-            b.emit("DRED", sv, acc, type="f32", mod="add")
-            b.emit("DMUL", sv, sv, F(inv_sqrt), type="f32")
-            st(b, "f32", sv, scores, sp)
-            bump(b, kp, row_kv)
-            bump(b, sp, 4)
-
-        loop(b, n, score, "score")
-
-        def masked(chunk_idx: VReg, sp: VReg, fill):
-            v = ld(b, "f32", scores, sp)
-            m = b.new("v")
-            b.emit("DCMP", m, chunk_idx, vlen, type="i32", mod="lt")
-            r = b.new("v")
-            b.emit("DSEL", r, m, v, fill, type="f32")
-            return r
-
+    def softmax_scores(j: int) -> VReg:
+        """Head j of the batch: scores[j] <- exp(s - max) (masked lanes 0); returns 1 / sum."""
         mx = b.new("v", "mx")
         b.emit("DMOV", mx, ninf)
-        ci, sp2 = b.new("v", "ci"), ptr(b, 0, "sp2")
+        ci, sp2 = b.new("v", "ci"), ptr(b, j * t16 * 4, "sp2")
         b.emit("DMOV", ci, iota)
 
         def cmax():
@@ -750,7 +739,7 @@ def attend_loop(
         b.emit("DBCAST", vmax, rmax, type="f32")
         tot = b.new("v", "sum")
         b.emit("DBCAST", tot, F(0.0), type="f32")
-        ci3, sp3 = b.new("v", "ci"), ptr(b, 0, "sp3")
+        ci3, sp3 = b.new("v", "ci"), ptr(b, j * t16 * 4, "sp3")
         b.emit("DMOV", ci3, iota)
 
         def cexp():
@@ -774,34 +763,65 @@ def attend_loop(
         b.emit("DDIV", inv, one, s, type="f32")
         vinv = b.new("v")
         b.emit("DBCAST", vinv, inv, type="f32")
-        # weighted sum of values
-        acc = []
-        for _ in range(nch):
-            a = b.new("v", "o")
-            b.emit("DBCAST", a, F(0.0), type="f32")
-            acc.append(a)
-        vp, sp4 = ptr(b, kvp, "vp"), ptr(b, 0, "sp4")
+        return vinv
 
-        def wsum():
-            pv = bcast_ld(b, "f32", scores, sp4)
+    def batch():
+        # scores of the hb heads in one pass over the K rows (q chunks re-read from L1 per row: hb
+        # heads x nch chunks would not fit the registers)
+        kp, sp = ptr(b, kvp, "kp"), ptr(b, 0, "sp")
+
+        def score():
+            acc = [b.new("v") for _ in range(hb)]
             for c in range(nch):
-                vv = ld(b, "f32", vc.scroll, at(b, vp, c * 64))
-                b.emit("DFMA", acc[c], pv, vv, acc[c], type="f32")
-            bump(b, vp, row_kv)
-            bump(b, sp4, 4)
+                kv = ld(b, "f32", kc.scroll, at(b, kp, c * 64))
+                for j in range(hb):
+                    qv = ld(b, "f32", q.scroll, at(b, qp, (j * hd + c * 16) * 4))
+                    if c == 0:
+                        b.emit("DMUL", acc[j], qv, kv, type="f32")
+                    else:
+                        b.emit("DFMA", acc[j], qv, kv, acc[j], type="f32")
+            for j in range(hb):
+                sv = b.new("r")
+                b.emit("DRED", sv, acc[j], type="f32", mod="add")
+                b.emit("DMUL", sv, sv, F(inv_sqrt), type="f32")
+                st(b, "f32", sv, scores, at(b, sp, j * t16 * 4))
+            bump(b, kp, row_kv)
+            bump(b, sp, 4)
 
-        loop(b, n, wsum, "wsum")
-        for c in range(nch):
-            r = b.new("v")
-            b.emit("DMUL", r, acc[c], vinv, type="f32")
-            st(b, "f32", r, o.scroll, at(b, qp, c * 64))
-        # next head; the kv group advances every `group` heads
-        bump(b, qp, hd * 4)
+        loop(b, n, score, "score")
+        vinv = [softmax_scores(j) for j in range(hb)]
+        # weighted sum of values: passes over the V rows, each covering `span` chunks of every head
+        # (hb x span accumulators), so each V cache line is read once per batch
+        span = max(d for d in range(1, nch + 1) if nch % d == 0 and hb * d <= ATT_ACC)
+        for c0 in range(0, nch, span):
+            acc = [[b.new("v", "o") for _ in range(span)] for _ in range(hb)]
+            for row_acc in acc:
+                for a in row_acc:
+                    b.emit("DBCAST", a, F(0.0), type="f32")
+            vp, sp4 = ptr(b, kvp, "vp"), ptr(b, 0, "sp4")
+
+            def wsum(c0=c0, acc=acc, vp=vp, sp4=sp4):
+                pv = [bcast_ld(b, "f32", scores, at(b, sp4, j * t16 * 4)) for j in range(hb)]
+                for c in range(span):
+                    vv = ld(b, "f32", vc.scroll, at(b, vp, (c0 + c) * 64))
+                    for j in range(hb):
+                        b.emit("DFMA", acc[j][c], pv[j], vv, acc[j][c], type="f32")
+                bump(b, vp, row_kv)
+                bump(b, sp4, 4)
+
+            loop(b, n, wsum, "wsum")
+            for j in range(hb):
+                for c in range(span):
+                    r = b.new("v")
+                    b.emit("DMUL", r, acc[j][c], vinv[j], type="f32")
+                    st(b, "f32", r, o.scroll, at(b, qp, (j * hd + (c0 + c) * 16) * 4))
+        # next batch of heads; the kv group advances every group / hb batches
+        bump(b, qp, hb * hd * 4)
         b.emit("DADD", hcount, hcount, Imm(1), type="i64")
-        if group > 1:
+        if group // hb > 1:
             flag = b.new("r")
             same = b.label("same_group")
-            b.emit("DCMP", flag, hcount, Imm(group), type="i64", mod="eq")
+            b.emit("DCMP", flag, hcount, Imm(group // hb), type="i64", mod="eq")
             b.emit("DBRF", same)
             b.emit("DMOV", hcount, Imm(0))
             bump(b, kvp, hd * 4)
