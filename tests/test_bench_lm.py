@@ -70,3 +70,29 @@ def test_lm_bench_cli_json_and_errors(capsys, tmp_path):
     assert "missing.gguf" in capsys.readouterr().err
     assert cli(["bench", "--lm", "synthetic:tiny", "--lm-prompt", "300", "--lm-ctx", "256"]) == 2
     assert "exceed the context" in capsys.readouterr().err
+
+
+def test_large_writer_gguf_loads_with_the_padded_vocabulary(tmp_path):
+    """The streamed TQ2_0 writer (used for the 2B-4T and ~100M measurements) gives a file vtpu loads:
+    shapes from the metadata, the corpus tokenizer padded with reserved control tokens, ternary
+    matrices with one scale, and the reference runs on it."""
+    import dataclasses
+
+    import numpy as np
+
+    from vtpu_cli.models import Reference, load_model
+    from vtpu_cli.models.synth_large import write_large_tq2_0
+
+    spec = dataclasses.replace(PRESETS["tiny"], vocab=400, layers=1)
+    path = write_large_tq2_0(tmp_path / "m.gguf", spec)
+    assert not (tmp_path / "m.gguf.part").exists()
+    m = load_model(path)
+    c = m.config
+    assert (c.hidden, c.ffn, c.layers, c.heads, c.kv_heads, c.vocab) == (256, 512, 1, 4, 2, 400)
+    assert m.embedding.rows == 400 and m.tokenizer is not None
+    ids = m.tokenizer.encode("The quick brown fox")
+    assert ids[0] == c.bos_id and max(ids) < 300  # real text never hits the reserved tokens
+    w = m.layers[0].wq.ternary()
+    assert set(np.unique(w)) <= {-1, 0, 1} and (w == 0).mean() > 0.2
+    logits = Reference(m, ctx=32).forward(ids)
+    assert logits.shape == (len(ids), 400) and np.isfinite(logits).all()

@@ -36,6 +36,7 @@ class LargeSpec:
     rms_eps: float = 1e-5
     max_ctx: int = 4096
     seed: int = 7
+    embed_std: float = 0.4  # smaller values give smaller logits (a perplexity that is not astronomic)
 
     @property
     def params(self) -> int:
@@ -152,7 +153,7 @@ def write_large_tq2_0(path: str | Path, spec: LargeSpec, progress=None) -> Path:
             data = np.empty(shape, np.float16)
             for r0 in range(0, s.vocab, 8192):
                 r1 = min(s.vocab, r0 + 8192)
-                data[r0:r1] = 0.4 * rng.standard_normal((r1 - r0, s.hidden), dtype=np.float32)
+                data[r0:r1] = s.embed_std * rng.standard_normal((r1 - r0, s.hidden), dtype=np.float32)
         else:
             data = (1 + 0.15 * rng.standard_normal(shape)).astype(np.float32)
         wr.write_tensor_data(np.ascontiguousarray(data))
