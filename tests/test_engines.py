@@ -160,7 +160,9 @@ def test_huge_untouched_scroll_is_not_copied_for_a_program_with_messages(deadloc
     engine, status, *rest = out
     assert engine == "jit" and status == ("deadlock" if deadlock else "ok")
     assert int(rest[-2]) == 7  # the message arrived
-    assert int(rest[-1]) < 400 * 1024, f"peak RSS {int(rest[-1]) // 1024} MiB"  # ru_maxrss is in KiB
+    # ru_maxrss is in KiB; a copy of the scroll alone would be 1024 MiB (measured here: ~115 MiB peak;
+    # the bound leaves room for whatever else the interpreter and LLVM map on a busy host)
+    assert int(rest[-1]) < 768 * 1024, f"peak RSS {int(rest[-1]) // 1024} MiB"
 
 
 def test_fleets_beyond_the_jit_thread_limit_run_on_the_interpreter(monkeypatch):
