@@ -364,3 +364,12 @@ reader:
         b = eng.run()
         assert b.engine == "jit"
         _same_outcome(a, b)
+
+
+def test_racecost_command_runs(capsys):
+    """``python -m vtpu_cli.engines.jit.racecost`` (the cost figures in docs/jit.md) runs end to end."""
+    from vtpu_cli.engines.jit import comm, racecost
+
+    assert racecost.main(["--rounds", "1", "--trips", "100"]) == 0
+    out = capsys.readouterr().out
+    assert out.count("ops/core cycle without the detector") == 4 and comm.RACE_CHECK is True
