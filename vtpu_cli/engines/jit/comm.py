@@ -16,9 +16,9 @@ only by the receiver, release/acquire), two collective slots per group (the n-th
 n & 1; a monotonic arrival counter per slot, so no reset is needed: collective n is complete when the
 counter reaches (n // 2 + 1) * members), and tables (group membership, sentron homes, hop counts).
 A blocked sentron spins (``pause``) and then yields (``sched_yield``) so 16 sentrons on 2 cores still
-progress. Every state change (send, receive, arrival) increments a global *epoch* after it is
-published; a sentron whose readiness check fails records the epoch it read before the check and sets
-its *blocked* flag. The engine's watchdog (``jit.py``) declares a deadlock when every live sentron is
+progress. Every state change (send, receive, arrival) increments the sentron's own change counter
+after it is published (the *epoch* is the sum of all counters); a sentron whose readiness check fails
+records the epoch it read before the check and sets its *blocked* flag. The engine's watchdog (``jit.py``) declares a deadlock when every live sentron is
 blocked having checked after the last state change -- the interpreter's own criterion -- and aborts
 the run; the run is then replayed in the interpreter, whose report (wait graph included) is the golden
 one. Conditions native code does not report (a collective kind mismatch, CCAST members that disagree
@@ -58,6 +58,7 @@ from vtpu_cli.isa.table import ANY_SENDER, type_size
 H_EPOCH, H_N, H_GINFO, H_HOMES, H_HOPS, H_GROUPS = 0, 64, 72, 80, 88, 96
 H_SLOTB, H_CONTRIB, H_ROOTS, H_GINFOB = 104, 112, 120, 128
 H_RMSG, H_RCOLL, H_RROW = 136, 144, 152  # race detector: message clocks, collective clocks, row bytes
+H_CHG = 160  # per-sentron state-change counters (one cache line each; their sum is the watchdog epoch)
 RINGS_OFF = 256
 R_TAIL, R_HEAD, R_LEN, R_DATA = 0, 64, 128, 256
 RING_BYTES = R_DATA + 64 * QUEUE_CAPACITY
@@ -87,7 +88,8 @@ def fleet_layout(n: int, ngroups: int, cap: int = 16) -> dict:
     # of every ring and one per member of each group's two collective slots; a writer word per scroll
     # (own cache line: readers poll it) and a row of read epochs per sentron (written only by its owner)
     row = _r64(8 * n)
-    clocks = _r64(hops + 8 * n * n)
+    chg = _r64(hops + 8 * n * n)
+    clocks = chg + 64 * n
     msgclk = clocks + n * row
     collclk = msgclk + n * n * QUEUE_CAPACITY * row
     writer = collclk + ngroups * 2 * n * row
@@ -102,6 +104,7 @@ def fleet_layout(n: int, ngroups: int, cap: int = 16) -> dict:
         ginfo=ginfo,
         homes=homes,
         hops=hops,
+        chg=chg,
         row=row,
         clocks=clocks,
         msgclk=msgclk,
@@ -131,6 +134,7 @@ def build_fleet_block(n: int, groups: list, topology=None, cap: int = 16):
     off = (-raw.ctypes.data) % 64
     blk = raw[off : off + lay["total"]]
     q = blk.view(np.uint64)
+    q[H_CHG // 8] = lay["chg"]
     q[H_RMSG // 8] = lay["msgclk"]
     q[H_RCOLL // 8] = lay["collclk"]
     q[H_RROW // 8] = lay["row"]
@@ -307,7 +311,7 @@ def _wait_until(lw, check) -> None:
     b.branch(loop)
     b.position_at_end(loop)
     fb = lw.cload(lw_off_fleet(), PTR)
-    epoch = _ld(lw, fb, H_EPOCH, order="acquire")
+    epoch = _changes(lw, fb)
     ok = check()
     failed = lw.new_block(f"cwfail_{tag}")
     unblock = lw.new_block(f"cwunblock_{tag}")
@@ -360,7 +364,42 @@ def _fleet(lw):
 
 
 def _epoch_bump(lw, fb) -> None:
-    lw.b.atomic_rmw("add", _gep(lw, fb, H_EPOCH), _c(1), "seq_cst")
+    """A state change was published (send, receive, arrival): advance this sentron's change counter.
+
+    One counter per sentron, on its own cache line and written only by its owner (a plain load and a
+    release store): a global counter bumped with a locked add bounced one cache line between every
+    pair of communicating threads on every C op. The watchdog epoch is the sum of all counters."""
+    b = lw.b
+    sid = lw.cload(OFF_SID, I64)
+    p = _gep(lw, fb, b.add(_ld(lw, fb, H_CHG), b.mul(sid, _c(64))))
+    _store_atomic(lw, b.add(b.load(p, typ=I64, align=8), _c(1)), p, "release", 8)
+
+
+def _changes(lw, fb):
+    """The watchdog epoch: the sum of every sentron's change counter (acquire loads), read before a
+    readiness check. Each counter only grows, so a change published during the reading makes the sum
+    differ from the watchdog's later one (no false deadlock); one seen here is visible to the check."""
+    b = lw.b
+    n = _ld(lw, fb, H_N)
+    base = _gep(lw, fb, _ld(lw, fb, H_CHG))
+    pre = b.block
+    head = lw.new_block(f"chg_{lw.pc}")
+    body = lw.new_block(f"chgb_{lw.pc}")
+    done = lw.new_block(f"chgd_{lw.pc}")
+    b.branch(head)
+    b.position_at_end(head)
+    k = b.phi(I64)
+    acc = b.phi(I64)
+    k.add_incoming(_c(0), pre)
+    acc.add_incoming(_c(0), pre)
+    b.cbranch(b.icmp_unsigned("<", k, n), body, done)
+    b.position_at_end(body)
+    x = _ld(lw, base, b.mul(k, _c(64)), order="acquire")
+    k.add_incoming(b.add(k, _c(1)), body)
+    acc.add_incoming(b.add(acc, x), body)
+    b.branch(head)
+    b.position_at_end(done)
+    return acc
 
 
 def _ring(lw, fb, n, src, dst):

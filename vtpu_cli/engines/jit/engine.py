@@ -87,8 +87,9 @@ class _Hub:
         failed its readiness check after the last state change (the epoch it read is the current one)."""
         if self.fleet_blk is None or self.deadlock or self.abort[0]:
             return
-        ep = self.fleet_blk[:8].view(np.int64)
-        e0 = int(ep[0])
+        lay = self.fleet_lay
+        chg = self.fleet_blk[lay["chg"] : lay["chg"] + 64 * len(sens)].view(np.int64)[::8]
+        e0 = int(chg.sum())  # the epoch: the sum of every sentron's change counter (comm._changes)
         with self.cond:
             live = list(self.live)
             if not live:
@@ -97,7 +98,7 @@ class _Hub:
                 x = sens[sid].ext
                 if x[(L.OFF_BLOCKED - L.OFF_FLEET) // 8] != 1 or x[(L.OFF_SEEN - L.OFF_FLEET) // 8] != e0:
                     return
-            if int(ep[0]) != e0 or self.abort[0]:
+            if int(chg.sum()) != e0 or self.abort[0]:
                 return
             self.deadlock = True
             self.set_abort()
