@@ -46,7 +46,8 @@ def test_lm_bench_interp_tiny_verifies_decode_tokens():
     r = run_lm_bench("synthetic:tiny", prompt=6, tokens=3, engine="interp", repeats=1, prefill_chunk=4)
     assert r["verified"] is True
     assert r["engines_used"] == ["interp"]
-    assert r["prefill_chunk"] == 4 and r["prompt_tokens"] == 6
+    assert r["prefill_chunks"] == [4] and r["prompt_tokens"] == 6
+    assert r["prefill_plan"] == [(4, 4), (2, 4)]
     for k in ("prefill_tok_s", "decode_tok_s", "ttft_s", "roofline_fraction", "stream_read_bytes_s"):
         assert r[k] > 0, k
     # bytes per token: the ternary tiles (= the packed weights) plus norms, scales and the int8 head with its row scales

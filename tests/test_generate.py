@@ -151,13 +151,21 @@ def test_batched_prefill_interp_equals_token_by_token_and_reference(paths, chunk
 def test_prefill_plan(paths):
     model = load_model(paths["tq2_0"])
     cm = CompiledModel(model, ctx=40, engine="interp", prefill=16)
-    assert cm.plan(1) == [1]
-    assert cm.plan(7) == [1] * 7  # below T/2: token by token, the prefill variant is never compiled
-    assert cm.plan(8) == [8]  # one chunk padded to 16
-    assert cm.plan(37) == [16, 16, 1, 1, 1, 1, 1]
-    assert cm.plan(30, pos=10) == [16, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1]  # 26 + 16 > 40
-    assert CompiledModel(model, ctx=40, engine="interp", prefill=1).plan(5) == [1] * 5
-    assert sorted(cm.runners) == [1]
+    assert cm.plan(1) == [(1, 1)]
+    assert cm.plan(7) == [(1, 1)] * 7  # below T/2: token by token, the prefill variant is never compiled
+    assert cm.plan(8) == [(8, 16)]  # one chunk padded to 16
+    assert cm.plan(37) == [(16, 16), (16, 16)] + [(1, 1)] * 5
+    assert cm.plan(30, pos=10) == [(16, 16)] + [(1, 1)] * 14  # 26 + 16 > 40
+    assert cm.plan_sizes(30, pos=10) == {1, 16}
+    assert CompiledModel(model, ctx=40, engine="interp", prefill=1).plan(5) == [(1, 1)] * 5
+    two = CompiledModel(model, ctx=200, engine="interp")  # default sizes 64 and 16
+    assert two.prefill_sizes == (64, 16)
+    assert two.plan(150) == [(64, 64), (64, 64), (16, 16)] + [(1, 1)] * 6
+    assert two.plan(140) == [(64, 64), (64, 64), (12, 16)]
+    assert two.plan(100) == [(64, 64), (36, 64)]
+    assert two.plan(74, pos=120) == [(64, 64), (10, 16)]
+    assert two.plan(20, pos=180) == [(16, 16)] + [(1, 1)] * 4
+    assert sorted(cm.runners) == sorted(two.runners) == [1]  # planning compiles nothing
 
 
 def test_prefill_rejects_overflow(paths):
@@ -167,6 +175,8 @@ def test_prefill_rejects_overflow(paths):
         cm.forward(list(range(2, 11)))
     with pytest.raises(ModelError, match="at least 1"):
         CompiledModel(model, ctx=8, engine="interp", prefill=0)
+    with pytest.raises(ModelError, match="at least 1"):
+        CompiledModel(model, ctx=8, engine="interp", prefill=())
 
 
 @pytest.mark.slow  # native code for the decode and the prefill variant (cached after the first run)

@@ -164,7 +164,7 @@ def run_lm_bench(
     ctx: int = 0,
     engine: str = "jit",
     repeats: int = 3,
-    prefill_chunk: int = 16,
+    prefill_chunk: int | tuple[int, ...] | None = None,
     verify: bool | None = None,
     log=None,
 ) -> dict:
@@ -193,7 +193,8 @@ def run_lm_bench(
     if prompt + tokens > min(ctx, c.max_ctx):
         raise ModelError(f"prompt {prompt} + {tokens} tokens exceed the context {min(ctx, c.max_ctx)}")
     t1 = time.perf_counter()
-    cm = CompiledModel(model, ctx=ctx, engine=engine, weights=weights, prefill=prefill_chunk)
+    kw = {} if prefill_chunk is None else {"prefill": prefill_chunk}
+    cm = CompiledModel(model, ctx=ctx, engine=engine, weights=weights, **kw)
     t2 = time.perf_counter()
     say("engine start (JIT code generation or its disk cache)...")
     cm.start()
@@ -205,7 +206,8 @@ def run_lm_bench(
         "layout_cache_hit": hit,
         "compile_s": t2 - t1,
         "engine_start_s": t3 - t2,
-        "prefill_chunk": cm.prefill_tokens,
+        "prefill_chunks": list(cm.prefill_sizes),
+        "prefill_plan": cm.plan(prompt, pos=0),
     }
     rng = np.random.default_rng(5)
     ids = [int(x) for x in rng.integers(2, c.vocab, size=prompt)]
@@ -279,7 +281,7 @@ def _fmt(r: dict) -> str:
         f"model {r['model']}: hidden {c['hidden']}, ffn {c['ffn']}, {c['layers']} layers, "
         f"{c['heads']}/{c['kv_heads']} heads, vocab {c['vocab']}; engine {','.join(r['engines_used'])}",
         f"  prefill  {r['prefill_tok_s']:9.1f} tok/s  ({r['prompt_tokens']} tokens, chunks of "
-        f"{r['prefill_chunk']}; time to first token {r['ttft_s'] * 1e3:.0f} ms)",
+        f"{'/'.join(map(str, r['prefill_chunks'])) or '1'}; time to first token {r['ttft_s'] * 1e3:.0f} ms)",
         f"  decode   {r['decode_tok_s']:9.1f} tok/s  ({r['decode_step_ms_median']:.1f} ms/token, median of "
         f"{r['decode_tokens'] - 1})",
         f"  roofline {r['roofline_fraction'] * 100:8.1f} %     ({r['weight_bytes_per_token'] / 2**20:.1f} MiB/token "

@@ -282,12 +282,13 @@ class CompiledModel:
     """A loaded model run through the toolchain, with a KV cache. Same shape of interface as
     ``Reference``: ``forward(ids)`` appends tokens and returns logits.
 
-    Two compiled variants share the weights and the KV-cache scrolls: the decode step (T = 1) and, made
-    on the first prompt of at least T/2 tokens, the prefill step (T = ``prefill`` tokens per run). A
-    prompt runs as full T-token chunks; a remainder of at least T/2 is one more chunk padded with copies
-    of its last token when it fits in the context (padding rows sit after every real row, so the causal
+    Compiled variants share the weights and the KV-cache scrolls: the decode step (T = 1) and, each
+    made on first use, prefill steps of T = ``prefill`` tokens per run (default 64 and 16). A prompt
+    runs as full T-token chunks; a remainder of at least T/2 is one more chunk padded with copies of its
+    last token when it fits in the context (padding rows sit after every real row, so the causal
     attention of the real rows never sees them, and decode overwrites their cache rows before reading
-    them), else token by token (:meth:`plan`). Only the prompt's last token runs the LM head."""
+    them); smaller remainders try the next size, then go token by token (:meth:`plan`). Only the
+    prompt's last token runs the LM head."""
 
     def __init__(
         self,
@@ -295,19 +296,22 @@ class CompiledModel:
         ctx: int | None = None,
         engine: str = "jit",
         weights: dict[str, np.ndarray] | None = None,
-        prefill: int = 16,
+        prefill: int | tuple[int, ...] = (64, 16),
     ) -> None:
         from vtpu_cli.core import coords
         from vtpu_cli.machine.memory import scroll_buffer
 
         check_supported(model)
-        if prefill < 1:
+        sizes = (prefill,) if isinstance(prefill, int) else tuple(prefill)
+        if not sizes or min(sizes) < 1:
             raise ModelError(f"prefill chunk must be at least 1 token, got {prefill}")
         self.model = model
         self.cfg = c = model.config
         self.ctx = min(ctx or c.max_ctx, c.max_ctx)
         self.engine = engine
-        self.prefill_tokens = min(prefill, self.ctx)
+        # prefill chunk sizes T > 1, largest first (one compiled variant each, made on first use)
+        self.prefill_sizes = tuple(sorted({min(t, self.ctx) for t in sizes if t > 1}, reverse=True))
+        self.prefill_tokens = self.prefill_sizes[0] if self.prefill_sizes else 1
         conv = weights if weights is not None else convert_weights(model)
         shared = {coords.parse_packed(k): v for k, v in conv.items()}
         cos, sin = rope_tables(self.ctx, c.head_dim, c.rope_theta)
@@ -344,11 +348,13 @@ class CompiledModel:
             r = self.runners[tokens] = StepRunner(self.shape(tokens), self.shared, self.engine)
         return r
 
-    def start(self, prefill: bool = True) -> None:
-        """Start the engines of the decode step and (``prefill``) of the prefill step now."""
+    def start(self, sizes=None) -> None:
+        """Start the engines now (JIT code generation or its cache): the decode step and the prefill
+        variants of ``sizes`` (default all; ``plan_sizes`` gives those a prompt uses)."""
         self.runners[1].start()
-        if prefill and self.prefill_tokens > 1:
-            self.runner_for(self.prefill_tokens).start()
+        for t in self.prefill_sizes if sizes is None else sizes:
+            if t > 1:
+                self.runner_for(t).start()
 
     def reset(self) -> None:
         """Start a new sequence (cache rows beyond ``pos`` are never read, so nothing is cleared)."""
@@ -368,21 +374,34 @@ class CompiledModel:
             raise ModelError(f"context of {self.ctx} tokens exceeded")
         return self._run(self.runners[1], [int(token)], 1, head)
 
-    def plan(self, n: int, pos: int | None = None) -> list[int]:
-        """How ``n`` tokens appended at ``pos`` (default: the current position) are run: the number of
-        real tokens of each run, T-token chunks first. A remainder of at least T/2 tokens is one more
-        chunk padded to T when it fits in the context; a smaller one (or one that does not fit) runs
-        token by token (a padded chunk computes T rows, so it only pays off for a large remainder)."""
+    def plan(self, n: int, pos: int | None = None) -> list[tuple[int, int]]:
+        """How ``n`` tokens appended at ``pos`` (default: the current position) are run: a list of
+        (real tokens, T) per run. At each point the largest chunk size T that fits the context is
+        used for a full chunk; a remainder of at least T/2 tokens is one chunk padded to T; otherwise
+        the next smaller size is tried, and what is left runs token by token (T = 1). A padded chunk
+        computes T rows, so it only pays off for a large remainder."""
         pos = self.pos if pos is None else pos
-        t, runs, i = self.prefill_tokens, [], 0
+        runs: list[tuple[int, int]] = []
+        i = 0
         while i < n:
-            left = n - i
-            if t > 1 and left >= max(2, (t + 1) // 2) and pos + i + t <= self.ctx:
-                runs.append(min(t, left))
-            else:
-                runs.append(1)
-            i += runs[-1]
+            left, p = n - i, pos + i
+            run = (1, 1)
+            for t in self.prefill_sizes:
+                if p + t > self.ctx:
+                    continue
+                if left >= t:
+                    run = (t, t)
+                    break
+                if left >= max(2, (t + 1) // 2):
+                    run = (left, t)
+                    break
+            runs.append(run)
+            i += run[0]
         return runs
+
+    def plan_sizes(self, n: int, pos: int | None = None) -> set[int]:
+        """The chunk sizes ``plan(n, pos)`` uses (1 for token-by-token runs)."""
+        return {t for _, t in self.plan(n, pos)}
 
     def prefill(self, ids: list[int]) -> StepRunner:
         """Append ``ids`` as :meth:`plan` says (only the last token runs the LM head); the runner then
@@ -391,11 +410,11 @@ class CompiledModel:
             raise ModelError("prefill needs at least one token")
         if self.pos + len(ids) > self.ctx:
             raise ModelError(f"context of {self.ctx} tokens exceeded ({self.pos} + {len(ids)})")
-        t, i, r = self.prefill_tokens, 0, self.runner
-        for n in self.plan(len(ids)):
+        i, r = 0, self.runner
+        for n, t in self.plan(len(ids)):
             chunk = [int(x) for x in ids[i : i + n]]
             last = i + n == len(ids)
-            if n == 1:
+            if t == 1:
                 r = self.step(chunk[0], head=last)
             else:
                 r = self._run(self.runner_for(t), chunk + [chunk[-1]] * (t - n), n, head=last)

@@ -111,11 +111,11 @@ def _open(model: Path, ctx: int, engine: str, sentrons: int, stats: GenStats):
     return m, cm
 
 
-def _start(cm, stats: GenStats, prefill: bool) -> None:
+def _start(cm, stats: GenStats, sizes: set[int]) -> None:
     """Start the engines (JIT code generation or its disk cache) before the clock of the first token:
-    the decode step, and the prefill step when the prompt uses it."""
+    the decode step, and the prefill variants the prompt uses."""
     t = time.perf_counter()
-    cm.start(prefill=prefill)
+    cm.start(sizes)
     stats.compile_s += time.perf_counter() - t
 
 
@@ -159,7 +159,7 @@ def generate_command(
             raise ModelError("empty prompt: at least one token (e.g. BOS) is needed")
         if len(ids) > cm.ctx:
             raise ModelError(f"prompt of {len(ids)} tokens is longer than the context of {cm.ctx}")
-        _start(cm, stats, prefill=max(cm.plan(len(ids))) > 1)
+        _start(cm, stats, cm.plan_sizes(len(ids), pos=0))
         sampler = Sampler(temperature=temp, top_k=top_k, top_p=top_p, seed=seed)
     except ModelError as e:
         return _fail(e, json_out)
@@ -292,7 +292,7 @@ def perplexity_command(
         except (OSError, UnicodeDecodeError) as e:
             raise ModelError(f"{text_file}: cannot read ({e})") from None
         m, cm = _open(Path(model), ctx, engine, 1, stats)
-        _start(cm, stats, prefill=False)
+        _start(cm, stats, set())
         ids = m.tokenizer.encode(text)
         if len(ids) < 2:
             raise ModelError(f"{text_file}: needs at least 2 tokens, found {len(ids)}")
@@ -302,7 +302,7 @@ def perplexity_command(
                     f"{text_file}: {len(ids)} tokens; --scoring second-half needs at least 2 x the context "
                     f"({2 * cm.ctx}), as llama-perplexity does"
                 )
-            _start(cm, stats, prefill=max(cm.plan(cm.ctx // 2, pos=0)) > 1)
+            _start(cm, stats, cm.plan_sizes(cm.ctx // 2, pos=0))
     except ModelError as e:
         return _fail(e, json_out)
     if scoring == "second-half":
