@@ -4,26 +4,8 @@ from __future__ import annotations
 
 from functools import lru_cache
 
+from vtpu_cli.compiler.fastparse import KEYWORDS, Reject, parse_fast  # noqa: F401  (KEYWORDS re-exported)
 from vtpu_cli.core.errors import Diagnostic
-
-KEYWORDS = {
-    "let",
-    "for",
-    "in",
-    "step",
-    "if",
-    "else",
-    "kernel",
-    "coord",
-    "const",
-    "input",
-    "weight",
-    "output",
-    "tensor",
-    "scale",
-    "layers",
-    "fn",
-}
 
 
 @lru_cache(maxsize=1)
@@ -83,6 +65,12 @@ def parse(text: str, filename: str):
             return False
         return False
 
+    try:  # the hand-written parser builds the same tree ~3x faster; Lark decides the rest
+        tree = parse_fast(text)
+        _check_depth(tree, diag)
+        return (None if diags else tree), diags
+    except (Reject, RecursionError):
+        pass
     try:
         tree = _parser().parse(text, on_error=on_error)
     except UnexpectedCharacters as e:

@@ -1,0 +1,426 @@
+"""A hand-written recursive-descent parser for ``.phx`` that builds the same Lark tree as
+``grammar/phx.lark`` (same rule names, tokens, ``None`` placeholders and positions), about 3x faster
+than the LALR parser with position propagation.
+
+It is the fast path only: on any input it does not accept it raises :class:`Reject`, and
+:func:`~.parser.parse` re-parses with Lark, which produces the diagnostics (error recovery, expected
+tokens). ``tests/test_phx_parse.py`` checks that both parsers build identical trees.
+"""
+
+from __future__ import annotations
+
+import re
+
+from lark import Token, Tree
+from lark.tree import Meta
+
+_TOKEN = re.compile(
+    r"(?P<ws>(?:[ \t\r\n]+|#[^\n]*)+)"
+    r"|(?P<COORD>\d+\.\d+\.\d+/\d+\.\d+\.\d+/\d+\.\d+\.\d+)"
+    r"|(?P<FLOAT>\d+\.\d+(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+)"
+    r"|(?P<INT>0[xX][0-9a-fA-F_]+|0[bB][01_]+|\d[\d_]*)"
+    r"|(?P<NAME>[A-Za-z_][A-Za-z_0-9]*)"
+    r"|(?P<op>==|!=|<=|>=|<<|>>|\.\.|[-+*/%&|^<>=(){}\[\],;:@])"
+)
+# words of the grammar (the contextual lexer reads them as keywords where the grammar allows them)
+KEYWORDS = {
+    "let",
+    "for",
+    "in",
+    "step",
+    "if",
+    "else",
+    "kernel",
+    "coord",
+    "const",
+    "input",
+    "weight",
+    "output",
+    "tensor",
+    "scale",
+    "layers",
+    "fn",
+}
+_CMP = ("==", "!=", "<=", ">=", "<", ">")
+_SUM = {"+": "add", "-": "sub"}
+# `<<` and `>>` are absent on purpose: Lark's lexer reads them as the comparison `<`/`>` (so the
+# grammar's shl/shr never parse today); the fast path rejects them and Lark reports the error.
+_PRODUCT = {"*": "mul", "/": "div", "%": "mod", "&": "band", "|": "bor", "^": "bxor"}
+_ROLES = ("input", "weight", "output", "tensor")
+_STMT_KEYWORDS = ("let", "for", "if")
+_ITEM_KEYWORDS = ("coord", "const", "kernel", "fn", *_ROLES)
+
+
+class Reject(Exception):
+    """The fast parser does not accept the input (Lark decides, and reports errors)."""
+
+
+class _Tok:
+    """A lexed token: kind (NAME INT FLOAT COORD or the operator text), text and position."""
+
+    __slots__ = ("kind", "text", "pos", "line", "col", "end", "eline", "ecol")
+
+    def __init__(self, kind, text, pos, line, col, end, eline, ecol):
+        self.kind, self.text, self.pos, self.line, self.col = kind, text, pos, line, col
+        self.end, self.eline, self.ecol = end, eline, ecol
+
+
+def _lex(text: str) -> list[_Tok]:
+    toks: list[_Tok] = []
+    pos, line, col, n = 0, 1, 1, len(text)
+    match = _TOKEN.match
+    while pos < n:
+        m = match(text, pos)
+        if m is None:
+            raise Reject
+        kind = m.lastgroup
+        s = m.group()
+        end = m.end()
+        if kind == "ws":
+            nl = s.count("\n")
+            if nl:
+                line += nl
+                col = end - text.rfind("\n", pos, end)
+            else:
+                col += end - pos
+            pos = end
+            continue
+        if kind == "op":
+            kind = s
+        toks.append(_Tok(kind, s, pos, line, col, end, line, col + end - pos))
+        col += end - pos
+        pos = end
+    return toks
+
+
+def _meta(first: _Tok, last: _Tok) -> Meta:
+    m = Meta()
+    d = m.__dict__
+    d["empty"] = False
+    d["line"] = d["container_line"] = first.line
+    d["column"] = d["container_column"] = first.col
+    d["start_pos"] = d["container_start_pos"] = first.pos
+    d["end_line"] = d["container_end_line"] = last.eline
+    d["end_column"] = d["container_end_column"] = last.ecol
+    d["end_pos"] = d["container_end_pos"] = last.end
+    return m
+
+
+class _Parser:
+    def __init__(self, toks: list[_Tok]):
+        self.toks = toks
+        self.i = 0
+        self.n = len(toks)
+
+    # ------------------------------------------------------------------ helpers
+    def peek(self, k: int = 0) -> _Tok | None:
+        j = self.i + k
+        return self.toks[j] if j < self.n else None
+
+    def kind(self, k: int = 0) -> str | None:
+        j = self.i + k
+        return self.toks[j].kind if j < self.n else None
+
+    def take(self, kind: str) -> _Tok:
+        if self.i >= self.n:
+            raise Reject
+        t = self.toks[self.i]
+        if t.kind != kind:
+            raise Reject
+        self.i += 1
+        return t
+
+    def keyword(self, word: str) -> _Tok:
+        t = self.take("NAME")
+        if t.text != word:
+            raise Reject
+        return t
+
+    def at_word(self, word: str) -> bool:
+        t = self.peek()
+        return t is not None and t.kind == "NAME" and t.text == word
+
+    def prev(self) -> _Tok:
+        return self.toks[self.i - 1]
+
+    @staticmethod
+    def token(t: _Tok, kind: str | None = None) -> Token:
+        if kind is None and t.text in KEYWORDS:
+            # a keyword used as a name: whether Lark's contextual lexer reads it as the keyword
+            # depends on its LALR state's lookaheads (`else` after any `}`), so Lark decides
+            raise Reject
+        return Token(kind or t.kind, t.text, t.pos, t.line, t.col, t.eline, t.ecol, t.end)
+
+    @staticmethod
+    def name(t: _Tok) -> Token:
+        """A NAME where the grammar accepts nothing else (after `kernel`, `fn`, `let`, `:` ...):
+        Lark reads any word there as a NAME, keywords included."""
+        return Token("NAME", t.text, t.pos, t.line, t.col, t.eline, t.ecol, t.end)
+
+    def tree(self, data: str, children: list, first: _Tok) -> Tree:
+        return Tree(data, children, _meta(first, self.prev()))
+
+    # ------------------------------------------------------------------ items
+    def start(self) -> Tree:
+        items = []
+        while self.i < self.n:
+            t = self.toks[self.i]
+            if t.kind == ";":
+                self.i += 1
+                continue
+            if t.kind == "NAME" and t.text in _ITEM_KEYWORDS:
+                items.append(self.item(t))
+            else:
+                items.append(self.stmt())
+        if not self.toks:
+            return Tree("start", [])
+        return Tree("start", items, _meta(self.toks[0], self.toks[-1]))
+
+    def item(self, t: _Tok) -> Tree:
+        w = t.text
+        if w in _ROLES:
+            return self.tensor_decl()
+        self.i += 1
+        if w == "coord":
+            name = self.name(self.take("NAME"))
+            self.take("=")
+            return self.tree("coord_decl", [name, self.token(self.take("COORD"))], t)
+        if w == "const":
+            name = self.name(self.take("NAME"))
+            self.take("=")
+            return self.tree("const_decl", [name, self.expr()], t)
+        if w == "kernel":
+            name = self.name(self.take("NAME"))
+            return self.tree("kernel", [name, self.block()], t)
+        # fn NAME "(" [NAME ("," NAME)*] ")" block
+        name = self.name(self.take("NAME"))
+        self.take("(")
+        params: list = []
+        if self.kind() == "NAME":
+            params.append(self.name(self.take("NAME")))
+            while self.kind() == ",":
+                self.i += 1
+                params.append(self.name(self.take("NAME")))
+        self.take(")")
+        return self.tree("fn_def", [name, *(params or [None]), self.block()], t)
+
+    def tensor_decl(self) -> Tree:
+        first = self.take("NAME")
+        role = Tree("role", [self.token(first, first.text.upper())], _meta(first, first))
+        name = self.name(self.take("NAME"))
+        self.take(":")
+        dtype = self.name(self.take("NAME"))
+        shape = placement = scale = layers = None
+        if self.kind() == "[":
+            s0 = self.take("[")
+            dims = [self.dim()]
+            while self.kind() == ",":
+                self.i += 1
+                dims.append(self.dim())
+            self.take("]")
+            shape = self.tree("shape", dims, s0)
+        if self.kind() == "@":
+            a = self.take("@")
+            t = self.peek()
+            if t is None or t.kind not in ("COORD", "NAME"):
+                raise Reject
+            self.i += 1
+            placement = self.tree("placement", [self.token(t)], a)
+        if self.at_word("scale"):
+            s0 = self.take("NAME")
+            scale = self.tree("scale", [self.expr()], s0)
+        if self.at_word("layers"):
+            s0 = self.take("NAME")
+            layers = self.tree("layers", [self.expr()], s0)
+        return self.tree("tensor_decl", [role, name, dtype, shape, placement, scale, layers], first)
+
+    def dim(self) -> Tree:
+        t = self.peek()
+        if t is None or t.kind not in ("INT", "NAME"):
+            raise Reject
+        self.i += 1
+        return Tree("dim", [self.token(t)], _meta(t, t))
+
+    def block(self) -> Tree:
+        first = self.take("{")
+        stmts = []
+        while True:
+            k = self.kind()
+            if k == "}":
+                break
+            if k == ";":
+                self.i += 1
+                continue
+            if k is None:
+                raise Reject
+            stmts.append(self.stmt())
+        self.take("}")
+        return self.tree("block", stmts, first)
+
+    # ------------------------------------------------------------------ statements
+    def stmt(self) -> Tree:
+        t = self.peek()
+        if t is None or t.kind != "NAME":
+            raise Reject
+        w = t.text
+        if w == "let":
+            self.i += 1
+            name = self.name(self.take("NAME"))
+            ty = None
+            if self.kind() == ":":
+                self.i += 1
+                ty = self.name(self.take("NAME"))
+            self.take("=")
+            return self.tree("let_stmt", [name, ty, self.expr()], t)
+        if w == "for":
+            self.i += 1
+            name = self.name(self.take("NAME"))
+            self.keyword("in")
+            lo = self.expr()
+            self.take("..")
+            hi = self.expr()
+            step = None
+            if self.at_word("step"):
+                self.i += 1
+                step = self.expr()
+            return self.tree("for_stmt", [name, lo, hi, step, self.block()], t)
+        if w == "if":
+            return self.if_stmt()
+        if w in _ITEM_KEYWORDS:
+            raise Reject  # a declaration inside a block: Lark reports it
+        k1 = self.kind(1)
+        if k1 == "=":
+            self.i += 2
+            return self.tree("assign", [self.token(t), self.expr()], t)
+        if k1 == "(":
+            c = self.call()
+            return self.tree("call_stmt", [c], t)
+        if k1 == "[":
+            self.i += 2
+            idx = self.expr()
+            self.take("]")
+            self.take("=")
+            return self.tree("index_assign", [self.token(t), idx, self.expr()], t)
+        if k1 == ",":
+            self.i += 1
+            names = [self.token(t)]
+            while self.kind() == ",":
+                self.i += 1
+                names.append(self.token(self.take("NAME")))
+            self.take("=")
+            return self.tree("multi_assign", [*names, self.expr()], t)
+        raise Reject
+
+    def if_stmt(self) -> Tree:
+        first = self.keyword("if")
+        a = self.expr()
+        op = self.peek()
+        if op is None or op.kind not in _CMP:
+            raise Reject
+        self.i += 1
+        b = self.expr()
+        body = self.block()
+        other = None
+        if self.at_word("else"):
+            self.i += 1
+            if self.at_word("if"):
+                inner_first = self.peek()
+                inner = self.if_stmt()
+                other = Tree("if_block", [inner], _meta(inner_first, self.prev()))
+            else:
+                other = self.block()
+        kids = [a, self.token(op, "CMPOP"), b, body]
+        if other is not None:  # no placeholder: `["else" _else_part]` holds an inlined rule
+            kids.append(other)
+        return self.tree("if_stmt", kids, first)
+
+    # ------------------------------------------------------------------ expressions
+    def expr(self):
+        first = self.peek()
+        left = self.product()
+        while True:
+            k = self.kind()
+            data = _SUM.get(k) if k is not None else None
+            if data is None:
+                return left
+            self.i += 1
+            right = self.product()
+            left = Tree(data, [left, right], _meta(first, self.prev()))
+
+    def product(self):
+        first = self.peek()
+        left = self.unary()
+        while True:
+            k = self.kind()
+            data = _PRODUCT.get(k) if k is not None else None
+            if data is None:
+                return left
+            self.i += 1
+            right = self.unary()
+            left = Tree(data, [left, right], _meta(first, self.prev()))
+
+    def unary(self):
+        t = self.peek()
+        if t is not None and t.kind == "-":
+            self.i += 1
+            inner = self.unary()
+            return Tree("neg", [inner], _meta(t, self.prev()))
+        return self.atom()
+
+    def atom(self):
+        t = self.peek()
+        if t is None:
+            raise Reject
+        k = t.kind
+        if k == "INT":
+            self.i += 1
+            return Tree("int_lit", [self.token(t)], _meta(t, t))
+        if k == "FLOAT":
+            self.i += 1
+            return Tree("float_lit", [self.token(t)], _meta(t, t))
+        if k == "NAME":
+            k1 = self.kind(1)
+            if k1 == "(":
+                return self.call()
+            if k1 == "[":
+                self.i += 2
+                idx = self.expr()
+                self.take("]")
+                return self.tree("index", [self.token(t), idx], t)
+            self.i += 1
+            return Tree("name", [self.token(t)], _meta(t, t))
+        if k == "(":
+            self.i += 1
+            e = self.expr()
+            close = self.take(")")
+            d = e.meta.__dict__  # Lark: an inlined rule's tokens widen only the *container* span
+            d["container_line"], d["container_column"], d["container_start_pos"] = t.line, t.col, t.pos
+            d["container_end_line"], d["container_end_column"] = close.eline, close.ecol
+            d["container_end_pos"] = close.end
+            return e
+        raise Reject
+
+    def call(self) -> Tree:
+        first = self.take("NAME")
+        self.take("(")
+        args: list = []
+        if self.kind() != ")":
+            args.append(self.arg())
+            while self.kind() == ",":
+                self.i += 1
+                args.append(self.arg())
+        self.take(")")
+        return self.tree("call", [self.token(first), *(args or [None])], first)
+
+    def arg(self):
+        t = self.peek()
+        if t is not None and t.kind == "NAME" and self.kind(1) == "=":
+            self.i += 2
+            return self.tree("kwarg", [self.token(t), self.expr()], t)
+        return self.expr()
+
+
+def parse_fast(text: str) -> Tree:
+    """The Lark-identical tree of a valid program; :class:`Reject` for anything else."""
+    p = _Parser(_lex(text))
+    return p.start()
