@@ -381,3 +381,50 @@ for l in 0..6 {
     x = rnd(8, 6, 16)
     got = all_engines(src, {"x": x}, ["y"], None, ENGINES[:2])
     np.testing.assert_array_equal(got["y"], x + x)
+
+
+KV_PROJ = """input x: f32[1, 64]
+weight wt: t2[64, 48] scale 0.25
+weight w: f32[64, 48]
+input p: i32[1]
+output kc: f32[8, 48]
+output vc: f32[8, 48]
+let p32: i32 = load(p, 0)
+let pos: i64 = i64(p32)
+k = slice(kc, pos, 1)
+k = tmatmul(x, wt)
+v = slice(vc, pos, 1)
+v = matmul(x, w)
+"""
+
+
+@pytest.mark.parametrize("force_loops", [False, True])
+def test_projections_write_straight_into_the_kv_cache(force_loops):
+    """KV append without a copy: the projections' stores land in row `pos` of the caches."""
+    from test_phx_scale import matmul_ref, tmatmul_ref
+
+    rng = np.random.default_rng(0)
+    x, wt, w = rnd(1, 1, 64), rng.integers(-1, 2, (64, 48)), rnd(2, 64, 48)
+    for opt in (0, 3):
+        prog, _ = compile_phx(KV_PROJ, "t.phx", opt=opt, force_loops=force_loops)
+        bind_inputs(prog, {"x": x, "wt": wt, "w": w, "p": np.array([5], np.int32)})
+        res = Interpreter(prog, 1).run()
+        assert res.status == "ok"
+        kc, vc = read_output(prog, res, "kc"), read_output(prog, res, "vc")
+        np.testing.assert_array_equal(kc[5:6], tmatmul_ref(x, wt, 0.25))
+        np.testing.assert_array_equal(vc[5:6], matmul_ref(x, w))
+        assert not kc[:5].any() and not kc[6:].any() and not vc[:5].any() and not vc[6:].any()
+    # as many stores as computing into tensors of their own: nothing is copied
+    own = KV_PROJ.replace("k = slice(kc, pos, 1)\n", "").replace("v = slice(vc, pos, 1)\n", "")
+    own = own.replace("output kc: f32[8, 48]", "output k: f32[1, 48]").replace(
+        "output vc: f32[8, 48]", "output v: f32[1, 48]"
+    )
+    stores = [
+        sum(
+            1
+            for ln in compile_ir(s, force_loops=force_loops).splitlines()
+            if ln.strip().startswith("SSCATTR")
+        )
+        for s in (KV_PROJ, own)
+    ]
+    assert stores[0] == stores[1]

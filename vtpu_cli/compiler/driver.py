@@ -189,10 +189,15 @@ def _prologue(lw: Lowerer) -> None:
 
 
 def compile_ir(
-    text: str, filename: str = "<input>", opt: int = 2, sentrons: int = 1, tune: bool = False
+    text: str,
+    filename: str = "<input>",
+    opt: int = 2,
+    sentrons: int = 1,
+    tune: bool = False,
+    force_loops: bool = False,
 ) -> str:
     """The level-1 IR (after lowering, before register allocation) as text."""
-    return dump(_front(text, filename, opt, sentrons, tune).b.code)
+    return dump(_front(text, filename, opt, sentrons, tune, force_loops=force_loops).b.code)
 
 
 def compile_phx(
