@@ -123,9 +123,12 @@ def build_dag(block: list):
                 preds.setdefault(last_barrier, 1)
             since_barrier.append(i)
             rel = (mem.rel, version.get(mem.rel, 0)) if mem.rel is not None else None
-            for j in _mem_conflicts(mem_stores, mem, rel):
-                preds.setdefault(j, 1)
-            if mem.write:
+            sc = mem.scroll
+            # (only scan a table that holds this scroll, the '*' scroll, or when this access is '*')
+            if mem_stores and (sc == "*" or sc in mem_stores or "*" in mem_stores):
+                for j in _mem_conflicts(mem_stores, mem, rel):
+                    preds.setdefault(j, 1)
+            if mem.write and mem_loads and (sc == "*" or sc in mem_loads or "*" in mem_loads):
                 for j in _mem_conflicts(mem_loads, mem, rel):
                     preds.setdefault(j, 1)
             _mem_record(mem_stores if mem.write else mem_loads, mem, rel, i)
