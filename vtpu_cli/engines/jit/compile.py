@@ -177,7 +177,7 @@ FAST_LOOP_SIWS = 256
 def _fast_loops(
     program: Program, leaders: list[int]
 ) -> dict[int, tuple[int, tuple[int, ...], tuple[int, ...], bool]]:
-    """Innermost loops that get a *fast clone*: head -> (last SIW, p registers the loop accesses).
+    """Innermost loops that get a *fast clone* (``build_module`` emits them twice; see docs/jit.md).
 
     In a loop that writes no p register and calls no S-pipe runtime op (SALLOC, SFREE, SFLUSH,
     SPREFCH, SDEDUP: they reload every register and reset the translation state), a p register's

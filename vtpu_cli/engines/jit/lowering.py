@@ -150,7 +150,8 @@ class Lowerer:
         self.known_mru = False
         # ... and (race detector) every read/write record it needs is current: no checks at all
         self.known_race = False
-        self.race = False
+        self.race = False  # several sentrons with S accesses: set by comm.setup
+        self._slot_fn: ir.Function | None = None
 
     # ------------------------------------------------------------------ ctx access
     def cptr(self, off: int):
@@ -509,7 +510,7 @@ class Lowerer:
         return self._ppt_fn
 
     def slot_fn(self) -> ir.Function:
-        if getattr(self, "_slot_fn", None) is None:
+        if self._slot_fn is None:
             self._slot_fn = emit_scroll_slot(self.module)
         return self._slot_fn
 
