@@ -20,7 +20,7 @@ from lark import Token, Tree
 from vtpu_cli.binary.program import Imm
 from vtpu_cli.compiler import kernels
 from vtpu_cli.compiler.ir import MemInfo, Scroll, VMem, VReg
-from vtpu_cli.compiler.lower import ELEM_BYTES, Lowerer, Tensor, _pos, _try_const, tensor_nbytes
+from vtpu_cli.compiler.lower import ELEM_BYTES, VIEW_OPS, Lowerer, Tensor, _pos, _try_const, tensor_nbytes
 
 ELEMENTWISE = ("add", "sub", "mul", "relu", "relu2", "silu", "exp", "copy")
 UNROLL_BYTES = 512  # contiguous copies up to 8 vectors are unrolled (static offsets, exact aliasing)
@@ -49,7 +49,7 @@ def resolve_args(lw: Lowerer, fname: str, call, temps: list[str]) -> tuple[str, 
     changed = False
     for i in pos:
         a = args[i]
-        if a.data == "call" and str(a.children[0]) in VIEW_NAMES:
+        if a.data == "call" and str(a.children[0]) in VIEW_OPS:
             t = build(lw, a)
             key = f"$view{len(temps)}.{lw.view_count}"
             lw.tensors[key] = t
@@ -115,7 +115,6 @@ def assign(lw: Lowerer, name_toks, call) -> None:
 
 
 # ---------------------------------------------------------------------- building views
-VIEW_NAMES = ("slice", "reshape", "transpose", "concat")
 
 
 def _is_call(node, name: str) -> bool:
