@@ -4,6 +4,8 @@ the intra-SIW hazard rule on emitted code, and the `vtpu cc` command body."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -465,3 +467,21 @@ def test_a_failed_declaration_does_not_cascade():
     assert msgs[0] == (1, "`D` is not a constant")
     assert all("`x`" not in m for _, m in msgs)  # uses of the failed tensor stay silent
     assert any(line == 5 and "`q`" in m for line, m in msgs)  # a genuinely undefined name still reports
+
+
+@pytest.mark.parametrize("engine", ["interp", "jit"])
+def test_shift_operators_parse_and_shift(engine, tmp_path):
+    """`<<` and `>>` once lexed as the comparison `<`/`>`; `>>` is arithmetic (keeps the sign)."""
+    src = tmp_path / "sh.phx"
+    src.write_text(
+        "output r: i32[16] @ 1.1.1/1.1.1/1.1.1\nkernel k {\n  let a: i64 = 3\n"
+        "  let b: i64 = (a << 4) + (256 >> 2) - (-64 >> 3)\n  store(r, 0, bcast(i32(b)))\n}\n"
+    )
+    p = subprocess.run(
+        [sys.executable, "-m", "vtpu_cli.cli.main", "run", str(src), "--engine", engine, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout)["outputs"][0]["value"] == [48 + 64 + 8] * 16

@@ -43,9 +43,16 @@ KEYWORDS = {
 }
 _CMP = ("==", "!=", "<=", ">=", "<", ">")
 _SUM = {"+": "add", "-": "sub"}
-# `<<` and `>>` are absent on purpose: Lark's lexer reads them as the comparison `<`/`>` (so the
-# grammar's shl/shr never parse today); the fast path rejects them and Lark reports the error.
-_PRODUCT = {"*": "mul", "/": "div", "%": "mod", "&": "band", "|": "bor", "^": "bxor"}
+_PRODUCT = {
+    "*": "mul",
+    "/": "div",
+    "%": "mod",
+    "<<": "shl",
+    ">>": "shr",
+    "&": "band",
+    "|": "bor",
+    "^": "bxor",
+}
 _ROLES = ("input", "weight", "output", "tensor")
 _STMT_KEYWORDS = ("let", "for", "if")
 _ITEM_KEYWORDS = ("coord", "const", "kernel", "fn", *_ROLES)
