@@ -250,6 +250,41 @@ def bench_q8(m: int, k: int, n: int, repeats: int) -> list[Row]:
     return rows
 
 
+def bench_shard(k: int, n: int, repeats: int) -> Row:
+    """``tmatmul(x, w, shard=cols)`` on 2 sentrons against the same GEMV on one (ratio = 1-sentron
+    time / 2-sentron time, so > 1 means the split pays)."""
+    from vtpu_cli.compiler.driver import bind_inputs, compile_phx
+    from vtpu_cli.engines.jit.engine import JitEngine
+
+    rng = np.random.default_rng(6)
+    w = rng.integers(-1, 2, (k, n), dtype=np.int8)
+    x = rng.standard_normal((1, k)).astype(F32)
+    want = tmatmul_ref(x, w, 0.5)
+    progs, ok = {}, True
+    for ns in (1, 2):
+        shard = ", shard=cols" if ns > 1 else ""
+        src = f"input x: f32[1, {k}]\nweight w: t2[{k}, {n}] scale 0.5\noutput y: f32[1, {n}]\nkernel k {{ y = tmatmul(x, w{shard}) }}\n"
+        prog, rep = compile_phx(src, "bench.phx", opt=2, sentrons=ns)
+        bind_inputs(prog, {"x": x, "w": w})
+        res = JitEngine(prog, ns).run()
+        if res.engine != "jit" or res.status != "ok":
+            raise RuntimeError(f"{ns} sentrons did not run natively: {res.fallback or res.status}")
+        ok = ok and np.array_equal(output(prog, res, "y"), want)
+        progs[ns] = (prog, rep)
+
+    def two() -> float:
+        return JitEngine(progs[2][0], 2).run().run_s
+
+    one_s, _ = paired(lambda: JitEngine(progs[1][0], 1).run().run_s, lambda: None, repeats)
+    two_s, _ = paired(two, lambda: None, repeats)
+    siws, dens = _density(progs[2][1])
+    row = Row(
+        "shard", "tmatmul shard=cols, 2 sentrons", f"{k}x{n}", two_s, one_s, "1 sentron", ok, siws, dens
+    )
+    row.extra = {"two_gbytes": k * n / 4 / two_s / 1e9, "one_gbytes": k * n / 4 / one_s / 1e9}
+    return row
+
+
 def bench_hand(repeats: int) -> list[Row]:
     """Compiled kernels against the hand-written bench kernels on the same work rate."""
     from vtpu_cli.bench import suite
@@ -299,6 +334,9 @@ PLANS: dict[str, Callable[[bool, int], list[Callable[[], Row | list[Row]]]]] = {
         for s in ([(1, 256, 1000)] if quick else [(1, 2560, 32000), (1, 2560, 128256)])
     ],
     "hand": lambda quick, rep: [] if quick else [lambda: bench_hand(rep)],
+    "shard": lambda quick, rep: [
+        (lambda s=s: bench_shard(*s, rep)) for s in ([(256, 1024)] if quick else [(8192, 32768)])
+    ],
 }
 
 
@@ -347,6 +385,8 @@ def main(argv: list[str] | None = None) -> int:
         rate = ""
         if "kernel_gbytes" in r.extra:
             rate = f"{r.extra['kernel_gbytes']:.1f} / {r.extra['stream_gbytes']:.1f} GB/s"
+        elif "two_gbytes" in r.extra:
+            rate = f"{r.extra['two_gbytes']:.1f} / {r.extra['one_gbytes']:.1f} GB/s"
         elif "gflops" in r.extra:
             rate = f"{r.extra['gflops']:.1f} / {r.extra['blas_gflops']:.1f} GFLOP/s"
         elif "gweights" in r.extra:
