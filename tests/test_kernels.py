@@ -196,3 +196,36 @@ def test_attend_head_batches_bit_identical(monkeypatch, heads, kvh, hd, rows):
         outs.append(run(src, {"q": q, "kc": kc, "vc": vc}, ["o"], opt=opt)[0])
     for other in outs[1:]:
         np.testing.assert_array_equal(outs[0], other)
+
+
+@pytest.mark.parametrize("ns,m,k,n", [(2, 1, 64, 600), (3, 2, 40, 530), (4, 1, 32, 48), (3, 1, 16, 5000)])
+def test_sharded_tmatmul_ring_all_gather(ns, m, k, n):
+    """shard=cols: the ring all-gather (point-to-point bursts) gives every sentron the whole output,
+    bit-identical to one sentron, for uneven tile ranges, partial tiles, an owner with no tiles and
+    more tiles per row than one burst."""
+    rng = np.random.default_rng(ns * 100 + n)
+    x = rng.standard_normal((m, k)).astype(F32)
+    w = rng.integers(-1, 2, (k, n))
+    src = (
+        f"input x: f32[{m},{k}]\nweight w: t2[{k},{n}] scale 0.5\noutput y: f32[{m},{n}]\n"
+        "y = tmatmul(x, w, shard=cols)\n"
+    )
+    prog, _ = compile_phx(src, "t.phx", opt=3, sentrons=ns)
+    bind_inputs(prog, {"x": x, "w": w})
+    res = Interpreter(prog, ns).run()
+    assert res.status == "ok", res.fault.render() if res.fault else res.status
+    np.testing.assert_array_equal(read_output(prog, res, "y"), tmatmul_ref(x, w, 0.5))
+
+
+def test_sharded_tmatmul_on_the_jit(tmp_path):
+    from vtpu_cli.engines.jit.engine import JitEngine
+
+    rng = np.random.default_rng(9)
+    x = rng.standard_normal((1, 128)).astype(F32)
+    w = rng.integers(-1, 2, (128, 1100))
+    src = "input x: f32[1,128]\nweight w: t2[128,1100] scale 0.5\noutput y: f32[1,1100]\ny = tmatmul(x, w, shard=cols)\n"
+    prog, _ = compile_phx(src, "t.phx", opt=3, sentrons=2)
+    bind_inputs(prog, {"x": x, "w": w})
+    res = JitEngine(prog, 2, cache_dir=str(tmp_path)).run()
+    assert res.engine == "jit" and res.status == "ok", res.fallback
+    np.testing.assert_array_equal(read_output(prog, res, "y"), tmatmul_ref(x, w, 0.5))
