@@ -192,8 +192,23 @@ def test_all_formats_load_identical_weights(models: dict) -> None:
                 assert np.array_equal(value, lb.norms()[key]), (name, key)
         assert np.array_equal(base.embedding.to_f32(), m.embedding.to_f32())
         assert np.array_equal(base.output_norm, m.output_norm)
-    assert models["i2_s"].notes == ["parsed by the own reader"]
-    assert models["tq2_0"].notes == ["parsed by the gguf reader"]
+    assert models["i2_s"].notes == models["tq2_0"].notes == ["parsed by the own reader"]
+
+
+def test_own_gguf_reader_agrees_with_the_gguf_package(files: dict) -> None:
+    """vtpu reads GGUF with its own parser first (faster on big vocabularies); on the files the gguf
+    package can read, both give the same metadata and tensor views."""
+    from vtpu_cli.models.gguf_file import _read_own, _read_with_package
+
+    for name in ("tq2_0", "tq1_0"):
+        own, pkg = _read_own(files[name]), _read_with_package(files[name])
+        assert own.meta.keys() == pkg.meta.keys()
+        for k, v in pkg.meta.items():
+            assert (list(own.meta[k]) == list(v)) if isinstance(v, list) else own.meta[k] == v, k
+        assert own.tensors.keys() == pkg.tensors.keys()
+        for t, b in pkg.tensors.items():
+            a = own.tensors[t]
+            assert (a.type_id, a.shape) == (b.type_id, b.shape) and np.array_equal(a.data, b.data), t
 
 
 def test_loaded_weights_match_the_source_and_stay_compact(models: dict) -> None:
