@@ -636,3 +636,24 @@ def test_sharded_hf_checkpoint(tmp_path: Path, files: dict[str, Path], models: d
     (hf / "model.safetensors.index.json").write_text(json.dumps({"weight_map": dict.fromkeys(names, shard)}))
     m = load_model(hf)
     assert np.array_equal(m.layers[1].wo.packed, models["hf"].layers[1].wo.packed)
+
+
+def test_lazy_gguf_load_converts_on_first_use_and_not_on_a_cache_hit(files: dict, tmp_path) -> None:
+    from vtpu_cli.models.cache import cached_weights
+    from vtpu_cli.models.compiled import convert_weights
+    from vtpu_cli.models.ternary import LazyTernary
+
+    eager = load_model(files["tq1_0"])
+    lazy = load_model(files["tq1_0"], lazy=True)
+    mats = list(lazy.ternary_matrices())
+    assert all(isinstance(m, LazyTernary) and not m.converted for m in mats)
+    assert lazy.ternary_bytes == eager.ternary_bytes and not any(m.converted for m in mats)
+    first, hit = cached_weights(lazy, tmp_path)  # a miss converts (and caches)
+    assert not hit and all(m.converted for m in mats)
+    for a, b in zip(eager.ternary_matrices(), mats, strict=True):
+        assert a.scale == b.scale and np.array_equal(a.packed, b.packed)
+    again = load_model(files["tq1_0"], lazy=True)
+    second, hit = cached_weights(again, tmp_path)
+    assert hit and not any(m.converted for m in again.ternary_matrices())  # a hit converts nothing
+    want = convert_weights(eager)
+    assert all(second[c].tobytes() == want[c].tobytes() for c in want)

@@ -187,7 +187,7 @@ def run_lm_bench(
         from vtpu_cli.models.cache import cached_weights
         from vtpu_cli.models.loader import load_model
 
-        model = load_model(Path(target))
+        model = load_model(Path(target), lazy=True)
         weights, hit = cached_weights(model)
     c = model.config
     if prompt + tokens > min(ctx, c.max_ctx):

@@ -97,7 +97,7 @@ def _open(model: Path, ctx: int, engine: str, sentrons: int, stats: GenStats):
     if engine not in ("jit", "interp"):
         raise ModelError(f"unknown engine {engine!r} (choose jit or interp)")
     t0 = time.perf_counter()
-    m = load_model(model)
+    m = load_model(model, lazy=True)
     if m.tokenizer is None:
         raise ModelError(f"{model}: no tokenizer")
     from vtpu_cli.models.cache import cached_weights

@@ -29,7 +29,7 @@ from vtpu_cli.models.gguf_file import (
     read_gguf,
     type_name,
 )
-from vtpu_cli.models.ternary import TernaryMatrix, pack_codes, packed_cols, row_chunks
+from vtpu_cli.models.ternary import LazyTernary, TernaryMatrix, pack_codes, packed_cols, row_chunks
 from vtpu_cli.models.weights import (
     BitNetModel,
     DenseTensor,
@@ -117,8 +117,10 @@ def _extra_scale(f: GGUFFile, name: str) -> float:
     return float(_float_view(t, (1,))[0])
 
 
-def load_gguf(path: str | Path, *, tokenizer: bool = True) -> BitNetModel:
-    """Load a BitNet GGUF (TQ1_0, TQ2_0 or I2_S ternary tensors) into the vtpu layout."""
+def load_gguf(path: str | Path, *, tokenizer: bool = True, lazy: bool = False) -> BitNetModel:
+    """Load a BitNet GGUF (TQ1_0, TQ2_0 or I2_S ternary tensors) into the vtpu layout. ``lazy``: the
+    ternary tensors are converted on first use (``LazyTernary``), e.g. never when the converted layout
+    is cached."""
     f = read_gguf(path)
     src = str(f.path)
 
@@ -137,11 +139,16 @@ def load_gguf(path: str | Path, *, tokenizer: bool = True) -> BitNetModel:
     for i in range(cfg.layers):
         tern = {}
         for role, base in _ROLE_NAMES.items():
-            m = _ternary(f, get(f"blk.{i}.{base}.weight"), *shapes[role])
+            t = get(f"blk.{i}.{base}.weight")
             extra = _extra_scale(f, f"blk.{i}.{base}.scale")
-            if extra != 1.0:
-                m = TernaryMatrix(m.name, m.rows, m.cols, m.packed, m.scale * extra)
-            tern[role] = m
+
+            def convert(t=t, shape=shapes[role], extra=extra) -> TernaryMatrix:
+                m = _ternary(f, t, *shape)
+                if extra != 1.0:
+                    m = TernaryMatrix(m.name, m.rows, m.cols, m.packed, m.scale * extra)
+                return m
+
+            tern[role] = LazyTernary(t.name, *shapes[role], convert) if lazy else convert()
         norms = {role: _norm(f, get(f"blk.{i}.{role}.weight"), size) for role, size in sizes.items()}
         layers.append(LayerWeights(**norms, **tern))
     embedding = _dense(f, embd, cfg.vocab, cfg.hidden)

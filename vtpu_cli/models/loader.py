@@ -10,8 +10,10 @@ from vtpu_cli.models.load_hf import load_hf
 from vtpu_cli.models.weights import BitNetModel
 
 
-def load_model(path: str | Path, *, tokenizer: bool = True) -> BitNetModel:
-    """Load any supported BitNet checkpoint into the vtpu layout; bad input raises ModelError."""
+def load_model(path: str | Path, *, tokenizer: bool = True, lazy: bool = False) -> BitNetModel:
+    """Load any supported BitNet checkpoint into the vtpu layout; bad input raises ModelError.
+    ``lazy`` (GGUF): ternary tensors are converted on first use -- for callers that take the converted
+    layout from the cache (``cache.cached_weights``), where a defect surfaces at conversion instead."""
     path = Path(path)
     if path.is_dir():
         return load_hf(path, tokenizer=tokenizer)
@@ -19,6 +21,6 @@ def load_model(path: str | Path, *, tokenizer: bool = True) -> BitNetModel:
         with open(path, "rb") as fh:
             magic = fh.read(4)
         if magic == b"GGUF" or path.suffix.lower() == ".gguf":
-            return load_gguf(path, tokenizer=tokenizer)
+            return load_gguf(path, tokenizer=tokenizer, lazy=lazy)
         raise ModelError(f"{path}: not a model directory or a GGUF file")
     raise ModelError(f"{path}: no such file or directory")
