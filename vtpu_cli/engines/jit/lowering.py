@@ -150,6 +150,10 @@ class Lowerer:
         self.known_mru = False
         # ... and (race detector) every read/write record it needs is current: no checks at all
         self.known_race = False
+        # p registers statically known (at the current emission point of a basic block) to be their
+        # set's MRU entry: translated earlier in the block with no p write, callback or other
+        # register's slow translation since. Their accesses need no flag test and no slow path.
+        self.static_mru: set[int] = set()
         self.race = False  # several sentrons with S accesses: set by comm.setup
         self._slot_fn: ir.Function | None = None
 
@@ -216,6 +220,7 @@ class Lowerer:
             b.store(self.cload(off, slot.allocated_type), slot)
         for i in self.used_p:
             b.store(ir.Constant(I1, 0), self.MRU[i])
+        self.static_mru.clear()
         self.forget_races()
         b.store(self.cload(OFF_FLAGS, I64), self.FL)
 
@@ -258,6 +263,7 @@ class Lowerer:
     def block_start(self) -> None:
         """At a basic block's start, a register of ``raw_regs`` may hold a raw f32 result."""
         self.pending = set(self.raw_regs)
+        self.static_mru.clear()
 
     def block_end(self) -> None:
         """Before a block's terminator: only registers of ``raw_regs`` may stay raw across the edge."""
@@ -296,6 +302,7 @@ class Lowerer:
 
     def pset(self, i: int, v) -> None:
         self.b.store(v, self.P[i])
+        self.static_mru.discard(i)
         self.b.store(ir.Constant(I1, 0), self.MRU[i])
         self.b.store(ir.Constant(I1, 0), self.RREC[i])
         self.b.store(ir.Constant(I1, 0), self.WREC[i])
@@ -462,7 +469,9 @@ class Lowerer:
         register in the same set (with a different coordinate) no longer is.
         """
         b = self.b
-        if self.known_mru:  # a fast loop clone (compile._fast_loops): a hit that changes nothing
+        if self.known_mru or pidx in self.static_mru:
+            # a fast loop clone (compile._fast_loops), or translated earlier in this block: a hit
+            # that changes nothing
             b.store(b.add(b.load(self.FASTHITS), ir.Constant(I64, 1)), self.FASTHITS)
             return b.load(self.TPTR[pidx]), b.load(self.TSIZE[pidx])
         tag = f"{self.pc}_{self.slot}"
@@ -502,6 +511,8 @@ class Lowerer:
         b.branch(done)
         b.position_at_end(done)
         del cur
+        # the slow path may have evicted any other register's entry from the MRU position
+        self.static_mru = {pidx}
         return b.load(self.TPTR[pidx]), b.load(self.TSIZE[pidx])
 
     def ppt_fn(self) -> ir.Function:
