@@ -229,3 +229,11 @@ def test_sharded_tmatmul_on_the_jit(tmp_path):
     res = JitEngine(prog, 2, cache_dir=str(tmp_path)).run()
     assert res.engine == "jit" and res.status == "ok", res.fallback
     np.testing.assert_array_equal(read_output(prog, res, "y"), tmatmul_ref(x, w, 0.5))
+
+
+def test_every_tensor_op_is_known_to_the_checker():
+    """lower.py's checker keeps its own tuple of tensor-op names (it cannot import tensors.py); an op
+    added to the table but not to the tuple would be 'unknown tensor op' at its first use."""
+    from vtpu_cli.compiler import lower, tensors
+
+    assert set(tensors.OPS) <= set(lower._TENSOR_OPS), set(tensors.OPS) - set(lower._TENSOR_OPS)

@@ -1123,6 +1123,7 @@ _TENSOR_OPS = (
     "rope",
     "attend",
     "matmul_nt",
+    "matmul_q8",
     "quant",
     "slice",
     "reshape",

@@ -1415,16 +1415,4 @@ OPS = {
 }
 
 
-def _register_with_the_checker() -> None:
-    """The checker in lower.py keeps its own tuple of tensor-op names; every op of :data:`OPS` must be
-    in it (until lower.py derives the tuple from OPS, the ops added here are appended at import)."""
-    from vtpu_cli.compiler import lower
-
-    missing = tuple(op for op in OPS if op not in lower._TENSOR_OPS)
-    if missing:
-        lower._TENSOR_OPS = lower._TENSOR_OPS + missing
-
-
-_register_with_the_checker()
-
 __all__ = ["lower_op", "pack_ternary_tiles", "exp_vec", "OPS", "math"]
