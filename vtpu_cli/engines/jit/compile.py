@@ -166,6 +166,72 @@ def _leaders(program: Program) -> list[int]:
     return sorted(x for x in lead if x < n)
 
 
+def _const_coord(ins) -> tuple[int, int] | None:
+    """(p register, coordinate) when ``ins`` sets a p register to a constant coordinate."""
+    from vtpu_cli.binary.program import Imm
+    from vtpu_cli.isa.table import HOME_COORD
+
+    if ins.op.name == "SCOORD" and isinstance(ins.args[1], Imm) and ins.args[1].value != HOME_COORD:
+        return ins.args[0].idx, ins.args[1].value
+    return None
+
+
+def _transfer_consts(siw, consts: dict[int, int]) -> None:
+    """Update the known constant p registers across one SIW (any other p write forgets one)."""
+    for ins in siw:
+        if ins.is_nop:
+            continue
+        cc = _const_coord(ins)
+        for cls, i in ins.regs()[1]:
+            if cls == "p":
+                consts.pop(i, None)
+        if cc is not None:
+            consts[cc[0]] = cc[1]
+
+
+def _const_coords(program: Program, leaders: list[int]) -> dict[int, dict[int, int]]:
+    """For each block leader, the p registers that hold the same constant coordinate (a constant
+    SCOORD) on every path into the block: a forward must-analysis over the SIW control-flow graph.
+    Lets the lowering prove that a translation cannot clear another register's MRU flag."""
+    code = program.code
+    n = len(code)
+    if not n:
+        return {}
+    ends = {}  # leader -> (out state successors)
+    bounds = leaders + [n]
+    succ: dict[int, list[int]] = {}
+    for a, z in zip(bounds, bounds[1:], strict=False):
+        d = code[z - 1][0]
+        out = []
+        if d.op.branch:
+            t = d.args[-1].value
+            if 0 <= t < n:
+                out.append(t)
+            if d.op.name != "DJMP" and z < n:
+                out.append(z)
+        elif d.op.name != "DHALT" and z < n:
+            out.append(z)
+        succ[a] = out
+        ends[a] = z
+    state: dict[int, dict[int, int] | None] = {pc: None for pc in leaders}
+    state[0] = {}
+    work = [0]
+    while work:
+        a = work.pop()
+        cur = dict(state[a])  # type: ignore[arg-type]
+        for pc in range(a, ends[a]):
+            _transfer_consts(code[pc], cur)
+        for t in succ[a]:
+            old = state[t]
+            new = dict(cur) if old is None else {k: c for k, c in old.items() if cur.get(k) == c}
+            if t == 0:
+                new = {}  # the entry edge brings unknown registers
+            if new != old:
+                state[t] = new
+                work.append(t)
+    return {pc: st for pc, st in state.items() if st}
+
+
 def _branch_targets(program: Program) -> set[int]:
     return {siw[0].args[-1].value for siw in program.code if siw[0].op.branch}
 
@@ -294,6 +360,7 @@ def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
     lw.set_usage(used, written)
     if not v.precise:
         lw.raw_regs = _raw_across_blocks(code)
+    lw.block_consts = _const_coords(program, leaders)
     lw.load_state()
     zero = ir.Constant(L.I64, 0)
     for c in lw.COUNTS:
@@ -374,6 +441,10 @@ def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
                     continue
                 lw.slot = slot
                 L.LOWER[ins.op.name](lw, ins)
+                if ins.op.name != "SCOORD":  # p writes through callbacks (SALLOC ...) forget constants
+                    for cls, i in ins.regs()[1]:
+                        if cls == "p":
+                            lw.pconst.pop(i, None)
             lw.slot = 0
             nxt = target_block(pc + 1) if (pc + 1 in blocks or pc + 1 >= n) else None
             if lw.halt or lw.branch is not None or nxt is not None:

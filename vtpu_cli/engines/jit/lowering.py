@@ -95,6 +95,7 @@ from vtpu_cli.engines.jit.irbase import (  # noqa: F401  (re-exported for the lo
     vty,
 )
 from vtpu_cli.isa.families import BINARY, COMPARE
+from vtpu_cli.machine.memory import ppt_set
 from vtpu_cli.isa.table import FLAG_CMP, HOME_COORD, VEC_BYTES, lanes, type_size
 
 LOWER: dict[str, Callable] = {}
@@ -154,6 +155,11 @@ class Lowerer:
         # set's MRU entry: translated earlier in the block with no p write, callback or other
         # register's slow translation since. Their accesses need no flag test and no slow path.
         self.static_mru: set[int] = set()
+        # p registers holding a coordinate known at compile time (SCOORD with a constant), and what each
+        # block starts with (compile._const_coords); two such registers in different PPT sets (or with
+        # the same coordinate) never clear each other's MRU flag
+        self.pconst: dict[int, int] = {}
+        self.block_consts: dict[int, dict[int, int]] = {}
         self.race = False  # several sentrons with S accesses: set by comm.setup
         self._slot_fn: ir.Function | None = None
 
@@ -264,6 +270,7 @@ class Lowerer:
         """At a basic block's start, a register of ``raw_regs`` may hold a raw f32 result."""
         self.pending = set(self.raw_regs)
         self.static_mru.clear()
+        self.pconst = dict(self.block_consts.get(self.pc, {}))
 
     def block_end(self) -> None:
         """Before a block's terminator: only registers of ``raw_regs`` may stay raw across the edge."""
@@ -300,9 +307,14 @@ class Lowerer:
     def pget(self, i: int):
         return self.b.load(self.P[i])
 
-    def pset(self, i: int, v) -> None:
+    def pset(self, i: int, v, const: int | None = None) -> None:
+        """p[i] = v; ``const``: v's value when known at compile time (a constant SCOORD)."""
         self.b.store(v, self.P[i])
         self.static_mru.discard(i)
+        if const is None:
+            self.pconst.pop(i, None)
+        else:
+            self.pconst[i] = const
         self.b.store(ir.Constant(I1, 0), self.MRU[i])
         self.b.store(ir.Constant(I1, 0), self.RREC[i])
         self.b.store(ir.Constant(I1, 0), self.WREC[i])
@@ -511,8 +523,17 @@ class Lowerer:
         b.branch(done)
         b.position_at_end(done)
         del cur
-        # the slow path may have evicted any other register's entry from the MRU position
-        self.static_mru = {pidx}
+        # the slow path cleared the flag of every other register in this one's PPT set with another
+        # coordinate; registers with known coordinates in other sets (or the same coordinate) keep theirs
+        c = self.pconst.get(pidx)
+        keep = set()
+        if c is not None:
+            mine = ppt_set(c, self.ppt_sets)
+            for k in self.static_mru:
+                ck = self.pconst.get(k)
+                if ck is not None and (ck == c or ppt_set(ck, self.ppt_sets) != mine):
+                    keep.add(k)
+        self.static_mru = keep | {pidx}
         return b.load(self.TPTR[pidx]), b.load(self.TSIZE[pidx])
 
     def ppt_fn(self) -> ir.Function:
@@ -1545,7 +1566,10 @@ def _s_slow(lw: Lowerer, ins: Instr):
 @lower("SCOORD")
 def _scoord(lw: Lowerer, ins: Instr):
     d, c = ins.args
-    lw.pset(d.idx, lw.home() if c.value == HOME_COORD else ir.Constant(I128, c.value))
+    if c.value == HOME_COORD:
+        lw.pset(d.idx, lw.home())
+    else:
+        lw.pset(d.idx, ir.Constant(I128, c.value), const=c.value)
 
 
 @lower("SPART")

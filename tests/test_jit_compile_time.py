@@ -1,0 +1,135 @@
+"""JIT compile time: stays linear in program size (issue #13), and the static translation knowledge
+that keeps it so (known-MRU p registers, constant coordinates) stays exact against the interpreter."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from vtpu_cli.asm.assembler import assemble
+from vtpu_cli.engines.compare import same_result
+from vtpu_cli.engines.interp.interpreter import Interpreter, load_memory
+from vtpu_cli.machine.memory import Memory
+
+jit = pytest.importorskip("vtpu_cli.engines.jit.engine")
+jc = pytest.importorskip("vtpu_cli.engines.jit.compile")
+OK, WHY = jc.jit_available()
+pytestmark = pytest.mark.skipif(not OK, reason=f"JIT unavailable: {WHY}")
+
+_CACHE = tempfile.mkdtemp(prefix="vtpu-jit-ct-")
+COORDS = [f"1.1.1/1.1.{1 + k // 3}/1.1.{1 + k % 3}" for k in range(6)]
+
+
+def straight_line(n: int, pregs: int = 2) -> str:
+    """The coordinator's bench shape: n SIWs of a D op bundled with a gather, p registers in turn."""
+    lines = []
+    for k in range(pregs):
+        lines += [f".coord S{k} = {COORDS[k]}", f".zero S{k} f32[4096]", f"SCOORD p{k}, S{k}"]
+    for i in range(n):
+        lines.append(
+            f"DADD.f32 v{i % 8}, v{(i + 1) % 8}, v{(i + 2) % 8} | "
+            f"SGATHER.f32 v{8 + i % 8}, [p{i % pregs} + {(i * 64) % 16000}]"
+        )
+    lines.append("DHALT")
+    return "\n".join(lines) + "\n"
+
+
+def _compile_cpu_s(src: str) -> float:
+    """CPU seconds of one uncached compile (IR building + LLVM), best of two."""
+    prog = assemble(src)
+    best = float("inf")
+    for _ in range(2):
+        t0 = time.process_time()
+        jc.compile_program(prog, no_cache=True)
+        best = min(best, time.process_time() - t0)
+    return best
+
+
+def test_compile_time_is_not_superlinear():
+    """4x the SIWs must cost well under 16x the compile time (it was ~25x before static MRU tracking:
+    an LLVM InstCombine blow-up). CPU time, best of two, and a generous bound (< 8x; measured ~4-5x),
+    so a loaded machine does not make it flaky."""
+    small = _compile_cpu_s(straight_line(500))
+    large = _compile_cpu_s(straight_line(2000))
+    assert large < 8 * small, (small, large)
+
+
+def _mem(prog, sets: int, ways: int) -> Memory:
+    m = Memory(sets=sets, ways=ways)
+    load_memory(prog, m)
+    return m
+
+
+# one step: ("coord", p, c) | ("load", p, off) | ("store", p, off)
+_step = st.one_of(
+    st.tuples(st.just("coord"), st.integers(0, 3), st.integers(0, 5)),
+    st.tuples(st.just("load"), st.integers(0, 3), st.integers(0, 63)),
+    st.tuples(st.just("store"), st.integers(0, 3), st.integers(0, 63)),
+)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    steps=st.lists(_step, min_size=1, max_size=40),
+    loop_at=st.integers(0, 40),
+    geometry=st.sampled_from([(1, 1), (1, 4), (2, 2), (4, 1), (64, 4)]),
+)
+def test_static_translation_knowledge_is_exact(steps, loop_at, geometry):
+    """Random S traffic over 4 p registers and 6 scrolls (constant and re-pointed coordinates, part
+    of it in a loop so blocks merge): results, PPT hit/miss counters and the final LRU state equal the
+    interpreter's for several cache geometries, including ones where every coordinate shares a set."""
+    lines = []
+    for k, c in enumerate(COORDS):
+        vals = ", ".join(str(k * 1000 + i) for i in range(64))
+        lines += [f".coord C{k} = {c}", f".data C{k} i32 {vals}"]
+    lines += [".output C0, C1, r6"]
+    lines += [f"SCOORD p{p}, C{p}" for p in range(4)]
+    lines += ["DMOV r1, 3"]
+    for i, (kind, p, x) in enumerate(steps):
+        if i == loop_at:
+            lines.append("loop:")
+        if kind == "coord":
+            lines.append(f"SCOORD p{p}, C{x}")
+        elif kind == "load":
+            lines += [f"SGATHER.i32 r3, [p{p} + {4 * x}]", "DADD r6, r6, r3"]
+        else:
+            lines.append(f"SSCATTR.i32 [p{p} + {4 * x}], r6")
+    if loop_at < len(steps):
+        lines.append("DLOOP r1, loop")
+    prog = assemble("\n".join(lines) + "\n")
+    sets, ways = geometry
+    ref = Interpreter(prog, memory=_mem(prog, sets, ways)).run()
+    res = jit.JitEngine(prog, memory=_mem(prog, sets, ways), cache_dir=_CACHE).run()
+    assert res.engine == "jit" and same_result(ref, res) == []
+    stats = res.memory.stats
+    assert (stats.hits, stats.misses) == (ref.memory.stats.hits, ref.memory.stats.misses)
+    assert res.memory._cache == ref.memory._cache
+
+
+def test_constant_coordinates_survive_joins_only_when_equal():
+    """The must-analysis keeps a register's constant across a join only when every path agrees."""
+    prog = assemble(
+        "\n".join(
+            [f".coord C{k} = {c}" for k, c in enumerate(COORDS[:3])]
+            + [f".zero C{k} i32[16]" for k in range(3)]
+            + [
+                "SCOORD p0, C0",
+                "SCOORD p1, C1",
+                "DMOV r1, 2",
+                "top:",
+                "SGATHER.i32 r2, [p0]",
+                "SCOORD p1, C2",
+                "DLOOP r1, top",
+                "DHALT",
+            ]
+        )
+        + "\n"
+    )
+    leaders = jc._leaders(prog)
+    consts = jc._const_coords(prog, leaders)
+    head = leaders[1]
+    assert set(consts[head]) == {0}  # p0 agrees on both edges, p1 does not (C1 vs C2)
