@@ -95,8 +95,8 @@ from vtpu_cli.engines.jit.irbase import (  # noqa: F401  (re-exported for the lo
     vty,
 )
 from vtpu_cli.isa.families import BINARY, COMPARE
-from vtpu_cli.machine.memory import ppt_set
 from vtpu_cli.isa.table import FLAG_CMP, HOME_COORD, VEC_BYTES, lanes, type_size
+from vtpu_cli.machine.memory import ppt_set
 
 LOWER: dict[str, Callable] = {}
 
