@@ -133,3 +133,41 @@ def test_constant_coordinates_survive_joins_only_when_equal():
     consts = jc._const_coords(prog, leaders)
     head = leaders[1]
     assert set(consts[head]) == {0}  # p0 agrees on both edges, p1 does not (C1 vs C2)
+
+
+def _many_loops(n_loops: int, body: int) -> str:
+    """An outer loop around ``n_loops`` counted inner loops of ``body`` SIWs, with straight code
+    between them and after the outer loop (more than LARGE_PROGRAM_SIWS SIWs in all)."""
+    lines = [
+        ".coord A = 1.1.1/1.1.1/1.1.1",
+        ".zero A i32[64]",
+        ".output r6, r7",
+        "SCOORD p0, A",
+        "DMOV r5, 3",
+    ]
+    lines.append("outer:")
+    for k in range(n_loops):
+        lines += [f"DMOV r1, {1 + k % 4}", f"in{k}:"]
+        lines += [f"DADD r6, r6, {k + j}" for j in range(body)]
+        lines += ["SGATHER.i64 r3, [p0 + 8]", "DADD r7, r7, r3", f"DLOOP r1, in{k}", "DADD r7, r7, 1"]
+    lines += ["DLOOP r5, outer"]
+    lines += [f"DADD r6, r6, {j}" for j in range(40)]
+    lines.append("DHALT")
+    return "\n".join(lines) + "\n"
+
+
+def test_block_counts_exact_with_memory_counters():
+    """Large programs keep only the hot innermost loops' block counters in SSA; the others count in
+    memory (looped blocks) or store 1 (blocks that run once). Per-SIW counts, SIWs and ops per pipe
+    equal the interpreter's."""
+    prog = assemble(_many_loops(24, 24))
+    assert len(prog.code) > jc.LARGE_PROGRAM_SIWS
+    leaders = jc._leaders(prog)
+    ssa, looped = jc._block_counters(prog, leaders)
+    assert 0 < len(ssa) <= jc.SSA_COUNTERS and looped - ssa and set(range(len(leaders))) - looped
+    interp = Interpreter(prog)
+    ref = interp.run()
+    res = jit.JitEngine(prog, cache_dir=_CACHE).run()
+    assert res.engine == "jit" and same_result(ref, res) == []
+    assert res.counts == interp.counts
+    assert (res.siws, res.ops_by_pipe) == (ref.siws, ref.ops_by_pipe)

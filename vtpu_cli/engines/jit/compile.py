@@ -232,6 +232,39 @@ def _const_coords(program: Program, leaders: list[int]) -> dict[int, dict[int, i
     return {pc: st for pc, st in state.items() if st}
 
 
+# Programs above LARGE_PROGRAM_SIWS keep at most this many block counters in SSA (see _block_counters)
+SSA_COUNTERS = 16
+
+
+def _block_counters(program: Program, leaders: list[int]) -> tuple[set[int], set[int]]:
+    """(blocks whose counter lives in SSA, blocks that can run more than once per call).
+
+    SSA counters are promoted to registers and stored at every exit. In large programs every one of
+    them is live across the whole function, and with hundreds of them LLVM's time grew with blocks x
+    code (BitNet's 1,716-SIW step program spent half its compile time and 70 % of its object size on
+    them). There only the blocks of the smallest innermost loops (the hot ones) keep SSA counters, up
+    to SSA_COUNTERS; other blocks in loops increment the counts array in memory, and blocks outside
+    every loop store 1 into it: a block can run more than once only inside the pc range [target,
+    branch] of a backward branch (any cycle of the CFG has, for each of its SIWs X, a backward edge
+    from a pc >= X to a pc <= X)."""
+    spans = [(siw[0].args[-1].value, pc) for pc, siw in enumerate(program.code) if siw[0].op.branch]
+    spans = sorted({(t, s) for t, s in spans if 0 <= t <= s}, key=lambda ts: (ts[1] - ts[0], ts))
+    looped = {i for i, pc in enumerate(leaders) if any(t <= pc <= s for t, s in spans)}
+    if len(program.code) <= LARGE_PROGRAM_SIWS:
+        # small programs: every counter in SSA, as LLVM then sees no memory traffic between loops
+        # (a store between two loops kept it from fully unrolling the bench's embedding lookup)
+        return set(range(len(leaders))), looped
+    ssa: set[int] = set()
+    for t, s in spans:
+        if any(t <= t2 <= s2 <= s and (t2, s2) != (t, s) for t2, s2 in spans):
+            continue  # not innermost
+        mine = {i for i, pc in enumerate(leaders) if t <= pc <= s}
+        if len(ssa | mine) > SSA_COUNTERS:
+            break
+        ssa |= mine
+    return ssa, looped
+
+
 def _branch_targets(program: Program) -> set[int]:
     return {siw[0].args[-1].value for siw in program.code if siw[0].op.branch}
 
@@ -363,8 +396,14 @@ def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
     lw.block_consts = _const_coords(program, leaders)
     lw.load_state()
     zero = ir.Constant(L.I64, 0)
+    # block counters: in SSA (stored at every exit) or in the counts array itself, which the engine
+    # hands over zeroed (a fresh array per sentron and call)
+    hot, looped = _block_counters(program, leaders)
+    lw.COUNTS = [c if i in hot else None for i, c in enumerate(lw.COUNTS)]
+    counts_base = lw.cload(L.OFF_COUNTS_PTR, L.PTR)
     for c in lw.COUNTS:
-        b.store(zero, c)
+        if c is not None:
+            b.store(zero, c)
     b.store(zero, lw.FASTHITS)
     b.store(zero, lw.TRSLOW)
     b.store(zero, lw.STEPS)
@@ -421,7 +460,15 @@ def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
                         lw.fault_phi.add_incoming(ir.Constant(L.I64, L.ST_ABORT | (pc << 16)), b.block)
                     b.position_at_end(go)
                 cnt = lw.COUNTS[block_of[pc]]
-                b.store(b.add(b.load(cnt), ir.Constant(L.I64, 1)), cnt)
+                if cnt is None:  # see _block_counters
+                    idx = ir.Constant(L.I64, block_of[pc])
+                    cp = b.gep(counts_base, [idx], source_etype=L.I64)
+                    if block_of[pc] in looped:
+                        b.store(b.add(b.load(cp, typ=L.I64, align=8), ir.Constant(L.I64, 1)), cp, align=8)
+                    else:
+                        b.store(ir.Constant(L.I64, 1), cp, align=8)
+                else:
+                    b.store(b.add(b.load(cnt), ir.Constant(L.I64, 1)), cnt)
             lw.slot = 0
             if v.limit == "local":
                 st = b.load(lw.STEPS)
@@ -494,7 +541,8 @@ def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
     lw.spill_state()
     counts_ptr = lw.cload(L.OFF_COUNTS_PTR, L.PTR)
     for i, c in enumerate(lw.COUNTS):
-        b.store(b.load(c), b.gep(counts_ptr, [ir.Constant(L.I64, i)], source_etype=L.I64), align=8)
+        if c is not None:
+            b.store(b.load(c), b.gep(counts_ptr, [ir.Constant(L.I64, i)], source_etype=L.I64), align=8)
     lw.cstore(b.sub(b.load(lw.FASTHITS), b.load(lw.TRSLOW)), L.OFF_FASTHITS)
     jit_comm.store_stats(lw)
     lw.cstore(lw.call("llvm.readcyclecounter", L.I64, []), L.OFF_TSC1)
@@ -511,7 +559,8 @@ def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
         lw.cstore(b.and_(b.lshr(code, ir.Constant(L.I64, 8)), ir.Constant(L.I64, 0xFF)), L.OFF_SLOT)
         lw.cstore(b.zext(b.icmp_unsigned("!=", st, ir.Constant(L.I64, L.ST_ABORT)), L.I64), L.OFF_COUNTED)
         for i, c in enumerate(lw.COUNTS):
-            b.store(b.load(c), b.gep(counts_ptr, [ir.Constant(L.I64, i)], source_etype=L.I64), align=8)
+            if c is not None:
+                b.store(b.load(c), b.gep(counts_ptr, [ir.Constant(L.I64, i)], source_etype=L.I64), align=8)
         lw.cstore(lw.call("llvm.readcyclecounter", L.I64, []), L.OFF_TSC1)
         b.ret(st)
     return str(mod), leaders

@@ -122,6 +122,8 @@ class _Sentron:
         s._views = {t: V.view(NP[t]) for t in NP if t not in ("t2", "u8")}
         s._views["u8"] = V
         self.s = s
+        # zero at entry: the native code counts some blocks in this array directly (see
+        # compile._block_counters), so each call needs a fresh one
         self.counts = np.zeros(max(len(eng._comp_now.leaders), 1), np.int64)
         self.ppt = np.zeros(eng.mem.sets * (1 + 4 * eng.mem.ways), np.uint64)  # the native LRU state
         self.closures: dict[tuple[int, int], object] = {}
