@@ -722,6 +722,45 @@ def _prune_cache(path: Path) -> None:
         f.unlink(missing_ok=True)
 
 
+PROGRESS_AFTER_S = 2.0  # a compile running longer than this shows a transient status line on a terminal
+
+
+class _Progress:
+    """A transient "JIT: compiling N SIWs ... 12 s" line on stderr while a long compile runs (only when
+    stderr is a terminal; shown from a helper thread after PROGRESS_AFTER_S, removed at the end)."""
+
+    def __init__(self, siws: int):
+        self.siws = siws
+        self.done = threading.Event()
+        self.thread: threading.Thread | None = None
+
+    def __enter__(self) -> _Progress:
+        import sys
+
+        if sys.stderr is not None and sys.stderr.isatty():
+            self.thread = threading.Thread(target=self._show, name="vtpu-jit-progress", daemon=True)
+            self.thread.start()
+        return self
+
+    def _show(self) -> None:
+        t0 = time.monotonic()
+        if self.done.wait(PROGRESS_AFTER_S):
+            return
+        from rich.console import Console
+
+        def text() -> str:
+            return f"JIT: compiling {self.siws:,} SIWs … {time.monotonic() - t0:.0f} s"
+
+        with Console(stderr=True).status(text()) as status:
+            while not self.done.wait(0.5):
+                status.update(text())
+
+    def __exit__(self, *exc) -> None:
+        self.done.set()
+        if self.thread is not None:
+            self.thread.join()
+
+
 def auto_opt(program: Program) -> int:
     """The default optimisation level for a program: O3, or O2 for large (generated, unrolled) ones."""
     return 3 if len(program.code) <= LARGE_PROGRAM_SIWS else 2
@@ -767,8 +806,9 @@ def compile_program(
         obj = _read_cached(path, fpath, key)
         hit = "disk" if obj is not None else ""
     if obj is None:
-        text, leaders = build_module(program, v)
-        obj = _compile_object(text, v, opt)
+        with _Progress(len(program.code)):
+            text, leaders = build_module(program, v)
+            obj = _compile_object(text, v, opt)
         if not no_cache:
             try:
                 path.mkdir(mode=0o700, parents=True, exist_ok=True)
