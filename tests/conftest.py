@@ -38,3 +38,12 @@ def run_src():
         return Interpreter(assemble(text, "t.vasm"), sentrons, **kw).run()
 
     return _run
+
+
+def interruptible() -> None:
+    """``preexec_fn`` for a child that a test interrupts with SIGINT: a shell's background job (CI run
+    with ``&``) starts with SIGINT ignored, the child would inherit that and Python would then install
+    no KeyboardInterrupt handler; reset it to the default as an interactive shell would."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import PROGRAMS
+from conftest import PROGRAMS, interruptible
 from test_errors import vtpu
 
 
@@ -137,6 +137,7 @@ def test_ctrl_c_stops_a_runaway_program_cleanly(extra):
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=interruptible,
     )
     time.sleep(1.5)
     p.send_signal(signal.SIGINT)

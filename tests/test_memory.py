@@ -6,7 +6,7 @@ import json
 
 import numpy as np
 import pytest
-from conftest import PROGRAMS
+from conftest import PROGRAMS, interruptible
 from test_errors import vtpu
 
 from vtpu_cli.asm.assembler import assemble
@@ -404,7 +404,9 @@ spin:
 """)
     env = dict(os.environ, TMPDIR=str(tmp_path))
     cmd = [sys.executable, "-m", "vtpu_cli.cli.main", "run", str(src), "--engine", "interp"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc = subprocess.Popen(
+        cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, preexec_fn=interruptible
+    )
     if how != "exit":
         time.sleep(3)
         assert proc.poll() is None, proc.stderr.read()
