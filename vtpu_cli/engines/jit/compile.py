@@ -722,6 +722,58 @@ def _prune_cache(path: Path) -> None:
         f.unlink(missing_ok=True)
 
 
+COMPILE_TIMEOUT_ENV = "VTPU_JIT_COMPILE_TIMEOUT"
+COMPILE_TIMEOUT_S = 120.0  # a large program's LLVM compile may take at most this long
+CHILD_IR_LINES = LARGE_IR_LINES  # IR above this is compiled in a child process, under the time limit
+
+
+def compile_timeout_s() -> float:
+    """``$VTPU_JIT_COMPILE_TIMEOUT`` (seconds) or :data:`COMPILE_TIMEOUT_S`."""
+    try:
+        t = float(os.environ.get(COMPILE_TIMEOUT_ENV, COMPILE_TIMEOUT_S))
+    except ValueError:
+        return COMPILE_TIMEOUT_S
+    return t if t > 0 else COMPILE_TIMEOUT_S
+
+
+def _compile_bounded(ir_text: str, v: _Variant, opt: int) -> bytes:
+    """LLVM's compile of ``ir_text``, bounded in time for large IR.
+
+    Some program shapes (many loops nested in one outer loop) still compile superlinearly, and a
+    thread inside LLVM cannot be stopped; so large IR is compiled by a child process, which is killed
+    at the limit, and the program then runs on the interpreter with the reason (``L.Unsupported``).
+    Small IR (most programs) compiles in-process: a child costs ~0.3 s of start-up."""
+    if ir_text.count("\n") <= CHILD_IR_LINES:
+        return _compile_object(ir_text, v, opt)
+    import pickle
+    import subprocess
+    import sys
+
+    limit = compile_timeout_s()
+    cmd = [sys.executable, "-c", "from vtpu_cli.engines.jit.compile import _child_main; _child_main()"]
+    try:
+        p = subprocess.run(cmd, input=pickle.dumps((ir_text, v, opt)), capture_output=True, timeout=limit)
+    except subprocess.TimeoutExpired:
+        raise L.Unsupported(
+            f"its native compile ran over {limit:g} s ({COMPILE_TIMEOUT_ENV} raises the limit)"
+        ) from None
+    if p.returncode != 0 or not p.stdout:
+        why = (p.stderr.decode(errors="replace").strip().splitlines() or [f"exit status {p.returncode}"])[-1]
+        raise L.Unsupported(f"its native compile failed in a child process: {why[:200]}")
+    return p.stdout
+
+
+def _child_main() -> None:
+    """The child of :func:`_compile_bounded`: (IR text, variant, opt) pickled on stdin, object on stdout."""
+    import pickle
+    import sys
+
+    ir_text, v, opt = pickle.loads(sys.stdin.buffer.read())
+    _init()
+    sys.stdout.buffer.write(_compile_object(ir_text, v, opt))
+    sys.stdout.buffer.flush()
+
+
 PROGRESS_AFTER_S = 2.0  # a compile running longer than this shows a transient status line on a terminal
 
 
@@ -808,7 +860,7 @@ def compile_program(
     if obj is None:
         with _Progress(len(program.code)):
             text, leaders = build_module(program, v)
-            obj = _compile_object(text, v, opt)
+            obj = _compile_bounded(text, v, opt)
         if not no_cache:
             try:
                 path.mkdir(mode=0o700, parents=True, exist_ok=True)
