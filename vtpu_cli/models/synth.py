@@ -238,6 +238,31 @@ def _vocab_meta(tokenizer_json: Path, tokenizer: object) -> dict[str, object]:
     return meta
 
 
+def write_gguf_header(wr, s, vocab: int, file_type, meta: dict, bos: int, eos: int) -> None:
+    """The `bitnet` GGUF metadata both synthetic writers emit: shapes, RoPE, norms, the BPE vocabulary
+    (``meta``'s ``tokenizer.ggml.*`` lists), BOS/EOS and the chat template."""
+    wr.add_context_length(s.max_ctx)
+    wr.add_embedding_length(s.hidden)
+    wr.add_feed_forward_length(s.ffn)
+    wr.add_block_count(s.layers)
+    wr.add_head_count(s.heads)
+    wr.add_head_count_kv(s.kv_heads)
+    wr.add_rope_freq_base(s.rope_theta)
+    wr.add_rope_dimension_count(s.hidden // s.heads)
+    wr.add_layer_norm_rms_eps(s.rms_eps)
+    wr.add_vocab_size(vocab)
+    wr.add_file_type(file_type)
+    wr.add_tokenizer_model(meta["tokenizer.ggml.model"])
+    wr.add_tokenizer_pre(meta["tokenizer.ggml.pre"])
+    wr.add_token_list(meta["tokenizer.ggml.tokens"])
+    wr.add_token_types(meta["tokenizer.ggml.token_type"])
+    wr.add_token_merges(meta["tokenizer.ggml.merges"])
+    wr.add_bos_token_id(bos)
+    wr.add_eos_token_id(eos)
+    wr.add_add_bos_token(True)
+    wr.add_chat_template(CHAT_TEMPLATE)
+
+
 def write_gguf_tq(
     path: str | Path,
     w: SynthWeights,
@@ -256,27 +281,11 @@ def write_gguf_tq(
     qt = gguf.GGMLQuantizationType[qtype]
     encode = tq2_0_encode if qtype == "TQ2_0" else tq1_0_encode
     wr = gguf.GGUFWriter(path, "bitnet")
-    wr.add_context_length(s.max_ctx)
-    wr.add_embedding_length(s.hidden)
-    wr.add_feed_forward_length(s.ffn)
-    wr.add_block_count(s.layers)
-    wr.add_head_count(s.heads)
-    wr.add_head_count_kv(s.kv_heads)
-    wr.add_rope_freq_base(s.rope_theta)
-    wr.add_rope_dimension_count(s.hidden // s.heads)
-    wr.add_layer_norm_rms_eps(s.rms_eps)
-    wr.add_vocab_size(w.vocab)
-    wr.add_file_type(gguf.LlamaFileType.MOSTLY_TQ2_0 if qtype == "TQ2_0" else gguf.LlamaFileType.MOSTLY_TQ1_0)
     meta = _vocab_meta(tokenizer_json, tokenizer)
-    wr.add_tokenizer_model(meta["tokenizer.ggml.model"])
-    wr.add_tokenizer_pre(meta["tokenizer.ggml.pre"])
-    wr.add_token_list(meta["tokenizer.ggml.tokens"])
-    wr.add_token_types(meta["tokenizer.ggml.token_type"])
-    wr.add_token_merges(meta["tokenizer.ggml.merges"])
-    wr.add_bos_token_id(meta["tokenizer.ggml.bos_token_id"])
-    wr.add_eos_token_id(meta["tokenizer.ggml.eos_token_id"])
-    wr.add_add_bos_token(True)
-    wr.add_chat_template(CHAT_TEMPLATE)
+    ftype = gguf.LlamaFileType.MOSTLY_TQ2_0 if qtype == "TQ2_0" else gguf.LlamaFileType.MOSTLY_TQ1_0
+    write_gguf_header(
+        wr, s, w.vocab, ftype, meta, meta["tokenizer.ggml.bos_token_id"], meta["tokenizer.ggml.eos_token_id"]
+    )
     if embed == "q8_0":
         wr.add_tensor("token_embd.weight", q8_0_encode(w.embedding), raw_dtype=gguf.GGMLQuantizationType.Q8_0)
     else:

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from vtpu_cli.models.formats import tq2_0_encode
-from vtpu_cli.models.synth import BOS, CHAT_TEMPLATE, EOS, GGUF_ROLES, train_tokenizer
+from vtpu_cli.models.synth import BOS, EOS, GGUF_ROLES, train_tokenizer, write_gguf_header
 
 
 @dataclass(frozen=True)
@@ -104,26 +104,7 @@ def write_large_tq2_0(path: str | Path, spec: LargeSpec, progress=None) -> Path:
     rng = np.random.default_rng(s.seed)
     meta = _vocab(s, path.parent)
     wr = gguf.GGUFWriter(tmp, "bitnet")
-    wr.add_context_length(s.max_ctx)
-    wr.add_embedding_length(s.hidden)
-    wr.add_feed_forward_length(s.ffn)
-    wr.add_block_count(s.layers)
-    wr.add_head_count(s.heads)
-    wr.add_head_count_kv(s.kv_heads)
-    wr.add_rope_freq_base(s.rope_theta)
-    wr.add_rope_dimension_count(s.hidden // s.heads)
-    wr.add_layer_norm_rms_eps(s.rms_eps)
-    wr.add_vocab_size(s.vocab)
-    wr.add_file_type(gguf.LlamaFileType.MOSTLY_TQ2_0)
-    wr.add_tokenizer_model(meta["tokenizer.ggml.model"])
-    wr.add_tokenizer_pre(meta["tokenizer.ggml.pre"])
-    wr.add_token_list(meta["tokenizer.ggml.tokens"])
-    wr.add_token_types(meta["tokenizer.ggml.token_type"])
-    wr.add_token_merges(meta["tokenizer.ggml.merges"])
-    wr.add_bos_token_id(meta["bos"])
-    wr.add_eos_token_id(meta["eos"])
-    wr.add_add_bos_token(True)
-    wr.add_chat_template(CHAT_TEMPLATE)
+    write_gguf_header(wr, s, s.vocab, gguf.LlamaFileType.MOSTLY_TQ2_0, meta, meta["bos"], meta["eos"])
 
     # Tensor infos first (sizes only), then the data generated in the same order.
     shapes = _shapes(s)
