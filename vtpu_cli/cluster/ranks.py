@@ -60,6 +60,7 @@ from vtpu_cli.machine.semantics import OpFault
 INSTALL_HINT = "install the cluster extra: pip install 'vtpu[cluster]' (mpi4py and the mpich wheel)"
 WAVE_INTERVAL_S = 0.002  # rank 0's pause between termination waves
 IDLE_SLEEP_MAX_S = 0.0005  # an idle rank's longest nap between polls (oversubscribed cores)
+ABORT_GRACE_S = 5.0  # how long a failing rank waits for the others to acknowledge its stop
 
 
 MEMORY_MODES = ("replicated", "homed")
@@ -142,6 +143,14 @@ def _name_on_signal(rank: int) -> None:
                     handler(sig, None)
 
     threading.Thread(target=watch, name="vtpu-signals", daemon=True).start()
+
+
+class RankStopped(Exception):
+    """Another rank failed and asked this one to stop; it has printed why."""
+
+    def __init__(self, code: int):
+        super().__init__(f"stopped by another rank (exit {code})")
+        self.code = code
 
 
 @dataclass
@@ -294,12 +303,24 @@ class ClusterEngine(Fallback):
     def run(self) -> RunResult:
         try:
             res = self.inner.run()
+        except RankStopped as e:  # another rank failed and asked this one to stop: it said why
+            if self.exit_workers:
+                sys.stdout.flush()
+                raise SystemExit(e.code) from None
+            raise
         except BaseException as e:  # a rank that cannot go on takes the others down rather than hang them
             if self.inner.size > 1:
                 what = "interrupted" if isinstance(e, KeyboardInterrupt) else f"{type(e).__name__}: {e}"
+                code = int(Exit.INTERRUPTED if isinstance(e, KeyboardInterrupt) else Exit.ERROR)
                 sys.stderr.write(f"vtpu: rank {self.inner.rank}: {what}; stopping every rank\n")
                 sys.stderr.flush()
-                self.comm.Abort(int(Exit.INTERRUPTED if isinstance(e, KeyboardInterrupt) else Exit.ERROR))
+                # ask first, so that every rank exits with the code itself; MPI_Abort kills the ones that
+                # do not answer, and a launcher then reports the signal instead of the code
+                if not self.inner.stop_others(code, ABORT_GRACE_S):
+                    self.comm.Abort(code)
+                if self.exit_workers:
+                    sys.stdout.flush()
+                    raise SystemExit(code) from None
             raise
         finally:
             self.comm.Free()
@@ -372,6 +393,8 @@ class RankInterpreter(Interpreter):
         tr.apply_update = self._apply_update
         tr.on_control = self._control
         self.stop: str | None = None
+        self.aborted: int | None = None  # the exit code another rank asked for when it failed
+        self.abort_acks: set[int] = set()
         self.reports: list[tuple[str, dict | None]] = []  # rank 0: halts reported by the ranks
         self.wave = 0
         self.replies: dict[int, tuple] = {}
@@ -489,6 +512,27 @@ class RankInterpreter(Interpreter):
             self.stop = obj[1]
         elif kind == "ckpt":
             self.ckpt_due = True
+        elif kind == "abort":  # another rank failed: acknowledge, then leave the loop and exit
+            self.aborted = obj[1]
+            self.stop = "aborted"
+            self.transport.send_control(("abort-ack",), src)
+        elif kind == "abort-ack":
+            self.abort_acks.add(src)
+
+    def stop_others(self, code: int, grace_s: float) -> bool:
+        """Ask every other rank to exit with ``code``; True once all have acknowledged within ``grace_s``."""
+        try:
+            tr = self.transport
+            for r in range(self.size):
+                if r != self.rank:
+                    tr.send_control(("abort", code), r)
+            deadline = time.monotonic() + grace_s
+            while len(self.abort_acks) < self.size - 1 and time.monotonic() < deadline:
+                tr.poll()
+                time.sleep(1e-3)
+            return len(self.abort_acks) == self.size - 1
+        except Exception:  # the transport itself is what failed
+            return False
 
     def _snapshot(self) -> tuple:
         tr = self.transport
@@ -667,6 +711,8 @@ class RankInterpreter(Interpreter):
         t0 = time.perf_counter()
         with np.errstate(all="ignore"):
             rounds, local_fault = self._loop()
+        if self.aborted is not None:
+            raise RankStopped(self.aborted)
         status, fault = self._exchange(local_fault, rounds, time.perf_counter() - t0)
         if self.router is not None:
             self.router.uninstall()
@@ -776,6 +822,8 @@ class RankInterpreter(Interpreter):
         done = self.comm.Ibarrier()
         while not done.Test():
             tr.poll()
+            if self.aborted is not None:
+                raise RankStopped(self.aborted)
         deadline = time.perf_counter() + 2.0
         while not tr.quiet() and time.perf_counter() < deadline:
             tr.poll()
