@@ -1,11 +1,18 @@
 """The converted-layout cache: the step program's weight scrolls written once, memory-mapped afterwards.
 
-Converting a checkpoint (re-tiling every ternary matrix, transposing the LM head to f32) is done once;
+Converting a checkpoint (re-tiling every ternary matrix, quantising the LM head to int8) is done once;
 the result is one file of 64-byte-aligned scroll images plus a JSON index, under
 ``$VTPU_CACHE_DIR/models`` (default ``~/.cache/vtpu/models``), keyed by the source files' paths, sizes
-and modification times and by the layout version. Both files are written to temporary names and
-renamed (atomic: a crash never leaves a half cache). A later start maps the file copy-on-write, so the
-weights cost page cache, not private memory, and nothing is converted.
+and modification times and by the layout tag (``layout_tag``: this module's version, every ``*VERSION``
+constant of ``ternary.py`` and ``compiled.py``, and a digest of ``compiled.tile_layout`` on a probe
+matrix, so a layout change invalidates old caches even without a version bump). Both files are
+written to temporary names and renamed (atomic: a crash never leaves a half cache). A later start maps
+the file copy-on-write, so the weights cost page cache, not private memory, and nothing is converted.
+
+The first start streams (``iter_scrolls``): one ternary matrix is converted, tiled, written and dropped
+at a time, and the head is quantised a row block at a time, each source range's pages released once
+read (``weights.release_pages``). Peak memory of a first start is therefore that of a cached start plus
+a few MiB, instead of every converted matrix, the whole head and the whole source file at once.
 """
 
 from __future__ import annotations
@@ -13,8 +20,10 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import tempfile
+from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
@@ -23,49 +32,129 @@ from vtpu_cli.models.errors import ModelError
 if TYPE_CHECKING:
     from vtpu_cli.models.weights import BitNetModel
 
-LAYOUT_VERSION = 2  # 2: int8 LM head + per-row scales (was f32 [hidden, vocab])
+LAYOUT_VERSION = 3  # 3: streamed writer, key from the layout tag; 2: int8 LM head + per-row scales
 ALIGN = 64
+HEAD_BLOCK_WEIGHTS = 1 << 20  # head rows quantised per step: ~8 MiB of float64 temporaries
+
+
+def layout_tag() -> str:
+    """What the cached bytes depend on besides the source: this writer's version, the layout versions
+    that ``ternary.py`` and ``compiled.py`` expose (any module constant named ``*VERSION``), and a digest
+    of ``compiled.tile_layout`` applied to a fixed odd-shaped probe matrix."""
+    from vtpu_cli.models import compiled, ternary
+
+    parts = [f"cache={LAYOUT_VERSION}"]
+    for mod in (ternary, compiled):
+        for name in sorted(vars(mod)):
+            value = getattr(mod, name)
+            if name.endswith("VERSION") and isinstance(value, (int, str)) and not isinstance(value, bool):
+                parts.append(f"{mod.__name__.rsplit('.', 1)[-1]}.{name}={value}")
+    rows, cols = 37, 75
+    codes = (np.arange(rows * cols, dtype=np.int64).reshape(rows, cols) * 7 % 3).astype(np.uint8)
+    probe = ternary.TernaryMatrix("probe", rows, cols, ternary.pack_codes(codes), 0.5)
+    tiles = np.ascontiguousarray(compiled.tile_layout(probe)).view(np.uint8)
+    parts.append("tile=" + hashlib.sha256(tiles.tobytes()).hexdigest()[:16])
+    return ";".join(parts)
 
 
 def cache_root() -> Path:
     return Path(os.environ.get("VTPU_CACHE_DIR") or Path.home() / ".cache" / "vtpu") / "models"
 
 
-def source_key(source: Path) -> str:
-    """A digest of what the converted layout depends on: every source file's path, size and mtime."""
+def source_key(source: Path, tag: str | None = None) -> str:
+    """A digest of what the converted layout depends on: every source file's path, size and mtime,
+    and the layout tag."""
     src = Path(source).resolve()
     files = sorted(p for p in src.rglob("*") if p.is_file()) if src.is_dir() else [src]
-    h = hashlib.sha256(f"vtpu-bitnet-layout-{LAYOUT_VERSION}".encode())
+    h = hashlib.sha256(f"vtpu-bitnet-layout\0{tag or layout_tag()}".encode())
     for p in files:
         st = p.stat()
         h.update(f"{p}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
     return h.hexdigest()[:32]
 
 
-def _write(folder: Path, conv: dict[str, np.ndarray]) -> None:
+def _u8(a: np.ndarray) -> np.ndarray:
+    return np.ascontiguousarray(a).view(np.uint8).reshape(-1)
+
+
+def _head_blocks(model: BitNetModel, ws_out: list[np.ndarray]) -> Iterator[np.ndarray]:
+    """The int8 head rows, a block at a time (``head.quantize_head_q8`` on each block: the same bytes as
+    on the whole table); the per-row scales are appended to ``ws_out``. Each block's source pages are
+    released once quantised."""
+    from vtpu_cli.models.head import quantize_head_q8
+    from vtpu_cli.models.weights import DenseTensor, release_pages
+
+    head = model.lm_head
+    step = max(1, HEAD_BLOCK_WEIGHTS // max(head.cols, 1))
+    for r0 in range(0, head.rows, step):
+        r1 = min(head.rows, r0 + step)
+        raw = head.raw[r0:r1]
+        w8, ws = quantize_head_q8(DenseTensor(head.name, r1 - r0, head.cols, head.kind, raw), chunk=r1 - r0)
+        release_pages(raw)
+        ws_out.append(ws)
+        yield _u8(w8)
+
+
+def iter_scrolls(model: BitNetModel) -> Iterator[tuple[str, Iterable[np.ndarray]]]:
+    """``compiled.convert_weights(model)`` as a stream: (coordinate, byte pieces) in the same order with
+    the same bytes, holding one converted ternary matrix or one head block at a time. A scroll's pieces
+    must be consumed before the next item is asked for (the scales come last, filled on the way)."""
+    from vtpu_cli.models import compiled as c
+    from vtpu_cli.models.weights import fresh_matrix
+
+    scales = np.zeros(model.config.layers * c.SCALES_PER_LAYER, np.float32)
+    for li, layer in enumerate(model.layers):
+        for j, role in enumerate(c.TERNARY_ROLES):
+            m = fresh_matrix(getattr(layer, role))
+            scales[li * c.SCALES_PER_LAYER + j] = m.scale
+            yield c.weight_coord(c.PHX_TERNARY[role], li), [_u8(c.tile_layout(m))]
+            del m
+        for role, name in c.NORM_ROLES.items():
+            yield c.weight_coord(name, li), [_u8(np.asarray(getattr(layer, role), np.float32))]
+    yield c.weight_coord("onorm"), [_u8(np.asarray(model.output_norm, np.float32))]
+    head_scales: list[np.ndarray] = []
+    yield c.weight_coord("head"), _head_blocks(model, head_scales)
+    yield c.weight_coord("hsc"), [_u8(np.concatenate(head_scales).astype(np.float32))]
+    yield c.io_coord("wsc"), [_u8(scales)]
+
+
+def write_scrolls(fh: IO[bytes], model: BitNetModel) -> dict[str, list[int]]:
+    """Stream every scroll of ``model`` into ``fh`` (64-byte aligned); returns {coord: [offset, size]}."""
+    index: dict[str, list[int]] = {}
+    off = 0
+    for coord, pieces in iter_scrolls(model):
+        pad = (-off) % ALIGN
+        fh.write(b"\0" * pad)
+        off += pad
+        start = off
+        for piece in pieces:
+            fh.write(memoryview(piece))
+            off += piece.nbytes
+        index[coord] = [start, off - start]
+    return index
+
+
+def _write(folder: Path, model: BitNetModel, tag: str) -> None:
     folder.mkdir(parents=True, exist_ok=True)
-    index, off = {}, 0
     tmp_bin = folder / f"weights.bin.tmp{os.getpid()}"
-    with open(tmp_bin, "wb") as f:
-        for coord, buf in conv.items():
-            pad = (-off) % ALIGN
-            f.write(b"\0" * pad)
-            off += pad
-            f.write(memoryview(np.ascontiguousarray(buf)))
-            index[coord] = [off, int(buf.shape[0])]
-            off += int(buf.shape[0])
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp_bin, folder / "weights.bin")
     tmp_idx = folder / f"index.json.tmp{os.getpid()}"
-    tmp_idx.write_text(json.dumps({"version": LAYOUT_VERSION, "scrolls": index}))
-    os.replace(tmp_idx, folder / "index.json")  # last: its presence marks a complete cache
+    try:
+        with open(tmp_bin, "wb") as f:
+            index = write_scrolls(f, model)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp_bin, folder / "weights.bin")
+        tmp_idx.write_text(json.dumps({"version": tag, "scrolls": index}))
+        os.replace(tmp_idx, folder / "index.json")  # last: its presence marks a complete cache
+    finally:  # a failed conversion (bad tensor, full disk) leaves no temporary behind
+        for p in (tmp_bin, tmp_idx):
+            p.unlink(missing_ok=True)
 
 
-def _map(folder: Path) -> dict[str, np.ndarray] | None:
+def _map(folder: Path, tag: str) -> dict[str, np.ndarray] | None:
     try:
         meta = json.loads((folder / "index.json").read_text())
-        if meta.get("version") != LAYOUT_VERSION:
+        if meta.get("version") != tag:
             return None
         mm = np.memmap(folder / "weights.bin", dtype=np.uint8, mode="c")
         return {c: mm[o : o + n] for c, (o, n) in meta["scrolls"].items()}
@@ -73,21 +162,34 @@ def _map(folder: Path) -> dict[str, np.ndarray] | None:
         return None
 
 
+def _unbacked(model: BitNetModel) -> dict[str, np.ndarray]:
+    """The scrolls when the cache folder cannot be written: streamed into an unnamed temporary file and
+    mapped (same memory profile as the cache), or converted in memory when even that fails."""
+    try:
+        with tempfile.TemporaryFile() as f:
+            index = write_scrolls(f, model)
+            f.flush()
+            mm = np.memmap(f, dtype=np.uint8, mode="c")
+    except OSError:
+        from vtpu_cli.models.compiled import convert_weights
+
+        return convert_weights(model)
+    return {c: mm[o : o + n] for c, (o, n) in index.items()}
+
+
 def cached_weights(model: BitNetModel, root: Path | None = None) -> tuple[dict[str, np.ndarray], bool]:
     """The weight scrolls of ``model`` (from the cache, or converted and cached); and whether it was a
-    cache hit. A cache that cannot be written is not an error: the converted arrays are returned."""
-    from vtpu_cli.models.compiled import convert_weights
-
-    folder = (root or cache_root()) / source_key(model.source)
-    hit = _map(folder)
+    cache hit. A cache that cannot be written is not an error: the scrolls are returned all the same."""
+    tag = layout_tag()
+    folder = (root or cache_root()) / source_key(model.source, tag)
+    hit = _map(folder, tag)
     if hit is not None:
         return hit, True
-    conv = convert_weights(model)
     try:
-        _write(folder, conv)
+        _write(folder, model, tag)
     except OSError:
-        return conv, False
-    mapped = _map(folder)
+        return _unbacked(model), False
+    mapped = _map(folder, tag)
     if mapped is None:
         raise ModelError(f"{folder}: the converted-layout cache could not be read back")
     return mapped, False

@@ -29,15 +29,17 @@ from vtpu_cli.models.gguf_file import (
     read_gguf,
     type_name,
 )
-from vtpu_cli.models.ternary import LazyTernary, TernaryMatrix, pack_codes, packed_cols, row_chunks
+from vtpu_cli.models.ternary import TernaryMatrix, pack_codes, packed_cols, row_chunks
 from vtpu_cli.models.weights import (
     BitNetModel,
     DenseTensor,
     LayerWeights,
+    SourceTernary,
     bf16_to_f32,
     expect_shape,
     layer_shapes,
     norm_sizes,
+    release_pages,
     ternarize_dense,
 )
 
@@ -119,8 +121,9 @@ def _extra_scale(f: GGUFFile, name: str) -> float:
 
 def load_gguf(path: str | Path, *, tokenizer: bool = True, lazy: bool = False) -> BitNetModel:
     """Load a BitNet GGUF (TQ1_0, TQ2_0 or I2_S ternary tensors) into the vtpu layout. ``lazy``: the
-    ternary tensors are converted on first use (``LazyTernary``), e.g. never when the converted layout
-    is cached."""
+    ternary tensors are converted on first use (``SourceTernary``), e.g. never when the converted layout
+    is cached, and one at a time, unkept, when the cache is written (``cache.cached_weights``). Each
+    conversion releases the source pages it read, so resident memory holds the converted bytes only."""
     f = read_gguf(path)
     src = str(f.path)
 
@@ -143,12 +146,15 @@ def load_gguf(path: str | Path, *, tokenizer: bool = True, lazy: bool = False) -
             extra = _extra_scale(f, f"blk.{i}.{base}.scale")
 
             def convert(t=t, shape=shapes[role], extra=extra) -> TernaryMatrix:
-                m = _ternary(f, t, *shape)
+                try:
+                    m = _ternary(f, t, *shape)
+                finally:
+                    release_pages(t.data)  # the source bytes are done with: out of our resident set
                 if extra != 1.0:
                     m = TernaryMatrix(m.name, m.rows, m.cols, m.packed, m.scale * extra)
                 return m
 
-            tern[role] = LazyTernary(t.name, *shapes[role], convert) if lazy else convert()
+            tern[role] = SourceTernary(t.name, *shapes[role], convert) if lazy else convert()
         norms = {role: _norm(f, get(f"blk.{i}.{role}.weight"), size) for role, size in sizes.items()}
         layers.append(LayerWeights(**norms, **tern))
     embedding = _dense(f, embd, cfg.vocab, cfg.hidden)

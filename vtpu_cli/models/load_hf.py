@@ -32,10 +32,12 @@ from vtpu_cli.models.weights import (
     BitNetModel,
     DenseTensor,
     LayerWeights,
+    SourceTernary,
     bf16_to_f32,
     expect_shape,
     layer_shapes,
     norm_sizes,
+    release_pages,
 )
 
 _ST_DTYPES = {
@@ -180,8 +182,11 @@ def _absmean_ternarize(t: STTensor, source: str) -> TernaryMatrix:
     return TernaryMatrix(t.name, rows, cols, packed, scale)
 
 
-def load_hf(folder: str | Path, *, tokenizer: bool = True) -> BitNetModel:
-    """Load an HF BitNetForCausalLM directory into the vtpu layout (tokenizer.json required when asked)."""
+def load_hf(folder: str | Path, *, tokenizer: bool = True, lazy: bool = False) -> BitNetModel:
+    """Load an HF BitNetForCausalLM directory into the vtpu layout (tokenizer.json required when asked).
+    ``lazy``: names, dtypes, shapes and scales are checked now, the packed weights are converted on
+    first use (``SourceTernary``; never when the converted layout is cached, one at a time and unkept
+    when the cache is written). Each conversion releases the source pages it read."""
     folder = Path(folder)
     if not folder.is_dir():
         raise ModelError(f"{folder}: not a model directory")
@@ -206,20 +211,33 @@ def load_hf(folder: str | Path, *, tokenizer: bool = True) -> BitNetModel:
         src = str(w.file)
         if mode == "online":
             expect_shape(src, w.name, w.shape, (rows, cols))
-            return _absmean_ternarize(w, src)
-        if w.dtype != "U8":
-            raise ModelError(
-                f"{src}: tensor {w.name} has dtype {w.dtype}; offline BitNet weights are packed U8"
-            )
-        expect_shape(src, w.name, w.shape, (rows // 4, cols))
-        s = get(prefix + ".weight_scale")
-        if s.data.size != 1:
-            raise ModelError(f"{s.file}: tensor {s.name} must hold one value, has shape {s.shape}")
-        value = float(s.as_float32().reshape(-1)[0])
-        if not np.isfinite(value) or value <= 0:
-            raise ModelError(f"{s.file}: tensor {s.name} holds an invalid scale {value}")
-        scale = value if mode == "multiply" else 1.0 / value
-        return hf_decode(w.data, scale, w.name, src)
+
+            def convert() -> TernaryMatrix:
+                return _absmean_ternarize(w, src)
+        else:
+            if w.dtype != "U8":
+                raise ModelError(
+                    f"{src}: tensor {w.name} has dtype {w.dtype}; offline BitNet weights are packed U8"
+                )
+            expect_shape(src, w.name, w.shape, (rows // 4, cols))
+            s = get(prefix + ".weight_scale")
+            if s.data.size != 1:
+                raise ModelError(f"{s.file}: tensor {s.name} must hold one value, has shape {s.shape}")
+            value = float(s.as_float32().reshape(-1)[0])
+            if not np.isfinite(value) or value <= 0:
+                raise ModelError(f"{s.file}: tensor {s.name} holds an invalid scale {value}")
+            scale = value if mode == "multiply" else 1.0 / value
+
+            def convert() -> TernaryMatrix:
+                return hf_decode(w.data, scale, w.name, src)
+
+        def convert_and_release() -> TernaryMatrix:
+            try:
+                return convert()
+            finally:
+                release_pages(w.data)  # the source bytes are done with: out of our resident set
+
+        return SourceTernary(w.name, rows, cols, convert_and_release) if lazy else convert_and_release()
 
     def norm(name: str, size: int) -> np.ndarray:
         t = get(name)

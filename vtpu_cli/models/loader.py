@@ -12,11 +12,12 @@ from vtpu_cli.models.weights import BitNetModel
 
 def load_model(path: str | Path, *, tokenizer: bool = True, lazy: bool = False) -> BitNetModel:
     """Load any supported BitNet checkpoint into the vtpu layout; bad input raises ModelError.
-    ``lazy`` (GGUF): ternary tensors are converted on first use -- for callers that take the converted
-    layout from the cache (``cache.cached_weights``), where a defect surfaces at conversion instead."""
+    ``lazy``: ternary tensors are converted on first use -- for callers that take the converted layout
+    from the cache (``cache.cached_weights``: nothing converted on a hit, one matrix at a time on a
+    miss), where a defect in a tensor's bits surfaces at conversion instead."""
     path = Path(path)
     if path.is_dir():
-        return load_hf(path, tokenizer=tokenizer)
+        return load_hf(path, tokenizer=tokenizer, lazy=lazy)
     if path.is_file():
         with open(path, "rb") as fh:
             magic = fh.read(4)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+import ctypes
+import sys
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -12,7 +14,7 @@ import numpy as np
 from vtpu_cli.models.config import ModelConfig
 from vtpu_cli.models.errors import ModelError
 from vtpu_cli.models.formats import q8_0_decode_rows
-from vtpu_cli.models.ternary import TernaryMatrix
+from vtpu_cli.models.ternary import LazyTernary, TernaryMatrix
 
 if TYPE_CHECKING:
     from vtpu_cli.models.tokenizer import Tokenizer
@@ -23,6 +25,74 @@ DENSE_KINDS = ("f32", "f16", "bf16", "q8_0")
 def bf16_to_f32(raw: np.ndarray) -> np.ndarray:
     """bfloat16 bit patterns (uint16) to float32: the high half of a float32."""
     return (np.asarray(raw, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
+
+
+_MADV_DONTNEED = 4  # Linux
+_PAGE = 4096
+
+
+def _libc_madvise() -> Callable[..., int] | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        fn = ctypes.CDLL(None, use_errno=True).madvise
+    except (OSError, AttributeError):
+        return None
+    fn.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
+    fn.restype = ctypes.c_int
+    return fn
+
+
+_MADVISE = _libc_madvise()
+
+
+def _read_only_file_map(arr: np.ndarray) -> bool:
+    """Whether ``arr`` is a view of a ``numpy.memmap`` opened read-only (a shared file mapping)."""
+    a: object = arr
+    while isinstance(a, np.ndarray):
+        if isinstance(a, np.memmap) and a.mode == "r":
+            return True
+        a = a.base
+    return False
+
+
+def release_pages(arr: np.ndarray) -> None:
+    """Drop this process's resident pages of a read-only memory-mapped source range once it has been
+    converted, so a conversion that reads a whole checkpoint does not end up holding all of it in its
+    resident set (the pages stay in the page cache; reading them again simply maps them again).
+
+    Only read-only file mappings are touched -- on a private or anonymous mapping ``MADV_DONTNEED``
+    would discard data -- and only on Linux; elsewhere this does nothing."""
+    if _MADVISE is None or arr.size == 0 or not _read_only_file_map(arr):
+        return
+    if any(st < 0 for st in arr.strides):
+        return
+    start = arr.__array_interface__["data"][0]  # the extent of a (possibly strided) view
+    end = start + sum((n - 1) * st for n, st in zip(arr.shape, arr.strides, strict=True)) + arr.itemsize
+    first = start - start % _PAGE  # pages are wholly inside the mapping, which is page-aligned
+    last = -(-end // _PAGE) * _PAGE
+    _MADVISE(first, last - first, _MADV_DONTNEED)
+
+
+class SourceTernary(LazyTernary):
+    """A LazyTernary that can also be converted without keeping the result (``fresh``): the streamed
+    layout-cache writer converts one matrix, writes it and drops it, so a first start never holds more
+    than one converted matrix. Used as a LazyTernary (``packed``/``scale``) it converts once and keeps."""
+
+    def __init__(self, name: str, rows: int, cols: int, convert: Callable[[], TernaryMatrix]) -> None:
+        super().__init__(name, rows, cols, convert)
+        object.__setattr__(self, "_source", convert)
+
+    def fresh(self) -> TernaryMatrix:
+        """The converted matrix, kept by nobody (unless an earlier use already converted it)."""
+        if self.converted:
+            return TernaryMatrix(self.name, self.rows, self.cols, self.packed, self.scale)
+        return self._source()
+
+
+def fresh_matrix(m: TernaryMatrix) -> TernaryMatrix:
+    """``m`` converted, without keeping the conversion when ``m`` is a SourceTernary."""
+    return m.fresh() if isinstance(m, SourceTernary) else m
 
 
 @dataclass(frozen=True, eq=False)
