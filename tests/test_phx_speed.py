@@ -58,3 +58,61 @@ def test_corpus_bytes_unchanged(chunk):
         if hashlib.sha256(encode(prog)).hexdigest() != e["sha256"]:
             changed.append((k, e.get("file") or _source(e)[:60], e["opt"], len(prog.code), e["siws"]))
     assert not changed, f"{len(changed)} programs compile to different bytes: {changed[:5]}"
+
+
+TERNARY = json.loads((Path(__file__).parent / "data" / "phx_speed_ternary.json").read_text())
+
+
+def _model_programs() -> list[tuple[str, str, dict]]:
+    """The model step program (tmatmul everywhere) at small and 2B-like shapes, and the shipped
+    ternary examples at every -O level."""
+    from vtpu_cli.models.compiled import StepShape
+
+    out = []
+    for shape in (
+        StepShape(64, 128, 2, 1, 32, 2, 256, 64, 1e-5),
+        StepShape(256, 704, 4, 2, 64, 3, 1024, 128, 1e-5, tokens=4),
+        StepShape(2560, 6912, 20, 5, 128, 30, 128256, 4096, 1e-5),
+    ):
+        out.append((f"model {shape.hidden}x{shape.layers}", shape.text(), {"opt": 2, "force_loops": True}))
+    for name in ("ternary_mlp", "bitnet_layer", "bitnet_model"):
+        text = (ROOT / "programs" / "phx" / f"{name}.phx").read_text()
+        for opt in (0, 1, 2, 3):
+            out.append((f"{name} -O{opt}", text, {"opt": opt}))
+    for k, e in enumerate(TERNARY):
+        kw = {"opt": e["opt"], "sentrons": e["sentrons"], "force_loops": e["force_loops"]}
+        if e.get("tile"):
+            kw["tile"] = tuple(e["tile"])
+        out.append((f"ternary corpus {k}", e["src"], kw))
+    return out
+
+
+def test_backend_matches_reference(monkeypatch):
+    """Programs whose front-end output may legitimately change (ternary lowering, the model program):
+    the IR of today's front end goes through the optimised back end and through the reference back end
+    (the allocator and scheduler before the speed work), and both must give the same bytes."""
+    import phx_speed_ref as ref
+
+    from vtpu_cli.compiler import driver
+    from vtpu_cli.core.errors import VtpuError
+
+    progs = _model_programs()
+    fast = {}
+    for name, text, kw in progs:
+        try:
+            fast[name] = encode(compile_phx(text, "ref.phx", **kw)[0])
+        except VtpuError:
+            fast[name] = None
+    monkeypatch.setattr(driver, "allocate", ref.allocate)
+    monkeypatch.setattr(driver, "schedule", ref.schedule)
+    monkeypatch.setattr(driver, "to_siws", ref.to_siws)
+    differ = []
+    for name, text, kw in progs:
+        try:
+            want = encode(compile_phx(text, "ref.phx", **kw)[0])
+        except VtpuError:
+            want = None
+        if fast[name] != want:
+            differ.append(name)
+    assert sum(v is not None for v in fast.values()) >= 60
+    assert not differ, f"optimised and reference back ends differ on {differ[:5]}"
