@@ -11,6 +11,7 @@ writer used for the I2_S test models. All integers are little-endian.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -235,14 +236,24 @@ def _pack_value(value: Any, vtype: int) -> bytes:
     raise ValueError(f"cannot pack value type {vtype}")
 
 
+@dataclass(frozen=True)
+class LazyPayload:
+    """A tensor payload of ``nbytes`` bytes produced only when the writer reaches it (``make``), so a
+    large file is written one tensor at a time."""
+
+    nbytes: int
+    make: Callable[[], bytes | np.ndarray]
+
+
 def write_gguf(
     path: str | Path,
     meta: list[tuple[str, int, Any]] | list[tuple[str, int, Any, int]],
-    tensors: list[tuple[str, tuple[int, ...], int, bytes]],
+    tensors: list[tuple[str, tuple[int, ...], int, bytes | LazyPayload]],
     alignment: int = DEFAULT_ALIGNMENT,
 ) -> None:
     """Write a GGUF v3 file. `meta` items are (key, value type, value) or, for arrays,
-    (key, V_ARR, items, item type); `tensors` items are (name, dims innermost first, ggml type, payload)."""
+    (key, V_ARR, items, item type); `tensors` items are (name, dims innermost first, ggml type, payload),
+    a payload being bytes or a LazyPayload (streamed: memory stays at one tensor)."""
     out = bytearray(GGUF_MAGIC + struct.pack("<IQQ", 3, len(tensors), len(meta)))
     for item in meta:
         key, vtype, value = item[0], item[1], item[2]
@@ -256,10 +267,18 @@ def write_gguf(
             out += _pack_value(value, vtype)
     offset = 0
     for name, dims, type_id, payload in tensors:
+        size = payload.nbytes if isinstance(payload, LazyPayload) else len(payload)
         out += _pack_value(name, V_STR) + struct.pack("<I", len(dims))
         out += struct.pack(f"<{len(dims)}Q", *dims) + struct.pack("<IQ", type_id, offset)
-        offset += -(-len(payload) // alignment) * alignment
+        offset += -(-size // alignment) * alignment
     out += bytes(-len(out) % alignment)
-    for _, _, _, payload in tensors:
-        out += payload + bytes(-len(payload) % alignment)
-    Path(path).write_bytes(bytes(out))
+    with open(path, "wb") as fh:
+        fh.write(out)
+        for name, _, _, payload in tensors:
+            data = payload.make() if isinstance(payload, LazyPayload) else payload
+            raw = memoryview(np.ascontiguousarray(data)).cast("B") if isinstance(data, np.ndarray) else data
+            want = payload.nbytes if isinstance(payload, LazyPayload) else len(raw)
+            if len(raw) != want:
+                raise ValueError(f"tensor {name}: payload of {len(raw)} bytes, {want} announced")
+            fh.write(raw)
+            fh.write(bytes(-len(raw) % alignment))

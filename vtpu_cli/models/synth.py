@@ -9,8 +9,10 @@ The tokenizer is a byte-level BPE trained on a fixed built-in text, so it is the
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -55,6 +57,19 @@ HF_NORMS = {
     "ffn_norm": "post_attention_layernorm",
     "ffn_sub_norm": "mlp.ffn_sub_norm",
 }
+
+
+class ModelShape(Protocol):
+    """What the metadata writers read of a model spec (SynthSpec here, LargeSpec in synth_large)."""
+
+    hidden: int
+    ffn: int
+    layers: int
+    heads: int
+    kv_heads: int
+    rope_theta: float
+    rms_eps: float
+    max_ctx: int
 
 
 @dataclass(frozen=True)
@@ -141,19 +156,36 @@ def _f32_to_bf16_bits(x: np.ndarray) -> np.ndarray:
     return (np.asarray(x, dtype=np.float32).view(np.uint32) >> 16).astype(np.uint16)
 
 
-def _save_safetensors(path: Path, tensors: dict[str, tuple[str, np.ndarray]]) -> None:
-    """Write a safetensors file; entries are name -> (dtype tag, array holding the raw element bits)."""
+_ST_ITEMSIZE = {"F32": 4, "F16": 2, "BF16": 2, "U8": 1, "I8": 1}
+
+
+def save_safetensors_streamed(
+    path: Path, entries: list[tuple[str, str, tuple[int, ...], Callable[[], np.ndarray]]]
+) -> None:
+    """Write a safetensors file whose tensors are produced one at a time: entries are (name, dtype tag,
+    shape, function returning the array of raw element bits). The header goes first (sizes follow from
+    the shapes), so memory stays at one tensor whatever the file size."""
     header: dict[str, object] = {"__metadata__": {"format": "pt"}}
     offset = 0
-    blobs = []
-    for name, (dtype, arr) in tensors.items():
-        raw = np.ascontiguousarray(arr).tobytes()
-        header[name] = {"dtype": dtype, "shape": list(arr.shape), "data_offsets": [offset, offset + len(raw)]}
-        blobs.append(raw)
-        offset += len(raw)
+    for name, dtype, shape, _ in entries:
+        n = int(np.prod(shape, dtype=np.int64)) * _ST_ITEMSIZE[dtype]
+        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + n]}
+        offset += n
     head = json.dumps(header, separators=(",", ":")).encode()
     head += b" " * (-len(head) % 8)
-    path.write_bytes(len(head).to_bytes(8, "little") + head + b"".join(blobs))
+    with open(path, "wb") as fh:
+        fh.write(len(head).to_bytes(8, "little") + head)
+        for name, dtype, shape, make in entries:
+            arr = np.ascontiguousarray(make())
+            if arr.shape != tuple(shape) or arr.itemsize != _ST_ITEMSIZE[dtype]:
+                raise ValueError(f"tensor {name}: produced {arr.dtype}{arr.shape}, announced {dtype}{shape}")
+            fh.write(memoryview(arr).cast("B"))
+
+
+def _save_safetensors(path: Path, tensors: dict[str, tuple[str, np.ndarray]]) -> None:
+    """Write a safetensors file; entries are name -> (dtype tag, array holding the raw element bits)."""
+    entries = [(n, d, a.shape, lambda a=a: a) for n, (d, a) in tensors.items()]
+    save_safetensors_streamed(path, entries)
 
 
 def write_hf(
@@ -195,12 +227,16 @@ def write_hf(
             tensors[p + name + ".weight"] = ("BF16", _f32_to_bf16_bits(w.norms[i][role]))
     _save_safetensors(folder / "model.safetensors", tensors)
     tok_id = tokenizer.token_to_id  # type: ignore[attr-defined]
-    quant = (
-        {"quant_method": "bitnet", "linear_class": "autobitlinear", "quantization_mode": "offline"}
-        if scale_mode == "multiply"
-        else {"quant_method": "bitnet", "linear_class": "bitlinear", "quantization_mode": "offline"}
-    )
-    config = {
+    config = hf_config(s, w.vocab, tok_id(BOS), tok_id(EOS), tied=lm_head is None, scale_mode=scale_mode)
+    write_hf_side_files(folder, config, tokenizer)
+    return folder
+
+
+def hf_config(s: ModelShape, vocab: int, bos: int, eos: int, *, tied: bool, scale_mode: str) -> dict:
+    """The `config.json` of a synthetic BitNetForCausalLM ("multiply": autobitlinear/offline, "divide":
+    bitlinear)."""
+    linear = "autobitlinear" if scale_mode == "multiply" else "bitlinear"
+    return {
         "architectures": ["BitNetForCausalLM"],
         "model_type": "bitnet",
         "hidden_act": "relu2",
@@ -209,21 +245,28 @@ def write_hf(
         "num_hidden_layers": s.layers,
         "num_attention_heads": s.heads,
         "num_key_value_heads": s.kv_heads,
-        "vocab_size": w.vocab,
+        "vocab_size": vocab,
         "rope_theta": s.rope_theta,
         "rms_norm_eps": s.rms_eps,
         "max_position_embeddings": s.max_ctx,
-        "tie_word_embeddings": lm_head is None,
-        "bos_token_id": tok_id(BOS),
-        "eos_token_id": tok_id(EOS),
+        "tie_word_embeddings": tied,
+        "bos_token_id": bos,
+        "eos_token_id": eos,
         "torch_dtype": "bfloat16",
-        "quantization_config": quant,
+        "quantization_config": {
+            "quant_method": "bitnet",
+            "linear_class": linear,
+            "quantization_mode": "offline",
+        },
     }
+
+
+def write_hf_side_files(folder: Path, config: dict, tokenizer: object) -> None:
+    """config.json, tokenizer.json and tokenizer_config.json (BOS/EOS, add_bos, the chat template)."""
     (folder / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
     tokenizer.save(str(folder / "tokenizer.json"))  # type: ignore[attr-defined]
     tc = {"bos_token": BOS, "eos_token": EOS, "add_bos_token": True, "chat_template": CHAT_TEMPLATE}
     (folder / "tokenizer_config.json").write_text(json.dumps(tc, indent=2) + "\n", encoding="utf-8")
-    return folder
 
 
 def _vocab_meta(tokenizer_json: Path, tokenizer: object) -> dict[str, object]:
@@ -311,9 +354,27 @@ def write_gguf_i2s(path: str | Path, w: SynthWeights, tokenizer_json: Path, toke
     """A bitnet.cpp-style GGUF (architecture `bitnet-b1.58`) with I2_S weights, written by hand."""
     path = Path(path)
     s = w.spec
+    meta = i2_s_meta(s, _vocab_meta(tokenizer_json, tokenizer))
+    tensors = [
+        ("token_embd.weight", (s.hidden, w.vocab), F16, w.embedding.astype(np.float16).tobytes()),
+        ("output_norm.weight", (s.hidden,), F32, w.output_norm.tobytes()),
+    ]
+    for i in range(s.layers):
+        for role, name in GGUF_ROLES.items():
+            m = w.ternary[i][role]
+            payload = i2_s_encode(m, w.scales[i][role])
+            tensors.append((f"blk.{i}.{name}.weight", (m.shape[1], m.shape[0]), I2_S, payload))
+        for role, arr in w.norms[i].items():
+            tensors.append((f"blk.{i}.{role}.weight", arr.shape, F32, arr.tobytes()))
+    write_gguf(path, meta, tensors)
+    return path
+
+
+def i2_s_meta(s: ModelShape, vocab: dict) -> list:
+    """bitnet.cpp-style metadata (architecture `bitnet-b1.58`) for `write_gguf`; ``vocab`` holds the
+    `tokenizer.ggml.*` keys (lists, BOS/EOS ids)."""
     arch = "bitnet-b1.58"
-    vocab = _vocab_meta(tokenizer_json, tokenizer)
-    meta: list = [
+    return [
         ("general.architecture", V_STR, arch),
         ("general.alignment", V_U32, 32),
         (f"{arch}.context_length", V_U32, s.max_ctx),
@@ -335,19 +396,6 @@ def write_gguf_i2s(path: str | Path, w: SynthWeights, tokenizer_json: Path, toke
         ("tokenizer.ggml.add_bos_token", V_BOOL, True),
         ("tokenizer.chat_template", V_STR, CHAT_TEMPLATE),
     ]
-    tensors = [
-        ("token_embd.weight", (s.hidden, w.vocab), F16, w.embedding.astype(np.float16).tobytes()),
-        ("output_norm.weight", (s.hidden,), F32, w.output_norm.tobytes()),
-    ]
-    for i in range(s.layers):
-        for role, name in GGUF_ROLES.items():
-            m = w.ternary[i][role]
-            payload = i2_s_encode(m, w.scales[i][role])
-            tensors.append((f"blk.{i}.{name}.weight", (m.shape[1], m.shape[0]), I2_S, payload))
-        for role, arr in w.norms[i].items():
-            tensors.append((f"blk.{i}.{role}.weight", arr.shape, F32, arr.tobytes()))
-    write_gguf(path, meta, tensors)
-    return path
 
 
 def write_all(out_dir: str | Path, spec: SynthSpec | None = None) -> dict[str, Path]:
