@@ -243,7 +243,15 @@ def make_engine(
     eng = open_engine(
         program,
         mem,
-        EngineOptions(engine=engine, sentrons=sentrons, max_steps=max_steps, topology=topo, trace=trace),
+        EngineOptions(
+            engine=engine,
+            sentrons=sentrons,
+            max_steps=max_steps,
+            topology=topo,
+            trace=trace,
+            cache_dir=cache_dir,
+            no_cache=no_cache,
+        ),
     )
     return eng, eng.reason
 
@@ -263,18 +271,24 @@ def open_engine(
             hint="trace a plain single-process run",
             exit_code=Exit.ERROR,
         )
+    jit = None
     if under_mpi():
         comm = init_mpi()
         _name_on_signal(comm.Get_rank())
-        why = (
-            f"under mpiexec ({comm.Get_size()} ranks) every rank runs its sentrons on the interpreter: "
-            "the JIT's native C pipe does not span processes yet"
-        )
+        why = None
+        if o.engine == "jit":
+            jit, why = jit_reason(program, memory, o, _settings)
+            # every rank must take the same path (a compile that timed out on one rank only, ...)
+            whys = comm.allgather(why)
+            why = next((w for w in whys if w is not None), None)
+            if why is not None:
+                jit = None
+                why = f"under mpiexec ({comm.Get_size()} ranks) every rank runs its sentrons on the interpreter: {why}"
     else:
         comm = LocalComm()
         why = "checkpoint/restart runs on the interpreter: the JIT cannot stop at a barrier for a checkpoint yet"
     reason = why if o.engine == "jit" and comm.Get_rank() == 0 else None
-    return ClusterEngine(program, memory, o, comm, reason, _settings, exit_workers=exit_workers)
+    return ClusterEngine(program, memory, o, comm, reason, _settings, exit_workers=exit_workers, jit=jit)
 
 
 class ClusterEngine(Fallback):
@@ -291,14 +305,29 @@ class ClusterEngine(Fallback):
         ckpt: Checkpointing | None = None,
         *,
         exit_workers: bool = True,
+        jit: Any = None,
     ):
+        """``jit``: a compiled :class:`~vtpu_cli.engines.jit.engine.JitEngine` for the whole run; this
+        rank then runs its sentrons natively (:class:`RankJit`), else on the interpreter."""
         self.program, self.n, self.mem = program, o.sentrons, memory
         self.reason = reason
         self.exit_workers = exit_workers
         self.comm = comm = comm.Dup()  # a run's own context: nothing of an earlier run can leak in
-        self.inner = RankInterpreter(
-            program, o.sentrons, comm, max_steps=o.max_steps, topology=o.topology, memory=memory, ckpt=ckpt
-        )
+        self.inner: RankInterpreter
+        if jit is not None:
+            self.inner = RankJit(
+                program, o.sentrons, comm, topology=o.topology, memory=memory, jit=jit, ckpt=ckpt
+            )
+        else:
+            self.inner = RankInterpreter(
+                program,
+                o.sentrons,
+                comm,
+                max_steps=o.max_steps,
+                topology=o.topology,
+                memory=memory,
+                ckpt=ckpt,
+            )
 
     def run(self) -> RunResult:
         try:
@@ -329,7 +358,8 @@ class ClusterEngine(Fallback):
             raise SystemExit(int(Exit.OK if res.status == STATUS_OK else Exit.FAULT))
         if self.inner.rank != 0:
             return res
-        res.engine, res.fallback = "interp", self.reason
+        if not isinstance(self.inner, RankJit):
+            res.engine, res.fallback = "interp", self.reason
         res.cluster = self.report()  # type: ignore[attr-defined]  # for reports that know about ranks
         return res
 
@@ -362,7 +392,10 @@ class RankInterpreter(Interpreter):
         topology,
         memory: Memory,
         ckpt: Checkpointing | None = None,
+        coherent: bool = True,
     ):
+        """``coherent=False``: no memory mode is set up (the JIT path, for programs that never write
+        memory: every rank's full image stays valid; see :class:`RankJit`)."""
         if n < 1:
             raise ValueError("at least one sentron")
         self.program = program
@@ -384,9 +417,9 @@ class RankInterpreter(Interpreter):
         self.code = [self._compile(s) if s.id in tr.local else None for s in self.states]
         self.dirty: dict[int, None] = {}  # scrolls written here since the last release, in order
         self._alloc, self._free = memory.alloc, memory.free
-        self.memory_mode = memory_mode()
+        self.memory_mode = memory_mode() if coherent else "replicated"
         self.router: Router | None = None
-        if self.memory_mode == "replicated":
+        if self.memory_mode == "replicated" and coherent:
             memory.alloc = self._tracked_alloc  # type: ignore[method-assign]
             memory.free = self._tracked_free  # type: ignore[method-assign]
             tr.before_remote = self._take_dirty
@@ -422,7 +455,7 @@ class RankInterpreter(Interpreter):
             for pc, siw in enumerate(program.code)
             if any(i.op.name in ACQUIRES for i in siw if not i.is_nop)
         )
-        if self.memory_mode == "homed":
+        if self.memory_mode == "homed" and coherent:
             self.router = Router(memory, tr, n)
             self.router.drop_foreign()
             tr.before_remote = self._homed_release
@@ -848,6 +881,7 @@ class RankInterpreter(Interpreter):
                 "update_bytes": tr.update_bytes,
                 "scroll_bytes": self.router.bytes_in + self.router.bytes_out if self.router else 0,
                 "remote_accesses": self.router.remote_accesses if self.router else 0,
+                **self._timing_extra(),
             },
         }
         got = self.comm.gather(payload, root=0)
@@ -863,6 +897,10 @@ class RankInterpreter(Interpreter):
             fault = min(faults, key=lambda f: f.sentron)
             status = STATUS_FAULT if fault.kind == "fault" else STATUS_LIMIT
         return status, fault
+
+    def _timing_extra(self) -> dict:
+        """More per-rank figures for rank 0's report (the JIT path adds its own)."""
+        return {"engine": "interp"}
 
     def _merge(self, got: list[dict]) -> None:
         total = np.zeros(len(self.counts), np.int64)
@@ -919,3 +957,206 @@ def _state_record(s: SentronState, cbars: int) -> dict:
         "coll_seq": {str(k): v for k, v in s.coll_seq.items()},
         "cbars": cbars,
     }
+
+
+# =================================================================== the JIT on every rank
+# S-pipe ops that write scrolls or change the scroll table: their effects would need the memory modes'
+# coherence across ranks (homed / replicated), which the native code does not report to the host
+MEMORY_WRITES = ("SSCATTR", "SALLOC", "SFREE", "SFLUSH", "SPREFCH", "SDEDUP")
+
+
+def jit_reason(
+    program: Program, memory: Memory, o: EngineOptions, ckpt: Checkpointing
+) -> tuple[Any, str | None]:
+    """``(JitEngine, None)`` when this rank can run its sentrons natively, else ``(None, why not)``."""
+    if ckpt.wanted:
+        return (
+            None,
+            "checkpoint/restart runs on the interpreter: the JIT cannot stop at a barrier for a checkpoint yet",
+        )
+    if o.max_steps is not None:
+        return None, (
+            "--max-steps: each rank stops after its share of the steps, counted per SIW by the interpreter "
+            "(the JIT's step limit is per process)"
+        )
+    writes = sorted({i.op.name for siw in program.code for i in siw if i.op.name in MEMORY_WRITES})
+    if writes:
+        return None, (
+            f"{', '.join(writes)}: the JIT bridge between ranks carries the C pipe only; scroll writes need "
+            "the interpreter's memory coherence across ranks (homed or replicated memory)"
+        )
+    try:
+        from vtpu_cli.engines.jit.engine import JitEngine
+    except ImportError as e:  # pragma: no cover - llvmlite missing
+        return None, f"the JIT cannot load ({e})"
+    eng = JitEngine(
+        program,
+        o.sentrons,
+        topology=o.topology,
+        memory=memory,
+        cache_dir=o.cache_dir,
+        no_cache=o.no_cache,
+        portable=o.portable,
+        opt=o.opt,
+    )
+    eng.compile()
+    if eng.fallback_reason is not None:
+        return None, eng.fallback_reason
+    return eng, None
+
+
+class RankJit(RankInterpreter):
+    """This rank's sentrons as native threads (:mod:`vtpu_cli.cluster.bridge` plays the other ranks'
+    sentrons in the fleet block); the control plane, the final exchange and the merge are
+    :class:`RankInterpreter`'s. A run that does not end ``ok`` (a fault, a deadlock, a condition the
+    native C pipe leaves to the golden model) is run again from the start by a :class:`RankInterpreter`
+    on every rank, whose report is the one printed -- as the single-process JIT replays in the
+    interpreter. Only programs that never write memory come here (see :func:`jit_reason`), so the
+    memory the replay starts from is the memory the native run started from."""
+
+    def __init__(self, program: Program, n: int, comm: Any, *, topology, memory: Memory, jit: Any, ckpt=None):
+        super().__init__(
+            program, n, comm, max_steps=None, topology=topology, memory=memory, ckpt=ckpt, coherent=False
+        )
+        self.topology = topology
+        self.jit = jit
+        self.bridge: Any = None
+        self.replayer: RankInterpreter | None = None
+        self.replay = ""
+        self.reported = False
+        self.activity = 0
+        self.halted_all = False
+        self.nap = 0.0
+        self.native: Any = None  # this rank's JitRunResult of an ok run
+
+    # ------------------------------------------------------------------ the bridge loop (main thread)
+    def _step(self, sens: list) -> bool:
+        from vtpu_cli.cluster.bridge import Bridge
+
+        hub = self.jit.hub
+        if self.bridge is None:
+            self.bridge = Bridge(
+                hub, self.n, self.program.groups, self.transport.owner, self.rank, self.transport
+            )
+        br, tr = self.bridge, self.transport
+        e0 = br.epoch()
+        blocked = br.all_blocked(sens, e0)
+        moved = br.step()
+        changed = tr.poll()
+        if hub.events and not self.reported:  # a local sentron faulted (or needs the golden model)
+            for _, sid in hub.events:
+                if sens[sid].error is not None:
+                    raise RuntimeError(f"sentron {sid}: JIT runtime error: {sens[sid].error!r}")
+            self.reported = True
+            self._halt("replay", None)
+        e1 = br.epoch()
+        self.halted_all = not hub.live and not hub.events
+        self.idle = (blocked or self.halted_all) and not moved and not changed and e1 == e0
+        self.activity = e1 + br.moved
+        if self.rank == 0:
+            self._coordinate()
+        if self.stop is not None:
+            return False
+        if moved or changed:
+            self.nap = 0.0
+        else:
+            if self.nap:
+                time.sleep(self.nap)
+            self.nap = min(IDLE_SLEEP_MAX_S, self.nap * 2 or 1e-5)
+        return True
+
+    def _snapshot(self) -> tuple:
+        tr = self.transport
+        return (self.idle, tr.sent, tr.received, self.activity + tr.changes, self.halted_all, 0, 0)
+
+    def _timing_extra(self) -> dict:
+        r = self.native
+        return {"engine": "jit", "cycles": r.cycles if r is not None else 0}
+
+    # ------------------------------------------------------------------ running
+    def run(self) -> RunResult:
+        t0 = time.perf_counter()
+        mem = self.mem
+        ppt = ([list(w) for w in mem._cache], vars(mem.stats).copy())
+        sens, wall, comp = self.jit.run_partial(self.transport.local, self._step)
+        if self.aborted is not None:
+            raise RankStopped(self.aborted)
+        if self.stop != STATUS_OK:
+            mem._cache[:] = ppt[0]
+            for k, v in ppt[1].items():
+                setattr(mem.stats, k, v)
+            return self._replay(comp)
+        res = self.native = self.jit._finish(sens, comp, wall)
+        for sid in self.transport.local:
+            self.states[sid] = res.sentrons[sid]
+        self.mine = [self.states[i] for i in self.transport.local]
+        self.counts = list(res.counts)
+        self.rounds = res.rounds
+        fs, js = self.fleet.stats, res.fleet.stats
+        fs.messages, fs.bytes, fs.routed, fs.hops = js.messages, js.bytes, js.routed, js.hops
+        self.transport.instances = {"CBAR": js.barriers, "CREDUCE": js.collectives}
+        status, fault = self._exchange(None, res.rounds, time.perf_counter() - t0)
+        siws, ops = count_ops(self.program, self.counts)
+        return self._as_jit(
+            RunResult(
+                status, fault, self.states, mem, self.fleet, siws, ops, self.rounds, time.perf_counter() - t0
+            ),
+            comp,
+            cycles=max((p.get("cycles", 0) for p in self.per_rank), default=res.cycles),
+            counts=self.counts,
+        )
+
+    def _replay(self, comp: Any) -> RunResult:
+        """Every rank runs the program again on the interpreter, from the start, for the golden report."""
+        comm = self.comm.Dup()
+        try:
+            self.replayer = RankInterpreter(
+                self.program,
+                self.n,
+                comm,
+                max_steps=None,
+                topology=self.topology,
+                memory=self.mem,
+                ckpt=self.ckpt,
+            )
+            res = self.replayer.run()
+        finally:
+            comm.Free()
+        self.per_rank, self.memory_mode = self.replayer.per_rank, self.replayer.memory_mode
+        self.replay = "interp"
+        out = self._as_jit(res, comp, cycles=0, counts=self.replayer.counts)
+        out.replay = "interp"
+        return out
+
+    def _as_jit(self, r: RunResult, comp: Any, cycles: int, counts: list) -> RunResult:
+        from vtpu_cli.engines.jit.compile import tsc_hz
+        from vtpu_cli.engines.jit.engine import JitRunResult
+
+        hz, src = tsc_hz()
+        out = JitRunResult(
+            r.status,
+            r.fault,
+            r.sentrons,
+            r.memory,
+            r.fleet,
+            r.siws,
+            r.ops_by_pipe,
+            r.rounds,
+            r.wall_s,
+            None,
+            engine="jit",
+            fallback=None,
+            compile_s=comp.compile_s,
+            cache_hit=comp.cache_hit,
+            cycles=cycles,
+            tsc_hz=hz,
+            tsc_source=src,
+        )
+        out.run_s = cycles / hz if hz else 0.0
+        out._counts = list(counts)
+        return out
+
+    def stop_others(self, code: int, grace_s: float) -> bool:
+        if self.replayer is not None:  # the others listen on the replay's communicator now
+            return self.replayer.stop_others(code, grace_s)
+        return super().stop_others(code, grace_s)

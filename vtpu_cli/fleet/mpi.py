@@ -92,6 +92,9 @@ class MpiTransport:
         self.apply_update: Callable[[list], None] | None = None
         self.on_control: Callable[[int, Any], None] | None = None
         self.on_request: Callable[[int, Any], Any] | None = None  # serves remote scroll access
+        # items of kinds this class does not know (the JIT bridge's, ``cluster/bridge.py``), delivered in
+        # the same order and counted the same way as messages
+        self.on_item: Callable[[int, tuple], None] | None = None
         self._answers: dict[int, Any] = {}
         self._next_request = 0
         self.in_request = 0  # > 0 while a sentron of this rank waits for a remote scroll access
@@ -256,6 +259,12 @@ class MpiTransport:
             if self.apply_update is not None:
                 self.apply_update(entries)
             self.applied[r] += 1
+        elif self.on_item is not None:
+            self.on_item(r, obj[:-1])
+
+    def send_item(self, obj: tuple, dest: int) -> None:
+        """A data item of the caller's own kind (see ``on_item``), counted for termination detection."""
+        self._data(obj, dest)
 
     def _push_collectives(self) -> None:
         for key, c in list(self.colls.items()):

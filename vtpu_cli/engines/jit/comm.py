@@ -1148,3 +1148,49 @@ def note_access(lw, pidx: int, store: bool) -> None:
     b.store(ir.Constant(I1, 1), (lw.WREC if store else lw.RREC)[pidx])
     b.branch(skip)
     b.position_at_end(skip)
+
+
+# --------------------------------------------------------------- host-side atomics (the cluster bridge)
+_HOST_ATOMICS: tuple | None = None
+
+
+def host_atomics() -> tuple:
+    """``(fetch_add, store_release)``: ctypes functions on 8-byte fleet-block words.
+
+    Under mpiexec a Python thread (``cluster/bridge.py``) stands in for the sentrons of other ranks: it
+    adds their arrivals to collective counters that local native threads increment concurrently (a
+    read-modify-write from numpy could lose one of theirs), and it publishes ring tails and heads after
+    the data they cover. Both are two tiny native functions compiled once per process."""
+    global _HOST_ATOMICS
+    if _HOST_ATOMICS is not None:
+        return _HOST_ATOMICS
+    import ctypes
+
+    import llvmlite.binding as llvm
+
+    from vtpu_cli.engines.jit.compile import _init, _target_machine, host_target
+
+    _init()
+    mod = ir.Module(name="vtpu_host_atomics")
+    add = ir.Function(mod, ir.FunctionType(I64, [PTR, I64]), name="vtpu_fetch_add")
+    b = ir.IRBuilder(add.append_basic_block("entry"))
+    b.ret(b.atomic_rmw("add", add.args[0], add.args[1], "seq_cst"))
+    rel = ir.Function(mod, ir.FunctionType(ir.VoidType(), [PTR, I64]), name="vtpu_store_release")
+    b = ir.IRBuilder(rel.append_basic_block("entry"))
+    from llvmlite.ir import instructions
+
+    b._insert(instructions.StoreAtomicInstr(b.block, rel.args[1], rel.args[0], "release", 8))
+    b.ret_void()
+    tm = _target_machine(*host_target(True))
+    llmod = llvm.parse_assembly(str(mod))
+    llmod.triple = tm.triple
+    engine = llvm.create_mcjit_compiler(llmod, tm)
+    engine.finalize_object()
+    fa = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64)(
+        engine.get_function_address("vtpu_fetch_add")
+    )
+    sr = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64)(
+        engine.get_function_address("vtpu_store_release")
+    )
+    _HOST_ATOMICS = (fa, sr, engine)  # the engine owns the code: keep it alive
+    return _HOST_ATOMICS

@@ -612,7 +612,20 @@ class JitEngine:
         out.run_s = cycles / hz if hz else 0.0
         return out
 
-    def _run_native(self, comp: Compiled):
+    def run_partial(self, local, step) -> tuple[list[_Sentron], float, Compiled]:
+        """Run only the sentrons ``local`` natively (one rank's share under mpiexec); every other sentron
+        of the fleet block is played by ``step(sens)``, which the calling thread runs in a loop until it
+        returns False (``cluster/bridge.py``: it moves the other sentrons' messages and arrivals in and
+        out of the block and decides, with the other ranks, when the run is over). No watchdog, no
+        replay: the caller owns both. Returns every sentron (non-local ones untouched), the wall time
+        and the compiled variant; ``_finish`` turns them into a result."""
+        comp = self.compile()
+        if comp is None or self.fallback_reason is not None:
+            raise JitError(f"the JIT cannot run this program: {self.fallback_reason}")
+        sens, wall = self._run_native(comp, local=list(local), step=step)
+        return sens, wall, comp
+
+    def _run_native(self, comp: Compiled, local: list[int] | None = None, step=None):
         program = self.program
         self._comp_now = comp
         self.fleet = Fleet(self.n, program.groups, self.topology, race_check=False)
@@ -631,12 +644,25 @@ class JitEngine:
             x.init_ctx(self.hub)
             x.ppt_to_native()
             _REGISTRY[x.addr] = x
-        threads = [threading.Thread(target=x.run, name=f"vtpu-sentron-{x.sid}", daemon=True) for x in sens]
+        running = sens if local is None else [sens[i] for i in local]
+        if local is not None:
+            self.hub.live = set(local)
+        threads = [threading.Thread(target=x.run, name=f"vtpu-sentron-{x.sid}", daemon=True) for x in running]
         t0 = time.perf_counter()
         try:
             for t in threads:
                 t.start()
             try:
+                if step is not None:
+                    try:
+                        while step(sens):
+                            pass
+                    finally:  # the run is over (or the bridge failed): nobody may stay blocked
+                        if any(t.is_alive() for t in threads):
+                            with self.hub.cond:
+                                self.hub.set_abort()
+                        for t in threads:
+                            t.join()
                 for t in threads:
                     while t.is_alive():
                         t.join(0.005 if self.n > 1 else 0.1)

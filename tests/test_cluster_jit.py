@@ -1,0 +1,243 @@
+"""`mpiexec -n 2 vtpu run` with every rank's sentrons on the JIT (``cluster/bridge.py``).
+
+Each job must give what one process gives on the interpreter (the golden model) -- exit code, status,
+fault or deadlock report, outputs, and the exact counters of ``--stats`` -- and must have run natively:
+``engine`` is ``jit`` with no fallback. One ``mpiexec`` launch runs every job (the driver of
+``test_cluster.py``), so the MPI start-up is paid once.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from test_cluster import (  # noqa: E402
+    COLLECTIVES,
+    FAULT,
+    FLEET,
+    ROOT,
+    SAME_FLEET,
+    SAME_STATS,
+    _in_process,
+    _mpi_missing,
+    _mpirun,
+)
+
+needs_mpi = pytest.mark.skipif(_mpi_missing() is not None, reason=str(_mpi_missing()))
+
+STREAM = """\
+; point to point across ranks, past the queue capacity: sentron 0 streams 100 messages to the last
+; sentron (CSEND blocks on the full queue until credits come back), which sums them; every other sentron
+; sends its id to sentron 0, which takes them from any sender and sums ids and rSender.
+.const COUNT = 100
+.output r6, r7, r11, r12
+    DMOV r1, sid
+    DMOV r4, scount
+    DSUB r5, r4, 1
+    DMOV r6, 0
+    DMOV r7, 0
+    DMOV r11, 0
+    DMOV r12, 0
+    DCMP.eq r9, r1, 0
+    DBRF notfirst
+    DMOV r2, COUNT
+send:
+    DMUL r3, r2, 7
+                                 |                          | CPACK.i64 m0, r3
+                                 |                          | CSEND m0, r5
+    DLOOP r2, send
+    DMOV r2, r5
+take:
+                                 |                          | CRECV m1, -1, r13
+                                 |                          | CUNPACK.i64 r14, m1
+    DADD r11, r11, r14
+    DADD r12, r12, r13
+    DLOOP r2, take
+    DJMP last
+notfirst:
+                                 |                          | CPACK.i64 m0, r1
+                                 |                          | CSEND m0, 0
+last:
+    DCMP.eq r9, r1, r5
+    DBRF end
+    DMOV r2, COUNT
+recv:
+                                 |                          | CRECV m1, 0
+                                 |                          | CUNPACK.i64 r8, m1
+    DADD r6, r6, r8
+    DADD r7, r7, 1
+    DLOOP r2, recv
+end:
+"""
+
+MISMATCH = """\
+; sentron 0 enters a barrier where the others enter a reduction: the native C pipe leaves the report to
+; the golden model (a replay on the interpreter)
+.output r2
+    DMOV r1, sid
+    DCMP.eq r9, r1, 0
+    DBRF reduce
+                                 |                          | CBAR all
+    DHALT
+reduce:
+                                 |                          | CREDUCE.add.i64 r2, r1, all
+"""
+
+DEADLOCK_P2P = """\
+; every sentron receives from its right neighbour before sending: a cycle of waits across both ranks
+.output r3
+    DMOV r1, sid
+    DMOV r4, scount
+    DADD r2, r1, 1
+    DCMP.eq r9, r2, r4
+    DBRF ok
+    DMOV r2, 0
+ok:
+                                 |                          | CRECV m1, r2
+                                 |                          | CPACK.i64 m0, r1
+                                 |                          | CSEND m0, r2
+"""
+
+
+def _jobs(tmp: Path) -> list[list[str]]:
+    for name, text in (
+        ("stream", STREAM),
+        ("collectives", COLLECTIVES),
+        ("fault", FAULT),
+        ("mismatch", MISMATCH),
+        ("deadlock_p2p", DEADLOCK_P2P),
+    ):
+        (tmp / f"{name}.vasm").write_text(text)
+    f, t = str(FLEET), str(tmp)
+    return [
+        ["run", f"{f}/ring_allreduce.vasm", "-n", "4", "--json", "--stats"],  # ring all-reduce
+        ["run", f"{f}/ring_allreduce.vasm", "-n", "5", "--json", "--stats"],  # uneven blocks
+        ["run", f"{t}/stream.vasm", "-n", "4", "--json", "--stats"],  # point to point, credits, any
+        ["run", f"{f}/route.vasm", "-n", "8", "--topology", "torus:2x4", "--json", "--stats"],  # CROUTE
+        ["run", f"{t}/collectives.vasm", "-n", "8", "--json", "--stats"],  # CREDUCE order, CCAST, groups
+        ["run", f"{t}/fault.vasm", "-n", "4", "--json"],  # a fault on rank 1
+        ["run", f"{f}/barrier_deadlock.vasm", "-n", "4", "--json"],  # a deadlock with the wait graph
+        ["run", f"{t}/deadlock_p2p.vasm", "-n", "4", "--json"],  # a cycle of CRECVs across ranks
+        ["run", f"{t}/mismatch.vasm", "-n", "4", "--json"],  # collective kinds disagree
+        ["run", f"{f}/tree_broadcast.vasm", "-n", "8"],  # the text report, byte for byte
+        [
+            "run",
+            str(ROOT / "programs" / "dot.vasm"),
+            "-n",
+            "1",
+            "--json",
+            "--stats",
+        ],  # a rank without sentrons
+    ]
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory) -> dict:
+    if _mpi_missing():
+        pytest.skip(_mpi_missing())
+    tmp = tmp_path_factory.mktemp("cluster_jit")
+    jobs = _jobs(tmp)
+    (tmp / "jobs.json").write_text(json.dumps(jobs))
+    out = tmp / "out.json"
+    t0 = time.monotonic()
+    p = _mpirun(
+        2, [str(Path(__file__).parent / "test_cluster.py"), "--driver", str(tmp / "jobs.json"), str(out)]
+    )
+    took = time.monotonic() - t0
+    assert p.returncode in (0, 1), p.stderr[-3000:]
+    return {
+        "jobs": jobs,
+        "got": json.loads(out.read_text()),
+        "ref": [_in_process(a) for a in jobs],
+        "took": took,
+    }
+
+
+@needs_mpi
+def test_every_job_matches_one_process_and_ran_natively(runs: dict) -> None:
+    for argv, (rc, out), got in zip(runs["jobs"], runs["ref"], runs["got"], strict=True):
+        name = " ".join(Path(a).name for a in argv[1:4])
+        assert got["rc"] == rc, (name, got["stderr"][-2000:])
+        assert "running on the interpreter" not in got["stderr"], name
+        if "--json" not in argv:
+            assert got["stdout"] == out, name
+            continue
+        a, b = json.loads(out), json.loads(got["stdout"])
+        assert (b["status"], b["fault"]) == (a["status"], a["fault"]), name
+        assert b["outputs"] == a["outputs"], name
+        assert b["engine"] == "jit" and b["fallback"] is None, name
+        if "--stats" in argv:
+            for k in SAME_STATS:
+                assert b["stats"][k] == a["stats"][k], (name, k)
+            for k in SAME_FLEET:
+                assert b["stats"]["fleet"][k] == a["stats"]["fleet"][k], (name, k)
+            assert b["stats"]["jit"]["cycles"] > 0, name  # native code ran (TSC ticks of the native run)
+
+
+@needs_mpi
+def test_the_jobs_really_fault_deadlock_and_stream(runs: dict) -> None:
+    """Guard the comparison: the reference runs do what the job names say."""
+    by = {
+        Path(j[1]).stem: json.loads(r[1])
+        for j, r in zip(runs["jobs"], runs["ref"], strict=True)
+        if "--json" in j
+    }
+    assert by["fault"]["status"] == "fault" and by["fault"]["fault"]["sentron"] == 3
+    assert by["barrier_deadlock"]["status"] == "deadlock" and by["barrier_deadlock"]["fault"]["waits"]
+    dl = by["deadlock_p2p"]
+    assert dl["status"] == "deadlock" and [w["sentron"] for w in dl["fault"]["waits"]] == [0, 1, 2, 3]
+    assert by["mismatch"]["status"] != "ok"
+    st = {(o["sentron"], o["name"]): o["value"] for o in by["stream"]["outputs"]}
+    assert st[3, "r6"] == 7 * sum(range(1, 101)) and st[3, "r7"] == 100
+    assert st[0, "r11"] == st[0, "r12"] == 1 + 2 + 3
+    assert by["stream"]["stats"]["fleet"]["messages"] == 103
+
+
+@needs_mpi
+def test_an_internal_error_in_the_bridge_stops_every_rank(tmp_path: Path) -> None:
+    """A failing rank asks the others to stop and every rank exits with the code itself (no MPI_Abort)."""
+    script = tmp_path / "boom.py"
+    script.write_text(
+        "import sys\n"
+        "from vtpu_cli.cluster import ranks\n"
+        "step = ranks.RankJit._step\n"
+        "def broken(self, sens):\n"
+        "    if self.rank == 1:\n"
+        "        raise RuntimeError('injected')\n"
+        "    return step(self, sens)\n"
+        "ranks.RankJit._step = broken\n"
+        "from vtpu_cli.cli.main import main\n"
+        f"sys.argv = ['vtpu', 'run', {str(FLEET / 'ring_allreduce.vasm')!r}, '-n', '4']\n"
+        "main()\n"
+    )
+    t0 = time.monotonic()
+    p = _mpirun(2, [str(script)], timeout=60)
+    assert p.returncode == 3 and time.monotonic() - t0 < 30, p.stderr
+    assert "vtpu: rank 1: RuntimeError: injected; stopping every rank" in p.stderr
+    assert "Abort(" not in p.stderr and "Traceback" not in p.stderr, p.stderr
+
+
+def test_programs_that_write_memory_say_why_they_use_the_interpreter() -> None:
+    from vtpu_cli.asm.loader import load_program
+    from vtpu_cli.cluster.ranks import Checkpointing, jit_reason
+    from vtpu_cli.engines.base import load_memory
+    from vtpu_cli.engines.select import EngineOptions
+    from vtpu_cli.machine.memory import Memory
+
+    def reason(path: Path, **kw) -> str | None:
+        prog = load_program(path)
+        mem = Memory()
+        load_memory(prog, mem)
+        return jit_reason(prog, mem, EngineOptions(sentrons=4, **kw), Checkpointing())[1]
+
+    assert reason(FLEET / "ring_allreduce.vasm") is None
+    assert "SSCATTR" in reason(FLEET / "matmul_scatter.vasm") and "memory coherence" in reason(
+        FLEET / "matmul_scatter.vasm"
+    )
+    assert "--max-steps" in reason(FLEET / "ring_allreduce.vasm", max_steps=10)

@@ -1,0 +1,208 @@
+"""The JIT under mpiexec: a rank's native sentrons and a bridge that plays every other rank's sentrons.
+
+Every rank builds the whole fleet block (``engines/jit/comm.py``) for all N sentrons, as one process
+would, but starts native threads only for its own block of ids. The :class:`Bridge` (a Python thread:
+the rank's main thread, between MPI polls) stands in for the others, using only the block's own
+protocol, so the native code is the single-process code, unchanged:
+
+* **Messages.** For a ring (local sender -> remote receiver) the bridge is the consumer: it ships every
+  slot the sender published (the whole 64-byte slot and its length, so the receiver sees the bytes one
+  process would) and advances the ring's head only when the receiver's rank returns a credit, i.e.
+  when the receiver took the message. A full queue therefore blocks ``CSEND`` as in one process (a
+  little longer while credits travel). For a ring (remote sender -> local receiver) it is the
+  producer: it fills the slot and publishes the tail (release), and returns a credit when the local
+  receiver has moved the head. Each ring keeps one producer and one consumer.
+* **Collectives.** Once every local member of a group has arrived at instance ``s`` (the slot's
+  arrival counter, minus what the bridge itself added, reaches ``L * (s // 2 + 1)``), the bridge sends
+  their kinds, roots and contributions to the other member ranks in one item; a rank receiving it
+  writes them into slot ``s & 1`` and adds the arrivals with an atomic add (``comm.host_atomics``).
+  Every rank then folds all contributions natively, in ascending sentron id: the bits of one process.
+  A slot is never overwritten early: a member can arrive at ``s + 2`` only after ``s + 1`` completed,
+  which needs every local member's arrival at ``s + 1``, after it has read ``s``.
+* **Progress.** Each change the bridge makes bumps the change counter of the remote sentron it plays
+  (only the bridge writes those), so the watchdog epoch of ``comm.py`` covers it. The rank is *idle*
+  when every live local sentron is blocked having checked at the current epoch and the bridge has
+  nothing to move: the distributed termination waves of ``ranks.py`` use exactly that.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from vtpu_cli.engines.jit import comm
+from vtpu_cli.engines.jit.abi import OFF_BLOCKED, OFF_FLEET, OFF_SEEN
+from vtpu_cli.fleet.transport import QUEUE_CAPACITY
+
+MASK = QUEUE_CAPACITY - 1
+_BLOCKED = (OFF_BLOCKED - OFF_FLEET) // 8
+_SEEN = (OFF_SEEN - OFF_FLEET) // 8
+
+
+class Bridge:
+    """Moves one rank's share of the native C pipe across ranks (see the module docstring)."""
+
+    def __init__(self, hub: Any, n: int, groups: list, owner: list[int], rank: int, transport: Any):
+        self.hub, self.n, self.owner, self.rank, self.tr = hub, n, owner, rank, transport
+        self.moved = 0  # every change this bridge made (the activity the termination waves compare)
+        transport.on_item = self.deliver
+        if hub.fleet_blk is None:  # one sentron: no fleet block, nothing crosses ranks
+            self.out, self.in_list, self.colls, self.blk = [], [], [], None
+            return
+        blk, lay = hub.fleet_blk, hub.fleet_lay
+        self.blk, self.lay = blk, lay
+        self.q = blk.view(np.uint64)
+        self.addr = blk.ctypes.data
+        self.fetch_add, self.store_release, _ = comm.host_atomics()
+        local = [s for s in range(n) if owner[s] == rank]
+        remote = [s for s in range(n) if owner[s] != rank]
+        self.local = local
+        self.chg = [lay["chg"] // 8 + 8 * s for s in range(n)]  # u64 index of each change counter
+
+        def ring(s: int, d: int) -> int:
+            return comm.RINGS_OFF + (s * n + d) * comm.RING_BYTES
+
+        # rings this rank consumes for a remote receiver, and produces for a local receiver
+        self.out = [(s, d, ring(s, d)) for s in local for d in remote]
+        self.out_tail = np.array([(r + comm.R_TAIL) // 8 for _, _, r in self.out], np.int64)
+        self.shipped = np.zeros(len(self.out), np.uint64)
+        self.inn = {(s, d): ring(s, d) for s in remote for d in local}
+        self.in_list = list(self.inn.items())
+        self.in_head = np.array([(r + comm.R_HEAD) // 8 for _, r in self.in_list], np.int64)
+        self.credited = np.zeros(len(self.in_list), np.uint64)
+        # collectives: the groups with members both here and elsewhere
+        self.colls = []
+        for g in range(len(groups) + 1):
+            members = tuple(range(n)) if g == 0 or groups[g - 1][1] is None else tuple(groups[g - 1][1])
+            if any(m >= n for m in members):
+                continue  # the group names a sentron the run lacks: every member faults natively
+            mine = [m for m in members if owner[m] == rank]
+            dests = sorted({owner[m] for m in members} - {rank})
+            if mine and dests:
+                self.colls.append([g, mine, dests, 0, [0, 0]])  # gid, local, ranks, next seq, added/slot
+
+    # ------------------------------------------------------------------ the fleet block's addresses
+    def _slot(self, g: int, seq: int) -> int:
+        lay = self.lay
+        return lay["groups"] + (2 * g + (seq & 1)) * lay["slot_bytes"]
+
+    def _bump(self, sid: int) -> None:
+        """A remote sentron's state changed here: advance its change counter (only the bridge writes it)."""
+        i = self.chg[sid]
+        self.store_release(self.addr + 8 * i, int(self.q[i]) + 1)
+
+    def epoch(self) -> int:
+        """The watchdog epoch: the sum of every sentron's change counter."""
+        if self.blk is None:
+            return 0
+        lay = self.lay
+        return int(self.blk[lay["chg"] : lay["chg"] + 64 * self.n].view(np.uint64)[::8].sum())
+
+    # ------------------------------------------------------------------ outgoing
+    def step(self) -> bool:
+        """Ship what local sentrons published for other ranks; return credits. True when anything moved."""
+        if self.blk is None:
+            return False
+        q, blk, tr = self.q, self.blk, self.tr
+        moved = False
+        batches: dict[int, list] = {}
+        if self.out:
+            tails = q[self.out_tail]
+            for i in np.nonzero(tails != self.shipped)[0]:
+                s, d, r = self.out[i]
+                for k in range(int(self.shipped[i]), int(tails[i])):
+                    slot = k & MASK
+                    data = blk[r + comm.R_DATA + 64 * slot : r + comm.R_DATA + 64 * slot + 64].tobytes()
+                    ln = int(q[(r + comm.R_LEN) // 8 + slot])
+                    batches.setdefault(self.owner[d], []).append((s, d, data, ln))
+                self.shipped[i] = tails[i]
+        for dest, msgs in batches.items():
+            tr.send_item(("jm", msgs), dest)
+            tr.remote_messages += len(msgs)
+            tr.remote_bytes += sum(m[3] for m in msgs)
+            moved = True
+        if self.in_list:
+            heads = q[self.in_head]
+            credits: dict[int, list] = {}
+            for i in np.nonzero(heads != self.credited)[0]:
+                (s, d), _ = self.in_list[i]
+                credits.setdefault(self.owner[s], []).append((s, d, int(heads[i] - self.credited[i])))
+                self.credited[i] = heads[i]
+            for dest, cr in credits.items():
+                tr.send_item(("jc", cr), dest)
+                moved = True
+        for c in self.colls:
+            moved |= self._ship_arrivals(c)
+        if moved:
+            self.moved += 1
+        return moved
+
+    def _ship_arrivals(self, c: list) -> bool:
+        g, mine, dests, _, added = c
+        lay, q, blk = self.lay, self.q, self.blk
+        moved = False
+        while True:
+            seq = c[3]
+            base = self._slot(g, seq)
+            arrived = int(q[(base + comm.S_ARRIVE) // 8]) - added[seq & 1]
+            if arrived < len(mine) * (seq // 2 + 1):
+                return moved
+            entries = []
+            for m in mine:
+                kind = int(q[(base + comm.S_KINDS) // 8 + m])
+                root = int(q[(base + lay["slot_roots"]) // 8 + m])
+                off = base + lay["slot_contrib"] + 64 * m
+                entries.append((m, kind, root, blk[off : off + 64].tobytes()))
+            for r in dests:
+                self.tr.send_item(("jk", g, seq, entries), r)
+            c[3] = seq + 1
+            moved = True
+
+    # ------------------------------------------------------------------ incoming (from the transport's poll)
+    def deliver(self, _src: int, obj: tuple) -> None:
+        kind = obj[0]
+        q, blk = self.q, self.blk
+        self.moved += 1
+        if kind == "jm":
+            for s, d, data, ln in obj[1]:
+                r = self.inn[(s, d)]
+                tail = int(q[(r + comm.R_TAIL) // 8])
+                slot = tail & MASK
+                blk[r + comm.R_DATA + 64 * slot : r + comm.R_DATA + 64 * slot + 64] = np.frombuffer(
+                    data, np.uint8
+                )
+                q[(r + comm.R_LEN) // 8 + slot] = ln
+                self.store_release(self.addr + r + comm.R_TAIL, tail + 1)
+                self._bump(s)
+        elif kind == "jc":
+            for s, d, k in obj[1]:
+                r = comm.RINGS_OFF + (s * self.n + d) * comm.RING_BYTES
+                self.store_release(self.addr + r + comm.R_HEAD, int(q[(r + comm.R_HEAD) // 8]) + k)
+                self._bump(d)
+        elif kind == "jk":
+            _, g, seq, entries = obj
+            lay = self.lay
+            base = self._slot(g, seq)
+            for m, kd, root, data in entries:
+                q[(base + comm.S_KINDS) // 8 + m] = kd
+                q[(base + lay["slot_roots"]) // 8 + m] = root
+                off = base + lay["slot_contrib"] + 64 * m
+                blk[off : off + 64] = np.frombuffer(data, np.uint8)
+            for c in self.colls:
+                if c[0] == g:
+                    c[4][seq & 1] += len(entries)
+            self.fetch_add(self.addr + base + comm.S_ARRIVE, len(entries))
+            for m, *_ in entries:
+                self._bump(m)
+        else:  # pragma: no cover - an item kind of a newer vtpu
+            raise RuntimeError(f"unknown bridge item {kind!r}")
+
+    # ------------------------------------------------------------------ idleness
+    def all_blocked(self, sens: list, epoch: int) -> bool:
+        """Every live local sentron is blocked in the C pipe having checked at ``epoch``."""
+        for sid in list(self.hub.live):
+            x = sens[sid].ext
+            if x[_BLOCKED] != 1 or x[_SEEN] != epoch:
+                return False
+        return True
