@@ -280,9 +280,9 @@ def quant_loop(lw: Lowerer, x, q8, qs) -> None:
     rows_loop(b, m, [(xrow, k * 4), (qrow, k), (srow, 4)], row)
 
 
-# Register tiles of the ternary matmul: rows x 16-column tiles per DTERNARY block. Rows of a block share
-# each weight vector, so the engine decodes a weight quarter once for all of them (the JIT's DTERNARY
-# unpack is CSE'd within a block): M = 1 takes 8 tiles, a prefill 4 rows x 4 tiles.
+# Register tiles of the ternary matmul: rows x 16-column tiles per DTDOT block. Rows of a block share
+# each weight vector, so the engine decodes a weight plane once for all of them (the JIT's DTDOT
+# shift/mask is CSE'd within a block): M = 1 takes 8 tiles, a prefill 4 rows x 4 tiles.
 TM_TILES_1 = 8
 TM_ROWS, TM_TILES = 4, 4
 
@@ -292,11 +292,40 @@ def tm_tile(m: int) -> tuple[int, int]:
     return (1, TM_TILES_1) if m == 1 else (min(TM_ROWS, m), TM_TILES)
 
 
+def row_sums_loop(lw: Lowerer, qbuf: str, m: int, k16: int, sums: str) -> None:
+    """sums.i32[i] = sum of the K16 int8 values of row i of ``qbuf`` (``DTDOT`` with code 1 in every
+    byte: 16 lane sums per 64 bytes, then ``DRED.add``): the code offset tmatmul takes once per row."""
+    b = lw.b
+    ones = b.new("v", "ones")
+    b.emit("DBCAST", ones, Imm(1), type="i8")
+    qrow, srow = ptr(b, 0, "qrow"), ptr(b, 0, "srow")
+
+    def row() -> None:
+        acc = b.new("v", "qsum")
+
+        def each(p: VReg, nb: int, first: bool) -> None:
+            if first:
+                b.emit("DBCAST", acc, Imm(0), type="i32")
+            b.emit("DTDOT", acc, ld(b, "i8", qbuf, p, nb), ones, Imm(0))
+
+        chunk_loop(b, k16, 1, qrow, each)
+        tot = b.new("r")
+        b.emit("DRED", tot, acc, type="i32", mod="add")
+        st(b, "i32", tot, sums, srow)
+
+    rows_loop(b, m, [(qrow, k16), (srow, 4)], row)
+
+
 def tmatmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int, wscale, pre=None) -> None:
-    """All rows quantised first (absmax loop over chunks, int8 in 64-element groups), then the ternary
-    dot over row blocks x column groups x k groups of 16 (loops); see docs/phx.md for numerics.
-    ``wscale`` is a python float (immediate) or an f32 scalar register. ``pre = (q8, qs)``: x is
-    already quantised (``quant``; K a multiple of 16), so the quantisation is skipped."""
+    """All rows quantised first (absmax loop over chunks, int8 in 64-element groups) and each row's sum
+    of q taken, then the ternary dot over row blocks x column groups x k groups of 16 (loops); see
+    docs/phx.md for numerics. ``wscale`` is a python float (immediate) or an f32 scalar register.
+    ``pre = (q8, qs)``: x is already quantised (``quant``; K a multiple of 16), so the quantisation is
+    skipped.
+
+    The weights are in the interleaved t2 layout and ``DTDOT`` adds q * code with code = w + 1, so each
+    output tile ends with one ``DSUB`` of the row's sum of q: sum q * (w + 1) - sum q = sum q * w exactly
+    (int32 wraps the same either way)."""
     b = lw.b
     m, k = x.shape
     n = w.shape[1]
@@ -314,6 +343,8 @@ def tmatmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int, wscale, pre=None) -
         rows_loop(b, m, [(xrow, k * 4), (qrow, k16), (srow, 4)], qrow_)
     else:
         qbuf, sbuf = pre[0].scroll, pre[1].scroll
+    sums = lw.scratch("qsum", m * 4)
+    row_sums_loop(lw, qbuf, m, k16, sums)
     nbs = [min(64, (n - j * 16) * 4) for j in range(t_lo, t_hi)]
     nfull = sum(1 for v in nbs if v == 64)
     rr, cc = tm_tile(m)
@@ -338,7 +369,7 @@ def tmatmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int, wscale, pre=None) -
                 for r in range(nrows):
                     xb = bcast_ld(b, "i32", qbuf, at(b, qq, r * k16 + q * 4))
                     for c in range(len(tnb)):
-                        b.emit("DTERNARY", acc[r][c], xb, wv[c], Imm(q))
+                        b.emit("DTDOT", acc[r][c], xb, wv[c], Imm(q))
             bump(b, wp, 64)
             bump(b, qq, 16)
 
@@ -351,9 +382,13 @@ def tmatmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int, wscale, pre=None) -
             b.emit("DMUL", sc, s127, ws, type="f32")
             vsc = b.new("v")
             b.emit("DBCAST", vsc, sc, type="f32")
+            vsum = b.new("v")
+            b.emit("DBCAST", vsum, ld(b, "i32", sums, at(b, sblk, r * 4), cls="r"), type="i32")
             for c, nb in enumerate(tnb):
+                a1 = b.new("v")
+                b.emit("DSUB", a1, acc[r][c], vsum, type="i32")
                 f = b.new("v")
-                b.emit("DCVT", f, acc[r][c], None, type="f32", type2="i32")
+                b.emit("DCVT", f, a1, None, type="f32", type2="i32")
                 o = b.new("v")
                 b.emit("DMUL", o, f, vsc, type="f32")
                 st(b, "f32", o, y.scroll, at(b, yp, r * n * 4 + c * 64), nb)

@@ -27,6 +27,7 @@ from vtpu_cli.compiler.vecmath import (  # noqa: F401  (shared with kernels.py)
     exp_vec,
     neg_inf,
 )
+from vtpu_cli.core.errors import VtpuError
 
 ELEMWISE_UNROLL = 256  # elementwise ops: unrolled up to 64 vectors, a loop beyond (model-scale rows)
 
@@ -760,12 +761,14 @@ def _tmatmul_into(
         return
     qbuf = lw.scratch("q", m * k16)
     scales = lw.scratch("qs", m * 4)
+    sums = lw.scratch("qsum", m * 4)
     ch = chunks(k, 4)
     one = b.new("r", "c127")
     b.emit("DMOV", one, F(127.0), type="f32")
     from vtpu_cli.compiler.tune import tile_for
 
     _rr, cc = tile_for(lw, "tmatmul", m, k, n)
+    ones = ones_codes(b)
     for i in range(m):
         # 1. per-row absmax -> inverse scale and dequant scale
         mx = None
@@ -792,7 +795,9 @@ def _tmatmul_into(
         b.store("f32", sc, scales, i * 4)
         vinv = b.new("v")
         b.emit("DBCAST", vinv, inv, type="f32")
-        # 2. quantise to int8 (round to nearest even), four 16-lane parts per 64-byte vector
+        # 2. quantise to int8 (round to nearest even), four 16-lane parts per 64-byte vector; the row's
+        # sum of q (the DTDOT code offset, see step 3) in 16 int32 lanes
+        qsum = b.new("v", "qsum")
         for g in range(0, len(ch), 4):
             q = b.new("v", "q")
             if len(ch) - g < 4:
@@ -802,20 +807,30 @@ def _tmatmul_into(
                 b.emit("DMUL", s, xs[g + part], vinv, type="f32")
                 b.emit("DCVT", q, s, Imm(part), type="i8", type2="f32")
             b.store("i8", q, qbuf, i * k16 + g * 16, min(64, k16 - g * 16))
-    # 3. ternary dot-accumulate: 16 output columns per DTERNARY lane group
-    kb = k16 // 4
+            if g == 0:
+                b.emit("DBCAST", qsum, Imm(0), type="i32")
+            b.emit("DTDOT", qsum, q, ones, Imm(0))
+        tot = b.new("r")
+        b.emit("DRED", tot, qsum, type="i32", mod="add")
+        b.store("i32", tot, sums, i * 4)
+    # 3. ternary dot-accumulate: 16 output columns per DTDOT lane group. DTDOT adds q * code (code = w + 1)
+    # and the sum of q over the row is taken once: acc = sum q * (w + 1) - sum q (exact, wrapping int32)
     for i in range(m):
         csc = b.new("r")
         b.load("f32", csc, scales, i * 4)
         vsc = b.new("v")
         b.emit("DBCAST", vsc, csc, type="f32")
+        tot = b.new("r")
+        b.load("i32", tot, sums, i * 4)
+        vsum = b.new("v")
+        b.emit("DBCAST", vsum, tot, type="i32")
         for j0 in range(0, nt, cc):
             grp = list(range(j0, min(nt, j0 + cc)))
             acc = {}
             for kg in range(k16 // 16):
                 wv = {}
                 for j in grp:
-                    wv[j] = b.load("i8", b.new("v", "w"), w.scroll, (j * kb + kg * 4) * 16)
+                    wv[j] = b.load("i8", b.new("v", "w"), w.scroll, (j * k16 // 16 + kg) * 64)
                 for q in range(4):
                     if kg * 16 + q * 4 >= k:
                         break
@@ -826,32 +841,66 @@ def _tmatmul_into(
                             a0 = b.new("v", "acc")
                             b.emit("DBCAST", a0, Imm(0), type="i32")
                             acc[j] = a0
-                        b.emit("DTERNARY", acc[j], xb, wv[j], Imm(q))
+                        b.emit("DTDOT", acc[j], xb, wv[j], Imm(q))
             for j in grp:
+                a1 = b.new("v")
+                b.emit("DSUB", a1, acc[j], vsum, type="i32")
                 f = b.new("v")
-                b.emit("DCVT", f, acc[j], None, type="f32", type2="i32")
+                b.emit("DCVT", f, a1, None, type="f32", type2="i32")
                 o = b.new("v")
                 b.emit("DMUL", o, f, vsc, type="f32")
                 b.store("f32", o, y.scroll, i * n * 4 + j * 64, min(64, (n - j * 16) * 4))
 
 
+def ones_codes(b: Builder) -> VReg:
+    """A weight register of code 1 in plane 0 of every byte: ``DTDOT acc, q, it, 0`` adds the sums of q."""
+    v = b.new("v", "ones")
+    b.emit("DBCAST", v, Imm(1), type="i8")
+    return v
+
+
+def interleave_t2_rows(packed):
+    """Rows of 4-per-byte codes (the ``isa/ternary.py`` packing: row n holds the codes of k = 4kb+t at
+    bits 2t of byte kb; rows a multiple of 16 long in k, a multiple of 16 in number) -> phextcc's
+    interleaved t2 tile layout (docs/phx.md), as uint8. Every 4 bytes of a row (16 k) become the 4 bytes
+    of one 32-bit lane of a 64-byte tile vector with the 4x4 grid of 2-bit codes transposed: byte t of
+    the lane holds k = 4q+t at bits 2q. Two delta swaps per word; no per-code work."""
+    import numpy as np
+
+    p = np.ascontiguousarray(packed, dtype=np.uint8)
+    n16, kq = p.shape
+    if n16 % 16 or kq % 4:
+        raise ValueError(f"t2 rows must be [16 * i, 4 * j] bytes, found {list(p.shape)}")
+    w = p.view("<u4").copy()  # [n, K/16]: word s of row n = codes (q, t) at bits 8q + 2t
+    t = ((w >> 6) ^ w) & np.uint32(0x00CC00CC)  # swap (q, t) <-> (q-1, t+1) for q odd, t even
+    w ^= t ^ (t << 6)
+    t = ((w >> 12) ^ w) & np.uint32(0x0000F0F0)  # swap the off-diagonal 2x2 blocks
+    w ^= t ^ (t << 12)
+    # tile nb, k step s, lane j = row 16 nb + j
+    out = w.reshape(n16 // 16, 16, kq // 4).transpose(0, 2, 1)
+    return np.ascontiguousarray(out).view(np.uint8).reshape(-1)
+
+
 def pack_ternary_tiles(wmat) -> bytes:
-    """A ternary matrix w[K, N] in {-1, 0, 1} -> phextcc's t2 layout (see docs/phx.md):
-    blocks of 4 k x 16 n = 16 bytes; block (kb, nb) at byte (nb * K16/4 + kb) * 16; inside a block
-    byte n%16 holds the codes (w+1) of k = 4kb..4kb+3 at bits 2*(k%4). Padding codes are 1 (weight 0)."""
+    """A ternary matrix w[K, N] in {-1, 0, 1} -> phextcc's interleaved t2 layout (see docs/phx.md):
+    K and N padded to multiples of 16 with code 1 (weight 0); 64 bytes per 16 k x 16 n, tile nb's
+    vectors consecutive (k step s at byte (nb * K16/16 + s) * 64); byte 4j + t of a vector holds the
+    codes (w + 1) of column 16 nb + j at k = 16 s + 4q + t in bits 2q, q = 0..3 (``DTDOT`` plane q)."""
     import numpy as np
 
     from vtpu_cli.isa.ternary import pack_codes
 
     w = np.asarray(wmat, dtype=np.int64)
+    if w.ndim != 2:
+        raise VtpuError(f"ternary weights must be a 2-D matrix w[K, N], found shape {list(w.shape)}")
+    if w.size and (w.min() < -1 or w.max() > 1):
+        raise VtpuError("ternary weights must be -1, 0 or 1")
     k, n = w.shape
     k16 = (k + 15) // 16 * 16
     n16 = (n + 15) // 16 * 16
-    codes = np.ones((k16, n16), np.uint8)
-    codes[:k, :n] = (w + 1).astype(np.uint8)
-    # [nb, kb, n%16, k%4]
-    c = codes.reshape(k16 // 4, 4, n16 // 16, 16).transpose(2, 0, 3, 1)  # [nb, kb, n%16, k%4]
-    return pack_codes(np.ascontiguousarray(c).reshape(-1, 4)).tobytes()
+    codes = np.ones((n16, k16), np.uint8)
+    codes[:n, :k] = (w.T + 1).astype(np.uint8)
+    return interleave_t2_rows(pack_codes(codes)).tobytes()
 
 
 # ---------------------------------------------------------------------- row ops

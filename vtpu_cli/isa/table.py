@@ -194,6 +194,14 @@ OPS: tuple[Op, ...] = (
         summary="dot-accumulate pairs/quads into 32-bit lanes",
         semantics="i8: d.i32[j] += sum over t<4 of a.i8[4j+t]*b.i8[4j+t] (wrapping). bf16: d.f32[j] = "
                   "(d[j] + a[2j]*b[2j]) + a[2j+1]*b[2j+1], every product and sum rounded to f32."),
+    _op("DTDOT", 0x1D, "D", "rw:v r:v r:v r:imm?", latency=4, vector_only=True, imm_range=((3, 0, 3),),
+        summary="ternary code dot-accumulate, interleaved layout: i32x16 += i8x64 * 2-bit codes (raw)",
+        semantics="The 64 codes of plane `q` (default 0) are interleaved: code k sits at bits 2*q of byte k of "
+                  "the weight register, so every byte holds one code of each of the four planes. "
+                  "d.i32[j] += sum over t<4 of a.i8[4j+t] * c[4j+t] with the raw code c in 0..3, wrapping. "
+                  "The weight is c-1: the program subtracts sum(a) once per dot product instead of per op "
+                  "(phextcc's tmatmul does, see docs/phx.md), which leaves a shift, a mask and one "
+                  "vpdpbusd per op on AVX-512 VNNI."),
     _op("DJMP", 0x18, "D", "r:label", branch=True, summary="jump to a label",
         semantics="The next SIW executed is the one at the label."),
     _op("DBRT", 0x19, "D", "r:label", branch=True, reads_flags=True,

@@ -536,6 +536,20 @@ def _ternary(ins: Instr, s, env):
     return tern
 
 
+@sem("DTDOT")
+def _tdot(ins: Instr, s, env):
+    d, a, w, q = ins.args
+    shift = 2 * (q.value if q is not None else 0)
+    vd, va, vw = s.view("i32")[d.idx], s.view("i8")[a.idx], s.V[w.idx]
+
+    def tdot():
+        codes = ((vw >> shift) & 3).astype(np.int32)  # raw codes 0..3: the weight c - 1 is the program's
+        prod = va.astype(np.int32) * codes
+        vd[:] = vd + prod.reshape(16, 4).sum(axis=1, dtype=np.int32)
+
+    return tdot
+
+
 @sem("DDOT")
 def _ddot(ins: Instr, s, env):
     d, a, b = ins.args

@@ -143,11 +143,19 @@ def check_supported(model: BitNetModel) -> None:
         raise ModelError(f"{model.source}: hidden {c.hidden} and ffn {c.ffn} must be multiples of 16")
 
 
-def tile_layout(m: TernaryMatrix) -> np.ndarray:
-    """vtpu layout [out, in/4] -> phextcc's t2 tile layout of the [in, out] operand, as uint8 bytes.
+# The weight tile layout of the step program (part of the converted-layout cache key, models/cache.py):
+# 2 = interleaved t2 tiles read by DTDOT (docs/phx.md); 1 = the DTERNARY quarter tiles.
+TILE_LAYOUT_VERSION = 2
 
-    Both put the codes of 4 consecutive inputs in one byte, least significant first, so the tile layout
-    is a pure byte transpose: block (kb, nb) = bytes packed[16 nb .. 16 nb + 15, kb] (docs/phx.md)."""
+
+def tile_layout(m: TernaryMatrix) -> np.ndarray:
+    """vtpu layout [out, in/4] -> phextcc's interleaved t2 tile layout of the [in, out] operand, as uint8.
+
+    The vtpu layout already puts the codes of 4 consecutive inputs in one byte, least significant
+    first; rows padded to 16 (code 1, weight 0 in every field) are interleaved 16 inputs at a time by
+    ``interleave_t2_rows`` (docs/phx.md "Ternary matmul"), in row chunks to bound the temporaries."""
+    from vtpu_cli.compiler.tensors import interleave_t2_rows
+
     rows, cols = m.rows, m.cols
     k16 = (cols + 15) // 16 * 16
     n16 = (rows + 15) // 16 * 16
@@ -156,7 +164,12 @@ def tile_layout(m: TernaryMatrix) -> np.ndarray:
         full = np.full((n16, k16 // 4), 0x55, np.uint8)  # code 1 (weight 0) in every field
         full[:rows, : packed.shape[1]] = packed
         packed = full
-    return np.ascontiguousarray(packed.reshape(n16 // 16, 16, k16 // 4).transpose(0, 2, 1)).reshape(-1)
+    out = np.empty(n16 * k16 // 4, np.uint8)
+    step = max(16, (1 << 22) // max(k16 // 4, 1) // 16 * 16)  # ~4 MiB of packed rows per step
+    for r0 in range(0, n16, step):
+        r1 = min(n16, r0 + step)
+        out[r0 * k16 // 4 : r1 * k16 // 4] = interleave_t2_rows(packed[r0:r1])
+    return out
 
 
 def rope_tables(ctx: int, head_dim: int, theta: float) -> tuple[np.ndarray, np.ndarray]:

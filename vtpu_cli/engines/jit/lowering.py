@@ -1097,6 +1097,36 @@ def _ternary(lw: Lowerer, ins: Instr):
     lw.vset(d.idx, b.add(acc, _group4_sum(lw, prod)))
 
 
+@lower("DTDOT")
+def _tdot(lw: Lowerer, ins: Instr):
+    d, a, w, q = ins.args
+    shift = 2 * (q.value if q is not None else 0)
+    b = lw.b
+    acc = lw.vget(d.idx, "i32")
+    act = lw.vget(a.idx, "i8")
+    wb = lw.vraw(w.idx)
+    if _vnni(lw) and "gfni" in lw.features and shift:
+        # one vgf2p8affineqb moves bits 2q, 2q+1 of every byte to bits 0, 1 (matrix row 7-i picks the
+        # source bits of result bit i); a shift of 16-bit words would need a mask as well
+        mat = (1 << shift) << 56 | (2 << shift) << 48
+        codes = lw.call(
+            "llvm.x86.vgf2p8affineqb.512",
+            _vt(64, I8),
+            [wb, lw.b.bitcast(splat(mat, _vt(8, I64)), _vt(64, I8)), ir.Constant(I8, 0)],
+        )
+    else:
+        # a shift of 16-bit words then a byte mask (LLVM has no 8-bit vector shift on x86)
+        x = b.bitcast(wb, _vt(32, I16))
+        if shift:
+            x = b.lshr(x, splat(shift, _vt(32, I16)))
+        codes = b.and_(b.bitcast(x, _vt(64, I8)), splat(3, _vt(64, I8)))
+    if _vnni(lw):
+        lw.vset(d.idx, _dpbusd(lw, acc, codes, act))  # codes unsigned (0..3), activations signed
+        return
+    prod = b.mul(b.sext(act, _vt(64, I32)), b.zext(codes, _vt(64, I32)))
+    lw.vset(d.idx, b.add(acc, _group4_sum(lw, prod)))
+
+
 @lower("DDOT")
 def _ddot(lw: Lowerer, ins: Instr):
     d, a, bb = ins.args
