@@ -15,7 +15,7 @@ protocol, so the native code is the single-process code, unchanged:
 * **Collectives.** Once every local member of a group has arrived at instance ``s`` (the slot's
   arrival counter, minus what the bridge itself added, reaches ``L * (s // 2 + 1)``), the bridge sends
   their kinds, roots and contributions to the other member ranks in one item; a rank receiving it
-  writes them into slot ``s & 1`` and adds the arrivals with an atomic add (``comm.host_atomics``).
+  writes them into slot ``s & 1`` and adds the arrivals with an atomic add (:func:`host_atomics`).
   Every rank then folds all contributions natively, in ascending sentron id: the bits of one process.
   A slot is never overwritten early: a member can arrive at ``s + 2`` only after ``s + 1`` completed,
   which needs every local member's arrival at ``s + 1``, after it has read ``s``.
@@ -54,7 +54,7 @@ class Bridge:
         self.blk, self.lay = blk, lay
         self.q = blk.view(np.uint64)
         self.addr = blk.ctypes.data
-        self.fetch_add, self.store_release, _ = comm.host_atomics()
+        self.fetch_add, self.store_release, _ = host_atomics()
         local = [s for s in range(n) if owner[s] == rank]
         remote = [s for s in range(n) if owner[s] != rank]
         self.local = local
@@ -206,3 +206,50 @@ class Bridge:
             if x[_BLOCKED] != 1 or x[_SEEN] != epoch:
                 return False
         return True
+
+
+# --------------------------------------------------------------- host-side atomics (the cluster bridge)
+_HOST_ATOMICS: tuple | None = None
+
+
+def host_atomics() -> tuple:
+    """``(fetch_add, store_release)``: ctypes functions on 8-byte fleet-block words.
+
+    Under mpiexec a Python thread (:class:`Bridge`) stands in for the sentrons of other ranks: it
+    adds their arrivals to collective counters that local native threads increment concurrently (a
+    read-modify-write from numpy could lose one of theirs), and it publishes ring tails and heads after
+    the data they cover. Both are two tiny native functions compiled once per process."""
+    global _HOST_ATOMICS
+    if _HOST_ATOMICS is not None:
+        return _HOST_ATOMICS
+    import ctypes
+
+    import llvmlite.binding as llvm
+    from llvmlite import ir
+    from llvmlite.ir import instructions
+
+    from vtpu_cli.engines.jit.compile import _init, _target_machine, host_target
+    from vtpu_cli.engines.jit.irbase import I64, PTR
+
+    _init()
+    mod = ir.Module(name="vtpu_host_atomics")
+    add = ir.Function(mod, ir.FunctionType(I64, [PTR, I64]), name="vtpu_fetch_add")
+    b = ir.IRBuilder(add.append_basic_block("entry"))
+    b.ret(b.atomic_rmw("add", add.args[0], add.args[1], "seq_cst"))
+    rel = ir.Function(mod, ir.FunctionType(ir.VoidType(), [PTR, I64]), name="vtpu_store_release")
+    b = ir.IRBuilder(rel.append_basic_block("entry"))
+    b._insert(instructions.StoreAtomicInstr(b.block, rel.args[1], rel.args[0], "release", 8))
+    b.ret_void()
+    tm = _target_machine(*host_target(True))
+    llmod = llvm.parse_assembly(str(mod))
+    llmod.triple = tm.triple
+    engine = llvm.create_mcjit_compiler(llmod, tm)
+    engine.finalize_object()
+    fa = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64)(
+        engine.get_function_address("vtpu_fetch_add")
+    )
+    sr = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64)(
+        engine.get_function_address("vtpu_store_release")
+    )
+    _HOST_ATOMICS = (fa, sr, engine)  # the engine owns the code: keep it alive
+    return _HOST_ATOMICS
