@@ -17,6 +17,8 @@ import json
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from vtpu_cli.binary.siwfile import encode
 from vtpu_cli.compiler import compile_phx
@@ -38,7 +40,14 @@ def _compile(e: dict):
         sentrons=e["sentrons"],
         force_loops=e["force_loops"],
         tile=tile,
-    )[0]
+    )
+
+
+def _report_digest(rep: dict) -> str:
+    """The ``--report`` statistics without the timings."""
+    rep = dict(rep)
+    rep["total"] = {k: v for k, v in rep["total"].items() if k not in ("compile_s", "ops_per_s")}
+    return hashlib.sha256(json.dumps(rep, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def test_corpus_is_large_and_varied():
@@ -49,15 +58,15 @@ def test_corpus_is_large_and_varied():
 
 
 @pytest.mark.parametrize("chunk", range(4))
-def test_corpus_bytes_unchanged(chunk):
+def test_corpus_bytes_and_report_unchanged(chunk):
     changed = []
     for k, e in enumerate(GOLDEN):
         if k % 4 != chunk:
             continue
-        prog = _compile(e)
-        if hashlib.sha256(encode(prog)).hexdigest() != e["sha256"]:
+        prog, rep = _compile(e)
+        if hashlib.sha256(encode(prog)).hexdigest() != e["sha256"] or _report_digest(rep) != e["report"]:
             changed.append((k, e.get("file") or _source(e)[:60], e["opt"], len(prog.code), e["siws"]))
-    assert not changed, f"{len(changed)} programs compile to different bytes: {changed[:5]}"
+    assert not changed, f"{len(changed)} programs compile to different bytes or reports: {changed[:5]}"
 
 
 TERNARY = json.loads((Path(__file__).parent / "data" / "phx_speed_ternary.json").read_text())
@@ -100,7 +109,8 @@ def test_backend_matches_reference(monkeypatch):
     fast = {}
     for name, text, kw in progs:
         try:
-            fast[name] = encode(compile_phx(text, "ref.phx", **kw)[0])
+            prog, rep = compile_phx(text, "ref.phx", **kw)
+            fast[name] = (encode(prog), _report_digest(rep))
         except VtpuError:
             fast[name] = None
     monkeypatch.setattr(driver, "allocate", ref.allocate)
@@ -109,10 +119,50 @@ def test_backend_matches_reference(monkeypatch):
     differ = []
     for name, text, kw in progs:
         try:
-            want = encode(compile_phx(text, "ref.phx", **kw)[0])
+            prog, rep = compile_phx(text, "ref.phx", **kw)
+            want = (encode(prog), _report_digest(rep))
         except VtpuError:
             want = None
         if fast[name] != want:
             differ.append(name)
     assert sum(v is not None for v in fast.values()) >= 60
     assert not differ, f"optimised and reference back ends differ on {differ[:5]}"
+
+
+def test_fast_instr_construction_equals_dataclass():
+    """The allocator builds Instr/Mem/Imm without their frozen-dataclass __init__: same value, hash."""
+    from vtpu_cli.binary.program import Imm, Instr, Mem, Reg
+    from vtpu_cli.compiler.regalloc import _imm, _instr, _mem
+    from vtpu_cli.isa.table import BY_NAME
+
+    m = _mem(3, _imm(128, {}), 0, Reg("r", 2))
+    assert m == Mem(3, Imm(128), 0, Reg("r", 2)) and hash(m) == hash(Mem(3, Imm(128), 0, Reg("r", 2)))
+    a = _instr(BY_NAME["SGATHER"], None, "f32", None, (Reg("v", 1), m))
+    b = Instr(BY_NAME["SGATHER"], None, "f32", None, (Reg("v", 1), Mem(3, Imm(128), 0, Reg("r", 2))))
+    assert a == b and hash(a) == hash(b) and repr(a) == repr(b)
+    assert a != Instr(BY_NAME["SGATHER"], None, "i32", None, b.args)
+
+
+@st.composite
+def _vi(draw):
+    from vtpu_cli.binary.program import Imm, Reg
+    from vtpu_cli.compiler.ir import VI, Label, VMem, VReg
+    from vtpu_cli.isa.table import OPS
+
+    op = draw(st.sampled_from(OPS))
+    regs = [VReg(c, i) for i, c in enumerate("rvpmrv")]
+    reg = st.sampled_from(regs)
+    mem = st.builds(
+        VMem, reg, st.one_of(reg, st.integers(0, 256)), st.integers(0, 2), st.one_of(st.none(), reg)
+    )
+    arg = st.one_of(reg, mem, st.builds(Imm, st.integers(-5, 5)), st.just(None), st.just(Label(".L1")))
+    arg = st.one_of(arg, st.just(Reg("s", 1)))
+    n = draw(st.integers(0, len(op.operands) + 1))
+    return VI(op, None, None, None, draw(st.lists(arg, min_size=n, max_size=n)))
+
+
+@given(_vi())
+def test_generated_operand_roles_match_the_operand_loop(vi):
+    """ir._rw_func (unrolled per op) finds the same read/written registers, in the same order, as the
+    generic operand loop it replaces (the order decides spill temporaries)."""
+    assert vi.regs() == vi._regs()

@@ -24,7 +24,7 @@ from vtpu_cli.compiler.regalloc import SPILL_P, allocate
 from vtpu_cli.compiler.schedule import schedule, to_siws
 from vtpu_cli.core import coords
 from vtpu_cli.core.errors import Diagnostic, DiagnosticError, VtpuError
-from vtpu_cli.isa.table import BY_NAME
+from vtpu_cli.isa.table import BY_NAME, NOP_NAMES, OPS
 
 EMITS = ("siw", "vasm", "ir")
 
@@ -284,17 +284,21 @@ def _spill_setup(nbytes: int, sentrons: int = 1) -> list[Instr]:
     return setup
 
 
+# SIW slots that can hold a branch (the op table puts every branch in the D pipe)
+_BRANCH_SLOTS = tuple(sorted({"DSC".index(op.pipe) for op in OPS if op.branch}))
+
+
 def _resolve(code: list, labels: dict[str, int]) -> list:
-    out = []
-    for siw in code:
-        new = []
-        for ins in siw:
+    """Branch targets: Labels -> SIW indexes (in place; only SIWs holding a branch are rebuilt)."""
+    for k, siw in enumerate(code):
+        for p in _BRANCH_SLOTS:
+            ins = siw[p]
             if ins.op.branch and any(isinstance(a, Label) for a in ins.args):
                 args = tuple(Imm(labels[a.name]) if isinstance(a, Label) else a for a in ins.args)
-                ins = Instr(ins.op, ins.mod, ins.type, ins.type2, args)
-            new.append(ins)
-        out.append(tuple(new))
-    return out
+                new = list(siw)
+                new[p] = Instr(ins.op, ins.mod, ins.type, ins.type2, args)
+                code[k] = siw = tuple(new)
+    return code
 
 
 def _data(lw: Lowerer, prog: Program, spill_bytes: int = 0) -> None:
@@ -330,7 +334,8 @@ def _data(lw: Lowerer, prog: Program, spill_bytes: int = 0) -> None:
 
 
 def _report(lw, prog, sched, alloc, spill_ids, ir_ops, elapsed, opt, sentrons) -> dict:
-    """Per-kernel and total statistics, counted in one pass over the SIWs."""
+    """Per-kernel and total statistics: per-SIW NOP and spill counts (list comprehensions over the
+    SIWs), summed over each kernel's contiguous SIW range."""
     code = prog.code
     bounds = []
     for name, stats, _ in lw.kernels:
@@ -339,24 +344,30 @@ def _report(lw, prog, sched, alloc, spill_ids, ir_ops, elapsed, opt, sentrons) -
         s = sched.labels.get(f"@kernel:{name}", 0)
         e = sched.labels.get(f"@end:{name}", len(code))
         bounds.append((name, s, e, stats))
-    owner = [0] * len(code)  # 0: main, k: bounds[k - 1]
-    for k, (_, s, e, _) in enumerate(bounds, 1):
-        owner[s:e] = [k] * max(0, min(e, len(code)) - s)
     nk = len(bounds) + 1
+    n = len(code)
+    # non-NOP ops per SIW: every NOP slot holds one of the three table NOP ops (``to_siws``)
+    dn, sn, cn = (BY_NAME[x] for x in NOP_NAMES)
+    nops = [(d.op is dn) + (s.op is sn) + (c.op is cn) for d, s, c in code]
+    spill_of = [0] * n
+    if spill_ids:
+        spill_of = [(id(d) in spill_ids) + (id(s) in spill_ids) + (id(c) in spill_ids) for d, s, c in code]
     siws, ops, spills = [0] * nk, [0] * nk, [0] * nk
-    nop_ids = {id(ins.op) for siw in code[:1] for ins in siw if ins.is_nop}
-    for o, siw in zip(owner, code, strict=True):
-        siws[o] += 1
-        for ins in siw:
-            oid = id(ins.op)
-            if oid in nop_ids:
-                continue
-            if ins.op.is_nop:
-                nop_ids.add(oid)
-                continue
-            ops[o] += 1
-            if id(ins) in spill_ids:
-                spills[o] += 1
+    owned = 0
+    k_ops = k_spills = 0
+    for k, (_, s, e, _) in enumerate(bounds, 1):
+        e = min(e, n)
+        if e <= s:
+            continue
+        siws[k] = e - s
+        ops[k] = 3 * (e - s) - sum(nops[s:e])
+        spills[k] = sum(spill_of[s:e])
+        owned += e - s
+        k_ops += ops[k]
+        k_spills += spills[k]
+    siws[0] = n - owned
+    ops[0] = 3 * n - sum(nops) - k_ops
+    spills[0] = sum(spill_of) - k_spills
     kstats = [b[3] for b in bounds]
     mstats = (
         lw.b.loops - sum(k[0] for k in kstats),

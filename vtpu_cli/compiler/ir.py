@@ -78,6 +78,46 @@ def _roles(op: Op) -> tuple[tuple[bool, bool], ...]:
     return r
 
 
+_RW: dict[str, object] = {}  # op name -> args -> (read, written) virtual registers
+
+
+def _rw_func(op: Op):
+    """A function computing (read, written) virtual registers from the ``args`` of ``op``, generated
+    once per op from its operand roles: the operand loop unrolled (a register operand is read and/or
+    written per its role, a memory operand reads its base, offset and extra registers, in operand
+    order). It is the hottest step of register allocation: one call per IR instruction."""
+    f = _RW.get(op.name)
+    if f is not None:
+        return f
+    lines = ["def f(args):", "    reads = []", "    writes = []", "    n = len(args)"]
+    for k, (rd, wr) in enumerate(_roles(op)):
+        lines += [
+            f"    if n > {k}:",
+            f"        a = args[{k}]",
+            "        c = a.__class__",
+            "        if c is VReg:",
+        ]
+        if rd:
+            lines.append("            reads.append(a)")
+        if wr:
+            lines.append("            writes.append(a)")
+        if not (rd or wr):
+            lines.append("            pass")
+        lines += [
+            "        elif c is VMem:",
+            "            reads.append(a.base)",
+            "            if a.off.__class__ is VReg:",
+            "                reads.append(a.off)",
+            "            if a.extra.__class__ is VReg:",
+            "                reads.append(a.extra)",
+        ]
+    lines.append("    return reads, writes")
+    env = {"VReg": VReg, "VMem": VMem}
+    exec("\n".join(lines), env)  # noqa: S102 - generated from the op table, no user text
+    f = _RW[op.name] = env["f"]
+    return f
+
+
 class VI:
     """One IR instruction (a plain ``__slots__`` class: millions are built at model scale)."""
 
@@ -111,10 +151,11 @@ class VI:
         construction -- transformations build new instructions)."""
         rw = self._rw
         if rw is None:
-            rw = self._rw = self._regs()
+            rw = self._rw = (_RW.get(self.op.name) or _rw_func(self.op))(self.args)
         return rw
 
     def _regs(self) -> tuple[list[VReg], list[VReg]]:
+        """The operand loop :func:`_rw_func` unrolls (kept as its specification and for tests)."""
         reads: list[VReg] = []
         writes: list[VReg] = []
         roles = _ROLES.get(self.op.name) or _roles(self.op)

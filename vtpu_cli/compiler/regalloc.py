@@ -39,93 +39,114 @@ class Allocated:
     regs_used: dict = field(default_factory=dict)
 
 
-def _blocks(code: list):
-    """Split into basic blocks: list of (instr indexes, successor block ids)."""
+def _liveness(code: list):
+    """Basic blocks, liveness and live intervals in one pass over the IR (blocks split at labels and
+    after branches). Returns (instrs, start, end): ``start[v]``/``end[v]`` are the first and last
+    instruction index where the virtual register ``v`` is live."""
     label_block: dict[str, int] = {}
-    cur: list[int] = []
-    blocks: list[list[int]] = []
     pending_labels: list[str] = []
     instrs: list[VI] = []
+    firsts: list[int] = []  # per block: first and last instruction index, use and def sets
+    lasts: list[int] = []
+    use: list[set] = []
+    defs: list[set] = []
+    start: dict[VReg, int] = {}
+    end: dict[VReg, int] = {}
+    u: set = set()
+    d: set = set()
+    first = -1
+    i = 0
+    add = instrs.append
     for it in code:
-        if isinstance(it, Label):
-            if cur:
-                blocks.append(cur)
-                cur = []
+        if it.__class__ is Label:
+            if first >= 0:
+                firsts.append(first)
+                lasts.append(i - 1)
+                use.append(u)
+                defs.append(d)
+                first = -1
             pending_labels.append(it.name)
             continue
-        if not cur:
-            for name in pending_labels:
-                label_block[name] = len(blocks)
-            pending_labels = []
-        cur.append(len(instrs))
-        instrs.append(it)
+        if first < 0:
+            if pending_labels:
+                nb = len(firsts)
+                for name in pending_labels:
+                    label_block[name] = nb
+                pending_labels = []
+            first = i
+            u = set()
+            d = set()
+        rw = it._rw
+        r, w = rw if rw is not None else it.regs()
+        for v in r:
+            if v not in d:
+                u.add(v)
+            if v not in start:
+                start[v] = i
+            end[v] = i
+        for v in w:
+            d.add(v)
+            if v not in start:
+                start[v] = i
+            end[v] = i
+        add(it)
+        i += 1
         if it.op.branch:
-            blocks.append(cur)
-            cur = []
-    if cur:
-        blocks.append(cur)
+            firsts.append(first)
+            lasts.append(i - 1)
+            use.append(u)
+            defs.append(d)
+            first = -1
+    if first >= 0:
+        firsts.append(first)
+        lasts.append(i - 1)
+        use.append(u)
+        defs.append(d)
+    nb = len(firsts)
     for name in pending_labels:
-        label_block[name] = len(blocks)  # label at the very end: falls off the program
+        label_block[name] = nb  # label at the very end: falls off the program
     succs: list[list[int]] = []
-    for b, idxs in enumerate(blocks):
-        last = instrs[idxs[-1]]
+    for b in range(nb):
+        last = instrs[lasts[b]]
         s = []
         if last.op.branch:
             target = next(a for a in last.args if isinstance(a, Label))
             tb = label_block.get(target.name)
-            if tb is not None and tb < len(blocks):
+            if tb is not None and tb < nb:
                 s.append(tb)
-            if last.op.name != "DJMP" and b + 1 < len(blocks):
+            if last.op.name != "DJMP" and b + 1 < nb:
                 s.append(b + 1)
-        elif b + 1 < len(blocks):
+        elif b + 1 < nb:
             s.append(b + 1)
         succs.append(s)
-    return instrs, blocks, succs
-
-
-def _intervals(instrs: list[VI], blocks, succs):
-    nb = len(blocks)
-    use = [set() for _ in range(nb)]
-    defs = [set() for _ in range(nb)]
-    start: dict[VReg, int] = {}
-    end: dict[VReg, int] = {}
-    for b, idxs in enumerate(blocks):
-        u, d = use[b], defs[b]
-        for i in idxs:
-            r, w = instrs[i].regs()
-            for v in r:
-                if v not in d:
-                    u.add(v)
-                if v not in start:
-                    start[v] = i
-                end[v] = i
-            for v in w:
-                d.add(v)
-                if v not in start:
-                    start[v] = i
-                end[v] = i
     live_in = [set() for _ in range(nb)]
     live_out = [set() for _ in range(nb)]
     changed = True
     while changed:
         changed = False
         for b in range(nb - 1, -1, -1):
-            out = set()
-            for s in succs[b]:
-                out |= live_in[s]
-            inn = use[b] | (out - defs[b])
+            sb = succs[b]
+            if not sb:
+                out = set()
+            elif len(sb) == 1:
+                out = live_in[sb[0]]
+            else:
+                out = live_in[sb[0]] | live_in[sb[1]]
+                for x in sb[2:]:  # pragma: no cover - a block has at most two successors
+                    out |= live_in[x]
+            inn = use[b] | (out - defs[b]) if out else use[b]
             if out != live_out[b] or inn != live_in[b]:
                 live_out[b], live_in[b] = out, inn
                 changed = True
-    for b, idxs in enumerate(blocks):
-        first, last = idxs[0], idxs[-1]
+    for b in range(nb):
+        first, last = firsts[b], lasts[b]
         for v in live_in[b]:
             if start.get(v, first + 1) > first:
                 start[v] = first
         for v in live_out[b]:
             if end.get(v, -1) < last:
                 end[v] = last
-    return start, end
+    return instrs, start, end
 
 
 def _scan(start, end, reserve: bool):
@@ -182,12 +203,51 @@ def _scan(start, end, reserve: bool):
     return assign, spilled
 
 
+_new = object.__new__
+
+
+def _instr(op, mod, type, type2, args) -> Instr:
+    """``Instr(op, mod, type, type2, args)`` without the frozen dataclass ``__init__`` (which sets each
+    field through ``object.__setattr__``: 0.8 us, the largest per-instruction cost of the rewrite);
+    the instance is identical (tests/test_phx_speed.py checks equality and hash)."""
+    o = _new(Instr)
+    d = o.__dict__
+    d["op"] = op
+    d["mod"] = mod
+    d["type"] = type
+    d["type2"] = type2
+    d["args"] = args
+    return o
+
+
+def _mem(base: int, off, mode: int, extra) -> Mem:
+    """``Mem(base, off, mode, extra)``, built like :func:`_instr`."""
+    o = _new(Mem)
+    d = o.__dict__
+    d["base"] = base
+    d["off"] = off
+    d["mode"] = mode
+    d["extra"] = extra
+    return o
+
+
+def _imm(value: int, cache: dict) -> Imm:
+    """A shared ``Imm(value)`` (immutable; built like :func:`_instr`)."""
+    o = cache.get(value)
+    if o is None:
+        o = cache[value] = _new(Imm)
+        o.__dict__["value"] = value
+    return o
+
+
 def allocate(code: list, allow_spill: bool = True) -> Allocated | None:
-    """Allocate ``code``; with ``allow_spill=False`` returns None instead of spilling."""
-    instrs, blocks, succs = _blocks(code)
+    """Allocate ``code``; with ``allow_spill=False`` returns None instead of spilling.
+
+    Items out: Labels and (Instr, MemInfo | None, line, read keys, written keys) with the scheduler's
+    int register keys (``REG_KEY``); spill code and its setup are (Instr, MemInfo, line) triples."""
+    instrs, start, end = _liveness(code)
     if not instrs:
         return Allocated([i for i in code if isinstance(i, Label)])
-    start, end = _intervals(instrs, blocks, succs)
     try:
         assign, spilled = _scan(start, end, reserve=False)
         if spilled:
@@ -205,46 +265,61 @@ def allocate(code: list, allow_spill: bool = True) -> Allocated | None:
         nbytes += 64 if v.cls == "v" else 8
     out: list = []
     spill_ops = 0
-    preg: dict[VReg, Reg] = {v: Reg(v.cls, i) for v, i in assign.items()}
-    pkey: dict[VReg, int] = {v: REG_KEY[v.cls] + i for v, i in assign.items()}
+    regs: dict[tuple[str, int], Reg] = {}
+    preg: dict[VReg, Reg] = {}
+    pkey: dict[VReg, int] = {}
+    for v, i in assign.items():
+        c = v.cls
+        r = regs.get((c, i))
+        if r is None:
+            r = regs[(c, i)] = Reg(c, i)
+        preg[v] = r
+        pkey[v] = REG_KEY[c] + i
     mcache: dict = {}
+    imms: dict = {}
 
-    def conv_mem(a: VMem, m: dict):
+    def conv_mem(a: VMem, m) -> Mem:
         off = a.off
-        off = m[off] if isinstance(off, VReg) else Imm(off)
+        off = m[off] if off.__class__ is VReg else _imm(off, imms)
         extra = a.extra
-        if isinstance(extra, VReg):
+        if extra.__class__ is VReg:
             extra = m[extra]
         elif isinstance(extra, int):
-            extra = Imm(extra)
-        return Mem(m[a.base].idx, off, a.mode, extra)
+            extra = _imm(extra, imms)
+        return _mem(m[a.base].idx, off, a.mode, extra)
+
+    def conv(a):  # a VMem (cached by identity: its dataclass hash is slow, objects are shared)
+        c = mcache.get(id(a))
+        if c is None:
+            c = mcache[id(a)] = conv_mem(a, preg)
+        return c
 
     append = out.append
+    mk = _instr
+    vreg, vmem, label = VReg, VMem, Label
     for it in code:
-        if it.__class__ is Label:
+        if it.__class__ is label:
             append(it)
             continue
-        reads, writes = it.regs()
+        reads, writes = it._rw  # computed by _liveness
         if spilled and (any(v in spilled for v in reads) or any(v in spilled for v in writes)):
             out.extend(_rewrite_spilled(it, reads, writes, spilled, slots, preg, conv_mem))
             continue
-        args = []
-        for a in it.args:
-            cls = a.__class__
-            if cls is VReg:
-                a = preg[a]
-            elif cls is VMem:
-                c = mcache.get(id(a))  # by identity: VMem's dataclass hash is slow, objects are shared
-                if c is None:
-                    c = mcache[id(a)] = conv_mem(a, preg)
-                a = c
-            args.append(a)
+        args = tuple(
+            [preg[a] if (c := a.__class__) is vreg else (a if c is not vmem else conv(a)) for a in it.args]
+        )
         mem = it.mem
-        if mem is not None and mem.rel.__class__ is VReg:
+        if mem is not None and mem.rel.__class__ is vreg:
             mem = MemInfo(mem.scroll, mem.write, mem.lo, mem.hi, pkey[mem.rel])
-        rk = {pkey[v] for v in reads}
-        wk = {pkey[v] for v in writes}
-        append((Instr(it.op, it.mod, it.type, it.type2, tuple(args)), mem, it.line, (rk, wk)))
+        append(
+            (
+                mk(it.op, it.mod, it.type, it.type2, args),
+                mem,
+                it.line,
+                [pkey[v] for v in reads],
+                [pkey[v] for v in writes],
+            )
+        )
     if spilled:
         spill_ops = sum(
             1 for it in out if it.__class__ is tuple and it[1] is not None and it[1].scroll == SPILL_SCROLL

@@ -71,7 +71,7 @@ def int_keys(ins) -> tuple[set, set]:
 def build_dag(block: list):
     """The dependency DAG of one block: (succs, raw, npred, prio, term_preds).
 
-    ``block`` items are (instr, MemInfo, line[, (reads, writes)]); the optional fourth element gives
+    ``block`` items are (instr, MemInfo, line[, reads, writes]); the optional last two elements give
     the register keys (the allocator supplies them, so they are not recomputed from operands).
     ``succs[j]`` lists j's successors (each once); an edge weighs the producer's latency when the
     successor reads a register j writes (RAW) and 1 otherwise, so only the RAW successors of ops
@@ -102,7 +102,10 @@ def build_dag(block: list):
     for i, it in enumerate(block):
         ins = it[0]
         op = ins.op
-        reads, writes = it[3] if len(it) > 3 else int_keys(ins)
+        if len(it) > 3:
+            reads, writes = it[3], it[4]
+        else:
+            reads, writes = int_keys(ins)
         kind = kinds.get(op.name)
         if kind is None:
             kind = _kind(op)
@@ -410,21 +413,6 @@ def to_siws(siws: list) -> list:
     """[D, S, C] lists -> SIW tuples with NOPs in empty slots."""
     nd, ns, nc = nop("D"), nop("S"), nop("C")  # immutable: shared by every empty slot
     return [(d or nd, s or ns, c or nc) for d, s, c in siws]
-
-
-def _siw_hazard(items: list) -> bool:
-    """The intra-SIW rule on scheduler items (a tripwire: the DAG already forbids it)."""
-    rws = []
-    for it in items:
-        r, w = it[3] if len(it) > 3 else int_keys(it[0])
-        rws.append((r if r.__class__ is set else set(r), w if w.__class__ is set else set(w)))
-    for a in range(len(rws)):
-        ra, wa = rws[a]
-        for b in range(a + 1, len(rws)):
-            rb, wb = rws[b]
-            if (wa & (rb | wb)) or (wb & ra):
-                return True
-    return False
 
 
 def check_hazards(code: list) -> list[str]:
