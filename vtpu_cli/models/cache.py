@@ -17,6 +17,7 @@ a few MiB, instead of every converted matrix, the whole head and the whole sourc
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import json
 import os
@@ -34,7 +35,7 @@ if TYPE_CHECKING:
 
 LAYOUT_VERSION = 3  # 3: streamed writer, key from the layout tag; 2: int8 LM head + per-row scales
 ALIGN = 64
-HEAD_BLOCK_WEIGHTS = 1 << 20  # head rows quantised per step: ~8 MiB of float64 temporaries
+HEAD_BLOCK_WEIGHTS = 1 << 18  # head rows quantised per step: a few 2 MiB float64 temporaries
 
 
 def layout_tag() -> str:
@@ -49,9 +50,10 @@ def layout_tag() -> str:
             value = getattr(mod, name)
             if name.endswith("VERSION") and isinstance(value, (int, str)) and not isinstance(value, bool):
                 parts.append(f"{mod.__name__.rsplit('.', 1)[-1]}.{name}={value}")
-    rows, cols = 37, 75
-    codes = (np.arange(rows * cols, dtype=np.int64).reshape(rows, cols) * 7 % 3).astype(np.uint8)
-    probe = ternary.TernaryMatrix("probe", rows, cols, ternary.pack_codes(codes), 0.5)
+    rows, cols = 37, 75  # odd sizes: exercises the padding of both dimensions
+    fields = (np.arange(rows * ternary.packed_cols(cols) * 4, dtype=np.int64) * 7 % 3).astype(np.uint8)
+    packed = np.bitwise_or.reduce(fields.reshape(-1, 4) << np.array([0, 2, 4, 6], np.uint8), axis=1)
+    probe = ternary.TernaryMatrix("probe", rows, cols, packed.reshape(rows, -1), 0.5)
     tiles = np.ascontiguousarray(compiled.tile_layout(probe)).view(np.uint8)
     parts.append("tile=" + hashlib.sha256(tiles.tobytes()).hexdigest()[:16])
     return ";".join(parts)
@@ -151,6 +153,15 @@ def _write(folder: Path, model: BitNetModel, tag: str) -> None:
             p.unlink(missing_ok=True)
 
 
+def _trim_heap() -> None:
+    """Hand the conversion's freed temporaries back to the system (glibc keeps freed heap pages resident
+    otherwise, on top of the cache pages the engine is about to read); a no-op without glibc."""
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
 def _map(folder: Path, tag: str) -> dict[str, np.ndarray] | None:
     try:
         meta = json.loads((folder / "index.json").read_text())
@@ -189,6 +200,8 @@ def cached_weights(model: BitNetModel, root: Path | None = None) -> tuple[dict[s
         _write(folder, model, tag)
     except OSError:
         return _unbacked(model), False
+    finally:
+        _trim_heap()
     mapped = _map(folder, tag)
     if mapped is None:
         raise ModelError(f"{folder}: the converted-layout cache could not be read back")

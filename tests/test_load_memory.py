@@ -1,0 +1,207 @@
+"""Model loading within the memory budget: the streamed first-start conversion (``cache.iter_scrolls``)
+writes the same bytes as ``compiled.convert_weights``, keeps nothing converted, cleans up after a
+failure, is keyed by the layout, and -- measured in a child process -- peaks under the issue's bound of
+1.2x the ternary weight bytes plus the embedding, for every checkpoint format."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from vtpu_cli.models import cache as cache_mod
+from vtpu_cli.models.cache import cached_weights, layout_tag, source_key
+from vtpu_cli.models.errors import ModelError
+from vtpu_cli.models.loader import load_model
+from vtpu_cli.models.synth import SynthSpec, write_all
+from vtpu_cli.models.synth_large import LargeSpec, write_large
+from vtpu_cli.models.weights import SourceTernary, release_pages
+
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc and uses madvise")
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return write_all(tmp_path_factory.mktemp("tiny"), SynthSpec(layers=2))
+
+
+@pytest.mark.parametrize("fmt", ["hf", "tq2_0", "tq1_0", "i2_s"])
+def test_streamed_cache_is_convert_weights_and_keeps_nothing(tiny: dict, tmp_path: Path, fmt: str) -> None:
+    from vtpu_cli.models.compiled import convert_weights
+
+    want = convert_weights(load_model(tiny[fmt], tokenizer=False))
+    lazy = load_model(tiny[fmt], tokenizer=False, lazy=True)
+    mats = list(lazy.ternary_matrices())
+    assert all(isinstance(m, SourceTernary) for m in mats)
+    got, hit = cached_weights(lazy, tmp_path)
+    assert not hit and list(got) == list(want)  # same scrolls, same order
+    assert all(got[c].tobytes() == want[c].tobytes() for c in want)
+    assert not any(m.converted for m in mats)  # streamed: one matrix at a time, none kept
+    again, hit = cached_weights(load_model(tiny[fmt], tokenizer=False, lazy=True), tmp_path)
+    assert hit and all(again[c].tobytes() == want[c].tobytes() for c in want)
+    folder = tmp_path / source_key(lazy.source)
+    assert sorted(p.name for p in folder.iterdir()) == ["index.json", "weights.bin"]
+    index = json.loads((folder / "index.json").read_text())
+    assert index["version"] == layout_tag() and all(
+        o % cache_mod.ALIGN == 0 for o, _ in index["scrolls"].values()
+    )
+
+
+def test_lazy_use_still_converts_once_and_keeps(tiny: dict) -> None:
+    eager = load_model(tiny["hf"], tokenizer=False)
+    lazy = load_model(tiny["hf"], tokenizer=False, lazy=True)
+    m, e = lazy.layers[1].w_down, eager.layers[1].w_down
+    assert isinstance(m, SourceTernary) and not m.converted
+    fresh = m.fresh()
+    assert not m.converted and np.array_equal(fresh.packed, e.packed) and fresh.scale == e.scale
+    assert np.array_equal(m.packed, e.packed) and m.converted  # used as a LazyTernary: kept
+    assert m.fresh().packed is m.packed  # already converted: no second conversion
+
+
+def test_unwritable_cache_still_gives_the_scrolls(tiny: dict, tmp_path: Path) -> None:
+    from vtpu_cli.models.compiled import convert_weights
+
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")  # the cache root is a file: mkdir fails
+    got, hit = cached_weights(load_model(tiny["tq2_0"], tokenizer=False, lazy=True), blocker)
+    want = convert_weights(load_model(tiny["tq2_0"], tokenizer=False))
+    assert not hit and all(got[c].tobytes() == want[c].tobytes() for c in want)
+
+
+def test_failed_conversion_leaves_no_cache_and_names_the_tensor(tiny: dict, tmp_path: Path) -> None:
+    from vtpu_cli.models.gguf_file import read_gguf
+
+    bad = tmp_path / "bad.gguf"
+    raw = bytearray(tiny["tq2_0"].read_bytes())
+    data = read_gguf(tiny["tq2_0"]).tensors["blk.1.ffn_up.weight"].data
+    whole = data
+    while isinstance(whole.base, np.ndarray):
+        whole = whole.base  # the memory map of the whole file
+    start = data.ctypes.data - whole.ctypes.data
+    raw[start + 100 : start + 102] = b"\xff\xff"  # code 3 in some 2-bit fields: not a ternary weight
+    bad.write_bytes(bytes(raw))
+    model = load_model(bad, tokenizer=False, lazy=True)  # lazy: the bits are read at conversion
+    with pytest.raises(ModelError, match="blk.1.ffn_up.weight"):
+        cached_weights(model, tmp_path / "cache")
+    left = [p.name for p in (tmp_path / "cache").rglob("*") if p.is_file()]
+    assert left == []  # no temporary, no index: the next start converts again
+
+
+def test_cache_key_follows_the_tile_layout_and_layout_versions(
+    tiny: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vtpu_cli.models import compiled, ternary
+
+    tag = layout_tag()
+    key = source_key(tiny["tq2_0"])
+    first, _ = cached_weights(load_model(tiny["tq2_0"], tokenizer=False, lazy=True), tmp_path)
+    monkeypatch.setattr(ternary, "TILE_LAYOUT_VERSION", 7, raising=False)
+    assert layout_tag() != tag and source_key(tiny["tq2_0"]) != key
+    monkeypatch.undo()
+    original = compiled.tile_layout
+    monkeypatch.setattr(compiled, "tile_layout", lambda m: original(m)[::-1].copy())
+    assert layout_tag() != tag  # a layout change without a version bump still changes the key
+    second, hit = cached_weights(load_model(tiny["tq2_0"], tokenizer=False, lazy=True), tmp_path)
+    assert (
+        not hit
+        and second[compiled.weight_coord("wq")].tobytes() != first[compiled.weight_coord("wq")].tobytes()
+    )
+
+
+@linux_only
+def test_release_pages_drops_resident_file_pages_only(tmp_path: Path) -> None:
+    def rss_file_kib() -> int:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("RssFile:"):
+                return int(line.split()[1])
+        raise AssertionError("no RssFile")
+
+    path = tmp_path / "blob"
+    data = np.arange(32 << 20, dtype=np.uint32).astype(np.uint8)
+    data.tofile(path)
+    mm = np.memmap(path, dtype=np.uint8, mode="r")
+    view = mm[1000 : (24 << 20) + 7]
+    total = int(view.sum(dtype=np.uint64))
+    before = rss_file_kib()
+    release_pages(view)
+    assert before - rss_file_kib() >= 20 << 10  # >= 20 MiB of the 24 left the resident set
+    assert int(view.sum(dtype=np.uint64)) == total  # and read back the same from the page cache
+    private = np.memmap(path, dtype=np.uint8, mode="c")
+    private[5000] = 77
+    release_pages(private[: 1 << 20])  # a private mapping: left alone (MADV_DONTNEED would lose the write)
+    anon = np.full(1 << 20, 9, np.uint8)
+    release_pages(anon)
+    assert private[5000] == 77 and int(anon.sum()) == 9 << 20
+
+
+# ------------------------------------------------------------------ peak RSS in a child process
+
+# Mid-size: 16 layers at hidden 1024 / ffn 2816 (180 M ternary weights, 43 MiB packed) and a 4096-row
+# embedding. A float32 copy of the ternary weights would be 16x the packed bytes (688 MiB); even one
+# extra packed copy, or holding the source file resident, overshoots the 1.2x bound.
+MID = LargeSpec(1024, 2816, 16, 8, 2, 4096, rope_theta=10000.0, max_ctx=256, seed=3)
+
+_CHILD = textwrap.dedent(
+    """
+    import json, sys, time
+    from pathlib import Path
+    import numpy as np
+    from vtpu_cli.models.cache import cached_weights, layout_tag
+    from vtpu_cli.models.loader import load_model
+    layout_tag()  # imports the compiler (tile_layout), as compiling the step program does anyway
+    t0 = time.perf_counter()
+    m = load_model(sys.argv[1], lazy=True)  # lazy: configuration, tokenizer and maps, no weights yet
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    base = int(status["VmRSS"].split()[0])  # KiB resident before any weight is read
+    weights, hit = cached_weights(m, Path(sys.argv[2]))
+    t1 = time.perf_counter()
+    touched = sum(int(w[::4096].sum()) for w in weights.values())  # the engine reads every page
+    m.embedding.take([1, 2, 3])
+    status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())
+    peak = int(status["VmHWM"].split()[0])  # not ru_maxrss: Linux carries that over from the parent
+    emb = m.embedding.raw.nbytes
+    print(json.dumps({"base": base * 1024, "peak": peak * 1024, "ternary": m.ternary_bytes,
+                      "embedding": emb, "hit": hit, "s": t1 - t0}))
+    """
+)
+
+
+@linux_only
+@pytest.mark.parametrize(
+    "fmt",
+    [
+        "tq2_0",
+        "hf",
+        pytest.param("tq1_0", marks=pytest.mark.slow),  # same streamed path as TQ2_0; ~5 s each
+        pytest.param("i2_s", marks=pytest.mark.slow),
+    ],
+)
+def test_first_and_cached_start_stay_within_the_memory_budget(tmp_path: Path, fmt: str) -> None:
+    """Peak RSS growth from a lazily loaded model (configuration, tokenizer, maps) to the end of a start
+    that reads every weight page, in a child process: within 1.2x the ternary bytes plus the embedding,
+    on the first start (streamed conversion into the cache) and on the cached one. Growth, not the
+    absolute figure: at this size the interpreter and numpy (~45 MiB) are not negligible as they are at
+    the 2B shape (docs/models.md). Before the streamed writer the first start grew ~230 MiB here."""
+    model = write_large(tmp_path / f"mid-{fmt}", MID, fmt)
+    runs = []
+    for _ in range(2):  # cold (converts, streams into the cache), then warm (maps the cache)
+        out = subprocess.run(
+            [sys.executable, "-c", _CHILD, str(model), str(tmp_path / "cache")],
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=True,
+        )
+        runs.append(json.loads(out.stdout.strip().splitlines()[-1]))
+    cold, warm = runs
+    assert (cold["hit"], warm["hit"]) == (False, True)
+    assert cold["ternary"] == 16 * (2 * 1024 * 1024 + 2 * 256 * 1024 + 3 * 2816 * 1024) // 4  # 43 MiB
+    assert cold["embedding"] == 4096 * 1024 * 2  # f16 / bf16
+    budget = 1.2 * cold["ternary"] + cold["embedding"]
+    for run in runs:
+        assert run["peak"] - run["base"] <= budget, (fmt, run, budget)
