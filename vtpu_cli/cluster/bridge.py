@@ -27,6 +27,7 @@ protocol, so the native code is the single-process code, unchanged:
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import numpy as np
@@ -36,6 +37,24 @@ from vtpu_cli.engines.jit.abi import OFF_BLOCKED, OFF_FLEET, OFF_SEEN
 from vtpu_cli.fleet.transport import QUEUE_CAPACITY
 
 MASK = QUEUE_CAPACITY - 1
+NAP_US = int(os.environ.get("VTPU_CLUSTER_NAP_US", "20"))  # a blocked sentron's sleep when oversubscribed
+
+
+def oversubscribed(local_sentrons: int) -> bool:
+    """More threads on this host (every rank's sentrons and bridge) than cores: blocked sentrons then
+    sleep instead of yielding (``$VTPU_CLUSTER_WAIT`` = ``nap`` or ``yield`` decides instead)."""
+    how = os.environ.get("VTPU_CLUSTER_WAIT", "")
+    if how in ("nap", "yield"):
+        return how == "nap"
+    per_host = int(os.environ.get("MPI_LOCALNRANKS", "1") or 1)
+    return (local_sentrons + 1) * per_host > (os.cpu_count() or 1)
+
+
+def wait_fn(local_sentrons: int) -> int:
+    """What blocked sentrons call (0: the JIT's default, sched_yield)."""
+    return host_atomics()[3] if oversubscribed(local_sentrons) else 0
+
+
 _BLOCKED = (OFF_BLOCKED - OFF_FLEET) // 8
 _SEEN = (OFF_SEEN - OFF_FLEET) // 8
 
@@ -54,7 +73,7 @@ class Bridge:
         self.blk, self.lay = blk, lay
         self.q = blk.view(np.uint64)
         self.addr = blk.ctypes.data
-        self.fetch_add, self.store_release, _ = host_atomics()
+        self.fetch_add, self.store_release, *_ = host_atomics()
         local = [s for s in range(n) if owner[s] == rank]
         remote = [s for s in range(n) if owner[s] != rank]
         self.local = local
@@ -240,6 +259,13 @@ def host_atomics() -> tuple:
     b = ir.IRBuilder(rel.append_basic_block("entry"))
     b._insert(instructions.StoreAtomicInstr(b.block, rel.args[1], rel.args[0], "release", 8))
     b.ret_void()
+    # the nap of a blocked sentron on an oversubscribed host: usleep(NAP_US), returns 0 (sched_yield's type)
+    usleep = ir.Function(mod, ir.FunctionType(ir.IntType(32), [ir.IntType(32)]), name="usleep")
+    nap = ir.Function(mod, ir.FunctionType(ir.IntType(32), []), name="vtpu_nap")
+    b = ir.IRBuilder(nap.append_basic_block("entry"))
+    b.call(usleep, [ir.Constant(ir.IntType(32), NAP_US)])
+    b.ret(ir.Constant(ir.IntType(32), 0))
+    llvm.add_symbol("usleep", ctypes.cast(ctypes.CDLL(None).usleep, ctypes.c_void_p).value)
     tm = _target_machine(*host_target(True))
     llmod = llvm.parse_assembly(str(mod))
     llmod.triple = tm.triple
@@ -251,5 +277,5 @@ def host_atomics() -> tuple:
     sr = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64)(
         engine.get_function_address("vtpu_store_release")
     )
-    _HOST_ATOMICS = (fa, sr, engine)  # the engine owns the code: keep it alive
+    _HOST_ATOMICS = (fa, sr, engine, engine.get_function_address("vtpu_nap"))  # the engine owns the code
     return _HOST_ATOMICS

@@ -60,6 +60,7 @@ from vtpu_cli.machine.semantics import OpFault
 INSTALL_HINT = "install the cluster extra: pip install 'vtpu[cluster]' (mpi4py and the mpich wheel)"
 WAVE_INTERVAL_S = 0.002  # rank 0's pause between termination waves
 IDLE_SLEEP_MAX_S = 0.0005  # an idle rank's longest nap between polls (oversubscribed cores)
+BRIDGE_SLEEP_MAX_S = float(os.environ.get("VTPU_CLUSTER_BRIDGE_NAP_S", "0.0002"))  # the JIT bridge's
 ABORT_GRACE_S = 5.0  # how long a failing rank waits for the others to acknowledge its stop
 
 
@@ -1062,7 +1063,7 @@ class RankJit(RankInterpreter):
         else:
             if self.nap:
                 time.sleep(self.nap)
-            self.nap = min(IDLE_SLEEP_MAX_S, self.nap * 2 or 1e-5)
+            self.nap = min(BRIDGE_SLEEP_MAX_S, self.nap * 2 or 1e-5)
         return True
 
     def _snapshot(self) -> tuple:
@@ -1078,7 +1079,10 @@ class RankJit(RankInterpreter):
         t0 = time.perf_counter()
         mem = self.mem
         ppt = ([list(w) for w in mem._cache], vars(mem.stats).copy())
-        sens, wall, comp = self.jit.run_partial(self.transport.local, self._step)
+        from vtpu_cli.cluster.bridge import wait_fn
+
+        local = self.transport.local
+        sens, wall, comp = self.jit.run_partial(local, self._step, wait_fn(len(local)))
         if self.aborted is not None:
             raise RankStopped(self.aborted)
         if self.stop != STATUS_OK:

@@ -612,20 +612,22 @@ class JitEngine:
         out.run_s = cycles / hz if hz else 0.0
         return out
 
-    def run_partial(self, local, step) -> tuple[list[_Sentron], float, Compiled]:
+    def run_partial(self, local, step, wait_fn: int = 0) -> tuple[list[_Sentron], float, Compiled]:
         """Run only the sentrons ``local`` natively (one rank's share under mpiexec); every other sentron
         of the fleet block is played by ``step(sens)``, which the calling thread runs in a loop until it
         returns False (``cluster/bridge.py``: it moves the other sentrons' messages and arrivals in and
         out of the block and decides, with the other ranks, when the run is over). No watchdog, no
         replay: the caller owns both. Returns every sentron (non-local ones untouched), the wall time
-        and the compiled variant; ``_finish`` turns them into a result."""
+        and the compiled variant; ``_finish`` turns them into a result. ``wait_fn``: the address of an
+        ``i32 f(void)`` that blocked sentrons call instead of ``sched_yield`` (a short sleep when the
+        host has fewer cores than threads: a yielding spinner still takes the core the bridge needs)."""
         comp = self.compile()
         if comp is None or self.fallback_reason is not None:
             raise JitError(f"the JIT cannot run this program: {self.fallback_reason}")
-        sens, wall = self._run_native(comp, local=list(local), step=step)
+        sens, wall = self._run_native(comp, local=list(local), step=step, wait_fn=wait_fn)
         return sens, wall, comp
 
-    def _run_native(self, comp: Compiled, local: list[int] | None = None, step=None):
+    def _run_native(self, comp: Compiled, local: list[int] | None = None, step=None, wait_fn: int = 0):
         program = self.program
         self._comp_now = comp
         self.fleet = Fleet(self.n, program.groups, self.topology, race_check=False)
@@ -642,6 +644,8 @@ class JitEngine:
         self.fleet.homes = {x.s.home: x.sid for x in sens}
         for x in sens:
             x.init_ctx(self.hub)
+            if wait_fn:
+                x.ext[(L.OFF_YIELD - L.OFF_FLEET) // 8] = wait_fn
             x.ppt_to_native()
             _REGISTRY[x.addr] = x
         running = sens if local is None else [sens[i] for i in local]
