@@ -18,7 +18,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from vtpu_cli.binary.program import Imm, Instr, Mem, Reg
-from vtpu_cli.compiler.ir import VI, CompileError, Label, MemInfo, VMem, VReg
+from vtpu_cli.compiler.ir import _RW, VI, CompileError, Label, MemInfo, VMem, VReg, _rw_func
 from vtpu_cli.isa.table import BY_NAME, REG_COUNTS
 
 SPILL_SCROLL = "$spill"
@@ -57,6 +57,7 @@ def _liveness(code: list):
     first = -1
     i = 0
     add = instrs.append
+    rwf = _RW
     for it in code:
         if it.__class__ is Label:
             if first >= 0:
@@ -77,7 +78,10 @@ def _liveness(code: list):
             u = set()
             d = set()
         rw = it._rw
-        r, w = rw if rw is not None else it.regs()
+        if rw is None:
+            op = it.op
+            rw = it._rw = (rwf.get(op.name) or _rw_func(op))(it.args)
+        r, w = rw
         for v in r:
             if v not in d:
                 u.add(v)
@@ -149,50 +153,69 @@ def _liveness(code: list):
     return instrs, start, end
 
 
+_ID_SPAN = 1 << 32  # interval keys: position * _ID_SPAN + register id (ids are per-compile counters)
+
+
 def _scan(start, end, reserve: bool):
     """Linear scan per class. Returns (assignment vreg -> idx, spilled set).
 
-    ``active`` is kept sorted by (end, id) with ``bisect``; expired intervals leave from the front
-    (in end order, so freed registers queue up least-recently-freed first)."""
+    Intervals are handled as int keys ``position * _ID_SPAN + id`` (ordered like the (position, id)
+    pairs, compared without tuples): the classes' intervals are sorted by start key, and ``active``
+    is kept sorted by end key with ``bisect``; expired intervals leave from the front (in end order,
+    so freed registers queue up least-recently-freed first)."""
     assign: dict[VReg, int] = {}
     spilled: set[VReg] = set()
-    by_cls: dict[str, list[VReg]] = {}
-    for v in start:
-        by_cls.setdefault(v.cls, []).append(v)
-    for cls, vs in by_cls.items():
+    span = _ID_SPAN
+    by_cls: dict[str, list[int]] = {}
+    byid: dict[int, VReg] = {}
+    for v, s in start.items():
+        i = v.id
+        byid[i] = v
+        lst = by_cls.get(v.cls)
+        if lst is None:
+            by_cls[v.cls] = [s * span + i]
+        else:
+            lst.append(s * span + i)
+    for cls, keys in by_cls.items():
         avail = [i for i in range(REG_COUNTS[cls])]
         if reserve:
             avail = [i for i in avail if i not in TEMPS[cls] and not (cls == "p" and i == SPILL_P)]
         free = deque(avail)
-        vs.sort(key=lambda v: (start[v], v.id))
-        active: list = []  # (end, id, vreg), sorted
-        for v in vs:
-            s = start[v]
-            n_exp = 0
-            for a in active:
-                if a[0] < s:
-                    free.append(assign[a[2]])
-                    n_exp += 1
-                else:
-                    break
-            if n_exp:
+        keys.sort()
+        active: list[int] = []  # end keys, sorted
+        reg_of: dict[int, int] = {}  # end key -> physical register
+        for key in keys:
+            i = key % span
+            v = byid[i]
+            lim = key - i  # start * span: active end keys below it have expired
+            if active and active[0] < lim:
+                n_exp = 0
+                for a in active:
+                    if a < lim:
+                        free.append(reg_of.pop(a))
+                        n_exp += 1
+                    else:
+                        break
                 del active[:n_exp]
-            ev = end[v]
+            ek = end[v] * span + i
             if free:
-                assign[v] = free.popleft()
-                insort(active, (ev, v.id, v))
+                r = assign[v] = reg_of[ek] = free.popleft()
+                insort(active, ek)
                 continue
             # spill the interval ending last (never a nospill one)
             victim = None
             for k in range(len(active) - 1, -1, -1):
-                if not active[k][2].nospill:
+                if not byid[active[k] % span].nospill:
                     victim = k
                     break
-            if victim is not None and active[victim][0] > ev:
-                vv = active.pop(victim)[2]
-                assign[v] = assign.pop(vv)
+            if victim is not None and active[victim] > ek:
+                vk = active.pop(victim)
+                vv = byid[vk % span]
+                r = reg_of.pop(vk)
+                del assign[vv]
+                assign[v] = reg_of[ek] = r
                 spilled.add(vv)
-                insort(active, (ev, v.id, v))
+                insort(active, ek)
             elif not v.nospill:
                 spilled.add(v)
             else:

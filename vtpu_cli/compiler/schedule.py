@@ -37,17 +37,21 @@ class Scheduled:
 
 
 def _split(items: list):
-    """Blocks of (Instr, MemInfo, line) with the labels that precede each block."""
+    """Blocks of (Instr, MemInfo, line, read keys, written keys) with the labels that precede each
+    block; items without keys (spill code, the spill-scroll setup) get them here."""
     blocks = []
     cur: list = []
     labels: list[str] = []
+    label = Label
     for it in items:
-        if isinstance(it, Label):
+        if it.__class__ is label:
             if cur:
                 blocks.append((labels, cur))
                 cur, labels = [], []
             labels.append(it.name)
             continue
+        if len(it) != 5:
+            it = (it[0], it[1], it[2], *int_keys(it[0]))
         cur.append(it)
         if it[0].op.branch:
             blocks.append((labels, cur))
@@ -69,10 +73,10 @@ def int_keys(ins) -> tuple[set, set]:
 
 
 def build_dag(block: list):
-    """The dependency DAG of one block: (succs, raw, npred, prio, term_preds).
+    """The dependency DAG of one block: (succs, raw, npred, prio, term_preds, latencies).
 
-    ``block`` items are (instr, MemInfo, line[, reads, writes]); the optional last two elements give
-    the register keys (the allocator supplies them, so they are not recomputed from operands).
+    ``block`` items are (instr, MemInfo, line, reads, writes) with the register keys (the allocator
+    supplies them, so they are not recomputed from operands).
     ``succs[j]`` lists j's successors (each once); an edge weighs the producer's latency when the
     successor reads a register j writes (RAW) and 1 otherwise, so only the RAW successors of ops
     whose latency exceeds 1 carry information beyond the edge itself: they are listed again in
@@ -99,13 +103,10 @@ def build_dag(block: list):
     kinds = _KIND
     pr: set = set()
 
-    for i, it in enumerate(block):
-        ins = it[0]
+    i = -1
+    for ins, mem, _line, reads, writes in block:
+        i += 1
         op = ins.op
-        if len(it) > 3:
-            reads, writes = it[3], it[4]
-        else:
-            reads, writes = int_keys(ins)
         kind = kinds.get(op.name)
         if kind is None:
             kind = _kind(op)
@@ -126,7 +127,6 @@ def build_dag(block: list):
             else:
                 lst.append(i)
         # memory (before the writes: the address uses the values read now)
-        mem = it[1]
         if kind & 4:  # a blocking C op or a fence
             pr.update(since_barrier)
             if last_barrier >= 0:
@@ -188,7 +188,7 @@ def build_dag(block: list):
                 if v > best:
                     best = v
         prio[i] = best
-    return succs, raw, npred, prio, (pr if n else set())
+    return succs, raw, npred, prio, (pr if n else set()), lat_of
 
 
 _KIND: dict[str, int] = {}  # op name -> bits: 1 writes flags, 2 reads flags, 4 barrier, 8 S-pipe memory
@@ -301,7 +301,7 @@ def schedule_block(block: list, reorder: bool = True):
         return siws, [b[2] for b in block], 0
     n = len(block)
     term = block[-1] if block[-1][0].op.branch else None
-    succs, raw, npred, prio, term_preds = build_dag(block)
+    succs, raw, npred, prio, term_preds, lat_of = build_dag(block)
     crit = max(prio)
     body_n = n - (1 if term is not None else 0)
     negp = [-p for p in prio]
@@ -309,7 +309,6 @@ def schedule_block(block: list, reorder: bool = True):
     rank = [0] * n
     for k, i in enumerate(order):
         rank[i] = k
-    lat_of = [it[0].op.latency for it in block]
     earliest = [0] * n  # latency-ready SIW
     placed = [-1] * n
     pidx = PIPE_INDEX
@@ -326,35 +325,51 @@ def schedule_block(block: list, reorder: bool = True):
     lines: list[int] = []
     done = 0
     t = 0
-    chosen: list[int] = []
+    a0, a1, a2 = avail
+    q0, q1, q2 = pending
+    ins_of = [it[0] for it in block]
+    line_of = [it[2] for it in block]
     while done < body_n:
         lim = (t + 1) * n  # pending keys below this are latency-ready now (earliest <= t)
-        for p in (0, 1, 2):
-            pend = pending[p]
-            if pend and pend[0] < lim:
-                av = avail[p]
-                while pend and pend[0] < lim:
-                    heappush(av, heappop(pend) % n)
-        slots = [None, None, None]
-        chosen.clear()
-        line = None
-        for p in (0, 1, 2):
-            if avail[p]:
-                i = order[heappop(avail[p])]
-            elif pending[p]:
-                i = order[heappop(pending[p]) % n]
-            else:
-                continue
-            it = block[i]
-            slots[p] = it[0]
-            chosen.append(i)
-            ln = it[2]
-            if line is None or ln < line:
-                line = ln
+        if q0 and q0[0] < lim:
+            while q0 and q0[0] < lim:
+                heappush(a0, heappop(q0) % n)
+        if q1 and q1[0] < lim:
+            while q1 and q1[0] < lim:
+                heappush(a1, heappop(q1) % n)
+        if q2 and q2[0] < lim:
+            while q2 and q2[0] < lim:
+                heappush(a2, heappop(q2) % n)
+        # one op per pipe: the ready op of highest priority, else the latency-earliest pending one
+        if a0:
+            i0 = order[heappop(a0)]
+        elif q0:
+            i0 = order[heappop(q0) % n]
+        else:
+            i0 = -1
+        if a1:
+            i1 = order[heappop(a1)]
+        elif q1:
+            i1 = order[heappop(q1) % n]
+        else:
+            i1 = -1
+        if a2:
+            i2 = order[heappop(a2)]
+        elif q2:
+            i2 = order[heappop(q2) % n]
+        else:
+            i2 = -1
+        chosen = [i for i in (i0, i1, i2) if i >= 0]
         if not chosen:  # pragma: no cover - a DAG always has a ready op
             raise AssertionError("scheduler found no ready op")
-        siws.append(slots)
-        lines.append(line)
+        siws.append(
+            [
+                ins_of[i0] if i0 >= 0 else None,
+                ins_of[i1] if i1 >= 0 else None,
+                ins_of[i2] if i2 >= 0 else None,
+            ]
+        )
+        lines.append(min([line_of[i] for i in chosen]) if len(chosen) > 1 else line_of[chosen[0]])
         done += len(chosen)
         t1 = t + 1
         for i in chosen:
