@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import time
+from itertools import repeat
 from pathlib import Path
 
 from vtpu_cli.binary.program import DataScroll, Imm, Instr, Output, Program
@@ -233,7 +234,7 @@ def compile_phx(
 def _compile(text, filename, opt, sentrons, tune, tile, force_loops, bar: CompileProgress):
     t0 = time.perf_counter()
     lw = _front(text, filename, opt, sentrons, tune, tile, force_loops, bar)
-    ir_ops = sum(1 for it in lw.b.code if it.__class__ is VI)
+    ir_ops = sum(map(isinstance, lw.b.code, repeat(VI)))
     bar("allocate")
     try:
         alloc = allocate(lw.b.code)
@@ -244,18 +245,15 @@ def _compile(text, filename, opt, sentrons, tune, tile, force_loops, bar: Compil
             d = Diagnostic(str(e), filename, e.line, 1, src, hint, max(1, len(src or "")))
             raise DiagnosticError(diagnostics=[d]) from None
         raise VtpuError(f"{filename}: {e}", hint=hint) from None
-    items = []
+    items = alloc.items
     spill_ids: set[int] = set()
     spill_bytes = 0
-    for it in alloc.items:
-        if isinstance(it, tuple) and it[0] == "spill-setup":
-            for ins in _spill_setup(it[1], sentrons):
-                items.append((ins, None, 0))
-            spill_bytes = it[1]
-            continue
-        if isinstance(it, tuple) and it[1] is not None and it[1].scroll == "$spill":
-            spill_ids.add(id(it[0]))
-        items.append(it)
+    if alloc.spills:  # the allocator's first item is the ("spill-setup", bytes) marker
+        spill_bytes = items[0][1]
+        items = [(ins, None, 0) for ins in _spill_setup(spill_bytes, sentrons)] + items[1:]
+        spill_ids = {
+            id(it[0]) for it in items if it.__class__ is tuple and it[1] is not None and it[1].scroll == "$spill"
+        }
     bar("schedule")
     sched = schedule(items, reorder=opt >= 1, on_block=lambda f: bar("schedule", f) if bar.enabled else None)
     bar("encode")
