@@ -141,6 +141,12 @@ def test_fast_instr_construction_equals_dataclass():
     b = Instr(BY_NAME["SGATHER"], None, "f32", None, (Reg("v", 1), Mem(3, Imm(128), 0, Reg("r", 2))))
     assert a == b and hash(a) == hash(b) and repr(a) == repr(b)
     assert a != Instr(BY_NAME["SGATHER"], None, "i32", None, b.args)
+    from vtpu_cli.compiler.ir import MemInfo, VMem, VReg, _meminfo, _vmem
+
+    p, r = VReg("p", 1), VReg("r", 2)
+    assert _vmem(p, r, 0, 64) == VMem(p, r, 0, 64) and hash(_vmem(p, 8, 1, 0)) == hash(VMem(p, 8, 1, 0))
+    assert _meminfo("x", True, 0, 64, r) == MemInfo("x", True, 0, 64, r)
+    assert _meminfo("x", True, 0, 64, None) != MemInfo("x", False, 0, 64, None)
 
 
 @st.composite

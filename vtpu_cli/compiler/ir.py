@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 from vtpu_cli.binary.program import MEM_CONTIG, Imm
 from vtpu_cli.core import coords
-from vtpu_cli.isa.table import BY_NAME, Op
+from vtpu_cli.isa.table import BY_NAME, Op, type_size
 
 
 class VReg:
@@ -66,6 +66,33 @@ class MemInfo:
     lo: int | None = None
     hi: int | None = None
     rel: object = None  # offset register (VReg before allocation, ("r", n) after), None = absolute
+
+
+_new = object.__new__
+
+
+def _vmem(base: VReg, off: VReg | int, mode: int, extra: VReg | int | None) -> VMem:
+    """``VMem(base, off, mode, extra)`` without the frozen dataclass ``__init__`` (each field set
+    through ``object.__setattr__``): one per memory access at model scale. Same value and hash."""
+    o = _new(VMem)
+    d = o.__dict__
+    d["base"] = base
+    d["off"] = off
+    d["mode"] = mode
+    d["extra"] = extra
+    return o
+
+
+def _meminfo(scroll: str, write: bool, lo: int | None, hi: int | None, rel: object) -> MemInfo:
+    """``MemInfo(...)``, built like :func:`_vmem`."""
+    o = _new(MemInfo)
+    d = o.__dict__
+    d["scroll"] = scroll
+    d["write"] = write
+    d["lo"] = lo
+    d["hi"] = hi
+    d["rel"] = rel
+    return o
 
 
 _ROLES: dict[str, tuple[tuple[bool, bool], ...]] = {}  # op name -> (reads, writes) per operand
@@ -396,60 +423,45 @@ class Builder:
         self, t: str, dst: VReg, scroll: str, off: int, nbytes: int | None = None, rel: VReg | None = None
     ) -> VReg:
         """Contiguous load of ``nbytes`` (default: one element / 64 bytes) at ``off`` (+ ``rel``)."""
-        from vtpu_cli.isa.table import type_size
-
-        if isinstance(off, VReg):
+        if off.__class__ is VReg:
             off, rel = 0, off
         p = self.base(scroll)
         full = 64 if dst.cls == "v" else type_size(t)
         n = full if nbytes is None else nbytes
         extra = None if (dst.cls == "r" or n == 64) else n
-        o = rel if rel is not None else off
-        mem = VMem(p, o, MEM_CONTIG, extra)
-        if rel is not None and off:
-            raise CompileError("register offset plus displacement is not an svISA address mode")
-        self.emit(
-            "SGATHER",
-            dst,
-            mem,
-            type=t,
-            mem=MemInfo(
-                scroll, False, 0 if rel is not None else off, (0 if rel is not None else off) + n, rel
-            ),
-        )
+        if rel is not None:
+            if off:
+                raise CompileError("register offset plus displacement is not an svISA address mode")
+            mem = _vmem(p, rel, MEM_CONTIG, extra)
+            info = _meminfo(scroll, False, 0, n, rel)
+        else:
+            mem = _vmem(p, off, MEM_CONTIG, extra)
+            info = _meminfo(scroll, False, off, off + n, None)
+        self.emit("SGATHER", dst, mem, type=t, mem=info)
         return dst
 
     def store(
         self, t: str, src: VReg, scroll: str, off: int, nbytes: int | None = None, rel: VReg | None = None
     ) -> None:
-        from vtpu_cli.isa.table import type_size
-
-        if isinstance(off, VReg):
+        if off.__class__ is VReg:
             off, rel = 0, off
         p = self.base(scroll)
         full = 64 if src.cls == "v" else type_size(t)
         n = full if nbytes is None else nbytes
         extra = None if (src.cls == "r" or n == 64) else n
-        o = rel if rel is not None else off
-        mem = VMem(p, o, MEM_CONTIG, extra)
-        self.emit(
-            "SSCATTR",
-            mem,
-            src,
-            type=t,
-            mem=MemInfo(
-                scroll, True, 0 if rel is not None else off, (0 if rel is not None else off) + n, rel
-            ),
-        )
+        if rel is not None:
+            mem = _vmem(p, rel, MEM_CONTIG, extra)
+            info = _meminfo(scroll, True, 0, n, rel)
+        else:
+            mem = _vmem(p, off, MEM_CONTIG, extra)
+            info = _meminfo(scroll, True, off, off + n, None)
+        self.emit("SSCATTR", mem, src, type=t, mem=info)
 
     def bcast_load(self, t: str, dst: VReg, scroll: str, off: int) -> VReg:
         """Broadcast one element into every lane with a stride-0 gather (S pipe only)."""
-        from vtpu_cli.isa.table import type_size
-
         p = self.base(scroll)
-        self.emit(
-            "SGATHER", dst, VMem(p, off, 1, 0), type=t, mem=MemInfo(scroll, False, off, off + type_size(t))
-        )
+        info = _meminfo(scroll, False, off, off + type_size(t), None)
+        self.emit("SGATHER", dst, _vmem(p, off, 1, 0), type=t, mem=info)
         return dst
 
     # ---------------------------------------------------------------- loops
