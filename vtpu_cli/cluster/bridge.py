@@ -180,6 +180,8 @@ class Bridge:
 
     # ------------------------------------------------------------------ incoming (from the transport's poll)
     def deliver(self, _src: int, obj: tuple) -> None:
+        if self.blk is None:  # pragma: no cover - one sentron: no other rank sends bridge items
+            return
         kind = obj[0]
         q, blk = self.q, self.blk
         self.moved += 1

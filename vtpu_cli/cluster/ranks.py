@@ -333,6 +333,7 @@ class ClusterEngine(Fallback):
     def run(self) -> RunResult:
         try:
             res = self.inner.run()
+            self.inner.transport.finish()  # nothing of this run may reach a later one (context reuse)
         except RankStopped as e:  # another rank failed and asked this one to stop: it said why
             if self.exit_workers:
                 sys.stdout.flush()
@@ -1112,6 +1113,7 @@ class RankJit(RankInterpreter):
 
     def _replay(self, comp: Any) -> RunResult:
         """Every rank runs the program again on the interpreter, from the start, for the golden report."""
+        self.transport.finish()  # the native run's items still in flight: taken in before the replay
         comm = self.comm.Dup()
         try:
             self.replayer = RankInterpreter(
@@ -1124,6 +1126,7 @@ class RankJit(RankInterpreter):
                 ckpt=self.ckpt,
             )
             res = self.replayer.run()
+            self.replayer.transport.finish()
         finally:
             comm.Free()
         self.per_rank, self.memory_mode = self.replayer.per_rank, self.replayer.memory_mode

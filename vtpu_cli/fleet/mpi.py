@@ -32,6 +32,7 @@ from vtpu_cli.fleet.transport import QUEUE_CAPACITY, Message, Rendezvous
 TAG_DATA = 11
 TAG_CTRL = 12
 TAG_SCROLL = 13  # remote scroll access (the substrate router): requests are served as soon as they arrive
+_FIN = ("fin",)  # the last item a rank sends on a tag in a run (MpiTransport.finish)
 
 
 def block_range(rank: int, n: int, ranks: int) -> range:
@@ -98,6 +99,8 @@ class MpiTransport:
         self._answers: dict[int, Any] = {}
         self._next_request = 0
         self.in_request = 0  # > 0 while a sentron of this rank waits for a remote scroll access
+        self._fins = {TAG_DATA: 0, TAG_CTRL: 0}  # end-of-run marks received (see finish)
+        self.finished = False
 
     # ------------------------------------------------------------------ sending
     def _isend(self, obj: Any, dest: int, tag: int = TAG_DATA) -> None:
@@ -209,6 +212,9 @@ class MpiTransport:
             buf = bytearray(st.Get_count(self._mpi.BYTE))
             comm.Recv([buf, self._mpi.BYTE], source=src, tag=tag)
             obj = pickle.loads(buf)
+            if obj == _FIN:
+                self._fins[tag] += 1
+                continue
             if tag == TAG_CTRL:
                 if self.on_control is not None:
                     self.on_control(src, obj)
@@ -248,8 +254,11 @@ class MpiTransport:
             c = self.colls.get(key)
             if c is None:
                 c = self.colls[key] = Rendezvous(kind_, members)
-            elif c.kind != kind_:
-                c.kind = kind_  # the local members' next ready() reports the mismatch
+            elif c.kind != kind_ and not getattr(c, "mismatch", False):
+                # the local members' next ready() reports the mismatch; a later arrival of the record's
+                # first kind must not turn it back (the members would then fold a barrier's None)
+                c.kind = kind_
+                c.mismatch = True  # type: ignore[attr-defined]
             if sid not in c.contrib:
                 c.contrib[sid] = value
                 c.clocks.append(clock)
@@ -307,6 +316,30 @@ class MpiTransport:
         answer = self.on_request(src, obj[2]) if self.on_request is not None else None
         self.sent += 1
         self._isend(("a", obj[1], answer), src, TAG_SCROLL)
+
+    def finish(self, timeout_s: float = 10.0) -> bool:
+        """End of this run's traffic, on every rank (collective): each rank marks the end of what it sent
+        on the data and control tags, and takes in everything up to every other rank's marks (MPI keeps
+        order per source and tag). A freed communicator's context can be reused by the next ``Dup``, so
+        an item left unreceived here would otherwise reach a later run. Idempotent; False on timeout."""
+        if self.finished or self.size == 1:
+            return True
+        self.finished = True
+        for r in range(self.size):
+            if r != self.rank:
+                self._isend(_FIN, r, TAG_DATA)
+                self._isend(_FIN, r, TAG_CTRL)
+        import time
+
+        deadline = time.monotonic() + timeout_s
+        want = self.size - 1
+        while min(self._fins.values()) < want:
+            self.poll()
+            if time.monotonic() > deadline:
+                return False
+        while not self.quiet() and time.monotonic() < deadline:
+            self.poll()
+        return True
 
     def quiet(self) -> bool:
         """No send of this rank is still incomplete (used before the final exchange)."""
