@@ -314,7 +314,19 @@ def allocate(code: list, allow_spill: bool = True) -> Allocated | None:
     def conv(a):  # a VMem (cached by identity: its dataclass hash is slow, objects are shared)
         c = mcache.get(id(a))
         if c is None:
-            c = mcache[id(a)] = conv_mem(a, preg)
+            off = a.off
+            if off.__class__ is VReg:
+                off = preg[off]
+            else:
+                o = imms.get(off)
+                off = o if o is not None else _imm(off, imms)
+            extra = a.extra
+            if extra.__class__ is VReg:
+                extra = preg[extra]
+            elif isinstance(extra, int):
+                o = imms.get(extra)
+                extra = o if o is not None else _imm(extra, imms)
+            c = mcache[id(a)] = _mem(preg[a.base].idx, off, a.mode, extra)
         return c
 
     append = out.append

@@ -62,6 +62,7 @@ def _split(items: list):
 
 
 _FLAG = 256  # the flags register, beside the physical register keys (regalloc.REG_KEY: 0..255)
+_NKEYS = _FLAG + 1
 _KEY = {"r": 0, "v": 64, "p": 128, "m": 192}
 
 
@@ -91,15 +92,15 @@ def build_dag(block: list):
     succs: list[list[int]] = [[] for _ in range(n)]
     raw: list[list[int]] = [[] for _ in range(n)]
     npred = [0] * n
-    last_w: dict = {}
-    readers: dict = {}
+    # per register key (0..255, the flags _FLAG): its last writer and its readers since then, as
+    # lists indexed by key (no hashing)
+    last_w = [-1] * _NKEYS
+    readers: list = [None] * _NKEYS
     mem_loads: dict[str, tuple] = {}
     mem_stores: dict[str, tuple] = {}
     since_barrier: list[int] = []
     last_barrier = -1
     lat_of = [it[0].op.latency for it in block]
-    last_w_get = last_w.get
-    readers_get = readers.get
     kinds = _KIND
     pr: set = set()
 
@@ -116,12 +117,12 @@ def build_dag(block: list):
             reads = [*reads, _FLAG]
         pr = set()
         for k in reads:
-            w = last_w_get(k)
-            if w is not None and w not in pr:
+            w = last_w[k]
+            if w >= 0 and w not in pr:
                 pr.add(w)
                 if lat_of[w] > 1:
                     raw[w].append(i)
-            lst = readers_get(k)
+            lst = readers[k]
             if lst is None:
                 readers[k] = [i]
             else:
@@ -141,7 +142,7 @@ def build_dag(block: list):
             since_barrier.append(i)
             rel = mem.rel
             if rel is not None:  # the offset register's value: identified by its last writer
-                rel = (rel, last_w_get(rel))
+                rel = (rel, last_w[rel] if rel.__class__ is int else -1)
             sc = mem.scroll
             # (only scan a table that holds this scroll, the '*' scroll, or when this access is '*')
             if mem_stores and (sc == "*" or sc in mem_stores or "*" in mem_stores):
@@ -153,13 +154,13 @@ def build_dag(block: list):
             else:
                 _mem_record(mem_loads, mem, rel, i)
         for k in writes:
-            rl = readers_get(k)
+            rl = readers[k]
             if rl:
                 pr.update(rl)
-                readers[k] = []
+                readers[k] = None
             else:
-                w = last_w_get(k)
-                if w is not None:
+                w = last_w[k]
+                if w >= 0:
                     pr.add(w)
             last_w[k] = i
         pr.discard(i)
@@ -369,7 +370,11 @@ def schedule_block(block: list, reorder: bool = True):
                 ins_of[i2] if i2 >= 0 else None,
             ]
         )
-        lines.append(min([line_of[i] for i in chosen]) if len(chosen) > 1 else line_of[chosen[0]])
+        line = line_of[chosen[0]]
+        for i in chosen:
+            if line_of[i] < line:
+                line = line_of[i]
+        lines.append(line)
         done += len(chosen)
         t1 = t + 1
         for i in chosen:
