@@ -157,13 +157,13 @@ _ID_SPAN = 1 << 32  # interval keys: position * _ID_SPAN + register id (ids are 
 
 
 def _scan(start, end, reserve: bool):
-    """Linear scan per class. Returns (assignment vreg -> idx, spilled set).
+    """Linear scan per class. Returns ({class: {vreg: idx}}, spilled set).
 
     Intervals are handled as int keys ``position * _ID_SPAN + id`` (ordered like the (position, id)
     pairs, compared without tuples): the classes' intervals are sorted by start key, and ``active``
     is kept sorted by end key with ``bisect``; expired intervals leave from the front (in end order,
     so freed registers queue up least-recently-freed first)."""
-    assign: dict[VReg, int] = {}
+    per_cls: dict[str, dict[VReg, int]] = {}
     spilled: set[VReg] = set()
     span = _ID_SPAN
     by_cls: dict[str, list[int]] = {}
@@ -181,6 +181,7 @@ def _scan(start, end, reserve: bool):
         if reserve:
             avail = [i for i in avail if i not in TEMPS[cls] and not (cls == "p" and i == SPILL_P)]
         free = deque(avail)
+        assign = per_cls[cls] = {}
         keys.sort()
         active: list[int] = []  # end keys, sorted
         reg_of: dict[int, int] = {}  # end key -> physical register
@@ -223,7 +224,7 @@ def _scan(start, end, reserve: bool):
     for v in spilled:
         if v.cls not in ("r", "v"):
             raise CompileError(f"out of {v.cls} registers ({REG_COUNTS[v.cls]})", vreg=v)
-    return assign, spilled
+    return per_cls, spilled
 
 
 _new = object.__new__
@@ -288,16 +289,15 @@ def allocate(code: list, allow_spill: bool = True) -> Allocated | None:
         nbytes += 64 if v.cls == "v" else 8
     out: list = []
     spill_ops = 0
-    regs: dict[tuple[str, int], Reg] = {}
     preg: dict[VReg, Reg] = {}
     pkey: dict[VReg, int] = {}
-    for v, i in assign.items():
-        c = v.cls
-        r = regs.get((c, i))
-        if r is None:
-            r = regs[(c, i)] = Reg(c, i)
-        preg[v] = r
-        pkey[v] = REG_KEY[c] + i
+    used: dict[str, int] = {}
+    for cls, asg in assign.items():
+        regs = [Reg(cls, i) for i in range(REG_COUNTS[cls])]
+        base = REG_KEY[cls]
+        preg.update({v: regs[i] for v, i in asg.items()})
+        pkey.update({v: base + i for v, i in asg.items()})
+        used[cls] = len(set(asg.values()))
     mcache: dict = {}
     imms: dict = {}
 
@@ -359,12 +359,9 @@ def allocate(code: list, allow_spill: bool = True) -> Allocated | None:
         spill_ops = sum(
             1 for it in out if it.__class__ is tuple and it[1] is not None and it[1].scroll == SPILL_SCROLL
         )
-    used: dict[str, set] = {}
-    for v, i in assign.items():
-        used.setdefault(v.cls, set()).add(i)
     if spilled:
         out = [_spill_setup(nbytes)] + out
-    return Allocated(out, len(spilled), spill_ops, nbytes, {k: len(v) for k, v in used.items()})
+    return Allocated(out, len(spilled), spill_ops, nbytes, {k: v for k, v in used.items() if v})
 
 
 def _rewrite_spilled(it, reads, writes, spilled, slots, preg, conv_mem):
