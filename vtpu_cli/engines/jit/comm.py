@@ -166,11 +166,29 @@ def build_fleet_block(n: int, groups: list, topology=None, cap: int = 16):
         q[(lay["homes"] + 16 * s) // 8] = h & 0xFFFFFFFFFFFFFFFF
         q[(lay["homes"] + 16 * s) // 8 + 1] = h >> 64
     if topology is not None:
+        hops = hop_table(topology, n)
+        q[lay["hops"] // 8 : lay["hops"] // 8 + n * n] = hops.reshape(-1)
+    return raw, blk, lay
+
+
+_HOPS: dict = {}
+
+
+def hop_table(topology, n: int) -> np.ndarray:
+    """Hops between every pair of sentrons (n x n, u64), memoised per topology (hashable by kind and
+    shape): routing every pair in Python took most of a 16-sentron run's start-up."""
+    key = (topology, n)
+    t = _HOPS.get(key)
+    if t is None:
+        t = np.zeros((n, n), np.uint64)
         for s in range(n):
             for d in range(n):
                 if s != d:
-                    q[(lay["hops"] + 8 * (s * n + d)) // 8] = len(topology.route(s, d)) - 1
-    return raw, blk, lay
+                    t[s, d] = len(topology.route(s, d)) - 1
+        if len(_HOPS) > 64:
+            _HOPS.clear()
+        _HOPS[key] = t
+    return t
 
 
 # --------------------------------------------------------------- IR helpers
