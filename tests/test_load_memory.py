@@ -41,7 +41,7 @@ def test_streamed_cache_is_convert_weights_and_keeps_nothing(tiny: dict, tmp_pat
     got, hit = cached_weights(lazy, tmp_path)
     assert not hit and list(got) == list(want)  # same scrolls, same order
     assert all(got[c].tobytes() == want[c].tobytes() for c in want)
-    assert not any(m.converted for m in mats)  # streamed: one matrix at a time, none kept
+    assert all(m.converted and not m.kept for m in mats)  # streamed: one matrix at a time, none kept
     again, hit = cached_weights(load_model(tiny[fmt], tokenizer=False, lazy=True), tmp_path)
     assert hit and all(again[c].tobytes() == want[c].tobytes() for c in want)
     folder = tmp_path / source_key(lazy.source)
@@ -56,10 +56,10 @@ def test_lazy_use_still_converts_once_and_keeps(tiny: dict) -> None:
     eager = load_model(tiny["hf"], tokenizer=False)
     lazy = load_model(tiny["hf"], tokenizer=False, lazy=True)
     m, e = lazy.layers[1].w_down, eager.layers[1].w_down
-    assert isinstance(m, SourceTernary) and not m.converted
+    assert isinstance(m, SourceTernary) and not m.converted and not m.kept
     fresh = m.fresh()
-    assert not m.converted and np.array_equal(fresh.packed, e.packed) and fresh.scale == e.scale
-    assert np.array_equal(m.packed, e.packed) and m.converted  # used as a LazyTernary: kept
+    assert m.converted and not m.kept and np.array_equal(fresh.packed, e.packed) and fresh.scale == e.scale
+    assert np.array_equal(m.packed, e.packed) and m.kept  # used as a LazyTernary: kept
     assert m.fresh().packed is m.packed  # already converted: no second conversion
 
 

@@ -77,17 +77,32 @@ def release_pages(arr: np.ndarray) -> None:
 class SourceTernary(LazyTernary):
     """A LazyTernary that can also be converted without keeping the result (``fresh``): the streamed
     layout-cache writer converts one matrix, writes it and drops it, so a first start never holds more
-    than one converted matrix. Used as a LazyTernary (``packed``/``scale``) it converts once and keeps."""
+    than one converted matrix. Used as a LazyTernary (``packed``/``scale``) it converts once and keeps.
+    ``converted`` says whether the conversion has run at all (so a defect in the tensor has surfaced),
+    ``kept`` whether its result is held."""
 
     def __init__(self, name: str, rows: int, cols: int, convert: Callable[[], TernaryMatrix]) -> None:
         super().__init__(name, rows, cols, convert)
         object.__setattr__(self, "_source", convert)
+        object.__setattr__(self, "_ran", False)
+
+    @property
+    def kept(self) -> bool:
+        """Whether the converted matrix is held (it has been used as a TernaryMatrix)."""
+        return bool(LazyTernary.converted.fget(self))  # type: ignore[attr-defined]
+
+    @property
+    def converted(self) -> bool:
+        """Whether the conversion has run, kept or streamed by ``fresh``."""
+        return self._ran or self.kept
 
     def fresh(self) -> TernaryMatrix:
-        """The converted matrix, kept by nobody (unless an earlier use already converted it)."""
-        if self.converted:
+        """The converted matrix, kept by nobody (unless an earlier use already converted and kept it)."""
+        if self.kept:
             return TernaryMatrix(self.name, self.rows, self.cols, self.packed, self.scale)
-        return self._source()
+        m = self._source()
+        object.__setattr__(self, "_ran", True)
+        return m
 
 
 def fresh_matrix(m: TernaryMatrix) -> TernaryMatrix:
