@@ -73,30 +73,31 @@ class _Tok:
 
 
 def _lex(text: str) -> list[_Tok]:
+    """Tokens with Lark's positions. One ``finditer`` pass: a gap between matches (a character no
+    token starts with) or an unmatched tail rejects; tokens never span lines, so the line and its
+    start offset only move in whitespace/comment runs."""
     toks: list[_Tok] = []
-    pos, line, col, n = 0, 1, 1, len(text)
-    match = _TOKEN.match
-    while pos < n:
-        m = match(text, pos)
-        if m is None:
+    append = toks.append
+    line, linestart, pos = 1, 0, 0
+    for m in _TOKEN.finditer(text):
+        start = m.start()
+        if start != pos:
             raise Reject
         kind = m.lastgroup
-        s = m.group()
-        end = m.end()
+        pos = m.end()
         if kind == "ws":
-            nl = s.count("\n")
+            nl = text.count("\n", start, pos)
             if nl:
                 line += nl
-                col = end - text.rfind("\n", pos, end)
-            else:
-                col += end - pos
-            pos = end
+                linestart = text.rfind("\n", start, pos) + 1
             continue
+        s = m.group()
         if kind == "op":
             kind = s
-        toks.append(_Tok(kind, s, pos, line, col, end, line, col + end - pos))
-        col += end - pos
-        pos = end
+        col = start - linestart + 1
+        append(_Tok(kind, s, start, line, col, pos, line, col + pos - start))
+    if pos != len(text):
+        raise Reject
     return toks
 
 
