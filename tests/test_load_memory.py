@@ -52,6 +52,44 @@ def test_streamed_cache_is_convert_weights_and_keeps_nothing(tiny: dict, tmp_pat
     )
 
 
+def test_head_in_many_blocks_is_the_whole_head(
+    tiny: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vtpu_cli.models.compiled import convert_weights, weight_coord
+
+    model = load_model(tiny["tq1_0"], tokenizer=False)
+    want = convert_weights(model)
+    monkeypatch.setattr(cache_mod, "HEAD_BLOCK_WEIGHTS", 7 * model.config.hidden)  # 7 rows, last partial
+    assert model.config.vocab % 7
+    got, _ = cached_weights(model, tmp_path)
+    for c in (weight_coord("head"), weight_coord("hsc")):
+        assert got[c].tobytes() == want[c].tobytes()
+
+
+@pytest.mark.parametrize("fmt", ["tq1_0", "i2_s", "hf"])
+def test_large_writer_formats_hold_the_same_model(tmp_path: Path, fmt: str) -> None:
+    spec = LargeSpec(256, 512, 2, 4, 2, 300, rope_theta=10000.0, max_ctx=64, seed=11)
+    ref = load_model(write_large(tmp_path / "ref.gguf", spec, "tq2_0"))
+    got = load_model(write_large(tmp_path / f"m-{fmt}", spec, fmt))
+    assert got.config == ref.config and got.tokenizer is not None
+    for a, b in zip(ref.ternary_matrices(), got.ternary_matrices(), strict=True):
+        assert a.scale == b.scale and np.array_equal(a.packed, b.packed)
+    atol = 2**-8 * 2 if fmt == "hf" else 0  # bf16 against f16 embedding
+    assert np.allclose(got.embedding.to_f32(), ref.embedding.to_f32(), rtol=2**-7, atol=atol)
+
+
+def test_streamed_gguf_payload_of_the_wrong_size_is_refused(tmp_path: Path) -> None:
+    from vtpu_cli.models.gguf_file import F32, V_STR, LazyPayload, read_gguf, write_gguf
+
+    meta = [("general.architecture", V_STR, "bitnet")]
+    ok = [("a", (4,), F32, LazyPayload(16, lambda: np.arange(4, dtype=np.float32)))]
+    write_gguf(tmp_path / "ok.gguf", meta, ok)
+    assert read_gguf(tmp_path / "ok.gguf").tensors["a"].data.view(np.float32).tolist() == [0, 1, 2, 3]
+    bad = [("a", (4,), F32, LazyPayload(16, lambda: np.arange(3, dtype=np.float32)))]
+    with pytest.raises(ValueError, match="tensor a"):
+        write_gguf(tmp_path / "bad.gguf", meta, bad)
+
+
 def test_lazy_use_still_converts_once_and_keeps(tiny: dict) -> None:
     eager = load_model(tiny["hf"], tokenizer=False)
     lazy = load_model(tiny["hf"], tokenizer=False, lazy=True)
