@@ -19,6 +19,10 @@ protocol, so the native code is the single-process code, unchanged:
   Every rank then folds all contributions natively, in ascending sentron id: the bits of one process.
   A slot is never overwritten early: a member can arrive at ``s + 2`` only after ``s + 1`` completed,
   which needs every local member's arrival at ``s + 1``, after it has read ``s``.
+* **The race detector's vector clocks** (``comm.py``) travel with each message and each arrival and are
+  written where the native receiver merges them, so synchronisation across ranks is seen natively.
+  Stores made on another rank are not recorded in this rank's writer words (a race between a remote
+  writer and a local reader goes unnoticed, as on the interpreter ranks).
 * **Progress.** Each change the bridge makes bumps the change counter of the remote sentron it plays
   (only the bridge writes those), so the watchdog epoch of ``comm.py`` covers it. The rank is *idle*
   when every live local sentron is blocked having checked at the current epoch and the bridge has
@@ -65,6 +69,10 @@ class Bridge:
     def __init__(self, hub: Any, n: int, groups: list, owner: list[int], rank: int, transport: Any):
         self.hub, self.n, self.owner, self.rank, self.tr = hub, n, owner, rank, transport
         self.moved = 0  # every change this bridge made (the activity the termination waves compare)
+        # called once per step before anything that releases (a message, a collective arrival) is sent:
+        # the memory writes that must travel first (RankJit's replicated scrolls)
+        self.before_release: Any = None
+        self._released = False
         transport.on_item = self.deliver
         if hub.fleet_blk is None:  # one sentron: no fleet block, nothing crosses ranks
             self.out, self.in_list, self.colls, self.blk = [], [], [], None
@@ -106,6 +114,17 @@ class Bridge:
         lay = self.lay
         return lay["groups"] + (2 * g + (seq & 1)) * lay["slot_bytes"]
 
+    def _msg_clock(self, s: int, d: int, slot: int) -> int:
+        """Where the race detector's vector clock of ring (s -> d)'s ``slot`` lives (``comm.msg_clock``):
+        it travels with the message, so the receiver synchronises with the sender as in one process."""
+        lay = self.lay
+        return lay["msgclk"] + ((s * self.n + d) * QUEUE_CAPACITY + slot) * lay["row"]
+
+    def _coll_clock(self, g: int, seq: int, m: int) -> int:
+        """Where member ``m``'s clock for collective ``seq`` of group ``g`` lives (``comm.coll_clock``)."""
+        lay = self.lay
+        return lay["collclk"] + ((2 * g + (seq & 1)) * self.n + m) * lay["row"]
+
     def _bump(self, sid: int) -> None:
         """A remote sentron's state changed here: advance its change counter (only the bridge writes it)."""
         i = self.chg[sid]
@@ -125,6 +144,7 @@ class Bridge:
             return False
         q, blk, tr = self.q, self.blk, self.tr
         moved = False
+        self._released = False
         batches: dict[int, list] = {}
         if self.out:
             tails = q[self.out_tail]
@@ -134,8 +154,13 @@ class Bridge:
                     slot = k & MASK
                     data = blk[r + comm.R_DATA + 64 * slot : r + comm.R_DATA + 64 * slot + 64].tobytes()
                     ln = int(q[(r + comm.R_LEN) // 8 + slot])
-                    batches.setdefault(self.owner[d], []).append((s, d, data, ln))
+                    clk = self._msg_clock(s, d, slot)
+                    batches.setdefault(self.owner[d], []).append(
+                        (s, d, data, ln, blk[clk : clk + 8 * self.n].tobytes())
+                    )
                 self.shipped[i] = tails[i]
+        if batches:
+            self._release()
         for dest, msgs in batches.items():
             tr.send_item(("jm", msgs), dest)
             tr.remote_messages += len(msgs)
@@ -172,11 +197,20 @@ class Bridge:
                 kind = int(q[(base + comm.S_KINDS) // 8 + m])
                 root = int(q[(base + lay["slot_roots"]) // 8 + m])
                 off = base + lay["slot_contrib"] + 64 * m
-                entries.append((m, kind, root, blk[off : off + 64].tobytes()))
+                clk = self._coll_clock(g, seq, m)
+                entries.append(
+                    (m, kind, root, blk[off : off + 64].tobytes(), blk[clk : clk + 8 * self.n].tobytes())
+                )
+            self._release()
             for r in dests:
                 self.tr.send_item(("jk", g, seq, entries), r)
             c[3] = seq + 1
             moved = True
+
+    def _release(self) -> None:
+        if not self._released and self.before_release is not None:
+            self.before_release()
+        self._released = True
 
     # ------------------------------------------------------------------ incoming (from the transport's poll)
     def deliver(self, _src: int, obj: tuple) -> None:
@@ -186,7 +220,7 @@ class Bridge:
         q, blk = self.q, self.blk
         self.moved += 1
         if kind == "jm":
-            for s, d, data, ln in obj[1]:
+            for s, d, data, ln, clock in obj[1]:
                 r = self.inn[(s, d)]
                 tail = int(q[(r + comm.R_TAIL) // 8])
                 slot = tail & MASK
@@ -194,6 +228,8 @@ class Bridge:
                     data, np.uint8
                 )
                 q[(r + comm.R_LEN) // 8 + slot] = ln
+                clk = self._msg_clock(s, d, slot)
+                blk[clk : clk + len(clock)] = np.frombuffer(clock, np.uint8)
                 self.store_release(self.addr + r + comm.R_TAIL, tail + 1)
                 self._bump(s)
         elif kind == "jc":
@@ -205,11 +241,13 @@ class Bridge:
             _, g, seq, entries = obj
             lay = self.lay
             base = self._slot(g, seq)
-            for m, kd, root, data in entries:
+            for m, kd, root, data, clock in entries:
                 q[(base + comm.S_KINDS) // 8 + m] = kd
                 q[(base + lay["slot_roots"]) // 8 + m] = root
                 off = base + lay["slot_contrib"] + 64 * m
                 blk[off : off + 64] = np.frombuffer(data, np.uint8)
+                clk = self._coll_clock(g, seq, m)
+                blk[clk : clk + len(clock)] = np.frombuffer(clock, np.uint8)
             for c in self.colls:
                 if c[0] == g:
                     c[4][seq & 1] += len(entries)
@@ -281,3 +319,51 @@ def host_atomics() -> tuple:
     )
     _HOST_ATOMICS = (fa, sr, engine, engine.get_function_address("vtpu_nap"))  # the engine owns the code
     return _HOST_ATOMICS
+
+
+class ScrollTwins:
+    """Memory across JIT ranks for programs that store (``SSCATTR``; the scroll table itself stays fixed):
+    every rank keeps its own image, a *twin* of every scroll records what the other ranks know, and
+    the bytes that differ from it -- this rank's stores since its last release -- go to every other
+    rank before anything that releases leaves the rank (:attr:`Bridge.before_release`). The transport
+    delivers causally (an item is held until the updates its sender had applied are applied here), so
+    a sentron that receives a message or completes a collective sees every store ordered before it,
+    on any rank: what the memory model (docs/interpreter.md) lets a conforming program observe.
+
+    Only bytes that changed travel, never a whole scroll: two ranks storing into different parts of one
+    scroll (rows of an output) do not overwrite each other's parts. At the end each rank's unshipped
+    changes go to rank 0, which then holds the whole image."""
+
+    def __init__(self, mem: Any):
+        self.mem = mem
+        self.twins = {c: np.array(sc.buf, np.uint8).reshape(-1).copy() for c, sc in mem.table.items()}
+        self.bytes_out = 0
+
+    def diff(self) -> list:
+        """The runs of bytes that changed since the last call, per scroll: ``[(coord, [(offset, bytes)])]``."""
+        out = []
+        for c, twin in self.twins.items():
+            cur = self.mem.table[c].buf.copy()  # once: a store landing meanwhile is in the next diff
+            idx = np.flatnonzero(cur != twin)
+            if not idx.size:
+                continue
+            cut = np.flatnonzero(np.diff(idx) > 1)
+            starts = np.concatenate((idx[:1], idx[cut + 1]))
+            ends = np.concatenate((idx[cut], idx[-1:])) + 1
+            out.append((c, [(int(a), cur[a:b].tobytes()) for a, b in zip(starts, ends, strict=True)]))
+            self.bytes_out += int(idx.size)
+            twin[:] = cur
+        return out
+
+    def apply(self, entries: list) -> None:
+        """Another rank's changed bytes: into the scroll and its twin (so they are not sent back)."""
+        for c, runs in entries:
+            buf, twin = self.mem.table[c].buf, self.twins[c]
+            for off, data in runs:
+                a = np.frombuffer(data, np.uint8)
+                buf[off : off + a.size] = a
+                twin[off : off + a.size] = a
+
+    @staticmethod
+    def size(entries: list) -> int:
+        return sum(len(d) for _, runs in entries for _, d in runs)

@@ -964,7 +964,8 @@ def _state_record(s: SentronState, cbars: int) -> dict:
 # =================================================================== the JIT on every rank
 # S-pipe ops that write scrolls or change the scroll table: their effects would need the memory modes'
 # coherence across ranks (homed / replicated), which the native code does not report to the host
-MEMORY_WRITES = ("SSCATTR", "SALLOC", "SFREE", "SFLUSH", "SPREFCH", "SDEDUP")
+MEMORY_WRITES = ("SALLOC", "SFREE", "SFLUSH", "SPREFCH", "SDEDUP")
+STORES = ("SSCATTR",)  # stores into existing scrolls: replicated by the JIT ranks (bridge.ScrollTwins)
 
 
 def jit_reason(
@@ -984,8 +985,8 @@ def jit_reason(
     writes = sorted({i.op.name for siw in program.code for i in siw if i.op.name in MEMORY_WRITES})
     if writes:
         return None, (
-            f"{', '.join(writes)}: the JIT bridge between ranks carries the C pipe only; scroll writes need "
-            "the interpreter's memory coherence across ranks (homed or replicated memory)"
+            f"{', '.join(writes)}: the JIT ranks replicate stores into existing scrolls only; allocation, "
+            "freeing, tier moves and SDEDUP need the interpreter's memory coherence across ranks"
         )
     try:
         from vtpu_cli.engines.jit.engine import JitEngine
@@ -1030,6 +1031,7 @@ class RankJit(RankInterpreter):
         self.halted_all = False
         self.nap = 0.0
         self.native: Any = None  # this rank's JitRunResult of an ok run
+        self.twins: Any = None  # bridge.ScrollTwins when the program stores
 
     # ------------------------------------------------------------------ the bridge loop (main thread)
     def _step(self, sens: list) -> bool:
@@ -1040,6 +1042,8 @@ class RankJit(RankInterpreter):
             self.bridge = Bridge(
                 hub, self.n, self.program.groups, self.transport.owner, self.rank, self.transport
             )
+            if self.twins is not None:
+                self.bridge.before_release = self._ship_stores
         br, tr = self.bridge, self.transport
         e0 = br.epoch()
         blocked = br.all_blocked(sens, e0)
@@ -1071,6 +1075,19 @@ class RankJit(RankInterpreter):
         tr = self.transport
         return (self.idle, tr.sent, tr.received, self.activity + tr.changes, self.halted_all, 0, 0)
 
+    # ------------------------------------------------------------------ stores (bridge.ScrollTwins)
+    def _ship_stores(self) -> None:
+        entries = self.twins.diff()
+        if entries:
+            self.transport.broadcast_update(entries, self.twins.size(entries))
+
+    def _apply_update(self, entries: list) -> None:
+        if self.twins is not None:
+            self.twins.apply(entries)
+
+    def _final_entries(self, clear: bool) -> list:
+        return self.twins.diff() if self.twins is not None else []
+
     def _timing_extra(self) -> dict:
         r = self.native
         return {"engine": "jit", "cycles": r.cycles if r is not None else 0}
@@ -1080,18 +1097,36 @@ class RankJit(RankInterpreter):
         t0 = time.perf_counter()
         mem = self.mem
         ppt = ([list(w) for w in mem._cache], vars(mem.stats).copy())
-        from vtpu_cli.cluster.bridge import wait_fn
+        from vtpu_cli.cluster.bridge import ScrollTwins, wait_fn
+        from vtpu_cli.engines.jit.engine import _restore, _snapshot
 
+        snap = None
+        if any(i.op.name in STORES for siw in self.program.code for i in siw):
+            self.jit.build_table()  # the buffers native code will use (made contiguous here, once)
+            snap = _snapshot(mem)  # a replay starts from the memory this run started from
+            self.twins = ScrollTwins(mem)
         local = self.transport.local
         sens, wall, comp = self.jit.run_partial(local, self._step, wait_fn(len(local)))
         if self.aborted is not None:
             raise RankStopped(self.aborted)
         if self.stop != STATUS_OK:
-            mem._cache[:] = ppt[0]
-            for k, v in ppt[1].items():
-                setattr(mem.stats, k, v)
+            if snap is not None:
+                _restore(mem, snap)
+            else:
+                mem._cache[:] = ppt[0]
+                for k, v in ppt[1].items():
+                    setattr(mem.stats, k, v)
+            self.twins = None
             return self._replay(comp)
         res = self.native = self.jit._finish(sens, comp, wall)
+        from vtpu_cli.engines.jit.abi import OFF_TSC0, OFF_TSC1
+
+        mine = [sens[i] for i in local]  # the others' contexts never ran here
+        res.cycles = (
+            max(int(x.u64[OFF_TSC1 // 8]) for x in mine) - min(int(x.u64[OFF_TSC0 // 8]) for x in mine)
+            if mine
+            else 0
+        )
         for sid in self.transport.local:
             self.states[sid] = res.sentrons[sid]
         self.mine = [self.states[i] for i in self.transport.local]

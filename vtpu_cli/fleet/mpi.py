@@ -131,13 +131,16 @@ class MpiTransport:
         if entries:
             self.broadcast_update(entries)
 
-    def broadcast_update(self, entries: list) -> None:
-        """Send one memory-update batch to every other rank (applied there before later items)."""
+    def broadcast_update(self, entries: list, nbytes: int | None = None) -> None:
+        """Send one memory-update batch to every other rank (applied there before later items);
+        ``nbytes``: its payload size for the statistics, when the entries are not whole scrolls."""
         for r in range(self.size):
             if r != self.rank:
                 self._data(("u", entries), r)
         self.applied[self.rank] += 1
-        self.update_bytes += sum(len(e[-1] or b"") for e in entries) * (self.size - 1)
+        if nbytes is None:
+            nbytes = sum(len(e[-1] or b"") for e in entries)
+        self.update_bytes += nbytes * (self.size - 1)
 
     def send_control(self, obj: Any, dest: int) -> None:
         self._isend(obj, dest, TAG_CTRL)
