@@ -298,7 +298,6 @@ def allocate(code: list, allow_spill: bool = True) -> Allocated | None:
         preg.update({v: regs[i] for v, i in asg.items()})
         pkey.update({v: base + i for v, i in asg.items()})
         used[cls] = len(set(asg.values()))
-    mcache: dict = {}
     imms: dict = {}
 
     def conv_mem(a: VMem, m) -> Mem:
@@ -311,23 +310,20 @@ def allocate(code: list, allow_spill: bool = True) -> Allocated | None:
             extra = _imm(extra, imms)
         return _mem(m[a.base].idx, off, a.mode, extra)
 
-    def conv(a):  # a VMem (cached by identity: its dataclass hash is slow, objects are shared)
-        c = mcache.get(id(a))
-        if c is None:
-            off = a.off
-            if off.__class__ is VReg:
-                off = preg[off]
-            else:
-                o = imms.get(off)
-                off = o if o is not None else _imm(off, imms)
-            extra = a.extra
-            if extra.__class__ is VReg:
-                extra = preg[extra]
-            elif isinstance(extra, int):
-                o = imms.get(extra)
-                extra = o if o is not None else _imm(extra, imms)
-            c = mcache[id(a)] = _mem(preg[a.base].idx, off, a.mode, extra)
-        return c
+    def conv(a: VMem) -> Mem:  # (VMem objects are never shared: no cache)
+        off = a.off
+        if off.__class__ is VReg:
+            off = preg[off]
+        else:
+            o = imms.get(off)
+            off = o if o is not None else _imm(off, imms)
+        extra = a.extra
+        if extra.__class__ is VReg:
+            extra = preg[extra]
+        elif isinstance(extra, int):
+            o = imms.get(extra)
+            extra = o if o is not None else _imm(extra, imms)
+        return _mem(preg[a.base].idx, off, a.mode, extra)
 
     append = out.append
     mk = _instr
