@@ -293,7 +293,12 @@ class Builder:
     # ---------------------------------------------------------------- registers and labels
     def new(self, cls: str, hint: str = "", nospill: bool = False) -> VReg:
         self.nregs += 1
-        return VReg(cls, self.nregs, hint, nospill)
+        v = _new(VReg)  # VReg(cls, id, hint, nospill) without the __init__ frame: one per IR value
+        v.cls = cls
+        v.id = self.nregs
+        v.hint = hint
+        v.nospill = nospill
+        return v
 
     def label(self, hint: str = "L") -> Label:
         self.nlabels += 1
@@ -321,7 +326,15 @@ class Builder:
                 if sc.offset is not None:
                     args, mem = self._shift(sc.offset, args, mem)
                 mem = MemInfo(sc.alias, mem.write, mem.lo, mem.hi, mem.rel)
-        ins = VI(op, mod, type, type2, list(args), mem, self.line)
+        ins = _new(VI)  # VI(op, mod, type, type2, list(args), mem, line) without the __init__ frame
+        ins.op = op
+        ins.mod = mod
+        ins.type = type
+        ins.type2 = type2
+        ins.args = list(args)
+        ins.mem = mem
+        ins.line = self.line
+        ins._rw = None
         self.code.append(ins)
         return ins
 
