@@ -1,8 +1,8 @@
-"""`mpiexec -n 2 vtpu run` with every rank's sentrons on the JIT (``cluster/bridge.py``).
+"""`mpiexec -n 2|4 vtpu run` with every rank's sentrons on the JIT (``cluster/bridge.py``).
 
 Each job must give what one process gives on the interpreter (the golden model) -- exit code, status,
 fault or deadlock report, outputs, and the exact counters of ``--stats`` -- and must have run natively:
-``engine`` is ``jit`` with no fallback. One ``mpiexec`` launch runs every job (the driver of
+``engine`` is ``jit`` with no fallback. One ``mpiexec`` launch per rank count runs every job (the driver of
 ``test_cluster.py``), so the MPI start-up is paid once.
 """
 
@@ -237,31 +237,35 @@ def _jobs(tmp: Path) -> list[list[str]]:
     ]
 
 
+RANKS = (2, 4)  # one mpiexec launch each; 4 ranks on a 2-core host: oversubscribed
+
+
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict:
     if _mpi_missing():
         pytest.skip(_mpi_missing())
     tmp = tmp_path_factory.mktemp("cluster_jit")
     jobs = _jobs(tmp)
-    (tmp / "jobs.json").write_text(json.dumps(jobs))
-    out = tmp / "out.json"
-    t0 = time.monotonic()
-    p = _mpirun(
-        2, [str(Path(__file__).parent / "test_cluster.py"), "--driver", str(tmp / "jobs.json"), str(out)]
-    )
-    took = time.monotonic() - t0
-    assert p.returncode in (0, 1), p.stderr[-3000:]
-    return {
-        "jobs": jobs,
-        "got": json.loads(out.read_text()),
-        "ref": [_in_process(a) for a in jobs],
-        "took": took,
-    }
+    got = {}
+    for ranks in RANKS:
+        # with one sentron per rank, which member a collective mismatch names depends on timing
+        mine = [j for j in jobs if not (ranks > 2 and "mismatch" in j[1])]
+        (tmp / f"jobs{ranks}.json").write_text(json.dumps(mine))
+        out = tmp / f"out{ranks}.json"
+        driver = str(Path(__file__).parent / "test_cluster.py")
+        p = _mpirun(ranks, [driver, "--driver", str(tmp / f"jobs{ranks}.json"), str(out)])
+        assert p.returncode in (0, 1), p.stderr[-3000:]
+        got[ranks] = dict(zip(map(tuple, mine), json.loads(out.read_text()), strict=True))
+    return {"jobs": jobs, "got": got, "ref": [_in_process(a) for a in jobs]}
 
 
 @needs_mpi
-def test_every_job_matches_one_process_and_ran_natively(runs: dict) -> None:
-    for argv, (rc, out), got in zip(runs["jobs"], runs["ref"], runs["got"], strict=True):
+@pytest.mark.parametrize("ranks", RANKS)
+def test_every_job_matches_one_process_and_ran_natively(runs: dict, ranks: int) -> None:
+    for argv, (rc, out) in zip(runs["jobs"], runs["ref"], strict=True):
+        got = runs["got"][ranks].get(tuple(argv))
+        if got is None:
+            continue
         name = " ".join(Path(a).name for a in argv[1:4])
         assert got["rc"] == rc, (name, got["stderr"][-2000:])
         assert "running on the interpreter" not in got["stderr"], name
@@ -277,7 +281,8 @@ def test_every_job_matches_one_process_and_ran_natively(runs: dict) -> None:
                 assert b["stats"][k] == a["stats"][k], (name, k)
             for k in SAME_FLEET:
                 assert b["stats"]["fleet"][k] == a["stats"]["fleet"][k], (name, k)
-            assert b["stats"]["jit"]["cycles"] > 0, name  # native code ran (TSC ticks of the native run)
+            # the run ended natively (a replay on the interpreter reports no cycles)
+            assert b["stats"]["jit"]["cycles"] > 0, name
 
 
 @needs_mpi
