@@ -220,10 +220,12 @@ _BUCKET = 64
 
 
 def _mem_record(table: dict, mem, rel, i: int) -> None:
-    """Index an access: table[scroll] = ({rel: {bucket: [(i, lo, hi)]}}, unknown [i], all [i])."""
+    """Index an access: table[scroll] = ({rel: {bucket: [(i, lo, hi)]}}, unknown [i], all [i],
+    {rel: [i]}) -- the last one lists each access with a known range once per offset-register value
+    (what an access relative to another value conflicts with, whatever the bytes)."""
     ent = table.get(mem.scroll)
     if ent is None:
-        ent = table[mem.scroll] = ({}, [], [])
+        ent = table[mem.scroll] = ({}, [], [], {})
     ent[2].append(i)
     lo = mem.lo
     if lo is None:
@@ -233,6 +235,9 @@ def _mem_record(table: dict, mem, rel, i: int) -> None:
     buckets = ent[0].get(rel)
     if buckets is None:
         buckets = ent[0][rel] = {}
+        ent[3][rel] = [i]
+    else:
+        ent[3][rel].append(i)
     rec = (i, lo, hi)
     b0 = lo // _BUCKET
     b1 = (hi - 1) // _BUCKET
@@ -268,12 +273,11 @@ def _mem_conflicts(table: dict, mem, rel, out: set) -> None:
             continue
         out.update(ent[1])
         lo0, hi0 = mem.lo, mem.hi
-        for r, buckets in ent[0].items():
+        for r, idx in ent[3].items():
             if r != rel:
-                for lst in buckets.values():
-                    for j, _lo, _hi in lst:
-                        out.add(j)
-                continue
+                out.update(idx)
+        buckets = ent[0].get(rel)
+        if buckets is not None:
             for bk in range(lo0 // _BUCKET, (hi0 - 1) // _BUCKET + 1):
                 lst = buckets.get(bk)
                 if lst is not None:
