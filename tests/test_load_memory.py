@@ -44,10 +44,10 @@ def test_streamed_cache_is_convert_weights_and_keeps_nothing(tiny: dict, tmp_pat
     assert all(m.converted and not m.kept for m in mats)  # streamed: one matrix at a time, none kept
     again, hit = cached_weights(load_model(tiny[fmt], tokenizer=False, lazy=True), tmp_path)
     assert hit and all(again[c].tobytes() == want[c].tobytes() for c in want)
-    folder = tmp_path / source_key(lazy.source)
+    folder = tmp_path / source_key(lazy.source, layout_tag(tmp_path))
     assert sorted(p.name for p in folder.iterdir()) == ["index.json", "weights.bin"]
     index = json.loads((folder / "index.json").read_text())
-    assert index["version"] == layout_tag() and all(
+    assert index["version"] == layout_tag(tmp_path) and all(
         o % cache_mod.ALIGN == 0 for o, _ in index["scrolls"].values()
     )
 
@@ -127,7 +127,7 @@ def test_failed_conversion_leaves_no_cache_and_names_the_tensor(tiny: dict, tmp_
     with pytest.raises(ModelError, match="blk.1.ffn_up.weight"):
         cached_weights(model, tmp_path / "cache")
     left = [p.name for p in (tmp_path / "cache").rglob("*") if p.is_file()]
-    assert left == []  # no temporary, no index: the next start converts again
+    assert left == ["layout-probe.json"]  # no temporary, no index: the next start converts again
 
 
 def test_cache_key_follows_the_tile_layout_and_layout_versions(
@@ -135,20 +135,22 @@ def test_cache_key_follows_the_tile_layout_and_layout_versions(
 ) -> None:
     from vtpu_cli.models import compiled, ternary
 
-    tag = layout_tag()
-    key = source_key(tiny["tq2_0"])
+    tag = layout_tag(tmp_path)
+    assert "compiled.TILE_LAYOUT_VERSION=" in tag  # read from compiled.py, not hard-coded here
+    key = source_key(tiny["tq2_0"], tag)
     first, _ = cached_weights(load_model(tiny["tq2_0"], tokenizer=False, lazy=True), tmp_path)
+    assert layout_tag(tmp_path) == tag and (tmp_path / "layout-probe.json").is_file()  # memoised
     monkeypatch.setattr(ternary, "TILE_LAYOUT_VERSION", 7, raising=False)
-    assert layout_tag() != tag and source_key(tiny["tq2_0"]) != key
+    assert layout_tag(tmp_path) != tag and source_key(tiny["tq2_0"], layout_tag(tmp_path)) != key
     monkeypatch.undo()
     original = compiled.tile_layout
     monkeypatch.setattr(compiled, "tile_layout", lambda m: original(m)[::-1].copy())
-    assert layout_tag() != tag  # a layout change without a version bump still changes the key
+    assert layout_tag(tmp_path) == tag  # the memo stands while the code files are unchanged...
+    monkeypatch.setattr(cache_mod, "_code_stamp", lambda: "edited")  # ...and a code edit re-runs the probe
+    assert layout_tag(tmp_path) != tag  # a layout change without a version bump still changes the key
     second, hit = cached_weights(load_model(tiny["tq2_0"], tokenizer=False, lazy=True), tmp_path)
-    assert (
-        not hit
-        and second[compiled.weight_coord("wq")].tobytes() != first[compiled.weight_coord("wq")].tobytes()
-    )
+    wq = compiled.weight_coord("wq")
+    assert not hit and second[wq].tobytes() != first[wq].tobytes()
 
 
 @linux_only
@@ -189,9 +191,9 @@ _CHILD = textwrap.dedent(
     import json, sys, time
     from pathlib import Path
     import numpy as np
-    from vtpu_cli.models.cache import cached_weights, layout_tag
+    import vtpu_cli.compiler  # tile_layout needs it on a first start; the step compile anyway
+    from vtpu_cli.models.cache import cached_weights
     from vtpu_cli.models.loader import load_model
-    layout_tag()  # imports the compiler (tile_layout), as compiling the step program does anyway
     t0 = time.perf_counter()
     m = load_model(sys.argv[1], lazy=True)  # lazy: configuration, tokenizer and maps, no weights yet
     status = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines())

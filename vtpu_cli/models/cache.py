@@ -5,7 +5,8 @@ the result is one file of 64-byte-aligned scroll images plus a JSON index, under
 ``$VTPU_CACHE_DIR/models`` (default ``~/.cache/vtpu/models``), keyed by the source files' paths, sizes
 and modification times and by the layout tag (``layout_tag``: this module's version, every ``*VERSION``
 constant of ``ternary.py`` and ``compiled.py``, and a digest of ``compiled.tile_layout`` on a probe
-matrix, so a layout change invalidates old caches even without a version bump). Both files are
+matrix -- memoised while the code is unchanged -- so a layout change invalidates old caches even
+without a version bump). Both files are
 written to temporary names and renamed (atomic: a crash never leaves a half cache). A later start maps
 the file copy-on-write, so the weights cost page cache, not private memory, and nothing is converted.
 
@@ -38,10 +39,10 @@ ALIGN = 64
 HEAD_BLOCK_WEIGHTS = 1 << 18  # head rows quantised per step: a few 2 MiB float64 temporaries
 
 
-def layout_tag() -> str:
+def layout_tag(memo_dir: Path | None = None) -> str:
     """What the cached bytes depend on besides the source: this writer's version, the layout versions
     that ``ternary.py`` and ``compiled.py`` expose (any module constant named ``*VERSION``), and a digest
-    of ``compiled.tile_layout`` applied to a fixed odd-shaped probe matrix."""
+    of ``compiled.tile_layout`` applied to a fixed odd-shaped probe matrix (``_tile_digest``)."""
     from vtpu_cli.models import compiled, ternary
 
     parts = [f"cache={LAYOUT_VERSION}"]
@@ -50,13 +51,53 @@ def layout_tag() -> str:
             value = getattr(mod, name)
             if name.endswith("VERSION") and isinstance(value, (int, str)) and not isinstance(value, bool):
                 parts.append(f"{mod.__name__.rsplit('.', 1)[-1]}.{name}={value}")
+    parts.append("tile=" + _tile_digest(memo_dir or cache_root()))
+    return ";".join(parts)
+
+
+def _code_stamp() -> str:
+    """A digest of every vtpu_cli source file's name, size and mtime (~1 ms): the probe digest of a
+    previous start is reused while the code it ran is unchanged."""
+    import vtpu_cli
+
+    h = hashlib.sha256()
+    for dirpath, dirnames, filenames in os.walk(Path(vtpu_cli.__file__).parent):
+        dirnames.sort()
+        for name in sorted(filenames):
+            if name.endswith(".py"):
+                st = os.stat(os.path.join(dirpath, name))
+                h.update(f"{dirpath}/{name}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+    return h.hexdigest()[:32]
+
+
+def _tile_digest(memo_dir: Path) -> str:
+    """The digest of ``compiled.tile_layout`` on the probe. Running it imports the compiler (~0.1-0.2 s,
+    which a cached start would otherwise pay before it needs the compiler), so the result is memoised
+    in ``memo_dir/layout-probe.json`` under ``_code_stamp``: any change to the code runs it again."""
+    memo = memo_dir / "layout-probe.json"
+    stamp = _code_stamp()
+    try:
+        known = json.loads(memo.read_text())
+        if isinstance(known, dict) and known.get("stamp") == stamp and isinstance(known.get("tile"), str):
+            return known["tile"]
+    except (OSError, ValueError):
+        pass
+    from vtpu_cli.models import compiled, ternary
+
     rows, cols = 37, 75  # odd sizes: exercises the padding of both dimensions
     fields = (np.arange(rows * ternary.packed_cols(cols) * 4, dtype=np.int64) * 7 % 3).astype(np.uint8)
     packed = np.bitwise_or.reduce(fields.reshape(-1, 4) << np.array([0, 2, 4, 6], np.uint8), axis=1)
     probe = ternary.TernaryMatrix("probe", rows, cols, packed.reshape(rows, -1), 0.5)
     tiles = np.ascontiguousarray(compiled.tile_layout(probe)).view(np.uint8)
-    parts.append("tile=" + hashlib.sha256(tiles.tobytes()).hexdigest()[:16])
-    return ";".join(parts)
+    digest = hashlib.sha256(tiles.tobytes()).hexdigest()[:16]
+    try:  # best effort: a cache folder that cannot be written only costs the probe next time
+        memo_dir.mkdir(parents=True, exist_ok=True)
+        tmp = memo.with_name(f"{memo.name}.tmp{os.getpid()}")
+        tmp.write_text(json.dumps({"stamp": stamp, "tile": digest}))
+        os.replace(tmp, memo)
+    except OSError:
+        pass
+    return digest
 
 
 def cache_root() -> Path:
@@ -191,8 +232,9 @@ def _unbacked(model: BitNetModel) -> dict[str, np.ndarray]:
 def cached_weights(model: BitNetModel, root: Path | None = None) -> tuple[dict[str, np.ndarray], bool]:
     """The weight scrolls of ``model`` (from the cache, or converted and cached); and whether it was a
     cache hit. A cache that cannot be written is not an error: the scrolls are returned all the same."""
-    tag = layout_tag()
-    folder = (root or cache_root()) / source_key(model.source, tag)
+    root = root or cache_root()
+    tag = layout_tag(root)
+    folder = root / source_key(model.source, tag)
     hit = _map(folder, tag)
     if hit is not None:
         return hit, True
