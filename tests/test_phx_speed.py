@@ -172,3 +172,16 @@ def test_generated_operand_roles_match_the_operand_loop(vi):
     """ir._rw_func (unrolled per op) finds the same read/written registers, in the same order, as the
     generic operand loop it replaces (the order decides spill temporaries)."""
     assert vi.regs() == vi._regs()
+
+
+def test_generated_operand_roles_all_register_fast_path():
+    """Every op with all operands plain virtual registers (the generated fast path) and with one
+    operand missing (the general path)."""
+    from vtpu_cli.compiler.ir import VI, VReg
+    from vtpu_cli.isa.table import OPS
+
+    for op in OPS:
+        regs = [VReg("rv"[k % 2], k) for k in range(len(op.operands))]
+        for args in (regs, regs[:-1]):
+            vi = VI(op, None, None, None, list(args))
+            assert vi.regs() == vi._regs(), op.name

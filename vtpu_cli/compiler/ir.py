@@ -116,8 +116,22 @@ def _rw_func(op: Op):
     f = _RW.get(op.name)
     if f is not None:
         return f
-    lines = ["def f(args):", "    reads = []", "    writes = []", "    n = len(args)"]
-    for k, (rd, wr) in enumerate(_roles(op)):
+    roles = _roles(op)
+    m = len(roles)
+    lines = ["def f(args):"]
+    if m:
+        # fast path: every operand present and a plain virtual register (most arithmetic)
+        names = [f"a{k}" for k in range(m)]
+        rd = ", ".join(f"a{k}" for k, (r, _) in enumerate(roles) if r)
+        wr = ", ".join(f"a{k}" for k, (_, w) in enumerate(roles) if w)
+        lines += [
+            f"    if len(args) == {m}:",
+            f"        {', '.join(names)}{',' if m == 1 else ''} = args",
+            f"        if {' and '.join(f'{a}.__class__ is VReg' for a in names)}:",
+            f"            return [{rd}], [{wr}]",
+        ]
+    lines += ["    reads = []", "    writes = []", "    n = len(args)"]
+    for k, (rd, wr) in enumerate(roles):
         lines += [
             f"    if n > {k}:",
             f"        a = args[{k}]",
