@@ -252,7 +252,9 @@ def _compile(text, filename, opt, sentrons, tune, tile, force_loops, bar: Compil
         spill_bytes = items[0][1]
         items = [(ins, None, 0) for ins in _spill_setup(spill_bytes, sentrons)] + items[1:]
         spill_ids = {
-            id(it[0]) for it in items if it.__class__ is tuple and it[1] is not None and it[1].scroll == "$spill"
+            id(it[0])
+            for it in items
+            if it.__class__ is tuple and it[1] is not None and it[1].scroll == "$spill"
         }
     bar("schedule")
     sched = schedule(items, reorder=opt >= 1, on_block=lambda f: bar("schedule", f) if bar.enabled else None)
