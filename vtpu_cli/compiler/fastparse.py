@@ -114,6 +114,35 @@ def _meta(first: _Tok, last: _Tok) -> Meta:
     return m
 
 
+_str_new = str.__new__
+
+
+def _fast_token(
+    kind: str, text: str, pos: int, line: int, col: int, eline: int, ecol: int, end: int
+) -> Token:
+    """``Token(kind, text, pos, line, col, eline, ecol, end)`` without Lark's ``__new__`` dispatch (two
+    Python frames per token: ~20% of parsing). Used only when it builds an identical token (checked
+    below on this Lark version), else the constructor."""
+    t = _str_new(Token, text)
+    t.type = kind
+    t.start_pos = pos
+    t.value = text
+    t.line = line
+    t.column = col
+    t.end_line = eline
+    t.end_column = ecol
+    t.end_pos = end
+    return t
+
+
+def _same_token(a: Token, b: Token) -> bool:
+    return str(a) == str(b) and all(getattr(a, k, None) == getattr(b, k, None) for k in Token.__slots__)
+
+
+_ARGS = ("NAME", "x1", 3, 1, 4, 1, 6, 5)
+_make_token = _fast_token if _same_token(_fast_token(*_ARGS), Token(*_ARGS)) else Token
+
+
 class _Parser:
     def __init__(self, toks: list[_Tok]):
         self.toks = toks
@@ -157,13 +186,13 @@ class _Parser:
             # a keyword used as a name: whether Lark's contextual lexer reads it as the keyword
             # depends on its LALR state's lookaheads (`else` after any `}`), so Lark decides
             raise Reject
-        return Token(kind or t.kind, t.text, t.pos, t.line, t.col, t.eline, t.ecol, t.end)
+        return _make_token(kind or t.kind, t.text, t.pos, t.line, t.col, t.eline, t.ecol, t.end)
 
     @staticmethod
     def name(t: _Tok) -> Token:
         """A NAME where the grammar accepts nothing else (after `kernel`, `fn`, `let`, `:` ...):
         Lark reads any word there as a NAME, keywords included."""
-        return Token("NAME", t.text, t.pos, t.line, t.col, t.eline, t.ecol, t.end)
+        return _make_token("NAME", t.text, t.pos, t.line, t.col, t.eline, t.ecol, t.end)
 
     def tree(self, data: str, children: list, first: _Tok) -> Tree:
         return Tree(data, children, _meta(first, self.prev()))
