@@ -1014,8 +1014,9 @@ class RankJit(RankInterpreter):
     :class:`RankInterpreter`'s. A run that does not end ``ok`` (a fault, a deadlock, a condition the
     native C pipe leaves to the golden model) is run again from the start by a :class:`RankInterpreter`
     on every rank, whose report is the one printed -- as the single-process JIT replays in the
-    interpreter. Only programs that never write memory come here (see :func:`jit_reason`), so the
-    memory the replay starts from is the memory the native run started from."""
+    interpreter; the replay starts from the memory the native run started from (a program that stores
+    is snapshotted first). Stores travel between ranks as :class:`~vtpu_cli.cluster.bridge.ScrollTwins`
+    diffs; programs that change the scroll table stay on the interpreter (:func:`jit_reason`)."""
 
     def __init__(self, program: Program, n: int, comm: Any, *, topology, memory: Memory, jit: Any, ckpt=None):
         super().__init__(
@@ -1094,12 +1095,13 @@ class RankJit(RankInterpreter):
 
     # ------------------------------------------------------------------ running
     def run(self) -> RunResult:
+        from vtpu_cli.cluster.bridge import ScrollTwins, wait_fn
+        from vtpu_cli.engines.jit.abi import OFF_TSC0, OFF_TSC1
+        from vtpu_cli.engines.jit.engine import _restore, _snapshot
+
         t0 = time.perf_counter()
         mem = self.mem
         ppt = ([list(w) for w in mem._cache], vars(mem.stats).copy())
-        from vtpu_cli.cluster.bridge import ScrollTwins, wait_fn
-        from vtpu_cli.engines.jit.engine import _restore, _snapshot
-
         snap = None
         if any(i.op.name in STORES for siw in self.program.code for i in siw):
             self.jit.build_table()  # the buffers native code will use (made contiguous here, once)
@@ -1119,8 +1121,6 @@ class RankJit(RankInterpreter):
             self.twins = None
             return self._replay(comp)
         res = self.native = self.jit._finish(sens, comp, wall)
-        from vtpu_cli.engines.jit.abi import OFF_TSC0, OFF_TSC1
-
         mine = [sens[i] for i in local]  # the others' contexts never ran here
         res.cycles = (
             max(int(x.u64[OFF_TSC1 // 8]) for x in mine) - min(int(x.u64[OFF_TSC0 // 8]) for x in mine)
