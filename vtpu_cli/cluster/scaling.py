@@ -48,10 +48,18 @@ def workload(rounds: int = 20, inner: int = 50) -> str:
     return OVERHEAD_VASM.format(rounds=rounds, inner=inner)
 
 
-def _run_once(program_text: str, name: str, n: int) -> dict | None:
-    """One run on this process's ranks; the report on rank 0, None elsewhere."""
+def _run_once(program_text: str, name: str, n: int, engine: str = "interp") -> dict | None:
+    """One run on this process's ranks; the report on rank 0, None elsewhere. ``engine="jit"``: the
+    JIT on every rank where the program allows it (else the interpreter, as ``vtpu run`` would)."""
     from vtpu_cli.asm.assembler import assemble
-    from vtpu_cli.cluster.ranks import ClusterEngine, LocalComm, init_mpi, under_mpi
+    from vtpu_cli.cluster.ranks import (
+        Checkpointing,
+        ClusterEngine,
+        LocalComm,
+        init_mpi,
+        jit_reason,
+        under_mpi,
+    )
     from vtpu_cli.engines.base import load_memory
     from vtpu_cli.engines.select import EngineOptions
     from vtpu_cli.fleet.topology import parse_topology
@@ -61,8 +69,12 @@ def _run_once(program_text: str, name: str, n: int) -> dict | None:
     mem = Memory()
     load_memory(program, mem)
     comm = init_mpi() if under_mpi() else LocalComm()
-    opts = EngineOptions(engine="interp", sentrons=n, topology=parse_topology("ring", n))
-    eng = ClusterEngine(program, mem, opts, comm, None)
+    opts = EngineOptions(engine=engine, sentrons=n, topology=parse_topology("ring", n))
+    jit = None
+    if engine == "jit" and comm.Get_size() > 1:
+        jit, _ = jit_reason(program, mem, opts, Checkpointing())
+        jit = jit if all(comm.allgather(jit is not None)) else None
+    eng = ClusterEngine(program, mem, opts, comm, None, jit=jit)
     t0 = time.perf_counter()
     try:
         res = eng.inner.run()
@@ -74,13 +86,16 @@ def _run_once(program_text: str, name: str, n: int) -> dict | None:
     timing = eng.inner.per_rank
     rank_wall = sum(t["wall_s"] for t in timing)
     busy = sum(t["exec_s"] for t in timing)
+    native = jit is not None
     outs = [(s.id, s.R[:], s.V.tobytes().hex()) for s in res.sentrons]
     return {
         "status": res.status,
         "wall_s": wall,
         "ops": res.ops,
         "ops_per_s": res.ops / wall if wall > 0 else 0.0,
-        "overhead": 1.0 - busy / rank_wall if rank_wall > 0 else 0.0,
+        # the JIT ranks do not time their sentrons' busy rounds: no overhead figure for them
+        "overhead": None if native else (1.0 - busy / rank_wall if rank_wall > 0 else 0.0),
+        "engine": res.engine,
         "remote_messages": sum(t["remote_messages"] for t in timing),
         "update_bytes": sum(t["update_bytes"] for t in timing),
         "state_digest": hashlib.sha256(json.dumps(outs).encode()).hexdigest(),
@@ -88,10 +103,12 @@ def _run_once(program_text: str, name: str, n: int) -> dict | None:
 
 
 def main(argv: list[str]) -> int:
-    """``python -m vtpu_cli.cluster.scaling FILE|- N REPEATS``: repeated runs, one JSON list on rank 0."""
+    """``python -m vtpu_cli.cluster.scaling FILE|- N REPEATS [ENGINE]``: repeated runs, one JSON list on
+    rank 0."""
     src, n, repeats = argv[0], int(argv[1]), int(argv[2])
+    engine = argv[3] if len(argv) > 3 else "interp"
     text = workload() if src == "-" else Path(src).read_text()
-    out = [_run_once(text, src, n) for _ in range(repeats)]
+    out = [_run_once(text, src, n, engine) for _ in range(repeats)]
     if out[0] is not None:
         print(json.dumps(out))
     return 0
@@ -103,9 +120,11 @@ def measure_scaling(
     ranks: tuple[int, ...] = (1, 2, 4),
     repeats: int = 3,
     timeout_s: float = 300.0,
+    engine: str = "interp",
 ) -> dict:
     """Throughput and overhead of ``program`` (default: :func:`workload`) on ``sentrons`` sentrons at each
-    rank count; raises :class:`VtpuError` (exit 3) when a rank count above 1 is asked and MPI is missing."""
+    rank count; raises :class:`VtpuError` (exit 3) when a rank count above 1 is asked and MPI is missing.
+    ``engine="jit"`` runs the JIT on every rank (above 1 rank; its ``overhead`` is None)."""
     from vtpu_cli.cluster.latency import find_mpiexec
 
     src = "-" if program is None else str(program)
@@ -113,7 +132,7 @@ def measure_scaling(
     report: dict = {"sentrons": sentrons, "program": src if program else "overhead workload", "ranks": {}}
     base_digest = None
     for r in ranks:
-        cmd = [sys.executable, "-m", "vtpu_cli.cluster.scaling", src, str(sentrons), str(repeats)]
+        cmd = [sys.executable, "-m", "vtpu_cli.cluster.scaling", src, str(sentrons), str(repeats), engine]
         if r > 1:
             mpiexec = find_mpiexec()
             if mpiexec is None:
@@ -138,7 +157,10 @@ def measure_scaling(
             "wall_s": statistics.median(x["wall_s"] for x in runs),
             "ops": runs[0]["ops"],
             "ops_per_s": statistics.median(x["ops_per_s"] for x in runs),
-            "overhead": statistics.median(x["overhead"] for x in runs),
+            "overhead": None
+            if runs[0]["overhead"] is None
+            else statistics.median(x["overhead"] for x in runs),
+            "engine": runs[0].get("engine", "interp"),
             "remote_messages": runs[0]["remote_messages"],
             "update_bytes": runs[0]["update_bytes"],
             "status": runs[0]["status"],
