@@ -13,6 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vtpu_cli.models import cache as cache_mod
 from vtpu_cli.models.cache import cached_weights, layout_tag, source_key
@@ -88,6 +90,37 @@ def test_streamed_gguf_payload_of_the_wrong_size_is_refused(tmp_path: Path) -> N
     bad = [("a", (4,), F32, LazyPayload(16, lambda: np.arange(3, dtype=np.float32)))]
     with pytest.raises(ValueError, match="tensor a"):
         write_gguf(tmp_path / "bad.gguf", meta, bad)
+
+
+_ST = {"F32": np.float32, "F16": np.float16, "U8": np.uint8, "I8": np.int8}
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    specs=st.lists(
+        st.tuples(st.sampled_from(sorted(_ST)), st.lists(st.integers(1, 5), min_size=1, max_size=3)),
+        min_size=1,
+        max_size=4,
+    ),
+    seed=st.integers(0, 2**16),
+)
+def test_streamed_safetensors_round_trip(specs: list, seed: int) -> None:
+    import tempfile
+
+    from safetensors.numpy import load_file
+
+    from vtpu_cli.models.load_hf import read_safetensors
+    from vtpu_cli.models.synth import save_safetensors_streamed
+
+    rng = np.random.default_rng(seed)
+    arrays = {f"t{i}": (rng.standard_normal(shape) * 50).astype(_ST[d]) for i, (d, shape) in enumerate(specs)}
+    dtypes = {f"t{i}": d for i, (d, _) in enumerate(specs)}
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "m.safetensors"
+        save_safetensors_streamed(path, [(n, dtypes[n], a.shape, lambda a=a: a) for n, a in arrays.items()])
+        ours, lib = read_safetensors(path), load_file(str(path))  # our parser and the library agree
+        for name, a in arrays.items():
+            assert np.array_equal(ours[name].data, a) and np.array_equal(lib[name], a)
 
 
 def test_lazy_use_still_converts_once_and_keeps(tiny: dict) -> None:
