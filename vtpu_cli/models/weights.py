@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ctypes
+import mmap
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -28,10 +29,11 @@ def bf16_to_f32(raw: np.ndarray) -> np.ndarray:
 
 
 _MADV_DONTNEED = 4  # Linux
-_PAGE = 4096
+_PAGE = mmap.PAGESIZE
 
 
 def _libc_madvise() -> Callable[..., int] | None:
+    """libc's ``madvise`` (Linux only: the DONTNEED semantics relied on are Linux's)."""
     if not sys.platform.startswith("linux"):
         return None
     try:
