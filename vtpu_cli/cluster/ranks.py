@@ -60,7 +60,8 @@ from vtpu_cli.machine.semantics import OpFault
 INSTALL_HINT = "install the cluster extra: pip install 'vtpu[cluster]' (mpi4py and the mpich wheel)"
 WAVE_INTERVAL_S = 0.002  # rank 0's pause between termination waves
 IDLE_SLEEP_MAX_S = 0.0005  # an idle rank's longest nap between polls (oversubscribed cores)
-BRIDGE_SLEEP_MAX_S = float(os.environ.get("VTPU_CLUSTER_BRIDGE_NAP_S", "0.0002"))  # the JIT bridge's
+BRIDGE_SLEEP_MAX_S = float(os.environ.get("VTPU_CLUSTER_BRIDGE_NAP_S", "0.0002"))
+BRIDGE_YIELD = os.environ.get("VTPU_CLUSTER_BRIDGE_YIELD", "1") != "0"  # the JIT bridge's
 ABORT_GRACE_S = 5.0  # how long a failing rank waits for the others to acknowledge its stop
 
 
@@ -416,7 +417,8 @@ class RankInterpreter(Interpreter):
         self.fleet.homes = {s.home: s.id for s in self.states}
         self.counts = [0] * len(program.code)
         self.mine = [self.states[i] for i in tr.local]
-        self.code = [self._compile(s) if s.id in tr.local else None for s in self.states]
+        # the interpreter's closures for this rank's sentrons (the JIT ranks, coherent=False, need none)
+        self.code = [self._compile(s) if s.id in tr.local and coherent else None for s in self.states]
         self.dirty: dict[int, None] = {}  # scrolls written here since the last release, in order
         self._alloc, self._free = memory.alloc, memory.free
         self.memory_mode = memory_mode() if coherent else "replicated"
@@ -1066,6 +1068,10 @@ class RankJit(RankInterpreter):
             return False
         if moved or changed:
             self.nap = 0.0
+        elif not (blocked or self.halted_all) and BRIDGE_YIELD:
+            # a local sentron is running and will soon hand the bridge something: stay close
+            self.nap = 0.0
+            os.sched_yield()
         else:
             if self.nap:
                 time.sleep(self.nap)
