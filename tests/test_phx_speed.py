@@ -185,3 +185,31 @@ def test_generated_operand_roles_all_register_fast_path():
         for args in (regs, regs[:-1]):
             vi = VI(op, None, None, None, list(args))
             assert vi.regs() == vi._regs(), op.name
+
+
+def test_allocation_leaves_no_state_on_registers():
+    """Live intervals are kept on the VReg objects during an allocation only: allocating the same IR
+    twice gives the same code, also after an allocation that failed."""
+    from vtpu_cli.binary.program import Imm
+    from vtpu_cli.compiler import driver, regalloc
+    from vtpu_cli.compiler.ir import VI, Builder, CompileError
+    from vtpu_cli.isa.table import BY_NAME
+
+    src = (ROOT / "programs" / "phx" / "mlp.phx").read_text()
+    code = driver._front(src, "t.phx", 2, 1, False).b.code
+    first = regalloc.allocate(code)
+    assert all(a.start == -1 for it in code if it.__class__ is VI for a in it.regs()[0] + it.regs()[1])
+    again = regalloc.allocate(code)
+    assert [i[0] for i in first.items if isinstance(i, tuple)] == [
+        i[0] for i in again.items if isinstance(i, tuple)
+    ]
+    # 9 coordinate registers live at once: out of p registers (p0-p7), reported at the first one's line
+    b = Builder()
+    ps = [b.new("p") for _ in range(9)]
+    b.code = [VI(BY_NAME["SCOORD"], None, None, None, [p, Imm(-1)], None, 7) for p in ps]
+    b.code += [VI(BY_NAME["SPREFCH"], None, None, None, [p], None, 8) for p in ps]
+    for _ in range(2):
+        with pytest.raises(CompileError, match="out of p registers") as e:
+            regalloc.allocate(b.code)
+        assert e.value.line == 7
+        assert all(p.start == -1 for p in ps)

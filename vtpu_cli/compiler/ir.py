@@ -20,13 +20,17 @@ from vtpu_cli.isa.table import BY_NAME, Op, type_size
 class VReg:
     """A virtual register of class r (scalar), v (vector), p (coordinate) or m (message)."""
 
-    __slots__ = ("cls", "id", "nospill", "hint")
+    # start/end: the live interval the register allocator computes (-1 outside an allocation; kept
+    # on the register instead of in dicts keyed by it: the allocator's hottest loop)
+    __slots__ = ("cls", "id", "nospill", "hint", "start", "end")
 
     def __init__(self, cls: str, id: int, hint: str = "", nospill: bool = False):
         self.cls = cls
         self.id = id
         self.hint = hint
         self.nospill = nospill
+        self.start = -1
+        self.end = -1
 
     def __repr__(self) -> str:
         return f"%{self.cls}{self.id}" + (f"<{self.hint}>" if self.hint else "")
@@ -312,6 +316,8 @@ class Builder:
         v.id = self.nregs
         v.hint = hint
         v.nospill = nospill
+        v.start = -1
+        v.end = -1
         return v
 
     def label(self, hint: str = "L") -> Label:

@@ -39,10 +39,11 @@ class Allocated:
     regs_used: dict = field(default_factory=dict)
 
 
-def _liveness(code: list):
+def _liveness(code: list, vregs: list):
     """Basic blocks, liveness and live intervals in one pass over the IR (blocks split at labels and
-    after branches). Returns (instrs, start, end): ``start[v]``/``end[v]`` are the first and last
-    instruction index where the virtual register ``v`` is live."""
+    after branches). Returns the instructions; sets ``v.start``/``v.end`` (the first and last
+    instruction index where the virtual register ``v`` is live) and appends each register to
+    ``vregs`` in order of first appearance (the caller resets them: they must start at -1)."""
     label_block: dict[str, int] = {}
     pending_labels: list[str] = []
     instrs: list[VI] = []
@@ -50,8 +51,7 @@ def _liveness(code: list):
     lasts: list[int] = []
     use: list[set] = []
     defs: list[set] = []
-    start: dict[VReg, int] = {}
-    end: dict[VReg, int] = {}
+    seen = vregs.append
     u: set = set()
     d: set = set()
     first = -1
@@ -85,14 +85,16 @@ def _liveness(code: list):
         for v in r:
             if v not in d:
                 u.add(v)
-            if v not in start:
-                start[v] = i
-            end[v] = i
+            if v.start < 0:
+                v.start = i
+                seen(v)
+            v.end = i
         for v in w:
             d.add(v)
-            if v not in start:
-                start[v] = i
-            end[v] = i
+            if v.start < 0:
+                v.start = i
+                seen(v)
+            v.end = i
         add(it)
         i += 1
         if it.op.branch:
@@ -144,19 +146,19 @@ def _liveness(code: list):
                 changed = True
     for b in range(nb):
         first, last = firsts[b], lasts[b]
-        for v in live_in[b]:
-            if start.get(v, first + 1) > first:
-                start[v] = first
+        for v in live_in[b]:  # (every live register was seen: live sets grow from use sets)
+            if v.start > first:
+                v.start = first
         for v in live_out[b]:
-            if end.get(v, -1) < last:
-                end[v] = last
-    return instrs, start, end
+            if v.end < last:
+                v.end = last
+    return instrs
 
 
 _ID_SPAN = 1 << 32  # interval keys: position * _ID_SPAN + register id (ids are per-compile counters)
 
 
-def _scan(start, end, reserve: bool):
+def _scan(vregs: list, reserve: bool):
     """Linear scan per class. Returns ({class: {vreg: idx}}, spilled set).
 
     Intervals are handled as int keys ``position * _ID_SPAN + id`` (ordered like the (position, id)
@@ -168,14 +170,14 @@ def _scan(start, end, reserve: bool):
     span = _ID_SPAN
     by_cls: dict[str, list[int]] = {}
     byid: dict[int, VReg] = {}
-    for v, s in start.items():
+    for v in vregs:
         i = v.id
         byid[i] = v
         lst = by_cls.get(v.cls)
         if lst is None:
-            by_cls[v.cls] = [s * span + i]
+            by_cls[v.cls] = [v.start * span + i]
         else:
-            lst.append(s * span + i)
+            lst.append(v.start * span + i)
     for cls, keys in by_cls.items():
         avail = [i for i in range(REG_COUNTS[cls])]
         if reserve:
@@ -198,7 +200,7 @@ def _scan(start, end, reserve: bool):
                     else:
                         break
                 del active[:n_exp]
-            ek = end[v] * span + i
+            ek = v.end * span + i
             if free:
                 r = assign[v] = reg_of[ek] = free.popleft()
                 insort(active, ek)
@@ -269,18 +271,27 @@ def allocate(code: list, allow_spill: bool = True) -> Allocated | None:
 
     Items out: Labels and (Instr, MemInfo | None, line, read keys, written keys) with the scheduler's
     int register keys (``REG_KEY``); spill code and its setup are (Instr, MemInfo, line) triples."""
-    instrs, start, end = _liveness(code)
+    vregs: list[VReg] = []
+    try:
+        return _allocate(code, allow_spill, vregs)
+    finally:
+        for v in vregs:  # the intervals live on the registers during the allocation only
+            v.start = -1
+
+
+def _allocate(code: list, allow_spill: bool, vregs: list) -> Allocated | None:
+    instrs = _liveness(code, vregs)
     if not instrs:
         return Allocated([i for i in code if isinstance(i, Label)])
     try:
-        assign, spilled = _scan(start, end, reserve=False)
+        assign, spilled = _scan(vregs, reserve=False)
         if spilled:
             if not allow_spill:
                 return None
-            assign, spilled = _scan(start, end, reserve=True)
+            assign, spilled = _scan(vregs, reserve=True)
     except CompileError as e:
-        if e.vreg is not None and e.vreg in start:
-            e.line = instrs[start[e.vreg]].line
+        if e.vreg is not None and e.vreg.start >= 0:
+            e.line = instrs[e.vreg.start].line
         raise
     slots: dict[VReg, int] = {}
     nbytes = 0
