@@ -20,9 +20,10 @@ from vtpu_cli.isa.table import BY_NAME, Op, type_size
 class VReg:
     """A virtual register of class r (scalar), v (vector), p (coordinate) or m (message)."""
 
-    # start/end: the live interval the register allocator computes (-1 outside an allocation; kept
-    # on the register instead of in dicts keyed by it: the allocator's hottest loop)
-    __slots__ = ("cls", "id", "nospill", "hint", "start", "end")
+    # start/end: the live interval the register allocator computes (-1 outside an allocation), phys/key:
+    # the physical register it assigned and its scheduler key -- kept on the register instead of in
+    # dicts keyed by it (the allocator's hottest loops; set by each allocation before they are read)
+    __slots__ = ("cls", "id", "nospill", "hint", "start", "end", "phys", "key")
 
     def __init__(self, cls: str, id: int, hint: str = "", nospill: bool = False):
         self.cls = cls

@@ -300,14 +300,16 @@ def _allocate(code: list, allow_spill: bool, vregs: list) -> Allocated | None:
         nbytes += 64 if v.cls == "v" else 8
     out: list = []
     spill_ops = 0
-    preg: dict[VReg, Reg] = {}
-    pkey: dict[VReg, int] = {}
+    preg: dict[VReg, Reg] = {}  # (the spill rewrite's map; the other instructions read v.phys)
     used: dict[str, int] = {}
     for cls, asg in assign.items():
         regs = [Reg(cls, i) for i in range(REG_COUNTS[cls])]
         base = REG_KEY[cls]
-        preg.update({v: regs[i] for v, i in asg.items()})
-        pkey.update({v: base + i for v, i in asg.items()})
+        for v, i in asg.items():
+            v.phys = regs[i]
+            v.key = base + i
+        if spilled:
+            preg.update({v: regs[i] for v, i in asg.items()})
         used[cls] = len(set(asg.values()))
     imms: dict = {}
 
@@ -324,17 +326,17 @@ def _allocate(code: list, allow_spill: bool, vregs: list) -> Allocated | None:
     def conv(a: VMem) -> Mem:  # (VMem objects are never shared: no cache)
         off = a.off
         if off.__class__ is VReg:
-            off = preg[off]
+            off = off.phys
         else:
             o = imms.get(off)
             off = o if o is not None else _imm(off, imms)
         extra = a.extra
         if extra.__class__ is VReg:
-            extra = preg[extra]
+            extra = extra.phys
         elif isinstance(extra, int):
             o = imms.get(extra)
             extra = o if o is not None else _imm(extra, imms)
-        return _mem(preg[a.base].idx, off, a.mode, extra)
+        return _mem(a.base.phys.idx, off, a.mode, extra)
 
     append = out.append
     mk = _instr
@@ -348,18 +350,18 @@ def _allocate(code: list, allow_spill: bool, vregs: list) -> Allocated | None:
             out.extend(_rewrite_spilled(it, reads, writes, spilled, slots, preg, conv_mem))
             continue
         args = tuple(
-            [preg[a] if (c := a.__class__) is vreg else (a if c is not vmem else conv(a)) for a in it.args]
+            [a.phys if (c := a.__class__) is vreg else (a if c is not vmem else conv(a)) for a in it.args]
         )
         mem = it.mem
         if mem is not None and mem.rel.__class__ is vreg:
-            mem = MemInfo(mem.scroll, mem.write, mem.lo, mem.hi, pkey[mem.rel])
+            mem = MemInfo(mem.scroll, mem.write, mem.lo, mem.hi, mem.rel.key)
         append(
             (
                 mk(it.op, it.mod, it.type, it.type2, args),
                 mem,
                 it.line,
-                [pkey[v] for v in reads],
-                [pkey[v] for v in writes],
+                [v.key for v in reads],
+                [v.key for v in writes],
             )
         )
     if spilled:
