@@ -60,7 +60,7 @@ from vtpu_cli.machine.semantics import OpFault
 INSTALL_HINT = "install the cluster extra: pip install 'vtpu[cluster]' (mpi4py and the mpich wheel)"
 WAVE_INTERVAL_S = 0.002  # rank 0's pause between termination waves
 IDLE_SLEEP_MAX_S = 0.0005  # an idle rank's longest nap between polls (oversubscribed cores)
-BRIDGE_SLEEP_MAX_S = float(os.environ.get("VTPU_CLUSTER_BRIDGE_NAP_S", "0.0002"))
+BRIDGE_SLEEP_MAX_S = float(os.environ.get("VTPU_CLUSTER_BRIDGE_NAP_S", "0.00005"))
 BRIDGE_YIELD = os.environ.get("VTPU_CLUSTER_BRIDGE_YIELD", "1") != "0"  # the JIT bridge's
 ABORT_GRACE_S = 5.0  # how long a failing rank waits for the others to acknowledge its stop
 
