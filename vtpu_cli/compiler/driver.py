@@ -290,14 +290,15 @@ _BRANCH_SLOTS = tuple(sorted({"DSC".index(op.pipe) for op in OPS if op.branch}))
 
 def _resolve(code: list, labels: dict[str, int]) -> list:
     """Branch targets: Labels -> SIW indexes (in place; only SIWs holding a branch are rebuilt)."""
-    for k, siw in enumerate(code):
-        for p in _BRANCH_SLOTS:
+    for p in _BRANCH_SLOTS:
+        for k in [k for k, siw in enumerate(code) if siw[p].op.branch]:
+            siw = code[k]
             ins = siw[p]
-            if ins.op.branch and any(isinstance(a, Label) for a in ins.args):
+            if any(isinstance(a, Label) for a in ins.args):
                 args = tuple(Imm(labels[a.name]) if isinstance(a, Label) else a for a in ins.args)
                 new = list(siw)
                 new[p] = Instr(ins.op, ins.mod, ins.type, ins.type2, args)
-                code[k] = siw = tuple(new)
+                code[k] = tuple(new)
     return code
 
 
