@@ -123,6 +123,19 @@ def test_streamed_safetensors_round_trip(specs: list, seed: int) -> None:
             assert np.array_equal(ours[name].data, a) and np.array_equal(lib[name], a)
 
 
+def test_measure_load_script(tiny: dict, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import runpy
+
+    script = Path(__file__).resolve().parent.parent / "programs" / "models" / "measure_load.py"
+    main = runpy.run_path(str(script))["main"]
+    for want_hit in (False, True):
+        assert main([str(tiny["i2_s"]), "--cache", str(tmp_path)]) == 0
+        out = json.loads(capsys.readouterr().out)
+        assert out["cache_hit"] is want_hit and out["format"] == "gguf-i2_s" and out["peak_rss_mib"] > 0
+    assert main([str(tmp_path / "missing.gguf")]) == 2
+    assert "missing.gguf" in capsys.readouterr().err
+
+
 def test_lazy_use_still_converts_once_and_keeps(tiny: dict) -> None:
     eager = load_model(tiny["hf"], tokenizer=False)
     lazy = load_model(tiny["hf"], tokenizer=False, lazy=True)
