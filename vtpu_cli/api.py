@@ -458,7 +458,7 @@ class Model:
         if engine not in ENGINES:
             raise VtpuError(f"unknown engine {engine!r} (choose from {', '.join(ENGINES)})")
         try:
-            m = load_model(Path(path))
+            m = load_model(Path(path), lazy=True)  # converted once into the cache, not held twice
             weights, _ = cached_weights(m)
             return cls(m, CompiledModel(m, ctx=ctx, engine=engine, weights=weights))
         except ModelError as e:

@@ -36,7 +36,7 @@ class CompiledBackend(ReferenceBackend):
 
     @classmethod
     def load(cls, path: str | Path, *, ctx: int | None = None, engine: str = "jit") -> CompiledBackend:
-        return cls(load_model(path), ctx=ctx, engine=engine)
+        return cls(load_model(path, lazy=True), ctx=ctx, engine=engine)
 
     def _build(self):
         from vtpu_cli.models.compiled import CompiledModel
