@@ -353,3 +353,37 @@ def test_programs_that_write_memory_say_why_they_use_the_interpreter() -> None:
     why = reason(FLEET / "matmul_scatter.vasm")
     assert why.startswith("SALLOC, SFREE:") and "memory coherence" in why
     assert "--max-steps" in reason(FLEET / "ring_allreduce.vasm", max_steps=10)
+
+
+@needs_mpi
+@pytest.mark.slow
+@pytest.mark.parametrize("ranks", [2, 3])
+def test_generated_fleet_programs_match_one_process(tmp_path: Path, ranks: int) -> None:
+    """Differential campaign: random ring/collective programs (``progen.fleet_source``, 2..16 sentrons)
+    through the JIT ranks, each compared with the single-process interpreter (one launch for all)."""
+    import warnings
+
+    from hypothesis.errors import NonInteractiveExampleWarning
+    from progen import fleet_source
+
+    jobs = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", NonInteractiveExampleWarning)
+        for k in range(40):
+            src, n = fleet_source().example()
+            (tmp_path / f"g{k}.vasm").write_text(src)
+            jobs.append(["run", str(tmp_path / f"g{k}.vasm"), "-n", str(n), "--json", "--stats"])
+    (tmp_path / "jobs.json").write_text(json.dumps(jobs))
+    out = tmp_path / "out.json"
+    driver = str(Path(__file__).parent / "test_cluster.py")
+    p = _mpirun(ranks, [driver, "--driver", str(tmp_path / "jobs.json"), str(out)], timeout=600)
+    assert p.returncode in (0, 1), p.stderr[-3000:]
+    for argv, got in zip(jobs, json.loads(out.read_text()), strict=True):
+        rc, ref = _in_process(argv)
+        name = Path(argv[1]).read_text()
+        assert got["rc"] == rc, (name, got["stderr"][-1500:])
+        a, b = json.loads(ref), json.loads(got["stdout"])
+        assert (b["status"], b["fault"], b["outputs"]) == (a["status"], a["fault"], a["outputs"]), name
+        assert b["engine"] == "jit" and b["fallback"] is None, name
+        for k in SAME_FLEET:
+            assert b["stats"]["fleet"][k] == a["stats"]["fleet"][k], (name, k)
