@@ -349,21 +349,26 @@ def _allocate(code: list, allow_spill: bool, vregs: list) -> Allocated | None:
         if spilled and (any(v in spilled for v in reads) or any(v in spilled for v in writes)):
             out.extend(_rewrite_spilled(it, reads, writes, spilled, slots, preg, conv_mem))
             continue
-        args = tuple(
-            [a.phys if (c := a.__class__) is vreg else (a if c is not vmem else conv(a)) for a in it.args]
-        )
+        # (plain loops: a comprehension is a function call per instruction in Python 3.11)
+        args = []
+        for a in it.args:
+            c = a.__class__
+            if c is vreg:
+                args.append(a.phys)
+            elif c is vmem:
+                args.append(conv(a))
+            else:
+                args.append(a)
+        rk = []
+        for v in reads:
+            rk.append(v.key)
+        wk = []
+        for v in writes:
+            wk.append(v.key)
         mem = it.mem
         if mem is not None and mem.rel.__class__ is vreg:
             mem = MemInfo(mem.scroll, mem.write, mem.lo, mem.hi, mem.rel.key)
-        append(
-            (
-                mk(it.op, it.mod, it.type, it.type2, args),
-                mem,
-                it.line,
-                [v.key for v in reads],
-                [v.key for v in writes],
-            )
-        )
+        append((mk(it.op, it.mod, it.type, it.type2, tuple(args)), mem, it.line, rk, wk))
     if spilled:
         spill_ops = sum(
             1 for it in out if it.__class__ is tuple and it[1] is not None and it[1].scroll == SPILL_SCROLL

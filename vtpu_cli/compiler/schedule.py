@@ -364,7 +364,20 @@ def schedule_block(block: list, reorder: bool = True):
             i2 = order[heappop(q2) % n]
         else:
             i2 = -1
-        chosen = [i for i in (i0, i1, i2) if i >= 0]
+        if i0 >= 0:
+            chosen = (
+                [i0, i1, i2]
+                if i1 >= 0 and i2 >= 0
+                else [i0, i1]
+                if i1 >= 0
+                else [i0, i2]
+                if i2 >= 0
+                else [i0]
+            )
+        elif i1 >= 0:
+            chosen = [i1, i2] if i2 >= 0 else [i1]
+        else:
+            chosen = [i2] if i2 >= 0 else []
         if not chosen:  # pragma: no cover - a DAG always has a ready op
             raise AssertionError("scheduler found no ready op")
         siws.append(
