@@ -332,8 +332,7 @@ def schedule_block(block: list, reorder: bool = True):
     t = 0
     a0, a1, a2 = avail
     q0, q1, q2 = pending
-    ins_of = [it[0] for it in block]
-    line_of = [it[2] for it in block]
+    ins_of, _mems, line_of, _reads, _writes = zip(*block, strict=True)  # one C transposition per block
     while done < body_n:
         lim = (t + 1) * n  # pending keys below this are latency-ready now (earliest <= t)
         if q0 and q0[0] < lim:
