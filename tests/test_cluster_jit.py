@@ -225,6 +225,7 @@ def _jobs(tmp: Path) -> list[list[str]]:
         ["run", f"{t}/chain.vasm", "-n", "3", "--json"],  # a store ordered by a forwarded message
         ["run", f"{t}/store_fault.vasm", "-n", "4", "--json"],  # stores, then a fault: replayed
         ["run", f"{f}/race_fixed.vasm", "-n", "2", "--json"],  # stores ordered by messages
+        ["run", f"{f}/ring_allreduce.vasm", "-n", "4", "--max-steps", "40", "--json"],  # shares of the limit
         ["run", f"{f}/tree_broadcast.vasm", "-n", "8"],  # the text report, byte for byte
         [
             "run",
@@ -274,7 +275,8 @@ def test_every_job_matches_one_process_and_ran_natively(runs: dict, ranks: int) 
             continue
         a, b = json.loads(out), json.loads(got["stdout"])
         assert (b["status"], b["fault"]) == (a["status"], a["fault"]), name
-        assert b["outputs"] == a["outputs"], name
+        if "--max-steps" not in argv:  # where a step limit stops each rank is not lockstep (docs/cluster.md)
+            assert b["outputs"] == a["outputs"], name
         assert b["engine"] == "jit" and b["fallback"] is None, name
         if "--stats" in argv:
             for k in SAME_STATS:
@@ -352,7 +354,7 @@ def test_programs_that_write_memory_say_why_they_use_the_interpreter() -> None:
     assert reason(FLEET / "race_fixed.vasm") is None  # stores into existing scrolls are replicated
     why = reason(FLEET / "matmul_scatter.vasm")
     assert why.startswith("SALLOC, SFREE:") and "memory coherence" in why
-    assert "--max-steps" in reason(FLEET / "ring_allreduce.vasm", max_steps=10)
+    assert reason(FLEET / "ring_allreduce.vasm", max_steps=10) is None  # each rank gets its share
 
 
 @needs_mpi

@@ -318,7 +318,14 @@ class ClusterEngine(Fallback):
         self.inner: RankInterpreter
         if jit is not None:
             self.inner = RankJit(
-                program, o.sentrons, comm, topology=o.topology, memory=memory, jit=jit, ckpt=ckpt
+                program,
+                o.sentrons,
+                comm,
+                topology=o.topology,
+                memory=memory,
+                jit=jit,
+                ckpt=ckpt,
+                max_steps=o.max_steps,
             )
         else:
             self.inner = RankInterpreter(
@@ -979,11 +986,6 @@ def jit_reason(
             None,
             "checkpoint/restart runs on the interpreter: the JIT cannot stop at a barrier for a checkpoint yet",
         )
-    if o.max_steps is not None:
-        return None, (
-            "--max-steps: each rank stops after its share of the steps, counted per SIW by the interpreter "
-            "(the JIT's step limit is per process)"
-        )
     writes = sorted({i.op.name for siw in program.code for i in siw if i.op.name in MEMORY_WRITES})
     if writes:
         return None, (
@@ -997,6 +999,7 @@ def jit_reason(
     eng = JitEngine(
         program,
         o.sentrons,
+        max_steps=o.max_steps,
         topology=o.topology,
         memory=memory,
         cache_dir=o.cache_dir,
@@ -1020,10 +1023,22 @@ class RankJit(RankInterpreter):
     is snapshotted first). Stores travel between ranks as :class:`~vtpu_cli.cluster.bridge.ScrollTwins`
     diffs; programs that change the scroll table stay on the interpreter (:func:`jit_reason`)."""
 
-    def __init__(self, program: Program, n: int, comm: Any, *, topology, memory: Memory, jit: Any, ckpt=None):
+    def __init__(
+        self,
+        program: Program,
+        n: int,
+        comm: Any,
+        *,
+        topology,
+        memory: Memory,
+        jit: Any,
+        ckpt=None,
+        max_steps: int | None = None,
+    ):
         super().__init__(
-            program, n, comm, max_steps=None, topology=topology, memory=memory, ckpt=ckpt, coherent=False
+            program, n, comm, max_steps=max_steps, topology=topology, memory=memory, ckpt=ckpt, coherent=False
         )
+        self.local_fault: Fault | None = None  # this rank's step limit
         self.topology = topology
         self.jit = jit
         self.bridge: Any = None
@@ -1057,7 +1072,13 @@ class RankJit(RankInterpreter):
                 if sens[sid].error is not None:
                     raise RuntimeError(f"sentron {sid}: JIT runtime error: {sens[sid].error!r}")
             self.reported = True
-            self._halt("replay", None)
+            from vtpu_cli.engines.jit.abi import ST_LIMIT
+
+            if all(st == ST_LIMIT for st, _ in hub.events):  # this rank used its share of --max-steps
+                self.local_fault = self._limit_fault()
+                self._halt(STATUS_LIMIT, self.local_fault)
+            else:
+                self._halt("replay", None)
         e1 = br.epoch()
         self.halted_all = not hub.live and not hub.events
         self.idle = (blocked or self.halted_all) and not moved and not changed and e1 == e0
@@ -1114,10 +1135,12 @@ class RankJit(RankInterpreter):
             snap = _snapshot(mem)  # a replay starts from the memory this run started from
             self.twins = ScrollTwins(mem)
         local = self.transport.local
+        if self.max_steps is not None:  # each rank stops after its share (as the interpreter ranks do)
+            self.jit.max_steps = self.max_steps * len(local) // self.n
         sens, wall, comp = self.jit.run_partial(local, self._step, wait_fn(len(local)))
         if self.aborted is not None:
             raise RankStopped(self.aborted)
-        if self.stop != STATUS_OK:
+        if self.stop not in (STATUS_OK, STATUS_LIMIT):
             if snap is not None:
                 _restore(mem, snap)
             else:
@@ -1141,7 +1164,7 @@ class RankJit(RankInterpreter):
         fs, js = self.fleet.stats, res.fleet.stats
         fs.messages, fs.bytes, fs.routed, fs.hops = js.messages, js.bytes, js.routed, js.hops
         self.transport.instances = {"CBAR": js.barriers, "CREDUCE": js.collectives}
-        status, fault = self._exchange(None, res.rounds, time.perf_counter() - t0)
+        status, fault = self._exchange(self.local_fault, res.rounds, time.perf_counter() - t0)
         siws, ops = count_ops(self.program, self.counts)
         return self._as_jit(
             RunResult(
@@ -1161,7 +1184,7 @@ class RankJit(RankInterpreter):
                 self.program,
                 self.n,
                 comm,
-                max_steps=None,
+                max_steps=self.max_steps,
                 topology=self.topology,
                 memory=self.mem,
                 ckpt=self.ckpt,
