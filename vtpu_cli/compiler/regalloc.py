@@ -9,6 +9,13 @@ When a class runs out of registers the interval that ends last is spilled to the
 (a private scroll at library 999 of the sentron's home coordinate, allocated at program start): every
 read of a spilled register becomes an SGATHER into a reserved temporary right before the use and every
 write an SSCATTR right after. Reserved when spilling: p7 (the spill scroll), r13-r15, v29-v31.
+
+Speed (this runs once per IR instruction; see tests/test_phx_speed.py for the bit-identity checks):
+blocks, liveness and intervals are found in one pass; the interval, physical register and scheduler
+key of a virtual register live on the VReg object during the allocation (attribute loads instead of
+dict lookups); operand roles come from functions generated per op (``ir._rw_func``); Instr/Mem/Imm
+are built without their frozen-dataclass ``__init__``; the per-instruction loops use no
+comprehensions (each is a function call in Python 3.11).
 """
 
 from __future__ import annotations

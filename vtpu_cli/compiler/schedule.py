@@ -13,6 +13,11 @@ intra-SIW hazard rule holds by construction; ``check_hazards`` re-verifies it). 
 and a preference only: the engines expose results to the next SIW, so the scheduler never emits an
 empty SIW to wait for a latency, it fills the slot with the best dependency-ready op instead.
 The block's branch goes into the last SIW (it takes effect after the whole SIW).
+
+Speed: register keys are small ints (last writer and readers in lists indexed by key), edges are
+plain ints (the few that weigh more than 1 are listed apart), implied write-after-write edges are
+left out, and the ready/pending heaps hold int ranks; the schedule is the same as with the explicit
+(successor, latency) edge lists, which tests/phx_speed_ref.py keeps as the reference.
 """
 
 from __future__ import annotations
