@@ -102,7 +102,7 @@ def _lex(text: str) -> list[_Tok]:
 
 
 def _meta(first: _Tok, last: _Tok) -> Meta:
-    m = Meta()
+    m = _new(Meta)  # (Meta() would run an __init__ that sets ``empty``, overwritten here)
     d = m.__dict__
     d["empty"] = False
     d["line"] = d["container_line"] = first.line
@@ -115,6 +115,21 @@ def _meta(first: _Tok, last: _Tok) -> Meta:
 
 
 _str_new = str.__new__
+_new = object.__new__
+
+
+def _fast_tree(data: str, children: list, meta: Meta | None) -> Tree:
+    """``Tree(data, children, meta)`` without the ``__init__`` frame (one per tree node); used only
+    when it builds the same instance (checked below), else the constructor."""
+    t = _new(Tree)
+    d = t.__dict__
+    d["data"] = data
+    d["children"] = children
+    d["_meta"] = meta
+    return t
+
+
+_make_tree = _fast_tree if vars(_fast_tree("x", [], None)) == vars(Tree("x", [], None)) else Tree
 
 
 def _fast_token(
@@ -195,7 +210,7 @@ class _Parser:
         return _make_token("NAME", t.text, t.pos, t.line, t.col, t.eline, t.ecol, t.end)
 
     def tree(self, data: str, children: list, first: _Tok) -> Tree:
-        return Tree(data, children, _meta(first, self.prev()))
+        return _make_tree(data, children, _meta(first, self.prev()))
 
     # ------------------------------------------------------------------ items
     def start(self) -> Tree:
@@ -210,8 +225,8 @@ class _Parser:
             else:
                 items.append(self.stmt())
         if not self.toks:
-            return Tree("start", [])
-        return Tree("start", items, _meta(self.toks[0], self.toks[-1]))
+            return _make_tree("start", [], None)
+        return _make_tree("start", items, _meta(self.toks[0], self.toks[-1]))
 
     def item(self, t: _Tok) -> Tree:
         w = t.text
@@ -243,7 +258,7 @@ class _Parser:
 
     def tensor_decl(self) -> Tree:
         first = self.take("NAME")
-        role = Tree("role", [self.token(first, first.text.upper())], _meta(first, first))
+        role = _make_tree("role", [self.token(first, first.text.upper())], _meta(first, first))
         name = self.name(self.take("NAME"))
         self.take(":")
         dtype = self.name(self.take("NAME"))
@@ -276,7 +291,7 @@ class _Parser:
         if t is None or t.kind not in ("INT", "NAME"):
             raise Reject
         self.i += 1
-        return Tree("dim", [self.token(t)], _meta(t, t))
+        return _make_tree("dim", [self.token(t)], _meta(t, t))
 
     def block(self) -> Tree:
         first = self.take("{")
@@ -363,7 +378,7 @@ class _Parser:
             if self.at_word("if"):
                 inner_first = self.peek()
                 inner = self.if_stmt()
-                other = Tree("if_block", [inner], _meta(inner_first, self.prev()))
+                other = _make_tree("if_block", [inner], _meta(inner_first, self.prev()))
             else:
                 other = self.block()
         kids = [a, self.token(op, "CMPOP"), b, body]
@@ -382,7 +397,7 @@ class _Parser:
                 return left
             self.i += 1
             right = self.product()
-            left = Tree(data, [left, right], _meta(first, self.prev()))
+            left = _make_tree(data, [left, right], _meta(first, self.prev()))
 
     def product(self):
         first = self.peek()
@@ -394,14 +409,14 @@ class _Parser:
                 return left
             self.i += 1
             right = self.unary()
-            left = Tree(data, [left, right], _meta(first, self.prev()))
+            left = _make_tree(data, [left, right], _meta(first, self.prev()))
 
     def unary(self):
         t = self.peek()
         if t is not None and t.kind == "-":
             self.i += 1
             inner = self.unary()
-            return Tree("neg", [inner], _meta(t, self.prev()))
+            return _make_tree("neg", [inner], _meta(t, self.prev()))
         return self.atom()
 
     def atom(self):
@@ -411,10 +426,10 @@ class _Parser:
         k = t.kind
         if k == "INT":
             self.i += 1
-            return Tree("int_lit", [self.token(t)], _meta(t, t))
+            return _make_tree("int_lit", [self.token(t)], _meta(t, t))
         if k == "FLOAT":
             self.i += 1
-            return Tree("float_lit", [self.token(t)], _meta(t, t))
+            return _make_tree("float_lit", [self.token(t)], _meta(t, t))
         if k == "NAME":
             k1 = self.kind(1)
             if k1 == "(":
@@ -425,7 +440,7 @@ class _Parser:
                 self.take("]")
                 return self.tree("index", [self.token(t), idx], t)
             self.i += 1
-            return Tree("name", [self.token(t)], _meta(t, t))
+            return _make_tree("name", [self.token(t)], _meta(t, t))
         if k == "(":
             self.i += 1
             e = self.expr()
