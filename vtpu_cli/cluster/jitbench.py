@@ -55,6 +55,35 @@ round:
 """
 
 
+PINGPONG_VASM = """\
+; ping-pong: sentron 0 sends a message to sentron 1 and waits for the answer, TRIPS times (one-way
+; latency = run time / (2 x TRIPS)); sentrons beyond 1 do nothing
+.output r6
+    DMOV r1, sid
+    DMOV r6, 0
+    DMOV r5, {trips}
+    DCMP.eq r9, r1, 0
+    DBRF pong
+ping:
+                                 |                          | CPACK.i64 m0, r5
+                                 |                          | CSEND m0, 1
+                                 |                          | CRECV m1, 1
+    DADD r6, r6, 1
+    DLOOP r5, ping
+    DHALT
+pong:
+    DCMP.eq r9, r1, 1
+    DBRF end
+back:
+                                 |                          | CRECV m1, 0
+                                 |                          | CSEND m1, 0
+    DADD r6, r6, 1
+    DLOOP r5, back
+end:
+"""
+PINGPONG_TRIPS = 500
+
+
 def c_heavy(rounds: int = 200) -> str:
     """The C-heavy workload's assembly."""
     return C_HEAVY_VASM.format(rounds=rounds)
@@ -67,7 +96,12 @@ def workloads() -> dict[str, tuple[str, int]]:
     from vtpu_cli.cluster.scaling import workload
 
     ring = (Path(__file__).resolve().parents[2] / "programs" / "fleet" / "ring_allreduce.vasm").read_text()
-    return {"ring_allreduce": (ring, 16), "c_heavy": (c_heavy(), 8), "fma_creduce": (workload(), 4)}
+    return {
+        "ring_allreduce": (ring, 16),
+        "c_heavy": (c_heavy(), 8),
+        "fma_creduce": (workload(), 4),
+        "pingpong": (PINGPONG_VASM.format(trips=PINGPONG_TRIPS), 2),
+    }
 
 
 def _once(text: str, name: str, n: int, engine: str) -> dict | None:
@@ -147,6 +181,9 @@ def measure_engines(ranks: int = 2, repeats: int = 5, timeout_s: float = 300.0) 
                 "engine": runs[0]["engine"],
             }
         entry["ratio"] = entry["interp"]["median_ms"] / entry["jit"]["median_ms"]
+        if name == "pingpong":  # one-way latency: half a round trip (start-up and exchange included)
+            for engine in ("interp", "jit"):
+                entry[engine]["one_way_us"] = entry[engine]["median_ms"] * 1e3 / (2 * PINGPONG_TRIPS)
         digests = {r["digest"] for runs in w["runs"].values() for r in runs}
         entry["same_result"] = len(digests) == 1
         report["workloads"][name] = entry

@@ -1039,6 +1039,7 @@ class RankJit(RankInterpreter):
             program, n, comm, max_steps=max_steps, topology=topology, memory=memory, ckpt=ckpt, coherent=False
         )
         self.local_fault: Fault | None = None  # this rank's step limit
+        self.spin = False  # the bridge never sleeps (set per run: see bridge.oversubscribed)
         self.topology = topology
         self.jit = jit
         self.bridge: Any = None
@@ -1089,7 +1090,7 @@ class RankJit(RankInterpreter):
             return False
         if moved or changed:
             self.nap = 0.0
-        elif not (blocked or self.halted_all) and BRIDGE_YIELD:
+        elif (self.spin and not self.halted_all) or (not (blocked or self.halted_all) and BRIDGE_YIELD):
             # a local sentron is running and will soon hand the bridge something: stay close
             self.nap = 0.0
             os.sched_yield()
@@ -1122,7 +1123,7 @@ class RankJit(RankInterpreter):
 
     # ------------------------------------------------------------------ running
     def run(self) -> RunResult:
-        from vtpu_cli.cluster.bridge import ScrollTwins, wait_fn
+        from vtpu_cli.cluster.bridge import ScrollTwins, oversubscribed, wait_fn
         from vtpu_cli.engines.jit.abi import OFF_TSC0, OFF_TSC1
         from vtpu_cli.engines.jit.engine import _restore, _snapshot
 
@@ -1135,6 +1136,8 @@ class RankJit(RankInterpreter):
             snap = _snapshot(mem)  # a replay starts from the memory this run started from
             self.twins = ScrollTwins(mem)
         local = self.transport.local
+        # a core for every thread: poll without sleeping (the latency a cluster node should see)
+        self.spin = not oversubscribed(len(local))
         if self.max_steps is not None:  # each rank stops after its share (as the interpreter ranks do)
             self.jit.max_steps = self.max_steps * len(local) // self.n
         sens, wall, comp = self.jit.run_partial(local, self._step, wait_fn(len(local)))
