@@ -389,3 +389,29 @@ def test_generated_fleet_programs_match_one_process(tmp_path: Path, ranks: int) 
         assert b["engine"] == "jit" and b["fallback"] is None, name
         for k in SAME_FLEET:
             assert b["stats"]["fleet"][k] == a["stats"]["fleet"][k], (name, k)
+
+
+@needs_mpi
+def test_ranks_agree_on_the_interpreter_when_one_cannot_prepare_the_jit(tmp_path: Path) -> None:
+    """A rank whose JIT preparation fails (a compile that timed out there only, ...) sends every rank to
+    the interpreter with the reason, instead of leaving the others waiting."""
+    script = tmp_path / "prep.py"
+    script.write_text(
+        "import sys\n"
+        "from vtpu_cli.cluster import ranks\n"
+        "orig = ranks.jit_reason\n"
+        "def broken(*a, **k):\n"
+        "    from mpi4py import MPI\n"
+        "    if MPI.COMM_WORLD.Get_rank() == 1:\n"
+        "        raise RuntimeError('injected')\n"
+        "    return orig(*a, **k)\n"
+        "ranks.jit_reason = broken\n"
+        "from vtpu_cli.cli.main import main\n"
+        f"sys.argv = ['vtpu', 'run', {str(FLEET / 'ring_allreduce.vasm')!r}, '-n', '4', '--json']\n"
+        "main()\n"
+    )
+    p = _mpirun(2, [str(script)], timeout=60)
+    assert p.returncode == 0, p.stderr
+    doc = json.loads(p.stdout)
+    assert doc["status"] == "ok" and doc["engine"] == "interp"
+    assert "could not prepare this program on rank 1 (injected)" in doc["fallback"]

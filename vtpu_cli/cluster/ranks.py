@@ -279,7 +279,10 @@ def open_engine(
         _name_on_signal(comm.Get_rank())
         why = None
         if o.engine == "jit":
-            jit, why = jit_reason(program, memory, o, _settings)
+            try:
+                jit, why = jit_reason(program, memory, o, _settings)
+            except Exception as e:  # every rank must reach the agreement below, whatever happened here
+                jit, why = None, f"the JIT could not prepare this program on rank {comm.Get_rank()} ({e})"
             # every rank must take the same path (a compile that timed out on one rank only, ...)
             whys = comm.allgather(why)
             why = next((w for w in whys if w is not None), None)
