@@ -330,23 +330,8 @@ def _allocate(code: list, allow_spill: bool, vregs: list) -> Allocated | None:
             extra = _imm(extra, imms)
         return _mem(m[a.base].idx, off, a.mode, extra)
 
-    def conv(a: VMem) -> Mem:  # (VMem objects are never shared: no cache)
-        off = a.off
-        if off.__class__ is VReg:
-            off = off.phys
-        else:
-            o = imms.get(off)
-            off = o if o is not None else _imm(off, imms)
-        extra = a.extra
-        if extra.__class__ is VReg:
-            extra = extra.phys
-        elif isinstance(extra, int):
-            o = imms.get(extra)
-            extra = o if o is not None else _imm(extra, imms)
-        return _mem(a.base.phys.idx, off, a.mode, extra)
-
     append = out.append
-    mk = _instr
+    new = _new
     vreg, vmem, label = VReg, VMem, Label
     for it in code:
         if it.__class__ is label:
@@ -362,8 +347,26 @@ def _allocate(code: list, allow_spill: bool, vregs: list) -> Allocated | None:
             c = a.__class__
             if c is vreg:
                 args.append(a.phys)
-            elif c is vmem:
-                args.append(conv(a))
+            elif c is vmem:  # conv(a) inlined
+                off = a.off
+                if off.__class__ is vreg:
+                    off = off.phys
+                else:
+                    o = imms.get(off)
+                    off = o if o is not None else _imm(off, imms)
+                extra = a.extra
+                if extra.__class__ is vreg:
+                    extra = extra.phys
+                elif isinstance(extra, int):
+                    o = imms.get(extra)
+                    extra = o if o is not None else _imm(extra, imms)
+                m = new(Mem)
+                md = m.__dict__
+                md["base"] = a.base.phys.idx
+                md["off"] = off
+                md["mode"] = a.mode
+                md["extra"] = extra
+                args.append(m)
             else:
                 args.append(a)
         rk = []
@@ -375,7 +378,14 @@ def _allocate(code: list, allow_spill: bool, vregs: list) -> Allocated | None:
         mem = it.mem
         if mem is not None and mem.rel.__class__ is vreg:
             mem = MemInfo(mem.scroll, mem.write, mem.lo, mem.hi, mem.rel.key)
-        append((mk(it.op, it.mod, it.type, it.type2, tuple(args)), mem, it.line, rk, wk))
+        ins = new(Instr)  # _instr() inlined: no call per instruction
+        d = ins.__dict__
+        d["op"] = it.op
+        d["mod"] = it.mod
+        d["type"] = it.type
+        d["type2"] = it.type2
+        d["args"] = tuple(args)
+        append((ins, mem, it.line, rk, wk))
     if spilled:
         spill_ops = sum(
             1 for it in out if it.__class__ is tuple and it[1] is not None and it[1].scroll == SPILL_SCROLL
