@@ -155,9 +155,34 @@ def build_dag(block: list):
             if mem.write:
                 if mem_loads and (sc == "*" or sc in mem_loads or "*" in mem_loads):
                     _mem_conflicts(mem_loads, mem, rel, pr)
-                _mem_record(mem_stores, mem, rel, i)
+                tab = mem_stores
             else:
-                _mem_record(mem_loads, mem, rel, i)
+                tab = mem_loads
+            # index the access: tab[scroll] = ({rel: {bucket: [(i, lo, hi)]}}, unknown [i], all [i],
+            # {rel: [i]}) -- the last one lists each access with a known range once per offset-register
+            # value (what an access relative to another value conflicts with, whatever the bytes)
+            ent = tab.get(sc)
+            if ent is None:
+                ent = tab[sc] = ({}, [], [], {})
+            ent[2].append(i)
+            lo = mem.lo
+            if lo is None:
+                ent[1].append(i)
+            else:
+                hi = mem.hi
+                buckets = ent[0].get(rel)
+                if buckets is None:
+                    buckets = ent[0][rel] = {}
+                    ent[3][rel] = [i]
+                else:
+                    ent[3][rel].append(i)
+                rec = (i, lo, hi)
+                for bk in range(lo // _BUCKET, (hi - 1) // _BUCKET + 1):
+                    lst = buckets.get(bk)
+                    if lst is None:
+                        buckets[bk] = [rec]
+                    else:
+                        lst.append(rec)
         for k in writes:
             rl = readers[k]
             if rl:
@@ -222,43 +247,6 @@ _ANY_WRITE = _AnyWrite()
 
 
 _BUCKET = 64
-
-
-def _mem_record(table: dict, mem, rel, i: int) -> None:
-    """Index an access: table[scroll] = ({rel: {bucket: [(i, lo, hi)]}}, unknown [i], all [i],
-    {rel: [i]}) -- the last one lists each access with a known range once per offset-register value
-    (what an access relative to another value conflicts with, whatever the bytes)."""
-    ent = table.get(mem.scroll)
-    if ent is None:
-        ent = table[mem.scroll] = ({}, [], [], {})
-    ent[2].append(i)
-    lo = mem.lo
-    if lo is None:
-        ent[1].append(i)
-        return
-    hi = mem.hi
-    buckets = ent[0].get(rel)
-    if buckets is None:
-        buckets = ent[0][rel] = {}
-        ent[3][rel] = [i]
-    else:
-        ent[3][rel].append(i)
-    rec = (i, lo, hi)
-    b0 = lo // _BUCKET
-    b1 = (hi - 1) // _BUCKET
-    if b0 == b1:
-        lst = buckets.get(b0)
-        if lst is None:
-            buckets[b0] = [rec]
-        else:
-            lst.append(rec)
-        return
-    for bk in range(b0, b1 + 1):
-        lst = buckets.get(bk)
-        if lst is None:
-            buckets[bk] = [rec]
-        else:
-            lst.append(rec)
 
 
 def _mem_conflicts(table: dict, mem, rel, out: set) -> None:
