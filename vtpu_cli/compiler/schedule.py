@@ -116,10 +116,11 @@ def build_dag(block: list):
         kind = kinds.get(op.name)
         if kind is None:
             kind = _kind(op)
-        if kind & 1:
-            writes = [*writes, _FLAG]
-        if kind & 2:
-            reads = [*reads, _FLAG]
+        if kind & 3:
+            if kind & 1:
+                writes = [*writes, _FLAG]
+            if kind & 2:
+                reads = [*reads, _FLAG]
         pr = set()
         for k in reads:
             w = last_w[k]
