@@ -91,7 +91,9 @@ def isa_markdown() -> str:
         "Ternary weights are 2-bit codes c = w + 1 (0 = -1, 1 = 0, 2 = +1; 3 is reserved and computes as +2). "
         "Weight k of a packed array sits at bits 2*(k mod 4) of byte k div 4 (little-endian within the byte). "
         "`.data NAME t2 ...` takes the values -1/0/1 and packs them this way. DTERNARY reads 64 codes (16 bytes) "
-        "from one 128-bit quarter of its weight register.",
+        "from one 128-bit quarter of its weight register. DTDOT reads the interleaved form instead: plane q is "
+        "bits 2q..2q+1 of each of the 64 bytes (every byte holds one code of each of 4 planes), and it "
+        "accumulates the raw code, so the program subtracts sum(a) once (phextcc's t2 tiles, docs/phx.md).",
         "",
         "## Memory operands",
         "",
