@@ -1,8 +1,11 @@
 """`mpiexec -n R vtpu run prog --sentrons N`: the sentrons spread over the ranks, one report on rank 0.
 
-Each rank runs the sentrons :func:`~vtpu_cli.fleet.mpi.block_range` gives it on the reference
-interpreter (same per-sentron semantics as one process), over an :class:`~vtpu_cli.fleet.mpi.MpiTransport`.
-Three things make the distributed run report what one process would:
+Each rank runs the sentrons :func:`~vtpu_cli.fleet.mpi.block_range` gives it, over an
+:class:`~vtpu_cli.fleet.mpi.MpiTransport`: natively as JIT threads (:class:`RankJit`, with
+:mod:`vtpu_cli.cluster.bridge` carrying the native C pipe across ranks) when :func:`jit_reason` allows,
+else on the reference interpreter (:class:`RankInterpreter`, same per-sentron semantics as one process).
+Three things make the distributed run report what one process would (described here for the
+interpreter ranks; the JIT ranks reuse the control plane and replay non-ok runs on the interpreter):
 
 * **Memory** (docs/cluster.md, "the substrate router"): in the default *homed* mode each scroll lives on
   the rank its coordinate names (:mod:`vtpu_cli.cluster.router`) and other ranks reach it through that
