@@ -42,6 +42,13 @@ from vtpu_cli.fleet.transport import QUEUE_CAPACITY
 
 MASK = QUEUE_CAPACITY - 1
 NAP_US = int(os.environ.get("VTPU_CLUSTER_NAP_US", "20"))  # a blocked sentron's sleep when oversubscribed
+SYS_FUTEX, FUTEX_WAIT_PRIVATE, FUTEX_WAKE_PRIVATE = 202, 128, 129  # x86-64 Linux (the JIT's only target)
+RING_BELL = os.environ.get("VTPU_CLUSTER_BELL", "1") != "0"
+
+
+def ring_bell() -> None:
+    """Wake the sentrons of this process sleeping in their nap (the bridge delivered something)."""
+    host_atomics()[4]()
 
 
 def oversubscribed(local_sentrons: int) -> bool:
@@ -272,7 +279,8 @@ _HOST_ATOMICS: tuple | None = None
 
 
 def host_atomics() -> tuple:
-    """``(fetch_add, store_release)``: ctypes functions on 8-byte fleet-block words.
+    """``(fetch_add, store_release, engine, nap address, ring)``: ctypes functions on 8-byte fleet-block
+    words, the blocked sentrons' nap and the bridge's doorbell (see below).
 
     Under mpiexec a Python thread (:class:`Bridge`) stands in for the sentrons of other ranks: it
     adds their arrivals to collective counters that local native threads increment concurrently (a
@@ -299,13 +307,36 @@ def host_atomics() -> tuple:
     b = ir.IRBuilder(rel.append_basic_block("entry"))
     b._insert(instructions.StoreAtomicInstr(b.block, rel.args[1], rel.args[0], "release", 8))
     b.ret_void()
-    # the nap of a blocked sentron on an oversubscribed host: usleep(NAP_US), returns 0 (sched_yield's type)
-    usleep = ir.Function(mod, ir.FunctionType(ir.IntType(32), [ir.IntType(32)]), name="usleep")
-    nap = ir.Function(mod, ir.FunctionType(ir.IntType(32), []), name="vtpu_nap")
+    # The nap of a blocked sentron on an oversubscribed host (returns 0: sched_yield's type): a futex wait
+    # of at most NAP_US on a doorbell word that the bridge rings (vtpu_ring) after delivering anything,
+    # so a delivery wakes its receiver at once; a local peer's change is seen when the wait times out.
+    # A ring between the sentron's check and its read of the doorbell costs one timeout, never a hang.
+    i32 = ir.IntType(32)
+    syscall = ir.Function(mod, ir.FunctionType(I64, [I64], var_arg=True), name="syscall")
+    bell = ir.GlobalVariable(mod, i32, name="vtpu_doorbell")
+    bell.initializer = ir.Constant(i32, 0)
+    ts_t = ir.LiteralStructType([I64, I64])
+    ts = ir.GlobalVariable(mod, ts_t, name="vtpu_nap_timeout")
+    ts.initializer = ir.Constant(ts_t, [ir.Constant(I64, 0), ir.Constant(I64, NAP_US * 1000)])
+    ts.global_constant = True
+    nap = ir.Function(mod, ir.FunctionType(i32, []), name="vtpu_nap")
     b = ir.IRBuilder(nap.append_basic_block("entry"))
-    b.call(usleep, [ir.Constant(ir.IntType(32), NAP_US)])
-    b.ret(ir.Constant(ir.IntType(32), 0))
-    llvm.add_symbol("usleep", ctypes.cast(ctypes.CDLL(None).usleep, ctypes.c_void_p).value)
+    seen = b.load_atomic(bell, "acquire", 4, typ=i32)
+    args = [ir.Constant(I64, SYS_FUTEX), bell, ir.Constant(I64, FUTEX_WAIT_PRIVATE), b.zext(seen, I64), ts]
+    b.call(syscall, args + [ir.Constant(I64, 0), ir.Constant(I64, 0)])
+    b.ret(ir.Constant(i32, 0))
+    ring = ir.Function(mod, ir.FunctionType(ir.VoidType(), []), name="vtpu_ring")
+    b = ir.IRBuilder(ring.append_basic_block("entry"))
+    b.atomic_rmw("add", bell, ir.Constant(i32, 1), "seq_cst")
+    wake = [
+        ir.Constant(I64, SYS_FUTEX),
+        bell,
+        ir.Constant(I64, FUTEX_WAKE_PRIVATE),
+        ir.Constant(I64, 1 << 30),
+    ]
+    b.call(syscall, wake)
+    b.ret_void()
+    llvm.add_symbol("syscall", ctypes.cast(ctypes.CDLL(None).syscall, ctypes.c_void_p).value)
     tm = _target_machine(*host_target(True))
     llmod = llvm.parse_assembly(str(mod))
     llmod.triple = tm.triple
@@ -317,7 +348,9 @@ def host_atomics() -> tuple:
     sr = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int64)(
         engine.get_function_address("vtpu_store_release")
     )
-    _HOST_ATOMICS = (fa, sr, engine, engine.get_function_address("vtpu_nap"))  # the engine owns the code
+    rg = ctypes.CFUNCTYPE(None)(engine.get_function_address("vtpu_ring"))
+    # the engine owns the code: keep it alive with the functions
+    _HOST_ATOMICS = (fa, sr, engine, engine.get_function_address("vtpu_nap"), rg)
     return _HOST_ATOMICS
 
 

@@ -1046,6 +1046,7 @@ class RankJit(RankInterpreter):
         )
         self.local_fault: Fault | None = None  # this rank's step limit
         self.spin = False  # the bridge never sleeps (set per run: see bridge.oversubscribed)
+        self.napping = False  # blocked sentrons nap on the doorbell the bridge rings
         self.topology = topology
         self.jit = jit
         self.bridge: Any = None
@@ -1060,7 +1061,7 @@ class RankJit(RankInterpreter):
 
     # ------------------------------------------------------------------ the bridge loop (main thread)
     def _step(self, sens: list) -> bool:
-        from vtpu_cli.cluster.bridge import Bridge
+        from vtpu_cli.cluster.bridge import Bridge, ring_bell
 
         hub = self.jit.hub
         if self.bridge is None:
@@ -1074,6 +1075,8 @@ class RankJit(RankInterpreter):
         blocked = br.all_blocked(sens, e0)
         moved = br.step()
         changed = tr.poll()
+        if changed and self.napping:
+            ring_bell()  # a sentron waiting for what just arrived wakes now, not when its nap runs out
         if hub.events and not self.reported:  # a local sentron faulted (or needs the golden model)
             for _, sid in hub.events:
                 if sens[sid].error is not None:
@@ -1129,7 +1132,7 @@ class RankJit(RankInterpreter):
 
     # ------------------------------------------------------------------ running
     def run(self) -> RunResult:
-        from vtpu_cli.cluster.bridge import ScrollTwins, oversubscribed, wait_fn
+        from vtpu_cli.cluster.bridge import RING_BELL, ScrollTwins, oversubscribed, wait_fn
         from vtpu_cli.engines.jit.abi import OFF_TSC0, OFF_TSC1
         from vtpu_cli.engines.jit.engine import _restore, _snapshot
 
@@ -1144,6 +1147,7 @@ class RankJit(RankInterpreter):
         local = self.transport.local
         # a core for every thread: poll without sleeping (the latency a cluster node should see)
         self.spin = not oversubscribed(len(local))
+        self.napping = not self.spin and RING_BELL
         if self.max_steps is not None:  # each rank stops after its share (as the interpreter ranks do)
             self.jit.max_steps = self.max_steps * len(local) // self.n
         sens, wall, comp = self.jit.run_partial(local, self._step, wait_fn(len(local)))
