@@ -213,3 +213,19 @@ def test_allocation_leaves_no_state_on_registers():
             regalloc.allocate(b.code)
         assert e.value.line == 7
         assert all(p.start == -1 for p in ps)
+
+
+if __name__ == "__main__":  # pragma: no cover - maintenance
+    # After an *intended* change of the non-ternary lowering: re-freeze the corpus with the current
+    # compiler (sources unchanged): python tests/test_phx_speed.py --refreeze
+    import sys
+
+    if sys.argv[1:] != ["--refreeze"]:
+        raise SystemExit("usage: python tests/test_phx_speed.py --refreeze")
+    for e in GOLDEN:
+        prog, rep = _compile(e)
+        e.update(
+            sha256=hashlib.sha256(encode(prog)).hexdigest(), siws=len(prog.code), report=_report_digest(rep)
+        )
+    (Path(__file__).parent / "data" / "phx_speed_golden.json").write_text(json.dumps(GOLDEN, indent=0))
+    print(f"re-froze {len(GOLDEN)} programs")
