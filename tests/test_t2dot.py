@@ -125,6 +125,46 @@ def test_dtdot_jit_matches_interpreter(jit_cache, portable, acc, a, w, planes):
     assert res.sentrons[0].view("i32")[2].tolist() == _expected(acc, a, w, planes).tolist()
 
 
+@needs_jit
+def test_dtdot_lowering_has_no_shuffles():
+    """What makes DTDOT cheap: on a VNNI host no byte shuffle (vpermb / vpmultishiftqb) and no per-op
+    correction; planes 1-3 one vgf2p8affineqb each where the host has GFNI."""
+    cpu, feats = jc.host_target()
+    if "+avx512vnni" not in feats.split(","):
+        pytest.skip("host without AVX-512 VNNI")
+    z = np.zeros(16, np.int32)
+    asm = jc.emit_assembly(_program(z, np.zeros(64, np.int8), np.zeros(64, np.uint8), [0, 1, 2, 3]))
+    assert asm.count("vpdpbusd") == 4
+    assert "vpermb" not in asm and "vpmultishiftqb" not in asm and "vpsubd" not in asm
+    if "+gfni" in feats.split(","):
+        assert asm.count("vgf2p8affineqb") == 3
+
+
+@needs_jit
+def test_dtdot_jit_without_gfni(monkeypatch):
+    """The VNNI lowering on a CPU without GFNI (16-bit shift + byte mask): forced by building for the
+    host's features minus GFNI; same bits as the interpreter, and the shift form is what was emitted."""
+    host = jc.host_target
+
+    def no_gfni(portable: bool = False):
+        cpu, feats = host(portable)
+        return cpu, ",".join("-gfni" if f == "+gfni" else f for f in feats.split(","))
+
+    monkeypatch.setattr(jc, "host_target", no_gfni)
+    rng = np.random.default_rng(7)
+    acc = rng.integers(-(2**31), 2**31, 16, dtype=np.int64).astype(np.int32)
+    a = rng.integers(-128, 128, 64).astype(np.int8)
+    w = rng.integers(0, 256, 64).astype(np.uint8)
+    prog = _program(acc, a, w, [0, 1, 2, 3, 2])
+    asm = jc.emit_assembly(prog)
+    assert "vgf2p8affineqb" not in asm and "vpsrlw" in asm
+    ref = Interpreter(prog).run()
+    res = jit.JitEngine(prog, no_cache=True).run()
+    assert res.engine == "jit", res.fallback
+    assert same_result(ref, res) == []
+    assert res.sentrons[0].view("i32")[2].tolist() == _expected(acc, a, w, [0, 1, 2, 3, 2]).tolist()
+
+
 # ---------------------------------------------------------------------- the interleaved tile layout
 def _tiles_by_definition(w: np.ndarray) -> np.ndarray:
     k, n = w.shape
