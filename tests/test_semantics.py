@@ -291,3 +291,26 @@ def test_max_steps_stops_a_runaway_loop(run_src):
     assert res.status == "step-limit"
     assert res.siws == 500
     assert "500" in res.fault.message
+
+
+@given(st.one_of(st.floats(allow_nan=True, allow_infinity=True), st.floats(width=32)))
+def test_f32_bits_rounds_like_numpy(x: float) -> None:
+    """The scalar conversion (no numpy, so the compiler starts without it) matches numpy's float32."""
+    with np.errstate(over="ignore"):
+        v = np.float32(x)
+    want = CANON_NAN32 if v != v else int(np.array(v, dtype="<f4").view("<u4"))
+    assert f32_bits(x) == want
+    for edge in (3.4028235677973366e38, -3.4028235677973366e38, 3.4028235677973362e38, 1e39, 7e-46, 5e-324):
+        with np.errstate(over="ignore"):
+            e = np.float32(edge)
+        assert f32_bits(edge) == int(np.array(e, dtype="<f4").view("<u4")), edge
+
+
+def test_the_compiler_imports_without_numpy() -> None:
+    """`vtpu cc` start-up: numpy (~0.1 s) is not needed to compile."""
+    import subprocess
+    import sys
+
+    code = "import sys, vtpu_cli.compiler.driver; print('numpy' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "False"

@@ -6,8 +6,10 @@ Float values travel as bit patterns so that nothing is rounded twice by accident
 from __future__ import annotations
 
 import struct
+from typing import TYPE_CHECKING
 
-import numpy as np
+if TYPE_CHECKING:  # numpy is imported where arrays are used: the compiler needs only the scalar helpers
+    import numpy as np
 
 _F = struct.Struct("<f")
 _I = struct.Struct("<I")
@@ -18,11 +20,12 @@ MASK64 = (1 << 64) - 1
 
 def f32_bits(x: float) -> int:
     """Round a Python float to binary32 (nearest even, overflow to inf) and return its bits."""
-    with np.errstate(over="ignore"):
-        v = np.float32(x)
-    if v != v:
+    if x != x:
         return CANON_NAN32
-    return int(np.array(v, dtype="<f4").view("<u4"))
+    try:
+        return _I.unpack(_F.pack(x))[0]  # the C double -> float conversion: round to nearest even
+    except OverflowError:  # rounds beyond the largest binary32
+        return 0xFF800000 if x < 0 else 0x7F800000
 
 
 def bits_f32(b: int) -> float:
@@ -49,6 +52,8 @@ def bits_bf16(b: int) -> float:
 
 def f32_array_to_bf16(a: np.ndarray) -> np.ndarray:
     """Vectorised f32 -> bf16 bits (uint16), same rounding as :func:`f32_to_bf16_bits`."""
+    import numpy as np
+
     u = np.ascontiguousarray(a, dtype="<f4").view("<u4").astype(np.uint64)
     lsb = (u >> 16) & 1
     r = ((u + 0x7FFF + lsb) >> 16).astype(np.uint16)
@@ -77,6 +82,8 @@ def fma_f32(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
     the exact error of the binary64 sum; in that case the sum is nudged one binary64 ulp toward the
     exact value before the final rounding, which makes the result correctly rounded.
     """
+    import numpy as np
+
     a64 = a.astype(np.float64)
     p = a64 * b.astype(np.float64)
     c64 = c.astype(np.float64)
