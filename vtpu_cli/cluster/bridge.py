@@ -93,6 +93,7 @@ class Bridge:
         remote = [s for s in range(n) if owner[s] != rank]
         self.local = local
         self.chg = [lay["chg"] // 8 + 8 * s for s in range(n)]  # u64 index of each change counter
+        self.chg_view = blk[lay["chg"] : lay["chg"] + 64 * n].view(np.uint64)[::8]  # one per cache line
 
         def ring(s: int, d: int) -> int:
             return comm.RINGS_OFF + (s * n + d) * comm.RING_BYTES
@@ -141,8 +142,7 @@ class Bridge:
         """The watchdog epoch: the sum of every sentron's change counter."""
         if self.blk is None:
             return 0
-        lay = self.lay
-        return int(self.blk[lay["chg"] : lay["chg"] + 64 * self.n].view(np.uint64)[::8].sum())
+        return int(self.chg_view.sum())
 
     # ------------------------------------------------------------------ outgoing
     def step(self) -> bool:
