@@ -19,6 +19,7 @@ from vtpu_cli.binary.program import (
     MEM_CONTIG,
     MEM_INDEXED,
     MEM_STRIDED,
+    TENSOR_ROLES,
     DataScroll,
     Imm,
     Instr,
@@ -26,6 +27,7 @@ from vtpu_cli.binary.program import (
     Output,
     Program,
     Reg,
+    TensorDecl,
     check_instr,
     siw_from_instrs,
 )
@@ -382,6 +384,8 @@ class Assembler:
         self.siw_lines: list[int] = []
         self.data: dict[int, DataScroll] = {}
         self.outputs: list[Output] = []
+        self.tensors: list[TensorDecl] = []  # .tensor: declared tensors (what phextcc records)
+        self.sentrons = 0  # .sentrons N: the sentron count the program was compiled for
         self.pending_outputs: list[tuple[Tok, int]] = []
         self.loc: int | None = None
         self.source_file: str | None = None
@@ -1183,6 +1187,42 @@ class Assembler:
             hint="outputs are registers (r1, v2.f32) or .coord names",
         )
 
+    def _d_tensor(self, items, dtok, lineno):
+        """``.tensor ROLE NAME TYPE[shape] COORD [layers L]``: a declared tensor (the .siw tensors
+        section; what `vtpu disasm` prints for a phextcc program)."""
+        usage = "usage: .tensor input|weight|output NAME TYPE[d0, ...] COORD [layers L]"
+        if len(items) < 4 or items[0].kind != "word" or items[1].kind != "word":
+            raise _LineError(usage, dtok.column, len(dtok))
+        role, name = items[0].text, items[1].text
+        if role not in TENSOR_ROLES:
+            raise _LineError(f"a tensor role is {', '.join(TENSOR_ROLES)}", items[0].col, items[0].length)
+        if any(t.name == name for t in self.tensors):
+            raise _LineError(f"tensor `{name}` is declared twice", items[1].col, items[1].length)
+        t, shape, i = self._type_and_shape(items, 2)
+        if shape is None:
+            raise _LineError("a tensor needs a shape: TYPE[d0, ...]", items[2].col, items[2].length)
+        if i >= len(items):
+            raise _LineError(usage, dtok.column, len(dtok))
+        coord = self._scroll_target(items[i])
+        layers = 1
+        rest = items[i + 1 :]
+        if rest:
+            if len(rest) != 2 or rest[0].text != "layers" or rest[1].kind != "num":
+                raise _LineError(usage, rest[0].col, rest[0].length)
+            layers = parse_int(rest[1])
+        self.tensors.append(TensorDecl(name, role, coord, t, shape, layers))
+
+    def _d_sentrons(self, items, dtok, lineno):
+        """``.sentrons N``: the program runs only with N sentrons (`vtpu run` checks -n against it)."""
+        if len(items) != 1 or items[0].kind != "num" or _is_float_text(items[0].text):
+            raise _LineError("usage: .sentrons N", dtok.column, len(dtok))
+        n = parse_int(items[0])
+        if not 1 <= n <= MAX_SENTRON_ID + 1:
+            raise _LineError(
+                f".sentrons is 1..{MAX_SENTRON_ID + 1}, found {n}", items[0].col, items[0].length
+            )
+        self.sentrons = n
+
     def _d_group(self, items, dtok, lineno):
         items = [t for t in items if not (t.kind == "punct" and t.text == "=")]
         if len(items) < 2 or items[0].kind != "word":
@@ -1306,6 +1346,8 @@ class Assembler:
             outputs=self.outputs,
             source_file=self.source_file if self.source_file is not None else self.filename,
             lines=list(self.siw_lines) if debug_lines and self.keep_lines else [],
+            tensors=list(self.tensors),
+            sentrons=self.sentrons,
         )
 
 

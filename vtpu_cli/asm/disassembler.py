@@ -169,6 +169,12 @@ class Disassembler:
                 outs.append(f"{name}.{o.dtype}" if name else coords.format_packed(o.coord))
         if outs:
             out.append(".output " + ", ".join(outs))
+        if p.sentrons:
+            out.append(f".sentrons {p.sentrons}")
+        for t in p.tensors:
+            shape = "[" + ", ".join(map(str, t.shape)) + "]"
+            layers = f" layers {t.layers}" if t.layers != 1 else ""
+            out.append(f".tensor {t.role} {t.name} {t.dtype}{shape} {coords.format_packed(t.coord)}{layers}")
         width = max((len(self.instr(i)) for siw in p.code for i in siw[:2]), default=0)
         width = min(width, 48)
         for idx, siw in enumerate(p.code):

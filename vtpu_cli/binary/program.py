@@ -226,6 +226,25 @@ class Output:
     dtype: str = "i64"
 
 
+TENSOR_ROLES = ("input", "weight", "output")
+SENTRON_GROUP = "phx_sentrons"  # phextcc's group of members 0..N-1 when compiled for N > 1 sentrons
+
+
+@dataclass(frozen=True)
+class TensorDecl:
+    """A tensor the source declared (``input``/``weight``/``output`` in ``.phx``): what the runner checks
+    ``--mem`` data against and how ``--out`` names results. Layer l of a stack lives at ``coord + l``
+    (the scroll part advanced by l); ``shape`` is one layer's logical shape (``t2`` weights are stored
+    in phextcc's tile layout, so their scroll holds packed bytes, not ``shape`` elements)."""
+
+    name: str
+    role: str  # one of TENSOR_ROLES
+    coord: int  # packed coordinate of layer 0
+    dtype: str
+    shape: tuple[int, ...]
+    layers: int = 1
+
+
 @dataclass
 class Program:
     code: list[SIW] = field(default_factory=list)
@@ -239,6 +258,21 @@ class Program:
     source_file: str = ""
     lines: list[int] = field(default_factory=list)  # source line per SIW (empty = no line map)
     features: int = 0
+    tensors: list[TensorDecl] = field(default_factory=list)  # declared tensors (the .siw tensors section)
+    sentrons: int = 0  # the sentron count it was compiled for (0: not recorded, runs with any count)
+
+    def compiled_sentrons(self) -> int:
+        """The sentron count the program was compiled for: the tensors section's record, else the size of
+        phextcc's ``phx_sentrons`` group (files older than the section); 0 when neither says."""
+        if self.sentrons:
+            return self.sentrons
+        for name, members in self.groups:
+            if name == SENTRON_GROUP and members:
+                return len(members)
+        return 0
+
+    def tensor(self, name: str) -> TensorDecl | None:
+        return next((t for t in self.tensors if t.name == name), None)
 
     def op_count(self) -> int:
         return sum(1 for siw in self.code for i in siw if not i.is_nop)

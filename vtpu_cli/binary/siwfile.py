@@ -5,7 +5,8 @@ Layout (little-endian; full description in docs/siw-format.md):
     header   32 B   magic "VTPUSIW\\0", u16 format version, u16 ISA revision, u32 flags,
                     u64 required CPU features, u32 section count, u32 reserved
     table    24 B per section: u32 kind, u32 item count, u64 offset, u64 size
-    sections CODE, COORDS, CONSTS, SYMBOLS, GROUPS, LINES, DATA, OUTPUTS (8-byte aligned)
+    sections CODE, COORDS, CONSTS, SYMBOLS, GROUPS, LINES, DATA, OUTPUTS (8-byte aligned), and
+             TENSORS only when the program records declared tensors or a sentron count
     trailer  32 B   SHA-256 of everything before it
 
 A code section holds fixed-width SIWs of 48 bytes: three 16-byte slots (D, S, C). A slot is
@@ -25,6 +26,7 @@ from vtpu_cli.binary.program import (
     MEM_CONTIG,
     MEM_INDEXED,
     MEM_STRIDED,
+    TENSOR_ROLES,
     DataScroll,
     Imm,
     Instr,
@@ -32,6 +34,7 @@ from vtpu_cli.binary.program import (
     Output,
     Program,
     Reg,
+    TensorDecl,
     check_instr,
 )
 from vtpu_cli.binary.validate import program_error
@@ -60,6 +63,7 @@ SLOT = struct.Struct("<BBBB4Bii")
 DIGEST_BYTES = 32
 
 SEC_CODE, SEC_COORDS, SEC_CONSTS, SEC_SYMBOLS, SEC_GROUPS, SEC_LINES, SEC_DATA, SEC_OUTPUTS = range(1, 9)
+SEC_TENSORS = 9  # optional: absent when a program records no tensors and no sentron count
 SECTION_NAMES = {
     1: "code",
     2: "coords",
@@ -69,7 +73,10 @@ SECTION_NAMES = {
     6: "lines",
     7: "data",
     8: "outputs",
+    9: "tensors",
 }
+TENSOR_HEAD = struct.Struct("<II")  # sentron count compiled for (0: not recorded), reserved 0
+TENSOR_ENTRY = struct.Struct("<BBBBII")  # role, type, ndim, reserved 0, coordinate index, layers
 CLS_NONE, CLS_IMMA, CLS_IMMB = 0, 6, 7
 CLASS_BY_CODE = {v: k for k, v in REG_CLASS_CODE.items()}
 ALL_MEMBERS = 0xFFFFFFFF
@@ -105,6 +112,7 @@ class _Pools:
         cs.update(program.coord_names.values())
         cs.update(d.coord for d in program.data)
         cs.update(o.coord for o in program.outputs if o.kind == "scroll")
+        cs.update(t.coord for t in program.tensors)
         self.coords = sorted(cs)
         self.consts = sorted(ks)
         self.coord_index = {c: i for i, c in enumerate(self.coords)}
@@ -173,6 +181,48 @@ def _pad8(b: bytes) -> bytes:
     return b + b"\0" * (-len(b) % 8)
 
 
+def _encode_tensors(program: Program, pools: _Pools) -> bytes:
+    """The tensors section: u32 sentrons, u32 0, then per tensor the fixed entry, ndim x u64 shape and
+    the name (docs/siw-format.md)."""
+    out = [TENSOR_HEAD.pack(program.sentrons, 0)]
+    for t in program.tensors:
+        out.append(
+            TENSOR_ENTRY.pack(
+                TENSOR_ROLES.index(t.role),
+                TYPES[t.dtype][0],
+                len(t.shape),
+                0,
+                pools.coord_index[t.coord],
+                t.layers,
+            )
+        )
+        out.append(struct.pack(f"<{len(t.shape)}Q", *t.shape))
+        out.append(_pstr(t.name))
+    return b"".join(out)
+
+
+def _decode_tensors(prog: Program, count: int, blob: bytes, coord_at, name: str) -> None:
+    """Read the tensors section into ``prog``; sizes come from the section's bytes (every entry takes at
+    least 14 bytes, so a huge count fails on truncation, never by allocating). The values are checked by
+    :func:`program_error` like every other table."""
+    if count > len(blob) // (TENSOR_ENTRY.size + 2):
+        raise FormatError(f"{name}: the tensors section lists {count} tensors in {len(blob)} bytes")
+    r = _Reader(blob, "tensors")
+    prog.sentrons, reserved = r.unpack(TENSOR_HEAD.format)
+    if reserved:
+        raise FormatError(f"{name}: corrupt tensors section (reserved field {reserved})")
+    for i in range(count):
+        role, tcode, ndim, zero, cidx, layers = r.unpack(TENSOR_ENTRY.format)
+        dtype = TYPE_BY_CODE.get(tcode)
+        if role >= len(TENSOR_ROLES) or dtype is None or zero:
+            raise FormatError(f"{name}: corrupt tensor entry {i} (role {role}, type code {tcode})")
+        shape = r.unpack(f"<{ndim}Q")
+        tname = r.pstr()
+        prog.tensors.append(
+            TensorDecl(tname, TENSOR_ROLES[role], coord_at(cidx, f"tensor {tname!r}"), dtype, shape, layers)
+        )
+
+
 def encode(program: Program) -> bytes:
     """Serialise a program. Pools and tables are canonical (sorted), so equal programs encode equally."""
     pools = _Pools(program)
@@ -218,6 +268,8 @@ def encode(program: Program) -> bytes:
         (SEC_DATA, len(program.data), data_b),
         (SEC_OUTPUTS, len(program.outputs), outs_b),
     ]
+    if program.tensors or program.sentrons:
+        sections.append((SEC_TENSORS, len(program.tensors), _encode_tensors(program, pools)))
     offset = HEADER.size + SECTION.size * len(sections)
     table = b""
     body = b""
@@ -515,6 +567,9 @@ def decode(blob: bytes, name: str = "<input>", *, max_data: int | None = None) -
             prog.outputs.append(Output("scroll", coord=coord_at(cidx, "an output"), dtype=dtype))
         else:
             raise FormatError(f"{name}: corrupt output entry")
+    n, b = sec(SEC_TENSORS)
+    if SEC_TENSORS in secs:
+        _decode_tensors(prog, n, b, coord_at, name)
     if features & ~((1 << len(FEATURE_BITS)) - 1):
         raise FormatError(f"{name}: requires unknown CPU features (mask 0x{features:x})")
     err = program_error(prog, max_data=max_data, instrs_checked=True)

@@ -11,12 +11,15 @@ from __future__ import annotations
 import re
 
 from vtpu_cli.binary import limits
-from vtpu_cli.binary.program import Imm, Program, check_instr, siw_hazard
+from vtpu_cli.binary.program import TENSOR_ROLES, Imm, Program, check_instr, siw_hazard
 from vtpu_cli.core import coords
 from vtpu_cli.isa.table import TYPES
 
 # a label, .coord or .group name as the assembler's grammar spells it (grammar/vasm.lark, WORD)
 NAME_RE = re.compile(r"\.L[A-Za-z0-9_]+|[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z0-9_]+)*")
+
+
+MAX_TENSOR_BYTES = 1 << 32  # one declared tensor (one layer): phextcc's per-tensor limit (docs/phx.md)
 
 
 def data_nbytes(dtype: str, count: int) -> int:
@@ -129,4 +132,35 @@ def program_error(prog: Program, *, max_data: int | None = None, instrs_checked:
     for o in prog.outputs:
         if o.dtype not in TYPES:
             return f"output has unknown element type {o.dtype!r}"
+    return tensors_error(prog)
+
+
+def tensors_error(prog: Program) -> str | None:
+    """Rules of the declared-tensor table (the ``.siw`` tensors section): the runner trusts these entries
+    to check ``--mem`` data and name ``--out`` results, so names are valid and distinct, roles, types
+    and shapes are ones phextcc can declare, and a layer stack stays inside the scroll part's 1..999."""
+    if not 0 <= prog.sentrons <= limits.MAX_SENTRON_ID + 1:
+        return f"the program says it was compiled for {prog.sentrons} sentrons (at most {limits.MAX_SENTRON_ID + 1})"
+    names: set[str] = set()
+    for t in prog.tensors:
+        if not NAME_RE.fullmatch(t.name):
+            return f"tensor name {t.name!r} is not a valid name"
+        if t.name in names:
+            return f"tensor {t.name} is declared twice"
+        names.add(t.name)
+        if t.role not in TENSOR_ROLES:
+            return f"tensor {t.name} has unknown role {t.role!r}"
+        if t.dtype not in TYPES:
+            return f"tensor {t.name} has unknown element type {t.dtype!r}"
+        if not 1 <= len(t.shape) <= limits.MAX_DATA_DIMS or any(d < 1 for d in t.shape):
+            return f"tensor {t.name} has a bad shape {list(t.shape)[: limits.MAX_DATA_DIMS + 1]}"
+        if data_nbytes(t.dtype, _prod(t.shape)) > MAX_TENSOR_BYTES:
+            return f"tensor {t.name} declares over {limits.format_size(MAX_TENSOR_BYTES)}"
+        if not coords.is_valid_packed(t.coord):
+            return f"tensor {t.name} has an invalid coordinate"
+        last = coords.get_part_packed(t.coord, 8)
+        if t.layers < 1 or last + t.layers - 1 > coords.PART_MAX:
+            return f"tensor {t.name}: {t.layers} layers from scroll part {last} run past {coords.PART_MAX}"
+        if t.layers > 1 and t.role == "output":
+            return f"output tensor {t.name} cannot be a layer stack"
     return None

@@ -18,8 +18,16 @@ from vtpu_cli.engines.interp.interpreter import chrome_trace
 from vtpu_cli.machine.memory import MemFault, Memory, scroll_buffer
 
 
-def load_inputs(mem: Memory, paths: list[Path]) -> None:
-    """Preload scrolls from .safetensors (keys are coordinates) and .phext documents (text scrolls)."""
+def load_inputs(mem: Memory, paths: list[Path], program: Program | None = None) -> None:
+    """Preload scrolls from .safetensors and .phext documents (text scrolls).
+
+    A safetensors key is a declared tensor's name (``x``; ``wq_1`` for layer 1 of a stack), a
+    coordinate name of the program, or a coordinate. Data for a declared tensor -- by whichever key --
+    must have its dtype and shape (a stack may also be given whole as ``[L, ...]``; ``t2`` weights as an
+    ``I8`` -1/0/1 matrix or as the packed ``U8`` bytes `--out` writes). When any ``--mem`` file is given,
+    every declared input and weight needs data from one of them or from the program itself; a missing
+    one is an error naming it, not a silent zero (docs/phx.md, "Inputs and outputs by name")."""
+    given: set[int] = set()
     for path in paths:
         if path.suffix == ".phext":
             from vtpu_cli.machine.phextdoc import read_phext
@@ -31,18 +39,129 @@ def load_inputs(mem: Memory, paths: list[Path]) -> None:
             for c, text in scrolls.items():
                 raw = scroll_buffer(len(text.encode()), text.encode())
                 _add(mem, coords.pack(c), raw, "u8", (raw.size,), path)
+                given.add(coords.pack(c))
             continue
         from vtpu_cli.machine.tensorfile import read_safetensors
 
         for name, (dtype, shape, raw) in read_safetensors(str(path)).items():
-            try:
-                c = coords.parse_packed(name)
-            except coords.CoordError as e:
+            c = _resolve_key(program, name, path)
+            decl = _decl_at(program, c)
+            if decl is None:
+                _add(mem, c, scroll_buffer(len(raw), raw), dtype, shape, path)
+                given.add(c)
+                continue
+            for lc, ldtype, lshape, lraw in _tensor_data(program, decl, c, name, dtype, shape, raw, path):
+                _add(mem, lc, scroll_buffer(len(lraw), lraw), ldtype, lshape, path)
+                given.add(lc)
+    if paths and program is not None:
+        _check_missing(program, given, paths)
+
+
+def _resolve_key(program: Program | None, name: str, path: Path) -> int:
+    """A safetensors key -> packed coordinate: tensor name, then coordinate name, then coordinate."""
+    if program is not None:
+        t = program.tensor(name)
+        if t is not None:
+            return t.coord
+        c = program.coord_names.get(name)
+        if c is not None:
+            return c
+    try:
+        return coords.parse_packed(name)
+    except coords.CoordError as e:
+        known = sorted(t.name for t in program.tensors) if program is not None else []
+        raise VtpuError(
+            f"{path}: tensor name {name!r} is not a coordinate, a tensor name or a coordinate name of the "
+            f"program: {e.message}",
+            hint=(f"the program's tensors: {', '.join(known)}; " if known else "")
+            + "or name tensors by phext coordinate, e.g. 1.1.1/1.1.1/1.1.1",
+        ) from None
+
+
+def _decl_at(program: Program | None, c: int):
+    """(declared tensor, layer) whose scroll is at ``c``, or None."""
+    if program is None:
+        return None
+    for t in program.tensors:
+        if t.coord <= c < t.coord + t.layers:
+            return t, c - t.coord
+    return None
+
+
+def _describe(t) -> str:
+    stack = f" x {t.layers} layers" if t.layers > 1 else ""
+    return f"{t.role} tensor `{t.name}` ({t.dtype}{list(t.shape)}{stack})"
+
+
+def _t2_nbytes(t) -> int | None:
+    """Bytes of one layer of a t2 weight in phextcc's tile layout (docs/phx.md, "Ternary matmul")."""
+    if len(t.shape) != 2:
+        return None
+    k, n = t.shape
+    return ((n + 15) // 16) * ((k + 15) // 16) * 64
+
+
+def _tensor_data(program: Program, decl, c: int, key: str, dtype: str, shape, raw: bytes, path: Path):
+    """Check ``--mem`` data for a declared tensor and split it into scrolls (coord, dtype, shape, bytes).
+    The accepted forms are one layer as declared, or the whole stack ``[L, ...]`` under the stack's
+    own name; ``t2`` as an I8 -1/0/1 matrix (packed here) or the packed U8 bytes."""
+    t, layer = decl
+    shape = tuple(shape)
+    whole = layer == 0 and t.layers > 1 and key in (t.name, coords.format_packed(t.coord))
+    forms: list[str] = []
+    if t.dtype == "t2":
+        nb = _t2_nbytes(t)
+        forms = [f"i8{list(t.shape)} (-1/0/1)", f"u8[{nb}] (packed)"]
+        if whole:
+            forms += [f"i8{[t.layers, *t.shape]}", f"u8[{t.layers}, {nb}]"]
+        if nb is not None and dtype == "u8" and shape in ((nb,), (t.layers, nb) if whole else (nb,)):
+            n = len(raw) // nb
+            return [(c + i, "t2", (nb * 4,), raw[i * nb : (i + 1) * nb]) for i in range(n)]
+        if dtype == "i8" and (shape == t.shape or (whole and shape == (t.layers, *t.shape))):
+            import numpy as np
+
+            from vtpu_cli.compiler.tensors import pack_ternary_tiles
+
+            mats = np.frombuffer(raw, np.int8).reshape((-1, *t.shape))
+            if mats.size and (mats.min() < -1 or mats.max() > 1):
                 raise VtpuError(
-                    f"{path}: tensor name {name!r} is not a coordinate: {e.message}",
-                    hint="name tensors by phext coordinate, e.g. 1.1.1/1.1.1/1.1.1",
-                ) from None
-            _add(mem, c, scroll_buffer(len(raw), raw), dtype, shape, path)
+                    f"{path}: `{key}` for {_describe(t)} holds values outside -1, 0, 1",
+                    hint="ternary weights are given as -1/0/1 (i8)",
+                )
+            return [(c + i, "t2", (nb * 4,), pack_ternary_tiles(m)) for i, m in enumerate(mats)]
+    else:
+        forms = [f"{t.dtype}{list(t.shape)}"] + ([f"{t.dtype}{[t.layers, *t.shape]}"] if whole else [])
+        if dtype == t.dtype and shape == t.shape:
+            return [(c, dtype, shape, raw)]
+        if dtype == t.dtype and whole and shape == (t.layers, *t.shape):
+            n = len(raw) // t.layers
+            return [(c + i, dtype, t.shape, raw[i * n : (i + 1) * n]) for i in range(t.layers)]
+    which = f" (layer {layer})" if t.layers > 1 and not whole else ""
+    raise VtpuError(
+        f"{path}: `{key}` for {_describe(t)}{which}: expected {' or '.join(forms)}, found {dtype}{list(shape)}",
+        hint="the shapes and dtypes are the ones the .phx source declares (`vtpu disasm` lists them)",
+    )
+
+
+def _check_missing(program: Program, given: set[int], paths: list[Path]) -> None:
+    """Every declared input/weight layer has data from a --mem file or from the program (bound with
+    ``bind_inputs`` or ``.data``): otherwise it would silently read zeros."""
+    filled = {d.coord for d in program.data if not d.zero}
+    missing = []
+    for t in program.tensors:
+        if t.role not in ("input", "weight"):
+            continue
+        for layer in range(t.layers):
+            c = t.coord + layer
+            if c not in given and c not in filled:
+                missing.append(t.name if layer == 0 else f"{t.name}_{layer}")
+    if missing:
+        files = ", ".join(str(p) for p in paths)
+        raise VtpuError(
+            f"no data for {', '.join(f'`{m}`' for m in missing)}: "
+            f"declared as input/weight but in none of the --mem files ({files})",
+            hint="add them to a --mem file keyed by tensor name (or coordinate); run without --mem to use zeros",
+        )
 
 
 def _add(mem: Memory, c: int, buf: np.ndarray, dtype: str, shape, path: Path) -> None:
@@ -53,6 +172,16 @@ def _add(mem: Memory, c: int, buf: np.ndarray, dtype: str, shape, path: Path) ->
         mem.add(c, buf, dtype=dtype, shape=tuple(shape))
     except MemFault as e:  # pragma: no cover - guarded above
         raise VtpuError(f"{path}: {e}") from None
+
+
+def output_keys(program: Program) -> dict[int, str]:
+    """`--out` keys: a declared tensor's scroll is keyed by its name (layer l of a stack ``name_l``);
+    every other scroll by its coordinate. The file's ``__metadata__`` maps each name to its coordinate."""
+    keys: dict[int, str] = {}
+    for t in program.tensors:
+        for layer in range(t.layers):
+            keys[t.coord + layer] = t.name if layer == 0 else f"{t.name}_{layer}"
+    return keys
 
 
 def _jsonable(x):
@@ -388,9 +517,15 @@ def run_command(path: Path, o: RunOptions) -> int:
             f"topology {o.topology} has {topo.n} nodes but the run has {o.sentrons} sentrons",
             hint=f"use --sentrons {topo.n} or a topology of {o.sentrons} nodes",
         )
+    compiled = program.compiled_sentrons()
+    if compiled and compiled != o.sentrons:
+        raise VtpuError(
+            f"{path}: the program was compiled for {compiled} sentron(s) but the run has {o.sentrons}",
+            hint=f"run it with -n {compiled}, or recompile with `vtpu cc --sentrons {o.sentrons}`",
+        )
     mem = Memory(sets=o.ppt_sets, ways=o.ppt_ways, hot_bytes=o.hot_bytes)
     load_memory(program, mem)
-    load_inputs(mem, o.mem_paths)
+    load_inputs(mem, o.mem_paths, program)
     from vtpu_cli.api import make_engine
 
     if clustered:  # cluster hook: this rank's engine; only rank 0 returns from run()
@@ -444,12 +579,19 @@ def run_command(path: Path, o: RunOptions) -> int:
                     if x.kind == "scroll" and x.coord in result.memory.table
                 ]
             )
+            keys = output_keys(program)
+            named = {sc.coord: keys[sc.coord] for sc in chosen if sc.coord in keys}
             write_safetensors(
                 str(o.out),
                 {
-                    coords.format_packed(sc.coord): (sc.dtype, sc.shape, memoryview(sc.buf).cast("B"))
+                    named.get(sc.coord) or coords.format_packed(sc.coord): (
+                        sc.dtype,
+                        sc.shape,
+                        memoryview(sc.buf).cast("B"),
+                    )
                     for sc in chosen
                 },
+                metadata={k: coords.format_packed(c) for c, k in named.items()},
             )
         if o.json_out:
             doc = {

@@ -16,7 +16,7 @@ import time
 from itertools import repeat
 from pathlib import Path
 
-from vtpu_cli.binary.program import DataScroll, Imm, Instr, Output, Program
+from vtpu_cli.binary.program import DataScroll, Imm, Instr, Output, Program, TensorDecl
 from vtpu_cli.compiler import tensors, views
 from vtpu_cli.compiler.ir import VI, CompileError, Label, dump
 from vtpu_cli.compiler.lower import RESERVED_LIBRARY, Lowerer
@@ -327,9 +327,12 @@ def _data(lw: Lowerer, prog: Program, spill_bytes: int = 0) -> None:
             if layer:
                 prog.coord_names[f"{sc.name}_{layer}"] = sc.coord + layer
     prog.data = sorted(data, key=lambda d: d.coord)
+    prog.sentrons = lw.sentrons
     for t in lw.tensors.values():
         if t.role in ("input", "weight", "output"):
-            prog.coord_names[t.name] = lw.b.scrolls[t.name].coord
+            sc = lw.b.scrolls[t.name]
+            prog.coord_names[t.name] = sc.coord
+            prog.tensors.append(TensorDecl(t.name, t.role, sc.coord, t.dtype, tuple(t.shape), sc.layers))
         if t.role == "output":
             prog.outputs.append(Output("scroll", coord=lw.b.scrolls[t.name].coord, dtype=t.dtype))
 

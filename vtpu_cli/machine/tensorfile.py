@@ -130,12 +130,19 @@ def _read(f, size: int, path: str, max_bytes: int) -> dict[str, tuple[str, tuple
     return {name: (dt, shape, data[a:b]) for a, b, name, dt, shape in sorted(entries, key=lambda e: e[2])}
 
 
-def write_safetensors(path: str, tensors: dict[str, tuple[str, tuple[int, ...], bytes | memoryview]]) -> None:
+def write_safetensors(
+    path: str,
+    tensors: dict[str, tuple[str, tuple[int, ...], bytes | memoryview]],
+    metadata: dict[str, str] | None = None,
+) -> None:
     """Write atomically (temporary file + rename); names sorted for reproducible files. Tensor data is
-    written from the given buffers one after the other, never joined into one copy."""
+    written from the given buffers one after the other, never joined into one copy. ``metadata`` is the
+    format's string-to-string ``__metadata__`` (`vtpu run --out`: tensor name -> coordinate)."""
     from vtpu_cli.core.fileio import write_atomic
 
     header: dict = {}
+    if metadata:
+        header["__metadata__"] = {str(k): str(v) for k, v in sorted(metadata.items())}
     offset = 0
     blobs = []
     for name in sorted(tensors):
