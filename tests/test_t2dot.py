@@ -141,7 +141,7 @@ def test_dtdot_lowering_has_no_shuffles():
 
 
 @needs_jit
-def test_dtdot_jit_without_gfni(monkeypatch):
+def test_dtdot_jit_without_gfni(monkeypatch, tmp_path):
     """The VNNI lowering on a CPU without GFNI (16-bit shift + byte mask): forced by building for the
     host's features minus GFNI; same bits as the interpreter, and the shift form is what was emitted."""
     host = jc.host_target
@@ -159,7 +159,7 @@ def test_dtdot_jit_without_gfni(monkeypatch):
     asm = jc.emit_assembly(prog)
     assert "vgf2p8affineqb" not in asm and "vpsrlw" in asm
     ref = Interpreter(prog).run()
-    res = jit.JitEngine(prog, no_cache=True).run()
+    res = jit.JitEngine(prog, cache_dir=str(tmp_path)).run()
     assert res.engine == "jit", res.fallback
     assert same_result(ref, res) == []
     assert res.sentrons[0].view("i32")[2].tolist() == _expected(acc, a, w, [0, 1, 2, 3, 2]).tolist()
