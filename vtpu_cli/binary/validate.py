@@ -143,6 +143,8 @@ def tensors_error(prog: Program) -> str | None:
         return f"the program says it was compiled for {prog.sentrons} sentrons (at most {limits.MAX_SENTRON_ID + 1})"
     names: set[str] = set()
     for t in prog.tensors:
+        if len(t.name.encode()) > limits.MAX_NAME_BYTES:
+            return f"tensor name of {len(t.name.encode())} bytes is over {limits.MAX_NAME_BYTES}"
         if not NAME_RE.fullmatch(t.name):
             return f"tensor name {t.name!r} is not a valid name"
         if t.name in names:
