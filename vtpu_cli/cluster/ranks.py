@@ -37,7 +37,7 @@ from typing import Any
 import numpy as np
 
 from vtpu_cli.binary.program import Program
-from vtpu_cli.cluster import checkpoint
+from vtpu_cli.cluster import checkpoint, races
 from vtpu_cli.cluster.env import SIZE_VARS, under_mpi, world_size_from_env  # noqa: F401  (re-exported)
 from vtpu_cli.cluster.router import ACQUIRES, Router
 from vtpu_cli.core.errors import Exit, VtpuError
@@ -465,6 +465,14 @@ class RankInterpreter(Interpreter):
         self.ckpt_log: list[tuple[int, float]] = []  # (bytes, seconds) per checkpoint written
         self.exec_s = 0.0  # time in rounds where a sentron of this rank executed an SIW
         self.per_rank: list[dict] = []  # rank 0, after the run: each rank's timing and traffic
+        # races across ranks (cluster/races.py): every rank records its sentrons' accesses, rank 0 checks
+        # them all at the end and, on a race, reruns the program as one process for the golden report
+        stores = any(i.op.name in STORES for siw in program.code for i in siw)
+        self.race_log: races.AccessLog | None = (
+            {} if coherent and self.size > 1 and self.fleet.race_check and stores else None
+        )
+        self.race: tuple[int, int, int] | None = None  # rank 0: the race the records show
+        self.golden_snap = races.snapshot(memory) if self.race_log is not None and self.rank == 0 else None
         if self.ckpt.resume:
             self._restore(checkpoint.load(self.ckpt.resume, program, n))
         self.acquire_pcs = frozenset(
@@ -480,6 +488,12 @@ class RankInterpreter(Interpreter):
     # ------------------------------------------------------------------ memory coherence
     def _note_access(self, s, sc, write: bool, ins) -> None:
         self.fleet.note_access(s, sc, write, ins)
+        log = self.race_log
+        if log is not None:
+            clock = self.fleet.clock[s.id]
+            k = (sc.coord, s.id, write, clock[s.id])
+            if k not in log:
+                log[k] = tuple(clock)
         if write:
             if self.router is not None:
                 self.router.note_write(sc.coord)
@@ -768,9 +782,38 @@ class RankInterpreter(Interpreter):
             self.router.uninstall()
         for name in ("alloc", "free"):  # the replicated mode's write tracking
             self.mem.__dict__.pop(name, None)
+        if self.checks_races:
+            golden = self._golden() if self.race is not None else None
+            # every rank ends with the golden status (its exit code), not the one its own part saw
+            agreed = self.comm.bcast(golden.status if golden is not None else None, root=0)
+            if golden is not None:
+                return golden
+            if agreed is not None:
+                status = agreed
         wall = time.perf_counter() - t0
         siws, ops = count_ops(self.program, self.counts)
         return RunResult(status, fault, self.states, self.mem, self.fleet, siws, ops, self.rounds, wall)
+
+    def _golden(self) -> RunResult:
+        """Rank 0, after a race across ranks: the run again as one process, from the memory this run
+        started from (or the checkpoint it resumed), whose report is the single-process one."""
+        races.restore(self.mem, self.golden_snap)
+        if self.ckpt.resume:
+            one: Interpreter = RankInterpreter(
+                self.program,
+                self.n,
+                LocalComm(),
+                max_steps=self.max_steps,
+                topology=self.fleet.topology,
+                memory=self.mem,
+                ckpt=Checkpointing(resume=self.ckpt.resume),
+            )
+        else:
+            one = Interpreter(
+                self.program, self.n, max_steps=self.max_steps, topology=self.fleet.topology, memory=self.mem
+            )
+        with np.errstate(all="ignore"):
+            return one.run()
 
     def _loop(self) -> tuple[int, Fault | None]:
         code, counts, fleet, tr = self.code, self.counts, self.fleet, self.transport
@@ -884,6 +927,7 @@ class RankInterpreter(Interpreter):
             "counts": np.array(self.counts, np.int64),
             "fault": local_fault.as_dict() if local_fault else None,
             "dirty": self._final_entries(clear=True) if self.rank else [],
+            "accesses": self._race_records(),
             "fleet": (st.messages, st.bytes, st.hops, st.routed, dict(st.wait_rounds)),
             "instances": dict(tr.instances),
             "ppt": vars(self.mem.stats).copy(),
@@ -907,6 +951,8 @@ class RankInterpreter(Interpreter):
             return status, local_fault
         self._merge(got)
         faults = [Fault(**p["fault"]) for p in got if p["fault"]]
+        if self.checks_races:
+            self.race = self._find_race(got, faults)
         fault = None
         if status == STATUS_DEADLOCK:
             fault = self._deadlock()
@@ -918,6 +964,21 @@ class RankInterpreter(Interpreter):
     def _timing_extra(self) -> dict:
         """More per-rank figures for rank 0's report (the JIT path adds its own)."""
         return {"engine": "interp"}
+
+    @property
+    def checks_races(self) -> bool:
+        """Whether this run looks for data races across ranks (the same answer on every rank)."""
+        return self.race_log is not None
+
+    def _race_records(self) -> Any:
+        """What rank 0 needs from this rank to find a race across ranks."""
+        return races.entries(self.race_log) if self.race_log is not None else None
+
+    def _find_race(self, got: list[dict], faults: list[Fault]) -> tuple[int, int, int] | None:
+        """Rank 0: a race in all ranks' records (or one a rank saw itself: its report may not be the
+        one a single process gives either)."""
+        seen = next((f for f in faults if f.message.startswith("data race")), None)
+        return (0, seen.sentron, -1) if seen else races.find_race([p["accesses"] for p in got])
 
     def _merge(self, got: list[dict]) -> None:
         total = np.zeros(len(self.counts), np.int64)
@@ -1058,6 +1119,7 @@ class RankJit(RankInterpreter):
         self.nap = 0.0
         self.native: Any = None  # this rank's JitRunResult of an ok run
         self.twins: Any = None  # bridge.ScrollTwins when the program stores
+        self.jit_races = False  # whether this run looks for stores shared across ranks (see _race_records)
 
     # ------------------------------------------------------------------ the bridge loop (main thread)
     def _step(self, sens: list) -> bool:
@@ -1130,6 +1192,61 @@ class RankJit(RankInterpreter):
         r = self.native
         return {"engine": "jit", "cycles": r.cycles if r is not None else 0}
 
+    # ------------------------------------------------------------------ races across ranks
+    @property
+    def checks_races(self) -> bool:
+        return self.jit_races
+
+    def _race_records(self) -> Any:
+        """The scrolls this rank's sentrons stored to and those they accessed at all, read from the native
+        race detector (a writer word per scroll, a read epoch per sentron and scroll). The native code
+        keeps only the last access, not the clocks of every one, so this cannot tell a race from an
+        ordered access: rank 0 treats a scroll stored on one rank and accessed on another as a *suspect*
+        and asks the single-process interpreter (:meth:`_golden`)."""
+        if not self.jit_races:
+            return None
+        hub, tab = self.jit.hub, self.jit.tab
+        lay, cap = hub.fleet_lay, tab.shape[0]
+        q = hub.fleet_blk.view(np.uint64)
+        writers = q[lay["writer"] // 8 :][: 8 * cap : 8]
+        reads = q[lay["reads"] // 8 :][: self.n * cap].reshape(self.n, cap)[sorted(self.transport.local)]
+        written, accessed = set(), set()
+        for slot in np.flatnonzero(tab[:, 1] != np.uint64((1 << 64) - 1)):
+            coord = int(tab[slot, 0]) | (int(tab[slot, 1]) << 64)
+            if writers[slot]:
+                written.add(coord)
+                accessed.add(coord)
+            elif reads.size and reads[:, slot].any():
+                accessed.add(coord)
+        return written, accessed
+
+    def _find_race(self, got: list[dict], faults: list[Fault]) -> tuple[int, int, int] | None:
+        recs = [p["accesses"] for p in got]
+        for a, (written, _) in enumerate(recs):
+            for b, (_, accessed) in enumerate(recs):
+                shared = written & accessed if a != b else set()
+                if shared:
+                    return min(shared), a, b
+        return None
+
+    def _golden(self) -> RunResult:
+        """Rank 0, a store shared across ranks: the single-process interpreter from the memory the run
+        started from; the native run's final memory is put back afterwards (used when the golden run
+        agrees that nothing went wrong)."""
+        from vtpu_cli.engines.jit.engine import _restore
+
+        final = races.snapshot(self.mem)
+        _restore(self.mem, self.start_snap)
+        one = Interpreter(
+            self.program, self.n, max_steps=self.max_steps, topology=self.topology, memory=self.mem
+        )
+        with np.errstate(all="ignore"):
+            res = one.run()
+        res._counts = list(one.counts)  # type: ignore[attr-defined]
+        if res.status == STATUS_OK:
+            races.restore(self.mem, final)
+        return res
+
     # ------------------------------------------------------------------ running
     def run(self) -> RunResult:
         from vtpu_cli.cluster.bridge import RING_BELL, ScrollTwins, oversubscribed, wait_fn
@@ -1177,7 +1294,21 @@ class RankJit(RankInterpreter):
         fs, js = self.fleet.stats, res.fleet.stats
         fs.messages, fs.bytes, fs.routed, fs.hops = js.messages, js.bytes, js.routed, js.hops
         self.transport.instances = {"CBAR": js.barriers, "CREDUCE": js.collectives}
+        self.jit_races = self.twins is not None and self.size > 1 and self.n > 1
+        self.start_snap = snap
         status, fault = self._exchange(self.local_fault, res.rounds, time.perf_counter() - t0)
+        if self.jit_races:
+            golden = self._golden() if self.race is not None else None
+            bad = golden is not None and golden.status != STATUS_OK
+            agreed = self.comm.bcast(golden.status if bad else None, root=0)  # type: ignore[union-attr]
+            if bad:  # the golden report, as a replay of a native fault is
+                assert golden is not None
+                self.replay = "interp"
+                out = self._as_jit(golden, comp, cycles=0, counts=golden._counts)  # type: ignore[attr-defined]
+                out.replay = "interp"
+                return out
+            if agreed is not None:
+                status = agreed
         siws, ops = count_ops(self.program, self.counts)
         return self._as_jit(
             RunResult(

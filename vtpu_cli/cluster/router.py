@@ -94,7 +94,8 @@ class Router:
         sc = self.mem.table[coord]
         self._ask(coord, "claim", coord)
         self.replicas.discard(coord)
-        self.orig["free"](coord)
+        if self.mem.table.get(coord) is sc:  # a racing write elsewhere may have had the home drop it already
+            self.orig["free"](coord)
         self.cache[coord] = sc  # the semantics hold this object: the write lands here and is put home
 
     def _invalidate(self, coord: int, except_rank: int) -> None:
