@@ -362,3 +362,11 @@ def test_tensor_directives_report_errors(line, message):
     with pytest.raises(DiagnosticError) as e:
         assemble(f"{line}\n.output r1\n    DMOV r1, 1\n", "t.vasm")
     assert message in str(e.value)
+
+
+def test_crafted_t2_table_is_an_error_not_a_crash(tmp_path, capsys):
+    src = tmp_path / "h.vasm"
+    src.write_text(".tensor weight q t2[2, 2, 2] 1.1.1/1.1.1/1.1.1\n.output r1\n    DMOV r1, 1\n")
+    mem = _st(tmp_path / "h.safetensors", {"q": np.zeros((2, 2, 2), np.int8)})
+    rc, _, err = _run(capsys, src, "--mem", mem, "--engine", "interp")
+    assert rc == 2 and "is not a 2-D ternary matrix" in err

@@ -50,7 +50,7 @@ def load_inputs(mem: Memory, paths: list[Path], program: Program | None = None) 
                 _add(mem, c, scroll_buffer(len(raw), raw), dtype, shape, path)
                 given.add(c)
                 continue
-            for lc, ldtype, lshape, lraw in _tensor_data(program, decl, c, name, dtype, shape, raw, path):
+            for lc, ldtype, lshape, lraw in _tensor_data(decl, c, name, dtype, shape, raw, path):
                 _add(mem, lc, scroll_buffer(len(lraw), lraw), ldtype, lshape, path)
                 given.add(lc)
     if paths and program is not None:
@@ -101,7 +101,7 @@ def _t2_nbytes(t) -> int | None:
     return ((n + 15) // 16) * ((k + 15) // 16) * 64
 
 
-def _tensor_data(program: Program, decl, c: int, key: str, dtype: str, shape, raw: bytes, path: Path):
+def _tensor_data(decl, c: int, key: str, dtype: str, shape, raw: bytes, path: Path):
     """Check ``--mem`` data for a declared tensor and split it into scrolls (coord, dtype, shape, bytes).
     The accepted forms are one layer as declared, or the whole stack ``[L, ...]`` under the stack's
     own name; ``t2`` as an I8 -1/0/1 matrix (packed here) or the packed U8 bytes."""
@@ -111,6 +111,8 @@ def _tensor_data(program: Program, decl, c: int, key: str, dtype: str, shape, ra
     forms: list[str] = []
     if t.dtype == "t2":
         nb = _t2_nbytes(t)
+        if nb is None:  # only a crafted program declares this; phextcc's t2 tensors are 2-D
+            raise VtpuError(f"{path}: `{key}`: {_describe(t)} is not a 2-D ternary matrix")
         forms = [f"i8{list(t.shape)} (-1/0/1)", f"u8[{nb}] (packed)"]
         if whole:
             forms += [f"i8{[t.layers, *t.shape]}", f"u8[{t.layers}, {nb}]"]
