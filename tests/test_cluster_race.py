@@ -207,3 +207,28 @@ def test_merged_check_examples() -> None:
     assert races.find_race([[(7, 0, True, 1, (1, 0))], [(7, 1, False, 1, (0, 1))]]) == (7, 1, 0)
     # loads only never race
     assert races.find_race([[(7, 0, False, 1, (1, 0))], [(7, 1, False, 1, (0, 1))]]) is None
+
+
+def test_start_image_copies_only_what_is_written_and_restores_it() -> None:
+    """The golden rerun's start memory: a scroll written in place is copied once, just before the write;
+    a read-only scroll is never copied; freeing and allocating are undone."""
+    import numpy as np
+
+    from vtpu_cli.machine.memory import Memory, scroll_buffer
+
+    mem = Memory()
+    a = mem.add(1, scroll_buffer(64, bytes(range(64))), dtype="u8", shape=(64,), align=64, owner=0)
+    mem.add(2, scroll_buffer(4096, bytes(4096)), dtype="u8", shape=(4096,), align=64, owner=0)
+    img = races.StartImage(mem)
+    img.before_write(a.buf)
+    a.buf[:8] = 255
+    img.before_write(a.buf)  # a second write copies nothing more
+    a.writer, a.write_epoch = 3, 7
+    mem.free(2)
+    mem.add(9, scroll_buffer(8, bytes(8)), dtype="u8", shape=(8,), align=64, owner=0)
+    assert img.copied == 64
+    img.restore(mem)
+    assert sorted(mem.table) == [1, 2]
+    assert np.array_equal(mem.table[1].buf, np.arange(64, dtype=np.uint8))
+    assert mem.table[1].writer != 3
+    assert mem.table[2].size == 4096

@@ -24,6 +24,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+import numpy as np
+
 from vtpu_cli.machine.memory import Memory
 
 # (coord, sentron, store?, epoch) -> the sentron's vector clock at its first such access
@@ -68,8 +70,60 @@ def find_race(per_rank: list[list]) -> tuple[int, int, int] | None:
     return None
 
 
+class StartImage:
+    """Rank 0's memory as the run started, for the golden rerun, kept copy-on-write: a scroll's bytes
+    are copied only just before something first writes them in place (a store, a shipped update, a
+    write-back from another rank), so read-only data (weights) is never copied. Writes that replace a
+    scroll's buffer (allocation, freeing, a move to the cold tier) leave the kept one untouched."""
+
+    def __init__(self, mem: Memory):
+        self.scrolls: dict[int, tuple[Any, Any, dict]] = {}
+        self.pending: dict[int, list[int]] = {}  # id of a buffer still shared with the run -> coords
+        for c, sc in mem.table.items():
+            buf = sc.buf
+            if isinstance(buf, np.memmap):  # cold: the backing file is rewritten by the next flush
+                buf = np.array(buf)
+            else:
+                self.pending.setdefault(id(buf), []).append(c)
+            self.scrolls[c] = (sc, buf, dict(sc.__dict__))
+        self.rest = (
+            [list(w) for w in mem._cache],
+            copy.copy(mem.stats),
+            list(mem._order),
+            list(mem._hot_lru),
+            mem._cold_end,
+        )
+        self.copied = 0  # bytes copied so far
+
+    def before_write(self, buf: Any) -> None:
+        """Called before ``buf`` is written in place; cheap when it is not a kept buffer."""
+        coords = self.pending.pop(id(buf), None)
+        if coords:
+            keep = np.array(buf, copy=True)
+            self.copied += keep.nbytes
+            for c in coords:
+                sc, _, fields = self.scrolls[c]
+                self.scrolls[c] = (sc, keep, fields)
+
+    def restore(self, mem: Memory) -> None:
+        """Put ``mem`` back as it was (the run's changes are lost)."""
+        mem.table.clear()
+        for c, (sc, buf, fields) in self.scrolls.items():
+            sc.__dict__.clear()
+            sc.__dict__.update(fields)
+            sc.buf = buf
+            mem.table[c] = sc
+        self.pending.clear()
+        cache, stats, order, hot, cold_end = self.rest
+        mem._cache[:] = [list(w) for w in cache]
+        mem.stats = copy.copy(stats)
+        mem._order[:] = order
+        mem._hot_lru[:] = hot
+        mem._cold_end = cold_end
+
+
 def snapshot(mem: Memory) -> Any:
-    """What the golden rerun needs to start from this memory: every scroll's bytes and fields, the PPT."""
+    """A full copy of ``mem`` (every scroll's bytes and fields, the PPT), for :func:`restore`."""
     scrolls = {c: (sc, sc.buf.copy(), dict(sc.__dict__)) for c, sc in mem.table.items()}
     return (
         scrolls,

@@ -472,7 +472,9 @@ class RankInterpreter(Interpreter):
             {} if coherent and self.size > 1 and self.fleet.race_check and stores else None
         )
         self.race: tuple[int, int, int] | None = None  # rank 0: the race the records show
-        self.golden_snap = races.snapshot(memory) if self.race_log is not None and self.rank == 0 else None
+        self.start: races.StartImage | None = (
+            races.StartImage(memory) if self.race_log is not None and self.rank == 0 else None
+        )
         if self.ckpt.resume:
             self._restore(checkpoint.load(self.ckpt.resume, program, n))
         self.acquire_pcs = frozenset(
@@ -482,6 +484,8 @@ class RankInterpreter(Interpreter):
         )
         if self.memory_mode == "homed" and coherent:
             self.router = Router(memory, tr, n)
+            if self.start is not None:
+                self.router.before_write = self.start.before_write
             self.router.drop_foreign()
             tr.before_remote = self._homed_release
 
@@ -494,6 +498,8 @@ class RankInterpreter(Interpreter):
             k = (sc.coord, s.id, write, clock[s.id])
             if k not in log:
                 log[k] = tuple(clock)
+            if write and self.start is not None:
+                self.start.before_write(sc.buf)
         if write:
             if self.router is not None:
                 self.router.note_write(sc.coord)
@@ -559,6 +565,8 @@ class RankInterpreter(Interpreter):
                 except MemFault:  # over this rank's budget: the owner's run faults on its own terms
                     continue
             else:
+                if self.start is not None:
+                    self.start.before_write(sc.buf)
                 sc.buf[:] = np.frombuffer(raw, np.uint8)
             sc.writer, sc.write_epoch = writer, epoch
 
@@ -797,7 +805,8 @@ class RankInterpreter(Interpreter):
     def _golden(self) -> RunResult:
         """Rank 0, after a race across ranks: the run again as one process, from the memory this run
         started from (or the checkpoint it resumed), whose report is the single-process one."""
-        races.restore(self.mem, self.golden_snap)
+        assert self.start is not None
+        self.start.restore(self.mem)
         if self.ckpt.resume:
             one: Interpreter = RankInterpreter(
                 self.program,

@@ -58,6 +58,7 @@ class Router:
         self.bytes_in = 0
         self.bytes_out = 0
         self.remote_accesses = 0
+        self.before_write: Any = None  # called with a buffer about to be written in place (races.StartImage)
         self.failed: MemFault | None = None  # a write-back the home refused, raised at the next SIW's end
         self.replicas = {c for c in mem.table if not self.is_local(c)}  # foreign scrolls held read-only
         self.shared = {c for c in mem.table if self.is_local(c)}  # homed here, replicated elsewhere
@@ -210,6 +211,8 @@ class Router:
                     return (
                         f"scroll {coords.format_packed(coord)} was freed or reallocated while being written"
                     )
+                if self.before_write is not None:
+                    self.before_write(sc.buf)
                 sc.buf[:] = np.frombuffer(raw, np.uint8)
                 sc.writer, sc.write_epoch = writer, epoch
                 return None
