@@ -40,6 +40,7 @@ from vtpu_cli.binary.program import Program
 from vtpu_cli.cluster import checkpoint, races
 from vtpu_cli.cluster.env import SIZE_VARS, under_mpi, world_size_from_env  # noqa: F401  (re-exported)
 from vtpu_cli.cluster.router import ACQUIRES, Router
+from vtpu_cli.core import coords
 from vtpu_cli.core.errors import Exit, VtpuError
 from vtpu_cli.engines.base import (
     STATUS_DEADLOCK,
@@ -791,7 +792,19 @@ class RankInterpreter(Interpreter):
         for name in ("alloc", "free"):  # the replicated mode's write tracking
             self.mem.__dict__.pop(name, None)
         if self.checks_races:
-            golden = self._golden() if self.race is not None else None
+            golden = None
+            if self.race is not None:
+                coord, sid, other = self.race
+                where = (
+                    f"seen by sentron {sid}'s rank"
+                    if other < 0
+                    else f"sentrons {sid} and {other} on {coords.format_packed(coord)}"
+                )
+                sys.stderr.write(
+                    f"vtpu: a data race across ranks ({where}): the report is the single-process "
+                    "interpreter's, run again on rank 0\n"
+                )
+                golden = self._golden()
             # every rank ends with the golden status (its exit code), not the one its own part saw
             agreed = self.comm.bcast(golden.status if golden is not None else None, root=0)
             if golden is not None:
@@ -1311,7 +1324,12 @@ class RankJit(RankInterpreter):
             bad = golden is not None and golden.status != STATUS_OK
             agreed = self.comm.bcast(golden.status if bad else None, root=0)  # type: ignore[union-attr]
             if bad:  # the golden report, as a replay of a native fault is
-                assert golden is not None
+                assert golden is not None and self.race is not None
+                sys.stderr.write(
+                    f"vtpu: {coords.format_packed(self.race[0])} is stored on rank {self.race[1]} and "
+                    f"accessed on rank {self.race[2]}, and the single-process interpreter, run again on "
+                    "rank 0, reports a fault: its report is printed\n"
+                )
                 self.replay = "interp"
                 out = self._as_jit(golden, comp, cycles=0, counts=golden._counts)  # type: ignore[attr-defined]
                 out.replay = "interp"
