@@ -806,7 +806,7 @@ class RankInterpreter(Interpreter):
                 )
                 golden = self._golden()
             # every rank ends with the golden status (its exit code), not the one its own part saw
-            agreed = self.comm.bcast(golden.status if golden is not None else None, root=0)
+            agreed = self._agree(golden.status if golden is not None else None)
             if golden is not None:
                 return golden
             if agreed is not None:
@@ -814,6 +814,14 @@ class RankInterpreter(Interpreter):
         wall = time.perf_counter() - t0
         siws, ops = count_ops(self.program, self.counts)
         return RunResult(status, fault, self.states, self.mem, self.fleet, siws, ops, self.rounds, wall)
+
+    def _agree(self, value: Any) -> Any:
+        """Rank 0's ``value`` on every rank. The other ranks wait napping, not spinning in MPI: rank 0
+        may be running the program again, and on a host with few cores it needs them."""
+        req = self.comm.Ibarrier()
+        while not req.Test():
+            time.sleep(IDLE_SLEEP_MAX_S)
+        return self.comm.bcast(value, root=0)
 
     def _golden(self) -> RunResult:
         """Rank 0, after a race across ranks: the run again as one process, from the memory this run
@@ -1252,19 +1260,17 @@ class RankJit(RankInterpreter):
         return None
 
     def _golden(self) -> RunResult:
-        """Rank 0, a store shared across ranks: the single-process interpreter from the memory the run
-        started from; the native run's final memory is put back afterwards (used when the golden run
-        agrees that nothing went wrong)."""
+        """Rank 0, a store shared across ranks: the program again as one process on the single-process
+        JIT (whose exit code and report are the interpreter's: it replays races, faults and deadlocks in
+        the interpreter), from the memory the run started from; the native run's final memory is put
+        back afterwards (used when the golden run agrees that nothing went wrong)."""
         from vtpu_cli.engines.jit.engine import _restore
 
         final = races.snapshot(self.mem)
         _restore(self.mem, self.start_snap)
-        one = Interpreter(
-            self.program, self.n, max_steps=self.max_steps, topology=self.topology, memory=self.mem
-        )
+        self.jit.max_steps = self.max_steps  # the whole budget, not this rank's share
         with np.errstate(all="ignore"):
-            res = one.run()
-        res._counts = list(one.counts)  # type: ignore[attr-defined]
+            res = self.jit.run()
         if res.status == STATUS_OK:
             races.restore(self.mem, final)
         return res
@@ -1322,18 +1328,16 @@ class RankJit(RankInterpreter):
         if self.jit_races:
             golden = self._golden() if self.race is not None else None
             bad = golden is not None and golden.status != STATUS_OK
-            agreed = self.comm.bcast(golden.status if bad else None, root=0)  # type: ignore[union-attr]
+            agreed = self._agree(golden.status if bad else None)  # type: ignore[union-attr]
             if bad:  # the golden report, as a replay of a native fault is
                 assert golden is not None and self.race is not None
                 sys.stderr.write(
                     f"vtpu: {coords.format_packed(self.race[0])} is stored on rank {self.race[1]} and "
-                    f"accessed on rank {self.race[2]}, and the single-process interpreter, run again on "
-                    "rank 0, reports a fault: its report is printed\n"
+                    f"accessed on rank {self.race[2]}, and the program run again as one process on rank 0 "
+                    "does not end ok: its report is printed\n"
                 )
                 self.replay = "interp"
-                out = self._as_jit(golden, comp, cycles=0, counts=golden._counts)  # type: ignore[attr-defined]
-                out.replay = "interp"
-                return out
+                return golden
             if agreed is not None:
                 status = agreed
         siws, ops = count_ops(self.program, self.counts)
