@@ -235,3 +235,39 @@ def test_start_image_copies_only_what_is_written_and_restores_it() -> None:
     assert np.array_equal(mem.table[1].buf, np.arange(64, dtype=np.uint8))
     assert mem.table[1].writer != 3
     assert mem.table[2].size == 4096
+
+
+CKRACE = """\
+; two barriers (a checkpoint at each), then the race of race.vasm
+.coord S = 1.1.1/1.1.1/1.1.1
+.zero S i64 1
+.output r4
+    DMOV r1, sid                 | SCOORD p0, S
+                                 |                          | CBAR all
+                                 |                          | CBAR all
+    DCMP.eq r9, r1, 0
+    DBRF reader
+    DMOV r2, 42
+                                 | SSCATTR.i64 [p0], r2
+    DHALT
+reader:
+    DMOV r3, 1
+    DMOV r3, 2
+                                 | SGATHER.i64 r4, [p0]
+"""
+
+
+@needs_mpi
+def test_a_race_after_a_checkpoint_is_reported_as_a_one_process_resume(tmp_path: Path, monkeypatch) -> None:
+    prog, ck = tmp_path / "ckrace.vasm", tmp_path / "ck"
+    prog.write_text(CKRACE)
+    argv = ["run", str(prog), "-n", "4"]
+    rc0, out0 = _in_process(argv)
+    run = ["-m", "vtpu_cli.cli.main", *argv]
+    p = _mpirun(2, run, env={"VTPU_CHECKPOINT": str(ck), "VTPU_CHECKPOINT_EVERY": "1"})
+    assert (p.returncode, p.stdout) == (rc0, out0) and rc0 == 1, p.stderr[-2000:]
+    assert "a data race across ranks" in p.stderr
+    monkeypatch.setenv("VTPU_RESUME", str(ck))
+    rc1, out1 = _in_process(argv)
+    p = _mpirun(2, run, env={"VTPU_RESUME": str(ck)})
+    assert (p.returncode, p.stdout) == (rc1, out1) and rc1 == 1, p.stderr[-2000:]
