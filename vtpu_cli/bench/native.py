@@ -134,7 +134,9 @@ def _reg64(op: str) -> str:
 
 def abort_checks(insns: list[Insn], abort_offset: int) -> set[int]:
     """Indexes of the 32-bit loads of the abort flag: through a register that holds the pointer read
-    from ``abort_offset(%rdi)`` (ctx is the first argument) or from a stack slot it was spilled to."""
+    from ``abort_offset(ctx)``, where ctx is the first argument (%rdi) or any register or slot it was
+    copied to, or from a stack slot the pointer was spilled to."""
+    ctx: set[str] = {"%rdi"}  # registers and slots that hold the ctx pointer (copied before %rdi is reused)
     holders: set[str] = {f"{abort_offset}(%rdi)"}
     found: set[int] = set()
     for i, ins in enumerate(insns):
@@ -143,14 +145,21 @@ def abort_checks(insns: list[Insn], abort_offset: int) -> set[int]:
             src, dst = ops
             if ins.op == "movl" and src.startswith("(") and src[1:-1] in holders:
                 found.add(i)
+            if ins.op == "movq" and src in ctx:
+                ctx.add(dst)
+                holders.add(f"{abort_offset}({dst})")
+                continue
             if ins.op == "movq" and src in holders:
                 holders.add(dst)
                 continue
         elif ins.op in ("cmpl",) and len(ops) == 2 and ops[1].startswith("(") and ops[1][1:-1] in holders:
             found.add(i)
-        # any other write to a register or slot that held the pointer ends that holding
+        # any other write to a register or slot that held the pointer (or ctx) ends that holding
         if ops and not ins.op.startswith(("cmp", "test", "j")) and not ops[-1].endswith(")"):
             dst = _reg64(ops[-1])
+            if dst in ctx:
+                ctx.discard(dst)
+                holders.discard(f"{abort_offset}({dst})")
             if dst in holders and not (ins.op == "movq" and ops[0] in holders):
                 holders.discard(dst)
     return found
