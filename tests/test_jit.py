@@ -1300,3 +1300,29 @@ inner:
             ref.memory.stats.misses,
         )
         assert res.memory._cache == ref.memory._cache
+
+
+def test_a_no_cache_recompile_keeps_the_earlier_copy_alive():
+    """Two engines compiled afresh for the same program: replacing the first's entry in the loaded table
+    freed its machine code, and running it again crashed the process (run in a child for that reason)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import gc\n"
+        "from vtpu_cli.asm.assembler import assemble\n"
+        "from vtpu_cli.engines.jit.engine import JitEngine\n"
+        "prog = assemble('DMOV r1, 21\\nDADD r2, r1, r1\\n')\n"
+        "e1 = JitEngine(prog, no_cache=True)\n"
+        "e1.run()\n"
+        "for _ in range(3):\n"
+        "    e2 = JitEngine(prog, no_cache=True)\n"
+        "    r2 = e2.run().sentrons[0].R[2]\n"
+        "    del e2\n"
+        "    gc.collect()\n"
+        "    junk = [bytearray(4096) for _ in range(10000)]  # reuse the freed pages\n"
+        "print(e1.run().sentrons[0].R[2], r2)\n"
+    )
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.returncode == 0, p.stderr[-2000:]
+    assert p.stdout.split() == ["42", "42"]

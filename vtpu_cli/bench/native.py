@@ -255,7 +255,8 @@ def source_loop(program) -> tuple[int, int]:
 def source_counts(program) -> dict[str, int]:
     """Counted work of one trip of the hot source loop: the least the native loop must keep per trip.
     A vector DFMA is one FMA; DTERNARY and DDOT.i8 one dot instruction each; every SGATHER and CRECV
-    at least one memory read, every SSCATTR and CSEND at least one write (vector ones vector)."""
+    at least one memory read, every SSCATTR and CSEND at least one write (vector ones vector). DTDOT
+    (the interleaved ternary dot) counts as a dot instruction like DTERNARY."""
     lo, hi = source_loop(program)
     c = {"fma": 0, "dot": 0, "reads": 0, "writes": 0, "vector_reads": 0, "vector_writes": 0, "ops": 0}
     for siw in program.code[lo : hi + 1]:
@@ -267,7 +268,7 @@ def source_counts(program) -> dict[str, int]:
             vec = any(getattr(a, "cls", None) == "v" for a in ins.args)
             if name == "DFMA" and vec and ins.type == "f32":
                 c["fma"] += 1
-            elif name == "DTERNARY" or (name == "DDOT" and ins.type == "i8"):
+            elif name in ("DTERNARY", "DTDOT") or (name == "DDOT" and ins.type == "i8"):
                 c["dot"] += 1
             elif name in ("SGATHER", "CRECV"):
                 c["reads"] += 1

@@ -35,6 +35,7 @@ else:
 _init_lock = threading.Lock()
 _initialised = False
 _loaded: dict[str, tuple] = {}  # key -> (engine, entry address): compiled programs stay loaded
+_superseded: list[tuple] = []  # earlier copies replaced by a no_cache compile of the same key, kept alive
 
 
 class JitError(Exception):
@@ -870,6 +871,8 @@ def compile_program(
             except (OSError, VtpuError):
                 pass  # an unwritable cache only costs the next run a compile
     engine, addr = _load_object(obj, v)
+    if key in _loaded:  # a no_cache recompile: engines still running the earlier copy keep its code mapped
+        _superseded.append(_loaded[key])
     _loaded[key] = (engine, addr)
     return Compiled(key, addr, leaders, time.perf_counter() - t0, hit, v)
 
