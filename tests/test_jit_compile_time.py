@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import tempfile
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -209,3 +210,45 @@ def test_large_ir_compiles_in_a_time_limited_child(monkeypatch):
     slow = run("0.05")
     assert slow.engine == "interp" and "native compile ran over 0.05 s" in slow.fallback
     assert same_result(golden, slow) == []
+
+
+HANG_IR = Path(__file__).parent / "data" / "jit_o3_unroll_hang.ll"  # a generated random program's IR
+
+
+def _emit_in_child(level: int, timeout: float) -> bool:
+    """Optimise HANG_IR at ``level`` and emit it in a child process; False when it runs past ``timeout``."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, llvmlite.binding as llvm\n"
+        "from vtpu_cli.engines.jit import compile as C\n"
+        "C._init()\n"
+        "cpu, feat = C.host_target(False)\n"
+        f"tm = C._target_machine(cpu, feat, opt={min(level, 3)})\n"
+        f"mod = llvm.parse_assembly(open({str(HANG_IR)!r}).read())\n"
+        "mod.triple = tm.triple\n"
+        "mod.data_layout = str(tm.target_data)\n"
+        f"C._optimise(mod, tm, {level})\n"
+        "print(len(tm.emit_object(mod)))\n"
+    )
+    try:
+        p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        return False
+    assert p.returncode == 0, p.stderr[-2000:]
+    return int(p.stdout) > 0
+
+
+def test_the_o3_hang_program_compiles_at_o2():
+    """The campaign's hanging program (see the next test) compiles at once at O2."""
+    assert _emit_in_child(2, timeout=120)
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(strict=True, reason="LLVM 22: O3 with loop unrolling makes SelectionDAG::Legalize spin")
+def test_the_o3_hang_program_compiles_at_o3():
+    """Found by the differential campaign (a random program, after 9,100 clean ones): its O3-optimised IR
+    keeps instruction selection (SelectionDAG::Legalize, at every codegen level) busy indefinitely; O2, or
+    O3 without the loop-unrolling option, compile it in milliseconds. Strict: passes once fixed."""
+    assert _emit_in_child(3, timeout=60)
