@@ -54,6 +54,17 @@ def test_compile_phx_and_run_with_inputs():
         prog.run(inputs={"x": np.ones(3, np.float32)})
 
 
+def test_a_compiled_program_runs_only_on_its_sentron_count():
+    """A program compiled for 2 sentrons splits its work in two: on 1 it would return half an output."""
+    prog2 = vtpu.compile(DOT_PHX.read_text(), opt=2, sentrons=2)
+    x = np.arange(64, dtype=np.float32)
+    with pytest.raises(vtpu.VtpuError, match="compiled for 2 sentron"):
+        prog2.run(inputs={"x": x, "y": x}, sentrons=1, engine="interp")
+    res = prog2.run(inputs={"x": x, "y": x}, sentrons=2, engine="interp")
+    assert res.ok
+    np.testing.assert_array_equal(res.outputs["r"][:16], np.full(16, float(np.dot(x, x)), np.float32))
+
+
 def test_register_outputs_have_one_row_per_sentron():
     prog = vtpu.assemble(".output r1\n    DMOV r1, sid\n    DHALT\n")
     res = prog.run(sentrons=4, engine="interp")

@@ -252,6 +252,12 @@ class Program:
             raise VtpuError(f"unknown engine {engine!r}", hint="use 'jit' or 'interp'")
         if not isinstance(sentrons, int) or not 1 <= sentrons <= 4096:
             raise VtpuError(f"sentrons must be 1..4096, got {sentrons!r}")
+        compiled = self._p.compiled_sentrons()
+        if compiled and compiled != sentrons:  # its work split assumes that count: never half an output
+            raise VtpuError(
+                f"the program was compiled for {compiled} sentron(s) but the run has {sentrons}",
+                hint=f"run it with sentrons={compiled}, or compile it again for {sentrons}",
+            )
         program = self._with_inputs(inputs or {})
         from vtpu_cli.fleet.topology import parse_topology
 
