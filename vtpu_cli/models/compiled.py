@@ -364,10 +364,30 @@ class CompiledModel:
     def start(self, sizes=None) -> None:
         """Start the engines now (JIT code generation or its cache): the decode step and the prefill
         variants of ``sizes`` (default all; ``plan_sizes`` gives those a prompt uses)."""
-        self.runners[1].start()
-        for t in self.prefill_sizes if sizes is None else sizes:
-            if t > 1:
-                self.runner_for(t).start()
+        runners = [self.runners[1]]
+        runners += [self.runner_for(t) for t in (self.prefill_sizes if sizes is None else sizes) if t > 1]
+        if self.engine != "jit" or len(runners) == 1:
+            for r in runners:
+                r.start()
+            return
+        # the variants' native compiles run in child processes: started together, they use every core
+        import threading
+
+        errors: list[BaseException] = []
+
+        def start(r: StepRunner) -> None:
+            try:
+                r.start()
+            except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
+                errors.append(e)
+
+        threads = [threading.Thread(target=start, args=(r,), daemon=True) for r in runners]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        if errors:
+            raise errors[0]
 
     def reset(self) -> None:
         """Start a new sequence (cache rows beyond ``pos`` are never read, so nothing is cleared)."""

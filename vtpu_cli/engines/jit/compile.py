@@ -33,6 +33,9 @@ else:
 
 
 _init_lock = threading.Lock()
+# LLVM's global context is not thread-safe: in-process compiles and object loading take this lock, while
+# large IR compiled by a child process does not hold it (several variants can compile at once)
+_llvm_lock = threading.RLock()
 _initialised = False
 _loaded: dict[str, tuple] = {}  # key -> (engine, entry address): compiled programs stay loaded
 _superseded: list[tuple] = []  # earlier copies replaced by a no_cache compile of the same key, kept alive
@@ -749,7 +752,8 @@ def _compile_bounded(ir_text: str, v: _Variant, opt: int) -> bytes:
     at the limit, and the program then runs on the interpreter with the reason (``L.Unsupported``).
     Small IR (most programs) compiles in-process: a child costs ~0.3 s of start-up."""
     if ir_text.count("\n") <= CHILD_IR_LINES:
-        return _compile_object(ir_text, v, opt)
+        with _llvm_lock:
+            return _compile_object(ir_text, v, opt)
     import pickle
     import subprocess
     import sys
@@ -784,7 +788,10 @@ PROGRESS_AFTER_S = 2.0  # a compile running longer than this shows a transient s
 
 class _Progress:
     """A transient "JIT: compiling N SIWs ... 12 s" line on stderr while a long compile runs (only when
-    stderr is a terminal; shown from a helper thread after PROGRESS_AFTER_S, removed at the end)."""
+    stderr is a terminal; shown from a helper thread after PROGRESS_AFTER_S, removed at the end). Of
+    compiles running at once, one shows its line (a terminal has room for one live status)."""
+
+    _showing = threading.Lock()
 
     def __init__(self, siws: int):
         self.siws = siws
@@ -801,16 +808,19 @@ class _Progress:
 
     def _show(self) -> None:
         t0 = time.monotonic()
-        if self.done.wait(PROGRESS_AFTER_S):
+        if self.done.wait(PROGRESS_AFTER_S) or not _Progress._showing.acquire(blocking=False):
             return
-        from rich.console import Console
+        try:
+            from rich.console import Console
 
-        def text() -> str:
-            return f"JIT: compiling {self.siws:,} SIWs … {time.monotonic() - t0:.0f} s"
+            def text() -> str:
+                return f"JIT: compiling {self.siws:,} SIWs … {time.monotonic() - t0:.0f} s"
 
-        with Console(stderr=True).status(text()) as status:
-            while not self.done.wait(0.5):
-                status.update(text())
+            with Console(stderr=True).status(text()) as status:
+                while not self.done.wait(0.5):
+                    status.update(text())
+        finally:
+            _Progress._showing.release()
 
     def __exit__(self, *exc) -> None:
         self.done.set()
@@ -874,7 +884,8 @@ def compile_program(
                     _prune_cache(path)
             except (OSError, VtpuError):
                 pass  # an unwritable cache only costs the next run a compile
-    engine, addr = _load_object(obj, v)
+    with _llvm_lock:
+        engine, addr = _load_object(obj, v)
     if key in _loaded:  # a no_cache recompile: engines still running the earlier copy keep its code mapped
         _superseded.append(_loaded[key])
     _loaded[key] = (engine, addr)
