@@ -31,3 +31,44 @@ def cluster_wanted(o: Any) -> bool:
         or bool(getattr(o, "checkpoint", None) or getattr(o, "resume", None))
         or any(os.environ.get(v) for v in CHECKPOINT_VARS)
     )
+
+
+RESULT_FILE_VAR = "VTPU_RESULT_FILE"
+
+
+def emit_result(text: str) -> None:
+    """A measurement child's result, from rank 0: into ``$VTPU_RESULT_FILE`` when the parent set it (the
+    launcher's forwarding of stdout has been seen to drop a rank's last line), else on stdout."""
+    path = os.environ.get(RESULT_FILE_VAR)
+    if path:
+        from vtpu_cli.core.fileio import write_atomic
+
+        write_atomic(path, text.encode())
+    else:
+        print(text, flush=True)
+
+
+def launch_with_result(
+    cmd: list[str], env: dict[str, str], timeout: float, tries: int = 3
+) -> tuple[Any, str]:
+    """Run a measurement child (``subprocess.run``) with a result file; returns the completed process and
+    the result text (the file's, else stdout's last line; empty when there is none).
+
+    A launch that exits 0 without any result is tried again (up to ``tries`` launches): on a loaded host
+    about one mpiexec launch in ten did so, rank 0 having printed nothing (cause not found)."""
+    import subprocess
+    import tempfile
+    from pathlib import Path
+
+    for _ in range(tries):
+        with tempfile.TemporaryDirectory(prefix="vtpu-result-") as d:
+            path = Path(d) / "result.json"
+            p = subprocess.run(
+                cmd, capture_output=True, text=True, timeout=timeout, env={**env, RESULT_FILE_VAR: str(path)}
+            )
+            if path.exists():
+                return p, path.read_text()
+        lines = p.stdout.strip().splitlines()
+        if lines or p.returncode != 0:
+            return p, lines[-1] if lines else ""
+    return p, ""

@@ -152,7 +152,7 @@ def main(argv: list[str]) -> int:
                 runs[engine].append(_once(text, name, n, engine))
         out[name] = {"sentrons": n, "runs": runs}
     if out and next(iter(out.values()))["runs"]["jit"][0] is not None:
-        print(json.dumps(out))
+        print(json.dumps(out), flush=True)
     return 0
 
 

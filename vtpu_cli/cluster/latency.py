@@ -21,6 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
+from vtpu_cli.cluster.env import emit_result, launch_with_result
 from vtpu_cli.core.errors import Exit, VtpuError
 from vtpu_cli.fleet.transport import InProcessTransport, Message
 
@@ -58,17 +59,23 @@ def measure_latency(samples: int = 2000, warmup: int = 200, ranks: int = 2, time
         str(warmup),
     ]
     try:
-        p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=dict(os.environ))
+        p, result = launch_with_result(cmd, dict(os.environ), timeout_s)
     except subprocess.TimeoutExpired:
         raise VtpuError(
             f"latency measurement did not finish in {timeout_s:.0f} s", exit_code=Exit.ERROR
         ) from None
     if p.returncode != 0:
         raise VtpuError(
-            f"latency measurement failed (exit {p.returncode}): {p.stderr.strip()[-400:]}",
+            f"latency measurement failed (exit {p.returncode}): "
+            f"{(p.stderr.strip() or p.stdout.strip())[-400:]}",  # the launcher reports on stdout
             exit_code=Exit.ERROR,
         )
-    return json.loads(p.stdout.strip().splitlines()[-1])
+    if not result:
+        raise VtpuError(
+            f"latency measurement gave no result (exit 0); stderr: {p.stderr.strip()[-400:] or 'empty'}",
+            exit_code=Exit.ERROR,
+        )
+    return json.loads(result)
 
 
 def mpi_capability(samples: int = 2000) -> dict | None:
@@ -181,7 +188,7 @@ def main(argv: list[str]) -> int:
             "payload_bytes": len(PAYLOAD),
             "what": "one-way = half a ping-pong round trip through the C-pipe transport (send/pending/recv)",
         }
-        print(json.dumps(doc))
+        emit_result(json.dumps(doc))
     return 0
 
 

@@ -22,6 +22,7 @@ import sys
 import time
 from pathlib import Path
 
+from vtpu_cli.cluster.env import emit_result, launch_with_result
 from vtpu_cli.core.errors import Exit, VtpuError
 
 OVERHEAD_VASM = """\
@@ -110,7 +111,7 @@ def main(argv: list[str]) -> int:
     text = workload() if src == "-" else Path(src).read_text()
     out = [_run_once(text, src, n, engine) for _ in range(repeats)]
     if out[0] is not None:
-        print(json.dumps(out))
+        emit_result(json.dumps(out))
     return 0
 
 
@@ -143,14 +144,18 @@ def measure_scaling(
                 )
             cmd = [mpiexec, "-n", str(r), *cmd]
         try:
-            p = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s, env=env)
+            p, result = launch_with_result(cmd, env, timeout_s)
         except subprocess.TimeoutExpired:
             raise VtpuError(
                 f"the {r}-rank run did not finish in {timeout_s:.0f} s", exit_code=Exit.ERROR
             ) from None
         if p.returncode != 0:
             raise VtpuError(f"the {r}-rank run failed: {p.stderr.strip()[-400:]}", exit_code=Exit.ERROR)
-        runs = json.loads(p.stdout.strip().splitlines()[-1])
+        if not result:
+            raise VtpuError(
+                f"the {r}-rank run gave no result: {p.stderr.strip()[-400:]}", exit_code=Exit.ERROR
+            )
+        runs = json.loads(result)
         digests = {x["state_digest"] for x in runs}
         base_digest = base_digest if base_digest is not None else next(iter(digests))
         entry = {
