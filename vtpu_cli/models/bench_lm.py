@@ -68,69 +68,18 @@ def synthetic_model(shape, ctx: int):
     )
 
 
-def _native_reader():
-    """A native streaming-read loop (llvmlite, host CPU features): XOR of four 64-byte vectors per
-    iteration into four accumulators, so the loads are independent and the loop is bound by memory, not
-    by arithmetic (numpy reductions reach only ~60-80% of it here). None when it cannot be built."""
-    import ctypes
-
-    try:
-        import llvmlite.binding as llvm
-        import llvmlite.ir as ir
-
-        llvm.initialize_native_target()
-        llvm.initialize_native_asmprinter()
-    except Exception:  # noqa: BLE001 - no native reader: the numpy fallback measures instead
-        return None
-    i64 = ir.IntType(64)
-    vec = ir.VectorType(i64, 8)
-    mod = ir.Module("vtpu_stream_read")
-    fn = ir.Function(mod, ir.FunctionType(i64, [i64.as_pointer(), i64]), "stream_read")
-    ptr, nvec = fn.args
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
-    loop, done = fn.append_basic_block("loop"), fn.append_basic_block("done")
-    vp = b.bitcast(ptr, vec.as_pointer())
-    entry = b.block
-    b.branch(loop)
-    b.position_at_end(loop)
-    i = b.phi(i64)
-    accs = [b.phi(vec) for _ in range(4)]
-    new = [b.xor(a, b.load(b.gep(vp, [b.add(i, ir.Constant(i64, k))]), align=64)) for k, a in enumerate(accs)]
-    nxt = b.add(i, ir.Constant(i64, 4))
-    for a, nw in zip(accs, new, strict=True):
-        a.add_incoming(ir.Constant(vec, None), entry)
-        a.add_incoming(nw, loop)
-    i.add_incoming(ir.Constant(i64, 0), entry)
-    i.add_incoming(nxt, loop)
-    b.cbranch(b.icmp_unsigned("<", nxt, nvec), loop, done)
-    b.position_at_end(done)
-    x = b.xor(b.xor(new[0], new[1]), b.xor(new[2], new[3]))
-    b.ret(b.extract_element(x, ir.Constant(ir.IntType(32), 0)))
-    try:
-        tm = llvm.Target.from_default_triple().create_target_machine(
-            cpu=llvm.get_host_cpu_name(), features=llvm.get_host_cpu_features().flatten(), opt=3
-        )
-        m = llvm.parse_assembly(str(mod))
-        ee = llvm.create_mcjit_compiler(m, tm)
-        ee.finalize_object()
-    except Exception:  # noqa: BLE001
-        return None
-    f = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64)(
-        ee.get_function_address("stream_read")
-    )
-    return f, ee  # keep the engine alive with the function
-
-
 def stream_bandwidth(nbytes: int = 256 << 20, passes: int = 5) -> tuple[float, str]:
     """Single-thread streaming-read bandwidth in bytes/s over an array larger than the last-level cache
     (median of ``passes``), and how it was measured."""
+    from vtpu_cli.bench.stream import native_reader
+
     a = np.ones(nbytes // 8, np.int64)
-    native = _native_reader()
+    native = native_reader()
     if native is not None:
-        f = native[0]
+        raw = a.view(np.uint8)
 
         def read() -> None:
-            f(a.ctypes.data, nbytes // 64)
+            native(raw)
 
         how = "native 4x64-byte XOR read loop (llvmlite)"
     else:
