@@ -120,31 +120,3 @@ class StartImage:
         mem._order[:] = order
         mem._hot_lru[:] = hot
         mem._cold_end = cold_end
-
-
-def snapshot(mem: Memory) -> Any:
-    """A full copy of ``mem`` (every scroll's bytes and fields, the PPT), for :func:`restore`."""
-    scrolls = {c: (sc, sc.buf.copy(), dict(sc.__dict__)) for c, sc in mem.table.items()}
-    return (
-        scrolls,
-        [list(w) for w in mem._cache],
-        copy.copy(mem.stats),
-        list(mem._order),
-        list(mem._hot_lru),
-        mem._cold_end,
-    )
-
-
-def restore(mem: Memory, snap: Any) -> None:
-    scrolls, cache, stats, order, hot, cold_end = snap
-    mem.table.clear()
-    for c, (sc, buf, fields) in scrolls.items():
-        sc.__dict__.clear()
-        sc.__dict__.update(fields)
-        sc.buf = buf
-        mem.table[c] = sc
-    mem._cache[:] = [list(w) for w in cache]
-    mem.stats = copy.copy(stats)
-    mem._order[:] = order
-    mem._hot_lru[:] = hot
-    mem._cold_end = cold_end

@@ -1264,15 +1264,15 @@ class RankJit(RankInterpreter):
         JIT (whose exit code and report are the interpreter's: it replays races, faults and deadlocks in
         the interpreter), from the memory the run started from; the native run's final memory is put
         back afterwards (used when the golden run agrees that nothing went wrong)."""
-        from vtpu_cli.engines.jit.engine import _restore
+        from vtpu_cli.engines.jit.engine import _restore, _snapshot
 
-        final = races.snapshot(self.mem)
+        final = _snapshot(self.mem)
         _restore(self.mem, self.start_snap)
         self.jit.max_steps = self.max_steps  # the whole budget, not this rank's share
         with np.errstate(all="ignore"):
             res = self.jit.run()
         if res.status == STATUS_OK:
-            races.restore(self.mem, final)
+            _restore(self.mem, final)
         return res
 
     # ------------------------------------------------------------------ running
