@@ -1,0 +1,123 @@
+"""phextcc compile speed in IR ops/s (issue #13's target: >= 200k on every program below).
+
+    python benchmarks/phx_speed.py                   # fresh process per compile, median of --runs
+    python benchmarks/phx_speed.py --warm            # in one process, after one warm-up compile
+    python benchmarks/phx_speed.py --tree A --tree B # two source trees alternated run by run (A/B)
+
+Each measurement is the CPU time (``time.process_time``: the build machine is shared, wall time is
+inflated by load) of one ``compile_phx`` call -- parse, lowering, register allocation, scheduling, the
+Program and its report -- in a fresh Python process with the compiler (and numpy, which it imports
+lazily) imported: what ``vtpu cc`` pays beyond the interpreter start-up and imports, or with ``--warm`` in a process that has compiled the
+program once already. IR ops are the level-1 IR instructions (``--report``'s ``ir_ops``). With
+several ``--tree`` the trees take turns (run 1 of every tree, then run 2, ...), so load changes on a
+shared machine hit both alike; every tree compiles the same source text (generated once, here).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from phx_compile import layer_src, model_src  # noqa: E402
+
+MATMUL = "input x: f32[{m}, {k}]\nweight w: f32[{k}, {n}]\noutput y: f32[{m}, {n}]\ny = matmul(x, w)\n"
+
+
+def programs() -> list[tuple[str, str, dict]]:
+    """(name, source, compile_phx keyword arguments): the programs issue #13's speed target names."""
+    return [
+        ("model 30 layers D=2560 -O2", model_src(2560), {"opt": 2, "force_loops": True}),
+        ("model 30 layers D=1024 -O2", model_src(1024), {"opt": 2, "force_loops": True}),
+        ("layer D=2560 -O3", layer_src(2560), {"opt": 3}),
+        ("matmul 16x64x64 unrolled -O2", MATMUL.format(m=16, k=64, n=64), {"opt": 2}),
+        ("programs/phx/mlp.phx -O2", (ROOT / "programs" / "phx" / "mlp.phx").read_text(), {"opt": 2}),
+    ]
+
+
+# the child: compile the file given in argv once (or warm + repeat times), print JSON
+CHILD = r"""
+import json, sys, time
+import numpy  # imported lazily by the compile (constant data): an import, not compile time
+from vtpu_cli.compiler import compile_phx
+src = open(sys.argv[1]).read()
+kw = json.loads(sys.argv[2])
+warm = int(sys.argv[3])
+times = []
+for k in range(warm + 1 if warm else 1):
+    t0 = time.process_time()
+    _, rep = compile_phx(src, "bench.phx", **kw)
+    times.append(time.process_time() - t0)
+print(json.dumps({"ir_ops": rep["total"]["ir_ops"], "siws": rep["total"]["siws"], "times": times[1:] if warm else times}))
+"""
+
+
+def run_child(tree: Path, path: str, kw: dict, warm: int) -> dict:
+    env = dict(os.environ, PYTHONPATH=str(tree), VTPU_PHX_TUNE="0")
+    out = subprocess.run(
+        [sys.executable, "-c", CHILD, path, json.dumps(kw), str(warm)],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=str(tree),
+    )
+    return json.loads(out.stdout)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--runs", type=int, default=15, help="measurements per program and tree (median)")
+    ap.add_argument("--tree", action="append", type=Path, help="source tree (default: this one)")
+    ap.add_argument("--warm", action="store_true", help="in-process: one warm-up, then --runs compiles")
+    ap.add_argument("--only", default="", help="programs whose name contains this text")
+    ap.add_argument("--json", metavar="FILE")
+    a = ap.parse_args()
+    trees = [t.resolve() for t in (a.tree or [ROOT])]
+    progs = [p for p in programs() if a.only in p[0]]
+    times: dict = {(str(t), name): [] for t in trees for name, _, _ in progs}
+    meta: dict = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        files = {}
+        for k, (name, src, _) in enumerate(progs):
+            files[name] = Path(tmp) / f"p{k}.phx"
+            files[name].write_text(src)
+        rounds = 1 if a.warm else a.runs
+        for _ in range(rounds):
+            for name, _, kw in progs:
+                for t in trees:
+                    r = run_child(t, str(files[name]), kw, a.runs if a.warm else 0)
+                    times[(str(t), name)] += r["times"]
+                    meta[(str(t), name)] = (r["ir_ops"], r["siws"])
+    mode = "warm, in-process" if a.warm else "fresh process"
+    print(f"phextcc compile CPU time, median of {a.runs} ({mode})")
+    print("| program | tree | IR ops | SIWs | CPU ms | IR ops/s |")
+    print("|---|---|---|---|---|---|")
+    rows = []
+    for name, _, _ in progs:
+        for t in trees:
+            ops, siws = meta[(str(t), name)]
+            ms = statistics.median(times[(str(t), name)]) * 1e3
+            rows.append({"program": name, "tree": str(t), "ir_ops": ops, "siws": siws, "ms": ms})
+            print(f"| {name} | {t.name} | {ops:,} | {siws:,} | {ms:.1f} | {ops / ms:.0f}k |")
+    if len(trees) == 2:
+        print()
+        for name, _, _ in progs:
+            b, n = (statistics.median(times[(str(t), name)]) for t in trees)
+            print(f"{name}: {trees[0].name} / {trees[1].name} = {b / n:.2f}x")
+    if a.json:
+        Path(a.json).write_text(json.dumps(rows, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
