@@ -367,9 +367,12 @@ class ScrollTwins:
     scroll (rows of an output) do not overwrite each other's parts. At the end each rank's unshipped
     changes go to rank 0, which then holds the whole image."""
 
-    def __init__(self, mem: Any):
+    def __init__(self, mem: Any, skip: set[int] | frozenset[int] = frozenset()):
+        """``skip``: scrolls never stored to (declared weights): no twin, never compared, never sent."""
         self.mem = mem
-        self.twins = {c: np.array(sc.buf, np.uint8).reshape(-1).copy() for c, sc in mem.table.items()}
+        self.twins = {
+            c: np.array(sc.buf, np.uint8).reshape(-1).copy() for c, sc in mem.table.items() if c not in skip
+        }
         self.bytes_out = 0
 
     def diff(self) -> list:
@@ -391,7 +394,9 @@ class ScrollTwins:
     def apply(self, entries: list) -> None:
         """Another rank's changed bytes: into the scroll and its twin (so they are not sent back)."""
         for c, runs in entries:
-            buf, twin = self.mem.table[c].buf, self.twins[c]
+            buf, twin = self.mem.table[c].buf, self.twins.get(c)
+            if twin is None:  # another rank stored into a scroll this one takes for read-only
+                raise RuntimeError(f"a store into {c:#x}, which this rank keeps no twin of")
             for off, data in runs:
                 a = np.frombuffer(data, np.uint8)
                 buf[off : off + a.size] = a

@@ -6,17 +6,10 @@ from __future__ import annotations
 import os
 from typing import Any
 
-SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS")
+from vtpu_cli.engines.base import MPI_SIZE_VARS as SIZE_VARS  # noqa: F401  (re-exported)
+from vtpu_cli.engines.base import world_size_from_env
+
 CHECKPOINT_VARS = ("VTPU_CHECKPOINT", "VTPU_RESUME")
-
-
-def world_size_from_env() -> int:
-    """The rank count mpiexec announced to this process (1 when not started by mpiexec)."""
-    for var in SIZE_VARS:
-        v = os.environ.get(var)
-        if v and v.isdigit():
-            return int(v)
-    return 1
 
 
 def under_mpi() -> bool:

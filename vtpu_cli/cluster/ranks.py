@@ -315,9 +315,11 @@ class ClusterEngine(Fallback):
         *,
         exit_workers: bool = True,
         jit: Any = None,
+        spmd: Any = None,
     ):
         """``jit``: a compiled :class:`~vtpu_cli.engines.jit.engine.JitEngine` for the whole run; this
-        rank then runs its sentrons natively (:class:`RankJit`), else on the interpreter."""
+        rank then runs its sentrons natively (:class:`RankJit`), else on the interpreter. ``spmd``: the
+        :class:`~vtpu_cli.cluster.spmd.SpmdEngine` this run is one of (with ``jit`` only)."""
         self.program, self.n, self.mem = program, o.sentrons, memory
         self.reason = reason
         self.exit_workers = exit_workers
@@ -333,6 +335,7 @@ class ClusterEngine(Fallback):
                 jit=jit,
                 ckpt=ckpt,
                 max_steps=o.max_steps,
+                spmd=spmd,
             )
         else:
             self.inner = RankInterpreter(
@@ -1131,10 +1134,12 @@ class RankJit(RankInterpreter):
         jit: Any,
         ckpt=None,
         max_steps: int | None = None,
+        spmd: Any = None,
     ):
         super().__init__(
             program, n, comm, max_steps=max_steps, topology=topology, memory=memory, ckpt=ckpt, coherent=False
         )
+        self.spmd = spmd  # one run of many (cluster/spmd.py): every rank ends with the whole memory
         self.local_fault: Fault | None = None  # this rank's step limit
         self.spin = False  # the bridge never sleeps (set per run: see bridge.oversubscribed)
         self.napping = False  # blocked sentrons nap on the doorbell the bridge rings
@@ -1216,7 +1221,17 @@ class RankJit(RankInterpreter):
             self.twins.apply(entries)
 
     def _final_entries(self, clear: bool) -> list:
+        if self.spmd is not None:  # every rank gets every rank's final stores (_share_final_stores)
+            return []
         return self.twins.diff() if self.twins is not None else []
+
+    def _share_final_stores(self) -> None:
+        """SPMD runs: every rank's stores not yet shipped go to every other rank, so that each ends with
+        the memory rank 0 reports (a model's logits and KV cache, the next run's starting point)."""
+        got = self.comm.allgather(self.twins.diff())
+        for r, entries in enumerate(got):
+            if r != self.rank:
+                self.twins.apply(entries)
 
     def _timing_extra(self) -> dict:
         r = self.native
@@ -1287,8 +1302,11 @@ class RankJit(RankInterpreter):
         snap = None
         if any(i.op.name in STORES for siw in self.program.code for i in siw):
             self.jit.build_table()  # the buffers native code will use (made contiguous here, once)
-            snap = _snapshot(mem)  # a replay starts from the memory this run started from
-            self.twins = ScrollTwins(mem)
+            if self.spmd is not None:  # rerunnable: a replay starts from the memory as it is (no copy)
+                self.twins = self.spmd.scroll_twins(mem)
+            else:
+                snap = _snapshot(mem)  # a replay starts from the memory this run started from
+                self.twins = ScrollTwins(mem)
         local = self.transport.local
         # a core for every thread: poll without sleeping (the latency a cluster node should see)
         self.spin = not oversubscribed(len(local))
@@ -1322,9 +1340,12 @@ class RankJit(RankInterpreter):
         fs, js = self.fleet.stats, res.fleet.stats
         fs.messages, fs.bytes, fs.routed, fs.hops = js.messages, js.bytes, js.routed, js.hops
         self.transport.instances = {"CBAR": js.barriers, "CREDUCE": js.collectives}
-        self.jit_races = self.twins is not None and self.size > 1 and self.n > 1
+        # repeated SPMD runs (cluster/spmd.py) keep no start image to run the program again from
+        self.jit_races = self.twins is not None and self.size > 1 and self.n > 1 and self.spmd is None
         self.start_snap = snap
         status, fault = self._exchange(self.local_fault, res.rounds, time.perf_counter() - t0)
+        if self.spmd is not None and self.twins is not None:
+            self._share_final_stores()
         if self.jit_races:
             golden = self._golden() if self.race is not None else None
             bad = golden is not None and golden.status != STATUS_OK

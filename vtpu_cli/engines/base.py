@@ -6,6 +6,7 @@ The runner, the bench, the API and the tests see engines only through this modul
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -19,6 +20,18 @@ from vtpu_cli.machine.memory import Memory, scroll_buffer
 from vtpu_cli.machine.semantics import NP, OpFault
 
 STATUS_OK, STATUS_FAULT, STATUS_DEADLOCK, STATUS_LIMIT = "ok", "fault", "deadlock", "step-limit"
+
+# the rank count a launcher announces (mpich/hydra, Open MPI, PMIx), read without initialising MPI
+MPI_SIZE_VARS = ("PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "PMIX_SIZE", "MPI_LOCALNRANKS")
+
+
+def world_size_from_env() -> int:
+    """The rank count mpiexec announced to this process (1 when not started by mpiexec)."""
+    for var in MPI_SIZE_VARS:
+        v = os.environ.get(var)
+        if v and v.isdigit():
+            return int(v)
+    return 1
 
 
 class SentronState:

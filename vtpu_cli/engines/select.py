@@ -9,10 +9,11 @@ result's ``fallback`` carries the reason. Callers never special-case engines.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from vtpu_cli.binary.program import Program
-from vtpu_cli.engines.base import Engine, RunResult
+from vtpu_cli.engines.base import Engine, RunResult, world_size_from_env
 from vtpu_cli.machine.memory import Memory
 
 ENGINES = ("jit", "interp")
@@ -48,7 +49,38 @@ class Fallback:
 
 
 def open_engine(program: Program, memory: Memory, o: EngineOptions) -> Engine:
-    """The engine that will run ``program``; ``fallback_reason(engine)`` says why it is not the JIT."""
+    """The engine that will run ``program``; ``fallback_reason(engine)`` says why it is not the JIT.
+
+    Under ``mpiexec`` with more than one rank, a rerunnable program of several sentrons (a model's step,
+    run by every rank with the same inputs) gets the SPMD rank engine once it is registered
+    (:func:`register_rank_engine`; ``cluster/spmd.py``): each rank runs its share of the sentrons, and
+    after every run each rank's memory and status are the whole run's. Decided from the environment,
+    without importing MPI otherwise."""
+    if _rank_engine is not None and spmd_wanted(o):
+        return _rank_engine(program, memory, o)
+    return open_local_engine(program, memory, o)
+
+
+RankEngineFactory = Callable[[Program, Memory, EngineOptions], Engine]
+_rank_engine: RankEngineFactory | None = None
+
+
+def register_rank_engine(factory: RankEngineFactory | None) -> None:
+    """Install the SPMD rank engine (``vtpu_cli.cluster.spmd`` does so when imported: the cluster layer
+    sits above this one). Until then, under mpiexec every rank runs every sentron itself: the same
+    results, no speed-up."""
+    global _rank_engine
+    _rank_engine = factory
+
+
+def spmd_wanted(o: EngineOptions) -> bool:
+    """Whether ``o`` asks for the SPMD rank engine: several ranks, a rerunnable program of several
+    sentrons (a model's step; ``vtpu run`` under mpiexec has its own path), no trace."""
+    return o.rerunnable and o.sentrons > 1 and not o.trace and world_size_from_env() > 1
+
+
+def open_local_engine(program: Program, memory: Memory, o: EngineOptions) -> Engine:
+    """:func:`open_engine` in this process only, whatever the environment says."""
     from vtpu_cli.engines.interp.interpreter import Interpreter
 
     if o.engine not in ENGINES:

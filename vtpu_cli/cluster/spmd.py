@@ -1,0 +1,113 @@
+"""One program run many times on every rank of ``mpiexec`` (SPMD): a model's step, token after token.
+
+Every rank runs the same caller code (``vtpu generate``): it loads the same weights, writes the same
+inputs into the same scrolls and asks :func:`vtpu_cli.engines.select.open_engine` for an engine with
+``EngineOptions(rerunnable=True, sentrons=N)``. Under mpiexec with more than one rank that gives
+:class:`SpmdEngine` (registered when this module is imported): each ``run()`` is one cluster run
+(:class:`~vtpu_cli.cluster.ranks.ClusterEngine`) in which each rank runs its block of the N sentrons
+natively (:class:`~vtpu_cli.cluster.ranks.RankJit`; the program is compiled once, on every rank), and
+which ends with **the same memory on every rank**: each rank's stores not yet shipped go to every other
+rank (``RankJit._share_final_stores``), so outputs (logits, the sampled token) and state kept between
+runs (a KV cache) agree everywhere and the caller's sampling loop takes the same path on every rank.
+Status and fault are rank 0's, agreed by every rank; registers are the whole run's on rank 0 and each
+rank's own sentrons' elsewhere.
+
+Where the JIT ranks cannot run the program (it changes the scroll table, the JIT cannot compile it, one
+sentron), every rank runs every sentron in its own process instead, with the single-process engine:
+the same results (a conforming program is deterministic), no speed-up, and the reason in ``reason``.
+
+Memory cost: the stores that travel are found by comparing every scroll with a *twin*
+(:class:`~vtpu_cli.cluster.bridge.ScrollTwins`); the twins are made once, kept between runs, and leave
+out the tensors the program declares as ``weight`` (never stored to), so memory-mapped weights are
+neither copied nor compared.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from vtpu_cli.binary.program import Program
+from vtpu_cli.engines.base import Engine, RunResult
+from vtpu_cli.engines.select import EngineOptions, open_local_engine, register_rank_engine
+from vtpu_cli.machine.memory import Memory
+
+
+def weight_coords(program: Program) -> set[int]:
+    """The scrolls of every tensor the program declares as ``weight`` (each layer of a stack)."""
+    return {t.coord + layer for t in program.tensors if t.role == "weight" for layer in range(t.layers)}
+
+
+class SpmdEngine:
+    """This rank's engine for repeated runs of one program (see the module docstring)."""
+
+    def __init__(self, program: Program, memory: Memory, o: EngineOptions):
+        from vtpu_cli.cluster.ranks import Checkpointing, _name_on_signal, init_mpi, jit_reason
+
+        self.program, self.n, self.mem, self.o = program, o.sentrons, memory, o
+        self.world = init_mpi()
+        self.rank, self.size = self.world.Get_rank(), self.world.Get_size()
+        _name_on_signal(self.rank)
+        jit, why = None, None
+        if o.engine == "jit":
+            try:
+                jit, why = jit_reason(program, memory, o, Checkpointing())
+            except Exception as e:  # every rank must reach the agreement below, whatever happened here
+                jit, why = None, f"the JIT could not prepare this program on rank {self.rank} ({e})"
+        else:
+            why = "the interpreter was asked for"
+        whys = self.world.allgather(why)  # every rank takes the same path
+        why = next((w for w in whys if w is not None), None)
+        self.jit: Any = None if why is not None else jit
+        self.local: Engine | None = None
+        self.reason: str | None = None
+        if self.jit is None:
+            self.local = open_local_engine(program, memory, o)
+            if o.engine == "jit":
+                self.reason = (
+                    f"under mpiexec ({self.size} ranks) every rank runs all {self.n} sentrons itself: {why}"
+                )
+        else:
+            self.jit.rerunnable = True
+        self.twins: Any = None
+        self.runs = 0
+
+    def scroll_twins(self, mem: Memory) -> Any:
+        """The twins the JIT ranks compare stores against, made at the first run that needs them and kept
+        (after every run each rank's memory equals its twins: the final stores went everywhere)."""
+        from vtpu_cli.cluster.bridge import ScrollTwins
+
+        if self.twins is None or self.twins.mem is not mem:
+            self.twins = ScrollTwins(mem, skip=weight_coords(self.program))
+        return self.twins
+
+    def run(self) -> RunResult:
+        self.runs += 1
+        if self.local is not None:
+            res = self.local.run()
+            if self.reason is not None:
+                res.fallback = self.reason
+            return res
+        from vtpu_cli.cluster.ranks import ClusterEngine
+
+        eng = ClusterEngine(
+            self.program, self.mem, self.o, self.world, None, exit_workers=False, jit=self.jit, spmd=self
+        )
+        try:
+            with np.errstate(all="ignore"):
+                res = eng.run()
+        except BaseException:
+            self.twins = None  # the memory may no longer match them
+            raise
+        if res.status != "ok":
+            self.twins = None  # a replay ran on the interpreter ranks: only rank 0's image is whole
+        return res
+
+
+def open_spmd(program: Program, memory: Memory, o: EngineOptions) -> Engine:
+    """:func:`vtpu_cli.engines.select.open_engine` under mpiexec for a rerunnable program."""
+    return SpmdEngine(program, memory, o)
+
+
+register_rank_engine(open_spmd)
