@@ -121,6 +121,43 @@ def play(local: bool, cache_dir: str) -> dict:
     return out
 
 
+# a program the JIT ranks cannot share (it allocates a scroll): every rank runs both sentrons itself
+ALLOC = """\
+.coord H = 1.1.1/1.1.1/1.1.9
+.output r5
+    DMOV r1, sid                 | SCOORD p0, H
+    DMOV r3, 64
+    DCMP.eq r9, r1, 1
+    DBRF wait
+    DMOV r2, 7
+                                 | SALLOC p0, r3
+                                 | SSCATTR.i64 [p0 + 8], r2
+wait:
+                                 |                          | CBAR all
+    DCMP.eq r9, r1, 0
+    DBRF end
+                                 | SGATHER.i64 r5, [p0 + 8]
+end:
+"""
+
+
+def fallback_run(cache_dir: str) -> list:
+    """The ALLOC program through ``open_engine``, opened afresh per run as a model opens a fallback."""
+    from vtpu_cli.asm.assembler import assemble
+    from vtpu_cli.engines.base import load_memory
+    from vtpu_cli.engines.select import EngineOptions, open_engine
+    from vtpu_cli.machine.memory import Memory
+
+    prog = assemble(ALLOC, "alloc.vasm")
+    out = []
+    for _ in range(2):
+        mem = Memory()
+        load_memory(prog, mem)
+        res = open_engine(prog, mem, EngineOptions(sentrons=2, rerunnable=True, cache_dir=cache_dir)).run()
+        out.append([res.status, res.engine, res.fallback, res.sentrons[0].R[5]])
+    return out
+
+
 def driver(out_dir: str, cache_dir: str) -> None:
     """Under mpiexec: every rank plays the runs through ``open_engine`` (the SPMD engine) and writes them."""
     import vtpu_cli.cluster.spmd  # noqa: F401 - registers the rank engine, as the model code does
@@ -129,6 +166,7 @@ def driver(out_dir: str, cache_dir: str) -> None:
     rank = int(__import__("os").environ.get("PMI_RANK", "0"))
     got = play(local=False, cache_dir=cache_dir)
     got["size"] = world_size_from_env()
+    got["fallback"] = fallback_run(cache_dir)
     Path(out_dir, f"rank{rank}.json").write_text(json.dumps(got))
 
 
@@ -147,6 +185,9 @@ def test_spmd_runs_match_one_process_on_every_rank(tmp_path: Path, ranks: int) -
         assert got["ranks"] == [ranks if r == 0 else None] * (2 * RUNS)  # each run was spread over the ranks
         assert got["accum"] == want["accum"], f"rank {r}"
         assert got["sharded"] == want["sharded"], f"rank {r}"
+        for status, engine, why, r5 in got["fallback"]:
+            assert (status, engine, r5) == ("ok", "interp", 7)
+            assert why.startswith(f"under mpiexec ({ranks} ranks) every rank runs all 2 sentrons itself: ")
     # the reference is what the programs compute: ACC[s] = (s + 1) * (1 + ... + k), OUT their sum
     last = {k: np.frombuffer(bytes.fromhex(v), np.int64).tolist() for k, v in want["accum"][-1].items()}
     assert last == {"A0": [15], "A1": [30], "OUT": [45]}

@@ -30,7 +30,7 @@ import numpy as np
 
 from vtpu_cli.binary.program import Program
 from vtpu_cli.engines.base import Engine, RunResult
-from vtpu_cli.engines.select import EngineOptions, open_local_engine, register_rank_engine
+from vtpu_cli.engines.select import EngineOptions, Fallback, open_local_engine, register_rank_engine
 from vtpu_cli.machine.memory import Memory
 
 
@@ -40,36 +40,14 @@ def weight_coords(program: Program) -> set[int]:
 
 
 class SpmdEngine:
-    """This rank's engine for repeated runs of one program (see the module docstring)."""
+    """This rank's engine for repeated runs of one program on the JIT ranks (see the module docstring)."""
 
-    def __init__(self, program: Program, memory: Memory, o: EngineOptions):
-        from vtpu_cli.cluster.ranks import Checkpointing, _name_on_signal, init_mpi, jit_reason
-
+    def __init__(self, program: Program, memory: Memory, o: EngineOptions, world: Any, jit: Any):
         self.program, self.n, self.mem, self.o = program, o.sentrons, memory, o
-        self.world = init_mpi()
-        self.rank, self.size = self.world.Get_rank(), self.world.Get_size()
-        _name_on_signal(self.rank)
-        jit, why = None, None
-        if o.engine == "jit":
-            try:
-                jit, why = jit_reason(program, memory, o, Checkpointing())
-            except Exception as e:  # every rank must reach the agreement below, whatever happened here
-                jit, why = None, f"the JIT could not prepare this program on rank {self.rank} ({e})"
-        else:
-            why = "the interpreter was asked for"
-        whys = self.world.allgather(why)  # every rank takes the same path
-        why = next((w for w in whys if w is not None), None)
-        self.jit: Any = None if why is not None else jit
-        self.local: Engine | None = None
+        self.world, self.jit = world, jit
+        self.rank, self.size = world.Get_rank(), world.Get_size()
         self.reason: str | None = None
-        if self.jit is None:
-            self.local = open_local_engine(program, memory, o)
-            if o.engine == "jit":
-                self.reason = (
-                    f"under mpiexec ({self.size} ranks) every rank runs all {self.n} sentrons itself: {why}"
-                )
-        else:
-            self.jit.rerunnable = True
+        jit.rerunnable = True
         self.twins: Any = None
         self.runs = 0
 
@@ -83,14 +61,9 @@ class SpmdEngine:
         return self.twins
 
     def run(self) -> RunResult:
-        self.runs += 1
-        if self.local is not None:
-            res = self.local.run()
-            if self.reason is not None:
-                res.fallback = self.reason
-            return res
         from vtpu_cli.cluster.ranks import ClusterEngine
 
+        self.runs += 1
         eng = ClusterEngine(
             self.program, self.mem, self.o, self.world, None, exit_workers=False, jit=self.jit, spmd=self
         )
@@ -106,8 +79,33 @@ class SpmdEngine:
 
 
 def open_spmd(program: Program, memory: Memory, o: EngineOptions) -> Engine:
-    """:func:`vtpu_cli.engines.select.open_engine` under mpiexec for a rerunnable program."""
-    return SpmdEngine(program, memory, o)
+    """:func:`vtpu_cli.engines.select.open_engine` under mpiexec for a rerunnable program: the
+    :class:`SpmdEngine` when every rank can run its sentrons on the JIT, else this process's own engine
+    for all sentrons (each rank computes everything; the reason is the result's ``fallback``)."""
+    from vtpu_cli.cluster.ranks import Checkpointing, _name_on_signal, init_mpi, jit_reason
+
+    world = init_mpi()
+    rank, size = world.Get_rank(), world.Get_size()
+    _name_on_signal(rank)
+    jit, why = None, None
+    if o.engine == "jit":
+        try:
+            jit, why = jit_reason(program, memory, o, Checkpointing())
+        except Exception as e:  # every rank must reach the agreement below, whatever happened here
+            jit, why = None, f"the JIT could not prepare this program on rank {rank} ({e})"
+    else:
+        why = "the interpreter was asked for"
+    whys = world.allgather(why)  # every rank takes the same path
+    why = next((w for w in whys if w is not None), None)
+    if why is None:
+        return SpmdEngine(program, memory, o, world, jit)
+    local = open_local_engine(program, memory, o)
+    if o.engine != "jit":
+        return local
+    if not isinstance(local, Fallback):  # the single-process JIT runs what the JIT ranks could not
+        return local
+    why = f"under mpiexec ({size} ranks) every rank runs all {o.sentrons} sentrons itself: {why}"
+    return Fallback(local.inner, why)
 
 
 register_rank_engine(open_spmd)
