@@ -79,7 +79,8 @@ def int_keys(ins) -> tuple[set, set]:
 
 
 def build_dag(block: list):
-    """The dependency DAG of one block: (succs, raw, npred, prio, term_preds, latencies).
+    """The dependency DAG of one block and its per-op tables, built in one pass over the block:
+    (succs, raw, npred, prio, term_preds, lat_of, pipe_of, ins_of, line_of).
 
     ``block`` items are (instr, MemInfo, line, reads, writes) with the register keys (the allocator
     supplies them, so they are not recomputed from operands).
@@ -87,7 +88,8 @@ def build_dag(block: list):
     successor reads a register j writes (RAW) and 1 otherwise, so only the RAW successors of ops
     whose latency exceeds 1 carry information beyond the edge itself: they are listed again in
     ``raw[j]`` (edges are plain ints, no (j, latency) tuples). ``prio`` is the latency-weighted longest
-    path to the end of the block; ``term_preds`` the predecessors of the last item.
+    path to the end of the block; ``term_preds`` the predecessors of the last item. The op's latency,
+    pipe (0 D, 1 S, 2 C) and dependency kind come from one table per op name (:func:`_op_info`).
 
     A write-after-write edge is left out when the register was read since it was last written: each
     such reader depends on the earlier write (RAW, latency >= 1) and the new write depends on the
@@ -95,7 +97,7 @@ def build_dag(block: list):
     same priorities (every latency is >= 1), i.e. the same schedule with ~20% fewer edges."""
     n = len(block)
     succs: list[list[int]] = [[] for _ in range(n)]
-    raw: list[list[int]] = [[] for _ in range(n)]
+    raw: list = [None] * n  # a list only for ops of latency > 1 that have RAW successors
     npred = [0] * n
     # per register key (0..255, the flags _FLAG): its last writer and its readers since then, as
     # lists indexed by key (no hashing)
@@ -105,17 +107,26 @@ def build_dag(block: list):
     mem_stores: dict[str, tuple] = {}
     since_barrier: list[int] = []
     last_barrier = -1
-    lat_of = [it[0].op.latency for it in block]
-    kinds = _KIND
+    lat_of: list[int] = []
+    pipe_of: list[int] = []
+    ins_of: list = []
+    line_of: list[int] = []
+    add_lat, add_pipe, add_ins, add_line = lat_of.append, pipe_of.append, ins_of.append, line_of.append
+    infos = _INFO
     pr: set = set()
 
     i = -1
-    for ins, mem, _line, reads, writes in block:
+    for ins, mem, line, reads, writes in block:
         i += 1
         op = ins.op
-        kind = kinds.get(op.name)
-        if kind is None:
-            kind = _kind(op)
+        inf = infos.get(op.name)
+        if inf is None:
+            inf = _op_info(op)
+        lat, pipe, kind = inf
+        add_lat(lat)
+        add_pipe(pipe)
+        add_ins(ins)
+        add_line(line)
         if kind & 3:
             if kind & 1:
                 writes = [*writes, _FLAG]
@@ -127,7 +138,11 @@ def build_dag(block: list):
             if w >= 0 and w not in pr:
                 pr.add(w)
                 if lat_of[w] > 1:
-                    raw[w].append(i)
+                    rw = raw[w]
+                    if rw is None:
+                        raw[w] = [i]
+                    else:
+                        rw.append(i)
             lst = readers[k]
             if lst is None:
                 readers[k] = [i]
@@ -215,12 +230,22 @@ def build_dag(block: list):
         if lat > 1:
             if lat > best:
                 best = lat
-            for j in raw[i]:
-                v = lat + prio[j]
-                if v > best:
-                    best = v
+            rw = raw[i]
+            if rw is not None:
+                for j in rw:
+                    v = lat + prio[j]
+                    if v > best:
+                        best = v
         prio[i] = best
-    return succs, raw, npred, prio, (pr if n else set()), lat_of
+    return succs, raw, npred, prio, (pr if n else set()), lat_of, pipe_of, ins_of, line_of
+
+
+_INFO: dict[str, tuple[int, int, int]] = {}  # op name -> (latency, pipe index, kind bits of _kind)
+
+
+def _op_info(op) -> tuple[int, int, int]:
+    inf = _INFO[op.name] = (op.latency, PIPE_INDEX[op.pipe], _kind(op))
+    return inf
 
 
 _KIND: dict[str, int] = {}  # op name -> bits: 1 writes flags, 2 reads flags, 4 barrier, 8 S-pipe memory
@@ -283,11 +308,11 @@ def _mem_conflicts(table: dict, mem, rel, out: set) -> None:
 def schedule_block(block: list, reorder: bool = True):
     """SIWs ([D, S, C] slots) for one block; returns (siws, lines, critical path).
 
-    Ready ops wait in one heap per pipe keyed by their *rank* (position in the order of decreasing
-    priority, ties by program order: a plain int instead of a (-priority, index) tuple); ops whose
-    predecessors are placed but whose latency has not elapsed wait in a second heap per pipe keyed by
-    ``earliest SIW * n + rank``. Only edges of latency > 1 can delay an op beyond the next SIW, so only
-    those (``raw``) update the latency-ready SIW."""
+    Ready ops wait in one heap per pipe keyed by ``(crit - priority) * n + index`` (decreasing
+    priority, ties by program order, as one int instead of a (-priority, index) tuple: no sort of the
+    block needed); ops whose predecessors are placed but whose latency has not elapsed wait in a
+    second heap per pipe keyed by ``earliest SIW * span + that key``. Only edges of latency > 1 can
+    delay an op beyond the next SIW, so only those (``raw``) update the latency-ready SIW."""
     if not block:
         return [], [], 0
     if not reorder:
@@ -299,25 +324,20 @@ def schedule_block(block: list, reorder: bool = True):
             siws.append(slots)
         return siws, [b[2] for b in block], 0
     n = len(block)
-    term = block[-1] if block[-1][0].op.branch else None
-    succs, raw, npred, prio, term_preds, lat_of = build_dag(block)
+    succs, raw, npred, prio, term_preds, lat_of, pipe_of, ins_of, line_of = build_dag(block)
+    term = ins_of[-1] if ins_of[-1].op.branch else None
     crit = max(prio)
     body_n = n - (1 if term is not None else 0)
-    negp = [-p for p in prio]
-    order = sorted(range(n), key=negp.__getitem__)  # stable: ties keep program order
-    rank = [0] * n
-    for k, i in enumerate(order):
-        rank[i] = k
+    top = crit * n
+    span = top + n  # every ready key is below it
     earliest = [0] * n  # latency-ready SIW
     placed = [-1] * n
-    pidx = PIPE_INDEX
-    pipe_of = [pidx[it[0].op.pipe] for it in block]
     avail: list[list[int]] = [[], [], []]
     pending: list[list[int]] = [[], [], []]
     heappush, heappop = heapq.heappush, heapq.heappop
     for i in range(body_n):
         if npred[i] == 0:
-            avail[pipe_of[i]].append(rank[i])
+            avail[pipe_of[i]].append(top - prio[i] * n + i)
     for h in avail:
         heapq.heapify(h)
     siws: list[list] = []
@@ -326,35 +346,34 @@ def schedule_block(block: list, reorder: bool = True):
     t = 0
     a0, a1, a2 = avail
     q0, q1, q2 = pending
-    ins_of, _mems, line_of, _reads, _writes = zip(*block, strict=True)  # one C transposition per block
     while done < body_n:
-        lim = (t + 1) * n  # pending keys below this are latency-ready now (earliest <= t)
+        lim = (t + 1) * span  # pending keys below this are latency-ready now (earliest <= t)
         if q0 and q0[0] < lim:
             while q0 and q0[0] < lim:
-                heappush(a0, heappop(q0) % n)
+                heappush(a0, heappop(q0) % span)
         if q1 and q1[0] < lim:
             while q1 and q1[0] < lim:
-                heappush(a1, heappop(q1) % n)
+                heappush(a1, heappop(q1) % span)
         if q2 and q2[0] < lim:
             while q2 and q2[0] < lim:
-                heappush(a2, heappop(q2) % n)
+                heappush(a2, heappop(q2) % span)
         # one op per pipe: the ready op of highest priority, else the latency-earliest pending one
         if a0:
-            i0 = order[heappop(a0)]
+            i0 = heappop(a0) % n
         elif q0:
-            i0 = order[heappop(q0) % n]
+            i0 = heappop(q0) % span % n
         else:
             i0 = -1
         if a1:
-            i1 = order[heappop(a1)]
+            i1 = heappop(a1) % n
         elif q1:
-            i1 = order[heappop(q1) % n]
+            i1 = heappop(q1) % span % n
         else:
             i1 = -1
         if a2:
-            i2 = order[heappop(a2)]
+            i2 = heappop(a2) % n
         elif q2:
-            i2 = order[heappop(q2) % n]
+            i2 = heappop(q2) % span % n
         else:
             i2 = -1
         if i0 >= 0:
@@ -391,19 +410,21 @@ def schedule_block(block: list, reorder: bool = True):
             placed[i] = t
             lat = lat_of[i]
             if lat > 1:
-                e = t + lat
-                for j in raw[i]:
-                    if e > earliest[j]:
-                        earliest[j] = e
+                rw = raw[i]
+                if rw is not None:
+                    e = t + lat
+                    for j in rw:
+                        if e > earliest[j]:
+                            earliest[j] = e
             for j in succs[i]:
                 c = npred[j] - 1
                 npred[j] = c
                 if c == 0 and j < body_n:
                     e = earliest[j]
                     if e <= t1:  # ready in the next SIW: straight to the ready heap (same order)
-                        heappush(avail[pipe_of[j]], rank[j])
+                        heappush(avail[pipe_of[j]], top - prio[j] * n + j)
                     else:
-                        heappush(pending[pipe_of[j]], e * n + rank[j])
+                        heappush(pending[pipe_of[j]], e * span + top - prio[j] * n + j)
         t = t1
     if term is not None:
         # the branch must not share an SIW with an op it depends on
@@ -413,10 +434,10 @@ def schedule_block(block: list, reorder: bool = True):
                 need = placed[i] + 1
         pos = max(need, len(siws) - 1)
         if 0 <= pos < len(siws) and siws[pos][0] is None:
-            siws[pos][0] = term[0]
+            siws[pos][0] = term
         else:
-            siws.append([term[0], None, None])
-            lines.append(term[2])
+            siws.append([term, None, None])
+            lines.append(line_of[-1])
     return siws, lines, crit
 
 
