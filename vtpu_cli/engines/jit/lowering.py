@@ -1191,14 +1191,20 @@ def _mem_off(lw: Lowerer, m):
     return lw.rget(m.off.idx) if isinstance(m.off, Reg) else ir.Constant(I64, m.off.value)
 
 
-def _check_range(lw: Lowerer, off, n: int, size):
-    """Fault unless 0 <= off and off + n <= size (no overflow: size - n is small)."""
+def _ends(lw: Lowerer, size, n: int):
+    """The number of valid start offsets of an ``n``-byte access to a scroll of ``size`` bytes:
+    ``max(size - n + 1, 0)``. ``0 <= off <= size - n`` (signed) holds exactly when ``off <u ends``: a
+    negative ``off`` is a huge unsigned value, and a scroll shorter than ``n`` gives 0 (nothing passes).
+    It depends only on the scroll size, so in a loop that keeps its translations (fast loop clones)
+    LLVM hoists it and each access costs one compare-and-branch."""
     b = lw.b
-    bad = b.or_(
-        b.icmp_signed("<", off, ir.Constant(I64, 0)),
-        b.icmp_signed(">", off, b.sub(size, ir.Constant(I64, n))),
-    )
-    lw.fault_if(bad)
+    return lw.call("llvm.smax.i64", I64, [b.sub(size, ir.Constant(I64, n - 1)), ir.Constant(I64, 0)])
+
+
+def _check_range(lw: Lowerer, off, n: int, size):
+    """Fault unless 0 <= off and off + n <= size (no overflow: size - n is small), as one unsigned
+    compare against ``_ends``."""
+    lw.fault_if(lw.b.icmp_unsigned(">=", off, _ends(lw, size, n)))
 
 
 def _addr(lw: Lowerer, ptr, off):
@@ -1311,13 +1317,18 @@ def _gather_scatter(lw: Lowerer, ins: Instr):
     ptr, ssize = lw.translate(m.base)
     ov = _shuffle(b, b.insert_element(ir.Constant(li, None), off, ir.Constant(I32, 0)), [0] * n_lanes)
     offs = b.add(ov, rel)
-    hi = _shuffle(
-        b,
-        b.insert_element(ir.Constant(li, None), b.sub(ssize, ir.Constant(I64, size)), ir.Constant(I32, 0)),
-        [0] * n_lanes,
-    )
-    bad = b.or_(b.icmp_signed("<", offs, splat(0, li)), b.icmp_signed(">", offs, hi))
-    lw.fault_if(b.or_(guard, lw.any_true(bad)))
+    if m.mode == MEM_STRIDED:
+        hi = _shuffle(
+            b,
+            b.insert_element(
+                ir.Constant(li, None), b.sub(ssize, ir.Constant(I64, size)), ir.Constant(I32, 0)
+            ),
+            [0] * n_lanes,
+        )
+        bad = b.or_(b.icmp_signed("<", offs, splat(0, li)), b.icmp_signed(">", offs, hi))
+        lw.fault_if(b.or_(guard, lw.any_true(bad)))
+    else:
+        lw.fault_if(b.or_(guard, _index_out_of_range(lw, idx, off, ssize, size)))
     jit_comm.note_access(lw, m.base, store)
     et = ity(t)
     if _vector_gather(lw, n_lanes, size):
@@ -1325,7 +1336,10 @@ def _gather_scatter(lw: Lowerer, ins: Instr):
         return
     small = None
     if not store and n_lanes == 16 and size == 4 and _avx512(lw):
-        small, out_small, join = _gather_window(lw, ptr, ssize, off, offs)
+        if m.mode == MEM_STRIDED:
+            small, out_small, join = _gather_window(lw, ptr, ssize, off, offs)
+        else:
+            small, out_small, join = _gather_window_indexed(lw, ptr, ssize, off, idx)
     if store:
         src = lw.vgeti(reg.idx, t)
         for i in range(n_lanes):  # lane order: the highest lane wins on overlap
@@ -1390,6 +1404,83 @@ def _gather_window(lw: Lowerer, ptr, ssize, off, offs):
         b.bitcast(b.load(_addr(lw, ptr, ir.Constant(I64, 64 * k)), typ=VB, align=1), v16) for k in range(4)
     ]
     dw = b.trunc(b.ashr(offs, splat(2, offs.type)), v16)  # dword index 0..63
+    lo = lw.call("llvm.x86.avx512.vpermi2var.d.512", v16, [parts[0], dw, parts[1]])
+    hi = lw.call("llvm.x86.avx512.vpermi2var.d.512", v16, [parts[2], dw, parts[3]])
+    sel = b.icmp_unsigned("!=", b.and_(dw, splat(32, v16)), splat(0, v16))
+    out = b.select(sel, hi, lo)
+    fast_end = b.block
+    b.branch(join)
+    b.position_at_end(slow)
+    return fast_end, out, join
+
+
+_I32_MIN, _I32_MAX = -(1 << 31), (1 << 31) - 1
+
+
+def _index_out_of_range(lw: Lowerer, idx, off, ssize, size: int):
+    """i1: some lane of an indexed access leaves the scroll (lane i at byte ``off + size * idx[i]``, valid
+    when ``0 <= off + size * idx[i] <= ssize - size``), compared in the index's own i32 lanes.
+
+    The valid indexes are exactly ``L <= idx <= H`` with ``L = ceil(-off / size) = -(off >> k)`` and
+    ``H = floor((ssize - size - off) / size) = (ssize - size - off) >> k`` (``size = 2**k``; ``|off| <
+    2**62`` is guarded by the caller, so nothing overflows). When that range is empty or lies outside
+    i32 no index is valid; otherwise clamping L and H to i32 changes no lane's answer. L and H depend
+    only on the offset and the scroll size, so for a constant offset in a loop that keeps its
+    translation LLVM hoists them: two 16-lane compares instead of sixteen i64 lane offsets."""
+    b = lw.b
+    k = ir.Constant(I64, size.bit_length() - 1)
+    lo = b.neg(b.ashr(off, k))
+    hi = b.ashr(b.sub(b.sub(ssize, ir.Constant(I64, size)), off), k)
+    empty = b.or_(
+        b.icmp_signed(">", lo, hi),
+        b.or_(
+            b.icmp_signed(">", lo, ir.Constant(I64, _I32_MAX)),
+            b.icmp_signed("<", hi, ir.Constant(I64, _I32_MIN)),
+        ),
+    )
+    lo32 = b.trunc(lw.call("llvm.smax.i64", I64, [lo, ir.Constant(I64, _I32_MIN)]), I32)
+    hi32 = b.trunc(lw.call("llvm.smin.i64", I64, [hi, ir.Constant(I64, _I32_MAX)]), I32)
+    n = idx.type.count
+    vt = _vt(n, I32)
+    lov = _shuffle(b, b.insert_element(ir.Constant(vt, None), lo32, ir.Constant(I32, 0)), [0] * n)
+    hiv = _shuffle(b, b.insert_element(ir.Constant(vt, None), hi32, ir.Constant(I32, 0)), [0] * n)
+    bad = b.or_(b.icmp_signed("<", idx, lov), b.icmp_signed(">", idx, hiv))
+    return b.or_(empty, lw.any_true(bad))
+
+
+def _gather_window_indexed(lw: Lowerer, ptr, ssize, off, idx):
+    """``_gather_window`` for an indexed 16 x 32-bit gather, decided on the i32 indexes: with ``off % 4
+    == 0`` every lane is dword-aligned, and lane ``off + 4 * idx[i]`` (already bounds-checked, so >= 0)
+    is below 256 exactly when ``idx[i] < (256 - off) / 4``; that bound is clamped to i32 (a clamped
+    bound only sends lanes to the per-lane path, never wrongly to the window). Dword ``off / 4 +
+    idx[i]`` is then in 0..63 (computed in i32: the true value fits)."""
+    b = lw.b
+    tag = f"{lw.pc}_{lw.slot}"
+    fast = lw.new_block(f"gwin_{tag}")
+    slow = lw.new_block(f"glanes_{tag}")
+    join = lw.new_block(f"gjoin_{tag}")
+    v16 = _vt(16, I32)
+    w = b.ashr(b.sub(ir.Constant(I64, WINDOW), off), ir.Constant(I64, 2))
+    w = lw.call(
+        "llvm.smax.i64",
+        I64,
+        [lw.call("llvm.smin.i64", I64, [w, ir.Constant(I64, _I32_MAX)]), ir.Constant(I64, _I32_MIN)],
+    )
+    wv = _shuffle(b, b.insert_element(ir.Constant(v16, None), b.trunc(w, I32), ir.Constant(I32, 0)), [0] * 16)
+    inside = lw.call("llvm.vector.reduce.and.v16i1", I1, [b.icmp_signed("<", idx, wv)])
+    scalar_ok = b.and_(
+        b.icmp_signed(">=", ssize, ir.Constant(I64, WINDOW)),
+        b.icmp_unsigned("==", b.and_(off, ir.Constant(I64, 3)), ir.Constant(I64, 0)),
+    )
+    b.cbranch(b.and_(scalar_ok, inside), fast, slow)
+    b.position_at_end(fast)
+    parts = [
+        b.bitcast(b.load(_addr(lw, ptr, ir.Constant(I64, 64 * k)), typ=VB, align=1), v16) for k in range(4)
+    ]
+    base = b.trunc(b.ashr(off, ir.Constant(I64, 2)), I32)
+    dw = b.add(
+        idx, _shuffle(b, b.insert_element(ir.Constant(v16, None), base, ir.Constant(I32, 0)), [0] * 16)
+    )
     lo = lw.call("llvm.x86.avx512.vpermi2var.d.512", v16, [parts[0], dw, parts[1]])
     hi = lw.call("llvm.x86.avx512.vpermi2var.d.512", v16, [parts[2], dw, parts[3]])
     sel = b.icmp_unsigned("!=", b.and_(dw, splat(32, v16)), splat(0, v16))
@@ -1475,13 +1566,9 @@ def _gather_span(lw: Lowerer, ins: Instr, reg, m, off, stride: int, size: int, n
     one: lane 0 >= 0 and the last lane ends inside the scroll (the offsets are monotonic)."""
     b = lw.b
     ptr, ssize = lw.translate(m.base)
-    lim62 = ir.Constant(I64, 1 << 62)
-    guard = b.or_(b.icmp_signed(">", off, lim62), b.icmp_signed("<", off, ir.Constant(I64, -(1 << 62))))
-    bad = b.or_(
-        b.icmp_signed("<", off, ir.Constant(I64, 0)),
-        b.icmp_signed(">", b.add(off, ir.Constant(I64, span - size)), b.sub(ssize, ir.Constant(I64, size))),
-    )
-    lw.fault_if(b.or_(guard, bad))
+    # every lane inside <=> 0 <= off and off + span <= size (the offsets are monotonic): one unsigned
+    # compare, no overflow (nothing is added to off)
+    lw.fault_if(b.icmp_unsigned(">=", off, _ends(lw, ssize, span)))
     jit_comm.note_access(lw, m.base, False)
     addr = _addr(lw, ptr, off)
     if stride == 0:  # a broadcast: one scalar load
