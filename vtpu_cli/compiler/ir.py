@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from vtpu_cli.binary.program import MEM_CONTIG, Imm
+from vtpu_cli.compiler import oprw
 from vtpu_cli.core import coords
 from vtpu_cli.isa.table import BY_NAME, Op, type_size
 
@@ -204,8 +205,6 @@ def _rw_func(op: Op):
         return f
     roles = _roles(op)
     if not _BY_SIG:
-        from vtpu_cli.compiler import oprw
-
         _BY_SIG.update(oprw._bind(VReg, VMem))
     f = _BY_SIG.get(roles)
     if f is None:  # an op table newer than oprw.py: generate the function now
