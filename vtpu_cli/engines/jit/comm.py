@@ -281,9 +281,9 @@ def setup(lw, program, single: bool, race: bool = True) -> None:
     lw.CHOSEN = b.alloca(I64, name="cchosen")
     lw.SPIN = b.alloca(I64, name="cspin")
     if single:
-        lw.RING = b.alloca(ir.ArrayType(VB, QUEUE_CAPACITY), name="ring")
+        # entry k at byte k * SINGLE_ENTRY: the 64-byte payload, then its length (one index for both)
+        lw.RING = b.alloca(ir.ArrayType(I8, SINGLE_ENTRY * QUEUE_CAPACITY), name="ring")
         lw.RING.align = 64
-        lw.RLEN = b.alloca(ir.ArrayType(I64, QUEUE_CAPACITY), name="ringlen")
         lw.HEAD = b.alloca(I64, name="rhead")
         lw.TAIL = b.alloca(I64, name="rtail")
         b.store(_c(0), lw.HEAD)
@@ -488,6 +488,11 @@ def _check_mixed(ins: Instr) -> None:
 
 # ---- one sentron
 RING_ORDER = "unordered"
+# The one-sentron ring: entry k (payload, then length) at byte k * SINGLE_ENTRY of one stack array, and
+# head and tail count *bytes* (SINGLE_ENTRY per message), so an entry's address is one ``and`` of the
+# counter (no shift, and payload and length share it). Full: tail - head >= capacity * SINGLE_ENTRY.
+SINGLE_ENTRY = 128
+_RING_MASK = SINGLE_ENTRY * QUEUE_CAPACITY - 1 & ~(SINGLE_ENTRY - 1)
 
 
 def _ring_ld(lw, ptr):
@@ -515,7 +520,7 @@ def _ready_single(lw, ins: Instr) -> None:
             home = coords.home_packed(0)
             lw.fault_if(b.icmp_unsigned("!=", lw.pget(ins.args[1].idx), ir.Constant(I128, home)))
         tail = _ring_ld(lw, lw.TAIL)
-        full = b.icmp_unsigned(">=", b.sub(tail, _ring_ld(lw, lw.HEAD)), _c(QUEUE_CAPACITY))
+        full = b.icmp_unsigned(">=", b.sub(tail, _ring_ld(lw, lw.HEAD)), _c(QUEUE_CAPACITY * SINGLE_ENTRY))
         lw.fault_if(full, ST_DEADLOCK)
         # one thread owns both ends: the run phase stores at the tail read here (no second load)
         lw.cstate = _CState(tail=tail)
@@ -557,10 +562,10 @@ def _run_single(lw, ins: Instr) -> None:
     if name in ("CSEND", "CROUTE"):
         vec, ln = _payload_in(lw, ins.args[0])
         tail = lw.cstate.tail if lw.cstate is not None else _ring_ld(lw, lw.TAIL)
-        slot = b.and_(tail, _c(QUEUE_CAPACITY - 1))
-        b.store(vec, b.gep(lw.RING, [ir.Constant(I32, 0), slot], inbounds=True), align=64)
-        b.store(ln, b.gep(lw.RLEN, [ir.Constant(I32, 0), slot], inbounds=True))
-        _store_atomic(lw, b.add(tail, _c(1)), lw.TAIL, RING_ORDER, 8)
+        entry = b.gep(lw.RING, [ir.Constant(I32, 0), b.and_(tail, _c(_RING_MASK))], inbounds=True)
+        b.store(vec, b.bitcast(entry, VB.as_pointer()), align=64)
+        b.store(ln, b.bitcast(b.gep(entry, [_c(64)], inbounds=True), I64.as_pointer()), align=8)
+        _store_atomic(lw, b.add(tail, _c(SINGLE_ENTRY)), lw.TAIL, RING_ORDER, 8)
         _bump(lw, st[0], _c(1))
         _bump(lw, st[1], ln)
         if name == "CROUTE":
@@ -568,12 +573,12 @@ def _run_single(lw, ins: Instr) -> None:
     elif name == "CRECV":
         m, _, rs = ins.args
         head = lw.cstate.head if lw.cstate is not None else _ring_ld(lw, lw.HEAD)
-        slot = b.and_(head, _c(QUEUE_CAPACITY - 1))
-        vec = b.load(b.gep(lw.RING, [ir.Constant(I32, 0), slot], inbounds=True), align=64)
-        ln = b.load(b.gep(lw.RLEN, [ir.Constant(I32, 0), slot], inbounds=True))
+        entry = b.gep(lw.RING, [ir.Constant(I32, 0), b.and_(head, _c(_RING_MASK))], inbounds=True)
+        vec = b.load(b.bitcast(entry, VB.as_pointer()), align=64)
+        ln = b.load(b.bitcast(b.gep(entry, [_c(64)], inbounds=True), I64.as_pointer()), align=8)
         b.store(vec, lw.M[m.idx])
         b.store(ln, lw.ML[m.idx])
-        _store_atomic(lw, b.add(head, _c(1)), lw.HEAD, RING_ORDER, 8)
+        _store_atomic(lw, b.add(head, _c(SINGLE_ENTRY)), lw.HEAD, RING_ORDER, 8)
         if rs is not None:
             lw.rset(rs.idx, _c(0))
     elif name == "CBAR":
