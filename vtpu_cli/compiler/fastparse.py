@@ -14,13 +14,14 @@ import re
 from lark import Token, Tree
 from lark.tree import Meta
 
-_TOKEN = re.compile(
-    r"(?P<ws>(?:[ \t\r\n]+|#[^\n]*)+)"
-    r"|(?P<COORD>\d+\.\d+\.\d+/\d+\.\d+\.\d+/\d+\.\d+\.\d+)"
+_TOKEN = re.compile(  # a token with the whitespace/comments before it (one match per token)
+    r"(?:[ \t\r\n]+|#[^\n]*)*"
+    r"(?:(?P<COORD>\d+\.\d+\.\d+/\d+\.\d+\.\d+/\d+\.\d+\.\d+)"
     r"|(?P<FLOAT>\d+\.\d+(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+)"
     r"|(?P<INT>0[xX][0-9a-fA-F_]+|0[bB][01_]+|\d[\d_]*)"
     r"|(?P<NAME>[A-Za-z_][A-Za-z_0-9]*)"
     r"|(?P<op>==|!=|<=|>=|<<|>>|\.\.|[-+*/%&|^<>=(){}\[\],;:@])"
+    r"|(?P<end>\Z))"
 )
 # words of the grammar (the contextual lexer reads them as keywords where the grammar allows them)
 KEYWORDS = {
@@ -73,9 +74,10 @@ class _Tok:
 
 
 def _lex(text: str) -> list[_Tok]:
-    """Tokens with Lark's positions. One ``finditer`` pass: a gap between matches (a character no
-    token starts with) or an unmatched tail rejects; tokens never span lines, so the line and its
-    start offset only move in whitespace/comment runs."""
+    """Tokens with Lark's positions. One ``finditer`` pass, one match per token (with the
+    whitespace and comments before it): a gap between matches (a character no token starts with)
+    rejects, and so does a text that does not end in the end match; tokens never span lines, so the
+    line and its start offset only move in the whitespace/comment runs."""
     toks: list[_Tok] = []
     append = toks.append
     line, linestart, pos = 1, 0, 0
@@ -84,21 +86,21 @@ def _lex(text: str) -> list[_Tok]:
         if start != pos:
             raise Reject
         kind = m.lastgroup
-        pos = m.end()
-        if kind == "ws":
-            nl = text.count("\n", start, pos)
+        tstart = m.start(kind)
+        if tstart != start:
+            nl = text.count("\n", start, tstart)
             if nl:
                 line += nl
-                linestart = text.rfind("\n", start, pos) + 1
-            continue
-        s = m.group()
+                linestart = text.rfind("\n", start, tstart) + 1
+        if kind == "end":
+            return toks
+        pos = m.end()
+        s = m.group(kind)
         if kind == "op":
             kind = s
-        col = start - linestart + 1
-        append(_Tok(kind, s, start, line, col, pos, line, col + pos - start))
-    if pos != len(text):
-        raise Reject
-    return toks
+        col = tstart - linestart + 1
+        append(_Tok(kind, s, tstart, line, col, pos, line, col + pos - tstart))
+    raise Reject
 
 
 def _meta(first: _Tok, last: _Tok) -> Meta:
