@@ -15,6 +15,20 @@ It follows the Hugging Face BitNet model, written from the architecture, not fro
   i + d/2; angle = pos * theta**(-2i/d); x'[i] = x[i]cos - x[i+d/2]sin, x'[i+d/2] = x[i+d/2]cos + x[i]sin.
 * Grouped-query attention: query head h reads KV head h // (heads / kv_heads); scores scaled by
   1/sqrt(d), causal (a query at position p sees keys 0..p), softmax in float64; KV cache per layer.
+
+Options that emulate llama.cpp's numerics (to explain a perplexity difference, not to run the model;
+``LLAMA_CPP`` bundles them as llama.cpp build 0c1e570 runs a ``bitnet`` GGUF with ``-fa off``):
+
+* ``activations="block256"``: llama.cpp's q8_K input quantisation of TQ1_0/TQ2_0 matmuls: per block
+  of 256 inputs along K, in float32: mx = the first element of largest |x|, iscale = -127 / mx,
+  q = min(127, rint(iscale * x)), d = 1 / iscale; y = sum_b d_b (W_b . q_b) * scale.
+* ``ffn_act="silu"``: llama.cpp's ``bitnet`` graph hard-codes a SiLU GLU (silu(gate) * up); BitNet
+  b1.58 (HF ``hidden_act: relu2``) uses relu(gate)**2 * up.
+* ``head="f16"``: the hidden state rounded to float16 before the (f16) tied head, as ggml's f16
+  matmul converts its f32 operand.
+* ``kv="f16"``: q, K and V rounded to float16 (llama.cpp's default f16 KV cache; the f16 matmul
+  converts q) and the softmax probabilities rounded to float16 before they multiply V (without
+  flash attention ggml converts them for the f16 V matmul).
 """
 
 from __future__ import annotations
@@ -33,6 +47,13 @@ ACT_EPS = 1e-5
 # Ternary matrices of models up to this many weights are unpacked once (float64) to speed the reference.
 CACHE_WEIGHTS = 1 << 24
 HEAD_CHUNK_ROWS = 8192
+QK_K = 256  # llama.cpp's q8_K block
+HEADS = ("f32", "q8", "f16")
+ACTIVATIONS = ("token", "block256")
+FFN_ACTS = ("relu2", "silu")
+KV_MODES = ("f64", "f16")
+# llama.cpp's numerics for a `bitnet` GGUF with TQ1_0/TQ2_0 weights (build 0c1e570, -fa off).
+LLAMA_CPP = {"head": "f16", "activations": "block256", "ffn_act": "silu", "kv": "f16"}
 
 
 def rms_norm(x: np.ndarray, weight: np.ndarray, eps: float) -> np.ndarray:
@@ -48,6 +69,25 @@ def quantize_activations(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return xq, m / ACT_QMAX
 
 
+def quantize_activations_q8k(x: np.ndarray) -> np.ndarray:
+    """llama.cpp's q8_K quantisation per 256-block along the last axis (float32 arithmetic, as
+    ``quantize_row_q8_K_ref``); returns the dequantised values q * d in float64 (exact products)."""
+    x = np.asarray(x, dtype=np.float32)
+    n = x.shape[-1]
+    if n % QK_K:
+        raise ModelError(f"block activation quantisation needs a multiple of {QK_K} inputs, not {n}")
+    xb = x.reshape(*x.shape[:-1], n // QK_K, QK_K)
+    idx = np.argmax(np.abs(xb), axis=-1)[..., None]  # first largest |x|, as the C loop's strict `>`
+    mx = np.take_along_axis(xb, idx, axis=-1)
+    zero = mx == 0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        iscale = np.where(zero, np.float32(0), np.float32(-127.0) / np.where(zero, np.float32(1), mx))
+        q = np.minimum(np.float32(127), np.rint(iscale.astype(np.float32) * xb))
+        d = np.where(zero, np.float32(0), np.float32(1) / np.where(zero, np.float32(1), iscale))
+    out = q.astype(np.float64) * d.astype(np.float32).astype(np.float64)
+    return out.reshape(x.shape)
+
+
 def rope(x: np.ndarray, positions: np.ndarray, theta: float) -> np.ndarray:
     """Rotate-half RoPE on x [T, heads, d] at integer `positions` [T]."""
     d = x.shape[-1]
@@ -59,16 +99,40 @@ def rope(x: np.ndarray, positions: np.ndarray, theta: float) -> np.ndarray:
     return np.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
 
 
+def _f16(x: np.ndarray) -> np.ndarray:
+    """Round to float16 (nearest even, as F16C) and back to float64."""
+    return np.asarray(x, dtype=np.float64).astype(np.float16).astype(np.float64)
+
+
 class Reference:
     """Float64 forward pass with a KV cache; `forward` appends tokens, `generate` samples on top."""
 
-    def __init__(self, model: BitNetModel, ctx: int | None = None, head: str = "f32") -> None:
+    def __init__(
+        self,
+        model: BitNetModel,
+        ctx: int | None = None,
+        head: str = "f32",
+        *,
+        activations: str = "token",
+        ffn_act: str = "relu2",
+        kv: str = "f64",
+    ) -> None:
         """``head="q8"`` computes the LM head as the compiled step does: int8 weights per row
         (``head.quantize_head_q8``) times the per-token int8 quantised hidden state; ``"f32"`` (the
-        model as trained) uses the head in its file encoding."""
-        if head not in ("f32", "q8"):
-            raise ValueError(f"head must be 'f32' or 'q8', not {head!r}")
+        model as trained) uses the head in its file encoding. ``activations``, ``ffn_act``, ``kv`` and
+        ``head="f16"`` emulate llama.cpp (see the module docstring and ``LLAMA_CPP``)."""
+        for name, val, allowed in (
+            ("head", head, HEADS),
+            ("activations", activations, ACTIVATIONS),
+            ("ffn_act", ffn_act, FFN_ACTS),
+            ("kv", kv, KV_MODES),
+        ):
+            if val not in allowed:
+                raise ValueError(f"{name} must be one of {', '.join(allowed)}, not {val!r}")
         self.head = head
+        self.activations = activations
+        self.ffn_act = ffn_act
+        self.kv = kv
         self._q8: tuple[np.ndarray, np.ndarray] | None = None
         self.model = model
         self.cfg = model.config
@@ -93,6 +157,8 @@ class Reference:
         return xq @ dense.T
 
     def bitlinear(self, x: np.ndarray, w: TernaryMatrix) -> np.ndarray:
+        if self.activations == "block256":
+            return self._int_matmul(w, quantize_activations_q8k(x)) * w.scale
         xq, s = quantize_activations(x)
         return self._int_matmul(w, xq) * s * w.scale
 
@@ -117,6 +183,8 @@ class Reference:
             v = self.bitlinear(x, layer.wv).reshape(n, c.kv_heads, c.head_dim)
             q = rope(q, positions, c.rope_theta)
             k = rope(k, positions, c.rope_theta)
+            if self.kv == "f16":
+                q, k, v = (_f16(t) for t in (q, k, v))
             self.k_cache[li][self.pos : end] = k
             self.v_cache[li][self.pos : end] = v
             keys = np.repeat(self.k_cache[li][:end], rep, axis=1)  # [end, heads, d]
@@ -126,11 +194,17 @@ class Reference:
             scores -= scores.max(axis=-1, keepdims=True)
             p = np.exp(scores)
             p /= p.sum(axis=-1, keepdims=True)
+            if self.kv == "f16":
+                p = _f16(p)
             attn = np.einsum("hts,shd->thd", p, vals).reshape(n, c.q_dim)
             h = h + self.bitlinear(rms_norm(attn, layer.attn_sub_norm, c.rms_eps), layer.wo)
             x = rms_norm(h, layer.ffn_norm, c.rms_eps)
-            gate = np.maximum(self.bitlinear(x, layer.w_gate), 0.0)
-            g = gate * gate * self.bitlinear(x, layer.w_up)
+            gate = self.bitlinear(x, layer.w_gate)
+            if self.ffn_act == "silu":
+                act = gate / (1.0 + np.exp(-gate))
+            else:
+                act = np.maximum(gate, 0.0) ** 2
+            g = act * self.bitlinear(x, layer.w_up)
             h = h + self.bitlinear(rms_norm(g, layer.ffn_sub_norm, c.rms_eps), layer.w_down)
         self.pos = end
         return self.logits(rms_norm(h, self.model.output_norm, c.rms_eps))
@@ -150,6 +224,8 @@ class Reference:
                 r1 = min(head.rows, r0 + HEAD_CHUNK_ROWS)
                 out[:, r0:r1] = (xq @ w8[r0:r1].astype(np.float64).T) * ws[r0:r1].astype(np.float64) * s
             return out
+        if self.head == "f16":
+            h = _f16(h)
         out = np.empty((h.shape[0], head.rows))
         for r0 in range(0, head.rows, HEAD_CHUNK_ROWS):
             r1 = min(head.rows, r0 + HEAD_CHUNK_ROWS)
