@@ -16,7 +16,7 @@ between llama.cpp's own attention kernels). Two changes make it so:
   is smooth, a tiny change of an activation changes the logits a little;
 * the embedding is built so that the tied head reproduces a symmetric bigram score table S fitted to
   the token pairs of a text (the built-in corpus, or ``--fit-text``): S = U diag(l) U^T, the embedding's
-  first columns hold k U sqrt(|l|) (k makes their RMS 24, large against the layers' updates), the
+  first columns hold k U sqrt(|l|) (k makes their RMS 4: the layers change the logits moderately), the
   output norm weight is sign(l) rms / k**2 there and 0 elsewhere, and the other columns pad every row
   to the same norm rms (so the output RMSNorm divides every row alike). One more column holds +4k for
   the text's tokens and -4k for reserved ones, which keeps the reserved tokens' logits 32 below. The
@@ -41,9 +41,8 @@ from vtpu_cli.models import synth_large
 from vtpu_cli.models.synth import CORPUS, train_tokenizer
 from vtpu_cli.models.synth_large import FORMATS, PRESETS, LargeSpec, write_large
 
-SIGNAL_RMS = (
-    4.0  # RMS of the embedding's score columns: the layers (~1 per element each) perturb it moderately
-)
+# RMS of the embedding's score columns: the layers (~1 per element each) perturb it moderately.
+SIGNAL_RMS = 4.0
 RESERVED_GAP = 4.0  # +-4 in the bias column: reserved tokens' logits sit 2 * 4**2 = 32 lower
 
 
