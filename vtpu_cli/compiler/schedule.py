@@ -163,7 +163,8 @@ def build_dag(block: list):
             since_barrier.append(i)
             rel = mem.rel
             if rel is not None:  # the offset register's value: identified by its last writer
-                rel = (rel, last_w[rel] if rel.__class__ is int else -1)
+                # (one int, key + 512 * (writer + 1), for a register key: no tuple to build and hash)
+                rel = rel + 512 * (last_w[rel] + 1) if rel.__class__ is int else (rel, -1)
             sc = mem.scroll
             # (only scan a table that holds this scroll, the '*' scroll, or when this access is '*')
             if mem_stores and (sc == "*" or sc in mem_stores or "*" in mem_stores):
@@ -193,12 +194,21 @@ def build_dag(block: list):
                 else:
                     ent[3][rel].append(i)
                 rec = (i, lo, hi)
-                for bk in range(lo // _BUCKET, (hi - 1) // _BUCKET + 1):
+                bk = lo // _BUCKET
+                last = (hi - 1) // _BUCKET
+                if bk == last:  # (most accesses: one aligned vector)
                     lst = buckets.get(bk)
                     if lst is None:
                         buckets[bk] = [rec]
                     else:
                         lst.append(rec)
+                else:
+                    for bk in range(bk, last + 1):
+                        lst = buckets.get(bk)
+                        if lst is None:
+                            buckets[bk] = [rec]
+                        else:
+                            lst.append(rec)
         for k in writes:
             rl = readers[k]
             if rl:
