@@ -33,7 +33,7 @@ PIPE_INDEX = {"D": 0, "S": 1, "C": 2}
 
 @dataclass
 class Scheduled:
-    siws: list  # list of [D, S, C] Instr lists (None = empty slot)
+    siws: list  # SIW tuples (D, S, C) with NOPs in empty slots (:class:`_SIWs`)
     lines: list[int]
     labels: dict[str, int]
     critical_path: int = 0
@@ -194,16 +194,16 @@ def build_dag(block: list):
                 else:
                     ent[3][rel].append(i)
                 rec = (i, lo, hi)
-                bk = lo // _BUCKET
+                first = lo // _BUCKET
                 last = (hi - 1) // _BUCKET
-                if bk == last:  # (most accesses: one aligned vector)
-                    lst = buckets.get(bk)
+                if first == last:  # (most accesses: one aligned vector)
+                    lst = buckets.get(first)
                     if lst is None:
-                        buckets[bk] = [rec]
+                        buckets[first] = [rec]
                     else:
                         lst.append(rec)
                 else:
-                    for bk in range(bk, last + 1):
+                    for bk in range(first, last + 1):
                         lst = buckets.get(bk)
                         if lst is None:
                             buckets[bk] = [rec]
@@ -316,7 +316,8 @@ def _mem_conflicts(table: dict, mem, rel, out: set) -> None:
 
 
 def schedule_block(block: list, reorder: bool = True):
-    """SIWs ([D, S, C] slots) for one block; returns (siws, lines, critical path).
+    """SIWs ((D, S, C) tuples, NOPs in empty slots) for one block; returns (siws, lines, critical
+    path).
 
     Ready ops wait in one heap per pipe keyed by ``(crit - priority) * n + index`` (decreasing
     priority, ties by program order, as one int instead of a (-priority, index) tuple: no sort of the
@@ -325,13 +326,13 @@ def schedule_block(block: list, reorder: bool = True):
     delay an op beyond the next SIW, so only those (``raw``) update the latency-ready SIW."""
     if not block:
         return [], [], 0
+    nd, ns, nc = _NOPS
     if not reorder:
         siws = []
         for it in block:
             ins = it[0]
-            slots = [None, None, None]
-            slots[PIPE_INDEX[ins.op.pipe]] = ins
-            siws.append(slots)
+            p = PIPE_INDEX[ins.op.pipe]
+            siws.append((ins, ns, nc) if p == 0 else (nd, ins, nc) if p == 1 else (nd, ns, ins))
         return siws, [b[2] for b in block], 0
     n = len(block)
     succs, raw, npred, prio, term_preds, lat_of, pipe_of, ins_of, line_of = build_dag(block)
@@ -350,7 +351,7 @@ def schedule_block(block: list, reorder: bool = True):
             avail[pipe_of[i]].append(top - prio[i] * n + i)
     for h in avail:
         heapq.heapify(h)
-    siws: list[list] = []
+    siws: list[tuple] = []
     lines: list[int] = []
     done = 0
     t = 0
@@ -403,11 +404,11 @@ def schedule_block(block: list, reorder: bool = True):
         if not chosen:  # pragma: no cover - a DAG always has a ready op
             raise AssertionError("scheduler found no ready op")
         siws.append(
-            [
-                ins_of[i0] if i0 >= 0 else None,
-                ins_of[i1] if i1 >= 0 else None,
-                ins_of[i2] if i2 >= 0 else None,
-            ]
+            (
+                ins_of[i0] if i0 >= 0 else nd,
+                ins_of[i1] if i1 >= 0 else ns,
+                ins_of[i2] if i2 >= 0 else nc,
+            )
         )
         line = line_of[chosen[0]]
         for i in chosen:
@@ -443,17 +444,17 @@ def schedule_block(block: list, reorder: bool = True):
             if placed[i] + 1 > need:
                 need = placed[i] + 1
         pos = max(need, len(siws) - 1)
-        if 0 <= pos < len(siws) and siws[pos][0] is None:
-            siws[pos][0] = term
+        if 0 <= pos < len(siws) and siws[pos][0] is nd:
+            siws[pos] = (term, siws[pos][1], siws[pos][2])
         else:
-            siws.append([term, None, None])
+            siws.append((term, ns, nc))
             lines.append(line_of[-1])
     return siws, lines, crit
 
 
 def schedule(items: list, reorder: bool = True, on_block=None) -> Scheduled:
     """Schedule every block; ``on_block(fraction done)`` is called every 256 blocks (progress)."""
-    siws: list = []
+    siws = _SIWs()
     lines: list[int] = []
     labels: dict[str, int] = {}
     crit = 0
@@ -470,9 +471,20 @@ def schedule(items: list, reorder: bool = True, on_block=None) -> Scheduled:
     return Scheduled(siws, lines, labels, crit, len(blocks))
 
 
+class _SIWs(list):
+    """The scheduler's SIWs: already (D, S, C) tuples with NOPs in empty slots (the blocks build them
+    so; no second pass over every SIW to fill the slots)."""
+
+
+_NOPS = (nop("D"), nop("S"), nop("C"))  # immutable: shared by every empty slot
+
+
 def to_siws(siws: list) -> list:
-    """[D, S, C] lists -> SIW tuples with NOPs in empty slots."""
-    nd, ns, nc = nop("D"), nop("S"), nop("C")  # immutable: shared by every empty slot
+    """SIW tuples with NOPs in empty slots: a copy of :func:`schedule`'s SIWs, which are built so; [D,
+    S, C] lists with None for empty slots are converted."""
+    if siws.__class__ is _SIWs:
+        return list(siws)
+    nd, ns, nc = _NOPS
     return [(d or nd, s or ns, c or nc) for d, s, c in siws]
 
 
