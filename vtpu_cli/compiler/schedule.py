@@ -99,6 +99,7 @@ def build_dag(block: list):
     succs: list[list[int]] = [[] for _ in range(n)]
     raw: list = [None] * n  # a list only for ops of latency > 1 that have RAW successors
     npred = [0] * n
+    preds_of: list = [None] * n
     # per register key (0..255, the flags _FLAG): its last writer and its readers since then, as
     # lists indexed by key (no hashing)
     last_w = [-1] * _NKEYS
@@ -222,31 +223,30 @@ def build_dag(block: list):
         pr.discard(i)
         if pr:
             npred[i] = len(pr)
-            for j in pr:
-                succs[j].append(i)
-    prio = [0] * n
+            preds_of[i] = pr
+    # One backward pass over the predecessor sets does both: the successor lists (each op's, in
+    # decreasing index order; the scheduler's heaps order by key, so the order is immaterial) and the
+    # priorities, pushed from each op (final once every later op is done) into its predecessors:
+    # prio = max(latency, 1 + prio of any successor, latency + prio of a RAW successor).
+    prio = lat_of[:]
     for i in range(n - 1, -1, -1):
-        s = succs[i]
+        p = prio[i]
         lat = lat_of[i]
-        if not s:
-            prio[i] = lat
-            continue
-        best = 0
-        for j in s:
-            v = prio[j]
-            if v > best:
-                best = v
-        best += 1
         if lat > 1:
-            if lat > best:
-                best = lat
             rw = raw[i]
             if rw is not None:
                 for j in rw:
                     v = lat + prio[j]
-                    if v > best:
-                        best = v
-        prio[i] = best
+                    if v > p:
+                        p = v
+                prio[i] = p
+        ps = preds_of[i]
+        if ps is not None:
+            p += 1
+            for j in ps:
+                succs[j].append(i)
+                if prio[j] < p:
+                    prio[j] = p
     return succs, raw, npred, prio, (pr if n else set()), lat_of, pipe_of, ins_of, line_of
 
 
