@@ -25,7 +25,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from vtpu_cli.binary.program import Imm, Instr, Mem, Reg
-from vtpu_cli.compiler.ir import _RW, VI, CompileError, Label, MemInfo, VMem, VReg, _rw_func
+from vtpu_cli.compiler.ir import _RW, VI, CompileError, Label, MemInfo, VMem, VReg, _meminfo, _rw_func
 from vtpu_cli.isa.table import BY_NAME, REG_COUNTS
 
 SPILL_SCROLL = "$spill"
@@ -332,7 +332,7 @@ def _allocate(code: list, allow_spill: bool, vregs: list) -> Allocated | None:
 
     append = out.append
     new = _new
-    vreg, vmem, label = VReg, VMem, Label
+    vreg, vmem, label, meminfo = VReg, VMem, Label, _meminfo
     for it in code:
         if it.__class__ is label:
             append(it)
@@ -377,7 +377,7 @@ def _allocate(code: list, allow_spill: bool, vregs: list) -> Allocated | None:
             wk.append(v.key)
         mem = it.mem
         if mem is not None and mem.rel.__class__ is vreg:
-            mem = MemInfo(mem.scroll, mem.write, mem.lo, mem.hi, mem.rel.key)
+            mem = meminfo(mem.scroll, mem.write, mem.lo, mem.hi, mem.rel.key)
         ins = new(Instr)  # _instr() inlined: no call per instruction
         d = ins.__dict__
         d["op"] = it.op
