@@ -335,6 +335,9 @@ def _data(lw: Lowerer, prog: Program, spill_bytes: int = 0) -> None:
             prog.tensors.append(TensorDecl(t.name, t.role, sc.coord, t.dtype, tuple(t.shape), sc.layers))
         if t.role == "output":
             prog.outputs.append(Output("scroll", coord=lw.b.scrolls[t.name].coord, dtype=t.dtype))
+        if t.role == "state":  # named, and dumped like an output (it is written in place)
+            prog.coord_names[t.name] = lw.b.scrolls[t.name].coord
+            prog.outputs.append(Output("scroll", coord=lw.b.scrolls[t.name].coord, dtype=t.dtype))
 
 
 def _report(lw, prog, sched, alloc, spill_ids, ir_ops, elapsed, opt, sentrons) -> dict:

@@ -412,6 +412,24 @@ def tmatmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int, wscale, pre=None) -
 
 
 # ---------------------------------------------------------------------- all-gather of column tiles
+def gather_cols_loop(lw: Lowerer, parts: list[str], y, m: int, n: int, spans: list[tuple[int, int]]) -> None:
+    """y[:, c0/4 .. c1/4) = part[:, same] for each (part, (c0, c1)) in bytes of a row: the columns each
+    sentron computed into its own exchange scroll ([m, n] like y), copied into every sentron's y
+    (plain loads and stores: exact, no C-pipe payload)."""
+    b = lw.b
+    row = ptr(b, 0, "grow")
+
+    def one() -> None:
+        for key, (c0, c1) in zip(parts, spans, strict=True):
+            if c1 > c0:
+                off = ptr(b, row, "gcol")
+                bump(b, off, c0)
+                copy_row_loop(b, key, off, y.scroll, off, c1 - c0)
+        bump(b, row, n * 4)
+
+    loop(b, m, one, "grow")
+
+
 def gather_tiles_loop(lw: Lowerer, y, m: int, n: int, owner_ranges: list[tuple[int, int]]) -> None:
     """Every sentron gets every 16-column tile of y[m, n] from its owner: a ring all-gather over
     point-to-point messages (exact copies). In step r (0 <= r < N-1) sentron s sends the tiles of owner
@@ -986,7 +1004,9 @@ def matmul_nt_loop(lw: Lowerer, x, w, y) -> None:
 Q8_ROWS = 4  # weight rows (outputs) per block: one quantised-activation chunk load feeds this many DDOTs
 
 
-def matmul_q8_loop(lw: Lowerer, x, w8, ws, y, per_row_scale: bool) -> None:
+def matmul_q8_loop(
+    lw: Lowerer, x, w8, ws, y, per_row_scale: bool, n_lo: int = 0, n_hi: int | None = None
+) -> None:
     """y[M, N] = x[M, K] @ w8[N, K]^T with int8 weights and f32 scales (a compact LM head).
 
     Per row of x: per-token int8 absmax quantisation exactly as ``quant`` (am = max(max |x|, 1e-30),
@@ -994,10 +1014,13 @@ def matmul_q8_loop(lw: Lowerer, x, w8, ws, y, per_row_scale: bool) -> None:
     then per output n: acc = sum_k q[k] * w8[n, k] as 16 int32 lane sums (``DDOT.i8`` over 64-byte chunks
     in k order; a partial last chunk reads zeros), reduced with ``DRED.add.i32`` (exact: |acc| <=
     127 * 127 * K < 2^31), and y = f32(acc) * f32(ws[n] * sx) (``ws[0]`` with one per-tensor scale).
-    Every integer step is exact, so the result is independent of the lane and block order."""
+    Every integer step is exact, so the result is independent of the lane and block order. Only
+    outputs ``n_lo .. n_hi - 1`` are computed (``shard=cols``: each sentron a range of rows of w8)."""
     b = lw.b
     m, k = x.shape if len(x.shape) == 2 else (1, x.shape[0])
     n = w8.shape[0]
+    n_hi = n if n_hi is None else n_hi
+    cnt = n_hi - n_lo
     k64 = (k + 63) // 64 * 64
     qbuf = lw.scratch("q8", k64)
     one = b.new("r", "c127")
@@ -1045,7 +1068,8 @@ def matmul_q8_loop(lw: Lowerer, x, w8, ws, y, per_row_scale: bool) -> None:
 
     def row() -> None:
         sx = quantise_row(lw, x, xrow, k, qbuf, zero, 64, one)
-        wp, sp, yp = ptr(b, 0, "wp"), ptr(b, 0, "sp"), ptr(b, yrow, "yp")
+        wp, sp, yp = ptr(b, n_lo * k, "wp"), ptr(b, n_lo * 4, "sp"), ptr(b, yrow, "yp")
+        bump(b, yp, n_lo * 4)
         rb = Q8_ROWS
 
         def blk() -> None:
@@ -1054,8 +1078,8 @@ def matmul_q8_loop(lw: Lowerer, x, w8, ws, y, per_row_scale: bool) -> None:
             bump(b, sp, rb * 4)
             bump(b, yp, rb * 4)
 
-        loop(b, n // rb, blk, "nblk")
-        if n % rb:
-            block(n % rb, wp, sp, yp, sx)
+        loop(b, cnt // rb, blk, "nblk")
+        if cnt % rb:
+            block(cnt % rb, wp, sp, yp, sx)
 
     rows_loop(b, m, [(xrow, k * 4), (yrow, n * 4)], row)

@@ -76,6 +76,105 @@ def imm_for(t: str, value) -> Imm:
     return Imm(int(value))
 
 
+@dataclass
+class SyncPath:
+    """What the code on the current path has done to shared writable scrolls since the last barrier
+    (multi-sentron programs only; see :class:`Sync`). ``exposed`` are the accesses made since the top of
+    the innermost loop body before any barrier on this path (``open``): the next iteration's version of
+    them follows the previous iteration's end with no barrier in between."""
+
+    written: set[str]
+    read: set[str]
+    exposed: set[tuple[str, str]]
+    open: bool = True
+
+    def copy(self) -> SyncPath:
+        return SyncPath(set(self.written), set(self.read), set(self.exposed), self.open)
+
+    def join(self, other: SyncPath) -> None:
+        """Control flow meets: anything either path may have done (may-sets: union)."""
+        self.written |= other.written
+        self.read |= other.read
+        self.exposed |= other.exposed
+        self.open = self.open or other.open
+
+
+class Sync:
+    """Automatic barriers for shared writable scrolls (state tensors and the exchange scrolls of
+    ``shard=cols``) in programs compiled for several sentrons.
+
+    The engines' race rule works at scroll granularity with happens-before through collectives: a scroll
+    written by one sentron may be accessed by another only after a barrier both passed after the write,
+    and a scroll read by some sentron may be written by another only after a barrier after the read.
+    Every shared scroll has a single writer between barriers (its owner), so the only hazards are
+    write-then-read and read-then-write across sentrons. The lowering calls :meth:`read` / :meth:`write`
+    in program order; a ``CBAR`` is emitted right before an access that would otherwise race (and at
+    the end of a loop body whose top would race with its end). Branches join by union, loops that may
+    run zero times keep the state from before them: never fewer barriers than needed, rarely more."""
+
+    def __init__(self, lw: Lowerer):
+        self.lw = lw
+        self.path = SyncPath(set(), set(), set())
+        self.barriers = 0  # CBARs this class emitted (the report counts them)
+
+    def active(self) -> bool:
+        return self.lw.sentrons > 1
+
+    def barrier(self) -> None:
+        self.lw.b.emit("CBAR", Imm(0))
+        self.barriers += 1
+        self.synced()
+
+    def synced(self) -> None:
+        """A collective every sentron takes part in was emitted on this path."""
+        p = self.path
+        p.written.clear()
+        p.read.clear()
+        p.open = False
+
+    def read(self, key: str) -> None:
+        if not self.active():
+            return
+        if key in self.path.written:
+            self.barrier()
+        self.path.read.add(key)
+        if self.path.open:
+            self.path.exposed.add(("r", key))
+
+    def write(self, key: str) -> None:
+        if not self.active():
+            return
+        if key in self.path.read:
+            self.barrier()
+        self.path.written.add(key)
+        if self.path.open:
+            self.path.exposed.add(("w", key))
+
+    # control flow
+    def branch(self) -> SyncPath:
+        """Before a branch: the state both arms start from."""
+        return self.path.copy()
+
+    def loop(self, body) -> None:
+        """``body()`` is one loop body (a DLOOP or runtime loop that may run zero times)."""
+        before = self.path
+        self.path = SyncPath(set(before.written), set(before.read), set())
+        body()
+        end = self.path
+        hazard = any(
+            (k == "w" and key in end.read) or (k == "r" and key in end.written) for k, key in end.exposed
+        )
+        if hazard and self.active():
+            self.barrier()  # at the body's end: the next trip's exposed accesses follow it
+            end = self.path
+        merged = SyncPath(
+            before.written | end.written, before.read | end.read, set(before.exposed), before.open
+        )
+        if before.open:
+            merged.exposed |= end.exposed
+        self.path = merged
+
+
 class Lowerer:
     def __init__(self, text: str, filename: str, opt: int = 2, sentrons: int = 1, tune: bool = False):
         self.text = text
@@ -105,6 +204,8 @@ class Lowerer:
         self.functions: dict[str, tuple[list[str], object]] = {}
         self.call_stack: list[str] = []
         self.force_loops = False  # lower every tensor op to loops (tests compare both lowerings)
+        self.sync = Sync(self)  # barriers for shared writable scrolls (several sentrons)
+        self.exchange_count = 0  # shard=cols exchange scroll sets
 
     # ------------------------------------------------------------------ diagnostics
     def error(self, node, message: str, hint: str | None = None, length: int | None = None) -> None:
@@ -294,14 +395,11 @@ class Lowerer:
                 hint="split it into several tensors (e.g. one per layer)",
             )
         line = _pos(node)[0]
-        if role == "tensor":
-            if place_t is not None:
-                self.fail(
-                    place_t,
-                    "a `tensor` is compiler-placed scratch; use input/weight/output to bind a coordinate",
-                )
+        if role == "tensor" and place_t is None:
             self.new_private(name, dtype, shape, line)
             return
+        if role == "tensor" and (dtype == "t2" or layers_t is not None):
+            self.fail(place_t, "a state tensor (`tensor NAME: T[...] @ COORD`) is one f32/i32/i8 scroll")
         if place_t is None:
             self.auto_count += 1
             packed = coords.pack_parts((AUTO_LIBRARY, 1, 1, 1, 1, 1, 1, 1, self.auto_count))
@@ -335,6 +433,8 @@ class Lowerer:
                 )
             self.used_coords[pk] = name
         key = name
+        if role == "tensor":  # a state tensor: one shared scroll at its coordinate, kept between runs
+            role = "state"
         self.b.scrolls[key] = Scroll(key, dtype, shape, nbytes, coord=packed, role=role, layers=layers)
         t = Tensor(name, dtype, shape, role, key, scale, line)
         if role == "output" and self.sentrons > 1:
@@ -479,7 +579,7 @@ class Lowerer:
 
     def index_assign(self, node) -> None:
         name_tok, idx, expr = node.children
-        self.check_writable(name_tok)
+        self.check_writable(name_tok, row_write=True)
         nested = len(self.scopes) > (2 if self.kernel_depth else 1)
         saved = self.b.push_region() if nested else None
         try:
@@ -530,7 +630,7 @@ class Lowerer:
             self.b.emit("DADD", iv, iv, Imm(step), type="i64")
 
         try:
-            self.b.counted_loop(trip, body_fn)
+            self.sync.loop(lambda: self.b.counted_loop(trip, body_fn))
         finally:
             self.scopes.pop()
 
@@ -573,7 +673,7 @@ class Lowerer:
             b.emit("DADD", iv, iv, Imm(step), type="i64")
 
         try:
-            b.counted_loop(trips, body_fn)
+            self.sync.loop(lambda: b.counted_loop(trips, body_fn))
         finally:
             self.scopes.pop()
         b.place(skip)
@@ -610,11 +710,14 @@ class Lowerer:
         self.b.emit("DCMP", flag, ra, bb, type=t, mod=op)
         else_l, end_l = self.b.label("else"), self.b.label("endif")
         self.b.emit("DBRF", else_l if else_t is not None else end_l)
+        start = self.sync.branch()
         self.block(then_b)
+        then_end, self.sync.path = self.sync.path, start.copy()
         if else_t is not None:
             self.b.emit("DJMP", end_l)
             self.b.place(else_l)
             self._else(else_t)
+        self.sync.path.join(then_end)
         self.b.place(end_l)
 
     def _else(self, else_t) -> None:
@@ -702,6 +805,7 @@ class Lowerer:
             return
         if fname == "barrier":
             self.b.emit("CBAR", Imm(0))
+            self.sync.synced()
             return
         self.fail(
             call,
@@ -712,6 +816,14 @@ class Lowerer:
     def mem_access(self, store: bool, t: str, reg, tensor: Tensor, off, node) -> None:
         size = 64 if reg.cls == "v" else ELEM_BYTES[t]
         sc = self.b.scrolls[tensor.scroll]
+        if self.state_key(tensor) is not None and self.sentrons > 1:
+            if store:
+                self.fail(
+                    node,
+                    f"`{tensor.name}` is a state tensor: with several sentrons it is written only by "
+                    f"row writes `{tensor.name}[row] = x` (sentron 0 writes)",
+                )
+            self.note_read(tensor)
         if isinstance(off, int):
             if off < 0 or off + size > sc.nbytes:
                 self.fail(
@@ -731,7 +843,9 @@ class Lowerer:
         if node.data == "index":
             return self.layer_view(node)
         if node.data == "call" and str(node.children[0]) in VIEW_OPS:
-            return self.view_lowering.operand(self, node)
+            t = self.view_lowering.operand(self, node)
+            self.note_read(t)
+            return t
         if node.data != "name":
             self.fail(node, "expected a tensor name")
         n = str(node.children[0])
@@ -742,7 +856,22 @@ class Lowerer:
         sc = self.b.scrolls.get(t.scroll)
         if sc is not None and sc.layers > 1:
             self.fail(node, f"`{n}` has {sc.layers} layers; select one: {n}[layer]")
+        self.note_read(t)
         return t
+
+    def state_key(self, t: Tensor) -> str | None:
+        """The scroll key of a state tensor that ``t`` is or views (None for anything else)."""
+        if t.role == "state":
+            return t.scroll
+        if t.role == "view" and t.base_role == "state":
+            return self.tensors[t.base_name].scroll
+        return None
+
+    def note_read(self, t: Tensor) -> None:
+        """An operand read: a state tensor another sentron may have written needs a barrier first."""
+        key = self.state_key(t)
+        if key is not None:
+            self.sync.read(key)
 
     def layer_view(self, node) -> Tensor:
         """``w[l]``: layer l of a tensor declared with ``layers L`` -- the scroll whose coordinate is
@@ -1064,11 +1193,19 @@ class Lowerer:
             if saved is not None:
                 self.b.pop_region(saved)
 
-    def check_writable(self, tok) -> None:
-        """A view of an input or weight tensor is read-only, like the tensor itself."""
+    def check_writable(self, tok, row_write: bool = False) -> None:
+        """A view of an input or weight tensor is read-only, like the tensor itself. With several
+        sentrons a state tensor is written only by row writes (``t[row] = x``, done by sentron 0), so
+        that it has a single writer between barriers."""
         t = self.tensors.get(str(tok))
         if t is not None and t.role == "view" and t.base_role in ("input", "weight"):
             self.fail(tok, f"cannot assign to `{tok}`: it is a view of {t.base_role} tensor `{t.base_name}`")
+        if t is not None and not row_write and self.sentrons > 1 and self.state_key(t) is not None:
+            self.fail(
+                tok,
+                f"`{tok}` is a state tensor: with several sentrons it is written only by row writes "
+                f"`{t.base_name or tok}[row] = x` (sentron 0 writes, then a barrier)",
+            )
 
 
 # ---------------------------------------------------------------------- helpers

@@ -13,8 +13,8 @@ import math
 
 from vtpu_cli.binary.program import Imm, Reg
 from vtpu_cli.compiler import kernels
-from vtpu_cli.compiler.ir import Builder, MemInfo, VMem, VReg
-from vtpu_cli.compiler.lower import Bad, Lowerer, Tensor, _pos, _try_const
+from vtpu_cli.compiler.ir import Builder, MemInfo, Scroll, VMem, VReg
+from vtpu_cli.compiler.lower import RESERVED_LIBRARY, Bad, Lowerer, Tensor, _pos, _try_const
 from vtpu_cli.compiler.tune import UNROLL_LIMIT
 from vtpu_cli.compiler.vecmath import (  # noqa: F401  (shared with kernels.py)
     CONST_SCROLL,
@@ -27,6 +27,7 @@ from vtpu_cli.compiler.vecmath import (  # noqa: F401  (shared with kernels.py)
     exp_vec,
     neg_inf,
 )
+from vtpu_cli.core import coords
 from vtpu_cli.core.errors import VtpuError
 
 ELEMWISE_UNROLL = 256  # elementwise ops: unrolled up to 64 vectors, a loop beyond (model-scale rows)
@@ -588,6 +589,35 @@ def _matmul_into(lw: Lowerer, x: Tensor, w: Tensor, y: Tensor, m: int, k: int, n
                 b.store("f32", r, y.scroll, off, nb)
 
 
+EXCHANGE_LIBRARY = RESERVED_LIBRARY + 6  # 996: the shared exchange scrolls of shard=cols
+
+
+def _exchange(lw: Lowerer, y: Tensor, m: int, n: int, spans: list[tuple[int, int]], compute) -> None:
+    """``shard=cols`` without a C-pipe payload (sentrons of one process share memory). Each sentron s
+    computes its columns (bytes ``spans[s]`` of every row) into its own *exchange scroll* -- an
+    ``f32[m, n]`` shared scroll at ``996.<op>.<s+1>/1.1.1/1.1.1`` that only s writes -- then, after a
+    ``CBAR``, every sentron copies every owner's columns into its own y. The race rule (scroll
+    granularity, happens-before through barriers) holds by construction; :class:`~.lower.Sync` places
+    the barriers (the one before the copies, and one before the next write of an exchange scroll only
+    when no other barrier separates it from the copies). Exact: y is bit-identical to one sentron."""
+    b = lw.b
+    lw.exchange_count += 1
+    parts = []
+    for s in range(lw.sentrons):
+        key = f"$xchg{lw.exchange_count}.{s}"
+        packed = coords.pack_parts((EXCHANGE_LIBRARY, lw.exchange_count, s + 1, 1, 1, 1, 1, 1, 1))
+        sc = Scroll(key, "f32", (m, n), m * n * 4, coord=packed)
+        sc.role = "scratch"
+        b.scrolls[key] = sc
+        parts.append(Tensor(key, "f32", (m, n), "tensor", key))
+    for p in parts:
+        lw.sync.write(p.scroll)
+    _per_sentron(lw, lambda s: compute(parts[s], s))
+    for p in parts:
+        lw.sync.read(p.scroll)
+    kernels.gather_cols_loop(lw, [p.scroll for p in parts], y, m, n, spans)
+
+
 def use_loops(lw: Lowerer, unrolled_ops: int) -> bool:
     """Lower an op to loop nests (:mod:`.kernels`) when its unrolled form would be large, or always
     when ``lw.force_loops`` (tests compare both lowerings bit for bit)."""
@@ -756,8 +786,10 @@ def _tmatmul_into(
             kernels.tmatmul_loop(lw, x, w, y, 0, nt, wscale, pre)
             return
         ranges = _col_ranges(nt, lw.sentrons)
-        _per_sentron(lw, lambda s: kernels.tmatmul_loop(lw, x, w, y, *ranges[s], wscale, pre))
-        kernels.gather_tiles_loop(lw, y, m, n, ranges)
+        spans = [(lo * 64, min(hi * 16, n) * 4) for lo, hi in ranges]
+        _exchange(
+            lw, y, m, n, spans, lambda part, s: kernels.tmatmul_loop(lw, x, w, part, *ranges[s], wscale, pre)
+        )
         return
     qbuf = lw.scratch("q", m * k16)
     scales = lw.scratch("qs", m * 4)
@@ -1275,6 +1307,9 @@ def _collective(lw: Lowerer, name_toks, call, pos, kw, kind: str):
         b.store(x.dtype, r, y.scroll, off, nb)
 
 
+PUBLISH_UNROLL_BYTES = 64 * 64  # larger outputs are published by a copy loop
+
+
 def publish_outputs(lw: Lowerer) -> None:
     """Multi-sentron programs: sentron 0 copies each output's private working copy to its coordinate."""
     b = lw.b
@@ -1290,7 +1325,13 @@ def publish_outputs(lw: Lowerer) -> None:
     end = b.label("publish")
     b.emit("DBRF", end)
     for t in outs:
-        for off, nb in chunks(b.scrolls[t.name].nbytes, 1):
+        nbytes = b.scrolls[t.name].nbytes
+        if nbytes > PUBLISH_UNROLL_BYTES or lw.force_loops:  # a copy loop: program size stays bounded
+            z = b.new("r", nospill=True)
+            b.emit("DMOV", z, Imm(0))
+            kernels.copy_row_loop(b, t.scroll, z, t.name, z, nbytes)
+            continue
+        for off, nb in chunks(nbytes, 1):
             v = b.load("i8", b.new("v"), t.scroll, off, nb)
             b.store("i8", v, t.name, off, nb)
     b.place(end)
@@ -1317,8 +1358,14 @@ def _matmul_q8(lw: Lowerer, name_toks, call, pos, kw):
     n's weights, i.e. used transposed like ``matmul_nt``) with f32 scales ws[N] (one per row) or ws[1]
     (per tensor); numerics in docs/kernels.md and :func:`kernels.matmul_q8_loop`."""
     _nargs(lw, call, pos, 3)
-    _kw(lw, kw, (), call)
+    _kw(lw, kw, ("shard",), call)
     x, w8, ws = (lw.tensor_arg(a) for a in pos)
+    shard = None
+    if "shard" in kw:
+        node = kw["shard"]
+        shard = str(node.children[0]) if node.data == "name" else None
+        if shard != "cols":
+            lw.fail(node, "matmul_q8 shards by columns: shard=cols (each sentron computes a range of N)")
     _dtype_ok(lw, pos[0], x, ("f32",), "matmul_q8")
     _dtype_ok(lw, pos[1], w8, ("i8",), "matmul_q8 (int8 weights)")
     _dtype_ok(lw, pos[2], ws, ("f32",), "matmul_q8 (weight scales)")
@@ -1336,9 +1383,24 @@ def _matmul_q8(lw: Lowerer, name_toks, call, pos, kw):
         )
     shape = (m, n) if len(x.shape) == 2 else (n,)
     y0 = _result(lw, name_toks[0], "f32", shape)
-    _in_place(
-        lw, y0, [x, w8, ws], lambda y: kernels.matmul_q8_loop(lw, x, w8, ws, y, ws.numel == n and n > 1)
-    )
+    per_row = ws.numel == n and n > 1
+    if shard is None or lw.sentrons == 1:
+        _in_place(lw, y0, [x, w8, ws], lambda y: kernels.matmul_q8_loop(lw, x, w8, ws, y, per_row))
+        return
+    ranges = _col_ranges((n + 15) // 16, lw.sentrons)
+    rows = [(min(n, lo * 16), min(n, hi * 16)) for lo, hi in ranges]
+
+    def run(y: Tensor) -> None:
+        _exchange(
+            lw,
+            y,
+            m,
+            n,
+            [(lo * 4, hi * 4) for lo, hi in rows],
+            lambda part, s: kernels.matmul_q8_loop(lw, x, w8, ws, part, per_row, *rows[s]),
+        )
+
+    _in_place(lw, y0, [x, w8, ws], run)
 
 
 # |sum_k q w| <= 127 * 128 * K must stay below 2^31 for the int32 lane sums and DRED
@@ -1428,7 +1490,20 @@ def write_row(lw: Lowerer, target_tok, idx, expr) -> None:
         b.emit("DMUL", dst, i, Imm(row), type="i64")
     z = b.new("r", nospill=True)
     b.emit("DMOV", z, Imm(0))
+    if t.role != "state" or lw.sentrons == 1:
+        kernels.copy_row_loop(b, src.scroll, z, t.scroll, dst, row * nrows)
+        return
+    # a state tensor with several sentrons: every sentron holds the same rows; sentron 0 writes them (a
+    # single writer per scroll between barriers), and the next read by anyone waits for a barrier (Sync)
+    lw.sync.write(t.scroll)
+    me = b.new("r", "sid")
+    b.emit("DMOV", me, Reg("s", 0))
+    flag = b.new("r")
+    b.emit("DCMP", flag, me, Imm(0), type="i64", mod="eq")
+    skip = b.label("rowskip")
+    b.emit("DBRF", skip)
     kernels.copy_row_loop(b, src.scroll, z, t.scroll, dst, row * nrows)
+    b.place(skip)
 
 
 ELEM = {"f32": 4, "i32": 4, "i8": 1}

@@ -94,6 +94,7 @@ class StepShape:
     ctx: int
     eps: float
     tokens: int = 1  # T: tokens per run (1: the decode step; more: a batched prefill chunk)
+    sentrons: int = 1  # tensor parallel: every projection and the head split by columns (shard=cols)
 
     def header(self) -> str:
         """``const`` and ``coord`` declarations that instantiate the shipped program for this shape
@@ -214,7 +215,9 @@ def compile_step(shape: StepShape, opt: int = 2) -> tuple[Program, dict]:
 
     hit = _PROGRAMS.get(shape)
     if hit is None:
-        hit = _PROGRAMS[shape] = compile_phx(shape.text(), "bitnet.phx", opt=opt, force_loops=True)
+        hit = _PROGRAMS[shape] = compile_phx(
+            shape.text(), "bitnet.phx", opt=opt, force_loops=True, sentrons=shape.sentrons
+        )
     return hit
 
 
@@ -222,7 +225,7 @@ class StepRunner:
     """The compiled step with its memory: weight and KV-cache scrolls are the shared buffers (added by
     reference, never copied), the rest (IO, scratch) belongs to this runner."""
 
-    def __init__(self, shape: StepShape, shared: dict[int, np.ndarray], engine: str, sentrons: int = 1):
+    def __init__(self, shape: StepShape, shared: dict[int, np.ndarray], engine: str):
         from vtpu_cli.core import coords
         from vtpu_cli.engines.select import EngineOptions
         from vtpu_cli.machine.memory import Memory, scroll_buffer
@@ -243,7 +246,7 @@ class StepRunner:
         names = self.program.coord_names
         self.bufs = {n: self.mem.table[names[n]].buf for n in ("x", "pos", "hout", "logits", "tok")}
         self.preloaded = set(self.mem.table)
-        self.opts = EngineOptions(engine=engine, sentrons=sentrons, max_steps=None, rerunnable=True)
+        self.opts = EngineOptions(engine=engine, sentrons=shape.sentrons, max_steps=None, rerunnable=True)
         self._engine = None
         self.last = None
         self.runs = 0
@@ -277,6 +280,12 @@ class StepRunner:
         self.bufs["pos"][:] = _u8(np.array([pos, self.shape.layers, row, int(head)], np.int32))
         for c in [c for c in self.mem.table if c not in self.preloaded]:
             self.mem.free(c)  # scrolls the last run SALLOC'd (the spill scroll): each run starts afresh
+        if self.shape.sentrons > 1:
+            # each run is a fresh happens-before history: the interpreter's race records live on the
+            # scrolls (the KV cache's last writer is sentron 0 of the previous run, whose clock is gone)
+            for sc in self.mem.table.values():
+                sc.writer, sc.write_epoch = -1, -1
+                sc.__dict__.pop("_reads", None)
         res = self.engine().run()
         if res.status != "ok":
             raise ModelError(f"the compiled step failed: {res.fault.render() if res.fault else res.status}")
@@ -310,11 +319,15 @@ class CompiledModel:
         engine: str = "jit",
         weights: dict[str, np.ndarray] | None = None,
         prefill: int | tuple[int, ...] = (64, 16),
+        sentrons: int = 1,
     ) -> None:
         from vtpu_cli.core import coords
         from vtpu_cli.machine.memory import scroll_buffer
 
         check_supported(model)
+        if sentrons < 1:
+            raise ModelError(f"--sentrons must be at least 1, got {sentrons}")
+        self.sentrons = sentrons
         sizes = (prefill,) if isinstance(prefill, int) else tuple(prefill)
         if not sizes or min(sizes) < 1:
             raise ModelError(f"prefill chunk must be at least 1 token, got {prefill}")
@@ -352,6 +365,7 @@ class CompiledModel:
             self.ctx,
             float(np.float32(c.rms_eps)),
             tokens,
+            self.sentrons,
         )
 
     def runner_for(self, tokens: int) -> StepRunner:
