@@ -43,6 +43,7 @@ from vtpu_cli.fleet.transport import QUEUE_CAPACITY
 MASK = QUEUE_CAPACITY - 1
 NAP_US = int(os.environ.get("VTPU_CLUSTER_NAP_US", "20"))  # a blocked sentron's sleep when oversubscribed
 SYS_FUTEX, FUTEX_WAIT_PRIVATE, FUTEX_WAKE_PRIVATE = 202, 128, 129  # x86-64 Linux (the JIT's only target)
+SYS_SCHED_YIELD = 24
 RING_BELL = os.environ.get("VTPU_CLUSTER_BELL", "1") != "0"
 
 
@@ -62,8 +63,17 @@ def oversubscribed(local_sentrons: int) -> bool:
 
 
 def wait_fn(local_sentrons: int) -> int:
-    """What blocked sentrons call (0: the JIT's default, sched_yield)."""
-    return host_atomics()[3] if oversubscribed(local_sentrons) else 0
+    """What blocked sentrons call: the nap when oversubscribed, else ``sched_yield`` (the JIT's default);
+    both add the cycles they wait to :func:`waited_cycles`."""
+    return host_atomics()[3] if oversubscribed(local_sentrons) else host_atomics()[5]
+
+
+def waited_cycles() -> int:
+    """TSC cycles the blocked sentrons of this process have spent in :func:`wait_fn` so far (all runs):
+    the difference over a run is the sentrons' time waiting in the C pipe, less their first short spin."""
+    import ctypes
+
+    return ctypes.c_int64.from_address(host_atomics()[6]).value
 
 
 _BLOCKED = (OFF_BLOCKED - OFF_FLEET) // 8
@@ -73,7 +83,18 @@ _SEEN = (OFF_SEEN - OFF_FLEET) // 8
 class Bridge:
     """Moves one rank's share of the native C pipe across ranks (see the module docstring)."""
 
-    def __init__(self, hub: Any, n: int, groups: list, owner: list[int], rank: int, transport: Any):
+    def __init__(
+        self,
+        hub: Any,
+        n: int,
+        groups: list,
+        owner: list[int],
+        rank: int,
+        transport: Any,
+        native: bool = False,
+    ):
+        """``native``: messages and credits go through the native pump (``cluster/pump.py``); this bridge
+        then moves only collectives."""
         self.hub, self.n, self.owner, self.rank, self.tr = hub, n, owner, rank, transport
         self.moved = 0  # every change this bridge made (the activity the termination waves compare)
         # called once per step before anything that releases (a message, a collective arrival) is sent:
@@ -99,10 +120,10 @@ class Bridge:
             return comm.RINGS_OFF + (s * n + d) * comm.RING_BYTES
 
         # rings this rank consumes for a remote receiver, and produces for a local receiver
-        self.out = [(s, d, ring(s, d)) for s in local for d in remote]
+        self.out = [] if native else [(s, d, ring(s, d)) for s in local for d in remote]
         self.out_tail = np.array([(r + comm.R_TAIL) // 8 for _, _, r in self.out], np.int64)
         self.shipped = np.zeros(len(self.out), np.uint64)
-        self.inn = {(s, d): ring(s, d) for s in remote for d in local}
+        self.inn = {} if native else {(s, d): ring(s, d) for s in remote for d in local}
         self.in_list = list(self.inn.items())
         self.in_head = np.array([(r + comm.R_HEAD) // 8 for _, r in self.in_list], np.int64)
         self.credited = np.zeros(len(self.in_list), np.uint64)
@@ -134,9 +155,9 @@ class Bridge:
         return lay["collclk"] + ((2 * g + (seq & 1)) * self.n + m) * lay["row"]
 
     def _bump(self, sid: int) -> None:
-        """A remote sentron's state changed here: advance its change counter (only the bridge writes it)."""
-        i = self.chg[sid]
-        self.store_release(self.addr + 8 * i, int(self.q[i]) + 1)
+        """A remote sentron's state changed here: advance its change counter (the bridge and the native
+        pump write it, never the sentrons)."""
+        self.fetch_add(self.addr + 8 * self.chg[sid], 1)
 
     def epoch(self) -> int:
         """The watchdog epoch: the sum of every sentron's change counter."""
@@ -279,8 +300,9 @@ _HOST_ATOMICS: tuple | None = None
 
 
 def host_atomics() -> tuple:
-    """``(fetch_add, store_release, engine, nap address, ring)``: ctypes functions on 8-byte fleet-block
-    words, the blocked sentrons' nap and the bridge's doorbell (see below).
+    """``(fetch_add, store_release, engine, nap address, ring, yield address, wait counter address)``:
+    ctypes functions on 8-byte fleet-block words, the blocked sentrons' nap (or yield) and the bridge's
+    doorbell (see below); both waits add the TSC cycles they took to the wait counter.
 
     Under mpiexec a Python thread (:class:`Bridge`) stands in for the sentrons of other ranks: it
     adds their arrivals to collective counters that local native threads increment concurrently (a
@@ -319,11 +341,22 @@ def host_atomics() -> tuple:
     ts = ir.GlobalVariable(mod, ts_t, name="vtpu_nap_timeout")
     ts.initializer = ir.Constant(ts_t, [ir.Constant(I64, 0), ir.Constant(I64, NAP_US * 1000)])
     ts.global_constant = True
+    waited = ir.GlobalVariable(mod, I64, name="vtpu_wait_cycles")
+    waited.initializer = ir.Constant(I64, 0)
+    rdtsc = ir.Function(mod, ir.FunctionType(I64, []), name="llvm.readcyclecounter")
     nap = ir.Function(mod, ir.FunctionType(i32, []), name="vtpu_nap")
     b = ir.IRBuilder(nap.append_basic_block("entry"))
+    t0 = b.call(rdtsc, [])
     seen = b.load_atomic(bell, "acquire", 4, typ=i32)
     args = [ir.Constant(I64, SYS_FUTEX), bell, ir.Constant(I64, FUTEX_WAIT_PRIVATE), b.zext(seen, I64), ts]
     b.call(syscall, args + [ir.Constant(I64, 0), ir.Constant(I64, 0)])
+    b.atomic_rmw("add", waited, b.sub(b.call(rdtsc, []), t0), "monotonic")
+    b.ret(ir.Constant(i32, 0))
+    yld = ir.Function(mod, ir.FunctionType(i32, []), name="vtpu_yield")
+    b = ir.IRBuilder(yld.append_basic_block("entry"))
+    t0 = b.call(rdtsc, [])
+    b.call(syscall, [ir.Constant(I64, SYS_SCHED_YIELD)])
+    b.atomic_rmw("add", waited, b.sub(b.call(rdtsc, []), t0), "monotonic")
     b.ret(ir.Constant(i32, 0))
     ring = ir.Function(mod, ir.FunctionType(ir.VoidType(), []), name="vtpu_ring")
     b = ir.IRBuilder(ring.append_basic_block("entry"))
@@ -350,7 +383,15 @@ def host_atomics() -> tuple:
     )
     rg = ctypes.CFUNCTYPE(None)(engine.get_function_address("vtpu_ring"))
     # the engine owns the code: keep it alive with the functions
-    _HOST_ATOMICS = (fa, sr, engine, engine.get_function_address("vtpu_nap"), rg)
+    _HOST_ATOMICS = (
+        fa,
+        sr,
+        engine,
+        engine.get_function_address("vtpu_nap"),
+        rg,
+        engine.get_function_address("vtpu_yield"),
+        engine.get_global_value_address("vtpu_wait_cycles"),
+    )
     return _HOST_ATOMICS
 
 

@@ -65,7 +65,11 @@ INSTALL_HINT = "install the cluster extra: pip install 'vtpu[cluster]' (mpi4py a
 WAVE_INTERVAL_S = 0.002  # rank 0's pause between termination waves
 IDLE_SLEEP_MAX_S = 0.0005  # an idle rank's longest nap between polls (oversubscribed cores)
 BRIDGE_SLEEP_MAX_S = float(os.environ.get("VTPU_CLUSTER_BRIDGE_NAP_S", "0.00005"))
-BRIDGE_YIELD = os.environ.get("VTPU_CLUSTER_BRIDGE_YIELD", "1") != "0"  # the JIT bridge's
+# while a local sentron runs the JIT bridge yields (stays close) for BRIDGE_BUSY_SPIN_S after the last
+# movement, then naps, doubling up to BRIDGE_BUSY_NAP_MAX_S (a long compute phase keeps its core)
+BRIDGE_YIELD = os.environ.get("VTPU_CLUSTER_BRIDGE_YIELD", "1") != "0"
+BRIDGE_BUSY_SPIN_S = float(os.environ.get("VTPU_CLUSTER_BUSY_SPIN_S", "0.0005"))
+BRIDGE_BUSY_NAP_MAX_S = float(os.environ.get("VTPU_CLUSTER_BUSY_NAP_S", "0.0002"))
 ABORT_GRACE_S = 5.0  # how long a failing rank waits for the others to acknowledge its stop
 
 
@@ -1152,6 +1156,10 @@ class RankJit(RankInterpreter):
         self.activity = 0
         self.halted_all = False
         self.nap = 0.0
+        self.quiet_since = 0.0  # when the bridge last saw anything move
+        self.native_comm: Any = None  # the native message path's communicator (cluster/pump.py)
+        self.npath: Any = None
+        self.idle_wait = 0  # what blocked sentrons call when the pump has nothing to move
         self.native: Any = None  # this rank's JitRunResult of an ok run
         self.twins: Any = None  # bridge.ScrollTwins when the program stores
         self.jit_races = False  # whether this run looks for stores shared across ranks (see _race_records)
@@ -1162,15 +1170,26 @@ class RankJit(RankInterpreter):
 
         hub = self.jit.hub
         if self.bridge is None:
+            native = self.native_comm is not None
             self.bridge = Bridge(
-                hub, self.n, self.program.groups, self.transport.owner, self.rank, self.transport
+                hub, self.n, self.program.groups, self.transport.owner, self.rank, self.transport, native
             )
             if self.twins is not None:
                 self.bridge.before_release = self._ship_stores
+            if native and hub.fleet_blk is not None:
+                from vtpu_cli.cluster.pump import NativePath
+
+                self.npath = NativePath(
+                    hub, self.n, self.transport.owner, self.rank, self.native_comm, self.idle_wait
+                )
+                self.npath.install()
         br, tr = self.bridge, self.transport
+        now = time.perf_counter()
         e0 = br.epoch()
         blocked = br.all_blocked(sens, e0)
         moved = br.step()
+        if self.npath is not None:
+            moved = self.npath.pump() > 0 or moved
         changed = tr.poll()
         if changed and self.napping:
             ring_bell()  # a sentron waiting for what just arrived wakes now, not when its nap runs out
@@ -1189,17 +1208,28 @@ class RankJit(RankInterpreter):
         e1 = br.epoch()
         self.halted_all = not hub.live and not hub.events
         self.idle = (blocked or self.halted_all) and not moved and not changed and e1 == e0
-        self.activity = e1 + br.moved
+        self.activity = e1 + br.moved + (self.npath.moved if self.npath is not None else 0)
         if self.rank == 0:
             self._coordinate()
         if self.stop is not None:
             return False
-        if moved or changed:
+        if moved or changed or e1 != e0:
             self.nap = 0.0
-        elif (self.spin and not self.halted_all) or (not (blocked or self.halted_all) and BRIDGE_YIELD):
+            self.quiet_since = now
+        if moved or changed:
+            pass
+        elif (self.spin and not self.halted_all) or (
+            not (blocked or self.halted_all) and BRIDGE_YIELD and now - self.quiet_since < BRIDGE_BUSY_SPIN_S
+        ):
             # a local sentron is running and will soon hand the bridge something: stay close
             self.nap = 0.0
             os.sched_yield()
+        elif not (blocked or self.halted_all):
+            # a local sentron has been computing for a while: a yielding bridge would take half its core
+            # on an oversubscribed host; what it hands over next waits at most one nap
+            if self.nap:
+                time.sleep(self.nap)
+            self.nap = min(BRIDGE_BUSY_NAP_MAX_S, self.nap * 2 or 1e-5)
         else:
             if self.nap:
                 time.sleep(self.nap)
@@ -1207,8 +1237,17 @@ class RankJit(RankInterpreter):
         return True
 
     def _snapshot(self) -> tuple:
-        tr = self.transport
-        return (self.idle, tr.sent, tr.received, self.activity + tr.changes, self.halted_all, 0, 0)
+        tr, npath = self.transport, self.npath
+        sent, received = (npath.sent, npath.received) if npath is not None else (0, 0)
+        return (
+            self.idle,
+            tr.sent + sent,
+            tr.received + received,
+            self.activity + tr.changes,
+            self.halted_all,
+            0,
+            0,
+        )
 
     # ------------------------------------------------------------------ stores (bridge.ScrollTwins)
     def _ship_stores(self) -> None:
@@ -1292,8 +1331,10 @@ class RankJit(RankInterpreter):
 
     # ------------------------------------------------------------------ running
     def run(self) -> RunResult:
-        from vtpu_cli.cluster.bridge import RING_BELL, ScrollTwins, oversubscribed, wait_fn
+        from vtpu_cli.cluster.bridge import RING_BELL, ScrollTwins, oversubscribed, wait_fn, waited_cycles
+        from vtpu_cli.cluster.pump import native_wanted, pump_wait
         from vtpu_cli.engines.jit.abi import OFF_TSC0, OFF_TSC1
+        from vtpu_cli.engines.jit.compile import tsc_hz
         from vtpu_cli.engines.jit.engine import _restore, _snapshot
 
         t0 = time.perf_counter()
@@ -1313,7 +1354,22 @@ class RankJit(RankInterpreter):
         self.napping = not self.spin and RING_BELL
         if self.max_steps is not None:  # each rank stops after its share (as the interpreter ranks do)
             self.jit.max_steps = self.max_steps * len(local) // self.n
-        sens, wall, comp = self.jit.run_partial(local, self._step, wait_fn(len(local)))
+        self.idle_wait = wait_fn(len(local))
+        waiting = self.idle_wait
+        if self.twins is None and self.size > 1 and self.n > 1 and native_wanted():
+            # messages move natively (cluster/pump.py): a blocked sentron pumps before it waits
+            self.native_comm = self.comm.Dup()
+            waiting = pump_wait(self.idle_wait)
+        waited = waited_cycles()
+        try:
+            sens, wall, comp = self.jit.run_partial(local, self._step, waiting)
+        finally:
+            if self.npath is not None:
+                self.npath.uninstall()  # every sentron thread has stopped: nobody pumps any more
+                self.transport.remote_messages += self.npath.messages
+            if self.native_comm is not None:
+                self.native_comm.Free()
+        waited = waited_cycles() - waited
         if self.aborted is not None:
             raise RankStopped(self.aborted)
         if self.stop not in (STATUS_OK, STATUS_LIMIT):
@@ -1332,6 +1388,12 @@ class RankJit(RankInterpreter):
             if mine
             else 0
         )
+        # the communication overhead's complement, as the interpreter ranks count it (time executing):
+        # the sentrons' native time less what they waited in the C pipe, per local sentron
+        hz, _ = tsc_hz()
+        if mine and hz:
+            spans = sum(max(0, int(x.u64[OFF_TSC1 // 8]) - int(x.u64[OFF_TSC0 // 8])) for x in mine)
+            self.exec_s = max(0, spans - waited) / hz / len(mine)
         for sid in self.transport.local:
             self.states[sid] = res.sentrons[sid]
         self.mine = [self.states[i] for i in self.transport.local]
