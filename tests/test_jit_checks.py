@@ -106,3 +106,106 @@ loop:
         ref, res, diffs = both(prog)
         assert diffs == [], (access, diffs)
         assert res.status == ref.status, access
+
+
+# ---------------------------------------------------------------- bounds proved once per fast clone entry
+_STREAM = """
+.coord X = 1.2.2/1.1.1/1.1.1
+.coord Y = 1.2.2/1.1.1/1.1.2
+.coord PARAMS = 1.2.2/1.1.9/1.1.1
+.data X u8[{xsize}] {xdata}
+.zero Y u8[{ysize}]
+.data PARAMS i64[3] {iters}, {mask}, {start}
+.output r7
+    SCOORD p0, PARAMS
+    SGATHER.i64 r1, [p0]
+    SGATHER.i64 r5, [p0 + 8]
+    SGATHER.i64 r2, [p0 + 16]         | DMOV r7, 0
+    SCOORD p0, X
+    SCOORD p1, Y
+loop:
+    DADD r3, r2, {step}               | SGATHER.f32 v1, [p0 + r2]
+    DAND r3, r3, {andop}              | SGATHER.i32 v2, [p0 + r2 : 4]
+    DADD r10, r3, 8                   | SSCATTR.f32 [p1 + r3], v1
+                                      | SGATHER.i64 r6, [p0 + r10]
+    DADD r7, r7, r6                   | SSCATTR.i32 [p1 + r2 : 8], v2
+    DMOV r2, r3
+    {extra}
+    DLOOP r1, loop
+"""
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    xsize=st.sampled_from([64, 100, 128, 256, 264, 1024, 1032, 1032, 1032]),
+    ysize=st.sampled_from([0, 64, 128, 256, 1024, 1024, 1024]),
+    iters=st.integers(1, 6),
+    mask=st.sampled_from([63, 127, 192, 255, 255, 255, 1023, 1 << 41, -1]),
+    start=st.sampled_from([0, 0, 0, 64, 128, 1000, 1 << 42]),
+    step=st.sampled_from([0, 64, 100]),
+    andop=st.sampled_from(["r5", "255", "r1"]),
+    extra=st.sampled_from(["", "DADD r2, r2, 1", "DMOV r5, 4095"]),
+)
+def test_stream_offsets_bounded_by_a_mask(xsize, ysize, iters, mask, start, step, andop, extra):
+    """Offsets that walk a working set with DADD + DAND (the phase-0 shape): the fast clone's dispatch
+    proves them in bounds once per entry and drops their checks; masks larger than a scroll, start
+    offsets above the mask, a mask register that changes in the loop (no proof) and an offset moved
+    after the DAND (no proof) must give the interpreter's result or fault at the same SIW and slot."""
+    xdata = ", ".join(str((i * 7 + 1) % 256) for i in range(xsize))
+    prog = assemble(
+        _STREAM.format(
+            xsize=xsize,
+            xdata=xdata,
+            ysize=ysize,
+            iters=iters,
+            mask=mask,
+            start=start,
+            step=step,
+            andop=andop,
+            extra=extra,
+        )
+    )
+    ref, res, diffs = both(prog)
+    assert diffs == [], diffs
+    assert res.status == ref.status
+
+
+def test_bounded_offsets_analysis():
+    """What the dispatch may prove: a DAND by a loop-invariant register (or an immediate) bounds the
+    offset, DADD of a small immediate and DMOV carry the bound, any other write forgets it, and a bound
+    that the loop body does not re-establish at the back edge does not hold at the head."""
+    from vtpu_cli.engines.jit import compile as C
+
+    def analyse(extra: str):
+        prog = assemble(
+            _STREAM.format(
+                xsize=64,
+                xdata=", ".join(["1"] * 64),
+                ysize=64,
+                iters=2,
+                mask=63,
+                start=0,
+                step=64,
+                andop="r5",
+                extra=extra,
+            )
+        )
+        ((t, (last, *_)),) = C._fast_loops(prog, C._leaders(prog)).items()
+        return C._bounded_offsets(prog, t, last)
+
+    head, proven = analyse("")
+    assert head == {2: (5, 0), 3: (5, 0), 10: (5, 8)}
+    # (SIW from the loop head, slot) -> (p, bytes, bound); the strided scatter is not a range check
+    got = {(pc - 6, slot): v for (pc, slot), v in proven.items()}
+    assert got == {
+        (0, 1): (0, 64, (5, 0)),
+        (1, 1): (0, 64, (5, 0)),  # 16 x i32, stride 4: a 64-byte span
+        (2, 1): (1, 64, (5, 0)),
+        (3, 1): (0, 8, (5, 8)),
+    }
+    head, proven = analyse("DADD r2, r2, 1")  # r2 ends one above the mask: bounded by r5 + 1
+    assert head[2] == (5, 1) and proven[(6, 1)] == (0, 64, (5, 1))
+    head, proven = analyse("DSUB r2, r2, 1")  # any other write: r2 unbounded at the head
+    assert 2 not in head and (6, 1) not in proven and (7, 1) not in proven and (8, 1) in proven
+    head, proven = analyse("DMOV r5, 4095")  # the mask changes inside the loop: no access is proven
+    assert head == {5: (None, 4095)} and proven == {}

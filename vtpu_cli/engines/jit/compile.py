@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from vtpu_cli import __version__
-from vtpu_cli.binary.program import Program
+from vtpu_cli.binary.program import Imm, Program, Reg
 from vtpu_cli.core.errors import VtpuError
 from vtpu_cli.core.fileio import write_atomic
 
@@ -338,6 +338,101 @@ def _fast_loops(
     return out
 
 
+# A bounding register above this proves nothing: with it, bound + the small addends below never wrap.
+BOUND_MAX = 1 << 40
+_ADDEND_MAX = 1 << 20
+
+Bound = tuple[int | None, int]  # (register m or None, k): the value is <=u value(m) + k
+
+
+def _bounded_offsets(
+    program: Program, t: int, last: int
+) -> tuple[dict[int, Bound], dict[tuple[int, int], tuple[int, int, Bound]]]:
+    """Offset registers of a fast loop whose value is bounded on every trip, and the S accesses that
+    the bound keeps inside their scroll: ``(head bounds, {(pc, slot): (p, bytes, bound)})``.
+
+    A stream walks a working set with ``DADD r, x, imm`` + ``DAND r, r, m``, ``m`` loop-invariant:
+    after the ``DAND`` the offset is ``<=u m`` whatever ``x`` was. Forward over the loop body (a
+    straight line; the only branch is the back edge), each r register carries an abstract bound
+    ``(m, k)`` (``value <=u value(m) + k``; ``m`` None: a constant): ``DAND.i64 r, x, m`` with ``m``
+    written nowhere in the loop (or an immediate) gives ``(m, 0)``; ``DADD.i64 r, x, imm`` adds ``imm``
+    to ``x``'s bound; ``DMOV r, x`` copies it (``DMOV r, imm``: a constant); any other write forgets
+    it. The bounds that hold at
+    the loop head are the greatest fixpoint (a register keeps its head bound only if the end of the
+    body re-establishes it). The fast clone's dispatch then checks, once per entry: every head bound
+    holds now, every bounding register is <= BOUND_MAX (so nothing wraps), and for each access
+    ``value(m) + k <u max(size - bytes + 1, 0)``; the clone omits those accesses' bounds checks (they
+    cannot fail), while any other entry runs the general loop with every check. Access sizes come
+    from ``lowering.access_extent``, the same rule the lowering checks.
+    """
+    code = program.code
+    for pc in range(t, last + 1):
+        for ins in code[pc]:
+            if ins.is_nop:
+                continue
+            if ins.op.name == "DHALT" or (ins.op.branch and not (pc == last and ins.args[-1].value == t)):
+                return {}, {}
+    written = set()
+    for siw in code[t : last + 1]:
+        for ins in siw:
+            if not ins.is_nop:
+                written |= {i for c, i in ins.regs()[1] if c == "r"}
+
+    def reg(a) -> int | None:
+        return a.idx if isinstance(a, Reg) and a.cls == "r" else None
+
+    def transfer(ins, state: dict[int, Bound]) -> None:
+        wr = [i for c, i in ins.regs()[1] if c == "r"]
+        new = None
+        name = ins.op.name
+        if len(wr) == 1 and name == "DMOV" and reg(ins.args[0]) == wr[0]:
+            a = ins.args[1]
+            if reg(a) in state:
+                new = state[reg(a)]
+            elif isinstance(a, Imm) and ins.type in (None, "i64") and 0 <= a.value <= BOUND_MAX:
+                new = (None, a.value)
+        elif len(wr) == 1 and ins.type == "i64" and len(ins.args) >= 2 and reg(ins.args[0]) == wr[0]:
+            if name == "DAND" and len(ins.args) == 3:
+                for y in (ins.args[2], ins.args[1]):
+                    if reg(y) is not None and reg(y) not in written:
+                        new = (reg(y), 0)
+                        break
+                    if isinstance(y, Imm) and 0 <= y.value <= BOUND_MAX:
+                        new = (None, y.value)
+                        break
+            elif name == "DADD" and len(ins.args) == 3:
+                x, y = ins.args[1], ins.args[2]
+                if reg(x) in state and isinstance(y, Imm) and 0 <= y.value <= _ADDEND_MAX:
+                    m, k = state[reg(x)]
+                    new = (m, k + y.value)
+        for i in wr:
+            state.pop(i, None)
+        if new is not None:
+            state[wr[0]] = new
+
+    def run(head: dict[int, Bound]):
+        state = dict(head)
+        proven = {}
+        for pc in range(t, last + 1):
+            for slot, ins in enumerate(code[pc]):
+                if ins.is_nop:
+                    continue
+                ext = L.access_extent(ins)
+                if ext is not None and reg(ext[1]) in state:
+                    proven[(pc, slot)] = (ext[0], ext[2], state[reg(ext[1])])
+                transfer(ins, state)
+        return state, proven
+
+    head, _ = run({})
+    while True:
+        end, proven = run(head)
+        keep = {r: v for r, v in head.items() if end.get(r) == v}
+        if keep == head:
+            break
+        head = keep
+    return head, proven
+
+
 @dataclass
 class _Variant:
     limit: str  # "none" | "local" | "shared"
@@ -527,12 +622,15 @@ def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
                 if i not in stores:
                     rec = b.or_(rec, b.load(lw.RREC[i]))
                 ok = b.and_(ok, rec)
+        head_bounds, proven = _bounded_offsets(program, t, last)
+        if proven:
+            ok = b.and_(ok, _bounds_hold(lw, head_bounds, proven))
         b.cbranch(ok, clones[t][t], blocks[t])
-        lw.known_mru, lw.known_race = True, known_race
+        lw.known_mru, lw.known_race, lw.unchecked = True, known_race, set(proven)
         try:
             emit(range(t, last + 1), clones[t], t)
         finally:
-            lw.known_mru, lw.known_race = False, False
+            lw.known_mru, lw.known_race, lw.unchecked = False, False, set()
         if b.block.terminator is None:
             b.branch(blocks[last + 1] if last + 1 < n else end)
     if n and b.block.terminator is None:
@@ -568,6 +666,26 @@ def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
         lw.cstore(lw.call("llvm.readcyclecounter", L.I64, []), L.OFF_TSC1)
         b.ret(st)
     return str(mod), leaders
+
+
+def _bounds_hold(lw, head: dict[int, Bound], proven: dict[tuple[int, int], tuple[int, int, Bound]]):
+    """i1 at a fast clone's dispatch: the bounds of ``_bounded_offsets`` hold now, so the proven
+    accesses stay inside their scrolls on every trip of the clone."""
+    b = lw.b
+    i64 = L.I64
+
+    def value(bound: Bound):
+        m, k = bound
+        return ir.Constant(i64, k) if m is None else b.add(lw.rget(m), ir.Constant(i64, k))
+
+    ok = ir.Constant(L.I1, 1)
+    for m in sorted(({bd[0] for bd in head.values()} | {bd[0] for _, _, bd in proven.values()}) - {None}):
+        ok = b.and_(ok, b.icmp_unsigned("<=", lw.rget(m), ir.Constant(i64, BOUND_MAX)))
+    for r, bound in sorted(head.items(), key=lambda kv: kv[0]):
+        ok = b.and_(ok, b.icmp_unsigned("<=", lw.rget(r), value(bound)))
+    for p, nbytes, bound in sorted(set(proven.values()), key=repr):
+        ok = b.and_(ok, b.icmp_unsigned("<", value(bound), L._ends(lw, b.load(lw.TSIZE[p]), nbytes)))
+    return ok
 
 
 def _optimise(mod, tm, level: int = 3) -> None:

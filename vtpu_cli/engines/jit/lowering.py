@@ -162,6 +162,9 @@ class Lowerer:
         self.block_consts: dict[int, dict[int, int]] = {}
         self.race = False  # several sentrons with S accesses: set by comm.setup
         self._slot_fn: ir.Function | None = None
+        # (pc, slot) of the S accesses whose bounds a fast loop clone's dispatch proved for every trip
+        # (compile._bounded_offsets): their bounds check is not emitted in the clone
+        self.unchecked: set[tuple[int, int]] = set()
 
     # ------------------------------------------------------------------ ctx access
     def cptr(self, off: int):
@@ -1228,6 +1231,36 @@ def _prefetch_ahead(lw: Lowerer, addr) -> None:
     lw.call("llvm.prefetch.p0", ir.VoidType(), args)
 
 
+def access_extent(ins: Instr) -> tuple[int, Reg | Imm, int] | None:
+    """(p register, offset operand, bytes from the offset) of an S access whose bounds check is one
+    range check of its offset -- ``0 <= off <= size - bytes`` (scalar and contiguous accesses, and
+    strided gathers with a constant stride >= 0 lowered as span loads) -- else None. The lowering and
+    compile._bounded_offsets agree on these through this function."""
+    name = ins.op.name
+    if name not in ("SGATHER", "SSCATTR"):
+        return None
+    store = name == "SSCATTR"
+    m, reg = (ins.args[0], ins.args[1]) if store else (ins.args[1], ins.args[0])
+    t = ins.type
+    if reg.cls == "r":
+        if m.mode != MEM_CONTIG or m.extra is not None:
+            return None
+        return m.base, m.off, type_size(t)
+    if m.mode == MEM_CONTIG:
+        nb = m.extra.value if m.extra is not None else VEC_BYTES
+        return (m.base, m.off, nb) if 1 <= nb <= VEC_BYTES else None
+    if not store and m.mode == MEM_STRIDED and isinstance(m.extra, Imm) and 0 <= m.extra.value:
+        span = (lanes(t) - 1) * m.extra.value + type_size(t)
+        if span <= SPAN_LIMIT:
+            return m.base, m.off, span
+    return None
+
+
+def _proven(lw: Lowerer) -> bool:
+    """The current access is in bounds on every trip of this fast loop clone (see Lowerer.unchecked)."""
+    return lw.known_mru and (lw.pc, lw.slot) in lw.unchecked
+
+
 @lower("SGATHER", "SSCATTR")
 def _gather_scatter(lw: Lowerer, ins: Instr):
     store = ins.op.name == "SSCATTR"
@@ -1241,7 +1274,8 @@ def _gather_scatter(lw: Lowerer, ins: Instr):
             return
         off = _mem_off(lw, m)
         ptr, ssize = lw.translate(m.base)
-        _check_range(lw, off, size, ssize)
+        if not _proven(lw):
+            _check_range(lw, off, size, ssize)
         jit_comm.note_access(lw, m.base, store)
         addr = _addr(lw, ptr, off)
         if store:
@@ -1262,7 +1296,8 @@ def _gather_scatter(lw: Lowerer, ins: Instr):
             return
         off = _mem_off(lw, m)
         ptr, ssize = lw.translate(m.base)
-        _check_range(lw, off, nb, ssize)
+        if not _proven(lw):
+            _check_range(lw, off, nb, ssize)
         jit_comm.note_access(lw, m.base, store)
         addr = _addr(lw, ptr, off)
         if nb == VEC_BYTES:
@@ -1568,7 +1603,8 @@ def _gather_span(lw: Lowerer, ins: Instr, reg, m, off, stride: int, size: int, n
     ptr, ssize = lw.translate(m.base)
     # every lane inside <=> 0 <= off and off + span <= size (the offsets are monotonic): one unsigned
     # compare, no overflow (nothing is added to off)
-    lw.fault_if(b.icmp_unsigned(">=", off, _ends(lw, ssize, span)))
+    if not _proven(lw):
+        lw.fault_if(b.icmp_unsigned(">=", off, _ends(lw, ssize, span)))
     jit_comm.note_access(lw, m.base, False)
     addr = _addr(lw, ptr, off)
     if stride == 0:  # a broadcast: one scalar load
