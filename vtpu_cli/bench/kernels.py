@@ -368,17 +368,43 @@ def bench_shard(k: int, n: int, repeats: int) -> Row:
         outs[ns] = mem.table[prog.coord_names["y"]].buf.view(F32).reshape(1, n)
         runs[ns], reps[ns] = run, rep
     ok = np.array_equal(outs[1], outs[2]) and (want is None or np.array_equal(outs[1], want))
-    ones, twos = [], []
+    # the machine's own two-thread ceiling in the same run: a native streaming read of the same bytes by
+    # one thread, and by two threads each reading half (on a shared host, other jobs take the 2nd core)
+    rd = native_reader()
+    ones, twos, r1, r2 = [], [], [], []
     for _ in range(repeats):
         ones.append(runs[1]())
         twos.append(runs[2]())
+        if rd is not None:
+            r1.append(_timed(lambda: rd(tiles)))
+            r2.append(_timed(lambda: _two_threads(rd, tiles)))
     one_s, two_s = statistics.median(ones), statistics.median(twos)
     siws, dens = _density(reps[2])
     row = Row(
         "shard", "tmatmul shard=cols, 2 sentrons", f"{k}x{n}", two_s, one_s, "1 sentron", ok, siws, dens
     )
     row.extra = {"two_gbytes": k * n / 4 / two_s / 1e9, "one_gbytes": k * n / 4 / one_s / 1e9}
+    if r1:
+        row.extra["read_two_threads_ratio"] = statistics.median(r1) / statistics.median(r2)
     return row
+
+
+def _timed(fn: Callable[[], object]) -> float:
+    t = time.perf_counter()
+    fn()
+    return time.perf_counter() - t
+
+
+def _two_threads(rd: Callable[[np.ndarray], None], buf: np.ndarray) -> None:
+    """``rd`` over the two halves of ``buf`` in two threads (the native call releases the GIL)."""
+    import threading
+
+    h = buf.shape[0] // 2 // 256 * 256
+    th = [threading.Thread(target=rd, args=(part,)) for part in (buf[:h], buf[h:])]
+    for t in th:
+        t.start()
+    for t in th:
+        t.join()
 
 
 def bench_hand(repeats: int) -> list[Row]:
@@ -487,6 +513,8 @@ def main(argv: list[str] | None = None) -> int:
             rate = f"{r.extra['kernel_gbytes']:.1f} / {r.extra['stream_gbytes']:.1f} GB/s"
         elif "two_gbytes" in r.extra:
             rate = f"{r.extra['two_gbytes']:.1f} / {r.extra['one_gbytes']:.1f} GB/s"
+            if "read_two_threads_ratio" in r.extra:  # what two threads of plain reads got meanwhile
+                rate += f"; 2-thread read {r.extra['read_two_threads_ratio']:.2f}x"
         elif "gflops" in r.extra:
             rate = f"{r.extra['gflops']:.1f} / {r.extra['blas_gflops']:.1f} GFLOP/s"
         elif "gweights" in r.extra:

@@ -66,6 +66,9 @@ class _Formatter(argparse.HelpFormatter):
         super().__init__(prog, max_help_position=30, width=min(100, _term_width()))
 
 
+_TP_HELP = "tensor parallel: split every layer's matmuls and the LM head over N sentrons (threads; default 1)"
+
+
 def _term_width() -> int:
     try:
         return os.get_terminal_size(2).columns
@@ -302,7 +305,11 @@ def build_parser() -> argparse.ArgumentParser:
         "--engine", choices=("jit", "interp"), default="jit", help="execution engine (default jit)"
     )
     p.add_argument(
-        "-n", "--sentrons", type=_int_in(1, 4096), metavar="N", help="sentrons for fleet benchmarks"
+        "-n",
+        "--sentrons",
+        type=_int_in(1, 4096),
+        metavar="N",
+        help="sentrons for fleet benchmarks; with --lm, tensor parallel over N sentrons (default 1)",
     )
     p.add_argument(
         "--json", dest="json_path", metavar="FILE", help="write the results as JSON (- for stdout)"
@@ -359,7 +366,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--ctx", type=_int_in(0), default=0, metavar="N", help="context length (default: the model's)"
     )
-    p.add_argument("--sentrons", type=_int_in(1, 4096), default=1, metavar="N", help="sentrons (default 1)")
+    p.add_argument("--sentrons", type=_int_in(1, 4096), default=1, metavar="N", help=_TP_HELP)
     p.add_argument(
         "--engine", choices=("jit", "interp"), default="jit", help="execution engine (default jit)"
     )
@@ -371,6 +378,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--ctx", type=_int_in(0), default=0, metavar="N", help="context length (default: the model's)"
     )
+    p.add_argument("--sentrons", type=_int_in(1, 4096), default=1, metavar="N", help=_TP_HELP)
     p.add_argument(
         "--engine", choices=("jit", "interp"), default="jit", help="execution engine (default jit)"
     )
@@ -393,9 +401,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--port", type=_int_in(0, 65535), default=8080, help="TCP port (default 8080; 0 picks one)"
     )
-    p.add_argument(
-        "--sentrons", type=_int_in(1, 4096), default=1, metavar="N", help="compute threads (default 1)"
-    )
+    p.add_argument("--sentrons", type=_int_in(1, 4096), default=1, metavar="N", help=_TP_HELP)
     p.add_argument(
         "--max-concurrent",
         type=_int_in(1),
@@ -777,7 +783,9 @@ def cmd_bench(a: argparse.Namespace) -> int:
     if a.lm:
         from vtpu_cli.models.bench_lm import bench_lm_command
 
-        return bench_lm_command(a.lm, a.lm_prompt, a.lm_tokens, a.lm_ctx, a.engine, a.repeats or 3, json_path)
+        return bench_lm_command(
+            a.lm, a.lm_prompt, a.lm_tokens, a.lm_ctx, a.engine, a.repeats or 3, json_path, a.sentrons or 1
+        )
     from vtpu_cli.bench.suite import bench_command
 
     return bench_command(
@@ -857,7 +865,13 @@ def cmd_perplexity(a: argparse.Namespace) -> int:
     from vtpu_cli.models.generate import perplexity_command
 
     return perplexity_command(
-        Path(a.model), Path(a.text_file), ctx=a.ctx, engine=a.engine, json_out=a.json, scoring=a.scoring
+        Path(a.model),
+        Path(a.text_file),
+        ctx=a.ctx,
+        engine=a.engine,
+        json_out=a.json,
+        scoring=a.scoring,
+        sentrons=a.sentrons,
     )
 
 

@@ -116,6 +116,7 @@ def run_lm_bench(
     prefill_chunk: int | tuple[int, ...] | None = None,
     verify: bool | None = None,
     log=None,
+    sentrons: int = 1,
 ) -> dict:
     """Benchmark ``target`` (a model path or ``synthetic[:SHAPE]``); returns the result object."""
     from vtpu_cli.models.compiled import CompiledModel
@@ -125,7 +126,13 @@ def run_lm_bench(
     ctx = ctx or max(256, prompt + tokens)
     if prompt < 1 or tokens < 2:
         raise ModelError("--lm-prompt must be at least 1 and --lm-tokens at least 2")
-    out: dict = {"model": target, "engine": engine, "prompt_tokens": prompt, "decode_tokens": tokens}
+    out: dict = {
+        "model": target,
+        "engine": engine,
+        "sentrons": sentrons,
+        "prompt_tokens": prompt,
+        "decode_tokens": tokens,
+    }
     t0 = time.perf_counter()
     if target == "synthetic" or target.startswith("synthetic:"):
         name, shape = parse_synthetic(target)
@@ -143,7 +150,7 @@ def run_lm_bench(
         raise ModelError(f"prompt {prompt} + {tokens} tokens exceed the context {min(ctx, c.max_ctx)}")
     t1 = time.perf_counter()
     kw = {} if prefill_chunk is None else {"prefill": prefill_chunk}
-    cm = CompiledModel(model, ctx=ctx, engine=engine, weights=weights, **kw)
+    cm = CompiledModel(model, ctx=ctx, engine=engine, weights=weights, sentrons=sentrons, **kw)
     t2 = time.perf_counter()
     say("engine start (JIT code generation or its disk cache)...")
     cm.start()
@@ -228,7 +235,8 @@ def _fmt(r: dict) -> str:
     c = r["config"]
     lines = [
         f"model {r['model']}: hidden {c['hidden']}, ffn {c['ffn']}, {c['layers']} layers, "
-        f"{c['heads']}/{c['kv_heads']} heads, vocab {c['vocab']}; engine {','.join(r['engines_used'])}",
+        f"{c['heads']}/{c['kv_heads']} heads, vocab {c['vocab']}; engine {','.join(r['engines_used'])}, "
+        f"{r.get('sentrons', 1)} sentron(s)",
         f"  prefill  {r['prefill_tok_s']:9.1f} tok/s  ({r['prompt_tokens']} tokens, chunks of "
         f"{'/'.join(map(str, r['prefill_chunks'])) or '1'}; time to first token {r['ttft_s'] * 1e3:.0f} ms)",
         f"  decode   {r['decode_tok_s']:9.1f} tok/s  ({r['decode_step_ms_median']:.1f} ms/token, median of "
@@ -259,6 +267,7 @@ def bench_lm_command(
     engine: str = "jit",
     repeats: int = 3,
     json_path: Path | None = None,
+    sentrons: int = 1,
     quiet: bool = False,
 ) -> int:
     """CLI entry: exit 0, 1 when the decode tokens disagree with the reference, 2 on bad input, 130 on
@@ -272,6 +281,7 @@ def bench_lm_command(
             engine,
             repeats,
             log=None if quiet else (lambda s: print(s, file=sys.stderr)),
+            sentrons=sentrons,
         )
     except ModelError as e:
         if json_path is not None and str(json_path) == "-":

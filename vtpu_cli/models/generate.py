@@ -89,11 +89,8 @@ def _open(model: Path, ctx: int, engine: str, sentrons: int, stats: GenStats):
     from vtpu_cli.models.compiled import CompiledModel
     from vtpu_cli.models.loader import load_model
 
-    if sentrons != 1:
-        raise ModelError(
-            f"--sentrons {sentrons}: the compiled BitNet step runs on one sentron so far (tensor parallelism "
-            "over the C pipe is not implemented yet)"
-        )
+    if sentrons < 1:
+        raise ModelError(f"--sentrons must be at least 1, got {sentrons}")
     if engine not in ("jit", "interp"):
         raise ModelError(f"unknown engine {engine!r} (choose jit or interp)")
     t0 = time.perf_counter()
@@ -104,7 +101,7 @@ def _open(model: Path, ctx: int, engine: str, sentrons: int, stats: GenStats):
 
     weights, stats.layout_cache_hit = cached_weights(m)
     t1 = time.perf_counter()
-    cm = CompiledModel(m, ctx=ctx or None, engine=engine, weights=weights)
+    cm = CompiledModel(m, ctx=ctx or None, engine=engine, weights=weights, sentrons=sentrons)
     t2 = time.perf_counter()
     stats.load_s = t1 - t0
     stats.compile_s = t2 - t1
@@ -280,6 +277,7 @@ def perplexity_command(
     engine: str = "jit",
     json_out: bool = False,
     scoring: str = "all",
+    sentrons: int = 1,
 ) -> int:
     """Perplexity of ``model`` over a text file, with progress on stderr. ``scoring``: ``all`` (every
     token, in non-overlapping windows of the context) or ``second-half`` (llama-perplexity's chunks)."""
@@ -291,7 +289,7 @@ def perplexity_command(
             text = Path(text_file).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as e:
             raise ModelError(f"{text_file}: cannot read ({e})") from None
-        m, cm = _open(Path(model), ctx, engine, 1, stats)
+        m, cm = _open(Path(model), ctx, engine, sentrons, stats)
         _start(cm, stats, set())
         ids = m.tokenizer.encode(text)
         if len(ids) < 2:

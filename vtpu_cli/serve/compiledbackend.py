@@ -24,24 +24,35 @@ class CompiledBackend(ReferenceBackend):
     """Serve a BitNet checkpoint through the compiled decoder step (``engine`` "jit" or "interp")."""
 
     def __init__(
-        self, model: BitNetModel, *, ctx: int | None = None, model_id: str | None = None, engine: str = "jit"
+        self,
+        model: BitNetModel,
+        *,
+        ctx: int | None = None,
+        model_id: str | None = None,
+        engine: str = "jit",
+        sentrons: int = 1,
     ) -> None:
         from vtpu_cli.models.cache import cached_weights
 
         super().__init__(model, ctx=ctx, model_id=model_id)
         self.engine = engine
+        self.sentrons = sentrons  # tensor parallel: each step's matmuls split over this many sentrons
         self.weights, _ = cached_weights(model)
         self._free: list = []
         self._free.append(self._build())  # compile (or load the cached native code) before serving
 
     @classmethod
-    def load(cls, path: str | Path, *, ctx: int | None = None, engine: str = "jit") -> CompiledBackend:
-        return cls(load_model(path, lazy=True), ctx=ctx, engine=engine)
+    def load(
+        cls, path: str | Path, *, ctx: int | None = None, engine: str = "jit", sentrons: int = 1
+    ) -> CompiledBackend:
+        return cls(load_model(path, lazy=True), ctx=ctx, engine=engine, sentrons=sentrons)
 
     def _build(self):
         from vtpu_cli.models.compiled import CompiledModel
 
-        return CompiledModel(self.model, ctx=self.ctx, engine=self.engine, weights=self.weights)
+        return CompiledModel(
+            self.model, ctx=self.ctx, engine=self.engine, weights=self.weights, sentrons=self.sentrons
+        )
 
     def new_state(self):
         cm = self._free.pop() if self._free else self._build()

@@ -101,7 +101,7 @@ def _serve(
                 file=sys.stderr,
                 flush=True,
             )
-            backend = CompiledBackend.load(model, ctx=ctx or None, engine=engine_name)
+            backend = CompiledBackend.load(model, ctx=ctx or None, engine=engine_name, sentrons=sentrons)
     except (ModelError, ValueError, OSError) as exc:
         _err(str(exc))
         return EXIT_BAD_INPUT
