@@ -12,7 +12,9 @@ sender -> local receiver, credits return when the receiver took a message) runs 
   ``OFF_YIELD`` hook) before it yields or naps, so the waiting receiver itself takes the message off
   MPI and the waiting sender's rank ships it: no thread hand-off on the path. The Python bridge calls
   it too, every step, for messages published while no local sentron waits. A try-lock makes one
-  pump run at a time per rank; the others go on waiting.
+  pump run at a time per rank; the others go on waiting. A blocked sentron whose pump moved nothing
+  yields (and pumps again soon) while the pump moved something within the last ``$VTPU_CLUSTER_HOT_S``
+  (0.2 ms: an exchange in progress), else it takes the usual wait (the nap on an oversubscribed host).
 * **Wire format** (8-byte words): a message ``[1, s, d, len, data x 8, clock x N]`` (the slot's 64 bytes
   and its length, and the race detector's vector clock); a credit ``[2, s, d, k]``.
 * **Progress accounting.** Each delivery bumps the change counter of the remote sentron played (an
@@ -39,6 +41,8 @@ from vtpu_cli.fleet.transport import QUEUE_CAPACITY
 
 ENABLED = os.environ.get("VTPU_CLUSTER_NATIVE", "1") != "0"
 TAG = 7  # on the pump's own communicator
+# a blocked sentron yields instead of napping while the pump moved something this recently (a hot exchange)
+HOT_S = float(os.environ.get("VTPU_CLUSTER_HOT_S", "0.0002"))
 K_MSG, K_CREDIT = 1, 2
 ENTRY = 10  # words per ring entry: tail, head, data0, len0, clk0, peer rank, shipped/credited, s, d, chg
 E_TAIL, E_HEAD, E_DATA, E_LEN, E_CLK, E_PEER, E_COUNT, E_S, E_D, E_CHG = range(ENTRY)
@@ -67,8 +71,10 @@ E_TAIL, E_HEAD, E_DATA, E_LEN, E_CLK, E_PEER, E_COUNT, E_S, E_D, E_CHG = range(E
     H_N,
     H_RING,
     H_MSGS,
-    H_FLAG,
-) = range(24)
+    H_YIELD,
+    H_HOT,
+    H_LAST,
+) = range(26)
 HEADER = 32
 
 _PUMP: tuple | None = None
@@ -322,6 +328,11 @@ def native_pump() -> tuple:
     b.ret(c(-1))
 
     # ---------------------------------------------------------------- i32 vtpu_pump_wait(void)
+    rdtsc = ir.Function(mod, ir.FunctionType(i64, []), name="llvm.readcyclecounter")
+
+    def word_of(builder: Any, base: Any, idx: int) -> Any:
+        return builder.load(builder.gep(base, [c(idx)], source_etype=i64), typ=i64)
+
     wait = ir.Function(mod, ir.FunctionType(i32, []), name="vtpu_pump_wait")
     b = ir.IRBuilder(wait.append_basic_block("entry"))
     sv = b.load_atomic(state_g, "acquire", 8, typ=i64)
@@ -336,11 +347,19 @@ def native_pump() -> tuple:
     stp = b.inttoptr(sv, ptr)
     r = b.call(tryf, [stp])
     did = wait.append_basic_block("did")
+    now = b.call(rdtsc, [])
+    last_p = b.gep(stp, [c(H_LAST)], source_etype=i64)
     b.cbranch(b.icmp_signed(">", r, c(0)), did, idle)
     b.position_at_end(did)
+    b._insert(instructions.StoreAtomicInstr(b.block, now, last_p, "monotonic", 8))
     b.ret(ir.Constant(i32, 0))
-    b.position_at_end(idle)  # nothing moved: the usual wait (nap or yield), which counts its cycles
-    wv = b.load(b.gep(stp, [c(H_WAIT)], source_etype=i64), typ=i64)
+    # nothing moved: while messages flowed lately (a ping-pong), yield and come back soon; else the usual
+    # wait (the nap on an oversubscribed host); both count their cycles as waiting
+    b.position_at_end(idle)
+    hot = b.icmp_signed(
+        "<", b.sub(now, b.load_atomic(last_p, "monotonic", 8, typ=i64)), word_of(b, stp, H_HOT)
+    )
+    wv = b.select(hot, word_of(b, stp, H_YIELD), word_of(b, stp, H_WAIT))
     b.call(_fnptr(b, wv, ir.FunctionType(i32, []), ptr), [])
     b.ret(ir.Constant(i32, 0))
 
@@ -396,6 +415,7 @@ class NativePath:
         from mpi4py import MPI
 
         from vtpu_cli.cluster.bridge import host_atomics
+        from vtpu_cli.engines.jit.compile import tsc_hz
 
         self.engine, self.try_fn, self.wait_addr, self.state_addr, _ = native_pump()
         self.comm = mpi_comm
@@ -452,6 +472,9 @@ class NativePath:
         st[H_ROW], st[H_CLKW], st[H_MAXBYTES] = lay["row"], n, 8 * maxw
         st[H_WAIT], st[H_N] = wait_fn, n
         st[H_RING] = ctypes.cast(host_atomics()[4], ctypes.c_void_p).value
+        st[H_YIELD] = host_atomics()[5]
+        hz, _ = tsc_hz()
+        st[H_HOT] = int(HOT_S * (hz or 3e9))
         self.active = bool(outs or ins)
 
     def install(self) -> None:
