@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -230,6 +231,92 @@ def test_allocation_leaves_no_state_on_registers():
             regalloc.allocate(b.code)
         assert e.value.line == 7
         assert all(p.start == -1 for p in ps)
+
+
+_REF_TOKEN = re.compile(
+    r"(?P<ws>(?:[ \t\r\n]+|#[^\n]*)+)"
+    r"|(?P<COORD>\d+\.\d+\.\d+/\d+\.\d+\.\d+/\d+\.\d+\.\d+)"
+    r"|(?P<FLOAT>\d+\.\d+(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+)"
+    r"|(?P<INT>0[xX][0-9a-fA-F_]+|0[bB][01_]+|\d[\d_]*)"
+    r"|(?P<NAME>[A-Za-z_][A-Za-z_0-9]*)"
+    r"|(?P<op>==|!=|<=|>=|<<|>>|\.\.|[-+*/%&|^<>=(){}\[\],;:@])"
+)
+
+
+def _ref_lex(text: str):
+    """The lexer before the speed work (one match object per token or whitespace run, named groups),
+    as (kind, text, pos, line, col, end, end line, end col) tuples, or None where it rejects."""
+    out, line, linestart, pos = [], 1, 0, 0
+    for m in _REF_TOKEN.finditer(text):
+        start = m.start()
+        if start != pos:
+            return None
+        kind, pos = m.lastgroup, m.end()
+        if kind == "ws":
+            if text.count("\n", start, pos):
+                line += text.count("\n", start, pos)
+                linestart = text.rfind("\n", start, pos) + 1
+            continue
+        s = m.group()
+        col = start - linestart + 1
+        out.append((s if kind == "op" else kind, s, start, line, col, pos, line, col + pos - start))
+    return out if pos == len(text) else None
+
+
+_LEX_PIECES = st.sampled_from(
+    [
+        "a",
+        "_x9",
+        "let",
+        "0",
+        "12",
+        "0x1e",
+        "0b10",
+        "1e5",
+        "1.5",
+        "2.5e-3",
+        "3E+2",
+        "0X1F",
+        "0B1",
+        "1_0",
+        "1.2.3/4.5.6/7.8.9",
+    ]
+    + [
+        " ",
+        "\n",
+        "\t",
+        "\r\n",
+        "# c\n",
+        "#",
+        ".",
+        "..",
+        "/",
+        "e",
+        "x",
+        "+",
+        "==",
+        "<<",
+        "[",
+        "]",
+        "$",
+        "é",
+        "~",
+    ]
+)
+
+
+@given(st.lists(_LEX_PIECES, max_size=30).map("".join))
+def test_lexer_matches_the_reference_lexer(text):
+    """fastparse._lex (one findall of (whitespace, token) pairs, kinds from the token's first
+    characters) gives the tokens, kinds and positions of the named-group lexer, and rejects the same
+    texts (characters no token starts with)."""
+    from vtpu_cli.compiler import fastparse
+
+    try:
+        got = [(t.kind, t.text, t.pos, t.line, t.col, t.end, t.eline, t.ecol) for t in fastparse._lex(text)]
+    except fastparse.Reject:
+        got = None
+    assert got == _ref_lex(text)
 
 
 if __name__ == "__main__":  # pragma: no cover - maintenance

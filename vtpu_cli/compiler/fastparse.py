@@ -14,14 +14,15 @@ import re
 from lark import Token, Tree
 from lark.tree import Meta
 
-_TOKEN = re.compile(  # a token with the whitespace/comments before it (one match per token)
-    r"(?:[ \t\r\n]+|#[^\n]*)*"
-    r"(?:(?P<COORD>\d+\.\d+\.\d+/\d+\.\d+\.\d+/\d+\.\d+\.\d+)"
-    r"|(?P<FLOAT>\d+\.\d+(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+)"
-    r"|(?P<INT>0[xX][0-9a-fA-F_]+|0[bB][01_]+|\d[\d_]*)"
-    r"|(?P<NAME>[A-Za-z_][A-Za-z_0-9]*)"
-    r"|(?P<op>==|!=|<=|>=|<<|>>|\.\.|[-+*/%&|^<>=(){}\[\],;:@])"
-    r"|(?P<end>\Z))"
+# a token with the whitespace and comments before it: (prefix, token) pairs, the token empty at the end
+_TOKEN = re.compile(
+    r"((?:[ \t\r\n]+|#[^\n]*)*)"
+    r"(\d+\.\d+\.\d+/\d+\.\d+\.\d+/\d+\.\d+\.\d+"  # COORD
+    r"|\d+\.\d+(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+"  # FLOAT
+    r"|0[xX][0-9a-fA-F_]+|0[bB][01_]+|\d[\d_]*"  # INT
+    r"|[A-Za-z_][A-Za-z_0-9]*"  # NAME
+    r"|==|!=|<=|>=|<<|>>|\.\.|[-+*/%&|^<>=(){}\[\],;:@"  # operators
+    r"]|\Z)"
 )
 # words of the grammar (the contextual lexer reads them as keywords where the grammar allows them)
 KEYWORDS = {
@@ -73,34 +74,50 @@ class _Tok:
         self.end, self.eline, self.ecol = end, eline, ecol
 
 
+def _number_kind(s: str) -> str:
+    """COORD, FLOAT or INT: which alternative of the token pattern matched a token that starts with a
+    digit (they are tried in that order, and each excludes the next: a coordinate has '/', a hex or
+    binary literal its prefix, a float '.' or an exponent)."""
+    if "/" in s:
+        return "COORD"
+    if s[:2] in ("0x", "0X", "0b", "0B"):
+        return "INT"
+    if "." in s or "e" in s or "E" in s:
+        return "FLOAT"
+    return "INT"
+
+
 def _lex(text: str) -> list[_Tok]:
-    """Tokens with Lark's positions. One ``finditer`` pass, one match per token (with the
-    whitespace and comments before it): a gap between matches (a character no token starts with)
-    rejects, and so does a text that does not end in the end match; tokens never span lines, so the
-    line and its start offset only move in the whitespace/comment runs."""
+    """Tokens with Lark's positions, from one ``findall`` of (whitespace/comments, token) pairs (no
+    match object per token). ``findall`` skips characters no token starts with, so the positions are
+    summed from the pieces' lengths and a text whose pieces do not add up to its length rejects;
+    tokens never span lines, so the line and its start offset only move in the whitespace runs."""
     toks: list[_Tok] = []
     append = toks.append
     line, linestart, pos = 1, 0, 0
-    for m in _TOKEN.finditer(text):
-        start = m.start()
-        if start != pos:
-            raise Reject
-        kind = m.lastgroup
-        tstart = m.start(kind)
-        if tstart != start:
-            nl = text.count("\n", start, tstart)
+    for ws, s in _TOKEN.findall(text):
+        if ws:
+            nl = ws.count("\n")
             if nl:
                 line += nl
-                linestart = text.rfind("\n", start, tstart) + 1
-        if kind == "end":
-            return toks
-        pos = m.end()
-        s = m.group(kind)
-        if kind == "op":
+                linestart = pos + ws.rfind("\n") + 1
+            pos += len(ws)
+        if not s:
+            break
+        c = s[0]
+        if c.isdigit():
+            kind = _number_kind(s)
+        elif c.isalpha() or c == "_":
+            kind = "NAME"
+        else:
             kind = s
-        col = tstart - linestart + 1
-        append(_Tok(kind, s, tstart, line, col, pos, line, col + pos - tstart))
-    raise Reject
+        n = len(s)
+        col = pos - linestart + 1
+        append(_Tok(kind, s, pos, line, col, pos + n, line, col + n))
+        pos += n
+    if pos != len(text):
+        raise Reject
+    return toks
 
 
 def _meta(first: _Tok, last: _Tok) -> Meta:
