@@ -742,6 +742,11 @@ def test_measure_latency_reports_both_sides() -> None:
         assert r[side]["samples"] == 200
         assert 0 < r[side]["median_us"] <= r[side]["p99_us"]
     assert r["ratio"] == pytest.approx(r["cross_rank"]["median_us"] / r["in_process"]["median_us"])
+    # the whole program across JIT ranks: every pong delivered natively on rank 0 is a sample
+    prog = r["program"]["cross_rank"]
+    assert prog["native_path"] and prog["samples"] == 5 * (1100 - 1)
+    assert 0 < prog["median_us"] <= prog["p99_us"] and prog["marginal_us"] > 0
+    assert r["program"]["in_process"]["marginal_us"] > 0
 
 
 def test_mpi_capability_is_none_without_mpiexec(monkeypatch) -> None:

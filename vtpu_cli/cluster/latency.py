@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -85,10 +86,24 @@ def mpi_capability(samples: int = 2000) -> dict | None:
         r = measure_latency(samples=samples, warmup=max(samples // 10, 10))
     except VtpuError:
         return None
+    prog = r.get("program", {}).get("cross_rank", {})
+    inproc = r.get("program", {}).get("in_process", {})
+    # the gate's figure: sentron to sentron through the runtime programs use (the JIT on every rank, its
+    # native message path), per hop; the transport's own Python ping-pong is reported beside it
+    if prog.get("median_us") is not None:
+        lat, p99, what = prog["median_us"], prog["p99_us"], "program (JIT ranks), per hop"
+    else:
+        lat, p99, what = r["cross_rank"]["median_us"], r["cross_rank"]["p99_us"], "C-pipe transport"
     return {
-        "latency_us": r["cross_rank"]["median_us"],
-        "latency_p99_us": r["cross_rank"]["p99_us"],
-        "in_process_us": r["in_process"]["median_us"],
+        "latency_us": lat,
+        "latency_p99_us": p99,
+        "latency_what": what,
+        "in_process_us": inproc.get("marginal_us", r["in_process"]["median_us"]),
+        "program_marginal_us": prog.get("marginal_us"),
+        "transport_latency_us": r["cross_rank"]["median_us"],
+        "transport_latency_p99_us": r["cross_rank"]["p99_us"],
+        "transport_in_process_us": r["in_process"]["median_us"],
+        "raw_mpi_us": r["raw_mpi"]["median_us"],
     }
 
 
@@ -172,14 +187,108 @@ def _raw_mpi(samples: int, warmup: int) -> list[float] | None:
     return out if me == 0 else None
 
 
+PROGRAM_TRIPS = (100, 1100)  # the two ping-pong lengths whose difference gives the per-hop time
+PROGRAM_RUNS = 5
+
+
+def _pingpong(trips: int) -> Any:
+    from vtpu_cli.asm.assembler import assemble
+    from vtpu_cli.cluster.jitbench import PINGPONG_VASM
+
+    return assemble(PINGPONG_VASM.format(trips=trips), "pingpong.vasm")
+
+
+def _program_cross_rank(runs: int) -> dict | None:
+    """The whole-program ping-pong (``jitbench.PINGPONG_VASM``: sentron 0 on rank 0, sentron 1 on rank 1,
+    each on the JIT) at two lengths, ``runs`` times each, alternating. Per hop: the TSC of every message
+    rank 0's native pump delivered (each one a round trip after the one before, both sentrons' work
+    included), halved; and the marginal time, (median run time at the long length - at the short one) /
+    the hops between them. Rank 0 returns the summary, the other ranks None."""
+    from vtpu_cli.cluster import pump
+    from vtpu_cli.cluster.ranks import Checkpointing, ClusterEngine, init_mpi, jit_reason
+    from vtpu_cli.engines.base import load_memory
+    from vtpu_cli.engines.jit.compile import tsc_hz
+    from vtpu_cli.engines.select import EngineOptions
+    from vtpu_cli.machine.memory import Memory
+
+    comm = init_mpi()
+    hz, _ = tsc_hz()
+    pump.HOP_LOG = max(PROGRAM_TRIPS) + 16
+    walls: dict[int, list[float]] = {t: [] for t in PROGRAM_TRIPS}
+    hops: list[float] = []
+    engines = {}
+    for t in PROGRAM_TRIPS:
+        prog = _pingpong(t)
+        mem = Memory()
+        load_memory(prog, mem)
+        opts = EngineOptions(sentrons=2)
+        jit, why = jit_reason(prog, mem, opts, Checkpointing())
+        if jit is None:
+            raise VtpuError(f"the ping-pong does not run on the JIT ranks: {why}")
+        engines[t] = (prog, mem, opts, jit)
+    for k in range(runs + 1):  # the first round warms up
+        for t in PROGRAM_TRIPS:
+            prog, mem, opts, jit = engines[t]
+            eng = ClusterEngine(prog, mem, opts, comm, None, exit_workers=False, jit=jit)
+            comm.Barrier()
+            t0 = time.perf_counter()
+            res = eng.run()
+            wall = time.perf_counter() - t0
+            if res.status != "ok":
+                raise VtpuError(f"the ping-pong ended {res.status}")
+            npath = eng.inner.npath
+            if k and comm.Get_rank() == 0:
+                walls[t].append(wall)
+                if npath is not None and t == max(PROGRAM_TRIPS) and hz:
+                    hops += list(np.diff(npath.deliveries()) / hz / 2)
+    pump.HOP_LOG = 0
+    if comm.Get_rank() != 0:
+        return None
+    lo, hi = PROGRAM_TRIPS
+    marginal = (float(np.median(walls[hi])) - float(np.median(walls[lo]))) / (2 * (hi - lo))
+    out = _summary(hops) if hops else {"median_us": None, "p99_us": None, "samples": 0}
+    out["mean_us"] = float(np.mean(hops)) * 1e6 if hops else None  # ~ the marginal time: the same hops
+    out["marginal_us"] = marginal * 1e6
+    out["native_path"] = bool(hops)
+    return out
+
+
+def _program_in_process(runs: int) -> dict:
+    """The same ping-pong on the single-process JIT: the marginal time per hop (as across ranks)."""
+    from vtpu_cli.engines.base import load_memory
+    from vtpu_cli.engines.select import EngineOptions, open_local_engine
+    from vtpu_cli.machine.memory import Memory
+
+    walls: dict[int, list[float]] = {t: [] for t in PROGRAM_TRIPS}
+    for k in range(runs + 1):
+        for t in PROGRAM_TRIPS:
+            prog = _pingpong(t)
+            mem = Memory()
+            load_memory(prog, mem)
+            eng = open_local_engine(prog, mem, EngineOptions(sentrons=2))
+            t0 = time.perf_counter()
+            res = eng.run()
+            if k:
+                walls[t].append(time.perf_counter() - t0)
+            if res.status != "ok" or res.engine != "jit":
+                raise VtpuError(f"the in-process ping-pong ended {res.status} on {res.engine}")
+    lo, hi = PROGRAM_TRIPS
+    return {
+        "marginal_us": (float(np.median(walls[hi])) - float(np.median(walls[lo]))) / (2 * (hi - lo)) * 1e6,
+        "median_run_ms": float(np.median(walls[hi])) * 1e3,
+    }
+
+
 def main(argv: list[str]) -> int:
     samples = int(argv[0]) if argv else 2000
     warmup = int(argv[1]) if len(argv) > 1 else 200
     cross = _cross_rank(samples, warmup)
     raw = _raw_mpi(samples, warmup)
-    if cross is not None and raw is not None:
+    program = _program_cross_rank(PROGRAM_RUNS)
+    if cross is not None and raw is not None and program is not None:
         base = _in_process(samples, warmup)
         c, b = _summary(cross), _summary(base)
+        inproc = _program_in_process(PROGRAM_RUNS)
         doc = {
             "cross_rank": c,
             "in_process": b,
@@ -187,6 +296,13 @@ def main(argv: list[str]) -> int:
             "ratio": c["median_us"] / b["median_us"] if b["median_us"] else None,
             "payload_bytes": len(PAYLOAD),
             "what": "one-way = half a ping-pong round trip through the C-pipe transport (send/pending/recv)",
+            "program": {
+                "cross_rank": program,
+                "in_process": inproc,
+                "what": "a whole vasm ping-pong on the JIT (sentron 0 on rank 0, sentron 1 on rank 1 / both "
+                "in one process): per hop, half of each round trip seen by rank 0's native pump, and the "
+                f"marginal run time per hop between {PROGRAM_TRIPS[0]} and {PROGRAM_TRIPS[1]} round trips",
+            },
         }
         emit_result(json.dumps(doc))
     return 0

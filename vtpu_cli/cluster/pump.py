@@ -43,6 +43,7 @@ ENABLED = os.environ.get("VTPU_CLUSTER_NATIVE", "1") != "0"
 TAG = 7  # on the pump's own communicator
 # a blocked sentron yields instead of napping while the pump moved something this recently (a hot exchange)
 HOT_S = float(os.environ.get("VTPU_CLUSTER_HOT_S", "0.0002"))
+HOP_LOG = 0  # how many delivery times each run records (set by the latency measurement)
 K_MSG, K_CREDIT = 1, 2
 ENTRY = 10  # words per ring entry: tail, head, data0, len0, clk0, peer rank, shipped/credited, s, d, chg
 E_TAIL, E_HEAD, E_DATA, E_LEN, E_CLK, E_PEER, E_COUNT, E_S, E_D, E_CHG = range(ENTRY)
@@ -74,7 +75,10 @@ E_TAIL, E_HEAD, E_DATA, E_LEN, E_CLK, E_PEER, E_COUNT, E_S, E_D, E_CHG = range(E
     H_YIELD,
     H_HOT,
     H_LAST,
-) = range(26)
+    H_LOG,
+    H_LOGN,
+    H_LOGI,
+) = range(29)
 HEADER = 32
 
 _PUMP: tuple | None = None
@@ -127,6 +131,7 @@ def native_pump() -> tuple:
     def c(x: int) -> ir.Constant:
         return ir.Constant(i64, x)
 
+    rdtsc0 = ir.Function(mod, ir.FunctionType(i64, []), name="llvm.readcyclecounter")
     # ---------------------------------------------------------------- i64 vtpu_pump(ptr st)
     fn = ir.Function(mod, ir.FunctionType(i64, [ptr]), name="vtpu_pump")
     st = fn.args[0]
@@ -216,6 +221,13 @@ def native_pump() -> tuple:
     store_release(b, b.add(tail, c(1)), tail_p)
     bump(e)
     b.store(c(1), rang)
+    # the delivery log (measurements): the TSC of each delivery while there is room
+    li = word(st, H_LOGI)
+    logit = fn.append_basic_block("logit")
+    b.cbranch(b.icmp_unsigned("<", li, word(st, H_LOGN)), logit, rnext)
+    b.position_at_end(logit)
+    b.store(b.call(rdtsc0, []), at(aptr(word(st, H_LOG)), li))
+    put(st, H_LOGI, b.add(li, c(1)))
     b.branch(rnext)
     # a credit for a ring whose remote receiver took k messages: move its head
     b.position_at_end(on_credit)
@@ -328,7 +340,7 @@ def native_pump() -> tuple:
     b.ret(c(-1))
 
     # ---------------------------------------------------------------- i32 vtpu_pump_wait(void)
-    rdtsc = ir.Function(mod, ir.FunctionType(i64, []), name="llvm.readcyclecounter")
+    rdtsc = rdtsc0
 
     def word_of(builder: Any, base: Any, idx: int) -> Any:
         return builder.load(builder.gep(base, [c(idx)], source_etype=i64), typ=i64)
@@ -475,6 +487,8 @@ class NativePath:
         st[H_YIELD] = host_atomics()[5]
         hz, _ = tsc_hz()
         st[H_HOT] = int(HOT_S * (hz or 3e9))
+        self.log = np.zeros(HOP_LOG, np.int64)  # delivery times, for measurements (HOP_LOG > 0)
+        st[H_LOG], st[H_LOGN] = self.log.ctypes.data, HOP_LOG
         self.active = bool(outs or ins)
 
     def install(self) -> None:
@@ -488,6 +502,10 @@ class NativePath:
     def pump(self) -> int:
         """One pump from the bridge's thread (0 when another thread holds the pump)."""
         return max(0, self.try_fn(self.st.ctypes.data))
+
+    def deliveries(self) -> np.ndarray:
+        """The TSC of each message delivered on this rank (the first ``HOP_LOG``), in order."""
+        return self.log[: int(self.st[H_LOGI])].copy()
 
     @property
     def sent(self) -> int:
