@@ -99,6 +99,14 @@ def rope(x: np.ndarray, positions: np.ndarray, theta: float) -> np.ndarray:
     return np.concatenate([x1 * cos - x2 * sin, x2 * cos + x1 * sin], axis=-1)
 
 
+def glu(gate: np.ndarray, up: np.ndarray, act: str = "relu2") -> np.ndarray:
+    """The gated FFN product: relu(gate)**2 * up (BitNet b1.58), or silu(gate) * up (llama.cpp)."""
+    if act == "silu":
+        with np.errstate(over="ignore"):  # exp(-gate) = inf for gate < -709: silu -> -0, as intended
+            return gate / (1.0 + np.exp(-gate)) * up
+    return np.maximum(gate, 0.0) ** 2 * up
+
+
 def _f16(x: np.ndarray) -> np.ndarray:
     """Round to float16 (nearest even, as F16C) and back to float64."""
     return np.asarray(x, dtype=np.float64).astype(np.float16).astype(np.float64)
@@ -199,12 +207,7 @@ class Reference:
             attn = np.einsum("hts,shd->thd", p, vals).reshape(n, c.q_dim)
             h = h + self.bitlinear(rms_norm(attn, layer.attn_sub_norm, c.rms_eps), layer.wo)
             x = rms_norm(h, layer.ffn_norm, c.rms_eps)
-            gate = self.bitlinear(x, layer.w_gate)
-            if self.ffn_act == "silu":
-                act = gate / (1.0 + np.exp(-gate))
-            else:
-                act = np.maximum(gate, 0.0) ** 2
-            g = act * self.bitlinear(x, layer.w_up)
+            g = glu(self.bitlinear(x, layer.w_gate), self.bitlinear(x, layer.w_up), self.ffn_act)
             h = h + self.bitlinear(rms_norm(g, layer.ffn_sub_norm, c.rms_eps), layer.w_down)
         self.pos = end
         return self.logits(rms_norm(h, self.model.output_norm, c.rms_eps))
