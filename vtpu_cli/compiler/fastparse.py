@@ -14,15 +14,18 @@ import re
 from lark import Token, Tree
 from lark.tree import Meta
 
-# a token with the whitespace and comments before it: (prefix, token) pairs, the token empty at the end
+# a token with the whitespace and comments before it: (prefix, token) pairs, the token empty at the end.
+# The prefix is possessive (no backtracking into it) and the alternatives come most frequent first:
+# names, operators and numbers start with different characters, so only the order of the number
+# forms among themselves matters (a coordinate before a float before an integer).
 _TOKEN = re.compile(
-    r"((?:[ \t\r\n]+|#[^\n]*)*)"
-    r"(\d+\.\d+\.\d+/\d+\.\d+\.\d+/\d+\.\d+\.\d+"  # COORD
+    r"((?:[ \t\r\n]+|#[^\n]*)*+)"
+    r"([A-Za-z_][A-Za-z_0-9]*"  # NAME
+    r"|==|!=|<=|>=|<<|>>|\.\.|[-+*/%&|^<>=(){}\[\],;:@]"  # operators
+    r"|\d+\.\d+\.\d+/\d+\.\d+\.\d+/\d+\.\d+\.\d+"  # COORD
     r"|\d+\.\d+(?:[eE][+-]?\d+)?|\d+[eE][+-]?\d+"  # FLOAT
     r"|0[xX][0-9a-fA-F_]+|0[bB][01_]+|\d[\d_]*"  # INT
-    r"|[A-Za-z_][A-Za-z_0-9]*"  # NAME
-    r"|==|!=|<=|>=|<<|>>|\.\.|[-+*/%&|^<>=(){}\[\],;:@"  # operators
-    r"]|\Z)"
+    r"|\Z)"
 )
 # words of the grammar (the contextual lexer reads them as keywords where the grammar allows them)
 KEYWORDS = {
