@@ -172,11 +172,13 @@ def test_stream_offsets_bounded_by_a_mask(xsize, ysize, iters, mask, start, step
 
 def test_bounded_offsets_analysis():
     """What the dispatch may prove: a DAND by a loop-invariant register (or an immediate) bounds the
-    offset, DADD of a small immediate and DMOV carry the bound, any other write forgets it, and a bound
-    that the loop body does not re-establish at the back edge does not hold at the head."""
+    offset (aligned as far as its input is), DADD of a small immediate and DMOV carry the bound, any
+    other write forgets it, and a bound the body does not re-establish at the back edge does not hold
+    at the head."""
     from vtpu_cli.engines.jit import compile as C
+    from vtpu_cli.engines.jit.compile import Bound
 
-    def analyse(extra: str):
+    def analyse(extra: str, step: int = 64):
         prog = assemble(
             _STREAM.format(
                 xsize=64,
@@ -185,7 +187,7 @@ def test_bounded_offsets_analysis():
                 iters=2,
                 mask=63,
                 start=0,
-                step=64,
+                step=step,
                 andop="r5",
                 extra=extra,
             )
@@ -194,18 +196,21 @@ def test_bounded_offsets_analysis():
         return C._bounded_offsets(prog, t, last)
 
     head, proven = analyse("")
-    assert head == {2: (5, 0), 3: (5, 0), 10: (5, 8)}
+    z = Bound(5, 0, 0, 6)  # r & r5, a multiple of 64 (the step keeps the alignment)
+    assert head == {2: z, 3: z, 10: Bound(5, 0, 8, 6)}
     # (SIW from the loop head, slot) -> (p, bytes, bound); the strided scatter is not a range check
     got = {(pc - 6, slot): v for (pc, slot), v in proven.items()}
     assert got == {
-        (0, 1): (0, 64, (5, 0)),
-        (1, 1): (0, 64, (5, 0)),  # 16 x i32, stride 4: a 64-byte span
-        (2, 1): (1, 64, (5, 0)),
-        (3, 1): (0, 8, (5, 8)),
+        (0, 1): (0, 64, z),
+        (1, 1): (0, 64, z),  # 16 x i32, stride 4: a 64-byte span
+        (2, 1): (1, 64, z),
+        (3, 1): (0, 8, Bound(5, 0, 8, 6)),
     }
-    head, proven = analyse("DADD r2, r2, 1")  # r2 ends one above the mask: bounded by r5 + 1
-    assert head[2] == (5, 1) and proven[(6, 1)] == (0, 64, (5, 1))
+    head, _ = analyse("", step=100)  # 100 = 4 * 25: only 4-byte alignment survives
+    assert head[2] == Bound(5, 0, 0, 2)
+    head, proven = analyse("DADD r2, r2, 1")  # r2 ends one above the masked value
+    assert head[2] == Bound(5, 0, 1, 0) and proven[(6, 1)] == (0, 64, Bound(5, 0, 1, 0))
     head, proven = analyse("DSUB r2, r2, 1")  # any other write: r2 unbounded at the head
     assert 2 not in head and (6, 1) not in proven and (7, 1) not in proven and (8, 1) in proven
     head, proven = analyse("DMOV r5, 4095")  # the mask changes inside the loop: no access is proven
-    assert head == {5: (None, 4095)} and proven == {}
+    assert head == {5: Bound(None, 0, 4095, C._ALIGN_TOP)} and proven == {}

@@ -341,8 +341,22 @@ def _fast_loops(
 # A bounding register above this proves nothing: with it, bound + the small addends below never wrap.
 BOUND_MAX = 1 << 40
 _ADDEND_MAX = 1 << 20
+_ALIGN_TOP = 40  # "aligned to every power of two that matters" (the optimistic start of the fixpoint)
 
-Bound = tuple[int | None, int]  # (register m or None, k): the value is <=u value(m) + k
+
+@dataclass(frozen=True)
+class Bound:
+    """An offset register's value is ``z + k`` with ``0 <= z <= (M & ~(2**align - 1))`` and ``z`` a
+    multiple of ``2**align``, where ``M`` is register ``m`` (loop-invariant) or the constant ``c``."""
+
+    m: int | None
+    c: int
+    k: int
+    align: int
+
+    def low_zeros(self) -> int:
+        """Trailing zero bits known of the value itself (z's, and k's)."""
+        return min(self.align, (self.k & -self.k).bit_length() - 1) if self.k else self.align
 
 
 def _bounded_offsets(
@@ -351,19 +365,20 @@ def _bounded_offsets(
     """Offset registers of a fast loop whose value is bounded on every trip, and the S accesses that
     the bound keeps inside their scroll: ``(head bounds, {(pc, slot): (p, bytes, bound)})``.
 
-    A stream walks a working set with ``DADD r, x, imm`` + ``DAND r, r, m``, ``m`` loop-invariant:
-    after the ``DAND`` the offset is ``<=u m`` whatever ``x`` was. Forward over the loop body (a
-    straight line; the only branch is the back edge), each r register carries an abstract bound
-    ``(m, k)`` (``value <=u value(m) + k``; ``m`` None: a constant): ``DAND.i64 r, x, m`` with ``m``
-    written nowhere in the loop (or an immediate) gives ``(m, 0)``; ``DADD.i64 r, x, imm`` adds ``imm``
-    to ``x``'s bound; ``DMOV r, x`` copies it (``DMOV r, imm``: a constant); any other write forgets
-    it. The bounds that hold at
-    the loop head are the greatest fixpoint (a register keeps its head bound only if the end of the
-    body re-establishes it). The fast clone's dispatch then checks, once per entry: every head bound
-    holds now, every bounding register is <= BOUND_MAX (so nothing wraps), and for each access
-    ``value(m) + k <u max(size - bytes + 1, 0)``; the clone omits those accesses' bounds checks (they
-    cannot fail), while any other entry runs the general loop with every check. Access sizes come
-    from ``lowering.access_extent``, the same rule the lowering checks.
+    A stream walks a working set with ``DADD r, x, 64`` + ``DAND r, r, m``, ``m`` loop-invariant
+    (``SEG - 1``): after the ``DAND`` the offset is ``<= m`` whatever ``x`` was, and a multiple of 64
+    when ``x`` is, so ``<= m & ~63``. Forward over the loop body (a straight line; the only branch is
+    the back edge), each r register carries a :class:`Bound`: ``DAND.i64 r, x, m`` with ``m`` written
+    nowhere in the loop (or an immediate) gives ``z = x & m`` (aligned as far as ``x`` is known to
+    be); ``DADD.i64 r, x, imm`` (0 <= imm <= 2**20) adds ``imm`` to ``k``; ``DMOV r, x`` copies the
+    bound, ``DMOV r, imm`` is the constant; any other write forgets it. The head bounds are the
+    greatest fixpoint: start from the bounds the body establishes, aligned optimistically, and keep a
+    register (at the smaller alignment) only while the end of the body re-establishes its ``(m, k)``.
+    The fast clone's dispatch checks once per entry that every head bound holds now and every
+    bounding register is <= BOUND_MAX (nothing wraps), and for each access that its largest offset
+    ``(M & ~(2**align - 1)) + k`` is ``<u max(size - bytes + 1, 0)``; the clone then omits those
+    accesses' bounds checks (they cannot fail), while any other entry runs the general loop with every
+    check. Access sizes come from ``lowering.access_extent``, the rule the lowering checks.
     """
     code = program.code
     for pc in range(t, last + 1):
@@ -390,21 +405,21 @@ def _bounded_offsets(
             if reg(a) in state:
                 new = state[reg(a)]
             elif isinstance(a, Imm) and ins.type in (None, "i64") and 0 <= a.value <= BOUND_MAX:
-                new = (None, a.value)
-        elif len(wr) == 1 and ins.type == "i64" and len(ins.args) >= 2 and reg(ins.args[0]) == wr[0]:
-            if name == "DAND" and len(ins.args) == 3:
-                for y in (ins.args[2], ins.args[1]):
-                    if reg(y) is not None and reg(y) not in written:
-                        new = (reg(y), 0)
+                new = Bound(None, 0, a.value, _ALIGN_TOP)
+        elif len(wr) == 1 and ins.type == "i64" and len(ins.args) == 3 and reg(ins.args[0]) == wr[0]:
+            x, y = ins.args[1], ins.args[2]
+            if name == "DAND":
+                for a, mask in ((x, y), (y, x)):
+                    ax = state[reg(a)].low_zeros() if reg(a) in state else 0
+                    if reg(mask) is not None and reg(mask) not in written:
+                        new = Bound(reg(mask), 0, 0, ax)
                         break
-                    if isinstance(y, Imm) and 0 <= y.value <= BOUND_MAX:
-                        new = (None, y.value)
+                    if isinstance(mask, Imm) and 0 <= mask.value <= BOUND_MAX:
+                        new = Bound(None, mask.value, 0, ax)
                         break
-            elif name == "DADD" and len(ins.args) == 3:
-                x, y = ins.args[1], ins.args[2]
-                if reg(x) in state and isinstance(y, Imm) and 0 <= y.value <= _ADDEND_MAX:
-                    m, k = state[reg(x)]
-                    new = (m, k + y.value)
+            elif name == "DADD" and reg(x) in state and isinstance(y, Imm) and 0 <= y.value <= _ADDEND_MAX:
+                bd = state[reg(x)]
+                new = Bound(bd.m, bd.c, bd.k + y.value, bd.align)
         for i in wr:
             state.pop(i, None)
         if new is not None:
@@ -423,10 +438,15 @@ def _bounded_offsets(
                 transfer(ins, state)
         return state, proven
 
-    head, _ = run({})
+    first, _ = run({})
+    head = {r: Bound(bd.m, bd.c, bd.k, _ALIGN_TOP) for r, bd in first.items()}
     while True:
         end, proven = run(head)
-        keep = {r: v for r, v in head.items() if end.get(r) == v}
+        keep = {}
+        for r, bd in head.items():
+            e = end.get(r)
+            if e is not None and (e.m, e.c, e.k) == (bd.m, bd.c, bd.k):
+                keep[r] = Bound(bd.m, bd.c, bd.k, min(bd.align, e.align))
         if keep == head:
             break
         head = keep
@@ -674,17 +694,24 @@ def _bounds_hold(lw, head: dict[int, Bound], proven: dict[tuple[int, int], tuple
     b = lw.b
     i64 = L.I64
 
-    def value(bound: Bound):
-        m, k = bound
-        return ir.Constant(i64, k) if m is None else b.add(lw.rget(m), ir.Constant(i64, k))
+    def c64(x: int):
+        return ir.Constant(i64, x)
+
+    def zmax(bd: Bound):
+        """The largest z: M rounded down to the alignment."""
+        mv = c64(bd.c) if bd.m is None else lw.rget(bd.m)
+        return b.and_(mv, c64(~((1 << bd.align) - 1)))
 
     ok = ir.Constant(L.I1, 1)
-    for m in sorted(({bd[0] for bd in head.values()} | {bd[0] for _, _, bd in proven.values()}) - {None}):
-        ok = b.and_(ok, b.icmp_unsigned("<=", lw.rget(m), ir.Constant(i64, BOUND_MAX)))
-    for r, bound in sorted(head.items(), key=lambda kv: kv[0]):
-        ok = b.and_(ok, b.icmp_unsigned("<=", lw.rget(r), value(bound)))
-    for p, nbytes, bound in sorted(set(proven.values()), key=repr):
-        ok = b.and_(ok, b.icmp_unsigned("<", value(bound), L._ends(lw, b.load(lw.TSIZE[p]), nbytes)))
+    for m in sorted(({bd.m for bd in head.values()} | {bd.m for _, _, bd in proven.values()}) - {None}):
+        ok = b.and_(ok, b.icmp_unsigned("<=", lw.rget(m), c64(BOUND_MAX)))
+    for r, bd in sorted(head.items(), key=lambda kv: kv[0]):
+        z = b.sub(lw.rget(r), c64(bd.k))
+        ok = b.and_(ok, b.icmp_unsigned("<=", z, zmax(bd)))
+        ok = b.and_(ok, b.icmp_unsigned("==", b.and_(z, c64((1 << bd.align) - 1)), c64(0)))
+    for p, nbytes, bd in sorted(set(proven.values()), key=repr):
+        top = b.add(zmax(bd), c64(bd.k))
+        ok = b.and_(ok, b.icmp_unsigned("<", top, L._ends(lw, b.load(lw.TSIZE[p]), nbytes)))
     return ok
 
 
