@@ -16,8 +16,11 @@ The block's branch goes into the last SIW (it takes effect after the whole SIW).
 
 Speed: register keys are small ints (last writer and readers in lists indexed by key), edges are
 plain ints (the few that weigh more than 1 are listed apart), implied write-after-write edges are
-left out, and the ready/pending heaps hold int ranks; the schedule is the same as with the explicit
-(successor, latency) edge lists, which tests/phx_speed_ref.py keeps as the reference.
+left out; one pass over the block builds the dependencies and the per-op tables (latency, pipe and
+dependency kind come from one tuple per op name), one backward pass over the predecessor sets builds
+the successor lists and the priorities; the ready/pending heaps hold ints that encode (priority,
+index), so no sort per block; the blocks emit the final SIW tuples. The schedule is the same as with
+the explicit (successor, latency) edge lists, which tests/phx_speed_ref.py keeps as the reference.
 """
 
 from __future__ import annotations
