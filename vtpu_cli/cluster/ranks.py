@@ -70,6 +70,7 @@ BRIDGE_SLEEP_MAX_S = float(os.environ.get("VTPU_CLUSTER_BRIDGE_NAP_S", "0.00005"
 BRIDGE_YIELD = os.environ.get("VTPU_CLUSTER_BRIDGE_YIELD", "1") != "0"
 BRIDGE_BUSY_SPIN_S = float(os.environ.get("VTPU_CLUSTER_BUSY_SPIN_S", "0.0005"))
 BRIDGE_BUSY_NAP_MAX_S = float(os.environ.get("VTPU_CLUSTER_BUSY_NAP_S", "0.0002"))
+EXCHANGE_NAP = os.environ.get("VTPU_CLUSTER_EXCHANGE_NAP", "1") != "0"  # nap while waiting for the others
 ABORT_GRACE_S = 5.0  # how long a failing rank waits for the others to acknowledge its stop
 
 
@@ -641,6 +642,10 @@ class RankInterpreter(Interpreter):
             snap = tuple(self.replies[r] for r in range(self.size))
             self.replies = {}
             quiet = all(x[0] for x in snap) and sum(x[1] for x in snap) == sum(x[2] for x in snap)
+            if quiet and all(x[4] for x in snap):
+                # every sentron has halted and nothing is in flight: nothing can happen any more, and a
+                # second wave would only confirm it (a halted sentron never runs again)
+                return self._broadcast_stop(STATUS_OK)
             if quiet and snap == self.prev_snapshot:
                 if any(x[6] for x in snap) and not any(x[5] for x in snap):  # every live sentron parked
                     self.prev_snapshot = None
@@ -950,8 +955,13 @@ class RankInterpreter(Interpreter):
         if self.router is not None:
             self.router.write_back()  # the homes gather the final image
         done = self.comm.Ibarrier()
+        nap = 0.0
         while not done.Test():
-            tr.poll()
+            if tr.poll():
+                nap = 0.0
+            elif EXCHANGE_NAP:  # leave the core to the ranks still finishing (a spin here slowed them)
+                time.sleep(nap)
+                nap = min(IDLE_SLEEP_MAX_S, nap * 2 or 1e-5)
             if self.aborted is not None:
                 raise RankStopped(self.aborted)
         deadline = time.perf_counter() + 2.0
