@@ -221,7 +221,8 @@ def test_generate_errors_exit_2(own_cache, paths, tmp_path, capsys):
     long = "the " * 200
     assert generate_command(paths["hf"], prompt=long, n=1, ctx=16, engine="interp") == 2
     assert "longer than the context" in capsys.readouterr().err
-    assert generate_command(paths["hf"], prompt="x", n=1, sentrons=2, engine="interp") == 2
+    assert generate_command(paths["hf"], prompt="x", n=1, sentrons=0, engine="interp") == 2
+    assert "--sentrons" in capsys.readouterr().err
 
 
 def test_perplexity_command(own_cache, paths, tmp_path, capsys):

@@ -155,23 +155,32 @@ class Sync:
         """Before a branch: the state both arms start from."""
         return self.path.copy()
 
-    def loop(self, body) -> None:
-        """``body()`` is one loop body (a DLOOP or runtime loop that may run zero times)."""
+    def loop(self, emit_loop, body) -> None:
+        """``emit_loop(fn)`` emits a loop (a DLOOP or runtime loop that may run zero times) whose body
+        code ``fn()`` emits; ``body()`` is the source body. A barrier goes at the end of the body when
+        an access the body makes before its first barrier would race with the body's end (the next
+        trip follows it)."""
         before = self.path
-        self.path = SyncPath(set(before.written), set(before.read), set())
-        body()
-        end = self.path
-        hazard = any(
-            (k == "w" and key in end.read) or (k == "r" and key in end.written) for k, key in end.exposed
-        )
-        if hazard and self.active():
-            self.barrier()  # at the body's end: the next trip's exposed accesses follow it
+        ends: list[SyncPath] = []
+
+        def emit() -> None:  # the builder may emit the body more than once (unroll by two)
+            self.path = SyncPath(set(before.written), set(before.read), set())
+            body()
             end = self.path
-        merged = SyncPath(
-            before.written | end.written, before.read | end.read, set(before.exposed), before.open
-        )
-        if before.open:
-            merged.exposed |= end.exposed
+            hazard = any(
+                (k == "w" and key in end.read) or (k == "r" and key in end.written) for k, key in end.exposed
+            )
+            if hazard and self.active():
+                self.barrier()
+            ends.append(self.path)
+
+        emit_loop(emit)
+        merged = SyncPath(set(before.written), set(before.read), set(before.exposed), before.open)
+        for end in ends:
+            merged.written |= end.written
+            merged.read |= end.read
+            if before.open:
+                merged.exposed |= end.exposed
         self.path = merged
 
 
@@ -630,7 +639,7 @@ class Lowerer:
             self.b.emit("DADD", iv, iv, Imm(step), type="i64")
 
         try:
-            self.sync.loop(lambda: self.b.counted_loop(trip, body_fn))
+            self.sync.loop(lambda fn: self.b.counted_loop(trip, fn), body_fn)
         finally:
             self.scopes.pop()
 
@@ -673,7 +682,7 @@ class Lowerer:
             b.emit("DADD", iv, iv, Imm(step), type="i64")
 
         try:
-            self.sync.loop(lambda: b.counted_loop(trips, body_fn))
+            self.sync.loop(lambda fn: b.counted_loop(trips, fn), body_fn)
         finally:
             self.scopes.pop()
         b.place(skip)
