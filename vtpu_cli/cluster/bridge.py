@@ -92,9 +92,10 @@ class Bridge:
         rank: int,
         transport: Any,
         native: bool = False,
+        native_colls: bool = False,
     ):
-        """``native``: messages and credits go through the native pump (``cluster/pump.py``); this bridge
-        then moves only collectives."""
+        """``native``: messages and credits go through the native pump (``cluster/pump.py``), and with
+        ``native_colls`` collectives too; this bridge then moves what is left."""
         self.hub, self.n, self.owner, self.rank, self.tr = hub, n, owner, rank, transport
         self.moved = 0  # every change this bridge made (the activity the termination waves compare)
         # called once per step before anything that releases (a message, a collective arrival) is sent:
@@ -135,7 +136,7 @@ class Bridge:
                 continue  # the group names a sentron the run lacks: every member faults natively
             mine = [m for m in members if owner[m] == rank]
             dests = sorted({owner[m] for m in members} - {rank})
-            if mine and dests:
+            if mine and dests and not native_colls:
                 self.colls.append([g, mine, dests, 0, [0, 0]])  # gid, local, ranks, next seq, added/slot
 
     # ------------------------------------------------------------------ the fleet block's addresses

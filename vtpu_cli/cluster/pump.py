@@ -78,8 +78,39 @@ E_TAIL, E_HEAD, E_DATA, E_LEN, E_CLK, E_PEER, E_COUNT, E_S, E_D, E_CHG = range(E
     H_LOG,
     H_LOGN,
     H_LOGI,
-) = range(29)
-HEADER = 32
+    H_NGR,
+    H_GTAB,
+    H_GMAP,
+    H_CHGBASE,
+    H_ENTW,
+) = range(34)
+HEADER = 40
+K_COLL = 3
+# words per collective group entry: gid, local members (count, ptr), member ranks (count, ptr), next
+# instance to ship, arrivals added per slot parity, then per parity the slot's arrival counter, kinds,
+# roots, contributions and member clocks (absolute addresses)
+(
+    G_ID,
+    G_NMINE,
+    G_MINE,
+    G_NDEST,
+    G_DEST,
+    G_SEQ,
+    G_ADDED,
+    _G_ADDED1,
+    G_ARRIVE,
+    _A1,
+    G_KINDS,
+    _K1,
+    G_ROOTS,
+    _R1,
+    G_CONTRIB,
+    _C1,
+    G_CLK,
+    _CL1,
+) = range(18)
+GENTRY = 18
+MAX_NATIVE_COLL_SENTRONS = 32  # above this a collective item could pass MPI's eager limit: Python moves them
 
 _PUMP: tuple | None = None
 
@@ -183,6 +214,29 @@ def native_pump() -> tuple:
     clkw = word(st, H_CLKW)
     row = word(st, H_ROW)
 
+    def for_range(count, body) -> None:
+        """for idx in range(count): body(idx) (count an i64 value; body may open blocks)."""
+        pre = b.block
+        loop = fn.append_basic_block("for")
+        done = fn.append_basic_block("endfor")
+        b.cbranch(b.icmp_signed(">", count, c(0)), loop, done)
+        b.position_at_end(loop)
+        idx = b.phi(i64)
+        idx.add_incoming(c(0), pre)
+        body(idx)
+        nxt = b.add(idx, c(1))
+        idx.add_incoming(nxt, b.block)
+        b.cbranch(b.icmp_signed("<", nxt, count), loop, done)
+        b.position_at_end(done)
+
+    def by_parity(entry, field, par) -> Any:  # field of parity 0, or the word after it for parity 1
+        return word(entry, b.add(c(field), par))
+
+    def add_moved(v) -> None:
+        b.store(b.add(b.load(moved, typ=i64), v), moved)
+
+    entw = word(st, H_ENTW)
+
     def bump(entry) -> None:
         b.atomic_rmw("add", aptr(word(entry, E_CHG)), c(1), "seq_cst")
         b.store(b.add(b.load(moved, typ=i64), c(1)), moved)
@@ -204,13 +258,46 @@ def native_pump() -> tuple:
     put(st, H_RECEIVED, b.add(word(st, H_RECEIVED), c(1)))
     kind, s, d = word(rbuf, 0), word(rbuf, 1), word(rbuf, 2)
     pair = b.add(b.mul(s, n), d)
-    is_msg = b.icmp_unsigned("==", kind, c(K_MSG))
     on_msg = fn.append_basic_block("on_msg")
     on_credit = fn.append_basic_block("on_credit")
+    on_coll = fn.append_basic_block("on_coll")
     rnext = fn.append_basic_block("rnext")
-    b.cbranch(is_msg, on_msg, on_credit)
-    # a message for a local receiver: fill the ring's next slot, then publish the tail
+    sw = b.switch(kind, on_credit)
+    sw.add_case(c(K_MSG), on_msg)
+    sw.add_case(c(K_COLL), on_coll)
+    # a collective's arrivals from another rank: into the slot, then add them to its arrival counter
+    # (local members add to it concurrently: an atomic add), as the Python bridge's "jk" item does
+    b.position_at_end(on_coll)
+    ge = at(aptr(word(st, H_GTAB)), b.mul(word(aptr(word(st, H_GMAP)), s), c(GENTRY)))
+    cseq = d  # [3, g, seq, count]
+    cpar = b.and_(cseq, c(1))
+    cnt = word(rbuf, 3)
+    kinds_b, roots_b = by_parity(ge, G_KINDS, cpar), by_parity(ge, G_ROOTS, cpar)
+    contrib_b, clk_b = by_parity(ge, G_CONTRIB, cpar), by_parity(ge, G_CLK, cpar)
+
+    def take(jx) -> None:
+        ent = at(rbuf, b.add(c(4), b.mul(jx, entw)))
+        m = word(ent, 0)
+        b.store(word(ent, 1), aptr(b.add(kinds_b, b.mul(m, c(8)))))
+        b.store(word(ent, 2), aptr(b.add(roots_b, b.mul(m, c(8)))))
+        copy_words(aptr(b.add(contrib_b, b.mul(m, c(64)))), at(ent, 3), c(8))
+        copy_words(aptr(b.add(clk_b, b.mul(m, row))), at(ent, 11), clkw)
+
+    for_range(cnt, take)
+    added_p = at(ge, b.add(c(G_ADDED), cpar))
+    b.store(b.add(b.load(added_p, typ=i64), cnt), added_p)
+    b.atomic_rmw("add", aptr(by_parity(ge, G_ARRIVE, cpar)), cnt, "seq_cst")
+
+    def bump_member(jx) -> None:
+        m = word(at(rbuf, b.add(c(4), b.mul(jx, entw))), 0)
+        b.atomic_rmw("add", aptr(b.add(word(st, H_CHGBASE), b.mul(m, c(64)))), c(1), "seq_cst")
+
+    for_range(cnt, bump_member)
+    add_moved(c(1))
+    b.store(c(1), rang)
+    b.branch(rnext)
     b.position_at_end(on_msg)
+    # a message for a local receiver: fill the ring's next slot, then publish the tail
     e = at(aptr(word(st, H_IN)), b.mul(word(aptr(word(st, H_INMAP)), pair), c(ENTRY)))
     tail_p = aptr(word(e, E_TAIL))
     tail = b.load(tail_p, typ=i64)
@@ -312,6 +399,59 @@ def native_pump() -> tuple:
     b.cbranch(b.icmp_unsigned("<", jnext, nin), cloop, cdone)
 
     b.position_at_end(cdone)
+
+    # collectives: once every local member of a group arrived at its next instance, their kinds, roots,
+    # contributions and clocks go to every other member rank in one item
+    def ship_group(gi) -> None:
+        ge = at(aptr(word(st, H_GTAB)), b.mul(gi, c(GENTRY)))
+        check = fn.append_basic_block("gcheck")
+        ship = fn.append_basic_block("gship")
+        gdone = fn.append_basic_block("gdone")
+        b.branch(check)
+        b.position_at_end(check)
+        seq = word(ge, G_SEQ)
+        par = b.and_(seq, c(1))
+        nmine = word(ge, G_NMINE)
+        arrived = b.sub(
+            b.load_atomic(aptr(by_parity(ge, G_ARRIVE, par)), "acquire", 8, typ=i64),
+            by_parity(ge, G_ADDED, par),
+        )
+        need = b.mul(nmine, b.add(b.lshr(seq, c(1)), c(1)))
+        b.cbranch(b.icmp_signed(">=", arrived, need), ship, gdone)
+        b.position_at_end(ship)
+        put(sbuf, 0, c(K_COLL))
+        put(sbuf, 1, word(ge, G_ID))
+        put(sbuf, 2, seq)
+        put(sbuf, 3, nmine)
+        kinds_b, roots_b = by_parity(ge, G_KINDS, par), by_parity(ge, G_ROOTS, par)
+        contrib_b, clk_b = by_parity(ge, G_CONTRIB, par), by_parity(ge, G_CLK, par)
+        mine = aptr(word(ge, G_MINE))
+
+        def pack(jx) -> None:
+            ent = at(sbuf, b.add(c(4), b.mul(jx, entw)))
+            m = word(mine, jx)
+            put(ent, 0, m)
+            put(ent, 1, b.load(aptr(b.add(kinds_b, b.mul(m, c(8)))), typ=i64))
+            put(ent, 2, b.load(aptr(b.add(roots_b, b.mul(m, c(8)))), typ=i64))
+            copy_words(at(ent, 3), aptr(b.add(contrib_b, b.mul(m, c(64)))), c(8))
+            copy_words(at(ent, 11), aptr(b.add(clk_b, b.mul(m, row))), clkw)
+
+        for_range(nmine, pack)
+        nbytes = b.trunc(b.mul(b.add(c(4), b.mul(nmine, entw)), c(8)), i32)
+        dests = aptr(word(ge, G_DEST))
+        ndest = word(ge, G_NDEST)
+
+        def send_to(rx) -> None:
+            b.call(send, [sbuf, nbytes, byte_h, b.trunc(word(dests, rx), i32), tag, comm_h])
+
+        for_range(ndest, send_to)
+        put(ge, G_SEQ, b.add(seq, c(1)))
+        put(st, H_SENT, b.add(word(st, H_SENT), ndest))
+        add_moved(c(1))
+        b.branch(check)
+        b.position_at_end(gdone)
+
+    for_range(word(st, H_NGR), ship_group)
     ring = fn.append_basic_block("ring")
     out = fn.append_basic_block("out")
     b.cbranch(b.icmp_unsigned("!=", b.load(rang, typ=i64), c(0)), ring, out)
@@ -423,7 +563,9 @@ class NativePath:
     """This rank's native message path for one run: the rings it plays, the pump's state block and its
     own communicator (a duplicate, made collectively by every rank at the run's start)."""
 
-    def __init__(self, hub: Any, n: int, owner: list[int], rank: int, mpi_comm: Any, wait_fn: int):
+    def __init__(
+        self, hub: Any, n: int, groups: list, owner: list[int], rank: int, mpi_comm: Any, wait_fn: int
+    ):
         from mpi4py import MPI
 
         from vtpu_cli.cluster.bridge import host_atomics
@@ -465,7 +607,32 @@ class NativePath:
             self.out_map[s * n + d] = k
         for k, (s, d) in enumerate((s, d) for s in remote for d in local):
             self.in_map[s * n + d] = k
-        maxw = 12 + n
+        # collectives: the groups with members both here and elsewhere (as the Python bridge picks them)
+        self.colls = n <= MAX_NATIVE_COLL_SENTRONS
+        gtab, self.keep = [], []
+        self.gmap = np.full(len(groups) + 1, -1, np.int64)
+        for g in range(len(groups) + 1) if self.colls else ():
+            members = tuple(range(n)) if g == 0 or groups[g - 1][1] is None else tuple(groups[g - 1][1])
+            if any(m >= n for m in members):
+                continue  # the group names a sentron the run lacks: every member faults natively
+            mine = np.array([m for m in members if owner[m] == rank], np.int64)
+            dests = np.array(sorted({owner[m] for m in members} - {rank}), np.int64)
+            if not (mine.size and dests.size):
+                continue
+            self.keep += [mine, dests]
+            slots = [base + lay["groups"] + (2 * g + par) * lay["slot_bytes"] for par in (0, 1)]
+            clks = [base + lay["collclk"] + (2 * g + par) * n * lay["row"] for par in (0, 1)]
+            self.gmap[g] = len(gtab)
+            gtab.append(
+                [g, mine.size, mine.ctypes.data, dests.size, dests.ctypes.data, 0, 0, 0]
+                + [sl + comm.S_ARRIVE for sl in slots]
+                + [sl + comm.S_KINDS for sl in slots]
+                + [sl + lay["slot_roots"] for sl in slots]
+                + [sl + lay["slot_contrib"] for sl in slots]
+                + clks
+            )
+        self.gtab = np.array(gtab or [[0] * GENTRY], np.int64)
+        maxw = max(12 + n, 4 + n * (11 + n) if self.colls else 0)
         self.rbuf = np.zeros(maxw, np.int64)
         self.sbuf = np.zeros(maxw, np.int64)
         self.status = np.zeros(max(8, MPI._sizeof(MPI.Status) // 8 + 1), np.int64)
@@ -487,6 +654,8 @@ class NativePath:
         st[H_YIELD] = host_atomics()[5]
         hz, _ = tsc_hz()
         st[H_HOT] = int(HOT_S * (hz or 3e9))
+        st[H_NGR], st[H_GTAB], st[H_GMAP] = len(gtab), self.gtab.ctypes.data, self.gmap.ctypes.data
+        st[H_CHGBASE], st[H_ENTW] = base + lay["chg"], 11 + n
         self.log = np.zeros(HOP_LOG, np.int64)  # delivery times, for measurements (HOP_LOG > 0)
         st[H_LOG], st[H_LOGN] = self.log.ctypes.data, HOP_LOG
         self.active = bool(outs or ins)

@@ -1180,17 +1180,25 @@ class RankJit(RankInterpreter):
 
         hub = self.jit.hub
         if self.bridge is None:
-            native = self.native_comm is not None
+            from vtpu_cli.cluster.pump import MAX_NATIVE_COLL_SENTRONS, NativePath
+
+            native = self.native_comm is not None and hub.fleet_blk is not None
             self.bridge = Bridge(
-                hub, self.n, self.program.groups, self.transport.owner, self.rank, self.transport, native
+                hub,
+                self.n,
+                self.program.groups,
+                self.transport.owner,
+                self.rank,
+                self.transport,
+                native,
+                native and self.n <= MAX_NATIVE_COLL_SENTRONS,
             )
             if self.twins is not None:
                 self.bridge.before_release = self._ship_stores
-            if native and hub.fleet_blk is not None:
-                from vtpu_cli.cluster.pump import NativePath
-
+            if native:
+                owner, groups = self.transport.owner, self.program.groups
                 self.npath = NativePath(
-                    hub, self.n, self.transport.owner, self.rank, self.native_comm, self.idle_wait
+                    hub, self.n, groups, owner, self.rank, self.native_comm, self.idle_wait
                 )
                 self.npath.install()
         br, tr = self.bridge, self.transport
