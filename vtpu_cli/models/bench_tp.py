@@ -1,0 +1,150 @@
+"""Tensor parallelism, paired: the compiled BitNet step on 1 and on N sentrons in one process, on the
+same weights, alternating run by run so both see the same machine load.
+
+    python -m vtpu_cli.models.bench_tp [synthetic:2b4t | MODEL] [--sentrons 2] [--prompt 64]
+        [--tokens 16] [--rounds 3] [--json FILE]
+
+Per round and side: a fresh sequence, a ``--prompt``-token prefill (the model's chunk plan), then
+``--tokens`` greedy decode steps (median step time). Both sides must produce the same tokens and the
+same logits bit for bit (``shard=cols`` is exact); a difference exits 1. A native two-thread streaming
+read of the weight bytes against a one-thread read, interleaved the same way, shows what a second core
+can give on the machine at that moment (on a shared host other jobs take it). Prints one JSON object:
+medians of prefill and decode tokens/s per side, their ratios (N over 1) and the read ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from vtpu_cli.models.errors import ModelError
+
+
+def _load(target: str, ctx: int):
+    if target == "synthetic" or target.startswith("synthetic:"):
+        from vtpu_cli.models.bench_lm import parse_synthetic, synthetic_model
+        from vtpu_cli.models.compiled import convert_weights
+
+        _, shape = parse_synthetic(target)
+        model = synthetic_model(shape, max(ctx, 256))
+        return model, convert_weights(model)
+    from vtpu_cli.models.cache import cached_weights
+    from vtpu_cli.models.loader import load_model
+
+    model = load_model(Path(target), lazy=True)
+    weights, _ = cached_weights(model)
+    return model, weights
+
+
+def _side(cm, ids: list[int], tokens: int) -> tuple[float, float, list[int], np.ndarray]:
+    """(prefill seconds, median decode step seconds, greedy tokens, last logits) of one sequence."""
+    cm.reset()
+    t = time.perf_counter()
+    cm.forward(ids)
+    pre = time.perf_counter() - t
+    toks, steps = [cm.runner.token()], []
+    for _ in range(tokens):
+        t = time.perf_counter()
+        cm.step(toks[-1])
+        steps.append(time.perf_counter() - t)
+        toks.append(cm.runner.token())
+    return pre, statistics.median(steps), toks, cm.runner.logits().copy()
+
+
+def _read_ratio(buf: np.ndarray, passes: int = 3) -> float | None:
+    from vtpu_cli.bench.kernels import _timed, _two_threads
+    from vtpu_cli.bench.stream import native_reader
+
+    rd = native_reader()
+    if rd is None:
+        return None
+    one, two = [], []
+    for _ in range(passes):
+        one.append(_timed(lambda: rd(buf)))
+        two.append(_timed(lambda: _two_threads(rd, buf)))
+    return statistics.median(one) / statistics.median(two)
+
+
+def run(target: str, sentrons: int, prompt: int, tokens: int, rounds: int, log=print) -> dict:
+    from vtpu_cli.models.compiled import CompiledModel
+
+    ctx = max(256, prompt + tokens + 1)
+    model, weights = _load(target, ctx)
+    sides = {
+        n: CompiledModel(model, ctx=ctx, engine="jit", weights=weights, sentrons=n) for n in (1, sentrons)
+    }
+    for n, cm in sides.items():
+        t = time.perf_counter()
+        cm.start(cm.plan_sizes(prompt, pos=0) | {1})
+        log(f"{n} sentron(s): engine start {time.perf_counter() - t:.1f} s")
+    rng = np.random.default_rng(5)
+    ids = [int(x) for x in rng.integers(2, model.config.vocab, size=prompt)]
+    big = max(weights.values(), key=lambda a: a.nbytes)
+    res: dict[int, dict[str, list]] = {n: {"pre": [], "dec": []} for n in sides}
+    reads, same = [], True
+    out_toks: dict[int, list[int]] = {}
+    for r in range(rounds):
+        got = {}
+        for n, cm in sides.items():
+            pre, dec, toks, logits = _side(cm, ids, tokens)
+            res[n]["pre"].append(pre)
+            res[n]["dec"].append(dec)
+            got[n] = (toks, logits)
+            log(f"round {r}: {n} sentron(s): prefill {prompt / pre:.1f} tok/s, decode {1 / dec:.2f} tok/s")
+        same = same and got[1][0] == got[sentrons][0] and np.array_equal(got[1][1], got[sentrons][1])
+        out_toks = {n: g[0] for n, g in got.items()}
+        rr = _read_ratio(big)
+        if rr is not None:
+            reads.append(rr)
+    med = {n: {k: statistics.median(v) for k, v in d.items()} for n, d in res.items()}
+    return {
+        "model": target,
+        "sentrons": sentrons,
+        "prompt_tokens": prompt,
+        "decode_tokens": tokens,
+        "rounds": rounds,
+        "prefill_tok_s": {n: prompt / m["pre"] for n, m in med.items()},
+        "decode_tok_s": {n: 1 / m["dec"] for n, m in med.items()},
+        "prefill_ratio": med[1]["pre"] / med[sentrons]["pre"],
+        "decode_ratio": med[1]["dec"] / med[sentrons]["dec"],
+        "prefill_s_runs": {n: d["pre"] for n, d in res.items()},
+        "decode_step_s_runs": {n: d["dec"] for n, d in res.items()},
+        "two_thread_read_ratio": statistics.median(reads) if reads else None,
+        "identical": same,
+        "tokens": out_toks,
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(
+        prog="python -m vtpu_cli.models.bench_tp", description=__doc__.split("\n")[0]
+    )
+    ap.add_argument("model", nargs="?", default="synthetic:2b4t", help="a model path or synthetic[:SHAPE]")
+    ap.add_argument("--sentrons", type=int, default=2)
+    ap.add_argument("--prompt", type=int, default=64)
+    ap.add_argument("--tokens", type=int, default=16)
+    ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--json", help="also write the result to this file")
+    a = ap.parse_args(argv)
+    try:
+        if a.sentrons < 2 or a.prompt < 1 or a.tokens < 2 or a.rounds < 1:
+            raise ModelError("--sentrons >= 2, --prompt >= 1, --tokens >= 2, --rounds >= 1")
+        r = run(a.model, a.sentrons, a.prompt, a.tokens, a.rounds, log=lambda s: print(s, file=sys.stderr))
+    except ModelError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    text = json.dumps(r, indent=1, default=str)
+    print(text)
+    if a.json:
+        Path(a.json).write_text(text + "\n", encoding="utf-8")
+    return 0 if r["identical"] else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
