@@ -665,3 +665,91 @@ def check_hazards(code: list) -> list[str]:
 
 
 _SCHEDULE_ALL = ["schedule", "schedule_block", "build_dag", "check_hazards", "to_siws", "Scheduled", "Instr"]
+
+
+# ----------------------------------------------------------------------------- .siw code section
+# The encoder of vtpu_cli/binary/siwfile.py before the speed work (pools in a separate pass, one
+# closure pair per slot), kept as the reference for the code section and the pools.
+from vtpu_cli.binary.siwfile import CLS_IMMA, CLS_IMMB, SLOT
+from vtpu_cli.isa.table import HOME_COORD, REG_CLASS_CODE, TYPES
+
+
+def _fits_i32(v: int) -> bool:
+    return -(1 << 31) <= v < (1 << 31)
+
+
+def ref_pools(program) -> tuple[list[int], list[int]]:
+    cs: set[int] = set()
+    ks: set[int] = set()
+    for siw in program.code:
+        for ins in siw:
+            for spec, arg in zip(ins.op.operands, ins.args, strict=False):
+                if isinstance(arg, Imm):
+                    if spec.kind == "coord":
+                        if arg.value != HOME_COORD:
+                            cs.add(arg.value)
+                    elif not _fits_i32(arg.value):
+                        ks.add(arg.value)
+                elif isinstance(arg, Mem):
+                    for sub in (arg.off, arg.extra):
+                        if isinstance(sub, Imm) and not _fits_i32(sub.value):
+                            ks.add(sub.value)
+    cs.update(program.coord_names.values())
+    cs.update(d.coord for d in program.data)
+    cs.update(o.coord for o in program.outputs if o.kind == "scroll")
+    cs.update(t.coord for t in program.tensors)
+    return sorted(cs), sorted(ks)
+
+
+def ref_code_section(program) -> bytes:
+    coords_, consts_ = ref_pools(program)
+    coord_index = {c: i for i, c in enumerate(coords_)}
+    const_index = {k: i for i, k in enumerate(consts_)}
+
+    def slot(ins) -> bytes:
+        op = ins.op
+        fields: list[int] = []
+        imms: list[int] = []
+        flags = 0
+
+        def put_imm(value: int, coord: bool = False) -> int:
+            nonlocal flags
+            s = len(imms)
+            if coord and value != HOME_COORD:
+                value = coord_index[value]
+            elif not coord and not _fits_i32(value):
+                value = const_index[value]
+                flags |= 1 << s
+            imms.append(value)
+            return CLS_IMMA if s == 0 else CLS_IMMB
+
+        def reg_byte(r: Reg) -> int:
+            return REG_CLASS_CODE[r.cls] << 5 | r.idx
+
+        for spec, arg in zip(op.operands, ins.args, strict=False):
+            if arg is None:
+                fields.extend([0] * (3 if spec.kind == "mem" else 1))
+            elif isinstance(arg, Reg):
+                fields.append(reg_byte(arg))
+            elif isinstance(arg, Imm):
+                fields.append(put_imm(arg.value, spec.kind == "coord") << 5)
+            elif isinstance(arg, Mem):
+                flags |= arg.mode << 2
+                fields.append(REG_CLASS_CODE["p"] << 5 | arg.base)
+                for sub in (arg.off, arg.extra):
+                    if sub is None:
+                        fields.append(0)
+                    elif isinstance(sub, Reg):
+                        fields.append(reg_byte(sub))
+                    else:
+                        fields.append(put_imm(sub.value) << 5)
+        fields.extend([0] * (4 - len(fields)))
+        imms.extend([0] * (2 - len(imms)))
+        t = ins.type
+        if op.name == "DMOV":
+            t = (t or "i64") if isinstance(ins.args[1], Imm) else None
+        tcode = (TYPES[t][0] if t else 0) | ((TYPES[ins.type2][0] if ins.type2 else 0) << 4)
+        mod = op.mods.index(ins.mod) if ins.mod is not None else 0
+        return SLOT.pack(op.code, tcode, mod, flags, *fields, *imms)
+
+    return b"".join(slot(ins) for siw in program.code for ins in siw)

@@ -17,6 +17,7 @@ import json
 import re
 from pathlib import Path
 
+import progen
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -317,6 +318,21 @@ def test_lexer_matches_the_reference_lexer(text):
     except fastparse.Reject:
         got = None
     assert got == _ref_lex(text)
+
+
+@given(progen.program(max_siws=12))
+def test_code_section_matches_the_reference_encoder(prog):
+    """siwfile's one-pass code section (pools collected while packing, pool-referencing slots packed
+    again, operand-less slots shared) gives the bytes and pools of the encoder before the speed work
+    (``phx_speed_ref.ref_code_section``) on random valid programs (64-bit immediates, coordinates,
+    every op)."""
+    import phx_speed_ref as ref
+
+    from vtpu_cli.binary import siwfile
+
+    code, pools = siwfile._encode_code(prog)
+    assert code == ref.ref_code_section(prog)
+    assert (pools.coords, pools.consts) == ref.ref_pools(prog)
 
 
 if __name__ == "__main__":  # pragma: no cover - maintenance
