@@ -24,6 +24,7 @@ neither copied nor compared.
 
 from __future__ import annotations
 
+import threading
 from typing import Any
 
 import numpy as np
@@ -32,6 +33,8 @@ from vtpu_cli.binary.program import Program
 from vtpu_cli.engines.base import Engine, RunResult
 from vtpu_cli.engines.select import EngineOptions, Fallback, open_local_engine, register_rank_engine
 from vtpu_cli.machine.memory import Memory
+
+AGREE_TAG_BASE, AGREE_TAGS = 1000, 30000  # tags on the world communicator for the engine agreement
 
 
 def weight_coords(program: Program) -> set[int]:
@@ -63,6 +66,7 @@ class SpmdEngine:
     def run(self) -> RunResult:
         from vtpu_cli.cluster.ranks import ClusterEngine
 
+        _signals_once(self.rank)
         self.runs += 1
         eng = ClusterEngine(
             self.program, self.mem, self.o, self.world, None, exit_workers=False, jit=self.jit, spmd=self
@@ -78,15 +82,58 @@ class SpmdEngine:
         return res
 
 
+_SIGNALS = False
+
+
+def _signals_once(rank: int) -> None:
+    """Name this rank when a signal stops it (``ranks._name_on_signal``); Python lets only the main thread
+    install handlers, and a model opens its variants' engines from worker threads."""
+    global _SIGNALS
+    if not _SIGNALS and threading.current_thread() is threading.main_thread():
+        from vtpu_cli.cluster.ranks import _name_on_signal
+
+        _name_on_signal(rank)
+        _SIGNALS = True
+
+
+def _agree(world: Any, program: Program, why: str | None) -> str | None:
+    """The first reason any rank has not to run ``program`` on the JIT ranks (None: no rank has one), on
+    every rank. Point to point with a tag from the program's digest, not a collective: a model opens
+    its variants' engines from several threads at once, in an order that differs between ranks, and
+    collectives on one communicator must be called in the same order everywhere."""
+    from vtpu_cli.cluster.checkpoint import program_digest
+    from vtpu_cli.core.errors import VtpuError
+
+    digest = program_digest(program)
+    tag = AGREE_TAG_BASE + int(digest[:8], 16) % AGREE_TAGS
+    rank, size = world.Get_rank(), world.Get_size()
+    if rank:
+        world.send((digest, why), dest=0, tag=tag)
+        got, agreed = world.recv(source=0, tag=tag)
+    else:
+        whys = [why]
+        for r in range(1, size):
+            got, w = world.recv(source=r, tag=tag)
+            if got != digest:
+                break
+            whys.append(w)
+        agreed = next((w for w in whys if w is not None), None)
+        for r in range(1, size):
+            world.send((digest, agreed), dest=r, tag=tag)
+    if got != digest:  # two programs opened at once whose digests share a tag (about 1 in 30,000)
+        raise VtpuError("the ranks could not agree on how to run a program: open its engines one at a time")
+    return agreed
+
+
 def open_spmd(program: Program, memory: Memory, o: EngineOptions) -> Engine:
     """:func:`vtpu_cli.engines.select.open_engine` under mpiexec for a rerunnable program: the
     :class:`SpmdEngine` when every rank can run its sentrons on the JIT, else this process's own engine
     for all sentrons (each rank computes everything; the reason is the result's ``fallback``)."""
-    from vtpu_cli.cluster.ranks import Checkpointing, _name_on_signal, init_mpi, jit_reason
+    from vtpu_cli.cluster.ranks import Checkpointing, init_mpi, jit_reason
 
     world = init_mpi()
     rank, size = world.Get_rank(), world.Get_size()
-    _name_on_signal(rank)
+    _signals_once(rank)
     jit, why = None, None
     if o.engine == "jit":
         try:
@@ -95,8 +142,7 @@ def open_spmd(program: Program, memory: Memory, o: EngineOptions) -> Engine:
             jit, why = None, f"the JIT could not prepare this program on rank {rank} ({e})"
     else:
         why = "the interpreter was asked for"
-    whys = world.allgather(why)  # every rank takes the same path
-    why = next((w for w in whys if w is not None), None)
+    why = _agree(world, program, why)  # every rank takes the same path
     if why is None:
         return SpmdEngine(program, memory, o, world, jit)
     local = open_local_engine(program, memory, o)
