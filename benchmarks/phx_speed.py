@@ -8,7 +8,9 @@ Each measurement is the CPU time (``time.process_time``: the build machine is sh
 inflated by load) of one ``compile_phx`` call -- parse, lowering, register allocation, scheduling, the
 Program and its report -- in a fresh Python process with the compiler (and numpy, which it imports
 lazily) imported: what ``vtpu cc`` pays beyond the interpreter start-up and imports, or with ``--warm`` in a process that has compiled the
-program once already. IR ops are the level-1 IR instructions (``--report``'s ``ir_ops``). With
+program once already. IR ops are the level-1 IR instructions (``--report``'s ``ir_ops``); IR ops/s
+is IR ops / compile time (what ``--report`` prints). The ``.siw`` encoding of the result
+(``siwfile.encode``, which ``vtpu cc`` runs after the compile) is timed apart. With
 several ``--tree`` the trees take turns (run 1 of every tree, then run 2, ...), so load changes on a
 shared machine hit both alike; every tree compiles the same source text (generated once, here).
 """
@@ -49,15 +51,20 @@ CHILD = r"""
 import json, sys, time
 import numpy  # imported lazily by the compile (constant data): an import, not compile time
 from vtpu_cli.compiler import compile_phx
+from vtpu_cli.binary.siwfile import encode
 src = open(sys.argv[1]).read()
 kw = json.loads(sys.argv[2])
 warm = int(sys.argv[3])
-times = []
+times, enc = [], []
 for k in range(warm + 1 if warm else 1):
     t0 = time.process_time()
-    _, rep = compile_phx(src, "bench.phx", **kw)
-    times.append(time.process_time() - t0)
-print(json.dumps({"ir_ops": rep["total"]["ir_ops"], "siws": rep["total"]["siws"], "times": times[1:] if warm else times}))
+    prog, rep = compile_phx(src, "bench.phx", **kw)
+    t1 = time.process_time()
+    encode(prog)
+    times.append(t1 - t0)
+    enc.append(time.process_time() - t1)
+keep = slice(1, None) if warm else slice(None)
+print(json.dumps({"ir_ops": rep["total"]["ir_ops"], "siws": rep["total"]["siws"], "times": times[keep], "enc": enc[keep]}))
 """
 
 
@@ -85,6 +92,7 @@ def main() -> int:
     trees = [t.resolve() for t in (a.tree or [ROOT])]
     progs = [p for p in programs() if a.only in p[0]]
     times: dict = {(str(t), name): [] for t in trees for name, _, _ in progs}
+    enc: dict = {(str(t), name): [] for t in trees for name, _, _ in progs}
     meta: dict = {}
     with tempfile.TemporaryDirectory() as tmp:
         files = {}
@@ -97,23 +105,28 @@ def main() -> int:
                 for t in trees:
                     r = run_child(t, str(files[name]), kw, a.runs if a.warm else 0)
                     times[(str(t), name)] += r["times"]
+                    enc[(str(t), name)] += r["enc"]
                     meta[(str(t), name)] = (r["ir_ops"], r["siws"])
     mode = "warm, in-process" if a.warm else "fresh process"
     print(f"phextcc compile CPU time, median of {a.runs} ({mode})")
-    print("| program | tree | IR ops | SIWs | CPU ms | IR ops/s |")
-    print("|---|---|---|---|---|---|")
+    print("| program | tree | IR ops | SIWs | compile CPU ms | IR ops/s | + encode ms |")
+    print("|---|---|---|---|---|---|---|")
     rows = []
     for name, _, _ in progs:
         for t in trees:
             ops, siws = meta[(str(t), name)]
             ms = statistics.median(times[(str(t), name)]) * 1e3
-            rows.append({"program": name, "tree": str(t), "ir_ops": ops, "siws": siws, "ms": ms})
-            print(f"| {name} | {t.name} | {ops:,} | {siws:,} | {ms:.1f} | {ops / ms:.0f}k |")
+            ems = statistics.median(enc[(str(t), name)]) * 1e3
+            rows.append(
+                {"program": name, "tree": str(t), "ir_ops": ops, "siws": siws, "ms": ms, "encode_ms": ems}
+            )
+            print(f"| {name} | {t.name} | {ops:,} | {siws:,} | {ms:.1f} | {ops / ms:.0f}k | {ems:.1f} |")
     if len(trees) == 2:
         print()
         for name, _, _ in progs:
             b, n = (statistics.median(times[(str(t), name)]) for t in trees)
-            print(f"{name}: {trees[0].name} / {trees[1].name} = {b / n:.2f}x")
+            eb, en = (statistics.median(enc[(str(t), name)]) for t in trees)
+            print(f"{name}: {trees[0].name} / {trees[1].name} = {b / n:.2f}x compile, {eb / en:.2f}x encode")
     if a.json:
         Path(a.json).write_text(json.dumps(rows, indent=1))
     return 0

@@ -335,6 +335,24 @@ def test_code_section_matches_the_reference_encoder(prog):
     assert (pools.coords, pools.consts) == ref.ref_pools(prog)
 
 
+def test_speed_benchmark_runs():
+    """``benchmarks/phx_speed.py`` (the IR ops/s measurement of issue #13) runs a fresh-process compile
+    and prints a row per program with IR ops, compile time, IR ops/s and encode time."""
+    import subprocess
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, str(ROOT / "benchmarks" / "phx_speed.py"), "--runs", "1", "--only", "mlp"],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    ).stdout
+    row = next(line for line in out.splitlines() if line.startswith("| programs/phx/mlp.phx"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert int(cells[2].replace(",", "")) > 1000 and float(cells[4]) > 0 and cells[5].endswith("k")
+
+
 if __name__ == "__main__":  # pragma: no cover - maintenance
     # After an *intended* change of the non-ternary lowering: re-freeze the corpus with the current
     # compiler (sources unchanged): python tests/test_phx_speed.py --refreeze
