@@ -158,6 +158,39 @@ def fallback_run(cache_dir: str) -> list:
     return out
 
 
+def threaded_open(cache_dir: str, rank: int) -> list:
+    """Engines opened from two threads at once, started in opposite orders on the two ranks (as a model
+    opens its variants): one program the JIT ranks share, one they cannot; then each run once."""
+    import threading
+
+    from vtpu_cli.asm.assembler import assemble
+    from vtpu_cli.engines.base import load_memory
+    from vtpu_cli.engines.select import EngineOptions, open_engine
+    from vtpu_cli.machine.memory import Memory
+
+    progs = {"accum": _programs()[0], "alloc": assemble(ALLOC, "alloc.vasm")}
+    engines: dict = {}
+
+    def op(name: str) -> None:
+        mem = Memory()
+        load_memory(progs[name], mem)
+        engines[name] = open_engine(
+            progs[name], mem, EngineOptions(sentrons=2, rerunnable=True, cache_dir=cache_dir)
+        )
+
+    names = ["accum", "alloc"] if rank == 0 else ["alloc", "accum"]
+    threads = [threading.Thread(target=op, args=(name,)) for name in names]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    out = []
+    for name in ("accum", "alloc"):
+        res = engines[name].run()
+        out.append([name, type(engines[name]).__name__, res.status, res.engine])
+    return out
+
+
 def driver(out_dir: str, cache_dir: str) -> None:
     """Under mpiexec: every rank plays the runs through ``open_engine`` (the SPMD engine) and writes them."""
     import vtpu_cli.cluster.spmd  # noqa: F401 - registers the rank engine, as the model code does
@@ -167,6 +200,7 @@ def driver(out_dir: str, cache_dir: str) -> None:
     got = play(local=False, cache_dir=cache_dir)
     got["size"] = world_size_from_env()
     got["fallback"] = fallback_run(cache_dir)
+    got["threaded"] = threaded_open(cache_dir, rank)
     Path(out_dir, f"rank{rank}.json").write_text(json.dumps(got))
 
 
@@ -185,6 +219,10 @@ def test_spmd_runs_match_one_process_on_every_rank(tmp_path: Path, ranks: int) -
         assert got["ranks"] == [ranks if r == 0 else None] * (2 * RUNS)  # each run was spread over the ranks
         assert got["accum"] == want["accum"], f"rank {r}"
         assert got["sharded"] == want["sharded"], f"rank {r}"
+        assert got["threaded"] == [
+            ["accum", "SpmdEngine", "ok", "jit"],
+            ["alloc", "Fallback", "ok", "interp"],
+        ]
         for status, engine, why, r5 in got["fallback"]:
             assert (status, engine, r5) == ("ok", "interp", 7)
             assert why.startswith(f"under mpiexec ({ranks} ranks) every rank runs all 2 sentrons itself: ")
