@@ -165,7 +165,7 @@ def test_barriers_are_placed_where_needed():
     # 7 other barriers)
     shape = StepShape(64, 128, 2, 1, 32, 2, 256, 64, 1e-5, sentrons=2)
     prog, _ = compile_step(shape)
-    assert sum(1 for siw in prog.code for ins in siw if ins.op.name == "CBAR") == 8 + 1 + 1 + 1
+    assert sum(1 for siw in prog.code for ins in siw if ins.op.name == "CBAR") == 5 + 1 + 1 + 1
 
 
 @pytest.mark.parametrize(

@@ -215,6 +215,10 @@ class Lowerer:
         self.force_loops = False  # lower every tensor op to loops (tests compare both lowerings)
         self.sync = Sync(self)  # barriers for shared writable scrolls (several sentrons)
         self.exchange_count = 0  # shard=cols exchange scroll sets
+        # shard=cols gathers not emitted yet: (result scroll key, emit function). Consecutive sharded
+        # ops share one barrier: their copies are emitted together before the next other statement,
+        # any read of a pending result, and the end of every block (docs/phx.md)
+        self.pending_gathers: list[tuple[str, object]] = []
 
     # ------------------------------------------------------------------ diagnostics
     def error(self, node, message: str, hint: str | None = None, length: int | None = None) -> None:
@@ -265,6 +269,7 @@ class Lowerer:
                 self.kernels.append((name, tuple(b - a for a, b in zip(stats0, stats1, strict=True)), 0))
                 continue
             self.top_stmt(it)
+        self.flush_gathers(region=True)
         del main_start
 
     def _guard(self, fn, node) -> None:
@@ -512,8 +517,47 @@ class Lowerer:
                         self.stmt(st)
                     except Bad:
                         pass
+            # nothing pending crosses a block's end (loop back edge, branch join, kernel end)
+            self.flush_gathers(region=len(self.scopes) == 2)
         finally:
             self.scopes.pop()
+
+    def flush_gathers(self, region: bool = False) -> None:
+        """Emit the pending shard=cols gathers (one barrier before the first, via Sync); ``region``:
+        in a coordinate-register region of their own (outside any statement)."""
+        pending, self.pending_gathers = self.pending_gathers, []
+        if not pending:
+            return
+        nested = not region and len(self.scopes) > (2 if self.kernel_depth else 1)
+        if region:
+            self.b.begin_region()
+        saved = self.b.push_region() if nested else None
+        try:
+            for _, emit in pending:
+                emit()
+        finally:
+            if saved is not None:
+                self.b.pop_region(saved)
+        if region:
+            self.b.end_region()
+
+    def _defers_gathers(self, node) -> bool:
+        """A statement that may run while gathers are pending: another sharded tmatmul/matmul_q8."""
+        if node.data not in ("assign", "multi_assign"):
+            return False
+        expr = node.children[-1]
+        if getattr(expr, "data", None) != "call" or str(expr.children[0]) not in ("tmatmul", "matmul_q8"):
+            return False
+        return any(
+            a is not None and a.data == "kwarg" and str(a.children[0]) == "shard" for a in expr.children[1:]
+        )
+
+    def root_scroll(self, key: str) -> str:
+        sc = self.b.scrolls.get(key)
+        while sc is not None and (sc.alias or sc.view_of):
+            key = sc.alias or sc.view_of
+            sc = self.b.scrolls.get(key)
+        return key
 
     def lookup(self, name: str) -> Var | None:
         for sc in reversed(self.scopes):
@@ -522,6 +566,8 @@ class Lowerer:
         return None
 
     def stmt(self, node) -> None:
+        if self.pending_gathers and not self._defers_gathers(node):
+            self.flush_gathers()
         d = node.data
         if d == "let_stmt":
             return self.let_stmt(node)
@@ -877,7 +923,12 @@ class Lowerer:
         return None
 
     def note_read(self, t: Tensor) -> None:
-        """An operand read: a state tensor another sentron may have written needs a barrier first."""
+        """An operand read: a state tensor another sentron may have written needs a barrier first; a
+        result whose gather is pending is gathered first."""
+        if self.pending_gathers:
+            root = self.root_scroll(t.scroll)
+            if any(self.root_scroll(k) == root for k, _ in self.pending_gathers):
+                self.flush_gathers()
         key = self.state_key(t)
         if key is not None:
             self.sync.read(key)

@@ -592,15 +592,22 @@ def _matmul_into(lw: Lowerer, x: Tensor, w: Tensor, y: Tensor, m: int, k: int, n
 EXCHANGE_LIBRARY = RESERVED_LIBRARY + 6  # 996: the shared exchange scrolls of shard=cols
 
 
-def _exchange(lw: Lowerer, y: Tensor, m: int, n: int, spans: list[tuple[int, int]], compute) -> None:
+def _exchange(
+    lw: Lowerer, y: Tensor, m: int, n: int, spans: list[tuple[int, int]], compute, defer: bool = False
+) -> None:
     """``shard=cols`` without a C-pipe payload (sentrons of one process share memory). Each sentron s
     computes its columns (bytes ``spans[s]`` of every row) into its own *exchange scroll* -- an
     ``f32[m, n]`` shared scroll at ``996.<op>.<s+1>/1.1.1/1.1.1`` that only s writes -- then, after a
     ``CBAR``, every sentron copies every owner's columns into its own y. The race rule (scroll
     granularity, happens-before through barriers) holds by construction; :class:`~.lower.Sync` places
     the barriers (the one before the copies, and one before the next write of an exchange scroll only
-    when no other barrier separates it from the copies). Exact: y is bit-identical to one sentron."""
+    when no other barrier separates it from the copies). Exact: y is bit-identical to one sentron.
+
+    ``defer``: the copies are emitted later (:meth:`~.lower.Lowerer.flush_gathers`), so consecutive
+    sharded ops (q, k, v) share one barrier."""
     b = lw.b
+    if any(lw.root_scroll(k) == lw.root_scroll(y.scroll) for k, _ in lw.pending_gathers):
+        lw.flush_gathers()  # y is about to be gathered again: the earlier copies go first
     lw.exchange_count += 1
     parts = []
     for s in range(lw.sentrons):
@@ -613,9 +620,16 @@ def _exchange(lw: Lowerer, y: Tensor, m: int, n: int, spans: list[tuple[int, int
     for p in parts:
         lw.sync.write(p.scroll)
     _per_sentron(lw, lambda s: compute(parts[s], s))
-    for p in parts:
-        lw.sync.read(p.scroll)
-    kernels.gather_cols_loop(lw, [p.scroll for p in parts], y, m, n, spans)
+
+    def gather() -> None:
+        for p in parts:
+            lw.sync.read(p.scroll)
+        kernels.gather_cols_loop(lw, [p.scroll for p in parts], y, m, n, spans)
+
+    if defer:
+        lw.pending_gathers.append((y.scroll, gather))
+    else:
+        gather()
 
 
 def use_loops(lw: Lowerer, unrolled_ops: int) -> bool:
@@ -788,7 +802,13 @@ def _tmatmul_into(
         ranges = _col_ranges(nt, lw.sentrons)
         spans = [(lo * 64, min(hi * 16, n) * 4) for lo, hi in ranges]
         _exchange(
-            lw, y, m, n, spans, lambda part, s: kernels.tmatmul_loop(lw, x, w, part, *ranges[s], wscale, pre)
+            lw,
+            y,
+            m,
+            n,
+            spans,
+            lambda part, s: kernels.tmatmul_loop(lw, x, w, part, *ranges[s], wscale, pre),
+            defer=lw.tensors.get(y.name) is y,  # not an in-place scratch (copied to y right after)
         )
         return
     qbuf = lw.scratch("q", m * k16)
@@ -1305,6 +1325,8 @@ def _collective(lw: Lowerer, name_toks, call, pos, kw, kind: str):
         else:
             b.emit("CCAST", r, v, Imm(root), Imm(0), type=x.dtype)
         b.store(x.dtype, r, y.scroll, off, nb)
+    if x.numel:
+        lw.sync.synced()  # every sentron took part in a collective after its earlier accesses
 
 
 PUBLISH_UNROLL_BYTES = 64 * 64  # larger outputs are published by a copy loop
@@ -1398,6 +1420,7 @@ def _matmul_q8(lw: Lowerer, name_toks, call, pos, kw):
             n,
             [(lo * 4, hi * 4) for lo, hi in rows],
             lambda part, s: kernels.matmul_q8_loop(lw, x, w8, ws, part, per_row, *rows[s]),
+            defer=y is y0,
         )
 
     _in_place(lw, y0, [x, w8, ws], run)
