@@ -214,3 +214,108 @@ def test_bounded_offsets_analysis():
     assert 2 not in head and (6, 1) not in proven and (7, 1) not in proven and (8, 1) in proven
     head, proven = analyse("DMOV r5, 4095")  # the mask changes inside the loop: no access is proven
     assert head == {5: Bound(None, 0, 4095, C._ALIGN_TOP)} and proven == {}
+
+
+_TABLE = """
+.coord X = 1.2.2/1.1.1/1.1.1
+.coord T = 1.2.2/1.1.1/1.1.3
+.coord Y = 1.2.2/1.1.2/1.1.1
+.coord PARAMS = 1.2.2/1.1.9/1.1.1
+.data X i32[256] {xdata}
+.data T u8[{tsize}] {tdata}
+.zero Y u8[1024]
+.data PARAMS i64[2] {iters}, 1023
+.output r7
+    SCOORD p0, PARAMS
+    SGATHER.i64 r1, [p0]
+    SGATHER.i64 r5, [p0 + 8]          | DMOV r2, 0
+    SCOORD p0, X
+    SCOORD p1, Y
+    SCOORD p2, T
+loop:
+    DADD r3, r2, 64                   | SGATHER.i32 v8, [p0 + r2]
+    DAND.{dtype} v12, v8, {c}
+    {between}
+    DAND r3, r3, r5                   | {access}
+    DADD.i32 v11, v10, 1              | SSCATTR.i32 [p1 + r2], v10
+    DMOV r2, r3
+    DLOOP r1, loop
+"""
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(
+    tsize=st.sampled_from([60, 64, 128, 252, 256, 260, 512]),
+    c=st.sampled_from([0, 15, 31, 63, 64, 127]),
+    off=st.sampled_from([0, 4, 6, 8, 64, 192]),
+    kind=st.sampled_from(["i32", "f32", "i64", "scatter"]),
+    iters=st.integers(1, 4),
+    dtype=st.sampled_from(["i32", "i32", "i32", "i16", "i64"]),
+    between=st.sampled_from(["", "", "DADD.i32 v12, v12, 1"]),
+)
+def test_indexed_access_bounded_by_a_masked_index(tsize, c, off, kind, iters, dtype, between):
+    """Indexes masked by ``DAND.i32 v, x, c`` in the same trip: the fast clone's dispatch proves the
+    table access in bounds (and inside the 256-byte permute window) once per entry; tables too small
+    for the mask, offsets that break the window's alignment, an index changed after the mask and masks
+    of other lane widths must give the interpreter's result or fault at the same SIW and slot."""
+    xdata = ", ".join(str((i * 37 + 11) % 1000) for i in range(256))
+    tdata = ", ".join(str((i * 13 + 5) % 256) for i in range(tsize))
+    access = {
+        "i32": f"SGATHER.i32 v10, [p2 + {off} + v12]",
+        "f32": f"SGATHER.f32 v10, [p2 + {off} + v12]",
+        "i64": f"SGATHER.i64 v10, [p2 + {off} + v12]",
+        "scatter": f"SSCATTR.i32 [p2 + {off} + v12], v8",
+    }[kind]
+    if kind == "scatter":
+        access += "\n    SGATHER.i32 v10, [p2]"
+    prog = assemble(
+        _TABLE.format(
+            xdata=xdata,
+            tsize=tsize,
+            tdata=tdata,
+            iters=iters,
+            c=c,
+            dtype=dtype,
+            access=access,
+            between=between,
+        )
+    )
+    ref, res, diffs = both(prog)
+    assert diffs == [], diffs
+    assert res.status == ref.status
+
+
+def test_bounded_indexes_analysis():
+    """A DAND.i32 by an immediate bounds every index lane until the register is written again; the
+    window is claimed only for 16 x 32-bit gathers whose lanes stay below 256 bytes, 4-aligned."""
+    from vtpu_cli.engines.jit import compile as C
+
+    def analyse(kind: str, c: int, off: int, dtype: str = "i32", between: str = ""):
+        access = {
+            "i32": f"SGATHER.i32 v10, [p2 + {off} + v12]",
+            "i64": f"SGATHER.i64 v10, [p2 + {off} + v12]",
+            "scatter": f"SSCATTR.i32 [p2 + {off} + v12], v8\n    SGATHER.i32 v10, [p2]",
+        }[kind]
+        prog = assemble(
+            _TABLE.format(
+                xdata=", ".join(["0"] * 256),
+                tsize=256,
+                tdata=", ".join(["0"] * 256),
+                iters=2,
+                c=c,
+                dtype=dtype,
+                access=access,
+                between=between,
+            )
+        )
+        ((t, (last, *_)),) = C._fast_loops(prog, C._leaders(prog)).items()
+        return {(pc - t, slot): v for (pc, slot), v in C._bounded_indexes(prog, t, last).items()}
+
+    at = (2, 1)  # the access: SIW 2 of the loop (an empty {between} line is no SIW), S slot
+    assert analyse("i32", 63, 0) == {at: (2, 0, 4, 63, True)}
+    assert analyse("i32", 63, 4) == {at: (2, 4, 4, 63, False)}  # lane 63 ends past 256 bytes
+    assert analyse("i32", 15, 6) == {at: (2, 6, 4, 15, False)}  # not dword-aligned: no window
+    assert analyse("i64", 15, 0) == {at: (2, 0, 8, 15, False)}
+    assert analyse("scatter", 63, 0) == {at: (2, 0, 4, 63, False)}
+    assert analyse("i32", 63, 0, dtype="i16") == {}  # i16 lanes & 63: an i32 lane can exceed 63
+    assert analyse("i32", 63, 0, between="DADD.i32 v12, v12, 1") == {}  # written after the mask

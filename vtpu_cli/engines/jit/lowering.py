@@ -165,6 +165,9 @@ class Lowerer:
         # (pc, slot) of the S accesses whose bounds a fast loop clone's dispatch proved for every trip
         # (compile._bounded_offsets): their bounds check is not emitted in the clone
         self.unchecked: set[tuple[int, int]] = set()
+        # ... and the indexed 16 x 32-bit gathers whose lanes it proved inside the permute window
+        # (compile._bounded_indexes): only the permute path is emitted
+        self.window_proven: set[tuple[int, int]] = set()
 
     # ------------------------------------------------------------------ ctx access
     def cptr(self, off: int):
@@ -1362,7 +1365,7 @@ def _gather_scatter(lw: Lowerer, ins: Instr):
         )
         bad = b.or_(b.icmp_signed("<", offs, splat(0, li)), b.icmp_signed(">", offs, hi))
         lw.fault_if(b.or_(guard, lw.any_true(bad)))
-    else:
+    elif not _proven(lw):
         lw.fault_if(b.or_(guard, _index_out_of_range(lw, idx, off, ssize, size)))
     jit_comm.note_access(lw, m.base, store)
     et = ity(t)
@@ -1371,6 +1374,9 @@ def _gather_scatter(lw: Lowerer, ins: Instr):
         return
     small = None
     if not store and n_lanes == 16 and size == 4 and _avx512(lw):
+        if lw.known_mru and (lw.pc, lw.slot) in lw.window_proven:
+            lw.vset(reg.idx, _window_permute(lw, ptr, off, idx))
+            return
         if m.mode == MEM_STRIDED:
             small, out_small, join = _gather_window(lw, ptr, ssize, off, offs)
         else:
@@ -1509,6 +1515,18 @@ def _gather_window_indexed(lw: Lowerer, ptr, ssize, off, idx):
     )
     b.cbranch(b.and_(scalar_ok, inside), fast, slow)
     b.position_at_end(fast)
+    out = _window_permute(lw, ptr, off, idx)
+    fast_end = b.block
+    b.branch(join)
+    b.position_at_end(slow)
+    return fast_end, out, join
+
+
+def _window_permute(lw: Lowerer, ptr, off, idx):
+    """Lanes ``off + 4 * idx[i]`` of the scroll's first 256 bytes (the caller established that every
+    lane is dword-aligned and inside the window): four loads, two vpermi2d and a select."""
+    b = lw.b
+    v16 = _vt(16, I32)
     parts = [
         b.bitcast(b.load(_addr(lw, ptr, ir.Constant(I64, 64 * k)), typ=VB, align=1), v16) for k in range(4)
     ]
@@ -1519,11 +1537,7 @@ def _gather_window_indexed(lw: Lowerer, ptr, ssize, off, idx):
     lo = lw.call("llvm.x86.avx512.vpermi2var.d.512", v16, [parts[0], dw, parts[1]])
     hi = lw.call("llvm.x86.avx512.vpermi2var.d.512", v16, [parts[2], dw, parts[3]])
     sel = b.icmp_unsigned("!=", b.and_(dw, splat(32, v16)), splat(0, v16))
-    out = b.select(sel, hi, lo)
-    fast_end = b.block
-    b.branch(join)
-    b.position_at_end(slow)
-    return fast_end, out, join
+    return b.select(sel, hi, lo)
 
 
 def _vector_gather(lw: Lowerer, n_lanes: int, size: int) -> bool:
