@@ -13,8 +13,9 @@ sender -> local receiver, credits return when the receiver took a message) runs 
   MPI and the waiting sender's rank ships it: no thread hand-off on the path. The Python bridge calls
   it too, every step, for messages published while no local sentron waits. A try-lock makes one
   pump run at a time per rank; the others go on waiting. A blocked sentron whose pump moved nothing
-  yields (and pumps again soon) while the pump moved something within the last ``$VTPU_CLUSTER_HOT_S``
-  (0.2 ms: an exchange in progress), else it takes the usual wait (the nap on an oversubscribed host).
+  pumps again at once (when this host's sentron threads fit its cores; else it yields first) while the
+  pump moved something within the last ``$VTPU_CLUSTER_HOT_S`` (0.2 ms: an exchange in progress), else
+  it takes the usual wait (the nap on an oversubscribed host).
 * **Wire format** (8-byte words): a message ``[1, s, d, len, data x 8, clock x N]`` (the slot's 64 bytes
   and its length, and the race detector's vector clock); a credit ``[2, s, d, k]``.
 * **Progress accounting.** Each delivery bumps the change counter of the remote sentron played (an
@@ -43,6 +44,9 @@ ENABLED = os.environ.get("VTPU_CLUSTER_NATIVE", "1") != "0"
 TAG = 7  # on the pump's own communicator
 # a blocked sentron yields instead of napping while the pump moved something this recently (a hot exchange)
 HOT_S = float(os.environ.get("VTPU_CLUSTER_HOT_S", "0.0002"))
+# hot: spin (pump again at once) instead of yielding -- by default when this host's sentron threads
+# (every rank's) fit its cores; "1" or "0" decides instead
+HOT_SPIN = os.environ.get("VTPU_CLUSTER_HOT_SPIN", "auto")
 HOP_LOG = 0  # how many delivery times each run records (set by the latency measurement)
 K_MSG, K_CREDIT = 1, 2
 ENTRY = 10  # words per ring entry: tail, head, data0, len0, clk0, peer rank, shipped/credited, s, d, chg
@@ -83,7 +87,9 @@ E_TAIL, E_HEAD, E_DATA, E_LEN, E_CLK, E_PEER, E_COUNT, E_S, E_D, E_CHG = range(E
     H_GMAP,
     H_CHGBASE,
     H_ENTW,
-) = range(34)
+    H_HOTSPIN,
+    H_SENTTO,
+) = range(36)
 HEADER = 40
 K_COLL = 3
 # words per collective group entry: gid, local members (count, ptr), member ranks (count, ptr), next
@@ -237,6 +243,10 @@ def native_pump() -> tuple:
 
     entw = word(st, H_ENTW)
 
+    def count_to(rank_v) -> None:  # items sent to each rank: the drain at the end needs them
+        slot_p = at(aptr(word(st, H_SENTTO)), rank_v)
+        b.store(b.add(b.load(slot_p, typ=i64), c(1)), slot_p)
+
     def bump(entry) -> None:
         b.atomic_rmw("add", aptr(word(entry, E_CHG)), c(1), "seq_cst")
         b.store(b.add(b.load(moved, typ=i64), c(1)), moved)
@@ -357,6 +367,7 @@ def native_pump() -> tuple:
     copy_words(at(sbuf, 12), aptr(b.add(word(e, E_CLK), b.mul(slot, row))), clkw)
     nbytes = b.trunc(b.mul(b.add(clkw, c(12)), c(8)), i32)
     b.call(send, [sbuf, nbytes, byte_h, b.trunc(word(e, E_PEER), i32), tag, comm_h])
+    count_to(word(e, E_PEER))
     put(e, E_COUNT, b.add(shipped, c(1)))
     put(st, H_SENT, b.add(word(st, H_SENT), c(1)))
     put(st, H_MSGS, b.add(word(st, H_MSGS), c(1)))
@@ -389,6 +400,7 @@ def native_pump() -> tuple:
     put(sbuf, 2, word(e, E_D))
     put(sbuf, 3, b.sub(head, credited))
     b.call(send, [sbuf, ir.Constant(i32, 32), byte_h, b.trunc(word(e, E_PEER), i32), tag, comm_h])
+    count_to(word(e, E_PEER))
     put(e, E_COUNT, head)
     put(st, H_SENT, b.add(word(st, H_SENT), c(1)))
     b.store(b.add(b.load(moved, typ=i64), c(1)), moved)
@@ -443,6 +455,7 @@ def native_pump() -> tuple:
 
         def send_to(rx) -> None:
             b.call(send, [sbuf, nbytes, byte_h, b.trunc(word(dests, rx), i32), tag, comm_h])
+            count_to(word(dests, rx))
 
         for_range(ndest, send_to)
         put(ge, G_SEQ, b.add(seq, c(1)))
@@ -511,6 +524,12 @@ def native_pump() -> tuple:
     hot = b.icmp_signed(
         "<", b.sub(now, b.load_atomic(last_p, "monotonic", 8, typ=i64)), word_of(b, stp, H_HOT)
     )
+    spin = wait.append_basic_block("spin")
+    rest = wait.append_basic_block("rest")
+    b.cbranch(b.and_(hot, b.icmp_unsigned("!=", word_of(b, stp, H_HOTSPIN), c(0))), spin, rest)
+    b.position_at_end(spin)  # back to the sentron's check at once: it pumps again on its next wait
+    b.ret(ir.Constant(i32, 0))
+    b.position_at_end(rest)
     wv = b.select(hot, word_of(b, stp, H_YIELD), word_of(b, stp, H_WAIT))
     b.call(_fnptr(b, wv, ir.FunctionType(i32, []), ptr), [])
     b.ret(ir.Constant(i32, 0))
@@ -654,8 +673,15 @@ class NativePath:
         st[H_YIELD] = host_atomics()[5]
         hz, _ = tsc_hz()
         st[H_HOT] = int(HOT_S * (hz or 3e9))
+        if HOT_SPIN in ("0", "1"):
+            st[H_HOTSPIN] = int(HOT_SPIN)
+        else:
+            per_host = int(os.environ.get("MPI_LOCALNRANKS", "1") or 1)
+            st[H_HOTSPIN] = int(len(local) * per_host <= (os.cpu_count() or 1))
         st[H_NGR], st[H_GTAB], st[H_GMAP] = len(gtab), self.gtab.ctypes.data, self.gmap.ctypes.data
         st[H_CHGBASE], st[H_ENTW] = base + lay["chg"], 11 + n
+        self.sentto = np.zeros(mpi_comm.Get_size(), np.int64)
+        st[H_SENTTO] = self.sentto.ctypes.data
         self.log = np.zeros(HOP_LOG, np.int64)  # delivery times, for measurements (HOP_LOG > 0)
         st[H_LOG], st[H_LOGN] = self.log.ctypes.data, HOP_LOG
         self.active = bool(outs or ins)
@@ -667,6 +693,24 @@ class NativePath:
     def uninstall(self) -> None:
         """After every sentron thread has stopped: the state block may go."""
         ctypes.c_int64.from_address(self.state_addr).value = 0
+
+    def drain(self, run_comm: Any, timeout_s: float = 30.0) -> None:
+        """After every sentron thread has stopped, on every rank (a collective on ``run_comm``): take in
+        every item other ranks sent on the pump's communicator, sending nothing more, so that it can be
+        freed. (An item left in flight -- a run stopped by a fault while arrivals travelled -- would
+        otherwise be matched on the next communicator that reuses its context: the replay's.)"""
+        import time
+
+        expected = sum(run_comm.alltoall([int(x) for x in self.sentto]))
+        st = self.st
+        st[H_NOUT] = st[H_NIN] = st[H_NGR] = 0  # receive only
+        deadline = time.monotonic() + timeout_s
+        while self.received < expected:
+            if time.monotonic() > deadline:
+                raise RuntimeError(
+                    f"the native message path still misses {expected - self.received} item(s) after {timeout_s:.0f} s"
+                )
+            self.pump()
 
     def pump(self) -> int:
         """One pump from the bridge's thread (0 when another thread holds the pump)."""

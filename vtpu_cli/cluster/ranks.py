@@ -1385,8 +1385,14 @@ class RankJit(RankInterpreter):
             if self.npath is not None:
                 self.npath.uninstall()  # every sentron thread has stopped: nobody pumps any more
                 self.transport.remote_messages += self.npath.messages
-            if self.native_comm is not None:
-                self.native_comm.Free()
+        if self.native_comm is not None and self.aborted is None:
+            # every rank gets here (ok, fault, deadlock alike): take in what is still in flight, then free
+            # (after an exception or an abort the communicator is left to the process's end)
+            if self.npath is not None:
+                self.npath.drain(self.comm)
+            else:  # no fleet block (one sentron): nothing was sent, but the others' drain is collective
+                self.comm.alltoall([0] * self.size)
+            self.native_comm.Free()
         waited = waited_cycles() - waited
         if self.aborted is not None:
             raise RankStopped(self.aborted)
