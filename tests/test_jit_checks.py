@@ -319,3 +319,69 @@ def test_bounded_indexes_analysis():
     assert analyse("scatter", 63, 0) == {at: (2, 0, 4, 63, False)}
     assert analyse("i32", 63, 0, dtype="i16") == {}  # i16 lanes & 63: an i32 lane can exceed 63
     assert analyse("i32", 63, 0, between="DADD.i32 v12, v12, 1") == {}  # written after the mask
+
+
+# ---------------------------------------------------------------- the one-sentron ring's invariant (off)
+_RING_LOOP = """
+.coord X = 1.2.2/1.1.1/1.1.1
+.data X i32[64] {data}
+.output r6
+    SCOORD p0, X                      | DMOV r1, {iters}
+    DMOV r2, 0
+    DMOV r6, 0
+{pre}
+loop:
+                                      | SGATHER.i32 v1, [p0]
+    DADD r2, r2, 1                    |                           | CPACK.i32 m0, v1
+                                      |                           | CSEND m0, 0
+                                      |                           | CPACK.i64 m2, r2
+                                      |                           | CSEND m2, 0
+{mid}
+                                      |                           | CRECV m1, 0
+                                      |                           | CUNPACK.i32 v2, m1
+                                      |                           | CRECV m3, 0
+                                      |                           | CUNPACK.i64 r5, m3
+    DADD r6, r6, r5                   | SSCATTR.i32 [p0 + 64], v2
+    DLOOP r1, loop
+"""
+
+
+@pytest.mark.parametrize("invariant", [False, True])
+@pytest.mark.parametrize(
+    "iters,pre,mid",
+    [
+        (3, "", ""),
+        (
+            20,
+            "",
+            "                                      |                           | CSEND m0, 0",
+        ),  # fills up: deadlock
+        (2, "                                      |                           | CRECV m1, 0", ""),  # empty
+        (5, "                                      |                           | CSEND m0, 0", ""),
+    ],
+)
+def test_ring_invariant_keeps_queue_semantics(monkeypatch, invariant, iters, pre, mid):
+    """comm.QUEUE_INVARIANT (``head <= tail`` stated to LLVM, off by default): self-messages through the
+    one-sentron ring give the interpreter's result either way, including a ring that fills up (deadlock
+    at the 17th message) and a receive from an empty ring."""
+    from vtpu_cli.engines.jit import comm
+
+    monkeypatch.setattr(comm, "QUEUE_INVARIANT", invariant)
+    prog = assemble(_RING_LOOP.format(data=", ".join(map(str, range(64))), iters=iters, pre=pre, mid=mid))
+    ref, res, diffs = both(prog, no_cache=True)
+    assert diffs == [], diffs
+    assert res.status == ref.status
+
+
+@pytest.mark.parametrize("name", ["balanced", "double_buffer"])
+def test_ring_invariant_keeps_the_counted_work(monkeypatch, name):
+    """With the invariant on, balanced and double_buffer still move every counted message through the
+    ring's memory (c_heavy would not pass: LLVM reads its 8-byte i64 message with an 8-byte load)."""
+    from vtpu_cli.bench.native import missing_work
+    from vtpu_cli.bench.suite import assemble_program, load_manifests
+    from vtpu_cli.engines.jit import comm
+
+    monkeypatch.setattr(comm, "QUEUE_INVARIANT", True)
+    m = {m.name: m for m in load_manifests()}[name]
+    _, nat, lost = missing_work(assemble_program(m, m.params_for("full")))
+    assert lost == [], lost
