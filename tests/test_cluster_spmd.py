@@ -14,6 +14,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
@@ -261,8 +263,41 @@ def test_weight_scrolls_get_no_twin() -> None:
     assert set(tw.twins) == set(mem.table) - wc
     y = mem.table[sharded.coord_names["y"]].buf
     y[4:8] = 7
-    ((coord, runs),) = tw.diff()
-    assert coord == sharded.coord_names["y"] and runs == [(4, bytes([7] * 4))]
+    ((coord, starts, lengths, data),) = tw.diff()
+    assert coord == sharded.coord_names["y"] and (starts.tolist(), lengths.tolist(), data) == (
+        [4],
+        [4],
+        bytes([7] * 4),
+    )
+    assert tw.diff() == []  # the twin caught up
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_store_diffs_carry_exactly_the_changed_bytes(data) -> None:
+    """Another rank's image, updated with this rank's diff, equals this rank's image; bytes this rank did
+    not change are never sent (the other rank may have stored there)."""
+    from vtpu_cli.cluster.bridge import ScrollTwins
+    from vtpu_cli.machine.memory import Memory, scroll_buffer
+
+    size = data.draw(st.integers(1, 300))
+    start = bytes(data.draw(st.lists(st.integers(0, 255), min_size=size, max_size=size)))
+    here, there = Memory(), Memory()
+    for m in (here, there):
+        m.add(7, scroll_buffer(size, start), dtype="u8", shape=(size,))
+    mine, theirs = ScrollTwins(here), ScrollTwins(there)
+    changed = data.draw(st.sets(st.integers(0, size - 1)))
+    buf = here.table[7].buf
+    for i in changed:
+        buf[i] = data.draw(st.integers(0, 255))
+    other = np.setdiff1d(np.arange(size), sorted(changed))  # bytes the other rank stored meanwhile
+    there.table[7].buf[other] = 0xEE
+    entries = mine.diff()
+    assert ScrollTwins.size(entries) == sum(buf[i] != start[i] for i in changed)
+    theirs.apply(entries)
+    got = there.table[7].buf
+    assert all(got[i] == buf[i] for i in changed)
+    assert (got[other] == 0xEE).all()
 
 
 if __name__ == "__main__":

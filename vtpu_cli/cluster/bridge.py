@@ -418,7 +418,9 @@ class ScrollTwins:
         self.bytes_out = 0
 
     def diff(self) -> list:
-        """The runs of bytes that changed since the last call, per scroll: ``[(coord, [(offset, bytes)])]``."""
+        """The runs of bytes that changed since the last call, per scroll: ``[(coord, starts, lengths,
+        bytes)]`` (int64 arrays and the changed bytes back to back; vectorised: a float tensor's changes
+        come as many short runs, broken wherever a byte happens to keep its value)."""
         out = []
         for c, twin in self.twins.items():
             cur = self.mem.table[c].buf.copy()  # once: a store landing meanwhile is in the next diff
@@ -428,22 +430,31 @@ class ScrollTwins:
             cut = np.flatnonzero(np.diff(idx) > 1)
             starts = np.concatenate((idx[:1], idx[cut + 1]))
             ends = np.concatenate((idx[cut], idx[-1:])) + 1
-            out.append((c, [(int(a), cur[a:b].tobytes()) for a, b in zip(starts, ends, strict=True)]))
+            out.append((c, starts, ends - starts, cur[idx].tobytes()))
             self.bytes_out += int(idx.size)
-            twin[:] = cur
+            twin[idx] = cur[idx]
         return out
 
     def apply(self, entries: list) -> None:
         """Another rank's changed bytes: into the scroll and its twin (so they are not sent back)."""
-        for c, runs in entries:
+        for c, starts, lengths, data in entries:
             buf, twin = self.mem.table[c].buf, self.twins.get(c)
             if twin is None:  # another rank stored into a scroll this one takes for read-only
                 raise RuntimeError(f"a store into {c:#x}, which this rank keeps no twin of")
-            for off, data in runs:
-                a = np.frombuffer(data, np.uint8)
-                buf[off : off + a.size] = a
-                twin[off : off + a.size] = a
+            idx = run_indices(starts, lengths)
+            a = np.frombuffer(data, np.uint8)
+            buf[idx] = a
+            twin[idx] = a
 
     @staticmethod
     def size(entries: list) -> int:
-        return sum(len(d) for _, runs in entries for _, d in runs)
+        return sum(len(e[3]) for e in entries)
+
+
+def run_indices(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """The byte offsets covered by runs (``starts[i]``, ``lengths[i]`` bytes each), in order."""
+    total = int(lengths.sum())
+    if not total:
+        return np.zeros(0, np.int64)
+    first = np.repeat(starts - np.concatenate(([0], np.cumsum(lengths)[:-1])), lengths)
+    return first + np.arange(total)

@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 
+from vtpu_cli.cluster.latency import PINGPONG_TRIPS, PINGPONG_VASM
 from vtpu_cli.core.errors import Exit, VtpuError
 
 # C-heavy: ROUNDS x (a 16-lane ring pass to the right, a 16-lane i32 CREDUCE, a barrier), no memory.
@@ -53,35 +54,6 @@ round:
     DADD r8, r8, 1
     DLOOP r5, round
 """
-
-
-PINGPONG_VASM = """\
-; ping-pong: sentron 0 sends a message to sentron 1 and waits for the answer, TRIPS times (one-way
-; latency = run time / (2 x TRIPS)); sentrons beyond 1 do nothing
-.output r6
-    DMOV r1, sid
-    DMOV r6, 0
-    DMOV r5, {trips}
-    DCMP.eq r9, r1, 0
-    DBRF pong
-ping:
-                                 |                          | CPACK.i64 m0, r5
-                                 |                          | CSEND m0, 1
-                                 |                          | CRECV m1, 1
-    DADD r6, r6, 1
-    DLOOP r5, ping
-    DHALT
-pong:
-    DCMP.eq r9, r1, 1
-    DBRF end
-back:
-                                 |                          | CRECV m1, 0
-                                 |                          | CSEND m1, 0
-    DADD r6, r6, 1
-    DLOOP r5, back
-end:
-"""
-PINGPONG_TRIPS = 500
 
 
 def c_heavy(rounds: int = 200) -> str:

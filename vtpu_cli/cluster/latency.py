@@ -26,6 +26,34 @@ from vtpu_cli.cluster.env import emit_result, launch_with_result
 from vtpu_cli.core.errors import Exit, VtpuError
 from vtpu_cli.fleet.transport import InProcessTransport, Message
 
+PINGPONG_VASM = """\
+; ping-pong: sentron 0 sends a message to sentron 1 and waits for the answer, TRIPS times (one-way
+; latency = run time / (2 x TRIPS)); sentrons beyond 1 do nothing
+.output r6
+    DMOV r1, sid
+    DMOV r6, 0
+    DMOV r5, {trips}
+    DCMP.eq r9, r1, 0
+    DBRF pong
+ping:
+                                 |                          | CPACK.i64 m0, r5
+                                 |                          | CSEND m0, 1
+                                 |                          | CRECV m1, 1
+    DADD r6, r6, 1
+    DLOOP r5, ping
+    DHALT
+pong:
+    DCMP.eq r9, r1, 1
+    DBRF end
+back:
+                                 |                          | CRECV m1, 0
+                                 |                          | CSEND m1, 0
+    DADD r6, r6, 1
+    DLOOP r5, back
+end:
+"""
+PINGPONG_TRIPS = 500
+
 PAYLOAD = bytes(64)  # one vector register's worth, what CPACK of a v register sends
 
 
@@ -193,7 +221,6 @@ PROGRAM_RUNS = 5
 
 def _pingpong(trips: int) -> Any:
     from vtpu_cli.asm.assembler import assemble
-    from vtpu_cli.cluster.jitbench import PINGPONG_VASM
 
     return assemble(PINGPONG_VASM.format(trips=trips), "pingpong.vasm")
 

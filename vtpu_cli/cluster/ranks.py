@@ -463,11 +463,8 @@ class RankInterpreter(Interpreter):
         self.total = 0
         # checkpoint/restart: every K-th CBAR on group all parks the sentron until the cut is written
         self.ckpt = ckpt or Checkpointing()
-        self.cbar_pcs = frozenset(
-            pc
-            for pc, siw in enumerate(program.code)
-            if any(i.op.name == "CBAR" and i.args[0].value == 0 for i in siw if not i.is_nop)
-        )
+        scan = program_scan(program)
+        self.cbar_pcs = scan.cbar_pcs
         self.cbars = [0] * n
         self.parked: set[int] = set()
         self.ckpt_due = False
@@ -476,7 +473,7 @@ class RankInterpreter(Interpreter):
         self.per_rank: list[dict] = []  # rank 0, after the run: each rank's timing and traffic
         # races across ranks (cluster/races.py): every rank records its sentrons' accesses, rank 0 checks
         # them all at the end and, on a race, reruns the program as one process for the golden report
-        stores = any(i.op.name in STORES for siw in program.code for i in siw)
+        stores = scan.stores
         self.race_log: races.AccessLog | None = (
             {} if coherent and self.size > 1 and self.fleet.race_check and stores else None
         )
@@ -486,11 +483,7 @@ class RankInterpreter(Interpreter):
         )
         if self.ckpt.resume:
             self._restore(checkpoint.load(self.ckpt.resume, program, n))
-        self.acquire_pcs = frozenset(
-            pc
-            for pc, siw in enumerate(program.code)
-            if any(i.op.name in ACQUIRES for i in siw if not i.is_nop)
-        )
+        self.acquire_pcs = scan.acquire_pcs
         if self.memory_mode == "homed" and coherent:
             self.router = Router(memory, tr, n)
             if self.start is not None:
@@ -1070,6 +1063,37 @@ class RankInterpreter(Interpreter):
         st.collectives = sum(v for k, v in inst.items() if k != "CBAR")
 
 
+@dataclass(frozen=True)
+class ProgramScan:
+    """What the rank engines look up in a program's code, found once per program (a model's step runs
+    the same program once per token, and its code has tens of thousands of SIWs)."""
+
+    cbar_pcs: frozenset[int]  # SIWs with a CBAR on group all (checkpoints are taken there)
+    acquire_pcs: frozenset[int]  # SIWs with an acquire (the homed router drops its cache after them)
+    stores: bool  # any SSCATTR
+    memory_writes: list[str]  # the scroll-table ops it uses, sorted
+
+
+_SCANS: dict[int, tuple[Program, int, ProgramScan]] = {}
+
+
+def program_scan(program: Program) -> ProgramScan:
+    hit = _SCANS.get(id(program))
+    if hit is not None and hit[0] is program and hit[1] == len(program.code):
+        return hit[2]
+    live = [(pc, i) for pc, siw in enumerate(program.code) for i in siw if not i.is_nop]
+    scan = ProgramScan(
+        frozenset(pc for pc, i in live if i.op.name == "CBAR" and i.args[0].value == 0),
+        frozenset(pc for pc, i in live if i.op.name in ACQUIRES),
+        any(i.op.name in STORES for _, i in live),
+        sorted({i.op.name for _, i in live if i.op.name in MEMORY_WRITES}),
+    )
+    if len(_SCANS) > 64:
+        _SCANS.pop(next(iter(_SCANS)))
+    _SCANS[id(program)] = (program, len(program.code), scan)
+    return scan
+
+
 def _state_record(s: SentronState, cbars: int) -> dict:
     """A sentron's scalar state for a checkpoint manifest (vector registers travel as an array)."""
     return {
@@ -1100,7 +1124,7 @@ def jit_reason(
             None,
             "checkpoint/restart runs on the interpreter: the JIT cannot stop at a barrier for a checkpoint yet",
         )
-    writes = sorted({i.op.name for siw in program.code for i in siw if i.op.name in MEMORY_WRITES})
+    writes = program_scan(program).memory_writes
     if writes:
         return None, (
             f"{', '.join(writes)}: the JIT ranks replicate stores into existing scrolls only; allocation, "
@@ -1359,7 +1383,7 @@ class RankJit(RankInterpreter):
         mem = self.mem
         ppt = ([list(w) for w in mem._cache], vars(mem.stats).copy())
         snap = None
-        if any(i.op.name in STORES for siw in self.program.code for i in siw):
+        if program_scan(self.program).stores:
             self.jit.build_table()  # the buffers native code will use (made contiguous here, once)
             if self.spmd is not None:  # rerunnable: a replay starts from the memory as it is (no copy)
                 self.twins = self.spmd.scroll_twins(mem)

@@ -147,17 +147,32 @@ class SemanticsEnv:
         self.fence = fleet.fence
 
 
+_OP_MASKS: dict[int, tuple[Program, int, np.ndarray]] = {}
+
+
+def _op_mask(program: Program) -> np.ndarray:
+    """[SIW, pipe] = 1 where the SIW holds a non-NOP op in that pipe; computed once per program (a model's
+    step runs the same program once per token, and its code has tens of thousands of SIWs)."""
+    hit = _OP_MASKS.get(id(program))
+    if hit is not None and hit[0] is program and hit[1] == len(program.code):
+        return hit[2]
+    mask = np.array(
+        [[0 if ins.is_nop else 1 for ins in siw] + [0] * (len(PIPES) - len(siw)) for siw in program.code],
+        np.int64,
+    ).reshape(len(program.code), len(PIPES))
+    if len(_OP_MASKS) > 64:  # a long-lived process compiling many programs: forget the oldest
+        _OP_MASKS.pop(next(iter(_OP_MASKS)))
+    _OP_MASKS[id(program)] = (program, len(program.code), mask)
+    return mask
+
+
 def count_ops(program: Program, counts) -> tuple[int, dict[str, int]]:
     """SIWs executed and non-NOP ops per pipe, from per-SIW execution counts."""
-    ops = {p: 0 for p in PIPES}
-    siws = 0
-    for pc, c in enumerate(counts):
-        if c:
-            siws += c
-            for k, ins in enumerate(program.code[pc]):
-                if not ins.is_nop:
-                    ops[PIPES[k]] += c
-    return siws, ops
+    c = np.asarray(counts, np.int64)
+    if c.size < len(program.code):  # counts of the SIWs that ran so far: the rest ran 0 times
+        c = np.concatenate((c, np.zeros(len(program.code) - c.size, np.int64)))
+    per_pipe = c @ _op_mask(program)
+    return int(c.sum()), {p: int(v) for p, v in zip(PIPES, per_pipe, strict=True)}
 
 
 def load_memory(program: Program, mem: Memory) -> None:
