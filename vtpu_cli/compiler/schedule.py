@@ -179,40 +179,21 @@ def build_dag(block: list):
                 tab = mem_stores
             else:
                 tab = mem_loads
-            # index the access: tab[scroll] = ({rel: {bucket: [(i, lo, hi)]}}, unknown [i], all [i],
-            # {rel: [i]}) -- the last one lists each access with a known range once per offset-register
-            # value (what an access relative to another value conflicts with, whatever the bytes)
+            # record the access: tab[scroll] = [{rel: {bucket: [(i, lo, hi)]}}, unknown [i], all [i],
+            # {rel: [i]}, pending [(i, lo, hi, rel)]] -- the fourth lists each access with a known range
+            # once per offset-register value (what an access relative to another value conflicts with,
+            # whatever the bytes); accesses with a known range wait in the pending list until the table
+            # is first asked about their scroll (:func:`_index_pending`): most tables never are
+            # (loads of inputs and weights that nothing in the block stores to)
             ent = tab.get(sc)
             if ent is None:
-                ent = tab[sc] = ({}, [], [], {})
+                ent = tab[sc] = [{}, [], [], {}, []]
             ent[2].append(i)
             lo = mem.lo
             if lo is None:
                 ent[1].append(i)
             else:
-                hi = mem.hi
-                buckets = ent[0].get(rel)
-                if buckets is None:
-                    buckets = ent[0][rel] = {}
-                    ent[3][rel] = [i]
-                else:
-                    ent[3][rel].append(i)
-                rec = (i, lo, hi)
-                first = lo // _BUCKET
-                last = (hi - 1) // _BUCKET
-                if first == last:  # (most accesses: one aligned vector)
-                    lst = buckets.get(first)
-                    if lst is None:
-                        buckets[first] = [rec]
-                    else:
-                        lst.append(rec)
-                else:
-                    for bk in range(first, last + 1):
-                        lst = buckets.get(bk)
-                        if lst is None:
-                            buckets[bk] = [rec]
-                        else:
-                            lst.append(rec)
+                ent[4].append((i, lo, mem.hi, rel))
         for k in writes:
             rl = readers[k]
             if rl:
@@ -288,6 +269,27 @@ _ANY_WRITE = _AnyWrite()
 _BUCKET = 64
 
 
+def _index_pending(ent: list) -> None:
+    """Index a scroll's pending known-range accesses by offset-register value and 64-byte bucket."""
+    by_rel, lists, pending = ent[0], ent[3], ent[4]
+    for rec4 in pending:
+        i, lo, hi, rel = rec4
+        buckets = by_rel.get(rel)
+        if buckets is None:
+            buckets = by_rel[rel] = {}
+            lists[rel] = [i]
+        else:
+            lists[rel].append(i)
+        rec = (i, lo, hi)
+        for bk in range(lo // _BUCKET, (hi - 1) // _BUCKET + 1):
+            lst = buckets.get(bk)
+            if lst is None:
+                buckets[bk] = [rec]
+            else:
+                lst.append(rec)
+    ent[4] = []
+
+
 def _mem_conflicts(table: dict, mem, rel, out: set) -> None:
     """Add to ``out`` the earlier accesses in ``table`` that may alias ``mem``: same scroll and
     overlapping bytes; ranges relative to different offset-register values, unknown ranges and the '*'
@@ -303,6 +305,8 @@ def _mem_conflicts(table: dict, mem, rel, out: set) -> None:
         if sc == "*" or mem.lo is None:
             out.update(ent[2])
             continue
+        if ent[4]:
+            _index_pending(ent)
         out.update(ent[1])
         lo0, hi0 = mem.lo, mem.hi
         for r, idx in ent[3].items():
