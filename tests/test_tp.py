@@ -221,7 +221,8 @@ def test_model_two_sentrons_bit_identical_interp():
 
 @pytest.mark.slow
 @pytest.mark.parametrize("shape", [(64, 128, 2, 2, 1, 256, 64), (256, 704, 3, 4, 2, 1000, 128)])
-def test_model_two_sentrons_bit_identical_jit(shape):
+def test_model_two_sentrons_bit_identical_jit(shape, monkeypatch):
+    monkeypatch.setenv("VTPU_JIT_COMPILE_TIMEOUT", "1800")  # a loaded host: no interpreter fallback
     one, two = _decode(1, "jit", shape, 8), _decode(2, "jit", shape, 8)
     assert two[4] == {"jit"}
     assert np.array_equal(one[0], two[0]) and one[1] == two[1]
