@@ -247,6 +247,16 @@ def test_spmd_is_not_chosen_outside_mpiexec(monkeypatch: pytest.MonkeyPatch) -> 
     assert not spmd_wanted(EngineOptions(sentrons=2, rerunnable=True, trace=True))
 
 
+def test_rank_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    from vtpu_cli.cluster.env import RANK_VARS, rank_from_env
+
+    for var in RANK_VARS:
+        monkeypatch.delenv(var, raising=False)
+    assert rank_from_env() == 0
+    monkeypatch.setenv("OMPI_COMM_WORLD_RANK", "3")
+    assert rank_from_env() == 3
+
+
 def test_weight_scrolls_get_no_twin() -> None:
     """Declared weights are never stored to: the twins leave them out (no copy of mapped weights)."""
     from vtpu_cli.cluster.bridge import ScrollTwins
@@ -300,7 +310,71 @@ def test_store_diffs_carry_exactly_the_changed_bytes(data) -> None:
     assert (got[other] == 0xEE).all()
 
 
+PROMPT = "The quick brown fox jumps over the lazy dog and"
+
+
+def generate_tokens(model: str, n: int) -> tuple[list[int], dict]:
+    """Greedy tokens of ``vtpu generate MODEL --sentrons 2`` (JIT), and how its steps ran on this rank."""
+    import contextlib
+    import io
+
+    from vtpu_cli.cluster import spmd
+    from vtpu_cli.models.generate import generate_command
+
+    seen: dict = {"spmd_runs": 0, "results": set()}
+    orig = spmd.SpmdEngine.run
+
+    def run(self):  # type: ignore[no-untyped-def]
+        seen["spmd_runs"] += 1
+        res = orig(self)
+        seen["results"].add((res.status, res.engine, res.fallback))
+        return res
+
+    spmd.SpmdEngine.run = run  # type: ignore[method-assign]
+    try:
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            rc = generate_command(
+                model, prompt=PROMPT, n=n, temp=0.0, ctx=128, sentrons=2, engine="jit", json_out=True
+            )
+    finally:
+        spmd.SpmdEngine.run = orig  # type: ignore[method-assign]
+    assert rc == 0
+    seen["results"] = sorted(seen["results"], key=str)
+    return json.loads(out.getvalue())["tokens"], seen
+
+
+@needs_mpi
+@pytest.mark.slow
+def test_model_two_sentrons_on_two_ranks_same_tokens(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``mpiexec -n 2 vtpu generate MODEL --sentrons 2`` (the step's two sentrons on two JIT ranks) gives
+    the tokens of one process, on every rank. Slow: the 2-sentron step's native compile takes minutes on
+    a loaded 2-core host (once; the ranks then load it from the JIT cache)."""
+    pytest.importorskip("gguf")
+    pytest.importorskip("tokenizers")
+    from vtpu_cli.models.synth import SynthSpec, write_all
+
+    monkeypatch.setenv("VTPU_CACHE_DIR", str(tmp_path / "cache"))
+    model = str(write_all(tmp_path / "m", SynthSpec())["tq2_0"])
+    want, here = generate_tokens(model, 24)
+    assert here["spmd_runs"] == 0 and len(want) == 24  # one process: the single-process engine
+    p = _mpirun(2, [str(Path(__file__)), "--model-driver", model, str(tmp_path)], timeout=1200)
+    assert p.returncode == 0, p.stderr[-3000:]
+    for r in range(2):
+        got = json.loads((tmp_path / f"model{r}.json").read_text())
+        assert got["tokens"] == want, f"rank {r}"
+        assert got["seen"]["spmd_runs"] >= 24  # the prompt and every decode step through the rank engine
+        assert got["seen"]["results"] == [["ok", "jit", None]]
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "--driver":
         sys.path.insert(0, str(ROOT))
         driver(sys.argv[2], sys.argv[3])
+    elif sys.argv[1] == "--model-driver":
+        import os
+
+        tokens, seen = generate_tokens(sys.argv[2], 24)
+        Path(sys.argv[3], f"model{os.environ.get('PMI_RANK', '0')}.json").write_text(
+            json.dumps({"tokens": tokens, "seen": seen})
+        )

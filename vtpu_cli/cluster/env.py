@@ -10,6 +10,17 @@ from vtpu_cli.engines.base import MPI_SIZE_VARS as SIZE_VARS  # noqa: F401  (re-
 from vtpu_cli.engines.base import world_size_from_env
 
 CHECKPOINT_VARS = ("VTPU_CHECKPOINT", "VTPU_RESUME")
+RANK_VARS = ("PMI_RANK", "OMPI_COMM_WORLD_RANK", "PMIX_RANK")
+
+
+def rank_from_env() -> int:
+    """This process's rank as mpiexec announced it (0 when not started by mpiexec): SPMD callers print
+    only on rank 0 without initialising MPI to ask."""
+    for var in RANK_VARS:
+        v = os.environ.get(var)
+        if v and v.isdigit():
+            return int(v)
+    return 0
 
 
 def under_mpi() -> bool:
