@@ -412,10 +412,12 @@ def tmatmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int, wscale, pre=None) -
 
 
 # ---------------------------------------------------------------------- all-gather of column tiles
-def gather_cols_loop(lw: Lowerer, parts: list[str], y, m: int, n: int, spans: list[tuple[int, int]]) -> None:
-    """y[:, c0/4 .. c1/4) = part[:, same] for each (part, (c0, c1)) in bytes of a row: the columns each
-    sentron computed into its own exchange scroll ([m, n] like y), copied into every sentron's y
-    (plain loads and stores: exact, no C-pipe payload)."""
+def gather_cols_loop(
+    lw: Lowerer, parts: list[str], dst: str, m: int, n: int, spans: list[tuple[int, int]]
+) -> None:
+    """dst[:, c0/4 .. c1/4) = part[:, same] for each (part, (c0, c1)) in bytes of a row of an [m, n] f32
+    tensor: the columns of exchange scrolls copied into a sentron's result, or a sentron's own columns
+    into its exchange scroll (plain loads and stores: exact, no C-pipe payload)."""
     b = lw.b
     row = ptr(b, 0, "grow")
 
@@ -424,7 +426,7 @@ def gather_cols_loop(lw: Lowerer, parts: list[str], y, m: int, n: int, spans: li
             if c1 > c0:
                 off = ptr(b, row, "gcol")
                 bump(b, off, c0)
-                copy_row_loop(b, key, off, y.scroll, off, c1 - c0)
+                copy_row_loop(b, key, off, dst, off, c1 - c0)
         bump(b, row, n * 4)
 
     loop(b, m, one, "grow")

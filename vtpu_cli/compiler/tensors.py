@@ -619,12 +619,27 @@ def _exchange(
         parts.append(Tensor(key, "f32", (m, n), "tensor", key))
     for p in parts:
         lw.sync.write(p.scroll)
-    _per_sentron(lw, lambda s: compute(parts[s], s))
+
+    def own(s: int) -> None:
+        # each sentron's code is a coordinate-register region of its own: with both branches in one
+        # region the scrolls past the first five hoisted ones got their coordinate defined at every use,
+        # inside the kernel's loops (a 2-sentron prefill GEMM ran 4x slower than the same GEMM unsharded)
+        saved = b.push_region()
+        try:
+            compute(parts[s], s)
+        finally:
+            b.pop_region(saved)
+
+    _per_sentron(lw, own)
 
     def gather() -> None:
         for p in parts:
             lw.sync.read(p.scroll)
-        kernels.gather_cols_loop(lw, [p.scroll for p in parts], y, m, n, spans)
+        saved = b.push_region()
+        try:
+            kernels.gather_cols_loop(lw, [p.scroll for p in parts], y.scroll, m, n, spans)
+        finally:
+            b.pop_region(saved)
 
     if defer:
         lw.pending_gathers.append((y.scroll, gather))
