@@ -110,6 +110,35 @@ def test_source_counts_of_balanced():
     }
 
 
+MESSAGES = """
+.const N = 8
+    DMOV r1, N
+    DMOV r9, 0
+    DBCAST.i32 v1, 3
+loop:
+    DADD r2, r2, 1
+                                   |                                  | CPACK.i64 m2, r2
+                                   |                                  | CSEND m2, r9
+                                   |                                  | CPACK.i32 m0, v1
+                                   |                                  | CSEND m0, r9
+                                   |                                  | CRECV m3, r9
+                                   |                                  | CUNPACK.i64 r4, m3
+                                   |                                  | CRECV m1, r9
+                                   |                                  | CUNPACK.i32 v2, m1
+    DLOOP r1, loop
+"""
+
+
+def test_a_scalar_message_counts_as_a_scalar_access():
+    """A message packed from / unpacked into a scalar register is 8 bytes: its send and receive need a
+    (scalar) write and read in the native loop, a vector message's need vector ones."""
+    c = source_counts(assemble(MESSAGES, "messages.vasm"))
+    assert (c["reads"], c["vector_reads"], c["writes"], c["vector_writes"]) == (2, 1, 2, 1)
+    # a receive whose message is never unpacked in the loop stays a vector read (the strict default)
+    c = source_counts(assemble(MESSAGES.replace("CUNPACK.i64 r4, m3", "CNOP"), "m.vasm"))
+    assert (c["reads"], c["vector_reads"]) == (2, 2)
+
+
 ASM = """
 vtpu_entry:
 	movq	336(%rdi), %r15

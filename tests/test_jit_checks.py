@@ -361,7 +361,7 @@ loop:
     ],
 )
 def test_ring_invariant_keeps_queue_semantics(monkeypatch, invariant, iters, pre, mid):
-    """comm.QUEUE_INVARIANT (``head <= tail`` stated to LLVM, off by default): self-messages through the
+    """comm.QUEUE_INVARIANT (``head <= tail`` stated to LLVM, on by default): self-messages through the
     one-sentron ring give the interpreter's result either way, including a ring that fills up (deadlock
     at the 17th message) and a receive from an empty ring."""
     from vtpu_cli.engines.jit import comm
@@ -373,10 +373,10 @@ def test_ring_invariant_keeps_queue_semantics(monkeypatch, invariant, iters, pre
     assert res.status == ref.status
 
 
-@pytest.mark.parametrize("name", ["balanced", "double_buffer"])
+@pytest.mark.parametrize("name", ["balanced", "double_buffer", "c_heavy"])
 def test_ring_invariant_keeps_the_counted_work(monkeypatch, name):
-    """With the invariant on, balanced and double_buffer still move every counted message through the
-    ring's memory (c_heavy would not pass: LLVM reads its 8-byte i64 message with an 8-byte load)."""
+    """With the invariant on, the C-pipe programs still move every counted message through the ring's
+    memory (c_heavy's 8-byte i64 message with an 8-byte load: a scalar message is a scalar access)."""
     from vtpu_cli.bench.native import missing_work
     from vtpu_cli.bench.suite import assemble_program, load_manifests
     from vtpu_cli.engines.jit import comm

@@ -259,24 +259,50 @@ def source_counts(program) -> dict[str, int]:
     (the interleaved ternary dot) counts as a dot instruction like DTERNARY."""
     lo, hi = source_loop(program)
     c = {"fma": 0, "dot": 0, "reads": 0, "writes": 0, "vector_reads": 0, "vector_writes": 0, "ops": 0}
-    for siw in program.code[lo : hi + 1]:
-        for ins in siw:
-            if ins.is_nop:
-                continue
-            c["ops"] += 1
-            name = ins.op.name
-            vec = any(getattr(a, "cls", None) == "v" for a in ins.args)
-            if name == "DFMA" and vec and ins.type == "f32":
-                c["fma"] += 1
-            elif name in ("DTERNARY", "DTDOT") or (name == "DDOT" and ins.type == "i8"):
-                c["dot"] += 1
-            elif name in ("SGATHER", "CRECV"):
-                c["reads"] += 1
-                c["vector_reads"] += vec or name == "CRECV"
-            elif name in ("SSCATTR", "CSEND"):
-                c["writes"] += 1
-                c["vector_writes"] += vec or name == "CSEND"
+    body = [ins for siw in program.code[lo : hi + 1] for ins in siw if not ins.is_nop]
+    for i, ins in enumerate(body):
+        c["ops"] += 1
+        name = ins.op.name
+        vec = any(getattr(a, "cls", None) == "v" for a in ins.args)
+        if name == "DFMA" and vec and ins.type == "f32":
+            c["fma"] += 1
+        elif name in ("DTERNARY", "DTDOT") or (name == "DDOT" and ins.type == "i8"):
+            c["dot"] += 1
+        elif name in ("SGATHER", "CRECV"):
+            c["reads"] += 1
+            c["vector_reads"] += vec or (name == "CRECV" and _vector_message(body, i))
+        elif name in ("SSCATTR", "CSEND"):
+            c["writes"] += 1
+            c["vector_writes"] += vec or (name == "CSEND" and _vector_message(body, i))
     return c
+
+
+def _reg(a) -> tuple[str, int] | None:
+    cls = getattr(a, "cls", None)
+    return (cls, a.idx) if cls is not None and hasattr(a, "idx") else None
+
+
+def _vector_message(body: list, i: int) -> bool:
+    """Whether the message that ``body[i]`` (a CSEND or CRECV) moves carries a vector payload, as far as
+    the loop body shows: a send's message was last packed from a vector or a scalar register (CPACK), a
+    received message is next unpacked into one (CUNPACK). A scalar message (e.g. ``CPACK.i64 m, r``:
+    8 bytes) needs only a scalar access in the native loop; anything not shown in the body counts as a
+    vector (the stricter check)."""
+    m = _reg(body[i].args[0])
+    n = len(body)
+    if body[i].op.name == "CSEND":
+        order = [body[(i - k) % n] for k in range(1, n)]  # backwards, wrapping around the loop
+        want, src = "CPACK", 1
+    else:
+        order = [body[(i + k) % n] for k in range(1, n)]
+        want, src = "CUNPACK", 0
+    for ins in order:
+        if ins.op.name == want and _reg(ins.args[1 - src]) == m:
+            r = _reg(ins.args[src])
+            return r is None or r[0] != "r"
+        if ins.op.name in ("CRECV", "CPACK") and _reg(ins.args[0]) == m:
+            return True  # the message register is rewritten first: unknown width, stay strict
+    return True
 
 
 CHECKED = ("fma", "dot", "reads", "writes", "vector_reads", "vector_writes")
