@@ -417,12 +417,15 @@ class ScrollTwins:
         }
         self.bytes_out = 0
 
-    def diff(self) -> list:
+    def diff(self, only: set[int] | None = None) -> list:
         """The runs of bytes that changed since the last call, per scroll: ``[(coord, starts, lengths,
         bytes)]`` (int64 arrays and the changed bytes back to back; vectorised: a float tensor's changes
-        come as many short runs, broken wherever a byte happens to keep its value)."""
+        come as many short runs, broken wherever a byte happens to keep its value). ``only``: the
+        scrolls that can have changed (the others are not compared)."""
         out = []
         for c, twin in self.twins.items():
+            if only is not None and c not in only:
+                continue
             cur = self.mem.table[c].buf.copy()  # once: a store landing meanwhile is in the next diff
             idx = np.flatnonzero(cur != twin)
             if not idx.size:
