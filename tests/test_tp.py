@@ -265,3 +265,23 @@ def test_perplexity_command_two_sentrons_same_value(tmp_path, monkeypatch, capsy
         )
         ppl[ns] = json.loads(capsys.readouterr().out)["perplexity"]
     assert ppl[1] == ppl[2] and ppl[1] > 1
+
+
+BRANCH_SRC = """
+input a: f32[1, 16]
+input c: i32[1]
+tensor s: f32[4, 16] @ 3.1.1/1.1.1/1.1.1
+output y: f32[1, 16]
+let ci: i32 = load(c, 0)
+if ci != 0 {
+  s[0] = a
+}
+y = copy(slice(s, 0, 1))
+"""
+
+
+@pytest.mark.parametrize("taken", [0, 1])
+def test_a_write_in_one_branch_is_ordered_before_the_read_after_the_join(taken):
+    a = np.arange(16, dtype=np.float32)[None, :]
+    (y,) = _run(BRANCH_SRC, {"a": a, "c": np.array([taken], np.int32)}, ["y"], 2)
+    assert np.array_equal(y, a if taken else np.zeros_like(a))
