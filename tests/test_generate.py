@@ -289,3 +289,9 @@ def test_python_model_api_matches_the_reference(paths, own_cache):
     assert isinstance(m.generate(PROMPT, 4), str)
     with pytest.raises(vtpu.ModelLoadError, match="no-such"):
         vtpu.Model.load(paths["tq2_0"].parent / "no-such.gguf")
+    # two sentrons (tensor parallel): the same tokens
+    m2 = vtpu.Model.load(paths["tq2_0"], ctx=CTX, engine="interp", sentrons=2)
+    assert m2.compiled.sentrons == 2
+    assert m2.generate_ids(ids, 6, stop_at_eos=False) == got
+    with pytest.raises(vtpu.VtpuError, match="sentrons must be"):
+        vtpu.Model.load(paths["tq2_0"], sentrons=0)

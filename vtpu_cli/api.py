@@ -455,7 +455,11 @@ class Model:
         self.weights, self.compiled = weights, compiled
 
     @classmethod
-    def load(cls, path: str | Path, *, ctx: int | None = None, engine: str = "jit") -> Model:
+    def load(
+        cls, path: str | Path, *, ctx: int | None = None, engine: str = "jit", sentrons: int = 1
+    ) -> Model:
+        """``sentrons`` > 1 splits every matmul of the compiled step across that many sentrons
+        (tensor parallel, bit-identical to one sentron: docs/models.md)."""
         from vtpu_cli.models.cache import cached_weights
         from vtpu_cli.models.compiled import CompiledModel
         from vtpu_cli.models.errors import ModelError
@@ -463,10 +467,12 @@ class Model:
 
         if engine not in ENGINES:
             raise VtpuError(f"unknown engine {engine!r} (choose from {', '.join(ENGINES)})")
+        if not isinstance(sentrons, int) or not 1 <= sentrons <= 4096:
+            raise VtpuError(f"sentrons must be 1..4096, got {sentrons!r}")
         try:
             m = load_model(Path(path), lazy=True)  # converted once into the cache, not held twice
             weights, _ = cached_weights(m)
-            return cls(m, CompiledModel(m, ctx=ctx, engine=engine, weights=weights))
+            return cls(m, CompiledModel(m, ctx=ctx, engine=engine, weights=weights, sentrons=sentrons))
         except ModelError as e:
             raise ModelLoadError(str(e)) from None
 
