@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import weakref
 from dataclasses import dataclass
 
 from vtpu_cli.binary.program import Imm, Reg
@@ -113,7 +114,9 @@ class Sync:
     run zero times keep the state from before them: never fewer barriers than needed, rarely more."""
 
     def __init__(self, lw: Lowerer):
-        self.lw = lw
+        # a proxy, not a reference: a cycle lowerer <-> sync would keep each compile's IR alive until
+        # the garbage collector's next pass (inside the next compile of a process: tuner, model variants)
+        self.lw = weakref.proxy(lw)
         self.path = SyncPath(set(), set(), set())
         self.barriers = 0  # CBARs this class emitted (the report counts them)
 

@@ -432,9 +432,8 @@ def _binary(lw: Lowerer, name_toks, call, pos, kw, opname: str):
             if t != "f32" and isinstance(bs, float):
                 lw.fail(pos[1], f"float literal in an integer ({t}) context")
             b.emit("DBCAST", vb, F(bs) if t == "f32" else Imm(int(bs)), type=t)
-    ch = chunks(a.numel, 4)
-    full = [c for c in ch if c[1] == 64]
-    tail = [c for c in ch if c[1] < 64]
+    nfull, rem = divmod(a.numel * 4, 64)  # whole 64-byte pieces (no per-piece list) and the tail
+    tail = [(nfull * 64, rem)] if rem else []
 
     def one(off, nb):
         x = b.load(t, b.new("v"), a.scroll, off, nb)
@@ -443,7 +442,7 @@ def _binary(lw: Lowerer, name_toks, call, pos, kw, opname: str):
         b.emit(opname, r, x, o, type=t)
         b.store(t, r, y.scroll, off, nb)
 
-    rows(lw, len(full), 4, lambda ix: one(ix.off(0, 64), 64), pipelinable=True, limit=ELEMWISE_UNROLL)
+    rows(lw, nfull, 4, lambda ix: one(ix.off(0, 64), 64), pipelinable=True, limit=ELEMWISE_UNROLL)
     for off, nb in tail:
         one(off, nb)
 
@@ -457,9 +456,8 @@ def _unary(lw: Lowerer, name_toks, call, pos, kw, kind: str):
     y = _result(lw, name_toks[0], a.dtype, a.shape)
     b = lw.b
     t = a.dtype
-    ch = chunks(a.numel, 4)
-    full = [c for c in ch if c[1] == 64]
-    tail = [c for c in ch if c[1] < 64]
+    nfull, rem = divmod(a.numel * 4, 64)  # whole 64-byte pieces (no per-piece list) and the tail
+    tail = [(nfull * 64, rem)] if rem else []
 
     def one(off, nb):
         x = b.load(t, b.new("v"), a.scroll, off, nb)
@@ -467,7 +465,7 @@ def _unary(lw: Lowerer, name_toks, call, pos, kw, kind: str):
         b.store(t, r, y.scroll, off, nb)
 
     est = {"silu": 30, "exp": 28}.get(kind, 4)
-    rows(lw, len(full), est, lambda ix: one(ix.off(0, 64), 64), pipelinable=True, limit=ELEMWISE_UNROLL)
+    rows(lw, nfull, est, lambda ix: one(ix.off(0, 64), 64), pipelinable=True, limit=ELEMWISE_UNROLL)
     for off, nb in tail:
         one(off, nb)
 
@@ -1177,7 +1175,7 @@ def _argmax(lw: Lowerer, name_toks, call, pos, kw):
     m, d = _rows2(x)
     y = _result(lw, name_toks[0], "i32", (m,))
     b = lw.b
-    nch = len(_row_chunks(d))
+    nch = -(-d // 16)  # 64-byte pieces of a row (no list: a 128k-vocabulary row has 8,016)
     mask = _tail_mask(lw, d % 16) if d % 16 else None
     ninf = neg_inf(lw)
     if nch > 8 or use_loops(lw, m * nch * 8):
@@ -1205,7 +1203,7 @@ def _topk(lw: Lowerer, name_toks, call, pos, kw):
     idx_t = _result(lw, name_toks[-1], "i32", (m, kk))
     val_t = _result(lw, name_toks[0], "f32", (m, kk)) if len(name_toks) == 2 else None
     b = lw.b
-    nch = len(_row_chunks(d))
+    nch = -(-d // 16)  # 64-byte pieces of a row (no list: a 128k-vocabulary row has 8,016)
     mask = _tail_mask(lw, d % 16) if d % 16 else None
     ninf = neg_inf(lw)
     if nch > 8 or use_loops(lw, m * kk * nch * 8):
