@@ -554,6 +554,10 @@ def test_config_values_are_checked() -> None:
         )
     with pytest.raises(ModelError, match="m.gguf: bad metadata value"):
         ModelConfig.from_gguf_metadata(meta | {"bitnet.block_count": "x"}, "m.gguf", tied=True)
+    relu2 = ModelConfig.from_gguf_metadata(meta | {"bitnet.hidden_activation": "relu2"}, "m.gguf", tied=True)
+    assert relu2 == g
+    with pytest.raises(ModelError, match="m.gguf: bitnet.hidden_activation 'silu' is not supported"):
+        ModelConfig.from_gguf_metadata(meta | {"bitnet.hidden_activation": "silu"}, "m.gguf", tied=True)
 
 
 def test_untied_lm_head(tmp_path: Path, files: dict[str, Path], models: dict) -> None:

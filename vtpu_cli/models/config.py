@@ -166,6 +166,13 @@ class ModelConfig:
             raise ModelError(
                 f"{source}: {arch}.rope.dimension_count {rot} != head dim {head_dim} (partial RoPE)"
             )
+        # llama.cpp's bitnet graph computes SiLU for every file; BitNet b1.58 (and vtpu) use relu^2. A
+        # file that states another activation is refused rather than silently run as relu^2.
+        act = get("hidden_activation", "relu2")
+        if act != "relu2":
+            raise ModelError(
+                f"{source}: {arch}.hidden_activation {act!r} is not supported (BitNet uses 'relu2')"
+            )
         tokens = meta.get("tokenizer.ggml.tokens")
         vocab = get("vocab_size") or (len(tokens) if tokens is not None else vocab_hint)
         if not vocab:
