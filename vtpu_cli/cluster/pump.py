@@ -13,7 +13,8 @@ sender -> local receiver, credits return when the receiver took a message) runs 
   MPI and the waiting sender's rank ships it: no thread hand-off on the path. The Python bridge calls
   it too, every step, for messages published while no local sentron waits. A try-lock makes one
   pump run at a time per rank; the others go on waiting. A blocked sentron whose pump moved nothing
-  pumps again at once (when this host's sentron threads fit its cores; else it yields first) while the
+  pumps again at once (when this host's sentron threads fit its cores, yielding every 16th time; else
+  it yields first) while the
   pump moved something within the last ``$VTPU_CLUSTER_HOT_S`` (0.2 ms: an exchange in progress), else
   it takes the usual wait (the nap on an oversubscribed host).
 * **Wire format** (8-byte words): a message ``[1, s, d, len, data x 8, clock x N]`` (the slot's 64 bytes
@@ -47,6 +48,7 @@ HOT_S = float(os.environ.get("VTPU_CLUSTER_HOT_S", "0.0002"))
 # hot: spin (pump again at once) instead of yielding -- by default when this host's sentron threads
 # (every rank's) fit its cores; "1" or "0" decides instead
 HOT_SPIN = os.environ.get("VTPU_CLUSTER_HOT_SPIN", "auto")
+SPIN_YIELD = 1 << int(os.environ.get("VTPU_CLUSTER_SPIN_YIELD_LOG2", "4"))  # a hot spinner yields every 16th
 HOP_LOG = 0  # how many delivery times each run records (set by the latency measurement)
 K_MSG, K_CREDIT = 1, 2
 ENTRY = 10  # words per ring entry: tail, head, data0, len0, clk0, peer rank, shipped/credited, s, d, chg
@@ -89,7 +91,8 @@ E_TAIL, E_HEAD, E_DATA, E_LEN, E_CLK, E_PEER, E_COUNT, E_S, E_D, E_CHG = range(E
     H_ENTW,
     H_HOTSPIN,
     H_SENTTO,
-) = range(36)
+    H_SPINS,
+) = range(37)
 HEADER = 40
 K_COLL = 3
 # words per collective group entry: gid, local members (count, ptr), member ranks (count, ptr), next
@@ -527,7 +530,20 @@ def native_pump() -> tuple:
     spin = wait.append_basic_block("spin")
     rest = wait.append_basic_block("rest")
     b.cbranch(b.and_(hot, b.icmp_unsigned("!=", word_of(b, stp, H_HOTSPIN), c(0))), spin, rest)
-    b.position_at_end(spin)  # back to the sentron's check at once: it pumps again on its next wait
+    # back to the sentron's check at once (it pumps again on its next wait) -- but every SPIN_YIELD-th time
+    # yield: two spinners that the scheduler put on one core would otherwise hand over only when a time
+    # slice ends (a bimodal latency: 3 us or 100-200 us per hop, measured)
+    b.position_at_end(spin)
+    spins_p = b.gep(stp, [c(H_SPINS)], source_etype=i64)
+    nspin = b.add(b.load(spins_p, typ=i64), c(1))
+    b.store(nspin, spins_p)
+    yield_now = wait.append_basic_block("spin_yield")
+    go_on = wait.append_basic_block("spin_on")
+    b.cbranch(b.icmp_unsigned("==", b.and_(nspin, c(SPIN_YIELD - 1)), c(0)), yield_now, go_on)
+    b.position_at_end(yield_now)
+    b.call(_fnptr(b, word_of(b, stp, H_YIELD), ir.FunctionType(i32, []), ptr), [])
+    b.ret(ir.Constant(i32, 0))
+    b.position_at_end(go_on)
     b.ret(ir.Constant(i32, 0))
     b.position_at_end(rest)
     wv = b.select(hot, word_of(b, stp, H_YIELD), word_of(b, stp, H_WAIT))
