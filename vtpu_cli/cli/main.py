@@ -842,9 +842,23 @@ def _isa_one(name: str) -> int:
     return 0
 
 
+def _spmd_quiet() -> None:
+    """Under mpiexec every rank runs the same model command (SPMD, docs/cluster.md) and computes the same
+    tokens; only rank 0 prints them. The other ranks' output goes nowhere; their exit codes still count
+    (mpiexec reports the first non-zero one)."""
+    from vtpu_cli.engines.base import world_size_from_env
+
+    if world_size_from_env() > 1:
+        from vtpu_cli.cluster.env import rank_from_env
+
+        if rank_from_env() != 0:
+            sys.stdout = sys.stderr = open(os.devnull, "w")  # noqa: SIM115 - for the process's lifetime
+
+
 def cmd_generate(a: argparse.Namespace) -> int:
     from vtpu_cli.models.generate import generate_command
 
+    _spmd_quiet()
     return generate_command(
         Path(a.model),
         prompt=a.prompt,
@@ -864,6 +878,7 @@ def cmd_generate(a: argparse.Namespace) -> int:
 def cmd_perplexity(a: argparse.Namespace) -> int:
     from vtpu_cli.models.generate import perplexity_command
 
+    _spmd_quiet()
     return perplexity_command(
         Path(a.model),
         Path(a.text_file),

@@ -255,10 +255,15 @@ class StepRunner:
     def engine(self):
         """The engine for the next run. The JIT is opened (native code generated or loaded from its disk
         cache) once and kept; the interpreter is opened afresh per run."""
+        from vtpu_cli.engines.base import world_size_from_env
         from vtpu_cli.engines.select import open_engine
 
         if self._engine is not None:
             return self._engine
+        if self.opts.sentrons > 1 and world_size_from_env() > 1:
+            # under mpiexec the sentrons spread over the ranks (docs/cluster.md, "SPMD engine"): importing
+            # the cluster layer registers its rank engine with open_engine
+            import vtpu_cli.cluster.spmd  # noqa: F401
         eng = open_engine(self.program, self.mem, self.opts)
         if self.engine_name == "jit" and getattr(eng, "reason", None) is None:
             self._engine = eng  # the JIT keeps its native code between runs
