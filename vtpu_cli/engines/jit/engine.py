@@ -15,6 +15,7 @@ import ctypes
 import os
 import threading
 import time
+import weakref
 from dataclasses import dataclass
 
 import numpy as np
@@ -206,11 +207,11 @@ class _Sentron:
         a = self.ppt
         a[:] = 0
         ents = a[sets:].reshape(sets, ways, 4)
+        a[:sets] = [len(lst) for lst in mem._cache]
+        ptrs = eng.scroll_ptrs
         for si, lst in enumerate(mem._cache):
-            a[si] = len(lst)
-            for k, c in enumerate(lst):
-                ptr, size = eng.scroll_ptrs[c]
-                ents[si, k] = (c & 0xFFFFFFFFFFFFFFFF, c >> 64, ptr, size)
+            if lst:
+                ents[si, : len(lst)] = [(c & 0xFFFFFFFFFFFFFFFF, c >> 64, *ptrs[c]) for c in lst]
         u = self.u64
         u[L.OFF_TAB // 8] = eng.tab.ctypes.data
         u[L.OFF_TABMASK // 8] = eng.tab.shape[0] - 1
@@ -223,9 +224,10 @@ class _Sentron:
         sets, ways = mem.sets, mem.ways
         a = self.ppt
         ents = a[sets:].reshape(sets, ways, 4)
-        for si in range(sets):
-            n = int(a[si])
-            mem._cache[si] = [int(ents[si, k, 0]) | (int(ents[si, k, 1]) << 64) for k in range(n)]
+        # through Python lists: indexing the array element by element cost ~30 us a sentron a run
+        lo, hi = ents[:, :, 0].tolist(), ents[:, :, 1].tolist()
+        for si, n in enumerate(a[:sets].tolist()):
+            mem._cache[si] = [lo[si][k] | (hi[si][k] << 64) for k in range(n)]
         u = self.u64
         mem.stats.hits += int(u[L.OFF_PPTHITS // 8])
         mem.stats.misses += int(u[L.OFF_PPTMISSES // 8])
@@ -307,6 +309,55 @@ class _Sentron:
 
 
 _REGISTRY: dict[int, _Sentron] = {}
+
+
+class _Worker:
+    """A sentron thread kept for the engine's life (rerunnable engines: a model step runs thousands of
+    times). Starting a thread per sentron per run cost more than a small step itself: the start
+    handshake needs the GIL, and the sentron started first spins at its first barrier while the next
+    thread is still being created (measured in docs/jit.md)."""
+
+    def __init__(self, name: str):
+        # raw locks, not Events: a wake-up is one release, not a Condition's Python-level bookkeeping
+        self.go = threading.Lock()
+        self.go.acquire()
+        self.done = threading.Lock()
+        self.done.acquire()
+        self.busy = False
+        self.job = None
+        self.thread = threading.Thread(target=self._loop, name=name, daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        while True:
+            self.go.acquire()
+            job, self.job = self.job, None
+            if job is None:
+                return  # stopped (the engine was collected)
+            try:
+                job()
+            finally:
+                self.done.release()
+
+    def submit(self, job) -> None:
+        self.job = job
+        self.busy = True
+        self.go.release()
+
+    def is_alive(self) -> bool:
+        """Whether the submitted job is still running (the ``Thread.is_alive`` the run loop polls)."""
+        return self.busy
+
+    def join(self, timeout: float | None = None) -> None:
+        if self.busy and self.done.acquire(timeout=-1 if timeout is None else timeout):
+            self.busy = False
+
+
+def _stop_workers(workers: list[_Worker]) -> None:
+    for w in workers:
+        w.job = None
+        if w.go.locked():
+            w.go.release()
 
 
 def _yield_addr() -> int:
@@ -432,6 +483,7 @@ class JitEngine:
         if sentrons < 1:
             raise ValueError("at least one sentron")
         self.rerunnable = rerunnable
+        self._workers: list[_Worker] = []  # rerunnable: the sentron threads, kept between runs
         self.program = program
         self.n = sentrons
         self.max_steps = max_steps
@@ -505,6 +557,11 @@ class JitEngine:
             ):
                 sc.buf = buf = np.array(buf, np.uint8).reshape(-1)
             ptrs[c] = (buf.ctypes.data, buf.shape[0])
+        if ptrs == getattr(self, "scroll_ptrs", None):
+            # the same scrolls at the same addresses (a rerunnable engine's next run): the hashing below
+            # gives the same table; a fresh copy, as the run may change its own
+            self.tab = self._tab0.copy()
+            return
         cap = 16
         while cap < 2 * len(ptrs):
             cap *= 2
@@ -517,6 +574,7 @@ class JitEngine:
                 h = (h + 1) & (cap - 1)
             tab[h] = (lo, hi, ptr, size)
         self.tab = tab
+        self._tab0 = tab.copy()
         self.scroll_ptrs = ptrs
 
     def _interp(self) -> JitRunResult:
@@ -655,11 +713,23 @@ class JitEngine:
         running = sens if local is None else [sens[i] for i in local]
         if local is not None:
             self.hub.live = set(local)
-        threads = [threading.Thread(target=x.run, name=f"vtpu-sentron-{x.sid}", daemon=True) for x in running]
+        if self.rerunnable and local is None:
+            if len(self._workers) != len(running):
+                self._workers = [_Worker(f"vtpu-sentron-{x.sid}") for x in running]
+                weakref.finalize(self, _stop_workers, self._workers)
+            threads = self._workers
+        else:
+            threads = [
+                threading.Thread(target=x.run, name=f"vtpu-sentron-{x.sid}", daemon=True) for x in running
+            ]
         t0 = time.perf_counter()
         try:
-            for t in threads:
-                t.start()
+            if threads is self._workers:
+                for w, x in zip(threads, running, strict=True):
+                    w.submit(x.run)
+            else:
+                for t in threads:
+                    t.start()
             try:
                 if step is not None:
                     try:
