@@ -227,7 +227,7 @@ class _Sentron:
         # through Python lists: indexing the array element by element cost ~30 us a sentron a run
         lo, hi = ents[:, :, 0].tolist(), ents[:, :, 1].tolist()
         for si, n in enumerate(a[:sets].tolist()):
-            mem._cache[si] = [lo[si][k] | (hi[si][k] << 64) for k in range(n)]
+            mem._cache[si] = [lo[si][k] | (hi[si][k] << 64) for k in range(n)] if n else []
         u = self.u64
         mem.stats.hits += int(u[L.OFF_PPTHITS // 8])
         mem.stats.misses += int(u[L.OFF_PPTMISSES // 8])
@@ -791,10 +791,10 @@ class JitEngine:
                 siw = program.code[pc]
                 ready_fault = slot == 2 and siw[2].op.blocking  # C ready phase: before any slot
                 s.halted = siw[0].op.name == "DHALT" and not ready_fault
-            for bi, c in enumerate(x.counts[: len(leaders)]):
+            for bi, c in enumerate(x.counts[: len(leaders)].tolist()):  # a list: no numpy scalar each
                 if c:
                     for k in range(leaders[bi], ends[bi]):
-                        counts[k] += int(c)
+                        counts[k] += c
             if st != L.ST_OK and counted and pc < n:
                 bi = max(i for i, ld in enumerate(leaders) if ld <= pc)
                 for k in range(pc, ends[bi]):
@@ -831,7 +831,8 @@ class JitEngine:
         t1s = [int(x.u64[L.OFF_TSC1 // 8]) for x in sens]
         hz, src = tsc_hz()
         per_sentron = [
-            sum(int(c) * (ends[i] - leaders[i]) for i, c in enumerate(x.counts[: len(leaders)])) for x in sens
+            sum(c * (ends[i] - leaders[i]) for i, c in enumerate(x.counts[: len(leaders)].tolist()))
+            for x in sens
         ]
         out = JitRunResult(
             status,
