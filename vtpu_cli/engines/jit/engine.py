@@ -218,16 +218,19 @@ class _Sentron:
         u[L.OFF_PPTHITS // 8] = 0
         u[L.OFF_PPTMISSES // 8] = 0
 
-    def ppt_from_native(self) -> None:
-        """This sentron's native LRU block and counters -> Memory (counters added, then zeroed)."""
+    def ppt_from_native(self, cache: bool = True) -> None:
+        """This sentron's native LRU block and counters -> Memory (counters added, then zeroed).
+        ``cache=False``: counters only (the end of a run keeps the last sentron's cache, as every
+        sentron's copy replaces the whole of it)."""
         mem = self.eng.mem
         sets, ways = mem.sets, mem.ways
         a = self.ppt
-        ents = a[sets:].reshape(sets, ways, 4)
-        # through Python lists: indexing the array element by element cost ~30 us a sentron a run
-        lo, hi = ents[:, :, 0].tolist(), ents[:, :, 1].tolist()
-        for si, n in enumerate(a[:sets].tolist()):
-            mem._cache[si] = [lo[si][k] | (hi[si][k] << 64) for k in range(n)] if n else []
+        if cache:
+            ents = a[sets:].reshape(sets, ways, 4)
+            # through Python lists: indexing the array element by element cost ~30 us a sentron a run
+            lo, hi = ents[:, :, 0].tolist(), ents[:, :, 1].tolist()
+            for si, n in enumerate(a[:sets].tolist()):
+                mem._cache[si] = [lo[si][k] | (hi[si][k] << 64) for k in range(n)] if n else []
         u = self.u64
         mem.stats.hits += int(u[L.OFF_PPTHITS // 8])
         mem.stats.misses += int(u[L.OFF_PPTMISSES // 8])
@@ -708,7 +711,14 @@ class JitEngine:
             x.init_ctx(self.hub)
             if wait_fn:
                 x.ext[(L.OFF_YIELD - L.OFF_FLEET) // 8] = wait_fn
-            x.ppt_to_native()
+            if x is sens[0]:
+                x.ppt_to_native()
+            else:  # every sentron starts from the same cache: copy the first one's block
+                x.ppt[:] = sens[0].ppt
+                x.u64[L.OFF_TAB // 8] = self.tab.ctypes.data
+                x.u64[L.OFF_TABMASK // 8] = self.tab.shape[0] - 1
+                x.u64[L.OFF_PPTHITS // 8] = 0
+                x.u64[L.OFF_PPTMISSES // 8] = 0
             _REGISTRY[x.addr] = x
         running = sens if local is None else [sens[i] for i in local]
         if local is not None:
@@ -771,7 +781,7 @@ class JitEngine:
         fast = 0
         fs = self.fleet.stats
         for x in sens:
-            x.ppt_from_native()
+            x.ppt_from_native(cache=x is sens[-1])
             fast += int(x.i64[L.OFF_FASTHITS // 8])
             cst = x.ext[(L.OFF_CSTAT - L.OFF_FLEET) // 8 :][: len(jit_comm.STAT_NAMES)]
             for name, val in zip(jit_comm.STAT_NAMES, cst, strict=True):
