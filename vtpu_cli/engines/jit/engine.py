@@ -552,17 +552,27 @@ class JitEngine:
 
     def build_table(self) -> None:
         """The native scroll table (coordinate -> pointer, size), rebuilt when scrolls change."""
+        table = self.mem.table
+        key = getattr(self, "_tab_key", None)
+        if (
+            key is not None
+            and len(key) == len(table)
+            and all(k[0] == c and k[1] is sc.buf for k, (c, sc) in zip(key, table.items(), strict=False))
+        ):
+            # the same buffer objects as the last build (a rerunnable engine's next run): the same
+            # table; a fresh copy, as the run may change its own
+            self.tab = self._tab0.copy()
+            return
         ptrs = {}
-        for c, sc in self.mem.table.items():
+        for c, sc in table.items():
             buf = sc.buf
             if not (
                 buf.flags.c_contiguous and buf.flags.writeable and buf.dtype == np.uint8 and buf.ndim == 1
             ):
                 sc.buf = buf = np.array(buf, np.uint8).reshape(-1)
             ptrs[c] = (buf.ctypes.data, buf.shape[0])
+        self._tab_key = [(c, sc.buf) for c, sc in table.items()]  # holds the buffers: ids stay unique
         if ptrs == getattr(self, "scroll_ptrs", None):
-            # the same scrolls at the same addresses (a rerunnable engine's next run): the hashing below
-            # gives the same table; a fresh copy, as the run may change its own
             self.tab = self._tab0.copy()
             return
         cap = 16
