@@ -87,3 +87,29 @@ def test_rerunnable_clean_program_runs_ok_every_time():
         assert {c: bytes(sc.buf) for c, sc in b.memory.table.items()} == want
         for sa, sb in zip(a.sentrons, b.sentrons, strict=True):
             assert sa.R == sb.R
+
+
+def test_rerunnable_engine_threads_end_with_the_engine():
+    """The sentron threads kept between runs must not outlive their engine (a model reloaded many
+    times would otherwise pile up parked threads)."""
+    import gc
+    import threading
+    import time
+
+    def sentron_threads() -> int:
+        return sum(t.name.startswith("vtpu-sentron") for t in threading.enumerate())
+
+    prog = assemble(CLEAN, "clean.vasm")
+    gc.collect()  # engines of earlier tests
+    time.sleep(0.05)
+    before = sentron_threads()
+    for _ in range(3):
+        eng = _jit(prog, 2)
+        assert eng.run().status == "ok" and eng.run().status == "ok"
+        del eng
+        gc.collect()
+    for _ in range(100):
+        if sentron_threads() <= before:
+            break
+        time.sleep(0.01)
+    assert sentron_threads() <= before

@@ -340,6 +340,7 @@ class _Worker:
             try:
                 job()
             finally:
+                job = None  # the job holds the engine: a parked worker must not keep it alive
                 self.done.release()
 
     def submit(self, job) -> None:
