@@ -40,6 +40,8 @@ def test_presets_have_the_documented_sizes():
 def test_stream_bandwidth_is_positive():
     bw, how = stream_bandwidth(8 << 20, passes=1)
     assert bw > 1e8 and how
+    bw2, how2 = stream_bandwidth(8 << 20, passes=1, threads=2)  # the ceiling of a 2-sentron step
+    assert bw2 > 1e8 and (how2.endswith("2 threads") or how2 == "numpy max")
 
 
 def test_lm_bench_interp_tiny_verifies_decode_tokens():

@@ -68,20 +68,32 @@ def synthetic_model(shape, ctx: int):
     )
 
 
-def stream_bandwidth(nbytes: int = 256 << 20, passes: int = 5) -> tuple[float, str]:
-    """Single-thread streaming-read bandwidth in bytes/s over an array larger than the last-level cache
-    (median of ``passes``), and how it was measured."""
+def stream_bandwidth(nbytes: int = 256 << 20, passes: int = 5, threads: int = 1) -> tuple[float, str]:
+    """Streaming-read bandwidth in bytes/s over an array larger than the last-level cache (median of
+    ``passes``), and how it was measured. ``threads`` > 1 reads 1/threads of it per thread at once (the
+    ceiling of a step split over that many sentrons; the native read releases the GIL)."""
+    import threading
+
     from vtpu_cli.bench.stream import native_reader
 
     a = np.ones(nbytes // 8, np.int64)
     native = native_reader()
     if native is not None:
         raw = a.view(np.uint8)
+        step = raw.shape[0] // threads // 256 * 256
+        parts = [raw[i * step : (i + 1) * step if i < threads - 1 else raw.shape[0]] for i in range(threads)]
 
         def read() -> None:
-            native(raw)
+            if threads == 1:
+                native(raw)
+                return
+            th = [threading.Thread(target=native, args=(p,)) for p in parts]
+            for t in th:
+                t.start()
+            for t in th:
+                t.join()
 
-        how = "native 4x64-byte XOR read loop (llvmlite)"
+        how = "native 4x64-byte XOR read loop (llvmlite)" + (f", {threads} threads" if threads > 1 else "")
     else:
 
         def read() -> None:
@@ -167,7 +179,8 @@ def run_lm_bench(
     }
     rng = np.random.default_rng(5)
     ids = [int(x) for x in rng.integers(2, c.vocab, size=prompt)]
-    bw0, how = stream_bandwidth()  # before and after the timed runs: the machine's load varies
+    # before and after the timed runs (the machine's load varies); N sentrons: an N-thread read
+    bw0, how = stream_bandwidth(threads=sentrons)
     s = time.perf_counter()
     cm.forward(ids)
     out["first_prefill_s"] = time.perf_counter() - s
@@ -201,7 +214,7 @@ def run_lm_bench(
         "peak_rss_bytes": peak_rss(),
     }
     say(f"decode: {out['decode_tok_s']:.1f} tok/s; measuring memory bandwidth...")
-    bw1, how = stream_bandwidth()
+    bw1, how = stream_bandwidth(threads=sentrons)
     bw = max(bw0, bw1)  # the higher one: a conservative (lower) roofline fraction
     bpt = bytes_per_token(cm)
     out |= {
