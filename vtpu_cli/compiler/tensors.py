@@ -591,7 +591,14 @@ EXCHANGE_LIBRARY = RESERVED_LIBRARY + 6  # 996: the shared exchange scrolls of s
 
 
 def _exchange(
-    lw: Lowerer, y: Tensor, m: int, n: int, spans: list[tuple[int, int]], compute, defer: bool = False
+    lw: Lowerer,
+    y: Tensor,
+    m: int,
+    n: int,
+    spans: list[tuple[int, int]],
+    compute,
+    defer: bool = False,
+    pin: tuple[str, ...] = (),
 ) -> None:
     """``shard=cols`` without a C-pipe payload (sentrons of one process share memory). Each sentron s
     computes its columns (bytes ``spans[s]`` of every row) into its own *exchange scroll* -- an
@@ -602,7 +609,9 @@ def _exchange(
     when no other barrier separates it from the copies). Exact: y is bit-identical to one sentron.
 
     ``defer``: the copies are emitted later (:meth:`~.lower.Lowerer.flush_gathers`), so consecutive
-    sharded ops (q, k, v) share one barrier."""
+    sharded ops (q, k, v) share one barrier. ``pin``: scrolls whose coordinate register is defined at
+    the start of each sentron's region (a layer-indexed weight's coordinate is otherwise defined at its
+    first use, which in a kernel is inside the K loop: a translation per trip)."""
     b = lw.b
     if any(lw.root_scroll(k) == lw.root_scroll(y.scroll) for k, _ in lw.pending_gathers):
         lw.flush_gathers()  # y is about to be gathered again: the earlier copies go first
@@ -624,6 +633,8 @@ def _exchange(
         # inside the kernel's loops (a 2-sentron prefill GEMM ran 4x slower than the same GEMM unsharded)
         saved = b.push_region()
         try:
+            for key in pin:
+                b.base(key)
             compute(parts[s], s)
         finally:
             b.pop_region(saved)
@@ -822,6 +833,7 @@ def _tmatmul_into(
             spans,
             lambda part, s: kernels.tmatmul_loop(lw, x, w, part, *ranges[s], wscale, pre),
             defer=lw.tensors.get(y.name) is y,  # not an in-place scratch (copied to y right after)
+            pin=(w.scroll,),
         )
         return
     qbuf = lw.scratch("q", m * k16)
@@ -1434,6 +1446,7 @@ def _matmul_q8(lw: Lowerer, name_toks, call, pos, kw):
             [(lo * 4, hi * 4) for lo, hi in rows],
             lambda part, s: kernels.matmul_q8_loop(lw, x, w8, ws, part, per_row, *rows[s]),
             defer=y is y0,
+            pin=(w8.scroll,),
         )
 
     _in_place(lw, y0, [x, w8, ws], run)
