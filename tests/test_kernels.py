@@ -199,10 +199,9 @@ def test_attend_head_batches_bit_identical(monkeypatch, heads, kvh, hd, rows):
 
 
 @pytest.mark.parametrize("ns,m,k,n", [(2, 1, 64, 600), (3, 2, 40, 530), (4, 1, 32, 48), (3, 1, 16, 5000)])
-def test_sharded_tmatmul_ring_all_gather(ns, m, k, n):
-    """shard=cols: the ring all-gather (point-to-point bursts) gives every sentron the whole output,
-    bit-identical to one sentron, for uneven tile ranges, partial tiles, an owner with no tiles and
-    more tiles per row than one burst."""
+def test_sharded_tmatmul_all_gather(ns, m, k, n):
+    """shard=cols: the exchange-scroll all-gather gives every sentron the whole output, bit-identical
+    to one sentron, for uneven tile ranges, partial tiles and an owner with no tiles."""
     rng = np.random.default_rng(ns * 100 + n)
     x = rng.standard_normal((m, k)).astype(F32)
     w = rng.integers(-1, 2, (k, n))

@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from vtpu_cli.binary.program import Imm, Reg
+from vtpu_cli.binary.program import Imm
 from vtpu_cli.compiler.ir import Builder, MemInfo, VMem, VReg
 from vtpu_cli.compiler.vecmath import const_iota, exp_vec, neg_inf
 from vtpu_cli.core.numerics import f32_bits
@@ -430,97 +430,6 @@ def gather_cols_loop(
         bump(b, row, n * 4)
 
     loop(b, m, one, "grow")
-
-
-def gather_tiles_loop(lw: Lowerer, y, m: int, n: int, owner_ranges: list[tuple[int, int]]) -> None:
-    """Every sentron gets every 16-column tile of y[m, n] from its owner: a ring all-gather over
-    point-to-point messages (exact copies). In step r (0 <= r < N-1) sentron s sends the tiles of owner
-    (s - r) mod N to s + 1 and receives those of owner (s - r - 1) mod N from s - 1, row by row, in
-    bursts of at most ``RING_BURST`` sends then as many receives (a queue holds 16 messages, so no send
-    waits on a receiver that is itself waiting). One collective per tile (``CCAST``) was a barrier per
-    64 bytes; here messages stream. Code is specialised per sentron id (static tile ranges)."""
-    b = lw.b
-    ns = len(owner_ranges)
-    me = b.new("r", "sid")
-    b.emit("DMOV", me, Reg("s", 0))
-    end = b.label("gather_end")
-    for s in range(ns):
-        nxt = b.label("gather")
-        flag = b.new("r")
-        b.emit("DCMP", flag, me, Imm(s), type="i64", mod="eq")
-        b.emit("DBRF", nxt)
-        for r in range(ns - 1):
-            _ring_step(
-                lw,
-                y,
-                m,
-                n,
-                owner_ranges[(s - r) % ns],
-                owner_ranges[(s - r - 1) % ns],
-                (s + 1) % ns,
-                (s - 1) % ns,
-            )
-        b.emit("DJMP", end)
-        b.place(nxt)
-    b.place(end)
-
-
-RING_BURST = 16  # messages sent before as many are received (a C-pipe queue holds 16: never more)
-
-
-def _ring_step(
-    lw: Lowerer, y, m: int, n: int, send: tuple[int, int], recv: tuple[int, int], dst: int, src: int
-):
-    """Per row: the tiles of ``send`` go to ``dst``, the tiles of ``recv`` come from ``src``."""
-    b = lw.b
-    nbytes = [min(64, (n - j * 16) * 4) for j in range(max(send[1], recv[1]))]
-    ta, tb = max(0, send[1] - send[0]), max(0, recv[1] - recv[0])
-    if not ta and not tb:
-        return
-    row = ptr(b, 0, "grow")
-
-    def tx(p: VReg, c: int, nb: int) -> None:
-        v = ld(b, "f32", y.scroll, at(b, p, c * 64), nb)
-        mm = b.new("m")
-        b.emit("CPACK", mm, v, type="f32")
-        b.emit("CSEND", mm, Imm(dst))
-
-    def rx(p: VReg, c: int, nb: int) -> None:
-        mm = b.new("m")
-        b.emit("CRECV", mm, Imm(src), None)
-        v = b.new("v")
-        b.emit("CUNPACK", v, mm, type="f32")
-        st(b, "f32", v, y.scroll, at(b, p, c * 64), nb)
-
-    def one_row() -> None:
-        pa, pb = ptr(b, row, "pa"), ptr(b, row, "pb")
-        bump(b, pa, send[0] * 64)
-        bump(b, pb, recv[0] * 64)
-        full = lambda lo, t: sum(1 for j in range(lo, lo + t) if nbytes[j] == 64)  # noqa: E731
-        g = min(full(send[0], ta), full(recv[0], tb)) // RING_BURST
-
-        def burst() -> None:
-            for c in range(RING_BURST):
-                tx(pa, c, 64)
-            for c in range(RING_BURST):
-                rx(pb, c, 64)
-            bump(b, pa, RING_BURST * 64)
-            bump(b, pb, RING_BURST * 64)
-
-        loop(b, g, burst, "ring")
-        done = g * RING_BURST
-        ia, ib = done, done
-        while ia < ta or ib < tb:
-            ka = min(RING_BURST, ta - ia)
-            for c in range(ka):
-                tx(pa, ia - done + c, nbytes[send[0] + ia + c])
-            kb = min(RING_BURST, tb - ib)
-            for c in range(kb):
-                rx(pb, ib - done + c, nbytes[recv[0] + ib + c])
-            ia, ib = ia + ka, ib + kb
-        bump(b, row, n * 4)
-
-    loop(b, m, one_row, "grow")
 
 
 # ---------------------------------------------------------------------- row ops

@@ -545,8 +545,17 @@ def _matmul_into(lw: Lowerer, x: Tensor, w: Tensor, y: Tensor, m: int, k: int, n
             kernels.matmul_loop(lw, x, w, y, 0, nt)
             return
         ranges = _col_ranges(nt, lw.sentrons)
-        _per_sentron(lw, lambda s: kernels.matmul_loop(lw, x, w, y, *ranges[s]))
-        kernels.gather_tiles_loop(lw, y, m, n, ranges)
+        spans = [(lo * 64, min(hi * 16, n) * 4) for lo, hi in ranges]
+        _exchange(
+            lw,
+            y,
+            m,
+            n,
+            spans,
+            lambda part, s: kernels.matmul_loop(lw, x, w, part, *ranges[s]),
+            defer=lw.tensors.get(y.name) is y,
+            pin=(w.scroll,),
+        )
         return
     from vtpu_cli.compiler.tune import tile_for
 
