@@ -252,7 +252,7 @@ def native_pump() -> tuple:
 
     def bump(entry) -> None:
         b.atomic_rmw("add", aptr(word(entry, E_CHG)), c(1), "seq_cst")
-        b.store(b.add(b.load(moved, typ=i64), c(1)), moved)
+        add_moved(c(1))
 
     # incoming: up to 64 items per call
     rloop = fn.append_basic_block("rloop")
@@ -374,7 +374,7 @@ def native_pump() -> tuple:
     put(e, E_COUNT, b.add(shipped, c(1)))
     put(st, H_SENT, b.add(word(st, H_SENT), c(1)))
     put(st, H_MSGS, b.add(word(st, H_MSGS), c(1)))
-    b.store(b.add(b.load(moved, typ=i64), c(1)), moved)
+    add_moved(c(1))
     b.branch(obody)
     b.position_at_end(onext)
     inext = b.add(i, c(1))
@@ -406,7 +406,7 @@ def native_pump() -> tuple:
     count_to(word(e, E_PEER))
     put(e, E_COUNT, head)
     put(st, H_SENT, b.add(word(st, H_SENT), c(1)))
-    b.store(b.add(b.load(moved, typ=i64), c(1)), moved)
+    add_moved(c(1))
     b.branch(cnext)
     b.position_at_end(cnext)
     jnext = b.add(j, c(1))
