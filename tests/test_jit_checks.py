@@ -385,3 +385,166 @@ def test_ring_invariant_keeps_the_counted_work(monkeypatch, name):
     m = {m.name: m for m in load_manifests()}[name]
     _, nat, lost = missing_work(assemble_program(m, m.params_for("full")))
     assert lost == [], lost
+
+
+# ---------------------------------------------------------------- the one-sentron ring's static lengths
+# comm.ring_lengths proves the length of the message each CRECV receives; the native code then neither
+# stores nor loads the length word beside the payload. These programs mix message lengths (vector and
+# every scalar type), send registers never packed (their length comes from the context), skip sends
+# and receives on data-dependent branches (paths that meet with different queues) and may fill or drain
+# the ring: the JIT must match the interpreter's registers, messages and lengths included.
+_PACKS = [("v1", t) for t in ("f32", "i32", "i8")] + [("r2", t) for t in ("i8", "i16", "i32", "i64", "f32")]
+
+
+@st.composite
+def _ring_program(draw) -> str:
+    def c(op: str) -> str:
+        return f"{'':38}|{'':27}| {op}"
+
+    def pack(m: int) -> str:
+        src, t = draw(st.sampled_from(_PACKS))
+        return c(f"CPACK.{t} m{m}, {src}")
+
+    body: list[str] = []
+    labels = 0
+    queued = 0  # messages sent and not yet received in this trip (receives mostly find one)
+    for _ in range(draw(st.integers(1, 12))):
+        kind = draw(
+            st.sampled_from(["send", "send", "send", "recv", "recv", "recv", "unpack", "skip", "pack"])
+        )
+        m = draw(st.integers(0, 3))
+        if kind == "pack":
+            body.append(pack(m))
+        elif kind == "send":
+            if draw(st.integers(0, 3)):
+                body.append(pack(m))
+            body.append(c(f"CSEND m{m}, 0"))
+            queued += 1
+        elif kind == "recv" and (queued or draw(st.integers(0, 5)) == 0):
+            body.append(c(f"CRECV m{m}, {draw(st.sampled_from(['0', '-1']))}"))
+            queued -= 1
+        elif kind == "unpack":
+            body.append(c(f"CUNPACK.{draw(st.sampled_from(['i64', 'i8', 'f32']))} r{3 + m}, m{m}"))
+            body.append("    DADD r6, r6, r" + str(3 + m))
+        elif kind == "skip":  # skip the next op on odd trips: the paths meet with different queues or lengths
+            labels += 1
+            op = draw(st.sampled_from(["CSEND m0, 0", "CRECV m1, 0", "CPACK.i16 m0, r2", "CPACK.f32 m0, v1"]))
+            body += [
+                "    DAND r7, r1, 1",
+                "    DCMP.eq r9, r7, 0",
+                f"    DBRT skip{labels}",
+                c(op),
+                f"skip{labels}:",
+            ]
+    # receive what is left (mostly): the queue at the loop head is then the same every trip
+    body += [
+        c(f"CRECV m{draw(st.integers(0, 3))}, 0") for _ in range(max(queued - draw(st.integers(0, 1)), 0))
+    ]
+    pre = [pack(k) for k in range(draw(st.integers(0, 4)))]
+    pre += [c(f"CSEND m{draw(st.integers(0, 3))}, 0") for _ in range(draw(st.integers(0, 2)))]
+    iters = draw(st.integers(1, 6))
+    return "\n".join(
+        [
+            ".output r6",
+            f"    DMOV r1, {iters}",
+            "    DMOV r2, -1234567",
+            "    DMOV r6, 0",
+            "    DBCAST.f32 v1, -2.75",
+            *pre,
+            "loop:",
+            *body,
+            "    DADD r2, r2, 977",
+            "    DLOOP r1, loop",
+        ]
+    )
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@given(_ring_program())
+def test_ring_static_lengths_match_the_interpreter(src):
+    prog = assemble(src)
+    ref, res, diffs = both(prog, no_cache=True)
+    assert diffs == [], (diffs, src)
+    assert res.status == ref.status
+
+
+def _lengths(src: str):
+    from vtpu_cli.engines.jit.comm import ring_lengths
+
+    prog = assemble(src)
+    known, every = ring_lengths(prog)
+    recvs = [pc for pc, siw in enumerate(prog.code) if any(i.op.name == "CRECV" for i in siw)]
+    return [known.get(pc) for pc in recvs], every
+
+
+def test_ring_lengths_analysis():
+    C = f"{'':38}|{'':27}| "
+    loop = "\n".join(
+        [
+            "    DMOV r1, 5",
+            "loop:",
+            C + "CPACK.i64 m2, r1",
+            C + "CSEND m2, 0",
+            C + "CPACK.f32 m0, v1",
+            C + "CSEND m0, 0",
+            C + "CRECV m3, 0",
+            C + "CRECV m1, 0",
+            "    DLOOP r1, loop",
+        ]
+    )
+    assert _lengths(loop) == ([8, 64], True)  # c_heavy's pattern: FIFO order, mixed lengths
+    # a register never packed: its length comes from the context
+    assert _lengths(C + "CSEND m0, 0\n" + C + "CRECV m1, 0") == ([None], False)
+    # forwarding a received message keeps its length
+    fwd = "\n".join(
+        [C + "CPACK.i16 m0, r1", C + "CSEND m0, 0", C + "CRECV m1, 0", C + "CSEND m1, 0", C + "CRECV m2, 0"]
+    )
+    assert _lengths(fwd) == ([2, 2], True)
+    # a loop that sends more than it receives: the queue at the head is unknown
+    grow = "\n".join(
+        [
+            "    DMOV r1, 3",
+            C + "CPACK.i8 m0, r1",
+            "l:",
+            C + "CSEND m0, 0",
+            C + "CSEND m0, 0",
+            C + "CRECV m1, 0",
+            "    DLOOP r1, l",
+        ]
+    )
+    assert _lengths(grow) == ([None], False)
+    # paths that meet with different lengths in the queue
+    br = "\n".join(
+        [
+            C + "CPACK.i8 m0, r1",
+            "    DCMP.eq r9, r1, 0",
+            "    DBRT other",
+            C + "CPACK.i32 m0, r1",
+            "other:",
+            C + "CSEND m0, 0",
+            C + "CRECV m1, 0",
+        ]
+    )
+    assert _lengths(br) == ([None], False)
+    # a receive from an empty ring (a deadlock) is not a known length; one after DHALT is unreachable
+    assert _lengths(C + "CRECV m1, 0") == ([None], False)
+    halt = "\n".join(
+        [C + "CPACK.f32 m0, v1", C + "CSEND m0, 0", C + "CRECV m1, 0", "    DHALT", C + "CRECV m2, 0"]
+    )
+    assert _lengths(halt) == ([64, None], True)
+
+
+@pytest.mark.parametrize("name", ["balanced", "double_buffer", "c_heavy"])
+def test_ring_lengths_of_the_bench_programs(name):
+    """Every receive of the phase-0 C-pipe programs has a proved length, so their loops store and load no
+    length words: a CSEND is its payload store and a CRECV its payload load (still through memory)."""
+    from vtpu_cli.bench.native import native_counts, source_counts
+    from vtpu_cli.bench.suite import assemble_program, load_manifests
+    from vtpu_cli.engines.jit.comm import ring_lengths
+
+    m = {m.name: m for m in load_manifests()}[name]
+    prog = assemble_program(m, m.params_for("full"))
+    known, every = ring_lengths(prog)
+    assert every and known
+    src, nat = source_counts(prog), native_counts(prog).per_trip()
+    assert nat["writes"] == src["writes"], (nat, src)  # payload stores and S stores, nothing beside

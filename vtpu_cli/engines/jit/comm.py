@@ -292,6 +292,7 @@ def setup(lw, program, single: bool, race: bool = True) -> None:
         # keeps the queue's loads and stores instead of forwarding a private ring through registers.
         for k, slot in enumerate((lw.RING, lw.HEAD, lw.TAIL)):
             lw.cstore(slot, OFF_ESCAPE + 8 * k)
+        lw.ring_known, lw.ring_all = ring_lengths(program) if STATIC_LENGTHS else ({}, False)
 
 
 def store_stats(lw) -> None:
@@ -505,6 +506,101 @@ QUEUE_INVARIANT = True
 _NUW = ("nuw",)  # with the invariant: the byte counters never wrap (2**64 bytes of messages)
 
 
+# Message lengths of the one-sentron ring, proved at compile time (:func:`ring_lengths`): a receive whose
+# message length is known needs no length load, and when every receive's is known no send stores one.
+# The payload still goes through the ring's memory (the counted write and read); only the 8-byte length
+# word beside it, whose value the compiler knows, is no longer written and read back. Issue #11: the
+# length store was a quarter of balanced's stores, and these loops are bound by stores (about one a cycle).
+STATIC_LENGTHS = True
+_TOP = None  # an unknown queue (or length)
+RING_ANALYSIS_STEPS = 200_000  # SIW transfers the analysis may take before it gives up (all unknown)
+
+
+def _join_len(a, b):
+    return a if a == b else None
+
+
+def _join(x, y):
+    """Join of two abstract states (queue, lengths): elementwise where the queues are equally long."""
+    qx, lx = x
+    qy, ly = y
+    if qx is _TOP or qy is _TOP or len(qx) != len(qy):
+        q = _TOP
+    else:
+        q = tuple(_join_len(a, b) for a, b in zip(qx, qy, strict=True))
+    return q, tuple(_join_len(a, b) for a, b in zip(lx, ly, strict=True))
+
+
+def ring_lengths(program) -> tuple[dict[int, int], bool]:
+    """The length of the message every CRECV of a one-sentron program receives, where it is the same on
+    every path: ``({pc: length}, every receive known)``.
+
+    A forward dataflow over the SIWs: the abstract state is the ring's queue (a tuple of message lengths,
+    an int or None each, oldest first; None for the whole queue when its occupancy is unknown) and the
+    length of each m register (None: unknown, as at entry, where it comes from the context). CPACK sets a
+    length (64 for a vector, the type size for a scalar), CSEND/CROUTE append the register's, CRECV pops
+    the oldest. The ring is empty at entry (an alloca of the native function) and only this sentron
+    uses it, so the concrete queue at every SIW is one the abstract state describes. Where paths meet
+    with queues of different occupancy (a loop that sends more than it receives) the queue becomes
+    unknown; past 16 messages a send faults, so the queue is unknown there too."""
+    code = program.code
+    n = len(code)
+    recvs = [pc for pc in range(n) if any(ins.op.name == "CRECV" for ins in code[pc])]
+    if not recvs:
+        return {}, True
+    nregs = 4
+    state: dict[int, tuple] = {0: ((), (None,) * nregs)}
+    work = [0]
+    got: dict[int, int | None] = {}
+    steps = 0
+    while work:
+        steps += 1
+        if steps > RING_ANALYSIS_STEPS:
+            return {}, False
+        pc = work.pop()
+        q, ln = state[pc]
+        ln = list(ln)
+        branch = None
+        halts = False
+        for ins in code[pc]:
+            name = ins.op.name
+            if ins.op.branch:
+                branch = ins
+            elif name == "DHALT":
+                halts = True
+            elif name == "CPACK":
+                m, src = ins.args
+                ln[m.idx] = 64 if getattr(src, "cls", None) == "v" else type_size(ins.type)
+            elif name in ("CSEND", "CROUTE"):
+                if q is not _TOP:
+                    q = q + (ln[ins.args[0].idx],) if len(q) < QUEUE_CAPACITY else _TOP
+            elif name == "CRECV":
+                if q is _TOP or not q:  # unknown, or empty: a one-sentron receive then never returns
+                    got[pc] = None
+                    ln[ins.args[0].idx] = None
+                else:
+                    got[pc] = _join_len(got[pc], q[0]) if pc in got else q[0]
+                    ln[ins.args[0].idx] = q[0]
+                    q = q[1:]
+        out = (q, tuple(ln))
+        succ = []
+        if not halts:
+            if branch is None or branch.op.name != "DJMP":
+                succ.append(pc + 1)
+            if branch is not None:
+                succ.append(branch.args[-1].value)
+        for t in succ:
+            if not 0 <= t < n:
+                continue
+            old = state.get(t)
+            new = out if old is None else _join(old, out)
+            if new != old:
+                state[t] = new
+                work.append(t)
+    known = {pc: v for pc, v in got.items() if v is not None}
+    return known, all(pc in known for pc in recvs if pc in state)
+
+
 def _ring_ld(lw, ptr):
     """Head/tail of the one-sentron ring are accessed atomically (monotonic): LLVM then keeps the ring in
     memory instead of promoting it to registers and deleting it, so a self-send costs what a queue costs
@@ -577,7 +673,8 @@ def _run_single(lw, ins: Instr) -> None:
         tail = lw.cstate.tail if lw.cstate is not None else _ring_ld(lw, lw.TAIL)
         entry = b.gep(lw.RING, [ir.Constant(I32, 0), b.and_(tail, _c(_RING_MASK))], inbounds=True)
         b.store(vec, b.bitcast(entry, VB.as_pointer()), align=64)
-        b.store(ln, b.bitcast(b.gep(entry, [_c(64)], inbounds=True), I64.as_pointer()), align=8)
+        if not lw.ring_all:  # some receive reads the length from the ring
+            b.store(ln, b.bitcast(b.gep(entry, [_c(64)], inbounds=True), I64.as_pointer()), align=8)
         _store_atomic(
             lw, b.add(tail, _c(SINGLE_ENTRY), flags=_NUW if QUEUE_INVARIANT else ()), lw.TAIL, RING_ORDER, 8
         )
@@ -590,7 +687,11 @@ def _run_single(lw, ins: Instr) -> None:
         head = lw.cstate.head if lw.cstate is not None else _ring_ld(lw, lw.HEAD)
         entry = b.gep(lw.RING, [ir.Constant(I32, 0), b.and_(head, _c(_RING_MASK))], inbounds=True)
         vec = b.load(b.bitcast(entry, VB.as_pointer()), align=64)
-        ln = b.load(b.bitcast(b.gep(entry, [_c(64)], inbounds=True), I64.as_pointer()), align=8)
+        known = lw.ring_known.get(lw.pc)
+        if known is not None:  # proved at compile time: the same on every path (ring_lengths)
+            ln = _c(known)
+        else:
+            ln = b.load(b.bitcast(b.gep(entry, [_c(64)], inbounds=True), I64.as_pointer()), align=8)
         b.store(vec, lw.M[m.idx])
         b.store(ln, lw.ML[m.idx])
         _store_atomic(
