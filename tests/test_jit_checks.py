@@ -534,6 +534,57 @@ def test_ring_lengths_analysis():
     assert _lengths(halt) == ([64, None], True)
 
 
+def test_ring_occupancy_analysis():
+    """The messages in the ring before each C op, where every path agrees: a send there is not tested for
+    a full ring (below 16), a receive not for an empty one (above 0)."""
+    from vtpu_cli.engines.jit.comm import ring_analysis
+
+    C = f"{'':38}|{'':27}| "
+    src = "\n".join(
+        [C + "CPACK.f32 m0, v1"]
+        + [C + "CSEND m0, 0"] * 17
+        + ["    DMOV r1, 2", "l:", C + "CRECV m1, 0", C + "CSEND m1, 0", "    DLOOP r1, l"]
+    )
+    prog = assemble(src)
+    _, _, occ = ring_analysis(prog)
+    sends = [pc for pc, siw in enumerate(prog.code) if siw[2].op.name == "CSEND"]
+    assert [occ.get(pc) for pc in sends[:17]] == list(range(17))  # the 17th (16 queued) keeps its test
+    loop = assemble(
+        "\n".join(
+            [
+                "    DMOV r1, 3",
+                "l:",
+                C + "CSEND m0, 0",
+                C + "CSEND m0, 0",
+                C + "CRECV m1, 0",
+                "    DLOOP r1, l",
+            ]
+        )
+    )
+    _, _, occ = ring_analysis(loop)
+    assert all(
+        occ.get(pc) is None for pc, siw in enumerate(loop.code) if siw[2].op.name in ("CSEND", "CRECV")
+    )
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        ["CPACK.f32 m0, v1"] + ["CSEND m0, 0"] * 17,  # the 17th send: full (a deadlock)
+        ["CPACK.i8 m0, r2", "CSEND m0, 0", "CRECV m1, 0", "CRECV m2, 0"],  # the second receive: empty
+        ["CPACK.i8 m0, r2"] + ["CSEND m0, 0"] * 16 + ["CRECV m1, 0"] * 16 + ["CUNPACK.i8 r6, m1"],
+    ],
+)
+def test_ring_known_occupancy_keeps_full_and_empty(body):
+    C = f"{'':38}|{'':27}| "
+    prog = assemble(
+        "\n".join([".output r6", "    DMOV r2, -77", "    DBCAST.f32 v1, 0.5"] + [C + op for op in body])
+    )
+    ref, res, diffs = both(prog, no_cache=True)
+    assert diffs == [], diffs
+    assert res.status == ref.status
+
+
 @pytest.mark.parametrize("name", ["balanced", "double_buffer", "c_heavy"])
 def test_ring_lengths_of_the_bench_programs(name):
     """Every receive of the phase-0 C-pipe programs has a proved length, so their loops store and load no

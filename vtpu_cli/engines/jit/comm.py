@@ -292,7 +292,9 @@ def setup(lw, program, single: bool, race: bool = True) -> None:
         # keeps the queue's loads and stores instead of forwarding a private ring through registers.
         for k, slot in enumerate((lw.RING, lw.HEAD, lw.TAIL)):
             lw.cstore(slot, OFF_ESCAPE + 8 * k)
-        lw.ring_known, lw.ring_all = ring_lengths(program) if STATIC_LENGTHS else ({}, False)
+        lw.ring_known, lw.ring_all, lw.ring_occ = (
+            ring_analysis(program) if STATIC_LENGTHS else ({}, False, {})
+        )
 
 
 def store_stats(lw) -> None:
@@ -533,7 +535,17 @@ def _join(x, y):
 
 def ring_lengths(program) -> tuple[dict[int, int], bool]:
     """The length of the message every CRECV of a one-sentron program receives, where it is the same on
-    every path: ``({pc: length}, every receive known)``.
+    every path: ``({pc: length}, every receive known)`` (see :func:`ring_analysis`)."""
+    known, every, _ = ring_analysis(program)
+    return known, every
+
+
+def ring_analysis(program) -> tuple[dict[int, int], bool, dict[int, int]]:
+    """``(lengths, every receive known, occupancy)``: the length of the message every CRECV of a
+    one-sentron program receives where it is the same on every path, whether that holds for every
+    reachable receive, and the number of messages in the ring before the C op of each SIW where that is
+    the same on every path (a send there then cannot find the ring full, nor a receive find it empty,
+    and the native code tests neither).
 
     A forward dataflow over the SIWs: the abstract state is the ring's queue (a tuple of message lengths,
     an int or None each, oldest first; None for the whole queue when its occupancy is unknown) and the
@@ -546,8 +558,8 @@ def ring_lengths(program) -> tuple[dict[int, int], bool]:
     code = program.code
     n = len(code)
     recvs = [pc for pc in range(n) if any(ins.op.name == "CRECV" for ins in code[pc])]
-    if not recvs:
-        return {}, True
+    if not recvs and not any(ins.op.name in ("CSEND", "CROUTE") for siw in code for ins in siw):
+        return {}, True, {}
     nregs = 4
     state: dict[int, tuple] = {0: ((), (None,) * nregs)}
     work = [0]
@@ -556,7 +568,7 @@ def ring_lengths(program) -> tuple[dict[int, int], bool]:
     while work:
         steps += 1
         if steps > RING_ANALYSIS_STEPS:
-            return {}, False
+            return {}, False, {}
         pc = work.pop()
         q, ln = state[pc]
         ln = list(ln)
@@ -598,7 +610,8 @@ def ring_lengths(program) -> tuple[dict[int, int], bool]:
                 state[t] = new
                 work.append(t)
     known = {pc: v for pc, v in got.items() if v is not None}
-    return known, all(pc in known for pc in recvs if pc in state)
+    occupancy = {pc: len(q) for pc, (q, _) in state.items() if q is not _TOP}
+    return known, all(pc in known for pc in recvs if pc in state), occupancy
 
 
 def _ring_ld(lw, ptr):
@@ -626,11 +639,12 @@ def _ready_single(lw, ins: Instr) -> None:
             home = coords.home_packed(0)
             lw.fault_if(b.icmp_unsigned("!=", lw.pget(ins.args[1].idx), ir.Constant(I128, home)))
         tail = _ring_ld(lw, lw.TAIL)
-        head = _ring_ld(lw, lw.HEAD)
-        if QUEUE_INVARIANT:
-            lw.call("llvm.assume", ir.VoidType(), [b.icmp_unsigned("<=", head, tail)])
-        full = b.icmp_unsigned(">=", b.sub(tail, head), _c(QUEUE_CAPACITY * SINGLE_ENTRY))
-        lw.fault_if(full, ST_DEADLOCK)
+        if lw.ring_occ.get(lw.pc, QUEUE_CAPACITY) >= QUEUE_CAPACITY:  # not proved to have room
+            head = _ring_ld(lw, lw.HEAD)
+            if QUEUE_INVARIANT:
+                lw.call("llvm.assume", ir.VoidType(), [b.icmp_unsigned("<=", head, tail)])
+            full = b.icmp_unsigned(">=", b.sub(tail, head), _c(QUEUE_CAPACITY * SINGLE_ENTRY))
+            lw.fault_if(full, ST_DEADLOCK)
         # one thread owns both ends: the run phase stores at the tail read here (no second load)
         lw.cstate = _CState(tail=tail)
     elif name == "CRECV":
@@ -642,8 +656,9 @@ def _ready_single(lw, ins: Instr) -> None:
             w = lw.rget(src.idx)
             lw.fault_if(b.and_(b.icmp_unsigned("!=", w, _c(0)), b.icmp_signed("!=", w, _c(ANY_SENDER))))
         head = _ring_ld(lw, lw.HEAD)
-        empty = b.icmp_unsigned("==", _ring_ld(lw, lw.TAIL), head)
-        lw.fault_if(empty, ST_DEADLOCK)
+        if lw.ring_occ.get(lw.pc, 0) == 0:  # not proved to hold a message
+            empty = b.icmp_unsigned("==", _ring_ld(lw, lw.TAIL), head)
+            lw.fault_if(empty, ST_DEADLOCK)
         lw.cstate = _CState(head=head)
     else:
         gid = ins.args[-1].value
