@@ -170,3 +170,58 @@ def test_asm_counting_rules():
     c = hot_loop(ASM, 336)
     assert c.trips == 2
     assert (c.fma, c.dot, c.reads, c.writes, c.vector_reads, c.vector_writes) == (1, 1, 2, 1, 2, 1)
+
+
+# Two native copies of one source loop (the JIT's fast clone and the general loop): the first keeps the
+# FMA's load, the second lost it (as when LLVM forwards a value it can prove). The check reads both.
+TWO_COPIES = """
+vtpu_entry:
+	movq	336(%rdi), %r15
+.LBB0_1:
+	movl	(%r15), %eax
+	testl	%eax, %eax
+	jne	.LBB0_9
+	vfmadd231ps	(%rcx,%r14), %zmm1, %zmm2
+	vmovups	%zmm2, (%rdx,%r14)
+	cmpq	%r10, %r8
+	jne	.LBB0_1
+.LBB0_5:
+	movl	(%r15), %eax
+	testl	%eax, %eax
+	jne	.LBB0_9
+	vfmadd231ps	%zmm3, %zmm1, %zmm2
+	vmovups	%zmm2, (%rdx,%r14)
+	cmpq	%r10, %r8
+	jne	.LBB0_5
+.LBB0_9:
+	retq
+.Lfunc_end0:
+"""
+
+ONE_LOOP = """
+.output v2
+    DMOV r1, 4
+loop:
+    DFMA.f32 v2, v3, v4, v2    | SGATHER.f32 v5, [p0 + r2]
+    DLOOP r1, loop             | SSCATTR.f32 [p0 + r2], v6
+"""
+
+
+def test_every_native_copy_of_the_hot_loop_keeps_the_work(monkeypatch):
+    """A fast clone that lost a counted read fails even though the general loop kept it (the busiest
+    loop alone was checked before: a clone forwarding messages through registers passed)."""
+    from vtpu_cli.bench import native
+
+    monkeypatch.setattr(native, "program_asm", lambda program: TWO_COPIES)
+    prog = assemble(ONE_LOOP, "one.vasm")
+    assert [c.reads for c in native.native_copies(prog)] == [1, 0]
+    src, nat, lost = missing_work(prog)
+    assert (src["reads"], nat["reads"]) == (1, 0)
+    assert lost and all("line" in x for x in lost) and any(x.startswith("reads") for x in lost)
+    # both copies keep the load: nothing is lost
+    monkeypatch.setattr(
+        native,
+        "program_asm",
+        lambda program: TWO_COPIES.replace("%zmm3,", "(%rcx,%r14),"),
+    )
+    assert missing_work(prog)[2] == []

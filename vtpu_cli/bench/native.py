@@ -196,9 +196,9 @@ def count_range(insns: list[Insn], lo: int, hi: int, checks: set[int]) -> LoopCo
     return c
 
 
-def hot_loop(asm: str, abort_offset: int, name: str = "vtpu_entry") -> LoopCounts:
-    """The innermost machine loop (a label and a later backward jump to it) that holds the most counted
-    work. Raises ValueError when the function has no loop with an abort check."""
+def inner_loops(asm: str, abort_offset: int, name: str = "vtpu_entry") -> list[LoopCounts]:
+    """Every innermost machine loop (a label and a later backward jump to it) that holds an abort check
+    (a source loop head). Raises ValueError when there is none."""
     insns, labels = function_body(asm, name)
     checks = abort_checks(insns, abort_offset)
     ranges = []
@@ -211,8 +211,23 @@ def hot_loop(asm: str, abort_offset: int, name: str = "vtpu_entry") -> LoopCount
     inner = [r for r in ranges if not any(o != r and r[0] <= o[0] and o[1] <= r[1] for o in ranges)]
     if not inner:
         raise ValueError("no loop with an abort check (loop head) in the native code")
-    counted = [count_range(insns, lo, hi, checks) for lo, hi in inner]
-    return max(counted, key=lambda c: (c.fma + c.dot + c.reads + c.writes) / max(c.trips, 1))
+    return [count_range(insns, lo, hi, checks) for lo, hi in inner]
+
+
+def _work(c: LoopCounts) -> float:
+    return (c.fma + c.dot + c.reads + c.writes) / max(c.trips, 1)
+
+
+def hot_loop(asm: str, abort_offset: int, name: str = "vtpu_entry") -> LoopCounts:
+    """The innermost machine loop that holds the most counted work. Raises ValueError when the function
+    has no loop with an abort check."""
+    return max(inner_loops(asm, abort_offset, name), key=_work)
+
+
+def compute_loop(c: LoopCounts) -> bool:
+    """A machine loop that computes: it has a vector access, an FMA or a dot instruction. (Exit paths
+    that LLVM lays out after a loop can form a backward jump around an abort-flag read; they hold none.)"""
+    return bool(c.fma or c.dot or c.vector_reads or c.vector_writes)
 
 
 def program_asm(program) -> str:
@@ -225,10 +240,35 @@ def program_asm(program) -> str:
     return emit_assembly(program, opt=auto_opt(program))
 
 
-def native_counts(program) -> LoopCounts:
+def native_copies(program) -> list[LoopCounts]:
+    """The native copies of the hot source loop. A program with one innermost source loop may have
+    several (the JIT's fast clone, whose bounds its dispatch proved, and the general loop it falls back
+    to), and each must keep the counted work: all of them that compute. Otherwise which native loop
+    copies which source loop is not known, and only the busiest is returned."""
     from vtpu_cli.engines.jit.irbase import OFF_ABORT_PTR
 
-    return hot_loop(program_asm(program), OFF_ABORT_PTR)
+    loops = inner_loops(program_asm(program), OFF_ABORT_PTR)
+    hot = max(loops, key=_work)
+    if len(_inner_source_loops(program)) != 1:
+        return [hot]
+    return [c for c in loops if compute_loop(c)] or [hot]
+
+
+def native_counts(program) -> LoopCounts:
+    """The counted work of the native hot loop: the copy of it (:func:`native_copies`) with the least."""
+    return min(native_copies(program), key=_work)
+
+
+def _inner_source_loops(program) -> list[tuple[int, int]]:
+    code = program.code
+    loops = []
+    for pc, siw in enumerate(code):
+        d = siw[0]
+        if d.op.branch:
+            t = d.args[-1].value
+            if 0 <= t <= pc:
+                loops.append((t, pc))
+    return [r for r in loops if not any(o != r and r[0] <= o[0] and o[1] <= r[1] for o in loops)]
 
 
 def source_loop(program) -> tuple[int, int]:
@@ -309,8 +349,13 @@ CHECKED = ("fma", "dot", "reads", "writes", "vector_reads", "vector_writes")
 
 
 def missing_work(program) -> tuple[dict, dict, list[str]]:
-    """(source counts, native counts per trip, what the native loop lacks); empty list: nothing lost."""
+    """(source counts, native counts per trip, what the native loop lacks); empty list: nothing lost.
+    Every native copy of the hot loop is checked; the counts returned are the least of each kind."""
     src = source_counts(program)
-    nat = native_counts(program).per_trip()
-    lost = [f"{k}: native {nat[k]:g} < source {src[k]}" for k in CHECKED if nat[k] < src[k]]
+    copies = [(c, c.per_trip()) for c in native_copies(program)]
+    nat = {k: min(p[k] for _, p in copies) for k in copies[0][1]}
+    lost = []
+    for c, p in copies:
+        where = f" (native loop at line {c.first_line})" if len(copies) > 1 else ""
+        lost += [f"{k}: native {p[k]:g} < source {src[k]}{where}" for k in CHECKED if p[k] < src[k]]
     return src, nat, lost
