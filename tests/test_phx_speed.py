@@ -212,16 +212,16 @@ def test_allocation_leaves_no_state_on_registers():
     from vtpu_cli.binary.program import Imm
     from vtpu_cli.compiler import driver, regalloc
     from vtpu_cli.compiler.ir import VI, Builder, CompileError
+    from vtpu_cli.compiler.schedule import schedule
     from vtpu_cli.isa.table import BY_NAME
 
     src = (ROOT / "programs" / "phx" / "mlp.phx").read_text()
     code = driver._front(src, "t.phx", 2, 1, False).b.code
-    first = regalloc.allocate(code)
-    assert all(a.start == -1 for it in code if it.__class__ is VI for a in it.regs()[0] + it.regs()[1])
-    again = regalloc.allocate(code)
-    assert [i[0] for i in first.items if isinstance(i, tuple)] == [
-        i[0] for i in again.items if isinstance(i, tuple)
-    ]
+    first = schedule(regalloc.allocate(code).items).siws  # (the items read the registers' phys)
+    regs = [a for it in code if it.__class__ is VI for a in it.regs()[0] + it.regs()[1]]
+    assert all(a.start == -1 and a.end == -1 for a in regs)
+    again = schedule(regalloc.allocate(code).items).siws
+    assert len(first) > 100 and list(first) == list(again)
     # 9 coordinate registers live at once: out of p registers (p0-p7), reported at the first one's line
     b = Builder()
     ps = [b.new("p") for _ in range(9)]
@@ -231,7 +231,62 @@ def test_allocation_leaves_no_state_on_registers():
         with pytest.raises(CompileError, match="out of p registers") as e:
             regalloc.allocate(b.code)
         assert e.value.line == 7
-        assert all(p.start == -1 for p in ps)
+        assert all(p.start == -1 and p.end == -1 for p in ps)
+
+
+def _counted(code: list) -> tuple[list[int], list[int]]:
+    """(non-NOP ops per SIW, indexes of the SIWs holding a branch), counted on finished SIWs."""
+    ops = [sum(not ins.op.is_nop for ins in siw) for siw in code]
+    return ops, [k for k, siw in enumerate(code) if any(ins.op.branch for ins in siw)]
+
+
+@pytest.mark.parametrize("opt", [0, 2])
+def test_scheduler_op_counts_and_branch_positions(opt):
+    """The scheduler's per-SIW op counts and branch positions (which the report and the branch
+    resolution use instead of scanning the SIWs) are what the finished SIWs hold: programs with
+    loops, if/else, kernels and spills."""
+    from vtpu_cli.compiler import driver
+    from vtpu_cli.compiler.schedule import schedule
+
+    srcs = [_source(e) for e in GOLDEN[:: max(1, len(GOLDEN) // 40)]]
+    srcs.append((ROOT / "programs" / "phx" / "mlp.phx").read_text())
+    checked = 0
+    for src in srcs:
+        try:
+            lw = driver._front(src, "t.phx", opt, 1, False)
+        except Exception:  # noqa: BLE001 - corpus entries compiled with other options
+            continue
+        alloc = driver.allocate(lw.b.code)
+        items = alloc.items
+        if alloc.spills:
+            items = [(ins, None, 0) for ins in driver._spill_setup(items[0][1])] + items[1:]
+        sched = schedule(items, reorder=opt >= 1)
+        ops, branches = _counted(sched.siws)
+        assert sched.ops == ops and sorted(sched.branches) == branches
+        checked += 1
+    assert checked >= 20
+
+
+def test_report_counts_nop_ops_in_the_code():
+    """A NOP op in the IR itself is not counted as an op: the scheduler leaves the count to the
+    report, which counts NOP slots (same totals as the reference back end)."""
+    from vtpu_cli.binary.program import Imm
+    from vtpu_cli.compiler.ir import VI, Builder
+    from vtpu_cli.compiler.schedule import schedule
+    from vtpu_cli.isa.table import BY_NAME
+
+    b = Builder()
+    r = b.new("r")
+    b.code = [
+        VI(BY_NAME["DMOV"], None, "i64", None, [r, Imm(3)]),
+        VI(BY_NAME["DNOP"], None, None, None, []),
+        VI(BY_NAME["DADD"], None, "i64", None, [r, r, Imm(1)]),
+    ]
+    from vtpu_cli.compiler import regalloc
+
+    for reorder in (False, True):
+        sched = schedule(regalloc.allocate(b.code).items, reorder=reorder)
+        assert sched.ops is None and sum(_counted(sched.siws)[0]) == 2 and len(sched.siws) == 3
 
 
 _REF_TOKEN = re.compile(

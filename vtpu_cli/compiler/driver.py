@@ -259,7 +259,7 @@ def _compile(text, filename, opt, sentrons, tune, tile, force_loops, bar: Compil
     bar("schedule")
     sched = schedule(items, reorder=opt >= 1, on_block=lambda f: bar("schedule", f) if bar.enabled else None)
     bar("encode")
-    code = _resolve(to_siws(sched.siws), sched.labels)
+    code = _resolve(to_siws(sched.siws), sched.labels, getattr(sched, "branches", None))
     prog = Program(code=code, source_file=filename, lines=list(sched.lines))
     prog.labels = {k.split(":", 1)[1]: v for k, v in sched.labels.items() if k.startswith("@kernel:")}
     if sentrons > 1:
@@ -288,17 +288,22 @@ def _spill_setup(nbytes: int, sentrons: int = 1) -> list[Instr]:
 _BRANCH_SLOTS = tuple(sorted({"DSC".index(op.pipe) for op in OPS if op.branch}))
 
 
-def _resolve(code: list, labels: dict[str, int]) -> list:
-    """Branch targets: Labels -> SIW indexes (in place; only SIWs holding a branch are rebuilt)."""
-    for p in _BRANCH_SLOTS:
-        for k in [k for k, siw in enumerate(code) if siw[p].op.branch]:
-            siw = code[k]
+def _resolve(code: list, labels: dict[str, int], branches: list[int] | None = None) -> list:
+    """Branch targets: Labels -> SIW indexes (in place; only SIWs holding a branch are rebuilt).
+    ``branches``: the SIWs that hold a branch (D slot), as the scheduler recorded them; else found."""
+    if branches is None:
+        branches = [k for p in _BRANCH_SLOTS for k, siw in enumerate(code) if siw[p].op.branch]
+    for k in branches:
+        siw = code[k]
+        for p in _BRANCH_SLOTS:
             ins = siw[p]
+            if not ins.op.branch:
+                continue
             if any(isinstance(a, Label) for a in ins.args):
                 args = tuple(Imm(labels[a.name]) if isinstance(a, Label) else a for a in ins.args)
                 new = list(siw)
                 new[p] = Instr(ins.op, ins.mod, ins.type, ins.type2, args)
-                code[k] = tuple(new)
+                code[k] = siw = tuple(new)
     return code
 
 
@@ -341,8 +346,9 @@ def _data(lw: Lowerer, prog: Program, spill_bytes: int = 0) -> None:
 
 
 def _report(lw, prog, sched, alloc, spill_ids, ir_ops, elapsed, opt, sentrons) -> dict:
-    """Per-kernel and total statistics: per-SIW NOP and spill counts (list comprehensions over the
-    SIWs), summed over each kernel's contiguous SIW range."""
+    """Per-kernel and total statistics: per-SIW op counts (the scheduler's) and spill counts (a list
+    comprehension over the SIWs, only when something spilled), summed over each kernel's contiguous
+    SIW range."""
     code = prog.code
     bounds = []
     for name, stats, _ in lw.kernels:
@@ -353,9 +359,12 @@ def _report(lw, prog, sched, alloc, spill_ids, ir_ops, elapsed, opt, sentrons) -
         bounds.append((name, s, e, stats))
     nk = len(bounds) + 1
     n = len(code)
-    # non-NOP ops per SIW: every NOP slot holds one of the three table NOP ops (``to_siws``)
-    dn, sn, cn = (BY_NAME[x] for x in NOP_NAMES)
-    nops = [(d.op is dn) + (s.op is sn) + (c.op is cn) for d, s, c in code]
+    # non-NOP ops per SIW: the scheduler's count, else counted (every NOP slot holds one of the three
+    # table NOP ops, ``to_siws``)
+    per_siw = getattr(sched, "ops", None)
+    if per_siw is None or len(per_siw) != n:
+        dn, sn, cn = (BY_NAME[x] for x in NOP_NAMES)
+        per_siw = [3 - (d.op is dn) - (s.op is sn) - (c.op is cn) for d, s, c in code]
     spill_of = [0] * n
     if spill_ids:
         spill_of = [(id(d) in spill_ids) + (id(s) in spill_ids) + (id(c) in spill_ids) for d, s, c in code]
@@ -367,13 +376,13 @@ def _report(lw, prog, sched, alloc, spill_ids, ir_ops, elapsed, opt, sentrons) -
         if e <= s:
             continue
         siws[k] = e - s
-        ops[k] = 3 * (e - s) - sum(nops[s:e])
+        ops[k] = sum(per_siw[s:e])
         spills[k] = sum(spill_of[s:e])
         owned += e - s
         k_ops += ops[k]
         k_spills += spills[k]
     siws[0] = n - owned
-    ops[0] = 3 * n - sum(nops) - k_ops
+    ops[0] = sum(per_siw) - k_ops
     spills[0] = sum(spill_of) - k_spills
     kstats = [b[3] for b in bounds]
     mstats = (

@@ -25,7 +25,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from vtpu_cli.binary.program import Imm, Instr, Mem, Reg
-from vtpu_cli.compiler.ir import _RW, VI, CompileError, Label, MemInfo, VMem, VReg, _meminfo, _rw_func
+from vtpu_cli.compiler.ir import _RW, VI, CompileError, Label, MemInfo, VMem, VReg, _rw_func
 from vtpu_cli.isa.table import BY_NAME, REG_COUNTS
 
 SPILL_SCROLL = "$spill"
@@ -46,30 +46,41 @@ class Allocated:
     regs_used: dict = field(default_factory=dict)
 
 
-def _liveness(code: list, vregs: list):
+def _liveness(code: list, vregs: list) -> int:
     """Basic blocks, liveness and live intervals in one pass over the IR (blocks split at labels and
-    after branches). Returns the instructions; sets ``v.start``/``v.end`` (the first and last
-    instruction index where the virtual register ``v`` is live) and appends each register to
-    ``vregs`` in order of first appearance (the caller resets them: they must start at -1)."""
+    after branches). Returns the number of instructions; sets ``v.start``/``v.end`` (the first and
+    last instruction index where the virtual register ``v`` is live) and appends each register to
+    ``vregs`` in order of first appearance (the caller resets them: they must start at -1).
+
+    A register's first occurrence in a block is found from ``v.end`` (the index of its previous
+    occurrence: before the block's first instruction means not yet seen in this block), so each
+    occurrence costs one attribute test instead of set lookups; the block's use set holds the
+    registers whose first occurrence in it reads them, its def set those whose first occurrence writes
+    them (the ones both read first and written later are in the use set, where the def set does not
+    matter: in = use | (out - def))."""
     label_block: dict[str, int] = {}
     pending_labels: list[str] = []
-    instrs: list[VI] = []
-    firsts: list[int] = []  # per block: first and last instruction index, use and def sets
+    firsts: list[int] = []  # per block: first instruction index, last instruction, use and def sets
     lasts: list[int] = []
+    last_ins: list = []
     use: list[set] = []
     defs: list[set] = []
     seen = vregs.append
     u: set = set()
     d: set = set()
+    uadd = u.add
+    dadd = d.add
     first = -1
     i = 0
-    add = instrs.append
     rwf = _RW
+    label = Label
+    prev = None
     for it in code:
-        if it.__class__ is Label:
+        if it.__class__ is label:
             if first >= 0:
                 firsts.append(first)
                 lasts.append(i - 1)
+                last_ins.append(prev)
                 use.append(u)
                 defs.append(d)
                 first = -1
@@ -84,43 +95,54 @@ def _liveness(code: list, vregs: list):
             first = i
             u = set()
             d = set()
+            uadd = u.add
+            dadd = d.add
         rw = it._rw
         if rw is None:
             op = it.op
             rw = it._rw = (rwf.get(op.name) or _rw_func(op))(it.args)
         r, w = rw
         for v in r:
-            if v not in d:
-                u.add(v)
-            if v.start < 0:
-                v.start = i
-                seen(v)
+            if v.end < first:  # first occurrence in this block (v.end is -1 before the first ever)
+                if v.start < 0:
+                    v.start = i
+                    seen(v)
+                uadd(v)
             v.end = i
         for v in w:
-            d.add(v)
-            if v.start < 0:
-                v.start = i
-                seen(v)
+            if v.end < first:
+                if v.start < 0:
+                    v.start = i
+                    seen(v)
+                dadd(v)
             v.end = i
-        add(it)
         i += 1
         if it.op.branch:
             firsts.append(first)
             lasts.append(i - 1)
+            last_ins.append(it)
             use.append(u)
             defs.append(d)
             first = -1
+        else:
+            prev = it
     if first >= 0:
         firsts.append(first)
         lasts.append(i - 1)
+        last_ins.append(prev)
         use.append(u)
         defs.append(d)
     nb = len(firsts)
+    if nb == 1 and not last_ins[0].op.branch:
+        # one block, no successor: live-in = use (registers read before any write start at 0)
+        for v in use[0]:
+            v.start = 0
+        return i
     for name in pending_labels:
         label_block[name] = nb  # label at the very end: falls off the program
     succs: list[list[int]] = []
     for b in range(nb):
-        last = instrs[lasts[b]]
+        last = last_ins[b]
         s = []
         if last.op.branch:
             target = next(a for a in last.args if isinstance(a, Label))
@@ -132,25 +154,37 @@ def _liveness(code: list, vregs: list):
         elif b + 1 < nb:
             s.append(b + 1)
         succs.append(s)
-    live_in = [set() for _ in range(nb)]
-    live_out = [set() for _ in range(nb)]
-    changed = True
-    while changed:
-        changed = False
-        for b in range(nb - 1, -1, -1):
-            sb = succs[b]
-            if not sb:
-                out = set()
-            elif len(sb) == 1:
-                out = live_in[sb[0]]
-            else:
-                out = live_in[sb[0]] | live_in[sb[1]]
-                for x in sb[2:]:  # pragma: no cover - a block has at most two successors
-                    out |= live_in[x]
-            inn = use[b] | (out - defs[b]) if out else use[b]
-            if out != live_out[b] or inn != live_in[b]:
-                live_out[b], live_in[b] = out, inn
-                changed = True
+    # worklist: a block is revisited only when a successor's live-in set grew (the sets only grow,
+    # so a size change is a change); the least fixpoint does not depend on the visiting order
+    preds: list[list[int]] = [[] for _ in range(nb)]
+    for b in range(nb):
+        for x in succs[b]:
+            preds[x].append(b)
+    empty: set = set()
+    live_in = [empty] * nb  # (never mutated: each block's sets are replaced)
+    live_out = [empty] * nb
+    work = list(range(nb))  # popped from the end: the last block first
+    queued = [True] * nb
+    while work:
+        b = work.pop()
+        queued[b] = False
+        sb = succs[b]
+        if not sb:
+            out = empty
+        elif len(sb) == 1:
+            out = live_in[sb[0]]
+        else:
+            out = live_in[sb[0]] | live_in[sb[1]]
+            for x in sb[2:]:  # pragma: no cover - a block has at most two successors
+                out |= live_in[x]
+        inn = use[b] | (out - defs[b]) if out else use[b]
+        live_out[b] = out
+        if len(inn) != len(live_in[b]):
+            live_in[b] = inn
+            for x in preds[b]:
+                if not queued[x]:
+                    queued[x] = True
+                    work.append(x)
     for b in range(nb):
         first, last = firsts[b], lasts[b]
         for v in live_in[b]:  # (every live register was seen: live sets grow from use sets)
@@ -159,22 +193,27 @@ def _liveness(code: list, vregs: list):
         for v in live_out[b]:
             if v.end < last:
                 v.end = last
-    return instrs
+    return i
 
 
 _ID_SPAN = 1 << 32  # interval keys: position * _ID_SPAN + register id (ids are per-compile counters)
+_REG_BITS = 6  # an active entry is (end key << _REG_BITS) | physical register (every class has < 64)
 
 
-def _scan(vregs: list, reserve: bool):
-    """Linear scan per class. Returns ({class: {vreg: idx}}, spilled set).
+def _scan(vregs: list, reserve: bool) -> tuple[dict[str, int], set]:
+    """Linear scan per class: sets each register's ``phys`` and scheduler ``key``. Returns (registers
+    used per class, spilled set); a spilled register's ``phys`` is meaningless.
 
     Intervals are handled as int keys ``position * _ID_SPAN + id`` (ordered like the (position, id)
     pairs, compared without tuples): the classes' intervals are sorted by start key, and ``active``
-    is kept sorted by end key with ``bisect``; expired intervals leave from the front (in end order,
-    so freed registers queue up least-recently-freed first)."""
-    per_cls: dict[str, dict[VReg, int]] = {}
+    is kept sorted by end key with ``bisect``, each entry carrying its physical register in its low
+    bits (unique end keys: the register never decides the order); expired intervals leave from the
+    front (in end order, so freed registers queue up least-recently-freed first)."""
+    used: dict[str, int] = {}
     spilled: set[VReg] = set()
     span = _ID_SPAN
+    bits = _REG_BITS
+    mask = (1 << bits) - 1
     by_cls: dict[str, list[int]] = {}
     byid: dict[int, VReg] = {}
     for v in vregs:
@@ -189,51 +228,60 @@ def _scan(vregs: list, reserve: bool):
         avail = [i for i in range(REG_COUNTS[cls])]
         if reserve:
             avail = [i for i in avail if i not in TEMPS[cls] and not (cls == "p" and i == SPILL_P)]
+        regs = _PHYS[cls]
+        base = REG_KEY[cls]
         free = deque(avail)
-        assign = per_cls[cls] = {}
+        pops = 0
         keys.sort()
-        active: list[int] = []  # end keys, sorted
-        reg_of: dict[int, int] = {}  # end key -> physical register
+        active: list[int] = []  # (end key << bits) | register, sorted
         for key in keys:
             i = key % span
             v = byid[i]
-            lim = key - i  # start * span: active end keys below it have expired
+            lim = (key - i) << bits  # start * span, shifted: active entries below it have expired
             if active and active[0] < lim:
                 n_exp = 0
                 for a in active:
                     if a < lim:
-                        free.append(reg_of.pop(a))
+                        free.append(a & mask)
                         n_exp += 1
                     else:
                         break
                 del active[:n_exp]
-            ek = v.end * span + i
+            ek = (v.end * span + i) << bits
             if free:
-                r = assign[v] = reg_of[ek] = free.popleft()
-                insort(active, ek)
+                r = free.popleft()
+                pops += 1
+                v.phys = regs[r]
+                v.key = base + r
+                insort(active, ek | r)
                 continue
             # spill the interval ending last (never a nospill one)
             victim = None
             for k in range(len(active) - 1, -1, -1):
-                if not byid[active[k] % span].nospill:
+                if not byid[(active[k] >> bits) % span].nospill:
                     victim = k
                     break
             if victim is not None and active[victim] > ek:
                 vk = active.pop(victim)
-                vv = byid[vk % span]
-                r = reg_of.pop(vk)
-                del assign[vv]
-                assign[v] = reg_of[ek] = r
-                spilled.add(vv)
-                insort(active, ek)
+                r = vk & mask
+                spilled.add(byid[(vk >> bits) % span])
+                v.phys = regs[r]
+                v.key = base + r
+                insort(active, ek | r)
             elif not v.nospill:
                 spilled.add(v)
             else:
                 raise CompileError(f"too many live {cls} registers that cannot be spilled", vreg=v)
+        # every register handed out stays assigned (a spilled one's passes to its replacement), and
+        # the free queue hands out each register once before any freed one: min(pops, registers)
+        used[cls] = min(pops, len(avail))
     for v in spilled:
         if v.cls not in ("r", "v"):
             raise CompileError(f"out of {v.cls} registers ({REG_COUNTS[v.cls]})", vreg=v)
-    return per_cls, spilled
+    return used, spilled
+
+
+_PHYS = {cls: tuple(Reg(cls, i) for i in range(n)) for cls, n in REG_COUNTS.items()}
 
 
 _new = object.__new__
@@ -276,48 +324,41 @@ def _imm(value: int, cache: dict) -> Imm:
 def allocate(code: list, allow_spill: bool = True) -> Allocated | None:
     """Allocate ``code``; with ``allow_spill=False`` returns None instead of spilling.
 
-    Items out: Labels and (Instr, MemInfo | None, line, read keys, written keys) with the scheduler's
-    int register keys (``REG_KEY``); spill code and its setup are (Instr, MemInfo, line) triples."""
+    Items out: Labels, the IR instructions themselves (``VI``: every virtual register's ``phys`` and
+    scheduler ``key``, ``REG_KEY``, are set; the scheduler builds the physical ``Instr`` as it reads
+    each one, so there is no rewrite pass) and, where registers spilled, (Instr, MemInfo, line)
+    triples for the instructions touching them, their spill code and the spill-setup marker first."""
     vregs: list[VReg] = []
     try:
         return _allocate(code, allow_spill, vregs)
     finally:
         for v in vregs:  # the intervals live on the registers during the allocation only
             v.start = -1
+            v.end = -1
 
 
 def _allocate(code: list, allow_spill: bool, vregs: list) -> Allocated | None:
-    instrs = _liveness(code, vregs)
-    if not instrs:
+    if not _liveness(code, vregs):
         return Allocated([i for i in code if isinstance(i, Label)])
     try:
-        assign, spilled = _scan(vregs, reserve=False)
+        used, spilled = _scan(vregs, reserve=False)
         if spilled:
             if not allow_spill:
                 return None
-            assign, spilled = _scan(vregs, reserve=True)
+            used, spilled = _scan(vregs, reserve=True)
     except CompileError as e:
         if e.vreg is not None and e.vreg.start >= 0:
-            e.line = instrs[e.vreg.start].line
+            e.line = _instr_at(code, e.vreg.start).line
         raise
     slots: dict[VReg, int] = {}
     nbytes = 0
     for v in sorted(spilled, key=lambda v: v.id):
         slots[v] = nbytes
         nbytes += 64 if v.cls == "v" else 8
+    if not spilled:
+        # the scheduler builds the physical instructions from the IR and the registers' phys/key
+        return Allocated(code, 0, 0, 0, {k: v for k, v in used.items() if v})
     out: list = []
-    spill_ops = 0
-    preg: dict[VReg, Reg] = {}  # (the spill rewrite's map; the other instructions read v.phys)
-    used: dict[str, int] = {}
-    for cls, asg in assign.items():
-        regs = [Reg(cls, i) for i in range(REG_COUNTS[cls])]
-        base = REG_KEY[cls]
-        for v, i in asg.items():
-            v.phys = regs[i]
-            v.key = base + i
-        if spilled:
-            preg.update({v: regs[i] for v, i in asg.items()})
-        used[cls] = len(set(asg.values()))
     imms: dict = {}
 
     def conv_mem(a: VMem, m) -> Mem:
@@ -331,71 +372,28 @@ def _allocate(code: list, allow_spill: bool, vregs: list) -> Allocated | None:
         return _mem(m[a.base].idx, off, a.mode, extra)
 
     append = out.append
-    new = _new
-    vreg, vmem, label, meminfo = VReg, VMem, Label, _meminfo
     for it in code:
-        if it.__class__ is label:
+        if it.__class__ is Label:
             append(it)
             continue
         reads, writes = it._rw  # computed by _liveness
-        if spilled and (any(v in spilled for v in reads) or any(v in spilled for v in writes)):
-            out.extend(_rewrite_spilled(it, reads, writes, spilled, slots, preg, conv_mem))
-            continue
-        # (plain loops: a comprehension is a function call per instruction in Python 3.11)
-        args = []
-        for a in it.args:
-            c = a.__class__
-            if c is vreg:
-                args.append(a.phys)
-            elif c is vmem:  # conv(a) inlined
-                off = a.off
-                if off.__class__ is vreg:
-                    off = off.phys
-                else:
-                    o = imms.get(off)
-                    off = o if o is not None else _imm(off, imms)
-                extra = a.extra
-                if extra.__class__ is vreg:
-                    extra = extra.phys
-                elif isinstance(extra, int):
-                    o = imms.get(extra)
-                    extra = o if o is not None else _imm(extra, imms)
-                m = new(Mem)
-                md = m.__dict__
-                md["base"] = a.base.phys.idx
-                md["off"] = off
-                md["mode"] = a.mode
-                md["extra"] = extra
-                args.append(m)
-            else:
-                args.append(a)
-        rk = []
-        for v in reads:
-            rk.append(v.key)
-        wk = []
-        for v in writes:
-            wk.append(v.key)
-        mem = it.mem
-        if mem is not None and mem.rel.__class__ is vreg:
-            mem = meminfo(mem.scroll, mem.write, mem.lo, mem.hi, mem.rel.key)
-        ins = new(Instr)  # _instr() inlined: no call per instruction
-        d = ins.__dict__
-        d["op"] = it.op
-        d["mod"] = it.mod
-        d["type"] = it.type
-        d["type2"] = it.type2
-        d["args"] = tuple(args)
-        append((ins, mem, it.line, rk, wk))
-    if spilled:
-        spill_ops = sum(
-            1 for it in out if it.__class__ is tuple and it[1] is not None and it[1].scroll == SPILL_SCROLL
-        )
-    if spilled:
-        out = [_spill_setup(nbytes)] + out
+        if any(v in spilled for v in reads) or any(v in spilled for v in writes):
+            out.extend(_rewrite_spilled(it, reads, writes, spilled, slots, conv_mem))
+        else:
+            append(it)
+    spill_ops = sum(
+        1 for it in out if it.__class__ is tuple and it[1] is not None and it[1].scroll == SPILL_SCROLL
+    )
+    out = [_spill_setup(nbytes)] + out
     return Allocated(out, len(spilled), spill_ops, nbytes, {k: v for k, v in used.items() if v})
 
 
-def _rewrite_spilled(it, reads, writes, spilled, slots, preg, conv_mem):
+def _instr_at(code: list, k: int) -> VI:
+    """The ``k``-th instruction of ``code`` (labels not counted)."""
+    return [it for it in code if it.__class__ is not Label][k]
+
+
+def _rewrite_spilled(it, reads, writes, spilled, slots, conv_mem):
     """An instruction touching spilled registers: loads into reserved temporaries before it, stores
     after it."""
     temps_r = list(TEMPS["r"])
@@ -416,7 +414,7 @@ def _rewrite_spilled(it, reads, writes, spilled, slots, preg, conv_mem):
     for v in dict.fromkeys(writes):
         if v in spilled:
             post.append(_spill_access(True, v, tmap[v], slots[v], it.line))
-    m = _Both(tmap, preg)
+    m = _Both(tmap)
     args = []
     for a in it.args:
         if isinstance(a, VReg):
@@ -433,14 +431,16 @@ def _rewrite_spilled(it, reads, writes, spilled, slots, preg, conv_mem):
 
 
 class _Both:
-    __slots__ = ("a", "b")
+    """A spill temporary where the instruction has one, else the register's assigned ``phys``."""
 
-    def __init__(self, a, b):
-        self.a, self.b = a, b
+    __slots__ = ("a",)
+
+    def __init__(self, a):
+        self.a = a
 
     def __getitem__(self, k):
         r = self.a.get(k)
-        return r if r is not None else self.b[k]
+        return r if r is not None else k.phys
 
 
 def _spill_access(store: bool, v: VReg, reg: Reg, slot: int, line: int):

@@ -28,8 +28,8 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 
-from vtpu_cli.binary.program import Instr, nop
-from vtpu_cli.compiler.ir import Label
+from vtpu_cli.binary.program import Imm, Instr, Mem, nop
+from vtpu_cli.compiler.ir import VI, Label, VMem, VReg
 
 PIPE_INDEX = {"D": 0, "S": 1, "C": 2}
 
@@ -42,31 +42,8 @@ class Scheduled:
     critical_path: int = 0
     blocks: int = 0
     stats: dict = field(default_factory=dict)
-
-
-def _split(items: list):
-    """Blocks of (Instr, MemInfo, line, read keys, written keys) with the labels that precede each
-    block; items without keys (spill code, the spill-scroll setup) get them here."""
-    blocks = []
-    cur: list = []
-    labels: list[str] = []
-    label = Label
-    for it in items:
-        if it.__class__ is label:
-            if cur:
-                blocks.append((labels, cur))
-                cur, labels = [], []
-            labels.append(it.name)
-            continue
-        if len(it) != 5:
-            it = (it[0], it[1], it[2], *int_keys(it[0]))
-        cur.append(it)
-        if it[0].op.branch:
-            blocks.append((labels, cur))
-            cur, labels = [], []
-    if cur or labels:
-        blocks.append((labels, cur))
-    return blocks
+    branches: list[int] | None = None  # indexes of the SIWs that hold a branch (always in the D slot)
+    ops: list[int] | None = None  # non-NOP ops per SIW
 
 
 _FLAG = 256  # the flags register, beside the physical register keys (regalloc.REG_KEY: 0..255)
@@ -74,70 +51,222 @@ _NKEYS = _FLAG + 1
 _KEY = {"r": 0, "v": 64, "p": 128, "m": 192}
 
 
+class _Key:
+    """A physical register key where the scheduler reads a virtual register's ``key`` (spill code and
+    the flags register: the dependency loop reads ``.key`` from whatever it is given)."""
+
+    __slots__ = ("key",)
+
+    def __init__(self, key: int):
+        self.key = key
+
+
+_KEYS = tuple(_Key(k) for k in range(_NKEYS))
+_FLAG_KEY = _KEYS[_FLAG]
+
+
 def int_keys(ins) -> tuple[set, set]:
-    """(reads, writes) of an allocated instruction as scheduler keys (an item without the
-    allocator's precomputed keys: spill code, the spill-scroll setup)."""
+    """(reads, writes) of an allocated instruction as scheduler keys."""
     r, w = ins.regs()
     return {_KEY[c] + i for c, i in r}, {_KEY[c] + i for c, i in w}
 
 
-def build_dag(block: list):
-    """The dependency DAG of one block and its per-op tables, built in one pass over the block:
-    (succs, raw, npred, prio, term_preds, lat_of, pipe_of, ins_of, line_of).
+def _key_lists(ins) -> tuple[list, list]:
+    """(reads, writes) of an allocated instruction (spill code, the spill-scroll setup) as key objects."""
+    r, w = int_keys(ins)
+    return [_KEYS[k] for k in r], [_KEYS[k] for k in w]
 
-    ``block`` items are (instr, MemInfo, line, reads, writes) with the register keys (the allocator
-    supplies them, so they are not recomputed from operands).
-    ``succs[j]`` lists j's successors (each once); an edge weighs the producer's latency when the
-    successor reads a register j writes (RAW) and 1 otherwise, so only the RAW successors of ops
-    whose latency exceeds 1 carry information beyond the edge itself: they are listed again in
-    ``raw[j]`` (edges are plain ints, no (j, latency) tuples). ``prio`` is the latency-weighted longest
-    path to the end of the block; ``term_preds`` the predecessors of the last item. The op's latency,
-    pipe (0 D, 1 S, 2 C) and dependency kind come from one table per op name (:func:`_op_info`).
 
-    A write-after-write edge is left out when the register was read since it was last written: each
-    such reader depends on the earlier write (RAW, latency >= 1) and the new write depends on the
-    reader (WAR), so the edge is implied -- with the same readiness, the same latency-ready SIW and the
-    same priorities (every latency is >= 1), i.e. the same schedule with ~20% fewer edges."""
-    n = len(block)
-    succs: list[list[int]] = [[] for _ in range(n)]
-    raw: list = [None] * n  # a list only for ops of latency > 1 that have RAW successors
-    npred = [0] * n
-    preds_of: list = [None] * n
-    # per register key (0..255, the flags _FLAG): its last writer and its readers since then, as
-    # lists indexed by key (no hashing)
-    last_w = [-1] * _NKEYS
+_new = object.__new__
+
+
+def _physical(it: VI, imms: dict) -> Instr:
+    """The physical instruction of an allocated IR instruction (registers -> their ``phys``)."""
+    args = []
+    for a in it.args:
+        c = a.__class__
+        if c is VReg:
+            args.append(a.phys)
+        elif c is VMem:
+            off = a.off
+            off = off.phys if off.__class__ is VReg else _imm(off, imms)
+            extra = a.extra
+            if extra.__class__ is VReg:
+                extra = extra.phys
+            elif isinstance(extra, int):
+                extra = _imm(extra, imms)
+            args.append(_mem(a.base.phys.idx, off, a.mode, extra))
+        else:
+            args.append(a)
+    return _instr(it.op, it.mod, it.type, it.type2, tuple(args))
+
+
+def _imm(value: int, cache: dict) -> Imm:
+    """A shared ``Imm(value)`` (immutable), built without the frozen-dataclass ``__init__``."""
+    o = cache.get(value)
+    if o is None:
+        o = cache[value] = _new(Imm)
+        o.__dict__["value"] = value
+    return o
+
+
+def _mem(base: int, off, mode: int, extra) -> Mem:
+    """``Mem(base, off, mode, extra)`` without the frozen-dataclass ``__init__`` (same value, hash)."""
+    o = _new(Mem)
+    d = o.__dict__
+    d["base"] = base
+    d["off"] = off
+    d["mode"] = mode
+    d["extra"] = extra
+    return o
+
+
+def _instr(op, mod, type, type2, args) -> Instr:
+    """``Instr(op, mod, type, type2, args)`` without the frozen dataclass ``__init__`` (which sets each
+    field through ``object.__setattr__``); the instance is identical (tests/test_phx_speed.py)."""
+    o = _new(Instr)
+    d = o.__dict__
+    d["op"] = op
+    d["mod"] = mod
+    d["type"] = type
+    d["type2"] = type2
+    d["args"] = args
+    return o
+
+
+def schedule(items: list, reorder: bool = True, on_block=None) -> Scheduled:
+    """Schedule the allocator's items (Labels, allocated ``VI``s, (Instr, MemInfo, line) triples) block
+    by block (blocks end before a label and after a branch); ``on_block(fraction done)`` is called
+    every 256 blocks (progress).
+
+    One pass over the items builds each instruction's physical ``Instr`` and, at the same time, the
+    dependency DAG of its block and the block's per-op tables (what a separate allocator rewrite, block
+    split and DAG pass did): register keys come from the virtual registers' ``key`` (set by the
+    allocator's scan), the op's latency, pipe (0 D, 1 S, 2 C) and dependency kind from one table per op
+    name (:func:`_op_info`). At a block's end :func:`_list_schedule` orders it.
+
+    Dependencies: RAW edges weigh the producer's latency, every other edge 1, so only the RAW
+    successors of ops whose latency exceeds 1 carry information beyond the edge itself: they are listed
+    again in ``raw[j]`` (edges are plain ints). A write-after-write edge is left out when the register
+    was read since it was last written: each such reader depends on the earlier write (RAW, latency >=
+    1) and the new write depends on the reader (WAR), so the edge is implied -- with the same
+    readiness, the same latency-ready SIW and the same priorities (every latency is >= 1), i.e. the
+    same schedule with ~20% fewer edges."""
+    if not reorder:
+        return _in_order(items)
+    siws = _SIWs()
+    lines: list[int] = []
+    labels: dict[str, int] = {}
+    branches: list[int] = []
+    ops: list[int] = []
+    crit = 0
+    nblocks = 0
+    labelled = False  # labels seen since the last block ended (a trailing group counts as a block)
+    done_items = 0
+    n_items = len(items)
+    infos = _INFO
+    imms: dict = {}
+    label, vi, vreg, vmem = Label, VI, VReg, VMem
+    new = _new
+    flag_key = _FLAG_KEY
+    has_nop = False
+    # block state (reset at each block's end)
+    i = -1
+    raw: list = []  # per op: a list only for ops of latency > 1 that have RAW successors
+    preds_of: list = []
+    last_w = [-1] * _NKEYS  # per register key: its last writer and its readers since then
     readers: list = [None] * _NKEYS
-    mem_loads: dict[str, tuple] = {}
-    mem_stores: dict[str, tuple] = {}
+    mem_loads: dict[str, list] = {}
+    mem_stores: dict[str, list] = {}
     since_barrier: list[int] = []
     last_barrier = -1
     lat_of: list[int] = []
     pipe_of: list[int] = []
     ins_of: list = []
     line_of: list[int] = []
-    add_lat, add_pipe, add_ins, add_line = lat_of.append, pipe_of.append, ins_of.append, line_of.append
-    infos = _INFO
     pr: set = set()
-
-    i = -1
-    for ins, mem, line, reads, writes in block:
+    for it in items:
+        if it.__class__ is vi:
+            op = it.op
+            # the physical instruction (``_physical`` inlined: no call per instruction)
+            args = []
+            for a in it.args:
+                c = a.__class__
+                if c is vreg:
+                    args.append(a.phys)
+                elif c is vmem:
+                    off = a.off
+                    if off.__class__ is vreg:
+                        off = off.phys
+                    else:
+                        o = imms.get(off)
+                        off = o if o is not None else _imm(off, imms)
+                    extra = a.extra
+                    if extra.__class__ is vreg:
+                        extra = extra.phys
+                    elif isinstance(extra, int):
+                        o = imms.get(extra)
+                        extra = o if o is not None else _imm(extra, imms)
+                    m = new(Mem)
+                    md = m.__dict__
+                    md["base"] = a.base.phys.idx
+                    md["off"] = off
+                    md["mode"] = a.mode
+                    md["extra"] = extra
+                    args.append(m)
+                else:
+                    args.append(a)
+            ins = new(Instr)
+            d = ins.__dict__
+            d["op"] = op
+            d["mod"] = it.mod
+            d["type"] = it.type
+            d["type2"] = it.type2
+            d["args"] = tuple(args)
+            reads, writes = it._rw
+            mem = it.mem
+            line = it.line
+        elif it.__class__ is label:
+            if i >= 0:
+                crit += _list_schedule(
+                    i + 1, preds_of, raw, pr, lat_of, pipe_of, ins_of, line_of, siws, lines, branches, ops
+                )
+                nblocks += 1
+                done_items += i + 1
+                if on_block is not None and nblocks % 256 == 255:
+                    on_block(done_items / n_items)
+                i = -1
+                raw, preds_of, lat_of, pipe_of, ins_of, line_of = [], [], [], [], [], []
+                last_w = [-1] * _NKEYS
+                readers = [None] * _NKEYS
+                mem_loads, mem_stores, since_barrier, last_barrier = {}, {}, [], -1
+            labels[it.name] = len(siws)
+            labelled = True
+            continue
+        else:  # spill code: (Instr, MemInfo, line)
+            ins, mem, line = it[0], it[1], it[2]
+            op = ins.op
+            reads, writes = _key_lists(ins)
         i += 1
-        op = ins.op
         inf = infos.get(op.name)
         if inf is None:
             inf = _op_info(op)
         lat, pipe, kind = inf
-        add_lat(lat)
-        add_pipe(pipe)
-        add_ins(ins)
-        add_line(line)
-        if kind & 3:
+        lat_of.append(lat)
+        pipe_of.append(pipe)
+        ins_of.append(ins)
+        line_of.append(line)
+        raw.append(None)
+        if kind & 19:
+            if kind & 16:  # a NOP op in the code: the report counts NOP slots itself
+                has_nop = True
             if kind & 1:
-                writes = [*writes, _FLAG]
+                writes = [*writes, flag_key]
             if kind & 2:
-                reads = [*reads, _FLAG]
+                reads = [*reads, flag_key]
         pr = set()
-        for k in reads:
+        for v in reads:
+            k = v.key
             w = last_w[k]
             if w >= 0 and w not in pr:
                 pr.add(w)
@@ -168,6 +297,8 @@ def build_dag(block: list):
             rel = mem.rel
             if rel is not None:  # the offset register's value: identified by its last writer
                 # (one int, key + 512 * (writer + 1), for a register key: no tuple to build and hash)
+                if rel.__class__ is vreg:
+                    rel = rel.key
                 rel = rel + 512 * (last_w[rel] + 1) if rel.__class__ is int else (rel, -1)
             sc = mem.scroll
             # (only scan a table that holds this scroll, the '*' scroll, or when this access is '*')
@@ -194,7 +325,8 @@ def build_dag(block: list):
                 ent[1].append(i)
             else:
                 ent[4].append((i, lo, mem.hi, rel))
-        for k in writes:
+        for v in writes:
+            k = v.key
             rl = readers[k]
             if rl:
                 pr.update(rl)
@@ -205,33 +337,31 @@ def build_dag(block: list):
                     pr.add(w)
             last_w[k] = i
         pr.discard(i)
-        if pr:
-            npred[i] = len(pr)
-            preds_of[i] = pr
-    # One backward pass over the predecessor sets does both: the successor lists (each op's, in
-    # decreasing index order; the scheduler's heaps order by key, so the order is immaterial) and the
-    # priorities, pushed from each op (final once every later op is done) into its predecessors:
-    # prio = max(latency, 1 + prio of any successor, latency + prio of a RAW successor).
-    prio = lat_of[:]
-    for i in range(n - 1, -1, -1):
-        p = prio[i]
-        lat = lat_of[i]
-        if lat > 1:
-            rw = raw[i]
-            if rw is not None:
-                for j in rw:
-                    v = lat + prio[j]
-                    if v > p:
-                        p = v
-                prio[i] = p
-        ps = preds_of[i]
-        if ps is not None:
-            p += 1
-            for j in ps:
-                succs[j].append(i)
-                if prio[j] < p:
-                    prio[j] = p
-    return succs, raw, npred, prio, (pr if n else set()), lat_of, pipe_of, ins_of, line_of
+        preds_of.append(pr if pr else None)
+        if op.branch:
+            crit += _list_schedule(
+                i + 1, preds_of, raw, pr, lat_of, pipe_of, ins_of, line_of, siws, lines, branches, ops
+            )
+            nblocks += 1
+            labelled = False
+            done_items += i + 1
+            if on_block is not None and nblocks % 256 == 255:
+                on_block(done_items / n_items)
+            i = -1
+            raw, preds_of, lat_of, pipe_of, ins_of, line_of = [], [], [], [], [], []
+            last_w = [-1] * _NKEYS
+            readers = [None] * _NKEYS
+            mem_loads, mem_stores, since_barrier, last_barrier = {}, {}, [], -1
+        else:
+            labelled = False
+    if i >= 0:
+        crit += _list_schedule(
+            i + 1, preds_of, raw, pr, lat_of, pipe_of, ins_of, line_of, siws, lines, branches, ops
+        )
+        nblocks += 1
+    elif labelled:
+        nblocks += 1
+    return Scheduled(siws, lines, labels, crit, nblocks, branches=branches, ops=None if has_nop else ops)
 
 
 _INFO: dict[str, tuple[int, int, int]] = {}  # op name -> (latency, pipe index, kind bits of _kind)
@@ -242,7 +372,8 @@ def _op_info(op) -> tuple[int, int, int]:
     return inf
 
 
-_KIND: dict[str, int] = {}  # op name -> bits: 1 writes flags, 2 reads flags, 4 barrier, 8 S-pipe memory
+_KIND: dict[str, int] = {}  # op name -> bits: 1 writes flags, 2 reads flags, 4 barrier, 8 S-pipe memory,
+# 16 a NOP op
 
 
 def _kind(op) -> int:
@@ -251,6 +382,8 @@ def _kind(op) -> int:
         k |= 4
     if op.pipe == "S" and not op.no_memory:
         k |= 8
+    if op.is_nop:
+        k |= 16
     _KIND[op.name] = k
     return k
 
@@ -322,27 +455,57 @@ def _mem_conflicts(table: dict, mem, rel, out: set) -> None:
                             out.add(j)
 
 
-def schedule_block(block: list, reorder: bool = True):
-    """SIWs ((D, S, C) tuples, NOPs in empty slots) for one block; returns (siws, lines, critical
-    path).
+def _list_schedule(
+    n: int,
+    preds_of: list,
+    raw: list,
+    term_preds: set,
+    lat_of: list,
+    pipe_of: list,
+    ins_of: list,
+    line_of: list,
+    out: list,
+    out_lines: list,
+    out_branches: list,
+    out_ops: list,
+) -> int:
+    """List-schedule one block of ``n`` ops into SIWs ((D, S, C) tuples, NOPs in empty slots) appended
+    to ``out`` (their source lines to ``out_lines``, where a branch went to ``out_branches``, the ops
+    per SIW to ``out_ops``); returns the block's critical path.
+
+    One backward pass over the predecessor sets builds the successor lists (each op's, in decreasing
+    index order; the heaps below order by key, so the order is immaterial), the predecessor counts and
+    the priorities, pushed from each op (final once every later op is done) into its predecessors:
+    prio = max(latency, 1 + prio of any successor, latency + prio of a RAW successor).
 
     Ready ops wait in one heap per pipe keyed by ``(crit - priority) * n + index`` (decreasing
     priority, ties by program order, as one int instead of a (-priority, index) tuple: no sort of the
     block needed); ops whose predecessors are placed but whose latency has not elapsed wait in a
     second heap per pipe keyed by ``earliest SIW * span + that key``. Only edges of latency > 1 can
     delay an op beyond the next SIW, so only those (``raw``) update the latency-ready SIW."""
-    if not block:
-        return [], [], 0
+    succs: list[list[int]] = [[] for _ in range(n)]
+    npred = [0] * n
+    prio = lat_of[:]
+    for i in range(n - 1, -1, -1):
+        p = prio[i]
+        lat = lat_of[i]
+        if lat > 1:
+            rw = raw[i]
+            if rw is not None:
+                for j in rw:
+                    v = lat + prio[j]
+                    if v > p:
+                        p = v
+                prio[i] = p
+        ps = preds_of[i]
+        if ps is not None:
+            npred[i] = len(ps)
+            p += 1
+            for j in ps:
+                succs[j].append(i)
+                if prio[j] < p:
+                    prio[j] = p
     nd, ns, nc = _NOPS
-    if not reorder:
-        siws = []
-        for it in block:
-            ins = it[0]
-            p = PIPE_INDEX[ins.op.pipe]
-            siws.append((ins, ns, nc) if p == 0 else (nd, ins, nc) if p == 1 else (nd, ns, ins))
-        return siws, [b[2] for b in block], 0
-    n = len(block)
-    succs, raw, npred, prio, term_preds, lat_of, pipe_of, ins_of, line_of = build_dag(block)
     term = ins_of[-1] if ins_of[-1].op.branch else None
     crit = max(prio)
     body_n = n - (1 if term is not None else 0)
@@ -358,8 +521,11 @@ def schedule_block(block: list, reorder: bool = True):
             avail[pipe_of[i]].append(top - prio[i] * n + i)
     for h in avail:
         heapq.heapify(h)
+    base = len(out)
     siws: list[tuple] = []
-    lines: list[int] = []
+    add_siw = siws.append
+    add_line = out_lines.append
+    add_ops = out_ops.append
     done = 0
     t = 0
     a0, a1, a2 = avail
@@ -410,7 +576,7 @@ def schedule_block(block: list, reorder: bool = True):
             chosen = [i2] if i2 >= 0 else []
         if not chosen:  # pragma: no cover - a DAG always has a ready op
             raise AssertionError("scheduler found no ready op")
-        siws.append(
+        add_siw(
             (
                 ins_of[i0] if i0 >= 0 else nd,
                 ins_of[i1] if i1 >= 0 else ns,
@@ -421,7 +587,8 @@ def schedule_block(block: list, reorder: bool = True):
         for i in chosen:
             if line_of[i] < line:
                 line = line_of[i]
-        lines.append(line)
+        add_line(line)
+        add_ops(len(chosen))
         done += len(chosen)
         t1 = t + 1
         for i in chosen:
@@ -453,29 +620,52 @@ def schedule_block(block: list, reorder: bool = True):
         pos = max(need, len(siws) - 1)
         if 0 <= pos < len(siws) and siws[pos][0] is nd:
             siws[pos] = (term, siws[pos][1], siws[pos][2])
+            out_ops[base + pos] += 1
         else:
+            pos = len(siws)
             siws.append((term, ns, nc))
-            lines.append(line_of[-1])
-    return siws, lines, crit
+            out_lines.append(line_of[-1])
+            out_ops.append(1)
+        out_branches.append(base + pos)
+    out.extend(siws)
+    return crit
 
 
-def schedule(items: list, reorder: bool = True, on_block=None) -> Scheduled:
-    """Schedule every block; ``on_block(fraction done)`` is called every 256 blocks (progress)."""
+def _in_order(items: list) -> Scheduled:
+    """``-O0``: one op per SIW in program order."""
+    nd, ns, nc = _NOPS
     siws = _SIWs()
     lines: list[int] = []
     labels: dict[str, int] = {}
-    crit = 0
-    blocks = _split(items)
-    for k, (labs, block) in enumerate(blocks):
-        if on_block is not None and k % 256 == 255:
-            on_block(k / len(blocks))
-        for name in labs:
-            labels[name] = len(siws)
-        s, ln, c = schedule_block(block, reorder)
-        siws.extend(s)
-        lines.extend(ln)
-        crit += c
-    return Scheduled(siws, lines, labels, crit, len(blocks))
+    branches: list[int] = []
+    imms: dict = {}
+    blocks = 0
+    open_block = False
+    nop_ops = False  # a NOP op in the code: the report counts NOP slots itself
+    for it in items:
+        c = it.__class__
+        if c is Label:
+            if open_block:
+                blocks += 1
+                open_block = False
+            labels[it.name] = len(siws)
+            continue
+        if c is VI:
+            ins, line = _physical(it, imms), it.line
+        else:
+            ins, line = it[0], it[2]
+        p = PIPE_INDEX[ins.op.pipe]
+        nop_ops = nop_ops or ins.op.is_nop
+        if ins.op.branch:
+            branches.append(len(siws))
+        siws.append((ins, ns, nc) if p == 0 else (nd, ins, nc) if p == 1 else (nd, ns, ins))
+        lines.append(line)
+        open_block = not ins.op.branch
+        if ins.op.branch:
+            blocks += 1
+    return Scheduled(
+        siws, lines, labels, 0, blocks, branches=branches, ops=None if nop_ops else [1] * len(siws)
+    )
 
 
 class _SIWs(list):
@@ -509,4 +699,4 @@ def check_hazards(code: list) -> list[str]:
     return errors
 
 
-__all__ = ["schedule", "schedule_block", "build_dag", "check_hazards", "to_siws", "Scheduled", "Instr"]
+__all__ = ["schedule", "check_hazards", "to_siws", "Scheduled", "Instr"]
