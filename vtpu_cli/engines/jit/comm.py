@@ -6,7 +6,9 @@ it is empty; the n-th collective a member executes on a group matches every othe
 values are combined in ascending sentron id, so collectives produce the interpreter's bits.
 
 *One sentron* (compile-time variant ``single``): the only queue (0 -> 0) is a 16-slot ring in the
-native function's own stack frame (head and tail are SSA values), collectives complete at once; a
+native function's own stack frame (the tail a private counter, the head read atomically from an escaped
+slot; message lengths and occupancy proved at compile time where they can be, ``ring_analysis``),
+collectives complete at once; a
 CSEND to a full queue or a CRECV from an empty one cannot ever proceed, so it exits with
 ``ST_DEADLOCK`` and the engine replays the run in the interpreter for the exact report.
 
@@ -288,9 +290,12 @@ def setup(lw, program, single: bool, race: bool = True) -> None:
         lw.TAIL = b.alloca(I64, name="rtail")
         b.store(_c(0), lw.HEAD)
         b.store(_c(0), lw.TAIL)
-        # Publish the ring's address in the context (an otherwise unused slot): the ring escapes, so LLVM
-        # keeps the queue's loads and stores instead of forwarding a private ring through registers.
-        for k, slot in enumerate((lw.RING, lw.HEAD, lw.TAIL)):
+        # Publish the ring's and the head's addresses in the context (otherwise unused slots): they escape,
+        # so LLVM keeps the queue's stores, and the head it reads (atomically) is a value it cannot relate
+        # to the tail, so it cannot forward a payload from the send to the receive through a register.
+        # The tail is private (a register in the loop): only the send's address derives from it, and
+        # knowing it does not tell LLVM which entry a receive reads (a store and a load per trip fewer).
+        for k, slot in enumerate((lw.RING, lw.HEAD)):
             lw.cstore(slot, OFF_ESCAPE + 8 * k)
         lw.ring_known, lw.ring_all, lw.ring_occ = (
             ring_analysis(program) if STATIC_LENGTHS else ({}, False, {})
@@ -615,9 +620,11 @@ def ring_analysis(program) -> tuple[dict[int, int], bool, dict[int, int]]:
 
 
 def _ring_ld(lw, ptr):
-    """Head/tail of the one-sentron ring are accessed atomically (monotonic): LLVM then keeps the ring in
+    """The head of the one-sentron ring is read atomically (monotonic): LLVM then keeps the ring in
     memory instead of promoting it to registers and deleting it, so a self-send costs what a queue costs
-    and benchmarks of the C pipe measure message traffic, not the optimiser."""
+    and benchmarks of the C pipe measure message traffic, not the optimiser. (With the tail private too,
+    LLVM proved the receive's entry the send's and forwarded the payload: balanced's fast loop then did
+    14 of its 16 reads, double_buffer's 2 of 4; ``bench/native.py`` fails that.)"""
 
     return lw.b.load_atomic(ptr, RING_ORDER, 8, typ=I64)
 
@@ -638,7 +645,7 @@ def _ready_single(lw, ins: Instr) -> None:
         else:
             home = coords.home_packed(0)
             lw.fault_if(b.icmp_unsigned("!=", lw.pget(ins.args[1].idx), ir.Constant(I128, home)))
-        tail = _ring_ld(lw, lw.TAIL)
+        tail = b.load(lw.TAIL)
         if lw.ring_occ.get(lw.pc, QUEUE_CAPACITY) >= QUEUE_CAPACITY:  # not proved to have room
             head = _ring_ld(lw, lw.HEAD)
             if QUEUE_INVARIANT:
@@ -657,7 +664,7 @@ def _ready_single(lw, ins: Instr) -> None:
             lw.fault_if(b.and_(b.icmp_unsigned("!=", w, _c(0)), b.icmp_signed("!=", w, _c(ANY_SENDER))))
         head = _ring_ld(lw, lw.HEAD)
         if lw.ring_occ.get(lw.pc, 0) == 0:  # not proved to hold a message
-            empty = b.icmp_unsigned("==", _ring_ld(lw, lw.TAIL), head)
+            empty = b.icmp_unsigned("==", b.load(lw.TAIL), head)
             lw.fault_if(empty, ST_DEADLOCK)
         lw.cstate = _CState(head=head)
     else:
@@ -685,14 +692,12 @@ def _run_single(lw, ins: Instr) -> None:
     st = lw.STATS
     if name in ("CSEND", "CROUTE"):
         vec, ln = _payload_in(lw, ins.args[0])
-        tail = lw.cstate.tail if lw.cstate is not None else _ring_ld(lw, lw.TAIL)
+        tail = lw.cstate.tail if lw.cstate is not None else b.load(lw.TAIL)
         entry = b.gep(lw.RING, [ir.Constant(I32, 0), b.and_(tail, _c(_RING_MASK))], inbounds=True)
         b.store(vec, b.bitcast(entry, VB.as_pointer()), align=64)
         if not lw.ring_all:  # some receive reads the length from the ring
             b.store(ln, b.bitcast(b.gep(entry, [_c(64)], inbounds=True), I64.as_pointer()), align=8)
-        _store_atomic(
-            lw, b.add(tail, _c(SINGLE_ENTRY), flags=_NUW if QUEUE_INVARIANT else ()), lw.TAIL, RING_ORDER, 8
-        )
+        b.store(b.add(tail, _c(SINGLE_ENTRY), flags=_NUW if QUEUE_INVARIANT else ()), lw.TAIL)
         _bump(lw, st[0], _c(1))
         _bump(lw, st[1], ln)
         if name == "CROUTE":
