@@ -73,6 +73,34 @@ def test_gate_uses_core_cycles_and_reports_tsc_ticks():
     assert crit[0]["value"] == 2.0 and abs(crit[0]["per_tsc_tick"] - 2.4) < 1e-12
 
 
+def test_gate_reports_ops_per_oncpu_cycle():
+    """Beside the gate's value (TSC ticks x core clock), the geomean per on-CPU cycle: each run's native
+    ticks or its process CPU time, whichever is less (preemption by other processes left out)."""
+    ps = [
+        prog("a", 2.0, rates={"ops_per_oncpu_cycle": 3.0}),
+        prog("b", 1.0, rates={"ops_per_oncpu_cycle": 3.0}),
+    ]
+    crit = evaluate_gate("phase0", ps, HOST, "jit")
+    assert abs(crit[0]["value"] - 2.0**0.5) < 1e-12 and abs(crit[0]["per_oncpu_cycle"] - 3.0) < 1e-12
+    assert crit[0]["passed"] is False  # the gate itself stays on TSC ticks
+    ps[1]["rates"] = {}
+    assert evaluate_gate("phase0", ps, HOST, "jit")[0]["per_oncpu_cycle"] is None
+
+
+@pytest.mark.parametrize("name", ["d_heavy", "c_heavy"])
+def test_oncpu_cycles_bound_the_run(name):
+    """Per on-CPU cycle is never below per TSC-derived core cycle nor below per process-CPU cycle: each
+    run's on-CPU ticks are the lesser of its native ticks and its CPU time (which includes the
+    engine's set-up around the native run)."""
+    m = {m.name: m for m in load_manifests()}[name]
+    r = run_benchmark(m, "jit", "quick", 3)
+    assert r["verified"] and r["native"], r["error"]
+    if r["core_per_tsc"] is None:
+        pytest.skip("no core clock on this host")
+    on = r["rates"]["ops_per_oncpu_cycle"]
+    assert on >= r["ops_per_cycle"] * (1 - 1e-9) and on >= r["ops_per_cpu_cycle"] * (1 - 1e-9)
+
+
 def test_phase1_hit_rate_and_normalised_throughput():
     ps = [
         prog("walk", phases=("phase1",), structured=True, ppt_hit_rate=0.97),

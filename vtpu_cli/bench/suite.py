@@ -253,7 +253,7 @@ def run_benchmark(
     rng = np.random.default_rng(12345)
     inputs = case.inputs(params, rng, n)
     clock0 = core_clock()
-    times, ticks, cpu, res = [], [], [], None
+    times, ticks, cpu, oncpu, res = [], [], [], [], None
     for _ in range(max(repeats, 1)):
         mem = _memory(program, inputs)
         c0 = time.process_time()
@@ -276,6 +276,7 @@ def run_benchmark(
         times.append(secs)
         if cyc is not None:
             ticks.append(cyc)
+            oncpu.append((cyc, cpu[-1]))
     ok, detail = case.check(res, program, inputs, params)
     out["verified"] = bool(ok)
     if not ok:
@@ -292,6 +293,12 @@ def run_benchmark(
     ratios = [c["core_per_tsc"] for c in (clock0, clock1) if c["core_per_tsc"]]
     core_per_tsc = max(ratios) if ratios else None
     cycles = tk * core_per_tsc if tk and core_per_tsc else None
+    # On-CPU ticks of a run: its native TSC ticks, or the process CPU time around the whole run (engine
+    # set-up included) in ticks, whichever is less. Both include every tick the native code ran on a
+    # core; the TSC also counts the time the thread was preempted by other processes, the CPU time the
+    # run's Python around it. So this is an upper bound of the ticks the run used on a core (ops per
+    # on-CPU cycle a lower bound), and the same as the TSC count for a run no one preempted.
+    on = _median([min(t, c * hz) for t, c in oncpu]) if oncpu and hz else None
     ops = res.ops
     out.update(
         {
@@ -327,6 +334,8 @@ def run_benchmark(
             rates["gbytes"] = work["bytes"] / secs / 1e9
         if "messages" in work:
             rates["messages_per_s"] = work["messages"] / secs
+    if on and core_per_tsc:  # see ``on`` above (docs/bench.md keeps the program keys fixed: a rate)
+        rates["ops_per_oncpu_cycle"] = ops / (on * core_per_tsc)
     out["work"] = work
     out["rates"] = rates
     if m.kind == "latency" and "round_trips" in work:
@@ -460,6 +469,8 @@ def evaluate_gate(
         )
         tsc = [p.get("ops_per_tsc") for p in ps if not _why_bad(p)]
         c["per_tsc_tick"] = None if why or bad or not all(tsc) else _geomean(tsc)
+        on = [(p.get("rates") or {}).get("ops_per_oncpu_cycle") for p in ps if not _why_bad(p)]
+        c["per_oncpu_cycle"] = None if why or bad or not all(on) else _geomean(on)
         if bad and not why:
             c["note"] = "a program that faulted, did not run natively or was not verified counts as 0: " + (
                 "; ".join(bad)
@@ -800,6 +811,12 @@ def _print_results(con, doc: dict) -> None:
             if c.get("per_tsc_tick") is not None:
                 con.print(
                     f"{escape(c['name'])}: per TSC tick instead of per core cycle: {_down(c['per_tsc_tick'])}"
+                )
+            if c.get("per_oncpu_cycle") is not None:
+                con.print(
+                    f"{escape(c['name'])}: per on-CPU core cycle (each run's native TSC ticks or its process "
+                    f"CPU time, whichever is less: time other processes held the core left out): "
+                    f"{_down(c['per_oncpu_cycle'])}"
                 )
             if c.get("note"):
                 con.print(f"[yellow]{escape(c['note'])}[/yellow]")
