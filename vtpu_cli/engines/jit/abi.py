@@ -27,6 +27,8 @@ class Field:
         return np.dtype(self.dtype).itemsize * self.count
 
 
+CSEQ_WORDS = 32  # groups (+1) whose collective sequence numbers a split program carries in the context
+
 FIELDS: tuple[Field, ...] = (
     Field("r", "<i8", 16, doc="scalar registers r0-r15"),
     Field("p", "<u8", 16, doc="coordinate registers p0-p7 (lo, hi words)"),
@@ -70,6 +72,9 @@ FIELDS: tuple[Field, ...] = (
         align=64,
         doc="race detector (several sentrons): -> own clock row, own read row, writer words, read rows",
     ),
+    # state a split program's region functions hand on to the next one (compile.py, "regions")
+    Field("lsteps", "<i8", align=64, doc="steps run so far (a per-sentron --max-steps limit)"),
+    Field("cseq", "<i8", CSEQ_WORDS, doc="collective sequence numbers per group (comm.CSEQ)"),
 )
 
 
@@ -110,6 +115,7 @@ OFF_V, OFF_M = OFFSETS["v"], OFFSETS["m"]
 OFF_FLEET, OFF_YIELD = OFFSETS["fleet"], OFFSETS["yield"]
 OFF_BLOCKED, OFF_SEEN, OFF_CSTAT = OFFSETS["blocked"], OFFSETS["seen"], OFFSETS["cstat"]
 OFF_RACE = OFFSETS["race"]
+OFF_LSTEPS, OFF_CSEQ = OFFSETS["lsteps"], OFFSETS["cseq"]
 
 # exit status codes written to the ``status`` field
 ST_OK, ST_FAULT, ST_PYFAULT, ST_LIMIT, ST_DEADLOCK, ST_ABORT, ST_ERROR = 0, 1, 2, 3, 4, 5, 6

@@ -17,6 +17,7 @@ from vtpu_cli import __version__
 from vtpu_cli.binary.program import MEM_INDEXED, Imm, Program, Reg
 from vtpu_cli.core.errors import VtpuError
 from vtpu_cli.core.fileio import write_atomic
+from vtpu_cli.engines.jit.abi import CSEQ_WORDS, OFF_CSEQ, OFF_LSTEPS
 
 try:  # llvmlite is a hard dependency, but the engine must degrade to a clear reason without it
     import llvmlite
@@ -533,11 +534,153 @@ class _Variant:
     race: bool = True  # several sentrons: the native race detector (off only to measure its cost)
 
 
+# Programs above SPLIT_SIWS are lowered as several *region* functions of about REGION_SIWS SIWs each,
+# called in turn by a small dispatcher (see _regions).
+SPLIT_SIWS = 1536
+REGION_SIWS = 512
+
+
+def _c_ops(program: Program) -> bool:
+    return any(not siw[2].is_nop for siw in program.code)
+
+
+def _regions(program: Program, leaders: list[int], v: _Variant) -> list[tuple[int, int]]:
+    """The pc ranges ``[a, z)`` lowered as separate LLVM functions: one range for most programs.
+
+    Every S check's fault edge leaves every loop around it, and LLVM's loop passes (IndVarSimplify
+    above all) take time that grows with a loop's size times its exits: a model step is one layer loop
+    around ~2,000 SIWs, and its compile time grew with the square of the program (9 s of a 2,142-SIW
+    step's ~14 s). A large program is therefore cut, at block leaders, into regions of about
+    REGION_SIWS SIWs, never inside a loop of at most REGION_SIWS SIWs (the hot loop nests stay whole,
+    in one function, with every optimisation); a larger loop's back edge then goes through the
+    dispatcher, which costs a register spill and reload per trip of that (long) body. Regions hand
+    their registers on through the context block, as at a callback. Not split: one-sentron programs
+    with C-pipe ops (their message ring lives in the function's stack frame) and programs with more
+    collective groups than the context carries."""
+    code = program.code
+    n = len(code)
+    if n <= SPLIT_SIWS or (v.single and _c_ops(program)) or len(program.groups) + 1 > CSEQ_WORDS:
+        return [(0, n)]
+    inside = [0] * (n + 1)  # > 0: a cut before this pc would split a small loop
+    for pc, siw in enumerate(code):
+        d = siw[0]
+        if d.op.branch:
+            t = d.args[-1].value
+            if 0 <= t <= pc and pc - t + 1 <= REGION_SIWS:
+                inside[t + 1] += 1
+                inside[pc + 1] -= 1
+    depth, ok = 0, []
+    allowed = []
+    for pc in range(n + 1):
+        depth += inside[pc]
+        ok.append(depth == 0)
+    allowed = [pc for pc in leaders if pc > 0 and ok[pc]]
+    cuts = [0]
+    prev = None
+    for pc in allowed:
+        if pc - cuts[-1] > REGION_SIWS and prev is not None and prev > cuts[-1]:
+            cuts.append(prev)
+        prev = pc
+    if n - cuts[-1] > REGION_SIWS and prev is not None and prev > cuts[-1]:
+        cuts.append(prev)
+    return list(zip(cuts, cuts[1:] + [n], strict=True))
+
+
 def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
     """LLVM IR text of the program's function ``vtpu_entry(ctx)`` and the block leaders."""
     mod = ir.Module(name="vtpu")
     mod.triple = llvm.get_process_triple()
+    leaders = _leaders(program)
+    n = len(program.code)
+    regions = _regions(program, leaders, v)
+    if len(regions) == 1:
+        fn = ir.Function(mod, ir.FunctionType(L.I64, [L.PTR]), name="vtpu_entry")
+        _build_function(program, v, mod, fn, leaders, 0, n, None)
+        return str(mod), leaders
+    # entries of each region: its first pc and every target of a branch from another region
+    entries = [{a} for a, _ in regions]
+    starts = [a for a, _ in regions]
+    import bisect
+
+    def region_of(pc: int) -> int:
+        return bisect.bisect_right(starts, pc) - 1
+
+    for pc, siw in enumerate(program.code):
+        d = siw[0]
+        if d.op.branch:
+            t = d.args[-1].value
+            if 0 <= t < n and region_of(t) != region_of(pc):
+                entries[region_of(t)].add(t)
+    fty = ir.FunctionType(L.I64, [L.PTR, L.I64])
+    fns = []
+    shared: dict = {}
+    for k, (a, z) in enumerate(regions):
+        fn = ir.Function(mod, fty, name=f"vtpu_region{k}")
+        fn.linkage = "internal"
+        fn.attributes.add("noinline")
+        _build_function(program, v, mod, fn, leaders, a, z, (sorted(entries[k]), shared))
+        fns.append(fn)
+    _build_dispatcher(mod, fns, entries, len(program.groups) + 1)
+    return str(mod), leaders
+
+
+def _build_dispatcher(mod, fns: list, entries: list[set[int]], ngroups: int) -> None:
+    """``vtpu_entry(ctx)`` of a split program: zero what the regions accumulate in the context, then call
+    the region holding ``pc`` until one returns a status (>= 0); a negative return is ``~next pc``."""
     fn = ir.Function(mod, ir.FunctionType(L.I64, [L.PTR]), name="vtpu_entry")
+    fn.attributes.add("nounwind")
+    ctx = fn.args[0]
+    ctx.name = "ctx"
+    entry = fn.append_basic_block("entry")
+    b = ir.IRBuilder(entry)
+
+    def cptr(off: int):
+        return b.gep(ctx, [ir.Constant(L.I64, off)], inbounds=True, source_etype=L.I8)
+
+    zero = ir.Constant(L.I64, 0)
+    tsc = b.call(
+        mod.globals.get("llvm.readcyclecounter")
+        or ir.Function(mod, ir.FunctionType(L.I64, []), name="llvm.readcyclecounter"),
+        [],
+    )
+    b.store(tsc, cptr(L.OFF_TSC0), align=1)
+    b.store(zero, cptr(L.OFF_FASTHITS), align=1)
+    b.store(zero, cptr(OFF_LSTEPS), align=1)
+    for k in range(len(jit_comm.STAT_NAMES)):
+        b.store(zero, cptr(L.OFF_CSTAT + 8 * k), align=1)
+    for g in range(ngroups):
+        b.store(zero, cptr(OFF_CSEQ + 8 * g), align=1)
+    loop = fn.append_basic_block("dispatch")
+    bad = fn.append_basic_block("nowhere")
+    b.branch(loop)
+    b.position_at_end(loop)
+    pc = b.phi(L.I64, name="pc")
+    pc.add_incoming(zero, entry)
+    sw = b.switch(pc, bad)
+    for k, f in enumerate(fns):
+        blk = fn.append_basic_block(f"call{k}")
+        for t in sorted(entries[k]):
+            sw.add_case(ir.Constant(L.I64, t), blk)
+        b.position_at_end(blk)
+        r = b.call(f, [ctx, pc])
+        done = fn.append_basic_block(f"ret{k}")
+        more = fn.append_basic_block(f"next{k}")
+        b.cbranch(b.icmp_signed(">=", r, zero), done, more)
+        b.position_at_end(done)
+        b.ret(r)
+        b.position_at_end(more)
+        pc.add_incoming(b.xor(r, ir.Constant(L.I64, -1)), more)
+        b.branch(loop)
+    b.position_at_end(bad)  # no region starts there: cannot happen (every exit targets an entry)
+    b.ret(ir.Constant(L.I64, L.ST_ERROR))
+
+
+def _build_function(
+    program: Program, v: _Variant, mod, fn, leaders: list[int], lo: int, hi: int, region
+) -> None:
+    """Lower the SIWs ``[lo, hi)`` into ``fn``: the whole program (``region`` None: ``fn(ctx)``), or one
+    region of a split program (``region`` = (entry pcs, state shared by the regions' lowerers):
+    ``fn(ctx, entry pc)``, which returns a status or ``~next pc``)."""
     fn.attributes.add("nounwind")
     ctx = fn.args[0]
     ctx.name = "ctx"
@@ -552,9 +695,13 @@ def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
         ppt_ways=v.ppt_ways,
         precise=v.precise,
     )
+    split = region is not None
+    if split:
+        for attr in ("_ppt_fn", "_slot_fn", "_race_fn_cache"):  # module-level helpers: made once
+            if attr in region[1]:
+                setattr(lw, attr, region[1][attr])
     code = program.code
     n = len(code)
-    leaders = _leaders(program)
     targets = _branch_targets(program)
     block_of = {}
     bi = -1
@@ -562,16 +709,18 @@ def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
         if bi + 1 < len(leaders) and leaders[bi + 1] == pc:
             bi += 1
         block_of[pc] = bi
+    mine = [pc for pc in leaders if lo <= pc < hi]
     entry = fn.append_basic_block("entry")
-    blocks = {pc: fn.append_basic_block(f"siw{pc}") for pc in leaders}
+    blocks = {pc: fn.append_basic_block(f"siw{pc}") for pc in mine}
     end = fn.append_basic_block("end")
     lw.exit_block = fn.append_basic_block("exit")
+    conts: dict[int, ir.Block] = {}  # a split program's exits to another region, by target pc
     b = ir.IRBuilder(entry)
     lw.b = b
-    lw.make_allocas(b, len(leaders))
+    lw.make_allocas(b, len(leaders), keep={block_of[pc] for pc in mine} if split else None)
     jit_comm.setup(lw, program, v.single, race=v.race)
     used, written = set(), set()
-    for siw in code:
+    for siw in code[lo:hi]:
         for ins in siw:
             rd, wr = ins.regs()
             used |= rd | wr
@@ -592,7 +741,10 @@ def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
             b.store(zero, c)
     b.store(zero, lw.FASTHITS)
     b.store(zero, lw.TRSLOW)
-    b.store(zero, lw.STEPS)
+    b.store(lw.cload(OFF_LSTEPS, L.I64) if split else zero, lw.STEPS)
+    if split:
+        for g, a in lw.CSEQ.items():
+            b.store(lw.cload(OFF_CSEQ + 8 * g, L.I64), a)
     for i in range(8):
         b.store(ir.Constant(L.PTR, None), lw.TPTR[i])
         b.store(zero, lw.TSIZE[i])
@@ -601,28 +753,44 @@ def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
     limit = lw.cload(L.OFF_MAXSTEPS, L.I64)
     abort_ptr = lw.cload(L.OFF_ABORT_PTR, L.PTR)
     steps_ptr = lw.cload(L.OFF_STEPS_PTR, L.PTR)
-    lw.cstore(lw.call("llvm.readcyclecounter", L.I64, []), L.OFF_TSC0)
-    b.branch(blocks[0] if n else end)
+    if not split:
+        lw.cstore(lw.call("llvm.readcyclecounter", L.I64, []), L.OFF_TSC0)
+        b.branch(blocks[0] if n else end)
+    elif len(region[0]) == 1:
+        b.branch(blocks[lo])
+    else:
+        sw = b.switch(fn.args[1], blocks[lo])
+        for t in region[0]:
+            sw.add_case(ir.Constant(L.I64, t), blocks[t])
 
-    fast_loops = _fast_loops(program, leaders)
+    fast_loops = {t: f for t, f in _fast_loops(program, leaders).items() if lo <= t and f[0] < hi}
     # back edge -> (dispatch block, clone blocks): see _fast_loops
     dispatch = {t: fn.append_basic_block(f"dispatch{t}") for t in fast_loops}
     clones = {
-        t: {pc: fn.append_basic_block(f"fsiw{pc}") for pc in leaders if t <= pc <= last}
+        t: {pc: fn.append_basic_block(f"fsiw{pc}") for pc in mine if t <= pc <= last}
         for t, (last, *_) in fast_loops.items()
     }
 
-    def emit(pcs, bmap: dict, loop: int | None) -> None:
+    def cont(t: int):
+        """The exit to pc ``t`` of another region (split programs)."""
+        if t not in conts:
+            conts[t] = fn.append_basic_block(f"to{t}")
+        return conts[t]
+
+    def target_block(t: int):
+        if loop_head is None and t in dispatch:
+            return dispatch[t]
+        if t in bmap:
+            return bmap[t]
+        if t in blocks:
+            return blocks[t]
+        return end if t >= n else cont(t)
+
+    def emit(pcs, bmap_: dict, loop: int | None) -> None:
         """Lower the SIWs ``pcs`` into the blocks ``bmap`` (leader -> block); ``loop``: the head of the
         fast clone being emitted (its back edge stays in the clone), or None for the general code."""
-
-        def target_block(t: int):
-            if loop is None and t in dispatch:
-                return dispatch[t]
-            if t in bmap:
-                return bmap[t]
-            return blocks[t] if t < n else end
-
+        nonlocal bmap, loop_head
+        bmap, loop_head = bmap_, loop
         for pc in pcs:
             siw = code[pc]
             lw.pc = pc
@@ -679,7 +847,8 @@ def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
                         if cls == "p":
                             lw.pconst.pop(i, None)
             lw.slot = 0
-            nxt = target_block(pc + 1) if (pc + 1 in blocks or pc + 1 >= n) else None
+            follows = pc + 1 in blocks or pc + 1 >= n or pc + 1 == hi
+            nxt = target_block(pc + 1) if follows else None
             if lw.halt or lw.branch is not None or nxt is not None:
                 lw.block_end()  # only registers in raw_regs may cross a block boundary un-canonicalised
             if lw.halt:
@@ -690,10 +859,12 @@ def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
                     b.branch(target_block(t))
                 else:
                     b.cbranch(cond, target_block(t), nxt)
-            elif pc + 1 in blocks or pc + 1 == n:
+            elif follows:
                 b.branch(nxt)
 
-    emit(range(n), blocks, None)
+    bmap: dict = blocks
+    loop_head: int | None = None
+    emit(range(lo, hi), blocks, None)
     for t, (last, pregs, stores, releases) in fast_loops.items():
         # dispatch: every p register the loop accesses is its PPT set's MRU entry (and, several
         # sentrons in a loop that keeps its epoch, has its read/write recorded) -> the fast clone
@@ -725,23 +896,21 @@ def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
         finally:
             lw.known_mru, lw.known_race, lw.unchecked, lw.window_proven = False, False, set(), set()
         if b.block.terminator is None:
-            b.branch(blocks[last + 1] if last + 1 < n else end)
+            b.branch(target_block(last + 1) if last + 1 < n else end)
     if n and b.block.terminator is None:
         b.branch(end)
     b.position_at_end(end)
     lw.block_start()
     lw.pc = n
     lw.exit_with(L.ST_OK, pc=n)
+    lw.pending = set()  # every path into the exits below has canonicalised what it must (block_end)
     b.position_at_end(lw.exit_block)
-    lw.spill_state()
-    counts_ptr = lw.cload(L.OFF_COUNTS_PTR, L.PTR)
-    for i, c in enumerate(lw.COUNTS):
-        if c is not None:
-            b.store(b.load(c), b.gep(counts_ptr, [ir.Constant(L.I64, i)], source_etype=L.I64), align=8)
-    lw.cstore(b.sub(b.load(lw.FASTHITS), b.load(lw.TRSLOW)), L.OFF_FASTHITS)
-    jit_comm.store_stats(lw)
-    lw.cstore(lw.call("llvm.readcyclecounter", L.I64, []), L.OFF_TSC1)
+    _leave(lw, split)
     b.ret(lw.cload(L.OFF_STATUS, L.I64))
+    for t, blk in conts.items():
+        b.position_at_end(blk)
+        _leave(lw, split)
+        b.ret(ir.Constant(L.I64, ~t))
     if lw.fault_block is not None:
         # the shared fault exit: (status, slot, pc) come from the phi; block counts are stored (they
         # say how far the run got, for the replay); no register is written back
@@ -753,12 +922,45 @@ def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
         lw.cstore(b.lshr(code, ir.Constant(L.I64, 16)), L.OFF_PC)
         lw.cstore(b.and_(b.lshr(code, ir.Constant(L.I64, 8)), ir.Constant(L.I64, 0xFF)), L.OFF_SLOT)
         lw.cstore(b.zext(b.icmp_unsigned("!=", st, ir.Constant(L.I64, L.ST_ABORT)), L.I64), L.OFF_COUNTED)
-        for i, c in enumerate(lw.COUNTS):
-            if c is not None:
-                b.store(b.load(c), b.gep(counts_ptr, [ir.Constant(L.I64, i)], source_etype=L.I64), align=8)
+        _store_counts(lw, counts_ptr, split)
         lw.cstore(lw.call("llvm.readcyclecounter", L.I64, []), L.OFF_TSC1)
         b.ret(st)
-    return str(mod), leaders
+    if split:
+        for attr in ("_ppt_fn", "_slot_fn", "_race_fn_cache"):
+            if getattr(lw, attr, None) is not None:
+                region[1][attr] = getattr(lw, attr)
+
+
+def _store_counts(lw, counts_ptr, add: bool) -> None:
+    """SSA block counters -> the counts array (added to it in a region: other calls counted too)."""
+    b = lw.b
+    for i, c in enumerate(lw.COUNTS):
+        if c is not None:
+            p = b.gep(counts_ptr, [ir.Constant(L.I64, i)], source_etype=L.I64)
+            val = b.load(c)
+            b.store(b.add(b.load(p, typ=L.I64, align=8), val) if add else val, p, align=8)
+
+
+def _leave(lw, split: bool) -> None:
+    """A function's normal exit: registers, counters and statistics -> ctx. A region adds its counters
+    to the context's (the dispatcher zeroed them) and hands on its step count and collective sequence
+    numbers."""
+    b = lw.b
+    lw.spill_state()
+    _store_counts(lw, lw.cload(L.OFF_COUNTS_PTR, L.PTR), split)
+    hits = b.sub(b.load(lw.FASTHITS), b.load(lw.TRSLOW))
+    if not split:
+        lw.cstore(hits, L.OFF_FASTHITS)
+        jit_comm.store_stats(lw)
+    else:
+        lw.cstore(b.add(lw.cload(L.OFF_FASTHITS, L.I64), hits), L.OFF_FASTHITS)
+        for k, s in enumerate(lw.STATS):
+            off = L.OFF_CSTAT + 8 * k
+            lw.cstore(b.add(lw.cload(off, L.I64), b.load(s)), off)
+        lw.cstore(b.load(lw.STEPS), OFF_LSTEPS)
+        for g, a in lw.CSEQ.items():
+            lw.cstore(b.load(a), OFF_CSEQ + 8 * g)
+    lw.cstore(lw.call("llvm.readcyclecounter", L.I64, []), L.OFF_TSC1)
 
 
 def _bounds_hold(lw, head: dict[int, Bound], proven: dict[tuple[int, int], tuple[int, int, Bound]]):
@@ -882,6 +1084,7 @@ def program_key(program: Program, v, opt: int) -> str:
         encode(program),
         repr(v).encode(),
         str(opt).encode(),
+        f"{SPLIT_SIWS}/{REGION_SIWS}".encode(),
         __version__.encode(),
         llvmlite.__version__.encode(),
         _source_hash().encode(),

@@ -179,7 +179,9 @@ class Lowerer:
     def cstore(self, val, off: int):
         self.b.store(val, self.cptr(off), align=1)
 
-    def make_allocas(self, entry_b: ir.IRBuilder, nblocks: int) -> None:
+    def make_allocas(self, entry_b: ir.IRBuilder, nblocks: int, keep=None) -> None:
+        """The register file and per-function counters; ``keep``: the blocks whose counters this
+        function holds (a region of a split program), default all ``nblocks``."""
         a = entry_b.alloca
         self.R = [a(I64, name=f"r{i}") for i in range(16)]
         self.P = [a(I128, name=f"p{i}") for i in range(8)]
@@ -205,7 +207,7 @@ class Lowerer:
         self.FASTHITS = a(I64, name="fasthits")
         self.TRSLOW = a(I64, name="trslow")
         self.STEPS = a(I64, name="steps")
-        self.COUNTS = [a(I64, name=f"cnt{i}") for i in range(nblocks)]
+        self.COUNTS = [a(I64, name=f"cnt{i}") if keep is None or i in keep else None for i in range(nblocks)]
 
     def set_usage(self, used: set, written: set) -> None:
         """Registers the program touches: only those are loaded, and only written ones are spilled."""
