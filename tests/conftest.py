@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,21 @@ from hypothesis import HealthCheck, settings
 ROOT = Path(__file__).resolve().parent.parent
 PROGRAMS = ROOT / "programs"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+# Every cache (converted model layouts, JIT objects, grammar tables, tile tuning) goes to a folder of this
+# session, removed at its end: tests that run models must not write into the user's ~/.cache/vtpu, nor
+# pass because of what an earlier run left there. A VTPU_CACHE_DIR set by the caller is kept (e.g. to
+# reuse JIT objects across runs).
+_SESSION_CACHE: str | None = None
+if not os.environ.get("VTPU_CACHE_DIR"):
+    _SESSION_CACHE = tempfile.mkdtemp(prefix="vtpu-test-cache-")
+    os.environ["VTPU_CACHE_DIR"] = _SESSION_CACHE
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    if _SESSION_CACHE is not None:
+        shutil.rmtree(_SESSION_CACHE, ignore_errors=True)
+
 
 settings.register_profile(
     "default",

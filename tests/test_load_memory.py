@@ -291,3 +291,81 @@ def test_first_and_cached_start_stay_within_the_memory_budget(tmp_path: Path, fm
     budget = 1.2 * cold["ternary"] + cold["embedding"]
     for run in runs:
         assert run["peak"] - run["base"] <= budget, (fmt, run, budget)
+
+
+# ------------------------------------------------------------------ the source file's resident pages
+
+
+def _mapped_kib(path: Path) -> int:
+    """KiB of ``path`` resident in this process's page tables (every mapping of it, from smaps)."""
+    want, total, inside = str(Path(path).resolve()), 0, False
+    for line in Path("/proc/self/smaps").read_text().splitlines():
+        head = line.split(maxsplit=5)
+        if head and "-" in head[0] and not head[0].endswith(":"):
+            inside = len(head) == 6 and head[5] == want
+        elif inside and head[0] == "Rss:":
+            total += int(head[1])
+    return total
+
+
+@pytest.fixture(scope="module")
+def wide(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """A one-layer model with an 8192-row embedding (4 MiB of f16/bf16): lookups of scattered rows touch
+    many pages of it."""
+    spec = LargeSpec(256, 512, 1, 4, 2, 8192, rope_theta=10000.0, max_ctx=64, seed=5)
+    d = tmp_path_factory.mktemp("wide")
+    return {"tq2_0": write_large(d / "w.gguf", spec, "tq2_0"), "hf": write_large(d / "w-hf", spec, "hf")}
+
+
+@linux_only
+@pytest.mark.parametrize("fmt", ["tq2_0", "hf"])
+def test_loading_and_embedding_lookups_leave_no_file_page_resident(wide: dict, fmt: str) -> None:
+    """A loaded model holds none of its checkpoint's pages (the header, vocabulary and norms are parsed
+    into objects), and an embedding lookup copies its rows out and drops the table's pages again: a page
+    fault maps a whole page-cache folio (up to 2 MiB on kernels with large folios), so scattered lookups
+    used to pull most of a 2B-4T embedding into the resident set over a generation."""
+    path = wide[fmt]
+    data = path / "model.safetensors" if fmt == "hf" else path
+    model = load_model(path, lazy=True)
+    assert _mapped_kib(data) == 0
+    ids = np.random.default_rng(2).permutation(model.config.vocab)[:64]
+    want = model.embedding.to_f32()[ids]  # reads the whole table: then released by the next lookup
+    rows = np.concatenate([model.embedding.take([i]) for i in ids])
+    assert np.array_equal(rows, want) and _mapped_kib(data) == 0
+    assert np.array_equal(model.embedding.take(ids), want) and _mapped_kib(data) == 0
+
+
+# ------------------------------------------------------------------ where the cache lives
+
+
+def test_the_test_session_has_its_own_cache_folder() -> None:
+    """tests/conftest.py points VTPU_CACHE_DIR at a folder of the session: nothing a test runs writes
+    into the user's ~/.cache/vtpu."""
+    from vtpu_cli.core.resources import cache_base
+
+    assert cache_base() != Path.home() / ".cache" / "vtpu"
+    assert cache_mod.cache_root() == cache_base() / "models"
+
+
+@linux_only
+def test_default_cache_is_the_private_models_folder(
+    tiny: dict, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from vtpu_cli.models.compiled import convert_weights
+
+    want = convert_weights(load_model(tiny["tq2_0"], tokenizer=False))
+    monkeypatch.setenv("VTPU_CACHE_DIR", str(tmp_path / "mine"))
+    for expect_hit in (False, True):
+        got, hit = cached_weights(load_model(tiny["tq2_0"], tokenizer=False, lazy=True))
+        assert hit is expect_hit and all(got[c].tobytes() == want[c].tobytes() for c in want)
+    models = tmp_path / "mine" / "models"
+    assert (models.stat().st_mode & 0o777) == 0o700 and any(models.rglob("weights.bin"))
+
+    shared = tmp_path / "shared"
+    (shared / "models").mkdir(parents=True)
+    (shared / "models").chmod(0o777)  # others could plant weights here: not used, neither read nor written
+    monkeypatch.setenv("VTPU_CACHE_DIR", str(shared))
+    for _ in range(2):
+        got, hit = cached_weights(load_model(tiny["tq2_0"], tokenizer=False, lazy=True))
+        assert not hit and all(got[c].tobytes() == want[c].tobytes() for c in want)
+    assert list((shared / "models").iterdir()) == []

@@ -1,7 +1,8 @@
-"""Locating data shipped with the package (the Lark grammars)."""
+"""Locating data shipped with the package (the Lark grammars) and the user's cache folders."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 
@@ -36,14 +37,22 @@ def grammar_cache_path(name: str, text: str) -> str | None:
         return None
 
 
+CACHE_ENV = "VTPU_CACHE_DIR"
+
+
+def cache_base() -> Path:
+    """``$VTPU_CACHE_DIR``, or ``~/.cache/vtpu`` when it is unset or empty: the one root of every vtpu
+    cache (each kind in its own sub-folder), read when asked so that a test or a caller can redirect it."""
+    return Path(os.environ.get(CACHE_ENV) or Path.home() / ".cache" / "vtpu")
+
+
 def private_cache_dir(kind: str) -> Path | None:
-    """``$VTPU_CACHE_DIR/<kind>`` (default ``~/.cache/vtpu/<kind>``), created 0700; None unless it is
-    owned by this user and not writable by others (what is read back from it must be ours)."""
-    import os
+    """``cache_base()/<kind>``, created 0700; None unless it is owned by this user and not writable by
+    others (what is read back from it must be ours), or when it cannot be created."""
     import stat
 
     try:
-        base = Path(os.environ.get("VTPU_CACHE_DIR") or Path.home() / ".cache" / "vtpu") / kind
+        base = cache_base() / kind
         base.mkdir(parents=True, exist_ok=True, mode=0o700)
         st = base.stat()
         if st.st_uid != os.getuid() or st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):

@@ -2,7 +2,8 @@
 
 Converting a checkpoint (re-tiling every ternary matrix, quantising the LM head to int8) is done once;
 the result is one file of 64-byte-aligned scroll images plus a JSON index, under
-``$VTPU_CACHE_DIR/models`` (default ``~/.cache/vtpu/models``), keyed by the source files' paths, sizes
+``$VTPU_CACHE_DIR/models`` (default ``~/.cache/vtpu/models``; ``core.resources`` resolves it for every
+vtpu cache, and a folder that others could write is not used), keyed by the source files' paths, sizes
 and modification times and by the layout tag (``layout_tag``: this module's version, every ``*VERSION``
 constant of ``ternary.py`` and ``compiled.py``, and a digest of ``compiled.tile_layout`` on a probe
 matrix -- memoised while the code is unchanged -- so a layout change invalidates old caches even
@@ -29,6 +30,7 @@ from typing import IO, TYPE_CHECKING
 
 import numpy as np
 
+from vtpu_cli.core.resources import cache_base, private_cache_dir
 from vtpu_cli.models.errors import ModelError
 
 if TYPE_CHECKING:
@@ -101,7 +103,9 @@ def _tile_digest(memo_dir: Path) -> str:
 
 
 def cache_root() -> Path:
-    return Path(os.environ.get("VTPU_CACHE_DIR") or Path.home() / ".cache" / "vtpu") / "models"
+    """Where converted layouts go by default: ``core.resources.cache_base()/models`` (the folder is only
+    used when ``private_cache_dir`` accepts it: see ``cached_weights``)."""
+    return cache_base() / "models"
 
 
 def source_key(source: Path, tag: str | None = None) -> str:
@@ -194,7 +198,7 @@ def _write(folder: Path, model: BitNetModel, tag: str) -> None:
             p.unlink(missing_ok=True)
 
 
-def _trim_heap() -> None:
+def trim_heap() -> None:
     """Hand the conversion's freed temporaries back to the system (glibc keeps freed heap pages resident
     otherwise, on top of the cache pages the engine is about to read); a no-op without glibc."""
     try:
@@ -231,8 +235,14 @@ def _unbacked(model: BitNetModel) -> dict[str, np.ndarray]:
 
 def cached_weights(model: BitNetModel, root: Path | None = None) -> tuple[dict[str, np.ndarray], bool]:
     """The weight scrolls of ``model`` (from the cache, or converted and cached); and whether it was a
-    cache hit. A cache that cannot be written is not an error: the scrolls are returned all the same."""
-    root = root or cache_root()
+    cache hit. A cache that cannot be written is not an error: the scrolls are returned all the same.
+    Without ``root``, the cache is ``cache_root()`` when ``core.resources.private_cache_dir`` accepts it
+    (owned by this user, writable by nobody else: its bytes are run as the model); otherwise nothing is
+    cached or read back and the scrolls are converted into an unnamed temporary file."""
+    if root is None:
+        root = private_cache_dir("models")
+        if root is None:
+            return _unbacked(model), False
     tag = layout_tag(root)
     folder = root / source_key(model.source, tag)
     hit = _map(folder, tag)
@@ -243,7 +253,7 @@ def cached_weights(model: BitNetModel, root: Path | None = None) -> tuple[dict[s
     except OSError:
         return _unbacked(model), False
     finally:
-        _trim_heap()
+        trim_heap()
     mapped = _map(folder, tag)
     if mapped is None:
         raise ModelError(f"{folder}: the converted-layout cache could not be read back")

@@ -37,6 +37,7 @@ from vtpu_cli.models.weights import (
     expect_shape,
     layer_shapes,
     norm_sizes,
+    release_file,
     release_pages,
 )
 
@@ -275,4 +276,6 @@ def load_hf(folder: str | Path, *, tokenizer: bool = True, lazy: bool = False) -
         from vtpu_cli.models.tokenizer import load_hf_tokenizer
 
         model.tokenizer = load_hf_tokenizer(folder, cfg)
+    for t in {t.file: t for t in tensors.values()}.values():
+        release_file(t.data)  # norms and scales are copied: no page of any shard stays resident
     return model
