@@ -614,11 +614,12 @@ def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
     fty = ir.FunctionType(L.I64, [L.PTR, L.I64])
     fns = []
     shared: dict = {}
+    an = _Analysis.of(program, leaders, v)
     for k, (a, z) in enumerate(regions):
         fn = ir.Function(mod, fty, name=f"vtpu_region{k}")
         fn.linkage = "internal"
         fn.attributes.add("noinline")
-        _build_function(program, v, mod, fn, leaders, a, z, (sorted(entries[k]), shared))
+        _build_function(program, v, mod, fn, leaders, a, z, (sorted(entries[k]), shared), an)
         fns.append(fn)
     _build_dispatcher(mod, fns, entries, len(program.groups) + 1)
     return str(mod), leaders
@@ -675,8 +676,45 @@ def _build_dispatcher(mod, fns: list, entries: list[set[int]], ngroups: int) -> 
     b.ret(ir.Constant(L.I64, L.ST_ERROR))
 
 
+@dataclass
+class _Analysis:
+    """What the lowering needs to know of the whole program (computed once, shared by its regions)."""
+
+    targets: set[int]
+    block_of: list[int]
+    raw: set[int]
+    consts: dict[int, dict[int, int]]
+    counters: tuple[set[int], set[int]]
+    fast_loops: dict
+
+    @staticmethod
+    def of(program: Program, leaders: list[int], v: _Variant) -> _Analysis:
+        block_of = []
+        bi = -1
+        for pc in range(len(program.code)):
+            if bi + 1 < len(leaders) and leaders[bi + 1] == pc:
+                bi += 1
+            block_of.append(bi)
+        return _Analysis(
+            _branch_targets(program),
+            block_of,
+            set() if v.precise else _raw_across_blocks(program.code),
+            _const_coords(program, leaders),
+            _block_counters(program, leaders),
+            _fast_loops(program, leaders),
+        )
+
+
 def _build_function(
-    program: Program, v: _Variant, mod, fn, leaders: list[int], lo: int, hi: int, region
+    program: Program,
+    v: _Variant,
+    mod,
+    fn,
+    leaders: list[int],
+    lo: int,
+    hi: int,
+    region,
+    an: _Analysis | None = None,
 ) -> None:
     """Lower the SIWs ``[lo, hi)`` into ``fn``: the whole program (``region`` None: ``fn(ctx)``), or one
     region of a split program (``region`` = (entry pcs, state shared by the regions' lowerers):
@@ -702,13 +740,8 @@ def _build_function(
                 setattr(lw, attr, region[1][attr])
     code = program.code
     n = len(code)
-    targets = _branch_targets(program)
-    block_of = {}
-    bi = -1
-    for pc in range(n):
-        if bi + 1 < len(leaders) and leaders[bi + 1] == pc:
-            bi += 1
-        block_of[pc] = bi
+    an = an or _Analysis.of(program, leaders, v)
+    targets, block_of = an.targets, an.block_of
     mine = [pc for pc in leaders if lo <= pc < hi]
     entry = fn.append_basic_block("entry")
     blocks = {pc: fn.append_basic_block(f"siw{pc}") for pc in mine}
@@ -727,13 +760,13 @@ def _build_function(
             written |= wr
     lw.set_usage(used, written)
     if not v.precise:
-        lw.raw_regs = _raw_across_blocks(code)
-    lw.block_consts = _const_coords(program, leaders)
+        lw.raw_regs = an.raw
+    lw.block_consts = an.consts
     lw.load_state()
     zero = ir.Constant(L.I64, 0)
     # block counters: in SSA (stored at every exit) or in the counts array itself, which the engine
     # hands over zeroed (a fresh array per sentron and call)
-    hot, looped = _block_counters(program, leaders)
+    hot, looped = an.counters
     lw.COUNTS = [c if i in hot else None for i, c in enumerate(lw.COUNTS)]
     counts_base = lw.cload(L.OFF_COUNTS_PTR, L.PTR)
     for c in lw.COUNTS:
@@ -763,7 +796,7 @@ def _build_function(
         for t in region[0]:
             sw.add_case(ir.Constant(L.I64, t), blocks[t])
 
-    fast_loops = {t: f for t, f in _fast_loops(program, leaders).items() if lo <= t and f[0] < hi}
+    fast_loops = {t: f for t, f in an.fast_loops.items() if lo <= t and f[0] < hi}
     # back edge -> (dispatch block, clone blocks): see _fast_loops
     dispatch = {t: fn.append_basic_block(f"dispatch{t}") for t in fast_loops}
     clones = {
