@@ -304,3 +304,17 @@ def test_phase2_judges_measured_mpi_figures():
     assert gops["value"] == 0.5 and gops["passed"] is False
     over = crit["communication overhead"]
     assert over["value"] == 0.02 and over["passed"] is True
+
+
+def test_short_runs_verify_and_rank():
+    """``python -m vtpu_cli.bench.suite``: short native runs, verified, the fastest above the 25th
+    percentile; an unknown program is an error, not a traceback."""
+    from vtpu_cli.bench.suite import _short_main, short_runs
+    from vtpu_cli.core.errors import VtpuError
+
+    (r,) = short_runs(["c_heavy"], iters=200, runs=5)
+    assert r["name"] == "c_heavy" and r["ops"] > 200 and r["best"] >= r["q25"] > 0
+    with pytest.raises(VtpuError, match="no bench program"):
+        short_runs(["nope"], iters=10, runs=1)
+    assert _short_main(["--runs", "2", "--iters", "50", "double_buffer"]) == 0
+    assert _short_main(["--runs", "1", "nope"]) == 1

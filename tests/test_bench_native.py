@@ -225,3 +225,14 @@ def test_every_native_copy_of_the_hot_loop_keeps_the_work(monkeypatch):
         lambda program: TWO_COPIES.replace("%zmm3,", "(%rcx,%r14),"),
     )
     assert missing_work(prog)[2] == []
+
+
+def test_native_report_command(capsys):
+    """``python -m vtpu_cli.bench.native NAME``: each native copy's instructions and counted work."""
+    from vtpu_cli.bench.native import _main
+
+    assert _main(["double_buffer"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("double_buffer: 21 ops per source trip") and out.count("native loop at line") >= 1
+    assert "LOST" not in out
+    assert _main(["nope"]) == 2

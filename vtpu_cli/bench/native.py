@@ -359,3 +359,38 @@ def missing_work(program) -> tuple[dict, dict, list[str]]:
         where = f" (native loop at line {c.first_line})" if len(copies) > 1 else ""
         lost += [f"{k}: native {p[k]:g} < source {src[k]}{where}" for k in CHECKED if p[k] < src[k]]
     return src, nat, lost
+
+
+def _main(argv: list[str]) -> int:
+    """``python -m vtpu_cli.bench.native [NAME ...]``: per bench program (full size), each native copy of
+    its hot loop with instructions and counted work per source trip, and what it lacks."""
+    from vtpu_cli.bench.suite import assemble_program, load_manifests
+
+    ms = {m.name: m for m in load_manifests()}
+    names = argv or sorted(n for n, m in ms.items() if "phase0" in m.phases)
+    bad = 0
+    for name in names:
+        if name not in ms:
+            print(f"{name}: no such bench program ({', '.join(sorted(ms))})")
+            return 2
+        prog = assemble_program(ms[name], ms[name].params_for("full"))
+        src, _, lost = missing_work(prog)
+        print(
+            f"{name}: {src['ops']} ops per source trip; counted {', '.join(f'{k} {src[k]}' for k in CHECKED)}"
+        )
+        for c in native_copies(prog):
+            p = c.per_trip()
+            print(
+                f"  native loop at line {c.first_line}: {p['instructions']:g} instructions per trip; "
+                + ", ".join(f"{k} {p[k]:g}" for k in CHECKED)
+            )
+        for x in lost:
+            print(f"  LOST {x}")
+        bad += bool(lost)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(_main(sys.argv[1:]))

@@ -822,3 +822,90 @@ def _print_results(con, doc: dict) -> None:
                 con.print(f"[yellow]{escape(c['note'])}[/yellow]")
     s = doc["sopdw"]
     con.print(f"SOPDW: {'not measured (' + s['not_measured'] + ')' if s['value'] is None else s['value']}")
+
+
+# ----------------------------------------------------------------------------- short runs
+def short_runs(names: list[str], iters: int = 50_000, runs: int = 300) -> list[dict]:
+    """The phase-0 programs at their full-size working sets but ``ITERS = iters`` (about a millisecond a
+    run), ``runs`` times each on the JIT with fresh memory: the fastest run and the 25th percentile, in
+    ops per TSC tick and per core cycle. A run this short usually completes inside one scheduler time
+    slice, so on a shared host the fastest of many is the code's own speed, which a gate run of tens of
+    milliseconds rarely sees. Every run must be native and ok; the last one's output is verified."""
+    import numpy as np
+
+    from vtpu_cli.bench.cases import CASES
+    from vtpu_cli.core.cycles import core_clock
+
+    ms = {m.name: m for m in load_manifests()}
+    clock0 = core_clock()["core_per_tsc"]
+    out = []
+    for name in names:
+        if name not in ms:
+            raise VtpuError(f"no bench program {name!r}", hint=f"one of: {', '.join(sorted(ms))}")
+        m = ms[name]
+        params = m.params_for("full")
+        params["ITERS"] = iters
+        program = assemble_program(m, params)
+        case = CASES[m.reference]
+        inputs = case.inputs(params, np.random.default_rng(12345), 1)
+        ticks, res = [], None
+        for _ in range(runs):
+            res, _, cyc = _execute("jit", program, 1, _memory(program, inputs))
+            if res.status != "ok" or res.engine != "jit" or getattr(res, "replay", "") or not cyc:
+                raise VtpuError(f"{name}: a short run did not run natively to completion ({res.status})")
+            ticks.append(cyc)
+        ok, detail = case.check(res, program, inputs, params)
+        if not ok:
+            raise VtpuError(f"{name}: output does not match the reference: {detail}")
+        ticks.sort()
+        out.append(
+            {
+                "name": name,
+                "ops": res.ops,
+                "best": res.ops / ticks[0],
+                "q25": res.ops / ticks[len(ticks) // 4],
+            }
+        )
+    clock1 = core_clock()["core_per_tsc"]
+    ratio = max((r for r in (clock0, clock1) if r), default=None)
+    for o in out:
+        o["core_per_tsc"] = ratio
+        o["best_core"] = o["best"] / ratio if ratio else None
+    return out
+
+
+def _short_main(argv: list[str]) -> int:
+    """``python -m vtpu_cli.bench.suite [--iters N] [--runs N] [NAME ...]`` (default: the phase-0 set)."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="python -m vtpu_cli.bench.suite", description=short_runs.__doc__)
+    ap.add_argument("--iters", type=int, default=50_000)
+    ap.add_argument("--runs", type=int, default=300)
+    ap.add_argument("names", nargs="*")
+    a = ap.parse_args(argv)
+    if a.iters < 1 or a.runs < 1:
+        ap.error("--iters and --runs must be at least 1")
+    names = a.names or sorted(m.name for m in load_manifests() if "phase0" in m.phases)
+    try:
+        rows = short_runs(names, a.iters, a.runs)
+    except VtpuError as e:
+        print(f"error: {e.message}")
+        return 1
+    for r in rows:
+        core = f"{r['best_core']:.3f}" if r["best_core"] else "-"
+        print(
+            f"{r['name']:14s} ops/TSC tick best {r['best']:.3f} (25th pct {r['q25']:.3f})  ops/core cycle best {core}"
+        )
+    best = _geomean([r["best"] for r in rows])
+    ratio = rows[0]["core_per_tsc"] if rows else None
+    print(
+        f"geomean ops/TSC tick {best:.3f}"
+        + (f", ops/core cycle {best / ratio:.3f} (core/TSC {ratio:.3f})" if ratio else "")
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(_short_main(sys.argv[1:]))
