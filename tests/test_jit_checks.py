@@ -346,6 +346,7 @@ loop:
 """
 
 
+@pytest.mark.parametrize("static", [False, True])
 @pytest.mark.parametrize("invariant", [False, True])
 @pytest.mark.parametrize(
     "iters,pre,mid",
@@ -360,13 +361,15 @@ loop:
         (5, "                                      |                           | CSEND m0, 0", ""),
     ],
 )
-def test_ring_invariant_keeps_queue_semantics(monkeypatch, invariant, iters, pre, mid):
-    """comm.QUEUE_INVARIANT (``head <= tail`` stated to LLVM, on by default): self-messages through the
-    one-sentron ring give the interpreter's result either way, including a ring that fills up (deadlock
-    at the 17th message) and a receive from an empty ring."""
+def test_ring_invariant_keeps_queue_semantics(monkeypatch, static, invariant, iters, pre, mid):
+    """comm.QUEUE_INVARIANT (``head <= tail`` stated to LLVM, on by default) and comm.STATIC_LENGTHS
+    (lengths and occupancy proved at compile time, on by default): self-messages through the one-sentron
+    ring give the interpreter's result either way, including a ring that fills up (deadlock at the 17th
+    message) and a receive from an empty ring."""
     from vtpu_cli.engines.jit import comm
 
     monkeypatch.setattr(comm, "QUEUE_INVARIANT", invariant)
+    monkeypatch.setattr(comm, "STATIC_LENGTHS", static)
     prog = assemble(_RING_LOOP.format(data=", ".join(map(str, range(64))), iters=iters, pre=pre, mid=mid))
     ref, res, diffs = both(prog, no_cache=True)
     assert diffs == [], diffs
