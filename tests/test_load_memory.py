@@ -369,3 +369,26 @@ def test_default_cache_is_the_private_models_folder(
         got, hit = cached_weights(load_model(tiny["tq2_0"], tokenizer=False, lazy=True))
         assert not hit and all(got[c].tobytes() == want[c].tobytes() for c in want)
     assert list((shared / "models").iterdir()) == []
+
+
+@linux_only
+def test_a_lookup_maps_at_most_one_folio_at_a_time(wide: dict, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Rows are copied out one at a time, the file's pages released after each: a 64-token prompt used
+    to map all its rows' folios at once (a ~115 MiB transient peak at the 2B-4T shape)."""
+    from vtpu_cli.models import weights
+
+    path = wide["tq2_0"]
+    model = load_model(path, lazy=True)
+    seen: list[int] = []
+    real = weights.release_file
+
+    def spy(arr: np.ndarray) -> None:
+        seen.append(_mapped_kib(path))
+        real(arr)
+
+    monkeypatch.setattr(weights, "release_file", spy)
+    ids = np.random.default_rng(4).permutation(model.config.vocab)[:64]
+    rows = model.embedding.take(ids)
+    assert len(seen) == 64 and max(seen) <= 2048  # one page-cache folio (2 MiB at most) per row
+    monkeypatch.undo()
+    assert np.array_equal(rows, model.embedding.to_f32()[ids])

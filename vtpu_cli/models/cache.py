@@ -13,7 +13,7 @@ the file copy-on-write, so the weights cost page cache, not private memory, and 
 
 The first start streams (``iter_scrolls``): one ternary matrix is converted, tiled, written and dropped
 at a time, and the head is quantised a row block at a time, each source range's pages released once
-read (``weights.release_pages``). Peak memory of a first start is therefore that of a cached start plus
+read (``weights.release_file``). Peak memory of a first start is therefore that of a cached start plus
 a few MiB, instead of every converted matrix, the whole head and the whole source file at once.
 """
 
@@ -126,10 +126,10 @@ def _u8(a: np.ndarray) -> np.ndarray:
 
 def _head_blocks(model: BitNetModel, ws_out: list[np.ndarray]) -> Iterator[np.ndarray]:
     """The int8 head rows, a block at a time (``head.quantize_head_q8`` on each block: the same bytes as
-    on the whole table); the per-row scales are appended to ``ws_out``. Each block's source pages are
-    released once quantised."""
+    on the whole table); the per-row scales are appended to ``ws_out``. The source file's pages are
+    released once each block is quantised (the whole file: the folios read reach past the block)."""
     from vtpu_cli.models.head import quantize_head_q8
-    from vtpu_cli.models.weights import DenseTensor, release_pages
+    from vtpu_cli.models.weights import DenseTensor, release_file
 
     head = model.lm_head
     step = max(1, HEAD_BLOCK_WEIGHTS // max(head.cols, 1))
@@ -137,7 +137,7 @@ def _head_blocks(model: BitNetModel, ws_out: list[np.ndarray]) -> Iterator[np.nd
         r1 = min(head.rows, r0 + step)
         raw = head.raw[r0:r1]
         w8, ws = quantize_head_q8(DenseTensor(head.name, r1 - r0, head.cols, head.kind, raw), chunk=r1 - r0)
-        release_pages(raw)
+        release_file(raw)
         ws_out.append(ws)
         yield _u8(w8)
 

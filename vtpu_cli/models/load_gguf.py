@@ -40,7 +40,6 @@ from vtpu_cli.models.weights import (
     layer_shapes,
     norm_sizes,
     release_file,
-    release_pages,
     ternarize_dense,
 )
 
@@ -150,7 +149,7 @@ def load_gguf(path: str | Path, *, tokenizer: bool = True, lazy: bool = False) -
                 try:
                     m = _ternary(f, t, *shape)
                 finally:
-                    release_pages(t.data)  # the source bytes are done with: out of our resident set
+                    release_file(t.data)  # the source bytes are done with: out of our resident set
                 if extra != 1.0:
                     m = TernaryMatrix(m.name, m.rows, m.cols, m.packed, m.scale * extra)
                 return m

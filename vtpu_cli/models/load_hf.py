@@ -38,7 +38,6 @@ from vtpu_cli.models.weights import (
     layer_shapes,
     norm_sizes,
     release_file,
-    release_pages,
 )
 
 _ST_DTYPES = {
@@ -236,7 +235,7 @@ def load_hf(folder: str | Path, *, tokenizer: bool = True, lazy: bool = False) -
             try:
                 return convert()
             finally:
-                release_pages(w.data)  # the source bytes are done with: out of our resident set
+                release_file(w.data)  # the source bytes are done with: out of our resident set
 
         return SourceTernary(w.name, rows, cols, convert_and_release) if lazy else convert_and_release()
 

@@ -153,16 +153,23 @@ class DenseTensor:
         return np.asarray(raw, dtype=np.float32)
 
     def take(self, ids: Sequence[int] | np.ndarray) -> np.ndarray:
-        """Rows `ids` as float32 [len(ids), cols] (embedding lookup). The file's mapped pages are then
-        released (``release_file``): a fault on a 5 KiB row maps the whole page-cache folio around it
-        (up to 2 MiB on a kernel with large folios), so without this a few hundred distinct tokens
-        brought ~170 MiB of a 2B-4T embedding into the resident set (measured with ``vtpu bench --lm``)."""
-        ids = np.asarray(ids, dtype=np.int64)
+        """Rows `ids` as float32 [len(ids), cols] (embedding lookup).
+
+        From a file mapping, one row at a time, the file's mapped pages released after each
+        (``release_file``): a fault on a 5 KiB row maps the whole page-cache folio around it (up to
+        2 MiB on a kernel with large folios), so a 64-token prompt briefly held ~115 MiB of a 2B-4T
+        embedding, and the rows of a generation stayed resident (~170 MiB after ``vtpu bench --lm``);
+        now at most one folio is mapped at any time. Costs ~15 us a row."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(-1)
         if ids.size and (ids.min() < 0 or ids.max() >= self.rows):
             raise ModelError(f"tensor {self.name}: token id out of range 0..{self.rows - 1}")
-        rows = self._decode(self.raw[ids])  # a fresh array: fancy indexing copies
-        release_file(self.raw)  # the whole file: a folio at the table's edge reaches past it
-        return rows
+        if _read_only_file_map(self.raw) is None:
+            return self._decode(self.raw[ids])
+        rows = np.empty((ids.size, *self.raw.shape[1:]), self.raw.dtype)
+        for k, i in enumerate(ids):
+            rows[k] = self.raw[i]
+            release_file(self.raw)
+        return self._decode(rows)
 
     def row_range(self, r0: int, r1: int) -> np.ndarray:
         """Rows [r0, r1) as float32."""
