@@ -838,3 +838,52 @@ yc = tmatmul(x, wa)
     np.testing.assert_array_equal(ya, tmatmul_ref(x, wa, 0.25))
     np.testing.assert_array_equal(yb, tmatmul_ref(x, wb, 0.5))
     assert ya.tobytes() == yc.tobytes()  # the same bits as quantising inside tmatmul
+
+
+def _ppt_conflicts(text: str, sentrons: int) -> tuple[int, int]:
+    """(pairs of distinct single coordinates sharing a PPT set within one statement, compiler-chosen
+    coordinates in the set of some layer of a layer-indexed weight of the same statement), per sentron
+    (each sentron's private scrolls have their own coordinates)."""
+    from vtpu_cli.compiler.driver import _front, private_coord
+    from vtpu_cli.compiler.ir import VReg
+    from vtpu_cli.compiler.lower import PPT_SETS, _colourable
+    from vtpu_cli.machine.memory import ppt_set
+
+    lw = _front(text, "m.phx", 2, sentrons, False, force_loops=True)
+    b = lw.b
+    same = layer = 0
+    for g in b.groups:
+        for s in range(sentrons):
+            at = {}
+            for k in g:
+                sc = b.scrolls[k]
+                if sc.private is not None:
+                    at[k] = private_coord(s, *sc.private)
+                elif sc.coord is not None and not isinstance(sc.layer, VReg):
+                    at[k] = sc.coord
+            sets: dict[int, set[int]] = {}
+            for c in at.values():
+                sets.setdefault(ppt_set(c, PPT_SETS), set()).add(c)
+            same += sum(len(cs) - 1 for cs in sets.values())
+            for k in g:
+                sc = b.scrolls[k]
+                if isinstance(sc.layer, VReg):
+                    ws = {ppt_set(sc.coord + i, PPT_SETS) for i in range(b.scrolls[sc.alias].layers)}
+                    layer += sum(ppt_set(c, PPT_SETS) in ws for k2, c in at.items() if _colourable(b.scrolls[k2]))
+    return same, layer
+
+
+@pytest.mark.parametrize("sentrons,tokens", [(1, 1), (2, 4)])
+def test_model_scratch_coordinates_avoid_ppt_conflicts(sentrons, tokens, monkeypatch):
+    """The compiler numbers its own scrolls so that no two coordinates of one statement share a
+    translation-cache set (the JIT's slow path on every trip of the loop) and none sits in the set of
+    any layer of a layer-indexed weight it is used with; without the colouring the 30-layer model
+    program has such conflicts (so this test can fail)."""
+    import vtpu_cli.compiler.lower as lower
+    from vtpu_cli.models.compiled import StepShape
+
+    text = StepShape(128, 256, 4, 1, 32, 30, 512, 64, 1e-5, tokens=tokens, sentrons=sentrons).text()
+    assert _ppt_conflicts(text, sentrons) == (0, 0)
+    monkeypatch.setattr(lower, "colour_coordinates", lambda lw: {})
+    same, layer = _ppt_conflicts(text, sentrons)
+    assert same + layer > 0

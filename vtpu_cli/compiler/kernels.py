@@ -332,19 +332,23 @@ def tmatmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int, wscale, pre=None) -
     k16 = (k + 15) // 16 * 16
     if pre is None:
         qbuf, sbuf = lw.scratch("q", m * k16), lw.scratch("qs", m * 4)
-        one = b.new("r", "c127")
-        b.emit("DMOV", one, F(127.0), type="f32")
-        xrow, qrow, srow = ptr(b, 0, "xrow"), ptr(b, 0, "qrow"), ptr(b, 0, "srow")
 
-        def qrow_():
-            s127 = quantise_row(lw, x, xrow, k, qbuf, qrow, k16 - (k // 64) * 64, one)
-            st(b, "f32", s127, sbuf, srow)
+        def quantise() -> None:
+            one = b.new("r", "c127")
+            b.emit("DMOV", one, F(127.0), type="f32")
+            xrow, qrow, srow = ptr(b, 0, "xrow"), ptr(b, 0, "qrow"), ptr(b, 0, "srow")
 
-        rows_loop(b, m, [(xrow, k * 4), (qrow, k16), (srow, 4)], qrow_)
+            def qrow_():
+                s127 = quantise_row(lw, x, xrow, k, qbuf, qrow, k16 - (k // 64) * 64, one)
+                st(b, "f32", s127, sbuf, srow)
+
+            rows_loop(b, m, [(xrow, k * 4), (qrow, k16), (srow, 4)], qrow_)
+
+        in_region(b, quantise)
     else:
         qbuf, sbuf = pre[0].scroll, pre[1].scroll
     sums = lw.scratch("qsum", m * 4)
-    row_sums_loop(lw, qbuf, m, k16, sums)
+    in_region(b, lambda: row_sums_loop(lw, qbuf, m, k16, sums))
     nbs = [min(64, (n - j * 16) * 4) for j in range(t_lo, t_hi)]
     nfull = sum(1 for v in nbs if v == 64)
     rr, cc = tm_tile(m)
@@ -406,9 +410,25 @@ def tmatmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int, wscale, pre=None) -
         bump(b, wcol, len(tnb) * k16 * 4)
         bump(b, ycol, len(tnb) * 64)
 
-    loop(b, groups, lambda: cgroup([64] * cc), "cols")
-    if rem:
-        cgroup(rem)
+    def main() -> None:
+        b.base(w.scroll)  # a layer-indexed weight's coordinate: defined here, not in the K loop
+        loop(b, groups, lambda: cgroup([64] * cc), "cols")
+        if rem:
+            cgroup(rem)
+
+    in_region(b, main)
+
+
+def in_region(b: Builder, body: Callable[[], None]) -> None:
+    """``body`` in a coordinate-register region of its own: its scrolls' coordinates are defined at its
+    start. A statement's phases (quantise, row sums, the dot loop) each address at most five scrolls,
+    but together more than the five a region hoists: the rest would be re-defined at every use, inside
+    the loops (a slow PPT translation per trip)."""
+    saved = b.push_region()
+    try:
+        body()
+    finally:
+        b.pop_region(saved)
 
 
 # ---------------------------------------------------------------------- all-gather of column tiles

@@ -11,10 +11,10 @@ from __future__ import annotations
 import difflib
 import math
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from vtpu_cli.binary.program import Imm, Reg
-from vtpu_cli.compiler.ir import Builder, Scroll
+from vtpu_cli.compiler.ir import Builder, Scroll, VReg
 from vtpu_cli.core import coords
 from vtpu_cli.core.errors import Diagnostic
 from vtpu_cli.core.numerics import f32_bits
@@ -187,13 +187,178 @@ class Sync:
         self.path = merged
 
 
+# ---------------------------------------------------------------------- coordinate colouring
+# The translation cache (PPT) keeps one MRU coordinate per set; the JIT serves an access from its
+# fast path only while the access's coordinate is its set's MRU entry. Two scrolls of one loop whose
+# coordinates share a set evict each other on every trip: each access then takes the slow path (a
+# call into the LRU simulation), and the loop loses its hoisted-translation clone. The compiler
+# chooses the coordinates of its own scrolls (exchange 996, constants 997, scratch 998), so it picks
+# them in sets that the other scrolls of the same statements do not use -- a layer-indexed weight
+# counts every layer's coordinate, since the layer loop sweeps them all.
+PPT_SETS = 64  # the machine's default (machine.memory.Memory.sets); sets distinct at 64 stay
+# distinct at every larger power of two (a set is the top bits of one hash)
+COLOURED_LIBRARIES = (RESERVED_LIBRARY + 6, RESERVED_LIBRARY + 7, RESERVED_LIBRARY + 8)
+
+
+@dataclass
+class RecordingBuilder(Builder):
+    """A :class:`~.ir.Builder` that records, per statement, the scrolls it addresses and, per scroll,
+    the instructions that put its coordinate in a p register (for :func:`colour_coordinates`)."""
+
+    groups: list = field(default_factory=list)  # one set of scroll keys per statement
+    group: set | None = None
+    coord_defs: dict = field(default_factory=dict)  # scroll key -> [VI] (SCOORD / SINDEX.set)
+
+    def base(self, scroll: str) -> VReg:
+        sc = self.scrolls[scroll]
+        if sc.view_of is not None:
+            return super().base(scroll)  # recurses into base(view_of)
+        if self.group is not None:
+            self.group.add(scroll)
+        defs, n_code, n_defs = self._region_defs, len(self.code), len(self._region_defs)
+        p = super().base(scroll)
+        new = self.code[n_code:] + (defs[n_defs:] if defs is self._region_defs else [])
+        if new:
+            self.coord_defs.setdefault(scroll, []).extend(
+                vi for vi in new if getattr(vi, "op", None) is not None and vi.op.name in ("SCOORD", "SINDEX")
+            )
+        return p
+
+
+def _colourable(sc: Scroll) -> bool:
+    if sc.layers > 1 or sc.alias is not None or sc.view_of is not None:
+        return False
+    if sc.private is not None:
+        return sc.private[0] == RESERVED_LIBRARY + 8
+    return sc.coord is not None and coords.get_part_packed(sc.coord, 0) in COLOURED_LIBRARIES
+
+
+def colour_coordinates(lw: Lowerer) -> dict[str, int]:
+    """Re-pick the part that numbers each compiler-chosen scroll (the shelf: ``998.k``, ``996.k``,
+    ``997.k``) so that, per sentron, its PPT set is shared with as few as possible of the coordinates
+    its statements also address (greedy, most-shared scrolls first; a tie keeps the number). Weights:
+    a single coordinate counts once per layer trip (``lmax``), each layer of a layer-indexed stack
+    once. Rewrites the scroll and the instructions that define its coordinate; returns the scrolls'
+    PPT conflicts left (the cost of the choice) by key. Only the numbering changes: results do not."""
+    from vtpu_cli.compiler.driver import private_coord
+    from vtpu_cli.machine.memory import ppt_set
+
+    b = lw.b
+    if not isinstance(b, RecordingBuilder):
+        return {}
+    ns = lw.sentrons
+    scrolls = b.scrolls
+    lmax = max([sc.layers for sc in scrolls.values()] + [1])
+    units = [k for k, sc in scrolls.items() if k in b.coord_defs and _colourable(sc)]
+    if not units:
+        return {}
+    unit_set = set(units)
+    memo: dict[int, int] = {}
+
+    def cset(c: int) -> int:
+        v = memo.get(c)
+        if v is None:
+            v = memo[c] = ppt_set(c, PPT_SETS)
+        return v
+
+    # the spill scroll (999.1 at the sentron's home) can be touched by any statement
+    spill = [cset(private_coord(s, RESERVED_LIBRARY + 9, 1)) for s in range(ns)]
+    fixed: list[list[int]] = []  # per group: cost per set of its coordinates that are not re-picked
+    members: list[list[str]] = []
+    unit_groups: dict[str, list[int]] = {k: [] for k in units}
+    for g in b.groups:
+        us = [k for k in g if k in unit_set]
+        if not us:
+            continue
+        cost = [0] * PPT_SETS
+        for k in g:
+            sc = scrolls[k]
+            if k in unit_set or sc.coord is None or sc.private is not None:
+                continue
+            if isinstance(sc.layer, VReg):  # a runtime layer index: every layer's coordinate
+                for layer in range(scrolls[sc.alias].layers if sc.alias in scrolls else sc.layers):
+                    cost[cset(sc.coord + layer)] += 1
+            else:
+                for layer in range(sc.layers):
+                    cost[cset(sc.coord + layer)] += lmax if sc.layers == 1 else 1
+        gi = len(fixed)
+        fixed.append(cost)
+        members.append(us)
+        for k in us:
+            unit_groups[k].append(gi)
+    taken = {sc.coord + i for sc in scrolls.values() if sc.coord is not None for i in range(sc.layers)}
+    shelves = {sc.private for sc in scrolls.values() if sc.private is not None}
+    chosen: dict[str, list[int]] = {}  # unit -> PPT set per sentron
+    left: dict[str, int] = {}
+    order = sorted(units, key=lambda k: -len(unit_groups[k]))
+    for k in order:
+        sc = scrolls[k]
+        base = [0] * PPT_SETS
+        for gi in unit_groups[k]:
+            for i, c in enumerate(fixed[gi]):
+                base[i] += c
+        per_s = [list(base) for _ in range(ns)]
+        for s in range(ns):
+            per_s[s][spill[s]] += lmax
+        for gi in unit_groups[k]:
+            for y in members[gi]:
+                if y != k and y in chosen:
+                    for s in range(ns):
+                        per_s[s][chosen[y][s]] += lmax
+        if sc.private is not None:
+            lib, old = sc.private
+
+            def sets_of(v: int, lib: int = lib) -> list[int]:
+                return [cset(private_coord(s, lib, v)) for s in range(ns)]
+
+            free = lambda v, lib=lib, old=old: v == old or (lib, v) not in shelves  # noqa: E731
+        else:
+            old = coords.get_part_packed(sc.coord, 1)
+            template = sc.coord
+
+            def sets_of(v: int, t: int = template) -> list[int]:
+                return [cset(coords.set_part_packed(t, 1, v))] * ns
+
+            free = lambda v, t=template, old=old: v == old or coords.set_part_packed(t, 1, v) not in taken  # noqa: E731
+        best, best_cost = old, None
+        for v in [old, *range(1, 1000)]:
+            if not free(v):
+                continue
+            sets = sets_of(v)
+            cost = sum(per_s[s][sets[s]] for s in range(ns))
+            if best_cost is None or cost < best_cost:
+                best, best_cost = v, cost
+                if cost == 0:
+                    break
+        chosen[k] = sets_of(best)
+        left[k] = best_cost or 0
+        if best == old:
+            continue
+        if sc.private is not None:
+            shelves.discard((lib, old))
+            shelves.add((lib, best))
+            sc.private = (lib, best)
+            for vi in b.coord_defs[k]:
+                if vi.op.name == "SINDEX" and vi.args[2] == Imm(1) and vi.args[3] == Imm(old):
+                    vi.args[3] = Imm(best)
+        else:
+            new = coords.set_part_packed(sc.coord, 1, best)
+            taken.discard(sc.coord)
+            taken.add(new)
+            for vi in b.coord_defs[k]:
+                if vi.op.name == "SCOORD" and vi.args[1] == Imm(sc.coord):
+                    vi.args[1] = Imm(new)
+            sc.coord = new
+    return left
+
+
 class Lowerer:
     def __init__(self, text: str, filename: str, opt: int = 2, sentrons: int = 1, tune: bool = False):
         self.text = text
         self.filename = filename
         self.lines = text.splitlines()
         self.diags: list[Diagnostic] = []
-        self.b = Builder(opt=opt, sentrons=sentrons)
+        self.b = RecordingBuilder(opt=opt, sentrons=sentrons)
         self.opt = opt
         self.sentrons = sentrons
         self.tune = tune
@@ -222,6 +387,9 @@ class Lowerer:
         # ops share one barrier: their copies are emitted together before the next other statement,
         # any read of a pending result, and the end of every block (docs/phx.md)
         self.pending_gathers: list[tuple[str, object]] = []
+        # programs with ternary matmuls (the model programs) get their compiler-chosen coordinates
+        # coloured by PPT set (colour_coordinates); others keep today's numbering (and bytes)
+        self.colour_coords = False
 
     # ------------------------------------------------------------------ diagnostics
     def error(self, node, message: str, hint: str | None = None, length: int | None = None) -> None:
@@ -274,6 +442,8 @@ class Lowerer:
             self.top_stmt(it)
         self.flush_gathers(region=True)
         del main_start
+        if self.colour_coords and not self.diags:
+            colour_coordinates(self)
 
     def _guard(self, fn, node) -> None:
         try:
@@ -569,6 +739,16 @@ class Lowerer:
         return None
 
     def stmt(self, node) -> None:
+        b = self.b
+        outer = b.group
+        b.group = set()  # the scrolls this statement addresses (coordinate colouring)
+        b.groups.append(b.group)
+        try:
+            self._stmt(node)
+        finally:
+            b.group = outer
+
+    def _stmt(self, node) -> None:
         if self.pending_gathers and not self._defers_gathers(node):
             self.flush_gathers()
         d = node.data

@@ -786,6 +786,7 @@ def _weight_scale(lw: Lowerer, w: Tensor, node):
 
 
 def _tmatmul(lw: Lowerer, name_toks, call, pos, kw):
+    lw.colour_coords = True  # a ternary (model) program: PPT-coloured scratch coordinates (lower.py)
     _nargs(lw, call, pos, 2, 3)
     _kw(lw, kw, ("shard",), call)
     x, w = lw.tensor_arg(pos[0]), lw.tensor_arg(pos[1])
