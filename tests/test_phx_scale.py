@@ -869,7 +869,9 @@ def _ppt_conflicts(text: str, sentrons: int) -> tuple[int, int]:
                 sc = b.scrolls[k]
                 if isinstance(sc.layer, VReg):
                     ws = {ppt_set(sc.coord + i, PPT_SETS) for i in range(b.scrolls[sc.alias].layers)}
-                    layer += sum(ppt_set(c, PPT_SETS) in ws for k2, c in at.items() if _colourable(b.scrolls[k2]))
+                    layer += sum(
+                        ppt_set(c, PPT_SETS) in ws for k2, c in at.items() if _colourable(b.scrolls[k2])
+                    )
     return same, layer
 
 
