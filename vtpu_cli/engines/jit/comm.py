@@ -29,6 +29,8 @@ on the root) exit with ``ST_REPLAY``, which is replayed the same way; faults are
 
 from __future__ import annotations
 
+import weakref
+
 import numpy as np
 from llvmlite import ir
 
@@ -545,7 +547,23 @@ def ring_lengths(program) -> tuple[dict[int, int], bool]:
     return known, every
 
 
+_LAST_RING: tuple = (None, None, None)  # (weak reference to a program, its code's (id, length), analysis)
+
+
 def ring_analysis(program) -> tuple[dict[int, int], bool, dict[int, int]]:
+    """:func:`_ring_analysis`, remembered for the last program: a split program's regions each set up the
+    C pipe, and scanning a 200,000-SIW program once per region would cost minutes."""
+    global _LAST_RING
+    ref, code, result = _LAST_RING
+    key = (id(program.code), len(program.code))
+    if ref is not None and ref() is program and code == key:
+        return result
+    result = _ring_analysis(program)
+    _LAST_RING = (weakref.ref(program), key, result)
+    return result
+
+
+def _ring_analysis(program) -> tuple[dict[int, int], bool, dict[int, int]]:
     """``(lengths, every receive known, occupancy)``: the length of the message every CRECV of a
     one-sentron program receives where it is the same on every path, whether that holds for every
     reachable receive, and the number of messages in the ring before the C op of each SIW where that is
