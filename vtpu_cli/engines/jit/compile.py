@@ -168,7 +168,14 @@ def _leaders(program: Program) -> list[int]:
             lead.add(pc + 1)
         elif d.op.name == "DHALT":
             lead.add(pc + 1)
-    return sorted(x for x in lead if x < n)
+    out = sorted(x for x in lead if x < n)
+    if n > SPLIT_SIWS and not _c_ops(program):
+        # a program lowered as regions may be cut at leaders only: long straight runs get extra ones
+        # (not in programs with C-pipe ops, whose single-sentron native ring analysis works per block)
+        step = max(REGION_SIWS // 2, 1)
+        extra = [x for a, z in zip(out, out[1:] + [n], strict=True) for x in range(a + step, z, step)]
+        out = sorted(out + extra)
+    return out
 
 
 def _const_coord(ins) -> tuple[int, int] | None:
@@ -758,6 +765,12 @@ def _build_function(
             rd, wr = ins.regs()
             used |= rd | wr
             written |= wr
+    if split:
+        # a raw f32 register may arrive un-canonicalised from another region: this one canonicalises it
+        # before it leaves the program (or a callback sees it), and must then store it back
+        raw = {("v", i) for i in an.raw}
+        used |= raw
+        written |= raw
     lw.set_usage(used, written)
     if not v.precise:
         lw.raw_regs = an.raw
