@@ -3,6 +3,7 @@
     python benchmarks/phx_speed.py                   # fresh process per compile, median of --runs
     python benchmarks/phx_speed.py --warm            # in one process, after one warm-up compile
     python benchmarks/phx_speed.py --tree A --tree B # two source trees alternated run by run (A/B)
+    python benchmarks/phx_speed.py --instructions --tree A --tree B  # instruction counts (valgrind)
 
 Each measurement is the CPU time (``time.process_time``: the build machine is shared, wall time is
 inflated by load) of one ``compile_phx`` call -- parse, lowering, register allocation, scheduling, the
@@ -20,6 +21,9 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import platform
+import re
+import shutil
 import statistics
 import subprocess
 import sys
@@ -46,7 +50,8 @@ def programs() -> list[tuple[str, str, dict]]:
     ]
 
 
-# the child: compile the file given in argv once (or warm + repeat times), print JSON
+# the child: compile the file given in argv once (or warm + repeat times), print JSON; with a fourth
+# argument "imports" it stops after the imports, with "compile" after one compile (--instructions)
 CHILD = r"""
 import json, sys, time
 import numpy  # imported lazily by the compile (constant data): an import, not compile time
@@ -55,6 +60,11 @@ from vtpu_cli.binary.siwfile import encode
 src = open(sys.argv[1]).read()
 kw = json.loads(sys.argv[2])
 warm = int(sys.argv[3])
+if sys.argv[4:] == ["imports"]:
+    raise SystemExit(0)
+if sys.argv[4:] == ["compile"]:
+    compile_phx(src, "bench.phx", **kw)
+    raise SystemExit(0)
 times, enc = [], []
 for k in range(warm + 1 if warm else 1):
     t0 = time.process_time()
@@ -81,6 +91,55 @@ def run_child(tree: Path, path: str, kw: dict, warm: int) -> dict:
     return json.loads(out.stdout)
 
 
+def instructions(tree: Path, path: str, kw: dict) -> int:
+    """Machine instructions of one fresh-process compile: the child under valgrind's instruction
+    counter (cachegrind without cache simulation), once compiling (no .siw encoding) and once stopping
+    after the imports, the difference. Unlike CPU time it does not move with the load of a shared
+    machine (fixed hash seed, no address randomisation, one BLAS thread: identical runs count
+    identically), so two trees compare in one run each; it weighs every instruction alike (no cache
+    misses), so it ranks changes rather than predicting milliseconds."""
+    # one BLAS thread: numpy's import starts OpenBLAS workers whose spin-waits count instructions by
+    # the clock (1.5M-instruction steps between identical runs); hash seed fixed
+    env = dict(os.environ, PYTHONPATH=str(tree), VTPU_PHX_TUNE="0", PYTHONHASHSEED="0")
+    env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    # address-space randomisation off where setarch can (object addresses order the sets of IR
+    # registers): identical runs then count identically
+    norandom = ["setarch", platform.machine(), "-R"] if shutil.which("setarch") else []
+    counts = []
+    for extra in ("imports", "compile"):
+        out = subprocess.run(
+            [*norandom, "valgrind", "--tool=cachegrind", "--cache-sim=no", "--cachegrind-out-file=/dev/null"]
+            + [sys.executable, "-c", CHILD, path, json.dumps(kw), "0", extra],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=str(tree),
+        ).stderr
+        m = re.search(r"I\s+refs:\s+([\d,]+)", out)
+        if m is None:
+            raise SystemExit(f"no instruction count in valgrind's output:\n{out[-2000:]}")
+        counts.append(int(m.group(1).replace(",", "")))
+    return counts[1] - counts[0]
+
+
+def main_instructions(trees: list[Path], progs: list, files: dict) -> None:
+    print("phextcc compile, machine instructions of one fresh-process compile (valgrind)")
+    print("| program | tree | IR ops | M instructions | instructions per IR op |")
+    print("|---|---|---|---|---|")
+    got: dict = {}
+    for name, _, kw in progs:
+        ops = run_child(trees[0], str(files[name]), kw, 0)["ir_ops"]
+        for t in trees:
+            n = got[(str(t), name)] = instructions(t, str(files[name]), kw)
+            print(f"| {name} | {t.name} | {ops:,} | {n / 1e6:.1f} | {n / ops:,.0f} |")
+    if len(trees) == 2:
+        print()
+        for name, _, _ in progs:
+            b, n = (got[(str(t), name)] for t in trees)
+            print(f"{name}: {trees[0].name} / {trees[1].name} = {b / n:.3f}x instructions")
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=15, help="measurements per program and tree (median)")
@@ -88,7 +147,15 @@ def main() -> int:
     ap.add_argument("--warm", action="store_true", help="in-process: one warm-up, then --runs compiles")
     ap.add_argument("--only", default="", help="programs whose name contains this text")
     ap.add_argument("--json", metavar="FILE")
+    ap.add_argument(
+        "--instructions",
+        action="store_true",
+        help="count machine instructions under valgrind instead of timing (load-independent)",
+    )
     a = ap.parse_args()
+    if a.instructions and shutil.which("valgrind") is None:
+        print("phx_speed.py: --instructions needs valgrind on PATH", file=sys.stderr)
+        return 2
     trees = [t.resolve() for t in (a.tree or [ROOT])]
     progs = [p for p in programs() if a.only in p[0]]
     times: dict = {(str(t), name): [] for t in trees for name, _, _ in progs}
@@ -99,6 +166,9 @@ def main() -> int:
         for k, (name, src, _) in enumerate(progs):
             files[name] = Path(tmp) / f"p{k}.phx"
             files[name].write_text(src)
+        if a.instructions:
+            main_instructions(trees, progs, files)
+            return 0
         rounds = 1 if a.warm else a.runs
         for _ in range(rounds):
             for name, _, kw in progs:

@@ -408,6 +408,27 @@ def test_speed_benchmark_runs():
     assert int(cells[2].replace(",", "")) > 1000 and float(cells[4]) > 0 and cells[5].endswith("k")
 
 
+@pytest.mark.slow
+def test_speed_benchmark_counts_instructions():
+    """``--instructions`` (valgrind's instruction count of one fresh-process compile, imports
+    subtracted) prints a row per tree and the ratio; identical runs count identically."""
+    import shutil
+    import subprocess
+    import sys
+
+    if shutil.which("valgrind") is None:
+        pytest.skip("valgrind is not installed")
+    cmd = [sys.executable, str(ROOT / "benchmarks" / "phx_speed.py"), "--instructions", "--only", "mlp"]
+    outs = [
+        subprocess.run(cmd + ["--tree", str(ROOT)] * 2, capture_output=True, text=True, check=True).stdout
+        for _ in range(2)
+    ]
+    rows = [line for line in outs[0].splitlines() if line.startswith("| programs/phx/mlp.phx")]
+    counts = [float(r.strip("|").split("|")[3]) for r in rows]
+    assert len(rows) == 2 and counts[0] > 10 and counts[0] == counts[1]
+    assert "x instructions" in outs[1]
+
+
 if __name__ == "__main__":  # pragma: no cover - maintenance
     # After an *intended* change of the non-ternary lowering: re-freeze the corpus with the current
     # compiler (sources unchanged): python tests/test_phx_speed.py --refreeze

@@ -97,9 +97,9 @@ def _liveness(code: list, vregs: list) -> int:
             d = set()
             uadd = u.add
             dadd = d.add
+        op = it.op
         rw = it._rw
         if rw is None:
-            op = it.op
             rw = it._rw = (rwf.get(op.name) or _rw_func(op))(it.args)
         r, w = rw
         for v in r:
@@ -117,7 +117,7 @@ def _liveness(code: list, vregs: list) -> int:
                 dadd(v)
             v.end = i
         i += 1
-        if it.op.branch:
+        if op.branch:
             firsts.append(first)
             lasts.append(i - 1)
             last_ins.append(it)
