@@ -169,3 +169,29 @@ def test_forced_tiny_regions_random_programs(data):
         mp.setattr(jc, "SPLIT_SIWS", 4)
         mp.setattr(jc, "REGION_SIWS", data.draw(st.sampled_from([1, 2, 4])))
         check(prog)
+
+
+def test_parts_compile_in_parallel_load_and_cache_exactly(monkeypatch, tmp_path):
+    """A split program compiled as a dispatcher plus several parts (separate objects, each compiled by
+    its own child process at the same time), loaded from the compile and from the disk cache: the
+    regions' table is filled and the run equals the interpreter's."""
+    monkeypatch.setattr(jc, "SPLIT_SIWS", 100)
+    monkeypatch.setattr(jc, "REGION_SIWS", 32)
+    monkeypatch.setattr(jc, "PART_SIWS", 64)
+    monkeypatch.setattr(jc, "CHILD_IR_LINES", 2000)  # the parts go to child processes
+    monkeypatch.setenv(jc.JOBS_ENV, "3")
+    prog = assemble(layered(40))
+    assert jc.compile_parts(prog) == 4
+    texts, _ = jc.build_parts(prog, _variant(), 4)
+    assert len(texts) == 4 and jc.TABLE in texts[0]
+    cache = tmp_path / "cache"
+    interp = Interpreter(prog, memory=_mem(prog))
+    ref = interp.run()
+    for source in ("", "disk"):
+        jc._loaded.clear()
+        comp = jc.compile_program(prog, cache_dir=cache)
+        assert comp.cache_hit == source
+        res = jit.JitEngine(prog, memory=_mem(prog), cache_dir=cache).run()
+        assert res.engine == "jit" and same_result(ref, res) == [] and res.counts == interp.counts
+    blob = next(cache.glob("jit-*.o")).read_bytes()
+    assert blob.startswith(jc.PACK_MAGIC)

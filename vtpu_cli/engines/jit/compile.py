@@ -4,10 +4,12 @@ cached on disk and loaded once per process. The runtime (threads, watchdog, repl
 
 from __future__ import annotations
 
+import ctypes
 import hashlib
 import os
 import platform
 import stat
+import struct
 import threading
 import time
 from dataclasses import dataclass
@@ -595,15 +597,31 @@ def _regions(program: Program, leaders: list[int], v: _Variant) -> list[tuple[in
 
 def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
     """LLVM IR text of the program's function ``vtpu_entry(ctx)`` and the block leaders."""
-    mod = ir.Module(name="vtpu")
-    mod.triple = llvm.get_process_triple()
+    texts, leaders = build_parts(program, v, 1)
+    return texts[0], leaders
+
+
+TABLE = "vtpu_regions"  # a split program's dispatcher calls its regions through this table (parts > 1)
+
+
+def build_parts(program: Program, v: _Variant, parts: int = 1) -> tuple[list[str], list[int]]:
+    """LLVM IR texts of the program and its block leaders: one module, or (a split program, ``parts`` >
+    1) a dispatcher module, whose global ``TABLE`` holds the regions' addresses (filled at load), and
+    ``parts - 1`` modules of consecutive regions, compiled in parallel and loaded separately."""
     leaders = _leaders(program)
     n = len(program.code)
     regions = _regions(program, leaders, v)
+
+    def module():
+        mod = ir.Module(name="vtpu")
+        mod.triple = llvm.get_process_triple()
+        return mod
+
     if len(regions) == 1:
+        mod = module()
         fn = ir.Function(mod, ir.FunctionType(L.I64, [L.PTR]), name="vtpu_entry")
         _build_function(program, v, mod, fn, leaders, 0, n, None)
-        return str(mod), leaders
+        return [str(mod)], leaders
     # entries of each region: its first pc and every target of a branch from another region
     entries = [{a} for a, _ in regions]
     starts = [a for a, _ in regions]
@@ -619,22 +637,46 @@ def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
             if 0 <= t < n and region_of(t) != region_of(pc):
                 entries[region_of(t)].add(t)
     fty = ir.FunctionType(L.I64, [L.PTR, L.I64])
-    fns = []
-    shared: dict = {}
     an = _Analysis.of(program, leaders, v)
+    ngroups = len(program.groups) + 1
+
+    def add_regions(mod, ks, linkage: str) -> list:
+        fns = []
+        shared: dict = {}  # per module: the helper functions its regions call
+        for k in ks:
+            a, z = regions[k]
+            fn = ir.Function(mod, fty, name=f"vtpu_region{k}")
+            fn.linkage = linkage
+            fn.attributes.add("noinline")
+            _build_function(program, v, mod, fn, leaders, a, z, (sorted(entries[k]), shared), an)
+            fns.append(fn)
+        return fns
+
+    parts = max(1, min(parts, len(regions) + 1))
+    if parts == 1:
+        mod = module()
+        _build_dispatcher(mod, add_regions(mod, range(len(regions)), "internal"), entries, ngroups)
+        return [str(mod)], leaders
+    dmod = module()
+    _build_dispatcher(dmod, len(regions), entries, ngroups)
+    texts = [str(dmod)]
+    # consecutive regions, about the same number of SIWs per part
+    total, acc, chunk = n, 0, []
     for k, (a, z) in enumerate(regions):
-        fn = ir.Function(mod, fty, name=f"vtpu_region{k}")
-        fn.linkage = "internal"
-        fn.attributes.add("noinline")
-        _build_function(program, v, mod, fn, leaders, a, z, (sorted(entries[k]), shared), an)
-        fns.append(fn)
-    _build_dispatcher(mod, fns, entries, len(program.groups) + 1)
-    return str(mod), leaders
+        chunk.append(k)
+        acc += z - a
+        if acc * (parts - 1) >= total * len(texts) or k == len(regions) - 1:
+            mod = module()
+            add_regions(mod, chunk, "external")
+            texts.append(str(mod))
+            chunk = []
+    return texts, leaders
 
 
-def _build_dispatcher(mod, fns: list, entries: list[set[int]], ngroups: int) -> None:
+def _build_dispatcher(mod, fns, entries: list[set[int]], ngroups: int) -> None:
     """``vtpu_entry(ctx)`` of a split program: zero what the regions accumulate in the context, then call
-    the region holding ``pc`` until one returns a status (>= 0); a negative return is ``~next pc``."""
+    the region holding ``pc`` until one returns a status (>= 0); a negative return is ``~next pc``.
+    ``fns``: the region functions, or their number (they are then called through ``TABLE``)."""
     fn = ir.Function(mod, ir.FunctionType(L.I64, [L.PTR]), name="vtpu_entry")
     fn.attributes.add("nounwind")
     ctx = fn.args[0]
@@ -665,11 +707,23 @@ def _build_dispatcher(mod, fns: list, entries: list[set[int]], ngroups: int) -> 
     pc = b.phi(L.I64, name="pc")
     pc.add_incoming(zero, entry)
     sw = b.switch(pc, bad)
+    table = None
+    if isinstance(fns, int):
+        tty = ir.ArrayType(L.PTR, fns)
+        table = ir.GlobalVariable(mod, tty, name=TABLE)
+        table.initializer = ir.Constant(tty, None)
+        fns = range(fns)
+    rty = ir.FunctionType(L.I64, [L.PTR, L.I64])
     for k, f in enumerate(fns):
         blk = fn.append_basic_block(f"call{k}")
         for t in sorted(entries[k]):
             sw.add_case(ir.Constant(L.I64, t), blk)
         b.position_at_end(blk)
+        if table is not None:
+            fp = b.load(
+                b.gep(table, [zero, ir.Constant(L.I64, k)], inbounds=True, source_etype=tty), typ=L.PTR
+            )
+            f = L._FnPtr(fp, rty)
         r = b.call(f, [ctx, pc])
         done = fn.append_basic_block(f"ret{k}")
         more = fn.append_basic_block(f"next{k}")
@@ -1087,13 +1141,60 @@ def emit_assembly(
     return tm.emit_assembly(mod)
 
 
+PACK_MAGIC = b"VTPUPRT1"  # several objects of one program (build_parts): magic, parts, regions, lengths
+
+
+def _pack(objs: list[bytes], regions: int) -> bytes:
+    if len(objs) == 1:
+        return objs[0]
+    head = struct.pack(f"<8sII{len(objs)}Q", PACK_MAGIC, len(objs), regions, *map(len, objs))
+    return head + b"".join(objs)
+
+
+def _unpack(blob: bytes) -> tuple[list[bytes], int]:
+    if not blob.startswith(PACK_MAGIC):
+        return [blob], 0
+    nparts, regions = struct.unpack_from("<II", blob, 8)
+    lens = struct.unpack_from(f"<{nparts}Q", blob, 16)
+    off, out = 16 + 8 * nparts, []
+    for n in lens:
+        out.append(blob[off : off + n])
+        off += n
+    return out, regions
+
+
 def _load_object(obj: bytes, v: _Variant):
+    """Load a compiled program: (what keeps its code mapped, entry address). A program in parts loads
+    each part into its own engine and writes its regions' addresses into the dispatcher's table."""
+    objs, regions = _unpack(obj)
+    if len(objs) == 1:
+        return _load_one(objs[0], v)
+    engines = []
+    for o in objs:
+        engines.append(_load_one(o, v, entry=False)[0])
+    table = engines[0].get_global_value_address(TABLE)
+    if not table:
+        raise JitError("compiled dispatcher has no region table")
+    slots = (ctypes.c_uint64 * regions).from_address(table)
+    for k in range(regions):
+        addr = 0
+        for e in engines[1:]:
+            addr = addr or e.get_function_address(f"vtpu_region{k}")
+        if not addr:
+            raise JitError(f"compiled program has no region {k}")
+        slots[k] = addr
+    return tuple(engines), engines[0].get_function_address("vtpu_entry")
+
+
+def _load_one(obj: bytes, v: _Variant, entry: bool = True):
     tm = _target_machine(v.cpu, v.features)
     backing = llvm.parse_assembly("")
     backing.triple = tm.triple
     engine = llvm.create_mcjit_compiler(backing, tm)
     engine.add_object_file(llvm.ObjectFileRef.from_data(obj))
     engine.finalize_object()
+    if not entry:
+        return engine, 0
     addr = engine.get_function_address("vtpu_entry")
     if not addr:
         raise JitError("compiled object has no vtpu_entry")
@@ -1239,6 +1340,37 @@ def _compile_bounded(ir_text: str, v: _Variant, opt: int) -> bytes:
     return p.stdout
 
 
+JOBS_ENV = "VTPU_JIT_JOBS"
+PART_SIWS = 768  # a split program is compiled in parts of about this many SIWs, in parallel
+
+
+def compile_parts(program: Program) -> int:
+    """How many modules a program is compiled as (``build_parts``): one, or for a split program a
+    dispatcher and up to ``$VTPU_JIT_JOBS`` (default: the CPU count, at most 8) parts of regions, each
+    compiled by its own child process at the same time."""
+    n = len(program.code)
+    if n <= SPLIT_SIWS:
+        return 1
+    try:
+        jobs = int(os.environ.get(JOBS_ENV, "0")) or (os.cpu_count() or 1)
+    except ValueError:
+        jobs = os.cpu_count() or 1
+    jobs = min(jobs, 8, -(-n // PART_SIWS))
+    return 1 + jobs if jobs > 1 else 1
+
+
+def _compile_parts(texts: list[str], v: _Variant, opt: int, regions: int) -> bytes:
+    """Every module of ``build_parts`` compiled (the large ones by child processes running at once),
+    packed into one object blob (``_pack``)."""
+    if len(texts) == 1:
+        return _compile_bounded(texts[0], v, opt)
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=len(texts), thread_name_prefix="vtpu-jit-part") as pool:
+        objs = list(pool.map(lambda t: _compile_bounded(t, v, opt), texts))
+    return _pack(objs, regions)
+
+
 def _child_main() -> None:
     """The child of :func:`_compile_bounded`: (IR text, variant, opt) pickled on stdin, object on stdout."""
     import pickle
@@ -1341,8 +1473,8 @@ def compile_program(
         hit = "disk" if obj is not None else ""
     if obj is None:
         with _Progress(len(program.code)):
-            text, leaders = build_module(program, v)
-            obj = _compile_bounded(text, v, opt)
+            texts, leaders = build_parts(program, v, compile_parts(program))
+            obj = _compile_parts(texts, v, opt, len(_regions(program, leaders, v)))
         if not no_cache:
             try:
                 path.mkdir(mode=0o700, parents=True, exist_ok=True)
