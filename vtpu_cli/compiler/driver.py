@@ -18,7 +18,7 @@ from pathlib import Path
 
 from vtpu_cli.binary.program import DataScroll, Imm, Instr, Output, Program, TensorDecl
 from vtpu_cli.compiler import tensors, views
-from vtpu_cli.compiler.ir import VI, CompileError, Label, dump
+from vtpu_cli.compiler.ir import VI, CompileError, Label, dump, private_coord
 from vtpu_cli.compiler.lower import RESERVED_LIBRARY, Lowerer
 from vtpu_cli.compiler.parser import MAX_DEPTH, parse
 from vtpu_cli.compiler.regalloc import SPILL_P, allocate
@@ -157,14 +157,6 @@ def _front(
 
 
 SENTRON_GROUP = "phx_sentrons"  # members 0..N-1: the sentron count a program was compiled for
-
-
-def private_coord(sentron: int, library: int, shelf: int) -> int:
-    """Where sentron ``sentron``'s private scroll (library, shelf) lives: its home coordinate with
-    the library and shelf parts set (what SCOORD home + SINDEX.set compute at run time)."""
-    parts = list(coords.unpack(coords.home_packed(sentron)).parts)
-    parts[0], parts[1] = library, shelf
-    return coords.pack_parts(parts)
 
 
 def _prologue(lw: Lowerer) -> None:

@@ -97,6 +97,7 @@ def _lex(text: str) -> list[_Tok]:
     tokens never span lines, so the line and its start offset only move in the whitespace runs."""
     toks: list[_Tok] = []
     append = toks.append
+    new = _new
     line, linestart, pos = 1, 0, 0
     for ws, s in _TOKEN.findall(text):
         if ws:
@@ -116,8 +117,16 @@ def _lex(text: str) -> list[_Tok]:
             kind = s
         n = len(s)
         col = pos - linestart + 1
-        append(_Tok(kind, s, pos, line, col, pos + n, line, col + n))
+        t = new(_Tok)  # _Tok(...) without the __init__ frame: one per token
+        t.kind = kind
+        t.text = s
+        t.pos = pos
+        t.line = t.eline = line
+        t.col = col
         pos += n
+        t.end = pos
+        t.ecol = col + n
+        append(t)
     if pos != len(text):
         raise Reject
     return toks

@@ -10,6 +10,7 @@ register) so that the scheduler can prove that two accesses do not alias.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from vtpu_cli.binary.program import MEM_CONTIG, Imm
@@ -122,7 +123,9 @@ def _sig_name(roles: tuple[tuple[bool, bool], ...]) -> str:
 def _rw_source(roles: tuple[tuple[bool, bool], ...]) -> list[str]:
     """Source lines of the (read, written) function for one role signature: the operand loop of
     :meth:`VI._regs` unrolled (a register operand is read and/or written per its role, a memory operand
-    reads its base, offset and extra registers, in operand order)."""
+    reads its base, offset and extra registers, in operand order). The all-register fast path returns
+    tuples (one allocation each where a list takes two; one pair per IR op), the general path lists;
+    callers only iterate them."""
     m = len(roles)
     lines = [f"def {_sig_name(roles)}(args):"]
     if m:
@@ -134,7 +137,7 @@ def _rw_source(roles: tuple[tuple[bool, bool], ...]) -> list[str]:
             f"    if len(args) == {m}:",
             f"        {', '.join(names)}{',' if m == 1 else ''} = args",
             f"        if {' and '.join(f'{a}.__class__ is VReg' for a in names)}:",
-            f"            return [{rd}], [{wr}]",
+            f"            return ({rd}{',' if rd and ',' not in rd else ''}), ({wr}{',' if wr and ',' not in wr else ''})",
         ]
     lines += ["    reads = []", "    writes = []", "    n = len(args)"]
     for k, (rd, wr) in enumerate(roles):
@@ -243,9 +246,9 @@ class VI:
     def __repr__(self) -> str:
         return f"VI({self})"
 
-    def regs(self) -> tuple[list[VReg], list[VReg]]:
-        """(read, written) virtual registers (computed once: ``args`` is never mutated after
-        construction -- transformations build new instructions)."""
+    def regs(self) -> tuple[Sequence[VReg], Sequence[VReg]]:
+        """(read, written) virtual registers, tuples or lists (computed once: the registers in ``args``
+        never change after construction -- transformations build new instructions)."""
         rw = self._rw
         if rw is None:
             rw = self._rw = (_RW.get(self.op.name) or _rw_func(self.op))(self.args)
@@ -327,6 +330,15 @@ class Scroll:
     alias: str | None = None  # a view: the key of the scroll it views (for alias analysis)
     view_of: str | None = None  # an offset view (slice/reshape): the scroll whose coordinate it uses
     offset: int | VReg | None = None  # ... and its first byte there (a constant or a runtime register)
+
+
+def private_coord(sentron: int, library: int, shelf: int) -> int:
+    """Where sentron ``sentron``'s private scroll (library, shelf) lives: its home coordinate with
+    the library and shelf parts set (what SCOORD home + SINDEX.set compute at run time). Here, below
+    the lowering and the driver, so both can use it without importing each other."""
+    parts = list(coords.unpack(coords.home_packed(sentron)).parts)
+    parts[0], parts[1] = library, shelf
+    return coords.pack_parts(parts)
 
 
 P_HOISTED = 5  # coordinate registers hoisted to a region's start; further scrolls are defined at use

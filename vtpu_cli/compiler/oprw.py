@@ -21,7 +21,7 @@ def _bind(VReg, VMem):
         if len(args) == 4:
             a0, a1, a2, a3 = args
             if a0.__class__ is VReg and a1.__class__ is VReg and a2.__class__ is VReg and a3.__class__ is VReg:
-                return [a3], [a0, a1, a2]
+                return (a3,), (a0, a1, a2)
         reads = []
         writes = []
         n = len(args)
@@ -75,7 +75,7 @@ def _bind(VReg, VMem):
         if len(args) == 2:
             a0, a1 = args
             if a0.__class__ is VReg and a1.__class__ is VReg:
-                return [a1], [a0]
+                return (a1,), (a0,)
         reads = []
         writes = []
         n = len(args)
@@ -107,7 +107,7 @@ def _bind(VReg, VMem):
         if len(args) == 3:
             a0, a1, a2 = args
             if a0.__class__ is VReg and a1.__class__ is VReg and a2.__class__ is VReg:
-                return [a1], [a0, a2]
+                return (a1,), (a0, a2)
         reads = []
         writes = []
         n = len(args)
@@ -150,7 +150,7 @@ def _bind(VReg, VMem):
         if len(args) == 3:
             a0, a1, a2 = args
             if a0.__class__ is VReg and a1.__class__ is VReg and a2.__class__ is VReg:
-                return [a1, a2], [a0]
+                return (a1, a2), (a0,)
         reads = []
         writes = []
         n = len(args)
@@ -193,7 +193,7 @@ def _bind(VReg, VMem):
         if len(args) == 4:
             a0, a1, a2, a3 = args
             if a0.__class__ is VReg and a1.__class__ is VReg and a2.__class__ is VReg and a3.__class__ is VReg:
-                return [a1, a2, a3], [a0]
+                return (a1, a2, a3), (a0,)
         reads = []
         writes = []
         n = len(args)
@@ -247,7 +247,7 @@ def _bind(VReg, VMem):
         if len(args) == 1:
             a0, = args
             if a0.__class__ is VReg:
-                return [a0], []
+                return (a0,), ()
         reads = []
         writes = []
         n = len(args)
@@ -268,7 +268,7 @@ def _bind(VReg, VMem):
         if len(args) == 2:
             a0, a1 = args
             if a0.__class__ is VReg and a1.__class__ is VReg:
-                return [a0, a1], []
+                return (a0, a1), ()
         reads = []
         writes = []
         n = len(args)
@@ -300,7 +300,7 @@ def _bind(VReg, VMem):
         if len(args) == 3:
             a0, a1, a2 = args
             if a0.__class__ is VReg and a1.__class__ is VReg and a2.__class__ is VReg:
-                return [a0, a1, a2], []
+                return (a0, a1, a2), ()
         reads = []
         writes = []
         n = len(args)
@@ -343,7 +343,7 @@ def _bind(VReg, VMem):
         if len(args) == 2:
             a0, a1 = args
             if a0.__class__ is VReg and a1.__class__ is VReg:
-                return [a0, a1], [a0]
+                return (a0, a1), (a0,)
         reads = []
         writes = []
         n = len(args)
@@ -376,7 +376,7 @@ def _bind(VReg, VMem):
         if len(args) == 3:
             a0, a1, a2 = args
             if a0.__class__ is VReg and a1.__class__ is VReg and a2.__class__ is VReg:
-                return [a0, a1, a2], [a0]
+                return (a0, a1, a2), (a0,)
         reads = []
         writes = []
         n = len(args)
@@ -420,7 +420,7 @@ def _bind(VReg, VMem):
         if len(args) == 4:
             a0, a1, a2, a3 = args
             if a0.__class__ is VReg and a1.__class__ is VReg and a2.__class__ is VReg and a3.__class__ is VReg:
-                return [a0, a1, a2, a3], [a0]
+                return (a0, a1, a2, a3), (a0,)
         reads = []
         writes = []
         n = len(args)
