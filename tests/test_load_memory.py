@@ -341,9 +341,13 @@ def test_loading_and_embedding_lookups_leave_no_file_page_resident(wide: dict, f
 def test_the_test_session_has_its_own_cache_folder() -> None:
     """tests/conftest.py points VTPU_CACHE_DIR at a folder of the session: nothing a test runs writes
     into the user's ~/.cache/vtpu."""
+    import conftest
+
     from vtpu_cli.core.resources import cache_base
 
-    assert cache_base() != Path.home() / ".cache" / "vtpu"
+    if conftest._SESSION_CACHE is None:
+        pytest.skip("VTPU_CACHE_DIR was set by the caller")
+    assert cache_base() == Path(conftest._SESSION_CACHE) != Path.home() / ".cache" / "vtpu"
     assert cache_mod.cache_root() == cache_base() / "models"
 
 
