@@ -604,7 +604,9 @@ def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
 TABLE = "vtpu_regions"  # a split program's dispatcher calls its regions through this table (parts > 1)
 
 
-def build_parts(program: Program, v: _Variant, parts: int = 1) -> tuple[list[str], list[int]]:
+def build_parts(
+    program: Program, v: _Variant, parts: int = 1, only: int | None = None
+) -> tuple[list[str], list[int]]:
     """LLVM IR texts of the program and its block leaders: one module, or (a split program, ``parts`` >
     1) a dispatcher module, whose global ``TABLE`` holds the regions' addresses (filled at load), and
     ``parts - 1`` modules of consecutive regions, compiled in parallel and loaded separately."""
@@ -657,18 +659,23 @@ def build_parts(program: Program, v: _Variant, parts: int = 1) -> tuple[list[str
         mod = module()
         _build_dispatcher(mod, add_regions(mod, range(len(regions)), "internal"), entries, ngroups)
         return [str(mod)], leaders
-    dmod = module()
-    _build_dispatcher(dmod, len(regions), entries, ngroups)
-    texts = [str(dmod)]
+    # ``only``: just that part's text (a child process builds its own part)
+    texts = []
+    if only in (None, 0):
+        dmod = module()
+        _build_dispatcher(dmod, len(regions), entries, ngroups)
+        texts.append(str(dmod))
     # consecutive regions, about the same number of SIWs per part
-    total, acc, chunk = n, 0, []
+    acc, chunk, made = 0, [], 1
     for k, (a, z) in enumerate(regions):
         chunk.append(k)
         acc += z - a
-        if acc * (parts - 1) >= total * len(texts) or k == len(regions) - 1:
-            mod = module()
-            add_regions(mod, chunk, "external")
-            texts.append(str(mod))
+        if acc * (parts - 1) >= n * made or k == len(regions) - 1:
+            if only in (None, made):
+                mod = module()
+                add_regions(mod, chunk, "external")
+                texts.append(str(mod))
+            made += 1
             chunk = []
     return texts, leaders
 
@@ -1322,6 +1329,11 @@ def _compile_bounded(ir_text: str, v: _Variant, opt: int) -> bytes:
     if ir_text.count("\n") <= CHILD_IR_LINES:
         with _llvm_lock:
             return _compile_object(ir_text, v, opt)
+    return _in_child(("ir", ir_text, v, opt))
+
+
+def _in_child(job: tuple) -> bytes:
+    """Run ``job`` (see :func:`_child_main`) in a child process under the time limit; its object."""
     import pickle
     import subprocess
     import sys
@@ -1329,7 +1341,7 @@ def _compile_bounded(ir_text: str, v: _Variant, opt: int) -> bytes:
     limit = compile_timeout_s()
     cmd = [sys.executable, "-c", "from vtpu_cli.engines.jit.compile import _child_main; _child_main()"]
     try:
-        p = subprocess.run(cmd, input=pickle.dumps((ir_text, v, opt)), capture_output=True, timeout=limit)
+        p = subprocess.run(cmd, input=pickle.dumps(job), capture_output=True, timeout=limit)
     except subprocess.TimeoutExpired:
         raise L.Unsupported(
             f"its native compile ran over {limit:g} s ({COMPILE_TIMEOUT_ENV} raises the limit)"
@@ -1359,25 +1371,37 @@ def compile_parts(program: Program) -> int:
     return 1 + jobs if jobs > 1 else 1
 
 
-def _compile_parts(texts: list[str], v: _Variant, opt: int, regions: int) -> bytes:
-    """Every module of ``build_parts`` compiled (the large ones by child processes running at once),
-    packed into one object blob (``_pack``)."""
-    if len(texts) == 1:
-        return _compile_bounded(texts[0], v, opt)
+def _compile_split(program: Program, v: _Variant, opt: int, parts: int) -> bytes:
+    """A split program in ``parts`` modules (``build_parts``), packed into one object blob (``_pack``):
+    the dispatcher here, every other part lowered and compiled by its own child process, all at once
+    (so the Python IR building runs in parallel too, also across variants compiled at the same time)."""
     from concurrent.futures import ThreadPoolExecutor
 
-    with ThreadPoolExecutor(max_workers=len(texts), thread_name_prefix="vtpu-jit-part") as pool:
-        objs = list(pool.map(lambda t: _compile_bounded(t, v, opt), texts))
-    return _pack(objs, regions)
+    dispatcher = build_parts(program, v, parts, only=0)[0][0]
+
+    def part(i: int) -> bytes:
+        if i == 0:
+            return _compile_bounded(dispatcher, v, opt)
+        return _in_child(("part", program, v, opt, parts, i, SPLIT_SIWS, REGION_SIWS))
+
+    with ThreadPoolExecutor(max_workers=parts, thread_name_prefix="vtpu-jit-part") as pool:
+        objs = list(pool.map(part, range(parts)))
+    return _pack(objs, len(_regions(program, _leaders(program), v)))
 
 
 def _child_main() -> None:
-    """The child of :func:`_compile_bounded`: (IR text, variant, opt) pickled on stdin, object on stdout."""
+    """The child of :func:`_in_child`: a job pickled on stdin, its object on stdout."""
     import pickle
     import sys
 
-    ir_text, v, opt = pickle.loads(sys.stdin.buffer.read())
+    job = pickle.loads(sys.stdin.buffer.read())
     _init()
+    if job[0] == "ir":  # ("ir", IR text, variant, opt)
+        _, ir_text, v, opt = job
+    else:  # ("part", program, variant, opt, parts, i, split sizes): lower part i of build_parts
+        global SPLIT_SIWS, REGION_SIWS
+        _, program, v, opt, parts, i, SPLIT_SIWS, REGION_SIWS = job
+        ir_text = build_parts(program, v, parts, only=i)[0][0]
     sys.stdout.buffer.write(_compile_object(ir_text, v, opt))
     sys.stdout.buffer.flush()
 
@@ -1473,8 +1497,12 @@ def compile_program(
         hit = "disk" if obj is not None else ""
     if obj is None:
         with _Progress(len(program.code)):
-            texts, leaders = build_parts(program, v, compile_parts(program))
-            obj = _compile_parts(texts, v, opt, len(_regions(program, leaders, v)))
+            parts = compile_parts(program)
+            if parts > 1:
+                obj = _compile_split(program, v, opt, parts)
+            else:
+                text, leaders = build_module(program, v)
+                obj = _compile_bounded(text, v, opt)
         if not no_cache:
             try:
                 path.mkdir(mode=0o700, parents=True, exist_ok=True)
