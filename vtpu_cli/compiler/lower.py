@@ -225,6 +225,14 @@ class RecordingBuilder(Builder):
         return p
 
 
+def private_coord(sentron: int, library: int, shelf: int) -> int:
+    """Sentron ``sentron``'s copy of private scroll (library, shelf): its home coordinate with those
+    parts set (the same rule as ``driver.private_coord``, which builds the data scrolls)."""
+    parts = list(coords.unpack(coords.home_packed(sentron)).parts)
+    parts[0], parts[1] = library, shelf
+    return coords.pack_parts(parts)
+
+
 def _colourable(sc: Scroll) -> bool:
     if sc.layers > 1 or sc.alias is not None or sc.view_of is not None:
         return False
@@ -240,7 +248,6 @@ def colour_coordinates(lw: Lowerer) -> dict[str, int]:
     a single coordinate counts once per layer trip (``lmax``), each layer of a layer-indexed stack
     once. Rewrites the scroll and the instructions that define its coordinate; returns the scrolls'
     PPT conflicts left (the cost of the choice) by key. Only the numbering changes: results do not."""
-    from vtpu_cli.compiler.driver import private_coord
     from vtpu_cli.machine.memory import ppt_set
 
     b = lw.b
