@@ -285,3 +285,18 @@ def test_a_write_in_one_branch_is_ordered_before_the_read_after_the_join(taken):
     a = np.arange(16, dtype=np.float32)[None, :]
     (y,) = _run(BRANCH_SRC, {"a": a, "c": np.array([taken], np.int32)}, ["y"], 2)
     assert np.array_equal(y, a if taken else np.zeros_like(a))
+
+
+@pytest.mark.slow
+def test_bench_tp_pairs_sides_and_counts_slow_translations():
+    """The paired benchmark: same tokens and logits on 1 and 2 sentrons, and per side the slow-path PPT
+    translations (a count, unlike its timings, that a shared host does not disturb)."""
+    from vtpu_cli.models.bench_tp import run
+
+    r = run("synthetic:tiny", 2, 4, 2, 1, log=lambda s: None)
+    assert r["identical"] and r["tokens"][1] == r["tokens"][2] and len(r["tokens"][1]) == 3
+    for n in (1, 2):
+        slow = r["slow_translations"][n]
+        assert set(slow) == {"prefill", "decode_step"}
+        assert all(isinstance(v, int) and v >= 0 for v in slow.values())
+    assert r["prefill_ratio"] > 0 and r["decode_ratio"] > 0

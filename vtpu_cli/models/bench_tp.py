@@ -9,7 +9,9 @@ Per round and side: a fresh sequence, a ``--prompt``-token prefill (the model's 
 same logits bit for bit (``shard=cols`` is exact); a difference exits 1. A native two-thread streaming
 read of the weight bytes against a one-thread read, interleaved the same way, shows what a second core
 can give on the machine at that moment (on a shared host other jobs take it). Prints one JSON object:
-medians of prefill and decode tokens/s per side, their ratios (N over 1) and the read ratio.
+medians of prefill and decode tokens/s per side, their ratios (N over 1), the read ratio and, per
+side, the PPT translations the JIT served from its slow path (a count that does not depend on the
+machine's load).
 """
 
 from __future__ import annotations
@@ -42,19 +44,29 @@ def _load(target: str, ctx: int):
     return model, weights
 
 
-def _side(cm, ids: list[int], tokens: int) -> tuple[float, float, list[int], np.ndarray]:
-    """(prefill seconds, median decode step seconds, greedy tokens, last logits) of one sequence."""
+def _slow(cm) -> int:
+    """PPT translations so far, every compiled variant of ``cm``, not served by the JIT's fast path."""
+    return sum(r.mem.stats.hits + r.mem.stats.misses - r.fast_hits for r in cm.runners.values())
+
+
+def _side(cm, ids: list[int], tokens: int) -> tuple[float, float, list[int], np.ndarray, dict[str, int]]:
+    """(prefill seconds, median decode step seconds, greedy tokens, last logits, slow-path PPT
+    translations of the prefill and of the last decode step) of one sequence."""
     cm.reset()
+    n0 = _slow(cm)
     t = time.perf_counter()
     cm.forward(ids)
     pre = time.perf_counter() - t
+    slow = {"prefill": _slow(cm) - n0}
     toks, steps = [cm.runner.token()], []
     for _ in range(tokens):
+        n0 = _slow(cm)
         t = time.perf_counter()
         cm.step(toks[-1])
         steps.append(time.perf_counter() - t)
+        slow["decode_step"] = _slow(cm) - n0
         toks.append(cm.runner.token())
-    return pre, statistics.median(steps), toks, cm.runner.logits().copy()
+    return pre, statistics.median(steps), toks, cm.runner.logits().copy(), slow
 
 
 def _read_ratio(buf: np.ndarray, passes: int = 3) -> float | None:
@@ -89,10 +101,11 @@ def run(target: str, sentrons: int, prompt: int, tokens: int, rounds: int, log=p
     res: dict[int, dict[str, list]] = {n: {"pre": [], "dec": []} for n in sides}
     reads, same = [], True
     out_toks: dict[int, list[int]] = {}
+    slow: dict[int, dict[str, int]] = {}
     for r in range(rounds):
         got = {}
         for n, cm in sides.items():
-            pre, dec, toks, logits = _side(cm, ids, tokens)
+            pre, dec, toks, logits, slow[n] = _side(cm, ids, tokens)
             res[n]["pre"].append(pre)
             res[n]["dec"].append(dec)
             got[n] = (toks, logits)
@@ -116,6 +129,9 @@ def run(target: str, sentrons: int, prompt: int, tokens: int, rounds: int, log=p
         "prefill_s_runs": {n: d["pre"] for n, d in res.items()},
         "decode_step_s_runs": {n: d["dec"] for n, d in res.items()},
         "two_thread_read_ratio": statistics.median(reads) if reads else None,
+        # deterministic, unlike the timings on a shared host: translations the JIT served from its
+        # slow path (a coordinate not its PPT set's MRU entry), a prefill's and a decode step's
+        "slow_translations": slow,
         "identical": same,
         "tokens": out_toks,
     }

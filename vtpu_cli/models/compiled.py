@@ -251,6 +251,7 @@ class StepRunner:
         self.last = None
         self.runs = 0
         self.run_s = 0.0
+        self.fast_hits = 0  # PPT translations the JIT served from its fast path, all runs
 
     def engine(self):
         """The engine for the next run. The JIT is opened (native code generated or loaded from its disk
@@ -297,6 +298,7 @@ class StepRunner:
         self.last = res
         self.runs += 1
         self.run_s += getattr(res, "run_s", 0.0) or 0.0
+        self.fast_hits += getattr(res, "ppt_fast_hits", 0) or 0
 
     def logits(self) -> np.ndarray:
         return self.bufs["logits"].view(np.float32)
