@@ -14,7 +14,7 @@ import weakref
 from dataclasses import dataclass, field
 
 from vtpu_cli.binary.program import Imm, Reg
-from vtpu_cli.compiler.ir import Builder, Scroll, VReg
+from vtpu_cli.compiler.ir import Builder, Scroll, VReg, private_coord
 from vtpu_cli.core import coords
 from vtpu_cli.core.errors import Diagnostic
 from vtpu_cli.core.numerics import f32_bits
@@ -223,14 +223,6 @@ class RecordingBuilder(Builder):
                 vi for vi in new if getattr(vi, "op", None) is not None and vi.op.name in ("SCOORD", "SINDEX")
             )
         return p
-
-
-def private_coord(sentron: int, library: int, shelf: int) -> int:
-    """Sentron ``sentron``'s copy of private scroll (library, shelf): its home coordinate with those
-    parts set (the same rule as ``driver.private_coord``, which builds the data scrolls)."""
-    parts = list(coords.unpack(coords.home_packed(sentron)).parts)
-    parts[0], parts[1] = library, shelf
-    return coords.pack_parts(parts)
 
 
 def _colourable(sc: Scroll) -> bool:
