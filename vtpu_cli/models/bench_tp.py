@@ -115,6 +115,13 @@ def run(target: str, sentrons: int, prompt: int, tokens: int, rounds: int, log=p
         rr = _read_ratio(big)
         if rr is not None:
             reads.append(rr)
+    for n, cm in sides.items():
+        if cm.engines_used - {"jit"}:
+            # e.g. a native compile over its time limit on a loaded host: the interpreter stood in
+            raise ModelError(
+                f"{n} sentron(s) ran on {', '.join(sorted(cm.engines_used))}, not only the JIT: timings "
+                "would compare engines (VTPU_JIT_COMPILE_TIMEOUT raises the native compile's limit)"
+            )
     med = {n: {k: statistics.median(v) for k, v in d.items()} for n, d in res.items()}
     return {
         "model": target,
