@@ -132,7 +132,7 @@ def run_lm_bench(
 ) -> dict:
     """Benchmark ``target`` (a model path or ``synthetic[:SHAPE]``); returns the result object."""
     from vtpu_cli.models.compiled import CompiledModel
-    from vtpu_cli.models.generate import peak_rss
+    from vtpu_cli.models.generate import peak_rss, settle
 
     say = log or (lambda s: None)
     ctx = ctx or max(256, prompt + tokens)
@@ -166,6 +166,7 @@ def run_lm_bench(
     t2 = time.perf_counter()
     say("engine start (JIT code generation or its disk cache)...")
     cm.start()
+    settle()  # the JIT compile's cyclic IR garbage, as generate does
     t3 = time.perf_counter()
     out |= {
         "config": {k: getattr(c, k) for k in ("hidden", "ffn", "layers", "heads", "kv_heads", "vocab")},

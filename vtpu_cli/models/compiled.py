@@ -330,6 +330,7 @@ class CompiledModel:
     ) -> None:
         from vtpu_cli.core import coords
         from vtpu_cli.machine.memory import scroll_buffer
+        from vtpu_cli.models.weights import no_huge_pages
 
         check_supported(model)
         if sentrons < 1:
@@ -351,6 +352,8 @@ class CompiledModel:
         shared[coords.parse_packed(io_coord("cs"))] = _u8(np.concatenate([cos, sin], axis=1))
         kv_bytes = c.layers * self.ctx * c.kv_dim * 4
         self.kc, self.vc = scroll_buffer(kv_bytes), scroll_buffer(kv_bytes)
+        for kv in (self.kc, self.vc):
+            no_huge_pages(kv)  # resident as rows are written, not 2 MiB at a time (every caller: serve too)
         shared[coords.parse_packed(io_coord("kc"))] = self.kc
         shared[coords.parse_packed(io_coord("vc"))] = self.vc
         self.shared = shared

@@ -88,7 +88,6 @@ def _read_prompt(prompt: str | None, prompt_file: Path | None) -> str:
 def _open(model: Path, ctx: int, engine: str, sentrons: int, stats: GenStats):
     from vtpu_cli.models.compiled import CompiledModel
     from vtpu_cli.models.loader import load_model
-    from vtpu_cli.models.weights import no_huge_pages
 
     if sentrons < 1:
         raise ModelError(f"--sentrons must be at least 1, got {sentrons}")
@@ -103,8 +102,6 @@ def _open(model: Path, ctx: int, engine: str, sentrons: int, stats: GenStats):
     weights, stats.layout_cache_hit = cached_weights(m)
     t1 = time.perf_counter()
     cm = CompiledModel(m, ctx=ctx or None, engine=engine, weights=weights, sentrons=sentrons)
-    for kv in (cm.kc, cm.vc):
-        no_huge_pages(kv)  # resident as the rows are written, not 2 MiB at a time
     t2 = time.perf_counter()
     stats.load_s = t1 - t0
     stats.compile_s = t2 - t1
