@@ -639,10 +639,13 @@ def build_parts(
             if 0 <= t < n and region_of(t) != region_of(pc):
                 entries[region_of(t)].add(t)
     fty = ir.FunctionType(L.I64, [L.PTR, L.I64])
-    an = _Analysis.of(program, leaders, v)
     ngroups = len(program.groups) + 1
+    analysis: list[_Analysis] = []  # made on first use (the dispatcher alone needs none)
 
     def add_regions(mod, ks, linkage: str) -> list:
+        if not analysis:
+            analysis.append(_Analysis.of(program, leaders, v))
+        an = analysis[0]
         fns = []
         shared: dict = {}  # per module: the helper functions its regions call
         for k in ks:
