@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import platform
 from pathlib import Path
 
@@ -64,8 +63,9 @@ def cpu_key() -> str:
 
 
 def cache_path() -> Path:
-    base = os.environ.get("VTPU_CACHE_DIR") or str(Path.home() / ".cache" / "vtpu")
-    return Path(base) / f"phx-tiles-{cpu_key()}.json"
+    from vtpu_cli.core.resources import cache_base
+
+    return cache_base() / f"phx-tiles-{cpu_key()}.json"
 
 
 def _load() -> dict:

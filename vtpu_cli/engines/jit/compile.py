@@ -93,8 +93,10 @@ def _target_machine(cpu: str, features: str, opt: int = 3):
 
 
 def default_cache_dir() -> Path:
-    env = os.environ.get("VTPU_CACHE_DIR")
-    return Path(env) if env else Path.home() / ".cache" / "vtpu"
+    """The JIT's objects live in the one vtpu cache root (``core.resources.cache_base``)."""
+    from vtpu_cli.core.resources import cache_base
+
+    return cache_base()
 
 
 _SRC_HASH = None
