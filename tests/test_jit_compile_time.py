@@ -46,10 +46,10 @@ def _cpu_s() -> float:
 
 
 def _compile_cpu_s(src: str) -> float:
-    """CPU seconds of one uncached compile (IR building + LLVM), best of two."""
+    """CPU seconds of one uncached compile (IR building + LLVM), best of three."""
     prog = assemble(src)
     best = float("inf")
-    for _ in range(2):
+    for _ in range(3):
         t0 = _cpu_s()
         jc.compile_program(prog, no_cache=True)
         best = min(best, _cpu_s() - t0)
@@ -58,13 +58,15 @@ def _compile_cpu_s(src: str) -> float:
 
 def test_compile_time_is_not_superlinear(monkeypatch):
     """4x the SIWs must cost well under 16x the compile time (it was ~25x before static MRU tracking:
-    an LLVM InstCombine blow-up). CPU time, best of two, and a generous bound (< 8x; measured ~4-5x),
-    so a loaded machine does not make it flaky. One compile job: parallel parts would add each child
+    an LLVM InstCombine blow-up). CPU time, best of three, and a generous bound (< 10x, still well
+    below quadratic; measured 4.5-5x idle, 8.2x once with two other jobs on the 2 cores: the 2,000-SIW
+    program is split into regions, the 500-SIW one is not), so a loaded machine does not make it flaky.
+    The structural bound is in test_jit_regions.py. One compile job: parallel parts would add each child
     process's start-up to the larger program's CPU time."""
     monkeypatch.setenv(jc.JOBS_ENV, "1")
     small = _compile_cpu_s(straight_line(500))
     large = _compile_cpu_s(straight_line(2000))
-    assert large < 8 * small, (small, large)
+    assert large < 10 * small, (small, large)
 
 
 def _mem(prog, sets: int, ways: int) -> Memory:
