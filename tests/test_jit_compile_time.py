@@ -254,3 +254,22 @@ def test_the_o3_hang_program_compiles_at_o3():
     unrolling its optimised IR kept instruction selection (SelectionDAG::Legalize, at every codegen
     level) busy indefinitely. O3 now runs without the loop-unrolling option, and it compiles in ms."""
     assert _emit_in_child(3, timeout=60)
+
+
+def test_the_compile_child_ignores_a_vtpu_cli_in_the_working_directory(monkeypatch, tmp_path):
+    """The child that compiles large IR imports the parent's vtpu_cli: a package of that name in the
+    caller's working directory (another checkout, or a hostile file) is never imported. Before, the
+    child's `python -c` put the working directory first on its path, ran that package and the program
+    fell back to the interpreter."""
+    from vtpu_cli.engines.select import EngineOptions, open_engine
+
+    fake = tmp_path / "vtpu_cli"
+    fake.mkdir()
+    (fake / "__init__.py").write_text("raise SystemExit('the working directory was imported')\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv(jc.COMPILE_TIMEOUT_ENV, raising=False)
+    prog = assemble(straight_line(1500))  # IR over CHILD_IR_LINES: compiled in the child
+    mem = Memory()
+    load_memory(prog, mem)
+    res = open_engine(prog, mem, EngineOptions(engine="jit", no_cache=True)).run()
+    assert res.engine == "jit" and res.fallback is None and res.status == "ok"

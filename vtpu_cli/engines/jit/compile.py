@@ -1344,7 +1344,9 @@ def _in_child(job: tuple) -> bytes:
     import sys
 
     limit = compile_timeout_s()
-    cmd = [sys.executable, "-c", "from vtpu_cli.engines.jit.compile import _child_main; _child_main()"]
+    # -P: no working directory on the child's path, so it imports the parent's vtpu_cli, never a
+    # different (or hostile) one that happens to sit where the user runs vtpu
+    cmd = [sys.executable, "-P", "-c", "from vtpu_cli.engines.jit.compile import _child_main; _child_main()"]
     try:
         p = subprocess.run(cmd, input=pickle.dumps(job), capture_output=True, timeout=limit)
     except subprocess.TimeoutExpired:
