@@ -134,7 +134,7 @@ def test_backend_matches_reference(monkeypatch):
 def test_fast_instr_construction_equals_dataclass():
     """The allocator builds Instr/Mem/Imm without their frozen-dataclass __init__: same value, hash."""
     from vtpu_cli.binary.program import Imm, Instr, Mem, Reg
-    from vtpu_cli.compiler.regalloc import _imm, _instr, _mem
+    from vtpu_cli.compiler.ir import _imm, _instr, _mem
     from vtpu_cli.isa.table import BY_NAME
 
     m = _mem(3, _imm(128, {}), 0, Reg("r", 2))

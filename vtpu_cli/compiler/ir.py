@@ -13,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from vtpu_cli.binary.program import MEM_CONTIG, Imm
+from vtpu_cli.binary.program import MEM_CONTIG, Imm, Instr, Mem
 from vtpu_cli.compiler import oprw
 from vtpu_cli.core import coords
 from vtpu_cli.isa.table import BY_NAME, Op, type_size
@@ -76,6 +76,40 @@ class MemInfo:
 
 
 _new = object.__new__
+
+
+def _instr(op, mod, type, type2, args) -> Instr:
+    """``Instr(op, mod, type, type2, args)`` without the frozen dataclass ``__init__`` (which sets each
+    field through ``object.__setattr__``: 0.8 us, the largest per-instruction cost of building the
+    physical code); the instance is identical (tests/test_phx_speed.py checks equality and hash)."""
+    o = _new(Instr)
+    d = o.__dict__
+    d["op"] = op
+    d["mod"] = mod
+    d["type"] = type
+    d["type2"] = type2
+    d["args"] = args
+    return o
+
+
+def _mem(base: int, off, mode: int, extra) -> Mem:
+    """``Mem(base, off, mode, extra)``, built like :func:`_instr`."""
+    o = _new(Mem)
+    d = o.__dict__
+    d["base"] = base
+    d["off"] = off
+    d["mode"] = mode
+    d["extra"] = extra
+    return o
+
+
+def _imm(value: int, cache: dict) -> Imm:
+    """A shared ``Imm(value)`` (immutable; built like :func:`_instr`)."""
+    o = cache.get(value)
+    if o is None:
+        o = cache[value] = _new(Imm)
+        o.__dict__["value"] = value
+    return o
 
 
 def _vmem(base: VReg, off: VReg | int, mode: int, extra: VReg | int | None) -> VMem:

@@ -25,7 +25,7 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from vtpu_cli.binary.program import Imm, Instr, Mem, Reg
-from vtpu_cli.compiler.ir import _RW, VI, CompileError, Label, MemInfo, VMem, VReg, _rw_func
+from vtpu_cli.compiler.ir import _RW, VI, CompileError, Label, MemInfo, VMem, VReg, _imm, _mem, _rw_func
 from vtpu_cli.isa.table import BY_NAME, REG_COUNTS
 
 SPILL_SCROLL = "$spill"
@@ -282,43 +282,6 @@ def _scan(vregs: list, reserve: bool) -> tuple[dict[str, int], set]:
 
 
 _PHYS = {cls: tuple(Reg(cls, i) for i in range(n)) for cls, n in REG_COUNTS.items()}
-
-
-_new = object.__new__
-
-
-def _instr(op, mod, type, type2, args) -> Instr:
-    """``Instr(op, mod, type, type2, args)`` without the frozen dataclass ``__init__`` (which sets each
-    field through ``object.__setattr__``: 0.8 us, the largest per-instruction cost of the rewrite);
-    the instance is identical (tests/test_phx_speed.py checks equality and hash)."""
-    o = _new(Instr)
-    d = o.__dict__
-    d["op"] = op
-    d["mod"] = mod
-    d["type"] = type
-    d["type2"] = type2
-    d["args"] = args
-    return o
-
-
-def _mem(base: int, off, mode: int, extra) -> Mem:
-    """``Mem(base, off, mode, extra)``, built like :func:`_instr`."""
-    o = _new(Mem)
-    d = o.__dict__
-    d["base"] = base
-    d["off"] = off
-    d["mode"] = mode
-    d["extra"] = extra
-    return o
-
-
-def _imm(value: int, cache: dict) -> Imm:
-    """A shared ``Imm(value)`` (immutable; built like :func:`_instr`)."""
-    o = cache.get(value)
-    if o is None:
-        o = cache[value] = _new(Imm)
-        o.__dict__["value"] = value
-    return o
 
 
 def allocate(code: list, allow_spill: bool = True) -> Allocated | None:

@@ -28,8 +28,8 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 
-from vtpu_cli.binary.program import Imm, Instr, Mem, nop
-from vtpu_cli.compiler.ir import VI, Label, VMem, VReg
+from vtpu_cli.binary.program import Instr, Mem, nop
+from vtpu_cli.compiler.ir import VI, Label, VMem, VReg, _imm, _instr, _mem
 
 PIPE_INDEX = {"D": 0, "S": 1, "C": 2}
 
@@ -99,39 +99,6 @@ def _physical(it: VI, imms: dict) -> Instr:
         else:
             args.append(a)
     return _instr(it.op, it.mod, it.type, it.type2, tuple(args))
-
-
-def _imm(value: int, cache: dict) -> Imm:
-    """A shared ``Imm(value)`` (immutable), built without the frozen-dataclass ``__init__``."""
-    o = cache.get(value)
-    if o is None:
-        o = cache[value] = _new(Imm)
-        o.__dict__["value"] = value
-    return o
-
-
-def _mem(base: int, off, mode: int, extra) -> Mem:
-    """``Mem(base, off, mode, extra)`` without the frozen-dataclass ``__init__`` (same value, hash)."""
-    o = _new(Mem)
-    d = o.__dict__
-    d["base"] = base
-    d["off"] = off
-    d["mode"] = mode
-    d["extra"] = extra
-    return o
-
-
-def _instr(op, mod, type, type2, args) -> Instr:
-    """``Instr(op, mod, type, type2, args)`` without the frozen dataclass ``__init__`` (which sets each
-    field through ``object.__setattr__``); the instance is identical (tests/test_phx_speed.py)."""
-    o = _new(Instr)
-    d = o.__dict__
-    d["op"] = op
-    d["mod"] = mod
-    d["type"] = type
-    d["type2"] = type2
-    d["args"] = args
-    return o
 
 
 def schedule(items: list, reorder: bool = True, on_block=None) -> Scheduled:
