@@ -260,6 +260,7 @@ def native_counts(program) -> LoopCounts:
 
 
 def _inner_source_loops(program) -> list[tuple[int, int]]:
+    """(first, last) SIW of every innermost source loop: a branch target and a backward branch to it."""
     code = program.code
     loops = []
     for pc, siw in enumerate(code):
@@ -275,14 +276,7 @@ def source_loop(program) -> tuple[int, int]:
     """(first, last) SIW of the innermost source loop holding the most ops: a branch target and the
     last backward branch to it."""
     code = program.code
-    loops = []
-    for pc, siw in enumerate(code):
-        d = siw[0]
-        if d.op.branch:
-            t = d.args[-1].value
-            if 0 <= t <= pc:
-                loops.append((t, pc))
-    inner = [r for r in loops if not any(o != r and r[0] <= o[0] and o[1] <= r[1] for o in loops)]
+    inner = _inner_source_loops(program)
     if not inner:
         raise ValueError("the program has no loop")
 
