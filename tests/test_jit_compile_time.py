@@ -58,15 +58,16 @@ def _compile_cpu_s(src: str) -> float:
 
 def test_compile_time_is_not_superlinear(monkeypatch):
     """4x the SIWs must cost well under 16x the compile time (it was ~25x before static MRU tracking:
-    an LLVM InstCombine blow-up). CPU time, best of three, and a generous bound (< 10x, still well
-    below quadratic; measured 4.5-5x idle, 8.2x once with two other jobs on the 2 cores: the 2,000-SIW
-    program is split into regions, the 500-SIW one is not), so a loaded machine does not make it flaky.
-    The structural bound is in test_jit_regions.py. One compile job: parallel parts would add each child
-    process's start-up to the larger program's CPU time."""
+    an LLVM InstCombine blow-up). CPU time, best of three, and a generous bound (< 8x; measured ~4x),
+    so a loaded machine does not make it flaky. Both programs compile as one function (no region
+    split, one job), so the ratio is LLVM's and the lowering's alone; the region split has its own
+    structural bound in test_jit_regions.py (on this straight-line shape it costs ~1.9x, see
+    docs/jit.md)."""
     monkeypatch.setenv(jc.JOBS_ENV, "1")
+    monkeypatch.setattr(jc, "SPLIT_SIWS", 10**9)
     small = _compile_cpu_s(straight_line(500))
     large = _compile_cpu_s(straight_line(2000))
-    assert large < 10 * small, (small, large)
+    assert large < 8 * small, (small, large)
 
 
 def _mem(prog, sets: int, ways: int) -> Memory:
