@@ -27,6 +27,9 @@ PHASE2_LATENCY_US = 100.0
 PHASE2_CLUSTER_GOPS = 300.0  # for 5 such nodes
 PHASE2_COMM_OVERHEAD = 0.06
 GATES = ("phase0", "phase1", "phase2")
+# Timed runs per program (full sizes): with the runs of all programs alternated, a burst of other work
+# on the host lands on one or two runs of each program, and the median of 11 ignores up to 5 of them.
+DEFAULT_REPEATS = 11
 
 
 def bench_dir() -> Path:
@@ -195,8 +198,8 @@ def _median(xs):
 PROGRAM_KEYS = (
     "name", "summary", "phases", "structured", "throughput", "sentrons", "engine", "native", "fallback",
     "params", "verified", "error", "ops", "siws", "ops_per_siw", "seconds", "seconds_all", "tsc_ticks",
-    "cycle_source", "core_per_tsc", "core_ghz", "cycles", "ops_per_tsc", "ops_per_cycle", "cpu_seconds",
-    "ops_per_cpu_cycle", "gops",
+    "cycle_source", "core_per_tsc", "core_ghz", "alu_per_cycle", "cycles", "ops_per_tsc", "ops_per_cycle",
+    "ops_per_cycle_all", "cpu_seconds", "ops_per_cpu_cycle", "gops",
     "ppt_hit_rate", "ppt_translations", "work", "rates", "baseline", "roofline", "latency_us",
 )  # fmt: skip
 
@@ -230,75 +233,150 @@ def _time_best(fn, repeats: int, pick=statistics.median) -> float:
     return pick(ts)
 
 
-def run_benchmark(
-    m: Manifest, engine: str, size: str, repeats: int, sentrons: int | None = None, baseline_repeats: int = 5
-) -> dict:
-    """Run, verify and measure one benchmark; never raises for a program that fails (``error`` says)."""
-    import numpy as np
+class _Timed:
+    """One benchmark being measured: set up once (assemble, inputs), then timed one run at a time, so that
+    :func:`run_interleaved` can alternate the runs of several programs (a burst of other work on the host
+    then lands on a run or two of each program, not on every run of one). Around every run the core clock
+    and the ALU probe are measured (``cycles.clock_sample``), so each run's core cycles use the clock of
+    its own minutes, and each run's ops per core cycle is kept; the reported figures are medians."""
 
-    from vtpu_cli.bench.cases import CASES
-    from vtpu_cli.core.cycles import core_clock, tsc_hz
+    def __init__(self, m: Manifest, engine: str, size: str, repeats: int, sentrons: int | None = None):
+        import numpy as np
 
-    case = CASES.get(m.reference)
-    if case is None:
-        raise VtpuError(f"{m.path}: unknown reference case {m.reference!r}")
-    params = m.params_for(size)
-    n = sentrons or m.sentrons
-    out = empty_entry(m, engine, n, params)
-    try:
-        program = assemble_program(m, params)
-    except VtpuError as e:
-        out["error"] = f"does not assemble: {e.message}"
-        return out
-    rng = np.random.default_rng(12345)
-    inputs = case.inputs(params, rng, n)
-    clock0 = core_clock()
-    times, ticks, cpu, oncpu, res = [], [], [], [], None
-    for _ in range(max(repeats, 1)):
-        mem = _memory(program, inputs)
+        from vtpu_cli.bench.cases import CASES
+
+        self.m, self.engine, self.repeats = m, engine, max(repeats, 1)
+        case = CASES.get(m.reference)
+        if case is None:
+            raise VtpuError(f"{m.path}: unknown reference case {m.reference!r}")
+        self.case = case
+        self.params = m.params_for(size)
+        self.n = sentrons or m.sentrons
+        self.out = empty_entry(m, engine, self.n, self.params)
+        self.done = False
+        self.times: list[float] = []
+        self.ticks: list[float] = []
+        self.cpu: list[float] = []
+        self.oncpu: list[tuple[float, float]] = []
+        self.ratios: list[float | None] = []  # core cycles per TSC tick around each run
+        self.alu: list[float] = []
+        self.res = None
+        self.failed = False  # an engine error or a run that did not end ok: reported as it is, unverified
+        try:
+            self.program = assemble_program(m, self.params)
+        except VtpuError as e:
+            self.out["error"] = f"does not assemble: {e.message}"
+            self.done = True
+            return
+        rng = np.random.default_rng(12345)
+        self.inputs = case.inputs(self.params, rng, self.n)
+
+    def once(self) -> None:
+        """One timed run (fresh memory); marks the benchmark done after its last run or a failure."""
+        from vtpu_cli.core.cycles import clock_sample
+
+        out, engine = self.out, self.engine
+        mem = _memory(self.program, self.inputs)
+        before = clock_sample()
         c0 = time.process_time()
         try:
-            res, secs, cyc = _execute(engine, program, n, mem)
+            res, secs, cyc = _execute(engine, self.program, self.n, mem)
         except Exception as e:  # an engine error is this program's failure, not the whole run's
             out["error"] = f"engine error: {type(e).__name__}: {e}"
-            return out
-        cpu.append(time.process_time() - c0)
+            self.done = self.failed = True
+            return
+        cpu = time.process_time() - c0
+        after = clock_sample()
+        self.res = res
         used = getattr(res, "engine", engine)
         out["engine"] = used
         out["fallback"] = getattr(res, "fallback", None)
         out["native"] = engine == "jit" and used == "jit" and not getattr(res, "replay", "")
         if res.status != "ok":
             out["error"] = f"run {res.status}: {res.fault.render() if res.fault else ''}"
-            return out
+            self.done = self.failed = True
+            return
         if engine == "jit" and not out["native"]:
             why = out["fallback"] or f"a native fault was replayed ({getattr(res, 'replay', '')})"
             out["error"] = f"did not run natively: {why}"
-        times.append(secs)
+        self.cpu.append(cpu)
+        self.times.append(secs)
         if cyc is not None:
-            ticks.append(cyc)
-            oncpu.append((cyc, cpu[-1]))
+            self.ticks.append(cyc)
+            self.oncpu.append((cyc, cpu))
+        # the higher reading of the two: a window in which the thread was preempted can only read low
+        rs = [c["core_per_tsc"] for c in (before, after) if c["core_per_tsc"]]
+        self.ratios.append(max(rs) if rs else None)
+        alus = [c["alu_per_cycle"] for c in (before, after) if c["alu_per_cycle"]]
+        if alus:
+            self.alu.append(max(alus))
+        if len(self.times) >= self.repeats:
+            self.done = True
+
+    def finish(self) -> dict:
+        out = self.out
+        if self.failed or self.res is None or not self.times:
+            return out
+        return _finish(self, out)
+
+
+def run_interleaved(benches: list[_Timed], progress=None) -> list[dict]:
+    """Run the benchmarks' timed runs round-robin (one run of each in turn) until each has its repeats or
+    failed; returns their results in order. ``progress()`` is called after every run."""
+    while any(not b.done for b in benches):
+        for b in benches:
+            if not b.done:
+                b.once()
+                if progress is not None:
+                    progress()
+    return [b.finish() for b in benches]
+
+
+def run_benchmark(
+    m: Manifest, engine: str, size: str, repeats: int, sentrons: int | None = None, baseline_repeats: int = 5
+) -> dict:
+    """Run, verify and measure one benchmark; never raises for a program that fails (``error`` says)."""
+    b = _Timed(m, engine, size, repeats, sentrons)
+    b.baseline_repeats = baseline_repeats
+    return run_interleaved([b])[0]
+
+
+def _finish(b: _Timed, out: dict) -> dict:
+    """Verify the last run's output and turn the runs' measurements into the program's entry."""
+    from vtpu_cli.core.cycles import tsc_hz
+
+    res, case, program, inputs, params, n, m = b.res, b.case, b.program, b.inputs, b.params, b.n, b.m
+    times, ticks, cpu, oncpu = b.times, b.ticks, b.cpu, b.oncpu
+    baseline_repeats = getattr(b, "baseline_repeats", 5)
     ok, detail = case.check(res, program, inputs, params)
     out["verified"] = bool(ok)
     if not ok:
         out["error"] = f"output does not match the reference: {detail}"
-    clock1 = core_clock()
     secs = _median(times)
     hz = tsc_hz()
     if ticks:
-        tk, source = _median(ticks), "tsc (rdtsc around the native run)"
+        source = "tsc (rdtsc around the native run)"
+        run_ticks = list(ticks)
     elif hz:
-        tk, source = secs * hz, "tsc-derived (wall time x calibrated TSC frequency)"
+        source = "tsc-derived (wall time x calibrated TSC frequency)"
+        run_ticks = [t * hz for t in times]
     else:
-        tk, source = None, "none"
-    ratios = [c["core_per_tsc"] for c in (clock0, clock1) if c["core_per_tsc"]]
-    core_per_tsc = max(ratios) if ratios else None
-    cycles = tk * core_per_tsc if tk and core_per_tsc else None
+        source, run_ticks = "none", []
+    tk = _median(run_ticks)
+    # each run's core cycles: its ticks x the core clock measured around that run
+    run_cycles = [t * r for t, r in zip(run_ticks, b.ratios, strict=False) if t and r]
+    cycles = _median(run_cycles) if run_cycles and len(run_cycles) == len(run_ticks) else None
+    known = [r for r in b.ratios if r]
+    core_per_tsc = _median(known) if known else None
     # On-CPU ticks of a run: its native TSC ticks, or the process CPU time around the whole run (engine
     # set-up included) in ticks, whichever is less. Both include every tick the native code ran on a
     # core; the TSC also counts the time the thread was preempted by other processes, the CPU time the
     # run's Python around it. So this is an upper bound of the ticks the run used on a core (ops per
     # on-CPU cycle a lower bound), and the same as the TSC count for a run no one preempted.
-    on = _median([min(t, c * hz) for t, c in oncpu]) if oncpu and hz else None
+    # Every per-cycle figure converts each run with the clock measured around that run, then takes the median.
+    pairs = list(zip(oncpu, b.ratios, strict=False)) if len(oncpu) == len(b.ratios) else []
+    on_cycles = [min(t, c * hz) * r for (t, c), r in pairs if r] if hz else []
+    cpu_cycles = [c * hz * r for c, r in zip(cpu, b.ratios, strict=False) if r] if hz else []
     ops = res.ops
     out.update(
         {
@@ -311,12 +389,14 @@ def run_benchmark(
             "cycle_source": source,
             "core_per_tsc": core_per_tsc,
             "core_ghz": core_per_tsc * hz / 1e9 if core_per_tsc and hz else None,
+            "alu_per_cycle": _median(b.alu) if b.alu else None,
             "cycles": cycles,
             "ops_per_tsc": ops / tk if tk else None,
             "ops_per_cycle": ops / cycles if cycles else None,
+            "ops_per_cycle_all": [ops / c for c in run_cycles] if cycles else None,
             "cpu_seconds": _median(cpu),
-            "ops_per_cpu_cycle": ops / (_median(cpu) * core_per_tsc * hz)
-            if core_per_tsc and hz and _median(cpu)
+            "ops_per_cpu_cycle": ops / _median(cpu_cycles)
+            if cpu_cycles and len(cpu_cycles) == len(cpu) and _median(cpu_cycles)
             else None,
             "gops": ops / secs / 1e9 if secs else None,
             "ppt_hit_rate": res.memory.stats.hit_rate if res.memory.stats.translations else None,
@@ -334,8 +414,8 @@ def run_benchmark(
             rates["gbytes"] = work["bytes"] / secs / 1e9
         if "messages" in work:
             rates["messages_per_s"] = work["messages"] / secs
-    if on and core_per_tsc:  # see ``on`` above (docs/bench.md keeps the program keys fixed: a rate)
-        rates["ops_per_oncpu_cycle"] = ops / (on * core_per_tsc)
+    if on_cycles and len(on_cycles) == len(oncpu):  # see above (docs/bench.md keeps the program keys fixed)
+        rates["ops_per_oncpu_cycle"] = ops / _median(on_cycles)
     out["work"] = work
     out["rates"] = rates
     if m.kind == "latency" and "round_trips" in work:
@@ -471,6 +551,8 @@ def evaluate_gate(
         c["per_tsc_tick"] = None if why or bad or not all(tsc) else _geomean(tsc)
         on = [(p.get("rates") or {}).get("ops_per_oncpu_cycle") for p in ps if not _why_bad(p)]
         c["per_oncpu_cycle"] = None if why or bad or not all(on) else _geomean(on)
+        alu = [p["alu_per_cycle"] for p in ps if p.get("alu_per_cycle")]
+        c["alu_per_cycle"] = statistics.median(alu) if alu else None
         if bad and not why:
             c["note"] = "a program that faulted, did not run natively or was not verified counts as 0: " + (
                 "; ".join(bad)
@@ -636,20 +718,24 @@ def bench_command(
                 f"the {engine_name} engine is not available: {engine.reason}", exit_code=Exit.ERROR
             )
     size = "quick" if quick else ("interp" if engine.name == "interp" else "full")
-    reps = repeats or (3 if quick else 5)
+    reps = repeats or (3 if quick else DEFAULT_REPEATS)
     results = []
     if engine.available:
         with Progress(console=Console(stderr=True), transient=True) as prog:
-            task = prog.add_task("benchmarks", total=len(selected))
+            benches = []
             for m in selected:
-                prog.update(task, description=f"{m.name}")
                 n = sentrons
                 if m.throughput and gate == "phase1":
                     n = host["cores"]
-                r = run_benchmark(m, engine.name, size, reps if m.kind != "latency" else max(reps, 20), n)
+                benches.append(
+                    _Timed(m, engine.name, size, reps if m.kind != "latency" else max(reps, 20), n)
+                )
+            task = prog.add_task(
+                "benchmarks (interleaved runs)", total=sum(b.repeats for b in benches if not b.done)
+            )
+            results = run_interleaved(benches, progress=lambda: prog.advance(task))
+            for m, r in zip(selected, results, strict=True):
                 r["structured"], r["throughput"] = m.structured, m.throughput
-                results.append(r)
-                prog.advance(task)
     caps = {"mpi": _phase2_measurements(host)} if gate == "phase2" else {}
     criteria = (
         evaluate_gate(gate, results, host, engine.name if engine.available else "none", caps) if gate else []
@@ -817,6 +903,12 @@ def _print_results(con, doc: dict) -> None:
                     f"{escape(c['name'])}: per on-CPU core cycle (each run's native TSC ticks or its process "
                     f"CPU time, whichever is less: time other processes held the core left out): "
                     f"{_down(c['per_oncpu_cycle'])}"
+                )
+            if c.get("alu_per_cycle") is not None:
+                con.print(
+                    f"ALU probe around the runs (8 independent add chains, median): {c['alu_per_cycle']:.2f} adds "
+                    "per core cycle (a core of its own retires about one per integer ALU: ~4.7 on Golden "
+                    "Cove-class cores; lower: its other hardware thread was busy, and per-cycle figures read low)"
                 )
             if c.get("note"):
                 con.print(f"[yellow]{escape(c['note'])}[/yellow]")
