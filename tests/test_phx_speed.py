@@ -234,6 +234,47 @@ def test_allocation_leaves_no_state_on_registers():
         assert all(p.start == -1 and p.end == -1 for p in ps)
 
 
+@given(st.integers(0, (1 << 90) - 1), st.sampled_from([1, 2, 64, 256, 4096]))
+def test_colouring_ppt_set_is_the_machines(raw, sets):
+    """The coordinate colouring computes the machine's PPT set itself (importing the memory module
+    cost a fresh compile ~3 ms): same set as ``machine.memory.ppt_set`` for any valid coordinate."""
+    from vtpu_cli.compiler.lower import ppt_set
+    from vtpu_cli.core import coords
+    from vtpu_cli.machine.memory import ppt_set as machine_ppt_set
+
+    parts = [(raw >> (10 * i)) % 999 + 1 for i in range(9)]
+    c = coords.pack_parts(parts)
+    assert ppt_set(c, sets) == machine_ppt_set(c, sets)
+
+
+@given(st.integers(0, 5000), st.sampled_from([1, 2, 4]), st.integers(-300, 300))
+def test_lazy_chunks_are_the_list(n, esize, i):
+    """``tensors.chunks`` computes its pieces on demand (callers often only need how many): the same
+    pieces, length, indexing and slices as the list it replaces."""
+    from vtpu_cli.compiler.tensors import chunks
+
+    total = n * esize
+    want = [(o, min(64, total - o)) for o in range(0, total, 64)]
+    got = chunks(n, esize)
+    assert list(got) == want and len(got) == len(want) and got[1:3] == want[1:3]
+    if -len(want) <= i < len(want):
+        assert got[i] == want[i]
+    else:
+        with pytest.raises(IndexError):
+            got[i]
+
+
+@given(st.integers(1, 3000), st.integers(0, 200), st.integers(0, 200))
+def test_full_tile_count_is_the_listed_count(n, a, b):
+    """The matmul lowerings count full 16-column tiles instead of listing every tile's bytes."""
+    from vtpu_cli.compiler.kernels import full_tiles, tile_bytes
+
+    lo, hi = min(a, b, (n + 15) // 16), min(max(a, b), (n + 15) // 16)
+    nbs = [min(64, (n - j * 16) * 4) for j in range(lo, hi)]
+    assert full_tiles(n, lo, hi) == sum(1 for v in nbs if v == 64)
+    assert tile_bytes(n, lo, hi) == nbs
+
+
 def _counted(code: list) -> tuple[list[int], list[int]]:
     """(non-NOP ops per SIW, indexes of the SIWs holding a branch), counted on finished SIWs."""
     ops = [sum(not ins.op.is_nop for ins in siw) for siw in code]

@@ -128,6 +128,18 @@ def rows_loop(b: Builder, m: int, ptrs: list[tuple[VReg, int]], body: Callable[[
     loop(b, m, one, "row")
 
 
+def full_tiles(n: int, t_lo: int, t_hi: int) -> int:
+    """How many of the 16-column tiles t_lo..t_hi of an n-column matrix are full (64 bytes of f32):
+    those before tile n // 16 (the bytes shrink with the tile index). Counted, not listed: a 128k-column
+    LM head has 8,016 tiles."""
+    return max(0, min(t_hi, n // 16) - t_lo)
+
+
+def tile_bytes(n: int, t_lo: int, t_hi: int) -> list[int]:
+    """Bytes of each 16-column f32 tile t_lo..t_hi of an n-column matrix (64, the last one less)."""
+    return [min(64, (n - j * 16) * 4) for j in range(t_lo, t_hi)]
+
+
 # ---------------------------------------------------------------------- f32 matmul
 MM_ROWS, MM_TILES, MM_TILES_1 = 4, 4, 8  # f32 matmul register tile: rows x 16-column tiles (M = 1: 1 x 8)
 MM_PACK_STRIDE = (
@@ -142,12 +154,11 @@ def matmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int) -> None:
     b = lw.b
     m, k = x.shape
     n = w.shape[1]
-    nbs = [min(64, (n - j * 16) * 4) for j in range(t_lo, t_hi)]
-    nfull = sum(1 for v in nbs if v == 64)
+    nfull = full_tiles(n, t_lo, t_hi)
     rr = min(MM_ROWS, m)
     cc = max(1, min(MM_TILES_1 if rr == 1 else MM_TILES, nfull))
     groups = nfull // cc
-    rem = nbs[groups * cc :]
+    rem = tile_bytes(n, t_lo + groups * cc, t_hi)
     col = ptr(b, t_lo * 64, "col")
     # Pack the group's strip of w (K rows of cc*64 bytes, n*4 bytes apart) contiguously when several row
     # blocks will read it: a 4 KiB row stride maps every k onto the same few cache sets and pages.
@@ -350,12 +361,11 @@ def tmatmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int, wscale, pre=None) -
         qbuf, sbuf = pre[0].scroll, pre[1].scroll
     sums = lw.scratch("qsum", m * 4)
     in_region(b, lambda: row_sums_loop(lw, qbuf, m, k16, sums))
-    nbs = [min(64, (n - j * 16) * 4) for j in range(t_lo, t_hi)]
-    nfull = sum(1 for v in nbs if v == 64)
+    nfull = full_tiles(n, t_lo, t_hi)
     rr, cc = tm_tile(m)
     cc = max(1, min(cc, nfull))
     groups = nfull // cc
-    rem = nbs[groups * cc :]
+    rem = tile_bytes(n, t_lo + groups * cc, t_hi)
     ws = wscale if isinstance(wscale, VReg) else F(wscale)
     # column groups outside, row blocks inside: the group's weights (cc tiles x K/4 bytes) stay in cache
     # while every row block reads them

@@ -12,6 +12,7 @@ import difflib
 import math
 import weakref
 from dataclasses import dataclass, field
+from itertools import chain
 
 from vtpu_cli.binary.program import Imm, Reg
 from vtpu_cli.compiler.ir import Builder, Scroll, VReg, private_coord
@@ -198,6 +199,17 @@ class Sync:
 PPT_SETS = 64  # the machine's default (machine.memory.Memory.sets); sets distinct at 64 stay
 # distinct at every larger power of two (a set is the top bits of one hash)
 COLOURED_LIBRARIES = (RESERVED_LIBRARY + 6, RESERVED_LIBRARY + 7, RESERVED_LIBRARY + 8)
+_MASK64 = (1 << 64) - 1
+
+
+def ppt_set(coord: int, sets: int) -> int:
+    """The machine's translation-cache set of a packed coordinate (``machine.memory.ppt_set``, which
+    tests/test_phx_speed.py checks this equals): a Fibonacci hash of the Morton key folded to 64 bits.
+    Computed here because importing the memory module (numpy buffers, tiers) cost a model compile
+    ~3 ms in a fresh process, for one formula."""
+    key = coords.morton_key_packed(coord)
+    k64 = (key ^ (key >> 64)) & _MASK64
+    return ((k64 * 0x9E3779B97F4A7C15) & _MASK64) >> (64 - (sets.bit_length() - 1)) if sets > 1 else 0
 
 
 @dataclass
@@ -215,6 +227,9 @@ class RecordingBuilder(Builder):
             return super().base(scroll)  # recurses into base(view_of)
         if self.group is not None:
             self.group.add(scroll)
+        p = self._pcache.get(scroll)
+        if p is not None:  # defined in this region already (what Builder.base returns, emitting nothing)
+            return p
         defs, n_code, n_defs = self._region_defs, len(self.code), len(self._region_defs)
         p = super().base(scroll)
         new = self.code[n_code:] + (defs[n_defs:] if defs is self._region_defs else [])
@@ -239,9 +254,10 @@ def colour_coordinates(lw: Lowerer) -> dict[str, int]:
     its statements also address (greedy, most-shared scrolls first; a tie keeps the number). Weights:
     a single coordinate counts once per layer trip (``lmax``), each layer of a layer-indexed stack
     once. Rewrites the scroll and the instructions that define its coordinate; returns the scrolls'
-    PPT conflicts left (the cost of the choice) by key. Only the numbering changes: results do not."""
-    from vtpu_cli.machine.memory import ppt_set
+    PPT conflicts left (the cost of the choice) by key. Only the numbering changes: results do not.
 
+    Speed: a scroll's contribution to a statement's cost (one PPT set per layer) is computed once per
+    scroll, not once per statement that addresses it; a statement's fixed costs are kept sparse."""
     b = lw.b
     if not isinstance(b, RecordingBuilder):
         return {}
@@ -260,26 +276,40 @@ def colour_coordinates(lw: Lowerer) -> dict[str, int]:
             v = memo[c] = ppt_set(c, PPT_SETS)
         return v
 
+    contrib: dict[str, dict[int, int]] = {}  # scroll key -> {PPT set: cost} (not a unit)
+
+    def contribution(k: str) -> dict[int, int]:
+        got = contrib.get(k)
+        if got is not None:
+            return got
+        sc = scrolls[k]
+        got = contrib[k] = {}
+        if sc.coord is None or sc.private is not None:
+            return got
+        if isinstance(sc.layer, VReg):  # a runtime layer index: every layer's coordinate
+            n, w = (scrolls[sc.alias].layers if sc.alias in scrolls else sc.layers), 1
+        else:
+            n, w = sc.layers, (lmax if sc.layers == 1 else 1)
+        for layer in range(n):
+            st = cset(sc.coord + layer)
+            got[st] = got.get(st, 0) + w
+        return got
+
     # the spill scroll (999.1 at the sentron's home) can be touched by any statement
     spill = [cset(private_coord(s, RESERVED_LIBRARY + 9, 1)) for s in range(ns)]
-    fixed: list[list[int]] = []  # per group: cost per set of its coordinates that are not re-picked
+    fixed: list[dict[int, int]] = []  # per group: {set: cost} of its coordinates that are not re-picked
     members: list[list[str]] = []
     unit_groups: dict[str, list[int]] = {k: [] for k in units}
     for g in b.groups:
         us = [k for k in g if k in unit_set]
         if not us:
             continue
-        cost = [0] * PPT_SETS
+        cost: dict[int, int] = {}
         for k in g:
-            sc = scrolls[k]
-            if k in unit_set or sc.coord is None or sc.private is not None:
+            if k in unit_set:
                 continue
-            if isinstance(sc.layer, VReg):  # a runtime layer index: every layer's coordinate
-                for layer in range(scrolls[sc.alias].layers if sc.alias in scrolls else sc.layers):
-                    cost[cset(sc.coord + layer)] += 1
-            else:
-                for layer in range(sc.layers):
-                    cost[cset(sc.coord + layer)] += lmax if sc.layers == 1 else 1
+            for st, w in contribution(k).items():
+                cost[st] = cost.get(st, 0) + w
         gi = len(fixed)
         fixed.append(cost)
         members.append(us)
@@ -294,7 +324,7 @@ def colour_coordinates(lw: Lowerer) -> dict[str, int]:
         sc = scrolls[k]
         base = [0] * PPT_SETS
         for gi in unit_groups[k]:
-            for i, c in enumerate(fixed[gi]):
+            for i, c in fixed[gi].items():
                 base[i] += c
         per_s = [list(base) for _ in range(ns)]
         for s in range(ns):
@@ -320,7 +350,7 @@ def colour_coordinates(lw: Lowerer) -> dict[str, int]:
 
             free = lambda v, t=template, old=old: v == old or coords.set_part_packed(t, 1, v) not in taken  # noqa: E731
         best, best_cost = old, None
-        for v in [old, *range(1, 1000)]:
+        for v in chain((old,), range(1, 1000)):
             if not free(v):
                 continue
             sets = sets_of(v)

@@ -10,6 +10,7 @@ register per stride (see :class:`Ix`). Numerics of every op are documented in do
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 from vtpu_cli.binary.program import Imm, Reg
 from vtpu_cli.compiler import kernels
@@ -331,10 +332,38 @@ def _pipelined(lw: Lowerer, count: int, body) -> bool:
     return True
 
 
-def chunks(n: int, esize: int) -> list[tuple[int, int]]:
+class Chunks(Sequence):
+    """(byte offset, byte count) of the 64-byte pieces of a run of ``total`` bytes, computed on demand:
+    callers often only ask how many there are (a loop lowering's threshold), for rows of 100k+ elements."""
+
+    __slots__ = ("total",)
+
+    def __init__(self, total: int):
+        self.total = total
+
+    def __len__(self) -> int:
+        return (self.total + 63) // 64 if self.total > 0 else 0
+
+    def __getitem__(self, i):
+        if isinstance(i, slice):
+            return [self[j] for j in range(*i.indices(len(self)))]
+        n = len(self)
+        if i < 0:
+            i += n
+        if not 0 <= i < n:
+            raise IndexError(i)
+        o = i * 64
+        return (o, min(64, self.total - o))
+
+    def __iter__(self):
+        t = self.total
+        for o in range(0, t, 64):
+            yield (o, min(64, t - o))
+
+
+def chunks(n: int, esize: int) -> Chunks:
     """(byte offset, byte count) of the 64-byte pieces of a run of n elements."""
-    total = n * esize
-    return [(o, min(64, total - o)) for o in range(0, total, 64)]
+    return Chunks(n * esize)
 
 
 # ---------------------------------------------------------------------- dispatch
