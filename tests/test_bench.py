@@ -318,3 +318,46 @@ def test_short_runs_verify_and_rank():
         short_runs(["nope"], iters=10, runs=1)
     assert _short_main(["--runs", "2", "--iters", "50", "double_buffer"]) == 0
     assert _short_main(["--runs", "1", "nope"]) == 1
+
+
+def test_runs_alternate_and_each_run_uses_the_clock_measured_around_it(monkeypatch):
+    """The timed runs of several programs alternate (a burst of other work hits a run of each, not every
+    run of one), and each run's core cycles are its own ticks x the higher of the two clock readings
+    taken around it; the program's figure is the median of its runs'."""
+    import statistics
+
+    from vtpu_cli.bench import suite
+    from vtpu_cli.core import cycles
+
+    if cycles.tsc_reader() is None:
+        pytest.skip("no TSC on this host")
+    order, readings = [], iter([1.0, 1.5, 2.0, 1.2, 1.0, 3.0, 1.1, 1.1, 2.5, 0.5, 1.3, 1.4] * 2)
+    monkeypatch.setattr(
+        cycles, "clock_sample", lambda *a, **k: {"core_per_tsc": next(readings), "alu_per_cycle": 4.5}
+    )
+    real = suite._execute
+
+    def execute(engine, program, n, mem):
+        order.append(id(program))
+        return real(engine, program, n, mem)
+
+    monkeypatch.setattr(suite, "_execute", execute)
+    ms = {m.name: m for m in load_manifests()}
+    benches = [suite._Timed(ms[n], "jit", "quick", 3) for n in ("c_heavy", "d_heavy")]
+    a, b = suite.run_interleaved(benches)
+    assert order[0::2] == [order[0]] * 3 and order[1::2] == [order[1]] * 3 and order[0] != order[1]
+    hz = cycles.tsc_hz()
+    for r, ratios in ((a, [1.5, 3.0, 2.5]), (b, [2.0, 1.1, 1.4])):
+        assert r["verified"] and r["native"], r["error"]
+        per_run = [r["ops"] / (s * hz * k) for s, k in zip(r["seconds_all"], ratios, strict=True)]
+        assert r["ops_per_cycle_all"] == pytest.approx(per_run, rel=1e-6)
+        assert r["ops_per_cycle"] == pytest.approx(
+            r["ops"] / statistics.median(s * hz * k for s, k in zip(r["seconds_all"], ratios, strict=True)),
+            rel=1e-6,
+        )
+        assert r["core_per_tsc"] == statistics.median(ratios) and r["alu_per_cycle"] == 4.5
+
+
+def test_phase0_reports_the_alu_probe():
+    ps = [prog("a", 3.0, alu_per_cycle=4.6), prog("b", 2.7, alu_per_cycle=3.0), prog("c", 2.8)]
+    assert evaluate_gate("phase0", ps, HOST, "jit")[0]["alu_per_cycle"] == pytest.approx(3.8)

@@ -36,3 +36,15 @@ def test_a_calibration_from_another_boot_is_ignored(fresh, monkeypatch):
     (fresh / "clock" / "tsc.json").write_text(json.dumps({"key": "another boot", "hz": 1.0}))
     monkeypatch.setattr(cycles, "_calibrate", lambda s: 2.5e9)
     assert cycles.tsc_hz() == 2.5e9
+
+
+def test_clock_sample_measures_the_clock_and_the_alu_probe():
+    """Both figures come back in a sane range (not a performance assertion): the add chain's core cycles
+    per tick, and the independent-adds probe's adds per core cycle
+    and at most about one per integer ALU."""
+    if cycles.tsc_reader() is None or cycles._alu_probe() is None:
+        pytest.skip("no TSC or no x86 JIT on this host")
+    s = cycles.clock_sample(window_s=0.0002, windows=3)
+    assert 0.05 < s["core_per_tsc"] < 20
+    assert 0.3 < s["alu_per_cycle"] < 8.5  # low only if every window was preempted
+    assert cycles._alu_probe()(7) == 7 * cycles.ALU_ROUNDS  # rax: one chain's sum, as the code is written
