@@ -40,8 +40,7 @@ def test_a_calibration_from_another_boot_is_ignored(fresh, monkeypatch):
 
 def test_clock_sample_measures_the_clock_and_the_alu_probe():
     """Both figures come back in a sane range (not a performance assertion): the add chain's core cycles
-    per tick, and the independent-adds probe's adds per core cycle
-    and at most about one per integer ALU."""
+    per tick, and the independent-adds probe's adds per core cycle (at most about one per integer ALU)."""
     if cycles.tsc_reader() is None or cycles._alu_probe() is None:
         pytest.skip("no TSC or no x86 JIT on this host")
     s = cycles.clock_sample(window_s=0.0002, windows=3)
