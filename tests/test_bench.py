@@ -345,7 +345,8 @@ def test_runs_alternate_and_each_run_uses_the_clock_measured_around_it(monkeypat
     ms = {m.name: m for m in load_manifests()}
     benches = [suite._Timed(ms[n], "jit", "quick", 3) for n in ("c_heavy", "d_heavy")]
     a, b = suite.run_interleaved(benches)
-    assert order[0::2] == [order[0]] * 3 and order[1::2] == [order[1]] * 3 and order[0] != order[1]
+    # one untimed warm-up round, then three timed ones, alternated
+    assert order[0::2] == [order[0]] * 4 and order[1::2] == [order[1]] * 4 and order[0] != order[1]
     hz = cycles.tsc_hz()
     for r, ratios in ((a, [1.5, 3.0, 2.5]), (b, [2.0, 1.1, 1.4])):
         assert r["verified"] and r["native"], r["error"]
