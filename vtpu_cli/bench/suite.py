@@ -939,10 +939,11 @@ def short_runs(names: list[str], iters: int = 50_000, runs: int = 300) -> list[d
     import numpy as np
 
     from vtpu_cli.bench.cases import CASES
-    from vtpu_cli.core.cycles import core_clock
+    from vtpu_cli.core.cycles import clock_sample
 
     ms = {m.name: m for m in load_manifests()}
-    clock0 = core_clock()["core_per_tsc"]
+    sample0 = clock_sample(0.001, 21)
+    clock0 = sample0["core_per_tsc"]
     out = []
     for name in names:
         if name not in ms:
@@ -971,10 +972,13 @@ def short_runs(names: list[str], iters: int = 50_000, runs: int = 300) -> list[d
                 "q25": res.ops / ticks[len(ticks) // 4],
             }
         )
-    clock1 = core_clock()["core_per_tsc"]
+    sample1 = clock_sample(0.001, 21)
+    clock1 = sample1["core_per_tsc"]
     ratio = max((r for r in (clock0, clock1) if r), default=None)
+    alus = [a for a in (sample0["alu_per_cycle"], sample1["alu_per_cycle"]) if a]
     for o in out:
         o["core_per_tsc"] = ratio
+        o["alu_per_cycle"] = min(alus) if alus else None  # the lower: whether the core was shared at all
         o["best_core"] = o["best"] / ratio if ratio else None
     return out
 
@@ -1003,9 +1007,11 @@ def _short_main(argv: list[str]) -> int:
         )
     best = _geomean([r["best"] for r in rows])
     ratio = rows[0]["core_per_tsc"] if rows else None
+    alu = rows[0]["alu_per_cycle"] if rows else None
     print(
         f"geomean ops/TSC tick {best:.3f}"
         + (f", ops/core cycle {best / ratio:.3f} (core/TSC {ratio:.3f})" if ratio else "")
+        + (f"; ALU probe {alu:.2f} adds per core cycle (see docs/bench.md)" if alu else "")
     )
     return 0
 
