@@ -240,12 +240,21 @@ class _Timed:
     and the ALU probe are measured (``cycles.clock_sample``), so each run's core cycles use the clock of
     its own minutes, and each run's ops per core cycle is kept; the reported figures are medians."""
 
-    def __init__(self, m: Manifest, engine: str, size: str, repeats: int, sentrons: int | None = None):
+    def __init__(
+        self,
+        m: Manifest,
+        engine: str,
+        size: str,
+        repeats: int,
+        sentrons: int | None = None,
+        baseline_repeats: int = 5,
+    ):
         import numpy as np
 
         from vtpu_cli.bench.cases import CASES
 
         self.m, self.engine, self.repeats = m, engine, max(repeats, 1)
+        self.baseline_repeats = baseline_repeats
         case = CASES.get(m.reference)
         if case is None:
             raise VtpuError(f"{m.path}: unknown reference case {m.reference!r}")
@@ -254,11 +263,12 @@ class _Timed:
         self.n = sentrons or m.sentrons
         self.out = empty_entry(m, engine, self.n, self.params)
         self.done = False
+        # per timed run, index-aligned: seconds, native TSC ticks (None without), process CPU seconds,
+        # core cycles per TSC tick measured around it (None when not measurable)
         self.times: list[float] = []
-        self.ticks: list[float] = []
+        self.ticks: list[float | None] = []
         self.cpu: list[float] = []
-        self.oncpu: list[tuple[float, float]] = []
-        self.ratios: list[float | None] = []  # core cycles per TSC tick around each run
+        self.ratios: list[float | None] = []
         self.alu: list[float] = []
         self.res = None
         # one untimed run first when several are timed: the first run of a program in a process pays
@@ -313,9 +323,7 @@ class _Timed:
             out["error"] = f"did not run natively: {why}"
         self.cpu.append(cpu)
         self.times.append(secs)
-        if cyc is not None:
-            self.ticks.append(cyc)
-            self.oncpu.append((cyc, cpu))
+        self.ticks.append(cyc)
         # the higher reading of the two: a window in which the thread was preempted can only read low
         rs = [c["core_per_tsc"] for c in (before, after) if c["core_per_tsc"]]
         self.ratios.append(max(rs) if rs else None)
@@ -348,9 +356,7 @@ def run_benchmark(
     m: Manifest, engine: str, size: str, repeats: int, sentrons: int | None = None, baseline_repeats: int = 5
 ) -> dict:
     """Run, verify and measure one benchmark; never raises for a program that fails (``error`` says)."""
-    b = _Timed(m, engine, size, repeats, sentrons)
-    b.baseline_repeats = baseline_repeats
-    return run_interleaved([b])[0]
+    return run_interleaved([_Timed(m, engine, size, repeats, sentrons, baseline_repeats)])[0]
 
 
 def _finish(b: _Timed, out: dict) -> dict:
@@ -358,8 +364,8 @@ def _finish(b: _Timed, out: dict) -> dict:
     from vtpu_cli.core.cycles import tsc_hz
 
     res, case, program, inputs, params, n, m = b.res, b.case, b.program, b.inputs, b.params, b.n, b.m
-    times, ticks, cpu, oncpu = b.times, b.ticks, b.cpu, b.oncpu
-    baseline_repeats = getattr(b, "baseline_repeats", 5)
+    times, cpu, ratios, baseline_repeats = b.times, b.cpu, b.ratios, b.baseline_repeats
+    ticks = b.ticks if all(t is not None for t in b.ticks) else []
     ok, detail = case.check(res, program, inputs, params)
     out["verified"] = bool(ok)
     if not ok:
@@ -376,9 +382,9 @@ def _finish(b: _Timed, out: dict) -> dict:
         source, run_ticks = "none", []
     tk = _median(run_ticks)
     # each run's core cycles: its ticks x the core clock measured around that run
-    run_cycles = [t * r for t, r in zip(run_ticks, b.ratios, strict=False) if t and r]
+    run_cycles = [t * r for t, r in zip(run_ticks, ratios, strict=True) if r]
     cycles = _median(run_cycles) if run_cycles and len(run_cycles) == len(run_ticks) else None
-    known = [r for r in b.ratios if r]
+    known = [r for r in ratios if r]
     core_per_tsc = _median(known) if known else None
     # On-CPU ticks of a run: its native TSC ticks, or the process CPU time around the whole run (engine
     # set-up included) in ticks, whichever is less. Both include every tick the native code ran on a
@@ -386,9 +392,8 @@ def _finish(b: _Timed, out: dict) -> dict:
     # run's Python around it. So this is an upper bound of the ticks the run used on a core (ops per
     # on-CPU cycle a lower bound), and the same as the TSC count for a run no one preempted.
     # Every per-cycle figure converts each run with the clock measured around that run, then takes the median.
-    pairs = list(zip(oncpu, b.ratios, strict=False)) if len(oncpu) == len(b.ratios) else []
-    on_cycles = [min(t, c * hz) * r for (t, c), r in pairs if r] if hz else []
-    cpu_cycles = [c * hz * r for c, r in zip(cpu, b.ratios, strict=False) if r] if hz else []
+    on_cycles = [min(t, c * hz) * r for t, c, r in zip(ticks, cpu, ratios, strict=False) if r] if hz else []
+    cpu_cycles = [c * hz * r for c, r in zip(cpu, ratios, strict=True) if r] if hz else []
     ops = res.ops
     out.update(
         {
@@ -426,7 +431,7 @@ def _finish(b: _Timed, out: dict) -> dict:
             rates["gbytes"] = work["bytes"] / secs / 1e9
         if "messages" in work:
             rates["messages_per_s"] = work["messages"] / secs
-    if on_cycles and len(on_cycles) == len(oncpu):  # see above (docs/bench.md keeps the program keys fixed)
+    if ticks and len(on_cycles) == len(ticks):  # see above (docs/bench.md keeps the program keys fixed)
         rates["ops_per_oncpu_cycle"] = ops / _median(on_cycles)
     out["work"] = work
     out["rates"] = rates
