@@ -106,7 +106,13 @@ def test_compile_work_is_linear_in_program_size():
         assert len(prog.code) > jc.SPLIT_SIWS
         text, _ = jc.build_module(prog, _variant())
         fns = _functions(text)
-        regions = [v for name, v in fns.items() if name.startswith("vtpu_region")]
+        # the 31 loop-free SIWs after the outer loop are one cold region at both sizes
+        cold = {
+            line.split("@", 1)[1].split("(", 1)[0].strip('"')
+            for line in text.splitlines()
+            if line.startswith("define ") and " cold " in line
+        }
+        regions = [v for name, v in fns.items() if name.startswith("vtpu_region") and name not in cold]
         sizes[k] = (sum(fns.values()), len(regions), max(regions), len(prog.code))
     (lines1, nf1, big1, siws1), (lines2, nf2, big2, siws2) = sizes[120], sizes[240]
     assert 1.8 < siws2 / siws1 < 2.2

@@ -4,6 +4,7 @@ cached on disk and loaded once per process. The runtime (threads, watchdog, repl
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import hashlib
 import os
@@ -549,10 +550,40 @@ class _Variant:
 # called in turn by a small dispatcher (see _regions).
 SPLIT_SIWS = 1536
 REGION_SIWS = 512
+# A loop-free stretch of at least this many SIWs between two nests of small loops is a *cold* region of
+# its own (compiled with the light pipeline, see _light_optimise); shorter ones join a hot region.
+COLD_MIN_SIWS = 24
+COLD_WORK = 0.25  # compile work of a cold SIW against a hot one (balancing parts: build_parts)
 
 
 def _c_ops(program: Program) -> bool:
     return any(not siw[2].is_nop for siw in program.code)
+
+
+def _back_edges(program: Program) -> list[tuple[int, int]]:
+    """(target, pc) of every backward (or self) branch: the loops of the program."""
+    out = []
+    for pc, siw in enumerate(program.code):
+        d = siw[0]
+        if d.op.branch:
+            t = d.args[-1].value
+            if 0 <= t <= pc:
+                out.append((t, pc))
+    return out
+
+
+def _hot_spans(program: Program) -> list[tuple[int, int]]:
+    """``[a, z)`` of every nest of loops of at most REGION_SIWS SIWs (overlapping loops merged): the code
+    that runs many times per trip of anything around it, kept whole in one function and fully optimised."""
+    spans: list[list[int]] = []
+    for t, pc in sorted(_back_edges(program)):
+        if pc - t + 1 > REGION_SIWS:
+            continue
+        if spans and t < spans[-1][1]:
+            spans[-1][1] = max(spans[-1][1], pc + 1)
+        else:
+            spans.append([t, pc + 1])
+    return [(a, z) for a, z in spans]
 
 
 def _regions(program: Program, leaders: list[int], v: _Variant) -> list[tuple[int, int]]:
@@ -564,37 +595,64 @@ def _regions(program: Program, leaders: list[int], v: _Variant) -> list[tuple[in
     step's ~14 s). A large program is therefore cut, at block leaders, into regions of about
     REGION_SIWS SIWs, never inside a loop of at most REGION_SIWS SIWs (the hot loop nests stay whole,
     in one function, with every optimisation); a larger loop's back edge then goes through the
-    dispatcher, which costs a register spill and reload per trip of that (long) body. Regions hand
-    their registers on through the context block, as at a callback. Not split: one-sentron programs
-    with C-pipe ops (their message ring lives in the function's stack frame) and programs with more
+    dispatcher, which costs a register spill and reload per trip of that (long) body. A loop-free stretch
+    of at least COLD_MIN_SIWS SIWs between the nests of small loops becomes regions of its own, *cold*
+    ones (no back edge inside: see ``_cold``), which get the light pipeline. Regions hand their
+    registers on through the context block, as at a callback. Not split: one-sentron programs with
+    C-pipe ops (their message ring lives in the function's stack frame) and programs with more
     collective groups than the context carries."""
     code = program.code
     n = len(code)
     if n <= SPLIT_SIWS or (v.single and _c_ops(program)) or len(program.groups) + 1 > CSEQ_WORDS:
         return [(0, n)]
-    inside = [0] * (n + 1)  # > 0: a cut before this pc would split a small loop
-    for pc, siw in enumerate(code):
-        d = siw[0]
-        if d.op.branch:
-            t = d.args[-1].value
-            if 0 <= t <= pc and pc - t + 1 <= REGION_SIWS:
-                inside[t + 1] += 1
-                inside[pc + 1] -= 1
-    depth, ok = 0, []
-    allowed = []
-    for pc in range(n + 1):
-        depth += inside[pc]
-        ok.append(depth == 0)
-    allowed = [pc for pc in leaders if pc > 0 and ok[pc]]
-    cuts = [0]
-    prev = None
-    for pc in allowed:
-        if pc - cuts[-1] > REGION_SIWS and prev is not None and prev > cuts[-1]:
-            cuts.append(prev)
-        prev = pc
-    if n - cuts[-1] > REGION_SIWS and prev is not None and prev > cuts[-1]:
-        cuts.append(prev)
-    return list(zip(cuts, cuts[1:] + [n], strict=True))
+    spans = _hot_spans(program)
+    inside = [False] * (n + 1)  # a cut before this pc would split a small loop
+    for a, z in spans:
+        for pc in range(a + 1, z):
+            inside[pc] = True
+    allowed = [pc for pc in leaders if pc > 0 and not inside[pc]]
+    lead = set(allowed)
+    regions: list[tuple[int, int]] = []
+
+    def chop(a: int, z: int) -> None:
+        """``[a, z)`` (loop-free at this level: cut anywhere allowed) as regions of at most REGION_SIWS."""
+        start, prev = a, None
+        for pc in allowed[bisect.bisect_right(allowed, a) : bisect.bisect_left(allowed, z)]:
+            if pc - start > REGION_SIWS and prev is not None and prev > start:
+                regions.append((start, prev))
+                start = prev
+            prev = pc
+        if z - start > REGION_SIWS and prev is not None and prev > start:
+            regions.append((start, prev))
+            start = prev
+        regions.append((start, z))
+
+    cur, pos = 0, 0  # the open (hot) region starts at cur; everything before pos is placed
+    for a, z in [*spans, (n, n)]:
+        if a - pos >= COLD_MIN_SIWS and (pos == 0 or pos in lead) and (a == n or a in lead):
+            if cur < pos:
+                regions.append((cur, pos))
+            chop(pos, a)
+            cur = a
+        if z > a and z - cur > REGION_SIWS and cur < a and a in lead:
+            regions.append((cur, a))  # the open region would grow too long: the nest starts a new one
+            cur = a
+        pos = z
+    if cur < n:
+        regions.append((cur, n))
+    return regions
+
+
+def _cold(program: Program, regions: list[tuple[int, int]]) -> list[bool]:
+    """Per region: no loop lies inside it (no branch back to a pc of the same region). Such code runs
+    once per trip of whatever loop is around it (the dispatcher's), so it gets the light pipeline."""
+    starts = [a for a, _ in regions]
+    hot = [False] * len(regions)
+    for t, pc in _back_edges(program):
+        k = bisect.bisect_right(starts, pc) - 1
+        if t >= regions[k][0]:
+            hot[k] = True
+    return [not h for h in hot]
 
 
 def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
@@ -621,15 +679,17 @@ def build_parts(
         mod.triple = llvm.get_process_triple()
         return mod
 
+    cold = _cold(program, regions)
     if len(regions) == 1:
         mod = module()
         fn = ir.Function(mod, ir.FunctionType(L.I64, [L.PTR]), name="vtpu_entry")
+        if cold[0]:
+            fn.attributes.add("cold")  # a loop-free program: the light pipeline (_light_optimise)
         _build_function(program, v, mod, fn, leaders, 0, n, None)
         return [str(mod)], leaders
     # entries of each region: its first pc and every target of a branch from another region
     entries = [{a} for a, _ in regions]
     starts = [a for a, _ in regions]
-    import bisect
 
     def region_of(pc: int) -> int:
         return bisect.bisect_right(starts, pc) - 1
@@ -655,6 +715,8 @@ def build_parts(
             fn = ir.Function(mod, fty, name=f"vtpu_region{k}")
             fn.linkage = linkage
             fn.attributes.add("noinline")
+            if cold[k]:
+                fn.attributes.add("cold")  # no loop inside: the light pipeline (_light_optimise)
             _build_function(program, v, mod, fn, leaders, a, z, (sorted(entries[k]), shared), an)
             fns.append(fn)
         return fns
@@ -670,12 +732,14 @@ def build_parts(
         dmod = module()
         _build_dispatcher(dmod, len(regions), entries, ngroups)
         texts.append(str(dmod))
-    # consecutive regions, about the same number of SIWs per part
+    # consecutive regions, about the same compile work per part (a cold SIW costs about a quarter)
+    work = [(z - a) * (COLD_WORK if c else 1) for (a, z), c in zip(regions, cold, strict=True)]
+    total = sum(work)
     acc, chunk, made = 0, [], 1
-    for k, (a, z) in enumerate(regions):
+    for k in range(len(regions)):
         chunk.append(k)
-        acc += z - a
-        if acc * (parts - 1) >= n * made or k == len(regions) - 1:
+        acc += work[k]
+        if acc * (parts - 1) >= total * made or k == len(regions) - 1:
             if only in (None, made):
                 mod = module()
                 add_regions(mod, chunk, "external")
@@ -1115,14 +1179,41 @@ def _optimise(mod, tm, level: int = 3) -> None:
     mpm.run(mod, pb)
 
 
+def _light_optimise(mod, tm) -> None:
+    """Cold functions (``cold``: a region, or a whole program, with no loop inside) get a light pipeline
+    -- registers into SSA (SROA), dead code out, the CFG simplified -- and then ``optnone``, so the
+    module pipeline skips them and instruction selection takes the fast path. Their code runs once per
+    trip of an outer loop (or once per run), so O2's loop, vectorisation and InstCombine work bought
+    nothing there; the hot loop nests (every function with a loop) keep the full pipeline."""
+    cold = [f for f in mod.functions if not f.is_declaration and b"cold" in b" ".join(f.attributes).split()]
+    if not cold:
+        return
+    pb = llvm.create_pass_builder(tm, llvm.create_pipeline_tuning_options(speed_level=0))
+    fpm = llvm.create_new_function_pass_manager()
+    fpm.add_sroa_pass()
+    fpm.add_simplify_cfg_pass()
+    fpm.add_dead_code_elimination_pass()
+    for f in cold:
+        fpm.run(f, pb)
+        f.add_function_attribute("optnone")
+        if b"noinline" not in b" ".join(f.attributes).split():
+            f.add_function_attribute("noinline")  # optnone requires it
+
+
+def _optimise_all(mod, tm, opt: int) -> None:
+    """The light pipeline on cold functions, then ``opt`` on the rest."""
+    _light_optimise(mod, tm)
+    if opt:
+        _optimise(mod, tm, opt)
+
+
 def _compile_object(ir_text: str, v: _Variant, opt: int) -> bytes:
     tm = _target_machine(v.cpu, v.features, opt=min(opt, 3))
     mod = llvm.parse_assembly(ir_text)
     mod.triple = tm.triple
     mod.data_layout = str(tm.target_data)
     mod.verify()
-    if opt:
-        _optimise(mod, tm, opt)
+    _optimise_all(mod, tm, opt)
     if ir_text.count("\n") <= LARGE_IR_LINES:
         return tm.emit_object(mod)
     # LLVM's register coalescer is superlinear on the long straight-line blocks of large programs (40 %
@@ -1148,8 +1239,7 @@ def emit_assembly(
     mod = llvm.parse_assembly(text)
     mod.triple = tm.triple
     mod.data_layout = str(tm.target_data)
-    if opt:
-        _optimise(mod, tm, opt)
+    _optimise_all(mod, tm, opt)
     return tm.emit_assembly(mod)
 
 
@@ -1243,7 +1333,7 @@ def program_key(program: Program, v, opt: int) -> str:
         encode(program),
         repr(v).encode(),
         str(opt).encode(),
-        f"{SPLIT_SIWS}/{REGION_SIWS}".encode(),
+        f"{SPLIT_SIWS}/{REGION_SIWS}/{COLD_MIN_SIWS}".encode(),
         __version__.encode(),
         llvmlite.__version__.encode(),
         _source_hash().encode(),
@@ -1389,7 +1479,7 @@ def _compile_split(program: Program, v: _Variant, opt: int, parts: int) -> bytes
     def part(i: int) -> bytes:
         if i == 0:
             return _compile_bounded(dispatcher, v, opt)
-        return _in_child(("part", program, v, opt, parts, i, SPLIT_SIWS, REGION_SIWS))
+        return _in_child(("part", program, v, opt, parts, i, SPLIT_SIWS, REGION_SIWS, COLD_MIN_SIWS))
 
     with ThreadPoolExecutor(max_workers=parts, thread_name_prefix="vtpu-jit-part") as pool:
         objs = list(pool.map(part, range(parts)))
@@ -1406,8 +1496,8 @@ def _child_main() -> None:
     if job[0] == "ir":  # ("ir", IR text, variant, opt)
         _, ir_text, v, opt = job
     else:  # ("part", program, variant, opt, parts, i, split sizes): lower part i of build_parts
-        global SPLIT_SIWS, REGION_SIWS
-        _, program, v, opt, parts, i, SPLIT_SIWS, REGION_SIWS = job
+        global SPLIT_SIWS, REGION_SIWS, COLD_MIN_SIWS
+        _, program, v, opt, parts, i, SPLIT_SIWS, REGION_SIWS, COLD_MIN_SIWS = job
         ir_text = build_parts(program, v, parts, only=i)[0][0]
     sys.stdout.buffer.write(_compile_object(ir_text, v, opt))
     sys.stdout.buffer.flush()
