@@ -16,9 +16,9 @@ import time
 from itertools import repeat
 from pathlib import Path
 
-from vtpu_cli.binary.program import DataScroll, Imm, Instr, Output, Program, TensorDecl
+from vtpu_cli.binary.program import DataScroll, Instr, Output, Program, TensorDecl
 from vtpu_cli.compiler import tensors, views
-from vtpu_cli.compiler.ir import VI, CompileError, Label, dump, private_coord
+from vtpu_cli.compiler.ir import VI, CompileError, Label, dump, imm, private_coord
 from vtpu_cli.compiler.lower import RESERVED_LIBRARY, Lowerer
 from vtpu_cli.compiler.parser import MAX_DEPTH, parse
 from vtpu_cli.compiler.regalloc import SPILL_P, allocate
@@ -173,9 +173,9 @@ def _prologue(lw: Lowerer) -> None:
         cnt, flag, ok = b.new("r", "scount"), b.new("r"), b.label("count_ok")
         pro += [
             VI(BY_NAME["DMOV"], None, None, None, [cnt, Reg("s", 1)]),
-            VI(BY_NAME["DCMP"], "ne", "i64", None, [flag, cnt, Imm(lw.sentrons)]),
+            VI(BY_NAME["DCMP"], "ne", "i64", None, [flag, cnt, imm(lw.sentrons)]),
             VI(BY_NAME["DBRF"], None, None, None, [ok]),
-            VI(BY_NAME["CBAR"], None, None, None, [Imm(1)]),
+            VI(BY_NAME["CBAR"], None, None, None, [imm(1)]),
             ok,
         ]
     b.code[0:0] = pro
@@ -268,11 +268,11 @@ def _spill_setup(nbytes: int, sentrons: int = 1) -> list[Instr]:
 
     p = Reg("p", SPILL_P)
     setup = [
-        Instr(BY_NAME["SCOORD"], None, None, None, (p, Imm(-1))),
-        Instr(BY_NAME["SINDEX"], "set", None, None, (p, p, Imm(0), Imm(RESERVED_LIBRARY + 9))),
+        Instr(BY_NAME["SCOORD"], None, None, None, (p, imm(-1))),
+        Instr(BY_NAME["SINDEX"], "set", None, None, (p, p, imm(0), imm(RESERVED_LIBRARY + 9))),
     ]
     if sentrons == 1:
-        setup.append(Instr(BY_NAME["SALLOC"], None, None, None, (p, Imm(nbytes), None)))
+        setup.append(Instr(BY_NAME["SALLOC"], None, None, None, (p, imm(nbytes), None)))
     return setup
 
 
@@ -292,7 +292,7 @@ def _resolve(code: list, labels: dict[str, int], branches: list[int] | None = No
             if not ins.op.branch:
                 continue
             if any(isinstance(a, Label) for a in ins.args):
-                args = tuple(Imm(labels[a.name]) if isinstance(a, Label) else a for a in ins.args)
+                args = tuple(imm(labels[a.name]) if isinstance(a, Label) else a for a in ins.args)
                 new = list(siw)
                 new[p] = Instr(ins.op, ins.mod, ins.type, ins.type2, args)
                 code[k] = siw = tuple(new)

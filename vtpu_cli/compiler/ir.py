@@ -51,28 +51,70 @@ class Label:
         return self.name
 
 
-@dataclass(frozen=True)
 class VMem:
-    """``[base + off]``, ``[base + off : stride]`` or ``[base + off + vI]`` on virtual registers."""
+    """``[base + off]``, ``[base + off : stride]`` or ``[base + off + vI]`` on virtual registers.
 
-    base: VReg
-    off: VReg | int
-    mode: int = MEM_CONTIG
-    extra: VReg | int | None = None  # contiguous: byte count; strided: stride; indexed: index vector
+    A ``__slots__`` value class (one per memory access; a frozen dataclass costs a dict per instance
+    and ~0.5 us to build): equality and hash by value, as the dataclass it replaces; never mutated."""
+
+    __slots__ = ("base", "off", "mode", "extra")
+
+    def __init__(
+        self, base: VReg, off: VReg | int, mode: int = MEM_CONTIG, extra: VReg | int | None = None
+    ):  # extra: contiguous: byte count; strided: stride; indexed: index vector
+        self.base = base
+        self.off = off
+        self.mode = mode
+        self.extra = extra
+
+    def _key(self) -> tuple:
+        return (self.base, self.off, self.mode, self.extra)
+
+    def __eq__(self, other) -> bool:
+        return other.__class__ is VMem and self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"VMem(base={self.base!r}, off={self.off!r}, mode={self.mode!r}, extra={self.extra!r})"
 
 
-@dataclass
 class MemInfo:
     """What an S-pipe access touches: scroll key, write?, byte range [lo, hi) relative to ``rel``.
 
     ``lo is None`` means "anywhere in the scroll"; ``scroll == '*'`` means "any scroll" (and also
-    orders against fences and collectives)."""
+    orders against fences and collectives). ``rel``: the offset register (VReg before allocation, a
+    scheduler key after), None = absolute. A ``__slots__`` class like :class:`VMem` (equal by value,
+    unhashable, as the dataclass it replaces)."""
 
-    scroll: str
-    write: bool
-    lo: int | None = None
-    hi: int | None = None
-    rel: object = None  # offset register (VReg before allocation, ("r", n) after), None = absolute
+    __slots__ = ("scroll", "write", "lo", "hi", "rel")
+
+    def __init__(
+        self, scroll: str, write: bool, lo: int | None = None, hi: int | None = None, rel: object = None
+    ):
+        self.scroll = scroll
+        self.write = write
+        self.lo = lo
+        self.hi = hi
+        self.rel = rel
+
+    def __eq__(self, other) -> bool:
+        return other.__class__ is MemInfo and (self.scroll, self.write, self.lo, self.hi, self.rel) == (
+            other.scroll,
+            other.write,
+            other.lo,
+            other.hi,
+            other.rel,
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return (
+            f"MemInfo(scroll={self.scroll!r}, write={self.write!r}, lo={self.lo!r}, hi={self.hi!r}, "
+            f"rel={self.rel!r})"
+        )
 
 
 _new = object.__new__
@@ -112,27 +154,42 @@ def _imm(value: int, cache: dict) -> Imm:
     return o
 
 
+_IMMS: dict[int, Imm] = {}  # int -> its shared Imm (module-wide: immediates repeat across compiles)
+
+
+def imm(value: int) -> Imm:
+    """``Imm(value)``: for an int, one shared instance per value (Imm is immutable, and its frozen
+    dataclass ``__init__`` costs ~0.5 us; the lowering builds one per address displacement, loop count,
+    constant); anything else gets a new instance."""
+    if value.__class__ is int:
+        o = _IMMS.get(value)
+        if o is None:
+            if len(_IMMS) >= 1 << 16:  # (bounded: a long-running process compiles many programs)
+                _IMMS.clear()
+            o = _IMMS[value] = _new(Imm)
+            o.__dict__["value"] = value
+        return o
+    return Imm(value)
+
+
 def _vmem(base: VReg, off: VReg | int, mode: int, extra: VReg | int | None) -> VMem:
-    """``VMem(base, off, mode, extra)`` without the frozen dataclass ``__init__`` (each field set
-    through ``object.__setattr__``): one per memory access at model scale. Same value and hash."""
+    """``VMem(base, off, mode, extra)`` without the ``__init__`` frame: one per memory access."""
     o = _new(VMem)
-    d = o.__dict__
-    d["base"] = base
-    d["off"] = off
-    d["mode"] = mode
-    d["extra"] = extra
+    o.base = base
+    o.off = off
+    o.mode = mode
+    o.extra = extra
     return o
 
 
 def _meminfo(scroll: str, write: bool, lo: int | None, hi: int | None, rel: object) -> MemInfo:
     """``MemInfo(...)``, built like :func:`_vmem`."""
     o = _new(MemInfo)
-    d = o.__dict__
-    d["scroll"] = scroll
-    d["write"] = write
-    d["lo"] = lo
-    d["hi"] = hi
-    d["rel"] = rel
+    o.scroll = scroll
+    o.write = write
+    o.lo = lo
+    o.hi = hi
+    o.rel = rel
     return o
 
 
@@ -470,7 +527,7 @@ class Builder:
                 off = vm.off + o
             else:
                 off = self.new("r", "addr")
-                self.emit("DADD", off, vm.off, Imm(o), type="i64")
+                self.emit("DADD", off, vm.off, imm(o), type="i64")
             if lo is not None:
                 lo, hi = lo + o, hi + o
         elif isinstance(vm.off, int):  # a runtime view start: ranges relative to it
@@ -478,7 +535,7 @@ class Builder:
                 off = o
             else:
                 off = self.new("r", "addr")
-                self.emit("DADD", off, o, Imm(vm.off), type="i64")
+                self.emit("DADD", off, o, imm(vm.off), type="i64")
             if rel is None:
                 rel = o
             else:  # pragma: no cover - an immediate offset never carries a relative register
@@ -528,15 +585,15 @@ class Builder:
         p = self.new("p", scroll)
         defs = []
         if isinstance(sc.layer, VReg):  # coordinate arithmetic: the layer index moves the scroll part
-            defs.append(VI(BY_NAME["SCOORD"], None, None, None, [p, Imm(sc.coord)], None, self.line))
-            defs.append(VI(BY_NAME["SINDEX"], "add", None, None, [p, p, Imm(8), sc.layer], None, self.line))
+            defs.append(VI(BY_NAME["SCOORD"], None, None, None, [p, imm(sc.coord)], None, self.line))
+            defs.append(VI(BY_NAME["SINDEX"], "add", None, None, [p, p, imm(8), sc.layer], None, self.line))
         elif sc.private is None:
-            defs.append(VI(BY_NAME["SCOORD"], None, None, None, [p, Imm(sc.coord)], None, self.line))
+            defs.append(VI(BY_NAME["SCOORD"], None, None, None, [p, imm(sc.coord)], None, self.line))
         else:
             lib, shelf = sc.private
-            defs.append(VI(BY_NAME["SCOORD"], None, None, None, [p, Imm(-1)], None, self.line))
-            defs.append(VI(BY_NAME["SINDEX"], "set", None, None, [p, p, Imm(0), Imm(lib)], None, self.line))
-            defs.append(VI(BY_NAME["SINDEX"], "set", None, None, [p, p, Imm(1), Imm(shelf)], None, self.line))
+            defs.append(VI(BY_NAME["SCOORD"], None, None, None, [p, imm(-1)], None, self.line))
+            defs.append(VI(BY_NAME["SINDEX"], "set", None, None, [p, p, imm(0), imm(lib)], None, self.line))
+            defs.append(VI(BY_NAME["SINDEX"], "set", None, None, [p, p, imm(1), imm(shelf)], None, self.line))
         if isinstance(sc.layer, VReg):
             self.code.extend(defs)  # at the use site: the index is computed by the statement itself
         elif len(self._pcache) >= P_HOISTED:
@@ -602,7 +659,7 @@ class Builder:
             if count <= 0:
                 return
             cnt = self.new("r", "count", nospill=True)
-            self.emit("DMOV", cnt, Imm(count))
+            self.emit("DMOV", cnt, imm(count))
         else:
             cnt = count
             cnt.nospill = True

@@ -19,7 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from vtpu_cli.binary.program import Imm
-from vtpu_cli.compiler.ir import Builder, MemInfo, VMem, VReg
+from vtpu_cli.compiler.ir import Builder, MemInfo, VMem, VReg, imm
 from vtpu_cli.compiler.vecmath import const_iota, exp_vec, neg_inf
 from vtpu_cli.core.numerics import f32_bits
 
@@ -32,14 +32,14 @@ LOOP_OPS = 1536
 
 
 def F(x: float) -> Imm:
-    return Imm(f32_bits(x))
+    return imm(f32_bits(x))
 
 
 # ---------------------------------------------------------------------- pointer registers
 def ptr(b: Builder, init, hint: str = "ptr") -> VReg:
     """A fresh loop-carried byte-offset register initialised to an int or a copy of a register."""
     r = b.new("r", hint, nospill=True)
-    b.emit("DMOV", r, init if isinstance(init, VReg) else Imm(int(init)))
+    b.emit("DMOV", r, init if isinstance(init, VReg) else imm(int(init)))
     return r
 
 
@@ -48,13 +48,13 @@ def at(b: Builder, r: VReg, disp: int) -> VReg:
     if disp == 0:
         return r
     t = b.new("r", "addr")
-    b.emit("DADD", t, r, Imm(disp), type="i64")
+    b.emit("DADD", t, r, imm(disp), type="i64")
     return t
 
 
 def bump(b: Builder, r: VReg, delta: int) -> None:
     if delta:
-        b.emit("DADD", r, r, Imm(delta), type="i64")
+        b.emit("DADD", r, r, imm(delta), type="i64")
 
 
 def loop(b: Builder, count, body: Callable[[], None], hint: str = "k") -> None:
@@ -72,7 +72,7 @@ def loop(b: Builder, count, body: Callable[[], None], hint: str = "k") -> None:
     b.emit("DMOV", cnt, count)
     flag = b.new("r")
     skip = b.label("skip")
-    b.emit("DCMP", flag, cnt, Imm(0), type="i64", mod="gt")
+    b.emit("DCMP", flag, cnt, imm(0), type="i64", mod="gt")
     b.emit("DBRF", skip)
     b.counted_loop(cnt, body, hint)
     b.place(skip)
@@ -231,10 +231,10 @@ def quantise_row(
     def amax(p, nb, first):
         v = ld(b, "f32", x.scroll, p, nb)
         if first:
-            b.emit("DAND", mx, v, Imm(0x7FFFFFFF), type="i32")
+            b.emit("DAND", mx, v, imm(0x7FFFFFFF), type="i32")
         else:
             a = b.new("v")
-            b.emit("DAND", a, v, Imm(0x7FFFFFFF), type="i32")
+            b.emit("DAND", a, v, imm(0x7FFFFFFF), type="i32")
             b.emit("DMAX", mx, mx, a, type="f32")
 
     chunk_loop(b, k, 4, xrow, amax)
@@ -253,12 +253,12 @@ def quantise_row(
     def quant(parts: list[int]) -> VReg:
         q = b.new("v", "q")
         if len(parts) < 4:
-            b.emit("DBCAST", q, Imm(0), type="i8")
+            b.emit("DBCAST", q, imm(0), type="i8")
         for part, nb in enumerate(parts):
             v = ld(b, "f32", x.scroll, at(b, xp, part * 64), nb)
             sv = b.new("v")
             b.emit("DMUL", sv, v, vinv, type="f32")
-            b.emit("DCVT", q, sv, Imm(part), type="i8", type2="f32")
+            b.emit("DCVT", q, sv, imm(part), type="i8", type2="f32")
         return q
 
     def qgroup():
@@ -309,7 +309,7 @@ def row_sums_loop(lw: Lowerer, qbuf: str, m: int, k16: int, sums: str) -> None:
     byte: 16 lane sums per 64 bytes, then ``DRED.add``): the code offset tmatmul takes once per row."""
     b = lw.b
     ones = b.new("v", "ones")
-    b.emit("DBCAST", ones, Imm(1), type="i8")
+    b.emit("DBCAST", ones, imm(1), type="i8")
     qrow, srow = ptr(b, 0, "qrow"), ptr(b, 0, "srow")
 
     def row() -> None:
@@ -317,8 +317,8 @@ def row_sums_loop(lw: Lowerer, qbuf: str, m: int, k16: int, sums: str) -> None:
 
         def each(p: VReg, nb: int, first: bool) -> None:
             if first:
-                b.emit("DBCAST", acc, Imm(0), type="i32")
-            b.emit("DTDOT", acc, ld(b, "i8", qbuf, p, nb), ones, Imm(0))
+                b.emit("DBCAST", acc, imm(0), type="i32")
+            b.emit("DTDOT", acc, ld(b, "i8", qbuf, p, nb), ones, imm(0))
 
         chunk_loop(b, k16, 1, qrow, each)
         tot = b.new("r")
@@ -376,7 +376,7 @@ def tmatmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int, wscale, pre=None) -
         acc = [[b.new("v", "acc") for _ in tnb] for _ in range(nrows)]
         for row_acc in acc:
             for a0 in row_acc:
-                b.emit("DBCAST", a0, Imm(0), type="i32")
+                b.emit("DBCAST", a0, imm(0), type="i32")
 
         def kstep():
             wv = [ld(b, "i8", w.scroll, at(b, wp, c * k16 * 4)) for c in range(len(tnb))]
@@ -384,7 +384,7 @@ def tmatmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int, wscale, pre=None) -
                 for r in range(nrows):
                     xb = bcast_ld(b, "i32", qbuf, at(b, qq, r * k16 + q * 4))
                     for c in range(len(tnb)):
-                        b.emit("DTDOT", acc[r][c], xb, wv[c], Imm(q))
+                        b.emit("DTDOT", acc[r][c], xb, wv[c], imm(q))
             bump(b, wp, 64)
             bump(b, qq, 16)
 
@@ -608,12 +608,12 @@ def first_max(lw: Lowerer, scroll: str, xrow: VReg, d: int, mask, ninf, iota: VR
         eq = b.new("v")
         b.emit("DCMP", eq, v, vmax, type="f32", mod="eq")
         cand = b.new("v")
-        b.emit("DSEL", cand, eq, idx, Imm(0x7FFFFFFF), type="i32")
+        b.emit("DSEL", cand, eq, idx, imm(0x7FFFFFFF), type="i32")
         if first:
             b.emit("DMOV", best, cand)
         else:
             b.emit("DMIN", best, best, cand, type="i32")
-        b.emit("DADD", idx, idx, Imm(16), type="i32")
+        b.emit("DADD", idx, idx, imm(16), type="i32")
 
     chunk_loop(b, d, 4, xrow, visit)
     r = b.new("r", "arg")
@@ -641,7 +641,7 @@ def topk_loop(lw: Lowerer, x, idx_t, val_t, m: int, d: int, kk: int, mask, ninf,
             if val_t is not None:
                 st(b, "f32", v, val_t.scroll, op)
             off = b.new("r")
-            b.emit("DMUL", off, i, Imm(4), type="i64")
+            b.emit("DMUL", off, i, imm(4), type="i64")
             st(b, "f32", ninf_s, work, off)
             bump(b, op, 4)
 
@@ -692,9 +692,9 @@ def rope_loop(lw: Lowerer, x, cs, y, heads: int, hd: int, pos, rows: int = 1) ->
     half = hd // 2
     row = ptr(b, 0, "cs")
     if isinstance(pos, VReg):
-        b.emit("DMUL", row, pos, Imm(hd * 4), type="i64")
+        b.emit("DMUL", row, pos, imm(hd * 4), type="i64")
     else:
-        b.emit("DMOV", row, Imm(int(pos) * hd * 4))
+        b.emit("DMOV", row, imm(int(pos) * hd * 4))
     pieces = half_chunks(half)
     hp = ptr(b, 0, "head")
     cvec: list = []
@@ -754,26 +754,26 @@ def attend_loop(
     one = b.new("r")
     b.emit("DMOV", one, F(1.0), type="f32")
     n = b.new("r", "len", nospill=True)
-    b.emit("DMOV", n, length if isinstance(length, VReg) else Imm(int(length)))
+    b.emit("DMOV", n, length if isinstance(length, VReg) else imm(int(length)))
     if rows > 1:
-        b.emit("DSUB", n, n, Imm(rows - 1), type="i64")
+        b.emit("DSUB", n, n, imm(rows - 1), type="i64")
     vlen = b.new("v", "vlen")
     iota = b.load("i32", b.new("v", "iota"), const_iota(lw), 0)
     ninf = neg_inf(lw)
     nchunks = b.new("r", "nch", nospill=True)
     qp, kvbase = ptr(b, 0, "qh"), ptr(b, 0, "kvbase")
     if isinstance(start, VReg):
-        b.emit("DMUL", kvbase, start, Imm(row_kv), type="i64")
+        b.emit("DMUL", kvbase, start, imm(row_kv), type="i64")
     elif start:
-        b.emit("DMOV", kvbase, Imm(int(start) * row_kv))
+        b.emit("DMOV", kvbase, imm(int(start) * row_kv))
     kvp, hcount = ptr(b, kvbase, "kvh"), ptr(b, 0, "hcount")
 
     def token():
         b.emit("DMOV", kvp, kvbase)
-        b.emit("DMOV", hcount, Imm(0))
+        b.emit("DMOV", hcount, imm(0))
         b.emit("DBCAST", vlen, n, type="i32")
-        b.emit("DADD", nchunks, n, Imm(15), type="i64")
-        b.emit("DSHR", nchunks, nchunks, Imm(4), type="i64")
+        b.emit("DADD", nchunks, n, imm(15), type="i64")
+        b.emit("DSHR", nchunks, nchunks, imm(4), type="i64")
         loop(b, heads // hb, batch, "heads")
         bump(b, n, 1)
 
@@ -795,7 +795,7 @@ def attend_loop(
         def cmax():
             v = masked(ci, sp2, ninf)
             b.emit("DMAX", mx, mx, v, type="f32")
-            b.emit("DADD", ci, ci, Imm(16), type="i32")
+            b.emit("DADD", ci, ci, imm(16), type="i32")
             bump(b, sp2, 64)
 
         loop(b, nchunks, cmax, "max")
@@ -819,7 +819,7 @@ def attend_loop(
             b.emit("DSEL", e2, m, e, F(0.0), type="f32")
             st(b, "f32", e2, scores, sp3)
             b.emit("DADD", tot, tot, e2, type="f32")
-            b.emit("DADD", ci3, ci3, Imm(16), type="i32")
+            b.emit("DADD", ci3, ci3, imm(16), type="i32")
             bump(b, sp3, 64)
 
         loop(b, nchunks, cexp, "exp")
@@ -883,13 +883,13 @@ def attend_loop(
                     st(b, "f32", r, o.scroll, at(b, qp, (j * hd + (c0 + c) * 16) * 4))
         # next batch of heads; the kv group advances every group / hb batches
         bump(b, qp, hb * hd * 4)
-        b.emit("DADD", hcount, hcount, Imm(1), type="i64")
+        b.emit("DADD", hcount, hcount, imm(1), type="i64")
         if group // hb > 1:
             flag = b.new("r")
             same = b.label("same_group")
-            b.emit("DCMP", flag, hcount, Imm(group // hb), type="i64", mod="eq")
+            b.emit("DCMP", flag, hcount, imm(group // hb), type="i64", mod="eq")
             b.emit("DBRF", same)
-            b.emit("DMOV", hcount, Imm(0))
+            b.emit("DMOV", hcount, imm(0))
             bump(b, kvp, hd * 4)
             b.place(same)
         else:
@@ -992,7 +992,7 @@ def matmul_q8_loop(
             for r in range(nrows):
                 wv = ld(b, "i8", w8.scroll, at(b, kp, r * k), nb)
                 if first:
-                    b.emit("DBCAST", acc[r], Imm(0), type="i32")
+                    b.emit("DBCAST", acc[r], imm(0), type="i32")
                 b.emit("DDOT", acc[r], wv, qv, type="i8")
             bump(b, qp, 64)
             bump(b, kp, 64)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from itertools import chain
 
 from vtpu_cli.binary.program import Imm, Reg
-from vtpu_cli.compiler.ir import Builder, Scroll, VReg, private_coord
+from vtpu_cli.compiler.ir import Builder, Scroll, VReg, imm, private_coord
 from vtpu_cli.core import coords
 from vtpu_cli.core.errors import Diagnostic
 from vtpu_cli.core.numerics import f32_bits
@@ -74,8 +74,8 @@ def imm_for(t: str, value) -> Imm:
     """A python number as an immediate of lane type t (f32: bit pattern)."""
     e = elem_type(t)
     if e == "f32":
-        return Imm(f32_bits(float(value)))
-    return Imm(int(value))
+        return imm(f32_bits(float(value)))
+    return imm(int(value))
 
 
 @dataclass
@@ -125,7 +125,7 @@ class Sync:
         return self.lw.sentrons > 1
 
     def barrier(self) -> None:
-        self.lw.b.emit("CBAR", Imm(0))
+        self.lw.b.emit("CBAR", imm(0))
         self.barriers += 1
         self.synced()
 
@@ -368,15 +368,15 @@ def colour_coordinates(lw: Lowerer) -> dict[str, int]:
             shelves.add((lib, best))
             sc.private = (lib, best)
             for vi in b.coord_defs[k]:
-                if vi.op.name == "SINDEX" and vi.args[2] == Imm(1) and vi.args[3] == Imm(old):
-                    vi.args[3] = Imm(best)
+                if vi.op.name == "SINDEX" and vi.args[2] == imm(1) and vi.args[3] == imm(old):
+                    vi.args[3] = imm(best)
         else:
             new = coords.set_part_packed(sc.coord, 1, best)
             taken.discard(sc.coord)
             taken.add(new)
             for vi in b.coord_defs[k]:
-                if vi.op.name == "SCOORD" and vi.args[1] == Imm(sc.coord):
-                    vi.args[1] = Imm(new)
+                if vi.op.name == "SCOORD" and vi.args[1] == imm(sc.coord):
+                    vi.args[1] = imm(new)
             sc.coord = new
     return left
 
@@ -889,12 +889,12 @@ class Lowerer:
                     self.scopes.pop()
             return
         iv = self.b.new("r", name, nospill=True)
-        self.b.emit("DMOV", iv, Imm(lo))
+        self.b.emit("DMOV", iv, imm(lo))
         self.scopes.append({name: Var("i64", iv, readonly=True)})
 
         def body_fn():
             self.block(body)
-            self.b.emit("DADD", iv, iv, Imm(step), type="i64")
+            self.b.emit("DADD", iv, iv, imm(step), type="i64")
 
         try:
             self.sync.loop(lambda fn: self.b.counted_loop(trip, fn), body_fn)
@@ -916,28 +916,28 @@ class Lowerer:
             regs.append(None if c is not None else self.reg_of(e, "i64"))
         iv = b.new("r", name, nospill=True)
         if regs[0] is None:
-            b.emit("DMOV", iv, Imm(_try_const(self, lo_e)))
+            b.emit("DMOV", iv, imm(_try_const(self, lo_e)))
         else:
             b.emit("DMOV", iv, regs[0])
         trips = b.new("r", "trips", nospill=True)
-        hi_op = regs[1] if regs[1] is not None else Imm(_try_const(self, hi_e))
+        hi_op = regs[1] if regs[1] is not None else imm(_try_const(self, hi_e))
         if regs[1] is None:
             b.emit("DMOV", trips, hi_op)
             b.emit("DSUB", trips, trips, iv, type="i64")
         else:
             b.emit("DSUB", trips, hi_op, iv, type="i64")
         if step > 1:
-            b.emit("DADD", trips, trips, Imm(step - 1), type="i64")
-            b.emit("DDIV", trips, trips, Imm(step), type="i64")
+            b.emit("DADD", trips, trips, imm(step - 1), type="i64")
+            b.emit("DDIV", trips, trips, imm(step), type="i64")
         flag = b.new("r")
         skip = b.label("skip")
-        b.emit("DCMP", flag, trips, Imm(0), type="i64", mod="gt")
+        b.emit("DCMP", flag, trips, imm(0), type="i64", mod="gt")
         b.emit("DBRF", skip)
         self.scopes.append({name: Var("i64", iv, readonly=True)})
 
         def body_fn():
             self.block(body)
-            b.emit("DADD", iv, iv, Imm(step), type="i64")
+            b.emit("DADD", iv, iv, imm(step), type="i64")
 
         try:
             self.sync.loop(lambda fn: b.counted_loop(trips, fn), body_fn)
@@ -1071,7 +1071,7 @@ class Lowerer:
             self.mem_access(True, elem_type(ty), reg, t, off, args[1])
             return
         if fname == "barrier":
-            self.b.emit("CBAR", Imm(0))
+            self.b.emit("CBAR", imm(0))
             self.sync.synced()
             return
         self.fail(
@@ -1316,10 +1316,10 @@ class Lowerer:
             if elem_type(t) == "f32":
                 src = self.reg_of(inner, t)
                 it = "i32" if is_vec(t) else "i64"
-                b.emit("DXOR", dst, src, Imm(0x80000000 if is_vec(t) else 0x80000000), type=it)
+                b.emit("DXOR", dst, src, imm(0x80000000 if is_vec(t) else 0x80000000), type=it)
             else:
                 src = self.reg_of(inner, t)
-                b.emit("DMUL", dst, src, Imm(-1), type=elem_type(t))
+                b.emit("DMUL", dst, src, imm(-1), type=elem_type(t))
             return
         if d in _FOLD:
             ty, _ = self.value(node, t)

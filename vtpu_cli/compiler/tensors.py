@@ -12,9 +12,9 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from vtpu_cli.binary.program import Imm, Reg
+from vtpu_cli.binary.program import Reg
 from vtpu_cli.compiler import kernels
-from vtpu_cli.compiler.ir import Builder, MemInfo, Scroll, VMem, VReg
+from vtpu_cli.compiler.ir import Builder, MemInfo, Scroll, VMem, VReg, imm
 from vtpu_cli.compiler.lower import RESERVED_LIBRARY, Bad, Lowerer, Tensor, _pos, _try_const
 from vtpu_cli.compiler.tune import UNROLL_LIMIT
 from vtpu_cli.compiler.vecmath import (  # noqa: F401  (shared with kernels.py)
@@ -69,7 +69,7 @@ class Ix:
         if total == 0 and self.record is None:
             return r
         t = self.b.new("r", "addr")
-        ins = self.b.emit("DADD", t, r, Imm(total), type="i64")
+        ins = self.b.emit("DADD", t, r, imm(total), type="i64")
         if self.record is not None:
             self.record.append((ins, disp, stride))
         return t
@@ -100,7 +100,7 @@ def rows(
         for j in range(u):
             body(Ix(b, shared=shared, add=j, mult=u))
         for stride, r in shared.items():
-            b.emit("DADD", r, r, Imm(stride * u), type="i64")
+            b.emit("DADD", r, r, imm(stride * u), type="i64")
 
     b.counted_loop(trips, loop_body, "tile")
     if u > 1:
@@ -114,7 +114,7 @@ def _init_offsets(b: Builder, at: int, shared: dict) -> None:
     from vtpu_cli.compiler.ir import VI
     from vtpu_cli.isa.table import BY_NAME
 
-    inits = [VI(BY_NAME["DMOV"], None, None, None, [r, Imm(0)], None, b.line) for r in shared.values()]
+    inits = [VI(BY_NAME["DMOV"], None, None, None, [r, imm(0)], None, b.line) for r in shared.values()]
     b.code[at:at] = inits
 
 
@@ -285,7 +285,7 @@ def _pipelined(lw: Lowerer, count: int, body) -> bool:
                     # the address is the offset register itself: use it, emit nothing
                     (ren if ren is not None else ren_k)[args[0]] = args[1]
                     continue
-                args = [args[0], args[1], Imm(disp + a * stride)]
+                args = [args[0], args[1], imm(disp + a * stride)]
             if ren is None and ren_k:
                 if any(v in ren_k for v in vi.regs()[0]):
                     args = [_rename(x, ren_k) for x in args]
@@ -318,7 +318,7 @@ def _pipelined(lw: Lowerer, count: int, body) -> bool:
         emit(1, 1, 1)
         emit(0, 0, 2)
         for stride, r in shared.items():
-            b.emit("DADD", r, r, Imm(stride * 2), type="i64")
+            b.emit("DADD", r, r, imm(stride * 2), type="i64")
 
     b.counted_loop(trips, kernel, "swp")
     emit(0, 1, 0, {})
@@ -460,7 +460,7 @@ def _binary(lw: Lowerer, name_toks, call, pos, kw, opname: str):
         else:
             if t != "f32" and isinstance(bs, float):
                 lw.fail(pos[1], f"float literal in an integer ({t}) context")
-            b.emit("DBCAST", vb, F(bs) if t == "f32" else Imm(int(bs)), type=t)
+            b.emit("DBCAST", vb, F(bs) if t == "f32" else imm(int(bs)), type=t)
     nfull, rem = divmod(a.numel * 4, 64)  # whole 64-byte pieces (no per-piece list) and the tail
     tail = [(nfull * 64, rem)] if rem else []
 
@@ -514,7 +514,7 @@ def unary_vec(b: Builder, kind: str, x: VReg) -> VReg:
         return exp_vec(b, x)
     elif kind == "silu":
         nx = b.new("v")
-        b.emit("DXOR", nx, x, Imm(0x80000000), type="i32")
+        b.emit("DXOR", nx, x, imm(0x80000000), type="i32")
         e = exp_vec(b, nx)
         d = b.new("v")
         b.emit("DADD", d, e, F(1.0), type="f32")
@@ -537,7 +537,7 @@ def _in_place(lw: Lowerer, y: Tensor, srcs: list[Tensor], emit) -> None:
     emit(tmp)
     b = lw.b
     z = b.new("r", nospill=True)
-    b.emit("DMOV", z, Imm(0))
+    b.emit("DMOV", z, imm(0))
     kernels.copy_row_loop(b, tmp.scroll, z, y.scroll, z, b.scrolls[y.scroll].nbytes)
 
 
@@ -606,7 +606,7 @@ def _matmul_into(lw: Lowerer, x: Tensor, w: Tensor, y: Tensor, m: int, k: int, n
                 off, nb = i * n * 4 + j * 64, min(64, (n - j * 16) * 4)
                 v = b.load("f32", b.new("v"), y.scroll, off, nb)
                 r = b.new("v")
-                b.emit("CCAST", r, v, Imm(owner[j]), Imm(0), type="f32")
+                b.emit("CCAST", r, v, imm(owner[j]), imm(0), type="f32")
                 b.store("f32", r, y.scroll, off, nb)
     else:
         per = (k + ns - 1) // ns
@@ -621,7 +621,7 @@ def _matmul_into(lw: Lowerer, x: Tensor, w: Tensor, y: Tensor, m: int, k: int, n
                 off, nb = i * n * 4 + j * 64, min(64, (n - j * 16) * 4)
                 v = b.load("f32", b.new("v"), y.scroll, off, nb)
                 r = b.new("v")
-                b.emit("CREDUCE", r, v, Imm(0), type="f32", mod="add")
+                b.emit("CREDUCE", r, v, imm(0), type="f32", mod="add")
                 b.store("f32", r, y.scroll, off, nb)
 
 
@@ -715,7 +715,7 @@ def _per_sentron(lw: Lowerer, gen) -> None:
     for s in range(lw.sentrons):
         nxt = b.label("shard")
         flag = b.new("r")
-        b.emit("DCMP", flag, me, Imm(s), type="i64", mod="eq")
+        b.emit("DCMP", flag, me, imm(s), type="i64", mod="eq")
         b.emit("DBRF", nxt)
         gen(s)
         b.emit("DJMP", end)
@@ -807,7 +807,7 @@ def _weight_scale(lw: Lowerer, w: Tensor, node):
         lw.b.load("f32", r, t.scroll, 0)
     elif isinstance(wsc.layer, VReg):  # per-layer scales: element l of the scale tensor
         off = lw.b.new("r")
-        lw.b.emit("DMUL", off, wsc.layer, Imm(4), type="i64")
+        lw.b.emit("DMUL", off, wsc.layer, imm(4), type="i64")
         lw.b.load("f32", r, t.scroll, 0, rel=off)
     else:
         lw.b.load("f32", r, t.scroll, 4 * int(wsc.layer))
@@ -893,7 +893,7 @@ def _tmatmul_into(
             v = b.load("f32", b.new("v"), x.scroll, i * k * 4 + off, nb)
             xs.append(v)
             a = b.new("v")
-            b.emit("DAND", a, v, Imm(0x7FFFFFFF), type="i32")
+            b.emit("DAND", a, v, imm(0x7FFFFFFF), type="i32")
             if mx is None:
                 mx = a
             else:
@@ -917,15 +917,15 @@ def _tmatmul_into(
         for g in range(0, len(ch), 4):
             q = b.new("v", "q")
             if len(ch) - g < 4:
-                b.emit("DBCAST", q, Imm(0), type="i8")
+                b.emit("DBCAST", q, imm(0), type="i8")
             for part in range(min(4, len(ch) - g)):
                 s = b.new("v")
                 b.emit("DMUL", s, xs[g + part], vinv, type="f32")
-                b.emit("DCVT", q, s, Imm(part), type="i8", type2="f32")
+                b.emit("DCVT", q, s, imm(part), type="i8", type2="f32")
             b.store("i8", q, qbuf, i * k16 + g * 16, min(64, k16 - g * 16))
             if g == 0:
-                b.emit("DBCAST", qsum, Imm(0), type="i32")
-            b.emit("DTDOT", qsum, q, ones, Imm(0))
+                b.emit("DBCAST", qsum, imm(0), type="i32")
+            b.emit("DTDOT", qsum, q, ones, imm(0))
         tot = b.new("r")
         b.emit("DRED", tot, qsum, type="i32", mod="add")
         b.store("i32", tot, sums, i * 4)
@@ -955,9 +955,9 @@ def _tmatmul_into(
                     for j in grp:
                         if j not in acc:
                             a0 = b.new("v", "acc")
-                            b.emit("DBCAST", a0, Imm(0), type="i32")
+                            b.emit("DBCAST", a0, imm(0), type="i32")
                             acc[j] = a0
-                        b.emit("DTDOT", acc[j], xb, wv[j], Imm(q))
+                        b.emit("DTDOT", acc[j], xb, wv[j], imm(q))
             for j in grp:
                 a1 = b.new("v")
                 b.emit("DSUB", a1, acc[j], vsum, type="i32")
@@ -971,7 +971,7 @@ def _tmatmul_into(
 def ones_codes(b: Builder) -> VReg:
     """A weight register of code 1 in plane 0 of every byte: ``DTDOT acc, q, it, 0`` adds the sums of q."""
     v = b.new("v", "ones")
-    b.emit("DBCAST", v, Imm(1), type="i8")
+    b.emit("DBCAST", v, imm(1), type="i8")
     return v
 
 
@@ -1028,7 +1028,7 @@ def _tail_mask(lw: Lowerer, nvalid: int) -> VReg:
     b = lw.b
     iota = b.load("i32", b.new("v", "iota"), const_iota(lw), 0)
     m = b.new("v", "mask")
-    b.emit("DCMP", m, iota, Imm(nvalid), type="i32", mod="lt")
+    b.emit("DCMP", m, iota, imm(nvalid), type="i32", mod="lt")
     return m
 
 
@@ -1183,7 +1183,7 @@ def _argmax_row(lw: Lowerer, b: Builder, xs: list, ivs: list, vbig) -> VReg:
         eq = b.new("v")
         b.emit("DCMP", eq, v, vmax, type="f32", mod="eq")
         cand = b.new("v")
-        b.emit("DSEL", cand, eq, ivs[c], Imm(0x7FFFFFFF), type="i32")
+        b.emit("DSEL", cand, eq, ivs[c], imm(0x7FFFFFFF), type="i32")
         if best is None:
             best = cand
         else:
@@ -1213,7 +1213,7 @@ def _iotas(lw, b, nch: int):
     ivs = [iota]
     for c in range(1, nch):
         v = b.new("v")
-        b.emit("DADD", v, iota, Imm(16 * c), type="i32")
+        b.emit("DADD", v, iota, imm(16 * c), type="i32")
         ivs.append(v)
     return ivs
 
@@ -1308,33 +1308,33 @@ def _embed(lw: Lowerer, name_toks, call, pos, kw):
         b.store("i32", inv, meta, 64)
         # fetch each distinct row once: for j < count (dynamic): uniq[j] = table[u[j]]
         uo = b.new("r", "uoff", nospill=True)
-        b.emit("DMOV", uo, Imm(0))
+        b.emit("DMOV", uo, imm(0))
         dst = b.new("r", "dst", nospill=True)
-        b.emit("DMOV", dst, Imm(0))
+        b.emit("DMOV", dst, imm(0))
 
         def fetch(uo=uo, dst=dst):
             idx = b.new("r")
             b.load("i32", idx, meta, 0, rel=uo)
             src = b.new("r")
-            b.emit("DMUL", src, idx, Imm(rowb), type="i64")
+            b.emit("DMUL", src, idx, imm(rowb), type="i64")
             if len(ch) > 8:  # long rows: a copy loop (program size independent of D)
                 kernels.copy_row_loop(b, table.scroll, src, uniq, dst, rowb)
-                b.emit("DADD", uo, uo, Imm(4), type="i64")
-                b.emit("DADD", dst, dst, Imm(rowb), type="i64")
+                b.emit("DADD", uo, uo, imm(4), type="i64")
+                b.emit("DADD", dst, dst, imm(rowb), type="i64")
                 return
             for off, nb in ch:
                 s_off = src
                 d_off = dst
                 if off:
                     s_off = b.new("r")
-                    b.emit("DADD", s_off, src, Imm(off), type="i64")
+                    b.emit("DADD", s_off, src, imm(off), type="i64")
                     d_off = b.new("r")
-                    b.emit("DADD", d_off, dst, Imm(off), type="i64")
+                    b.emit("DADD", d_off, dst, imm(off), type="i64")
                 v = b.new("v")
                 b.load("f32", v, table.scroll, 0, nb, rel=s_off)
                 b.store("f32", v, uniq, 0, nb, rel=d_off)
-            b.emit("DADD", uo, uo, Imm(4), type="i64")
-            b.emit("DADD", dst, dst, Imm(rowb), type="i64")
+            b.emit("DADD", uo, uo, imm(4), type="i64")
+            b.emit("DADD", dst, dst, imm(rowb), type="i64")
 
         b.counted_loop(count, fetch, "dedup")
         # expand: y[g + i] = uniq[inv[i]]
@@ -1342,17 +1342,17 @@ def _embed(lw: Lowerer, name_toks, call, pos, kw):
             iv = b.new("r")
             b.load("i32", iv, meta, 64 + 4 * i)
             src = b.new("r")
-            b.emit("DMUL", src, iv, Imm(rowb), type="i64")
+            b.emit("DMUL", src, iv, imm(rowb), type="i64")
             if len(ch) > 8:
                 d0 = b.new("r", nospill=True)
-                b.emit("DMOV", d0, Imm((g + i) * rowb))
+                b.emit("DMOV", d0, imm((g + i) * rowb))
                 kernels.copy_row_loop(b, uniq, src, y.scroll, d0, rowb)
                 continue
             for off, nb in ch:
                 s_off = src
                 if off:
                     s_off = b.new("r")
-                    b.emit("DADD", s_off, src, Imm(off), type="i64")
+                    b.emit("DADD", s_off, src, imm(off), type="i64")
                 v = b.new("v")
                 b.load("f32", v, uniq, 0, nb, rel=s_off)
                 b.store("f32", v, y.scroll, (g + i) * rowb + off, nb)
@@ -1385,9 +1385,9 @@ def _collective(lw: Lowerer, name_toks, call, pos, kw, kind: str):
         v = b.load(x.dtype, b.new("v"), x.scroll, off, nb)
         r = b.new("v")
         if kind == "allreduce":
-            b.emit("CREDUCE", r, v, Imm(0), type=x.dtype, mod=red)
+            b.emit("CREDUCE", r, v, imm(0), type=x.dtype, mod=red)
         else:
-            b.emit("CCAST", r, v, Imm(root), Imm(0), type=x.dtype)
+            b.emit("CCAST", r, v, imm(root), imm(0), type=x.dtype)
         b.store(x.dtype, r, y.scroll, off, nb)
     if x.numel:
         lw.sync.synced()  # every sentron took part in a collective after its earlier accesses
@@ -1403,18 +1403,18 @@ def publish_outputs(lw: Lowerer) -> None:
     if not outs:
         return
     b.begin_region()
-    b.emit("CBAR", Imm(0))
+    b.emit("CBAR", imm(0))
     me = b.new("r")
     b.emit("DMOV", me, Reg("s", 0))
     flag = b.new("r")
-    b.emit("DCMP", flag, me, Imm(0), type="i64", mod="eq")
+    b.emit("DCMP", flag, me, imm(0), type="i64", mod="eq")
     end = b.label("publish")
     b.emit("DBRF", end)
     for t in outs:
         nbytes = b.scrolls[t.name].nbytes
         if nbytes > PUBLISH_UNROLL_BYTES or lw.force_loops:  # a copy loop: program size stays bounded
             z = b.new("r", nospill=True)
-            b.emit("DMOV", z, Imm(0))
+            b.emit("DMOV", z, imm(0))
             kernels.copy_row_loop(b, t.scroll, z, t.name, z, nbytes)
             continue
         for off, nb in chunks(nbytes, 1):
@@ -1573,11 +1573,11 @@ def write_row(lw: Lowerer, target_tok, idx, expr) -> None:
         lw.fail(idx, f"row {i} is outside 0..{t.shape[0] - nrows}")
     dst = b.new("r", "row", nospill=True)
     if isinstance(i, int):
-        b.emit("DMOV", dst, Imm(i * row))
+        b.emit("DMOV", dst, imm(i * row))
     else:
-        b.emit("DMUL", dst, i, Imm(row), type="i64")
+        b.emit("DMUL", dst, i, imm(row), type="i64")
     z = b.new("r", nospill=True)
-    b.emit("DMOV", z, Imm(0))
+    b.emit("DMOV", z, imm(0))
     if t.role != "state" or lw.sentrons == 1:
         kernels.copy_row_loop(b, src.scroll, z, t.scroll, dst, row * nrows)
         return
@@ -1587,7 +1587,7 @@ def write_row(lw: Lowerer, target_tok, idx, expr) -> None:
     me = b.new("r", "sid")
     b.emit("DMOV", me, Reg("s", 0))
     flag = b.new("r")
-    b.emit("DCMP", flag, me, Imm(0), type="i64", mod="eq")
+    b.emit("DCMP", flag, me, imm(0), type="i64", mod="eq")
     skip = b.label("rowskip")
     b.emit("DBRF", skip)
     kernels.copy_row_loop(b, src.scroll, z, t.scroll, dst, row * nrows)

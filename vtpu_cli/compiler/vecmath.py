@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from vtpu_cli.binary.program import Imm
-from vtpu_cli.compiler.ir import Builder, VReg
+from vtpu_cli.compiler.ir import Builder, VReg, imm
 from vtpu_cli.core.numerics import f32_bits
 
 if TYPE_CHECKING:
@@ -22,7 +22,7 @@ CONST_SCROLL = "$const"
 
 
 def F(x: float) -> Imm:
-    return Imm(f32_bits(x))
+    return imm(f32_bits(x))
 
 
 def b_const(b: Builder, value: float) -> VReg:
@@ -85,8 +85,8 @@ def exp_vec(b: Builder, x: VReg) -> VReg:
         b.emit("DFMA", p2, p, r2, F(c), type="f32")
         p = p2
     e = b.new("v")
-    b.emit("DADD", e, n, Imm(127), type="i32")
-    b.emit("DSHL", e, e, Imm(23), type="i32")
+    b.emit("DADD", e, n, imm(127), type="i32")
+    b.emit("DSHL", e, e, imm(23), type="i32")
     out = b.new("v")
     b.emit("DMUL", out, p, e, type="f32")
     return out

@@ -17,9 +17,8 @@ from __future__ import annotations
 
 from lark import Token, Tree
 
-from vtpu_cli.binary.program import Imm
 from vtpu_cli.compiler import kernels
-from vtpu_cli.compiler.ir import MemInfo, Scroll, VMem, VReg
+from vtpu_cli.compiler.ir import MemInfo, Scroll, VMem, VReg, imm
 from vtpu_cli.compiler.lower import ELEM_BYTES, VIEW_OPS, Lowerer, Tensor, _pos, _try_const, tensor_nbytes
 
 ELEMENTWISE = ("add", "sub", "mul", "relu", "relu2", "silu", "exp", "copy")
@@ -188,7 +187,7 @@ def _scaled(lw: Lowerer, start: int | VReg, nbytes: int) -> int | VReg:
     if isinstance(start, int):
         return start * nbytes
     r = lw.b.new("r", "view")
-    lw.b.emit("DMUL", r, start, Imm(nbytes), type="i64")
+    lw.b.emit("DMUL", r, start, imm(nbytes), type="i64")
     return r
 
 
@@ -202,7 +201,7 @@ def _plus(lw: Lowerer, a: int | VReg, c: int | VReg) -> int | VReg:
     r = lw.b.new("r", "view")
     if isinstance(a, int):
         a, c = c, a
-    lw.b.emit("DADD", r, a, c if isinstance(c, VReg) else Imm(c), type="i64")
+    lw.b.emit("DADD", r, a, c if isinstance(c, VReg) else imm(c), type="i64")
     return r
 
 
@@ -324,9 +323,9 @@ def guard_start(lw: Lowerer, x: Tensor, start: VReg, hi: int) -> None:
     b = lw.b
     flag = b.new("r")
     bad, ok = b.label("slice_oob"), b.label("slice_ok")
-    b.emit("DCMP", flag, start, Imm(0), type="i64", mod="lt")
+    b.emit("DCMP", flag, start, imm(0), type="i64", mod="lt")
     b.emit("DBRT", bad)
-    b.emit("DCMP", flag, start, Imm(hi), type="i64", mod="gt")
+    b.emit("DCMP", flag, start, imm(hi), type="i64", mod="gt")
     b.emit("DBRF", ok)
     b.place(bad)
     sc = b.scrolls[x.scroll]
