@@ -114,7 +114,7 @@ def bytes_per_token(cm) -> int:
     from vtpu_cli.core import coords
     from vtpu_cli.models.compiled import io_coord
 
-    skip = {coords.parse_packed(io_coord(n)) for n in ("kc", "vc", "cs")}
+    skip = {coords.parse_packed(io_coord(n)) for n in ("kv", "cs")}
     return int(sum(b.nbytes for c, b in cm.shared.items() if c not in skip))
 
 

@@ -60,7 +60,8 @@ ROLE_INDEX = {
     "hsc": 14,
 }
 IO_INDEX = {"x": 1, "pos": 2, "cs": 3, "wsc": 4}
-OUT_INDEX = {"kc": 1, "vc": 2, "hout": 3, "logits": 4, "tok": 5}
+# the KV cache: keys then values in one scroll (phx/bitnet.phx); shelf 2 (the value cache once) is unused
+OUT_INDEX = {"kv": 1, "hout": 3, "logits": 4, "tok": 5}
 SCALES_PER_LAYER = 8  # q k v o gate up down + one pad slot: 32 bytes per layer
 
 
@@ -113,6 +114,7 @@ class StepShape:
             "LS": max(self.layers, 2),
             "CTX": self.ctx,
             "LCTX": self.layers * self.ctx,
+            "KVR": 2 * self.layers * self.ctx,
             "LW": self.layers * SCALES_PER_LAYER,
             "V": self.vocab,
         }
@@ -351,11 +353,10 @@ class CompiledModel:
         cos, sin = rope_tables(self.ctx, c.head_dim, c.rope_theta)
         shared[coords.parse_packed(io_coord("cs"))] = _u8(np.concatenate([cos, sin], axis=1))
         kv_bytes = c.layers * self.ctx * c.kv_dim * 4
-        self.kc, self.vc = scroll_buffer(kv_bytes), scroll_buffer(kv_bytes)
-        for kv in (self.kc, self.vc):
-            no_huge_pages(kv)  # resident as rows are written, not 2 MiB at a time (every caller: serve too)
-        shared[coords.parse_packed(io_coord("kc"))] = self.kc
-        shared[coords.parse_packed(io_coord("vc"))] = self.vc
+        self.kv = scroll_buffer(2 * kv_bytes)  # keys, then values (one scroll: see phx/bitnet.phx)
+        self.kc, self.vc = self.kv[:kv_bytes], self.kv[kv_bytes:]
+        no_huge_pages(self.kv)  # resident as rows are written, not 2 MiB at a time (every caller: serve too)
+        shared[coords.parse_packed(io_coord("kv"))] = self.kv
         self.shared = shared
         self.runners: dict[int, StepRunner] = {1: StepRunner(self.shape(1), shared, engine)}
         self.runner = self.runners[1]  # the runner of the last run: its logits and argmax are current
