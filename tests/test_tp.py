@@ -300,3 +300,31 @@ def test_bench_tp_pairs_sides_and_counts_slow_translations():
         assert set(slow) == {"prefill", "decode_step"}
         assert all(isinstance(v, int) and v >= 0 for v in slow.values())
     assert r["prefill_ratio"] > 0 and r["decode_ratio"] > 0
+
+
+def test_wait_log_records_every_barrier_of_each_sentron(monkeypatch):
+    """The JIT's collective wait log (diagnosis, off by default): one entry per barrier and sentron, in
+    program order, arrival before leaving, both sentrons at the same barrier SIWs; off, nothing is
+    written."""
+    from vtpu_cli.engines.jit import comm
+
+    inputs = _inputs(np.random.default_rng(7))
+    monkeypatch.setattr(comm, "WAIT_LOG_ENTRIES", 0)
+    comm.wait_logs.clear()
+    _run(SHARD_SRC, inputs, ["y", "z"], 2, engine="jit")
+    assert not comm.wait_logs
+    monkeypatch.setattr(comm, "WAIT_LOG_ENTRIES", 64)
+    prog, _ = compile_phx(SHARD_SRC, "tp.phx", opt=2, sentrons=2)
+    cbars = {i for i, siw in enumerate(prog.code) if any(ins.op.name == "CBAR" for ins in siw)}
+    _run(SHARD_SRC, inputs, ["y", "z"], 2, engine="jit")
+    (n, log, _raw), *_ = comm.wait_logs
+    parts = comm.read_wait_log(n, log)
+    assert n == 2 and len(parts) == 2
+    (t0a, a), (t0b, b) = parts
+    # two sharded ops (one barrier for both) and the final barrier before sentron 0 publishes outputs
+    assert len(a) == len(b) >= 2
+    assert list(a["pc"]) == list(b["pc"]) and set(a["pc"].tolist()) <= cbars
+    for t0, e in parts:
+        assert t0 > 0 and (e["arrive"] >= t0).all() and (e["leave"] >= e["arrive"]).all()
+        assert (e["arrive"][1:] >= e["leave"][:-1]).all()
+    # (TSCs of different cores are not compared: RDTSC is not serialising, and a VM's may be skewed)

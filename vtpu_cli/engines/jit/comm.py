@@ -29,6 +29,8 @@ on the root) exit with ``ST_REPLAY``, which is replayed the same way; faults are
 
 from __future__ import annotations
 
+import collections
+import os
 import weakref
 
 import numpy as np
@@ -63,6 +65,8 @@ H_EPOCH, H_N, H_GINFO, H_HOMES, H_HOPS, H_GROUPS = 0, 64, 72, 80, 88, 96
 H_SLOTB, H_CONTRIB, H_ROOTS, H_GINFOB = 104, 112, 120, 128
 H_RMSG, H_RCOLL, H_RROW = 136, 144, 152  # race detector: message clocks, collective clocks, row bytes
 H_CHG = 160  # per-sentron state-change counters (one cache line each; their sum is the watchdog epoch)
+# the collective wait log: its address (0: off), bytes per sentron, entries per sentron
+H_WLOG, H_WLOGB, H_WLOGCAP = 168, 176, 184
 RINGS_OFF = 256
 R_TAIL, R_HEAD, R_LEN, R_DATA = 0, 64, 128, 256
 RING_BYTES = R_DATA + 64 * QUEUE_CAPACITY
@@ -130,6 +134,42 @@ def race_words(lay: dict, base: int, sid: int) -> tuple[int, int, int, int]:
     )
 
 
+# ---- the collective wait log (diagnosis, off by default)
+# With ``WAIT_LOG_ENTRIES`` > 0 (or the environment variable VTPU_JIT_WAIT_LOG) every fleet block gets a
+# log: per sentron a 64-byte header (entries written, the TSC at the function's entry) and then one
+# 32-byte entry per collective it took part in (SIW index, TSC at its arrival, TSC when it could leave,
+# the PPT translations its slow path made so far: a count the host's load does not change).
+# Between two entries a sentron is busy; from arrival to leaving it waits. Native code reads the log's
+# address from the fleet block at each collective (one load and a branch when the log is off) and
+# stops writing at the capacity (the count keeps growing, so an overflow is visible).
+WAIT_LOG_ENTRIES = int(os.environ.get("VTPU_JIT_WAIT_LOG", "0") or 0)
+WLOG_HEAD, WLOG_ENTRY = 64, 32
+WAIT_LOG_DTYPE = np.dtype([("pc", "<u8"), ("arrive", "<u8"), ("leave", "<u8"), ("slow", "<u8")])
+wait_logs: collections.deque = collections.deque(maxlen=64)  # (n, u8 log) of the latest fleet blocks
+
+
+def _new_wait_log(n: int) -> tuple[np.ndarray, int]:
+    """A zeroed log for ``n`` sentrons (64-byte aligned view, bytes per sentron), kept in ``wait_logs``."""
+    stride = WLOG_HEAD + WLOG_ENTRY * WAIT_LOG_ENTRIES
+    raw = np.zeros(n * stride + 64, np.uint8)
+    off = (-raw.ctypes.data) % 64
+    log = raw[off : off + n * stride]
+    wait_logs.append((n, log, raw))
+    return log, stride
+
+
+def read_wait_log(n: int, log: np.ndarray) -> list[tuple[int, np.ndarray]]:
+    """Per sentron: (TSC at the function's entry, its entries in order) of one run's log."""
+    stride = log.size // n
+    out = []
+    for s in range(n):
+        part = log[s * stride : (s + 1) * stride]
+        head = part[:WLOG_HEAD].view(np.uint64)
+        cnt = min(int(head[0]), (stride - WLOG_HEAD) // WLOG_ENTRY)
+        out.append((int(head[1]), part[WLOG_HEAD:].view(WAIT_LOG_DTYPE)[:cnt].copy()))
+    return out
+
+
 def build_fleet_block(n: int, groups: list, topology=None, cap: int = 16):
     """(raw buffer, 64-byte aligned u8 view, layout) of a fresh fleet block for ``n`` sentrons."""
     ng = len(groups) + 1
@@ -153,6 +193,11 @@ def build_fleet_block(n: int, groups: list, topology=None, cap: int = 16):
     q[H_CONTRIB // 8] = lay["slot_contrib"]
     q[H_ROOTS // 8] = lay["slot_roots"]
     q[H_GINFOB // 8] = lay["ginfo_bytes"]
+    if WAIT_LOG_ENTRIES > 0:
+        log, stride = _new_wait_log(n)
+        q[H_WLOG // 8] = log.ctypes.data
+        q[H_WLOGB // 8] = stride
+        q[H_WLOGCAP // 8] = WAIT_LOG_ENTRIES
     for g in range(ng):
         base = lay["ginfo"] + g * lay["ginfo_bytes"]
         members = None if g == 0 else groups[g - 1][1]
@@ -979,6 +1024,7 @@ def _ready_coll(lw, ins: Instr) -> None:
         _st(lw, vec, slot, b.add(contrib_off, b.mul(sid, _c(64))), align=64)
     if lw.race:
         race_release(lw, coll_clock(lw, fb, n, gid, seq, sid), n, sid)
+    t_arrive = lw.call("llvm.readcyclecounter", I64, [])
     b.atomic_rmw("add", _gep(lw, slot, S_ARRIVE), _c(1), "acq_rel")
     _epoch_bump(lw, fb)
     target = b.mul(b.add(b.lshr(seq, _c(1)), _c(1)), count)
@@ -987,6 +1033,7 @@ def _ready_coll(lw, ins: Instr) -> None:
         return b.icmp_unsigned(">=", _ld(lw, slot, S_ARRIVE, order="acquire"), target)
 
     _wait_until(lw, check)
+    _log_wait(lw, fb, sid, t_arrive)
     lw.cstate = _CState(
         fb=fb,
         n=n,
@@ -999,6 +1046,35 @@ def _ready_coll(lw, ins: Instr) -> None:
         contrib_off=contrib_off,
         member=member,
     )
+
+
+def _log_wait(lw, fb, sid, t_arrive) -> None:
+    """Emit: when the fleet block has a wait log, append (SIW index, arrival TSC, TSC now) to this
+    sentron's part and record the function's entry TSC in its header."""
+    from vtpu_cli.engines.jit.irbase import OFF_PPTHITS, OFF_PPTMISSES, OFF_TSC0
+
+    b = lw.b
+    wl = _ld(lw, fb, H_WLOG)
+    on = lw.new_block(f"cwlog_{lw.pc}")
+    put = lw.new_block(f"cwlogput_{lw.pc}")
+    done = lw.new_block(f"cwlogdone_{lw.pc}")
+    b.cbranch(b.icmp_unsigned("!=", wl, _c(0)), on, done).set_weights([1, 1 << 10])
+    b.position_at_end(on)
+    t_leave = lw.call("llvm.readcyclecounter", I64, [])
+    base = b.inttoptr(b.add(wl, b.mul(sid, _ld(lw, fb, H_WLOGB))), PTR)
+    cnt = _ld(lw, base, 0)
+    _st(lw, b.add(cnt, _c(1)), base, _c(0))
+    _st(lw, lw.cload(OFF_TSC0, I64), base, _c(8))
+    b.cbranch(b.icmp_unsigned("<", cnt, _ld(lw, fb, H_WLOGCAP)), put, done)
+    b.position_at_end(put)
+    e = b.add(_c(WLOG_HEAD), b.mul(cnt, _c(WLOG_ENTRY)))
+    _st(lw, _c(lw.pc), base, e)
+    _st(lw, t_arrive, base, b.add(e, _c(8)))
+    _st(lw, t_leave, base, b.add(e, _c(16)))
+    slow = b.add(lw.cload(OFF_PPTHITS, I64), lw.cload(OFF_PPTMISSES, I64))
+    _st(lw, slow, base, b.add(e, _c(24)))
+    b.branch(done)
+    b.position_at_end(done)
 
 
 def _members_loop(lw, n, member, body_fn, init):
