@@ -362,3 +362,18 @@ def test_runs_alternate_and_each_run_uses_the_clock_measured_around_it(monkeypat
 def test_phase0_reports_the_alu_probe():
     ps = [prog("a", 3.0, alu_per_cycle=4.6), prog("b", 2.7, alu_per_cycle=3.0), prog("c", 2.8)]
     assert evaluate_gate("phase0", ps, HOST, "jit")[0]["alu_per_cycle"] == pytest.approx(3.8)
+
+
+def test_preempted_runs_are_counted(monkeypatch):
+    """A run during which the process was switched out involuntarily is counted (reported, not dropped)."""
+    from vtpu_cli.bench import suite
+
+    counts = iter([0, 0, 5, 7, 7, 7, 7, 9])  # warm-up takes none; timed runs: 0->0, 5->7, 7->7, 7->9
+    monkeypatch.setattr(suite, "_involuntary_switches", lambda: next(counts))
+    m = {m.name: m for m in load_manifests()}["d_heavy"]
+    r = run_benchmark(m, "jit", "quick", 4)
+    if r["core_per_tsc"] is None:
+        pytest.skip("no core clock on this host")
+    assert r["verified"] and len(r["ops_per_cycle_all"]) == 4 and r["preempted_runs"] == 2
+    crit = evaluate_gate("phase0", [r], HOST, "jit")[0]
+    assert crit["preempted_runs"] == 2 and crit["timed_runs"] == 4

@@ -198,8 +198,8 @@ def _median(xs):
 PROGRAM_KEYS = (
     "name", "summary", "phases", "structured", "throughput", "sentrons", "engine", "native", "fallback",
     "params", "verified", "error", "ops", "siws", "ops_per_siw", "seconds", "seconds_all", "tsc_ticks",
-    "cycle_source", "core_per_tsc", "core_ghz", "alu_per_cycle", "cycles", "ops_per_tsc", "ops_per_cycle",
-    "ops_per_cycle_all", "cpu_seconds", "ops_per_cpu_cycle", "gops",
+    "cycle_source", "core_per_tsc", "core_ghz", "alu_per_cycle", "preempted_runs", "cycles", "ops_per_tsc",
+    "ops_per_cycle", "ops_per_cycle_all", "cpu_seconds", "ops_per_cpu_cycle", "gops",
     "ppt_hit_rate", "ppt_translations", "work", "rates", "baseline", "roofline", "latency_us",
 )  # fmt: skip
 
@@ -270,6 +270,7 @@ class _Timed:
         self.cpu: list[float] = []
         self.ratios: list[float | None] = []
         self.alu: list[float] = []
+        self.preempted = 0  # timed runs during which the kernel switched a thread of this process out
         self.res = None
         # one untimed run first when several are timed: the first run of a program in a process pays
         # one-time costs (the JIT's compile or cache load, first touches) that its other runs do not
@@ -300,6 +301,7 @@ class _Timed:
                 return
             mem = _memory(self.program, self.inputs)  # a failing warm-up: the timed run reports it
         before = clock_sample()
+        sw0 = _involuntary_switches()
         c0 = time.process_time()
         try:
             res, secs, cyc = _execute(engine, self.program, self.n, mem)
@@ -308,6 +310,7 @@ class _Timed:
             self.done = self.failed = True
             return
         cpu = time.process_time() - c0
+        switched = _involuntary_switches() - sw0
         after = clock_sample()
         self.res = res
         used = getattr(res, "engine", engine)
@@ -322,6 +325,7 @@ class _Timed:
             why = out["fallback"] or f"a native fault was replayed ({getattr(res, 'replay', '')})"
             out["error"] = f"did not run natively: {why}"
         self.cpu.append(cpu)
+        self.preempted += switched > 0
         self.times.append(secs)
         self.ticks.append(cyc)
         # the higher reading of the two: a window in which the thread was preempted can only read low
@@ -338,6 +342,16 @@ class _Timed:
         if self.failed or self.res is None or not self.times:
             return out
         return _finish(self, out)
+
+
+def _involuntary_switches() -> int:
+    """Involuntary context switches of this process so far (0 where getrusage does not report them)."""
+    try:
+        import resource
+
+        return resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
+    except (ImportError, OSError):  # pragma: no cover - not POSIX
+        return 0
 
 
 def run_interleaved(benches: list[_Timed], progress=None) -> list[dict]:
@@ -407,6 +421,7 @@ def _finish(b: _Timed, out: dict) -> dict:
             "core_per_tsc": core_per_tsc,
             "core_ghz": core_per_tsc * hz / 1e9 if core_per_tsc and hz else None,
             "alu_per_cycle": _median(b.alu) if b.alu else None,
+            "preempted_runs": b.preempted,
             "cycles": cycles,
             "ops_per_tsc": ops / tk if tk else None,
             "ops_per_cycle": ops / cycles if cycles else None,
@@ -570,6 +585,9 @@ def evaluate_gate(
         c["per_oncpu_cycle"] = None if why or bad or not all(on) else _geomean(on)
         alu = [p["alu_per_cycle"] for p in ps if p.get("alu_per_cycle")]
         c["alu_per_cycle"] = statistics.median(alu) if alu else None
+        good = [p for p in ps if not _why_bad(p)]
+        c["preempted_runs"] = sum(p.get("preempted_runs") or 0 for p in good)
+        c["timed_runs"] = sum(len(p.get("ops_per_cycle_all") or []) for p in good)
         if bad and not why:
             c["note"] = "a program that faulted, did not run natively or was not verified counts as 0: " + (
                 "; ".join(bad)
@@ -921,6 +939,11 @@ def _print_results(con, doc: dict) -> None:
                     f"{escape(c['name'])}: per on-CPU core cycle (each run's native TSC ticks or its process "
                     f"CPU time, whichever is less: time other processes held the core left out): "
                     f"{_down(c['per_oncpu_cycle'])}"
+                )
+            if c.get("timed_runs"):
+                con.print(
+                    f"timed runs during which the kernel preempted a thread of this process: "
+                    f"{c['preempted_runs']} of {c['timed_runs']} (their TSC ticks include the time away)"
                 )
             if c.get("alu_per_cycle") is not None:
                 con.print(
