@@ -343,12 +343,14 @@ def colour_coordinates(lw: Lowerer) -> dict[str, int]:
             free = lambda v, lib=lib, old=old: v == old or (lib, v) not in shelves  # noqa: E731
         else:
             old = coords.get_part_packed(sc.coord, 1)
-            template = sc.coord
+            # the coordinate with part 1 = v is zero + (v - 1) * step (the field holds v - 1)
+            zero = coords.set_part_packed(sc.coord, 1, 1)
+            step = coords.set_part_packed(sc.coord, 1, 2) - zero
 
-            def sets_of(v: int, t: int = template) -> list[int]:
-                return [cset(coords.set_part_packed(t, 1, v))] * ns
+            def sets_of(v: int, zero: int = zero, step: int = step) -> list[int]:
+                return [cset(zero + (v - 1) * step)] * ns
 
-            free = lambda v, t=template, old=old: v == old or coords.set_part_packed(t, 1, v) not in taken  # noqa: E731
+            free = lambda v, zero=zero, step=step, old=old: v == old or zero + (v - 1) * step not in taken  # noqa: E731
         best, best_cost = old, None
         for v in chain((old,), range(1, 1000)):
             if not free(v):

@@ -23,6 +23,7 @@ from __future__ import annotations
 from bisect import insort
 from collections import deque
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 from vtpu_cli.binary.program import Imm, Instr, Mem, Reg
 from vtpu_cli.compiler.ir import _RW, VI, CompileError, Label, MemInfo, VMem, VReg, _imm, _mem, _rw_func
@@ -197,6 +198,7 @@ def _liveness(code: list, vregs: list) -> int:
 
 
 _ID_SPAN = 1 << 32  # interval keys: position * _ID_SPAN + register id (ids are per-compile counters)
+_ID = attrgetter("id")
 _REG_BITS = 6  # an active entry is (end key << _REG_BITS) | physical register (every class has < 64)
 
 
@@ -211,7 +213,9 @@ def _scan(vregs: list, reserve: bool) -> tuple[dict[str, int], set]:
     front (in end order, so freed registers queue up least-recently-freed first)."""
     used: dict[str, int] = {}
     spilled: set[VReg] = set()
-    span = _ID_SPAN
+    # the smallest power of two above every id keeps the (position, id) order; small keys are
+    # one-digit Python ints (faster arithmetic and comparisons than the fixed 2**32 span)
+    span = 1 << max(map(_ID, vregs)).bit_length() if vregs else _ID_SPAN
     bits = _REG_BITS
     mask = (1 << bits) - 1
     by_cls: dict[str, list[int]] = {}
