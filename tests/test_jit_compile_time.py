@@ -89,11 +89,14 @@ _step = st.one_of(
     steps=st.lists(_step, min_size=1, max_size=40),
     loop_at=st.integers(0, 40),
     geometry=st.sampled_from([(1, 1), (1, 4), (2, 2), (4, 1), (64, 4)]),
+    mask=st.booleans(),
 )
-def test_static_translation_knowledge_is_exact(steps, loop_at, geometry):
+def test_static_translation_knowledge_is_exact(steps, loop_at, geometry, mask):
     """Random S traffic over 4 p registers and 6 scrolls (constant and re-pointed coordinates, part
     of it in a loop so blocks merge): results, PPT hit/miss counters and the final LRU state equal the
-    interpreter's for several cache geometries, including ones where every coordinate shares a set."""
+    interpreter's for several cache geometries, including ones where every coordinate shares a set;
+    with the MRU flags per register and (``mask``: as large programs have them) in one mask with the
+    slow translation out of line."""
     lines = []
     for k, c in enumerate(COORDS):
         vals = ", ".join(str(k * 1000 + i) for i in range(64))
@@ -115,7 +118,9 @@ def test_static_translation_knowledge_is_exact(steps, loop_at, geometry):
     prog = assemble("\n".join(lines) + "\n")
     sets, ways = geometry
     ref = Interpreter(prog, memory=_mem(prog, sets, ways)).run()
-    res = jit.JitEngine(prog, memory=_mem(prog, sets, ways), cache_dir=_CACHE).run()
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(jc, "MRU_MASK_SIWS", -1 if mask else 10**9)
+        res = jit.JitEngine(prog, memory=_mem(prog, sets, ways), no_cache=True).run()
     assert res.engine == "jit" and same_result(ref, res) == []
     stats = res.memory.stats
     assert (stats.hits, stats.misses) == (ref.memory.stats.hits, ref.memory.stats.misses)

@@ -166,7 +166,8 @@ def test_split_program_step_limit_is_exact(steps, monkeypatch):
 @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
 @given(data=st.data())
 def test_forced_tiny_regions_random_programs(data):
-    """Random programs (the JIT's differential generator) cut after every few SIWs: still exact."""
+    """Random programs (the JIT's differential generator) cut after every few SIWs, with and without
+    cold regions and the MRU mask: still exact."""
     from test_jit import _interp_ok, check, programs
 
     prog = data.draw(programs())
@@ -174,7 +175,9 @@ def test_forced_tiny_regions_random_programs(data):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(jc, "SPLIT_SIWS", 4)
         mp.setattr(jc, "REGION_SIWS", data.draw(st.sampled_from([1, 2, 4])))
-        check(prog)
+        mp.setattr(jc, "COLD_MIN_SIWS", data.draw(st.sampled_from([1, 24])))
+        mp.setattr(jc, "MRU_MASK_SIWS", data.draw(st.sampled_from([-1, 10**9])))
+        check(prog, no_cache=True)
 
 
 def test_parts_compile_in_parallel_load_and_cache_exactly(monkeypatch, tmp_path):

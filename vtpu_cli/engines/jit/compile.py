@@ -870,9 +870,10 @@ def _build_function(
         ppt_ways=v.ppt_ways,
         precise=v.precise,
     )
+    lw.mru_mask = len(program.code) > MRU_MASK_SIWS  # see Lowerer.make_allocas
     split = region is not None
     if split:
-        for attr in ("_ppt_fn", "_slot_fn", "_race_fn_cache"):  # module-level helpers: made once
+        for attr in ("_ppt_fn", "_pslow_fn", "_slot_fn", "_race_fn_cache"):  # module-level helpers: made once
             if attr in region[1]:
                 setattr(lw, attr, region[1][attr])
     code = program.code
@@ -924,7 +925,8 @@ def _build_function(
     for i in range(8):
         b.store(ir.Constant(L.PTR, None), lw.TPTR[i])
         b.store(zero, lw.TSIZE[i])
-        b.store(zero, lw.TSET[i])
+        if not lw.mru_mask:
+            b.store(zero, lw.TSET[i])
         b.store(zero, lw.TIDX[i])
     limit = lw.cload(L.OFF_MAXSTEPS, L.I64)
     abort_ptr = lw.cload(L.OFF_ABORT_PTR, L.PTR)
@@ -1047,10 +1049,9 @@ def _build_function(
         if b.block.terminator is None:
             b.branch(end)
         b.position_at_end(dispatch[t])
-        ok = ir.Constant(L.I1, 1)
+        ok = lw.mru_all(pregs)
         known_race = lw.race and not releases
         for i in pregs:
-            ok = b.and_(ok, b.load(lw.MRU[i]))
             if known_race:
                 rec = b.load(lw.WREC[i])
                 if i not in stores:
@@ -1102,7 +1103,7 @@ def _build_function(
         lw.cstore(lw.call("llvm.readcyclecounter", L.I64, []), L.OFF_TSC1)
         b.ret(st)
     if split:
-        for attr in ("_ppt_fn", "_slot_fn", "_race_fn_cache"):
+        for attr in ("_ppt_fn", "_pslow_fn", "_slot_fn", "_race_fn_cache"):
             if getattr(lw, attr, None) is not None:
                 region[1][attr] = getattr(lw, attr)
 
@@ -1316,6 +1317,9 @@ class Compiled:
 # Programs with more SIWs than this compile at O2 (no measurable run-time change on f32_gemm and
 # ternary_gemv, about 10 % less compile time; O1 halves the pass time but runs 25-30 % slower).
 LARGE_PROGRAM_SIWS = 512
+# Programs with more SIWs than this keep the p registers' MRU flags in one mask and translate slowly out
+# of line (Lowerer.mru_mask: a sixth less IR for a model step); smaller ones keep one flag per register.
+MRU_MASK_SIWS = LARGE_PROGRAM_SIWS
 LARGE_IR_LINES = 20_000  # IR above this size is emitted without register coalescing (see _compile_object)
 
 
@@ -1333,7 +1337,7 @@ def program_key(program: Program, v, opt: int) -> str:
         encode(program),
         repr(v).encode(),
         str(opt).encode(),
-        f"{SPLIT_SIWS}/{REGION_SIWS}/{COLD_MIN_SIWS}".encode(),
+        f"{SPLIT_SIWS}/{REGION_SIWS}/{COLD_MIN_SIWS}/{MRU_MASK_SIWS}".encode(),
         __version__.encode(),
         llvmlite.__version__.encode(),
         _source_hash().encode(),
@@ -1479,7 +1483,9 @@ def _compile_split(program: Program, v: _Variant, opt: int, parts: int) -> bytes
     def part(i: int) -> bytes:
         if i == 0:
             return _compile_bounded(dispatcher, v, opt)
-        return _in_child(("part", program, v, opt, parts, i, SPLIT_SIWS, REGION_SIWS, COLD_MIN_SIWS))
+        return _in_child(
+            ("part", program, v, opt, parts, i, (SPLIT_SIWS, REGION_SIWS, COLD_MIN_SIWS, MRU_MASK_SIWS))
+        )
 
     with ThreadPoolExecutor(max_workers=parts, thread_name_prefix="vtpu-jit-part") as pool:
         objs = list(pool.map(part, range(parts)))
@@ -1496,8 +1502,8 @@ def _child_main() -> None:
     if job[0] == "ir":  # ("ir", IR text, variant, opt)
         _, ir_text, v, opt = job
     else:  # ("part", program, variant, opt, parts, i, split sizes): lower part i of build_parts
-        global SPLIT_SIWS, REGION_SIWS, COLD_MIN_SIWS
-        _, program, v, opt, parts, i, SPLIT_SIWS, REGION_SIWS, COLD_MIN_SIWS = job
+        global SPLIT_SIWS, REGION_SIWS, COLD_MIN_SIWS, MRU_MASK_SIWS
+        _, program, v, opt, parts, i, (SPLIT_SIWS, REGION_SIWS, COLD_MIN_SIWS, MRU_MASK_SIWS) = job
         ir_text = build_parts(program, v, parts, only=i)[0][0]
     sys.stdout.buffer.write(_compile_object(ir_text, v, opt))
     sys.stdout.buffer.flush()

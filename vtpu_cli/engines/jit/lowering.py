@@ -136,6 +136,10 @@ class Lowerer:
         self.fault_block: ir.Block = None  # type: ignore[assignment]  # fast mode: the shared fault exit
         self.fault_phi = None
         self._ppt_fn = None
+        self._pslow_fn = None
+        # large programs: the p registers' MRU flags as one i64 mask, the slow translation out of line
+        # (see make_allocas); set by the driver before make_allocas
+        self.mru_mask = False
         self.pending: set[int] = set()  # v registers holding a not yet canonicalised f32 result
         # v registers that may stay raw across block boundaries (fast mode: the destinations of raw
         # f32 producers; set by the driver); every other register is canonical at block boundaries
@@ -190,11 +194,22 @@ class Lowerer:
         self.ML = [a(I64, name=f"ml{i}") for i in range(4)]
         self.FL = a(I64, name="flags")
         # per p register: "valid" (its coordinate is the MRU entry of its PPT set, so an access is a
-        # hit that changes no LRU state) and the translation it then has (pointer, size, set)
-        self.MRU = [a(I1, name=f"mru{i}") for i in range(8)]
+        # hit that changes no LRU state) and the translation it then has (pointer, size, set).
+        # ``mru_mask`` (large programs): the flags are the bits of one i64 and the sets and coordinates
+        # the registers were translated with live in memory (TSTATE: set, lo, hi per register), read
+        # only by the out-of-line slow path (``emit_ppt_slow``). A slow translation updates every
+        # register's flag: inline, that is ~8 IR lines and an i1 phi per register at every join, about
+        # a sixth of a model step's IR; a register whose bit is set still holds the coordinate it was
+        # translated with (every p write clears its bit), so the slow path needs no register values.
+        if self.mru_mask:
+            self.MRU = a(I64, name="mru")
+            self.TSTATE = a(ir.ArrayType(I64, 24), name="tstate")
+            entry_b.store(ir.Constant(self.TSTATE.allocated_type, None), self.TSTATE)  # never undef
+        else:
+            self.MRU = [a(I1, name=f"mru{i}") for i in range(8)]
+            self.TSET = [a(I64, name=f"tset{i}") for i in range(8)]
         self.TPTR = [a(PTR, name=f"tptr{i}") for i in range(8)]
         self.TSIZE = [a(I64, name=f"tsize{i}") for i in range(8)]
-        self.TSET = [a(I64, name=f"tset{i}") for i in range(8)]
         # several sentrons: the scroll-table slot of the translation (the race detector's scroll index)
         self.TIDX = [a(I64, name=f"tidx{i}") for i in range(8)]
         # ... and whether this sentron's read / write of that scroll is already recorded at its current
@@ -232,8 +247,11 @@ class Lowerer:
         b = self.b
         for slot, off in self._regs(self.used):
             b.store(self.cload(off, slot.allocated_type), slot)
-        for i in self.used_p:
-            b.store(ir.Constant(I1, 0), self.MRU[i])
+        if self.mru_mask:
+            b.store(ir.Constant(I64, 0), self.MRU)
+        else:
+            for i in self.used_p:
+                b.store(ir.Constant(I1, 0), self.MRU[i])
         self.static_mru.clear()
         self.forget_races()
         b.store(self.cload(OFF_FLAGS, I64), self.FL)
@@ -323,9 +341,27 @@ class Lowerer:
             self.pconst.pop(i, None)
         else:
             self.pconst[i] = const
-        self.b.store(ir.Constant(I1, 0), self.MRU[i])
+        self.clear_mru(i)
         self.b.store(ir.Constant(I1, 0), self.RREC[i])
         self.b.store(ir.Constant(I1, 0), self.WREC[i])
+
+    def clear_mru(self, i: int) -> None:
+        b = self.b
+        if self.mru_mask:
+            b.store(b.and_(b.load(self.MRU), ir.Constant(I64, ~(1 << i))), self.MRU)
+        else:
+            b.store(ir.Constant(I1, 0), self.MRU[i])
+
+    def mru_all(self, regs) -> ir.Value:
+        """i1: every p register of ``regs`` is its PPT set's MRU entry."""
+        b = self.b
+        if not self.mru_mask:
+            ok = ir.Constant(I1, 1)
+            for i in regs:
+                ok = b.and_(ok, b.load(self.MRU[i]))
+            return ok
+        bits = ir.Constant(I64, sum(1 << i for i in regs))
+        return b.icmp_unsigned("==", b.and_(b.load(self.MRU), bits), bits)
 
     def sid(self):
         return self.cload(OFF_SID, I64)
@@ -495,8 +531,7 @@ class Lowerer:
             b.store(b.add(b.load(self.FASTHITS), ir.Constant(I64, 1)), self.FASTHITS)
             return b.load(self.TPTR[pidx]), b.load(self.TSIZE[pidx])
         tag = f"{self.pc}_{self.slot}"
-        mru = b.load(self.MRU[pidx])
-        cur = b.block
+        mru = self.mru_all([pidx])
         slow = self.new_block(f"trslow_{tag}")
         done = self.new_block(f"trdone_{tag}")
         fast = self.new_block(f"trfast_{tag}")
@@ -510,16 +545,32 @@ class Lowerer:
         coord = self.pget(pidx)
         lo = b.trunc(coord, I64)
         hi = b.trunc(b.lshr(coord, ir.Constant(I128, 64)), I64)
-        st = b.call(self.ppt_fn(), [self.ctx, lo, hi])
-        self.fault_if(b.icmp_unsigned("!=", st, ir.Constant(I64, 0)))
+        if self.mru_mask:
+            args = [self.ctx, lo, hi, ir.Constant(I64, pidx), b.load(self.MRU), self.TSTATE]
+            mask = b.call(self.pslow_fn(), args)
+            self.fault_if(b.icmp_signed("<", mask, ir.Constant(I64, 0)))
+            b.store(mask, self.MRU)
+        else:
+            self._slow_flags(pidx, coord, lo, hi)
         b.store(self.cload(OFF_TRPTR, PTR), self.TPTR[pidx])
         b.store(self.cload(OFF_TRSIZE, I64), self.TSIZE[pidx])
-        myset = self.cload(OFF_TRSET, I64)
-        b.store(myset, self.TSET[pidx])
         if self.race:
             # the same coordinate keeps its slot (the table is fixed with several sentrons), so the
             # access records stay valid; a new coordinate cleared them in pset
             b.store(b.call(self.slot_fn(), [self.ctx, lo, hi]), self.TIDX[pidx])
+        b.branch(done)
+        b.position_at_end(done)
+        self._static_after_slow(pidx)
+        return b.load(self.TPTR[pidx]), b.load(self.TSIZE[pidx])
+
+    def _slow_flags(self, pidx: int, coord, lo, hi) -> None:
+        """The slow translation with per-register flags, inline: ``vtpu_ppt_translate``, then this
+        register is MRU and every other one in the same set with another coordinate is not."""
+        b = self.b
+        st = b.call(self.ppt_fn(), [self.ctx, lo, hi])
+        self.fault_if(b.icmp_unsigned("!=", st, ir.Constant(I64, 0)))
+        myset = self.cload(OFF_TRSET, I64)
+        b.store(myset, self.TSET[pidx])
         for k in self.used_p:
             if k == pidx:
                 continue
@@ -528,9 +579,8 @@ class Lowerer:
             )
             b.store(b.and_(b.load(self.MRU[k]), keep), self.MRU[k])
         b.store(ir.Constant(I1, 1), self.MRU[pidx])
-        b.branch(done)
-        b.position_at_end(done)
-        del cur
+
+    def _static_after_slow(self, pidx: int) -> None:
         # the slow path cleared the flag of every other register in this one's PPT set with another
         # coordinate; registers with known coordinates in other sets (or the same coordinate) keep theirs
         c = self.pconst.get(pidx)
@@ -542,17 +592,64 @@ class Lowerer:
                 if ck is not None and (ck == c or ppt_set(ck, self.ppt_sets) != mine):
                     keep.add(k)
         self.static_mru = keep | {pidx}
-        return b.load(self.TPTR[pidx]), b.load(self.TSIZE[pidx])
 
     def ppt_fn(self) -> ir.Function:
         if self._ppt_fn is None:
             self._ppt_fn = emit_ppt_translate(self.module, self.ppt_sets, self.ppt_ways)
         return self._ppt_fn
 
+    def pslow_fn(self) -> ir.Function:
+        if self._pslow_fn is None:
+            self._pslow_fn = emit_ppt_slow(self.module, self.ppt_fn())
+        return self._pslow_fn
+
     def slot_fn(self) -> ir.Function:
         if self._slot_fn is None:
             self._slot_fn = emit_scroll_slot(self.module)
         return self._slot_fn
+
+
+def emit_ppt_slow(module: ir.Module, translate: ir.Function) -> ir.Function:
+    """``i64 vtpu_ppt_slow(ctx, lo, hi, i, mask, state)``: p register ``i``'s slow translation out of line
+    (``Lowerer.mru_mask``): ``vtpu_ppt_translate``, then the new MRU mask, or -1 when no scroll has the
+    coordinate. Register ``i`` becomes its set's MRU entry; every other register whose bit is set keeps
+    it only when it lies in another PPT set or has the same coordinate (``state``: per register the set,
+    lo and hi it was translated with; ``i``'s entry is written here). Bits that are clear stay clear
+    whatever ``state`` holds for them."""
+    fn = ir.Function(module, ir.FunctionType(I64, [PTR, I64, I64, I64, I64, PTR]), name="vtpu_ppt_slow")
+    fn.linkage = "internal"
+    for attr in ("noinline", "nounwind", "cold"):
+        fn.attributes.add(attr)
+    ctx, lo, hi, i, mask, state = fn.args
+    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    ok = fn.append_basic_block("found")
+    bad = fn.append_basic_block("absent")
+
+    def c64(x: int):
+        return ir.Constant(I64, x)
+
+    def field(k, f: int):
+        idx = c64(3 * k + f) if isinstance(k, int) else b.add(b.mul(k, c64(3)), c64(f))
+        return b.gep(state, [idx], source_etype=I64)
+
+    st = b.call(translate, [ctx, lo, hi])
+    b.cbranch(b.icmp_unsigned("!=", st, c64(0)), bad, ok)
+    b.position_at_end(bad)
+    b.ret(c64(-1))
+    b.position_at_end(ok)
+    myset = b.load(b.gep(ctx, [c64(OFF_TRSET)], inbounds=True, source_etype=I8), typ=I64, align=1)
+    out = b.shl(c64(1), i)
+    for k in range(8):
+        same = b.and_(
+            b.icmp_unsigned("==", b.load(field(k, 1), typ=I64), lo),
+            b.icmp_unsigned("==", b.load(field(k, 2), typ=I64), hi),
+        )
+        keep = b.or_(b.icmp_unsigned("!=", b.load(field(k, 0), typ=I64), myset), same)
+        out = b.or_(out, b.select(keep, b.and_(mask, c64(1 << k)), c64(0)))
+    for f, val in enumerate((myset, lo, hi)):
+        b.store(val, field(i, f))
+    b.ret(out)
+    return fn
 
 
 def emit_scroll_slot(module: ir.Module) -> ir.Function:
