@@ -998,6 +998,39 @@ def test_cache_key_covers_the_whole_program_not_just_the_code(tmp_path):
     assert len(list(tmp_path.glob("jit-*.o"))) == 2
 
 
+def test_cache_key_follows_a_program_changed_in_place():
+    """The program's digest is remembered per object (``compile.program_digest``): every in-place change
+    -- a SIW replaced, a group's members, a data scroll's bytes, a register output, a label -- must still
+    give a new key (and only a real change: an equal rebuilt program keeps it)."""
+    import dataclasses
+
+    from vtpu_cli.binary.program import Output, Reg
+
+    src = ".group g = 0..0\n.coord A = 1.1.1/1.1.1/1.1.1\n.data A i32 1, 2, 3, 4\n    DMOV r1, 5\nend:\n    DHALT\n"
+    prog = assemble(src)
+    v = jc._Variant("none", False, 64, *jc.host_target(), 4, False, True)
+
+    def key():
+        return jc.program_key(prog, v, 3)
+
+    seen = {key()}
+    assert key() in seen and jc.program_key(assemble(src), v, 3) in seen  # same program, same key
+    other = assemble("    DMOV r1, 6\n")
+    changes = [
+        lambda: prog.code.__setitem__(0, other.code[0]),
+        lambda: prog.groups.__setitem__(0, ("g", (1,))),
+        lambda: prog.data.__setitem__(0, dataclasses.replace(prog.data[0], data=b"\x09" * 16)),
+        lambda: setattr(prog.data[0], "data", b"\x07" * 16),  # the same scroll object, other bytes
+        lambda: prog.outputs.append(Output("reg", Reg("r", 1))),
+        lambda: prog.labels.__setitem__("end", 0),
+    ]
+    for change in changes:
+        change()
+        k = key()
+        assert k not in seen, change
+        seen.add(k)
+
+
 def test_cache_loads_only_private_sealed_objects(tmp_path):
     """#11 bug 7: objects are loaded only from a directory owned by the user and not group/world
     writable, and only when the digest recorded with the object matches."""
