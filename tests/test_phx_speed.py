@@ -151,6 +151,23 @@ def test_fast_instr_construction_equals_dataclass():
     assert _meminfo("x", True, 0, 64, None) != MemInfo("x", False, 0, 64, None)
 
 
+def test_shared_immediates_and_slotted_memory_operands_compare_by_value():
+    """``ir.imm`` shares one Imm per int (immutable, equal to a new one); VMem and MemInfo are
+    ``__slots__`` classes equal by value as the dataclasses they replaced (VMem hashable, MemInfo not)."""
+    from vtpu_cli.binary.program import Imm
+    from vtpu_cli.compiler.ir import MemInfo, VMem, VReg, imm
+
+    assert imm(5) is imm(5) and imm(5) == Imm(5) and hash(imm(5)) == hash(Imm(5))
+    assert imm(True) is not imm(1) and imm(True).value is True  # only ints are shared
+    p, r = VReg("p", 1), VReg("r", 2)
+    assert VMem(p, r) == VMem(p, r, 0, None) and hash(VMem(p, 8, 1, 0)) == hash(VMem(p, 8, 1, 0))
+    assert VMem(p, r) != VMem(p, 8) and VMem(p, r) != (p, r, 0, None)
+    assert MemInfo("x", False, 0, 64) == MemInfo("x", False, 0, 64, None) != MemInfo("x", True, 0, 64)
+    with pytest.raises(TypeError):
+        hash(MemInfo("x", False))
+    assert "extra=None" in repr(VMem(p, r)) and "scroll='x'" in repr(MemInfo("x", False))
+
+
 @st.composite
 def _vi(draw):
     from vtpu_cli.binary.program import Imm, Reg
