@@ -293,8 +293,12 @@ def test_bench_tp_pairs_sides_and_counts_slow_translations():
     translations (a count, unlike its timings, that a shared host does not disturb)."""
     from vtpu_cli.models.bench_tp import run
 
-    r = run("synthetic:tiny", 2, 4, 2, 1, log=lambda s: None)
+    r = run("synthetic:tiny", 2, 4, 2, 1, log=lambda s: None, waits=True)
     assert r["identical"] and r["tokens"][1] == r["tokens"][2] and len(r["tokens"][1]) == 3
+    prof = r["wait_profile"]
+    assert len(prof["busy_ms"]) == len(prof["wait_ms"]) == 2 and min(prof["busy_ms"]) > 0
+    # 5 barriers per layer (q/k/v, the KV append, o, gate/up, down) and the head's
+    assert len(prof["barriers"]) >= 5 and all(b["count"] >= 1 for b in prof["barriers"])
     for n in (1, 2):
         slow = r["slow_translations"][n]
         assert set(slow) == {"prefill", "decode_step"}
@@ -328,3 +332,32 @@ def test_wait_log_records_every_barrier_of_each_sentron(monkeypatch):
         assert t0 > 0 and (e["arrive"] >= t0).all() and (e["leave"] >= e["arrive"]).all()
         assert (e["arrive"][1:] >= e["leave"][:-1]).all()
     # (TSCs of different cores are not compared: RDTSC is not serialising, and a VM's may be skewed)
+
+
+def test_wait_profile_splits_busy_and_waiting_time_per_barrier():
+    """bench_tp's wait profile from a hand-made log: busy = arrival - previous leave (the run's entry
+    first), wait = leave - arrival, per barrier SIW (in first-seen order) and sentron, summed over
+    the trips of a loop."""
+    from vtpu_cli.engines.jit import comm
+    from vtpu_cli.models.bench_tp import wait_profile
+
+    cap = 4
+    stride = comm.WLOG_HEAD + comm.WLOG_ENTRY * cap
+    log = np.zeros(2 * stride, np.uint8)
+    # (pc, arrive, leave) per sentron, TSC ticks; hz = 1000 ticks per ms below
+    trips = {
+        0: (100, [(7, 1100, 1500), (9, 2500, 3000), (7, 3600, 3700)]),
+        1: (100, [(7, 1500, 1500), (9, 2000, 3000), (7, 3700, 3700)]),
+    }
+    for s, (t0, ents) in trips.items():
+        head = log[s * stride : s * stride + comm.WLOG_HEAD].view(np.uint64)
+        head[0], head[1] = len(ents), t0
+        e = log[s * stride + comm.WLOG_HEAD : (s + 1) * stride].view(comm.WAIT_LOG_DTYPE)
+        for i, (pc, a, lv) in enumerate(ents):
+            e[i] = (pc, a, lv, 0)
+    prof = wait_profile([(2, log)], hz=1e6)
+    b7, b9 = prof["barriers"]
+    assert b7["siw"] == 7 and b9["siw"] == 9 and b7["count"] == 2 and b9["count"] == 1
+    assert b7["busy_ms"] == [1.6, 2.1] and b7["wait_ms"] == [0.5, 0.0]  # two trips summed
+    assert b9["busy_ms"] == [1.0, 0.5] and b9["wait_ms"] == [0.5, 1.0]
+    assert prof["busy_ms"] == [2.6, 2.6] and prof["wait_ms"] == [1.0, 1.0]

@@ -2,7 +2,7 @@
 same weights, alternating run by run so both see the same machine load.
 
     python -m vtpu_cli.models.bench_tp [synthetic:2b4t | MODEL] [--sentrons 2] [--prompt 64]
-        [--tokens 16] [--rounds 3] [--json FILE]
+        [--tokens 16] [--rounds 3] [--waits] [--json FILE]
 
 Per round and side: a fresh sequence, a ``--prompt``-token prefill (the model's chunk plan), then
 ``--tokens`` greedy decode steps (median step time). Both sides must produce the same tokens and the
@@ -11,7 +11,9 @@ read of the weight bytes against a one-thread read, interleaved the same way, sh
 can give on the machine at that moment (on a shared host other jobs take it). Prints one JSON object:
 medians of prefill and decode tokens/s per side, their ratios (N over 1), the read ratio and, per
 side, the PPT translations the JIT served from its slow path (a count that does not depend on the
-machine's load).
+machine's load). ``--waits`` also logs every barrier of the N-sentron prefills (the JIT's wait log,
+``engines/jit/comm.py``) and reports, per barrier SIW and sentron, the time busy since the previous
+barrier and the time spent waiting at it (medians over the rounds): where a two-sentron step loses.
 """
 
 from __future__ import annotations
@@ -49,14 +51,97 @@ def _slow(cm) -> int:
     return sum(r.mem.stats.hits + r.mem.stats.misses - r.fast_hits for r in cm.runners.values())
 
 
-def _side(cm, ids: list[int], tokens: int) -> tuple[float, float, list[int], np.ndarray, dict[str, int]]:
+def wait_profile(logs: list[tuple[int, np.ndarray]], hz: float) -> dict:
+    """Busy and waiting time per barrier SIW and sentron (ms) of one step's wait logs (one per run): a
+    sentron is busy from leaving one barrier (or entering the run) to arriving at the next, then waits
+    until every member has arrived and it has seen that. Barriers are listed in the order of their
+    first occurrence (the first layer's order, then the head's)."""
+    from vtpu_cli.engines.jit import comm
+
+    order: list[int] = []
+    busy: dict[int, np.ndarray] = {}
+    wait: dict[int, np.ndarray] = {}
+    count: dict[int, int] = {}
+    for n, log in logs:
+        parts = comm.read_wait_log(n, log)
+        k = min(len(e) for _, e in parts)
+        for s, (t0, e) in enumerate(parts):
+            prev = t0
+            for i in range(k):
+                pc = int(e["pc"][i])
+                if pc not in busy:
+                    order.append(pc)
+                    busy[pc], wait[pc], count[pc] = np.zeros(n), np.zeros(n), 0
+                a, lv = int(e["arrive"][i]), int(e["leave"][i])
+                busy[pc][s] += (a - prev) / hz * 1e3
+                wait[pc][s] += (lv - a) / hz * 1e3
+                prev = lv
+                count[pc] += s == 0
+    tb = sum(busy.values()) if busy else np.zeros(0)
+    tw = sum(wait.values()) if wait else np.zeros(0)
+    return {
+        "busy_ms": [round(float(x), 2) for x in tb],
+        "wait_ms": [round(float(x), 2) for x in tw],
+        "barriers": [
+            {
+                "siw": pc,
+                "count": count[pc],
+                "busy_ms": [round(float(x), 2) for x in busy[pc]],
+                "wait_ms": [round(float(x), 2) for x in wait[pc]],
+            }
+            for pc in order
+        ],
+    }
+
+
+def _median_profile(profs: list[dict]) -> dict | None:
+    """Element-wise medians of several rounds' wait profiles (same barriers in the same order)."""
+    if not profs:
+        return None
+
+    def med(get) -> list[float]:
+        return [round(float(x), 2) for x in np.median(np.array([get(p) for p in profs]), axis=0)]
+
+    out = {"busy_ms": med(lambda p: p["busy_ms"]), "wait_ms": med(lambda p: p["wait_ms"]), "barriers": []}
+    for i, b in enumerate(profs[0]["barriers"]):
+        out["barriers"].append(
+            {
+                "siw": b["siw"],
+                "count": b["count"],
+                "busy_ms": med(lambda p, i=i: p["barriers"][i]["busy_ms"]),
+                "wait_ms": med(lambda p, i=i: p["barriers"][i]["wait_ms"]),
+            }
+        )
+    return out
+
+
+def _side(
+    cm, ids: list[int], tokens: int, waits: bool = False
+) -> tuple[float, float, list[int], np.ndarray, dict[str, int], dict | None]:
     """(prefill seconds, median decode step seconds, greedy tokens, last logits, slow-path PPT
-    translations of the prefill and of the last decode step) of one sequence."""
+    translations of the prefill and of the last decode step, the prefill's wait profile when ``waits``
+    and the side has several sentrons) of one sequence."""
+    from vtpu_cli.engines.jit import comm
+
     cm.reset()
     n0 = _slow(cm)
+    log_on = waits and cm.sentrons > 1
+    if log_on:
+        comm.WAIT_LOG_ENTRIES = 64 * (cm.model.config.layers + 2) * 8
+        comm.wait_logs.clear()
     t = time.perf_counter()
-    cm.forward(ids)
+    try:
+        cm.forward(ids)
+    finally:
+        if log_on:
+            comm.WAIT_LOG_ENTRIES = 0
     pre = time.perf_counter() - t
+    prof = None
+    if log_on:
+        from vtpu_cli.engines.jit.compile import tsc_hz
+
+        prof = wait_profile([(n, log) for n, log, _ in comm.wait_logs], tsc_hz()[0] or 1e9)
+        comm.wait_logs.clear()
     slow = {"prefill": _slow(cm) - n0}
     toks, steps = [cm.runner.token()], []
     for _ in range(tokens):
@@ -66,7 +151,7 @@ def _side(cm, ids: list[int], tokens: int) -> tuple[float, float, list[int], np.
         steps.append(time.perf_counter() - t)
         slow["decode_step"] = _slow(cm) - n0
         toks.append(cm.runner.token())
-    return pre, statistics.median(steps), toks, cm.runner.logits().copy(), slow
+    return pre, statistics.median(steps), toks, cm.runner.logits().copy(), slow, prof
 
 
 def _read_ratio(buf: np.ndarray, passes: int = 3) -> float | None:
@@ -83,7 +168,9 @@ def _read_ratio(buf: np.ndarray, passes: int = 3) -> float | None:
     return statistics.median(one) / statistics.median(two)
 
 
-def run(target: str, sentrons: int, prompt: int, tokens: int, rounds: int, log=print) -> dict:
+def run(
+    target: str, sentrons: int, prompt: int, tokens: int, rounds: int, log=print, waits: bool = False
+) -> dict:
     from vtpu_cli.models.compiled import CompiledModel
 
     ctx = max(256, prompt + tokens + 1)
@@ -102,10 +189,13 @@ def run(target: str, sentrons: int, prompt: int, tokens: int, rounds: int, log=p
     reads, same = [], True
     out_toks: dict[int, list[int]] = {}
     slow: dict[int, dict[str, int]] = {}
+    profs: list[dict] = []
     for r in range(rounds):
         got = {}
         for n, cm in sides.items():
-            pre, dec, toks, logits, slow[n] = _side(cm, ids, tokens)
+            pre, dec, toks, logits, slow[n], prof = _side(cm, ids, tokens, waits)
+            if prof is not None:
+                profs.append(prof)
             res[n]["pre"].append(pre)
             res[n]["dec"].append(dec)
             got[n] = (toks, logits)
@@ -141,6 +231,8 @@ def run(target: str, sentrons: int, prompt: int, tokens: int, rounds: int, log=p
         "slow_translations": slow,
         "identical": same,
         "tokens": out_toks,
+        # --waits: per barrier SIW and sentron of the N-sentron prefill, busy and waiting ms (medians)
+        "wait_profile": _median_profile(profs),
     }
 
 
@@ -153,12 +245,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--prompt", type=int, default=64)
     ap.add_argument("--tokens", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument(
+        "--waits", action="store_true", help="log the N-sentron prefills' barriers (wait profile)"
+    )
     ap.add_argument("--json", help="also write the result to this file")
     a = ap.parse_args(argv)
     try:
         if a.sentrons < 2 or a.prompt < 1 or a.tokens < 2 or a.rounds < 1:
             raise ModelError("--sentrons >= 2, --prompt >= 1, --tokens >= 2, --rounds >= 1")
-        r = run(a.model, a.sentrons, a.prompt, a.tokens, a.rounds, log=lambda s: print(s, file=sys.stderr))
+        r = run(
+            a.model,
+            a.sentrons,
+            a.prompt,
+            a.tokens,
+            a.rounds,
+            log=lambda s: print(s, file=sys.stderr),
+            waits=a.waits,
+        )
     except ModelError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
