@@ -889,3 +889,49 @@ def test_model_scratch_coordinates_avoid_ppt_conflicts(sentrons, tokens, monkeyp
     monkeypatch.setattr(lower, "colour_coordinates", lambda lw: {})
     same, layer = _ppt_conflicts(text, sentrons)
     assert same + layer > 0
+
+
+@pytest.mark.parametrize(
+    "mm, heads, kvh, sentrons",
+    [(1, 4, 2, 2), (3, 6, 2, 2), (2, 20, 5, 2), (2, 8, 8, 3), (1, 2, 1, 3)],
+)
+def test_attend_shard_heads_is_bit_identical_to_one_sentron(mm, heads, kvh, sentrons):
+    """``attend(..., shard=heads)``: each sentron computes whole batches of heads into its exchange
+    scroll, then every sentron gathers all heads: the same bytes as one sentron (uneven splits, a
+    sentron with no heads, prefill rows, a runtime length and cache start)."""
+    hd, t, start = 16, 12, 2
+    src = f"""input q: f32[{mm}, {heads * hd}]
+input kc: f32[{t}, {kvh * hd}]
+input vc: f32[{t}, {kvh * hd}]
+input nn: i32[1]
+output o: f32[{mm}, {heads * hd}]
+output y: f32[{mm}, {heads * hd}]
+let c: i32 = load(nn, 0)
+let n: i64 = i64(c)
+o = attend(q, kc, vc, n, heads={heads}, kv_heads={kvh}, start={start}, shard=heads)
+y = relu(o)
+"""
+    inputs = {"q": rnd(1, mm, heads * hd), "kc": rnd(2, t, kvh * hd), "vc": rnd(3, t, kvh * hd)}
+    inputs["nn"] = np.array([7], np.int32)
+    (o1, y1), _ = run(src, inputs, ["o", "y"], opt=3)
+    (o2, y2), _ = run(src, inputs, ["o", "y"], opt=3, sentrons=sentrons)
+    assert o1.tobytes() == o2.tobytes() and y1.tobytes() == y2.tobytes()
+    unsharded = src.replace(", shard=heads", "")
+    (o0,), _ = run(unsharded, inputs, ["o"], opt=3)
+    assert o0.tobytes() == o1.tobytes()
+    kc, vc = inputs["kc"][start:], inputs["vc"][start:]
+    for i in range(mm):
+        n_i = 7 - mm + 1 + i
+        want = attend_ref(inputs["q"][i], kc, vc, n_i, heads, kvh)
+        np.testing.assert_allclose(o1[i], want, rtol=2e-5, atol=2e-6)
+
+
+def test_attend_shard_takes_heads_only():
+    src = """input q: f32[64]
+input kc: f32[8, 32]
+input vc: f32[8, 32]
+output o: f32[64]
+o = attend(q, kc, vc, 4, heads=4, kv_heads=2, shard=cols)
+"""
+    d = diags(src, sentrons=2)
+    assert "attend shards by heads: shard=heads" in d[0].message and d[0].line == 5

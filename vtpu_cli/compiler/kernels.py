@@ -730,8 +730,25 @@ ATT_HEADS = 4  # query heads of one KV group per pass over the cache rows (each 
 ATT_ACC = 16  # accumulators of the weighted-sum pass (heads x 16-lane chunks)
 
 
+def attend_batch(heads: int, kv_heads: int) -> int:
+    """How many consecutive heads of one KV group :func:`attend_loop` takes per pass over the cache."""
+    group = heads // kv_heads
+    return max(d for d in range(1, min(ATT_HEADS, group) + 1) if group % d == 0)
+
+
 def attend_loop(
-    lw: Lowerer, q, kc, vc, o, heads: int, kv_heads: int, hd: int, length, start=0, rows: int = 1
+    lw: Lowerer,
+    q,
+    kc,
+    vc,
+    o,
+    heads: int,
+    kv_heads: int,
+    hd: int,
+    length,
+    start=0,
+    rows: int = 1,
+    head_range: tuple[int, int] | None = None,
 ) -> None:
     """Grouped-query attention of ``rows`` tokens over a KV cache from row ``start`` (several layers'
     caches can share one tensor), causal: token i of M attends to ``length - M + 1 + i`` rows;
@@ -740,13 +757,18 @@ def attend_loop(
 
     Heads are taken ``hb`` at a time (consecutive heads of one KV group): each pass over the cache rows
     loads a K (V) row chunk once for all of them. Per head the ops and their order are those of one
-    head alone, so the result does not depend on ``hb``."""
+    head alone, so the result does not depend on ``hb``, nor on which other heads run: ``head_range``
+    (lo, hi), multiples of ``hb`` (:func:`attend_batch`), computes heads lo..hi only (``shard=heads``:
+    one sentron's share), the other columns of ``o`` untouched."""
 
     b = lw.b
     t_max = kc.shape[0]
     t16 = (t_max + 15) // 16 * 16
     group = heads // kv_heads
-    hb = max(d for d in range(1, min(ATT_HEADS, group) + 1) if group % d == 0)
+    hb = attend_batch(heads, kv_heads)
+    h_lo, h_hi = head_range if head_range is not None else (0, heads)
+    if h_lo % hb or h_hi % hb or not 0 <= h_lo < h_hi <= heads:  # pragma: no cover - caller's split
+        raise ValueError(f"head range {h_lo}..{h_hi} is not in batches of {hb} heads of 0..{heads}")
     scores = lw.scratch("scores", hb * t16 * 4)
     row_kv = kc.shape[1] * 4
     nch = hd // 16
@@ -761,7 +783,7 @@ def attend_loop(
     iota = b.load("i32", b.new("v", "iota"), const_iota(lw), 0)
     ninf = neg_inf(lw)
     nchunks = b.new("r", "nch", nospill=True)
-    qp, kvbase = ptr(b, 0, "qh"), ptr(b, 0, "kvbase")
+    qp, kvbase = ptr(b, h_lo * hd * 4, "qh"), ptr(b, 0, "kvbase")
     if isinstance(start, VReg):
         b.emit("DMUL", kvbase, start, imm(row_kv), type="i64")
     elif start:
@@ -770,11 +792,13 @@ def attend_loop(
 
     def token():
         b.emit("DMOV", kvp, kvbase)
-        b.emit("DMOV", hcount, imm(0))
+        bump(b, kvp, h_lo // group * hd * 4)  # the first head's KV group (nothing from head 0)
+        b.emit("DMOV", hcount, imm(h_lo % group // hb))
         b.emit("DBCAST", vlen, n, type="i32")
         b.emit("DADD", nchunks, n, imm(15), type="i64")
         b.emit("DSHR", nchunks, nchunks, imm(4), type="i64")
-        loop(b, heads // hb, batch, "heads")
+        loop(b, (h_hi - h_lo) // hb, batch, "heads")
+        bump(b, qp, (heads - (h_hi - h_lo)) * hd * 4)  # past the other heads to the next row
         bump(b, n, 1)
 
     def masked(chunk_idx: VReg, sp: VReg, fill):

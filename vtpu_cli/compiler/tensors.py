@@ -1528,7 +1528,13 @@ def _rope(lw: Lowerer, name_toks, call, pos, kw):
 
 def _attend(lw: Lowerer, name_toks, call, pos, kw):
     _nargs(lw, call, pos, 4)
-    _kw(lw, kw, ("heads", "kv_heads", "start"), call)
+    _kw(lw, kw, ("heads", "kv_heads", "start", "shard"), call)
+    shard = None
+    if "shard" in kw:
+        node = kw["shard"]
+        shard = str(node.children[0]) if node.data == "name" else None
+        if shard != "heads":
+            lw.fail(node, "attend shards by heads: shard=heads (each sentron computes a range of heads)")
     q, kc, vc = (lw.tensor_arg(a) for a in pos[:3])
     for node, t in zip(pos[:3], (q, kc, vc), strict=True):
         _dtype_ok(lw, node, t, ("f32",), "attend")
@@ -1547,7 +1553,22 @@ def _attend(lw: Lowerer, name_toks, call, pos, kw):
         lw.fail(pos[3], f"attention length {n} is outside {rows}..{kc.shape[0]}")
     start = _scalar_arg(lw, kw["start"], "i64") if "start" in kw else 0
     o = _result(lw, name_toks[0], "f32", q.shape)
-    kernels.attend_loop(lw, q, kc, vc, o, heads, kvh, hd, n, start, rows)
+    if shard is None or lw.sentrons == 1:
+        kernels.attend_loop(lw, q, kc, vc, o, heads, kvh, hd, n, start, rows)
+        return
+    # shard=heads: contiguous whole batches of heads per sentron, each into its exchange scroll, then
+    # the all-gather of tmatmul(shard=cols) (a head is hd columns); bit-identical to one sentron
+    hb = kernels.attend_batch(heads, kvh)
+    units = heads // hb
+    per = (units + lw.sentrons - 1) // lw.sentrons
+    ranges = [(min(units, s * per) * hb, min(units, (s + 1) * per) * hb) for s in range(lw.sentrons)]
+
+    def compute(part: Tensor, s: int) -> None:
+        if ranges[s][1] > ranges[s][0]:
+            kernels.attend_loop(lw, q, kc, vc, part, heads, kvh, hd, n, start, rows, ranges[s])
+
+    spans = [(lo * hd * 4, hi * hd * 4) for lo, hi in ranges]
+    _exchange(lw, o, rows, width, spans, compute, defer=lw.tensors.get(o.name) is o)
 
 
 def write_row(lw: Lowerer, target_tok, idx, expr) -> None:
