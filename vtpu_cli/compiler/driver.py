@@ -18,7 +18,7 @@ from pathlib import Path
 
 from vtpu_cli.binary.program import DataScroll, Instr, Output, Program, TensorDecl
 from vtpu_cli.compiler import tensors, views
-from vtpu_cli.compiler.ir import VI, CompileError, Label, dump, imm, private_coord
+from vtpu_cli.compiler.ir import VI, CompileError, Label, _instr, dump, imm, private_coord
 from vtpu_cli.compiler.lower import RESERVED_LIBRARY, Lowerer
 from vtpu_cli.compiler.parser import MAX_DEPTH, parse
 from vtpu_cli.compiler.regalloc import SPILL_P, allocate
@@ -294,7 +294,7 @@ def _resolve(code: list, labels: dict[str, int], branches: list[int] | None = No
             if any(isinstance(a, Label) for a in ins.args):
                 args = tuple(imm(labels[a.name]) if isinstance(a, Label) else a for a in ins.args)
                 new = list(siw)
-                new[p] = Instr(ins.op, ins.mod, ins.type, ins.type2, args)
+                new[p] = _instr(ins.op, ins.mod, ins.type, ins.type2, args)
                 code[k] = siw = tuple(new)
     return code
 
