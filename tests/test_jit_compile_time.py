@@ -61,8 +61,8 @@ def test_compile_time_is_not_superlinear(monkeypatch):
     an LLVM InstCombine blow-up). CPU time, best of three, and a generous bound (< 8x; measured ~4x),
     so a loaded machine does not make it flaky. Both programs compile as one function (no region
     split, one job), so the ratio is LLVM's and the lowering's alone; the region split has its own
-    structural bound in test_jit_regions.py (on this straight-line shape it costs ~1.9x, see
-    docs/jit.md)."""
+    structural bound in test_jit_regions.py. (This loop-free program compiles with the light pipeline,
+    split or not: docs/jit.md, "Cold code".)"""
     monkeypatch.setenv(jc.JOBS_ENV, "1")
     monkeypatch.setattr(jc, "SPLIT_SIWS", 10**9)
     small = _compile_cpu_s(straight_line(500))
