@@ -155,37 +155,40 @@ def _liveness(code: list, vregs: list) -> int:
         elif b + 1 < nb:
             s.append(b + 1)
         succs.append(s)
-    # worklist: a block is revisited only when a successor's live-in set grew (the sets only grow,
-    # so a size change is a change); the least fixpoint does not depend on the visiting order
+    # worklist of changes: live-in starts as the use set; what a block's live-in gains is passed to
+    # its predecessors' live-out once (and what that adds to their live-in, beyond their defs, on to
+    # theirs), so each register enters each set once instead of every set being rebuilt at every
+    # visit. The sets only grow, and the least fixpoint does not depend on the visiting order.
     preds: list[list[int]] = [[] for _ in range(nb)]
     for b in range(nb):
         for x in succs[b]:
             preds[x].append(b)
-    empty: set = set()
-    live_in = [empty] * nb  # (never mutated: each block's sets are replaced)
-    live_out = [empty] * nb
-    work = list(range(nb))  # popped from the end: the last block first
-    queued = [True] * nb
+    live_in = use  # (the use sets themselves: not needed apart from here)
+    live_out = [set() for _ in range(nb)]
+    new_in = [set(u) for u in use]  # what each block's live-in gained since it was last passed on
+    work = [b for b in range(nb) if use[b] and preds[b]]  # popped from the end: the last block first
+    queued = [False] * nb
+    for b in work:
+        queued[b] = True
     while work:
         b = work.pop()
         queued[b] = False
-        sb = succs[b]
-        if not sb:
-            out = empty
-        elif len(sb) == 1:
-            out = live_in[sb[0]]
-        else:
-            out = live_in[sb[0]] | live_in[sb[1]]
-            for x in sb[2:]:  # pragma: no cover - a block has at most two successors
-                out |= live_in[x]
-        inn = use[b] | (out - defs[b]) if out else use[b]
-        live_out[b] = out
-        if len(inn) != len(live_in[b]):
-            live_in[b] = inn
-            for x in preds[b]:
-                if not queued[x]:
-                    queued[x] = True
-                    work.append(x)
+        gained = new_in[b]
+        new_in[b] = set()
+        for x in preds[b]:
+            out = live_out[x]
+            add = gained - out
+            if add:
+                out |= add
+                add -= defs[x]
+                add -= live_in[x]
+                if add:
+                    live_in[x] |= add
+                    if preds[x]:
+                        new_in[x] |= add
+                        if not queued[x]:
+                            queued[x] = True
+                            work.append(x)
     for b in range(nb):
         first, last = firsts[b], lasts[b]
         for v in live_in[b]:  # (every live register was seen: live sets grow from use sets)
