@@ -217,9 +217,23 @@ def test_large_ir_compiles_in_a_time_limited_child(monkeypatch):
     load_memory(prog, mem)
     golden = Interpreter(prog, 1, memory=mem).run()
     assert same_result(golden, native) == []
-    slow = run("0.05")
-    assert slow.engine == "interp" and "native compile ran over 0.05 s" in slow.fallback
+    slow = run("0.05")  # 0.05 CPU-s, 0.5 s of wall clock: one of the two stops the child
+    assert slow.engine == "interp" and "native compile ran over" in slow.fallback
+    assert jc.COMPILE_TIMEOUT_ENV in slow.fallback
     assert same_result(golden, slow) == []
+
+
+def test_the_compile_child_is_bounded_in_cpu_time():
+    """The child's limit is CPU time (RLIMIT_CPU, SIGXCPU at the limit): a host busy with other work
+    stretches a compile's wall time, not its CPU time, so a large model's compile no longer falls back to
+    the interpreter because the machine was loaded. A child that burns past its limit is killed."""
+    import signal
+    import subprocess
+    import sys
+
+    code = "from vtpu_cli.engines.jit import compile as C\nC._limit_cpu(0.5)\nwhile True: pass\n"
+    p = subprocess.run([sys.executable, "-P", "-c", code], capture_output=True, timeout=60)
+    assert p.returncode == -signal.SIGXCPU
 
 
 HANG_IR = Path(__file__).parent / "data" / "jit_o3_unroll_hang.ll"  # a generated random program's IR

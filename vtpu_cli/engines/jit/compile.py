@@ -1450,12 +1450,13 @@ def _prune_cache(path: Path) -> None:
 
 
 COMPILE_TIMEOUT_ENV = "VTPU_JIT_COMPILE_TIMEOUT"
-COMPILE_TIMEOUT_S = 120.0  # a large program's LLVM compile may take at most this long
+COMPILE_TIMEOUT_S = 120.0  # a large program's LLVM compile may take at most this much CPU time
+WALL_PER_CPU_S = 10.0  # and at most this many times as long on the wall clock (a busy host's share of a core)
 CHILD_IR_LINES = LARGE_IR_LINES  # IR above this is compiled in a child process, under the time limit
 
 
 def compile_timeout_s() -> float:
-    """``$VTPU_JIT_COMPILE_TIMEOUT`` (seconds) or :data:`COMPILE_TIMEOUT_S`."""
+    """``$VTPU_JIT_COMPILE_TIMEOUT`` (CPU seconds) or :data:`COMPILE_TIMEOUT_S`."""
     try:
         t = float(os.environ.get(COMPILE_TIMEOUT_ENV, COMPILE_TIMEOUT_S))
     except ValueError:
@@ -1479,19 +1480,26 @@ def _compile_bounded(ir_text: str, v: _Variant, opt: int) -> bytes:
 def _in_child(job: tuple) -> bytes:
     """Run ``job`` (see :func:`_child_main`) in a child process under the time limit; its object."""
     import pickle
+    import signal
     import subprocess
     import sys
 
     limit = compile_timeout_s()
+    wall = limit * WALL_PER_CPU_S
     # -P: no working directory on the child's path, so it imports the parent's vtpu_cli, never a
     # different (or hostile) one that happens to sit where the user runs vtpu
     cmd = [sys.executable, "-P", "-c", "from vtpu_cli.engines.jit.compile import _child_main; _child_main()"]
     try:
-        p = subprocess.run(cmd, input=pickle.dumps(job), capture_output=True, timeout=limit)
+        p = subprocess.run(cmd, input=pickle.dumps((limit, job)), capture_output=True, timeout=wall)
     except subprocess.TimeoutExpired:
         raise L.Unsupported(
-            f"its native compile ran over {limit:g} s ({COMPILE_TIMEOUT_ENV} raises the limit)"
+            f"its native compile ran over {wall:g} s of wall-clock time, {WALL_PER_CPU_S:g}x its CPU-time "
+            f"limit ({COMPILE_TIMEOUT_ENV} raises the limit)"
         ) from None
+    if p.returncode == -getattr(signal, "SIGXCPU", -1):
+        raise L.Unsupported(
+            f"its native compile ran over {limit:g} s of CPU time ({COMPILE_TIMEOUT_ENV} raises the limit)"
+        )
     if p.returncode != 0 or not p.stdout:
         why = (p.stderr.decode(errors="replace").strip().splitlines() or [f"exit status {p.returncode}"])[-1]
         raise L.Unsupported(f"its native compile failed in a child process: {why[:200]}")
@@ -1537,12 +1545,28 @@ def _compile_split(program: Program, v: _Variant, opt: int, parts: int) -> bytes
     return _pack(objs, len(_regions(program, _leaders(program), v)))
 
 
+def _limit_cpu(seconds: float) -> None:
+    """Bound this process's CPU time: past ``seconds`` the kernel sends SIGXCPU, which ends it. CPU time,
+    not wall time, is what a runaway compile consumes; a host busy with other work only stretches the
+    wall clock (the parent's wall limit is :data:`WALL_PER_CPU_S` times longer)."""
+    try:
+        import math
+        import resource
+
+        used = resource.getrusage(resource.RUSAGE_SELF)
+        soft = math.ceil(used.ru_utime + used.ru_stime + seconds)  # RLIMIT_CPU counts whole seconds
+        resource.setrlimit(resource.RLIMIT_CPU, (soft, soft + 5))
+    except (ImportError, ValueError, OSError):  # pragma: no cover - no rlimits: the wall limit still holds
+        pass
+
+
 def _child_main() -> None:
     """The child of :func:`_in_child`: a job pickled on stdin, its object on stdout."""
     import pickle
     import sys
 
-    job = pickle.loads(sys.stdin.buffer.read())
+    limit, job = pickle.loads(sys.stdin.buffer.read())
+    _limit_cpu(limit)
     _init()
     if job[0] == "ir":  # ("ir", IR text, variant, opt)
         _, ir_text, v, opt = job
