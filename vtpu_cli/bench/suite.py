@@ -270,7 +270,7 @@ class _Timed:
         self.cpu: list[float] = []
         self.ratios: list[float | None] = []
         self.alu: list[float] = []
-        self.preempted = 0  # timed runs during which the kernel switched a thread of this process out
+        self.preempted = 0  # timed runs during which this process waited for a CPU (PREEMPTED_FRACTION)
         self.res = None
         # one untimed run first when several are timed: the first run of a program in a process pays
         # one-time costs (the JIT's compile or cache load, first touches) that its other runs do not
@@ -301,7 +301,7 @@ class _Timed:
                 return
             mem = _memory(self.program, self.inputs)  # a failing warm-up: the timed run reports it
         before = clock_sample()
-        sw0 = _involuntary_switches()
+        w0 = _runqueue_wait_ns()
         c0 = time.process_time()
         try:
             res, secs, cyc = _execute(engine, self.program, self.n, mem)
@@ -310,7 +310,7 @@ class _Timed:
             self.done = self.failed = True
             return
         cpu = time.process_time() - c0
-        switched = _involuntary_switches() - sw0
+        w1 = _runqueue_wait_ns()
         after = clock_sample()
         self.res = res
         used = getattr(res, "engine", engine)
@@ -325,7 +325,8 @@ class _Timed:
             why = out["fallback"] or f"a native fault was replayed ({getattr(res, 'replay', '')})"
             out["error"] = f"did not run natively: {why}"
         self.cpu.append(cpu)
-        self.preempted += switched > 0
+        if w0 is not None and w1 is not None and secs:
+            self.preempted += (w1 - w0) * 1e-9 > PREEMPTED_FRACTION * secs
         self.times.append(secs)
         self.ticks.append(cyc)
         # the higher reading of the two: a window in which the thread was preempted can only read low
@@ -344,14 +345,26 @@ class _Timed:
         return _finish(self, out)
 
 
-def _involuntary_switches() -> int:
-    """Involuntary context switches of this process so far (0 where getrusage does not report them)."""
+def _runqueue_wait_ns() -> int | None:
+    """Nanoseconds the threads of this process have spent runnable but not running (waiting on a run queue
+    while another task held the CPU): the sum of the second field of ``/proc/self/task/*/schedstat``
+    (Linux); None where it is not available."""
+    total = 0
     try:
-        import resource
+        tasks = os.listdir("/proc/self/task")
+    except OSError:
+        return None
+    for t in tasks:
+        try:
+            with open(f"/proc/self/task/{t}/schedstat") as f:
+                total += int(f.read().split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # a thread that ended meanwhile
+    return total
 
-        return resource.getrusage(resource.RUSAGE_SELF).ru_nivcsw
-    except (ImportError, OSError):  # pragma: no cover - not POSIX
-        return 0
+
+# A timed run counts as preempted when the process's threads waited this fraction of its time on a run queue.
+PREEMPTED_FRACTION = 0.01
 
 
 def run_interleaved(benches: list[_Timed], progress=None) -> list[dict]:
@@ -942,8 +955,8 @@ def _print_results(con, doc: dict) -> None:
                 )
             if c.get("timed_runs"):
                 con.print(
-                    f"timed runs during which the kernel preempted a thread of this process: "
-                    f"{c['preempted_runs']} of {c['timed_runs']} (their TSC ticks include the time away)"
+                    f"timed runs during which this process waited >= {PREEMPTED_FRACTION:.0%} of the run for a "
+                    f"CPU (preempted): {c['preempted_runs']} of {c['timed_runs']} (their TSC ticks include the wait)"
                 )
             if c.get("alu_per_cycle") is not None:
                 con.print(
