@@ -126,15 +126,15 @@ def _side(
     cm.reset()
     n0 = _slow(cm)
     log_on = waits and cm.sentrons > 1
+    before = comm.WAIT_LOG_ENTRIES
     if log_on:
-        comm.WAIT_LOG_ENTRIES = 64 * (cm.model.config.layers + 2) * 8
+        comm.WAIT_LOG_ENTRIES = 16 * (cm.model.config.layers + 2)  # 5 barriers per layer, the head, the end
         comm.wait_logs.clear()
     t = time.perf_counter()
     try:
         cm.forward(ids)
     finally:
-        if log_on:
-            comm.WAIT_LOG_ENTRIES = 0
+        comm.WAIT_LOG_ENTRIES = before
     pre = time.perf_counter() - t
     prof = None
     if log_on:
