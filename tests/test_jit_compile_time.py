@@ -217,7 +217,10 @@ def test_large_ir_compiles_in_a_time_limited_child(monkeypatch):
     load_memory(prog, mem)
     golden = Interpreter(prog, 1, memory=mem).run()
     assert same_result(golden, native) == []
-    slow = run("0.05")  # 0.05 CPU-s, 0.5 s of wall clock: one of the two stops the child
+    # a limit no compile can meet, whatever the host's load: 0.05 CPU-s (whole seconds in RLIMIT_CPU)
+    # and 5 microseconds of wall clock
+    monkeypatch.setattr(jc, "WALL_PER_CPU_S", 1e-4)
+    slow = run("0.05")
     assert slow.engine == "interp" and "native compile ran over" in slow.fallback
     assert jc.COMPILE_TIMEOUT_ENV in slow.fallback
     assert same_result(golden, slow) == []
