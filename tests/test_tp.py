@@ -170,12 +170,12 @@ def test_barriers_are_placed_where_needed():
     # guard (1) + in the loop: the op's barrier and the wrap-around one (2; the latter also orders the
     # kc rows before the read after the loop) + publishing the output (1)
     assert cbars(STATE_SRC, 2) == 4
-    # the model step per layer (in the loop body once): q/k/v, the KV append, attention (shard=heads),
-    # o, gate/up, down; then the head, the guard, publishing: the loop needs no wrap-around barrier
-    # (q's write follows wd's copies across the other barriers)
+    # the model step per layer (in the loop body once): q/k/v, the KV append, o, gate/up, down; then
+    # the head, the guard, publishing: the loop needs no wrap-around barrier (q's write follows wd's
+    # copies across the other barriers)
     shape = StepShape(64, 128, 2, 1, 32, 2, 256, 64, 1e-5, sentrons=2)
     prog, _ = compile_step(shape)
-    assert sum(1 for siw in prog.code for ins in siw if ins.op.name == "CBAR") == 6 + 1 + 1 + 1
+    assert sum(1 for siw in prog.code for ins in siw if ins.op.name == "CBAR") == 5 + 1 + 1 + 1
 
 
 @pytest.mark.parametrize(
