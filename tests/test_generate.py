@@ -11,6 +11,7 @@ and greedy tokens stay identical for the 32 steps checked.
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -207,6 +208,32 @@ def test_generate_command_greedy_matches_reference(paths, capsys):
     assert out["tokens"] == want
     assert out["stats"]["prompt_tokens"] == len(model.tokenizer.encode(PROMPT))
     assert out["stats"]["engine"] == "interp" and out["stats"]["peak_rss_bytes"] > 0
+
+
+def test_a_jit_fallback_is_said_once_and_not_retried(paths, capsys, monkeypatch):
+    """When the JIT cannot run the step (say its compile ran over the limit), generate says so on stderr
+    and the interpreter runs every token -- without attempting the native compile again per token."""
+    from vtpu_cli.engines import select
+
+    asked: list[str] = []
+    real = select.open_local_engine
+
+    def open_local(program, memory, o):
+        asked.append(o.engine)
+        if o.engine == "jit":
+            return select.Fallback(real(program, memory, replace(o, engine="interp")), "a test's reason")
+        return real(program, memory, o)
+
+    monkeypatch.setattr(select, "open_local_engine", open_local)
+    model = load_model(paths["hf"])
+    want = Reference(model, ctx=CTX, head="q8").generate(model.tokenizer.encode(PROMPT), 4)
+    rc = generate_command(paths["hf"], prompt=PROMPT, n=4, temp=0.0, ctx=CTX, engine="jit", json_out=True)
+    assert rc == 0
+    cap = capsys.readouterr()
+    assert json.loads(cap.out)["tokens"] == want
+    assert cap.err.count("note: running on the interpreter: a test's reason") == 1
+    assert 1 <= asked.count("jit") <= 3  # once per compiled variant (decode, prefill sizes), not per token
+    assert asked.count("interp") >= 4  # then a fresh interpreter per run
 
 
 def test_generate_errors_exit_2(paths, tmp_path, capsys):

@@ -19,7 +19,7 @@ What runs on the host (numpy), and why -- everything else is compiled code:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from typing import TYPE_CHECKING
 
@@ -250,6 +250,7 @@ class StepRunner:
         self.preloaded = set(self.mem.table)
         self.opts = EngineOptions(engine=engine, sentrons=shape.sentrons, max_steps=None, rerunnable=True)
         self._engine = None
+        self.fallback: str | None = None  # why the interpreter runs this step although the JIT was asked for
         self.last = None
         self.runs = 0
         self.run_s = 0.0
@@ -268,8 +269,15 @@ class StepRunner:
             # the cluster layer registers its rank engine with open_engine
             import vtpu_cli.cluster.spmd  # noqa: F401
         eng = open_engine(self.program, self.mem, self.opts)
-        if self.engine_name == "jit" and getattr(eng, "reason", None) is None:
-            self._engine = eng  # the JIT keeps its native code between runs
+        if self.engine_name == "jit" and self.fallback is None:
+            reason = getattr(eng, "reason", None)
+            if reason is None:
+                self._engine = eng  # the JIT keeps its native code between runs
+            else:
+                # the JIT cannot run this step (e.g. its compile ran over the limit): later runs open the
+                # interpreter at once instead of attempting the native compile again on every token
+                self.fallback = reason
+                self.opts = replace(self.opts, engine="interp")
         return eng
 
     def start(self) -> None:

@@ -115,6 +115,8 @@ def _start(cm, stats: GenStats, sizes: set[int]) -> None:
     cm.start(sizes)
     settle()
     stats.compile_s += time.perf_counter() - t
+    for why in sorted({r.fallback for r in cm.runners.values() if r.fallback}):
+        print(f"note: running on the interpreter: {why}", file=sys.stderr)
 
 
 def settle() -> None:
