@@ -893,12 +893,13 @@ def test_model_scratch_coordinates_avoid_ppt_conflicts(sentrons, tokens, monkeyp
 
 @pytest.mark.parametrize(
     "mm, heads, kvh, sentrons",
-    [(1, 4, 2, 2), (3, 6, 2, 2), (2, 20, 5, 2), (2, 8, 8, 3), (1, 2, 1, 3)],
+    [(1, 4, 2, 2), (3, 6, 2, 2), (2, 20, 5, 2), (2, 8, 8, 3), (1, 2, 1, 3), (2, 20, 5, 3), (3, 12, 3, 5)],
 )
 def test_attend_shard_heads_is_bit_identical_to_one_sentron(mm, heads, kvh, sentrons):
-    """``attend(..., shard=heads)``: each sentron computes whole batches of heads into its exchange
-    scroll, then every sentron gathers all heads: the same bytes as one sentron (uneven splits, a
-    sentron with no heads, prefill rows, a runtime length and cache start)."""
+    """``attend(..., shard=heads)``: each sentron computes a range of single heads into its exchange
+    scroll (20 heads of 5 KV groups: 10/10, a group cut between two sentrons; 7/7/6; 3/3/3/3/0), then
+    every sentron gathers all heads: the same bytes as one sentron (uneven splits, a sentron with no
+    heads, prefill rows, a runtime length and cache start)."""
     hd, t, start = 16, 12, 2
     src = f"""input q: f32[{mm}, {heads * hd}]
 input kc: f32[{t}, {kvh * hd}]
@@ -924,6 +925,18 @@ y = relu(o)
         n_i = 7 - mm + 1 + i
         want = attend_ref(inputs["q"][i], kc, vc, n_i, heads, kvh)
         np.testing.assert_allclose(o1[i], want, rtol=2e-5, atol=2e-6)
+
+
+def test_attend_head_segments_cut_a_kv_group():
+    """A sentron's head range in whole batches plus the cut batch's heads in the largest batch that
+    divides the group, the run's start and length (never spanning two KV groups)."""
+    from vtpu_cli.compiler.kernels import head_segments
+
+    assert head_segments(0, 10, 4, 4) == [(0, 8, 4), (8, 10, 2)]
+    assert head_segments(10, 20, 4, 4) == [(10, 12, 2), (12, 20, 4)]
+    assert head_segments(0, 20, 4, 4) == [(0, 20, 4)]
+    assert head_segments(7, 14, 4, 4) == [(7, 8, 1), (8, 12, 4), (12, 14, 2)]
+    assert head_segments(1, 3, 4, 4) == [(1, 3, 1)]
 
 
 def test_attend_shard_takes_heads_only():

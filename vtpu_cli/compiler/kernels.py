@@ -736,6 +736,22 @@ def attend_batch(heads: int, kv_heads: int) -> int:
     return max(d for d in range(1, min(ATT_HEADS, group) + 1) if group % d == 0)
 
 
+def head_segments(lo: int, hi: int, group: int, hb: int) -> list[tuple[int, int, int]]:
+    """Heads lo..hi as (first, end, batch) runs for :func:`attend_loop`: whole ``hb`` batches, and
+    before and after them the heads of a cut batch in the largest batch that divides the group, the
+    run's start and its length (a batch never spans two KV groups)."""
+    a = min(hi, -(-lo // hb) * hb)
+    z = max(a, hi // hb * hb)
+    out = []
+    for s_lo, s_hi, whole in ((lo, a, False), (a, z, True), (z, hi, False)):
+        if s_hi > s_lo:
+            fits = [
+                d for d in range(1, hb + 1) if group % d == 0 and s_lo % d == 0 and (s_hi - s_lo) % d == 0
+            ]
+            out.append((s_lo, s_hi, hb if whole else max(fits)))
+    return out
+
+
 def attend_loop(
     lw: Lowerer,
     q,
@@ -758,8 +774,10 @@ def attend_loop(
     Heads are taken ``hb`` at a time (consecutive heads of one KV group): each pass over the cache rows
     loads a K (V) row chunk once for all of them. Per head the ops and their order are those of one
     head alone, so the result does not depend on ``hb``, nor on which other heads run: ``head_range``
-    (lo, hi), multiples of ``hb`` (:func:`attend_batch`), computes heads lo..hi only (``shard=heads``:
-    one sentron's share), the other columns of ``o`` untouched."""
+    (lo, hi), any heads, computes heads lo..hi only (``shard=heads``: one sentron's share), the other
+    columns of ``o`` untouched. A range that cuts a batch takes the cut part in smaller batches (the
+    largest that divide the group and the part; :func:`head_segments`): a KV group may then be read by
+    two sentrons (reads only: race-free)."""
 
     b = lw.b
     t_max = kc.shape[0]
@@ -767,8 +785,9 @@ def attend_loop(
     group = heads // kv_heads
     hb = attend_batch(heads, kv_heads)
     h_lo, h_hi = head_range if head_range is not None else (0, heads)
-    if h_lo % hb or h_hi % hb or not 0 <= h_lo < h_hi <= heads:  # pragma: no cover - caller's split
-        raise ValueError(f"head range {h_lo}..{h_hi} is not in batches of {hb} heads of 0..{heads}")
+    if not 0 <= h_lo < h_hi <= heads:  # pragma: no cover - caller's split
+        raise ValueError(f"head range {h_lo}..{h_hi} is not in 0..{heads}")
+    segments = head_segments(h_lo, h_hi, group, hb)
     scores = lw.scratch("scores", hb * t16 * 4)
     row_kv = kc.shape[1] * 4
     nch = hd // 16
@@ -791,13 +810,14 @@ def attend_loop(
     kvp, hcount = ptr(b, kvbase, "kvh"), ptr(b, 0, "hcount")
 
     def token():
-        b.emit("DMOV", kvp, kvbase)
-        bump(b, kvp, h_lo // group * hd * 4)  # the first head's KV group (nothing from head 0)
-        b.emit("DMOV", hcount, imm(h_lo % group // hb))
         b.emit("DBCAST", vlen, n, type="i32")
         b.emit("DADD", nchunks, n, imm(15), type="i64")
         b.emit("DSHR", nchunks, nchunks, imm(4), type="i64")
-        loop(b, (h_hi - h_lo) // hb, batch, "heads")
+        for s_lo, s_hi, sb in segments:
+            b.emit("DMOV", kvp, kvbase)
+            bump(b, kvp, s_lo // group * hd * 4)  # the segment's first KV group (nothing from head 0)
+            b.emit("DMOV", hcount, imm(s_lo % group // sb))
+            loop(b, (s_hi - s_lo) // sb, lambda sb=sb: batch(sb), "heads")
         bump(b, qp, (heads - (h_hi - h_lo)) * hd * 4)  # past the other heads to the next row
         bump(b, n, 1)
 
@@ -855,7 +875,7 @@ def attend_loop(
         b.emit("DBCAST", vinv, inv, type="f32")
         return vinv
 
-    def batch():
+    def batch(hb: int):
         # scores of the hb heads in one pass over the K rows (q chunks re-read from L1 per row: hb
         # heads x nch chunks would not fit the registers)
         kp, sp = ptr(b, kvp, "kp"), ptr(b, 0, "sp")

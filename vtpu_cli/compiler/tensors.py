@@ -1556,12 +1556,11 @@ def _attend(lw: Lowerer, name_toks, call, pos, kw):
     if shard is None or lw.sentrons == 1:
         kernels.attend_loop(lw, q, kc, vc, o, heads, kvh, hd, n, start, rows)
         return
-    # shard=heads: contiguous whole batches of heads per sentron, each into its exchange scroll, then
-    # the all-gather of tmatmul(shard=cols) (a head is hd columns); bit-identical to one sentron
-    hb = kernels.attend_batch(heads, kvh)
-    units = heads // hb
-    per = (units + lw.sentrons - 1) // lw.sentrons
-    ranges = [(min(units, s * per) * hb, min(units, (s + 1) * per) * hb) for s in range(lw.sentrons)]
+    # shard=heads: a contiguous range of single heads per sentron (20 heads: 10/10 on two; whole KV
+    # groups would split 12/8), each into its exchange scroll, then the all-gather of
+    # tmatmul(shard=cols) (a head is hd columns); bit-identical to one sentron
+    per = (heads + lw.sentrons - 1) // lw.sentrons
+    ranges = [(min(heads, s * per), min(heads, (s + 1) * per)) for s in range(lw.sentrons)]
 
     def compute(part: Tensor, s: int) -> None:
         if ranges[s][1] > ranges[s][0]:
