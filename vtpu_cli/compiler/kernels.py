@@ -573,7 +573,8 @@ def softmax_loop(lw: Lowerer, x, y, m: int, d: int, mask, ninf) -> None:
         chunk_loop(b, d, 4, xrow, ex)
         s = b.new("r")
         b.emit("DRED", s, acc, type="f32", mod="add")
-        inv = b.new("r")
+        inv, one = b.new("r"), b.new("r")  # 1.0 set here: not a register live across the token loop
+        b.emit("DMOV", one, F(1.0), type="f32")
         b.emit("DDIV", inv, one, s, type="f32")
         vinv = b.new("v")
         b.emit("DBCAST", vinv, inv, type="f32")
@@ -792,8 +793,6 @@ def attend_loop(
     row_kv = kc.shape[1] * 4
     nch = hd // 16
     inv_sqrt = 1.0 / (hd**0.5)
-    one = b.new("r")
-    b.emit("DMOV", one, F(1.0), type="f32")
     n = b.new("r", "len", nospill=True)
     b.emit("DMOV", n, length if isinstance(length, VReg) else imm(int(length)))
     if rows > 1:
@@ -869,7 +868,8 @@ def attend_loop(
         loop(b, nchunks, cexp, "exp")
         s = b.new("r")
         b.emit("DRED", s, tot, type="f32", mod="add")
-        inv = b.new("r")
+        inv, one = b.new("r"), b.new("r")  # 1.0 set here: not a register live across the token loop
+        b.emit("DMOV", one, F(1.0), type="f32")
         b.emit("DDIV", inv, one, s, type="f32")
         vinv = b.new("v")
         b.emit("DBCAST", vinv, inv, type="f32")

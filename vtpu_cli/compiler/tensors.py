@@ -637,6 +637,7 @@ def _exchange(
     compute,
     defer: bool = False,
     pin: tuple[str, ...] = (),
+    setup=None,
 ) -> None:
     """``shard=cols`` without a C-pipe payload (sentrons of one process share memory). Each sentron s
     computes its columns (bytes ``spans[s]`` of every row) into its own *exchange scroll* -- an
@@ -649,7 +650,8 @@ def _exchange(
     ``defer``: the copies are emitted later (:meth:`~.lower.Lowerer.flush_gathers`), so consecutive
     sharded ops (q, k, v) share one barrier. ``pin``: scrolls whose coordinate register is defined at
     the start of each sentron's region (a layer-indexed weight's coordinate is otherwise defined at its
-    first use, which in a kernel is inside the K loop: a translation per trip)."""
+    first use, which in a kernel is inside the K loop: a translation per trip). ``setup(s)``: code of
+    sentron s emitted before its region (outside it: its scrolls take none of the hoisted registers)."""
     b = lw.b
     if any(lw.root_scroll(k) == lw.root_scroll(y.scroll) for k, _ in lw.pending_gathers):
         lw.flush_gathers()  # y is about to be gathered again: the earlier copies go first
@@ -666,6 +668,8 @@ def _exchange(
         lw.sync.write(p.scroll)
 
     def own(s: int) -> None:
+        if setup is not None:
+            setup(s)
         # each sentron's code is a coordinate-register region of its own: with both branches in one
         # region the scrolls past the first five hoisted ones got their coordinate defined at every use,
         # inside the kernel's loops (a 2-sentron prefill GEMM ran 4x slower than the same GEMM unsharded)
@@ -709,11 +713,13 @@ def _col_ranges(nt: int, ns: int) -> list[tuple[int, int]]:
 def _per_sentron(lw: Lowerer, gen) -> None:
     """Specialised static code per sentron id: if sid == s { gen(s) } for each s."""
     b = lw.b
-    me = b.new("r", "sid")
-    b.emit("DMOV", me, Reg("s", 0))
     end = b.label("shard_end")
     for s in range(lw.sentrons):
         nxt = b.label("shard")
+        # the sentron id is read again before each test: kept in one register it would be live across
+        # every sentron's code (one register fewer for the kernels: attend's loops spilled without it)
+        me = b.new("r", "sid")
+        b.emit("DMOV", me, Reg("s", 0))
         flag = b.new("r")
         b.emit("DCMP", flag, me, imm(s), type="i64", mod="eq")
         b.emit("DBRF", nxt)
@@ -1567,7 +1573,23 @@ def _attend(lw: Lowerer, name_toks, call, pos, kw):
             kernels.attend_loop(lw, q, kc, vc, part, heads, kvh, hd, n, start, rows, ranges[s])
 
     spans = [(lo * hd * 4, hi * hd * 4) for lo, hi in ranges]
-    _exchange(lw, o, rows, width, spans, compute, defer=lw.tensors.get(o.name) is o)
+    # the runtime length and cache start go through memory: in registers both would stay live across
+    # sentron 0's code (sentron 1's uses them after it), and attend's score loop then spilled its
+    # temporaries (a 2B prefill: ~150k slow PPT translations more); each sentron reloads them, once
+    b = lw.b
+    runtime = [v for v in (n, start) if isinstance(v, VReg)]
+    slot = lw.scratch("attargs", 8 * len(runtime)) if runtime else ""
+    for i, v in enumerate(runtime):
+        b.store("i64", v, slot, i * 8)
+
+    n0, start0 = n, start
+
+    def setup(s: int) -> None:
+        nonlocal n, start
+        again = {v: b.load("i64", b.new("r", "attarg"), slot, i * 8) for i, v in enumerate(runtime)}
+        n, start = again.get(n0, n0), again.get(start0, start0)
+
+    _exchange(lw, o, rows, width, spans, compute, defer=lw.tensors.get(o.name) is o, setup=setup)
 
 
 def write_row(lw: Lowerer, target_tok, idx, expr) -> None:
