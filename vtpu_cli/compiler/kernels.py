@@ -573,8 +573,7 @@ def softmax_loop(lw: Lowerer, x, y, m: int, d: int, mask, ninf) -> None:
         chunk_loop(b, d, 4, xrow, ex)
         s = b.new("r")
         b.emit("DRED", s, acc, type="f32", mod="add")
-        inv, one = b.new("r"), b.new("r")  # 1.0 set here: not a register live across the token loop
-        b.emit("DMOV", one, F(1.0), type="f32")
+        inv = b.new("r")
         b.emit("DDIV", inv, one, s, type="f32")
         vinv = b.new("v")
         b.emit("DBCAST", vinv, inv, type="f32")
@@ -793,6 +792,8 @@ def attend_loop(
     row_kv = kc.shape[1] * 4
     nch = hd // 16
     inv_sqrt = 1.0 / (hd**0.5)
+    one = b.new("r")
+    b.emit("DMOV", one, F(1.0), type="f32")
     n = b.new("r", "len", nospill=True)
     b.emit("DMOV", n, length if isinstance(length, VReg) else imm(int(length)))
     if rows > 1:
@@ -809,13 +810,14 @@ def attend_loop(
     kvp, hcount = ptr(b, kvbase, "kvh"), ptr(b, 0, "hcount")
 
     def token():
-        b.emit("DBCAST", vlen, n, type="i32")
-        b.emit("DADD", nchunks, n, imm(15), type="i64")
-        b.emit("DSHR", nchunks, nchunks, imm(4), type="i64")
-        for s_lo, s_hi, sb in segments:
+        for i, (s_lo, s_hi, sb) in enumerate(segments):
             b.emit("DMOV", kvp, kvbase)
             bump(b, kvp, s_lo // group * hd * 4)  # the segment's first KV group (nothing from head 0)
             b.emit("DMOV", hcount, imm(s_lo % group // sb))
+            if i == 0:
+                b.emit("DBCAST", vlen, n, type="i32")
+                b.emit("DADD", nchunks, n, imm(15), type="i64")
+                b.emit("DSHR", nchunks, nchunks, imm(4), type="i64")
             loop(b, (s_hi - s_lo) // sb, lambda sb=sb: batch(sb), "heads")
         bump(b, qp, (heads - (h_hi - h_lo)) * hd * 4)  # past the other heads to the next row
         bump(b, n, 1)
@@ -868,8 +870,7 @@ def attend_loop(
         loop(b, nchunks, cexp, "exp")
         s = b.new("r")
         b.emit("DRED", s, tot, type="f32", mod="add")
-        inv, one = b.new("r"), b.new("r")  # 1.0 set here: not a register live across the token loop
-        b.emit("DMOV", one, F(1.0), type="f32")
+        inv = b.new("r")
         b.emit("DDIV", inv, one, s, type="f32")
         vinv = b.new("v")
         b.emit("DBCAST", vinv, inv, type="f32")

@@ -681,7 +681,7 @@ def _exchange(
         finally:
             b.pop_region(saved)
 
-    _per_sentron(lw, own)
+    _per_sentron(lw, own, reread=setup is not None)
 
     def gather() -> None:
         for p in parts:
@@ -710,16 +710,19 @@ def _col_ranges(nt: int, ns: int) -> list[tuple[int, int]]:
     return [(min(nt, s * per), min(nt, (s + 1) * per)) for s in range(ns)]
 
 
-def _per_sentron(lw: Lowerer, gen) -> None:
-    """Specialised static code per sentron id: if sid == s { gen(s) } for each s."""
+def _per_sentron(lw: Lowerer, gen, reread: bool = False) -> None:
+    """Specialised static code per sentron id: if sid == s { gen(s) } for each s. ``reread``: the id
+    is read again before each test (in one register it is live across every sentron's code: the
+    sharded model attend then ran out of p registers)."""
     b = lw.b
+    me = b.new("r", "sid")
+    b.emit("DMOV", me, Reg("s", 0))
     end = b.label("shard_end")
     for s in range(lw.sentrons):
         nxt = b.label("shard")
-        # the sentron id is read again before each test: kept in one register it would be live across
-        # every sentron's code (one register fewer for the kernels: attend's loops spilled without it)
-        me = b.new("r", "sid")
-        b.emit("DMOV", me, Reg("s", 0))
+        if reread and s:
+            me = b.new("r", "sid")
+            b.emit("DMOV", me, Reg("s", 0))
         flag = b.new("r")
         b.emit("DCMP", flag, me, imm(s), type="i64", mod="eq")
         b.emit("DBRF", nxt)
