@@ -118,30 +118,35 @@ def _add_chain():
     branch that run in parallel with the chain), or None when it cannot be built on this host. The
     addend is a register: recent Intel cores (Golden Cove) fold chains of *immediate* adds at rename,
     which would make the chain run faster than one add per cycle."""
+    body = (
+        "xorl %eax, %eax\\0Amovl $$1, %edx\\0A1:\\0A"
+        + "addq %rdx, %rax\\0A" * ADDS_PER_TRIP
+        + "decq %rcx\\0Ajnz 1b"
+    )
+    return _asm_loop("vtpu_add_chain", body, "~{rdx}")
+
+
+def _asm_loop(name: str, body: str, clobbers: str):
+    """A ctypes ``u64 name(u64 n)`` running the x86 loop ``body`` (rcx counts the trips; the result is
+    rax), or None when it cannot be built on this host (no llvmlite, not x86)."""
     try:
         import llvmlite.binding as llvm
 
         llvm.initialize_native_target()
         llvm.initialize_native_asmprinter()
         llvm.initialize_native_asmparser()  # inline asm needs the parser (else LLVM aborts the process)
-        body = (
-            "xorl %eax, %eax\\0Amovl $$1, %edx\\0A1:\\0A"
-            + "addq %rdx, %rax\\0A" * ADDS_PER_TRIP
-            + "decq %rcx\\0Ajnz 1b"
-        )
         ir = f"""
-        define i64 @vtpu_add_chain(i64 %n) {{
-          %r = call {{i64, i64}} asm sideeffect "{body}", "=&{{rax}},={{rcx}},1,~{{rdx}},~{{flags}}"(i64 %n)
+        define i64 @{name}(i64 %n) {{
+          %r = call {{i64, i64}} asm sideeffect "{body}", "=&{{rax}},={{rcx}},1,{clobbers},~{{flags}}"(i64 %n)
           %a = extractvalue {{i64, i64}} %r, 0
           ret i64 %a
         }}
         """
         mod = llvm.parse_assembly(ir)
-        target = llvm.Target.from_default_triple()
-        tm = target.create_target_machine(cpu=llvm.get_host_cpu_name())
+        tm = llvm.Target.from_default_triple().create_target_machine(cpu=llvm.get_host_cpu_name())
         ee = llvm.create_mcjit_compiler(mod, tm)
         ee.finalize_object()
-        addr = ee.get_function_address("vtpu_add_chain")
+        addr = ee.get_function_address(name)
         _KEEP.append((ee, mod))
         return ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_uint64)(addr)
     except Exception:  # pragma: no cover - non-x86 hosts
@@ -190,33 +195,11 @@ def _alu_probe():
     branch on 5 ALUs). It touches no memory, so when it reads low at a steady clock the core itself was
     delivering less -- on a VM, typically the other hardware thread of the physical core running
     someone else's work -- and no layout, cache or scheduling effect of this process can explain it."""
-    try:
-        import llvmlite.binding as llvm
-
-        llvm.initialize_native_target()
-        llvm.initialize_native_asmprinter()
-        llvm.initialize_native_asmparser()
-        regs = ("rax", "rbx", "rsi", "rdi", "r8", "r9", "r10", "r11")
-        zero = "".join(f"xorq %{r}, %{r}\\0A" for r in regs)
-        adds = "".join(f"addq %rdx, %{r}\\0A" for r in regs) * ALU_ROUNDS
-        body = zero + "movl $$1, %edx\\0A1:\\0A" + adds + "decq %rcx\\0Ajnz 1b"
-        clobbers = ",".join(f"~{{{r}}}" for r in regs[1:])
-        ir = f"""
-        define i64 @vtpu_alu_probe(i64 %n) {{
-          %r = call {{i64, i64}} asm sideeffect "{body}", "=&{{rax}},={{rcx}},1,~{{rdx}},{clobbers},~{{flags}}"(i64 %n)
-          %a = extractvalue {{i64, i64}} %r, 0
-          ret i64 %a
-        }}
-        """
-        mod = llvm.parse_assembly(ir)
-        tm = llvm.Target.from_default_triple().create_target_machine(cpu=llvm.get_host_cpu_name())
-        ee = llvm.create_mcjit_compiler(mod, tm)
-        ee.finalize_object()
-        addr = ee.get_function_address("vtpu_alu_probe")
-        _KEEP.append((ee, mod))
-        return ctypes.CFUNCTYPE(ctypes.c_uint64, ctypes.c_uint64)(addr)
-    except Exception:  # pragma: no cover - non-x86 hosts
-        return None
+    regs = ("rax", "rbx", "rsi", "rdi", "r8", "r9", "r10", "r11")
+    zero = "".join(f"xorq %{r}, %{r}\\0A" for r in regs)
+    adds = "".join(f"addq %rdx, %{r}\\0A" for r in regs) * ALU_ROUNDS
+    body = zero + "movl $$1, %edx\\0A1:\\0A" + adds + "decq %rcx\\0Ajnz 1b"
+    return _asm_loop("vtpu_alu_probe", body, ",".join(f"~{{{r}}}" for r in ("rdx", *regs[1:])))
 
 
 def clock_sample(window_s: float = 0.0005, windows: int = 5) -> dict:
