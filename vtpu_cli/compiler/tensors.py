@@ -389,6 +389,18 @@ def _kw(lw, kw, allowed, call):
             lw.fail(v, f"unknown keyword argument `{k}`", hint=f"allowed: {', '.join(allowed) or 'none'}")
 
 
+def _shard_kw(lw: Lowerer, kw, allowed: tuple[str, ...], message: str) -> str | None:
+    """The ``shard=`` keyword of a tensor op: None when absent, else its name, which must be one of
+    ``allowed`` (``message`` says which otherwise)."""
+    if "shard" not in kw:
+        return None
+    node = kw["shard"]
+    shard = str(node.children[0]) if node.data == "name" else None
+    if shard not in allowed:
+        lw.fail(node, message)
+    return shard
+
+
 def _dtype_ok(lw, node, t: Tensor, allowed, op: str):
     if t.dtype not in allowed:
         lw.fail(
@@ -557,12 +569,9 @@ def _matmul(lw: Lowerer, name_toks, call, pos, kw):
             pos[1],
             f"shape mismatch: matmul inner dimensions differ: x is {list(x.shape)}, w is {list(w.shape)}",
         )
-    shard = None
-    if "shard" in kw:
-        node = kw["shard"]
-        shard = str(node.children[0]) if node.data == "name" else None
-        if shard not in ("cols", "k"):
-            lw.fail(node, "shard is `cols` (split N over the sentrons) or `k` (split K, then all-reduce)")
+    shard = _shard_kw(
+        lw, kw, ("cols", "k"), "shard is `cols` (split N over the sentrons) or `k` (split K, then all-reduce)"
+    )
     y0 = _result(lw, name_toks[0], "f32", (m, n))
     _in_place(lw, y0, [x, w], lambda y: _matmul_into(lw, x, w, y, m, k, n, shard))
 
@@ -849,12 +858,9 @@ def _tmatmul(lw: Lowerer, name_toks, call, pos, kw):
             pos[1],
             f"shape mismatch: tmatmul inner dimensions differ: x is {list(x.shape)}, w is {list(w.shape)}",
         )
-    shard = None
-    if "shard" in kw:
-        node = kw["shard"]
-        shard = str(node.children[0]) if node.data == "name" else None
-        if shard != "cols":
-            lw.fail(node, "tmatmul shards by columns: shard=cols (each sentron computes a range of N)")
+    shard = _shard_kw(
+        lw, kw, ("cols",), "tmatmul shards by columns: shard=cols (each sentron computes a range of N)"
+    )
     y0 = _result(lw, name_toks[0], "f32", (m, n))
     wscale = _weight_scale(lw, w, pos[1])
     srcs = [x] if pre is None else [x, pre[1]]
@@ -1455,12 +1461,9 @@ def _matmul_q8(lw: Lowerer, name_toks, call, pos, kw):
     _nargs(lw, call, pos, 3)
     _kw(lw, kw, ("shard",), call)
     x, w8, ws = (lw.tensor_arg(a) for a in pos)
-    shard = None
-    if "shard" in kw:
-        node = kw["shard"]
-        shard = str(node.children[0]) if node.data == "name" else None
-        if shard != "cols":
-            lw.fail(node, "matmul_q8 shards by columns: shard=cols (each sentron computes a range of N)")
+    shard = _shard_kw(
+        lw, kw, ("cols",), "matmul_q8 shards by columns: shard=cols (each sentron computes a range of N)"
+    )
     _dtype_ok(lw, pos[0], x, ("f32",), "matmul_q8")
     _dtype_ok(lw, pos[1], w8, ("i8",), "matmul_q8 (int8 weights)")
     _dtype_ok(lw, pos[2], ws, ("f32",), "matmul_q8 (weight scales)")
@@ -1538,12 +1541,9 @@ def _rope(lw: Lowerer, name_toks, call, pos, kw):
 def _attend(lw: Lowerer, name_toks, call, pos, kw):
     _nargs(lw, call, pos, 4)
     _kw(lw, kw, ("heads", "kv_heads", "start", "shard"), call)
-    shard = None
-    if "shard" in kw:
-        node = kw["shard"]
-        shard = str(node.children[0]) if node.data == "name" else None
-        if shard != "heads":
-            lw.fail(node, "attend shards by heads: shard=heads (each sentron computes a range of heads)")
+    shard = _shard_kw(
+        lw, kw, ("heads",), "attend shards by heads: shard=heads (each sentron computes a range of heads)"
+    )
     q, kc, vc = (lw.tensor_arg(a) for a in pos[:3])
     for node, t in zip(pos[:3], (q, kc, vc), strict=True):
         _dtype_ok(lw, node, t, ("f32",), "attend")
