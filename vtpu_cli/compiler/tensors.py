@@ -835,7 +835,7 @@ def _weight_scale(lw: Lowerer, w: Tensor, node):
 def _tmatmul(lw: Lowerer, name_toks, call, pos, kw):
     lw.colour_coords = True  # a ternary (model) program: PPT-coloured scratch coordinates (lower.py)
     _nargs(lw, call, pos, 2, 3)
-    _kw(lw, kw, ("shard",), call)
+    _kw(lw, kw, ("shard",) + EPILOGUE_KW, call)
     x, w = lw.tensor_arg(pos[0]), lw.tensor_arg(pos[1])
     pre = None
     if len(pos) == 3:  # tmatmul(q8, w, qs): x already quantised by quant()
@@ -861,33 +861,67 @@ def _tmatmul(lw: Lowerer, name_toks, call, pos, kw):
     shard = _shard_kw(
         lw, kw, ("cols",), "tmatmul shards by columns: shard=cols (each sentron computes a range of N)"
     )
+    ep = _epilogue_kw(lw, kw, call, w, m, n)
     y0 = _result(lw, name_toks[0], "f32", (m, n))
     wscale = _weight_scale(lw, w, pos[1])
     srcs = [x] if pre is None else [x, pre[1]]
-    _in_place(lw, y0, srcs, lambda y: _tmatmul_into(lw, x, w, y, m, k, n, shard, wscale, pre))
+    _in_place(lw, y0, srcs, lambda y: _tmatmul_into(lw, x, w, y, m, k, n, shard, wscale, pre, ep))
 
 
 def _tmatmul_into(
-    lw: Lowerer, x: Tensor, w: Tensor, y: Tensor, m: int, k: int, n: int, shard, wscale, pre=None
+    lw: Lowerer,
+    x: Tensor,
+    w: Tensor,
+    y: Tensor,
+    m: int,
+    k: int,
+    n: int,
+    shard,
+    wscale,
+    pre=None,
+    ep: Epilogue | None = None,
 ):
     b = lw.b
     k16 = (k + 15) // 16 * 16
     nt = (n + 15) // 16
-    if use_loops(lw, m * (k16 // 4) * nt) or (shard and lw.sentrons > 1) or pre is not None:
+    if use_loops(lw, m * (k16 // 4) * nt) or (shard and lw.sentrons > 1) or pre is not None or ep:
+        gbuf = None
+        if ep is not None and ep.gate_w is not None:
+            gkey = lw.scratch("gate", m * n * 4)
+            gbuf = Tensor(gkey, "f32", (m, n), "tensor", gkey)
         if shard is None or lw.sentrons == 1:
-            kernels.tmatmul_loop(lw, x, w, y, 0, nt, wscale, pre)
+            if ep is None:
+                kernels.tmatmul_loop(lw, x, w, y, 0, nt, wscale, pre)
+                return
+            if gbuf is not None:
+                kernels.tmatmul_loop(lw, x, ep.gate_w, gbuf, 0, nt, ep.gate_wscale, pre)
+            # the residual is y itself (`h = tmatmul(..., add=h)`): the product goes to a scratch first
+            src = y
+            if ep.add is not None and lw.root_scroll(ep.add.scroll) == lw.root_scroll(y.scroll):
+                tkey = lw.scratch("epi", m * n * 4)
+                src = Tensor(tkey, "f32", (m, n), "tensor", tkey)
+            kernels.tmatmul_loop(lw, x, w, src, 0, nt, wscale, pre)
+            kernels.in_region(b, lambda: _epilogue(lw, ep, src, y, gbuf, m, n, (0, n * 4)))
             return
         ranges = _col_ranges(nt, lw.sentrons)
         spans = [(lo * 64, min(hi * 16, n) * 4) for lo, hi in ranges]
+
+        def compute(part: Tensor, s: int) -> None:
+            if ep is not None and gbuf is not None:
+                kernels.tmatmul_loop(lw, x, ep.gate_w, gbuf, *ranges[s], ep.gate_wscale, pre)
+            kernels.tmatmul_loop(lw, x, w, part, *ranges[s], wscale, pre)
+            if ep is not None and spans[s][1] > spans[s][0]:
+                kernels.in_region(b, lambda: _epilogue(lw, ep, part, part, gbuf, m, n, spans[s]))
+
         _exchange(
             lw,
             y,
             m,
             n,
             spans,
-            lambda part, s: kernels.tmatmul_loop(lw, x, w, part, *ranges[s], wscale, pre),
+            compute,
             defer=lw.tensors.get(y.name) is y,  # not an in-place scratch (copied to y right after)
-            pin=(w.scroll,),
+            pin=(w.scroll,) if ep is None or ep.gate_w is None else (w.scroll, ep.gate_w.scroll),
         )
         return
     qbuf = lw.scratch("q", m * k16)
@@ -981,6 +1015,118 @@ def _tmatmul_into(
                 o = b.new("v")
                 b.emit("DMUL", o, f, vsc, type="f32")
                 b.store("f32", o, y.scroll, i * n * 4 + j * 64, min(64, (n - j * 16) * 4))
+
+
+# ---------------------------------------------------------------------- tmatmul epilogue
+EPILOGUE_KW = ("scale", "act", "gate", "gate_scale", "add")
+EPILOGUE_ACTS = ("relu", "relu2", "silu")
+
+
+class Epilogue:
+    """Element-wise work a ``tmatmul`` statement applies to its own result, column by column (so a
+    ``shard=cols`` sentron does it on its own columns only, before the gather): with ``gate=Wg``,
+    ``y = act(tmatmul(x, Wg) * gate_scale) * (tmatmul(x, W) * scale)``, else ``y = act(tmatmul(x, W) *
+    scale)``; then ``y = add + y``. Each step is the op of the separate statement it replaces
+    (``mul``, ``relu2``, ``mul``, ``add``, same operand order), so the bits are those statements'."""
+
+    def __init__(self) -> None:
+        self.scale = None  # f32 register or python float; None: no multiply
+        self.act: str | None = None
+        self.gate_w: Tensor | None = None
+        self.gate_wscale = None
+        self.gate_scale = None
+        self.add: Tensor | None = None
+
+
+def _epilogue_kw(lw: Lowerer, kw, call, w: Tensor, m: int, n: int) -> Epilogue | None:
+    """The epilogue keywords of a tmatmul (None when there are none: the statement's code is then
+    exactly that of a plain tmatmul)."""
+    if not any(k in kw for k in EPILOGUE_KW):
+        return None
+    ep = Epilogue()
+    if "scale" in kw:
+        ep.scale = _ep_scalar(lw, kw["scale"])
+    if "act" in kw:
+        node = kw["act"]
+        act = str(node.children[0]) if node.data == "name" else None
+        if act not in EPILOGUE_ACTS:
+            lw.fail(node, f"act is one of {', '.join(EPILOGUE_ACTS)}")
+        ep.act = act
+    if "gate_scale" in kw and "gate" not in kw:
+        lw.fail(kw["gate_scale"], "gate_scale needs gate=WEIGHT (the gate projection's weights)")
+    if "gate" in kw:
+        gw = lw.tensor_arg(kw["gate"])
+        _dtype_ok(lw, kw["gate"], gw, ("t2",), "tmatmul gate (weights)")
+        if tuple(gw.shape) != tuple(w.shape):
+            lw.fail(kw["gate"], f"the gate weights must be {list(w.shape)} like W, found {list(gw.shape)}")
+        ep.gate_w = gw
+        ep.gate_wscale = _weight_scale(lw, gw, kw["gate"])
+        if "gate_scale" in kw:
+            ep.gate_scale = _ep_scalar(lw, kw["gate_scale"])
+    if "add" in kw:
+        a = lw.tensor_arg(kw["add"])
+        _dtype_ok(lw, kw["add"], a, ("f32",), "tmatmul add (residual)")
+        if _rows2(a) != (m, n) or len(a.shape) != 2:
+            lw.fail(kw["add"], f"the residual must be f32[{m}, {n}] like the product, found {list(a.shape)}")
+        ep.add = a
+    return ep
+
+
+def _ep_scalar(lw: Lowerer, node):
+    c = _scalar_arg(lw, node, "f32")
+    if isinstance(c, int):
+        return float(c)
+    return c
+
+
+def _epilogue(
+    lw: Lowerer, ep: Epilogue, src: Tensor, dst: Tensor, gate: Tensor | None, m: int, n: int, span
+) -> None:
+    """``dst[:, span] = epilogue(src[:, span])`` for the byte range ``span`` of every row of [m, n]
+    f32 tensors (src may be dst; ``gate`` holds the gate product at the same offsets)."""
+    b = lw.b
+    c0, c1 = span
+
+    def vec(v):
+        r = b.new("v", "escale")
+        b.emit("DBCAST", r, v if isinstance(v, VReg) else F(v), type="f32")
+        return r
+
+    vs = vec(ep.scale) if ep.scale is not None else None
+    vg = vec(ep.gate_scale) if ep.gate_scale is not None else None
+    row = kernels.ptr(b, c0, "erow")
+
+    def each(p: VReg, nb: int, first: bool) -> None:
+        v = kernels.ld(b, "f32", src.scroll, p, nb)
+        if vs is not None:
+            r = b.new("v")
+            b.emit("DMUL", r, v, vs, type="f32")
+            v = r
+        if gate is not None:
+            g = kernels.ld(b, "f32", gate.scroll, p, nb)
+            if vg is not None:
+                r = b.new("v")
+                b.emit("DMUL", r, g, vg, type="f32")
+                g = r
+            if ep.act is not None:
+                g = unary_vec(b, ep.act, g)
+            r = b.new("v")
+            b.emit("DMUL", r, g, v, type="f32")
+            v = r
+        elif ep.act is not None:
+            v = unary_vec(b, ep.act, v)
+        if ep.add is not None:
+            a = kernels.ld(b, "f32", ep.add.scroll, p, nb)
+            r = b.new("v")
+            b.emit("DADD", r, a, v, type="f32")
+            v = r
+        kernels.st(b, "f32", v, dst.scroll, p, nb)
+
+    def one_row() -> None:
+        kernels.chunk_loop(b, (c1 - c0) // 4, 4, row, each)
+        kernels.bump(b, row, n * 4)
+
+    kernels.loop(b, m, one_row, "erow")
 
 
 def ones_codes(b: Builder) -> VReg:
