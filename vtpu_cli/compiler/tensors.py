@@ -905,6 +905,18 @@ def _tmatmul_into(
             return
         ranges = _col_ranges(nt, lw.sentrons)
         spans = [(lo * 64, min(hi * 16, n) * 4) for lo, hi in ranges]
+        setup = None
+        if ep is not None:
+            # runtime scales go through memory, reloaded by each sentron (as attend's arguments): in
+            # registers they would stay live across sentron 0's code and push its loops into spills
+            regs = [a for a in ("scale", "gate_scale") if isinstance(getattr(ep, a), VReg)]
+            slot = lw.scratch("epargs", 4 * len(regs)) if regs else ""
+            for i, a in enumerate(regs):
+                b.store("f32", getattr(ep, a), slot, i * 4)
+
+            def setup(s: int) -> None:
+                for i, a in enumerate(regs):
+                    setattr(ep, a, b.load("f32", b.new("r", "eparg"), slot, i * 4))
 
         def compute(part: Tensor, s: int) -> None:
             if ep is not None and gbuf is not None:
@@ -922,6 +934,7 @@ def _tmatmul_into(
             compute,
             defer=lw.tensors.get(y.name) is y,  # not an in-place scratch (copied to y right after)
             pin=(w.scroll,) if ep is None or ep.gate_w is None else (w.scroll, ep.gate_w.scroll),
+            setup=setup,
         )
         return
     qbuf = lw.scratch("q", m * k16)
