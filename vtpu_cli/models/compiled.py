@@ -227,7 +227,7 @@ class StepRunner:
     """The compiled step with its memory: weight and KV-cache scrolls are the shared buffers (added by
     reference, never copied), the rest (IO, scratch) belongs to this runner."""
 
-    def __init__(self, shape: StepShape, shared: dict[int, np.ndarray], engine: str):
+    def __init__(self, shape: StepShape, shared: dict[int, np.ndarray], engine: str, tiered: bool = False):
         from vtpu_cli.core import coords
         from vtpu_cli.engines.select import EngineOptions
         from vtpu_cli.machine.memory import Memory, scroll_buffer
@@ -235,6 +235,7 @@ class StepRunner:
         self.shape = shape
         self.program, self.report = compile_step(shape)
         self.engine_name = engine
+        self.tiered = tiered  # JIT: tier-0 code at once, the optimised code from a background compile
         self.mem: Memory = Memory(mem_limit=1 << 46)
         for d in self.program.data:
             buf = shared.get(d.coord)
@@ -255,6 +256,7 @@ class StepRunner:
         self.runs = 0
         self.run_s = 0.0
         self.fast_hits = 0  # PPT translations the JIT served from its fast path, all runs
+        self.tier0_runs = 0  # runs that executed tier-0 code (tiered JIT, before the optimised code landed)
 
     def engine(self):
         """The engine for the next run. The JIT is opened (native code generated or loaded from its disk
@@ -268,7 +270,13 @@ class StepRunner:
             # under mpiexec the sentrons spread over the ranks (docs/cluster.md, "SPMD engine"): importing
             # the cluster layer registers its rank engine with open_engine
             import vtpu_cli.cluster.spmd  # noqa: F401
-        eng = open_engine(self.program, self.mem, self.opts)
+        if self.tiered and self.opts.engine == "jit":
+            from vtpu_cli.engines.jit.engine import tiered_engines
+
+            with tiered_engines():
+                eng = open_engine(self.program, self.mem, self.opts)
+        else:
+            eng = open_engine(self.program, self.mem, self.opts)
         if self.engine_name == "jit" and self.fallback is None:
             reason = getattr(eng, "reason", None)
             if reason is None:
@@ -279,6 +287,20 @@ class StepRunner:
                 self.fallback = reason
                 self.opts = replace(self.opts, engine="interp")
         return eng
+
+    def tier(self) -> int:
+        """The tier of the code the next run executes: 0 (quick code; the optimised code still compiling
+        in the background), or 1 (optimised, also when not tiered or not on the JIT)."""
+        comp = getattr(self._engine, "compiled", None)
+        if comp is None:
+            return 1
+        self._engine.compile()  # takes landed tier-1 code, as the next run would
+        return self._engine.compiled.tier
+
+    def wait_optimised(self, timeout: float | None = None) -> bool:
+        """Block until this step runs optimised code (see ``JitEngine.wait_optimised``)."""
+        eng = self._engine
+        return eng.wait_optimised(timeout) if hasattr(eng, "wait_optimised") else True
 
     def start(self) -> None:
         """Start the engine now (JIT code generation) rather than in the first run, so that timings of
@@ -309,6 +331,8 @@ class StepRunner:
         self.runs += 1
         self.run_s += getattr(res, "run_s", 0.0) or 0.0
         self.fast_hits += getattr(res, "ppt_fast_hits", 0) or 0
+        if getattr(res, "tier", 1) == 0:
+            self.tier0_runs += 1
 
     def logits(self) -> np.ndarray:
         return self.bufs["logits"].view(np.float32)
@@ -337,7 +361,11 @@ class CompiledModel:
         weights: dict[str, np.ndarray] | None = None,
         prefill: int | tuple[int, ...] = (64, 16),
         sentrons: int = 1,
+        tiered: bool = False,
     ) -> None:
+        """``tiered=True``: each JIT step variant whose optimised code is not cached starts on tier-0
+        code (ready in a fraction of the full compile) and switches to the optimised code between two
+        runs once a background compile delivers it (``vtpu generate``); benchmarks leave it off."""
         from vtpu_cli.core import coords
         from vtpu_cli.machine.memory import scroll_buffer
         from vtpu_cli.models.weights import no_huge_pages
@@ -346,6 +374,7 @@ class CompiledModel:
         if sentrons < 1:
             raise ModelError(f"--sentrons must be at least 1, got {sentrons}")
         self.sentrons = sentrons
+        self.tiered = tiered
         sizes = (prefill,) if isinstance(prefill, int) else tuple(prefill)
         if not sizes or min(sizes) < 1:
             raise ModelError(f"prefill chunk must be at least 1 token, got {prefill}")
@@ -366,7 +395,7 @@ class CompiledModel:
         no_huge_pages(self.kv)  # resident as rows are written, not 2 MiB at a time (every caller: serve too)
         shared[coords.parse_packed(io_coord("kv"))] = self.kv
         self.shared = shared
-        self.runners: dict[int, StepRunner] = {1: StepRunner(self.shape(1), shared, engine)}
+        self.runners: dict[int, StepRunner] = {1: StepRunner(self.shape(1), shared, engine, tiered)}
         self.runner = self.runners[1]  # the runner of the last run: its logits and argmax are current
         self.pos = 0
         self.engines_used: set[str] = set()
@@ -391,7 +420,7 @@ class CompiledModel:
         """The compiled variant that takes ``tokens`` tokens per run (compiled on first use)."""
         r = self.runners.get(tokens)
         if r is None:
-            r = self.runners[tokens] = StepRunner(self.shape(tokens), self.shared, self.engine)
+            r = self.runners[tokens] = StepRunner(self.shape(tokens), self.shared, self.engine, self.tiered)
         return r
 
     def start(self, sizes=None) -> None:
@@ -421,6 +450,10 @@ class CompiledModel:
             th.join()
         if errors:
             raise errors[0]
+
+    def wait_optimised(self, timeout: float | None = None) -> bool:
+        """Block until every started variant runs optimised code; True when all do."""
+        return all([r.wait_optimised(timeout) for r in self.runners.values() if r._engine is not None])
 
     def reset(self) -> None:
         """Start a new sequence (cache rows beyond ``pos`` are never read, so nothing is cleared)."""

@@ -37,6 +37,10 @@ class GenStats:
     prompt_tps: float = 0.0
     decode_tps: float = 0.0
     peak_rss_bytes: int = 0
+    # tiered JIT (docs/jit.md, "Tiers"): tokens whose run executed tier-0 code, and seconds from the start
+    # of compilation (phextcc + JIT) to the end of the first token made by optimised code (0: none was)
+    tier0_tokens: int = 0
+    full_speed_s: float = 0.0
     stop: str = ""
     notes: list[str] = field(default_factory=list)
 
@@ -85,7 +89,7 @@ def _read_prompt(prompt: str | None, prompt_file: Path | None) -> str:
     return prompt if prompt is not None else ""
 
 
-def _open(model: Path, ctx: int, engine: str, sentrons: int, stats: GenStats):
+def _open(model: Path, ctx: int, engine: str, sentrons: int, stats: GenStats, tiered: bool = False):
     from vtpu_cli.models.compiled import CompiledModel
     from vtpu_cli.models.loader import load_model
 
@@ -101,7 +105,7 @@ def _open(model: Path, ctx: int, engine: str, sentrons: int, stats: GenStats):
 
     weights, stats.layout_cache_hit = cached_weights(m)
     t1 = time.perf_counter()
-    cm = CompiledModel(m, ctx=ctx or None, engine=engine, weights=weights, sentrons=sentrons)
+    cm = CompiledModel(m, ctx=ctx or None, engine=engine, weights=weights, sentrons=sentrons, tiered=tiered)
     t2 = time.perf_counter()
     stats.load_s = t1 - t0
     stats.compile_s = t2 - t1
@@ -130,6 +134,17 @@ def settle() -> None:
 
     gc.collect()
     trim_heap()
+
+
+def _tier_seen(cm, stats: GenStats, since_first_run: float) -> None:
+    """After a run: count the token if its run executed tier-0 code, and note when the first token came from
+    optimised code (seconds from the start of compilation)."""
+    last = cm.runner.last
+    tier = getattr(last, "tier", 1)
+    if tier == 0:
+        stats.tier0_tokens += 1
+    elif not stats.full_speed_s and stats.tier0_tokens:
+        stats.full_speed_s = stats.compile_s + since_first_run
 
 
 def _fail(e: Exception, json_out: bool) -> int:
@@ -166,7 +181,7 @@ def generate_command(
         if n < 0:
             raise ModelError(f"-n must be at least 0, got {n}")
         text = _read_prompt(prompt, prompt_file)
-        m, cm = _open(Path(model), ctx, engine, sentrons, stats)
+        m, cm = _open(Path(model), ctx, engine, sentrons, stats, tiered=True)
         ids = m.tokenizer.encode(text)
         if not ids:
             raise ModelError("empty prompt: at least one token (e.g. BOS) is needed")
@@ -186,6 +201,7 @@ def generate_command(
         tok = cm.runner.token() if sampler.greedy else sampler(logits.astype(np.float64))
         t1 = time.perf_counter()
         stats.prefill_s = stats.ttft_s = t1 - t0
+        _tier_seen(cm, stats, t1 - t0)
         stats.stop = "length"
         for i in range(n):
             generated.append(tok)
@@ -200,6 +216,7 @@ def generate_command(
                 break
             logits = cm.forward([tok])[-1]
             tok = cm.runner.token() if sampler.greedy else sampler(logits.astype(np.float64))
+            _tier_seen(cm, stats, time.perf_counter() - t0)
         t2 = time.perf_counter()
         stats.decode_s = t2 - t1
     except KeyboardInterrupt:
@@ -228,6 +245,13 @@ def generate_command(
             f"peak RSS {stats.peak_rss_bytes / 2**20:.0f} MiB, stop: {stats.stop}",
             file=sys.stderr,
         )
+        if stats.tier0_tokens:
+            landed = (
+                f"optimised code from {stats.full_speed_s:.2f} s after the start of compilation"
+                if stats.full_speed_s
+                else "the optimised code was still compiling (it is finished before exit and cached)"
+            )
+            print(f"JIT tiers: {stats.tier0_tokens} tokens from tier-0 code; {landed}", file=sys.stderr)
     return 0
 
 

@@ -10,12 +10,16 @@ golden report. See ``docs/jit.md`` for what is exact, what is timing dependent a
 
 from __future__ import annotations
 
+import atexit
+import contextlib
+import contextvars
 import copy
 import ctypes
 import os
 import threading
 import time
 import weakref
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -37,6 +41,7 @@ from vtpu_cli.engines.base import (
 from vtpu_cli.engines.compare import same_result
 from vtpu_cli.engines.interp.interpreter import Interpreter
 from vtpu_cli.engines.jit.compile import (
+    TIER0_OPT,
     Compiled,
     JitError,
     _portable_env,
@@ -432,6 +437,7 @@ class JitRunResult(RunResult):
     ppt_fast_hits: int = 0
     run_s: float = 0.0  # seconds of native execution (cycles / TSC frequency)
     replay: str = ""  # "" | "interp" | "precise": how a native fault was replayed for the report
+    tier: int = 1  # 0: the run executed tier-0 (quickly compiled) code; 1: fully optimised code
     # (sentron, SIW, slot) of every sentron whose fast native run faulted; a replay's report must agree
     native_faults: tuple = ()
 
@@ -458,6 +464,78 @@ def _env_int(name: str, default: int) -> int:
         raise VtpuError(f"${name} must be a whole number") from None
 
 
+TIERED_ENV = "VTPU_JIT_TIERED"  # "0": engines asked for tiered compilation compile fully at once
+
+
+def tiering_allowed() -> bool:
+    """Whether tiered compilation may be used (``$VTPU_JIT_TIERED`` is not ``0``)."""
+    return os.environ.get(TIERED_ENV, "1").strip() != "0"
+
+
+class _Tier1:
+    """A tier-1 (fully optimised) compile running in the background behind tier-0 code: a thread that
+    waits on the compile's child processes (``compile_program(background=True)``). ``result`` is the
+    Compiled, or ``error`` the reason it failed (the engine then keeps the tier-0 code)."""
+
+    pending: set[_Tier1] = set()  # every unfinished one: waited for at exit, so the cache gets the object
+    lock = threading.Lock()
+
+    def __init__(self, compile_fn):
+        self.t0 = time.perf_counter()
+        self.result: Compiled | None = None
+        self.error: str | None = None
+        self.ready_s = 0.0  # seconds from the start of the background compile to its code being loaded
+        self.thread = threading.Thread(
+            target=self._run, args=(compile_fn,), name="vtpu-jit-tier1", daemon=True
+        )
+        with _Tier1.lock:
+            _Tier1.pending.add(self)
+        self.thread.start()
+
+    def _run(self, compile_fn) -> None:
+        try:
+            self.result = compile_fn()
+        except Exception as e:  # noqa: BLE001 - any failure leaves the tier-0 code running
+            self.error = str(e) or type(e).__name__
+        finally:
+            self.ready_s = time.perf_counter() - self.t0
+            with _Tier1.lock:
+                _Tier1.pending.discard(self)
+
+    def done(self) -> bool:
+        return not self.thread.is_alive()
+
+    def wait(self, timeout: float | None = None) -> bool:
+        self.thread.join(timeout)
+        return self.done()
+
+
+_TIERED_DEFAULT: contextvars.ContextVar[bool] = contextvars.ContextVar("vtpu_jit_tiered", default=False)
+
+
+@contextlib.contextmanager
+def tiered_engines(on: bool = True) -> Iterator[None]:
+    """JIT engines created inside this block (in this thread) default to ``tiered=on``: the way to ask
+    for tiers through ``engines.select.open_engine``, whose options have no such field."""
+    tok = _TIERED_DEFAULT.set(on)
+    try:
+        yield
+    finally:
+        _TIERED_DEFAULT.reset(tok)
+
+
+def _wait_tier1_at_exit() -> None:
+    """At interpreter exit, let background compiles finish (bounded by their own time limit), so that
+    the optimised objects reach the disk cache and the next start loads them."""
+    with _Tier1.lock:
+        pending = list(_Tier1.pending)
+    for t in pending:
+        t.wait()
+
+
+atexit.register(_wait_tier1_at_exit)
+
+
 def max_jit_siws() -> int:
     """The largest program the JIT compiles: ``$VTPU_JIT_MAX_SIWS`` or :data:`MAX_JIT_SIWS`."""
     return _env_int(MAX_JIT_SIWS_ENV, MAX_JIT_SIWS)
@@ -479,11 +557,19 @@ class JitEngine:
         portable: bool = False,
         opt: int | None = None,
         rerunnable: bool = False,
+        tiered: bool | None = None,
     ):
         """``rerunnable=True``: the caller promises that running the program again from the memory a
         failed run leaves behind gives the same result (e.g. a model step that rewrites only its own
         outputs). The engine then skips the pre-run copy of every scroll that makes a fault's replay
-        exact, and a run that does not end ok is simply run again with that copy."""
+        exact, and a run that does not end ok is simply run again with that copy.
+
+        ``tiered=True`` (default: off, or as :func:`tiered_engines` says; ``$VTPU_JIT_TIERED=0`` turns
+        it off everywhere): when the optimised code is not cached, the engine compiles tier-0 code at
+        once (every function through the light pipeline: a fraction of the full compile) and the
+        optimised (tier-1) code in the background; a run that starts after it landed runs it (never a
+        run already under way). Benchmarks leave this off, or call
+        :meth:`wait_optimised`, so they time only tier-1 code."""
         if sentrons < 1:
             raise ValueError("at least one sentron")
         self.rerunnable = rerunnable
@@ -500,6 +586,10 @@ class JitEngine:
         self.portable = portable or _portable_env()
         self.opt = opt
         self.compiled: Compiled | None = None
+        self.tiered = _TIERED_DEFAULT.get() if tiered is None else tiered
+        self.tier1: _Tier1 | None = None  # the background compile behind tier-0 code, if one was started
+        self.tier1_ready_s = 0.0  # how long the background compile took to land (0: none landed)
+        self.tier1_error: str | None = None  # why it failed (the tier-0 code then stays)
         self.replay_interp_steps = REPLAY_INTERP_STEPS
         self.fallback_reason = self._check()
 
@@ -528,21 +618,36 @@ class JitEngine:
                 )
         return None
 
+    def _compile_at(self, opt: int | None, precise: bool = False, **kw) -> Compiled | None:
+        return compile_program(
+            self.program,
+            sentrons=self.n,
+            max_steps=self.max_steps,
+            ppt_sets=self.mem.sets,
+            ppt_ways=self.mem.ways,
+            cache_dir=self.cache_dir,
+            no_cache=self.no_cache,
+            portable=self.portable,
+            opt=opt,
+            precise=precise,
+            **kw,
+        )
+
     def compile(self, precise: bool = False) -> Compiled | None:
+        """The code the next run executes (compiled, or from a cache). With tiering, this is where
+        tier-1 code replaces tier-0 code once its background compile has landed: between runs."""
+        if self.tier1 is not None and self.tier1.done() and not precise:
+            self._take_tier1()
         if self.fallback_reason is None and (self.compiled is None or precise):
             try:
-                comp = compile_program(
-                    self.program,
-                    sentrons=self.n,
-                    max_steps=self.max_steps,
-                    ppt_sets=self.mem.sets,
-                    ppt_ways=self.mem.ways,
-                    cache_dir=self.cache_dir,
-                    no_cache=self.no_cache,
-                    portable=self.portable,
-                    opt=self.opt,
-                    precise=precise,
-                )
+                comp = None
+                if not precise and self.tiering:
+                    comp = self._compile_at(self.opt, cached_only=True)
+                    if comp is None:
+                        comp = self._compile_at(TIER0_OPT, disk=False)
+                        self.tier1 = _Tier1(lambda: self._compile_at(self.opt, background=True))
+                if comp is None:
+                    comp = self._compile_at(self.opt, precise)
             except L.Unsupported as e:
                 self.fallback_reason = str(e)
                 return None
@@ -550,6 +655,32 @@ class JitEngine:
                 return comp
             self.compiled = comp
         return self.compiled
+
+    @property
+    def tiering(self) -> bool:
+        """Whether this engine compiles in tiers (asked for, allowed, a run without a step limit, and
+        no tier-0 code requested outright)."""
+        return self.tiered and tiering_allowed() and self.max_steps is None and self.opt != TIER0_OPT
+
+    def _take_tier1(self) -> None:
+        t = self.tier1
+        if t is None or not t.done():
+            return
+        self.tier1 = None
+        self.tier1_ready_s = t.ready_s
+        if t.result is not None:
+            self.compiled = t.result
+        else:
+            self.tier1_error = t.error  # the tier-0 code stays: correct, only slower
+
+    def wait_optimised(self, timeout: float | None = None) -> bool:
+        """Wait for the background tier-1 compile (if any) and run its code from the next run on; True
+        when the engine now holds tier-1 code (or compiled without tiers)."""
+        self.compile()
+        if self.tier1 is not None:
+            self.tier1.wait(timeout)
+            self._take_tier1()
+        return self.compiled is not None and self.compiled.tier == 1
 
     def build_table(self) -> None:
         """The native scroll table (coordinate -> pointer, size), rebuilt when scrolls change."""
@@ -683,6 +814,7 @@ class JitEngine:
         if not stuck:
             _check_replay(native, out)
         out.compile_s, out.cache_hit = comp.compile_s, comp.cache_hit
+        out.tier = comp.tier  # the code the run started on (a replay's own code does not change it)
         hz, src = tsc_hz()
         out.cycles, out.tsc_hz, out.tsc_source = cycles, hz, src
         out.run_s = cycles / hz if hz else 0.0
@@ -874,6 +1006,7 @@ class JitEngine:
             tsc_hz=hz,
             tsc_source=src,
             ppt_fast_hits=fast,
+            tier=comp.tier,
         )
         out.run_s = out.cycles / hz if hz else 0.0
         out._counts = counts
