@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from lark import Tree
 
-from vtpu_cli.compiler.fastparse import Reject, parse_fast
+from vtpu_cli.compiler.fastparse import KEYWORDS, Reject, parse_fast
 from vtpu_cli.compiler.parser import _parser, parse
 
 ROOT = Path(__file__).parent.parent
@@ -170,3 +170,14 @@ def test_damaged_programs_parse_identically(text, data):
 def test_syntax_errors_still_come_from_lark():
     tree, diags = parse("let x = (1 +\nlet y = 2\n", "t.phx")
     assert tree is None and diags and diags[0].line == 2
+
+
+@pytest.mark.parametrize("word", sorted(KEYWORDS))
+def test_keyword_as_keyword_argument_name_takes_the_fast_path(word):
+    """`tmatmul(..., scale=load(s, 0))`: Lark reads a keyword before `=` in an argument list as a NAME;
+    the fast parser builds the same tree instead of leaving the program to Lark."""
+    text = f"input x: f32[4]\noutput y: f32[16]\ny = tmatmul(x, w, {word}=load(x, 0), shard=cols)\n"
+    check(text)
+    tree = parse_fast(text)
+    kw = next(t for t in tree.iter_subtrees() if t.data == "kwarg")
+    assert kw.children[0].type == "NAME" and str(kw.children[0]) == word

@@ -498,8 +498,10 @@ class _Parser:
     def arg(self):
         t = self.peek()
         if t is not None and t.kind == "NAME" and self.kind(1) == "=":
+            # no argument starts with a keyword, so Lark's contextual lexer reads any word here as a
+            # NAME (`scale=`, `layers=`: tests/test_phx_parse.py checks every keyword)
             self.i += 2
-            return self.tree("kwarg", [self.token(t), self.expr()], t)
+            return self.tree("kwarg", [self.name(t), self.expr()], t)
         return self.expr()
 
 

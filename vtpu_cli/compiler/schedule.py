@@ -455,15 +455,14 @@ def _list_schedule(
     prio = lat_of[:]
     for i in range(n - 1, -1, -1):
         p = prio[i]
-        lat = lat_of[i]
-        if lat > 1:
-            rw = raw[i]
-            if rw is not None:
-                for j in rw:
-                    v = lat + prio[j]
-                    if v > p:
-                        p = v
-                prio[i] = p
+        rw = raw[i]  # (only ops of latency > 1 have a list)
+        if rw is not None:
+            lat = lat_of[i]
+            for j in rw:
+                v = lat + prio[j]
+                if v > p:
+                    p = v
+            prio[i] = p
         ps = preds_of[i]
         if ps is not None:
             npred[i] = len(ps)
@@ -475,108 +474,116 @@ def _list_schedule(
     nd, ns, nc = _NOPS
     term = ins_of[-1] if ins_of[-1].op.branch else None
     crit = max(prio)
-    body_n = n - (1 if term is not None else 0)
+    body_n = n
+    if term is not None:
+        body_n = n - 1
+        npred[body_n] += n  # never reaches 0: the branch is placed after the loop
     top = crit * n
     span = top + n  # every ready key is below it
     earliest = [0] * n  # latency-ready SIW
     placed = [-1] * n
-    avail: list[list[int]] = [[], [], []]
-    pending: list[list[int]] = [[], [], []]
-    heappush, heappop = heapq.heappush, heapq.heappop
+    keys = [top - prio[i] * n + i for i in range(n)]  # ready-heap key: decreasing priority, then index
+    a0: list[int] = []
+    a1: list[int] = []
+    a2: list[int] = []
+    avail = (a0, a1, a2)
     for i in range(body_n):
         if npred[i] == 0:
-            avail[pipe_of[i]].append(top - prio[i] * n + i)
-    for h in avail:
-        heapq.heapify(h)
+            avail[pipe_of[i]].append(keys[i])
+    heapify = heapq.heapify
+    heapify(a0)
+    heapify(a1)
+    heapify(a2)
+    q0: list[int] = []
+    q1: list[int] = []
+    q2: list[int] = []
+    pending = (q0, q1, q2)
+    heappush, heappop = heapq.heappush, heapq.heappop
     base = len(out)
     siws: list[tuple] = []
     add_siw = siws.append
     add_line = out_lines.append
     add_ops = out_ops.append
-    done = 0
+    left = body_n
     t = 0
-    a0, a1, a2 = avail
-    q0, q1, q2 = pending
-    while done < body_n:
-        lim = (t + 1) * span  # pending keys below this are latency-ready now (earliest <= t)
-        if q0 and q0[0] < lim:
+    while left:
+        if q0 or q1 or q2:
+            lim = (t + 1) * span  # pending keys below this are latency-ready now (earliest <= t)
             while q0 and q0[0] < lim:
                 heappush(a0, heappop(q0) % span)
-        if q1 and q1[0] < lim:
             while q1 and q1[0] < lim:
                 heappush(a1, heappop(q1) % span)
-        if q2 and q2[0] < lim:
             while q2 and q2[0] < lim:
                 heappush(a2, heappop(q2) % span)
         # one op per pipe: the ready op of highest priority, else the latency-earliest pending one
+        k = 0
+        line = _NO_LINE
         if a0:
             i0 = heappop(a0) % n
         elif q0:
             i0 = heappop(q0) % span % n
         else:
             i0 = -1
+        if i0 >= 0:
+            d = ins_of[i0]
+            line = line_of[i0]
+            k = 1
+        else:
+            d = nd
         if a1:
             i1 = heappop(a1) % n
         elif q1:
             i1 = heappop(q1) % span % n
         else:
             i1 = -1
+        if i1 >= 0:
+            s1 = ins_of[i1]
+            ln = line_of[i1]
+            if ln < line:
+                line = ln
+            k += 1
+        else:
+            s1 = ns
         if a2:
             i2 = heappop(a2) % n
         elif q2:
             i2 = heappop(q2) % span % n
         else:
             i2 = -1
-        if i0 >= 0:
-            chosen = (
-                [i0, i1, i2]
-                if i1 >= 0 and i2 >= 0
-                else [i0, i1]
-                if i1 >= 0
-                else [i0, i2]
-                if i2 >= 0
-                else [i0]
-            )
-        elif i1 >= 0:
-            chosen = [i1, i2] if i2 >= 0 else [i1]
+        if i2 >= 0:
+            c2 = ins_of[i2]
+            ln = line_of[i2]
+            if ln < line:
+                line = ln
+            k += 1
         else:
-            chosen = [i2] if i2 >= 0 else []
-        if not chosen:  # pragma: no cover - a DAG always has a ready op
+            c2 = nc
+        if not k:  # pragma: no cover - a DAG always has a ready op
             raise AssertionError("scheduler found no ready op")
-        add_siw(
-            (
-                ins_of[i0] if i0 >= 0 else nd,
-                ins_of[i1] if i1 >= 0 else ns,
-                ins_of[i2] if i2 >= 0 else nc,
-            )
-        )
-        line = line_of[chosen[0]]
-        for i in chosen:
-            if line_of[i] < line:
-                line = line_of[i]
+        add_siw((d, s1, c2))
         add_line(line)
-        add_ops(len(chosen))
-        done += len(chosen)
+        add_ops(k)
+        left -= k
         t1 = t + 1
-        for i in chosen:
+        for i in (i0, i1, i2):
+            if i < 0:
+                continue
             placed[i] = t
-            lat = lat_of[i]
-            if lat > 1:
-                rw = raw[i]
-                if rw is not None:
-                    e = t + lat
-                    for j in rw:
-                        if e > earliest[j]:
-                            earliest[j] = e
+            rw = raw[i]  # RAW successors of an op of latency > 1: not ready before t + latency
+            if rw is not None:
+                e = t + lat_of[i]
+                for j in rw:
+                    if e > earliest[j]:
+                        earliest[j] = e
             for j in succs[i]:
                 c = npred[j] - 1
                 npred[j] = c
-                if c == 0 and j < body_n:
+                if not c:
                     e = earliest[j]
                     if e <= t1:  # ready in the next SIW: straight to the ready heap (same order)
-                        heappush(avail[pipe_of[j]], top - prio[j] * n + j)
+                        heappush(avail[pipe_of[j]], keys[j])
                     else:
-                        heappush(pending[pipe_of[j]], e * span + top - prio[j] * n + j)
+                        heappush(pending[pipe_of[j]], e * span + keys[j])
         t = t1
     if term is not None:
         # the branch must not share an SIW with an op it depends on
@@ -596,6 +603,9 @@ def _list_schedule(
         out_branches.append(base + pos)
     out.extend(siws)
     return crit
+
+
+_NO_LINE = 1 << 62  # above every source line
 
 
 def _in_order(items: list) -> Scheduled:
