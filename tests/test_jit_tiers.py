@@ -89,7 +89,7 @@ def test_tiered_engine_runs_tier0_then_tier1_at_a_run_boundary(tmp_path):
     _exact(prog, first, ref)
     assert eng.wait_optimised(timeout=120)
     second = eng.run()  # the same program again from its own output memory: same bytes
-    assert second.tier == 1 and second.cache_hit == ""
+    assert second.tier == 1 and second.cache_hit == "disk"  # stored by the detached compile, then loaded
     assert same_result(ref, second) == []
     assert list(cache.glob("jit-*.o"))  # only tier-1 objects are stored: exactly one
     assert len(list(cache.glob("jit-*.o"))) == 1
@@ -146,14 +146,11 @@ def test_a_fault_in_tier0_code_reports_as_the_interpreter(tmp_path, replay):
 
 def test_a_failed_tier1_compile_keeps_the_tier0_code(tmp_path, monkeypatch):
     prog, cache = _fresh(tmp_path, trips=13)
-    real = jit.JitEngine._compile_at
 
-    def failing(self, opt, precise=False, **kw):
-        if kw.get("background"):
-            raise C.L.Unsupported("a test's reason")
-        return real(self, opt, precise, **kw)
+    def failing(program, **kw):
+        raise jit.JitError("a test's reason")
 
-    monkeypatch.setattr(jit.JitEngine, "_compile_at", failing)
+    monkeypatch.setattr(jit, "compile_detached", failing)
     eng = jit.JitEngine(prog, cache_dir=cache, tiered=True, rerunnable=True)
     assert eng.run().tier == 0
     assert eng.wait_optimised(60) is False

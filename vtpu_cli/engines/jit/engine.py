@@ -10,7 +10,6 @@ golden report. See ``docs/jit.md`` for what is exact, what is timing dependent a
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import contextvars
 import copy
@@ -45,6 +44,7 @@ from vtpu_cli.engines.jit.compile import (
     Compiled,
     JitError,
     _portable_env,
+    compile_detached,
     compile_program,
     jit_available,
     tsc_hz,
@@ -474,11 +474,8 @@ def tiering_allowed() -> bool:
 
 class _Tier1:
     """A tier-1 (fully optimised) compile running in the background behind tier-0 code: a thread that
-    waits on the compile's child processes (``compile_program(background=True)``). ``result`` is the
-    Compiled, or ``error`` the reason it failed (the engine then keeps the tier-0 code)."""
-
-    pending: set[_Tier1] = set()  # every unfinished one: waited for at exit, so the cache gets the object
-    lock = threading.Lock()
+    waits for it (``compile.compile_detached``, or an in-process compile without a disk cache).
+    ``result`` is the Compiled, or ``error`` the reason it failed (the engine then keeps tier 0)."""
 
     def __init__(self, compile_fn):
         self.t0 = time.perf_counter()
@@ -488,8 +485,6 @@ class _Tier1:
         self.thread = threading.Thread(
             target=self._run, args=(compile_fn,), name="vtpu-jit-tier1", daemon=True
         )
-        with _Tier1.lock:
-            _Tier1.pending.add(self)
         self.thread.start()
 
     def _run(self, compile_fn) -> None:
@@ -499,8 +494,6 @@ class _Tier1:
             self.error = str(e) or type(e).__name__
         finally:
             self.ready_s = time.perf_counter() - self.t0
-            with _Tier1.lock:
-                _Tier1.pending.discard(self)
 
     def done(self) -> bool:
         return not self.thread.is_alive()
@@ -522,18 +515,6 @@ def tiered_engines(on: bool = True) -> Iterator[None]:
         yield
     finally:
         _TIERED_DEFAULT.reset(tok)
-
-
-def _wait_tier1_at_exit() -> None:
-    """At interpreter exit, let background compiles finish (bounded by their own time limit), so that
-    the optimised objects reach the disk cache and the next start loads them."""
-    with _Tier1.lock:
-        pending = list(_Tier1.pending)
-    for t in pending:
-        t.wait()
-
-
-atexit.register(_wait_tier1_at_exit)
 
 
 def max_jit_siws() -> int:
@@ -645,7 +626,7 @@ class JitEngine:
                     comp = self._compile_at(self.opt, cached_only=True)
                     if comp is None:
                         comp = self._compile_at(TIER0_OPT, disk=False)
-                        self.tier1 = _Tier1(lambda: self._compile_at(self.opt, background=True))
+                        self.tier1 = _Tier1(self._tier1_compile)
                 if comp is None:
                     comp = self._compile_at(self.opt, precise)
             except L.Unsupported as e:
@@ -655,6 +636,28 @@ class JitEngine:
                 return comp
             self.compiled = comp
         return self.compiled
+
+    def _tier1_compile(self) -> Compiled:
+        """The background tier-1 compile. With a disk cache it is a detached process that stores the
+        object (``compile_detached``): a run that ends first neither waits for it nor loses it, and the
+        next start loads the optimised code. Without one (``no_cache``) it compiles for this engine only."""
+        if self.no_cache:
+            return self._compile_at(self.opt, background=True)
+        compile_detached(
+            self.program,
+            sentrons=self.n,
+            ppt_sets=self.mem.sets,
+            ppt_ways=self.mem.ways,
+            cache_dir=self.cache_dir,
+            portable=self.portable,
+            opt=self.opt,
+        )
+        comp = self._compile_at(self.opt, cached_only=True)
+        if comp is None:
+            raise JitError(
+                "the background compile stored no object (the cache directory is not private or not writable)"
+            )
+        return comp
 
     @property
     def tiering(self) -> bool:
