@@ -13,9 +13,9 @@ import math
 from collections.abc import Sequence
 
 from vtpu_cli.binary.program import Reg
-from vtpu_cli.compiler import kernels
+from vtpu_cli.compiler import kernels, views
 from vtpu_cli.compiler.ir import Builder, MemInfo, Scroll, VMem, VReg, imm
-from vtpu_cli.compiler.lower import RESERVED_LIBRARY, Bad, Lowerer, Tensor, _pos, _try_const
+from vtpu_cli.compiler.lower import RESERVED_LIBRARY, Bad, Lowerer, Tensor, _pos, _try_const, tensor_nbytes
 from vtpu_cli.compiler.tune import UNROLL_LIMIT
 from vtpu_cli.compiler.vecmath import (  # noqa: F401  (shared with kernels.py)
     CONST_SCROLL,
@@ -1668,15 +1668,84 @@ MAX_Q8_K = 131_072
 
 def _quant(lw: Lowerer, name_toks, call, pos, kw):
     _nargs(lw, call, pos, 1)
-    _kw(lw, kw, (), call)
+    _kw(lw, kw, ("norm", "eps", "shard"), call)
+    shard = _shard_kw(lw, kw, ("rows",), "quant shards by rows: shard=rows (each sentron a range of rows)")
     x = lw.tensor_arg(pos[0])
     _dtype_ok(lw, pos[0], x, ("f32",), "quant")
     if len(name_toks) != 2:
         lw.fail(call, "quant returns (int8 values, scales): q, s = quant(x)")
     m, k = _rows2(x)
+    g = None
+    if "norm" in kw:
+        g = lw.tensor_arg(kw["norm"])
+        _dtype_ok(lw, kw["norm"], g, ("f32",), "quant norm (RMSNorm gain)")
+        if g.shape != (k,):
+            lw.fail(kw["norm"], f"shape mismatch: the RMSNorm gain must be [{k}], found {list(g.shape)}")
+    elif "eps" in kw:
+        lw.fail(kw["eps"], "eps needs norm=GAIN (quant(x, norm=g, eps=e) is quant(rmsnorm(x, g, eps=e)))")
+    eps = float(lw.const_eval(kw["eps"])) if "eps" in kw else 1e-5
     q8 = _result(lw, name_toks[0], "i8", x.shape)
     qs = _result(lw, name_toks[1], "f32", (m,))
-    kernels.quant_loop(lw, x, q8, qs)
+    ns = lw.sentrons
+    if shard is None or ns == 1 or m < ns:  # one row on two sentrons (decode): every sentron does it
+        _norm_quant_rows(lw, x, g, eps, q8, qs, m, k)
+        return
+    # shard=rows: sentron s normalises and quantises rows [r0, r1) into exchange scrolls of its own
+    # (int8 rows and their scales), then, after a barrier, every sentron copies every owner's rows
+    # (int8: a quarter of the bytes of the f32 rows); per row the same ops as alone: bit-identical
+    per = (m + ns - 1) // ns
+    ranges = [(min(m, s * per), min(m, (s + 1) * per)) for s in range(ns)]
+    b = lw.b
+    qparts, sparts = [], []
+    for s, (r0, r1) in enumerate(ranges):
+        for parts, dt, shape in ((qparts, "i8", (max(r1 - r0, 1), k)), (sparts, "f32", (max(r1 - r0, 1),))):
+            lw.exchange_count += 1
+            key = f"$xchg{lw.exchange_count}.{s}"
+            packed = coords.pack_parts((EXCHANGE_LIBRARY, lw.exchange_count, s + 1, 1, 1, 1, 1, 1, 1))
+            nbytes = tensor_nbytes(dt, shape)
+            sc = Scroll(key, dt, shape, nbytes, coord=packed)
+            sc.role = "scratch"
+            b.scrolls[key] = sc
+            parts.append(Tensor(key, dt, shape, "tensor", key))
+    for p in qparts + sparts:
+        lw.sync.write(p.scroll)
+
+    def own(s: int) -> None:
+        r0, r1 = ranges[s]
+        if r1 == r0:
+            return
+        xv = views.view_of(lw, x, r0 * k * 4, (r1 - r0, k), f"{x.name}[rows]")
+        saved = b.push_region()
+        try:
+            _norm_quant_rows(lw, xv, g, eps, qparts[s], sparts[s], r1 - r0, k)
+        finally:
+            b.pop_region(saved)
+
+    _per_sentron(lw, own)
+    for p in qparts + sparts:
+        lw.sync.read(p.scroll)
+    saved = b.push_region()
+    try:
+        for s, (r0, r1) in enumerate(ranges):
+            if r1 == r0:
+                continue
+            for part, dst, row in ((qparts[s], q8, k), (sparts[s], qs, 4)):
+                src_off, dst_off = kernels.ptr(b, 0, "rsrc"), kernels.ptr(b, r0 * row, "rdst")
+                kernels.copy_row_loop(b, part.scroll, src_off, dst.scroll, dst_off, (r1 - r0) * row)
+    finally:
+        b.pop_region(saved)
+
+
+def _norm_quant_rows(lw: Lowerer, x: Tensor, g: Tensor | None, eps: float, q8, qs, m: int, k: int) -> None:
+    """``q8, qs = quant(x)`` of m rows, with ``g``: of ``rmsnorm(x, g, eps)`` (computed into a private
+    scratch first: the same ops as the two statements, so the same bits)."""
+    if g is None:
+        kernels.quant_loop(lw, x, q8, qs)  # a plain quant: the code it always had
+        return
+    key = lw.scratch("normed", m * k * 4)
+    xn = Tensor(key, "f32", (m, k), "tensor", key)
+    kernels.in_region(lw.b, lambda: kernels.rmsnorm_loop(lw, x, g, xn, m, k, eps))
+    kernels.in_region(lw.b, lambda: kernels.quant_loop(lw, xn, q8, qs))
 
 
 def _rope(lw: Lowerer, name_toks, call, pos, kw):

@@ -61,21 +61,23 @@ def wait_profile(logs: list[tuple[int, np.ndarray]], hz: float) -> dict:
     order: list[int] = []
     busy: dict[int, np.ndarray] = {}
     wait: dict[int, np.ndarray] = {}
+    slow: dict[int, np.ndarray] = {}
     count: dict[int, int] = {}
     for n, log in logs:
         parts = comm.read_wait_log(n, log)
         k = min(len(e) for _, e in parts)
         for s, (t0, e) in enumerate(parts):
-            prev = t0
+            prev, prev_slow = t0, 0
             for i in range(k):
                 pc = int(e["pc"][i])
                 if pc not in busy:
                     order.append(pc)
-                    busy[pc], wait[pc], count[pc] = np.zeros(n), np.zeros(n), 0
+                    busy[pc], wait[pc], slow[pc], count[pc] = np.zeros(n), np.zeros(n), np.zeros(n), 0
                 a, lv = int(e["arrive"][i]), int(e["leave"][i])
                 busy[pc][s] += (a - prev) / hz * 1e3
                 wait[pc][s] += (lv - a) / hz * 1e3
-                prev = lv
+                slow[pc][s] += int(e["slow"][i]) - prev_slow
+                prev, prev_slow = lv, int(e["slow"][i])
                 count[pc] += s == 0
     tb = sum(busy.values()) if busy else np.zeros(0)
     tw = sum(wait.values()) if wait else np.zeros(0)
@@ -88,6 +90,8 @@ def wait_profile(logs: list[tuple[int, np.ndarray]], hz: float) -> dict:
                 "count": count[pc],
                 "busy_ms": [round(float(x), 2) for x in busy[pc]],
                 "wait_ms": [round(float(x), 2) for x in wait[pc]],
+                # slow-path PPT translations in the stretch before it (a count the load cannot change)
+                "slow": [int(x) for x in slow[pc]],
             }
             for pc in order
         ],
@@ -110,6 +114,7 @@ def _median_profile(profs: list[dict]) -> dict | None:
                 "count": b["count"],
                 "busy_ms": med(lambda p, i=i: p["barriers"][i]["busy_ms"]),
                 "wait_ms": med(lambda p, i=i: p["barriers"][i]["wait_ms"]),
+                "slow": [int(x) for x in med(lambda p, i=i: p["barriers"][i]["slow"])],
             }
         )
     return out
