@@ -822,8 +822,16 @@ def attend_loop(
         bump(b, qp, (heads - (h_hi - h_lo)) * hd * 4)  # past the other heads to the next row
         bump(b, n, 1)
 
+    vscale = b.new("v", "scale")
+    b.emit("DBCAST", vscale, F(inv_sqrt), type="f32")
+
     def masked(chunk_idx: VReg, sp: VReg, fill):
-        v = ld(b, "f32", scores, sp)
+        """16 scores of the scratch, scaled by 1/sqrt(hd) (the score pass stores the raw dot products:
+        a vector DMUL here rounds exactly as the scalar one per score did), lanes past the length
+        replaced by ``fill``."""
+        raw = ld(b, "f32", scores, sp)
+        v = b.new("v")
+        b.emit("DMUL", v, raw, vscale, type="f32")
         m = b.new("v")
         b.emit("DCMP", m, chunk_idx, vlen, type="i32", mod="lt")
         r = b.new("v")
@@ -893,8 +901,7 @@ def attend_loop(
                         b.emit("DFMA", acc[j], qv, kv, acc[j], type="f32")
             for j in range(hb):
                 sv = b.new("r")
-                b.emit("DRED", sv, acc[j], type="f32", mod="add")
-                b.emit("DMUL", sv, sv, F(inv_sqrt), type="f32")
+                b.emit("DRED", sv, acc[j], type="f32", mod="add")  # scaled in softmax_scores
                 st(b, "f32", sv, scores, at(b, sp, j * t16 * 4))
             bump(b, kp, row_kv)
             bump(b, sp, 4)
