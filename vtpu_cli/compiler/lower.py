@@ -13,6 +13,7 @@ import math
 import weakref
 from dataclasses import dataclass, field
 from itertools import chain
+from operator import getitem
 
 from vtpu_cli.binary.program import Imm, Reg
 from vtpu_cli.compiler.ir import Builder, Scroll, VReg, imm, private_coord
@@ -240,6 +241,14 @@ class RecordingBuilder(Builder):
         return p
 
 
+def private_shelf_coords(lib: int, sentrons: int) -> tuple[list[int], int]:
+    """(``private_coord(s, lib, 1)`` per sentron s, step): ``private_coord(s, lib, v)`` is
+    ``first[s] + (v - 1) * step`` for every shelf v in 1..999 (the shelf part is a bit field holding
+    v - 1)."""
+    first = [private_coord(s, lib, 1) for s in range(sentrons)]
+    return first, private_coord(0, lib, 2) - private_coord(0, lib, 1)
+
+
 def _colourable(sc: Scroll) -> bool:
     if sc.layers > 1 or sc.alias is not None or sc.view_of is not None:
         return False
@@ -295,6 +304,24 @@ def colour_coordinates(lw: Lowerer) -> dict[str, int]:
             got[st] = got.get(st, 0) + w
         return got
 
+    # a private scroll's PPT sets per candidate shelf, per sentron: shared by every scroll of its
+    # library (each scroll tries up to 999 shelves). The coordinate is linear in the shelf (its field
+    # holds shelf - 1, and 1..999 never carries), so it is base + (shelf - 1) * step, computed without
+    # packing (tests/test_phx_speed_s7.py checks this equals private_coord)
+    psets: dict[tuple[int, int], list[int]] = {}
+    pbase: dict[int, tuple[list[int], int]] = {}
+
+    def private_sets(lib: int, v: int) -> list[int]:
+        got = psets.get((lib, v))
+        if got is None:
+            bases = pbase.get(lib)
+            if bases is None:
+                bases = pbase[lib] = private_shelf_coords(lib, ns)
+            first, step = bases
+            d = (v - 1) * step
+            got = psets[(lib, v)] = [cset(c + d) for c in first]
+        return got
+
     # the spill scroll (999.1 at the sentron's home) can be touched by any statement
     spill = [cset(private_coord(s, RESERVED_LIBRARY + 9, 1)) for s in range(ns)]
     fixed: list[dict[int, int]] = []  # per group: {set: cost} of its coordinates that are not re-picked
@@ -338,7 +365,7 @@ def colour_coordinates(lw: Lowerer) -> dict[str, int]:
             lib, old = sc.private
 
             def sets_of(v: int, lib: int = lib) -> list[int]:
-                return [cset(private_coord(s, lib, v)) for s in range(ns)]
+                return private_sets(lib, v)
 
             free = lambda v, lib=lib, old=old: v == old or (lib, v) not in shelves  # noqa: E731
         else:
@@ -355,8 +382,7 @@ def colour_coordinates(lw: Lowerer) -> dict[str, int]:
         for v in chain((old,), range(1, 1000)):
             if not free(v):
                 continue
-            sets = sets_of(v)
-            cost = sum(per_s[s][sets[s]] for s in range(ns))
+            cost = sum(map(getitem, per_s, sets_of(v)))  # sum over s of per_s[s][set of s]
             if best_cost is None or cost < best_cost:
                 best, best_cost = v, cost
                 if cost == 0:

@@ -152,44 +152,71 @@ def schedule(items: list, reorder: bool = True, on_block=None) -> Scheduled:
     ins_of: list = []
     line_of: list[int] = []
     pr: set = set()
+
+    def mem_of(a: VMem) -> Mem:
+        """The physical ``Mem`` of a memory operand (immediates shared per value)."""
+        off = a.off
+        if off.__class__ is vreg:
+            off = off.phys
+        else:
+            o = imms.get(off)
+            off = o if o is not None else _imm(off, imms)
+        extra = a.extra
+        if extra.__class__ is vreg:
+            extra = extra.phys
+        elif isinstance(extra, int):
+            o = imms.get(extra)
+            extra = o if o is not None else _imm(extra, imms)
+        m = new(Mem)
+        md = m.__dict__
+        md["base"] = a.base.phys.idx
+        md["off"] = off
+        md["mode"] = a.mode
+        md["extra"] = extra
+        return m
+
     for it in items:
         if it.__class__ is vi:
             op = it.op
-            # the physical instruction (``_physical`` inlined: no call per instruction)
-            args = []
-            for a in it.args:
-                c = a.__class__
-                if c is vreg:
-                    args.append(a.phys)
-                elif c is vmem:
-                    off = a.off
-                    if off.__class__ is vreg:
-                        off = off.phys
-                    else:
-                        o = imms.get(off)
-                        off = o if o is not None else _imm(off, imms)
-                    extra = a.extra
-                    if extra.__class__ is vreg:
-                        extra = extra.phys
-                    elif isinstance(extra, int):
-                        o = imms.get(extra)
-                        extra = o if o is not None else _imm(extra, imms)
-                    m = new(Mem)
-                    md = m.__dict__
-                    md["base"] = a.base.phys.idx
-                    md["off"] = off
-                    md["mode"] = a.mode
-                    md["extra"] = extra
-                    args.append(m)
-                else:
-                    args.append(a)
+            # the physical instruction: each operand by its class, unrolled for the usual operand
+            # counts (a register -> its ``phys``, a memory operand -> a Mem, anything else as is)
+            a = it.args
+            n = len(a)
+            if n == 4:
+                x0, x1, x2, x3 = a
+                args = (
+                    x0.phys if x0.__class__ is vreg else x0 if x0.__class__ is not vmem else mem_of(x0),
+                    x1.phys if x1.__class__ is vreg else x1 if x1.__class__ is not vmem else mem_of(x1),
+                    x2.phys if x2.__class__ is vreg else x2 if x2.__class__ is not vmem else mem_of(x2),
+                    x3.phys if x3.__class__ is vreg else x3 if x3.__class__ is not vmem else mem_of(x3),
+                )
+            elif n == 2:
+                x0, x1 = a
+                args = (
+                    x0.phys if x0.__class__ is vreg else x0 if x0.__class__ is not vmem else mem_of(x0),
+                    x1.phys if x1.__class__ is vreg else x1 if x1.__class__ is not vmem else mem_of(x1),
+                )
+            elif n == 3:
+                x0, x1, x2 = a
+                args = (
+                    x0.phys if x0.__class__ is vreg else x0 if x0.__class__ is not vmem else mem_of(x0),
+                    x1.phys if x1.__class__ is vreg else x1 if x1.__class__ is not vmem else mem_of(x1),
+                    x2.phys if x2.__class__ is vreg else x2 if x2.__class__ is not vmem else mem_of(x2),
+                )
+            else:
+                args = tuple(
+                    [
+                        x.phys if x.__class__ is vreg else x if x.__class__ is not vmem else mem_of(x)
+                        for x in a
+                    ]
+                )
             ins = new(Instr)
             d = ins.__dict__
             d["op"] = op
             d["mod"] = it.mod
             d["type"] = it.type
             d["type2"] = it.type2
-            d["args"] = tuple(args)
+            d["args"] = args
             reads, writes = it._rw
             mem = it.mem
             line = it.line
@@ -235,9 +262,9 @@ def schedule(items: list, reorder: bool = True, on_block=None) -> Scheduled:
         for v in reads:
             k = v.key
             w = last_w[k]
-            if w >= 0 and w not in pr:
+            if w >= 0:
                 pr.add(w)
-                if lat_of[w] > 1:
+                if lat_of[w] > 1:  # (listed twice when two operands read k: max() ignores that)
                     rw = raw[w]
                     if rw is None:
                         raw[w] = [i]
@@ -481,7 +508,6 @@ def _list_schedule(
     top = crit * n
     span = top + n  # every ready key is below it
     earliest = [0] * n  # latency-ready SIW
-    placed = [-1] * n
     keys = [top - prio[i] * n + i for i in range(n)]  # ready-heap key: decreasing priority, then index
     a0: list[int] = []
     a1: list[int] = []
@@ -506,6 +532,7 @@ def _list_schedule(
     add_ops = out_ops.append
     left = body_n
     t = 0
+    i0 = i1 = i2 = -1
     while left:
         if q0 or q1 or q2:
             lim = (t + 1) * span  # pending keys below this are latency-ready now (earliest <= t)
@@ -568,7 +595,6 @@ def _list_schedule(
         for i in (i0, i1, i2):
             if i < 0:
                 continue
-            placed[i] = t
             rw = raw[i]  # RAW successors of an op of latency > 1: not ready before t + latency
             if rw is not None:
                 e = t + lat_of[i]
@@ -586,12 +612,11 @@ def _list_schedule(
                         heappush(pending[pipe_of[j]], e * span + keys[j])
         t = t1
     if term is not None:
-        # the branch must not share an SIW with an op it depends on
-        need = 0
-        for i in term_preds:
-            if placed[i] + 1 > need:
-                need = placed[i] + 1
-        pos = max(need, len(siws) - 1)
+        # the branch goes into the last SIW unless that holds an op it depends on (i0, i1, i2: the
+        # last SIW's ops) or its D slot is taken
+        pos = len(siws) - 1
+        if i0 in term_preds or i1 in term_preds or i2 in term_preds:
+            pos += 1
         if 0 <= pos < len(siws) and siws[pos][0] is nd:
             siws[pos] = (term, siws[pos][1], siws[pos][2])
             out_ops[base + pos] += 1
