@@ -231,7 +231,8 @@ def compute_loop(c: LoopCounts) -> bool:
 
 
 def program_asm(program) -> str:
-    """The optimised assembly the JIT runs for one sentron (same variant and optimisation level)."""
+    """The optimised assembly the JIT runs for one sentron (same variant and optimisation level): the
+    tier-1 code, never tier 0 (``auto_opt`` is never ``TIER0_OPT``)."""
     try:
         from vtpu_cli.engines.jit.compile import auto_opt, emit_assembly
     except ImportError:  # before the JIT compiler had its own module

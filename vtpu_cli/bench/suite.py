@@ -179,10 +179,17 @@ def _memory(program, inputs: dict):
 
 
 def _execute(engine: str, program, sentrons: int, mem):
-    """One run; returns (result, seconds, cycles or None)."""
+    """One run; returns (result, seconds, cycles or None). The JIT runs its optimised (tier-1) code
+    only: tiered compilation is off here, whatever a caller's context asks (docs/jit.md, "Tiers")."""
     from vtpu_cli.engines.select import EngineOptions, run_program
 
-    res = run_program(program, mem, EngineOptions(engine=engine, sentrons=sentrons))
+    if engine == "jit":
+        from vtpu_cli.engines.jit.engine import tiered_engines
+
+        with tiered_engines(False):
+            res = run_program(program, mem, EngineOptions(engine=engine, sentrons=sentrons))
+    else:
+        res = run_program(program, mem, EngineOptions(engine=engine, sentrons=sentrons))
     if res.engine == "interp":
         return res, res.wall_s, None
     secs = getattr(res, "run_s", None) or res.wall_s
@@ -316,13 +323,22 @@ class _Timed:
         used = getattr(res, "engine", engine)
         out["engine"] = used
         out["fallback"] = getattr(res, "fallback", None)
-        out["native"] = engine == "jit" and used == "jit" and not getattr(res, "replay", "")
+        out["native"] = (
+            engine == "jit"
+            and used == "jit"
+            and not getattr(res, "replay", "")
+            and getattr(res, "tier", 1) == 1
+        )
         if res.status != "ok":
             out["error"] = f"run {res.status}: {res.fault.render() if res.fault else ''}"
             self.done = self.failed = True
             return
         if engine == "jit" and not out["native"]:
-            why = out["fallback"] or f"a native fault was replayed ({getattr(res, 'replay', '')})"
+            why = out["fallback"] or (
+                f"a native fault was replayed ({res.replay})"
+                if getattr(res, "replay", "")
+                else "it ran tier-0 code, not the optimised code"
+            )
             out["error"] = f"did not run natively: {why}"
         self.cpu.append(cpu)
         if w0 is not None and w1 is not None and secs:

@@ -1538,7 +1538,7 @@ def _in_child(job: tuple, nice: int = 0) -> bytes:
     return p.stdout
 
 
-BACKGROUND_NICE = 5  # how much lower a background (tier-1) compile's children run (see compile_program)
+BACKGROUND_NICE = 10  # how much lower a background (tier-1) compile's children run (see compile_program)
 JOBS_ENV = "VTPU_JIT_JOBS"
 PART_SIWS = 768  # a split program is compiled in parts of about this many SIWs, in parallel
 
