@@ -1744,7 +1744,12 @@ def _norm_quant_rows(lw: Lowerer, x: Tensor, g: Tensor | None, eps: float, q8, q
         return
     key = lw.scratch("normed", m * k * 4)
     xn = Tensor(key, "f32", (m, k), "tensor", key)
-    kernels.in_region(lw.b, lambda: kernels.rmsnorm_loop(lw, x, g, xn, m, k, eps))
+
+    def norm() -> None:
+        lw.b.base(g.scroll)  # a layer-indexed gain's coordinate: defined once, not in the row loop
+        kernels.rmsnorm_loop(lw, x, g, xn, m, k, eps)
+
+    kernels.in_region(lw.b, norm)
     kernels.in_region(lw.b, lambda: kernels.quant_loop(lw, xn, q8, qs))
 
 
