@@ -1,0 +1,50 @@
+"""`vtpu generate` on the tiered JIT: the test model's step runs tier-0 native code (asserted) and gives
+the reference's greedy tokens; the background tier-1 compile is replaced here by a failure, so the run
+stays on tier 0 and the suite pays no optimised compile (the model's is minutes long)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+pytest.importorskip("gguf")
+pytest.importorskip("tokenizers")
+
+jit = pytest.importorskip("vtpu_cli.engines.jit.engine")
+if not jit.jit_available()[0]:  # pragma: no cover
+    pytest.skip("JIT unavailable", allow_module_level=True)
+
+from vtpu_cli.models import Reference, load_model  # noqa: E402
+from vtpu_cli.models.generate import generate_command  # noqa: E402
+from vtpu_cli.models.synth import SynthSpec, write_all  # noqa: E402
+
+CTX = 64
+PROMPT = "The"
+
+
+@pytest.fixture(scope="module")
+def paths(tmp_path_factory):
+    return write_all(tmp_path_factory.mktemp("bitnet"), SynthSpec())
+
+
+def test_generate_runs_tier0_code_and_matches_the_reference(paths, capsys, monkeypatch, tmp_path):
+    monkeypatch.setenv("VTPU_CACHE_DIR", str(tmp_path))
+    asked: list[int] = []
+
+    def no_background(program, **kw):
+        asked.append(len(program.code))
+        raise jit.JitError("no background compile in this test")
+
+    monkeypatch.setattr(jit, "compile_detached", no_background)
+    model = load_model(paths["hf"])
+    want = Reference(model, ctx=CTX, head="q8").generate(model.tokenizer.encode(PROMPT), 4)
+    rc = generate_command(paths["hf"], prompt=PROMPT, n=4, temp=0.0, ctx=CTX, engine="jit", json_out=True)
+    assert rc == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["tokens"] == want
+    stats = out["stats"]
+    assert stats["engine"] == "jit"
+    assert stats["tier0_tokens"] == 4 and stats["full_speed_s"] == 0.0  # every token from tier-0 code
+    assert asked  # a tier-1 compile was asked for (and refused here)
+    assert not list(tmp_path.glob("jit-*.o"))  # tier-0 objects are never stored
