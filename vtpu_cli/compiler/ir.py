@@ -229,7 +229,28 @@ def _rw_source(roles: tuple[tuple[bool, bool], ...]) -> list[str]:
             f"        {', '.join(names)}{',' if m == 1 else ''} = args",
             f"        if {' and '.join(f'{a}.__class__ is VReg' for a in names)}:",
             f"            return ({rd}{',' if rd and ',' not in rd else ''}), ({wr}{',' if wr and ',' not in wr else ''})",
+            # every operand present, some not a register (a memory operand, an immediate): the
+            # operand loop unrolled on the unpacked operands
+            "        reads = []",
+            "        writes = []",
         ]
+        for k, (rd, wr) in enumerate(roles):
+            lines += [f"        c = a{k}.__class__", "        if c is VReg:"]
+            if rd:
+                lines.append(f"            reads.append(a{k})")
+            if wr:
+                lines.append(f"            writes.append(a{k})")
+            if not (rd or wr):
+                lines.append("            pass")
+            lines += [
+                "        elif c is VMem:",
+                f"            reads.append(a{k}.base)",
+                f"            if a{k}.off.__class__ is VReg:",
+                f"                reads.append(a{k}.off)",
+                f"            if a{k}.extra.__class__ is VReg:",
+                f"                reads.append(a{k}.extra)",
+            ]
+        lines.append("        return reads, writes")
     lines += ["    reads = []", "    writes = []", "    n = len(args)"]
     for k, (rd, wr) in enumerate(roles):
         lines += [

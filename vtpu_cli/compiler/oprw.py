@@ -22,6 +22,45 @@ def _bind(VReg, VMem):
             a0, a1, a2, a3 = args
             if a0.__class__ is VReg and a1.__class__ is VReg and a2.__class__ is VReg and a3.__class__ is VReg:
                 return (a3,), (a0, a1, a2)
+            reads = []
+            writes = []
+            c = a0.__class__
+            if c is VReg:
+                writes.append(a0)
+            elif c is VMem:
+                reads.append(a0.base)
+                if a0.off.__class__ is VReg:
+                    reads.append(a0.off)
+                if a0.extra.__class__ is VReg:
+                    reads.append(a0.extra)
+            c = a1.__class__
+            if c is VReg:
+                writes.append(a1)
+            elif c is VMem:
+                reads.append(a1.base)
+                if a1.off.__class__ is VReg:
+                    reads.append(a1.off)
+                if a1.extra.__class__ is VReg:
+                    reads.append(a1.extra)
+            c = a2.__class__
+            if c is VReg:
+                writes.append(a2)
+            elif c is VMem:
+                reads.append(a2.base)
+                if a2.off.__class__ is VReg:
+                    reads.append(a2.off)
+                if a2.extra.__class__ is VReg:
+                    reads.append(a2.extra)
+            c = a3.__class__
+            if c is VReg:
+                reads.append(a3)
+            elif c is VMem:
+                reads.append(a3.base)
+                if a3.off.__class__ is VReg:
+                    reads.append(a3.off)
+                if a3.extra.__class__ is VReg:
+                    reads.append(a3.extra)
+            return reads, writes
         reads = []
         writes = []
         n = len(args)
@@ -76,6 +115,27 @@ def _bind(VReg, VMem):
             a0, a1 = args
             if a0.__class__ is VReg and a1.__class__ is VReg:
                 return (a1,), (a0,)
+            reads = []
+            writes = []
+            c = a0.__class__
+            if c is VReg:
+                writes.append(a0)
+            elif c is VMem:
+                reads.append(a0.base)
+                if a0.off.__class__ is VReg:
+                    reads.append(a0.off)
+                if a0.extra.__class__ is VReg:
+                    reads.append(a0.extra)
+            c = a1.__class__
+            if c is VReg:
+                reads.append(a1)
+            elif c is VMem:
+                reads.append(a1.base)
+                if a1.off.__class__ is VReg:
+                    reads.append(a1.off)
+                if a1.extra.__class__ is VReg:
+                    reads.append(a1.extra)
+            return reads, writes
         reads = []
         writes = []
         n = len(args)
@@ -108,6 +168,36 @@ def _bind(VReg, VMem):
             a0, a1, a2 = args
             if a0.__class__ is VReg and a1.__class__ is VReg and a2.__class__ is VReg:
                 return (a1,), (a0, a2)
+            reads = []
+            writes = []
+            c = a0.__class__
+            if c is VReg:
+                writes.append(a0)
+            elif c is VMem:
+                reads.append(a0.base)
+                if a0.off.__class__ is VReg:
+                    reads.append(a0.off)
+                if a0.extra.__class__ is VReg:
+                    reads.append(a0.extra)
+            c = a1.__class__
+            if c is VReg:
+                reads.append(a1)
+            elif c is VMem:
+                reads.append(a1.base)
+                if a1.off.__class__ is VReg:
+                    reads.append(a1.off)
+                if a1.extra.__class__ is VReg:
+                    reads.append(a1.extra)
+            c = a2.__class__
+            if c is VReg:
+                writes.append(a2)
+            elif c is VMem:
+                reads.append(a2.base)
+                if a2.off.__class__ is VReg:
+                    reads.append(a2.off)
+                if a2.extra.__class__ is VReg:
+                    reads.append(a2.extra)
+            return reads, writes
         reads = []
         writes = []
         n = len(args)
@@ -151,6 +241,36 @@ def _bind(VReg, VMem):
             a0, a1, a2 = args
             if a0.__class__ is VReg and a1.__class__ is VReg and a2.__class__ is VReg:
                 return (a1, a2), (a0,)
+            reads = []
+            writes = []
+            c = a0.__class__
+            if c is VReg:
+                writes.append(a0)
+            elif c is VMem:
+                reads.append(a0.base)
+                if a0.off.__class__ is VReg:
+                    reads.append(a0.off)
+                if a0.extra.__class__ is VReg:
+                    reads.append(a0.extra)
+            c = a1.__class__
+            if c is VReg:
+                reads.append(a1)
+            elif c is VMem:
+                reads.append(a1.base)
+                if a1.off.__class__ is VReg:
+                    reads.append(a1.off)
+                if a1.extra.__class__ is VReg:
+                    reads.append(a1.extra)
+            c = a2.__class__
+            if c is VReg:
+                reads.append(a2)
+            elif c is VMem:
+                reads.append(a2.base)
+                if a2.off.__class__ is VReg:
+                    reads.append(a2.off)
+                if a2.extra.__class__ is VReg:
+                    reads.append(a2.extra)
+            return reads, writes
         reads = []
         writes = []
         n = len(args)
@@ -194,6 +314,45 @@ def _bind(VReg, VMem):
             a0, a1, a2, a3 = args
             if a0.__class__ is VReg and a1.__class__ is VReg and a2.__class__ is VReg and a3.__class__ is VReg:
                 return (a1, a2, a3), (a0,)
+            reads = []
+            writes = []
+            c = a0.__class__
+            if c is VReg:
+                writes.append(a0)
+            elif c is VMem:
+                reads.append(a0.base)
+                if a0.off.__class__ is VReg:
+                    reads.append(a0.off)
+                if a0.extra.__class__ is VReg:
+                    reads.append(a0.extra)
+            c = a1.__class__
+            if c is VReg:
+                reads.append(a1)
+            elif c is VMem:
+                reads.append(a1.base)
+                if a1.off.__class__ is VReg:
+                    reads.append(a1.off)
+                if a1.extra.__class__ is VReg:
+                    reads.append(a1.extra)
+            c = a2.__class__
+            if c is VReg:
+                reads.append(a2)
+            elif c is VMem:
+                reads.append(a2.base)
+                if a2.off.__class__ is VReg:
+                    reads.append(a2.off)
+                if a2.extra.__class__ is VReg:
+                    reads.append(a2.extra)
+            c = a3.__class__
+            if c is VReg:
+                reads.append(a3)
+            elif c is VMem:
+                reads.append(a3.base)
+                if a3.off.__class__ is VReg:
+                    reads.append(a3.off)
+                if a3.extra.__class__ is VReg:
+                    reads.append(a3.extra)
+            return reads, writes
         reads = []
         writes = []
         n = len(args)
@@ -248,6 +407,18 @@ def _bind(VReg, VMem):
             a0, = args
             if a0.__class__ is VReg:
                 return (a0,), ()
+            reads = []
+            writes = []
+            c = a0.__class__
+            if c is VReg:
+                reads.append(a0)
+            elif c is VMem:
+                reads.append(a0.base)
+                if a0.off.__class__ is VReg:
+                    reads.append(a0.off)
+                if a0.extra.__class__ is VReg:
+                    reads.append(a0.extra)
+            return reads, writes
         reads = []
         writes = []
         n = len(args)
@@ -269,6 +440,27 @@ def _bind(VReg, VMem):
             a0, a1 = args
             if a0.__class__ is VReg and a1.__class__ is VReg:
                 return (a0, a1), ()
+            reads = []
+            writes = []
+            c = a0.__class__
+            if c is VReg:
+                reads.append(a0)
+            elif c is VMem:
+                reads.append(a0.base)
+                if a0.off.__class__ is VReg:
+                    reads.append(a0.off)
+                if a0.extra.__class__ is VReg:
+                    reads.append(a0.extra)
+            c = a1.__class__
+            if c is VReg:
+                reads.append(a1)
+            elif c is VMem:
+                reads.append(a1.base)
+                if a1.off.__class__ is VReg:
+                    reads.append(a1.off)
+                if a1.extra.__class__ is VReg:
+                    reads.append(a1.extra)
+            return reads, writes
         reads = []
         writes = []
         n = len(args)
@@ -301,6 +493,36 @@ def _bind(VReg, VMem):
             a0, a1, a2 = args
             if a0.__class__ is VReg and a1.__class__ is VReg and a2.__class__ is VReg:
                 return (a0, a1, a2), ()
+            reads = []
+            writes = []
+            c = a0.__class__
+            if c is VReg:
+                reads.append(a0)
+            elif c is VMem:
+                reads.append(a0.base)
+                if a0.off.__class__ is VReg:
+                    reads.append(a0.off)
+                if a0.extra.__class__ is VReg:
+                    reads.append(a0.extra)
+            c = a1.__class__
+            if c is VReg:
+                reads.append(a1)
+            elif c is VMem:
+                reads.append(a1.base)
+                if a1.off.__class__ is VReg:
+                    reads.append(a1.off)
+                if a1.extra.__class__ is VReg:
+                    reads.append(a1.extra)
+            c = a2.__class__
+            if c is VReg:
+                reads.append(a2)
+            elif c is VMem:
+                reads.append(a2.base)
+                if a2.off.__class__ is VReg:
+                    reads.append(a2.off)
+                if a2.extra.__class__ is VReg:
+                    reads.append(a2.extra)
+            return reads, writes
         reads = []
         writes = []
         n = len(args)
@@ -344,6 +566,28 @@ def _bind(VReg, VMem):
             a0, a1 = args
             if a0.__class__ is VReg and a1.__class__ is VReg:
                 return (a0, a1), (a0,)
+            reads = []
+            writes = []
+            c = a0.__class__
+            if c is VReg:
+                reads.append(a0)
+                writes.append(a0)
+            elif c is VMem:
+                reads.append(a0.base)
+                if a0.off.__class__ is VReg:
+                    reads.append(a0.off)
+                if a0.extra.__class__ is VReg:
+                    reads.append(a0.extra)
+            c = a1.__class__
+            if c is VReg:
+                reads.append(a1)
+            elif c is VMem:
+                reads.append(a1.base)
+                if a1.off.__class__ is VReg:
+                    reads.append(a1.off)
+                if a1.extra.__class__ is VReg:
+                    reads.append(a1.extra)
+            return reads, writes
         reads = []
         writes = []
         n = len(args)
@@ -377,6 +621,37 @@ def _bind(VReg, VMem):
             a0, a1, a2 = args
             if a0.__class__ is VReg and a1.__class__ is VReg and a2.__class__ is VReg:
                 return (a0, a1, a2), (a0,)
+            reads = []
+            writes = []
+            c = a0.__class__
+            if c is VReg:
+                reads.append(a0)
+                writes.append(a0)
+            elif c is VMem:
+                reads.append(a0.base)
+                if a0.off.__class__ is VReg:
+                    reads.append(a0.off)
+                if a0.extra.__class__ is VReg:
+                    reads.append(a0.extra)
+            c = a1.__class__
+            if c is VReg:
+                reads.append(a1)
+            elif c is VMem:
+                reads.append(a1.base)
+                if a1.off.__class__ is VReg:
+                    reads.append(a1.off)
+                if a1.extra.__class__ is VReg:
+                    reads.append(a1.extra)
+            c = a2.__class__
+            if c is VReg:
+                reads.append(a2)
+            elif c is VMem:
+                reads.append(a2.base)
+                if a2.off.__class__ is VReg:
+                    reads.append(a2.off)
+                if a2.extra.__class__ is VReg:
+                    reads.append(a2.extra)
+            return reads, writes
         reads = []
         writes = []
         n = len(args)
@@ -421,6 +696,46 @@ def _bind(VReg, VMem):
             a0, a1, a2, a3 = args
             if a0.__class__ is VReg and a1.__class__ is VReg and a2.__class__ is VReg and a3.__class__ is VReg:
                 return (a0, a1, a2, a3), (a0,)
+            reads = []
+            writes = []
+            c = a0.__class__
+            if c is VReg:
+                reads.append(a0)
+                writes.append(a0)
+            elif c is VMem:
+                reads.append(a0.base)
+                if a0.off.__class__ is VReg:
+                    reads.append(a0.off)
+                if a0.extra.__class__ is VReg:
+                    reads.append(a0.extra)
+            c = a1.__class__
+            if c is VReg:
+                reads.append(a1)
+            elif c is VMem:
+                reads.append(a1.base)
+                if a1.off.__class__ is VReg:
+                    reads.append(a1.off)
+                if a1.extra.__class__ is VReg:
+                    reads.append(a1.extra)
+            c = a2.__class__
+            if c is VReg:
+                reads.append(a2)
+            elif c is VMem:
+                reads.append(a2.base)
+                if a2.off.__class__ is VReg:
+                    reads.append(a2.off)
+                if a2.extra.__class__ is VReg:
+                    reads.append(a2.extra)
+            c = a3.__class__
+            if c is VReg:
+                reads.append(a3)
+            elif c is VMem:
+                reads.append(a3.base)
+                if a3.off.__class__ is VReg:
+                    reads.append(a3.off)
+                if a3.extra.__class__ is VReg:
+                    reads.append(a3.extra)
+            return reads, writes
         reads = []
         writes = []
         n = len(args)
