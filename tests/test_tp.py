@@ -304,6 +304,12 @@ def test_bench_tp_pairs_sides_and_counts_slow_translations():
         assert set(slow) == {"prefill", "decode_step"}
         assert all(isinstance(v, int) and v >= 0 for v in slow.values())
     assert r["prefill_ratio"] > 0 and r["decode_ratio"] > 0
+    # per barrier the slow translations before it; per round the on-CPU ms of each sentron thread
+    assert all(len(b["slow"]) == 2 and min(b["slow"]) >= 0 for b in prof["barriers"])
+    assert sum(sum(b["slow"]) for b in prof["barriers"]) > 0
+    cpu = r["prefill_cpu_ms_runs"]
+    assert [len(c) for c in cpu[1]] == [1] and [len(c) for c in cpu[2]] == [2]
+    assert min(min(c) for c in cpu[2]) > 0 and r["prefill_cpu_ratio"] > 0
 
 
 def test_wait_log_records_every_barrier_of_each_sentron(monkeypatch):

@@ -46,6 +46,30 @@ def _load(target: str, ctx: int):
     return model, weights
 
 
+def _sentron_tids(cm) -> set[int]:
+    """Thread ids of the JIT's sentron workers of ``cm``'s engines (kept for an engine's life)."""
+    out = set()
+    for r in cm.runners.values():
+        for w in getattr(getattr(r, "_engine", None), "_workers", None) or ():
+            tid = getattr(getattr(w, "thread", None), "native_id", None)
+            if tid is not None:
+                out.add(tid)
+    return out
+
+
+def _thread_cpu_ns(tids: set[int]) -> dict[int, int]:
+    """On-CPU nanoseconds so far of the threads ``tids`` of this process, from ``/proc``
+    (``schedstat``): time a thread actually ran, which the host's load changes much less than the wall
+    clock (empty where /proc is not there)."""
+    out: dict[int, int] = {}
+    for tid in tids:
+        try:
+            out[tid] = int(Path(f"/proc/self/task/{tid}/schedstat").read_text().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue
+    return out
+
+
 def _slow(cm) -> int:
     """PPT translations so far, every compiled variant of ``cm``, not served by the JIT's fast path."""
     return sum(r.mem.stats.hits + r.mem.stats.misses - r.fast_hits for r in cm.runners.values())
@@ -122,10 +146,11 @@ def _median_profile(profs: list[dict]) -> dict | None:
 
 def _side(
     cm, ids: list[int], tokens: int, waits: bool = False
-) -> tuple[float, float, list[int], np.ndarray, dict[str, int], dict | None]:
+) -> tuple[float, float, list[int], np.ndarray, dict[str, int], dict | None, list[float]]:
     """(prefill seconds, median decode step seconds, greedy tokens, last logits, slow-path PPT
     translations of the prefill and of the last decode step, the prefill's wait profile when ``waits``
-    and the side has several sentrons) of one sequence."""
+    and the side has several sentrons, the prefill's on-CPU ms per sentron thread, ascending) of one
+    sequence."""
     from vtpu_cli.engines.jit import comm
 
     cm.reset()
@@ -135,12 +160,15 @@ def _side(
     if log_on:
         comm.WAIT_LOG_ENTRIES = 16 * (cm.model.config.layers + 2)  # 5 barriers per layer, the head, the end
         comm.wait_logs.clear()
+    c0 = _thread_cpu_ns(_sentron_tids(cm))
     t = time.perf_counter()
     try:
         cm.forward(ids)
     finally:
         comm.WAIT_LOG_ENTRIES = before
     pre = time.perf_counter() - t
+    c1 = _thread_cpu_ns(_sentron_tids(cm))
+    cpu = sorted((c1[k] - c0.get(k, 0)) / 1e6 for k in c1 if c1[k] > c0.get(k, 0))
     prof = None
     if log_on:
         from vtpu_cli.engines.jit.compile import tsc_hz
@@ -156,7 +184,7 @@ def _side(
         steps.append(time.perf_counter() - t)
         slow["decode_step"] = _slow(cm) - n0
         toks.append(cm.runner.token())
-    return pre, statistics.median(steps), toks, cm.runner.logits().copy(), slow, prof
+    return pre, statistics.median(steps), toks, cm.runner.logits().copy(), slow, prof, cpu
 
 
 def _read_ratio(buf: np.ndarray, passes: int = 3) -> float | None:
@@ -190,7 +218,7 @@ def run(
     rng = np.random.default_rng(5)
     ids = [int(x) for x in rng.integers(2, model.config.vocab, size=prompt)]
     big = max(weights.values(), key=lambda a: a.nbytes)
-    res: dict[int, dict[str, list]] = {n: {"pre": [], "dec": []} for n in sides}
+    res: dict[int, dict[str, list]] = {n: {"pre": [], "dec": [], "cpu": []} for n in sides}
     reads, same = [], True
     out_toks: dict[int, list[int]] = {}
     slow: dict[int, dict[str, int]] = {}
@@ -198,11 +226,12 @@ def run(
     for r in range(rounds):
         got = {}
         for n, cm in sides.items():
-            pre, dec, toks, logits, slow[n], prof = _side(cm, ids, tokens, waits)
+            pre, dec, toks, logits, slow[n], prof, cpu = _side(cm, ids, tokens, waits)
             if prof is not None:
                 profs.append(prof)
             res[n]["pre"].append(pre)
             res[n]["dec"].append(dec)
+            res[n]["cpu"].append(cpu)
             got[n] = (toks, logits)
             log(f"round {r}: {n} sentron(s): prefill {prompt / pre:.1f} tok/s, decode {1 / dec:.2f} tok/s")
         same = same and got[1][0] == got[sentrons][0] and np.array_equal(got[1][1], got[sentrons][1])
@@ -217,7 +246,10 @@ def run(
                 f"{n} sentron(s) ran on {', '.join(sorted(cm.engines_used))}, not only the JIT: timings "
                 "would compare engines (VTPU_JIT_COMPILE_TIMEOUT raises the native compile's limit)"
             )
-    med = {n: {k: statistics.median(v) for k, v in d.items()} for n, d in res.items()}
+    med = {n: {k: statistics.median(d[k]) for k in ("pre", "dec")} for n, d in res.items()}
+    # on-CPU: per round the busiest sentron thread (the one a step waits for), then the median
+    cpu_max = {n: [max(c) for c in d["cpu"] if c] for n, d in res.items()}
+    cpu_med = {n: statistics.median(v) if v else None for n, v in cpu_max.items()}
     return {
         "model": target,
         "sentrons": sentrons,
@@ -231,6 +263,11 @@ def run(
         "prefill_s_runs": {n: d["pre"] for n, d in res.items()},
         "decode_step_s_runs": {n: d["dec"] for n, d in res.items()},
         "two_thread_read_ratio": statistics.median(reads) if reads else None,
+        # the prefill's on-CPU ms of each sentron thread per round (ascending), and the ratio of the
+        # one-sentron thread's to the N-sentron side's busiest thread (medians over rounds): what the
+        # split would give with a free core per sentron and no waiting, less disturbed by the load
+        "prefill_cpu_ms_runs": {n: d["cpu"] for n, d in res.items()},
+        "prefill_cpu_ratio": (cpu_med[1] / cpu_med[sentrons] if cpu_med[1] and cpu_med[sentrons] else None),
         # deterministic, unlike the timings on a shared host: translations the JIT served from its
         # slow path (a coordinate not its PPT set's MRU entry), a prefill's and a decode step's
         "slow_translations": slow,
