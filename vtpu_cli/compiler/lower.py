@@ -12,8 +12,7 @@ import difflib
 import math
 import weakref
 from dataclasses import dataclass, field
-from itertools import chain
-from operator import getitem
+from operator import add, getitem
 
 from vtpu_cli.binary.program import Imm, Reg
 from vtpu_cli.compiler.ir import Builder, Scroll, VReg, imm, private_coord
@@ -241,6 +240,9 @@ class RecordingBuilder(Builder):
         return p
 
 
+_CHUNK = 64  # candidate shelves costed together by the colouring
+
+
 def private_shelf_coords(lib: int, sentrons: int) -> tuple[list[int], int]:
     """(``private_coord(s, lib, 1)`` per sentron s, step): ``private_coord(s, lib, v)`` is
     ``first[s] + (v - 1) * step`` for every shelf v in 1..999 (the shelf part is a bit field holding
@@ -322,6 +324,20 @@ def colour_coordinates(lw: Lowerer) -> dict[str, int]:
             got = psets[(lib, v)] = [cset(c + d) for c in first]
         return got
 
+    pchunks: dict[tuple[int, int], list[list[int]]] = {}
+
+    def private_chunk(lib: int, v: int) -> list[list[int]]:
+        """Per sentron, the PPT sets of shelves v .. v + _CHUNK - 1 (at most 999)."""
+        got = pchunks.get((lib, v))
+        if got is None:
+            bases = pbase.get(lib)
+            if bases is None:
+                bases = pbase[lib] = private_shelf_coords(lib, ns)
+            first, step = bases
+            shelves_ = range(v, min(v + _CHUNK, 1000))
+            got = pchunks[(lib, v)] = [[cset(c + (w - 1) * step) for w in shelves_] for c in first]
+        return got
+
     # the spill scroll (999.1 at the sentron's home) can be touched by any statement
     spill = [cset(private_coord(s, RESERVED_LIBRARY + 9, 1)) for s in range(ns)]
     fixed: list[dict[int, int]] = []  # per group: {set: cost} of its coordinates that are not re-picked
@@ -361,33 +377,46 @@ def colour_coordinates(lw: Lowerer) -> dict[str, int]:
                 if y != k and y in chosen:
                     for s in range(ns):
                         per_s[s][chosen[y][s]] += lmax
+        # the first candidate, in the order (old, 1, ..., 999), of least cost among the free ones
+        # (costs are >= 0: a cost of 0 ends the search)
         if sc.private is not None:
             lib, old = sc.private
-
-            def sets_of(v: int, lib: int = lib) -> list[int]:
-                return private_sets(lib, v)
-
-            free = lambda v, lib=lib, old=old: v == old or (lib, v) not in shelves  # noqa: E731
+            best, best_cost = old, sum(map(getitem, per_s, private_sets(lib, old)))
+            v = 1
+            while best_cost and v < 1000:
+                # a chunk of candidates at a time: their costs summed over the sentrons by map(), and
+                # the chunk skipped when none of them is cheaper
+                acc = None
+                for row, col in zip(per_s, private_chunk(lib, v), strict=True):
+                    got = map(row.__getitem__, col)
+                    acc = list(got) if acc is None else list(map(add, acc, got))
+                if min(acc) < best_cost:
+                    for j, cost in enumerate(acc):
+                        if cost < best_cost and (v + j == old or (lib, v + j) not in shelves):
+                            best, best_cost = v + j, cost
+                            if cost == 0:
+                                break
+                v += _CHUNK
+            chosen[k] = private_sets(lib, best)
         else:
             old = coords.get_part_packed(sc.coord, 1)
             # the coordinate with part 1 = v is zero + (v - 1) * step (the field holds v - 1)
             zero = coords.set_part_packed(sc.coord, 1, 1)
             step = coords.set_part_packed(sc.coord, 1, 2) - zero
-
-            def sets_of(v: int, zero: int = zero, step: int = step) -> list[int]:
-                return [cset(zero + (v - 1) * step)] * ns
-
-            free = lambda v, zero=zero, step=step, old=old: v == old or zero + (v - 1) * step not in taken  # noqa: E731
-        best, best_cost = old, None
-        for v in chain((old,), range(1, 1000)):
-            if not free(v):
-                continue
-            cost = sum(map(getitem, per_s, sets_of(v)))  # sum over s of per_s[s][set of s]
-            if best_cost is None or cost < best_cost:
-                best, best_cost = v, cost
-                if cost == 0:
-                    break
-        chosen[k] = sets_of(best)
+            # every sentron addresses the same coordinate: a set's cost is its column sum
+            colsum = per_s[0] if ns == 1 else [sum(col) for col in zip(*per_s, strict=True)]
+            best, best_cost = old, colsum[cset(zero + (old - 1) * step)]
+            if best_cost:
+                for v in range(1, 1000):
+                    c = zero + (v - 1) * step
+                    if v != old and c in taken:
+                        continue
+                    cost = colsum[cset(c)]
+                    if cost < best_cost:
+                        best, best_cost = v, cost
+                        if cost == 0:
+                            break
+            chosen[k] = [cset(zero + (best - 1) * step)] * ns
         left[k] = best_cost or 0
         if best == old:
             continue
