@@ -198,6 +198,43 @@ def test_attend_head_batches_bit_identical(monkeypatch, heads, kvh, hd, rows):
         np.testing.assert_array_equal(outs[0], other)
 
 
+@pytest.mark.parametrize("rows,n", [(1, 23), (3, 9), (5, 8)])
+def test_attend_weighted_sum_rows_per_trip_bit_identical(monkeypatch, tmp_path, rows, n):
+    """The weighted-sum loop takes ATT_WSUM_ROWS value rows per trip (then the rest one at a time); the
+    scores are scaled in the softmax passes. Bits must not depend on the rows per trip, on the engine,
+    nor on a runtime length (the last row: 3, 1 and 0 rows left over; prefill rows see n - rows + 1 + i)."""
+    from vtpu_cli.compiler import kernels
+
+    heads, kvh, hd, t = 4, 2, 32, 30
+    rng = np.random.default_rng(rows * 10 + n)
+    q = rng.standard_normal((rows, heads * hd)).astype(F32)
+    kv = rng.standard_normal((2 * t, kvh * hd)).astype(F32)
+    src = (
+        f"input q: f32[{rows}, {heads * hd}]\ninput kv: f32[{2 * t}, {kvh * hd}]\ninput nv: i32[1]\n"
+        f"output o: f32[{rows}, {heads * hd}]\nlet n32: i32 = load(nv, 0)\nlet n: i64 = i64(n32)\n"
+        f"o = attend(q, slice(kv, 0, {t}), slice(kv, {t}, {t}), n, heads={heads}, kv_heads={kvh}, start=0)\n"
+    )
+    inputs = {"q": q, "kv": kv, "nv": np.array([n], np.int32)}
+    outs = []
+    for per_trip, engine in ((1, "interp"), (4, "interp"), (2, "jit"), (4, "jit")):
+        monkeypatch.setattr(kernels, "ATT_WSUM_ROWS", per_trip)
+        outs.append(run(src, inputs, ["o"], engine=engine, tmp=tmp_path, force_loops=True)[0])
+    for other in outs[1:]:
+        np.testing.assert_array_equal(outs[0], other)
+    scale = 1 / np.sqrt(hd)
+    for i in range(rows):  # and the values: the float64 formula
+        ni = n - rows + 1 + i
+        for h in range(heads):
+            g = h // (heads // kvh)
+            k = kv[:ni, g * hd : (g + 1) * hd].astype(np.float64)
+            v = kv[t : t + ni, g * hd : (g + 1) * hd].astype(np.float64)
+            s = k @ q[i, h * hd : (h + 1) * hd].astype(np.float64) * scale
+            p = np.exp(s - s.max())
+            np.testing.assert_allclose(
+                outs[0][i, h * hd : (h + 1) * hd], p @ v / p.sum(), rtol=2e-5, atol=2e-6
+            )
+
+
 @pytest.mark.parametrize("ns,m,k,n", [(2, 1, 64, 600), (3, 2, 40, 530), (4, 1, 32, 48), (3, 1, 16, 5000)])
 def test_sharded_tmatmul_all_gather(ns, m, k, n):
     """shard=cols: the exchange-scroll all-gather gives every sentron the whole output, bit-identical
