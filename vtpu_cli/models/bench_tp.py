@@ -11,9 +11,12 @@ read of the weight bytes against a one-thread read, interleaved the same way, sh
 can give on the machine at that moment (on a shared host other jobs take it). Prints one JSON object:
 medians of prefill and decode tokens/s per side, their ratios (N over 1), the read ratio and, per
 side, the PPT translations the JIT served from its slow path (a count that does not depend on the
-machine's load). ``--waits`` also logs every barrier of the N-sentron prefills (the JIT's wait log,
-``engines/jit/comm.py``) and reports, per barrier SIW and sentron, the time busy since the previous
-barrier and the time spent waiting at it (medians over the rounds): where a two-sentron step loses.
+machine's load), and the prefill's on-CPU time of each sentron thread (``/proc`` schedstat) with the
+ratio of the one-sentron thread's to the busiest N-sentron thread's (less disturbed by the load than
+the wall clock; it counts a sentron spinning at a barrier as busy). ``--waits`` also logs every barrier
+of the N-sentron prefills (the JIT's wait log, ``engines/jit/comm.py``) and reports, per barrier SIW
+and sentron, the time busy since the previous barrier, the time spent waiting at it and the slow PPT
+translations in between (medians over the rounds): where a two-sentron step loses.
 """
 
 from __future__ import annotations
