@@ -912,9 +912,6 @@ def attend_loop(
         # weighted sum of values: passes over the V rows, each covering `span` chunks of every head
         # (hb x span accumulators), so each V cache line is read once per batch
         span = max(d for d in range(1, nch + 1) if nch % d == 0 and hb * d <= ATT_ACC)
-        nq, nr = b.new("r", "nq"), b.new("r", "nr")
-        b.emit("DSHR", nq, n, imm(ATT_WSUM_ROWS.bit_length() - 1), type="i64")
-        b.emit("DAND", nr, n, imm(ATT_WSUM_ROWS - 1), type="i64")
         for c0 in range(0, nch, span):
             acc = [[b.new("v", "o") for _ in range(span)] for _ in range(hb)]
             for row_acc in acc:
@@ -935,7 +932,13 @@ def attend_loop(
                 bump(b, vp, rows * row_kv)
                 bump(b, sp4, rows * 4)
 
+            # the trip counts are derived from n at each use (short live ranges: the model's layer loop
+            # holds every unspillable register it can)
+            nq = b.new("r", "nq")
+            b.emit("DSHR", nq, n, imm(ATT_WSUM_ROWS.bit_length() - 1), type="i64")
             loop(b, nq, lambda w=wsum: w(ATT_WSUM_ROWS), "wsum")
+            nr = b.new("r", "nr")
+            b.emit("DAND", nr, n, imm(ATT_WSUM_ROWS - 1), type="i64")
             loop(b, nr, lambda w=wsum: w(1), "wsum1")
             for j in range(hb):
                 for c in range(span):
