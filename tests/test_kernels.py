@@ -199,12 +199,10 @@ def test_attend_head_batches_bit_identical(monkeypatch, heads, kvh, hd, rows):
 
 
 @pytest.mark.parametrize("rows,n", [(1, 23), (3, 9), (5, 8)])
-def test_attend_weighted_sum_rows_per_trip_bit_identical(monkeypatch, tmp_path, rows, n):
-    """The weighted-sum loop takes ATT_WSUM_ROWS value rows per trip (then the rest one at a time); the
-    scores are scaled in the softmax passes. Bits must not depend on the rows per trip, on the engine,
-    nor on a runtime length (the last row: 3, 1 and 0 rows left over; prefill rows see n - rows + 1 + i)."""
-    from vtpu_cli.compiler import kernels
-
+def test_attend_runtime_length_engines_bit_identical(tmp_path, rows, n):
+    """The score pass stores raw dot products and the softmax passes scale them 16 at a time: the
+    interpreter and the JIT (-O0 and -O3) give the same bits for a runtime length, decode and prefill
+    rows (row i sees n - rows + 1 + i cache rows), and the values of the float64 formula."""
     heads, kvh, hd, t = 4, 2, 32, 30
     rng = np.random.default_rng(rows * 10 + n)
     q = rng.standard_normal((rows, heads * hd)).astype(F32)
@@ -215,10 +213,10 @@ def test_attend_weighted_sum_rows_per_trip_bit_identical(monkeypatch, tmp_path, 
         f"o = attend(q, slice(kv, 0, {t}), slice(kv, {t}, {t}), n, heads={heads}, kv_heads={kvh}, start=0)\n"
     )
     inputs = {"q": q, "kv": kv, "nv": np.array([n], np.int32)}
-    outs = []
-    for per_trip, engine in ((1, "interp"), (4, "interp"), (2, "jit"), (4, "jit")):
-        monkeypatch.setattr(kernels, "ATT_WSUM_ROWS", per_trip)
-        outs.append(run(src, inputs, ["o"], engine=engine, tmp=tmp_path, force_loops=True)[0])
+    outs = [
+        run(src, inputs, ["o"], opt=opt, engine=engine, tmp=tmp_path, force_loops=True)[0]
+        for opt, engine in ((2, "interp"), (0, "jit"), (3, "jit"))
+    ]
     for other in outs[1:]:
         np.testing.assert_array_equal(outs[0], other)
     scale = 1 / np.sqrt(hd)

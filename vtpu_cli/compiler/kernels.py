@@ -728,7 +728,6 @@ def rope_loop(lw: Lowerer, x, cs, y, heads: int, hd: int, pos, rows: int = 1) ->
 
 ATT_HEADS = 4  # query heads of one KV group per pass over the cache rows (each K/V row load feeds them all)
 ATT_ACC = 16  # accumulators of the weighted-sum pass (heads x 16-lane chunks)
-ATT_WSUM_ROWS = 4  # V rows per trip of the weighted-sum loop (a power of two; the rest one at a time)
 
 
 def attend_batch(heads: int, kv_heads: int) -> int:
@@ -919,27 +918,16 @@ def attend_loop(
                     b.emit("DBCAST", a, F(0.0), type="f32")
             vp, sp4 = ptr(b, kvp, "vp"), ptr(b, 0, "sp4")
 
-            def wsum(rows: int, c0=c0, acc=acc, vp=vp, sp4=sp4):
-                # ``rows`` V rows per trip, in t order: each accumulator's DFMAs are those of one row
-                # per trip (same ops, same order), but the JIT rounds the loop-carried accumulators
-                # to their canonical form (NaN) once per trip, not once per row
-                for u in range(rows):
-                    pv = [bcast_ld(b, "f32", scores, at(b, sp4, (j * t16 + u) * 4)) for j in range(hb)]
-                    for c in range(span):
-                        vv = ld(b, "f32", vc.scroll, at(b, vp, u * row_kv + (c0 + c) * 64))
-                        for j in range(hb):
-                            b.emit("DFMA", acc[j][c], pv[j], vv, acc[j][c], type="f32")
-                bump(b, vp, rows * row_kv)
-                bump(b, sp4, rows * 4)
+            def wsum(c0=c0, acc=acc, vp=vp, sp4=sp4):
+                pv = [bcast_ld(b, "f32", scores, at(b, sp4, j * t16 * 4)) for j in range(hb)]
+                for c in range(span):
+                    vv = ld(b, "f32", vc.scroll, at(b, vp, (c0 + c) * 64))
+                    for j in range(hb):
+                        b.emit("DFMA", acc[j][c], pv[j], vv, acc[j][c], type="f32")
+                bump(b, vp, row_kv)
+                bump(b, sp4, 4)
 
-            # the trip counts are derived from n at each use (short live ranges: the model's layer loop
-            # holds every unspillable register it can)
-            nq = b.new("r", "nq")
-            b.emit("DSHR", nq, n, imm(ATT_WSUM_ROWS.bit_length() - 1), type="i64")
-            loop(b, nq, lambda w=wsum: w(ATT_WSUM_ROWS), "wsum")
-            nr = b.new("r", "nr")
-            b.emit("DAND", nr, n, imm(ATT_WSUM_ROWS - 1), type="i64")
-            loop(b, nr, lambda w=wsum: w(1), "wsum1")
+            loop(b, n, wsum, "wsum")
             for j in range(hb):
                 for c in range(span):
                     r = b.new("v")
