@@ -99,3 +99,24 @@ def test_large_writer_gguf_loads_with_the_padded_vocabulary(tmp_path):
     assert set(np.unique(w)) <= {-1, 0, 1} and (w == 0).mean() > 0.2
     logits = Reference(m, ctx=32).forward(ids)
     assert logits.shape == (len(ids), 400) and np.isfinite(logits).all()
+
+
+def test_paired_decode_splits_the_bytes_and_reruns_in_place():
+    """The paired breakdown reads exactly the bytes a decode step is charged with (layers + head), re-runs
+    the step without advancing the position (the same token each round), and reports positive times (never asserted as speeds)."""
+    from vtpu_cli.models.bench_lm import bytes_per_token, paired_decode, parse_synthetic, synthetic_model
+    from vtpu_cli.models.compiled import CompiledModel
+
+    _, shape = parse_synthetic("synthetic:tiny")
+    cm = CompiledModel(synthetic_model(shape, 64), ctx=64, engine="interp", prefill=1)
+    cm.forward([3, 5, 7])
+    pos = cm.pos
+    p = paired_decode(cm, rounds=2)  # raises if a re-run gives another token
+    if p is None:
+        pytest.skip("no native reader here")
+    assert cm.pos == pos
+    assert p["layer_bytes"] + p["head_bytes"] == bytes_per_token(cm)
+    c = cm.cfg
+    assert p["head_bytes"] == c.vocab * c.hidden + c.vocab * 4  # int8 rows + f32 row scales
+    for k in ("step_ms", "layers_step_ms", "read_layers_ms", "read_head_ms", "fraction", "layers_fraction"):
+        assert p[k] > 0, k

@@ -118,6 +118,95 @@ def bytes_per_token(cm) -> int:
     return int(sum(b.nbytes for c, b in cm.shared.items() if c not in skip))
 
 
+def weight_buffers(cm) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """The scrolls a decode step reads per token, split into (the layers' weights -- ternary tiles,
+    norms, scales --, the LM head: its int8 rows and row scales); the KV cache and RoPE table are left
+    out, as in :func:`bytes_per_token`."""
+    from vtpu_cli.core import coords
+    from vtpu_cli.models.compiled import io_coord, weight_coord
+
+    skip = {coords.parse_packed(io_coord(n)) for n in ("kv", "cs")}
+    head = {coords.parse_packed(weight_coord(r)) for r in ("head", "hsc")}
+    layers = [b for c, b in cm.shared.items() if c not in skip and c not in head]
+    return layers, [b for c, b in cm.shared.items() if c in head]
+
+
+def paired_decode(cm, rounds: int = 7, threads: int = 1) -> dict | None:
+    """Where a decode step's time goes, against the same bytes read natively in the same minutes.
+
+    Each round runs, at the current position (the step is re-run in place: it rewrites the same KV-cache
+    row, the position does not advance), a whole decode step, a step without the LM head, a native
+    streaming read of the layers' weight scrolls and one of the head's (``threads`` > 1: each scroll
+    split over that many threads, the ceiling of an N-sentron step). Medians over the rounds; the head's
+    time is the difference of the two step medians. ``fraction`` is read time over step time for the
+    same bytes (> 1 would mean the step outran the read). Returns None without a native reader."""
+    import threading
+
+    from vtpu_cli.bench.stream import native_reader
+
+    rd = native_reader()
+    if rd is None:
+        return None
+    runner = cm.runners[1]
+    layer_bufs, head_bufs = weight_buffers(cm)
+    x = cm.model.embedding.take([cm.runner.token()])
+
+    def read(bufs: list[np.ndarray]) -> float:
+        t = time.perf_counter()
+        for buf in bufs:
+            if threads == 1:
+                rd(buf)
+                continue
+            step = buf.shape[0] // threads // 256 * 256
+            th = [
+                threading.Thread(
+                    target=rd, args=(buf[i * step : (i + 1) * step if i < threads - 1 else None],)
+                )
+                for i in range(threads)
+            ]
+            for h in th:
+                h.start()
+            for h in th:
+                h.join()
+        return time.perf_counter() - t
+
+    def step(head: bool) -> float:
+        t = time.perf_counter()
+        runner.run(x, cm.pos, head=head)
+        return time.perf_counter() - t
+
+    step(True)
+    want = runner.token()
+    full, lay, r_lay, r_head = [], [], [], []
+    for _ in range(rounds):
+        full.append(step(True))
+        if runner.token() != want:  # the same inputs must give the same token every round
+            raise ModelError("the re-run decode step gave a different token")
+        r_lay.append(read(layer_bufs))
+        lay.append(step(False))
+        r_head.append(read(head_bufs))
+    med = statistics.median
+    step_s, lay_s, rl, rh = med(full), med(lay), med(r_lay), med(r_head)
+    head_s = step_s - lay_s
+    nl, nh = sum(b.nbytes for b in layer_bufs), sum(b.nbytes for b in head_bufs)
+    return {
+        "rounds": rounds,
+        "threads": threads,
+        "step_ms": step_s * 1e3,
+        "layers_step_ms": lay_s * 1e3,
+        "head_ms": head_s * 1e3,
+        "read_layers_ms": rl * 1e3,
+        "read_head_ms": rh * 1e3,
+        "layer_bytes": nl,
+        "head_bytes": nh,
+        "read_bytes_s": (nl + nh) / (rl + rh),
+        "fraction": (rl + rh) / step_s,
+        "layers_fraction": rl / lay_s,
+        "head_fraction": rh / head_s if head_s > 0 else None,
+        "roofline_tok_s": 1 / (rl + rh),
+    }
+
+
 def run_lm_bench(
     target: str,
     prompt: int = 64,
@@ -129,8 +218,10 @@ def run_lm_bench(
     verify: bool | None = None,
     log=None,
     sentrons: int = 1,
+    paired_rounds: int = 7,
 ) -> dict:
-    """Benchmark ``target`` (a model path or ``synthetic[:SHAPE]``); returns the result object."""
+    """Benchmark ``target`` (a model path or ``synthetic[:SHAPE]``); returns the result object.
+    ``paired_rounds`` > 0 (JIT only) adds ``paired``: :func:`paired_decode`."""
     from vtpu_cli.models.compiled import CompiledModel
     from vtpu_cli.models.generate import peak_rss, settle
 
@@ -226,6 +317,9 @@ def run_lm_bench(
         "roofline_tok_s": bw / bpt,
         "roofline_fraction": bpt * out["decode_tok_s"] / bw,
     }
+    if paired_rounds and cm.engine == "jit":
+        say("decode step vs the same bytes read natively, alternated...")
+        out["paired"] = paired_decode(cm, paired_rounds, threads=sentrons)
     if verify is None:
         verify = model.ternary_bytes <= VERIFY_MAX_TERNARY_BYTES
     out["verified"] = None
@@ -245,6 +339,17 @@ def run_lm_bench(
     return out
 
 
+def _fmt_paired(p: dict | None) -> list[str]:
+    if not p:
+        return []
+    head = f"{p['head_fraction']:.2f}" if p["head_fraction"] else "-"
+    return [
+        f"  paired   {p['fraction'] * 100:8.1f} %     (step {p['step_ms']:.1f} ms vs {p['read_layers_ms'] + p['read_head_ms']:.1f} ms "
+        f"reading its {(p['layer_bytes'] + p['head_bytes']) / 2**20:.0f} MiB at {p['read_bytes_s'] / 1e9:.1f} GB/s, "
+        f"alternated, medians of {p['rounds']}: layers {p['layers_fraction']:.2f}, head {head})"
+    ]
+
+
 def _fmt(r: dict) -> str:
     c = r["config"]
     lines = [
@@ -257,6 +362,7 @@ def _fmt(r: dict) -> str:
         f"{r['decode_tokens'] - 1})",
         f"  roofline {r['roofline_fraction'] * 100:8.1f} %     ({r['weight_bytes_per_token'] / 2**20:.1f} MiB/token "
         f"at {r['stream_read_bytes_s'] / 1e9:.1f} GB/s streaming read: ceiling {r['roofline_tok_s']:.1f} tok/s)",
+        *_fmt_paired(r.get("paired")),
         f"  start-up {r['startup_s']:9.2f} s      (load {r['load_s']:.2f} s"
         f"{', layout cache hit' if r['layout_cache_hit'] else ''}, phextcc {r['compile_s']:.2f} s, engine start "
         f"{r['engine_start_s']:.2f} s; first prefill {r['first_prefill_s'] * 1e3:.0f} ms)",
