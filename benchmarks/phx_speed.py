@@ -47,7 +47,15 @@ def programs() -> list[tuple[str, str, dict]]:
         ("layer D=2560 -O3", layer_src(2560), {"opt": 3}),
         ("matmul 16x64x64 unrolled -O2", MATMUL.format(m=16, k=64, n=64), {"opt": 2}),
         ("programs/phx/mlp.phx -O2", (ROOT / "programs" / "phx" / "mlp.phx").read_text(), {"opt": 2}),
+        ("tiny model 16 sentrons -O2", tiny_model_src(), {"opt": 2, "sentrons": 16, "force_loops": True}),
     ]
+
+
+def tiny_model_src() -> str:
+    """A 2-layer model step at hidden 64 (issue #13's per-sentron code: compiled for 16 sentrons)."""
+    from vtpu_cli.models.compiled import StepShape
+
+    return StepShape(64, 128, 2, 1, 32, 2, 256, 64, 1e-5).text()
 
 
 # the child: compile the file given in argv once (or warm + repeat times), print JSON; with a fourth
