@@ -87,7 +87,7 @@ def test_tiered_engine_runs_tier0_then_tier1_at_a_run_boundary(tmp_path):
     first = eng.run()
     assert first.tier == 0
     _exact(prog, first, ref)
-    assert eng.wait_optimised(timeout=120)
+    assert eng.wait_optimised(timeout=120), eng.tier1_error
     second = eng.run()  # the same program again from its own output memory: same bytes
     assert second.tier == 1 and second.cache_hit == "disk"  # stored by the detached compile, then loaded
     assert same_result(ref, second) == []

@@ -1697,6 +1697,32 @@ class _Progress:
             self.thread.join()
 
 
+_tier0_busy = 0  # tier-0 compiles now running in this process
+_tier0_lock = threading.Lock()
+TIER0_CHILD_SIWS = LARGE_PROGRAM_SIWS  # a tier-0 compile started beside another runs in a child above this
+
+
+def _compile_tier0(program: Program, v: _Variant) -> bytes:
+    """Tier-0 code: linear in the program (no loop passes) and needed now, so no time limit. The
+    first of several compiles started together (a model's step variants) runs in this process; the
+    others each in a child, so that their Python IR building -- most of a tier-0 compile -- uses
+    the other cores instead of queueing for this process's interpreter lock (a child costs ~0.3 s to
+    start, so small programs and lone compiles stay here)."""
+    global _tier0_busy
+    with _tier0_lock:
+        beside = _tier0_busy > 0
+        _tier0_busy += 1
+    try:
+        if beside and len(program.code) > TIER0_CHILD_SIWS:
+            return _in_child(("module", program, v, TIER0_OPT, _sizes()))
+        text, _ = build_module(program, v)
+        with _llvm_lock:
+            return _compile_object(text, v, TIER0_OPT)
+    finally:
+        with _tier0_lock:
+            _tier0_busy -= 1
+
+
 def auto_opt(program: Program) -> int:
     """The default optimisation level for a program: O3, or O2 for large (generated, unrolled) ones."""
     return 3 if len(program.code) <= LARGE_PROGRAM_SIWS else 2
@@ -1758,10 +1784,7 @@ def compile_program(
             if parts > 1:
                 obj = _compile_split(program, v, opt, parts, nice)
             elif opt == TIER0_OPT:
-                # linear in the program (no loop passes) and needed now: no child, no time limit
-                text, leaders = build_module(program, v)
-                with _llvm_lock:
-                    obj = _compile_object(text, v, opt)
+                obj = _compile_tier0(program, v)
             elif background and len(program.code) > LARGE_PROGRAM_SIWS:
                 obj = _in_child(("module", program, v, opt, _sizes()), nice)
             else:

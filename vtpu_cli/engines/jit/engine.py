@@ -655,7 +655,8 @@ class JitEngine:
         comp = self._compile_at(self.opt, cached_only=True)
         if comp is None:
             raise JitError(
-                "the background compile stored no object (the cache directory is not private or not writable)"
+                "the background compile stored no object under this program's key (the cache directory is "
+                "not private or not writable, or the JIT's sources changed since this process started)"
             )
         return comp
 

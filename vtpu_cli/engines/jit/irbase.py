@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import struct
+
 from llvmlite import ir
 
 from vtpu_cli.core.numerics import CANON_NAN32
@@ -95,8 +97,25 @@ def ivty(t: str) -> ir.VectorType:
     return ir.VectorType(ity(t), lanes(t))
 
 
+_SPLATS: dict[tuple, ir.Constant] = {}
+
+
 def splat(c, ty: ir.VectorType) -> ir.Constant:
-    return ir.Constant(ty, [ir.Constant(ty.element, c)] * ty.count)
+    """``<n x ty> <c, c, ...>``, one shared (immutable) constant per value and type: llvmlite caches a
+    constant's text per object, and formats a vector element by element (a model step refers to
+    ~3,000 of them: a tenth of its module-to-text time when each was a new object)."""
+    # a float keys by its bits (0.0 == -0.0, and NaNs never compare equal); anything else unhashable or
+    # unusual is simply not shared
+    if isinstance(c, float):
+        key: tuple = ("f", struct.pack("<d", c), str(ty))
+    elif type(c) is int:
+        key = ("i", c, str(ty))
+    else:
+        return ir.Constant(ty, [ir.Constant(ty.element, c)] * ty.count)
+    k = _SPLATS.get(key)
+    if k is None:
+        k = _SPLATS[key] = ir.Constant(ty, [ir.Constant(ty.element, c)] * ty.count)
+    return k
 
 
 class _FnPtr:
