@@ -288,15 +288,6 @@ class StepRunner:
                 self.opts = replace(self.opts, engine="interp")
         return eng
 
-    def tier(self) -> int:
-        """The tier of the code the next run executes: 0 (quick code; the optimised code still compiling
-        in the background), or 1 (optimised, also when not tiered or not on the JIT)."""
-        comp = getattr(self._engine, "compiled", None)
-        if comp is None:
-            return 1
-        self._engine.compile()  # takes landed tier-1 code, as the next run would
-        return self._engine.compiled.tier
-
     def wait_optimised(self, timeout: float | None = None) -> bool:
         """Block until this step runs optimised code (see ``JitEngine.wait_optimised``)."""
         eng = self._engine

@@ -249,7 +249,7 @@ def generate_command(
             landed = (
                 f"optimised code from {stats.full_speed_s:.2f} s after the start of compilation"
                 if stats.full_speed_s
-                else "the optimised code was still compiling (it is finished before exit and cached)"
+                else "the optimised code is still compiling (a background process stores it for the next start)"
             )
             print(f"JIT tiers: {stats.tier0_tokens} tokens from tier-0 code; {landed}", file=sys.stderr)
     return 0
