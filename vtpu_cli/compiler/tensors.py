@@ -1804,20 +1804,9 @@ def _attend(lw: Lowerer, name_toks, call, pos, kw):
     per = (heads + lw.sentrons - 1) // lw.sentrons
     ranges = [(min(heads, s * per), min(heads, (s + 1) * per)) for s in range(lw.sentrons)]
 
-    hb = kernels.attend_batch(heads, kvh)
-
     def compute(part: Tensor, s: int) -> None:
-        # one attend_loop per run of equal head batches, each in a coordinate-register region of its
-        # own: a range that cuts a KV group (heads 0-9 of 20/5: batches 4, 4 then 2) in one region
-        # took a slow PPT translation per head and token in its cut part (2B prefill: ~19k per sentron)
-        lo, hi = ranges[s]
-        for a, z, _ in kernels.head_segments(lo, hi, heads // kvh, hb) if hi > lo else ():
-            kernels.in_region(
-                lw.b,
-                lambda a=a, z=z: kernels.attend_loop(
-                    lw, q, kc, vc, part, heads, kvh, hd, n, start, rows, (a, z)
-                ),
-            )
+        if ranges[s][1] > ranges[s][0]:
+            kernels.attend_loop(lw, q, kc, vc, part, heads, kvh, hd, n, start, rows, ranges[s])
 
     spans = [(lo * hd * 4, hi * hd * 4) for lo, hi in ranges]
     # the runtime length and cache start go through memory: in registers both would stay live across
