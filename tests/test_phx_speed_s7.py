@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 from vtpu_cli.compiler import compile_phx
 from vtpu_cli.compiler.ir import private_coord
-from vtpu_cli.compiler.lower import RESERVED_LIBRARY, private_shelf_coords
+from vtpu_cli.compiler.lower import RESERVED_LIBRARY, ppt_set, private_shelf_coords, private_shelf_sets
 
 
 @given(
@@ -22,6 +22,23 @@ def test_private_shelf_arithmetic_is_private_coord(sentrons, lib, shelf):
     assert len(first) == sentrons
     for s in {0, sentrons // 2, sentrons - 1}:
         assert first[s] + (shelf - 1) * step == private_coord(s, lib, shelf)
+
+
+@given(
+    st.integers(1, 24),
+    st.integers(1, 999),
+    st.integers(1, 999),
+    st.integers(0, 40),
+    st.sampled_from([2, 64, 256, 4096]),
+)
+def test_private_shelf_sets_are_the_ppt_sets(sentrons, lib, v0, n, sets):
+    """The colouring's per-shelf PPT sets (Morton key of the sentron's coordinate OR that of the shelf
+    field) equal ppt_set of the packed coordinate."""
+    shelves = range(v0, min(v0 + n, 1000))
+    rows = private_shelf_sets(lib, sentrons, shelves, sets)
+    assert len(rows) == sentrons
+    for s in {0, sentrons - 1}:
+        assert rows[s] == [ppt_set(private_coord(s, lib, v), sets) for v in shelves]
 
 
 def test_reserved_scratch_library_shelves_on_many_sentrons():

@@ -12,7 +12,7 @@ import difflib
 import math
 import weakref
 from dataclasses import dataclass, field
-from operator import add, getitem
+from operator import getitem, itemgetter
 
 from vtpu_cli.binary.program import Imm, Reg
 from vtpu_cli.compiler.ir import Builder, Scroll, VReg, imm, private_coord
@@ -207,9 +207,24 @@ def ppt_set(coord: int, sets: int) -> int:
     tests/test_phx_speed.py checks this equals): a Fibonacci hash of the Morton key folded to 64 bits.
     Computed here because importing the memory module (numpy buffers, tiers) cost a model compile
     ~3 ms in a fresh process, for one formula."""
-    key = coords.morton_key_packed(coord)
+    return ppt_set_of_key(coords.morton_key_packed(coord), sets)
+
+
+def ppt_set_of_key(key: int, sets: int) -> int:
+    """:func:`ppt_set` from the coordinate's Morton key."""
     k64 = (key ^ (key >> 64)) & _MASK64
     return ((k64 * 0x9E3779B97F4A7C15) & _MASK64) >> (64 - (sets.bit_length() - 1)) if sets > 1 else 0
+
+
+def private_shelf_sets(lib: int, sentrons: int, shelves: range, sets: int = 0) -> list[list[int]]:
+    """Per sentron s, ``ppt_set(private_coord(s, lib, v), sets)`` for each shelf v of ``shelves``
+    (default sets: ``PPT_SETS``). The Morton key spreads each part on its own bits, so the key of
+    a coordinate is the OR of the keys of its parts: the key of sentron s's shelf-1 coordinate OR
+    the key of the shelf field alone, one OR per shelf instead of a packing and a Morton key."""
+    sets = sets or PPT_SETS
+    first, step = private_shelf_coords(lib, sentrons)
+    shelf_keys = [coords.morton_key_packed((v - 1) * step) for v in shelves]
+    return [[ppt_set_of_key(k | sk, sets) for sk in shelf_keys] for k in map(coords.morton_key_packed, first)]
 
 
 @dataclass
@@ -324,18 +339,16 @@ def colour_coordinates(lw: Lowerer) -> dict[str, int]:
             got = psets[(lib, v)] = [cset(c + d) for c in first]
         return got
 
-    pchunks: dict[tuple[int, int], list[list[int]]] = {}
+    pchunks: dict[tuple[int, int], list] = {}
 
-    def private_chunk(lib: int, v: int) -> list[list[int]]:
-        """Per sentron, the PPT sets of shelves v .. v + _CHUNK - 1 (at most 999)."""
+    def private_chunk(lib: int, v: int) -> list:
+        """Per sentron, an ``itemgetter`` of the PPT sets of shelves v .. v + _CHUNK - 1 (at most 999):
+        applied to the sentron's cost row it gives those shelves' costs as a tuple."""
         got = pchunks.get((lib, v))
         if got is None:
-            bases = pbase.get(lib)
-            if bases is None:
-                bases = pbase[lib] = private_shelf_coords(lib, ns)
-            first, step = bases
-            shelves_ = range(v, min(v + _CHUNK, 1000))
-            got = pchunks[(lib, v)] = [[cset(c + (w - 1) * step) for w in shelves_] for c in first]
+            # (a chunk holds >= 2 shelves: 999 = 15 * 64 + 39, so itemgetter returns tuples)
+            rows = private_shelf_sets(lib, ns, range(v, min(v + _CHUNK, 1000)))
+            got = pchunks[(lib, v)] = [itemgetter(*row) for row in rows]
         return got
 
     # the spill scroll (999.1 at the sentron's home) can be touched by any statement
@@ -386,10 +399,8 @@ def colour_coordinates(lw: Lowerer) -> dict[str, int]:
             while best_cost and v < 1000:
                 # a chunk of candidates at a time: their costs summed over the sentrons by map(), and
                 # the chunk skipped when none of them is cheaper
-                acc = None
-                for row, col in zip(per_s, private_chunk(lib, v), strict=True):
-                    got = map(row.__getitem__, col)
-                    acc = list(got) if acc is None else list(map(add, acc, got))
+                costs = [get(row) for get, row in zip(private_chunk(lib, v), per_s, strict=True)]
+                acc = list(map(sum, zip(*costs, strict=True)))
                 if min(acc) < best_cost:
                     for j, cost in enumerate(acc):
                         if cost < best_cost and (v + j == old or (lib, v + j) not in shelves):
