@@ -297,6 +297,7 @@ def quant_loop(lw: Lowerer, x, q8, qs) -> None:
 TM_TILES_1 = 8
 TM_ROWS, TM_TILES = 4, 4
 TM_KUNROLL_1 = 1  # M = 1: 16-row K steps per trip of the K loop
+TM_STREAMS_1 = True  # M = 1: the tiles of a block far apart, one stream each (see tmatmul_loop's streams)
 
 
 def tm_tile(m: int) -> tuple[int, int]:
@@ -371,7 +372,8 @@ def tmatmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int, wscale, pre=None) -
     # while every row block reads them
     wcol, ycol = ptr(b, t_lo * k16 * 4, "wcol"), ptr(b, t_lo * 64, "ycol")
 
-    def block(nrows: int, tnb: list[int], qblk: VReg, yblk: VReg, sblk: VReg) -> None:
+    def block(nrows: int, tnb: list[int], qblk: VReg, yblk: VReg, sblk: VReg, gap: int = 1) -> None:
+        """Tiles wcol, wcol + gap, ... (``gap`` tiles apart) for ``nrows`` rows."""
         wp, qq = ptr(b, wcol, "wp"), ptr(b, qblk, "qq")
         acc = [[b.new("v", "acc") for _ in tnb] for _ in range(nrows)]
         for row_acc in acc:
@@ -379,7 +381,7 @@ def tmatmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int, wscale, pre=None) -
                 b.emit("DBCAST", a0, imm(0), type="i32")
 
         def kstep():
-            wv = [ld(b, "i8", w.scroll, at(b, wp, c * k16 * 4)) for c in range(len(tnb))]
+            wv = [ld(b, "i8", w.scroll, at(b, wp, c * gap * k16 * 4)) for c in range(len(tnb))]
             for q in range(4):
                 for r in range(nrows):
                     xb = bcast_ld(b, "i32", qbuf, at(b, qq, r * k16 + q * 4))
@@ -414,7 +416,7 @@ def tmatmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int, wscale, pre=None) -
                 b.emit("DCVT", f, a1, None, type="f32", type2="i32")
                 o = b.new("v")
                 b.emit("DMUL", o, f, vsc, type="f32")
-                st(b, "f32", o, y.scroll, at(b, yp, r * n * 4 + c * 64), nb)
+                st(b, "f32", o, y.scroll, at(b, yp, r * n * 4 + c * gap * 64), nb)
 
     def cgroup(tnb: list[int]) -> None:
         qblk, yblk, sblk = ptr(b, 0, "qblk"), ptr(b, 0, "yblk"), ptr(b, 0, "sblk")
@@ -429,9 +431,27 @@ def tmatmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int, wscale, pre=None) -
         bump(b, wcol, len(tnb) * k16 * 4)
         bump(b, ycol, len(tnb) * 64)
 
+    def streams() -> None:
+        # M = 1: cc streams of ``groups`` consecutive tiles each; trip i takes tile i of every stream, so
+        # each stream reads its weights front to back (a group of adjacent tiles starts cc streams cold,
+        # and each tile's last prefetches land on the next tile, which another stream already read)
+        zero = ptr(b, 0, "q0")
+
+        def one() -> None:
+            block(1, [64] * cc, zero, zero, zero, groups)
+            bump(b, wcol, k16 * 4)
+            bump(b, ycol, 64)
+
+        loop(b, groups, one, "cols")
+        bump(b, wcol, (cc - 1) * groups * k16 * 4)
+        bump(b, ycol, (cc - 1) * groups * 64)
+
     def main() -> None:
         b.base(w.scroll)  # a layer-indexed weight's coordinate: defined here, not in the K loop
-        loop(b, groups, lambda: cgroup([64] * cc), "cols")
+        if m == 1 and TM_STREAMS_1 and groups > 1:
+            streams()
+        else:
+            loop(b, groups, lambda: cgroup([64] * cc), "cols")
         if rem:
             cgroup(rem)
 
@@ -1005,6 +1025,10 @@ def matmul_nt_loop(lw: Lowerer, x, w, y) -> None:
 # ---------------------------------------------------------------------- int8 weight matrix (LM head)
 Q8_ROWS = 8  # weight rows (outputs) per block: one quantised-activation chunk load feeds this many DDOTs
 Q8_KUNROLL = 2  # 64-byte K chunks per trip of the K loop (8 x 2: the 2B head 13 % faster than 4 x 1)
+# M = 1 head: the Q8_ROWS rows of a block are far apart (Q8_ROWS streams, each reading consecutive rows)
+# instead of adjacent (a block's rows start cold, and the last 512 bytes of each row prefetch the start
+# of the next row, which its own stream has already read)
+Q8_STREAMS = True
 
 
 def matmul_q8_loop(
@@ -1035,14 +1059,15 @@ def matmul_q8_loop(
         wsc = b.new("r", "ws")
         b.load("f32", wsc, ws.scroll, 0)
 
-    def block(nrows: int, wp: VReg, sp: VReg, yp: VReg, sx: VReg) -> None:
+    def block(nrows: int, wp: VReg, sp: VReg, yp: VReg, sx: VReg, gap: int = 1) -> None:
+        """Rows wp, wp + gap, ... (``gap`` rows apart) of w8 against the quantised row."""
         acc = [b.new("v", "acc") for _ in range(nrows)]
         qp, kp = ptr(b, 0, "qp"), ptr(b, wp, "kp")
 
         def kstep(nb: int, first: bool) -> None:
             qv = ld(b, "i8", qbuf, qp, 64)
             for r in range(nrows):
-                wv = ld(b, "i8", w8.scroll, at(b, kp, r * k), nb)
+                wv = ld(b, "i8", w8.scroll, at(b, kp, r * gap * k), nb)
                 if first:
                     b.emit("DBCAST", acc[r], imm(0), type="i32")
                 b.emit("DDOT", acc[r], wv, qv, type="i8")
@@ -1069,27 +1094,42 @@ def matmul_q8_loop(
             b.emit("DCVT", f, s, None, type="f32", type2="i32")
             sc = b.new("r")
             if per_row_scale:
-                wsr = ld(b, "f32", ws.scroll, at(b, sp, r * 4), cls="r")
+                wsr = ld(b, "f32", ws.scroll, at(b, sp, r * gap * 4), cls="r")
                 b.emit("DMUL", sc, wsr, sx, type="f32")
             else:
                 b.emit("DMUL", sc, wsc, sx, type="f32")
             o = b.new("r")
             b.emit("DMUL", o, f, sc, type="f32")
-            st(b, "f32", o, y.scroll, at(b, yp, r * 4))
+            st(b, "f32", o, y.scroll, at(b, yp, r * gap * 4))
 
     def row() -> None:
         sx = quantise_row(lw, x, xrow, k, qbuf, zero, 64, one)
         wp, sp, yp = ptr(b, n_lo * k, "wp"), ptr(b, n_lo * 4, "sp"), ptr(b, yrow, "yp")
         bump(b, yp, n_lo * 4)
         rb = Q8_ROWS
+        per = cnt // rb
+        if Q8_STREAMS and per > 1:
+            # rb streams of ``per`` consecutive rows each; block i takes row i of every stream, so each
+            # stream reads its weights front to back (the next block's row follows the last one)
+            def sblk() -> None:
+                block(rb, wp, sp, yp, sx, per)
+                bump(b, wp, k)
+                bump(b, sp, 4)
+                bump(b, yp, 4)
 
-        def blk() -> None:
-            block(rb, wp, sp, yp, sx)
-            bump(b, wp, rb * k)
-            bump(b, sp, rb * 4)
-            bump(b, yp, rb * 4)
+            loop(b, per, sblk, "nblk")
+            bump(b, wp, (rb - 1) * per * k)
+            bump(b, sp, (rb - 1) * per * 4)
+            bump(b, yp, (rb - 1) * per * 4)
+        else:
 
-        loop(b, cnt // rb, blk, "nblk")
+            def blk() -> None:
+                block(rb, wp, sp, yp, sx)
+                bump(b, wp, rb * k)
+                bump(b, sp, rb * 4)
+                bump(b, yp, rb * 4)
+
+            loop(b, per, blk, "nblk")
         if cnt % rb:
             block(cnt % rb, wp, sp, yp, sx)
 
