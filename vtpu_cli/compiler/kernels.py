@@ -338,10 +338,19 @@ def tmatmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int, wscale, pre=None) -
 
     The weights are in the interleaved t2 layout and ``DTDOT`` adds q * code with code = w + 1, so each
     output tile ends with one ``DSUB`` of the row's sum of q: sum q * (w + 1) - sum q = sum q * w exactly
-    (int32 wraps the same either way)."""
+    (int32 wraps the same either way).
+
+    The two phases are also callable apart (:func:`tmatmul_prep` once, then :func:`tmatmul_tiles` per
+    range of tiles, e.g. a tile group claimed at run time): each tile is computed exactly as here."""
+    bufs = tmatmul_prep(lw, x, pre)
+    tmatmul_tiles(lw, x, w, y, bufs, t_lo, t_hi, wscale)
+
+
+def tmatmul_prep(lw: Lowerer, x, pre=None) -> tuple[str, str, str]:
+    """Phase 1 of :func:`tmatmul_loop`: every row of x quantised (unless ``pre = (q8, qs)``) and each
+    row's sum of q; returns the scroll keys (int8 rows of K16 bytes, f32 row scales, i32 row sums)."""
     b = lw.b
     m, k = x.shape
-    n = w.shape[1]
     k16 = (k + 15) // 16 * 16
     if pre is None:
         qbuf, sbuf = lw.scratch("q", m * k16), lw.scratch("qs", m * 4)
@@ -362,15 +371,41 @@ def tmatmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int, wscale, pre=None) -
         qbuf, sbuf = pre[0].scroll, pre[1].scroll
     sums = lw.scratch("qsum", m * 4)
     in_region(b, lambda: row_sums_loop(lw, qbuf, m, k16, sums))
-    nfull = full_tiles(n, t_lo, t_hi)
+    return qbuf, sbuf, sums
+
+
+def tmatmul_tiles(
+    lw: Lowerer, x, w, y, bufs: tuple[str, str, str], t_lo, t_hi: int | None, wscale, count: int = 0
+) -> None:
+    """Phase 2 of :func:`tmatmul_loop`: y[:, tiles t_lo..t_hi) from the phase-1 buffers ``bufs``.
+    ``t_lo`` may be an i64 register (a tile index known at run time; ``t_hi`` None): then the ``count``
+    tiles from it, which must all be full 16-column tiles -- the caller keeps a partial last tile to a
+    static range. Each tile is computed exactly as in a static range."""
+    b = lw.b
+    m, k = x.shape
+    n = w.shape[1]
+    k16 = (k + 15) // 16 * 16
+    qbuf, sbuf, sums = bufs
+    dynamic = isinstance(t_lo, VReg)
+    if dynamic:
+        if count < 1 or count > n // 16:  # pragma: no cover - the caller's split
+            raise ValueError(f"a runtime tile range needs 1..{n // 16} full tiles, got {count}")
+        nfull = count
+    else:
+        nfull = full_tiles(n, t_lo, t_hi)
     rr, cc = tm_tile(m)
     cc = max(1, min(cc, nfull))
     groups = nfull // cc
-    rem = tile_bytes(n, t_lo + groups * cc, t_hi)
+    rem = [64] * (nfull - groups * cc) if dynamic else tile_bytes(n, t_lo + groups * cc, t_hi)
     ws = wscale if isinstance(wscale, VReg) else F(wscale)
     # column groups outside, row blocks inside: the group's weights (cc tiles x K/4 bytes) stay in cache
     # while every row block reads them
-    wcol, ycol = ptr(b, t_lo * k16 * 4, "wcol"), ptr(b, t_lo * 64, "ycol")
+    if dynamic:
+        wcol, ycol = b.new("r", "wcol", nospill=True), b.new("r", "ycol", nospill=True)
+        b.emit("DMUL", wcol, t_lo, imm(k16 * 4), type="i64")
+        b.emit("DMUL", ycol, t_lo, imm(64), type="i64")
+    else:
+        wcol, ycol = ptr(b, t_lo * k16 * 4, "wcol"), ptr(b, t_lo * 64, "ycol")
 
     def block(nrows: int, tnb: list[int], qblk: VReg, yblk: VReg, sblk: VReg, gap: int = 1) -> None:
         """Tiles wcol, wcol + gap, ... (``gap`` tiles apart) for ``nrows`` rows."""
