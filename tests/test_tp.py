@@ -310,6 +310,7 @@ def test_bench_tp_pairs_sides_and_counts_slow_translations():
     cpu = r["prefill_cpu_ms_runs"]
     assert [len(c) for c in cpu[1]] == [1] and [len(c) for c in cpu[2]] == [2]
     assert min(min(c) for c in cpu[2]) > 0 and r["prefill_cpu_ratio"] > 0
+    assert all(len(r["decode_cpu_ms_runs"][n]) == 1 and r["decode_cpu_ms_runs"][n][0] > 0 for n in (1, 2))
 
 
 def test_wait_log_records_every_barrier_of_each_sentron(monkeypatch):

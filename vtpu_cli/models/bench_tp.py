@@ -149,11 +149,11 @@ def _median_profile(profs: list[dict]) -> dict | None:
 
 def _side(
     cm, ids: list[int], tokens: int, waits: bool = False
-) -> tuple[float, float, list[int], np.ndarray, dict[str, int], dict | None, list[float]]:
+) -> tuple[float, float, list[int], np.ndarray, dict[str, int], dict | None, dict]:
     """(prefill seconds, median decode step seconds, greedy tokens, last logits, slow-path PPT
     translations of the prefill and of the last decode step, the prefill's wait profile when ``waits``
-    and the side has several sentrons, the prefill's on-CPU ms per sentron thread, ascending) of one
-    sequence."""
+    and the side has several sentrons, and on-CPU ms: the prefill's per sentron thread, ascending, and
+    a decode step's busiest thread, median) of one sequence."""
     from vtpu_cli.engines.jit import comm
 
     cm.reset()
@@ -179,15 +179,19 @@ def _side(
         prof = wait_profile([(n, log) for n, log, _ in comm.wait_logs], tsc_hz()[0] or 1e9)
         comm.wait_logs.clear()
     slow = {"prefill": _slow(cm) - n0}
-    toks, steps = [cm.runner.token()], []
+    toks, steps, dcpu = [cm.runner.token()], [], []
     for _ in range(tokens):
         n0 = _slow(cm)
+        d0 = _thread_cpu_ns(_sentron_tids(cm))
         t = time.perf_counter()
         cm.step(toks[-1])
         steps.append(time.perf_counter() - t)
+        d1 = _thread_cpu_ns(_sentron_tids(cm))
+        dcpu.append(max([(d1[k] - d0.get(k, 0)) / 1e6 for k in d1] or [0.0]))
         slow["decode_step"] = _slow(cm) - n0
         toks.append(cm.runner.token())
-    return pre, statistics.median(steps), toks, cm.runner.logits().copy(), slow, prof, cpu
+    cpu_all = {"prefill": cpu, "decode_step": statistics.median(dcpu)}
+    return pre, statistics.median(steps), toks, cm.runner.logits().copy(), slow, prof, cpu_all
 
 
 def _read_ratio(buf: np.ndarray, passes: int = 3) -> float | None:
@@ -221,7 +225,7 @@ def run(
     rng = np.random.default_rng(5)
     ids = [int(x) for x in rng.integers(2, model.config.vocab, size=prompt)]
     big = max(weights.values(), key=lambda a: a.nbytes)
-    res: dict[int, dict[str, list]] = {n: {"pre": [], "dec": [], "cpu": []} for n in sides}
+    res: dict[int, dict[str, list]] = {n: {"pre": [], "dec": [], "cpu": [], "dcpu": []} for n in sides}
     reads, same = [], True
     out_toks: dict[int, list[int]] = {}
     slow: dict[int, dict[str, int]] = {}
@@ -234,7 +238,8 @@ def run(
                 profs.append(prof)
             res[n]["pre"].append(pre)
             res[n]["dec"].append(dec)
-            res[n]["cpu"].append(cpu)
+            res[n]["cpu"].append(cpu["prefill"])
+            res[n]["dcpu"].append(cpu["decode_step"])
             got[n] = (toks, logits)
             log(f"round {r}: {n} sentron(s): prefill {prompt / pre:.1f} tok/s, decode {1 / dec:.2f} tok/s")
         same = same and got[1][0] == got[sentrons][0] and np.array_equal(got[1][1], got[sentrons][1])
@@ -271,6 +276,10 @@ def run(
         # split would give with a free core per sentron and no waiting, less disturbed by the load
         "prefill_cpu_ms_runs": {n: d["cpu"] for n, d in res.items()},
         "prefill_cpu_ratio": (cpu_med[1] / cpu_med[sentrons] if cpu_med[1] and cpu_med[sentrons] else None),
+        # a decode step's on-CPU ms of its busiest sentron thread (median of the steps, per round)
+        "decode_cpu_ms_runs": {n: d["dcpu"] for n, d in res.items()},
+        "decode_cpu_ratio": statistics.median(res[1]["dcpu"])
+        / max(statistics.median(res[sentrons]["dcpu"]), 1e-9),
         # deterministic, unlike the timings on a shared host: translations the JIT served from its
         # slow path (a coordinate not its PPT set's MRU entry), a prefill's and a decode step's
         "slow_translations": slow,
