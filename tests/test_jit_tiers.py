@@ -157,3 +157,36 @@ def test_a_failed_tier1_compile_keeps_the_tier0_code(tmp_path, monkeypatch):
     assert eng.tier1_error == "a test's reason"
     res = eng.run()
     assert res.tier == 0 and res.status == "ok"
+
+
+RING = """
+    DMOV r1, sid
+    DMOV r2, scount
+    DADD r3, r1, 1
+    DCMP.eq r9, r3, r2
+    DBRF nowrap
+    DMOV r3, 0
+nowrap:
+    CPACK m0, r1
+    DMOV r8, 20
+loop:
+    CSEND m0, r3
+    CRECV m1, -1, r4
+    DADD r5, r5, r4
+    DLOOP r8, loop
+    DCVT.f32.i64 r6, r1
+    CREDUCE.add.f32 r7, r6, 0
+    CBAR 0
+    CCAST r10, r5, 0, 0
+"""
+
+
+@pytest.mark.parametrize("sentrons", [1, 2, 4])
+def test_tier0_code_is_exact_with_the_c_pipe_and_several_sentrons(tmp_path, sentrons):
+    """The native C pipe (the one-sentron ring in the stack frame; the fleet block and collectives of
+    several sentrons) on tier-0 code, against the interpreter."""
+    prog = assemble(RING)
+    ref = Interpreter(prog, sentrons).run()
+    res = jit.JitEngine(prog, sentrons, opt=C.TIER0_OPT, cache_dir=tmp_path).run()
+    assert res.engine == "jit" and res.tier == 0
+    assert same_result(ref, res) == [] and res.siws == ref.siws
