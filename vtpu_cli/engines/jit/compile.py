@@ -1259,7 +1259,7 @@ def emit_assembly(
     cpu, features = host_target(portable or _portable_env())
     v = _Variant("none", portable, ppt_sets, cpu, features, 4, precise, True)
     text, _ = build_module(program, v)
-    tm = _target_machine(cpu, features, opt=min(opt, 3))
+    tm = _target_machine(cpu, features, opt=min(opt, 3) if opt != TIER0_OPT else TIER0_CODEGEN)
     mod = llvm.parse_assembly(text)
     mod.triple = tm.triple
     mod.data_layout = str(tm.target_data)
