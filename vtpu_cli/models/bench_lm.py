@@ -137,9 +137,11 @@ def paired_decode(cm, rounds: int = 7, threads: int = 1) -> dict | None:
     Each round runs, at the current position (the step is re-run in place: it rewrites the same KV-cache
     row, the position does not advance), a whole decode step, a step without the LM head, a native
     streaming read of the layers' weight scrolls and one of the head's (``threads`` > 1: each scroll
-    split over that many threads, the ceiling of an N-sentron step). Medians over the rounds; the head's
-    time is the difference of the two step medians. ``fraction`` is read time over step time for the
-    same bytes (> 1 would mean the step outran the read). Returns None without a native reader."""
+    split over that many threads, the ceiling of an N-sentron step). Times are medians over the rounds
+    (the head's: the difference of the two step medians); each fraction is the median over the rounds of
+    that round's read time over its step time for the same bytes (> 1: the step outran the read; the
+    head's step time per round is the whole step less the step without it). Returns None without a
+    native reader."""
     import threading
 
     from vtpu_cli.bench.stream import native_reader
@@ -189,6 +191,9 @@ def paired_decode(cm, rounds: int = 7, threads: int = 1) -> dict | None:
     step_s, lay_s, rl, rh = med(full), med(lay), med(r_lay), med(r_head)
     head_s = step_s - lay_s
     nl, nh = sum(b.nbytes for b in layer_bufs), sum(b.nbytes for b in head_bufs)
+    # fractions: the median of each round's ratio (a round's step and reads see the same load; medians
+    # of separate series can come from different moments of a changing load)
+    heads = [(h, f - g) for h, f, g in zip(r_head, full, lay, strict=True) if f > g]
     return {
         "rounds": rounds,
         "threads": threads,
@@ -200,9 +205,9 @@ def paired_decode(cm, rounds: int = 7, threads: int = 1) -> dict | None:
         "layer_bytes": nl,
         "head_bytes": nh,
         "read_bytes_s": (nl + nh) / (rl + rh),
-        "fraction": (rl + rh) / step_s,
-        "layers_fraction": rl / lay_s,
-        "head_fraction": rh / head_s if head_s > 0 else None,
+        "fraction": med([(a + c) / f for a, c, f in zip(r_lay, r_head, full, strict=True)]),
+        "layers_fraction": med([a / g for a, g in zip(r_lay, lay, strict=True)]),
+        "head_fraction": med([h / t for h, t in heads]) if heads else None,
         "roofline_tok_s": 1 / (rl + rh),
     }
 
