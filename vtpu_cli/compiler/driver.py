@@ -18,8 +18,9 @@ from pathlib import Path
 
 from vtpu_cli.binary.program import DataScroll, Instr, Output, Program, TensorDecl
 from vtpu_cli.compiler import tensors, views
-from vtpu_cli.compiler.ir import VI, CompileError, Label, _instr, dump, imm, private_coord
-from vtpu_cli.compiler.lower import RESERVED_LIBRARY, Lowerer
+from vtpu_cli.compiler.ir import VI, CompileError, Label, _instr, dump, imm
+from vtpu_cli.compiler.ir import private_coord  # noqa: F401 - imported from here by tests
+from vtpu_cli.compiler.lower import RESERVED_LIBRARY, Lowerer, private_shelf_coords
 from vtpu_cli.compiler.parser import MAX_DEPTH, parse
 from vtpu_cli.compiler.regalloc import SPILL_P, allocate
 from vtpu_cli.compiler.schedule import schedule, to_siws
@@ -305,10 +306,15 @@ def _data(lw: Lowerer, prog: Program, spill_bytes: int = 0) -> None:
         private = [(sc.private, sc.nbytes) for sc in lw.b.scrolls.values() if sc.private is not None]
         if spill_bytes:
             private.append(((RESERVED_LIBRARY + 9, 1), spill_bytes))
+        shelf_coords: dict[int, tuple[list[int], int]] = {}  # library -> private_shelf_coords
         for (lib, shelf), nbytes in private:
+            got = shelf_coords.get(lib)
+            if got is None:
+                got = shelf_coords[lib] = private_shelf_coords(lib, lw.sentrons)
+            first, step = got  # private_coord(s, lib, shelf) without packing per scroll and sentron
+            n = max(nbytes, 1)
             for s in range(lw.sentrons):
-                n = max(nbytes, 1)
-                data.append(DataScroll(private_coord(s, lib, shelf), "u8", (n,), b"", zero=True, nbytes=n))
+                data.append(DataScroll(first[s] + (shelf - 1) * step, "u8", (n,), b"", zero=True, nbytes=n))
     for sc in lw.b.scrolls.values():
         if sc.private is not None or sc.coord is None or sc.alias is not None:
             continue
