@@ -18,8 +18,15 @@ from pathlib import Path
 
 from vtpu_cli.binary.program import DataScroll, Instr, Output, Program, TensorDecl
 from vtpu_cli.compiler import tensors, views
-from vtpu_cli.compiler.ir import VI, CompileError, Label, _instr, dump, imm
-from vtpu_cli.compiler.ir import private_coord  # noqa: F401 - imported from here by tests
+from vtpu_cli.compiler.ir import (
+    VI,
+    CompileError,
+    Label,
+    _instr,
+    dump,
+    imm,
+    private_coord,  # noqa: F401 - imported from here by tests
+)
 from vtpu_cli.compiler.lower import RESERVED_LIBRARY, Lowerer, private_shelf_coords
 from vtpu_cli.compiler.parser import MAX_DEPTH, parse
 from vtpu_cli.compiler.regalloc import SPILL_P, allocate
