@@ -218,13 +218,24 @@ def ppt_set_of_key(key: int, sets: int) -> int:
 
 def private_shelf_sets(lib: int, sentrons: int, shelves: range, sets: int = 0) -> list[list[int]]:
     """Per sentron s, ``ppt_set(private_coord(s, lib, v), sets)`` for each shelf v of ``shelves``
-    (default sets: ``PPT_SETS``). The Morton key spreads each part on its own bits, so the key of
-    a coordinate is the OR of the keys of its parts: the key of sentron s's shelf-1 coordinate OR
-    the key of the shelf field alone, one OR per shelf instead of a packing and a Morton key."""
-    sets = sets or PPT_SETS
+    (default sets: ``PPT_SETS``)."""
+    return shelf_sets(*shelf_keys(lib, sentrons), shelves, sets)
+
+
+def shelf_keys(lib: int, sentrons: int) -> tuple[list[int], int]:
+    """(Morton key of ``private_coord(s, lib, 1)`` per sentron s, the shelf step of the packing)."""
     first, step = private_shelf_coords(lib, sentrons)
-    shelf_keys = [coords.morton_key_packed((v - 1) * step) for v in shelves]
-    return [[ppt_set_of_key(k | sk, sets) for sk in shelf_keys] for k in map(coords.morton_key_packed, first)]
+    return [coords.morton_key_packed(c) for c in first], step
+
+
+def shelf_sets(keys: list[int], step: int, shelves: range, sets: int = 0) -> list[list[int]]:
+    """:func:`private_shelf_sets` from :func:`shelf_keys`. The Morton key spreads each part on its own
+    bits, so the key of a coordinate is the OR of the keys of its parts: the key of sentron s's shelf-1
+    coordinate OR the key of the shelf field alone, one OR per shelf instead of a packing and a Morton
+    key."""
+    sets = sets or PPT_SETS
+    field_keys = [coords.morton_key_packed((v - 1) * step) for v in shelves]
+    return [[ppt_set_of_key(k | fk, sets) for fk in field_keys] for k in keys]
 
 
 @dataclass
@@ -326,17 +337,18 @@ def colour_coordinates(lw: Lowerer) -> dict[str, int]:
     # holds shelf - 1, and 1..999 never carries), so it is base + (shelf - 1) * step, computed without
     # packing (tests/test_phx_speed_s7.py checks this equals private_coord)
     psets: dict[tuple[int, int], list[int]] = {}
-    pbase: dict[int, tuple[list[int], int]] = {}
+    pkeys: dict[int, tuple[list[int], int]] = {}
+
+    def keys_of(lib: int) -> tuple[list[int], int]:
+        got = pkeys.get(lib)
+        if got is None:
+            got = pkeys[lib] = shelf_keys(lib, ns)
+        return got
 
     def private_sets(lib: int, v: int) -> list[int]:
         got = psets.get((lib, v))
         if got is None:
-            bases = pbase.get(lib)
-            if bases is None:
-                bases = pbase[lib] = private_shelf_coords(lib, ns)
-            first, step = bases
-            d = (v - 1) * step
-            got = psets[(lib, v)] = [cset(c + d) for c in first]
+            got = psets[(lib, v)] = [row[0] for row in shelf_sets(*keys_of(lib), range(v, v + 1))]
         return got
 
     pchunks: dict[tuple[int, int], list] = {}
@@ -347,7 +359,7 @@ def colour_coordinates(lw: Lowerer) -> dict[str, int]:
         got = pchunks.get((lib, v))
         if got is None:
             # (a chunk holds >= 2 shelves: 999 = 15 * 64 + 39, so itemgetter returns tuples)
-            rows = private_shelf_sets(lib, ns, range(v, min(v + _CHUNK, 1000)))
+            rows = shelf_sets(*keys_of(lib), range(v, min(v + _CHUNK, 1000)))
             got = pchunks[(lib, v)] = [itemgetter(*row) for row in rows]
         return got
 
