@@ -50,8 +50,15 @@ class CompiledBackend(ReferenceBackend):
     def _build(self):
         from vtpu_cli.models.compiled import CompiledModel
 
+        # tiered JIT (docs/jit.md, "Tiers"): a cold server is ready on tier-0 code, and each step
+        # variant switches to the optimised code between requests once the background compile lands
         return CompiledModel(
-            self.model, ctx=self.ctx, engine=self.engine, weights=self.weights, sentrons=self.sentrons
+            self.model,
+            ctx=self.ctx,
+            engine=self.engine,
+            weights=self.weights,
+            sentrons=self.sentrons,
+            tiered=True,
         )
 
     def new_state(self):
