@@ -1060,9 +1060,9 @@ def matmul_nt_loop(lw: Lowerer, x, w, y) -> None:
 # ---------------------------------------------------------------------- int8 weight matrix (LM head)
 Q8_ROWS = 8  # weight rows (outputs) per block: one quantised-activation chunk load feeds this many DDOTs
 Q8_KUNROLL = 2  # 64-byte K chunks per trip of the K loop (8 x 2: the 2B head 13 % faster than 4 x 1)
-# M = 1 head: the Q8_ROWS rows of a block are far apart (Q8_ROWS streams, each reading consecutive rows)
-# instead of adjacent (a block's rows start cold, and the last 512 bytes of each row prefetch the start
-# of the next row, which its own stream has already read)
+# per row of x: the Q8_ROWS weight rows of a block are far apart (Q8_ROWS streams, each reading consecutive
+# rows) instead of adjacent (a block's rows started cold, and the last 512 bytes of each row prefetched
+# the start of the next row, which another stream had already read)
 Q8_STREAMS = True
 
 
