@@ -144,6 +144,9 @@ class Lowerer:
         # v registers that may stay raw across block boundaries (fast mode: the destinations of raw
         # f32 producers; set by the driver); every other register is canonical at block boundaries
         self.raw_regs: set[int] = set()
+        # where raw f32 results may cross SIW boundaries (a whole-program dataflow, see NanPlan; set by
+        # the driver for a whole program in fast mode); None: only ``raw_regs`` cross blocks raw
+        self.nan_plan: NanPlan | None = None
         self.b: ir.IRBuilder = None  # type: ignore[assignment]
         self.pc = 0
         self.slot = 0
@@ -293,14 +296,34 @@ class Lowerer:
             self._flush(i)
 
     def block_start(self) -> None:
-        """At a basic block's start, a register of ``raw_regs`` may hold a raw f32 result."""
-        self.pending = set(self.raw_regs)
+        """At a basic block's start, a register of ``raw_regs`` (with a ``nan_plan``: of the plan's
+        ``raw[pc]``) may hold a raw f32 result. The function's common end block (reached with every
+        other register canonical, see ``block_end``) keeps ``raw_regs``."""
+        plan = self.nan_plan
+        if plan is not None and self.b.block.name != "end":
+            self.pending = set(plan.raw_at(self.pc))
+        else:
+            self.pending = set(self.raw_regs)
         self.static_mru.clear()
         self.pconst = dict(self.block_consts.get(self.pc, {}))
 
     def block_end(self) -> None:
-        """Before a block's terminator: only registers of ``raw_regs`` may stay raw across the edge."""
-        for i in sorted(self.pending - self.raw_regs):
+        """Before a block's terminator: only registers of ``raw_regs`` may stay raw across the edge; with
+        a ``nan_plan``, those that no successor may receive with bits to keep (``NanPlan.keep``)."""
+        plan = self.nan_plan
+        if plan is None:
+            keep = self.raw_regs
+        else:
+            succ: list[int] = []
+            if self.branch is not None:
+                cond, t = self.branch
+                succ.append(t)
+                if cond is not None:
+                    succ.append(self.pc + 1)
+            elif not self.halt:
+                succ.append(self.pc + 1)
+            keep = plan.keep(succ)
+        for i in sorted(self.pending - keep):
             self._flush(i)
 
     def vraw(self, i: int):
@@ -513,7 +536,8 @@ class Lowerer:
         self.b.branch(self.exit_block)
         self.b.position_at_end(ok)
         self.load_state()
-        self.pending = set(self.raw_regs)
+        # spill_state canonicalised every pending register; the callback wrote its results exactly
+        self.pending = set(self.raw_regs) if self.nan_plan is None else set()
 
     # ------------------------------------------------------------------ the PPT translation
     def translate(self, pidx: int):
@@ -845,6 +869,131 @@ def imm_vec(lw: Lowerer, value: int, t: str):
         return splat(value & 0xFFFF, ir.VectorType(I16, n))
     bits = type_size(t) * 8
     return splat(sext(value, bits), ir.VectorType(ity(t), n))
+
+
+def _no_payload_nan(ins: Instr) -> bool:
+    """A writer whose result has no f32 lane that is a NaN other than 0x7FC00000 (canonicalising it is
+    harmless): a broadcast immediate (an accumulator's ``DBCAST.f32 v, 0.0``) or ``DXOR v, a, a``."""
+    name, args = ins.op.name, ins.args
+    if name == "DXOR" and isinstance(args[1], Reg) and args[1] == args[2]:
+        return True
+    if name != "DBCAST" or not isinstance(args[1], Imm):
+        return False
+    width = type_size(ins.type) * 8
+    v = args[1].value & ((1 << width) - 1)
+    pattern = 0
+    for k in range(0, 64, width):
+        pattern |= v << k
+    for k in (0, 32):
+        lane = (pattern >> k) & 0xFFFFFFFF
+        if (lane & 0x7F800000) == 0x7F800000 and lane & 0x7FFFFF and lane != 0x7FC00000:
+            return False
+    return True
+
+
+class NanPlan:
+    """Where raw f32 results (``vset_f32``, fast mode) may cross SIW boundaries, for a whole program.
+
+    A raw result may be canonicalised at any later point (canonicalisation is idempotent, and the f32
+    arithmetic that reads it raw turns any NaN into a NaN whatever its payload); a value some other op
+    wrote (a load, a move, an integer op) must keep its bits. So a register may stay raw across an edge
+    unless the edge's target may also be reached with such a value in it: two forward may-analyses over
+    the SIW graph, ``exact`` (an exact-bits write, or the entry, reaches the SIW's start: bit 1 << v)
+    and then ``raw`` (a raw write reaches it without an exact one on any path, and no edge on the way
+    canonicalised it). A loop-carried accumulator then keeps its NaN lanes raw across the back edge
+    and is canonicalised only where something observes it (a store, a move, an exit ...), as long as
+    every path into the loop head sets it with f32 arithmetic or a broadcast constant.
+
+    ``entry_raw``: the registers the function's start and end treat as possibly raw (``raw_regs``:
+    those that only raw producers and harmless constants write). Edges to the end (pc ``n``) keep only
+    those."""
+
+    def __init__(self, code: list, entry_raw: set[int]):
+        n = len(code)
+        self.n = n
+        allv = (1 << 32) - 1
+        entry_mask = sum(1 << i for i in entry_raw)
+        # per SIW: (registers it leaves exact, registers it leaves raw), slots in order
+        writes: list[tuple[int, int]] = []
+        self._succ: list[list[int]] = []
+        for pc, siw in enumerate(code):
+            ex = rw = written = 0
+            for ins in siw:
+                if ins.is_nop:
+                    continue
+                r = raw_f32_dest(ins)
+                for cls, i in ins.regs()[1]:
+                    if cls != "v":
+                        continue
+                    bit = 1 << i
+                    written |= bit
+                    if i == r:
+                        ex, rw = ex & ~bit, rw | bit
+                    elif _no_payload_nan(ins):
+                        ex, rw = ex & ~bit, rw & ~bit
+                    else:
+                        ex, rw = ex | bit, rw & ~bit
+            writes.append((ex, rw, written))
+            self._succ.append(self._successors(code, pc))
+        # exact[pc]: registers that may hold bits to keep at pc's start; the end (pc n) observes all
+        # but entry_raw (they arrive raw and are canonicalised there, as without a plan)
+        exact = [0] * (n + 1)
+        exact[0] = allv & ~entry_mask
+        exact[n] = allv & ~entry_mask
+        self._fix(exact, lambda pc, s: (s & ~writes[pc][2]) | writes[pc][0])
+        self.exact = exact
+        # raw[pc]: registers that may hold a raw result at pc's start (never one of exact[pc])
+        raw = [0] * (n + 1)
+        raw[0] = entry_mask
+
+        def out(pc: int, s: int) -> int:
+            ex, rw, written = writes[pc]
+            s = (s & ~written) | rw
+            for t in self._succ[pc]:  # flushed before the terminator: some successor may get exact bits
+                s &= ~exact[t]
+            return s
+
+        self._fix(raw, out)
+        self.raw = raw
+
+    @staticmethod
+    def _successors(code: list, pc: int) -> list[int]:
+        n = len(code)
+        d = code[pc][0]
+        if not d.op.branch:
+            return [min(pc + 1, n)]
+        name = d.op.name
+        if name == "DHALT":
+            return []
+        t = d.args[-1].value
+        t = t if 0 <= t <= n else n
+        return [t] if name == "DJMP" else sorted({t, min(pc + 1, n)})
+
+    def _fix(self, state: list[int], out) -> None:
+        """Forward may-analysis to a fixed point: state[s] |= out(pc, state[pc]) along every edge, in
+        sweeps in program order (most edges go forward: a few sweeps, as many as loops nest)."""
+        succ = self._succ
+        changed = True
+        while changed:
+            changed = False
+            for pc in range(self.n):
+                o = out(pc, state[pc])
+                for t in succ[pc]:
+                    if o & ~state[t]:
+                        state[t] |= o
+                        changed = True
+
+    def raw_at(self, pc: int) -> set[int]:
+        """The v registers that may hold a raw f32 result at SIW pc's start."""
+        s = self.raw[pc] & ~self.exact[pc]
+        return {i for i in range(32) if s >> i & 1}
+
+    def keep(self, succ: list[int]) -> set[int]:
+        """The registers that may cross the edges to ``succ`` (pcs; >= n: the end) raw."""
+        bad = 0
+        for t in succ:
+            bad |= self.exact[t if 0 <= t <= self.n else self.n]
+        return {i for i in range(32) if not bad >> i & 1}
 
 
 def raw_f32_dest(ins: Instr) -> int | None:
