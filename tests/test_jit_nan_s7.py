@@ -6,6 +6,8 @@ bit, on the fast variant and on its fault replays."""
 
 from __future__ import annotations
 
+import inspect
+
 import numpy as np
 import pytest
 
@@ -37,6 +39,42 @@ HEADER = """
 """.format(words=", ".join(hex(w) for w in WORDS + SPECIAL))
 
 
+L = pytest.importorskip("vtpu_cli.engines.jit.lowering")
+PLANNED: list[bool] = []  # per lowered block: whether it was lowered with a NanPlan
+
+
+@pytest.fixture(autouse=True)
+def nan_plan(monkeypatch):
+    """Lower with a ``NanPlan`` and record that it did. Where the driver does not set ``lw.nan_plan``
+    itself yet, set it as the driver would (whole programs, fast variant, right after ``raw_regs``)."""
+    orig_start = L.Lowerer.block_start
+
+    def block_start(self):
+        PLANNED.append(self.nan_plan is not None)
+        orig_start(self)
+
+    monkeypatch.setattr(L.Lowerer, "block_start", block_start)
+    if "nan_plan" not in inspect.getsource(jc._build_function):
+        seen: dict = {}
+        orig_of, orig_load = jc._Analysis.of, L.Lowerer.load_state
+
+        def of(program, leaders, v):
+            seen["code"] = program.code
+            return orig_of(program, leaders, v)
+
+        def load_state(self):
+            if not getattr(self, "_plan_set", False):
+                self._plan_set = True
+                if not self.precise and len(self.fn.args) == 1 and "code" in seen:
+                    self.nan_plan = L.NanPlan(seen["code"], self.raw_regs)
+            orig_load(self)
+
+        monkeypatch.setattr(jc._Analysis, "of", staticmethod(of))
+        monkeypatch.setattr(L.Lowerer, "load_state", load_state)
+    PLANNED.clear()
+    yield
+
+
 def _run(src: str, cache, **kw):
     """Both engines on the fast variant (faults replayed by the interpreter and natively, precise)."""
     prog = assemble(src, "nan.vasm")
@@ -50,6 +88,7 @@ def _run(src: str, cache, **kw):
         assert res.engine == "jit", res.fallback  # the native code ran
         assert same_result(ref, res, states=True) == [], replay
         outs.append((ref, res))
+    assert any(PLANNED)  # the code that ran was lowered with a NanPlan
     return prog, outs
 
 
