@@ -296,3 +296,21 @@ def test_the_compile_child_ignores_a_vtpu_cli_in_the_working_directory(monkeypat
     load_memory(prog, mem)
     res = open_engine(prog, mem, EngineOptions(engine="jit", no_cache=True)).run()
     assert res.engine == "jit" and res.fallback is None and res.status == "ok"
+
+
+def test_the_compile_child_imports_the_parents_vtpu_cli_before_pythonpath(monkeypatch, tmp_path):
+    """A vtpu_cli elsewhere on the child's path (a stale install, another checkout on ``PYTHONPATH``)
+    is never imported in place of the parent's: the parent's package root goes first on the child's
+    path. Without it the child imported the other copy and the program fell back."""
+    from vtpu_cli.engines.select import EngineOptions, open_engine
+
+    other = tmp_path / "other"
+    (other / "vtpu_cli").mkdir(parents=True)
+    (other / "vtpu_cli" / "__init__.py").write_text("raise SystemExit('another vtpu_cli was imported')\n")
+    monkeypatch.setenv("PYTHONPATH", str(other))
+    monkeypatch.delenv(jc.COMPILE_TIMEOUT_ENV, raising=False)
+    prog = assemble(straight_line(1500))  # IR over CHILD_IR_LINES: compiled in the child
+    mem = Memory()
+    load_memory(prog, mem)
+    res = open_engine(prog, mem, EngineOptions(engine="jit", no_cache=True)).run()
+    assert res.engine == "jit" and res.fallback is None and res.status == "ok"

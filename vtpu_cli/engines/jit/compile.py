@@ -1507,6 +1507,22 @@ def _compile_bounded(ir_text: str, v: _Variant, opt: int) -> bytes:
     return _in_child(("ir", ir_text, v, opt))
 
 
+def _child_command() -> tuple[list[str], dict[str, str]]:
+    """The command line and environment of a compile child, which must import exactly the parent's
+    vtpu_cli: ``-P`` keeps the working directory off its path (another checkout, or a hostile package
+    of that name where the user runs vtpu), and the directory the parent's package was imported from
+    goes first on ``PYTHONPATH`` (a parent run from a source tree, or a stale install elsewhere on the
+    path, would otherwise give the child a different vtpu_cli)."""
+    import sys
+
+    root = str(Path(__file__).resolve().parents[3])
+    env = dict(os.environ)
+    rest = [d for d in env.get("PYTHONPATH", "").split(os.pathsep) if d and d != root]
+    env["PYTHONPATH"] = os.pathsep.join([root, *rest])
+    cmd = [sys.executable, "-P", "-c", "from vtpu_cli.engines.jit.compile import _child_main; _child_main()"]
+    return cmd, env
+
+
 def _in_child(job: tuple, nice: int = 0) -> bytes:
     """Run ``job`` (see :func:`_child_main`) in a child process under the time limit; its object.
     ``nice``: the child lowers its scheduling priority by this much (a background tier-1 compile, which
@@ -1514,15 +1530,14 @@ def _in_child(job: tuple, nice: int = 0) -> bytes:
     import pickle
     import signal
     import subprocess
-    import sys
 
     limit = compile_timeout_s()
     wall = limit * WALL_PER_CPU_S
-    # -P: no working directory on the child's path, so it imports the parent's vtpu_cli, never a
-    # different (or hostile) one that happens to sit where the user runs vtpu
-    cmd = [sys.executable, "-P", "-c", "from vtpu_cli.engines.jit.compile import _child_main; _child_main()"]
+    cmd, env = _child_command()
     try:
-        p = subprocess.run(cmd, input=pickle.dumps((limit, job, nice)), capture_output=True, timeout=wall)
+        p = subprocess.run(
+            cmd, input=pickle.dumps((limit, job, nice)), capture_output=True, timeout=wall, env=env
+        )
     except subprocess.TimeoutExpired:
         raise L.Unsupported(
             f"its native compile ran over {wall:g} s of wall-clock time, {WALL_PER_CPU_S:g}x its CPU-time "
@@ -1589,13 +1604,13 @@ def compile_detached(program: Program, **kw) -> None:
     Raises :class:`JitError` with the child's reason when it fails."""
     import pickle
     import subprocess
-    import sys
 
     kw["cache_dir"] = str(kw.get("cache_dir") or default_cache_dir())
-    cmd = [sys.executable, "-P", "-c", "from vtpu_cli.engines.jit.compile import _child_main; _child_main()"]
+    cmd, env = _child_command()
     job = ("store", program, kw, _sizes())
     p = subprocess.Popen(
         cmd,
+        env=env,
         stdin=subprocess.PIPE,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
