@@ -10,6 +10,8 @@ import inspect
 
 import numpy as np
 import pytest
+from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import strategies as st
 
 from vtpu_cli.asm.assembler import assemble
 from vtpu_cli.engines.compare import same_result
@@ -278,3 +280,113 @@ loop:
     prog, outs = _run(HEADER + body, cache, max_steps=12 + trips)
     for ref, res in outs:
         assert res.status == ref.status
+
+
+def _both_planned(prog, cache) -> None:
+    """Interpreter and JIT (fast variant) agree on a program, which runs native code lowered with a plan."""
+    PLANNED.clear()
+    ref = Interpreter(prog, 1).run()
+    res = jit.JitEngine(prog, 1, cache_dir=cache).run()
+    assert res.engine == "jit", res.fallback
+    assert same_result(ref, res, states=True) == []
+    assert all(PLANNED)  # (nothing lowered: the object came from this module's cache, lowered with one)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(st.data())
+def test_random_programs_with_a_plan(cache, data):
+    """The differential generators of test_jit (random SIWs over every D op, incl. f32 arithmetic on
+    loaded bytes and backward DBRT/DLOOP loops; nested loops over every S op) with a NanPlan."""
+    from progen import memory_source
+    from test_jit import _interp_ok, programs
+
+    if data.draw(st.booleans()):
+        prog = data.draw(programs(max_body=16))
+        assume(_interp_ok(prog))
+    else:
+        prog = assemble(data.draw(memory_source()), "gen.vasm")
+    _both_planned(prog, cache)
+
+
+@st.composite
+def nan_loops(draw) -> str:
+    """Loops (optionally nested) over v0..v5 mixing exact writes (loads of the payload words, moves,
+    integer ops) and f32 arithmetic on NaN-producing inputs, observed inside and after the loops, with
+    extra block boundaries and conditional paths."""
+    regs = [f"v{i}" for i in range(6)]
+    reg = st.sampled_from(regs)
+    lines = []
+    for r in regs:
+        lines.append(
+            draw(
+                st.sampled_from(
+                    [
+                        f"SGATHER.f32 {r}, [p0]",
+                        f"SGATHER.f32 {r}, [p0 + 64]",
+                        f"DBCAST.f32 {r}, 0.0",
+                        f"DBCAST.f32 {r}, 0x7F800000",
+                        "",
+                    ]
+                )
+            )
+        )
+    lines += ["DMOV r6, 2", "DMOV r5, 0", "outer:", "DMOV r1, 3", "loop:"]
+    label = 0
+    for _ in range(draw(st.integers(2, 10))):
+        d, a, b, c = draw(reg), draw(reg), draw(reg), draw(reg)
+        off = 64 * draw(st.integers(0, 9))  # stores of trip k go to 640 * k + off: none overwritten
+        kind = draw(st.integers(0, 11))
+        if kind == 0:
+            lines.append(f"DFMA.f32 {d}, {a}, {b}, {c}")
+        elif kind == 1:
+            op = draw(st.sampled_from(["DADD", "DSUB", "DMUL", "DDIV"]))
+            lines.append(f"{op}.f32 {d}, {a}, {b}")
+        elif kind == 2:
+            lines.append(f"DSQRT.f32 {d}, {a}")
+        elif kind == 3:
+            lines.append(f"SGATHER.f32 {d}, [p0 + {draw(st.sampled_from([0, 64]))}]")
+        elif kind == 4:
+            lines += [f"DADD.i64 r8, r5, {off}", f"SSCATTR.f32 [p1 + r8], {a}"]
+        elif kind == 5:
+            lines.append(f"DMOV {d}, {a}")
+        elif kind == 6:
+            lines.append(f"DXOR.i32 {d}, {a}, {b}")
+        elif kind == 7:
+            lines.append(f"DCVT.bf16.f32 {d}, {a}, 0")
+        elif kind == 8:
+            lines.append(f"DSEL.f32 {d}, {a}, {b}, {c}")
+        elif kind == 9:
+            lines += [f"DJMP l{label}", f"l{label}:"]
+            label += 1
+        elif kind == 10:
+            lines += [
+                "DCMP.eq.i64 r7, r1, 2",
+                f"DBRT l{label}",
+                f"DADD.i64 r8, r5, {off}",
+                f"SSCATTR.f32 [p1 + r8], {a}",
+                f"l{label}:",
+            ]
+            label += 1
+        else:
+            lines.append(f"DCMP.lt.f32 {d}, {a}, {b}")
+    lines += ["DADD.i64 r5, r5, 640", "DLOOP r1, loop"]
+    if draw(st.booleans()):
+        lines += ["DADD.i64 r8, r5, 4096", f"SSCATTR.f32 [p1 + r8], {draw(reg)}"]
+    lines.append("DLOOP r6, outer")
+    lines += [f"SSCATTR.f32 [p1 + {4096 + 64 * i}], {r}" for i, r in enumerate(regs)]
+    src = "".join(f"    {x}\n" if not x.endswith(":") else f"{x}\n" for x in lines if x)
+    return HEADER.replace("u8[4096]", "u8[8192]") + src
+
+
+@settings(max_examples=10, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(nan_loops())
+def test_generated_nan_loops(cache, src):
+    """Interpreter and planned JIT agree on generated NaN loops (a few here; more with -m slow)."""
+    _both_planned(assemble(src, "nanloop.vasm"), cache)
+
+
+@pytest.mark.slow
+@settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@given(nan_loops())
+def test_generated_nan_loops_slow(cache, src):
+    _both_planned(assemble(src, "nanloop.vasm"), cache)

@@ -297,13 +297,12 @@ class Lowerer:
 
     def block_start(self) -> None:
         """At a basic block's start, a register of ``raw_regs`` (with a ``nan_plan``: of the plan's
-        ``raw[pc]``) may hold a raw f32 result. The function's common end block (reached with every
-        other register canonical, see ``block_end``) keeps ``raw_regs``."""
+        ``raw[pc]``; the function's common end block: ``raw[n]``) may hold a raw f32 result."""
         plan = self.nan_plan
-        if plan is not None and self.b.block.name != "end":
-            self.pending = set(plan.raw_at(self.pc))
-        else:
+        if plan is None:
             self.pending = set(self.raw_regs)
+        else:  # the common end block is entered with lw.pc still at the last SIW lowered
+            self.pending = set(plan.raw_at(plan.n if self.b.block.name == "end" else self.pc))
         self.static_mru.clear()
         self.pconst = dict(self.block_consts.get(self.pc, {}))
 
@@ -904,9 +903,9 @@ class NanPlan:
     and is canonicalised only where something observes it (a store, a move, an exit ...), as long as
     every path into the loop head sets it with f32 arithmetic or a broadcast constant.
 
-    ``entry_raw``: the registers the function's start and end treat as possibly raw (``raw_regs``:
-    those that only raw producers and harmless constants write). Edges to the end (pc ``n``) keep only
-    those."""
+    ``entry_raw``: the registers the function's start treats as possibly raw (``raw_regs``: those that
+    only raw producers and harmless constants write). The end (pc ``n``) is one more node: its block
+    canonicalises ``raw[n]`` as it exits."""
 
     def __init__(self, code: list, entry_raw: set[int]):
         n = len(code)
@@ -935,11 +934,9 @@ class NanPlan:
                         ex, rw = ex | bit, rw & ~bit
             writes.append((ex, rw, written))
             self._succ.append(self._successors(code, pc))
-        # exact[pc]: registers that may hold bits to keep at pc's start; the end (pc n) observes all
-        # but entry_raw (they arrive raw and are canonicalised there, as without a plan)
+        # exact[pc]: registers that may hold bits to keep at pc's start (pc n: the end block)
         exact = [0] * (n + 1)
         exact[0] = allv & ~entry_mask
-        exact[n] = allv & ~entry_mask
         self._fix(exact, lambda pc, s: (s & ~writes[pc][2]) | writes[pc][0])
         self.exact = exact
         # raw[pc]: registers that may hold a raw result at pc's start (never one of exact[pc])
