@@ -15,6 +15,8 @@ import contextvars
 import copy
 import ctypes
 import os
+import shutil
+import tempfile
 import threading
 import time
 import weakref
@@ -474,12 +476,13 @@ def tiering_allowed() -> bool:
 
 class _Tier1:
     """A tier-1 (fully optimised) compile running in the background behind tier-0 code: a thread that
-    waits for it (``compile.compile_detached``, or an in-process compile without a disk cache).
-    ``result`` is the Compiled, or ``error`` the reason it failed (the engine then keeps tier 0)."""
+    waits for child processes only (``JitEngine._tier1_compile``). ``result`` is then the loader the
+    engine calls between runs in its own thread, or ``error`` the reason the compile failed (the engine
+    then keeps tier 0)."""
 
     def __init__(self, compile_fn):
         self.t0 = time.perf_counter()
-        self.result: Compiled | None = None
+        self.result = None
         self.error: str | None = None
         self.ready_s = 0.0  # seconds from the start of the background compile to its code being loaded
         self.thread = threading.Thread(
@@ -637,28 +640,55 @@ class JitEngine:
             self.compiled = comp
         return self.compiled
 
-    def _tier1_compile(self) -> Compiled:
-        """The background tier-1 compile. With a disk cache it is a detached process that stores the
-        object (``compile_detached``): a run that ends first neither waits for it nor loses it, and the
-        next start loads the optimised code. Without one (``no_cache``) it compiles for this engine only."""
-        if self.no_cache:
-            return self._compile_at(self.opt, background=True)
-        compile_detached(
-            self.program,
-            sentrons=self.n,
-            ppt_sets=self.mem.sets,
-            ppt_ways=self.mem.ways,
-            cache_dir=self.cache_dir,
-            portable=self.portable,
-            opt=self.opt,
-        )
-        comp = self._compile_at(self.opt, cached_only=True)
-        if comp is None:
-            raise JitError(
-                "the background compile stored no object under this program's key (the cache directory is "
-                "not private or not writable, or the JIT's sources changed since this process started)"
+    def _tier1_compile(self):
+        """The background tier-1 compile, run by the ``_Tier1`` thread; returns the loader that
+        ``_take_tier1`` calls between runs, in the engine's own thread. This thread makes no LLVM
+        object: LLVM's global context is not thread-safe, and an llvmlite object made here would be
+        freed by the garbage collector in whatever thread it runs, beside other LLVM work (that crashed
+        the test suite). So a detached process compiles and stores the object in the disk cache -- a
+        run that ends first neither waits for it nor loses it, and the next start loads the optimised
+        code -- or, without a disk cache (``no_cache``), in a private temporary directory."""
+        tmp = tempfile.mkdtemp(prefix="vtpu-tier1-") if self.no_cache else None
+        cache_dir = tmp or self.cache_dir
+        try:
+            compile_detached(
+                self.program,
+                sentrons=self.n,
+                ppt_sets=self.mem.sets,
+                ppt_ways=self.mem.ways,
+                cache_dir=cache_dir,
+                portable=self.portable,
+                opt=self.opt,
             )
-        return comp
+        except BaseException:
+            if tmp:
+                shutil.rmtree(tmp, ignore_errors=True)
+            raise
+
+        def load() -> Compiled:
+            try:
+                comp = compile_program(
+                    self.program,
+                    sentrons=self.n,
+                    max_steps=self.max_steps,
+                    ppt_sets=self.mem.sets,
+                    ppt_ways=self.mem.ways,
+                    cache_dir=cache_dir,
+                    portable=self.portable,
+                    opt=self.opt,
+                    cached_only=True,
+                )
+            finally:
+                if tmp:
+                    shutil.rmtree(tmp, ignore_errors=True)
+            if comp is None:
+                raise JitError(
+                    "the background compile stored no object under this program's key (the cache directory "
+                    "is not private or not writable, or the JIT's sources changed since this process started)"
+                )
+            return comp
+
+        return load
 
     @property
     def tiering(self) -> bool:
@@ -672,10 +702,13 @@ class JitEngine:
             return
         self.tier1 = None
         self.tier1_ready_s = t.ready_s
-        if t.result is not None:
-            self.compiled = t.result
-        else:
+        if t.result is None:
             self.tier1_error = t.error  # the tier-0 code stays: correct, only slower
+            return
+        try:
+            self.compiled = t.result()  # LLVM work in this thread only (see _tier1_compile)
+        except (JitError, L.Unsupported, OSError) as e:
+            self.tier1_error = str(e) or type(e).__name__
 
     def wait_optimised(self, timeout: float | None = None) -> bool:
         """Wait for the background tier-1 compile (if any) and run its code from the next run on; True
