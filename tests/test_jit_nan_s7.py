@@ -6,8 +6,6 @@ bit, on the fast variant and on its fault replays."""
 
 from __future__ import annotations
 
-import inspect
-
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
@@ -47,8 +45,8 @@ PLANNED: list[bool] = []  # per lowered block: whether it was lowered with a Nan
 
 @pytest.fixture(autouse=True)
 def nan_plan(monkeypatch):
-    """Lower with a ``NanPlan`` and record that it did. Where the driver does not set ``lw.nan_plan``
-    itself yet, set it as the driver would (whole programs, fast variant, right after ``raw_regs``)."""
+    """Record, per lowered block, whether the driver lowered it with a ``NanPlan`` (whole programs,
+    fast variant: ``compile._build_function``)."""
     orig_start = L.Lowerer.block_start
 
     def block_start(self):
@@ -56,23 +54,6 @@ def nan_plan(monkeypatch):
         orig_start(self)
 
     monkeypatch.setattr(L.Lowerer, "block_start", block_start)
-    if "nan_plan" not in inspect.getsource(jc._build_function):
-        seen: dict = {}
-        orig_of, orig_load = jc._Analysis.of, L.Lowerer.load_state
-
-        def of(program, leaders, v):
-            seen["code"] = program.code
-            return orig_of(program, leaders, v)
-
-        def load_state(self):
-            if not getattr(self, "_plan_set", False):
-                self._plan_set = True
-                if not self.precise and len(self.fn.args) == 1 and "code" in seen:
-                    self.nan_plan = L.NanPlan(seen["code"], self.raw_regs)
-            orig_load(self)
-
-        monkeypatch.setattr(jc._Analysis, "of", staticmethod(of))
-        monkeypatch.setattr(L.Lowerer, "load_state", load_state)
     PLANNED.clear()
     yield
 

@@ -135,31 +135,9 @@ def _raw_across_blocks(code) -> set[int]:
             if r is not None:
                 raw.add(r)
             for cls, i in ins.regs()[1]:
-                if cls == "v" and i != r and not _writes_no_payload_nan(ins):
+                if cls == "v" and i != r and not L._no_payload_nan(ins):
                     other.add(i)
     return raw - other
-
-
-def _writes_no_payload_nan(ins) -> bool:
-    """Writers whose result has no f32 lane that is a NaN other than 0x7FC00000, so canonicalising it is
-    harmless: a broadcast immediate (e.g. an accumulator's `DBCAST.f32 v, 0.0`) or `DXOR v, a, a`."""
-    from vtpu_cli.binary.program import Imm, Reg
-
-    name, args = ins.op.name, ins.args
-    if name == "DXOR" and isinstance(args[1], Reg) and args[1] == args[2]:
-        return True
-    if name != "DBCAST" or not isinstance(args[1], Imm):
-        return False
-    width = {"i8": 8, "i16": 16, "bf16": 16, "i32": 32, "f32": 32, "i64": 64}[ins.type]
-    v = args[1].value & ((1 << width) - 1)
-    pattern = 0
-    for k in range(0, 64, width):
-        pattern |= v << k
-    for k in (0, 32):
-        lane = (pattern >> k) & 0xFFFFFFFF
-        if (lane & 0x7F800000) == 0x7F800000 and lane & 0x7FFFFF and lane != 0x7FC00000:
-            return False
-    return True
 
 
 def _leaders(program: Program) -> list[int]:
@@ -907,6 +885,8 @@ def _build_function(
     lw.set_usage(used, written)
     if not v.precise:
         lw.raw_regs = an.raw
+        if not split:  # a region's entries and exits keep the raw_regs protocol
+            lw.nan_plan = L.NanPlan(program.code, an.raw)
     lw.block_consts = an.consts
     lw.load_state()
     zero = ir.Constant(L.I64, 0)
