@@ -12,7 +12,6 @@ import difflib
 import math
 import weakref
 from dataclasses import dataclass, field
-from operator import getitem, itemgetter
 
 from vtpu_cli.binary.program import Imm, Reg
 from vtpu_cli.compiler.ir import Builder, Scroll, VReg, imm, private_coord
@@ -238,6 +237,40 @@ def shelf_sets(keys: list[int], step: int, shelves: range, sets: int = 0) -> lis
     return [[ppt_set_of_key(k | fk, sets) for fk in field_keys] for k in keys]
 
 
+_FIELD_FOLDS: dict[int, object] = {}  # shelf step -> the folded Morton keys of (v - 1) * step, v = 1..999
+
+
+def _fold(key: int) -> int:
+    return (key ^ (key >> 64)) & _MASK64
+
+
+def shelf_set_matrix(keys: list[int], step: int, sets: int = 0):
+    """A numpy (len(keys), 999) array: row r, column v - 1 is the PPT set of the coordinate whose
+    Morton key is ``keys[r]`` OR the key of ``(v - 1) * step`` (:func:`shelf_sets` for shelves 1..999
+    of every key at once). The fold to 64 bits is linear over XOR and the keys' bits are disjoint, so
+    a set is the hash of ``fold(key) ^ fold(field key)``; the field keys are the XOR of the keys of the
+    field's bits (a Morton key spreads each bit on its own), ten Morton keys per step (cached)."""
+    import numpy as np
+
+    sets = sets or PPT_SETS
+    if sets <= 1:
+        return np.zeros((len(keys), 999), dtype=np.intp)
+    g = _FIELD_FOLDS.get(step)
+    if g is None:
+        if step > 0 and step & (step - 1) == 0:
+            x = np.arange(999, dtype=np.uint64)
+            g = np.zeros(999, dtype=np.uint64)
+            for bit in range(10):  # 999 < 2**10
+                kb = np.uint64(_fold(coords.morton_key_packed(step << bit)))
+                g ^= np.where((x >> np.uint64(bit)) & np.uint64(1), kb, np.uint64(0))
+        else:  # (not a bit field: key by key)
+            g = np.array([_fold(coords.morton_key_packed(v * step)) for v in range(999)], dtype=np.uint64)
+        _FIELD_FOLDS[step] = g
+    f = np.array([_fold(k) for k in keys], dtype=np.uint64)[:, None]
+    h = (f ^ g[None, :]) * np.uint64(0x9E3779B97F4A7C15)  # (wraps modulo 2**64, as the & mask does)
+    return (h >> np.uint64(64 - (sets.bit_length() - 1))).astype(np.intp)
+
+
 @dataclass
 class RecordingBuilder(Builder):
     """A :class:`~.ir.Builder` that records, per statement, the scrolls it addresses and, per scroll,
@@ -264,9 +297,6 @@ class RecordingBuilder(Builder):
                 vi for vi in new if getattr(vi, "op", None) is not None and vi.op.name in ("SCOORD", "SINDEX")
             )
         return p
-
-
-_CHUNK = 64  # candidate shelves costed together by the colouring
 
 
 def private_shelf_coords(lib: int, sentrons: int) -> tuple[list[int], int]:
@@ -332,39 +362,34 @@ def colour_coordinates(lw: Lowerer) -> dict[str, int]:
             got[st] = got.get(st, 0) + w
         return got
 
-    # a private scroll's PPT sets per candidate shelf, per sentron: shared by every scroll of its
-    # library (each scroll tries up to 999 shelves). The coordinate is linear in the shelf (its field
-    # holds shelf - 1, and 1..999 never carries), so it is base + (shelf - 1) * step, computed without
-    # packing (tests/test_phx_speed_s7.py checks this equals private_coord)
-    psets: dict[tuple[int, int], list[int]] = {}
-    pkeys: dict[int, tuple[list[int], int]] = {}
+    # The candidate shelves 1..999 of a scroll are costed together with numpy: a coordinate whose shelf
+    # is v is its shelf-1 coordinate plus (v - 1) * step, whose Morton key is the OR of the two keys
+    # (disjoint bits), so the 999 PPT sets of a scroll come from one key per scroll and the folded keys
+    # of the shelf field (:func:`shelf_set_matrix`); a cost row is a gather from the per-sentron cost
+    # table, and the choice the first least-cost free shelf in the order (old, 1..999), as before.
+    import numpy as np
 
-    def keys_of(lib: int) -> tuple[list[int], int]:
-        got = pkeys.get(lib)
+    nsets = PPT_SETS
+    width = ns * nsets
+    row_off = np.arange(ns, dtype=np.intp)[:, None] * nsets  # flat index of (sentron, set)
+    pidx: dict[int, np.ndarray] = {}  # library -> (ns, 999) flat indexes of each sentron's set per shelf
+
+    def private_index(lib: int) -> np.ndarray:
+        got = pidx.get(lib)
         if got is None:
-            got = pkeys[lib] = shelf_keys(lib, ns)
+            keys, step = shelf_keys(lib, ns)
+            got = pidx[lib] = shelf_set_matrix(keys, step, nsets) + row_off
         return got
 
-    def private_sets(lib: int, v: int) -> list[int]:
-        got = psets.get((lib, v))
-        if got is None:
-            got = psets[(lib, v)] = [row[0] for row in shelf_sets(*keys_of(lib), range(v, v + 1))]
-        return got
-
-    pchunks: dict[tuple[int, int], list] = {}
-
-    def private_chunk(lib: int, v: int) -> list:
-        """Per sentron, an ``itemgetter`` of the PPT sets of shelves v .. v + _CHUNK - 1 (at most 999):
-        applied to the sentron's cost row it gives those shelves' costs as a tuple."""
-        got = pchunks.get((lib, v))
-        if got is None:
-            # (a chunk holds >= 2 shelves: 999 = 15 * 64 + 39, so itemgetter returns tuples)
-            rows = shelf_sets(*keys_of(lib), range(v, min(v + _CHUNK, 1000)))
-            got = pchunks[(lib, v)] = [itemgetter(*row) for row in rows]
-        return got
+    def private_flat(lib: int, v: int) -> list[int]:
+        """Flat (sentron, set) indexes of shelf v of library lib on every sentron."""
+        if 1 <= v <= 999:
+            return private_index(lib)[:, v - 1].tolist()
+        sets = [row[0] for row in shelf_sets(*shelf_keys(lib, ns), range(v, v + 1))]
+        return [s * nsets + st for s, st in enumerate(sets)]
 
     # the spill scroll (999.1 at the sentron's home) can be touched by any statement
-    spill = [cset(private_coord(s, RESERVED_LIBRARY + 9, 1)) for s in range(ns)]
+    spill = [s * nsets + cset(private_coord(s, RESERVED_LIBRARY + 9, 1)) for s in range(ns)]
     fixed: list[dict[int, int]] = []  # per group: {set: cost} of its coordinates that are not re-picked
     members: list[list[str]] = []
     unit_groups: dict[str, list[int]] = {k: [] for k in units}
@@ -385,49 +410,55 @@ def colour_coordinates(lw: Lowerer) -> dict[str, int]:
             unit_groups[k].append(gi)
     taken = {sc.coord + i for sc in scrolls.values() if sc.coord is not None for i in range(sc.layers)}
     shelves = {sc.private for sc in scrolls.values() if sc.private is not None}
-    chosen: dict[str, list[int]] = {}  # unit -> PPT set per sentron
+    chosen: dict[str, list[int]] = {}  # unit -> flat (sentron, set) index per sentron
     left: dict[str, int] = {}
     order = sorted(units, key=lambda k: -len(unit_groups[k]))
     for k in order:
         sc = scrolls[k]
-        base = [0] * PPT_SETS
+        base = [0] * nsets
         for gi in unit_groups[k]:
             for i, c in fixed[gi].items():
                 base[i] += c
-        per_s = [list(base) for _ in range(ns)]
-        for s in range(ns):
-            per_s[s][spill[s]] += lmax
+        # the per-sentron cost table, flat: the statements' fixed costs on every sentron, plus the
+        # spill scroll and the units chosen so far (each time one of its statements names it)
+        flat = spill[:]
         for gi in unit_groups[k]:
             for y in members[gi]:
-                if y != k and y in chosen:
-                    for s in range(ns):
-                        per_s[s][chosen[y][s]] += lmax
-        # the first candidate, in the order (old, 1, ..., 999), of least cost among the free ones
-        # (costs are >= 0: a cost of 0 ends the search)
+                if y != k:
+                    got = chosen.get(y)
+                    if got is not None:
+                        flat += got
         if sc.private is not None:
+            table = np.tile(np.array(base, dtype=np.int64), ns)
+            table += np.bincount(flat, minlength=width) * lmax
             lib, old = sc.private
-            best, best_cost = old, sum(map(getitem, per_s, private_sets(lib, old)))
-            v = 1
-            while best_cost and v < 1000:
-                # a chunk of candidates at a time: their costs summed over the sentrons by map(), and
-                # the chunk skipped when none of them is cheaper
-                costs = [get(row) for get, row in zip(private_chunk(lib, v), per_s, strict=True)]
-                acc = list(map(sum, zip(*costs, strict=True)))
-                if min(acc) < best_cost:
-                    for j, cost in enumerate(acc):
-                        if cost < best_cost and (v + j == old or (lib, v + j) not in shelves):
-                            best, best_cost = v + j, cost
-                            if cost == 0:
-                                break
-                v += _CHUNK
-            chosen[k] = private_sets(lib, best)
+            costs = table[private_index(lib)].sum(axis=0)
+            best = old
+            best_cost = int(costs[old - 1]) if 1 <= old <= 999 else int(table[private_flat(lib, old)].sum())
+            while best_cost:  # the least cost below the old one; its first free shelf, else the next cost
+                cost = int(costs.min())
+                if cost >= best_cost:
+                    break
+                free = [
+                    v
+                    for v in (np.flatnonzero(costs == cost) + 1).tolist()
+                    if v == old or (lib, v) not in shelves
+                ]
+                if free:
+                    best, best_cost = free[0], cost
+                    break
+                costs = np.where(costs == cost, best_cost, costs)
+            chosen[k] = private_flat(lib, best)
         else:
             old = coords.get_part_packed(sc.coord, 1)
             # the coordinate with part 1 = v is zero + (v - 1) * step (the field holds v - 1)
             zero = coords.set_part_packed(sc.coord, 1, 1)
             step = coords.set_part_packed(sc.coord, 1, 2) - zero
-            # every sentron addresses the same coordinate: a set's cost is its column sum
-            colsum = per_s[0] if ns == 1 else [sum(col) for col in zip(*per_s, strict=True)]
+            # every sentron addresses the same coordinate: a set's cost is its column sum (in Python:
+            # the search usually stops at a free set early)
+            colsum = [c * ns for c in base]
+            for f in flat:
+                colsum[f % nsets] += lmax
             best, best_cost = old, colsum[cset(zero + (old - 1) * step)]
             if best_cost:
                 for v in range(1, 1000):
@@ -439,8 +470,9 @@ def colour_coordinates(lw: Lowerer) -> dict[str, int]:
                         best, best_cost = v, cost
                         if cost == 0:
                             break
-            chosen[k] = [cset(zero + (best - 1) * step)] * ns
-        left[k] = best_cost or 0
+            st = cset(zero + (best - 1) * step)
+            chosen[k] = [s * nsets + st for s in range(ns)]
+        left[k] = best_cost
         if best == old:
             continue
         if sc.private is not None:
