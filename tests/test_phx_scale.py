@@ -841,9 +841,10 @@ yc = tmatmul(x, wa)
 
 
 def _ppt_conflicts(text: str, sentrons: int) -> tuple[int, int]:
-    """(pairs of distinct single coordinates sharing a PPT set within one statement, compiler-chosen
-    coordinates in the set of some layer of a layer-indexed weight of the same statement), per sentron
-    (each sentron's private scrolls have their own coordinates)."""
+    """(pairs of distinct single coordinates sharing a PPT set within one group -- a statement phase,
+    as the colouring records them --, compiler-chosen coordinates in the set of some layer of a
+    layer-indexed weight of the same group), per sentron (each sentron's private scrolls have their
+    own coordinates)."""
     from vtpu_cli.compiler.driver import _front, private_coord
     from vtpu_cli.compiler.ir import VReg
     from vtpu_cli.compiler.lower import PPT_SETS, _colourable
@@ -875,27 +876,16 @@ def _ppt_conflicts(text: str, sentrons: int) -> tuple[int, int]:
     return same, layer
 
 
-@pytest.mark.parametrize(
-    "sentrons,tokens",
-    [
-        (1, 1),
-        pytest.param(
-            2,
-            4,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="known since the tmatmul add= epilogue (session 7): the residual h now shares the o "
-                "and down statements with two 30-layer weight stacks, and with 2 sentrons no free shelf "
-                "keeps both sentrons' h out of their PPT sets (one conflict left; docs/models.md)",
-            ),
-        ),
-    ],
-)
+@pytest.mark.parametrize("sentrons,tokens", [(1, 1), (2, 4)])
 def test_model_scratch_coordinates_avoid_ppt_conflicts(sentrons, tokens, monkeypatch):
-    """The compiler numbers its own scrolls so that no two coordinates of one statement share a
+    """The compiler numbers its own scrolls so that no two coordinates of one statement phase (a
+    coordinate region outside the statement's loops: the groups the colouring records) share a
     translation-cache set (the JIT's slow path on every trip of the loop) and none sits in the set of
     any layer of a layer-indexed weight it is used with; without the colouring the 30-layer model
-    program has such conflicts (so this test can fail)."""
+    program has such conflicts (so this test can fail). Two sentrons, 4 tokens: the residual h is read
+    by the o and down statements' epilogues, phases apart from their weight loops (with whole
+    statements as groups h had to avoid four 30-layer stacks on both sentrons at once, and one
+    conflict was left)."""
     import vtpu_cli.compiler.lower as lower
     from vtpu_cli.models.compiled import StepShape
 

@@ -79,3 +79,43 @@ def test_colouring_matches_the_reference_on_the_2b_shaped_model(monkeypatch, sen
     got, want = _compile_both(monkeypatch, text, opt=2, sentrons=sentrons, force_loops=True)
     assert [d.coord for d in got.data] == [d.coord for d in want.data]
     assert encode(got) == encode(want)
+
+
+def test_recording_builder_groups_statement_phases_apart():
+    """A coordinate region opened outside the statement's loops is a group of its own (phases run one
+    after the other); one opened inside a loop of the statement records into the enclosing group."""
+    from vtpu_cli.compiler.ir import Scroll
+    from vtpu_cli.compiler.lower import RecordingBuilder
+
+    b = RecordingBuilder()
+    for k, name in enumerate("abcde", 1):
+        b.scrolls[name] = Scroll(name, "f32", (16,), 64, coord=coords.pack_parts([1, 1, 1, 1, 1, 1, 1, 1, k]))
+    outer = b.open_group()
+    b.base("a")
+    saved = b.push_region()  # a phase: its own group
+    b.base("b")
+    b.pop_region(saved)
+
+    def body() -> None:
+        inner = b.push_region()  # inside the statement's loop: same group as "c"
+        b.base("d")
+        b.pop_region(inner)
+
+    b.base("c")
+    b.counted_loop(4, body)
+    b.close_group(outer)
+    assert b.group is None
+    assert b.groups == [{"a", "c", "d"}, {"b"}]
+    # a statement that starts inside a loop (a user loop around it) still splits its phases
+    b.groups.clear()
+
+    def stmt() -> None:
+        g = b.open_group()
+        b.base("a")
+        saved = b.push_region()
+        b.base("e")
+        b.pop_region(saved)
+        b.close_group(g)
+
+    b.counted_loop(4, stmt)
+    assert b.groups == [{"a"}, {"e"}]

@@ -274,11 +274,50 @@ def shelf_set_matrix(keys: list[int], step: int, sets: int = 0):
 @dataclass
 class RecordingBuilder(Builder):
     """A :class:`~.ir.Builder` that records, per statement, the scrolls it addresses and, per scroll,
-    the instructions that put its coordinate in a p register (for :func:`colour_coordinates`)."""
+    the instructions that put its coordinate in a p register (for :func:`colour_coordinates`).
 
-    groups: list = field(default_factory=list)  # one set of scroll keys per statement
+    A statement's phases are apart: a coordinate region opened outside the statement's own loops (the
+    quantisation, the weight loop, a tmatmul epilogue, each sentron's code, a gather) records its
+    scrolls in a group of its own. The phases run one after the other, so two of their coordinates in
+    one PPT set cost one slow translation when the next phase starts, not one per trip of a loop; a
+    region opened inside one of the statement's loops stays in the enclosing group (its scrolls share
+    that loop's trips)."""
+
+    groups: list = field(default_factory=list)  # one set of scroll keys per statement phase
     group: set | None = None
     coord_defs: dict = field(default_factory=dict)  # scroll key -> [VI] (SCOORD / SINDEX.set)
+    loop_depth: int = 0  # counted loops open now
+    group_depth: int = 0  # counted loops open when the current group began
+
+    def open_group(self) -> tuple:
+        """Start a new group (a statement); returns what :meth:`close_group` restores."""
+        outer = (self.group, self.group_depth)
+        self.group = set()
+        self.groups.append(self.group)
+        self.group_depth = self.loop_depth
+        return outer
+
+    def close_group(self, outer: tuple) -> None:
+        self.group, self.group_depth = outer
+
+    def counted_loop(self, count, body, hint: str = "loop") -> None:
+        self.loop_depth += 1
+        try:
+            super().counted_loop(count, body, hint)
+        finally:
+            self.loop_depth -= 1
+
+    def push_region(self) -> tuple:
+        saved = super().push_region()
+        if self.group is not None and self.loop_depth == self.group_depth:
+            return saved, self.open_group()
+        return saved, None
+
+    def pop_region(self, saved: tuple) -> None:
+        inner, outer = saved
+        super().pop_region(inner)
+        if outer is not None:
+            self.close_group(outer)
 
     def base(self, scroll: str) -> VReg:
         sc = self.scrolls[scroll]
@@ -881,13 +920,11 @@ class Lowerer:
 
     def stmt(self, node) -> None:
         b = self.b
-        outer = b.group
-        b.group = set()  # the scrolls this statement addresses (coordinate colouring)
-        b.groups.append(b.group)
+        outer = b.open_group()  # the scrolls this statement addresses (coordinate colouring)
         try:
             self._stmt(node)
         finally:
-            b.group = outer
+            b.close_group(outer)
 
     def _stmt(self, node) -> None:
         if self.pending_gathers and not self._defers_gathers(node):
