@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from phxrun import run_phx
 
 from vtpu_cli.compiler import compile_phx
-from vtpu_cli.compiler.driver import bind_inputs, read_output
 from vtpu_cli.core.errors import DiagnosticError
-from vtpu_cli.engines.interp.interpreter import Interpreter
 
 HEAD = """
 input x: f32[M, 96]
@@ -52,17 +51,7 @@ def _inputs(m: int, seed: int = 4) -> dict:
 
 
 def _run(src: str, inputs: dict, sentrons: int, engine: str = "interp", **kw) -> dict[str, np.ndarray]:
-    prog, _ = compile_phx(src, "rows.phx", opt=2, sentrons=sentrons, **kw)
-    bind_inputs(prog, inputs)
-    if engine == "jit":
-        from vtpu_cli.engines.jit.engine import JitEngine
-
-        res = JitEngine(prog, sentrons).run()
-        assert res.engine == "jit" and not getattr(res, "replay", ""), res.fallback
-    else:
-        res = Interpreter(prog, sentrons).run()
-    assert res.status == "ok", res.fault.render() if res.fault else res.status
-    return {o: read_output(prog, res, o) for o in ("q", "s", "y")}
+    return run_phx(src, inputs, ["q", "s", "y"], sentrons, engine, **kw)
 
 
 def _reference(inp: dict) -> tuple[np.ndarray, np.ndarray]:

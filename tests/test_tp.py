@@ -13,12 +13,12 @@ import json
 
 import numpy as np
 import pytest
+from phxrun import run_phx
 
 from vtpu_cli.compiler import compile_phx
-from vtpu_cli.compiler.driver import bind_inputs, read_output
+from vtpu_cli.compiler.driver import bind_inputs
 from vtpu_cli.compiler.lower import Sync
 from vtpu_cli.core.errors import DiagnosticError
-from vtpu_cli.engines.interp.interpreter import Interpreter
 from vtpu_cli.models.bench_generate import build
 from vtpu_cli.models.compiled import CompiledModel, StepShape, compile_step
 
@@ -68,17 +68,7 @@ def _inputs(rng):
 
 
 def _run(src: str, inputs: dict, outs: list[str], sentrons: int, engine: str = "interp", **kw):
-    prog, _ = compile_phx(src, "tp.phx", opt=2, sentrons=sentrons, **kw)
-    bind_inputs(prog, inputs)
-    if engine == "jit":
-        from vtpu_cli.engines.jit.engine import JitEngine
-
-        res = JitEngine(prog, sentrons).run()
-        assert res.engine == "jit" and not getattr(res, "replay", ""), res.fallback
-    else:
-        res = Interpreter(prog, sentrons).run()
-    assert res.status == "ok", res.fault.render() if res.fault else res.status
-    return [read_output(prog, res, o) for o in outs]
+    return list(run_phx(src, inputs, outs, sentrons, engine, **kw).values())
 
 
 @pytest.mark.parametrize("force_loops", [False, True])
