@@ -480,6 +480,7 @@ def _list_schedule(
     succs: list[list[int]] = [[] for _ in range(n)]
     npred = [0] * n
     prio = lat_of[:]
+    free: list[int] = []  # ops without predecessors (ready at the start)
     for i in range(n - 1, -1, -1):
         p = prio[i]
         rw = raw[i]  # (only ops of latency > 1 have a list)
@@ -498,6 +499,8 @@ def _list_schedule(
                 succs[j].append(i)
                 if prio[j] < p:
                     prio[j] = p
+        else:
+            free.append(i)
     nd, ns, nc = _NOPS
     term = ins_of[-1] if ins_of[-1].op.branch else None
     crit = max(prio)
@@ -508,14 +511,14 @@ def _list_schedule(
     top = crit * n
     span = top + n  # every ready key is below it
     earliest = [0] * n  # latency-ready SIW
-    keys = [top - prio[i] * n + i for i in range(n)]  # ready-heap key: decreasing priority, then index
+    # ready-heap key of op i: top - prio[i] * n + i (decreasing priority, then index)
     a0: list[int] = []
     a1: list[int] = []
     a2: list[int] = []
     avail = (a0, a1, a2)
-    for i in range(body_n):
-        if npred[i] == 0:
-            avail[pipe_of[i]].append(keys[i])
+    for i in free:
+        if i < body_n:
+            avail[pipe_of[i]].append(top - prio[i] * n + i)
     heapify = heapq.heapify
     heapify(a0)
     heapify(a1)
@@ -543,47 +546,35 @@ def _list_schedule(
             while q2 and q2[0] < lim:
                 heappush(a2, heappop(q2) % span)
         # one op per pipe: the ready op of highest priority, else the latency-earliest pending one
-        k = 0
-        line = _NO_LINE
-        if a0:
-            i0 = heappop(a0) % n
-        elif q0:
-            i0 = heappop(q0) % span % n
-        else:
-            i0 = -1
-        if i0 >= 0:
+        if a0 or q0:
+            i0 = heappop(a0) % n if a0 else heappop(q0) % span % n
             d = ins_of[i0]
             line = line_of[i0]
             k = 1
         else:
+            i0 = -1
             d = nd
-        if a1:
-            i1 = heappop(a1) % n
-        elif q1:
-            i1 = heappop(q1) % span % n
-        else:
-            i1 = -1
-        if i1 >= 0:
+            line = _NO_LINE
+            k = 0
+        if a1 or q1:
+            i1 = heappop(a1) % n if a1 else heappop(q1) % span % n
             s1 = ins_of[i1]
             ln = line_of[i1]
             if ln < line:
                 line = ln
             k += 1
         else:
+            i1 = -1
             s1 = ns
-        if a2:
-            i2 = heappop(a2) % n
-        elif q2:
-            i2 = heappop(q2) % span % n
-        else:
-            i2 = -1
-        if i2 >= 0:
+        if a2 or q2:
+            i2 = heappop(a2) % n if a2 else heappop(q2) % span % n
             c2 = ins_of[i2]
             ln = line_of[i2]
             if ln < line:
                 line = ln
             k += 1
         else:
+            i2 = -1
             c2 = nc
         if not k:  # pragma: no cover - a DAG always has a ready op
             raise AssertionError("scheduler found no ready op")
@@ -592,24 +583,55 @@ def _list_schedule(
         add_ops(k)
         left -= k
         t1 = t + 1
-        for i in (i0, i1, i2):
-            if i < 0:
-                continue
-            rw = raw[i]  # RAW successors of an op of latency > 1: not ready before t + latency
+        # release the successors of the SIW's ops (unrolled per slot)
+        if i0 >= 0:
+            rw = raw[i0]  # RAW successors of an op of latency > 1: not ready before t + latency
             if rw is not None:
-                e = t + lat_of[i]
+                e = t + lat_of[i0]
                 for j in rw:
                     if e > earliest[j]:
                         earliest[j] = e
-            for j in succs[i]:
+            for j in succs[i0]:
                 c = npred[j] - 1
                 npred[j] = c
                 if not c:
                     e = earliest[j]
                     if e <= t1:  # ready in the next SIW: straight to the ready heap (same order)
-                        heappush(avail[pipe_of[j]], keys[j])
+                        heappush(avail[pipe_of[j]], top - prio[j] * n + j)
                     else:
-                        heappush(pending[pipe_of[j]], e * span + keys[j])
+                        heappush(pending[pipe_of[j]], e * span + top - prio[j] * n + j)
+        if i1 >= 0:
+            rw = raw[i1]  # RAW successors of an op of latency > 1: not ready before t + latency
+            if rw is not None:
+                e = t + lat_of[i1]
+                for j in rw:
+                    if e > earliest[j]:
+                        earliest[j] = e
+            for j in succs[i1]:
+                c = npred[j] - 1
+                npred[j] = c
+                if not c:
+                    e = earliest[j]
+                    if e <= t1:  # ready in the next SIW: straight to the ready heap (same order)
+                        heappush(avail[pipe_of[j]], top - prio[j] * n + j)
+                    else:
+                        heappush(pending[pipe_of[j]], e * span + top - prio[j] * n + j)
+        if i2 >= 0:
+            rw = raw[i2]  # RAW successors of an op of latency > 1: not ready before t + latency
+            if rw is not None:
+                e = t + lat_of[i2]
+                for j in rw:
+                    if e > earliest[j]:
+                        earliest[j] = e
+            for j in succs[i2]:
+                c = npred[j] - 1
+                npred[j] = c
+                if not c:
+                    e = earliest[j]
+                    if e <= t1:  # ready in the next SIW: straight to the ready heap (same order)
+                        heappush(avail[pipe_of[j]], top - prio[j] * n + j)
+                    else:
+                        heappush(pending[pipe_of[j]], e * span + top - prio[j] * n + j)
         t = t1
     if term is not None:
         # the branch goes into the last SIW unless that holds an op it depends on (i0, i1, i2: the
