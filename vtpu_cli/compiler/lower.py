@@ -14,7 +14,7 @@ import weakref
 from dataclasses import dataclass, field
 
 from vtpu_cli.binary.program import Imm, Reg
-from vtpu_cli.compiler.ir import Builder, Scroll, VReg, imm, private_coord
+from vtpu_cli.compiler.ir import VI, Builder, Scroll, VReg, imm, private_coord
 from vtpu_cli.core import coords
 from vtpu_cli.core.errors import Diagnostic
 from vtpu_cli.core.numerics import f32_bits
@@ -328,12 +328,15 @@ class RecordingBuilder(Builder):
         p = self._pcache.get(scroll)
         if p is not None:  # defined in this region already (what Builder.base returns, emitting nothing)
             return p
-        defs, n_code, n_defs = self._region_defs, len(self.code), len(self._region_defs)
+        code, defs = self.code, self._region_defs
+        n_code, n_defs = len(code), len(defs)
         p = super().base(scroll)
-        new = self.code[n_code:] + (defs[n_defs:] if defs is self._region_defs else [])
+        new = code[n_code:] if len(code) > n_code else []
+        if defs is self._region_defs and len(defs) > n_defs:
+            new += defs[n_defs:]
         if new:
             self.coord_defs.setdefault(scroll, []).extend(
-                vi for vi in new if getattr(vi, "op", None) is not None and vi.op.name in ("SCOORD", "SINDEX")
+                [vi for vi in new if vi.__class__ is VI and vi.op.name in ("SCOORD", "SINDEX")]
             )
         return p
 
@@ -478,13 +481,10 @@ def colour_coordinates(lw: Lowerer) -> dict[str, int]:
                 cost = int(costs.min())
                 if cost >= best_cost:
                     break
-                free = [
-                    v
-                    for v in (np.flatnonzero(costs == cost) + 1).tolist()
-                    if v == old or (lib, v) not in shelves
-                ]
-                if free:
-                    best, best_cost = free[0], cost
+                at = np.flatnonzero(costs == cost) + 1
+                v = next((v for v in at.tolist() if v == old or (lib, v) not in shelves), 0)
+                if v:
+                    best, best_cost = v, cost
                     break
                 costs = np.where(costs == cost, best_cost, costs)
             chosen[k] = private_flat(lib, best)
