@@ -876,7 +876,7 @@ def _ppt_conflicts(text: str, sentrons: int) -> tuple[int, int]:
     return same, layer
 
 
-@pytest.mark.parametrize("sentrons,tokens", [(1, 1), (2, 4)])
+@pytest.mark.parametrize("sentrons,tokens", [(1, 1), (2, 4), (3, 1), (4, 4)])
 def test_model_scratch_coordinates_avoid_ppt_conflicts(sentrons, tokens, monkeypatch):
     """The compiler numbers its own scrolls so that no two coordinates of one statement phase (a
     coordinate region outside the statement's loops: the groups the colouring records) share a
