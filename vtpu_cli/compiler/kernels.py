@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from vtpu_cli.binary.program import Imm
 from vtpu_cli.compiler.ir import Builder, MemInfo, VMem, VReg, imm
+from vtpu_cli.compiler.tune import cpu_vendor
 from vtpu_cli.compiler.vecmath import const_iota, exp_vec, neg_inf
 from vtpu_cli.core.numerics import f32_bits
 
@@ -293,8 +294,12 @@ def quant_loop(lw: Lowerer, x, q8, qs) -> None:
 
 # Register tiles of the ternary matmul: rows x 16-column tiles per DTDOT block. Rows of a block share
 # each weight vector, so the engine decodes a weight plane once for all of them (the JIT's DTDOT
-# shift/mask is CSE'd within a block): M = 1 takes 8 tiles, a prefill 4 rows x 4 tiles.
-TM_TILES_1 = 8
+# shift/mask is CSE'd within a block): M = 1 takes 8 tiles (4 on AMD), a prefill 4 rows x 4 tiles.
+# M = 1 reads each tile of a block from its own stream (TM_STREAMS_1): on AMD Zen 4 8 concurrent weight
+# streams (with the JIT's prefetches 512 bytes ahead in each) ran the 2B GEMVs at 19-23 GB/s, 4 streams
+# at 24-30 (best of 21 runs, 12 x 2560x6912, 53 MB, alternated; a native read 22-31); Intel keeps 8.
+AMD = cpu_vendor() == "amd"
+TM_TILES_1 = 4 if AMD else 8
 TM_ROWS, TM_TILES = 4, 4
 TM_KUNROLL_1 = 1  # M = 1: 16-row K steps per trip of the K loop
 TM_STREAMS_1 = True  # M = 1: the tiles of a block far apart, one stream each (see tmatmul_loop's streams)
@@ -1058,7 +1063,11 @@ def matmul_nt_loop(lw: Lowerer, x, w, y) -> None:
 
 
 # ---------------------------------------------------------------------- int8 weight matrix (LM head)
-Q8_ROWS = 8  # weight rows (outputs) per block: one quantised-activation chunk load feeds this many DDOTs
+# weight rows (outputs) per block: one quantised-activation chunk load feeds this many DDOTs. On AMD
+# Zen 4 fewer concurrent row streams read faster (Q8_STREAMS; 2560x32768 int8, 84 MB, best of 21 runs,
+# native read 27-32 GB/s: 8 rows 19-24 GB/s; 4 rows 25-27 with the JIT's prefetches 512 bytes ahead and
+# 31-33 with 256 or none; 2 rows 27-32); Intel keeps 8
+Q8_ROWS = 4 if AMD else 8
 Q8_KUNROLL = 2  # 64-byte K chunks per trip of the K loop (8 x 2: the 2B head 13 % faster than 4 x 1)
 # per row of x: the Q8_ROWS weight rows of a block are far apart (Q8_ROWS streams, each reading consecutive
 # rows) instead of adjacent (a block's rows started cold, and the last 512 bytes of each row prefetched

@@ -62,6 +62,21 @@ def cpu_key() -> str:
     return hashlib.sha256(name.encode()).hexdigest()[:12]
 
 
+def cpu_vendor() -> str:
+    """``"amd"``, ``"intel"`` or ``""`` (unknown): the x86 vendor of this host (``/proc/cpuinfo``). The
+    memory-bound M = 1 loops take a vendor's own stream counts (kernels: ``TM_TILES_1``, ``Q8_ROWS``):
+    the numerics are the same either way, only the speed differs."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("vendor_id"):
+                    v = line.split(":", 1)[1].strip()
+                    return {"AuthenticAMD": "amd", "GenuineIntel": "intel"}.get(v, "")
+    except OSError:
+        pass
+    return ""
+
+
 def cache_path() -> Path:
     from vtpu_cli.core.resources import cache_base
 
