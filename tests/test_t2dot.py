@@ -136,8 +136,8 @@ def test_dtdot_lowering_has_no_shuffles():
     asm = jc.emit_assembly(_program(z, np.zeros(64, np.int8), np.zeros(64, np.uint8), [0, 1, 2, 3]))
     assert asm.count("vpdpbusd") == 4
     assert "vpermb" not in asm and "vpmultishiftqb" not in asm and "vpsubd" not in asm
-    if "+gfni" in feats.split(","):
-        assert asm.count("vgf2p8affineqb") == 3
+    if "+gfni" in feats.split(","):  # planes 1-3 by GFNI; on AMD plane 1 only (lowering._amd)
+        assert asm.count("vgf2p8affineqb") == (1 if "+sse4a" in feats.split(",") else 3)
 
 
 @needs_jit
@@ -163,6 +163,43 @@ def test_dtdot_jit_without_gfni(monkeypatch, tmp_path):
     assert res.engine == "jit", res.fallback
     assert same_result(ref, res) == []
     assert res.sentrons[0].view("i32")[2].tolist() == _expected(acc, a, w, [0, 1, 2, 3, 2]).tolist()
+
+
+@needs_jit
+@pytest.mark.parametrize("amd", [False, True])
+def test_dtdot_lowering_per_vendor(monkeypatch, tmp_path, amd):
+    """GFNI for planes 1-3 on Intel; on AMD (SSE4a) GFNI for plane 1 and shift + mask for planes 2 and 3
+    (Zen 4's pipe balance, lowering._amd): forced by building for the host's features with SSE4a set
+    or cleared; same bits as the interpreter wherever the code can run on this host."""
+    cpu, feats = jc.host_target()
+    have = feats.split(",")
+    if "+avx512vnni" not in have or "+gfni" not in have:
+        pytest.skip("host without AVX-512 VNNI and GFNI")
+    host = jc.host_target
+
+    def vendor(portable: bool = False):
+        c, f = host(portable)
+        rest = [x for x in f.split(",") if x not in ("+sse4a", "-sse4a")]
+        return c, ",".join([*rest, "+sse4a" if amd else "-sse4a"])
+
+    monkeypatch.setattr(jc, "host_target", vendor)
+    rng = np.random.default_rng(11)
+    acc = rng.integers(-(2**31), 2**31, 16, dtype=np.int64).astype(np.int32)
+    a = rng.integers(-128, 128, 64).astype(np.int8)
+    w = rng.integers(0, 256, 64).astype(np.uint8)
+    planes = [0, 1, 2, 3, 3, 1, 2]
+    prog = _program(acc, a, w, planes)
+    asm = jc.emit_assembly(prog)
+    assert asm.count("vpdpbusd") == len(planes)
+    assert asm.count("vgf2p8affineqb") == (1 if amd else 3)  # one per distinct plane of the same w
+    assert ("vpsrlw" in asm) == amd
+    if amd and "+sse4a" not in have:
+        return  # code built for an AMD host is only read here, not run
+    ref = Interpreter(prog).run()
+    res = jit.JitEngine(prog, cache_dir=str(tmp_path)).run()
+    assert res.engine == "jit", res.fallback
+    assert same_result(ref, res) == []
+    assert res.sentrons[0].view("i32")[2].tolist() == _expected(acc, a, w, planes).tolist()
 
 
 # ---------------------------------------------------------------------- the interleaved tile layout

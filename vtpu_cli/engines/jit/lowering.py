@@ -1326,6 +1326,15 @@ def _vnni(lw: Lowerer) -> bool:
     return not lw.portable and {"avx512vnni", "avx512bw", "avx512f"} <= lw.features
 
 
+def _amd(lw: Lowerer) -> bool:
+    """An AMD CPU (SSE4a: no Intel CPU has it). Zen 4 runs a 512-bit vpdpbusd or vgf2p8affineqb one per
+    cycle on the same two pipes, while word shifts and masks issue elsewhere, so DTDOT extracts one code
+    plane with gfni and two with shift + mask: a register-only loop of the M = 1 tmatmul mix (4 vpdpbusd
+    per 64 weight bytes) ran at 42 GB/s of weights against 33 with gfni for all three planes and 38
+    with none. On Intel the shifts share port 0 with vpdpbusd and gfni relieves it (gfni for all)."""
+    return "sse4a" in lw.features
+
+
 def _dpbusd(lw: Lowerer, acc, u8, s8):
     """vpdpbusd: acc.i32[j] += sum_t u8[4j+t] * s8[4j+t] (wrapping)."""
     v16 = _vt(16, I32)
@@ -1375,9 +1384,10 @@ def _tdot(lw: Lowerer, ins: Instr):
     acc = lw.vget(d.idx, "i32")
     act = lw.vget(a.idx, "i8")
     wb = lw.vraw(w.idx)
-    if _vnni(lw) and "gfni" in lw.features and shift:
+    if _vnni(lw) and "gfni" in lw.features and shift and not (_amd(lw) and shift > 2):
         # one vgf2p8affineqb moves bits 2q, 2q+1 of every byte to bits 0, 1 (matrix row 7-i picks the
-        # source bits of result bit i); a shift of 16-bit words would need a mask as well
+        # source bits of result bit i); a shift of 16-bit words would need a mask as well. On AMD only
+        # plane 1 (see _amd): planes 2 and 3 take the shift and the mask
         mat = (1 << shift) << 56 | (2 << shift) << 48
         codes = lw.call(
             "llvm.x86.vgf2p8affineqb.512",
@@ -1488,11 +1498,16 @@ def _addr(lw: Lowerer, ptr, off):
 # Paired, 6 x 80 MiB of weights (past the 300 MiB L3): 11.2-12.2 -> 13.4-14.5 GB/s against a native read
 # at 14.4-15.7 GB/s (1024 ahead: within 3 % of 512; 2048: slower). Other types are left alone: their
 # large operands (f32 GEMM strips, KV cache rows) are read from cache or in short rows.
+# On AMD (see _amd) 256: on Zen 4 the int8 head's 4 row streams read at 25-27 GB/s with 512 and 31-33 with
+# 256 or less (84 MB, best of 21 runs, alternated; native read 29-31); the 4 M = 1 tmatmul streams read
+# the same at 128-512 (24-30 GB/s) and slower with none (21-23).
 PREFETCH_AHEAD = 512
+PREFETCH_AHEAD_AMD = 256
 
 
 def _prefetch_ahead(lw: Lowerer, addr) -> None:
-    ahead = lw.b.gep(addr, [ir.Constant(I64, PREFETCH_AHEAD)], source_etype=I8)
+    dist = PREFETCH_AHEAD_AMD if _amd(lw) else PREFETCH_AHEAD
+    ahead = lw.b.gep(addr, [ir.Constant(I64, dist)], source_etype=I8)
     # llvm.prefetch(address, rw = 0 read, locality = 3 keep in all levels, cache type = 1 data)
     args = [ahead, ir.Constant(I32, 0), ir.Constant(I32, 3), ir.Constant(I32, 1)]
     lw.call("llvm.prefetch.p0", ir.VoidType(), args)
