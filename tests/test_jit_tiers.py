@@ -192,7 +192,8 @@ def test_tier0_code_is_exact_with_the_c_pipe_and_several_sentrons(tmp_path, sent
     assert same_result(ref, res) == [] and res.siws == ref.siws
 
 
-# a strided loop whose count, start and stride are immediates tier 0 lifts into its IMMS table
+# a strided loop whose count, start and stride are immediates tier 0 lifts into its IMMS table; the
+# innermost loop's immediate stays in the code
 SHAPED = """
 .coord A = 1.1.1/1.1.1/1.1.1
 .coord B = 1.1.1/1.1.1/1.1.2
@@ -203,14 +204,18 @@ SHAPED = """
     DMOV r1, {trips}
     DMOV r2, {start}
     DMOV r3, 7
-loop:
+outer:
+    DMOV r5, 3
+inner:
+    DADD r6, r6, 5
+    DLOOP r5, inner
     DADD r3, r3, {step} | SGATHER.i32 v1, [p0 + r2]
     DBCAST.i32 v2, r3
     DADD.i32 v1, v1, v2
     DNOP | SSCATTR.i32 [p1 + r2], v1
     DADD r2, r2, {stride}
     DSUB r4, r3, {step}
-    DLOOP r1, loop
+    DLOOP r1, outer
     DHALT
 """
 
@@ -225,7 +230,12 @@ def test_tier0_lifts_immediates_and_shares_code_between_programs_of_one_shape(tm
     shapes = [dict(trips=4, start=0, step=3, stride=64), dict(trips=6, start=128, step=-5, stride=-16)]
     progs = [assemble(SHAPED.format(**s)) for s in shapes]
     (t1, vals1), (t2, vals2) = (C.build_tier0(p, v) for p in progs)
-    assert t1 == t2 and vals1 != vals2 and len(vals1) == len(vals2) >= 6
+    assert t1 == t2 and vals1 != vals2 and len(vals1) == len(vals2) == 7
+    slots, _ = C._imm_slots(progs[0])
+    inner = C._innermost(progs[0])
+    liftable = [pc for pc, siw in enumerate(progs[0].code) if any(C._lifted(i) is not None for i in siw)]
+    assert [pc for pc in liftable if inner[pc]] == [6]  # DADD r6, r6, 5: stays in the code
+    assert sorted(pc for pc, _ in slots) == [pc for pc in liftable if not inner[pc]]
     assert C._shape_key(progs[0], v) == C._shape_key(progs[1], v)
     assert "vtpu_imms" in t1 and C.build_module(progs[0], v)[0] != C.build_module(progs[1], v)[0]
     compiled = []
