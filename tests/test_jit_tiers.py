@@ -265,3 +265,24 @@ def test_tier0_compiles_its_own_object_when_a_same_shape_program_lowers_differen
     assert res.tier == 0
     _exact(prog, res, ref)
     assert list(C._TIER0_JOBS.values()) == [job]  # it was taken for a twin (no job of its own)
+
+
+def test_a_failed_tier0_compile_is_not_shared(tmp_path, monkeypatch):
+    """A tier-0 compile that fails leaves no job behind: the next compile of that shape is a first one
+    (it compiles, and is then the one later compiles share)."""
+    prog = assemble(SHAPED.format(trips=3, start=0, step=1, stride=64))
+    monkeypatch.setattr(C, "_TIER0_JOBS", {})
+    real = C._compile_object
+
+    def boom(*a):
+        raise C.JitError("boom")
+
+    monkeypatch.setattr(C, "_compile_object", boom)
+    with pytest.raises(C.JitError):
+        C.compile_program(prog, opt=C.TIER0_OPT, cache_dir=tmp_path)
+    assert C._TIER0_JOBS == {}
+    monkeypatch.setattr(C, "_compile_object", real)
+    comp = C.compile_program(prog, opt=C.TIER0_OPT, cache_dir=tmp_path)
+    assert comp.tier == 0 and len(C._TIER0_JOBS) == 1
+    job = next(iter(C._TIER0_JOBS.values()))
+    assert job.done.is_set() and job.obj

@@ -1957,6 +1957,8 @@ def _compile_tier0(program: Program, v: _Variant, share: bool = True) -> tuple[b
         job.done.set()  # a failed compile too: a twin waiting for it then compiles its own
         with _tier0_lock:
             _tier0_busy -= 1
+            if job.obj is None and _TIER0_JOBS.get(shape) is job:
+                del _TIER0_JOBS[shape]  # failed: the next compile of this shape is a first one again
 
 
 def auto_opt(program: Program) -> int:
