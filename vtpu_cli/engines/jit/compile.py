@@ -1396,7 +1396,7 @@ def emit_assembly(
     _init()
     cpu, features = host_target(portable or _portable_env())
     v = _Variant("none", portable, ppt_sets, cpu, features, 4, precise, True)
-    text, _ = build_module(program, v)
+    text = build_tier0(program, v)[0] if opt == TIER0_OPT else build_module(program, v)[0]
     tm = _target_machine(cpu, features, opt=min(opt, 3) if opt != TIER0_OPT else TIER0_CODEGEN)
     mod = llvm.parse_assembly(text)
     mod.triple = tm.triple
