@@ -73,8 +73,8 @@ def straight_line() -> list[tuple[str, str, dict]]:
     """Unrolled (straight-line) programs, where per-op costs dominate, and the shipped examples."""
     mm = "input x: f32[{m}, {k}]\nweight w: f32[{k}, {n}]\noutput y: f32[{m}, {n}]\ny = matmul(x, w)\n"
     out = [
-        ("matmul 16x64x64 (unrolled)", mm.format(m=16, k=64, n=64), {"opt": 2}),
-        ("matmul 8x32x48 (unrolled)", mm.format(m=8, k=32, n=48), {"opt": 2}),
+        ("matmul 16x64x64", mm.format(m=16, k=64, n=64), {"opt": 2}),
+        ("matmul 8x32x48", mm.format(m=8, k=32, n=48), {"opt": 2}),
     ]
     for p in ("mlp", "lm_head", "ternary_mlp"):
         out.append(

@@ -45,7 +45,7 @@ def programs() -> list[tuple[str, str, dict]]:
         ("model 30 layers D=2560 -O2", model_src(2560), {"opt": 2, "force_loops": True}),
         ("model 30 layers D=1024 -O2", model_src(1024), {"opt": 2, "force_loops": True}),
         ("layer D=2560 -O3", layer_src(2560), {"opt": 3}),
-        ("matmul 16x64x64 unrolled -O2", MATMUL.format(m=16, k=64, n=64), {"opt": 2}),
+        ("matmul 16x64x64 -O2", MATMUL.format(m=16, k=64, n=64), {"opt": 2}),
         ("programs/phx/mlp.phx -O2", (ROOT / "programs" / "phx" / "mlp.phx").read_text(), {"opt": 2}),
         ("tiny model 16 sentrons -O2", tiny_model_src(), {"opt": 2, "sentrons": 16, "force_loops": True}),
     ]

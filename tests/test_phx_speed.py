@@ -463,7 +463,7 @@ def test_speed_benchmark_runs():
     ).stdout
     row = next(line for line in out.splitlines() if line.startswith("| programs/phx/mlp.phx"))
     cells = [c.strip() for c in row.strip("|").split("|")]
-    assert int(cells[2].replace(",", "")) > 1000 and float(cells[4]) > 0 and cells[5].endswith("k")
+    assert int(cells[2].replace(",", "")) > 100 and float(cells[4]) > 0 and cells[5].endswith("k")
 
 
 @pytest.mark.slow

@@ -578,7 +578,7 @@ def _matmul(lw: Lowerer, name_toks, call, pos, kw):
 
 def _matmul_into(lw: Lowerer, x: Tensor, w: Tensor, y: Tensor, m: int, k: int, n: int, shard) -> None:
     nt = (n + 15) // 16
-    if use_loops(lw, k * nt * min(m, 4)) and shard != "k":
+    if use_loops(lw, m * k * nt, GEMM_UNROLL_OPS) and shard != "k":
         if shard is None or lw.sentrons == 1:
             kernels.matmul_loop(lw, x, w, y, 0, nt)
             return
@@ -707,10 +707,21 @@ def _exchange(
         gather()
 
 
-def use_loops(lw: Lowerer, unrolled_ops: int) -> bool:
-    """Lower an op to loop nests (:mod:`.kernels`) when its unrolled form would be large, or always
-    when ``lw.force_loops`` (tests compare both lowerings bit for bit)."""
-    return lw.force_loops or unrolled_ops > kernels.LOOP_OPS
+def use_loops(lw: Lowerer, unrolled_ops: int, limit: int | None = None) -> bool:
+    """Lower an op to loop nests (:mod:`.kernels`) when its unrolled form would exceed ``limit`` IR ops
+    (default ``kernels.LOOP_OPS``), or always when ``lw.force_loops`` (tests compare both lowerings bit
+    for bit)."""
+    return lw.force_loops or unrolled_ops > (kernels.LOOP_OPS if limit is None else limit)
+
+
+# matmul and tmatmul are unrolled only when tiny (at most this many DFMA / DTDOT ops in all): their loop
+# nests (kernels.matmul_loop, tmatmul_loop) keep each tile's accumulators in registers, while an
+# unrolled product leaves LLVM a long straight line that it schedules into spills. Measured on an AMD
+# Zen 4 (JIT, native run time, medians of 30; unrolled -> loops): f32 matmul 16x64x64 52.7 -> 1.7 us,
+# 64x64x64 24.8 -> 5.1 us (OpenBLAS one thread 5.7 us), 1x64x64 0.87 -> 0.53 us; tmatmul 1x512x128
+# 393 -> 3.1 us, 8x64x64 13.2 -> 2.8 us; of nine shapes only 2x96x32 was faster unrolled (1.03 against
+# 1.28 us). Both forms give the same bits (tests compare them with force_loops).
+GEMM_UNROLL_OPS = 128
 
 
 def _col_ranges(nt: int, ns: int) -> list[tuple[int, int]]:
@@ -884,7 +895,8 @@ def _tmatmul_into(
     b = lw.b
     k16 = (k + 15) // 16 * 16
     nt = (n + 15) // 16
-    if use_loops(lw, m * (k16 // 4) * nt) or (shard and lw.sentrons > 1) or pre is not None or ep:
+    tiny = not use_loops(lw, m * (k16 // 4) * nt, GEMM_UNROLL_OPS)
+    if not tiny or (shard and lw.sentrons > 1) or pre is not None or ep:
         gbuf = None
         if ep is not None and ep.gate_w is not None:
             gkey = lw.scratch("gate", m * n * 4)
