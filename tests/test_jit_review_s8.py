@@ -460,7 +460,8 @@ def test_when_the_shared_compile_fails_the_waiting_ones_compile_their_own(tmp_pa
 
 
 def test_a_failed_tier0_build_in_one_thread_leaves_the_collector_on(monkeypatch):
-    """Builds overlapping in two threads, one raising: the collector is on again after both."""
+    """Builds overlapping in two threads, one raising: the collector is on again after both (whether a
+    build pauses it is the builder's choice)."""
     C._init()
     cpu, feat = C.host_target()
     v = C._Variant("none", False, 64, cpu, feat)
@@ -482,11 +483,9 @@ def test_a_failed_tier0_build_in_one_thread_leaves_the_collector_on(monkeypatch)
     assert gc.isenabled()
     th.start()
     assert inside.wait(30)
-    assert not gc.isenabled()  # paused by the build in the other thread
     other = _family(2, 1004)[1]
-    text, vals = C.build_tier0(other, v)  # a whole build while the other one still holds the pause
+    text, vals = C.build_tier0(other, v)  # a whole build while the other one is still inside its own
     assert "vtpu_imms" in text and vals
-    assert not gc.isenabled()
     release.set()
     th.join(30)
     assert [type(e) for e in errors] == [RuntimeError]
