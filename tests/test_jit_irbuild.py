@@ -1,11 +1,8 @@
 """The JIT's module building (docs/jit.md, "Compile time"): ``irbase.FastBuilder`` makes the frequent
 instructions with their text computed at creation, so it must print exactly the module llvmlite's own
-``IRBuilder`` prints -- then the native code cannot differ; and the garbage collector paused around a
-build comes back on (or stays off) as it was."""
+``IRBuilder`` prints -- then the native code cannot differ."""
 
 from __future__ import annotations
-
-import gc
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -86,38 +83,3 @@ def test_same_text_as_llvmlite_on_a_split_program(monkeypatch):
     for parts in (1, 3):
         ref, fast = _both(prog, _variant(), parts)
         assert len(fast) == parts and fast == ref
-
-
-@pytest.mark.parametrize("enabled", [True, False])
-def test_a_build_leaves_the_collector_as_it_found_it(enabled):
-    prog = assemble("DMOV r1, 5\nDADD r1, r1, 1\nDHALT\n")
-    seen = []
-    orig = C._build_parts
-
-    def spy(*a):
-        seen.append(gc.isenabled())
-        return orig(*a)
-
-    was = gc.isenabled()
-    try:
-        (gc.enable if enabled else gc.disable)()
-        C._build_parts, saved = spy, C._build_parts
-        try:
-            C.build_module(prog, _variant())
-        finally:
-            C._build_parts = saved
-        assert seen == [False]  # paused during the build
-        assert gc.isenabled() is enabled
-    finally:
-        (gc.enable if was else gc.disable)()
-
-
-def test_a_failed_build_turns_the_collector_back_on(monkeypatch):
-    def boom(*a):
-        raise RuntimeError("boom")
-
-    monkeypatch.setattr(C, "_build_parts", boom)
-    assert gc.isenabled()
-    with pytest.raises(RuntimeError):
-        C.build_module(assemble("DHALT\n"), _variant())
-    assert gc.isenabled()

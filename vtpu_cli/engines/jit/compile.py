@@ -16,7 +16,6 @@ import struct
 import threading
 import time
 import weakref
-from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -648,40 +647,13 @@ def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
 TABLE = "vtpu_regions"  # a split program's dispatcher calls its regions through this table (parts > 1)
 
 
-_gc_lock = threading.Lock()
-_gc_holds = 0  # module builds now running with the cyclic garbage collector paused
-_gc_was_on = False
-
-
-@contextlib.contextmanager
-def _gc_paused() -> Iterator[None]:
-    """Pause Python's cyclic garbage collector while a module is built. The builder allocates ~10
-    objects per IR instruction and frees almost none until the end, so the collector's generational
-    passes ran again and again over a growing heap that held no garbage: about half of a model step's
-    build time. The module becomes garbage as a whole afterwards (``generate.settle`` collects it)."""
-    global _gc_holds, _gc_was_on
-    with _gc_lock:
-        if _gc_holds == 0:
-            _gc_was_on = gc.isenabled()
-            gc.disable()
-        _gc_holds += 1
-    try:
-        yield
-    finally:
-        with _gc_lock:
-            _gc_holds -= 1
-            if _gc_holds == 0 and _gc_was_on:
-                gc.enable()
-
-
 def build_parts(
     program: Program, v: _Variant, parts: int = 1, only: int | None = None
 ) -> tuple[list[str], list[int]]:
     """LLVM IR texts of the program and its block leaders: one module, or (a split program, ``parts`` >
     1) a dispatcher module, whose global ``TABLE`` holds the regions' addresses (filled at load), and
     ``parts - 1`` modules of consecutive regions, compiled in parallel and loaded separately."""
-    with _gc_paused():
-        return _build_parts(program, v, parts, only)
+    return _build_parts(program, v, parts, only)
 
 
 def _module_text(mod) -> str:
@@ -716,18 +688,8 @@ def _module_text(mod) -> str:
 
 
 def _text(mod) -> str:
-    """The module's IR text; then the module is taken apart. Its ~10 objects per instruction form
-    cycles (instruction <-> block <-> function <-> module) that only the cyclic collector could free,
-    in one pass over all of them (~0.3 s for a model step, see ``_gc_paused``); without the links
-    between them reference counting frees them at once."""
-    text = _module_text(mod)
-    for fn in mod.functions:
-        for blk in fn.blocks:
-            blk.instructions = []
-            blk.terminator = None
-        fn.blocks = []
-    mod.globals.clear()
-    return text
+    """The module's IR text (``_module_text``)."""
+    return _module_text(mod)
 
 
 IMMS = "vtpu_imms"  # tier 0: the module's table of DMOV immediates (``_imm_slots``), filled at load
@@ -786,8 +748,7 @@ def _lifted(ins) -> int | None:
 def build_tier0(program: Program, v: _Variant) -> tuple[str, list[int]]:
     """The tier-0 module (immediates lifted, ``_imm_slots``): its IR text and the values of its table."""
     vals: list[int] = []
-    with _gc_paused():
-        text = _build_parts(program, replace(v, lift=True), 1, None, vals)[0][0]
+    text = _build_parts(program, replace(v, lift=True), 1, None, vals)[0][0]
     return text, vals
 
 
@@ -1781,6 +1742,10 @@ def _child_main() -> None:
     import sys
 
     limit, job, nice = pickle.loads(sys.stdin.buffer.read())
+    # a short-lived single-job process: no cyclic collections (the module builder allocates ~10 objects
+    # per IR instruction and frees none until the end, so generational passes over that heap were about
+    # half of a model step's build time); in the parent process the collector stays as it is
+    gc.disable()
     if nice:
         try:
             os.nice(nice)
