@@ -190,3 +190,99 @@ def test_tier0_code_is_exact_with_the_c_pipe_and_several_sentrons(tmp_path, sent
     res = jit.JitEngine(prog, sentrons, opt=C.TIER0_OPT, cache_dir=tmp_path).run()
     assert res.engine == "jit" and res.tier == 0
     assert same_result(ref, res) == [] and res.siws == ref.siws
+
+
+# a strided loop whose count, start and stride are immediates tier 0 lifts into its IMMS table; the
+# innermost loop's immediate stays in the code
+SHAPED = """
+.coord A = 1.1.1/1.1.1/1.1.1
+.coord B = 1.1.1/1.1.1/1.1.2
+.zero A i32[512]
+.zero B i32[512]
+    SCOORD p0, A
+    SCOORD p1, B
+    DMOV r1, {trips}
+    DMOV r2, {start}
+    DMOV r3, 7
+outer:
+    DMOV r5, 3
+inner:
+    DADD r6, r6, 5
+    DLOOP r5, inner
+    DADD r3, r3, {step} | SGATHER.i32 v1, [p0 + r2]
+    DBCAST.i32 v2, r3
+    DADD.i32 v1, v1, v2
+    DNOP | SSCATTR.i32 [p1 + r2], v1
+    DADD r2, r2, {stride}
+    DSUB r4, r3, {step}
+    DLOOP r1, outer
+    DHALT
+"""
+
+
+def test_tier0_lifts_immediates_and_shares_code_between_programs_of_one_shape(tmp_path, monkeypatch):
+    """Programs differing only in lifted immediates (a model's prefill variants) get the same tier-0 IR
+    text, compile once, and each runs with its own values -- exact against the interpreter; the
+    object is never stored on disk (its immediates are written in at load)."""
+    C._init()
+    cpu, feat = C.host_target()
+    v = C._Variant("none", False, 64, cpu, feat)
+    shapes = [dict(trips=4, start=0, step=3, stride=64), dict(trips=6, start=128, step=-5, stride=-16)]
+    progs = [assemble(SHAPED.format(**s)) for s in shapes]
+    (t1, vals1), (t2, vals2) = (C.build_tier0(p, v) for p in progs)
+    assert t1 == t2 and vals1 != vals2 and len(vals1) == len(vals2) == 7
+    slots, _ = C._imm_slots(progs[0])
+    inner = C._innermost(progs[0])
+    liftable = [pc for pc, siw in enumerate(progs[0].code) if any(C._lifted(i) is not None for i in siw)]
+    assert [pc for pc in liftable if inner[pc]] == [6]  # DADD r6, r6, 5: stays in the code
+    assert sorted(pc for pc, _ in slots) == [pc for pc in liftable if not inner[pc]]
+    assert C._shape_key(progs[0], v) == C._shape_key(progs[1], v)
+    assert "vtpu_imms" in t1 and C.build_module(progs[0], v)[0] != C.build_module(progs[1], v)[0]
+    compiled = []
+    real = C._compile_object
+    monkeypatch.setattr(C, "_compile_object", lambda *a: compiled.append(1) or real(*a))
+    monkeypatch.setattr(C, "_TIER0_JOBS", {})
+    for prog in progs:
+        ref = Interpreter(prog).run()
+        res = jit.JitEngine(prog, opt=C.TIER0_OPT, cache_dir=tmp_path).run()
+        assert res.engine == "jit" and res.tier == 0
+        _exact(prog, res, ref)
+    assert len(compiled) == 1  # the second program took the first one's object
+    assert not list(tmp_path.glob("jit-*.o"))
+
+
+def test_tier0_compiles_its_own_object_when_a_same_shape_program_lowers_differently(tmp_path, monkeypatch):
+    """The shape key is only a hint: a program whose tier-0 text differs compiles its own object."""
+    prog = assemble(SHAPED.format(trips=5, start=64, step=2, stride=64))
+    job = C._Tier0Job()
+    job.digest, job.obj = b"\0" * 32, b"not an object"
+    job.done.set()
+    C._init()
+    cpu, feat = C.host_target()
+    monkeypatch.setattr(C, "_TIER0_JOBS", {C._shape_key(prog, C._Variant("none", False, 64, cpu, feat)): job})
+    ref = Interpreter(prog).run()
+    res = jit.JitEngine(prog, opt=C.TIER0_OPT, cache_dir=tmp_path).run()
+    assert res.tier == 0
+    _exact(prog, res, ref)
+    assert list(C._TIER0_JOBS.values()) == [job]  # it was taken for a twin (no job of its own)
+
+
+def test_a_failed_tier0_compile_is_not_shared(tmp_path, monkeypatch):
+    """A tier-0 compile that fails leaves no job behind: the next compile of that shape is a first one
+    (it compiles, and is then the one later compiles share)."""
+    prog = assemble(SHAPED.format(trips=3, start=0, step=1, stride=64))
+    monkeypatch.setattr(C, "_TIER0_JOBS", {})
+    real = C._compile_object
+
+    def boom(*a):
+        raise C.JitError("boom")
+
+    monkeypatch.setattr(C, "_compile_object", boom)
+    with pytest.raises(C.JitError):
+        C.compile_program(prog, opt=C.TIER0_OPT, cache_dir=tmp_path)
+    assert C._TIER0_JOBS == {}
+    monkeypatch.setattr(C, "_compile_object", real)
+    comp = C.compile_program(prog, opt=C.TIER0_OPT, cache_dir=tmp_path)
+    assert comp.tier == 0 and len(C._TIER0_JOBS) == 1
+    job = next(iter(C._TIER0_JOBS.values()))
+    assert job.done.is_set() and job.obj

@@ -38,6 +38,7 @@ from llvmlite import ir
 
 from vtpu_cli.binary.program import Imm, Instr, Reg
 from vtpu_cli.core import coords
+from vtpu_cli.engines.jit import irbase
 from vtpu_cli.engines.jit.irbase import (
     I1,
     I8,
@@ -1312,7 +1313,7 @@ def _race_fns(lw):
         for a in ("noinline", "nounwind", "cold"):
             fn.attributes.add(a)
         ctx, idx, val = fn.args
-        b = ir.IRBuilder(fn.append_basic_block("entry"))
+        b = irbase.builder(fn.append_basic_block("entry"))
 
         def gep(base, off, b=b):
             return b.gep(base, [off], source_etype=I8)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import ctypes
+import gc
 import hashlib
 import os
 import platform
@@ -15,7 +16,7 @@ import struct
 import threading
 import time
 import weakref
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from vtpu_cli import __version__
@@ -30,6 +31,7 @@ try:  # llvmlite is a hard dependency, but the engine must degrade to a clear re
     from llvmlite import ir
 
     from vtpu_cli.engines.jit import comm as jit_comm
+    from vtpu_cli.engines.jit import irbase
     from vtpu_cli.engines.jit import lowering as L
 except Exception as _e:  # pragma: no cover - exercised only on broken installs
     llvm = None
@@ -524,6 +526,7 @@ class _Variant:
     precise: bool = False  # registers written back at fault exits (else: faults are replayed)
     single: bool = True  # one sentron: the C pipe is a ring in the stack frame (see jit_comm.py)
     race: bool = True  # several sentrons: the native race detector (off only to measure its cost)
+    lift: bool = False  # tier 0: ``DMOV r, imm`` reads the immediate from the module's IMMS table
 
 
 # Programs above SPLIT_SIWS are lowered as several *region* functions of about REGION_SIWS SIWs each,
@@ -650,13 +653,127 @@ def build_parts(
     """LLVM IR texts of the program and its block leaders: one module, or (a split program, ``parts`` >
     1) a dispatcher module, whose global ``TABLE`` holds the regions' addresses (filled at load), and
     ``parts - 1`` modules of consecutive regions, compiled in parallel and loaded separately."""
+    return _build_parts(program, v, parts, only)
+
+
+def _module_text(mod) -> str:
+    """``str(mod)``, byte for byte (tests/test_jit_irbuild.py), with the instructions' cached texts joined
+    directly rather than through llvmlite's per-instruction format() and __str__ layers."""
+    lines = [
+        f'; ModuleID = "{mod.name}"',
+        f'target triple = "{mod.triple}"',
+        f'target datalayout = "{mod.data_layout}"',
+        "",
+    ]
+    lines += [it.get_declaration() for it in mod.get_identified_types().values()]
+    for gv in mod.globals.values():
+        if not (isinstance(gv, ir.Function) and gv.blocks):
+            lines.append(str(gv))
+            continue
+        buf: list[str] = []
+        gv.descr_prototype(buf)
+        buf.append("{\n")
+        for blk in gv.blocks:
+            buf.append(f"{blk._format_name()}:\n")
+            for ins in blk.instructions:
+                try:
+                    t = ins._StrCaching__cached_str
+                except AttributeError:
+                    t = str(ins)
+                buf.append(f"  {t}\n")
+        buf.append("}\n")
+        lines.append("".join(buf))
+    lines += mod._get_metadata_lines()
+    return "\n".join(lines)
+
+
+def _text(mod) -> str:
+    """The module's IR text (``_module_text``)."""
+    return _module_text(mod)
+
+
+IMMS = "vtpu_imms"  # tier 0: the module's table of DMOV immediates (``_imm_slots``), filled at load
+
+
+def _imm_slots(program: Program) -> tuple[dict[tuple[int, int], int], list[int]]:
+    """Tier 0 (``_Variant.lift``): every ``DMOV r, imm`` reads its immediate from entry k of the module's
+    ``IMMS`` table, which the loader fills with this program's values (``_fill_imms``). Programs that
+    differ only in those immediates -- a model's prefill variants differ only in their chunk size --
+    then have the same IR text and share one compiled object (``_compile_tier0``). (pc, slot) -> k, and
+    the values (as u64)."""
+    slots: dict[tuple[int, int], int] = {}
+    values: list[int] = []
+    inner = _innermost(program)
+    for pc, siw in enumerate(program.code):
+        if inner[pc]:
+            continue
+        for slot, ins in enumerate(siw):
+            x = _lifted(ins)
+            if x is not None:
+                slots[(pc, slot)] = len(values)
+                values.append(x & 0xFFFF_FFFF_FFFF_FFFF)
+    return slots, values
+
+
+def _innermost(program: Program) -> list[bool]:
+    """Per pc: inside an innermost loop (a loop with no loop inside). Tier 0 keeps the immediates there
+    in the code: read from the table in every trip, they made tier-0 prefill ~15 % slower, and a
+    model's variants differ only in immediates outside them (chunk sizes, loop counts)."""
+    loops = _back_edges(program)
+    out = [False] * len(program.code)
+    for t, pc in loops:
+        if not any(t <= t2 and pc2 <= pc and (t2, pc2) != (t, pc) for t2, pc2 in loops):
+            out[t : pc + 1] = [True] * (pc + 1 - t)
+    return out
+
+
+def _lifted(ins) -> int | None:
+    """The immediate tier 0 reads from the IMMS table for ``ins`` (the i64 it stands for), or None: the
+    immediate of ``DMOV r, imm`` and of the scalar i64 ``DADD``/``DSUB r, r, imm`` (loop counts, chunk
+    sizes and strides: what a model's step variants differ in)."""
+    name, args = ins.op.name, ins.args
+    if name == "DMOV" and isinstance(args[1], Imm) and args[0].cls != "v":
+        return args[1].value if ins.type != "f32" else args[1].value & 0xFFFFFFFF
+    if (
+        name in ("DADD", "DSUB")
+        and ins.type == "i64"
+        and args[0].cls == "r"
+        and isinstance(args[1], Reg)
+        and isinstance(args[2], Imm)
+    ):
+        return args[2].value
+    return None
+
+
+def build_tier0(program: Program, v: _Variant) -> tuple[str, list[int]]:
+    """The tier-0 module (immediates lifted, ``_imm_slots``): its IR text and the values of its table."""
+    vals: list[int] = []
+    text = _build_parts(program, replace(v, lift=True), 1, None, vals)[0][0]
+    return text, vals
+
+
+def _build_parts(
+    program: Program, v: _Variant, parts: int, only: int | None, imm_values: list[int] | None = None
+) -> tuple[list[str], list[int]]:
     leaders = _leaders(program)
     n = len(program.code)
     regions = _regions(program, leaders, v)
 
+    imms = None
+    if v.lift:
+        slots, values = _imm_slots(program)
+        if imm_values is not None:
+            imm_values[:] = values
+
     def module():
+        nonlocal imms
         mod = ir.Module(name="vtpu")
         mod.triple = llvm.get_process_triple()
+        if v.lift and values:
+            ty = ir.ArrayType(L.I64, len(values))
+            g = ir.GlobalVariable(mod, ty, name=IMMS)
+            g.initializer = ir.Constant(ty, None)  # written at load: not a constant LLVM may fold
+            imms = (g, slots)
         return mod
 
     cold = _cold(program, regions)
@@ -665,8 +782,8 @@ def build_parts(
         fn = ir.Function(mod, ir.FunctionType(L.I64, [L.PTR]), name="vtpu_entry")
         if cold[0]:
             fn.attributes.add("cold")  # a loop-free program: the light pipeline (_light_optimise)
-        _build_function(program, v, mod, fn, leaders, 0, n, None)
-        return [str(mod)], leaders
+        _build_function(program, v, mod, fn, leaders, 0, n, None, imms=imms)
+        return [_text(mod)], leaders
     # entries of each region: its first pc and every target of a branch from another region
     entries = [{a} for a, _ in regions]
     starts = [a for a, _ in regions]
@@ -697,7 +814,7 @@ def build_parts(
             fn.attributes.add("noinline")
             if cold[k]:
                 fn.attributes.add("cold")  # no loop inside: the light pipeline (_light_optimise)
-            _build_function(program, v, mod, fn, leaders, a, z, (sorted(entries[k]), shared), an)
+            _build_function(program, v, mod, fn, leaders, a, z, (sorted(entries[k]), shared), an, imms)
             fns.append(fn)
         return fns
 
@@ -705,13 +822,13 @@ def build_parts(
     if parts == 1:
         mod = module()
         _build_dispatcher(mod, add_regions(mod, range(len(regions)), "internal"), entries, ngroups)
-        return [str(mod)], leaders
+        return [_text(mod)], leaders
     # ``only``: just that part's text (a child process builds its own part)
     texts = []
     if only in (None, 0):
         dmod = module()
         _build_dispatcher(dmod, len(regions), entries, ngroups)
-        texts.append(str(dmod))
+        texts.append(_text(dmod))
     # consecutive regions, about the same compile work per part (a cold SIW costs about a quarter)
     work = [(z - a) * (COLD_WORK if c else 1) for (a, z), c in zip(regions, cold, strict=True)]
     total = sum(work)
@@ -723,7 +840,7 @@ def build_parts(
             if only in (None, made):
                 mod = module()
                 add_regions(mod, chunk, "external")
-                texts.append(str(mod))
+                texts.append(_text(mod))
             made += 1
             chunk = []
     return texts, leaders
@@ -738,7 +855,7 @@ def _build_dispatcher(mod, fns, entries: list[set[int]], ngroups: int) -> None:
     ctx = fn.args[0]
     ctx.name = "ctx"
     entry = fn.append_basic_block("entry")
-    b = ir.IRBuilder(entry)
+    b = irbase.builder(entry)
 
     def cptr(off: int):
         return b.gep(ctx, [ir.Constant(L.I64, off)], inbounds=True, source_etype=L.I8)
@@ -832,6 +949,7 @@ def _build_function(
     hi: int,
     region,
     an: _Analysis | None = None,
+    imms=None,
 ) -> None:
     """Lower the SIWs ``[lo, hi)`` into ``fn``: the whole program (``region`` None: ``fn(ctx)``), or one
     region of a split program (``region`` = (entry pcs, state shared by the regions' lowerers):
@@ -851,6 +969,7 @@ def _build_function(
         precise=v.precise,
     )
     lw.mru_mask = len(program.code) > MRU_MASK_SIWS  # see Lowerer.make_allocas
+    lw.imms = imms
     split = region is not None
     if split:
         for attr in ("_ppt_fn", "_pslow_fn", "_slot_fn", "_race_fn_cache"):  # module-level helpers: made once
@@ -866,7 +985,7 @@ def _build_function(
     end = fn.append_basic_block("end")
     lw.exit_block = fn.append_basic_block("exit")
     conts: dict[int, ir.Block] = {}  # a split program's exits to another region, by target pc
-    b = ir.IRBuilder(entry)
+    b = irbase.builder(entry)
     lw.b = b
     lw.make_allocas(b, len(leaders), keep={block_of[pc] for pc in mine} if split else None)
     jit_comm.setup(lw, program, v.single, race=v.race)
@@ -1238,7 +1357,7 @@ def emit_assembly(
     _init()
     cpu, features = host_target(portable or _portable_env())
     v = _Variant("none", portable, ppt_sets, cpu, features, 4, precise, True)
-    text, _ = build_module(program, v)
+    text = build_tier0(program, v)[0] if opt == TIER0_OPT else build_module(program, v)[0]
     tm = _target_machine(cpu, features, opt=min(opt, 3) if opt != TIER0_OPT else TIER0_CODEGEN)
     mod = llvm.parse_assembly(text)
     mod.triple = tm.triple
@@ -1623,6 +1742,10 @@ def _child_main() -> None:
     import sys
 
     limit, job, nice = pickle.loads(sys.stdin.buffer.read())
+    # a short-lived single-job process: no cyclic collections (the module builder allocates ~10 objects
+    # per IR instruction and frees none until the end, so generational passes over that heap were about
+    # half of a model step's build time); in the parent process the collector stays as it is
+    gc.disable()
     if nice:
         try:
             os.nice(nice)
@@ -1634,6 +1757,13 @@ def _child_main() -> None:
     if job[0] == "store":  # ("store", program, compile_program's keywords, sizes): compile_detached
         _, program, kw, (SPLIT_SIWS, REGION_SIWS, COLD_MIN_SIWS, MRU_MASK_SIWS) = job
         compile_program(program, **kw)
+        return
+    if job[0] == "tier0":  # ("tier0", program, variant, sizes): _tier0_parts of its tier-0 module
+        _, program, v, (SPLIT_SIWS, REGION_SIWS, COLD_MIN_SIWS, MRU_MASK_SIWS) = job
+        text, vals = build_tier0(program, v)
+        obj = _compile_object(text, v, TIER0_OPT)
+        sys.stdout.buffer.write(hashlib.sha256(text.encode()).digest() + _pack_imms(vals) + obj)
+        sys.stdout.buffer.flush()
         return
     if job[0] == "ir":  # ("ir", IR text, variant, opt)
         _, ir_text, v, opt = job
@@ -1697,25 +1827,103 @@ _tier0_lock = threading.Lock()
 TIER0_CHILD_SIWS = LARGE_PROGRAM_SIWS  # a tier-0 compile started beside another runs in a child above this
 
 
-def _compile_tier0(program: Program, v: _Variant) -> bytes:
-    """Tier-0 code: linear in the program (no loop passes) and needed now, so no time limit. The
-    first of several compiles started together (a model's step variants) runs in this process; the
-    others each in a child, so that their Python IR building -- most of a tier-0 compile -- uses
-    the other cores instead of queueing for this process's interpreter lock (a child costs ~0.3 s to
-    start, so small programs and lone compiles stay here)."""
+class _Tier0Job:
+    """A tier-0 compile other compiles of the same shape (``_shape_key``) may share: when ``done`` is
+    set, ``digest`` is the SHA-256 of its IR text and ``obj`` its object (None if it failed)."""
+
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.digest = b""
+        self.obj: bytes | None = None
+
+
+_TIER0_JOBS: dict[int, _Tier0Job] = {}  # shape key -> the latest tier-0 compile of that shape
+TIER0_JOBS_KEPT = 8
+
+
+def _shape_key(program: Program, v: _Variant) -> int:
+    """The program with its lifted immediates (``_imm_slots``) left out, and the variant: only a hint
+    of which compiles may share an object -- sharing needs the same IR text (``_compile_tier0``)."""
+    rows = []
+    inner = _innermost(program)
+    for pc, siw in enumerate(program.code):
+        for ins in siw:
+            args = ins.args
+            if not inner[pc] and _lifted(ins) is not None:
+                args = args[:-1]
+            rows.append((ins.op.code, ins.mod, ins.type, ins.type2, args))
+    try:
+        return hash((tuple(rows), tuple(program.groups), repr(v)))
+    except TypeError:  # something unhashable in the program: it shares with nothing
+        return id(program)
+
+
+def _pack_imms(vals: list[int]) -> bytes:
+    return struct.pack(f"<I{len(vals)}Q", len(vals), *vals)
+
+
+def _unpack_imms(blob: bytes, off: int) -> tuple[list[int], int]:
+    (n,) = struct.unpack_from("<I", blob, off)
+    return list(struct.unpack_from(f"<{n}Q", blob, off + 4)), off + 4 + 8 * n
+
+
+def _fill_imms(engine, vals: list[int]) -> None:
+    """Write a tier-0 program's immediates into the table of its loaded code (see ``_imm_slots``)."""
+    if not vals:
+        return
+    addr = engine.get_global_value_address(IMMS)
+    if not addr:
+        raise JitError(f"tier-0 code has no {IMMS} table")
+    (ctypes.c_uint64 * len(vals)).from_address(addr)[:] = vals
+
+
+def _compile_tier0(program: Program, v: _Variant, share: bool = True) -> tuple[bytes, list[int]]:
+    """Tier-0 code and its immediates (``_imm_slots``): linear in the program (no loop passes) and needed
+    now, so no time limit. The first of several compiles started together (a model's step variants)
+    runs in this process; the others each in a child, so that their Python IR building uses the other
+    cores instead of queueing for this process's interpreter lock (a child costs ~0.3 s to start, so
+    small programs and lone compiles stay here). A compile of the same shape as an earlier one (a
+    model's prefill variants differ only in immediates) builds its IR here and, when the text is the
+    same, takes that compile's object -- waiting for it if it is still running -- instead of compiling
+    it again (``share=False``, a ``no_cache`` compile: neither takes nor offers one)."""
     global _tier0_busy
+    shape = _shape_key(program, v)
     with _tier0_lock:
         beside = _tier0_busy > 0
         _tier0_busy += 1
+        twin = _TIER0_JOBS.get(shape) if share else None
+        job = _Tier0Job()
+        if twin is None and share:
+            _TIER0_JOBS[shape] = job
+            while len(_TIER0_JOBS) > TIER0_JOBS_KEPT:
+                del _TIER0_JOBS[next(iter(_TIER0_JOBS))]
     try:
+        if twin is not None:
+            text, vals = build_tier0(program, v)
+            digest = hashlib.sha256(text.encode()).digest()
+            twin.done.wait()
+            if twin.obj is not None and twin.digest == digest:
+                return twin.obj, vals
+            with _llvm_lock:
+                return _compile_object(text, v, TIER0_OPT), vals
         if beside and len(program.code) > TIER0_CHILD_SIWS:
-            return _in_child(("module", program, v, TIER0_OPT, _sizes()))
-        text, _ = build_module(program, v)
-        with _llvm_lock:
-            return _compile_object(text, v, TIER0_OPT)
+            out = _in_child(("tier0", program, v, _sizes()))
+            digest = out[:32]
+            vals, off = _unpack_imms(out, 32)
+            obj = out[off:]
+        else:
+            text, vals = build_tier0(program, v)
+            digest = hashlib.sha256(text.encode()).digest()
+            with _llvm_lock:
+                obj = _compile_object(text, v, TIER0_OPT)
+        job.digest, job.obj = digest, obj
+        return obj, vals
     finally:
+        job.done.set()  # a failed compile too: a twin waiting for it then compiles its own
         with _tier0_lock:
             _tier0_busy -= 1
+            if job.obj is None and _TIER0_JOBS.get(shape) is job:
+                del _TIER0_JOBS[shape]  # failed: the next compile of this shape is a first one again
 
 
 def auto_opt(program: Program) -> int:
@@ -1764,6 +1972,9 @@ def compile_program(
         engine, addr = _loaded[key]
         return Compiled(key, addr, leaders, time.perf_counter() - t0, "memory", v, opt)
     obj = None
+    imms: list[int] = []  # tier 0: the immediates its table holds (_imm_slots)
+    if opt == TIER0_OPT:
+        disk = False  # a tier-0 object needs its program's immediates written in at load: never stored
     path = Path(cache_dir) if cache_dir is not None else default_cache_dir()
     fpath = path / f"jit-{key[:40]}.o"
     hit = ""
@@ -1779,7 +1990,7 @@ def compile_program(
             if parts > 1:
                 obj = _compile_split(program, v, opt, parts, nice)
             elif opt == TIER0_OPT:
-                obj = _compile_tier0(program, v)
+                obj, imms = _compile_tier0(program, v, share=not no_cache)
             elif background and len(program.code) > LARGE_PROGRAM_SIWS:
                 obj = _in_child(("module", program, v, opt, _sizes()), nice)
             else:
@@ -1795,6 +2006,7 @@ def compile_program(
                 pass  # an unwritable cache only costs the next run a compile
     with _llvm_lock:
         engine, addr = _load_object(obj, v)
+        _fill_imms(engine, imms)
     if key in _loaded:  # a no_cache recompile: engines still running the earlier copy keep its code mapped
         _superseded.append(_loaded[key])
     _loaded[key] = (engine, addr)

@@ -118,6 +118,174 @@ def splat(c, ty: ir.VectorType) -> ir.Constant:
     return k
 
 
+# =================================================================== a faster IRBuilder
+# llvmlite builds an instruction object (name registration, checks) and formats its text later, through
+# several layers of str()/format() per instruction; a model step has ~50,000 of them, and building and
+# printing them was most of its tier-0 compile. ``FastBuilder`` makes the most frequent instructions
+# (loads, stores, casts, binary operators, compares, selects, GEPs) with their final text computed
+# once at creation -- byte for byte what llvmlite prints (tests/test_jit_irbuild.py compares the
+# modules) -- and leaves every other instruction to llvmlite. Their operands are values made earlier
+# and nothing here changes an instruction after it is made, so the text cannot go stale.
+
+from llvmlite.ir import instructions as _ins  # noqa: E402
+
+_VOID = ir.VoidType
+_new = object.__new__
+_CMP = {"==": "eq", "!=": "ne", "<": "lt", "<=": "le", ">": "gt", ">=": "ge"}
+
+
+def _register(scope, name: str) -> str:
+    """llvmlite's ``NameScope.register(name, deduplicate=True)``, inlined (the same names)."""
+    used = scope._useset
+    if name in used:
+        base, counts = name, scope._basenamemap
+        while name in used:
+            ident = counts[base] + 1
+            counts[base] = ident
+            name = f"{base}.{ident}"
+    used.add(name)
+    return name
+
+
+def _ref(v) -> str:
+    try:
+        return v._StringReferenceCaching__cached_refstr
+    except AttributeError:
+        return v.get_reference()
+
+
+def _make(cls, block, typ, opname: str, operands, name: str):
+    """An instruction of ``cls`` without its ``__init__`` (the attributes llvmlite's sets); its
+    reference is computed here, its text by the caller (``_done``)."""
+    i = _new(cls)
+    i.parent = block
+    i.type = typ
+    nm = _register(block.scope, name)
+    i._name = nm
+    i.opname = opname
+    i.operands = operands
+    i.flags = []
+    i.metadata = {}
+    if "\\" in nm or '"' in nm:
+        nm = nm.replace("\\", "\\5c").replace('"', "\\22")
+    i._StringReferenceCaching__cached_refstr = f'%"{nm}"'
+    return i
+
+
+def _done(b, i, text: str):
+    """Cache the instruction's text (``NamedValue._to_string``: "ref = " unless void) and insert it."""
+    if not isinstance(i.type, _VOID):
+        text = f"{i._StringReferenceCaching__cached_refstr} = {text}"
+    i._StrCaching__cached_str = text.rstrip()
+    b._insert(i)
+    return i
+
+
+def _binop(opname: str):
+    def op(self, lhs, rhs, name="", flags=()):
+        lt = lhs.type
+        if lt is not rhs.type and lt != rhs.type:
+            raise ValueError(f"Operands must be the same type, got ({lt}, {rhs.type})")
+        i = _make(_ins.Instruction, self._block, lt, opname, (lhs, rhs), name)
+        opn = opname
+        if flags:
+            i.flags = list(flags)
+            opn = " ".join([opname, *i.flags])
+        return _done(self, i, f"{opn} {lt} {_ref(lhs)}, {_ref(rhs)}")
+
+    op.__name__ = opname
+    return op
+
+
+def _castop(opname: str):
+    def op(self, val, typ, name=""):
+        if val.type == typ:
+            return val
+        i = _make(_ins.CastInstr, self._block, typ, opname, [val], name)
+        return _done(self, i, f"{opname} {val.type} {_ref(val)} to {typ}")
+
+    op.__name__ = opname
+    return op
+
+
+class FastBuilder(ir.IRBuilder):
+    """``ir.IRBuilder`` with the frequent instructions made directly (see above); same IR text."""
+
+    shl, lshr, ashr = _binop("shl"), _binop("lshr"), _binop("ashr")
+    add, fadd, sub, fsub = _binop("add"), _binop("fadd"), _binop("sub"), _binop("fsub")
+    mul, fmul, fdiv = _binop("mul"), _binop("fmul"), _binop("fdiv")
+    udiv, sdiv, urem, srem = _binop("udiv"), _binop("sdiv"), _binop("urem"), _binop("srem")
+    and_, or_, xor = _binop("and"), _binop("or"), _binop("xor")
+    trunc, zext, sext = _castop("trunc"), _castop("zext"), _castop("sext")
+    fptrunc, fpext, bitcast = _castop("fptrunc"), _castop("fpext"), _castop("bitcast")
+    fptoui, uitofp = _castop("fptoui"), _castop("uitofp")
+    fptosi, sitofp = _castop("fptosi"), _castop("sitofp")
+    ptrtoint, inttoptr = _castop("ptrtoint"), _castop("inttoptr")
+
+    def load(self, ptr, name="", align=None, typ=None):
+        pt = ptr.type
+        if not isinstance(pt, ir.PointerType):
+            return super().load(ptr, name, align, typ)
+        if typ is None:
+            if isinstance(ptr, _ins.AllocaInstr):
+                typ = ptr.allocated_type
+            elif not pt.is_opaque:
+                typ = pt.pointee
+            else:
+                raise ValueError("Load lacks type.")
+        i = _make(_ins.LoadInstr, self._block, typ, "load", [ptr], name)
+        i.align = align
+        tail = "" if align is None else f", align {align}"
+        return _done(self, i, f"load {typ}, {pt} {_ref(ptr)}{tail}")
+
+    def store(self, value, ptr, align=None):
+        pt = ptr.type
+        if not isinstance(pt, ir.PointerType) or (not pt.is_opaque and pt.pointee != value.type):
+            return super().store(value, ptr, align)  # llvmlite's error
+        i = _make(_ins.StoreInstr, self._block, _VOID(), "store", [value, ptr], "")
+        i.align = align
+        tail = "" if align is None else f", align {align}"
+        return _done(self, i, f"store {value.type} {_ref(value)}, {pt} {_ref(ptr)}{tail}")
+
+    def _icmp(self, prefix, cmpop, lhs, rhs, name):
+        op = _CMP.get(cmpop)
+        if op is None:
+            return super()._icmp(prefix, cmpop, lhs, rhs, name)
+        if cmpop not in ("==", "!="):
+            op = prefix + op
+        lt = lhs.type
+        typ = ir.VectorType(I1, lt.count) if isinstance(lt, ir.VectorType) else I1
+        i = _make(_ins.ICMPInstr, self._block, typ, "icmp", [lhs, rhs], name)
+        i.op = op
+        return _done(self, i, f"icmp {op} {lt} {_ref(lhs)}, {_ref(rhs)}")
+
+    def select(self, cond, lhs, rhs, name="", flags=()):
+        if lhs.type != rhs.type or flags:
+            return super().select(cond, lhs, rhs, name, flags)
+        i = _make(_ins.SelectInstr, self._block, lhs.type, "select", [cond, lhs, rhs], name)
+        return _done(
+            self, i, f"select  {cond.type} {_ref(cond)}, {lhs.type} {_ref(lhs)}, {rhs.type} {_ref(rhs)}"
+        )
+
+    def gep(self, ptr, indices, inbounds=False, name="", source_etype=None):
+        if source_etype is None:
+            return super().gep(ptr, indices, inbounds, name, source_etype)
+        i = _make(_ins.GEPInstr, self._block, ptr.type, "getelementptr", [ptr, *indices], name)
+        i.source_etype = source_etype
+        i.pointer, i.indices, i.inbounds = ptr, indices, inbounds
+        idx = ", ".join([f"{x.type} {_ref(x)}" for x in indices])
+        op = "getelementptr inbounds" if inbounds else "getelementptr"
+        return _done(self, i, f"{op} {source_etype}, {ptr.type} {_ref(ptr)}, {idx}")
+
+
+BUILDER: type[ir.IRBuilder] = FastBuilder  # what ``builder`` makes (a test sets llvmlite's own to compare)
+
+
+def builder(block) -> ir.IRBuilder:
+    """An IR builder positioned at the end of ``block``: every builder of the JIT's modules is made here."""
+    return BUILDER(block)
+
+
 class _FnPtr:
     """Adapter so IRBuilder.call can call through a loaded (opaque) function pointer."""
 

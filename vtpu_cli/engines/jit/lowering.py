@@ -24,6 +24,7 @@ from llvmlite import ir
 from vtpu_cli.binary.program import MEM_CONTIG, MEM_STRIDED, Imm, Instr, Reg
 from vtpu_cli.core.numerics import CANON_NAN32, sext
 from vtpu_cli.engines.jit import comm as jit_comm
+from vtpu_cli.engines.jit import irbase
 from vtpu_cli.engines.jit.irbase import (  # noqa: F401  (re-exported for the lowering hooks)
     CTX_SIZE,
     ELEM,
@@ -148,6 +149,9 @@ class Lowerer:
         # the driver for a whole program in fast mode); None: only ``raw_regs`` cross blocks raw
         self.nan_plan: NanPlan | None = None
         self.b: ir.IRBuilder = None  # type: ignore[assignment]
+        # tier 0: (the module's ``IMMS`` table, (pc, slot) -> its entry) -- ``DMOV r, imm`` reads its
+        # immediate from there (see compile._imm_slots); None: immediates are constants in the code
+        self.imms: tuple[ir.GlobalVariable, dict[tuple[int, int], int]] | None = None
         self.pc = 0
         self.slot = 0
         self.exit_block: ir.Block = None  # type: ignore[assignment]
@@ -394,6 +398,15 @@ class Lowerer:
     def home(self):
         return self.cload(OFF_HOME, I128)
 
+    def lifted_imm(self):
+        """Tier 0: the immediate of the instruction at (pc, slot) as an i64 read from the module's IMMS
+        table, when it is one the driver lifted there (compile._imm_slots); else None."""
+        k = None if self.imms is None else self.imms[1].get((self.pc, self.slot))
+        if k is None:
+            return None
+        b = self.b
+        return b.load(b.gep(self.imms[0], [ir.Constant(I64, k)], source_etype=I64), typ=I64)
+
     # ------------------------------------------------------------------ typed scalar views
     def s_in(self, arg, t: str):
         """A scalar operand (register or immediate) as one element of type t (f32 as float)."""
@@ -507,7 +520,7 @@ class Lowerer:
         """Fast mode: the shared fault exit block (created on first use), whose phi is the exit code."""
         if self.fault_block is None:
             self.fault_block = self.new_block("fault")
-            self.fault_phi = ir.IRBuilder(self.fault_block).phi(I64, name="fault_code")
+            self.fault_phi = irbase.builder(self.fault_block).phi(I64, name="fault_code")
         return self.fault_block
 
     def fault_now(self) -> None:
@@ -644,7 +657,7 @@ def emit_ppt_slow(module: ir.Module, translate: ir.Function) -> ir.Function:
     for attr in ("noinline", "nounwind", "cold"):
         fn.attributes.add(attr)
     ctx, lo, hi, i, mask, state = fn.args
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    b = irbase.builder(fn.append_basic_block("entry"))
     ok = fn.append_basic_block("found")
     bad = fn.append_basic_block("absent")
 
@@ -683,7 +696,7 @@ def emit_scroll_slot(module: ir.Module) -> ir.Function:
     for a in ("noinline", "nounwind", "cold"):
         fn.attributes.add(a)
     ctx, lo, hi = fn.args
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    b = irbase.builder(fn.append_basic_block("entry"))
     c64 = lambda x: ir.Constant(I64, x)  # noqa: E731
 
     def cp(off):
@@ -736,7 +749,7 @@ def emit_ppt_translate(module: ir.Module, sets: int, ways: int) -> ir.Function:
     fn.attributes.add("cold")
     ctx, lo, hi = fn.args
     spread = _spread_global(module)
-    b = ir.IRBuilder(fn.append_basic_block("entry"))
+    b = irbase.builder(fn.append_basic_block("entry"))
     c64 = lambda x: ir.Constant(I64, x)  # noqa: E731
 
     def cp(off):
@@ -1043,7 +1056,9 @@ def _binary(lw: Lowerer, ins: Instr):
     if d.cls == "v":
         x, y = lw.v_in(a, t, raw_ok=True), lw.v_in(bb, t, raw_ok=True)
     else:
-        x, y = lw.s_in(a, t), lw.s_in(bb, t)
+        x, y = lw.s_in(a, t), lw.lifted_imm()  # tier 0: DADD/DSUB r, r, imm may read it from IMMS
+        if y is None:
+            y = lw.s_in(bb, t)
     if t == "f32" and d.cls == "v" and BINARY[name].family != "minmax":
         lw.vset_f32(d.idx, _f32_binop(lw, name, x, y, canon=False))
         return
@@ -1153,6 +1168,10 @@ def _mov(lw: Lowerer, ins: Instr):
         lw.vset(d.idx, lw.vraw(a.idx))
         return
     if isinstance(a, Imm):
+        x = lw.lifted_imm()
+        if x is not None:
+            lw.rset(d.idx, x)
+            return
         v = a.value if ins.type != "f32" else a.value & 0xFFFFFFFF
         lw.rset(d.idx, ir.Constant(I64, v))
     elif a.cls == "s":
