@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vtpu_cli.binary import limits
-from vtpu_cli.core import coords
+from vtpu_cli.core import buffers, coords
 from vtpu_cli.core.errors import VtpuError
 
 GOLDEN64 = 0x9E3779B97F4A7C15
@@ -46,9 +46,7 @@ SCROLL_ALIGN = 64  # scroll buffers start on a cache line: a 64-byte vector acce
 
 def scroll_buffer(size: int, data: bytes | None = None) -> np.ndarray:
     """A zeroed (or `data`-filled) uint8 buffer of `size` bytes whose address is 64-byte aligned."""
-    raw = np.zeros(size + SCROLL_ALIGN, np.uint8)
-    off = (-raw.ctypes.data) % SCROLL_ALIGN
-    buf = raw[off : off + size]
+    buf = buffers.aligned_zeros(size, SCROLL_ALIGN)
     if data is not None:
         buf[:] = np.frombuffer(data, np.uint8)
     return buf

@@ -37,7 +37,7 @@ import numpy as np
 from llvmlite import ir
 
 from vtpu_cli.binary.program import Imm, Instr, Reg
-from vtpu_cli.core import coords
+from vtpu_cli.core import buffers, coords
 from vtpu_cli.engines.jit import irbase
 from vtpu_cli.engines.jit.irbase import (
     I1,
@@ -152,10 +152,8 @@ wait_logs: collections.deque = collections.deque(maxlen=64)  # (n, u8 log) of th
 def _new_wait_log(n: int) -> tuple[np.ndarray, int]:
     """A zeroed log for ``n`` sentrons (64-byte aligned view, bytes per sentron), kept in ``wait_logs``."""
     stride = WLOG_HEAD + WLOG_ENTRY * WAIT_LOG_ENTRIES
-    raw = np.zeros(n * stride + 64, np.uint8)
-    off = (-raw.ctypes.data) % 64
-    log = raw[off : off + n * stride]
-    wait_logs.append((n, log, raw))
+    log = buffers.aligned_zeros(n * stride)
+    wait_logs.append((n, log, log))
     return log, stride
 
 
@@ -175,9 +173,7 @@ def build_fleet_block(n: int, groups: list, topology=None, cap: int = 16):
     """(raw buffer, 64-byte aligned u8 view, layout) of a fresh fleet block for ``n`` sentrons."""
     ng = len(groups) + 1
     lay = fleet_layout(n, ng, cap)
-    raw = np.zeros(lay["total"] + 64, np.uint8)
-    off = (-raw.ctypes.data) % 64
-    blk = raw[off : off + lay["total"]]
+    blk = raw = buffers.aligned_zeros(lay["total"])
     q = blk.view(np.uint64)
     q[H_CHG // 8] = lay["chg"]
     q[H_RMSG // 8] = lay["msgclk"]

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from vtpu_cli.binary.program import Program
+from vtpu_cli.core import buffers
 from vtpu_cli.core.errors import VtpuError
 from vtpu_cli.engines.base import (
     STATUS_DEADLOCK,
@@ -83,8 +84,8 @@ class _Hub:
         self.gen = 0
         self.checked: dict[int, int] = {}
         self.live = set(range(n))
-        self.abort = np.zeros(1, np.int32)
-        self.steps = np.zeros(1, np.int64)
+        self.abort = buffers.zeros(1, np.int32)
+        self.steps = buffers.zeros(1, np.int64)
         self.events: list[tuple[str, int]] = []  # (kind, sid) in order of occurrence
         self.deadlock = False
         self.fleet_raw = self.fleet_blk = None
@@ -120,9 +121,7 @@ class _Sentron:
     def __init__(self, eng: JitEngine, sid: int):
         self.eng = eng
         self.sid = sid
-        raw = np.zeros(L.CTX_SIZE + 64, np.uint8)
-        off = (-raw.ctypes.data) % 64
-        self.ctx = raw[off : off + L.CTX_SIZE]
+        self.ctx = buffers.aligned_zeros(L.CTX_SIZE)
         self.addr = self.ctx.ctypes.data
         s = SentronState(sid, eng.n)
         V = self.ctx[L.OFF_V : L.OFF_V + 32 * 64].reshape(32, 64)
@@ -132,8 +131,8 @@ class _Sentron:
         self.s = s
         # zero at entry: the native code counts some blocks in this array directly (see
         # compile._block_counters), so each call needs a fresh one
-        self.counts = np.zeros(max(len(eng._comp_now.leaders), 1), np.int64)
-        self.ppt = np.zeros(eng.mem.sets * (1 + 4 * eng.mem.ways), np.uint64)  # the native LRU state
+        self.counts = buffers.zeros(max(len(eng._comp_now.leaders), 1), np.int64)
+        self.ppt = buffers.zeros(eng.mem.sets * (1 + 4 * eng.mem.ways), np.uint64)  # the native LRU state
         self.closures: dict[tuple[int, int], object] = {}
         self.fault: Fault | None = None
         self.error: BaseException | None = None
@@ -730,7 +729,7 @@ class JitEngine:
         ):
             # the same buffer objects as the last build (a rerunnable engine's next run): the same
             # table; a fresh copy, as the run may change its own
-            self.tab = self._tab0.copy()
+            self.tab = buffers.copy(self._tab0)
             return
         ptrs = {}
         for c, sc in table.items():
@@ -742,12 +741,12 @@ class JitEngine:
             ptrs[c] = (buf.ctypes.data, buf.shape[0])
         self._tab_key = [(c, sc.buf) for c, sc in table.items()]  # holds the buffers: ids stay unique
         if ptrs == getattr(self, "scroll_ptrs", None):
-            self.tab = self._tab0.copy()
+            self.tab = buffers.copy(self._tab0)
             return
         cap = 16
         while cap < 2 * len(ptrs):
             cap *= 2
-        tab = np.zeros((cap, 4), np.uint64)
+        tab = buffers.zeros((cap, 4), np.uint64)
         tab[:, 1] = L.TAB_EMPTY
         for c, (ptr, size) in ptrs.items():
             lo, hi = c & 0xFFFFFFFFFFFFFFFF, c >> 64
