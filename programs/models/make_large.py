@@ -139,8 +139,11 @@ def main(argv: list[str] | None = None) -> int:
     if spec.hidden % 256 or spec.ffn % 256:
         ap.error("hidden and ffn must be multiples of 256 (TQ2_0 blocks)")
 
+    tty = sys.stderr.isatty()  # a redirected stderr (a log, CI) gets no carriage-return stream
+
     def progress(done: int, total: int) -> None:
-        print(f"\r{done}/{total} tensors", end="", file=sys.stderr)
+        if tty:
+            print(f"\r{done}/{total} tensors", end="", file=sys.stderr)
 
     if a.fit_text and not a.confident:
         ap.error("--fit-text needs --confident")
@@ -153,7 +156,9 @@ def main(argv: list[str] | None = None) -> int:
         ctx = confident_values(spec, text)
     with ctx:
         path = write_large(a.out, spec, a.format, progress)
-    print(f"\nwrote {path}: {spec.params / 1e6:.1f}M parameters", file=sys.stderr)
+    if tty:
+        print(file=sys.stderr)  # end the progress line
+    print(f"wrote {path}: {spec.params / 1e6:.1f}M parameters", file=sys.stderr)
     return 0
 
 
