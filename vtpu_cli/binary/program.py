@@ -42,8 +42,12 @@ class Mem:
 Arg = Reg | Imm | Mem | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Instr:
+    """One instruction. Slotted: no per-instance dict (there are millions of these in a model compile,
+    and an instance dict's values block is what the collector found freed in the crash that
+    docs/jit.md describes)."""
+
     op: Op
     mod: str | None = None
     type: str | None = None

@@ -125,13 +125,19 @@ def _instr(op, mod, type, type2, args) -> Instr:
     field through ``object.__setattr__``: 0.8 us, the largest per-instruction cost of building the
     physical code); the instance is identical (tests/test_phx_speed.py checks equality and hash)."""
     o = _new(Instr)
-    d = o.__dict__
-    d["op"] = op
-    d["mod"] = mod
-    d["type"] = type
-    d["type2"] = type2
-    d["args"] = args
+    _SET_OP(o, op)
+    _SET_MOD(o, mod)
+    _SET_TYPE(o, type)
+    _SET_TYPE2(o, type2)
+    _SET_ARGS(o, args)
     return o
+
+
+# Instr is slotted: its fields are set through the slots' own descriptors (what its frozen __init__
+# reaches through object.__setattr__, without the attribute lookup)
+_SET_OP, _SET_MOD, _SET_TYPE, _SET_TYPE2, _SET_ARGS = (
+    Instr.__dict__[f].__set__ for f in ("op", "mod", "type", "type2", "args")
+)
 
 
 def _mem(base: int, off, mode: int, extra) -> Mem:

@@ -29,7 +29,20 @@ import heapq
 from dataclasses import dataclass, field
 
 from vtpu_cli.binary.program import Instr, Mem, nop
-from vtpu_cli.compiler.ir import VI, Label, VMem, VReg, _imm, _instr, _mem
+from vtpu_cli.compiler.ir import (
+    _SET_ARGS,
+    _SET_MOD,
+    _SET_OP,
+    _SET_TYPE,
+    _SET_TYPE2,
+    VI,
+    Label,
+    VMem,
+    VReg,
+    _imm,
+    _instr,
+    _mem,
+)
 
 PIPE_INDEX = {"D": 0, "S": 1, "C": 2}
 
@@ -135,6 +148,7 @@ def schedule(items: list, reorder: bool = True, on_block=None) -> Scheduled:
     imms: dict = {}
     label, vi, vreg, vmem = Label, VI, VReg, VMem
     new = _new
+    set_op, set_mod, set_type, set_type2, set_args = _SET_OP, _SET_MOD, _SET_TYPE, _SET_TYPE2, _SET_ARGS
     flag_key = _FLAG_KEY
     has_nop = False
     # block state (reset at each block's end)
@@ -210,13 +224,12 @@ def schedule(items: list, reorder: bool = True, on_block=None) -> Scheduled:
                         for x in a
                     ]
                 )
-            ins = new(Instr)
-            d = ins.__dict__
-            d["op"] = op
-            d["mod"] = it.mod
-            d["type"] = it.type
-            d["type2"] = it.type2
-            d["args"] = args
+            ins = new(Instr)  # slotted: set through its slots' descriptors (see ir._instr)
+            set_op(ins, op)
+            set_mod(ins, it.mod)
+            set_type(ins, it.type)
+            set_type2(ins, it.type2)
+            set_args(ins, args)
             reads, writes = it._rw
             mem = it.mem
             line = it.line
