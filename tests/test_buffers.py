@@ -20,10 +20,13 @@ def test_aligned_zeros(monkeypatch, guard, n):
     assert a.shape == (n,) and a.dtype == np.uint8 and a.ctypes.data % 64 == 0
     assert not a.any()
     a[:] = 7  # writable end to end
-    z = buffers.zeros((3, 4), np.uint64)
-    assert z.shape == (3, 4) and z.dtype == np.uint64 and z.ctypes.data % 64 == 0 and not z.any()
-    c = buffers.copy(np.arange(12, dtype=np.uint64).reshape(3, 4))
-    assert c.tolist() == np.arange(12).reshape(3, 4).tolist()
+    for align in (False, True):
+        z = buffers.zeros((3, 4), np.uint64, align)
+        assert z.shape == (3, 4) and z.dtype == np.uint64 and not z.any()
+        assert z.ctypes.data % 64 == 0 or not (align or guard == "1")
+        c = buffers.copy(np.arange(12, dtype=np.uint64).reshape(3, 4), align)
+        assert c.tolist() == np.arange(12).reshape(3, 4).tolist()
+        assert c.ctypes.data % 64 == 0 or not (align or guard == "1")
 
 
 def _child(body: str) -> subprocess.CompletedProcess:

@@ -36,15 +36,19 @@ def aligned_zeros(nbytes: int, align: int = 64) -> np.ndarray:
     return raw[off : off + nbytes]
 
 
-def zeros(shape, dtype) -> np.ndarray:
-    """``np.zeros(shape, dtype)``, 64-byte aligned, guarded like :func:`aligned_zeros`."""
+def zeros(shape, dtype, align: bool = False) -> np.ndarray:
+    """``np.zeros(shape, dtype)`` (64-byte aligned with ``align``), guarded like :func:`aligned_zeros`.
+    Without guard mode or ``align`` it is plain ``np.zeros``: these buffers are made on every run."""
+    if not align and not guarded():
+        return np.zeros(shape, dtype)
     dt = np.dtype(dtype)
     n = int(np.prod(shape, dtype=np.int64))
     return aligned_zeros(n * dt.itemsize).view(dt).reshape(shape)
 
 
-def copy(a: np.ndarray) -> np.ndarray:
-    out = zeros(a.shape, a.dtype)
+def copy(a: np.ndarray, align: bool = False) -> np.ndarray:
+    """A copy of ``a`` made by :func:`zeros`."""
+    out = zeros(a.shape, a.dtype, align)
     out[...] = a
     return out
 

@@ -1109,7 +1109,11 @@ def _sparse_ok(buf) -> bool:
 def _snapshot(mem: Memory):
     """What a replay needs to restart a run: every scroll's bytes and fields, the PPT and tier state."""
     scrolls = {
-        c: (sc, _sparse_copy(sc.buf) if _sparse_ok(sc.buf) else buffers.copy(sc.buf), dict(sc.__dict__))
+        c: (
+            sc,
+            _sparse_copy(sc.buf) if _sparse_ok(sc.buf) else buffers.copy(sc.buf, align=True),
+            dict(sc.__dict__),
+        )
         for c, sc in mem.table.items()
     }
     return (
