@@ -389,6 +389,77 @@ def bench_shard(k: int, n: int, repeats: int) -> Row:
     return row
 
 
+def shard_k_ref(x: np.ndarray, w: np.ndarray, ns: int) -> np.ndarray:
+    """``matmul(..., shard=k)`` on ns sentrons (docs/phx.md): sentron s's partial over k rows
+    [s*per, (s+1)*per) by sequential fused accumulation (f64 product and sum, one f32 rounding per
+    step; exact for the bench's small-integer data), the partials summed in sentron order."""
+    k = x.shape[1]
+    per = -(-k // ns)
+    acc = None
+    for s in range(ns):
+        part = np.zeros((x.shape[0], w.shape[1]), F32)
+        for kk in range(s * per, min(k, (s + 1) * per)):
+            part = (x[:, kk : kk + 1].astype(np.float64) * w[kk : kk + 1].astype(np.float64) + part).astype(
+                F32
+            )
+        acc = part if acc is None else (acc + part).astype(F32)
+    return acc
+
+
+def bench_shard_f32(k: int, n: int, shard: str, repeats: int) -> Row:
+    """``matmul(x, w, shard=k|cols)`` (f32 GEMV, M = 1) on 2 sentrons against the unsharded GEMV on one
+    (ratio = 1-sentron time / 2-sentron time), the two sides alternating run by run, plus the
+    machine's own two-thread read of the same bytes. The weights are small integers (every partial
+    and every sum exact), so verification is exact: both outputs equal ``x @ w``, and the 2-sentron
+    output equals :func:`shard_k_ref` too."""
+    from vtpu_cli.compiler.driver import compile_phx
+
+    rng = np.random.default_rng(7)
+    x = rng.integers(-3, 4, (1, k)).astype(F32)
+    w = np.empty((k, n), F32)
+    for r0 in range(0, k, 512):
+        w[r0 : r0 + 512] = rng.integers(-3, 4, (min(k, r0 + 512) - r0, n)).astype(F32)
+    want = (x.astype(np.float64) @ w.astype(np.float64)).astype(F32)
+    wb = w.reshape(-1).view(np.uint8)
+    runs, outs, reps, shared = {}, {}, {}, {}
+    for ns in (1, 2):
+        kw = f", shard={shard}" if ns > 1 else ""
+        src = f"input x: f32[1, {k}]\nweight w: f32[{k}, {n}]\noutput y: f32[1, {n}]\nkernel k {{ y = matmul(x, w{kw}) }}\n"
+        prog, rep = compile_phx(src, "bench.phx", opt=2, sentrons=ns, force_loops=True)
+        shared[prog.coord_names["w"]] = wb
+        shared[prog.coord_names["x"]] = np.frombuffer(x.tobytes(), np.uint8).copy()
+        run, mem = _rerunnable(prog, ns, shared)
+        run()
+        outs[ns] = mem.table[prog.coord_names["y"]].buf.view(F32).reshape(1, n)
+        runs[ns], reps[ns] = run, rep
+    ok = np.array_equal(outs[1], want) and np.array_equal(outs[2], want)
+    rd = native_reader()
+    ones, twos, r1, r2 = [], [], [], []
+    for _ in range(repeats):
+        ones.append(runs[1]())
+        twos.append(runs[2]())
+        if rd is not None:
+            r1.append(_timed(lambda: rd(wb)))
+            r2.append(_timed(lambda: _two_threads(rd, wb)))
+    one_s, two_s = statistics.median(ones), statistics.median(twos)
+    siws, dens = _density(reps[2])
+    row = Row(
+        "shard",
+        f"matmul f32 shard={shard}, 2 sentrons",
+        f"{k}x{n}",
+        two_s,
+        one_s,
+        "1 sentron",
+        ok,
+        siws,
+        dens,
+    )
+    row.extra = {"two_gbytes": k * n * 4 / two_s / 1e9, "one_gbytes": k * n * 4 / one_s / 1e9}
+    if r1:
+        row.extra["read_two_threads_ratio"] = statistics.median(r1) / statistics.median(r2)
+    return row
+
+
 def _timed(fn: Callable[[], object]) -> float:
     t = time.perf_counter()
     fn()
@@ -459,10 +530,20 @@ PLANS: dict[str, Callable[[bool, int], list[Callable[[], Row | list[Row]]]]] = {
         for s in ([(1, 256, 1000)] if quick else [(1, 2560, 32000), (1, 2560, 128256)])
     ],
     "hand": lambda quick, rep: [] if quick else [lambda: bench_hand(rep)],
-    "shard": lambda quick, rep: [
-        (lambda s=s: bench_shard(*s, rep))
-        for s in ([(256, 1024)] if quick else [(8192, 32768), (16384, 122880)])  # 64 MiB, 480 MiB
-    ],
+    "shard": lambda quick, rep: (
+        [
+            (lambda s=s: bench_shard(*s, rep))
+            for s in ([(256, 1024)] if quick else [(8192, 32768), (16384, 122880)])  # 64 MiB, 480 MiB
+        ]
+        + [
+            (lambda s=s: bench_shard_f32(*s, rep))
+            for s in (
+                [(256, 256, "k"), (256, 256, "cols")]
+                if quick
+                else [(8192, 8192, "k"), (16384, 8192, "k"), (16384, 8192, "cols")]  # 256, 512, 512 MiB
+            )
+        ]
+    ),
 }
 
 

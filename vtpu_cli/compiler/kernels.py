@@ -148,13 +148,17 @@ MM_PACK_STRIDE = (
 )
 
 
-def matmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int) -> None:
-    """y[:, tiles t_lo..t_hi) = x @ w[:, tiles] with an rr x cc register tile: loops over column groups,
-    row blocks inside (the group's strip of w, K x cc*16 floats, stays in cache while every row block
-    reads it) and k (k = 0 peeled: its product is a DMUL, then DFMA in k order)."""
+def matmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int, k_lo: int = 0, k_hi: int | None = None) -> None:
+    """y[:, tiles t_lo..t_hi) = x[:, k_lo:k_hi] @ w[k_lo:k_hi, tiles] with an rr x cc register tile:
+    loops over column groups, row blocks inside (the group's strip of w, K x cc*16 floats, stays in
+    cache while every row block reads it) and k (k = k_lo peeled: its product is a DMUL, then DFMA in k
+    order). A k range (``shard=k``: one sentron's partial product) must not be empty."""
     b = lw.b
     m, k = x.shape
     n = w.shape[1]
+    k_hi = k if k_hi is None else k_hi
+    kn = k_hi - k_lo
+    assert kn >= 1, "matmul_loop: empty k range"
     nfull = full_tiles(n, t_lo, t_hi)
     rr = min(MM_ROWS, m)
     cc = max(1, min(MM_TILES_1 if rr == 1 else MM_TILES, nfull))
@@ -163,11 +167,13 @@ def matmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int) -> None:
     col = ptr(b, t_lo * 64, "col")
     # Pack the group's strip of w (K rows of cc*64 bytes, n*4 bytes apart) contiguously when several row
     # blocks will read it: a 4 KiB row stride maps every k onto the same few cache sets and pages.
-    pack = lw.scratch("mmpack", k * cc * 64) if m >= 2 * rr and groups and n * 4 >= MM_PACK_STRIDE else None
-    strip = {"scroll": w.scroll, "stride": n * 4, "base": col}
+    pack = lw.scratch("mmpack", kn * cc * 64) if m >= 2 * rr and groups and n * 4 >= MM_PACK_STRIDE else None
+    strip = {"scroll": w.scroll, "stride": n * 4, "base": col, "koff": k_lo * n * 4}
 
     def kblock(nrows: int, tnb: list[int], xrow: VReg, yrow: VReg) -> None:
         xp, wp = ptr(b, xrow, "xp"), ptr(b, strip["base"], "wp")
+        bump(b, xp, k_lo * 4)
+        bump(b, wp, strip["koff"])
         acc = [[b.new("v", "acc") for _ in tnb] for _ in range(nrows)]
 
         def step(first: bool) -> None:
@@ -183,7 +189,7 @@ def matmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int) -> None:
             bump(b, wp, strip["stride"])
 
         step(True)
-        loop(b, k - 1, lambda: step(False))
+        loop(b, kn - 1, lambda: step(False))
         yb = b.new("r", "yb")
         b.emit("DADD", yb, yrow, col, type="i64")
         for r in range(nrows):
@@ -199,6 +205,7 @@ def matmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int) -> None:
     def grp() -> None:
         if pack is not None:
             sp, dp = ptr(b, col, "sp"), ptr(b, 0, "dp")
+            bump(b, sp, k_lo * n * 4)
 
             def copy_k() -> None:
                 for c in range(cc):
@@ -207,10 +214,10 @@ def matmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int) -> None:
                 bump(b, sp, n * 4)
                 bump(b, dp, cc * 64)
 
-            loop(b, k, copy_k, "pack")
-            strip.update(scroll=pack, stride=cc * 64, base=zero)
+            loop(b, kn, copy_k, "pack")
+            strip.update(scroll=pack, stride=cc * 64, base=zero, koff=0)
         section([64] * cc)
-        strip.update(scroll=w.scroll, stride=n * 4, base=col)
+        strip.update(scroll=w.scroll, stride=n * 4, base=col, koff=k_lo * n * 4)
         bump(b, col, cc * 64)
 
     zero = ptr(b, 0, "zero") if pack is not None else None
@@ -529,6 +536,29 @@ def gather_cols_loop(
         bump(b, row, n * 4)
 
     loop(b, m, one, "grow")
+
+
+def sum_parts_loop(lw: Lowerer, parts: list[str], dst: str, m: int, n: int) -> None:
+    """dst = ((part0 + part1) + part2) ... elementwise over an [m, n] f32 tensor: the partial products of
+    ``shard=k`` summed in ascending sentron order, one f32 rounding per step (CREDUCE's order, so the
+    result is bit-identical to the unrolled form's all-reduce)."""
+    b = lw.b
+    row = ptr(b, 0, "srow")
+
+    def one() -> None:
+        def each(p: VReg, nb: int, first: bool) -> None:
+            acc = ld(b, "f32", parts[0], p, nb)
+            for key in parts[1:]:
+                v = ld(b, "f32", key, p, nb)
+                s = b.new("v", "psum")
+                b.emit("DADD", s, acc, v, type="f32")
+                acc = s
+            st(b, "f32", acc, dst, p, nb)
+
+        chunk_loop(b, n, 4, row, each)
+        bump(b, row, n * 4)
+
+    loop(b, m, one, "srow")
 
 
 # ---------------------------------------------------------------------- row ops

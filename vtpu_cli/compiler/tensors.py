@@ -578,9 +578,28 @@ def _matmul(lw: Lowerer, name_toks, call, pos, kw):
 
 def _matmul_into(lw: Lowerer, x: Tensor, w: Tensor, y: Tensor, m: int, k: int, n: int, shard) -> None:
     nt = (n + 15) // 16
-    if use_loops(lw, m * k * nt, GEMM_UNROLL_OPS) and shard != "k":
+    # shard=k: sentron s takes k rows [s*per, (s+1)*per) (the unrolled form's split; with fewer rows
+    # than sentrons some get none, and the unrolled form gives them a zero partial)
+    per = (k + lw.sentrons - 1) // lw.sentrons
+    kr = [(s * per, min(k, (s + 1) * per)) for s in range(lw.sentrons)]
+    if use_loops(lw, m * k * nt, GEMM_UNROLL_OPS) and (shard != "k" or all(hi > lo for lo, hi in kr)):
         if shard is None or lw.sentrons == 1:
             kernels.matmul_loop(lw, x, w, y, 0, nt)
+            return
+        if shard == "k":
+            # each sentron's partial product over its rows of w (a contiguous block of the weight
+            # bytes), then every sentron sums the partials in sentron order (CREDUCE's: same bits)
+            _exchange(
+                lw,
+                y,
+                m,
+                n,
+                [],
+                lambda part, s: kernels.matmul_loop(lw, x, w, part, 0, nt, *kr[s]),
+                defer=lw.tensors.get(y.name) is y,
+                pin=(w.scroll,),
+                combine="sum",
+            )
             return
         ranges = _col_ranges(nt, lw.sentrons)
         spans = [(lo * 64, min(hi * 16, n) * 4) for lo, hi in ranges]
@@ -647,6 +666,7 @@ def _exchange(
     defer: bool = False,
     pin: tuple[str, ...] = (),
     setup=None,
+    combine: str = "cols",
 ) -> None:
     """``shard=cols`` without a C-pipe payload (sentrons of one process share memory). Each sentron s
     computes its columns (bytes ``spans[s]`` of every row) into its own *exchange scroll* -- an
@@ -660,7 +680,9 @@ def _exchange(
     sharded ops (q, k, v) share one barrier. ``pin``: scrolls whose coordinate register is defined at
     the start of each sentron's region (a layer-indexed weight's coordinate is otherwise defined at its
     first use, which in a kernel is inside the K loop: a translation per trip). ``setup(s)``: code of
-    sentron s emitted before its region (outside it: its scrolls take none of the hoisted registers)."""
+    sentron s emitted before its region (outside it: its scrolls take none of the hoisted registers).
+    ``combine="sum"`` (``shard=k``): each exchange scroll holds a whole partial y, and every sentron
+    sums them in sentron order into its y (``spans`` unused)."""
     b = lw.b
     if any(lw.root_scroll(k) == lw.root_scroll(y.scroll) for k, _ in lw.pending_gathers):
         lw.flush_gathers()  # y is about to be gathered again: the earlier copies go first
@@ -697,7 +719,10 @@ def _exchange(
             lw.sync.read(p.scroll)
         saved = b.push_region()
         try:
-            kernels.gather_cols_loop(lw, [p.scroll for p in parts], y.scroll, m, n, spans)
+            if combine == "sum":
+                kernels.sum_parts_loop(lw, [p.scroll for p in parts], y.scroll, m, n)
+            else:
+                kernels.gather_cols_loop(lw, [p.scroll for p in parts], y.scroll, m, n, spans)
         finally:
             b.pop_region(saved)
 
