@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from vtpu_cli.isa.table import NOP_FOR_PIPE, PIPES, Op
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Reg:
     cls: str  # "r" | "v" | "p" | "m" | "s" (special: 0 sid, 1 scount, 2 flags)
     idx: int
@@ -20,10 +20,11 @@ class Reg:
         return f"{self.cls}{self.idx}"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Imm:
     """An immediate: integers as values, floats as their bit pattern, labels as SIW indexes,
-    coordinates as packed 128-bit values (or HOME_COORD), groups as group ids."""
+    coordinates as packed 128-bit values (or HOME_COORD), groups as group ids. Operands are slotted
+    like :class:`Instr` (no instance dict)."""
 
     value: int
 
@@ -31,7 +32,7 @@ class Imm:
 MEM_CONTIG, MEM_STRIDED, MEM_INDEXED = 0, 1, 2
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Mem:
     base: int  # p register index
     off: Reg | Imm  # r register or immediate byte offset

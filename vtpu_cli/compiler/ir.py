@@ -140,14 +140,20 @@ _SET_OP, _SET_MOD, _SET_TYPE, _SET_TYPE2, _SET_ARGS = (
 )
 
 
+# Mem and Imm are slotted too: built the same way
+_SET_BASE, _SET_OFF, _SET_MODE, _SET_EXTRA = (
+    Mem.__dict__[f].__set__ for f in ("base", "off", "mode", "extra")
+)
+_SET_VALUE = Imm.__dict__["value"].__set__
+
+
 def _mem(base: int, off, mode: int, extra) -> Mem:
     """``Mem(base, off, mode, extra)``, built like :func:`_instr`."""
     o = _new(Mem)
-    d = o.__dict__
-    d["base"] = base
-    d["off"] = off
-    d["mode"] = mode
-    d["extra"] = extra
+    _SET_BASE(o, base)
+    _SET_OFF(o, off)
+    _SET_MODE(o, mode)
+    _SET_EXTRA(o, extra)
     return o
 
 
@@ -156,7 +162,7 @@ def _imm(value: int, cache: dict) -> Imm:
     o = cache.get(value)
     if o is None:
         o = cache[value] = _new(Imm)
-        o.__dict__["value"] = value
+        _SET_VALUE(o, value)
     return o
 
 
@@ -173,7 +179,7 @@ def imm(value: int) -> Imm:
             if len(_IMMS) >= 1 << 16:  # (bounded: a long-running process compiles many programs)
                 _IMMS.clear()
             o = _IMMS[value] = _new(Imm)
-            o.__dict__["value"] = value
+            _SET_VALUE(o, value)
         return o
     return Imm(value)
 

@@ -31,7 +31,11 @@ from dataclasses import dataclass, field
 from vtpu_cli.binary.program import Instr, Mem, nop
 from vtpu_cli.compiler.ir import (
     _SET_ARGS,
+    _SET_BASE,
+    _SET_EXTRA,
     _SET_MOD,
+    _SET_MODE,
+    _SET_OFF,
     _SET_OP,
     _SET_TYPE,
     _SET_TYPE2,
@@ -149,6 +153,7 @@ def schedule(items: list, reorder: bool = True, on_block=None) -> Scheduled:
     label, vi, vreg, vmem = Label, VI, VReg, VMem
     new = _new
     set_op, set_mod, set_type, set_type2, set_args = _SET_OP, _SET_MOD, _SET_TYPE, _SET_TYPE2, _SET_ARGS
+    set_base, set_off, set_mode, set_extra = _SET_BASE, _SET_OFF, _SET_MODE, _SET_EXTRA
     flag_key = _FLAG_KEY
     has_nop = False
     # block state (reset at each block's end)
@@ -182,11 +187,10 @@ def schedule(items: list, reorder: bool = True, on_block=None) -> Scheduled:
             o = imms.get(extra)
             extra = o if o is not None else _imm(extra, imms)
         m = new(Mem)
-        md = m.__dict__
-        md["base"] = a.base.phys.idx
-        md["off"] = off
-        md["mode"] = a.mode
-        md["extra"] = extra
+        set_base(m, a.base.phys.idx)
+        set_off(m, off)
+        set_mode(m, a.mode)
+        set_extra(m, extra)
         return m
 
     for it in items:

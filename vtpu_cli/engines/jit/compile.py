@@ -638,6 +638,33 @@ def _cold(program: Program, regions: list[tuple[int, int]]) -> list[bool]:
     return [not h for h in hot]
 
 
+_gc_lock = threading.Lock()
+_gc_depth = 0  # in-process builds running now (threads)
+_gc_was_enabled = False  # the collector's state when the first of them started
+
+
+@contextlib.contextmanager
+def _collector_paused():
+    """No cyclic collections while an IR module is built in this process. The builder allocates ~10
+    objects per IR instruction and frees none until the end, so generational collections walk a
+    growing heap that holds no garbage (about half of a model step's build time, docs/jit.md). The
+    collector is restored when the last concurrent build ends (its state as the first one found it);
+    compile children run without it altogether (``_child_main``)."""
+    global _gc_depth, _gc_was_enabled
+    with _gc_lock:
+        if _gc_depth == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_depth += 1
+    try:
+        yield
+    finally:
+        with _gc_lock:
+            _gc_depth -= 1
+            if _gc_depth == 0 and _gc_was_enabled:
+                gc.enable()
+
+
 def build_module(program: Program, v: _Variant) -> tuple[str, list[int]]:
     """LLVM IR text of the program's function ``vtpu_entry(ctx)`` and the block leaders."""
     texts, leaders = build_parts(program, v, 1)
@@ -653,7 +680,8 @@ def build_parts(
     """LLVM IR texts of the program and its block leaders: one module, or (a split program, ``parts`` >
     1) a dispatcher module, whose global ``TABLE`` holds the regions' addresses (filled at load), and
     ``parts - 1`` modules of consecutive regions, compiled in parallel and loaded separately."""
-    return _build_parts(program, v, parts, only)
+    with _collector_paused():
+        return _build_parts(program, v, parts, only)
 
 
 def _module_text(mod) -> str:
@@ -748,7 +776,8 @@ def _lifted(ins) -> int | None:
 def build_tier0(program: Program, v: _Variant) -> tuple[str, list[int]]:
     """The tier-0 module (immediates lifted, ``_imm_slots``): its IR text and the values of its table."""
     vals: list[int] = []
-    text = _build_parts(program, replace(v, lift=True), 1, None, vals)[0][0]
+    with _collector_paused():
+        text = _build_parts(program, replace(v, lift=True), 1, None, vals)[0][0]
     return text, vals
 
 
@@ -1744,7 +1773,7 @@ def _child_main() -> None:
     limit, job, nice = pickle.loads(sys.stdin.buffer.read())
     # a short-lived single-job process: no cyclic collections (the module builder allocates ~10 objects
     # per IR instruction and frees none until the end, so generational passes over that heap were about
-    # half of a model step's build time); in the parent process the collector stays as it is
+    # half of a model step's build time; in the parent process it is paused around each build)
     gc.disable()
     if nice:
         try:
