@@ -387,6 +387,29 @@ def test_shard_k_loop_form_matches_unrolled_form(ns, m, k, n):
     np.testing.assert_array_equal(a, shard_k_ref(x, w, ns))
 
 
+@settings(max_examples=8, deadline=None)
+@given(
+    st.integers(1, 23),
+    st.integers(129, 700),
+    st.sampled_from([None, "k", "cols"]),
+    st.sampled_from(["interp", "jit"]),
+)
+def test_gemv_streams_rows_with_the_tile_forms_bits(k, n, shard, engine):
+    """M = 1 with more than 8 column tiles: ``kernels.gemv_rows_loop`` (passes of 4 rows of w over the
+    output row, the first a plain product) gives the sequential-accumulation bits of the register-tile
+    form, for every rest of rows and partial tail chunk, unsharded and sharded on 2 sentrons."""
+    ns = 1 if shard is None else 2
+    k = max(k, ns)
+    x, w = rnd(k, 1, k), rnd(n, k, n)
+    kw = "" if shard is None else f", shard={shard}"
+    src = f"input x: f32[1, {k}]\nweight w: f32[{k}, {n}]\noutput y: f32[1, {n}]\ny = matmul(x, w{kw})\n"
+    from vtpu_cli.compiler import compile_ir
+
+    assert "wrow" in compile_ir(src, "t.phx", sentrons=ns, force_loops=True)  # the streaming form's register
+    (y,), _ = run(src, {"x": x, "w": w}, ["y"], sentrons=ns, force_loops=True, engine=engine)
+    np.testing.assert_array_equal(y, shard_k_ref(x, w, ns) if shard == "k" else matmul_ref(x, w))
+
+
 def test_shard_k_program_size_does_not_grow_with_k():
     """A DRAM-sized shard=k GEMV (K = 8192, N = 4096: 128 MiB of f32 weights) is a short loop program."""
     sizes = []

@@ -522,7 +522,9 @@ PLANS: dict[str, Callable[[bool, int], list[Callable[[], Row | list[Row]]]]] = {
     "gemm": lambda quick, rep: [
         (lambda s=s: bench_gemm(*s, rep))
         for s in (
-            [(16, 64, 64)] if quick else [(64, 64, 64), (64, 256, 256), (256, 256, 256), (64, 1024, 1024)]
+            [(16, 64, 64), (1, 256, 1024)]
+            if quick
+            else [(64, 64, 64), (64, 256, 256), (256, 256, 256), (64, 1024, 1024), (1, 4096, 8192)]
         )
     ],
     "q8": lambda quick, rep: [

@@ -160,6 +160,9 @@ def matmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int, k_lo: int = 0, k_hi:
     kn = k_hi - k_lo
     assert kn >= 1, "matmul_loop: empty k range"
     nfull = full_tiles(n, t_lo, t_hi)
+    if m == 1 and nfull > MM_TILES_1:
+        gemv_rows_loop(lw, x, w, y, t_lo * 64, min(t_hi * 16, n) * 4, k_lo, k_hi)
+        return
     rr = min(MM_ROWS, m)
     cc = max(1, min(MM_TILES_1 if rr == 1 else MM_TILES, nfull))
     groups = nfull // cc
@@ -224,6 +227,64 @@ def matmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int, k_lo: int = 0, k_hi:
     loop(b, groups, grp, "cols")
     if rem:
         section(rem)
+
+
+GEMV_UNROLL, GEMV_ROWS = 2, 4  # gemv_rows_loop: 64-byte chunks per trip, rows of w per pass over y
+
+
+def gemv_rows_loop(lw: Lowerer, x, w, y, c0: int, c1: int, k_lo: int, k_hi: int) -> None:
+    """y[0, bytes c0..c1) = x[0, k_lo:k_hi] @ w[k_lo:k_hi, same columns] for M = 1, streaming w in
+    memory order: each pass over the output row takes ``GEMV_ROWS`` rows of w (the first pass starts
+    with a plain product, later ones load y), chaining one DFMA per row in k order, then stores y. The
+    register-tile form reads a 512-byte strip of every row, rows a page apart at N >= 1024, and ran at
+    ~0.4 of the memory bandwidth; here the weights stream and the output row stays in cache. Each
+    element's k order, its first plain product and its one rounding per step are the register-tile
+    form's, so the bits are the same."""
+    b = lw.b
+    n = w.shape[1]
+    nfull, tail = divmod(c1 - c0, 64)
+    trips, left = divmod(nfull, GEMV_UNROLL)
+    xp = ptr(b, k_lo * 4, "xp")
+    wrow = ptr(b, k_lo * n * 4 + c0, "wrow")
+
+    def rows(nr: int, first: bool) -> None:
+        xb = [bcast_ld(b, "f32", x.scroll, at(b, xp, r * 4)) for r in range(nr)]
+        wq, yq = ptr(b, wrow, "wq"), ptr(b, c0, "yq")
+
+        def chunk(disp: int, nb: int) -> None:
+            ya = at(b, yq, disp)
+            acc = None if first else ld(b, "f32", y.scroll, ya, nb)
+            for r in range(nr):
+                wv = ld(b, "f32", w.scroll, at(b, wq, r * n * 4 + disp), nb)
+                a = b.new("v", "acc")
+                if acc is None:
+                    b.emit("DMUL", a, xb[r], wv, type="f32")
+                else:
+                    b.emit("DFMA", a, xb[r], wv, acc, type="f32")
+                acc = a
+            st(b, "f32", acc, y.scroll, ya, nb)
+
+        def trip() -> None:
+            for u in range(GEMV_UNROLL):
+                chunk(u * 64, 64)
+            bump(b, wq, GEMV_UNROLL * 64)
+            bump(b, yq, GEMV_UNROLL * 64)
+
+        loop(b, trips, trip, "chunk")
+        for u in range(left):
+            chunk(u * 64, 64)
+        if tail:
+            chunk(left * 64, tail)
+        bump(b, xp, nr * 4)
+        bump(b, wrow, nr * n * 4)
+
+    kn = k_hi - k_lo
+    first = min(kn, GEMV_ROWS)
+    rows(first, True)
+    passes, rest = divmod(kn - first, GEMV_ROWS)
+    loop(b, passes, lambda: rows(GEMV_ROWS, False))
+    if rest:
+        rows(rest, False)
 
 
 # ---------------------------------------------------------------------- ternary matmul
