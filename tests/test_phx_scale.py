@@ -390,7 +390,7 @@ def test_shard_k_loop_form_matches_unrolled_form(ns, m, k, n):
 @settings(max_examples=8, deadline=None)
 @given(
     st.integers(1, 23),
-    st.integers(129, 700),
+    st.integers(145, 700),
     st.sampled_from([None, "k", "cols"]),
     st.sampled_from(["interp", "jit"]),
 )
@@ -405,7 +405,8 @@ def test_gemv_streams_rows_with_the_tile_forms_bits(k, n, shard, engine):
     src = f"input x: f32[1, {k}]\nweight w: f32[{k}, {n}]\noutput y: f32[1, {n}]\ny = matmul(x, w{kw})\n"
     from vtpu_cli.compiler import compile_ir
 
-    assert "wrow" in compile_ir(src, "t.phx", sentrons=ns, force_loops=True)  # the streaming form's register
+    if shard != "cols" or n // 16 // 2 > 8:  # more than 8 full tiles (per sentron with shard=cols)
+        assert "wrow" in compile_ir(src, "t.phx", sentrons=ns, force_loops=True)  # the streaming form
     (y,), _ = run(src, {"x": x, "w": w}, ["y"], sentrons=ns, force_loops=True, engine=engine)
     np.testing.assert_array_equal(y, shard_k_ref(x, w, ns) if shard == "k" else matmul_ref(x, w))
 
