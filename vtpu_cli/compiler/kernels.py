@@ -801,6 +801,137 @@ def topk_loop(lw: Lowerer, x, idx_t, val_t, m: int, d: int, kk: int, mask, ninf,
     rows_loop(b, m, [(xrow, d * 4), (orow, kk * 4)], row)
 
 
+# the sample op's counter-based RNG (splitmix64: a Weyl step per row, then its finaliser)
+RNG_GAMMA = 0x9E3779B97F4A7C15
+RNG_MUL1, RNG_MUL2 = 0xBF58476D1CE4E5B9, 0x94D049BB133111EB
+
+
+def _s64(v: int) -> int:
+    """A 64-bit pattern as the signed immediate the assembler writes."""
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+def sample_loop(
+    lw: Lowerer, x, y, idx_t, val_t, m: int, d: int, kk: int, invt, top_p, seed, mask, ninf, iota
+) -> None:
+    """``y[r] = sample(x[r], ...)`` (docs/phx.md "sample"): the top ``kk`` candidates (topk's order),
+    ``e_j = exp((v_j - v_0) * invt)``, the running sums ``c_j`` in order, ``keep = min(1 + #{c_j <
+    top_p * c_last}, kk)``, ``u`` the top 24 bits of splitmix64(seed + (r + 1) * gamma) times 2^-24,
+    and the candidate ``min(#{c_j <= u * c[keep - 1]}, keep - 1)``. ``invt``, ``top_p`` and ``seed``
+    are registers or constants; ``idx_t``/``val_t`` are ``[m, kk]`` scratch tensors for the candidates."""
+    b = lw.b
+    topk_loop(lw, x, idx_t, val_t, m, d, kk, mask, ninf, iota)
+    vals, idxs = val_t.scroll, idx_t.scroll
+    ex, cum = lw.scratch("sexp", kk * 4), lw.scratch("scum", kk * 4)
+    kmask = None
+    if kk % 16:
+        kmask = b.new("v", "kmask")
+        b.emit("DCMP", kmask, iota, imm(kk % 16), type="i32", mod="lt")
+
+    def reg(value, t: str) -> VReg:
+        if isinstance(value, VReg):
+            return value
+        r = b.new("r", "k", nospill=True)
+        b.emit("DMOV", r, F(value) if t == "f32" else imm(_s64(value & ((1 << 64) - 1))), type=t)
+        return r
+
+    vinvt = b.new("v", "invt")
+    b.emit("DBCAST", vinvt, reg(invt, "f32"), type="f32")
+    topp = reg(top_p, "f32")
+    h0 = b.new("r", "weyl", nospill=True)
+    b.emit("DADD", h0, reg(seed, "i64"), imm(_s64(RNG_GAMMA)), type="i64")
+    vrow, yp, zero = ptr(b, 0, "vrow"), ptr(b, 0, "yp"), ptr(b, 0, "zero")
+
+    def row() -> None:
+        v0 = ld(b, "f32", vals, vrow, cls="r")
+        vv0 = b.new("v")
+        b.emit("DBCAST", vv0, v0, type="f32")
+
+        def expo(p: VReg, nb: int, first: bool) -> None:
+            src = b.new("r", "sp")
+            b.emit("DADD", src, vrow, p, type="i64")
+            v = ld(b, "f32", vals, src, nb)
+            t = b.new("v")
+            b.emit("DSUB", t, v, vv0, type="f32")
+            z = b.new("v")
+            b.emit("DMUL", z, t, vinvt, type="f32")
+            e = exp_vec(b, z)
+            if nb < 64:
+                e2 = b.new("v")
+                b.emit("DSEL", e2, kmask, e, F(0.0), type="f32")
+                e = e2
+            st(b, "f32", e, ex, p, nb)
+
+        chunk_loop(b, kk, 4, zero, expo)
+        # running sums, one f32 rounding per addition in candidate order
+        c = b.new("r", "cum", nospill=True)
+        b.load("f32", c, ex, 0)
+        b.store("f32", c, cum, 0)
+        q = ptr(b, 4, "q")
+
+        def add_one() -> None:
+            e = ld(b, "f32", ex, q, cls="r")
+            b.emit("DADD", c, c, e, type="f32")
+            st(b, "f32", c, cum, q)
+            bump(b, q, 4)
+
+        loop(b, kk - 1, add_one, "cum")
+        thr = b.new("r", "thr", nospill=True)
+        b.emit("DMUL", thr, topp, c, type="f32")
+
+        def count(limit: VReg, cond: str) -> VReg:
+            """#{j < kk: cum_j <cond> limit} (the sums never decrease: the first j that fails)."""
+            n = b.new("r", "cnt", nospill=True)
+            b.emit("DMOV", n, imm(0))
+            q2 = ptr(b, 0, "q")
+
+            def one() -> None:
+                cj = ld(b, "f32", cum, q2, cls="r")
+                f = b.new("r")
+                b.emit("DCMP", f, cj, limit, type="f32", mod=cond)
+                b.emit("DADD", n, n, f, type="i64")
+                bump(b, q2, 4)
+
+            loop(b, kk, one, "cnt")
+            return n
+
+        keep = count(thr, "lt")
+        b.emit("DADD", keep, keep, imm(1), type="i64")
+        b.emit("DMIN", keep, keep, imm(kk), type="i64")
+        last = b.new("r", "last", nospill=True)
+        b.emit("DSUB", last, keep, imm(1), type="i64")
+        off = b.new("r")
+        b.emit("DMUL", off, last, imm(4), type="i64")
+        mass = ld(b, "f32", cum, off, cls="r")
+        # u: the top 24 bits of splitmix64 of this row's Weyl value, as f32 in [0, 1) (exact)
+        h = b.new("r", "h")
+        b.emit("DMOV", h, h0)
+        for shift, mul in ((30, RNG_MUL1), (27, RNG_MUL2)):
+            t = b.new("r")
+            b.emit("DSHR", t, h, imm(shift), type="i64")
+            b.emit("DXOR", h, h, t, type="i64")
+            b.emit("DMUL", h, h, reg(mul, "i64"), type="i64")
+        t = b.new("r")
+        b.emit("DSHR", t, h, imm(31), type="i64")
+        b.emit("DXOR", h, h, t, type="i64")
+        b.emit("DSHR", h, h, imm(40), type="i64")
+        u = b.new("r", "u")
+        b.emit("DCVT", u, h, None, type="f32", type2="i64")
+        b.emit("DMUL", u, u, F(2.0**-24), type="f32")
+        b.emit("DMUL", u, u, mass, type="f32")
+        pick = count(u, "le")
+        b.emit("DMIN", pick, pick, last, type="i64")
+        b.emit("DMUL", pick, pick, imm(4), type="i64")
+        b.emit("DADD", pick, pick, vrow, type="i64")
+        tok = ld(b, "i32", idxs, pick, cls="r")
+        st(b, "i32", tok, y.scroll, yp)
+        bump(b, vrow, kk * 4)
+        bump(b, yp, 4)
+        b.emit("DADD", h0, h0, imm(_s64(RNG_GAMMA)), type="i64")
+
+    loop(b, m, row, "srow")
+
+
 def argmax_loop(lw: Lowerer, x, y, m: int, d: int, mask, ninf, iota: VReg) -> None:
     """Two passes per row: the max, then the lowest index whose value equals it."""
     b = lw.b

@@ -1674,6 +1674,7 @@ _TENSOR_OPS = (
     "embed",
     "argmax",
     "topk",
+    "sample",
     "allreduce",
     "broadcast",
     "copy",

@@ -1493,6 +1493,61 @@ def _topk(lw: Lowerer, name_toks, call, pos, kw):
                 xs = nxs
 
 
+def _sample(lw: Lowerer, name_toks, call, pos, kw):
+    """``tok = sample(x, seed[, k=40][, temp=1.0][, top_p=1.0])``: one token per row drawn from the
+    top-k candidates (docs/phx.md "sample"; the numerics are :func:`kernels.sample_loop`'s)."""
+    _nargs(lw, call, pos, 2)
+    _kw(lw, kw, ("k", "temp", "top_p"), call)
+    x = lw.tensor_arg(pos[0])
+    _dtype_ok(lw, pos[0], x, ("f32",), "sample")
+    m, d = _rows2(x)
+    kk = lw.const_eval(kw["k"]) if "k" in kw else min(40, d)
+    if not isinstance(kk, int) or not 1 <= kk <= d:
+        lw.fail(kw.get("k", call), f"k must be an integer constant in 1..{d}")
+    seed = _scalar_arg(lw, pos[1], "i64")
+    if isinstance(seed, float):
+        lw.fail(pos[1], "the seed is an integer (a constant or an i64 variable)")
+    temp = _scalar_arg(lw, kw["temp"], "f32") if "temp" in kw else 1.0
+    top_p = _scalar_arg(lw, kw["top_p"], "f32") if "top_p" in kw else 1.0
+    b = lw.b
+    if isinstance(temp, VReg):
+        one = b.new("r")
+        b.emit("DMOV", one, F(1.0), type="f32")
+        invt = b.new("r", "invt", nospill=True)
+        b.emit("DDIV", invt, one, temp, type="f32")
+    else:
+        if not float(temp) > 0.0:
+            lw.fail(kw["temp"], "temp must be > 0 (for greedy decoding use argmax)")
+        import numpy as np
+
+        invt = float(np.float32(1.0) / np.float32(temp))
+    if not isinstance(top_p, VReg) and not 0.0 < float(top_p) <= 1.0:
+        lw.fail(kw["top_p"], "top_p must be in (0, 1]")
+    if len(name_toks) > 1:
+        lw.fail(name_toks[1], "sample returns one tensor (the token ids)")
+    y = _result(lw, name_toks[0], "i32", (m,))
+    mask = _tail_mask(lw, d % 16) if d % 16 else None
+    ninf = neg_inf(lw)
+    iota = b.load("i32", b.new("v", "iota"), const_iota(lw), 0)
+    vals, idxs = lw.scratch("svals", m * kk * 4), lw.scratch("sidx", m * kk * 4)
+    kernels.sample_loop(
+        lw,
+        x,
+        y,
+        Tensor(idxs, "i32", (m, kk), "tensor", idxs),
+        Tensor(vals, "f32", (m, kk), "tensor", vals),
+        m,
+        d,
+        kk,
+        invt,
+        float(top_p) if not isinstance(top_p, VReg) else top_p,
+        seed,
+        mask,
+        ninf,
+        iota,
+    )
+
+
 # ---------------------------------------------------------------------- embedding
 def _embed(lw: Lowerer, name_toks, call, pos, kw):
     _nargs(lw, call, pos, 2)
@@ -1937,6 +1992,7 @@ OPS = {
     "attend": _attend,
     "argmax": _argmax,
     "topk": _topk,
+    "sample": _sample,
     "allreduce": lambda lw, n, c, p, k: _collective(lw, n, c, p, k, "allreduce"),
     "broadcast": lambda lw, n, c, p, k: _collective(lw, n, c, p, k, "broadcast"),
 }
