@@ -1042,3 +1042,42 @@ o = attend(q, kc, vc, 4, heads=4, kv_heads=2, shard=cols)
 """
     d = diags(src, sentrons=2)
     assert "attend shards by heads: shard=heads" in d[0].message and d[0].line == 5
+
+
+# ------------------------------------------------------------------ collectives at scale
+def _collective_src(n: int) -> str:
+    return (
+        f"input x: f32[{n}]\noutput s: f32[{n}]\noutput c: f32[{n}]\n"
+        "let me: f32 = f32(sid())\nt = mul(x, me)\ns = allreduce(t)\nc = broadcast(t, root=1)\n"
+    )
+
+
+@pytest.mark.parametrize("opt", [0, 2, 3])
+def test_collectives_are_loops_with_the_same_bits(opt):
+    """allreduce/broadcast of more than 64 pieces are a loop of one collective per 64-byte piece (at
+    -O3 software pipelined: the fetch of piece k+1 beside the collective of piece k), exact on 3
+    sentrons (members combined in id order), with a partial tail piece."""
+    n, ns = 5003, 3
+    x = rnd(8, n)
+    prog, rep = compile_phx(_collective_src(n), "t.phx", opt=opt, sentrons=ns)
+    assert len(prog.code) < 400, len(prog.code)
+    if opt == 3:
+        assert rep["total"]["pipelined_loops"] >= 2
+    (s, c), _ = run(_collective_src(n), {"x": x}, ["s", "c"], opt=opt, sentrons=ns)
+    np.testing.assert_array_equal(s, ((x * F32(0) + x * F32(1)).astype(F32) + x * F32(2)).astype(F32))
+    np.testing.assert_array_equal(c, x)
+
+
+def test_collective_of_a_million_elements_on_the_jit(tmp_path):
+    """A 1 M-element allreduce and broadcast on 2 sentrons (131,072 collectives each): a short
+    program, run natively."""
+    n, ns = 1 << 20, 2
+    x = rnd(9, n)
+    prog, _ = compile_phx(_collective_src(n), "t.phx", opt=3, sentrons=ns)
+    assert len(prog.code) < 400, len(prog.code)
+    (s, c), _ = run(_collective_src(n), {"x": x}, ["s", "c"], opt=3, sentrons=ns, engine="jit", tmp=tmp_path)
+    want = (x * F32(0) + x * F32(1)).astype(F32)
+    for k in range(2, ns):
+        want = (want + x * F32(k)).astype(F32)
+    np.testing.assert_array_equal(s, want)
+    np.testing.assert_array_equal(c, x)

@@ -1647,7 +1647,8 @@ def _collective(lw: Lowerer, name_toks, call, pos, kw, kind: str):
                 )
     y = _result(lw, name_toks[0], x.dtype, x.shape)
     b = lw.b
-    for off, nb in chunks(x.numel, 4):
+
+    def one(off, nb):
         v = b.load(x.dtype, b.new("v"), x.scroll, off, nb)
         r = b.new("v")
         if kind == "allreduce":
@@ -1655,6 +1656,14 @@ def _collective(lw: Lowerer, name_toks, call, pos, kw, kind: str):
         else:
             b.emit("CCAST", r, v, imm(root), imm(0), type=x.dtype)
         b.store(x.dtype, r, y.scroll, off, nb)
+
+    # one collective per 64-byte piece, in order: unrolled up to 64 pieces, a loop beyond (program size
+    # independent of the tensor's), software pipelined at -O3 (the fetch of piece k+1 beside the
+    # collective and store of piece k: the C stage overlaps the S stage)
+    nfull, rem = divmod(x.numel * 4, 64)
+    rows(lw, nfull, 4, lambda ix: one(ix.off(0, 64), 64), pipelinable=True, limit=ELEMWISE_UNROLL)
+    if rem:
+        one(nfull * 64, rem)
     if x.numel:
         lw.sync.synced()  # every sentron took part in a collective after its earlier accesses
 
