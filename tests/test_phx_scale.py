@@ -1081,3 +1081,28 @@ def test_collective_of_a_million_elements_on_the_jit(tmp_path):
         want = (want + x * F32(k)).astype(F32)
     np.testing.assert_array_equal(s, want)
     np.testing.assert_array_equal(c, x)
+
+
+@settings(max_examples=6, deadline=None)
+@given(
+    st.integers(49, 300),
+    st.integers(1, 50),
+    st.sampled_from([5, 64, 130, 300]),
+    st.sampled_from(["interp", "jit"]),
+)
+def test_embed_groups_loop(n, vocab, d, engine):
+    """More than 32 ids: the groups of 16 ids are a loop (with a partial last group), for short rows
+    (chunks unrolled) and long rows (copy loops); exact on both engines."""
+    table = rnd(vocab, vocab, d)
+    ids = np.random.default_rng(n).integers(0, vocab, n).astype(np.int32)
+    src = f"weight t: f32[{vocab},{d}]\ninput ids: i32[{n}]\noutput e: f32[{n},{d}]\ne = embed(t, ids)\n"
+    (e,), _ = run(src, {"t": table, "ids": ids}, ["e"], engine=engine)
+    np.testing.assert_array_equal(e, table[ids])
+
+
+def test_embed_program_size_does_not_grow_with_the_token_count():
+    sizes = []
+    for n in (64, 4096):
+        src = f"weight t: f32[1000, 64]\ninput ids: i32[{n}]\noutput e: f32[{n}, 64]\ne = embed(t, ids)\n"
+        sizes.append(len(compile_phx(src, "t.phx")[0].code))
+    assert sizes[1] <= sizes[0] + 4 and sizes[1] < 400, sizes

@@ -1565,9 +1565,10 @@ def _embed(lw: Lowerer, name_toks, call, pos, kw):
     ch = _row_chunks(d)
     uniq = lw.scratch("uniq", 16 * rowb)
     meta = lw.scratch("dedup", 128)
-    for g in range(0, n, 16):
-        cnt = min(16, n - g)
-        a = b.load("i32", b.new("v", "ids"), ids.scroll, g * 4, cnt * 4)
+
+    def group(cnt: int, ids_off, y_row) -> None:
+        """ids [ids_off/4, +cnt) -> y rows from byte ``y_row`` (ints, or registers in the group loop)."""
+        a = b.load("i32", b.new("v", "ids"), ids.scroll, ids_off, cnt * 4)
         u, inv, count = b.new("v", "u"), b.new("v", "inv"), b.new("r", "count")
         b.emit("SDEDUP", u, inv, count, a, type="i32")
         b.store("i32", u, meta, 0)
@@ -1610,8 +1611,12 @@ def _embed(lw: Lowerer, name_toks, call, pos, kw):
             src = b.new("r")
             b.emit("DMUL", src, iv, imm(rowb), type="i64")
             if len(ch) > 8:
-                d0 = b.new("r", nospill=True)
-                b.emit("DMOV", d0, imm((g + i) * rowb))
+                if isinstance(y_row, int):
+                    d0 = b.new("r", nospill=True)
+                    b.emit("DMOV", d0, imm(y_row + i * rowb))
+                else:
+                    d0 = kernels.ptr(b, y_row, "yrow")
+                    kernels.bump(b, d0, i * rowb)
                 kernels.copy_row_loop(b, uniq, src, y.scroll, d0, rowb)
                 continue
             for off, nb in ch:
@@ -1621,7 +1626,26 @@ def _embed(lw: Lowerer, name_toks, call, pos, kw):
                     b.emit("DADD", s_off, src, imm(off), type="i64")
                 v = b.new("v")
                 b.load("f32", v, uniq, 0, nb, rel=s_off)
-                b.store("f32", v, y.scroll, (g + i) * rowb + off, nb)
+                if isinstance(y_row, int):
+                    b.store("f32", v, y.scroll, y_row + i * rowb + off, nb)
+                else:
+                    b.store("f32", v, y.scroll, 0, nb, rel=kernels.at(b, y_row, i * rowb + off))
+
+    full = n // 16
+    if full > 2:  # groups of 16 ids in a loop: program size independent of the token count
+        idp, yrow = kernels.ptr(b, 0, "idp"), kernels.ptr(b, 0, "yrow")
+
+        def one_group() -> None:
+            group(16, idp, yrow)
+            kernels.bump(b, idp, 64)
+            kernels.bump(b, yrow, 16 * rowb)
+
+        b.counted_loop(full, one_group, "ids")
+        if n % 16:
+            group(n % 16, full * 64, full * 16 * rowb)
+        return
+    for g in range(0, n, 16):
+        group(min(16, n - g), g * 4, g * rowb)
 
 
 # ---------------------------------------------------------------------- collectives
