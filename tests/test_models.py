@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 pytest.importorskip("gguf")
@@ -661,3 +661,20 @@ def test_lazy_gguf_load_converts_on_first_use_and_not_on_a_cache_hit(files: dict
     assert hit and not any(m.converted for m in again.ternary_matrices())  # a hit converts nothing
     want = convert_weights(eager)
     assert all(second[c].tobytes() == want[c].tobytes() for c in want)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(
+        st.sampled_from([-np.inf, -2.0, -0.5, 0.0, 0.0, 1.0, 1.0, 1.0, 3.0, 7.5]), min_size=1, max_size=60
+    ),
+    st.integers(1, 70),
+)
+def test_top_k_order_matches_the_stable_sort(values, k):
+    """The O(N) top-k selection the sampler uses gives the stable full sort's first k (ties by lower
+    index, -inf included)."""
+    from vtpu_cli.models.sampling import top_k_order
+
+    z = np.array(values, np.float64)
+    k = min(k, z.size)
+    np.testing.assert_array_equal(top_k_order(z, k), np.argsort(-z, kind="stable")[:k])

@@ -30,9 +30,10 @@ class Sampler:
     def probabilities(self, logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(candidate ids in descending probability, their normalised probabilities) after all filters."""
         z = np.asarray(logits, dtype=np.float64) / self.temperature
-        order = np.argsort(-z, kind="stable")
-        if 0 < self.top_k < order.size:
-            order = order[: self.top_k]
+        if 0 < self.top_k < z.size:
+            order = top_k_order(z, self.top_k)
+        else:
+            order = np.argsort(-z, kind="stable")
         p = np.exp(z[order] - z[order[0]])
         p /= p.sum()
         if self.top_p < 1.0:
@@ -48,3 +49,17 @@ class Sampler:
         u = self.rng.random()
         i = min(int(np.searchsorted(np.cumsum(p), u, side="right")), order.size - 1)
         return int(order[i])
+
+
+def top_k_order(z: np.ndarray, k: int) -> np.ndarray:
+    """``np.argsort(-z, kind="stable")[:k]`` -- the k largest values, descending, ties by lower index
+    -- in O(N) plus a sort of k: a 128,256-entry vocabulary took ~17 ms per token with the full sort,
+    a third of a 2B decode step. NaN rows take the full sort (its NaN placement is the rule)."""
+    part = np.argpartition(z, z.size - k)[z.size - k :]  # the k largest, in no order (ties arbitrary)
+    thr = z[part].min()
+    if np.isnan(thr) or np.isnan(z).any():
+        return np.argsort(-z, kind="stable")[:k]
+    above = np.flatnonzero(z > thr)
+    ties = np.flatnonzero(z == thr)[: k - above.size]  # the boundary value: lowest indices first
+    cand = np.concatenate([above, ties])
+    return cand[np.lexsort((cand, -z[cand]))]
