@@ -359,7 +359,8 @@ def shard_k_ref(x, w, ns):
 def test_shard_k_loop_form_matches_reference(ns, m, k, n):
     """``matmul(..., shard=k)`` in loop form (each sentron's partial over its k rows into an exchange
     scroll, a barrier, then every sentron sums the partials in sentron order): equal to the reference
-    bit for bit on both engines, for uneven k splits and partial column tiles; no C-pipe payload."""
+    bit for bit on the interpreter (the next test runs the loop form natively), for uneven k splits
+    and partial column tiles; no C-pipe payload."""
     k = max(k, ns)
     x, w = rnd(k, m, k), rnd(n, k, n)
     src = f"input x: f32[{m}, {k}]\nweight w: f32[{k}, {n}]\noutput y: f32[{m}, {n}]\ny = matmul(x, w, shard=k)\n"
