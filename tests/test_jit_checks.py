@@ -64,7 +64,7 @@ _INSIDE = st.tuples(
 )
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     case=st.one_of(_EDGES, _INSIDE),
     t=st.sampled_from(["i32", "f32", "i64"]),
@@ -135,7 +135,7 @@ loop:
 """
 
 
-@settings(max_examples=80, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=50, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     xsize=st.sampled_from([64, 100, 128, 256, 264, 1024, 1032, 1032, 1032]),
     ysize=st.sampled_from([0, 64, 128, 256, 1024, 1024, 1024]),
@@ -243,7 +243,7 @@ loop:
 """
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
 @given(
     tsize=st.sampled_from([60, 64, 128, 252, 256, 260, 512]),
     c=st.sampled_from([0, 15, 31, 63, 64, 127]),

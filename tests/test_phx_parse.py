@@ -149,7 +149,7 @@ def program(draw):
     return sep.join(items) + draw(st.sampled_from(["", "\n", "  # end"]))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(text=program())
 def test_generated_programs_parse_identically(text):
     check(text)
