@@ -162,3 +162,17 @@ def test_sample_bad_arguments(call, msg):
     with pytest.raises(DiagnosticError) as e:
         compile_phx(src, "t.phx")
     assert msg in str(e.value)
+
+
+def test_the_shipped_example_draws_what_the_reference_draws():
+    """programs/phx/sample.phx with runtime seed, temperature and top-p."""
+    from pathlib import Path
+
+    src = (Path(__file__).resolve().parent.parent / "programs" / "phx" / "sample.phx").read_text()
+    x = (np.random.default_rng(3).standard_normal((2, 1000)) * 2).astype(F32)
+    prog, _ = compile_phx(src, "sample.phx")
+    bind_inputs(prog, {"logits": x, "seed": np.array([11], np.int32), "hp": np.array([0.7, 0.9], F32)})
+    res = Interpreter(prog, 1).run()
+    assert res.status == "ok"
+    np.testing.assert_array_equal(read_output(prog, res, "tok"), sample_ref(x, 11, 40, 0.7, 0.9)[0])
+    np.testing.assert_array_equal(read_output(prog, res, "best"), x.argmax(1))
