@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from test_phx_scale import run as phx_run
 
 from vtpu_cli.compiler import bind_inputs, compile_phx, read_output
 from vtpu_cli.core.errors import DiagnosticError
@@ -19,17 +20,8 @@ M64 = (1 << 64) - 1
 
 
 def _run(src: str, inputs: dict, out: str, engine: str = "interp", tmp=None) -> np.ndarray:
-    prog, _ = compile_phx(src, "t.phx")
-    bind_inputs(prog, inputs)
-    if engine == "jit":
-        from vtpu_cli.engines.jit.engine import JitEngine
-
-        res = JitEngine(prog, 1, cache_dir=tmp).run()
-        assert res.engine == "jit", res.fallback
-    else:
-        res = Interpreter(prog, 1).run()
-    assert res.status == "ok", res.fault.render() if res.fault else res.status
-    return read_output(prog, res, out)
+    (y,), _ = phx_run(src, inputs, [out], engine=engine, tmp=tmp)
+    return y
 
 
 def exp_op(z: np.ndarray) -> np.ndarray:

@@ -325,7 +325,6 @@ def bench_shard(k: int, n: int, repeats: int) -> Row:
     both programs share that one buffer and keep their engine between runs, and the two sides alternate
     run by run. Verified: the two outputs are bit-identical, and (shapes up to 2^26 weights) equal to
     the numpy reference."""
-    from vtpu_cli.compiler.driver import compile_phx
     from vtpu_cli.compiler.tensors import interleave_t2_rows
 
     assert k % 16 == 0 and n % 16 == 0
@@ -357,106 +356,73 @@ def bench_shard(k: int, n: int, repeats: int) -> Row:
     for r0 in range(0, n, step):
         tiles[r0 * k // 4 : min(n, r0 + step) * k // 4] = interleave_t2_rows(pr[r0 : r0 + step])
     del packed, pr
+    src = f"input x: f32[1, {k}]\nweight w: t2[{k}, {n}] scale 0.5\noutput y: f32[1, {n}]\nkernel k {{ y = tmatmul(x, w, shard=cols) }}\n"
+    row, outs = _two_sentrons_vs_one(
+        "tmatmul shard=cols, 2 sentrons", f"{k}x{n}", {1: src, 2: src}, x, tiles, n, repeats
+    )
+    row.verified = np.array_equal(outs[1], outs[2]) and (want is None or np.array_equal(outs[1], want))
+    return row
+
+
+def _two_sentrons_vs_one(
+    name: str, shape: str, srcs: dict[int, str], x: np.ndarray, wbuf: np.ndarray, n: int, repeats: int
+) -> tuple[Row, dict[int, np.ndarray]]:
+    """The sharded rows' measurement: the 1- and 2-sentron programs ``srcs`` (inputs ``x`` and weights
+    ``w``, output ``y: f32[1, n]``) on one shared weight buffer ``wbuf``, each with its engine kept
+    between runs, alternated run by run, and in the same loop the machine's own two-thread ceiling: a
+    native streaming read of the same bytes by one thread and by two threads each reading half (on a
+    shared host, other jobs take the second core). Returns the row (not yet verified) and each side's
+    output."""
+    from vtpu_cli.compiler.driver import compile_phx
+
     runs, outs, reps, shared = {}, {}, {}, {}
     for ns in (1, 2):
-        src = f"input x: f32[1, {k}]\nweight w: t2[{k}, {n}] scale 0.5\noutput y: f32[1, {n}]\nkernel k {{ y = tmatmul(x, w, shard=cols) }}\n"
-        prog, rep = compile_phx(src, "bench.phx", opt=2, sentrons=ns, force_loops=True)
-        shared[prog.coord_names["w"]] = tiles
+        prog, rep = compile_phx(srcs[ns], "bench.phx", opt=2, sentrons=ns, force_loops=True)
+        shared[prog.coord_names["w"]] = wbuf
         shared[prog.coord_names["x"]] = np.frombuffer(x.tobytes(), np.uint8).copy()
         run, mem = _rerunnable(prog, ns, shared)
         run()
         outs[ns] = mem.table[prog.coord_names["y"]].buf.view(F32).reshape(1, n)
         runs[ns], reps[ns] = run, rep
-    ok = np.array_equal(outs[1], outs[2]) and (want is None or np.array_equal(outs[1], want))
-    # the machine's own two-thread ceiling in the same run: a native streaming read of the same bytes by
-    # one thread, and by two threads each reading half (on a shared host, other jobs take the 2nd core)
     rd = native_reader()
     ones, twos, r1, r2 = [], [], [], []
     for _ in range(repeats):
         ones.append(runs[1]())
         twos.append(runs[2]())
         if rd is not None:
-            r1.append(_timed(lambda: rd(tiles)))
-            r2.append(_timed(lambda: _two_threads(rd, tiles)))
+            r1.append(_timed(lambda: rd(wbuf)))
+            r2.append(_timed(lambda: _two_threads(rd, wbuf)))
     one_s, two_s = statistics.median(ones), statistics.median(twos)
     siws, dens = _density(reps[2])
-    row = Row(
-        "shard", "tmatmul shard=cols, 2 sentrons", f"{k}x{n}", two_s, one_s, "1 sentron", ok, siws, dens
-    )
-    row.extra = {"two_gbytes": k * n / 4 / two_s / 1e9, "one_gbytes": k * n / 4 / one_s / 1e9}
+    row = Row("shard", name, shape, two_s, one_s, "1 sentron", False, siws, dens)
+    row.extra = {"two_gbytes": wbuf.nbytes / two_s / 1e9, "one_gbytes": wbuf.nbytes / one_s / 1e9}
     if r1:
         row.extra["read_two_threads_ratio"] = statistics.median(r1) / statistics.median(r2)
-    return row
-
-
-def shard_k_ref(x: np.ndarray, w: np.ndarray, ns: int) -> np.ndarray:
-    """``matmul(..., shard=k)`` on ns sentrons (docs/phx.md): sentron s's partial over k rows
-    [s*per, (s+1)*per) by sequential fused accumulation (f64 product and sum, one f32 rounding per
-    step; exact for the bench's small-integer data), the partials summed in sentron order."""
-    k = x.shape[1]
-    per = -(-k // ns)
-    acc = None
-    for s in range(ns):
-        part = np.zeros((x.shape[0], w.shape[1]), F32)
-        for kk in range(s * per, min(k, (s + 1) * per)):
-            part = (x[:, kk : kk + 1].astype(np.float64) * w[kk : kk + 1].astype(np.float64) + part).astype(
-                F32
-            )
-        acc = part if acc is None else (acc + part).astype(F32)
-    return acc
+    return row, outs
 
 
 def bench_shard_f32(k: int, n: int, shard: str, repeats: int) -> Row:
     """``matmul(x, w, shard=k|cols)`` (f32 GEMV, M = 1) on 2 sentrons against the unsharded GEMV on one
     (ratio = 1-sentron time / 2-sentron time), the two sides alternating run by run, plus the
     machine's own two-thread read of the same bytes. The weights are small integers (every partial
-    and every sum exact), so verification is exact: both outputs equal ``x @ w``, and the 2-sentron
-    output equals :func:`shard_k_ref` too."""
-    from vtpu_cli.compiler.driver import compile_phx
-
+    and every sum exact in any order), so verification is exact: both outputs equal ``x @ w``."""
     rng = np.random.default_rng(7)
     x = rng.integers(-3, 4, (1, k)).astype(F32)
     w = np.empty((k, n), F32)
     for r0 in range(0, k, 512):
         w[r0 : r0 + 512] = rng.integers(-3, 4, (min(k, r0 + 512) - r0, n)).astype(F32)
     want = (x.astype(np.float64) @ w.astype(np.float64)).astype(F32)
-    wb = w.reshape(-1).view(np.uint8)
-    runs, outs, reps, shared = {}, {}, {}, {}
-    for ns in (1, 2):
-        kw = f", shard={shard}" if ns > 1 else ""
-        src = f"input x: f32[1, {k}]\nweight w: f32[{k}, {n}]\noutput y: f32[1, {n}]\nkernel k {{ y = matmul(x, w{kw}) }}\n"
-        prog, rep = compile_phx(src, "bench.phx", opt=2, sentrons=ns, force_loops=True)
-        shared[prog.coord_names["w"]] = wb
-        shared[prog.coord_names["x"]] = np.frombuffer(x.tobytes(), np.uint8).copy()
-        run, mem = _rerunnable(prog, ns, shared)
-        run()
-        outs[ns] = mem.table[prog.coord_names["y"]].buf.view(F32).reshape(1, n)
-        runs[ns], reps[ns] = run, rep
-    ok = np.array_equal(outs[1], want) and np.array_equal(outs[2], want)
-    rd = native_reader()
-    ones, twos, r1, r2 = [], [], [], []
-    for _ in range(repeats):
-        ones.append(runs[1]())
-        twos.append(runs[2]())
-        if rd is not None:
-            r1.append(_timed(lambda: rd(wb)))
-            r2.append(_timed(lambda: _two_threads(rd, wb)))
-    one_s, two_s = statistics.median(ones), statistics.median(twos)
-    siws, dens = _density(reps[2])
-    row = Row(
-        "shard",
+    src = "input x: f32[1, {k}]\nweight w: f32[{k}, {n}]\noutput y: f32[1, {n}]\nkernel k {{ y = matmul(x, w{kw}) }}\n"
+    row, outs = _two_sentrons_vs_one(
         f"matmul f32 shard={shard}, 2 sentrons",
         f"{k}x{n}",
-        two_s,
-        one_s,
-        "1 sentron",
-        ok,
-        siws,
-        dens,
+        {1: src.format(k=k, n=n, kw=""), 2: src.format(k=k, n=n, kw=f", shard={shard}")},
+        x,
+        w.reshape(-1).view(np.uint8),
+        n,
+        repeats,
     )
-    row.extra = {"two_gbytes": k * n * 4 / two_s / 1e9, "one_gbytes": k * n * 4 / one_s / 1e9}
-    if r1:
-        row.extra["read_two_threads_ratio"] = statistics.median(r1) / statistics.median(r2)
+    row.verified = np.array_equal(outs[1], want) and np.array_equal(outs[2], want)
     return row
 
 
