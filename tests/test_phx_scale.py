@@ -961,7 +961,10 @@ def _ppt_conflicts(text: str, sentrons: int) -> tuple[int, int]:
             for k in g:
                 sc = b.scrolls[k]
                 if isinstance(sc.layer, VReg):
-                    ws = {ppt_set(sc.coord + i, PPT_SETS) for i in range(b.scrolls[sc.alias].layers)}
+                    stack = b.scrolls[sc.alias]
+                    # an exchange stack's runtime view: sentron s addresses its own layer s only
+                    own = [s] if stack.by_sentron else range(stack.layers)
+                    ws = {ppt_set(sc.coord + i, PPT_SETS) for i in own}
                     layer += sum(
                         ppt_set(c, PPT_SETS) in ws for k2, c in at.items() if _colourable(b.scrolls[k2])
                     )
@@ -990,13 +993,25 @@ def test_model_scratch_coordinates_avoid_ppt_conflicts(sentrons, tokens, monkeyp
 
 @pytest.mark.parametrize(
     "mm, heads, kvh, sentrons",
-    [(1, 4, 2, 2), (3, 6, 2, 2), (2, 20, 5, 2), (2, 8, 8, 3), (1, 2, 1, 3), (2, 20, 5, 3), (3, 12, 3, 5)],
+    [
+        (1, 4, 2, 2),
+        (3, 6, 2, 2),
+        (2, 20, 5, 2),
+        (2, 8, 8, 3),
+        (1, 2, 1, 3),
+        (2, 20, 5, 3),
+        (3, 12, 3, 5),
+        (1, 8, 2, 4),
+        (2, 20, 5, 16),
+    ],
 )
 def test_attend_shard_heads_is_bit_identical_to_one_sentron(mm, heads, kvh, sentrons):
     """``attend(..., shard=heads)``: each sentron computes a range of single heads into its exchange
     scroll (20 heads of 5 KV groups: 10/10, a group cut between two sentrons; 7/7/6; 3/3/3/3/0), then
     every sentron gathers all heads: the same bytes as one sentron (uneven splits, a sentron with no
-    heads, prefill rows, a runtime length and cache start)."""
+    heads, prefill rows, a runtime length and cache start). 8 heads on 4 sentrons and 20 on 16 (2 each,
+    6 with none): the sentrons with equal shares run one copy of the code, its first head computed
+    from the sentron id at run time."""
     hd, t, start = 16, 12, 2
     src = f"""input q: f32[{mm}, {heads * hd}]
 input kc: f32[{t}, {kvh * hd}]

@@ -451,6 +451,7 @@ class Scroll:
     data: bytes | None = None
     layers: int = 1  # a stack of per-layer scrolls: layer l at coord with the scroll part + l
     layer: object = None  # a view of one layer: int or the VReg holding the layer index
+    by_sentron: bool = False  # a stack of one layer per sentron (exchange scrolls): sentron s uses layer s
     alias: str | None = None  # a view: the key of the scroll it views (for alias analysis)
     view_of: str | None = None  # an offset view (slice/reshape): the scroll whose coordinate it uses
     offset: int | VReg | None = None  # ... and its first byte there (a constant or a runtime register)

@@ -599,6 +599,30 @@ def gather_cols_loop(
     loop(b, m, one, "grow")
 
 
+def gather_uniform_loop(lw: Lowerer, view_of, dst: str, m: int, n: int, u: int, width: int) -> None:
+    """dst[:, j * width/4 .. (j + 1) * width/4) = part j's same columns for j = 0 .. u-1 (bytes of a row
+    of an [m, n] f32 tensor): :func:`gather_cols_loop` for the sentrons that own equal column ranges,
+    as one loop over their exchange scrolls (``view_of(j_register)``: part j's scroll, whose coordinate
+    is computed from j), so the code does not grow with the sentron count."""
+    b = lw.b
+    j, col = ptr(b, 0, "gpart"), ptr(b, 0, "gcol")
+
+    def part() -> None:
+        key = view_of(j)
+        b.base(key)  # its coordinate, once per part (not in the row loop)
+        row = ptr(b, col, "grow")
+
+        def one() -> None:
+            copy_row_loop(b, key, row, dst, row, width)
+            bump(b, row, n * 4)
+
+        loop(b, m, one, "grow")
+        bump(b, j, 1)
+        bump(b, col, width)
+
+    loop(b, u, part, "gpart")
+
+
 def sum_parts_loop(lw: Lowerer, parts: list[str], dst: str, m: int, n: int) -> None:
     """dst = ((part0 + part1) + part2) ... elementwise over an [m, n] f32 tensor: the partial products of
     ``shard=k`` summed in ascending sentron order, one f32 rounding per step (CREDUCE's order, so the
@@ -1034,6 +1058,20 @@ def head_segments(lo: int, hi: int, group: int, hb: int) -> list[tuple[int, int,
     return out
 
 
+def uniform_heads(heads: int, per: int, ns: int, group: int, hb: int) -> int:
+    """How many sentrons, from 0, own ``per`` heads each (from s * per) split into the same segments
+    relative to their first head as sentron 0's (:func:`head_segments`): they can share one copy of
+    :func:`attend_loop` whose first head is computed at run time."""
+    sig0 = [(a, z, sb) for a, z, sb in head_segments(0, per, group, hb)]
+    u = 0
+    while u < ns and (u + 1) * per <= heads:
+        lo = u * per
+        if [(a - lo, z - lo, sb) for a, z, sb in head_segments(lo, lo + per, group, hb)] != sig0:
+            break
+        u += 1
+    return u
+
+
 def attend_loop(
     lw: Lowerer,
     q,
@@ -1046,7 +1084,8 @@ def attend_loop(
     length,
     start=0,
     rows: int = 1,
-    head_range: tuple[int, int] | None = None,
+    head_range: tuple[int | VReg, int] | None = None,
+    template: int = 0,
 ) -> None:
     """Grouped-query attention of ``rows`` tokens over a KV cache from row ``start`` (several layers'
     caches can share one tensor), causal: token i of M attends to ``length - M + 1 + i`` rows;
@@ -1059,7 +1098,9 @@ def attend_loop(
     (lo, hi), any heads, computes heads lo..hi only (``shard=heads``: one sentron's share), the other
     columns of ``o`` untouched. A range that cuts a batch takes the cut part in smaller batches (the
     largest that divide the group and the part; :func:`head_segments`): a KV group may then be read by
-    two sentrons (reads only: race-free)."""
+    two sentrons (reads only: race-free). ``head_range = (register, count)``: the ``count`` heads from
+    a first head known at run time, whose segments are those of :func:`head_segments` from
+    ``template`` (any first head with the same split: see :func:`uniform_heads`)."""
 
     b = lw.b
     t_max = kc.shape[0]
@@ -1067,9 +1108,18 @@ def attend_loop(
     group = heads // kv_heads
     hb = attend_batch(heads, kv_heads)
     h_lo, h_hi = head_range if head_range is not None else (0, heads)
-    if not 0 <= h_lo < h_hi <= heads:  # pragma: no cover - caller's split
-        raise ValueError(f"head range {h_lo}..{h_hi} is not in 0..{heads}")
-    segments = head_segments(h_lo, h_hi, group, hb)
+    dynamic = isinstance(h_lo, VReg)
+    if dynamic:
+        count = h_hi
+        segments = [
+            (a - template, z - template, sb)
+            for a, z, sb in head_segments(template, template + count, group, hb)
+        ]
+    else:
+        if not 0 <= h_lo < h_hi <= heads:  # pragma: no cover - caller's split
+            raise ValueError(f"head range {h_lo}..{h_hi} is not in 0..{heads}")
+        count = h_hi - h_lo
+        segments = head_segments(h_lo, h_hi, group, hb)
     scores = lw.scratch("scores", hb * t16 * 4)
     row_kv = kc.shape[1] * 4
     nch = hd // 16
@@ -1084,7 +1134,12 @@ def attend_loop(
     iota = b.load("i32", b.new("v", "iota"), const_iota(lw), 0)
     ninf = neg_inf(lw)
     nchunks = b.new("r", "nch", nospill=True)
-    qp, kvbase = ptr(b, h_lo * hd * 4, "qh"), ptr(b, 0, "kvbase")
+    if dynamic:
+        qp = b.new("r", "qh", nospill=True)
+        b.emit("DMUL", qp, h_lo, imm(hd * 4), type="i64")
+    else:
+        qp = ptr(b, h_lo * hd * 4, "qh")
+    kvbase = ptr(b, 0, "kvbase")
     if isinstance(start, VReg):
         b.emit("DMUL", kvbase, start, imm(row_kv), type="i64")
     elif start:
@@ -1094,14 +1149,25 @@ def attend_loop(
     def token():
         for i, (s_lo, s_hi, sb) in enumerate(segments):
             b.emit("DMOV", kvp, kvbase)
-            bump(b, kvp, s_lo // group * hd * 4)  # the segment's first KV group (nothing from head 0)
-            b.emit("DMOV", hcount, imm(s_lo % group // sb))
+            if dynamic:  # s_lo is relative to the runtime first head: its KV group and place in it
+                h, g = b.new("r", "head"), b.new("r", "kvg")
+                b.emit("DADD", h, h_lo, imm(s_lo), type="i64")
+                b.emit("DDIV", g, h, imm(group), type="i64")
+                t = b.new("r", "kvoff")
+                b.emit("DMUL", t, g, imm(hd * 4), type="i64")
+                b.emit("DADD", kvp, kvp, t, type="i64")
+                b.emit("DMUL", g, g, imm(group), type="i64")
+                b.emit("DSUB", hcount, h, g, type="i64")
+                b.emit("DDIV", hcount, hcount, imm(sb), type="i64")
+            else:
+                bump(b, kvp, s_lo // group * hd * 4)  # the segment's first KV group (nothing from head 0)
+                b.emit("DMOV", hcount, imm(s_lo % group // sb))
             if i == 0:
                 b.emit("DBCAST", vlen, n, type="i32")
                 b.emit("DADD", nchunks, n, imm(15), type="i64")
                 b.emit("DSHR", nchunks, nchunks, imm(4), type="i64")
             loop(b, (s_hi - s_lo) // sb, lambda sb=sb: batch(sb), "heads")
-        bump(b, qp, (heads - (h_hi - h_lo)) * hd * 4)  # past the other heads to the next row
+        bump(b, qp, (heads - count) * hd * 4)  # past the other heads to the next row
         bump(b, n, 1)
 
     vscale = b.new("v", "scale")
@@ -1298,7 +1364,7 @@ Q8_STREAMS = True
 
 
 def matmul_q8_loop(
-    lw: Lowerer, x, w8, ws, y, per_row_scale: bool, n_lo: int = 0, n_hi: int | None = None
+    lw: Lowerer, x, w8, ws, y, per_row_scale: bool, n_lo: int | VReg = 0, n_hi: int | None = None
 ) -> None:
     """y[M, N] = x[M, K] @ w8[N, K]^T with int8 weights and f32 scales (a compact LM head).
 
@@ -1308,12 +1374,14 @@ def matmul_q8_loop(
     in k order; a partial last chunk reads zeros), reduced with ``DRED.add.i32`` (exact: |acc| <=
     127 * 127 * K < 2^31), and y = f32(acc) * f32(ws[n] * sx) (``ws[0]`` with one per-tensor scale).
     Every integer step is exact, so the result is independent of the lane and block order. Only
-    outputs ``n_lo .. n_hi - 1`` are computed (``shard=cols``: each sentron a range of rows of w8)."""
+    outputs ``n_lo .. n_hi - 1`` are computed (``shard=cols``: each sentron a range of rows of w8);
+    ``n_lo`` may be an i64 register (a first row known at run time), then ``n_hi`` is the row count."""
     b = lw.b
     m, k = x.shape if len(x.shape) == 2 else (1, x.shape[0])
     n = w8.shape[0]
+    dynamic = isinstance(n_lo, VReg)
     n_hi = n if n_hi is None else n_hi
-    cnt = n_hi - n_lo
+    cnt = n_hi if dynamic else n_hi - n_lo
     k64 = (k + 63) // 64 * 64
     qbuf = lw.scratch("q8", k64)
     one = b.new("r", "c127")
@@ -1370,8 +1438,15 @@ def matmul_q8_loop(
 
     def row() -> None:
         sx = quantise_row(lw, x, xrow, k, qbuf, zero, 64, one)
-        wp, sp, yp = ptr(b, n_lo * k, "wp"), ptr(b, n_lo * 4, "sp"), ptr(b, yrow, "yp")
-        bump(b, yp, n_lo * 4)
+        if dynamic:
+            wp, sp = b.new("r", "wp", nospill=True), b.new("r", "sp", nospill=True)
+            b.emit("DMUL", wp, n_lo, imm(k), type="i64")
+            b.emit("DMUL", sp, n_lo, imm(4), type="i64")
+            yp = b.new("r", "yp", nospill=True)
+            b.emit("DADD", yp, yrow, sp, type="i64")
+        else:
+            wp, sp, yp = ptr(b, n_lo * k, "wp"), ptr(b, n_lo * 4, "sp"), ptr(b, yrow, "yp")
+            bump(b, yp, n_lo * 4)
         rb = Q8_ROWS
         per = cnt // rb
         if Q8_STREAMS and per > 1:

@@ -667,6 +667,7 @@ def _exchange(
     pin: tuple[str, ...] = (),
     setup=None,
     combine: str = "cols",
+    dyn=None,
 ) -> None:
     """``shard=cols`` without a C-pipe payload (sentrons of one process share memory). Each sentron s
     computes its columns (bytes ``spans[s]`` of every row) into its own *exchange scroll* -- an
@@ -682,47 +683,67 @@ def _exchange(
     first use, which in a kernel is inside the K loop: a translation per trip). ``setup(s)``: code of
     sentron s emitted before its region (outside it: its scrolls take none of the hoisted registers).
     ``combine="sum"`` (``shard=k``): each exchange scroll holds a whole partial y, and every sentron
-    sums them in sentron order into its y (``spans`` unused)."""
+    sums them in sentron order into its y (``spans`` unused).
+
+    The exchange scrolls are one stack of per-sentron layers (``996.<op>.1/1.1.1/1.1.<s+1>``), so a
+    sentron reaches its own by coordinate arithmetic on its id. ``dyn = (u, compute_dyn)``: sentrons
+    0..u-1 own the same amount of work at offsets proportional to their id (``spans[s]`` = s * width ..
+    (s + 1) * width), and run one copy of the code, ``compute_dyn(part, sid_register)``, instead of a
+    copy each: the program's size then does not grow with the sentron count."""
     b = lw.b
     if any(lw.root_scroll(k) == lw.root_scroll(y.scroll) for k, _ in lw.pending_gathers):
         lw.flush_gathers()  # y is about to be gathered again: the earlier copies go first
-    lw.exchange_count += 1
-    parts = []
-    for s in range(lw.sentrons):
-        key = f"$xchg{lw.exchange_count}.{s}"
-        packed = coords.pack_parts((EXCHANGE_LIBRARY, lw.exchange_count, s + 1, 1, 1, 1, 1, 1, 1))
-        sc = Scroll(key, "f32", (m, n), m * n * 4, coord=packed)
-        sc.role = "scratch"
-        b.scrolls[key] = sc
-        parts.append(Tensor(key, "f32", (m, n), "tensor", key))
-    for p in parts:
-        lw.sync.write(p.scroll)
+    stack = _exchange_stack(lw, "f32", (m, n))
+    parts = [
+        Tensor(k, "f32", (m, n), "tensor", k)
+        for k in (_exchange_view(lw, stack, s) for s in range(lw.sentrons))
+    ]
+    lw.sync.write(stack)
 
-    def own(s: int) -> None:
-        if setup is not None:
-            setup(s)
+    def region(part: Tensor, s) -> None:
         # each sentron's code is a coordinate-register region of its own: with both branches in one
         # region the scrolls past the first five hoisted ones got their coordinate defined at every use,
         # inside the kernel's loops (a 2-sentron prefill GEMM ran 4x slower than the same GEMM unsharded)
+        if setup is not None:
+            setup(s)
         saved = b.push_region()
         try:
             for key in pin:
                 b.base(key)
-            compute(parts[s], s)
+            if isinstance(s, VReg):
+                b.base(part.scroll)  # the sentron's exchange scroll: its coordinate from its id, once
+                dyn[1](part, s)
+            else:
+                compute(part, s)
         finally:
             b.pop_region(saved)
 
-    _per_sentron(lw, own, reread=setup is not None)
+    def own_dyn(me: VReg) -> None:
+        key = _exchange_view(lw, stack, me)
+        region(Tensor(key, "f32", (m, n), "tensor", key), me)
+
+    _per_sentron(
+        lw,
+        lambda s: region(parts[s], s),
+        reread=setup is not None,
+        dyn=None if dyn is None else (dyn[0], own_dyn),
+    )
 
     def gather() -> None:
-        for p in parts:
-            lw.sync.read(p.scroll)
+        lw.sync.read(stack)
         saved = b.push_region()
         try:
             if combine == "sum":
                 kernels.sum_parts_loop(lw, [p.scroll for p in parts], y.scroll, m, n)
             else:
-                kernels.gather_cols_loop(lw, [p.scroll for p in parts], y.scroll, m, n, spans)
+                u = 0
+                if dyn is not None:  # the uniform sentrons' columns: one copy loop over their scrolls
+                    u = dyn[0]
+                    width = spans[0][1] - spans[0][0]
+                    kernels.gather_uniform_loop(
+                        lw, lambda j: _exchange_view(lw, stack, j), y.scroll, m, n, u, width
+                    )
+                kernels.gather_cols_loop(lw, [p.scroll for p in parts[u:]], y.scroll, m, n, spans[u:])
         finally:
             b.pop_region(saved)
 
@@ -730,6 +751,50 @@ def _exchange(
         lw.pending_gathers.append((y.scroll, gather))
     else:
         gather()
+
+
+def _exchange_stack(lw: Lowerer, dtype: str, shape: tuple[int, ...]) -> str:
+    """A new set of exchange scrolls, one per sentron: a stack whose layer s (``996.<op>.1/1.1.1/1.1.<s+1>``)
+    only sentron s writes. Returns its key (the stack itself is never addressed: see
+    :func:`_exchange_view`)."""
+    lw.exchange_count += 1
+    key = f"$xchg{lw.exchange_count}"
+    packed = coords.pack_parts((EXCHANGE_LIBRARY, lw.exchange_count, 1, 1, 1, 1, 1, 1, 1))
+    sc = Scroll(
+        key, dtype, shape, tensor_nbytes(dtype, shape), coord=packed, layers=lw.sentrons, by_sentron=True
+    )
+    sc.role = "scratch"
+    lw.b.scrolls[key] = sc
+    return key
+
+
+def _exchange_view(lw: Lowerer, stack: str, s: int | VReg) -> str:
+    """The exchange scroll of sentron ``s`` (an int, or the register holding a sentron id computed at
+    run time): layer s of the stack, a view like a layer-indexed weight's (coordinate arithmetic)."""
+    base = lw.b.scrolls[stack]
+    lw.view_count += 1
+    key = f"{stack}@{lw.view_count}"
+    coord = base.coord + s if isinstance(s, int) else base.coord
+    sc = Scroll(key, base.dtype, base.shape, base.nbytes, coord=coord, role=base.role, alias=stack)
+    sc.layer = s
+    lw.b.scrolls[key] = sc
+    return key
+
+
+def _uniform(total: int, per: int, ns: int) -> int:
+    """How many sentrons, from 0, own exactly ``per`` full units of ``total`` (``per`` each, in order):
+    their code is one copy parametrised by the sentron id (:func:`_per_sentron`'s ``dyn``); 0 when that
+    would not be shorter than static code per sentron."""
+    u = min(ns, total // per) if per else 0
+    return u if u >= 2 else 0
+
+
+def _sid_times(b, k: int) -> VReg:
+    """A fresh register = this sentron's id * k (read where it is needed: short live range)."""
+    r = b.new("r", "sid")
+    b.emit("DMOV", r, Reg("s", 0))
+    b.emit("DMUL", r, r, imm(k), type="i64")
+    return r
 
 
 def use_loops(lw: Lowerer, unrolled_ops: int, limit: int | None = None) -> bool:
@@ -755,17 +820,33 @@ def _col_ranges(nt: int, ns: int) -> list[tuple[int, int]]:
     return [(min(nt, s * per), min(nt, (s + 1) * per)) for s in range(ns)]
 
 
-def _per_sentron(lw: Lowerer, gen, reread: bool = False) -> None:
+def _per_sentron(lw: Lowerer, gen, reread: bool = False, dyn=None) -> None:
     """Specialised static code per sentron id: if sid == s { gen(s) } for each s. ``reread``: the id
     is read again before each test (in one register it is live across every sentron's code: the
-    sharded model attend then ran out of p registers)."""
+    sharded model attend then ran out of p registers). ``dyn = (u, gen_dyn)``: sentrons below u run
+    ``gen_dyn(sid_register)`` (one copy for all of them), the others their static code."""
     b = lw.b
     me = b.new("r", "sid")
     b.emit("DMOV", me, Reg("s", 0))
     end = b.label("shard_end")
-    for s in range(lw.sentrons):
+    first = 0
+    if dyn is not None:
+        first, gen_dyn = dyn
         nxt = b.label("shard")
-        if reread and s:
+        flag = b.new("r")
+        b.emit("DCMP", flag, me, imm(first), type="i64", mod="lt")
+        b.emit("DBRF", nxt)
+        mine = b.new("r", "sid")  # read again: short live range (``me`` is not defined past the branch)
+        b.emit("DMOV", mine, Reg("s", 0))
+        gen_dyn(mine)
+        b.emit("DJMP", end)
+        b.place(nxt)
+        if reread:
+            me = b.new("r", "sid")
+            b.emit("DMOV", me, Reg("s", 0))
+    for s in range(first, lw.sentrons):
+        nxt = b.label("shard")
+        if reread and s > first:
             me = b.new("r", "sid")
             b.emit("DMOV", me, Reg("s", 0))
         flag = b.new("r")
@@ -962,6 +1043,23 @@ def _tmatmul_into(
             if ep is not None and spans[s][1] > spans[s][0]:
                 kernels.in_region(b, lambda: _epilogue(lw, ep, part, part, gbuf, m, n, spans[s]))
 
+        per = ranges[0][1] - ranges[0][0]
+        u = _uniform(n // 16, per, lw.sentrons)
+
+        def compute_dyn(part: Tensor, me: VReg) -> None:
+            # sentron me: the ``per`` full tiles from me * per (its id times the share, at run time)
+            if ep is not None and gbuf is not None:
+                bufs = kernels.tmatmul_prep(lw, x, pre)
+                kernels.tmatmul_tiles(
+                    lw, x, ep.gate_w, gbuf, bufs, _sid_times(b, per), None, ep.gate_wscale, per
+                )
+            bufs = kernels.tmatmul_prep(lw, x, pre)
+            kernels.tmatmul_tiles(lw, x, w, part, bufs, _sid_times(b, per), None, wscale, per)
+            if ep is not None:
+                kernels.in_region(
+                    b, lambda: _epilogue(lw, ep, part, part, gbuf, m, n, (_sid_times(b, per * 64), per * 64))
+                )
+
         _exchange(
             lw,
             y,
@@ -972,6 +1070,7 @@ def _tmatmul_into(
             defer=lw.tensors.get(y.name) is y,  # not an in-place scratch (copied to y right after)
             pin=(w.scroll,) if ep is None or ep.gate_w is None else (w.scroll, ep.gate_w.scroll),
             setup=setup,
+            dyn=(u, compute_dyn) if u else None,
         )
         return
     qbuf = lw.scratch("q", m * k16)
@@ -1133,9 +1232,11 @@ def _epilogue(
     lw: Lowerer, ep: Epilogue, src: Tensor, dst: Tensor, gate: Tensor | None, m: int, n: int, span
 ) -> None:
     """``dst[:, span] = epilogue(src[:, span])`` for the byte range ``span`` of every row of [m, n]
-    f32 tensors (src may be dst; ``gate`` holds the gate product at the same offsets)."""
+    f32 tensors (src may be dst; ``gate`` holds the gate product at the same offsets). ``span`` is
+    (first byte, end byte), or (a register holding the first byte, the byte count)."""
     b = lw.b
     c0, c1 = span
+    width = c1 if isinstance(c0, VReg) else c1 - c0
 
     def vec(v):
         r = b.new("v", "escale")
@@ -1173,7 +1274,7 @@ def _epilogue(
         kernels.st(b, "f32", v, dst.scroll, p, nb)
 
     def one_row() -> None:
-        kernels.chunk_loop(b, (c1 - c0) // 4, 4, row, each)
+        kernels.chunk_loop(b, width // 4, 4, row, each)
         kernels.bump(b, row, n * 4)
 
     kernels.loop(b, m, one_row, "erow")
@@ -1772,6 +1873,9 @@ def _matmul_q8(lw: Lowerer, name_toks, call, pos, kw):
     ranges = _col_ranges((n + 15) // 16, lw.sentrons)
     rows = [(min(n, lo * 16), min(n, hi * 16)) for lo, hi in ranges]
 
+    per = (ranges[0][1] - ranges[0][0]) * 16
+    u = _uniform(n, per, lw.sentrons)
+
     def run(y: Tensor) -> None:
         _exchange(
             lw,
@@ -1782,6 +1886,14 @@ def _matmul_q8(lw: Lowerer, name_toks, call, pos, kw):
             lambda part, s: kernels.matmul_q8_loop(lw, x, w8, ws, part, per_row, *rows[s]),
             defer=y is y0,
             pin=(w8.scroll,),
+            dyn=(
+                u,
+                lambda part, me: kernels.matmul_q8_loop(
+                    lw, x, w8, ws, part, per_row, _sid_times(lw.b, per), per
+                ),
+            )
+            if u
+            else None,
         )
 
     _in_place(lw, y0, [x, w8, ws], run)
@@ -1821,42 +1933,56 @@ def _quant(lw: Lowerer, name_toks, call, pos, kw):
     per = (m + ns - 1) // ns
     ranges = [(min(m, s * per), min(m, (s + 1) * per)) for s in range(ns)]
     b = lw.b
-    qparts, sparts = [], []
-    for s, (r0, r1) in enumerate(ranges):
-        for parts, dt, shape in ((qparts, "i8", (max(r1 - r0, 1), k)), (sparts, "f32", (max(r1 - r0, 1),))):
-            lw.exchange_count += 1
-            key = f"$xchg{lw.exchange_count}.{s}"
-            packed = coords.pack_parts((EXCHANGE_LIBRARY, lw.exchange_count, s + 1, 1, 1, 1, 1, 1, 1))
-            nbytes = tensor_nbytes(dt, shape)
-            sc = Scroll(key, dt, shape, nbytes, coord=packed)
-            sc.role = "scratch"
-            b.scrolls[key] = sc
-            parts.append(Tensor(key, dt, shape, "tensor", key))
-    for p in qparts + sparts:
-        lw.sync.write(p.scroll)
+    qstack, sstack = _exchange_stack(lw, "i8", (per, k)), _exchange_stack(lw, "f32", (per,))
+    lw.sync.write(qstack)
+    lw.sync.write(sstack)
 
-    def own(s: int) -> None:
-        r0, r1 = ranges[s]
-        if r1 == r0:
-            return
-        xv = views.view_of(lw, x, r0 * k * 4, (r1 - r0, k), f"{x.name}[rows]")
+    def parts_of(s) -> tuple[Tensor, Tensor]:
+        qk, sk = _exchange_view(lw, qstack, s), _exchange_view(lw, sstack, s)
+        return Tensor(qk, "i8", (per, k), "tensor", qk), Tensor(sk, "f32", (per,), "tensor", sk)
+
+    def rows(r0, nrows: int, qpart: Tensor, spart: Tensor) -> None:
+        xv = views.view_of(lw, x, r0, (nrows, k), f"{x.name}[rows]")
         saved = b.push_region()
         try:
-            _norm_quant_rows(lw, xv, g, eps, qparts[s], sparts[s], r1 - r0, k)
+            _norm_quant_rows(lw, xv, g, eps, qpart, spart, nrows, k)
         finally:
             b.pop_region(saved)
 
-    _per_sentron(lw, own)
-    for p in qparts + sparts:
-        lw.sync.read(p.scroll)
+    def own(s: int) -> None:
+        r0, r1 = ranges[s]
+        if r1 > r0:
+            rows(r0 * k * 4, r1 - r0, *parts_of(s))
+
+    def own_dyn(me: VReg) -> None:
+        qpart, spart = parts_of(me)
+        rows(_sid_times(b, per * k * 4), per, qpart, spart)
+
+    u = _uniform(m, per, ns)
+    _per_sentron(lw, own, dyn=(u, own_dyn) if u else None)
+    lw.sync.read(qstack)
+    lw.sync.read(sstack)
     saved = b.push_region()
     try:
-        for s, (r0, r1) in enumerate(ranges):
+        if u:  # the uniform sentrons' rows: one copy loop over their scrolls
+            j = kernels.ptr(b, 0, "rpart")
+            dst = {q8.scroll: kernels.ptr(b, 0, "rdst"), qs.scroll: kernels.ptr(b, 0, "rdsts")}
+
+            def part() -> None:
+                for src, dt, row in zip(parts_of(j), (q8, qs), (k, 4), strict=True):
+                    b.base(src.scroll)
+                    src_off = kernels.ptr(b, 0, "rsrc")
+                    kernels.copy_row_loop(b, src.scroll, src_off, dt.scroll, dst[dt.scroll], per * row)
+                    kernels.bump(b, dst[dt.scroll], per * row)
+                kernels.bump(b, j, 1)
+
+            kernels.loop(b, u, part, "rpart")
+        for s, (r0, r1) in enumerate(ranges[u:], u):
             if r1 == r0:
                 continue
-            for part, dst, row in ((qparts[s], q8, k), (sparts[s], qs, 4)):
+            for part_t, dst_t, row in zip(parts_of(s), (q8, qs), (k, 4), strict=True):
                 src_off, dst_off = kernels.ptr(b, 0, "rsrc"), kernels.ptr(b, r0 * row, "rdst")
-                kernels.copy_row_loop(b, part.scroll, src_off, dst.scroll, dst_off, (r1 - r0) * row)
+                kernels.copy_row_loop(b, part_t.scroll, src_off, dst_t.scroll, dst_off, (r1 - r0) * row)
     finally:
         b.pop_region(saved)
 
@@ -1950,7 +2076,23 @@ def _attend(lw: Lowerer, name_toks, call, pos, kw):
         again = {v: b.load("i64", b.new("r", "attarg"), slot, i * 8) for i, v in enumerate(runtime)}
         n, start = again.get(n0, n0), again.get(start0, start0)
 
-    _exchange(lw, o, rows, width, spans, compute, defer=lw.tensors.get(o.name) is o, setup=setup)
+    u = kernels.uniform_heads(heads, per, lw.sentrons, heads // kvh, kernels.attend_batch(heads, kvh))
+
+    def compute_dyn(part: Tensor, me: VReg) -> None:
+        # the per heads from me * per; every such sentron splits them alike (uniform_heads)
+        kernels.attend_loop(lw, q, kc, vc, part, heads, kvh, hd, n, start, rows, (_sid_times(b, per), per))
+
+    _exchange(
+        lw,
+        o,
+        rows,
+        width,
+        spans,
+        compute,
+        defer=lw.tensors.get(o.name) is o,
+        setup=setup,
+        dyn=(u, compute_dyn) if u >= 2 else None,
+    )
 
 
 def write_row(lw: Lowerer, target_tok, idx, expr) -> None:
