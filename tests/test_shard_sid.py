@@ -8,11 +8,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-
 from test_phx_scale import attend_ref, rnd, run
+
 from vtpu_cli.compiler import compile_phx
 
-HD = 16
 # 8 heads of 2 KV groups, 64 rows of 128 columns: every split below is exact or leaves the last
 # sentron(s) a smaller share (static code beside the runtime-indexed copy)
 SRC = """input x: f32[M, 128]
