@@ -94,11 +94,14 @@ def compiles(monkeypatch):
     return texts
 
 
-def _tier0_text(prog, sentrons: int = 1) -> str:
+def _variant(sentrons: int = 1):
     C._init()
     cpu, feat = C.host_target()
-    v = C._Variant("none", False, 64, cpu, feat, 4, False, sentrons == 1, C.jit_comm.RACE_CHECK)
-    return C.build_tier0(prog, v)[0]
+    return C._Variant("none", False, 64, cpu, feat, 4, False, sentrons == 1, C.jit_comm.RACE_CHECK)
+
+
+def _tier0_text(prog, sentrons: int = 1) -> str:
+    return C.build_tier0(prog, _variant(sentrons))[0]
 
 
 # =================================================================== random programs, immediates redrawn
@@ -137,6 +140,11 @@ def test_random_programs_of_one_shape_each_run_with_their_own_immediates(
         ref = Interpreter(p).run()
         _exact(_tier0(p, tmp, precise_replay=precise), ref)
     assert not list(tmp.glob("jit-*.o"))  # tier-0 objects are never stored
+    # sharing is decided by the shape digest, without building the text: equal digests, equal texts
+    first = C._shape_digest(prog, _variant())
+    for p in progs[1:]:
+        if C._shape_digest(p, _variant()) == first:
+            assert _tier0_text(p) == _tier0_text(prog)
 
 
 @settings(max_examples=15, deadline=None, suppress_health_check=list(HealthCheck))
@@ -214,6 +222,8 @@ def _shaped_text_is_shared(progs) -> None:
     """The programs of ``SHAPE`` differ in lifted immediates only: the premise of the tests below."""
     texts = {_tier0_text(p) for p in progs}
     assert len(texts) == 1
+    # a later compile decides to share by the shape digest, without building its text: equal here too
+    assert len({C._shape_digest(p, _variant()) for p in progs}) == 1
 
 
 @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck))
@@ -253,6 +263,10 @@ def test_the_shape_premise_holds():
     progs = [assemble(SHAPE.format(fbits=0x3F800000, tail=8, **a))]
     progs.append(assemble(SHAPE.format(fbits=0x3F800000, tail=8, **b)))
     _shaped_text_is_shared(progs)
+    # an immediate of the innermost loop stays in the code: another text, another shape digest
+    other = assemble(SHAPE.format(fbits=0x3F800000, tail=8, **dict(a, stride=12)))
+    assert _tier0_text(other) != _tier0_text(progs[0])
+    assert C._shape_digest(other, _variant()) != C._shape_digest(progs[0], _variant())
 
 
 @settings(max_examples=6, deadline=None, suppress_health_check=list(HealthCheck))

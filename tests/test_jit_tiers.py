@@ -255,7 +255,7 @@ def test_tier0_compiles_its_own_object_when_a_same_shape_program_lowers_differen
     """The shape key is only a hint: a program whose tier-0 text differs compiles its own object."""
     prog = assemble(SHAPED.format(trips=5, start=64, step=2, stride=64))
     job = C._Tier0Job()
-    job.digest, job.obj = b"\0" * 32, b"not an object"
+    job.shape, job.obj = b"\0" * 32, b"not an object"
     job.done.set()
     C._init()
     cpu, feat = C.host_target()
@@ -286,3 +286,44 @@ def test_a_failed_tier0_compile_is_not_shared(tmp_path, monkeypatch):
     assert comp.tier == 0 and len(C._TIER0_JOBS) == 1
     job = next(iter(C._TIER0_JOBS.values()))
     assert job.done.is_set() and job.obj
+
+
+# =================================================================== a spare compile child
+def _ir_job():
+    C._init()
+    cpu, feat = C.host_target()
+    v = C._Variant("none", False, 64, cpu, feat)
+    return ("ir", C.build_module(assemble(LOOP), v)[0], v, 2)
+
+
+def test_a_prestarted_child_takes_the_next_job(monkeypatch):
+    """``prestart_child`` starts a compile child before its job exists; the next child job goes to it
+    (no second process), and the object it returns is a real one."""
+    monkeypatch.setattr(C, "_spare", None)
+    C.prestart_child()
+    spare = C._spare[0]
+    spawned = []
+    real = C._spawn
+    monkeypatch.setattr(C, "_spawn", lambda *a: spawned.append(1) or real(*a))
+    obj = C._in_child(_ir_job())
+    assert obj[:4] == b"\x7fELF" and not spawned
+    assert C._spare is None and spare.wait(5) == 0
+
+
+def test_a_spare_started_for_another_environment_is_not_used(monkeypatch):
+    """A spare whose command line or environment differs from what a child would get now (here
+    ``PYTHONPATH`` changed since) is killed, and a fresh child runs the job."""
+    monkeypatch.setattr(C, "_spare", None)
+    C.prestart_child()
+    spare = C._spare[0]
+    monkeypatch.setenv("PYTHONPATH", "/nonexistent-vtpu-test-dir")
+    obj = C._in_child(_ir_job())
+    assert obj[:4] == b"\x7fELF"
+    assert spare.wait(5) != 0  # killed
+
+
+def test_an_unused_spare_exits_quietly():
+    """A spare whose parent never sends a job (its stdin closes) exits 0 with nothing on stderr."""
+    p = C._spawn(*C._child_command())
+    out, err = p.communicate(b"", timeout=60)
+    assert p.returncode == 0 and out == b"" and err == b""

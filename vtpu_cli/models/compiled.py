@@ -293,6 +293,23 @@ class StepRunner:
         eng = self._engine
         return eng.wait_optimised(timeout) if hasattr(eng, "wait_optimised") else True
 
+    def jit_cached(self) -> bool:
+        """Whether the JIT's optimised code for this step is in its disk cache (then loaded, and its
+        engine takes it from memory): starting it compiles nothing."""
+        from vtpu_cli.engines.jit.compile import compile_program
+
+        try:
+            got = compile_program(
+                self.program,
+                sentrons=self.shape.sentrons,
+                ppt_sets=self.mem.sets,
+                ppt_ways=self.mem.ways,
+                cached_only=True,
+            )
+        except Exception:  # noqa: BLE001 - only a hint: the engine's own compile reports any error
+            return False
+        return got is not None
+
     def start(self) -> None:
         """Start the engine now (JIT code generation) rather than in the first run, so that timings of
         the first token exclude it."""
@@ -417,8 +434,13 @@ class CompiledModel:
     def start(self, sizes=None) -> None:
         """Start the engines now (JIT code generation or its cache): the decode step and the prefill
         variants of ``sizes`` (default all; ``plan_sizes`` gives those a prompt uses)."""
+        wanted = [t for t in (self.prefill_sizes if sizes is None else sizes) if t > 1]
+        if self.engine == "jit" and wanted and not self.runners[1].jit_cached():
+            from vtpu_cli.engines.jit.compile import prestart_child
+
+            prestart_child()  # one variant's compile will run in a child: it starts while phextcc runs
         runners = [self.runners[1]]
-        runners += [self.runner_for(t) for t in (self.prefill_sizes if sizes is None else sizes) if t > 1]
+        runners += [self.runner_for(t) for t in wanted]
         if self.engine != "jit" or len(runners) == 1:
             for r in runners:
                 r.start()

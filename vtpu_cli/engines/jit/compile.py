@@ -1651,10 +1651,49 @@ def _child_command() -> tuple[list[str], dict[str, str]]:
     return cmd, env
 
 
+_spare: tuple | None = None  # (process, command, environment): a started child with no job yet
+_spare_lock = threading.Lock()
+
+
+def _spawn(cmd: list[str], env: dict[str, str]):
+    import subprocess
+
+    return subprocess.Popen(
+        cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+
+
+def prestart_child() -> None:
+    """Start a compile child now, before its job exists: it imports vtpu and LLVM (~0.3 s) while the
+    caller still loads or lowers, and the next :func:`_in_child` gives it its job. For a caller that is
+    about to compile in a child (a model starting its step variants together); one unused spare costs
+    a process that exits when this one does (its stdin closes)."""
+    global _spare
+    cmd, env = _child_command()
+    with _spare_lock:
+        if _spare is None or _spare[0].poll() is not None:
+            _spare = (_spawn(cmd, env), cmd, env)
+
+
+def _take_spare(cmd: list[str], env: dict[str, str]):
+    """The spare child, when it was started as ``cmd`` would start one now (else None)."""
+    global _spare
+    with _spare_lock:
+        got, _spare = _spare, None
+    if got is None:
+        return None
+    p, c, e = got
+    if (c, e) == (cmd, env) and p.poll() is None:
+        return p
+    p.kill()
+    p.wait()
+    return None
+
+
 def _in_child(job: tuple, nice: int = 0) -> bytes:
-    """Run ``job`` (see :func:`_child_main`) in a child process under the time limit; its object.
-    ``nice``: the child lowers its scheduling priority by this much (a background tier-1 compile, which
-    must not slow down the tier-0 code it will replace)."""
+    """Run ``job`` (see :func:`_child_main`) in a child process under the time limit (the spare one of
+    :func:`prestart_child`, if any); its object. ``nice``: the child lowers its scheduling priority by
+    this much (a background tier-1 compile, which must not slow down the tier-0 code it will replace)."""
     import pickle
     import signal
     import subprocess
@@ -1662,15 +1701,17 @@ def _in_child(job: tuple, nice: int = 0) -> bytes:
     limit = compile_timeout_s()
     wall = limit * WALL_PER_CPU_S
     cmd, env = _child_command()
+    p = _take_spare(cmd, env) or _spawn(cmd, env)
     try:
-        p = subprocess.run(
-            cmd, input=pickle.dumps((limit, job, nice)), capture_output=True, timeout=wall, env=env
-        )
+        stdout, stderr = p.communicate(pickle.dumps((limit, job, nice)), timeout=wall)
     except subprocess.TimeoutExpired:
+        p.kill()
+        p.wait()
         raise L.Unsupported(
             f"its native compile ran over {wall:g} s of wall-clock time, {WALL_PER_CPU_S:g}x its CPU-time "
             f"limit ({COMPILE_TIMEOUT_ENV} raises the limit)"
         ) from None
+    p = subprocess.CompletedProcess(cmd, p.returncode, stdout, stderr)
     if p.returncode == -getattr(signal, "SIGXCPU", -1):
         raise L.Unsupported(
             f"its native compile ran over {limit:g} s of CPU time ({COMPILE_TIMEOUT_ENV} raises the limit)"
@@ -1766,22 +1807,27 @@ def _limit_cpu(seconds: float) -> None:
 
 
 def _child_main() -> None:
-    """The child of :func:`_in_child`: a job pickled on stdin, its object on stdout."""
+    """The child of :func:`_in_child`: a job pickled on stdin, its object on stdout. LLVM is initialised
+    before the job is read (a spare child, :func:`prestart_child`, is ready when its job comes); no job
+    (the parent exited with the spare unused): exit quietly."""
     import pickle
     import sys
 
-    limit, job, nice = pickle.loads(sys.stdin.buffer.read())
     # a short-lived single-job process: no cyclic collections (the module builder allocates ~10 objects
     # per IR instruction and frees none until the end, so generational passes over that heap were about
     # half of a model step's build time; in the parent process it is paused around each build)
     gc.disable()
+    _init()
+    blob = sys.stdin.buffer.read()
+    if not blob:
+        return
+    limit, job, nice = pickle.loads(blob)
     if nice:
         try:
             os.nice(nice)
         except OSError:  # pragma: no cover - no permission to change it: run at the same priority
             pass
     _limit_cpu(limit)
-    _init()
     global SPLIT_SIWS, REGION_SIWS, COLD_MIN_SIWS, MRU_MASK_SIWS
     if job[0] == "store":  # ("store", program, compile_program's keywords, sizes): compile_detached
         _, program, kw, (SPLIT_SIWS, REGION_SIWS, COLD_MIN_SIWS, MRU_MASK_SIWS) = job
@@ -1791,7 +1837,7 @@ def _child_main() -> None:
         _, program, v, (SPLIT_SIWS, REGION_SIWS, COLD_MIN_SIWS, MRU_MASK_SIWS) = job
         text, vals = build_tier0(program, v)
         obj = _compile_object(text, v, TIER0_OPT)
-        sys.stdout.buffer.write(hashlib.sha256(text.encode()).digest() + _pack_imms(vals) + obj)
+        sys.stdout.buffer.write(_pack_imms(vals) + obj)
         sys.stdout.buffer.flush()
         return
     if job[0] == "ir":  # ("ir", IR text, variant, opt)
@@ -1857,12 +1903,12 @@ TIER0_CHILD_SIWS = LARGE_PROGRAM_SIWS  # a tier-0 compile started beside another
 
 
 class _Tier0Job:
-    """A tier-0 compile other compiles of the same shape (``_shape_key``) may share: when ``done`` is
-    set, ``digest`` is the SHA-256 of its IR text and ``obj`` its object (None if it failed)."""
+    """A tier-0 compile other compiles of the same shape (``_shape_key``) may share: ``shape`` is its
+    program's ``_shape_digest``; when ``done`` is set, ``obj`` is its object (None if it failed)."""
 
     def __init__(self) -> None:
         self.done = threading.Event()
-        self.digest = b""
+        self.shape = b""
         self.obj: bytes | None = None
 
 
@@ -1870,9 +1916,8 @@ _TIER0_JOBS: dict[int, _Tier0Job] = {}  # shape key -> the latest tier-0 compile
 TIER0_JOBS_KEPT = 8
 
 
-def _shape_key(program: Program, v: _Variant) -> int:
-    """The program with its lifted immediates (``_imm_slots``) left out, and the variant: only a hint
-    of which compiles may share an object -- sharing needs the same IR text (``_compile_tier0``)."""
+def _shape_rows(program: Program) -> list[tuple]:
+    """Every instruction with its lifted immediate (``_imm_slots``) left out."""
     rows = []
     inner = _innermost(program)
     for pc, siw in enumerate(program.code):
@@ -1881,10 +1926,29 @@ def _shape_key(program: Program, v: _Variant) -> int:
             if not inner[pc] and _lifted(ins) is not None:
                 args = args[:-1]
             rows.append((ins.op.code, ins.mod, ins.type, ins.type2, args))
+    return rows
+
+
+def _shape_key(program: Program, v: _Variant) -> int:
+    """The program with its lifted immediates (``_imm_slots``) left out, and the variant: which
+    compiles may share an object (a hint: a hash; ``_shape_digest`` decides)."""
     try:
-        return hash((tuple(rows), tuple(program.groups), repr(v)))
+        return hash((tuple(_shape_rows(program)), tuple(program.groups), repr(v)))
     except TypeError:  # something unhashable in the program: it shares with nothing
         return id(program)
+
+
+def _shape_digest(program: Program, v: _Variant) -> bytes:
+    """SHA-256 of everything a tier-0 module's IR text is made from: the instructions with their lifted
+    immediates left out, the groups and the variant. The lowering never reads a lifted immediate's
+    value -- it loads it from the IMMS table -- and no analysis does either: the fast loops, whose
+    bounds proofs take constants from the code, are innermost loops, and an innermost loop's
+    immediates are never lifted (``_innermost``); every other analysis reads registers, branch targets
+    and coordinates. So equal digests mean equal IR text (tests/test_jit_review_s8.py checks it on
+    random programs with random immediates), and a compile of the same digest as an earlier one can
+    take that one's object without building its own text (~0.7 s of CPU for a 2B prefill variant)."""
+    blob = repr((_shape_rows(program), program.groups, repr(v), IMMS)).encode()
+    return hashlib.sha256(blob).digest()
 
 
 def _pack_imms(vals: list[int]) -> bytes:
@@ -1914,38 +1978,39 @@ def _compile_tier0(program: Program, v: _Variant, share: bool = True) -> tuple[b
     small programs and lone compiles stay here). A compile of the same shape as an earlier one (a
     model's prefill variants differ only in immediates) builds its IR here and, when the text is the
     same, takes that compile's object -- waiting for it if it is still running -- instead of compiling
-    it again (``share=False``, a ``no_cache`` compile: neither takes nor offers one)."""
+    it again (``share=False``, a ``no_cache`` compile: neither takes nor offers one). Whether the text
+    would be the same is decided without building it: ``_shape_digest``."""
     global _tier0_busy
     shape = _shape_key(program, v)
+    digest_of_shape = _shape_digest(program, v) if share else b""
     with _tier0_lock:
         beside = _tier0_busy > 0
         _tier0_busy += 1
         twin = _TIER0_JOBS.get(shape) if share else None
         job = _Tier0Job()
+        job.shape = digest_of_shape
         if twin is None and share:
             _TIER0_JOBS[shape] = job
             while len(_TIER0_JOBS) > TIER0_JOBS_KEPT:
                 del _TIER0_JOBS[next(iter(_TIER0_JOBS))]
     try:
         if twin is not None:
+            if twin.shape == digest_of_shape:
+                twin.done.wait()
+                if twin.obj is not None:
+                    return twin.obj, _imm_slots(program)[1]
             text, vals = build_tier0(program, v)
-            digest = hashlib.sha256(text.encode()).digest()
-            twin.done.wait()
-            if twin.obj is not None and twin.digest == digest:
-                return twin.obj, vals
             with _llvm_lock:
                 return _compile_object(text, v, TIER0_OPT), vals
         if beside and len(program.code) > TIER0_CHILD_SIWS:
             out = _in_child(("tier0", program, v, _sizes()))
-            digest = out[:32]
-            vals, off = _unpack_imms(out, 32)
+            vals, off = _unpack_imms(out, 0)
             obj = out[off:]
         else:
             text, vals = build_tier0(program, v)
-            digest = hashlib.sha256(text.encode()).digest()
             with _llvm_lock:
                 obj = _compile_object(text, v, TIER0_OPT)
-        job.digest, job.obj = digest, obj
+        job.obj = obj
         return obj, vals
     finally:
         job.done.set()  # a failed compile too: a twin waiting for it then compiles its own
