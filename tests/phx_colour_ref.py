@@ -61,6 +61,8 @@ def colour_coordinates(lw) -> dict[str, int]:
         if sc.coord is None or sc.private is not None:
             return got
         if isinstance(sc.layer, VReg):  # a runtime layer index: every layer's coordinate
+            if sc.alias in scrolls and scrolls[sc.alias].by_sentron:
+                return got  # sentron s addresses layer s only: a per-sentron cost (``own`` below)
             n, w = (scrolls[sc.alias].layers if sc.alias in scrolls else sc.layers), 1
         else:
             n, w = sc.layers, (lmax if sc.layers == 1 else 1)
@@ -103,6 +105,7 @@ def colour_coordinates(lw) -> dict[str, int]:
     # the spill scroll (999.1 at the sentron's home) can be touched by any statement
     spill = [cset(private_coord(s, RESERVED_LIBRARY + 9, 1)) for s in range(ns)]
     fixed: list[dict[int, int]] = []  # per group: {set: cost} of its coordinates that are not re-picked
+    own: list[list[int]] = []  # per group: per sentron, the set of its own layer of a by-sentron stack
     members: list[list[str]] = []
     unit_groups: dict[str, list[int]] = {k: [] for k in units}
     for g in b.groups:
@@ -110,13 +113,18 @@ def colour_coordinates(lw) -> dict[str, int]:
         if not us:
             continue
         cost: dict[int, int] = {}
+        mine: list[tuple[int, int]] = []
         for k in g:
             if k in unit_set:
                 continue
             for st, w in contribution(k).items():
                 cost[st] = cost.get(st, 0) + w
+            sc = scrolls[k]
+            if isinstance(sc.layer, VReg) and sc.alias in scrolls and scrolls[sc.alias].by_sentron:
+                mine += [(s, cset(sc.coord + s)) for s in range(ns)]
         gi = len(fixed)
         fixed.append(cost)
+        own.append(mine)
         members.append(us)
         for k in us:
             unit_groups[k].append(gi)
@@ -134,6 +142,9 @@ def colour_coordinates(lw) -> dict[str, int]:
         per_s = [list(base) for _ in range(ns)]
         for s in range(ns):
             per_s[s][spill[s]] += lmax
+        for gi in unit_groups[k]:
+            for s, st in own[gi]:
+                per_s[s][st] += lmax
         for gi in unit_groups[k]:
             for y in members[gi]:
                 if y != k and y in chosen:
