@@ -678,3 +678,40 @@ def test_top_k_order_matches_the_stable_sort(values, k):
     z = np.array(values, np.float64)
     k = min(k, z.size)
     np.testing.assert_array_equal(top_k_order(z, k), np.argsort(-z, kind="stable")[:k])
+
+
+def _sample_by_full_sort(logits, temperature, top_p, u):
+    """The sampler's definition with the whole row sorted: probabilities exp(z - max z) over their sum in
+    id order, descending (ties by lower id), the nucleus cut, then the draw ``u``."""
+    z = np.asarray(logits, np.float64) / temperature
+    order = np.argsort(-z, kind="stable")
+    p = np.exp(z[order] - z.max()) / np.exp(z - z.max()).sum()
+    if top_p < 1.0:
+        keep = int(np.searchsorted(np.cumsum(p), top_p, side="left")) + 1
+        order, p = order[:keep], p[:keep] / p[:keep].sum()
+    return int(order[min(int(np.searchsorted(np.cumsum(p), u, side="right")), order.size - 1)])
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.sampled_from([1, 7, 64, 65, 600, 5000]),
+    st.sampled_from([0.05, 0.3, 1.0, 4.0]),
+    st.sampled_from([1.0, 0.99, 0.9, 0.5, 1e-9]),
+    st.sampled_from([0, -1]),
+    st.integers(0, 2**32 - 1),
+    st.booleans(),
+)
+def test_sampling_without_top_k_sorts_only_the_prefix_it_needs(n, temperature, top_p, top_k, seed, ties):
+    """Without top-k (the `vtpu serve` default) the sampler sorts only the descending prefix the
+    nucleus cut or the draw lands in (64, 512, ... candidates): the same token as sorting the whole
+    row, for peaked and flat rows, ties (rounded logits) and -inf, across the prefix sizes."""
+    rng = np.random.default_rng(seed)
+    logits = rng.standard_normal(n) * rng.choice([0.1, 1.0, 6.0])
+    if ties:
+        logits = np.round(logits, 1)
+    logits[rng.random(n) < 0.05] = -np.inf
+    if np.isneginf(logits).all():
+        logits[0] = 0.0
+    u = np.random.default_rng(seed).random()
+    want = _sample_by_full_sort(logits, temperature, top_p, u)
+    assert Sampler(temperature, top_k=top_k, top_p=top_p, seed=seed)(logits) == want
