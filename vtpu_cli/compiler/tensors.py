@@ -789,7 +789,7 @@ def _uniform(total: int, per: int, ns: int) -> int:
     return u if u >= 2 else 0
 
 
-def _sid_times(b, k: int) -> VReg:
+def _sid_times(b: Builder, k: int) -> VReg:
     """A fresh register = this sentron's id * k (read where it is needed: short live range)."""
     r = b.new("r", "sid")
     b.emit("DMOV", r, Reg("s", 0))
