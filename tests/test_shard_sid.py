@@ -99,3 +99,34 @@ def test_model_step_size_does_not_grow_with_the_sentron_count(tokens):
     one, two, sixteen = _siws(text(1), 1), _siws(text(2), 2), _siws(text(16), 16)
     assert sixteen < two * 1.25, (one, two, sixteen)
     assert two < one * 1.6, (one, two)
+
+
+MATMUL = """input x: f32[M, K]
+weight w: f32[K, N]
+output yc: f32[M, N]
+output yk: f32[M, N]
+yc = matmul(x, w, shard=cols)
+yk = matmul(x, w, shard=k)
+"""
+
+
+@pytest.mark.parametrize(
+    "m, k, n, sentrons, engine",
+    [(1, 40, 640, 4, "interp"), (1, 40, 640, 3, "jit"), (3, 33, 64, 4, "interp"), (5, 64, 96, 3, "jit")],
+)
+def test_f32_matmul_shares_indexed_at_run_time(m, k, n, sentrons, engine, tmp_path):
+    """f32 ``matmul`` in loop form, ``shard=cols`` (the streaming GEMV at M = 1, the register tile
+    above) and ``shard=k``, with runtime-indexed shares (and a smaller last one on 3 sentrons): exactly
+    ``x @ w`` (small integers: every sum is exact) and the bits of one sentron."""
+    src = MATMUL.replace("M", str(m)).replace("K", str(k)).replace("N", str(n))
+    rng = np.random.default_rng(m * 1000 + n)
+    inputs = {
+        "x": rng.integers(-3, 4, (m, k)).astype(np.float32),
+        "w": rng.integers(-3, 4, (k, n)).astype(np.float32),
+    }
+    want, _ = run(src, inputs, ["yc", "yk"])
+    got, _ = run(src, inputs, ["yc", "yk"], sentrons=sentrons, engine=engine, tmp=tmp_path)
+    ref = inputs["x"] @ inputs["w"]
+    for a, b in zip(want, got, strict=True):
+        assert a.tobytes() == b.tobytes()
+        assert np.array_equal(b, ref)

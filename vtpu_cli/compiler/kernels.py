@@ -53,9 +53,21 @@ def at(b: Builder, r: VReg, disp: int) -> VReg:
     return t
 
 
-def bump(b: Builder, r: VReg, delta: int) -> None:
-    if delta:
+def bump(b: Builder, r: VReg, delta: int | VReg) -> None:
+    """``r += delta`` (an int, or a register holding an offset known at run time)."""
+    if isinstance(delta, VReg):
+        b.emit("DADD", r, r, delta, type="i64")
+    elif delta:
         b.emit("DADD", r, r, imm(delta), type="i64")
+
+
+def scaled(b: Builder, v: int | VReg, k: int) -> int | VReg:
+    """``v * k``: an int, or a fresh register when ``v`` is one (an offset known at run time)."""
+    if not isinstance(v, VReg):
+        return v * k
+    r = b.new("r", "off")
+    b.emit("DMUL", r, v, imm(k), type="i64")
+    return r
 
 
 def loop(b: Builder, count, body: Callable[[], None], hint: str = "k") -> None:
@@ -148,34 +160,47 @@ MM_PACK_STRIDE = (
 )
 
 
-def matmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int, k_lo: int = 0, k_hi: int | None = None) -> None:
+def matmul_loop(
+    lw: Lowerer, x, w, y, t_lo: int | VReg, t_hi: int, k_lo: int | VReg = 0, k_hi: int | None = None
+) -> None:
     """y[:, tiles t_lo..t_hi) = x[:, k_lo:k_hi] @ w[k_lo:k_hi, tiles] with an rr x cc register tile:
     loops over column groups, row blocks inside (the group's strip of w, K x cc*16 floats, stays in
     cache while every row block reads it) and k (k = k_lo peeled: its product is a DMUL, then DFMA in k
-    order). A k range (``shard=k``: one sentron's partial product) must not be empty."""
+    order). A k range (``shard=k``: one sentron's partial product) must not be empty. ``t_lo`` (``k_lo``)
+    may be an i64 register, a first tile (row of w) known at run time: ``t_hi`` (``k_hi``) is then the
+    count, and the tiles must be full 16-column tiles. Each output is computed exactly as with static
+    bounds."""
     b = lw.b
     m, k = x.shape
     n = w.shape[1]
-    k_hi = k if k_hi is None else k_hi
-    kn = k_hi - k_lo
+    if isinstance(k_lo, VReg):
+        kn = k_hi
+    else:
+        k_hi = k if k_hi is None else k_hi
+        kn = k_hi - k_lo
     assert kn >= 1, "matmul_loop: empty k range"
-    nfull = full_tiles(n, t_lo, t_hi)
+    dyn_t = isinstance(t_lo, VReg)
+    nfull = t_hi if dyn_t else full_tiles(n, t_lo, t_hi)
     if m == 1 and nfull > MM_TILES_1:
-        gemv_rows_loop(lw, x, w, y, t_lo * 64, min(t_hi * 16, n) * 4, k_lo, k_hi)
+        c0 = scaled(b, t_lo, 64)
+        width = nfull * 64 if dyn_t else min(t_hi * 16, n) * 4 - c0
+        gemv_rows_loop(lw, x, w, y, c0, width, k_lo, kn)
         return
     rr = min(MM_ROWS, m)
     cc = max(1, min(MM_TILES_1 if rr == 1 else MM_TILES, nfull))
     groups = nfull // cc
-    rem = tile_bytes(n, t_lo + groups * cc, t_hi)
-    col = ptr(b, t_lo * 64, "col")
+    rem = [64] * (nfull - groups * cc) if dyn_t else tile_bytes(n, t_lo + groups * cc, t_hi)
+    col = ptr(b, scaled(b, t_lo, 64), "col")
     # Pack the group's strip of w (K rows of cc*64 bytes, n*4 bytes apart) contiguously when several row
     # blocks will read it: a 4 KiB row stride maps every k onto the same few cache sets and pages.
     pack = lw.scratch("mmpack", kn * cc * 64) if m >= 2 * rr and groups and n * 4 >= MM_PACK_STRIDE else None
-    strip = {"scroll": w.scroll, "stride": n * 4, "base": col, "koff": k_lo * n * 4}
+    koff = scaled(b, k_lo, n * 4)
+    xoff = scaled(b, k_lo, 4)
+    strip = {"scroll": w.scroll, "stride": n * 4, "base": col, "koff": koff}
 
     def kblock(nrows: int, tnb: list[int], xrow: VReg, yrow: VReg) -> None:
         xp, wp = ptr(b, xrow, "xp"), ptr(b, strip["base"], "wp")
-        bump(b, xp, k_lo * 4)
+        bump(b, xp, xoff)
         bump(b, wp, strip["koff"])
         acc = [[b.new("v", "acc") for _ in tnb] for _ in range(nrows)]
 
@@ -208,7 +233,7 @@ def matmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int, k_lo: int = 0, k_hi:
     def grp() -> None:
         if pack is not None:
             sp, dp = ptr(b, col, "sp"), ptr(b, 0, "dp")
-            bump(b, sp, k_lo * n * 4)
+            bump(b, sp, koff)
 
             def copy_k() -> None:
                 for c in range(cc):
@@ -220,7 +245,7 @@ def matmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int, k_lo: int = 0, k_hi:
             loop(b, kn, copy_k, "pack")
             strip.update(scroll=pack, stride=cc * 64, base=zero, koff=0)
         section([64] * cc)
-        strip.update(scroll=w.scroll, stride=n * 4, base=col, koff=k_lo * n * 4)
+        strip.update(scroll=w.scroll, stride=n * 4, base=col, koff=koff)
         bump(b, col, cc * 64)
 
     zero = ptr(b, 0, "zero") if pack is not None else None
@@ -232,8 +257,9 @@ def matmul_loop(lw: Lowerer, x, w, y, t_lo: int, t_hi: int, k_lo: int = 0, k_hi:
 GEMV_UNROLL, GEMV_ROWS = 2, 4  # gemv_rows_loop: 64-byte chunks per trip, rows of w per pass over y
 
 
-def gemv_rows_loop(lw: Lowerer, x, w, y, c0: int, c1: int, k_lo: int, k_hi: int) -> None:
-    """y[0, bytes c0..c1) = x[0, k_lo:k_hi] @ w[k_lo:k_hi, same columns] for M = 1, streaming w in
+def gemv_rows_loop(lw: Lowerer, x, w, y, c0: int | VReg, width: int, k_lo: int | VReg, kn: int) -> None:
+    """y[0, bytes c0..c0+width) = x[0, k_lo:k_lo+kn] @ w[same rows, same columns] for M = 1 (``c0`` and
+    ``k_lo`` ints or registers: offsets known at run time), streaming w in
     memory order: each pass over the output row takes ``GEMV_ROWS`` rows of w (the first pass starts
     with a plain product, later ones load y), chaining one DFMA per row in k order, then stores y. The
     register-tile form reads a 512-byte strip of every row, rows a page apart at N >= 1024, and ran at
@@ -242,10 +268,14 @@ def gemv_rows_loop(lw: Lowerer, x, w, y, c0: int, c1: int, k_lo: int, k_hi: int)
     form's, so the bits are the same."""
     b = lw.b
     n = w.shape[1]
-    nfull, tail = divmod(c1 - c0, 64)
+    nfull, tail = divmod(width, 64)
     trips, left = divmod(nfull, GEMV_UNROLL)
-    xp = ptr(b, k_lo * 4, "xp")
-    wrow = ptr(b, k_lo * n * 4 + c0, "wrow")
+    xp = ptr(b, scaled(b, k_lo, 4), "xp")
+    if isinstance(k_lo, VReg) or isinstance(c0, VReg):
+        wrow = ptr(b, scaled(b, k_lo, n * 4), "wrow")
+        bump(b, wrow, c0)
+    else:
+        wrow = ptr(b, k_lo * n * 4 + c0, "wrow")
 
     def rows(nr: int, first: bool) -> None:
         xb = [bcast_ld(b, "f32", x.scroll, at(b, xp, r * 4)) for r in range(nr)]
@@ -278,7 +308,6 @@ def gemv_rows_loop(lw: Lowerer, x, w, y, c0: int, c1: int, k_lo: int, k_hi: int)
         bump(b, xp, nr * 4)
         bump(b, wrow, nr * n * 4)
 
-    kn = k_hi - k_lo
     first = min(kn, GEMV_ROWS)
     rows(first, True)
     passes, rest = divmod(kn - first, GEMV_ROWS)

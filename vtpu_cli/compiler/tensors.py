@@ -577,6 +577,7 @@ def _matmul(lw: Lowerer, name_toks, call, pos, kw):
 
 
 def _matmul_into(lw: Lowerer, x: Tensor, w: Tensor, y: Tensor, m: int, k: int, n: int, shard) -> None:
+    b = lw.b
     nt = (n + 15) // 16
     # shard=k: sentron s takes k rows [s*per, (s+1)*per) (the unrolled form's split; with fewer rows
     # than sentrons some get none, and the unrolled form gives them a zero partial)
@@ -589,6 +590,7 @@ def _matmul_into(lw: Lowerer, x: Tensor, w: Tensor, y: Tensor, m: int, k: int, n
         if shard == "k":
             # each sentron's partial product over its rows of w (a contiguous block of the weight
             # bytes), then every sentron sums the partials in sentron order (CREDUCE's: same bits)
+            u = _uniform(k, per, lw.sentrons)
             _exchange(
                 lw,
                 y,
@@ -599,10 +601,15 @@ def _matmul_into(lw: Lowerer, x: Tensor, w: Tensor, y: Tensor, m: int, k: int, n
                 defer=lw.tensors.get(y.name) is y,
                 pin=(w.scroll,),
                 combine="sum",
+                dyn=(u, lambda part, me: kernels.matmul_loop(lw, x, w, part, 0, nt, _sid_times(b, per), per))
+                if u
+                else None,
             )
             return
         ranges = _col_ranges(nt, lw.sentrons)
         spans = [(lo * 64, min(hi * 16, n) * 4) for lo, hi in ranges]
+        tper = ranges[0][1] - ranges[0][0]
+        u = _uniform(n // 16, tper, lw.sentrons)
         _exchange(
             lw,
             y,
@@ -612,6 +619,9 @@ def _matmul_into(lw: Lowerer, x: Tensor, w: Tensor, y: Tensor, m: int, k: int, n
             lambda part, s: kernels.matmul_loop(lw, x, w, part, *ranges[s]),
             defer=lw.tensors.get(y.name) is y,
             pin=(w.scroll,),
+            dyn=(u, lambda part, me: kernels.matmul_loop(lw, x, w, part, _sid_times(b, tper), tper))
+            if u
+            else None,
         )
         return
     from vtpu_cli.compiler.tune import tile_for
@@ -620,7 +630,6 @@ def _matmul_into(lw: Lowerer, x: Tensor, w: Tensor, y: Tensor, m: int, k: int, n
     if shard is None or lw.sentrons == 1:
         matmul_tiles(lw, x, w, y, rr, cc, range(nt), range(k))
         return
-    b = lw.b
     ns = lw.sentrons
     if shard == "cols":
         per = (nt + ns - 1) // ns
