@@ -48,3 +48,23 @@ def test_generate_runs_tier0_code_and_matches_the_reference(paths, capsys, monke
     assert stats["tier0_tokens"] == 4 and stats["full_speed_s"] == 0.0  # every token from tier-0 code
     assert asked  # a tier-1 compile was asked for (and refused here)
     assert not list(tmp_path.glob("jit-*.o"))  # tier-0 objects are never stored
+
+
+def test_an_unused_spare_compile_child_is_stopped_after_the_start(paths, monkeypatch, tmp_path):
+    """A cold start of several variants prestarts a compile child; when every variant compiled in this
+    process (here: the size above which a tier-0 compile beside another goes to a child raised past
+    the programs'), the start stops it rather than leave it idle."""
+    from vtpu_cli.engines.jit import compile as C
+    from vtpu_cli.models.compiled import CompiledModel
+
+    monkeypatch.setenv("VTPU_CACHE_DIR", str(tmp_path))
+    monkeypatch.setattr(jit, "compile_detached", lambda program, **kw: None)
+    monkeypatch.setattr(C, "_spare", None)
+    monkeypatch.setattr(C, "TIER0_CHILD_SIWS", 10**9)
+    spawned = []
+    real = C._spawn
+    monkeypatch.setattr(C, "_spawn", lambda *a: spawned.append(real(*a)) or spawned[-1])
+    cm = CompiledModel(load_model(paths["hf"]), ctx=CTX, engine="jit", tiered=True)
+    cm.start()
+    assert len(cm.runners) == 3 and len(spawned) == 1
+    assert C._spare is None and spawned[0].poll() is not None

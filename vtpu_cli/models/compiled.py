@@ -435,10 +435,20 @@ class CompiledModel:
         """Start the engines now (JIT code generation or its cache): the decode step and the prefill
         variants of ``sizes`` (default all; ``plan_sizes`` gives those a prompt uses)."""
         wanted = [t for t in (self.prefill_sizes if sizes is None else sizes) if t > 1]
-        if self.engine == "jit" and wanted and not self.runners[1].jit_cached():
+        spare = self.engine == "jit" and wanted and not self.runners[1].jit_cached()
+        if spare:
             from vtpu_cli.engines.jit.compile import prestart_child
 
             prestart_child()  # one variant's compile will run in a child: it starts while phextcc runs
+        try:
+            self._start_all(wanted)
+        finally:
+            if spare:
+                from vtpu_cli.engines.jit.compile import drop_spare
+
+                drop_spare()  # not taken (small variants compile in this process): it would idle on
+
+    def _start_all(self, wanted: list[int]) -> None:
         runners = [self.runners[1]]
         runners += [self.runner_for(t) for t in wanted]
         if self.engine != "jit" or len(runners) == 1:

@@ -1675,6 +1675,17 @@ def prestart_child() -> None:
             _spare = (_spawn(cmd, env), cmd, env)
 
 
+def drop_spare() -> None:
+    """Stop the spare child if no job took it (every compile of a start ran in this process): it would
+    otherwise wait, with vtpu and LLVM loaded, until this process ends (a server runs for days)."""
+    global _spare
+    with _spare_lock:
+        got, _spare = _spare, None
+    if got is not None:
+        got[0].kill()
+        got[0].wait()
+
+
 def _take_spare(cmd: list[str], env: dict[str, str]):
     """The spare child, when it was started as ``cmd`` would start one now (else None)."""
     global _spare
