@@ -788,3 +788,33 @@ def test_checkpoint_flags_match_the_environment_settings(
     assert rc == 1 and "checkpoint after barrier 8" in err and (ck / "checkpoint.npz").exists()
     rc, res, _ = _cli_json(run + ["--resume", str(ck)], {}, monkeypatch)
     assert rc == 0 and res["outputs"] == ref["outputs"]
+
+
+def test_a_measurement_launch_that_hangs_is_tried_once_more(monkeypatch) -> None:
+    """``launch_with_result``: a launch past its time limit is run again once (an mpiexec launch hung
+    once on a loaded host); a second timeout is raised to the caller."""
+    import subprocess
+
+    from vtpu_cli.cluster import env as cenv
+
+    calls = []
+
+    def run(cmd, **kw):
+        calls.append(cmd)
+        if len(calls) == 1:
+            raise subprocess.TimeoutExpired(cmd, kw["timeout"])
+        return subprocess.CompletedProcess(cmd, 0, stdout='x\n{"ok": 1}\n', stderr="")
+
+    monkeypatch.setattr(subprocess, "run", run)
+    p, result = cenv.launch_with_result(["mpiexec"], {}, 5.0)
+    assert len(calls) == 2 and p.returncode == 0 and result == '{"ok": 1}'
+
+    def hang(cmd, **kw):
+        calls.append(cmd)
+        raise subprocess.TimeoutExpired(cmd, kw["timeout"])
+
+    monkeypatch.setattr(subprocess, "run", hang)
+    calls.clear()
+    with pytest.raises(subprocess.TimeoutExpired):
+        cenv.launch_with_result(["mpiexec"], {}, 5.0)
+    assert len(calls) == 2

@@ -59,20 +59,36 @@ def launch_with_result(
     the result text (the file's, else stdout's last line; empty when there is none).
 
     A launch that exits 0 without any result is tried again (up to ``tries`` launches): on a loaded host
-    about one mpiexec launch in ten did so, rank 0 having printed nothing (cause not found)."""
+    about one mpiexec launch in ten did so, rank 0 having printed nothing (cause not found). A launch
+    that runs past ``timeout`` is tried once more (the test suite's 2-rank latency measurement, ~2 s,
+    once hung for its whole 120 s on a 2-core host and did not again in 14 runs); a second timeout
+    raises ``subprocess.TimeoutExpired``."""
     import subprocess
     import tempfile
     from pathlib import Path
 
+    timeouts, p = 0, None
     for _ in range(tries):
         with tempfile.TemporaryDirectory(prefix="vtpu-result-") as d:
             path = Path(d) / "result.json"
-            p = subprocess.run(
-                cmd, capture_output=True, text=True, timeout=timeout, env={**env, RESULT_FILE_VAR: str(path)}
-            )
+            try:
+                p = subprocess.run(
+                    cmd,
+                    capture_output=True,
+                    text=True,
+                    timeout=timeout,
+                    env={**env, RESULT_FILE_VAR: str(path)},
+                )
+            except subprocess.TimeoutExpired:
+                timeouts += 1
+                if timeouts > 1:
+                    raise
+                continue
             if path.exists():
                 return p, path.read_text()
         lines = p.stdout.strip().splitlines()
         if lines or p.returncode != 0:
             return p, lines[-1] if lines else ""
+    if p is None:  # every launch (one: tries=1) ran past the limit
+        raise subprocess.TimeoutExpired(cmd, timeout)
     return p, ""
