@@ -61,7 +61,7 @@ def launch_with_result(
     A launch that exits 0 without any result is tried again (up to ``tries`` launches): on a loaded host
     about one mpiexec launch in ten did so, rank 0 having printed nothing (cause not found). A launch
     that runs past ``timeout`` is tried once more (the test suite's 2-rank latency measurement, ~2 s,
-    once hung for its whole 120 s on a 2-core host and did not again in 14 runs); a second timeout
+    once hung for its whole 120 s on a 2-core host and did not again in 10 runs); a second timeout
     raises ``subprocess.TimeoutExpired``."""
     import subprocess
     import tempfile
