@@ -38,7 +38,7 @@ class Sampler:
             return self._nucleus(order, p / p.sum())
         if self.top_p < 1.0:
             return self._nucleus(*descending_prefix(z, self.top_p, strict=False))
-        return descending_prefix(z, 2.0)
+        return descending_prefix(z, 2.0)  # no filter: the whole row, sorted
 
     def _nucleus(self, order: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The smallest prefix of ``order`` whose mass reaches ``top_p``, renormalised."""
@@ -83,7 +83,7 @@ def descending_prefix(z: np.ndarray, need: float, strict: bool = False) -> tuple
         p = np.exp(z[order] - z[order[0]])
         return order, p / p.sum()
     total = np.exp(z - zmax).sum()
-    k = PREFIX_FIRST
+    k = PREFIX_FIRST if need <= 1.0 else n  # a need above 1 (no cut, no draw) is the whole row at once
     while True:
         full = k >= n or 8 * k > n
         order = np.argsort(-z, kind="stable") if full else top_k_order(z, k)

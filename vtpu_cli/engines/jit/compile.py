@@ -1666,8 +1666,9 @@ def _spawn(cmd: list[str], env: dict[str, str]):
 def prestart_child() -> None:
     """Start a compile child now, before its job exists: it imports vtpu and LLVM (~0.3 s) while the
     caller still loads or lowers, and the next :func:`_in_child` gives it its job. For a caller that is
-    about to compile in a child (a model starting its step variants together); one unused spare costs
-    a process that exits when this one does (its stdin closes)."""
+    about to compile in a child (a model starting its step variants together), which stops it with
+    :func:`drop_spare` if no job took it (a spare left running exits when this process does: its stdin
+    closes)."""
     global _spare
     cmd, env = _child_command()
     with _spare_lock:
@@ -1987,10 +1988,10 @@ def _compile_tier0(program: Program, v: _Variant, share: bool = True) -> tuple[b
     runs in this process; the others each in a child, so that their Python IR building uses the other
     cores instead of queueing for this process's interpreter lock (a child costs ~0.3 s to start, so
     small programs and lone compiles stay here). A compile of the same shape as an earlier one (a
-    model's prefill variants differ only in immediates) builds its IR here and, when the text is the
-    same, takes that compile's object -- waiting for it if it is still running -- instead of compiling
-    it again (``share=False``, a ``no_cache`` compile: neither takes nor offers one). Whether the text
-    would be the same is decided without building it: ``_shape_digest``."""
+    model's prefill variants differ only in immediates) whose ``_shape_digest`` matches -- so its IR
+    text would be the same -- takes that compile's object without building its IR, waiting for it if
+    it is still running; otherwise (a different digest, or the earlier compile failed) it builds and
+    compiles its own (``share=False``, a ``no_cache`` compile: neither takes nor offers one)."""
     global _tier0_busy
     shape = _shape_key(program, v)
     digest_of_shape = _shape_digest(program, v) if share else b""
