@@ -85,7 +85,6 @@ def test_same_text_as_llvmlite_on_a_split_program(monkeypatch):
         assert len(fast) == parts and fast == ref
 
 
-
 @pytest.mark.parametrize("m", ["f32_gemm", "ring_allreduce"])
 @pytest.mark.parametrize("dismantle", [True, False])
 def test_a_built_module_is_freed_without_the_cyclic_collector(m, dismantle, monkeypatch):
