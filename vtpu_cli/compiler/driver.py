@@ -18,6 +18,7 @@ from pathlib import Path
 
 from vtpu_cli.binary.program import DataScroll, Instr, Output, Program, TensorDecl
 from vtpu_cli.compiler import tensors, views
+from vtpu_cli.compiler.concats import plan_concats
 from vtpu_cli.compiler.ir import (
     VI,
     CompileError,
@@ -144,6 +145,7 @@ def _front(
     lw.view_lowering = views
     lw.forced_tile = tile
     lw.force_loops = force_loops
+    lw.concat_plan = plan_concats(tree, sentrons)
     import sys
 
     limit = sys.getrecursionlimit()

@@ -567,6 +567,7 @@ class Lowerer:
         self.forced_tile: tuple[int, int] | None = None
         self.kernel_depth = 0
         self.view_count = 0
+        self.concat_plan = None  # set by the driver: the concats whose parts are placed (concats.py)
         self.functions: dict[str, tuple[list[str], object]] = {}
         self.call_stack: list[str] = []
         self.force_loops = False  # lower every tensor op to loops (tests compare both lowerings)

@@ -417,7 +417,8 @@ def _result(lw: Lowerer, tok, dtype: str, shape: tuple[int, ...]) -> Tensor:
     if t is None:
         if lw.lookup(name) is not None:
             lw.fail(tok, f"`{name}` is a register variable, not a tensor")
-        return lw.new_private(name, dtype, shape, _pos(tok)[0])
+        placed = views.place_part(lw, name, dtype, shape, _pos(tok)[0])  # a part of a copy-free concat
+        return placed if placed is not None else lw.new_private(name, dtype, shape, _pos(tok)[0])
     if t.role in ("input", "weight"):
         lw.fail(tok, f"cannot assign to {t.role} tensor `{name}`")
     if t.dtype != dtype:

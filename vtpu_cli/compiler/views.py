@@ -7,7 +7,8 @@ start, one ``DADD`` per access for a runtime start). Nothing is copied and a wri
 lands in the base tensor. A column slice of a multi-row tensor, a transpose and a concat are not
 contiguous in their base tensors, so they are *materialised* (copied into a tensor of their own) --
 except ``matmul(x, transpose(w))``, which reads ``w`` in place as ``matmul_nt(x, w)`` (and the other
-way round).
+way round), and a concat whose parts the program computes for it: they are made in its storage
+(``place_part``; which concats qualify: ``concats.py``).
 
 Binding rules (``v = slice(...)``): a name that is new or already names a view is (re)bound to the
 view; a name that is a tensor (declared or assigned before) receives a copy, like ``y = copy(x)``.
@@ -79,6 +80,10 @@ def check_overlap(lw: Lowerer, name_toks, fname: str, call) -> None:
         sroot, soff = _root(lw, src)
         if sroot != troot or (target.role != "view" and src.role != "view"):
             continue
+        if isinstance(toff, int) and isinstance(soff, int):  # constant places: overlapping at all?
+            tn, sn = lw.b.scrolls[target.scroll].nbytes, lw.b.scrolls[src.scroll].nbytes
+            if toff + tn <= soff or soff + sn <= toff:
+                continue  # disjoint parts of one tensor (e.g. two parts of a copy-free concat)
         same = (toff is soff or (isinstance(toff, int) and toff == soff)) and src.shape == target.shape
         if fname in ELEMENTWISE and same:
             continue
@@ -472,6 +477,12 @@ def _concat(lw: Lowerer, call, pos, kw, dest, bind, dest_tok) -> Tensor:
             )
     total = sum(t.shape[axis] for t in parts)
     shape = tuple(total if i == axis else d for i, d in enumerate(first.shape))
+    placed = _placed(lw, call, parts, shape)
+    if placed is not None:  # the parts were computed into the result's storage: nothing to copy
+        if dest is None:
+            return view_of(lw, placed, 0, shape, bind or "concat")
+        if dest.scroll == placed.scroll:
+            return dest
     out, then = _target(lw, dest, bind, dest_tok, call, first.dtype, shape, parts)
     es = ELEM_BYTES[first.dtype]
     b = lw.b
@@ -503,6 +514,68 @@ def _concat(lw: Lowerer, call, pos, kw, dest, bind, dest_tok) -> Tensor:
 
     kernels.rows_loop(b, rows, [*zip(sps, widths, strict=True), (dp, out_row)], row)
     return _finish(lw, out, then)
+
+
+# ---------------------------------------------------------------------- copy-free concat
+def place_part(lw: Lowerer, name: str, dtype: str, shape: tuple[int, ...], line: int) -> Tensor | None:
+    """A new tensor ``name`` that a copy-free concat takes (``concats.plan_concats``): a view of the
+    concat result's storage, right after the parts placed before it -- the result when it is declared,
+    else a private scroll that grows part by part. None (an ordinary tensor; the concat then copies)
+    when ``name`` is no such part, or it does not line up: placed out of order, or a dtype, shape or
+    size the concat could not take in place."""
+    plan = lw.concat_plan
+    got = plan.parts.get(name) if plan is not None else None
+    if got is None:
+        return None
+    g, k = got
+    if k != len(g.placed) or dtype in ("t2",) or not shape:
+        return None
+    if g.axis == 1 and (len(shape) != 2 or shape[0] != 1):
+        return None  # columns of several rows are not one contiguous run
+    nb = tensor_nbytes(dtype, shape)
+    if g.arena is None:
+        if g.declared:
+            arena = lw.tensors.get(g.out)
+            if arena is None or arena.role not in ("output", "tensor") or arena.dtype != dtype:
+                return None
+        else:
+            arena = _anon(lw, dtype, (0,))
+        g.arena = arena
+    arena = g.arena
+    if arena.dtype != dtype:
+        return None
+    sc = lw.b.scrolls[arena.scroll]
+    if g.declared:
+        if g.offset + nb > sc.nbytes:
+            return None
+    else:  # the private result grows by this part (its size is read only when the program is made)
+        sc.nbytes += nb
+        sc.shape = arena.shape = (sc.nbytes // ELEM_BYTES[dtype],)
+    v = view_of(lw, arena, g.offset, shape, name)
+    v.line = line
+    lw.tensors[name] = v
+    g.offset += nb
+    g.placed.append(name)
+    return v
+
+
+def _placed(lw: Lowerer, call, parts: list[Tensor], shape: tuple[int, ...]) -> Tensor | None:
+    """The storage holding a copy-free concat's result when every part was placed there in order and
+    fills it exactly (``place_part``), else None."""
+    plan = lw.concat_plan
+    g = plan.by_call.get(id(call)) if plan is not None else None
+    if g is None or g.arena is None or [t.name for t in parts] != g.placed:
+        return None
+    off = 0
+    for t in parts:
+        sc = lw.b.scrolls[t.scroll]
+        if sc.view_of != g.arena.scroll or sc.offset != off:
+            return None
+        off += sc.nbytes
+    total = lw.b.scrolls[g.arena.scroll].nbytes
+    if off != total or off != tensor_nbytes(parts[0].dtype, shape):
+        return None
+    return g.arena
 
 
 # ---------------------------------------------------------------------- copies
