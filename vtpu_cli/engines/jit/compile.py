@@ -136,7 +136,7 @@ def _raw_across_blocks(code) -> set[int]:
             r = L.raw_f32_dest(ins)
             if r is not None:
                 raw.add(r)
-            for cls, i in ins.regs()[1]:
+            for cls, i in L.regs_of(ins)[1]:
                 if cls == "v" and i != r and not L._no_payload_nan(ins):
                     other.add(i)
     return raw - other
@@ -181,7 +181,7 @@ def _transfer_consts(siw, consts: dict[int, int]) -> None:
         if ins.is_nop:
             continue
         cc = _const_coord(ins)
-        for cls, i in ins.regs()[1]:
+        for cls, i in L.regs_of(ins)[1]:
             if cls == "p":
                 consts.pop(i, None)
         if cc is not None:
@@ -320,7 +320,7 @@ def _fast_loops(
                     ok = False
                 if name in ("CSEND", "CROUTE", "CBAR", "CREDUCE", "CCAST", "CFENCE"):
                     releases = True
-                _, wr = ins.regs()
+                _, wr = L.regs_of(ins)
                 if any(c == "p" for c, _ in wr):
                     ok = False
                 if name in ("SGATHER", "SSCATTR"):
@@ -386,13 +386,13 @@ def _bounded_offsets(
     for siw in code[t : last + 1]:
         for ins in siw:
             if not ins.is_nop:
-                written |= {i for c, i in ins.regs()[1] if c == "r"}
+                written |= {i for c, i in L.regs_of(ins)[1] if c == "r"}
 
     def reg(a) -> int | None:
         return a.idx if isinstance(a, Reg) and a.cls == "r" else None
 
     def transfer(ins, state: dict[int, Bound]) -> None:
-        wr = [i for c, i in ins.regs()[1] if c == "r"]
+        wr = [i for c, i in L.regs_of(ins)[1] if c == "r"]
         new = None
         name = ins.op.name
         if len(wr) == 1 and name == "DMOV" and reg(ins.args[0]) == wr[0]:
@@ -507,7 +507,7 @@ def _bounded_indexes(
                 and 0 <= ins.args[2].value <= _ADDEND_MAX
             ):
                 new = ins.args[2].value
-            for c_, i in ins.regs()[1]:
+            for c_, i in L.regs_of(ins)[1]:
                 if c_ == "v":
                     vbound.pop(i, None)
             if new is not None:
@@ -681,7 +681,10 @@ def build_parts(
     1) a dispatcher module, whose global ``TABLE`` holds the regions' addresses (filled at load), and
     ``parts - 1`` modules of consecutive regions, compiled in parallel and loaded separately."""
     with _collector_paused():
-        return _build_parts(program, v, parts, only)
+        try:
+            return _build_parts(program, v, parts, only)
+        finally:
+            L.forget_regs()
 
 
 def _module_text(mod) -> str:
@@ -707,12 +710,59 @@ def _module_text(mod) -> str:
                 try:
                     t = ins._StrCaching__cached_str
                 except AttributeError:
-                    t = str(ins)
+                    t = _fast_str(ins)
                 buf.append(f"  {t}\n")
         buf.append("}\n")
         lines.append("".join(buf))
     lines += mod._get_metadata_lines()
     return "\n".join(lines)
+
+
+def _meta(ins) -> str:
+    """llvmlite's ``_stringify_metadata(leading_comma=True)``."""
+    md = ins.metadata
+    if not md:
+        return ""
+    return "".join([f", !{k} {v.get_reference()}" for k, v in md.items()])
+
+
+def _fast_str(ins) -> str:
+    """``str(ins)`` for the instructions the JIT's builder leaves to llvmlite -- branches (their weights
+    are set after they are made), plain calls, float compares and shuffles -- without llvmlite's
+    format layers; anything unusual (call attributes, a calling convention, fast-math flags, varargs)
+    goes through ``str``. Byte for byte llvmlite's text (tests/test_jit_irbuild.py)."""
+    c = ins.__class__
+    ref = irbase._ref
+    if c is _BR or c is _CBR:
+        ops = ", ".join([f"{op.type} {ref(op)}" for op in ins.operands])
+        return f"{ins.opname} {ops}{_meta(ins)}"
+    if c is _CALL:
+        fnty = ins.callee.function_type
+        if ins.cconv or ins.tail or ins.arg_attributes or ins.attributes or ins.fastmath or fnty.var_arg:
+            return str(ins)
+        args = ", ".join([f"{a.type} {ref(a)}" for a in ins.operands[1:]])
+        text = f"call {fnty.return_type} {ref(ins.callee)}({args}){_meta(ins)}"
+        return text if isinstance(ins.type, ir.VoidType) else f"{ref(ins)} = {text}"
+    if c is _FCMP:
+        a, b = ins.operands
+        flags = "".join([" " + f for f in ins.flags])
+        text = f"fcmp{flags} {ins.op} {a.type} {ref(a)}, {ref(b)} {_meta(ins)}".rstrip()
+        return f"{ref(ins)} = {text}"
+    if c is _SHUF:
+        ops = ", ".join([f"{op.type} {ref(op)}" for op in ins.operands])
+        return f"{ref(ins)} = shufflevector {ops} {_meta(ins)}".rstrip()
+    return str(ins)
+
+
+if llvm is not None:
+    _I = ir.instructions
+    _BR, _CBR, _CALL, _FCMP, _SHUF = (
+        _I.Branch,
+        _I.ConditionalBranch,
+        _I.CallInstr,
+        _I.FCMPInstr,
+        _I.ShuffleVector,
+    )
 
 
 def _text(mod) -> str:
@@ -804,7 +854,10 @@ def build_tier0(program: Program, v: _Variant) -> tuple[str, list[int]]:
     """The tier-0 module (immediates lifted, ``_imm_slots``): its IR text and the values of its table."""
     vals: list[int] = []
     with _collector_paused():
-        text = _build_parts(program, replace(v, lift=True), 1, None, vals)[0][0]
+        try:
+            text = _build_parts(program, replace(v, lift=True), 1, None, vals)[0][0]
+        finally:
+            L.forget_regs()
     return text, vals
 
 
@@ -1048,7 +1101,7 @@ def _build_function(
     used, written = set(), set()
     for siw in code[lo:hi]:
         for ins in siw:
-            rd, wr = ins.regs()
+            rd, wr = L.regs_of(ins)
             used |= rd | wr
             written |= wr
     if split:
@@ -1178,7 +1231,7 @@ def _build_function(
                 lw.slot = slot
                 L.LOWER[ins.op.name](lw, ins)
                 if ins.op.name != "SCOORD":  # p writes through callbacks (SALLOC ...) forget constants
-                    for cls, i in ins.regs()[1]:
+                    for cls, i in L.regs_of(ins)[1]:
                         if cls == "p":
                             lw.pconst.pop(i, None)
             lw.slot = 0

@@ -101,6 +101,25 @@ from vtpu_cli.machine.memory import ppt_set
 
 LOWER: dict[str, Callable] = {}
 
+# id(Instr) -> (the Instr, its ``regs()``): the analyses of one module build ask for an instruction's
+# registers about four times (20,000 calls on a model step); emptied by the build (``forget_regs``).
+# Keyed by id with the Instr kept, so an id reused by another object never matches.
+_REGS: dict[int, tuple] = {}
+
+
+def regs_of(ins) -> tuple[set, set]:
+    """``ins.regs()`` -- (read, written) register keys --, computed once per instruction and build."""
+    got = _REGS.get(id(ins))
+    if got is not None and got[0] is ins:
+        return got[1]
+    rw = ins.regs()
+    _REGS[id(ins)] = (ins, rw)
+    return rw
+
+
+def forget_regs() -> None:
+    _REGS.clear()
+
 
 def lower(*names: str):
     def deco(fn):
@@ -934,7 +953,7 @@ class NanPlan:
                 if ins.is_nop:
                     continue
                 r = raw_f32_dest(ins)
-                for cls, i in ins.regs()[1]:
+                for cls, i in regs_of(ins)[1]:
                     if cls != "v":
                         continue
                     bit = 1 << i
