@@ -57,6 +57,7 @@ from vtpu_cli.engines.jit.irbase import (
     _fminmax,
     _vt,
     ity,
+    weigh,
 )
 from vtpu_cli.fleet.transport import QUEUE_CAPACITY
 from vtpu_cli.isa.table import ANY_SENDER, type_size
@@ -374,7 +375,7 @@ def _wait_until(lw, check) -> None:
     ready = lw.new_block(f"cready_{tag}")
     first = check()
     slow = lw.new_block(f"cwait_{tag}")
-    b.cbranch(first, ready, slow).set_weights([1 << 10, 1])
+    weigh(b.cbranch(first, ready, slow), [1 << 10, 1])
     b.position_at_end(slow)
     b.store(_c(0), lw.SPIN)
     loop = lw.new_block(f"cwloop_{tag}")
@@ -1055,7 +1056,7 @@ def _log_wait(lw, fb, sid, t_arrive) -> None:
     on = lw.new_block(f"cwlog_{lw.pc}")
     put = lw.new_block(f"cwlogput_{lw.pc}")
     done = lw.new_block(f"cwlogdone_{lw.pc}")
-    b.cbranch(b.icmp_unsigned("!=", wl, _c(0)), on, done).set_weights([1, 1 << 10])
+    weigh(b.cbranch(b.icmp_unsigned("!=", wl, _c(0)), on, done), [1, 1 << 10])
     b.position_at_end(on)
     t_leave = lw.call("llvm.readcyclecounter", I64, [])
     base = b.inttoptr(b.add(wl, b.mul(sid, _ld(lw, fb, H_WLOGB))), PTR)
@@ -1374,7 +1375,7 @@ def note_access(lw, pidx: int, store: bool) -> None:
         current = b.or_(current, b.load(lw.RREC[pidx]))
     check = lw.new_block(f"racechk_{lw.pc}_{lw.slot}")
     skip = lw.new_block(f"raceok_{lw.pc}_{lw.slot}")
-    b.cbranch(current, skip, check).set_weights([1 << 10, 1])
+    weigh(b.cbranch(current, skip, check), [1 << 10, 1])
     b.position_at_end(check)
     idx = b.load(lw.TIDX[pidx])
     sid = lw.cload(OFF_SID, I64)
@@ -1392,7 +1393,7 @@ def note_access(lw, pidx: int, store: bool) -> None:
         val, fn = epoch, rd
     slow = lw.new_block(f"race_{lw.pc}_{lw.slot}")
     done = lw.new_block(f"raced_{lw.pc}_{lw.slot}")
-    b.cbranch(b.icmp_unsigned("!=", cur, val), slow, done).set_weights([1, 1 << 10])
+    weigh(b.cbranch(b.icmp_unsigned("!=", cur, val), slow, done), [1, 1 << 10])
     b.position_at_end(slow)
     lw.fault_if(b.icmp_unsigned("!=", b.call(fn, [lw.ctx, idx, val]), _c(0)), ST_REPLAY)
     b.branch(done)

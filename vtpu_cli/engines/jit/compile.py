@@ -795,6 +795,7 @@ def _dismantle(mod) -> None:
         gv.parent = None
     mod.globals.clear()
     mod.metadata, mod.namedmetadata, mod._metadatacache = [], {}, {}  # metadata nodes point back too
+    mod.__dict__.pop("_vtpu_weights", None)  # (irbase.weigh)
 
 
 IMMS = "vtpu_imms"  # tier 0: the module's table of DMOV immediates (``_imm_slots``), filled at load
@@ -1194,11 +1195,11 @@ def _build_function(
                     stop_cond = b.icmp_unsigned("!=", flag, ir.Constant(L.I32, 0))
                     if v.precise:
                         stop = fn.append_basic_block(f"stop{pc}")
-                        b.cbranch(stop_cond, stop, go).set_weights([1, 1 << 20])
+                        irbase.weigh(b.cbranch(stop_cond, stop, go), [1, 1 << 20])
                         b.position_at_end(stop)
                         lw.exit_with(L.ST_ABORT, counted=0)
                     else:  # the run is replayed or abandoned: nothing to write back
-                        b.cbranch(stop_cond, lw.get_fault_block(), go).set_weights([1, 1 << 20])
+                        irbase.weigh(b.cbranch(stop_cond, lw.get_fault_block(), go), [1, 1 << 20])
                         lw.fault_phi.add_incoming(ir.Constant(L.I64, L.ST_ABORT | (pc << 16)), b.block)
                     b.position_at_end(go)
                 cnt = lw.COUNTS[block_of[pc]]

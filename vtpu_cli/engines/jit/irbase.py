@@ -100,6 +100,35 @@ def ivty(t: str) -> ir.VectorType:
 _SPLATS: dict[tuple, ir.Constant] = {}
 
 
+_CONSTS: dict[tuple, ir.Constant] = {}
+
+
+def const(ty, value) -> ir.Constant:
+    """``ir.Constant(ty, value)`` for an integer type and value, one shared (immutable) object per pair:
+    its text is then formatted once, not at every ctx offset, shuffle mask or immediate that uses it."""
+    key = (id(ty), value if type(value) is int else tuple(value))
+    k = _CONSTS.get(key)
+    if k is None:
+        k = _CONSTS[key] = ir.Constant(ty, value)
+        _CONSTS[key + (None,)] = ty  # keeps ty alive: its id cannot be reused by another type
+    return k
+
+
+def weigh(br, weights: list[int]):
+    """``br.set_weights(weights)`` with one metadata node per module and weights (llvmlite makes the
+    node's operands anew at every call and looks them up), the same text. Returns ``br``."""
+    mod = br.module
+    cache = mod.__dict__.setdefault("_vtpu_weights", {})
+    key = tuple(weights)
+    md = cache.get(key)
+    if md is None:
+        br.set_weights(weights)
+        cache[key] = br.metadata["prof"]
+    else:
+        br.metadata["prof"] = md
+    return br
+
+
 def splat(c, ty: ir.VectorType) -> ir.Constant:
     """``<n x ty> <c, c, ...>``, one shared (immutable) constant per value and type: llvmlite caches a
     constant's text per object, and formats a vector element by element (a model step refers to

@@ -89,11 +89,13 @@ from vtpu_cli.engines.jit.irbase import (  # noqa: F401  (re-exported for the lo
     _fminmax,
     _FnPtr,
     _vt,
+    const,
     ity,
     ivty,
     splat,
     table_slot,
     vty,
+    weigh,
 )
 from vtpu_cli.isa.families import BINARY, COMPARE
 from vtpu_cli.isa.table import FLAG_CMP, HOME_COORD, VEC_BYTES, lanes, type_size
@@ -201,7 +203,7 @@ class Lowerer:
 
     # ------------------------------------------------------------------ ctx access
     def cptr(self, off: int):
-        return self.b.gep(self.ctx, [ir.Constant(I64, off)], inbounds=True, source_etype=I8)
+        return self.b.gep(self.ctx, [const(I64, off)], inbounds=True, source_etype=I8)
 
     def cload(self, off: int, ty):
         return self.b.load(self.cptr(off), typ=ty, align=1)
@@ -523,14 +525,14 @@ class Lowerer:
                 self.b.branch(ok)
             else:
                 br = self.b.cbranch(cond, self.get_fault_block(), ok)
-                br.set_weights([1, 1 << 20])
+                weigh(br, [1, 1 << 20])
                 code = status | (self.slot << 8) | (self.pc << 16)
                 self.fault_phi.add_incoming(ir.Constant(I64, code), self.b.block)
             self.b.position_at_end(ok)
             return
         bad = self.new_block(f"fault_{self.pc}_{self.slot}")
         br = self.b.cbranch(cond, bad, ok)
-        br.set_weights([1, 1 << 20])
+        weigh(br, [1, 1 << 20])
         self.b.position_at_end(bad)
         self.exit_with(status)
         self.b.position_at_end(ok)
@@ -592,7 +594,7 @@ class Lowerer:
         fast = self.new_block(f"trfast_{tag}")
         b.store(b.add(b.load(self.FASTHITS), ir.Constant(I64, 1)), self.FASTHITS)
         br = b.cbranch(mru, fast, slow)
-        br.set_weights([1 << 20, 1])
+        weigh(br, [1 << 20, 1])
         b.position_at_end(fast)
         b.branch(done)
         b.position_at_end(slow)
@@ -1142,7 +1144,17 @@ def _cmp(lw: Lowerer, ins: Instr):
 
 
 def _shuffle(b: ir.IRBuilder, x, idx: list[int]):
-    return b.shuffle_vector(x, x, ir.Constant(ir.VectorType(I32, len(idx)), idx))
+    return b.shuffle_vector(x, x, const(_mask_type(len(idx)), idx))
+
+
+_MASK_TYPES: dict[int, ir.VectorType] = {}
+
+
+def _mask_type(n: int) -> ir.VectorType:
+    t = _MASK_TYPES.get(n)
+    if t is None:
+        t = _MASK_TYPES[n] = ir.VectorType(I32, n)
+    return t
 
 
 @lower("DRED")
@@ -2020,7 +2032,7 @@ def _sindex_carry(lw: Lowerer, ins: Instr):
     pre = b.block
     slow = lw.new_block(f"carry_{lw.pc}")
     join = lw.new_block(f"carried_{lw.pc}")
-    b.cbranch(inr, join, slow).set_weights([1 << 20, 1])
+    weigh(b.cbranch(inr, join, slow), [1 << 20, 1])
     b.position_at_end(slow)
     q, r = _floordivmod999(b, dv)
     n = b.add(f, r)  # 0 .. 1996
