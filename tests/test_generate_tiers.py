@@ -68,3 +68,33 @@ def test_an_unused_spare_compile_child_is_stopped_after_the_start(paths, monkeyp
     cm.start()
     assert len(cm.runners) == 3 and len(spawned) == 1
     assert C._spare is None and spawned[0].poll() is not None
+
+
+def test_generate_starts_a_deferred_tier1_compile_when_the_text_is_out(paths, capsys, monkeypatch, tmp_path):
+    """Few spare cores (``$VTPU_JIT_BACKGROUND=later`` here): every run is on tier-0 code with no
+    compile beside it, and the tier-1 compiles are started after the last token, for the next start."""
+    from vtpu_cli.models.compiled import CompiledModel
+
+    monkeypatch.setenv("VTPU_CACHE_DIR", str(tmp_path))
+    monkeypatch.setenv(jit.BACKGROUND_ENV, "later")
+    runs: list[int] = []
+    real_run = CompiledModel._run
+
+    def counting(self, *a, **kw):
+        runs.append(1)
+        return real_run(self, *a, **kw)
+
+    asked: list[int] = []
+
+    def recording(program, on_sent=None, **kw):
+        asked.append(len(runs))
+        on_sent()
+        raise jit.JitError("no background compile in this test")
+
+    monkeypatch.setattr(CompiledModel, "_run", counting)
+    monkeypatch.setattr(jit, "compile_detached", recording)
+    rc = generate_command(paths["hf"], prompt=PROMPT, n=4, temp=0.0, ctx=CTX, engine="jit", json_out=True)
+    assert rc == 0
+    stats = json.loads(capsys.readouterr().out)["stats"]
+    assert stats["tier0_tokens"] == 4
+    assert asked and all(k == len(runs) for k in asked)  # after every run of the generation

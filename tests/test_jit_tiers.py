@@ -327,3 +327,47 @@ def test_an_unused_spare_exits_quietly():
     p = C._spawn(*C._child_command())
     out, err = p.communicate(b"", timeout=60)
     assert p.returncode == 0 and out == b"" and err == b""
+
+
+def test_background_now_by_environment_and_spare_cores(monkeypatch):
+    """A tiered engine compiles tier 1 beside its runs only with two cores more than its sentrons
+    (or when ``$VTPU_JIT_BACKGROUND`` says so)."""
+    monkeypatch.delenv(jit.BACKGROUND_ENV, raising=False)
+    monkeypatch.setattr(jit.os, "sched_getaffinity", lambda pid: set(range(2)))
+    assert jit.background_now(1) is False
+    monkeypatch.setattr(jit.os, "sched_getaffinity", lambda pid: set(range(16)))
+    assert jit.background_now(1) is True and jit.background_now(14) is True
+    assert jit.background_now(15) is False
+    monkeypatch.setenv(jit.BACKGROUND_ENV, "later")
+    assert jit.background_now(1) is False
+    monkeypatch.setenv(jit.BACKGROUND_ENV, "now")
+    monkeypatch.setattr(jit.os, "sched_getaffinity", lambda pid: {0})
+    assert jit.background_now(4) is True
+
+
+@pytest.mark.parametrize("when", ["now", "later"])
+def test_a_deferred_tier1_compile_starts_when_asked(tmp_path, monkeypatch, when):
+    """``later``: the runs go on tier-0 code and no compile process starts until ``start_optimised``
+    (which waits until the detached process holds its job); ``now``: at the first compile."""
+    monkeypatch.setenv(jit.BACKGROUND_ENV, when)
+    calls: list[bool] = []
+
+    def recording(program, on_sent=None, **kw):
+        calls.append(True)
+        on_sent()
+        raise jit.JitError("no tier-1 compile in this test")
+
+    monkeypatch.setattr(jit, "compile_detached", recording)
+    prog, cache = _fresh(tmp_path, trips=12)
+    eng = jit.JitEngine(prog, cache_dir=cache, tiered=True, rerunnable=True)
+    for _ in range(2):
+        assert eng.run().tier == 0
+    if when == "later":
+        assert eng.tier1 is None and eng.tier1_deferred and calls == []
+        assert eng.start_optimised(wait_sent=30) is True
+        assert eng.tier1 is not None and not eng.tier1_deferred and eng.tier1.sent.is_set()
+    else:
+        assert calls == [True] and not eng.tier1_deferred  # started with the tier-0 compile
+    assert eng.wait_optimised(30) is False and eng.tier1_error == "no tier-1 compile in this test"
+    assert calls == [True]  # one compile, whenever it started
+    assert eng.start_optimised() is False  # nothing left to start (and tier 1 did not land)

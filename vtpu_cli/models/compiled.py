@@ -288,6 +288,12 @@ class StepRunner:
                 self.opts = replace(self.opts, engine="interp")
         return eng
 
+    def start_optimised(self, wait_sent: float = 0.0) -> None:
+        """Start this step's tier-1 compile if its engine left it for later (``JitEngine.start_optimised``)."""
+        eng = self._engine
+        if hasattr(eng, "start_optimised"):
+            eng.start_optimised(wait_sent)
+
     def wait_optimised(self, timeout: float | None = None) -> bool:
         """Block until this step runs optimised code (see ``JitEngine.wait_optimised``)."""
         eng = self._engine
@@ -473,6 +479,15 @@ class CompiledModel:
             th.join()
         if errors:
             raise errors[0]
+
+    def start_optimised(self, wait_sent: float = 0.0) -> None:
+        """Start the tier-1 compiles the engines left for later (``engines.jit.engine.background_now``:
+        on a host with few spare cores they would slow the runs beside them more than they gain);
+        ``wait_sent``: wait up to that many seconds per variant until its detached compile holds its
+        job, so that this process may exit and the next start still finds the optimised code cached."""
+        for r in self.runners.values():
+            if r._engine is not None:
+                r.start_optimised(wait_sent)
 
     def wait_optimised(self, timeout: float | None = None) -> bool:
         """Block until every started variant runs optimised code; True when all do."""

@@ -124,10 +124,10 @@ def _start(cm, stats: GenStats, sizes: set[int]) -> None:
 
 
 def settle() -> None:
-    """Free what starting the engines left behind before the first run brings the weights in: a JIT
-    compile leaves its llvmlite IR module as cyclic garbage (~670,000 objects, ~140 MiB at the 2B-4T
-    shape) that waits for a full collection a short run never reaches; then the freed heap goes back to
-    the system (``cache.trim_heap``). Costs ~10-60 ms."""
+    """Free what starting the engines left behind before the first run brings the weights in: any
+    cyclic garbage (a JIT compile takes its llvmlite IR module apart itself, ``compile._dismantle``;
+    before that the module alone was ~670,000 objects, ~140 MiB at the 2B-4T shape), then the freed
+    heap goes back to the system (``cache.trim_heap``). Costs ~10-60 ms."""
     import gc
 
     from vtpu_cli.models.cache import trim_heap
@@ -226,6 +226,7 @@ def generate_command(
     except ModelError as e:
         return _fail(e, json_out)
     text_out = stream.finish()
+    cm.start_optimised(wait_sent=10.0)  # tier-1 compiles left for later: for the next start (detached)
     stats.generated_tokens = len(generated)
     stats.engine = ",".join(sorted(cm.engines_used)) or engine
     stats.prompt_tps = stats.prompt_tokens / stats.prefill_s if stats.prefill_s else 0.0

@@ -52,6 +52,7 @@ class CompiledBackend(ReferenceBackend):
 
         # tiered JIT (docs/jit.md, "Tiers"): a cold server is ready on tier-0 code, and each step
         # variant switches to the optimised code between requests once the background compile lands
+        # (started at once, or -- few spare cores -- when a request ends: ``release``)
         return CompiledModel(
             self.model,
             ctx=self.ctx,
@@ -68,6 +69,9 @@ class CompiledBackend(ReferenceBackend):
 
     def release(self, state) -> None:
         state.reset()
+        # a tier-1 compile the engines left for later (few spare cores: engines.jit.engine.background_now)
+        # starts between requests rather than beside one
+        state.start_optimised()
         self._free.append(state)
 
     def state_bytes(self) -> int:

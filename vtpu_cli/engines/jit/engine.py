@@ -484,6 +484,7 @@ class _Tier1:
         self.result = None
         self.error: str | None = None
         self.ready_s = 0.0  # seconds from the start of the background compile to its code being loaded
+        self.sent = threading.Event()  # the detached compile process has its whole job
         self.thread = threading.Thread(
             target=self._run, args=(compile_fn,), name="vtpu-jit-tier1", daemon=True
         )
@@ -491,7 +492,7 @@ class _Tier1:
 
     def _run(self, compile_fn) -> None:
         try:
-            self.result = compile_fn()
+            self.result = compile_fn(self.sent)
         except Exception as e:  # noqa: BLE001 - any failure leaves the tier-0 code running
             self.error = str(e) or type(e).__name__
         finally:
@@ -503,6 +504,13 @@ class _Tier1:
     def wait(self, timeout: float | None = None) -> bool:
         self.thread.join(timeout)
         return self.done()
+
+    def wait_sent(self, timeout: float) -> None:
+        """Until the detached process holds its job (this process may then exit), the compile ended,
+        or ``timeout`` seconds passed."""
+        end = time.perf_counter() + timeout
+        while not self.sent.wait(0.02) and not self.done() and time.perf_counter() < end:
+            pass
 
 
 _TIERED_DEFAULT: contextvars.ContextVar[bool] = contextvars.ContextVar("vtpu_jit_tiered", default=False)
@@ -517,6 +525,26 @@ def tiered_engines(on: bool = True) -> Iterator[None]:
         yield
     finally:
         _TIERED_DEFAULT.reset(tok)
+
+
+BACKGROUND_ENV = "VTPU_JIT_BACKGROUND"  # "now" | "later": when a tiered engine starts its tier-1 compile
+
+
+def background_now(sentrons: int) -> bool:
+    """Whether a tiered engine starts its tier-1 compile at once, beside its runs, or leaves it for
+    :meth:`JitEngine.start_optimised` (``vtpu generate`` calls it when the text is out, so the next
+    start finds the optimised code cached): ``$VTPU_JIT_BACKGROUND`` (``now`` / ``later``), else at once
+    only when this process may use at least two cores more than its sentron threads. On a 2-core host
+    a background compile beside a one-sentron run slowed the tier-0 decode 1.5-2x and a 64-token
+    prefill 1.6x while it ran -- more than the optimised code then gains (decode 5 %, prefill 22 %)."""
+    v = os.environ.get(BACKGROUND_ENV, "").strip().lower()
+    if v in ("now", "later"):
+        return v == "now"
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    return cores >= sentrons + 2
 
 
 def max_jit_siws() -> int:
@@ -571,6 +599,7 @@ class JitEngine:
         self.compiled: Compiled | None = None
         self.tiered = _TIERED_DEFAULT.get() if tiered is None else tiered
         self.tier1: _Tier1 | None = None  # the background compile behind tier-0 code, if one was started
+        self.tier1_deferred = False  # tier-0 code runs and its tier-1 compile waits for start_optimised()
         self.tier1_ready_s = 0.0  # how long the background compile took to land (0: none landed)
         self.tier1_error: str | None = None  # why it failed (the tier-0 code then stays)
         self.replay_interp_steps = REPLAY_INTERP_STEPS
@@ -628,7 +657,10 @@ class JitEngine:
                     comp = self._compile_at(self.opt, cached_only=True)
                     if comp is None:
                         comp = self._compile_at(TIER0_OPT, disk=False)
-                        self.tier1 = _Tier1(self._tier1_compile)
+                        if background_now(self.n):
+                            self.tier1 = _Tier1(self._tier1_compile)
+                        else:
+                            self.tier1_deferred = True
                 if comp is None:
                     comp = self._compile_at(self.opt, precise)
             except L.Unsupported as e:
@@ -639,7 +671,19 @@ class JitEngine:
             self.compiled = comp
         return self.compiled
 
-    def _tier1_compile(self):
+    def start_optimised(self, wait_sent: float = 0.0) -> bool:
+        """Start the tier-1 compile that ``background_now`` left for later (nothing when none waits);
+        ``wait_sent``: then wait up to that many seconds until its detached process holds its job, so
+        that this process may exit and the optimised code still reaches the disk cache. True when a
+        tier-1 compile is under way (or has landed)."""
+        if self.tier1_deferred and self.tier1 is None:
+            self.tier1_deferred = False
+            self.tier1 = _Tier1(self._tier1_compile)
+        if self.tier1 is not None and wait_sent > 0:
+            self.tier1.wait_sent(wait_sent)
+        return self.tier1 is not None or (self.compiled is not None and self.compiled.tier == 1)
+
+    def _tier1_compile(self, sent: threading.Event):
         """The background tier-1 compile, run by the ``_Tier1`` thread; returns the loader that
         ``_take_tier1`` calls between runs, in the engine's own thread. This thread makes no LLVM
         object: LLVM's global context is not thread-safe, and an llvmlite object made here would be
@@ -658,6 +702,7 @@ class JitEngine:
                 cache_dir=cache_dir,
                 portable=self.portable,
                 opt=self.opt,
+                on_sent=sent.set,
             )
         except BaseException:
             if tmp:
@@ -713,6 +758,7 @@ class JitEngine:
         """Wait for the background tier-1 compile (if any) and run its code from the next run on; True
         when the engine now holds tier-1 code (or compiled without tiers)."""
         self.compile()
+        self.start_optimised()
         if self.tier1 is not None:
             self.tier1.wait(timeout)
             self._take_tier1()
