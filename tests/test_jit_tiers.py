@@ -371,3 +371,14 @@ def test_a_deferred_tier1_compile_starts_when_asked(tmp_path, monkeypatch, when)
     assert eng.wait_optimised(30) is False and eng.tier1_error == "no tier-1 compile in this test"
     assert calls == [True]  # one compile, whenever it started
     assert eng.start_optimised() is False  # nothing left to start (and tier 1 did not land)
+
+
+def test_a_detached_compile_has_a_wall_clock_limit(monkeypatch):
+    """At background priority a detached compile could wait for CPU time forever on a busy host: it
+    sets an alarm at WALL_PER_CPU_S times its CPU limit."""
+    import signal
+
+    set_to: list[int] = []
+    monkeypatch.setattr(signal, "alarm", lambda s: set_to.append(s) or 0)
+    assert C._limit_wall(120.0) == int(120 * C.WALL_PER_CPU_S) and set_to == [int(120 * C.WALL_PER_CPU_S)]
+    assert C._limit_wall(0.01) == 1

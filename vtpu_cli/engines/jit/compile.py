@@ -1910,6 +1910,19 @@ def _limit_cpu(seconds: float) -> None:
         pass
 
 
+def _limit_wall(cpu_limit: float) -> int:
+    """A detached compile runs at background priority: on a host that is never idle it could wait for
+    CPU time without end, so it also ends (SIGALRM) after :data:`WALL_PER_CPU_S` times its CPU limit on
+    the wall clock. Returns the seconds set (0: no alarms here)."""
+    import signal
+
+    if not hasattr(signal, "alarm"):  # pragma: no cover - not POSIX
+        return 0
+    secs = max(1, int(cpu_limit * WALL_PER_CPU_S))
+    signal.alarm(secs)
+    return secs
+
+
 def _background_priority(nice: int) -> None:
     """Run this process (and the children it starts) only on CPU time nothing else wants: Linux's
     ``SCHED_IDLE`` class where there is one, else ``nice``. A niceness of 10 was not enough: a model step's
@@ -1951,6 +1964,7 @@ def _child_main() -> None:
     global SPLIT_SIWS, REGION_SIWS, COLD_MIN_SIWS, MRU_MASK_SIWS
     if job[0] == "store":  # ("store", program, compile_program's keywords, sizes): compile_detached
         _, program, kw, (SPLIT_SIWS, REGION_SIWS, COLD_MIN_SIWS, MRU_MASK_SIWS) = job
+        _limit_wall(limit)
         compile_program(program, **kw)
         return
     if job[0] == "tier0":  # ("tier0", program, variant, sizes): _tier0_parts of its tier-0 module
