@@ -276,3 +276,14 @@ def test_cases_that_keep_the_copy(tmp_path, name):
 def test_two_sentrons_keep_the_copy():
     src = "input x: f32[16]\noutput y: f32[32]\na = add(x, 1.0)\nb = mul(x, 2.0)\ny = concat(a, b)\n"
     assert _mem_ops(_compile(src, 2, True, 2)) == _mem_ops(_compile(src, 2, False, 2))
+
+
+def test_a_declared_result_of_another_shape_is_still_an_error():
+    """Placing the parts in a declared result whose bytes fit but whose shape differs must not turn the
+    copy's shape error into a silent success."""
+    from vtpu_cli.core.errors import DiagnosticError
+
+    src = "input x: f32[16]\noutput y: f32[2, 16]\na = add(x, 1.0)\nb = mul(x, 2.0)\ny = concat(a, b)\n"
+    for place in (True, False):
+        with pytest.raises(DiagnosticError, match="shape mismatch"):
+            _compile(src, 2, place)

@@ -482,6 +482,7 @@ def _concat(lw: Lowerer, call, pos, kw, dest, bind, dest_tok) -> Tensor:
         if dest is None:
             return view_of(lw, placed, 0, shape, bind or "concat")
         if dest.scroll == placed.scroll:
+            _check_dest(lw, dest, dest_tok, first.dtype, shape, call)  # the same errors as a copy
             return dest
     out, then = _target(lw, dest, bind, dest_tok, call, first.dtype, shape, parts)
     es = ELEM_BYTES[first.dtype]
