@@ -382,3 +382,25 @@ def test_a_detached_compile_has_a_wall_clock_limit(monkeypatch):
     monkeypatch.setattr(signal, "alarm", lambda s: set_to.append(s) or 0)
     assert C._limit_wall(120.0) == int(120 * C.WALL_PER_CPU_S) and set_to == [int(120 * C.WALL_PER_CPU_S)]
     assert C._limit_wall(0.01) == 1
+
+
+@pytest.mark.parametrize("here", [True, False, None])
+def test_tier0_placement_decides_where_a_compile_runs(tmp_path, monkeypatch, here):
+    """``tier0_placement(here=...)``: in this process or in a child, whatever else is compiling; without
+    it, a compile alone runs here and one started beside another (``_tier0_busy``) in a child."""
+    import contextlib
+
+    monkeypatch.setattr(C, "TIER0_CHILD_SIWS", 4)
+    monkeypatch.setattr(C, "_TIER0_JOBS", {})
+    monkeypatch.setattr(C, "_tier0_busy", 1)  # another tier-0 compile is under way
+    sent: list[str] = []
+    real = C._in_child
+    monkeypatch.setattr(C, "_in_child", lambda job, *a: sent.append(job[0]) or real(job, *a))
+    prog, cache = _fresh(tmp_path, trips=11)
+    ctx = C.tier0_placement(here) if here is not None else contextlib.nullcontext()
+    with ctx:
+        res = jit.JitEngine(prog, opt=C.TIER0_OPT, cache_dir=cache, no_cache=True).run()
+    assert res.engine == "jit" and res.tier == 0
+    _exact(prog, res, Interpreter(prog).run())
+    assert sent == ([] if here else ["tier0"])
+    assert getattr(C._placement, "here", None) is None  # restored

@@ -461,14 +461,20 @@ class CompiledModel:
             for r in runners:
                 r.start()
             return
-        # the variants' native compiles run in child processes: started together, they use every core
+        # the variants' native compiles run in child processes: started together, they use every core;
+        # the largest compiles in this process, the others in children (its prefill twins, as long and
+        # differing only in immediates, share its object: whichever of them comes first compiles here)
         import threading
 
+        from vtpu_cli.engines.jit.compile import tier0_placement
+
         errors: list[BaseException] = []
+        most = max(len(r.program.code) for r in runners)
 
         def start(r: StepRunner) -> None:
             try:
-                r.start()
+                with tier0_placement(here=len(r.program.code) == most):
+                    r.start()
             except BaseException as e:  # noqa: BLE001 - re-raised in the caller's thread
                 errors.append(e)
 

@@ -2104,6 +2104,24 @@ def _fill_imms(engine, vals: list[int]) -> None:
     (ctypes.c_uint64 * len(vals)).from_address(addr)[:] = vals
 
 
+_placement = threading.local()  # .here: where this thread's tier-0 compiles run (tier0_placement)
+
+
+@contextlib.contextmanager
+def tier0_placement(here: bool):
+    """Tier-0 compiles started by this thread inside the block run in this process (``here``) or in a
+    child (programs of more than ``TIER0_CHILD_SIWS``), whatever order they arrive in: a model's start
+    keeps its largest variant here and sends the others to children (``CompiledModel._start_all``).
+    Without it the first of several concurrent compiles stays here -- the decode step, the smallest,
+    which then finished ~0.5 s before the 64-token prefill's child."""
+    old = getattr(_placement, "here", None)
+    _placement.here = here
+    try:
+        yield
+    finally:
+        _placement.here = old
+
+
 def _compile_tier0(program: Program, v: _Variant, share: bool = True) -> tuple[bytes, list[int]]:
     """Tier-0 code and its immediates (``_imm_slots``): linear in the program (no loop passes) and needed
     now, so no time limit. The first of several compiles started together (a model's step variants)
@@ -2136,7 +2154,8 @@ def _compile_tier0(program: Program, v: _Variant, share: bool = True) -> tuple[b
             text, vals = build_tier0(program, v)
             with _llvm_lock:
                 return _compile_object(text, v, TIER0_OPT), vals
-        if beside and len(program.code) > TIER0_CHILD_SIWS:
+        here = getattr(_placement, "here", None)
+        if (not here if here is not None else beside) and len(program.code) > TIER0_CHILD_SIWS:
             out = _in_child(("tier0", program, v, _sizes()))
             vals, off = _unpack_imms(out, 0)
             obj = out[off:]
