@@ -5,6 +5,9 @@ switch ``$VTPU_JIT_TIERED=0`` turns tiers off."""
 
 from __future__ import annotations
 
+import os
+import sys
+
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from test_jit import _interp_ok, programs
@@ -404,3 +407,43 @@ def test_tier0_placement_decides_where_a_compile_runs(tmp_path, monkeypatch, her
     _exact(prog, res, Interpreter(prog).run())
     assert sent == ([] if here else ["tier0"])
     assert getattr(C._placement, "here", None) is None  # restored
+
+
+def test_a_detached_compile_waits_for_another_process_compiling_the_same_key(tmp_path, monkeypatch):
+    """Two background compiles of one program (a second cold start before the first one's compiles
+    finished): the later one finds the lock, waits, and takes the object the first stores -- one
+    compile. A lock whose process is gone is taken over at once."""
+    import subprocess
+    import threading
+
+    monkeypatch.setattr(C, "LOCK_POLL_S", 0.02)
+    prog, cache = _fresh(tmp_path, trips=9)
+    cache.mkdir(mode=0o700)
+    v = C._Variant("none", False, 64, *C.host_target(), 4, False, True, C.jit_comm.RACE_CHECK)
+    key = C.program_key(prog, v, 3)  # as compile_program makes it
+    lock = cache / f"jit-{key[:40]}.lock"
+    lock.write_text(str(os.getpid()))  # a live process holds it
+    compiled: list[int] = []
+    real = C._compile_object
+    monkeypatch.setattr(C, "_compile_object", lambda *a: compiled.append(1) or real(*a))
+    got: list = []
+    waiter = threading.Thread(
+        target=lambda: got.append(C.compile_program(prog, cache_dir=cache, opt=3, exclusive=True))
+    )
+    waiter.start()
+    waiter.join(0.5)
+    assert waiter.is_alive() and not compiled  # waiting for the lock holder's object
+    first = C.compile_program(prog, cache_dir=cache, opt=3)  # the "other process" compiles and stores
+    waiter.join(30)
+    assert not waiter.is_alive() and got[0].cache_hit == "disk" and first.cache_hit == ""
+    assert len(compiled) == 1 and lock.exists()  # (the holder's lock is its own to remove)
+    # a lock left by a process that is gone: taken over, compiled here, removed
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True
+    )
+    lock.write_text(dead.stdout.strip())
+    for f in cache.glob("jit-*.o"):
+        f.unlink()
+    C._loaded.clear()
+    res = C.compile_program(prog, cache_dir=cache, opt=3, exclusive=True)
+    assert res.cache_hit == "" and len(compiled) == 2 and not lock.exists()

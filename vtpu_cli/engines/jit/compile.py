@@ -1694,6 +1694,65 @@ WALL_PER_CPU_S = 10.0  # and at most this many times as long on the wall clock (
 CHILD_IR_LINES = LARGE_IR_LINES  # IR above this is compiled in a child process, under the time limit
 
 
+LOCK_POLL_S = 0.25  # how often a compile waiting for another process's object looks for it
+
+
+def _lock_alive(lock: Path) -> bool:
+    """Whether the process named in a compile lock still runs."""
+    try:
+        pid = int(lock.read_text().strip() or "0")
+    except (OSError, ValueError):
+        return False
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # pragma: no cover - the cache directory is private: not expected
+        return True
+    return True
+
+
+@contextlib.contextmanager
+def _compiling(path: Path, key: str):
+    """Hold ``jit-<key>.lock`` in the cache directory while this process compiles ``key`` for the disk
+    cache, so that two detached compiles of one program -- a second cold ``vtpu generate`` started
+    before the first one's background compiles finished -- do not both do the work: the later one
+    waits, looking for the object every ``LOCK_POLL_S``, and yields it when it appears (the caller then
+    compiles nothing). A lock whose process is gone, or older than the compile's wall-clock limit, is
+    taken over; a directory where no lock can be made costs only the duplicate work. Yields the object
+    another process stored, or None: compile it here."""
+    name = f"jit-{key[:40]}"
+    lock, fpath = path / f"{name}.lock", path / f"{name}.o"
+    deadline = time.monotonic() + compile_timeout_s() * WALL_PER_CPU_S
+    fd = -1
+    while fd < 0:
+        try:
+            path.mkdir(mode=0o700, parents=True, exist_ok=True)
+            fd = os.open(lock, os.O_CREAT | os.O_EXCL | os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0), 0o600)
+        except FileExistsError:
+            obj = _read_cached(path, fpath, key)
+            if obj is not None:
+                yield obj
+                return
+            if not _lock_alive(lock) or time.monotonic() > deadline:
+                with contextlib.suppress(OSError):
+                    os.unlink(lock)
+                continue
+            time.sleep(LOCK_POLL_S)
+        except OSError:
+            yield None
+            return
+    try:
+        os.write(fd, str(os.getpid()).encode())
+        os.close(fd)
+        yield _read_cached(path, fpath, key)  # stored between this process's cache miss and its lock
+    finally:
+        with contextlib.suppress(OSError):
+            os.unlink(lock)
+
+
 def compile_timeout_s() -> float:
     """``$VTPU_JIT_COMPILE_TIMEOUT`` (CPU seconds) or :data:`COMPILE_TIMEOUT_S`."""
     try:
@@ -1965,7 +2024,7 @@ def _child_main() -> None:
     if job[0] == "store":  # ("store", program, compile_program's keywords, sizes): compile_detached
         _, program, kw, (SPLIT_SIWS, REGION_SIWS, COLD_MIN_SIWS, MRU_MASK_SIWS) = job
         _limit_wall(limit)
-        compile_program(program, **kw)
+        compile_program(program, exclusive=True, **kw)
         return
     if job[0] == "tier0":  # ("tier0", program, variant, sizes): _tier0_parts of its tier-0 module
         _, program, v, (SPLIT_SIWS, REGION_SIWS, COLD_MIN_SIWS, MRU_MASK_SIWS) = job
@@ -2193,6 +2252,7 @@ def compile_program(
     disk: bool = True,
     cached_only: bool = False,
     background: bool = False,
+    exclusive: bool = False,
 ) -> Compiled | None:
     """Compile (or fetch from the caches) the native function for a program and engine variant.
 
@@ -2202,7 +2262,9 @@ def compile_program(
     write the disk cache (tier-0 objects are never stored). ``cached_only``: return ``None`` rather
     than compile. ``background``: a tier-1 compile behind running tier-0 code -- all of its lowering
     and LLVM work runs in child processes at a lower priority (``BACKGROUND_NICE``), so it holds
-    neither this process's GIL nor a core the tier-0 code needs."""
+    neither this process's GIL nor a core the tier-0 code needs. ``exclusive`` (the detached compile
+    of ``compile_detached``): one process at a time compiles a key for the disk cache; another one
+    asked for it meanwhile waits for that object (``_compiling``)."""
     _init()
     opt = auto_opt(program) if opt is None else opt
     portable = portable or _portable_env()
@@ -2230,27 +2292,31 @@ def compile_program(
         hit = "disk" if obj is not None else ""
     if obj is None and cached_only:
         return None
-    if obj is None:
-        nice = BACKGROUND_NICE if background else 0
-        with _Progress(len(program.code)) if not background else contextlib.nullcontext():
-            parts = compile_parts(program) if opt != TIER0_OPT else 1
-            if parts > 1:
-                obj = _compile_split(program, v, opt, parts, nice)
-            elif opt == TIER0_OPT:
-                obj, imms = _compile_tier0(program, v, share=not no_cache)
-            elif background and len(program.code) > LARGE_PROGRAM_SIWS:
-                obj = _in_child(("module", program, v, opt, _sizes()), nice)
-            else:
-                text, leaders = build_module(program, v)
-                obj = _compile_bounded(text, v, opt)
-        if not no_cache and disk:
-            try:
-                path.mkdir(mode=0o700, parents=True, exist_ok=True)
-                if _private_dir(path):
-                    write_atomic(fpath, obj + _seal(key, obj))
-                    _prune_cache(path)
-            except (OSError, VtpuError):
-                pass  # an unwritable cache only costs the next run a compile
+    claim = _compiling(path, key) if exclusive and not no_cache and disk else contextlib.nullcontext()
+    with claim as stored:
+        if obj is None and stored is not None:
+            obj, hit = stored, "disk"  # another process compiled it meanwhile
+        if obj is None:
+            nice = BACKGROUND_NICE if background else 0
+            with _Progress(len(program.code)) if not background else contextlib.nullcontext():
+                parts = compile_parts(program) if opt != TIER0_OPT else 1
+                if parts > 1:
+                    obj = _compile_split(program, v, opt, parts, nice)
+                elif opt == TIER0_OPT:
+                    obj, imms = _compile_tier0(program, v, share=not no_cache)
+                elif background and len(program.code) > LARGE_PROGRAM_SIWS:
+                    obj = _in_child(("module", program, v, opt, _sizes()), nice)
+                else:
+                    text, leaders = build_module(program, v)
+                    obj = _compile_bounded(text, v, opt)
+            if not no_cache and disk:
+                try:
+                    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+                    if _private_dir(path):
+                        write_atomic(fpath, obj + _seal(key, obj))
+                        _prune_cache(path)
+                except (OSError, VtpuError):
+                    pass  # an unwritable cache only costs the next run a compile
     with _llvm_lock:
         engine, addr = _load_object(obj, v)
         _fill_imms(engine, imms)
