@@ -428,3 +428,23 @@ def test_projections_write_straight_into_the_kv_cache(force_loops):
         for s in (KV_PROJ, own)
     ]
     assert stores[0] == stores[1]
+
+
+def test_disjoint_views_of_one_tensor_in_one_statement(tmp_path):
+    """Writing one part of a tensor while reading another, disjoint part of it (constant places) is
+    allowed -- elementwise and matmul -- and exact; overlapping parts stay an error (above)."""
+    src = """input x: f32[4, 16]
+input w: f32[16, 16]
+output y: f32[4, 16]
+y = copy(x)
+v = slice(y, 2, 2)
+v = add(slice(y, 0, 2), 1.0)
+u = slice(y, 0, 1)
+u = matmul(slice(y, 3, 1), w)
+"""
+    x, w = rnd(5, 4, 16), rnd(6, 16, 16)
+    got = all_engines(src, {"x": x, "w": w}, ["y"], str(tmp_path))
+    want = x.copy()
+    want[2:4] = x[0:2] + F32(1)
+    np.testing.assert_array_equal(got["y"][1:], want[1:])
+    np.testing.assert_allclose(got["y"][0:1], want[3:4] @ w, rtol=1e-5, atol=1e-5)
