@@ -455,6 +455,9 @@ class Scroll:
     alias: str | None = None  # a view: the key of the scroll it views (for alias analysis)
     view_of: str | None = None  # an offset view (slice/reshape): the scroll whose coordinate it uses
     offset: int | VReg | None = None  # ... and its first byte there (a constant or a runtime register)
+    # a column slice of several rows read in place: bytes from one of its rows to the next (its rows are
+    # not contiguous); only element-wise ops are handed such a view (views.resolve_args)
+    pitch: int | None = None
 
 
 def private_coord(sentron: int, library: int, shelf: int) -> int:

@@ -474,6 +474,16 @@ def _binary(lw: Lowerer, name_toks, call, pos, kw, opname: str):
             if t != "f32" and isinstance(bs, float):
                 lw.fail(pos[1], f"float literal in an integer ({t}) context")
             b.emit("DBCAST", vb, F(bs) if t == "f32" else imm(int(bs)), type=t)
+    if _pitch(lw, a) or (bt is not None and _pitch(lw, bt)):  # a column slice read in place
+        srcs = [a] if bt is None else [a, bt]
+
+        def row_op(xs):
+            r = b.new("v")
+            b.emit(opname, r, xs[0], xs[1] if bt is not None else vb, type=t)
+            return r
+
+        _rowwise(lw, srcs, y, row_op)
+        return
     nfull, rem = divmod(a.numel * 4, 64)  # whole 64-byte pieces (no per-piece list) and the tail
     tail = [(nfull * 64, rem)] if rem else []
 
@@ -498,6 +508,9 @@ def _unary(lw: Lowerer, name_toks, call, pos, kw, kind: str):
     y = _result(lw, name_toks[0], a.dtype, a.shape)
     b = lw.b
     t = a.dtype
+    if _pitch(lw, a):  # a column slice read in place
+        _rowwise(lw, [a], y, lambda xs: unary_vec(b, kind, xs[0]))
+        return
     nfull, rem = divmod(a.numel * 4, 64)  # whole 64-byte pieces (no per-piece list) and the tail
     tail = [(nfull * 64, rem)] if rem else []
 
@@ -510,6 +523,53 @@ def _unary(lw: Lowerer, name_toks, call, pos, kw, kind: str):
     rows(lw, nfull, est, lambda ix: one(ix.off(0, 64), 64), pipelinable=True, limit=ELEMWISE_UNROLL)
     for off, nb in tail:
         one(off, nb)
+
+
+ROWWISE_UNROLL_BYTES = 2048  # a column slice read in place up to this size is unrolled (constant offsets)
+
+
+def _pitch(lw: Lowerer, t: Tensor) -> int | None:
+    """Bytes between the rows of ``t`` when it is a column slice read in place (``Scroll.pitch``)."""
+    return lw.b.scrolls[t.scroll].pitch
+
+
+def _rowwise(lw: Lowerer, srcs: list[Tensor], y: Tensor, op) -> None:
+    """``y = op(srcs)`` element-wise, row by row: operands that are column slices of several rows
+    (``_pitch``) are read in place, each row ``pitch`` bytes after the last; y and the other operands
+    are dense. Per row, 64-byte pieces in order (a loop and a tail), exactly the lanes of the flat form."""
+    b = lw.b
+    t = y.dtype
+    rows, n = y.shape
+    row_bytes = n * ELEM[t]
+    pitches = [_pitch(lw, s) or row_bytes for s in srcs]
+    if rows * row_bytes <= ROWWISE_UNROLL_BYTES:  # small: every piece at its constant offset
+        for i in range(rows):
+            for o in range(0, row_bytes, 64):
+                nb = min(64, row_bytes - o)
+                xs = [
+                    b.load(t, b.new("v"), s.scroll, i * p + o, nb) for s, p in zip(srcs, pitches, strict=True)
+                ]
+                b.store(t, op(xs), y.scroll, i * row_bytes + o, nb)
+        return
+    ptrs = [kernels.ptr(b, 0, "row") for _ in srcs]
+    yp = kernels.ptr(b, 0, "row")
+    nfull, tail = divmod(row_bytes, 64)
+
+    def row() -> None:
+        cur = [kernels.ptr(b, p, "el") for p in ptrs]
+        yc = kernels.ptr(b, yp, "el")
+
+        def piece(nb: int) -> None:
+            xs = [kernels.ld(b, t, s.scroll, c, nb) for s, c in zip(srcs, cur, strict=True)]
+            kernels.st(b, t, op(xs), y.scroll, yc, nb)
+            for c in (*cur, yc):
+                kernels.bump(b, c, 64)
+
+        kernels.loop(b, nfull, lambda: piece(64), "el")
+        if tail:
+            piece(tail)
+
+    kernels.rows_loop(b, rows, [*zip(ptrs, pitches, strict=True), (yp, row_bytes)], row)
 
 
 def unary_vec(b: Builder, kind: str, x: VReg) -> VReg:

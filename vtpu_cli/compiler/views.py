@@ -7,8 +7,9 @@ start, one ``DADD`` per access for a runtime start). Nothing is copied and a wri
 lands in the base tensor. A column slice of a multi-row tensor, a transpose and a concat are not
 contiguous in their base tensors, so they are *materialised* (copied into a tensor of their own) --
 except ``matmul(x, transpose(w))``, which reads ``w`` in place as ``matmul_nt(x, w)`` (and the other
-way round), and a concat whose parts the program computes for it: they are made in its storage
-(``place_part``; which concats qualify: ``concats.py``).
+way round), a column slice read by an element-wise op (its rows ``pitch`` bytes apart, read in
+place: ``tensors._rowwise``), and a concat whose parts the program computes for it: they are made in its
+storage (``place_part``; which concats qualify: ``concats.py``).
 
 Binding rules (``v = slice(...)``): a name that is new or already names a view is (re)bound to the
 view; a name that is a tensor (declared or assigned before) receives a copy, like ``y = copy(x)``.
@@ -50,7 +51,7 @@ def resolve_args(lw: Lowerer, fname: str, call, temps: list[str]) -> tuple[str, 
     for i in pos:
         a = args[i]
         if a.data == "call" and str(a.children[0]) in VIEW_OPS:
-            t = build(lw, a)
+            t = build(lw, a, pitched=fname in ELEMENTWISE)
             key = f"$view{len(temps)}.{lw.view_count}"
             lw.tensors[key] = t
             temps.append(key)
@@ -81,7 +82,7 @@ def check_overlap(lw: Lowerer, name_toks, fname: str, call) -> None:
         if sroot != troot or (target.role != "view" and src.role != "view"):
             continue
         if isinstance(toff, int) and isinstance(soff, int):  # constant places: overlapping at all?
-            tn, sn = lw.b.scrolls[target.scroll].nbytes, lw.b.scrolls[src.scroll].nbytes
+            tn, sn = lw.b.scrolls[target.scroll].nbytes, lw.b.scrolls[src.scroll].nbytes  # (spans)
             if toff + tn <= soff or soff + sn <= toff:
                 continue  # disjoint parts of one tensor (e.g. two parts of a copy-free concat)
         same = (toff is soff or (isinstance(toff, int) and toff == soff)) and src.shape == target.shape
@@ -125,9 +126,17 @@ def _is_call(node, name: str) -> bool:
     return getattr(node, "data", None) == "call" and str(node.children[0]) == name
 
 
-def build(lw: Lowerer, call, dest: Tensor | None = None, bind: str | None = None, dest_tok=None) -> Tensor:
+def build(
+    lw: Lowerer,
+    call,
+    dest: Tensor | None = None,
+    bind: str | None = None,
+    dest_tok=None,
+    pitched: bool = False,
+) -> Tensor:
     """The tensor a view op makes. ``dest``: a tensor to copy/materialise the result into (shape
-    checked); ``bind``: the name a materialised result gets (else it is anonymous)."""
+    checked); ``bind``: the name a materialised result gets (else it is anonymous); ``pitched``: the
+    operand of an element-wise op, which reads a column slice of several rows in place (``pitch``)."""
     fname = str(call.children[0])
     args = [a for a in call.children[1:] if a is not None]
     pos = [a for a in args if a.data != "kwarg"]
@@ -137,7 +146,7 @@ def build(lw: Lowerer, call, dest: Tensor | None = None, bind: str | None = None
         if k not in allowed:
             lw.fail(v, f"unknown keyword argument `{k}`", hint=f"allowed: {', '.join(allowed) or 'none'}")
     if fname == "slice":
-        return _slice(lw, call, pos, kw, dest, bind, dest_tok)
+        return _slice(lw, call, pos, kw, dest, bind, dest_tok, pitched)
     if fname == "reshape":
         return _reshape(lw, call, pos, dest, dest_tok)
     if fname == "transpose":
@@ -275,7 +284,7 @@ def _finish(lw: Lowerer, out: Tensor, then: Tensor | None) -> Tensor:
 
 
 # ---------------------------------------------------------------------- slice and reshape
-def _slice(lw: Lowerer, call, pos, kw, dest, bind, dest_tok) -> Tensor:
+def _slice(lw: Lowerer, call, pos, kw, dest, bind, dest_tok, pitched: bool = False) -> Tensor:
     if len(pos) != 3:
         lw.fail(call, f"slice(x, start, n[, axis=0|1]) takes 3 arguments, got {len(pos)}")
     x = _src(lw, pos[0])
@@ -300,6 +309,13 @@ def _slice(lw: Lowerer, call, pos, kw, dest, bind, dest_tok) -> Tensor:
         inner = x.shape[1] * es if (axis == 0 and len(x.shape) == 2) else es
         v = view_of(lw, x, _scaled(lw, start, inner), shape, label)
         return _deliver(lw, v, dest, dest_tok, call)
+    if pitched and isinstance(start, int) and dest is None and bind is None and len(x.shape) == 2:
+        # read in place by an element-wise op: rows of n elements, x's row bytes apart
+        v = view_of(lw, x, start * es, shape, label)
+        sc = lw.b.scrolls[v.scroll]
+        sc.pitch = x.shape[1] * es
+        sc.nbytes = (x.shape[0] - 1) * sc.pitch + n * es  # the bytes it spans
+        return v
     # a column slice of several rows: one contiguous run per row, copied
     out, then = _target(lw, dest, bind, dest_tok, call, x.dtype, shape, [x])
     rows, cols = x.shape
