@@ -348,6 +348,22 @@ def test_background_now_by_environment_and_spare_cores(monkeypatch):
     assert jit.background_now(4) is True
 
 
+def test_usable_cores_follow_a_cgroup_quota(tmp_path, monkeypatch):
+    """A container limited to 2.5 CPUs on a 16-core host may use 3 cores, not 16; no quota: 16."""
+    monkeypatch.setattr(jit.os, "sched_getaffinity", lambda pid: set(range(16)))
+    f = tmp_path / "cpu.max"
+    monkeypatch.setattr(jit, "CGROUP_CPU_MAX", str(f))
+    assert jit.usable_cores() == 16  # no such file
+    f.write_text("250000 100000\n")
+    assert jit.usable_cores() == 3
+    f.write_text("max 100000\n")
+    assert jit.usable_cores() == 16
+    f.write_text("50000 100000\n")
+    assert jit.usable_cores() == 1
+    monkeypatch.delenv(jit.BACKGROUND_ENV, raising=False)
+    assert jit.background_now(1) is False
+
+
 @pytest.mark.parametrize("when", ["now", "later"])
 def test_a_deferred_tier1_compile_starts_when_asked(tmp_path, monkeypatch, when):
     """``later``: the runs go on tier-0 code and no compile process starts until ``start_optimised``

@@ -540,11 +540,27 @@ def background_now(sentrons: int) -> bool:
     v = os.environ.get(BACKGROUND_ENV, "").strip().lower()
     if v in ("now", "later"):
         return v == "now"
+    return usable_cores() >= sentrons + 2
+
+
+CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"  # cgroup v2: "<quota> <period>" or "max <period>"
+
+
+def usable_cores() -> int:
+    """The cores this process may use: its CPU affinity, bounded by a cgroup v2 CPU quota (a container
+    limited to 2 CPUs on a 64-core host sees all 64 in its affinity)."""
     try:
         cores = len(os.sched_getaffinity(0))
     except (AttributeError, OSError):  # pragma: no cover - not Linux
         cores = os.cpu_count() or 1
-    return cores >= sentrons + 2
+    try:
+        with open(CGROUP_CPU_MAX, encoding="ascii") as f:
+            quota, period = f.read().split()[:2]
+        if quota != "max" and int(period) > 0:
+            cores = min(cores, max(1, -(-int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return cores
 
 
 def max_jit_siws() -> int:
