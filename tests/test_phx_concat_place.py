@@ -8,11 +8,10 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
+from test_phx_views import run_program
 
 import vtpu_cli.compiler.driver as driver
-from vtpu_cli.compiler import bind_inputs, compile_phx, read_output
-from vtpu_cli.compiler.schedule import check_hazards
-from vtpu_cli.engines.interp.interpreter import Interpreter
+from vtpu_cli.compiler import compile_phx
 
 F32 = np.float32
 ENGINES = [(0, "interp"), (3, "interp"), (2, "jit")]
@@ -30,20 +29,6 @@ def _mem_ops(prog) -> int:
     return sum(1 for siw in prog.code for i in siw if i.op.name in ("SGATHER", "SSCATTR"))
 
 
-def _run(prog, inputs, outs, engine, tmp):
-    assert not check_hazards(prog.code)
-    bind_inputs(prog, inputs)
-    if engine == "jit":
-        from vtpu_cli.engines.jit.engine import JitEngine
-
-        res = JitEngine(prog, 1, cache_dir=tmp).run()
-        assert res.engine == "jit", res.fallback
-    else:
-        res = Interpreter(prog, 1).run()
-    assert res.status == "ok", res.fault.render() if res.fault else res.status
-    return {o: read_output(prog, res, o) for o in outs}
-
-
 def both(src, inputs, outs, tmp, engines=ENGINES):
     """Outputs (placed == copied on every engine, bit for bit) and the mem ops (placed, copied)."""
     got = []
@@ -52,8 +37,8 @@ def both(src, inputs, outs, tmp, engines=ENGINES):
         placed, copied = _compile(src, opt, True), _compile(src, opt, False)
         if mem is None:
             mem = (_mem_ops(placed), _mem_ops(copied))
-        got.append(_run(placed, inputs, outs, eng, tmp))
-        got.append(_run(copied, inputs, outs, eng, tmp))
+        got.append(run_program(placed, inputs, outs, eng, tmp))
+        got.append(run_program(copied, inputs, outs, eng, tmp))
     for g in got[1:]:
         for o in outs:
             np.testing.assert_array_equal(g[o], got[0][o])

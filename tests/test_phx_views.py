@@ -22,7 +22,11 @@ ENGINES = [(0, "interp"), (3, "interp"), (3, "jit")]
 
 
 def run(src, inputs, outs, opt, engine, tmp):
-    prog, _ = compile_phx(src, "t.phx", opt=opt)
+    return run_program(compile_phx(src, "t.phx", opt=opt)[0], inputs, outs, engine, tmp)
+
+
+def run_program(prog, inputs, outs, engine, tmp):
+    """Run a compiled program (hazard-free, natively when ``engine`` is jit) and read its outputs."""
     assert not check_hazards(prog.code)
     bind_inputs(prog, inputs)
     if engine == "jit":

@@ -100,18 +100,18 @@ def ivty(t: str) -> ir.VectorType:
 _SPLATS: dict[tuple, ir.Constant] = {}
 
 
-_CONSTS: dict[tuple, ir.Constant] = {}
+# (id(type), value) -> (the type, kept alive so that its id stays its own; the constant)
+_CONSTS: dict[tuple, tuple] = {}
 
 
 def const(ty, value) -> ir.Constant:
     """``ir.Constant(ty, value)`` for an integer type and value, one shared (immutable) object per pair:
     its text is then formatted once, not at every ctx offset, shuffle mask or immediate that uses it."""
     key = (id(ty), value if type(value) is int else tuple(value))
-    k = _CONSTS.get(key)
-    if k is None:
-        k = _CONSTS[key] = ir.Constant(ty, value)
-        _CONSTS[key + (None,)] = ty  # keeps ty alive: its id cannot be reused by another type
-    return k
+    got = _CONSTS.get(key)
+    if got is None:
+        got = _CONSTS[key] = (ty, ir.Constant(ty, value))
+    return got[1]
 
 
 def weigh(br, weights: list[int]):
