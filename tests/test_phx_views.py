@@ -459,6 +459,7 @@ def _no_pitch(monkeypatch):
     import vtpu_cli.compiler.views as views
 
     monkeypatch.setattr(views, "ELEMENTWISE", ())
+    monkeypatch.setattr(views, "PITCHED", ())
 
 
 @SETTINGS

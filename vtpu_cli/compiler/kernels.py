@@ -61,6 +61,12 @@ def bump(b: Builder, r: VReg, delta: int | VReg) -> None:
         b.emit("DADD", r, r, imm(delta), type="i64")
 
 
+def row_pitch(lw: Lowerer, t, row_bytes: int) -> int:
+    """Bytes from one row of ``t`` to the next: ``row_bytes`` for a dense tensor, the base tensor's row
+    for a column slice read or written in place (``Scroll.pitch``)."""
+    return lw.b.scrolls[t.scroll].pitch or row_bytes
+
+
 def scaled(b: Builder, v: int | VReg, k: int) -> int | VReg:
     """``v * k``: an int, or a fresh register when ``v`` is one (an offset known at run time)."""
     if not isinstance(v, VReg):
@@ -173,6 +179,7 @@ def matmul_loop(
     b = lw.b
     m, k = x.shape
     n = w.shape[1]
+    xs, ws, ys = row_pitch(lw, x, k * 4), row_pitch(lw, w, n * 4), row_pitch(lw, y, n * 4)  # row strides
     if isinstance(k_lo, VReg):
         kn = k_hi
     else:
@@ -193,10 +200,10 @@ def matmul_loop(
     col = ptr(b, scaled(b, t_lo, 64), "col")
     # Pack the group's strip of w (K rows of cc*64 bytes, n*4 bytes apart) contiguously when several row
     # blocks will read it: a 4 KiB row stride maps every k onto the same few cache sets and pages.
-    pack = lw.scratch("mmpack", kn * cc * 64) if m >= 2 * rr and groups and n * 4 >= MM_PACK_STRIDE else None
-    koff = scaled(b, k_lo, n * 4)
+    pack = lw.scratch("mmpack", kn * cc * 64) if m >= 2 * rr and groups and ws >= MM_PACK_STRIDE else None
+    koff = scaled(b, k_lo, ws)
     xoff = scaled(b, k_lo, 4)
-    strip = {"scroll": w.scroll, "stride": n * 4, "base": col, "koff": koff}
+    strip = {"scroll": w.scroll, "stride": ws, "base": col, "koff": koff}
 
     def kblock(nrows: int, tnb: list[int], xrow: VReg, yrow: VReg) -> None:
         xp, wp = ptr(b, xrow, "xp"), ptr(b, strip["base"], "wp")
@@ -207,7 +214,7 @@ def matmul_loop(
         def step(first: bool) -> None:
             wv = [ld(b, "f32", strip["scroll"], at(b, wp, c * 64), nb) for c, nb in enumerate(tnb)]
             for r in range(nrows):
-                xb = bcast_ld(b, "f32", x.scroll, at(b, xp, r * k * 4))
+                xb = bcast_ld(b, "f32", x.scroll, at(b, xp, r * xs))
                 for c in range(len(tnb)):
                     if first:
                         b.emit("DMUL", acc[r][c], xb, wv[c], type="f32")
@@ -222,11 +229,11 @@ def matmul_loop(
         b.emit("DADD", yb, yrow, col, type="i64")
         for r in range(nrows):
             for c, nb in enumerate(tnb):
-                st(b, "f32", acc[r][c], y.scroll, at(b, yb, r * n * 4 + c * 64), nb)
+                st(b, "f32", acc[r][c], y.scroll, at(b, yb, r * ys + c * 64), nb)
 
     def section(tnb: list[int]) -> None:
         xrow, yrow = ptr(b, 0, "xrow"), ptr(b, 0, "yrow")
-        rows_loop(b, m // rr, [(xrow, rr * k * 4), (yrow, rr * n * 4)], lambda: kblock(rr, tnb, xrow, yrow))
+        rows_loop(b, m // rr, [(xrow, rr * xs), (yrow, rr * ys)], lambda: kblock(rr, tnb, xrow, yrow))
         if m % rr:
             kblock(m % rr, tnb, xrow, yrow)
 
@@ -239,13 +246,13 @@ def matmul_loop(
                 for c in range(cc):
                     v = ld(b, "f32", w.scroll, at(b, sp, c * 64))
                     st(b, "f32", v, pack, at(b, dp, c * 64))
-                bump(b, sp, n * 4)
+                bump(b, sp, ws)
                 bump(b, dp, cc * 64)
 
             loop(b, kn, copy_k, "pack")
             strip.update(scroll=pack, stride=cc * 64, base=zero, koff=0)
         section([64] * cc)
-        strip.update(scroll=w.scroll, stride=n * 4, base=col, koff=koff)
+        strip.update(scroll=w.scroll, stride=ws, base=col, koff=koff)
         bump(b, col, cc * 64)
 
     zero = ptr(b, 0, "zero") if pack is not None else None
@@ -268,14 +275,15 @@ def gemv_rows_loop(lw: Lowerer, x, w, y, c0: int | VReg, width: int, k_lo: int |
     form's, so the bits are the same."""
     b = lw.b
     n = w.shape[1]
+    ws = row_pitch(lw, w, n * 4)  # bytes between rows of w (a column slice of a wider matrix: more)
     nfull, tail = divmod(width, 64)
     trips, left = divmod(nfull, GEMV_UNROLL)
     xp = ptr(b, scaled(b, k_lo, 4), "xp")
     if isinstance(k_lo, VReg) or isinstance(c0, VReg):
-        wrow = ptr(b, scaled(b, k_lo, n * 4), "wrow")
+        wrow = ptr(b, scaled(b, k_lo, ws), "wrow")
         bump(b, wrow, c0)
     else:
-        wrow = ptr(b, k_lo * n * 4 + c0, "wrow")
+        wrow = ptr(b, k_lo * ws + c0, "wrow")
 
     def rows(nr: int, first: bool) -> None:
         xb = [bcast_ld(b, "f32", x.scroll, at(b, xp, r * 4)) for r in range(nr)]
@@ -285,7 +293,7 @@ def gemv_rows_loop(lw: Lowerer, x, w, y, c0: int | VReg, width: int, k_lo: int |
             ya = at(b, yq, disp)
             acc = None if first else ld(b, "f32", y.scroll, ya, nb)
             for r in range(nr):
-                wv = ld(b, "f32", w.scroll, at(b, wq, r * n * 4 + disp), nb)
+                wv = ld(b, "f32", w.scroll, at(b, wq, r * ws + disp), nb)
                 a = b.new("v", "acc")
                 if acc is None:
                     b.emit("DMUL", a, xb[r], wv, type="f32")
@@ -306,7 +314,7 @@ def gemv_rows_loop(lw: Lowerer, x, w, y, c0: int | VReg, width: int, k_lo: int |
         if tail:
             chunk(left * 64, tail)
         bump(b, xp, nr * 4)
-        bump(b, wrow, nr * n * 4)
+        bump(b, wrow, nr * ws)
 
     first = min(kn, GEMV_ROWS)
     rows(first, True)
@@ -676,14 +684,45 @@ def sum_parts_loop(lw: Lowerer, parts: list[str], dst: str, m: int, n: int) -> N
 
 
 # ---------------------------------------------------------------------- row ops
+def _row_delta(b: Builder, xrow: VReg, yrow: VReg | None) -> VReg | None:
+    """``yrow - xrow`` in a register (None when y's rows are x's: one pointer serves both)."""
+    if yrow is None:
+        return None
+    dy = b.new("r", "dy")
+    b.emit("DSUB", dy, yrow, xrow, type="i64")
+    return dy
+
+
+def _y_at(b: Builder, p: VReg, dy: VReg | None) -> VReg:
+    """The y address of the chunk at x offset ``p``."""
+    if dy is None:
+        return p
+    t = b.new("r", "addr")
+    b.emit("DADD", t, p, dy, type="i64")
+    return t
+
+
+def _row_ptrs(lw: Lowerer, x, y, d: int) -> tuple[VReg, VReg | None, list]:
+    """Row pointers of a row op reading x and writing y ([m, d] f32): x's, y's when its rows are
+    another distance apart (a column slice read or written in place), and rows_loop's list."""
+    b = lw.b
+    xs, ys = row_pitch(lw, x, d * 4), row_pitch(lw, y, d * 4)
+    xrow = ptr(b, 0, "xrow")
+    if xs == ys:
+        return xrow, None, [(xrow, xs)]
+    yrow = ptr(b, 0, "yrow")
+    return xrow, yrow, [(xrow, xs), (yrow, ys)]
+
+
 def rmsnorm_loop(lw: Lowerer, x, g, y, m: int, d: int, eps: float) -> None:
     """Two passes per row (sum of squares, then scale): nothing of the row is kept in registers."""
     b = lw.b
     one = b.new("r")
     b.emit("DMOV", one, F(1.0), type="f32")
-    xrow = ptr(b, 0, "xrow")
+    xrow, yrow, steps = _row_ptrs(lw, x, y, d)
 
     def row():
+        dy = _row_delta(b, xrow, yrow)
         acc = b.new("v", "ss")
 
         def sq(p, nb, first):
@@ -712,12 +751,12 @@ def rmsnorm_loop(lw: Lowerer, x, g, y, m: int, d: int, eps: float) -> None:
             gg = ld(b, "f32", g.scroll, gp, nb)
             t2 = b.new("v")
             b.emit("DMUL", t2, t1, gg, type="f32")
-            st(b, "f32", t2, y.scroll, p, nb)
+            st(b, "f32", t2, y.scroll, _y_at(b, p, dy), nb)
             bump(b, gp, 64)
 
         chunk_loop(b, d, 4, xrow, scale)
 
-    rows_loop(b, m, [(xrow, d * 4)], row)
+    rows_loop(b, m, steps, row)
 
 
 def row_max(lw: Lowerer, x, xrow: VReg, d: int, mask, ninf) -> VReg:
@@ -751,9 +790,10 @@ def softmax_loop(lw: Lowerer, x, y, m: int, d: int, mask, ninf) -> None:
     b = lw.b
     one = b.new("r")
     b.emit("DMOV", one, F(1.0), type="f32")
-    xrow = ptr(b, 0, "xrow")
+    xrow, yrow, steps = _row_ptrs(lw, x, y, d)
 
     def row():
+        dy = _row_delta(b, xrow, yrow)
         rmax = row_max(lw, x, xrow, d, mask, ninf)
         vmax = b.new("v")
         b.emit("DBCAST", vmax, rmax, type="f32")
@@ -768,7 +808,7 @@ def softmax_loop(lw: Lowerer, x, y, m: int, d: int, mask, ninf) -> None:
                 e2 = b.new("v")
                 b.emit("DSEL", e2, mask, e, F(0.0), type="f32")
                 e = e2
-            st(b, "f32", e, y.scroll, p, nb)
+            st(b, "f32", e, y.scroll, _y_at(b, p, dy), nb)
             if first:
                 b.emit("DMOV", acc, e)
             else:
@@ -783,14 +823,15 @@ def softmax_loop(lw: Lowerer, x, y, m: int, d: int, mask, ninf) -> None:
         b.emit("DBCAST", vinv, inv, type="f32")
 
         def sc(p, nb, first):
-            v = ld(b, "f32", y.scroll, p, nb)
+            ya = _y_at(b, p, dy)
+            v = ld(b, "f32", y.scroll, ya, nb)
             o = b.new("v")
             b.emit("DMUL", o, v, vinv, type="f32")
-            st(b, "f32", o, y.scroll, p, nb)
+            st(b, "f32", o, y.scroll, ya, nb)
 
         chunk_loop(b, d, 4, xrow, sc)
 
-    rows_loop(b, m, [(xrow, d * 4)], row)
+    rows_loop(b, m, steps, row)
 
 
 def first_max(lw: Lowerer, scroll: str, xrow: VReg, d: int, mask, ninf, iota: VReg) -> tuple[VReg, VReg]:
@@ -1335,6 +1376,7 @@ def matmul_nt_loop(lw: Lowerer, x, w, y) -> None:
     b = lw.b
     m, k = x.shape
     n = w.shape[0]
+    xs, ws, ys = row_pitch(lw, x, k * 4), row_pitch(lw, w, k * 4), row_pitch(lw, y, n * 4)  # row strides
     rb = 4
     xrow, yrow = ptr(b, 0, "xrow"), ptr(b, 0, "yrow")
 
@@ -1345,7 +1387,7 @@ def matmul_nt_loop(lw: Lowerer, x, w, y) -> None:
         def visit(nb: int, first: bool) -> None:
             xv = ld(b, "f32", x.scroll, xp, nb)
             for r in range(nrows):
-                wv = ld(b, "f32", w.scroll, at(b, wp, r * k * 4), nb)
+                wv = ld(b, "f32", w.scroll, at(b, wp, r * ws), nb)
                 if first:
                     b.emit("DMUL", acc[r], xv, wv, type="f32")
                 else:
@@ -1369,14 +1411,14 @@ def matmul_nt_loop(lw: Lowerer, x, w, y) -> None:
 
         def blk() -> None:
             block(rb, wrow, yp)
-            bump(b, wrow, rb * k * 4)
+            bump(b, wrow, rb * ws)
             bump(b, yp, rb * 4)
 
         loop(b, n // rb, blk, "nblk")
         if n % rb:
             block(n % rb, wrow, yp)
 
-    rows_loop(b, m, [(xrow, k * 4), (yrow, n * 4)], row)
+    rows_loop(b, m, [(xrow, xs), (yrow, ys)], row)
 
 
 # ---------------------------------------------------------------------- int8 weight matrix (LM head)

@@ -568,6 +568,7 @@ class Lowerer:
         self.kernel_depth = 0
         self.view_count = 0
         self.concat_plan = None  # set by the driver: the concats whose parts are placed (concats.py)
+        self.pitch_reader = False  # the op being lowered reads column slices in place (views.PITCHED)
         self.functions: dict[str, tuple[list[str], object]] = {}
         self.call_stack: list[str] = []
         self.force_loops = False  # lower every tensor op to loops (tests compare both lowerings)
@@ -1283,6 +1284,8 @@ class Lowerer:
         if sc is not None and sc.layers > 1:
             self.fail(node, f"`{n}` has {sc.layers} layers; select one: {n}[layer]")
         self.note_read(t)
+        if sc is not None and sc.pitch and not self.pitch_reader:  # rows apart: a dense copy for this op
+            return self.view_lowering.dense(self, t)
         return t
 
     def state_key(self, t: Tensor) -> str | None:

@@ -372,7 +372,11 @@ def lower_op(lw: Lowerer, fname: str, name_toks, call) -> None:
     pos = [a for a in args if a.data != "kwarg"]
     kw = {str(a.children[0]): a.children[1] for a in args if a.data == "kwarg"}
     fn = OPS[fname]
-    fn(lw, name_toks, call, pos, kw)
+    lw.pitch_reader = fname in views.PITCHED  # may be handed column slices read in place (lw.tensor_arg)
+    try:
+        fn(lw, name_toks, call, pos, kw)
+    finally:
+        lw.pitch_reader = False
 
 
 def _nargs(lw, call, pos, lo, hi=None):
@@ -410,14 +414,17 @@ def _dtype_ok(lw, node, t: Tensor, allowed, op: str):
         )
 
 
-def _result(lw: Lowerer, tok, dtype: str, shape: tuple[int, ...]) -> Tensor:
-    """The tensor a statement assigns: declared (checked) or a new private scratch tensor."""
+def _result(lw: Lowerer, tok, dtype: str, shape: tuple[int, ...], pitched_ok: bool = False) -> Tensor:
+    """The tensor a statement assigns: declared (checked) or a new private scratch tensor.
+    ``pitched_ok``: the op can write a tensor whose rows are apart (a part of a copy-free column concat
+    of several rows, ``views.place_part``)."""
     name = str(tok)
     t = lw.tensors.get(name)
     if t is None:
         if lw.lookup(name) is not None:
             lw.fail(tok, f"`{name}` is a register variable, not a tensor")
-        placed = views.place_part(lw, name, dtype, shape, _pos(tok)[0])  # a part of a copy-free concat
+        # a part of a copy-free concat
+        placed = views.place_part(lw, name, dtype, shape, _pos(tok)[0], pitched_ok)
         return placed if placed is not None else lw.new_private(name, dtype, shape, _pos(tok)[0])
     if t.role in ("input", "weight"):
         lw.fail(tok, f"cannot assign to {t.role} tensor `{name}`")
@@ -462,7 +469,7 @@ def _binary(lw: Lowerer, name_toks, call, pos, kw, opname: str):
             lw.fail(pos[1], f"shape mismatch: {list(a.shape)} and {list(bt.shape)}")
     else:
         bs = _scalar_arg(lw, pos[1], a.dtype)
-    y = _result(lw, name_toks[0], a.dtype, a.shape)
+    y = _result(lw, name_toks[0], a.dtype, a.shape, pitched_ok=True)
     t = a.dtype
     b = lw.b
     vb = None
@@ -474,7 +481,7 @@ def _binary(lw: Lowerer, name_toks, call, pos, kw, opname: str):
             if t != "f32" and isinstance(bs, float):
                 lw.fail(pos[1], f"float literal in an integer ({t}) context")
             b.emit("DBCAST", vb, F(bs) if t == "f32" else imm(int(bs)), type=t)
-    if _pitch(lw, a) or (bt is not None and _pitch(lw, bt)):  # a column slice read in place
+    if _pitch(lw, a) or _pitch(lw, y) or (bt is not None and _pitch(lw, bt)):  # column slices in place
         srcs = [a] if bt is None else [a, bt]
 
         def row_op(xs):
@@ -505,10 +512,10 @@ def _unary(lw: Lowerer, name_toks, call, pos, kw, kind: str):
     a = lw.tensor_arg(pos[0])
     allowed = ("f32", "i32") if kind == "copy" else ("f32",)
     _dtype_ok(lw, pos[0], a, allowed, kind)
-    y = _result(lw, name_toks[0], a.dtype, a.shape)
+    y = _result(lw, name_toks[0], a.dtype, a.shape, pitched_ok=True)
     b = lw.b
     t = a.dtype
-    if _pitch(lw, a):  # a column slice read in place
+    if _pitch(lw, a) or _pitch(lw, y):  # a column slice read or written in place
         _rowwise(lw, [a], y, lambda xs: unary_vec(b, kind, xs[0]))
         return
     nfull, rem = divmod(a.numel * 4, 64)  # whole 64-byte pieces (no per-piece list) and the tail
@@ -535,13 +542,15 @@ def _pitch(lw: Lowerer, t: Tensor) -> int | None:
 
 def _rowwise(lw: Lowerer, srcs: list[Tensor], y: Tensor, op) -> None:
     """``y = op(srcs)`` element-wise, row by row: operands that are column slices of several rows
-    (``_pitch``) are read in place, each row ``pitch`` bytes after the last; y and the other operands
-    are dense. Per row, 64-byte pieces in order (a loop and a tail), exactly the lanes of the flat form."""
+    (``_pitch``) are read in place, each row ``pitch`` bytes after the last, and y, when it is a part of
+    a copy-free column concat, written in place the same way; the others are dense. Per row, 64-byte
+    pieces in order (a loop and a tail), exactly the lanes of the flat form."""
     b = lw.b
     t = y.dtype
     rows, n = y.shape
     row_bytes = n * ELEM[t]
     pitches = [_pitch(lw, s) or row_bytes for s in srcs]
+    ypitch = _pitch(lw, y) or row_bytes
     if rows * row_bytes <= ROWWISE_UNROLL_BYTES:  # small: every piece at its constant offset
         for i in range(rows):
             for o in range(0, row_bytes, 64):
@@ -549,7 +558,7 @@ def _rowwise(lw: Lowerer, srcs: list[Tensor], y: Tensor, op) -> None:
                 xs = [
                     b.load(t, b.new("v"), s.scroll, i * p + o, nb) for s, p in zip(srcs, pitches, strict=True)
                 ]
-                b.store(t, op(xs), y.scroll, i * row_bytes + o, nb)
+                b.store(t, op(xs), y.scroll, i * ypitch + o, nb)
         return
     ptrs = [kernels.ptr(b, 0, "row") for _ in srcs]
     yp = kernels.ptr(b, 0, "row")
@@ -569,7 +578,7 @@ def _rowwise(lw: Lowerer, srcs: list[Tensor], y: Tensor, op) -> None:
         if tail:
             piece(tail)
 
-    kernels.rows_loop(b, rows, [*zip(ptrs, pitches, strict=True), (yp, row_bytes)], row)
+    kernels.rows_loop(b, rows, [*zip(ptrs, pitches, strict=True), (yp, ypitch)], row)
 
 
 def unary_vec(b: Builder, kind: str, x: VReg) -> VReg:
@@ -608,6 +617,9 @@ def _in_place(lw: Lowerer, y: Tensor, srcs: list[Tensor], emit) -> None:
     tmp = lw.new_private(f"$inplace{lw.private_count}", y.dtype, y.shape)
     del lw.tensors[tmp.name]
     emit(tmp)
+    if _pitch(lw, y):  # a part of a copy-free column concat: row by row
+        views.copy_rows(lw, tmp, y)
+        return
     b = lw.b
     z = b.new("r", nospill=True)
     b.emit("DMOV", z, imm(0))
@@ -633,7 +645,9 @@ def _matmul(lw: Lowerer, name_toks, call, pos, kw):
     shard = _shard_kw(
         lw, kw, ("cols", "k"), "shard is `cols` (split N over the sentrons) or `k` (split K, then all-reduce)"
     )
-    y0 = _result(lw, name_toks[0], "f32", (m, n))
+    y0 = _result(lw, name_toks[0], "f32", (m, n), pitched_ok=shard is None or lw.sentrons == 1)
+    if shard is not None and lw.sentrons > 1:  # the sharded forms read dense operands
+        x, w = views.dense(lw, x), views.dense(lw, w)
     _in_place(lw, y0, [x, w], lambda y: _matmul_into(lw, x, w, y, m, k, n, shard))
 
 
@@ -936,6 +950,11 @@ def matmul_tiles(
     b = lw.b
     m, k = x.shape
     n = w.shape[1]
+    xs, ws, ys = (
+        kernels.row_pitch(lw, x, k * 4),
+        kernels.row_pitch(lw, w, n * 4),
+        kernels.row_pitch(lw, y, n * 4),
+    )
     tiles = list(tiles)
     ks = list(ks)
     groups = [tiles[i : i + cc] for i in range(0, len(tiles), cc)]
@@ -947,10 +966,10 @@ def matmul_tiles(
                 wv = []
                 for c, j in enumerate(grp):
                     nb = min(64, (n - j * 16) * 4)
-                    wv.append(b.load("f32", b.new("v", "w"), w.scroll, kk * n * 4 + j * 64, nb))
+                    wv.append(b.load("f32", b.new("v", "w"), w.scroll, kk * ws + j * 64, nb))
                     del c
                 for r in range(nrows):
-                    xo = ix.off(r * k * 4 + kk * 4, rr * k * 4)
+                    xo = ix.off(r * xs + kk * 4, rr * xs)
                     xb = b.new("v", "x")
                     if isinstance(xo, int):
                         b.bcast_load("f32", xb, x.scroll, xo)
@@ -977,7 +996,7 @@ def matmul_tiles(
                     if a is None:
                         a = b.new("v")
                         b.emit("DBCAST", a, F(0.0), type="f32")
-                    yo = ix.off(r * n * 4 + j * 64, rr * n * 4)
+                    yo = ix.off(r * ys + j * 64, rr * ys)
                     if isinstance(yo, int):
                         b.store("f32", a, y.scroll, yo, nb)
                     else:
@@ -1424,7 +1443,8 @@ def _rmsnorm(lw: Lowerer, name_toks, call, pos, kw):
     if g.shape != (d,):
         lw.fail(pos[1], f"shape mismatch: rmsnorm gain must be [{d}], found {list(g.shape)}")
     eps = float(lw.const_eval(kw["eps"])) if "eps" in kw else 1e-5
-    y = _result(lw, name_toks[0], "f32", x.shape)
+    y = _result(lw, name_toks[0], "f32", x.shape, pitched_ok=True)
+    xs, ys = kernels.row_pitch(lw, x, d * 4), kernels.row_pitch(lw, y, d * 4)  # row strides
     b = lw.b
     ch = _row_chunks(d)
     if len(ch) > 8 or use_loops(lw, 0):
@@ -1435,11 +1455,11 @@ def _rmsnorm(lw: Lowerer, name_toks, call, pos, kw):
     gv = [b.load("f32", b.new("v", "g"), g.scroll, off, nb) for off, nb in ch] if len(ch) <= 8 else None
 
     def row(ix: Ix):
-        xs = []
+        xv = []
         acc = None
         for off, nb in ch:
-            v = _ld(b, x.scroll, ix.off(off, d * 4), nb)
-            xs.append(v)
+            v = _ld(b, x.scroll, ix.off(off, xs), nb)
+            xv.append(v)
             a = b.new("v")
             if acc is None:
                 b.emit("DMUL", a, v, v, type="f32")
@@ -1457,11 +1477,11 @@ def _rmsnorm(lw: Lowerer, name_toks, call, pos, kw):
         b.emit("DBCAST", vinv, inv, type="f32")
         for c, (off, nb) in enumerate(ch):
             t1 = b.new("v")
-            b.emit("DMUL", t1, xs[c], vinv, type="f32")
+            b.emit("DMUL", t1, xv[c], vinv, type="f32")
             gg = gv[c] if gv is not None else b.load("f32", b.new("v"), g.scroll, off, nb)
             t2 = b.new("v")
             b.emit("DMUL", t2, t1, gg, type="f32")
-            _st(b, t2, y.scroll, ix.off(off, d * 4), nb)
+            _st(b, t2, y.scroll, ix.off(off, ys), nb)
 
     rows(lw, m, 4 * len(ch) + 8, row, pipelinable=True)
 
@@ -1486,7 +1506,8 @@ def _softmax(lw: Lowerer, name_toks, call, pos, kw):
     x = lw.tensor_arg(pos[0])
     _dtype_ok(lw, pos[0], x, ("f32",), "softmax")
     m, d = _rows2(x)
-    y = _result(lw, name_toks[0], "f32", x.shape)
+    y = _result(lw, name_toks[0], "f32", x.shape, pitched_ok=True)
+    xstride, ystride = kernels.row_pitch(lw, x, d * 4), kernels.row_pitch(lw, y, d * 4)  # row strides
     b = lw.b
     ch = _row_chunks(d)
     tail = ch[-1][1] < 64
@@ -1502,7 +1523,7 @@ def _softmax(lw: Lowerer, name_toks, call, pos, kw):
         xs = []
         mx = None
         for c, (off, nb) in enumerate(ch):
-            v = _ld(b, x.scroll, ix.off(off, d * 4), nb)
+            v = _ld(b, x.scroll, ix.off(off, xstride), nb)
             if tail and c == len(ch) - 1:
                 v2 = b.new("v")
                 b.emit("DSEL", v2, mask, v, ninf, type="f32")
@@ -1544,7 +1565,7 @@ def _softmax(lw: Lowerer, name_toks, call, pos, kw):
         for c, (off, nb) in enumerate(ch):
             o = b.new("v")
             b.emit("DMUL", o, es[c], vinv, type="f32")
-            _st(b, o, y.scroll, ix.off(off, d * 4), nb)
+            _st(b, o, y.scroll, ix.off(off, ystride), nb)
 
     rows(lw, m, 30 * len(ch) + 10, row, pipelinable=True)
 
@@ -1905,7 +1926,7 @@ def _matmul_nt(lw: Lowerer, name_toks, call, pos, kw):
     (m, k), (n, k2) = x.shape, w.shape
     if k != k2:
         lw.fail(pos[1], f"shape mismatch: matmul_nt needs w[N, {k}], found {list(w.shape)}")
-    y0 = _result(lw, name_toks[0], "f32", (m, n))
+    y0 = _result(lw, name_toks[0], "f32", (m, n), pitched_ok=True)
     _in_place(lw, y0, [x, w], lambda y: kernels.matmul_nt_loop(lw, x, w, y))
 
 

@@ -24,6 +24,9 @@ from vtpu_cli.compiler.ir import MemInfo, Scroll, VMem, VReg, imm
 from vtpu_cli.compiler.lower import ELEM_BYTES, VIEW_OPS, Lowerer, Tensor, _pos, _try_const, tensor_nbytes
 
 ELEMENTWISE = ("add", "sub", "mul", "relu", "relu2", "silu", "exp", "copy")
+# ops handed column slices of several rows as they are (rows ``Scroll.pitch`` bytes apart), read in place;
+# every other op gets a dense copy (``dense``, from ``Lowerer.tensor_arg``)
+PITCHED = (*ELEMENTWISE, "matmul", "matmul_nt", "rmsnorm", "softmax")
 UNROLL_BYTES = 512  # contiguous copies up to 8 vectors are unrolled (static offsets, exact aliasing)
 
 
@@ -51,7 +54,7 @@ def resolve_args(lw: Lowerer, fname: str, call, temps: list[str]) -> tuple[str, 
     for i in pos:
         a = args[i]
         if a.data == "call" and str(a.children[0]) in VIEW_OPS:
-            t = build(lw, a, pitched=fname in ELEMENTWISE)
+            t = build(lw, a, pitched=fname in PITCHED)
             key = f"$view{len(temps)}.{lw.view_count}"
             lw.tensors[key] = t
             temps.append(key)
@@ -82,8 +85,7 @@ def check_overlap(lw: Lowerer, name_toks, fname: str, call) -> None:
         if sroot != troot or (target.role != "view" and src.role != "view"):
             continue
         if isinstance(toff, int) and isinstance(soff, int):  # constant places: overlapping at all?
-            tn, sn = lw.b.scrolls[target.scroll].nbytes, lw.b.scrolls[src.scroll].nbytes  # (spans)
-            if toff + tn <= soff or soff + sn <= toff:
+            if _disjoint(lw, target, toff, src, soff):
                 continue  # disjoint parts of one tensor (e.g. two parts of a copy-free concat)
         same = (toff is soff or (isinstance(toff, int) and toff == soff)) and src.shape == target.shape
         if fname in ELEMENTWISE and same:
@@ -96,6 +98,26 @@ def check_overlap(lw: Lowerer, name_toks, fname: str, call) -> None:
             f"of the same tensor",
             hint="compute into a new tensor, then copy it",
         )
+
+
+def _disjoint(lw: Lowerer, t: Tensor, toff: int, s: Tensor, soff: int) -> bool:
+    """Whether two views of one storage at constant places share no byte: their spans do not overlap,
+    or both are column slices of the same rows (one pitch) whose column ranges do not."""
+    tsc, ssc = lw.b.scrolls[t.scroll], lw.b.scrolls[s.scroll]
+    if toff + tsc.nbytes <= soff or soff + ssc.nbytes <= toff:
+        return True
+    p = tsc.pitch or ssc.pitch
+    if p is None:
+        return False
+
+    def cols(sc, off, shape) -> tuple[int, int] | None:  # (first, end) byte of every row, or None
+        row = shape[-1] * ELEM_BYTES[sc.dtype]
+        if sc.pitch != p or off % p + row > p:
+            return None
+        return off % p, off % p + row
+
+    a, c = cols(tsc, toff, t.shape), cols(ssc, soff, s.shape)
+    return a is not None and c is not None and (a[1] <= c[0] or c[1] <= a[0])
 
 
 def assign(lw: Lowerer, name_toks, call) -> None:
@@ -476,7 +498,11 @@ def transpose_into(lw: Lowerer, x: Tensor, y: Tensor) -> None:
 def _concat(lw: Lowerer, call, pos, kw, dest, bind, dest_tok) -> Tensor:
     if len(pos) < 2:
         lw.fail(call, f"concat(a, b, ...[, axis=0|1]) takes at least 2 tensors, got {len(pos)}")
-    parts = [_src(lw, a) for a in pos]
+    saved, lw.pitch_reader = lw.pitch_reader, True  # placed parts are seen as they are (``_placed``)
+    try:
+        parts = [_src(lw, a) for a in pos]
+    finally:
+        lw.pitch_reader = saved
     first = parts[0]
     axis = _axis(lw, kw, first)
     for node, t in zip(pos[1:], parts[1:], strict=True):
@@ -500,6 +526,7 @@ def _concat(lw: Lowerer, call, pos, kw, dest, bind, dest_tok) -> Tensor:
         if dest.scroll == placed.scroll:
             _check_dest(lw, dest, dest_tok, first.dtype, shape, call)  # the same errors as a copy
             return dest
+    parts = [dense(lw, t) for t in parts]
     out, then = _target(lw, dest, bind, dest_tok, call, first.dtype, shape, parts)
     es = ELEM_BYTES[first.dtype]
     b = lw.b
@@ -534,12 +561,18 @@ def _concat(lw: Lowerer, call, pos, kw, dest, bind, dest_tok) -> Tensor:
 
 
 # ---------------------------------------------------------------------- copy-free concat
-def place_part(lw: Lowerer, name: str, dtype: str, shape: tuple[int, ...], line: int) -> Tensor | None:
+def place_part(
+    lw: Lowerer, name: str, dtype: str, shape: tuple[int, ...], line: int, pitched_ok: bool = False
+) -> Tensor | None:
     """A new tensor ``name`` that a copy-free concat takes (``concats.plan_concats``): a view of the
     concat result's storage, right after the parts placed before it -- the result when it is declared,
     else a private scroll that grows part by part. None (an ordinary tensor; the concat then copies)
     when ``name`` is no such part, or it does not line up: placed out of order, or a dtype, shape or
-    size the concat could not take in place."""
+    size the concat could not take in place.
+
+    A part of a column concat (``axis=1``) of several rows is placed only in a declared result (whose
+    row length is known before the first part is made) and only when its op can write rows that are
+    apart (``pitched_ok``): it is then a column slice of the result, rows ``pitch`` bytes apart."""
     plan = lw.concat_plan
     got = plan.parts.get(name) if plan is not None else None
     if got is None:
@@ -547,8 +580,10 @@ def place_part(lw: Lowerer, name: str, dtype: str, shape: tuple[int, ...], line:
     g, k = got
     if k != len(g.placed) or dtype in ("t2",) or not shape:
         return None
-    if g.axis == 1 and (len(shape) != 2 or shape[0] != 1):
-        return None  # columns of several rows are not one contiguous run
+    if g.axis == 1 and len(shape) != 2:
+        return None
+    if g.axis == 1 and shape[0] != 1:  # columns of several rows: a column slice of a declared result
+        return _place_columns(lw, g, name, dtype, shape, line) if pitched_ok and g.declared else None
     nb = tensor_nbytes(dtype, shape)
     if g.arena is None:
         if g.declared:
@@ -576,6 +611,31 @@ def place_part(lw: Lowerer, name: str, dtype: str, shape: tuple[int, ...], line:
     return v
 
 
+def _place_columns(lw: Lowerer, g, name: str, dtype: str, shape: tuple[int, ...], line: int) -> Tensor | None:
+    """``place_part`` for a column concat of several rows: columns ``g.offset`` (bytes into a row) on of
+    the declared result, read and written in place (``Scroll.pitch``)."""
+    arena = g.arena if g.arena is not None else lw.tensors.get(g.out)
+    if arena is None or arena.role not in ("output", "tensor") or arena.dtype != dtype:
+        return None
+    if len(arena.shape) != 2 or arena.shape[0] != shape[0]:
+        return None
+    es = ELEM_BYTES[dtype]
+    pitch = arena.shape[1] * es
+    width = shape[1] * es
+    if g.offset + width > pitch:
+        return None
+    g.arena = arena
+    v = view_of(lw, arena, g.offset, shape, name)
+    sc = lw.b.scrolls[v.scroll]
+    sc.pitch = pitch
+    sc.nbytes = (shape[0] - 1) * pitch + width  # the bytes it spans
+    v.line = line
+    lw.tensors[name] = v
+    g.offset += width
+    g.placed.append(name)
+    return v
+
+
 def _placed(lw: Lowerer, call, parts: list[Tensor], shape: tuple[int, ...]) -> Tensor | None:
     """The storage holding a copy-free concat's result when every part was placed there in order and
     fills it exactly (``place_part``), else None."""
@@ -583,6 +643,18 @@ def _placed(lw: Lowerer, call, parts: list[Tensor], shape: tuple[int, ...]) -> T
     g = plan.by_call.get(id(call)) if plan is not None else None
     if g is None or g.arena is None or [t.name for t in parts] != g.placed:
         return None
+    if g.axis == 1 and len(shape) == 2 and shape[0] != 1:  # column slices of the result, in order
+        es = ELEM_BYTES[parts[0].dtype]
+        pitch = shape[1] * es
+        col = 0
+        for t in parts:
+            sc = lw.b.scrolls[t.scroll]
+            if sc.view_of != g.arena.scroll or sc.offset != col or sc.pitch != pitch:
+                return None
+            col += t.shape[1] * es
+        if col != pitch or tuple(g.arena.shape) != tuple(shape):
+            return None
+        return g.arena
     off = 0
     for t in parts:
         sc = lw.b.scrolls[t.scroll]
@@ -596,6 +668,34 @@ def _placed(lw: Lowerer, call, parts: list[Tensor], shape: tuple[int, ...]) -> T
 
 
 # ---------------------------------------------------------------------- copies
+def copy_rows(lw: Lowerer, src: Tensor, dst: Tensor) -> None:
+    """dst = src for 2-D tensors of one shape, row by row, each side's rows ``pitch`` bytes apart when it
+    is a column slice read or written in place (else dense)."""
+    b = lw.b
+    rows, cols = src.shape
+    row = cols * ELEM_BYTES[src.dtype]
+    sp = b.scrolls[src.scroll].pitch or row
+    dp = b.scrolls[dst.scroll].pitch or row
+    if rows * row <= 4 * UNROLL_BYTES:
+        for i in range(rows):
+            copy_bytes(lw, src.scroll, i * sp, dst.scroll, i * dp, row)
+        return
+    s, d = kernels.ptr(b, 0, "sp"), kernels.ptr(b, 0, "dp")
+    kernels.rows_loop(
+        b, rows, [(s, sp), (d, dp)], lambda: kernels.copy_row_loop(b, src.scroll, s, dst.scroll, d, row)
+    )
+
+
+def dense(lw: Lowerer, t: Tensor) -> Tensor:
+    """``t`` itself, or, when it is a column slice read in place (``Scroll.pitch``), a dense copy of it
+    (an anonymous tensor) for an op that reads rows as contiguous runs."""
+    if not lw.b.scrolls[t.scroll].pitch:
+        return t
+    out = _anon(lw, t.dtype, t.shape)
+    copy_rows(lw, t, out)
+    return out
+
+
 def copy_bytes(lw: Lowerer, src: str, soff: int | VReg, dst: str, doff: int | VReg, nbytes: int) -> None:
     """Copy ``nbytes`` contiguous bytes: unrolled with static offsets when small, else a loop."""
     b = lw.b

@@ -1,0 +1,332 @@
+"""Column slices of several rows read and written in place by matmul and matmul_nt (rows ``pitch``
+bytes apart), and column concats of several rows whose parts are made in the result's columns: the
+same bits as the copying forms on the interpreter (-O0, -O3) and the JIT, numpy's values, and the
+copies' loads and stores gone (docs/phx.md, "Tensor views")."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+from test_phx_views import SETTINGS, run_program
+
+import vtpu_cli.compiler.driver as driver
+import vtpu_cli.compiler.views as views
+from vtpu_cli.compiler import bind_inputs, compile_phx
+from vtpu_cli.engines.interp.interpreter import Interpreter
+
+F32 = np.float32
+ENGINES = [(0, "interp"), (3, "interp"), (2, "jit")]
+
+
+def rnd(seed, *shape):
+    return np.random.default_rng(seed).standard_normal(shape).astype(F32)
+
+
+def _compile(src: str, opt: int, in_place: bool, force_loops: bool = False, sentrons: int = 1):
+    """Compiled with column slices and concats in place, or (``in_place=False``) with the copies."""
+    if in_place:
+        return compile_phx(src, "t.phx", opt=opt, force_loops=force_loops, sentrons=sentrons)[0]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(views, "PITCHED", views.ELEMENTWISE)  # matmul operands materialised
+        mp.setattr(driver, "plan_concats", lambda tree, sentrons: None)
+        return compile_phx(src, "t.phx", opt=opt, force_loops=force_loops, sentrons=sentrons)[0]
+
+
+def _mem_ops(prog) -> int:
+    return sum(1 for siw in prog.code for i in siw if i.op.name in ("SGATHER", "SSCATTR"))
+
+
+def _executed_s_ops(prog, inputs, engine: str = "interp", tmp=None) -> int:
+    """S-pipe ops executed (the loads and stores that ran, loops counted per trip): the interpreter's
+    count, or the JIT's from the native code's per-block counters."""
+    bind_inputs(prog, inputs)
+    if engine == "jit":
+        from vtpu_cli.engines.jit.engine import JitEngine
+
+        res = JitEngine(prog, 1, cache_dir=tmp).run()
+        assert res.engine == "jit", res.fallback
+    else:
+        res = Interpreter(prog, 1).run()
+    assert res.status == "ok"
+    return res.ops_by_pipe.get("S", 0)
+
+
+def both(src, inputs, outs, tmp, force_loops=False, engines=ENGINES):
+    """Outputs (in place == copied on every engine, bit for bit) and the S-pipe ops executed at -O0
+    (in place, copied)."""
+    got, mem = [], None
+    for opt, eng in engines:
+        a = _compile(src, opt, True, force_loops)
+        c = _compile(src, opt, False, force_loops)
+        if mem is None:
+            mem = (_executed_s_ops(a, inputs), _executed_s_ops(c, inputs))
+        got.append(run_program(a, inputs, outs, eng, tmp))
+        got.append(run_program(c, inputs, outs, eng, tmp))
+    for g in got[1:]:
+        for o in outs:
+            np.testing.assert_array_equal(g[o], got[0][o])
+    return got[0], mem
+
+
+@SETTINGS
+@given(
+    m=st.integers(2, 9),
+    k=st.integers(1, 40),
+    n=st.integers(1, 40),
+    pad=st.tuples(st.integers(0, 20), st.integers(0, 20), st.integers(0, 20), st.integers(0, 20)),
+    which=st.sampled_from(["x", "w", "both"]),
+    nt=st.booleans(),
+    loops=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_matmul_reads_column_slices_in_place(tmp_path, m, k, n, pad, which, nt, loops, seed):
+    """``matmul(slice(X, s, K, axis=1), slice(W, t, N, axis=1))`` (and ``matmul_nt``, whose w rows are
+    its columns): either operand a column slice of a wider tensor, unrolled or in loops."""
+    xl, xr, wl, wr = pad
+    xs = which in ("x", "both") and xl + xr > 0
+    ws = which in ("w", "both") and wl + wr > 0
+    wrows, wcols = (n, k) if nt else (k, n)
+    xshape = (m, xl + k + xr) if xs else (m, k)
+    wshape = (wrows, wl + wcols + wr) if ws else (wrows, wcols)
+    xa = f"slice(x, {xl}, {k}, axis=1)" if xs else "x"
+    wa = f"slice(w, {wl}, {wcols}, axis=1)" if ws else "w"
+    op = "matmul_nt" if nt else "matmul"
+    src = (
+        f"input x: f32[{xshape[0]}, {xshape[1]}]\ninput w: f32[{wshape[0]}, {wshape[1]}]\n"
+        f"output y: f32[{m}, {n}]\ny = {op}({xa}, {wa})\n"
+    )
+    x, w = rnd(seed, *xshape), rnd(seed + 1, *wshape)
+    got, (placed, copied) = both(src, {"x": x, "w": w}, ["y"], str(tmp_path), force_loops=loops)
+    xv = x[:, xl : xl + k] if xs else x
+    wv = w[:, wl : wl + wcols] if ws else w
+    want = xv.astype(np.float64) @ (wv.T if nt else wv).astype(np.float64)
+    np.testing.assert_allclose(got["y"], want, rtol=1e-4, atol=1e-4)
+    if xs or ws:
+        assert placed < copied  # the operand copies' loads and stores are gone
+
+
+@SETTINGS
+@given(
+    m=st.integers(2, 9),
+    c=st.integers(2, 80),
+    data=st.data(),
+    op=st.sampled_from(["softmax", "rmsnorm"]),
+    loops=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_row_ops_read_column_slices_in_place(tmp_path, m, c, data, op, loops, seed):
+    """``softmax(slice(x, s, n, axis=1))`` and ``rmsnorm(slice(...), g)`` read the columns in place."""
+    n = data.draw(st.integers(1, c))
+    s0 = data.draw(st.integers(0, c - n))
+    arg = f"slice(x, {s0}, {n}, axis=1)"
+    expr = f"softmax({arg})" if op == "softmax" else f"rmsnorm({arg}, g)"
+    src = f"input x: f32[{m}, {c}]\ninput g: f32[{n}]\noutput y: f32[{m}, {n}]\ny = {expr}\n"
+    x, g = rnd(seed, m, c), rnd(seed + 1, n)
+    got, (placed, copied) = both(src, {"x": x, "g": g}, ["y"], str(tmp_path), force_loops=loops)
+    xv = x[:, s0 : s0 + n].astype(np.float64)
+    if op == "softmax":
+        e = np.exp(xv - xv.max(axis=1, keepdims=True))
+        want = e / e.sum(axis=1, keepdims=True)
+    else:
+        want = xv / np.sqrt((xv * xv).mean(axis=1, keepdims=True) + 1e-5) * g
+    np.testing.assert_allclose(got["y"], want, rtol=1e-4, atol=1e-5)
+    if n < c:
+        assert placed < copied
+
+
+@st.composite
+def column_concat(draw):
+    nparts = draw(st.integers(2, 4))
+    m = draw(st.integers(2, 9))
+    widths = [draw(st.integers(1, 24)) for _ in range(nparts)]
+    kinds = [
+        draw(st.sampled_from(["matmul", "matmul_nt", "add", "relu", "softmax", "rmsnorm"]))
+        for _ in range(nparts)
+    ]
+    return m, widths, kinds, draw(st.integers(1, 24)), draw(st.booleans()), draw(st.integers(0, 2**16))
+
+
+@SETTINGS
+@given(case=column_concat())
+def test_column_concat_parts_are_made_in_place(tmp_path, case):
+    """``y = concat(p0, p1, ..., axis=1)`` into a declared result of several rows: each part is made by
+    its op straight into y's columns (matmul, matmul_nt, softmax, rmsnorm and element-wise ops write
+    rows apart)."""
+    m, widths, kinds, k, loops, seed = case
+    total = sum(widths)
+    lines = [f"input x: f32[{m}, {k}]", f"output y: f32[{m}, {total}]"]
+    inputs = {"x": rnd(seed, m, k)}
+    want = []
+    x64 = inputs["x"].astype(np.float64)
+    for i, (wd, kind) in enumerate(zip(widths, kinds, strict=True)):
+        if kind == "matmul":
+            lines.insert(1, f"input w{i}: f32[{k}, {wd}]")
+            inputs[f"w{i}"] = rnd(seed + 1 + i, k, wd)
+            want.append(x64 @ inputs[f"w{i}"].astype(np.float64))
+        elif kind == "matmul_nt":
+            lines.insert(1, f"input w{i}: f32[{wd}, {k}]")
+            inputs[f"w{i}"] = rnd(seed + 1 + i, wd, k)
+            want.append(x64 @ inputs[f"w{i}"].astype(np.float64).T)
+        else:
+            lines.insert(1, f"input w{i}: f32[{m}, {wd}]")
+            inputs[f"w{i}"] = rnd(seed + 1 + i, m, wd)
+            w64 = inputs[f"w{i}"].astype(np.float64)
+            if kind == "softmax":
+                e = np.exp(w64 - w64.max(axis=1, keepdims=True))
+                want.append(e / e.sum(axis=1, keepdims=True))
+            elif kind == "rmsnorm":
+                lines.insert(1, f"input g{i}: f32[{wd}]")
+                inputs[f"g{i}"] = rnd(seed + 7 + i, wd)
+                want.append(w64 / np.sqrt((w64 * w64).mean(axis=1, keepdims=True) + 1e-5) * inputs[f"g{i}"])
+            else:
+                want.append(w64 + 1.0 if kind == "add" else np.maximum(w64, 0.0))
+    for i, kind in enumerate(kinds):
+        expr = {
+            "matmul": f"matmul(x, w{i})",
+            "matmul_nt": f"matmul_nt(x, w{i})",
+            "add": f"add(w{i}, 1.0)",
+            "relu": f"relu(w{i})",
+            "softmax": f"softmax(w{i})",
+            "rmsnorm": f"rmsnorm(w{i}, g{i})",
+        }[kind]
+        lines.append(f"p{i} = {expr}")
+    lines.append(f"y = concat({', '.join(f'p{i}' for i in range(len(kinds)))}, axis=1)")
+    src = "\n".join(lines) + "\n"
+    got, (placed, copied) = both(src, inputs, ["y"], str(tmp_path), force_loops=loops)
+    np.testing.assert_allclose(got["y"], np.concatenate(want, axis=1), rtol=1e-4, atol=1e-4)
+    assert placed < copied  # the concat's loads and stores are gone
+
+
+MHA = """const T = {t}
+const H = {h}
+const HD = {hd}
+const D = {d}
+input x: f32[T, D]
+weight wq: f32[D, D]
+weight wk: f32[D, D]
+weight wv: f32[D, D]
+output attn: f32[T, D]
+q = matmul(x, wq)
+k = matmul(x, wk)
+v = matmul(x, wv)
+{heads}
+attn = concat({outs}, axis=1)
+"""
+
+HEAD = """s{i} = matmul_nt(slice(q, {o}, HD, axis=1), slice(k, {o}, HD, axis=1))
+s{i} = mul(s{i}, {scale})
+p{i} = softmax(s{i})
+o{i} = matmul(p{i}, slice(v, {o}, HD, axis=1))"""
+
+
+def mha_src(t: int, h: int, hd: int) -> str:
+    d = h * hd
+    heads = "\n".join(HEAD.format(i=i, o=i * hd, scale=repr(float(1 / np.sqrt(hd)))) for i in range(h))
+    return MHA.format(t=t, h=h, hd=hd, d=d, heads=heads, outs=", ".join(f"o{i}" for i in range(h)))
+
+
+def mha_ref(x, wq, wk, wv, h, hd):
+    x64 = x.astype(np.float64)
+    q, k, v = (x64 @ w.astype(np.float64) for w in (wq, wk, wv))
+    out = []
+    for i in range(h):
+        sl = slice(i * hd, (i + 1) * hd)
+        s = q[:, sl] @ k[:, sl].T * (1 / np.sqrt(hd))
+        p = np.exp(s - s.max(axis=1, keepdims=True))
+        out.append((p / p.sum(axis=1, keepdims=True)) @ v[:, sl])
+    return np.concatenate(out, axis=1)
+
+
+def test_attention_written_by_hand_copies_no_head(tmp_path):
+    """Multi-head attention written with per-head column slices and a column concat: no head's q, k or v
+    is copied and no head output is copied into the result; same bits as the copying form."""
+    t, h, hd = 6, 4, 8
+    src = mha_src(t, h, hd)
+    d = h * hd
+    x, wq, wk, wv = (rnd(s, *shp) for s, shp in ((1, (t, d)), (2, (d, d)), (3, (d, d)), (4, (d, d))))
+    inputs = {"x": x, "wq": wq, "wk": wk, "wv": wv}
+    got, (placed, copied) = both(src, inputs, ["attn"], str(tmp_path))
+    np.testing.assert_allclose(got["attn"], mha_ref(x, wq, wk, wv, h, hd), rtol=1e-4, atol=1e-5)
+    # each head's q, k and v copy (T rows of one 32-byte piece: a load and a store each) and its share
+    # of the concat's copy are gone
+    assert copied - placed >= h * 4 * t * 2
+
+
+def test_attention_written_by_hand_at_prefill_size_on_the_jit(tmp_path):
+    """The same at a prefill's size (128 tokens, 8 heads of 64): loops, natively, against numpy."""
+    t, h, hd = 128, 8, 64
+    src = mha_src(t, h, hd)
+    d = h * hd
+    x, wq, wk, wv = (
+        rnd(s, *shp) * F32(0.1) for s, shp in ((1, (t, d)), (2, (d, d)), (3, (d, d)), (4, (d, d)))
+    )
+    inputs = {"x": x, "wq": wq, "wk": wk, "wv": wv}
+    prog = _compile(src, 2, True)
+    got = run_program(prog, inputs, ["attn"], "jit", str(tmp_path))
+    np.testing.assert_allclose(got["attn"], mha_ref(x, wq, wk, wv, h, hd), rtol=1e-3, atol=1e-4)
+    tmp = str(tmp_path)
+    placed = _executed_s_ops(prog, inputs, "jit", tmp)
+    copied = _executed_s_ops(_compile(src, 2, False), inputs, "jit", tmp)
+    # per head: q, k and v slices (3 x 128 rows of one 256-byte row: 4 loads + 4 stores each) and the
+    # head's share of the concat (the same again) are no longer copied
+    assert copied - placed >= h * 4 * t * 8, (placed, copied)
+
+
+def test_a_part_read_by_an_op_that_reads_whole_rows(tmp_path):
+    """A part placed in the result's columns and also read by other ops: softmax and rmsnorm read it in
+    place, ``quant`` (which takes dense rows) a dense copy; every value as with the copying concat."""
+    src = """input x: f32[5, 12]
+input w: f32[12, 20]
+input g: f32[20]
+output y: f32[5, 32]
+output r: f32[5, 20]
+output s: f32[5, 20]
+a = matmul(x, w)
+b = relu(x)
+r = rmsnorm(a, g)
+s = softmax(a)
+q, qs = quant(a)
+y = concat(a, b, axis=1)
+"""
+    x, w, g = rnd(1, 5, 12), rnd(2, 12, 20), rnd(3, 20)
+    got, (placed, copied) = both(src, {"x": x, "w": w, "g": g}, ["y", "r", "s"], str(tmp_path))
+    a = x.astype(np.float64) @ w.astype(np.float64)
+    np.testing.assert_allclose(got["y"], np.concatenate([a, np.maximum(x, 0)], axis=1), rtol=1e-5, atol=1e-5)
+    e = np.exp(a - a.max(axis=1, keepdims=True))
+    np.testing.assert_allclose(got["s"], e / e.sum(axis=1, keepdims=True), rtol=1e-4, atol=1e-6)
+
+
+def test_parts_of_one_result_read_each_other(tmp_path):
+    """``b = add(a, 1.0)`` with a and b both columns of y: disjoint columns of one tensor, not an
+    overlapping view (and ``c = matmul(b, w)`` reading one part while writing another)."""
+    src = """input x: f32[4, 8]
+input w: f32[8, 8]
+output y: f32[4, 24]
+a = relu(x)
+b = add(a, 1.0)
+c = matmul(b, w)
+y = concat(a, b, c, axis=1)
+"""
+    x, w = rnd(5, 4, 8), rnd(6, 8, 8)
+    got, (placed, copied) = both(src, {"x": x, "w": w}, ["y"], str(tmp_path))
+    a = np.maximum(x, 0)
+    b = a + F32(1)
+    np.testing.assert_allclose(got["y"], np.concatenate([a, b, b @ w], axis=1), rtol=1e-5, atol=1e-5)
+    assert placed < copied
+
+
+def test_sharded_matmul_of_a_column_slice(tmp_path):
+    """``shard=cols`` on 2 sentrons reads a dense copy of a column-slice operand: the same values."""
+    from vtpu_cli.compiler import read_output
+
+    src = "input x: f32[4, 40]\ninput w: f32[16, 64]\noutput y: f32[4, 64]\n"
+    src += "y = matmul(slice(x, 8, 16, axis=1), w, shard=cols)\n"
+    x, w = rnd(7, 4, 40), rnd(8, 16, 64)
+    prog = compile_phx(src, "t.phx", opt=2, sentrons=2, force_loops=True)[0]
+    bind_inputs(prog, {"x": x, "w": w})
+    res = Interpreter(prog, 2).run()
+    assert res.status == "ok"
+    want = x[:, 8:24].astype(np.float64) @ w.astype(np.float64)
+    np.testing.assert_allclose(read_output(prog, res, "y"), want, rtol=1e-5, atol=1e-5)
