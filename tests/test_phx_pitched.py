@@ -330,3 +330,159 @@ def test_sharded_matmul_of_a_column_slice(tmp_path):
     assert res.status == "ok"
     want = x[:, 8:24].astype(np.float64) @ w.astype(np.float64)
     np.testing.assert_allclose(read_output(prog, res, "y"), want, rtol=1e-5, atol=1e-5)
+
+
+# ---------------------------------------------------------------------- column slices bound to a name
+def _compile_bound(src: str, opt: int, views_on: bool):
+    if views_on:
+        return compile_phx(src, "t.phx", opt=opt)[0]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(driver, "plan_column_views", lambda *a: None)
+        return compile_phx(src, "t.phx", opt=opt)[0]
+
+
+def bound_both(src, inputs, outs, tmp):
+    """Outputs (bound views == copies on every engine, bit for bit) and the S-pipe ops executed at -O0
+    (views, copies)."""
+    got, mem = [], None
+    for opt, eng in ENGINES:
+        a, c = _compile_bound(src, opt, True), _compile_bound(src, opt, False)
+        if mem is None:
+            mem = (_executed_s_ops(a, inputs), _executed_s_ops(c, inputs))
+        got.append(run_program(a, inputs, outs, eng, tmp))
+        got.append(run_program(c, inputs, outs, eng, tmp))
+    for g in got[1:]:
+        for o in outs:
+            np.testing.assert_array_equal(g[o], got[0][o])
+    return got[0], mem
+
+
+def test_column_slices_bound_to_names_are_read_in_place(tmp_path):
+    """``v = slice(x, s, n, axis=1)`` read only by ops that take rows apart, with nothing that could write
+    x or v before the last read: no copy, the same values."""
+    src = """input x: f32[6, 40]
+input w: f32[8, 8]
+input w2: f32[12, 8]
+output y: f32[6, 8]
+output z: f32[6, 8]
+output s: f32[6, 8]
+output t: f32[6, 12]
+v = slice(x, 8, 8, axis=1)
+u = slice(x, 20, 8, axis=1)
+y = matmul(v, w)
+z = add(v, u)
+s = softmax(u)
+t = matmul(v, transpose(w2))
+"""
+    x, w, w2 = rnd(1, 6, 40), rnd(2, 8, 8), rnd(3, 12, 8)
+    got, (views_, copies) = bound_both(src, {"x": x, "w": w, "w2": w2}, ["y", "z", "s", "t"], str(tmp_path))
+    v, u = x[:, 8:16], x[:, 20:28]
+    np.testing.assert_array_equal(got["z"], v + u)
+    np.testing.assert_allclose(got["y"], v.astype(np.float64) @ w, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(got["t"], v.astype(np.float64) @ w2.T, rtol=1e-5, atol=1e-5)
+    # the two copies (a load and a store per row each) are gone; the add then reads its rows one by one
+    # (two loads and a store per 32-byte row instead of per 64-byte piece), so the net saving is smaller
+    assert views_ < copies
+
+
+KEEP_THE_COPY = {
+    "x written after the binding": ("v = slice(x, 2, 4, axis=1)\nx = add(x, 1.0)\ny = add(v, 0.0)\n", None),
+    "v written after the binding": ("v = slice(x, 2, 4, axis=1)\nv = add(v, 1.0)\ny = add(v, 0.0)\n", None),
+    "read by an op that takes dense rows": (
+        "v = slice(x, 2, 4, axis=1)\nq, qs = quant(v)\ny = add(v, 0.0)\n",
+        None,
+    ),
+    "read in a loop": ("v = slice(x, 2, 4, axis=1)\nfor i in 0..2 {\n  y = add(v, 0.0)\n}\n", None),
+    "a view of it bound": ("v = slice(x, 2, 4, axis=1)\nr = slice(v, 0, 2)\ny = add(v, 0.0)\n", None),
+    "x written between two reads": (
+        "v = slice(x, 2, 4, axis=1)\ny = add(v, 0.0)\nx = add(x, 1.0)\ny = add(v, 0.0)\n",
+        None,
+    ),
+    "x written through a row view": (
+        "r = slice(x, 0, 1)\nv = slice(x, 2, 4, axis=1)\nr = add(r, 1.0)\ny = add(v, 0.0)\n",
+        None,
+    ),
+}
+
+
+@pytest.mark.parametrize("name", sorted(KEEP_THE_COPY))
+def test_bound_column_slices_that_keep_their_copy(tmp_path, name):
+    """Where a view could be told from the copy (or cannot be proven not to be), the copy stays."""
+    body, _ = KEEP_THE_COPY[name]
+    decl = "tensor x: f32[5, 8]\n" if "x written" in name else "input x: f32[5, 8]\n"
+    src = decl + "input x2: f32[5, 4]\noutput y: f32[5, 4]\n"
+    if "x written" in name:
+        src = "input x0: f32[5, 8]\n" + src + "x = copy(x0)\n"
+    src += body
+    x = rnd(4, 5, 8)
+    inputs = {"x0" if "x written" in name else "x": x, "x2": rnd(5, 5, 4)}
+    got, (views_, copies) = bound_both(src, inputs, ["y"], str(tmp_path))
+    assert views_ == copies  # the same program
+    want = x[:, 2:6] + (F32(1) if name.startswith("v written") else F32(0))
+    np.testing.assert_array_equal(got["y"], want)
+
+
+def test_attention_with_named_head_slices_copies_no_head(tmp_path):
+    """Per-head q, k and v bound to names (``qh = slice(q, h*HD, HD, axis=1)``): no copies either."""
+    t, h, hd = 6, 4, 8
+    named = mha_src(t, h, hd)
+    for i in range(h):
+        o = i * hd
+        named = named.replace(
+            f"s{i} = matmul_nt(slice(q, {o}, HD, axis=1), slice(k, {o}, HD, axis=1))",
+            f"q{i} = slice(q, {o}, HD, axis=1)\nk{i} = slice(k, {o}, HD, axis=1)\n"
+            f"v{i} = slice(v, {o}, HD, axis=1)\ns{i} = matmul_nt(q{i}, k{i})",
+        ).replace(f"o{i} = matmul(p{i}, slice(v, {o}, HD, axis=1))", f"o{i} = matmul(p{i}, v{i})")
+    assert named.count("= slice(") == 3 * h
+    d = h * hd
+    x, wq, wk, wv = (rnd(s, *shp) for s, shp in ((1, (t, d)), (2, (d, d)), (3, (d, d)), (4, (d, d))))
+    inputs = {"x": x, "wq": wq, "wk": wk, "wv": wv}
+    got, (views_, copies) = bound_both(named, inputs, ["attn"], str(tmp_path))
+    np.testing.assert_allclose(got["attn"], mha_ref(x, wq, wk, wv, h, hd), rtol=1e-4, atol=1e-5)
+    assert copies - views_ >= h * 3 * t * 2
+    inline = _executed_s_ops(_compile(mha_src(t, h, hd), 0, True), inputs)
+    assert views_ == inline  # the named form runs the same loads and stores as the inline one
+
+
+@pytest.mark.parametrize("engine", ["interp", "jit"])
+def test_a_column_slice_at_a_runtime_start_is_read_in_place(tmp_path, engine):
+    """``slice(x, pos, n, axis=1)`` with ``pos`` known at run time, read in place by an element-wise op
+    and by matmul: the values of numpy's slice at every start, and a fault for a start out of range."""
+    src = """input x: f32[7, 40]
+input w: f32[9, 5]
+input p: i32[1]
+output y: f32[7, 9]
+output z: f32[7, 5]
+let p32: i32 = load(p, 0)
+let pos: i64 = i64(p32)
+y = mul(slice(x, pos, 9, axis=1), 2.0)
+z = matmul(slice(x, pos, 9, axis=1), w)
+"""
+    prog, _ = compile_phx(src, "t.phx", opt=3)
+    x, w = rnd(1, 7, 40), rnd(2, 9, 5)
+    for pos, ok in ((0, True), (13, True), (31, True), (32, False), (-1, False)):
+        bind_inputs(prog, {"x": x, "w": w, "p": np.array([pos], np.int32)})
+        if engine == "jit":
+            from vtpu_cli.engines.jit.engine import JitEngine
+
+            res = JitEngine(prog, 1, cache_dir=str(tmp_path)).run()
+            assert res.engine == "jit"
+        else:
+            res = Interpreter(prog, 1).run()
+        assert (res.status == "ok") == ok, (pos, res.status)
+        if ok:
+            from vtpu_cli.compiler import read_output
+
+            v = x[:, pos : pos + 9]
+            np.testing.assert_array_equal(read_output(prog, res, "y"), v * F32(2))
+            np.testing.assert_allclose(
+                read_output(prog, res, "z"), v.astype(np.float64) @ w, rtol=1e-5, atol=1e-5
+            )
+    # the element-wise op alone: in place against every column slice copied first (PITCHED empty)
+    one = src.replace("z = matmul(slice(x, pos, 9, axis=1), w)\n", "").replace("output z: f32[7, 5]\n", "")
+    inputs = {"x": x, "w": w, "p": np.array([13], np.int32)}
+    in_place = _executed_s_ops(compile_phx(one, "t.phx", opt=3)[0], inputs)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(views, "PITCHED", ())
+        copied = _executed_s_ops(compile_phx(one, "t.phx", opt=3)[0], inputs)
+    assert in_place < copied, (in_place, copied)

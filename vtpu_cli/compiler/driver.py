@@ -18,6 +18,7 @@ from pathlib import Path
 
 from vtpu_cli.binary.program import DataScroll, Instr, Output, Program, TensorDecl
 from vtpu_cli.compiler import tensors, views
+from vtpu_cli.compiler.colslices import plan_column_views
 from vtpu_cli.compiler.concats import plan_concats
 from vtpu_cli.compiler.ir import (
     VI,
@@ -146,6 +147,7 @@ def _front(
     lw.forced_tile = tile
     lw.force_loops = force_loops
     lw.concat_plan = plan_concats(tree, sentrons)
+    lw.column_views = plan_column_views(tree, sentrons, views.PITCHED, lw.concat_plan)
     import sys
 
     limit = sys.getrecursionlimit()

@@ -331,9 +331,15 @@ def _slice(lw: Lowerer, call, pos, kw, dest, bind, dest_tok, pitched: bool = Fal
         inner = x.shape[1] * es if (axis == 0 and len(x.shape) == 2) else es
         v = view_of(lw, x, _scaled(lw, start, inner), shape, label)
         return _deliver(lw, v, dest, dest_tok, call)
-    if pitched and isinstance(start, int) and dest is None and bind is None and len(x.shape) == 2:
-        # read in place by an element-wise op: rows of n elements, x's row bytes apart
-        v = view_of(lw, x, start * es, shape, label)
+    bound_view = bind is not None and lw.column_views is not None and id(call) in lw.column_views
+    if (
+        (pitched and bind is None or bound_view and isinstance(start, int))
+        and dest is None
+        and len(x.shape) == 2
+    ):
+        # read in place by the op (or, bound to a name, by every op that uses it: colslices.py): rows of
+        # n elements, x's row bytes apart; a runtime start (checked above) moves every access by it
+        v = view_of(lw, x, _scaled(lw, start, es), shape, label)
         sc = lw.b.scrolls[v.scroll]
         sc.pitch = x.shape[1] * es
         sc.nbytes = (x.shape[0] - 1) * sc.pitch + n * es  # the bytes it spans
