@@ -498,3 +498,30 @@ def test_gemv_reads_a_column_slice_of_the_weights_in_place(tmp_path, shard):
     got, (placed, copied) = both(src, {"x": x, "w": w}, ["y"], str(tmp_path), force_loops=True)
     np.testing.assert_allclose(got["y"], x.astype(np.float64) @ w[:, 5:205], rtol=1e-5, atol=1e-5)
     assert placed < copied
+
+
+@SETTINGS
+@given(
+    m=st.integers(1, 20),
+    k=st.integers(1, 30),
+    n=st.sampled_from([1, 7, 16, 40, 200]),
+    nt=st.booleans(),
+    loops=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_matmul_reads_a_transposed_first_operand_in_place(tmp_path, m, k, n, nt, loops, seed):
+    """``matmul(transpose(a), w)``: x's row r is a's column r, read element by element where it lies
+    (the kernels broadcast each x element anyway); with ``transpose(w)`` too it is a matmul_nt, whose
+    first operand is then copied. Same bits as the copying form, numpy's values."""
+    wshape = (n, k) if nt else (k, n)
+    wa = "transpose(w)" if nt else "w"
+    src = (
+        f"input a: f32[{k}, {m}]\ninput w: f32[{wshape[0]}, {wshape[1]}]\noutput y: f32[{m}, {n}]\n"
+        f"y = matmul(transpose(a), {wa})\n"
+    )
+    a, w = rnd(seed, k, m), rnd(seed + 1, *wshape)
+    got, (placed, copied) = both(src, {"a": a, "w": w}, ["y"], str(tmp_path), force_loops=loops)
+    want = a.T.astype(np.float64) @ (w.T if nt else w).astype(np.float64)
+    np.testing.assert_allclose(got["y"], want, rtol=1e-4, atol=1e-4)
+    if not nt and m > 1 and k > 1:
+        assert placed < copied  # the transpose's gathers and stores are gone

@@ -458,6 +458,9 @@ class Scroll:
     # a column slice of several rows read in place: bytes from one of its rows to the next (its rows are
     # not contiguous); only element-wise ops are handed such a view (views.resolve_args)
     pitch: int | None = None
+    # a transposed view read in place (``matmul(transpose(a), w)``'s x): bytes from one element of a row
+    # to the next (``pitch`` is then 4: consecutive rows are consecutive columns of the base)
+    estride: int | None = None
 
 
 def private_coord(sentron: int, library: int, shelf: int) -> int:

@@ -67,6 +67,12 @@ def row_pitch(lw: Lowerer, t, row_bytes: int) -> int:
     return lw.b.scrolls[t.scroll].pitch or row_bytes
 
 
+def elem_stride(lw: Lowerer, t) -> int:
+    """Bytes from one f32 element of a row of ``t`` to the next: 4, or the base's row for a transposed
+    view read in place (``Scroll.estride``)."""
+    return lw.b.scrolls[t.scroll].estride or 4
+
+
 def scaled(b: Builder, v: int | VReg, k: int) -> int | VReg:
     """``v * k``: an int, or a fresh register when ``v`` is one (an offset known at run time)."""
     if not isinstance(v, VReg):
@@ -180,6 +186,7 @@ def matmul_loop(
     m, k = x.shape
     n = w.shape[1]
     xs, ws, ys = row_pitch(lw, x, k * 4), row_pitch(lw, w, n * 4), row_pitch(lw, y, n * 4)  # row strides
+    xe = elem_stride(lw, x)  # x's k step
     if isinstance(k_lo, VReg):
         kn = k_hi
     else:
@@ -191,7 +198,7 @@ def matmul_loop(
     if m == 1 and nfull > MM_TILES_1:
         c0 = scaled(b, t_lo, 64)
         width = nfull * 64 if dyn_t else min(t_hi * 16, n) * 4 - c0
-        gemv_rows_loop(lw, x, w, y, c0, width, k_lo, kn)
+        gemv_rows_loop(lw, x, w, y, c0, width, k_lo, kn, xe)
         return
     rr = min(MM_ROWS, m)
     cc = max(1, min(MM_TILES_1 if rr == 1 else MM_TILES, nfull))
@@ -202,7 +209,7 @@ def matmul_loop(
     # blocks will read it: a 4 KiB row stride maps every k onto the same few cache sets and pages.
     pack = lw.scratch("mmpack", kn * cc * 64) if m >= 2 * rr and groups and ws >= MM_PACK_STRIDE else None
     koff = scaled(b, k_lo, ws)
-    xoff = scaled(b, k_lo, 4)
+    xoff = scaled(b, k_lo, xe)
     strip = {"scroll": w.scroll, "stride": ws, "base": col, "koff": koff}
 
     def kblock(nrows: int, tnb: list[int], xrow: VReg, yrow: VReg) -> None:
@@ -220,7 +227,7 @@ def matmul_loop(
                         b.emit("DMUL", acc[r][c], xb, wv[c], type="f32")
                     else:
                         b.emit("DFMA", acc[r][c], xb, wv[c], acc[r][c], type="f32")
-            bump(b, xp, 4)
+            bump(b, xp, xe)
             bump(b, wp, strip["stride"])
 
         step(True)
@@ -264,7 +271,9 @@ def matmul_loop(
 GEMV_UNROLL, GEMV_ROWS = 2, 4  # gemv_rows_loop: 64-byte chunks per trip, rows of w per pass over y
 
 
-def gemv_rows_loop(lw: Lowerer, x, w, y, c0: int | VReg, width: int, k_lo: int | VReg, kn: int) -> None:
+def gemv_rows_loop(
+    lw: Lowerer, x, w, y, c0: int | VReg, width: int, k_lo: int | VReg, kn: int, xe: int = 4
+) -> None:
     """y[0, bytes c0..c0+width) = x[0, k_lo:k_lo+kn] @ w[same rows, same columns] for M = 1 (``c0`` and
     ``k_lo`` ints or registers: offsets known at run time), streaming w in
     memory order: each pass over the output row takes ``GEMV_ROWS`` rows of w (the first pass starts
@@ -278,7 +287,7 @@ def gemv_rows_loop(lw: Lowerer, x, w, y, c0: int | VReg, width: int, k_lo: int |
     ws = row_pitch(lw, w, n * 4)  # bytes between rows of w (a column slice of a wider matrix: more)
     nfull, tail = divmod(width, 64)
     trips, left = divmod(nfull, GEMV_UNROLL)
-    xp = ptr(b, scaled(b, k_lo, 4), "xp")
+    xp = ptr(b, scaled(b, k_lo, xe), "xp")  # x's elements xe bytes apart (4, or a transposed view's)
     if isinstance(k_lo, VReg) or isinstance(c0, VReg):
         wrow = ptr(b, scaled(b, k_lo, ws), "wrow")
         bump(b, wrow, c0)
@@ -286,7 +295,7 @@ def gemv_rows_loop(lw: Lowerer, x, w, y, c0: int | VReg, width: int, k_lo: int |
         wrow = ptr(b, k_lo * ws + c0, "wrow")
 
     def rows(nr: int, first: bool) -> None:
-        xb = [bcast_ld(b, "f32", x.scroll, at(b, xp, r * 4)) for r in range(nr)]
+        xb = [bcast_ld(b, "f32", x.scroll, at(b, xp, r * xe)) for r in range(nr)]
         wq, yq = ptr(b, wrow, "wq"), ptr(b, c0, "yq")
 
         def chunk(disp: int, nb: int) -> None:
@@ -313,7 +322,7 @@ def gemv_rows_loop(lw: Lowerer, x, w, y, c0: int | VReg, width: int, k_lo: int |
             chunk(u * 64, 64)
         if tail:
             chunk(left * 64, tail)
-        bump(b, xp, nr * 4)
+        bump(b, xp, nr * xe)
         bump(b, wrow, nr * ws)
 
     first = min(kn, GEMV_ROWS)

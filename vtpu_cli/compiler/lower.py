@@ -570,6 +570,7 @@ class Lowerer:
         self.concat_plan = None  # set by the driver: the concats whose parts are placed (concats.py)
         self.pitch_reader = False  # the op being lowered reads column slices in place (views.PITCHED)
         self.column_views = None  # set by the driver: bound column slices that stay views (colslices.py)
+        self.transposed: dict = {}  # scroll key of a transposed view read in place -> its base tensor
         self.functions: dict[str, tuple[list[str], object]] = {}
         self.call_stack: list[str] = []
         self.force_loops = False  # lower every tensor op to loops (tests compare both lowerings)

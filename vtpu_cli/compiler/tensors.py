@@ -955,6 +955,7 @@ def matmul_tiles(
         kernels.row_pitch(lw, w, n * 4),
         kernels.row_pitch(lw, y, n * 4),
     )
+    xe = kernels.elem_stride(lw, x)
     tiles = list(tiles)
     ks = list(ks)
     groups = [tiles[i : i + cc] for i in range(0, len(tiles), cc)]
@@ -969,7 +970,7 @@ def matmul_tiles(
                     wv.append(b.load("f32", b.new("v", "w"), w.scroll, kk * ws + j * 64, nb))
                     del c
                 for r in range(nrows):
-                    xo = ix.off(r * xs + kk * 4, rr * xs)
+                    xo = ix.off(r * xs + kk * xe, rr * xs)
                     xb = b.new("v", "x")
                     if isinstance(xo, int):
                         b.bcast_load("f32", xb, x.scroll, xo)

@@ -54,7 +54,11 @@ def resolve_args(lw: Lowerer, fname: str, call, temps: list[str]) -> tuple[str, 
     for i in pos:
         a = args[i]
         if a.data == "call" and str(a.children[0]) in VIEW_OPS:
-            t = build(lw, a, pitched=fname in PITCHED)
+            a_t = fname == "matmul" and i == pos[0] and len(pos) == 2 and not has_kw  # matmul's x
+            if a_t and _is_call(a, "transpose") and len(a.children) == 2 and a.children[1].data != "kwarg":
+                t = _transposed_operand(lw, a)  # read in place, column by column
+            else:
+                t = build(lw, a, pitched=fname in PITCHED)
             key = f"$view{len(temps)}.{lw.view_count}"
             lw.tensors[key] = t
             temps.append(key)
@@ -695,11 +699,32 @@ def copy_rows(lw: Lowerer, src: Tensor, dst: Tensor) -> None:
 def dense(lw: Lowerer, t: Tensor) -> Tensor:
     """``t`` itself, or, when it is a column slice read in place (``Scroll.pitch``), a dense copy of it
     (an anonymous tensor) for an op that reads rows as contiguous runs."""
-    if not lw.b.scrolls[t.scroll].pitch:
+    sc = lw.b.scrolls[t.scroll]
+    if not sc.pitch:
         return t
     out = _anon(lw, t.dtype, t.shape)
-    copy_rows(lw, t, out)
+    if sc.estride:  # a transposed view: materialised from its base
+        transpose_into(lw, lw.transposed[t.scroll], out)
+    else:
+        copy_rows(lw, t, out)
     return out
+
+
+def _transposed_operand(lw: Lowerer, call) -> Tensor:
+    """``transpose(a)`` as matmul's first operand: a view of ``a`` whose row r is a's column r (rows 4
+    bytes apart, elements a's row bytes apart: ``Scroll.pitch``/``estride``), which the matmul kernels
+    read element by element anyway (one broadcast load per x element), so nothing is copied."""
+    a = _src(lw, call.children[1])
+    if len(a.shape) != 2:
+        lw.fail(call.children[1], f"transpose takes a 2-D tensor; `{a.name}` is {list(a.shape)}")
+    if a.dtype != "f32":
+        return build(lw, call)  # (the op reports the dtype)
+    rows, cols = a.shape
+    v = view_of(lw, a, 0, (cols, rows), f"transpose({a.name})")
+    sc = lw.b.scrolls[v.scroll]
+    sc.pitch, sc.estride = 4, cols * 4
+    lw.transposed[v.scroll] = a
+    return v
 
 
 def copy_bytes(lw: Lowerer, src: str, soff: int | VReg, dst: str, doff: int | VReg, nbytes: int) -> None:
