@@ -233,13 +233,6 @@ output y: f32[32]
 a = add(x, 1.0)
 y = concat(a, x)
 """,
-    "columns of several rows into a new name": """input x: f32[3, 16]
-output y: f32[3, 32]
-a = add(x, 1.0)
-b = mul(x, 2.0)
-c = concat(a, b, axis=1)
-y = copy(c)
-""",
     "columns of several rows made by an op that writes whole rows": """input x: f32[3, 16]
 output y: f32[3, 32]
 a = allreduce(x)

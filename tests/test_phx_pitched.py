@@ -145,16 +145,17 @@ def column_concat(draw):
         draw(st.sampled_from(["matmul", "matmul_nt", "add", "relu", "softmax", "rmsnorm"]))
         for _ in range(nparts)
     ]
-    return m, widths, kinds, draw(st.integers(1, 24)), draw(st.booleans()), draw(st.integers(0, 2**16))
+    k, loops, declared = draw(st.integers(1, 24)), draw(st.booleans()), draw(st.booleans())
+    return m, widths, kinds, k, loops, declared, draw(st.integers(0, 2**16))
 
 
 @SETTINGS
 @given(case=column_concat())
 def test_column_concat_parts_are_made_in_place(tmp_path, case):
-    """``y = concat(p0, p1, ..., axis=1)`` into a declared result of several rows: each part is made by
-    its op straight into y's columns (matmul, matmul_nt, softmax, rmsnorm and element-wise ops write
+    """``y = concat(p0, p1, ..., axis=1)`` of several rows into a declared result or a new name: each
+    part is made by its op straight into the result's columns (matmul, matmul_nt, softmax, rmsnorm and element-wise ops write
     rows apart)."""
-    m, widths, kinds, k, loops, seed = case
+    m, widths, kinds, k, loops, declared, seed = case
     total = sum(widths)
     lines = [f"input x: f32[{m}, {k}]", f"output y: f32[{m}, {total}]"]
     inputs = {"x": rnd(seed, m, k)}
@@ -192,7 +193,11 @@ def test_column_concat_parts_are_made_in_place(tmp_path, case):
             "rmsnorm": f"rmsnorm(w{i}, g{i})",
         }[kind]
         lines.append(f"p{i} = {expr}")
-    lines.append(f"y = concat({', '.join(f'p{i}' for i in range(len(kinds)))}, axis=1)")
+    parts = ", ".join(f"p{i}" for i in range(len(kinds)))
+    if declared:
+        lines.append(f"y = concat({parts}, axis=1)")
+    else:  # a new name: its row length is found by a first lowering (driver._front), then placed
+        lines += [f"c = concat({parts}, axis=1)", "y = copy(c)"]
     src = "\n".join(lines) + "\n"
     got, (placed, copied) = both(src, inputs, ["y"], str(tmp_path), force_loops=loops)
     np.testing.assert_allclose(got["y"], np.concatenate(want, axis=1), rtol=1e-4, atol=1e-4)

@@ -13,7 +13,9 @@ the difference, which this pass decides from the syntax tree alone, conservative
 * the result is written only by the concat: a new name, or (one sentron) a declared ``output`` or
   unplaced ``tensor``, under the same rules as a part, and nothing between the first part's statement
   and the concat mentions it (in a loop, an earlier trip's result must stay intact until the concat);
-* ``axis=0`` (or ``axis=1`` when every part turns out to have one row: checked when placing);
+* ``axis=0``, or ``axis=1`` (parts of several rows: when the result's shape is known before the first
+  part is made -- declared, or found by a first lowering, ``driver._front`` -- and each part's op
+  writes rows apart; checked when placing);
 * one sentron (a multi-sentron program keeps its copies).
 
 A part or result used anywhere else only as an operand of a tensor op stays a plain read. Anything
@@ -42,6 +44,7 @@ class Group:
     arena: object = None
     offset: int = 0
     placed: list[str] = field(default_factory=list)
+    call_id: int = 0  # id of the concat's call node (stable for the tree: keys shapes found by a first pass)
 
 
 @dataclass
@@ -199,7 +202,7 @@ def plan_concats(tree, sentrons: int) -> Plan | None:
                 ]
             if out in mentioned:
                 continue
-            g = Group(out, parts, axis, out in declared)
+            g = Group(out, parts, axis, out in declared, call_id=id(call))
             for k, p in enumerate(parts):
                 plan.parts[p] = (g, k)
             plan.by_call[id(call)] = g

@@ -140,22 +140,15 @@ def _front(
         raise DiagnosticError(diagnostics=diags)
     if progress is not None:
         progress("lower")
-    lw = Lowerer(text, filename, opt, sentrons, tune)
-    lw.compile_phx = compile_phx
-    lw.tensor_lowering = tensors
-    lw.view_lowering = views
-    lw.forced_tile = tile
-    lw.force_loops = force_loops
-    lw.concat_plan = plan_concats(tree, sentrons)
-    lw.column_views = plan_column_views(tree, sentrons, views.PITCHED, lw.concat_plan)
-    import sys
-
-    limit = sys.getrecursionlimit()
-    sys.setrecursionlimit(max(limit, 20 * MAX_DEPTH))  # the checker recurses once per nesting level
-    try:
-        lw.run(tree)
-    finally:
-        sys.setrecursionlimit(limit)
+    shapes: dict = {}
+    for _ in range(2):
+        lw = _lower(tree, text, filename, opt, sentrons, tune, tile, force_loops, shapes)
+        if lw.diags or not lw.concat_shapes_found:
+            break
+        # a column concat of several rows into a new name copied its parts because its row length was
+        # not known when the first part was made: lower again, knowing it (the parts are then made in
+        # the result's columns where their ops can write rows apart)
+        shapes = dict(lw.concat_shapes_found)
     if not lw.diags:
         from vtpu_cli.compiler.tensors import publish_outputs
 
@@ -165,6 +158,28 @@ def _front(
         uniq = {(d.line, d.col, d.message): d for d in reversed(lw.diags)}
         raise DiagnosticError(diagnostics=sorted(uniq.values(), key=lambda d: (d.line, d.col)))
     _prologue(lw)
+    return lw
+
+
+def _lower(tree, text, filename, opt, sentrons, tune, tile, force_loops, concat_shapes: dict) -> Lowerer:
+    """One lowering of the syntax tree into a fresh Lowerer (``concat_shapes``: see ``_front``)."""
+    import sys
+
+    lw = Lowerer(text, filename, opt, sentrons, tune)
+    lw.compile_phx = compile_phx
+    lw.tensor_lowering = tensors
+    lw.view_lowering = views
+    lw.forced_tile = tile
+    lw.force_loops = force_loops
+    lw.concat_plan = plan_concats(tree, sentrons)
+    lw.column_views = plan_column_views(tree, sentrons, views.PITCHED, lw.concat_plan)
+    lw.concat_shapes = concat_shapes
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 20 * MAX_DEPTH))  # the checker recurses once per nesting level
+    try:
+        lw.run(tree)
+    finally:
+        sys.setrecursionlimit(limit)
     return lw
 
 

@@ -571,6 +571,10 @@ class Lowerer:
         self.pitch_reader = False  # the op being lowered reads column slices in place (views.PITCHED)
         self.column_views = None  # set by the driver: bound column slices that stay views (colslices.py)
         self.transposed: dict = {}  # scroll key of a transposed view read in place -> its base tensor
+        # column concats of several rows into a new name: their result shapes (by call node id), known
+        # from an earlier lowering of the same tree / found by this one (driver._front)
+        self.concat_shapes: dict[int, tuple[int, ...]] = {}
+        self.concat_shapes_found: dict[int, tuple[int, ...]] = {}
         self.functions: dict[str, tuple[list[str], object]] = {}
         self.call_stack: list[str] = []
         self.force_loops = False  # lower every tensor op to loops (tests compare both lowerings)

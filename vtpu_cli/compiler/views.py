@@ -536,6 +536,9 @@ def _concat(lw: Lowerer, call, pos, kw, dest, bind, dest_tok) -> Tensor:
         if dest.scroll == placed.scroll:
             _check_dest(lw, dest, dest_tok, first.dtype, shape, call)  # the same errors as a copy
             return dest
+    g = lw.concat_plan.by_call.get(id(call)) if lw.concat_plan is not None else None
+    if g is not None and axis == 1 and shape[0] != 1 and not g.declared and id(call) not in lw.concat_shapes:
+        lw.concat_shapes_found[id(call)] = shape  # a second lowering may place the parts (driver._front)
     parts = [dense(lw, t) for t in parts]
     out, then = _target(lw, dest, bind, dest_tok, call, first.dtype, shape, parts)
     es = ELEM_BYTES[first.dtype]
@@ -592,8 +595,9 @@ def place_part(
         return None
     if g.axis == 1 and len(shape) != 2:
         return None
-    if g.axis == 1 and shape[0] != 1:  # columns of several rows: a column slice of a declared result
-        return _place_columns(lw, g, name, dtype, shape, line) if pitched_ok and g.declared else None
+    if g.axis == 1 and shape[0] != 1:  # columns of several rows: a column slice of the result
+        known = g.declared or g.call_id in lw.concat_shapes
+        return _place_columns(lw, g, name, dtype, shape, line) if pitched_ok and known else None
     nb = tensor_nbytes(dtype, shape)
     if g.arena is None:
         if g.declared:
@@ -623,8 +627,11 @@ def place_part(
 
 def _place_columns(lw: Lowerer, g, name: str, dtype: str, shape: tuple[int, ...], line: int) -> Tensor | None:
     """``place_part`` for a column concat of several rows: columns ``g.offset`` (bytes into a row) on of
-    the declared result, read and written in place (``Scroll.pitch``)."""
-    arena = g.arena if g.arena is not None else lw.tensors.get(g.out)
+    the result (declared, or a private tensor of the shape a first lowering found for it), read and
+    written in place (``Scroll.pitch``)."""
+    arena = g.arena
+    if arena is None:
+        arena = lw.tensors.get(g.out) if g.declared else _anon(lw, dtype, lw.concat_shapes[g.call_id])
     if arena is None or arena.role not in ("output", "tensor") or arena.dtype != dtype:
         return None
     if len(arena.shape) != 2 or arena.shape[0] != shape[0]:
