@@ -172,7 +172,10 @@ def _lower(tree, text, filename, opt, sentrons, tune, tile, force_loops, concat_
     lw.forced_tile = tile
     lw.force_loops = force_loops
     lw.concat_plan = plan_concats(tree, sentrons)
-    lw.column_views = plan_column_views(tree, sentrons, views.PITCHED, lw.concat_plan)
+    # (a column slice spells out `axis`: a program without the word has none, and skips the tree walk)
+    lw.column_views = (
+        plan_column_views(tree, sentrons, views.PITCHED, lw.concat_plan) if "axis" in text else None
+    )
     lw.concat_shapes = concat_shapes
     limit = sys.getrecursionlimit()
     sys.setrecursionlimit(max(limit, 20 * MAX_DEPTH))  # the checker recurses once per nesting level
