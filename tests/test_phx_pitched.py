@@ -530,3 +530,43 @@ def test_matmul_reads_a_transposed_first_operand_in_place(tmp_path, m, k, n, nt,
     np.testing.assert_allclose(got["y"], want, rtol=1e-4, atol=1e-4)
     if not nt and m > 1 and k > 1:
         assert placed < copied  # the transpose's gathers and stores are gone
+
+
+@pytest.mark.parametrize("engine", ["interp", "jit"])
+def test_a_bound_column_slice_at_a_runtime_start(tmp_path, engine):
+    """``v = slice(x, pos, n, axis=1)`` bound to a name with ``pos`` known at run time: a view (the start
+    is taken when it is made, like the copy's), the values at every start, a fault out of range."""
+    src = """input x: f32[6, 30]
+input w: f32[8, 3]
+input p: i32[1]
+output y: f32[6, 3]
+output z: f32[6, 8]
+let p32: i32 = load(p, 0)
+let pos: i64 = i64(p32)
+v = slice(x, pos, 8, axis=1)
+y = matmul(v, w)
+z = add(v, v)
+"""
+    prog = compile_phx(src, "t.phx", opt=2)[0]
+    copied = _compile_bound(src, 2, False)
+    x, w = rnd(1, 6, 30), rnd(2, 8, 3)
+    inputs = {"x": x, "w": w, "p": np.array([5], np.int32)}
+    assert _executed_s_ops(prog, inputs) < _executed_s_ops(copied, inputs)
+    for pos, ok in ((0, True), (5, True), (22, True), (23, False), (-2, False)):
+        bind_inputs(prog, {"x": x, "w": w, "p": np.array([pos], np.int32)})
+        if engine == "jit":
+            from vtpu_cli.engines.jit.engine import JitEngine
+
+            res = JitEngine(prog, 1, cache_dir=str(tmp_path)).run()
+            assert res.engine == "jit"
+        else:
+            res = Interpreter(prog, 1).run()
+        assert (res.status == "ok") == ok, (pos, res.status)
+        if ok:
+            from vtpu_cli.compiler import read_output
+
+            v = x[:, pos : pos + 8]
+            np.testing.assert_array_equal(read_output(prog, res, "z"), v + v)
+            np.testing.assert_allclose(
+                read_output(prog, res, "y"), v.astype(np.float64) @ w, rtol=1e-5, atol=1e-5
+            )

@@ -6,8 +6,9 @@ not change ``v``. When neither can happen before ``v``'s last read, a view that 
 in place (rows ``pitch`` bytes apart, ``Scroll.pitch``) gives the same values without the copy. This
 pass decides that from the syntax tree alone, conservatively; anything else keeps the copy:
 
-* the statement binds a name made by no other statement, with a constant start and ``axis=1`` as
-  literals, and ``x`` is a plain name that no statement binds to a view;
+* the statement binds a name made by no other statement, with ``axis=1`` as a literal (the start may be
+  any expression: its value is taken when the view is made, as the copy's is), and ``x`` is a plain
+  name that no statement binds to a view;
 * every other mention of ``v`` is a direct operand of an op that reads such views in place
   (``views.PITCHED``: element-wise ops, ``matmul``, ``matmul_nt``, ``softmax``, ``rmsnorm``, or a
   ``transpose(v)`` weight of ``matmul``/``matmul_nt``), in a statement after the binding in the same
@@ -114,7 +115,7 @@ def plan_column_views(tree, sentrons: int, pitched: tuple[str, ...], concats=Non
             ax = kw.get("axis")
             if len(pos) != 3 or set(kw) != {"axis"} or getattr(ax, "data", None) != "int_lit":
                 continue
-            if int(str(ax.children[0])) != 1 or pos[0].data != "name" or pos[1].data != "int_lit":
+            if int(str(ax.children[0])) != 1 or pos[0].data != "name":
                 continue
             x = str(pos[0].children[0])
             if x in view_bound or x == v or x in placed:

@@ -336,11 +336,7 @@ def _slice(lw: Lowerer, call, pos, kw, dest, bind, dest_tok, pitched: bool = Fal
         v = view_of(lw, x, _scaled(lw, start, inner), shape, label)
         return _deliver(lw, v, dest, dest_tok, call)
     bound_view = bind is not None and lw.column_views is not None and id(call) in lw.column_views
-    if (
-        (pitched and bind is None or bound_view and isinstance(start, int))
-        and dest is None
-        and len(x.shape) == 2
-    ):
+    if (pitched and bind is None or bound_view) and dest is None and len(x.shape) == 2:
         # read in place by the op (or, bound to a name, by every op that uses it: colslices.py): rows of
         # n elements, x's row bytes apart; a runtime start (checked above) moves every access by it
         v = view_of(lw, x, _scaled(lw, start, es), shape, label)
