@@ -570,3 +570,57 @@ z = add(v, v)
             np.testing.assert_allclose(
                 read_output(prog, res, "y"), v.astype(np.float64) @ w, rtol=1e-5, atol=1e-5
             )
+
+
+def _tmatmul_ref(x, w, scale):
+    """Per-token int8 absmax quantisation (round half to even), exact integer dot, then the scales."""
+    am = np.maximum(np.abs(x).max(axis=1, keepdims=True), F32(1e-30)).astype(F32)
+    q = np.rint(x * (F32(127) / am)).astype(np.int64)
+    return q @ w.astype(np.int64), am / F32(127) * F32(scale)
+
+
+@SETTINGS
+@given(
+    m=st.integers(1, 9),
+    k=st.integers(1, 70),
+    n=st.integers(1, 40),
+    pad=st.tuples(st.integers(0, 20), st.integers(0, 20)),
+    loops=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_tmatmul_reads_a_column_slice_in_place(tmp_path, m, k, n, pad, loops, seed):
+    """``tmatmul(slice(X, s, K, axis=1), w)``: the rows are quantised where they lie (unrolled or in
+    loops); the same bits as the copying form."""
+    left, right = pad
+    src = (
+        f"input x: f32[{m}, {left + k + right}]\nweight w: t2[{k}, {n}] scale 0.5\noutput y: f32[{m}, {n}]\n"
+        f"y = tmatmul(slice(x, {left}, {k}, axis=1), w)\n"
+    )
+    x = rnd(seed, m, left + k + right)
+    w = np.random.default_rng(seed).integers(-1, 2, (k, n))
+    got, (placed, copied) = both(src, {"x": x, "w": w}, ["y"], str(tmp_path), force_loops=loops)
+    dots, scales = _tmatmul_ref(x[:, left : left + k], w, 0.5)
+    np.testing.assert_allclose(got["y"], dots * scales, rtol=1e-5, atol=1e-5)
+    if m > 1 and left + right > 0:
+        assert placed < copied
+
+
+def test_tmatmul_residual_that_is_a_placed_part(tmp_path):
+    """A part placed in a column concat's result, used as a tmatmul's ``add=`` residual (read as whole
+    rows: a dense copy) and as its input (read in place)."""
+    src = """input x: f32[4, 32]
+weight w: t2[32, 32] scale 0.25
+output y: f32[4, 64]
+output r: f32[4, 32]
+a = relu(x)
+b = mul(x, 2.0)
+r = tmatmul(a, w, add=a)
+y = concat(a, b, axis=1)
+"""
+    x = rnd(3, 4, 32)
+    w = np.random.default_rng(3).integers(-1, 2, (32, 32))
+    got, (placed, copied) = both(src, {"x": x, "w": w}, ["y", "r"], str(tmp_path), force_loops=True)
+    a = np.maximum(x, F32(0))
+    np.testing.assert_array_equal(got["y"], np.concatenate([a, x * F32(2)], axis=1))
+    dots, scales = _tmatmul_ref(a, w, 0.25)
+    np.testing.assert_allclose(got["r"], dots * scales + a, rtol=1e-5, atol=1e-5)

@@ -483,7 +483,7 @@ def tmatmul_prep(lw: Lowerer, x, pre=None) -> tuple[str, str, str]:
                 s127 = quantise_row(lw, x, xrow, k, qbuf, qrow, k16 - (k // 64) * 64, one)
                 st(b, "f32", s127, sbuf, srow)
 
-            rows_loop(b, m, [(xrow, k * 4), (qrow, k16), (srow, 4)], qrow_)
+            rows_loop(b, m, [(xrow, row_pitch(lw, x, k * 4)), (qrow, k16), (srow, 4)], qrow_)
 
         in_region(b, quantise)
     else:

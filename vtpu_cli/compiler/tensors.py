@@ -1053,6 +1053,7 @@ def _tmatmul(lw: Lowerer, name_toks, call, pos, kw):
             lw.fail(pos[0], f"a quantised tmatmul input needs K a multiple of 16, found {x.shape[1]}")
         if len(x.shape) == 2 and qs.numel != x.shape[0]:
             lw.fail(pos[2], f"activation scales must be f32[{x.shape[0]}] (one per row)")
+        x, qs = views.dense(lw, x), views.dense(lw, qs)  # read as the quantised rows they are
         pre = (x, qs)
     else:
         _dtype_ok(lw, pos[0], x, ("f32",), "tmatmul")
@@ -1173,12 +1174,13 @@ def _tmatmul_into(
 
     _rr, cc = tile_for(lw, "tmatmul", m, k, n)
     ones = ones_codes(b)
+    xrow = kernels.row_pitch(lw, x, k * 4)  # (a column slice read in place: its base's row)
     for i in range(m):
         # 1. per-row absmax -> inverse scale and dequant scale
         mx = None
         xs = []
         for off, nb in ch:
-            v = b.load("f32", b.new("v"), x.scroll, i * k * 4 + off, nb)
+            v = b.load("f32", b.new("v"), x.scroll, i * xrow + off, nb)
             xs.append(v)
             a = b.new("v")
             b.emit("DAND", a, v, imm(0x7FFFFFFF), type="i32")
@@ -1307,7 +1309,7 @@ def _epilogue_kw(lw: Lowerer, kw, call, w: Tensor, m: int, n: int) -> Epilogue |
         _dtype_ok(lw, kw["add"], a, ("f32",), "tmatmul add (residual)")
         if _rows2(a) != (m, n) or len(a.shape) != 2:
             lw.fail(kw["add"], f"the residual must be f32[{m}, {n}] like the product, found {list(a.shape)}")
-        ep.add = a
+        ep.add = views.dense(lw, a)  # (the epilogue reads the residual's rows whole)
     return ep
 
 
