@@ -280,8 +280,8 @@ def test_attention_written_by_hand_at_prefill_size_on_the_jit(tmp_path):
 
 
 def test_a_part_read_by_an_op_that_reads_whole_rows(tmp_path):
-    """A part placed in the result's columns and also read by other ops: softmax and rmsnorm read it in
-    place, ``quant`` (which takes dense rows) a dense copy; every value as with the copying concat."""
+    """A part placed in the result's columns and also read by other ops (softmax, rmsnorm and quant read
+    it in place): every value as with the copying concat."""
     src = """input x: f32[5, 12]
 input w: f32[12, 20]
 input g: f32[20]
@@ -394,7 +394,7 @@ KEEP_THE_COPY = {
     "x written after the binding": ("v = slice(x, 2, 4, axis=1)\nx = add(x, 1.0)\ny = add(v, 0.0)\n", None),
     "v written after the binding": ("v = slice(x, 2, 4, axis=1)\nv = add(v, 1.0)\ny = add(v, 0.0)\n", None),
     "read by an op that takes dense rows": (
-        "v = slice(x, 2, 4, axis=1)\nq, qs = quant(v)\ny = add(v, 0.0)\n",
+        "v = slice(x, 2, 4, axis=1)\nq = allreduce(v)\ny = add(v, 0.0)\n",
         None,
     ),
     "read in a loop": ("v = slice(x, 2, 4, axis=1)\nfor i in 0..2 {\n  y = add(v, 0.0)\n}\n", None),
@@ -624,3 +624,38 @@ y = concat(a, b, axis=1)
     np.testing.assert_array_equal(got["y"], np.concatenate([a, x * F32(2)], axis=1))
     dots, scales = _tmatmul_ref(a, w, 0.25)
     np.testing.assert_allclose(got["r"], dots * scales + a, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("norm", ["", ", norm=g"])
+@pytest.mark.parametrize("loops", [False, True])
+def test_quant_reads_a_column_slice_in_place(tmp_path, norm, loops):
+    """``q, s = quant(slice(x, 5, 70, axis=1)[, norm=g])``: rows quantised where they lie."""
+    src = "input x: f32[5, 90]\ninput g: f32[70]\noutput q: i8[5, 70]\noutput s: f32[5]\n"
+    src += f"q, s = quant(slice(x, 5, 70, axis=1){norm})\n"
+    x, g = rnd(4, 5, 90), rnd(5, 70)
+    got, (placed, copied) = both(src, {"x": x, "g": g}, ["q", "s"], str(tmp_path), force_loops=loops)
+    v = x[:, 5:75].astype(np.float64)
+    if norm:
+        v = (v / np.sqrt((v * v).mean(axis=1, keepdims=True) + 1e-5) * g).astype(F32).astype(np.float64)
+    am = np.maximum(np.abs(v).max(axis=1), 1e-30)
+    np.testing.assert_allclose(got["s"], am / 127, rtol=1e-5)
+    assert np.abs(got["q"].astype(np.int64) - np.rint(v * (127 / am[:, None]))).max() <= 1
+    assert placed < copied
+
+
+def test_quant_sharded_by_rows_reads_a_dense_copy():
+    """``shard=rows`` on 2 sentrons takes a dense copy of a column-slice input: the one-sentron values."""
+    from vtpu_cli.compiler import read_output
+
+    src = "input x: f32[6, 40]\noutput q: i8[6, 32]\noutput s: f32[6]\n"
+    src += "q, s = quant(slice(x, 4, 32, axis=1), shard=rows)\n"
+    x = rnd(6, 6, 40)
+    outs = {}
+    for n in (1, 2):
+        prog = compile_phx(src, "t.phx", opt=2, sentrons=n)[0]
+        bind_inputs(prog, {"x": x})
+        res = Interpreter(prog, n).run()
+        assert res.status == "ok"
+        outs[n] = [read_output(prog, res, o) for o in ("q", "s")]
+    for a, b in zip(outs[1], outs[2], strict=True):
+        np.testing.assert_array_equal(a, b)

@@ -10,9 +10,9 @@ pass decides that from the syntax tree alone, conservatively; anything else keep
   any expression: its value is taken when the view is made, as the copy's is), and ``x`` is a plain
   name that no statement binds to a view;
 * every other mention of ``v`` is a direct operand of an op that reads such views in place
-  (``views.PITCHED``: element-wise ops, ``matmul``, ``matmul_nt``, ``softmax``, ``rmsnorm``, ``tmatmul``, or a
-  ``transpose(v)`` weight of ``matmul``/``matmul_nt``), in a statement after the binding in the same
-  statement list (not nested in a loop or branch);
+  (``views.PITCHED``: element-wise ops, ``matmul``, ``matmul_nt``, ``softmax``, ``rmsnorm``, ``quant``,
+  ``tmatmul``, or a ``transpose(v)`` weight of ``matmul``/``matmul_nt``), in a statement after the
+  binding in the same statement list (not nested in a loop or branch);
 * every statement from the binding to the last use assigns tensor ops to names that are not ``x``
   and not bound to views, or binds another name (bound nowhere else) to a view (no loops, branches,
   calls, row writes or stores in between), and ``x`` is no copy-free concat's result or part (their

@@ -403,7 +403,7 @@ def quant_loop(lw: Lowerer, x, q8, qs) -> None:
         s127 = quantise_row(lw, x, xrow, k, q8.scroll, qrow, k - (k // 64) * 64, one)
         st(b, "f32", s127, qs.scroll, srow)
 
-    rows_loop(b, m, [(xrow, k * 4), (qrow, k), (srow, 4)], row)
+    rows_loop(b, m, [(xrow, row_pitch(lw, x, k * 4)), (qrow, k), (srow, 4)], row)
 
 
 # Register tiles of the ternary matmul: rows x 16-column tiles per DTDOT block. Rows of a block share

@@ -2027,6 +2027,7 @@ def _quant(lw: Lowerer, name_toks, call, pos, kw):
     per = (m + ns - 1) // ns
     ranges = [(min(m, s * per), min(m, (s + 1) * per)) for s in range(ns)]
     b = lw.b
+    x = views.dense(lw, x)  # (its row ranges are views of dense rows)
     qstack, sstack = _exchange_stack(lw, "i8", (per, k)), _exchange_stack(lw, "f32", (per,))
     lw.sync.write(qstack)
     lw.sync.write(sstack)

@@ -26,7 +26,7 @@ from vtpu_cli.compiler.lower import ELEM_BYTES, VIEW_OPS, Lowerer, Tensor, _pos,
 ELEMENTWISE = ("add", "sub", "mul", "relu", "relu2", "silu", "exp", "copy")
 # ops handed column slices of several rows as they are (rows ``Scroll.pitch`` bytes apart), read in place;
 # every other op gets a dense copy (``dense``, from ``Lowerer.tensor_arg``)
-PITCHED = (*ELEMENTWISE, "matmul", "matmul_nt", "rmsnorm", "softmax", "tmatmul")
+PITCHED = (*ELEMENTWISE, "matmul", "matmul_nt", "rmsnorm", "softmax", "tmatmul", "quant")
 UNROLL_BYTES = 512  # contiguous copies up to 8 vectors are unrolled (static offsets, exact aliasing)
 
 
