@@ -442,6 +442,10 @@ def _report(lw, prog, sched, alloc, spill_ids, ir_ops, elapsed, opt, sentrons) -
         "functions": funcs,
         "total": total,
         "tiles": lw.tile_choices,
+        # where views and in-place writes still copy (per source line; bytes per execution)
+        "copies": [
+            {"line": ln, "what": what, "bytes": nb} for (ln, what), nb in sorted(lw.view_copies.items())
+        ],
     }
 
 
@@ -588,6 +592,12 @@ def print_report(rep: dict, json_out: bool = False) -> None:
         f"critical path {t['critical_path']} latency units; {t['spills']} spilled registers; "
         f"{t['ir_ops']} IR ops compiled in {t['compile_s'] * 1e3:.1f} ms ({t['ops_per_s']:,} ops/s)"
     )
+    for c in rep.get("copies", []):
+        con.print(
+            f"{rep['file']}:{c['line']}: note: {c['what']} ({c['bytes']:,} bytes)",
+            highlight=False,
+            soft_wrap=True,
+        )
 
 
 def diagnostics_for(text: str, filename: str = "<input>", sentrons: int = 1) -> list[Diagnostic]:

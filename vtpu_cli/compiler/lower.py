@@ -575,6 +575,9 @@ class Lowerer:
         # from an earlier lowering of the same tree / found by this one (driver._front)
         self.concat_shapes: dict[int, tuple[int, ...]] = {}
         self.concat_shapes_found: dict[int, tuple[int, ...]] = {}
+        # the copies views cost (``views.note_copy``): (source line, what) -> bytes per execution
+        self.view_copies: dict[tuple[int, str], int] = {}
+        self.lowering_op: str | None = None  # the tensor op being lowered (tensors.lower_op)
         self.functions: dict[str, tuple[list[str], object]] = {}
         self.call_stack: list[str] = []
         self.force_loops = False  # lower every tensor op to loops (tests compare both lowerings)

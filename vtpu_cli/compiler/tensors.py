@@ -373,10 +373,12 @@ def lower_op(lw: Lowerer, fname: str, name_toks, call) -> None:
     kw = {str(a.children[0]): a.children[1] for a in args if a.data == "kwarg"}
     fn = OPS[fname]
     lw.pitch_reader = fname in views.PITCHED  # may be handed column slices read in place (lw.tensor_arg)
+    lw.lowering_op = fname
     try:
         fn(lw, name_toks, call, pos, kw)
     finally:
         lw.pitch_reader = False
+        lw.lowering_op = None
 
 
 def _nargs(lw, call, pos, lo, hi=None):
@@ -616,6 +618,9 @@ def _in_place(lw: Lowerer, y: Tensor, srcs: list[Tensor], emit) -> None:
         return
     tmp = lw.new_private(f"$inplace{lw.private_count}", y.dtype, y.shape)
     del lw.tensors[tmp.name]
+    views.note_copy(
+        lw, f"`{y.name}` is also an operand: computed aside, then copied", lw.b.scrolls[y.scroll].nbytes
+    )
     emit(tmp)
     if _pitch(lw, y):  # a part of a copy-free column concat: row by row
         views.copy_rows(lw, tmp, y)

@@ -269,6 +269,11 @@ def _deliver(lw: Lowerer, view: Tensor, dest: Tensor | None, dest_tok, call) -> 
     if dest is None:
         return view
     _check_dest(lw, dest, dest_tok, view.dtype, view.shape, call)
+    note_copy(
+        lw,
+        f"view copied into tensor `{dest.name}` (assigned, so it receives a copy)",
+        view.numel * ELEM_BYTES[view.dtype],
+    )
     copy_bytes(lw, view.scroll, 0, dest.scroll, 0, lw.b.scrolls[dest.scroll].nbytes)
     return dest
 
@@ -305,6 +310,11 @@ def _anon(lw: Lowerer, dtype: str, shape: tuple[int, ...]) -> Tensor:
 def _finish(lw: Lowerer, out: Tensor, then: Tensor | None) -> Tensor:
     if then is None:
         return out
+    note_copy(
+        lw,
+        f"`{then.name}` is read by the view it receives: made aside, then copied",
+        lw.b.scrolls[then.scroll].nbytes,
+    )
     copy_bytes(lw, out.scroll, 0, then.scroll, 0, lw.b.scrolls[then.scroll].nbytes)
     return then
 
@@ -345,6 +355,7 @@ def _slice(lw: Lowerer, call, pos, kw, dest, bind, dest_tok, pitched: bool = Fal
         sc.nbytes = (x.shape[0] - 1) * sc.pitch + n * es  # the bytes it spans
         return v
     # a column slice of several rows: one contiguous run per row, copied
+    note_copy(lw, f"column slice of `{x.name}` copied", tensor_nbytes(x.dtype, shape))
     out, then = _target(lw, dest, bind, dest_tok, call, x.dtype, shape, [x])
     rows, cols = x.shape
     src_row, dst_row = cols * es, n * es
@@ -427,6 +438,7 @@ def _transpose(lw: Lowerer, call, pos, dest, bind, dest_tok) -> Tensor:
     if x.dtype not in ("f32", "i32"):
         lw.fail(pos[0], f"transpose supports f32 and i32 tensors; `{x.name}` is {x.dtype}")
     rows, cols = x.shape
+    note_copy(lw, f"transpose of `{x.name}` materialised", tensor_nbytes(x.dtype, x.shape))
     out, then = _target(lw, dest, bind, dest_tok, call, x.dtype, (cols, rows), [x])
     transpose_into(lw, x, out)
     return _finish(lw, out, then)
@@ -536,6 +548,7 @@ def _concat(lw: Lowerer, call, pos, kw, dest, bind, dest_tok) -> Tensor:
     if g is not None and axis == 1 and shape[0] != 1 and not g.declared and id(call) not in lw.concat_shapes:
         lw.concat_shapes_found[id(call)] = shape  # a second lowering may place the parts (driver._front)
     parts = [dense(lw, t) for t in parts]
+    note_copy(lw, "concat copies its parts", tensor_nbytes(first.dtype, shape))
     out, then = _target(lw, dest, bind, dest_tok, call, first.dtype, shape, parts)
     es = ELEM_BYTES[first.dtype]
     b = lw.b
@@ -681,6 +694,13 @@ def _placed(lw: Lowerer, call, parts: list[Tensor], shape: tuple[int, ...]) -> T
 
 
 # ---------------------------------------------------------------------- copies
+def note_copy(lw: Lowerer, what: str, nbytes: int) -> None:
+    """Record a copy a view or an in-place write costs, at the statement being lowered, for the compile
+    report (``vtpu cc --report``: where the program copies, and why)."""
+    key = (lw.b.line or 0, what)
+    lw.view_copies[key] = max(lw.view_copies.get(key, 0), nbytes)
+
+
 def copy_rows(lw: Lowerer, src: Tensor, dst: Tensor) -> None:
     """dst = src for 2-D tensors of one shape, row by row, each side's rows ``pitch`` bytes apart when it
     is a column slice read or written in place (else dense)."""
@@ -706,6 +726,8 @@ def dense(lw: Lowerer, t: Tensor) -> Tensor:
     if not sc.pitch:
         return t
     out = _anon(lw, t.dtype, t.shape)
+    op = f"`{lw.lowering_op}`" if lw.lowering_op else "an op"
+    note_copy(lw, f"`{t.name}` made dense for {op}, which reads whole rows", tensor_nbytes(t.dtype, t.shape))
     if sc.estride:  # a transposed view: materialised from its base
         transpose_into(lw, lw.transposed[t.scroll], out)
     else:
