@@ -99,10 +99,23 @@ def plan_column_views(tree, sentrons: int, pitched: tuple[str, ...], concats=Non
             visit(ch)
 
     visit(tree)
+    mentions: dict[str, int] = {}  # name -> how often a name/index node names it (anywhere)
+    for node in every:
+        if node.data in ("name", "index"):
+            n = str(node.children[0])
+            mentions[n] = mentions.get(n, 0) + 1
     lists: list = [list(tree.children)]
     _blocks(tree, lists)
+    names_of: dict[int, set[str]] = {}  # statement id -> the names it mentions (computed once)
     chosen: set[int] = set()
     for lst in lists:
+        last_mention: dict[str, int] = {}  # name -> the last statement of lst that mentions it
+        for k, st in enumerate(lst):
+            found: list[str] = []
+            _names(st, found)
+            names_of[id(st)] = set(found)
+            for n in found:
+                last_mention[n] = k
         for i, st in enumerate(lst):
             if getattr(st, "data", None) != "assign":
                 continue
@@ -120,22 +133,32 @@ def plan_column_views(tree, sentrons: int, pitched: tuple[str, ...], concats=Non
             x = str(pos[0].children[0])
             if x in view_bound or x == v or x in placed:
                 continue
-            if _last_use_ok(lst, i, v, x, view_bound, pitched, every, writes):
+            end = last_mention.get(v, i)
+            if _last_use_ok(lst, i, end, v, x, view_bound, pitched, mentions, writes, names_of):
                 chosen.add(id(call))
     return chosen or None
 
 
 def _last_use_ok(
-    lst: list, i: int, v: str, x: str, view_bound: set[str], pitched, every: list, writes: dict[str, int]
+    lst: list,
+    i: int,
+    end: int,
+    v: str,
+    x: str,
+    view_bound: set[str],
+    pitched,
+    mentions: dict[str, int],
+    writes: dict[str, int],
+    names_of: dict[int, set[str]],
 ) -> bool:
-    """Whether every read of ``v`` is a pitched operand in ``lst`` after ``i``, with nothing before the
-    last one that could write ``x`` (or ``v``)."""
+    """Whether every read of ``v`` is a pitched operand in ``lst`` after ``i`` (``end``: the last
+    statement of ``lst`` that mentions it), with nothing before the last one that could write ``x``
+    (or ``v``)."""
     last = i
     seen = 0
-    for k in range(i + 1, len(lst)):
+    for k in range(i + 1, end + 1):
         st = lst[k]
-        mentioned: list[str] = []
-        _names(st, mentioned)
+        mentioned = names_of[id(st)]
         d = getattr(st, "data", None)
         if d in ("assign", "multi_assign"):
             targets = [str(t) for t in st.children[:-1]]
@@ -154,11 +177,7 @@ def _last_use_ok(
         elif v in mentioned:
             return False
     # every mention of v in the program is one of the uses found here (none elsewhere)
-    total = 0
-    for node in every:
-        if node.data in ("name", "index") and str(node.children[0]) == v:
-            total += 1
-    if total != seen:
+    if mentions.get(v, 0) != seen:
         return False
     for k in range(i + 1, last + 1):
         st = lst[k]

@@ -635,7 +635,7 @@ def place_part(
 
 
 def _place_columns(lw: Lowerer, g, name: str, dtype: str, shape: tuple[int, ...], line: int) -> Tensor | None:
-    """``place_part`` for a column concat of several rows: columns ``g.offset`` (bytes into a row) on of
+    """``place_part`` for a column concat of several rows: the columns from byte ``g.offset`` of each row of
     the result (declared, or a private tensor of the shape a first lowering found for it), read and
     written in place (``Scroll.pitch``)."""
     arena = g.arena
