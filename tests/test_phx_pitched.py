@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from test_phx_views import SETTINGS, run_program
+from test_phx_views import SETTINGS, execute, run_program
 
 import vtpu_cli.compiler.driver as driver
 import vtpu_cli.compiler.views as views
@@ -41,14 +41,7 @@ def _mem_ops(prog) -> int:
 def _executed_s_ops(prog, inputs, engine: str = "interp", tmp=None) -> int:
     """S-pipe ops executed (the loads and stores that ran, loops counted per trip): the interpreter's
     count, or the JIT's from the native code's per-block counters."""
-    bind_inputs(prog, inputs)
-    if engine == "jit":
-        from vtpu_cli.engines.jit.engine import JitEngine
-
-        res = JitEngine(prog, 1, cache_dir=tmp).run()
-        assert res.engine == "jit", res.fallback
-    else:
-        res = Interpreter(prog, 1).run()
+    res = execute(prog, inputs, engine, tmp)
     assert res.status == "ok"
     return res.ops_by_pipe.get("S", 0)
 
@@ -449,6 +442,22 @@ def test_attention_with_named_head_slices_copies_no_head(tmp_path):
     assert views_ == inline  # the named form runs the same loads and stores as the inline one
 
 
+def _at_each_start(prog, x, w, n, starts, elementwise, product: str, engine: str, tmp: str) -> None:
+    """Run ``prog`` with the slice start ``p`` at each of ``starts`` ((start, in range?)): a start out
+    of range faults; else output ``elementwise[0]`` is ``elementwise[1](x[:, p:p+n])`` exactly and
+    output ``product`` that slice times w."""
+    from vtpu_cli.compiler import read_output
+
+    for pos, ok in starts:
+        res = execute(prog, {"x": x, "w": w, "p": np.array([pos], np.int32)}, engine, tmp)
+        assert (res.status == "ok") == ok, (pos, res.status)
+        if ok:
+            v = x[:, pos : pos + n]
+            np.testing.assert_array_equal(read_output(prog, res, elementwise[0]), elementwise[1](v))
+            want = v.astype(np.float64) @ w
+            np.testing.assert_allclose(read_output(prog, res, product), want, rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("engine", ["interp", "jit"])
 def test_a_column_slice_at_a_runtime_start_is_read_in_place(tmp_path, engine):
     """``slice(x, pos, n, axis=1)`` with ``pos`` known at run time, read in place by an element-wise op
@@ -465,24 +474,8 @@ z = matmul(slice(x, pos, 9, axis=1), w)
 """
     prog, _ = compile_phx(src, "t.phx", opt=3)
     x, w = rnd(1, 7, 40), rnd(2, 9, 5)
-    for pos, ok in ((0, True), (13, True), (31, True), (32, False), (-1, False)):
-        bind_inputs(prog, {"x": x, "w": w, "p": np.array([pos], np.int32)})
-        if engine == "jit":
-            from vtpu_cli.engines.jit.engine import JitEngine
-
-            res = JitEngine(prog, 1, cache_dir=str(tmp_path)).run()
-            assert res.engine == "jit"
-        else:
-            res = Interpreter(prog, 1).run()
-        assert (res.status == "ok") == ok, (pos, res.status)
-        if ok:
-            from vtpu_cli.compiler import read_output
-
-            v = x[:, pos : pos + 9]
-            np.testing.assert_array_equal(read_output(prog, res, "y"), v * F32(2))
-            np.testing.assert_allclose(
-                read_output(prog, res, "z"), v.astype(np.float64) @ w, rtol=1e-5, atol=1e-5
-            )
+    starts = ((0, True), (13, True), (31, True), (32, False), (-1, False))
+    _at_each_start(prog, x, w, 9, starts, ("y", lambda v: v * F32(2)), "z", engine, str(tmp_path))
     # the element-wise op alone: in place against every column slice copied first (PITCHED empty)
     one = src.replace("z = matmul(slice(x, pos, 9, axis=1), w)\n", "").replace("output z: f32[7, 5]\n", "")
     inputs = {"x": x, "w": w, "p": np.array([13], np.int32)}
@@ -552,24 +545,8 @@ z = add(v, v)
     x, w = rnd(1, 6, 30), rnd(2, 8, 3)
     inputs = {"x": x, "w": w, "p": np.array([5], np.int32)}
     assert _executed_s_ops(prog, inputs) < _executed_s_ops(copied, inputs)
-    for pos, ok in ((0, True), (5, True), (22, True), (23, False), (-2, False)):
-        bind_inputs(prog, {"x": x, "w": w, "p": np.array([pos], np.int32)})
-        if engine == "jit":
-            from vtpu_cli.engines.jit.engine import JitEngine
-
-            res = JitEngine(prog, 1, cache_dir=str(tmp_path)).run()
-            assert res.engine == "jit"
-        else:
-            res = Interpreter(prog, 1).run()
-        assert (res.status == "ok") == ok, (pos, res.status)
-        if ok:
-            from vtpu_cli.compiler import read_output
-
-            v = x[:, pos : pos + 8]
-            np.testing.assert_array_equal(read_output(prog, res, "z"), v + v)
-            np.testing.assert_allclose(
-                read_output(prog, res, "y"), v.astype(np.float64) @ w, rtol=1e-5, atol=1e-5
-            )
+    starts = ((0, True), (5, True), (22, True), (23, False), (-2, False))
+    _at_each_start(prog, x, w, 8, starts, ("z", lambda v: v + v), "y", engine, str(tmp_path))
 
 
 def _tmatmul_ref(x, w, scale):

@@ -25,17 +25,23 @@ def run(src, inputs, outs, opt, engine, tmp):
     return run_program(compile_phx(src, "t.phx", opt=opt)[0], inputs, outs, engine, tmp)
 
 
-def run_program(prog, inputs, outs, engine, tmp):
-    """Run a compiled program (hazard-free, natively when ``engine`` is jit) and read its outputs."""
-    assert not check_hazards(prog.code)
+def execute(prog, inputs, engine, tmp):
+    """Bind ``inputs`` and run a compiled program on one sentron (natively when ``engine`` is jit):
+    its result, whatever its status."""
     bind_inputs(prog, inputs)
     if engine == "jit":
         from vtpu_cli.engines.jit.engine import JitEngine
 
         res = JitEngine(prog, 1, cache_dir=tmp).run()
         assert res.engine == "jit", res.fallback
-    else:
-        res = Interpreter(prog, 1).run()
+        return res
+    return Interpreter(prog, 1).run()
+
+
+def run_program(prog, inputs, outs, engine, tmp):
+    """Run a compiled program (hazard-free, natively when ``engine`` is jit) and read its outputs."""
+    assert not check_hazards(prog.code)
+    res = execute(prog, inputs, engine, tmp)
     assert res.status == "ok", res.fault.render() if res.fault else res.status
     return {o: read_output(prog, res, o) for o in outs}
 

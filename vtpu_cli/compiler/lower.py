@@ -568,7 +568,6 @@ class Lowerer:
         self.kernel_depth = 0
         self.view_count = 0
         self.concat_plan = None  # set by the driver: the concats whose parts are placed (concats.py)
-        self.pitch_reader = False  # the op being lowered reads column slices in place (views.PITCHED)
         self.column_views = None  # set by the driver: bound column slices that stay views (colslices.py)
         self.transposed: dict = {}  # scroll key of a transposed view read in place -> its base tensor
         # column concats of several rows into a new name: their result shapes (by call node id), known
@@ -577,7 +576,9 @@ class Lowerer:
         self.concat_shapes_found: dict[int, tuple[int, ...]] = {}
         # the copies views cost (``views.note_copy``): (source line, what) -> bytes per execution
         self.view_copies: dict[tuple[int, str], int] = {}
-        self.lowering_op: str | None = None  # the tensor op being lowered (tensors.lower_op)
+        # the tensor op being lowered (tensors.lower_op; "concat" while a concat reads its parts): whether
+        # tensor_arg may hand it a column slice read in place (views.PITCHED)
+        self.lowering_op: str | None = None
         self.functions: dict[str, tuple[list[str], object]] = {}
         self.call_stack: list[str] = []
         self.force_loops = False  # lower every tensor op to loops (tests compare both lowerings)
@@ -1293,7 +1294,7 @@ class Lowerer:
         if sc is not None and sc.layers > 1:
             self.fail(node, f"`{n}` has {sc.layers} layers; select one: {n}[layer]")
         self.note_read(t)
-        if sc is not None and sc.pitch and not self.pitch_reader:  # rows apart: a dense copy for this op
+        if sc is not None and sc.pitch and not self.view_lowering.reads_rows_apart(self.lowering_op):
             return self.view_lowering.dense(self, t)
         return t
 

@@ -372,12 +372,10 @@ def lower_op(lw: Lowerer, fname: str, name_toks, call) -> None:
     pos = [a for a in args if a.data != "kwarg"]
     kw = {str(a.children[0]): a.children[1] for a in args if a.data == "kwarg"}
     fn = OPS[fname]
-    lw.pitch_reader = fname in views.PITCHED  # may be handed column slices read in place (lw.tensor_arg)
-    lw.lowering_op = fname
+    lw.lowering_op = fname  # (lw.tensor_arg: whether it may be handed column slices read in place)
     try:
         fn(lw, name_toks, call, pos, kw)
     finally:
-        lw.pitch_reader = False
         lw.lowering_op = None
 
 

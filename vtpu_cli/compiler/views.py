@@ -27,6 +27,14 @@ ELEMENTWISE = ("add", "sub", "mul", "relu", "relu2", "silu", "exp", "copy")
 # ops handed column slices of several rows as they are (rows ``Scroll.pitch`` bytes apart), read in place;
 # every other op gets a dense copy (``dense``, from ``Lowerer.tensor_arg``)
 PITCHED = (*ELEMENTWISE, "matmul", "matmul_nt", "rmsnorm", "softmax", "tmatmul", "quant")
+
+
+def reads_rows_apart(op: str | None) -> bool:
+    """Whether ``op`` takes a column slice as it lies (else ``Lowerer.tensor_arg`` densifies it); a
+    concat reading its parts decides itself (``_placed``, then ``dense``)."""
+    return op == "concat" or op in PITCHED
+
+
 UNROLL_BYTES = 512  # contiguous copies up to 8 vectors are unrolled (static offsets, exact aliasing)
 
 
@@ -516,11 +524,11 @@ def transpose_into(lw: Lowerer, x: Tensor, y: Tensor) -> None:
 def _concat(lw: Lowerer, call, pos, kw, dest, bind, dest_tok) -> Tensor:
     if len(pos) < 2:
         lw.fail(call, f"concat(a, b, ...[, axis=0|1]) takes at least 2 tensors, got {len(pos)}")
-    saved, lw.pitch_reader = lw.pitch_reader, True  # placed parts are seen as they are (``_placed``)
+    saved, lw.lowering_op = lw.lowering_op, "concat"  # placed parts are seen as they are (``_placed``)
     try:
         parts = [_src(lw, a) for a in pos]
     finally:
-        lw.pitch_reader = saved
+        lw.lowering_op = saved
     first = parts[0]
     axis = _axis(lw, kw, first)
     for node, t in zip(pos[1:], parts[1:], strict=True):
