@@ -663,3 +663,20 @@ s = transpose(w)
     assert cli(["cc", str(f), "--report", "-o", str(tmp_path / "c.siw")]) == 0
     out = capsys.readouterr().out  # (one line per note: grep-able like a diagnostic)
     assert f"{f}:7: note: column slice of `x` copied (512 bytes)" in out
+
+
+def test_a_column_concat_of_twenty_parts_that_copies():
+    """20 heads' outputs concatenated by columns on 2 sentrons (no placement there): the copy runs a
+    row loop per part (a pointer per part live across one loop ran out of registers)."""
+    from vtpu_cli.compiler import read_output
+
+    parts = [f"p{i} = mul(x, {float(i)})" for i in range(20)]
+    src = "input x: f32[40, 4]\noutput y: f32[40, 80]\n" + "\n".join(parts) + "\n"  # (40 rows: loops)
+    src += f"y = concat({', '.join(f'p{i}' for i in range(20))}, axis=1)\n"
+    x = rnd(9, 40, 4)
+    prog = compile_phx(src, "t.phx", opt=2, sentrons=2, force_loops=True)[0]
+    bind_inputs(prog, {"x": x})
+    res = Interpreter(prog, 2).run()
+    assert res.status == "ok"
+    want = np.concatenate([x * F32(i) for i in range(20)], axis=1)
+    np.testing.assert_array_equal(read_output(prog, res, "y"), want)

@@ -36,6 +36,7 @@ def reads_rows_apart(op: str | None) -> bool:
 
 
 UNROLL_BYTES = 512  # contiguous copies up to 8 vectors are unrolled (static offsets, exact aliasing)
+CONCAT_ROW_LOOP_PARTS = 6  # a column concat copy of more parts runs a row loop per part (registers)
 
 
 # ---------------------------------------------------------------------- entry points (lower.py)
@@ -577,16 +578,30 @@ def _concat(lw: Lowerer, call, pos, kw, dest, bind, dest_tok) -> Tensor:
                 copy_bytes(lw, t.scroll, i * w, out.scroll, i * out_row + col, w)
                 col += w
         return _finish(lw, out, then)
-    sps = [kernels.ptr(b, 0, "sp") for _ in parts]
-    dp = kernels.ptr(b, 0, "dp")
+    if len(parts) <= CONCAT_ROW_LOOP_PARTS:  # one row loop for all parts: a pointer each
+        sps = [kernels.ptr(b, 0, "sp") for _ in parts]
+        dp = kernels.ptr(b, 0, "dp")
 
-    def row() -> None:
-        col = 0
-        for t, w, sp in zip(parts, widths, sps, strict=True):
-            kernels.copy_row_loop(b, t.scroll, sp, out.scroll, kernels.at(b, dp, col), w)
-            col += w
+        def row() -> None:
+            col = 0
+            for t, w, sp in zip(parts, widths, sps, strict=True):
+                kernels.copy_row_loop(b, t.scroll, sp, out.scroll, kernels.at(b, dp, col), w)
+                col += w
 
-    kernels.rows_loop(b, rows, [*zip(sps, widths, strict=True), (dp, out_row)], row)
+        kernels.rows_loop(b, rows, [*zip(sps, widths, strict=True), (dp, out_row)], row)
+        return _finish(lw, out, then)
+    # more parts: a row loop per part (two pointers each); a pointer per part live across one loop ran
+    # out of registers at 20 parts (the heads of a 2B-shaped attention on 16 sentrons)
+    col = 0
+    for t, w in zip(parts, widths, strict=True):
+        sp, dp = kernels.ptr(b, 0, "sp"), kernels.ptr(b, col, "dp")
+        kernels.rows_loop(
+            b,
+            rows,
+            [(sp, w), (dp, out_row)],
+            lambda t=t, w=w, sp=sp, dp=dp: kernels.copy_row_loop(b, t.scroll, sp, out.scroll, dp, w),
+        )
+        col += w
     return _finish(lw, out, then)
 
 
