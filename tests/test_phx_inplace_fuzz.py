@@ -1,7 +1,7 @@
 """Random programs mixing every in-place view form against the same programs compiled with copies.
 
 Each program draws column slices (inline and bound to names), element-wise ops, matmul, matmul_nt,
-matmul of a transposed first operand, softmax, rmsnorm and column concats (placed parts), and copies
+matmul of a transposed first operand, softmax, rmsnorm, rope and column concats (placed parts), and copies
 a few results to outputs. Reference: the same source compiled with every view materialised (no op
 reads rows apart, no concat placement, no bound views) -- the copying semantics the in-place forms
 must not be told from. Interpreter runs are compared bit for bit, a few natively on the JIT."""
@@ -49,7 +49,7 @@ def _program(rng: random.Random) -> tuple[str, dict, list[str]]:
     for n in range(1, rng.randint(4, 10)):
         t = f"t{n}"
         kind = rng.choice(
-            ["unary", "binary", "matmul", "matmul_nt", "transposed", "softmax", "rms", "bind", "cat"]
+            ["unary", "binary", "matmul", "matmul_nt", "transposed", "softmax", "rms", "bind", "cat", "rope"]
         )
         if kind == "bind":
             name = rng.choice(list(shapes))
@@ -68,6 +68,16 @@ def _program(rng: random.Random) -> tuple[str, dict, list[str]]:
             else:
                 op = "softmax" if kind == "softmax" else rng.choice(["relu", "exp", "copy"])
                 body.append(f"{t} = {op}({o[0]})")
+            shapes[t] = o[1]
+        elif kind == "rope":  # one head of the operand's (even) width; the table a column slice or not
+            o = operand()
+            if o is None or o[1][1] % 2:
+                continue
+            r, c = o[1]
+            pad = rng.choice([0, 3])
+            add_input(f"cs{n}", (r + 2, c + pad))
+            tab = f"slice(cs{n}, {pad}, {c}, axis=1)" if pad else f"cs{n}"
+            body.append(f"{t} = rope({o[0]}, {tab}, {rng.randint(0, 2)}, heads=1)")
             shapes[t] = o[1]
         elif kind == "binary":
             a = operand()
@@ -96,7 +106,12 @@ def _program(rng: random.Random) -> tuple[str, dict, list[str]]:
                 o = operand()
                 if o is None or o[1][0] != rows:
                     break
-                body.append(f"{t}p{j} = {rng.choice(['relu', 'copy', 'softmax'])}({o[0]})")
+                op = rng.choice(["relu", "copy", "softmax", "rope"])
+                if op == "rope" and o[1][1] % 2 == 0:
+                    add_input(f"cs{n}p{j}", (o[1][0], o[1][1]))
+                    body.append(f"{t}p{j} = rope({o[0]}, cs{n}p{j}, 0, heads=1)")
+                else:
+                    body.append(f"{t}p{j} = {'relu' if op == 'rope' else op}({o[0]})")
                 shapes[f"{t}p{j}"] = o[1]
                 parts.append(f"{t}p{j}")
             if len(parts) >= 2:

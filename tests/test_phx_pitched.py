@@ -680,3 +680,106 @@ def test_a_column_concat_of_twenty_parts_that_copies():
     assert res.status == "ok"
     want = np.concatenate([x * F32(i) for i in range(20)], axis=1)
     np.testing.assert_array_equal(read_output(prog, res, "y"), want)
+
+
+def _rope_rows(x, cs, pos, heads):
+    """Rotary embedding of the rows of x at positions pos, pos+1, ... (products rounded, then the sum)."""
+    hd = x.shape[1] // heads
+    half = hd // 2
+    out = np.empty_like(x)
+    for i, row in enumerate(x):
+        h = row.reshape(heads, hd)
+        c, s = cs[pos + i, :half], cs[pos + i, half:]
+        x1, x2 = h[:, :half], h[:, half:]
+        y1 = (x1 * c).astype(F32) - (x2 * s).astype(F32)
+        y2 = (x2 * c).astype(F32) + (x1 * s).astype(F32)
+        out[i] = np.concatenate([y1, y2], 1).reshape(-1)
+    return out
+
+
+def _attend_rows(q, kc, vc, n, heads, kvh):
+    """Causal grouped-query attention of the rows of q: row i of M attends to ``n - M + 1 + i`` rows."""
+    m, width = q.shape
+    hd = width // heads
+    out = np.zeros((m, width))
+    for i in range(m):
+        t = n - m + 1 + i
+        for h in range(heads):
+            g = h // (heads // kvh)
+            qh = q[i, h * hd : (h + 1) * hd].astype(np.float64)
+            k = kc[:t, g * hd : (g + 1) * hd].astype(np.float64)
+            v = vc[:t, g * hd : (g + 1) * hd].astype(np.float64)
+            s = k @ qh / np.sqrt(hd)
+            p = np.exp(s - s.max())
+            out[i, h * hd : (h + 1) * hd] = (p @ v) / p.sum()
+    return out
+
+
+@SETTINGS
+@given(
+    hk=st.sampled_from([(2, 1), (4, 2), (4, 4), (8, 2)]),
+    hd=st.sampled_from([16, 32]),
+    m=st.integers(2, 5),
+    pads=st.tuples(st.integers(0, 9), st.integers(0, 9), st.integers(0, 5)),
+    same_pitch=st.booleans(),
+    loops=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_rope_and_attend_read_column_slices_in_place(tmp_path, hk, hd, m, pads, same_pitch, loops, seed):
+    """A fused QKV projection's prefill rows: ``rope(slice(qkv, s, H*hd, axis=1), ...)`` and ``attend``
+    of such a slice over K and V caches that are column slices of one tensor read the columns where
+    they lie (a rope table that is a column slice too); caches whose rows are apart by different
+    strides are made dense (one row stride walks both)."""
+    heads, kvh = hk
+    width, kvw = heads * hd, kvh * hd
+    lpad, rpad, cpad = pads
+    t, pos = 12, 3
+    n = pos + m
+    c = lpad + width + rpad
+    kvcols = 2 * kvw + rpad
+    vdecl = f"input vd: f32[{t}, {kvw}]\n" if not same_pitch else ""
+    vexpr = f"slice(kv, {kvw}, {kvw}, axis=1)" if same_pitch else "vd"
+    src = (
+        f"input qkv: f32[{m}, {c}]\ninput cst: f32[{t}, {hd + cpad}]\ninput kv: f32[{t}, {kvcols}]\n{vdecl}"
+        f"output r: f32[{m}, {width}]\noutput o: f32[{m}, {width}]\n"
+        f"r = rope(slice(qkv, {lpad}, {width}, axis=1), slice(cst, 0, {hd}, axis=1), {pos}, heads={heads})\n"
+        f"o = attend(slice(qkv, {lpad}, {width}, axis=1), slice(kv, 0, {kvw}, axis=1), {vexpr}, {n}, "
+        f"heads={heads}, kv_heads={kvh})\n"
+    )
+    qkv, kv, vd = rnd(seed, m, c), rnd(seed + 1, t, kvcols), rnd(seed + 2, t, kvw)
+    ang = np.arange(t)[:, None] * (500.0 ** (-np.arange(hd // 2) / (hd // 2)))[None, :]
+    cst = np.concatenate([np.cos(ang), np.sin(ang), rnd(seed + 3, t, cpad)], 1).astype(F32)
+    inputs = {"qkv": qkv, "cst": cst, "kv": kv}
+    if not same_pitch:
+        inputs["vd"] = vd
+    got, (placed, copied) = both(src, inputs, ["r", "o"], str(tmp_path), force_loops=loops)
+    q = qkv[:, lpad : lpad + width]
+    np.testing.assert_array_equal(got["r"], _rope_rows(q, cst[:, :hd], pos, heads))
+    vc = kv[:, kvw : 2 * kvw] if same_pitch else vd
+    want = _attend_rows(q, kv[:, :kvw], vc, n, heads, kvh)
+    np.testing.assert_allclose(got["o"], want, rtol=2e-5, atol=2e-6)
+    assert placed < copied  # q's copies (and the table's, the caches') are gone
+
+
+def test_rope_and_attend_results_are_placed_concat_parts(tmp_path):
+    """``y = concat(rope(...), attend(...), axis=1)`` of prefill rows: both made in y's columns."""
+    m, heads, hd, t, pos = 3, 2, 16, 8, 2
+    width = heads * hd
+    src = (
+        f"input x: f32[{m}, {width}]\ninput cs: f32[{t}, {hd}]\ninput kc: f32[{t}, {width}]\n"
+        f"input vc: f32[{t}, {width}]\noutput y: f32[{m}, {2 * width}]\n"
+        f"a = rope(x, cs, {pos}, heads={heads})\n"
+        f"o = attend(a, kc, vc, {pos + m}, heads={heads})\n"
+        "y = concat(a, o, axis=1)\n"
+    )
+    x, kc, vc = rnd(1, m, width), rnd(2, t, width), rnd(3, t, width)
+    ang = np.arange(t)[:, None] * (500.0 ** (-np.arange(hd // 2) / (hd // 2)))[None, :]
+    cs = np.concatenate([np.cos(ang), np.sin(ang)], 1).astype(F32)
+    got, (placed, copied) = both(src, {"x": x, "cs": cs, "kc": kc, "vc": vc}, ["y"], str(tmp_path))
+    a = _rope_rows(x, cs, pos, heads)
+    np.testing.assert_array_equal(got["y"][:, :width], a)
+    np.testing.assert_allclose(
+        got["y"][:, width:], _attend_rows(a, kc, vc, pos + m, heads, heads), rtol=2e-5, atol=2e-6
+    )
+    assert placed < copied  # no copy of a or o into y
+    assert compile_phx(src, "t.phx")[1]["copies"] == []

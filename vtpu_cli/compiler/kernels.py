@@ -1075,13 +1075,17 @@ def rope_loop(lw: Lowerer, x, cs, y, heads: int, hd: int, pos, rows: int = 1) ->
     product rounded, then the sum)."""
     b = lw.b
     half = hd // 2
+    width = heads * hd * 4
+    xs, ys = row_pitch(lw, x, width), row_pitch(lw, y, width)  # row strides (column slices in place)
     row = ptr(b, 0, "cs")
+    cstep = row_pitch(lw, cs, hd * 4)
     if isinstance(pos, VReg):
-        b.emit("DMUL", row, pos, imm(hd * 4), type="i64")
+        b.emit("DMUL", row, pos, imm(cstep), type="i64")
     else:
-        b.emit("DMOV", row, imm(int(pos) * hd * 4))
+        b.emit("DMOV", row, imm(int(pos) * cstep))
     pieces = half_chunks(half)
     hp = ptr(b, 0, "head")
+    yp = ptr(b, 0, "yhead") if xs != ys else None  # y's own pointer when its rows are apart otherwise
     cvec: list = []
     svec: list = []
 
@@ -1089,11 +1093,16 @@ def rope_loop(lw: Lowerer, x, cs, y, heads: int, hd: int, pos, rows: int = 1) ->
         cvec[:] = [ld(b, "f32", cs.scroll, at(b, row, off), nb) for off, nb in pieces]
         svec[:] = [ld(b, "f32", cs.scroll, at(b, row, half * 4 + off), nb) for off, nb in pieces]
         loop(b, heads, head, "head")
-        bump(b, row, hd * 4)
+        bump(b, row, cstep)
+        if rows > 1:  # past the columns of other tensors to the next row
+            bump(b, hp, xs - width)
+            if yp is not None:
+                bump(b, yp, ys - width)
 
     def head():
         for (off, nb), c, s in zip(pieces, cvec, svec, strict=True):
             p1, p2 = at(b, hp, off), at(b, hp, half * 4 + off)
+            q1, q2 = (p1, p2) if yp is None else (at(b, yp, off), at(b, yp, half * 4 + off))
             x1 = ld(b, "f32", x.scroll, p1, nb)
             x2 = ld(b, "f32", x.scroll, p2, nb)
             a, bb, y1 = b.new("v"), b.new("v"), b.new("v")
@@ -1104,9 +1113,11 @@ def rope_loop(lw: Lowerer, x, cs, y, heads: int, hd: int, pos, rows: int = 1) ->
             b.emit("DMUL", a2, x2, c, type="f32")
             b.emit("DMUL", b2, x1, s, type="f32")
             b.emit("DADD", y2, a2, b2, type="f32")
-            st(b, "f32", y1, y.scroll, p1, nb)
-            st(b, "f32", y2, y.scroll, p2, nb)
+            st(b, "f32", y1, y.scroll, q1, nb)
+            st(b, "f32", y2, y.scroll, q2, nb)
         bump(b, hp, hd * 4)
+        if yp is not None:
+            bump(b, yp, hd * 4)
 
     loop(b, rows, token, "token")
 
@@ -1200,7 +1211,7 @@ def attend_loop(
         count = h_hi - h_lo
         segments = head_segments(h_lo, h_hi, group, hb)
     scores = lw.scratch("scores", hb * t16 * 4)
-    row_kv = kc.shape[1] * 4
+    row_kv = row_pitch(lw, kc, kc.shape[1] * 4)  # (v's rows are as far apart: _attend)
     nch = hd // 16
     inv_sqrt = 1.0 / (hd**0.5)
     one = b.new("r")
@@ -1213,11 +1224,14 @@ def attend_loop(
     iota = b.load("i32", b.new("v", "iota"), const_iota(lw), 0)
     ninf = neg_inf(lw)
     nchunks = b.new("r", "nch", nospill=True)
+    width = heads * hd * 4
+    qs, os_ = row_pitch(lw, q, width), row_pitch(lw, o, width)  # row strides (column slices in place)
     if dynamic:
         qp = b.new("r", "qh", nospill=True)
         b.emit("DMUL", qp, h_lo, imm(hd * 4), type="i64")
     else:
         qp = ptr(b, h_lo * hd * 4, "qh")
+    op_ = qp if qs == os_ else ptr(b, qp, "oh")  # o's own pointer when its rows are apart otherwise
     kvbase = ptr(b, 0, "kvbase")
     if isinstance(start, VReg):
         b.emit("DMUL", kvbase, start, imm(row_kv), type="i64")
@@ -1246,7 +1260,9 @@ def attend_loop(
                 b.emit("DADD", nchunks, n, imm(15), type="i64")
                 b.emit("DSHR", nchunks, nchunks, imm(4), type="i64")
             loop(b, (s_hi - s_lo) // sb, lambda sb=sb: batch(sb), "heads")
-        bump(b, qp, (heads - count) * hd * 4)  # past the other heads to the next row
+        bump(b, qp, qs - count * hd * 4)  # past the other heads (and columns) to the next row
+        if op_ is not qp:
+            bump(b, op_, os_ - count * hd * 4)
         bump(b, n, 1)
 
     vscale = b.new("v", "scale")
@@ -1359,9 +1375,11 @@ def attend_loop(
                 for c in range(span):
                     r = b.new("v")
                     b.emit("DMUL", r, acc[j][c], vinv[j], type="f32")
-                    st(b, "f32", r, o.scroll, at(b, qp, (j * hd + (c0 + c) * 16) * 4))
+                    st(b, "f32", r, o.scroll, at(b, op_, (j * hd + (c0 + c) * 16) * 4))
         # next batch of heads; the kv group advances every group / hb batches
         bump(b, qp, hb * hd * 4)
+        if op_ is not qp:
+            bump(b, op_, hb * hd * 4)
         b.emit("DADD", hcount, hcount, imm(1), type="i64")
         if group // hb > 1:
             flag = b.new("r")

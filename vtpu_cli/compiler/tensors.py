@@ -2116,7 +2116,7 @@ def _rope(lw: Lowerer, name_toks, call, pos, kw):
     if hd % 2 or len(cs.shape) != 2 or cs.shape[1] != hd:
         lw.fail(pos[1], f"rope needs an even head_dim and a table cs[T, {hd}] (row p: cos | sin)")
     p = _scalar_arg(lw, pos[2], "i64")
-    y = _result(lw, name_toks[0], "f32", x.shape)
+    y = _result(lw, name_toks[0], "f32", x.shape, pitched_ok=True)
     kernels.rope_loop(lw, x, cs, y, heads, hd, p, rows)
 
 
@@ -2139,11 +2139,13 @@ def _attend(lw: Lowerer, name_toks, call, pos, kw):
         lw.fail(pos[0], f"attend needs a head_dim that is a multiple of 16, found {hd}")
     if len(kc.shape) != 2 or kc.shape != vc.shape or kc.shape[1] != kvh * hd:
         lw.fail(pos[1], f"the KV caches are [T, {kvh * hd}] (kv_heads * head_dim), found {list(kc.shape)}")
+    if kernels.row_pitch(lw, kc, kvh * hd * 4) != kernels.row_pitch(lw, vc, kvh * hd * 4):
+        kc, vc = views.dense(lw, kc), views.dense(lw, vc)  # (one row stride walks both caches)
     n = _scalar_arg(lw, pos[3], "i64")
     if isinstance(n, int) and not rows <= n <= kc.shape[0]:
         lw.fail(pos[3], f"attention length {n} is outside {rows}..{kc.shape[0]}")
     start = _scalar_arg(lw, kw["start"], "i64") if "start" in kw else 0
-    o = _result(lw, name_toks[0], "f32", q.shape)
+    o = _result(lw, name_toks[0], "f32", q.shape, pitched_ok=shard is None or lw.sentrons == 1)
     if shard is None or lw.sentrons == 1:
         kernels.attend_loop(lw, q, kc, vc, o, heads, kvh, hd, n, start, rows)
         return
