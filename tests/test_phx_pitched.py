@@ -583,8 +583,8 @@ def test_tmatmul_reads_a_column_slice_in_place(tmp_path, m, k, n, pad, loops, se
 
 
 def test_tmatmul_residual_that_is_a_placed_part(tmp_path):
-    """A part placed in a column concat's result, used as a tmatmul's ``add=`` residual (read as whole
-    rows: a dense copy) and as its input (read in place)."""
+    """A part placed in a column concat's result, used as a tmatmul's ``add=`` residual and as its input
+    (both read in place, rows apart)."""
     src = """input x: f32[4, 32]
 weight w: t2[32, 32] scale 0.25
 output y: f32[4, 64]
@@ -783,3 +783,56 @@ def test_rope_and_attend_results_are_placed_concat_parts(tmp_path):
     )
     assert placed < copied  # no copy of a or o into y
     assert compile_phx(src, "t.phx")[1]["copies"] == []
+
+
+@SETTINGS
+@given(
+    m=st.integers(2, 9),
+    k=st.integers(1, 40),
+    n=st.integers(1, 40),
+    pad=st.tuples(st.integers(0, 20), st.integers(1, 20)),
+    act=st.sampled_from(["", ", scale=0.5, act=relu2"]),
+    loops=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_tmatmul_residual_that_is_a_column_slice(tmp_path, m, k, n, pad, act, loops, seed):
+    """``tmatmul(x, w, add=slice(R, s, N, axis=1))``: the epilogue reads the residual's rows where they
+    lie (its own row pointer); the same bits as the copying form, one fewer copy."""
+    left, right = pad
+    src = (
+        f"input x: f32[{m}, {k}]\ninput r: f32[{m}, {left + n + right}]\nweight w: t2[{k}, {n}] scale 0.5\n"
+        f"output y: f32[{m}, {n}]\ny = tmatmul(x, w{act}, add=slice(r, {left}, {n}, axis=1))\n"
+    )
+    x, r = rnd(seed, m, k), rnd(seed + 1, m, left + n + right)
+    w = np.random.default_rng(seed).integers(-1, 2, (k, n))
+    got, (placed, copied) = both(src, {"x": x, "w": w, "r": r}, ["y"], str(tmp_path), force_loops=loops)
+    dots, scales = _tmatmul_ref(x, w, 0.5)
+    p = (dots * scales).astype(F32)
+    if act:
+        p = np.maximum(p * F32(0.5), F32(0)) ** 2
+    np.testing.assert_allclose(got["y"], p + r[:, left : left + n], rtol=1e-5, atol=1e-5)
+    assert placed < copied if n >= 16 else placed <= copied  # (a row of a few bytes: a copy's cost)
+
+
+def test_sharded_tmatmul_residual_that_is_a_column_slice():
+    """``shard=cols`` on 2 sentrons: each sentron's epilogue reads its columns of the residual in place;
+    the same bits as one sentron."""
+    from vtpu_cli.compiler import read_output
+
+    src = (
+        "input x: f32[5, 48]\ninput r: f32[5, 70]\nweight w: t2[48, 40] scale 0.25\noutput y: f32[5, 40]\n"
+        "y = tmatmul(x, w, shard=cols, add=slice(r, 7, 40, axis=1))\n"
+    )
+    x, r = rnd(4, 5, 48), rnd(5, 5, 70)
+    w = np.random.default_rng(4).integers(-1, 2, (48, 40))
+    got = []
+    for sentrons in (1, 2):
+        prog = compile_phx(src, "t.phx", opt=2, sentrons=sentrons, force_loops=True)[0]
+        bind_inputs(prog, {"x": x, "w": w, "r": r})
+        res = Interpreter(prog, sentrons).run()
+        assert res.status == "ok"
+        got.append(read_output(prog, res, "y"))
+        assert compile_phx(src, "t.phx", opt=2, sentrons=sentrons)[1]["copies"] == []
+    np.testing.assert_array_equal(got[0], got[1])
+    dots, scales = _tmatmul_ref(x, w, 0.25)
+    np.testing.assert_allclose(got[1], dots * scales + r[:, 7:47], rtol=1e-5, atol=1e-5)

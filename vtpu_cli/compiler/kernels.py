@@ -693,7 +693,7 @@ def sum_parts_loop(lw: Lowerer, parts: list[str], dst: str, m: int, n: int) -> N
 
 
 # ---------------------------------------------------------------------- row ops
-def _row_delta(b: Builder, xrow: VReg, yrow: VReg | None) -> VReg | None:
+def row_delta(b: Builder, xrow: VReg, yrow: VReg | None) -> VReg | None:
     """``yrow - xrow`` in a register (None when y's rows are x's: one pointer serves both)."""
     if yrow is None:
         return None
@@ -702,7 +702,7 @@ def _row_delta(b: Builder, xrow: VReg, yrow: VReg | None) -> VReg | None:
     return dy
 
 
-def _y_at(b: Builder, p: VReg, dy: VReg | None) -> VReg:
+def y_at(b: Builder, p: VReg, dy: VReg | None) -> VReg:
     """The y address of the chunk at x offset ``p``."""
     if dy is None:
         return p
@@ -731,7 +731,7 @@ def rmsnorm_loop(lw: Lowerer, x, g, y, m: int, d: int, eps: float) -> None:
     xrow, yrow, steps = _row_ptrs(lw, x, y, d)
 
     def row():
-        dy = _row_delta(b, xrow, yrow)
+        dy = row_delta(b, xrow, yrow)
         acc = b.new("v", "ss")
 
         def sq(p, nb, first):
@@ -760,7 +760,7 @@ def rmsnorm_loop(lw: Lowerer, x, g, y, m: int, d: int, eps: float) -> None:
             gg = ld(b, "f32", g.scroll, gp, nb)
             t2 = b.new("v")
             b.emit("DMUL", t2, t1, gg, type="f32")
-            st(b, "f32", t2, y.scroll, _y_at(b, p, dy), nb)
+            st(b, "f32", t2, y.scroll, y_at(b, p, dy), nb)
             bump(b, gp, 64)
 
         chunk_loop(b, d, 4, xrow, scale)
@@ -802,7 +802,7 @@ def softmax_loop(lw: Lowerer, x, y, m: int, d: int, mask, ninf) -> None:
     xrow, yrow, steps = _row_ptrs(lw, x, y, d)
 
     def row():
-        dy = _row_delta(b, xrow, yrow)
+        dy = row_delta(b, xrow, yrow)
         rmax = row_max(lw, x, xrow, d, mask, ninf)
         vmax = b.new("v")
         b.emit("DBCAST", vmax, rmax, type="f32")
@@ -817,7 +817,7 @@ def softmax_loop(lw: Lowerer, x, y, m: int, d: int, mask, ninf) -> None:
                 e2 = b.new("v")
                 b.emit("DSEL", e2, mask, e, F(0.0), type="f32")
                 e = e2
-            st(b, "f32", e, y.scroll, _y_at(b, p, dy), nb)
+            st(b, "f32", e, y.scroll, y_at(b, p, dy), nb)
             if first:
                 b.emit("DMOV", acc, e)
             else:
@@ -832,7 +832,7 @@ def softmax_loop(lw: Lowerer, x, y, m: int, d: int, mask, ninf) -> None:
         b.emit("DBCAST", vinv, inv, type="f32")
 
         def sc(p, nb, first):
-            ya = _y_at(b, p, dy)
+            ya = y_at(b, p, dy)
             v = ld(b, "f32", y.scroll, ya, nb)
             o = b.new("v")
             b.emit("DMUL", o, v, vinv, type="f32")

@@ -1110,6 +1110,7 @@ def _tmatmul_into(
             # the residual is y itself (`h = tmatmul(..., add=h)`): the product goes to a scratch first
             src = y
             if ep.add is not None and lw.root_scroll(ep.add.scroll) == lw.root_scroll(y.scroll):
+                ep.add = views.dense(lw, ep.add)  # (rows of y's own storage read apart: copied first)
                 tkey = lw.scratch("epi", m * n * 4)
                 src = Tensor(tkey, "f32", (m, n), "tensor", tkey)
             kernels.tmatmul_loop(lw, x, w, src, 0, nt, wscale, pre)
@@ -1312,7 +1313,7 @@ def _epilogue_kw(lw: Lowerer, kw, call, w: Tensor, m: int, n: int) -> Epilogue |
         _dtype_ok(lw, kw["add"], a, ("f32",), "tmatmul add (residual)")
         if _rows2(a) != (m, n) or len(a.shape) != 2:
             lw.fail(kw["add"], f"the residual must be f32[{m}, {n}] like the product, found {list(a.shape)}")
-        ep.add = views.dense(lw, a)  # (the epilogue reads the residual's rows whole)
+        ep.add = a  # (a column slice is read in place, rows apart: _epilogue)
     return ep
 
 
@@ -1341,6 +1342,10 @@ def _epilogue(
     vs = vec(ep.scale) if ep.scale is not None else None
     vg = vec(ep.gate_scale) if ep.gate_scale is not None else None
     row = kernels.ptr(b, c0, "erow")
+    # a residual that is a column slice read in place: its own row pointer (its rows are apart)
+    apitch = kernels.row_pitch(lw, ep.add, n * 4) if ep.add is not None else n * 4
+    arow = kernels.ptr(b, c0, "arow") if apitch != n * 4 else None
+    da: list = [None]  # this row's residual address minus the product's (None: the same)
 
     def each(p: VReg, nb: int, first: bool) -> None:
         v = kernels.ld(b, "f32", src.scroll, p, nb)
@@ -1362,15 +1367,18 @@ def _epilogue(
         elif ep.act is not None:
             v = unary_vec(b, ep.act, v)
         if ep.add is not None:
-            a = kernels.ld(b, "f32", ep.add.scroll, p, nb)
+            a = kernels.ld(b, "f32", ep.add.scroll, kernels.y_at(b, p, da[0]), nb)
             r = b.new("v")
             b.emit("DADD", r, a, v, type="f32")
             v = r
         kernels.st(b, "f32", v, dst.scroll, p, nb)
 
     def one_row() -> None:
+        da[0] = kernels.row_delta(b, row, arow)
         kernels.chunk_loop(b, width // 4, 4, row, each)
         kernels.bump(b, row, n * 4)
+        if arow is not None:
+            kernels.bump(b, arow, apitch)
 
     kernels.loop(b, m, one_row, "erow")
 

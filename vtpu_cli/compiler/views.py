@@ -60,6 +60,18 @@ def resolve_args(lw: Lowerer, fname: str, call, temps: list[str]) -> tuple[str, 
             fname = "matmul_nt" if fname == "matmul" else "matmul"
             args[pos[1]] = a.children[1]
     changed = False
+    if fname == "tmatmul":  # the residual (``add=``) is read rows apart too (tensors._epilogue)
+        for i, a in enumerate(args):
+            if a is not None and a.data == "kwarg" and str(a.children[0]) == "add":
+                v = a.children[1]
+                if v.data == "call" and str(v.children[0]) == "slice":
+                    key = f"$view{len(temps)}.{lw.view_count}"
+                    lw.tensors[key] = build(lw, v, pitched=True)
+                    temps.append(key)
+                    line, col, _ = _pos(v)
+                    name = Tree("name", [Token("NAME", key, line=line, column=col)], meta=v.meta)
+                    args[i] = Tree("kwarg", [a.children[0], name], meta=a.meta)
+                    changed = True
     for i in pos:
         a = args[i]
         if a.data == "call" and str(a.children[0]) in VIEW_OPS:
