@@ -424,3 +424,29 @@ def test_phext_document_over_the_budget_is_refused_before_reading(tmp_path):
     with pytest.raises(FormatError, match="exceeds the memory budget of 4.0 KiB"):
         read_phext(str(doc), max_bytes=4096)
     assert len(read_phext(str(doc))) == 2
+
+
+@pytest.mark.parametrize("engine", ["interp", "jit"])
+def test_a_host_out_of_memory_while_loading_is_a_clean_error(tmp_path, engine):
+    """A 1 KB program whose zero scrolls (8 x 400 MB, within the budget) the host cannot give -- here an
+    address-space limit of 2.4 GB -- ends with exit 2 naming the scroll, not a Python MemoryError."""
+    import resource
+    import subprocess
+    import sys
+
+    src = "".join(f"input x{i}: f32[100000000]\n" for i in range(8))
+    src += "output y: f32[16]\nlet a: f32x16 = load(x7, 0)\nstore(y, 0, a)\n"
+    (tmp_path / "big.phx").write_text(src)
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (2_400_000_000, 2_400_000_000))
+
+    r = subprocess.run(
+        [sys.executable, "-m", "vtpu_cli.cli.main", "run", str(tmp_path / "big.phx"), "--engine", engine],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        preexec_fn=limit,
+    )
+    assert r.returncode == 2, r.stderr
+    assert "out of host memory loading scroll" in r.stderr and "Traceback" not in r.stderr

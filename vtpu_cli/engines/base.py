@@ -176,8 +176,24 @@ def count_ops(program: Program, counts) -> tuple[int, dict[str, int]]:
 
 
 def load_memory(program: Program, mem: Memory) -> None:
+    """The program's data scrolls into ``mem``: each checked against the run's budget before its buffer
+    exists (a file's declared zero scroll costs nothing to declare), and a host that cannot give the
+    bytes is a clean error, not a Python ``MemoryError``."""
+    from vtpu_cli.binary import limits
+    from vtpu_cli.core.errors import VtpuError
+
     for d in program.data:
-        buf = scroll_buffer(d.size, None if d.zero else d.data)
+        what = f"scroll {coords.format_packed(d.coord)}"
+        mem.check_budget(d.size, what)
+        try:
+            buf = scroll_buffer(d.size, None if d.zero else d.data)
+        except MemoryError:
+            raise VtpuError(
+                f"out of host memory loading {what} ({limits.format_size(d.size)}; "
+                f"{limits.format_size(mem.used_bytes)} of the program's data loaded before it)",
+                hint="free memory or run a program with smaller tensors (the process's address-space "
+                "limit, `ulimit -v`, counts too)",
+            ) from None
         mem.add(d.coord, buf, dtype=d.dtype, shape=d.shape)
 
 
