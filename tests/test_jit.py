@@ -631,6 +631,52 @@ loop:
     assert res.status == "step-limit" and res.sentrons[0].R[2] == ref.sentrons[0].R[2] == 50
 
 
+def test_step_limit_at_every_step_of_a_loop():
+    """The limit at every SIW of a loop whose body is one block (loads, a store, register chains): the
+    native code stops at the block's start and the interpreter runs the rest -- registers, memory,
+    counts and PPT statistics as the interpreter's own run."""
+    prog = assemble("""
+.coord X = 1.1.1/1.1.1/1.1.1
+.data X i64[4] 1, 2, 3, 4
+    SCOORD p0, X
+    DMOV r1, 1
+loop:
+    DADD r2, r2, r1                | SGATHER.i64 r3, [p0 + 8]
+    DMUL r4, r2, 3
+    DADD r5, r4, r3                | SSCATTR.i64 [p0 + 16], r4
+    DSUB r6, r5, 1
+    DJMP loop
+""")
+    for steps in range(0, 40):
+        ref, res = check(prog, max_steps=steps)
+        assert res.status == "step-limit" or steps < 2
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@given(programs(), st.integers(0, 400))
+def test_step_limit_anywhere_in_a_block(prog, steps):
+    """A one-sentron step limit is checked once per block natively (a block that would cross it exits
+    at its start and the interpreter runs the rest): stopping at any step of random programs -- loops,
+    memory, faults before the limit -- gives the interpreter's state, counts and PPT statistics."""
+    check(prog, max_steps=steps)
+
+
+def test_step_limit_is_checked_once_per_block_in_the_native_code():
+    """The artefact: a 40-SIW block compiled with a step limit has one limit check (an ``icmp sgt``
+    of the running count plus the block's length), not one per SIW; with a C-pipe op it keeps one per
+    SIW (its messages in flight live in the native ring, which the interpreter cannot continue)."""
+    from vtpu_cli.engines.jit import compile as jc
+
+    body = "".join(f"    DADD r{1 + i % 8}, r{1 + i % 8}, {i}\n" for i in range(40))
+    cpu, feats = jc.host_target()
+    v = jc._Variant("local", False, 64, cpu, feats, 4, True, True)
+    text = jc.build_module(assemble(body + "    DHALT\n"), v)[0]
+    assert text.count("icmp sgt i64") == 1
+    with_c = assemble(body + "    DMOV r9, 1 | | CPACK m0, r1\n    DHALT\n")
+    assert not jc.block_limited(with_c, v) and jc.block_limited(assemble(body), v)
+    assert jc.build_module(with_c, v)[0].count("icmp eq i64") >= 40
+
+
 def test_slow_ops_salloc_sfree_sdedup_prefetch_flush():
     prog = assemble("""
 .coord N = 2.1.1/1.1.1/1.1.1

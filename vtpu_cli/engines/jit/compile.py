@@ -543,6 +543,13 @@ def _c_ops(program: Program) -> bool:
     return any(not siw[2].is_nop for siw in program.code)
 
 
+def block_limited(program: Program, v: _Variant) -> bool:
+    """Whether ``v``'s native code checks its step limit once per block (``_build_function``): a run
+    that stops on it stopped at the start of the block the limit falls in, and the engine finishes it
+    on the interpreter (``JitEngine._limit_on_interp``)."""
+    return v.limit == "local" and not _c_ops(program)
+
+
 def _back_edges(program: Program) -> list[tuple[int, int]]:
     """(target, pc) of every backward (or self) branch: the loops of the program."""
     out = []
@@ -1090,6 +1097,12 @@ def _build_function(
     an = an or _Analysis.of(program, leaders, v)
     targets, block_of = an.targets, an.block_of
     mine = [pc for pc in leaders if lo <= pc < hi]
+    # a one-sentron step limit is checked once per block (a block that would cross it exits at its start,
+    # registers written back, and the engine runs the rest on the interpreter: JitEngine._limit_on_interp)
+    # -- a precise exit per SIW made LLVM 15x slower on a model step; a program with C-pipe ops keeps the
+    # check per SIW (its messages in flight live in the native ring, which the interpreter cannot see)
+    block_limit = block_limited(program, v)
+    block_len = {pc: z - pc for pc, z in zip(mine, [*mine[1:], hi], strict=True)}
     entry = fn.append_basic_block("entry")
     blocks = {pc: fn.append_basic_block(f"siw{pc}") for pc in mine}
     end = fn.append_basic_block("end")
@@ -1213,7 +1226,12 @@ def _build_function(
                 else:
                     b.store(b.add(b.load(cnt), ir.Constant(L.I64, 1)), cnt)
             lw.slot = 0
-            if v.limit == "local":
+            if block_limit and pc in bmap:
+                st = b.load(lw.STEPS)
+                nxt_st = b.add(st, ir.Constant(L.I64, block_len[pc]))
+                lw.fault_if(b.icmp_signed(">", nxt_st, limit), L.ST_LIMIT)
+                b.store(nxt_st, lw.STEPS)
+            elif v.limit == "local" and not block_limit:
                 st = b.load(lw.STEPS)
                 lw.fault_if(b.icmp_signed("==", st, limit), L.ST_LIMIT)
                 b.store(b.add(st, ir.Constant(L.I64, 1)), lw.STEPS)

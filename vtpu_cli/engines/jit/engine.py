@@ -47,6 +47,7 @@ from vtpu_cli.engines.jit.compile import (
     Compiled,
     JitError,
     _portable_env,
+    block_limited,
     compile_detached,
     compile_program,
     jit_available,
@@ -820,6 +821,29 @@ class JitEngine:
         self._tab0 = tab.copy()
         self.scroll_ptrs = ptrs
 
+    def _limit_on_interp(self, s: SentronState, counts: list[int]) -> tuple[str, object]:
+        """A one-sentron run whose native code stopped at the start of the block its step limit falls in
+        (``compile.block_limited``; registers written back): the interpreter runs the rest -- fewer
+        SIWs than the block holds -- from that state and memory, so the run ends where, and as, the
+        interpreter's own would (the limit, or a fault or halt before it). ``s`` and ``counts`` are
+        updated in place."""
+        it = Interpreter(self.program, 1, max_steps=self.max_steps - sum(counts), memory=self.mem)
+        t = it.states[0]
+        t.R[:], t.P[:], t.M[:] = s.R, s.P, s.M
+        t.V[:] = s.V
+        t.flags, t.pc, t.coll_seq = s.flags, s.pc, dict(s.coll_seq)
+        with np.errstate(all="ignore"):
+            status, fault, _ = it._run_single(t)
+        if status == STATUS_LIMIT:
+            fault = Interpreter._limit_fault(self)  # type: ignore[arg-type]  (the whole run's limit)
+        for k, c in enumerate(it.counts):
+            if c:
+                counts[k] += c
+        s.R[:], s.P[:], s.M[:] = t.R, t.P, t.M
+        s.V[:] = t.V
+        s.flags, s.pc, s.halted = t.flags, t.pc, t.halted
+        return status, fault
+
     def _interp(self) -> JitRunResult:
         it = Interpreter(
             self.program, self.n, max_steps=self.max_steps, topology=self.topology, memory=self.mem
@@ -1062,6 +1086,8 @@ class JitEngine:
         fault_sids = [sid for sid in order if sens[sid].fault is not None]
         if fault_sids:
             status, fault = STATUS_FAULT, sens[fault_sids[0]].fault
+        elif L.ST_LIMIT in first and block_limited(program, comp.variant):
+            status, fault = self._limit_on_interp(sens[0].s, counts)
         elif L.ST_LIMIT in first:
             status, fault = STATUS_LIMIT, Interpreter._limit_fault(self)  # type: ignore[arg-type]
         elif self.hub.deadlock:
