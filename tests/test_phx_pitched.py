@@ -836,3 +836,33 @@ def test_sharded_tmatmul_residual_that_is_a_column_slice():
     np.testing.assert_array_equal(got[0], got[1])
     dots, scales = _tmatmul_ref(x, w, 0.25)
     np.testing.assert_allclose(got[1], dots * scales + r[:, 7:47], rtol=1e-5, atol=1e-5)
+
+
+@SETTINGS
+@given(
+    m=st.integers(2, 6),
+    c=st.integers(2, 300),
+    data=st.data(),
+    loops=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_argmax_reads_a_column_slice_in_place(tmp_path, m, c, data, loops, seed):
+    """``argmax(slice(logits, s, n, axis=1))`` (a vocabulary padded past its real size): the first
+    maximum of the columns, read where they lie; unrolled and in loops."""
+    n = data.draw(st.integers(1, c))
+    s0 = data.draw(st.integers(0, c - n))
+    src = f"input x: f32[{m}, {c}]\noutput y: i32[{m}]\ny = argmax(slice(x, {s0}, {n}, axis=1))\n"
+    x = rnd(seed, m, c)
+    got, (placed, copied) = both(src, {"x": x}, ["y"], str(tmp_path), force_loops=loops)
+    np.testing.assert_array_equal(got["y"], np.argmax(x[:, s0 : s0 + n], axis=1))
+    if n < c:
+        assert placed < copied
+
+
+@pytest.mark.parametrize("loops", [False, True])
+def test_argmax_of_a_column_slice_unrolled_and_in_loops(tmp_path, loops):
+    src = "input x: f32[3, 40]\noutput y: i32[3]\ny = argmax(slice(x, 5, 20, axis=1))\n"
+    x = rnd(11, 3, 40)
+    got, (placed, copied) = both(src, {"x": x}, ["y"], str(tmp_path), force_loops=loops)
+    np.testing.assert_array_equal(got["y"], np.argmax(x[:, 5:25], axis=1))
+    assert placed < copied

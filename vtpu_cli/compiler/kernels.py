@@ -1044,7 +1044,7 @@ def argmax_loop(lw: Lowerer, x, y, m: int, d: int, mask, ninf, iota: VReg) -> No
         r, _ = first_max(lw, x.scroll, xrow, d, mask, ninf, iota)
         st(b, "i32", r, y.scroll, yp)
 
-    rows_loop(b, m, [(xrow, d * 4), (yp, 4)], row)
+    rows_loop(b, m, [(xrow, row_pitch(lw, x, d * 4)), (yp, 4)], row)
 
 
 def copy_row_loop(b: Builder, src: str, soff: VReg, dst: str, doff: VReg, nbytes: int) -> None:

@@ -1614,9 +1614,10 @@ def _argmax_row(lw: Lowerer, b: Builder, xs: list, ivs: list, vbig) -> VReg:
 
 def _load_row_masked(lw, b, x: Tensor, i: int, d: int, mask, ninf):
     ch = _row_chunks(d)
+    pitch = kernels.row_pitch(lw, x, d * 4)  # (a column slice read in place: its base's row)
     xs = []
     for off, nb in ch:
-        v = b.load("f32", b.new("v"), x.scroll, i * d * 4 + off, nb)
+        v = b.load("f32", b.new("v"), x.scroll, i * pitch + off, nb)
         if nb < 64:
             v2 = b.new("v")
             b.emit("DSEL", v2, mask, v, ninf, type="f32")

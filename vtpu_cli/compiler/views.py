@@ -26,7 +26,18 @@ from vtpu_cli.compiler.lower import ELEM_BYTES, VIEW_OPS, Lowerer, Tensor, _pos,
 ELEMENTWISE = ("add", "sub", "mul", "relu", "relu2", "silu", "exp", "copy")
 # ops handed column slices of several rows as they are (rows ``Scroll.pitch`` bytes apart), read in place;
 # every other op gets a dense copy (``dense``, from ``Lowerer.tensor_arg``)
-PITCHED = (*ELEMENTWISE, "matmul", "matmul_nt", "rmsnorm", "softmax", "tmatmul", "quant", "rope", "attend")
+PITCHED = (
+    *ELEMENTWISE,
+    "matmul",
+    "matmul_nt",
+    "rmsnorm",
+    "softmax",
+    "tmatmul",
+    "quant",
+    "rope",
+    "attend",
+    "argmax",
+)
 
 
 def reads_rows_apart(op: str | None) -> bool:
