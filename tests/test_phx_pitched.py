@@ -860,9 +860,17 @@ def test_argmax_reads_a_column_slice_in_place(tmp_path, m, c, data, loops, seed)
 
 
 @pytest.mark.parametrize("loops", [False, True])
-def test_argmax_of_a_column_slice_unrolled_and_in_loops(tmp_path, loops):
-    src = "input x: f32[3, 40]\noutput y: i32[3]\ny = argmax(slice(x, 5, 20, axis=1))\n"
+def test_argmax_and_topk_of_a_column_slice_unrolled_and_in_loops(tmp_path, loops):
+    """``argmax`` and ``topk`` (values and indices) of columns 5..24 of each row, read where they lie."""
+    src = (
+        "input x: f32[3, 40]\noutput y: i32[3]\noutput tv: f32[3, 4]\noutput ti: i32[3, 4]\n"
+        "y = argmax(slice(x, 5, 20, axis=1))\ntv, ti = topk(slice(x, 5, 20, axis=1), 4)\n"
+    )
     x = rnd(11, 3, 40)
-    got, (placed, copied) = both(src, {"x": x}, ["y"], str(tmp_path), force_loops=loops)
-    np.testing.assert_array_equal(got["y"], np.argmax(x[:, 5:25], axis=1))
+    got, (placed, copied) = both(src, {"x": x}, ["y", "tv", "ti"], str(tmp_path), force_loops=loops)
+    v = x[:, 5:25]
+    np.testing.assert_array_equal(got["y"], np.argmax(v, axis=1))
+    order = np.argsort(-v, axis=1, kind="stable")[:, :4]
+    np.testing.assert_array_equal(got["ti"], order)
+    np.testing.assert_array_equal(got["tv"], np.take_along_axis(v, order, axis=1))
     assert placed < copied

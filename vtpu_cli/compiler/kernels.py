@@ -901,7 +901,7 @@ def topk_loop(lw: Lowerer, x, idx_t, val_t, m: int, d: int, kk: int, mask, ninf,
 
         loop(b, kk, pick, "pick")
 
-    rows_loop(b, m, [(xrow, d * 4), (orow, kk * 4)], row)
+    rows_loop(b, m, [(xrow, row_pitch(lw, x, d * 4)), (orow, kk * 4)], row)
 
 
 # the sample op's counter-based RNG (splitmix64: a Weyl step per row, then its finaliser)

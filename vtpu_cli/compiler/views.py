@@ -37,6 +37,7 @@ PITCHED = (
     "rope",
     "attend",
     "argmax",
+    "topk",
 )
 
 
