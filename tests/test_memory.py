@@ -430,6 +430,7 @@ def test_phext_document_over_the_budget_is_refused_before_reading(tmp_path):
 def test_a_host_out_of_memory_while_loading_is_a_clean_error(tmp_path, engine):
     """A 1 KB program whose zero scrolls (8 x 400 MB, within the budget) the host cannot give -- here an
     address-space limit of 2.4 GB -- ends with exit 2 naming the scroll, not a Python MemoryError."""
+    import os
     import resource
     import subprocess
     import sys
@@ -447,6 +448,7 @@ def test_a_host_out_of_memory_while_loading_is_a_clean_error(tmp_path, engine):
         text=True,
         timeout=120,
         preexec_fn=limit,
+        env=dict(os.environ, VTPU_MEM_LIMIT="16G"),  # (the host, not the budget, must be what refuses)
     )
     assert r.returncode == 2, r.stderr
     assert "out of host memory loading scroll" in r.stderr and "Traceback" not in r.stderr

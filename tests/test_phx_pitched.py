@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from test_phx_scale import attend_ref, rope_ref
 from test_phx_views import SETTINGS, execute, run_program
 
 import vtpu_cli.compiler.driver as driver
@@ -683,36 +684,14 @@ def test_a_column_concat_of_twenty_parts_that_copies():
 
 
 def _rope_rows(x, cs, pos, heads):
-    """Rotary embedding of the rows of x at positions pos, pos+1, ... (products rounded, then the sum)."""
-    hd = x.shape[1] // heads
-    half = hd // 2
-    out = np.empty_like(x)
-    for i, row in enumerate(x):
-        h = row.reshape(heads, hd)
-        c, s = cs[pos + i, :half], cs[pos + i, half:]
-        x1, x2 = h[:, :half], h[:, half:]
-        y1 = (x1 * c).astype(F32) - (x2 * s).astype(F32)
-        y2 = (x2 * c).astype(F32) + (x1 * s).astype(F32)
-        out[i] = np.concatenate([y1, y2], 1).reshape(-1)
-    return out
+    """Rotary embedding of the rows of x at positions pos, pos+1, ... (``test_phx_scale.rope_ref`` per row)."""
+    return np.stack([rope_ref(row, cs, pos + i, heads) for i, row in enumerate(x)])
 
 
 def _attend_rows(q, kc, vc, n, heads, kvh):
-    """Causal grouped-query attention of the rows of q: row i of M attends to ``n - M + 1 + i`` rows."""
-    m, width = q.shape
-    hd = width // heads
-    out = np.zeros((m, width))
-    for i in range(m):
-        t = n - m + 1 + i
-        for h in range(heads):
-            g = h // (heads // kvh)
-            qh = q[i, h * hd : (h + 1) * hd].astype(np.float64)
-            k = kc[:t, g * hd : (g + 1) * hd].astype(np.float64)
-            v = vc[:t, g * hd : (g + 1) * hd].astype(np.float64)
-            s = k @ qh / np.sqrt(hd)
-            p = np.exp(s - s.max())
-            out[i, h * hd : (h + 1) * hd] = (p @ v) / p.sum()
-    return out
+    """Causal attention of the rows of q: row i of M attends to ``n - M + 1 + i`` rows (``attend_ref``)."""
+    m = len(q)
+    return np.stack([attend_ref(row, kc, vc, n - m + 1 + i, heads, kvh) for i, row in enumerate(q)])
 
 
 @SETTINGS

@@ -39,6 +39,8 @@ PITCHED = (
     "argmax",
     "topk",
 )
+# keyword operands read rows apart too (``tensors._epilogue`` walks the residual's rows with their pitch)
+PITCHED_KW = {"tmatmul": ("add",)}
 
 
 def reads_rows_apart(op: str | None) -> bool:
@@ -72,18 +74,21 @@ def resolve_args(lw: Lowerer, fname: str, call, temps: list[str]) -> tuple[str, 
             fname = "matmul_nt" if fname == "matmul" else "matmul"
             args[pos[1]] = a.children[1]
     changed = False
-    if fname == "tmatmul":  # the residual (``add=``) is read rows apart too (tensors._epilogue)
-        for i, a in enumerate(args):
-            if a is not None and a.data == "kwarg" and str(a.children[0]) == "add":
-                v = a.children[1]
-                if v.data == "call" and str(v.children[0]) == "slice":
-                    key = f"$view{len(temps)}.{lw.view_count}"
-                    lw.tensors[key] = build(lw, v, pitched=True)
-                    temps.append(key)
-                    line, col, _ = _pos(v)
-                    name = Tree("name", [Token("NAME", key, line=line, column=col)], meta=v.meta)
-                    args[i] = Tree("kwarg", [a.children[0], name], meta=a.meta)
-                    changed = True
+
+    def named(node, t: Tensor) -> Tree:
+        """``t`` registered under a temporary name, and that name as a tree in ``node``'s place."""
+        key = f"$view{len(temps)}.{lw.view_count}"
+        lw.tensors[key] = t
+        temps.append(key)
+        line, col, _ = _pos(node)
+        return Tree("name", [Token("NAME", key, line=line, column=col)], meta=node.meta)
+
+    for i, a in enumerate(args):  # keyword operands read rows apart (PITCHED_KW): column slices in place
+        if a is not None and a.data == "kwarg" and str(a.children[0]) in PITCHED_KW.get(fname, ()):
+            v = a.children[1]
+            if _is_call(v, "slice"):
+                args[i] = Tree("kwarg", [a.children[0], named(v, build(lw, v, pitched=True))], meta=a.meta)
+                changed = True
     for i in pos:
         a = args[i]
         if a.data == "call" and str(a.children[0]) in VIEW_OPS:
@@ -92,11 +97,7 @@ def resolve_args(lw: Lowerer, fname: str, call, temps: list[str]) -> tuple[str, 
                 t = _transposed_operand(lw, a)  # read in place, column by column
             else:
                 t = build(lw, a, pitched=fname in PITCHED)
-            key = f"$view{len(temps)}.{lw.view_count}"
-            lw.tensors[key] = t
-            temps.append(key)
-            line, col, _ = _pos(a)
-            args[i] = Tree("name", [Token("NAME", key, line=line, column=col)], meta=a.meta)
+            args[i] = named(a, t)
             changed = True
     if not changed and fname == str(call.children[0]):
         return fname, call
