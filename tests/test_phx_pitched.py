@@ -853,3 +853,20 @@ def test_argmax_and_topk_of_a_column_slice_unrolled_and_in_loops(tmp_path, loops
     np.testing.assert_array_equal(got["ti"], order)
     np.testing.assert_array_equal(got["tv"], np.take_along_axis(v, order, axis=1))
     assert placed < copied
+
+
+@pytest.mark.parametrize("loops", [False, True])
+def test_sample_of_a_column_slice_reads_it_in_place(tmp_path, loops):
+    """``sample(slice(logits, 3, 50, axis=1), seed, k=8, temp=0.7, top_p=0.9)`` (a padded vocabulary):
+    the same tokens as the dense copy, on every engine, the docs' steps in numpy, and the copy gone."""
+    from test_sample import sample_ref
+
+    src = (
+        "input x: f32[4, 64]\noutput y: i32[4]\n"
+        "y = sample(slice(x, 3, 50, axis=1), 1234, k=8, temp=0.7, top_p=0.9)\n"
+    )
+    x = rnd(21, 4, 64) * F32(3.0)
+    got, (placed, copied) = both(src, {"x": x}, ["y"], str(tmp_path), force_loops=loops)
+    want, _ = sample_ref(x[:, 3:53], 1234, 8, 0.7, 0.9)
+    np.testing.assert_array_equal(got["y"], want)
+    assert placed < copied

@@ -11,7 +11,7 @@ pass decides that from the syntax tree alone, conservatively; anything else keep
   name that no statement binds to a view;
 * every other mention of ``v`` is a direct operand of an op that reads such views in place
   (``views.PITCHED``: element-wise ops, ``matmul``, ``matmul_nt``, ``softmax``, ``rmsnorm``, ``quant``,
-  ``tmatmul``, ``rope``, ``attend``, ``argmax``, ``topk``, or a ``transpose(v)`` weight of ``matmul``/``matmul_nt``), in a statement after the
+  ``tmatmul``, ``rope``, ``attend``, ``argmax``, ``topk``, ``sample``, or a ``transpose(v)`` weight of ``matmul``/``matmul_nt``), in a statement after the
   binding in the same statement list (not nested in a loop or branch);
 * every statement from the binding to the last use assigns tensor ops to names that are not ``x``
   and not bound to views, or binds another name (bound nowhere else) to a view (no loops, branches,

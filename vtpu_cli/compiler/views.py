@@ -38,6 +38,7 @@ PITCHED = (
     "attend",
     "argmax",
     "topk",
+    "sample",
 )
 # keyword operands read rows apart too (``tensors._epilogue`` walks the residual's rows with their pitch)
 PITCHED_KW = {"tmatmul": ("add",)}
