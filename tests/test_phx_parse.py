@@ -100,7 +100,9 @@ def expr(draw, depth=0):
 def statement(draw, depth=0):
     e = draw(expr())
     kind = draw(
-        st.sampled_from(["let", "assign", "index", "multi", "call", "for", "if"] if depth < 2 else ["let"])
+        st.sampled_from(
+            ["let", "assign", "index", "multi", "call", "for", "if", "return"] if depth < 2 else ["let"]
+        )
     )
     n = draw(NAMES)
     if kind == "let":
@@ -114,6 +116,8 @@ def statement(draw, depth=0):
         return f"{n}, {draw(NAMES)} = {e}"
     if kind == "call":
         return f"{n}({e})"
+    if kind == "return":
+        return "return " + ", ".join([e, *draw(st.lists(expr(), max_size=2))])
     body = "; ".join(draw(st.lists(statement(depth + 1), max_size=3)))
     if kind == "for":
         step = f" step {draw(expr())}" if draw(st.booleans()) else ""

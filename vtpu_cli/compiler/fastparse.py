@@ -45,6 +45,7 @@ KEYWORDS = {
     "scale",
     "layers",
     "fn",
+    "return",
 }
 _CMP = ("==", "!=", "<=", ">=", "<", ">")
 _SUM = {"+": "add", "-": "sub"}
@@ -59,7 +60,7 @@ _PRODUCT = {
     "^": "bxor",
 }
 _ROLES = ("input", "weight", "output", "tensor")
-_STMT_KEYWORDS = ("let", "for", "if")
+_STMT_KEYWORDS = ("let", "for", "if", "return")
 _ITEM_KEYWORDS = ("coord", "const", "kernel", "fn", *_ROLES)
 
 
@@ -369,6 +370,13 @@ class _Parser:
             return self.tree("for_stmt", [name, lo, hi, step, self.block()], t)
         if w == "if":
             return self.if_stmt()
+        if w == "return":
+            self.i += 1
+            exprs = [self.expr()]
+            while self.kind() == ",":
+                self.i += 1
+                exprs.append(self.expr())
+            return self.tree("return_stmt", exprs, t)
         if w in _ITEM_KEYWORDS:
             raise Reject  # a declaration inside a block: Lark reports it
         k1 = self.kind(1)

@@ -13,6 +13,8 @@ import math
 import weakref
 from dataclasses import dataclass, field
 
+from lark import Token, Tree
+
 from vtpu_cli.binary.program import Imm, Reg
 from vtpu_cli.compiler.ir import VI, Builder, Scroll, VReg, imm, private_coord
 from vtpu_cli.core import coords
@@ -579,8 +581,12 @@ class Lowerer:
         # the tensor op being lowered (tensors.lower_op; "concat" while a concat reads its parts): whether
         # tensor_arg may hand it a column slice read in place (views.PITCHED)
         self.lowering_op: str | None = None
-        self.functions: dict[str, tuple[list[str], object]] = {}
+        # name -> (parameters, body, how many tensors its `return` gives: 0 for none)
+        self.functions: dict[str, tuple[list[str], object, int]] = {}
         self.call_stack: list[str] = []
+        # per call of a function that returns: (caller's target name tokens, the caller's bindings of
+        # the parameter names, function name) -- what the body's `return` assigns
+        self.returns: list[tuple[list, dict, str]] = []
         self.force_loops = False  # lower every tensor op to loops (tests compare both lowerings)
         self.sync = Sync(self)  # barriers for shared writable scrolls (several sentrons)
         self.exchange_count = 0  # shard=cols exchange scroll sets
@@ -965,6 +971,8 @@ class Lowerer:
             return self.call_stmt(node.children[0])
         if d == "index_assign":
             return self.index_assign(node)
+        if d == "return_stmt":
+            return self.return_stmt(node)
         self.fail(node, f"unexpected statement {d}")
 
     def let_stmt(self, node) -> None:
@@ -999,6 +1007,8 @@ class Lowerer:
     def assign(self, node) -> None:
         name_tok, expr = node.children
         name = str(name_tok)
+        if self._user_call(expr):
+            return self.call_fn_into([name_tok], expr)
         if name in self.tensors or (self.lookup(name) is None and _is_tensor_op(expr)):
             return self.tensor_stmt([name_tok], expr)
         var = self.lookup(name)
@@ -1027,6 +1037,8 @@ class Lowerer:
 
     def multi_assign(self, node) -> None:
         *names, expr = node.children
+        if self._user_call(expr):
+            return self.call_fn_into(list(names), expr)
         if not _is_tensor_op(expr):
             self.fail(
                 node, "multiple assignment needs a tensor op that returns several tensors (topk, quant)"
@@ -1175,18 +1187,53 @@ class Lowerer:
             self.fail(name_tok, f"function `{name}` is defined twice or shadows a builtin")
         if len({str(p) for p in params}) != len(params):
             self.fail(name_tok, f"function `{name}` has two parameters with the same name")
-        self.functions[name] = ([str(p) for p in params], body)
+        stmts = [st for st in body.children if st is not None and hasattr(st, "data")]
+        nret = 0
+        for k, st in enumerate(stmts):
+            for r in _returns_in(st):
+                if r is not st or k != len(stmts) - 1:
+                    self.fail(r, "`return` must be the last statement of a function body")
+        if stmts and stmts[-1].data == "return_stmt":
+            nret = len(stmts[-1].children)
+        self.functions[name] = ([str(p) for p in params], body, nret)
 
-    def call_fn(self, call, fname: str, args) -> None:
+    def _user_call(self, expr) -> bool:
+        """Whether ``expr`` calls a function the program defines (``y = f(...)``)."""
+        return getattr(expr, "data", None) == "call" and str(expr.children[0]) in self.functions
+
+    def call_fn_into(self, targets: list, call) -> None:
+        """``y = f(...)`` / ``a, b = f(...)``; a failed call leaves its new names known as broken."""
+        try:
+            self.call_fn(call, str(call.children[0]), _args(call), targets)
+        except Bad:
+            self.broken.update(str(t) for t in targets if str(t) not in self.tensors)
+            raise
+
+    def call_fn(self, call, fname: str, args, targets: list | None = None) -> None:
         """Inline a function body at the call (one copy per call site, so it may be called in a loop
         with a runtime loop variable). Tensor arguments bind the parameter names to the caller's
         tensors (``w[l]`` included); other arguments are evaluated once into scalar variables.
-        Tensors the body assigns without declaring are shared by every call of the function."""
-        params, body = self.functions[fname]
+        Tensors the body assigns without declaring are shared by every call of the function.
+        ``targets``: the caller's names for what the body's ``return`` gives (``y = f(...)``)."""
+        params, body, nret = self.functions[fname]
         if fname in self.call_stack:
             self.fail(call, f"function `{fname}` calls itself (functions are inlined, so no recursion)")
         if len(args) != len(params):
             self.fail(call, f"{fname}() takes {len(params)} argument(s), got {len(args)}")
+        if targets is None and nret:
+            self.fail(
+                call,
+                f"`{fname}` returns {nret} tensor(s): assign {'it' if nret == 1 else 'them'}",
+                hint=f"{', '.join(['y'] if nret == 1 else [f'y{k}' for k in range(nret)])} = {fname}(...)",
+            )
+        if targets is not None:
+            if not nret:
+                self.fail(call, f"`{fname}` returns nothing (its body has no `return`)")
+            if nret > 1 and len(targets) != nret:
+                self.fail(call, f"`{fname}` returns {nret} tensors, assigned to {len(targets)} name(s)")
+            for tok in targets:
+                if str(tok) not in self.tensors and self.lookup(str(tok)) is not None:
+                    self.fail(tok, f"`{tok}` is a register variable; a function returns tensors")
         saved_t: dict = {}
         scope: dict = {}
         for p, a in zip(params, args, strict=True):
@@ -1211,9 +1258,13 @@ class Lowerer:
             scope[p] = Var(t, reg, readonly=True)
         self.call_stack.append(fname)
         self.scopes.append(scope)
+        if targets is not None:
+            self.returns.append((targets, saved_t, fname))
         try:
             self.block(body)
         finally:
+            if targets is not None:
+                self.returns.pop()
             self.scopes.pop()
             self.call_stack.pop()
             for p, t in saved_t.items():
@@ -1221,6 +1272,71 @@ class Lowerer:
                     self.tensors.pop(p, None)
                 else:
                     self.tensors[p] = t
+
+    def return_stmt(self, node) -> None:
+        """``return e`` / ``return e0, e1``: the body's last statement assigns its tensors to the
+        caller's names, evaluated where the body ends (parameters still bound). A tensor op (or view)
+        writes straight into the caller's tensor; a bare tensor name is copied (``copy``), unless it
+        already is the caller's tensor."""
+        if not self.returns or not self.call_stack or self.returns[-1][2] != self.call_stack[-1]:
+            self.fail(node, "`return` outside a function")
+        targets, caller, fname = self.returns[-1]
+        exprs = list(node.children)
+        if len(exprs) == 1:
+            pairs = [(targets, exprs[0])]
+            if len(targets) > 1 and not _is_tensor_op(exprs[0]):
+                self.fail(
+                    exprs[0], f"`{fname}` is assigned to {len(targets)} names: return that many tensors"
+                )
+        else:
+            pairs = [([t], e) for t, e in zip(targets, exprs, strict=True)]
+        for tg, e in pairs:
+            try:
+                self._return_one(tg, e, caller, fname)
+            except Bad:
+                pass
+
+    def _return_one(self, targets: list, expr, caller: dict, fname: str) -> None:
+        """Assign one returned expression to the caller's ``targets``. A target that is also a tensor
+        parameter bound to something else than the caller's tensor of that name is the caller's for the
+        assignment: the expression's mentions of the parameter are renamed (``fname.param``)."""
+        if getattr(expr, "data", None) == "name" and str(expr.children[0]) in self.tensors:
+            if len(targets) == 1:
+                mine = self.tensors[str(expr.children[0])]
+                t = str(targets[0])
+                theirs = caller[t] if t in caller else self.tensors.get(t)
+                if theirs is mine:
+                    return  # `return x` of the caller's own `x = f(x)`: nothing to do
+            mine = self.tensors[str(expr.children[0])]
+            self.view_lowering.note_copy(
+                self,
+                f"returned tensor `{expr.children[0]}` of `{fname}` copied",
+                tensor_nbytes(mine.dtype, mine.shape),
+            )
+            expr = _renamed_call(expr, "copy")
+        elif not _is_tensor_op(expr):
+            self.fail(expr, "a function returns tensors: `return` a tensor op, a view or a tensor name")
+        aliases: dict[str, str] = {}
+        for tok in targets:
+            t = str(tok)
+            if t in caller and caller[t] is not self.tensors.get(t):
+                aliases[t] = f"{fname}.{t}"
+        if not aliases:
+            return self.tensor_stmt(targets, expr)
+        saved = {t: self.tensors.get(t) for t in aliases}
+        for t, a in aliases.items():
+            self.tensors[a] = self.tensors[t]
+            if caller[t] is None:
+                self.tensors.pop(t, None)
+            else:
+                self.tensors[t] = caller[t]
+        try:
+            self.tensor_stmt(targets, _renamed(expr, aliases))
+        finally:
+            for t, a in aliases.items():
+                self.tensors.pop(a, None)
+                caller[t] = self.tensors.get(t)  # (a new tensor the assignment made is the caller's)
+                self.tensors[t] = saved[t]
 
     def call_stmt(self, call) -> None:
         fname = str(call.children[0])
@@ -1284,6 +1400,12 @@ class Lowerer:
             self.note_read(t)
             return t
         if node.data != "name":
+            if node.data == "call" and (str(node.children[0]) in _TENSOR_OPS or self._user_call(node)):
+                self.fail(
+                    node,
+                    "expected a tensor name: tensor ops and functions do not nest",
+                    hint=f"assign it first: t = {node.children[0]}(...)",
+                )
             self.fail(node, "expected a tensor name")
         n = str(node.children[0])
         t = self.tensors.get(n)
@@ -1631,6 +1753,10 @@ class Lowerer:
                 fname, expr = views.resolve_args(self, fname, expr, temps)
                 views.check_overlap(self, name_toks, fname, expr)
                 self.tensor_lowering.lower_op(self, fname, name_toks, expr)
+        except Bad:
+            # a new name the failed statement would have made: its later uses are not re-reported
+            self.broken.update(str(t) for t in name_toks if str(t) not in self.tensors)
+            raise
         finally:
             for t in temps:
                 self.tensors.pop(t, None)
@@ -1719,6 +1845,43 @@ def _idiv(a: int, b: int) -> int:
     """Integer division truncating toward zero (like DDIV)."""
     q = abs(a) // abs(b)
     return q if (a < 0) == (b < 0) else -q
+
+
+def _args(call) -> list:
+    return [a for a in call.children[1:] if a is not None]
+
+
+def _returns_in(node) -> list:
+    """The ``return`` statements in a statement (itself, or nested in its blocks; not in expressions)."""
+    if not isinstance(node, Tree):
+        return []
+    if node.data == "return_stmt":
+        return [node]
+    if node.data in ("for_stmt", "if_stmt", "if_block", "block"):
+        return [r for ch in node.children for r in _returns_in(ch)]
+    return []
+
+
+def _renamed(node, names: dict[str, str]):
+    """A copy of an expression tree whose ``name`` / ``index`` nodes mentioning ``names`` use the new
+    names (the tokens keep their positions, so diagnostics still point at the source)."""
+    if not isinstance(node, Tree):
+        return node
+    kids = list(node.children)
+    if node.data in ("name", "index") and str(kids[0]) in names:
+        kids[0] = Token.new_borrow_pos("NAME", names[str(kids[0])], kids[0])
+    kids = (
+        [kids[0], *(_renamed(c, names) for c in kids[1:])]
+        if node.data in ("name", "index", "call")
+        else [_renamed(c, names) for c in kids]
+    )
+    return Tree(node.data, kids, node.meta)
+
+
+def _renamed_call(arg, op: str):
+    """``op(arg)`` as a call tree placed where ``arg`` is."""
+    tok = arg.children[0]
+    return Tree("call", [Token.new_borrow_pos("NAME", op, tok), arg], arg.meta)
 
 
 def _is_tensor_op(expr) -> bool:

@@ -1,0 +1,175 @@
+"""Functions that return tensors (``return e`` / ``return e0, e1``; ``y = f(...)``): inlined at the
+call, the returned op writing straight into the caller's tensor, on both engines and at -O0/-O3,
+against numpy and against the same program written without ``return``; and every misuse rejected with
+its location (docs/phx.md, "Functions")."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from test_phx_scale import diags, rms_ref, rnd, run
+
+F32 = np.float32
+ENGINES = [(0, "interp"), (3, "interp"), (2, "jit")]
+
+LAYERS = """const L = 3
+input x0: f32[2, 64]
+weight wf: f32[64, 64] layers L
+input g: f32[64]
+input nl: i32[1]
+output x: f32[2, 64]
+
+fn block(h, w) {
+  t = rmsnorm(h, g)
+  u = matmul(t, w)
+  return add(h, u)
+}
+
+x = copy(x0)
+let c: i32 = load(nl, 0)
+let n: i64 = i64(c)
+for l in 0..n {
+  x = block(x, wf[l])
+}
+"""
+
+# the same layers written the old way: the function writes a tensor it shares with its caller
+LAYERS_NO_RETURN = LAYERS.replace("  return add(h, u)\n", "  x = add(h, u)\n").replace(
+    "  x = block(x, wf[l])\n", "  block(x, wf[l])\n"
+)
+
+
+@pytest.mark.parametrize("opt,engine", ENGINES)
+def test_a_layer_function_returns_the_residual_in_a_runtime_loop(tmp_path, opt, engine):
+    x0, g, wf = rnd(1, 2, 64), (1 + 0.1 * rnd(2, 64)).astype(F32), rnd(3, 3, 64, 64) * F32(0.2)
+    inputs = {"x0": x0, "g": g, "wf": wf, "nl": np.array([3], np.int32)}
+    (x,), _ = run(LAYERS, inputs, ["x"], opt=opt, engine=engine, tmp=str(tmp_path))
+    (old,), _ = run(LAYERS_NO_RETURN, inputs, ["x"], opt=opt, engine=engine, tmp=str(tmp_path))
+    assert x.tobytes() == old.tobytes()  # same ops, same bits
+    h = x0.astype(np.float64)
+    for w in wf:
+        h = (h + rms_ref(h.astype(F32), g).astype(np.float64) @ w).astype(F32).astype(np.float64)
+    np.testing.assert_allclose(x, h, rtol=1e-4, atol=1e-4)
+
+
+def test_the_returned_op_writes_the_callers_tensor_without_a_copy():
+    """``y = f(x)`` with ``return matmul(...)`` compiles to the code of ``y = matmul(...)`` inline."""
+    from vtpu_cli.compiler import compile_phx
+
+    head = "input x: f32[4, 32]\nweight w: f32[32, 32]\noutput y: f32[4, 32]\n"
+    a, _ = compile_phx(head + "fn f(a, b) {\n  return matmul(a, b)\n}\ny = f(x, w)\n", "t.phx", opt=2)
+    b, _ = compile_phx(head + "y = matmul(x, w)\n", "t.phx", opt=2)
+    assert [str(i) for s in a.code for i in s] == [str(i) for s in b.code for i in s]
+
+
+def test_a_target_named_like_a_parameter_is_the_callers():
+    """``x = f(h, w)`` where f's first parameter is named ``x``: the result goes to the caller's ``x``,
+    computed from ``h`` (the parameter), and ``h`` is left as it was."""
+    src = """input h0: f32[2, 16]
+weight w: f32[16, 16]
+output x: f32[2, 16]
+output h: f32[2, 16]
+
+fn f(x, w) {
+  t = matmul(x, w)
+  return relu(t)
+}
+
+h = copy(h0)
+x = copy(h0)
+x = mul(x, 0.0)
+x = f(h, w)
+"""
+    h0, w = rnd(4, 2, 16), rnd(5, 16, 16)
+    (x, h), _ = run(src, {"h0": h0, "w": w}, ["x", "h"])
+    np.testing.assert_array_equal(h, h0)
+    np.testing.assert_allclose(x, np.maximum(h0.astype(np.float64) @ w, 0), rtol=1e-5, atol=1e-5)
+
+
+def test_several_results_and_a_returned_name():
+    """``q, s = f(x)`` from one two-result op; ``a, b = g(x)`` from two expressions; ``y = h(x)``
+    returning a name the body computed (a copy: two calls give two tensors)."""
+    src = """input x: f32[2, 32]
+output a: f32[2, 32]
+output b: f32[2, 32]
+output q: i8[2, 32]
+output s: f32[2]
+output y1: f32[2, 32]
+output y2: f32[2, 32]
+
+fn two(v) {
+  return add(v, v), mul(v, v)
+}
+fn quantise(v) {
+  return quant(v)
+}
+fn pos(v) {
+  t = relu(v)
+  return t
+}
+
+a, b = two(x)
+q, s = quantise(x)
+y1 = pos(x)
+y2 = pos(a)
+"""
+    x = rnd(6, 2, 32)
+    (a, b, q, s, y1, y2), _ = run(src, {"x": x}, ["a", "b", "q", "s", "y1", "y2"])
+    np.testing.assert_array_equal(a, x + x)
+    np.testing.assert_array_equal(b, x * x)
+    np.testing.assert_array_equal(y1, np.maximum(x, 0))
+    np.testing.assert_array_equal(y2, np.maximum(x + x, 0))
+    from vtpu_cli.compiler import compile_phx
+
+    _, rep = compile_phx(src, "t.phx", opt=2)
+    notes = [c for c in rep["copies"] if "returned tensor" in c["what"]]
+    assert [(c["line"], c["bytes"]) for c in notes] == [(17, 2 * 32 * 4)]  # at `return t`, once
+    am = np.abs(x).max(1)
+    np.testing.assert_allclose(s, am / 127, rtol=1e-6)
+    assert np.abs(q.astype(np.int64)).max() == 127
+
+
+def test_returning_the_callers_own_tensor_is_a_no_op():
+    src = "input x0: f32[1, 16]\noutput x: f32[1, 16]\nfn ident(x) {\n  return x\n}\nx = copy(x0)\nx = ident(x)\n"
+    x0 = rnd(7, 1, 16)
+    (x,), _ = run(src, {"x0": x0}, ["x"])
+    np.testing.assert_array_equal(x, x0)
+
+
+@pytest.mark.parametrize(
+    "body,call,message",
+    [
+        ("t = relu(a)\n  return t\n  t = relu(t)", "y = f(x)", "`return` must be the last statement"),
+        ("for i in 0..2 {\n    return relu(a)\n  }", "y = f(x)", "`return` must be the last statement"),
+        ("return relu(a)", "f(x)", "`f` returns 1 tensor(s): assign it"),
+        ("t = relu(a)", "y = f(x)", "`f` returns nothing"),
+        ("return relu(a), relu(a)", "y = f(x)", "returns 2 tensors, assigned to 1 name(s)"),
+        ("return 1.0", "y = f(x)", "a function returns tensors"),
+        ("return relu(a)", "let v = 1.0\nv = f(x)", "`v` is a register variable"),
+    ],
+)
+def test_misused_returns_are_errors_with_their_place(body, call, message):
+    src = f"input x: f32[1, 16]\noutput y: f32[1, 16]\nfn f(a) {{\n  {body}\n}}\n{call}\n"
+    d = diags(src)
+    assert any(message in x.message for x in d), [x.message for x in d]
+    assert all(x.line > 0 and x.col > 0 for x in d)
+
+
+def test_return_outside_a_function_is_an_error():
+    d = diags("input x: f32[1, 16]\nreturn relu(x)\n")
+    assert "outside a function" in d[0].message and d[0].line == 2
+
+
+def test_a_failed_assignment_is_reported_once():
+    """A nested op (not in the language) is reported with a hint, and the name it would have made is
+    not reported again as undefined where it is used; likewise a failed call of a function."""
+    d = diags(
+        "input x: f32[4, 16]\nweight a: f32[16, 16]\noutput y: f32[4, 16]\n"
+        "h = relu(matmul(x, a))\ny = matmul(h, a)\n"
+    )
+    assert len(d) == 1 and "do not nest" in d[0].message and d[0].line == 4
+    d = diags(
+        "input x: f32[4, 16]\noutput y: f32[4, 16]\nfn f(a, b) {\n  return add(a, b)\n}\n"
+        "h = f(x)\ny = relu(h)\n"
+    )
+    assert len(d) == 1 and "takes 2 argument(s), got 1" in d[0].message
