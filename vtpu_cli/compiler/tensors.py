@@ -2113,7 +2113,13 @@ def _norm_quant_rows(lw: Lowerer, x: Tensor, g: Tensor | None, eps: float, q8, q
 
 def _rope(lw: Lowerer, name_toks, call, pos, kw):
     _nargs(lw, call, pos, 3)
-    _kw(lw, kw, ("heads",), call)
+    _kw(lw, kw, ("heads", "pairs"), call)
+    pairs = "halves"
+    if "pairs" in kw:
+        node = kw["pairs"]
+        pairs = str(node.children[0]) if node.data == "name" else ""
+        if pairs not in ("halves", "adjacent"):
+            lw.fail(node, "pairs is `halves` (x[i], x[i + hd/2]) or `adjacent` (x[2i], x[2i+1])")
     x, cs = lw.tensor_arg(pos[0]), lw.tensor_arg(pos[1])
     _dtype_ok(lw, pos[0], x, ("f32",), "rope")
     _dtype_ok(lw, pos[1], cs, ("f32",), "rope (cos/sin table)")
@@ -2126,7 +2132,10 @@ def _rope(lw: Lowerer, name_toks, call, pos, kw):
         lw.fail(pos[1], f"rope needs an even head_dim and a table cs[T, {hd}] (row p: cos | sin)")
     p = _scalar_arg(lw, pos[2], "i64")
     y = _result(lw, name_toks[0], "f32", x.shape, pitched_ok=True)
-    kernels.rope_loop(lw, x, cs, y, heads, hd, p, rows)
+    if pairs == "adjacent":
+        kernels.rope_pairs_loop(lw, x, cs, y, heads, hd, p, rows)
+    else:
+        kernels.rope_loop(lw, x, cs, y, heads, hd, p, rows)
 
 
 def _attend(lw: Lowerer, name_toks, call, pos, kw):
