@@ -239,6 +239,8 @@ def compile_phx(
     (None: only when stderr is a terminal)."""
     import gc
 
+    import numpy  # noqa: F401  (the data and constant scrolls need it: imported once, outside the timing)
+
     bar = CompileProgress(filename, progress)
     # The compile allocates ~10 objects per IR op and frees them together at the end: the cyclic
     # collector's passes over that growing heap cost 8-35% of the time (1.5x on a 7k-op unrolled
