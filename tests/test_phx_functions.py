@@ -173,3 +173,23 @@ def test_a_failed_assignment_is_reported_once():
         "h = f(x)\ny = relu(h)\n"
     )
     assert len(d) == 1 and "takes 2 argument(s), got 1" in d[0].message
+
+
+@pytest.mark.parametrize("sentrons,engine", [(2, "interp"), (2, "jit"), (4, "interp")])
+def test_a_function_returning_a_sharded_op_on_several_sentrons(tmp_path, sentrons, engine):
+    """``return tmatmul(h, c, shard=cols)``: the same bits as the statements written inline."""
+    head = "input x: f32[1, 128]\nweight w: t2[128, 256]\nweight w2: t2[256, 128]\noutput y: f32[1, 128]\n"
+    fsrc = head + (
+        "fn proj(a, b, c) {\n  h = tmatmul(a, b, shard=cols)\n  h = relu(h)\n"
+        "  return tmatmul(h, c, shard=cols)\n}\ny = proj(x, w, w2)\n"
+    )
+    isrc = head + "h = tmatmul(x, w, shard=cols)\nh = relu(h)\ny = tmatmul(h, w2, shard=cols)\n"
+    rng = np.random.default_rng(0)
+    inputs = {
+        "x": rnd(1, 1, 128),
+        "w": rng.integers(-1, 2, (128, 256)).astype(np.int8),
+        "w2": rng.integers(-1, 2, (256, 128)).astype(np.int8),
+    }
+    (a,), _ = run(fsrc, inputs, ["y"], sentrons=sentrons, engine=engine, tmp=str(tmp_path))
+    (b,), _ = run(isrc, inputs, ["y"], sentrons=sentrons, engine=engine, tmp=str(tmp_path))
+    assert a.tobytes() == b.tobytes() and np.abs(a).max() > 1
