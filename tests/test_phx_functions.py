@@ -193,3 +193,47 @@ def test_a_function_returning_a_sharded_op_on_several_sentrons(tmp_path, sentron
     (a,), _ = run(fsrc, inputs, ["y"], sentrons=sentrons, engine=engine, tmp=str(tmp_path))
     (b,), _ = run(isrc, inputs, ["y"], sentrons=sentrons, engine=engine, tmp=str(tmp_path))
     assert a.tobytes() == b.tobytes() and np.abs(a).max() > 1
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_returned_ops_are_placed_parts_of_a_concat(axis):
+    """``p = f(x, w); q = g(x); c = concat(p, q)``: each returned op writes its part straight into
+    c's storage (the concat's copies gone), with numpy's values, rows or columns."""
+    import vtpu_cli.compiler.driver as driver
+    from vtpu_cli.compiler import compile_phx
+
+    shape = "[4, 16]" if axis == 0 else "[2, 32]"
+    src = (
+        f"input x: f32[2, 16]\nweight w: f32[16, 16]\noutput c: f32{shape}\n"
+        "fn f(a, b) {\n  t = matmul(a, b)\n  return relu(t)\n}\nfn g(a) {\n  return add(a, a)\n}\n"
+        f"p = f(x, w)\nq = g(x)\nc = concat(p, q, axis={axis})\n"
+    )
+    x, w = rnd(1, 2, 16), rnd(2, 16, 16)
+    (c,), _ = run(src, {"x": x, "w": w}, ["c"])
+    want = np.concatenate([np.maximum(x.astype(np.float64) @ w, 0), x + x], axis)
+    np.testing.assert_allclose(c, want, rtol=1e-5, atol=1e-5)
+
+    def s_ops(prog):
+        return sum(1 for siw in prog.code for i in siw if i.op.name in ("SGATHER", "SSCATTR"))
+
+    placed = s_ops(compile_phx(src, "t.phx", opt=2)[0])
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(driver, "plan_concats", lambda tree, sentrons: None)
+        copied = s_ops(compile_phx(src, "t.phx", opt=2)[0])
+    assert placed < copied
+
+
+def test_an_error_in_a_function_body_names_the_call():
+    """The second call's shapes do not fit the body: the error is at the body's line, with a note
+    naming the call (rendered as ``= note:`` and in ``--json``)."""
+    from vtpu_cli.core.errors import render_text
+
+    src = (
+        "input x: f32[4, 16]\ninput z: f32[4, 8]\noutput y: f32[4, 16]\n"
+        "fn f(a, b) {\n  t = add(a, b)\n  return relu(t)\n}\ny = f(x, x)\ny = f(x, z)\n"
+    )
+    d = diags(src)
+    assert len(d) == 1 and d[0].line == 5 and "shape mismatch" in d[0].message
+    assert d[0].note == "in `f` called at t.phx:9:5" and d[0].as_dict()["note"] == d[0].note
+    assert "  = note: in `f` called at t.phx:9:5" in render_text(d)
+    assert diags("input x: f32[4]\noutput y: f32[8]\ny = relu(x)\n")[0].note is None

@@ -584,6 +584,7 @@ class Lowerer:
         # name -> (parameters, body, how many tensors its `return` gives: 0 for none)
         self.functions: dict[str, tuple[list[str], object, int]] = {}
         self.call_stack: list[str] = []
+        self.call_sites: list[tuple[str, int, int]] = []  # (function, line, column) of each active call
         # per call of a function that returns: (caller's target name tokens, the caller's bindings of
         # the parameter names, function name) -- what the body's `return` assigns
         self.returns: list[tuple[list, dict, str]] = []
@@ -602,7 +603,12 @@ class Lowerer:
     def error(self, node, message: str, hint: str | None = None, length: int | None = None) -> None:
         line, col, n = _pos(node)
         src = self.lines[line - 1] if 0 < line <= len(self.lines) else None
-        self.diags.append(Diagnostic(message, self.filename, line, col, src, hint, length or n))
+        note = None
+        if self.call_sites and line >= 1:  # inside an inlined function body: which call
+            note = ", ".join(
+                f"in `{f}` called at {self.filename}:{ln}:{c}" for f, ln, c in reversed(self.call_sites)
+            )
+        self.diags.append(Diagnostic(message, self.filename, line, col, src, hint, length or n, note=note))
 
     def fail(self, node, message: str, hint: str | None = None, length: int | None = None):
         self.error(node, message, hint, length)
@@ -1257,6 +1263,8 @@ class Lowerer:
             self.into(a, t, reg)
             scope[p] = Var(t, reg, readonly=True)
         self.call_stack.append(fname)
+        line, col, _ = _pos(call)
+        self.call_sites.append((fname, line, col))
         self.scopes.append(scope)
         if targets is not None:
             self.returns.append((targets, saved_t, fname))
@@ -1267,6 +1275,7 @@ class Lowerer:
                 self.returns.pop()
             self.scopes.pop()
             self.call_stack.pop()
+            self.call_sites.pop()
             for p, t in saved_t.items():
                 if t is None:
                     self.tensors.pop(p, None)

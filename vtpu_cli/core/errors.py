@@ -51,6 +51,7 @@ class Diagnostic:
     hint: str | None = None
     length: int = 1
     severity: str = "error"
+    note: str | None = None  # where it happened besides its place (an inlined function's call site)
 
     def header(self) -> str:
         loc = self.file
@@ -66,6 +67,7 @@ class Diagnostic:
             "severity": self.severity,
             "message": self.message,
             "hint": self.hint,
+            "note": self.note,
         }
 
 
@@ -126,6 +128,8 @@ def _lines(d: Diagnostic) -> list[tuple[str, str]]:
         pad = " " * len(gutter)
         out += [("gutter", f"{pad} |"), ("source", f"{gutter} | {text}")]
         out.append(("caret", f"{pad} | " + " " * max(col - 1, 0) + "^" * length))
+    if d.note:
+        out.append(("note", f"  = note: {_clip(printable(d.note))}"))
     if d.hint:
         out.append(("hint", f"  = hint: {_clip(printable(d.hint))}"))
     return out
@@ -158,6 +162,8 @@ def render_diagnostics(diags: list[Diagnostic], console=None, limit: int = 0) ->
             elif style == "caret":
                 pad, _, caret = text.partition(" | ")
                 console.print(f"[blue]{pad} |[/blue] [bold {colour}]{caret}[/]")
+            elif style == "note":
+                console.print(f"  [cyan]= note:[/cyan] {escape(text.removeprefix('  = note: '))}")
             else:
                 console.print(f"  [cyan]= hint:[/cyan] {escape(text.removeprefix('  = hint: '))}")
     errors = sum(1 for d in diags if d.severity == "error")
