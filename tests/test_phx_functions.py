@@ -141,11 +141,15 @@ def test_returning_the_callers_own_tensor_is_a_no_op():
     [
         ("t = relu(a)\n  return t\n  t = relu(t)", "y = f(x)", "`return` must be the last statement"),
         ("for i in 0..2 {\n    return relu(a)\n  }", "y = f(x)", "`return` must be the last statement"),
-        ("return relu(a)", "f(x)", "`f` returns 1 tensor(s): assign it"),
+        ("return relu(a)", "f(x)", "`f` returns 1 value(s): use it"),
         ("t = relu(a)", "y = f(x)", "`f` returns nothing"),
         ("return relu(a), relu(a)", "y = f(x)", "returns 2 tensors, assigned to 1 name(s)"),
-        ("return 1.0", "y = f(x)", "a function returns tensors"),
-        ("return relu(a)", "let v = 1.0\nv = f(x)", "`v` is a register variable"),
+        ("return 1.0", "y = f(x)", "assigned to a tensor: `return` a tensor op"),
+        ("return relu(a), relu(a)", "let v = 1.0\ny, v = f(x)", "`v` is a register variable"),
+        ("return relu(a)", "let v: f32 = f(x)", "tensor op `relu` must be assigned to a tensor"),
+        ("return 1.0", "let v = f(x)", "the type of `f(...)` is not inferred"),
+        ("return 1.0, 2.0", "let v: f32 = f(x) + 1.0", "returns 2 values; an expression takes one"),
+        ("t = relu(a)", "let v: f32 = f(x)", "`f` returns nothing"),
     ],
 )
 def test_misused_returns_are_errors_with_their_place(body, call, message):
@@ -237,3 +241,59 @@ def test_an_error_in_a_function_body_names_the_call():
     assert d[0].note == "in `f` called at t.phx:9:5" and d[0].as_dict()["note"] == d[0].note
     assert "  = note: in `f` called at t.phx:9:5" in render_text(d)
     assert diags("input x: f32[4]\noutput y: f32[8]\ny = relu(x)\n")[0].note is None
+
+
+SCALAR_FNS = """input x: f32[64]
+output y: f32[16]
+
+fn sumsq(t) {
+  let acc: f32x16 = bcast(0.0)
+  for i in 0..4 {
+    let a: f32x16 = load(t, i * 64)
+    acc = fma(a, a, acc)
+  }
+  return sum(acc)
+}
+fn scaled(v, k) {
+  return v * k
+}
+fn sq(a) {
+  return a * a
+}
+
+let s: f32 = sumsq(x)
+let z: f32 = scaled(s, 0.5) + 1.0
+z = scaled(z, 2.0)
+let q: f32x16 = sq(load(x, 0))
+let w: f32x16 = bcast(z)
+store(y, 0, w + q)
+"""
+
+SCALAR_INLINE = """input x: f32[64]
+output y: f32[16]
+
+let acc: f32x16 = bcast(0.0)
+for i in 0..4 {
+  let a: f32x16 = load(x, i * 64)
+  acc = fma(a, a, acc)
+}
+let s: f32 = sum(acc)
+let z: f32 = s * 0.5 + 1.0
+z = z * 2.0
+let a0: f32x16 = load(x, 0)
+let q: f32x16 = a0 * a0
+let w: f32x16 = bcast(z)
+store(y, 0, w + q)
+"""
+
+
+@pytest.mark.parametrize("opt,engine", ENGINES)
+def test_functions_returning_scalars_and_vectors(tmp_path, opt, engine):
+    """``let s: f32 = sumsq(x)``, ``scaled(s, 0.5) + 1.0``, ``z = scaled(z, 2.0)``, a vector result:
+    the bits of the same code written inline, and numpy's values."""
+    x = rnd(8, 64)
+    (y,), _ = run(SCALAR_FNS, {"x": x}, ["y"], opt=opt, engine=engine, tmp=str(tmp_path))
+    (want,), _ = run(SCALAR_INLINE, {"x": x}, ["y"], opt=opt, engine=engine, tmp=str(tmp_path))
+    assert y.tobytes() == want.tobytes()
+    ref = (float((x.astype(np.float64) ** 2).sum()) * 0.5 + 1.0) * 2.0 + x[:16].astype(np.float64) ** 2
+    np.testing.assert_allclose(y, ref, rtol=1e-5)

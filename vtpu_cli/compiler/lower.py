@@ -586,8 +586,9 @@ class Lowerer:
         self.call_stack: list[str] = []
         self.call_sites: list[tuple[str, int, int]] = []  # (function, line, column) of each active call
         # per call of a function that returns: (caller's target name tokens, the caller's bindings of
-        # the parameter names, function name) -- what the body's `return` assigns
-        self.returns: list[tuple[list, dict, str]] = []
+        # the parameter names, function name, (type, register) of a scalar result or None) -- what the
+        # body's `return` assigns
+        self.returns: list[tuple[list | None, dict, str, tuple | None]] = []
         self.force_loops = False  # lower every tensor op to loops (tests compare both lowerings)
         self.sync = Sync(self)  # barriers for shared writable scrolls (several sentrons)
         self.exchange_count = 0  # shard=cols exchange scroll sets
@@ -1013,8 +1014,8 @@ class Lowerer:
     def assign(self, node) -> None:
         name_tok, expr = node.children
         name = str(name_tok)
-        if self._user_call(expr):
-            return self.call_fn_into([name_tok], expr)
+        if self._user_call(expr) and (name in self.tensors or self.lookup(name) is None):
+            return self.call_fn_into([name_tok], expr)  # (a register variable takes a scalar result)
         if name in self.tensors or (self.lookup(name) is None and _is_tensor_op(expr)):
             return self.tensor_stmt([name_tok], expr)
         var = self.lookup(name)
@@ -1215,22 +1216,31 @@ class Lowerer:
             self.broken.update(str(t) for t in targets if str(t) not in self.tensors)
             raise
 
-    def call_fn(self, call, fname: str, args, targets: list | None = None) -> None:
+    def call_fn(
+        self, call, fname: str, args, targets: list | None = None, scalar: tuple | None = None
+    ) -> None:
         """Inline a function body at the call (one copy per call site, so it may be called in a loop
         with a runtime loop variable). Tensor arguments bind the parameter names to the caller's
         tensors (``w[l]`` included); other arguments are evaluated once into scalar variables.
         Tensors the body assigns without declaring are shared by every call of the function.
-        ``targets``: the caller's names for what the body's ``return`` gives (``y = f(...)``)."""
+        ``targets``: the caller's names for what the body's ``return`` gives (``y = f(...)``);
+        ``scalar``: (type, register) of a call in an expression, which the ``return`` evaluates into."""
         params, body, nret = self.functions[fname]
         if fname in self.call_stack:
             self.fail(call, f"function `{fname}` calls itself (functions are inlined, so no recursion)")
         if len(args) != len(params):
             self.fail(call, f"{fname}() takes {len(params)} argument(s), got {len(args)}")
-        if targets is None and nret:
+        if scalar is not None:
+            if not nret:
+                self.fail(call, f"`{fname}` returns nothing (its body has no `return`)")
+            if nret > 1:
+                self.fail(call, f"`{fname}` returns {nret} values; an expression takes one")
+        elif targets is None and nret:
             self.fail(
                 call,
-                f"`{fname}` returns {nret} tensor(s): assign {'it' if nret == 1 else 'them'}",
-                hint=f"{', '.join(['y'] if nret == 1 else [f'y{k}' for k in range(nret)])} = {fname}(...)",
+                f"`{fname}` returns {nret} value(s): use {'it' if nret == 1 else 'them'}",
+                hint=f"{', '.join(['y'] if nret == 1 else [f'y{k}' for k in range(nret)])} = {fname}(...)"
+                + (f", or `let v: f32 = {fname}(...)` for a scalar" if nret == 1 else ""),
             )
         if targets is not None:
             if not nret:
@@ -1239,7 +1249,7 @@ class Lowerer:
                 self.fail(call, f"`{fname}` returns {nret} tensors, assigned to {len(targets)} name(s)")
             for tok in targets:
                 if str(tok) not in self.tensors and self.lookup(str(tok)) is not None:
-                    self.fail(tok, f"`{tok}` is a register variable; a function returns tensors")
+                    self.fail(tok, f"`{tok}` is a register variable; several results are tensors")
         saved_t: dict = {}
         scope: dict = {}
         for p, a in zip(params, args, strict=True):
@@ -1266,12 +1276,13 @@ class Lowerer:
         line, col, _ = _pos(call)
         self.call_sites.append((fname, line, col))
         self.scopes.append(scope)
-        if targets is not None:
-            self.returns.append((targets, saved_t, fname))
+        returns = targets is not None or scalar is not None
+        if returns:
+            self.returns.append((targets, saved_t, fname, scalar))
         try:
             self.block(body)
         finally:
-            if targets is not None:
+            if returns:
                 self.returns.pop()
             self.scopes.pop()
             self.call_stack.pop()
@@ -1289,8 +1300,12 @@ class Lowerer:
         already is the caller's tensor."""
         if not self.returns or not self.call_stack or self.returns[-1][2] != self.call_stack[-1]:
             self.fail(node, "`return` outside a function")
-        targets, caller, fname = self.returns[-1]
+        targets, caller, fname, scalar = self.returns[-1]
         exprs = list(node.children)
+        if scalar is not None:  # a call in an expression: the value into its register
+            t, dst = scalar
+            self.into(exprs[0], t, dst)
+            return
         if len(exprs) == 1:
             pairs = [(targets, exprs[0])]
             if len(targets) > 1 and not _is_tensor_op(exprs[0]):
@@ -1324,7 +1339,11 @@ class Lowerer:
             )
             expr = _renamed_call(expr, "copy")
         elif not _is_tensor_op(expr):
-            self.fail(expr, "a function returns tensors: `return` a tensor op, a view or a tensor name")
+            self.fail(
+                expr,
+                "assigned to a tensor: `return` a tensor op, a view or a tensor name",
+                hint="a scalar result goes into a register variable: let v: f32 = f(...)",
+            )
         aliases: dict[str, str] = {}
         for tok in targets:
             t = str(tok)
@@ -1562,6 +1581,14 @@ class Lowerer:
             return "i64"
         if fname in SCALARS or fname in VECTORS:
             return fname
+        if fname in self.functions:
+            if want is None:
+                self.fail(
+                    node,
+                    f"the type of `{fname}(...)` is not inferred",
+                    hint=f"give the variable a type: let v: f32 = {fname}(...)",
+                )
+            return want
         if _TENSOR_OPS.__contains__(fname):
             self.fail(node, f"tensor op `{fname}` must be assigned to a tensor: y = {fname}(...)")
         self.fail(
@@ -1658,6 +1685,8 @@ class Lowerer:
         b = self.b
         fname = str(node.children[0])
         args = [a for a in node.children[1:] if a is not None]
+        if fname in self.functions:  # a function the program defines: inlined, its `return` into dst
+            return self.call_fn(node, fname, args, scalar=(t, dst))
         e = elem_type(t)
 
         def need(n):
