@@ -1279,9 +1279,11 @@ class Lowerer:
         returns = targets is not None or scalar is not None
         if returns:
             self.returns.append((targets, saved_t, fname, scalar))
+        line0 = self.b.line  # (the body's statements set their own lines: the caller's resumes after)
         try:
             self.block(body)
         finally:
+            self.b.line = line0
             if returns:
                 self.returns.pop()
             self.scopes.pop()
