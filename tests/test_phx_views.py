@@ -513,3 +513,24 @@ def test_a_column_slice_of_many_rows_read_in_place_on_the_jit(tmp_path):
     got = all_engines(src, {"x": x, "z": z}, ["y"], str(tmp_path), engines=[(2, "interp"), (2, "jit")])
     np.testing.assert_array_equal(got["y"], x[:, 7:27] * z)
     assert len(compile_phx(src, "t.phx", opt=2)[0].code) < 40
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(rows=st.integers(1, 200), cols=st.integers(1, 40), seed=st.integers(0, 2**16))
+def test_transpose_of_int8(tmp_path, rows, cols, seed):
+    """``transpose`` of an i8 tensor (64 one-byte lanes per strided gather; fewer than 64 rows element
+    by element): numpy's ``x.T`` on every engine, bit for bit."""
+    src = f"input x: i8[{rows}, {cols}]\noutput t: i8[{cols}, {rows}]\nt = transpose(x)\n"
+    x = np.random.default_rng(seed).integers(-128, 128, (rows, cols)).astype(np.int8)
+    got = all_engines(src, {"x": x}, ["t"], str(tmp_path))
+    np.testing.assert_array_equal(got["t"], x.T)
+
+
+def test_large_int8_transpose_is_a_loop(tmp_path):
+    """600 x 40 i8 (nine full groups of 64 rows and a tail per output row): a loop, numpy's values."""
+    src = "input x: i8[600, 40]\noutput t: i8[40, 600]\nt = transpose(x)\n"
+    prog, _ = compile_phx(src, "t.phx")
+    assert len(prog.code) < 100
+    x = np.random.default_rng(5).integers(-128, 128, (600, 40)).astype(np.int8)
+    got = all_engines(src, {"x": x}, ["t"], str(tmp_path))
+    np.testing.assert_array_equal(got["t"], x.T)

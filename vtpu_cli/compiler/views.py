@@ -470,8 +470,8 @@ def _transpose(lw: Lowerer, call, pos, dest, bind, dest_tok) -> Tensor:
     x = _src(lw, pos[0])
     if len(x.shape) != 2:
         lw.fail(pos[0], f"transpose takes a 2-D tensor; `{x.name}` is {list(x.shape)}")
-    if x.dtype not in ("f32", "i32"):
-        lw.fail(pos[0], f"transpose supports f32 and i32 tensors; `{x.name}` is {x.dtype}")
+    if x.dtype not in ("f32", "i32", "i8"):
+        lw.fail(pos[0], f"transpose supports f32, i32 and i8 tensors; `{x.name}` is {x.dtype} (packed)")
     rows, cols = x.shape
     note_copy(lw, f"transpose of `{x.name}` materialised", tensor_nbytes(x.dtype, x.shape))
     out, then = _target(lw, dest, bind, dest_tok, call, x.dtype, (cols, rows), [x])
@@ -480,21 +480,24 @@ def _transpose(lw: Lowerer, call, pos, dest, bind, dest_tok) -> Tensor:
 
 
 def transpose_into(lw: Lowerer, x: Tensor, y: Tensor) -> None:
-    """y[j, i] = x[i, j]: per output row j, 16 source rows at a time by a strided gather (lane i from
-    byte (i*C + j)*4, stride C*4) and one contiguous store; a partial last group re-gathers the last
-    16 rows (overlapping, same values). Fewer than 16 rows: element by element."""
+    """y[j, i] = x[i, j] for f32, i32 and i8 tensors (``L`` lanes: 16 of 4 bytes, 64 of 1): per output
+    row j, L source rows at a time by a strided gather (lane i from byte (i*C + j)*e, stride C*e) and
+    one contiguous store; a partial last group re-gathers the last L rows (overlapping, same values).
+    Fewer than L rows: element by element."""
     b = lw.b
     t = x.dtype
+    es = ELEM_BYTES[t]
+    lanes = 64 // es
     rows, cols = x.shape
-    stride = cols * 4
-    starts = list(range(0, rows - 15, 16))
-    if rows >= 16 and rows % 16:
-        starts.append(rows - 16)
+    stride = cols * es
+    starts = list(range(0, rows - lanes + 1, lanes))
+    if rows >= lanes and rows % lanes:
+        starts.append(rows - lanes)
 
     def col_group(so, do) -> None:
         v = b.new("v", "col")
         p = b.base(x.scroll)
-        span = 15 * stride + 4
+        span = (lanes - 1) * stride + es
         mem = (
             MemInfo(x.scroll, False, so, so + span)
             if isinstance(so, int)
@@ -508,44 +511,44 @@ def transpose_into(lw: Lowerer, x: Tensor, y: Tensor) -> None:
         b.load(t, r, x.scroll, so)
         b.store(t, r, y.scroll, do)
 
-    if rows < 16:
+    if rows < lanes:
         if rows * cols <= 128:
             for j in range(cols):
                 for i in range(rows):
-                    element((i * cols + j) * 4, (j * rows + i) * 4)
+                    element((i * cols + j) * es, (j * rows + i) * es)
             return
         sj, dj = kernels.ptr(b, 0, "sj"), kernels.ptr(b, 0, "dj")
 
         def row_j() -> None:
             for i in range(rows):
-                element(kernels.at(b, sj, i * stride), kernels.at(b, dj, i * 4))
+                element(kernels.at(b, sj, i * stride), kernels.at(b, dj, i * es))
 
-        kernels.rows_loop(b, cols, [(sj, 4), (dj, rows * 4)], row_j)
+        kernels.rows_loop(b, cols, [(sj, es), (dj, rows * es)], row_j)
         return
     if cols * len(starts) <= 32:
         for j in range(cols):
             for i0 in starts:
-                col_group((i0 * cols + j) * 4, (j * rows + i0) * 4)
+                col_group((i0 * cols + j) * es, (j * rows + i0) * es)
         return
     sj, dj = kernels.ptr(b, 0, "sj"), kernels.ptr(b, 0, "dj")
 
     def out_row() -> None:
         if len(starts) <= 8:
             for i0 in starts:
-                col_group(kernels.at(b, sj, i0 * stride), kernels.at(b, dj, i0 * 4))
+                col_group(kernels.at(b, sj, i0 * stride), kernels.at(b, dj, i0 * es))
             return
         sp, dp = kernels.ptr(b, sj, "sp"), kernels.ptr(b, dj, "dp")
 
         def group() -> None:
             col_group(sp, dp)
-            kernels.bump(b, sp, 16 * stride)
+            kernels.bump(b, sp, lanes * stride)
             kernels.bump(b, dp, 64)
 
-        kernels.loop(b, rows // 16, group, "tcol")
-        if rows % 16:
-            col_group(kernels.at(b, sj, (rows - 16) * stride), kernels.at(b, dj, (rows - 16) * 4))
+        kernels.loop(b, rows // lanes, group, "tcol")
+        if rows % lanes:
+            col_group(kernels.at(b, sj, (rows - lanes) * stride), kernels.at(b, dj, (rows - lanes) * es))
 
-    kernels.rows_loop(b, cols, [(sj, 4), (dj, rows * 4)], out_row)
+    kernels.rows_loop(b, cols, [(sj, es), (dj, rows * es)], out_row)
 
 
 def _concat(lw: Lowerer, call, pos, kw, dest, bind, dest_tok) -> Tensor:
