@@ -489,3 +489,27 @@ def test_shift_operators_parse_and_shift(engine, tmp_path):
     )
     assert p.returncode == 0, p.stderr
     assert json.loads(p.stdout)["outputs"][0]["value"] == [48 + 64 + 8] * 16
+
+
+def test_report_gives_each_kernels_density_bound():
+    """``pipe_ops`` counts the non-NOP ops of each pipe in the kernel's SIWs (read back from the code)
+    and ``density_bound`` is ops over the busiest pipe's: never below the density reached."""
+    from vtpu_cli.compiler.driver import BY_NAME, NOP_NAMES
+
+    src = """input x: f32[8, 64]
+weight w: f32[64, 64]
+output y: f32[8, 64]
+output z: f32[8, 64]
+kernel mm { y = matmul(x, w) }
+kernel act { z = relu(y) }
+"""
+    prog, rep = compile_phx(src, "t.phx", opt=2)
+    nops = [BY_NAME[n] for n in NOP_NAMES]
+    total = [sum(1 for siw in prog.code if siw[j].op is not nops[j]) for j in range(3)]
+    assert rep["total"]["pipe_ops"] == total and sum(total) == rep["total"]["ops"]
+    assert rep["total"]["density_bound"] == round(rep["total"]["ops"] / max(total), 3)
+    for f in rep["functions"]:
+        assert sum(f["pipe_ops"]) == f["ops"]
+        if f["siws"]:
+            assert f["density"] <= f["density_bound"] <= 3
+    assert [sum(f["pipe_ops"][j] for f in rep["functions"]) for j in range(3)] == total

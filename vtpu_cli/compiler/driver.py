@@ -398,6 +398,7 @@ def _report(lw, prog, sched, alloc, spill_ids, ir_ops, elapsed, opt, sentrons) -
     if spill_ids:
         spill_of = [(id(d) in spill_ids) + (id(s) in spill_ids) + (id(c) in spill_ids) for d, s, c in code]
     siws, ops, spills = [0] * nk, [0] * nk, [0] * nk
+    pipes = [[0, 0, 0] for _ in range(nk)]  # non-NOP ops per pipe (D, S, C)
     owned = 0
     k_ops = k_spills = 0
     for k, (_, s, e, _) in enumerate(bounds, 1):
@@ -407,12 +408,21 @@ def _report(lw, prog, sched, alloc, spill_ids, ir_ops, elapsed, opt, sentrons) -
         siws[k] = e - s
         ops[k] = sum(per_siw[s:e])
         spills[k] = sum(spill_of[s:e])
+        pipes[k] = _pipe_ops(code[s:e])
         owned += e - s
         k_ops += ops[k]
         k_spills += spills[k]
     siws[0] = n - owned
     ops[0] = sum(per_siw) - k_ops
     spills[0] = sum(spill_of) - k_spills
+    # main: the SIWs outside every kernel (each SIW is read once)
+    cut = sorted((max(0, min(s, n)), max(0, min(e, n))) for _, s, e, _ in bounds if min(e, n) > s)
+    pos = 0
+    for s, e in [*cut, (n, n)]:
+        if s > pos:
+            pipes[0] = [a + b for a, b in zip(pipes[0], _pipe_ops(code[pos:s]), strict=True)]
+        pos = max(pos, e)
+    every = [sum(p[j] for p in pipes) for j in range(3)]
     kstats = [b[3] for b in bounds]
     mstats = (
         lw.b.loops - sum(k[0] for k in kstats),
@@ -421,13 +431,16 @@ def _report(lw, prog, sched, alloc, spill_ids, ir_ops, elapsed, opt, sentrons) -
     )
     names = ["main", *(b[0] for b in bounds)]
     funcs = [
-        _fstats(names[k], siws[k], ops[k], spills[k], mstats if k == 0 else kstats[k - 1]) for k in range(nk)
+        _fstats(names[k], siws[k], ops[k], spills[k], mstats if k == 0 else kstats[k - 1], pipes[k])
+        for k in range(nk)
     ]
     nops = sum(ops)
     total = {
         "siws": len(code),
         "ops": nops,
         "density": round(nops / len(code), 3) if code else 0.0,
+        "pipe_ops": every,
+        "density_bound": _bound(nops, every),
         "spills": alloc.spills,
         "spill_ops": alloc.spill_ops,
         "pipelined_loops": lw.b.pipelined,
@@ -451,12 +464,29 @@ def _report(lw, prog, sched, alloc, spill_ids, ir_ops, elapsed, opt, sentrons) -
     }
 
 
-def _fstats(name, siws, ops, spills, stats) -> dict:
+_NOPS = tuple(BY_NAME[x] for x in NOP_NAMES)  # the NOP op of each pipe (D, S, C): an empty slot
+
+
+def _pipe_ops(code) -> list[int]:
+    """Non-NOP ops of each pipe (D, S, C) in a run of SIWs (each slot of a SIW belongs to one pipe)."""
+    return [sum(1 for siw in code if siw[j].op is not nop) for j, nop in enumerate(_NOPS)]
+
+
+def _bound(ops: int, pipes: list[int]) -> float:
+    """The density no schedule of these ops can exceed: one op per pipe per SIW, so at least as many
+    SIWs as the busiest pipe has ops (dependencies and branches aside)."""
+    busiest = max(pipes)
+    return round(ops / busiest, 3) if busiest else 0.0
+
+
+def _fstats(name, siws, ops, spills, stats, pipes) -> dict:
     return {
         "name": name,
         "siws": siws,
         "ops": ops,
         "density": round(ops / siws, 3) if siws else 0.0,
+        "pipe_ops": pipes,
+        "density_bound": _bound(ops, pipes),
         "spill_ops": spills,
         "loops": stats[0],
         "pipelined_loops": stats[1],
@@ -564,7 +594,7 @@ def print_report(rep: dict, json_out: bool = False) -> None:
     from rich.table import Table
 
     tab = Table(title=f"phextcc -O{rep['opt']} {rep['file']} (sentrons {rep['sentrons']})")
-    for col in ("function", "SIWs", "ops", "ops/SIW", "spill ops", "loops", "pipelined", "unrolled"):
+    for col in ("function", "SIWs", "ops", "ops/SIW", "bound", "spills", "loops", "piped", "unrolled"):
         tab.add_column(col, justify="right" if col != "function" else "left")
     for f in rep["functions"]:
         tab.add_row(
@@ -572,6 +602,7 @@ def print_report(rep: dict, json_out: bool = False) -> None:
             str(f["siws"]),
             str(f["ops"]),
             f"{f['density']:.2f}",
+            f"{f['density_bound']:.2f}",
             str(f["spill_ops"]),
             str(f["loops"]),
             str(f["pipelined_loops"]),
@@ -583,6 +614,7 @@ def print_report(rep: dict, json_out: bool = False) -> None:
         str(t["siws"]),
         str(t["ops"]),
         f"{t['density']:.2f}",
+        f"{t['density_bound']:.2f}",
         str(t["spill_ops"]),
         str(t["loops"]),
         str(t["pipelined_loops"]),
