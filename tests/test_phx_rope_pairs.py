@@ -96,3 +96,42 @@ def test_a_bad_pairs_value_is_an_error(value):
         f"input x: f32[1, 8]\ninput cs: f32[4, 8]\noutput y: f32[1, 8]\ny = rope(x, cs, 0, pairs={value})\n"
     )
     assert "pairs is `halves`" in d[0].message and d[0].line == 4
+
+
+@pytest.mark.parametrize("engine", ["interp", "jit"])
+def test_adjacent_pairs_keep_signed_zeros_and_infinities(tmp_path, engine):
+    """Zeros of both signs, infinities and a -0.0 sine: the bits of numpy's ``a - b`` form (the kernel
+    adds the product with the sign-flipped sine), NaNs as NaNs."""
+    rng = np.random.default_rng(3)
+    vals = np.array([0.0, -0.0, 1.0, -1.0, 2.5, -3.25, np.inf, -np.inf], F32)
+    heads, hd, rows = 2, 40, 3
+    x = rng.choice(vals, (rows, heads * hd)).astype(F32)
+    cs = table(rows + 1, hd)
+    cs[0, hd // 2 :] = -0.0
+    src = (
+        f"input x: f32[{rows}, {heads * hd}]\ninput cs: f32[{rows + 1}, {hd}]\noutput y: f32[{rows}, {heads * hd}]\n"
+        f"y = rope(x, cs, 0, heads={heads}, pairs=adjacent)\n"
+    )
+    (y,), _ = run(src, {"x": x, "cs": cs}, ["y"], engine=engine, tmp=str(tmp_path))
+    with np.errstate(invalid="ignore"):
+        want = rope_pairs_ref(x, cs, 0, heads)
+    same = (y.view(np.uint32) == want.view(np.uint32)) | (np.isnan(y) & np.isnan(want))
+    assert same.all() and np.isnan(want).any() and (np.signbit(want) & (want == 0)).any()
+
+
+@pytest.mark.parametrize("hd", [128, 136, 256])
+@pytest.mark.parametrize("engine", ["interp", "jit"])
+def test_adjacent_pairs_at_model_head_sizes(tmp_path, hd, engine):
+    """head_dim 128 (the spread table kept in registers: 8 chunks) and 136 / 256 (in a scratch the heads
+    load from), 4 heads, 3 tokens at a runtime position: numpy's bits."""
+    heads, rows, pos = 4, 3, 17
+    w = heads * hd
+    src = (
+        f"input x: f32[{rows}, {w}]\ninput cs: f32[32, {hd}]\ninput pp: i32[1]\noutput y: f32[{rows}, {w}]\n"
+        "let c: i32 = load(pp, 0)\nlet p: i64 = i64(c)\n"
+        f"y = rope(x, cs, p, heads={heads}, pairs=adjacent)\n"
+    )
+    x, cs = rnd(9, rows, w), table(32, hd)
+    inputs = {"x": x, "cs": cs, "pp": np.array([pos], np.int32)}
+    (y,), _ = run(src, inputs, ["y"], engine=engine, tmp=str(tmp_path))
+    np.testing.assert_array_equal(y, rope_pairs_ref(x, cs, pos, heads))

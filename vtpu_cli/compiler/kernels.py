@@ -1126,9 +1126,10 @@ def rope_pairs_loop(lw: Lowerer, x, cs, y, heads: int, hd: int, pos, rows: int =
     """Rotary embedding with adjacent pairs (``pairs=adjacent``; GPT-J's and GGML's "normal" layout):
     pair i of a head is (x[2i], x[2i+1]) and turns by the angle of c = cs[p, i], s = cs[p, hd/2 + i]:
     y[2i] = x[2i]*c - x[2i+1]*s, y[2i+1] = x[2i+1]*c + x[2i]*s (each product rounded, then the sum).
-    Per token the table row is spread once into a scratch (each c and s twice, lane by lane); per
-    16-lane chunk of a head: the pair-swapped x (DSHUF), the two products, their difference and sum,
-    and the even lanes take the difference (DSEL) -- the same roundings as the half-split form."""
+    Per token the table row is spread once into a scratch: each c twice, and each s twice with the even
+    lane's sign flipped (-s, s); per 16-lane chunk of a head: y = x*c + swap(x)*s' with the pair-swapped
+    x (DSHUF). The same roundings as the half-split form: x1*(-s) is -(x1*s) exactly (rounding is
+    symmetric) and a + (-b) is a - b in IEEE arithmetic, signed zeros included."""
     b = lw.b
     half = hd // 2
     width = heads * hd * 4
@@ -1141,22 +1142,37 @@ def rope_pairs_loop(lw: Lowerer, x, cs, y, heads: int, hd: int, pos, rows: int =
         b.emit("DMOV", row, imm(int(pos) * cstep))
     pieces = [(o, min(64, hd * 4 - o)) for o in range(0, hd * 4, 64)]  # 16-lane chunks of one head
     iota = b.load("i32", b.new("v", "iota"), const_iota(lw), 0)
-    dup, swap, odd, even = b.new("v", "dup"), b.new("v", "swap"), b.new("v"), b.new("v", "even")
+    dup, swap, odd, even = b.new("v", "dup"), b.new("v", "swap"), b.new("v"), b.new("v")
+    sign = b.new("v", "sign")
     b.emit("DSHR", dup, iota, imm(1), type="i32")  # 0 0 1 1 2 2 ...: each table value twice
     b.emit("DXOR", swap, iota, imm(1), type="i32")  # 1 0 3 2 ...: the other element of the pair
     b.emit("DAND", odd, iota, imm(1), type="i32")
-    b.emit("DCMP", even, odd, imm(0), type="i32", mod="eq")
-    spread = lw.scratch("ropecs", 2 * hd * 4)  # this token's c, s spread over the lanes of a head
+    b.emit("DXOR", even, odd, imm(1), type="i32")
+    b.emit("DSHL", sign, even, imm(31), type="i32")  # the sign bit in the even lanes
+    # this token's c, s spread over the lanes of a head: in registers for up to 8 chunks (head_dim
+    # <= 128: 16 vectors), else in a scratch the heads load from
+    spread = lw.scratch("ropecs", 2 * hd * 4) if len(pieces) > 8 else None
+    cvec: list = []
+    svec: list = []
     hp = ptr(b, 0, "head")
     yp = ptr(b, 0, "yhead") if xs != ys else None
 
     def token():
+        cvec.clear()
+        svec.clear()
         for off, nb in pieces:  # chunk at byte off of a head: pairs off/8 .. , table values at off/2
-            for base, dst in ((0, off), (half * 4, hd * 4 + off)):
+            for base, dst, keep in ((0, off, cvec), (half * 4, hd * 4 + off, svec)):
                 v = ld(b, "f32", cs.scroll, at(b, row, base + off // 2), nb // 2)
                 w = b.new("v")
                 b.emit("DSHUF", w, v, dup, type="f32")
-                b.store("f32", w, spread, dst, nb)
+                if base:  # sin: -s in the even lanes (the sign bit flipped: exact)
+                    w2 = b.new("v")
+                    b.emit("DXOR", w2, w, sign, type="i32")
+                    w = w2
+                if spread is None:
+                    keep.append(w)
+                else:
+                    b.store("f32", w, spread, dst, nb)
         loop(b, heads, head, "head")
         bump(b, row, cstep)
         if rows > 1:
@@ -1165,17 +1181,18 @@ def rope_pairs_loop(lw: Lowerer, x, cs, y, heads: int, hd: int, pos, rows: int =
                 bump(b, yp, ys - width)
 
     def head():
-        for off, nb in pieces:
+        for k, (off, nb) in enumerate(pieces):
             xv = ld(b, "f32", x.scroll, at(b, hp, off), nb)
-            c = b.load("f32", b.new("v"), spread, off, nb)
-            s = b.load("f32", b.new("v"), spread, hd * 4 + off, nb)
-            sw, a, bb, d, e, yv = (b.new("v") for _ in range(6))
+            if spread is None:
+                c, s = cvec[k], svec[k]
+            else:
+                c = b.load("f32", b.new("v"), spread, off, nb)
+                s = b.load("f32", b.new("v"), spread, hd * 4 + off, nb)
+            sw, a, bb, yv = (b.new("v") for _ in range(4))
             b.emit("DSHUF", sw, xv, swap, type="f32")
             b.emit("DMUL", a, xv, c, type="f32")
             b.emit("DMUL", bb, sw, s, type="f32")
-            b.emit("DSUB", d, a, bb, type="f32")
-            b.emit("DADD", e, a, bb, type="f32")
-            b.emit("DSEL", yv, even, d, e, type="f32")
+            b.emit("DADD", yv, a, bb, type="f32")
             st(b, "f32", yv, y.scroll, at(b, hp if yp is None else yp, off), nb)
         bump(b, hp, hd * 4)
         if yp is not None:

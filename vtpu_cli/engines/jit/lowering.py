@@ -1331,6 +1331,19 @@ def _bcast(lw: Lowerer, ins: Instr):
     lw.vset(d.idx, _shuffle(b, v, [0] * n))
 
 
+# DSHUF as one AVX-512 lane permute (vpermd / vpermq / vpermw / vpermb): lane bits -> (intrinsic, the
+# CPU features it needs). The permute reads the low log2(lanes) bits of each index, the ``mod lanes``
+# of the semantics. Without the features, the lane-by-lane form below: 16-64 extracts and inserts,
+# which LLVM's instruction selection turns into the same permute where it can -- the intrinsic says it
+# in one call instead (an i8 shuffle was 128 IR instructions), whatever the pipeline.
+_PERMVAR = {
+    32: ("llvm.x86.avx512.permvar.si.512", {"avx512f"}),
+    64: ("llvm.x86.avx512.permvar.di.512", {"avx512f"}),
+    16: ("llvm.x86.avx512.permvar.hi.512", {"avx512bw"}),
+    8: ("llvm.x86.avx512.permvar.qi.512", {"avx512vbmi"}),
+}
+
+
 @lower("DSHUF")
 def _shuf(lw: Lowerer, ins: Instr):
     d, a, idx = ins.args
@@ -1339,6 +1352,11 @@ def _shuf(lw: Lowerer, ins: Instr):
     n = lanes(t)
     va, vi = lw.vgeti(a.idx, t), lw.vgeti(idx.idx, t)
     masked = b.and_(vi, splat(n - 1, vi.type))
+    perm = _PERMVAR.get(512 // n)
+    if perm is not None and not lw.portable and perm[1] <= lw.features:
+        f = lw.intrinsic(perm[0], va.type, [va.type, va.type])
+        lw.vset(d.idx, b.call(f, [va, masked]))
+        return
     out = ir.Constant(va.type, None)
     for i in range(n):
         k = b.extract_element(masked, ir.Constant(I32, i))
