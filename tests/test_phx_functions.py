@@ -297,3 +297,63 @@ def test_functions_returning_scalars_and_vectors(tmp_path, opt, engine):
     assert y.tobytes() == want.tobytes()
     ref = (float((x.astype(np.float64) ** 2).sum()) * 0.5 + 1.0) * 2.0 + x[:16].astype(np.float64) ** 2
     np.testing.assert_allclose(y, ref, rtol=1e-5)
+
+
+def test_a_function_returns_another_functions_result():
+    """``return g(a)``: g's result goes to the caller's names (g inlined there), also when the caller's
+    name is one of the outer function's parameters; nested calls in a runtime loop."""
+    src = """input x: f32[2, 16]
+input nl: i32[1]
+output y: f32[2, 16]
+output z: f32[2, 16]
+fn g(a) {
+  return relu(a)
+}
+fn f(a) {
+  t = g(a)
+  t = mul(t, 2.0)
+  return add(t, a)
+}
+fn h(y, a) {
+  return g(a)
+}
+let c: i32 = load(nl, 0)
+let n: i64 = i64(c)
+y = copy(x)
+for l in 0..n {
+  y = f(y)
+}
+z = h(y, x)
+y = h(z, y)
+"""
+    x = rnd(1, 2, 16)
+    (y, z), _ = run(src, {"x": x, "nl": np.array([3], np.int32)}, ["y", "z"])
+    r = x
+    for _ in range(3):
+        r = (np.maximum(r, 0) * F32(2) + r).astype(F32)
+    np.testing.assert_array_equal(z, np.maximum(x, 0))
+    np.testing.assert_array_equal(y, np.maximum(r, 0))
+    d = diags("fn f(a) {\n  return f(a)\n}\ninput x: f32[4]\noutput y: f32[4]\ny = f(x)\n")
+    assert "calls itself" in d[0].message and d[0].line == 2
+
+
+def test_arguments_are_read_before_any_parameter_is_bound():
+    """``f(z, y)`` with ``fn f(y, a)``: ``a`` is the caller's ``y``, not the ``z`` that the parameter
+    ``y`` was just bound to (a statement call, and a returning one)."""
+    src = """input y: f32[1, 16]
+input z: f32[1, 16]
+output o: f32[1, 16]
+output r: f32[1, 16]
+fn f(y, a) {
+  o = sub(y, a)
+}
+fn g(y, a) {
+  return sub(y, a)
+}
+f(z, y)
+r = g(z, y)
+"""
+    y, z = rnd(1, 1, 16), rnd(2, 1, 16)
+    (o, r), _ = run(src, {"y": y, "z": z}, ["o", "r"])
+    np.testing.assert_array_equal(o, z - y)
+    np.testing.assert_array_equal(r, z - y)

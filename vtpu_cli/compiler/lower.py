@@ -1252,6 +1252,7 @@ class Lowerer:
                     self.fail(tok, f"`{tok}` is a register variable; several results are tensors")
         saved_t: dict = {}
         scope: dict = {}
+        bound: dict = {}  # parameter -> the caller's tensor: every argument is read before any is bound
         for p, a in zip(params, args, strict=True):
             is_tensor = (
                 a.data == "index"
@@ -1259,8 +1260,7 @@ class Lowerer:
                 or (a.data == "call" and str(a.children[0]) in VIEW_OPS)
             )
             if is_tensor:
-                saved_t[p] = self.tensors.get(p)
-                self.tensors[p] = self.tensor_arg(a)
+                bound[p] = self.tensor_arg(a)
                 continue
             c = _try_const(self, a)
             if c is not None:
@@ -1272,6 +1272,9 @@ class Lowerer:
             reg = self.b.new("v" if is_vec(t) else "r", p)
             self.into(a, t, reg)
             scope[p] = Var(t, reg, readonly=True)
+        for p, t in bound.items():
+            saved_t[p] = self.tensors.get(p)
+            self.tensors[p] = t
         self.call_stack.append(fname)
         line, col, _ = _pos(call)
         self.call_sites.append((fname, line, col))
@@ -1340,6 +1343,17 @@ class Lowerer:
                 tensor_nbytes(mine.dtype, mine.shape),
             )
             expr = _renamed_call(expr, "copy")
+        elif self._user_call(expr):  # `return g(...)`: g's result goes to the same names
+            aliases = {
+                t: f"{fname}.{t}"
+                for t in map(str, targets)
+                if t in caller and caller[t] is not self.tensors.get(t)
+            }
+            if aliases:
+                expr = _renamed(expr, aliases)
+            return self._with_callers_names(
+                targets, caller, aliases, lambda e=expr: self.call_fn_into(targets, e)
+            )
         elif not _is_tensor_op(expr):
             self.fail(
                 expr,
@@ -1353,6 +1367,14 @@ class Lowerer:
                 aliases[t] = f"{fname}.{t}"
         if not aliases:
             return self.tensor_stmt(targets, expr)
+        renamed = _renamed(expr, aliases)
+        self._with_callers_names(targets, caller, aliases, lambda: self.tensor_stmt(targets, renamed))
+
+    def _with_callers_names(self, targets: list, caller: dict, aliases: dict[str, str], assign) -> None:
+        """Run ``assign`` with the target names bound as the caller binds them and each aliased
+        parameter reachable under its alias (``aliases``: parameter name -> alias)."""
+        if not aliases:
+            return assign()
         saved = {t: self.tensors.get(t) for t in aliases}
         for t, a in aliases.items():
             self.tensors[a] = self.tensors[t]
@@ -1361,7 +1383,7 @@ class Lowerer:
             else:
                 self.tensors[t] = caller[t]
         try:
-            self.tensor_stmt(targets, _renamed(expr, aliases))
+            assign()
         finally:
             for t, a in aliases.items():
                 self.tensors.pop(a, None)
