@@ -173,10 +173,12 @@ def _functionised(src: str, rng: random.Random) -> str:
             continue
         target, expr = m.groups()
         names = [n for n in dict.fromkeys(re.findall(r"\b[a-z]+\d+(?:p\d+)?\b", expr)) if n in known]
-        params = [n if rng.random() < 0.5 else f"a{j}" for j, n in enumerate(names)]
-        body = expr
-        for n, p in zip(names, params, strict=True):
-            body = re.sub(rf"\b{n}\b", p, body)
+        if len(names) > 1 and rng.random() < 0.3:  # the caller's names, swapped: f(t1, t2) binds t2, t1
+            params = names[1:] + names[:1]
+        else:
+            params = [n if rng.random() < 0.5 else f"a{j}" for j, n in enumerate(names)]
+        rename = dict(zip(names, params, strict=True))
+        body = re.sub(r"\b[a-z]+\d+(?:p\d+)?\b", lambda mm, rn=rename: rn.get(mm.group(0), mm.group(0)), expr)
         args = list(names)
         if target not in params and rng.random() < 0.5 and names:
             params.append(target)
