@@ -357,3 +357,41 @@ r = g(z, y)
     (o, r), _ = run(src, {"y": y, "z": z}, ["o", "r"])
     np.testing.assert_array_equal(o, z - y)
     np.testing.assert_array_equal(r, z - y)
+
+
+def functionised_model(text: str) -> str:
+    """The shipped model program with its decoder layer moved into ``fn layer(h, l)``, which returns
+    the layer's last op (the FFN's down projection with the residual): ``h = layer(h, l)``."""
+    head, rest = text.split("  for l in 0..nl {\n", 1)
+    body, tail = rest.split("\n  }\n}\n", 1)
+    last = body.rstrip().rsplit("\n", 1)
+    assert last[1].strip().startswith("h = tmatmul(gq, wd[l]")
+    body = last[0] + "\n    return " + last[1].strip()[len("h = ") :]
+    fn = "fn layer(h, l) {\n" + body + "\n}\n\n"
+    head = head.replace("kernel layers {", fn + "kernel layers {", 1)
+    return head + "  for l in 0..nl {\n    h = layer(h, l)\n  }\n}\n" + tail
+
+
+@pytest.mark.parametrize("sentrons", [1, 2])
+def test_the_model_written_with_a_layer_function_gives_the_same_logits(monkeypatch, sentrons):
+    """The 2-layer test model's prefill and decode steps, its layer a function that returns: the same
+    logits, tokens and KV cache as the shipped program, bit for bit (interpreter); and at the 2B
+    shape the program is as small (within the few SIWs of copying the layer index)."""
+    from test_tp import _decode
+
+    import vtpu_cli.models.compiled as compiled
+    from vtpu_cli.compiler import compile_phx
+    from vtpu_cli.models.compiled import StepShape
+
+    want = _decode(sentrons, "interp")
+    text = StepShape.text
+    monkeypatch.setattr(compiled, "_PROGRAMS", {})
+    monkeypatch.setattr(StepShape, "text", lambda self: functionised_model(text(self)))
+    assert "fn layer(h, l)" in StepShape(64, 128, 2, 2, 32, 1, 256, 64, 1e-5).text()
+    got = _decode(sentrons, "interp")
+    assert np.array_equal(got[0], want[0]) and got[1] == want[1]
+    assert np.array_equal(got[2], want[2]) and np.array_equal(got[3], want[3])
+    big = StepShape(2560, 6912, 20, 5, 128, 30, 128256, 256, 1e-5, sentrons=sentrons)
+    n_fn = len(compile_phx(big.text(), "m.phx", opt=2, force_loops=True, sentrons=sentrons)[0].code)
+    n_plain = len(compile_phx(text(big), "m.phx", opt=2, force_loops=True, sentrons=sentrons)[0].code)
+    assert n_fn <= n_plain + 8, (n_fn, n_plain)
