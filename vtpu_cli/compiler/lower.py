@@ -1343,32 +1343,23 @@ class Lowerer:
                 tensor_nbytes(mine.dtype, mine.shape),
             )
             expr = _renamed_call(expr, "copy")
-        elif self._user_call(expr):  # `return g(...)`: g's result goes to the same names
-            aliases = {
-                t: f"{fname}.{t}"
-                for t in map(str, targets)
-                if t in caller and caller[t] is not self.tensors.get(t)
-            }
-            if aliases:
-                expr = _renamed(expr, aliases)
-            return self._with_callers_names(
-                targets, caller, aliases, lambda e=expr: self.call_fn_into(targets, e)
-            )
-        elif not _is_tensor_op(expr):
+        elif not _is_tensor_op(expr) and not self._user_call(expr):
             self.fail(
                 expr,
                 "assigned to a tensor: `return` a tensor op, a view or a tensor name",
                 hint="a scalar result goes into a register variable: let v: f32 = f(...)",
             )
-        aliases: dict[str, str] = {}
-        for tok in targets:
-            t = str(tok)
-            if t in caller and caller[t] is not self.tensors.get(t):
-                aliases[t] = f"{fname}.{t}"
-        if not aliases:
-            return self.tensor_stmt(targets, expr)
-        renamed = _renamed(expr, aliases)
-        self._with_callers_names(targets, caller, aliases, lambda: self.tensor_stmt(targets, renamed))
+        aliases = {
+            t: f"{fname}.{t}"
+            for t in map(str, targets)
+            if t in caller and caller[t] is not self.tensors.get(t)
+        }
+        expr = _renamed(expr, aliases) if aliases else expr
+        if self._user_call(expr):  # `return g(...)`: g inlined, its result to the same names
+            assign = lambda: self.call_fn_into(targets, expr)  # noqa: E731
+        else:
+            assign = lambda: self.tensor_stmt(targets, expr)  # noqa: E731
+        self._with_callers_names(targets, caller, aliases, assign)
 
     def _with_callers_names(self, targets: list, caller: dict, aliases: dict[str, str], assign) -> None:
         """Run ``assign`` with the target names bound as the caller binds them and each aliased
