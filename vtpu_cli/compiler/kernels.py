@@ -515,6 +515,7 @@ def tmatmul_tiles(
     rr, cc = tm_tile(m)
     cc = max(1, min(cc, nfull))
     groups = nfull // cc
+    ypitch = row_pitch(lw, y, n * 4)  # y's row stride (a placed part of a column concat: its result's)
     rem = [64] * (nfull - groups * cc) if dynamic else tile_bytes(n, t_lo + groups * cc, t_hi)
     ws = wscale if isinstance(wscale, VReg) else F(wscale)
     # column groups outside, row blocks inside: the group's weights (cc tiles x K/4 bytes) stay in cache
@@ -570,14 +571,14 @@ def tmatmul_tiles(
                 b.emit("DCVT", f, a1, None, type="f32", type2="i32")
                 o = b.new("v")
                 b.emit("DMUL", o, f, vsc, type="f32")
-                st(b, "f32", o, y.scroll, at(b, yp, r * n * 4 + c * gap * 64), nb)
+                st(b, "f32", o, y.scroll, at(b, yp, r * ypitch + c * gap * 64), nb)
 
     def cgroup(tnb: list[int]) -> None:
         qblk, yblk, sblk = ptr(b, 0, "qblk"), ptr(b, 0, "yblk"), ptr(b, 0, "sblk")
         rows_loop(
             b,
             m // rr,
-            [(qblk, rr * k16), (yblk, rr * n * 4), (sblk, rr * 4)],
+            [(qblk, rr * k16), (yblk, rr * ypitch), (sblk, rr * 4)],
             lambda: block(rr, tnb, qblk, yblk, sblk),
         )
         if m % rr:

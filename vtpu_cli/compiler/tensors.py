@@ -1073,7 +1073,10 @@ def _tmatmul(lw: Lowerer, name_toks, call, pos, kw):
         lw, kw, ("cols",), "tmatmul shards by columns: shard=cols (each sentron computes a range of N)"
     )
     ep = _epilogue_kw(lw, kw, call, w, m, n)
-    y0 = _result(lw, name_toks[0], "f32", (m, n))
+    # without an epilogue, and with all columns its own (one sentron), both forms write y's rows where
+    # they lie: the result may be a placed part of a column concat
+    rows_apart = ep is None and (shard is None or lw.sentrons == 1)
+    y0 = _result(lw, name_toks[0], "f32", (m, n), pitched_ok=rows_apart)
     wscale = _weight_scale(lw, w, pos[1])
     srcs = [x] if pre is None else [x, pre[1]]
     _in_place(lw, y0, srcs, lambda y: _tmatmul_into(lw, x, w, y, m, k, n, shard, wscale, pre, ep))
@@ -1179,6 +1182,7 @@ def _tmatmul_into(
     _rr, cc = tile_for(lw, "tmatmul", m, k, n)
     ones = ones_codes(b)
     xrow = kernels.row_pitch(lw, x, k * 4)  # (a column slice read in place: its base's row)
+    ypitch = kernels.row_pitch(lw, y, n * 4)  # (a placed part of a column concat: its result's row)
     for i in range(m):
         # 1. per-row absmax -> inverse scale and dequant scale
         mx = None
@@ -1259,7 +1263,7 @@ def _tmatmul_into(
                 b.emit("DCVT", f, a1, None, type="f32", type2="i32")
                 o = b.new("v")
                 b.emit("DMUL", o, f, vsc, type="f32")
-                b.store("f32", o, y.scroll, i * n * 4 + j * 64, min(64, (n - j * 16) * 4))
+                b.store("f32", o, y.scroll, i * ypitch + j * 64, min(64, (n - j * 16) * 4))
 
 
 # ---------------------------------------------------------------------- tmatmul epilogue
