@@ -585,16 +585,24 @@ def _concat(lw: Lowerer, call, pos, kw, dest, bind, dest_tok) -> Tensor:
     g = lw.concat_plan.by_call.get(id(call)) if lw.concat_plan is not None else None
     if g is not None and axis == 1 and shape[0] != 1 and not g.declared and id(call) not in lw.concat_shapes:
         lw.concat_shapes_found[id(call)] = shape  # a second lowering may place the parts (driver._front)
-    parts = [dense(lw, t) for t in parts]
-    note_copy(lw, "concat copies its parts", tensor_nbytes(first.dtype, shape))
-    out, then = _target(lw, dest, bind, dest_tok, call, first.dtype, shape, parts)
     es = ELEM_BYTES[first.dtype]
+    if dest is not None and g is not None and g.arena is not None and dest.scroll == g.arena.scroll:
+        # parts placed before one that could not be: already where the copy would put them
+        done = _already_there(lw, parts, dest, axis, shape, es)
+    else:
+        done = [False] * len(parts)
+    parts = [t if d else dense(lw, t) for t, d in zip(parts, done, strict=True)]
+    note_copy(lw, "concat copies its parts", tensor_nbytes(first.dtype, shape))
+    # (the parts already in place are dest's own bytes, not copied: dest is written directly)
+    srcs = [t for t, d in zip(parts, done, strict=True) if not d]
+    out, then = _target(lw, dest, bind, dest_tok, call, first.dtype, shape, srcs)
     b = lw.b
     if axis == 0 or shape[0] == 1:  # each part one contiguous run
         at = 0
-        for t in parts:
-            nb = lw.b.scrolls[t.scroll].nbytes
-            copy_bytes(lw, t.scroll, 0, out.scroll, at, nb)
+        for t, d in zip(parts, done, strict=True):
+            nb = lw.b.scrolls[t.scroll].nbytes if not d else tensor_nbytes(t.dtype, t.shape)
+            if not d:
+                copy_bytes(lw, t.scroll, 0, out.scroll, at, nb)
             at += nb
         return _finish(lw, out, then)
     rows = shape[0]
@@ -603,26 +611,32 @@ def _concat(lw: Lowerer, call, pos, kw, dest, bind, dest_tok) -> Tensor:
     if rows * out_row <= 4 * UNROLL_BYTES:
         for i in range(rows):
             col = 0
-            for t, w in zip(parts, widths, strict=True):
-                copy_bytes(lw, t.scroll, i * w, out.scroll, i * out_row + col, w)
+            for t, w, d in zip(parts, widths, done, strict=True):
+                if not d:
+                    copy_bytes(lw, t.scroll, i * w, out.scroll, i * out_row + col, w)
                 col += w
         return _finish(lw, out, then)
     if len(parts) <= CONCAT_ROW_LOOP_PARTS:  # one row loop for all parts: a pointer each
-        sps = [kernels.ptr(b, 0, "sp") for _ in parts]
+        todo = [k for k, d in enumerate(done) if not d]
+        cols = [sum(widths[:k]) for k in range(len(parts))]
+        sps = {k: kernels.ptr(b, 0, "sp") for k in todo}
         dp = kernels.ptr(b, 0, "dp")
 
         def row() -> None:
-            col = 0
-            for t, w, sp in zip(parts, widths, sps, strict=True):
-                kernels.copy_row_loop(b, t.scroll, sp, out.scroll, kernels.at(b, dp, col), w)
-                col += w
+            for k in todo:
+                kernels.copy_row_loop(
+                    b, parts[k].scroll, sps[k], out.scroll, kernels.at(b, dp, cols[k]), widths[k]
+                )
 
-        kernels.rows_loop(b, rows, [*zip(sps, widths, strict=True), (dp, out_row)], row)
+        kernels.rows_loop(b, rows, [*((sps[k], widths[k]) for k in todo), (dp, out_row)], row)
         return _finish(lw, out, then)
     # more parts: a row loop per part (two pointers each); a pointer per part live across one loop ran
     # out of registers at 20 parts (the heads of a 2B-shaped attention on 16 sentrons)
     col = 0
-    for t, w in zip(parts, widths, strict=True):
+    for t, w, d in zip(parts, widths, done, strict=True):
+        if d:
+            col += w
+            continue
         sp, dp = kernels.ptr(b, 0, "sp"), kernels.ptr(b, col, "dp")
         kernels.rows_loop(
             b,
@@ -712,6 +726,26 @@ def _place_columns(lw: Lowerer, g, name: str, dtype: str, shape: tuple[int, ...]
     g.offset += width
     g.placed.append(name)
     return v
+
+
+def _already_there(lw: Lowerer, parts: list[Tensor], out: Tensor, axis: int, shape, es: int) -> list[bool]:
+    """Per part: whether it is a placed view of ``out`` at exactly the bytes the concat would copy it to
+    (the parts placed before one that could not be; ``place_part`` places in order, so a prefix)."""
+    done = []
+    at = 0
+    rows_apart = axis == 1 and len(shape) == 2 and shape[0] != 1
+    for t in parts:
+        sc = lw.b.scrolls[t.scroll]
+        ok = (
+            sc.view_of == out.scroll
+            and sc.offset == at
+            and (sc.pitch == shape[1] * es if rows_apart else not sc.pitch)
+        )
+        if not ok or (done and not done[-1]):
+            ok = False
+        done.append(ok)
+        at += t.shape[1] * es if rows_apart else tensor_nbytes(t.dtype, t.shape)
+    return done
 
 
 def _placed(lw: Lowerer, call, parts: list[Tensor], shape: tuple[int, ...]) -> Tensor | None:
