@@ -903,3 +903,54 @@ def test_tmatmul_results_are_placed_parts_of_a_column_concat(tmp_path, loops, fo
         assert placed == copied
     else:
         assert placed < copied
+
+
+@pytest.mark.parametrize("sentrons", [2, 3])
+def test_bound_column_views_on_several_sentrons(tmp_path, sentrons):
+    """``v = slice(x, 8, 16, axis=1)`` read in place by ``matmul`` and ``softmax``, and a column view of
+    a state tensor (rows written by sentron 0, a barrier, then read in place): the copying program's
+    bits on the interpreter (race-checked) and the JIT, with fewer loads and stores."""
+    from vtpu_cli.compiler import bind_inputs, read_output
+    from vtpu_cli.engines.jit.engine import JitEngine
+
+    src = """input x: f32[6, 48]
+weight w: f32[16, 24]
+input kc: f32[8, 32]
+tensor st: f32[8, 32] @ 3.1.1/1.1.1/1.1.1
+output y: f32[6, 24]
+output z: f32[6, 16]
+output u: f32[8, 16]
+v = slice(x, 8, 16, axis=1)
+y = matmul(v, w)
+z = softmax(v)
+let r: i64 = 2
+st[r] = slice(kc, 2, 1)
+barrier()
+s2 = slice(st, 16, 16, axis=1)
+u = relu(s2)
+"""
+    rng = np.random.default_rng(sentrons)
+    inputs = {"x": rnd(1, 6, 48), "w": rnd(2, 16, 24), "kc": rng.standard_normal((8, 32)).astype(F32)}
+    got, s_ops = {}, {}
+    for view in (True, False):
+        with pytest.MonkeyPatch.context() as mp:
+            if not view:
+                mp.setattr(driver, "plan_column_views", lambda *a, **k: None)
+            prog = compile_phx(src, "t.phx", opt=2, sentrons=sentrons)[0]
+        for eng in ("interp", "jit"):
+            bind_inputs(prog, inputs)
+            if eng == "jit":
+                res = JitEngine(prog, sentrons, cache_dir=str(tmp_path)).run()
+                assert res.engine == "jit", res.fallback
+            else:
+                res = Interpreter(prog, sentrons).run()
+                s_ops[view] = res.ops_by_pipe["S"]
+            assert res.status == "ok", res.fault.render() if res.fault else res.status
+            got[(view, eng)] = [read_output(prog, res, o) for o in ("y", "z", "u")]
+    for g in got.values():
+        for a, b in zip(g, got[(False, "interp")], strict=True):
+            np.testing.assert_array_equal(a, b)
+    want_u = np.zeros((8, 16), F32)
+    want_u[2] = np.maximum(inputs["kc"][2, 16:], 0)
+    np.testing.assert_array_equal(got[(True, "interp")][2], want_u)
+    assert s_ops[True] < s_ops[False]

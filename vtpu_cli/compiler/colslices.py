@@ -17,7 +17,7 @@ pass decides that from the syntax tree alone, conservatively; anything else keep
   and not bound to views, or binds another name (bound nowhere else) to a view (no loops, branches,
   calls, row writes or stores in between), and ``x`` is no copy-free concat's result or part (their
   parts are written into the result's storage);
-* one sentron.
+* any sentron count (a view of a state tensor is read under the same barriers as the tensor).
 """
 
 from __future__ import annotations
@@ -71,8 +71,6 @@ def plan_column_views(tree, sentrons: int, pitched: tuple[str, ...], concats=Non
     """The ids of the ``slice`` call nodes whose bound column slice stays a view (module docstring).
     ``concats``: the copy-free concat plan (``concats.plan_concats``), whose parts are written into
     their result's storage: a column slice of such a result or part keeps its copy."""
-    if sentrons != 1:
-        return None
     placed: set[str] = set()
     if concats is not None:
         placed = set(concats.parts) | {g.out for g in concats.by_call.values()}

@@ -10,13 +10,13 @@ the difference, which this pass decides from the syntax tree alone, conservative
   op(...)`` with a tensor op that is not a view op, in the same statement list as the concat, before
   it, the parts in concat order; no part is declared, written any other way (row writes, calls,
   ``store``), bound to a view (``v = slice(part, ...)``), used in a function, or part of two concats;
-* the result is written only by the concat: a new name, or (one sentron) a declared ``output`` or
+* the result is written only by the concat: a new name, or a declared ``output`` or
   unplaced ``tensor``, under the same rules as a part, and nothing between the first part's statement
   and the concat mentions it (in a loop, an earlier trip's result must stay intact until the concat);
 * ``axis=0``, or ``axis=1`` (parts of several rows: when the result's shape is known before the first
   part is made -- declared, or found by a first lowering, ``driver._front`` -- and each part's op
   writes rows apart; checked when placing);
-* one sentron (a multi-sentron program keeps its copies).
+* any sentron count: every part and result is a sentron's private tensor.
 
 A part or result used anywhere else only as an operand of a tensor op stays a plain read. Anything
 this pass accepts but the lowering finds different (a part of another dtype or shape, placed out of
@@ -81,9 +81,10 @@ def _op_reads(expr, uses: dict[str, _Uses]) -> None:
 
 
 def plan_concats(tree, sentrons: int) -> Plan | None:
-    """The concats of ``tree`` that can take their parts in place (module docstring), or None."""
-    if sentrons != 1:
-        return None
+    """The concats of ``tree`` that can take their parts in place (module docstring), or None. With
+    several sentrons every part and result is a sentron's private tensor (a declared output's working
+    copy included), so placing them is each sentron's own business; a part that an op shares out
+    (``shard=``) is placed only where its op can write it there (``_result``'s ``pitched_ok``)."""
     uses: dict[str, _Uses] = {}
     declared: dict[str, bool] = {}  # name -> may be a concat's result (output / unplaced tensor)
     concats: list[tuple] = []  # (statement, block, index)
