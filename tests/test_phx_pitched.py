@@ -873,36 +873,45 @@ def test_sample_of_a_column_slice_reads_it_in_place(tmp_path, loops):
 
 
 @pytest.mark.parametrize("loops", [False, True])
-@pytest.mark.parametrize("form", ["plain", "quantised", "epilogue"])
+@pytest.mark.parametrize("form", ["plain", "quantised", "epilogue", "residual"])
 def test_tmatmul_results_are_placed_parts_of_a_column_concat(tmp_path, loops, form):
     """``qkv = concat(q, k, v, axis=1)`` of three prefill projections (4 rows): each ``tmatmul`` writes
-    its rows into the result's columns (the unrolled form, the loop form, a pre-quantised input), the
-    concat copies nothing; with an epilogue (``scale=``) the parts stay ordinary and the concat copies.
-    Bits: the copying form on every engine, and the reference's values."""
+    its rows into the result's columns -- the unrolled form, the loop form, a pre-quantised input, an
+    epilogue (``scale=``, ``act=``: the product through a dense scratch, the epilogue's stores where the
+    rows lie), a residual that is a column slice read in place -- and the concat copies nothing.
+    Bits: the copying form on every engine; values: the reference."""
     from test_phx_scale import tmatmul_ref
 
+    col = {"wq": 0, "wk": 48, "wv": 80}
     call = {
         "plain": "tmatmul(x, {w})",
         "quantised": "tmatmul(xq, {w}, xs)",
-        "epilogue": "tmatmul(x, {w}, scale=1.0)",
+        "epilogue": "tmatmul(x, {w}, scale=0.5, act=relu)",
+        "residual": "tmatmul(x, {w}, add=slice(r, {c}, {n}, axis=1))",
     }[form]
+    widths = {"wq": 48, "wk": 32, "wv": 32}
     src = (
-        "input x: f32[4, 64]\nweight wq: t2[64, 48]\nweight wk: t2[64, 32]\nweight wv: t2[64, 32]\n"
-        "output qkv: f32[4, 112]\n"
+        "input x: f32[4, 64]\ninput r: f32[4, 112]\nweight wq: t2[64, 48]\nweight wk: t2[64, 32]\n"
+        "weight wv: t2[64, 32]\noutput qkv: f32[4, 112]\n"
         + ("xq, xs = quant(x)\n" if form == "quantised" else "")
-        + "".join(f"{p} = {call.format(w=w)}\n" for p, w in (("q", "wq"), ("k", "wk"), ("v", "wv")))
+        + "".join(
+            f"{p} = {call.format(w=w, c=col[w], n=widths[w])}\n"
+            for p, w in (("q", "wq"), ("k", "wk"), ("v", "wv"))
+        )
         + "qkv = concat(q, k, v, axis=1)\n"
     )
     rng = np.random.default_rng(5)
-    x = rnd(12, 4, 64)
-    ws = {n: rng.integers(-1, 2, (64, c)).astype(np.int8) for n, c in (("wq", 48), ("wk", 32), ("wv", 32))}
-    got, (placed, copied) = both(src, {"x": x, **ws}, ["qkv"], str(tmp_path), force_loops=loops)
-    want = np.concatenate([tmatmul_ref(x, ws[n], 1.0) for n in ("wq", "wk", "wv")], 1)
-    np.testing.assert_allclose(got["qkv"], want, rtol=1e-6, atol=1e-5)
+    x, r = rnd(12, 4, 64), rnd(13, 4, 112)
+    ws = {n: rng.integers(-1, 2, (64, c)).astype(np.int8) for n, c in widths.items()}
+    got, (placed, copied) = both(src, {"x": x, "r": r, **ws}, ["qkv"], str(tmp_path), force_loops=loops)
+    parts = [tmatmul_ref(x, ws[n], 1.0) for n in ("wq", "wk", "wv")]
+    want = np.concatenate(parts, 1)
     if form == "epilogue":
-        assert placed == copied
-    else:
-        assert placed < copied
+        want = np.maximum(want * F32(0.5), 0)
+    elif form == "residual":
+        want = r + want
+    np.testing.assert_allclose(got["qkv"], want, rtol=1e-6, atol=1e-5)
+    assert placed < copied
 
 
 @pytest.mark.parametrize("sentrons", [2, 3])

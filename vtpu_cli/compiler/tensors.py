@@ -1073,9 +1073,9 @@ def _tmatmul(lw: Lowerer, name_toks, call, pos, kw):
         lw, kw, ("cols",), "tmatmul shards by columns: shard=cols (each sentron computes a range of N)"
     )
     ep = _epilogue_kw(lw, kw, call, w, m, n)
-    # without an epilogue, and with all columns its own (one sentron), both forms write y's rows where
-    # they lie: the result may be a placed part of a column concat
-    rows_apart = ep is None and (shard is None or lw.sentrons == 1)
+    # with all columns its own (one sentron), every form writes y's rows where they lie (an epilogue
+    # through a dense scratch): the result may be a placed part of a column concat
+    rows_apart = shard is None or lw.sentrons == 1
     y0 = _result(lw, name_toks[0], "f32", (m, n), pitched_ok=rows_apart)
     wscale = _weight_scale(lw, w, pos[1])
     srcs = [x] if pre is None else [x, pre[1]]
@@ -1110,10 +1110,13 @@ def _tmatmul_into(
                 return
             if gbuf is not None:
                 kernels.tmatmul_loop(lw, x, ep.gate_w, gbuf, 0, nt, ep.gate_wscale, pre)
-            # the residual is y itself (`h = tmatmul(..., add=h)`): the product goes to a scratch first
+            # the residual is y itself (`h = tmatmul(..., add=h)`), or y's rows are apart (a placed part
+            # of a column concat): the product goes to a dense scratch first
             src = y
-            if ep.add is not None and lw.root_scroll(ep.add.scroll) == lw.root_scroll(y.scroll):
-                ep.add = views.dense(lw, ep.add)  # (rows of y's own storage read apart: copied first)
+            own = ep.add is not None and lw.root_scroll(ep.add.scroll) == lw.root_scroll(y.scroll)
+            if own or _pitch(lw, y):
+                if own:
+                    ep.add = views.dense(lw, ep.add)  # (rows of y's own storage read apart: copied first)
                 tkey = lw.scratch("epi", m * n * 4)
                 src = Tensor(tkey, "f32", (m, n), "tensor", tkey)
             kernels.tmatmul_loop(lw, x, w, src, 0, nt, wscale, pre)
@@ -1346,6 +1349,10 @@ def _epilogue(
     vs = vec(ep.scale) if ep.scale is not None else None
     vg = vec(ep.gate_scale) if ep.gate_scale is not None else None
     row = kernels.ptr(b, c0, "erow")
+    # dst's rows apart (a placed part of a column concat; src is then a dense scratch): its own pointer
+    dpitch = kernels.row_pitch(lw, dst, n * 4)
+    drow = kernels.ptr(b, c0, "drow") if dpitch != n * 4 else None
+    dd: list = [None]  # this row's dst address minus the product's (None: the same)
     # a residual that is a column slice read in place: its own row pointer (its rows are apart)
     apitch = kernels.row_pitch(lw, ep.add, n * 4) if ep.add is not None else n * 4
     arow = kernels.ptr(b, c0, "arow") if apitch != n * 4 else None
@@ -1375,14 +1382,17 @@ def _epilogue(
             r = b.new("v")
             b.emit("DADD", r, a, v, type="f32")
             v = r
-        kernels.st(b, "f32", v, dst.scroll, p, nb)
+        kernels.st(b, "f32", v, dst.scroll, kernels.y_at(b, p, dd[0]), nb)
 
     def one_row() -> None:
         da[0] = kernels.row_delta(b, row, arow)
+        dd[0] = kernels.row_delta(b, row, drow)
         kernels.chunk_loop(b, width // 4, 4, row, each)
         kernels.bump(b, row, n * 4)
         if arow is not None:
             kernels.bump(b, arow, apitch)
+        if drow is not None:
+            kernels.bump(b, drow, dpitch)
 
     kernels.loop(b, m, one_row, "erow")
 
