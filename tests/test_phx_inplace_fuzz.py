@@ -210,3 +210,40 @@ def test_random_programs_in_functions_give_the_same_bits(tmp_path, seed):
     got = run_program(new, inputs, outs, "jit" if seed % 8 == 0 else "interp", str(tmp_path))
     for o in outs:
         np.testing.assert_array_equal(got[o], want[o], err_msg=f"{o}\n{fsrc}")
+
+
+@pytest.mark.parametrize("seed", range(24))
+def test_random_programs_on_several_sentrons_match_their_copying_form(tmp_path, seed):
+    """The random in-place programs compiled for 2 or 3 sentrons (placed concat parts and bound column
+    views are each sentron's private tensors): the copying form's bits on the interpreter, which
+    checks every access for races, and a few natively."""
+    from vtpu_cli.compiler import bind_inputs, read_output
+    from vtpu_cli.engines.interp.interpreter import Interpreter
+    from vtpu_cli.engines.jit.engine import JitEngine
+
+    rng = random.Random(2000 + seed)
+    src, ins, outs = _program(rng)
+    if not outs:
+        pytest.skip("no result drawn")
+    ns = 2 + seed % 2
+    data = np.random.default_rng(seed)
+    inputs = {k: data.standard_normal(s).astype(np.float32) for k, s in ins.items()}
+    try:
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setattr(views, "PITCHED", ())
+            mp.setattr(driver, "plan_concats", lambda *a: None)
+            mp.setattr(driver, "plan_column_views", lambda *a: None)
+            ref = compile_phx(src, "f.phx", opt=2, sentrons=ns)[0]
+    except DiagnosticError:
+        return
+    new = compile_phx(src, "f.phx", opt=2, sentrons=ns)[0]
+
+    def outputs(prog, jit: bool):
+        bind_inputs(prog, inputs)
+        res = JitEngine(prog, ns, cache_dir=str(tmp_path)).run() if jit else Interpreter(prog, ns).run()
+        assert res.status == "ok", res.fault.render() if res.fault else res.status
+        return [read_output(prog, res, o) for o in outs]
+
+    want = outputs(ref, False)
+    for a, b in zip(outputs(new, seed % 6 == 0), want, strict=True):
+        np.testing.assert_array_equal(a, b, err_msg=src)
