@@ -49,7 +49,19 @@ def _program(rng: random.Random) -> tuple[str, dict, list[str]]:
     for n in range(1, rng.randint(4, 10)):
         t = f"t{n}"
         kind = rng.choice(
-            ["unary", "binary", "matmul", "matmul_nt", "transposed", "softmax", "rms", "bind", "cat", "rope"]
+            [
+                "unary",
+                "binary",
+                "matmul",
+                "matmul_nt",
+                "transposed",
+                "softmax",
+                "rms",
+                "bind",
+                "cat",
+                "rope",
+                "ewt",
+            ]
         )
         if kind == "bind":
             name = rng.choice(list(shapes))
@@ -85,6 +97,16 @@ def _program(rng: random.Random) -> tuple[str, dict, list[str]]:
             if b is not None and b[1] == a[1]:
                 body.append(f"{t} = {rng.choice(['add', 'sub', 'mul'])}({a[0]}, {b[0]})")
                 shapes[t] = a[1]
+        elif kind == "ewt":  # an element-wise op of a transpose (read in place from 16 rows up)
+            if rng.random() < 0.6:  # a tall input whose transpose has the program's row count
+                name = f"e{n}"
+                add_input(name, (rng.choice([16, 20, 33, 64]), rows))
+                shapes[name] = ins[name]
+            else:
+                name = rng.choice(list(shapes))
+            r, c = shapes[name]
+            body.append(f"{t} = {rng.choice(['relu', 'copy', 'exp'])}(transpose({name}))")
+            shapes[t] = (c, r)
         elif kind == "transposed":
             name = rng.choice(list(shapes))
             r, c = shapes[name]
@@ -128,6 +150,7 @@ def _program(rng: random.Random) -> tuple[str, dict, list[str]]:
 def _with_copies(src: str, opt: int, loops: bool):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(views, "PITCHED", ())
+        mp.setattr(views, "transposed_ok", lambda *a: False)
         mp.setattr(driver, "plan_concats", lambda *a: None)
         mp.setattr(driver, "plan_column_views", lambda *a: None)
         return compile_phx(src, "f.phx", opt=opt, force_loops=loops)[0]
@@ -231,6 +254,7 @@ def test_random_programs_on_several_sentrons_match_their_copying_form(tmp_path, 
     try:
         with pytest.MonkeyPatch.context() as mp:
             mp.setattr(views, "PITCHED", ())
+            mp.setattr(views, "transposed_ok", lambda *a: False)
             mp.setattr(driver, "plan_concats", lambda *a: None)
             mp.setattr(driver, "plan_column_views", lambda *a: None)
             ref = compile_phx(src, "f.phx", opt=2, sentrons=ns)[0]

@@ -534,3 +534,81 @@ def test_large_int8_transpose_is_a_loop(tmp_path):
     x = np.random.default_rng(5).integers(-128, 128, (600, 40)).astype(np.int8)
     got = all_engines(src, {"x": x}, ["t"], str(tmp_path))
     np.testing.assert_array_equal(got["t"], x.T)
+
+
+def _no_transposed_reads():
+    import vtpu_cli.compiler.views as views
+
+    mp = pytest.MonkeyPatch()
+    mp.setattr(views, "transposed_ok", lambda *a: False)
+    return mp
+
+
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    r=st.integers(1, 70),
+    c=st.integers(1, 20),
+    op=st.sampled_from(["add", "mul", "relu", "copy", "silu"]),
+    loops=st.booleans(),
+    seed=st.integers(0, 2**16),
+)
+def test_elementwise_ops_read_a_transpose_in_place(tmp_path, r, c, op, loops, seed):
+    """``y = add(transpose(a), b)`` / ``relu(transpose(a))``: rows of the view (columns of ``a``)
+    read by strided gathers, a partial last piece as the row's last 16 elements; the bits of the
+    materialised transpose on every engine, numpy's values, and fewer loads and stores executed
+    (from 16 rows of ``a`` up; below, the copy stays)."""
+    binary = op in ("add", "mul")
+    expr = f"{op}(transpose(a), b)" if binary else f"{op}(transpose(a))"
+    src = f"input a: f32[{r}, {c}]\ninput b: f32[{c}, {r}]\noutput y: f32[{c}, {r}]\ny = {expr}\n"
+    a, bv = rnd(seed, r, c), rnd(seed + 1, c, r)
+    inputs = {"a": a, "b": bv}
+    got, s_ops = [], []
+    for inplace in (True, False):
+        mp = None if inplace else _no_transposed_reads()
+        try:
+            for opt, eng in ENGINES:
+                prog = compile_phx(src, "t.phx", opt=opt, force_loops=loops)[0]
+                got.append(run_program(prog, inputs, ["y"], eng, str(tmp_path))["y"])
+                if opt == 0:
+                    s_ops.append(execute(prog, inputs, "interp", None).ops_by_pipe["S"])
+        finally:
+            if mp is not None:
+                mp.undo()
+    for g in got[1:]:
+        np.testing.assert_array_equal(g, got[0])
+    t = a.T.astype(np.float64)
+    want = {"add": t + bv, "mul": t * bv, "relu": np.maximum(t, 0), "copy": t, "silu": t / (1 + np.exp(-t))}[
+        op
+    ]
+    np.testing.assert_allclose(got[0], want, rtol=1e-5, atol=1e-6)
+    if r >= 16:
+        assert s_ops[0] < s_ops[1]
+    else:
+        assert s_ops[0] == s_ops[1]
+
+
+@pytest.mark.parametrize(
+    "stmt, r, inplace",
+    [
+        ("s = add(transpose(s), b)", 16, False),  # the result is the transposed tensor: copied first
+        ("b = add(transpose(a), b)", 20, False),  # a partial piece would re-read what was written
+        ("b = add(transpose(a), b)", 32, True),  # whole pieces: each element read, then written
+    ],
+)
+def test_a_transpose_read_in_place_never_reads_what_the_statement_wrote(tmp_path, stmt, r, inplace):
+    src = (
+        f"input a: f32[{r}, {r}]\ntensor s: f32[{r}, {r}]\ntensor b: f32[{r}, {r}]\ninput b0: f32[{r}, {r}]\n"
+        f"output y: f32[{r}, {r}]\ns = copy(a)\nb = copy(b0)\n{stmt}\ny = copy({stmt[0]})\n"
+    )
+    a, b0 = rnd(3, r, r), rnd(4, r, r)
+    prog = compile_phx(src, "t.phx", opt=2)[0]
+    got = run_program(prog, {"a": a, "b0": b0}, ["y"], "interp", str(tmp_path))["y"]
+    np.testing.assert_array_equal(got, (a.T + b0).astype(F32))
+    mp = _no_transposed_reads()
+    try:
+        copied = compile_phx(src, "t.phx", opt=2)[0]
+    finally:
+        mp.undo()
+    s_in = execute(prog, {"a": a, "b0": b0}, "interp", None).ops_by_pipe["S"]
+    s_cp = execute(copied, {"a": a, "b0": b0}, "interp", None).ops_by_pipe["S"]
+    assert (s_in < s_cp) == inplace

@@ -1803,7 +1803,7 @@ class Lowerer:
             if fname in VIEW_OPS:
                 views.assign(self, name_toks, expr)
             else:
-                fname, expr = views.resolve_args(self, fname, expr, temps)
+                fname, expr = views.resolve_args(self, fname, expr, temps, name_toks)
                 views.check_overlap(self, name_toks, fname, expr)
                 self.tensor_lowering.lower_op(self, fname, name_toks, expr)
         except Bad:

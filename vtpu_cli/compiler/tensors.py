@@ -551,12 +551,34 @@ def _rowwise(lw: Lowerer, srcs: list[Tensor], y: Tensor, op) -> None:
     row_bytes = n * ELEM[t]
     pitches = [_pitch(lw, s) or row_bytes for s in srcs]
     ypitch = _pitch(lw, y) or row_bytes
+    # a transposed operand (``views.transposed_ok``): row i is column i of its base, elements
+    # ``estride`` bytes apart, read 16 at a time by a strided gather; a partial last piece is instead
+    # the row's last 64 bytes for every operand and y (overlapping the piece before: the same values)
+    strides = [lw.b.scrolls[s.scroll].estride for s in srcs]
+    shifted = any(strides) and row_bytes % 64 != 0
+
+    def load(s: Tensor, est, off, nb: int) -> VReg:
+        if not est:
+            return (
+                kernels.ld(b, t, s.scroll, off, nb)
+                if isinstance(off, VReg)
+                else b.load(t, b.new("v"), s.scroll, off, nb)
+            )
+        return views.strided_load(lw, s, off, est)
+
+    def elem_off(p: int, est, i: int, o: int):
+        """The byte offset of row i's element o / 4 in an operand (constant form)."""
+        return i * p + (o // 4) * est if est else i * p + o
+
     if rows * row_bytes <= ROWWISE_UNROLL_BYTES:  # small: every piece at its constant offset
         for i in range(rows):
             for o in range(0, row_bytes, 64):
                 nb = min(64, row_bytes - o)
+                if nb < 64 and shifted:
+                    o, nb = row_bytes - 64, 64
                 xs = [
-                    b.load(t, b.new("v"), s.scroll, i * p + o, nb) for s, p in zip(srcs, pitches, strict=True)
+                    load(s, e, elem_off(p, e, i, o), nb)
+                    for s, p, e in zip(srcs, pitches, strides, strict=True)
                 ]
                 b.store(t, op(xs), y.scroll, i * ypitch + o, nb)
         return
@@ -569,13 +591,18 @@ def _rowwise(lw: Lowerer, srcs: list[Tensor], y: Tensor, op) -> None:
         yc = kernels.ptr(b, yp, "el")
 
         def piece(nb: int) -> None:
-            xs = [kernels.ld(b, t, s.scroll, c, nb) for s, c in zip(srcs, cur, strict=True)]
+            xs = [load(s, e, c, nb) for s, c, e in zip(srcs, cur, strides, strict=True)]
             kernels.st(b, t, op(xs), y.scroll, yc, nb)
-            for c in (*cur, yc):
-                kernels.bump(b, c, 64)
+            for c, e in zip((*cur, yc), (*strides, None), strict=True):
+                kernels.bump(b, c, 16 * e if e else 64)
 
         kernels.loop(b, nfull, lambda: piece(64), "el")
-        if tail:
+        if tail and shifted:  # back to the row's last 64 bytes (elements tail/4 - 16 .. from here)
+            back = (64 - tail) // 4
+            for c, e in zip((*cur, yc), (*strides, None), strict=True):
+                kernels.bump(b, c, -back * (e if e else 4))
+            piece(64)
+        elif tail:
             piece(tail)
 
     kernels.rows_loop(b, rows, [*zip(ptrs, pitches, strict=True), (yp, ypitch)], row)

@@ -61,11 +61,13 @@ def operand(lw: Lowerer, node) -> Tensor:
     return build(lw, node)
 
 
-def resolve_args(lw: Lowerer, fname: str, call, temps: list[str]) -> tuple[str, object]:
+def resolve_args(lw: Lowerer, fname: str, call, temps: list[str], targets=()) -> tuple[str, object]:
     """Replace view calls among the positional arguments of a tensor op by the names of the tensors
     they make (registered in ``lw.tensors`` under names listed in ``temps``, removed after the
     statement), so every op takes them like named tensors. ``matmul(x, transpose(w))`` becomes
-    ``matmul_nt(x, w)`` (w read in place) and ``matmul_nt(x, transpose(w))`` becomes ``matmul(x, w)``."""
+    ``matmul_nt(x, w)`` (w read in place) and ``matmul_nt(x, transpose(w))`` becomes ``matmul(x, w)``;
+    an element-wise op reads ``transpose(a)`` in place where :func:`transposed_ok` says it may
+    (``targets``: the statement's result names)."""
     args = list(call.children[1:])
     pos = [i for i, a in enumerate(args) if a is not None and a.data != "kwarg"]
     has_kw = any(a is not None and a.data == "kwarg" for a in args)
@@ -94,7 +96,8 @@ def resolve_args(lw: Lowerer, fname: str, call, temps: list[str]) -> tuple[str, 
         a = args[i]
         if a.data == "call" and str(a.children[0]) in VIEW_OPS:
             a_t = fname == "matmul" and i == pos[0] and len(pos) == 2 and not has_kw  # matmul's x
-            if a_t and _is_call(a, "transpose") and len(a.children) == 2 and a.children[1].data != "kwarg":
+            is_t = _is_call(a, "transpose") and len(a.children) == 2 and a.children[1].data != "kwarg"
+            if is_t and (a_t or (fname in ELEMENTWISE and transposed_ok(lw, a, call, targets))):
                 t = _transposed_operand(lw, a)  # read in place, column by column
             else:
                 t = build(lw, a, pitched=fname in PITCHED)
@@ -819,6 +822,53 @@ def dense(lw: Lowerer, t: Tensor) -> Tensor:
     else:
         copy_rows(lw, t, out)
     return out
+
+
+def transposed_ok(lw: Lowerer, tcall, call, targets) -> bool:
+    """Whether an element-wise op may read ``transpose(a)`` in place (``tensors._rowwise``: strided
+    gathers, 16 elements of a column at a time): ``a`` is 2-D f32 with at least 16 rows (a row of the
+    view, a column of ``a``, is at least one whole piece: a partial last piece is read as the row's
+    last 16 elements, overlapping the piece before), and the result is none of the tensors read --
+    not ``a`` (its rows would be written while its columns are read), and with a partial piece not
+    any operand (the overlapping piece reads again what the one before wrote)."""
+    arg = tcall.children[1]
+    if arg.data != "name":
+        return False
+    a = lw.tensors.get(str(arg.children[0]))
+    if a is None or a.dtype != "f32" or len(a.shape) != 2 or a.shape[0] < 16:
+        return False
+    if lw.b.scrolls[a.scroll].pitch or not targets:
+        return False
+    dest = lw.tensors.get(str(targets[0]))
+    if dest is None:
+        return True  # a new tensor: nothing read is written
+    droot = _root(lw, dest)[0]
+    if _root(lw, a)[0] == droot:
+        return False
+    if a.shape[0] % 16 == 0:
+        return True
+    for x in call.children[1:]:
+        if x is not None and x.data == "name":
+            t = lw.tensors.get(str(x.children[0]))
+            if t is not None and _root(lw, t)[0] == droot:
+                return False
+    return True
+
+
+def strided_load(lw: Lowerer, v: Tensor, off, est: int) -> VReg:
+    """16 elements of a transposed view's row, ``est`` bytes apart from byte ``off`` (an int or a
+    register) of its storage: one strided gather."""
+    b = lw.b
+    r = b.new("v", "col")
+    p = b.base(v.scroll)
+    span = 15 * est + 4
+    mem = (
+        MemInfo(v.scroll, False, off, off + span)
+        if isinstance(off, int)
+        else MemInfo(v.scroll, False, 0, span, off)
+    )
+    b.emit("SGATHER", r, VMem(p, off, 1, est), type=v.dtype, mem=mem)
+    return r
 
 
 def _transposed_operand(lw: Lowerer, call) -> Tensor:
