@@ -826,7 +826,7 @@ def dense(lw: Lowerer, t: Tensor) -> Tensor:
 
 def transposed_ok(lw: Lowerer, tcall, call, targets) -> bool:
     """Whether an element-wise op may read ``transpose(a)`` in place (``tensors._rowwise``: strided
-    gathers, 16 elements of a column at a time): ``a`` is 2-D f32 with at least 16 rows (a row of the
+    gathers, 16 elements of a column at a time): ``a`` is 2-D f32 or i32 with at least 16 rows (a row of the
     view, a column of ``a``, is at least one whole piece: a partial last piece is read as the row's
     last 16 elements, overlapping the piece before), and the result is none of the tensors read --
     not ``a`` (its rows would be written while its columns are read), and with a partial piece not
@@ -835,7 +835,7 @@ def transposed_ok(lw: Lowerer, tcall, call, targets) -> bool:
     if arg.data != "name":
         return False
     a = lw.tensors.get(str(arg.children[0]))
-    if a is None or a.dtype != "f32" or len(a.shape) != 2 or a.shape[0] < 16:
+    if a is None or a.dtype not in ("f32", "i32") or len(a.shape) != 2 or a.shape[0] < 16:
         return False
     if lw.b.scrolls[a.scroll].pitch or not targets:
         return False
@@ -878,7 +878,7 @@ def _transposed_operand(lw: Lowerer, call) -> Tensor:
     a = _src(lw, call.children[1])
     if len(a.shape) != 2:
         lw.fail(call.children[1], f"transpose takes a 2-D tensor; `{a.name}` is {list(a.shape)}")
-    if a.dtype != "f32":
+    if a.dtype not in ("f32", "i32"):
         return build(lw, call)  # (the op reports the dtype)
     rows, cols = a.shape
     v = view_of(lw, a, 0, (cols, rows), f"transpose({a.name})")
