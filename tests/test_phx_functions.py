@@ -395,3 +395,23 @@ def test_the_model_written_with_a_layer_function_gives_the_same_logits(monkeypat
     n_fn = len(compile_phx(big.text(), "m.phx", opt=2, force_loops=True, sentrons=sentrons)[0].code)
     n_plain = len(compile_phx(text(big), "m.phx", opt=2, force_loops=True, sentrons=sentrons)[0].code)
     assert n_fn <= n_plain + 8, (n_fn, n_plain)
+
+
+def test_the_layers_example_against_numpy(tmp_path):
+    """``programs/phx/layers.phx`` (functions returning tensors and a scalar): numpy's values on both
+    engines, and no copies in its report."""
+    from pathlib import Path
+
+    src = (Path(__file__).parent.parent / "programs" / "phx" / "layers.phx").read_text()
+    x0, g = rnd(1, 4, 64), (1 + 0.1 * rnd(2, 64)).astype(F32)
+    w1, w2 = rnd(3, 4, 64, 128) * F32(0.1), rnd(4, 4, 128, 64) * F32(0.1)
+    inputs = {"x0": x0, "g": g, "w1": w1, "w2": w2}
+    h = x0.astype(np.float64)
+    for layer in range(4):
+        n = rms_ref(h.astype(F32), g).astype(np.float64)
+        h = h + (np.maximum(n @ w1[layer], 0) ** 2) @ w2[layer]
+    for engine in ("interp", "jit"):
+        (x, energy), rep = run(src, inputs, ["x", "energy"], engine=engine, tmp=str(tmp_path))
+        np.testing.assert_allclose(x, h, rtol=1e-3, atol=1e-3)
+        np.testing.assert_allclose(energy, (h[:2] ** 2).sum(), rtol=1e-3)
+        assert not rep["copies"]
