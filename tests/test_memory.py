@@ -7,6 +7,8 @@ import json
 import numpy as np
 import pytest
 from conftest import PROGRAMS, interruptible
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_errors import vtpu
 
 from vtpu_cli.asm.assembler import assemble
@@ -452,3 +454,26 @@ def test_a_host_out_of_memory_while_loading_is_a_clean_error(tmp_path, engine):
     )
     assert r.returncode == 2, r.stderr
     assert "out of host memory loading scroll" in r.stderr and "Traceback" not in r.stderr
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.booleans(), st.integers(0, 40), st.integers(0, 300), st.sampled_from([1, 8, 64])),
+        min_size=1,
+        max_size=40,
+    )
+)
+def test_incremental_placement_equals_placing_everything_again(steps):
+    """Scrolls added (and freed) in any coordinate order: the addresses placed from the insertion
+    point on are those of placing every scroll again in Z-order."""
+    mem = Memory()
+    for add, k, size, align in steps:
+        c = coords.parse_packed(f"1.1.1/1.1.1/1.{1 + k // 9}.{1 + k % 9}")
+        if add and c not in mem.table:
+            mem.add(c, np.zeros(size, np.uint8), align=align)
+        elif not add and c in mem.table:
+            mem.free(c)
+        got = {c: sc.address for c, sc in mem.table.items()}
+        mem._place()  # from the first scroll
+        assert got == {c: sc.address for c, sc in mem.table.items()}

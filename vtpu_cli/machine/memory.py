@@ -200,8 +200,10 @@ class Memory:
         self._sizes[coord] = size
         self._used += size
         self.peak_bytes = max(self.peak_bytes, self._used)
-        bisect.insort(self._order, (coords.morton_key_packed(coord), coord))
-        self._place()
+        key = (coords.morton_key_packed(coord), coord)
+        at = bisect.bisect_left(self._order, key)
+        self._order.insert(at, key)
+        self._place(at)
         return sc
 
     def alloc(self, coord: int, size: int, align: int, owner: int) -> Scroll:
@@ -225,16 +227,23 @@ class Memory:
         self._reconcile()
         self._used -= self._sizes.pop(coord, 0)
         self._invalidate(coord)
-        self._order.remove((coords.morton_key_packed(coord), coord))
+        key = (coords.morton_key_packed(coord), coord)
+        at = bisect.bisect_left(self._order, key)
+        del self._order[at]
         if coord in self._hot_lru:
             self._hot_lru.remove(coord)
-        self._place()
+        self._place(at)
 
-    def _place(self) -> None:
-        """Assign virtual addresses in Z-order, each scroll aligned to its alignment."""
+    def _place(self, start: int = 0) -> None:
+        """Assign virtual addresses in Z-order, each scroll aligned to its alignment, from the
+        ``start``-th scroll on (those before it keep theirs: a scroll added after the others -- the
+        usual order -- is placed in constant time, not by walking every scroll again)."""
         addr = 0
-        for _, c in self._order:
-            sc = self.table[c]
+        if start > 0:
+            prev = self.table[self._order[start - 1][1]]
+            addr = prev.address + prev.size
+        for k in range(start, len(self._order)):
+            sc = self.table[self._order[k][1]]
             addr = (addr + sc.align - 1) // sc.align * sc.align
             sc.address = addr
             addr += sc.size
