@@ -296,9 +296,7 @@ def test_several_sentrons_place_their_private_parts(tmp_path, name, sentrons):
     the copying program's bits on the interpreter (which checks every access for races) and natively,
     fewer loads and stores executed -- except where an op shares its rows out (``shard=cols`` over
     several rows), which keeps the copy."""
-    from vtpu_cli.compiler import bind_inputs, read_output
-    from vtpu_cli.engines.interp.interpreter import Interpreter
-    from vtpu_cli.engines.jit.engine import JitEngine
+    from test_phx_views import run_outputs
 
     src, placed_expected = SEVERAL[name]
     rng = np.random.default_rng(sentrons)
@@ -316,15 +314,9 @@ def test_several_sentrons_place_their_private_parts(tmp_path, name, sentrons):
     for place in (True, False):
         prog = _compile(src, 2, place, sentrons)
         for eng in ("interp", "jit"):
-            bind_inputs(prog, inputs)
-            if eng == "jit":
-                res = JitEngine(prog, sentrons, cache_dir=str(tmp_path)).run()
-                assert res.engine == "jit", res.fallback
-            else:
-                res = Interpreter(prog, sentrons).run()
+            (got[(place, eng)],), res = run_outputs(prog, inputs, [out], eng, str(tmp_path), sentrons)
+            if eng == "interp":
                 s_ops[place] = res.ops_by_pipe["S"]
-            assert res.status == "ok", res.fault.render() if res.fault else res.status
-            got[(place, eng)] = read_output(prog, res, out)
     for g in got.values():
         np.testing.assert_array_equal(g, got[(False, "interp")])
     assert (s_ops[True] < s_ops[False]) == placed_expected, s_ops

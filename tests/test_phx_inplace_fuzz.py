@@ -240,9 +240,7 @@ def test_random_programs_on_several_sentrons_match_their_copying_form(tmp_path, 
     """The random in-place programs compiled for 2 or 3 sentrons (placed concat parts and bound column
     views are each sentron's private tensors): the copying form's bits on the interpreter, which
     checks every access for races, and a few natively."""
-    from vtpu_cli.compiler import bind_inputs, read_output
-    from vtpu_cli.engines.interp.interpreter import Interpreter
-    from vtpu_cli.engines.jit.engine import JitEngine
+    from test_phx_views import run_outputs
 
     rng = random.Random(2000 + seed)
     src, ins, outs = _program(rng)
@@ -262,12 +260,7 @@ def test_random_programs_on_several_sentrons_match_their_copying_form(tmp_path, 
         return
     new = compile_phx(src, "f.phx", opt=2, sentrons=ns)[0]
 
-    def outputs(prog, jit: bool):
-        bind_inputs(prog, inputs)
-        res = JitEngine(prog, ns, cache_dir=str(tmp_path)).run() if jit else Interpreter(prog, ns).run()
-        assert res.status == "ok", res.fault.render() if res.fault else res.status
-        return [read_output(prog, res, o) for o in outs]
-
-    want = outputs(ref, False)
-    for a, b in zip(outputs(new, seed % 6 == 0), want, strict=True):
+    want, _ = run_outputs(ref, inputs, outs, "interp", str(tmp_path), ns)
+    got, _ = run_outputs(new, inputs, outs, "jit" if seed % 6 == 0 else "interp", str(tmp_path), ns)
+    for a, b in zip(got, want, strict=True):
         np.testing.assert_array_equal(a, b, err_msg=src)

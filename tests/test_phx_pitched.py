@@ -919,8 +919,7 @@ def test_bound_column_views_on_several_sentrons(tmp_path, sentrons):
     """``v = slice(x, 8, 16, axis=1)`` read in place by ``matmul`` and ``softmax``, and a column view of
     a state tensor (rows written by sentron 0, a barrier, then read in place): the copying program's
     bits on the interpreter (race-checked) and the JIT, with fewer loads and stores."""
-    from vtpu_cli.compiler import bind_inputs, read_output
-    from vtpu_cli.engines.jit.engine import JitEngine
+    from test_phx_views import run_outputs
 
     src = """input x: f32[6, 48]
 weight w: f32[16, 24]
@@ -947,15 +946,9 @@ u = relu(s2)
                 mp.setattr(driver, "plan_column_views", lambda *a, **k: None)
             prog = compile_phx(src, "t.phx", opt=2, sentrons=sentrons)[0]
         for eng in ("interp", "jit"):
-            bind_inputs(prog, inputs)
-            if eng == "jit":
-                res = JitEngine(prog, sentrons, cache_dir=str(tmp_path)).run()
-                assert res.engine == "jit", res.fallback
-            else:
-                res = Interpreter(prog, sentrons).run()
+            got[(view, eng)], res = run_outputs(prog, inputs, ["y", "z", "u"], eng, str(tmp_path), sentrons)
+            if eng == "interp":
                 s_ops[view] = res.ops_by_pipe["S"]
-            assert res.status == "ok", res.fault.render() if res.fault else res.status
-            got[(view, eng)] = [read_output(prog, res, o) for o in ("y", "z", "u")]
     for g in got.values():
         for a, b in zip(g, got[(False, "interp")], strict=True):
             np.testing.assert_array_equal(a, b)

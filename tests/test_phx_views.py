@@ -25,17 +25,24 @@ def run(src, inputs, outs, opt, engine, tmp):
     return run_program(compile_phx(src, "t.phx", opt=opt)[0], inputs, outs, engine, tmp)
 
 
-def execute(prog, inputs, engine, tmp):
-    """Bind ``inputs`` and run a compiled program on one sentron (natively when ``engine`` is jit):
-    its result, whatever its status."""
+def execute(prog, inputs, engine, tmp, sentrons: int = 1):
+    """Bind ``inputs`` and run a compiled program (natively when ``engine`` is jit; the interpreter
+    checks every access for races): its result, whatever its status."""
     bind_inputs(prog, inputs)
     if engine == "jit":
         from vtpu_cli.engines.jit.engine import JitEngine
 
-        res = JitEngine(prog, 1, cache_dir=tmp).run()
+        res = JitEngine(prog, sentrons, cache_dir=tmp).run()
         assert res.engine == "jit", res.fallback
         return res
-    return Interpreter(prog, 1).run()
+    return Interpreter(prog, sentrons).run()
+
+
+def run_outputs(prog, inputs, outs, engine, tmp, sentrons: int = 1):
+    """(the outputs, the run's result) of a run that must end ``ok``."""
+    res = execute(prog, inputs, engine, tmp, sentrons)
+    assert res.status == "ok", res.fault.render() if res.fault else res.status
+    return [read_output(prog, res, o) for o in outs], res
 
 
 def run_program(prog, inputs, outs, engine, tmp):

@@ -1070,23 +1070,48 @@ def half_chunks(half: int) -> list[tuple[int, int]]:
     return [(o, min(64, half * 4 - o)) for o in range(0, half * 4, 64)]
 
 
+class _RopeWalk:
+    """The pointers both RoPE forms walk: the table row of position pos (one row further per token),
+    each head of x, and y's own head pointer when its rows are apart otherwise (column slices in
+    place: ``row_pitch``)."""
+
+    def __init__(self, lw: Lowerer, x, cs, y, heads: int, hd: int, pos) -> None:
+        b = self.b = lw.b
+        self.hd = hd
+        width = heads * hd * 4
+        xs, ys = row_pitch(lw, x, width), row_pitch(lw, y, width)
+        self.row = ptr(b, 0, "cs")
+        self.cstep = row_pitch(lw, cs, hd * 4)
+        if isinstance(pos, VReg):
+            b.emit("DMUL", self.row, pos, imm(self.cstep), type="i64")
+        else:
+            b.emit("DMOV", self.row, imm(int(pos) * self.cstep))
+        self.hp = ptr(b, 0, "head")
+        self.yp = ptr(b, 0, "yhead") if xs != ys else None
+        self.gaps = (xs - width, ys - width)  # past the columns of other tensors to the next row
+
+    def next_head(self) -> None:
+        bump(self.b, self.hp, self.hd * 4)
+        if self.yp is not None:
+            bump(self.b, self.yp, self.hd * 4)
+
+    def next_token(self, rows: int) -> None:
+        bump(self.b, self.row, self.cstep)
+        if rows > 1:
+            bump(self.b, self.hp, self.gaps[0])
+            if self.yp is not None:
+                bump(self.b, self.yp, self.gaps[1])
+
+
 def rope_loop(lw: Lowerer, x, cs, y, heads: int, hd: int, pos, rows: int = 1) -> None:
     """Rotary embedding of ``rows`` tokens at positions pos, pos+1, ..., half-split convention: for
     each head, with c = cs[p, :hd/2], s = cs[p, hd/2:]: y1 = x1*c - x2*s, y2 = x2*c + x1*s (each
     product rounded, then the sum)."""
     b = lw.b
     half = hd // 2
-    width = heads * hd * 4
-    xs, ys = row_pitch(lw, x, width), row_pitch(lw, y, width)  # row strides (column slices in place)
-    row = ptr(b, 0, "cs")
-    cstep = row_pitch(lw, cs, hd * 4)
-    if isinstance(pos, VReg):
-        b.emit("DMUL", row, pos, imm(cstep), type="i64")
-    else:
-        b.emit("DMOV", row, imm(int(pos) * cstep))
+    walk = _RopeWalk(lw, x, cs, y, heads, hd, pos)
+    row, hp, yp = walk.row, walk.hp, walk.yp
     pieces = half_chunks(half)
-    hp = ptr(b, 0, "head")
-    yp = ptr(b, 0, "yhead") if xs != ys else None  # y's own pointer when its rows are apart otherwise
     cvec: list = []
     svec: list = []
 
@@ -1094,11 +1119,7 @@ def rope_loop(lw: Lowerer, x, cs, y, heads: int, hd: int, pos, rows: int = 1) ->
         cvec[:] = [ld(b, "f32", cs.scroll, at(b, row, off), nb) for off, nb in pieces]
         svec[:] = [ld(b, "f32", cs.scroll, at(b, row, half * 4 + off), nb) for off, nb in pieces]
         loop(b, heads, head, "head")
-        bump(b, row, cstep)
-        if rows > 1:  # past the columns of other tensors to the next row
-            bump(b, hp, xs - width)
-            if yp is not None:
-                bump(b, yp, ys - width)
+        walk.next_token(rows)
 
     def head():
         for (off, nb), c, s in zip(pieces, cvec, svec, strict=True):
@@ -1116,9 +1137,7 @@ def rope_loop(lw: Lowerer, x, cs, y, heads: int, hd: int, pos, rows: int = 1) ->
             b.emit("DADD", y2, a2, b2, type="f32")
             st(b, "f32", y1, y.scroll, q1, nb)
             st(b, "f32", y2, y.scroll, q2, nb)
-        bump(b, hp, hd * 4)
-        if yp is not None:
-            bump(b, yp, hd * 4)
+        walk.next_head()
 
     loop(b, rows, token, "token")
 
@@ -1133,14 +1152,8 @@ def rope_pairs_loop(lw: Lowerer, x, cs, y, heads: int, hd: int, pos, rows: int =
     symmetric) and a + (-b) is a - b in IEEE arithmetic, signed zeros included."""
     b = lw.b
     half = hd // 2
-    width = heads * hd * 4
-    xs, ys = row_pitch(lw, x, width), row_pitch(lw, y, width)
-    row = ptr(b, 0, "cs")
-    cstep = row_pitch(lw, cs, hd * 4)
-    if isinstance(pos, VReg):
-        b.emit("DMUL", row, pos, imm(cstep), type="i64")
-    else:
-        b.emit("DMOV", row, imm(int(pos) * cstep))
+    walk = _RopeWalk(lw, x, cs, y, heads, hd, pos)
+    row, hp, yp = walk.row, walk.hp, walk.yp
     pieces = [(o, min(64, hd * 4 - o)) for o in range(0, hd * 4, 64)]  # 16-lane chunks of one head
     iota = b.load("i32", b.new("v", "iota"), const_iota(lw), 0)
     dup, swap, odd, even = b.new("v", "dup"), b.new("v", "swap"), b.new("v"), b.new("v")
@@ -1155,8 +1168,6 @@ def rope_pairs_loop(lw: Lowerer, x, cs, y, heads: int, hd: int, pos, rows: int =
     spread = lw.scratch("ropecs", 2 * hd * 4) if len(pieces) > 8 else None
     cvec: list = []
     svec: list = []
-    hp = ptr(b, 0, "head")
-    yp = ptr(b, 0, "yhead") if xs != ys else None
 
     def token():
         cvec.clear()
@@ -1175,11 +1186,7 @@ def rope_pairs_loop(lw: Lowerer, x, cs, y, heads: int, hd: int, pos, rows: int =
                 else:
                     b.store("f32", w, spread, dst, nb)
         loop(b, heads, head, "head")
-        bump(b, row, cstep)
-        if rows > 1:
-            bump(b, hp, xs - width)
-            if yp is not None:
-                bump(b, yp, ys - width)
+        walk.next_token(rows)
 
     def head():
         for k, (off, nb) in enumerate(pieces):
@@ -1195,9 +1202,7 @@ def rope_pairs_loop(lw: Lowerer, x, cs, y, heads: int, hd: int, pos, rows: int =
             b.emit("DMUL", bb, sw, s, type="f32")
             b.emit("DADD", yv, a, bb, type="f32")
             st(b, "f32", yv, y.scroll, at(b, hp if yp is None else yp, off), nb)
-        bump(b, hp, hd * 4)
-        if yp is not None:
-            bump(b, yp, hd * 4)
+        walk.next_head()
 
     loop(b, rows, token, "token")
 

@@ -734,19 +734,15 @@ def _place_columns(lw: Lowerer, g, name: str, dtype: str, shape: tuple[int, ...]
 def _already_there(lw: Lowerer, parts: list[Tensor], out: Tensor, axis: int, shape, es: int) -> list[bool]:
     """Per part: whether it is a placed view of ``out`` at exactly the bytes the concat would copy it to
     (the parts placed before one that could not be; ``place_part`` places in order, so a prefix)."""
-    done = []
+    done = [False] * len(parts)
     at = 0
     rows_apart = axis == 1 and len(shape) == 2 and shape[0] != 1
-    for t in parts:
+    for k, t in enumerate(parts):
         sc = lw.b.scrolls[t.scroll]
-        ok = (
-            sc.view_of == out.scroll
-            and sc.offset == at
-            and (sc.pitch == shape[1] * es if rows_apart else not sc.pitch)
-        )
-        if not ok or (done and not done[-1]):
-            ok = False
-        done.append(ok)
+        pitch_ok = sc.pitch == shape[1] * es if rows_apart else not sc.pitch
+        if sc.view_of != out.scroll or sc.offset != at or not pitch_ok:
+            break
+        done[k] = True
         at += t.shape[1] * es if rows_apart else tensor_nbytes(t.dtype, t.shape)
     return done
 
