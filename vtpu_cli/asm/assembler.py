@@ -867,7 +867,7 @@ class Assembler:
                 raise _LineError(
                     "the byte count must be an integer in 1..64", count_tok.col, count_tok.length
                 )
-            args[mi] = Mem(m.base, m.off, MEM_CONTIG, Imm(nb))
+            args[mi] = Mem(m.base, m.off, MEM_CONTIG, Imm(nb), m.disp)
         if op.vector_only and form == "r":
             raise _LineError(f"{op.name} has only a vector form", col, mlen)
         if op.name == "DMOV" and form == "v" and isinstance(args[1], Reg) and args[1].cls == "s":
@@ -969,7 +969,7 @@ class Assembler:
                         f"unexpected register `{t.text}` in memory operand",
                         t.col,
                         t.length,
-                        hint="forms: [p + off], [p + rOff], [p + off : stride], [p + off + vIdx]",
+                        hint="forms: [p + off], [p + rOff + disp], [p + off : stride], [p + off + vIdx]",
                     )
             else:
                 if t.kind == "word" and t.text in self.consts:
@@ -979,33 +979,29 @@ class Assembler:
                 else:
                     raise _LineError(f"`{t.text}` is not a register, constant or number", t.col, t.length)
                 imm_sum += -v if sign == "-" else v
-        if reg_off is not None and imm_sum:
-            raise _LineError(
-                "a memory offset is either a register or an immediate, not both",
-                tok.col + 1,
-                hint="add the immediate to the register first",
-            )
         if not -(1 << 31) <= imm_sum < (1 << 31):
-            raise _LineError(f"memory offset {imm_sum} does not fit 32 bits", tok.col + 1)
-        off = reg_off if reg_off is not None else Imm(imm_sum)
+            what = "displacement" if reg_off is not None else "offset"
+            raise _LineError(f"memory {what} {imm_sum} does not fit 32 bits", tok.col + 1)
+        # [p + rN + disp]: a register offset with a displacement (svISA v2); [p + imm]: the immediate
+        off, disp = (reg_off, imm_sum) if reg_off is not None else (Imm(imm_sum), 0)
         if index is not None and stride is not None:
             raise _LineError("a memory operand is strided or indexed, not both", stride.col, stride.length)
         if index is not None:
-            return Mem(base.idx, off, MEM_INDEXED, index)
+            return Mem(base.idx, off, MEM_INDEXED, index, disp)
         if stride is not None:
             r = parse_reg(stride) if stride.kind == "word" else None
             if r is not None and r.cls == "r":
-                return Mem(base.idx, off, MEM_STRIDED, r)
+                return Mem(base.idx, off, MEM_STRIDED, r, disp)
             if stride.kind == "word" and stride.text in self.consts:
-                return Mem(base.idx, off, MEM_STRIDED, Imm(self.consts[stride.text]))
+                return Mem(base.idx, off, MEM_STRIDED, Imm(self.consts[stride.text]), disp)
             if stride.kind != "num":
                 raise _LineError(
                     f"a stride is a scalar register or integer, found `{stride.text}`",
                     stride.col,
                     stride.length,
                 )
-            return Mem(base.idx, off, MEM_STRIDED, Imm(parse_int(stride)))
-        return Mem(base.idx, off, MEM_CONTIG, None)
+            return Mem(base.idx, off, MEM_STRIDED, Imm(parse_int(stride)), disp)
+        return Mem(base.idx, off, MEM_CONTIG, None, disp)
 
     # -- directives
     def _directive(self, tree, lineno: int) -> None:

@@ -75,6 +75,8 @@ class Disassembler:
             )
             if isinstance(arg.off, Reg):
                 off = f" + {arg.off}"
+                if arg.disp:
+                    off += f" + {arg.disp}" if arg.disp > 0 else f" - {-arg.disp}"
             if arg.mode == MEM_INDEXED:
                 return f"[p{arg.base}{off} + {arg.extra}]"
             if arg.mode == MEM_STRIDED:

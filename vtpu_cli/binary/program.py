@@ -38,6 +38,9 @@ class Mem:
     off: Reg | Imm  # r register or immediate byte offset
     mode: int = MEM_CONTIG
     extra: Reg | Imm | None = None  # contiguous: byte count (Imm); strided: stride; indexed: v register
+    # a register offset's displacement: the access starts at byte r + disp (i64, wrapping); 0 for an
+    # immediate offset (which is the displacement itself)
+    disp: int = 0
 
 
 Arg = Reg | Imm | Mem | None
@@ -164,6 +167,10 @@ def check_instr(ins: Instr) -> str | None:
                 return err
             if isinstance(a.off, Imm) and not _fits_i32(a.off.value):
                 return f"memory offset {a.off.value} does not fit 32 bits"
+            if a.disp and not isinstance(a.off, Reg):
+                return "a displacement needs a register offset ([p + rN + disp])"
+            if not _fits_i32(a.disp):
+                return f"memory displacement {a.disp} does not fit 32 bits"
             if isinstance(a.extra, Imm) and not -(1 << 63) <= a.extra.value < (1 << 64):
                 return f"stride {a.extra.value} does not fit 64 bits"
             if form == "r" and (a.mode != MEM_CONTIG or a.extra is not None):

@@ -11,7 +11,8 @@ Layout (little-endian; full description in docs/siw-format.md):
 
 A code section holds fixed-width SIWs of 48 bytes: three 16-byte slots (D, S, C). A slot is
 u8 opcode, u8 type | type2 << 4, u8 modifier index, u8 flags (bit 0: immA is a constant-pool index,
-bit 1: immB likewise, bits 2-3: memory mode), four operand bytes (class << 5 | index; classes
+bit 1: immB likewise, bits 2-3: memory mode, bit 4: the memory operand's register offset has a
+displacement, in the immediate after the operands' own), four operand bytes (class << 5 | index; classes
 0 none, 1 r, 2 v, 3 p, 4 m, 5 special, 6 immA, 7 immB), i32 immA, i32 immB.
 """
 
@@ -78,6 +79,8 @@ SECTION_NAMES = {
 TENSOR_HEAD = struct.Struct("<II")  # sentron count compiled for (0: not recorded), reserved 0
 TENSOR_ENTRY = struct.Struct("<BBBBII")  # role, type, ndim, reserved 0, coordinate index, layers
 CLS_NONE, CLS_IMMA, CLS_IMMB = 0, 6, 7
+FLAG_DISP = 0x10  # slot flag: [p + rN + disp] (svISA v2)
+ISA_V1, ISA_V2 = 1, 2  # the header's ISA revision: v2 only for programs that use a displacement
 CLASS_BY_CODE = {v: k for k, v in REG_CLASS_CODE.items()}
 ALL_MEMBERS = 0xFFFFFFFF
 FEATURE_BITS = ("avx512f", "avx512bw", "avx512vl", "avx512vnni", "avx512bf16")
@@ -179,6 +182,7 @@ def _encode_slot(ins: Instr, pools) -> bytes:
     fields: list[int] = []
     imms: list[int] = []
     flags = 0
+    disp = None
     rc = REG_CLASS_CODE
     for kind, arg in zip(kinds, ins.args, strict=False):
         c = arg.__class__
@@ -205,11 +209,18 @@ def _encode_slot(ins: Instr, pools) -> bytes:
                     f, bit = _imm_field(sub.value, False, imms, pools)
                     fields.append(f)
                     flags |= bit
+            if arg.disp:
+                flags |= FLAG_DISP
+                disp = arg.disp
         elif isinstance(arg, Reg):  # pragma: no cover - no subclasses in the tree
             fields.append(rc[arg.cls] << 5 | arg.idx)
     n = len(fields)
     if n < 4:
         fields += (0,) * (4 - n)
+    if disp is not None:  # after the operands' immediates (validated to fit i32: never a pool entry)
+        if len(imms) >= 2:  # pragma: no cover - a memory operand leaves an immediate free
+            raise AssertionError("no immediate left for the displacement")
+        imms.append(disp)
     n = len(imms)
     if n < 2:
         imms += (0,) * (2 - n)
@@ -247,6 +258,17 @@ def _encode_code(program: Program) -> tuple[bytes, _Pools]:
     for k, ins in again:
         out[k] = _encode_slot(ins, pools)
     return b"".join(out), pools
+
+
+def _uses_disp(program: Program) -> bool:
+    """Whether any memory operand has a displacement (the file then needs an svISA v2 reader)."""
+    for siw in program.code:
+        for ins in siw:
+            if ins.op.pipe == "S":
+                for a in ins.args:
+                    if a.__class__ is Mem and a.disp:
+                        return True
+    return False
 
 
 def _pstr(s: str) -> bytes:
@@ -355,7 +377,8 @@ def encode(program: Program) -> bytes:
         blob = _pad8(blob)
         table += SECTION.pack(kind, count, offset + len(body), len(blob))
         body += blob
-    header = HEADER.pack(MAGIC, FORMAT_VERSION, 1, 0, program.features, len(sections), 0)
+    isa = ISA_V2 if _uses_disp(program) else ISA_V1  # a v1 file stays byte-identical for v1 readers
+    header = HEADER.pack(MAGIC, FORMAT_VERSION, isa, 0, program.features, len(sections), 0)
     out = header + table + body
     return out + hashlib.sha256(out).digest()
 
@@ -385,7 +408,7 @@ class _Reader:
 
 
 def _decode_slot(
-    raw: bytes, pipe: str, siw_index: int, pools: tuple[list[int], list[int]], ncode: int
+    raw: bytes, pipe: str, siw_index: int, pools: tuple[list[int], list[int]], ncode: int, isa: int = ISA_V2
 ) -> Instr:
     opcode, tcode, mod, flags, f0, f1, f2, f3, imma, immb = SLOT.unpack(raw)
     where = f"SIW {siw_index} {pipe} slot"
@@ -474,7 +497,19 @@ def _decode_slot(
             err = mem_form_error(t, mode)
             if err:
                 raise FormatError(f"corrupt .siw: {err} ({where})")
-            args.append(Mem(base.idx, off, mode, extra))
+            disp = 0
+            if flags & FLAG_DISP:
+                if isa < ISA_V2:
+                    raise FormatError(f"corrupt .siw: a displacement in an svISA v1 file ({where})")
+                if not isinstance(off, Reg):
+                    raise FormatError(f"corrupt .siw: a displacement without a register offset ({where})")
+                used = sum(1 for b in fields if b >> 5 in (CLS_IMMA, CLS_IMMB))
+                if used >= 2 or flags >> used & 1:
+                    raise FormatError(f"corrupt .siw: no immediate holds the displacement ({where})")
+                disp = imms[used]
+                if not disp:
+                    raise FormatError(f"corrupt .siw: a displacement flag with a zero displacement ({where})")
+            args.append(Mem(base.idx, off, mode, extra, disp))
             pos += 3
             continue
         v = field_value(fields[pos], allowed_for[spec.kind], spec.kind == "coord", spec.kind == "label")
@@ -511,8 +546,10 @@ def decode(blob: bytes, name: str = "<input>", *, max_data: int | None = None) -
             f"{FORMAT_VERSION})",
             hint="re-assemble the program with this vtpu",
         )
-    if isa_rev != 1:
-        raise FormatError(f"{name}: ISA revision {isa_rev} is not supported (this vtpu implements svISA v1)")
+    if isa_rev not in (ISA_V1, ISA_V2):
+        raise FormatError(
+            f"{name}: ISA revision {isa_rev} is not supported (this vtpu implements svISA v1 and v2)"
+        )
     body, digest = blob[:-DIGEST_BYTES], blob[-DIGEST_BYTES:]
     if hashlib.sha256(body).digest() != digest:
         raise FormatError(f"{name}: checksum mismatch: the file is corrupted or truncated")
@@ -553,7 +590,7 @@ def decode(blob: bytes, name: str = "<input>", *, max_data: int | None = None) -
             raw = code_b[base + k * SLOT_BYTES : base + (k + 1) * SLOT_BYTES]
             ins = seen.get((raw, k))
             if ins is None:
-                ins = _decode_slot(raw, PIPES[k], i, (coord_pool, const_pool), ncode)
+                ins = _decode_slot(raw, PIPES[k], i, (coord_pool, const_pool), ncode, isa_rev)
                 seen[(raw, k)] = ins
             siw.append(ins)
         code.append(tuple(siw))

@@ -57,18 +57,24 @@ class VMem:
     A ``__slots__`` value class (one per memory access; a frozen dataclass costs a dict per instance
     and ~0.5 us to build): equality and hash by value, as the dataclass it replaces; never mutated."""
 
-    __slots__ = ("base", "off", "mode", "extra")
+    __slots__ = ("base", "off", "mode", "extra", "disp")
 
     def __init__(
-        self, base: VReg, off: VReg | int, mode: int = MEM_CONTIG, extra: VReg | int | None = None
+        self,
+        base: VReg,
+        off: VReg | int,
+        mode: int = MEM_CONTIG,
+        extra: VReg | int | None = None,
+        disp: int = 0,
     ):  # extra: contiguous: byte count; strided: stride; indexed: index vector
         self.base = base
         self.off = off
         self.mode = mode
         self.extra = extra
+        self.disp = disp  # a register offset's displacement ([p + r + disp], see fold_addresses)
 
     def _key(self) -> tuple:
-        return (self.base, self.off, self.mode, self.extra)
+        return (self.base, self.off, self.mode, self.extra, self.disp)
 
     def __eq__(self, other) -> bool:
         return other.__class__ is VMem and self._key() == other._key()
@@ -77,7 +83,10 @@ class VMem:
         return hash(self._key())
 
     def __repr__(self) -> str:
-        return f"VMem(base={self.base!r}, off={self.off!r}, mode={self.mode!r}, extra={self.extra!r})"
+        return (
+            f"VMem(base={self.base!r}, off={self.off!r}, mode={self.mode!r}, extra={self.extra!r}, "
+            f"disp={self.disp!r})"
+        )
 
 
 class MemInfo:
@@ -141,19 +150,20 @@ _SET_OP, _SET_MOD, _SET_TYPE, _SET_TYPE2, _SET_ARGS = (
 
 
 # Mem and Imm are slotted too: built the same way
-_SET_BASE, _SET_OFF, _SET_MODE, _SET_EXTRA = (
-    Mem.__dict__[f].__set__ for f in ("base", "off", "mode", "extra")
+_SET_BASE, _SET_OFF, _SET_MODE, _SET_EXTRA, _SET_DISP = (
+    Mem.__dict__[f].__set__ for f in ("base", "off", "mode", "extra", "disp")
 )
 _SET_VALUE = Imm.__dict__["value"].__set__
 
 
-def _mem(base: int, off, mode: int, extra) -> Mem:
-    """``Mem(base, off, mode, extra)``, built like :func:`_instr`."""
+def _mem(base: int, off, mode: int, extra, disp: int = 0) -> Mem:
+    """``Mem(base, off, mode, extra, disp)``, built like :func:`_instr`."""
     o = _new(Mem)
     _SET_BASE(o, base)
     _SET_OFF(o, off)
     _SET_MODE(o, mode)
     _SET_EXTRA(o, extra)
+    _SET_DISP(o, disp)
     return o
 
 
@@ -184,13 +194,14 @@ def imm(value: int) -> Imm:
     return Imm(value)
 
 
-def _vmem(base: VReg, off: VReg | int, mode: int, extra: VReg | int | None) -> VMem:
-    """``VMem(base, off, mode, extra)`` without the ``__init__`` frame: one per memory access."""
+def _vmem(base: VReg, off: VReg | int, mode: int, extra: VReg | int | None, disp: int = 0) -> VMem:
+    """``VMem(base, off, mode, extra, disp)`` without the ``__init__`` frame: one per memory access."""
     o = _new(VMem)
     o.base = base
     o.off = off
     o.mode = mode
     o.extra = extra
+    o.disp = disp
     return o
 
 
@@ -422,6 +433,8 @@ class VI:
 def _fmt_arg(kind: str, a) -> str:
     if isinstance(a, VMem):
         s = f"[{a.base} + {a.off}"
+        if a.disp:
+            s += f" + {a.disp}" if a.disp > 0 else f" - {-a.disp}"
         if a.mode == 1:
             s += f" : {a.extra}"
         elif a.mode == 2:
@@ -586,7 +599,7 @@ class Builder:
             rel = off if rel is vm.off else None
             if rel is None:
                 lo = hi = None
-        args = (*args[:i], VMem(vm.base, off, vm.mode, vm.extra), *args[i + 1 :])
+        args = (*args[:i], VMem(vm.base, off, vm.mode, vm.extra, vm.disp), *args[i + 1 :])
         return args, MemInfo(mem.scroll, mem.write, lo, hi, rel)
 
     # ---------------------------------------------------------------- regions and coordinates

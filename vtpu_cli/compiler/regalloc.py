@@ -339,7 +339,7 @@ def _allocate(code: list, allow_spill: bool, vregs: list) -> Allocated | None:
             extra = m[extra]
         elif isinstance(extra, int):
             extra = _imm(extra, imms)
-        return _mem(m[a.base].idx, off, a.mode, extra)
+        return _mem(m[a.base].idx, off, a.mode, extra, a.disp)
 
     append = out.append
     for it in code:

@@ -32,6 +32,7 @@ from vtpu_cli.binary.program import Instr, Mem, nop
 from vtpu_cli.compiler.ir import (
     _SET_ARGS,
     _SET_BASE,
+    _SET_DISP,
     _SET_EXTRA,
     _SET_MOD,
     _SET_MODE,
@@ -112,7 +113,7 @@ def _physical(it: VI, imms: dict) -> Instr:
                 extra = extra.phys
             elif isinstance(extra, int):
                 extra = _imm(extra, imms)
-            args.append(_mem(a.base.phys.idx, off, a.mode, extra))
+            args.append(_mem(a.base.phys.idx, off, a.mode, extra, a.disp))
         else:
             args.append(a)
     return _instr(it.op, it.mod, it.type, it.type2, tuple(args))
@@ -153,7 +154,7 @@ def schedule(items: list, reorder: bool = True, on_block=None) -> Scheduled:
     label, vi, vreg, vmem = Label, VI, VReg, VMem
     new = _new
     set_op, set_mod, set_type, set_type2, set_args = _SET_OP, _SET_MOD, _SET_TYPE, _SET_TYPE2, _SET_ARGS
-    set_base, set_off, set_mode, set_extra = _SET_BASE, _SET_OFF, _SET_MODE, _SET_EXTRA
+    set_base, set_off, set_mode, set_extra, set_disp = _SET_BASE, _SET_OFF, _SET_MODE, _SET_EXTRA, _SET_DISP
     flag_key = _FLAG_KEY
     has_nop = False
     # block state (reset at each block's end)
@@ -191,6 +192,7 @@ def schedule(items: list, reorder: bool = True, on_block=None) -> Scheduled:
         set_off(m, off)
         set_mode(m, a.mode)
         set_extra(m, extra)
+        set_disp(m, a.disp)
         return m
 
     for it in items:

@@ -196,6 +196,7 @@ def _rename(x, ren: dict):
             ren.get(x.off, x.off) if isinstance(x.off, VReg) else x.off,
             x.mode,
             ren.get(x.extra, x.extra) if isinstance(x.extra, VReg) else x.extra,
+            x.disp,
         )
     return x
 

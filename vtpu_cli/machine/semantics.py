@@ -646,7 +646,13 @@ def _access(s, env, ins: Instr, coord: int, off: int, n: int, write: bool):
 
 
 def _mem_parts(s, m: Mem):
-    off = s.R[m.off.idx] if isinstance(m.off, Reg) else m.off.value
+    """(coordinate, byte offset) of a memory operand: ``r + disp`` wraps like an i64 add."""
+    if isinstance(m.off, Reg):
+        off = s.R[m.off.idx]
+        if m.disp:
+            off = (off + m.disp + (1 << 63)) % (1 << 64) - (1 << 63)
+    else:
+        off = m.off.value
     return s.P[m.base], off
 
 

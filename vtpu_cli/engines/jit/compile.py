@@ -429,7 +429,11 @@ def _bounded_offsets(
                     continue
                 ext = L.access_extent(ins)
                 if ext is not None and reg(ext[1]) in state:
-                    proven[(pc, slot)] = (ext[0], ext[2], state[reg(ext[1])])
+                    bd, d = state[reg(ext[1])], ext[3]
+                    if d:  # [p + r + d]: the offset's bound moves by d (a negative d is not proved)
+                        bd = Bound(bd.m, bd.c, bd.k + d, bd.align) if 0 < d <= _ADDEND_MAX else None
+                    if bd is not None:
+                        proven[(pc, slot)] = (ext[0], ext[2], bd)
                 transfer(ins, state)
         return state, proven
 

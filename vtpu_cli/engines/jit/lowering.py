@@ -1517,7 +1517,12 @@ def _halt(lw: Lowerer, ins: Instr):
 
 # =================================================================== S pipe
 def _mem_off(lw: Lowerer, m):
-    return lw.rget(m.off.idx) if isinstance(m.off, Reg) else ir.Constant(I64, m.off.value)
+    """A memory operand's byte offset as an i64: the immediate, or the register plus its displacement
+    (wrapping, as the interpreter's ``semantics._mem_parts``)."""
+    if not isinstance(m.off, Reg):
+        return ir.Constant(I64, m.off.value)
+    r = lw.rget(m.off.idx)
+    return lw.b.add(r, ir.Constant(I64, m.disp)) if m.disp else r
 
 
 def _ends(lw: Lowerer, size, n: int):
@@ -1562,11 +1567,12 @@ def _prefetch_ahead(lw: Lowerer, addr) -> None:
     lw.call("llvm.prefetch.p0", ir.VoidType(), args)
 
 
-def access_extent(ins: Instr) -> tuple[int, Reg | Imm, int] | None:
-    """(p register, offset operand, bytes from the offset) of an S access whose bounds check is one
+def access_extent(ins: Instr) -> tuple[int, Reg | Imm, int, int] | None:
+    """(p register, offset operand, bytes from the offset, displacement) of an S access whose bounds check is one
     range check of its offset -- ``0 <= off <= size - bytes`` (scalar and contiguous accesses, and
     strided gathers with a constant stride >= 0 lowered as span loads) -- else None. The lowering and
-    compile._bounded_offsets agree on these through this function."""
+    compile._bounded_offsets agree on these through this function. The offset is the operand's
+    register or immediate; the displacement (``[p + r + disp]``, else 0) adds to it."""
     name = ins.op.name
     if name not in ("SGATHER", "SSCATTR"):
         return None
@@ -1576,14 +1582,14 @@ def access_extent(ins: Instr) -> tuple[int, Reg | Imm, int] | None:
     if reg.cls == "r":
         if m.mode != MEM_CONTIG or m.extra is not None:
             return None
-        return m.base, m.off, type_size(t)
+        return m.base, m.off, type_size(t), m.disp
     if m.mode == MEM_CONTIG:
         nb = m.extra.value if m.extra is not None else VEC_BYTES
-        return (m.base, m.off, nb) if 1 <= nb <= VEC_BYTES else None
+        return (m.base, m.off, nb, m.disp) if 1 <= nb <= VEC_BYTES else None
     if not store and m.mode == MEM_STRIDED and isinstance(m.extra, Imm) and 0 <= m.extra.value:
         span = (lanes(t) - 1) * m.extra.value + type_size(t)
         if span <= SPAN_LIMIT:
-            return m.base, m.off, span
+            return m.base, m.off, span, m.disp
     return None
 
 
