@@ -214,7 +214,7 @@ def allocate(code: list, allow_spill: bool = True) -> Allocated | None:
             extra = m[extra]
         elif isinstance(extra, int):
             extra = Imm(extra)
-        return Mem(m[a.base].idx, off, a.mode, extra)
+        return Mem(m[a.base].idx, off, a.mode, extra, a.disp)
 
     append = out.append
     for it in code:

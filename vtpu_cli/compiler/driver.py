@@ -18,6 +18,7 @@ from pathlib import Path
 
 from vtpu_cli.binary.program import DataScroll, Instr, Output, Program, TensorDecl
 from vtpu_cli.compiler import tensors, views
+from vtpu_cli.compiler.addrfold import fold_addresses
 from vtpu_cli.compiler.colslices import plan_column_views
 from vtpu_cli.compiler.concats import plan_concats
 from vtpu_cli.compiler.ir import (
@@ -258,6 +259,8 @@ def compile_phx(
 def _compile(text, filename, opt, sentrons, tune, tile, force_loops, bar: CompileProgress):
     t0 = time.perf_counter()
     lw = _front(text, filename, opt, sentrons, tune, tile, force_loops, bar)
+    if opt >= 1 and FOLD_ADDRESSES:  # [p + y + c] for DADD x, y, c + [p + x] (IR ops: those left)
+        fold_addresses(lw.b.code)
     ir_ops = sum(map(isinstance, lw.b.code, repeat(VI)))
     bar("allocate")
     try:
@@ -292,6 +295,9 @@ def _compile(text, filename, opt, sentrons, tune, tile, force_loops, bar: Compil
     elapsed = time.perf_counter() - t0
     report = _report(lw, prog, sched, alloc, spill_ids, ir_ops, elapsed, opt, sentrons)
     return prog, report
+
+
+FOLD_ADDRESSES = True  # address folding at -O1 and up (addrfold.py; off only to compare against)
 
 
 def _spill_setup(nbytes: int, sentrons: int = 1) -> list[Instr]:
