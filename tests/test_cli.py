@@ -53,7 +53,7 @@ def test_trace_is_chrome_json_with_pipe_tracks(tmp_path):
 
 
 def test_version_and_help_and_isa():
-    assert "svISA v1" in vtpu("--version").stdout
+    assert "svISA v2" in vtpu("--version").stdout
     h = vtpu("--help")
     assert h.returncode == 0 and "asm" in h.stdout and "run" in h.stdout
     assert "DTERNARY" in vtpu("isa").stdout

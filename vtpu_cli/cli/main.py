@@ -136,7 +136,7 @@ def build_parser() -> argparse.ArgumentParser:
     common = _common()
     root = _Parser(
         prog="vtpu",
-        description="Toolchain and runtime for the vtpu virtual tensor processor (svISA v1).",
+        description="Toolchain and runtime for the vtpu virtual tensor processor (svISA v2).",
         epilog="Run `vtpu COMMAND -h` for a command's options. Exit codes: 0 ok, 1 the program faulted or a "
         "gate failed, 2 bad usage or input, 3 missing capability, 130 interrupted.",
         formatter_class=_Formatter,
@@ -1070,7 +1070,7 @@ def cli(argv: list[str] | None = None) -> int:
     if a.version:
         from vtpu_cli import __version__
 
-        print(f"vtpu {__version__} (svISA v1, .siw format 1)")
+        print(f"vtpu {__version__} (svISA v2, .siw format 1)")
         return 0
     if a.install_completion or a.show_completion:
         try:

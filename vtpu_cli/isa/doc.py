@@ -99,7 +99,10 @@ def isa_markdown() -> str:
         "",
         "`[pN + off]` (off: immediate or rN; optional trailing byte count for partial vector accesses), "
         "`[pN + off : stride]` (strided; stride: immediate or rN bytes), `[pN + off + vI]` (indexed: lane i at "
-        "off + vI.i32[i] * element size).",
+        "off + vI.i32[i] * element size). In every form a register offset may carry a signed 32-bit "
+        "displacement, `[pN + rM + disp]` / `[pN + rM - disp]` (svISA v2): the offset is then rM + disp, "
+        "added like DADD.i64 (wrapping), before the bounds check. A .siw file that uses a displacement "
+        "declares ISA revision 2; one that does not is a v1 file.",
         "",
         "## Op summary",
         "",

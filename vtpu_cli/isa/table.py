@@ -1,4 +1,4 @@
-"""svISA v1: the single source of truth for every op.
+"""svISA v2: the single source of truth for every op.
 
 One :class:`Op` row per mnemonic drives the assembler (operand parsing and checking), the binary
 encoder/decoder, the disassembler, the interpreter (``semantics.py`` registers one hook per op
@@ -14,14 +14,14 @@ Operand specs are ``"<role>:<kind>"`` strings, optionally suffixed with ``?`` (m
   ``ri`` (scalar register or immediate), ``rs`` (scalar or special register: ``sid``, ``scount``,
   ``flags``) or immediate, ``imm``, ``label``, ``coord`` (a coordinate literal, a ``.coord`` name or
   ``home``), ``group`` (a ``.group`` name or number), ``mem`` (``[pN + off]``, ``[pN + off : stride]``
-  or ``[pN + off + vI]``).
+  or ``[pN + off + vI]``; a register offset may add a displacement, ``[pN + rM + disp]``, svISA v2).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-ISA_REVISION = 1
+ISA_REVISION = 2  # v2: register offsets with a displacement ([pN + rM + disp])
 
 # ---------------------------------------------------------------- element types
 # code, name, bytes per element (0 = not a lane type), numpy dtype name of the storage
