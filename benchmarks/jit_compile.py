@@ -82,7 +82,7 @@ def main() -> None:
         print(json.dumps(rows, indent=1))
         return
     print(f"{'program':<18}{'SIWs':>6}{'IR/SIW':>8}" + "".join(f"{k:>8}" for k in PHASES) + f"{'total':>8}")
-    print("  (CPU ms per 1,000 SIWs, median of %d runs per phase)" % a.runs)
+    print(f"  (CPU ms per 1,000 SIWs, median of {a.runs} runs per phase)")
     for r in rows:
         per = {k: 1e6 * r[k] / r["siws"] for k in PHASES}
         print(
