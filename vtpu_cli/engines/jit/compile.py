@@ -1469,6 +1469,13 @@ def _compile_object(ir_text: str, v: _Variant, opt: int) -> bytes:
     if opt == TIER0_OPT:
         _all_cold(mod)
     _optimise_all(mod, tm, opt)
+    return _emit_object(tm, mod, ir_text)
+
+
+def _emit_object(tm, mod, ir_text: str) -> bytes:
+    """The object code of an optimised module (``ir_text``: the IR it was parsed from). Not LLVM's
+    ``-regalloc``: the first emission of a process fixes the allocator for the rest of it (docs/jit.md,
+    "Tiers"), so it cannot be chosen per tier."""
     if ir_text.count("\n") <= LARGE_IR_LINES:
         return tm.emit_object(mod)
     # LLVM's register coalescer is superlinear on the long straight-line blocks of large programs (40 %
