@@ -107,7 +107,11 @@ def instr(draw, op=None, ncode: int = 8, ngroups: int = 1):
                 extra = draw(st.one_of(reg("r"), st.integers(-1000, 1000).map(Imm)))
             else:
                 extra = draw(reg("v"))
-            args.append(Mem(draw(st.integers(0, 7)), off, mode, extra))
+            # a register offset may carry a displacement (svISA v2), often a small one
+            disp = 0
+            if isinstance(off, Reg) and draw(st.booleans()):
+                disp = draw(st.one_of(st.integers(-128, 256), st.integers(-(2**31), 2**31 - 1)))
+            args.append(Mem(draw(st.integers(0, 7)), off, mode, extra, disp))
     if op.name == "DMOV" and isinstance(args[1], Imm):
         t = t or "i64"
     if op.name == "DCVT" and args[2] is not None and check_instr(Instr(op, mod, t, t2, tuple(args))):
@@ -227,7 +231,8 @@ def memory_source(draw) -> str:
             )
         elif kind == "contig":
             n = draw(st.integers(1, 64))
-            lines.append(f"    SGATHER.i8 v{draw(st.integers(0, 5))}, [p0 + r13], {n}")
+            d = draw(st.sampled_from(["", " + 8", " - 1", " + 64", f" + {size - 64}"]))  # svISA v2 displacement
+            lines.append(f"    SGATHER.i8 v{draw(st.integers(0, 5))}, [p0 + r13{d}], {n}")
         elif kind == "alloc":
             n = draw(st.integers(0, 512))
             lines += [
