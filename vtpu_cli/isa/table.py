@@ -104,6 +104,15 @@ class Op:
     def is_nop(self) -> bool:
         return self.name in NOP_NAMES
 
+    def __reduce__(self):
+        # pickled by name: an unpickled program (a compile cache, a compile in a child process) holds
+        # the table's own Op objects, as every decoded or assembled program does
+        return (_op_named, (self.name,))
+
+
+def _op_named(name: str) -> Op:
+    return BY_NAME[name]
+
 
 def _op(name, code, pipe, ops="", **kw) -> Op:
     operands = tuple(Operand.parse(s) for s in ops.split()) if ops else ()

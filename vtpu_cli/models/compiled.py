@@ -213,11 +213,11 @@ def compile_step(shape: StepShape, opt: int = 2) -> tuple[Program, dict]:
     lowered to its loop form whatever its size: same numerics, a program ~2.5x smaller for small
     models, and the JIT's native code generation time grows steeply with program size (measured on
     the test model: 4888 SIWs unrolled took 9-15 minutes to generate, see docs/models.md)."""
-    from vtpu_cli.compiler import compile_phx
+    from vtpu_cli.compiler.cache import compile_cached
 
     hit = _PROGRAMS.get(shape)
-    if hit is None:
-        hit = _PROGRAMS[shape] = compile_phx(
+    if hit is None:  # (the next process reads it back from the compile cache: ~8 ms, not ~20-75)
+        hit = _PROGRAMS[shape] = compile_cached(
             shape.text(), "bitnet.phx", opt=opt, force_loops=True, sentrons=shape.sentrons
         )
     return hit
@@ -235,6 +235,14 @@ class StepRunner:
         self.shape = shape
         self.program, self.report = compile_step(shape)
         self.engine_name = engine
+        if engine == "jit":  # the JIT's cache key without encoding the program again (compile cache)
+            from vtpu_cli.compiler.cache import encoding_digest
+
+            digest = encoding_digest(self.program)
+            if digest is not None:
+                from vtpu_cli.engines.jit.compile import remember_digest
+
+                remember_digest(self.program, digest)
         self.tiered = tiered  # JIT: tier-0 code at once, the optimised code from a background compile
         self.mem: Memory = Memory(mem_limit=1 << 46)
         for d in self.program.data:

@@ -1641,6 +1641,16 @@ def program_digest(program: Program) -> bytes:
     return digest
 
 
+def remember_digest(program: Program, digest: bytes) -> None:
+    """Give :func:`program_digest` the SHA-256 of ``program``'s encoding, known from elsewhere (the
+    compile cache keeps it with the program): used while the program stays as it is now."""
+    snap = _snapshot(program)
+    k = id(program)
+    with _DIGESTS_LOCK:
+        ref = weakref.ref(program, lambda _r, k=k: _DIGESTS.pop(k, None))
+        _DIGESTS[k] = (ref, snap, digest)
+
+
 def program_key(program: Program, v, opt: int) -> str:
     """The cache key: the whole program (its canonical .siw encoding: code, groups, data, outputs -- the
     lowering bakes groups and scroll layout in), the variant, the optimisation level and the versions of

@@ -1,0 +1,92 @@
+"""The compile cache of ``compiler/cache.py``: a model's step programs are read back instead of compiled
+at every start, exactly as compiled (the JIT then finds its code under the same key), and anything
+wrong with an entry means a compile, never a wrong program."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import pickle
+
+import pytest
+
+from vtpu_cli.binary.siwfile import encode
+from vtpu_cli.compiler import cache
+from vtpu_cli.compiler import driver as phx_driver
+from vtpu_cli.isa.table import BY_NAME
+
+SRC = """input x: f32[4, 64]
+weight w: f32[64, 32]
+output y: f32[4, 32]
+t = matmul(x, w)
+y = relu(t)
+"""
+
+
+@pytest.fixture
+def cache_dir(tmp_path, monkeypatch):
+    monkeypatch.setenv("VTPU_CACHE_DIR", str(tmp_path))
+    return tmp_path / "phx"
+
+
+def _no_compile(*a, **k):
+    raise AssertionError("compiled although the cache holds the program")
+
+
+def test_second_start_reads_the_program_back(cache_dir, monkeypatch):
+    prog, rep = cache.compile_cached(SRC, "t.phx", opt=2)
+    entries = list(cache_dir.glob("*.pkl"))
+    assert len(entries) == 1 and oct(cache_dir.stat().st_mode & 0o777) == "0o700"
+    with monkeypatch.context() as m:
+        m.setattr(phx_driver, "compile_phx", _no_compile)
+        again, rep2 = cache.compile_cached(SRC, "t.phx", opt=2)
+    assert again is not prog and again.code == prog.code and again.data == prog.data and rep2 == rep
+    assert again.tensors == prog.tensors and again.coord_names == prog.coord_names
+    assert again.code[0][0].op is BY_NAME[again.code[0][0].op.name]  # the op table's own objects
+    want = hashlib.sha256(encode(prog)).digest()
+    assert cache.encoding_digest(prog) == want and cache.encoding_digest(again) == want
+    # other options or another source are other entries
+    cache.compile_cached(SRC, "t.phx", opt=3)
+    cache.compile_cached(SRC.replace("relu", "silu"), "t.phx", opt=2)
+    assert len(list(cache_dir.glob("*.pkl"))) == 3
+
+
+def test_a_damaged_or_foreign_entry_is_compiled_again(cache_dir):
+    prog, _ = cache.compile_cached(SRC, "t.phx", opt=2)
+    (entry,) = cache_dir.glob("*.pkl")
+    for junk in (b"", b"not a pickle", pickle.dumps(("a", "b", b"c")), pickle.dumps([1, 2, 3])):
+        entry.write_bytes(junk)
+        got, _ = cache.compile_cached(SRC, "t.phx", opt=2)
+        assert got.code == prog.code
+        assert pickle.loads(entry.read_bytes())[0].code == prog.code  # rewritten
+
+
+def test_sources_and_version_are_part_of_the_key(cache_dir, monkeypatch):
+    a = cache.entry_path(SRC, {"opt": 2})
+    monkeypatch.setattr(cache, "_DIGEST", "0" * 16)
+    assert cache.entry_path(SRC, {"opt": 2}) != a
+
+
+def test_no_private_folder_means_no_cache(tmp_path, monkeypatch):
+    shared = tmp_path / "shared"
+    (shared / "phx").mkdir(parents=True)
+    os.chmod(shared / "phx", 0o777)  # writable by others: never read back from
+    monkeypatch.setenv("VTPU_CACHE_DIR", str(shared))
+    assert cache.entry_path(SRC, {"opt": 2}) is None
+    prog, _ = cache.compile_cached(SRC, "t.phx", opt=2)
+    assert prog.code and not list((shared / "phx").glob("*"))
+
+
+def test_the_jit_finds_its_code_for_a_program_read_back(cache_dir):
+    jc = pytest.importorskip("vtpu_cli.engines.jit.compile")
+    from vtpu_cli.compiler import compile_phx
+
+    fresh, _ = compile_phx(SRC, "t.phx", opt=2)
+    cache.compile_cached(SRC, "t.phx", opt=2)
+    cache._ENCODED.clear()
+    read, _ = cache.compile_cached(SRC, "t.phx", opt=2)
+    jc.remember_digest(read, cache.encoding_digest(read))
+    v = ("none", False)
+    assert jc.program_key(read, v, 2) == jc.program_key(fresh, v, 2)
+    read.outputs.clear()  # a program changed after it was read: its digest is computed again
+    assert jc.program_digest(read) == hashlib.sha256(encode(read)).digest()

@@ -1,0 +1,103 @@
+"""A disk cache of compiled programs, for callers that compile the same source at every start.
+
+A model's step programs are the same text at every ``vtpu generate`` / ``vtpu serve`` start; compiling
+them is ~20-75 ms per variant, reading one back ~8 ms. Entries live in ``cache_base()/phx`` (a folder
+private to the user, as the grammar tables: the entries are pickles), named by a SHA-256 of the
+source, the compile options, vtpu's version and the sources of everything that shapes the output
+(compiler, op table, program classes, grammar), so any edit or upgrade compiles afresh. An entry that
+cannot be read is compiled again and rewritten; nothing is cached without a private folder.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import pickle
+import weakref
+from pathlib import Path
+
+from vtpu_cli import __version__
+from vtpu_cli.core.fileio import write_atomic
+
+_DIGEST: str | None = None
+# program -> SHA-256 of its .siw encoding, for the programs this module returned (computed when the
+# entry was written, kept in it): the JIT keys its code cache by that digest (encoding a 2B step: ~9 ms)
+# (keyed by id with a weak reference: programs compare by value and are not hashable)
+_ENCODED: dict[int, tuple] = {}
+
+
+def _remember(program, digest: bytes) -> None:
+    k = id(program)
+    _ENCODED[k] = (weakref.ref(program, lambda _r, k=k: _ENCODED.pop(k, None)), digest)
+
+
+_PARTS = ("compiler", "isa", "binary", "core")  # packages whose sources shape a compile
+
+
+def sources_digest() -> str:
+    """SHA-256 (hex, 16 digits) of vtpu's version and the name, size and modification time of every
+    source that shapes a compile (compiler, op table, program classes, grammar) -- what Python itself
+    checks before it reuses a module's bytecode --, once per process."""
+    global _DIGEST
+    if _DIGEST is None:
+        root = Path(__file__).resolve().parents[1]
+        h = hashlib.sha256(__version__.encode())
+        paths = [p for part in _PARTS for p in sorted((root / part).glob("*.py"))]
+        grammar = root / "grammar" / "phx.lark"
+        paths.append(grammar if grammar.is_file() else root.parent / "grammar" / "phx.lark")
+        for path in paths:
+            st = path.stat()
+            h.update(f"{path}\0{st.st_size}\0{st.st_mtime_ns}\n".encode())
+        _DIGEST = h.hexdigest()[:16]
+    return _DIGEST
+
+
+def entry_path(text: str, options: dict) -> Path | None:
+    """Where the compile of ``text`` with ``options`` is kept, or None without a private cache folder."""
+    from vtpu_cli.core.resources import private_cache_dir
+
+    base = private_cache_dir("phx")
+    if base is None:
+        return None
+    key = hashlib.sha256(f"{sources_digest()}\0{sorted(options.items())!r}\0{text}".encode()).hexdigest()
+    return base / f"{key[:32]}.pkl"
+
+
+def compile_cached(text: str, filename: str = "<input>", **options):
+    """``compile_phx(text, filename, **options)``, read from the cache when an entry exists (then the
+    report's ``compile_s`` is that of the compile that made it)."""
+    from vtpu_cli.binary.program import Program
+
+    path = entry_path(text, options)
+    if path is not None and path.is_file():
+        try:
+            got = pickle.loads(path.read_bytes())
+            if (
+                isinstance(got, tuple)
+                and len(got) == 3
+                and isinstance(got[0], Program)
+                and isinstance(got[1], dict)
+                and isinstance(got[2], bytes)
+            ):
+                _remember(got[0], got[2])
+                return got[0], got[1]
+        except Exception:  # noqa: BLE001 - a damaged or stale entry: compile again below
+            pass
+    from vtpu_cli.compiler.driver import compile_phx  # (the compiler is imported only for a miss)
+
+    prog, report = compile_phx(text, filename, **options)
+    if path is not None:
+        from vtpu_cli.binary.siwfile import encode
+
+        digest = hashlib.sha256(encode(prog)).digest()
+        _remember(prog, digest)
+        try:
+            write_atomic(path, pickle.dumps((prog, report, digest), protocol=pickle.HIGHEST_PROTOCOL))
+        except OSError:
+            pass  # a full or read-only disk: the next start compiles again
+    return prog, report
+
+
+def encoding_digest(program) -> bytes | None:
+    """SHA-256 of ``program``'s .siw encoding when :func:`compile_cached` returned it (else None)."""
+    hit = _ENCODED.get(id(program))
+    return hit[1] if hit is not None and hit[0]() is program else None
