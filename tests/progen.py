@@ -231,7 +231,8 @@ def memory_source(draw) -> str:
             )
         elif kind == "contig":
             n = draw(st.integers(1, 64))
-            d = draw(st.sampled_from(["", " + 8", " - 1", " + 64", f" + {size - 64}"]))  # svISA v2 displacement
+            # an svISA v2 displacement on the register offset
+            d = draw(st.sampled_from(["", " + 8", " - 1", " + 64", f" + {size - 64}"]))
             lines.append(f"    SGATHER.i8 v{draw(st.integers(0, 5))}, [p0 + r13{d}], {n}")
         elif kind == "alloc":
             n = draw(st.integers(0, 512))
