@@ -711,6 +711,7 @@ def ref_code_section(program) -> bytes:
         fields: list[int] = []
         imms: list[int] = []
         flags = 0
+        disp = 0
 
         def put_imm(value: int, coord: bool = False) -> int:
             nonlocal flags
@@ -743,7 +744,12 @@ def ref_code_section(program) -> bytes:
                         fields.append(reg_byte(sub))
                     else:
                         fields.append(put_imm(sub.value) << 5)
+                if arg.disp:  # svISA v2: flag bit 4, the displacement in the next free immediate
+                    disp = arg.disp
         fields.extend([0] * (4 - len(fields)))
+        if disp:
+            flags |= 0x10
+            imms.append(disp)
         imms.extend([0] * (2 - len(imms)))
         t = ins.type
         if op.name == "DMOV":
