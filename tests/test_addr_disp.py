@@ -107,6 +107,11 @@ def test_corrupt_displacements_are_format_errors():
     struct.pack_into("<i", zero, at + 8, 0)  # the flag with a zero displacement
     with pytest.raises(FormatError, match="zero displacement"):
         siwfile.decode(_reseal(bytes(zero)), "x.siw")
+    for slot, bit in ((0, siwfile.FLAG_DISP), (1, 0x20), (0, 0x04)):  # DMOV (D slot) / the gather
+        odd = bytearray(body)
+        odd[_slot_offset(blob, 2, 0) + 3 if slot == 0 else at + 3] |= bit
+        with pytest.raises(FormatError, match="flag bits"):
+            siwfile.decode(_reseal(bytes(odd)), "x.siw")
     rev = bytearray(body)
     struct.pack_into("<H", rev, 10, 3)
     with pytest.raises(FormatError, match="ISA revision 3 is not supported"):

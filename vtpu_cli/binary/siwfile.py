@@ -519,6 +519,8 @@ def _decode_slot(
         pos += 1
     if any(fields[pos:]):
         raise FormatError(f"corrupt .siw: stray operand bytes in {where}")
+    if flags & ~0x1F or (flags & (FLAG_DISP | 0x0C) and not any(isinstance(a, Mem) for a in args)):
+        raise FormatError(f"corrupt .siw: flag bits 0x{flags:02x} that {op.name} does not use in {where}")
     ins = Instr(op, m, t, t2, tuple(args))
     err = check_instr(ins)
     if err:
