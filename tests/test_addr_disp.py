@@ -61,6 +61,7 @@ def test_assembler_disassembler_and_header():
         (Reg("r", 1), 60, MEM_CONTIG),
     ]
     text = disassemble(prog)
+    assert text.startswith("; svISA v2")
     assert "[p0 + r1 + 60]" in text and "[p0 + r1 - 4 : 8]" in text and "[p2 + r1 + 60], v1, 32" in text
     blob = siwfile.encode(prog)
     assert siwfile.HEADER.unpack_from(blob)[2] == siwfile.ISA_V2

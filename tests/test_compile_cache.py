@@ -90,3 +90,39 @@ def test_the_jit_finds_its_code_for_a_program_read_back(cache_dir):
     assert jc.program_key(read, v, 2) == jc.program_key(fresh, v, 2)
     read.outputs.clear()  # a program changed after it was read: its digest is computed again
     assert jc.program_digest(read) == hashlib.sha256(encode(read)).digest()
+
+
+def test_a_failed_write_and_pruning_and_what_is_not_cached(cache_dir, monkeypatch):
+    from vtpu_cli.core.errors import VtpuError
+
+    def full(*a, **k):
+        raise VtpuError("cannot write: Disk quota exceeded")
+
+    with monkeypatch.context() as m:
+        m.setattr(cache, "write_atomic", full)
+        prog, _ = cache.compile_cached(SRC, "t.phx", opt=2)  # the start goes on without the cache
+    assert prog.code and not list(cache_dir.glob("*.pkl"))
+    monkeypatch.setattr(cache, "ENTRIES", 2)
+    for act in ("relu", "silu", "relu2"):
+        cache.compile_cached(SRC.replace("relu", act), "t.phx", opt=2)
+    assert len(list(cache_dir.glob("*.pkl"))) == 2
+    cache.compile_cached(SRC, "t.phx", opt=2, tune=True)  # tile choices from another file: not kept
+    assert len(list(cache_dir.glob("*.pkl"))) == 2
+
+
+def test_key_has_the_file_name_and_cpu_vendor(cache_dir, monkeypatch):
+    from vtpu_cli.compiler import tune
+
+    a = cache.entry_path(SRC, {"opt": 2})
+    monkeypatch.setattr(tune, "cpu_vendor", lambda: "other")
+    assert cache.entry_path(SRC, {"opt": 2}) != a
+    got, _ = cache.compile_cached(SRC, "a.phx", opt=2)
+    other, _ = cache.compile_cached(SRC, "b.phx", opt=2)
+    assert (got.source_file, other.source_file) == ("a.phx", "b.phx")
+
+
+def test_a_changed_program_has_no_remembered_digest(cache_dir):
+    prog, _ = cache.compile_cached(SRC, "t.phx", opt=2)
+    assert cache.encoding_digest(prog) is not None
+    prog.lines[0] += 1
+    assert cache.encoding_digest(prog) is None

@@ -127,7 +127,9 @@ def _mutate_arg(arg, rng: random.Random):
         cls = rng.choice(("r", "v", "p", "m", "s", arg.cls, arg.cls))
         return Reg(cls, rng.choice((0, 1, arg.idx, 2, 15, 31)))
     if isinstance(arg, Mem):
-        which = rng.randrange(4)
+        which = rng.randrange(5)
+        if which == 4:  # svISA v2 displacements, in and out of range, on any offset
+            return dataclasses.replace(arg, disp=rng.choice((0, 1, -1, 64, 1 << 31, -(1 << 31) - 1)))
         if which == 0:
             return dataclasses.replace(arg, mode=rng.randrange(3))
         if which == 1:

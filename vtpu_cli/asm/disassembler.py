@@ -152,7 +152,8 @@ class Disassembler:
 
     def render(self) -> str:
         p = self.p
-        out = [f"; svISA v1 -- {len(p.code)} SIWs, {p.op_count()} ops"]
+        v2 = any(isinstance(a, Mem) and a.disp for siw in p.code for ins in siw for a in ins.args)
+        out = [f"; svISA v{2 if v2 else 1} -- {len(p.code)} SIWs, {p.op_count()} ops"]
         if p.lines:
             out.append(f'.file "{_escape(p.source_file)}"')
         else:

@@ -210,6 +210,10 @@ def _encode_slot(ins: Instr, pools) -> bytes:
                     fields.append(f)
                     flags |= bit
             if arg.disp:
+                if not isinstance(arg.off, Reg) or not -(1 << 31) <= arg.disp < (1 << 31):
+                    raise FormatError(
+                        f"cannot encode {ins.op.name}: a displacement needs a register offset and 32 bits"
+                    )
                 flags |= FLAG_DISP
                 disp = arg.disp
         elif isinstance(arg, Reg):  # pragma: no cover - no subclasses in the tree

@@ -16,6 +16,7 @@ import weakref
 from pathlib import Path
 
 from vtpu_cli import __version__
+from vtpu_cli.core.errors import VtpuError
 from vtpu_cli.core.fileio import write_atomic
 
 _DIGEST: str | None = None
@@ -25,9 +26,27 @@ _DIGEST: str | None = None
 _ENCODED: dict[int, tuple] = {}
 
 
+def _state(program) -> tuple:
+    """What the encoding depends on that could be changed in place (instructions are immutable and
+    compare by identity first, so this is cheap for an unchanged program)."""
+    return (
+        tuple(program.code),
+        tuple(program.data),
+        tuple(program.outputs),
+        tuple(program.tensors),
+        tuple(program.groups),
+        tuple(program.lines),
+        tuple(program.coord_names.items()),
+        tuple(program.labels.items()),
+        program.source_file,
+        program.features,
+        program.sentrons,
+    )
+
+
 def _remember(program, digest: bytes) -> None:
     k = id(program)
-    _ENCODED[k] = (weakref.ref(program, lambda _r, k=k: _ENCODED.pop(k, None)), digest)
+    _ENCODED[k] = (weakref.ref(program, lambda _r, k=k: _ENCODED.pop(k, None)), digest, _state(program))
 
 
 _PARTS = ("compiler", "isa", "binary", "core")  # packages whose sources shape a compile
@@ -58,16 +77,21 @@ def entry_path(text: str, options: dict) -> Path | None:
     base = private_cache_dir("phx")
     if base is None:
         return None
-    key = hashlib.sha256(f"{sources_digest()}\0{sorted(options.items())!r}\0{text}".encode()).hexdigest()
-    return base / f"{key[:32]}.pkl"
+    from vtpu_cli.compiler.tune import cpu_vendor
+
+    # the host's CPU vendor picks some loop forms' stream counts (kernels.AMD): part of the key, so a
+    # cache folder shared by hosts of both vendors never hands one the other's program
+    ident = f"{sources_digest()}\0{cpu_vendor()}\0{sorted(options.items())!r}\0{text}"
+    return base / f"{hashlib.sha256(ident.encode()).hexdigest()[:32]}.pkl"
 
 
 def compile_cached(text: str, filename: str = "<input>", **options):
     """``compile_phx(text, filename, **options)``, read from the cache when an entry exists (then the
-    report's ``compile_s`` is that of the compile that made it)."""
+    report's ``compile_s`` is that of the compile that made it). Compiles with tuning on (whose tile
+    choices come from another file) are not cached."""
     from vtpu_cli.binary.program import Program
 
-    path = entry_path(text, options)
+    path = None if options.get("tune") else entry_path(text, {**options, "filename": filename})
     if path is not None and path.is_file():
         try:
             got = pickle.loads(path.read_bytes())
@@ -92,12 +116,24 @@ def compile_cached(text: str, filename: str = "<input>", **options):
         _remember(prog, digest)
         try:
             write_atomic(path, pickle.dumps((prog, report, digest), protocol=pickle.HIGHEST_PROTOCOL))
-        except OSError:
+            _prune(path.parent)
+        except (OSError, VtpuError):
             pass  # a full or read-only disk: the next start compiles again
     return prog, report
+
+
+ENTRIES = 64  # entries kept (~120-170 KB each for a 2B step variant); the least recently written go
+
+
+def _prune(folder: Path) -> None:
+    entries = sorted(folder.glob("*.pkl"), key=lambda p: p.stat().st_mtime_ns)
+    for old in entries[: max(0, len(entries) - ENTRIES)]:
+        old.unlink(missing_ok=True)
 
 
 def encoding_digest(program) -> bytes | None:
     """SHA-256 of ``program``'s .siw encoding when :func:`compile_cached` returned it (else None)."""
     hit = _ENCODED.get(id(program))
-    return hit[1] if hit is not None and hit[0]() is program else None
+    if hit is None or hit[0]() is not program or hit[2] != _state(program):
+        return None  # not from this module, or changed since
+    return hit[1]

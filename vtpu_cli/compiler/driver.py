@@ -220,8 +220,11 @@ def compile_ir(
     tune: bool = False,
     force_loops: bool = False,
 ) -> str:
-    """The level-1 IR (after lowering, before register allocation) as text."""
-    return dump(_front(text, filename, opt, sentrons, tune, force_loops=force_loops).b.code)
+    """The level-1 IR (after lowering and address folding, before register allocation) as text."""
+    code = _front(text, filename, opt, sentrons, tune, force_loops=force_loops).b.code
+    if opt >= 1 and FOLD_ADDRESSES:
+        fold_addresses(code)
+    return dump(code)
 
 
 def compile_phx(

@@ -672,7 +672,9 @@ class Builder:
         extra = None if (dst.cls == "r" or n == 64) else n
         if rel is not None:
             if off:
-                raise CompileError("register offset plus displacement is not an svISA address mode")
+                raise CompileError(
+                    "a load takes an immediate or a register offset (addrfold.py adds displacements)"
+                )
             mem = _vmem(p, rel, MEM_CONTIG, extra)
             info = _meminfo(scroll, False, 0, n, rel)
         else:

@@ -3,8 +3,8 @@
 The unrolled lowering in :mod:`.tensors` emits straight-line code proportional to the number of
 weights; above a size threshold each op is instead lowered here into ``DLOOP`` nests whose bodies are
 fixed tiles, so the program size depends on the op mix, not on the hidden size. Addresses are byte
-offsets in loop-carried *pointer registers* (svISA has ``[p + r]`` but no ``[p + r + imm]``, so every
-displacement inside a tile costs one ``DADD``). Tails (a partial 16-lane chunk, a remainder row block
+offsets in loop-carried *pointer registers*; a displacement inside a tile is written as a ``DADD``
+that address folding (:mod:`.addrfold`) turns into the access's ``[p + r + imm]``. Tails (a partial 16-lane chunk, a remainder row block
 or column group) get one static copy of the tile, so code size is bounded by a constant per op.
 
 Numerics are identical to the unrolled lowering, element for element: the same ops are applied in

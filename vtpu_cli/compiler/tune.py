@@ -25,8 +25,9 @@ def fallback(kind: str, m: int, k: int, n: int, opt: int = 2) -> tuple[int, int]
     """Deterministic choice from the pipe-balance model: a k step of an rr x cc tile issues rr*cc
     D-pipe FMAs and rr + cc S-pipe loads; minimise max(D, S) SIWs over the whole matmul, with at most
     24 vector registers live (rr*cc accumulators + rr + cc operands). When the row blocks stay a
-    DLOOP loop (too big to unroll), every activation load and output store needs an address DADD
-    (svISA has no register + displacement mode), which the D count includes."""
+    DLOOP loop (too big to unroll), the D count includes an address DADD per activation load and
+    output store, as the lowering writes them (address folding removes most of them since svISA v2;
+    the model was tuned before, and is kept so that tile choices, hence programs, stay as they were)."""
     nt = (n + 15) // 16
     if kind == "tmatmul":
         return 1, min(2, nt)

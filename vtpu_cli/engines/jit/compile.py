@@ -373,7 +373,9 @@ def _bounded_offsets(
     bounding register is <= BOUND_MAX (nothing wraps), and for each access that its largest offset
     ``(M & ~(2**align - 1)) + k`` is ``<u max(size - bytes + 1, 0)``; the clone then omits those
     accesses' bounds checks (they cannot fail), while any other entry runs the general loop with every
-    check. Access sizes come from ``lowering.access_extent``, the rule the lowering checks.
+    check. Access sizes come from ``lowering.access_extent``, the rule the lowering checks; an
+    access's displacement ``[p + r + d]`` with ``0 < d <= _ADDEND_MAX`` moves its bound by ``d`` (any
+    other displacement is not proved).
     """
     code = program.code
     for pc in range(t, last + 1):
