@@ -126,3 +126,12 @@ def test_a_changed_program_has_no_remembered_digest(cache_dir):
     assert cache.encoding_digest(prog) is not None
     prog.lines[0] += 1
     assert cache.encoding_digest(prog) is None
+
+
+def test_a_data_scroll_edited_in_place_forgets_the_digest(cache_dir):
+    """(``bind_inputs`` puts a tensor's bytes into its data scroll object: the same object, new bytes.)"""
+    prog, _ = cache.compile_cached(SRC, "t.phx", opt=2)
+    assert cache.encoding_digest(prog) is not None
+    d = next(d for d in prog.data if d.nbytes)
+    d.data = b"\x01" * d.nbytes
+    assert cache.encoding_digest(prog) is None

@@ -3,8 +3,9 @@
 A model's step programs are the same text at every ``vtpu generate`` / ``vtpu serve`` start; compiling
 them is ~20-75 ms per variant, reading one back ~8 ms. Entries live in ``cache_base()/phx`` (a folder
 private to the user, as the grammar tables: the entries are pickles), named by a SHA-256 of the
-source, the compile options, vtpu's version and the sources of everything that shapes the output
-(compiler, op table, program classes, grammar), so any edit or upgrade compiles afresh. An entry that
+source, the file name and compile options, the CPU vendor, vtpu's version and the sources of
+everything that shapes the output (compiler, op table, program classes, grammar), so any edit or
+upgrade compiles afresh. An entry that
 cannot be read is compiled again and rewritten; nothing is cached without a private folder.
 """
 
@@ -28,10 +29,14 @@ _ENCODED: dict[int, tuple] = {}
 
 def _state(program) -> tuple:
     """What the encoding depends on that could be changed in place (instructions are immutable and
-    compare by identity first, so this is cheap for an unchanged program)."""
+    compare by identity first, so this is cheap for an unchanged program; a data scroll is unpacked,
+    its bytes copied unless immutable, since the scroll object itself may be edited)."""
     return (
         tuple(program.code),
-        tuple(program.data),
+        tuple(
+            (d.coord, d.dtype, d.shape, d.data if type(d.data) is bytes else bytes(d.data), d.zero, d.nbytes)
+            for d in program.data
+        ),
         tuple(program.outputs),
         tuple(program.tensors),
         tuple(program.groups),
