@@ -10,6 +10,7 @@ import pickle
 
 import pytest
 
+from vtpu_cli.binary import siwfile
 from vtpu_cli.binary.siwfile import encode
 from vtpu_cli.compiler import cache
 from vtpu_cli.compiler import driver as phx_driver
@@ -44,7 +45,9 @@ def test_second_start_reads_the_program_back(cache_dir, monkeypatch):
     assert again.tensors == prog.tensors and again.coord_names == prog.coord_names
     assert again.code[0][0].op is BY_NAME[again.code[0][0].op.name]  # the op table's own objects
     want = hashlib.sha256(encode(prog)).digest()
-    assert cache.encoding_digest(prog) == want and cache.encoding_digest(again) == want
+    with monkeypatch.context() as m:  # both digests are known: neither program is encoded again
+        m.setattr(siwfile, "encode", _no_compile)
+        assert siwfile.encoding_digest(prog) == want and siwfile.encoding_digest(again) == want
     # other options or another source are other entries
     cache.compile_cached(SRC, "t.phx", opt=3)
     cache.compile_cached(SRC.replace("relu", "silu"), "t.phx", opt=2)
@@ -77,19 +80,20 @@ def test_no_private_folder_means_no_cache(tmp_path, monkeypatch):
     assert prog.code and not list((shared / "phx").glob("*"))
 
 
-def test_the_jit_finds_its_code_for_a_program_read_back(cache_dir):
+def test_the_jit_finds_its_code_for_a_program_read_back(cache_dir, monkeypatch):
     jc = pytest.importorskip("vtpu_cli.engines.jit.compile")
     from vtpu_cli.compiler import compile_phx
 
     fresh, _ = compile_phx(SRC, "t.phx", opt=2)
     cache.compile_cached(SRC, "t.phx", opt=2)
-    cache._ENCODED.clear()
     read, _ = cache.compile_cached(SRC, "t.phx", opt=2)
-    jc.remember_digest(read, cache.encoding_digest(read))
     v = ("none", False)
-    assert jc.program_key(read, v, 2) == jc.program_key(fresh, v, 2)
+    with monkeypatch.context() as m:  # the key of the program read back needs no encoding
+        m.setattr(siwfile, "encode", _no_compile)
+        key = jc.program_key(read, v, 2)
+    assert key == jc.program_key(fresh, v, 2)
     read.outputs.clear()  # a program changed after it was read: its digest is computed again
-    assert jc.program_digest(read) == hashlib.sha256(encode(read)).digest()
+    assert siwfile.encoding_digest(read) == hashlib.sha256(encode(read)).digest()
 
 
 def test_a_failed_write_and_pruning_and_what_is_not_cached(cache_dir, monkeypatch):
@@ -121,17 +125,23 @@ def test_key_has_the_file_name_and_cpu_vendor(cache_dir, monkeypatch):
     assert (got.source_file, other.source_file) == ("a.phx", "b.phx")
 
 
+def _remembered(prog) -> bytes | None:
+    hit = siwfile._DIGESTS.get(id(prog))
+    return hit[2] if hit is not None and hit[0]() is prog and hit[1] == siwfile._state(prog) else None
+
+
 def test_a_changed_program_has_no_remembered_digest(cache_dir):
     prog, _ = cache.compile_cached(SRC, "t.phx", opt=2)
-    assert cache.encoding_digest(prog) is not None
+    assert _remembered(prog) is not None
     prog.lines[0] += 1
-    assert cache.encoding_digest(prog) is None
+    assert _remembered(prog) is None
 
 
 def test_a_data_scroll_edited_in_place_forgets_the_digest(cache_dir):
     """(``bind_inputs`` puts a tensor's bytes into its data scroll object: the same object, new bytes.)"""
     prog, _ = cache.compile_cached(SRC, "t.phx", opt=2)
-    assert cache.encoding_digest(prog) is not None
+    assert _remembered(prog) is not None
     d = next(d for d in prog.data if d.nbytes)
     d.data = b"\x01" * d.nbytes
-    assert cache.encoding_digest(prog) is None
+    assert _remembered(prog) is None
+    assert siwfile.encoding_digest(prog) == hashlib.sha256(encode(prog)).digest()

@@ -1045,7 +1045,7 @@ def test_cache_key_covers_the_whole_program_not_just_the_code(tmp_path):
 
 
 def test_cache_key_follows_a_program_changed_in_place():
-    """The program's digest is remembered per object (``compile.program_digest``): every in-place change
+    """The program's digest is remembered per object (``siwfile.encoding_digest``): every in-place change
     -- a SIW replaced, a group's members, a data scroll's bytes, a register output, a label -- must still
     give a new key (and only a real change: an equal rebuilt program keeps it)."""
     import dataclasses

@@ -11,7 +11,6 @@ crash mid-write leaves the previous checkpoint intact.
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import zipfile
@@ -31,9 +30,9 @@ FILE = "checkpoint.npz"
 
 def program_digest(program: Program) -> str:
     """What a checkpoint must be resumed with: the program's code, data and groups."""
-    from vtpu_cli.binary.siwfile import encode
+    from vtpu_cli.binary.siwfile import encoding_digest
 
-    return hashlib.sha256(encode(program)).hexdigest()
+    return encoding_digest(program).hex()
 
 
 @dataclass

@@ -5,7 +5,8 @@ them is ~20-75 ms per variant, reading one back ~8 ms. Entries live in ``cache_b
 private to the user, as the grammar tables: the entries are pickles), named by a SHA-256 of the
 source, the file name and compile options, the CPU vendor, vtpu's version and the sources of
 everything that shapes the output (compiler, op table, program classes, grammar), so any edit or
-upgrade compiles afresh. An entry that
+upgrade compiles afresh. An entry also keeps the SHA-256 of the program's .siw encoding, handed to
+``siwfile.remember_digest`` when it is read back (the JIT keys its code cache by it). An entry that
 cannot be read is compiled again and rewritten; nothing is cached without a private folder.
 """
 
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import hashlib
 import pickle
-import weakref
 from pathlib import Path
 
 from vtpu_cli import __version__
@@ -21,37 +21,6 @@ from vtpu_cli.core.errors import VtpuError
 from vtpu_cli.core.fileio import write_atomic
 
 _DIGEST: str | None = None
-# program -> SHA-256 of its .siw encoding, for the programs this module returned (computed when the
-# entry was written, kept in it): the JIT keys its code cache by that digest (encoding a 2B step: ~9 ms)
-# (keyed by id with a weak reference: programs compare by value and are not hashable)
-_ENCODED: dict[int, tuple] = {}
-
-
-def _state(program) -> tuple:
-    """What the encoding depends on that could be changed in place (instructions are immutable and
-    compare by identity first, so this is cheap for an unchanged program; a data scroll is unpacked,
-    its bytes copied unless immutable, since the scroll object itself may be edited)."""
-    return (
-        tuple(program.code),
-        tuple(
-            (d.coord, d.dtype, d.shape, d.data if type(d.data) is bytes else bytes(d.data), d.zero, d.nbytes)
-            for d in program.data
-        ),
-        tuple(program.outputs),
-        tuple(program.tensors),
-        tuple(program.groups),
-        tuple(program.lines),
-        tuple(program.coord_names.items()),
-        tuple(program.labels.items()),
-        program.source_file,
-        program.features,
-        program.sentrons,
-    )
-
-
-def _remember(program, digest: bytes) -> None:
-    k = id(program)
-    _ENCODED[k] = (weakref.ref(program, lambda _r, k=k: _ENCODED.pop(k, None)), digest, _state(program))
 
 
 _PARTS = ("compiler", "isa", "binary", "core")  # packages whose sources shape a compile
@@ -95,6 +64,7 @@ def compile_cached(text: str, filename: str = "<input>", **options):
     report's ``compile_s`` is that of the compile that made it). Compiles with tuning on (whose tile
     choices come from another file) are not cached."""
     from vtpu_cli.binary.program import Program
+    from vtpu_cli.binary.siwfile import encoding_digest, remember_digest
 
     path = None if options.get("tune") else entry_path(text, {**options, "filename": filename})
     if path is not None and path.is_file():
@@ -107,7 +77,7 @@ def compile_cached(text: str, filename: str = "<input>", **options):
                 and isinstance(got[1], dict)
                 and isinstance(got[2], bytes)
             ):
-                _remember(got[0], got[2])
+                remember_digest(got[0], got[2])  # the JIT's cache key without encoding it again
                 return got[0], got[1]
         except Exception:  # noqa: BLE001 - a damaged or stale entry: compile again below
             pass
@@ -115,10 +85,7 @@ def compile_cached(text: str, filename: str = "<input>", **options):
 
     prog, report = compile_phx(text, filename, **options)
     if path is not None:
-        from vtpu_cli.binary.siwfile import encode
-
-        digest = hashlib.sha256(encode(prog)).digest()
-        _remember(prog, digest)
+        digest = encoding_digest(prog)
         try:
             write_atomic(path, pickle.dumps((prog, report, digest), protocol=pickle.HIGHEST_PROTOCOL))
             _prune(path.parent)
@@ -134,11 +101,3 @@ def _prune(folder: Path) -> None:
     entries = sorted(folder.glob("*.pkl"), key=lambda p: p.stat().st_mtime_ns)
     for old in entries[: max(0, len(entries) - ENTRIES)]:
         old.unlink(missing_ok=True)
-
-
-def encoding_digest(program) -> bytes | None:
-    """SHA-256 of ``program``'s .siw encoding when :func:`compile_cached` returned it (else None)."""
-    hit = _ENCODED.get(id(program))
-    if hit is None or hit[0]() is not program or hit[2] != _state(program):
-        return None  # not from this module, or changed since
-    return hit[1]

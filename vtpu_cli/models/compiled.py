@@ -235,14 +235,6 @@ class StepRunner:
         self.shape = shape
         self.program, self.report = compile_step(shape)
         self.engine_name = engine
-        if engine == "jit":  # the JIT's cache key without encoding the program again (compile cache)
-            from vtpu_cli.compiler.cache import encoding_digest
-
-            digest = encoding_digest(self.program)
-            if digest is not None:
-                from vtpu_cli.engines.jit.compile import remember_digest
-
-                remember_digest(self.program, digest)
         self.tiered = tiered  # JIT: tier-0 code at once, the optimised code from a background compile
         self.mem: Memory = Memory(mem_limit=1 << 46)
         for d in self.program.data:

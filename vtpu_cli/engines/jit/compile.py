@@ -15,7 +15,6 @@ import stat
 import struct
 import threading
 import time
-import weakref
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -1597,68 +1596,14 @@ LARGE_IR_LINES = 20_000  # IR above this size is emitted without register coales
 CACHE_ENTRIES = 256  # compiled objects kept per cache directory (least recently written go first)
 
 
-def _snapshot(program: Program) -> tuple:
-    """Everything a program's encoding depends on, by reference: SIWs, instructions, outputs and tensor
-    declarations are immutable, so two snapshots compare equal (identity first, element by element,
-    in C) exactly when the encodings would; lists, dicts and data scrolls are copied or unpacked, since
-    they can be changed in place."""
-    return (
-        tuple(program.code),
-        tuple(program.groups),
-        tuple(
-            (d.coord, d.dtype, d.shape, d.data if type(d.data) is bytes else bytes(d.data), d.zero, d.nbytes)
-            for d in program.data
-        ),
-        tuple(program.outputs),
-        tuple(program.tensors),
-        tuple(program.labels.items()),
-        tuple(program.coord_names.items()),
-        tuple(program.lines),
-        program.source_file,
-        program.features,
-        program.sentrons,
-    )
-
-
-# id(program) -> (weak reference, snapshot, SHA-256 of its .siw encoding): the encoding of a model step
-# takes ~12 ms (a third of loading its cached object), its snapshot well under 1 ms
-_DIGESTS: dict[int, tuple[weakref.ref, tuple, bytes]] = {}
-_DIGESTS_LOCK = threading.Lock()
-
-
-def program_digest(program: Program) -> bytes:
-    """SHA-256 of the program's canonical .siw encoding, recomputed only when the program changed since
-    the last call for the same object (see ``_snapshot``)."""
-    from vtpu_cli.binary.siwfile import encode
-
-    snap = _snapshot(program)
-    k = id(program)
-    hit = _DIGESTS.get(k)
-    if hit is not None and hit[0]() is program and hit[1] == snap:
-        return hit[2]
-    digest = hashlib.sha256(encode(program)).digest()
-    with _DIGESTS_LOCK:
-        ref = weakref.ref(program, lambda _r, k=k: _DIGESTS.pop(k, None))
-        _DIGESTS[k] = (ref, snap, digest)
-    return digest
-
-
-def remember_digest(program: Program, digest: bytes) -> None:
-    """Give :func:`program_digest` the SHA-256 of ``program``'s encoding, known from elsewhere (the
-    compile cache keeps it with the program): used while the program stays as it is now."""
-    snap = _snapshot(program)
-    k = id(program)
-    with _DIGESTS_LOCK:
-        ref = weakref.ref(program, lambda _r, k=k: _DIGESTS.pop(k, None))
-        _DIGESTS[k] = (ref, snap, digest)
-
-
 def program_key(program: Program, v, opt: int) -> str:
     """The cache key: the whole program (its canonical .siw encoding: code, groups, data, outputs -- the
     lowering bakes groups and scroll layout in), the variant, the optimisation level and the versions of
     vtpu, llvmlite and the JIT's own sources."""
+    from vtpu_cli.binary.siwfile import encoding_digest
+
     h = hashlib.sha256()
-    h.update(program_digest(program))
+    h.update(encoding_digest(program))
     for part in (
         repr(v).encode(),
         str(opt).encode(),
