@@ -259,8 +259,8 @@ def memory_source(draw) -> str:
 
 @st.composite
 def fleet_source(draw) -> tuple[str, int]:
-    """2..16 sentrons running the same loop of ring messages and collectives (race-free by construction:
-    no sentron writes memory another reads)."""
+    """2..16 sentrons running the same loop of ring messages, collectives and scroll hand-offs (race-free
+    by construction: a scroll another sentron reads is written, read and freed between barriers)."""
     n = draw(st.sampled_from([2, 3, 4, 5, 8, 16]))
     trips = draw(st.integers(1, 20))
     lines = [
@@ -280,12 +280,29 @@ def fleet_source(draw) -> tuple[str, int]:
         "    DMUL.i64 r0, r8, 7",
         "    DBCAST.i32 v0, r8",
         "    DCVT.f32.i32 v1, v0",
+        # p3: this sentron's private coordinate (library 7 beside its home), p4: the left neighbour's
+        "    SCOORD p3, home",
+        "    SINDEX.set p3, p3, 0, 7",
+        "    DADD.i64 r7, r11, 1",
+        "    SINDEX.set p4, p3, 8, r7",
         f"    DMOV r13, {trips}",
         "loop:",
     ]
     for _ in range(draw(st.integers(1, 6))):
-        kind = draw(st.sampled_from(["d", "ring", "ring_v", "bar", "reduce", "reduce_v", "cast", "any"]))
-        if kind == "d":
+        kind = draw(
+            st.sampled_from(["d", "ring", "ring_v", "bar", "reduce", "reduce_v", "cast", "any", "scroll"])
+        )
+        if kind == "scroll":  # make a scroll, let the right neighbour read (and flush) it, free it
+            lines += [
+                f"    SALLOC p3, {draw(st.sampled_from([16, 64, 200]))}",
+                f"    SSCATTR.i64 [p3 + 8], r{draw(st.integers(0, 5))}",
+                "    CBAR 0",
+                f"    SGATHER.i64 r{draw(st.integers(0, 5))}, [p4 + 8]",
+            ]
+            if draw(st.booleans()):
+                lines.append("    SFLUSH p4")
+            lines += ["    CBAR 0", "    SFREE p3"]
+        elif kind == "d":
             lines.append(_d_line(draw, regs=range(0, 6), vregs=range(0, 4)))
         elif kind in ("ring", "ring_v"):
             src = f"r{draw(st.integers(0, 5))}" if kind == "ring" else f"v{draw(st.integers(0, 3))}"

@@ -41,7 +41,7 @@ CASES = [
 ANY_ORDER = {"fleet/route.vasm": 7}
 
 # programs the JIT declines, with the reason it must give (a change of reason or a fix shows up here)
-KNOWN_FALLBACK = {"fleet/matmul_scatter.vasm": "scroll-table changes are not thread-safe"}
+KNOWN_FALLBACK: dict[str, str] = {}
 
 
 def state(res):

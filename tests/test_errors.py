@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -17,13 +18,14 @@ from vtpu_cli.core.errors import DiagnosticError
 ERR = PROGRAMS / "errors"
 
 
-def vtpu(*args: str, stdin: str | None = None):
+def vtpu(*args: str, stdin: str | None = None, env: dict[str, str] | None = None):
     return subprocess.run(
         [sys.executable, "-m", "vtpu_cli.cli.main", *args],
         capture_output=True,
         text=True,
         input=stdin,
         timeout=60,
+        env={**os.environ, **env} if env else None,
     )
 
 
@@ -131,12 +133,21 @@ def test_jit_runs_natively_or_says_why_it_falls_back():
     doc = json.loads(r.stdout)
     assert r.returncode == 0 and doc["engine"] == "jit" and doc["fallback"] is None
     assert "note:" not in r.stderr
-    r = vtpu(
-        "run", str(PROGRAMS / "fleet" / "matmul_scatter.vasm"), "-n", "16", "--json"
-    )  # SALLOC, 16 sentrons
+    # SALLOC and SFREE with 16 sentrons run natively
+    r = vtpu("run", str(PROGRAMS / "fleet" / "matmul_scatter.vasm"), "-n", "16", "--engine", "jit", "--json")
     doc = json.loads(r.stdout)
-    assert r.returncode == 0 and doc["engine"] == "interp" and "SALLOC" in doc["fallback"]
-    assert "note: running on the interpreter: SALLOC" in r.stderr
+    assert r.returncode == 0 and doc["engine"] == "jit" and doc["fallback"] is None
+    r = vtpu(
+        "run",
+        str(PROGRAMS / "fleet" / "matmul_scatter.vasm"),
+        "-n",
+        "16",
+        "--json",
+        env={"VTPU_JIT_MAX_SENTRONS": "8"},
+    )
+    doc = json.loads(r.stdout)
+    assert r.returncode == 0 and doc["engine"] == "interp" and "the JIT runs at most 8" in doc["fallback"]
+    assert "note: running on the interpreter: 16 sentrons" in r.stderr
 
 
 printable = st.text(alphabet=st.characters(min_codepoint=9, max_codepoint=0x17F), max_size=200)

@@ -763,7 +763,7 @@ def test_multi_sentron_fault():
     assert ref.fault.sentron == 0
 
 
-def test_multi_sentron_salloc_falls_back_with_reason():
+def test_too_many_sentrons_fall_back_with_reason(monkeypatch):
     prog = assemble("""
     SALLOC p0, 64
 """)
@@ -774,7 +774,12 @@ def test_multi_sentron_salloc_falls_back_with_reason():
     mem = Memory()
     load_memory(prog, mem)
     res = run_program(prog, mem, EngineOptions(sentrons=2, cache_dir=_cache_dir()))
-    assert res.engine == "interp" and "SALLOC" in res.fallback
+    assert res.engine == "jit" and res.fallback is None  # SALLOC with several sentrons runs natively
+    monkeypatch.setenv(jit.MAX_JIT_SENTRONS_ENV, "1")
+    mem = Memory()
+    load_memory(prog, mem)
+    res = run_program(prog, mem, EngineOptions(sentrons=2, cache_dir=_cache_dir()))
+    assert res.engine == "interp" and "2 sentrons: the JIT runs at most 1" in res.fallback
 
 
 # =================================================================== cache

@@ -495,8 +495,8 @@ class RankInterpreter(Interpreter):
             tr.before_remote = self._homed_release
 
     # ------------------------------------------------------------------ memory coherence
-    def _note_access(self, s, sc, write: bool, ins) -> None:
-        self.fleet.note_access(s, sc, write, ins)
+    def _note_access(self, s, sc, write: bool, ins, what: str = "") -> None:
+        self.fleet.note_access(s, sc, write, ins, what)
         log = self.race_log
         if log is not None:
             clock = self.fleet.clock[s.id]

@@ -144,6 +144,7 @@ class SemanticsEnv:
         self.mem = mem
         self.fleet = fleet
         self.note_access = fleet.note_access
+        self.note_lifetime = fleet.note_lifetime
         self.fence = fleet.fence
 
 

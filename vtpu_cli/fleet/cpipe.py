@@ -54,6 +54,9 @@ class Fleet:
         self.changes = 0  # arrivals at collectives: state changes that are not SIW progress
         self.race_check = race_check and n > 1
         self.homes: dict[int, int] = {}
+        # the race history of freed coordinates (writer, its epoch, reads since): a later SALLOC of the
+        # same coordinate continues it (see note_lifetime)
+        self.tombs: dict[int, tuple[int, int, dict[int, int]]] = {}
 
     # ------------------------------------------------------------------ helpers
     def members(self, gid: int, ins: Instr) -> tuple[int, ...]:
@@ -89,17 +92,20 @@ class Fleet:
             raise OpFault(ins, f"no sentron {dst}: the fleet has sentrons 0..{self.n - 1}")
 
     # ------------------------------------------------------------------ memory model
-    def note_access(self, s, sc, write: bool, ins: Instr) -> None:
+    def note_access(self, s, sc, write: bool, ins: Instr, what: str = "") -> None:
+        """The happens-before check of one access to scroll ``sc`` (``what``: how the message names it,
+        default "store to" / "load from"); raises the data-race fault."""
         if not self.race_check:
             return
         me = s.id
         clock = self.clock[me]
+        what = what or ("store to" if write else "load from")
         if sc.writer >= 0 and sc.writer != me and clock[sc.writer] < sc.write_epoch:
             raise OpFault(
                 ins,
-                f"data race: {'store to' if write else 'load from'} "
-                f"{coords.format_packed(sc.coord)}, which sentron {sc.writer} wrote without "
-                f"synchronising with sentron {me} (use a message or CBAR between them)",
+                f"data race: {what} {coords.format_packed(sc.coord)}, which sentron {sc.writer} "
+                f"{'freed' if sc.__dict__.get('_freed') else 'wrote'} without synchronising "
+                f"with sentron {me} (use a message or CBAR between them)",
             )
         reads = sc.__dict__.setdefault("_reads", {})
         if write:
@@ -107,13 +113,31 @@ class Fleet:
                 if r != me and clock[r] < epoch:
                     raise OpFault(
                         ins,
-                        f"data race: store to {coords.format_packed(sc.coord)}, which sentron {r} "
+                        f"data race: {what} {coords.format_packed(sc.coord)}, which sentron {r} "
                         f"read without synchronising with sentron {me}",
                     )
             reads.clear()
             sc.writer, sc.write_epoch = me, clock[me]
         else:
             reads[me] = clock[me]
+
+    def note_lifetime(self, s, sc, ins: Instr, free: bool) -> None:
+        """SALLOC (after it, ``free=False``) and SFREE (before it) write the coordinate: another sentron's
+        access to the scroll, or a SALLOC/SFREE of the same coordinate, not ordered with them by a
+        message or a collective is a data race -- the scroll then exists or not depending on timing.
+        A freed coordinate's history is kept, and a later SALLOC of it continues it."""
+        if not self.race_check:
+            return
+        if free:
+            self.note_access(s, sc, True, ins, "SFREE of")
+            self.tombs[sc.coord] = (sc.writer, sc.write_epoch, dict(sc.__dict__.get("_reads", {})))
+            return
+        tomb = self.tombs.pop(sc.coord, None)
+        if tomb is not None:
+            sc.writer, sc.write_epoch, sc._reads = tomb[0], tomb[1], tomb[2]
+            sc._freed = True
+        self.note_access(s, sc, True, ins, "SALLOC of")
+        sc.__dict__.pop("_freed", None)
 
     def fence(self, s) -> None:
         self.clock[s.id][s.id] += 1

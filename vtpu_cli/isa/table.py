@@ -248,12 +248,15 @@ OPS: tuple[Op, ...] = (
         summary="move a scroll to the hot tier", semantics="Counts a prefetch; faults if the scroll does not exist."),
     _op("SFLUSH", 0x46, "S", "r:p", edits_scrolls=True, latency=1,
         summary="write a scroll back to its cold backing",
-        semantics="Counts a flush and the bytes written back; faults if the scroll does not exist."),
+        semantics="Counts a flush and the bytes written back; faults if the scroll does not exist. Reads the "
+                  "scroll for the data-race rule."),
     _op("SALLOC", 0x47, "S", "r:p r:ri r:imm?", edits_scrolls=True, latency=1, imm_range=((1, 0, 2**31 - 1), (2, 1, 4096)), pow2=(2,),
         summary="allocate a zeroed scroll: SALLOC p, size[, align]",
-        semantics="align is a power of two 1..4096 (default 64). Allocating at a live coordinate faults."),
+        semantics="align is a power of two 1..4096 (default 64). Allocating at a live coordinate faults. "
+                  "Writes the coordinate for the data-race rule (after a free: ordered after that SFREE)."),
     _op("SFREE", 0x48, "S", "r:p", edits_scrolls=True, latency=1, summary="free a scroll",
-        semantics="Freeing a scroll that is not allocated faults; later use of it faults."),
+        semantics="Freeing a scroll that is not allocated faults; later use of it faults. Writes the scroll "
+                  "for the data-race rule: every earlier access by another sentron must be ordered before it."),
     _op("SCOORD", 0x49, "S", "w:p r:coord", no_memory=True, latency=1, summary="load a coordinate constant into a p register",
         semantics="`home` loads this sentron's home coordinate."),
     _op("SPART", 0x4A, "S", "w:r r:p r:imm", no_memory=True, latency=1, imm_range=((2, 0, 8),), summary="read one part (dim 0..8) of a coordinate",

@@ -776,13 +776,20 @@ def _scroll_ops(ins: Instr, s, env):
     name = ins.op.name
 
     def run():
+        coord = s.P[p]
         try:
             if name == "SPREFCH":
-                env.mem.prefetch(s.P[p])
-            elif name == "SFLUSH":
-                env.mem.flush(s.P[p])
+                env.mem.prefetch(coord)
+                return
+            sc = env.mem.table.get(coord)
+            if name == "SFLUSH":
+                if sc is not None:  # reads the scroll (writes it to the cold tier)
+                    env.note_access(s, sc, False, ins, "SFLUSH of")
+                env.mem.flush(coord)
             else:
-                env.mem.free(s.P[p])
+                if sc is not None:
+                    env.note_lifetime(s, sc, ins, True)
+                env.mem.free(coord)
         except MemFault as e:
             raise OpFault(ins, str(e)) from None
 
@@ -797,9 +804,10 @@ def _salloc(ins: Instr, s, env):
     def alloc():
         n = s.R[size.idx] if isinstance(size, Reg) else size.value
         try:
-            env.mem.alloc(s.P[p.idx], n, al, s.id)
+            sc = env.mem.alloc(s.P[p.idx], n, al, s.id)
         except MemFault as e:
             raise OpFault(ins, str(e)) from None
+        env.note_lifetime(s, sc, ins, False)
 
     return alloc
 

@@ -72,6 +72,12 @@ FIELDS: tuple[Field, ...] = (
         align=64,
         doc="race detector (several sentrons): -> own clock row, own read row, writer words, read rows",
     ),
+    Field(
+        "tgen",
+        "<u8",
+        doc="scroll-table generation this sentron's PPT reflects (several sentrons, a program that edits "
+        "the scroll table: refreshed at acquires when the fleet block's generation differs)",
+    ),
     # state a split program's region functions hand on to the next one (compile.py, "regions")
     Field("lsteps", "<i8", align=64, doc="steps run so far (a per-sentron --max-steps limit)"),
     Field("cseq", "<i8", CSEQ_WORDS, doc="collective sequence numbers per group (comm.CSEQ)"),
@@ -114,7 +120,7 @@ OFF_PPTHITS, OFF_PPTMISSES = OFFSETS["ppthits"], OFFSETS["pptmisses"]
 OFF_V, OFF_M = OFFSETS["v"], OFFSETS["m"]
 OFF_FLEET, OFF_YIELD = OFFSETS["fleet"], OFFSETS["yield"]
 OFF_BLOCKED, OFF_SEEN, OFF_CSTAT = OFFSETS["blocked"], OFFSETS["seen"], OFFSETS["cstat"]
-OFF_RACE = OFFSETS["race"]
+OFF_RACE, OFF_TGEN = OFFSETS["race"], OFFSETS["tgen"]
 OFF_LSTEPS, OFF_CSEQ = OFFSETS["lsteps"], OFFSETS["cseq"]
 
 # exit status codes written to the ``status`` field

@@ -69,6 +69,9 @@ H_RMSG, H_RCOLL, H_RROW = 136, 144, 152  # race detector: message clocks, collec
 H_CHG = 160  # per-sentron state-change counters (one cache line each; their sum is the watchdog epoch)
 # the collective wait log: its address (0: off), bytes per sentron, entries per sentron
 H_WLOG, H_WLOGB, H_WLOGCAP = 168, 176, 184
+# the scroll-table generation: bumped by the host at every SALLOC/SFREE/SFLUSH of a run (several
+# sentrons); a sentron whose own ``tgen`` differs at an acquire asks the host to refresh its PPT
+H_TGEN = 192
 RINGS_OFF = 256
 R_TAIL, R_HEAD, R_LEN, R_DATA = 0, 64, 128, 256
 RING_BYTES = R_DATA + 64 * QUEUE_CAPACITY
@@ -308,11 +311,14 @@ def setup(lw, program, single: bool, race: bool = True) -> None:
 
     b = lw.b
     lw.single = single
-    # the race detector: several sentrons and at least one S-pipe load or store
+    # several sentrons and an op that edits the scroll table (SALLOC, SFREE, SFLUSH): the table is
+    # edited in place while the others run, and each acquire checks whether this sentron's PPT is stale
+    lw.edits = not single and any(ins.op.edits_scrolls for siw in program.code for ins in siw)
+    # the race detector: several sentrons and at least one S-pipe load or store or scroll-table edit
     lw.race = (
         race
         and not single
-        and any(ins.op.name in ("SGATHER", "SSCATTR") for siw in program.code for ins in siw)
+        and (lw.edits or any(ins.op.name in ("SGATHER", "SSCATTR") for siw in program.code for ins in siw))
     )
     lw.groups = program.groups
     lw.cstate = None
@@ -982,6 +988,7 @@ def _run_recv(lw, ins: Instr) -> None:
     _epoch_bump(lw, cs.fb)
     if rs is not None:
         lw.rset(rs.idx, k)
+    refresh(lw, cs.fb)
 
 
 # ---- several sentrons: collectives
@@ -1172,6 +1179,63 @@ def _run_coll(lw, ins: Instr) -> None:
     lowest = b.icmp_unsigned("==", _ld(lw, cs.gi, G_MIN), cs.sid)
     k = 4 if name == "CBAR" else 5
     _bump(lw, lw.STATS[k], b.zext(lowest, I64))
+    refresh(lw, cs.fb)
+
+
+# --------------------------------------------------------------- scroll-table edits (several sentrons)
+# SALLOC, SFREE and SFLUSH run in the host (a callback, under the run's lock), which edits the one scroll
+# table every sentron looks misses up in: in place, each coordinate keeping its slot for the whole run
+# (a freed one marked TAB_DEAD), then bumps the fleet block's generation (H_TGEN). Another sentron's
+# PPT and p registers may still hold the old pointer. A program without races reaches such a scroll
+# again only after an acquire ordered after the edit (the edits are race-checked like writes -- SFLUSH
+# like a read), so every acquire compares the generation with the sentron's own (``tgen``) and, when
+# they differ, has the host scrub its PPT (freed scrolls dropped, moved ones repointed) and translates
+# every p register again. A racy program is caught by the race detector; buffers freed or moved by an
+# edit stay alive until every running sentron has refreshed past it, so a stale pointer used before
+# that never touches freed memory. See docs/jit.md "Scroll-table edits with several sentrons".
+def refresh(lw, fb) -> None:
+    """After an acquire (CRECV, the end of a collective): refresh this sentron's PPT when the scroll
+    table changed since it last did (one load and a compare when it did not)."""
+    if not lw.edits:
+        return
+    from vtpu_cli.engines.jit.irbase import OFF_SLOWCB, OFF_TGEN, REFRESH_SLOT, ST_ERROR
+
+    b = lw.b
+    gen = _ld(lw, fb, _c(H_TGEN), order="monotonic")
+    stale = b.icmp_unsigned("!=", gen, lw.cload(OFF_TGEN, I64))
+    go = lw.new_block(f"refresh_{lw.pc}")
+    done = lw.new_block(f"refreshed_{lw.pc}")
+    weigh(b.cbranch(stale, go, done), [1, 1 << 10])
+    b.position_at_end(go)
+    st = lw._cb(OFF_SLOWCB, [_c(lw.pc), _c(REFRESH_SLOT)])
+    lw.fault_if(b.icmp_unsigned("!=", st, _c(0)), ST_ERROR)
+    lw.forget_translations()
+    b.branch(done)
+    b.position_at_end(done)
+    lw.static_mru.clear()
+
+
+def note_lifetime(lw, pidx: int, store: bool) -> None:
+    """The race check of a scroll-table edit through p[pidx], several sentrons (``Fleet.note_lifetime``):
+    SALLOC after it and SFREE before it record a write, SFLUSH before it a read, with the cold checks of
+    an S access. A coordinate with no live entry needs none (SFREE/SFLUSH then fault in the host)."""
+    if not lw.race:
+        return
+    b = lw.b
+    coord = lw.pget(pidx)
+    lo = b.trunc(coord, I64)
+    hi = b.trunc(b.lshr(coord, ir.Constant(I128, 64)), I64)
+    idx = b.call(lw.find_fn(), [lw.ctx, lo, hi])
+    sid = lw.cload(OFF_SID, I64)
+    epoch = _ld(lw, _race_ptr(lw, RACE_OWN_CLOCK), b.mul(sid, _c(8)))
+    rd, wr = _race_fns(lw)
+    val = b.or_(b.shl(epoch, _c(WRITER_SHIFT)), b.add(sid, _c(1))) if store else epoch
+    fn = wr if store else rd
+
+    def check():
+        lw.fault_if(b.icmp_unsigned("!=", b.call(fn, [lw.ctx, idx, val]), _c(0)), ST_REPLAY)
+
+    _if(lw, b.icmp_signed(">=", idx, _c(0)), check)
 
 
 # --------------------------------------------------------------- race detector (several sentrons)

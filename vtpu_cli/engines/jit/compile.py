@@ -272,7 +272,7 @@ FAST_LOOP_SIWS = 256
 
 
 def _fast_loops(
-    program: Program, leaders: list[int]
+    program: Program, leaders: list[int], edits: bool = False
 ) -> dict[int, tuple[int, tuple[int, ...], tuple[int, ...], bool]]:
     """Innermost loops that get a *fast clone* (``build_module`` emits them twice; see docs/jit.md).
 
@@ -290,6 +290,10 @@ def _fast_loops(
     read (or, for those the loop stores through, write) is recorded at the current epoch, no later
     trip needs a check. Returns head -> (last SIW, p registers accessed, p registers stored through,
     whether the loop advances the epoch).
+
+    ``edits`` (several sentrons, a program that edits the scroll table): an acquire (CRECV, a
+    collective) may refresh the PPT (``comm.refresh``) and so invalidate every translation: loops with
+    one get no clone.
     """
     code = program.code
     out: dict[int, tuple[int, tuple[int, ...], tuple[int, ...], bool]] = {}
@@ -319,6 +323,8 @@ def _fast_loops(
                     ok = False
                 if name in ("CSEND", "CROUTE", "CBAR", "CREDUCE", "CCAST", "CFENCE"):
                     releases = True
+                if edits and name in ("CRECV", "CBAR", "CREDUCE", "CCAST"):
+                    ok = False
                 _, wr = L.regs_of(ins)
                 if any(c == "p" for c, _ in wr):
                     ok = False
@@ -1057,7 +1063,11 @@ class _Analysis:
             set() if v.precise else _raw_across_blocks(program.code),
             _const_coords(program, leaders),
             _block_counters(program, leaders),
-            _fast_loops(program, leaders),
+            _fast_loops(
+                program,
+                leaders,
+                edits=not v.single and any(ins.op.edits_scrolls for siw in program.code for ins in siw),
+            ),
         )
 
 

@@ -71,7 +71,7 @@ else:
 
 # a faulting fast-variant run of at most this many SIWs is replayed in the interpreter; longer ones
 # natively with the precise variant
-REPLAY_INTERP_STEPS = 200_000  # change scroll pointers: single-sentron only (see docs)
+REPLAY_INTERP_STEPS = 200_000
 _CB3 = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
 _CB2 = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64)
 _ENTRY = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p)
@@ -141,6 +141,7 @@ class _Sentron:
         self.i64 = self.ctx[: L.OFF_V].view(np.int64)
         self.u64 = self.ctx[: L.OFF_V].view(np.uint64)
         self.ext = self.ctx[L.OFF_FLEET : L.CTX_SIZE].view(np.int64)  # C-pipe words (see jit_comm)
+        self.tgen = self.ctx[L.OFF_TGEN : L.OFF_TGEN + 8].view(np.uint64)  # its PPT's table generation
 
     # ------------------------------------------------------------------ ctx <-> shadow state
     def init_ctx(self, hub: _Hub) -> None:
@@ -214,8 +215,10 @@ class _Sentron:
         a = self.ppt
         a[:] = 0
         ents = a[sets:].reshape(sets, ways, 4)
-        a[:sets] = [len(lst) for lst in mem._cache]
         ptrs = eng.scroll_ptrs
+        if eng.edits:  # entries of scrolls another sentron freed since are dropped (Memory._invalidate)
+            mem._cache[:] = [[c for c in lst if c in ptrs] for lst in mem._cache]
+        a[:sets] = [len(lst) for lst in mem._cache]
         for si, lst in enumerate(mem._cache):
             if lst:
                 ents[si, : len(lst)] = [(c & 0xFFFFFFFFFFFFFFFF, c >> 64, *ptrs[c]) for c in lst]
@@ -238,6 +241,9 @@ class _Sentron:
             lo, hi = ents[:, :, 0].tolist(), ents[:, :, 1].tolist()
             for si, n in enumerate(a[:sets].tolist()):
                 mem._cache[si] = [lo[si][k] | (hi[si][k] << 64) for k in range(n)] if n else []
+            if self.eng.edits:  # a scroll another sentron freed may linger here until an acquire
+                table = mem.table
+                mem._cache[:] = [[c for c in lst if c in table] for lst in mem._cache]
         u = self.u64
         mem.stats.hits += int(u[L.OFF_PPTHITS // 8])
         mem.stats.misses += int(u[L.OFF_PPTMISSES // 8])
@@ -246,9 +252,13 @@ class _Sentron:
 
     # ------------------------------------------------------------------ callbacks (GIL held)
     def cb_slow(self, pc: int, slot: int) -> int:
+        if slot == L.REFRESH_SLOT:
+            return self.cb_refresh()
         self.from_ctx()
-        hub = self.eng.hub
-        ins = self.eng.program.code[pc][slot]
+        eng = self.eng
+        hub = eng.hub
+        ins = eng.program.code[pc][slot]
+        room = True
         try:
             with hub.cond:
                 if ins.op.blocking:
@@ -258,19 +268,39 @@ class _Sentron:
                     hub.cond.notify_all()
                 elif slot == 1:  # S-pipe runtime ops may translate, allocate or move scrolls
                     self.ppt_from_native()
+                    coord = self.s.P[ins.args[0].idx] if ins.op.edits_scrolls else 0
                     try:
                         self.closure(pc, slot)()
                     finally:
-                        if ins.op.name in ("SALLOC", "SFREE", "SFLUSH"):
-                            self.eng.build_table()
+                        if ins.op.edits_scrolls:
+                            if eng.edits:
+                                room = eng.edit_table(coord)
+                            else:
+                                eng.build_table()
                         self.ppt_to_native()
+                        if eng.edits:
+                            self.tgen[0] = eng.tgen()
                 else:
                     self.closure(pc, slot)()
         except OpFault as e:
             self.fault = self.make_fault(pc, e)
             self.s.pc = pc
             return self.set_exit(L.ST_PYFAULT, pc, slot)
+        if not room:  # the run's scroll table is full: the interpreter replays the run (docs/jit.md)
+            return self.set_exit(L.ST_REPLAY, pc, slot)
         self.to_ctx()
+        return 0
+
+    def cb_refresh(self) -> int:
+        """An acquire found the scroll table edited since this sentron's PPT last reflected it: drop
+        the entries of freed scrolls and repoint moved ones (``ppt_to_native`` rebuilds every entry from
+        the current table). Registers are untouched; the native code translates every p register again."""
+        eng = self.eng
+        with eng.hub.cond:
+            self.ppt_from_native()
+            self.ppt_to_native()
+            self.tgen[0] = eng.tgen()
+            eng.reclaim()
         return 0
 
     def cb_ready(self, pc: int) -> int:
@@ -451,6 +481,21 @@ class JitRunResult(RunResult):
 
 
 SNAPSHOT_BYTES = 64 << 20  # scrolls beyond this are not copied before a run (see JitEngine.run)
+# several sentrons that edit the scroll table: a run's table has room for at least this many new
+# coordinates (or one per SALLOC per sentron); a run that needs more is replayed and the next run gets
+# room for four times as many
+EDIT_ROOM = 64
+
+
+def _native_buffer(sc) -> tuple[int, int]:
+    """(pointer, size) of a scroll's bytes for native code (a buffer it cannot write in place -- not
+    contiguous, read-only, not u8 -- is replaced by a copy first)."""
+    buf = sc.buf
+    if not (buf.flags.c_contiguous and buf.flags.writeable and buf.dtype == np.uint8 and buf.ndim == 1):
+        sc.buf = buf = np.array(buf, np.uint8).reshape(-1)
+    return buf.ctypes.data, buf.shape[0]
+
+
 MAX_JIT_SIWS = 20_000  # larger programs run on the interpreter, with a note (docs/limits.md)
 MAX_JIT_SIWS_ENV = "VTPU_JIT_MAX_SIWS"
 
@@ -620,6 +665,14 @@ class JitEngine:
         self.tier1_ready_s = 0.0  # how long the background compile took to land (0: none landed)
         self.tier1_error: str | None = None  # why it failed (the tier-0 code then stays)
         self.replay_interp_steps = REPLAY_INTERP_STEPS
+        # several sentrons and SALLOC/SFREE/SFLUSH: the scroll table is edited in place during a run
+        # (``edit_table``); ``_edit_room``: the entries a run's table keeps free for new coordinates
+        self.edits = sentrons > 1 and any(ins.op.edits_scrolls for siw in program.code for ins in siw)
+        # a failed run of such a program leaves scrolls made or freed: it is not run again from there
+        self.rerunnable = self.rerunnable and not self.edits
+        sallocs = sum(1 for siw in program.code for ins in siw if ins.op.name == "SALLOC")
+        self._edit_room = max(EDIT_ROOM, sentrons * sallocs)
+        self._graveyard: list[tuple[int, np.ndarray]] = []
         self.fallback_reason = self._check()
 
     def _check(self) -> str | None:
@@ -638,13 +691,6 @@ class JitEngine:
                 f"the program has {len(self.program.code):,} SIWs; the JIT compiles at most {limit:,} "
                 f"(LLVM's time and memory grow faster than the program; raise it with ${MAX_JIT_SIWS_ENV})"
             )
-        if self.n > 1:
-            bad = sorted({ins.op.name for siw in self.program.code for ins in siw if ins.op.edits_scrolls})
-            if bad:
-                return (
-                    f"{', '.join(bad)} with {self.n} sentrons: scroll-table changes are not thread-safe in "
-                    f"the JIT yet"
-                )
         return None
 
     def _compile_at(self, opt: int | None, precise: bool = False, **kw) -> Compiled | None:
@@ -782,7 +828,11 @@ class JitEngine:
         return self.compiled is not None and self.compiled.tier == 1
 
     def build_table(self) -> None:
-        """The native scroll table (coordinate -> pointer, size), rebuilt when scrolls change."""
+        """The native scroll table (coordinate -> pointer, size), rebuilt when scrolls change (one
+        sentron; with several, ``edit_table`` edits it in place during a run)."""
+        if self.edits:
+            self._build_shared_table()
+            return
         table = self.mem.table
         key = getattr(self, "_tab_key", None)
         if (
@@ -794,14 +844,7 @@ class JitEngine:
             # table; a fresh copy, as the run may change its own
             self.tab = buffers.copy(self._tab0)
             return
-        ptrs = {}
-        for c, sc in table.items():
-            buf = sc.buf
-            if not (
-                buf.flags.c_contiguous and buf.flags.writeable and buf.dtype == np.uint8 and buf.ndim == 1
-            ):
-                sc.buf = buf = np.array(buf, np.uint8).reshape(-1)
-            ptrs[c] = (buf.ctypes.data, buf.shape[0])
+        ptrs = {c: _native_buffer(sc) for c, sc in table.items()}
         self._tab_key = [(c, sc.buf) for c, sc in table.items()]  # holds the buffers: ids stay unique
         if ptrs == getattr(self, "scroll_ptrs", None):
             self.tab = buffers.copy(self._tab0)
@@ -820,6 +863,85 @@ class JitEngine:
         self.tab = tab
         self._tab0 = tab.copy()
         self.scroll_ptrs = ptrs
+
+    # ------------------------------------------------------------------ scroll-table edits (several sentrons)
+    def _build_shared_table(self) -> None:
+        """A run's table when several sentrons edit it: room for ``_edit_room`` more coordinates (at
+        most half full), and the buffers and slots ``edit_table`` keeps up to date."""
+        table = self.mem.table
+        ptrs = {c: _native_buffer(sc) for c, sc in table.items()}
+        cap = 16
+        while cap < 2 * (len(ptrs) + self._edit_room):
+            cap *= 2
+        tab = buffers.zeros((cap, 4), np.uint64)
+        tab[:, 1] = L.TAB_EMPTY
+        slots = {}
+        for c, (ptr, size) in ptrs.items():
+            lo, hi = c & 0xFFFFFFFFFFFFFFFF, c >> 64
+            h = L.table_slot(lo, hi, cap - 1)
+            while tab[h, 1] != L.TAB_EMPTY:
+                h = (h + 1) & (cap - 1)
+            tab[h] = (lo, hi, ptr, size)
+            slots[c] = h
+        self.tab, self.scroll_ptrs, self._slots = tab, ptrs, slots
+        self._bufs = {c: sc.buf for c, sc in table.items()}  # what each entry points into
+        self._tab_key = None
+        self._graveyard = []
+
+    def tgen(self) -> int:
+        """The scroll-table generation of the run under way (``comm.H_TGEN``)."""
+        return int(self.hub.fleet_blk[jit_comm.H_TGEN : jit_comm.H_TGEN + 8].view(np.uint64)[0])
+
+    def edit_table(self, coord: int) -> bool:
+        """Bring ``coord``'s entry in line with ``Memory`` after SALLOC/SFREE/SFLUSH ran in a callback
+        (under the run's lock, while the other sentrons run): a new coordinate takes a free slot (its hi
+        word written last: the native lookup reads it first), a freed one is marked TAB_DEAD, a moved
+        one gets its new pointer (before its size, which the lookup reads first); then the generation
+        goes up. The old buffer stays alive until every running sentron refreshed past it. False when
+        the table has no room left for a new coordinate (the run is then replayed)."""
+        sc = self.mem.table.get(coord)
+        tab, slot = self.tab, self._slots.get(coord)
+        old = self.scroll_ptrs.get(coord)
+        new = _native_buffer(sc) if sc is not None else None
+        if new == old:
+            return True  # the op faulted, or changed nothing the native code sees
+        gen = self.tgen() + 1
+        if old is not None:
+            self._graveyard.append((gen, self._bufs.pop(coord)))
+        if sc is None:
+            tab[slot, 3] = L.TAB_DEAD
+            del self.scroll_ptrs[coord]
+        else:
+            ptr, size = new
+            if slot is None:
+                cap = tab.shape[0]
+                if 2 * (len(self._slots) + 1) > cap:
+                    self._edit_room = 4 * max(self._edit_room, len(self._slots))  # the next run's table
+                    return False
+                lo, hi = coord & 0xFFFFFFFFFFFFFFFF, coord >> 64
+                h = L.table_slot(lo, hi, cap - 1)
+                while tab[h, 1] != L.TAB_EMPTY:
+                    h = (h + 1) & (cap - 1)
+                tab[h, 0], tab[h, 2], tab[h, 3] = lo, ptr, size
+                tab[h, 1] = hi
+                self._slots[coord] = h
+            else:
+                tab[slot, 2] = ptr
+                tab[slot, 3] = size
+            self.scroll_ptrs[coord] = new
+            self._bufs[coord] = sc.buf
+        self.hub.fleet_blk[jit_comm.H_TGEN : jit_comm.H_TGEN + 8].view(np.uint64)[0] = gen
+        self.reclaim()
+        return True
+
+    def reclaim(self) -> None:
+        """Let go of the buffers that no running sentron can still point into: those freed or moved at a
+        generation every running sentron's PPT has refreshed past (under the run's lock)."""
+        if not self._graveyard:
+            return
+        sens = self._sens
+        low = min((int(sens[sid].tgen[0]) for sid in self.hub.live), default=1 << 62)
+        self._graveyard = [(g, buf) for g, buf in self._graveyard if g > low]
 
     def _limit_on_interp(self, s: SentronState, counts: list[int]) -> tuple[str, object]:
         """A one-sentron run whose native code stopped at the start of the block its step limit falls in
@@ -971,6 +1093,7 @@ class JitEngine:
             )
             hub.fleet_addr = hub.fleet_blk.ctypes.data
         sens = [_Sentron(self, i) for i in range(self.n)]
+        self._sens = sens
         self.fleet.homes = {x.s.home: x.sid for x in sens}
         for x in sens:
             x.init_ctx(self.hub)
@@ -1030,6 +1153,7 @@ class JitEngine:
         finally:
             for x in sens:
                 _REGISTRY.pop(x.addr, None)
+            self._graveyard = []  # every sentron has stopped: nothing points into them any more
         wall = time.perf_counter() - t0
         return sens, wall
 
@@ -1223,6 +1347,8 @@ def _restore(mem: Memory, snap) -> None:
         sc.buf = buf
         mem.table[c] = sc
     mem._cache[:] = [list(w) for w in cache]
+    mem._sizes = {c: sc.size for c, sc in mem.table.items()}  # the run may have allocated and freed
+    mem._used = sum(mem._sizes.values())
     mem.stats = copy.copy(stats)
     mem._order[:] = order
     mem._hot_lru[:] = hot

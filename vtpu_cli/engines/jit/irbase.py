@@ -46,6 +46,7 @@ from vtpu_cli.engines.jit.abi import (  # noqa: E402,F401  (re-exported)
     OFF_STEPS_PTR,
     OFF_TAB,
     OFF_TABMASK,
+    OFF_TGEN,
     OFF_TRPTR,
     OFF_TRSET,
     OFF_TRSIZE,
@@ -68,6 +69,13 @@ from vtpu_cli.engines.jit.abi import (  # noqa: E402,F401  (re-exported)
 # and the scroll table at ctx[OFF_TAB]: ``mask + 1`` entries of the same shape, open addressing with
 # linear probing (``table_slot``), an empty entry has hi == TAB_EMPTY.
 TAB_EMPTY = (1 << 64) - 1
+# Several sentrons and a program that edits the scroll table (SALLOC/SFREE/SFLUSH): the table keeps its
+# capacity for the whole run and a coordinate keeps its slot (the race detector's per-scroll index), so a
+# freed scroll's entry stays, its size word marked TAB_DEAD (a lookup treats it as absent); see
+# docs/jit.md "Scroll-table edits with several sentrons".
+TAB_DEAD = 1 << 63
+# the slot argument of the slow callback that asks for a PPT refresh (no op runs, no register moves)
+REFRESH_SLOT = 7
 GOLDEN64 = 0x9E3779B97F4A7C15
 
 

@@ -67,6 +67,7 @@ from vtpu_cli.engines.jit.irbase import (  # noqa: F401  (re-exported for the lo
     OFF_STEPS_PTR,
     OFF_TAB,
     OFF_TABMASK,
+    OFF_TGEN,
     OFF_TRPTR,
     OFF_TRSET,
     OFF_TRSIZE,
@@ -75,6 +76,7 @@ from vtpu_cli.engines.jit.irbase import (  # noqa: F401  (re-exported for the lo
     OFF_V,
     OFF_YIELD,
     PTR,
+    REFRESH_SLOT,
     ST_ABORT,
     ST_DEADLOCK,
     ST_ERROR,
@@ -83,6 +85,7 @@ from vtpu_cli.engines.jit.irbase import (  # noqa: F401  (re-exported for the lo
     ST_OK,
     ST_PYFAULT,
     ST_REPLAY,
+    TAB_DEAD,
     TAB_EMPTY,
     VB,
     Unsupported,
@@ -193,7 +196,9 @@ class Lowerer:
         self.pconst: dict[int, int] = {}
         self.block_consts: dict[int, dict[int, int]] = {}
         self.race = False  # several sentrons with S accesses: set by comm.setup
+        self.edits = False  # several sentrons and SALLOC/SFREE/SFLUSH: set by comm.setup
         self._slot_fn: ir.Function | None = None
+        self._find_fn: ir.Function | None = None
         # (pc, slot) of the S accesses whose bounds a fast loop clone's dispatch proved for every trip
         # (compile._bounded_offsets): their bounds check is not emitted in the clone
         self.unchecked: set[tuple[int, int]] = set()
@@ -275,14 +280,20 @@ class Lowerer:
         b = self.b
         for slot, off in self._regs(self.used):
             b.store(self.cload(off, slot.allocated_type), slot)
+        self.forget_translations()
+        self.forget_races()
+        b.store(self.cload(OFF_FLAGS, I64), self.FL)
+
+    def forget_translations(self) -> None:
+        """Every p register is translated again at its next access (after a callback, or a PPT refresh
+        that may have dropped or moved what its flag vouches for)."""
+        b = self.b
         if self.mru_mask:
             b.store(ir.Constant(I64, 0), self.MRU)
         else:
             for i in self.used_p:
                 b.store(ir.Constant(I1, 0), self.MRU[i])
         self.static_mru.clear()
-        self.forget_races()
-        b.store(self.cload(OFF_FLAGS, I64), self.FL)
 
     def forget_races(self) -> None:
         """The race detector's access records are stale (epoch change, new registers)."""
@@ -652,7 +663,7 @@ class Lowerer:
 
     def ppt_fn(self) -> ir.Function:
         if self._ppt_fn is None:
-            self._ppt_fn = emit_ppt_translate(self.module, self.ppt_sets, self.ppt_ways)
+            self._ppt_fn = emit_ppt_translate(self.module, self.ppt_sets, self.ppt_ways, shared=self.edits)
         return self._ppt_fn
 
     def pslow_fn(self) -> ir.Function:
@@ -664,6 +675,11 @@ class Lowerer:
         if self._slot_fn is None:
             self._slot_fn = emit_scroll_slot(self.module)
         return self._slot_fn
+
+    def find_fn(self) -> ir.Function:
+        if self._find_fn is None:
+            self._find_fn = emit_scroll_slot(self.module, live_only=True)
+        return self._find_fn
 
 
 def emit_ppt_slow(module: ir.Module, translate: ir.Function) -> ir.Function:
@@ -709,10 +725,12 @@ def emit_ppt_slow(module: ir.Module, translate: ir.Function) -> ir.Function:
     return fn
 
 
-def emit_scroll_slot(module: ir.Module) -> ir.Function:
+def emit_scroll_slot(module: ir.Module, live_only: bool = False) -> ir.Function:
     """``i64 vtpu_scroll_slot(ctx, lo, hi)``: the scroll table slot of an existing coordinate (the race
-    detector's per-scroll index; the table does not change while several sentrons run)."""
-    fn = ir.Function(module, ir.FunctionType(I64, [PTR, I64, I64]), name="vtpu_scroll_slot")
+    detector's per-scroll index: while several sentrons run, a coordinate keeps its slot).
+    ``live_only`` (``vtpu_scroll_find``): any coordinate; -1 when it has no entry or a freed one."""
+    name = "vtpu_scroll_find" if live_only else "vtpu_scroll_slot"
+    fn = ir.Function(module, ir.FunctionType(I64, [PTR, I64, I64]), name=name)
     fn.linkage = "internal"
     for a in ("noinline", "nounwind", "cold"):
         fn.attributes.add(a)
@@ -734,14 +752,27 @@ def emit_scroll_slot(module: ir.Module) -> ir.Function:
     b.position_at_end(probe)
     h = b.phi(I64)
     h.add_incoming(h0, entry)
+    # hi first (acquire): the host publishes a new entry by writing its hi word last
+    thi = b.load_atomic(
+        b.gep(tab, [b.add(b.mul(h, c64(4)), c64(1))], source_etype=I64), "acquire", 8, typ=I64
+    )
     tlo = b.load(b.gep(tab, [b.mul(h, c64(4))], source_etype=I64), typ=I64)
-    thi = b.load(b.gep(tab, [b.add(b.mul(h, c64(4)), c64(1))], source_etype=I64), typ=I64)
     b.cbranch(b.and_(b.icmp_unsigned("==", thi, hi), b.icmp_unsigned("==", tlo, lo)), found, nxt)
     b.position_at_end(nxt)
     h.add_incoming(b.and_(b.add(h, c64(1)), mask), nxt)
-    b.branch(probe)
+    if live_only:
+        absent = fn.append_basic_block("absent")
+        b.cbranch(b.icmp_unsigned("==", thi, c64(TAB_EMPTY)), absent, probe)
+        b.position_at_end(absent)
+        b.ret(c64(-1))
+    else:
+        b.branch(probe)
     b.position_at_end(found)
-    b.ret(h)
+    if live_only:
+        size = b.load(b.gep(tab, [b.add(b.mul(h, c64(4)), c64(3))], source_etype=I64), typ=I64)
+        b.ret(b.select(b.icmp_unsigned(">=", size, c64(TAB_DEAD)), c64(-1), h))
+    else:
+        b.ret(h)
     return fn
 
 
@@ -757,11 +788,14 @@ def _spread_global(module: ir.Module):
     return g
 
 
-def emit_ppt_translate(module: ir.Module, sets: int, ways: int) -> ir.Function:
+def emit_ppt_translate(module: ir.Module, sets: int, ways: int, shared: bool = False) -> ir.Function:
     """``i64 vtpu_ppt_translate(ctx, lo, hi)``: Memory.translate natively (same set hash, LRU, counters).
 
     Writes the scroll's pointer, size and PPT set to ctx[OFF_TRPTR/OFF_TRSIZE/OFF_TRSET]; returns 0, or
     1 when no scroll has the coordinate (a miss is counted first, like the interpreter does).
+    ``shared``: the host edits the scroll table while this sentron runs (several sentrons, a program
+    that edits it): an entry's hi word is read first and its size before its pointer, both with acquire
+    ordering (the host writes them last), and a freed entry (size TAB_DEAD) is absent.
     """
     fn = ir.Function(module, ir.FunctionType(I64, [PTR, I64, I64]), name="vtpu_ppt_translate")
     fn.linkage = "internal"
@@ -840,7 +874,10 @@ def emit_ppt_translate(module: ir.Module, sets: int, ways: int) -> ir.Function:
     b.position_at_end(probe)
     h = b.phi(I64)
     h.add_incoming(h0, miss)
-    thi = b.load(u64p(tab, b.add(b.mul(h, c64(4)), c64(1))), typ=I64)
+    if shared:
+        thi = b.load_atomic(u64p(tab, b.add(b.mul(h, c64(4)), c64(1))), "acquire", 8, typ=I64)
+    else:
+        thi = b.load(u64p(tab, b.add(b.mul(h, c64(4)), c64(1))), typ=I64)
     tlo = b.load(u64p(tab, b.mul(h, c64(4))), typ=I64)
     b.cbranch(b.and_(b.icmp_unsigned("==", thi, hi), b.icmp_unsigned("==", tlo, lo)), found, pnext)
     b.position_at_end(pnext)
@@ -849,27 +886,34 @@ def emit_ppt_translate(module: ir.Module, sets: int, ways: int) -> ir.Function:
     b.position_at_end(absent)
     b.ret(c64(1))
     b.position_at_end(found)
+    if shared:
+        fsize = b.load_atomic(u64p(tab, b.add(b.mul(h, c64(4)), c64(3))), "acquire", 8, typ=I64)
+        live = fn.append_basic_block("live")
+        b.cbranch(b.icmp_unsigned(">=", fsize, c64(TAB_DEAD)), absent, live)
+        b.position_at_end(live)
+    else:
+        fsize = b.load(u64p(tab, b.add(b.mul(h, c64(4)), c64(3))), typ=I64)
     fptr = b.load(u64p(tab, b.add(b.mul(h, c64(4)), c64(2))), typ=I64)
-    fsize = b.load(u64p(tab, b.add(b.mul(h, c64(4)), c64(3))), typ=I64)
     full = b.icmp_unsigned(">=", n, c64(ways))
     mstart = b.select(full, c64(0), n)
     mlast = b.select(full, c64(ways - 1), n)
     b.store(b.select(full, c64(ways), b.add(n, c64(1))), cntp)
+    found_end = b.block
     b.branch(place)
     # place: entries start+1..last move down one; the coordinate goes to `last` (the MRU end)
     b.position_at_end(place)
     start = b.phi(I64)
     start.add_incoming(i, hit)
-    start.add_incoming(mstart, found)
+    start.add_incoming(mstart, found_end)
     last = b.phi(I64)
     last.add_incoming(hlast, hit)
-    last.add_incoming(mlast, found)
+    last.add_incoming(mlast, found_end)
     sptr = b.phi(I64)
     sptr.add_incoming(hptr, hit)
-    sptr.add_incoming(fptr, found)
+    sptr.add_incoming(fptr, found_end)
     ssize = b.phi(I64)
     ssize.add_incoming(hsize, hit)
-    ssize.add_incoming(fsize, found)
+    ssize.add_incoming(fsize, found_end)
     mv = fn.append_basic_block("move")
     mvb = fn.append_basic_block("move_body")
     fin = fn.append_basic_block("fin")
@@ -2080,7 +2124,12 @@ def _sindex_carry(lw: Lowerer, ins: Instr):
 
 @lower("SDEDUP", "SPREFCH", "SFLUSH", "SALLOC", "SFREE")
 def _s_slow(lw: Lowerer, ins: Instr):
+    name = ins.op.name
+    if name in ("SFREE", "SFLUSH"):  # several sentrons: race-checked before the host runs them
+        jit_comm.note_lifetime(lw, ins.args[0].idx, store=name == "SFREE")
     lw.slow_call()
+    if name == "SALLOC":  # ... and a new scroll after
+        jit_comm.note_lifetime(lw, ins.args[0].idx, store=True)
 
 
 @lower("SCOORD")

@@ -1,0 +1,322 @@
+"""SALLOC, SFREE and SFLUSH with several sentrons on the JIT (issue #13): native, and never stale.
+
+The host edits the one scroll table in place while the other sentrons run; an acquire (CRECV, a
+collective) refreshes a sentron's PPT when the table changed. The edits are race-checked like writes
+(SFLUSH like a read) on both engines, so an unsynchronised use is a data race on both, with the
+interpreter's report. Each race-free test is built so that a stale pointer would change the outcome
+(a dead scroll read without a fault, a write lost in a moved buffer, an out-of-bounds size), and checks
+that the native code ran to the end with no replay.
+"""
+
+from __future__ import annotations
+
+import pytest
+from conftest import PROGRAMS
+
+from vtpu_cli.asm.assembler import assemble
+from vtpu_cli.engines.base import load_memory
+from vtpu_cli.engines.interp.interpreter import Interpreter
+from vtpu_cli.engines.jit.engine import JitEngine, jit_available
+from vtpu_cli.machine.memory import Memory
+
+pytestmark = pytest.mark.skipif(not jit_available()[0], reason="needs the JIT")
+
+
+def _both(src: str, n: int, runs: int = 1):
+    prog = assemble(src, "edits.vasm")
+    a = Interpreter(prog, n).run()
+    out = []
+    for _ in range(runs):
+        mem = Memory()
+        load_memory(prog, mem)
+        b = JitEngine(prog, n, memory=mem, no_cache=True).run()
+        assert b.engine == "jit" and b.fallback is None  # native code ran (no fallback)
+        out.append(b)
+    return a, out
+
+
+def _scrolls(res) -> dict[int, bytes]:
+    return {c: bytes(sc.buf) for c, sc in res.memory.table.items()}
+
+
+def _race_free(a, bs) -> None:
+    """The same result as the interpreter, reached by native code alone (no replay)."""
+    assert a.status == "ok", a.fault and a.fault.render()
+    for b in bs:
+        assert b.status == "ok" and b.replay == "" and b.native_faults == (), (b.replay, b.fault)
+        assert [s.R for s in a.sentrons] == [s.R for s in b.sentrons]
+        assert _scrolls(a) == _scrolls(b)
+        assert a.siws == b.siws
+
+
+def _same_fault(a, b) -> None:
+    assert a.status == b.status == "fault"
+    assert a.fault.render() == b.fault.render()
+    assert (a.fault.sentron, a.fault.siw) == (b.fault.sentron, b.fault.siw)
+
+
+def test_matmul_scatter_salloc_sfree_16_sentrons_native():
+    prog = assemble((PROGRAMS / "fleet" / "matmul_scatter.vasm").read_text(), "matmul_scatter.vasm")
+    a = Interpreter(prog, 16).run()
+    mem = Memory()
+    load_memory(prog, mem)
+    eng = JitEngine(prog, 16, memory=mem, no_cache=True)
+    for _ in range(3):  # a rerun starts from the memory the last one left: the same result each time
+        b = eng.run()
+        assert b.engine == "jit" and b.replay == "" and b.cycles > 0
+        assert _scrolls(a) == _scrolls(b)
+        assert b.fleet.stats.messages == a.fleet.stats.messages == 30
+    assert not eng._graveyard  # nothing outlives the run
+
+
+# sentron 0 makes a scroll, everyone reads it (so it sits in every sentron's PPT and p0's translation),
+# sentron 0 frees it after a barrier, and after the next barrier the others read it again: a fault at
+# that read on every sentron that reaches it (a stale translation would read the dead buffer and halt)
+FREED_THEN_READ = """
+.coord S = 1.1.4/1.1.1/1.1.7
+    DMOV r1, sid                 | SCOORD p0, S
+    DCMP.eq r9, r1, 0
+    DBRF wait1
+    DMOV r2, 64
+                                 | SALLOC p0, r2
+    DBCAST.f32 v0, 7.0
+                                 | SSCATTR.f32 [p0], v0
+wait1:
+                                 |                          | CBAR all
+                                 | SGATHER.f32 v1, [p0]
+                                 |                          | CBAR all
+    DCMP.eq r9, r1, 0
+    DBRF wait2
+                                 | SFREE p0
+    DHALT
+wait2:
+                                 |                          | CBAR all
+                                 | SGATHER.f32 v2, [p0]
+"""
+
+
+@pytest.mark.parametrize("n", [2, 4])
+def test_a_scroll_freed_before_a_barrier_is_gone_after_it(n):
+    src = FREED_THEN_READ.replace(
+        "    DHALT\nwait2:",
+        "                                 |                          | CBAR all\n    DHALT\nwait2:",
+    )
+    prog = assemble(src, "freed.vasm")
+    read_pc = next(pc for pc, siw in enumerate(prog.code) if siw[1].op.name == "SGATHER" and pc > 10)
+    a, (b,) = _both(src, n)
+    assert a.status == "fault" and "no scroll at" in a.fault.message and a.fault.siw == read_pc
+    _same_fault(a, b)
+    # the native run itself faulted there (it was not the replay alone): every native fault is that read
+    assert b.native_faults and {pc for _, pc, _ in b.native_faults} == {read_pc}
+
+
+# a scroll freed and made again with twice the size between two barriers: the readers must see the new
+# buffer (its size and bytes), not the translation they made before
+REALLOC = """
+.coord S = 1.1.4/1.1.1/1.1.7
+.output r4 r5
+    DMOV r1, sid                 | SCOORD p0, S
+    DCMP.eq r9, r1, 0
+    DBRF wait1
+    DMOV r2, 64
+                                 | SALLOC p0, r2
+    DMOV r3, 11
+                                 | SSCATTR.i64 [p0], r3
+wait1:
+                                 |                          | CBAR all
+                                 | SGATHER.i64 r4, [p0]
+                                 |                          | CBAR all
+    DCMP.eq r9, r1, 0
+    DBRF wait2
+                                 | SFREE p0
+    DMOV r2, 128
+                                 | SALLOC p0, r2
+    DMOV r3, 22
+                                 | SSCATTR.i64 [p0 + 64], r3
+wait2:
+                                 |                          | CBAR all
+                                 | SGATHER.i64 r5, [p0 + 64]
+                                 |                          | CBAR all
+"""
+
+
+@pytest.mark.parametrize("n", [2, 4, 16])
+def test_a_scroll_made_again_larger_is_seen_after_a_barrier(n):
+    a, bs = _both(REALLOC, n, runs=3)
+    _race_free(a, bs)
+    assert all(s.R[4] == 11 and s.R[5] == 22 for s in bs[0].sentrons)
+
+
+# SFLUSH moves a scroll to the cold tier (a new buffer); a write after the barrier must land in it
+FLUSH_THEN_WRITE = """
+.coord S = 1.1.4/1.1.1/1.1.7
+.zero S i64 8
+.output r4
+    DMOV r1, sid                 | SCOORD p0, S
+                                 | SGATHER.i64 r6, [p0]
+                                 |                          | CBAR all
+    DCMP.eq r9, r1, 0
+    DBRF writer
+                                 | SFLUSH p0
+                                 |                          | CBAR all
+                                 |                          | CBAR all
+                                 | SGATHER.i64 r4, [p0 + 8]
+    DHALT
+writer:
+                                 |                          | CBAR all
+    DCMP.eq r9, r1, 1
+    DBRF idle
+    DMOV r3, 6
+                                 | SSCATTR.i64 [p0 + 8], r3
+idle:
+                                 |                          | CBAR all
+"""
+
+
+@pytest.mark.parametrize("n", [2, 4])
+def test_a_write_after_sflush_lands_in_the_moved_scroll(n):
+    a, bs = _both(FLUSH_THEN_WRITE, n, runs=3)
+    _race_free(a, bs)
+    assert bs[0].sentrons[0].R[4] == 6
+    assert bs[0].memory.stats.flushes == 1
+
+
+# ---------------------------------------------------------------------------- races (both engines)
+SALLOC_UNSYNCED = """
+.coord S = 1.1.4/1.1.1/1.1.7
+    DMOV r1, sid                 | SCOORD p0, S
+    DCMP.eq r9, r1, 0
+    DBRF reader
+                                 | SALLOC p0, 64
+    DHALT
+reader:
+    DMOV r2, 3
+spin:
+    DLOOP r2, spin
+                                 | SGATHER.i64 r4, [p0]
+"""
+
+SFREE_UNSYNCED = """
+.coord S = 1.1.4/1.1.1/1.1.7
+.zero S i64 8
+    DMOV r1, sid                 | SCOORD p0, S
+    DCMP.eq r9, r1, 0
+    DBRF reader
+    DMOV r2, 3
+spin:
+    DLOOP r2, spin
+                                 | SFREE p0
+    DHALT
+reader:
+                                 | SGATHER.i64 r4, [p0]
+"""
+
+REALLOC_UNSYNCED = """
+.coord S = 1.1.4/1.1.1/1.1.7
+.zero S i64 8
+    DMOV r1, sid                 | SCOORD p0, S
+    DCMP.eq r9, r1, 0
+    DBRF other
+                                 | SFREE p0
+    DHALT
+other:
+    DMOV r2, 3
+spin:
+    DLOOP r2, spin
+                                 | SALLOC p0, 64
+"""
+
+
+@pytest.mark.parametrize(
+    "src, message",
+    [
+        (SALLOC_UNSYNCED, "data race: load from 1.1.4/1.1.1/1.1.7, which sentron 0 wrote without"),
+        (SFREE_UNSYNCED, "data race: SFREE of 1.1.4/1.1.1/1.1.7, which sentron 1 read without"),
+        (REALLOC_UNSYNCED, "data race: SALLOC of 1.1.4/1.1.1/1.1.7, which sentron 0 freed without"),
+    ],
+    ids=["salloc-read", "read-sfree", "sfree-salloc"],
+)
+def test_unsynchronised_scroll_lifetimes_are_races_on_both_engines(src, message):
+    for _ in range(5):  # whichever order the threads take, the report is the interpreter's
+        a, (b,) = _both(src, 2)
+        assert message in a.fault.message
+        _same_fault(a, b)
+        assert b.replay == "interp"
+
+
+def test_the_same_program_with_barriers_is_race_free():
+    src = SALLOC_UNSYNCED.replace("    DHALT\nreader:", "                  |  | CBAR all\n    DHALT\nreader:")
+    src = src.replace(
+        "spin:\n    DLOOP r2, spin\n", "spin:\n    DLOOP r2, spin\n                  |  | CBAR all\n"
+    )
+    a, bs = _both(src, 2, runs=3)
+    _race_free(a, bs)
+
+
+# every sentron makes and frees many scrolls of its own: more new coordinates than a run's table has
+# room for at first (the run is replayed, and the engine's next run gets a larger table)
+CHURN = """
+.output r5
+    DMOV r1, sid                 | SCOORD p0, home
+    DMOV r2, 100                 | SINDEX.set p0, p0, 0, 5
+    DMOV r5, 0
+make:
+    DMOV r3, 64                  | SINDEX.add p0, p0, 6, 1
+                                 | SALLOC p0, r3
+                                 | SSCATTR.i64 [p0], r2
+                                 | SGATHER.i64 r4, [p0]
+    DADD r5, r5, r4              | SFLUSH p0
+                                 | SFREE p0
+    DLOOP r2, make
+                                 |                          | CBAR all
+"""
+
+
+def test_a_run_that_outgrows_its_scroll_table_is_replayed_then_fits():
+    prog = assemble(CHURN, "churn.vasm")
+    a = Interpreter(prog, 2).run()
+    assert a.status == "ok" and a.sentrons[0].R[5] == sum(range(1, 101))
+    mem = Memory()
+    load_memory(prog, mem)
+    eng = JitEngine(prog, 2, memory=mem, no_cache=True)
+    first = eng.run()
+    assert first.status == "ok" and first.replay == "interp"  # 200 new coordinates > room for 64
+    flushes = mem.stats.flushes
+    assert flushes == 200  # the replay's: the native part's were undone with the memory
+    again = eng.run()
+    assert again.status == "ok" and again.replay == "", again.replay
+    assert [s.R[5] for s in again.sentrons] == [s.R[5] for s in a.sentrons]
+    assert mem.stats.flushes - flushes == 200 and not mem.table
+
+
+# sentron 0 makes a scroll at a new coordinate each trip, the others read it between barriers, then
+# sentron 0 frees it; every sentron's PPT keeps seeing scrolls come and go (refreshes, reclaimed buffers)
+HANDOFF = """
+.output r5
+    DMOV r1, sid                 | SCOORD p0, 1.1.4/1.1.1/1.1.1
+    DMOV r2, 40
+    DMOV r5, 0
+trip:
+    DCMP.eq r9, r1, 0            | SINDEX.add p0, p0, 8, 1
+    DBRF readers
+    DMOV r3, 64
+                                 | SALLOC p0, r3
+                                 | SSCATTR.i64 [p0 + 8], r2
+readers:
+                                 |                          | CBAR all
+                                 | SGATHER.i64 r4, [p0 + 8]
+    DADD r5, r5, r4
+                                 |                          | CBAR all
+    DCMP.eq r9, r1, 0
+    DBRF next
+                                 | SFREE p0
+next:
+    DLOOP r2, trip
+"""
+
+
+@pytest.mark.parametrize("n", [2, 8, 16])
+def test_scrolls_handed_off_every_trip(n):
+    a, bs = _both(HANDOFF, n, runs=2)
+    _race_free(a, bs)
+    assert all(s.R[5] == sum(range(1, 41)) for s in bs[0].sentrons)
