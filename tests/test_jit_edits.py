@@ -10,8 +10,11 @@ that the native code ran to the end with no replay.
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 from conftest import PROGRAMS
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from vtpu_cli.asm.assembler import assemble
 from vtpu_cli.engines.base import load_memory
@@ -253,8 +256,8 @@ def test_the_same_program_with_barriers_is_race_free():
     _race_free(a, bs)
 
 
-# every sentron makes and frees many scrolls of its own: more new coordinates than a run's table has
-# room for at first (the run is replayed, and the engine's next run gets a larger table)
+# every sentron makes many scrolls of its own and keeps them: more live coordinates than a run's table
+# has room for at first (the run is replayed, and the engine's next run gets a larger table)
 CHURN = """
 .output r5
     DMOV r1, sid                 | SCOORD p0, home
@@ -266,9 +269,12 @@ make:
                                  | SSCATTR.i64 [p0], r2
                                  | SGATHER.i64 r4, [p0]
     DADD r5, r5, r4              | SFLUSH p0
-                                 | SFREE p0
     DLOOP r2, make
                                  |                          | CBAR all
+    DMOV r2, 100
+unmake:
+                                 | SFREE p0
+    DLOOP r2, unmake             | SINDEX.add p0, p0, 6, -1
 """
 
 
@@ -287,6 +293,15 @@ def test_a_run_that_outgrows_its_scroll_table_is_replayed_then_fits():
     assert again.status == "ok" and again.replay == "", again.replay
     assert [s.R[5] for s in again.sentrons] == [s.R[5] for s in a.sentrons]
     assert mem.stats.flushes - flushes == 200 and not mem.table
+
+
+def test_freed_slots_are_reused_so_long_runs_stay_native():
+    """400 trips of HANDOFF below make 400 coordinates, one live at a time: freed ones' slots are
+    recycled once every sentron has scrubbed its PPT past the SFREE, so the first table suffices."""
+    src = HANDOFF.replace("DMOV r2, 40", "DMOV r2, 400")
+    a, bs = _both(src, 4)
+    _race_free(a, bs)
+    assert bs[0].sentrons[3].R[5] == sum(range(1, 401))
 
 
 # sentron 0 makes a scroll at a new coordinate each trip, the others read it between barriers, then
@@ -320,3 +335,78 @@ def test_scrolls_handed_off_every_trip(n):
     a, bs = _both(HANDOFF, n, runs=2)
     _race_free(a, bs)
     assert all(s.R[5] == sum(range(1, 41)) for s in bs[0].sentrons)
+
+
+# ---------------------------------------------------------------------------- the table itself
+def _lookup(tab, coord: int):
+    """The native lookup, in Python: (slot, pointer, size) of a live coordinate, else None."""
+    from vtpu_cli.engines.jit import lowering as L
+
+    cap = tab.shape[0]
+    lo, hi = coord & 0xFFFFFFFFFFFFFFFF, coord >> 64
+    h = L.table_slot(lo, hi, cap - 1)
+    for _ in range(cap):
+        if int(tab[h, 1]) == L.TAB_EMPTY:
+            return None
+        if int(tab[h, 0]) == lo and int(tab[h, 1]) == hi:
+            return None if int(tab[h, 3]) >= L.TAB_DEAD else (h, int(tab[h, 2]), int(tab[h, 3]))
+        h = (h + 1) & (cap - 1)
+    raise AssertionError("a probe found no empty slot")
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["alloc", "alloc", "free", "free", "sync"]), st.integers(0, 30)),
+        min_size=50,
+        max_size=400,
+    )
+)
+def test_table_edits_keep_every_live_coordinate_findable_at_a_fixed_slot(steps):
+    """Random SALLOC/SFREE sequences through ``edit_table`` (with every sentron refreshing now and then,
+    so freed slots are recycled and swept): every live coordinate is found with its buffer at the slot
+    it got, every freed one is absent, and a coordinate's race records survive its free."""
+    from vtpu_cli.engines.jit import comm
+
+    prog = assemble("    SALLOC p0, 64\n    SFREE p0\n", "t.vasm")
+    mem = Memory()
+    eng = JitEngine(prog, 2, memory=mem, no_cache=True)
+    eng._edit_room = 8  # a small table: inserts meet recycled slots and the sweep often
+    eng.hub = type("Hub", (), {})()
+    eng.hub.fleet_raw, eng.hub.fleet_blk, eng.hub.fleet_lay = comm.build_fleet_block(2, [], cap=16)
+    eng.build_table()
+    cap = eng.tab.shape[0]
+    eng.hub.fleet_raw, eng.hub.fleet_blk, eng.hub.fleet_lay = comm.build_fleet_block(2, [], cap=cap)
+    eng.hub.live = {0, 1}
+    eng._sens = [type("S", (), {"tgen": np.zeros(1, np.uint64)})() for _ in range(2)]
+    base = 0x1_0000_0000_0000_0000_0001
+    slot_of: dict[int, int] = {}
+    marks: dict[int, int] = {}  # coordinate -> the writer word its race record was given
+    for op, k in steps:
+        c = base + (k << 20)
+        if op == "sync":
+            for x in eng._sens:
+                x.tgen[0] = eng.tgen()
+            continue
+        if op == "alloc" and c not in mem.table:
+            mem.alloc(c, 64 + k, 64, 0)
+            if not eng.edit_table(c):  # no room: the engine would replay the run
+                mem.free(c)
+                continue
+            h = eng._slots[c]
+            w, _ = eng._race_records(h)
+            assert int(w[0]) == marks.get(c, 0)  # a freed coordinate's record came back with it
+            marks[c] = 1000 + k
+            w[0] = marks[c]
+            slot_of[c] = h
+        elif op == "free" and c in mem.table:
+            mem.free(c)
+            assert eng.edit_table(c)
+        for d, h in slot_of.items():
+            got = _lookup(eng.tab, d)
+            if d in mem.table:
+                buf = mem.table[d].buf
+                assert got == (h, buf.ctypes.data, buf.shape[0])
+            else:
+                assert got is None
+        assert eng._filled == int((eng.tab[:, 1] != np.uint64((1 << 64) - 1)).sum())

@@ -1198,17 +1198,16 @@ def refresh(lw, fb) -> None:
     table changed since it last did (one load and a compare when it did not)."""
     if not lw.edits:
         return
-    from vtpu_cli.engines.jit.irbase import OFF_SLOWCB, OFF_TGEN, REFRESH_SLOT, ST_ERROR
+    from vtpu_cli.engines.jit.irbase import OFF_TGEN
 
     b = lw.b
-    gen = _ld(lw, fb, _c(H_TGEN), order="monotonic")
+    gen = _ld(lw, fb, _c(H_TGEN), order="acquire")
     stale = b.icmp_unsigned("!=", gen, lw.cload(OFF_TGEN, I64))
     go = lw.new_block(f"refresh_{lw.pc}")
     done = lw.new_block(f"refreshed_{lw.pc}")
     weigh(b.cbranch(stale, go, done), [1, 1 << 10])
     b.position_at_end(go)
-    st = lw._cb(OFF_SLOWCB, [_c(lw.pc), _c(REFRESH_SLOT)])
-    lw.fault_if(b.icmp_unsigned("!=", st, _c(0)), ST_ERROR)
+    b.call(lw.scrub_fn(), [lw.ctx, gen])
     lw.forget_translations()
     b.branch(done)
     b.position_at_end(done)

@@ -252,8 +252,6 @@ class _Sentron:
 
     # ------------------------------------------------------------------ callbacks (GIL held)
     def cb_slow(self, pc: int, slot: int) -> int:
-        if slot == L.REFRESH_SLOT:
-            return self.cb_refresh()
         self.from_ctx()
         eng = self.eng
         hub = eng.hub
@@ -289,18 +287,6 @@ class _Sentron:
         if not room:  # the run's scroll table is full: the interpreter replays the run (docs/jit.md)
             return self.set_exit(L.ST_REPLAY, pc, slot)
         self.to_ctx()
-        return 0
-
-    def cb_refresh(self) -> int:
-        """An acquire found the scroll table edited since this sentron's PPT last reflected it: drop
-        the entries of freed scrolls and repoint moved ones (``ppt_to_native`` rebuilds every entry from
-        the current table). Registers are untouched; the native code translates every p register again."""
-        eng = self.eng
-        with eng.hub.cond:
-            self.ppt_from_native()
-            self.ppt_to_native()
-            self.tgen[0] = eng.tgen()
-            eng.reclaim()
         return 0
 
     def cb_ready(self, pc: int) -> int:
@@ -887,61 +873,132 @@ class JitEngine:
         self._bufs = {c: sc.buf for c, sc in table.items()}  # what each entry points into
         self._tab_key = None
         self._graveyard = []
+        self._freed_at: dict[int, int] = {}  # freed coordinate -> the generation of its SFREE
+        self._recyclable: dict[int, int] = {}  # slot -> the freed coordinate it still holds
+        self._tombs: dict[int, tuple[int, list[int]]] = {}  # recycled coordinate -> its race records
+        self._filled = len(slots)  # slots that are not empty
 
     def tgen(self) -> int:
         """The scroll-table generation of the run under way (``comm.H_TGEN``)."""
         return int(self.hub.fleet_blk[jit_comm.H_TGEN : jit_comm.H_TGEN + 8].view(np.uint64)[0])
 
+    def _race_records(self, slot: int) -> tuple[np.ndarray, list[np.ndarray]]:
+        """The race detector's words of a table slot: its writer word and each sentron's read epoch
+        (one-element views into the fleet block)."""
+        blk, lay = self.hub.fleet_blk, self.hub.fleet_lay
+        w = lay["writer"] + 64 * slot
+        reads = [lay["reads"] + (k * lay["cap"] + slot) * 8 for k in range(self.n)]
+        return blk[w : w + 8].view(np.uint64), [blk[r : r + 8].view(np.uint64) for r in reads]
+
     def edit_table(self, coord: int) -> bool:
         """Bring ``coord``'s entry in line with ``Memory`` after SALLOC/SFREE/SFLUSH ran in a callback
-        (under the run's lock, while the other sentrons run): a new coordinate takes a free slot (its hi
-        word written last: the native lookup reads it first), a freed one is marked TAB_DEAD, a moved
-        one gets its new pointer (before its size, which the lookup reads first); then the generation
-        goes up. The old buffer stays alive until every running sentron refreshed past it. False when
-        the table has no room left for a new coordinate (the run is then replayed)."""
+        (under the run's lock, while the other sentrons run): a new coordinate takes a free slot on its
+        probe path (its hi word written last: the native lookup reads it first), a freed one is marked
+        TAB_DEAD, a moved one gets its new pointer (before its size, which the lookup reads first); then
+        the generation goes up. The old buffer stays alive until every running sentron refreshed past
+        it. False when the table has no room left for a new coordinate (the run is then replayed)."""
         sc = self.mem.table.get(coord)
         tab, slot = self.tab, self._slots.get(coord)
         old = self.scroll_ptrs.get(coord)
         new = _native_buffer(sc) if sc is not None else None
         if new == old:
             return True  # the op faulted, or changed nothing the native code sees
+        self.reclaim()
         gen = self.tgen() + 1
+        if sc is not None and slot is None and not self._insert(coord):
+            self._edit_room = 4 * max(self._edit_room, len(self._slots))  # the next run's table
+            return False
         if old is not None:
             self._graveyard.append((gen, self._bufs.pop(coord)))
         if sc is None:
             tab[slot, 3] = L.TAB_DEAD
             del self.scroll_ptrs[coord]
+            self._freed_at[coord] = gen
         else:
-            ptr, size = new
-            if slot is None:
-                cap = tab.shape[0]
-                if 2 * (len(self._slots) + 1) > cap:
-                    self._edit_room = 4 * max(self._edit_room, len(self._slots))  # the next run's table
-                    return False
-                lo, hi = coord & 0xFFFFFFFFFFFFFFFF, coord >> 64
-                h = L.table_slot(lo, hi, cap - 1)
-                while tab[h, 1] != L.TAB_EMPTY:
-                    h = (h + 1) & (cap - 1)
-                tab[h, 0], tab[h, 2], tab[h, 3] = lo, ptr, size
-                tab[h, 1] = hi
-                self._slots[coord] = h
-            else:
-                tab[slot, 2] = ptr
-                tab[slot, 3] = size
+            slot = self._slots[coord]
+            if self._recyclable.pop(slot, None) is not None:
+                self._tombs.pop(coord, None)  # made again before its slot went to another coordinate
+            self._freed_at.pop(coord, None)
+            tab[slot, 2] = new[0]
+            tab[slot, 3] = new[1]
             self.scroll_ptrs[coord] = new
             self._bufs[coord] = sc.buf
         self.hub.fleet_blk[jit_comm.H_TGEN : jit_comm.H_TGEN + 8].view(np.uint64)[0] = gen
-        self.reclaim()
         return True
 
+    def _insert(self, coord: int) -> bool:
+        """Give a coordinate without an entry a slot (published dead: ``edit_table`` fills it in): the
+        first empty slot on its probe path, or a slot whose freed coordinate no running sentron can
+        still look up (``reclaim``), whose race records then become this coordinate's. False: none."""
+        tab, cap = self.tab, self.tab.shape[0]
+        if 4 * (self._filled + 1) > 3 * cap and self._recyclable:
+            self._sweep()
+        lo, hi = coord & 0xFFFFFFFFFFFFFFFF, coord >> 64
+        h = L.table_slot(lo, hi, cap - 1)
+        for _ in range(cap):
+            if tab[h, 1] == L.TAB_EMPTY or h in self._recyclable:
+                break
+            h = (h + 1) & (cap - 1)
+        else:
+            return False
+        old = self._recyclable.pop(h, None)
+        if old is None:
+            if 4 * (self._filled + 1) > 3 * cap:
+                return False
+            self._filled += 1
+        else:
+            tab[h, 1] = L.TAB_MOVING  # a lookup passes the slot while it changes hands
+            del self._slots[old]
+        w, reads = self._race_records(h)
+        tomb = self._tombs.pop(coord, None)  # this coordinate's own records, if its slot was recycled
+        w[0] = tomb[0] if tomb else 0
+        for k, r in enumerate(reads):
+            r[0] = tomb[1][k] if tomb else 0
+        tab[h, 0], tab[h, 2], tab[h, 3] = lo, 0, L.TAB_DEAD
+        tab[h, 1] = hi
+        self._slots[coord] = h
+        return True
+
+    def _sweep(self) -> None:
+        """Empty the recyclable slots that no other entry's probe path crosses (an entry at j whose
+        first probe h is slot s or lies before it on the way to j needs s filled), so that a run that keeps
+        making new coordinates does not fill its table with freed ones. A lookup of a freed coordinate
+        then stops at the empty slot: absent, as it should be."""
+        tab, mask = self.tab, self.tab.shape[0] - 1
+        changed = True
+        while changed:
+            changed = False
+            for s in list(self._recyclable):
+                j = (s + 1) & mask
+                needed = False
+                while tab[j, 1] != L.TAB_EMPTY:  # a recyclable entry keeps its path too: its own
+                    h = L.table_slot(int(tab[j, 0]), int(tab[j, 1]), mask)  # SALLOC may take it back
+                    if (j - h) & mask >= (j - s) & mask:
+                        needed = True
+                        break
+                    j = (j + 1) & mask
+                if not needed:
+                    del self._slots[self._recyclable.pop(s)]
+                    tab[s, 1] = L.TAB_EMPTY
+                    self._filled -= 1
+                    changed = True
+
     def reclaim(self) -> None:
-        """Let go of the buffers that no running sentron can still point into: those freed or moved at a
-        generation every running sentron's PPT has refreshed past (under the run's lock)."""
-        if not self._graveyard:
+        """What no running sentron can still use, at a generation every running sentron's PPT has
+        refreshed past (under the run's lock): buffers freed or moved are let go, and the slots of freed
+        coordinates become recyclable (their race records kept aside, as the interpreter keeps a tomb)."""
+        if not self._graveyard and not self._freed_at:
             return
         sens = self._sens
         low = min((int(sens[sid].tgen[0]) for sid in self.hub.live), default=1 << 62)
         self._graveyard = [(g, buf) for g, buf in self._graveyard if g > low]
+        for c, g in list(self._freed_at.items()):
+            if g <= low:
+                del self._freed_at[c]
+                slot = self._slots[c]
+                w, reads = self._race_records(slot)
+                self._tombs[c] = (int(w[0]), [int(r[0]) for r in reads])
+                self._recyclable[slot] = c
 
     def _limit_on_interp(self, s: SentronState, counts: list[int]) -> tuple[str, object]:
         """A one-sentron run whose native code stopped at the start of the block its step limit falls in
@@ -1014,7 +1071,11 @@ class JitEngine:
         st = [int(x.i64[L.OFF_STATUS // 8]) for x in sens]
         errors = any(x.error is not None for x in sens)
         stuck = self.hub.deadlock or L.ST_DEADLOCK in st or L.ST_REPLAY in st
-        if errors or not (stuck or (L.ST_FAULT in st and not comp.variant.precise)):
+        # several sentrons editing the scroll table: a host op's fault (SALLOC of a live coordinate,
+        # SFREE of a gone one) may depend on the threads' timing where the golden model reports a race
+        # -- the interpreter replays it, as it does a native fault
+        edit_fault = self.edits and L.ST_PYFAULT in st
+        if errors or not (stuck or edit_fault or (L.ST_FAULT in st and not comp.variant.precise)):
             return self._finish(sens, comp, wall)
         # A native fault in the fast variant: no registers were written back. Replay the run from the
         # saved memory: in the interpreter (the golden model) when it is short, else natively with the
@@ -1032,10 +1093,10 @@ class JitEngine:
         native = tuple(
             (x.sid, int(x.i64[L.OFF_PC // 8]), int(x.i64[L.OFF_SLOT // 8]))
             for x, code in zip(sens, st, strict=True)
-            if code == L.ST_FAULT
+            if code == L.ST_FAULT or (edit_fault and code == L.ST_PYFAULT)
         )
         _restore(self.mem, snap)
-        if stuck or steps <= self.replay_interp_steps:
+        if stuck or edit_fault or steps <= self.replay_interp_steps:
             # a deadlock (or a condition the native C pipe does not report: a collective mismatch, a
             # data race) is always replayed in the interpreter: its report, wait graph included, is golden
             out = self._interp()

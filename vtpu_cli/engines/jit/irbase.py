@@ -74,8 +74,9 @@ TAB_EMPTY = (1 << 64) - 1
 # freed scroll's entry stays, its size word marked TAB_DEAD (a lookup treats it as absent); see
 # docs/jit.md "Scroll-table edits with several sentrons".
 TAB_DEAD = 1 << 63
-# the slot argument of the slow callback that asks for a PPT refresh (no op runs, no register moves)
-REFRESH_SLOT = 7
+# hi word of a slot the host is handing from a freed coordinate to a new one: matches no coordinate
+# (a packed coordinate's hi word is below 2**26) and, unlike TAB_EMPTY, does not end a probe
+TAB_MOVING = (1 << 64) - 2
 GOLDEN64 = 0x9E3779B97F4A7C15
 
 

@@ -76,7 +76,6 @@ from vtpu_cli.engines.jit.irbase import (  # noqa: F401  (re-exported for the lo
     OFF_V,
     OFF_YIELD,
     PTR,
-    REFRESH_SLOT,
     ST_ABORT,
     ST_DEADLOCK,
     ST_ERROR,
@@ -87,6 +86,7 @@ from vtpu_cli.engines.jit.irbase import (  # noqa: F401  (re-exported for the lo
     ST_REPLAY,
     TAB_DEAD,
     TAB_EMPTY,
+    TAB_MOVING,
     VB,
     Unsupported,
     _fminmax,
@@ -199,6 +199,7 @@ class Lowerer:
         self.edits = False  # several sentrons and SALLOC/SFREE/SFLUSH: set by comm.setup
         self._slot_fn: ir.Function | None = None
         self._find_fn: ir.Function | None = None
+        self._scrub_fn: ir.Function | None = None
         # (pc, slot) of the S accesses whose bounds a fast loop clone's dispatch proved for every trip
         # (compile._bounded_offsets): their bounds check is not emitted in the clone
         self.unchecked: set[tuple[int, int]] = set()
@@ -681,6 +682,90 @@ class Lowerer:
             self._find_fn = emit_scroll_slot(self.module, live_only=True)
         return self._find_fn
 
+    def scrub_fn(self) -> ir.Function:
+        if self._scrub_fn is None:
+            self._scrub_fn = emit_ppt_scrub(self.module, self.ppt_sets, self.ppt_ways, self.find_fn())
+        return self._scrub_fn
+
+
+def emit_ppt_scrub(module: ir.Module, sets: int, ways: int, find: ir.Function) -> ir.Function:
+    """``void vtpu_ppt_scrub(ctx, gen)``: bring this sentron's PPT block up to the scroll table after
+    other sentrons edited it (several sentrons; ``comm.refresh``): each set keeps, in LRU order, the
+    entries whose coordinate is still live, with the pointer and size the table has now (as
+    ``Memory._invalidate`` drops a freed one); then ``tgen`` = ``gen``, the generation read before the
+    scrub (an edit during it leaves the sentron behind, so its next acquire scrubs again). Lock-free:
+    the table is read as ``vtpu_scroll_find`` reads it, the size before the pointer (acquire)."""
+    fn = ir.Function(module, ir.FunctionType(ir.VoidType(), [PTR, I64]), name="vtpu_ppt_scrub")
+    fn.linkage = "internal"
+    for a in ("noinline", "nounwind", "cold"):
+        fn.attributes.add(a)
+    ctx, gen = fn.args
+    c64 = lambda x: ir.Constant(I64, x)  # noqa: E731
+    entry = fn.append_basic_block("entry")
+    b = irbase.builder(entry)
+
+    def cp(off):
+        return b.gep(ctx, [c64(off)], inbounds=True, source_etype=I8)
+
+    def u64p(base, idx):
+        return b.gep(base, [idx], source_etype=I64)
+
+    ppt = b.load(cp(OFF_PPT), typ=PTR, align=1)
+    tab = b.load(cp(OFF_TAB), typ=PTR, align=1)
+    shead = fn.append_basic_block("set")
+    sbody = fn.append_basic_block("set_body")
+    ehead = fn.append_basic_block("way")
+    ebody = fn.append_basic_block("way_body")
+    keep = fn.append_basic_block("keep")
+    enext = fn.append_basic_block("way_next")
+    snext = fn.append_basic_block("set_next")
+    done = fn.append_basic_block("done")
+    b.branch(shead)
+    b.position_at_end(shead)
+    si = b.phi(I64)
+    si.add_incoming(c64(0), entry)
+    b.cbranch(b.icmp_unsigned("<", si, c64(sets)), sbody, done)
+    b.position_at_end(sbody)
+    n = b.load(u64p(ppt, si), typ=I64)
+    base = b.add(c64(sets), b.mul(si, c64(ways * 4)))
+    b.branch(ehead)
+    b.position_at_end(ehead)
+    i = b.phi(I64)  # entry read
+    w = b.phi(I64)  # entries kept so far
+    i.add_incoming(c64(0), sbody)
+    w.add_incoming(c64(0), sbody)
+    b.cbranch(b.icmp_unsigned("<", i, n), ebody, snext)
+    b.position_at_end(ebody)
+    src = b.add(base, b.mul(i, c64(4)))
+    lo = b.load(u64p(ppt, src), typ=I64)
+    hi = b.load(u64p(ppt, b.add(src, c64(1))), typ=I64)
+    h = b.call(find, [ctx, lo, hi])
+    b.cbranch(b.icmp_signed(">=", h, c64(0)), keep, enext)
+    b.position_at_end(keep)
+    size = b.load_atomic(u64p(tab, b.add(b.mul(h, c64(4)), c64(3))), "acquire", 8, typ=I64)
+    ptr = b.load_atomic(u64p(tab, b.add(b.mul(h, c64(4)), c64(2))), "acquire", 8, typ=I64)
+    dst = b.add(base, b.mul(w, c64(4)))
+    for k, v in enumerate((lo, hi, ptr, size)):
+        b.store(v, u64p(ppt, b.add(dst, c64(k))))
+    live = b.icmp_unsigned("<", size, c64(TAB_DEAD))  # freed between the find and the size: dropped
+    w1 = b.add(w, b.zext(live, I64))
+    b.branch(enext)
+    b.position_at_end(enext)
+    kept = b.phi(I64)
+    kept.add_incoming(w, ebody)
+    kept.add_incoming(w1, keep)
+    i.add_incoming(b.add(i, c64(1)), enext)
+    w.add_incoming(kept, enext)
+    b.branch(ehead)
+    b.position_at_end(snext)
+    b.store(w, u64p(ppt, si))
+    si.add_incoming(b.add(si, c64(1)), snext)
+    b.branch(shead)
+    b.position_at_end(done)
+    b.store(gen, cp(OFF_TGEN), align=1)
+    b.ret_void()
+    return fn
+
 
 def emit_ppt_slow(module: ir.Module, translate: ir.Function) -> ir.Function:
     """``i64 vtpu_ppt_slow(ctx, lo, hi, i, mask, state)``: p register ``i``'s slow translation out of line
@@ -768,8 +853,17 @@ def emit_scroll_slot(module: ir.Module, live_only: bool = False) -> ir.Function:
     else:
         b.branch(probe)
     b.position_at_end(found)
-    if live_only:
-        size = b.load(b.gep(tab, [b.add(b.mul(h, c64(4)), c64(3))], source_etype=I64), typ=I64)
+    if live_only:  # the size, then the hi word again: a slot changing hands meanwhile is probed again
+        size = b.load_atomic(
+            b.gep(tab, [b.add(b.mul(h, c64(4)), c64(3))], source_etype=I64), "acquire", 8, typ=I64
+        )
+        again = b.load_atomic(
+            b.gep(tab, [b.add(b.mul(h, c64(4)), c64(1))], source_etype=I64), "acquire", 8, typ=I64
+        )
+        same = fn.append_basic_block("same")
+        h.add_incoming(h, found)
+        b.cbranch(b.icmp_unsigned("==", again, hi), same, probe)
+        b.position_at_end(same)
         b.ret(b.select(b.icmp_unsigned(">=", size, c64(TAB_DEAD)), c64(-1), h))
     else:
         b.ret(h)
@@ -887,13 +981,21 @@ def emit_ppt_translate(module: ir.Module, sets: int, ways: int, shared: bool = F
     b.ret(c64(1))
     b.position_at_end(found)
     if shared:
+        # the size before the pointer, then the hi word again (all acquire): a slot the host handed to
+        # another coordinate meanwhile (TAB_MOVING, then the new hi word) is probed again
         fsize = b.load_atomic(u64p(tab, b.add(b.mul(h, c64(4)), c64(3))), "acquire", 8, typ=I64)
+        fptr = b.load_atomic(u64p(tab, b.add(b.mul(h, c64(4)), c64(2))), "acquire", 8, typ=I64)
+        again = b.load_atomic(u64p(tab, b.add(b.mul(h, c64(4)), c64(1))), "acquire", 8, typ=I64)
+        same = fn.append_basic_block("same")
         live = fn.append_basic_block("live")
+        h.add_incoming(h, found)
+        b.cbranch(b.icmp_unsigned("==", again, hi), same, probe)
+        b.position_at_end(same)
         b.cbranch(b.icmp_unsigned(">=", fsize, c64(TAB_DEAD)), absent, live)
         b.position_at_end(live)
     else:
         fsize = b.load(u64p(tab, b.add(b.mul(h, c64(4)), c64(3))), typ=I64)
-    fptr = b.load(u64p(tab, b.add(b.mul(h, c64(4)), c64(2))), typ=I64)
+        fptr = b.load(u64p(tab, b.add(b.mul(h, c64(4)), c64(2))), typ=I64)
     full = b.icmp_unsigned(">=", n, c64(ways))
     mstart = b.select(full, c64(0), n)
     mlast = b.select(full, c64(ways - 1), n)
