@@ -55,7 +55,7 @@ from vtpu_cli.engines.jit.compile import (
 )
 from vtpu_cli.fleet.cpipe import Fleet
 from vtpu_cli.isa.table import PIPES
-from vtpu_cli.machine.memory import Memory
+from vtpu_cli.machine.memory import Memory, ppt_set
 from vtpu_cli.machine.semantics import NP, SEM, OpFault
 
 try:  # llvmlite is a hard dependency, but the engine must degrade to a clear reason without it
@@ -250,6 +250,21 @@ class _Sentron:
         u[L.OFF_PPTHITS // 8] = 0
         u[L.OFF_PPTMISSES // 8] = 0
 
+    def ppt_drop(self, coord: int) -> None:
+        """Remove ``coord``'s entry from this sentron's native LRU block, if it has one (the later ones
+        move up, as ``Memory._invalidate`` removes it from a set's list)."""
+        sets, ways = self.eng.mem.sets, self.eng.mem.ways
+        si = ppt_set(coord, sets)
+        n = int(self.ppt[si])
+        ents = self.ppt[sets:].reshape(sets, ways, 4)[si]
+        lo, hi = coord & 0xFFFFFFFFFFFFFFFF, coord >> 64
+        for k in range(n):
+            if int(ents[k, 0]) == lo and int(ents[k, 1]) == hi:
+                ents[k : n - 1] = ents[k + 1 : n].copy()
+                ents[n - 1] = 0
+                self.ppt[si] = n - 1
+                return
+
     # ------------------------------------------------------------------ callbacks (GIL held)
     def cb_slow(self, pc: int, slot: int) -> int:
         self.from_ctx()
@@ -265,8 +280,13 @@ class _Sentron:
                     hub.gen += 1
                     hub.cond.notify_all()
                 elif slot == 1:  # S-pipe runtime ops may translate, allocate or move scrolls
-                    self.ppt_from_native()
+                    # several sentrons: SALLOC and SFREE translate nothing, so this sentron's PPT stays
+                    # native and only loses the coordinate's entry (Memory._invalidate); the rest round-trip
+                    quick = eng.edits and ins.op.name in ("SALLOC", "SFREE")
+                    if not quick:
+                        self.ppt_from_native()
                     coord = self.s.P[ins.args[0].idx] if ins.op.edits_scrolls else 0
+                    before = eng.tgen() if eng.edits else 0
                     try:
                         self.closure(pc, slot)()
                     finally:
@@ -275,9 +295,16 @@ class _Sentron:
                                 room = eng.edit_table(coord)
                             else:
                                 eng.build_table()
-                        self.ppt_to_native()
-                        if eng.edits:
-                            self.tgen[0] = eng.tgen()
+                        if quick:
+                            self.ppt_drop(coord)
+                            if int(self.tgen[0]) == before:  # nothing else was pending: up to date
+                                self.tgen[0] = eng.tgen()
+                        else:
+                            self.ppt_to_native()
+                            if eng.edits:
+                                self.tgen[0] = eng.tgen()
+                    if quick and room:
+                        return 0  # no register changed: the native code reloads what it spilled
                 else:
                     self.closure(pc, slot)()
         except OpFault as e:
