@@ -674,12 +674,12 @@ class Lowerer:
 
     def slot_fn(self) -> ir.Function:
         if self._slot_fn is None:
-            self._slot_fn = emit_scroll_slot(self.module)
+            self._slot_fn = emit_scroll_slot(self.module, shared=self.edits)
         return self._slot_fn
 
     def find_fn(self) -> ir.Function:
         if self._find_fn is None:
-            self._find_fn = emit_scroll_slot(self.module, live_only=True)
+            self._find_fn = emit_scroll_slot(self.module, live_only=True, shared=True)
         return self._find_fn
 
     def scrub_fn(self) -> ir.Function:
@@ -810,10 +810,12 @@ def emit_ppt_slow(module: ir.Module, translate: ir.Function) -> ir.Function:
     return fn
 
 
-def emit_scroll_slot(module: ir.Module, live_only: bool = False) -> ir.Function:
+def emit_scroll_slot(module: ir.Module, live_only: bool = False, shared: bool = False) -> ir.Function:
     """``i64 vtpu_scroll_slot(ctx, lo, hi)``: the scroll table slot of an existing coordinate (the race
     detector's per-scroll index: while several sentrons run, a coordinate keeps its slot).
-    ``live_only`` (``vtpu_scroll_find``): any coordinate; -1 when it has no entry or a freed one."""
+    ``live_only`` (``vtpu_scroll_find``): any coordinate; -1 when it has no entry or a freed one.
+    ``shared``: the host edits the table meanwhile (``emit_ppt_translate``): an entry's hi word is read
+    first, with acquire ordering."""
     name = "vtpu_scroll_find" if live_only else "vtpu_scroll_slot"
     fn = ir.Function(module, ir.FunctionType(I64, [PTR, I64, I64]), name=name)
     fn.linkage = "internal"
@@ -837,11 +839,14 @@ def emit_scroll_slot(module: ir.Module, live_only: bool = False) -> ir.Function:
     b.position_at_end(probe)
     h = b.phi(I64)
     h.add_incoming(h0, entry)
-    # hi first (acquire): the host publishes a new entry by writing its hi word last
-    thi = b.load_atomic(
-        b.gep(tab, [b.add(b.mul(h, c64(4)), c64(1))], source_etype=I64), "acquire", 8, typ=I64
-    )
-    tlo = b.load(b.gep(tab, [b.mul(h, c64(4))], source_etype=I64), typ=I64)
+    if shared:  # hi first (acquire): the host publishes a new entry by writing its hi word last
+        thi = b.load_atomic(
+            b.gep(tab, [b.add(b.mul(h, c64(4)), c64(1))], source_etype=I64), "acquire", 8, typ=I64
+        )
+        tlo = b.load(b.gep(tab, [b.mul(h, c64(4))], source_etype=I64), typ=I64)
+    else:
+        tlo = b.load(b.gep(tab, [b.mul(h, c64(4))], source_etype=I64), typ=I64)
+        thi = b.load(b.gep(tab, [b.add(b.mul(h, c64(4)), c64(1))], source_etype=I64), typ=I64)
     b.cbranch(b.and_(b.icmp_unsigned("==", thi, hi), b.icmp_unsigned("==", tlo, lo)), found, nxt)
     b.position_at_end(nxt)
     h.add_incoming(b.and_(b.add(h, c64(1)), mask), nxt)
@@ -994,8 +999,8 @@ def emit_ppt_translate(module: ir.Module, sets: int, ways: int, shared: bool = F
         b.cbranch(b.icmp_unsigned(">=", fsize, c64(TAB_DEAD)), absent, live)
         b.position_at_end(live)
     else:
-        fsize = b.load(u64p(tab, b.add(b.mul(h, c64(4)), c64(3))), typ=I64)
         fptr = b.load(u64p(tab, b.add(b.mul(h, c64(4)), c64(2))), typ=I64)
+        fsize = b.load(u64p(tab, b.add(b.mul(h, c64(4)), c64(3))), typ=I64)
     full = b.icmp_unsigned(">=", n, c64(ways))
     mstart = b.select(full, c64(0), n)
     mlast = b.select(full, c64(ways - 1), n)
