@@ -438,6 +438,7 @@ class RankInterpreter(Interpreter):
         self.fleet = Fleet(n, program.groups, topology, transport=tr)
         self.env = SemanticsEnv(memory, self.fleet)
         self.env.note_access = self._note_access
+        self.env.note_lifetime = self._note_lifetime
         self.states = [SentronState(i, n) for i in range(n)]
         self.fleet.homes = {s.home: s.id for s in self.states}
         self.counts = [0] * len(program.code)
@@ -510,6 +511,15 @@ class RankInterpreter(Interpreter):
                 self.router.note_write(sc.coord)
             else:
                 self.dirty[sc.coord] = None
+
+    def _note_lifetime(self, s, sc, ins, free: bool) -> None:
+        """SALLOC/SFREE write the coordinate (``Fleet.note_lifetime``): checked here and recorded for the
+        check across ranks like any store."""
+        self.fleet.note_lifetime(s, sc, ins, free)
+        log = self.race_log
+        if log is not None:
+            clock = self.fleet.clock[s.id]
+            log.setdefault((sc.coord, s.id, True, clock[s.id]), tuple(clock))
 
     def _tracked_alloc(self, coord: int, size: int, align: int, owner: int):
         sc = self._alloc(coord, size, align, owner)

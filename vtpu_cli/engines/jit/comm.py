@@ -70,7 +70,7 @@ H_CHG = 160  # per-sentron state-change counters (one cache line each; their sum
 # the collective wait log: its address (0: off), bytes per sentron, entries per sentron
 H_WLOG, H_WLOGB, H_WLOGCAP = 168, 176, 184
 # the scroll-table generation: bumped by the host at every SALLOC/SFREE/SFLUSH of a run (several
-# sentrons); a sentron whose own ``tgen`` differs at an acquire asks the host to refresh its PPT
+# sentrons); a sentron whose own ``tgen`` differs at an acquire (or while it waits) scrubs its PPT
 H_TGEN = 192
 RINGS_OFF = 256
 R_TAIL, R_HEAD, R_LEN, R_DATA = 0, 64, 128, 256
@@ -422,6 +422,8 @@ def _wait_until(lw, check) -> None:
     lw.call("llvm.x86.sse2.pause", ir.VoidType(), [])
     b.branch(loop)
     b.position_at_end(yld)
+    # a sentron that waits keeps up with the scroll table (its scrub lets freed buffers go: ``reclaim``)
+    refresh(lw, fb)
     b.call(_FnPtr(yptr, ir.FunctionType(I32, [])), [])
     b.branch(loop)
     b.position_at_end(unblock)
@@ -1188,9 +1190,9 @@ def _run_coll(lw, ins: Instr) -> None:
 # (a freed one marked TAB_DEAD), then bumps the fleet block's generation (H_TGEN). Another sentron's
 # PPT and p registers may still hold the old pointer. A program without races reaches such a scroll
 # again only after an acquire ordered after the edit (the edits are race-checked like writes -- SFLUSH
-# like a read), so every acquire compares the generation with the sentron's own (``tgen``) and, when
-# they differ, has the host scrub its PPT (freed scrolls dropped, moved ones repointed) and translates
-# every p register again. A racy program is caught by the race detector; buffers freed or moved by an
+# like a read), so every acquire (and every turn of a wait) compares the generation with the
+# sentron's own (``tgen``) and, when they differ, scrubs its PPT natively (``vtpu_ppt_scrub``: freed
+# scrolls dropped, moved ones repointed) and translates every p register again. A racy program is caught by the race detector; buffers freed or moved by an
 # edit stay alive until every running sentron has refreshed past it, so a stale pointer used before
 # that never touches freed memory. See docs/jit.md "Scroll-table edits with several sentrons".
 def refresh(lw, fb) -> None:
@@ -1214,12 +1216,14 @@ def refresh(lw, fb) -> None:
     lw.static_mru.clear()
 
 
-def note_lifetime(lw, pidx: int, store: bool) -> None:
-    """The race check of a scroll-table edit through p[pidx], several sentrons (``Fleet.note_lifetime``):
-    SALLOC after it and SFREE before it record a write, SFLUSH before it a read, with the cold checks of
-    an S access. A coordinate with no live entry needs none (SFREE/SFLUSH then fault in the host)."""
+def note_lifetime(lw, pidx: int, op: str) -> None:
+    """The race check of a scroll-table edit ``op`` through p[pidx], several sentrons
+    (``Fleet.note_lifetime``): SALLOC after it and SFREE before it record a write, SFLUSH before it a
+    read, with the cold checks of an S access. Before SFREE/SFLUSH a coordinate with no live entry needs
+    none (the op then faults in the host)."""
     if not lw.race:
         return
+    store = op != "SFLUSH"
     b = lw.b
     coord = lw.pget(pidx)
     lo = b.trunc(coord, I64)
@@ -1234,6 +1238,12 @@ def note_lifetime(lw, pidx: int, store: bool) -> None:
     def check():
         lw.fault_if(b.icmp_unsigned("!=", b.call(fn, [lw.ctx, idx, val]), _c(0)), ST_REPLAY)
 
+    if op == "SALLOC":
+        # SALLOC: the scroll it just made is gone already -- another sentron freed it without
+        # synchronising (a race, or a fault, in the golden model): the interpreter replays the run
+        lw.fault_if(b.icmp_signed("<", idx, _c(0)), ST_REPLAY)
+        check()
+        return
     _if(lw, b.icmp_signed(">=", idx, _c(0)), check)
 
 

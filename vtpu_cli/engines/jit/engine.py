@@ -303,7 +303,7 @@ class _Sentron:
                             self.ppt_to_native()
                             if eng.edits:
                                 self.tgen[0] = eng.tgen()
-                    if quick and room:
+                    if quick and room and not eng.over_budget():
                         return 0  # no register changed: the native code reloads what it spilled
                 else:
                     self.closure(pc, slot)()
@@ -311,7 +311,9 @@ class _Sentron:
             self.fault = self.make_fault(pc, e)
             self.s.pc = pc
             return self.set_exit(L.ST_PYFAULT, pc, slot)
-        if not room:  # the run's scroll table is full: the interpreter replays the run (docs/jit.md)
+        if not room or (eng.edits and eng.over_budget()):
+            # the run's scroll table is full, or the buffers kept for stale readers would pass the memory
+            # budget: the interpreter replays the run (docs/jit.md)
             return self.set_exit(L.ST_REPLAY, pc, slot)
         self.to_ctx()
         return 0
@@ -904,6 +906,7 @@ class JitEngine:
         self._recyclable: dict[int, int] = {}  # slot -> the freed coordinate it still holds
         self._tombs: dict[int, tuple[int, list[int]]] = {}  # recycled coordinate -> its race records
         self._filled = len(slots)  # slots that are not empty
+        self._dead_bytes = 0  # bytes of the buffers in the graveyard
 
     def tgen(self) -> int:
         """The scroll-table generation of the run under way (``comm.H_TGEN``)."""
@@ -936,7 +939,9 @@ class JitEngine:
             self._edit_room = 4 * max(self._edit_room, len(self._slots))  # the next run's table
             return False
         if old is not None:
-            self._graveyard.append((gen, self._bufs.pop(coord)))
+            buf = self._bufs.pop(coord)
+            self._graveyard.append((gen, buf))
+            self._dead_bytes += buf.nbytes
         if sc is None:
             tab[slot, 3] = L.TAB_DEAD
             del self.scroll_ptrs[coord]
@@ -952,6 +957,11 @@ class JitEngine:
             self._bufs[coord] = sc.buf
         self.hub.fleet_blk[jit_comm.H_TGEN : jit_comm.H_TGEN + 8].view(np.uint64)[0] = gen
         return True
+
+    def over_budget(self) -> bool:
+        """Whether the live scrolls and the buffers kept for stale readers together exceed the run's
+        memory budget (a sentron that never waits or acquires holds every freed buffer)."""
+        return self.mem.used_bytes + self._dead_bytes > (self.mem.mem_limit or 0)
 
     def _insert(self, coord: int) -> bool:
         """Give a coordinate without an entry a slot (published dead: ``edit_table`` fills it in): the
@@ -1019,6 +1029,7 @@ class JitEngine:
         sens = self._sens
         low = min((int(sens[sid].tgen[0]) for sid in self.hub.live), default=1 << 62)
         self._graveyard = [(g, buf) for g, buf in self._graveyard if g > low]
+        self._dead_bytes = sum(buf.nbytes for _, buf in self._graveyard)
         for c, g in list(self._freed_at.items()):
             if g <= low:
                 del self._freed_at[c]
@@ -1098,10 +1109,11 @@ class JitEngine:
         st = [int(x.i64[L.OFF_STATUS // 8]) for x in sens]
         errors = any(x.error is not None for x in sens)
         stuck = self.hub.deadlock or L.ST_DEADLOCK in st or L.ST_REPLAY in st
-        # several sentrons editing the scroll table: a host op's fault (SALLOC of a live coordinate,
-        # SFREE of a gone one) may depend on the threads' timing where the golden model reports a race
-        # -- the interpreter replays it, as it does a native fault
-        edit_fault = self.edits and L.ST_PYFAULT in st
+        # several sentrons editing the scroll table: a fault (a host op's -- SALLOC of a live coordinate,
+        # SFREE of a gone one -- or a native "no scroll") may depend on the threads' timing where the
+        # golden model reports a race: the interpreter replays the run, however long (a precise native
+        # replay could meet another timing)
+        edit_fault = self.edits and (L.ST_PYFAULT in st or L.ST_FAULT in st)
         if errors or not (stuck or edit_fault or (L.ST_FAULT in st and not comp.variant.precise)):
             return self._finish(sens, comp, wall)
         # A native fault in the fast variant: no registers were written back. Replay the run from the

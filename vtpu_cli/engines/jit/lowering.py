@@ -624,9 +624,12 @@ class Lowerer:
         b.store(self.cload(OFF_TRPTR, PTR), self.TPTR[pidx])
         b.store(self.cload(OFF_TRSIZE, I64), self.TSIZE[pidx])
         if self.race:
-            # the same coordinate keeps its slot (the table is fixed with several sentrons), so the
-            # access records stay valid; a new coordinate cleared them in pset
-            b.store(b.call(self.slot_fn(), [self.ctx, lo, hi]), self.TIDX[pidx])
+            # the same coordinate keeps its slot while several sentrons run, so the access records stay
+            # valid; a new coordinate cleared them in pset
+            slot = b.call(self.slot_fn(), [self.ctx, lo, hi])
+            if self.edits:  # freed since the translation by a racing sentron: the golden model reports
+                self.fault_if(b.icmp_signed("<", slot, ir.Constant(I64, 0)), ST_REPLAY)
+            b.store(slot, self.TIDX[pidx])
         b.branch(done)
         b.position_at_end(done)
         self._static_after_slow(pidx)
@@ -814,8 +817,8 @@ def emit_scroll_slot(module: ir.Module, live_only: bool = False, shared: bool = 
     """``i64 vtpu_scroll_slot(ctx, lo, hi)``: the scroll table slot of an existing coordinate (the race
     detector's per-scroll index: while several sentrons run, a coordinate keeps its slot).
     ``live_only`` (``vtpu_scroll_find``): any coordinate; -1 when it has no entry or a freed one.
-    ``shared``: the host edits the table meanwhile (``emit_ppt_translate``): an entry's hi word is read
-    first, with acquire ordering."""
+    ``shared``: the host edits the table meanwhile (``emit_ppt_translate``): the entry's words are read
+    as the translation reads them, and a coordinate that has no entry any more gives -1."""
     name = "vtpu_scroll_find" if live_only else "vtpu_scroll_slot"
     fn = ir.Function(module, ir.FunctionType(I64, [PTR, I64, I64]), name=name)
     fn.linkage = "internal"
@@ -850,7 +853,7 @@ def emit_scroll_slot(module: ir.Module, live_only: bool = False, shared: bool = 
     b.cbranch(b.and_(b.icmp_unsigned("==", thi, hi), b.icmp_unsigned("==", tlo, lo)), found, nxt)
     b.position_at_end(nxt)
     h.add_incoming(b.and_(b.add(h, c64(1)), mask), nxt)
-    if live_only:
+    if shared:  # an absent coordinate ends at an empty slot (-1), never loops
         absent = fn.append_basic_block("absent")
         b.cbranch(b.icmp_unsigned("==", thi, c64(TAB_EMPTY)), absent, probe)
         b.position_at_end(absent)
@@ -858,18 +861,20 @@ def emit_scroll_slot(module: ir.Module, live_only: bool = False, shared: bool = 
     else:
         b.branch(probe)
     b.position_at_end(found)
-    if live_only:  # the size, then the hi word again: a slot changing hands meanwhile is probed again
+    if shared:  # the size, then the hi and lo words again: a slot changing hands is probed again
         size = b.load_atomic(
             b.gep(tab, [b.add(b.mul(h, c64(4)), c64(3))], source_etype=I64), "acquire", 8, typ=I64
         )
         again = b.load_atomic(
             b.gep(tab, [b.add(b.mul(h, c64(4)), c64(1))], source_etype=I64), "acquire", 8, typ=I64
         )
+        lo2 = b.load_atomic(b.gep(tab, [b.mul(h, c64(4))], source_etype=I64), "acquire", 8, typ=I64)
         same = fn.append_basic_block("same")
         h.add_incoming(h, found)
-        b.cbranch(b.icmp_unsigned("==", again, hi), same, probe)
+        b.cbranch(b.and_(b.icmp_unsigned("==", again, hi), b.icmp_unsigned("==", lo2, lo)), same, probe)
         b.position_at_end(same)
-        b.ret(b.select(b.icmp_unsigned(">=", size, c64(TAB_DEAD)), c64(-1), h))
+        dead = b.icmp_unsigned(">=", size, c64(TAB_DEAD))
+        b.ret(b.select(dead, c64(-1), h) if live_only else h)
     else:
         b.ret(h)
     return fn
@@ -986,15 +991,16 @@ def emit_ppt_translate(module: ir.Module, sets: int, ways: int, shared: bool = F
     b.ret(c64(1))
     b.position_at_end(found)
     if shared:
-        # the size before the pointer, then the hi word again (all acquire): a slot the host handed to
-        # another coordinate meanwhile (TAB_MOVING, then the new hi word) is probed again
+        # the size before the pointer, then the hi and lo words again (all acquire): a slot the host
+        # handed to another coordinate meanwhile (TAB_MOVING, then its words) is probed again
         fsize = b.load_atomic(u64p(tab, b.add(b.mul(h, c64(4)), c64(3))), "acquire", 8, typ=I64)
         fptr = b.load_atomic(u64p(tab, b.add(b.mul(h, c64(4)), c64(2))), "acquire", 8, typ=I64)
         again = b.load_atomic(u64p(tab, b.add(b.mul(h, c64(4)), c64(1))), "acquire", 8, typ=I64)
+        lo2 = b.load_atomic(u64p(tab, b.mul(h, c64(4))), "acquire", 8, typ=I64)
         same = fn.append_basic_block("same")
         live = fn.append_basic_block("live")
         h.add_incoming(h, found)
-        b.cbranch(b.icmp_unsigned("==", again, hi), same, probe)
+        b.cbranch(b.and_(b.icmp_unsigned("==", again, hi), b.icmp_unsigned("==", lo2, lo)), same, probe)
         b.position_at_end(same)
         b.cbranch(b.icmp_unsigned(">=", fsize, c64(TAB_DEAD)), absent, live)
         b.position_at_end(live)
@@ -2233,10 +2239,10 @@ def _sindex_carry(lw: Lowerer, ins: Instr):
 def _s_slow(lw: Lowerer, ins: Instr):
     name = ins.op.name
     if name in ("SFREE", "SFLUSH"):  # several sentrons: race-checked before the host runs them
-        jit_comm.note_lifetime(lw, ins.args[0].idx, store=name == "SFREE")
+        jit_comm.note_lifetime(lw, ins.args[0].idx, name)
     lw.slow_call()
     if name == "SALLOC":  # ... and a new scroll after
-        jit_comm.note_lifetime(lw, ins.args[0].idx, store=True)
+        jit_comm.note_lifetime(lw, ins.args[0].idx, name)
 
 
 @lower("SCOORD")
