@@ -10,6 +10,8 @@ that the native code ran to the end with no replay.
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 from conftest import PROGRAMS
@@ -414,7 +416,8 @@ def test_table_edits_keep_every_live_coordinate_findable_at_a_fixed_slot(steps):
 
 # sentron 0 makes and frees a 1 MiB scroll 300 times while sentron 1 waits at a barrier: the waiting
 # sentron scrubs its PPT as it waits, so the freed buffers are let go as the run goes (they used to pile
-# up until its next acquire: 300 MiB), and a budget they would pass sends the run to the interpreter
+# up until its next acquire: 300 MiB at once), and a budget they would pass sends the run to the
+# interpreter
 CHURN_WHILE_WAITING = """
 .coord S = 1.1.4/1.1.1/1.1.7
     DMOV r1, sid                 | SCOORD p0, S
@@ -432,26 +435,43 @@ wait:
 """
 
 
-@pytest.mark.parametrize("limit", [None, 4 << 20])
-def test_buffers_freed_while_a_sentron_waits_do_not_pile_up(limit, monkeypatch):
+def test_buffers_freed_while_a_sentron_waits_stay_within_the_budget(monkeypatch):
+    """How many freed buffers are kept depends on when the waiting thread runs (12-38 MiB on a quiet
+    2-core host, 110-150 MiB beside two busy loops); what never depends on it: the live scrolls and the
+    kept buffers stay within the run's budget -- past it the run finishes on the interpreter."""
     prog = assemble(CHURN_WHILE_WAITING, "churn.vasm")
     peak = [0]
     orig = JitEngine.edit_table
 
     def edit_table(self, coord):
         out = orig(self, coord)
-        peak[0] = max(peak[0], self._dead_bytes)
+        peak[0] = max(peak[0], self._dead_bytes + self.mem.used_bytes)
         return out
 
     monkeypatch.setattr(JitEngine, "edit_table", edit_table)
-    mem = Memory(mem_limit=limit)
-    load_memory(prog, mem)
-    res = JitEngine(prog, 2, memory=mem, no_cache=True).run()
-    assert res.status == "ok" and not mem.table
-    if limit is None:
-        assert peak[0] < 100 << 20, peak  # not 300 MiB (measured: 12-38 MiB on a loaded 2-core host)
-    else:  # the live scroll and the kept buffers never pass the budget: the run finished on the interpreter
-        assert peak[0] <= limit and (res.replay == "interp" or peak[0] + (1 << 20) <= limit)
+    limit = 4 << 20
+    for _ in range(3):
+        mem = Memory(mem_limit=limit)
+        load_memory(prog, mem)
+        res = JitEngine(prog, 2, memory=mem, no_cache=True).run()
+        assert res.status == "ok" and not mem.table
+        assert res.replay in ("", "interp")
+    assert 0 < peak[0] <= limit + (1 << 20)  # the edit that finds the budget passed ends the run
+
+
+def test_a_waiting_sentron_scrubs_its_ppt():
+    """The artefact: in a program that edits the scroll table, the C pipe's wait loop calls the scrub
+    (so a sentron blocked at a barrier lets the others' freed buffers go); elsewhere it does not."""
+    from vtpu_cli.engines.jit import compile as C
+
+    cpu, feat = C.host_target(False)
+    v = C._Variant("none", False, 64, cpu, feat, 4, False, False)
+    text, _ = C.build_module(assemble(CHURN_WHILE_WAITING, "churn.vasm"), v)
+    waits = re.findall(r"\ncwyield_\d+:\n((?:  .*\n)+)", text)  # each wait loop's yield block
+    assert waits and all(re.search(r'label %"refresh_\d+"', blk) for blk in waits)
+    assert re.search(r'\nrefresh_\d+:\n  call void @"vtpu_ppt_scrub"', text)
+    plain, _ = C.build_module(assemble((PROGRAMS / "fleet" / "race_fixed.vasm").read_text(), "r.vasm"), v)
+    assert "vtpu_ppt_scrub" not in plain and "cwyield" in plain
 
 
 def test_a_long_racy_run_reports_what_the_interpreter_reports():
