@@ -488,3 +488,26 @@ def test_a_long_racy_run_reports_what_the_interpreter_reports():
         b = eng.run()
         _same_fault(a, b)
         assert b.replay == "interp"
+
+
+def test_a_very_long_faulting_run_is_replayed_natively(monkeypatch):
+    """Past EDIT_REPLAY_INTERP_STEPS (here 0) the precise variant replays natively: a deterministic
+    fault keeps its report; a racy run ends in a fault either way (the interpreter takes over when the
+    precise replay does not fault), so the exit code is the interpreter's."""
+    from vtpu_cli.engines.jit import engine as E
+
+    monkeypatch.setattr(E, "EDIT_REPLAY_INTERP_STEPS", 0)
+    src = FREED_THEN_READ.replace(
+        "    DHALT\nwait2:",
+        "                                 |                          | CBAR all\n    DHALT\nwait2:",
+    )
+    for text, want in ((src, "no scroll at 1.1.4/1.1.1/1.1.7"), (SFREE_UNSYNCED, "")):
+        prog = assemble(text, "long.vasm")
+        for _ in range(3):
+            mem = Memory()
+            load_memory(prog, mem)
+            eng = JitEngine(prog, 2, memory=mem, no_cache=True)
+            eng.replay_interp_steps = 0
+            b = eng.run()
+            assert b.status == "fault" and want in b.fault.message, b.fault.render()
+            assert b.replay in ("precise", "interp")

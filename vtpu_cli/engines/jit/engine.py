@@ -72,6 +72,9 @@ else:
 # a faulting fast-variant run of at most this many SIWs is replayed in the interpreter; longer ones
 # natively with the precise variant
 REPLAY_INTERP_STEPS = 200_000
+# ... and a faulting run of several sentrons that edit the scroll table, up to this many (its fault may
+# depend on timing where the golden model reports a race; past this the interpreter would take minutes)
+EDIT_REPLAY_INTERP_STEPS = 20_000_000
 _CB3 = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64, ctypes.c_int64)
 _CB2 = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p, ctypes.c_int64)
 _ENTRY = ctypes.CFUNCTYPE(ctypes.c_int64, ctypes.c_void_p)
@@ -1111,8 +1114,9 @@ class JitEngine:
         stuck = self.hub.deadlock or L.ST_DEADLOCK in st or L.ST_REPLAY in st
         # several sentrons editing the scroll table: a fault (a host op's -- SALLOC of a live coordinate,
         # SFREE of a gone one -- or a native "no scroll") may depend on the threads' timing where the
-        # golden model reports a race: the interpreter replays the run, however long (a precise native
-        # replay could meet another timing)
+        # golden model reports a race: the interpreter replays the run, up to EDIT_REPLAY_INTERP_STEPS
+        # (a longer one is replayed natively with the precise variant, and in the interpreter after all
+        # when that replay does not fault)
         edit_fault = self.edits and (L.ST_PYFAULT in st or L.ST_FAULT in st)
         if errors or not (stuck or edit_fault or (L.ST_FAULT in st and not comp.variant.precise)):
             return self._finish(sens, comp, wall)
@@ -1135,7 +1139,7 @@ class JitEngine:
             if code == L.ST_FAULT or (edit_fault and code == L.ST_PYFAULT)
         )
         _restore(self.mem, snap)
-        if stuck or edit_fault or steps <= self.replay_interp_steps:
+        if stuck or steps <= self.replay_interp_steps or (edit_fault and steps <= EDIT_REPLAY_INTERP_STEPS):
             # a deadlock (or a condition the native C pipe does not report: a collective mismatch, a
             # data race) is always replayed in the interpreter: its report, wait graph included, is golden
             out = self._interp()
@@ -1147,7 +1151,10 @@ class JitEngine:
             pcomp = self.compile(precise=True)
             sens, wall2 = self._run_native(pcomp)
             pst = [int(x.i64[L.OFF_STATUS // 8]) for x in sens]
-            if again is not None and (self.hub.deadlock or L.ST_DEADLOCK in pst or L.ST_REPLAY in pst):
+            unfaulted = edit_fault and not {L.ST_FAULT, L.ST_PYFAULT} & set(pst)
+            if again is not None and (
+                self.hub.deadlock or L.ST_DEADLOCK in pst or L.ST_REPLAY in pst or unfaulted
+            ):
                 _restore(self.mem, again)
                 out = self._interp()
                 out.engine, out.fallback, out.replay = "jit", None, "interp"
@@ -1155,7 +1162,7 @@ class JitEngine:
                 out = self._finish(sens, pcomp, wall + wall2)
                 out.replay = "precise"
         out.native_faults = native
-        if not stuck:
+        if not stuck and not (edit_fault and out.replay == "precise"):  # timing may move that fault
             _check_replay(native, out)
         out.compile_s, out.cache_hit = comp.compile_s, comp.cache_hit
         out.tier = comp.tier  # the code the run started on (a replay's own code does not change it)
