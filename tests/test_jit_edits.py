@@ -52,6 +52,13 @@ def _race_free(a, bs) -> None:
         assert [s.R for s in a.sentrons] == [s.R for s in b.sentrons]
         assert _scrolls(a) == _scrolls(b)
         assert a.siws == b.siws
+        # PPT translations: the total is exact (each sentron simulates its own cache: the hit/miss split
+        # is not the interpreter's shared-cache split)
+        assert a.memory.stats.translations == b.memory.stats.translations
+        assert (a.memory.stats.flushes, a.memory.stats.flushed_bytes) == (
+            b.memory.stats.flushes,
+            b.memory.stats.flushed_bytes,
+        )
 
 
 def _same_fault(a, b) -> None:

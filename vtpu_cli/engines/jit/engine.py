@@ -283,9 +283,11 @@ class _Sentron:
                     hub.gen += 1
                     hub.cond.notify_all()
                 elif slot == 1:  # S-pipe runtime ops may translate, allocate or move scrolls
-                    # several sentrons: SALLOC and SFREE translate nothing, so this sentron's PPT stays
-                    # native and only loses the coordinate's entry (Memory._invalidate); the rest round-trip
-                    quick = eng.edits and ins.op.name in ("SALLOC", "SFREE")
+                    # several sentrons: this sentron's PPT stays native and only loses the edited
+                    # coordinate's entry (Memory._invalidate; after SFLUSH the next access finds the moved
+                    # buffer; SFLUSH's own translation is counted on Memory's cache: the totals stay
+                    # exact, the split never was with several sentrons); SPREFCH/SDEDUP round-trip
+                    quick = eng.edits and ins.op.edits_scrolls
                     if not quick:
                         self.ppt_from_native()
                     coord = self.s.P[ins.args[0].idx] if ins.op.edits_scrolls else 0
