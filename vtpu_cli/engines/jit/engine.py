@@ -966,7 +966,8 @@ class JitEngine:
     def over_budget(self) -> bool:
         """Whether the live scrolls and the buffers kept for stale readers together exceed the run's
         memory budget (a sentron that never waits or acquires holds every freed buffer)."""
-        return self.mem.used_bytes + self._dead_bytes > (self.mem.mem_limit or 0)
+        limit = self.mem.mem_limit
+        return limit is not None and self.mem.used_bytes + self._dead_bytes > limit
 
     def _insert(self, coord: int) -> bool:
         """Give a coordinate without an entry a slot (published dead: ``edit_table`` fills it in): the
