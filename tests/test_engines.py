@@ -31,6 +31,7 @@ CASES = [
     ("fleet/route.vasm", 4),
     ("fleet/barrier_deadlock.vasm", 3),
     ("fleet/matmul_scatter.vasm", 16),
+    ("fleet/scratch_handoff.vasm", 8),
     ("errors/out_of_bounds.vasm", 1),
     ("errors/div_zero.vasm", 1),
     ("errors/deadlock.vasm", 2),
