@@ -1186,18 +1186,19 @@ def _run_coll(lw, ins: Instr) -> None:
 
 # --------------------------------------------------------------- scroll-table edits (several sentrons)
 # SALLOC, SFREE and SFLUSH run in the host (a callback, under the run's lock), which edits the one scroll
-# table every sentron looks misses up in: in place, each coordinate keeping its slot for the whole run
-# (a freed one marked TAB_DEAD), then bumps the fleet block's generation (H_TGEN). Another sentron's
-# PPT and p registers may still hold the old pointer. A program without races reaches such a scroll
-# again only after an acquire ordered after the edit (the edits are race-checked like writes -- SFLUSH
-# like a read), so every acquire (and every turn of a wait) compares the generation with the
-# sentron's own (``tgen``) and, when they differ, scrubs its PPT natively (``vtpu_ppt_scrub``: freed
-# scrolls dropped, moved ones repointed) and translates every p register again. A racy program is caught by the race detector; buffers freed or moved by an
-# edit stay alive until every running sentron has refreshed past it, so a stale pointer used before
-# that never touches freed memory. See docs/jit.md "Scroll-table edits with several sentrons".
+# table every sentron looks misses up in, in place: a coordinate keeps its slot while anyone may still
+# look it up (a freed one marked TAB_DEAD; its slot is recycled later), then the host bumps the fleet
+# block's generation (H_TGEN). Another sentron's PPT and p registers may still hold the old pointer. A
+# program without races reaches such a scroll again only after an acquire ordered after the edit (the
+# edits are race-checked like writes -- SFLUSH like a read), so every acquire (and every turn of a wait)
+# compares the generation with the sentron's own (``tgen``) and, when they differ, scrubs its PPT
+# natively (``vtpu_ppt_scrub``: freed scrolls dropped, moved ones repointed) and translates every p
+# register again. A racy program is caught by the race detector; buffers freed or moved by an edit
+# stay alive until every running sentron has refreshed past it, so a stale pointer used before that
+# never touches freed memory. See docs/jit.md "Scroll-table edits with several sentrons".
 def refresh(lw, fb) -> None:
-    """After an acquire (CRECV, the end of a collective): refresh this sentron's PPT when the scroll
-    table changed since it last did (one load and a compare when it did not)."""
+    """After an acquire (CRECV, the end of a collective) and at each turn of a wait: refresh this
+    sentron's PPT when the scroll table changed since it last did (one load and a compare when not)."""
     if not lw.edits:
         return
     from vtpu_cli.engines.jit.irbase import OFF_TGEN
