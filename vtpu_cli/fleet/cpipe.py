@@ -92,9 +92,10 @@ class Fleet:
             raise OpFault(ins, f"no sentron {dst}: the fleet has sentrons 0..{self.n - 1}")
 
     # ------------------------------------------------------------------ memory model
-    def note_access(self, s, sc, write: bool, ins: Instr, what: str = "") -> None:
+    def note_access(self, s, sc, write: bool, ins: Instr, what: str = "", wrote: str = "wrote") -> None:
         """The happens-before check of one access to scroll ``sc`` (``what``: how the message names it,
-        default "store to" / "load from"); raises the data-race fault."""
+        default "store to" / "load from"; ``wrote``: what the last writer did); raises the data-race
+        fault."""
         if not self.race_check:
             return
         me = s.id
@@ -104,7 +105,7 @@ class Fleet:
             raise OpFault(
                 ins,
                 f"data race: {what} {coords.format_packed(sc.coord)}, which sentron {sc.writer} "
-                f"{'freed' if sc.__dict__.get('_freed') else 'wrote'} without synchronising "
+                f"{wrote} without synchronising "
                 f"with sentron {me} (use a message or CBAR between them)",
             )
         reads = sc.__dict__.setdefault("_reads", {})
@@ -135,9 +136,7 @@ class Fleet:
         tomb = self.tombs.pop(sc.coord, None)
         if tomb is not None:
             sc.writer, sc.write_epoch, sc._reads = tomb[0], tomb[1], tomb[2]
-            sc._freed = True
-        self.note_access(s, sc, True, ins, "SALLOC of")
-        sc.__dict__.pop("_freed", None)
+        self.note_access(s, sc, True, ins, "SALLOC of", "freed" if tomb is not None else "wrote")
 
     def fence(self, s) -> None:
         self.clock[s.id][s.id] += 1

@@ -507,6 +507,25 @@ SNAPSHOT_BYTES = 64 << 20  # scrolls beyond this are not copied before a run (se
 EDIT_ROOM = 64
 
 
+def _fill_table(ptrs: dict[int, tuple[int, int]], room: int) -> tuple[np.ndarray, dict[int, int]]:
+    """The native scroll table of ``ptrs`` (coordinate -> pointer, size), at most half full with
+    ``room`` more coordinates, and each coordinate's slot (open addressing, ``lowering.table_slot``)."""
+    cap = 16
+    while cap < 2 * (len(ptrs) + room):
+        cap *= 2
+    tab = buffers.zeros((cap, 4), np.uint64)
+    tab[:, 1] = L.TAB_EMPTY
+    slots = {}
+    for c, (ptr, size) in ptrs.items():
+        lo, hi = c & 0xFFFFFFFFFFFFFFFF, c >> 64
+        h = L.table_slot(lo, hi, cap - 1)
+        while tab[h, 1] != L.TAB_EMPTY:
+            h = (h + 1) & (cap - 1)
+        tab[h] = (lo, hi, ptr, size)
+        slots[c] = h
+    return tab, slots
+
+
 def _native_buffer(sc) -> tuple[int, int]:
     """(pointer, size) of a scroll's bytes for native code (a buffer it cannot write in place -- not
     contiguous, read-only, not u8 -- is replaced by a copy first)."""
@@ -690,7 +709,9 @@ class JitEngine:
         self.edits = sentrons > 1 and any(ins.op.edits_scrolls for siw in program.code for ins in siw)
         # a failed run of such a program leaves scrolls made or freed: it is not run again from there
         self.rerunnable = self.rerunnable and not self.edits
-        sallocs = sum(1 for siw in program.code for ins in siw if ins.op.name == "SALLOC")
+        sallocs = (
+            sum(1 for siw in program.code for ins in siw if ins.op.name == "SALLOC") if self.edits else 0
+        )
         self._edit_room = max(EDIT_ROOM, sentrons * sallocs)
         self._graveyard: list[tuple[int, np.ndarray]] = []
         self.fallback_reason = self._check()
@@ -869,17 +890,7 @@ class JitEngine:
         if ptrs == getattr(self, "scroll_ptrs", None):
             self.tab = buffers.copy(self._tab0)
             return
-        cap = 16
-        while cap < 2 * len(ptrs):
-            cap *= 2
-        tab = buffers.zeros((cap, 4), np.uint64)
-        tab[:, 1] = L.TAB_EMPTY
-        for c, (ptr, size) in ptrs.items():
-            lo, hi = c & 0xFFFFFFFFFFFFFFFF, c >> 64
-            h = L.table_slot(lo, hi, cap - 1)
-            while tab[h, 1] != L.TAB_EMPTY:
-                h = (h + 1) & (cap - 1)
-            tab[h] = (lo, hi, ptr, size)
+        tab, _ = _fill_table(ptrs, 0)
         self.tab = tab
         self._tab0 = tab.copy()
         self.scroll_ptrs = ptrs
@@ -890,22 +901,9 @@ class JitEngine:
         most half full), and the buffers and slots ``edit_table`` keeps up to date."""
         table = self.mem.table
         ptrs = {c: _native_buffer(sc) for c, sc in table.items()}
-        cap = 16
-        while cap < 2 * (len(ptrs) + self._edit_room):
-            cap *= 2
-        tab = buffers.zeros((cap, 4), np.uint64)
-        tab[:, 1] = L.TAB_EMPTY
-        slots = {}
-        for c, (ptr, size) in ptrs.items():
-            lo, hi = c & 0xFFFFFFFFFFFFFFFF, c >> 64
-            h = L.table_slot(lo, hi, cap - 1)
-            while tab[h, 1] != L.TAB_EMPTY:
-                h = (h + 1) & (cap - 1)
-            tab[h] = (lo, hi, ptr, size)
-            slots[c] = h
+        tab, slots = _fill_table(ptrs, self._edit_room)
         self.tab, self.scroll_ptrs, self._slots = tab, ptrs, slots
         self._bufs = {c: sc.buf for c, sc in table.items()}  # what each entry points into
-        self._tab_key = None
         self._graveyard = []
         self._freed_at: dict[int, int] = {}  # freed coordinate -> the generation of its SFREE
         self._recyclable: dict[int, int] = {}  # slot -> the freed coordinate it still holds
