@@ -155,6 +155,74 @@ def test_i2_s_bit_positions() -> None:
         assert payload[32:36].view("<f4")[0] == 2.0
 
 
+# The decoders move 2-bit fields with word-wide bit transposes (formats.transpose_fields); these
+# references decode by the formats' definitions, field by field, from arbitrary bytes (code 3 and
+# zero-scale blocks included), so a wrong shift, mask or byte permutation shows.
+
+
+def _spec_pack(codes: np.ndarray) -> np.ndarray | None:
+    """The vtpu packing of codes by definition, or None when a code is 3 (the decoders refuse it)."""
+    return None if np.any(codes == 3) else pack_codes(codes)
+
+
+def _same_or_refused(decode, expect: np.ndarray | None) -> None:
+    if expect is None:
+        with pytest.raises(ModelError, match="code 3"):
+            decode()
+        return
+    assert np.array_equal(decode().packed, expect)
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.integers(1, 5), blocks=st.integers(1, 3), seed=st.integers(0, 2**32 - 1), code3=st.booleans())
+def test_tq2_0_fields_by_definition(rows: int, blocks: int, seed: int, code3: bool) -> None:
+    rng = np.random.default_rng(seed)
+    cols = 256 * blocks
+    data = rng.integers(0, 256 if code3 else 1, (rows, blocks, 66), dtype=np.uint8)
+    if not code3:  # codes 0..2 only: each field drawn apart
+        f = rng.integers(0, 3, (rows, blocks, 64, 4), dtype=np.uint8)
+        data[:, :, :64] = f[..., 0] | f[..., 1] << 2 | f[..., 2] << 4 | f[..., 3] << 6
+    zero = rng.random((rows, blocks)) < 0.3
+    data[:, :, 64:66] = np.where(zero[..., None], 0, np.array([0.25], np.float16).view(np.uint8))
+    e = np.arange(256)
+    codes = (data[:, :, 32 * (e // 128) + e % 32] >> (2 * ((e % 128) // 32))).astype(np.uint8) & 3
+    codes[zero] = 1
+    flat = data.reshape(rows, -1)
+    _same_or_refused(lambda: tq2_0_decode(flat, cols, "t", "m.gguf"), _spec_pack(codes.reshape(rows, cols)))
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    rows=st.integers(1, 6),
+    cols=st.sampled_from([32, 64, 128, 160, 256, 384, 33]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_i2_s_fields_by_definition(rows: int, cols: int, seed: int) -> None:
+    if rows * cols % 128:
+        rows = 128 // np.gcd(cols, 128)
+    rng = np.random.default_rng(seed)
+    n = rows * cols
+    f = rng.integers(0, 3 + (seed % 5 == 0), (n // 4, 4), dtype=np.uint8)
+    body = f[:, 0] | f[:, 1] << 2 | f[:, 2] << 4 | f[:, 3] << 6
+    payload = np.concatenate([body.astype(np.uint8), np.zeros(32, np.uint8)])
+    payload[n // 4 : n // 4 + 4] = np.array([0.5], "<f4").view(np.uint8)
+    j = np.arange(n)
+    codes = (payload[(j // 128) * 32 + j % 32] >> (6 - 2 * ((j % 128) // 32))) & 3
+    _same_or_refused(
+        lambda: i2_s_decode(payload, rows, cols, "t", "mem"), _spec_pack(codes.reshape(rows, cols))
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(quarter=st.integers(1, 5), cols=st.integers(1, 70), seed=st.integers(0, 2**32 - 1))
+def test_hf_fields_by_definition(quarter: int, cols: int, seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    f = rng.integers(0, 3 + (seed % 5 == 0), (quarter, cols, 4), dtype=np.uint8)
+    src = (f[..., 0] | f[..., 1] << 2 | f[..., 2] << 4 | f[..., 3] << 6).astype(np.uint8)
+    codes = np.concatenate([(src >> (2 * i)) & 3 for i in range(4)], axis=0)  # row i*quarter + r
+    _same_or_refused(lambda: hf_decode(src, 1.0, "w", "x.safetensors"), _spec_pack(codes))
+
+
 def test_q8_0_decoder_agrees_with_gguf_package() -> None:
     x = np.random.default_rng(5).standard_normal((3, 64)).astype(np.float32)
     data = q8_0_encode(x)

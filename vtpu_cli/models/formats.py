@@ -75,9 +75,28 @@ def hf_decode(src: np.ndarray, scale: float, name: str, source: str) -> TernaryM
     for r0, r1 in row_chunks(quarter, cols):
         chunk = np.asarray(src[r0:r1], dtype=np.uint8)
         _check_codes(chunk, name, source)
+        if cols % 4 == 0:
+            # byte t of the output row i*quarter + r = field i of the four bytes 4t..4t+3 of row r
+            planes = transpose_fields(np.ascontiguousarray(chunk).view("<u4"))
+            planes = planes.view(np.uint8).reshape(r1 - r0, cols // 4, 4)
+            for i in range(4):
+                packed[i * quarter + r0 : i * quarter + r1] = planes[:, :, i]
+            continue
         for i in range(4):
             packed[i * quarter + r0 : i * quarter + r1] = pack_codes((chunk >> (2 * i)) & 3)
     return TernaryMatrix(name, rows, cols, packed, scale)
+
+
+def transpose_fields(words: np.ndarray) -> np.ndarray:
+    """Transpose the 4 x 4 matrix of 2-bit fields in each little-endian 32-bit word: field j of byte i
+    becomes field i of byte j (two delta swaps: the off-diagonal 2 x 2 blocks, then the elements inside
+    them). The checkpoint layouts put four consecutive weights into four bytes at one shift; the vtpu
+    packing wants them in one byte, so every 2-bit decoder is this transpose plus a byte permutation."""
+    x = np.asarray(words, dtype="<u4")
+    t = ((x >> 12) ^ x) & np.uint32(0x0000F0F0)
+    x = x ^ t ^ (t << 12)
+    t = ((x >> 6) ^ x) & np.uint32(0x00CC00CC)
+    return x ^ t ^ (t << 6)
 
 
 # ------------------------------------------------------------------ TQ2_0
@@ -99,12 +118,15 @@ def tq2_0_decode(src: np.ndarray, cols: int, name: str, source: str) -> TernaryM
     packed = np.empty((rows, packed_cols(cols)), dtype=np.uint8)
     scales = []
     for r0, r1 in row_chunks(rows, cols):
-        blocks = np.asarray(src[r0:r1], dtype=np.uint8).reshape(r1 - r0, nb, TQ2_0_BLOCK)
+        n = r1 - r0
+        blocks = np.asarray(src[r0:r1], dtype=np.uint8).reshape(n, nb, TQ2_0_BLOCK)
         d = blocks[:, :, 64:66].copy().view(np.float16)[:, :, 0]
-        qs = blocks[:, :, :64].reshape(r1 - r0, nb, 2, 1, 32)
-        codes = (qs >> np.array([0, 2, 4, 6], dtype=np.uint8)[:, None]) & 3
-        codes[d == 0] = 1  # a zero block scale makes every weight of the block zero
-        packed[r0:r1] = pack_codes(codes.reshape(r1 - r0, cols))
+        # weights 32*l + 4t .. 32*l + 4t + 3 of half h sit at shift 2l in bytes 4t .. 4t+3 of qs[32h:]:
+        # after the transpose byte l of word t of half h is vtpu byte 32h + 8l + t of the block
+        words = transpose_fields(np.ascontiguousarray(blocks[:, :, :64]).view("<u4").reshape(n, nb, 2, 8))
+        out = words.view(np.uint8).reshape(n, nb, 2, 8, 4).transpose(0, 1, 2, 4, 3).reshape(n, nb, 64)
+        out[d == 0] = 0x55  # a zero block scale makes every weight of the block zero (code 1)
+        packed[r0:r1] = out.reshape(n, nb * 64)
         scales.append(np.unique(d))
     _check_codes(packed, name, source)
     scale = _single_scale(np.concatenate(scales).astype(np.float64), name, source)
@@ -190,9 +212,16 @@ def i2_s_decode(src: np.ndarray, rows: int, cols: int, name: str, source: str) -
     packed = np.empty((rows, packed_cols(cols)), dtype=np.uint8)
     multiple = QK_I2_S // np.gcd(cols, QK_I2_S)
     for r0, r1 in row_chunks(rows, cols, multiple):
-        blocks = np.asarray(src[r0 * cols // 4 : r1 * cols // 4], dtype=np.uint8).reshape(-1, 1, 32)
-        codes = (blocks >> np.array([6, 4, 2, 0], dtype=np.uint8)[:, None]) & 3
-        packed[r0:r1] = pack_codes(codes.reshape(r1 - r0, cols))
+        blocks = np.asarray(src[r0 * cols // 4 : r1 * cols // 4], dtype=np.uint8)
+        if cols % 4:  # a byte of vtpu codes would straddle two rows: by the codes
+            codes = (blocks.reshape(-1, 1, 32) >> np.array([6, 4, 2, 0], dtype=np.uint8)[:, None]) & 3
+            packed[r0:r1] = pack_codes(codes.reshape(r1 - r0, cols))
+            continue
+        # weights 32*l + 4t .. 32*l + 4t + 3 sit at shift 6 - 2l in bytes 4t .. 4t+3 of the block: after
+        # the transpose byte 3 - l of word t is vtpu byte 8l + t of the block
+        words = transpose_fields(np.ascontiguousarray(blocks).view("<u4").reshape(-1, 8))
+        out = words.view(np.uint8).reshape(-1, 8, 4)[:, :, ::-1].transpose(0, 2, 1)
+        packed[r0:r1] = out.reshape(r1 - r0, packed_cols(cols))
     _check_codes(packed, name, source)
     return TernaryMatrix(name, rows, cols, packed, scale)
 

@@ -64,7 +64,10 @@ def unpack_ternary(packed: np.ndarray, cols: int) -> np.ndarray:
 def has_code3(packed: np.ndarray) -> bool:
     """True when some 2-bit field of `packed` holds 3, which no ternary weight encodes."""
     packed = np.asarray(packed, dtype=np.uint8)
-    return bool(np.any((packed & 0x55) & ((packed & 0xAA) >> 1)))
+    if packed.flags.c_contiguous and packed.size % 8 == 0:  # eight bytes per operation
+        packed = packed.reshape(-1).view(np.uint64)
+    low = np.array(0x5555555555555555 if packed.dtype == np.uint64 else 0x55, packed.dtype)
+    return bool(np.any(packed & (packed >> 1) & low))  # a field's high bit over its low bit
 
 
 def row_chunks(rows: int, cols: int, multiple: int = 1) -> Iterator[tuple[int, int]]:
