@@ -127,8 +127,8 @@ def tq2_0_decode(src: np.ndarray, cols: int, name: str, source: str) -> TernaryM
         out = words.view(np.uint8).reshape(n, nb, 2, 8, 4).transpose(0, 1, 2, 4, 3).reshape(n, nb, 64)
         out[d == 0] = 0x55  # a zero block scale makes every weight of the block zero (code 1)
         packed[r0:r1] = out.reshape(n, nb * 64)
+        _check_codes(packed[r0:r1], name, source)  # (a chunk at a time: its temporaries stay in cache)
         scales.append(np.unique(d))
-    _check_codes(packed, name, source)
     scale = _single_scale(np.concatenate(scales).astype(np.float64), name, source)
     return TernaryMatrix(name, rows, cols, packed, scale)
 
@@ -216,13 +216,14 @@ def i2_s_decode(src: np.ndarray, rows: int, cols: int, name: str, source: str) -
         if cols % 4:  # a byte of vtpu codes would straddle two rows: by the codes
             codes = (blocks.reshape(-1, 1, 32) >> np.array([6, 4, 2, 0], dtype=np.uint8)[:, None]) & 3
             packed[r0:r1] = pack_codes(codes.reshape(r1 - r0, cols))
+            _check_codes(packed[r0:r1], name, source)
             continue
         # weights 32*l + 4t .. 32*l + 4t + 3 sit at shift 6 - 2l in bytes 4t .. 4t+3 of the block: after
         # the transpose byte 3 - l of word t is vtpu byte 8l + t of the block
         words = transpose_fields(np.ascontiguousarray(blocks).view("<u4").reshape(-1, 8))
         out = words.view(np.uint8).reshape(-1, 8, 4)[:, :, ::-1].transpose(0, 2, 1)
         packed[r0:r1] = out.reshape(r1 - r0, packed_cols(cols))
-    _check_codes(packed, name, source)
+        _check_codes(packed[r0:r1], name, source)
     return TernaryMatrix(name, rows, cols, packed, scale)
 
 
