@@ -246,11 +246,29 @@ def test_generate_errors_exit_2(paths, tmp_path, capsys):
     assert "--sentrons" in capsys.readouterr().err
 
 
-def test_perplexity_command(paths, tmp_path, capsys):
+def test_scoring_writes_every_rows_logits_in_chunks(paths):
+    """``forward(ids, all_logits=True)`` runs the scoring variants (T-token chunks whose head covers all
+    T rows): the logits of the decode step run token by token, bit for bit, from 3 runs instead of 11."""
+    model = load_model(paths["tq2_0"])
+    ids = model.tokenizer.encode(LONG_PROMPT)[:11]
+    batched = CompiledModel(model, ctx=CTX, engine="interp", prefill=4)
+    single = CompiledModel(model, ctx=CTX, engine="interp", prefill=1)
+    lb = batched.forward(ids, all_logits=True)
+    ls = np.stack([single.forward([t])[-1] for t in ids])
+    assert lb.shape == (11, model.config.vocab)
+    assert np.array_equal(lb, ls)
+    assert sorted(batched.scorers) == [4] and batched.scorers[4].runs == 3  # 4 + 4 + 3 (one pad row)
+    assert batched.runners[1].runs == 0 and batched.pos == 11
+    tok = int(lb[-1].argmax())  # decode goes on from the cache the scoring runs wrote
+    assert np.array_equal(batched.forward([tok])[-1], single.forward([tok])[-1])
+
+
+@pytest.mark.parametrize("prompt", ["The cat", LONG_PROMPT])
+def test_perplexity_command(paths, tmp_path, capsys, prompt):
     text = tmp_path / "t.txt"
-    text.write_text("The cat", encoding="utf-8")
+    text.write_text(prompt, encoding="utf-8")
     model = load_model(paths["hf"])
-    ids = model.tokenizer.encode("The cat")
+    ids = model.tokenizer.encode(prompt)
     logits = Reference(model, ctx=CTX, head="q8").forward(ids)
     lse = np.log(np.exp(logits - logits.max(1, keepdims=True)).sum(1)) + logits.max(1)
     want = float(np.exp(np.mean(lse[:-1] - logits[np.arange(len(ids) - 1), ids[1:]])))

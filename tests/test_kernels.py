@@ -90,6 +90,28 @@ def test_matmul_q8_jit_matches_numpy(tmp_path, m, k, n, per_row, seed):
     np.testing.assert_array_equal(y, q8_ref(x, w8, ws))
 
 
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    st.integers(2, 11),
+    st.integers(1, 200),
+    st.integers(1, 30),
+    st.booleans(),
+    st.sampled_from(["interp", "jit"]),
+    st.integers(0, 999),
+)
+def test_matmul_q8_batched_rows(tmp_path, m, k, n, per_row, engine, seed):
+    """M > 1 in loop form: every row of x is quantised first, then each block of weight rows meets the
+    rows of x in groups (kernels._q8_batched: groups of Q8_ACCS // Q8_ROWS rows and a remainder group);
+    the bits of the reference for every output, at -O0 and -O3 alike on the interpreter, -O3 natively."""
+    x, w8, ws = q8_inputs(seed, m, k, n, per_row)
+    want = q8_ref(x, w8, ws)
+    for opt in (0, 3) if engine == "interp" else (3,):
+        (y,) = run(
+            q8_src(m, k, n, ws.size), {"x": x, "w8": w8, "ws": ws}, ["y"], opt, engine, str(tmp_path), True
+        )
+        np.testing.assert_array_equal(y, want)
+
+
 def test_matmul_q8_one_d_input_and_extremes():
     """A [K] token; int8 extremes (-128 and 127 weights, a row of zeros: am = 1e-30 -> all-zero q)."""
     k, n = 130, 9

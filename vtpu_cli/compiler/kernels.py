@@ -1657,4 +1657,123 @@ def matmul_q8_loop(
         if cnt % rb:
             block(cnt % rb, wp, sp, yp, sx)
 
+    if m > 1 and Q8_ACCS // Q8_ROWS > 1:
+        _q8_batched(lw, x, w8, ws, y, per_row_scale, n_lo, cnt, m, k, one, wsc)
+        return
     rows_loop(b, m, [(xrow, k * 4), (yrow, n * 4)], row)
+
+
+# accumulators of a batched matmul_q8 block (M > 1): Q8_ROWS weight rows x Q8_ACCS // Q8_ROWS rows of x, so
+# each 64-byte weight chunk loaded feeds several rows of x (one per row was a pass over the whole
+# weight matrix per row: a 64-token scoring run read the 2B head 64 times)
+Q8_ACCS = 16
+
+
+def _q8_batched(lw: Lowerer, x, w8, ws, y, per_row_scale: bool, n_lo, cnt, m: int, k: int, one, wsc) -> None:
+    """``matmul_q8_loop`` for M > 1: every row of x quantised first (the same ops as one row at a time),
+    then per block of weight rows the rows of x in groups, each weight chunk loaded once per group. The
+    sums are exact integers and every output gets the ops it gets alone, so the bits are unchanged."""
+    b = lw.b
+    k64 = (k + 63) // 64 * 64
+    qall = lw.scratch("q8m", m * k64)
+    sxs = lw.scratch("q8s", m * 4)
+    xrow, qrow, srow = ptr(b, 0, "xrow"), ptr(b, 0, "qrow"), ptr(b, 0, "srow")
+
+    def quant_one() -> None:
+        st(b, "f32", quantise_row(lw, x, xrow, k, qall, qrow, 64, one), sxs, srow)
+
+    # two coordinate-register regions (in_region): together the phases address six scrolls, one more
+    # than a region hoists, and the one left out (y) would be re-defined at every store
+    in_region(b, lambda: rows_loop(b, m, [(xrow, k * 4), (qrow, k64), (srow, 4)], quant_one))
+    in_region(b, lambda: _q8_blocks(lw, w8, ws, y, per_row_scale, n_lo, cnt, m, k, wsc, qall, sxs))
+
+
+def _q8_blocks(
+    lw: Lowerer, w8, ws, y, per_row_scale: bool, n_lo, cnt, m: int, k: int, wsc, qall, sxs
+) -> None:
+    """The block phase of :func:`_q8_batched`: per block of weight rows, the quantised rows of x."""
+    b = lw.b
+    n = w8.shape[0]
+    k64 = (k + 63) // 64 * 64
+    nfull, tail = divmod(k, 64)
+    rb = Q8_ROWS
+    mr = min(m, max(1, Q8_ACCS // rb))
+    if isinstance(n_lo, VReg):
+        wp, sp = b.new("r", "wp", nospill=True), b.new("r", "sp", nospill=True)
+        b.emit("DMUL", wp, n_lo, imm(k), type="i64")
+        b.emit("DMUL", sp, n_lo, imm(4), type="i64")
+    else:
+        wp, sp = ptr(b, n_lo * k, "wp"), ptr(b, n_lo * 4, "sp")
+
+    def block(nrows: int, gap: int) -> None:
+        """Weight rows wp, wp + gap, ... (outputs sp / 4, ...) against every row of x."""
+        gq, gs, gy = ptr(b, 0, "gq"), ptr(b, 0, "gs"), ptr(b, sp, "gy")
+
+        def group(nx: int) -> None:
+            acc = [[b.new("v", "acc") for _ in range(nx)] for _ in range(nrows)]
+            qp, kp = ptr(b, gq, "qp"), ptr(b, wp, "kp")
+
+            def kstep(nb: int, first: bool) -> None:
+                qv = [ld(b, "i8", qall, at(b, qp, i * k64), 64) for i in range(nx)]
+                for r in range(nrows):
+                    wv = ld(b, "i8", w8.scroll, at(b, kp, r * gap * k), nb)
+                    for i in range(nx):
+                        if first:
+                            b.emit("DBCAST", acc[r][i], imm(0), type="i32")
+                        b.emit("DDOT", acc[r][i], wv, qv[i], type="i8")
+                bump(b, qp, 64)
+                bump(b, kp, 64)
+
+            if nfull:
+                kstep(64, True)
+                loop(b, nfull - 1, lambda: kstep(64, False), "k")
+            if tail:
+                kstep(tail, nfull == 0)
+            for i in range(nx):
+                sx = ld(b, "f32", sxs, at(b, gs, i * 4), cls="r")
+                for r in range(nrows):
+                    t = b.new("r")
+                    b.emit("DRED", t, acc[r][i], type="i32", mod="add")
+                    f = b.new("r")
+                    b.emit("DCVT", f, t, None, type="f32", type2="i32")
+                    sc = b.new("r")
+                    if per_row_scale:
+                        wsr = ld(b, "f32", ws.scroll, at(b, sp, r * gap * 4), cls="r")
+                        b.emit("DMUL", sc, wsr, sx, type="f32")
+                    else:
+                        b.emit("DMUL", sc, wsc, sx, type="f32")
+                    o = b.new("r")
+                    b.emit("DMUL", o, f, sc, type="f32")
+                    st(b, "f32", o, y.scroll, at(b, gy, i * n * 4 + r * gap * 4))
+
+        def full_group() -> None:
+            group(mr)
+            bump(b, gq, mr * k64)
+            bump(b, gs, mr * 4)
+            bump(b, gy, mr * n * 4)
+
+        loop(b, m // mr, full_group, "xgrp")
+        if m % mr:
+            group(m % mr)
+
+    per = cnt // rb
+    if Q8_STREAMS and per > 1:
+        # rb streams of ``per`` consecutive weight rows each, as for one row of x (matmul_q8_loop)
+        def sblk() -> None:
+            block(rb, per)
+            bump(b, wp, k)
+            bump(b, sp, 4)
+
+        loop(b, per, sblk, "nblk")
+        bump(b, wp, (rb - 1) * per * k)
+        bump(b, sp, (rb - 1) * per * 4)
+    else:
+
+        def blk() -> None:
+            block(rb, 1)
+            bump(b, wp, rb * k)
+            bump(b, sp, rb * 4)
+
+        loop(b, per, blk, "nblk")
+    if cnt % rb:
+        block(cnt % rb, 1)

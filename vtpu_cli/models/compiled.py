@@ -19,6 +19,7 @@ What runs on the host (numpy), and why -- everything else is compiled code:
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from importlib import resources
 from typing import TYPE_CHECKING
@@ -96,6 +97,7 @@ class StepShape:
     eps: float
     tokens: int = 1  # T: tokens per run (1: the decode step; more: a batched prefill chunk)
     sentrons: int = 1  # tensor parallel: every projection and the head split by columns (shard=cols)
+    all_logits: bool = False  # a scoring variant: the head for all T rows (perplexity), no argmax
 
     def header(self) -> str:
         """``const`` and ``coord`` declarations that instantiate the shipped program for this shape
@@ -111,6 +113,7 @@ class StepShape:
             "KVH": self.kv_heads,
             "HD": self.head_dim,
             "L": self.layers,
+            "LR": self.tokens if self.all_logits else 1,
             "LS": max(self.layers, 2),
             "CTX": self.ctx,
             "LCTX": self.layers * self.ctx,
@@ -349,7 +352,9 @@ class StepRunner:
             self.tier0_runs += 1
 
     def logits(self) -> np.ndarray:
-        return self.bufs["logits"].view(np.float32)
+        """The last run's logits: [vocab] (one row), or [T, vocab] for a scoring variant."""
+        lg = self.bufs["logits"].view(np.float32)
+        return lg.reshape(self.shape.tokens, -1) if self.shape.all_logits else lg
 
     def token(self) -> int:
         return int(self.bufs["tok"].view(np.int32)[0])
@@ -410,6 +415,7 @@ class CompiledModel:
         shared[coords.parse_packed(io_coord("kv"))] = self.kv
         self.shared = shared
         self.runners: dict[int, StepRunner] = {1: StepRunner(self.shape(1), shared, engine, tiered)}
+        self.scorers: dict[int, StepRunner] = {}  # T -> the variant writing all T rows' logits (score)
         self.runner = self.runners[1]  # the runner of the last run: its logits and argmax are current
         self.pos = 0
         self.engines_used: set[str] = set()
@@ -437,9 +443,19 @@ class CompiledModel:
             r = self.runners[tokens] = StepRunner(self.shape(tokens), self.shared, self.engine, self.tiered)
         return r
 
-    def start(self, sizes=None) -> None:
+    def scorer_for(self, tokens: int) -> StepRunner:
+        """The scoring variant of ``tokens`` tokens per run: a prefill chunk that writes the logits of
+        every row (compiled on first use; it shares the weights and the KV cache)."""
+        r = self.scorers.get(tokens)
+        if r is None:
+            shape = replace(self.shape(tokens), all_logits=True)
+            r = self.scorers[tokens] = StepRunner(shape, self.shared, self.engine, self.tiered)
+        return r
+
+    def start(self, sizes=None, scoring: bool = False) -> None:
         """Start the engines now (JIT code generation or its cache): the decode step and the prefill
-        variants of ``sizes`` (default all; ``plan_sizes`` gives those a prompt uses)."""
+        variants of ``sizes`` (default all; ``plan_sizes`` gives those a prompt uses) -- their scoring
+        variants with ``scoring`` (what :meth:`score` runs)."""
         wanted = [t for t in (self.prefill_sizes if sizes is None else sizes) if t > 1]
         spare = self.engine == "jit" and wanted and not self.runners[1].jit_cached()
         if spare:
@@ -447,16 +463,15 @@ class CompiledModel:
 
             prestart_child()  # one variant's compile will run in a child: it starts while phextcc runs
         try:
-            self._start_all(wanted)
+            self._start_all([self.scorer_for(t) if scoring else self.runner_for(t) for t in wanted])
         finally:
             if spare:
                 from vtpu_cli.engines.jit.compile import drop_spare
 
                 drop_spare()  # not taken (small variants compile in this process): it would idle on
 
-    def _start_all(self, wanted: list[int]) -> None:
-        runners = [self.runners[1]]
-        runners += [self.runner_for(t) for t in wanted]
+    def _start_all(self, variants: list[StepRunner]) -> None:
+        runners = [self.runners[1], *variants]
         if self.engine != "jit" or len(runners) == 1:
             for r in runners:
                 r.start()
@@ -491,13 +506,17 @@ class CompiledModel:
         on a host with few spare cores they would slow the runs beside them more than they gain);
         ``wait_sent``: wait up to that many seconds per variant until its detached compile holds its
         job, so that this process may exit and the next start still finds the optimised code cached."""
-        for r in self.runners.values():
+        for r in self.variants():
             if r._engine is not None:
                 r.start_optimised(wait_sent)
 
     def wait_optimised(self, timeout: float | None = None) -> bool:
         """Block until every started variant runs optimised code; True when all do."""
-        return all([r.wait_optimised(timeout) for r in self.runners.values() if r._engine is not None])
+        return all([r.wait_optimised(timeout) for r in self.variants() if r._engine is not None])
+
+    def variants(self) -> list[StepRunner]:
+        """Every compiled variant made so far: decode, prefill and scoring steps."""
+        return [*self.runners.values(), *self.scorers.values()]
 
     def reset(self) -> None:
         """Start a new sequence (cache rows beyond ``pos`` are never read, so nothing is cleared)."""
@@ -564,13 +583,29 @@ class CompiledModel:
             i += n
         return r
 
+    def score(self, ids: list[int]) -> Iterator[np.ndarray]:
+        """Append ``ids`` as :meth:`plan` says, with the scoring variants: yields the float32 logits of
+        every appended token, a run at a time ([n, vocab] for the n real tokens of the run; views of
+        the runner's output, valid until the next run). One pass over the LM head serves a whole
+        chunk, where token by token it is read once per token (perplexity)."""
+        if self.pos + len(ids) > self.ctx:
+            raise ModelError(f"context of {self.ctx} tokens exceeded ({self.pos} + {len(ids)})")
+        i = 0
+        for n, t in self.plan(len(ids)):
+            chunk = [int(x) for x in ids[i : i + n]]
+            if t == 1:
+                yield self.step(chunk[0]).logits()[None, :]
+            else:
+                yield self._run(self.scorer_for(t), chunk + [chunk[-1]] * (t - n), n, True).logits()[:n]
+            i += n
+
     def forward(self, ids: list[int], all_logits: bool = False) -> np.ndarray:
         """Append ``ids``; float32 logits [1, vocab] of the last token (batched prefill), or
-        [len(ids), vocab] with ``all_logits`` (token by token)."""
+        [len(ids), vocab] with ``all_logits`` (batched too: :meth:`score`)."""
         if self.pos + len(ids) > self.ctx:
             raise ModelError(f"context of {self.ctx} tokens exceeded ({self.pos} + {len(ids)})")
         if not ids:
             return np.zeros((0, self.cfg.vocab), np.float32)
         if not all_logits:
             return self.prefill(list(ids)).logits().copy()[None, :]
-        return np.stack([self.step(int(t)).logits().copy() for t in ids])
+        return np.concatenate([rows.copy() for rows in self.score(list(ids))])

@@ -112,14 +112,15 @@ def _open(model: Path, ctx: int, engine: str, sentrons: int, stats: GenStats, ti
     return m, cm
 
 
-def _start(cm, stats: GenStats, sizes: set[int]) -> None:
+def _start(cm, stats: GenStats, sizes: set[int], scoring: bool = False) -> None:
     """Start the engines (JIT code generation or its disk cache) before the clock of the first token:
-    the decode step, and the prefill variants the prompt uses; then ``settle``."""
+    the decode step, and the prefill variants the prompt uses (their scoring variants with ``scoring``:
+    perplexity); then ``settle``."""
     t = time.perf_counter()
-    cm.start(sizes)
+    cm.start(sizes, scoring=scoring)
     settle()
     stats.compile_s += time.perf_counter() - t
-    for why in sorted({r.fallback for r in cm.runners.values() if r.fallback}):
+    for why in sorted({r.fallback for r in cm.variants() if r.fallback}):
         print(f"note: running on the interpreter: {why}", file=sys.stderr)
 
 
@@ -266,7 +267,8 @@ class _Null:
 
 def perplexity(cm, ids: list[int], progress=None) -> tuple[float, int]:
     """exp(mean negative log-likelihood) of ``ids`` in non-overlapping windows of the context (each
-    window starts a fresh sequence); returns (perplexity, tokens scored)."""
+    window starts a fresh sequence; its tokens run in batched chunks that write every row's logits,
+    ``CompiledModel.score``); returns (perplexity, tokens scored)."""
     nll, count = 0.0, 0
     win = cm.ctx
     for w0 in range(0, len(ids) - 1, win):
@@ -274,12 +276,21 @@ def perplexity(cm, ids: list[int], progress=None) -> tuple[float, int]:
         if len(window) < 2:
             break
         cm.reset()
-        for i in range(len(window) - 1):
-            nll += _nll(cm.forward([window[i]])[-1], window[i + 1])
+        count, nll = _score(cm, window, count, nll, progress)
+    return (math.exp(nll / count) if count else float("nan")), count
+
+
+def _score(cm, seq: list[int], count: int, nll: float, progress) -> tuple[int, float]:
+    """Append ``seq[:-1]`` scoring each token's logits against the next token of ``seq``."""
+    i = 0
+    for rows in cm.score(seq[:-1]):
+        for row in rows:
+            nll += _nll(row, seq[i + 1])
+            i += 1
             count += 1
             if progress is not None:
                 progress(count)
-    return (math.exp(nll / count) if count else float("nan")), count
+    return count, nll
 
 
 def _nll(logits: np.ndarray, target: int) -> float:
@@ -303,11 +314,7 @@ def perplexity_second_half(cm, ids: list[int], bos: int | None, progress=None) -
             chunk[0] = bos
         cm.reset()
         cm.forward(chunk[:first])
-        for j in range(first, n - 1):
-            nll += _nll(cm.forward([chunk[j]])[-1], chunk[j + 1])
-            count += 1
-            if progress is not None:
-                progress(count)
+        count, nll = _score(cm, chunk[first:], count, nll, progress)
     return (math.exp(nll / count) if count else float("nan")), count
 
 
@@ -331,7 +338,6 @@ def perplexity_command(
         except (OSError, UnicodeDecodeError) as e:
             raise ModelError(f"{text_file}: cannot read ({e})") from None
         m, cm = _open(Path(model), ctx, engine, sentrons, stats)
-        _start(cm, stats, set())
         ids = m.tokenizer.encode(text)
         if len(ids) < 2:
             raise ModelError(f"{text_file}: needs at least 2 tokens, found {len(ids)}")
@@ -342,6 +348,9 @@ def perplexity_command(
                     f"({2 * cm.ctx}), as llama-perplexity does"
                 )
             _start(cm, stats, cm.plan_sizes(cm.ctx // 2, pos=0))
+            _start(cm, stats, cm.plan_sizes(cm.ctx - 1 - cm.ctx // 2, pos=cm.ctx // 2), scoring=True)
+        else:
+            _start(cm, stats, cm.plan_sizes(min(cm.ctx, len(ids) - 1), pos=0), scoring=True)
     except ModelError as e:
         return _fail(e, json_out)
     if scoring == "second-half":
