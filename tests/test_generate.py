@@ -261,6 +261,9 @@ def test_scoring_writes_every_rows_logits_in_chunks(paths):
     assert batched.runners[1].runs == 0 and batched.pos == 11
     tok = int(lb[-1].argmax())  # decode goes on from the cache the scoring runs wrote
     assert np.array_equal(batched.forward([tok])[-1], single.forward([tok])[-1])
+    # two sentrons: the head's rows split by columns (matmul_q8 shard=cols with M = 4), the same bits
+    tp = CompiledModel(model, ctx=CTX, engine="interp", prefill=4, sentrons=2)
+    assert np.array_equal(tp.forward(ids, all_logits=True), ls)
 
 
 @pytest.mark.parametrize("prompt", ["The cat", LONG_PROMPT])
