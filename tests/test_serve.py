@@ -215,6 +215,9 @@ def test_completion_logprobs_and_echoed_prompt(client: Any, model: Any) -> None:
         best = np.argsort(-lsm[i - 1], kind="stable")[:2]
         assert list(lp.top_logprobs[i].values()) == pytest.approx([lsm[i - 1, b] for b in best], abs=1e-9)
     assert lp.text_offset[0] == 0 and lp.text_offset[-1] == len(prompt) - len(lp.tokens[-1])
+    # a prompt that fills the whole context can still be scored (nothing is generated)
+    full = client.completions.create(model=MODEL_ID, prompt=[5] * CTX, max_tokens=0, echo=True, logprobs=0)
+    assert len(full.choices[0].logprobs.token_logprobs) == CTX
     # generated tokens: each one's log probability where it was chosen (greedy: the best one)
     g = client.completions.create(model=MODEL_ID, prompt=prompt, max_tokens=4, temperature=0, logprobs=1)
     glp = g.choices[0].logprobs
