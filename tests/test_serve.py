@@ -187,6 +187,122 @@ def test_chat_streaming_and_not(client: Any, model: Any) -> None:
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == n
 
 
+def _log_softmax(logits: np.ndarray) -> np.ndarray:
+    x = np.asarray(logits, np.float64)
+    m = x.max(axis=-1, keepdims=True)
+    return x - (m + np.log(np.exp(x - m).sum(axis=-1, keepdims=True)))
+
+
+def _tok_text(model: Any, t: int) -> str:
+    return model.tokenizer.token_bytes(t).decode("utf-8", "replace")
+
+
+def test_completion_logprobs_and_echoed_prompt(client: Any, model: Any) -> None:
+    """`logprobs` (with `echo`: the prompt's too, max_tokens 0 allowed) against the reference's
+    log-softmax at every position: what lm-evaluation-harness asks a completions server for."""
+    prompt = "The quick brown fox"
+    ids = model.tokenizer.encode(prompt)
+    ref = Reference(model, ctx=CTX)
+    lsm = _log_softmax(ref.forward(ids))  # row i: the distribution of token i + 1
+    r = client.completions.create(model=MODEL_ID, prompt=prompt, max_tokens=0, echo=True, logprobs=2)
+    lp = r.choices[0].logprobs
+    assert r.choices[0].text == prompt and r.usage.completion_tokens == 0
+    assert lp.tokens == [_tok_text(model, t) for t in ids]
+    assert lp.token_logprobs[0] is None and lp.top_logprobs[0] is None
+    want = [float(lsm[i - 1, ids[i]]) for i in range(1, len(ids))]
+    np.testing.assert_allclose(lp.token_logprobs[1:], want, rtol=1e-9, atol=1e-9)
+    for i in range(1, len(ids)):
+        best = np.argsort(-lsm[i - 1], kind="stable")[:2]
+        assert list(lp.top_logprobs[i].values()) == pytest.approx([lsm[i - 1, b] for b in best], abs=1e-9)
+    assert lp.text_offset[0] == 0 and lp.text_offset[-1] == len(prompt) - len(lp.tokens[-1])
+    # a prompt that fills the whole context can still be scored (nothing is generated)
+    full = client.completions.create(model=MODEL_ID, prompt=[5] * CTX, max_tokens=0, echo=True, logprobs=0)
+    assert len(full.choices[0].logprobs.token_logprobs) == CTX
+    # generated tokens: each one's log probability where it was chosen (greedy: the best one)
+    g = client.completions.create(model=MODEL_ID, prompt=prompt, max_tokens=4, temperature=0, logprobs=1)
+    glp = g.choices[0].logprobs
+    want_ids = ref.generate(list(ids), 4, None, stop_at_eos=True)
+    assert len(glp.token_logprobs) == len([t for t in want_ids if t not in model.config.eos_ids])
+    ref.reset()
+    rows = _log_softmax(ref.forward(list(ids) + want_ids[:-1])[len(ids) - 1 :])
+    for j, v in enumerate(glp.token_logprobs):
+        assert v == pytest.approx(rows[j, want_ids[j]], abs=1e-9) and v == pytest.approx(
+            rows[j].max(), abs=1e-9
+        )
+        assert list(glp.top_logprobs[j].values())[0] == pytest.approx(v, abs=1e-9)
+    assert glp.text_offset[0] == len(prompt)
+    # streamed: the same numbers, spread over the chunks
+    chunks = list(
+        client.completions.create(
+            model=MODEL_ID, prompt=prompt, max_tokens=4, temperature=0, logprobs=1, echo=True, stream=True
+        )
+    )
+    got = [v for c in chunks if c.choices[0].logprobs for v in c.choices[0].logprobs.token_logprobs]
+    assert got[0] is None and got[1 : len(ids)] == pytest.approx(want, abs=1e-9)
+    assert got[len(ids) :] == pytest.approx(glp.token_logprobs, abs=1e-9)
+    assert "".join(c.choices[0].text for c in chunks) == prompt + g.choices[0].text
+
+
+def test_chat_logprobs(client: Any, model: Any) -> None:
+    messages = [{"role": "user", "content": "Hello world!"}]
+    ids = chat_ids(model, messages)
+    r = client.chat.completions.create(
+        model=MODEL_ID, messages=messages, max_tokens=5, temperature=0, logprobs=True, top_logprobs=3
+    )
+    content = r.choices[0].logprobs.content
+    ref = Reference(model, ctx=CTX)
+    out = ref.generate(list(ids), 5, None, stop_at_eos=True)
+    ref.reset()
+    rows = _log_softmax(ref.forward(list(ids) + out[:-1])[len(ids) - 1 :])
+    kept = [t for t in out if t not in model.config.eos_ids]
+    assert len(content) == len(kept)
+    for j, (e, t) in enumerate(zip(content, kept, strict=True)):
+        assert e.logprob == pytest.approx(rows[j, t], abs=1e-9)
+        assert bytes(e.bytes) == model.tokenizer.token_bytes(t)
+        assert len(e.top_logprobs) == 3 and e.top_logprobs[0].logprob == pytest.approx(e.logprob, abs=1e-9)
+        assert [x.logprob for x in e.top_logprobs] == sorted(
+            (x.logprob for x in e.top_logprobs), reverse=True
+        )
+    assert (
+        b"".join(bytes(e.bytes) for e in content).decode("utf-8", "replace") == r.choices[0].message.content
+    )
+    stream = client.chat.completions.create(
+        model=MODEL_ID, messages=messages, max_tokens=5, temperature=0, logprobs=True, stream=True
+    )
+    streamed = [
+        e.logprob
+        for c in stream
+        if c.choices and c.choices[0].logprobs
+        for e in c.choices[0].logprobs.content
+    ]
+    assert streamed == pytest.approx([e.logprob for e in content], abs=1e-9)
+    plain = client.chat.completions.create(model=MODEL_ID, messages=messages, max_tokens=2, temperature=0)
+    assert plain.choices[0].logprobs is None
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "param"),
+    [
+        ("/v1/completions", {"prompt": "x", "logprobs": 6}, "logprobs"),
+        ("/v1/completions", {"prompt": "x", "logprobs": True}, "logprobs"),
+        ("/v1/completions", {"prompt": "x", "max_tokens": 0}, "max_tokens"),
+        (
+            "/v1/chat/completions",
+            {"messages": [{"role": "user", "content": "x"}], "top_logprobs": 2},
+            "top_logprobs",
+        ),
+        (
+            "/v1/chat/completions",
+            {"messages": [{"role": "user", "content": "x"}], "logprobs": True, "top_logprobs": 21},
+            "top_logprobs",
+        ),
+    ],
+)
+def test_logprobs_requests_checked(server: Server, path: str, body: dict[str, Any], param: str) -> None:
+    r = httpx.post(server.url + path, json={"model": MODEL_ID, **body})
+    assert r.status_code == 400 and r.json()["error"]["param"] == param
+
+
 def test_sse_wire_format(server: Server) -> None:
     body = {"model": MODEL_ID, "prompt": "Hello", "max_tokens": 3, "temperature": 0, "stream": True}
     with httpx.stream("POST", server.url + "/v1/completions", json=body) as r:
@@ -480,6 +596,13 @@ class ByteBackend:
             s[0] += 1
         return np.stack([self._logits(s[0] - 1) for s in states])
 
+    def score(self, state: list[int], tokens: Sequence[int]) -> np.ndarray:
+        rows = [self.forward([state], [[t]])[0] for t in tokens]
+        return np.stack(rows)
+
+    def token_bytes(self, token: int) -> bytes:
+        return bytes([token]) if token < 256 else b""
+
     def release(self, state: list[int]) -> None:
         pass
 
@@ -580,7 +703,8 @@ def test_parsers_accept_or_reject_cleanly(body: dict[str, Any], chat: bool) -> N
     except ApiError as err:
         assert err.status == 400 and err.body()["error"]["message"]
         return
-    assert req.model == "m" and (req.max_tokens is None or req.max_tokens >= 1)
+    assert req.model == "m" and (req.max_tokens is None or req.max_tokens >= 1 or req.echo)
+    assert req.logprobs is None or 0 <= req.logprobs <= 20
     assert 0 <= req.temperature <= 2 and 0 <= req.top_p <= 1 and len(req.stop) <= 4
 
 
@@ -683,6 +807,10 @@ def test_compiled_backend_matches_the_compiled_model_alone(model: Any, tmp_path,
     assert ta == want
     be.release(a)
     assert be.new_state() is a and a.pos == 0  # a released state is reset and reused
+    # score: every row's logits (the scoring variants), those of the step run token by token
+    rows = be.score(a, pa + [ta[0]])
+    alone.reset()
+    np.testing.assert_array_equal(rows, np.stack([alone.forward([t])[-1] for t in pa + [ta[0]]]))
 
 
 def test_server_on_the_compiled_model(model_dir: Path, tmp_path) -> None:
@@ -695,6 +823,13 @@ def test_server_on_the_compiled_model(model_dir: Path, tmp_path) -> None:
         assert r.usage.completion_tokens >= 1 and r.choices[0].finish_reason in ("length", "stop")
         parts = c.completions.create(model=MODEL_ID, prompt="hello", max_tokens=4, temperature=0, stream=True)
         assert "".join(p.choices[0].text for p in parts) == r.choices[0].text
+        e = c.completions.create(
+            model=MODEL_ID, prompt="hello there", max_tokens=1, temperature=0, echo=True, logprobs=1
+        )
+        lps = e.choices[0].logprobs.token_logprobs
+        n = len(load_model(model_dir).tokenizer.encode("hello there"))
+        assert len(lps) == n + e.usage.completion_tokens and lps[0] is None
+        assert all(v <= 0 and np.isfinite(v) for v in lps[1:])
     finally:
         rc, out, err = srv.stop()
     assert rc == 0 and "interp engine, compiled step" in out, err

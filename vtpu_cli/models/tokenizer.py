@@ -11,7 +11,9 @@ BOS is added by the wrapper, not by a post-processor, so every source behaves al
 
 from __future__ import annotations
 
+import functools
 import json
+import re
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -69,6 +71,34 @@ class Tokenizer:
 
     def token(self, i: int) -> str | None:
         return self.hf.id_to_token(i)
+
+    def token_bytes(self, i: int) -> bytes:
+        """The bytes token ``i`` stands for (a piece of a multi-byte character is just its bytes): with a
+        byte-level decoder the token's characters mapped back through the byte alphabet; otherwise a
+        ``<0xNN>`` byte token is its byte and a piece's text has ``\u2581`` as a space."""
+        piece = self.hf.id_to_token(i)
+        if piece is None:
+            return b""
+        if type(self.hf.decoder).__name__ == "ByteLevel":
+            table = _byte_alphabet()
+            if all(ch in table for ch in piece):
+                return bytes(table[ch] for ch in piece)
+            return piece.encode()  # an added token outside the alphabet
+        m = re.fullmatch(r"<0x([0-9A-Fa-f]{2})>", piece)
+        if m:
+            return bytes([int(m.group(1), 16)])
+        return piece.replace("\u2581", " ").encode()
+
+
+@functools.cache
+def _byte_alphabet() -> dict[str, int]:
+    """Byte-level BPE's alphabet, character -> byte: printable Latin-1 bytes stand for themselves, the
+    other 68 bytes (controls, space, DEL, NBSP, soft hyphen, ...) for U+0100 onwards in byte order."""
+    keep = [*range(0x21, 0x7F), *range(0xA1, 0xAD), *range(0xAE, 0x100)]
+    table = {chr(b): b for b in keep}
+    others = [b for b in range(256) if b not in set(keep)]
+    table.update({chr(0x100 + n): b for n, b in enumerate(others)})
+    return table
 
 
 # ------------------------------------------------------------------ Hugging Face

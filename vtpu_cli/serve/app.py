@@ -20,7 +20,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from vtpu_cli.serve.backend import Backend, ChatTemplateError
-from vtpu_cli.serve.engine import Engine, EngineBusy, EngineStopped, Event
+from vtpu_cli.serve.engine import Engine, EngineBusy, EngineStopped, Event, TokenLogprob
 from vtpu_cli.serve.engine import Request as GenRequest
 from vtpu_cli.serve.protocol import ApiError, GenerationRequest, parse_chat, parse_completion, parse_json
 
@@ -114,10 +114,11 @@ class Api:
         # "object" is filled in per response; listed here so that keys come in the OpenAI order.
         meta = {"id": rid, "object": "", "created": int(time.time()), "model": self.backend.model_id}
         echo = prompt_text if req.echo else ""
+        lp = _Logprobs(self.backend, prompt_ids, len(prompt_text)) if req.logprobs is not None else None
         if req.stream:
-            chunks = self._sse(gen, request, meta, chat, req.include_usage, echo)
+            chunks = self._sse(gen, request, meta, chat, req.include_usage, echo, lp)
             return StreamingResponse(chunks, media_type="text/event-stream", headers=SSE_HEADERS)
-        return await self._collect(gen, request, meta, chat, echo)
+        return await self._collect(gen, request, meta, chat, echo, lp)
 
     def _tokenize(self, req: GenerationRequest) -> tuple[list[int], str]:
         """Prompt ids (and text, for echo); a chat template that rejects the conversation is a 400."""
@@ -140,6 +141,8 @@ class Api:
         """max_tokens after checking the context: an explicit request that does not fit is a 400."""
         ctx = self.backend.ctx
         room = ctx - n_prompt
+        if req.max_tokens == 0 and room >= 0:  # echo alone (scoring a prompt): no room needed
+            return 0
         if room < 1:
             raise ApiError(
                 f"this model's maximum context length is {ctx} tokens; the prompt has {n_prompt} tokens, "
@@ -159,15 +162,26 @@ class Api:
         return req.max_tokens
 
     async def _collect(
-        self, gen: GenRequest, request: Request, meta: dict[str, Any], chat: bool, echo: str
+        self,
+        gen: GenRequest,
+        request: Request,
+        meta: dict[str, Any],
+        chat: bool,
+        echo: str,
+        lp: _Logprobs | None = None,
     ) -> Response:
         """A whole (non-streamed) answer; a client that disconnects meanwhile cancels it."""
         watcher = asyncio.create_task(_cancel_on_disconnect(request, gen))
         parts = [echo]
         last = Event("", "cancelled")
+        prompt_lp: tuple = ()
+        gen_lp: list[TokenLogprob] = []
         try:
             async for ev in gen.stream():
                 parts.append(ev.text)
+                gen_lp += ev.logprobs
+                if ev.prompt_logprobs is not None:
+                    prompt_lp = ev.prompt_logprobs
                 last = ev
         finally:
             watcher.cancel()
@@ -186,11 +200,14 @@ class Api:
             choice: dict[str, Any] = {
                 "index": 0,
                 "message": {"role": "assistant", "content": text},
-                "logprobs": None,
+                "logprobs": None if lp is None else lp.chat(gen_lp),
                 "finish_reason": last.finish_reason,
             }
         else:
-            choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": last.finish_reason}
+            logprobs = None
+            if lp is not None:
+                logprobs = lp.completion(lp.prompt(prompt_lp) if echo else [], gen_lp)
+            choice = {"index": 0, "text": text, "logprobs": logprobs, "finish_reason": last.finish_reason}
         body = {
             **meta,
             "object": "chat.completion" if chat else "text_completion",
@@ -208,12 +225,27 @@ class Api:
         chat: bool,
         include_usage: bool,
         echo: str,
+        lp: _Logprobs | None = None,
     ) -> AsyncIterator[str]:
-        """Server-sent events: one chunk per piece of text, a final chunk with finish_reason, `[DONE]`."""
+        """Server-sent events: one chunk per piece of text, a final chunk with finish_reason, `[DONE]`.
+        With log probabilities each chunk carries those of the tokens accepted since the last one (the
+        echoed prompt's with the echo chunk, sent once the prompt has been scored)."""
         obj = "chat.completion.chunk" if chat else "text_completion"
         extra = {"usage": None} if include_usage else {}
 
-        def chunk(text: str | None, finish: str | None, first: bool = False) -> str:
+        def chunk(
+            text: str | None,
+            finish: str | None,
+            first: bool = False,
+            lps: tuple[TokenLogprob, ...] = (),
+            prompt: tuple | None = None,
+        ) -> str:
+            logprobs = None
+            if lp is not None and (lps or prompt):
+                if chat:
+                    logprobs = lp.chat(lps)
+                else:
+                    logprobs = lp.completion(lp.prompt(prompt) if prompt else [], lps)
             if chat:
                 delta: dict[str, Any] = {} if text is None else {"content": text}
                 if first:
@@ -221,11 +253,11 @@ class Api:
                 choice: dict[str, Any] = {
                     "index": 0,
                     "delta": delta,
-                    "logprobs": None,
+                    "logprobs": logprobs,
                     "finish_reason": finish,
                 }
             else:
-                choice = {"index": 0, "text": text or "", "logprobs": None, "finish_reason": finish}
+                choice = {"index": 0, "text": text or "", "logprobs": logprobs, "finish_reason": finish}
             payload = {**meta, "object": obj, "system_fingerprint": None, "choices": [choice], **extra}
             return f"data: {json.dumps(payload, ensure_ascii=False)}\n\n"
 
@@ -233,11 +265,15 @@ class Api:
         try:
             if chat:
                 yield chunk("", None, first=True)
-            elif echo:
+            elif echo and lp is None:
                 yield chunk(echo, None)
             async for ev in gen.stream():
+                if ev.prompt_logprobs is not None:  # (echo with logprobs: the prompt has been scored)
+                    yield chunk(echo, None, prompt=ev.prompt_logprobs)
+                    if ev.finish_reason is None and not ev.text:
+                        continue
                 if ev.finish_reason is None:
-                    yield chunk(ev.text, None)
+                    yield chunk(ev.text, None, lps=ev.logprobs)
                     continue
                 if ev.error or ev.finish_reason == "cancelled":
                     err = ApiError(
@@ -248,8 +284,8 @@ class Api:
                     )
                     yield f"data: {json.dumps(err.body())}\n\n"
                 else:
-                    if ev.text:
-                        yield chunk(ev.text, None)
+                    if ev.text or ev.logprobs:
+                        yield chunk(ev.text, None, lps=ev.logprobs)
                     yield chunk(None, ev.finish_reason)
                     if include_usage:
                         payload = {
@@ -264,6 +300,61 @@ class Api:
         finally:
             watcher.cancel()
             gen.cancel()  # no-op when finished; frees the slot when the client went away mid-stream
+
+
+class _Logprobs:
+    """The OpenAI shapes of log probabilities: the legacy completions object (``tokens``,
+    ``token_logprobs``, ``top_logprobs``, ``text_offset``) and chat's ``content`` list (``token``,
+    ``logprob``, ``bytes``, ``top_logprobs``). A token whose bytes are not UTF-8 on their own (a piece
+    of a character) is written ``bytes:\\xNN...`` in the legacy shape, as OpenAI does; chat has ``bytes``.
+    ``text_offset`` is the token's character offset in the text returned (prompt tokens from 0 in the
+    echoed prompt, generated ones from the prompt's length on): the characters its predecessors decode
+    to, special tokens (BOS) taking none."""
+
+    def __init__(self, backend: Backend, prompt_ids: list[int], prompt_chars: int) -> None:
+        self.backend = backend
+        self.prompt_ids = prompt_ids
+        self.prompt_chars = prompt_chars
+        self.seen = {False: b"", True: b""}  # bytes of the tokens listed so far: generated, prompt
+
+    def _text(self, token: int) -> str:
+        b = self.backend.token_bytes(token)
+        try:
+            return b.decode("utf-8")
+        except UnicodeDecodeError:
+            return "bytes:" + "".join(f"\\x{c:02x}" for c in b)
+
+    def _offset(self, token: int, prompt: bool) -> int:
+        """The offset of ``token`` (then counted as seen)."""
+        done = self.seen[prompt]
+        at = len(done.decode("utf-8", "ignore")) + (0 if prompt else self.prompt_chars)
+        if self.backend.decode([token]) or not self.backend.token_bytes(token).isascii():
+            self.seen[prompt] = done + self.backend.token_bytes(token)  # (special tokens decode to "")
+        return at
+
+    def prompt(self, entries) -> list[tuple[int, TokenLogprob | None]]:
+        return list(zip(self.prompt_ids, entries, strict=True))
+
+    def completion(self, prompt: list, generated) -> dict[str, Any]:
+        out: dict[str, list] = {"tokens": [], "token_logprobs": [], "top_logprobs": [], "text_offset": []}
+        items = [*((t, e, True) for t, e in prompt), *((e.token, e, False) for e in generated)]
+        for tok, e, is_prompt in items:
+            out["tokens"].append(self._text(tok))
+            out["token_logprobs"].append(None if e is None else e.logprob)
+            out["top_logprobs"].append(None if e is None else {self._text(t): v for t, v in e.top})
+            out["text_offset"].append(self._offset(tok, is_prompt))
+        return out
+
+    def _token(self, token: int, logprob: float) -> dict[str, Any]:
+        b = self.backend.token_bytes(token)
+        return {"token": b.decode("utf-8", "replace"), "logprob": logprob, "bytes": list(b)}
+
+    def chat(self, generated) -> dict[str, Any]:
+        content = [
+            {**self._token(e.token, e.logprob), "top_logprobs": [self._token(t, v) for t, v in e.top]}
+            for e in generated
+        ]
+        return {"content": content, "refusal": None}
 
 
 async def _read_body(request: Request) -> bytes:

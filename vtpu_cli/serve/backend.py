@@ -56,6 +56,15 @@ class Backend(Protocol):
         pass; the next-token logits after each sequence's last new token, float [len(states), vocab]."""
         ...
 
+    def score(self, state: Any, tokens: Sequence[int]) -> np.ndarray:
+        """Append ``tokens`` to ``state`` alone; the next-token logits after *each* of them, float
+        [len(tokens), vocab] (prompt log probabilities: the last row is what ``forward`` returns)."""
+        ...
+
+    def token_bytes(self, token: int) -> bytes:
+        """The bytes a token stands for (a piece of a multi-byte character is its own bytes)."""
+        ...
+
     def release(self, state: Any) -> None:
         """Free the memory of a state that will not be used again."""
         ...

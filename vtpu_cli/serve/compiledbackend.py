@@ -78,6 +78,10 @@ class CompiledBackend(ReferenceBackend):
         c = self.cfg
         return 2 * c.layers * self.ctx * c.kv_dim * 4
 
+    def score(self, state, tokens: Sequence[int]) -> np.ndarray:
+        # the scoring variants: T-token chunks whose head covers every row (CompiledModel.score)
+        return np.concatenate([rows.astype(np.float64) for rows in state.score([int(t) for t in tokens])])
+
     def forward(self, states: Sequence, tokens: Sequence[Sequence[int]]) -> np.ndarray:
         return np.stack(
             [

@@ -15,6 +15,10 @@ step over B sequences costs far less than B steps):
   with its own RNG (seeded by `seed`, else from the OS), so concurrent requests never share random state.
 * Results go to the request's asyncio queue through `loop.call_soon_threadsafe`; cancelling a request
   (client gone) frees its slot at the start of the next iteration.
+* Log probabilities (`logprobs`): of the model's own distribution at each position (softmax of the raw
+  logits, before temperature, top-k and top-p), in float64: the chosen token's and its k most likely
+  alternatives. A request that also wants its prompt scored (`echo` with `logprobs`) reads its prompt
+  through `Backend.score` (every row's logits) instead of riding in the batched pass.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
+import math
 import queue
 import threading
 import time
@@ -48,17 +53,47 @@ class SamplingParams:
     top_k: int = 0
     stop: tuple[str, ...] = ()
     seed: int | None = None
+    logprobs: int | None = None  # None: off; k: each token's log probability and its k best alternatives
+    prompt_logprobs: bool = False  # also score the prompt (its first token has none)
+
+
+@dataclass(frozen=True)
+class TokenLogprob:
+    """A token's log probability under the model at its position, and the ``k`` most likely tokens there
+    (most likely first, ties to the lower id)."""
+
+    token: int
+    logprob: float
+    top: tuple[tuple[int, float], ...] = ()
+
+
+def token_logprob(logits: np.ndarray, token: int, k: int) -> TokenLogprob:
+    """``token``'s log-softmax under ``logits`` (float64) and the top ``k`` entries."""
+    x = np.asarray(logits, np.float64)
+    m = float(x.max())
+    lse = m + math.log(float(np.exp(x - m).sum()))
+    top: tuple[tuple[int, float], ...] = ()
+    k = min(k, x.size)
+    if k:
+        idx = np.argpartition(-x, k - 1)[:k]
+        idx = idx[np.lexsort((idx, -x[idx]))]
+        top = tuple((int(i), float(x[i]) - lse) for i in idx)
+    return TokenLogprob(int(token), float(x[token]) - lse, top)
 
 
 @dataclass(frozen=True)
 class Event:
-    """A piece of one request's answer: new text, and on the last event why it finished."""
+    """A piece of one request's answer: new text, and on the last event why it finished. ``logprobs``: the
+    generated tokens accepted since the previous event; ``prompt_logprobs`` (one event, before any
+    text): the prompt's tokens, None for the first."""
 
     text: str
     finish_reason: str | None = None  # "stop" | "length" | "cancelled" | "error"
     prompt_tokens: int = 0
     completion_tokens: int = 0
     error: str | None = None
+    logprobs: tuple[TokenLogprob, ...] = ()
+    prompt_logprobs: tuple[TokenLogprob | None, ...] | None = None
 
 
 class EngineBusy(Exception):
@@ -93,6 +128,9 @@ class Request:
     utf8_at: int = -1  # position of the trailing U+FFFD being held back
     utf8_wait: int = 0  # tokens for which it has been held
     sampler: Sampler | None = None
+    lp_pending: list[TokenLogprob] = field(default_factory=list)  # not yet sent with an event
+    prompt_lp: list[TokenLogprob | None] = field(default_factory=list)  # echo: the prompt's, so far
+    prev_row: np.ndarray | None = None  # echo: the logits after the prompt's last scored token
 
     def cancel(self) -> None:
         """Called from the event loop when the client has gone: the engine drops it next iteration."""
@@ -263,34 +301,56 @@ class Engine:
         """One model pass: a prompt chunk of every sequence still reading its prompt (within the token
         budget) and the last token of every sequence that is generating."""
         work: list[tuple[Request, list[int]]] = []
+        scoring: list[tuple[Request, list[int]]] = []  # prompts whose every row is scored (echo logprobs)
         budget = self.max_pass_tokens
         for r in self._active:
             if r.pos < len(r.prompt):
                 # chunk boundaries depend on the prompt only, never on the load; a chunk that does not fit
                 # the budget waits for the next pass (the first one always goes)
                 chunk = r.prompt[r.pos : r.pos + self.prefill_chunk]
-                if work and len(chunk) > budget:
+                if (work or scoring) and len(chunk) > budget:
                     continue
-                work.append((r, chunk))
+                (scoring if r.params.prompt_logprobs else work).append((r, chunk))
                 budget -= len(chunk)
         decoding = [(r, [r.generated[-1]]) for r in self._active if r.pos == len(r.prompt) and not r.done]
         work += decoding
-        if not work:
+        if not work and not scoring:
             return
+        rows: list[tuple[Request, list[int], np.ndarray]] = []
         try:
-            logits = self.backend.forward([r.state for r, _ in work], [t for _, t in work])
+            if work:
+                logits = self.backend.forward([r.state for r, _ in work], [t for _, t in work])
+                rows += [(r, t, row) for (r, t), row in zip(work, logits, strict=True)]
+            for r, t in scoring:
+                rows.append((r, t, self._score_prompt(r, t)))
             if decoding:
                 self.stats.steps += 1
                 self.stats.step_seqs += len(decoding)
-            for (req, toks), row in zip(work, logits, strict=True):
+            for req, toks, row in rows:
                 if req.pos < len(req.prompt):
                     req.pos += len(toks)
                     if req.pos < len(req.prompt):
                         continue
                     self.stats.prompt_tokens += len(req.prompt)
+                    if req.params.prompt_logprobs:
+                        self._send(req, Event("", prompt_logprobs=tuple(req.prompt_lp)))
+                    if req.params.max_tokens == 0:  # echo alone: the prompt (and its logprobs)
+                        self._finish_active(req, "length", "")
+                        continue
                 self._accept(req, row)
         except Exception as exc:
-            self._fail([r for r, _ in work if not r.done], exc)
+            self._fail([r for r, _, *_ in [*work, *scoring] if not r.done], exc)
+
+    def _score_prompt(self, req: Request, chunk: list[int]) -> np.ndarray:
+        """Append a prompt chunk through ``Backend.score`` and log-score its tokens (each under the row
+        before it); returns the logits after its last token."""
+        rows = self.backend.score(req.state, chunk)
+        k = req.params.logprobs or 0
+        for j, tok in enumerate(chunk):
+            prev = rows[j - 1] if j else req.prev_row
+            req.prompt_lp.append(None if prev is None else token_logprob(prev, tok, k))
+        req.prev_row = rows[-1]
+        return rows[-1]
 
     def _fail(self, reqs: list[Request], exc: Exception) -> None:
         """A model error ends the requests it touched (HTTP 500 / an error event); the server goes on."""
@@ -308,6 +368,8 @@ class Engine:
         self.stats.generated_tokens += 1
         if req.first_token_at is None:
             req.first_token_at = time.perf_counter()
+        if req.params.logprobs is not None and tok not in self.backend.eos_ids:
+            req.lp_pending.append(token_logprob(logits, tok, req.params.logprobs))
         if tok in self.backend.eos_ids:
             self._finish_active(req, "stop", self.backend.decode(req.generated[:-1]))
             return
@@ -342,8 +404,14 @@ class Engine:
                     safe -= k
                     break
         if safe > req.emitted:
-            self._send(req, Event(text[req.emitted : safe]))
+            self._send(req, Event(text[req.emitted : safe], logprobs=self._take_logprobs(req)))
             req.emitted = safe
+
+    @staticmethod
+    def _take_logprobs(req: Request) -> tuple[TokenLogprob, ...]:
+        out = tuple(req.lp_pending)
+        req.lp_pending.clear()
+        return out
 
     def _finish_active(self, req: Request, reason: str, text: str) -> None:
         self._active.remove(req)
@@ -363,7 +431,8 @@ class Engine:
         else:
             self.stats.completed += 1
         self.stats.active = len(self._active)
-        self._send(req, Event(tail, reason, len(req.prompt), len(req.generated), error))
+        lps = self._take_logprobs(req)
+        self._send(req, Event(tail, reason, len(req.prompt), len(req.generated), error, logprobs=lps))
 
     def _send(self, req: Request, ev: Event) -> None:
         try:

@@ -1,8 +1,8 @@
 """OpenAI request validation: JSON bodies in, checked parameters out, or an `ApiError` (HTTP 400).
 
 Strict on purpose: an unknown field, or a known OpenAI feature this server does not implement (n > 1,
-logprobs, penalties, tools), is an error that names the field, rather than something silently ignored
-that would make a client believe it took effect.
+penalties, tools), is an error that names the field, rather than something silently ignored that would
+make a client believe it took effect.
 """
 
 from __future__ import annotations
@@ -16,6 +16,8 @@ from typing import Any
 from vtpu_cli.serve.engine import SamplingParams
 
 MAX_STOPS = 4
+MAX_COMPLETION_LOGPROBS = 5  # /v1/completions `logprobs` (alternatives per token), OpenAI's bound
+MAX_TOP_LOGPROBS = 20  # /v1/chat/completions `top_logprobs`
 
 
 class ApiError(Exception):
@@ -57,9 +59,19 @@ class GenerationRequest:
     stream: bool
     include_usage: bool
     echo: bool
+    logprobs: int | None = None  # None: none; k: each token's log probability and its k best alternatives
 
     def sampling(self, max_tokens: int) -> SamplingParams:
-        return SamplingParams(max_tokens, self.temperature, self.top_p, self.top_k, self.stop, self.seed)
+        return SamplingParams(
+            max_tokens,
+            self.temperature,
+            self.top_p,
+            self.top_k,
+            self.stop,
+            self.seed,
+            self.logprobs,
+            self.echo and self.logprobs is not None,
+        )
 
 
 def parse_json(raw: bytes) -> dict[str, Any]:
@@ -127,8 +139,6 @@ _NEUTRAL: dict[str, tuple[Callable[[Any], bool], str]] = {
     "presence_penalty": (_zero, "other than 0"),
     "frequency_penalty": (_zero, "other than 0"),
     "logit_bias": (lambda v: v is None or v == {}, "(token biases)"),
-    "logprobs": (lambda v: v is None or v is False, "(log probabilities)"),
-    "top_logprobs": (lambda v: v is None or v == 0, "(log probabilities)"),
     "suffix": (lambda v: v is None or v == "", "(insertion)"),
     "tools": (lambda v: v is None or v == [], "(tool calls)"),
     "tool_choice": (lambda v: v is None or v == "none", "(tool calls)"),
@@ -211,7 +221,7 @@ def _common(body: Mapping[str, Any], allowed: set[str], served: str) -> dict[str
     max_tokens = body.get("max_tokens")
     return {
         "model": model,
-        "max_tokens": None if max_tokens is None else _int("max_tokens", max_tokens, 1),
+        "max_tokens": None if max_tokens is None else _int("max_tokens", max_tokens, 0),
         "temperature": 1.0
         if body.get("temperature") is None
         else _num("temperature", body["temperature"], 0, 2),
@@ -240,7 +250,17 @@ def parse_completion(body: Mapping[str, Any], served: str) -> GenerationRequest:
     elif not isinstance(prompt, str):
         raise ApiError("'prompt' is required and must be a string or a list of token ids", param="prompt")
     echo = False if body.get("echo") is None else _bool("echo", body["echo"])
-    return GenerationRequest(prompt=prompt, messages=None, echo=echo, **c)
+    if c["max_tokens"] == 0 and not echo:
+        raise ApiError(
+            "'max_tokens' must be at least 1 (0 only with 'echo': the prompt alone)", param="max_tokens"
+        )
+    lp = body.get("logprobs")
+    logprobs = None if lp is None else _int("logprobs", lp, 0)
+    if logprobs is not None and logprobs > MAX_COMPLETION_LOGPROBS:
+        raise ApiError(
+            f"'logprobs' must be at most {MAX_COMPLETION_LOGPROBS}, got {logprobs}", param="logprobs"
+        )
+    return GenerationRequest(prompt=prompt, messages=None, echo=echo, logprobs=logprobs, **c)
 
 
 def parse_chat(body: Mapping[str, Any], served: str) -> GenerationRequest:
@@ -251,6 +271,15 @@ def parse_chat(body: Mapping[str, Any], served: str) -> GenerationRequest:
         if c["max_tokens"] is not None and c["max_tokens"] != mct:
             raise ApiError("'max_tokens' and 'max_completion_tokens' disagree", param="max_completion_tokens")
         c["max_tokens"] = mct
+    if c["max_tokens"] == 0:
+        raise ApiError("'max_tokens' must be at least 1, got 0", param="max_tokens")
+    want = False if body.get("logprobs") is None else _bool("logprobs", body["logprobs"])
+    top = body.get("top_logprobs")
+    top = None if top is None else _int("top_logprobs", top, 0)
+    if top is not None and top > MAX_TOP_LOGPROBS:
+        raise ApiError(f"'top_logprobs' must be at most {MAX_TOP_LOGPROBS}, got {top}", param="top_logprobs")
+    if top and not want:
+        raise ApiError("'top_logprobs' needs 'logprobs': true", param="top_logprobs")
     raw = body.get("messages")
     if not isinstance(raw, list) or not raw:
         raise ApiError("'messages' is required and must be a non-empty list", param="messages")
@@ -269,7 +298,8 @@ def parse_chat(body: Mapping[str, Any], served: str) -> GenerationRequest:
         if extra:
             raise ApiError(f"'{where}' has unsupported field(s) {sorted(extra)}", param=where)
         messages.append({"role": role, "content": _content(m.get("content"), where)})
-    return GenerationRequest(prompt=None, messages=messages, echo=False, **c)
+    logprobs = (top or 0) if want else None
+    return GenerationRequest(prompt=None, messages=messages, echo=False, logprobs=logprobs, **c)
 
 
 def _content(v: Any, where: str) -> str:

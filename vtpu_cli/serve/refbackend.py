@@ -89,6 +89,9 @@ class ReferenceBackend:
     def decode(self, ids: Sequence[int]) -> str:
         return self.tok.decode(ids)
 
+    def token_bytes(self, token: int) -> bytes:
+        return self.tok.token_bytes(token)
+
     # ---------------------------------------------------------------- KV states
 
     def new_state(self) -> SeqState:
@@ -122,6 +125,12 @@ class ReferenceBackend:
     # ---------------------------------------------------------------- compute
 
     def forward(self, states: Sequence[SeqState], tokens: Sequence[Sequence[int]]) -> np.ndarray:
+        return self._run(states, tokens, all_rows=False)
+
+    def score(self, state: SeqState, tokens: Sequence[int]) -> np.ndarray:
+        return self._run([state], [tokens], all_rows=True)
+
+    def _run(self, states: Sequence[SeqState], tokens: Sequence[Sequence[int]], all_rows: bool) -> np.ndarray:
         c = self.cfg
         ref = self.ref
         lens = [len(t) for t in tokens]
@@ -163,7 +172,8 @@ class ReferenceBackend:
             h = h + ref.bitlinear(rms_norm(g, layer.ffn_sub_norm, c.rms_eps), layer.w_down)
         for s, n in zip(states, lens, strict=True):
             s.pos += n
-        last = offs[1:] - 1  # the LM head only for the rows whose next token is wanted
+        # the LM head only for the rows whose next token is wanted (every row when scoring)
+        last = np.arange(rows) if all_rows else offs[1:] - 1
         return ref.logits(rms_norm(h[last], self.model.output_norm, c.rms_eps))
 
 
