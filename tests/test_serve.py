@@ -218,6 +218,8 @@ def test_completion_logprobs_and_echoed_prompt(client: Any, model: Any) -> None:
     # a prompt that fills the whole context can still be scored (nothing is generated)
     full = client.completions.create(model=MODEL_ID, prompt=[5] * CTX, max_tokens=0, echo=True, logprobs=0)
     assert len(full.choices[0].logprobs.token_logprobs) == CTX
+    with pytest.raises(openai.BadRequestError, match="the prompt has 1025 tokens"):
+        client.completions.create(model=MODEL_ID, prompt=[5] * (CTX + 1), max_tokens=0, echo=True)
     # generated tokens: each one's log probability where it was chosen (greedy: the best one)
     g = client.completions.create(model=MODEL_ID, prompt=prompt, max_tokens=4, temperature=0, logprobs=1)
     glp = g.choices[0].logprobs

@@ -141,7 +141,13 @@ class Api:
         """max_tokens after checking the context: an explicit request that does not fit is a 400."""
         ctx = self.backend.ctx
         room = ctx - n_prompt
-        if req.max_tokens == 0 and room >= 0:  # echo alone (scoring a prompt): no room needed
+        if req.max_tokens == 0:  # echo alone (scoring a prompt): no room needed
+            if room < 0:
+                raise ApiError(
+                    f"this model's maximum context length is {ctx} tokens; the prompt has {n_prompt} tokens",
+                    param="prompt",
+                    code="context_length_exceeded",
+                )
             return 0
         if room < 1:
             raise ApiError(
