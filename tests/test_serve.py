@@ -710,6 +710,43 @@ def test_parsers_accept_or_reject_cleanly(body: dict[str, Any], chat: bool) -> N
     assert 0 <= req.temperature <= 2 and 0 <= req.top_p <= 1 and len(req.stop) <= 4
 
 
+def test_engine_logprobs_ties_stops_and_failures() -> None:
+    """Alternatives tie to the lower id; a stop string drops the entries of the tokens it cuts off; a
+    scoring request whose backend call fails ends alone (the plain request beside it is answered)."""
+    from vtpu_cli.serve.engine import token_logprob
+
+    assert [t for t, _ in token_logprob(np.zeros(300), 0, 3).top] == [0, 1, 2]
+    x = np.zeros(1000)
+    x[::7] = 1.0
+    assert [t for t, _ in token_logprob(x, 7, 2).top] == [0, 7]
+    script = [ord(c) for c in "abXYcd"] + [256]
+    events = run_engine(script, SamplingParams(max_tokens=10, temperature=0, stop=("XY",), logprobs=0))
+    assert "".join(e.text for e in events) == "ab" and events[-1].finish_reason == "stop"
+    assert [lp.token for e in events for lp in e.logprobs] == [ord("a"), ord("b")]
+    engine = Engine(ByteBackend([ord("o"), ord("k"), 256]), max_concurrent=2)
+    engine.start()
+
+    async def go() -> list[list[Any]]:
+        loop = asyncio.get_running_loop()
+        scoring = SamplingParams(max_tokens=5, temperature=0, logprobs=1, prompt_logprobs=True)
+        reqs = [
+            engine.submit([FAIL], scoring, loop),
+            engine.submit([65], SamplingParams(max_tokens=5, temperature=0), loop),
+            engine.submit([66, 67], scoring, loop),
+        ]
+        return [[ev async for ev in r.stream()] for r in reqs]
+
+    try:
+        failed, plain, scored = asyncio.run(asyncio.wait_for(go(), 10))
+    finally:
+        engine.stop()
+    assert failed[-1].finish_reason == "error" and "stub failure" in failed[-1].error
+    assert "".join(e.text for e in plain) == "ok" and plain[-1].finish_reason == "stop"
+    prompt_lp = next(e.prompt_logprobs for e in scored if e.prompt_logprobs is not None)
+    assert prompt_lp[0] is None and prompt_lp[1].token == 67 and len(prompt_lp[1].top) == 1
+    assert scored[-1].finish_reason == "stop"
+
+
 def test_engine_model_error_fails_only_that_pass() -> None:
     bad, good = run_engine(
         [ord("o"), ord("k"), 256], SamplingParams(max_tokens=5, temperature=0), prompts=[FAIL, 65]

@@ -452,18 +452,19 @@ class CompiledModel:
             r = self.scorers[tokens] = StepRunner(shape, self.shared, self.engine, self.tiered)
         return r
 
-    def start(self, sizes=None, scoring: bool = False) -> None:
-        """Start the engines now (JIT code generation or its cache): the decode step and the prefill
-        variants of ``sizes`` (default all; ``plan_sizes`` gives those a prompt uses) -- their scoring
-        variants with ``scoring`` (what :meth:`score` runs)."""
+    def start(self, sizes=None, scoring=()) -> None:
+        """Start the engines now (JIT code generation or its cache): the decode step, the prefill
+        variants of ``sizes`` (default all; ``plan_sizes`` gives those a prompt uses) and the scoring
+        variants of ``scoring`` (what :meth:`score` runs)."""
         wanted = [t for t in (self.prefill_sizes if sizes is None else sizes) if t > 1]
-        spare = self.engine == "jit" and wanted and not self.runners[1].jit_cached()
+        scored = [t for t in scoring if t > 1]
+        spare = self.engine == "jit" and (wanted or scored) and not self.runners[1].jit_cached()
         if spare:
             from vtpu_cli.engines.jit.compile import prestart_child
 
             prestart_child()  # one variant's compile will run in a child: it starts while phextcc runs
         try:
-            self._start_all([self.scorer_for(t) if scoring else self.runner_for(t) for t in wanted])
+            self._start_all([*(self.runner_for(t) for t in wanted), *(self.scorer_for(t) for t in scored)])
         finally:
             if spare:
                 from vtpu_cli.engines.jit.compile import drop_spare
@@ -587,7 +588,8 @@ class CompiledModel:
         """Append ``ids`` as :meth:`plan` says, with the scoring variants: yields the float32 logits of
         every appended token, a run at a time ([n, vocab] for the n real tokens of the run; views of
         the runner's output, valid until the next run). One pass over the LM head serves a whole
-        chunk, where token by token it is read once per token (perplexity)."""
+        chunk, where token by token it is read once per token (perplexity). A scoring variant writes no
+        argmax: after it, ``self.runner.token()`` is not the last token's (take ``argmax`` of its row)."""
         if self.pos + len(ids) > self.ctx:
             raise ModelError(f"context of {self.ctx} tokens exceeded ({self.pos} + {len(ids)})")
         i = 0

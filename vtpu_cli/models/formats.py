@@ -96,7 +96,7 @@ def transpose_fields(words: np.ndarray) -> np.ndarray:
     t = ((x >> 12) ^ x) & np.uint32(0x0000F0F0)
     x = x ^ t ^ (t << 12)
     t = ((x >> 6) ^ x) & np.uint32(0x00CC00CC)
-    return x ^ t ^ (t << 6)
+    return (x ^ t ^ (t << 6)).astype("<u4", copy=False)  # little-endian bytes on any host
 
 
 # ------------------------------------------------------------------ TQ2_0

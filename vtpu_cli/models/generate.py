@@ -112,10 +112,10 @@ def _open(model: Path, ctx: int, engine: str, sentrons: int, stats: GenStats, ti
     return m, cm
 
 
-def _start(cm, stats: GenStats, sizes: set[int], scoring: bool = False) -> None:
+def _start(cm, stats: GenStats, sizes: set[int], scoring: set[int] = frozenset()) -> None:
     """Start the engines (JIT code generation or its disk cache) before the clock of the first token:
-    the decode step, and the prefill variants the prompt uses (their scoring variants with ``scoring``:
-    perplexity); then ``settle``."""
+    the decode step, the prefill variants of ``sizes`` (those the prompt uses) and the scoring variants
+    of ``scoring`` (perplexity); then ``settle``."""
     t = time.perf_counter()
     cm.start(sizes, scoring=scoring)
     settle()
@@ -347,10 +347,14 @@ def perplexity_command(
                     f"{text_file}: {len(ids)} tokens; --scoring second-half needs at least 2 x the context "
                     f"({2 * cm.ctx}), as llama-perplexity does"
                 )
-            _start(cm, stats, cm.plan_sizes(cm.ctx // 2, pos=0))
-            _start(cm, stats, cm.plan_sizes(cm.ctx - 1 - cm.ctx // 2, pos=cm.ctx // 2), scoring=True)
-        else:
-            _start(cm, stats, cm.plan_sizes(min(cm.ctx, len(ids) - 1), pos=0), scoring=True)
+            half = cm.ctx // 2
+            _start(cm, stats, cm.plan_sizes(half, pos=0), cm.plan_sizes(cm.ctx - 1 - half, pos=half))
+        else:  # non-overlapping windows of ctx scored tokens: full ones, and a shorter last one
+            n = len(ids) - 1
+            sizes = cm.plan_sizes(min(cm.ctx, n), pos=0)
+            if n > cm.ctx and n % cm.ctx:
+                sizes |= cm.plan_sizes(n % cm.ctx, pos=0)
+            _start(cm, stats, set(), sizes)
     except ModelError as e:
         return _fail(e, json_out)
     if scoring == "second-half":

@@ -54,6 +54,7 @@ class Tokenizer:
         self.chat_template = chat_template
         self.source = source
         self.notes = list(notes)
+        self._bl: bool | None = None  # byte-level decoder (token_bytes), found on first use
 
     @property
     def vocab_size(self) -> int:
@@ -79,7 +80,7 @@ class Tokenizer:
         piece = self.hf.id_to_token(i)
         if piece is None:
             return b""
-        if type(self.hf.decoder).__name__ == "ByteLevel":
+        if self._byte_level():
             table = _byte_alphabet()
             if all(ch in table for ch in piece):
                 return bytes(table[ch] for ch in piece)
@@ -88,6 +89,14 @@ class Tokenizer:
         if m:
             return bytes([int(m.group(1), 16)])
         return piece.replace("\u2581", " ").encode()
+
+    def _byte_level(self) -> bool:
+        """Whether the decoder maps characters back to bytes (ByteLevel, alone or in a Sequence)."""
+        got = self._bl
+        if got is None:
+            dec = self.hf.decoder
+            got = self._bl = dec is not None and b'"type":"ByteLevel"' in dec.__getstate__()
+        return got
 
 
 @functools.cache

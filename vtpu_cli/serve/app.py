@@ -212,7 +212,7 @@ class Api:
         else:
             logprobs = None
             if lp is not None:
-                logprobs = lp.completion(lp.prompt(prompt_lp) if echo else [], gen_lp)
+                logprobs = lp.completion(lp.prompt(prompt_lp) if prompt_lp else [], gen_lp)  # (echo only)
             choice = {"index": 0, "text": text, "logprobs": logprobs, "finish_reason": last.finish_reason}
         body = {
             **meta,
@@ -313,9 +313,9 @@ class _Logprobs:
     ``token_logprobs``, ``top_logprobs``, ``text_offset``) and chat's ``content`` list (``token``,
     ``logprob``, ``bytes``, ``top_logprobs``). A token whose bytes are not UTF-8 on their own (a piece
     of a character) is written ``bytes:\\xNN...`` in the legacy shape, as OpenAI does; chat has ``bytes``.
-    ``text_offset`` is the token's character offset in the text returned (prompt tokens from 0 in the
-    echoed prompt, generated ones from the prompt's length on): the characters its predecessors decode
-    to, special tokens (BOS) taking none."""
+    ``text_offset`` is the token's character offset in the prompt followed by the completion (as
+    OpenAI's: echoed prompt tokens from 0, generated ones from the prompt's length on, echoed or not):
+    the characters its predecessors' bytes decode to, special tokens (BOS) taking none."""
 
     def __init__(self, backend: Backend, prompt_ids: list[int], prompt_chars: int) -> None:
         self.backend = backend

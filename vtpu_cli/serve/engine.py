@@ -75,8 +75,9 @@ def token_logprob(logits: np.ndarray, token: int, k: int) -> TokenLogprob:
     top: tuple[tuple[int, float], ...] = ()
     k = min(k, x.size)
     if k:
-        idx = np.argpartition(-x, k - 1)[:k]
-        idx = idx[np.lexsort((idx, -x[idx]))]
+        kth = x[np.argpartition(-x, k - 1)[k - 1]]
+        idx = np.flatnonzero(x >= kth)  # every token tied with the k-th too, then ties to the lower id
+        idx = idx[np.lexsort((idx, -x[idx]))][:k]
         top = tuple((int(i), float(x[i]) - lse) for i in idx)
     return TokenLogprob(int(token), float(x[token]) - lse, top)
 
@@ -286,6 +287,11 @@ class Engine:
     def _admit(self) -> None:
         while self._waiting and len(self._active) < self.max_concurrent:
             req = self._waiting.popleft()
+            if req.params.max_tokens == 0 and not req.params.prompt_logprobs:
+                req.pos = len(req.prompt)  # echo alone: nothing to compute
+                self.stats.prompt_tokens += len(req.prompt)
+                self._finish(req, "length")
+                continue
             req.state = self.backend.new_state()
             p = req.params
             # top_p 0 keeps only the most likely token: greedy.
@@ -317,16 +323,23 @@ class Engine:
         if not work and not scoring:
             return
         rows: list[tuple[Request, list[int], np.ndarray]] = []
-        try:
-            if work:
+        if work:
+            try:
                 logits = self.backend.forward([r.state for r, _ in work], [t for _, t in work])
+            except Exception as exc:  # the requests of the batched pass only
+                self._fail([r for r, _ in work if not r.done], exc)
+            else:
                 rows += [(r, t, row) for (r, t), row in zip(work, logits, strict=True)]
-            for r, t in scoring:
+                if decoding:
+                    self.stats.steps += 1
+                    self.stats.step_seqs += len(decoding)
+        for r, t in scoring:  # each alone: a failure ends that request only
+            try:
                 rows.append((r, t, self._score_prompt(r, t)))
-            if decoding:
-                self.stats.steps += 1
-                self.stats.step_seqs += len(decoding)
-            for req, toks, row in rows:
+            except Exception as exc:
+                self._fail([r], exc)
+        for req, toks, row in rows:
+            try:
                 if req.pos < len(req.prompt):
                     req.pos += len(toks)
                     if req.pos < len(req.prompt):
@@ -338,8 +351,8 @@ class Engine:
                         self._finish_active(req, "length", "")
                         continue
                 self._accept(req, row)
-        except Exception as exc:
-            self._fail([r for r, _, *_ in [*work, *scoring] if not r.done], exc)
+            except Exception as exc:
+                self._fail([req], exc)
 
     def _score_prompt(self, req: Request, chunk: list[int]) -> np.ndarray:
         """Append a prompt chunk through ``Backend.score`` and log-score its tokens (each under the row
@@ -379,7 +392,15 @@ class Engine:
             start = max(0, req.emitted - max(map(len, stops)))
             hits = [i for i in (text.find(s, start) for s in stops) if i >= 0]
             if hits:
-                self._finish_active(req, "stop", text[: min(hits)])
+                cut = min(hits)
+                if req.lp_pending:  # keep the entries of the tokens that start before the cut
+                    first = len(req.generated) - len(req.lp_pending)
+                    keep = sum(
+                        len(self.backend.decode(req.generated[: first + j])) < cut
+                        for j in range(len(req.lp_pending))
+                    )
+                    del req.lp_pending[keep:]
+                self._finish_active(req, "stop", text[:cut])
                 return
         full = (
             len(req.generated) >= req.params.max_tokens
