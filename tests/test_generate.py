@@ -339,6 +339,34 @@ def test_python_model_api_matches_the_reference(paths):
         vtpu.Model.load(paths["tq2_0"], sentrons=0)
 
 
+def test_python_model_api_scores_text(paths):
+    """``Model.logprobs``/``perplexity``: the log-softmax of the decode step's logits run token by token
+    (to float64 rounding), and near the float64 reference's (the compiled step's float32 arithmetic and
+    int8 activations: one position of this prompt moves by ~7e-3), nan first."""
+    import vtpu
+
+    def log_softmax_at(logits, ids):
+        x = np.asarray(logits, np.float64)
+        lse = np.log(np.exp(x - x.max(1, keepdims=True)).sum(1)) + x.max(1)
+        return x[np.arange(len(ids) - 1), ids[1:]] - lse[:-1]
+
+    m = vtpu.Model.load(paths["tq2_0"], ctx=CTX, engine="interp")
+    ids = m.tokenizer.encode(LONG_PROMPT)[:12]  # (chunks of 16: one padded run, 12 scored rows)
+    lp = m.logprobs(ids)
+    assert np.isnan(lp[0]) and lp.shape == (len(ids),)
+    assert len(m.logprobs("The")) == len(m.tokenizer.encode("The"))  # text works too
+    single = CompiledModel(load_model(paths["tq2_0"]), ctx=CTX, engine="interp", prefill=1)
+    steps = np.stack([single.forward([t])[-1] for t in ids])
+    np.testing.assert_allclose(lp[1:], log_softmax_at(steps, ids), rtol=0, atol=1e-9)
+    ref = Reference(load_model(paths["tq2_0"]), ctx=CTX, head="q8").forward(ids)
+    assert float(np.abs(lp[1:] - log_softmax_at(ref, ids)).max()) < 2e-2
+    assert m.perplexity(ids) == pytest.approx(float(np.exp(-lp[1:].mean())), rel=1e-9)  # a new sequence
+    with pytest.raises(vtpu.VtpuError, match="do not fit the context"):
+        m.logprobs([1] * (CTX + 1))
+    with pytest.raises(vtpu.VtpuError, match="token ids must be"):
+        m.logprobs([m.config.vocab])
+
+
 def test_settle_collects_what_an_engine_start_leaves_in_cycles():
     """``generate`` collects cyclic garbage before the first run (a JIT compile leaves its llvmlite IR
     module, ~140 MiB at the 2B-4T shape, for a full collection that a short run never reaches)."""

@@ -519,6 +519,58 @@ class Model:
             raise ModelLoadError(str(e)) from None
         return out
 
+    def logprobs(self, prompt: str | list[int]) -> np.ndarray:
+        """Each token's log probability given the tokens before it, under the model's own distribution
+        (log-softmax of the logits, float64 [n]; the first token's is nan): a new sequence, scored in
+        batched chunks that write every row's logits (docs/models.md, "Scoring runs"). ``prompt``: text
+        (tokenised with BOS when the model adds one) or token ids; it must fit the context."""
+        import numpy as np
+
+        from vtpu_cli.models.errors import ModelError
+
+        ids = self._ids(prompt)
+        out = np.full(len(ids), np.nan)
+        cm = self.compiled
+        if len(ids) > cm.ctx:
+            raise VtpuError(f"{len(ids)} tokens do not fit the context of {cm.ctx}")
+        cm.reset()
+        i = 0
+        try:
+            for rows in cm.score(ids[:-1]):
+                x = rows.astype(np.float64)
+                m = x.max(axis=1)
+                lse = m + np.log(np.exp(x - m[:, None]).sum(axis=1))
+                nxt = ids[i + 1 : i + 1 + len(x)]
+                out[i + 1 : i + 1 + len(x)] = x[np.arange(len(x)), nxt] - lse
+                i += len(x)
+        except ModelError as e:
+            raise ModelLoadError(str(e)) from None
+        return out
+
+    def perplexity(self, text: str | list[int]) -> float:
+        """exp(mean negative log-likelihood) of every token of ``text`` after the first, in
+        non-overlapping windows of the context (each a new sequence), as ``vtpu perplexity``."""
+        from vtpu_cli.models.errors import ModelError
+        from vtpu_cli.models.generate import perplexity
+
+        ids = self._ids(text)
+        if len(ids) < 2:
+            raise VtpuError(f"perplexity needs at least 2 tokens, got {len(ids)}")
+        try:
+            return perplexity(self.compiled, ids)[0]
+        except ModelError as e:
+            raise ModelLoadError(str(e)) from None
+
+    def _ids(self, prompt: str | list[int]) -> list[int]:
+        if isinstance(prompt, str):
+            if self.tokenizer is None:
+                raise ModelLoadError("this model has no tokenizer: pass token ids")
+            return self.tokenizer.encode(prompt)
+        ids = [int(t) for t in prompt]
+        if any(not 0 <= t < self.config.vocab for t in ids):
+            raise VtpuError(f"token ids must be in 0..{self.config.vocab - 1}")
+        return ids
+
     def generate(self, prompt: str, max_tokens: int = 64, **sampling) -> str:
         """The text generated after ``prompt`` (sampling options as :meth:`generate_ids`)."""
         if self.tokenizer is None:
