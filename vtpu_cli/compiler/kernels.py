@@ -1605,19 +1605,7 @@ def matmul_q8_loop(
         if tail:
             kstep(tail, nfull == 0)
         for r in range(nrows):
-            s = b.new("r")
-            b.emit("DRED", s, acc[r], type="i32", mod="add")
-            f = b.new("r")
-            b.emit("DCVT", f, s, None, type="f32", type2="i32")
-            sc = b.new("r")
-            if per_row_scale:
-                wsr = ld(b, "f32", ws.scroll, at(b, sp, r * gap * 4), cls="r")
-                b.emit("DMUL", sc, wsr, sx, type="f32")
-            else:
-                b.emit("DMUL", sc, wsc, sx, type="f32")
-            o = b.new("r")
-            b.emit("DMUL", o, f, sc, type="f32")
-            st(b, "f32", o, y.scroll, at(b, yp, r * gap * 4))
+            _q8_out(b, acc[r], sx, ws if per_row_scale else wsc, sp, y.scroll, yp, r * gap * 4, r * gap * 4)
 
     def row() -> None:
         sx = quantise_row(lw, x, xrow, k, qbuf, zero, 64, one)
@@ -1630,32 +1618,9 @@ def matmul_q8_loop(
         else:
             wp, sp, yp = ptr(b, n_lo * k, "wp"), ptr(b, n_lo * 4, "sp"), ptr(b, yrow, "yp")
             bump(b, yp, n_lo * 4)
-        rb = Q8_ROWS
-        per = cnt // rb
-        if Q8_STREAMS and per > 1:
-            # rb streams of ``per`` consecutive rows each; block i takes row i of every stream, so each
-            # stream reads its weights front to back (the next block's row follows the last one)
-            def sblk() -> None:
-                block(rb, wp, sp, yp, sx, per)
-                bump(b, wp, k)
-                bump(b, sp, 4)
-                bump(b, yp, 4)
-
-            loop(b, per, sblk, "nblk")
-            bump(b, wp, (rb - 1) * per * k)
-            bump(b, sp, (rb - 1) * per * 4)
-            bump(b, yp, (rb - 1) * per * 4)
-        else:
-
-            def blk() -> None:
-                block(rb, wp, sp, yp, sx)
-                bump(b, wp, rb * k)
-                bump(b, sp, rb * 4)
-                bump(b, yp, rb * 4)
-
-            loop(b, per, blk, "nblk")
-        if cnt % rb:
-            block(cnt % rb, wp, sp, yp, sx)
+        _q8_weight_blocks(
+            b, cnt, lambda nrows, gap: block(nrows, wp, sp, yp, sx, gap), [(wp, k), (sp, 4), (yp, 4)]
+        )
 
     if m > 1 and Q8_ACCS // Q8_ROWS > 1:
         _q8_batched(lw, x, w8, ws, y, per_row_scale, n_lo, cnt, m, k, one, wsc)
@@ -1732,19 +1697,8 @@ def _q8_blocks(
             for i in range(nx):
                 sx = ld(b, "f32", sxs, at(b, gs, i * 4), cls="r")
                 for r in range(nrows):
-                    t = b.new("r")
-                    b.emit("DRED", t, acc[r][i], type="i32", mod="add")
-                    f = b.new("r")
-                    b.emit("DCVT", f, t, None, type="f32", type2="i32")
-                    sc = b.new("r")
-                    if per_row_scale:
-                        wsr = ld(b, "f32", ws.scroll, at(b, sp, r * gap * 4), cls="r")
-                        b.emit("DMUL", sc, wsr, sx, type="f32")
-                    else:
-                        b.emit("DMUL", sc, wsc, sx, type="f32")
-                    o = b.new("r")
-                    b.emit("DMUL", o, f, sc, type="f32")
-                    st(b, "f32", o, y.scroll, at(b, gy, i * n * 4 + r * gap * 4))
+                    scale = ws if per_row_scale else wsc
+                    _q8_out(b, acc[r][i], sx, scale, sp, y.scroll, gy, r * gap * 4, i * n * 4 + r * gap * 4)
 
         def full_group() -> None:
             group(mr)
@@ -1756,23 +1710,51 @@ def _q8_blocks(
         if m % mr:
             group(m % mr)
 
+    _q8_weight_blocks(b, cnt, block, [(wp, k), (sp, 4)])
+
+
+def _q8_out(
+    b: Builder, acc: VReg, sx: VReg, scale, sp: VReg, y: str, yp: VReg, s_off: int, y_off: int
+) -> None:
+    """One output of ``matmul_q8``: y = f32(the lane sum of ``acc``) * (scale * sx), ``scale`` the per-row
+    scale at ``sp + s_off`` (a Tensor: ws) or the per-tensor one (a register), stored at ``yp + y_off``."""
+    t = b.new("r")
+    b.emit("DRED", t, acc, type="i32", mod="add")
+    f = b.new("r")
+    b.emit("DCVT", f, t, None, type="f32", type2="i32")
+    sc = b.new("r")
+    if isinstance(scale, VReg):
+        b.emit("DMUL", sc, scale, sx, type="f32")
+    else:
+        b.emit("DMUL", sc, ld(b, "f32", scale.scroll, at(b, sp, s_off), cls="r"), sx, type="f32")
+    o = b.new("r")
+    b.emit("DMUL", o, f, sc, type="f32")
+    st(b, "f32", o, y, at(b, yp, y_off))
+
+
+def _q8_weight_blocks(b: Builder, cnt: int, block, ptrs: list[tuple[VReg, int]]) -> None:
+    """``block(nrows, gap)`` over ``cnt`` weight rows in blocks of ``Q8_ROWS``; ``ptrs``: (register, bytes
+    per weight row) advanced between blocks. With ``Q8_STREAMS``, Q8_ROWS streams of ``per`` consecutive
+    rows each: block i takes row i of every stream (``gap`` = per), so each stream reads its weights
+    front to back (the next block's row follows the last one); the rest, adjacent rows."""
+    rb = Q8_ROWS
     per = cnt // rb
     if Q8_STREAMS and per > 1:
-        # rb streams of ``per`` consecutive weight rows each, as for one row of x (matmul_q8_loop)
+
         def sblk() -> None:
             block(rb, per)
-            bump(b, wp, k)
-            bump(b, sp, 4)
+            for r, s in ptrs:
+                bump(b, r, s)
 
         loop(b, per, sblk, "nblk")
-        bump(b, wp, (rb - 1) * per * k)
-        bump(b, sp, (rb - 1) * per * 4)
+        for r, s in ptrs:
+            bump(b, r, (rb - 1) * per * s)
     else:
 
         def blk() -> None:
             block(rb, 1)
-            bump(b, wp, rb * k)
-            bump(b, sp, rb * 4)
+            for r, s in ptrs:
+                bump(b, r, rb * s)
 
         loop(b, per, blk, "nblk")
     if cnt % rb:
