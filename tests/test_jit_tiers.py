@@ -350,9 +350,11 @@ def test_background_now_by_environment_and_spare_cores(monkeypatch):
 
 def test_usable_cores_follow_a_cgroup_quota(tmp_path, monkeypatch):
     """A container limited to 2.5 CPUs on a 16-core host may use 3 cores, not 16; no quota: 16."""
-    monkeypatch.setattr(jit.os, "sched_getaffinity", lambda pid: set(range(16)))
+    from vtpu_cli.core import resources
+
+    monkeypatch.setattr(resources.os, "sched_getaffinity", lambda pid: set(range(16)))
     f = tmp_path / "cpu.max"
-    monkeypatch.setattr(jit, "CGROUP_CPU_MAX", str(f))
+    monkeypatch.setattr(resources, "CGROUP_CPU_MAX", str(f))
     assert jit.usable_cores() == 16  # no such file
     f.write_text("250000 100000\n")
     assert jit.usable_cores() == 3

@@ -157,6 +157,25 @@ def test_unwritable_cache_still_gives_the_scrolls(tiny: dict, tmp_path: Path) ->
     assert not hit and all(got[c].tobytes() == want[c].tobytes() for c in want)
 
 
+@pytest.mark.parametrize("fmt", ["tq2_0", "hf"])
+def test_conversion_threads_never_change_the_bytes(
+    tiny: dict, fmt: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The layout written by 1, 2 or 3 conversion threads (jobs finishing out of order, the head in many
+    blocks, the scales filled by jobs run on other threads) is one file, byte for byte."""
+    import io
+
+    model = load_model(tiny[fmt], tokenizer=False)
+    monkeypatch.setattr(cache_mod, "HEAD_BLOCK_WEIGHTS", 5 * model.config.hidden)
+    outs = []
+    for workers in (1, 2, 3):
+        f = io.BytesIO()
+        index = cache_mod.write_scrolls(f, load_model(tiny[fmt], tokenizer=False, lazy=True), workers=workers)
+        outs.append((f.getvalue(), index))
+    assert outs[0] == outs[1] == outs[2]
+    assert cache_mod.layout_workers() >= 1
+
+
 def test_failed_conversion_leaves_no_cache_and_names_the_tensor(tiny: dict, tmp_path: Path) -> None:
     from vtpu_cli.models.gguf_file import read_gguf
 

@@ -1,4 +1,5 @@
-"""Locating data shipped with the package (the Lark grammars) and the user's cache folders."""
+"""Locating data shipped with the package (the Lark grammars), the user's cache folders and the cores this
+process may use."""
 
 from __future__ import annotations
 
@@ -60,3 +61,23 @@ def private_cache_dir(kind: str) -> Path | None:
         return base
     except (OSError, RuntimeError):
         return None
+
+
+CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"  # cgroup v2: "<quota> <period>" or "max <period>"
+
+
+def usable_cores() -> int:
+    """The cores this process may use: its CPU affinity, bounded by a cgroup v2 CPU quota (a container
+    limited to 2 CPUs on a 64-core host sees all 64 in its affinity)."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # pragma: no cover - not Linux
+        cores = os.cpu_count() or 1
+    try:
+        with open(CGROUP_CPU_MAX, encoding="ascii") as f:
+            quota, period = f.read().split()[:2]
+        if quota != "max" and int(period) > 0:
+            cores = min(cores, max(1, -(-int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass
+    return cores

@@ -28,6 +28,7 @@ import numpy as np
 from vtpu_cli.binary.program import Program
 from vtpu_cli.core import buffers
 from vtpu_cli.core.errors import VtpuError
+from vtpu_cli.core.resources import usable_cores
 from vtpu_cli.engines.base import (
     STATUS_DEADLOCK,
     STATUS_FAULT,
@@ -626,26 +627,6 @@ def background_now(sentrons: int) -> bool:
     if v in ("now", "later"):
         return v == "now"
     return usable_cores() >= sentrons + 2
-
-
-CGROUP_CPU_MAX = "/sys/fs/cgroup/cpu.max"  # cgroup v2: "<quota> <period>" or "max <period>"
-
-
-def usable_cores() -> int:
-    """The cores this process may use: its CPU affinity, bounded by a cgroup v2 CPU quota (a container
-    limited to 2 CPUs on a 64-core host sees all 64 in its affinity)."""
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # pragma: no cover - not Linux
-        cores = os.cpu_count() or 1
-    try:
-        with open(CGROUP_CPU_MAX, encoding="ascii") as f:
-            quota, period = f.read().split()[:2]
-        if quota != "max" and int(period) > 0:
-            cores = min(cores, max(1, -(-int(quota) // int(period))))
-    except (OSError, ValueError):
-        pass
-    return cores
 
 
 def max_jit_siws() -> int:
