@@ -9,7 +9,8 @@ import os
 import sys
 
 import pytest
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
+from hypothesis import strategies as st
 from test_jit import _interp_ok, programs
 
 from vtpu_cli.asm.assembler import assemble
@@ -465,3 +466,76 @@ def test_a_detached_compile_waits_for_another_process_compiling_the_same_key(tmp
     C._loaded.clear()
     res = C.compile_program(prog, cache_dir=cache, opt=3, exclusive=True)
     assert res.cache_hit == "" and len(compiled) == 2 and not lock.exists()
+
+
+# one step: ("coord", p, c) -- c == 6: a coordinate with no scroll -- | ("load"/"store", p, i32 index),
+# an index past 63 out of bounds | ("div", 0/1): a D op between the accesses that may fault
+_seg_step = st.one_of(
+    st.tuples(st.just("coord"), st.integers(0, 3), st.sampled_from([0, 1, 2, 3, 4, 5, 6, 6, 6])),
+    st.tuples(st.just("load"), st.integers(0, 3), st.integers(0, 66)),
+    st.tuples(st.just("store"), st.integers(0, 3), st.integers(0, 66)),
+    st.tuples(st.just("div"), st.integers(0, 1), st.just(0)),
+)
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@example(steps=[("load", 0, 1), ("coord", 0, 6), ("load", 0, 1)], loop_at=40, geometry=(64, 4))
+@example(
+    steps=[("load", 0, 1), ("load", 1, 2), ("coord", 0, 6), ("load", 1, 3), ("load", 0, 1)],
+    loop_at=1,
+    geometry=(1, 1),
+)
+@given(
+    steps=st.lists(_seg_step, min_size=1, max_size=40),
+    loop_at=st.integers(0, 40),
+    geometry=st.sampled_from([(1, 1), (1, 4), (2, 2), (4, 1), (64, 4)]),
+)
+def test_tier0_segment_translations_are_exact(steps, loop_at, geometry):
+    """Tier 0 checks the PPT once per segment of accesses (``Lowerer._segment``, the out-of-line
+    ``vtpu_ppt_seq``; asserted in the IR): random S traffic over 4 p registers and 6 scrolls in caches
+    where registers evict each other, re-pointed coordinates, a coordinate with no scroll, out-of-bounds
+    accesses and a D op that may divide by zero between them -- results, the fault and where it
+    happens, PPT hits and misses and the final LRU state equal the interpreter's."""
+    from test_jit_compile_time import COORDS, _mem
+
+    lines = []
+    for k, c in enumerate(COORDS):
+        vals = ", ".join(str(k * 1000 + i) for i in range(64))
+        lines += [f".coord C{k} = {c}", f".data C{k} i32 {vals}"]
+    lines += [".coord NONE = 1.1.1/1.1.9/1.1.9", ".output C0, C1, r6"]
+    lines += [f"SCOORD p{p}, C{p}" for p in range(4)]
+    lines += ["DMOV r1, 3", "DMOV r7, 1"]
+    for i, (kind, p, x) in enumerate(steps):
+        if i == loop_at:
+            lines.append("loop:")
+        if kind == "coord":
+            lines.append(f"SCOORD p{p}, {'NONE' if x == 6 else f'C{x}'}")
+        elif kind == "load":
+            lines += [f"SGATHER.i32 r3, [p{p} + {4 * x}]", "DADD r6, r6, r3"]
+        elif kind == "store":
+            lines.append(f"SSCATTR.i32 [p{p} + {4 * x}], r6")
+        else:
+            lines.append("DDIV r5, r6, r7" if p else "DDIV r5, r6, r8")
+    if loop_at < len(steps):
+        lines.append("DLOOP r1, loop")
+    prog = assemble("\n".join(lines) + "\n")
+    sets, ways = geometry
+    C._init()
+    cpu, feat = C.host_target()
+    text, _ = C.build_tier0(prog, C._Variant("none", False, sets, cpu, feat, ppt_ways=ways))
+    accesses = any(k in ("load", "store") for k, _, _ in steps)
+    assert ('@"vtpu_ppt_seq"' in text) == accesses
+    ref = Interpreter(prog, memory=_mem(prog, sets, ways)).run()
+    res = jit.JitEngine(prog, memory=_mem(prog, sets, ways), opt=C.TIER0_OPT, no_cache=True).run()
+    assert res.engine == "jit" and res.tier == 0
+    assert same_result(ref, res) == []
+    assert (res.fault is None) == (ref.fault is None)
+    if ref.fault is not None:
+        assert (res.fault.siw, res.fault.pipe, res.fault.message) == (
+            ref.fault.siw,
+            ref.fault.pipe,
+            ref.fault.message,
+        )
+    stats = res.memory.stats
+    assert (stats.hits, stats.misses) == (ref.memory.stats.hits, ref.memory.stats.misses)
+    assert res.memory._cache == ref.memory._cache

@@ -1071,6 +1071,45 @@ class _Analysis:
         )
 
 
+def _segment_plan(code: list, leaders: set[int], hi: int):
+    """``plan(pc, slot)``: the p registers of the S accesses (``SGATHER``/``SSCATTR``, each translating
+    its base once) from (pc, slot) on, in execution order (SIW by SIW, slots D, S, C), up to the end
+    of the basic block or, before it, anything that could move a translation or the PPT between two of
+    them: an op writing a p register, any other S op (the scroll-table callbacks), any C op (a
+    blocking one calls back). D ops neither translate nor call back. At most ``SEQ_MAX`` accesses;
+    memoised per (pc, slot)."""
+    memo: dict[tuple[int, int], tuple[int, ...]] = {}
+
+    def plan(pc: int, slot: int) -> tuple[int, ...]:
+        got = memo.get((pc, slot))
+        if got is not None:
+            return got
+        seq: list[int] = []
+        p, first = pc, slot
+        while p < hi and len(seq) < L.SEQ_MAX:
+            siw = code[p]
+            stop = False
+            for ins in siw[first:]:
+                if ins.is_nop:
+                    continue
+                name = ins.op.name
+                if name in ("SGATHER", "SSCATTR"):
+                    seq.append((ins.args[0] if name == "SSCATTR" else ins.args[1]).base)
+                    if len(seq) == L.SEQ_MAX:
+                        break
+                elif ins.op.pipe != "D" or any(c == "p" for c, _ in L.regs_of(ins)[1]):
+                    stop = True
+                    break
+            d = siw[0]
+            if stop or d.op.branch or d.op.name == "DHALT" or p + 1 in leaders:
+                break
+            p, first = p + 1, 0
+        got = memo[(pc, slot)] = tuple(seq)
+        return got
+
+    return plan
+
+
 def _build_function(
     program: Program,
     v: _Variant,
@@ -1102,9 +1141,19 @@ def _build_function(
     )
     lw.mru_mask = len(program.code) > MRU_MASK_SIWS  # see Lowerer.make_allocas
     lw.imms = imms
+    if v.lift and not v.precise and v.single and v.limit == "none":
+        # tier 0: one PPT check per segment of accesses (Lowerer._segment), on the mask
+        lw.mru_mask = True
+        lw.segment_plan = _segment_plan(program.code, set(leaders), hi)
     split = region is not None
     if split:
-        for attr in ("_ppt_fn", "_pslow_fn", "_slot_fn", "_race_fn_cache"):  # module-level helpers: made once
+        for attr in (
+            "_ppt_fn",
+            "_pslow_fn",
+            "_pseq_fn",
+            "_slot_fn",
+            "_race_fn_cache",
+        ):  # module-level helpers: made once
             if attr in region[1]:
                 setattr(lw, attr, region[1][attr])
     code = program.code
@@ -1347,7 +1396,7 @@ def _build_function(
         lw.cstore(lw.call("llvm.readcyclecounter", L.I64, []), L.OFF_TSC1)
         b.ret(st)
     if split:
-        for attr in ("_ppt_fn", "_pslow_fn", "_slot_fn", "_race_fn_cache"):
+        for attr in ("_ppt_fn", "_pslow_fn", "_pseq_fn", "_slot_fn", "_race_fn_cache"):
             if getattr(lw, attr, None) is not None:
                 region[1][attr] = getattr(lw, attr)
 

@@ -162,6 +162,7 @@ class Lowerer:
         self.fault_phi = None
         self._ppt_fn = None
         self._pslow_fn = None
+        self._pseq_fn = None
         # large programs: the p registers' MRU flags as one i64 mask, the slow translation out of line
         # (see make_allocas); set by the driver before make_allocas
         self.mru_mask = False
@@ -200,6 +201,13 @@ class Lowerer:
         self._slot_fn: ir.Function | None = None
         self._find_fn: ir.Function | None = None
         self._scrub_fn: ir.Function | None = None
+        # tier 0 (fast variant, one sentron): ``segment_plan(pc, slot)`` -> the p registers of the S
+        # accesses lowered from (pc, slot) on, in order, up to anything that could change a translation
+        # (set by the driver, compile._segment_plan). translate() then checks them once per *segment*
+        # (``_segment``) instead of once per access; ``seg``/``seg_pos``: the segment being lowered
+        self.segment_plan: Callable[[int, int], tuple[int, ...]] | None = None
+        self.seg: tuple[int, ...] | None = None
+        self.seg_pos = 0
         # (pc, slot) of the S accesses whose bounds a fast loop clone's dispatch proved for every trip
         # (compile._bounded_offsets): their bounds check is not emitted in the clone
         self.unchecked: set[tuple[int, int]] = set()
@@ -242,6 +250,11 @@ class Lowerer:
         else:
             self.MRU = [a(I1, name=f"mru{i}") for i in range(8)]
             self.TSET = [a(I64, name=f"tset{i}") for i in range(8)]
+        if self.segment_plan is not None:  # what _segment hands the out-of-line helper (vtpu_ppt_seq)
+            eight = ir.Constant(I64, 8)
+            self.SEGC = a(I128, size=eight, name="segc")
+            self.SEGP = a(PTR, size=eight, name="segp")
+            self.SEGS = a(I64, size=eight, name="segs")
         self.TPTR = [a(PTR, name=f"tptr{i}") for i in range(8)]
         self.TSIZE = [a(I64, name=f"tsize{i}") for i in range(8)]
         # several sentrons: the scroll-table slot of the translation (the race detector's scroll index)
@@ -295,6 +308,7 @@ class Lowerer:
             for i in self.used_p:
                 b.store(ir.Constant(I1, 0), self.MRU[i])
         self.static_mru.clear()
+        self.seg = None
 
     def forget_races(self) -> None:
         """The race detector's access records are stale (epoch change, new registers)."""
@@ -341,6 +355,7 @@ class Lowerer:
         else:  # the common end block is entered with lw.pc still at the last SIW lowered
             self.pending = set(plan.raw_at(plan.n if self.b.block.name == "end" else self.pc))
         self.static_mru.clear()
+        self.seg = None
         self.pconst = dict(self.block_consts.get(self.pc, {}))
 
     def block_end(self) -> None:
@@ -396,6 +411,7 @@ class Lowerer:
         """p[i] = v; ``const``: v's value when known at compile time (a constant SCOORD)."""
         self.b.store(v, self.P[i])
         self.static_mru.discard(i)
+        self.seg = None
         if const is None:
             self.pconst.pop(i, None)
         else:
@@ -594,6 +610,20 @@ class Lowerer:
         register in the same set (with a different coordinate) no longer is.
         """
         b = self.b
+        if self.segment_plan is not None and not self.known_mru:
+            seg = self.seg
+            if seg is None or self.seg_pos >= len(seg) or seg[self.seg_pos] != pidx:
+                # a new segment (a mismatch happens only in code after an unconditional fault)
+                self.seg = None
+                seg = self.segment_plan(self.pc, self.slot)
+                if seg and seg[0] == pidx:
+                    self._segment(seg)
+                    self.seg, self.seg_pos = seg, 0
+            if self.seg is not None:
+                # _segment translated this access already: count it and take its translation
+                self.seg_pos += 1
+                b.store(b.add(b.load(self.FASTHITS), ir.Constant(I64, 1)), self.FASTHITS)
+                return b.load(self.TPTR[pidx]), b.load(self.TSIZE[pidx])
         if self.known_mru or pidx in self.static_mru:
             # a fast loop clone (compile._fast_loops), or translated earlier in this block: a hit
             # that changes nothing
@@ -634,6 +664,60 @@ class Lowerer:
         b.position_at_end(done)
         self._static_after_slow(pidx)
         return b.load(self.TPTR[pidx]), b.load(self.TSIZE[pidx])
+
+    def _segment(self, seq: tuple[int, ...]) -> None:
+        """The PPT work of the accesses ``seq`` (p registers, in order, with no p write, callback or
+        block boundary between them) done once, before the first: if every register in it is its set's
+        MRU entry, each access is a hit that changes nothing; otherwise ``vtpu_ppt_seq`` runs the
+        per-access rule over the whole sequence (a slow translation where the bit is clear, which may
+        clear other bits), so LRU state, counters and translations end as the accesses one by one
+        would leave them. A coordinate with no scroll gives its register size 0, so the access faults
+        at its own bounds check (every access form checks against the size), at its own (pc, slot),
+        and the fast variant's run is replayed, which reports the fault."""
+        b = self.b
+        regs = sorted(set(seq))
+        tag = f"{self.pc}_{self.slot}"
+        slow = self.new_block(f"segslow_{tag}")
+        done = self.new_block(f"segdone_{tag}")
+        weigh(b.cbranch(self.mru_all(regs), done, slow), [1 << 20, 1])
+        b.position_at_end(slow)
+        for i in regs:
+            k = ir.Constant(I64, i)
+            b.store(
+                self.pget(i),
+                b.gep(self.SEGC, [k], source_etype=I128),
+            )
+            b.store(
+                b.load(self.TPTR[i]),
+                b.gep(self.SEGP, [k], source_etype=PTR),
+            )
+            b.store(
+                b.load(self.TSIZE[i]),
+                b.gep(self.SEGS, [k], source_etype=I64),
+            )
+        packed = sum(r << (4 * k) for k, r in enumerate(seq))
+        args = [self.ctx, ir.Constant(I64, packed), ir.Constant(I64, len(seq)), b.load(self.MRU), self.TSTATE]
+        got = b.call(self.pseq_fn(), [*args, self.SEGC, self.SEGP, self.SEGS])
+        b.store(b.and_(got, ir.Constant(I64, 0xFF)), self.MRU)
+        b.store(b.add(b.load(self.TRSLOW), b.lshr(got, ir.Constant(I64, 8))), self.TRSLOW)
+        for i in regs:
+            k = ir.Constant(I64, i)
+            b.store(
+                b.load(b.gep(self.SEGP, [k], source_etype=PTR), typ=PTR),
+                self.TPTR[i],
+            )
+            b.store(
+                b.load(b.gep(self.SEGS, [k], source_etype=I64), typ=I64),
+                self.TSIZE[i],
+            )
+        b.branch(done)
+        b.position_at_end(done)
+        self.static_mru.clear()  # the helper's slow translations may have cleared any register's bit
+
+    def pseq_fn(self) -> ir.Function:
+        if self._pseq_fn is None:
+            self._pseq_fn = emit_ppt_seq(self.module, self.pslow_fn())
+        return self._pseq_fn
 
     def _slow_flags(self, pidx: int, coord, lo, hi) -> None:
         """The slow translation with per-register flags, inline: ``vtpu_ppt_translate``, then this
@@ -810,6 +894,76 @@ def emit_ppt_slow(module: ir.Module, translate: ir.Function) -> ir.Function:
     for f, val in enumerate((myset, lo, hi)):
         b.store(val, field(i, f))
     b.ret(out)
+    return fn
+
+
+SEQ_MAX = 16  # accesses one vtpu_ppt_seq call covers (4 bits each in an i64)
+
+
+def emit_ppt_seq(module: ir.Module, pslow: ir.Function) -> ir.Function:
+    """``i64 vtpu_ppt_seq(ctx, packed, n, mask, state, coords, tptr, tsize)``: the PPT rule of ``n``
+    accesses through p registers ``(packed >> 4k) & 15`` (k = 0 .. n-1), one by one: a register whose
+    ``mask`` bit is set is a hit that changes nothing; otherwise ``vtpu_ppt_slow`` translates
+    ``coords[i]`` (the register's value) and gives the new mask, and ``tptr[i]``/``tsize[i]`` take the
+    translation. Returns ``mask | slow translations << 8``. A coordinate with no scroll stops the
+    sequence there with ``tsize[i]`` = 0: that access fails its bounds check, as one by one it would
+    fail its translation, at its own (pc, slot)."""
+    fn = ir.Function(
+        module, ir.FunctionType(I64, [PTR, I64, I64, I64, PTR, PTR, PTR, PTR]), name="vtpu_ppt_seq"
+    )
+    fn.linkage = "internal"
+    for attr in ("noinline", "nounwind", "cold"):
+        fn.attributes.add(attr)
+    ctx, packed, n, mask, state, coords, tptr, tsize = fn.args
+    entry, loop, miss, got, nxt, out, bad = (
+        fn.append_basic_block(x) for x in ("entry", "loop", "miss", "got", "next", "out", "absent")
+    )
+
+    def c64(x: int):
+        return ir.Constant(I64, x)
+
+    b = irbase.builder(entry)
+    b.branch(loop)
+    b.position_at_end(loop)
+    k = b.phi(I64)
+    m = b.phi(I64)
+    cnt = b.phi(I64)
+    i = b.and_(b.lshr(packed, b.shl(k, c64(2))), c64(15))
+    hit = b.icmp_unsigned("!=", b.and_(b.lshr(m, i), c64(1)), c64(0))
+    b.cbranch(hit, nxt, miss)
+    b.position_at_end(miss)
+    coord = b.load(b.gep(coords, [i], source_etype=I128), typ=I128)
+    lo = b.trunc(coord, I64)
+    hi = b.trunc(b.lshr(coord, ir.Constant(I128, 64)), I64)
+    m1 = b.call(pslow, [ctx, lo, hi, i, m, state])
+    b.cbranch(b.icmp_signed("<", m1, c64(0)), bad, got)
+    b.position_at_end(got)
+    trptr = b.load(b.gep(ctx, [c64(OFF_TRPTR)], inbounds=True, source_etype=I8), typ=PTR, align=1)
+    b.store(trptr, b.gep(tptr, [i], source_etype=PTR))
+    trsize = b.load(b.gep(ctx, [c64(OFF_TRSIZE)], inbounds=True, source_etype=I8), typ=I64, align=1)
+    b.store(trsize, b.gep(tsize, [i], source_etype=I64))
+    cnt1 = b.add(cnt, c64(1))
+    b.branch(nxt)
+    b.position_at_end(nxt)
+    m2 = b.phi(I64)
+    m2.add_incoming(m, loop)
+    m2.add_incoming(m1, got)
+    cnt2 = b.phi(I64)
+    cnt2.add_incoming(cnt, loop)
+    cnt2.add_incoming(cnt1, got)
+    k1 = b.add(k, c64(1))
+    b.cbranch(b.icmp_unsigned("<", k1, n), loop, out)
+    for phi, first, again in ((k, c64(0), k1), (m, mask, m2), (cnt, c64(0), cnt2)):
+        phi.add_incoming(first, entry)
+        phi.add_incoming(again, nxt)
+    b.position_at_end(out)
+    b.ret(b.or_(m2, b.shl(cnt2, c64(8))))
+    # no scroll at the coordinate: the access faults at its own bounds check (size 0), where the
+    # accesses one by one fault; the ones after it never run
+    b.position_at_end(bad)
+    b.store(ir.Constant(PTR, None), b.gep(tptr, [i], source_etype=PTR))
+    b.store(c64(0), b.gep(tsize, [i], source_etype=I64))
+    b.ret(b.or_(m, b.shl(cnt, c64(8))))
     return fn
 
 
