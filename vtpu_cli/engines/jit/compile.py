@@ -888,13 +888,14 @@ def _build_parts(
     regions = _regions(program, leaders, v)
 
     imms = None
+    rt = None
     if v.lift:
         slots, values = _imm_slots(program)
         if imm_values is not None:
             imm_values[:] = values
 
     def module():
-        nonlocal imms
+        nonlocal imms, rt
         mod = ir.Module(name="vtpu")
         mod.triple = llvm.get_process_triple()
         if v.lift and values:
@@ -902,6 +903,10 @@ def _build_parts(
             g = ir.GlobalVariable(mod, ty, name=IMMS)
             g.initializer = ir.Constant(ty, None)  # written at load: not a constant LLVM may fold
             imms = (g, slots)
+        if _segmented(v):
+            ty = ir.ArrayType(L.PTR, len(L.RT_FNS))
+            rt = ir.GlobalVariable(mod, ty, name=RT)
+            rt.initializer = ir.Constant(ty, None)  # the runtime's addresses, written at load (_fill_rt)
         return mod
 
     cold = _cold(program, regions)
@@ -910,7 +915,7 @@ def _build_parts(
         fn = ir.Function(mod, ir.FunctionType(L.I64, [L.PTR]), name="vtpu_entry")
         if cold[0]:
             fn.attributes.add("cold")  # a loop-free program: the light pipeline (_light_optimise)
-        _build_function(program, v, mod, fn, leaders, 0, n, None, imms=imms)
+        _build_function(program, v, mod, fn, leaders, 0, n, None, imms=imms, rt=rt)
         return [_text(mod)], leaders
     # entries of each region: its first pc and every target of a branch from another region
     entries = [{a} for a, _ in regions]
@@ -942,7 +947,7 @@ def _build_parts(
             fn.attributes.add("noinline")
             if cold[k]:
                 fn.attributes.add("cold")  # no loop inside: the light pipeline (_light_optimise)
-            _build_function(program, v, mod, fn, leaders, a, z, (sorted(entries[k]), shared), an, imms)
+            _build_function(program, v, mod, fn, leaders, a, z, (sorted(entries[k]), shared), an, imms, rt)
             fns.append(fn)
         return fns
 
@@ -1071,6 +1076,54 @@ class _Analysis:
         )
 
 
+RT = "vtpu_rt"  # tier 0: the module's table of the runtime's PPT helpers (lowering.RT_FNS), filled at load
+
+
+def _segmented(v: _Variant) -> bool:
+    """Tier-0 code with segment translations and the runtime table: one sentron, the fast variant, no
+    step limit (a limit exit in the middle of a segment would leave PPT work done ahead)."""
+    return v.lift and not v.precise and v.single and v.limit == "none"
+
+
+_RUNTIMES: dict[tuple, tuple] = {}  # (sets, ways, cpu, features) -> (engine, addresses): kept for good
+
+
+def _runtime(v: _Variant) -> list[int]:
+    """The addresses of ``lowering.RT_FNS``, compiled once per process and PPT geometry into an engine of
+    their own (tier-0 modules call them through their ``RT`` table; a second object in a program's
+    engine is what crashed before, docs/jit.md): ~10 ms of LLVM per tier-0 module less."""
+    key = (v.ppt_sets, v.ppt_ways, v.cpu, v.features)
+    got = _RUNTIMES.get(key)
+    if got is None:
+        mod = ir.Module(name="vtpu_rt")
+        mod.triple = llvm.get_process_triple()
+        tr = L.emit_ppt_translate(mod, v.ppt_sets, v.ppt_ways)
+        slow = L.emit_ppt_slow(mod, tr)
+        seq = L.emit_ppt_seq(mod, slow)
+        for fn in (slow, seq):
+            fn.linkage = "external"
+        tm = _target_machine(v.cpu, v.features, 2)
+        m = llvm.parse_assembly(str(mod))
+        m.triple = tm.triple
+        m.data_layout = str(tm.target_data)
+        m.verify()
+        _optimise_all(m, tm, 2)
+        engine = llvm.create_mcjit_compiler(m, tm)
+        engine.finalize_object()
+        addrs = [engine.get_function_address(name) for name in L.RT_FNS]
+        if not all(addrs):
+            raise JitError("the tier-0 runtime has no PPT helpers")
+        got = _RUNTIMES[key] = (engine, addrs)
+    return got[1]
+
+
+def _fill_rt(engine, v: _Variant) -> None:
+    """Write the runtime's helper addresses into a tier-0 program's ``RT`` table (when it has one)."""
+    addr = engine.get_global_value_address(RT)
+    if addr:
+        (ctypes.c_uint64 * len(L.RT_FNS)).from_address(addr)[:] = _runtime(v)
+
+
 def _segment_plan(code: list, leaders: set[int], hi: int):
     """``plan(pc, slot)``: the p registers of the S accesses (``SGATHER``/``SSCATTR``, each translating
     its base once) from (pc, slot) on, in execution order (SIW by SIW, slots D, S, C), up to the end
@@ -1121,6 +1174,7 @@ def _build_function(
     region,
     an: _Analysis | None = None,
     imms=None,
+    rt=None,
 ) -> None:
     """Lower the SIWs ``[lo, hi)`` into ``fn``: the whole program (``region`` None: ``fn(ctx)``), or one
     region of a split program (``region`` = (entry pcs, state shared by the regions' lowerers):
@@ -1141,10 +1195,12 @@ def _build_function(
     )
     lw.mru_mask = len(program.code) > MRU_MASK_SIWS  # see Lowerer.make_allocas
     lw.imms = imms
-    if v.lift and not v.precise and v.single and v.limit == "none":
-        # tier 0: one PPT check per segment of accesses (Lowerer._segment), on the mask
+    if _segmented(v):
+        # tier 0: one PPT check per segment of accesses (Lowerer._segment), on the mask, the helpers
+        # through the module's runtime table
         lw.mru_mask = True
         lw.segment_plan = _segment_plan(program.code, set(leaders), hi)
+        lw.rt_table = rt
     split = region is not None
     if split:
         for attr in (
@@ -2365,6 +2421,8 @@ def compile_program(
     with _llvm_lock:
         engine, addr = _load_object(obj, v)
         _fill_imms(engine, imms)
+        if opt == TIER0_OPT:
+            _fill_rt(engine, v)
     if key in _loaded:  # a no_cache recompile: engines still running the earlier copy keep its code mapped
         _superseded.append(_loaded[key])
     _loaded[key] = (engine, addr)

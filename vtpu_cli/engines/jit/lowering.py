@@ -105,6 +105,9 @@ from vtpu_cli.isa.table import FLAG_CMP, HOME_COORD, VEC_BYTES, lanes, type_size
 from vtpu_cli.machine.memory import ppt_set
 
 LOWER: dict[str, Callable] = {}
+PSLOW_TYPE = ir.FunctionType(ir.IntType(64), [PTR] + [ir.IntType(64)] * 4 + [PTR])  # vtpu_ppt_slow
+PSEQ_TYPE = ir.FunctionType(ir.IntType(64), [PTR] + [ir.IntType(64)] * 3 + [PTR] * 4)  # vtpu_ppt_seq
+RT_FNS = ("vtpu_ppt_slow", "vtpu_ppt_seq")  # the tier-0 runtime table's entries (Lowerer.rt_table)
 
 # id(Instr) -> (the Instr, its ``regs()``): the analyses of one module build ask for an instruction's
 # registers about four times (20,000 calls on a model step); emptied by the build (``forget_regs``).
@@ -208,6 +211,9 @@ class Lowerer:
         self.segment_plan: Callable[[int, int], tuple[int, ...]] | None = None
         self.seg: tuple[int, ...] | None = None
         self.seg_pos = 0
+        # tier 0: the module's table of the out-of-line PPT helpers (``RT_FNS``), filled at load with
+        # the process's one compiled copy (compile._runtime): the helpers are not in every module
+        self.rt_table: ir.GlobalVariable | None = None
         # (pc, slot) of the S accesses whose bounds a fast loop clone's dispatch proved for every trip
         # (compile._bounded_offsets): their bounds check is not emitted in the clone
         self.unchecked: set[tuple[int, int]] = set()
@@ -714,7 +720,15 @@ class Lowerer:
         b.position_at_end(done)
         self.static_mru.clear()  # the helper's slow translations may have cleared any register's bit
 
+    def _rt_fn(self, name: str, fty: ir.FunctionType):
+        """A runtime helper through the module's table, loaded here (a value of this function)."""
+        b = self.b
+        k = ir.Constant(I64, RT_FNS.index(name))
+        return _FnPtr(b.load(b.gep(self.rt_table, [k], source_etype=PTR), typ=PTR), fty)
+
     def pseq_fn(self) -> ir.Function:
+        if self.rt_table is not None:
+            return self._rt_fn("vtpu_ppt_seq", PSEQ_TYPE)
         if self._pseq_fn is None:
             self._pseq_fn = emit_ppt_seq(self.module, self.pslow_fn())
         return self._pseq_fn
@@ -755,6 +769,8 @@ class Lowerer:
         return self._ppt_fn
 
     def pslow_fn(self) -> ir.Function:
+        if self.rt_table is not None:
+            return self._rt_fn("vtpu_ppt_slow", PSLOW_TYPE)
         if self._pslow_fn is None:
             self._pslow_fn = emit_ppt_slow(self.module, self.ppt_fn())
         return self._pslow_fn
