@@ -626,9 +626,8 @@ class Lowerer:
                     self._segment(seg)
                     self.seg, self.seg_pos = seg, 0
             if self.seg is not None:
-                # _segment translated this access already: count it and take its translation
+                # _segment translated (and counted) this access already: take its translation
                 self.seg_pos += 1
-                b.store(b.add(b.load(self.FASTHITS), ir.Constant(I64, 1)), self.FASTHITS)
                 return b.load(self.TPTR[pidx]), b.load(self.TSIZE[pidx])
         if self.known_mru or pidx in self.static_mru:
             # a fast loop clone (compile._fast_loops), or translated earlier in this block: a hit
@@ -718,6 +717,9 @@ class Lowerer:
             )
         b.branch(done)
         b.position_at_end(done)
+        # every access of the segment, counted at once (a run that faults before the segment's end is
+        # replayed: its counters are not read)
+        b.store(b.add(b.load(self.FASTHITS), ir.Constant(I64, len(seq))), self.FASTHITS)
         self.static_mru.clear()  # the helper's slow translations may have cleared any register's bit
 
     def _rt_fn(self, name: str, fty: ir.FunctionType):
