@@ -256,6 +256,12 @@ class Lowerer:
         else:
             self.MRU = [a(I1, name=f"mru{i}") for i in range(8)]
             self.TSET = [a(I64, name=f"tset{i}") for i in range(8)]
+        # tier 0: the tables' addresses, once (a global inside an address makes the fast instruction
+        # selector give the rest of the block to SelectionDAG)
+        if self.imms is not None:
+            self.IMMP = entry_b.inttoptr(entry_b.ptrtoint(self.imms[0], I64), PTR)
+        if self.rt_table is not None:
+            self.RTP = entry_b.inttoptr(entry_b.ptrtoint(self.rt_table, I64), PTR)
         if self.segment_plan is not None:  # what _segment hands the out-of-line helper (vtpu_ppt_seq)
             eight = ir.Constant(I64, 8)
             self.SEGC = a(I128, size=eight, name="segc")
@@ -460,7 +466,7 @@ class Lowerer:
         if k is None:
             return None
         b = self.b
-        return b.load(b.gep(self.imms[0], [ir.Constant(I64, k)], source_etype=I64), typ=I64)
+        return b.load(b.gep(self.IMMP, [ir.Constant(I64, k)], source_etype=I64), typ=I64)
 
     # ------------------------------------------------------------------ typed scalar views
     def s_in(self, arg, t: str):
@@ -726,7 +732,7 @@ class Lowerer:
         """A runtime helper through the module's table, loaded here (a value of this function)."""
         b = self.b
         k = ir.Constant(I64, RT_FNS.index(name))
-        return _FnPtr(b.load(b.gep(self.rt_table, [k], source_etype=PTR), typ=PTR), fty)
+        return _FnPtr(b.load(b.gep(self.RTP, [k], source_etype=PTR), typ=PTR), fty)
 
     def pseq_fn(self) -> ir.Function:
         if self.rt_table is not None:
@@ -1861,7 +1867,10 @@ def _ends(lw: Lowerer, size, n: int):
     It depends only on the scroll size, so in a loop that keeps its translations (fast loop clones)
     LLVM hoists it and each access costs one compare-and-branch."""
     b = lw.b
-    return lw.call("llvm.smax.i64", I64, [b.sub(size, ir.Constant(I64, n - 1)), ir.Constant(I64, 0)])
+    d = b.sub(size, ir.Constant(I64, n - 1))
+    if lw.segment_plan is not None:  # tier 0: a select, which the fast instruction selector takes
+        return b.select(b.icmp_signed(">", d, ir.Constant(I64, 0)), d, ir.Constant(I64, 0))
+    return lw.call("llvm.smax.i64", I64, [d, ir.Constant(I64, 0)])
 
 
 def _check_range(lw: Lowerer, off, n: int, size):
