@@ -479,23 +479,33 @@ _seg_step = st.one_of(
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
-@example(steps=[("load", 0, 1), ("coord", 0, 6), ("load", 0, 1)], loop_at=40, geometry=(64, 4))
+@example(steps=[("load", 0, 1), ("coord", 0, 6), ("load", 0, 1)], loop_at=40, geometry=(64, 4), region=None)
+@example(
+    steps=[("load", k % 4, k) for k in range(8)] + [("coord", 2, 6), ("store", 1, 3), ("load", 2, 0)],
+    loop_at=40,
+    geometry=(2, 2),
+    region=1,
+)
 @example(
     steps=[("load", 0, 1), ("load", 1, 2), ("coord", 0, 6), ("load", 1, 3), ("load", 0, 1)],
     loop_at=1,
     geometry=(1, 1),
+    region=1,
 )
 @given(
     steps=st.lists(_seg_step, min_size=1, max_size=40),
     loop_at=st.integers(0, 40),
     geometry=st.sampled_from([(1, 1), (1, 4), (2, 2), (4, 1), (64, 4)]),
+    region=st.sampled_from([None, 1, 4]),
 )
-def test_tier0_segment_translations_are_exact(steps, loop_at, geometry):
+def test_tier0_segment_translations_are_exact(steps, loop_at, geometry, region):
     """Tier 0 checks the PPT once per segment of accesses (``Lowerer._segment``, the out-of-line
     ``vtpu_ppt_seq`` of the process's runtime, called through the module's table; asserted in the IR): random S traffic over 4 p registers and 6 scrolls in caches
     where registers evict each other, re-pointed coordinates, a coordinate with no scroll, out-of-bounds
     accesses and a D op that may divide by zero between them -- results, the fault and where it
-    happens, PPT hits and misses and the final LRU state equal the interpreter's."""
+    happens, PPT hits and misses and the final LRU state equal the interpreter's; also split into
+    regions of 1 or 4 SIWs (``region``: one module of region functions, each with its own view of the
+    runtime table, as the model's step programs are)."""
     from test_jit_compile_time import COORDS, _mem
 
     lines = []
@@ -522,12 +532,19 @@ def test_tier0_segment_translations_are_exact(steps, loop_at, geometry):
     sets, ways = geometry
     C._init()
     cpu, feat = C.host_target()
-    text, _ = C.build_tier0(prog, C._Variant("none", False, sets, cpu, feat, ppt_ways=ways))
-    accesses = any(k in ("load", "store") for k, _, _ in steps)
-    assert ("segslow_" in text) == accesses  # a segment's check, its helper called through the table
-    assert 'define internal i64 @"vtpu_ppt_translate"' not in text  # the helpers live in the runtime
+    with pytest.MonkeyPatch.context() as mp:
+        if region is not None:
+            mp.setattr(C, "SPLIT_SIWS", 4)
+            mp.setattr(C, "REGION_SIWS", region)
+            mp.setattr(C, "COLD_MIN_SIWS", 1)
+        text, _ = C.build_tier0(prog, C._Variant("none", False, sets, cpu, feat, ppt_ways=ways))
+        accesses = any(k in ("load", "store") for k, _, _ in steps)
+        assert ("segslow_" in text) == accesses  # a segment's check, its helper called through the table
+        assert 'define internal i64 @"vtpu_ppt_translate"' not in text  # the helpers: in the runtime
+        if region is not None and loop_at >= len(steps) and len(prog.code) > 12:
+            assert "vtpu_region" in text  # a straight line is cut anywhere
+        res = jit.JitEngine(prog, memory=_mem(prog, sets, ways), opt=C.TIER0_OPT, no_cache=True).run()
     ref = Interpreter(prog, memory=_mem(prog, sets, ways)).run()
-    res = jit.JitEngine(prog, memory=_mem(prog, sets, ways), opt=C.TIER0_OPT, no_cache=True).run()
     assert res.engine == "jit" and res.tier == 0
     assert same_result(ref, res) == []
     assert (res.fault is None) == (ref.fault is None)
