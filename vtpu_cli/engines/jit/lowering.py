@@ -687,6 +687,9 @@ class Lowerer:
         and the fast variant's run is replayed, which reports the fault."""
         b = self.b
         regs = sorted(set(seq))
+        if self.static_mru.issuperset(regs):  # known MRU here (an earlier segment of this block): no test
+            b.store(b.add(b.load(self.FASTHITS), ir.Constant(I64, len(seq))), self.FASTHITS)
+            return
         tag = f"{self.pc}_{self.slot}"
         slow = self.new_block(f"segslow_{tag}")
         done = self.new_block(f"segdone_{tag}")
@@ -726,7 +729,9 @@ class Lowerer:
         # every access of the segment, counted at once (a run that faults before the segment's end is
         # replayed: its counters are not read)
         b.store(b.add(b.load(self.FASTHITS), ir.Constant(I64, len(seq))), self.FASTHITS)
-        self.static_mru.clear()  # the helper's slow translations may have cleared any register's bit
+        # the helper's slow translations may have cleared any register's bit, but the last one accessed
+        # is its set's MRU entry now (a hit leaves it so, a slow translation makes it so)
+        self.static_mru = {seq[-1]}
 
     def _rt_fn(self, name: str, fty: ir.FunctionType):
         """A runtime helper through the module's table, loaded here (a value of this function)."""
