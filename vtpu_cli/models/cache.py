@@ -16,12 +16,14 @@ dropped, and the head is quantised a row block at a time, each source range's pa
 read (``weights.release_file``). The jobs run on ``layout_workers()`` threads, at most twice that many
 results ahead of the writer, which writes them in order (the bytes never depend on the thread count).
 Peak memory of a first start is therefore that of a cached start plus a few converted matrices (2B-4T
-shape, 2 threads: 214 MB peak RSS against 188 MB with one), instead of every converted matrix, the
-whole head and the whole source file at once.
+shape, 2 threads: 214 MB peak RSS against 188 MB with one; with 4, up to 8 finished pieces wait and 4
+are made: an estimated 50-100 MB more), instead of every converted matrix, the whole head and the
+whole source file at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import hashlib
 import json
@@ -207,7 +209,7 @@ def _pieces(model: BitNetModel, workers: int) -> Iterator[tuple[str, np.ndarray]
     """(coordinate, piece) in ``scroll_jobs`` order, the jobs run by ``workers`` threads (numpy releases
     the GIL in the decoders and the head's float64 arithmetic), at most ``2 * workers`` results ahead of
     the writer: the memory held is a few converted matrices, not the model."""
-    flat = ((coord, job) for coord, jobs in scroll_jobs(model) for job in jobs)
+    flat = _flat(model)
     if workers <= 1:
         for coord, job in flat:
             yield coord, job()
@@ -227,6 +229,17 @@ def _pieces(model: BitNetModel, workers: int) -> Iterator[tuple[str, np.ndarray]
         pool.shutdown(wait=True, cancel_futures=True)  # a failed job: the queued ones never start
 
 
+def _flat(model: BitNetModel) -> Iterator[tuple[str, Callable[[], np.ndarray]]]:
+    """(coordinate, job) over every scroll's jobs; a scroll with none still gets its (empty) entry."""
+    for coord, jobs in scroll_jobs(model):
+        empty = True
+        for job in jobs:
+            empty = False
+            yield coord, job
+        if empty:
+            yield coord, _Last(lambda: np.zeros(0, np.uint8))
+
+
 def _take(window: deque) -> tuple[str, np.ndarray]:
     coord, job = window.popleft()
     return coord, job() if isinstance(job, _Last) else job.result()
@@ -244,15 +257,17 @@ def write_scrolls(fh: IO[bytes], model: BitNetModel, workers: int | None = None)
     ``workers``: conversion threads (default ``layout_workers()``); the bytes never depend on it."""
     index: dict[str, list[int]] = {}
     off = 0
-    for coord, piece in _pieces(model, layout_workers() if workers is None else workers):
-        if coord not in index:
-            pad = (-off) % ALIGN
-            fh.write(b"\0" * pad)
-            off += pad
-            index[coord] = [off, 0]
-        fh.write(memoryview(piece))
-        off += piece.nbytes
-        index[coord][1] += piece.nbytes
+    pieces = _pieces(model, layout_workers() if workers is None else workers)
+    with contextlib.closing(pieces):  # a failed write stops the conversion threads at once
+        for coord, piece in pieces:
+            if coord not in index:
+                pad = (-off) % ALIGN
+                fh.write(b"\0" * pad)
+                off += pad
+                index[coord] = [off, 0]
+            fh.write(memoryview(piece))
+            off += piece.nbytes
+            index[coord][1] += piece.nbytes
     return index
 
 

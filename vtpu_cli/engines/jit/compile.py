@@ -1093,16 +1093,22 @@ def _runtime(v: _Variant) -> list[int]:
     their own (tier-0 modules call them through their ``RT`` table; a second object in a program's
     engine is what crashed before, docs/jit.md): ~10 ms of LLVM per tier-0 module less."""
     key = (v.ppt_sets, v.ppt_ways, v.cpu, v.features)
+    with _llvm_lock:  # one copy per key, ever: tables already filled point into it
+        return _runtime_locked(key)
+
+
+def _runtime_locked(key: tuple) -> list[int]:
+    sets, ways, cpu, features = key
     got = _RUNTIMES.get(key)
     if got is None:
         mod = ir.Module(name="vtpu_rt")
         mod.triple = llvm.get_process_triple()
-        tr = L.emit_ppt_translate(mod, v.ppt_sets, v.ppt_ways)
+        tr = L.emit_ppt_translate(mod, sets, ways)
         slow = L.emit_ppt_slow(mod, tr)
         seq = L.emit_ppt_seq(mod, slow)
         for fn in (slow, seq):
             fn.linkage = "external"
-        tm = _target_machine(v.cpu, v.features, 2)
+        tm = _target_machine(cpu, features, 2)
         m = llvm.parse_assembly(str(mod))
         m.triple = tm.triple
         m.data_layout = str(tm.target_data)
