@@ -77,6 +77,34 @@ def _mem(prog, sets: int, ways: int) -> Memory:
     return m
 
 
+def traffic_src(steps, loop_at: int) -> str:
+    """S traffic over p0..p3 and the scrolls of ``COORDS`` (i32[64] each): ``("coord", p, c)`` points p at
+    scroll c (c == 6: ``NONE``, a coordinate with no scroll), ``("load"/"store", p, i)`` element i (past 63:
+    out of bounds), ``("div", 0/1, 0)`` a division by r8 = 0 (faults) or by r7 = 1; steps from ``loop_at``
+    on run three times."""
+    lines = []
+    for k, c in enumerate(COORDS):
+        vals = ", ".join(str(k * 1000 + i) for i in range(64))
+        lines += [f".coord C{k} = {c}", f".data C{k} i32 {vals}"]
+    lines += [".coord NONE = 1.1.1/1.1.9/1.1.9", ".output C0, C1, r6"]
+    lines += [f"SCOORD p{p}, C{p}" for p in range(4)]
+    lines += ["DMOV r1, 3", "DMOV r7, 1"]
+    for i, (kind, p, x) in enumerate(steps):
+        if i == loop_at:
+            lines.append("loop:")
+        if kind == "coord":
+            lines.append(f"SCOORD p{p}, {'NONE' if x == 6 else f'C{x}'}")
+        elif kind == "load":
+            lines += [f"SGATHER.i32 r3, [p{p} + {4 * x}]", "DADD r6, r6, r3"]
+        elif kind == "store":
+            lines.append(f"SSCATTR.i32 [p{p} + {4 * x}], r6")
+        else:
+            lines.append("DDIV r5, r6, r7" if p else "DDIV r5, r6, r8")
+    if loop_at < len(steps):
+        lines.append("DLOOP r1, loop")
+    return "\n".join(lines) + "\n"
+
+
 # one step: ("coord", p, c) | ("load", p, off) | ("store", p, off)
 _step = st.one_of(
     st.tuples(st.just("coord"), st.integers(0, 3), st.integers(0, 5)),
@@ -98,25 +126,7 @@ def test_static_translation_knowledge_is_exact(steps, loop_at, geometry, mask):
     interpreter's for several cache geometries, including ones where every coordinate shares a set;
     with the MRU flags per register and (``mask``: as large programs have them) in one mask with the
     slow translation out of line."""
-    lines = []
-    for k, c in enumerate(COORDS):
-        vals = ", ".join(str(k * 1000 + i) for i in range(64))
-        lines += [f".coord C{k} = {c}", f".data C{k} i32 {vals}"]
-    lines += [".output C0, C1, r6"]
-    lines += [f"SCOORD p{p}, C{p}" for p in range(4)]
-    lines += ["DMOV r1, 3"]
-    for i, (kind, p, x) in enumerate(steps):
-        if i == loop_at:
-            lines.append("loop:")
-        if kind == "coord":
-            lines.append(f"SCOORD p{p}, C{x}")
-        elif kind == "load":
-            lines += [f"SGATHER.i32 r3, [p{p} + {4 * x}]", "DADD r6, r6, r3"]
-        else:
-            lines.append(f"SSCATTR.i32 [p{p} + {4 * x}], r6")
-    if loop_at < len(steps):
-        lines.append("DLOOP r1, loop")
-    prog = assemble("\n".join(lines) + "\n")
+    prog = assemble(traffic_src(steps, loop_at))
     sets, ways = geometry
     ref = Interpreter(prog, memory=_mem(prog, sets, ways)).run()
     with pytest.MonkeyPatch.context() as mp:

@@ -500,35 +500,16 @@ _seg_step = st.one_of(
 )
 def test_tier0_segment_translations_are_exact(steps, loop_at, geometry, region):
     """Tier 0 checks the PPT once per segment of accesses (``Lowerer._segment``, the out-of-line
-    ``vtpu_ppt_seq`` of the process's runtime, called through the module's table; asserted in the IR): random S traffic over 4 p registers and 6 scrolls in caches
-    where registers evict each other, re-pointed coordinates, a coordinate with no scroll, out-of-bounds
-    accesses and a D op that may divide by zero between them -- results, the fault and where it
+    ``vtpu_ppt_seq`` of the process's runtime, called through the module's table; asserted in the
+    IR): random S traffic over 4 p registers and 6 scrolls in caches where registers evict each
+    other, re-pointed coordinates, a coordinate with no scroll, out-of-bounds accesses and a D op
+    that may divide by zero between them (``traffic_src``) -- results, the fault and where it
     happens, PPT hits and misses and the final LRU state equal the interpreter's; also split into
     regions of 1 or 4 SIWs (``region``: one module of region functions, each with its own view of the
     runtime table, as the model's step programs are)."""
-    from test_jit_compile_time import COORDS, _mem
+    from test_jit_compile_time import _mem, traffic_src
 
-    lines = []
-    for k, c in enumerate(COORDS):
-        vals = ", ".join(str(k * 1000 + i) for i in range(64))
-        lines += [f".coord C{k} = {c}", f".data C{k} i32 {vals}"]
-    lines += [".coord NONE = 1.1.1/1.1.9/1.1.9", ".output C0, C1, r6"]
-    lines += [f"SCOORD p{p}, C{p}" for p in range(4)]
-    lines += ["DMOV r1, 3", "DMOV r7, 1"]
-    for i, (kind, p, x) in enumerate(steps):
-        if i == loop_at:
-            lines.append("loop:")
-        if kind == "coord":
-            lines.append(f"SCOORD p{p}, {'NONE' if x == 6 else f'C{x}'}")
-        elif kind == "load":
-            lines += [f"SGATHER.i32 r3, [p{p} + {4 * x}]", "DADD r6, r6, r3"]
-        elif kind == "store":
-            lines.append(f"SSCATTR.i32 [p{p} + {4 * x}], r6")
-        else:
-            lines.append("DDIV r5, r6, r7" if p else "DDIV r5, r6, r8")
-    if loop_at < len(steps):
-        lines.append("DLOOP r1, loop")
-    prog = assemble("\n".join(lines) + "\n")
+    prog = assemble(traffic_src(steps, loop_at))
     sets, ways = geometry
     C._init()
     cpu, feat = C.host_target()

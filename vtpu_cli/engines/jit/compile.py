@@ -1212,7 +1212,6 @@ def _build_function(
         for attr in (
             "_ppt_fn",
             "_pslow_fn",
-            "_pseq_fn",
             "_slot_fn",
             "_race_fn_cache",
         ):  # module-level helpers: made once
@@ -1458,7 +1457,7 @@ def _build_function(
         lw.cstore(lw.call("llvm.readcyclecounter", L.I64, []), L.OFF_TSC1)
         b.ret(st)
     if split:
-        for attr in ("_ppt_fn", "_pslow_fn", "_pseq_fn", "_slot_fn", "_race_fn_cache"):
+        for attr in ("_ppt_fn", "_pslow_fn", "_slot_fn", "_race_fn_cache"):
             if getattr(lw, attr, None) is not None:
                 region[1][attr] = getattr(lw, attr)
 

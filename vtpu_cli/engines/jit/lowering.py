@@ -165,7 +165,6 @@ class Lowerer:
         self.fault_phi = None
         self._ppt_fn = None
         self._pslow_fn = None
-        self._pseq_fn = None
         # large programs: the p registers' MRU flags as one i64 mask, the slow translation out of line
         # (see make_allocas); set by the driver before make_allocas
         self.mru_mask = False
@@ -739,12 +738,9 @@ class Lowerer:
         k = ir.Constant(I64, RT_FNS.index(name))
         return _FnPtr(b.load(b.gep(self.RTP, [k], source_etype=PTR), typ=PTR), fty)
 
-    def pseq_fn(self) -> ir.Function:
-        if self.rt_table is not None:
-            return self._rt_fn("vtpu_ppt_seq", PSEQ_TYPE)
-        if self._pseq_fn is None:
-            self._pseq_fn = emit_ppt_seq(self.module, self.pslow_fn())
-        return self._pseq_fn
+    def pseq_fn(self):
+        """``vtpu_ppt_seq``: segments exist only in tier-0 code, which calls it through the runtime table."""
+        return self._rt_fn("vtpu_ppt_seq", PSEQ_TYPE)
 
     def _slow_flags(self, pidx: int, coord, lo, hi) -> None:
         """The slow translation with per-register flags, inline: ``vtpu_ppt_translate``, then this
